@@ -1,0 +1,116 @@
+package dev.corral.agent;
+
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.Json;
+import dev.corral.proto.v1.Agent;
+import dev.corral.proto.v1.AgentToolset;
+import dev.corral.proto.v1.CustomTool;
+import dev.corral.proto.v1.PermissionPolicy;
+import dev.corral.proto.v1.Tool;
+import dev.corral.proto.v1.ToolConfig;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/** What a valid agent definition looks like (limits follow Claude Managed Agents). */
+public final class AgentRules {
+
+  public static final int MAX_NAME = 256;
+  public static final int MAX_DESCRIPTION = 2048;
+  public static final int MAX_MODEL = 256;
+  public static final int MAX_SYSTEM = 100_000;
+  public static final int MAX_TOOLS = 128;
+  public static final int MAX_TOOL_DESCRIPTION = 10_000;
+  /** The built-in tools an agent toolset can configure. */
+  public static final List<String> BUILT_IN_TOOLS = List.of("bash", "read", "write", "edit", "glob", "grep");
+
+  private static final Pattern CUSTOM_TOOL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,128}");
+  private static final Pattern MODEL = Pattern.compile("[A-Za-z0-9._:/@-]+");
+
+  private AgentRules() {}
+
+  /** Checks the definition fields of {@code agent}; field names are those of the create request. */
+  static Agent check(Agent agent) {
+    InputRules.length("name", agent.getName(), 1, MAX_NAME);
+    InputRules.length("description", agent.getDescription(), 0, MAX_DESCRIPTION);
+    InputRules.length("model", agent.getModel(), 1, MAX_MODEL);
+    if (!MODEL.matcher(agent.getModel()).matches()) {
+      throw new InvalidArgumentException("model", "must be a model id such as claude-sonnet-4-5");
+    }
+    InputRules.length("system", agent.getSystem(), 0, MAX_SYSTEM);
+    tools(agent.getToolsList());
+    InputRules.metadata("metadata", agent.getMetadataMap());
+    return agent;
+  }
+
+  private static void tools(List<Tool> tools) {
+    if (tools.size() > MAX_TOOLS) {
+      throw new InvalidArgumentException("tools", "has " + tools.size() + " entries; the limit is " + MAX_TOOLS);
+    }
+    Set<String> names = new HashSet<>();
+    boolean toolset = false;
+    for (int i = 0; i < tools.size(); i++) {
+      String field = "tools[" + i + "]";
+      Tool tool = tools.get(i);
+      switch (tool.getToolCase()) {
+        case TOOLSET -> {
+          if (toolset) {
+            throw new InvalidArgumentException(field, "is a second toolset; an agent has at most one");
+          }
+          toolset = true;
+          toolset(field + ".toolset", tool.getToolset());
+          names.addAll(BUILT_IN_TOOLS);
+        }
+        case CUSTOM -> custom(field + ".custom", tool.getCustom(), names);
+        default -> throw new InvalidArgumentException(field, "has neither toolset nor custom set");
+      }
+    }
+    for (int i = 0; i < tools.size(); i++) {
+      if (tools.get(i).hasCustom() && toolset && BUILT_IN_TOOLS.contains(tools.get(i).getCustom().getName())) {
+        throw new InvalidArgumentException(
+            "tools[" + i + "].custom.name", "clashes with the built-in tool of the same name");
+      }
+    }
+  }
+
+  private static void toolset(String field, AgentToolset toolset) {
+    if (!toolset.getDefaultConfig().getName().isEmpty()) {
+      throw new InvalidArgumentException(field + ".default_config.name", "must be empty");
+    }
+    policy(field + ".default_config.permission_policy", toolset.getDefaultConfig());
+    Set<String> configured = new HashSet<>();
+    for (int i = 0; i < toolset.getConfigsCount(); i++) {
+      ToolConfig config = toolset.getConfigs(i);
+      String at = field + ".configs[" + i + "]";
+      if (!BUILT_IN_TOOLS.contains(config.getName())) {
+        throw new InvalidArgumentException(at + ".name", "must be one of " + String.join(", ", BUILT_IN_TOOLS));
+      }
+      if (!configured.add(config.getName())) {
+        throw new InvalidArgumentException(at + ".name", "configures " + config.getName() + " a second time");
+      }
+      policy(at + ".permission_policy", config);
+    }
+  }
+
+  private static void policy(String field, ToolConfig config) {
+    if (config.getPermissionPolicy() == PermissionPolicy.UNRECOGNIZED) {
+      throw new InvalidArgumentException(field, "is not a known policy");
+    }
+  }
+
+  private static void custom(String field, CustomTool tool, Set<String> names) {
+    if (!CUSTOM_TOOL_NAME.matcher(tool.getName()).matches()) {
+      throw new InvalidArgumentException(field + ".name", "must be 1 to 128 characters of [A-Za-z0-9_-]");
+    }
+    if (!names.add(tool.getName())) {
+      throw new InvalidArgumentException(field + ".name", "is used by another tool of this agent");
+    }
+    InputRules.length(field + ".description", tool.getDescription(), 0, MAX_TOOL_DESCRIPTION);
+    var schema = Json.requireObject(field + ".input_schema_json", tool.getInputSchemaJson());
+    if (!"object".equals(schema.path("type").asText())) {
+      throw new InvalidArgumentException(field + ".input_schema_json", "must be a JSON Schema with \"type\": \"object\"");
+    }
+  }
+}

@@ -1,0 +1,107 @@
+package dev.corral.agent;
+
+import dev.corral.common.ConflictException;
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.IdKind;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.Page;
+import dev.corral.common.Paging;
+import dev.corral.proto.v1.Agent;
+import dev.corral.proto.v1.Tool;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/** Creates, versions, lists and archives agents. */
+@ApplicationScoped
+public class Agents {
+
+  public static final int DEFAULT_PAGE_SIZE = 20;
+  public static final int MAX_PAGE_SIZE = 100;
+
+  private final AgentRepository repository;
+
+  Agents(AgentRepository repository) {
+    this.repository = repository;
+  }
+
+  /** Creates an agent at version 1 from the definition fields of {@code definition}. */
+  public Uni<Agent> create(Agent definition) {
+    return Uni.createFrom()
+        .item(() -> AgentRules.check(AgentRepository.definitionOf(definition)))
+        .flatMap(checked -> repository.create(IdKind.AGENT.next(), checked));
+  }
+
+  /** The given version of an agent; 0 means the latest. */
+  public Uni<Agent> get(String agentId, int version) {
+    return Uni.createFrom()
+        .item(() -> checkVersion(IdKind.AGENT.require("agent_id", agentId), version))
+        .flatMap(id -> repository.find(id, version));
+  }
+
+  /** Makes a new version with the changes applied, unless they change nothing. */
+  public Uni<Agent> update(String agentId, int expectedVersion, AgentChanges changes) {
+    return Uni.createFrom()
+        .item(() -> checkVersion(IdKind.AGENT.require("agent_id", agentId), expectedVersion))
+        .flatMap(id -> repository.update(id, latest -> apply(latest, expectedVersion, changes)));
+  }
+
+  public Uni<Page<Agent>> list(int pageSize, String pageToken, boolean includeArchived) {
+    int size = Paging.pageSize("page_size", pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    String after = Paging.keyOf("page_token", pageToken, IdKind.AGENT::isValid);
+    return repository
+        .list(after, includeArchived, size + 1)
+        .map(agents -> Page.of(agents, size, agent -> agent.getId()));
+  }
+
+  public Uni<Page<Agent>> versions(String agentId, int pageSize, String pageToken) {
+    String id = IdKind.AGENT.require("agent_id", agentId);
+    int size = Paging.pageSize("page_size", pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    String before = Paging.keyOf("page_token", pageToken, key -> key.matches("[1-9][0-9]{0,8}"));
+    return repository
+        .versions(id, before == null ? null : Integer.valueOf(before), size + 1)
+        .map(versions -> Page.of(versions, size, agent -> Integer.toString(agent.getVersion())));
+  }
+
+  public Uni<Agent> archive(String agentId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.AGENT.require("agent_id", agentId))
+        .flatMap(repository::archive);
+  }
+
+  private static String checkVersion(String id, int version) {
+    if (version < 0) {
+      throw new InvalidArgumentException("version", "must not be negative");
+    }
+    return id;
+  }
+
+  private static Agent apply(Agent latest, int expectedVersion, AgentChanges changes) {
+    if (latest.hasArchivedAt()) {
+      throw new FailedPreconditionException("agent " + latest.getId() + " is archived and cannot change");
+    }
+    if (expectedVersion != 0 && expectedVersion != latest.getVersion()) {
+      throw new ConflictException(
+          "agent " + latest.getId() + " is at version " + latest.getVersion() + ", not the expected " + expectedVersion);
+    }
+    Agent.Builder next = latest.toBuilder();
+    changes.name().ifPresent(next::setName);
+    changes.description().ifPresent(next::setDescription);
+    changes.model().ifPresent(next::setModel);
+    changes.system().ifPresent(next::setSystem);
+    changes.tools().ifPresent(tools -> next.clearTools().addAllTools(tools));
+    changes.metadata().ifPresent(metadata -> next.clearMetadata().putAllMetadata(metadata));
+    return AgentRules.check(next.build());
+  }
+
+  /** The fields an update sets; an empty optional keeps the field. */
+  public record AgentChanges(
+      Optional<String> name,
+      Optional<String> description,
+      Optional<String> model,
+      Optional<String> system,
+      Optional<List<Tool>> tools,
+      Optional<Map<String, String>> metadata) {}
+}

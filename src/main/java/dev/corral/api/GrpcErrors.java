@@ -1,0 +1,140 @@
+package dev.corral.api;
+
+import com.google.protobuf.Any;
+import com.google.rpc.BadRequest;
+import com.google.rpc.Code;
+import dev.corral.common.ConflictException;
+import dev.corral.common.CorralException;
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.ResourceExhaustedException;
+import dev.corral.common.UnavailableException;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.Status;
+import io.grpc.StatusException;
+import io.grpc.StatusRuntimeException;
+import io.grpc.protobuf.StatusProto;
+import io.quarkus.grpc.ExceptionHandler;
+import io.quarkus.grpc.ExceptionHandlerProvider;
+import io.vertx.pgclient.PgException;
+import io.vertx.sqlclient.ClosedConnectionException;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.net.ConnectException;
+import java.util.UUID;
+import org.jboss.logging.Logger;
+
+/**
+ * The one place where failures become gRPC statuses. Domain exceptions map to their status with
+ * their (client-safe) message; database outages become UNAVAILABLE; anything else is INTERNAL with
+ * a reference that points to the server log. No class name or stack trace reaches the wire.
+ */
+@ApplicationScoped
+public class GrpcErrors implements ExceptionHandlerProvider {
+
+  private static final Logger LOGGER = Logger.getLogger(GrpcErrors.class);
+
+  @Override
+  public <ReqT, RespT> ExceptionHandler<ReqT, RespT> createHandler(
+      ServerCall.Listener<ReqT> listener, ServerCall<ReqT, RespT> call, Metadata metadata) {
+    return new ExceptionHandler<>(listener, call, metadata) {
+      @Override
+      protected void handleException(Throwable failure, ServerCall<ReqT, RespT> call, Metadata metadata) {
+        StatusRuntimeException status = toStatus(failure);
+        Metadata trailers = status.getTrailers() == null ? new Metadata() : status.getTrailers();
+        call.close(status.getStatus(), trailers);
+      }
+    };
+  }
+
+  @Override
+  public Throwable transform(Throwable failure) {
+    return toStatus(failure);
+  }
+
+  /** The status a client sees for {@code failure}. */
+  public static StatusRuntimeException toStatus(Throwable failure) {
+    Throwable cause = unwrap(failure);
+    if (cause instanceof StatusRuntimeException status) {
+      return status;
+    }
+    if (cause instanceof StatusException status) {
+      return new StatusRuntimeException(status.getStatus(), status.getTrailers());
+    }
+    if (cause instanceof InvalidArgumentException invalid) {
+      return badRequest(invalid);
+    }
+    if (cause instanceof CorralException known) {
+      return domain(known);
+    }
+    if (isDatabaseOutage(cause)) {
+      LOGGER.warnf("Database unavailable: %s", cause.getMessage());
+      return Status.UNAVAILABLE.withDescription("the database is unavailable; retry later").asRuntimeException();
+    }
+    if (cause instanceof PgException pg && pg.getSqlState() != null && pg.getSqlState().startsWith("40")) {
+      return Status.ABORTED.withDescription("the transaction lost a race; retry").asRuntimeException();
+    }
+    String reference = UUID.randomUUID().toString();
+    LOGGER.errorf(cause, "Unexpected failure, reference %s", reference);
+    return Status.INTERNAL.withDescription("internal error; reference " + reference).asRuntimeException();
+  }
+
+  private static StatusRuntimeException domain(CorralException known) {
+    Status status;
+    if (known instanceof NotFoundException) {
+      status = Status.NOT_FOUND;
+    } else if (known instanceof ConflictException) {
+      status = Status.ABORTED;
+    } else if (known instanceof FailedPreconditionException) {
+      status = Status.FAILED_PRECONDITION;
+    } else if (known instanceof ResourceExhaustedException) {
+      status = Status.RESOURCE_EXHAUSTED;
+    } else if (known instanceof UnavailableException) {
+      status = Status.UNAVAILABLE;
+    } else {
+      status = Status.INTERNAL;
+    }
+    return status.withDescription(known.getMessage()).asRuntimeException();
+  }
+
+  /** INVALID_ARGUMENT with a google.rpc.BadRequest detail naming the field. */
+  private static StatusRuntimeException badRequest(InvalidArgumentException invalid) {
+    BadRequest detail =
+        BadRequest.newBuilder()
+            .addFieldViolations(
+                BadRequest.FieldViolation.newBuilder()
+                    .setField(invalid.field())
+                    .setDescription(invalid.getMessage()))
+            .build();
+    return StatusProto.toStatusRuntimeException(
+        com.google.rpc.Status.newBuilder()
+            .setCode(Code.INVALID_ARGUMENT_VALUE)
+            .setMessage(invalid.getMessage())
+            .addDetails(Any.pack(detail))
+            .build());
+  }
+
+  private static Throwable unwrap(Throwable failure) {
+    Throwable current = failure;
+    while ((current instanceof java.util.concurrent.CompletionException
+            || current instanceof io.smallrye.mutiny.CompositeException)
+        && current.getCause() != null) {
+      current = current.getCause();
+    }
+    return current;
+  }
+
+  private static boolean isDatabaseOutage(Throwable cause) {
+    if (cause instanceof PgException pg) {
+      String state = pg.getSqlState();
+      return state != null && (state.startsWith("08") || state.startsWith("57P") || state.equals("53300"));
+    }
+    for (Throwable current = cause; current != null; current = current.getCause()) {
+      if (current instanceof ConnectException || current instanceof ClosedConnectionException) {
+        return true;
+      }
+    }
+    return false;
+  }
+}

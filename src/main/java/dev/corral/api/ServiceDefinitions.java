@@ -1,0 +1,52 @@
+package dev.corral.api;
+
+import com.google.protobuf.Message;
+import io.grpc.MethodDescriptor;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerMethodDefinition;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
+import java.util.Map;
+
+/**
+ * Rewrites a bound service: every request decoder reports bad bytes as INVALID_ARGUMENT ({@link
+ * Utf8CheckedMarshaller}), and chosen methods get their own handlers (for flow-controlled
+ * streams). Schema descriptors are kept, so reflection still describes the service.
+ */
+final class ServiceDefinitions {
+
+  private ServiceDefinitions() {}
+
+  static ServerServiceDefinition rewrite(
+      ServerServiceDefinition bound, Map<String, ServerCallHandler<?, ?>> replacedHandlers) {
+    ServiceDescriptor original = bound.getServiceDescriptor();
+    ServiceDescriptor.Builder descriptor =
+        ServiceDescriptor.newBuilder(original.getName()).setSchemaDescriptor(original.getSchemaDescriptor());
+    java.util.List<ServerMethodDefinition<?, ?>> methods = new java.util.ArrayList<>();
+    for (ServerMethodDefinition<?, ?> method : bound.getMethods()) {
+      ServerMethodDefinition<?, ?> checked = checked(method, replacedHandlers);
+      descriptor.addMethod(checked.getMethodDescriptor());
+      methods.add(checked);
+    }
+    ServerServiceDefinition.Builder rewritten = ServerServiceDefinition.builder(descriptor.build());
+    methods.forEach(rewritten::addMethod);
+    return rewritten.build();
+  }
+
+  @SuppressWarnings("unchecked")
+  private static <Req, Resp> ServerMethodDefinition<Req, Resp> checked(
+      ServerMethodDefinition<Req, Resp> method, Map<String, ServerCallHandler<?, ?>> replacedHandlers) {
+    MethodDescriptor<Req, Resp> descriptor = method.getMethodDescriptor();
+    MethodDescriptor.Marshaller<Req> requests = descriptor.getRequestMarshaller();
+    if (requests instanceof MethodDescriptor.PrototypeMarshaller<?> prototype
+        && prototype.getMessagePrototype() instanceof Message) {
+      requests = (MethodDescriptor.Marshaller<Req>) new Utf8CheckedMarshaller<>(
+          (MethodDescriptor.PrototypeMarshaller<Message>) prototype);
+    }
+    MethodDescriptor<Req, Resp> rewritten =
+        descriptor.toBuilder(requests, descriptor.getResponseMarshaller()).build();
+    ServerCallHandler<Req, Resp> handler = (ServerCallHandler<Req, Resp>)
+        replacedHandlers.getOrDefault(descriptor.getFullMethodName(), method.getServerCallHandler());
+    return ServerMethodDefinition.create(rewritten, handler);
+  }
+}

@@ -1,0 +1,142 @@
+package dev.corral.api;
+
+import dev.corral.proto.v1.ArchiveSessionRequest;
+import dev.corral.proto.v1.ArchiveSessionResponse;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.CreateSessionResponse;
+import dev.corral.proto.v1.DeleteSessionRequest;
+import dev.corral.proto.v1.DeleteSessionResponse;
+import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.EmitEventResponse;
+import dev.corral.proto.v1.GetEventsRequest;
+import dev.corral.proto.v1.GetEventsResponse;
+import dev.corral.proto.v1.GetSessionRequest;
+import dev.corral.proto.v1.GetSessionResponse;
+import dev.corral.proto.v1.ListSessionsRequest;
+import dev.corral.proto.v1.ListSessionsResponse;
+import dev.corral.proto.v1.MutinySessionServiceGrpc;
+import dev.corral.proto.v1.SessionDeleted;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StreamEventsRequest;
+import dev.corral.proto.v1.StreamEventsResponse;
+import dev.corral.session.EventSlice;
+import dev.corral.session.Sessions;
+import io.grpc.ServerServiceDefinition;
+import io.quarkus.grpc.GrpcService;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/** corral.v1.SessionService on top of {@link Sessions}. */
+@GrpcService
+public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceImplBase {
+
+  private final Sessions sessions;
+
+  SessionGrpcService(Sessions sessions) {
+    this.sessions = sessions;
+  }
+
+  @Override
+  public ServerServiceDefinition bindService() {
+    return ServiceDefinitions.rewrite(
+        super.bindService(),
+        Map.of(
+            SessionServiceGrpc.getStreamEventsMethod().getFullMethodName(),
+            FlowControlledStream.handler(this::follow, this::deletedMarker)));
+  }
+
+  @Override
+  public Uni<CreateSessionResponse> createSession(CreateSessionRequest request) {
+    return sessions
+        .create(
+            new Sessions.NewSession(
+                request.getAgentId(),
+                request.getAgentVersion(),
+                request.getTitle(),
+                request.getMetadataMap(),
+                request.getInitialEventsList()))
+        .map(session -> CreateSessionResponse.newBuilder().setSession(session).build());
+  }
+
+  @Override
+  public Uni<GetSessionResponse> getSession(GetSessionRequest request) {
+    return sessions
+        .get(request.getSessionId())
+        .map(session -> GetSessionResponse.newBuilder().setSession(session).build());
+  }
+
+  @Override
+  public Uni<ListSessionsResponse> listSessions(ListSessionsRequest request) {
+    return sessions
+        .list(
+            request.getPageSize(),
+            request.getPageToken(),
+            request.getAgentId(),
+            request.getStatusesList(),
+            request.getIncludeArchived())
+        .map(page -> ListSessionsResponse.newBuilder()
+            .addAllSessions(page.items())
+            .setNextPageToken(page.nextPageToken())
+            .build());
+  }
+
+  @Override
+  public Uni<ArchiveSessionResponse> archiveSession(ArchiveSessionRequest request) {
+    return sessions
+        .archive(request.getSessionId())
+        .map(session -> ArchiveSessionResponse.newBuilder().setSession(session).build());
+  }
+
+  @Override
+  public Uni<DeleteSessionResponse> deleteSession(DeleteSessionRequest request) {
+    return sessions.delete(request.getSessionId()).map(ignored -> DeleteSessionResponse.getDefaultInstance());
+  }
+
+  @Override
+  public Uni<EmitEventResponse> emitEvent(EmitEventRequest request) {
+    return sessions
+        .emit(
+            new Sessions.Emit(
+                request.getSessionId(),
+                request.hasEvent() ? request.getEvent() : null,
+                request.getIdempotencyKey(),
+                request.hasExpectedLastSeq() ? request.getExpectedLastSeq() : null,
+                request.getLeaseEpoch()))
+        .map(appended -> EmitEventResponse.newBuilder()
+            .setEvent(appended.events().get(0))
+            .setDeduplicated(appended.deduplicated())
+            .build());
+  }
+
+  @Override
+  public Uni<GetEventsResponse> getEvents(GetEventsRequest request) {
+    EventSlice.Position position = switch (request.getPositionCase()) {
+      case BEFORE_SEQ -> EventSlice.Position.BEFORE;
+      case TAIL -> request.getTail() ? EventSlice.Position.TAIL : EventSlice.Position.AFTER;
+      default -> EventSlice.Position.AFTER;
+    };
+    long seq = position == EventSlice.Position.BEFORE ? request.getBeforeSeq() : request.getAfterSeq();
+    return sessions
+        .events(request.getSessionId(), position, seq, request.getPageSize(), request.getTypesList())
+        .map(page -> GetEventsResponse.newBuilder()
+            .addAllEvents(page.events())
+            .setHasMore(page.hasMore())
+            .setLastSeq(page.lastSeq())
+            .build());
+  }
+
+  private Multi<StreamEventsResponse> follow(StreamEventsRequest request) {
+    return sessions
+        .follow(request.getSessionId(), request.getAfterSeq(), request.getTypesList())
+        .map(event -> StreamEventsResponse.newBuilder().setEvent(event).build());
+  }
+
+  /** The follow stream completes only when its session is deleted. */
+  private Supplier<StreamEventsResponse> deletedMarker(StreamEventsRequest request) {
+    return () -> StreamEventsResponse.newBuilder()
+        .setSessionDeleted(SessionDeleted.newBuilder().setSessionId(request.getSessionId()))
+        .build();
+  }
+}

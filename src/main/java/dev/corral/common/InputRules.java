@@ -1,0 +1,49 @@
+package dev.corral.common;
+
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/** Limits on free-form input shared by several resources (names, metadata). */
+public final class InputRules {
+
+  public static final int MAX_METADATA_PAIRS = 16;
+  public static final int MAX_METADATA_KEY = 64;
+  public static final int MAX_METADATA_VALUE = 512;
+
+  private static final Pattern CONTROL = Pattern.compile("[\\p{Cc}&&[^\\t\\n\\r]]");
+
+  private InputRules() {}
+
+  /**
+   * Checks that {@code value} has between {@code min} and {@code max} characters (code points).
+   *
+   * @throws InvalidArgumentException naming {@code field} otherwise
+   */
+  public static String length(String field, String value, int min, int max) {
+    int length = value.codePointCount(0, value.length());
+    if (length < min) {
+      throw new InvalidArgumentException(field, min == 1 ? "is required" : "needs at least " + min + " characters");
+    }
+    if (length > max) {
+      throw new InvalidArgumentException(field, "has " + length + " characters; the limit is " + max);
+    }
+    return value;
+  }
+
+  /** Checks the limits of a metadata map: pair count, key and value lengths, no control characters. */
+  public static Map<String, String> metadata(String field, Map<String, String> metadata) {
+    if (metadata.size() > MAX_METADATA_PAIRS) {
+      throw new InvalidArgumentException(
+          field, "has " + metadata.size() + " pairs; the limit is " + MAX_METADATA_PAIRS);
+    }
+    metadata.forEach(
+        (key, value) -> {
+          length(field + " key", key, 1, MAX_METADATA_KEY);
+          length(field + "[" + key + "]", value, 0, MAX_METADATA_VALUE);
+          if (CONTROL.matcher(key).find()) {
+            throw new InvalidArgumentException(field + " key", "must not contain control characters");
+          }
+        });
+    return metadata;
+  }
+}

@@ -1,0 +1,14 @@
+package dev.corral.common;
+
+import com.google.protobuf.Timestamp;
+import java.time.OffsetDateTime;
+
+/** Conversions between database timestamps and protobuf timestamps. */
+public final class ProtoTime {
+
+  private ProtoTime() {}
+
+  public static Timestamp of(OffsetDateTime time) {
+    return Timestamp.newBuilder().setSeconds(time.toEpochSecond()).setNanos(time.getNano()).build();
+  }
+}

@@ -1,0 +1,284 @@
+package dev.corral.session;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.ProtoTime;
+import dev.corral.proto.v1.Event;
+import io.smallrye.mutiny.Uni;
+import io.vertx.mutiny.core.buffer.Buffer;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Row;
+import io.vertx.mutiny.sqlclient.RowSet;
+import io.vertx.mutiny.sqlclient.SqlClient;
+import io.vertx.mutiny.sqlclient.Tuple;
+import io.vertx.pgclient.PgException;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Appends to and reads from session logs.
+ *
+ * <p>An append is one SQL statement: it bumps {@code sessions.last_seq} by the number of events
+ * (taking the session row lock, which orders concurrent appends), inserts the events at the seqs
+ * it got, and applies the events' {@link SessionEffects} — all in one transaction, so seqs are
+ * dense and the session row never disagrees with its log. The same statement returns the original
+ * events instead when the idempotency keys were seen before, and appends nothing when the session
+ * is closed, the expected seq is stale or the lease epoch is not live.
+ */
+@ApplicationScoped
+public class EventLog {
+
+  /** Largest stored payload of one event. */
+  public static final int MAX_EVENT_BYTES = 256 * 1024;
+
+  static final String APPEND =
+      """
+      WITH batch AS (
+          SELECT * FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[])
+              WITH ORDINALITY AS b (id, type, body, idempotency_key, ord)
+      ),
+      existing AS (
+          SELECT e.id, e.seq, e.type, e.processed_at, e.body, e.idempotency_key
+          FROM events e
+          WHERE e.session_id = $1 AND e.idempotency_key = ANY ($5::text[])
+      ),
+      head AS (
+          UPDATE sessions SET
+              last_seq = last_seq + cardinality($2::text[]),
+              updated_at = clock_timestamp(),
+              status = coalesce($8, status),
+              stop_reason = CASE WHEN $8 IS NULL THEN stop_reason ELSE $9 END,
+              work_pending = coalesce($10, work_pending),
+              input_tokens = input_tokens + $11,
+              output_tokens = output_tokens + $12,
+              cache_creation_input_tokens = cache_creation_input_tokens + $13,
+              cache_read_input_tokens = cache_read_input_tokens + $14
+          WHERE id = $1
+            AND archived_at IS NULL
+            AND status <> 'terminated'
+            AND ($6::bigint IS NULL OR last_seq = $6)
+            AND ($7::bigint IS NULL OR (lease_epoch = $7 AND lease_expires_at > clock_timestamp()))
+            AND NOT EXISTS (SELECT 1 FROM existing)
+          RETURNING id, last_seq
+      ),
+      inserted AS (
+          INSERT INTO events (session_id, seq, id, type, epoch, idempotency_key, processed_at, body)
+          SELECT head.id, head.last_seq - cardinality($2::text[]) + b.ord, b.id, b.type, $7,
+                 b.idempotency_key, clock_timestamp(), b.body
+          FROM head CROSS JOIN batch b
+          RETURNING id, seq, type, processed_at, body, idempotency_key
+      )
+      SELECT id, seq, type, processed_at, body, idempotency_key, true AS fresh FROM inserted
+      UNION ALL
+      SELECT id, seq, type, processed_at, body, idempotency_key, false AS fresh FROM existing
+      ORDER BY seq
+      """;
+
+  static final String DIAGNOSE =
+      """
+      SELECT archived_at IS NOT NULL AS archived, status, last_seq, lease_epoch,
+             coalesce(lease_expires_at > clock_timestamp(), false) AS lease_live
+      FROM sessions WHERE id = $1
+      """;
+
+  /** One statement, one snapshot: the session's last seq and the slice agree. */
+  static final String READ_AFTER =
+      """
+      SELECT s.last_seq, e.seq, e.id, e.type, e.processed_at, e.body
+      FROM sessions s
+      LEFT JOIN LATERAL (
+          SELECT seq, id, type, processed_at, body FROM events
+          WHERE session_id = s.id AND seq > $2 AND ($3::text[] IS NULL OR type = ANY ($3))
+          ORDER BY seq
+          LIMIT $4
+      ) e ON true
+      WHERE s.id = $1
+      """;
+
+  static final String READ_BEFORE =
+      """
+      SELECT s.last_seq, e.seq, e.id, e.type, e.processed_at, e.body
+      FROM sessions s
+      LEFT JOIN LATERAL (
+          SELECT seq, id, type, processed_at, body FROM events
+          WHERE session_id = s.id AND seq < $2 AND ($3::text[] IS NULL OR type = ANY ($3))
+          ORDER BY seq DESC
+          LIMIT $4
+      ) e ON true
+      WHERE s.id = $1
+      """;
+
+  private static final String UNIQUE_VIOLATION = "23505";
+
+  private final Pool pool;
+  private final SessionSignals signals;
+
+  EventLog(Pool pool, SessionSignals signals) {
+    this.pool = pool;
+    this.signals = signals;
+  }
+
+  /** Appends atomically, or returns the original events of an earlier append with the same keys. */
+  public Uni<Appended> append(AppendRequest request) {
+    return appendWith(pool, request)
+        .onFailure(EventLog::isIdempotencyRace)
+        .recoverWithUni(() -> appendWith(pool, request))
+        .invoke(this::publish);
+  }
+
+  /**
+   * Appends within a transaction the caller owns. The caller must call {@link #publish} after it
+   * commits.
+   */
+  Uni<Appended> appendWith(SqlClient client, AppendRequest request) {
+    return client
+        .preparedQuery(APPEND)
+        .execute(appendTuple(request))
+        .flatMap(rows -> rows.size() == 0 ? diagnose(client, request) : Uni.createFrom().item(toAppended(request, rows)));
+  }
+
+  void publish(Appended appended) {
+    if (!appended.deduplicated()) {
+      signals.appended(appended.events().get(0).getSessionId(), appended.lastSeq());
+    }
+  }
+
+  /** Reads a slice of the log. */
+  public Uni<EventPage> read(EventSlice slice) {
+    boolean forward = slice.position() == EventSlice.Position.AFTER;
+    long seq = slice.position() == EventSlice.Position.TAIL ? Long.MAX_VALUE : slice.seq();
+    String[] types = slice.types().isEmpty() ? null : slice.types().toArray(String[]::new);
+    return pool.preparedQuery(forward ? READ_AFTER : READ_BEFORE)
+        .execute(Tuple.of(slice.sessionId(), seq, types, slice.limit() + 1))
+        .map(rows -> toPage(slice, rows, forward));
+  }
+
+  private static Tuple appendTuple(AppendRequest request) {
+    List<NewEvent> events = request.events();
+    SessionEffects effects = SessionEffects.of(events);
+    return Tuple.from(
+        Arrays.asList(
+            request.sessionId(),
+            events.stream().map(NewEvent::id).toArray(String[]::new),
+            events.stream().map(event -> event.type().wireName()).toArray(String[]::new),
+            events.stream().map(event -> io.vertx.core.buffer.Buffer.buffer(event.payload().toByteArray())).toArray(io.vertx.core.buffer.Buffer[]::new),
+            events.stream().map(NewEvent::idempotencyKey).toArray(String[]::new),
+            request.expectedLastSeq(),
+            request.leaseEpoch(),
+            effects.status(),
+            effects.stopReason() == null ? null : io.vertx.core.buffer.Buffer.buffer(effects.stopReason()),
+            effects.workPending(),
+            effects.usage().getInputTokens(),
+            effects.usage().getOutputTokens(),
+            effects.usage().getCacheCreationInputTokens(),
+            effects.usage().getCacheReadInputTokens()));
+  }
+
+  private static Appended toAppended(AppendRequest request, RowSet<Row> rows) {
+    List<Event> events = new ArrayList<>(rows.size());
+    boolean fresh = true;
+    for (Row row : rows) {
+      fresh = row.getBoolean("fresh");
+      events.add(toEvent(request.sessionId(), row));
+    }
+    if (!fresh) {
+      requireSameEvents(request, events);
+    }
+    return new Appended(List.copyOf(events), !fresh);
+  }
+
+  /** A replay must carry the same events as the original append, key for key. */
+  private static void requireSameEvents(AppendRequest request, List<Event> originals) {
+    boolean same = originals.size() == request.events().size();
+    for (int i = 0; same && i < originals.size(); i++) {
+      NewEvent asked = request.events().get(i);
+      Event original = originals.get(i);
+      same = asked.type().wireName().equals(original.getType())
+          && asked.payload().equals(NewEvent.onlyPayload(original));
+    }
+    if (!same) {
+      throw new InvalidArgumentException(
+          "idempotency_key", "was already used for a different event in this session");
+    }
+  }
+
+  /** Nothing was appended: find out why (the session row tells). */
+  private Uni<Appended> diagnose(SqlClient client, AppendRequest request) {
+    return client
+        .preparedQuery(DIAGNOSE)
+        .execute(Tuple.of(request.sessionId()))
+        .map(rows -> {
+          throw refusal(request, rows);
+        });
+  }
+
+  private static RuntimeException refusal(AppendRequest request, RowSet<Row> rows) {
+    String sessionId = request.sessionId();
+    if (rows.size() == 0) {
+      return new NotFoundException("session", sessionId);
+    }
+    Row head = rows.iterator().next();
+    if (head.getBoolean("archived")) {
+      return new SessionClosedException(sessionId, "archived");
+    }
+    if ("terminated".equals(head.getString("status"))) {
+      return new SessionClosedException(sessionId, "terminated");
+    }
+    long lastSeq = head.getLong("last_seq");
+    if (request.expectedLastSeq() != null && request.expectedLastSeq() != lastSeq) {
+      return new SequenceConflictException(sessionId, request.expectedLastSeq(), lastSeq);
+    }
+    if (request.leaseEpoch() != null) {
+      return new LeaseLostException(sessionId, request.leaseEpoch());
+    }
+    // Every check passes now, so a concurrent change made the statement skip the row (the lease
+    // was renewed, for instance). Report it as a conflict the caller may retry.
+    return new SequenceConflictException(sessionId, lastSeq, lastSeq);
+  }
+
+  private static boolean isIdempotencyRace(Throwable failure) {
+    return failure instanceof PgException pg
+        && UNIQUE_VIOLATION.equals(pg.getSqlState())
+        && "events_idempotency_idx".equals(pg.getConstraint());
+  }
+
+  private static EventPage toPage(EventSlice slice, RowSet<Row> rows, boolean forward) {
+    if (rows.size() == 0) {
+      throw new NotFoundException("session", slice.sessionId());
+    }
+    long lastSeq = 0;
+    List<Event> events = new ArrayList<>(rows.size());
+    for (Row row : rows) {
+      lastSeq = row.getLong("last_seq");
+      if (row.getLong("seq") != null) {
+        events.add(toEvent(slice.sessionId(), row));
+      }
+    }
+    boolean hasMore = events.size() > slice.limit();
+    if (hasMore) {
+      events.remove(events.size() - 1);
+    }
+    if (!forward) {
+      java.util.Collections.reverse(events);
+    }
+    return new EventPage(List.copyOf(events), hasMore, lastSeq);
+  }
+
+  static Event toEvent(String sessionId, Row row) {
+    try {
+      return Event.parseFrom(row.getBuffer("body").getBytes()).toBuilder()
+          .setId(row.getString("id"))
+          .setSessionId(sessionId)
+          .setSeq(row.getLong("seq"))
+          .setType(row.getString("type"))
+          .setProcessedAt(ProtoTime.of(row.getOffsetDateTime("processed_at")))
+          .build();
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException("stored event " + row.getString("id") + " is not readable", e);
+    }
+  }
+
+}

@@ -1,0 +1,161 @@
+package dev.corral.session;
+
+import dev.corral.common.IdKind;
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.Json;
+import dev.corral.common.ResourceExhaustedException;
+import dev.corral.proto.v1.ConfirmationResult;
+import dev.corral.proto.v1.ContentBlock;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.ImageBlock;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * What an emitted event must look like before it may enter a log. Checks that need the log itself
+ * (the lease, the expected seq) happen in the append statement.
+ */
+final class EventRules {
+
+  static final int MAX_CONTENT_BLOCKS = 100;
+  static final int MAX_DENY_MESSAGE = 10_000;
+  private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
+  private static final Set<String> IMAGE_TYPES = Set.of("image/jpeg", "image/png", "image/gif", "image/webp");
+
+  private EventRules() {}
+
+  /**
+   * Checks an event emitted through the API and returns its type.
+   *
+   * @param field the request field that holds the event, for error messages
+   * @param leaseEpoch null when the emitter holds no lease
+   */
+  static EventType check(String field, Event event, Long leaseEpoch) {
+    EventType type =
+        EventType.of(event).orElseThrow(() -> new InvalidArgumentException(field, "has no payload"));
+    if (!event.getType().isEmpty() && !event.getType().equals(type.wireName())) {
+      String problem = EventType.fromWireName(event.getType()).isPresent()
+          ? "is " + event.getType() + " but the payload is " + type.wireName()
+          : "is not a known event type";
+      throw new InvalidArgumentException(field + ".type", problem);
+    }
+    requireNoEnvelope(field, event);
+    if (type.origin() == EventType.Origin.HARNESS && leaseEpoch == null) {
+      throw new InvalidArgumentException(
+          "lease_epoch",
+          "is required to emit " + type.wireName() + ": only the harness holding the session's lease may");
+    }
+    checkPayload(field, type, event);
+    int size = NewEvent.onlyPayload(event).getSerializedSize();
+    if (size > EventLog.MAX_EVENT_BYTES) {
+      throw new ResourceExhaustedException(
+          field + " is " + size + " bytes; the limit is " + EventLog.MAX_EVENT_BYTES + " bytes");
+    }
+    return type;
+  }
+
+  static String idempotencyKey(String field, String key) {
+    if (key == null || key.isEmpty()) {
+      return null;
+    }
+    if (!IDEMPOTENCY_KEY.matcher(key).matches()) {
+      throw new InvalidArgumentException(field, "must be 1 to 128 characters of [A-Za-z0-9._:-]");
+    }
+    return key;
+  }
+
+  private static void requireNoEnvelope(String field, Event event) {
+    if (!event.getId().isEmpty()) {
+      throw new InvalidArgumentException(field + ".id", "is assigned by the server and must be empty");
+    }
+    if (!event.getSessionId().isEmpty()) {
+      throw new InvalidArgumentException(field + ".session_id", "is assigned by the server and must be empty");
+    }
+    if (event.getSeq() != 0) {
+      throw new InvalidArgumentException(field + ".seq", "is assigned by the server and must be 0");
+    }
+    if (event.hasProcessedAt()) {
+      throw new InvalidArgumentException(field + ".processed_at", "is assigned by the server and must be unset");
+    }
+  }
+
+  private static void checkPayload(String field, EventType type, Event event) {
+    switch (type) {
+      case USER_MESSAGE -> content(field + ".user_message.content", event.getUserMessage().getContentList(), 1);
+      case USER_TOOL_CONFIRMATION -> {
+        var confirmation = event.getUserToolConfirmation();
+        String at = field + ".user_tool_confirmation";
+        IdKind.EVENT.require(at + ".tool_use_id", confirmation.getToolUseId());
+        if (confirmation.getResult() != ConfirmationResult.CONFIRMATION_RESULT_ALLOW
+            && confirmation.getResult() != ConfirmationResult.CONFIRMATION_RESULT_DENY) {
+          throw new InvalidArgumentException(at + ".result", "must be ALLOW or DENY");
+        }
+        if (confirmation.getResult() == ConfirmationResult.CONFIRMATION_RESULT_ALLOW
+            && !confirmation.getDenyMessage().isEmpty()) {
+          throw new InvalidArgumentException(at + ".deny_message", "is only allowed with DENY");
+        }
+        InputRules.length(at + ".deny_message", confirmation.getDenyMessage(), 0, MAX_DENY_MESSAGE);
+      }
+      case USER_CUSTOM_TOOL_RESULT -> {
+        var result = event.getUserCustomToolResult();
+        String at = field + ".user_custom_tool_result";
+        IdKind.EVENT.require(at + ".custom_tool_use_id", result.getCustomToolUseId());
+        content(at + ".content", result.getContentList(), 0);
+      }
+      case AGENT_MESSAGE -> content(field + ".agent_message.content", event.getAgentMessage().getContentList(), 1);
+      case AGENT_TOOL_USE -> Json.requireObject(field + ".agent_tool_use.input_json", event.getAgentToolUse().getInputJson());
+      case AGENT_CUSTOM_TOOL_USE ->
+          Json.requireObject(field + ".agent_custom_tool_use.input_json", event.getAgentCustomToolUse().getInputJson());
+      case AGENT_TOOL_RESULT -> {
+        IdKind.EVENT.require(field + ".agent_tool_result.tool_use_id", event.getAgentToolResult().getToolUseId());
+        content(field + ".agent_tool_result.content", event.getAgentToolResult().getContentList(), 0);
+      }
+      default -> {}
+    }
+  }
+
+  private static void content(String field, List<ContentBlock> blocks, int min) {
+    if (blocks.size() < min) {
+      throw new InvalidArgumentException(field, "needs at least " + min + " block");
+    }
+    if (blocks.size() > MAX_CONTENT_BLOCKS) {
+      throw new InvalidArgumentException(field, "has " + blocks.size() + " blocks; the limit is " + MAX_CONTENT_BLOCKS);
+    }
+    for (int i = 0; i < blocks.size(); i++) {
+      block(field + "[" + i + "]", blocks.get(i));
+    }
+  }
+
+  private static void block(String field, ContentBlock block) {
+    switch (block.getBlockCase()) {
+      case TEXT -> {
+        if (block.getText().getText().isEmpty()) {
+          throw new InvalidArgumentException(field + ".text.text", "must not be empty");
+        }
+      }
+      case IMAGE -> image(field + ".image", block.getImage());
+      default -> throw new InvalidArgumentException(field, "has no block set");
+    }
+  }
+
+  private static void image(String field, ImageBlock image) {
+    if (!IMAGE_TYPES.contains(image.getMediaType())) {
+      throw new InvalidArgumentException(field + ".media_type", "must be one of " + String.join(", ", IMAGE_TYPES.stream().sorted().toList()));
+    }
+    switch (image.getSourceCase()) {
+      case DATA -> {
+        if (image.getData().isEmpty()) {
+          throw new InvalidArgumentException(field + ".data", "must not be empty");
+        }
+      }
+      case URL -> {
+        if (!image.getUrl().startsWith("https://")) {
+          throw new InvalidArgumentException(field + ".url", "must be an https URL");
+        }
+      }
+      default -> throw new InvalidArgumentException(field, "needs data or url");
+    }
+  }
+}

@@ -1,0 +1,42 @@
+package dev.corral.session;
+
+import dev.corral.common.IdKind;
+import dev.corral.proto.v1.Event;
+
+/**
+ * An event about to be appended: only its payload is set; the log assigns seq and processed_at.
+ *
+ * @param id the event id; the harness may choose it in advance so that live deltas and the stored
+ *     event share it
+ * @param idempotencyKey null, or a key that makes a retried append return the original event
+ */
+public record NewEvent(String id, EventType type, Event payload, String idempotencyKey) {
+
+  public NewEvent {
+    if (type == null || EventType.of(payload).orElse(null) != type) {
+      throw new IllegalArgumentException("type " + type + " does not match the payload");
+    }
+  }
+
+  /** An event with a fresh id and no idempotency key. */
+  public static NewEvent of(Event payload) {
+    return of(payload, null);
+  }
+
+  public static NewEvent of(Event payload, String idempotencyKey) {
+    EventType type =
+        EventType.of(payload).orElseThrow(() -> new IllegalArgumentException("event has no payload"));
+    return new NewEvent(IdKind.EVENT.next(), type, onlyPayload(payload), idempotencyKey);
+  }
+
+  /** The event without its envelope: what is stored in the body column. */
+  static Event onlyPayload(Event event) {
+    return event.toBuilder()
+        .clearId()
+        .clearSessionId()
+        .clearSeq()
+        .clearType()
+        .clearProcessedAt()
+        .build();
+  }
+}

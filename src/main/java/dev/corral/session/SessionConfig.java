@@ -1,0 +1,25 @@
+package dev.corral.session;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+
+/** Settings of the session log ({@code corral.session.*}). */
+@ConfigMapping(prefix = "corral.session")
+public interface SessionConfig {
+
+  /**
+   * How often a replica checks the head of every session a reader waits on. This bounds how late a
+   * reader learns of an event appended on another replica when a notification is lost.
+   */
+  @WithDefault("500ms")
+  Duration pollInterval();
+
+  /** Use PostgreSQL LISTEN/NOTIFY to wake readers on other replicas at once ({@code corral.session.listen-notify}). */
+  @WithDefault("true")
+  boolean listenNotify();
+
+  /** Events a live stream reads from the database at a time. */
+  @WithDefault("256")
+  int streamPageSize();
+}

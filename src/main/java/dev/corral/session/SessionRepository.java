@@ -1,0 +1,201 @@
+package dev.corral.session;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.Parser;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.ProtoTime;
+import dev.corral.proto.v1.Agent;
+import dev.corral.proto.v1.Lease;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionStatus;
+import dev.corral.proto.v1.SessionUsage;
+import dev.corral.proto.v1.StopReason;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.json.JsonObject;
+import io.vertx.mutiny.core.buffer.Buffer;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Row;
+import io.vertx.mutiny.sqlclient.RowSet;
+import io.vertx.mutiny.sqlclient.SqlClient;
+import io.vertx.mutiny.sqlclient.Tuple;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/** Session rows (the head of each log) in PostgreSQL. Events are {@link EventLog}'s. */
+@ApplicationScoped
+public class SessionRepository {
+
+  private static final String COLUMNS =
+      """
+      id, status, last_seq, lease_holder, lease_epoch, lease_expires_at, input_tokens, output_tokens,
+      cache_creation_input_tokens, cache_read_input_tokens, created_at, updated_at, archived_at, title,
+      metadata, stop_reason, agent_snapshot
+      """;
+
+  static final String INSERT =
+      """
+      INSERT INTO sessions (id, agent_id, agent_version, title, metadata, agent_snapshot)
+      VALUES ($1, $2, $3, $4, $5, $6)
+      """;
+
+  static final String SELECT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
+
+  static final String LIST =
+      "SELECT " + COLUMNS + """
+       FROM sessions
+      WHERE ($1::text IS NULL OR id < $1)
+        AND ($2::text IS NULL OR agent_id = $2)
+        AND ($3::text[] IS NULL OR status = ANY ($3))
+        AND ($4 OR archived_at IS NULL)
+      ORDER BY id DESC
+      LIMIT $5
+      """;
+
+  static final String ARCHIVE =
+      """
+      UPDATE sessions
+      SET archived_at = coalesce(archived_at, clock_timestamp()), updated_at = clock_timestamp()
+      WHERE id = $1
+      RETURNING id
+      """;
+
+  static final String DELETE = "DELETE FROM sessions WHERE id = $1";
+
+  private final Pool pool;
+
+  SessionRepository(Pool pool) {
+    this.pool = pool;
+  }
+
+  Uni<Void> insert(SqlClient client, String id, Agent agent, String title, Map<String, String> metadata) {
+    return client
+        .preparedQuery(INSERT)
+        .execute(
+            Tuple.from(
+                Arrays.asList(
+                    id,
+                    agent.getId(),
+                    agent.getVersion(),
+                    title,
+                    new JsonObject(Map.copyOf(metadata)),
+                    io.vertx.core.buffer.Buffer.buffer(agent.toByteArray()))))
+        .replaceWithVoid();
+  }
+
+  Uni<Session> find(String id) {
+    return find(pool, id);
+  }
+
+  Uni<Session> find(SqlClient client, String id) {
+    return client.preparedQuery(SELECT).execute(Tuple.of(id)).map(rows -> single(rows, id));
+  }
+
+  Uni<List<Session>> list(String beforeId, String agentId, List<String> statuses, boolean includeArchived, int limit) {
+    String[] statusFilter = statuses.isEmpty() ? null : statuses.toArray(String[]::new);
+    return pool.preparedQuery(LIST)
+        .execute(Tuple.from(Arrays.asList(beforeId, agentId, statusFilter, includeArchived, limit)))
+        .map(rows -> {
+          List<Session> sessions = new ArrayList<>(rows.size());
+          rows.forEach(row -> sessions.add(fromRow(row)));
+          return sessions;
+        });
+  }
+
+  Uni<Session> archive(String id) {
+    return pool.preparedQuery(ARCHIVE)
+        .execute(Tuple.of(id))
+        .flatMap(rows -> rows.rowCount() == 0 ? Uni.createFrom().failure(new NotFoundException("session", id)) : find(id));
+  }
+
+  /** Deletes the session and its log; fails with {@link NotFoundException} if there is none. */
+  Uni<Void> delete(String id) {
+    return pool.preparedQuery(DELETE)
+        .execute(Tuple.of(id))
+        .map(rows -> {
+          if (rows.rowCount() == 0) {
+            throw new NotFoundException("session", id);
+          }
+          return null;
+        });
+  }
+
+  private static Session single(RowSet<Row> rows, String id) {
+    if (rows.size() == 0) {
+      throw new NotFoundException("session", id);
+    }
+    return fromRow(rows.iterator().next());
+  }
+
+  static Session fromRow(Row row) {
+    Session.Builder session =
+        Session.newBuilder()
+            .setId(row.getString("id"))
+            .setAgent(parse(Agent.parser(), row.getBuffer("agent_snapshot")))
+            .setStatus(status(row.getString("status")))
+            .setLastSeq(row.getLong("last_seq"))
+            .setUsage(
+                SessionUsage.newBuilder()
+                    .setInputTokens(row.getLong("input_tokens"))
+                    .setOutputTokens(row.getLong("output_tokens"))
+                    .setCacheCreationInputTokens(row.getLong("cache_creation_input_tokens"))
+                    .setCacheReadInputTokens(row.getLong("cache_read_input_tokens")))
+            .setTitle(row.getString("title"))
+            .setCreatedAt(ProtoTime.of(row.getOffsetDateTime("created_at")))
+            .setUpdatedAt(ProtoTime.of(row.getOffsetDateTime("updated_at")));
+    JsonObject metadata = row.getJsonObject("metadata");
+    metadata.forEach(entry -> session.putMetadata(entry.getKey(), String.valueOf(entry.getValue())));
+    Buffer stopReason = row.getBuffer("stop_reason");
+    if (stopReason != null) {
+      session.setStopReason(parse(StopReason.parser(), stopReason));
+    }
+    OffsetDateTime archivedAt = row.getOffsetDateTime("archived_at");
+    if (archivedAt != null) {
+      session.setArchivedAt(ProtoTime.of(archivedAt));
+    }
+    if (row.getLong("lease_epoch") > 0) {
+      Lease.Builder lease = Lease.newBuilder().setEpoch(row.getLong("lease_epoch"));
+      if (row.getString("lease_holder") != null) {
+        lease.setHolder(row.getString("lease_holder"));
+      }
+      OffsetDateTime expiresAt = row.getOffsetDateTime("lease_expires_at");
+      if (expiresAt != null) {
+        lease.setExpiresAt(ProtoTime.of(expiresAt));
+      }
+      session.setLease(lease);
+    }
+    return session.build();
+  }
+
+  static SessionStatus status(String column) {
+    return switch (column) {
+      case "idle" -> SessionStatus.SESSION_STATUS_IDLE;
+      case "running" -> SessionStatus.SESSION_STATUS_RUNNING;
+      case "rescheduling" -> SessionStatus.SESSION_STATUS_RESCHEDULING;
+      case "terminated" -> SessionStatus.SESSION_STATUS_TERMINATED;
+      default -> throw new IllegalStateException("unknown session status " + column);
+    };
+  }
+
+  static String column(SessionStatus status) {
+    return switch (status) {
+      case SESSION_STATUS_IDLE -> "idle";
+      case SESSION_STATUS_RUNNING -> "running";
+      case SESSION_STATUS_RESCHEDULING -> "rescheduling";
+      case SESSION_STATUS_TERMINATED -> "terminated";
+      default -> throw new IllegalArgumentException("no column value for " + status);
+    };
+  }
+
+  private static <T extends Message> T parse(Parser<T> parser, Buffer bytes) {
+    try {
+      return parser.parseFrom(bytes.getBytes());
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException("stored session data is not readable", e);
+    }
+  }
+}

@@ -1,0 +1,332 @@
+package dev.corral.session;
+
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
+import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.subscription.UniEmitter;
+import io.vertx.mutiny.core.Vertx;
+import io.vertx.mutiny.pgclient.pubsub.PgSubscriber;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Row;
+import io.vertx.mutiny.sqlclient.Tuple;
+import io.vertx.pgclient.PgConnectOptions;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
+import org.jboss.logging.Logger;
+
+/**
+ * Wakes readers that follow a session's log when it grows or disappears.
+ *
+ * <p>Three sources feed it, so that no single one is needed for correctness:
+ *
+ * <ol>
+ *   <li>appends made by this process, published right after they commit;
+ *   <li>PostgreSQL NOTIFY from other replicas, whose payload is only {@code sessionId:lastSeq} (or
+ *       {@code sessionId:deleted}), sent after commit on a dedicated connection;
+ *   <li>a periodic poll of {@code sessions.last_seq} for every session a reader is waiting on,
+ *       which also catches lost notifications and deleted sessions.
+ * </ol>
+ *
+ * A signal only says "look again"; readers always read the events themselves from the log.
+ */
+@ApplicationScoped
+public class SessionSignals {
+
+  private static final Logger LOGGER = Logger.getLogger(SessionSignals.class);
+  static final String CHANNEL = "corral_events";
+  private static final String DELETED = "deleted";
+  private static final String NOTIFY =
+      "SELECT set_config('synchronous_commit', 'off', true), pg_notify('" + CHANNEL + "', payload)"
+          + " FROM unnest($1::text[]) AS payload";
+  private static final String POLL = "SELECT id, last_seq FROM sessions WHERE id = ANY ($1::text[])";
+
+  private final Map<String, Watched> watched = new ConcurrentHashMap<>();
+  private final Map<String, String> outbox = new HashMap<>();
+  private final Vertx vertx;
+  private final Pool pool;
+  private final SessionConfig config;
+  private final PgConnectOptions connectOptions;
+  private PgSubscriber subscriber;
+  private boolean flushing;
+  private long pollTimer = -1;
+
+  SessionSignals(
+      Vertx vertx,
+      Pool pool,
+      SessionConfig config,
+      @ConfigProperty(name = "quarkus.datasource.reactive.url") String url,
+      @ConfigProperty(name = "quarkus.datasource.username") Optional<String> username,
+      @ConfigProperty(name = "quarkus.datasource.password") Optional<String> password) {
+    this.vertx = vertx;
+    this.pool = pool;
+    this.config = config;
+    this.connectOptions = PgConnectOptions.fromUri(url.replaceFirst("^vertx-reactive:", ""));
+    username.ifPresent(connectOptions::setUser);
+    password.ifPresent(connectOptions::setPassword);
+  }
+
+  void start(@Observes StartupEvent event) {
+    pollTimer = vertx.setPeriodic(config.pollInterval().toMillis(), id -> poll());
+    if (config.listenNotify()) {
+      listen();
+    }
+  }
+
+  void stop(@Observes ShutdownEvent event) {
+    if (pollTimer >= 0) {
+      vertx.cancelTimer(pollTimer);
+    }
+    if (subscriber != null) {
+      subscriber.closeAndForget();
+    }
+  }
+
+  /** Starts following {@code sessionId}; close the watch when done. */
+  public Watch watch(String sessionId) {
+    Watched state =
+        watched.compute(
+            sessionId,
+            (id, existing) -> {
+              Watched current = existing == null ? new Watched() : existing;
+              current.references++;
+              return current;
+            });
+    return new Watch(sessionId, state);
+  }
+
+  /** This process appended to {@code sessionId}, which now ends at {@code lastSeq}. */
+  void appended(String sessionId, long lastSeq) {
+    advance(sessionId, lastSeq);
+    announce(sessionId, Long.toString(lastSeq));
+  }
+
+  /** This process deleted {@code sessionId}. */
+  void deleted(String sessionId) {
+    markGone(sessionId);
+    announce(sessionId, DELETED);
+  }
+
+  private void advance(String sessionId, long lastSeq) {
+    Watched state = watched.get(sessionId);
+    if (state != null) {
+      state.advance(lastSeq);
+    }
+  }
+
+  private void markGone(String sessionId) {
+    Watched state = watched.get(sessionId);
+    if (state != null) {
+      state.gone();
+    }
+  }
+
+  // --- NOTIFY: out and in -------------------------------------------------------------------
+
+  private void announce(String sessionId, String what) {
+    if (subscriber == null) {
+      return;
+    }
+    synchronized (outbox) {
+      outbox.merge(sessionId, what, SessionSignals::later);
+      if (flushing) {
+        return;
+      }
+      flushing = true;
+    }
+    flush();
+  }
+
+  private static String later(String a, String b) {
+    if (DELETED.equals(a) || DELETED.equals(b)) {
+      return DELETED;
+    }
+    return Long.parseLong(a) >= Long.parseLong(b) ? a : b;
+  }
+
+  /** Sends everything in the outbox as one statement; appends made meanwhile go in the next one. */
+  private void flush() {
+    String[] payloads;
+    synchronized (outbox) {
+      if (outbox.isEmpty() || subscriber == null || subscriber.actualConnection() == null) {
+        outbox.clear();
+        flushing = false;
+        return;
+      }
+      payloads = outbox.entrySet().stream().map(e -> e.getKey() + ":" + e.getValue()).toArray(String[]::new);
+      outbox.clear();
+    }
+    subscriber
+        .actualConnection()
+        .preparedQuery(NOTIFY)
+        .execute(Tuple.of(payloads))
+        .subscribe()
+        .with(rows -> flush(), failure -> {
+          LOGGER.debugf("NOTIFY failed (readers fall back to polling): %s", failure.getMessage());
+          flush();
+        });
+  }
+
+  private void listen() {
+    subscriber = PgSubscriber.subscriber(vertx, connectOptions);
+    subscriber.reconnectPolicy(retries -> 1000L);
+    subscriber.channel(CHANNEL).handler(this::received);
+    subscriber
+        .connect()
+        .subscribe()
+        .with(
+            ok -> LOGGER.debugf("Listening on %s", CHANNEL),
+            failure -> LOGGER.warnf("LISTEN failed, readers fall back to polling: %s", failure.getMessage()));
+  }
+
+  private void received(String payload) {
+    int colon = payload.lastIndexOf(':');
+    if (colon <= 0) {
+      return;
+    }
+    String sessionId = payload.substring(0, colon);
+    String what = payload.substring(colon + 1);
+    if (DELETED.equals(what)) {
+      markGone(sessionId);
+      return;
+    }
+    try {
+      advance(sessionId, Long.parseLong(what));
+    } catch (NumberFormatException ignored) {
+      // not ours
+    }
+  }
+
+  // --- polling fallback ----------------------------------------------------------------------
+
+  private void poll() {
+    List<String> waitedOn = new ArrayList<>();
+    watched.forEach((sessionId, state) -> {
+      if (state.hasWaiters()) {
+        waitedOn.add(sessionId);
+      }
+    });
+    if (waitedOn.isEmpty()) {
+      return;
+    }
+    pool.preparedQuery(POLL)
+        .execute(Tuple.of(waitedOn.toArray(String[]::new)))
+        .subscribe()
+        .with(rows -> {
+          Set<String> found = new HashSet<>();
+          for (Row row : rows) {
+            found.add(row.getString("id"));
+            advance(row.getString("id"), row.getLong("last_seq"));
+          }
+          waitedOn.stream().filter(id -> !found.contains(id)).forEach(this::markGone);
+        }, failure -> LOGGER.debugf("Polling session heads failed: %s", failure.getMessage()));
+  }
+
+  // --- per-session state -----------------------------------------------------------------------
+
+  /** What is known about one followed session, shared by all its readers in this process. */
+  private static final class Watched {
+    private long latest = -1;
+    private boolean gone;
+    /** Guarded by the map's compute functions, not by this object. */
+    private int references;
+    private final List<Waiter> waiters = new ArrayList<>();
+
+    void advance(long lastSeq) {
+      List<Waiter> woken;
+      synchronized (this) {
+        if (lastSeq <= latest) {
+          return;
+        }
+        latest = lastSeq;
+        woken = take(waiter -> waiter.afterSeq < lastSeq);
+      }
+      woken.forEach(Waiter::wake);
+    }
+
+    void gone() {
+      List<Waiter> woken;
+      synchronized (this) {
+        gone = true;
+        woken = take(waiter -> true);
+      }
+      woken.forEach(Waiter::wake);
+    }
+
+    synchronized boolean hasWaiters() {
+      return !waiters.isEmpty();
+    }
+
+    private List<Waiter> take(java.util.function.Predicate<Waiter> which) {
+      List<Waiter> taken = new ArrayList<>();
+      waiters.removeIf(waiter -> which.test(waiter) && taken.add(waiter));
+      return taken;
+    }
+  }
+
+  private record Waiter(long afterSeq, UniEmitter<? super Void> emitter) {
+    void wake() {
+      emitter.complete(null);
+    }
+  }
+
+  /** One reader's interest in one session. */
+  public final class Watch implements AutoCloseable {
+    private final String sessionId;
+    private final Watched state;
+    private boolean closed;
+
+    private Watch(String sessionId, Watched state) {
+      this.sessionId = sessionId;
+      this.state = state;
+    }
+
+    /**
+     * Completes once the session is known to hold an event after {@code seq}, or is gone. It may
+     * also complete spuriously; the reader then reads nothing new and waits again.
+     */
+    public Uni<Void> awaitBeyond(long seq) {
+      return Uni.createFrom().emitter(emitter -> {
+        Waiter waiter = new Waiter(seq, emitter);
+        boolean now;
+        synchronized (state) {
+          now = state.gone || state.latest > seq;
+          if (!now) {
+            state.waiters.add(waiter);
+          }
+        }
+        if (now) {
+          waiter.wake();
+        } else {
+          emitter.onTermination(() -> {
+            synchronized (state) {
+              state.waiters.remove(waiter);
+            }
+          });
+        }
+      });
+    }
+
+    @Override
+    public void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      watched.computeIfPresent(
+          sessionId,
+          (id, current) -> {
+            current.references--;
+            return current.references == 0 ? null : current;
+          });
+    }
+  }
+}

@@ -1,0 +1,238 @@
+package dev.corral.session;
+
+import dev.corral.agent.AgentRepository;
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.IdKind;
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.Page;
+import dev.corral.common.Paging;
+import dev.corral.proto.v1.Agent;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionStatus;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
+import io.vertx.mutiny.sqlclient.Pool;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/** The session operations offered to clients: lifecycle, emitting events, reading and following logs. */
+@ApplicationScoped
+public class Sessions {
+
+  public static final int DEFAULT_PAGE_SIZE = 20;
+  public static final int MAX_PAGE_SIZE = 100;
+  public static final int DEFAULT_EVENT_PAGE_SIZE = 100;
+  public static final int MAX_EVENT_PAGE_SIZE = 1000;
+  public static final int MAX_INITIAL_EVENTS = 50;
+  public static final int MAX_TITLE = 256;
+
+  private final Pool pool;
+  private final SessionRepository repository;
+  private final AgentRepository agents;
+  private final EventLog log;
+  private final EventTail tail;
+  private final SessionSignals signals;
+
+  Sessions(
+      Pool pool,
+      SessionRepository repository,
+      AgentRepository agents,
+      EventLog log,
+      EventTail tail,
+      SessionSignals signals) {
+    this.pool = pool;
+    this.repository = repository;
+    this.agents = agents;
+    this.log = log;
+    this.tail = tail;
+    this.signals = signals;
+  }
+
+  /** Creates an idle session from an agent version and appends its initial user messages. */
+  public Uni<Session> create(NewSession request) {
+    return Uni.createFrom()
+        .item(() -> checkNewSession(request))
+        .flatMap(events -> agents
+            .find(request.agentId(), request.agentVersion())
+            .invoke(Sessions::requireActive)
+            .flatMap(agent -> insert(request, agent, events)));
+  }
+
+  public Uni<Session> get(String sessionId) {
+    return Uni.createFrom().item(() -> IdKind.SESSION.require("session_id", sessionId)).flatMap(repository::find);
+  }
+
+  public Uni<Page<Session>> list(
+      int pageSize, String pageToken, String agentId, List<SessionStatus> statuses, boolean includeArchived) {
+    return Uni.createFrom()
+        .item(() -> Paging.pageSize("page_size", pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
+        .flatMap(size -> repository
+            .list(
+                Paging.keyOf("page_token", pageToken, IdKind.SESSION::isValid),
+                agentId.isEmpty() ? null : IdKind.AGENT.require("agent_id", agentId),
+                statusColumns(statuses),
+                includeArchived,
+                size + 1)
+            .map(sessions -> Page.of(sessions, size, Session::getId)));
+  }
+
+  public Uni<Session> archive(String sessionId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.SESSION.require("session_id", sessionId))
+        .flatMap(repository::archive);
+  }
+
+  public Uni<Void> delete(String sessionId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.SESSION.require("session_id", sessionId))
+        .flatMap(id -> repository.delete(id).invoke(() -> signals.deleted(id)));
+  }
+
+  /** Appends one event emitted through the API (a client, or a harness with its lease epoch). */
+  public Uni<Appended> emit(Emit request) {
+    return Uni.createFrom()
+        .item(() -> checkEmit(request))
+        .flatMap(log::append);
+  }
+
+  /**
+   * A positional slice of a log.
+   *
+   * @param seq the cursor of AFTER and BEFORE slices
+   * @param pageSize 0 for the default
+   */
+  public Uni<EventPage> events(
+      String sessionId, EventSlice.Position position, long seq, int pageSize, List<String> types) {
+    return Uni.createFrom()
+        .item(() -> checkSlice(sessionId, position, seq, pageSize, types))
+        .flatMap(log::read);
+  }
+
+  /** Every event after {@code afterSeq}, then live ones, until the session is deleted. */
+  public Multi<Event> follow(String sessionId, long afterSeq, List<String> types) {
+    return Uni.createFrom()
+        .item(() -> checkFollow(sessionId, afterSeq, types))
+        .onItem()
+        .transformToMulti(filter -> tail.follow(sessionId, afterSeq, filter));
+  }
+
+  private static Set<String> checkFollow(String sessionId, long afterSeq, List<String> types) {
+    IdKind.SESSION.require("session_id", sessionId);
+    if (afterSeq < 0) {
+      throw new InvalidArgumentException("after_seq", "must not be negative");
+    }
+    return eventTypes("types", types);
+  }
+
+  private List<NewEvent> checkNewSession(NewSession request) {
+    IdKind.AGENT.require("agent_id", request.agentId());
+    if (request.agentVersion() < 0) {
+      throw new InvalidArgumentException("agent_version", "must not be negative");
+    }
+    InputRules.length("title", request.title(), 0, MAX_TITLE);
+    InputRules.metadata("metadata", request.metadata());
+    if (request.initialEvents().size() > MAX_INITIAL_EVENTS) {
+      throw new InvalidArgumentException(
+          "initial_events", "has " + request.initialEvents().size() + " events; the limit is " + MAX_INITIAL_EVENTS);
+    }
+    List<NewEvent> events = new ArrayList<>();
+    for (int i = 0; i < request.initialEvents().size(); i++) {
+      String field = "initial_events[" + i + "]";
+      Event event = request.initialEvents().get(i);
+      if (EventRules.check(field, event, null) != EventType.USER_MESSAGE) {
+        throw new InvalidArgumentException(field, "must be a user.message");
+      }
+      events.add(NewEvent.of(event));
+    }
+    return events;
+  }
+
+  private static void requireActive(Agent agent) {
+    if (agent.hasArchivedAt()) {
+      throw new FailedPreconditionException("agent " + agent.getId() + " is archived; new sessions cannot use it");
+    }
+  }
+
+  private Uni<Session> insert(NewSession request, Agent agent, List<NewEvent> events) {
+    String id = IdKind.SESSION.next();
+    return pool.withTransaction(
+            connection ->
+                repository
+                    .insert(connection, id, agent, request.title(), request.metadata())
+                    .flatMap(ignored -> events.isEmpty()
+                        ? Uni.createFrom().nullItem()
+                        : log.appendWith(connection, new AppendRequest(id, events, 0L, null)))
+                    .flatMap(appended -> repository.find(connection, id)))
+        .invoke(session -> {
+          if (session.getLastSeq() > 0) {
+            signals.appended(id, session.getLastSeq());
+          }
+        });
+  }
+
+  private static AppendRequest checkEmit(Emit request) {
+    String sessionId = IdKind.SESSION.require("session_id", request.sessionId());
+    if (request.event() == null) {
+      throw new InvalidArgumentException("event", "is required");
+    }
+    Long epoch = request.leaseEpoch() == 0 ? null : request.leaseEpoch();
+    if (request.leaseEpoch() < 0) {
+      throw new InvalidArgumentException("lease_epoch", "must not be negative");
+    }
+    if (request.expectedLastSeq() != null && request.expectedLastSeq() < 0) {
+      throw new InvalidArgumentException("expected_last_seq", "must not be negative");
+    }
+    EventType type = EventRules.check("event", request.event(), epoch);
+    String key = EventRules.idempotencyKey("idempotency_key", request.idempotencyKey());
+    NewEvent event = new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(request.event()), key);
+    return new AppendRequest(sessionId, List.of(event), request.expectedLastSeq(), epoch);
+  }
+
+  private static EventSlice checkSlice(
+      String sessionId, EventSlice.Position position, long seq, int pageSize, List<String> types) {
+    IdKind.SESSION.require("session_id", sessionId);
+    if (seq < 0) {
+      throw new InvalidArgumentException(
+          position == EventSlice.Position.BEFORE ? "before_seq" : "after_seq", "must not be negative");
+    }
+    int limit = Paging.pageSize("page_size", pageSize, DEFAULT_EVENT_PAGE_SIZE, MAX_EVENT_PAGE_SIZE);
+    return new EventSlice(sessionId, position, seq, limit, eventTypes("types", types));
+  }
+
+  private static Set<String> eventTypes(String field, List<String> types) {
+    Set<String> known = new HashSet<>();
+    for (int i = 0; i < types.size(); i++) {
+      String type = types.get(i);
+      if (EventType.fromWireName(type).isEmpty()) {
+        throw new InvalidArgumentException(field + "[" + i + "]", "'" + type + "' is not a known event type");
+      }
+      known.add(type);
+    }
+    return known;
+  }
+
+  private static List<String> statusColumns(List<SessionStatus> statuses) {
+    List<String> columns = new ArrayList<>();
+    for (int i = 0; i < statuses.size(); i++) {
+      SessionStatus status = statuses.get(i);
+      if (status == SessionStatus.SESSION_STATUS_UNSPECIFIED || status == SessionStatus.UNRECOGNIZED) {
+        throw new InvalidArgumentException("statuses[" + i + "]", "is not a session status");
+      }
+      columns.add(SessionRepository.column(status));
+    }
+    return columns;
+  }
+
+  /** A CreateSession request. {@code agentVersion} 0 means the latest. */
+  public record NewSession(
+      String agentId, int agentVersion, String title, Map<String, String> metadata, List<Event> initialEvents) {}
+
+  /** An EmitEvent request. {@code leaseEpoch} 0 means none. */
+  public record Emit(String sessionId, Event event, String idempotencyKey, Long expectedLastSeq, long leaseEpoch) {}
+}

@@ -1,0 +1,280 @@
+package dev.corral.api;
+
+import static dev.corral.testing.Fixtures.createSession;
+import static dev.corral.testing.Fixtures.emit;
+import static dev.corral.testing.Fixtures.text;
+import static dev.corral.testing.Fixtures.userMessage;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.ArchiveSessionRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.DeleteSessionRequest;
+import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.EmitEventResponse;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.GetEventsRequest;
+import dev.corral.proto.v1.GetEventsResponse;
+import dev.corral.proto.v1.GetSessionRequest;
+import dev.corral.proto.v1.ListSessionsRequest;
+import dev.corral.proto.v1.ListSessionsResponse;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.SessionStatus;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+@QuarkusTest
+class SessionServiceTest {
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Test
+  void createdSessionIsIdleWithASnapshotOfTheAgent() {
+    // When
+    Session session = createSession(agents, sessions);
+
+    // Then
+    assertThat(session.getId()).startsWith("sesn_");
+    assertThat(session.getStatus()).isEqualTo(SessionStatus.SESSION_STATUS_IDLE);
+    assertThat(session.getLastSeq()).isZero();
+    assertThat(session.getAgent().getVersion()).isEqualTo(1);
+    assertThat(session.getAgent().getModel()).isEqualTo("claude-test");
+    assertThat(sessions.getSession(GetSessionRequest.newBuilder().setSessionId(session.getId()).build()).getSession())
+        .isEqualTo(session);
+  }
+
+  @Test
+  void initialEventsAreTheFirstEventsOfTheLog() {
+    // Given
+    String agentId = createSession(agents, sessions).getAgent().getId();
+
+    // When
+    Session session = sessions
+        .createSession(CreateSessionRequest.newBuilder()
+            .setAgentId(agentId)
+            .addInitialEvents(userMessage("one"))
+            .addInitialEvents(userMessage("two"))
+            .build())
+        .getSession();
+
+    // Then
+    assertThat(session.getLastSeq()).isEqualTo(2);
+    List<Event> events = sessions.getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build()).getEventsList();
+    assertThat(events).extracting(Event::getSeq).containsExactly(1L, 2L);
+    assertThat(events).extracting(event -> text(event)).containsExactly("one", "two");
+    assertThat(events).allSatisfy(event -> {
+      assertThat(event.getType()).isEqualTo("user.message");
+      assertThat(event.getSessionId()).isEqualTo(session.getId());
+      assertThat(event.getId()).startsWith("sevt_");
+      assertThat(event.hasProcessedAt()).isTrue();
+    });
+  }
+
+  @Test
+  void emittedEventsGetDenseSequenceNumbersFromOne() {
+    // Given
+    Session session = createSession(agents, sessions);
+
+    // When
+    List<Long> seqs = List.of(1, 2, 3, 4, 5).stream()
+        .map(i -> sessions.emitEvent(emit(session.getId(), "message " + i)).getEvent().getSeq())
+        .toList();
+
+    // Then
+    assertThat(seqs).containsExactly(1L, 2L, 3L, 4L, 5L);
+    assertThat(get(session.getId()).getLastSeq()).isEqualTo(5);
+  }
+
+  @Test
+  void retriedEmitWithTheSameIdempotencyKeyReturnsTheOriginalEvent() {
+    // Given
+    Session session = createSession(agents, sessions);
+    EmitEventRequest request = emit(session.getId(), "hello").toBuilder().setIdempotencyKey("retry-1").build();
+    EmitEventResponse first = sessions.emitEvent(request);
+
+    // When
+    EmitEventResponse retry = sessions.emitEvent(request);
+
+    // Then
+    assertThat(first.getDeduplicated()).isFalse();
+    assertThat(retry.getDeduplicated()).isTrue();
+    assertThat(retry.getEvent()).isEqualTo(first.getEvent());
+    assertThat(get(session.getId()).getLastSeq()).isEqualTo(1);
+  }
+
+  @Test
+  void idempotencyKeyReusedForAnotherEventIsRejected() {
+    // Given
+    Session session = createSession(agents, sessions);
+    sessions.emitEvent(emit(session.getId(), "hello").toBuilder().setIdempotencyKey("k").build());
+
+    // When / Then
+    assertThatThrownBy(() -> sessions.emitEvent(emit(session.getId(), "bye").toBuilder().setIdempotencyKey("k").build()))
+        .satisfies(failure -> assertThat(Status.fromThrowable(failure).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT))
+        .hasMessageContaining("idempotency_key");
+    assertThat(get(session.getId()).getLastSeq()).isEqualTo(1);
+  }
+
+  @Test
+  void staleExpectedLastSeqIsAbortedAndAppendsNothing() {
+    // Given
+    Session session = createSession(agents, sessions);
+    sessions.emitEvent(emit(session.getId(), "one"));
+
+    // When
+    StatusRuntimeException failure = catchStatus(() ->
+        sessions.emitEvent(emit(session.getId(), "two").toBuilder().setExpectedLastSeq(0).build()));
+
+    // Then
+    assertThat(failure.getStatus().getCode()).isEqualTo(Status.Code.ABORTED);
+    assertThat(get(session.getId()).getLastSeq()).isEqualTo(1);
+    assertThat(sessions.emitEvent(emit(session.getId(), "two").toBuilder().setExpectedLastSeq(1).build())
+        .getEvent().getSeq()).isEqualTo(2);
+  }
+
+  @Test
+  void harnessEventsWithoutALeaseAreRejected() {
+    // Given
+    Session session = createSession(agents, sessions);
+    Event running = Event.newBuilder()
+        .setSessionStatusRunning(dev.corral.proto.v1.SessionStatusRunning.getDefaultInstance()).build();
+
+    // When
+    StatusRuntimeException withoutEpoch = catchStatus(() -> sessions.emitEvent(
+        EmitEventRequest.newBuilder().setSessionId(session.getId()).setEvent(running).build()));
+    StatusRuntimeException withStaleEpoch = catchStatus(() -> sessions.emitEvent(
+        EmitEventRequest.newBuilder().setSessionId(session.getId()).setEvent(running).setLeaseEpoch(7).build()));
+
+    // Then
+    assertThat(withoutEpoch.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(withoutEpoch.getStatus().getDescription()).startsWith("lease_epoch");
+    assertThat(withStaleEpoch.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(get(session.getId()).getLastSeq()).isZero();
+  }
+
+  @Test
+  void archivedSessionTakesNoMoreEvents() {
+    // Given
+    Session session = createSession(agents, sessions);
+    sessions.emitEvent(emit(session.getId(), "before"));
+
+    // When
+    Session archived = sessions.archiveSession(ArchiveSessionRequest.newBuilder().setSessionId(session.getId()).build()).getSession();
+    StatusRuntimeException failure = catchStatus(() -> sessions.emitEvent(emit(session.getId(), "after")));
+
+    // Then
+    assertThat(archived.hasArchivedAt()).isTrue();
+    assertThat(failure.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(get(session.getId()).getLastSeq()).isEqualTo(1);
+  }
+
+  @Test
+  void getEventsReturnsPositionalSlices() {
+    // Given a log of 10 messages
+    Session session = createSession(agents, sessions);
+    for (int i = 1; i <= 10; i++) {
+      sessions.emitEvent(emit(session.getId(), "m" + i));
+    }
+    GetEventsRequest base = GetEventsRequest.newBuilder().setSessionId(session.getId()).setPageSize(3).build();
+
+    // When
+    GetEventsResponse after = sessions.getEvents(base.toBuilder().setAfterSeq(4).build());
+    GetEventsResponse before = sessions.getEvents(base.toBuilder().setBeforeSeq(4).build());
+    GetEventsResponse tail = sessions.getEvents(base.toBuilder().setTail(true).build());
+    GetEventsResponse end = sessions.getEvents(base.toBuilder().setAfterSeq(8).build());
+
+    // Then
+    assertThat(after.getEventsList()).extracting(Event::getSeq).containsExactly(5L, 6L, 7L);
+    assertThat(after.getHasMore()).isTrue();
+    assertThat(before.getEventsList()).extracting(Event::getSeq).containsExactly(1L, 2L, 3L);
+    assertThat(before.getHasMore()).isFalse();
+    assertThat(tail.getEventsList()).extracting(Event::getSeq).containsExactly(8L, 9L, 10L);
+    assertThat(tail.getHasMore()).isTrue();
+    assertThat(end.getEventsList()).extracting(Event::getSeq).containsExactly(9L, 10L);
+    assertThat(end.getHasMore()).isFalse();
+    assertThat(end.getLastSeq()).isEqualTo(10);
+  }
+
+  @Test
+  void getEventsFiltersByType() {
+    // Given
+    Session session = createSession(agents, sessions);
+    sessions.emitEvent(emit(session.getId(), "m1"));
+    sessions.emitEvent(EmitEventRequest.newBuilder().setSessionId(session.getId())
+        .setEvent(Event.newBuilder().setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance())).build());
+    sessions.emitEvent(emit(session.getId(), "m2"));
+
+    // When
+    GetEventsResponse interrupts = sessions.getEvents(GetEventsRequest.newBuilder()
+        .setSessionId(session.getId()).addTypes("user.interrupt").build());
+
+    // Then
+    assertThat(interrupts.getEventsList()).extracting(Event::getSeq).containsExactly(2L);
+    assertThat(interrupts.getEvents(0).getType()).isEqualTo("user.interrupt");
+  }
+
+  @Test
+  void listSessionsPagesNewestFirstWithOpaqueTokens() {
+    // Given three sessions of one agent
+    String agentId = createSession(agents, sessions).getAgent().getId();
+    Set<String> created = new HashSet<>();
+    for (int i = 0; i < 3; i++) {
+      created.add(sessions.createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build()).getSession().getId());
+    }
+    ListSessionsRequest first = ListSessionsRequest.newBuilder().setAgentId(agentId).setPageSize(2).build();
+
+    // When
+    ListSessionsResponse page1 = sessions.listSessions(first);
+    ListSessionsResponse page2 = sessions.listSessions(first.toBuilder().setPageToken(page1.getNextPageToken()).build());
+
+    // Then
+    assertThat(page1.getSessionsList()).hasSize(2);
+    assertThat(page1.getNextPageToken()).isNotEmpty();
+    assertThat(page2.getSessionsList()).hasSize(2);
+    assertThat(page2.getNextPageToken()).isEmpty();
+    List<String> ids = new java.util.ArrayList<>();
+    page1.getSessionsList().forEach(s -> ids.add(s.getId()));
+    page2.getSessionsList().forEach(s -> ids.add(s.getId()));
+    assertThat(ids).isSortedAccordingTo(java.util.Comparator.reverseOrder()).doesNotHaveDuplicates().containsAll(created);
+  }
+
+  @Test
+  void deletedSessionIsGone() {
+    // Given
+    Session session = createSession(agents, sessions);
+    sessions.emitEvent(emit(session.getId(), "m"));
+
+    // When
+    sessions.deleteSession(DeleteSessionRequest.newBuilder().setSessionId(session.getId()).build());
+
+    // Then
+    assertThat(catchStatus(() -> get(session.getId())).getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(catchStatus(() -> sessions.getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build()))
+        .getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+  }
+
+  private Session get(String id) {
+    return sessions.getSession(GetSessionRequest.newBuilder().setSessionId(id).build()).getSession();
+  }
+
+  static StatusRuntimeException catchStatus(Runnable call) {
+    try {
+      call.run();
+    } catch (StatusRuntimeException e) {
+      return e;
+    }
+    throw new AssertionError("expected the call to fail");
+  }
+}

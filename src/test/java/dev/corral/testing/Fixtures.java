@@ -1,0 +1,49 @@
+package dev.corral.testing;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.ContentBlock;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.TextBlock;
+import dev.corral.proto.v1.UserMessage;
+
+/** Builders for the requests most tests need. */
+public final class Fixtures {
+
+  private Fixtures() {}
+
+  public static String createAgent(AgentServiceGrpc.AgentServiceBlockingStub agents) {
+    return agents
+        .createAgent(CreateAgentRequest.newBuilder().setName("test agent").setModel("claude-test").build())
+        .getAgent()
+        .getId();
+  }
+
+  public static Session createSession(
+      AgentServiceGrpc.AgentServiceBlockingStub agents, SessionServiceGrpc.SessionServiceBlockingStub sessions) {
+    return sessions
+        .createSession(CreateSessionRequest.newBuilder().setAgentId(createAgent(agents)).build())
+        .getSession();
+  }
+
+  public static Event userMessage(String text) {
+    return Event.newBuilder()
+        .setUserMessage(
+            UserMessage.newBuilder()
+                .addContent(ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(text))))
+        .build();
+  }
+
+  public static EmitEventRequest emit(String sessionId, String text) {
+    return EmitEventRequest.newBuilder().setSessionId(sessionId).setEvent(userMessage(text)).build();
+  }
+
+  /** The text of a user.message event. */
+  public static String text(Event event) {
+    return event.getUserMessage().getContent(0).getText().getText();
+  }
+}
