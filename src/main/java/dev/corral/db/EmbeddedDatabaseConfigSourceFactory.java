@@ -59,12 +59,17 @@ public class EmbeddedDatabaseConfigSourceFactory implements ConfigSourceFactory 
     return OptionalInt.of(ORDINAL);
   }
 
-  /** The build reads configuration from io.quarkus.deployment / io.quarkus.maven code. */
+  /**
+   * The build reads configuration from io.quarkus.deployment / io.quarkus.maven code, and the test
+   * launcher from io.quarkus.test.config before it starts the application.
+   */
   private static boolean isBuildTime() {
     return StackWalker.getInstance()
         .walk(frames -> frames
             .map(StackWalker.StackFrame::getClassName)
-            .anyMatch(name -> name.startsWith("io.quarkus.deployment.") || name.startsWith("io.quarkus.maven.")));
+            .anyMatch(name -> name.startsWith("io.quarkus.deployment.")
+                || name.startsWith("io.quarkus.maven.")
+                || name.startsWith("io.quarkus.test.config.")));
   }
 
   private static boolean isSet(ConfigSourceContext context, String name) {

@@ -156,7 +156,8 @@ public class EventLog {
         .map(rows -> toPage(slice, rows, forward));
   }
 
-  private static Tuple appendTuple(AppendRequest request) {
+  /** The parameters of {@link #APPEND} for {@code request}. */
+  static Tuple appendTuple(AppendRequest request) {
     List<NewEvent> events = request.events();
     SessionEffects effects = SessionEffects.of(events);
     return Tuple.from(

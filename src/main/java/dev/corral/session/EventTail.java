@@ -7,6 +7,7 @@ import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Follows a session's log: every event after a cursor, then new ones as they are appended.
@@ -23,11 +24,17 @@ public class EventTail {
   private final EventLog log;
   private final SessionSignals signals;
   private final SessionConfig config;
+  private final AtomicLong eventsRead = new AtomicLong();
 
   EventTail(EventLog log, SessionSignals signals, SessionConfig config) {
     this.log = log;
     this.signals = signals;
     this.config = config;
+  }
+
+  /** Events read from the database for live streams since start, for operators and tests. */
+  public long eventsRead() {
+    return eventsRead.get();
   }
 
   /**
@@ -59,6 +66,7 @@ public class EventTail {
     EventSlice slice =
         new EventSlice(cursor.sessionId, EventSlice.Position.AFTER, cursor.seq, config.streamPageSize(), cursor.types);
     return log.read(slice)
+        .invoke(page -> eventsRead.addAndGet(page.events().size()))
         .map(cursor::advance)
         .onFailure(NotFoundException.class)
         .recoverWithItem(failure -> cursor.gone(failure));

@@ -1,0 +1,279 @@
+package dev.corral.session;
+
+import static dev.corral.testing.Fixtures.createSession;
+import static dev.corral.testing.Fixtures.emit;
+import static dev.corral.testing.Fixtures.userMessage;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.DeleteSessionRequest;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StreamEventsRequest;
+import dev.corral.proto.v1.StreamEventsResponse;
+import dev.corral.testing.StreamRecorder;
+import io.grpc.Channel;
+import io.grpc.Status;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.LongStream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+@QuarkusTest
+class StreamEventsTest {
+
+  private static final Duration WAIT = Duration.ofSeconds(20);
+
+  @GrpcClient("corral")
+  Channel channel;
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Inject
+  EventLog log;
+
+  @Inject
+  EventTail tail;
+
+  @Inject
+  SessionConfig config;
+
+  private final ExecutorService writers = Executors.newFixedThreadPool(4);
+  private final List<StreamRecorder> streams = new ArrayList<>();
+
+  @AfterEach
+  void stop() {
+    writers.shutdownNow();
+    streams.forEach(stream -> {
+      if (stream.closedWith() == null) {
+        stream.cancel();
+      }
+    });
+  }
+
+  @Test
+  void streamReplaysTheLogThenFollowsIt() {
+    // Given
+    Session session = createSession(agents, sessions);
+    emitMessages(session.getId(), 3);
+
+    // When
+    StreamRecorder stream = follow(session.getId(), 0);
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 3);
+    emitMessages(session.getId(), 2);
+
+    // Then
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 5);
+    assertThat(stream.seqs()).containsExactly(1L, 2L, 3L, 4L, 5L);
+    assertThat(stream.closedWith()).isNull();
+  }
+
+  @Test
+  void handOverFromCatchUpToLiveHasNoGapOrDuplicateWhileWritersAppend() throws Exception {
+    Random random = new Random(42);
+    for (int round = 0; round < 15; round++) {
+      // Given a session that writers keep appending to
+      Session session = createSession(agents, sessions);
+      AtomicBoolean writing = new AtomicBoolean(true);
+      List<Future<?>> running = startWriters(session.getId(), writing, 3);
+      await().atMost(WAIT).until(() -> lastSeq(session.getId()) >= 10);
+
+      // When a subscriber joins at a random point of the log while writes go on
+      long from = random.nextLong(lastSeq(session.getId()) + 1);
+      StreamRecorder stream = follow(session.getId(), from);
+      await().pollDelay(Duration.ofMillis(random.nextInt(100))).until(() -> true);
+      writing.set(false);
+      for (Future<?> writer : running) {
+        writer.get();
+      }
+      long last = lastSeq(session.getId());
+
+      // Then it gets every event after its cursor exactly once, in order
+      await().atMost(WAIT).until(() -> stream.seqs().size() >= last - from);
+      assertThat(stream.seqs()).containsExactlyElementsOf(LongStream.rangeClosed(from + 1, last).boxed().toList());
+      stream.cancel();
+    }
+  }
+
+  @Test
+  void subscriberThatReconnectsWithItsLastSeqMissesNothing() throws Exception {
+    // Given a subscriber that reads for a while, then drops
+    Session session = createSession(agents, sessions);
+    AtomicBoolean writing = new AtomicBoolean(true);
+    List<Future<?>> running = startWriters(session.getId(), writing, 2);
+    StreamRecorder first = follow(session.getId(), 0);
+    await().atMost(WAIT).until(() -> first.seqs().size() >= 20);
+    first.cancel();
+    List<Long> firstSeqs = first.seqs();
+
+    // When it reconnects from the last seq it saw, while writers go on
+    StreamRecorder second = follow(session.getId(), firstSeqs.get(firstSeqs.size() - 1));
+    await().atMost(WAIT).until(() -> second.seqs().size() >= 20);
+    writing.set(false);
+    for (Future<?> writer : running) {
+      writer.get();
+    }
+    long last = lastSeq(session.getId());
+    await().atMost(WAIT).until(() -> firstSeqs.size() + second.seqs().size() >= last);
+
+    // Then both streams together hold the whole log once
+    List<Long> all = new ArrayList<>(firstSeqs);
+    all.addAll(second.seqs());
+    assertThat(all).containsExactlyElementsOf(LongStream.rangeClosed(1, last).boxed().toList());
+  }
+
+  @Test
+  void eventAppendedOutsideThisProcessReachesTheSubscriber() {
+    // Given a subscriber that has caught up
+    Session session = createSession(agents, sessions);
+    StreamRecorder stream = follow(session.getId(), 0);
+    emitMessages(session.getId(), 1);
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 1);
+
+    // When another connection appends through the same statement, without telling this process
+    AppendRequest request = AppendRequest.of(session.getId(), NewEvent.of(userMessage("from elsewhere")));
+    OtherReplica.append(request);
+
+    // Then the subscriber gets it (the poll of session heads notices)
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 2);
+    assertThat(stream.seqs()).containsExactly(1L, 2L);
+    assertThat(stream.events().get(1).getId()).isEqualTo(request.events().get(0).id());
+  }
+
+  @Test
+  void slowReaderMakesTheServerReadOnlyWhatItCanSend() {
+    // Given a log far bigger than the transport's buffers (2000 events of 8 KiB)
+    Session session = createSession(agents, sessions);
+    String big = "x".repeat(8 * 1024);
+    for (int batch = 0; batch < 20; batch++) {
+      List<NewEvent> events = new ArrayList<>();
+      for (int i = 0; i < 100; i++) {
+        events.add(NewEvent.of(userMessage(big)));
+      }
+      log.append(new AppendRequest(session.getId(), events, null, null)).await().atMost(WAIT);
+    }
+    long readBefore = tail.eventsRead();
+
+    // When a client takes only 5 events and then stops asking
+    StreamRecorder stream = followSlowly(session.getId(), 5);
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 5);
+    await().pollDelay(Duration.ofMillis(500)).until(() -> true);
+
+    // Then the server has read at most a page beyond what the transport accepted, not the log
+    long readWhileStalled = tail.eventsRead() - readBefore;
+    assertThat(readWhileStalled).isLessThanOrEqualTo(2L * config.streamPageSize());
+    assertThat(stream.seqs()).hasSize(5);
+
+    // And once the client asks for the rest, it gets everything in order
+    stream.request(10_000);
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 2000);
+    assertThat(stream.seqs()).containsExactlyElementsOf(LongStream.rangeClosed(1, 2000).boxed().toList());
+  }
+
+  @Test
+  void streamEndsCleanlyWhenTheSessionIsDeleted() {
+    // Given
+    Session session = createSession(agents, sessions);
+    emitMessages(session.getId(), 2);
+    StreamRecorder stream = follow(session.getId(), 0);
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 2);
+
+    // When
+    sessions.deleteSession(DeleteSessionRequest.newBuilder().setSessionId(session.getId()).build());
+
+    // Then
+    await().atMost(WAIT).until(() -> stream.closedWith() != null);
+    assertThat(stream.closedWith().getCode()).isEqualTo(Status.Code.OK);
+    List<StreamEventsResponse> items = stream.items();
+    assertThat(items.get(items.size() - 1).getSessionDeleted().getSessionId()).isEqualTo(session.getId());
+  }
+
+  @Test
+  void streamOfAnUnknownSessionFailsWithNotFound() {
+    // When
+    StreamRecorder stream = follow("sesn_00000000000000000000000000", 0);
+
+    // Then
+    await().atMost(WAIT).until(() -> stream.closedWith() != null);
+    assertThat(stream.closedWith().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+  }
+
+  @Test
+  void streamFiltersByTypeAndStillMovesPastOtherEvents() {
+    // Given
+    Session session = createSession(agents, sessions);
+    emitMessages(session.getId(), 2);
+    sessions.emitEvent(dev.corral.proto.v1.EmitEventRequest.newBuilder().setSessionId(session.getId())
+        .setEvent(dev.corral.proto.v1.Event.newBuilder().setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
+        .build());
+
+    // When
+    StreamRecorder stream = StreamRecorder.follow(channel, StreamEventsRequest.newBuilder()
+        .setSessionId(session.getId()).addTypes("user.interrupt").build());
+    streams.add(stream);
+    emitMessages(session.getId(), 3);
+    sessions.emitEvent(dev.corral.proto.v1.EmitEventRequest.newBuilder().setSessionId(session.getId())
+        .setEvent(dev.corral.proto.v1.Event.newBuilder().setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
+        .build());
+
+    // Then
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 2);
+    assertThat(stream.seqs()).containsExactly(3L, 7L);
+  }
+
+  private StreamRecorder follow(String sessionId, long afterSeq) {
+    StreamRecorder stream = StreamRecorder.follow(channel, request(sessionId, afterSeq));
+    streams.add(stream);
+    return stream;
+  }
+
+  private StreamRecorder followSlowly(String sessionId, int initial) {
+    StreamRecorder stream = StreamRecorder.followSlowly(channel, request(sessionId, 0), initial);
+    streams.add(stream);
+    return stream;
+  }
+
+  private static StreamEventsRequest request(String sessionId, long afterSeq) {
+    return StreamEventsRequest.newBuilder().setSessionId(sessionId).setAfterSeq(afterSeq).build();
+  }
+
+  private void emitMessages(String sessionId, int count) {
+    for (int i = 0; i < count; i++) {
+      sessions.emitEvent(emit(sessionId, "message " + i));
+    }
+  }
+
+  private long lastSeq(String sessionId) {
+    return sessions.getSession(dev.corral.proto.v1.GetSessionRequest.newBuilder().setSessionId(sessionId).build())
+        .getSession().getLastSeq();
+  }
+
+  private List<Future<?>> startWriters(String sessionId, AtomicBoolean writing, int count) {
+    List<Future<?>> running = new ArrayList<>();
+    for (int w = 0; w < count; w++) {
+      int writer = w;
+      running.add(writers.submit(() -> {
+        int i = 0;
+        while (writing.get()) {
+          sessions.emitEvent(emit(sessionId, "writer " + writer + " #" + i++));
+        }
+      }));
+    }
+    return running;
+  }
+}
