@@ -5,7 +5,6 @@ import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
 import dev.corral.proto.v1.Agent;
 import io.smallrye.mutiny.Uni;
-import io.vertx.mutiny.core.buffer.Buffer;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.Row;
 import io.vertx.mutiny.sqlclient.RowSet;
@@ -25,10 +24,13 @@ public class AgentRepository {
 
   static final String INSERT_AGENT = "INSERT INTO agents (id, latest_version) VALUES ($1, 1)";
 
-  static final String INSERT_VERSION = "INSERT INTO agent_versions (agent_id, version, spec) VALUES ($1, $2, $3)";
+  static final String INSERT_VERSION =
+      "INSERT INTO agent_versions (agent_id, version, spec) VALUES ($1, $2, $3)";
 
   static final String SELECT_VERSION =
-      "SELECT " + COLUMNS + """
+      "SELECT "
+          + COLUMNS
+          + """
        FROM agents a
       LEFT JOIN agent_versions v ON v.agent_id = a.id AND v.version = coalesce($2, a.latest_version)
       WHERE a.id = $1
@@ -36,10 +38,13 @@ public class AgentRepository {
 
   static final String LOCK_LATEST = SELECT_VERSION + " FOR UPDATE OF a";
 
-  static final String SET_LATEST = "UPDATE agents SET latest_version = $2, updated_at = clock_timestamp() WHERE id = $1";
+  static final String SET_LATEST =
+      "UPDATE agents SET latest_version = $2, updated_at = clock_timestamp() WHERE id = $1";
 
   static final String LIST =
-      "SELECT " + COLUMNS + """
+      "SELECT "
+          + COLUMNS
+          + """
        FROM agents a
       JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.latest_version
       WHERE ($1::text IS NULL OR a.id < $1) AND ($2 OR a.archived_at IS NULL)
@@ -48,7 +53,9 @@ public class AgentRepository {
       """;
 
   static final String LIST_VERSIONS =
-      "SELECT " + COLUMNS + """
+      "SELECT "
+          + COLUMNS
+          + """
        FROM agents a
       JOIN agent_versions v ON v.agent_id = a.id
       WHERE a.id = $1 AND ($2::integer IS NULL OR v.version < $2)
@@ -106,20 +113,23 @@ public class AgentRepository {
   Uni<List<Agent>> versions(String id, Integer beforeVersion, int limit) {
     return pool.preparedQuery(LIST_VERSIONS)
         .execute(Tuple.of(id, beforeVersion, limit))
-        .flatMap(rows -> rows.size() > 0 || beforeVersion != null
-            ? Uni.createFrom().item(fromRows(rows))
-            : requireExists(id).map(ignored -> List.<Agent>of()));
+        .flatMap(
+            rows ->
+                rows.size() > 0 || beforeVersion != null
+                    ? Uni.createFrom().item(fromRows(rows))
+                    : requireExists(id).map(ignored -> List.<Agent>of()));
   }
 
   Uni<Agent> archive(String id) {
     return pool.preparedQuery(ARCHIVE)
         .execute(Tuple.of(id))
-        .flatMap(rows -> {
-          if (rows.rowCount() == 0) {
-            return Uni.createFrom().failure(new NotFoundException("agent", id));
-          }
-          return find(id, 0);
-        });
+        .flatMap(
+            rows -> {
+              if (rows.rowCount() == 0) {
+                return Uni.createFrom().failure(new NotFoundException("agent", id));
+              }
+              return find(id, 0);
+            });
   }
 
   private Uni<Agent> storeIfChanged(SqlClient connection, Agent latest, Agent next) {
@@ -128,25 +138,33 @@ public class AgentRepository {
     }
     int version = latest.getVersion() + 1;
     return insertVersion(connection, latest.getId(), version, next)
-        .flatMap(ignored -> connection.preparedQuery(SET_LATEST).execute(Tuple.of(latest.getId(), version)))
+        .flatMap(
+            ignored ->
+                connection.preparedQuery(SET_LATEST).execute(Tuple.of(latest.getId(), version)))
         .flatMap(ignored -> find(connection, latest.getId(), version));
   }
 
   private Uni<Void> requireExists(String id) {
     return pool.preparedQuery(EXISTS)
         .execute(Tuple.of(id))
-        .map(rows -> {
-          if (rows.size() == 0) {
-            throw new NotFoundException("agent", id);
-          }
-          return null;
-        });
+        .map(
+            rows -> {
+              if (rows.size() == 0) {
+                throw new NotFoundException("agent", id);
+              }
+              return null;
+            });
   }
 
-  private static Uni<RowSet<Row>> insertVersion(SqlClient client, String id, int version, Agent definition) {
+  private static Uni<RowSet<Row>> insertVersion(
+      SqlClient client, String id, int version, Agent definition) {
     return client
         .preparedQuery(INSERT_VERSION)
-        .execute(Tuple.of(id, version, io.vertx.core.buffer.Buffer.buffer(definitionOf(definition).toByteArray())));
+        .execute(
+            Tuple.of(
+                id,
+                version,
+                io.vertx.core.buffer.Buffer.buffer(definitionOf(definition).toByteArray())));
   }
 
   private static Uni<Agent> find(SqlClient client, String id, int version) {
@@ -158,7 +176,13 @@ public class AgentRepository {
 
   /** The fields a version stores; identity and timestamps come from the rows. */
   static Agent definitionOf(Agent agent) {
-    return agent.toBuilder().clearId().clearVersion().clearCreatedAt().clearUpdatedAt().clearArchivedAt().build();
+    return agent.toBuilder()
+        .clearId()
+        .clearVersion()
+        .clearCreatedAt()
+        .clearUpdatedAt()
+        .clearArchivedAt()
+        .build();
   }
 
   private static Agent fromSingleRow(RowSet<Row> rows, String id, int version) {
@@ -183,7 +207,8 @@ public class AgentRepository {
     try {
       agent = Agent.parseFrom(row.getBuffer("spec").getBytes()).toBuilder();
     } catch (InvalidProtocolBufferException e) {
-      throw new IllegalStateException("stored agent " + row.getString("id") + " is not readable", e);
+      throw new IllegalStateException(
+          "stored agent " + row.getString("id") + " is not readable", e);
     }
     agent
         .setId(row.getString("id"))

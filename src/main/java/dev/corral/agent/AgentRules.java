@@ -23,8 +23,10 @@ public final class AgentRules {
   public static final int MAX_SYSTEM = 100_000;
   public static final int MAX_TOOLS = 128;
   public static final int MAX_TOOL_DESCRIPTION = 10_000;
+
   /** The built-in tools an agent toolset can configure. */
-  public static final List<String> BUILT_IN_TOOLS = List.of("bash", "read", "write", "edit", "glob", "grep");
+  public static final List<String> BUILT_IN_TOOLS =
+      List.of("bash", "read", "write", "edit", "glob", "grep");
 
   private static final Pattern CUSTOM_TOOL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,128}");
   private static final Pattern MODEL = Pattern.compile("[A-Za-z0-9._:/@-]+");
@@ -47,7 +49,8 @@ public final class AgentRules {
 
   private static void tools(List<Tool> tools) {
     if (tools.size() > MAX_TOOLS) {
-      throw new InvalidArgumentException("tools", "has " + tools.size() + " entries; the limit is " + MAX_TOOLS);
+      throw new InvalidArgumentException(
+          "tools", "has " + tools.size() + " entries; the limit is " + MAX_TOOLS);
     }
     Set<String> names = new HashSet<>();
     boolean toolset = false;
@@ -57,7 +60,8 @@ public final class AgentRules {
       switch (tool.getToolCase()) {
         case TOOLSET -> {
           if (toolset) {
-            throw new InvalidArgumentException(field, "is a second toolset; an agent has at most one");
+            throw new InvalidArgumentException(
+                field, "is a second toolset; an agent has at most one");
           }
           toolset = true;
           toolset(field + ".toolset", tool.getToolset());
@@ -68,7 +72,9 @@ public final class AgentRules {
       }
     }
     for (int i = 0; i < tools.size(); i++) {
-      if (tools.get(i).hasCustom() && toolset && BUILT_IN_TOOLS.contains(tools.get(i).getCustom().getName())) {
+      if (tools.get(i).hasCustom()
+          && toolset
+          && BUILT_IN_TOOLS.contains(tools.get(i).getCustom().getName())) {
         throw new InvalidArgumentException(
             "tools[" + i + "].custom.name", "clashes with the built-in tool of the same name");
       }
@@ -85,10 +91,12 @@ public final class AgentRules {
       ToolConfig config = toolset.getConfigs(i);
       String at = field + ".configs[" + i + "]";
       if (!BUILT_IN_TOOLS.contains(config.getName())) {
-        throw new InvalidArgumentException(at + ".name", "must be one of " + String.join(", ", BUILT_IN_TOOLS));
+        throw new InvalidArgumentException(
+            at + ".name", "must be one of " + String.join(", ", BUILT_IN_TOOLS));
       }
       if (!configured.add(config.getName())) {
-        throw new InvalidArgumentException(at + ".name", "configures " + config.getName() + " a second time");
+        throw new InvalidArgumentException(
+            at + ".name", "configures " + config.getName() + " a second time");
       }
       policy(at + ".permission_policy", config);
     }
@@ -102,7 +110,8 @@ public final class AgentRules {
 
   private static void custom(String field, CustomTool tool, Set<String> names) {
     if (!CUSTOM_TOOL_NAME.matcher(tool.getName()).matches()) {
-      throw new InvalidArgumentException(field + ".name", "must be 1 to 128 characters of [A-Za-z0-9_-]");
+      throw new InvalidArgumentException(
+          field + ".name", "must be 1 to 128 characters of [A-Za-z0-9_-]");
     }
     if (!names.add(tool.getName())) {
       throw new InvalidArgumentException(field + ".name", "is used by another tool of this agent");
@@ -110,7 +119,8 @@ public final class AgentRules {
     InputRules.length(field + ".description", tool.getDescription(), 0, MAX_TOOL_DESCRIPTION);
     var schema = Json.requireObject(field + ".input_schema_json", tool.getInputSchemaJson());
     if (!"object".equals(schema.path("type").asText())) {
-      throw new InvalidArgumentException(field + ".input_schema_json", "must be a JSON Schema with \"type\": \"object\"");
+      throw new InvalidArgumentException(
+          field + ".input_schema_json", "must be a JSON Schema with \"type\": \"object\"");
     }
   }
 }

@@ -80,11 +80,17 @@ public class Agents {
 
   private static Agent apply(Agent latest, int expectedVersion, AgentChanges changes) {
     if (latest.hasArchivedAt()) {
-      throw new FailedPreconditionException("agent " + latest.getId() + " is archived and cannot change");
+      throw new FailedPreconditionException(
+          "agent " + latest.getId() + " is archived and cannot change");
     }
     if (expectedVersion != 0 && expectedVersion != latest.getVersion()) {
       throw new ConflictException(
-          "agent " + latest.getId() + " is at version " + latest.getVersion() + ", not the expected " + expectedVersion);
+          "agent "
+              + latest.getId()
+              + " is at version "
+              + latest.getVersion()
+              + ", not the expected "
+              + expectedVersion);
     }
     Agent.Builder next = latest.toBuilder();
     changes.name().ifPresent(next::setName);

@@ -47,7 +47,9 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
             .addAllTools(request.getToolsList())
             .putAllMetadata(request.getMetadataMap())
             .build();
-    return agents.create(definition).map(agent -> CreateAgentResponse.newBuilder().setAgent(agent).build());
+    return agents
+        .create(definition)
+        .map(agent -> CreateAgentResponse.newBuilder().setAgent(agent).build());
   }
 
   @Override
@@ -66,7 +68,9 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
             request.hasModel() ? Optional.of(request.getModel()) : Optional.empty(),
             request.hasSystem() ? Optional.of(request.getSystem()) : Optional.empty(),
             request.hasTools() ? Optional.of(request.getTools().getToolsList()) : Optional.empty(),
-            request.hasMetadata() ? Optional.of(request.getMetadata().getEntriesMap()) : Optional.empty());
+            request.hasMetadata()
+                ? Optional.of(request.getMetadata().getEntriesMap())
+                : Optional.empty());
     return agents
         .update(request.getAgentId(), request.getExpectedVersion(), changes)
         .map(agent -> UpdateAgentResponse.newBuilder().setAgent(agent).build());
@@ -76,20 +80,24 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
   public Uni<ListAgentsResponse> listAgents(ListAgentsRequest request) {
     return agents
         .list(request.getPageSize(), request.getPageToken(), request.getIncludeArchived())
-        .map(page -> ListAgentsResponse.newBuilder()
-            .addAllAgents(page.items())
-            .setNextPageToken(page.nextPageToken())
-            .build());
+        .map(
+            page ->
+                ListAgentsResponse.newBuilder()
+                    .addAllAgents(page.items())
+                    .setNextPageToken(page.nextPageToken())
+                    .build());
   }
 
   @Override
   public Uni<ListAgentVersionsResponse> listAgentVersions(ListAgentVersionsRequest request) {
     return agents
         .versions(request.getAgentId(), request.getPageSize(), request.getPageToken())
-        .map(page -> ListAgentVersionsResponse.newBuilder()
-            .addAllVersions(page.items())
-            .setNextPageToken(page.nextPageToken())
-            .build());
+        .map(
+            page ->
+                ListAgentVersionsResponse.newBuilder()
+                    .addAllVersions(page.items())
+                    .setNextPageToken(page.nextPageToken())
+                    .build());
   }
 
   @Override

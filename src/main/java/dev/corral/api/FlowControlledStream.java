@@ -28,7 +28,8 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
   private boolean requested;
   private boolean done;
 
-  private FlowControlledStream(ServerCallStreamObserver<T> observer, Context context, Supplier<T> lastItem) {
+  private FlowControlledStream(
+      ServerCallStreamObserver<T> observer, Context context, Supplier<T> lastItem) {
     this.observer = observer;
     this.context = context;
     this.lastItem = lastItem;
@@ -52,7 +53,8 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
             observer.onError(GrpcErrors.toStatus(failure));
             return;
           }
-          FlowControlledStream<Resp> stream = new FlowControlledStream<>(observer, context, lastItem.apply(request));
+          FlowControlledStream<Resp> stream =
+              new FlowControlledStream<>(observer, context, lastItem.apply(request));
           // The observer accepts handlers only before this method returns.
           observer.setOnReadyHandler(() -> stream.onContext(stream::requestIfReady));
           observer.setOnCancelHandler(() -> stream.onContext(stream::cancel));
@@ -62,50 +64,54 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
 
   @Override
   public void onSubscribe(Flow.Subscription subscription) {
-    onContext(() -> {
-      this.subscription = subscription;
-      if (done) {
-        subscription.cancel();
-      } else {
-        requestIfReady();
-      }
-    });
+    onContext(
+        () -> {
+          this.subscription = subscription;
+          if (done) {
+            subscription.cancel();
+          } else {
+            requestIfReady();
+          }
+        });
   }
 
   @Override
   public void onItem(T item) {
-    onContext(() -> {
-      requested = false;
-      if (done) {
-        return;
-      }
-      observer.onNext(item);
-      requestIfReady();
-    });
+    onContext(
+        () -> {
+          requested = false;
+          if (done) {
+            return;
+          }
+          observer.onNext(item);
+          requestIfReady();
+        });
   }
 
   @Override
   public void onFailure(Throwable failure) {
-    onContext(() -> {
-      if (!done) {
-        done = true;
-        observer.onError(GrpcErrors.toStatus(failure));
-      }
-    });
+    onContext(
+        () -> {
+          if (!done) {
+            done = true;
+            observer.onError(GrpcErrors.toStatus(failure));
+          }
+        });
   }
 
   @Override
   public void onCompletion() {
-    onContext(() -> {
-      if (done) {
-        return;
-      }
-      done = true;
-      if (lastItem != null) {
-        observer.onNext(lastItem.get());
-      }
-      observer.onCompleted();
-    });
+    onContext(
+        () -> {
+          if (done) {
+            return;
+          }
+          done = true;
+          if (lastItem != null) {
+            observer.onNext(lastItem.get());
+          }
+          observer.onCompleted();
+        });
   }
 
   private void requestIfReady() {

@@ -40,7 +40,8 @@ public class GrpcErrors implements ExceptionHandlerProvider {
       ServerCall.Listener<ReqT> listener, ServerCall<ReqT, RespT> call, Metadata metadata) {
     return new ExceptionHandler<>(listener, call, metadata) {
       @Override
-      protected void handleException(Throwable failure, ServerCall<ReqT, RespT> call, Metadata metadata) {
+      protected void handleException(
+          Throwable failure, ServerCall<ReqT, RespT> call, Metadata metadata) {
         StatusRuntimeException status = toStatus(failure);
         Metadata trailers = status.getTrailers() == null ? new Metadata() : status.getTrailers();
         call.close(status.getStatus(), trailers);
@@ -70,14 +71,22 @@ public class GrpcErrors implements ExceptionHandlerProvider {
     }
     if (isDatabaseOutage(cause)) {
       LOGGER.warnf("Database unavailable: %s", cause.getMessage());
-      return Status.UNAVAILABLE.withDescription("the database is unavailable; retry later").asRuntimeException();
+      return Status.UNAVAILABLE
+          .withDescription("the database is unavailable; retry later")
+          .asRuntimeException();
     }
-    if (cause instanceof PgException pg && pg.getSqlState() != null && pg.getSqlState().startsWith("40")) {
-      return Status.ABORTED.withDescription("the transaction lost a race; retry").asRuntimeException();
+    if (cause instanceof PgException pg
+        && pg.getSqlState() != null
+        && pg.getSqlState().startsWith("40")) {
+      return Status.ABORTED
+          .withDescription("the transaction lost a race; retry")
+          .asRuntimeException();
     }
     String reference = UUID.randomUUID().toString();
     LOGGER.errorf(cause, "Unexpected failure, reference %s", reference);
-    return Status.INTERNAL.withDescription("internal error; reference " + reference).asRuntimeException();
+    return Status.INTERNAL
+        .withDescription("internal error; reference " + reference)
+        .asRuntimeException();
   }
 
   private static StatusRuntimeException domain(CorralException known) {
@@ -128,7 +137,8 @@ public class GrpcErrors implements ExceptionHandlerProvider {
   private static boolean isDatabaseOutage(Throwable cause) {
     if (cause instanceof PgException pg) {
       String state = pg.getSqlState();
-      return state != null && (state.startsWith("08") || state.startsWith("57P") || state.equals("53300"));
+      return state != null
+          && (state.startsWith("08") || state.startsWith("57P") || state.equals("53300"));
     }
     for (Throwable current = cause; current != null; current = current.getCause()) {
       if (current instanceof ConnectException || current instanceof ClosedConnectionException) {

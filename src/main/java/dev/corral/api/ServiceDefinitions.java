@@ -13,8 +13,8 @@ import java.util.Map;
 
 /**
  * Rewrites a bound service: every request decoder reports bad bytes as INVALID_ARGUMENT ({@link
- * Utf8CheckedMarshaller}), and chosen methods get their own handlers (for flow-controlled
- * streams). Schema descriptors are kept, so reflection still describes the service.
+ * Utf8CheckedMarshaller}), and chosen methods get their own handlers (for flow-controlled streams).
+ * Schema descriptors are kept, so reflection still describes the service.
  */
 final class ServiceDefinitions {
 
@@ -24,7 +24,8 @@ final class ServiceDefinitions {
       ServerServiceDefinition bound, Map<String, ServerCallHandler<?, ?>> replacedHandlers) {
     ServiceDescriptor original = bound.getServiceDescriptor();
     ServiceDescriptor.Builder descriptor =
-        ServiceDescriptor.newBuilder(original.getName()).setSchemaDescriptor(original.getSchemaDescriptor());
+        ServiceDescriptor.newBuilder(original.getName())
+            .setSchemaDescriptor(original.getSchemaDescriptor());
     java.util.List<ServerMethodDefinition<?, ?>> methods = new java.util.ArrayList<>();
     for (ServerMethodDefinition<?, ?> method : bound.getMethods()) {
       ServerMethodDefinition<?, ?> checked = checked(method, replacedHandlers);
@@ -38,25 +39,35 @@ final class ServiceDefinitions {
 
   @SuppressWarnings("unchecked")
   private static <Req, Resp> ServerMethodDefinition<Req, Resp> checked(
-      ServerMethodDefinition<Req, Resp> method, Map<String, ServerCallHandler<?, ?>> replacedHandlers) {
+      ServerMethodDefinition<Req, Resp> method,
+      Map<String, ServerCallHandler<?, ?>> replacedHandlers) {
     MethodDescriptor<Req, Resp> descriptor = method.getMethodDescriptor();
     MethodDescriptor.Marshaller<Req> requests = descriptor.getRequestMarshaller();
     if (requests instanceof MethodDescriptor.PrototypeMarshaller<?> prototype
         && prototype.getMessagePrototype() instanceof Message) {
-      requests = (MethodDescriptor.Marshaller<Req>) new Utf8CheckedMarshaller<>(
-          (MethodDescriptor.PrototypeMarshaller<Message>) prototype);
+      requests =
+          (MethodDescriptor.Marshaller<Req>)
+              new Utf8CheckedMarshaller<>(
+                  (MethodDescriptor.PrototypeMarshaller<Message>) prototype);
     }
     MethodDescriptor<Req, Resp> rewritten =
         descriptor.toBuilder(requests, descriptor.getResponseMarshaller()).build();
-    ServerCallHandler<Req, Resp> handler = (ServerCallHandler<Req, Resp>)
-        replacedHandlers.getOrDefault(descriptor.getFullMethodName(), method.getServerCallHandler());
+    ServerCallHandler<Req, Resp> handler =
+        (ServerCallHandler<Req, Resp>)
+            replacedHandlers.getOrDefault(
+                descriptor.getFullMethodName(), method.getServerCallHandler());
     return ServerMethodDefinition.create(rewritten, rejectingUndecodable(handler));
   }
 
-  /** Closes a call whose request could not be decoded with INVALID_ARGUMENT; the service never sees it. */
-  private static <Req, Resp> ServerCallHandler<Req, Resp> rejectingUndecodable(ServerCallHandler<Req, Resp> handler) {
+  /**
+   * Closes a call whose request could not be decoded with INVALID_ARGUMENT; the service never sees
+   * it.
+   */
+  private static <Req, Resp> ServerCallHandler<Req, Resp> rejectingUndecodable(
+      ServerCallHandler<Req, Resp> handler) {
     return (call, headers) ->
-        new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(handler.startCall(call, headers)) {
+        new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(
+            handler.startCall(call, headers)) {
           private boolean rejected;
 
           @Override

@@ -76,10 +76,12 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
             request.getAgentId(),
             request.getStatusesList(),
             request.getIncludeArchived())
-        .map(page -> ListSessionsResponse.newBuilder()
-            .addAllSessions(page.items())
-            .setNextPageToken(page.nextPageToken())
-            .build());
+        .map(
+            page ->
+                ListSessionsResponse.newBuilder()
+                    .addAllSessions(page.items())
+                    .setNextPageToken(page.nextPageToken())
+                    .build());
   }
 
   @Override
@@ -91,7 +93,9 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
 
   @Override
   public Uni<DeleteSessionResponse> deleteSession(DeleteSessionRequest request) {
-    return sessions.delete(request.getSessionId()).map(ignored -> DeleteSessionResponse.getDefaultInstance());
+    return sessions
+        .delete(request.getSessionId())
+        .map(ignored -> DeleteSessionResponse.getDefaultInstance());
   }
 
   @Override
@@ -104,27 +108,34 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
                 request.getIdempotencyKey(),
                 request.hasExpectedLastSeq() ? request.getExpectedLastSeq() : null,
                 request.getLeaseEpoch()))
-        .map(appended -> EmitEventResponse.newBuilder()
-            .setEvent(appended.events().get(0))
-            .setDeduplicated(appended.deduplicated())
-            .build());
+        .map(
+            appended ->
+                EmitEventResponse.newBuilder()
+                    .setEvent(appended.events().get(0))
+                    .setDeduplicated(appended.deduplicated())
+                    .build());
   }
 
   @Override
   public Uni<GetEventsResponse> getEvents(GetEventsRequest request) {
-    EventSlice.Position position = switch (request.getPositionCase()) {
-      case BEFORE_SEQ -> EventSlice.Position.BEFORE;
-      case TAIL -> request.getTail() ? EventSlice.Position.TAIL : EventSlice.Position.AFTER;
-      default -> EventSlice.Position.AFTER;
-    };
-    long seq = position == EventSlice.Position.BEFORE ? request.getBeforeSeq() : request.getAfterSeq();
+    EventSlice.Position position =
+        switch (request.getPositionCase()) {
+          case BEFORE_SEQ -> EventSlice.Position.BEFORE;
+          case TAIL -> request.getTail() ? EventSlice.Position.TAIL : EventSlice.Position.AFTER;
+          default -> EventSlice.Position.AFTER;
+        };
+    long seq =
+        position == EventSlice.Position.BEFORE ? request.getBeforeSeq() : request.getAfterSeq();
     return sessions
-        .events(request.getSessionId(), position, seq, request.getPageSize(), request.getTypesList())
-        .map(page -> GetEventsResponse.newBuilder()
-            .addAllEvents(page.events())
-            .setHasMore(page.hasMore())
-            .setLastSeq(page.lastSeq())
-            .build());
+        .events(
+            request.getSessionId(), position, seq, request.getPageSize(), request.getTypesList())
+        .map(
+            page ->
+                GetEventsResponse.newBuilder()
+                    .addAllEvents(page.events())
+                    .setHasMore(page.hasMore())
+                    .setLastSeq(page.lastSeq())
+                    .build());
   }
 
   private Multi<StreamEventsResponse> follow(StreamEventsRequest request) {
@@ -135,8 +146,9 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
 
   /** The follow stream completes only when its session is deleted. */
   private Supplier<StreamEventsResponse> deletedMarker(StreamEventsRequest request) {
-    return () -> StreamEventsResponse.newBuilder()
-        .setSessionDeleted(SessionDeleted.newBuilder().setSessionId(request.getSessionId()))
-        .build();
+    return () ->
+        StreamEventsResponse.newBuilder()
+            .setSessionDeleted(SessionDeleted.newBuilder().setSessionId(request.getSessionId()))
+            .build();
   }
 }

@@ -1,12 +1,12 @@
 package dev.corral.api;
 
+import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.Descriptors.Descriptor;
 import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.UnknownFieldSet;
-import com.google.protobuf.ByteString;
 import com.google.protobuf.WireFormat;
 import dev.corral.common.InvalidArgumentException;
 import io.grpc.MethodDescriptor;
@@ -24,10 +24,12 @@ import java.io.UncheckedIOException;
  * carrying the problem in an unknown field, and {@link ServiceDefinitions} closes such calls with
  * INVALID_ARGUMENT before they reach the service.
  */
-final class Utf8CheckedMarshaller<T extends Message> implements MethodDescriptor.PrototypeMarshaller<T> {
+final class Utf8CheckedMarshaller<T extends Message>
+    implements MethodDescriptor.PrototypeMarshaller<T> {
 
   /** The largest field number protobuf allows; no corral message uses it. */
   private static final int PROBLEM_FIELD = (1 << 29) - 1;
+
   private static final char SEPARATOR = '\u0000';
 
   private final MethodDescriptor.PrototypeMarshaller<T> delegate;
@@ -55,14 +57,21 @@ final class Utf8CheckedMarshaller<T extends Message> implements MethodDescriptor
       return (T) prototype.getParserForType().parseFrom(bytes);
     } catch (InvalidProtocolBufferException e) {
       String field = invalidUtf8Field(prototype.getDescriptorForType(), bytes);
-      String problem = field == null
-          ? "request" + SEPARATOR + "is not a valid " + prototype.getDescriptorForType().getFullName() + " message"
-          : field + SEPARATOR + "is not valid UTF-8";
+      String problem =
+          field == null
+              ? "request"
+                  + SEPARATOR
+                  + "is not a valid "
+                  + prototype.getDescriptorForType().getFullName()
+                  + " message"
+              : field + SEPARATOR + "is not valid UTF-8";
       UnknownFieldSet marker =
           UnknownFieldSet.newBuilder()
               .addField(
                   PROBLEM_FIELD,
-                  UnknownFieldSet.Field.newBuilder().addLengthDelimited(ByteString.copyFromUtf8(problem)).build())
+                  UnknownFieldSet.Field.newBuilder()
+                      .addLengthDelimited(ByteString.copyFromUtf8(problem))
+                      .build())
               .build();
       return (T) prototype.toBuilder().setUnknownFields(marker).build();
     }
@@ -72,9 +81,15 @@ final class Utf8CheckedMarshaller<T extends Message> implements MethodDescriptor
   static InvalidArgumentException problemOf(Object request) {
     if (request instanceof Message message && message.getUnknownFields().hasField(PROBLEM_FIELD)) {
       String problem =
-          message.getUnknownFields().getField(PROBLEM_FIELD).getLengthDelimitedList().get(0).toStringUtf8();
+          message
+              .getUnknownFields()
+              .getField(PROBLEM_FIELD)
+              .getLengthDelimitedList()
+              .get(0)
+              .toStringUtf8();
       int separator = problem.indexOf(SEPARATOR);
-      return new InvalidArgumentException(problem.substring(0, separator), problem.substring(separator + 1));
+      return new InvalidArgumentException(
+          problem.substring(0, separator), problem.substring(separator + 1));
     }
     return null;
   }
@@ -98,7 +113,8 @@ final class Utf8CheckedMarshaller<T extends Message> implements MethodDescriptor
     }
   }
 
-  private static String scan(Descriptor type, CodedInputStream input, String path) throws IOException {
+  private static String scan(Descriptor type, CodedInputStream input, String path)
+      throws IOException {
     java.util.Map<Integer, Integer> repeats = new java.util.HashMap<>();
     while (!input.isAtEnd()) {
       int tag = input.readTag();

@@ -23,7 +23,8 @@ public enum IdKind {
 
   IdKind(String prefix) {
     this.prefix = prefix;
-    this.pattern = Pattern.compile(Pattern.quote(prefix) + "[0-9a-hjkmnp-tv-z]{" + BODY_LENGTH + "}");
+    this.pattern =
+        Pattern.compile(Pattern.quote(prefix) + "[0-9a-hjkmnp-tv-z]{" + BODY_LENGTH + "}");
   }
 
   public String prefix() {

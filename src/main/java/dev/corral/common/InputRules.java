@@ -22,15 +22,19 @@ public final class InputRules {
   public static String length(String field, String value, int min, int max) {
     int length = value.codePointCount(0, value.length());
     if (length < min) {
-      throw new InvalidArgumentException(field, min == 1 ? "is required" : "needs at least " + min + " characters");
+      throw new InvalidArgumentException(
+          field, min == 1 ? "is required" : "needs at least " + min + " characters");
     }
     if (length > max) {
-      throw new InvalidArgumentException(field, "has " + length + " characters; the limit is " + max);
+      throw new InvalidArgumentException(
+          field, "has " + length + " characters; the limit is " + max);
     }
     return value;
   }
 
-  /** Checks the limits of a metadata map: pair count, key and value lengths, no control characters. */
+  /**
+   * Checks the limits of a metadata map: pair count, key and value lengths, no control characters.
+   */
   public static Map<String, String> metadata(String field, Map<String, String> metadata) {
     if (metadata.size() > MAX_METADATA_PAIRS) {
       throw new InvalidArgumentException(
@@ -41,7 +45,8 @@ public final class InputRules {
           length(field + " key", key, 1, MAX_METADATA_KEY);
           length(field + "[" + key + "]", value, 0, MAX_METADATA_VALUE);
           if (CONTROL.matcher(key).find()) {
-            throw new InvalidArgumentException(field + " key", "must not contain control characters");
+            throw new InvalidArgumentException(
+                field + " key", "must not contain control characters");
           }
         });
     return metadata;

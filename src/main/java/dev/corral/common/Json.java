@@ -22,7 +22,12 @@ public final class Json {
       node = MAPPER.readTree(text);
     } catch (JsonProcessingException e) {
       throw new InvalidArgumentException(
-          field, "is not valid JSON (line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr() + ")");
+          field,
+          "is not valid JSON (line "
+              + e.getLocation().getLineNr()
+              + ", column "
+              + e.getLocation().getColumnNr()
+              + ")");
     }
     if (node == null || !node.isObject()) {
       throw new InvalidArgumentException(field, "must be a JSON object");

@@ -21,7 +21,8 @@ public final class Paging {
    */
   public static int pageSize(String field, int requested, int defaultSize, int max) {
     if (requested < 0 || requested > max) {
-      throw new InvalidArgumentException(field, "must be between 0 and " + max + ", was " + requested);
+      throw new InvalidArgumentException(
+          field, "must be between 0 and " + max + ", was " + requested);
     }
     return requested == 0 ? defaultSize : requested;
   }
@@ -47,7 +48,8 @@ public final class Paging {
     } catch (IllegalArgumentException e) {
       throw new InvalidArgumentException(field, "is not a page token returned by this server");
     }
-    if (!decoded.startsWith(TOKEN_VERSION) || !validKey.test(decoded.substring(TOKEN_VERSION.length()))) {
+    if (!decoded.startsWith(TOKEN_VERSION)
+        || !validKey.test(decoded.substring(TOKEN_VERSION.length()))) {
       throw new InvalidArgumentException(field, "is not a page token returned by this server");
     }
     return decoded.substring(TOKEN_VERSION.length());

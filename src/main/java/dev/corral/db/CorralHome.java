@@ -2,7 +2,10 @@ package dev.corral.db;
 
 import java.nio.file.Path;
 
-/** Where corral keeps its local state: {@code corral.home}, else {@code $CORRAL_HOME}, else {@code ~/.corral}. */
+/**
+ * Where corral keeps its local state: {@code corral.home}, else {@code $CORRAL_HOME}, else {@code
+ * ~/.corral}.
+ */
 final class CorralHome {
 
   private CorralHome() {}

@@ -7,11 +7,11 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -57,11 +57,14 @@ final class EmbeddedDatabase {
       running = builder.start();
       ephemeralDirectory = ephemeral ? directory : null;
       // Quarkus stops it on shutdown; this covers a JVM that exits without a Quarkus shutdown.
-      Runtime.getRuntime().addShutdownHook(new Thread(EmbeddedDatabase::stop, "corral-embedded-postgres-stop"));
-      LOGGER.infof("Embedded PostgreSQL started on 127.0.0.1:%d, data in %s", running.getPort(), directory);
+      Runtime.getRuntime()
+          .addShutdownHook(new Thread(EmbeddedDatabase::stop, "corral-embedded-postgres-stop"));
+      LOGGER.infof(
+          "Embedded PostgreSQL started on 127.0.0.1:%d, data in %s", running.getPort(), directory);
       return running.getPort();
     } catch (IOException e) {
-      throw new UncheckedIOException("Could not start the embedded PostgreSQL in " + dataDirectory, e);
+      throw new UncheckedIOException(
+          "Could not start the embedded PostgreSQL in " + dataDirectory, e);
     }
   }
 
@@ -98,7 +101,9 @@ final class EmbeddedDatabase {
     if (postmaster.isEmpty() || !isPostgres(postmaster.get())) {
       return;
     }
-    LOGGER.warnf("Stopping an orphaned PostgreSQL (pid %d) that still holds %s", postmaster.get().pid(), directory);
+    LOGGER.warnf(
+        "Stopping an orphaned PostgreSQL (pid %d) that still holds %s",
+        postmaster.get().pid(), directory);
     postmaster.get().destroy();
     try {
       postmaster.get().onExit().get(30, java.util.concurrent.TimeUnit.SECONDS);
@@ -151,7 +156,8 @@ final class EmbeddedDatabase {
         directory,
         new SimpleFileVisitor<>() {
           @Override
-          public FileVisitResult visitFile(Path file, BasicFileAttributes attributes) throws IOException {
+          public FileVisitResult visitFile(Path file, BasicFileAttributes attributes)
+              throws IOException {
             Files.deleteIfExists(file);
             return FileVisitResult.CONTINUE;
           }
@@ -162,7 +168,8 @@ final class EmbeddedDatabase {
           }
 
           @Override
-          public FileVisitResult postVisitDirectory(Path dir, IOException failure) throws IOException {
+          public FileVisitResult postVisitDirectory(Path dir, IOException failure)
+              throws IOException {
             Files.deleteIfExists(dir);
             return FileVisitResult.CONTINUE;
           }

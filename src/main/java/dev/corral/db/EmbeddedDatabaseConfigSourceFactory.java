@@ -30,7 +30,8 @@ public class EmbeddedDatabaseConfigSourceFactory implements ConfigSourceFactory 
     if (isBuildTime()) {
       return List.of();
     }
-    if (isSet(context, "quarkus.datasource.reactive.url") || isSet(context, "quarkus.datasource.jdbc.url")) {
+    if (isSet(context, "quarkus.datasource.reactive.url")
+        || isSet(context, "quarkus.datasource.jdbc.url")) {
       return List.of();
     }
     if (!Boolean.parseBoolean(valueOr(context, "corral.embedded-postgres.enabled", "true"))) {
@@ -46,10 +47,14 @@ public class EmbeddedDatabaseConfigSourceFactory implements ConfigSourceFactory 
     return List.of(
         new PropertiesConfigSource(
             Map.of(
-                "quarkus.datasource.reactive.url", "postgresql://" + hostPort,
-                "quarkus.datasource.jdbc.url", "jdbc:postgresql://" + hostPort,
-                "quarkus.datasource.username", "postgres",
-                "corral.embedded-postgres.active", "true"),
+                "quarkus.datasource.reactive.url",
+                "postgresql://" + hostPort,
+                "quarkus.datasource.jdbc.url",
+                "jdbc:postgresql://" + hostPort,
+                "quarkus.datasource.username",
+                "postgres",
+                "corral.embedded-postgres.active",
+                "true"),
             "corral-embedded-postgres",
             ORDINAL));
   }
@@ -65,11 +70,15 @@ public class EmbeddedDatabaseConfigSourceFactory implements ConfigSourceFactory 
    */
   private static boolean isBuildTime() {
     return StackWalker.getInstance()
-        .walk(frames -> frames
-            .map(StackWalker.StackFrame::getClassName)
-            .anyMatch(name -> name.startsWith("io.quarkus.deployment.")
-                || name.startsWith("io.quarkus.maven.")
-                || name.startsWith("io.quarkus.test.config.")));
+        .walk(
+            frames ->
+                frames
+                    .map(StackWalker.StackFrame::getClassName)
+                    .anyMatch(
+                        name ->
+                            name.startsWith("io.quarkus.deployment.")
+                                || name.startsWith("io.quarkus.maven.")
+                                || name.startsWith("io.quarkus.test.config.")));
   }
 
   private static boolean isSet(ConfigSourceContext context, String name) {

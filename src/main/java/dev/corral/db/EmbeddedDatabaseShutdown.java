@@ -1,9 +1,9 @@
 package dev.corral.db;
 
 import io.quarkus.runtime.ShutdownEvent;
+import jakarta.annotation.Priority;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
-import jakarta.annotation.Priority;
 
 /** Stops the embedded PostgreSQL after everything else that uses the database has shut down. */
 @ApplicationScoped

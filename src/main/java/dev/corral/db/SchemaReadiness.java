@@ -41,7 +41,12 @@ class SchemaReadiness implements AsyncHealthCheck {
         .after(Duration.ofSeconds(5))
         .fail()
         .onFailure()
-        .recoverWithItem(failure -> HealthCheckResponse.named(NAME).down().withData("error", "database unreachable").build());
+        .recoverWithItem(
+            failure ->
+                HealthCheckResponse.named(NAME)
+                    .down()
+                    .withData("error", "database unreachable")
+                    .build());
   }
 
   private static HealthCheckResponse fromRow(Row row) {

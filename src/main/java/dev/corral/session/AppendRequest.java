@@ -9,7 +9,8 @@ import java.util.List;
  * @param leaseEpoch null for client events; for harness events the epoch of the lease the writer
  *     holds, checked against the session's current epoch and expiry in the append statement
  */
-public record AppendRequest(String sessionId, List<NewEvent> events, Long expectedLastSeq, Long leaseEpoch) {
+public record AppendRequest(
+    String sessionId, List<NewEvent> events, Long expectedLastSeq, Long leaseEpoch) {
 
   public AppendRequest {
     events = List.copyOf(events);

@@ -6,7 +6,6 @@ import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
 import dev.corral.proto.v1.Event;
 import io.smallrye.mutiny.Uni;
-import io.vertx.mutiny.core.buffer.Buffer;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.Row;
 import io.vertx.mutiny.sqlclient.RowSet;
@@ -22,11 +21,11 @@ import java.util.List;
  * Appends to and reads from session logs.
  *
  * <p>An append is one SQL statement: it bumps {@code sessions.last_seq} by the number of events
- * (taking the session row lock, which orders concurrent appends), inserts the events at the seqs
- * it got, and applies the events' {@link SessionEffects} — all in one transaction, so seqs are
- * dense and the session row never disagrees with its log. The same statement returns the original
- * events instead when the idempotency keys were seen before, and appends nothing when the session
- * is closed, the expected seq is stale or the lease epoch is not live.
+ * (taking the session row lock, which orders concurrent appends), inserts the events at the seqs it
+ * got, and applies the events' {@link SessionEffects} — all in one transaction, so seqs are dense
+ * and the session row never disagrees with its log. The same statement returns the original events
+ * instead when the idempotency keys were seen before, and appends nothing when the session is
+ * closed, the expected seq is stale or the lease epoch is not live.
  */
 @ApplicationScoped
 public class EventLog {
@@ -137,7 +136,11 @@ public class EventLog {
     return client
         .preparedQuery(APPEND)
         .execute(appendTuple(request))
-        .flatMap(rows -> rows.size() == 0 ? diagnose(client, request) : Uni.createFrom().item(toAppended(request, rows)));
+        .flatMap(
+            rows ->
+                rows.size() == 0
+                    ? diagnose(client, request)
+                    : Uni.createFrom().item(toAppended(request, rows)));
   }
 
   void publish(Appended appended) {
@@ -165,12 +168,16 @@ public class EventLog {
             request.sessionId(),
             events.stream().map(NewEvent::id).toArray(String[]::new),
             events.stream().map(event -> event.type().wireName()).toArray(String[]::new),
-            events.stream().map(event -> io.vertx.core.buffer.Buffer.buffer(event.payload().toByteArray())).toArray(io.vertx.core.buffer.Buffer[]::new),
+            events.stream()
+                .map(event -> io.vertx.core.buffer.Buffer.buffer(event.payload().toByteArray()))
+                .toArray(io.vertx.core.buffer.Buffer[]::new),
             events.stream().map(NewEvent::idempotencyKey).toArray(String[]::new),
             request.expectedLastSeq(),
             request.leaseEpoch(),
             effects.status(),
-            effects.stopReason() == null ? null : io.vertx.core.buffer.Buffer.buffer(effects.stopReason()),
+            effects.stopReason() == null
+                ? null
+                : io.vertx.core.buffer.Buffer.buffer(effects.stopReason()),
             effects.workPending(),
             effects.usage().getInputTokens(),
             effects.usage().getOutputTokens(),
@@ -197,8 +204,9 @@ public class EventLog {
     for (int i = 0; same && i < originals.size(); i++) {
       NewEvent asked = request.events().get(i);
       Event original = originals.get(i);
-      same = asked.type().wireName().equals(original.getType())
-          && asked.payload().equals(NewEvent.onlyPayload(original));
+      same =
+          asked.type().wireName().equals(original.getType())
+              && asked.payload().equals(NewEvent.onlyPayload(original));
     }
     if (!same) {
       throw new InvalidArgumentException(
@@ -211,9 +219,10 @@ public class EventLog {
     return client
         .preparedQuery(DIAGNOSE)
         .execute(Tuple.of(request.sessionId()))
-        .map(rows -> {
-          throw refusal(request, rows);
-        });
+        .map(
+            rows -> {
+              throw refusal(request, rows);
+            });
   }
 
   private static RuntimeException refusal(AppendRequest request, RowSet<Row> rows) {
@@ -278,8 +287,8 @@ public class EventLog {
           .setProcessedAt(ProtoTime.of(row.getOffsetDateTime("processed_at")))
           .build();
     } catch (InvalidProtocolBufferException e) {
-      throw new IllegalStateException("stored event " + row.getString("id") + " is not readable", e);
+      throw new IllegalStateException(
+          "stored event " + row.getString("id") + " is not readable", e);
     }
   }
-
 }

@@ -22,7 +22,8 @@ final class EventRules {
   static final int MAX_CONTENT_BLOCKS = 100;
   static final int MAX_DENY_MESSAGE = 10_000;
   private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
-  private static final Set<String> IMAGE_TYPES = Set.of("image/jpeg", "image/png", "image/gif", "image/webp");
+  private static final Set<String> IMAGE_TYPES =
+      Set.of("image/jpeg", "image/png", "image/gif", "image/webp");
 
   private EventRules() {}
 
@@ -34,18 +35,22 @@ final class EventRules {
    */
   static EventType check(String field, Event event, Long leaseEpoch) {
     EventType type =
-        EventType.of(event).orElseThrow(() -> new InvalidArgumentException(field, "has no payload"));
+        EventType.of(event)
+            .orElseThrow(() -> new InvalidArgumentException(field, "has no payload"));
     if (!event.getType().isEmpty() && !event.getType().equals(type.wireName())) {
-      String problem = EventType.fromWireName(event.getType()).isPresent()
-          ? "is " + event.getType() + " but the payload is " + type.wireName()
-          : "is not a known event type";
+      String problem =
+          EventType.fromWireName(event.getType()).isPresent()
+              ? "is " + event.getType() + " but the payload is " + type.wireName()
+              : "is not a known event type";
       throw new InvalidArgumentException(field + ".type", problem);
     }
     requireNoEnvelope(field, event);
     if (type.origin() == EventType.Origin.HARNESS && leaseEpoch == null) {
       throw new InvalidArgumentException(
           "lease_epoch",
-          "is required to emit " + type.wireName() + ": only the harness holding the session's lease may");
+          "is required to emit "
+              + type.wireName()
+              + ": only the harness holding the session's lease may");
     }
     checkPayload(field, type, event);
     int size = NewEvent.onlyPayload(event).getSerializedSize();
@@ -68,22 +73,26 @@ final class EventRules {
 
   private static void requireNoEnvelope(String field, Event event) {
     if (!event.getId().isEmpty()) {
-      throw new InvalidArgumentException(field + ".id", "is assigned by the server and must be empty");
+      throw new InvalidArgumentException(
+          field + ".id", "is assigned by the server and must be empty");
     }
     if (!event.getSessionId().isEmpty()) {
-      throw new InvalidArgumentException(field + ".session_id", "is assigned by the server and must be empty");
+      throw new InvalidArgumentException(
+          field + ".session_id", "is assigned by the server and must be empty");
     }
     if (event.getSeq() != 0) {
       throw new InvalidArgumentException(field + ".seq", "is assigned by the server and must be 0");
     }
     if (event.hasProcessedAt()) {
-      throw new InvalidArgumentException(field + ".processed_at", "is assigned by the server and must be unset");
+      throw new InvalidArgumentException(
+          field + ".processed_at", "is assigned by the server and must be unset");
     }
   }
 
   private static void checkPayload(String field, EventType type, Event event) {
     switch (type) {
-      case USER_MESSAGE -> content(field + ".user_message.content", event.getUserMessage().getContentList(), 1);
+      case USER_MESSAGE ->
+          content(field + ".user_message.content", event.getUserMessage().getContentList(), 1);
       case USER_TOOL_CONFIRMATION -> {
         var confirmation = event.getUserToolConfirmation();
         String at = field + ".user_tool_confirmation";
@@ -104,13 +113,20 @@ final class EventRules {
         IdKind.EVENT.require(at + ".custom_tool_use_id", result.getCustomToolUseId());
         content(at + ".content", result.getContentList(), 0);
       }
-      case AGENT_MESSAGE -> content(field + ".agent_message.content", event.getAgentMessage().getContentList(), 1);
-      case AGENT_TOOL_USE -> Json.requireObject(field + ".agent_tool_use.input_json", event.getAgentToolUse().getInputJson());
+      case AGENT_MESSAGE ->
+          content(field + ".agent_message.content", event.getAgentMessage().getContentList(), 1);
+      case AGENT_TOOL_USE ->
+          Json.requireObject(
+              field + ".agent_tool_use.input_json", event.getAgentToolUse().getInputJson());
       case AGENT_CUSTOM_TOOL_USE ->
-          Json.requireObject(field + ".agent_custom_tool_use.input_json", event.getAgentCustomToolUse().getInputJson());
+          Json.requireObject(
+              field + ".agent_custom_tool_use.input_json",
+              event.getAgentCustomToolUse().getInputJson());
       case AGENT_TOOL_RESULT -> {
-        IdKind.EVENT.require(field + ".agent_tool_result.tool_use_id", event.getAgentToolResult().getToolUseId());
-        content(field + ".agent_tool_result.content", event.getAgentToolResult().getContentList(), 0);
+        IdKind.EVENT.require(
+            field + ".agent_tool_result.tool_use_id", event.getAgentToolResult().getToolUseId());
+        content(
+            field + ".agent_tool_result.content", event.getAgentToolResult().getContentList(), 0);
       }
       default -> {}
     }
@@ -121,7 +137,8 @@ final class EventRules {
       throw new InvalidArgumentException(field, "needs at least " + min + " block");
     }
     if (blocks.size() > MAX_CONTENT_BLOCKS) {
-      throw new InvalidArgumentException(field, "has " + blocks.size() + " blocks; the limit is " + MAX_CONTENT_BLOCKS);
+      throw new InvalidArgumentException(
+          field, "has " + blocks.size() + " blocks; the limit is " + MAX_CONTENT_BLOCKS);
     }
     for (int i = 0; i < blocks.size(); i++) {
       block(field + "[" + i + "]", blocks.get(i));
@@ -142,7 +159,9 @@ final class EventRules {
 
   private static void image(String field, ImageBlock image) {
     if (!IMAGE_TYPES.contains(image.getMediaType())) {
-      throw new InvalidArgumentException(field + ".media_type", "must be one of " + String.join(", ", IMAGE_TYPES.stream().sorted().toList()));
+      throw new InvalidArgumentException(
+          field + ".media_type",
+          "must be one of " + String.join(", ", IMAGE_TYPES.stream().sorted().toList()));
     }
     switch (image.getSourceCase()) {
       case DATA -> {

@@ -9,7 +9,8 @@ import java.util.Set;
  *     for TAIL
  * @param types wire names to keep; empty keeps every type
  */
-public record EventSlice(String sessionId, Position position, long seq, int limit, Set<String> types) {
+public record EventSlice(
+    String sessionId, Position position, long seq, int limit, Set<String> types) {
 
   public enum Position {
     /** Events with seq greater than the cursor, oldest first. */

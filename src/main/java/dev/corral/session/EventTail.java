@@ -38,8 +38,8 @@ public class EventTail {
   }
 
   /**
-   * Every event of {@code sessionId} after {@code afterSeq} whose type is in {@code types} (all when
-   * empty), then live ones; completes when the session is deleted. Fails with {@link
+   * Every event of {@code sessionId} after {@code afterSeq} whose type is in {@code types} (all
+   * when empty), then live ones; completes when the session is deleted. Fails with {@link
    * NotFoundException} if the session does not exist when the stream starts.
    */
   public Multi<Event> follow(String sessionId, long afterSeq, Set<String> types) {
@@ -48,7 +48,8 @@ public class EventTail {
         .withFinalizer(SessionSignals.Watch::close);
   }
 
-  private Multi<Event> pages(SessionSignals.Watch watch, String sessionId, long afterSeq, Set<String> types) {
+  private Multi<Event> pages(
+      SessionSignals.Watch watch, String sessionId, long afterSeq, Set<String> types) {
     return Multi.createBy()
         .repeating()
         .uni(() -> new Cursor(sessionId, afterSeq, types), cursor -> nextPage(watch, cursor))
@@ -64,7 +65,12 @@ public class EventTail {
 
   private Uni<Page> read(Cursor cursor) {
     EventSlice slice =
-        new EventSlice(cursor.sessionId, EventSlice.Position.AFTER, cursor.seq, config.streamPageSize(), cursor.types);
+        new EventSlice(
+            cursor.sessionId,
+            EventSlice.Position.AFTER,
+            cursor.seq,
+            config.streamPageSize(),
+            cursor.types);
     return log.read(slice)
         .invoke(page -> eventsRead.addAndGet(page.events().size()))
         .map(cursor::advance)

@@ -11,24 +11,32 @@ import java.util.Optional;
 public enum EventType {
   USER_MESSAGE("user.message", PayloadCase.USER_MESSAGE, Origin.CLIENT),
   USER_INTERRUPT("user.interrupt", PayloadCase.USER_INTERRUPT, Origin.CLIENT),
-  USER_TOOL_CONFIRMATION("user.tool_confirmation", PayloadCase.USER_TOOL_CONFIRMATION, Origin.CLIENT),
-  USER_CUSTOM_TOOL_RESULT("user.custom_tool_result", PayloadCase.USER_CUSTOM_TOOL_RESULT, Origin.CLIENT),
+  USER_TOOL_CONFIRMATION(
+      "user.tool_confirmation", PayloadCase.USER_TOOL_CONFIRMATION, Origin.CLIENT),
+  USER_CUSTOM_TOOL_RESULT(
+      "user.custom_tool_result", PayloadCase.USER_CUSTOM_TOOL_RESULT, Origin.CLIENT),
 
   AGENT_MESSAGE("agent.message", PayloadCase.AGENT_MESSAGE, Origin.HARNESS),
   AGENT_THINKING("agent.thinking", PayloadCase.AGENT_THINKING, Origin.HARNESS),
   AGENT_TOOL_USE("agent.tool_use", PayloadCase.AGENT_TOOL_USE, Origin.HARNESS),
   AGENT_TOOL_RESULT("agent.tool_result", PayloadCase.AGENT_TOOL_RESULT, Origin.HARNESS),
   AGENT_CUSTOM_TOOL_USE("agent.custom_tool_use", PayloadCase.AGENT_CUSTOM_TOOL_USE, Origin.HARNESS),
-  AGENT_CONTEXT_COMPACTED("agent.context_compacted", PayloadCase.AGENT_CONTEXT_COMPACTED, Origin.HARNESS),
+  AGENT_CONTEXT_COMPACTED(
+      "agent.context_compacted", PayloadCase.AGENT_CONTEXT_COMPACTED, Origin.HARNESS),
 
-  SESSION_STATUS_RUNNING("session.status_running", PayloadCase.SESSION_STATUS_RUNNING, Origin.HARNESS),
+  SESSION_STATUS_RUNNING(
+      "session.status_running", PayloadCase.SESSION_STATUS_RUNNING, Origin.HARNESS),
   SESSION_STATUS_IDLE("session.status_idle", PayloadCase.SESSION_STATUS_IDLE, Origin.HARNESS),
-  SESSION_STATUS_RESCHEDULED("session.status_rescheduled", PayloadCase.SESSION_STATUS_RESCHEDULED, Origin.HARNESS),
-  SESSION_STATUS_TERMINATED("session.status_terminated", PayloadCase.SESSION_STATUS_TERMINATED, Origin.HARNESS),
+  SESSION_STATUS_RESCHEDULED(
+      "session.status_rescheduled", PayloadCase.SESSION_STATUS_RESCHEDULED, Origin.HARNESS),
+  SESSION_STATUS_TERMINATED(
+      "session.status_terminated", PayloadCase.SESSION_STATUS_TERMINATED, Origin.HARNESS),
   SESSION_ERROR("session.error", PayloadCase.SESSION_ERROR, Origin.HARNESS),
 
-  SPAN_MODEL_REQUEST_START("span.model_request_start", PayloadCase.SPAN_MODEL_REQUEST_START, Origin.HARNESS),
-  SPAN_MODEL_REQUEST_END("span.model_request_end", PayloadCase.SPAN_MODEL_REQUEST_END, Origin.HARNESS),
+  SPAN_MODEL_REQUEST_START(
+      "span.model_request_start", PayloadCase.SPAN_MODEL_REQUEST_START, Origin.HARNESS),
+  SPAN_MODEL_REQUEST_END(
+      "span.model_request_end", PayloadCase.SPAN_MODEL_REQUEST_END, Origin.HARNESS),
 
   SANDBOX_PROVISIONED("sandbox.provisioned", PayloadCase.SANDBOX_PROVISIONED, Origin.HARNESS),
   SANDBOX_LOST("sandbox.lost", PayloadCase.SANDBOX_LOST, Origin.HARNESS);

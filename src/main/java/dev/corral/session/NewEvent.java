@@ -25,7 +25,8 @@ public record NewEvent(String id, EventType type, Event payload, String idempote
 
   public static NewEvent of(Event payload, String idempotencyKey) {
     EventType type =
-        EventType.of(payload).orElseThrow(() -> new IllegalArgumentException("event has no payload"));
+        EventType.of(payload)
+            .orElseThrow(() -> new IllegalArgumentException("event has no payload"));
     return new NewEvent(IdKind.EVENT.next(), type, onlyPayload(payload), idempotencyKey);
   }
 

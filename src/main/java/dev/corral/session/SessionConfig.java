@@ -15,7 +15,10 @@ public interface SessionConfig {
   @WithDefault("500ms")
   Duration pollInterval();
 
-  /** Use PostgreSQL LISTEN/NOTIFY to wake readers on other replicas at once ({@code corral.session.listen-notify}). */
+  /**
+   * Use PostgreSQL LISTEN/NOTIFY to wake readers on other replicas at once ({@code
+   * corral.session.listen-notify}).
+   */
   @WithDefault("true")
   boolean listenNotify();
 

@@ -52,7 +52,8 @@ record SessionEffects(String status, byte[] stopReason, Boolean workPending, Mod
     total
         .setInputTokens(total.getInputTokens() + more.getInputTokens())
         .setOutputTokens(total.getOutputTokens() + more.getOutputTokens())
-        .setCacheCreationInputTokens(total.getCacheCreationInputTokens() + more.getCacheCreationInputTokens())
+        .setCacheCreationInputTokens(
+            total.getCacheCreationInputTokens() + more.getCacheCreationInputTokens())
         .setCacheReadInputTokens(total.getCacheReadInputTokens() + more.getCacheReadInputTokens());
   }
 }

@@ -46,7 +46,9 @@ public class SessionRepository {
   static final String SELECT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
 
   static final String LIST =
-      "SELECT " + COLUMNS + """
+      "SELECT "
+          + COLUMNS
+          + """
        FROM sessions
       WHERE ($1::text IS NULL OR id < $1)
         AND ($2::text IS NULL OR agent_id = $2)
@@ -72,7 +74,8 @@ public class SessionRepository {
     this.pool = pool;
   }
 
-  Uni<Void> insert(SqlClient client, String id, Agent agent, String title, Map<String, String> metadata) {
+  Uni<Void> insert(
+      SqlClient client, String id, Agent agent, String title, Map<String, String> metadata) {
     return client
         .preparedQuery(INSERT)
         .execute(
@@ -95,33 +98,40 @@ public class SessionRepository {
     return client.preparedQuery(SELECT).execute(Tuple.of(id)).map(rows -> single(rows, id));
   }
 
-  Uni<List<Session>> list(String beforeId, String agentId, List<String> statuses, boolean includeArchived, int limit) {
+  Uni<List<Session>> list(
+      String beforeId, String agentId, List<String> statuses, boolean includeArchived, int limit) {
     String[] statusFilter = statuses.isEmpty() ? null : statuses.toArray(String[]::new);
     return pool.preparedQuery(LIST)
         .execute(Tuple.from(Arrays.asList(beforeId, agentId, statusFilter, includeArchived, limit)))
-        .map(rows -> {
-          List<Session> sessions = new ArrayList<>(rows.size());
-          rows.forEach(row -> sessions.add(fromRow(row)));
-          return sessions;
-        });
+        .map(
+            rows -> {
+              List<Session> sessions = new ArrayList<>(rows.size());
+              rows.forEach(row -> sessions.add(fromRow(row)));
+              return sessions;
+            });
   }
 
   Uni<Session> archive(String id) {
     return pool.preparedQuery(ARCHIVE)
         .execute(Tuple.of(id))
-        .flatMap(rows -> rows.rowCount() == 0 ? Uni.createFrom().failure(new NotFoundException("session", id)) : find(id));
+        .flatMap(
+            rows ->
+                rows.rowCount() == 0
+                    ? Uni.createFrom().failure(new NotFoundException("session", id))
+                    : find(id));
   }
 
   /** Deletes the session and its log; fails with {@link NotFoundException} if there is none. */
   Uni<Void> delete(String id) {
     return pool.preparedQuery(DELETE)
         .execute(Tuple.of(id))
-        .map(rows -> {
-          if (rows.rowCount() == 0) {
-            throw new NotFoundException("session", id);
-          }
-          return null;
-        });
+        .map(
+            rows -> {
+              if (rows.rowCount() == 0) {
+                throw new NotFoundException("session", id);
+              }
+              return null;
+            });
   }
 
   private static Session single(RowSet<Row> rows, String id) {
@@ -148,7 +158,8 @@ public class SessionRepository {
             .setCreatedAt(ProtoTime.of(row.getOffsetDateTime("created_at")))
             .setUpdatedAt(ProtoTime.of(row.getOffsetDateTime("updated_at")));
     JsonObject metadata = row.getJsonObject("metadata");
-    metadata.forEach(entry -> session.putMetadata(entry.getKey(), String.valueOf(entry.getValue())));
+    metadata.forEach(
+        entry -> session.putMetadata(entry.getKey(), String.valueOf(entry.getValue())));
     Buffer stopReason = row.getBuffer("stop_reason");
     if (stopReason != null) {
       session.setStopReason(parse(StopReason.parser(), stopReason));

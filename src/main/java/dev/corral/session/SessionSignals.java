@@ -45,9 +45,12 @@ public class SessionSignals {
   static final String CHANNEL = "corral_events";
   private static final String DELETED = "deleted";
   private static final String NOTIFY =
-      "SELECT set_config('synchronous_commit', 'off', true), pg_notify('" + CHANNEL + "', payload)"
+      "SELECT set_config('synchronous_commit', 'off', true), pg_notify('"
+          + CHANNEL
+          + "', payload)"
           + " FROM unnest($1::text[]) AS payload";
-  private static final String POLL = "SELECT id, last_seq FROM sessions WHERE id = ANY ($1::text[])";
+  private static final String POLL =
+      "SELECT id, last_seq FROM sessions WHERE id = ANY ($1::text[])";
 
   private final Map<String, Watched> watched = new ConcurrentHashMap<>();
   private final Map<String, String> outbox = new HashMap<>();
@@ -161,7 +164,10 @@ public class SessionSignals {
         flushing = false;
         return;
       }
-      payloads = outbox.entrySet().stream().map(e -> e.getKey() + ":" + e.getValue()).toArray(String[]::new);
+      payloads =
+          outbox.entrySet().stream()
+              .map(e -> e.getKey() + ":" + e.getValue())
+              .toArray(String[]::new);
       outbox.clear();
     }
     subscriber
@@ -169,10 +175,13 @@ public class SessionSignals {
         .preparedQuery(NOTIFY)
         .execute(Tuple.of(payloads))
         .subscribe()
-        .with(rows -> flush(), failure -> {
-          LOGGER.debugf("NOTIFY failed (readers fall back to polling): %s", failure.getMessage());
-          flush();
-        });
+        .with(
+            rows -> flush(),
+            failure -> {
+              LOGGER.debugf(
+                  "NOTIFY failed (readers fall back to polling): %s", failure.getMessage());
+              flush();
+            });
   }
 
   private void listen() {
@@ -184,7 +193,9 @@ public class SessionSignals {
         .subscribe()
         .with(
             ok -> LOGGER.debugf("Listening on %s", CHANNEL),
-            failure -> LOGGER.warnf("LISTEN failed, readers fall back to polling: %s", failure.getMessage()));
+            failure ->
+                LOGGER.warnf(
+                    "LISTEN failed, readers fall back to polling: %s", failure.getMessage()));
   }
 
   private void received(String payload) {
@@ -209,25 +220,28 @@ public class SessionSignals {
 
   private void poll() {
     List<String> waitedOn = new ArrayList<>();
-    watched.forEach((sessionId, state) -> {
-      if (state.hasWaiters()) {
-        waitedOn.add(sessionId);
-      }
-    });
+    watched.forEach(
+        (sessionId, state) -> {
+          if (state.hasWaiters()) {
+            waitedOn.add(sessionId);
+          }
+        });
     if (waitedOn.isEmpty()) {
       return;
     }
     pool.preparedQuery(POLL)
         .execute(Tuple.of(waitedOn.toArray(String[]::new)))
         .subscribe()
-        .with(rows -> {
-          Set<String> found = new HashSet<>();
-          for (Row row : rows) {
-            found.add(row.getString("id"));
-            advance(row.getString("id"), row.getLong("last_seq"));
-          }
-          waitedOn.stream().filter(id -> !found.contains(id)).forEach(this::markGone);
-        }, failure -> LOGGER.debugf("Polling session heads failed: %s", failure.getMessage()));
+        .with(
+            rows -> {
+              Set<String> found = new HashSet<>();
+              for (Row row : rows) {
+                found.add(row.getString("id"));
+                advance(row.getString("id"), row.getLong("last_seq"));
+              }
+              waitedOn.stream().filter(id -> !found.contains(id)).forEach(this::markGone);
+            },
+            failure -> LOGGER.debugf("Polling session heads failed: %s", failure.getMessage()));
   }
 
   // --- per-session state -----------------------------------------------------------------------
@@ -236,8 +250,10 @@ public class SessionSignals {
   private static final class Watched {
     private long latest = -1;
     private boolean gone;
+
     /** Guarded by the map's compute functions, not by this object. */
     private int references;
+
     private final List<Waiter> waiters = new ArrayList<>();
 
     void advance(long lastSeq) {
@@ -294,25 +310,28 @@ public class SessionSignals {
      * also complete spuriously; the reader then reads nothing new and waits again.
      */
     public Uni<Void> awaitBeyond(long seq) {
-      return Uni.createFrom().emitter(emitter -> {
-        Waiter waiter = new Waiter(seq, emitter);
-        boolean now;
-        synchronized (state) {
-          now = state.gone || state.latest > seq;
-          if (!now) {
-            state.waiters.add(waiter);
-          }
-        }
-        if (now) {
-          waiter.wake();
-        } else {
-          emitter.onTermination(() -> {
-            synchronized (state) {
-              state.waiters.remove(waiter);
-            }
-          });
-        }
-      });
+      return Uni.createFrom()
+          .emitter(
+              emitter -> {
+                Waiter waiter = new Waiter(seq, emitter);
+                boolean now;
+                synchronized (state) {
+                  now = state.gone || state.latest > seq;
+                  if (!now) {
+                    state.waiters.add(waiter);
+                  }
+                }
+                if (now) {
+                  waiter.wake();
+                } else {
+                  emitter.onTermination(
+                      () -> {
+                        synchronized (state) {
+                          state.waiters.remove(waiter);
+                        }
+                      });
+                }
+              });
     }
 
     @Override

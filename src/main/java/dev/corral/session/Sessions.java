@@ -21,7 +21,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
-/** The session operations offered to clients: lifecycle, emitting events, reading and following logs. */
+/**
+ * The session operations offered to clients: lifecycle, emitting events, reading and following
+ * logs.
+ */
 @ApplicationScoped
 public class Sessions {
 
@@ -58,28 +61,38 @@ public class Sessions {
   public Uni<Session> create(NewSession request) {
     return Uni.createFrom()
         .item(() -> checkNewSession(request))
-        .flatMap(events -> agents
-            .find(request.agentId(), request.agentVersion())
-            .invoke(Sessions::requireActive)
-            .flatMap(agent -> insert(request, agent, events)));
+        .flatMap(
+            events ->
+                agents
+                    .find(request.agentId(), request.agentVersion())
+                    .invoke(Sessions::requireActive)
+                    .flatMap(agent -> insert(request, agent, events)));
   }
 
   public Uni<Session> get(String sessionId) {
-    return Uni.createFrom().item(() -> IdKind.SESSION.require("session_id", sessionId)).flatMap(repository::find);
+    return Uni.createFrom()
+        .item(() -> IdKind.SESSION.require("session_id", sessionId))
+        .flatMap(repository::find);
   }
 
   public Uni<Page<Session>> list(
-      int pageSize, String pageToken, String agentId, List<SessionStatus> statuses, boolean includeArchived) {
+      int pageSize,
+      String pageToken,
+      String agentId,
+      List<SessionStatus> statuses,
+      boolean includeArchived) {
     return Uni.createFrom()
         .item(() -> Paging.pageSize("page_size", pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
-        .flatMap(size -> repository
-            .list(
-                Paging.keyOf("page_token", pageToken, IdKind.SESSION::isValid),
-                agentId.isEmpty() ? null : IdKind.AGENT.require("agent_id", agentId),
-                statusColumns(statuses),
-                includeArchived,
-                size + 1)
-            .map(sessions -> Page.of(sessions, size, Session::getId)));
+        .flatMap(
+            size ->
+                repository
+                    .list(
+                        Paging.keyOf("page_token", pageToken, IdKind.SESSION::isValid),
+                        agentId.isEmpty() ? null : IdKind.AGENT.require("agent_id", agentId),
+                        statusColumns(statuses),
+                        includeArchived,
+                        size + 1)
+                    .map(sessions -> Page.of(sessions, size, Session::getId)));
   }
 
   public Uni<Session> archive(String sessionId) {
@@ -96,9 +109,7 @@ public class Sessions {
 
   /** Appends one event emitted through the API (a client, or a harness with its lease epoch). */
   public Uni<Appended> emit(Emit request) {
-    return Uni.createFrom()
-        .item(() -> checkEmit(request))
-        .flatMap(log::append);
+    return Uni.createFrom().item(() -> checkEmit(request)).flatMap(log::append);
   }
 
   /**
@@ -139,7 +150,8 @@ public class Sessions {
     InputRules.metadata("metadata", request.metadata());
     if (request.initialEvents().size() > MAX_INITIAL_EVENTS) {
       throw new InvalidArgumentException(
-          "initial_events", "has " + request.initialEvents().size() + " events; the limit is " + MAX_INITIAL_EVENTS);
+          "initial_events",
+          "has " + request.initialEvents().size() + " events; the limit is " + MAX_INITIAL_EVENTS);
     }
     List<NewEvent> events = new ArrayList<>();
     for (int i = 0; i < request.initialEvents().size(); i++) {
@@ -155,7 +167,8 @@ public class Sessions {
 
   private static void requireActive(Agent agent) {
     if (agent.hasArchivedAt()) {
-      throw new FailedPreconditionException("agent " + agent.getId() + " is archived; new sessions cannot use it");
+      throw new FailedPreconditionException(
+          "agent " + agent.getId() + " is archived; new sessions cannot use it");
     }
   }
 
@@ -165,15 +178,19 @@ public class Sessions {
             connection ->
                 repository
                     .insert(connection, id, agent, request.title(), request.metadata())
-                    .flatMap(ignored -> events.isEmpty()
-                        ? Uni.createFrom().nullItem()
-                        : log.appendWith(connection, new AppendRequest(id, events, 0L, null)))
+                    .flatMap(
+                        ignored ->
+                            events.isEmpty()
+                                ? Uni.createFrom().nullItem()
+                                : log.appendWith(
+                                    connection, new AppendRequest(id, events, 0L, null)))
                     .flatMap(appended -> repository.find(connection, id)))
-        .invoke(session -> {
-          if (session.getLastSeq() > 0) {
-            signals.appended(id, session.getLastSeq());
-          }
-        });
+        .invoke(
+            session -> {
+              if (session.getLastSeq() > 0) {
+                signals.appended(id, session.getLastSeq());
+              }
+            });
   }
 
   private static AppendRequest checkEmit(Emit request) {
@@ -190,7 +207,8 @@ public class Sessions {
     }
     EventType type = EventRules.check("event", request.event(), epoch);
     String key = EventRules.idempotencyKey("idempotency_key", request.idempotencyKey());
-    NewEvent event = new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(request.event()), key);
+    NewEvent event =
+        new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(request.event()), key);
     return new AppendRequest(sessionId, List.of(event), request.expectedLastSeq(), epoch);
   }
 
@@ -199,9 +217,11 @@ public class Sessions {
     IdKind.SESSION.require("session_id", sessionId);
     if (seq < 0) {
       throw new InvalidArgumentException(
-          position == EventSlice.Position.BEFORE ? "before_seq" : "after_seq", "must not be negative");
+          position == EventSlice.Position.BEFORE ? "before_seq" : "after_seq",
+          "must not be negative");
     }
-    int limit = Paging.pageSize("page_size", pageSize, DEFAULT_EVENT_PAGE_SIZE, MAX_EVENT_PAGE_SIZE);
+    int limit =
+        Paging.pageSize("page_size", pageSize, DEFAULT_EVENT_PAGE_SIZE, MAX_EVENT_PAGE_SIZE);
     return new EventSlice(sessionId, position, seq, limit, eventTypes("types", types));
   }
 
@@ -210,7 +230,8 @@ public class Sessions {
     for (int i = 0; i < types.size(); i++) {
       String type = types.get(i);
       if (EventType.fromWireName(type).isEmpty()) {
-        throw new InvalidArgumentException(field + "[" + i + "]", "'" + type + "' is not a known event type");
+        throw new InvalidArgumentException(
+            field + "[" + i + "]", "'" + type + "' is not a known event type");
       }
       known.add(type);
     }
@@ -221,7 +242,8 @@ public class Sessions {
     List<String> columns = new ArrayList<>();
     for (int i = 0; i < statuses.size(); i++) {
       SessionStatus status = statuses.get(i);
-      if (status == SessionStatus.SESSION_STATUS_UNSPECIFIED || status == SessionStatus.UNRECOGNIZED) {
+      if (status == SessionStatus.SESSION_STATUS_UNSPECIFIED
+          || status == SessionStatus.UNRECOGNIZED) {
         throw new InvalidArgumentException("statuses[" + i + "]", "is not a session status");
       }
       columns.add(SessionRepository.column(status));
@@ -231,8 +253,17 @@ public class Sessions {
 
   /** A CreateSession request. {@code agentVersion} 0 means the latest. */
   public record NewSession(
-      String agentId, int agentVersion, String title, Map<String, String> metadata, List<Event> initialEvents) {}
+      String agentId,
+      int agentVersion,
+      String title,
+      Map<String, String> metadata,
+      List<Event> initialEvents) {}
 
   /** An EmitEvent request. {@code leaseEpoch} 0 means none. */
-  public record Emit(String sessionId, Event event, String idempotencyKey, Long expectedLastSeq, long leaseEpoch) {}
+  public record Emit(
+      String sessionId,
+      Event event,
+      String idempotencyKey,
+      Long expectedLastSeq,
+      long leaseEpoch) {}
 }

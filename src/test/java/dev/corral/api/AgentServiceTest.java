@@ -34,15 +34,25 @@ class AgentServiceTest {
   @GrpcClient("corral")
   SessionServiceGrpc.SessionServiceBlockingStub sessions;
 
-  private static final Tool TOOLS = Tool.newBuilder()
-      .setToolset(AgentToolset.newBuilder()
-          .addConfigs(ToolConfig.newBuilder().setName("bash").setPermissionPolicy(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)))
-      .build();
+  private static final Tool TOOLS =
+      Tool.newBuilder()
+          .setToolset(
+              AgentToolset.newBuilder()
+                  .addConfigs(
+                      ToolConfig.newBuilder()
+                          .setName("bash")
+                          .setPermissionPolicy(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)))
+          .build();
 
-  private static final Tool WEATHER = Tool.newBuilder()
-      .setCustom(CustomTool.newBuilder().setName("get_weather").setDescription("Weather for a city")
-          .setInputSchemaJson("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"))
-      .build();
+  private static final Tool WEATHER =
+      Tool.newBuilder()
+          .setCustom(
+              CustomTool.newBuilder()
+                  .setName("get_weather")
+                  .setDescription("Weather for a city")
+                  .setInputSchemaJson(
+                      "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"))
+          .build();
 
   @Test
   void createdAgentStartsAtVersionOne() {
@@ -54,7 +64,11 @@ class AgentServiceTest {
     assertThat(agent.getVersion()).isEqualTo(1);
     assertThat(agent.getToolsList()).containsExactly(TOOLS, WEATHER);
     assertThat(agent.getMetadataMap()).containsEntry("team", "research");
-    assertThat(agents.getAgent(GetAgentRequest.newBuilder().setAgentId(agent.getId()).build()).getAgent()).isEqualTo(agent);
+    assertThat(
+            agents
+                .getAgent(GetAgentRequest.newBuilder().setAgentId(agent.getId()).build())
+                .getAgent())
+        .isEqualTo(agent);
   }
 
   @Test
@@ -63,22 +77,41 @@ class AgentServiceTest {
     Agent v1 = create("writer");
 
     // When
-    Agent v2 = agents.updateAgent(UpdateAgentRequest.newBuilder()
-        .setAgentId(v1.getId()).setExpectedVersion(1).setSystem("Be brief.").setTools(ToolList.getDefaultInstance())
-        .build()).getAgent();
+    Agent v2 =
+        agents
+            .updateAgent(
+                UpdateAgentRequest.newBuilder()
+                    .setAgentId(v1.getId())
+                    .setExpectedVersion(1)
+                    .setSystem("Be brief.")
+                    .setTools(ToolList.getDefaultInstance())
+                    .build())
+            .getAgent();
 
     // Then
     assertThat(v2.getVersion()).isEqualTo(2);
     assertThat(v2.getSystem()).isEqualTo("Be brief.");
     assertThat(v2.getToolsList()).isEmpty();
     assertThat(v2.getName()).isEqualTo("writer");
-    Agent stillV1 = agents.getAgent(GetAgentRequest.newBuilder().setAgentId(v1.getId()).setVersion(1).build()).getAgent();
+    Agent stillV1 =
+        agents
+            .getAgent(GetAgentRequest.newBuilder().setAgentId(v1.getId()).setVersion(1).build())
+            .getAgent();
     assertThat(stillV1).isEqualTo(v1);
-    ListAgentVersionsResponse versions = agents.listAgentVersions(
-        ListAgentVersionsRequest.newBuilder().setAgentId(v1.getId()).setPageSize(1).build());
+    ListAgentVersionsResponse versions =
+        agents.listAgentVersions(
+            ListAgentVersionsRequest.newBuilder().setAgentId(v1.getId()).setPageSize(1).build());
     assertThat(versions.getVersionsList()).extracting(Agent::getVersion).containsExactly(2);
-    assertThat(agents.listAgentVersions(ListAgentVersionsRequest.newBuilder().setAgentId(v1.getId())
-        .setPageToken(versions.getNextPageToken()).build()).getVersionsList()).extracting(Agent::getVersion).containsExactly(1);
+    assertThat(
+            agents
+                .listAgentVersions(
+                    ListAgentVersionsRequest.newBuilder()
+                        .setAgentId(v1.getId())
+                        .setPageToken(versions.getNextPageToken())
+                        .build())
+                .getVersionsList())
+        .extracting(Agent::getVersion)
+        .containsExactly(1);
   }
 
   @Test
@@ -87,7 +120,11 @@ class AgentServiceTest {
     Agent v1 = create("same");
 
     // When
-    Agent after = agents.updateAgent(UpdateAgentRequest.newBuilder().setAgentId(v1.getId()).setName("same").build()).getAgent();
+    Agent after =
+        agents
+            .updateAgent(
+                UpdateAgentRequest.newBuilder().setAgentId(v1.getId()).setName("same").build())
+            .getAgent();
 
     // Then
     assertThat(after.getVersion()).isEqualTo(1);
@@ -97,19 +134,36 @@ class AgentServiceTest {
   void sessionsPinAVersionAndKeepTheirSnapshot() {
     // Given an agent at version 2
     Agent v1 = create("pinned");
-    agents.updateAgent(UpdateAgentRequest.newBuilder().setAgentId(v1.getId()).setModel("claude-next").build());
+    agents.updateAgent(
+        UpdateAgentRequest.newBuilder().setAgentId(v1.getId()).setModel("claude-next").build());
 
     // When
-    Session latest = sessions.createSession(CreateSessionRequest.newBuilder().setAgentId(v1.getId()).build()).getSession();
-    Session pinned = sessions.createSession(CreateSessionRequest.newBuilder().setAgentId(v1.getId()).setAgentVersion(1).build()).getSession();
-    agents.updateAgent(UpdateAgentRequest.newBuilder().setAgentId(v1.getId()).setModel("claude-later").build());
+    Session latest =
+        sessions
+            .createSession(CreateSessionRequest.newBuilder().setAgentId(v1.getId()).build())
+            .getSession();
+    Session pinned =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder().setAgentId(v1.getId()).setAgentVersion(1).build())
+            .getSession();
+    agents.updateAgent(
+        UpdateAgentRequest.newBuilder().setAgentId(v1.getId()).setModel("claude-later").build());
 
     // Then
     assertThat(latest.getAgent().getVersion()).isEqualTo(2);
     assertThat(latest.getAgent().getModel()).isEqualTo("claude-next");
     assertThat(pinned.getAgent()).isEqualTo(v1);
-    assertThat(sessions.getSession(dev.corral.proto.v1.GetSessionRequest.newBuilder().setSessionId(latest.getId()).build())
-        .getSession().getAgent().getModel()).isEqualTo("claude-next");
+    assertThat(
+            sessions
+                .getSession(
+                    dev.corral.proto.v1.GetSessionRequest.newBuilder()
+                        .setSessionId(latest.getId())
+                        .build())
+                .getSession()
+                .getAgent()
+                .getModel())
+        .isEqualTo("claude-next");
   }
 
   @Test
@@ -118,14 +172,22 @@ class AgentServiceTest {
     Agent agent = create("retired");
 
     // When
-    Agent archived = agents.archiveAgent(ArchiveAgentRequest.newBuilder().setAgentId(agent.getId()).build()).getAgent();
+    Agent archived =
+        agents
+            .archiveAgent(ArchiveAgentRequest.newBuilder().setAgentId(agent.getId()).build())
+            .getAgent();
 
     // Then
     assertThat(archived.hasArchivedAt()).isTrue();
     assertThat(allAgentIds(false)).doesNotContain(agent.getId());
     assertThat(allAgentIds(true)).contains(agent.getId());
-    assertThat(SessionServiceTest.catchStatus(() -> sessions.createSession(
-        CreateSessionRequest.newBuilder().setAgentId(agent.getId()).build())).getStatus().getCode())
+    assertThat(
+            SessionServiceTest.catchStatus(
+                    () ->
+                        sessions.createSession(
+                            CreateSessionRequest.newBuilder().setAgentId(agent.getId()).build()))
+                .getStatus()
+                .getCode())
         .isEqualTo(Status.Code.FAILED_PRECONDITION);
   }
 
@@ -133,8 +195,13 @@ class AgentServiceTest {
     java.util.List<String> ids = new java.util.ArrayList<>();
     String token = "";
     do {
-      var page = agents.listAgents(ListAgentsRequest.newBuilder().setPageSize(100).setPageToken(token)
-          .setIncludeArchived(includeArchived).build());
+      var page =
+          agents.listAgents(
+              ListAgentsRequest.newBuilder()
+                  .setPageSize(100)
+                  .setPageToken(token)
+                  .setIncludeArchived(includeArchived)
+                  .build());
       page.getAgentsList().forEach(a -> ids.add(a.getId()));
       token = page.getNextPageToken();
     } while (!token.isEmpty());
@@ -142,8 +209,15 @@ class AgentServiceTest {
   }
 
   private Agent create(String name) {
-    return agents.createAgent(CreateAgentRequest.newBuilder()
-        .setName(name).setModel("claude-test").addTools(TOOLS).addTools(WEATHER).putMetadata("team", "research")
-        .build()).getAgent();
+    return agents
+        .createAgent(
+            CreateAgentRequest.newBuilder()
+                .setName(name)
+                .setModel("claude-test")
+                .addTools(TOOLS)
+                .addTools(WEATHER)
+                .putMetadata("team", "research")
+                .build())
+        .getAgent();
   }
 }

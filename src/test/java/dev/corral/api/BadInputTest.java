@@ -80,8 +80,11 @@ class BadInputTest {
     String id = session.getId();
     sessions.emitEvent(emit(id, "one"));
     sessions.emitEvent(emit(id, "two"));
-    String archivedAgent = agents.createAgent(CreateAgentRequest.newBuilder().setName("old").setModel("m").build())
-        .getAgent().getId();
+    String archivedAgent =
+        agents
+            .createAgent(CreateAgentRequest.newBuilder().setName("old").setModel("m").build())
+            .getAgent()
+            .getId();
     agents.archiveAgent(ArchiveAgentRequest.newBuilder().setAgentId(archivedAgent).build());
     List<Event> logBefore = allEvents(id);
 
@@ -106,50 +109,102 @@ class BadInputTest {
         continue;
       }
       String description = String.valueOf(failure.getStatus().getDescription());
-      softly.assertThat(failure.getStatus().getCode()).as(c.name() + ": " + description).isEqualTo(c.code());
+      softly
+          .assertThat(failure.getStatus().getCode())
+          .as(c.name() + ": " + description)
+          .isEqualTo(c.code());
       softly.assertThat(description).as(c.name()).contains(c.mentions());
-      softly.assertThat(description).as(c.name() + " leaks internals").doesNotContainPattern("Exception|java\\.|dev\\.corral|\\bat [a-z]+\\.[a-z]");
+      softly
+          .assertThat(description)
+          .as(c.name() + " leaks internals")
+          .doesNotContainPattern("Exception|java\\.|dev\\.corral|\\bat [a-z]+\\.[a-z]");
       if (c.code() == Status.Code.INVALID_ARGUMENT) {
-        softly.assertThat(fieldViolation(failure)).as(c.name() + " names the field").startsWith(c.mentions().split(":")[0]);
+        softly
+            .assertThat(fieldViolation(failure))
+            .as(c.name() + " names the field")
+            .startsWith(c.mentions().split(":")[0]);
       }
     }
     softly.assertAll();
 
     // And the log is untouched and the server still answers
     assertThat(allEvents(id)).isEqualTo(logBefore);
-    assertThat(sessions.getSession(GetSessionRequest.newBuilder().setSessionId(id).build()).getSession().getLastSeq()).isEqualTo(2);
+    assertThat(
+            sessions
+                .getSession(GetSessionRequest.newBuilder().setSessionId(id).build())
+                .getSession()
+                .getLastSeq())
+        .isEqualTo(2);
     assertThat(sessions.emitEvent(emit(id, "three")).getEvent().getSeq()).isEqualTo(3);
   }
 
   @Test
   void badStreamRequestsFailWithInvalidArgument() {
-    for (StreamEventsRequest bad : List.of(
-        StreamEventsRequest.newBuilder().setSessionId("nope").build(),
-        StreamEventsRequest.newBuilder().setSessionId(UNKNOWN_SESSION).setAfterSeq(-1).build(),
-        StreamEventsRequest.newBuilder().setSessionId(UNKNOWN_SESSION).addTypes("user.nonsense").build())) {
+    for (StreamEventsRequest bad :
+        List.of(
+            StreamEventsRequest.newBuilder().setSessionId("nope").build(),
+            StreamEventsRequest.newBuilder().setSessionId(UNKNOWN_SESSION).setAfterSeq(-1).build(),
+            StreamEventsRequest.newBuilder()
+                .setSessionId(UNKNOWN_SESSION)
+                .addTypes("user.nonsense")
+                .build())) {
       StreamRecorder stream = StreamRecorder.follow(channel, bad);
       await().atMost(Duration.ofSeconds(10)).until(() -> stream.closedWith() != null);
-      assertThat(stream.closedWith().getCode()).as(bad.toString()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+      assertThat(stream.closedWith().getCode())
+          .as(bad.toString())
+          .isEqualTo(Status.Code.INVALID_ARGUMENT);
     }
   }
 
   private void sessionCases(List<Case> cases, String id, String agentId, String archivedAgent) {
     CreateSessionRequest create = CreateSessionRequest.newBuilder().setAgentId(agentId).build();
-    add(cases, "create without agent", Status.Code.INVALID_ARGUMENT, "agent_id",
+    add(
+        cases,
+        "create without agent",
+        Status.Code.INVALID_ARGUMENT,
+        "agent_id",
         () -> sessions.createSession(create.toBuilder().clearAgentId().build()));
-    add(cases, "create with malformed agent id", Status.Code.INVALID_ARGUMENT, "agent_id",
+    add(
+        cases,
+        "create with malformed agent id",
+        Status.Code.INVALID_ARGUMENT,
+        "agent_id",
         () -> sessions.createSession(create.toBuilder().setAgentId("agent_x").build()));
-    add(cases, "create with unknown agent", Status.Code.NOT_FOUND, "agent",
+    add(
+        cases,
+        "create with unknown agent",
+        Status.Code.NOT_FOUND,
+        "agent",
         () -> sessions.createSession(create.toBuilder().setAgentId(UNKNOWN_AGENT).build()));
-    add(cases, "create with negative version", Status.Code.INVALID_ARGUMENT, "agent_version",
+    add(
+        cases,
+        "create with negative version",
+        Status.Code.INVALID_ARGUMENT,
+        "agent_version",
         () -> sessions.createSession(create.toBuilder().setAgentVersion(-1).build()));
-    add(cases, "create with unknown version", Status.Code.NOT_FOUND, "agent version",
+    add(
+        cases,
+        "create with unknown version",
+        Status.Code.NOT_FOUND,
+        "agent version",
         () -> sessions.createSession(create.toBuilder().setAgentVersion(99).build()));
-    add(cases, "create from archived agent", Status.Code.FAILED_PRECONDITION, "archived",
+    add(
+        cases,
+        "create from archived agent",
+        Status.Code.FAILED_PRECONDITION,
+        "archived",
         () -> sessions.createSession(create.toBuilder().setAgentId(archivedAgent).build()));
-    add(cases, "create with long title", Status.Code.INVALID_ARGUMENT, "title",
+    add(
+        cases,
+        "create with long title",
+        Status.Code.INVALID_ARGUMENT,
+        "title",
         () -> sessions.createSession(create.toBuilder().setTitle("t".repeat(257)).build()));
-    add(cases, "create with 17 metadata pairs", Status.Code.INVALID_ARGUMENT, "metadata",
+    add(
+        cases,
+        "create with 17 metadata pairs",
+        Status.Code.INVALID_ARGUMENT,
+        "metadata",
         () -> {
           CreateSessionRequest.Builder b = create.toBuilder();
           for (int i = 0; i < 17; i++) {
@@ -157,11 +212,24 @@ class BadInputTest {
           }
           sessions.createSession(b.build());
         });
-    add(cases, "create with a harness initial event", Status.Code.INVALID_ARGUMENT, "initial_events[0]",
-        () -> sessions.createSession(create.toBuilder()
-            .addInitialEvents(Event.newBuilder().setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
-            .build()));
-    add(cases, "create with 51 initial events", Status.Code.INVALID_ARGUMENT, "initial_events",
+    add(
+        cases,
+        "create with a harness initial event",
+        Status.Code.INVALID_ARGUMENT,
+        "initial_events[0]",
+        () ->
+            sessions.createSession(
+                create.toBuilder()
+                    .addInitialEvents(
+                        Event.newBuilder()
+                            .setUserInterrupt(
+                                dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
+                    .build()));
+    add(
+        cases,
+        "create with 51 initial events",
+        Status.Code.INVALID_ARGUMENT,
+        "initial_events",
         () -> {
           CreateSessionRequest.Builder b = create.toBuilder();
           for (int i = 0; i < 51; i++) {
@@ -169,167 +237,574 @@ class BadInputTest {
           }
           sessions.createSession(b.build());
         });
-    add(cases, "get with empty id", Status.Code.INVALID_ARGUMENT, "session_id",
+    add(
+        cases,
+        "get with empty id",
+        Status.Code.INVALID_ARGUMENT,
+        "session_id",
         () -> sessions.getSession(GetSessionRequest.getDefaultInstance()));
-    add(cases, "get with malformed id", Status.Code.INVALID_ARGUMENT, "session_id",
+    add(
+        cases,
+        "get with malformed id",
+        Status.Code.INVALID_ARGUMENT,
+        "session_id",
         () -> sessions.getSession(GetSessionRequest.newBuilder().setSessionId(id + "x").build()));
-    add(cases, "get unknown", Status.Code.NOT_FOUND, UNKNOWN_SESSION,
-        () -> sessions.getSession(GetSessionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
-    add(cases, "list with negative page size", Status.Code.INVALID_ARGUMENT, "page_size",
+    add(
+        cases,
+        "get unknown",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_SESSION,
+        () ->
+            sessions.getSession(
+                GetSessionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
+    add(
+        cases,
+        "list with negative page size",
+        Status.Code.INVALID_ARGUMENT,
+        "page_size",
         () -> sessions.listSessions(ListSessionsRequest.newBuilder().setPageSize(-1).build()));
-    add(cases, "list with absurd page size", Status.Code.INVALID_ARGUMENT, "page_size",
-        () -> sessions.listSessions(ListSessionsRequest.newBuilder().setPageSize(1_000_000).build()));
-    add(cases, "list with forged token", Status.Code.INVALID_ARGUMENT, "page_token",
-        () -> sessions.listSessions(ListSessionsRequest.newBuilder().setPageToken("not-a-token!").build()));
-    add(cases, "list with unknown status", Status.Code.INVALID_ARGUMENT, "statuses[0]",
+    add(
+        cases,
+        "list with absurd page size",
+        Status.Code.INVALID_ARGUMENT,
+        "page_size",
+        () ->
+            sessions.listSessions(ListSessionsRequest.newBuilder().setPageSize(1_000_000).build()));
+    add(
+        cases,
+        "list with forged token",
+        Status.Code.INVALID_ARGUMENT,
+        "page_token",
+        () ->
+            sessions.listSessions(
+                ListSessionsRequest.newBuilder().setPageToken("not-a-token!").build()));
+    add(
+        cases,
+        "list with unknown status",
+        Status.Code.INVALID_ARGUMENT,
+        "statuses[0]",
         () -> sessions.listSessions(ListSessionsRequest.newBuilder().addStatusesValue(42).build()));
-    add(cases, "archive unknown", Status.Code.NOT_FOUND, UNKNOWN_SESSION,
-        () -> sessions.archiveSession(ArchiveSessionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
-    add(cases, "delete malformed", Status.Code.INVALID_ARGUMENT, "session_id",
-        () -> sessions.deleteSession(DeleteSessionRequest.newBuilder().setSessionId("sesn_").build()));
-    add(cases, "delete unknown", Status.Code.NOT_FOUND, UNKNOWN_SESSION,
-        () -> sessions.deleteSession(DeleteSessionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
+    add(
+        cases,
+        "archive unknown",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_SESSION,
+        () ->
+            sessions.archiveSession(
+                ArchiveSessionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
+    add(
+        cases,
+        "delete malformed",
+        Status.Code.INVALID_ARGUMENT,
+        "session_id",
+        () ->
+            sessions.deleteSession(
+                DeleteSessionRequest.newBuilder().setSessionId("sesn_").build()));
+    add(
+        cases,
+        "delete unknown",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_SESSION,
+        () ->
+            sessions.deleteSession(
+                DeleteSessionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
   }
 
   private void eventCases(List<Case> cases, String id) {
     EmitEventRequest ok = emit(id, "fine");
-    add(cases, "emit without event", Status.Code.INVALID_ARGUMENT, "event",
+    add(
+        cases,
+        "emit without event",
+        Status.Code.INVALID_ARGUMENT,
+        "event",
         () -> sessions.emitEvent(ok.toBuilder().clearEvent().build()));
-    add(cases, "emit without payload", Status.Code.INVALID_ARGUMENT, "event",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setType("user.message")).build()));
-    add(cases, "emit to unknown session", Status.Code.NOT_FOUND, UNKNOWN_SESSION,
+    add(
+        cases,
+        "emit without payload",
+        Status.Code.INVALID_ARGUMENT,
+        "event",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder().setEvent(Event.newBuilder().setType("user.message")).build()));
+    add(
+        cases,
+        "emit to unknown session",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_SESSION,
         () -> sessions.emitEvent(ok.toBuilder().setSessionId(UNKNOWN_SESSION).build()));
-    add(cases, "emit with unknown type", Status.Code.INVALID_ARGUMENT, "event.type",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(ok.getEvent().toBuilder().setType("user.dance")).build()));
-    add(cases, "emit with mismatched type", Status.Code.INVALID_ARGUMENT, "event.type",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(ok.getEvent().toBuilder().setType("user.interrupt")).build()));
-    add(cases, "emit with a seq", Status.Code.INVALID_ARGUMENT, "event.seq",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(ok.getEvent().toBuilder().setSeq(9)).build()));
-    add(cases, "emit with an id", Status.Code.INVALID_ARGUMENT, "event.id",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(ok.getEvent().toBuilder().setId(UNKNOWN_EVENT)).build()));
-    add(cases, "emit harness event without lease", Status.Code.INVALID_ARGUMENT, "lease_epoch",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(
-            Event.newBuilder().setSessionStatusRunning(SessionStatusRunning.getDefaultInstance())).build()));
-    add(cases, "emit harness event with a stale lease", Status.Code.FAILED_PRECONDITION, "lease",
-        () -> sessions.emitEvent(ok.toBuilder().setLeaseEpoch(3).setEvent(
-            Event.newBuilder().setSessionStatusRunning(SessionStatusRunning.getDefaultInstance())).build()));
-    add(cases, "emit with negative lease epoch", Status.Code.INVALID_ARGUMENT, "lease_epoch",
+    add(
+        cases,
+        "emit with unknown type",
+        Status.Code.INVALID_ARGUMENT,
+        "event.type",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder().setEvent(ok.getEvent().toBuilder().setType("user.dance")).build()));
+    add(
+        cases,
+        "emit with mismatched type",
+        Status.Code.INVALID_ARGUMENT,
+        "event.type",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(ok.getEvent().toBuilder().setType("user.interrupt"))
+                    .build()));
+    add(
+        cases,
+        "emit with a seq",
+        Status.Code.INVALID_ARGUMENT,
+        "event.seq",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder().setEvent(ok.getEvent().toBuilder().setSeq(9)).build()));
+    add(
+        cases,
+        "emit with an id",
+        Status.Code.INVALID_ARGUMENT,
+        "event.id",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder().setEvent(ok.getEvent().toBuilder().setId(UNKNOWN_EVENT)).build()));
+    add(
+        cases,
+        "emit harness event without lease",
+        Status.Code.INVALID_ARGUMENT,
+        "lease_epoch",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setSessionStatusRunning(SessionStatusRunning.getDefaultInstance()))
+                    .build()));
+    add(
+        cases,
+        "emit harness event with a stale lease",
+        Status.Code.FAILED_PRECONDITION,
+        "lease",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setLeaseEpoch(3)
+                    .setEvent(
+                        Event.newBuilder()
+                            .setSessionStatusRunning(SessionStatusRunning.getDefaultInstance()))
+                    .build()));
+    add(
+        cases,
+        "emit with negative lease epoch",
+        Status.Code.INVALID_ARGUMENT,
+        "lease_epoch",
         () -> sessions.emitEvent(ok.toBuilder().setLeaseEpoch(-3).build()));
-    add(cases, "emit empty message", Status.Code.INVALID_ARGUMENT, "event.user_message.content",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setUserMessage(UserMessage.getDefaultInstance())).build()));
-    add(cases, "emit empty text block", Status.Code.INVALID_ARGUMENT, "event.user_message.content[0].text.text",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setUserMessage(UserMessage.newBuilder()
-            .addContent(ContentBlock.newBuilder().setText(TextBlock.getDefaultInstance())))).build()));
-    add(cases, "emit image of unknown type", Status.Code.INVALID_ARGUMENT, "event.user_message.content[0].image.media_type",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setUserMessage(UserMessage.newBuilder()
-            .addContent(ContentBlock.newBuilder().setImage(ImageBlock.newBuilder().setMediaType("image/bmp")
-                .setData(com.google.protobuf.ByteString.copyFromUtf8("x")))))).build()));
-    add(cases, "emit with bad idempotency key", Status.Code.INVALID_ARGUMENT, "idempotency_key",
+    add(
+        cases,
+        "emit empty message",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(Event.newBuilder().setUserMessage(UserMessage.getDefaultInstance()))
+                    .build()));
+    add(
+        cases,
+        "emit empty text block",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].text.text",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setUserMessage(
+                                UserMessage.newBuilder()
+                                    .addContent(
+                                        ContentBlock.newBuilder()
+                                            .setText(TextBlock.getDefaultInstance()))))
+                    .build()));
+    add(
+        cases,
+        "emit image of unknown type",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].image.media_type",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setUserMessage(
+                                UserMessage.newBuilder()
+                                    .addContent(
+                                        ContentBlock.newBuilder()
+                                            .setImage(
+                                                ImageBlock.newBuilder()
+                                                    .setMediaType("image/bmp")
+                                                    .setData(
+                                                        com.google.protobuf.ByteString.copyFromUtf8(
+                                                            "x"))))))
+                    .build()));
+    add(
+        cases,
+        "emit with bad idempotency key",
+        Status.Code.INVALID_ARGUMENT,
+        "idempotency_key",
         () -> sessions.emitEvent(ok.toBuilder().setIdempotencyKey("has spaces").build()));
-    add(cases, "emit with negative expected seq", Status.Code.INVALID_ARGUMENT, "expected_last_seq",
+    add(
+        cases,
+        "emit with negative expected seq",
+        Status.Code.INVALID_ARGUMENT,
+        "expected_last_seq",
         () -> sessions.emitEvent(ok.toBuilder().setExpectedLastSeq(-1).build()));
-    add(cases, "emit with stale expected seq", Status.Code.ABORTED, "expected",
+    add(
+        cases,
+        "emit with stale expected seq",
+        Status.Code.ABORTED,
+        "expected",
         () -> sessions.emitEvent(ok.toBuilder().setExpectedLastSeq(1).build()));
-    add(cases, "emit oversized event", Status.Code.RESOURCE_EXHAUSTED, "262144 bytes",
+    add(
+        cases,
+        "emit oversized event",
+        Status.Code.RESOURCE_EXHAUSTED,
+        "262144 bytes",
         () -> sessions.emitEvent(emit(id, "x".repeat(300 * 1024))));
-    add(cases, "emit over the gRPC message limit", Status.Code.RESOURCE_EXHAUSTED, "",
+    add(
+        cases,
+        "emit over the gRPC message limit",
+        Status.Code.RESOURCE_EXHAUSTED,
+        "",
         () -> sessions.emitEvent(emit(id, "x".repeat(5 * 1024 * 1024))));
-    add(cases, "emit invalid UTF-8", Status.Code.INVALID_ARGUMENT, "event.user_message.content[0].text.text",
-        () -> RawCalls.unary(channel, SessionServiceGrpc.getEmitEventMethod(),
-            RawCalls.corrupt(emit(id, "PLACEHOLDER").toByteArray(), "PLACEHOLDER")));
-    add(cases, "emit garbage bytes", Status.Code.INVALID_ARGUMENT, "request",
-        () -> RawCalls.unary(channel, SessionServiceGrpc.getEmitEventMethod(), new byte[] {(byte) 0xff, 0x01, 0x02}));
-    add(cases, "emit confirmation with malformed id", Status.Code.INVALID_ARGUMENT, "event.user_tool_confirmation.tool_use_id",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setUserToolConfirmation(
-            UserToolConfirmation.newBuilder().setToolUseId("toolu_1").setResult(ConfirmationResult.CONFIRMATION_RESULT_ALLOW))).build()));
-    add(cases, "emit confirmation without result", Status.Code.INVALID_ARGUMENT, "event.user_tool_confirmation.result",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setUserToolConfirmation(
-            UserToolConfirmation.newBuilder().setToolUseId(UNKNOWN_EVENT))).build()));
-    add(cases, "emit allow with a deny message", Status.Code.INVALID_ARGUMENT, "event.user_tool_confirmation.deny_message",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setUserToolConfirmation(
-            UserToolConfirmation.newBuilder().setToolUseId(UNKNOWN_EVENT)
-                .setResult(ConfirmationResult.CONFIRMATION_RESULT_ALLOW).setDenyMessage("no"))).build()));
-    add(cases, "emit custom result with malformed id", Status.Code.INVALID_ARGUMENT, "event.user_custom_tool_result.custom_tool_use_id",
-        () -> sessions.emitEvent(ok.toBuilder().setEvent(Event.newBuilder().setUserCustomToolResult(
-            UserCustomToolResult.newBuilder().setCustomToolUseId(""))).build()));
+    add(
+        cases,
+        "emit invalid UTF-8",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].text.text",
+        () ->
+            RawCalls.unary(
+                channel,
+                SessionServiceGrpc.getEmitEventMethod(),
+                RawCalls.corrupt(emit(id, "PLACEHOLDER").toByteArray(), "PLACEHOLDER")));
+    add(
+        cases,
+        "emit garbage bytes",
+        Status.Code.INVALID_ARGUMENT,
+        "request",
+        () ->
+            RawCalls.unary(
+                channel,
+                SessionServiceGrpc.getEmitEventMethod(),
+                new byte[] {(byte) 0xff, 0x01, 0x02}));
+    add(
+        cases,
+        "emit confirmation with malformed id",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_tool_confirmation.tool_use_id",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setUserToolConfirmation(
+                                UserToolConfirmation.newBuilder()
+                                    .setToolUseId("toolu_1")
+                                    .setResult(ConfirmationResult.CONFIRMATION_RESULT_ALLOW)))
+                    .build()));
+    add(
+        cases,
+        "emit confirmation without result",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_tool_confirmation.result",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setUserToolConfirmation(
+                                UserToolConfirmation.newBuilder().setToolUseId(UNKNOWN_EVENT)))
+                    .build()));
+    add(
+        cases,
+        "emit allow with a deny message",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_tool_confirmation.deny_message",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setUserToolConfirmation(
+                                UserToolConfirmation.newBuilder()
+                                    .setToolUseId(UNKNOWN_EVENT)
+                                    .setResult(ConfirmationResult.CONFIRMATION_RESULT_ALLOW)
+                                    .setDenyMessage("no")))
+                    .build()));
+    add(
+        cases,
+        "emit custom result with malformed id",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_custom_tool_result.custom_tool_use_id",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setUserCustomToolResult(
+                                UserCustomToolResult.newBuilder().setCustomToolUseId("")))
+                    .build()));
   }
 
   private void readCases(List<Case> cases, String id) {
     GetEventsRequest ok = GetEventsRequest.newBuilder().setSessionId(id).build();
-    add(cases, "events with absurd page size", Status.Code.INVALID_ARGUMENT, "page_size",
+    add(
+        cases,
+        "events with absurd page size",
+        Status.Code.INVALID_ARGUMENT,
+        "page_size",
         () -> sessions.getEvents(ok.toBuilder().setPageSize(1001).build()));
-    add(cases, "events with negative page size", Status.Code.INVALID_ARGUMENT, "page_size",
+    add(
+        cases,
+        "events with negative page size",
+        Status.Code.INVALID_ARGUMENT,
+        "page_size",
         () -> sessions.getEvents(ok.toBuilder().setPageSize(-5).build()));
-    add(cases, "events after a negative seq", Status.Code.INVALID_ARGUMENT, "after_seq",
+    add(
+        cases,
+        "events after a negative seq",
+        Status.Code.INVALID_ARGUMENT,
+        "after_seq",
         () -> sessions.getEvents(ok.toBuilder().setAfterSeq(-1).build()));
-    add(cases, "events before a negative seq", Status.Code.INVALID_ARGUMENT, "before_seq",
+    add(
+        cases,
+        "events before a negative seq",
+        Status.Code.INVALID_ARGUMENT,
+        "before_seq",
         () -> sessions.getEvents(ok.toBuilder().setBeforeSeq(-1).build()));
-    add(cases, "events of unknown type", Status.Code.INVALID_ARGUMENT, "types[1]",
-        () -> sessions.getEvents(ok.toBuilder().addTypes("user.message").addTypes("agent.nothing").build()));
-    add(cases, "events of unknown session", Status.Code.NOT_FOUND, UNKNOWN_SESSION,
+    add(
+        cases,
+        "events of unknown type",
+        Status.Code.INVALID_ARGUMENT,
+        "types[1]",
+        () ->
+            sessions.getEvents(
+                ok.toBuilder().addTypes("user.message").addTypes("agent.nothing").build()));
+    add(
+        cases,
+        "events of unknown session",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_SESSION,
         () -> sessions.getEvents(ok.toBuilder().setSessionId(UNKNOWN_SESSION).build()));
   }
 
   private void agentCases(List<Case> cases, String agentId, String archivedAgent) {
-    CreateAgentRequest ok = CreateAgentRequest.newBuilder().setName("a").setModel("claude-test").build();
-    add(cases, "agent without name", Status.Code.INVALID_ARGUMENT, "name",
+    CreateAgentRequest ok =
+        CreateAgentRequest.newBuilder().setName("a").setModel("claude-test").build();
+    add(
+        cases,
+        "agent without name",
+        Status.Code.INVALID_ARGUMENT,
+        "name",
         () -> agents.createAgent(ok.toBuilder().clearName().build()));
-    add(cases, "agent with long name", Status.Code.INVALID_ARGUMENT, "name",
+    add(
+        cases,
+        "agent with long name",
+        Status.Code.INVALID_ARGUMENT,
+        "name",
         () -> agents.createAgent(ok.toBuilder().setName("n".repeat(257)).build()));
-    add(cases, "agent without model", Status.Code.INVALID_ARGUMENT, "model",
+    add(
+        cases,
+        "agent without model",
+        Status.Code.INVALID_ARGUMENT,
+        "model",
         () -> agents.createAgent(ok.toBuilder().clearModel().build()));
-    add(cases, "agent with odd model", Status.Code.INVALID_ARGUMENT, "model",
+    add(
+        cases,
+        "agent with odd model",
+        Status.Code.INVALID_ARGUMENT,
+        "model",
         () -> agents.createAgent(ok.toBuilder().setModel("claude sonnet").build()));
-    add(cases, "agent with huge system prompt", Status.Code.INVALID_ARGUMENT, "system",
+    add(
+        cases,
+        "agent with huge system prompt",
+        Status.Code.INVALID_ARGUMENT,
+        "system",
         () -> agents.createAgent(ok.toBuilder().setSystem("s".repeat(100_001)).build()));
-    add(cases, "custom tool with invalid JSON schema", Status.Code.INVALID_ARGUMENT, "tools[0].custom.input_schema_json",
+    add(
+        cases,
+        "custom tool with invalid JSON schema",
+        Status.Code.INVALID_ARGUMENT,
+        "tools[0].custom.input_schema_json",
         () -> agents.createAgent(ok.toBuilder().addTools(custom("lookup", "{\"type\": ")).build()));
-    add(cases, "custom tool with non-object schema", Status.Code.INVALID_ARGUMENT, "tools[0].custom.input_schema_json",
+    add(
+        cases,
+        "custom tool with non-object schema",
+        Status.Code.INVALID_ARGUMENT,
+        "tools[0].custom.input_schema_json",
         () -> agents.createAgent(ok.toBuilder().addTools(custom("lookup", "[1,2]")).build()));
-    add(cases, "custom tool with bad name", Status.Code.INVALID_ARGUMENT, "tools[0].custom.name",
-        () -> agents.createAgent(ok.toBuilder().addTools(custom("look up", "{\"type\":\"object\"}")).build()));
-    add(cases, "custom tools with one name", Status.Code.INVALID_ARGUMENT, "tools[1].custom.name",
-        () -> agents.createAgent(ok.toBuilder().addTools(custom("x", "{\"type\":\"object\"}"))
-            .addTools(custom("x", "{\"type\":\"object\"}")).build()));
-    add(cases, "toolset configuring an unknown tool", Status.Code.INVALID_ARGUMENT, "tools[0].toolset.configs[0].name",
-        () -> agents.createAgent(ok.toBuilder().addTools(Tool.newBuilder().setToolset(
-            AgentToolset.newBuilder().addConfigs(ToolConfig.newBuilder().setName("rm")))).build()));
-    add(cases, "two toolsets", Status.Code.INVALID_ARGUMENT, "tools[1]",
-        () -> agents.createAgent(ok.toBuilder().addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
-            .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance())).build()));
-    add(cases, "get agent malformed", Status.Code.INVALID_ARGUMENT, "agent_id",
-        () -> agents.getAgent(GetAgentRequest.newBuilder().setAgentId("sesn_00000000000000000000000000").build()));
-    add(cases, "get agent unknown", Status.Code.NOT_FOUND, UNKNOWN_AGENT,
+    add(
+        cases,
+        "custom tool with bad name",
+        Status.Code.INVALID_ARGUMENT,
+        "tools[0].custom.name",
+        () ->
+            agents.createAgent(
+                ok.toBuilder().addTools(custom("look up", "{\"type\":\"object\"}")).build()));
+    add(
+        cases,
+        "custom tools with one name",
+        Status.Code.INVALID_ARGUMENT,
+        "tools[1].custom.name",
+        () ->
+            agents.createAgent(
+                ok.toBuilder()
+                    .addTools(custom("x", "{\"type\":\"object\"}"))
+                    .addTools(custom("x", "{\"type\":\"object\"}"))
+                    .build()));
+    add(
+        cases,
+        "toolset configuring an unknown tool",
+        Status.Code.INVALID_ARGUMENT,
+        "tools[0].toolset.configs[0].name",
+        () ->
+            agents.createAgent(
+                ok.toBuilder()
+                    .addTools(
+                        Tool.newBuilder()
+                            .setToolset(
+                                AgentToolset.newBuilder()
+                                    .addConfigs(ToolConfig.newBuilder().setName("rm"))))
+                    .build()));
+    add(
+        cases,
+        "two toolsets",
+        Status.Code.INVALID_ARGUMENT,
+        "tools[1]",
+        () ->
+            agents.createAgent(
+                ok.toBuilder()
+                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                    .build()));
+    add(
+        cases,
+        "get agent malformed",
+        Status.Code.INVALID_ARGUMENT,
+        "agent_id",
+        () ->
+            agents.getAgent(
+                GetAgentRequest.newBuilder()
+                    .setAgentId("sesn_00000000000000000000000000")
+                    .build()));
+    add(
+        cases,
+        "get agent unknown",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_AGENT,
         () -> agents.getAgent(GetAgentRequest.newBuilder().setAgentId(UNKNOWN_AGENT).build()));
-    add(cases, "get agent negative version", Status.Code.INVALID_ARGUMENT, "version",
-        () -> agents.getAgent(GetAgentRequest.newBuilder().setAgentId(agentId).setVersion(-1).build()));
-    add(cases, "get agent unknown version", Status.Code.NOT_FOUND, "version",
-        () -> agents.getAgent(GetAgentRequest.newBuilder().setAgentId(agentId).setVersion(42).build()));
-    add(cases, "update with stale version", Status.Code.ABORTED, "version",
-        () -> agents.updateAgent(UpdateAgentRequest.newBuilder().setAgentId(agentId).setExpectedVersion(7).setName("b").build()));
-    add(cases, "update archived", Status.Code.FAILED_PRECONDITION, "archived",
-        () -> agents.updateAgent(UpdateAgentRequest.newBuilder().setAgentId(archivedAgent).setName("b").build()));
-    add(cases, "update to an empty name", Status.Code.INVALID_ARGUMENT, "name",
-        () -> agents.updateAgent(UpdateAgentRequest.newBuilder().setAgentId(agentId).setName("").build()));
-    add(cases, "update unknown", Status.Code.NOT_FOUND, UNKNOWN_AGENT,
-        () -> agents.updateAgent(UpdateAgentRequest.newBuilder().setAgentId(UNKNOWN_AGENT).setName("b").build()));
-    add(cases, "list agents absurd page", Status.Code.INVALID_ARGUMENT, "page_size",
+    add(
+        cases,
+        "get agent negative version",
+        Status.Code.INVALID_ARGUMENT,
+        "version",
+        () ->
+            agents.getAgent(
+                GetAgentRequest.newBuilder().setAgentId(agentId).setVersion(-1).build()));
+    add(
+        cases,
+        "get agent unknown version",
+        Status.Code.NOT_FOUND,
+        "version",
+        () ->
+            agents.getAgent(
+                GetAgentRequest.newBuilder().setAgentId(agentId).setVersion(42).build()));
+    add(
+        cases,
+        "update with stale version",
+        Status.Code.ABORTED,
+        "version",
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setExpectedVersion(7)
+                    .setName("b")
+                    .build()));
+    add(
+        cases,
+        "update archived",
+        Status.Code.FAILED_PRECONDITION,
+        "archived",
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder().setAgentId(archivedAgent).setName("b").build()));
+    add(
+        cases,
+        "update to an empty name",
+        Status.Code.INVALID_ARGUMENT,
+        "name",
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder().setAgentId(agentId).setName("").build()));
+    add(
+        cases,
+        "update unknown",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_AGENT,
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder().setAgentId(UNKNOWN_AGENT).setName("b").build()));
+    add(
+        cases,
+        "list agents absurd page",
+        Status.Code.INVALID_ARGUMENT,
+        "page_size",
         () -> agents.listAgents(ListAgentsRequest.newBuilder().setPageSize(101).build()));
-    add(cases, "list agents forged token", Status.Code.INVALID_ARGUMENT, "page_token",
-        () -> agents.listAgents(ListAgentsRequest.newBuilder().setPageToken(dev.corral.common.Paging.token("sesn_x")).build()));
-    add(cases, "versions of unknown agent", Status.Code.NOT_FOUND, UNKNOWN_AGENT,
-        () -> agents.listAgentVersions(ListAgentVersionsRequest.newBuilder().setAgentId(UNKNOWN_AGENT).build()));
-    add(cases, "versions with forged token", Status.Code.INVALID_ARGUMENT, "page_token",
-        () -> agents.listAgentVersions(ListAgentVersionsRequest.newBuilder().setAgentId(agentId).setPageToken("djE6LTE").build()));
-    add(cases, "archive unknown agent", Status.Code.NOT_FOUND, UNKNOWN_AGENT,
-        () -> agents.archiveAgent(ArchiveAgentRequest.newBuilder().setAgentId(UNKNOWN_AGENT).build()));
+    add(
+        cases,
+        "list agents forged token",
+        Status.Code.INVALID_ARGUMENT,
+        "page_token",
+        () ->
+            agents.listAgents(
+                ListAgentsRequest.newBuilder()
+                    .setPageToken(dev.corral.common.Paging.token("sesn_x"))
+                    .build()));
+    add(
+        cases,
+        "versions of unknown agent",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_AGENT,
+        () ->
+            agents.listAgentVersions(
+                ListAgentVersionsRequest.newBuilder().setAgentId(UNKNOWN_AGENT).build()));
+    add(
+        cases,
+        "versions with forged token",
+        Status.Code.INVALID_ARGUMENT,
+        "page_token",
+        () ->
+            agents.listAgentVersions(
+                ListAgentVersionsRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setPageToken("djE6LTE")
+                    .build()));
+    add(
+        cases,
+        "archive unknown agent",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_AGENT,
+        () ->
+            agents.archiveAgent(
+                ArchiveAgentRequest.newBuilder().setAgentId(UNKNOWN_AGENT).build()));
   }
 
   private static Tool custom(String name, String schema) {
-    return Tool.newBuilder().setCustom(CustomTool.newBuilder().setName(name).setInputSchemaJson(schema)).build();
+    return Tool.newBuilder()
+        .setCustom(CustomTool.newBuilder().setName(name).setInputSchemaJson(schema))
+        .build();
   }
 
-  private static void add(List<Case> cases, String name, Status.Code code, String mentions, Runnable call) {
+  private static void add(
+      List<Case> cases, String name, Status.Code code, String mentions, Runnable call) {
     cases.add(new Case(name, code, mentions, call));
   }
 
@@ -340,18 +815,21 @@ class BadInputTest {
     }
     return status.getDetailsList().stream()
         .filter(any -> any.is(BadRequest.class))
-        .map(any -> {
-          try {
-            return any.unpack(BadRequest.class).getFieldViolations(0).getField();
-          } catch (com.google.protobuf.InvalidProtocolBufferException e) {
-            return "";
-          }
-        })
+        .map(
+            any -> {
+              try {
+                return any.unpack(BadRequest.class).getFieldViolations(0).getField();
+              } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+                return "";
+              }
+            })
         .findFirst()
         .orElse("");
   }
 
   private List<Event> allEvents(String id) {
-    return sessions.getEvents(GetEventsRequest.newBuilder().setSessionId(id).setPageSize(1000).build()).getEventsList();
+    return sessions
+        .getEvents(GetEventsRequest.newBuilder().setSessionId(id).setPageSize(1000).build())
+        .getEventsList();
   }
 }

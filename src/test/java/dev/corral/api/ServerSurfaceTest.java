@@ -4,10 +4,10 @@ import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.hamcrest.Matchers.equalTo;
 
-import io.grpc.Channel;
 import grpc.health.v1.HealthGrpc;
 import grpc.health.v1.HealthOuterClass.HealthCheckRequest;
 import grpc.health.v1.HealthOuterClass.HealthCheckResponse;
+import io.grpc.Channel;
 import io.grpc.reflection.v1.ServerReflectionGrpc;
 import io.grpc.reflection.v1.ServerReflectionRequest;
 import io.grpc.reflection.v1.ServerReflectionResponse;
@@ -29,39 +29,49 @@ class ServerSurfaceTest {
   @Test
   void httpHealthIsUpOnceTheSchemaIsMigrated() {
     given().when().get("/q/health/live").then().statusCode(200).body("status", equalTo("UP"));
-    given().when().get("/q/health/ready").then().statusCode(200)
+    given()
+        .when()
+        .get("/q/health/ready")
+        .then()
+        .statusCode(200)
         .body("status", equalTo("UP"))
         .body("checks.find { it.name == 'corral schema' }.status", equalTo("UP"));
   }
 
   @Test
   void grpcHealthServiceAnswersServing() {
-    HealthCheckResponse response = HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.getDefaultInstance());
+    HealthCheckResponse response =
+        HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.getDefaultInstance());
     assertThat(response.getStatus()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
   }
 
   @Test
   void reflectionListsTheCorralServices() throws Exception {
     CompletableFuture<ServerReflectionResponse> answer = new CompletableFuture<>();
-    StreamObserver<ServerReflectionRequest> requests = ServerReflectionGrpc.newStub(channel)
-        .serverReflectionInfo(new StreamObserver<>() {
-          @Override
-          public void onNext(ServerReflectionResponse response) {
-            answer.complete(response);
-          }
+    StreamObserver<ServerReflectionRequest> requests =
+        ServerReflectionGrpc.newStub(channel)
+            .serverReflectionInfo(
+                new StreamObserver<>() {
+                  @Override
+                  public void onNext(ServerReflectionResponse response) {
+                    answer.complete(response);
+                  }
 
-          @Override
-          public void onError(Throwable failure) {
-            answer.completeExceptionally(failure);
-          }
+                  @Override
+                  public void onError(Throwable failure) {
+                    answer.completeExceptionally(failure);
+                  }
 
-          @Override
-          public void onCompleted() {}
-        });
+                  @Override
+                  public void onCompleted() {}
+                });
     requests.onNext(ServerReflectionRequest.newBuilder().setListServices("").build());
-    List<String> services = answer.get(10, TimeUnit.SECONDS).getListServicesResponse().getServiceList().stream()
-        .map(service -> service.getName()).toList();
+    List<String> services =
+        answer.get(10, TimeUnit.SECONDS).getListServicesResponse().getServiceList().stream()
+            .map(service -> service.getName())
+            .toList();
     requests.onCompleted();
-    assertThat(services).contains("corral.v1.SessionService", "corral.v1.AgentService", "grpc.health.v1.Health");
+    assertThat(services)
+        .contains("corral.v1.SessionService", "corral.v1.AgentService", "grpc.health.v1.Health");
   }
 }

@@ -51,7 +51,10 @@ class SessionServiceTest {
     assertThat(session.getLastSeq()).isZero();
     assertThat(session.getAgent().getVersion()).isEqualTo(1);
     assertThat(session.getAgent().getModel()).isEqualTo("claude-test");
-    assertThat(sessions.getSession(GetSessionRequest.newBuilder().setSessionId(session.getId()).build()).getSession())
+    assertThat(
+            sessions
+                .getSession(GetSessionRequest.newBuilder().setSessionId(session.getId()).build())
+                .getSession())
         .isEqualTo(session);
   }
 
@@ -61,25 +64,32 @@ class SessionServiceTest {
     String agentId = createSession(agents, sessions).getAgent().getId();
 
     // When
-    Session session = sessions
-        .createSession(CreateSessionRequest.newBuilder()
-            .setAgentId(agentId)
-            .addInitialEvents(userMessage("one"))
-            .addInitialEvents(userMessage("two"))
-            .build())
-        .getSession();
+    Session session =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .addInitialEvents(userMessage("one"))
+                    .addInitialEvents(userMessage("two"))
+                    .build())
+            .getSession();
 
     // Then
     assertThat(session.getLastSeq()).isEqualTo(2);
-    List<Event> events = sessions.getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build()).getEventsList();
+    List<Event> events =
+        sessions
+            .getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build())
+            .getEventsList();
     assertThat(events).extracting(Event::getSeq).containsExactly(1L, 2L);
     assertThat(events).extracting(event -> text(event)).containsExactly("one", "two");
-    assertThat(events).allSatisfy(event -> {
-      assertThat(event.getType()).isEqualTo("user.message");
-      assertThat(event.getSessionId()).isEqualTo(session.getId());
-      assertThat(event.getId()).startsWith("sevt_");
-      assertThat(event.hasProcessedAt()).isTrue();
-    });
+    assertThat(events)
+        .allSatisfy(
+            event -> {
+              assertThat(event.getType()).isEqualTo("user.message");
+              assertThat(event.getSessionId()).isEqualTo(session.getId());
+              assertThat(event.getId()).startsWith("sevt_");
+              assertThat(event.hasProcessedAt()).isTrue();
+            });
   }
 
   @Test
@@ -88,9 +98,10 @@ class SessionServiceTest {
     Session session = createSession(agents, sessions);
 
     // When
-    List<Long> seqs = List.of(1, 2, 3, 4, 5).stream()
-        .map(i -> sessions.emitEvent(emit(session.getId(), "message " + i)).getEvent().getSeq())
-        .toList();
+    List<Long> seqs =
+        List.of(1, 2, 3, 4, 5).stream()
+            .map(i -> sessions.emitEvent(emit(session.getId(), "message " + i)).getEvent().getSeq())
+            .toList();
 
     // Then
     assertThat(seqs).containsExactly(1L, 2L, 3L, 4L, 5L);
@@ -101,7 +112,8 @@ class SessionServiceTest {
   void retriedEmitWithTheSameIdempotencyKeyReturnsTheOriginalEvent() {
     // Given
     Session session = createSession(agents, sessions);
-    EmitEventRequest request = emit(session.getId(), "hello").toBuilder().setIdempotencyKey("retry-1").build();
+    EmitEventRequest request =
+        emit(session.getId(), "hello").toBuilder().setIdempotencyKey("retry-1").build();
     EmitEventResponse first = sessions.emitEvent(request);
 
     // When
@@ -121,8 +133,14 @@ class SessionServiceTest {
     sessions.emitEvent(emit(session.getId(), "hello").toBuilder().setIdempotencyKey("k").build());
 
     // When / Then
-    assertThatThrownBy(() -> sessions.emitEvent(emit(session.getId(), "bye").toBuilder().setIdempotencyKey("k").build()))
-        .satisfies(failure -> assertThat(Status.fromThrowable(failure).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT))
+    assertThatThrownBy(
+            () ->
+                sessions.emitEvent(
+                    emit(session.getId(), "bye").toBuilder().setIdempotencyKey("k").build()))
+        .satisfies(
+            failure ->
+                assertThat(Status.fromThrowable(failure).getCode())
+                    .isEqualTo(Status.Code.INVALID_ARGUMENT))
         .hasMessageContaining("idempotency_key");
     assertThat(get(session.getId()).getLastSeq()).isEqualTo(1);
   }
@@ -134,28 +152,50 @@ class SessionServiceTest {
     sessions.emitEvent(emit(session.getId(), "one"));
 
     // When
-    StatusRuntimeException failure = catchStatus(() ->
-        sessions.emitEvent(emit(session.getId(), "two").toBuilder().setExpectedLastSeq(0).build()));
+    StatusRuntimeException failure =
+        catchStatus(
+            () ->
+                sessions.emitEvent(
+                    emit(session.getId(), "two").toBuilder().setExpectedLastSeq(0).build()));
 
     // Then
     assertThat(failure.getStatus().getCode()).isEqualTo(Status.Code.ABORTED);
     assertThat(get(session.getId()).getLastSeq()).isEqualTo(1);
-    assertThat(sessions.emitEvent(emit(session.getId(), "two").toBuilder().setExpectedLastSeq(1).build())
-        .getEvent().getSeq()).isEqualTo(2);
+    assertThat(
+            sessions
+                .emitEvent(emit(session.getId(), "two").toBuilder().setExpectedLastSeq(1).build())
+                .getEvent()
+                .getSeq())
+        .isEqualTo(2);
   }
 
   @Test
   void harnessEventsWithoutALeaseAreRejected() {
     // Given
     Session session = createSession(agents, sessions);
-    Event running = Event.newBuilder()
-        .setSessionStatusRunning(dev.corral.proto.v1.SessionStatusRunning.getDefaultInstance()).build();
+    Event running =
+        Event.newBuilder()
+            .setSessionStatusRunning(dev.corral.proto.v1.SessionStatusRunning.getDefaultInstance())
+            .build();
 
     // When
-    StatusRuntimeException withoutEpoch = catchStatus(() -> sessions.emitEvent(
-        EmitEventRequest.newBuilder().setSessionId(session.getId()).setEvent(running).build()));
-    StatusRuntimeException withStaleEpoch = catchStatus(() -> sessions.emitEvent(
-        EmitEventRequest.newBuilder().setSessionId(session.getId()).setEvent(running).setLeaseEpoch(7).build()));
+    StatusRuntimeException withoutEpoch =
+        catchStatus(
+            () ->
+                sessions.emitEvent(
+                    EmitEventRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setEvent(running)
+                        .build()));
+    StatusRuntimeException withStaleEpoch =
+        catchStatus(
+            () ->
+                sessions.emitEvent(
+                    EmitEventRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setEvent(running)
+                        .setLeaseEpoch(7)
+                        .build()));
 
     // Then
     assertThat(withoutEpoch.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
@@ -171,8 +211,13 @@ class SessionServiceTest {
     sessions.emitEvent(emit(session.getId(), "before"));
 
     // When
-    Session archived = sessions.archiveSession(ArchiveSessionRequest.newBuilder().setSessionId(session.getId()).build()).getSession();
-    StatusRuntimeException failure = catchStatus(() -> sessions.emitEvent(emit(session.getId(), "after")));
+    Session archived =
+        sessions
+            .archiveSession(
+                ArchiveSessionRequest.newBuilder().setSessionId(session.getId()).build())
+            .getSession();
+    StatusRuntimeException failure =
+        catchStatus(() -> sessions.emitEvent(emit(session.getId(), "after")));
 
     // Then
     assertThat(archived.hasArchivedAt()).isTrue();
@@ -187,7 +232,8 @@ class SessionServiceTest {
     for (int i = 1; i <= 10; i++) {
       sessions.emitEvent(emit(session.getId(), "m" + i));
     }
-    GetEventsRequest base = GetEventsRequest.newBuilder().setSessionId(session.getId()).setPageSize(3).build();
+    GetEventsRequest base =
+        GetEventsRequest.newBuilder().setSessionId(session.getId()).setPageSize(3).build();
 
     // When
     GetEventsResponse after = sessions.getEvents(base.toBuilder().setAfterSeq(4).build());
@@ -212,13 +258,22 @@ class SessionServiceTest {
     // Given
     Session session = createSession(agents, sessions);
     sessions.emitEvent(emit(session.getId(), "m1"));
-    sessions.emitEvent(EmitEventRequest.newBuilder().setSessionId(session.getId())
-        .setEvent(Event.newBuilder().setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance())).build());
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(
+                Event.newBuilder()
+                    .setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
+            .build());
     sessions.emitEvent(emit(session.getId(), "m2"));
 
     // When
-    GetEventsResponse interrupts = sessions.getEvents(GetEventsRequest.newBuilder()
-        .setSessionId(session.getId()).addTypes("user.interrupt").build());
+    GetEventsResponse interrupts =
+        sessions.getEvents(
+            GetEventsRequest.newBuilder()
+                .setSessionId(session.getId())
+                .addTypes("user.interrupt")
+                .build());
 
     // Then
     assertThat(interrupts.getEventsList()).extracting(Event::getSeq).containsExactly(2L);
@@ -231,13 +286,19 @@ class SessionServiceTest {
     String agentId = createSession(agents, sessions).getAgent().getId();
     Set<String> created = new HashSet<>();
     for (int i = 0; i < 3; i++) {
-      created.add(sessions.createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build()).getSession().getId());
+      created.add(
+          sessions
+              .createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
+              .getSession()
+              .getId());
     }
-    ListSessionsRequest first = ListSessionsRequest.newBuilder().setAgentId(agentId).setPageSize(2).build();
+    ListSessionsRequest first =
+        ListSessionsRequest.newBuilder().setAgentId(agentId).setPageSize(2).build();
 
     // When
     ListSessionsResponse page1 = sessions.listSessions(first);
-    ListSessionsResponse page2 = sessions.listSessions(first.toBuilder().setPageToken(page1.getNextPageToken()).build());
+    ListSessionsResponse page2 =
+        sessions.listSessions(first.toBuilder().setPageToken(page1.getNextPageToken()).build());
 
     // Then
     assertThat(page1.getSessionsList()).hasSize(2);
@@ -247,7 +308,10 @@ class SessionServiceTest {
     List<String> ids = new java.util.ArrayList<>();
     page1.getSessionsList().forEach(s -> ids.add(s.getId()));
     page2.getSessionsList().forEach(s -> ids.add(s.getId()));
-    assertThat(ids).isSortedAccordingTo(java.util.Comparator.reverseOrder()).doesNotHaveDuplicates().containsAll(created);
+    assertThat(ids)
+        .isSortedAccordingTo(java.util.Comparator.reverseOrder())
+        .doesNotHaveDuplicates()
+        .containsAll(created);
   }
 
   @Test
@@ -260,13 +324,22 @@ class SessionServiceTest {
     sessions.deleteSession(DeleteSessionRequest.newBuilder().setSessionId(session.getId()).build());
 
     // Then
-    assertThat(catchStatus(() -> get(session.getId())).getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
-    assertThat(catchStatus(() -> sessions.getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build()))
-        .getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(catchStatus(() -> get(session.getId())).getStatus().getCode())
+        .isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(
+            catchStatus(
+                    () ->
+                        sessions.getEvents(
+                            GetEventsRequest.newBuilder().setSessionId(session.getId()).build()))
+                .getStatus()
+                .getCode())
+        .isEqualTo(Status.Code.NOT_FOUND);
   }
 
   private Session get(String id) {
-    return sessions.getSession(GetSessionRequest.newBuilder().setSessionId(id).build()).getSession();
+    return sessions
+        .getSession(GetSessionRequest.newBuilder().setSessionId(id).build())
+        .getSession();
   }
 
   static StatusRuntimeException catchStatus(Runnable call) {

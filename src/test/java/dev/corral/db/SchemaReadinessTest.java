@@ -17,11 +17,13 @@ class SchemaReadinessTest {
     Pattern migration = Pattern.compile("V(\\d+)__.+\\.sql");
     int newest;
     try (Stream<Path> files = Files.list(Path.of("src/main/resources/db/migration"))) {
-      newest = files.map(path -> migration.matcher(path.getFileName().toString()))
-          .filter(Matcher::matches)
-          .mapToInt(matcher -> Integer.parseInt(matcher.group(1)))
-          .max()
-          .orElseThrow();
+      newest =
+          files
+              .map(path -> migration.matcher(path.getFileName().toString()))
+              .filter(Matcher::matches)
+              .mapToInt(matcher -> Integer.parseInt(matcher.group(1)))
+              .max()
+              .orElseThrow();
     }
     assertThat(SchemaReadiness.REQUIRED_VERSION).isEqualTo(Integer.toString(newest));
   }

@@ -48,8 +48,10 @@ class ConcurrentAppendTest {
 
     // Then
     List<Event> log = readAll(sessionId);
-    assertThat(log).extracting(Event::getSeq)
-        .containsExactlyElementsOf(LongStream.rangeClosed(1, 32 * EVENTS_PER_WRITER).boxed().toList());
+    assertThat(log)
+        .extracting(Event::getSeq)
+        .containsExactlyElementsOf(
+            LongStream.rangeClosed(1, 32 * EVENTS_PER_WRITER).boxed().toList());
     assertThat(log).extracting(event -> text(event)).containsExactlyInAnyOrderElementsOf(sent);
   }
 
@@ -66,7 +68,8 @@ class ConcurrentAppendTest {
 
     // Then
     for (String sessionId : sessionIds) {
-      assertThat(readAll(sessionId)).extracting(Event::getSeq)
+      assertThat(readAll(sessionId))
+          .extracting(Event::getSeq)
           .containsExactlyElementsOf(LongStream.rangeClosed(1, EVENTS_PER_WRITER).boxed().toList());
     }
   }
@@ -75,17 +78,20 @@ class ConcurrentAppendTest {
   void concurrentRetriesWithOneIdempotencyKeyAppendOnce() throws Exception {
     // Given
     String sessionId = createSession(agents, sessions).getId();
-    EmitEventRequest request = emit(sessionId, "exactly once").toBuilder().setIdempotencyKey("once").build();
+    EmitEventRequest request =
+        emit(sessionId, "exactly once").toBuilder().setIdempotencyKey("once").build();
     ExecutorService pool = Executors.newFixedThreadPool(8);
     CountDownLatch start = new CountDownLatch(1);
 
     // When 8 clients send the same request at the same moment
     List<Future<EmitEventResponse>> responses = new ArrayList<>();
     for (int i = 0; i < 8; i++) {
-      responses.add(pool.submit(() -> {
-        start.await();
-        return sessions.emitEvent(request);
-      }));
+      responses.add(
+          pool.submit(
+              () -> {
+                start.await();
+                return sessions.emitEvent(request);
+              }));
     }
     start.countDown();
     Set<String> ids = new HashSet<>();
@@ -102,22 +108,24 @@ class ConcurrentAppendTest {
     assertThat(readAll(sessionId)).hasSize(1);
   }
 
-  private List<String> runWriters(int writers, java.util.function.IntFunction<String> sessionOf) throws Exception {
+  private List<String> runWriters(int writers, java.util.function.IntFunction<String> sessionOf)
+      throws Exception {
     ExecutorService pool = Executors.newFixedThreadPool(writers);
     CountDownLatch start = new CountDownLatch(1);
     List<Future<List<String>>> results = new ArrayList<>();
     for (int w = 0; w < writers; w++) {
       int writer = w;
-      Callable<List<String>> task = () -> {
-        start.await();
-        List<String> sent = new ArrayList<>();
-        for (int i = 0; i < EVENTS_PER_WRITER; i++) {
-          String text = "writer " + writer + " event " + i;
-          sessions.emitEvent(emit(sessionOf.apply(writer), text));
-          sent.add(text);
-        }
-        return sent;
-      };
+      Callable<List<String>> task =
+          () -> {
+            start.await();
+            List<String> sent = new ArrayList<>();
+            for (int i = 0; i < EVENTS_PER_WRITER; i++) {
+              String text = "writer " + writer + " event " + i;
+              sessions.emitEvent(emit(sessionOf.apply(writer), text));
+              sent.add(text);
+            }
+            return sent;
+          };
       results.add(pool.submit(task));
     }
     start.countDown();
@@ -134,7 +142,13 @@ class ConcurrentAppendTest {
     long after = 0;
     GetEventsResponse page;
     do {
-      page = sessions.getEvents(GetEventsRequest.newBuilder().setSessionId(sessionId).setAfterSeq(after).setPageSize(1000).build());
+      page =
+          sessions.getEvents(
+              GetEventsRequest.newBuilder()
+                  .setSessionId(sessionId)
+                  .setAfterSeq(after)
+                  .setPageSize(1000)
+                  .build());
       events.addAll(page.getEventsList());
       if (!page.getEventsList().isEmpty()) {
         after = page.getEvents(page.getEventsCount() - 1).getSeq();

@@ -47,12 +47,14 @@ class CrossReplicaNotifyTest {
   void notificationFromAnotherReplicaWakesTheSubscriber() {
     // Given a subscriber waiting on an empty log
     Session session = createSession(agents, sessions);
-    StreamRecorder stream = StreamRecorder.follow(
-        channel, StreamEventsRequest.newBuilder().setSessionId(session.getId()).build());
+    StreamRecorder stream =
+        StreamRecorder.follow(
+            channel, StreamEventsRequest.newBuilder().setSessionId(session.getId()).build());
     await().pollDelay(Duration.ofMillis(200)).until(() -> true);
 
     // When another replica appends and announces it
-    AppendRequest request = AppendRequest.of(session.getId(), NewEvent.of(userMessage("from elsewhere")));
+    AppendRequest request =
+        AppendRequest.of(session.getId(), NewEvent.of(userMessage("from elsewhere")));
     OtherReplica.appendAndNotify(request);
 
     // Then

@@ -10,8 +10,8 @@ import java.util.concurrent.TimeUnit;
 import org.eclipse.microprofile.config.ConfigProvider;
 
 /**
- * Appends the way another corral replica would: its own Vert.x, its own connection, the same
- * append statement, and no signal to this process.
+ * Appends the way another corral replica would: its own Vert.x, its own connection, the same append
+ * statement, and no signal to this process.
  */
 final class OtherReplica {
 
@@ -29,23 +29,38 @@ final class OtherReplica {
   private static void run(AppendRequest request, boolean notify) {
     Vertx vertx = Vertx.vertx();
     try {
-      String url = ConfigProvider.getConfig().getValue("quarkus.datasource.reactive.url", String.class);
+      String url =
+          ConfigProvider.getConfig().getValue("quarkus.datasource.reactive.url", String.class);
       PgConnectOptions options = PgConnectOptions.fromUri(url);
-      ConfigProvider.getConfig().getOptionalValue("quarkus.datasource.username", String.class).ifPresent(options::setUser);
-      ConfigProvider.getConfig().getOptionalValue("quarkus.datasource.password", String.class).ifPresent(options::setPassword);
-      Pool pool = PgBuilder.pool().with(new PoolOptions().setMaxSize(1)).connectingTo(options).using(vertx).build();
-      var rows = pool.preparedQuery(EventLog.APPEND)
-          .execute(EventLog.appendTuple(request).getDelegate())
-          .toCompletionStage().toCompletableFuture()
-          .get(Duration.ofSeconds(10).toMillis(), TimeUnit.MILLISECONDS);
+      ConfigProvider.getConfig()
+          .getOptionalValue("quarkus.datasource.username", String.class)
+          .ifPresent(options::setUser);
+      ConfigProvider.getConfig()
+          .getOptionalValue("quarkus.datasource.password", String.class)
+          .ifPresent(options::setPassword);
+      Pool pool =
+          PgBuilder.pool()
+              .with(new PoolOptions().setMaxSize(1))
+              .connectingTo(options)
+              .using(vertx)
+              .build();
+      var rows =
+          pool.preparedQuery(EventLog.APPEND)
+              .execute(EventLog.appendTuple(request).getDelegate())
+              .toCompletionStage()
+              .toCompletableFuture()
+              .get(Duration.ofSeconds(10).toMillis(), TimeUnit.MILLISECONDS);
       if (rows.size() != request.events().size()) {
         throw new IllegalStateException("the other replica's append did not happen");
       }
       if (notify) {
         long lastSeq = rows.iterator().next().getLong("seq") + rows.size() - 1;
         pool.preparedQuery("SELECT pg_notify($1, $2)")
-            .execute(io.vertx.sqlclient.Tuple.of(SessionSignals.CHANNEL, request.sessionId() + ":" + lastSeq))
-            .toCompletionStage().toCompletableFuture()
+            .execute(
+                io.vertx.sqlclient.Tuple.of(
+                    SessionSignals.CHANNEL, request.sessionId() + ":" + lastSeq))
+            .toCompletionStage()
+            .toCompletableFuture()
             .get(10, TimeUnit.SECONDS);
       }
       pool.close();

@@ -44,14 +44,11 @@ class StreamEventsTest {
   @GrpcClient("corral")
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
-  @Inject
-  EventLog log;
+  @Inject EventLog log;
 
-  @Inject
-  EventTail tail;
+  @Inject EventTail tail;
 
-  @Inject
-  SessionConfig config;
+  @Inject SessionConfig config;
 
   private final ExecutorService writers = Executors.newFixedThreadPool(4);
   private final List<StreamRecorder> streams = new ArrayList<>();
@@ -59,11 +56,12 @@ class StreamEventsTest {
   @AfterEach
   void stop() {
     writers.shutdownNow();
-    streams.forEach(stream -> {
-      if (stream.closedWith() == null) {
-        stream.cancel();
-      }
-    });
+    streams.forEach(
+        stream -> {
+          if (stream.closedWith() == null) {
+            stream.cancel();
+          }
+        });
   }
 
   @Test
@@ -105,7 +103,8 @@ class StreamEventsTest {
 
       // Then it gets every event after its cursor exactly once, in order
       await().atMost(WAIT).until(() -> stream.seqs().size() >= last - from);
-      assertThat(stream.seqs()).containsExactlyElementsOf(LongStream.rangeClosed(from + 1, last).boxed().toList());
+      assertThat(stream.seqs())
+          .containsExactlyElementsOf(LongStream.rangeClosed(from + 1, last).boxed().toList());
       stream.cancel();
     }
   }
@@ -146,7 +145,8 @@ class StreamEventsTest {
     await().atMost(WAIT).until(() -> stream.seqs().size() == 1);
 
     // When another connection appends through the same statement, without telling this process
-    AppendRequest request = AppendRequest.of(session.getId(), NewEvent.of(userMessage("from elsewhere")));
+    AppendRequest request =
+        AppendRequest.of(session.getId(), NewEvent.of(userMessage("from elsewhere")));
     OtherReplica.append(request);
 
     // Then the subscriber gets it (the poll of session heads notices)
@@ -182,7 +182,8 @@ class StreamEventsTest {
     // And once the client asks for the rest, it gets everything in order
     stream.request(10_000);
     await().atMost(WAIT).until(() -> stream.seqs().size() == 2000);
-    assertThat(stream.seqs()).containsExactlyElementsOf(LongStream.rangeClosed(1, 2000).boxed().toList());
+    assertThat(stream.seqs())
+        .containsExactlyElementsOf(LongStream.rangeClosed(1, 2000).boxed().toList());
   }
 
   @Test
@@ -200,7 +201,8 @@ class StreamEventsTest {
     await().atMost(WAIT).until(() -> stream.closedWith() != null);
     assertThat(stream.closedWith().getCode()).isEqualTo(Status.Code.OK);
     List<StreamEventsResponse> items = stream.items();
-    assertThat(items.get(items.size() - 1).getSessionDeleted().getSessionId()).isEqualTo(session.getId());
+    assertThat(items.get(items.size() - 1).getSessionDeleted().getSessionId())
+        .isEqualTo(session.getId());
   }
 
   @Test
@@ -218,18 +220,31 @@ class StreamEventsTest {
     // Given
     Session session = createSession(agents, sessions);
     emitMessages(session.getId(), 2);
-    sessions.emitEvent(dev.corral.proto.v1.EmitEventRequest.newBuilder().setSessionId(session.getId())
-        .setEvent(dev.corral.proto.v1.Event.newBuilder().setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
-        .build());
+    sessions.emitEvent(
+        dev.corral.proto.v1.EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(
+                dev.corral.proto.v1.Event.newBuilder()
+                    .setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
+            .build());
 
     // When
-    StreamRecorder stream = StreamRecorder.follow(channel, StreamEventsRequest.newBuilder()
-        .setSessionId(session.getId()).addTypes("user.interrupt").build());
+    StreamRecorder stream =
+        StreamRecorder.follow(
+            channel,
+            StreamEventsRequest.newBuilder()
+                .setSessionId(session.getId())
+                .addTypes("user.interrupt")
+                .build());
     streams.add(stream);
     emitMessages(session.getId(), 3);
-    sessions.emitEvent(dev.corral.proto.v1.EmitEventRequest.newBuilder().setSessionId(session.getId())
-        .setEvent(dev.corral.proto.v1.Event.newBuilder().setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
-        .build());
+    sessions.emitEvent(
+        dev.corral.proto.v1.EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(
+                dev.corral.proto.v1.Event.newBuilder()
+                    .setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
+            .build());
 
     // Then
     await().atMost(WAIT).until(() -> stream.seqs().size() == 2);
@@ -259,20 +274,25 @@ class StreamEventsTest {
   }
 
   private long lastSeq(String sessionId) {
-    return sessions.getSession(dev.corral.proto.v1.GetSessionRequest.newBuilder().setSessionId(sessionId).build())
-        .getSession().getLastSeq();
+    return sessions
+        .getSession(
+            dev.corral.proto.v1.GetSessionRequest.newBuilder().setSessionId(sessionId).build())
+        .getSession()
+        .getLastSeq();
   }
 
   private List<Future<?>> startWriters(String sessionId, AtomicBoolean writing, int count) {
     List<Future<?>> running = new ArrayList<>();
     for (int w = 0; w < count; w++) {
       int writer = w;
-      running.add(writers.submit(() -> {
-        int i = 0;
-        while (writing.get()) {
-          sessions.emitEvent(emit(sessionId, "writer " + writer + " #" + i++));
-        }
-      }));
+      running.add(
+          writers.submit(
+              () -> {
+                int i = 0;
+                while (writing.get()) {
+                  sessions.emitEvent(emit(sessionId, "writer " + writer + " #" + i++));
+                }
+              }));
     }
     return running;
   }

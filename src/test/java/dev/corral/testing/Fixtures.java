@@ -18,13 +18,15 @@ public final class Fixtures {
 
   public static String createAgent(AgentServiceGrpc.AgentServiceBlockingStub agents) {
     return agents
-        .createAgent(CreateAgentRequest.newBuilder().setName("test agent").setModel("claude-test").build())
+        .createAgent(
+            CreateAgentRequest.newBuilder().setName("test agent").setModel("claude-test").build())
         .getAgent()
         .getId();
   }
 
   public static Session createSession(
-      AgentServiceGrpc.AgentServiceBlockingStub agents, SessionServiceGrpc.SessionServiceBlockingStub sessions) {
+      AgentServiceGrpc.AgentServiceBlockingStub agents,
+      SessionServiceGrpc.SessionServiceBlockingStub sessions) {
     return sessions
         .createSession(CreateSessionRequest.newBuilder().setAgentId(createAgent(agents)).build())
         .getSession();
@@ -34,12 +36,16 @@ public final class Fixtures {
     return Event.newBuilder()
         .setUserMessage(
             UserMessage.newBuilder()
-                .addContent(ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(text))))
+                .addContent(
+                    ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(text))))
         .build();
   }
 
   public static EmitEventRequest emit(String sessionId, String text) {
-    return EmitEventRequest.newBuilder().setSessionId(sessionId).setEvent(userMessage(text)).build();
+    return EmitEventRequest.newBuilder()
+        .setSessionId(sessionId)
+        .setEvent(userMessage(text))
+        .build();
   }
 
   /** The text of a user.message event. */

@@ -14,7 +14,8 @@ public final class RawCalls {
 
   private RawCalls() {}
 
-  public static <Resp> Resp unary(Channel channel, MethodDescriptor<?, Resp> method, byte[] request) {
+  public static <Resp> Resp unary(
+      Channel channel, MethodDescriptor<?, Resp> method, byte[] request) {
     MethodDescriptor<byte[], Resp> raw =
         MethodDescriptor.<byte[], Resp>newBuilder()
             .setType(MethodDescriptor.MethodType.UNARY)
@@ -25,7 +26,10 @@ public final class RawCalls {
     return ClientCalls.blockingUnaryCall(channel, raw, CallOptions.DEFAULT, request);
   }
 
-  /** {@code message} with every occurrence of {@code placeholder} replaced by the same number of 0xFF bytes. */
+  /**
+   * {@code message} with every occurrence of {@code placeholder} replaced by the same number of
+   * 0xFF bytes.
+   */
   public static byte[] corrupt(byte[] message, String placeholder) {
     byte[] needle = placeholder.getBytes(java.nio.charset.StandardCharsets.UTF_8);
     byte[] copy = message.clone();

@@ -17,7 +17,8 @@ import java.util.concurrent.atomic.AtomicReference;
  * Records what a StreamEvents call delivers. With {@code initialRequest} > 0 the recorder asks for
  * messages only when told to ({@link #request}), like a slow client.
  */
-public final class StreamRecorder implements ClientResponseObserver<StreamEventsRequest, StreamEventsResponse> {
+public final class StreamRecorder
+    implements ClientResponseObserver<StreamEventsRequest, StreamEventsResponse> {
 
   private final List<StreamEventsResponse> items = new CopyOnWriteArrayList<>();
   private final AtomicReference<Status> closed = new AtomicReference<>();
@@ -33,12 +34,16 @@ public final class StreamRecorder implements ClientResponseObserver<StreamEvents
     return start(channel, request, 0);
   }
 
-  /** Starts a stream that takes {@code initialRequest} messages, then waits for {@link #request}. */
-  public static StreamRecorder followSlowly(Channel channel, StreamEventsRequest request, int initialRequest) {
+  /**
+   * Starts a stream that takes {@code initialRequest} messages, then waits for {@link #request}.
+   */
+  public static StreamRecorder followSlowly(
+      Channel channel, StreamEventsRequest request, int initialRequest) {
     return start(channel, request, initialRequest);
   }
 
-  private static StreamRecorder start(Channel channel, StreamEventsRequest request, int initialRequest) {
+  private static StreamRecorder start(
+      Channel channel, StreamEventsRequest request, int initialRequest) {
     StreamRecorder recorder = new StreamRecorder(initialRequest);
     SessionServiceGrpc.newStub(channel).streamEvents(request, recorder);
     return recorder;
@@ -80,7 +85,10 @@ public final class StreamRecorder implements ClientResponseObserver<StreamEvents
   }
 
   public List<Event> events() {
-    return items.stream().filter(StreamEventsResponse::hasEvent).map(StreamEventsResponse::getEvent).toList();
+    return items.stream()
+        .filter(StreamEventsResponse::hasEvent)
+        .map(StreamEventsResponse::getEvent)
+        .toList();
   }
 
   public List<Long> seqs() {
