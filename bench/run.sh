@@ -12,5 +12,5 @@ classpath="target/classes:target/test-classes:$(cat target/bench.classpath)"
 rm -rf target/bench-classes && mkdir -p target/bench-classes
 javac -q -d target/bench-classes -cp "$classpath" $(find bench/src -name '*.java') 2>/dev/null \
   || javac -d target/bench-classes -cp "$classpath" $(find bench/src -name '*.java')
-exec java -Xmx1g -Dcorral.app.jar=target/quarkus-app/quarkus-run.jar \
+exec java -Xmx1g -Djava.util.logging.manager=org.jboss.logmanager.LogManager -Dcorral.app.jar=target/quarkus-app/quarkus-run.jar \
   -cp "target/bench-classes:$classpath" dev.corral.bench.LogBench "${1:-10}"

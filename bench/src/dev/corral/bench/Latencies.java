@@ -34,6 +34,7 @@ final class Latencies {
   }
 
   String summary() {
-    return String.format("p50 %.3f ms, p99 %.3f ms (n=%d)", percentileMillis(50), percentileMillis(99), size);
+    return String.format(
+        "p50 %.3f ms, p99 %.3f ms (n=%d)", percentileMillis(50), percentileMillis(99), size);
   }
 }

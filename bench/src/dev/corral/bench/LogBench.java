@@ -5,6 +5,7 @@ import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.EmitEventResponse;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StreamEventsRequest;
@@ -13,17 +14,18 @@ import dev.corral.proto.v1.TextBlock;
 import dev.corral.proto.v1.UserMessage;
 import dev.corral.testing.ServerProcess;
 import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -33,115 +35,303 @@ import java.util.concurrent.atomic.AtomicInteger;
 import javax.sql.DataSource;
 
 /**
- * Measures, in one run against one PostgreSQL: raw single-row INSERT commits (1 and 16 clients),
- * EmitEvent over gRPC (1 session; 16 sessions in parallel), and live-tail latency (append committed,
- * i.e. the event's processed_at, to the event received by a StreamEvents subscriber).
+ * Measures, in one run against one PostgreSQL: raw single-row INSERT commits (1 and 16 JDBC
+ * clients, the baseline), EmitEvent over gRPC (1 session; 16 sessions in parallel), and live-tail
+ * latency (the event's processed_at, taken in the append transaction, to its arrival at a
+ * StreamEvents subscriber). Each phase also reports the CPU each process spent per operation.
  */
 public final class LogBench {
 
   private static final byte[] PAYLOAD = new byte[120];
   private static final int CLIENTS = 16;
+  private static final int ROUNDS = 3;
+  private static final int WARM_UP_SECONDS = 10;
 
   private LogBench() {}
 
   public static void main(String[] args) throws Exception {
     int seconds = Integer.parseInt(args[0]);
-    System.out.printf("corral log benchmark: %d s per phase (+%d s warm-up), %d cores, %s%n",
-        seconds, Math.max(2, seconds / 3), Runtime.getRuntime().availableProcessors(), Instant.now());
-    try (EmbeddedPostgres postgres = EmbeddedPostgres.builder().setServerConfig("max_connections", "200").start()) {
+    System.out.printf(
+        "corral log benchmark: %d rounds of %d s per phase, phases interleaved, %d cores, %s%n",
+        ROUNDS, seconds, Runtime.getRuntime().availableProcessors(), Instant.now());
+    try (EmbeddedPostgres postgres =
+        EmbeddedPostgres.builder()
+            // the settings corral's embedded PostgreSQL uses: durable commits (zonky's defaults
+            // are fsync off and synchronous_commit off)
+            .setServerConfig("synchronous_commit", "on")
+            .setServerConfig("fsync", "on")
+            .setServerConfig("max_connections", "200")
+            .start()) {
       DataSource database = postgres.getPostgresDatabase();
-      Result raw1 = rawInserts(database, 1, seconds);
-      Result raw16 = rawInserts(database, CLIENTS, seconds);
-
-      Path home = Files.createTempDirectory("corral-bench-");
+      System.out.println(settings(database));
       String url = "localhost:" + postgres.getPort() + "/postgres";
-      try (ServerProcess server = ServerProcess.start(Map.of(
-          "CORRAL_HOME", home.toString(),
-          "QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://" + url,
-          "QUARKUS_DATASOURCE_JDBC_URL", "jdbc:postgresql://" + url,
-          "QUARKUS_DATASOURCE_USERNAME", "postgres",
-          "QUARKUS_LOG_LEVEL", "WARN"))) {
-        ManagedChannel channel = server.channel();
-        String agentId = AgentServiceGrpc.newBlockingStub(channel)
-            .createAgent(CreateAgentRequest.newBuilder().setName("bench").setModel("claude-bench").build())
-            .getAgent().getId();
-        Result emit1 = emits(channel, agentId, 1, seconds);
-        Result emit16 = emits(channel, agentId, CLIENTS, seconds);
+      Map<String, String> environment =
+          Map.of(
+              "CORRAL_HOME",
+              Files.createTempDirectory("corral-bench-").toString(),
+              "QUARKUS_DATASOURCE_REACTIVE_URL",
+              "postgresql://" + url,
+              "QUARKUS_DATASOURCE_JDBC_URL",
+              "jdbc:postgresql://" + url,
+              "QUARKUS_DATASOURCE_USERNAME",
+              "postgres",
+              "QUARKUS_LOG_LEVEL",
+              "WARN",
+              "JAVA_TOOL_OPTIONS",
+              System.getenv().getOrDefault("SERVER_JAVA_TOOL_OPTIONS", ""));
+      try (ServerProcess server = ServerProcess.start(environment)) {
+        ManagedChannel channel =
+            ManagedChannelBuilder.forAddress("localhost", server.port())
+                .usePlaintext()
+                .directExecutor()
+                .build();
+        CpuMeter meter = new CpuMeter(server.pid());
+        String agentId = createAgent(channel);
+        List<EmitEventRequest> oneSession = sessions(channel, agentId, 1);
+        List<EmitEventRequest> sixteenSessions = sessions(channel, agentId, CLIENTS);
+        List<PreparedStatement> oneClient = rawClients(database, 1);
+        List<PreparedStatement> sixteenClients = rawClients(database, CLIENTS);
+        // A fresh JVM spends its first seconds compiling: warm both paths up first.
+        runEmits(channel, sixteenSessions, WARM_UP_SECONDS);
+        runRaw(sixteenClients, WARM_UP_SECONDS);
+        Phase raw1 = new Phase("raw INSERT commit", 1);
+        Phase raw16 = new Phase("raw INSERT commit", CLIENTS);
+        Phase emit1 = new Phase("EmitEvent over gRPC, sessions", 1);
+        Phase emit16 = new Phase("EmitEvent over gRPC, sessions", CLIENTS);
+        for (int round = 0; round < ROUNDS; round++) {
+          measure(raw1, meter, seconds, () -> runRaw(oneClient, seconds));
+          measure(emit1, meter, seconds, () -> runEmits(channel, oneSession, seconds));
+          measure(raw16, meter, seconds, () -> runRaw(sixteenClients, seconds));
+          measure(emit16, meter, seconds, () -> runEmits(channel, sixteenSessions, seconds));
+        }
         Latencies tail = tailLatency(channel, agentId, seconds);
         report(raw1, raw16, emit1, emit16, tail);
+        channel.shutdownNow();
       }
     }
   }
 
-  private record Result(String name, int clients, Latencies latencies, double perSecond) {
+  interface Run {
+    Latencies run() throws Exception;
+  }
+
+  private static void measure(Phase phase, CpuMeter meter, int seconds, Run run) throws Exception {
+    CpuMeter.Ticks before = meter.now();
+    long start = System.nanoTime();
+    Latencies latencies = run.run();
+    phase.add(latencies, (System.nanoTime() - start) / 1e9, meter.now().minus(before));
+  }
+
+  /** The settings that decide what a commit costs, printed with the results. */
+  private static String settings(DataSource database) throws Exception {
+    StringBuilder line = new StringBuilder("PostgreSQL:");
+    try (Connection connection = database.getConnection()) {
+      for (String setting :
+          List.of("server_version", "synchronous_commit", "fsync", "wal_sync_method")) {
+        var rows = connection.createStatement().executeQuery("SHOW " + setting);
+        rows.next();
+        line.append(' ').append(setting).append('=').append(rows.getString(1));
+      }
+    }
+    return line.toString();
+  }
+
+  /** One kind of measurement, accumulated over the rounds. */
+  private static final class Phase {
+    private final String name;
+    private final int clients;
+    private final Latencies latencies = new Latencies();
+    private double seconds;
+    private CpuMeter.Ticks cpu = new CpuMeter.Ticks(0, 0, 0);
+
+    Phase(String name, int clients) {
+      this.name = name;
+      this.clients = clients;
+    }
+
+    void add(Latencies more, double elapsed, CpuMeter.Ticks used) {
+      latencies.merge(more);
+      seconds += elapsed;
+      cpu = cpu.plus(used);
+    }
+
+    double perSecond() {
+      return latencies.count() / seconds;
+    }
+
     String line() {
-      return String.format("%-34s %9.0f /s   %s", name + " (" + clients + ")", perSecond, latencies.summary());
+      return String.format(
+          "%-34s %9.0f /s   %s%n%-34s %s",
+          name + " (" + clients + ")",
+          perSecond(),
+          latencies.summary(),
+          "",
+          cpu.perOperation(latencies.count()));
     }
   }
 
-  private static Result rawInserts(DataSource database, int clients, int seconds) throws Exception {
+  /** Blocking JDBC clients, each inserting one row per autocommit transaction. */
+  private static List<PreparedStatement> rawClients(DataSource database, int clients)
+      throws Exception {
     try (Connection setup = database.getConnection()) {
-      setup.createStatement().execute(
-          "CREATE TABLE IF NOT EXISTS bench_raw (id bigserial PRIMARY KEY, session_id text NOT NULL, "
-              + "created_at timestamptz NOT NULL DEFAULT clock_timestamp(), body bytea NOT NULL)");
+      setup
+          .createStatement()
+          .execute(
+              "CREATE SCHEMA IF NOT EXISTS bench; CREATE TABLE IF NOT EXISTS bench.raw (id bigserial"
+                  + " PRIMARY KEY, session_id text NOT NULL, created_at timestamptz NOT NULL DEFAULT"
+                  + " clock_timestamp(), body bytea NOT NULL)");
     }
-    return measure("raw INSERT commit", clients, seconds, client -> {
-      Connection connection = database.getConnection();
-      PreparedStatement insert = connection.prepareStatement("INSERT INTO bench_raw (session_id, body) VALUES (?, ?)");
+    List<PreparedStatement> inserts = new ArrayList<>();
+    for (int client = 0; client < clients; client++) {
+      PreparedStatement insert =
+          database
+              .getConnection()
+              .prepareStatement("INSERT INTO bench.raw (session_id, body) VALUES (?, ?)");
       insert.setString(1, "client-" + client);
       insert.setBytes(2, PAYLOAD);
-      return () -> insert.executeUpdate();
-    });
+      inserts.add(insert);
+    }
+    return inserts;
   }
 
-  private static Result emits(ManagedChannel channel, String agentId, int sessions, int seconds) throws Exception {
-    return measure("EmitEvent over gRPC, sessions", sessions, seconds, client -> {
-      SessionServiceGrpc.SessionServiceBlockingStub stub = SessionServiceGrpc.newBlockingStub(channel);
-      String sessionId = stub.createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
-          .getSession().getId();
-      EmitEventRequest request = EmitEventRequest.newBuilder().setSessionId(sessionId).setEvent(message()).build();
-      return () -> stub.emitEvent(request);
-    });
+  private static Latencies runRaw(List<PreparedStatement> inserts, int seconds) throws Exception {
+    ExecutorService threads = Executors.newFixedThreadPool(inserts.size());
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    List<Future<Latencies>> results = new ArrayList<>();
+    for (PreparedStatement insert : inserts) {
+      results.add(
+          threads.submit(
+              () -> {
+                Latencies latencies = new Latencies();
+                while (System.nanoTime() < deadline) {
+                  long begin = System.nanoTime();
+                  insert.executeUpdate();
+                  latencies.record(System.nanoTime() - begin);
+                }
+                return latencies;
+              }));
+    }
+    Latencies all = new Latencies();
+    for (Future<Latencies> result : results) {
+      all.merge(result.get());
+    }
+    threads.shutdown();
+    return all;
+  }
+
+  /** One EmitEvent request per new session. */
+  private static List<EmitEventRequest> sessions(
+      ManagedChannel channel, String agentId, int sessions) {
+    List<EmitEventRequest> requests = new ArrayList<>();
+    for (int i = 0; i < sessions; i++) {
+      String sessionId =
+          SessionServiceGrpc.newBlockingStub(channel)
+              .createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
+              .getSession()
+              .getId();
+      requests.add(
+          EmitEventRequest.newBuilder().setSessionId(sessionId).setEvent(message()).build());
+    }
+    return requests;
+  }
+
+  /**
+   * One chain of EmitEvent calls per session: each call is sent when the previous one answered
+   * (asynchronous stub, callbacks on the transport thread, so the client costs little CPU).
+   */
+  private static Latencies runEmits(
+      ManagedChannel channel, List<EmitEventRequest> requests, int seconds) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    SessionServiceGrpc.SessionServiceStub stub = SessionServiceGrpc.newStub(channel);
+    List<CompletableFuture<Latencies>> chains = new ArrayList<>();
+    for (EmitEventRequest request : requests) {
+      CompletableFuture<Latencies> chain = new CompletableFuture<>();
+      emitUntil(stub, request, deadline, new Latencies(), chain);
+      chains.add(chain);
+    }
+    Latencies all = new Latencies();
+    for (CompletableFuture<Latencies> chain : chains) {
+      all.merge(chain.get(seconds + 60L, TimeUnit.SECONDS));
+    }
+    return all;
+  }
+
+  private static void emitUntil(
+      SessionServiceGrpc.SessionServiceStub stub,
+      EmitEventRequest request,
+      long deadline,
+      Latencies latencies,
+      CompletableFuture<Latencies> done) {
+    long begin = System.nanoTime();
+    stub.emitEvent(
+        request,
+        new StreamObserver<EmitEventResponse>() {
+          @Override
+          public void onNext(EmitEventResponse response) {
+            latencies.record(System.nanoTime() - begin);
+          }
+
+          @Override
+          public void onError(Throwable failure) {
+            done.completeExceptionally(failure);
+          }
+
+          @Override
+          public void onCompleted() {
+            if (System.nanoTime() < deadline) {
+              emitUntil(stub, request, deadline, latencies, done);
+            } else {
+              done.complete(latencies);
+            }
+          }
+        });
   }
 
   /** Appends one event every 5 ms and records processed_at → received by a subscriber. */
-  private static Latencies tailLatency(ManagedChannel channel, String agentId, int seconds) throws Exception {
-    SessionServiceGrpc.SessionServiceBlockingStub stub = SessionServiceGrpc.newBlockingStub(channel);
-    String sessionId = stub.createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
-        .getSession().getId();
+  private static Latencies tailLatency(ManagedChannel channel, String agentId, int seconds)
+      throws Exception {
+    SessionServiceGrpc.SessionServiceBlockingStub stub =
+        SessionServiceGrpc.newBlockingStub(channel);
+    String sessionId =
+        stub.createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
+            .getSession()
+            .getId();
     Latencies latencies = new Latencies();
     AtomicInteger received = new AtomicInteger();
     int warmUp = 200;
     int total = warmUp + seconds * 200;
     CountDownLatch done = new CountDownLatch(1);
-    SessionServiceGrpc.newStub(channel).streamEvents(
-        StreamEventsRequest.newBuilder().setSessionId(sessionId).build(),
-        new StreamObserver<>() {
-          @Override
-          public void onNext(StreamEventsResponse item) {
-            Instant now = Instant.now();
-            Instant appended = Instant.ofEpochSecond(
-                item.getEvent().getProcessedAt().getSeconds(), item.getEvent().getProcessedAt().getNanos());
-            if (received.incrementAndGet() > warmUp) {
-              synchronized (latencies) {
-                latencies.record(java.time.Duration.between(appended, now).toNanos());
+    SessionServiceGrpc.newStub(channel)
+        .streamEvents(
+            StreamEventsRequest.newBuilder().setSessionId(sessionId).build(),
+            new StreamObserver<>() {
+              @Override
+              public void onNext(StreamEventsResponse item) {
+                Instant now = Instant.now();
+                Instant appended =
+                    Instant.ofEpochSecond(
+                        item.getEvent().getProcessedAt().getSeconds(),
+                        item.getEvent().getProcessedAt().getNanos());
+                if (received.incrementAndGet() > warmUp) {
+                  synchronized (latencies) {
+                    latencies.record(Duration.between(appended, now).toNanos());
+                  }
+                }
+                if (received.get() == total) {
+                  done.countDown();
+                }
               }
-            }
-            if (received.get() == total) {
-              done.countDown();
-            }
-          }
 
-          @Override
-          public void onError(Throwable failure) {
-            failure.printStackTrace();
-            done.countDown();
-          }
+              @Override
+              public void onError(Throwable failure) {
+                done.countDown();
+              }
 
-          @Override
-          public void onCompleted() {}
-        });
-    EmitEventRequest request = EmitEventRequest.newBuilder().setSessionId(sessionId).setEvent(message()).build();
+              @Override
+              public void onCompleted() {}
+            });
+    EmitEventRequest request =
+        EmitEventRequest.newBuilder().setSessionId(sessionId).setEvent(message()).build();
     for (int i = 0; i < total; i++) {
       stub.emitEvent(request);
       TimeUnit.MILLISECONDS.sleep(5);
@@ -150,58 +340,25 @@ public final class LogBench {
     return latencies;
   }
 
-  interface Client {
-    Callable<Object> open(int client) throws Exception;
-  }
-
-  /** Runs {@code clients} loops of the operation: a warm-up, then {@code seconds} of measurement. */
-  private static Result measure(String name, int clients, int seconds, Client factory) throws Exception {
-    ExecutorService pool = Executors.newFixedThreadPool(clients);
-    List<Callable<Object>> operations = new ArrayList<>();
-    for (int c = 0; c < clients; c++) {
-      operations.add(factory.open(c));
-    }
-    runFor(pool, operations, Math.max(2, seconds / 3), false);
-    long start = System.nanoTime();
-    Latencies all = runFor(pool, operations, seconds, true);
-    double elapsed = (System.nanoTime() - start) / 1e9;
-    pool.shutdown();
-    return new Result(name, clients, all, all.count() / elapsed);
-  }
-
-  private static Latencies runFor(ExecutorService pool, List<Callable<Object>> operations, int seconds, boolean keep)
-      throws Exception {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-    List<Future<Latencies>> futures = new ArrayList<>();
-    for (Callable<Object> operation : operations) {
-      futures.add(pool.submit(() -> {
-        Latencies latencies = new Latencies();
-        while (System.nanoTime() < deadline) {
-          long begin = System.nanoTime();
-          operation.call();
-          latencies.record(System.nanoTime() - begin);
-        }
-        return latencies;
-      }));
-    }
-    Latencies all = new Latencies();
-    for (Future<Latencies> future : futures) {
-      Latencies one = future.get();
-      if (keep) {
-        all.merge(one);
-      }
-    }
-    return all;
+  private static String createAgent(ManagedChannel channel) {
+    return AgentServiceGrpc.newBlockingStub(channel)
+        .createAgent(
+            CreateAgentRequest.newBuilder().setName("bench").setModel("claude-bench").build())
+        .getAgent()
+        .getId();
   }
 
   private static Event message() {
     return Event.newBuilder()
-        .setUserMessage(UserMessage.newBuilder().addContent(
-            ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText("x".repeat(100)))))
+        .setUserMessage(
+            UserMessage.newBuilder()
+                .addContent(
+                    ContentBlock.newBuilder()
+                        .setText(TextBlock.newBuilder().setText("x".repeat(100)))))
         .build();
   }
 
-  private static void report(Result raw1, Result raw16, Result emit1, Result emit16, Latencies tail) {
+  private static void report(Phase raw1, Phase raw16, Phase emit1, Phase emit16, Latencies tail) {
     System.out.println();
     System.out.println(raw1.line());
     System.out.println(raw16.line());
@@ -209,14 +366,18 @@ public final class LogBench {
     System.out.println(emit16.line());
     System.out.printf("%-34s %s%n", "live tail (commit -> subscriber)", tail.summary());
     System.out.println();
-    double latencyRatio = emit1.latencies().percentileMillis(50) / raw1.latencies().percentileMillis(50);
+    double latencyRatio =
+        emit1.latencies.percentileMillis(50) / raw1.latencies.percentileMillis(50);
     double throughputRatio = emit16.perSecond() / raw16.perSecond();
-    System.out.printf("EmitEvent p50 / raw commit p50 (1 client)    = %.2f   target <= 2.0   %s%n",
+    System.out.printf(
+        "EmitEvent p50 / raw commit p50 (1 client)    = %.2f   target <= 2.0   %s%n",
         latencyRatio, latencyRatio <= 2.0 ? "met" : "NOT met");
-    System.out.printf("EmitEvent 16 sessions / raw 16 clients (ops) = %.2f   target >= 0.5   %s%n",
+    System.out.printf(
+        "EmitEvent 16 sessions / raw 16 clients (ops) = %.2f   target >= 0.5   %s%n",
         throughputRatio, throughputRatio >= 0.5 ? "met" : "NOT met");
-    System.out.printf("live tail p50 = %.2f ms (target <= 10), p99 = %.2f ms (target <= 50)   %s%n",
-        tail.percentileMillis(50), tail.percentileMillis(99),
-        tail.percentileMillis(50) <= 10 && tail.percentileMillis(99) <= 50 ? "met" : "NOT met");
+    boolean tailMet = tail.percentileMillis(50) <= 10 && tail.percentileMillis(99) <= 50;
+    System.out.printf(
+        "live tail p50 = %.2f ms (target <= 10), p99 = %.2f ms (target <= 50)   %s%n",
+        tail.percentileMillis(50), tail.percentileMillis(99), tailMet ? "met" : "NOT met");
   }
 }

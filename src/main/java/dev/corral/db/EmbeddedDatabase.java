@@ -49,6 +49,10 @@ final class EmbeddedDatabase {
               .setCleanDataDirectory(ephemeral)
               .setRegisterShutdownHook(false)
               .setPGStartupWait(STARTUP_WAIT)
+              // zonky turns synchronous_commit off by default; a log that must never lose an
+              // acknowledged event needs it on.
+              .setServerConfig("synchronous_commit", "on")
+              .setServerConfig("fsync", "on")
               .setServerConfig("max_connections", "200")
               .setServerConfig("listen_addresses", "127.0.0.1");
       if (port > 0) {

@@ -22,6 +22,13 @@ public interface SessionConfig {
   @WithDefault("true")
   boolean listenNotify();
 
+  /**
+   * How long a replica gathers appends before it announces them to other replicas with one NOTIFY.
+   * Readers on the appending replica are woken at once regardless.
+   */
+  @WithDefault("2ms")
+  Duration notifyLinger();
+
   /** Events a live stream reads from the database at a time. */
   @WithDefault("256")
   int streamPageSize();

@@ -145,7 +145,7 @@ public class SessionSignals {
       }
       flushing = true;
     }
-    flush();
+    vertx.setTimer(lingerMillis(), id -> flush());
   }
 
   private static String later(String a, String b) {
@@ -155,7 +155,11 @@ public class SessionSignals {
     return Long.parseLong(a) >= Long.parseLong(b) ? a : b;
   }
 
-  /** Sends everything in the outbox as one statement; appends made meanwhile go in the next one. */
+  /**
+   * Sends everything in the outbox as one statement; appends made meanwhile go in the next one, a
+   * linger later, so that a busy replica sends a few notifications per linger instead of one per
+   * append.
+   */
   private void flush() {
     String[] payloads;
     synchronized (outbox) {
@@ -176,12 +180,20 @@ public class SessionSignals {
         .execute(Tuple.of(payloads))
         .subscribe()
         .with(
-            rows -> flush(),
+            rows -> lingerThenFlush(),
             failure -> {
               LOGGER.debugf(
                   "NOTIFY failed (readers fall back to polling): %s", failure.getMessage());
-              flush();
+              lingerThenFlush();
             });
+  }
+
+  private void lingerThenFlush() {
+    vertx.setTimer(lingerMillis(), id -> flush());
+  }
+
+  private long lingerMillis() {
+    return Math.max(1, config.notifyLinger().toMillis());
   }
 
   private void listen() {
