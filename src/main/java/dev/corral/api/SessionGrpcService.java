@@ -56,7 +56,8 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
                 request.getAgentVersion(),
                 request.getTitle(),
                 request.getMetadataMap(),
-                request.getInitialEventsList()))
+                request.getInitialEventsList(),
+                request.getBudget()))
         .map(session -> CreateSessionResponse.newBuilder().setSession(session).build());
   }
 
@@ -140,8 +141,16 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
 
   private Multi<StreamEventsResponse> follow(StreamEventsRequest request) {
     return sessions
-        .follow(request.getSessionId(), request.getAfterSeq(), request.getTypesList())
-        .map(event -> StreamEventsResponse.newBuilder().setEvent(event).build());
+        .follow(
+            request.getSessionId(),
+            request.getAfterSeq(),
+            request.getTypesList(),
+            request.getIncludeDeltas())
+        .map(
+            item ->
+                item.event() != null
+                    ? StreamEventsResponse.newBuilder().setEvent(item.event()).build()
+                    : StreamEventsResponse.newBuilder().setDelta(item.delta()).build());
   }
 
   /** The follow stream completes only when its session is deleted. */

@@ -36,8 +36,8 @@ public class EventLog {
   static final String APPEND =
       """
       WITH batch AS (
-          SELECT * FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[])
-              WITH ORDINALITY AS b (id, type, body, idempotency_key, ord)
+          SELECT * FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $15::text[], $16::text[])
+              WITH ORDINALITY AS b (id, type, body, idempotency_key, result_for, confirmation_for, ord)
       ),
       existing AS (
           SELECT e.id, e.seq, e.type, e.processed_at, e.body, e.idempotency_key
@@ -54,7 +54,9 @@ public class EventLog {
               input_tokens = input_tokens + $11,
               output_tokens = output_tokens + $12,
               cache_creation_input_tokens = cache_creation_input_tokens + $13,
-              cache_read_input_tokens = cache_read_input_tokens + $14
+              cache_read_input_tokens = cache_read_input_tokens + $14,
+              lease_holder = CASE WHEN $17 THEN NULL ELSE lease_holder END,
+              lease_expires_at = CASE WHEN $17 THEN NULL ELSE lease_expires_at END
           WHERE id = $1
             AND archived_at IS NULL
             AND status <> 'terminated'
@@ -64,9 +66,10 @@ public class EventLog {
           RETURNING id, last_seq
       ),
       inserted AS (
-          INSERT INTO events (session_id, seq, id, type, epoch, idempotency_key, processed_at, body)
+          INSERT INTO events (session_id, seq, id, type, epoch, idempotency_key, processed_at, body,
+                              result_for, confirmation_for)
           SELECT head.id, head.last_seq - cardinality($2::text[]) + b.ord, b.id, b.type, $7,
-                 b.idempotency_key, clock_timestamp(), b.body
+                 b.idempotency_key, clock_timestamp(), b.body, b.result_for, b.confirmation_for
           FROM head CROSS JOIN batch b
           RETURNING id, seq, type, processed_at, body, idempotency_key
       )
@@ -110,6 +113,15 @@ public class EventLog {
       WHERE s.id = $1
       """;
 
+  /** The session (to tell an unknown session from an unknown event) and one of its events. */
+  static final String FIND =
+      """
+      SELECT s.id AS session_id, e.seq, e.id, e.type, e.processed_at, e.body
+      FROM sessions s
+      LEFT JOIN events e ON e.session_id = s.id AND e.id = $2
+      WHERE s.id = $1
+      """;
+
   private static final String UNIQUE_VIOLATION = "23505";
 
   private final Pool pool;
@@ -125,6 +137,8 @@ public class EventLog {
     return appendWith(pool, request)
         .onFailure(EventLog::isIdempotencyRace)
         .recoverWithUni(() -> appendWith(pool, request))
+        .onFailure(EventLog::isSecondAnswer)
+        .transform(failure -> secondAnswer(request, (PgException) failure))
         .invoke(this::publish);
   }
 
@@ -147,6 +161,26 @@ public class EventLog {
     if (!appended.deduplicated()) {
       signals.appended(appended.events().get(0).getSessionId(), appended.lastSeq());
     }
+  }
+
+  /**
+   * One event of a session, if it exists.
+   *
+   * @throws NotFoundException (in the Uni) if the session does not exist
+   */
+  public Uni<java.util.Optional<Event>> find(String sessionId, String eventId) {
+    return pool.preparedQuery(FIND)
+        .execute(Tuple.of(sessionId, eventId))
+        .map(
+            rows -> {
+              if (rows.size() == 0) {
+                throw new NotFoundException("session", sessionId);
+              }
+              Row row = rows.iterator().next();
+              return row.getLong("seq") == null
+                  ? java.util.Optional.<Event>empty()
+                  : java.util.Optional.of(toEvent(sessionId, row));
+            });
   }
 
   /** Reads a slice of the log. */
@@ -182,7 +216,10 @@ public class EventLog {
             effects.usage().getInputTokens(),
             effects.usage().getOutputTokens(),
             effects.usage().getCacheCreationInputTokens(),
-            effects.usage().getCacheReadInputTokens()));
+            effects.usage().getCacheReadInputTokens(),
+            events.stream().map(NewEvent::resultFor).toArray(String[]::new),
+            events.stream().map(NewEvent::confirmationFor).toArray(String[]::new),
+            effects.releaseLease()));
   }
 
   private static Appended toAppended(AppendRequest request, RowSet<Row> rows) {
@@ -247,6 +284,20 @@ public class EventLog {
     // Every check passes now, so a concurrent change made the statement skip the row (the lease
     // was renewed, for instance). Report it as a conflict the caller may retry.
     return new SequenceConflictException(sessionId, lastSeq, lastSeq);
+  }
+
+  /** A result or confirmation for a tool call that already has one (the unique index says so). */
+  private static boolean isSecondAnswer(Throwable failure) {
+    return failure instanceof PgException pg
+        && UNIQUE_VIOLATION.equals(pg.getSqlState())
+        && ("events_result_for_idx".equals(pg.getConstraint())
+            || "events_confirmation_for_idx".equals(pg.getConstraint()));
+  }
+
+  private static AlreadyAnsweredException secondAnswer(AppendRequest request, PgException failure) {
+    boolean confirmation = "events_confirmation_for_idx".equals(failure.getConstraint());
+    return new AlreadyAnsweredException(
+        request.sessionId(), confirmation ? "confirmed" : "answered");
   }
 
   private static boolean isIdempotencyRace(Throwable failure) {

@@ -61,6 +61,30 @@ final class EventRules {
     return type;
   }
 
+  /**
+   * Checks that {@code answer} (a tool confirmation or custom tool result) answers an event that
+   * asks for it.
+   */
+  static void checkAnswers(NewEvent answer, java.util.Optional<Event> answered) {
+    if (answer.type() == EventType.USER_TOOL_CONFIRMATION) {
+      boolean asks =
+          answered.isPresent()
+              && answered.get().hasAgentToolUse()
+              && answered.get().getAgentToolUse().getEvaluatedPermission()
+                  == dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ASK;
+      if (!asks) {
+        throw new InvalidArgumentException(
+            "event.user_tool_confirmation.tool_use_id",
+            "does not name an agent.tool_use of this session that waits for confirmation");
+      }
+    } else if (answer.type() == EventType.USER_CUSTOM_TOOL_RESULT
+        && (answered.isEmpty() || !answered.get().hasAgentCustomToolUse())) {
+      throw new InvalidArgumentException(
+          "event.user_custom_tool_result.custom_tool_use_id",
+          "does not name an agent.custom_tool_use of this session");
+    }
+  }
+
   static String idempotencyKey(String field, String key) {
     if (key == null || key.isEmpty()) {
       return null;

@@ -77,6 +77,14 @@ public enum EventType {
     return origin;
   }
 
+  /** Appending this type to a session means a harness has work (or must stop what it does). */
+  public boolean wakesHarness() {
+    return this == USER_MESSAGE
+        || this == USER_CUSTOM_TOOL_RESULT
+        || this == USER_TOOL_CONFIRMATION
+        || this == USER_INTERRUPT;
+  }
+
   public static Optional<EventType> fromWireName(String wireName) {
     return Optional.ofNullable(BY_WIRE_NAME.get(wireName));
   }

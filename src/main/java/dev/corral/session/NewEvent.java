@@ -30,6 +30,22 @@ public record NewEvent(String id, EventType type, Event payload, String idempote
     return new NewEvent(IdKind.EVENT.next(), type, onlyPayload(payload), idempotencyKey);
   }
 
+  /** The id of the tool call this event is the result of, or null. At most one per call. */
+  String resultFor() {
+    return switch (type) {
+      case AGENT_TOOL_RESULT -> payload.getAgentToolResult().getToolUseId();
+      case USER_CUSTOM_TOOL_RESULT -> payload.getUserCustomToolResult().getCustomToolUseId();
+      default -> null;
+    };
+  }
+
+  /** The id of the tool call this event confirms or denies, or null. At most one per call. */
+  String confirmationFor() {
+    return type == EventType.USER_TOOL_CONFIRMATION
+        ? payload.getUserToolConfirmation().getToolUseId()
+        : null;
+  }
+
   /** The event without its envelope: what is stored in the body column. */
   static Event onlyPayload(Event event) {
     return event.toBuilder()

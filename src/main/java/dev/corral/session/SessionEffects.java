@@ -11,8 +11,11 @@ import java.util.List;
  * @param status the new status column value, or null to keep it
  * @param stopReason the new stop reason (protobuf bytes) when the status changes; null clears it
  * @param workPending the new work-pending flag, or null to keep it
+ * @param releaseLease the harness is done (idle or terminated): its lease ends with this append, so
+ *     that the next user event can wake a new harness at once
  */
-record SessionEffects(String status, byte[] stopReason, Boolean workPending, ModelUsage usage) {
+record SessionEffects(
+    String status, byte[] stopReason, Boolean workPending, ModelUsage usage, boolean releaseLease) {
 
   static SessionEffects of(List<NewEvent> events) {
     String status = null;
@@ -45,7 +48,8 @@ record SessionEffects(String status, byte[] stopReason, Boolean workPending, Mod
         default -> {}
       }
     }
-    return new SessionEffects(status, stopReason, workPending, usage.build());
+    boolean releaseLease = "idle".equals(status) || "terminated".equals(status);
+    return new SessionEffects(status, stopReason, workPending, usage.build(), releaseLease);
   }
 
   private static void add(ModelUsage.Builder total, ModelUsage more) {

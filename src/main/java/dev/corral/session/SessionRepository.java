@@ -8,6 +8,7 @@ import dev.corral.common.ProtoTime;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.Lease;
 import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.SessionUsage;
 import dev.corral.proto.v1.StopReason;
@@ -34,13 +35,14 @@ public class SessionRepository {
       """
       id, status, last_seq, lease_holder, lease_epoch, lease_expires_at, input_tokens, output_tokens,
       cache_creation_input_tokens, cache_read_input_tokens, created_at, updated_at, archived_at, title,
-      metadata, stop_reason, agent_snapshot
+      metadata, stop_reason, agent_snapshot, budget_max_tokens, budget_max_model_requests
       """;
 
   static final String INSERT =
       """
-      INSERT INTO sessions (id, agent_id, agent_version, title, metadata, agent_snapshot)
-      VALUES ($1, $2, $3, $4, $5, $6)
+      INSERT INTO sessions (id, agent_id, agent_version, title, metadata, agent_snapshot,
+                            budget_max_tokens, budget_max_model_requests)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
       """;
 
   static final String SELECT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
@@ -75,7 +77,12 @@ public class SessionRepository {
   }
 
   Uni<Void> insert(
-      SqlClient client, String id, Agent agent, String title, Map<String, String> metadata) {
+      SqlClient client,
+      String id,
+      Agent agent,
+      String title,
+      Map<String, String> metadata,
+      SessionBudget budget) {
     return client
         .preparedQuery(INSERT)
         .execute(
@@ -86,7 +93,9 @@ public class SessionRepository {
                     agent.getVersion(),
                     title,
                     new JsonObject(Map.copyOf(metadata)),
-                    io.vertx.core.buffer.Buffer.buffer(agent.toByteArray()))))
+                    io.vertx.core.buffer.Buffer.buffer(agent.toByteArray()),
+                    budget.getMaxTokens() == 0 ? null : budget.getMaxTokens(),
+                    budget.getMaxModelRequests() == 0 ? null : budget.getMaxModelRequests())))
         .replaceWithVoid();
   }
 
@@ -167,6 +176,14 @@ public class SessionRepository {
     OffsetDateTime archivedAt = row.getOffsetDateTime("archived_at");
     if (archivedAt != null) {
       session.setArchivedAt(ProtoTime.of(archivedAt));
+    }
+    Long maxTokens = row.getLong("budget_max_tokens");
+    Integer maxModelRequests = row.getInteger("budget_max_model_requests");
+    if (maxTokens != null || maxModelRequests != null) {
+      session.setBudget(
+          SessionBudget.newBuilder()
+              .setMaxTokens(maxTokens == null ? 0 : maxTokens)
+              .setMaxModelRequests(maxModelRequests == null ? 0 : maxModelRequests));
     }
     if (row.getLong("lease_epoch") > 0) {
       Lease.Builder lease = Lease.newBuilder().setEpoch(row.getLong("lease_epoch"));

@@ -10,6 +10,7 @@ import dev.corral.common.Paging;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionStatus;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
@@ -41,6 +42,8 @@ public class Sessions {
   private final EventLog log;
   private final EventTail tail;
   private final SessionSignals signals;
+  private final LiveDeltas deltas;
+  private final jakarta.enterprise.event.Event<SessionWorkArrived> workArrived;
 
   Sessions(
       Pool pool,
@@ -48,13 +51,17 @@ public class Sessions {
       AgentRepository agents,
       EventLog log,
       EventTail tail,
-      SessionSignals signals) {
+      SessionSignals signals,
+      LiveDeltas deltas,
+      jakarta.enterprise.event.Event<SessionWorkArrived> workArrived) {
     this.pool = pool;
     this.repository = repository;
     this.agents = agents;
     this.log = log;
     this.tail = tail;
     this.signals = signals;
+    this.workArrived = workArrived;
+    this.deltas = deltas;
   }
 
   /** Creates an idle session from an agent version and appends its initial user messages. */
@@ -109,7 +116,35 @@ public class Sessions {
 
   /** Appends one event emitted through the API (a client, or a harness with its lease epoch). */
   public Uni<Appended> emit(Emit request) {
-    return Uni.createFrom().item(() -> checkEmit(request)).flatMap(log::append);
+    return Uni.createFrom()
+        .item(() -> checkEmit(request))
+        .call(this::checkAnsweredEvent)
+        .flatMap(log::append)
+        .invoke(this::announceWork);
+  }
+
+  private void announceWork(Appended appended) {
+    Event event = appended.events().get(0);
+    boolean needsHarness =
+        EventType.fromWireName(event.getType()).map(EventType::wakesHarness).orElse(false);
+    if (needsHarness && !appended.deduplicated()) {
+      workArrived.fire(new SessionWorkArrived(event.getSessionId()));
+    }
+  }
+
+  /**
+   * A confirmation or a custom tool result must answer an event of this session that asks for it.
+   * (That it is the first answer is guaranteed by the append itself.)
+   */
+  private Uni<Void> checkAnsweredEvent(AppendRequest append) {
+    NewEvent event = append.events().get(0);
+    String answered = event.resultFor() != null ? event.resultFor() : event.confirmationFor();
+    if (answered == null) {
+      return Uni.createFrom().voidItem();
+    }
+    return log.find(append.sessionId(), answered)
+        .invoke(found -> EventRules.checkAnswers(event, found))
+        .replaceWithVoid();
   }
 
   /**
@@ -125,12 +160,28 @@ public class Sessions {
         .flatMap(log::read);
   }
 
-  /** Every event after {@code afterSeq}, then live ones, until the session is deleted. */
-  public Multi<Event> follow(String sessionId, long afterSeq, List<String> types) {
+  /**
+   * Every event after {@code afterSeq}, then live ones, until the session is deleted; with {@code
+   * includeDeltas} also the live previews of blocks the model is writing (best effort).
+   */
+  public Multi<Tailed> follow(
+      String sessionId, long afterSeq, List<String> types, boolean includeDeltas) {
     return Uni.createFrom()
         .item(() -> checkFollow(sessionId, afterSeq, types))
         .onItem()
-        .transformToMulti(filter -> tail.follow(sessionId, afterSeq, filter));
+        .transformToMulti(filter -> tailed(sessionId, afterSeq, filter, includeDeltas));
+  }
+
+  private Multi<Tailed> tailed(
+      String sessionId, long afterSeq, Set<String> types, boolean includeDeltas) {
+    Multi<Tailed> events = tail.follow(sessionId, afterSeq, types).map(Tailed::of);
+    if (!includeDeltas) {
+      return events;
+    }
+    LiveDeltas.Handle deltas = this.deltas.follow(sessionId);
+    return Multi.createBy()
+        .merging()
+        .streams(events.onTermination().invoke(deltas::complete), deltas.deltas().map(Tailed::of));
   }
 
   private static Set<String> checkFollow(String sessionId, long afterSeq, List<String> types) {
@@ -148,6 +199,12 @@ public class Sessions {
     }
     InputRules.length("title", request.title(), 0, MAX_TITLE);
     InputRules.metadata("metadata", request.metadata());
+    if (request.budget().getMaxTokens() < 0) {
+      throw new InvalidArgumentException("budget.max_tokens", "must not be negative");
+    }
+    if (request.budget().getMaxModelRequests() < 0) {
+      throw new InvalidArgumentException("budget.max_model_requests", "must not be negative");
+    }
     if (request.initialEvents().size() > MAX_INITIAL_EVENTS) {
       throw new InvalidArgumentException(
           "initial_events",
@@ -177,7 +234,13 @@ public class Sessions {
     return pool.withTransaction(
             connection ->
                 repository
-                    .insert(connection, id, agent, request.title(), request.metadata())
+                    .insert(
+                        connection,
+                        id,
+                        agent,
+                        request.title(),
+                        request.metadata(),
+                        request.budget())
                     .flatMap(
                         ignored ->
                             events.isEmpty()
@@ -189,6 +252,7 @@ public class Sessions {
             session -> {
               if (session.getLastSeq() > 0) {
                 signals.appended(id, session.getLastSeq());
+                workArrived.fire(new SessionWorkArrived(id));
               }
             });
   }
@@ -257,7 +321,8 @@ public class Sessions {
       int agentVersion,
       String title,
       Map<String, String> metadata,
-      List<Event> initialEvents) {}
+      List<Event> initialEvents,
+      SessionBudget budget) {}
 
   /** An EmitEvent request. {@code leaseEpoch} 0 means none. */
   public record Emit(

@@ -1,0 +1,190 @@
+package dev.corral.harness;
+
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.ResourceExhaustedException;
+import dev.corral.proto.v1.Lease;
+import dev.corral.session.SessionWorkArrived;
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.Vertx;
+import jakarta.annotation.Priority;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.net.InetAddress;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.jboss.logging.Logger;
+
+/**
+ * Gives every session with pending work exactly one harness, on some replica.
+ *
+ * <p>Every replica scans for sessions with pending work and no live lease and takes as many as it
+ * has room for (the lease's conditional update picks one winner per session); a user event that
+ * committed here starts its harness at once. Leases of running harnesses are renewed in one
+ * statement; a harness whose lease was not renewed stops. A replica that dies stops renewing, and
+ * another takes its sessions over within the lease TTL plus one scan.
+ */
+@ApplicationScoped
+public class Dispatcher {
+
+  private static final Logger LOGGER = Logger.getLogger(Dispatcher.class);
+
+  private final Vertx vertx;
+  private final HarnessConfig config;
+  private final Leases leases;
+  private final HarnessServices services;
+  private final String replicaId;
+  private final Map<String, HarnessRun> runs = new ConcurrentHashMap<>();
+  private final Set<String> starting = ConcurrentHashMap.newKeySet();
+  private long scanTimer = -1;
+  private long renewTimer = -1;
+  private boolean scanning;
+  private volatile boolean stopping;
+
+  Dispatcher(Vertx vertx, HarnessConfig config, Leases leases, HarnessServices services) {
+    this.vertx = vertx;
+    this.config = config;
+    this.leases = leases;
+    this.services = services;
+    this.replicaId = config.replicaId().orElseGet(Dispatcher::defaultReplicaId);
+  }
+
+  void start(@Observes StartupEvent event) {
+    if (!config.enabled()) {
+      return;
+    }
+    scanTimer = vertx.setPeriodic(config.scanInterval().toMillis(), id -> scan());
+    renewTimer = vertx.setPeriodic(config.renewInterval().toMillis(), id -> renew());
+    LOGGER.infof("Harness dispatcher started as %s", replicaId);
+  }
+
+  /** Hands sessions over before the database and HTTP server go away. */
+  void stop(@Observes @Priority(1) ShutdownEvent event) {
+    stopping = true;
+    vertx.cancelTimer(scanTimer);
+    vertx.cancelTimer(renewTimer);
+    runs.values().forEach(HarnessRun::shutdown);
+  }
+
+  public String replicaId() {
+    return replicaId;
+  }
+
+  /** Sessions this replica works now. */
+  public Set<String> activeSessions() {
+    return Set.copyOf(runs.keySet());
+  }
+
+  void workArrived(@Observes SessionWorkArrived work) {
+    if (config.enabled() && !stopping && !runs.containsKey(work.sessionId())) {
+      tryStart(work.sessionId()).subscribe().with(ignored -> {}, this::logFailure);
+    }
+  }
+
+  /**
+   * Makes sure a harness works {@code sessionId}: this replica's, started now if the lease was
+   * free, or the one whose live lease is reported.
+   */
+  public Uni<WakeResult> wake(String sessionId) {
+    if (!config.enabled() || stopping) {
+      return Uni.createFrom()
+          .failure(new FailedPreconditionException("the harness is disabled on this replica"));
+    }
+    HarnessRun running = runs.get(sessionId);
+    if (running != null) {
+      return leases.current(sessionId).map(lease -> new WakeResult(lease, false));
+    }
+    if (runs.size() + starting.size() >= config.maxConcurrentSessions()) {
+      return Uni.createFrom()
+          .failure(new ResourceExhaustedException("this replica works as many sessions as it may"));
+    }
+    return tryStart(sessionId)
+        .flatMap(
+            started ->
+                started.isPresent()
+                    ? Uni.createFrom().item(new WakeResult(started.get(), true))
+                    : leases.current(sessionId).map(lease -> new WakeResult(lease, false)));
+  }
+
+  /** The outcome of {@link #wake}: the lease after the call, and whether this call started it. */
+  public record WakeResult(Lease lease, boolean started) {}
+
+  private Uni<Optional<Lease>> tryStart(String sessionId) {
+    if (runs.containsKey(sessionId) || !starting.add(sessionId)) {
+      return Uni.createFrom().item(Optional.empty());
+    }
+    return leases
+        .acquire(sessionId, replicaId, config.leaseTtl().toMillis())
+        .invoke(lease -> lease.ifPresent(taken -> launch(sessionId, taken)))
+        .eventually(() -> starting.remove(sessionId));
+  }
+
+  private void launch(String sessionId, Lease lease) {
+    HarnessRun run =
+        new HarnessRun(
+            sessionId,
+            lease.getEpoch(),
+            vertx.getOrCreateContext(),
+            services,
+            ended -> runs.remove(sessionId, ended));
+    runs.put(sessionId, run);
+    LOGGER.debugf("sessionId=%s epoch=%d harness starts", sessionId, lease.getEpoch());
+    run.start();
+  }
+
+  private void scan() {
+    int room = config.maxConcurrentSessions() - runs.size() - starting.size();
+    if (stopping || scanning || room <= 0) {
+      return;
+    }
+    scanning = true;
+    leases
+        .pending(room)
+        .onItem()
+        .transformToMulti(ids -> io.smallrye.mutiny.Multi.createFrom().iterable(ids))
+        .onItem()
+        .transformToUniAndMerge(this::tryStart)
+        .collect()
+        .last()
+        .eventually(() -> scanning = false)
+        .subscribe()
+        .with(ignored -> {}, this::logFailure);
+  }
+
+  private void renew() {
+    if (runs.isEmpty()) {
+      return;
+    }
+    List<HarnessRun> renewing = new ArrayList<>(runs.values());
+    List<String> ids = renewing.stream().map(HarnessRun::sessionId).toList();
+    List<Long> epochs = renewing.stream().map(HarnessRun::epoch).toList();
+    leases
+        .renew(ids, epochs, config.leaseTtl().toMillis())
+        .subscribe()
+        .with(
+            live ->
+                renewing.stream()
+                    .filter(run -> !live.contains(run.sessionId()))
+                    .forEach(HarnessRun::leaseLost),
+            this::logFailure);
+  }
+
+  private void logFailure(Throwable failure) {
+    LOGGER.debugf("Dispatcher: %s", failure.getMessage());
+  }
+
+  private static String defaultReplicaId() {
+    String host;
+    try {
+      host = InetAddress.getLocalHost().getHostName();
+    } catch (java.io.IOException e) {
+      host = "localhost";
+    }
+    return host + "-" + ProcessHandle.current().pid();
+  }
+}

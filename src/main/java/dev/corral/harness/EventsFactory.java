@@ -1,0 +1,151 @@
+package dev.corral.harness;
+
+import dev.corral.model.ModelException;
+import dev.corral.model.ModelResponse;
+import dev.corral.proto.v1.Agent;
+import dev.corral.proto.v1.AgentCustomToolUse;
+import dev.corral.proto.v1.AgentMessage;
+import dev.corral.proto.v1.AgentThinking;
+import dev.corral.proto.v1.AgentToolResult;
+import dev.corral.proto.v1.AgentToolUse;
+import dev.corral.proto.v1.ContentBlock;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.RetryStatus;
+import dev.corral.proto.v1.SessionError;
+import dev.corral.proto.v1.SessionStatusIdle;
+import dev.corral.proto.v1.SessionStatusRunning;
+import dev.corral.proto.v1.SpanModelRequestEnd;
+import dev.corral.proto.v1.SpanModelRequestStart;
+import dev.corral.proto.v1.StopReason;
+import dev.corral.proto.v1.TextBlock;
+import dev.corral.session.EventType;
+import dev.corral.session.NewEvent;
+
+/** The events a harness appends, built in one place. */
+final class EventsFactory {
+
+  private EventsFactory() {}
+
+  static NewEvent running() {
+    return NewEvent.of(
+        Event.newBuilder()
+            .setSessionStatusRunning(SessionStatusRunning.getDefaultInstance())
+            .build());
+  }
+
+  static NewEvent idle(StopReason reason) {
+    return NewEvent.of(
+        Event.newBuilder()
+            .setSessionStatusIdle(SessionStatusIdle.newBuilder().setStopReason(reason))
+            .build());
+  }
+
+  static NewEvent toolResult(String toolUseId, String text, boolean isError) {
+    AgentToolResult.Builder result =
+        AgentToolResult.newBuilder().setToolUseId(toolUseId).setIsError(isError);
+    if (!text.isEmpty()) {
+      result.addContent(text(text));
+    }
+    return NewEvent.of(Event.newBuilder().setAgentToolResult(result).build());
+  }
+
+  static NewEvent spanStart(String id, String model) {
+    Event start =
+        Event.newBuilder()
+            .setSpanModelRequestStart(SpanModelRequestStart.newBuilder().setModel(model))
+            .build();
+    return new NewEvent(id, EventType.SPAN_MODEL_REQUEST_START, start, null);
+  }
+
+  static NewEvent spanEnd(String startId, ModelResponse response) {
+    return NewEvent.of(
+        Event.newBuilder()
+            .setSpanModelRequestEnd(
+                SpanModelRequestEnd.newBuilder()
+                    .setModelRequestStartId(startId)
+                    .setModelUsage(response.usage())
+                    .setStopReason(response.stopReason()))
+            .build());
+  }
+
+  static NewEvent failedSpanEnd(String startId, String error) {
+    return NewEvent.of(
+        Event.newBuilder()
+            .setSpanModelRequestEnd(
+                SpanModelRequestEnd.newBuilder()
+                    .setModelRequestStartId(startId)
+                    .setIsError(true)
+                    .setErrorMessage(error))
+            .build());
+  }
+
+  static NewEvent sessionError(ModelException error, int attempt, boolean last) {
+    String message =
+        error.retryable()
+            ? error.getMessage()
+            : error.getMessage() + " (not retried: the request itself was refused)";
+    return NewEvent.of(
+        Event.newBuilder()
+            .setSessionError(
+                SessionError.newBuilder()
+                    .setErrorType(error.sessionErrorType())
+                    .setMessage(message)
+                    .setRetryStatus(
+                        last
+                            ? RetryStatus.RETRY_STATUS_EXHAUSTED
+                            : RetryStatus.RETRY_STATUS_RETRYING)
+                    .setAttempt(attempt))
+            .build());
+  }
+
+  /** One block of a model response as the event that records it, under {@code id}. */
+  static NewEvent block(String id, ModelResponse.Block block, Agent agent) {
+    Event event;
+    if (block instanceof ModelResponse.Text text) {
+      event =
+          Event.newBuilder()
+              .setAgentMessage(AgentMessage.newBuilder().addContent(text(text.text())))
+              .build();
+    } else if (block instanceof ModelResponse.Thinking thinking) {
+      event =
+          Event.newBuilder()
+              .setAgentThinking(
+                  AgentThinking.newBuilder()
+                      .setThinking(thinking.thinking())
+                      .setSignature(thinking.signature()))
+              .build();
+    } else if (block instanceof ModelResponse.RedactedThinking redacted) {
+      event =
+          Event.newBuilder()
+              .setAgentThinking(AgentThinking.newBuilder().setRedactedData(redacted.data()))
+              .build();
+    } else {
+      event = toolUse((ModelResponse.ToolUse) block, agent);
+    }
+    return new NewEvent(id, EventType.of(event).orElseThrow(), event, null);
+  }
+
+  private static Event toolUse(ModelResponse.ToolUse use, Agent agent) {
+    if (ToolPolicy.isCustom(agent, use.name())) {
+      return Event.newBuilder()
+          .setAgentCustomToolUse(
+              AgentCustomToolUse.newBuilder()
+                  .setCallId(use.id())
+                  .setName(use.name())
+                  .setInputJson(use.inputJson()))
+          .build();
+    }
+    return Event.newBuilder()
+        .setAgentToolUse(
+            AgentToolUse.newBuilder()
+                .setCallId(use.id())
+                .setName(use.name())
+                .setInputJson(use.inputJson())
+                .setEvaluatedPermission(ToolPolicy.evaluate(agent, use.name())))
+        .build();
+  }
+
+  private static ContentBlock text(String text) {
+    return ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(text)).build();
+  }
+}

@@ -1,0 +1,37 @@
+package dev.corral.harness;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.Optional;
+
+/** The harness on this replica ({@code corral.harness.*}). */
+@ConfigMapping(prefix = "corral.harness")
+public interface HarnessConfig {
+
+  /** Run harnesses on this replica (the dispatcher and Wake). */
+  @WithDefault("true")
+  boolean enabled();
+
+  /** This replica's name in leases; defaults to host name and process id. */
+  Optional<String> replicaId();
+
+  /**
+   * How long a lease lasts without renewal. A replica that dies is replaced after at most this plus
+   * one scan interval.
+   */
+  @WithDefault("3s")
+  Duration leaseTtl();
+
+  /** How often a replica renews the leases of the sessions it works. */
+  @WithDefault("1s")
+  Duration renewInterval();
+
+  /** How often the dispatcher looks for sessions with pending work and no live lease. */
+  @WithDefault("500ms")
+  Duration scanInterval();
+
+  /** Sessions this replica works at once; beyond that it takes no new lease. */
+  @WithDefault("200")
+  int maxConcurrentSessions();
+}

@@ -1,0 +1,67 @@
+package dev.corral.harness;
+
+import dev.corral.model.AnthropicMessages;
+import dev.corral.session.EventLog;
+import dev.corral.session.EventTail;
+import dev.corral.session.LiveDeltas;
+import dev.corral.session.Sessions;
+import dev.corral.tool.ToolRouter;
+import jakarta.enterprise.context.ApplicationScoped;
+
+/** What a harness run talks to: the log, the model, the tools, leases and live previews. */
+@ApplicationScoped
+class HarnessServices {
+
+  private final Sessions sessions;
+  private final EventLog log;
+  private final EventTail tail;
+  private final AnthropicMessages model;
+  private final ToolRouter tools;
+  private final LiveDeltas deltas;
+  private final Leases leases;
+
+  HarnessServices(
+      Sessions sessions,
+      EventLog log,
+      EventTail tail,
+      AnthropicMessages model,
+      ToolRouter tools,
+      LiveDeltas deltas,
+      Leases leases) {
+    this.sessions = sessions;
+    this.log = log;
+    this.tail = tail;
+    this.model = model;
+    this.tools = tools;
+    this.deltas = deltas;
+    this.leases = leases;
+  }
+
+  Sessions sessions() {
+    return sessions;
+  }
+
+  EventLog log() {
+    return log;
+  }
+
+  EventTail tail() {
+    return tail;
+  }
+
+  AnthropicMessages model() {
+    return model;
+  }
+
+  ToolRouter tools() {
+    return tools;
+  }
+
+  LiveDeltas deltas() {
+    return deltas;
+  }
+
+  Leases leases() {
+    return leases;
+  }
+}

@@ -1,0 +1,215 @@
+package dev.corral.harness;
+
+import dev.corral.proto.v1.ConfirmationResult;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionStatus;
+import dev.corral.proto.v1.StopReason;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A session as the harness sees it: the fold of its events, in seq order. Folding the same events
+ * from scratch always gives the same state, which is what lets any harness on any replica pick a
+ * session up. Events at or below {@link #lastSeq()} are ignored, so replays are harmless.
+ */
+final class SessionState {
+
+  private final Session session;
+  private long lastSeq;
+  private SessionStatus status = SessionStatus.SESSION_STATUS_IDLE;
+  private long statusSeq;
+  private StopReason lastStopReason = StopReason.getDefaultInstance();
+  private final List<Event> conversation = new ArrayList<>();
+  private final Map<String, ToolCallState> toolCalls = new LinkedHashMap<>();
+  private String openSpanId;
+  private long openSpanSeq;
+  private long answeredUpTo;
+  private long lastInputSeq;
+  private long lastUserMessageSeq;
+  private long lastInterruptSeq;
+  private int failuresSinceInput;
+  private int modelRequests;
+  private long tokens;
+
+  /** The state before any event, for {@code session} (agent snapshot, budget). */
+  SessionState(Session session) {
+    this.session = session;
+  }
+
+  /** Folds one event; events at or below the last folded seq are ignored. */
+  SessionState apply(Event event) {
+    if (event.getSeq() <= lastSeq) {
+      return this;
+    }
+    if (event.getSeq() != lastSeq + 1) {
+      throw new IllegalStateException(
+          "event " + event.getSeq() + " of " + session.getId() + " folded after " + lastSeq);
+    }
+    lastSeq = event.getSeq();
+    switch (event.getPayloadCase()) {
+      case USER_MESSAGE -> {
+        conversation.add(event);
+        lastInputSeq = event.getSeq();
+        lastUserMessageSeq = event.getSeq();
+        failuresSinceInput = 0;
+      }
+      case USER_INTERRUPT -> lastInterruptSeq = event.getSeq();
+      case USER_TOOL_CONFIRMATION -> {
+        var confirmation = event.getUserToolConfirmation();
+        toolCalls.computeIfPresent(
+            confirmation.getToolUseId(),
+            (id, call) -> call.confirmed(confirmation.getResult(), confirmation.getDenyMessage()));
+      }
+      case USER_CUSTOM_TOOL_RESULT ->
+          answer(event, event.getUserCustomToolResult().getCustomToolUseId());
+      case AGENT_TOOL_RESULT -> answer(event, event.getAgentToolResult().getToolUseId());
+      case AGENT_MESSAGE, AGENT_THINKING -> conversation.add(event);
+      case AGENT_TOOL_USE -> {
+        conversation.add(event);
+        var use = event.getAgentToolUse();
+        toolCalls.put(
+            event.getId(),
+            new ToolCallState(
+                event.getId(),
+                event.getSeq(),
+                use.getCallId(),
+                use.getName(),
+                use.getInputJson(),
+                false,
+                use.getEvaluatedPermission(),
+                ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED,
+                "",
+                false));
+      }
+      case AGENT_CUSTOM_TOOL_USE -> {
+        conversation.add(event);
+        var use = event.getAgentCustomToolUse();
+        toolCalls.put(
+            event.getId(),
+            new ToolCallState(
+                event.getId(),
+                event.getSeq(),
+                use.getCallId(),
+                use.getName(),
+                use.getInputJson(),
+                true,
+                dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ALLOW,
+                ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED,
+                "",
+                false));
+      }
+      case SPAN_MODEL_REQUEST_START -> {
+        openSpanId = event.getId();
+        openSpanSeq = event.getSeq();
+        modelRequests++;
+      }
+      case SPAN_MODEL_REQUEST_END -> {
+        var end = event.getSpanModelRequestEnd();
+        tokens += end.getModelUsage().getInputTokens() + end.getModelUsage().getOutputTokens();
+        if (end.getIsError()) {
+          failuresSinceInput++;
+        } else {
+          answeredUpTo = openSpanSeq;
+          failuresSinceInput = 0;
+        }
+        openSpanId = null;
+      }
+      case SESSION_STATUS_RUNNING -> status(event, SessionStatus.SESSION_STATUS_RUNNING);
+      case SESSION_STATUS_IDLE -> {
+        status(event, SessionStatus.SESSION_STATUS_IDLE);
+        lastStopReason = event.getSessionStatusIdle().getStopReason();
+        switch (lastStopReason.getType()) {
+          // The turn is given up: its input stays in the history, but waits for new input.
+          case STOP_REASON_TYPE_INTERRUPTED ->
+              answeredUpTo = Math.max(answeredUpTo, lastInterruptSeq);
+          case STOP_REASON_TYPE_RETRIES_EXHAUSTED, STOP_REASON_TYPE_BUDGET_REACHED ->
+              answeredUpTo = Math.max(answeredUpTo, lastInputSeq);
+          default -> {}
+        }
+      }
+      case SESSION_STATUS_RESCHEDULED -> status(event, SessionStatus.SESSION_STATUS_RESCHEDULING);
+      case SESSION_STATUS_TERMINATED -> status(event, SessionStatus.SESSION_STATUS_TERMINATED);
+      default -> {}
+    }
+    return this;
+  }
+
+  private void status(Event event, SessionStatus newStatus) {
+    status = newStatus;
+    statusSeq = event.getSeq();
+  }
+
+  private void answer(Event event, String toolUseId) {
+    conversation.add(event);
+    toolCalls.computeIfPresent(toolUseId, (id, call) -> call.answer());
+    lastInputSeq = event.getSeq();
+  }
+
+  Session session() {
+    return session;
+  }
+
+  String sessionId() {
+    return session.getId();
+  }
+
+  long lastSeq() {
+    return lastSeq;
+  }
+
+  SessionStatus status() {
+    return status;
+  }
+
+  long statusSeq() {
+    return statusSeq;
+  }
+
+  StopReason lastStopReason() {
+    return lastStopReason;
+  }
+
+  /** The events the model's context is built from, in order. */
+  List<Event> conversation() {
+    return Collections.unmodifiableList(conversation);
+  }
+
+  List<ToolCallState> unansweredCalls() {
+    return toolCalls.values().stream().filter(call -> !call.answered()).toList();
+  }
+
+  /** A model call whose start is logged but whose end is not. */
+  String openSpanId() {
+    return openSpanId;
+  }
+
+  /** Input (a user message or a tool result) that no successful model call has seen yet. */
+  boolean hasUnansweredInput() {
+    return lastInputSeq > answeredUpTo;
+  }
+
+  /** An interrupt that no status change has handled yet. */
+  boolean interruptPending() {
+    return lastInterruptSeq > statusSeq;
+  }
+
+  int failuresSinceInput() {
+    return failuresSinceInput;
+  }
+
+  int modelRequests() {
+    return modelRequests;
+  }
+
+  long tokens() {
+    return tokens;
+  }
+
+  long lastUserMessageSeq() {
+    return lastUserMessageSeq;
+  }
+}

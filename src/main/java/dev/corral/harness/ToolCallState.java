@@ -1,0 +1,59 @@
+package dev.corral.harness;
+
+import dev.corral.proto.v1.ConfirmationResult;
+import dev.corral.proto.v1.EvaluatedPermission;
+
+/**
+ * One tool call the model made (an agent.tool_use or agent.custom_tool_use event) and what has
+ * happened to it since.
+ *
+ * @param eventId the id of the tool-use event, which results and confirmations reference
+ * @param callId the model's id for the call (toolu_…)
+ * @param confirmation UNSPECIFIED until a user.tool_confirmation answers an ASK call
+ */
+record ToolCallState(
+    String eventId,
+    long seq,
+    String callId,
+    String name,
+    String inputJson,
+    boolean custom,
+    EvaluatedPermission permission,
+    ConfirmationResult confirmation,
+    String denyMessage,
+    boolean answered) {
+
+  ToolCallState confirmed(ConfirmationResult result, String message) {
+    return new ToolCallState(
+        eventId, seq, callId, name, inputJson, custom, permission, result, message, answered);
+  }
+
+  ToolCallState answer() {
+    return new ToolCallState(
+        eventId, seq, callId, name, inputJson, custom, permission, confirmation, denyMessage, true);
+  }
+
+  boolean asks() {
+    return permission == EvaluatedPermission.EVALUATED_PERMISSION_ASK;
+  }
+
+  /** The harness may run it: a built-in call that is allowed, or was asked and allowed. */
+  boolean runnable() {
+    if (custom || answered) {
+      return false;
+    }
+    return !asks() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_ALLOW;
+  }
+
+  /** Waits for the client: a custom call without result, or an ASK call without confirmation. */
+  boolean waitingForClient() {
+    if (answered) {
+      return false;
+    }
+    return custom || (asks() && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED);
+  }
+
+  boolean denied() {
+    return !answered && confirmation == ConfirmationResult.CONFIRMATION_RESULT_DENY;
+  }
+}

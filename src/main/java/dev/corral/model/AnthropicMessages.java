@@ -1,0 +1,256 @@
+package dev.corral.model;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.quarkus.runtime.ShutdownEvent;
+import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.subscription.UniEmitter;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.RequestOptions;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.net.URI;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * Streams {@code POST /v1/messages} with the Vert.x HTTP client: no thread waits on a response,
+ * every chunk is decoded on the event loop, and cancelling the returned {@link Uni} resets the
+ * request (the model stops generating for us at once).
+ */
+@ApplicationScoped
+public class AnthropicMessages {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final ModelConfig config;
+  private final HttpClient http;
+  private final URI base;
+
+  AnthropicMessages(Vertx vertx, ModelConfig config) {
+    this.config = config;
+    this.base =
+        URI.create(config.baseUrl().endsWith("/") ? config.baseUrl() : config.baseUrl() + "/");
+    boolean tls = "https".equalsIgnoreCase(base.getScheme());
+    this.http =
+        vertx.createHttpClient(
+            new HttpClientOptions()
+                .setSsl(tls)
+                .setUseAlpn(tls)
+                .setKeepAlive(true)
+                .setMaxPoolSize(256)
+                .setConnectTimeout(10_000)
+                .setIdleTimeout((int) config.idleTimeout().toSeconds())
+                .setDecompressionSupported(true));
+  }
+
+  void close(@Observes ShutdownEvent event) {
+    http.close();
+  }
+
+  public ModelConfig config() {
+    return config;
+  }
+
+  /**
+   * Sends {@code body} (a Messages API request; {@code stream} is forced on) and completes with the
+   * whole response once {@code message_stop} arrives.
+   *
+   * @throws ModelException (in the Uni) when the call fails; see {@link ModelException#retryable()}
+   */
+  public Uni<ModelResponse> stream(ObjectNode body, StreamListener listener) {
+    body.put("stream", true);
+    byte[] payload;
+    try {
+      payload = JSON.writeValueAsBytes(body);
+    } catch (JsonProcessingException e) {
+      return Uni.createFrom().failure(e);
+    }
+    return Uni.createFrom().emitter(emitter -> send(Buffer.buffer(payload), listener, emitter));
+  }
+
+  private void send(
+      Buffer payload, StreamListener listener, UniEmitter<? super ModelResponse> emitter) {
+    Call call = new Call(emitter);
+    http.request(requestOptions())
+        .onFailure(
+            failure -> call.fail(ModelException.transport("connection_error", describe(failure))))
+        .onSuccess(
+            request -> {
+              if (!call.attach(request)) {
+                return;
+              }
+              request
+                  .send(payload)
+                  .onFailure(
+                      failure ->
+                          call.fail(
+                              ModelException.transport("connection_error", describe(failure))))
+                  .onSuccess(response -> receive(response, listener, call));
+            });
+  }
+
+  /**
+   * One call's outcome: completed, failed, or cancelled by the subscriber (which resets the HTTP
+   * request so the server stops streaming).
+   */
+  private static final class Call {
+    private final UniEmitter<? super ModelResponse> emitter;
+    private final AtomicBoolean finished = new AtomicBoolean();
+    private volatile HttpClientRequest request;
+
+    Call(UniEmitter<? super ModelResponse> emitter) {
+      this.emitter = emitter;
+      emitter.onTermination(
+          () -> {
+            if (finished.compareAndSet(false, true) && request != null) {
+              request.reset();
+            }
+          });
+    }
+
+    /** Returns false if the call was cancelled before the request existed. */
+    boolean attach(HttpClientRequest request) {
+      this.request = request;
+      if (finished.get()) {
+        request.reset();
+        return false;
+      }
+      return true;
+    }
+
+    boolean active() {
+      return !finished.get();
+    }
+
+    void complete(ModelResponse response) {
+      if (finished.compareAndSet(false, true)) {
+        emitter.complete(response);
+      }
+    }
+
+    void fail(Throwable failure) {
+      if (finished.compareAndSet(false, true)) {
+        emitter.fail(failure);
+      }
+    }
+
+    void abort(Throwable failure) {
+      HttpClientRequest current = request;
+      fail(failure);
+      if (current != null) {
+        current.reset();
+      }
+    }
+  }
+
+  private RequestOptions requestOptions() {
+    URI target = base.resolve("v1/messages");
+    int port =
+        target.getPort() > 0
+            ? target.getPort()
+            : "https".equalsIgnoreCase(target.getScheme()) ? 443 : 80;
+    RequestOptions options =
+        new RequestOptions()
+            .setMethod(HttpMethod.POST)
+            .setHost(target.getHost())
+            .setPort(port)
+            .setURI(target.getRawPath())
+            .setTimeout(config.responseTimeout().toMillis())
+            .putHeader("content-type", "application/json")
+            .putHeader("accept", "text/event-stream")
+            .putHeader("anthropic-version", config.anthropicVersion());
+    config
+        .apiKey()
+        .filter(key -> !key.isBlank())
+        .ifPresent(key -> options.putHeader("x-api-key", key));
+    return options;
+  }
+
+  private void receive(HttpClientResponse response, StreamListener listener, Call call) {
+    if (response.statusCode() != 200) {
+      response
+          .body()
+          .onComplete(
+              body -> call.fail(errorAnswer(response, body.succeeded() ? body.result() : null)));
+      return;
+    }
+    MessageAccumulator message = new MessageAccumulator(listener);
+    SseDecoder decoder =
+        new SseDecoder(
+            (event, data) -> {
+              if (call.active()) {
+                message.accept(event, parse(data));
+              }
+            });
+    response.handler(
+        chunk -> {
+          try {
+            decoder.feed(chunk.getBytes());
+          } catch (ModelException failure) {
+            call.abort(failure);
+          } catch (RuntimeException failure) {
+            call.abort(
+                ModelException.transport(
+                    "invalid_stream", "unreadable model stream: " + failure.getMessage()));
+          }
+        });
+    response.exceptionHandler(
+        failure -> call.fail(ModelException.transport("stream_cut", describe(failure))));
+    response.endHandler(
+        ignored -> {
+          if (message.stopped()) {
+            call.complete(message.response());
+          } else {
+            call.fail(
+                ModelException.transport(
+                    "stream_cut", "the model stream ended before message_stop"));
+          }
+        });
+  }
+
+  private static JsonNode parse(String data) {
+    try {
+      return JSON.readTree(data);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("event data is not JSON");
+    }
+  }
+
+  private static ModelException errorAnswer(HttpClientResponse response, Buffer body) {
+    String type = "api_error";
+    String message = "HTTP " + response.statusCode();
+    if (body != null) {
+      try {
+        JsonNode error = JSON.readTree(body.getBytes()).path("error");
+        type = error.path("type").asText(type);
+        message =
+            "HTTP " + response.statusCode() + " " + type + ": " + error.path("message").asText("");
+      } catch (java.io.IOException notJson) {
+        // keep the status line
+      }
+    }
+    String retryAfter = response.getHeader("retry-after");
+    Duration wait = null;
+    if (retryAfter != null) {
+      try {
+        wait = Duration.ofSeconds(Long.parseLong(retryAfter.trim()));
+      } catch (NumberFormatException ignored) {
+        // an HTTP date: use our own backoff
+      }
+    }
+    return ModelException.fromStatus(response.statusCode(), type, message, wait);
+  }
+
+  private static String describe(Throwable failure) {
+    return failure.getMessage() == null ? failure.getClass().getSimpleName() : failure.getMessage();
+  }
+}

@@ -1,0 +1,53 @@
+package dev.corral.model;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.Optional;
+
+/** The Messages API the harness calls ({@code corral.model.*}). */
+@ConfigMapping(prefix = "corral.model")
+public interface ModelConfig {
+
+  /** Base URL of the Messages API; {@code ANTHROPIC_BASE_URL} sets it. */
+  @WithDefault("https://api.anthropic.com")
+  String baseUrl();
+
+  /** API key sent as {@code x-api-key}; {@code ANTHROPIC_API_KEY} sets it. Never logged. */
+  Optional<String> apiKey();
+
+  /** The {@code anthropic-version} header. */
+  @WithDefault("2023-06-01")
+  String anthropicVersion();
+
+  /** {@code max_tokens} of every model call. */
+  @WithDefault("8192")
+  int maxTokens();
+
+  /**
+   * Extended thinking budget ({@code thinking.budget_tokens}); 0 turns thinking off. Must be below
+   * {@code max-tokens}.
+   */
+  @WithDefault("0")
+  int thinkingBudgetTokens();
+
+  /** How long to wait for the response to start (status and headers). */
+  @WithDefault("60s")
+  Duration responseTimeout();
+
+  /** How long a stream may go without any bytes (the API pings every few seconds). */
+  @WithDefault("60s")
+  Duration idleTimeout();
+
+  /** Retries of a failed call (429, 529, 5xx, cut stream) before the turn is given up. */
+  @WithDefault("4")
+  int maxRetries();
+
+  /** Delay before the first retry; doubles with every attempt, with jitter. */
+  @WithDefault("1s")
+  Duration retryInitialBackoff();
+
+  /** The longest delay between retries. */
+  @WithDefault("30s")
+  Duration retryMaxBackoff();
+}

@@ -1,0 +1,74 @@
+package dev.corral.model;
+
+import java.time.Duration;
+import java.util.Optional;
+
+/**
+ * A model call that failed, classified for the retry policy.
+ *
+ * @param errorType the API's error type (overloaded_error, rate_limit_error, ...) or ours
+ *     (stream_cut, timeout, connection_error)
+ */
+public class ModelException extends RuntimeException {
+
+  private final int status;
+  private final String errorType;
+  private final boolean retryable;
+  private final Duration retryAfter;
+
+  public ModelException(
+      int status, String errorType, String message, boolean retryable, Duration retryAfter) {
+    super(message, null, false, false);
+    this.status = status;
+    this.errorType = errorType;
+    this.retryable = retryable;
+    this.retryAfter = retryAfter;
+  }
+
+  /** An HTTP error answer of the API. */
+  static ModelException fromStatus(
+      int status, String errorType, String message, Duration retryAfter) {
+    boolean retryable = status == 408 || status == 409 || status == 429 || status >= 500;
+    return new ModelException(status, errorType, message, retryable, retryAfter);
+  }
+
+  /** An {@code error} event in the middle of a stream. */
+  static ModelException fromStreamError(String errorType, String message) {
+    boolean retryable =
+        "overloaded_error".equals(errorType)
+            || "api_error".equals(errorType)
+            || "rate_limit_error".equals(errorType);
+    return new ModelException(200, errorType, message, retryable, null);
+  }
+
+  /** The connection failed or the stream ended early: always worth another attempt. */
+  static ModelException transport(String errorType, String message) {
+    return new ModelException(0, errorType, message, true, null);
+  }
+
+  /** The HTTP status, 200 for an error inside a stream, 0 for a transport failure. */
+  public int status() {
+    return status;
+  }
+
+  public String errorType() {
+    return errorType;
+  }
+
+  public boolean retryable() {
+    return retryable;
+  }
+
+  public Optional<Duration> retryAfter() {
+    return Optional.ofNullable(retryAfter);
+  }
+
+  /** The session.error type of Claude Managed Agents for this failure. */
+  public String sessionErrorType() {
+    return switch (errorType) {
+      case "overloaded_error" -> "model_overloaded_error";
+      case "rate_limit_error" -> "model_rate_limited_error";
+      default -> "model_request_failed_error";
+    };
+  }
+}

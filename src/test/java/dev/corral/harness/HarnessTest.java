@@ -1,0 +1,525 @@
+package dev.corral.harness;
+
+import static dev.corral.testing.Fixtures.userMessage;
+import static dev.corral.testing.SessionLogs.awaitIdle;
+import static dev.corral.testing.SessionLogs.log;
+import static dev.corral.testing.SessionLogs.types;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.AgentToolset;
+import dev.corral.proto.v1.ConfirmationResult;
+import dev.corral.proto.v1.ContentBlock;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.CustomTool;
+import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.PermissionPolicy;
+import dev.corral.proto.v1.RetryStatus;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionBudget;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StopReasonType;
+import dev.corral.proto.v1.StreamEventsRequest;
+import dev.corral.proto.v1.TextBlock;
+import dev.corral.proto.v1.Tool;
+import dev.corral.proto.v1.ToolConfig;
+import dev.corral.proto.v1.UserCustomToolResult;
+import dev.corral.proto.v1.UserInterrupt;
+import dev.corral.proto.v1.UserToolConfirmation;
+import dev.corral.testing.FakeAnthropic;
+import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.HarnessTestProfile;
+import dev.corral.testing.InjectFakeAnthropic;
+import dev.corral.testing.StreamRecorder;
+import io.grpc.Channel;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import java.time.Duration;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** Full sessions through the gRPC API, with the harness talking to a fake Messages API. */
+@QuarkusTest
+@TestProfile(HarnessTestProfile.class)
+class HarnessTest {
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @GrpcClient("corral")
+  Channel channel;
+
+  @InjectFakeAnthropic FakeAnthropic model;
+
+  private String marker;
+
+  @BeforeEach
+  void reset() {
+    model.reset();
+    marker = "m-" + UUID.randomUUID();
+  }
+
+  @Test
+  void userMessageRunsATurnThatEndsIdle() {
+    // Given
+    model.enqueue(Reply.text("Hello from the model"));
+
+    // When
+    Session session = start(agent(), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then
+    List<Event> events = log(sessions, session.getId());
+    assertThat(types(events))
+        .containsExactly(
+            "user.message",
+            "session.status_running",
+            "span.model_request_start",
+            "agent.message",
+            "span.model_request_end",
+            "session.status_idle");
+    assertThat(events.get(3).getAgentMessage().getContent(0).getText().getText())
+        .isEqualTo("Hello from the model");
+    Event end = events.get(4);
+    assertThat(end.getSpanModelRequestEnd().getModelRequestStartId())
+        .isEqualTo(events.get(2).getId());
+    assertThat(end.getSpanModelRequestEnd().getStopReason()).isEqualTo("end_turn");
+    assertThat(end.getSpanModelRequestEnd().getModelUsage().getInputTokens()).isEqualTo(100);
+    Session idle = dev.corral.testing.SessionLogs.get(sessions, session.getId());
+    assertThat(idle.getUsage().getOutputTokens()).isEqualTo(42);
+    assertThat(idle.hasLease() && idle.getLease().hasExpiresAt()).isFalse();
+
+    JsonNode request = model.requestsMentioning(marker).get(0).body();
+    assertThat(request.path("model").asText()).isEqualTo("claude-test");
+    assertThat(request.path("stream").asBoolean()).isTrue();
+    assertThat(request.path("system").get(0).path("cache_control").path("type").asText())
+        .isEqualTo("ephemeral");
+    assertThat(request.path("messages")).hasSize(1);
+    assertThat(request.path("messages").get(0).path("role").asText()).isEqualTo("user");
+    assertThat(model.requestsMentioning(marker).get(0).apiKey()).isEqualTo(FakeAnthropic.API_KEY);
+    assertThat(model.requestsMentioning(marker).get(0).version()).isEqualTo("2023-06-01");
+  }
+
+  @Test
+  void sandboxToolWithoutSandboxGetsAClearToolErrorAndTheTurnGoesOn() {
+    // Given
+    model.enqueue(
+        Reply.toolUse("toolu_1", "bash", "{\"command\":\"ls\"}"), Reply.text("No sandbox, sorry."));
+
+    // When
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then
+    List<Event> events = log(sessions, session.getId());
+    Event toolUse = only(events, "agent.tool_use");
+    Event result = only(events, "agent.tool_result");
+    assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(toolUse.getId());
+    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+    assertThat(result.getAgentToolResult().getContent(0).getText().getText())
+        .contains("needs a sandbox");
+    JsonNode second = model.requestsMentioning(marker).get(1).body().path("messages");
+    assertThat(second).hasSize(3);
+    JsonNode toolResult = second.get(2).path("content").get(0);
+    assertThat(toolResult.path("type").asText()).isEqualTo("tool_result");
+    assertThat(toolResult.path("tool_use_id").asText()).isEqualTo("toolu_1");
+    assertThat(toolResult.path("is_error").asBoolean()).isTrue();
+  }
+
+  @Test
+  void customToolPausesTheSessionUntilTheClientAnswers() {
+    // Given
+    model.enqueue(
+        Reply.toolUse("toolu_w", "get_weather", "{\"city\":\"Oslo\"}"),
+        Reply.text("It is sunny in Oslo."));
+    Session session = start(agentWith(weatherTool()), marker);
+
+    // When the model calls the client's tool
+    Session waiting =
+        awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    Event call = only(log(sessions, session.getId()), "agent.custom_tool_use");
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(
+                Event.newBuilder()
+                    .setUserCustomToolResult(
+                        UserCustomToolResult.newBuilder()
+                            .setCustomToolUseId(call.getId())
+                            .addContent(text("sunny, 21 C"))))
+            .build());
+
+    // Then the turn resumes with the client's result
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(waiting.getStopReason().getEventIdsList()).containsExactly(call.getId());
+    assertThat(call.getAgentCustomToolUse().getInputJson()).isEqualTo("{\"city\":\"Oslo\"}");
+    JsonNode result =
+        model
+            .requestsMentioning(marker)
+            .get(1)
+            .body()
+            .path("messages")
+            .get(2)
+            .path("content")
+            .get(0);
+    assertThat(result.path("tool_use_id").asText()).isEqualTo("toolu_w");
+    assertThat(result.path("content").get(0).path("text").asText()).isEqualTo("sunny, 21 C");
+  }
+
+  @Test
+  void deniedConfirmationSendsTheDenialToTheModel() {
+    // Given a bash tool that always asks
+    model.enqueue(
+        Reply.toolUse("toolu_rm", "bash", "{\"command\":\"rm -rf /\"}"), Reply.text("Understood."));
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)), marker);
+    Session waiting =
+        awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+
+    // When the user denies it
+    sessions.emitEvent(
+        confirmation(
+            session.getId(),
+            call.getId(),
+            ConfirmationResult.CONFIRMATION_RESULT_DENY,
+            "Not on my machine."));
+
+    // Then
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(waiting.getStopReason().getEventIdsList()).containsExactly(call.getId());
+    assertThat(call.getAgentToolUse().getEvaluatedPermission())
+        .isEqualTo(dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ASK);
+    Event result = only(log(sessions, session.getId()), "agent.tool_result");
+    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+    assertThat(result.getAgentToolResult().getContent(0).getText().getText())
+        .isEqualTo("Not on my machine.");
+  }
+
+  @Test
+  void allowedConfirmationRunsTheTool() {
+    // Given
+    model.enqueue(Reply.toolUse("toolu_ls", "bash", "{\"command\":\"ls\"}"), Reply.text("Done."));
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+
+    // When
+    sessions.emitEvent(
+        confirmation(
+            session.getId(), call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, ""));
+
+    // Then the call ran (here: the no-sandbox error) and the turn ended
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    Event result = only(log(sessions, session.getId()), "agent.tool_result");
+    assertThat(result.getAgentToolResult().getContent(0).getText().getText())
+        .contains("needs a sandbox");
+  }
+
+  @Test
+  void interruptStopsTheModelStreamAndIdles() {
+    // Given a model that never finishes
+    model.enqueue(Reply.hang());
+    Session session = start(agent(), marker);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> model.requestsMentioning(marker).size() == 1);
+
+    // When
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
+            .build());
+
+    // Then
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> model.requestsMentioning(marker).get(0).cancelledByClient());
+    List<Event> events = log(sessions, session.getId());
+    assertThat(types(events)).doesNotContain("agent.message");
+    Event end = only(events, "span.model_request_end");
+    assertThat(end.getSpanModelRequestEnd().getIsError()).isTrue();
+
+    // And the next message starts a fresh turn
+    model.enqueue(Reply.text("Back."));
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "again " + marker));
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(model.requestsMentioning(marker)).hasSize(2);
+  }
+
+  @Test
+  void interruptAnswersPendingCustomToolCalls() {
+    // Given a session waiting for a custom tool result
+    model.enqueue(Reply.toolUse("toolu_w", "get_weather", "{\"city\":\"Rome\"}"));
+    Session session = start(agentWith(weatherTool()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+
+    // When
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
+            .build());
+
+    // Then every call has a result and the session is idle (interrupted)
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
+    List<Event> events = log(sessions, session.getId());
+    Event call = only(events, "agent.custom_tool_use");
+    Event result = only(events, "agent.tool_result");
+    assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(call.getId());
+    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+  }
+
+  @Test
+  void transientModelErrorsAreRetriedAndEachAttemptIsVisible() {
+    // Given
+    model.enqueue(
+        Reply.status(529, "overloaded_error", "Overloaded"),
+        Reply.rateLimited(0),
+        FakeAnthropic.Reply.stream().text("this will be cut").stop("end_turn").cutAfter(4),
+        Reply.text("Finally."));
+
+    // When
+    Session session = start(agent(), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then
+    List<Event> events = log(sessions, session.getId());
+    List<Event> errors = events.stream().filter(Event::hasSessionError).toList();
+    assertThat(errors)
+        .extracting(e -> e.getSessionError().getRetryStatus())
+        .containsOnly(RetryStatus.RETRY_STATUS_RETRYING);
+    assertThat(errors).extracting(e -> e.getSessionError().getAttempt()).containsExactly(1, 2, 3);
+    assertThat(errors.get(0).getSessionError().getErrorType()).isEqualTo("model_overloaded_error");
+    assertThat(errors.get(1).getSessionError().getErrorType())
+        .isEqualTo("model_rate_limited_error");
+    assertThat(events.stream().filter(Event::hasAgentMessage).toList()).hasSize(1);
+    assertThat(only(events, "agent.message").getAgentMessage().getContent(0).getText().getText())
+        .isEqualTo("Finally.");
+    assertThat(model.requestsMentioning(marker)).hasSize(4);
+  }
+
+  @Test
+  void retriesRunOutAndTheSessionIdles() {
+    // Given a model that is always overloaded
+    model.fallback(request -> Reply.status(529, "overloaded_error", "Overloaded"));
+
+    // When
+    Session session = start(agent(), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+
+    // Then: 1 call and 3 retries, the last error says it is exhausted
+    List<Event> errors =
+        log(sessions, session.getId()).stream().filter(Event::hasSessionError).toList();
+    assertThat(errors).hasSize(4);
+    assertThat(errors.get(3).getSessionError().getRetryStatus())
+        .isEqualTo(RetryStatus.RETRY_STATUS_EXHAUSTED);
+    assertThat(model.requestsMentioning(marker)).hasSize(4);
+  }
+
+  @Test
+  void refusedRequestIsNotRetriedAndSaysSo() {
+    // Given
+    model.enqueue(Reply.status(401, "authentication_error", "invalid x-api-key"));
+
+    // When
+    Session session = start(agent(), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+
+    // Then
+    Event error = only(log(sessions, session.getId()), "session.error");
+    assertThat(error.getSessionError().getMessage())
+        .contains("401")
+        .contains("authentication_error")
+        .contains("not retried");
+    assertThat(error.getSessionError().getRetryStatus())
+        .isEqualTo(RetryStatus.RETRY_STATUS_EXHAUSTED);
+    assertThat(model.requestsMentioning(marker)).hasSize(1);
+  }
+
+  @Test
+  void budgetStopsNewModelCalls() {
+    // Given a session allowed one model call, whose first answer needs another
+    model.enqueue(Reply.toolUse("toolu_1", "bash", "{\"command\":\"ls\"}"));
+    Session session =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)))
+                    .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
+                    .addInitialEvents(userMessage(marker))
+                    .build())
+            .getSession();
+
+    // Then
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED);
+    assertThat(model.requestsMentioning(marker)).hasSize(1);
+    assertThat(types(log(sessions, session.getId()))).contains("agent.tool_result");
+  }
+
+  @Test
+  void messagesSentWhileRunningAreTakenIntoTheNextTurnInOrder() {
+    // Given a first call that hangs until we release it
+    model.enqueue(Reply.hang());
+    Session session = start(agent(), marker);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> model.requestsMentioning(marker).size() == 1);
+
+    // When two more messages arrive while the model works, then the call fails and is retried
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "second"));
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "third"));
+    model.fallback(request -> Reply.text("All three."));
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
+            .build());
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "fourth"));
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the next call carries every message, in order, in one user turn
+    JsonNode messages = model.requestsMentioning(marker).get(1).body().path("messages");
+    assertThat(messages).hasSize(1);
+    List<String> texts = new java.util.ArrayList<>();
+    messages.get(0).path("content").forEach(block -> texts.add(block.path("text").asText()));
+    assertThat(texts).containsExactly(marker, "second", "third", "fourth");
+  }
+
+  @Test
+  void liveSubscribersSeeTextDeltasUnderTheIdOfTheFinalEvent() {
+    // Given
+    model.enqueue(Reply.text("streamed text in pieces"));
+    Session session =
+        sessions
+            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent()).build())
+            .getSession();
+    StreamRecorder stream =
+        StreamRecorder.follow(
+            channel,
+            StreamEventsRequest.newBuilder()
+                .setSessionId(session.getId())
+                .setIncludeDeltas(true)
+                .build());
+
+    // When
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), marker));
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> stream.events().stream().anyMatch(Event::hasSessionStatusIdle));
+    stream.cancel();
+
+    // Then
+    Event message =
+        stream.events().stream().filter(Event::hasAgentMessage).findFirst().orElseThrow();
+    StringBuilder deltas = new StringBuilder();
+    stream.items().stream()
+        .filter(item -> item.hasDelta())
+        .forEach(
+            item -> {
+              assertThat(item.getDelta().getEventId()).isEqualTo(message.getId());
+              deltas.append(item.getDelta().getText());
+            });
+    assertThat(deltas.toString()).isEqualTo("streamed text in pieces");
+    assertThat(
+            log(sessions, session.getId()).stream()
+                .filter(e -> e.getType().equals("agent.message")))
+        .hasSize(1);
+  }
+
+  // --- helpers ---------------------------------------------------------------------------------
+
+  private Session start(String agentId, String text) {
+    return sessions
+        .createSession(
+            CreateSessionRequest.newBuilder()
+                .setAgentId(agentId)
+                .addInitialEvents(userMessage(text))
+                .build())
+        .getSession();
+  }
+
+  private String agent() {
+    return agents
+        .createAgent(
+            CreateAgentRequest.newBuilder()
+                .setName("harness test")
+                .setModel("claude-test")
+                .setSystem("Be brief.")
+                .build())
+        .getAgent()
+        .getId();
+  }
+
+  private String agentWith(Tool tool) {
+    return agents
+        .createAgent(
+            CreateAgentRequest.newBuilder()
+                .setName("harness test")
+                .setModel("claude-test")
+                .addTools(tool)
+                .build())
+        .getAgent()
+        .getId();
+  }
+
+  private static Tool toolset(PermissionPolicy bashPolicy) {
+    return Tool.newBuilder()
+        .setToolset(
+            AgentToolset.newBuilder()
+                .addConfigs(
+                    ToolConfig.newBuilder().setName("bash").setPermissionPolicy(bashPolicy)))
+        .build();
+  }
+
+  private static Tool weatherTool() {
+    return Tool.newBuilder()
+        .setCustom(
+            CustomTool.newBuilder()
+                .setName("get_weather")
+                .setDescription("Weather of a city")
+                .setInputSchemaJson(
+                    "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"))
+        .build();
+  }
+
+  private static EmitEventRequest confirmation(
+      String sessionId, String toolUseId, ConfirmationResult result, String message) {
+    return EmitEventRequest.newBuilder()
+        .setSessionId(sessionId)
+        .setEvent(
+            Event.newBuilder()
+                .setUserToolConfirmation(
+                    UserToolConfirmation.newBuilder()
+                        .setToolUseId(toolUseId)
+                        .setResult(result)
+                        .setDenyMessage(message)))
+        .build();
+  }
+
+  private static ContentBlock text(String text) {
+    return ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(text)).build();
+  }
+
+  private static Event only(List<Event> events, String type) {
+    List<Event> matching = events.stream().filter(event -> event.getType().equals(type)).toList();
+    assertThat(matching).as(type).hasSize(1);
+    return matching.get(0);
+  }
+}
