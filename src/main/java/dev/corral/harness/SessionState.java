@@ -27,8 +27,14 @@ final class SessionState {
   private final Map<String, ToolCallState> toolCalls = new LinkedHashMap<>();
   private String openSpanId;
   private long openSpanSeq;
-  private long answeredUpTo;
-  private long lastInputSeq;
+
+  /** User messages up to this seq were seen by a model call that succeeded, or were abandoned. */
+  private long messagesAnsweredUpTo;
+
+  /** Tool results up to this seq were seen by a model call that succeeded, or were abandoned. */
+  private long resultsAnsweredUpTo;
+
+  private long lastResultSeq;
   private long lastUserMessageSeq;
   private long lastInterruptSeq;
   private int failuresSinceInput;
@@ -53,7 +59,6 @@ final class SessionState {
     switch (event.getPayloadCase()) {
       case USER_MESSAGE -> {
         conversation.add(event);
-        lastInputSeq = event.getSeq();
         lastUserMessageSeq = event.getSeq();
         failuresSinceInput = 0;
       }
@@ -113,7 +118,8 @@ final class SessionState {
         if (end.getIsError()) {
           failuresSinceInput++;
         } else {
-          answeredUpTo = openSpanSeq;
+          messagesAnsweredUpTo = openSpanSeq;
+          resultsAnsweredUpTo = openSpanSeq;
           failuresSinceInput = 0;
         }
         openSpanId = null;
@@ -124,10 +130,15 @@ final class SessionState {
         lastStopReason = event.getSessionStatusIdle().getStopReason();
         switch (lastStopReason.getType()) {
           // The turn is given up: its input stays in the history, but waits for new input.
-          case STOP_REASON_TYPE_INTERRUPTED ->
-              answeredUpTo = Math.max(answeredUpTo, lastInterruptSeq);
-          case STOP_REASON_TYPE_RETRIES_EXHAUSTED, STOP_REASON_TYPE_BUDGET_REACHED ->
-              answeredUpTo = Math.max(answeredUpTo, lastInputSeq);
+          // (messages sent after the interrupt start the next turn)
+          case STOP_REASON_TYPE_INTERRUPTED -> {
+            messagesAnsweredUpTo = Math.max(messagesAnsweredUpTo, lastInterruptSeq);
+            resultsAnsweredUpTo = Math.max(resultsAnsweredUpTo, lastResultSeq);
+          }
+          case STOP_REASON_TYPE_RETRIES_EXHAUSTED, STOP_REASON_TYPE_BUDGET_REACHED -> {
+            messagesAnsweredUpTo = Math.max(messagesAnsweredUpTo, lastUserMessageSeq);
+            resultsAnsweredUpTo = Math.max(resultsAnsweredUpTo, lastResultSeq);
+          }
           default -> {}
         }
       }
@@ -146,7 +157,7 @@ final class SessionState {
   private void answer(Event event, String toolUseId) {
     conversation.add(event);
     toolCalls.computeIfPresent(toolUseId, (id, call) -> call.answer());
-    lastInputSeq = event.getSeq();
+    lastResultSeq = event.getSeq();
   }
 
   Session session() {
@@ -189,7 +200,7 @@ final class SessionState {
 
   /** Input (a user message or a tool result) that no successful model call has seen yet. */
   boolean hasUnansweredInput() {
-    return lastInputSeq > answeredUpTo;
+    return lastUserMessageSeq > messagesAnsweredUpTo || lastResultSeq > resultsAnsweredUpTo;
   }
 
   /** An interrupt that no status change has handled yet. */

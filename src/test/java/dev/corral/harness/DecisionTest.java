@@ -1,0 +1,272 @@
+package dev.corral.harness;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.corral.model.ModelResponse;
+import dev.corral.proto.v1.Agent;
+import dev.corral.proto.v1.AgentToolset;
+import dev.corral.proto.v1.ConfirmationResult;
+import dev.corral.proto.v1.CustomTool;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.ModelUsage;
+import dev.corral.proto.v1.PermissionPolicy;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionBudget;
+import dev.corral.proto.v1.StopReasonType;
+import dev.corral.proto.v1.Tool;
+import dev.corral.proto.v1.ToolConfig;
+import dev.corral.proto.v1.UserInterrupt;
+import dev.corral.proto.v1.UserToolConfirmation;
+import dev.corral.session.NewEvent;
+import dev.corral.testing.Fixtures;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** Event histories replayed from scratch into the fold, and what the pure decision says next. */
+class DecisionTest {
+
+  private static final Agent AGENT =
+      Agent.newBuilder()
+          .setId("agent_x")
+          .setModel("claude-test")
+          .addTools(
+              Tool.newBuilder()
+                  .setToolset(
+                      AgentToolset.newBuilder()
+                          .addConfigs(
+                              ToolConfig.newBuilder()
+                                  .setName("write")
+                                  .setPermissionPolicy(
+                                      PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK))))
+          .addTools(
+              Tool.newBuilder()
+                  .setCustom(
+                      CustomTool.newBuilder()
+                          .setName("lookup")
+                          .setInputSchemaJson("{\"type\":\"object\"}")))
+          .build();
+
+  private final History history =
+      new History(Session.newBuilder().setId("sesn_x").setAgent(AGENT).build());
+
+  @Test
+  void newUserMessageCallsTheModel() {
+    history.add(Fixtures.userMessage("hi"));
+
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+  }
+
+  @Test
+  void answeredTurnEndsIdleAndThenThereIsNothingToDo() {
+    history.add(Fixtures.userMessage("hi"));
+    history.modelTurn(new ModelResponse.Text("hello"));
+
+    assertThat(history.next())
+        .isEqualTo(new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
+    history.add(EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
+    assertThat(history.next()).isEqualTo(new Step.Done());
+  }
+
+  @Test
+  void allowedToolCallRunsAndItsResultGoesBackToTheModel() {
+    history.add(Fixtures.userMessage("list"));
+    String call = history.modelTurn(new ModelResponse.ToolUse("toolu_1", "bash", "{}"));
+
+    assertThat(history.next()).isInstanceOf(Step.RunTools.class);
+    assertThat(history.nextWith(Set.of(), Set.of(call), false)).isEqualTo(new Step.Wait());
+    history.add(EventsFactory.toolResult(call, "out", false));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+  }
+
+  @Test
+  void askingCallAndCustomCallWaitForTheClient() {
+    history.add(Fixtures.userMessage("go"));
+    List<String> calls =
+        history.modelTurn(
+            new ModelResponse.ToolUse("toolu_w", "write", "{}"),
+            new ModelResponse.ToolUse("toolu_l", "lookup", "{}"));
+
+    Step step = history.next();
+    assertThat(step).isInstanceOf(Step.Idle.class);
+    assertThat(((Step.Idle) step).reason().getEventIdsList()).containsExactlyElementsOf(calls);
+  }
+
+  @Test
+  void deniedCallGetsTheDenialAsResult() {
+    history.add(Fixtures.userMessage("go"));
+    String call = history.modelTurn(new ModelResponse.ToolUse("toolu_w", "write", "{}"));
+    history.add(
+        Event.newBuilder()
+            .setUserToolConfirmation(
+                UserToolConfirmation.newBuilder()
+                    .setToolUseId(call)
+                    .setResult(ConfirmationResult.CONFIRMATION_RESULT_DENY))
+            .build());
+
+    assertThat(history.next()).isInstanceOf(Step.ApplyDenials.class);
+  }
+
+  @Test
+  void callsInheritedFromADeadHarnessAreResolvedNotRerunUnlessReadOnly() {
+    history.add(Fixtures.userMessage("go"));
+    List<String> calls =
+        history.modelTurn(
+            new ModelResponse.ToolUse("toolu_b", "bash", "{}"),
+            new ModelResponse.ToolUse("toolu_r", "read", "{}"));
+
+    Step step = history.nextWith(Set.copyOf(calls), Set.of(), false);
+    assertThat(step).isInstanceOf(Step.ResolveUnknown.class);
+    assertThat(((Step.ResolveUnknown) step).calls())
+        .extracting(ToolCallState::name)
+        .containsExactly("bash");
+    history.add(EventsFactory.toolResult(calls.get(0), "unknown", true));
+    Step then = history.nextWith(Set.copyOf(calls), Set.of(), false);
+    assertThat(((Step.RunTools) then).calls())
+        .extracting(ToolCallState::name)
+        .containsExactly("read");
+  }
+
+  @Test
+  void orphanModelCallIsClosedThenCalledAgain() {
+    history.add(Fixtures.userMessage("hi"));
+    history.add(EventsFactory.running());
+    String span = "sevt_orphan0000000000000000000";
+    history.add(EventsFactory.spanStart(span, "claude-test"));
+
+    assertThat(history.next()).isEqualTo(new Step.CloseOrphanSpan(span));
+    history.add(EventsFactory.failedSpanEnd(span, "restarted"));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(2));
+  }
+
+  @Test
+  void interruptWhileWorkingStopsEverythingAndAbandonsTheTurn() {
+    history.add(Fixtures.userMessage("long job"));
+    String call = history.modelTurn(new ModelResponse.ToolUse("toolu_b", "bash", "{}"));
+    history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
+
+    Step step = history.nextWith(Set.of(), Set.of(call), false);
+    assertThat(step).isInstanceOf(Step.Interrupt.class);
+    history.add(EventsFactory.toolResult(call, "interrupted", true));
+    history.add(
+        EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
+    assertThat(history.next()).isEqualTo(new Step.Done());
+    history.add(Fixtures.userMessage("next"));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+  }
+
+  @Test
+  void interruptOfAnIdleSessionIsIgnored() {
+    history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
+    assertThat(history.next()).isEqualTo(new Step.Done());
+    history.add(Fixtures.userMessage("hi"));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+  }
+
+  @Test
+  void budgetOfModelRequestsStopsTheNextCall() {
+    History limited =
+        new History(
+            Session.newBuilder()
+                .setId("sesn_x")
+                .setAgent(AGENT)
+                .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
+                .build());
+    limited.add(Fixtures.userMessage("go"));
+    String call = limited.modelTurn(new ModelResponse.ToolUse("toolu_b", "bash", "{}"));
+    limited.add(EventsFactory.toolResult(call, "done", false));
+
+    assertThat(limited.next())
+        .isEqualTo(
+            new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED)));
+  }
+
+  @Test
+  void failedCallsAreRetriedUntilTheLimit() {
+    history.add(Fixtures.userMessage("hi"));
+    for (int attempt = 1; attempt <= 4; attempt++) {
+      assertThat(history.next()).isEqualTo(new Step.CallModel(attempt));
+      String span = dev.corral.common.IdKind.EVENT.next();
+      history.add(EventsFactory.spanStart(span, "claude-test"));
+      history.add(EventsFactory.failedSpanEnd(span, "overloaded"));
+    }
+    assertThat(history.next())
+        .isEqualTo(
+            new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
+  }
+
+  @Test
+  void replayingTheSameHistoryGivesTheSameState() {
+    history.add(Fixtures.userMessage("go"));
+    history.modelTurn(new ModelResponse.ToolUse("toolu_w", "write", "{}"));
+    History replayed = new History(history.state.session());
+    history.events.forEach(replayed::fold);
+
+    assertThat(replayed.next()).isEqualTo(history.next());
+    assertThat(replayed.state.lastSeq()).isEqualTo(history.state.lastSeq());
+    assertThat(replayed.state.unansweredCalls()).isEqualTo(history.state.unansweredCalls());
+  }
+
+  /** A log being written, folded as it grows. */
+  private static final class History {
+    private final SessionState state;
+    private final List<Event> events = new ArrayList<>();
+
+    History(Session session) {
+      state = new SessionState(session);
+    }
+
+    void add(Event payload) {
+      add(NewEvent.of(payload));
+    }
+
+    void add(NewEvent event) {
+      Event stored =
+          event.payload().toBuilder()
+              .setId(event.id())
+              .setType(event.type().wireName())
+              .setSeq(events.size() + 1L)
+              .build();
+      events.add(stored);
+      state.apply(stored);
+    }
+
+    void fold(Event event) {
+      state.apply(event);
+    }
+
+    /** A successful model turn that answered {@code blocks}; returns the ids of their events. */
+    List<String> modelTurn(ModelResponse.Block... blocks) {
+      if (state.status() != dev.corral.proto.v1.SessionStatus.SESSION_STATUS_RUNNING) {
+        add(EventsFactory.running());
+      }
+      String span = dev.corral.common.IdKind.EVENT.next();
+      add(EventsFactory.spanStart(span, "claude-test"));
+      List<String> ids = new ArrayList<>();
+      for (ModelResponse.Block block : blocks) {
+        NewEvent event = EventsFactory.block(dev.corral.common.IdKind.EVENT.next(), block, AGENT);
+        ids.add(event.id());
+        add(event);
+      }
+      add(
+          EventsFactory.spanEnd(
+              span,
+              new ModelResponse(
+                  "m", List.of(blocks), "tool_use", ModelUsage.getDefaultInstance())));
+      return ids;
+    }
+
+    String modelTurn(ModelResponse.Block block) {
+      return modelTurn(new ModelResponse.Block[] {block}).get(0);
+    }
+
+    Step next() {
+      return nextWith(Set.of(), Set.of(), false);
+    }
+
+    Step nextWith(Set<String> inherited, Set<String> toolsInFlight, boolean modelInFlight) {
+      return Decision.next(state, inherited, toolsInFlight, modelInFlight, 3);
+    }
+  }
+}

@@ -1,0 +1,256 @@
+package dev.corral.harness;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.ArchiveSessionRequest;
+import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.HarnessServiceGrpc;
+import dev.corral.proto.v1.RetryStatus;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionError;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.WakeRequest;
+import dev.corral.proto.v1.WakeResponse;
+import dev.corral.testing.Fixtures;
+import dev.corral.testing.HarnessTestProfile;
+import dev.corral.testing.SessionLogs;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Tuple;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+/** Leases as fencing tokens, and HarnessService.Wake. */
+@QuarkusTest
+@TestProfile(HarnessTestProfile.class)
+class LeaseTest {
+
+  private static final Duration WAIT = Duration.ofSeconds(10);
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @GrpcClient("corral")
+  HarnessServiceGrpc.HarnessServiceBlockingStub harness;
+
+  @Inject Leases leases;
+
+  @Inject Pool pool;
+
+  @Test
+  void oldHarnessNeverLandsAnEventAfterATakeOver() throws Exception {
+    // Given harness A, writing as fast as it can under a short lease it does not renew
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    long epochA =
+        leases.acquire(sessionId, "replica-a", 300).await().atMost(WAIT).orElseThrow().getEpoch();
+    AtomicBoolean writing = new AtomicBoolean(true);
+    AtomicInteger refusedA = new AtomicInteger();
+    ExecutorService threads = Executors.newFixedThreadPool(2);
+    Future<?> harnessA =
+        threads.submit(() -> writeUntilStopped(sessionId, epochA, writing, refusedA));
+
+    // When its lease runs out and harness B takes the session over, also writing
+    await().atMost(WAIT).until(() -> refusedA.get() > 0);
+    long epochB =
+        leases
+            .acquire(sessionId, "replica-b", 60_000)
+            .await()
+            .atMost(WAIT)
+            .orElseThrow()
+            .getEpoch();
+    AtomicInteger refusedB = new AtomicInteger();
+    Future<?> harnessB =
+        threads.submit(() -> writeUntilStopped(sessionId, epochB, writing, refusedB));
+    await().pollDelay(Duration.ofMillis(300)).until(() -> true);
+    writing.set(false);
+    harnessA.get();
+    harnessB.get();
+    threads.shutdown();
+
+    // Then every event of A comes before every event of B, and B was never refused
+    List<Event> events = SessionLogs.log(sessions, sessionId);
+    long lastOfA =
+        events.stream()
+            .filter(e -> e.getSessionError().getMessage().equals("epoch " + epochA))
+            .mapToLong(Event::getSeq)
+            .max()
+            .orElseThrow();
+    long firstOfB =
+        events.stream()
+            .filter(e -> e.getSessionError().getMessage().equals("epoch " + epochB))
+            .mapToLong(Event::getSeq)
+            .min()
+            .orElseThrow();
+    assertThat(epochB).isGreaterThan(epochA);
+    assertThat(lastOfA).isLessThan(firstOfB);
+    assertThat(refusedB.get()).isZero();
+    long written =
+        pool.preparedQuery(
+                "SELECT count(*) AS n FROM events WHERE session_id = $1 AND epoch = $2 AND seq > $3")
+            .execute(Tuple.of(sessionId, epochA, firstOfB))
+            .await()
+            .atMost(WAIT)
+            .iterator()
+            .next()
+            .getLong("n");
+    assertThat(written).isZero();
+  }
+
+  @Test
+  void pausedHarnessIsRefusedWhenItWakesUp() {
+    // Given A's lease, and B's take-over while A was paused past its expiry
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    long epochA =
+        leases.acquire(sessionId, "replica-a", 200).await().atMost(WAIT).orElseThrow().getEpoch();
+    await()
+        .atMost(WAIT)
+        .until(
+            () -> leases.acquire(sessionId, "replica-b", 60_000).await().atMost(WAIT).isPresent());
+
+    // When A wakes up and writes
+    StatusRuntimeException refused =
+        catchStatus(() -> sessions.emitEvent(harnessEvent(sessionId, epochA)));
+
+    // Then
+    assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isZero();
+  }
+
+  @Test
+  void wakeTakesAFreeLeaseAndAnIdleHarnessGivesItBack() {
+    // Given an idle session with nothing to do
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+
+    // When
+    WakeResponse woken = harness.wake(WakeRequest.newBuilder().setSessionId(sessionId).build());
+
+    // Then
+    assertThat(woken.getStarted()).isTrue();
+    assertThat(woken.getLease().getEpoch()).isEqualTo(1);
+    await()
+        .atMost(WAIT)
+        .until(() -> !SessionLogs.get(sessions, sessionId).getLease().hasExpiresAt());
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isZero();
+  }
+
+  @Test
+  void wakeReportsTheReplicaThatHoldsALiveLease() {
+    // Given
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    leases.acquire(sessionId, "replica-elsewhere", 60_000).await().atMost(WAIT).orElseThrow();
+
+    // When
+    WakeResponse woken = harness.wake(WakeRequest.newBuilder().setSessionId(sessionId).build());
+
+    // Then
+    assertThat(woken.getStarted()).isFalse();
+    assertThat(woken.getLease().getHolder()).isEqualTo("replica-elsewhere");
+  }
+
+  @Test
+  void wakeRefusesBadSessions() {
+    Session archived = Fixtures.createSession(agents, sessions);
+    sessions.archiveSession(
+        ArchiveSessionRequest.newBuilder().setSessionId(archived.getId()).build());
+
+    assertThat(
+            catchStatus(() -> harness.wake(WakeRequest.newBuilder().setSessionId("nope").build()))
+                .getStatus()
+                .getCode())
+        .isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(
+            catchStatus(
+                    () ->
+                        harness.wake(
+                            WakeRequest.newBuilder()
+                                .setSessionId("sesn_00000000000000000000000000")
+                                .build()))
+                .getStatus()
+                .getCode())
+        .isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(
+            catchStatus(
+                    () ->
+                        harness.wake(
+                            WakeRequest.newBuilder().setSessionId(archived.getId()).build()))
+                .getStatus()
+                .getCode())
+        .isEqualTo(Status.Code.FAILED_PRECONDITION);
+  }
+
+  @Test
+  void sessionLeftByADeadReplicaIsTakenOver() {
+    // Given a user message and a lease held by a replica that died
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    leases.acquire(sessionId, "dead-replica", 1_000).await().atMost(WAIT).orElseThrow();
+    sessions.emitEvent(Fixtures.emit(sessionId, "anyone there?"));
+
+    // Then once the lease expires a harness here takes the session and works it
+    await()
+        .atMost(WAIT)
+        .until(
+            () ->
+                SessionLogs.get(sessions, sessionId).getLease().getHolder().equals(dispatcherId()));
+    assertThat(SessionLogs.get(sessions, sessionId).getLease().getEpoch()).isEqualTo(2);
+  }
+
+  @Inject Dispatcher dispatcher;
+
+  private String dispatcherId() {
+    return dispatcher.replicaId();
+  }
+
+  private void writeUntilStopped(
+      String sessionId, long epoch, AtomicBoolean writing, AtomicInteger refused) {
+    while (writing.get()) {
+      try {
+        sessions.emitEvent(harnessEvent(sessionId, epoch));
+      } catch (StatusRuntimeException e) {
+        if (e.getStatus().getCode() != Status.Code.FAILED_PRECONDITION) {
+          throw e;
+        }
+        refused.incrementAndGet();
+      }
+    }
+  }
+
+  private static EmitEventRequest harnessEvent(String sessionId, long epoch) {
+    return EmitEventRequest.newBuilder()
+        .setSessionId(sessionId)
+        .setLeaseEpoch(epoch)
+        .setEvent(
+            Event.newBuilder()
+                .setSessionError(
+                    SessionError.newBuilder()
+                        .setErrorType("test")
+                        .setMessage("epoch " + epoch)
+                        .setRetryStatus(RetryStatus.RETRY_STATUS_RETRYING)))
+        .build();
+  }
+
+  private static StatusRuntimeException catchStatus(Runnable call) {
+    try {
+      call.run();
+    } catch (StatusRuntimeException e) {
+      return e;
+    }
+    throw new AssertionError("expected the call to fail");
+  }
+}
