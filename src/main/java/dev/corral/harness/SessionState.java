@@ -115,14 +115,19 @@ final class SessionState {
       case SPAN_MODEL_REQUEST_END -> {
         var end = event.getSpanModelRequestEnd();
         tokens += end.getModelUsage().getInputTokens() + end.getModelUsage().getOutputTokens();
-        if (end.getIsError()) {
-          failuresSinceInput++;
-        } else {
+        if (!end.getIsError()) {
           messagesAnsweredUpTo = openSpanSeq;
           resultsAnsweredUpTo = openSpanSeq;
           failuresSinceInput = 0;
         }
         openSpanId = null;
+      }
+      case SESSION_ERROR -> {
+        // Model failures count toward the retry limit; a call closed because its harness
+        // restarted or the user interrupted it logs no session.error and does not.
+        if (event.getSessionError().getErrorType().startsWith("model_")) {
+          failuresSinceInput++;
+        }
       }
       case SESSION_STATUS_RUNNING -> status(event, SessionStatus.SESSION_STATUS_RUNNING);
       case SESSION_STATUS_IDLE -> {

@@ -137,7 +137,7 @@ class DecisionTest {
 
     assertThat(history.next()).isEqualTo(new Step.CloseOrphanSpan(span));
     history.add(EventsFactory.failedSpanEnd(span, "restarted"));
-    assertThat(history.next()).isEqualTo(new Step.CallModel(2));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
   }
 
   @Test
@@ -190,6 +190,12 @@ class DecisionTest {
       String span = dev.corral.common.IdKind.EVENT.next();
       history.add(EventsFactory.spanStart(span, "claude-test"));
       history.add(EventsFactory.failedSpanEnd(span, "overloaded"));
+      history.add(
+          EventsFactory.sessionError(
+              new dev.corral.model.ModelException(
+                  529, "overloaded_error", "Overloaded", true, null),
+              attempt,
+              false));
     }
     assertThat(history.next())
         .isEqualTo(
