@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Benchmarks of the session log, measured in one run on this machine against one PostgreSQL:
-#   raw single-row INSERT commits (the baseline) vs EmitEvent over gRPC, and live-tail latency.
-# Usage: bench/run.sh [seconds-per-phase]   (default 10)
+# corral's benchmarks; each measures corral and its baseline in one run on this machine.
+#   bench/run.sh log [seconds-per-phase]   session log: raw INSERT commits vs EmitEvent, live tail
+#   bench/run.sh harness [samples]         harness: TTFT overhead, take-over after kill -9
+# Results and how to read them: docs/benchmarks.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+case "${1:-log}" in
+  log) main=dev.corral.bench.LogBench; argument="${2:-10}" ;;
+  harness) main=dev.corral.bench.HarnessBench; argument="${2:-300}" ;;
+  *) echo "usage: bench/run.sh log|harness [argument]" >&2; exit 2 ;;
+esac
 
 bin/prerequisites
 mvn -B -q package -DskipTests
@@ -13,4 +20,4 @@ rm -rf target/bench-classes && mkdir -p target/bench-classes
 javac -q -d target/bench-classes -cp "$classpath" $(find bench/src -name '*.java') 2>/dev/null \
   || javac -d target/bench-classes -cp "$classpath" $(find bench/src -name '*.java')
 exec java -Xmx1g -Djava.util.logging.manager=org.jboss.logmanager.LogManager -Dcorral.app.jar=target/quarkus-app/quarkus-run.jar \
-  -cp "target/bench-classes:$classpath" dev.corral.bench.LogBench "${1:-10}"
+  -cp "target/bench-classes:$classpath" "$main" "$argument" "${@:3}"

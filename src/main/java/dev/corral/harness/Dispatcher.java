@@ -3,6 +3,8 @@ package dev.corral.harness;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.proto.v1.Lease;
+import dev.corral.session.LeaseClaim;
+import dev.corral.session.LeaseClaims;
 import dev.corral.session.SessionWorkArrived;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -30,7 +32,7 @@ import org.jboss.logging.Logger;
  * another takes its sessions over within the lease TTL plus one scan.
  */
 @ApplicationScoped
-public class Dispatcher {
+public class Dispatcher implements LeaseClaims {
 
   private static final Logger LOGGER = Logger.getLogger(Dispatcher.class);
 
@@ -80,9 +82,32 @@ public class Dispatcher {
     return Set.copyOf(runs.keySet());
   }
 
+  /** Claims the lease for user work appended here, if this replica runs harnesses and has room. */
+  @Override
+  public Optional<LeaseClaim> claimFor(String sessionId) {
+    boolean room = runs.size() + starting.size() < config.maxConcurrentSessions();
+    if (!config.enabled() || stopping || !room) {
+      return Optional.empty();
+    }
+    return Optional.of(new LeaseClaim(replicaId, config.leaseTtl().toMillis()));
+  }
+
+  /**
+   * User work committed here. If its append took the lease for this replica, the harness starts
+   * now; otherwise a live harness (here or elsewhere) sees the work in its tail, or a scan finds
+   * it.
+   */
   void workArrived(@Observes SessionWorkArrived work) {
-    if (config.enabled() && !stopping && !runs.containsKey(work.sessionId())) {
-      tryStart(work.sessionId()).subscribe().with(ignored -> {}, this::logFailure);
+    if (work.claimed() == null
+        || !replicaId.equals(work.claimed().getHolder())
+        || !config.enabled()
+        || stopping) {
+      return;
+    }
+    synchronized (runs) {
+      if (!runs.containsKey(work.sessionId())) {
+        launch(work.sessionId(), work.claimed());
+      }
     }
   }
 
@@ -120,8 +145,16 @@ public class Dispatcher {
     }
     return leases
         .acquire(sessionId, replicaId, config.leaseTtl().toMillis())
-        .invoke(lease -> lease.ifPresent(taken -> launch(sessionId, taken)))
+        .invoke(lease -> lease.ifPresent(taken -> launchIfIdle(sessionId, taken)))
         .eventually(() -> starting.remove(sessionId));
+  }
+
+  private void launchIfIdle(String sessionId, Lease lease) {
+    synchronized (runs) {
+      if (!runs.containsKey(sessionId)) {
+        launch(sessionId, lease);
+      }
+    }
   }
 
   private void launch(String sessionId, Lease lease) {

@@ -105,23 +105,31 @@ final class HarnessRun {
 
   // --- loading and following the log --------------------------------------------------------
 
+  /** Reads the session and the first page of its log at once (two connections, no wait). */
   private void load() {
-    services
-        .sessions()
-        .get(sessionId)
+    Uni.combine()
+        .all()
+        .unis(services.sessions().get(sessionId), firstPage(0))
+        .asTuple()
         .subscribe()
-        .with(session -> onContext(() -> loadEvents(session, 0)), this::failed);
+        .with(
+            loaded ->
+                onContext(
+                    () -> {
+                      state = new SessionState(loaded.getItem1());
+                      loaded(loaded.getItem1(), loaded.getItem2());
+                    }),
+            this::failed);
+  }
+
+  private Uni<EventPage> firstPage(long after) {
+    return services
+        .log()
+        .read(new EventSlice(sessionId, EventSlice.Position.AFTER, after, LOAD_PAGE, Set.of()));
   }
 
   private void loadEvents(Session session, long after) {
-    if (state == null) {
-      state = new SessionState(session);
-    }
-    services
-        .log()
-        .read(new EventSlice(sessionId, EventSlice.Position.AFTER, after, LOAD_PAGE, Set.of()))
-        .subscribe()
-        .with(page -> onContext(() -> loaded(session, page)), this::failed);
+    firstPage(after).subscribe().with(page -> onContext(() -> loaded(session, page)), this::failed);
   }
 
   private void loaded(Session session, EventPage page) {
@@ -193,7 +201,7 @@ final class HarnessRun {
     } else if (next instanceof Step.Idle idle) {
       append(List.of(status(idle.reason())), state.lastSeq());
     } else if (next instanceof Step.Done) {
-      end(true, "nothing to do");
+      end(true, true, "nothing to do");
     }
   }
 
@@ -291,7 +299,18 @@ final class HarnessRun {
       events.add(running());
     }
     events.add(EventsFactory.spanStart(call.spanId, state.session().getAgent().getModel()));
-    append(events, state.lastSeq(), appended -> stream(call, request), () -> model = null);
+    // The request goes out while its span start commits: a model call has no side effect, and if
+    // the append is refused (the lease is lost, or new input arrived) the call is cancelled. Its
+    // answer is appended after the span start, since appends are made one at a time.
+    append(
+        events,
+        state.lastSeq(),
+        appended -> {},
+        () -> {
+          call.cancel();
+          model = null;
+        });
+    stream(call, request);
   }
 
   private void stream(ModelCall call, ObjectNode request) {
@@ -494,6 +513,13 @@ final class HarnessRun {
   }
 
   private void end(boolean release, String why) {
+    end(release, false, why);
+  }
+
+  /**
+   * @param done the decision found nothing to do: no work is pending as of the last seq seen
+   */
+  private void end(boolean release, boolean done, String why) {
     if (ended) {
       return;
     }
@@ -506,8 +532,11 @@ final class HarnessRun {
     if (tail != null) {
       tail.cancel();
     }
+    long doneUpTo = done && state != null ? state.lastSeq() : -1;
     Uni<Void> released =
-        release ? services.leases().release(sessionId, epoch) : Uni.createFrom().voidItem();
+        release
+            ? services.leases().release(sessionId, epoch, doneUpTo)
+            : Uni.createFrom().voidItem();
     released.subscribe().with(ignored -> onEnd.accept(this), failure -> onEnd.accept(this));
   }
 

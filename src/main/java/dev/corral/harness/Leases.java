@@ -49,9 +49,12 @@ public class Leases {
       RETURNING s.id
       """;
 
+  /** Gives a lease up; with the seq the harness saw last, also says there is no work pending. */
   static final String RELEASE =
       """
-      UPDATE sessions SET lease_holder = NULL, lease_expires_at = NULL
+      UPDATE sessions
+      SET lease_holder = NULL, lease_expires_at = NULL,
+          work_pending = CASE WHEN last_seq = $3 THEN false ELSE work_pending END
       WHERE id = $1 AND lease_epoch = $2
       """;
 
@@ -120,9 +123,15 @@ public class Leases {
             });
   }
 
-  /** Gives the lease up early, if it still is {@code epoch}. */
-  Uni<Void> release(String sessionId, long epoch) {
-    return pool.preparedQuery(RELEASE).execute(Tuple.of(sessionId, epoch)).replaceWithVoid();
+  /**
+   * Gives the lease up early, if it still is {@code epoch}. If the log still ends at {@code
+   * doneUpToSeq}, the harness found nothing to do in it, so no work is pending (-1 leaves the
+   * flag).
+   */
+  Uni<Void> release(String sessionId, long epoch, long doneUpToSeq) {
+    return pool.preparedQuery(RELEASE)
+        .execute(Tuple.of(sessionId, epoch, doneUpToSeq))
+        .replaceWithVoid();
   }
 
   /** Up to {@code limit} sessions with pending work and no live lease, oldest change first. */

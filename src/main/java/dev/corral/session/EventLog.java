@@ -5,6 +5,7 @@ import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.Lease;
 import io.smallrye.mutiny.Uni;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.Row;
@@ -55,15 +56,28 @@ public class EventLog {
               output_tokens = output_tokens + $12,
               cache_creation_input_tokens = cache_creation_input_tokens + $13,
               cache_read_input_tokens = cache_read_input_tokens + $14,
-              lease_holder = CASE WHEN $17 THEN NULL ELSE lease_holder END,
-              lease_expires_at = CASE WHEN $17 THEN NULL ELSE lease_expires_at END
+              lease_holder = CASE
+                  WHEN $17 THEN NULL
+                  WHEN $18::text IS NOT NULL AND coalesce(lease_expires_at <= clock_timestamp(), true)
+                      THEN $18
+                  ELSE lease_holder END,
+              lease_epoch = CASE
+                  WHEN NOT $17 AND $18::text IS NOT NULL
+                      AND coalesce(lease_expires_at <= clock_timestamp(), true)
+                      THEN lease_epoch + 1
+                  ELSE lease_epoch END,
+              lease_expires_at = CASE
+                  WHEN $17 THEN NULL
+                  WHEN $18::text IS NOT NULL AND coalesce(lease_expires_at <= clock_timestamp(), true)
+                      THEN clock_timestamp() + $19 * interval '1 millisecond'
+                  ELSE lease_expires_at END
           WHERE id = $1
             AND archived_at IS NULL
             AND status <> 'terminated'
             AND ($6::bigint IS NULL OR last_seq = $6)
             AND ($7::bigint IS NULL OR (lease_epoch = $7 AND lease_expires_at > clock_timestamp()))
             AND NOT EXISTS (SELECT 1 FROM existing)
-          RETURNING id, last_seq
+          RETURNING id, last_seq, lease_holder, lease_epoch, lease_expires_at
       ),
       inserted AS (
           INSERT INTO events (session_id, seq, id, type, epoch, idempotency_key, processed_at, body,
@@ -73,9 +87,13 @@ public class EventLog {
           FROM head CROSS JOIN batch b
           RETURNING id, seq, type, processed_at, body, idempotency_key
       )
-      SELECT id, seq, type, processed_at, body, idempotency_key, true AS fresh FROM inserted
+      SELECT i.id, i.seq, i.type, i.processed_at, i.body, i.idempotency_key, true AS fresh,
+             h.lease_holder, h.lease_epoch, h.lease_expires_at
+      FROM inserted i CROSS JOIN head h
       UNION ALL
-      SELECT id, seq, type, processed_at, body, idempotency_key, false AS fresh FROM existing
+      SELECT id, seq, type, processed_at, body, idempotency_key, false AS fresh,
+             NULL, NULL, NULL
+      FROM existing
       ORDER BY seq
       """;
 
@@ -219,20 +237,37 @@ public class EventLog {
             effects.usage().getCacheReadInputTokens(),
             events.stream().map(NewEvent::resultFor).toArray(String[]::new),
             events.stream().map(NewEvent::confirmationFor).toArray(String[]::new),
-            effects.releaseLease()));
+            effects.releaseLease(),
+            request.claim() == null ? null : request.claim().holder(),
+            request.claim() == null ? 0L : request.claim().ttlMillis()));
   }
 
   private static Appended toAppended(AppendRequest request, RowSet<Row> rows) {
     List<Event> events = new ArrayList<>(rows.size());
     boolean fresh = true;
+    Lease lease = null;
     for (Row row : rows) {
       fresh = row.getBoolean("fresh");
       events.add(toEvent(request.sessionId(), row));
+      if (fresh && request.claim() != null) {
+        lease = lease(row);
+      }
     }
     if (!fresh) {
       requireSameEvents(request, events);
     }
-    return new Appended(List.copyOf(events), !fresh);
+    return new Appended(List.copyOf(events), !fresh, lease);
+  }
+
+  private static Lease lease(Row row) {
+    Lease.Builder lease = Lease.newBuilder().setEpoch(row.getLong("lease_epoch"));
+    if (row.getString("lease_holder") != null) {
+      lease.setHolder(row.getString("lease_holder"));
+    }
+    if (row.getOffsetDateTime("lease_expires_at") != null) {
+      lease.setExpiresAt(ProtoTime.of(row.getOffsetDateTime("lease_expires_at")));
+    }
+    return lease.build();
   }
 
   /** A replay must carry the same events as the original append, key for key. */

@@ -77,12 +77,11 @@ public enum EventType {
     return origin;
   }
 
-  /** Appending this type to a session means a harness has work (or must stop what it does). */
+  /** Appending this type to a session gives a harness work to do. */
   public boolean wakesHarness() {
     return this == USER_MESSAGE
         || this == USER_CUSTOM_TOOL_RESULT
-        || this == USER_TOOL_CONFIRMATION
-        || this == USER_INTERRUPT;
+        || this == USER_TOOL_CONFIRMATION;
   }
 
   public static Optional<EventType> fromWireName(String wireName) {

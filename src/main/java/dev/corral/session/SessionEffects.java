@@ -25,7 +25,8 @@ record SessionEffects(
     for (NewEvent event : events) {
       Event payload = event.payload();
       switch (event.type()) {
-        case USER_MESSAGE, USER_CUSTOM_TOOL_RESULT, USER_TOOL_CONFIRMATION -> workPending = true;
+        case USER_MESSAGE, USER_CUSTOM_TOOL_RESULT, USER_TOOL_CONFIRMATION, USER_INTERRUPT ->
+            workPending = true;
         case SESSION_STATUS_RUNNING -> {
           status = "running";
           stopReason = null;

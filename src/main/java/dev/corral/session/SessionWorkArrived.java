@@ -1,8 +1,10 @@
 package dev.corral.session;
 
+import dev.corral.proto.v1.Lease;
+
 /**
- * A CDI event fired after a user event that needs a harness (a message, a custom tool result, a
- * tool confirmation, an interrupt) committed on this replica: the dispatcher can start at once
- * instead of at its next scan.
+ * A CDI event fired after user work (a message, a custom tool result, a tool confirmation)
+ * committed on this replica. {@code claimed} is the lease the append took for this replica, if it
+ * did: the dispatcher can start the harness at once, without a commit of its own.
  */
-public record SessionWorkArrived(String sessionId) {}
+public record SessionWorkArrived(String sessionId, Lease claimed) {}

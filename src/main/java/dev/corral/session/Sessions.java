@@ -43,6 +43,7 @@ public class Sessions {
   private final EventTail tail;
   private final SessionSignals signals;
   private final LiveDeltas deltas;
+  private final LeaseClaims claims;
   private final jakarta.enterprise.event.Event<SessionWorkArrived> workArrived;
 
   Sessions(
@@ -53,6 +54,7 @@ public class Sessions {
       EventTail tail,
       SessionSignals signals,
       LiveDeltas deltas,
+      LeaseClaims claims,
       jakarta.enterprise.event.Event<SessionWorkArrived> workArrived) {
     this.pool = pool;
     this.repository = repository;
@@ -62,6 +64,7 @@ public class Sessions {
     this.signals = signals;
     this.workArrived = workArrived;
     this.deltas = deltas;
+    this.claims = claims;
   }
 
   /** Creates an idle session from an agent version and appends its initial user messages. */
@@ -119,8 +122,17 @@ public class Sessions {
     return Uni.createFrom()
         .item(() -> checkEmit(request))
         .call(this::checkAnsweredEvent)
+        .map(this::withClaim)
         .flatMap(log::append)
         .invoke(this::announceWork);
+  }
+
+  /** User work on a session also claims its harness lease for this replica, when it may. */
+  private AppendRequest withClaim(AppendRequest append) {
+    if (!append.events().get(0).type().wakesHarness()) {
+      return append;
+    }
+    return claims.claimFor(append.sessionId()).map(append::claiming).orElse(append);
   }
 
   private void announceWork(Appended appended) {
@@ -128,7 +140,7 @@ public class Sessions {
     boolean needsHarness =
         EventType.fromWireName(event.getType()).map(EventType::wakesHarness).orElse(false);
     if (needsHarness && !appended.deduplicated()) {
-      workArrived.fire(new SessionWorkArrived(event.getSessionId()));
+      workArrived.fire(new SessionWorkArrived(event.getSessionId(), appended.lease()));
     }
   }
 
@@ -231,6 +243,8 @@ public class Sessions {
 
   private Uni<Session> insert(NewSession request, Agent agent, List<NewEvent> events) {
     String id = IdKind.SESSION.next();
+    java.util.concurrent.atomic.AtomicReference<dev.corral.proto.v1.Lease> claimed =
+        new java.util.concurrent.atomic.AtomicReference<>();
     return pool.withTransaction(
             connection ->
                 repository
@@ -244,15 +258,18 @@ public class Sessions {
                     .flatMap(
                         ignored ->
                             events.isEmpty()
-                                ? Uni.createFrom().nullItem()
+                                ? Uni.createFrom().<Appended>nullItem()
                                 : log.appendWith(
-                                    connection, new AppendRequest(id, events, 0L, null)))
+                                    connection,
+                                    new AppendRequest(
+                                        id, events, 0L, null, claims.claimFor(id).orElse(null))))
+                    .invoke(appended -> claimed.set(appended == null ? null : appended.lease()))
                     .flatMap(appended -> repository.find(connection, id)))
         .invoke(
             session -> {
               if (session.getLastSeq() > 0) {
                 signals.appended(id, session.getLastSeq());
-                workArrived.fire(new SessionWorkArrived(id));
+                workArrived.fire(new SessionWorkArrived(id, claimed.get()));
               }
             });
   }

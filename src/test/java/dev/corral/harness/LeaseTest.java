@@ -211,6 +211,64 @@ class LeaseTest {
     assertThat(SessionLogs.get(sessions, sessionId).getLease().getEpoch()).isEqualTo(2);
   }
 
+  @Test
+  void userMessageTakesTheLeaseInItsOwnAppend() {
+    // Given an idle session that never had a harness
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+
+    // When a message arrives and its turn ends
+    sessions.emitEvent(Fixtures.emit(sessionId, "hello"));
+    SessionLogs.awaitIdle(
+        sessions, sessionId, dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then one lease (epoch 1) was taken, by the append itself, and the harness wrote under it
+    assertThat(SessionLogs.get(sessions, sessionId).getLease().getEpoch()).isEqualTo(1);
+    long foreign =
+        pool.preparedQuery(
+                "SELECT count(*) AS n FROM events WHERE session_id = $1 AND epoch IS NOT NULL AND epoch <> 1")
+            .execute(Tuple.of(sessionId))
+            .await()
+            .atMost(WAIT)
+            .iterator()
+            .next()
+            .getLong("n");
+    assertThat(foreign).isZero();
+  }
+
+  @Test
+  void interruptOfAnIdleSessionLeavesNoWorkBehind() {
+    // Given
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+
+    // When
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(sessionId)
+            .setEvent(
+                Event.newBuilder()
+                    .setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance()))
+            .build());
+
+    // Then the harness it woke found nothing to do, cleared the flag and gave the lease back
+    await()
+        .atMost(WAIT)
+        .until(
+            () ->
+                !workPending(sessionId)
+                    && !SessionLogs.get(sessions, sessionId).getLease().hasExpiresAt());
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(1);
+  }
+
+  private boolean workPending(String sessionId) {
+    return pool.preparedQuery("SELECT work_pending FROM sessions WHERE id = $1")
+        .execute(Tuple.of(sessionId))
+        .await()
+        .atMost(WAIT)
+        .iterator()
+        .next()
+        .getBoolean("work_pending");
+  }
+
   @Inject Dispatcher dispatcher;
 
   private String dispatcherId() {

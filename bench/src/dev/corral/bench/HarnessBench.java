@@ -1,0 +1,219 @@
+package dev.corral.bench;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.EmitEventResponse;
+import dev.corral.proto.v1.GetSessionRequest;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.SessionStatus;
+import dev.corral.testing.FakeAnthropic;
+import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.Fixtures;
+import dev.corral.testing.ServerProcess;
+import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The harness's own overhead, against a fake Messages API on this machine:
+ *
+ * <ul>
+ *   <li>TTFT overhead: from a user.message's append (its processed_at, taken in the append
+ *       transaction) to the first byte of the model request arriving at the fake model, on an
+ *       otherwise idle session;
+ *   <li>take-over: from kill -9 of the replica working a session mid-call to the re-issued call
+ *       arriving from the other replica.
+ * </ul>
+ */
+public final class HarnessBench {
+
+  private HarnessBench() {}
+
+  public static void main(String[] args) throws Exception {
+    int samples = Integer.parseInt(args[0]);
+    System.out.printf(
+        "corral harness benchmark: %d TTFT samples, %d cores, %s%n",
+        samples, Runtime.getRuntime().availableProcessors(), Instant.now());
+    try (EmbeddedPostgres postgres =
+            EmbeddedPostgres.builder()
+                .setServerConfig("synchronous_commit", "on")
+                .setServerConfig("fsync", "on")
+                .setServerConfig("max_connections", "200")
+                .start();
+        FakeAnthropic model = FakeAnthropic.start()) {
+      Map<String, String> environment = environment(postgres, model);
+      Latencies ttft = ttft(environment, model, samples);
+      List<Duration> takeOvers = args.length > 1 ? List.of() : takeOvers(environment, model, 5);
+      System.out.println();
+      System.out.printf("%-42s %s%n", "TTFT overhead (user.message -> model)", ttft.summary());
+      System.out.printf(
+          "TTFT overhead p50 = %.2f ms (target <= 5), p99 = %.2f ms (target <= 20)   %s%n",
+          ttft.percentileMillis(50),
+          ttft.percentileMillis(99),
+          ttft.percentileMillis(50) <= 5 && ttft.percentileMillis(99) <= 20 ? "met" : "NOT met");
+      System.out.printf(
+          "take-over after kill -9 (lease TTL 3 s): %s   target <= 5 s   %s%n",
+          takeOvers.stream().map(d -> String.format("%.2f s", d.toMillis() / 1000.0)).toList(),
+          takeOvers.stream().allMatch(d -> d.compareTo(Duration.ofSeconds(5)) <= 0)
+              ? "met"
+              : "NOT met");
+    }
+  }
+
+  private static Latencies ttft(Map<String, String> environment, FakeAnthropic model, int samples)
+      throws Exception {
+    Latencies latencies = new Latencies();
+    Latencies toSpan = new Latencies();
+    Latencies spanToModel = new Latencies();
+    model.fallback(request -> Reply.text("ok"));
+    try (ServerProcess server = ServerProcess.start(with(environment, "ttft"))) {
+      SessionServiceGrpc.SessionServiceBlockingStub sessions =
+          SessionServiceGrpc.newBlockingStub(server.channel());
+      String agentId = agent(server);
+      for (int i = 0; i < samples + 50; i++) {
+        Session session =
+            sessions
+                .createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
+                .getSession();
+        String marker = "ttft-" + i + "-" + System.nanoTime();
+        EmitEventResponse sent = sessions.emitEvent(Fixtures.emit(session.getId(), marker));
+        Instant appended =
+            Instant.ofEpochSecond(
+                sent.getEvent().getProcessedAt().getSeconds(),
+                sent.getEvent().getProcessedAt().getNanos());
+        FakeAnthropic.Received request = awaitRequest(model, marker);
+        awaitIdle(sessions, session.getId());
+        if (i >= 50) {
+          latencies.record(Duration.between(appended, request.arrivedAt()).toNanos());
+          Instant spanStart = spanStart(sessions, session.getId());
+          toSpan.record(Duration.between(appended, spanStart).toNanos());
+          spanToModel.record(Duration.between(spanStart, request.arrivedAt()).toNanos());
+        }
+      }
+    }
+    System.out.printf("%-42s %s%n", "  of which user.message -> span start", toSpan.summary());
+    System.out.printf(
+        "%-42s %s%n", "  of which span start -> model request", spanToModel.summary());
+    return latencies;
+  }
+
+  /** processed_at of the session's span.model_request_start. */
+  private static Instant spanStart(
+      SessionServiceGrpc.SessionServiceBlockingStub sessions, String sessionId) {
+    var events =
+        sessions.getEvents(
+            dev.corral.proto.v1.GetEventsRequest.newBuilder()
+                .setSessionId(sessionId)
+                .addTypes("span.model_request_start")
+                .build());
+    var at = events.getEvents(0).getProcessedAt();
+    return Instant.ofEpochSecond(at.getSeconds(), at.getNanos());
+  }
+
+  private static List<Duration> takeOvers(
+      Map<String, String> environment, FakeAnthropic model, int rounds) throws Exception {
+    List<Duration> results = new ArrayList<>();
+    for (int round = 0; round < rounds; round++) {
+      try (ServerProcess a = ServerProcess.start(with(environment, "a" + round));
+          ServerProcess b = ServerProcess.start(with(environment, "b" + round))) {
+        String marker = "takeover-" + round + "-" + System.nanoTime();
+        model.reset();
+        model.enqueue(Reply.hang());
+        model.fallback(request -> Reply.text("done"));
+        SessionServiceGrpc.SessionServiceBlockingStub sessions =
+            SessionServiceGrpc.newBlockingStub(a.channel());
+        String sessionId =
+            sessions
+                .createSession(
+                    CreateSessionRequest.newBuilder()
+                        .setAgentId(agent(a))
+                        .addInitialEvents(Fixtures.userMessage(marker))
+                        .build())
+                .getSession()
+                .getId();
+        awaitRequest(model, marker);
+        String holder =
+            sessions
+                .getSession(GetSessionRequest.newBuilder().setSessionId(sessionId).build())
+                .getSession()
+                .getLease()
+                .getHolder();
+        ServerProcess victim = holder.endsWith("-" + a.pid()) ? a : b;
+        Instant killed = Instant.now();
+        victim.kill();
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (model.requestsMentioning(marker).size() < 2 && System.nanoTime() < deadline) {
+          Thread.sleep(5);
+        }
+        results.add(Duration.between(killed, model.requestsMentioning(marker).get(1).arrivedAt()));
+      }
+    }
+    return results;
+  }
+
+  private static FakeAnthropic.Received awaitRequest(FakeAnthropic model, String marker)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (System.nanoTime() < deadline) {
+      List<FakeAnthropic.Received> seen = model.requestsMentioning(marker);
+      if (!seen.isEmpty()) {
+        return seen.get(0);
+      }
+      Thread.sleep(0, 200_000);
+    }
+    throw new IllegalStateException("the model never saw " + marker);
+  }
+
+  private static void awaitIdle(
+      SessionServiceGrpc.SessionServiceBlockingStub sessions, String sessionId)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (System.nanoTime() < deadline) {
+      Session session =
+          sessions
+              .getSession(GetSessionRequest.newBuilder().setSessionId(sessionId).build())
+              .getSession();
+      if (session.getStatus() == SessionStatus.SESSION_STATUS_IDLE && session.getLastSeq() > 1) {
+        return;
+      }
+      Thread.sleep(2);
+    }
+    throw new IllegalStateException("session " + sessionId + " never went idle");
+  }
+
+  private static String agent(ServerProcess server) {
+    return AgentServiceGrpc.newBlockingStub(server.channel())
+        .createAgent(
+            CreateAgentRequest.newBuilder().setName("bench").setModel("claude-bench").build())
+        .getAgent()
+        .getId();
+  }
+
+  private static Map<String, String> environment(EmbeddedPostgres postgres, FakeAnthropic model)
+      throws Exception {
+    String url = "localhost:" + postgres.getPort() + "/postgres";
+    Map<String, String> environment = new HashMap<>();
+    environment.put("QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://" + url);
+    environment.put("QUARKUS_DATASOURCE_JDBC_URL", "jdbc:postgresql://" + url);
+    environment.put("QUARKUS_DATASOURCE_USERNAME", "postgres");
+    environment.put("QUARKUS_LOG_LEVEL", "WARN");
+    environment.put("ANTHROPIC_BASE_URL", model.baseUrl());
+    environment.put("ANTHROPIC_API_KEY", FakeAnthropic.API_KEY);
+    environment.put("CORRAL_HOME", Files.createTempDirectory("corral-bench-").toString());
+    return environment;
+  }
+
+  private static Map<String, String> with(Map<String, String> environment, String name) {
+    Map<String, String> own = new HashMap<>(environment);
+    own.put("CORRAL_HOME", Path.of(environment.get("CORRAL_HOME"), name).toString());
+    return own;
+  }
+}
