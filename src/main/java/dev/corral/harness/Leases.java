@@ -53,7 +53,7 @@ public class Leases {
   static final String RELEASE =
       """
       UPDATE sessions
-      SET lease_holder = NULL, lease_expires_at = NULL,
+      SET lease_expires_at = NULL,
           work_pending = CASE WHEN last_seq = $3 THEN false ELSE work_pending END
       WHERE id = $1 AND lease_epoch = $2
       """;

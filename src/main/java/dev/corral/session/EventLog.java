@@ -57,8 +57,7 @@ public class EventLog {
               cache_creation_input_tokens = cache_creation_input_tokens + $13,
               cache_read_input_tokens = cache_read_input_tokens + $14,
               lease_holder = CASE
-                  WHEN $17 THEN NULL
-                  WHEN $18::text IS NOT NULL AND coalesce(lease_expires_at <= clock_timestamp(), true)
+                  WHEN $18::text IS NOT NULL AND NOT $17 AND coalesce(lease_expires_at <= clock_timestamp(), true)
                       THEN $18
                   ELSE lease_holder END,
               lease_epoch = CASE

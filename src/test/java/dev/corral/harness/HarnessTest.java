@@ -138,6 +138,33 @@ class HarnessTest {
   }
 
   @Test
+  void thinkingIsKeptAndSentBackToContinueAToolUseTurn() {
+    // Given a model that thinks before it calls a tool
+    model.enqueue(
+        FakeAnthropic.Reply.stream()
+            .thinking("I should list the files")
+            .toolUse("toolu_t", "bash", "{\"command\":\"ls\"}")
+            .stop("tool_use"),
+        Reply.text("Done."));
+
+    // When
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the thinking block and its signature are stored and go back with the tool result
+    Event thinking = only(log(sessions, session.getId()), "agent.thinking");
+    assertThat(thinking.getAgentThinking().getThinking()).isEqualTo("I should list the files");
+    assertThat(thinking.getAgentThinking().getSignature()).isNotEmpty();
+    JsonNode assistant =
+        model.requestsMentioning(marker).get(1).body().path("messages").get(1).path("content");
+    assertThat(assistant.get(0).path("type").asText()).isEqualTo("thinking");
+    assertThat(assistant.get(0).path("signature").asText())
+        .isEqualTo(thinking.getAgentThinking().getSignature());
+    assertThat(assistant.get(1).path("type").asText()).isEqualTo("tool_use");
+  }
+
+  @Test
   void customToolPausesTheSessionUntilTheClientAnswers() {
     // Given
     model.enqueue(

@@ -52,6 +52,13 @@ class LeaseTest {
 
   @Inject Leases leases;
 
+  @dev.corral.testing.InjectFakeAnthropic dev.corral.testing.FakeAnthropic model;
+
+  @org.junit.jupiter.api.BeforeEach
+  void reset() {
+    model.reset();
+  }
+
   @Inject Pool pool;
 
   @Test
