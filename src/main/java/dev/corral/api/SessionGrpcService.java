@@ -57,7 +57,8 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
                 request.getTitle(),
                 request.getMetadataMap(),
                 request.getInitialEventsList(),
-                request.getBudget()))
+                request.getBudget(),
+                request.getEnvironmentId()))
         .map(session -> CreateSessionResponse.newBuilder().setSession(session).build());
   }
 

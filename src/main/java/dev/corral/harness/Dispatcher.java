@@ -13,7 +13,6 @@ import io.vertx.core.Vertx;
 import jakarta.annotation.Priority;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
-import java.net.InetAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -48,12 +47,17 @@ public class Dispatcher implements LeaseClaims {
   private boolean scanning;
   private volatile boolean stopping;
 
-  Dispatcher(Vertx vertx, HarnessConfig config, Leases leases, HarnessServices services) {
+  Dispatcher(
+      Vertx vertx,
+      HarnessConfig config,
+      Leases leases,
+      HarnessServices services,
+      dev.corral.common.Replica replica) {
     this.vertx = vertx;
     this.config = config;
     this.leases = leases;
     this.services = services;
-    this.replicaId = config.replicaId().orElseGet(Dispatcher::defaultReplicaId);
+    this.replicaId = replica.id();
   }
 
   void start(@Observes StartupEvent event) {
@@ -209,15 +213,5 @@ public class Dispatcher implements LeaseClaims {
 
   private void logFailure(Throwable failure) {
     LOGGER.debugf("Dispatcher: %s", failure.getMessage());
-  }
-
-  private static String defaultReplicaId() {
-    String host;
-    try {
-      host = InetAddress.getLocalHost().getHostName();
-    } catch (java.io.IOException e) {
-      host = "localhost";
-    }
-    return host + "-" + ProcessHandle.current().pid();
   }
 }

@@ -3,7 +3,6 @@ package dev.corral.harness;
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
 import java.time.Duration;
-import java.util.Optional;
 
 /** The harness on this replica ({@code corral.harness.*}). */
 @ConfigMapping(prefix = "corral.harness")
@@ -12,9 +11,6 @@ public interface HarnessConfig {
   /** Run harnesses on this replica (the dispatcher and Wake). */
   @WithDefault("true")
   boolean enabled();
-
-  /** This replica's name in leases; defaults to host name and process id. */
-  Optional<String> replicaId();
 
   /**
    * How long a lease lasts without renewal. A replica that dies is replaced after at most this plus

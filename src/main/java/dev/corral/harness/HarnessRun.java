@@ -67,6 +67,7 @@ final class HarnessRun {
   private Cancellable tail;
   private boolean ended;
   private Duration retryAfter;
+  private List<Event> prepared = List.of();
 
   HarnessRun(
       String sessionId,
@@ -109,7 +110,7 @@ final class HarnessRun {
   private void load() {
     Uni.combine()
         .all()
-        .unis(services.sessions().get(sessionId), firstPage(0))
+        .unis(services.sessions().get(sessionId), firstPage(0), services.tools().prepare(sessionId))
         .asTuple()
         .subscribe()
         .with(
@@ -117,6 +118,7 @@ final class HarnessRun {
                 onContext(
                     () -> {
                       state = new SessionState(loaded.getItem1());
+                      prepared = loaded.getItem3();
                       loaded(loaded.getItem1(), loaded.getItem2());
                     }),
             this::failed);
@@ -155,6 +157,10 @@ final class HarnessRun {
                 event -> onContext(() -> followed(event)),
                 this::failed,
                 () -> onContext(() -> end(false, "session deleted")));
+    if (!prepared.isEmpty()) {
+      append(prepared.stream().map(NewEvent::of).toList(), null);
+      prepared = List.of();
+    }
     step();
   }
 
@@ -259,9 +265,10 @@ final class HarnessRun {
     if (ended || !toolsInFlight.containsKey(call.eventId())) {
       return;
     }
-    append(
-        List.of(EventsFactory.toolResult(call.eventId(), outcome.output(), outcome.isError())),
-        null);
+    List<NewEvent> events = new ArrayList<>();
+    outcome.notices().forEach(notice -> events.add(NewEvent.of(notice)));
+    events.add(EventsFactory.toolResult(call.eventId(), outcome.output(), outcome.isError()));
+    append(events, null);
   }
 
   // --- the model

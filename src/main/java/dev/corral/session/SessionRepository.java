@@ -35,14 +35,15 @@ public class SessionRepository {
       """
       id, status, last_seq, lease_holder, lease_epoch, lease_expires_at, input_tokens, output_tokens,
       cache_creation_input_tokens, cache_read_input_tokens, created_at, updated_at, archived_at, title,
-      metadata, stop_reason, agent_snapshot, budget_max_tokens, budget_max_model_requests
+      metadata, stop_reason, agent_snapshot, budget_max_tokens, budget_max_model_requests,
+      environment_id
       """;
 
   static final String INSERT =
       """
       INSERT INTO sessions (id, agent_id, agent_version, title, metadata, agent_snapshot,
-                            budget_max_tokens, budget_max_model_requests)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                            budget_max_tokens, budget_max_model_requests, environment_id)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
       """;
 
   static final String SELECT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
@@ -82,7 +83,8 @@ public class SessionRepository {
       Agent agent,
       String title,
       Map<String, String> metadata,
-      SessionBudget budget) {
+      SessionBudget budget,
+      String environmentId) {
     return client
         .preparedQuery(INSERT)
         .execute(
@@ -95,7 +97,8 @@ public class SessionRepository {
                     new JsonObject(Map.copyOf(metadata)),
                     io.vertx.core.buffer.Buffer.buffer(agent.toByteArray()),
                     budget.getMaxTokens() == 0 ? null : budget.getMaxTokens(),
-                    budget.getMaxModelRequests() == 0 ? null : budget.getMaxModelRequests())))
+                    budget.getMaxModelRequests() == 0 ? null : budget.getMaxModelRequests(),
+                    environmentId.isEmpty() ? null : environmentId)))
         .replaceWithVoid();
   }
 
@@ -176,6 +179,9 @@ public class SessionRepository {
     OffsetDateTime archivedAt = row.getOffsetDateTime("archived_at");
     if (archivedAt != null) {
       session.setArchivedAt(ProtoTime.of(archivedAt));
+    }
+    if (row.getString("environment_id") != null) {
+      session.setEnvironmentId(row.getString("environment_id"));
     }
     Long maxTokens = row.getLong("budget_max_tokens");
     Integer maxModelRequests = row.getInteger("budget_max_model_requests");

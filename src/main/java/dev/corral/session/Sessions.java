@@ -44,6 +44,7 @@ public class Sessions {
   private final SessionSignals signals;
   private final LiveDeltas deltas;
   private final LeaseClaims claims;
+  private final dev.corral.agent.Environments environments;
   private final jakarta.enterprise.event.Event<SessionWorkArrived> workArrived;
 
   Sessions(
@@ -55,6 +56,7 @@ public class Sessions {
       SessionSignals signals,
       LiveDeltas deltas,
       LeaseClaims claims,
+      dev.corral.agent.Environments environments,
       jakarta.enterprise.event.Event<SessionWorkArrived> workArrived) {
     this.pool = pool;
     this.repository = repository;
@@ -65,6 +67,7 @@ public class Sessions {
     this.workArrived = workArrived;
     this.deltas = deltas;
     this.claims = claims;
+    this.environments = environments;
   }
 
   /** Creates an idle session from an agent version and appends its initial user messages. */
@@ -73,8 +76,8 @@ public class Sessions {
         .item(() -> checkNewSession(request))
         .flatMap(
             events ->
-                agents
-                    .find(request.agentId(), request.agentVersion())
+                environmentUsable(request.environmentId())
+                    .flatMap(ignored -> agents.find(request.agentId(), request.agentVersion()))
                     .invoke(Sessions::requireActive)
                     .flatMap(agent -> insert(request, agent, events)));
   }
@@ -234,6 +237,12 @@ public class Sessions {
     return events;
   }
 
+  private Uni<Void> environmentUsable(String environmentId) {
+    return environmentId.isEmpty()
+        ? Uni.createFrom().voidItem()
+        : environments.usable("environment_id", environmentId).replaceWithVoid();
+  }
+
   private static void requireActive(Agent agent) {
     if (agent.hasArchivedAt()) {
       throw new FailedPreconditionException(
@@ -254,7 +263,8 @@ public class Sessions {
                         agent,
                         request.title(),
                         request.metadata(),
-                        request.budget())
+                        request.budget(),
+                        request.environmentId())
                     .flatMap(
                         ignored ->
                             events.isEmpty()
@@ -339,7 +349,8 @@ public class Sessions {
       String title,
       Map<String, String> metadata,
       List<Event> initialEvents,
-      SessionBudget budget) {}
+      SessionBudget budget,
+      String environmentId) {}
 
   /** An EmitEvent request. {@code leaseEpoch} 0 means none. */
   public record Emit(

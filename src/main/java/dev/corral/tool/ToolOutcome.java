@@ -1,13 +1,39 @@
 package dev.corral.tool;
 
-/** What a tool call returned: text for the model, and whether it is an error. */
-public record ToolOutcome(String output, boolean isError) {
+import dev.corral.proto.v1.Event;
+import java.util.List;
+
+/**
+ * What a tool call returned: text for the model, whether it is an error, and events the harness
+ * records with the result (sandbox.provisioned, sandbox.lost).
+ */
+public record ToolOutcome(String output, boolean isError, List<Event> notices) {
+
+  public ToolOutcome {
+    notices = List.copyOf(notices);
+  }
 
   public static ToolOutcome ok(String output) {
-    return new ToolOutcome(output, false);
+    return new ToolOutcome(output, false, List.of());
   }
 
   public static ToolOutcome error(String output) {
-    return new ToolOutcome(output, true);
+    return new ToolOutcome(output, true, List.of());
+  }
+
+  public ToolOutcome withNotices(List<Event> more) {
+    List<Event> all = new java.util.ArrayList<>(more);
+    all.addAll(notices);
+    return new ToolOutcome(output, isError, all);
+  }
+
+  public ToolOutcome withNoticesAfter(List<Event> more) {
+    List<Event> all = new java.util.ArrayList<>(notices);
+    all.addAll(more);
+    return new ToolOutcome(output, isError, all);
+  }
+
+  public ToolOutcome prefixed(String note) {
+    return new ToolOutcome(note + "\n\n" + output, isError, notices);
   }
 }

@@ -1,6 +1,8 @@
 package dev.corral.tool;
 
+import dev.corral.proto.v1.Event;
 import io.smallrye.mutiny.Uni;
+import java.util.List;
 
 /**
  * Sends a tool call to where it runs: {@code execute(name, input) -> string}. A failure of the
@@ -10,6 +12,14 @@ import io.smallrye.mutiny.Uni;
 public interface ToolRouter {
 
   Uni<ToolOutcome> execute(ToolCall call);
+
+  /**
+   * Called when a harness starts on a session, before its first model call: a router that
+   * provisions eagerly does it here and returns the events to record. Lazy routers return none.
+   */
+  default Uni<List<Event>> prepare(String sessionId) {
+    return Uni.createFrom().item(List.of());
+  }
 
   /**
    * One call of a built-in tool by the harness working a session.

@@ -161,9 +161,9 @@ class CrashResumeTest {
     model.enqueue(Reply.text("Read it."));
     dead.dies();
 
-    // Then read, being read-only, is simply run again (here: the no-sandbox answer)
+    // Then read, being read-only, is simply run again (in an empty workspace: no such file)
     List<Event> events = finished();
-    assertThat(text(only(events, "agent.tool_result"))).contains("needs a sandbox");
+    assertThat(text(only(events, "agent.tool_result"))).isEqualTo("README.md: no such file");
     assertEveryToolCallHasOneResult(events);
   }
 

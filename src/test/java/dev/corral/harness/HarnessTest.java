@@ -111,10 +111,44 @@ class HarnessTest {
   }
 
   @Test
-  void sandboxToolWithoutSandboxGetsAClearToolErrorAndTheTurnGoesOn() {
-    // Given
+  void sandboxToolsRunInOneLazilyProvisionedSandboxThatKeepsItsShell() {
+    // Given a model that first answers, then calls bash twice, then answers
     model.enqueue(
-        Reply.toolUse("toolu_1", "bash", "{\"command\":\"ls\"}"), Reply.text("No sandbox, sorry."));
+        Reply.toolUse("toolu_1", "bash", "{\"command\":\"mkdir d && cd d && export X=42\"}"),
+        Reply.toolUse("toolu_2", "bash", "{\"command\":\"echo $X in $(pwd)\"}"),
+        Reply.text("Done."));
+
+    // When
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then one sandbox was provisioned, at the first call and not before it
+    List<Event> events = log(sessions, session.getId());
+    Event provisioned = only(events, "sandbox.provisioned");
+    Event firstCall =
+        events.stream().filter(e -> e.getType().equals("agent.tool_use")).findFirst().orElseThrow();
+    assertThat(provisioned.getSeq()).isGreaterThan(firstCall.getSeq());
+    assertThat(provisioned.getSandboxProvisioned().getDriver()).isEqualTo("local");
+    List<Event> results =
+        events.stream().filter(e -> e.getType().equals("agent.tool_result")).toList();
+    assertThat(results).hasSize(2);
+    assertThat(provisioned.getSeq()).isLessThan(results.get(0).getSeq());
+    assertThat(results.get(0).getAgentToolResult().getIsError()).isFalse();
+    // and the second call saw the first call's directory and variable
+    assertThat(results.get(1).getAgentToolResult().getContent(0).getText().getText())
+        .isEqualTo("42 in /workspace/d");
+    JsonNode third = model.requestsMentioning(marker).get(2).body().path("messages");
+    JsonNode toolResult = third.get(4).path("content").get(0);
+    assertThat(toolResult.path("type").asText()).isEqualTo("tool_result");
+    assertThat(toolResult.path("tool_use_id").asText()).isEqualTo("toolu_2");
+    assertThat(toolResult.path("is_error").asBoolean()).isFalse();
+  }
+
+  @Test
+  void toolInputThatDoesNotMatchTheSchemaIsAToolErrorAndNoSandboxIsProvisioned() {
+    // Given
+    model.enqueue(Reply.toolUse("toolu_1", "read", "{\"path\":\"a.txt\"}"), Reply.text("Oops."));
 
     // When
     Session session =
@@ -123,18 +157,11 @@ class HarnessTest {
 
     // Then
     List<Event> events = log(sessions, session.getId());
-    Event toolUse = only(events, "agent.tool_use");
     Event result = only(events, "agent.tool_result");
-    assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(toolUse.getId());
     assertThat(result.getAgentToolResult().getIsError()).isTrue();
     assertThat(result.getAgentToolResult().getContent(0).getText().getText())
-        .contains("needs a sandbox");
-    JsonNode second = model.requestsMentioning(marker).get(1).body().path("messages");
-    assertThat(second).hasSize(3);
-    JsonNode toolResult = second.get(2).path("content").get(0);
-    assertThat(toolResult.path("type").asText()).isEqualTo("tool_result");
-    assertThat(toolResult.path("tool_use_id").asText()).isEqualTo("toolu_1");
-    assertThat(toolResult.path("is_error").asBoolean()).isTrue();
+        .contains("input.path");
+    assertThat(events).noneMatch(e -> e.getType().equals("sandbox.provisioned"));
   }
 
   @Test
@@ -237,7 +264,8 @@ class HarnessTest {
   @Test
   void allowedConfirmationRunsTheTool() {
     // Given
-    model.enqueue(Reply.toolUse("toolu_ls", "bash", "{\"command\":\"ls\"}"), Reply.text("Done."));
+    model.enqueue(
+        Reply.toolUse("toolu_ls", "bash", "{\"command\":\"echo confirmed\"}"), Reply.text("Done."));
     Session session =
         start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)), marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
@@ -248,11 +276,11 @@ class HarnessTest {
         confirmation(
             session.getId(), call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, ""));
 
-    // Then the call ran (here: the no-sandbox error) and the turn ended
+    // Then the call ran and the turn ended
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
     Event result = only(log(sessions, session.getId()), "agent.tool_result");
     assertThat(result.getAgentToolResult().getContent(0).getText().getText())
-        .contains("needs a sandbox");
+        .isEqualTo("confirmed");
   }
 
   @Test

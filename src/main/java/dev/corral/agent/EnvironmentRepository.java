@@ -1,0 +1,145 @@
+package dev.corral.agent;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.ProtoTime;
+import dev.corral.proto.v1.Environment;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Row;
+import io.vertx.mutiny.sqlclient.RowSet;
+import io.vertx.mutiny.sqlclient.Tuple;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.UnaryOperator;
+
+/** Environments in PostgreSQL. */
+@ApplicationScoped
+public class EnvironmentRepository {
+
+  private static final String COLUMNS = "id, created_at, updated_at, archived_at, spec";
+
+  static final String INSERT =
+      "INSERT INTO environments (id, spec) VALUES ($1, $2) RETURNING " + COLUMNS;
+
+  static final String SELECT = "SELECT " + COLUMNS + " FROM environments WHERE id = $1";
+
+  static final String LOCK = SELECT + " FOR UPDATE";
+
+  static final String UPDATE =
+      "UPDATE environments SET spec = $2, updated_at = clock_timestamp() WHERE id = $1 RETURNING "
+          + COLUMNS;
+
+  static final String LIST =
+      "SELECT "
+          + COLUMNS
+          + """
+           FROM environments
+          WHERE ($1::text IS NULL OR id < $1) AND ($2 OR archived_at IS NULL)
+          ORDER BY id DESC
+          LIMIT $3
+          """;
+
+  static final String ACTIVE = "SELECT " + COLUMNS + " FROM environments WHERE archived_at IS NULL";
+
+  static final String ARCHIVE =
+      "UPDATE environments SET archived_at = coalesce(archived_at, clock_timestamp()) WHERE id = $1"
+          + " RETURNING "
+          + COLUMNS;
+
+  private final Pool pool;
+
+  EnvironmentRepository(Pool pool) {
+    this.pool = pool;
+  }
+
+  Uni<Environment> create(String id, Environment definition) {
+    return pool.preparedQuery(INSERT)
+        .execute(Tuple.of(id, bytes(definition)))
+        .map(rows -> single(rows, id));
+  }
+
+  public Uni<Environment> find(String id) {
+    return pool.preparedQuery(SELECT).execute(Tuple.of(id)).map(rows -> single(rows, id));
+  }
+
+  /** Applies {@code change} to the stored environment under its row lock. */
+  Uni<Environment> update(String id, UnaryOperator<Environment> change) {
+    return pool.withTransaction(
+        connection ->
+            connection
+                .preparedQuery(LOCK)
+                .execute(Tuple.of(id))
+                .map(rows -> single(rows, id))
+                .map(change)
+                .flatMap(
+                    next ->
+                        connection
+                            .preparedQuery(UPDATE)
+                            .execute(Tuple.of(id, bytes(next)))
+                            .map(rows -> single(rows, id))));
+  }
+
+  Uni<List<Environment>> list(String afterId, boolean includeArchived, int limit) {
+    return pool.preparedQuery(LIST)
+        .execute(Tuple.of(afterId, includeArchived, limit))
+        .map(EnvironmentRepository::fromRows);
+  }
+
+  /** Every environment that is not archived (for warm pools and reconciliation). */
+  public Uni<List<Environment>> active() {
+    return pool.preparedQuery(ACTIVE).execute().map(EnvironmentRepository::fromRows);
+  }
+
+  Uni<Environment> archive(String id) {
+    return pool.preparedQuery(ARCHIVE).execute(Tuple.of(id)).map(rows -> single(rows, id));
+  }
+
+  static Environment definitionOf(Environment environment) {
+    return environment.toBuilder()
+        .clearId()
+        .clearCreatedAt()
+        .clearUpdatedAt()
+        .clearArchivedAt()
+        .build();
+  }
+
+  private static Buffer bytes(Environment environment) {
+    return Buffer.buffer(definitionOf(environment).toByteArray());
+  }
+
+  private static Environment single(RowSet<Row> rows, String id) {
+    if (rows.size() == 0) {
+      throw new NotFoundException("environment", id);
+    }
+    return fromRow(rows.iterator().next());
+  }
+
+  private static List<Environment> fromRows(RowSet<Row> rows) {
+    List<Environment> environments = new ArrayList<>();
+    rows.forEach(row -> environments.add(fromRow(row)));
+    return environments;
+  }
+
+  private static Environment fromRow(Row row) {
+    Environment.Builder environment;
+    try {
+      environment = Environment.parseFrom(row.getBuffer("spec").getBytes()).toBuilder();
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException(
+          "stored environment " + row.getString("id") + " is not readable", e);
+    }
+    environment
+        .setId(row.getString("id"))
+        .setCreatedAt(ProtoTime.of(row.getOffsetDateTime("created_at")))
+        .setUpdatedAt(ProtoTime.of(row.getOffsetDateTime("updated_at")));
+    OffsetDateTime archivedAt = row.getOffsetDateTime("archived_at");
+    if (archivedAt != null) {
+      environment.setArchivedAt(ProtoTime.of(archivedAt));
+    }
+    return environment.build();
+  }
+}

@@ -1,0 +1,84 @@
+package dev.corral.agent;
+
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.Environment;
+import dev.corral.proto.v1.NetworkMode;
+import dev.corral.proto.v1.SandboxDriver;
+import dev.corral.proto.v1.SandboxResources;
+import java.util.regex.Pattern;
+
+/** What a valid environment looks like. */
+public final class EnvironmentRules {
+
+  public static final int MAX_SETUP_COMMANDS = 32;
+  public static final int MAX_SETUP_COMMAND = 10_000;
+  public static final int MAX_WARM_POOL = 100;
+  private static final Pattern DNS_LABEL = Pattern.compile("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
+  private static final Pattern IMAGE = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}");
+
+  private EnvironmentRules() {}
+
+  /** Checks the definition fields of {@code environment}; field names are those of the requests. */
+  static Environment check(Environment environment) {
+    InputRules.length("name", environment.getName(), 1, AgentRules.MAX_NAME);
+    InputRules.length("description", environment.getDescription(), 0, AgentRules.MAX_DESCRIPTION);
+    if (environment.getDriver() == SandboxDriver.UNRECOGNIZED) {
+      throw new InvalidArgumentException("driver", "is not a known sandbox driver");
+    }
+    if (!environment.getImage().isEmpty() && !IMAGE.matcher(environment.getImage()).matches()) {
+      throw new InvalidArgumentException("image", "is not a container image reference");
+    }
+    resources("resources", environment.getResources());
+    if (environment.getNetworking().getMode() != NetworkMode.NETWORK_MODE_UNSPECIFIED
+        && environment.getNetworking().getMode() != NetworkMode.NETWORK_MODE_NONE) {
+      throw new InvalidArgumentException("networking.mode", "only NONE is supported");
+    }
+    if (environment.getSetupCommandsCount() > MAX_SETUP_COMMANDS) {
+      throw new InvalidArgumentException(
+          "setup_commands",
+          "has "
+              + environment.getSetupCommandsCount()
+              + " commands; the limit is "
+              + MAX_SETUP_COMMANDS);
+    }
+    for (int i = 0; i < environment.getSetupCommandsCount(); i++) {
+      InputRules.length(
+          "setup_commands[" + i + "]", environment.getSetupCommands(i), 1, MAX_SETUP_COMMAND);
+    }
+    if (environment.getWarmPoolSize() < 0 || environment.getWarmPoolSize() > MAX_WARM_POOL) {
+      throw new InvalidArgumentException(
+          "warm_pool_size", "must be between 0 and " + MAX_WARM_POOL);
+    }
+    if (!environment.getRuntimeClassName().isEmpty()
+        && !DNS_LABEL.matcher(environment.getRuntimeClassName()).matches()) {
+      throw new InvalidArgumentException(
+          "runtime_class_name", "must be a DNS label such as gvisor");
+    }
+    InputRules.metadata("metadata", environment.getMetadataMap());
+    return environment;
+  }
+
+  /** Checks resource limits; 0 means "the default". */
+  public static SandboxResources resources(String field, SandboxResources resources) {
+    positive(field + ".cpu_millis", resources.getCpuMillis(), 64_000);
+    positive(field + ".memory_bytes", resources.getMemoryBytes(), 1L << 40);
+    positive(field + ".disk_bytes", resources.getDiskBytes(), 1L << 40);
+    positive(field + ".call_timeout_ms", resources.getCallTimeoutMs(), 86_400_000L);
+    positive(field + ".lifetime_seconds", resources.getLifetimeSeconds(), 30L * 86_400);
+    positive(field + ".max_processes", resources.getMaxProcesses(), 65_536);
+    if (resources.getMemoryBytes() != 0 && resources.getMemoryBytes() < (64L << 20)) {
+      throw new InvalidArgumentException(field + ".memory_bytes", "must be at least 64 MiB");
+    }
+    if (resources.getMaxProcesses() != 0 && resources.getMaxProcesses() < 16) {
+      throw new InvalidArgumentException(field + ".max_processes", "must be at least 16");
+    }
+    return resources;
+  }
+
+  private static void positive(String field, long value, long max) {
+    if (value < 0 || value > max) {
+      throw new InvalidArgumentException(field, "must be between 0 (the default) and " + max);
+    }
+  }
+}

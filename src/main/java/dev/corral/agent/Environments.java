@@ -1,0 +1,101 @@
+package dev.corral.agent;
+
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.IdKind;
+import dev.corral.common.Page;
+import dev.corral.common.Paging;
+import dev.corral.proto.v1.Environment;
+import dev.corral.proto.v1.NetworkMode;
+import dev.corral.proto.v1.SandboxDriver;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.function.UnaryOperator;
+
+/** Creates, changes, lists and archives environments. */
+@ApplicationScoped
+public class Environments {
+
+  private final EnvironmentRepository repository;
+
+  Environments(EnvironmentRepository repository) {
+    this.repository = repository;
+  }
+
+  public Uni<Environment> create(Environment definition) {
+    return Uni.createFrom()
+        .item(
+            () ->
+                EnvironmentRules.check(
+                    withDefaults(EnvironmentRepository.definitionOf(definition))))
+        .flatMap(checked -> repository.create(IdKind.ENVIRONMENT.next(), checked));
+  }
+
+  public Uni<Environment> get(String environmentId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.ENVIRONMENT.require("environment_id", environmentId))
+        .flatMap(repository::find);
+  }
+
+  /** An active environment a new sandbox or session may use. */
+  public Uni<Environment> usable(String field, String environmentId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.ENVIRONMENT.require(field, environmentId))
+        .flatMap(repository::find)
+        .invoke(
+            environment -> {
+              if (environment.hasArchivedAt()) {
+                throw new FailedPreconditionException(
+                    "environment " + environmentId + " is archived; new sandboxes cannot use it");
+              }
+            });
+  }
+
+  public Uni<Environment> update(String environmentId, UnaryOperator<Environment> change) {
+    return Uni.createFrom()
+        .item(() -> IdKind.ENVIRONMENT.require("environment_id", environmentId))
+        .flatMap(
+            id ->
+                repository.update(
+                    id,
+                    current -> {
+                      if (current.hasArchivedAt()) {
+                        throw new FailedPreconditionException(
+                            "environment " + id + " is archived and cannot change");
+                      }
+                      return EnvironmentRules.check(change.apply(current));
+                    }));
+  }
+
+  public Uni<Page<Environment>> list(int pageSize, String pageToken, boolean includeArchived) {
+    return Uni.createFrom()
+        .item(
+            () ->
+                Paging.pageSize(
+                    "page_size", pageSize, Agents.DEFAULT_PAGE_SIZE, Agents.MAX_PAGE_SIZE))
+        .flatMap(
+            size ->
+                repository
+                    .list(
+                        Paging.keyOf("page_token", pageToken, IdKind.ENVIRONMENT::isValid),
+                        includeArchived,
+                        size + 1)
+                    .map(environments -> Page.of(environments, size, Environment::getId)));
+  }
+
+  public Uni<Environment> archive(String environmentId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.ENVIRONMENT.require("environment_id", environmentId))
+        .flatMap(repository::archive);
+  }
+
+  private static Environment withDefaults(Environment environment) {
+    Environment.Builder builder = environment.toBuilder();
+    if (environment.getDriver() == SandboxDriver.SANDBOX_DRIVER_UNSPECIFIED) {
+      builder.setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL);
+    }
+    if (environment.getNetworking().getMode() == NetworkMode.NETWORK_MODE_UNSPECIFIED) {
+      builder.getNetworkingBuilder().setMode(NetworkMode.NETWORK_MODE_NONE);
+    }
+    return builder.build();
+  }
+}

@@ -1,0 +1,344 @@
+package dev.corral.sandbox;
+
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.ResourceExhaustedException;
+import io.quarkus.runtime.ShutdownEvent;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.logging.Logger;
+
+/**
+ * Sandboxes on this host with bubblewrap. Each runs as its own unprivileged user id (when corral
+ * runs as root), with every namespace unshared (no network), a new session, no capability,
+ * read-only system directories, a private size-limited /workspace and /tmp, an empty environment
+ * (started through {@code env -i}) and process, file-size, memory and CPU limits.
+ */
+@ApplicationScoped
+public class LocalDriver implements SandboxDriver {
+
+  private static final Logger LOGGER = Logger.getLogger(LocalDriver.class);
+  private static final String INSTALL_HINT =
+      "bubblewrap is not installed on this host: install it (apt-get install -y bubblewrap, or dnf"
+          + " install bubblewrap), or give the environment the kubernetes driver";
+  private static final List<String> ETC_ENTRIES =
+      List.of(
+          "alternatives",
+          "ld.so.cache",
+          "ld.so.conf",
+          "ld.so.conf.d",
+          "passwd",
+          "group",
+          "nsswitch.conf",
+          "localtime",
+          "mime.types",
+          "perl",
+          "ssl",
+          "bash.bashrc",
+          "inputrc");
+  private static final Duration START_TIMEOUT = Duration.ofSeconds(20);
+
+  private final SandboxConfig config;
+  private final String host;
+  private final Map<String, LocalSandbox> sandboxes = new ConcurrentHashMap<>();
+  private final BitSet usedUids = new BitSet();
+  private final ExecutorService io;
+  private final ScheduledExecutorService timer;
+  private final boolean root;
+
+  LocalDriver(SandboxConfig config, dev.corral.common.Replica replica) {
+    this.config = config;
+    this.host = replica.id();
+    AtomicInteger threads = new AtomicInteger();
+    this.io =
+        Executors.newCachedThreadPool(
+            runnable -> {
+              Thread thread =
+                  new Thread(runnable, "corral-sandbox-io-" + threads.incrementAndGet());
+              thread.setDaemon(true);
+              return thread;
+            });
+    this.timer =
+        Executors.newSingleThreadScheduledExecutor(
+            runnable -> {
+              Thread thread = new Thread(runnable, "corral-sandbox-timer");
+              thread.setDaemon(true);
+              return thread;
+            });
+    this.root = "0".equals(currentUid());
+  }
+
+  void stop(@Observes ShutdownEvent event) {
+    sandboxes.values().forEach(LocalSandbox::kill);
+    sandboxes.clear();
+    io.shutdownNow();
+    timer.shutdownNow();
+  }
+
+  /** The replica this driver's sandboxes live on. */
+  public String host() {
+    return host;
+  }
+
+  /** Whether the sandbox runs here. */
+  public boolean hosts(String sandboxId) {
+    LocalSandbox sandbox = sandboxes.get(sandboxId);
+    return sandbox != null && sandbox.alive();
+  }
+
+  @Override
+  public Uni<String> provision(SandboxSpec spec) {
+    return Uni.createFrom().item(() -> start(spec)).runSubscriptionOn(io).map(started -> host);
+  }
+
+  @Override
+  public Uni<ExecResult> run(String sandboxId, String host, SandboxCommand command) {
+    return Uni.createFrom()
+        .item(() -> sandbox(sandboxId).run(command))
+        .runSubscriptionOn(io)
+        .ifNoItem()
+        .after(command.timeout().plus(Duration.ofSeconds(30)))
+        .failWith(() -> new SandboxLostException(sandboxId, "it stopped answering"));
+  }
+
+  @Override
+  public Uni<Void> restartShell(String sandboxId, String host) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              sandbox(sandboxId).restartShell();
+              return (Void) null;
+            })
+        .runSubscriptionOn(io);
+  }
+
+  @Override
+  public Uni<Void> release(String sandboxId, String host) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              LocalSandbox sandbox = sandboxes.remove(sandboxId);
+              if (sandbox != null) {
+                sandbox.kill();
+                freeUid(sandbox.uid());
+              }
+              return (Void) null;
+            })
+        .runSubscriptionOn(io);
+  }
+
+  private LocalSandbox sandbox(String sandboxId) {
+    LocalSandbox sandbox = sandboxes.get(sandboxId);
+    if (sandbox == null || !sandbox.alive()) {
+      throw new SandboxLostException(sandboxId, "it no longer runs on " + host);
+    }
+    return sandbox;
+  }
+
+  /** Blocking: starts bubblewrap, waits for its shell, runs the setup commands. */
+  private LocalSandbox start(SandboxSpec spec) {
+    if (!Files.isExecutable(Path.of(config.local().bwrap()))) {
+      throw new FailedPreconditionException(INSTALL_HINT);
+    }
+    if (sandboxes.size() >= config.local().maxSandboxes()) {
+      throw new ResourceExhaustedException(
+          "this replica runs " + sandboxes.size() + " local sandboxes, its limit");
+    }
+    int uid = root ? allocateUid() : -1;
+    Process process;
+    try {
+      ProcessBuilder builder = new ProcessBuilder(command(spec, uid)).redirectErrorStream(true);
+      builder.environment().clear();
+      process = builder.start();
+    } catch (IOException e) {
+      freeUid(uid);
+      throw new FailedPreconditionException("the sandbox could not start: " + e.getMessage());
+    }
+    LocalSandbox sandbox = new LocalSandbox(spec.sandboxId(), process, uid, timer);
+    try {
+      ExecResult ready =
+          sandbox.run(new SandboxCommand("true", List.of(), true, START_TIMEOUT, 4096, false));
+      if (ready.exitCode() != 0) {
+        throw new SandboxLostException(spec.sandboxId(), text(ready));
+      }
+      setUp(sandbox, spec);
+    } catch (RuntimeException failure) {
+      sandbox.kill();
+      freeUid(uid);
+      throw failure instanceof SandboxLostException lost
+          ? new FailedPreconditionException("the sandbox could not start: " + lost.getMessage())
+          : failure;
+    }
+    sandboxes.put(spec.sandboxId(), sandbox);
+    timer.schedule(
+        () -> release(spec.sandboxId(), host).subscribe().with(ignored -> {}),
+        spec.resources().getLifetimeSeconds(),
+        java.util.concurrent.TimeUnit.SECONDS);
+    return sandbox;
+  }
+
+  private void setUp(LocalSandbox sandbox, SandboxSpec spec) {
+    List<String> commands = spec.environment().getSetupCommandsList();
+    for (int i = 0; i < commands.size(); i++) {
+      ExecResult result =
+          sandbox.run(
+              new SandboxCommand(
+                  ToolScripts.BASH,
+                  List.of(commands.get(i).getBytes(StandardCharsets.UTF_8)),
+                  true,
+                  Duration.ofMillis(spec.resources().getCallTimeoutMs()),
+                  8 * 1024,
+                  true));
+      if (result.exitCode() != 0 || result.timedOut()) {
+        throw new FailedPreconditionException(
+            "setup command "
+                + (i + 1)
+                + " failed (exit "
+                + result.exitCode()
+                + "): "
+                + text(result));
+      }
+    }
+  }
+
+  /** env -i [setpriv to the sandbox's uid] prlimit ... bwrap ... bash (the supervisor loop). */
+  List<String> command(SandboxSpec spec, int uid) {
+    var resources = spec.resources();
+    List<String> argv = new ArrayList<>(List.of("/usr/bin/env", "-i"));
+    if (uid >= 0) {
+      argv.addAll(
+          List.of(
+              "/usr/bin/setpriv",
+              "--reuid=" + uid,
+              "--regid=" + uid,
+              "--clear-groups",
+              "--inh-caps=-all",
+              "--bounding-set=-all",
+              "--"));
+    }
+    argv.addAll(
+        List.of(
+            "/usr/bin/prlimit",
+            "--nproc=" + resources.getMaxProcesses(),
+            "--fsize=" + resources.getDiskBytes(),
+            "--as=" + resources.getMemoryBytes(),
+            "--cpu=" + Math.max(60, resources.getLifetimeSeconds()),
+            "--nofile=4096",
+            "--core=0",
+            "--",
+            config.local().bwrap(),
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--hostname",
+            "sandbox",
+            "--ro-bind",
+            "/usr",
+            "/usr"));
+    for (String top : List.of("bin", "lib", "lib32", "lib64", "libx32", "sbin")) {
+      systemDirectory(argv, Path.of("/", top));
+    }
+    argv.addAll(List.of("--dir", "/etc"));
+    for (String entry : ETC_ENTRIES) {
+      if (Files.exists(Path.of("/etc", entry))) {
+        argv.addAll(List.of("--ro-bind", "/etc/" + entry, "/etc/" + entry));
+      }
+    }
+    argv.addAll(
+        List.of(
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            Long.toString(resources.getDiskBytes()),
+            "--tmpfs",
+            "/tmp",
+            "--size",
+            Long.toString(resources.getDiskBytes()),
+            "--tmpfs",
+            "/workspace",
+            "--chdir",
+            "/workspace",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/local/bin:/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            "/workspace",
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+            "--setenv",
+            "TERM",
+            "dumb",
+            "/bin/bash",
+            "--noprofile",
+            "--norc",
+            "-c",
+            LocalSandbox.SUPERVISOR));
+    return argv;
+  }
+
+  /** Merged-/usr systems link /bin and friends into /usr; others need them bound read-only. */
+  private static void systemDirectory(List<String> argv, Path path) {
+    if (Files.isSymbolicLink(path)) {
+      try {
+        argv.addAll(List.of("--symlink", Files.readSymbolicLink(path).toString(), path.toString()));
+      } catch (IOException e) {
+        LOGGER.debugf("cannot read the link %s: %s", path, e.getMessage());
+      }
+    } else if (Files.isDirectory(path)) {
+      argv.addAll(List.of("--ro-bind", path.toString(), path.toString()));
+    }
+  }
+
+  private synchronized int allocateUid() {
+    int count = config.local().uidCount();
+    int start = ThreadLocalRandom.current().nextInt(count);
+    for (int i = 0; i < count; i++) {
+      int slot = (start + i) % count;
+      if (!usedUids.get(slot)) {
+        usedUids.set(slot);
+        return config.local().uidBase() + slot;
+      }
+    }
+    throw new ResourceExhaustedException("no sandbox user id is free");
+  }
+
+  private synchronized void freeUid(int uid) {
+    if (uid >= 0) {
+      usedUids.clear(uid - config.local().uidBase());
+    }
+  }
+
+  private static String text(ExecResult result) {
+    return new String(result.output(), StandardCharsets.UTF_8).strip();
+  }
+
+  private static String currentUid() {
+    try {
+      return Files.getAttribute(Path.of("/proc/self"), "unix:uid").toString();
+    } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+      return "";
+    }
+  }
+}

@@ -1,0 +1,96 @@
+package dev.corral.sandbox;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+
+/** Sandboxes on this replica ({@code corral.sandbox.*}). */
+@ConfigMapping(prefix = "corral.sandbox")
+public interface SandboxConfig {
+
+  /**
+   * When the harness provisions a session's sandbox: {@code lazy} (at the first tool call that
+   * needs one) or {@code eager} (when the harness starts, before the first model call).
+   */
+  @WithDefault("lazy")
+  String provisioning();
+
+  /** Limits used where an environment leaves them unset. */
+  Defaults defaults();
+
+  Local local();
+
+  Kubernetes kubernetes();
+
+  interface Defaults {
+    /** Wall-clock limit of one tool call. */
+    @WithDefault("120s")
+    Duration callTimeout();
+
+    /** Memory limit (the local driver: address space per process). */
+    @WithDefault("4294967296")
+    long memoryBytes();
+
+    /** Size of the workspace (and, for the local driver, of /tmp). */
+    @WithDefault("1073741824")
+    long diskBytes();
+
+    @WithDefault("256")
+    int maxProcesses();
+
+    @WithDefault("1000")
+    int cpuMillis();
+
+    /** A sandbox is released after this long, whatever it does. */
+    @WithDefault("24h")
+    Duration lifetime();
+  }
+
+  interface Local {
+    /** The bubblewrap binary. */
+    @WithDefault("/usr/bin/bwrap")
+    String bwrap();
+
+    /**
+     * First of the user ids sandboxes run as when corral runs as root (one id per sandbox, so that
+     * process limits of one sandbox never touch another). No account needs to exist for them.
+     */
+    @WithDefault("200000")
+    int uidBase();
+
+    @WithDefault("50000")
+    int uidCount();
+
+    /** Local sandboxes this replica runs at once. */
+    @WithDefault("64")
+    int maxSandboxes();
+  }
+
+  interface Kubernetes {
+    /** Offer the kubernetes driver (needs a cluster: in-cluster config or a kubeconfig). */
+    @WithDefault("false")
+    boolean enabled();
+
+    /** The namespace sandbox pods live in (not corral's own). */
+    @WithDefault("corral-sandboxes")
+    String namespace();
+
+    /**
+     * Image of environments that name none; it must have bash, coreutils, findutils, grep, perl.
+     */
+    @WithDefault("debian:12-slim")
+    String defaultImage();
+
+    /** How long a new pod may take to become ready. */
+    @WithDefault("120s")
+    Duration readyTimeout();
+
+    /** How often the reconciler deletes orphaned pods and refills warm pools. */
+    @WithDefault("30s")
+    Duration reconcileInterval();
+
+    /** The non-root user sandbox containers run as. */
+    @WithDefault("65532")
+    long runAsUser();
+  }
+}

@@ -1,0 +1,242 @@
+package dev.corral.sandbox;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.ProtoTime;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxDriver;
+import dev.corral.proto.v1.SandboxResources;
+import dev.corral.proto.v1.SandboxState;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Row;
+import io.vertx.mutiny.sqlclient.RowSet;
+import io.vertx.mutiny.sqlclient.Tuple;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+
+/** Sandbox records in PostgreSQL: what exists, where, and in which state. */
+@ApplicationScoped
+public class SandboxRepository {
+
+  private static final String COLUMNS =
+      "id, environment_id, session_id, driver, state, host, created_at, last_used_at, released_at,"
+          + " lost_reason, resources";
+
+  static final String INSERT =
+      """
+      INSERT INTO sandboxes (id, environment_id, session_id, driver, state, host, resources)
+      VALUES ($1, $2, $3, $4, 'provisioning', $5, $6)
+      """;
+
+  static final String SELECT = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = $1";
+
+  static final String READY =
+      "UPDATE sandboxes SET state = 'ready', host = $2, last_used_at = clock_timestamp()"
+          + " WHERE id = $1 AND state = 'provisioning' RETURNING "
+          + COLUMNS;
+
+  static final String END =
+      "UPDATE sandboxes SET state = $2, lost_reason = $3,"
+          + " released_at = coalesce(released_at, clock_timestamp())"
+          + " WHERE id = $1 AND state IN ('provisioning', 'ready') RETURNING "
+          + COLUMNS;
+
+  static final String USED = "UPDATE sandboxes SET last_used_at = clock_timestamp() WHERE id = $1";
+
+  static final String LIST =
+      "SELECT "
+          + COLUMNS
+          + """
+           FROM sandboxes
+          WHERE ($1::text IS NULL OR id < $1)
+            AND ($2::text IS NULL OR session_id = $2)
+            AND ($3 OR state IN ('provisioning', 'ready'))
+          ORDER BY id DESC
+          LIMIT $4
+          """;
+
+  static final String CURRENT_OF_SESSION =
+      "SELECT "
+          + COLUMNS
+          + " FROM sandboxes WHERE session_id = $1 AND state = 'ready' ORDER BY created_at DESC LIMIT 1";
+
+  static final String HAD_ONE =
+      "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released') LIMIT 1";
+
+  static final String LIVE_LOCAL_OF =
+      "SELECT "
+          + COLUMNS
+          + " FROM sandboxes WHERE driver = 'local' AND host = ANY ($1::text[])"
+          + " AND state IN ('provisioning', 'ready')";
+
+  /** Sandboxes whose session ended (deleted, archived or terminated) but which still run. */
+  static final String ORPHANED =
+      """
+      SELECT b.id FROM sandboxes b
+      LEFT JOIN sessions s ON s.id = b.session_id
+      WHERE b.state IN ('provisioning', 'ready') AND b.session_id IS NOT NULL
+        AND (s.id IS NULL OR s.archived_at IS NOT NULL OR s.status = 'terminated')
+      """;
+
+  static final String BY_IDS = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = ANY ($1::text[])";
+
+  private final Pool pool;
+
+  SandboxRepository(Pool pool) {
+    this.pool = pool;
+  }
+
+  Uni<Void> insert(
+      String id,
+      String environmentId,
+      String sessionId,
+      SandboxDriver driver,
+      String host,
+      SandboxResources resources) {
+    return pool.preparedQuery(INSERT)
+        .execute(
+            Tuple.from(
+                Arrays.asList(
+                    id,
+                    environmentId.isEmpty() ? null : environmentId,
+                    sessionId.isEmpty() ? null : sessionId,
+                    driverColumn(driver),
+                    host,
+                    Buffer.buffer(resources.toByteArray()))))
+        .replaceWithVoid();
+  }
+
+  Uni<Sandbox> find(String id) {
+    return pool.preparedQuery(SELECT)
+        .execute(Tuple.of(id))
+        .map(
+            rows -> {
+              if (rows.size() == 0) {
+                throw new NotFoundException("sandbox", id);
+              }
+              return fromRow(rows.iterator().next());
+            });
+  }
+
+  Uni<Optional<Sandbox>> ready(String id, String host) {
+    return pool.preparedQuery(READY).execute(Tuple.of(id, host)).map(SandboxRepository::first);
+  }
+
+  /** Moves a live sandbox to released or lost; empty if it was not live. */
+  Uni<Optional<Sandbox>> end(String id, SandboxState state, String reason) {
+    String column = state == SandboxState.SANDBOX_STATE_LOST ? "lost" : "released";
+    return pool.preparedQuery(END)
+        .execute(Tuple.of(id, column, reason))
+        .map(SandboxRepository::first);
+  }
+
+  Uni<Void> used(String id) {
+    return pool.preparedQuery(USED).execute(Tuple.of(id)).replaceWithVoid();
+  }
+
+  Uni<List<Sandbox>> list(String beforeId, String sessionId, boolean includeEnded, int limit) {
+    return pool.preparedQuery(LIST)
+        .execute(Tuple.of(beforeId, sessionId, includeEnded, limit))
+        .map(SandboxRepository::all);
+  }
+
+  /** The session's newest ready sandbox. */
+  Uni<Optional<Sandbox>> currentOf(String sessionId) {
+    return pool.preparedQuery(CURRENT_OF_SESSION)
+        .execute(Tuple.of(sessionId))
+        .map(SandboxRepository::first);
+  }
+
+  /**
+   * Whether the session had a sandbox that is gone (so a new one starts with an empty workspace).
+   */
+  Uni<Boolean> hadOne(String sessionId) {
+    return pool.preparedQuery(HAD_ONE).execute(Tuple.of(sessionId)).map(rows -> rows.size() > 0);
+  }
+
+  Uni<List<Sandbox>> liveLocalOf(List<String> hosts) {
+    return pool.preparedQuery(LIVE_LOCAL_OF)
+        .execute(Tuple.of(hosts.toArray(String[]::new)))
+        .map(SandboxRepository::all);
+  }
+
+  Uni<List<String>> orphaned() {
+    return pool.preparedQuery(ORPHANED)
+        .execute()
+        .map(
+            rows -> {
+              List<String> ids = new ArrayList<>();
+              rows.forEach(row -> ids.add(row.getString("id")));
+              return ids;
+            });
+  }
+
+  Uni<List<Sandbox>> byIds(List<String> ids) {
+    return pool.preparedQuery(BY_IDS)
+        .execute(Tuple.of(ids.toArray(String[]::new)))
+        .map(SandboxRepository::all);
+  }
+
+  static String driverColumn(SandboxDriver driver) {
+    return driver == SandboxDriver.SANDBOX_DRIVER_KUBERNETES ? "kubernetes" : "local";
+  }
+
+  private static Optional<Sandbox> first(RowSet<Row> rows) {
+    return rows.size() == 0 ? Optional.empty() : Optional.of(fromRow(rows.iterator().next()));
+  }
+
+  private static List<Sandbox> all(RowSet<Row> rows) {
+    List<Sandbox> sandboxes = new ArrayList<>();
+    rows.forEach(row -> sandboxes.add(fromRow(row)));
+    return sandboxes;
+  }
+
+  static Sandbox fromRow(Row row) {
+    Sandbox.Builder sandbox =
+        Sandbox.newBuilder()
+            .setId(row.getString("id"))
+            .setDriver(
+                "kubernetes".equals(row.getString("driver"))
+                    ? SandboxDriver.SANDBOX_DRIVER_KUBERNETES
+                    : SandboxDriver.SANDBOX_DRIVER_LOCAL)
+            .setState(state(row.getString("state")))
+            .setHost(row.getString("host"))
+            .setCreatedAt(ProtoTime.of(row.getOffsetDateTime("created_at")))
+            .setLastUsedAt(ProtoTime.of(row.getOffsetDateTime("last_used_at")));
+    if (row.getString("environment_id") != null) {
+      sandbox.setEnvironmentId(row.getString("environment_id"));
+    }
+    if (row.getString("session_id") != null) {
+      sandbox.setSessionId(row.getString("session_id"));
+    }
+    OffsetDateTime releasedAt = row.getOffsetDateTime("released_at");
+    if (releasedAt != null) {
+      sandbox.setReleasedAt(ProtoTime.of(releasedAt));
+    }
+    if (row.getString("lost_reason") != null) {
+      sandbox.setLostReason(row.getString("lost_reason"));
+    }
+    try {
+      sandbox.setResources(SandboxResources.parseFrom(row.getBuffer("resources").getBytes()));
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException(
+          "stored sandbox " + row.getString("id") + " is not readable", e);
+    }
+    return sandbox.build();
+  }
+
+  private static SandboxState state(String column) {
+    return switch (column) {
+      case "provisioning" -> SandboxState.SANDBOX_STATE_PROVISIONING;
+      case "ready" -> SandboxState.SANDBOX_STATE_READY;
+      case "lost" -> SandboxState.SANDBOX_STATE_LOST;
+      default -> SandboxState.SANDBOX_STATE_RELEASED;
+    };
+  }
+}

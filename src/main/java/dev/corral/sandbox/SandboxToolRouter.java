@@ -1,0 +1,200 @@
+package dev.corral.sandbox;
+
+import dev.corral.common.CorralException;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.Environment;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxLost;
+import dev.corral.proto.v1.SandboxProvisioned;
+import dev.corral.proto.v1.SandboxResources;
+import dev.corral.tool.ToolInput;
+import dev.corral.tool.ToolOutcome;
+import dev.corral.tool.ToolRouter;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * Runs the harness's built-in tool calls in the session's sandbox, provisioning it at the first
+ * call that needs one ({@code corral.sandbox.provisioning=lazy}, the default) or when the harness
+ * starts ({@code eager}). Calls of one session made at the same time share one provisioning. A
+ * sandbox that died is recorded as lost; the next call gets a new one, and the model is told that
+ * its workspace was reset.
+ */
+@ApplicationScoped
+public class SandboxToolRouter implements ToolRouter {
+
+  static final String RESET_NOTE =
+      "[a new sandbox: the previous one was lost, so the workspace was reset and its files are gone]";
+
+  private final Sandboxes sandboxes;
+  private final SandboxConfig config;
+  private final ConcurrentHashMap<String, Uni<Acquired>> acquiring = new ConcurrentHashMap<>();
+
+  SandboxToolRouter(Sandboxes sandboxes, SandboxConfig config) {
+    this.sandboxes = sandboxes;
+    this.config = config;
+  }
+
+  @Override
+  public Uni<ToolOutcome> execute(ToolCall call) {
+    ToolInput input;
+    try {
+      input = ToolInput.parse("name", call.name(), "input", call.inputJson());
+    } catch (InvalidArgumentException invalid) {
+      return Uni.createFrom().item(ToolOutcome.error("Invalid input: " + invalid.getMessage()));
+    }
+    return acquire(call.sessionId())
+        .flatMap(acquired -> run(acquired, input))
+        .onFailure(CorralException.class)
+        .recoverWithItem(
+            failure ->
+                ToolOutcome.error("No sandbox could be provisioned: " + failure.getMessage()));
+  }
+
+  @Override
+  public Uni<List<Event>> prepare(String sessionId) {
+    if (!"eager".equals(config.provisioning().toLowerCase(Locale.ROOT))) {
+      return ToolRouter.super.prepare(sessionId);
+    }
+    // A failure here is not the model's business yet: the first tool call tries again.
+    return acquire(sessionId)
+        .map(Acquired::takeNotices)
+        .onFailure(CorralException.class)
+        .recoverWithItem(List.of());
+  }
+
+  private Uni<ToolOutcome> run(Acquired acquired, ToolInput input) {
+    return sandboxes
+        .run(acquired.sandbox(), input)
+        .map(outcome -> acquired.announce(outcome))
+        .onFailure(SandboxLostException.class)
+        .recoverWithItem(
+            lost ->
+                acquired
+                    .announce(
+                        ToolOutcome.error(
+                            "The sandbox was lost during this call ("
+                                + lost.getMessage()
+                                + "). The next call gets a new sandbox with an empty workspace."))
+                    .withNoticesAfter(List.of(lostEvent(acquired.sandbox().getId(), lost))));
+  }
+
+  /** The session's sandbox: its current one if usable here, otherwise a new one. */
+  private Uni<Acquired> acquire(String sessionId) {
+    Uni<Acquired> shared =
+        acquiring.computeIfAbsent(
+            sessionId,
+            id ->
+                acquireNow(id)
+                    .onTermination()
+                    .invoke(() -> acquiring.remove(id))
+                    .memoize()
+                    .indefinitely());
+    return shared;
+  }
+
+  private Uni<Acquired> acquireNow(String sessionId) {
+    return sandboxes
+        .currentOf(sessionId)
+        .flatMap(
+            current -> {
+              if (current.isPresent() && sandboxes.reachable(current.get())) {
+                return Uni.createFrom().item(Acquired.reused(current.get()));
+              }
+              return forget(current, sessionId).flatMap(lost -> provision(sessionId, lost));
+            });
+  }
+
+  /** Records a current sandbox this replica cannot use (a local one of another run) as lost. */
+  private Uni<List<Event>> forget(Optional<Sandbox> current, String sessionId) {
+    if (current.isEmpty()) {
+      return Uni.createFrom().item(List.of());
+    }
+    Sandbox sandbox = current.get();
+    String reason = "its host " + sandbox.getHost() + " no longer runs it for this session";
+    return sandboxes
+        .markLost(sandbox, reason)
+        .replaceWith(List.of(lostEvent(sandbox.getId(), reason)));
+  }
+
+  private Uni<Acquired> provision(String sessionId, List<Event> lost) {
+    return sandboxes
+        .environmentOfSession(sessionId)
+        .flatMap(
+            environment ->
+                sandboxes
+                    .hadOne(sessionId)
+                    .flatMap(
+                        hadOne ->
+                            sandboxes
+                                .provision(
+                                    environment.getId(),
+                                    SandboxResources.getDefaultInstance(),
+                                    sessionId)
+                                .map(
+                                    sandbox ->
+                                        Acquired.fresh(sandbox, environment, hadOne, lost))));
+  }
+
+  static Event lostEvent(String sandboxId, Throwable failure) {
+    return lostEvent(sandboxId, failure.getMessage());
+  }
+
+  static Event lostEvent(String sandboxId, String reason) {
+    return Event.newBuilder()
+        .setSandboxLost(SandboxLost.newBuilder().setSandboxId(sandboxId).setReason(reason))
+        .build();
+  }
+
+  /**
+   * A sandbox for a call, with what the first call to use it tells the log (sandbox.lost,
+   * sandbox.provisioned) and the model (its workspace was reset). Calls sharing a provisioning
+   * share one Acquired; only the first to finish carries the notices.
+   */
+  private record Acquired(
+      Sandbox sandbox, List<Event> notices, boolean reset, AtomicBoolean announced) {
+
+    static Acquired reused(Sandbox sandbox) {
+      return new Acquired(sandbox, List.of(), false, new AtomicBoolean(true));
+    }
+
+    static Acquired fresh(
+        Sandbox sandbox, Environment environment, boolean hadOne, List<Event> lost) {
+      List<Event> notices = new ArrayList<>(lost);
+      notices.add(
+          Event.newBuilder()
+              .setSandboxProvisioned(
+                  SandboxProvisioned.newBuilder()
+                      .setSandboxId(sandbox.getId())
+                      .setEnvironmentId(environment.getId())
+                      .setDriver(
+                          sandbox
+                              .getDriver()
+                              .name()
+                              .replace("SANDBOX_DRIVER_", "")
+                              .toLowerCase(Locale.ROOT)))
+              .build());
+      return new Acquired(
+          sandbox, List.copyOf(notices), hadOne || !lost.isEmpty(), new AtomicBoolean(false));
+    }
+
+    List<Event> takeNotices() {
+      return announced.compareAndSet(false, true) ? notices : List.of();
+    }
+
+    ToolOutcome announce(ToolOutcome outcome) {
+      if (!announced.compareAndSet(false, true)) {
+        return outcome;
+      }
+      ToolOutcome told = reset ? outcome.prefixed(RESET_NOTE) : outcome;
+      return told.withNotices(notices);
+    }
+  }
+}

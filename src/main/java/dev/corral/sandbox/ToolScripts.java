@@ -1,0 +1,160 @@
+package dev.corral.sandbox;
+
+import dev.corral.tool.ToolInput;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * The built-in tools as bash scripts that run inside a sandbox. Scripts read their inputs from the
+ * base64 array {@code __corral_a}; paths resolve against /workspace, and a path that leaves it
+ * (through "..", an absolute path or a symlink) is refused. Exit code 0 is success; a file tool's
+ * other codes are errors whose output says why.
+ */
+final class ToolScripts {
+
+  /** Output kept per call: 100 KiB, the tail for bash, the head otherwise. */
+  static final int OUTPUT_CAP = 100 * 1024;
+
+  private static final String HELPERS =
+      """
+      __d() { printf '%s' "$1" | base64 -d; }
+      __s() { local v; v=$(__d "${__corral_a[$1]}"; printf .); printf '%s' "${v%.}"; }
+      __path() {
+        local p="$1"
+        case "$p" in /*) ;; *) p="/workspace/$p" ;; esac
+        local r; r=$(realpath -m -- "$p") || return 2
+        case "$r" in
+          /workspace|/workspace/*) printf '%s' "$r" ;;
+          *) echo "corral: $1 is outside the workspace (/workspace)" >&2; return 3 ;;
+        esac
+      }
+      __rel() { local r="${1#/workspace}"; r="${r#/}"; printf '%s' "${r:-.}"; }
+      """;
+
+  static final String BASH = "eval \"$(printf '%s' \"${__corral_a[0]}\" | base64 -d)\"";
+
+  static final String READ =
+      HELPERS
+          + """
+          f=$(__path "$(__s 0)") || exit 3
+          [ -e "$f" ] || { echo "corral: $(__rel "$f"): no such file"; exit 2; }
+          [ -f "$f" ] || { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
+          [ -r "$f" ] || { echo "corral: $(__rel "$f") is not readable"; exit 2; }
+          if [ -s "$f" ] && ! grep -qI '' -- "$f"; then echo "corral: $(__rel "$f") is a binary file"; exit 2; fi
+          awk -v s="$(__s 1)" -v e="$(__s 2)" 'NR >= s && (e <= 0 || NR <= e) { printf "%6d\\t%s\\n", NR, $0 }' -- "$f"
+          """;
+
+  static final String WRITE =
+      HELPERS
+          + """
+          f=$(__path "$(__s 0)") || exit 3
+          [ -d "$f" ] && { echo "corral: $(__rel "$f") is a directory"; exit 2; }
+          mkdir -p -- "$(dirname -- "$f")" || exit 2
+          __d "${__corral_a[1]}" > "$f" || exit 2
+          printf 'Wrote %s bytes to %s\\n' "$(wc -c < "$f")" "$(__rel "$f")"
+          """;
+
+  static final String EDIT =
+      HELPERS
+          + """
+          f=$(__path "$(__s 0)") || exit 3
+          [ -f "$f" ] || { echo "corral: $(__rel "$f"): no such file"; exit 2; }
+          o=$(mktemp) && n=$(mktemp) || exit 2
+          trap 'rm -f "$o" "$n"' EXIT
+          __d "${__corral_a[1]}" > "$o"; __d "${__corral_a[2]}" > "$n"
+          perl -e '
+            my ($f, $o, $n, $all) = @ARGV; local $/;
+            open(my $h, "<", $f) or do { print "corral: cannot read the file\\n"; exit 2 };
+            my $t = <$h> // ""; close $h;
+            open($h, "<", $o); my $old = <$h> // ""; close $h;
+            open($h, "<", $n); my $new = <$h> // ""; close $h;
+            my ($c, $i) = (0, 0);
+            while (($i = index($t, $old, $i)) >= 0) { $c++; $i += length($old); }
+            if ($c == 0) { print "corral: old_string was not found in the file\\n"; exit 2 }
+            if ($c > 1 && !$all) {
+              print "corral: old_string occurs $c times; add context to make it unique, or set replace_all\\n";
+              exit 2;
+            }
+            my ($r, $j) = ("", 0); $i = 0;
+            while (($j = index($t, $old, $i)) >= 0) { $r .= substr($t, $i, $j - $i) . $new; $i = $j + length($old); last unless $all }
+            $r .= substr($t, $i);
+            open($h, ">", $f) or do { print "corral: cannot write the file\\n"; exit 2 };
+            print $h $r; close $h;
+            print "Replaced ", ($all ? $c : 1), " occurrence", (($all ? $c : 1) == 1 ? "" : "s"), "\\n";
+          ' "$f" "$o" "$n" "$(__s 3)"
+          """;
+
+  static final String GLOB =
+      HELPERS
+          + """
+          base=$(__path "$(__s 1)") || exit 3
+          [ -d "$base" ] || { echo "corral: $(__rel "$base") is not a directory"; exit 2; }
+          cd -- "$base" || exit 2
+          shopt -s globstar nullglob dotglob
+          pattern=$(__s 0)
+          out=$(compgen -G "$pattern" | while IFS= read -r x; do
+                  [ -e "$x" ] && printf '%s\\t%s\\n' "$(stat -c %Y -- "$x")" "$(__rel "$base/$x")"
+                done | sort -t "$(printf '\\t')" -k1,1nr | head -n 200 | cut -f2-)
+          if [ -z "$out" ]; then echo "No files match $pattern"; else printf '%s\\n' "$out"; fi
+          """;
+
+  static final String GREP =
+      HELPERS
+          + """
+          target=$(__path "$(__s 1)") || exit 3
+          [ -e "$target" ] || { echo "corral: $(__rel "$target"): no such file or directory"; exit 2; }
+          grep -rnIE --color=never -e "$(__s 0)" -- "$target" 2>&1 | cut -c1-2000 | sed 's|^/workspace/||'
+          rc=${PIPESTATUS[0]}
+          [ "$rc" -eq 1 ] && { echo "No matches."; exit 0; }
+          exit "$rc"
+          """;
+
+  private ToolScripts() {}
+
+  /** The command that runs {@code input}, with the call's time limit. */
+  static SandboxCommand of(ToolInput input, Duration timeout) {
+    if (input instanceof ToolInput.Bash bash) {
+      Duration limit =
+          bash.timeout() != null && bash.timeout().compareTo(timeout) < 0
+              ? bash.timeout()
+              : timeout;
+      return new SandboxCommand(BASH, List.of(utf8(bash.command())), true, limit, OUTPUT_CAP, true);
+    }
+    if (input instanceof ToolInput.Read read) {
+      return file(
+          READ,
+          timeout,
+          utf8(read.path()),
+          utf8(Integer.toString(read.fromLine())),
+          utf8(Integer.toString(read.toLine())));
+    }
+    if (input instanceof ToolInput.Write write) {
+      return file(WRITE, timeout, utf8(write.path()), write.content());
+    }
+    if (input instanceof ToolInput.Edit edit) {
+      return file(
+          EDIT,
+          timeout,
+          utf8(edit.path()),
+          edit.oldString(),
+          edit.newString(),
+          utf8(edit.replaceAll() ? "1" : ""));
+    }
+    if (input instanceof ToolInput.Glob glob) {
+      return file(
+          GLOB, timeout, utf8(glob.pattern()), utf8(glob.path().isEmpty() ? "." : glob.path()));
+    }
+    ToolInput.Grep grep = (ToolInput.Grep) input;
+    return file(
+        GREP, timeout, utf8(grep.pattern()), utf8(grep.path().isEmpty() ? "." : grep.path()));
+  }
+
+  private static SandboxCommand file(String script, Duration timeout, byte[]... args) {
+    return new SandboxCommand(script, List.of(args), false, timeout, OUTPUT_CAP, false);
+  }
+
+  private static byte[] utf8(String text) {
+    return text.getBytes(StandardCharsets.UTF_8);
+  }
+}

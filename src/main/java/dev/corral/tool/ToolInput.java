@@ -1,0 +1,217 @@
+package dev.corral.tool;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.Json;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * A built-in tool call with its input checked against the tool's schema. Parsing throws {@link
+ * InvalidArgumentException} naming the field (under {@code field}, e.g. "input_json").
+ */
+public sealed interface ToolInput {
+
+  BuiltInTool tool();
+
+  record Bash(String command, boolean restart, Duration timeout) implements ToolInput {
+    public BuiltInTool tool() {
+      return BuiltInTool.BASH;
+    }
+  }
+
+  record Read(String path, int fromLine, int toLine) implements ToolInput {
+    public BuiltInTool tool() {
+      return BuiltInTool.READ;
+    }
+  }
+
+  record Write(String path, byte[] content) implements ToolInput {
+    public BuiltInTool tool() {
+      return BuiltInTool.WRITE;
+    }
+  }
+
+  record Edit(String path, byte[] oldString, byte[] newString, boolean replaceAll)
+      implements ToolInput {
+    public BuiltInTool tool() {
+      return BuiltInTool.EDIT;
+    }
+  }
+
+  record Glob(String pattern, String path) implements ToolInput {
+    public BuiltInTool tool() {
+      return BuiltInTool.GLOB;
+    }
+  }
+
+  record Grep(String pattern, String path) implements ToolInput {
+    public BuiltInTool tool() {
+      return BuiltInTool.GREP;
+    }
+  }
+
+  /**
+   * Parses {@code inputJson} for the tool {@code name}.
+   *
+   * @param nameField and {@code inputField}: the request fields, for error messages
+   */
+  static ToolInput parse(String nameField, String name, String inputField, String inputJson) {
+    BuiltInTool tool =
+        BuiltInTool.named(name)
+            .orElseThrow(
+                () ->
+                    new InvalidArgumentException(
+                        nameField,
+                        "'" + name + "' is not a tool; use bash, read, write, edit, glob or grep"));
+    JsonNode input = Json.requireObject(inputField, inputJson.isEmpty() ? "{}" : inputJson);
+    Fields fields = new Fields(inputField, input);
+    return switch (tool) {
+      case BASH -> {
+        fields.only("command", "restart", "timeout_ms");
+        boolean restart = fields.bool("restart");
+        String command = fields.optionalString("command");
+        if (command.isEmpty() && !restart) {
+          throw new InvalidArgumentException(
+              inputField + ".command", "is required unless restart is true");
+        }
+        long timeout = fields.integer("timeout_ms", 0, 86_400_000L);
+        yield new Bash(command, restart, timeout == 0 ? null : Duration.ofMillis(timeout));
+      }
+      case READ -> {
+        fields.only("file_path", "view_range");
+        int[] range = fields.range("view_range");
+        yield new Read(fields.path("file_path"), range[0], range[1]);
+      }
+      case WRITE -> {
+        fields.only("file_path", "content");
+        yield new Write(
+            fields.path("file_path"),
+            fields.requiredString("content", true).getBytes(StandardCharsets.UTF_8));
+      }
+      case EDIT -> {
+        fields.only("file_path", "old_string", "new_string", "replace_all");
+        String oldString = fields.requiredString("old_string", false);
+        yield new Edit(
+            fields.path("file_path"),
+            oldString.getBytes(StandardCharsets.UTF_8),
+            fields.requiredString("new_string", true).getBytes(StandardCharsets.UTF_8),
+            fields.bool("replace_all"));
+      }
+      case GLOB -> {
+        fields.only("pattern", "path");
+        yield new Glob(fields.requiredString("pattern", false), fields.optionalString("path"));
+      }
+      case GREP -> {
+        fields.only("pattern", "path");
+        yield new Grep(fields.requiredString("pattern", false), fields.optionalString("path"));
+      }
+    };
+  }
+
+  /** Typed access to the input object's fields, with errors that name them. */
+  final class Fields {
+    private final String prefix;
+    private final JsonNode input;
+
+    Fields(String prefix, JsonNode input) {
+      this.prefix = prefix;
+      this.input = input;
+    }
+
+    void only(String... allowed) {
+      Set<String> known = Set.of(allowed);
+      for (Iterator<String> names = input.fieldNames(); names.hasNext(); ) {
+        String name = names.next();
+        if (!known.contains(name)) {
+          throw new InvalidArgumentException(prefix + "." + name, "is not an input of this tool");
+        }
+      }
+    }
+
+    String requiredString(String name, boolean mayBeEmpty) {
+      JsonNode value = input.get(name);
+      if (value == null || value.isNull()) {
+        throw new InvalidArgumentException(prefix + "." + name, "is required");
+      }
+      if (!value.isTextual()) {
+        throw new InvalidArgumentException(prefix + "." + name, "must be a string");
+      }
+      if (!mayBeEmpty && value.asText().isEmpty()) {
+        throw new InvalidArgumentException(prefix + "." + name, "must not be empty");
+      }
+      return value.asText();
+    }
+
+    String optionalString(String name) {
+      JsonNode value = input.get(name);
+      if (value == null || value.isNull()) {
+        return "";
+      }
+      if (!value.isTextual()) {
+        throw new InvalidArgumentException(prefix + "." + name, "must be a string");
+      }
+      return value.asText();
+    }
+
+    String path(String name) {
+      String path = requiredString(name, false);
+      if (path.indexOf('\0') >= 0) {
+        throw new InvalidArgumentException(prefix + "." + name, "must not contain NUL");
+      }
+      return path;
+    }
+
+    boolean bool(String name) {
+      JsonNode value = input.get(name);
+      if (value == null || value.isNull()) {
+        return false;
+      }
+      if (!value.isBoolean()) {
+        throw new InvalidArgumentException(prefix + "." + name, "must be true or false");
+      }
+      return value.asBoolean();
+    }
+
+    long integer(String name, long min, long max) {
+      JsonNode value = input.get(name);
+      if (value == null || value.isNull()) {
+        return 0;
+      }
+      if (!value.canConvertToExactIntegral() || value.asLong() < min || value.asLong() > max) {
+        throw new InvalidArgumentException(
+            prefix + "." + name, "must be an integer between " + min + " and " + max);
+      }
+      return value.asLong();
+    }
+
+    /** view_range [start, end], 1-based inclusive; end 0 or less means the end of the file. */
+    int[] range(String name) {
+      JsonNode value = input.get(name);
+      if (value == null || value.isNull()) {
+        return new int[] {1, 0};
+      }
+      List<JsonNode> items = new java.util.ArrayList<>();
+      value.forEach(items::add);
+      boolean valid =
+          value.isArray()
+              && items.size() == 2
+              && items.stream()
+                  .allMatch(
+                      item ->
+                          item.canConvertToExactIntegral()
+                              && Math.abs(item.asLong()) < Integer.MAX_VALUE)
+              && items.get(0).asInt() >= 1
+              && (items.get(1).asInt() <= 0 || items.get(1).asInt() >= items.get(0).asInt());
+      if (!valid) {
+        throw new InvalidArgumentException(
+            prefix + "." + name,
+            "must be [start, end] with 1 <= start <= end, or end <= 0 for the end of the file");
+      }
+      return new int[] {items.get(0).asInt(), items.get(1).asInt()};
+    }
+  }
+}
