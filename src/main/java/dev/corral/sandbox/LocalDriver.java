@@ -95,6 +95,11 @@ public class LocalDriver implements SandboxDriver {
     return host;
   }
 
+  /** The sandboxes that run here now. */
+  java.util.Set<String> hosted() {
+    return java.util.Set.copyOf(sandboxes.keySet());
+  }
+
   /** Whether the sandbox runs here. */
   public boolean hosts(String sandboxId) {
     LocalSandbox sandbox = sandboxes.get(sandboxId);
@@ -275,6 +280,9 @@ public class LocalDriver implements SandboxDriver {
             Long.toString(resources.getDiskBytes()),
             "--tmpfs",
             "/workspace",
+            // The root (and so /etc) becomes read-only; /tmp and /workspace stay writable.
+            "--remount-ro",
+            "/",
             "--chdir",
             "/workspace",
             "--clearenv",

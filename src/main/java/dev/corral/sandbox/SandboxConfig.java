@@ -15,6 +15,13 @@ public interface SandboxConfig {
   @WithDefault("lazy")
   String provisioning();
 
+  /**
+   * How often the reconciler ends sandboxes whose session ended or whose lifetime is over, stops
+   * what no live record owns (local processes, pods) and refills warm pools.
+   */
+  @WithDefault("30s")
+  Duration reconcileInterval();
+
   /** Limits used where an environment leaves them unset. */
   Defaults defaults();
 
@@ -84,10 +91,6 @@ public interface SandboxConfig {
     /** How long a new pod may take to become ready. */
     @WithDefault("120s")
     Duration readyTimeout();
-
-    /** How often the reconciler deletes orphaned pods and refills warm pools. */
-    @WithDefault("30s")
-    Duration reconcileInterval();
 
     /** The non-root user sandbox containers run as. */
     @WithDefault("65532")

@@ -143,7 +143,11 @@ public final class SandboxPodFactory {
       digest.update(spec.environment().getRuntimeClassName().getBytes(StandardCharsets.UTF_8));
       spec.environment()
           .getSetupCommandsList()
-          .forEach(command -> digest.update(command.getBytes(StandardCharsets.UTF_8)));
+          .forEach(
+              command -> {
+                digest.update(command.getBytes(StandardCharsets.UTF_8));
+                digest.update((byte) 0);
+              });
       digest.update(Long.toString(spec.runAsUser()).getBytes(StandardCharsets.UTF_8));
       return HexFormat.of().formatHex(digest.digest(), 0, 8);
     } catch (NoSuchAlgorithmException e) {

@@ -84,6 +84,9 @@ public class SandboxRepository {
         AND (s.id IS NULL OR s.archived_at IS NOT NULL OR s.status = 'terminated')
       """;
 
+  static final String LIVE =
+      "SELECT " + COLUMNS + " FROM sandboxes WHERE state IN ('provisioning', 'ready')";
+
   static final String BY_IDS = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = ANY ($1::text[])";
 
   private final Pool pool;
@@ -175,6 +178,11 @@ public class SandboxRepository {
               rows.forEach(row -> ids.add(row.getString("id")));
               return ids;
             });
+  }
+
+  /** Every sandbox in provisioning or ready state. */
+  Uni<List<Sandbox>> live() {
+    return pool.preparedQuery(LIVE).execute().map(SandboxRepository::all);
   }
 
   Uni<List<Sandbox>> byIds(List<String> ids) {

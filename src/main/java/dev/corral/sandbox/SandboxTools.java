@@ -53,22 +53,22 @@ final class SandboxTools {
       text.append("\n[killed: the call ran longer than ")
           .append(command.timeout().toMillis())
           .append(" ms]");
-      return ToolOutcome.error(text.toString().strip());
+      return ToolOutcome.error(text.toString().stripTrailing());
     }
     if (result.shellExited()) {
       text.append("\n[the shell exited with code ")
           .append(result.exitCode())
           .append("; a fresh shell took its place: the directory and variables were reset]");
-      return ToolOutcome.ok(text.toString().strip());
+      return ToolOutcome.ok(text.toString().stripTrailing());
     }
     if (input instanceof ToolInput.Bash) {
       if (result.exitCode() != 0) {
         text.append("\n[exit code ").append(result.exitCode()).append("]");
       }
-      String output = text.toString().strip();
+      String output = text.toString().stripTrailing();
       return ToolOutcome.ok(output.isEmpty() ? "(no output)" : output);
     }
-    String output = text.toString().strip();
+    String output = text.toString().stripTrailing();
     return result.exitCode() == 0
         ? ToolOutcome.ok(output)
         : ToolOutcome.error(output.replaceFirst("^corral: ", ""));

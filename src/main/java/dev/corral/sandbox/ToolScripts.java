@@ -42,7 +42,7 @@ final class ToolScripts {
           [ -f "$f" ] || { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
           [ -r "$f" ] || { echo "corral: $(__rel "$f") is not readable"; exit 2; }
           if [ -s "$f" ] && ! grep -qI '' -- "$f"; then echo "corral: $(__rel "$f") is a binary file"; exit 2; fi
-          awk -v s="$(__s 1)" -v e="$(__s 2)" 'NR >= s && (e <= 0 || NR <= e) { printf "%6d\\t%s\\n", NR, $0 }' -- "$f"
+          awk -v s="$(__s 1)" -v e="$(__s 2)" 'NR >= s && (e <= 0 || NR <= e) { printf "%6d\\t%s\\n", NR, $0 }' "$f"
           """;
 
   static final String WRITE =

@@ -1,0 +1,406 @@
+package dev.corral.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.ArchiveEnvironmentRequest;
+import dev.corral.proto.v1.CreateEnvironmentRequest;
+import dev.corral.proto.v1.Environment;
+import dev.corral.proto.v1.EnvironmentServiceGrpc;
+import dev.corral.proto.v1.ExecuteRequest;
+import dev.corral.proto.v1.ExecuteResponse;
+import dev.corral.proto.v1.GetEnvironmentRequest;
+import dev.corral.proto.v1.GetSandboxRequest;
+import dev.corral.proto.v1.ListEnvironmentsRequest;
+import dev.corral.proto.v1.ListSandboxesRequest;
+import dev.corral.proto.v1.NetworkMode;
+import dev.corral.proto.v1.Networking;
+import dev.corral.proto.v1.ProvisionRequest;
+import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxDriver;
+import dev.corral.proto.v1.SandboxResources;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.SandboxState;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.SetupCommands;
+import dev.corral.proto.v1.UpdateEnvironmentRequest;
+import dev.corral.testing.Fixtures;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import java.util.List;
+import java.util.function.Supplier;
+import org.assertj.core.api.SoftAssertions;
+import org.junit.jupiter.api.Test;
+
+/** EnvironmentService and SandboxService through generated clients: lifecycle and bad input. */
+@QuarkusTest
+class SandboxApiTest {
+
+  private static final String UNKNOWN_SANDBOX = "sbx_00000000000000000000000000";
+  private static final String UNKNOWN_ENVIRONMENT = "env_00000000000000000000000000";
+  private static final String UNKNOWN_SESSION = "sesn_00000000000000000000000000";
+
+  @GrpcClient("corral")
+  SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @GrpcClient("corral")
+  EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Test
+  void anEnvironmentsSetupCommandsRunOnceInEachNewSandboxAndItsChangesApplyToNewOnes() {
+    // Given
+    Environment environment =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("python-ish")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .addSetupCommands("echo ready >> setup.log")
+                    .addSetupCommands("mkdir -p project")
+                    .putMetadata("team", "platform")
+                    .build())
+            .getEnvironment();
+
+    // When
+    Sandbox first = provision(environment.getId());
+    Environment updated =
+        environments
+            .updateEnvironment(
+                UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(environment.getId())
+                    .setDescription("with a marker")
+                    .setSetupCommands(SetupCommands.newBuilder().addCommands("touch marker"))
+                    .build())
+            .getEnvironment();
+    Sandbox second = provision(environment.getId());
+
+    // Then
+    assertThat(environment.getNetworking().getMode()).isEqualTo(NetworkMode.NETWORK_MODE_NONE);
+    assertThat(run(first, "bash", "{\"command\":\"cat setup.log; ls\"}"))
+        .isEqualTo("ready\nproject\nsetup.log");
+    assertThat(updated.getDescription()).isEqualTo("with a marker");
+    assertThat(updated.getName()).isEqualTo("python-ish");
+    assertThat(run(second, "bash", "{\"command\":\"ls\"}")).isEqualTo("marker");
+    assertThat(first.getEnvironmentId()).isEqualTo(environment.getId());
+    assertThat(
+            environments
+                .getEnvironment(
+                    GetEnvironmentRequest.newBuilder()
+                        .setEnvironmentId(environment.getId())
+                        .build())
+                .getEnvironment()
+                .getSetupCommandsList())
+        .containsExactly("touch marker");
+    assertThat(
+            environments
+                .listEnvironments(ListEnvironmentsRequest.newBuilder().setPageSize(100).build())
+                .getEnvironmentsList())
+        .extracting(Environment::getId)
+        .contains(environment.getId());
+    release(first);
+    release(second);
+  }
+
+  @Test
+  void aFailingSetupCommandFailsTheProvisioningAndLeavesNoLiveSandbox() {
+    // Given
+    Environment broken =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("broken")
+                    .addSetupCommands("echo about to fail; exit 7")
+                    .build())
+            .getEnvironment();
+
+    // When
+    StatusRuntimeException failure =
+        catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                sandboxes.provision(
+                    ProvisionRequest.newBuilder().setEnvironmentId(broken.getId()).build()));
+
+    // Then
+    assertThat(failure.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(failure.getStatus().getDescription()).contains("setup command 1").contains("exit 7");
+    assertThat(live()).noneMatch(sandbox -> sandbox.getEnvironmentId().equals(broken.getId()));
+  }
+
+  @Test
+  void sandboxesOfASessionAreListedAndReleasingTwiceReturnsTheReleasedOne() {
+    // Given
+    Session session = Fixtures.createSession(agents, sessions);
+    Sandbox sandbox =
+        sandboxes
+            .provision(ProvisionRequest.newBuilder().setSessionId(session.getId()).build())
+            .getSandbox();
+
+    // When
+    List<Sandbox> listed =
+        sandboxes
+            .listSandboxes(ListSandboxesRequest.newBuilder().setSessionId(session.getId()).build())
+            .getSandboxesList();
+    Sandbox released = release(sandbox);
+    Sandbox again = release(sandbox);
+
+    // Then
+    assertThat(listed).extracting(Sandbox::getId).containsExactly(sandbox.getId());
+    assertThat(sandbox.getSessionId()).isEqualTo(session.getId());
+    assertThat(released.getState()).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
+    assertThat(again).isEqualTo(released);
+    assertThat(
+            sandboxes
+                .listSandboxes(
+                    ListSandboxesRequest.newBuilder().setSessionId(session.getId()).build())
+                .getSandboxesList())
+        .isEmpty();
+  }
+
+  @Test
+  void badInputGetsAClearStatusAndChangesNothing() {
+    // Given a sandbox with a file, a released sandbox and an archived environment
+    Sandbox sandbox = provision("");
+    run(sandbox, "write", "{\"file_path\":\"keep.txt\",\"content\":\"original\"}");
+    Sandbox released = release(provision(""));
+    Environment archived =
+        environments
+            .createEnvironment(CreateEnvironmentRequest.newBuilder().setName("old").build())
+            .getEnvironment();
+    environments.archiveEnvironment(
+        ArchiveEnvironmentRequest.newBuilder().setEnvironmentId(archived.getId()).build());
+    List<String> liveBefore = live().stream().map(Sandbox::getId).toList();
+
+    // When / Then
+    SoftAssertions softly = new SoftAssertions();
+    String id = sandbox.getId();
+    expect(softly, Status.Code.INVALID_ARGUMENT, "name", () -> execute(id, "rm", "{}"));
+    expect(softly, Status.Code.INVALID_ARGUMENT, "name", () -> execute(id, "", "{}"));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "input_json",
+        () -> execute(id, "write", "{\"file_path\":\"keep.txt\""));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "input_json.mode",
+        () ->
+            execute(
+                id, "write", "{\"file_path\":\"keep.txt\",\"content\":\"x\",\"mode\":\"0777\"}"));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "input_json.command",
+        () -> execute(id, "bash", "{\"command\":42}"));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "input_json.old_string",
+        () ->
+            execute(
+                id,
+                "edit",
+                "{\"file_path\":\"keep.txt\",\"old_string\":\"\",\"new_string\":\"x\"}"));
+    expect(
+        softly, Status.Code.INVALID_ARGUMENT, "sandbox_id", () -> execute("sbx_x", "bash", "{}"));
+    expect(
+        softly,
+        Status.Code.NOT_FOUND,
+        "sandbox",
+        () -> execute(UNKNOWN_SANDBOX, "bash", "{\"command\":\"ls\"}"));
+    expect(
+        softly,
+        Status.Code.FAILED_PRECONDITION,
+        "released",
+        () -> execute(released.getId(), "bash", "{\"command\":\"ls\"}"));
+    expect(
+        softly,
+        Status.Code.NOT_FOUND,
+        "sandbox",
+        () ->
+            sandboxes.getSandbox(
+                GetSandboxRequest.newBuilder().setSandboxId(UNKNOWN_SANDBOX).build()));
+    expect(
+        softly,
+        Status.Code.NOT_FOUND,
+        "sandbox",
+        () ->
+            sandboxes.releaseSandbox(
+                ReleaseSandboxRequest.newBuilder().setSandboxId(UNKNOWN_SANDBOX).build()));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "resources.memory_bytes",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder()
+                    .setResources(SandboxResources.newBuilder().setMemoryBytes(1024))
+                    .build()));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "resources.max_processes",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder()
+                    .setResources(SandboxResources.newBuilder().setMaxProcesses(-1))
+                    .build()));
+    expect(
+        softly,
+        Status.Code.NOT_FOUND,
+        "environment",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder().setEnvironmentId(UNKNOWN_ENVIRONMENT).build()));
+    expect(
+        softly,
+        Status.Code.FAILED_PRECONDITION,
+        "archived",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder().setEnvironmentId(archived.getId()).build()));
+    expect(
+        softly,
+        Status.Code.NOT_FOUND,
+        "session",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "page_size",
+        () -> sandboxes.listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(-1).build()));
+    expect(
+        softly, Status.Code.INVALID_ARGUMENT, "name", () -> createEnvironment(b -> b.setName("")));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "networking.mode",
+        () -> createEnvironment(b -> b.setNetworking(Networking.newBuilder().setModeValue(7))));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "warm_pool_size",
+        () -> createEnvironment(b -> b.setWarmPoolSize(-1)));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "runtime_class_name",
+        () -> createEnvironment(b -> b.setRuntimeClassName("Not A Label")));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "image",
+        () -> createEnvironment(b -> b.setImage("bad image!")));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "setup_commands[0]",
+        () -> createEnvironment(b -> b.addSetupCommands("")));
+    expect(
+        softly,
+        Status.Code.FAILED_PRECONDITION,
+        "archived",
+        () ->
+            environments.updateEnvironment(
+                UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(archived.getId())
+                    .setName("renamed")
+                    .build()));
+    expect(
+        softly,
+        Status.Code.NOT_FOUND,
+        "environment",
+        () ->
+            environments.getEnvironment(
+                GetEnvironmentRequest.newBuilder().setEnvironmentId(UNKNOWN_ENVIRONMENT).build()));
+    softly.assertAll();
+
+    // And nothing changed
+    assertThat(run(sandbox, "read", "{\"file_path\":\"keep.txt\"}")).isEqualTo("     1\toriginal");
+    assertThat(live().stream().map(Sandbox::getId).toList())
+        .containsExactlyInAnyOrderElementsOf(liveBefore);
+    assertThat(
+            environments
+                .getEnvironment(
+                    GetEnvironmentRequest.newBuilder().setEnvironmentId(archived.getId()).build())
+                .getEnvironment()
+                .getName())
+        .isEqualTo("old");
+    release(sandbox);
+  }
+
+  private void expect(
+      SoftAssertions softly, Status.Code code, String mentions, Supplier<Object> call) {
+    StatusRuntimeException failure = null;
+    Object answer = null;
+    try {
+      answer = call.get();
+    } catch (StatusRuntimeException e) {
+      failure = e;
+    }
+    softly.assertThat(failure).as(mentions + " fails, but answered " + answer).isNotNull();
+    if (failure != null) {
+      String description = String.valueOf(failure.getStatus().getDescription());
+      softly.assertThat(failure.getStatus().getCode()).as(description).isEqualTo(code);
+      softly.assertThat(description).contains(mentions);
+      softly
+          .assertThat(description)
+          .as("leaks internals")
+          .doesNotContainPattern("Exception|java\\.|dev\\.corral");
+    }
+  }
+
+  private Environment createEnvironment(
+      java.util.function.UnaryOperator<CreateEnvironmentRequest.Builder> change) {
+    return environments
+        .createEnvironment(change.apply(CreateEnvironmentRequest.newBuilder().setName("e")).build())
+        .getEnvironment();
+  }
+
+  private Sandbox provision(String environmentId) {
+    return sandboxes
+        .provision(ProvisionRequest.newBuilder().setEnvironmentId(environmentId).build())
+        .getSandbox();
+  }
+
+  private Sandbox release(Sandbox sandbox) {
+    return sandboxes
+        .releaseSandbox(ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build())
+        .getSandbox();
+  }
+
+  private List<Sandbox> live() {
+    return sandboxes
+        .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
+        .getSandboxesList();
+  }
+
+  private ExecuteResponse execute(String sandboxId, String name, String inputJson) {
+    return sandboxes.execute(
+        ExecuteRequest.newBuilder()
+            .setSandboxId(sandboxId)
+            .setName(name)
+            .setInputJson(inputJson)
+            .build());
+  }
+
+  private String run(Sandbox sandbox, String name, String inputJson) {
+    ExecuteResponse response = execute(sandbox.getId(), name, inputJson);
+    assertThat(response.getIsError()).as(response.getOutput()).isFalse();
+    return response.getOutput();
+  }
+}

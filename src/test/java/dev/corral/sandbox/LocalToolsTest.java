@@ -1,0 +1,243 @@
+package dev.corral.sandbox;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.corral.proto.v1.ExecuteRequest;
+import dev.corral.proto.v1.ExecuteResponse;
+import dev.corral.proto.v1.ProvisionRequest;
+import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxResources;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.SandboxState;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The built-in tools in a real bubblewrap sandbox, called through the gRPC API: what each tool
+ * does, what survives between calls, output caps, time limits, and paths that try to leave the
+ * workspace.
+ */
+@QuarkusTest
+class LocalToolsTest {
+
+  @GrpcClient("corral")
+  SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  private final List<String> provisioned = new ArrayList<>();
+  private String sandbox;
+
+  @BeforeEach
+  void provision() {
+    sandbox = provision(SandboxResources.newBuilder().setCallTimeoutMs(5_000).build());
+  }
+
+  @AfterEach
+  void release() {
+    provisioned.forEach(
+        id ->
+            sandboxes.releaseSandbox(ReleaseSandboxRequest.newBuilder().setSandboxId(id).build()));
+  }
+
+  @Test
+  void bashKeepsItsDirectoryAndVariablesBetweenCallsUntilRestarted() {
+    // Given
+    ok("bash", "{\"command\":\"mkdir -p a/b && cd a/b && export GREETING=hello\"}");
+
+    // When
+    String before = ok("bash", "{\"command\":\"echo $GREETING from $(pwd)\"}");
+    String restarted = ok("bash", "{\"restart\":true,\"command\":\"echo [$GREETING] $(pwd)\"}");
+
+    // Then
+    assertThat(before).isEqualTo("hello from /workspace/a/b");
+    assertThat(restarted).startsWith("The shell was restarted.").endsWith("[] /workspace");
+  }
+
+  @Test
+  void bashReportsExitCodesAndStderrAndAnExitingShellIsReplaced() {
+    // When
+    String failed = ok("bash", "{\"command\":\"echo out; echo err >&2; false\"}");
+    String exited = ok("bash", "{\"command\":\"cd /tmp; exit 3\"}");
+    String after = ok("bash", "{\"command\":\"pwd\"}");
+
+    // Then
+    assertThat(failed).contains("out").contains("err").endsWith("[exit code 1]");
+    assertThat(exited).contains("the shell exited with code 3");
+    assertThat(after).isEqualTo("/workspace");
+  }
+
+  @Test
+  void aCallThatRunsTooLongIsKilledAndTheShellStillAnswers() {
+    // When
+    long start = System.nanoTime();
+    ExecuteResponse slow =
+        execute("bash", "{\"command\":\"echo started; sleep 60\",\"timeout_ms\":500}");
+    long tookMs = (System.nanoTime() - start) / 1_000_000;
+
+    // Then
+    assertThat(slow.getIsError()).isTrue();
+    assertThat(slow.getOutput()).contains("started").contains("killed").contains("500 ms");
+    assertThat(tookMs).isLessThan(10_000);
+    assertThat(ok("bash", "{\"command\":\"echo alive\"}")).isEqualTo("alive");
+  }
+
+  @Test
+  void bashOutputIsCappedKeepingTheTailAndTheCapIsStated() {
+    // When 300 000 bytes are written
+    String output =
+        ok("bash", "{\"command\":\"seq 1 50000 | awk '{printf \\\"%05d\\\\n\\\", $1}'\"}");
+
+    // Then
+    assertThat(output).startsWith("[output truncated: 300000 bytes, showing the last 102400]");
+    assertThat(output).endsWith("50000").doesNotContain("\n00001\n");
+    assertThat(output.length()).isLessThan(103_000);
+  }
+
+  @Test
+  void writeReadAndEditWorkOnWorkspaceFiles() {
+    // Given
+    String written =
+        ok("write", "{\"file_path\":\"src/app.txt\",\"content\":\"one\\ntwo\\nthree\\ntwo\\n\"}");
+
+    // When
+    String range = ok("read", "{\"file_path\":\"/workspace/src/app.txt\",\"view_range\":[2,3]}");
+    ExecuteResponse ambiguous =
+        execute(
+            "edit", "{\"file_path\":\"src/app.txt\",\"old_string\":\"two\",\"new_string\":\"2\"}");
+    String unique =
+        ok(
+            "edit",
+            "{\"file_path\":\"src/app.txt\",\"old_string\":\"one\\ntwo\",\"new_string\":\"1\\n2\"}");
+    String all =
+        ok(
+            "edit",
+            "{\"file_path\":\"src/app.txt\",\"old_string\":\"t\",\"new_string\":\"T\","
+                + "\"replace_all\":true}");
+    ExecuteResponse missing =
+        execute(
+            "edit", "{\"file_path\":\"src/app.txt\",\"old_string\":\"zzz\",\"new_string\":\"y\"}");
+
+    // Then
+    assertThat(written).isEqualTo("Wrote 18 bytes to src/app.txt");
+    assertThat(range).isEqualTo("     2\ttwo\n     3\tthree");
+    assertThat(ambiguous.getIsError()).isTrue();
+    assertThat(ambiguous.getOutput()).contains("occurs 2 times");
+    assertThat(unique).isEqualTo("Replaced 1 occurrence");
+    assertThat(all).isEqualTo("Replaced 2 occurrences");
+    assertThat(missing.getIsError()).isTrue();
+    assertThat(missing.getOutput()).contains("not found");
+    assertThat(ok("bash", "{\"command\":\"cat src/app.txt\"}")).isEqualTo("1\n2\nThree\nTwo");
+  }
+
+  @Test
+  void globAndGrepFindFilesInTheWorkspace() {
+    // Given
+    ok("write", "{\"file_path\":\"a/one.py\",\"content\":\"import os\\nprint(1)\\n\"}");
+    ok("write", "{\"file_path\":\"a/b/two.py\",\"content\":\"print(2)\\n\"}");
+    ok("write", "{\"file_path\":\"notes.md\",\"content\":\"nothing\\n\"}");
+
+    // When
+    String glob = ok("glob", "{\"pattern\":\"**/*.py\"}");
+    String grep = ok("grep", "{\"pattern\":\"print\\\\([0-9]\\\\)\",\"path\":\"a\"}");
+    String none = ok("grep", "{\"pattern\":\"absent\"}");
+
+    // Then
+    assertThat(glob.lines()).containsExactlyInAnyOrder("a/one.py", "a/b/two.py");
+    assertThat(grep.lines())
+        .containsExactlyInAnyOrder("a/one.py:2:print(1)", "a/b/two.py:1:print(2)");
+    assertThat(none).isEqualTo("No matches.");
+  }
+
+  @Test
+  void pathsAndSymlinksThatLeaveTheWorkspaceAreRefused() {
+    // Given a symlink pointing out of the workspace
+    ok("bash", "{\"command\":\"ln -s /etc escape && ln -s /etc/passwd pw\"}");
+
+    // When
+    List<ExecuteResponse> refused =
+        List.of(
+            execute("read", "{\"file_path\":\"../etc/passwd\"}"),
+            execute("read", "{\"file_path\":\"/etc/passwd\"}"),
+            execute("read", "{\"file_path\":\"pw\"}"),
+            execute("write", "{\"file_path\":\"escape/evil\",\"content\":\"x\"}"),
+            execute(
+                "edit",
+                "{\"file_path\":\"escape/hosts\",\"old_string\":\"a\",\"new_string\":\"b\"}"),
+            execute("glob", "{\"pattern\":\"*\",\"path\":\"escape\"}"),
+            execute("grep", "{\"pattern\":\"root\",\"path\":\"/etc\"}"));
+
+    // Then
+    for (ExecuteResponse response : refused) {
+      assertThat(response.getIsError()).as(response.getOutput()).isTrue();
+      assertThat(response.getOutput()).contains("outside the workspace");
+    }
+  }
+
+  @Test
+  void theSandboxRunsAsAnUnprivilegedUserWithReadOnlySystemDirectoriesAndNoNetwork() {
+    // When
+    String identity = ok("bash", "{\"command\":\"id -u; grep CapEff /proc/self/status\"}");
+    String systemWrite =
+        ok(
+            "bash",
+            "{\"command\":\"touch /usr/x 2>/dev/null || echo usr-refused;"
+                + " touch /etc/x 2>/dev/null || echo etc-refused\"}");
+    String network = ok("bash", "{\"command\":\"tail -n +3 /proc/net/dev | cut -d: -f1\"}");
+    String workspace =
+        ok("bash", "{\"command\":\"stat -c '%u' /workspace; echo x > /tmp/t && cat /tmp/t\"}");
+
+    // Then
+    List<String> lines = identity.lines().toList();
+    assertThat(Integer.parseInt(lines.get(0))).isNotZero();
+    assertThat(lines.get(1)).endsWith("0000000000000000");
+    assertThat(systemWrite).isEqualTo("usr-refused\netc-refused");
+    assertThat(network.strip()).isEqualTo("lo");
+    assertThat(workspace.lines().toList()).containsExactly(lines.get(0), "x");
+  }
+
+  @Test
+  void aReleasedSandboxIsStoppedAndSaysSo() {
+    // Given
+    ok("bash", "{\"command\":\"echo hi\"}");
+
+    // When
+    Sandbox released =
+        sandboxes
+            .releaseSandbox(ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox).build())
+            .getSandbox();
+
+    // Then
+    assertThat(released.getState()).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
+    assertThat(released.hasReleasedAt()).isTrue();
+  }
+
+  private String provision(SandboxResources resources) {
+    Sandbox created =
+        sandboxes
+            .provision(ProvisionRequest.newBuilder().setResources(resources).build())
+            .getSandbox();
+    assertThat(created.getState()).isEqualTo(SandboxState.SANDBOX_STATE_READY);
+    provisioned.add(created.getId());
+    return created.getId();
+  }
+
+  private ExecuteResponse execute(String name, String inputJson) {
+    return sandboxes.execute(
+        ExecuteRequest.newBuilder()
+            .setSandboxId(sandbox)
+            .setName(name)
+            .setInputJson(inputJson)
+            .build());
+  }
+
+  private String ok(String name, String inputJson) {
+    ExecuteResponse response = execute(name, inputJson);
+    assertThat(response.getIsError()).as(response.getOutput()).isFalse();
+    return response.getOutput();
+  }
+}
