@@ -1,0 +1,183 @@
+package dev.corral.sandbox;
+
+import static dev.corral.testing.Fixtures.userMessage;
+import static dev.corral.testing.SessionLogs.awaitIdle;
+import static dev.corral.testing.SessionLogs.log;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.AgentToolset;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.ListSandboxesRequest;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.SandboxState;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StopReasonType;
+import dev.corral.proto.v1.Tool;
+import dev.corral.testing.FakeAnthropic;
+import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.HarnessTestProfile;
+import dev.corral.testing.InjectFakeAnthropic;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A session's sandbox dies in the middle of a call: the call becomes a tool error, the loss is
+ * recorded, and the next call gets a new sandbox with a note that the workspace was reset.
+ */
+@QuarkusTest
+@TestProfile(HarnessTestProfile.class)
+class SandboxLossTest {
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @GrpcClient("corral")
+  SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @InjectFakeAnthropic FakeAnthropic model;
+
+  @Inject LocalDriver local;
+
+  @BeforeEach
+  void reset() {
+    model.reset();
+  }
+
+  @Test
+  void aSandboxKilledMidCallIsAToolErrorAndTheNextCallGetsAFreshOne() {
+    // Given a turn whose first call writes a file, then runs long; the second reads the file
+    String marker = "loss-" + UUID.randomUUID();
+    model.enqueue(
+        Reply.toolUse("toolu_long", "bash", "{\"command\":\"echo kept > f; sleep 60\"}"),
+        Reply.toolUse("toolu_next", "bash", "{\"command\":\"cat f 2>&1; echo next\"}"),
+        Reply.text("Done."));
+    Session session = start(marker);
+    Sandbox first = awaitSandbox(session.getId());
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> local.hosts(first.getId()) && runsSleep(session.getId()));
+
+    // When the sandbox dies under the call
+    local.release(first.getId(), local.host()).await().atMost(Duration.ofSeconds(10));
+
+    // Then
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    List<Event> events = log(sessions, session.getId());
+    List<Event> provisioned = ofType(events, "sandbox.provisioned");
+    List<Event> lost = ofType(events, "sandbox.lost");
+    List<Event> results = ofType(events, "agent.tool_result");
+    assertThat(provisioned).hasSize(2);
+    assertThat(lost).hasSize(1);
+    assertThat(results).hasSize(2);
+    String firstId = provisioned.get(0).getSandboxProvisioned().getSandboxId();
+    String secondId = provisioned.get(1).getSandboxProvisioned().getSandboxId();
+    assertThat(firstId).isEqualTo(first.getId());
+    assertThat(secondId).isNotEqualTo(firstId);
+    assertThat(lost.get(0).getSandboxLost().getSandboxId()).isEqualTo(firstId);
+    // the killed call is an error that says what happened, recorded after the loss
+    assertThat(results.get(0).getAgentToolResult().getIsError()).isTrue();
+    assertThat(text(results.get(0))).contains("sandbox was lost");
+    assertThat(lost.get(0).getSeq()).isLessThan(results.get(0).getSeq());
+    // the next call ran in a new, empty workspace and the model was told so
+    assertThat(provisioned.get(1).getSeq()).isLessThan(results.get(1).getSeq());
+    assertThat(results.get(1).getAgentToolResult().getIsError()).isFalse();
+    assertThat(text(results.get(1)))
+        .startsWith(SandboxToolRouter.RESET_NOTE)
+        .contains("No such file")
+        .endsWith("next");
+    assertThat(
+            sandboxes
+                .listSandboxes(
+                    ListSandboxesRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setIncludeEnded(true)
+                        .build())
+                .getSandboxesList())
+        .extracting(Sandbox::getId, Sandbox::getState)
+        .containsExactly(
+            org.assertj.core.groups.Tuple.tuple(secondId, SandboxState.SANDBOX_STATE_READY),
+            org.assertj.core.groups.Tuple.tuple(firstId, SandboxState.SANDBOX_STATE_LOST));
+  }
+
+  @Test
+  void aSessionWhoseTurnNeedsNoToolGetsNoSandbox() {
+    // Given
+    String marker = "no-tool-" + UUID.randomUUID();
+    model.enqueue(Reply.text("Nothing to run."));
+
+    // When
+    Session session = start(marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then
+    assertThat(ofType(log(sessions, session.getId()), "sandbox.provisioned")).isEmpty();
+    assertThat(
+            sandboxes
+                .listSandboxes(
+                    ListSandboxesRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setIncludeEnded(true)
+                        .build())
+                .getSandboxesList())
+        .isEmpty();
+  }
+
+  private boolean runsSleep(String sessionId) {
+    return ProcessHandle.current()
+        .descendants()
+        .anyMatch(process -> process.info().commandLine().orElse("").contains("sleep 60"));
+  }
+
+  private Sandbox awaitSandbox(String sessionId) {
+    ListSandboxesRequest request =
+        ListSandboxesRequest.newBuilder().setSessionId(sessionId).build();
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> sandboxes.listSandboxes(request).getSandboxesCount() == 1);
+    return sandboxes.listSandboxes(request).getSandboxes(0);
+  }
+
+  private Session start(String marker) {
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("loss test")
+                    .setModel("claude-test")
+                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                    .build())
+            .getAgent()
+            .getId();
+    return sessions
+        .createSession(
+            CreateSessionRequest.newBuilder()
+                .setAgentId(agent)
+                .addInitialEvents(userMessage(marker))
+                .build())
+        .getSession();
+  }
+
+  private static List<Event> ofType(List<Event> events, String type) {
+    return events.stream().filter(event -> event.getType().equals(type)).toList();
+  }
+
+  private static String text(Event result) {
+    return result.getAgentToolResult().getContent(0).getText().getText();
+  }
+}
