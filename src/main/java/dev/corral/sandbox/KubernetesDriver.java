@@ -179,29 +179,52 @@ public class KubernetesDriver implements SandboxDriver {
             .allMatch(status -> Boolean.TRUE.equals(status.getReady()));
   }
 
-  /** Blocking: one exec; the sandbox is lost if its pod is gone or no longer running. */
+  /**
+   * Blocking: one exec. The sandbox is lost if its pod is gone or no longer runs: checked when the
+   * exec fails, ends without an exit status, or ends by a signal (the kubelet kills a deleted pod's
+   * processes).
+   */
   ExecResult exec(String sandboxId, String pod, SandboxCommand command) {
     OutputBuffer output = new OutputBuffer(command.outputCap(), command.keepTail());
+    Exit exit;
     try {
-      Integer code = execRaw(pod, KubernetesScripts.exec(command), command.timeout(), output);
-      if (code == null) {
-        execRaw(
-            pod, KubernetesScripts.KILL_ALL, Duration.ofSeconds(10), new OutputBuffer(1024, false));
-        return new ExecResult(137, output.bytes(), output.total(), true, false);
-      }
-      return new ExecResult(code, output.bytes(), output.total(), false, false);
+      exit = execRaw(pod, KubernetesScripts.exec(command), command.timeout(), output);
     } catch (RuntimeException failure) {
-      Pod current = client.pods().inNamespace(namespace()).withName(pod).get();
-      if (current == null || !running(current)) {
-        throw new SandboxLostException(
-            sandboxId, current == null ? "its pod was deleted" : "its pod stopped running");
-      }
+      requireRunning(sandboxId, pod);
       throw failure instanceof KubernetesClientException k8s ? unavailable(k8s) : failure;
+    }
+    if (exit.timedOut()) {
+      execRaw(
+          pod, KubernetesScripts.KILL_ALL, Duration.ofSeconds(10), new OutputBuffer(1024, false));
+      return new ExecResult(137, output.bytes(), output.total(), true, false);
+    }
+    if (exit.code() == null || exit.code() >= 128) {
+      requireRunning(sandboxId, pod);
+    }
+    if (exit.code() == null) {
+      throw new UnavailableException("the exec in pod " + pod + " ended without a status", null);
+    }
+    return new ExecResult(exit.code(), output.bytes(), output.total(), false, false);
+  }
+
+  private void requireRunning(String sandboxId, String pod) {
+    Pod current = client.pods().inNamespace(namespace()).withName(pod).get();
+    if (current == null
+        || current.getMetadata().getDeletionTimestamp() != null
+        || !running(current)) {
+      throw new SandboxLostException(
+          sandboxId,
+          current == null || current.getMetadata().getDeletionTimestamp() != null
+              ? "its pod was deleted"
+              : "its pod stopped running");
     }
   }
 
-  /** Runs {@code argv} in the pod; null if it ran out of time. */
-  private Integer execRaw(String pod, List<String> argv, Duration timeout, OutputBuffer output) {
+  /** How an exec ended: its exit code (null: the stream closed without one), or out of time. */
+  private record Exit(Integer code, boolean timedOut) {}
+
+  /** Runs {@code argv} in the pod. */
+  private Exit execRaw(String pod, List<String> argv, Duration timeout, OutputBuffer output) {
     try (ExecWatch watch =
         client
             .pods()
@@ -211,9 +234,9 @@ public class KubernetesDriver implements SandboxDriver {
             .writingOutput(output)
             .writingError(output)
             .exec(argv.toArray(String[]::new))) {
-      return watch.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      return new Exit(watch.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS), false);
     } catch (TimeoutException e) {
-      return null;
+      return new Exit(null, true);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new UnavailableException("interrupted", e);

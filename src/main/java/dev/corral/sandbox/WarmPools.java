@@ -119,34 +119,38 @@ public class WarmPools {
   }
 
   /**
-   * Brings one environment's pool to its size: creates missing pods, and marks the ones that run
-   * and have run their setup commands as ready to claim. Returns how many pods it created.
+   * Brings one environment's pool to its size: creates the missing pods, waits for the ones still
+   * starting, runs the environment's setup commands in them and marks them ready to claim. A pod
+   * that fails to start or to set up is deleted (the next pass replaces it). Returns how many pods
+   * it created.
    */
   int fill(Environment environment) {
     SandboxPodFactory.PodSpec spec = poolSpec(environment);
     String hash = SandboxPodFactory.specHash(spec);
+    List<String> unready = new java.util.ArrayList<>();
     List<Pod> pool = poolPods(environment.getId(), hash);
+    for (Pod pod : pool) {
+      if (!"true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))) {
+        unready.add(pod.getMetadata().getName());
+      }
+    }
     int created = 0;
     for (int missing = environment.getWarmPoolSize() - pool.size(); missing > 0; missing--) {
-      client
-          .pods()
-          .inNamespace(config.kubernetes().namespace())
-          .resource(SandboxPodFactory.warm(poolSpec(environment)))
-          .create();
+      Pod pod = SandboxPodFactory.warm(poolSpec(environment));
+      client.pods().inNamespace(config.kubernetes().namespace()).resource(pod).create();
+      unready.add(pod.getMetadata().getName());
       created++;
     }
-    for (Pod pod : pool) {
-      if (!"true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))
-          && KubernetesDriver.running(pod)) {
-        prepare(pod, environment);
-      }
+    // The pods start together; waiting for each in turn costs about one start.
+    for (String name : unready) {
+      prepare(name, environment);
     }
     return created;
   }
 
-  private void prepare(Pod pod, Environment environment) {
-    String name = pod.getMetadata().getName();
+  private void prepare(String name, Environment environment) {
     try {
+      driver.awaitRunning(name, config.kubernetes().readyTimeout());
       driver.setUp(
           name,
           new SandboxDriver.SandboxSpec(
@@ -164,7 +168,7 @@ public class WarmPools {
                       .build());
     } catch (RuntimeException failure) {
       LOGGER.warnf(
-          "pool pod %s of %s failed its setup and is removed: %s",
+          "pool pod %s of %s failed to start or set up and is removed: %s",
           name, environment.getId(), failure.getMessage());
       client
           .pods()

@@ -1,0 +1,326 @@
+package dev.corral.sandbox;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.ArchiveEnvironmentRequest;
+import dev.corral.proto.v1.CreateEnvironmentRequest;
+import dev.corral.proto.v1.DeleteSessionRequest;
+import dev.corral.proto.v1.Environment;
+import dev.corral.proto.v1.EnvironmentServiceGrpc;
+import dev.corral.proto.v1.ExecuteRequest;
+import dev.corral.proto.v1.ExecuteResponse;
+import dev.corral.proto.v1.GetSandboxRequest;
+import dev.corral.proto.v1.ListEnvironmentsRequest;
+import dev.corral.proto.v1.ListSandboxesRequest;
+import dev.corral.proto.v1.ProvisionRequest;
+import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxDriver;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.SandboxState;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.testing.FakeKubelet;
+import dev.corral.testing.FakeKubernetes;
+import dev.corral.testing.Fixtures;
+import dev.corral.testing.InjectFakeKubernetes;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.NamespacedKubernetesClient;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.common.WithTestResource;
+import io.quarkus.test.junit.QuarkusTest;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The kubernetes driver against the fabric8 mock API server (CRUD) with a fake kubelet that starts
+ * pods after a delay and runs execs for real: cold and warm provisioning, the tools through exec, a
+ * pod deleted mid-call, and the reconciler converging after a restart.
+ */
+@QuarkusTest
+@WithTestResource(FakeKubernetes.class)
+class KubernetesDriverTest {
+
+  private static final String NAMESPACE = "corral-sandboxes";
+
+  @InjectFakeKubernetes FakeKubelet kubelet;
+
+  @InjectFakeKubernetes NamespacedKubernetesClient cluster;
+
+  @GrpcClient("corral")
+  SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @GrpcClient("corral")
+  EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Inject SandboxReconciler reconciler;
+
+  @Inject SandboxRepository repository;
+
+  @BeforeEach
+  void reset() {
+    kubelet.podStartDelayMs = 200;
+    kubelet.exitCodeOnPodDelete = 137;
+    kubelet.execHandler = kubelet::runInPodSandbox;
+    // Each test starts from an empty cluster: no live sandbox, no pool to keep filled.
+    sandboxes
+        .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
+        .getSandboxesList()
+        .forEach(
+            sandbox ->
+                sandboxes.releaseSandbox(
+                    ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build()));
+    environments
+        .listEnvironments(ListEnvironmentsRequest.newBuilder().setPageSize(100).build())
+        .getEnvironmentsList()
+        .forEach(
+            environment ->
+                environments.archiveEnvironment(
+                    ArchiveEnvironmentRequest.newBuilder()
+                        .setEnvironmentId(environment.getId())
+                        .build()));
+    cluster.pods().inNamespace(NAMESPACE).delete();
+    await().atMost(Duration.ofSeconds(10)).until(() -> pods().isEmpty());
+  }
+
+  @Test
+  void coldProvisioningStartsAHardenedPodRunsSetupAndTheToolsKeepTheirShell() {
+    // Given an environment whose pods take a second to start
+    kubelet.podStartDelayMs = 1_000;
+    Environment environment = environment(0, "echo from setup > setup.txt");
+    Session session = Fixtures.createSession(agents, sessions);
+
+    // When
+    long start = System.nanoTime();
+    Sandbox sandbox = provision(environment, session.getId());
+    long tookMs = (System.nanoTime() - start) / 1_000_000;
+
+    // Then it waited for its pod, which carries its ids and the hardening
+    assertThat(tookMs).isGreaterThanOrEqualTo(1_000);
+    assertThat(sandbox.getState()).isEqualTo(SandboxState.SANDBOX_STATE_READY);
+    assertThat(sandbox.getDriver()).isEqualTo(SandboxDriver.SANDBOX_DRIVER_KUBERNETES);
+    Pod pod = cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).get();
+    assertThat(pod.getMetadata().getLabels())
+        .containsEntry(SandboxLabels.SANDBOX, sandbox.getId())
+        .containsEntry(SandboxLabels.SESSION, session.getId())
+        .containsEntry(SandboxLabels.ENVIRONMENT, environment.getId());
+    assertThat(pod.getSpec().getAutomountServiceAccountToken()).isFalse();
+    assertThat(
+            pod.getSpec().getContainers().get(0).getSecurityContext().getReadOnlyRootFilesystem())
+        .isTrue();
+    // and the tools behave as in a local sandbox
+    assertThat(ok(sandbox, "bash", "{\"command\":\"cat setup.txt\"}")).isEqualTo("from setup");
+    ok(sandbox, "bash", "{\"command\":\"mkdir -p d && cd d && export X=7\"}");
+    assertThat(ok(sandbox, "bash", "{\"command\":\"echo $X in $(pwd)\"}"))
+        .isEqualTo("7 in /workspace/d");
+    assertThat(ok(sandbox, "write", "{\"file_path\":\"a.txt\",\"content\":\"x\\ny\\n\"}"))
+        .isEqualTo("Wrote 4 bytes to a.txt");
+    assertThat(ok(sandbox, "read", "{\"file_path\":\"a.txt\",\"view_range\":[2,2]}"))
+        .isEqualTo("     2\ty");
+    assertThat(execute(sandbox, "read", "{\"file_path\":\"../../etc/passwd\"}").getOutput())
+        .contains("outside the workspace");
+    assertThat(ok(sandbox, "bash", "{\"restart\":true,\"command\":\"echo [$X] $(pwd)\"}"))
+        .endsWith("[] /workspace");
+    ExecuteResponse slow =
+        execute(sandbox, "bash", "{\"command\":\"echo begun; sleep 30\",\"timeout_ms\":300}");
+    assertThat(slow.getIsError()).isTrue();
+    assertThat(slow.getOutput()).contains("killed");
+  }
+
+  @Test
+  void aWarmPoolServesProvisioningAtOnceAndRefills() {
+    // Given a pool of two pods, started and set up by the reconciler
+    kubelet.podStartDelayMs = 2_000;
+    Environment environment = environment(2, "echo warmed > warm.txt");
+    reconciler.reconcile();
+    await().atMost(Duration.ofSeconds(15)).until(() -> readyPoolPods(environment).size() == 2);
+
+    // When
+    long start = System.nanoTime();
+    Sandbox sandbox = provision(environment, "");
+    long tookMs = (System.nanoTime() - start) / 1_000_000;
+
+    // Then it claimed a ready pod, set up before, without waiting for a start
+    assertThat(tookMs).isLessThan(2_000);
+    Pod claimed = cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).get();
+    assertThat(claimed.getMetadata().getLabels())
+        .containsEntry(SandboxLabels.SANDBOX, sandbox.getId())
+        .doesNotContainKey(SandboxLabels.POOL);
+    assertThat(ok(sandbox, "bash", "{\"command\":\"cat warm.txt\"}")).isEqualTo("warmed");
+    assertThat(readyPoolPods(environment)).hasSize(1);
+    // and the pool refills
+    reconciler.reconcile();
+    await().atMost(Duration.ofSeconds(15)).until(() -> readyPoolPods(environment).size() == 2);
+  }
+
+  @Test
+  void aPodDeletedMidCallMakesTheCallAnErrorAndTheSandboxLost() throws Exception {
+    // Given a sandbox running a long call
+    Sandbox sandbox = provision(environment(0), "");
+    int execsBefore = kubelet.execs.get();
+    CompletableFuture<ExecuteResponse> call =
+        CompletableFuture.supplyAsync(
+            () -> execute(sandbox, "bash", "{\"command\":\"echo working; sleep 30\"}"));
+    await().atMost(Duration.ofSeconds(10)).until(() -> kubelet.execs.get() > execsBefore);
+    Thread.sleep(500);
+
+    // When its pod is deleted
+    cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).delete();
+
+    // Then
+    ExecuteResponse answer = call.get(20, TimeUnit.SECONDS);
+    assertThat(answer.getIsError()).isTrue();
+    assertThat(answer.getOutput()).contains("pod was deleted");
+    Sandbox after =
+        sandboxes
+            .getSandbox(GetSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build())
+            .getSandbox();
+    assertThat(after.getState()).isEqualTo(SandboxState.SANDBOX_STATE_LOST);
+    assertThat(after.getLostReason()).contains("pod was deleted");
+  }
+
+  @Test
+  void theReconcilerConvergesFromWhateverItFindsAfterARestart() {
+    // Given what a crashed replica may leave behind:
+    Environment environment = environment(0);
+    Session kept = Fixtures.createSession(agents, sessions);
+    Session ended = Fixtures.createSession(agents, sessions);
+    Sandbox live = provision(environment, kept.getId());
+    Sandbox ofEndedSession = provision(environment, ended.getId());
+    Sandbox released = provision(environment, "");
+    Sandbox podless = provision(environment, "");
+    // a record released while its pod was left running,
+    repository
+        .end(released.getId(), SandboxState.SANDBOX_STATE_RELEASED, null)
+        .await()
+        .atMost(Duration.ofSeconds(5));
+    // a session deleted while its sandbox ran,
+    sessions.deleteSession(DeleteSessionRequest.newBuilder().setSessionId(ended.getId()).build());
+    // a pod no record owns, a pool pod of an archived environment,
+    Environment archived = environment(0);
+    createPod("corral-sbx-unknown", Map.of(SandboxLabels.SANDBOX, "sbx_unknown"), environment);
+    createPod("corral-pool-old", Map.of(SandboxLabels.POOL, "warm"), archived);
+    environments.archiveEnvironment(
+        ArchiveEnvironmentRequest.newBuilder().setEnvironmentId(archived.getId()).build());
+    // and a ready record whose pod is gone
+    cluster.pods().inNamespace(NAMESPACE).withName(podless.getHost()).delete();
+
+    // When
+    SandboxReconciler.Report report = reconciler.reconcile();
+
+    // Then only the live sandbox's pod is left, and the records say why the others ended
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                pods().stream()
+                    .map(pod -> pod.getMetadata().getName())
+                    .toList()
+                    .equals(List.of(live.getHost())));
+    assertThat(state(live)).isEqualTo(SandboxState.SANDBOX_STATE_READY);
+    assertThat(state(ofEndedSession)).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
+    assertThat(state(released)).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
+    assertThat(state(podless)).isEqualTo(SandboxState.SANDBOX_STATE_LOST);
+    assertThat(report.podsDeleted()).isEqualTo(3);
+    assertThat(report.lost()).isEqualTo(1);
+    // and a second pass finds nothing to do
+    assertThat(reconciler.reconcile()).isEqualTo(new SandboxReconciler.Report(0, 0, 0, 0, 0));
+    assertThat(ok(live, "bash", "{\"command\":\"echo alive\"}")).isEqualTo("alive");
+  }
+
+  private void createPod(String name, Map<String, String> labels, Environment environment) {
+    Pod pod =
+        SandboxPodFactory.desired(
+            new SandboxPodFactory.PodSpec(
+                NAMESPACE,
+                name,
+                environment,
+                dev.corral.proto.v1.SandboxResources.newBuilder()
+                    .setCpuMillis(500)
+                    .setMemoryBytes(1L << 30)
+                    .setDiskBytes(1L << 30)
+                    .build(),
+                "debian:12-slim",
+                65532));
+    pod.getMetadata().getLabels().putAll(labels);
+    cluster.pods().inNamespace(NAMESPACE).resource(pod).create();
+  }
+
+  private SandboxState state(Sandbox sandbox) {
+    return sandboxes
+        .getSandbox(GetSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build())
+        .getSandbox()
+        .getState();
+  }
+
+  private List<Pod> pods() {
+    return cluster.pods().inNamespace(NAMESPACE).list().getItems();
+  }
+
+  private List<Pod> readyPoolPods(Environment environment) {
+    return cluster
+        .pods()
+        .inNamespace(NAMESPACE)
+        .withLabels(
+            Map.of(
+                SandboxLabels.ENVIRONMENT,
+                environment.getId(),
+                SandboxLabels.POOL,
+                "warm",
+                SandboxLabels.READY,
+                "true"))
+        .list()
+        .getItems();
+  }
+
+  private Environment environment(int warmPool, String... setup) {
+    return environments
+        .createEnvironment(
+            CreateEnvironmentRequest.newBuilder()
+                .setName("k8s")
+                .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+                .setWarmPoolSize(warmPool)
+                .addAllSetupCommands(List.of(setup))
+                .build())
+        .getEnvironment();
+  }
+
+  private Sandbox provision(Environment environment, String sessionId) {
+    return sandboxes
+        .provision(
+            ProvisionRequest.newBuilder()
+                .setEnvironmentId(environment.getId())
+                .setSessionId(sessionId)
+                .build())
+        .getSandbox();
+  }
+
+  private ExecuteResponse execute(Sandbox sandbox, String name, String inputJson) {
+    return sandboxes.execute(
+        ExecuteRequest.newBuilder()
+            .setSandboxId(sandbox.getId())
+            .setName(name)
+            .setInputJson(inputJson)
+            .build());
+  }
+
+  private String ok(Sandbox sandbox, String name, String inputJson) {
+    ExecuteResponse response = execute(sandbox, name, inputJson);
+    assertThat(response.getIsError()).as(response.getOutput()).isFalse();
+    return response.getOutput();
+  }
+}

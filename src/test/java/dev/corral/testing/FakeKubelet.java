@@ -1,0 +1,384 @@
+package dev.corral.testing;
+
+import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
+import io.fabric8.mockwebserver.ServerRequest;
+import io.fabric8.mockwebserver.ServerResponse;
+import io.fabric8.mockwebserver.dsl.HttpMethod;
+import io.fabric8.mockwebserver.http.Buffer;
+import io.fabric8.mockwebserver.http.Headers;
+import io.fabric8.mockwebserver.http.MockResponse;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import io.fabric8.mockwebserver.http.Response;
+import io.fabric8.mockwebserver.http.WebSocket;
+import io.fabric8.mockwebserver.http.WebSocketListener;
+import java.io.OutputStream;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Queue;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The fabric8 mock API server's dispatcher (CRUD store and expectations) plus what a kubelet would
+ * do: a created pod becomes Running and ready after {@link #podStartDelayMs}; pods/exec runs the
+ * command for real, in a bubblewrap sandbox whose /workspace and /tmp persist per pod (so the
+ * driver's scripts and their shell state behave as in a pod); deleting a pod ends its open execs
+ * the way a kubelet does (exit 137) and drops its files.
+ */
+public class FakeKubelet extends KubernetesMixedDispatcher {
+
+  /** Runs one exec; returns the exit code. Runs on a worker thread, may block. */
+  @FunctionalInterface
+  public interface ExecHandler {
+    int exec(
+        String namespace,
+        String pod,
+        String container,
+        List<String> command,
+        OutputStream stdout,
+        OutputStream stderr)
+        throws Exception;
+  }
+
+  private static final Pattern EXEC =
+      Pattern.compile("^/api/v1/namespaces/([^/]+)/pods/([^/?]+)/exec\\?(.*)$");
+  private static final Pattern POD_CREATE =
+      Pattern.compile("^/api/v1/namespaces/([^/]+)/pods/?(\\?.*)?$");
+  private static final Pattern POD =
+      Pattern.compile("^/api/v1/namespaces/([^/]+)/pods/([^/?]+)/?(\\?.*)?$");
+
+  private final ExecutorService workers =
+      Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "mock-exec");
+            t.setDaemon(true);
+            return t;
+          });
+  private final ScheduledExecutorService scheduler =
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "mock-pod-starter");
+            t.setDaemon(true);
+            return t;
+          });
+  private final Map<String, Set<WebSocket>> openExecs = new ConcurrentHashMap<>();
+
+  public volatile ExecHandler execHandler = this::runInPodSandbox;
+  public volatile long podStartDelayMs = 200; // <0: never becomes ready
+  public volatile Integer exitCodeOnPodDelete =
+      137; // null: just close the socket without a status frame
+
+  public FakeKubelet(Map<ServerRequest, Queue<ServerResponse>> responses) {
+    super(responses);
+  }
+
+  @Override
+  public MockResponse dispatch(RecordedRequest request) {
+    final String path = request.getPath();
+    Matcher m = EXEC.matcher(path);
+    if (request.method() == HttpMethod.GET && m.matches()) {
+      return exec(m.group(1), m.group(2), m.group(3));
+    }
+    final MockResponse response = super.dispatch(request); // CRUD or server.expect() expectations
+    if (request.method() == HttpMethod.POST
+        && response.code() == 201
+        && (m = POD_CREATE.matcher(path)).matches()) {
+      final String ns = m.group(1);
+      final String name = extractName(response);
+      if (podStartDelayMs >= 0 && name != null) {
+        scheduler.schedule(() -> markRunning(ns, name), podStartDelayMs, TimeUnit.MILLISECONDS);
+      }
+    } else if (request.method() == HttpMethod.DELETE && (m = POD.matcher(path)).matches()) {
+      deletePodFiles(m.group(1) + "/" + m.group(2));
+      Set<WebSocket> sockets = openExecs.remove(m.group(1) + "/" + m.group(2));
+      if (sockets != null) {
+        sockets.forEach(
+            ws -> {
+              if (exitCodeOnPodDelete != null) {
+                ws.send(frame(3, statusJson(exitCodeOnPodDelete)));
+              }
+              ws.close(1000, "pod deleted");
+            });
+      }
+    }
+    return response;
+  }
+
+  private MockResponse exec(String ns, String pod, String query) {
+    final List<String> command = new ArrayList<>();
+    String container = null;
+    for (String kv : query.split("&")) {
+      int eq = kv.indexOf('=');
+      String k = eq < 0 ? kv : kv.substring(0, eq);
+      String v = eq < 0 ? "" : URLDecoder.decode(kv.substring(eq + 1), StandardCharsets.UTF_8);
+      if (k.equals("command")) {
+        command.add(v);
+      } else if (k.equals("container")) {
+        container = v;
+      }
+    }
+    if (!podExists(ns, pod)) {
+      return new MockResponse()
+          .setResponseCode(404)
+          .setBody(
+              "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"NotFound\",\"code\":404}");
+    }
+    final String c = container;
+    final String key = ns + "/" + pod;
+    return new MockResponse()
+        .setResponseCode(101)
+        .withWebSocketUpgrade(
+            new WebSocketListener() {
+              private volatile java.util.concurrent.Future<?> task;
+
+              @Override
+              public void onOpen(
+                  WebSocket ws, Response response) { // Vert.x event loop: never block here
+                openExecs.computeIfAbsent(key, k -> ConcurrentHashMap.newKeySet()).add(ws);
+                task =
+                    workers.submit(
+                        () -> {
+                          int code;
+                          try {
+                            code =
+                                execHandler.exec(
+                                    ns, pod, c, command, channel(ws, 1), channel(ws, 2));
+                          } catch (InterruptedException e) {
+                            return; // socket closed / pod deleted
+                          } catch (Exception e) {
+                            ws.send(frame(2, String.valueOf(e)));
+                            code = 126;
+                          }
+                          Set<WebSocket> set = openExecs.get(key);
+                          if (set != null && set.remove(ws)) { // not already closed by a pod delete
+                            ws.send(frame(3, statusJson(code)));
+                            ws.close(1000, "");
+                          }
+                        });
+              }
+
+              @Override
+              public void onClosed(WebSocket ws, int code, String reason) {
+                Set<WebSocket> set = openExecs.get(key);
+                if (set != null) {
+                  set.remove(ws);
+                }
+                if (task != null) {
+                  task.cancel(true); // interrupts the handler (e.g. kills local bash)
+                }
+              }
+            });
+  }
+
+  private boolean podExists(String ns, String pod) {
+    return super.dispatch(
+                new RecordedRequest(
+                    "HTTP/1.1",
+                    HttpMethod.GET,
+                    "/api/v1/namespaces/" + ns + "/pods/" + pod,
+                    Headers.builder().build(),
+                    new Buffer()))
+            .code()
+        == 200;
+  }
+
+  private void markRunning(String ns, String name) {
+    String now = Instant.now().toString();
+    String patch =
+        "{\"status\":{\"phase\":\"Running\",\"startTime\":\""
+            + now
+            + "\","
+            + "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"},{\"type\":\"ContainersReady\",\"status\":\"True\"}],"
+            + "\"containerStatuses\":[{\"name\":\"sandbox\",\"ready\":true,\"started\":true,\"restartCount\":0,"
+            + "\"image\":\"x\",\"imageID\":\"\",\"state\":{\"running\":{\"startedAt\":\""
+            + now
+            + "\"}}}]}}";
+    // JSON merge patch on the /status subresource, straight into the CRUD store (emits MODIFIED to
+    // watchers)
+    super.dispatch(
+        new RecordedRequest(
+            "HTTP/1.1",
+            HttpMethod.PATCH,
+            "/api/v1/namespaces/" + ns + "/pods/" + name + "/status",
+            Headers.builder().add("Content-Type", "application/merge-patch+json").build(),
+            new Buffer(patch.getBytes(StandardCharsets.UTF_8))));
+  }
+
+  private static String extractName(MockResponse created) {
+    try {
+      return new com.fasterxml.jackson.databind.ObjectMapper()
+          .readTree(created.getBody().readUtf8())
+          .path("metadata")
+          .path("name")
+          .asText(null);
+    } catch (Exception e) {
+      return null;
+    }
+  }
+
+  static byte[] frame(int channel, String s) {
+    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+    byte[] out = new byte[b.length + 1];
+    out[0] = (byte) channel;
+    System.arraycopy(b, 0, out, 1, b.length);
+    return out;
+  }
+
+  static String statusJson(int code) {
+    return code == 0
+        ? "{\"metadata\":{},\"status\":\"Success\"}"
+        : "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"command terminated with non-zero exit code: "
+            + code
+            + "\",\"reason\":\"NonZeroExitCode\",\"details\":{\"causes\":[{\"reason\":\"ExitCode\",\"message\":\""
+            + code
+            + "\"}]}}";
+  }
+
+  private static OutputStream channel(WebSocket ws, int ch) {
+    return new OutputStream() {
+      @Override
+      public void write(int b) {
+        write(new byte[] {(byte) b}, 0, 1);
+      }
+
+      @Override
+      public void write(byte[] b, int off, int len) {
+        if (len == 0) {
+          return; // an empty frame is ignored by the client anyway
+        }
+        byte[] out = new byte[len + 1];
+        out[0] = (byte) ch;
+        System.arraycopy(b, off, out, 1, len);
+        ws.send(out);
+      }
+    };
+  }
+
+  private final Path root = createRoot();
+
+  /** How many execs were answered (a test of the warm pool counts setup runs with it). */
+  public final java.util.concurrent.atomic.AtomicInteger execs =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  /** Runs the exec's command in bubblewrap over this pod's own /workspace and /tmp. */
+  public int runInPodSandbox(
+      String ns,
+      String pod,
+      String container,
+      List<String> command,
+      OutputStream stdout,
+      OutputStream stderr)
+      throws Exception {
+    execs.incrementAndGet();
+    Path podRoot = root.resolve(ns + "_" + pod);
+    Path workspace = podRoot.resolve("workspace");
+    Path tmp = podRoot.resolve("tmp");
+    Files.createDirectories(workspace);
+    Files.createDirectories(tmp);
+    List<String> argv =
+        new ArrayList<>(
+            List.of(
+                "/usr/bin/bwrap",
+                "--unshare-all",
+                "--die-with-parent",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--ro-bind",
+                "/etc",
+                "/etc"));
+    for (String top : List.of("bin", "lib", "lib64", "sbin")) {
+      Path link = Path.of("/", top);
+      if (Files.isSymbolicLink(link)) {
+        argv.addAll(List.of("--symlink", Files.readSymbolicLink(link).toString(), "/" + top));
+      } else if (Files.isDirectory(link)) {
+        argv.addAll(List.of("--ro-bind", "/" + top, "/" + top));
+      }
+    }
+    argv.addAll(
+        List.of(
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--bind",
+            workspace.toString(),
+            "/workspace",
+            "--bind",
+            tmp.toString(),
+            "/tmp",
+            "--chdir",
+            "/workspace",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            "/workspace",
+            "--"));
+    argv.addAll(command);
+    Process p = new ProcessBuilder(argv).start();
+    p.getOutputStream().close();
+    Thread out = pump(p.getInputStream(), stdout);
+    Thread err = pump(p.getErrorStream(), stderr);
+    try {
+      int code = p.waitFor(); // interrupted when the socket closes or the pod is deleted
+      out.join();
+      err.join();
+      return code;
+    } finally {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroyForcibly();
+    }
+  }
+
+  private void deletePodFiles(String key) {
+    Path podRoot = root.resolve(key.replace('/', '_'));
+    if (!Files.exists(podRoot)) {
+      return;
+    }
+    try (var paths = Files.walk(podRoot)) {
+      paths.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+    } catch (java.io.IOException e) {
+      // left for the JVM's temp directory clean-up
+    }
+  }
+
+  private static Path createRoot() {
+    try {
+      Path root = Files.createTempDirectory("fake-kubelet-");
+      root.toFile().deleteOnExit();
+      return root;
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  private static Thread pump(java.io.InputStream in, OutputStream os) {
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                in.transferTo(os);
+              } catch (Exception ignored) {
+              }
+            },
+            "mock-exec-pump");
+    t.setDaemon(true);
+    t.start();
+    return t;
+  }
+}
