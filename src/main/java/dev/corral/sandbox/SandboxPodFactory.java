@@ -11,6 +11,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The pod of a sandbox, derived from its environment and limits by a pure function: the same inputs
@@ -55,11 +56,11 @@ public final class SandboxPodFactory {
   /** The pod every sandbox of {@code spec} starts as. */
   public static Pod desired(PodSpec spec) {
     SandboxResources resources = spec.resources();
-    Map<String, Quantity> limits =
-        Map.of(
-            "cpu", new Quantity(resources.getCpuMillis() + "m"),
-            "memory", new Quantity(Long.toString(resources.getMemoryBytes())),
-            "ephemeral-storage", new Quantity(Long.toString(2 * resources.getDiskBytes())));
+    // Sorted, so that the same inputs always serialize the same way.
+    Map<String, Quantity> limits = new TreeMap<>();
+    limits.put("cpu", new Quantity(resources.getCpuMillis() + "m"));
+    limits.put("memory", new Quantity(Long.toString(resources.getMemoryBytes())));
+    limits.put("ephemeral-storage", new Quantity(Long.toString(2 * resources.getDiskBytes())));
     PodBuilder pod =
         new PodBuilder()
             .withNewMetadata()
