@@ -1,13 +1,14 @@
 package dev.corral.sandbox;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Base64;
 import java.util.List;
 
 /**
  * How a {@link SandboxCommand} becomes an exec in a sandbox pod: {@code bash -c <script> corral
- * <base64 args...>}. Each exec is a new process, so the bash tool's "persistent shell" keeps its
- * working directory and exported variables in /tmp/.corral-shell between calls.
+ * <args...>} (the arguments travel as exec arguments, never as code). Each exec is a new process,
+ * so the bash tool's "persistent shell" keeps its working directory and exported variables in
+ * /tmp/.corral-shell between calls.
  */
 final class KubernetesScripts {
 
@@ -36,7 +37,7 @@ final class KubernetesScripts {
                 + "__corral_rc=$?; pwd > \"$S/cwd\"; export -p > \"$S/env\"; exit $__corral_rc"
             : "__corral_a=(\"$@\"); ( " + command.script() + "\n) </dev/null 2>&1";
     List<String> argv = new ArrayList<>(List.of("/bin/bash", "-c", script, "corral"));
-    command.args().forEach(arg -> argv.add(Base64.getEncoder().encodeToString(arg)));
+    command.args().forEach(arg -> argv.add(new String(arg, StandardCharsets.UTF_8)));
     return argv;
   }
 }

@@ -5,7 +5,6 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
-import java.util.Base64;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.ScheduledExecutorService;
@@ -123,7 +122,8 @@ final class LocalSandbox {
     line.append("__corral_a=(");
     List<byte[]> args = command.args();
     for (byte[] arg : args) {
-      line.append('\'').append(Base64.getEncoder().encodeToString(arg)).append("' ");
+      quote(arg, line);
+      line.append(' ');
     }
     line.append("); ");
     line.append(command.script());
@@ -132,6 +132,26 @@ final class LocalSandbox {
         .append(nonce)
         .append(":%d\\036\\n' \"$__corral_rc\"\n");
     return line.toString();
+  }
+
+  /**
+   * Appends {@code bytes} as one ANSI-C quoted bash word ({@code $'...'}): printable ASCII as is,
+   * every other byte (and quote and backslash) as {@code \xHH}. Bash reads it back byte for byte
+   * without running a process; inputs never hold NUL (ToolInput refuses it).
+   */
+  static void quote(byte[] bytes, StringBuilder line) {
+    line.append("$'");
+    for (byte b : bytes) {
+      int c = b & 0xff;
+      if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+        line.append((char) c);
+      } else {
+        line.append("\\x")
+            .append(Character.forDigit(c >> 4, 16))
+            .append(Character.forDigit(c & 15, 16));
+      }
+    }
+    line.append('\'');
   }
 
   private void send(String text) throws IOException {

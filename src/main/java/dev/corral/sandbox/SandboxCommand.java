@@ -5,8 +5,8 @@ import java.util.List;
 
 /**
  * A script a driver runs inside a sandbox. The script text is fixed per tool and holds no input;
- * the inputs travel as {@code args}, base64 lines the script reads into the bash array {@code
- * __corral_a} (so that no input is ever parsed as shell code by the driver).
+ * the inputs travel as {@code args}, which the script finds in the bash array {@code __corral_a}
+ * (quoted by the local driver, exec arguments in a pod: never parsed as shell code).
  *
  * @param inShell run in the sandbox's persistent shell, so that cd and exported variables survive
  *     (the bash tool); otherwise in a subshell that leaves the shell untouched

@@ -7,9 +7,10 @@ import java.util.List;
 
 /**
  * The built-in tools as bash scripts that run inside a sandbox. Scripts read their inputs from the
- * base64 array {@code __corral_a}; paths resolve against /workspace, and a path that leaves it
- * (through "..", an absolute path or a symlink) is refused. Exit code 0 is success; a file tool's
- * other codes are errors whose output says why.
+ * array {@code __corral_a} (never parsed as code: the bash tool's command is run with eval); paths
+ * resolve against /workspace, and a path that leaves it (through "..", an absolute path or a
+ * symlink) is refused. Exit code 0 is success; a file tool's other codes are errors whose output
+ * says why.
  */
 final class ToolScripts {
 
@@ -18,8 +19,6 @@ final class ToolScripts {
 
   private static final String HELPERS =
       """
-      __d() { printf '%s' "$1" | base64 -d; }
-      __s() { local v; v=$(__d "${__corral_a[$1]}"; printf .); printf '%s' "${v%.}"; }
       __path() {
         local p="$1"
         case "$p" in /*) ;; *) p="/workspace/$p" ;; esac
@@ -32,37 +31,37 @@ final class ToolScripts {
       __rel() { local r="${1#/workspace}"; r="${r#/}"; printf '%s' "${r:-.}"; }
       """;
 
-  static final String BASH = "eval \"$(printf '%s' \"${__corral_a[0]}\" | base64 -d)\"";
+  static final String BASH = "eval \"${__corral_a[0]}\"";
 
   static final String READ =
       HELPERS
           + """
-          f=$(__path "$(__s 0)") || exit 3
+          f=$(__path "${__corral_a[0]}") || exit 3
           [ -e "$f" ] || { echo "corral: $(__rel "$f"): no such file"; exit 2; }
           [ -f "$f" ] || { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
           [ -r "$f" ] || { echo "corral: $(__rel "$f") is not readable"; exit 2; }
           if [ -s "$f" ] && ! grep -qI '' -- "$f"; then echo "corral: $(__rel "$f") is a binary file"; exit 2; fi
-          awk -v s="$(__s 1)" -v e="$(__s 2)" 'NR >= s && (e <= 0 || NR <= e) { printf "%6d\\t%s\\n", NR, $0 }' "$f"
+          awk -v s="${__corral_a[1]}" -v e="${__corral_a[2]}" 'NR >= s && (e <= 0 || NR <= e) { printf "%6d\\t%s\\n", NR, $0 }' "$f"
           """;
 
   static final String WRITE =
       HELPERS
           + """
-          f=$(__path "$(__s 0)") || exit 3
+          f=$(__path "${__corral_a[0]}") || exit 3
           [ -d "$f" ] && { echo "corral: $(__rel "$f") is a directory"; exit 2; }
           mkdir -p -- "$(dirname -- "$f")" || exit 2
-          __d "${__corral_a[1]}" > "$f" || exit 2
+          printf '%s' "${__corral_a[1]}" > "$f" || exit 2
           printf 'Wrote %s bytes to %s\\n' "$(wc -c < "$f")" "$(__rel "$f")"
           """;
 
   static final String EDIT =
       HELPERS
           + """
-          f=$(__path "$(__s 0)") || exit 3
+          f=$(__path "${__corral_a[0]}") || exit 3
           [ -f "$f" ] || { echo "corral: $(__rel "$f"): no such file"; exit 2; }
           o=$(mktemp) && n=$(mktemp) || exit 2
           trap 'rm -f "$o" "$n"' EXIT
-          __d "${__corral_a[1]}" > "$o"; __d "${__corral_a[2]}" > "$n"
+          printf '%s' "${__corral_a[1]}" > "$o"; printf '%s' "${__corral_a[2]}" > "$n"
           perl -e '
             my ($f, $o, $n, $all) = @ARGV; local $/;
             open(my $h, "<", $f) or do { print "corral: cannot read the file\\n"; exit 2 };
@@ -82,17 +81,17 @@ final class ToolScripts {
             open($h, ">", $f) or do { print "corral: cannot write the file\\n"; exit 2 };
             print $h $r; close $h;
             print "Replaced ", ($all ? $c : 1), " occurrence", (($all ? $c : 1) == 1 ? "" : "s"), "\\n";
-          ' "$f" "$o" "$n" "$(__s 3)"
+          ' "$f" "$o" "$n" "${__corral_a[3]}"
           """;
 
   static final String GLOB =
       HELPERS
           + """
-          base=$(__path "$(__s 1)") || exit 3
+          base=$(__path "${__corral_a[1]}") || exit 3
           [ -d "$base" ] || { echo "corral: $(__rel "$base") is not a directory"; exit 2; }
           cd -- "$base" || exit 2
           shopt -s globstar nullglob dotglob
-          pattern=$(__s 0)
+          pattern=${__corral_a[0]}
           out=$(compgen -G "$pattern" | while IFS= read -r x; do
                   [ -e "$x" ] && printf '%s\\t%s\\n' "$(stat -c %Y -- "$x")" "$(__rel "$base/$x")"
                 done | sort -t "$(printf '\\t')" -k1,1nr | head -n 200 | cut -f2-)
@@ -102,9 +101,9 @@ final class ToolScripts {
   static final String GREP =
       HELPERS
           + """
-          target=$(__path "$(__s 1)") || exit 3
+          target=$(__path "${__corral_a[1]}") || exit 3
           [ -e "$target" ] || { echo "corral: $(__rel "$target"): no such file or directory"; exit 2; }
-          grep -rnIE --color=never -e "$(__s 0)" -- "$target" 2>&1 | cut -c1-2000 | sed 's|^/workspace/||'
+          grep -rnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | cut -c1-2000 | sed 's|^/workspace/||'
           rc=${PIPESTATUS[0]}
           [ "$rc" -eq 1 ] && { echo "No matches."; exit 0; }
           exit "$rc"

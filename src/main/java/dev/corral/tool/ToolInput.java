@@ -143,7 +143,14 @@ public sealed interface ToolInput {
       if (!mayBeEmpty && value.asText().isEmpty()) {
         throw new InvalidArgumentException(prefix + "." + name, "must not be empty");
       }
-      return value.asText();
+      return withoutNul(name, value.asText());
+    }
+
+    private String withoutNul(String name, String text) {
+      if (text.indexOf('\0') >= 0) {
+        throw new InvalidArgumentException(prefix + "." + name, "must not contain NUL characters");
+      }
+      return text;
     }
 
     String optionalString(String name) {
@@ -154,7 +161,7 @@ public sealed interface ToolInput {
       if (!value.isTextual()) {
         throw new InvalidArgumentException(prefix + "." + name, "must be a string");
       }
-      return value.asText();
+      return withoutNul(name, value.asText());
     }
 
     String path(String name) {

@@ -214,6 +214,11 @@ class SandboxApiTest {
                 "edit",
                 "{\"file_path\":\"keep.txt\",\"old_string\":\"\",\"new_string\":\"x\"}"));
     expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "input_json.content",
+        () -> execute(id, "write", "{\"file_path\":\"keep.txt\",\"content\":\"a\\u0000b\"}"));
+    expect(
         softly, Status.Code.INVALID_ARGUMENT, "sandbox_id", () -> execute("sbx_x", "bash", "{}"));
     expect(
         softly,

@@ -135,6 +135,24 @@ class LocalToolsTest {
   }
 
   @Test
+  void inputsArriveByteForByteAndAreNeverRunAsCode() {
+    // Given content full of shell syntax, quotes, backslashes and non-ASCII text
+    String tricky =
+        "$(touch pwned) `touch pwned2` 'q' \\\"dq\\\" \\\\n \\\\t ; | & > < * ? ~ é 漢字 🙂";
+
+    // When
+    ok("write", "{\"file_path\":\"$(x) 'odd' name.txt\",\"content\":\"" + tricky + "\\n\"}");
+    String read = ok("read", "{\"file_path\":\"$(x) 'odd' name.txt\"}");
+    String listed = ok("bash", "{\"command\":\"ls\"}");
+
+    // Then
+    assertThat(read)
+        .isEqualTo(
+            "     1\t$(touch pwned) `touch pwned2` 'q' \"dq\" \\n \\t ; | & > < * ? ~ é 漢字 🙂");
+    assertThat(listed).isEqualTo("$(x) 'odd' name.txt");
+  }
+
+  @Test
   void globAndGrepFindFilesInTheWorkspace() {
     // Given
     ok("write", "{\"file_path\":\"a/one.py\",\"content\":\"import os\\nprint(1)\\n\"}");
