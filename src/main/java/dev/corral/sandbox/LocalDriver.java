@@ -2,6 +2,7 @@ package dev.corral.sandbox;
 
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.ResourceExhaustedException;
+import dev.corral.proto.v1.SandboxResources;
 import io.quarkus.runtime.ShutdownEvent;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -56,13 +57,21 @@ public class LocalDriver implements SandboxDriver {
   private final SandboxConfig config;
   private final String host;
   private final Map<String, LocalSandbox> sandboxes = new ConcurrentHashMap<>();
+
+  /** Started, never used sandboxes by their limits, claimed by provisioning. */
+  private final Map<SandboxResources, java.util.Deque<LocalSandbox>> warm =
+      new ConcurrentHashMap<>();
+
+  private volatile boolean stopping;
+  private final Limits limits;
   private final BitSet usedUids = new BitSet();
   private final ExecutorService io;
   private final ScheduledExecutorService timer;
   private final boolean root;
 
-  LocalDriver(SandboxConfig config, dev.corral.common.Replica replica) {
+  LocalDriver(SandboxConfig config, dev.corral.common.Replica replica, Limits limits) {
     this.config = config;
+    this.limits = limits;
     this.host = replica.id();
     AtomicInteger threads = new AtomicInteger();
     this.io =
@@ -83,7 +92,16 @@ public class LocalDriver implements SandboxDriver {
     this.root = "0".equals(currentUid());
   }
 
+  /** Warms sandboxes with the default limits, the ones sessions without an environment use. */
+  void warmUp(@Observes io.quarkus.runtime.StartupEvent event) {
+    if (Files.isExecutable(Path.of(config.local().bwrap()))) {
+      refill(limits.resolve(SandboxResources.getDefaultInstance()));
+    }
+  }
+
   void stop(@Observes ShutdownEvent event) {
+    stopping = true;
+    warm.values().forEach(pool -> pool.forEach(LocalSandbox::kill));
     sandboxes.values().forEach(LocalSandbox::kill);
     sandboxes.clear();
     io.shutdownNow();
@@ -155,46 +173,115 @@ public class LocalDriver implements SandboxDriver {
     return sandbox;
   }
 
-  /** Blocking: starts bubblewrap, waits for its shell, runs the setup commands. */
+  /**
+   * Blocking: claims a warm sandbox with the same limits (environments without setup commands), or
+   * starts bubblewrap, waits for its shell and runs the setup commands.
+   */
   private LocalSandbox start(SandboxSpec spec) {
     if (!Files.isExecutable(Path.of(config.local().bwrap()))) {
       throw new FailedPreconditionException(INSTALL_HINT);
     }
-    if (sandboxes.size() >= config.local().maxSandboxes()) {
-      throw new ResourceExhaustedException(
-          "this replica runs " + sandboxes.size() + " local sandboxes, its limit");
+    boolean plain = spec.environment().getSetupCommandsCount() == 0;
+    LocalSandbox sandbox = plain ? claimWarm(spec.resources()) : null;
+    if (sandbox == null) {
+      if (running() >= config.local().maxSandboxes()) {
+        throw new ResourceExhaustedException(
+            "this replica runs " + running() + " local sandboxes, its limit");
+      }
+      sandbox = launch(spec.resources());
+      try {
+        setUp(sandbox, spec);
+      } catch (RuntimeException failure) {
+        discard(sandbox);
+        throw failure;
+      }
     }
+    sandbox.assign(spec.sandboxId());
+    sandboxes.put(spec.sandboxId(), sandbox);
+    timer.schedule(
+        () -> release(spec.sandboxId(), host).subscribe().with(ignored -> {}),
+        spec.resources().getLifetimeSeconds(),
+        java.util.concurrent.TimeUnit.SECONDS);
+    if (plain) {
+      refill(spec.resources());
+    }
+    return sandbox;
+  }
+
+  /** Starts a sandbox with {@code resources} and waits until its shell answers. */
+  private LocalSandbox launch(SandboxResources resources) {
     int uid = root ? allocateUid() : -1;
     Process process;
     try {
-      ProcessBuilder builder = new ProcessBuilder(command(spec, uid)).redirectErrorStream(true);
+      ProcessBuilder builder =
+          new ProcessBuilder(command(resources, uid)).redirectErrorStream(true);
       builder.environment().clear();
       process = builder.start();
     } catch (IOException e) {
       freeUid(uid);
       throw new FailedPreconditionException("the sandbox could not start: " + e.getMessage());
     }
-    LocalSandbox sandbox = new LocalSandbox(spec.sandboxId(), process, uid, timer);
+    LocalSandbox sandbox = new LocalSandbox(process, uid, timer);
     try {
       ExecResult ready =
           sandbox.run(new SandboxCommand("true", List.of(), true, START_TIMEOUT, 4096, false));
       if (ready.exitCode() != 0) {
-        throw new SandboxLostException(spec.sandboxId(), text(ready));
+        throw new SandboxLostException("(starting)", text(ready));
       }
-      setUp(sandbox, spec);
-    } catch (RuntimeException failure) {
-      sandbox.kill();
-      freeUid(uid);
-      throw failure instanceof SandboxLostException lost
-          ? new FailedPreconditionException("the sandbox could not start: " + lost.getMessage())
-          : failure;
+      return sandbox;
+    } catch (SandboxLostException lost) {
+      discard(sandbox);
+      throw new FailedPreconditionException("the sandbox could not start: " + lost.getMessage());
     }
-    sandboxes.put(spec.sandboxId(), sandbox);
-    timer.schedule(
-        () -> release(spec.sandboxId(), host).subscribe().with(ignored -> {}),
-        spec.resources().getLifetimeSeconds(),
-        java.util.concurrent.TimeUnit.SECONDS);
-    return sandbox;
+  }
+
+  /** A started, never used sandbox with exactly these limits, if one waits. */
+  private LocalSandbox claimWarm(SandboxResources resources) {
+    java.util.Deque<LocalSandbox> pool = warm.get(resources);
+    for (LocalSandbox sandbox = pool == null ? null : pool.pollFirst();
+        sandbox != null;
+        sandbox = pool.pollFirst()) {
+      if (sandbox.alive()) {
+        return sandbox;
+      }
+      discard(sandbox);
+    }
+    return null;
+  }
+
+  /**
+   * Tops up the warm sandboxes with these limits, in the background, within the replica's limit.
+   */
+  private void refill(SandboxResources resources) {
+    int size = config.local().warmPoolSize();
+    if (size <= 0) {
+      return;
+    }
+    java.util.Deque<LocalSandbox> pool =
+        warm.computeIfAbsent(resources, key -> new java.util.concurrent.ConcurrentLinkedDeque<>());
+    io.execute(
+        () -> {
+          synchronized (pool) {
+            while (pool.size() < size && running() < config.local().maxSandboxes() && !stopping) {
+              try {
+                pool.addLast(launch(resources));
+              } catch (RuntimeException failure) {
+                LOGGER.warnf("a warm local sandbox could not start: %s", failure.getMessage());
+                return;
+              }
+            }
+          }
+        });
+  }
+
+  /** Sandboxes this replica runs, in use or warm. */
+  private int running() {
+    return sandboxes.size() + warm.values().stream().mapToInt(java.util.Deque::size).sum();
+  }
+
+  private void discard(LocalSandbox sandbox) {
+    sandbox.kill();
+    freeUid(sandbox.uid());
   }
 
   private void setUp(LocalSandbox sandbox, SandboxSpec spec) {
@@ -222,8 +309,7 @@ public class LocalDriver implements SandboxDriver {
   }
 
   /** env -i [setpriv to the sandbox's uid] prlimit ... bwrap ... bash (the supervisor loop). */
-  List<String> command(SandboxSpec spec, int uid) {
-    var resources = spec.resources();
+  List<String> command(SandboxResources resources, int uid) {
     List<String> argv = new ArrayList<>(List.of("/usr/bin/env", "-i"));
     if (uid >= 0) {
       argv.addAll(

@@ -33,7 +33,7 @@ final class LocalSandbox {
   private static final byte[] EXIT_PREFIX =
       "\n\036CORRAL-EXIT:".getBytes(StandardCharsets.US_ASCII);
 
-  private final String id;
+  private volatile String id;
   private final Process process;
   private final int uid;
   private final OutputStream stdin;
@@ -41,8 +41,8 @@ final class LocalSandbox {
   private final ScheduledExecutorService timer;
   private final AtomicBoolean dead = new AtomicBoolean();
 
-  LocalSandbox(String id, Process process, int uid, ScheduledExecutorService timer) {
-    this.id = id;
+  LocalSandbox(Process process, int uid, ScheduledExecutorService timer) {
+    this.id = "(warm)";
     this.process = process;
     this.uid = uid;
     this.stdin = process.getOutputStream();
@@ -52,6 +52,11 @@ final class LocalSandbox {
 
   String id() {
     return id;
+  }
+
+  /** Gives a started sandbox the id of the sandbox it now is. */
+  void assign(String sandboxId) {
+    this.id = sandboxId;
   }
 
   int uid() {

@@ -68,6 +68,13 @@ public interface SandboxConfig {
     @WithDefault("50000")
     int uidCount();
 
+    /**
+     * Started sandboxes kept ready per set of limits, so that provisioning an environment without
+     * setup commands claims one at once (they count against max-sandboxes). 0 turns this off.
+     */
+    @WithDefault("2")
+    int warmPoolSize();
+
     /** Local sandboxes this replica runs at once. */
     @WithDefault("64")
     int maxSandboxes();
