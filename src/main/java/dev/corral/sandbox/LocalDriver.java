@@ -113,9 +113,11 @@ public class LocalDriver implements SandboxDriver {
     return host;
   }
 
-  /** The sandboxes that run here now. */
-  java.util.Set<String> hosted() {
-    return java.util.Set.copyOf(sandboxes.keySet());
+  /** The sandboxes that run here now, with when each was provisioned. */
+  Map<String, java.time.Instant> hosted() {
+    Map<String, java.time.Instant> hosted = new java.util.HashMap<>();
+    sandboxes.forEach((id, sandbox) -> hosted.put(id, sandbox.assignedAt()));
+    return hosted;
   }
 
   /** Whether the sandbox runs here. */

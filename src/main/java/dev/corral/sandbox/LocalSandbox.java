@@ -34,6 +34,7 @@ final class LocalSandbox {
       "\n\036CORRAL-EXIT:".getBytes(StandardCharsets.US_ASCII);
 
   private volatile String id;
+  private volatile java.time.Instant assignedAt = java.time.Instant.now();
   private final Process process;
   private final int uid;
   private final OutputStream stdin;
@@ -57,6 +58,12 @@ final class LocalSandbox {
   /** Gives a started sandbox the id of the sandbox it now is. */
   void assign(String sandboxId) {
     this.id = sandboxId;
+    this.assignedAt = java.time.Instant.now();
+  }
+
+  /** When it became the sandbox it is. */
+  java.time.Instant assignedAt() {
+    return assignedAt;
   }
 
   int uid() {

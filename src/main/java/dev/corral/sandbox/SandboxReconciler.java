@@ -165,15 +165,19 @@ public class SandboxReconciler {
         counts.lost++;
       }
     }
-    Set<String> hosted = local.hosted();
+    Map<String, Instant> hosted = local.hosted();
     if (hosted.isEmpty()) {
       return;
     }
-    Map<String, Sandbox> records = byId(repository.byIds(List.copyOf(hosted)).await().atMost(STEP));
-    for (String id : hosted) {
-      Sandbox record = records.get(id);
-      if (!isLive(record)) {
-        local.release(id, local.host()).await().atMost(STEP);
+    Map<String, Sandbox> records =
+        byId(repository.byIds(List.copyOf(hosted.keySet())).await().atMost(STEP));
+    // A local sandbox is recorded just after it starts: give a missing record time to appear.
+    Instant unrecordedBefore = Instant.now().minus(STEP);
+    for (Map.Entry<String, Instant> entry : hosted.entrySet()) {
+      Sandbox record = records.get(entry.getKey());
+      boolean orphan = record == null && entry.getValue().isBefore(unrecordedBefore);
+      if (orphan || (record != null && !isLive(record))) {
+        local.release(entry.getKey(), local.host()).await().atMost(STEP);
         counts.processesKilled++;
       }
     }

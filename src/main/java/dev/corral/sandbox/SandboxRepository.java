@@ -31,8 +31,10 @@ public class SandboxRepository {
   static final String INSERT =
       """
       INSERT INTO sandboxes (id, environment_id, session_id, driver, state, host, resources)
-      VALUES ($1, $2, $3, $4, 'provisioning', $5, $6)
-      """;
+      VALUES ($1, $2, $3, $4, $7, $5, $6)
+      """
+          + " RETURNING "
+          + COLUMNS;
 
   static final String SELECT = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = $1";
 
@@ -95,13 +97,19 @@ public class SandboxRepository {
     this.pool = pool;
   }
 
-  Uni<Void> insert(
+  /**
+   * Records a sandbox: {@code ready} for one that already runs (a local sandbox, which cannot
+   * outlive this replica), else {@code provisioning} before its resources exist (so that whatever
+   * is created for it always has a record).
+   */
+  Uni<Sandbox> insert(
       String id,
       String environmentId,
       String sessionId,
       SandboxDriver driver,
       String host,
-      SandboxResources resources) {
+      SandboxResources resources,
+      boolean ready) {
     return pool.preparedQuery(INSERT)
         .execute(
             Tuple.from(
@@ -111,8 +119,9 @@ public class SandboxRepository {
                     sessionId.isEmpty() ? null : sessionId,
                     driverColumn(driver),
                     host,
-                    Buffer.buffer(resources.toByteArray()))))
-        .replaceWithVoid();
+                    Buffer.buffer(resources.toByteArray()),
+                    ready ? "ready" : "provisioning")))
+        .map(rows -> fromRow(rows.iterator().next()));
   }
 
   Uni<Sandbox> find(String id) {

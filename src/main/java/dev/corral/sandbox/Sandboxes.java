@@ -121,7 +121,19 @@ public class Sandboxes {
     }
     Duration timeout = Duration.ofMillis(sandbox.getResources().getCallTimeoutMs());
     return SandboxTools.run(driver(sandbox), sandbox.getId(), sandbox.getHost(), input, timeout)
-        .call(ignored -> repository.used(sandbox.getId()));
+        .invoke(ignored -> touch(sandbox.getId()));
+  }
+
+  /** Records the use off the answer's path: last_used_at is informational. */
+  private void touch(String sandboxId) {
+    repository
+        .used(sandboxId)
+        .subscribe()
+        .with(
+            ignored -> {},
+            failure ->
+                LOGGER.debugf(
+                    "sandbox=%s last use not recorded: %s", sandboxId, failure.getMessage()));
   }
 
   /** Whether a ready sandbox can be used from this replica (a local one only where it runs). */
@@ -219,8 +231,26 @@ public class Sandboxes {
     String host = driver == kubernetes ? KubernetesDriver.podName(id) : local.host();
     SandboxDriver.SandboxSpec spec =
         new SandboxDriver.SandboxSpec(id, sessionId, environment, resources);
+    if (driver == local) {
+      // A local sandbox dies with this replica, so it is recorded once it runs, in one write.
+      return local
+          .provision(spec)
+          .flatMap(
+              started ->
+                  repository
+                      .insert(
+                          id,
+                          environment.getId(),
+                          sessionId,
+                          environment.getDriver(),
+                          host,
+                          resources,
+                          true)
+                      .onFailure()
+                      .call(failure -> local.release(id, host)));
+    }
     return repository
-        .insert(id, environment.getId(), sessionId, environment.getDriver(), host, resources)
+        .insert(id, environment.getId(), sessionId, environment.getDriver(), host, resources, false)
         .flatMap(ignored -> driver.provision(spec))
         .onFailure()
         .call(
