@@ -2,6 +2,7 @@
 # corral's benchmarks; each measures corral and its baseline in one run on this machine.
 #   bench/run.sh log [seconds-per-phase]   session log: raw INSERT commits vs EmitEvent, live tail
 #   bench/run.sh harness [samples]         harness: TTFT overhead, take-over after kill -9
+#   bench/run.sh sandbox [samples]         sandboxes: TTFT eager vs lazy, local provision, warm claims
 # Results and how to read them: docs/benchmarks.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,8 @@ cd "$(dirname "$0")/.."
 case "${1:-log}" in
   log) main=dev.corral.bench.LogBench; argument="${2:-10}" ;;
   harness) main=dev.corral.bench.HarnessBench; argument="${2:-300}" ;;
-  *) echo "usage: bench/run.sh log|harness [argument]" >&2; exit 2 ;;
+  sandbox) main=dev.corral.bench.SandboxBench; argument="${2:-20}" ;;
+  *) echo "usage: bench/run.sh log|harness|sandbox [argument]" >&2; exit 2 ;;
 esac
 
 bin/prerequisites

@@ -7,18 +7,14 @@ import dev.corral.proto.v1.EmitEventResponse;
 import dev.corral.proto.v1.GetSessionRequest;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
-import dev.corral.proto.v1.SessionStatus;
 import dev.corral.testing.FakeAnthropic;
 import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.Fixtures;
 import dev.corral.testing.ServerProcess;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -49,7 +45,7 @@ public final class HarnessBench {
                 .setServerConfig("max_connections", "200")
                 .start();
         FakeAnthropic model = FakeAnthropic.start()) {
-      Map<String, String> environment = environment(postgres, model);
+      Map<String, String> environment = BenchServers.environment(postgres, model);
       Latencies ttft = ttft(environment, model, samples);
       List<Duration> takeOvers = args.length > 1 ? List.of() : takeOvers(environment, model, 5);
       System.out.println();
@@ -77,7 +73,7 @@ public final class HarnessBench {
     Latencies toSpan = new Latencies();
     Latencies fromAck = new Latencies();
     model.fallback(request -> Reply.text("ok"));
-    try (ServerProcess server = ServerProcess.start(with(environment, "ttft"))) {
+    try (ServerProcess server = ServerProcess.start(BenchServers.with(environment, "ttft"))) {
       SessionServiceGrpc.SessionServiceBlockingStub sessions =
           SessionServiceGrpc.newBlockingStub(server.channel());
       String agentId = agent(server);
@@ -93,8 +89,8 @@ public final class HarnessBench {
             Instant.ofEpochSecond(
                 sent.getEvent().getProcessedAt().getSeconds(),
                 sent.getEvent().getProcessedAt().getNanos());
-        FakeAnthropic.Received request = awaitRequest(model, marker);
-        awaitIdle(sessions, session.getId());
+        FakeAnthropic.Received request = BenchServers.awaitRequest(model, marker);
+        BenchServers.awaitIdle(sessions, session.getId());
         if (i >= 50) {
           latencies.record(Duration.between(appended, request.arrivedAt()).toNanos());
           fromAck.record(
@@ -126,8 +122,8 @@ public final class HarnessBench {
       Map<String, String> environment, FakeAnthropic model, int rounds) throws Exception {
     List<Duration> results = new ArrayList<>();
     for (int round = 0; round < rounds; round++) {
-      try (ServerProcess a = ServerProcess.start(with(environment, "a" + round));
-          ServerProcess b = ServerProcess.start(with(environment, "b" + round))) {
+      try (ServerProcess a = ServerProcess.start(BenchServers.with(environment, "a" + round));
+          ServerProcess b = ServerProcess.start(BenchServers.with(environment, "b" + round))) {
         String marker = "takeover-" + round + "-" + System.nanoTime();
         model.reset();
         model.enqueue(Reply.hang());
@@ -143,7 +139,7 @@ public final class HarnessBench {
                         .build())
                 .getSession()
                 .getId();
-        awaitRequest(model, marker);
+        BenchServers.awaitRequest(model, marker);
         String holder =
             sessions
                 .getSession(GetSessionRequest.newBuilder().setSessionId(sessionId).build())
@@ -163,61 +159,11 @@ public final class HarnessBench {
     return results;
   }
 
-  private static FakeAnthropic.Received awaitRequest(FakeAnthropic model, String marker)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-    while (System.nanoTime() < deadline) {
-      List<FakeAnthropic.Received> seen = model.requestsMentioning(marker);
-      if (!seen.isEmpty()) {
-        return seen.get(0);
-      }
-      Thread.sleep(0, 200_000);
-    }
-    throw new IllegalStateException("the model never saw " + marker);
-  }
-
-  private static void awaitIdle(
-      SessionServiceGrpc.SessionServiceBlockingStub sessions, String sessionId)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-    while (System.nanoTime() < deadline) {
-      Session session =
-          sessions
-              .getSession(GetSessionRequest.newBuilder().setSessionId(sessionId).build())
-              .getSession();
-      if (session.getStatus() == SessionStatus.SESSION_STATUS_IDLE && session.getLastSeq() > 1) {
-        return;
-      }
-      Thread.sleep(2);
-    }
-    throw new IllegalStateException("session " + sessionId + " never went idle");
-  }
-
   private static String agent(ServerProcess server) {
     return AgentServiceGrpc.newBlockingStub(server.channel())
         .createAgent(
             CreateAgentRequest.newBuilder().setName("bench").setModel("claude-bench").build())
         .getAgent()
         .getId();
-  }
-
-  private static Map<String, String> environment(EmbeddedPostgres postgres, FakeAnthropic model)
-      throws Exception {
-    String url = "localhost:" + postgres.getPort() + "/postgres";
-    Map<String, String> environment = new HashMap<>();
-    environment.put("QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://" + url);
-    environment.put("QUARKUS_DATASOURCE_JDBC_URL", "jdbc:postgresql://" + url);
-    environment.put("QUARKUS_DATASOURCE_USERNAME", "postgres");
-    environment.put("QUARKUS_LOG_LEVEL", "WARN");
-    environment.put("ANTHROPIC_BASE_URL", model.baseUrl());
-    environment.put("ANTHROPIC_API_KEY", FakeAnthropic.API_KEY);
-    environment.put("CORRAL_HOME", Files.createTempDirectory("corral-bench-").toString());
-    return environment;
-  }
-
-  private static Map<String, String> with(Map<String, String> environment, String name) {
-    Map<String, String> own = new HashMap<>(environment);
-    own.put("CORRAL_HOME", Path.of(environment.get("CORRAL_HOME"), name).toString());
-    return own;
   }
 }

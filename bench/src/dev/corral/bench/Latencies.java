@@ -37,4 +37,10 @@ final class Latencies {
     return String.format(
         "p50 %.3f ms, p99 %.3f ms (n=%d)", percentileMillis(50), percentileMillis(99), size);
   }
+
+  String summary95() {
+    return String.format(
+        "p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (n=%d)",
+        percentileMillis(50), percentileMillis(95), percentileMillis(99), size);
+  }
 }

@@ -1,0 +1,69 @@
+package dev.corral.bench;
+
+import dev.corral.proto.v1.GetSessionRequest;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.SessionStatus;
+import dev.corral.testing.FakeAnthropic;
+import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/** What the benchmarks share: the servers' environment, and waiting for a session's turn. */
+final class BenchServers {
+
+  private BenchServers() {}
+
+  static FakeAnthropic.Received awaitRequest(FakeAnthropic model, String marker)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (System.nanoTime() < deadline) {
+      List<FakeAnthropic.Received> seen = model.requestsMentioning(marker);
+      if (!seen.isEmpty()) {
+        return seen.get(0);
+      }
+      Thread.sleep(0, 200_000);
+    }
+    throw new IllegalStateException("the model never saw " + marker);
+  }
+
+  static void awaitIdle(SessionServiceGrpc.SessionServiceBlockingStub sessions, String sessionId)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (System.nanoTime() < deadline) {
+      Session session =
+          sessions
+              .getSession(GetSessionRequest.newBuilder().setSessionId(sessionId).build())
+              .getSession();
+      if (session.getStatus() == SessionStatus.SESSION_STATUS_IDLE && session.getLastSeq() > 1) {
+        return;
+      }
+      Thread.sleep(2);
+    }
+    throw new IllegalStateException("session " + sessionId + " never went idle");
+  }
+
+  static Map<String, String> environment(EmbeddedPostgres postgres, FakeAnthropic model)
+      throws Exception {
+    String url = "localhost:" + postgres.getPort() + "/postgres";
+    Map<String, String> environment = new HashMap<>();
+    environment.put("QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://" + url);
+    environment.put("QUARKUS_DATASOURCE_JDBC_URL", "jdbc:postgresql://" + url);
+    environment.put("QUARKUS_DATASOURCE_USERNAME", "postgres");
+    environment.put("QUARKUS_LOG_LEVEL", "WARN");
+    environment.put("ANTHROPIC_BASE_URL", model.baseUrl());
+    environment.put("ANTHROPIC_API_KEY", FakeAnthropic.API_KEY);
+    environment.put("CORRAL_HOME", Files.createTempDirectory("corral-bench-").toString());
+    return environment;
+  }
+
+  static Map<String, String> with(Map<String, String> environment, String name) {
+    Map<String, String> own = new HashMap<>(environment);
+    own.put("CORRAL_HOME", Path.of(environment.get("CORRAL_HOME"), name).toString());
+    return own;
+  }
+}
