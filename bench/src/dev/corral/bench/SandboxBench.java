@@ -94,6 +94,8 @@ public final class SandboxBench {
     } finally {
       cluster.destroy();
     }
+    // The mock API server's Vert.x threads are not daemons.
+    System.exit(0);
   }
 
   /** TTFT of a first turn without tools, lazy vs eager, interleaved so both see the same load. */
