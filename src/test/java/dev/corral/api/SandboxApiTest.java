@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.ArchiveEnvironmentRequest;
 import dev.corral.proto.v1.CreateEnvironmentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.EnvironmentServiceGrpc;
 import dev.corral.proto.v1.ExecuteRequest;
@@ -332,6 +333,37 @@ class SandboxApiTest {
         () ->
             environments.getEnvironment(
                 GetEnvironmentRequest.newBuilder().setEnvironmentId(UNKNOWN_ENVIRONMENT).build()));
+    String agentId = Fixtures.createAgent(agents);
+    expect(
+        softly,
+        Status.Code.NOT_FOUND,
+        "environment",
+        () ->
+            sessions.createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setEnvironmentId(UNKNOWN_ENVIRONMENT)
+                    .build()));
+    expect(
+        softly,
+        Status.Code.FAILED_PRECONDITION,
+        "archived",
+        () ->
+            sessions.createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setEnvironmentId(archived.getId())
+                    .build()));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "environment_id",
+        () ->
+            sessions.createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setEnvironmentId("env_nope")
+                    .build()));
     softly.assertAll();
 
     // And nothing changed
