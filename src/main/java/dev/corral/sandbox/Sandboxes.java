@@ -189,6 +189,25 @@ public class Sandboxes {
                                 : stop(ended.get()).replaceWith(ended.get())));
   }
 
+  /** A session that ends releases its sandboxes at once (the reconciler is the safety net). */
+  void sessionEnded(@jakarta.enterprise.event.ObservesAsync dev.corral.session.SessionEnded ended) {
+    repository
+        .list(null, ended.sessionId(), false, 100)
+        .toMulti()
+        .flatMap(io.smallrye.mutiny.Multi.createFrom()::iterable)
+        .onItem()
+        .transformToUniAndConcatenate(sandbox -> release(sandbox.getId()))
+        .collect()
+        .asList()
+        .subscribe()
+        .with(
+            released -> {},
+            failure ->
+                LOGGER.warnf(
+                    "sandboxes of ended session %s not released now (the reconciler will): %s",
+                    ended.sessionId(), failure.getMessage()));
+  }
+
   /** The session's newest ready sandbox, if any. */
   Uni<java.util.Optional<Sandbox>> currentOf(String sessionId) {
     return repository.currentOf(sessionId);

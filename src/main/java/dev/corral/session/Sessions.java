@@ -46,6 +46,7 @@ public class Sessions {
   private final LeaseClaims claims;
   private final dev.corral.agent.Environments environments;
   private final jakarta.enterprise.event.Event<SessionWorkArrived> workArrived;
+  private final jakarta.enterprise.event.Event<SessionEnded> ended;
 
   Sessions(
       Pool pool,
@@ -57,8 +58,10 @@ public class Sessions {
       LiveDeltas deltas,
       LeaseClaims claims,
       dev.corral.agent.Environments environments,
-      jakarta.enterprise.event.Event<SessionWorkArrived> workArrived) {
+      jakarta.enterprise.event.Event<SessionWorkArrived> workArrived,
+      jakarta.enterprise.event.Event<SessionEnded> ended) {
     this.pool = pool;
+    this.ended = ended;
     this.repository = repository;
     this.agents = agents;
     this.log = log;
@@ -111,13 +114,22 @@ public class Sessions {
   public Uni<Session> archive(String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
-        .flatMap(repository::archive);
+        .flatMap(repository::archive)
+        .invoke(session -> ended.fireAsync(new SessionEnded(session.getId())));
   }
 
   public Uni<Void> delete(String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
-        .flatMap(id -> repository.delete(id).invoke(() -> signals.deleted(id)));
+        .flatMap(
+            id ->
+                repository
+                    .delete(id)
+                    .invoke(
+                        () -> {
+                          signals.deleted(id);
+                          ended.fireAsync(new SessionEnded(id));
+                        }));
   }
 
   /** Appends one event emitted through the API (a client, or a harness with its lease epoch). */

@@ -5,8 +5,10 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.ArchiveEnvironmentRequest;
+import dev.corral.proto.v1.ArchiveSessionRequest;
 import dev.corral.proto.v1.CreateEnvironmentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.DeleteSessionRequest;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.EnvironmentServiceGrpc;
 import dev.corral.proto.v1.ExecuteRequest;
@@ -167,6 +169,40 @@ class SandboxApiTest {
                     ListSandboxesRequest.newBuilder().setSessionId(session.getId()).build())
                 .getSandboxesList())
         .isEmpty();
+  }
+
+  @Test
+  void archivingOrDeletingASessionReleasesItsSandboxes() {
+    // Given two sessions with a sandbox each
+    Session archived = Fixtures.createSession(agents, sessions);
+    Session deleted = Fixtures.createSession(agents, sessions);
+    Sandbox first =
+        sandboxes
+            .provision(ProvisionRequest.newBuilder().setSessionId(archived.getId()).build())
+            .getSandbox();
+    Sandbox second =
+        sandboxes
+            .provision(ProvisionRequest.newBuilder().setSessionId(deleted.getId()).build())
+            .getSandbox();
+
+    // When
+    sessions.archiveSession(
+        ArchiveSessionRequest.newBuilder().setSessionId(archived.getId()).build());
+    sessions.deleteSession(DeleteSessionRequest.newBuilder().setSessionId(deleted.getId()).build());
+
+    // Then both are released well before the reconciler's next pass (30 s)
+    for (Sandbox sandbox : List.of(first, second)) {
+      org.awaitility.Awaitility.await()
+          .atMost(java.time.Duration.ofSeconds(10))
+          .until(
+              () ->
+                  sandboxes
+                          .getSandbox(
+                              GetSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build())
+                          .getSandbox()
+                          .getState()
+                      == SandboxState.SANDBOX_STATE_RELEASED);
+    }
   }
 
   @Test

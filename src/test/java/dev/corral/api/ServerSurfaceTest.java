@@ -72,6 +72,12 @@ class ServerSurfaceTest {
             .toList();
     requests.onCompleted();
     assertThat(services)
-        .contains("corral.v1.SessionService", "corral.v1.AgentService", "grpc.health.v1.Health");
+        .contains(
+            "corral.v1.SessionService",
+            "corral.v1.AgentService",
+            "corral.v1.HarnessService",
+            "corral.v1.EnvironmentService",
+            "corral.v1.SandboxService",
+            "grpc.health.v1.Health");
   }
 }
