@@ -22,6 +22,14 @@ public interface SandboxConfig {
   @WithDefault("30s")
   Duration reconcileInterval();
 
+  /**
+   * The driver of the default environment, used by sessions and Provision calls that name none:
+   * {@code local} or {@code kubernetes} (on a cluster, where the server's own pod is no place for
+   * sandboxes).
+   */
+  @WithDefault("local")
+  String defaultDriver();
+
   /** Limits used where an environment leaves them unset. */
   Defaults defaults();
 

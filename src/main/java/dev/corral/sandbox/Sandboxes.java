@@ -238,7 +238,7 @@ public class Sandboxes {
 
   Uni<Environment> environment(String environmentId) {
     if (environmentId.isEmpty()) {
-      return Uni.createFrom().item(defaultEnvironment());
+      return Uni.createFrom().item(this::defaultEnvironment);
     }
     return environments.usable("environment_id", environmentId);
   }
@@ -314,10 +314,21 @@ public class Sandboxes {
     return new SandboxLostException(sandboxId, reason);
   }
 
-  private static Environment defaultEnvironment() {
+  /** The environment of sessions and Provision calls that name none. */
+  private Environment defaultEnvironment() {
+    dev.corral.proto.v1.SandboxDriver driver =
+        switch (config.defaultDriver().toLowerCase(java.util.Locale.ROOT)) {
+          case "local" -> dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_LOCAL;
+          case "kubernetes" -> dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES;
+          default ->
+              throw new FailedPreconditionException(
+                  "corral.sandbox.default-driver is "
+                      + config.defaultDriver()
+                      + "; it must be local or kubernetes");
+        };
     return Environment.newBuilder()
         .setName("default")
-        .setDriver(dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_LOCAL)
+        .setDriver(driver)
         .setNetworking(Networking.newBuilder().setMode(NetworkMode.NETWORK_MODE_NONE))
         .build();
   }

@@ -172,6 +172,7 @@ class ManifestsTest {
     }
     // And the server has the pod driver on, is named after its pod, uses an external PostgreSQL
     assertEnv("CORRAL_SANDBOX_KUBERNETES_ENABLED").isEqualTo("true");
+    assertEnv("CORRAL_SANDBOX_DEFAULT_DRIVER").isEqualTo("kubernetes");
     assertEnv("CORRAL_REPLICA_ID").isEqualTo("fieldRef:metadata.name");
     assertEnv("CORRAL_EMBEDDED_POSTGRES_ENABLED").isEqualTo("false");
     assertThat(settings.get(DB + "REACTIVE_URL")).as("reactive URL").startsWith("postgresql://");

@@ -142,6 +142,17 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void withTheKubernetesDefaultDriverAProvisionWithoutEnvironmentGetsAPod() {
+    // When
+    Sandbox sandbox = sandboxes.provision(ProvisionRequest.getDefaultInstance()).getSandbox();
+
+    // Then
+    assertThat(sandbox.getDriver()).isEqualTo(SandboxDriver.SANDBOX_DRIVER_KUBERNETES);
+    assertThat(cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).get()).isNotNull();
+    assertThat(ok(sandbox, "bash", "{\"command\":\"echo in a pod\"}")).isEqualTo("in a pod");
+  }
+
+  @Test
   void aWarmPoolServesProvisioningAtOnceAndRefills() {
     // Given a pool of two pods, started and set up by the reconciler
     kubelet.podStartDelayMs = 2_000;

@@ -28,6 +28,7 @@ public class FakeKubernetes
   public Map<String, String> start() {
     Map<String, String> config = new HashMap<>(super.start());
     config.put("corral.sandbox.kubernetes.enabled", "true");
+    config.put("corral.sandbox.default-driver", "kubernetes");
     // Tests run reconciler passes themselves.
     config.put("corral.sandbox.reconcile-interval", "1h");
     config.put("corral.sandbox.kubernetes.ready-timeout", "20s");
