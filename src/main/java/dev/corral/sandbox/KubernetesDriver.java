@@ -188,7 +188,7 @@ public class KubernetesDriver implements SandboxDriver {
     OutputBuffer output = new OutputBuffer(command.outputCap(), command.keepTail());
     Exit exit;
     try {
-      exit = execRaw(pod, KubernetesScripts.exec(command), command.timeout(), output);
+      exit = execRaw(pod, argv(pod, command), command.timeout(), output);
     } catch (RuntimeException failure) {
       requireRunning(sandboxId, pod);
       throw failure instanceof KubernetesClientException k8s ? unavailable(k8s) : failure;
@@ -205,6 +205,30 @@ public class KubernetesDriver implements SandboxDriver {
       throw new UnavailableException("the exec in pod " + pod + " ended without a status", null);
     }
     return new ExecResult(exit.code(), output.bytes(), output.total(), false, false);
+  }
+
+  /** The exec of {@code command}; large arguments are uploaded into the pod first. */
+  private List<String> argv(String pod, SandboxCommand command) {
+    int limit = config.kubernetes().execArgumentBytes();
+    if (!KubernetesScripts.uploads(command, limit)) {
+      return KubernetesScripts.exec(command);
+    }
+    String prefix = Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong());
+    List<String> files = new java.util.ArrayList<>();
+    for (int i = 0; i < command.args().size(); i++) {
+      String name = prefix + "-" + i;
+      for (List<String> chunk : KubernetesScripts.upload(name, command.args().get(i), limit)) {
+        OutputBuffer errors = new OutputBuffer(4096, false);
+        Exit exit = execRaw(pod, chunk, Duration.ofSeconds(30), errors);
+        if (exit.timedOut() || exit.code() == null || exit.code() != 0) {
+          throw new KubernetesClientException(
+              "uploading a tool input failed: "
+                  + new String(errors.bytes(), StandardCharsets.UTF_8).strip());
+        }
+      }
+      files.add(name);
+    }
+    return KubernetesScripts.exec(command, files);
   }
 
   private void requireRunning(String sandboxId, String pod) {

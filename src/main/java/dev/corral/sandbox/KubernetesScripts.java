@@ -23,21 +23,87 @@ final class KubernetesScripts {
 
   private KubernetesScripts() {}
 
+  static final String INPUTS = "/tmp/.corral-in";
+
+  /** Appends its second argument to the input file named by its first (one upload chunk). */
+  static final String APPEND_CHUNK =
+      "umask 077; mkdir -p " + INPUTS + " && printf '%s' \"$2\" >> " + INPUTS + "/\"$1\"";
+
+  /** Reads the arguments from uploaded files named by "$@", and removes them. */
+  private static final String FROM_FILES =
+      "__corral_a=(); for __f in \"$@\"; do __v=$(cat -- "
+          + INPUTS
+          + "/\"$__f\"; printf .); __corral_a+=(\"${__v%.}\"); rm -f -- "
+          + INPUTS
+          + "/\"$__f\"; done; unset __f __v; ";
+
+  private static final String INLINE = "__corral_a=(\"$@\"); ";
+
+  /**
+   * Whether {@code command}'s arguments must be uploaded before it runs: exec arguments travel in
+   * the request URL, which API servers and proxies limit, so more than {@code limit} bytes go in
+   * chunks.
+   */
+  static boolean uploads(SandboxCommand command, int limit) {
+    return command.args().stream().mapToInt(arg -> arg.length).sum() > limit;
+  }
+
+  /** The exec that runs {@code command} with its arguments inline. */
   static List<String> exec(SandboxCommand command) {
-    String script =
-        command.inShell()
-            ? "__corral_a=(\"$@\"); S="
-                + SHELL_STATE
-                + "; mkdir -p \"$S\"\n"
-                + "cd \"$(cat \"$S/cwd\" 2>/dev/null || echo /workspace)\" 2>/dev/null || cd /workspace\n"
-                + "[ -f \"$S/env\" ] && . \"$S/env\" 2>/dev/null\n"
-                + "{ "
-                + command.script()
-                + "\n} </dev/null 2>&1\n"
-                + "__corral_rc=$?; pwd > \"$S/cwd\"; export -p > \"$S/env\"; exit $__corral_rc"
-            : "__corral_a=(\"$@\"); ( " + command.script() + "\n) </dev/null 2>&1";
-    List<String> argv = new ArrayList<>(List.of("/bin/bash", "-c", script, "corral"));
+    List<String> argv =
+        new ArrayList<>(List.of("/bin/bash", "-c", script(INLINE, command), "corral"));
     command.args().forEach(arg -> argv.add(new String(arg, StandardCharsets.UTF_8)));
     return argv;
+  }
+
+  /** The exec that runs {@code command} with its arguments read from uploaded {@code files}. */
+  static List<String> exec(SandboxCommand command, List<String> files) {
+    List<String> argv =
+        new ArrayList<>(List.of("/bin/bash", "-c", script(FROM_FILES, command), "corral"));
+    argv.addAll(files);
+    return argv;
+  }
+
+  /**
+   * The execs that upload {@code argument} into the input file {@code name}, in chunks of at most
+   * {@code chunkBytes} UTF-8 bytes (never splitting a character).
+   */
+  static List<List<String>> upload(String name, byte[] argument, int chunkBytes) {
+    String text = new String(argument, StandardCharsets.UTF_8);
+    List<List<String>> execs = new ArrayList<>();
+    execs.add(List.of("/bin/bash", "-c", APPEND_CHUNK, "corral", name, ""));
+    int start = 0;
+    while (start < text.length()) {
+      int end = start;
+      int bytes = 0;
+      while (end < text.length()) {
+        int codePoint = text.codePointAt(end);
+        int size = new String(Character.toChars(codePoint)).getBytes(StandardCharsets.UTF_8).length;
+        if (bytes + size > chunkBytes && end > start) {
+          break;
+        }
+        bytes += size;
+        end += Character.charCount(codePoint);
+      }
+      execs.add(
+          List.of("/bin/bash", "-c", APPEND_CHUNK, "corral", name, text.substring(start, end)));
+      start = end;
+    }
+    return execs;
+  }
+
+  private static String script(String prologue, SandboxCommand command) {
+    return command.inShell()
+        ? prologue
+            + "S="
+            + SHELL_STATE
+            + "; mkdir -p \"$S\"\n"
+            + "cd \"$(cat \"$S/cwd\" 2>/dev/null || echo /workspace)\" 2>/dev/null || cd /workspace\n"
+            + "[ -f \"$S/env\" ] && . \"$S/env\" 2>/dev/null\n"
+            + "{ "
+            + command.script()
+            + "\n} </dev/null 2>&1\n"
+            + "__corral_rc=$?; pwd > \"$S/cwd\"; export -p > \"$S/env\"; exit $__corral_rc"
+        : prologue + "( " + command.script() + "\n) </dev/null 2>&1";
   }
 }

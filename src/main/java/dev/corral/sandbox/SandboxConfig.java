@@ -107,6 +107,13 @@ public interface SandboxConfig {
     @WithDefault("120s")
     Duration readyTimeout();
 
+    /**
+     * Tool inputs up to this many bytes travel as exec arguments (in the request URL); larger ones
+     * are uploaded into the pod first, in chunks of this size.
+     */
+    @WithDefault("16384")
+    int execArgumentBytes();
+
     /** The non-root user sandbox containers run as. */
     @WithDefault("65532")
     long runAsUser();

@@ -153,6 +153,35 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aLargeInputIsUploadedInChunksAndArrivesIntact() throws Exception {
+    // Given 30 000 characters with multi-byte ones (exec arguments travel in the URL, limited here
+    // to 1000 bytes: see FakeKubernetes)
+    Sandbox sandbox = provision(environment(0), "");
+    String content = "line é 漢字 🙂 $(no) 'q' \\ \n".repeat(1_000);
+    String json =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .writeValueAsString(Map.of("file_path", "big.txt", "content", content));
+    int execsBefore = kubelet.execs.get();
+
+    // When
+    String written = ok(sandbox, "write", json);
+
+    // Then it took several uploads and the file has exactly the bytes sent
+    byte[] bytes = content.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    String sha =
+        java.util.HexFormat.of()
+            .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+    assertThat(kubelet.execs.get() - execsBefore).isGreaterThan(10);
+    assertThat(written).isEqualTo("Wrote " + bytes.length + " bytes to big.txt");
+    assertThat(
+            ok(
+                sandbox,
+                "bash",
+                "{\"command\":\"sha256sum big.txt | cut -d' ' -f1; ls -A /tmp/.corral-in\"}"))
+        .isEqualTo(sha);
+  }
+
+  @Test
   void aWarmPoolServesProvisioningAtOnceAndRefills() {
     // Given a pool of two pods, started and set up by the reconciler
     kubelet.podStartDelayMs = 2_000;

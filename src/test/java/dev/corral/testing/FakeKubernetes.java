@@ -29,6 +29,8 @@ public class FakeKubernetes
     Map<String, String> config = new HashMap<>(super.start());
     config.put("corral.sandbox.kubernetes.enabled", "true");
     config.put("corral.sandbox.default-driver", "kubernetes");
+    // The mock server refuses request lines over 4 KiB (HTTP 414), as a strict proxy might.
+    config.put("corral.sandbox.kubernetes.exec-argument-bytes", "1000");
     // Tests run reconciler passes themselves.
     config.put("corral.sandbox.reconcile-interval", "1h");
     config.put("corral.sandbox.kubernetes.ready-timeout", "20s");
