@@ -1,5 +1,6 @@
 package dev.corral.sandbox;
 
+import dev.corral.common.DaemonThreads;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.UnavailableException;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -19,7 +20,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.logging.Logger;
 
 /**
@@ -43,15 +43,7 @@ public class KubernetesDriver implements SandboxDriver {
     this.client = client;
     this.config = config;
     this.pools = pools;
-    AtomicInteger threads = new AtomicInteger();
-    this.io =
-        Executors.newCachedThreadPool(
-            runnable -> {
-              Thread thread =
-                  new Thread(runnable, "corral-kubernetes-io-" + threads.incrementAndGet());
-              thread.setDaemon(true);
-              return thread;
-            });
+    this.io = Executors.newCachedThreadPool(DaemonThreads.named("corral-kubernetes-io"));
   }
 
   void stop(@Observes ShutdownEvent event) {

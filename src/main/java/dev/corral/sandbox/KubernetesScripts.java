@@ -71,9 +71,8 @@ final class KubernetesScripts {
   static List<List<String>> upload(String name, byte[] argument, int chunkBytes) {
     String text = new String(argument, StandardCharsets.UTF_8);
     List<List<String>> execs = new ArrayList<>();
-    execs.add(List.of("/bin/bash", "-c", APPEND_CHUNK, "corral", name, ""));
     int start = 0;
-    while (start < text.length()) {
+    do { // at least once, so that an empty argument still gets its file
       int end = start;
       int bytes = 0;
       while (end < text.length()) {
@@ -88,7 +87,7 @@ final class KubernetesScripts {
       execs.add(
           List.of("/bin/bash", "-c", APPEND_CHUNK, "corral", name, text.substring(start, end)));
       start = end;
-    }
+    } while (start < text.length());
     return execs;
   }
 

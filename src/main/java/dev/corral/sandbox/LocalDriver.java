@@ -1,5 +1,6 @@
 package dev.corral.sandbox;
 
+import dev.corral.common.DaemonThreads;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.proto.v1.SandboxResources;
@@ -21,7 +22,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.logging.Logger;
 
 /**
@@ -73,22 +73,9 @@ public class LocalDriver implements SandboxDriver {
     this.config = config;
     this.limits = limits;
     this.host = replica.id();
-    AtomicInteger threads = new AtomicInteger();
-    this.io =
-        Executors.newCachedThreadPool(
-            runnable -> {
-              Thread thread =
-                  new Thread(runnable, "corral-sandbox-io-" + threads.incrementAndGet());
-              thread.setDaemon(true);
-              return thread;
-            });
+    this.io = Executors.newCachedThreadPool(DaemonThreads.named("corral-sandbox-io"));
     this.timer =
-        Executors.newSingleThreadScheduledExecutor(
-            runnable -> {
-              Thread thread = new Thread(runnable, "corral-sandbox-timer");
-              thread.setDaemon(true);
-              return thread;
-            });
+        Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("corral-sandbox-timer"));
     this.root = "0".equals(currentUid());
   }
 
@@ -159,8 +146,7 @@ public class LocalDriver implements SandboxDriver {
             () -> {
               LocalSandbox sandbox = sandboxes.remove(sandboxId);
               if (sandbox != null) {
-                sandbox.kill();
-                freeUid(sandbox.uid());
+                discard(sandbox);
               }
               return (Void) null;
             })

@@ -1,6 +1,7 @@
 package dev.corral.sandbox;
 
 import dev.corral.agent.EnvironmentRepository;
+import dev.corral.common.DaemonThreads;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxState;
@@ -77,11 +78,7 @@ public class SandboxReconciler {
   void start(@Observes StartupEvent event) {
     timer =
         Executors.newSingleThreadScheduledExecutor(
-            runnable -> {
-              Thread thread = new Thread(runnable, "corral-sandbox-reconciler");
-              thread.setDaemon(true);
-              return thread;
-            });
+            DaemonThreads.named("corral-sandbox-reconciler"));
     long interval = config.reconcileInterval().toMillis();
     timer.scheduleWithFixedDelay(this::reconcileQuietly, 0, interval, TimeUnit.MILLISECONDS);
   }
@@ -99,10 +96,12 @@ public class SandboxReconciler {
   /** One pass. Blocking: call it off the event loop. */
   public synchronized Report reconcile() {
     Counts counts = new Counts();
-    releaseEnded(counts);
-    reconcileLocal(counts);
+    // One read of the live records per pass, taken before any pod is listed, so that a sandbox
+    // that becomes ready during the pass is judged on the next one.
+    List<Sandbox> live = releaseEnded(repository.live().await().atMost(STEP), counts);
+    reconcileLocal(live, counts);
     if (config.kubernetes().enabled()) {
-      reconcilePods(counts);
+      reconcilePods(live, counts);
     }
     Report report =
         new Report(
@@ -133,11 +132,14 @@ public class SandboxReconciler {
     int podsCreated;
   }
 
-  /** Sandboxes whose session ended or whose lifetime is over are released. */
-  private void releaseEnded(Counts counts) {
+  /**
+   * Sandboxes whose session ended or whose lifetime is over are released; returns the live ones
+   * that are left.
+   */
+  private List<Sandbox> releaseEnded(List<Sandbox> live, Counts counts) {
     Set<String> ended = new HashSet<>(repository.orphaned().await().atMost(STEP));
     Instant now = Instant.now();
-    for (Sandbox sandbox : repository.live().await().atMost(STEP)) {
+    for (Sandbox sandbox : live) {
       Instant expires =
           Instant.ofEpochSecond(sandbox.getCreatedAt().getSeconds())
               .plusSeconds(sandbox.getResources().getLifetimeSeconds());
@@ -149,20 +151,17 @@ public class SandboxReconciler {
       sandboxes.release(id).await().atMost(STEP);
       counts.released++;
     }
+    return live.stream().filter(sandbox -> !ended.contains(sandbox.getId())).toList();
   }
 
   /** Local records of this replica match the processes it runs. */
-  private void reconcileLocal(Counts counts) {
-    for (Sandbox sandbox : repository.liveLocalOf(List.of(local.host())).await().atMost(STEP)) {
-      if (sandbox.getState() == SandboxState.SANDBOX_STATE_READY && !local.hosts(sandbox.getId())) {
-        repository
-            .end(
-                sandbox.getId(),
-                SandboxState.SANDBOX_STATE_LOST,
-                "its process on " + local.host() + " ended")
-            .await()
-            .atMost(STEP);
-        counts.lost++;
+  private void reconcileLocal(List<Sandbox> live, Counts counts) {
+    for (Sandbox sandbox : live) {
+      if (sandbox.getDriver() != dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
+          && sandbox.getHost().equals(local.host())
+          && sandbox.getState() == SandboxState.SANDBOX_STATE_READY
+          && !local.hosts(sandbox.getId())) {
+        markLost(sandbox, "its process on " + local.host() + " ended", counts);
       }
     }
     Map<String, Instant> hosted = local.hosted();
@@ -183,9 +182,7 @@ public class SandboxReconciler {
     }
   }
 
-  private void reconcilePods(Counts counts) {
-    // Records first: a sandbox that becomes ready after the pods are listed is not judged.
-    List<Sandbox> live = repository.live().await().atMost(STEP);
+  private void reconcilePods(List<Sandbox> live, Counts counts) {
     String namespace = config.kubernetes().namespace();
     List<Pod> pods =
         client
@@ -230,11 +227,7 @@ public class SandboxReconciler {
       if (sandbox.getDriver() == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
           && sandbox.getState() == SandboxState.SANDBOX_STATE_READY
           && !podNames.contains(sandbox.getHost())) {
-        repository
-            .end(sandbox.getId(), SandboxState.SANDBOX_STATE_LOST, "its pod was deleted")
-            .await()
-            .atMost(STEP);
-        counts.lost++;
+        markLost(sandbox, "its pod was deleted", counts);
       }
     }
   }
@@ -296,6 +289,16 @@ public class SandboxReconciler {
         .withName(pod.getMetadata().getName())
         .withGracePeriod(0)
         .delete();
+  }
+
+  private void markLost(Sandbox sandbox, String reason, Counts counts) {
+    if (repository
+        .end(sandbox.getId(), SandboxState.SANDBOX_STATE_LOST, reason)
+        .await()
+        .atMost(STEP)
+        .isPresent()) {
+      counts.lost++;
+    }
   }
 
   private static boolean isLive(Sandbox record) {

@@ -71,12 +71,6 @@ public class SandboxRepository {
   static final String HAD_ONE =
       "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released') LIMIT 1";
 
-  static final String LIVE_LOCAL_OF =
-      "SELECT "
-          + COLUMNS
-          + " FROM sandboxes WHERE driver = 'local' AND host = ANY ($1::text[])"
-          + " AND state IN ('provisioning', 'ready')";
-
   /** Sandboxes whose session ended (deleted, archived or terminated) but which still run. */
   static final String ORPHANED =
       """
@@ -170,12 +164,6 @@ public class SandboxRepository {
    */
   Uni<Boolean> hadOne(String sessionId) {
     return pool.preparedQuery(HAD_ONE).execute(Tuple.of(sessionId)).map(rows -> rows.size() > 0);
-  }
-
-  Uni<List<Sandbox>> liveLocalOf(List<String> hosts) {
-    return pool.preparedQuery(LIVE_LOCAL_OF)
-        .execute(Tuple.of(hosts.toArray(String[]::new)))
-        .map(SandboxRepository::all);
   }
 
   Uni<List<String>> orphaned() {

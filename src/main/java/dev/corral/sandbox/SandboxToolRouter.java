@@ -83,21 +83,20 @@ public class SandboxToolRouter implements ToolRouter {
                             "The sandbox was lost during this call ("
                                 + lost.getMessage()
                                 + "). The next call gets a new sandbox with an empty workspace."))
-                    .withNoticesAfter(List.of(lostEvent(acquired.sandbox().getId(), lost))));
+                    .withNoticesAfter(
+                        List.of(lostEvent(acquired.sandbox().getId(), lost.getMessage()))));
   }
 
   /** The session's sandbox: its current one if usable here, otherwise a new one. */
   private Uni<Acquired> acquire(String sessionId) {
-    Uni<Acquired> shared =
-        acquiring.computeIfAbsent(
-            sessionId,
-            id ->
-                acquireNow(id)
-                    .onTermination()
-                    .invoke(() -> acquiring.remove(id))
-                    .memoize()
-                    .indefinitely());
-    return shared;
+    return acquiring.computeIfAbsent(
+        sessionId,
+        id ->
+            acquireNow(id)
+                .onTermination()
+                .invoke(() -> acquiring.remove(id))
+                .memoize()
+                .indefinitely());
   }
 
   private Uni<Acquired> acquireNow(String sessionId) {
@@ -141,10 +140,6 @@ public class SandboxToolRouter implements ToolRouter {
                                 .map(
                                     sandbox ->
                                         Acquired.fresh(sandbox, environment, hadOne, lost))));
-  }
-
-  static Event lostEvent(String sandboxId, Throwable failure) {
-    return lostEvent(sandboxId, failure.getMessage());
   }
 
   static Event lostEvent(String sandboxId, String reason) {

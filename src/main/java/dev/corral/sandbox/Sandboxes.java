@@ -111,7 +111,7 @@ public class Sandboxes {
       return Uni.createFrom()
           .failure(
               sandbox.getHost().equals(local.host())
-                  ? lost(sandbox.getId(), "it no longer runs on this replica")
+                  ? new SandboxLostException(sandbox.getId(), "it no longer runs on this replica")
                   : new FailedPreconditionException(
                       "sandbox "
                           + sandbox.getId()
@@ -308,10 +308,6 @@ public class Sandboxes {
 
   private static boolean isLocal(Sandbox sandbox) {
     return sandbox.getDriver() != dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES;
-  }
-
-  private SandboxLostException lost(String sandboxId, String reason) {
-    return new SandboxLostException(sandboxId, reason);
   }
 
   /** The environment of sessions and Provision calls that name none. */

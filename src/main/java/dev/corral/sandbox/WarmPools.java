@@ -66,26 +66,11 @@ public class WarmPools {
     }
     String hash =
         SandboxPodFactory.specHash(podSpec(spec.environment(), spec.resources(), "claim"));
-    List<Pod> ready =
-        client
-            .pods()
-            .inNamespace(config.kubernetes().namespace())
-            .withLabels(
-                Map.of(
-                    SandboxLabels.MANAGED_BY,
-                    SandboxLabels.CORRAL,
-                    SandboxLabels.ENVIRONMENT,
-                    spec.environment().getId(),
-                    SandboxLabels.POOL,
-                    "warm",
-                    SandboxLabels.READY,
-                    "true",
-                    SandboxLabels.SPEC,
-                    hash))
-            .list()
-            .getItems();
-    for (Pod pod : ready) {
-      if (KubernetesDriver.running(pod) && claim(pod, spec)) {
+    List<Pod> pool = poolPods(spec.environment().getId(), hash);
+    for (Pod pod : pool) {
+      if ("true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))
+          && KubernetesDriver.running(pod)
+          && claim(pod, spec)) {
         return Optional.of(pod.getMetadata().getName());
       }
     }

@@ -214,9 +214,15 @@ class KubernetesDriverTest {
     int execsBefore = kubelet.execs.get();
     CompletableFuture<ExecuteResponse> call =
         CompletableFuture.supplyAsync(
-            () -> execute(sandbox, "bash", "{\"command\":\"echo working; sleep 30\"}"));
+            () -> execute(sandbox, "bash", "{\"command\":\"echo working; sleep 31\"}"));
     await().atMost(Duration.ofSeconds(10)).until(() -> kubelet.execs.get() > execsBefore);
-    Thread.sleep(500);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                ProcessHandle.current()
+                    .descendants()
+                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 31")));
 
     // When its pod is deleted
     cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).delete();

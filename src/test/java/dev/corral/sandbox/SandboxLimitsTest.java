@@ -1,6 +1,7 @@
 package dev.corral.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.corral.proto.v1.ExecuteRequest;
 import dev.corral.proto.v1.ExecuteResponse;
@@ -10,6 +11,7 @@ import dev.corral.proto.v1.SandboxResources;
 import dev.corral.proto.v1.SandboxServiceGrpc;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -51,10 +53,13 @@ class SandboxLimitsTest {
     String neighbour = provision();
 
     // When one sandbox forks without end while the other is called
+    long processesBefore = ProcessHandle.current().descendants().count();
     CompletableFuture<ExecuteResponse> bombing =
         CompletableFuture.supplyAsync(
             () -> execute(bomb, "bomb() { bomb | bomb & }; bomb; sleep 30"));
-    Thread.sleep(1_000);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> ProcessHandle.current().descendants().count() >= processesBefore + 20);
     long start = System.nanoTime();
     ExecuteResponse answer = execute(neighbour, "echo still here; ls /proc | grep -c '^[0-9]'");
     long neighbourMs = (System.nanoTime() - start) / 1_000_000;

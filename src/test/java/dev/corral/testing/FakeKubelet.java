@@ -1,5 +1,6 @@
 package dev.corral.testing;
 
+import dev.corral.common.DaemonThreads;
 import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
 import io.fabric8.mockwebserver.ServerRequest;
 import io.fabric8.mockwebserver.ServerResponse;
@@ -60,19 +61,9 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
       Pattern.compile("^/api/v1/namespaces/([^/]+)/pods/([^/?]+)/?(\\?.*)?$");
 
   private final ExecutorService workers =
-      Executors.newCachedThreadPool(
-          r -> {
-            Thread t = new Thread(r, "mock-exec");
-            t.setDaemon(true);
-            return t;
-          });
+      Executors.newCachedThreadPool(DaemonThreads.named("mock-exec"));
   private final ScheduledExecutorService scheduler =
-      Executors.newSingleThreadScheduledExecutor(
-          r -> {
-            Thread t = new Thread(r, "mock-pod-starter");
-            t.setDaemon(true);
-            return t;
-          });
+      Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("mock-pod-starter"));
   private final Map<String, Set<WebSocket>> openExecs = new ConcurrentHashMap<>();
 
   public volatile ExecHandler execHandler = this::runInPodSandbox;
