@@ -12,19 +12,22 @@ import dev.corral.proto.v1.ProvisionResponse;
 import dev.corral.proto.v1.ReleaseSandboxRequest;
 import dev.corral.proto.v1.ReleaseSandboxResponse;
 import dev.corral.sandbox.Sandboxes;
+import dev.corral.tool.BuiltInTools;
 import io.grpc.ServerServiceDefinition;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.mutiny.Uni;
 import java.util.Map;
 
-/** corral.v1.SandboxService on top of {@link Sandboxes}. */
+/** corral.v1.SandboxService on top of {@link Sandboxes} and {@link BuiltInTools}. */
 @GrpcService
 public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceImplBase {
 
   private final Sandboxes sandboxes;
+  private final BuiltInTools tools;
 
-  SandboxGrpcService(Sandboxes sandboxes) {
+  SandboxGrpcService(Sandboxes sandboxes, BuiltInTools tools) {
     this.sandboxes = sandboxes;
+    this.tools = tools;
   }
 
   @Override
@@ -41,7 +44,7 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
 
   @Override
   public Uni<ExecuteResponse> execute(ExecuteRequest request) {
-    return sandboxes
+    return tools
         .execute(request.getSandboxId(), request.getName(), request.getInputJson())
         .map(
             outcome ->

@@ -1,20 +1,20 @@
 package dev.corral.sandbox;
 
-import dev.corral.agent.EnvironmentRepository;
 import dev.corral.common.DaemonThreads;
-import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxState;
-import io.fabric8.kubernetes.api.model.Pod;
-import io.fabric8.kubernetes.client.KubernetesClient;
+import dev.corral.sandbox.driver.SandboxConfig;
+import dev.corral.sandbox.kubernetes.KubernetesDriver;
+import dev.corral.sandbox.local.LocalDriver;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -23,56 +23,61 @@ import java.util.Set;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
-import java.util.stream.Collectors;
 import org.jboss.logging.Logger;
 
 /**
  * Converges what runs with what the records say, from whatever state it finds (operator-style), at
- * start and then every {@code corral.sandbox.reconcile-interval}, on its own thread:
+ * start and then every {@code corral.sandbox.reconcile-interval}:
  *
  * <ul>
  *   <li>a sandbox whose session ended, or whose lifetime is over, is released;
  *   <li>a local sandbox of this replica that no longer runs is recorded as lost, and a local
  *       process whose record ended (released through another replica) is killed;
  *   <li>with the kubernetes driver: a sandbox pod whose record ended or that no record owns is
- *       deleted, a ready record whose pod is gone is lost, pool pods of an archived environment, of
- *       an older spec or beyond the pool's size are deleted, and pools are refilled.
+ *       deleted, a ready record whose pod is gone is lost, and the warm pools are brought to their
+ *       environments' spec and size.
  * </ul>
  *
- * Replicas reconcile independently: every step is idempotent, and a pool overfilled by two replicas
- * at once is trimmed on the next pass.
+ * A pass never blocks a thread; passes run one after another. Replicas reconcile independently:
+ * every step is idempotent, and a pool overfilled by two replicas at once is trimmed on the next
+ * pass.
  */
 @ApplicationScoped
 public class SandboxReconciler {
 
   private static final Logger LOGGER = Logger.getLogger(SandboxReconciler.class);
-  private static final Duration STEP = Duration.ofSeconds(60);
+
+  /**
+   * A local sandbox is recorded just after it starts: a missing record gets this long to appear.
+   */
+  private static final Duration RECORDING_GRACE = Duration.ofSeconds(60);
+
+  private static final Report NOTHING = new Report(0, 0, 0, 0, 0);
 
   private final SandboxRepository repository;
-  private final EnvironmentRepository environments;
   private final Sandboxes sandboxes;
   private final LocalDriver local;
-  private final WarmPools pools;
-  private final KubernetesClient client;
+  private final KubernetesDriver kubernetes;
   private final SandboxConfig config;
+  private final Clock clock;
   private ScheduledExecutorService timer;
+  private Uni<Report> last = Uni.createFrom().item(NOTHING);
 
   SandboxReconciler(
       SandboxRepository repository,
-      EnvironmentRepository environments,
       Sandboxes sandboxes,
       LocalDriver local,
-      WarmPools pools,
-      KubernetesClient client,
-      SandboxConfig config) {
+      KubernetesDriver kubernetes,
+      SandboxConfig config,
+      Clock clock) {
     this.repository = repository;
-    this.environments = environments;
     this.sandboxes = sandboxes;
     this.local = local;
-    this.pools = pools;
-    this.client = client;
+    this.kubernetes = kubernetes;
     this.config = config;
+    this.clock = clock;
   }
 
   void start(@Observes StartupEvent event) {
@@ -80,7 +85,7 @@ public class SandboxReconciler {
         Executors.newSingleThreadScheduledExecutor(
             DaemonThreads.named("corral-sandbox-reconciler"));
     long interval = config.reconcileInterval().toMillis();
-    timer.scheduleWithFixedDelay(this::reconcileQuietly, 0, interval, TimeUnit.MILLISECONDS);
+    timer.scheduleWithFixedDelay(this::tick, 0, interval, TimeUnit.MILLISECONDS);
   }
 
   void stop(@Observes ShutdownEvent event) {
@@ -93,212 +98,230 @@ public class SandboxReconciler {
   public record Report(
       int released, int lost, int processesKilled, int podsDeleted, int podsCreated) {}
 
-  /** One pass. Blocking: call it off the event loop. */
-  public synchronized Report reconcile() {
+  /** One pass, after the one under way (if any) has ended. */
+  public synchronized Uni<Report> reconcile() {
+    Uni<Report> previous = last;
+    Uni<Report> next =
+        previous
+            .onItemOrFailure()
+            .transformToUni((report, failure) -> pass())
+            .memoize()
+            .indefinitely();
+    last = next;
+    return next;
+  }
+
+  private void tick() {
+    reconcile()
+        .subscribe()
+        .with(
+            report -> {},
+            failure ->
+                LOGGER.warnf(
+                    "sandbox reconciler pass failed (retried next pass): %s",
+                    failure.getMessage()));
+  }
+
+  private Uni<Report> pass() {
     Counts counts = new Counts();
     // One read of the live records per pass, taken before any pod is listed, so that a sandbox
     // that becomes ready during the pass is judged on the next one.
-    List<Sandbox> live = releaseEnded(repository.live().await().atMost(STEP), counts);
-    reconcileLocal(live, counts);
-    if (config.kubernetes().enabled()) {
-      reconcilePods(live, counts);
-    }
-    Report report =
-        new Report(
-            counts.released,
-            counts.lost,
-            counts.processesKilled,
-            counts.podsDeleted,
-            counts.podsCreated);
-    if (!report.equals(new Report(0, 0, 0, 0, 0))) {
-      LOGGER.infof("sandbox reconciler: %s", report);
-    }
-    return report;
-  }
-
-  private void reconcileQuietly() {
-    try {
-      reconcile();
-    } catch (RuntimeException failure) {
-      LOGGER.warnf("sandbox reconciler pass failed (retried next pass): %s", failure.getMessage());
-    }
+    return repository
+        .live()
+        .flatMap(live -> releaseEnded(live, counts))
+        .call(live -> reconcileLocal(live, counts))
+        .call(
+            live ->
+                config.kubernetes().enabled()
+                    ? reconcilePods(live, counts)
+                    : Uni.createFrom().voidItem())
+        .map(ignored -> counts.report())
+        .invoke(
+            report -> {
+              if (!report.equals(NOTHING)) {
+                LOGGER.infof("sandbox reconciler: %s", report);
+              }
+            });
   }
 
   private static final class Counts {
-    int released;
-    int lost;
-    int processesKilled;
-    int podsDeleted;
-    int podsCreated;
+    final AtomicInteger released = new AtomicInteger();
+    final AtomicInteger lost = new AtomicInteger();
+    final AtomicInteger processesKilled = new AtomicInteger();
+    final AtomicInteger podsDeleted = new AtomicInteger();
+    final AtomicInteger podsCreated = new AtomicInteger();
+
+    Report report() {
+      return new Report(
+          released.get(), lost.get(), processesKilled.get(), podsDeleted.get(), podsCreated.get());
+    }
   }
 
   /**
    * Sandboxes whose session ended or whose lifetime is over are released; returns the live ones
    * that are left.
    */
-  private List<Sandbox> releaseEnded(List<Sandbox> live, Counts counts) {
-    Set<String> ended = new HashSet<>(repository.orphaned().await().atMost(STEP));
-    Instant now = Instant.now();
-    for (Sandbox sandbox : live) {
-      Instant expires =
-          Instant.ofEpochSecond(sandbox.getCreatedAt().getSeconds())
-              .plusSeconds(sandbox.getResources().getLifetimeSeconds());
-      if (sandbox.getResources().getLifetimeSeconds() > 0 && expires.isBefore(now)) {
-        ended.add(sandbox.getId());
-      }
-    }
-    for (String id : ended) {
-      sandboxes.release(id).await().atMost(STEP);
-      counts.released++;
-    }
-    return live.stream().filter(sandbox -> !ended.contains(sandbox.getId())).toList();
+  private Uni<List<Sandbox>> releaseEnded(List<Sandbox> live, Counts counts) {
+    return repository
+        .orphaned()
+        .flatMap(
+            orphaned -> {
+              Set<String> ended = new HashSet<>(orphaned);
+              Instant now = clock.instant();
+              for (Sandbox sandbox : live) {
+                if (expired(sandbox, now)) {
+                  ended.add(sandbox.getId());
+                }
+              }
+              return each(
+                      ended,
+                      id ->
+                          sandboxes
+                              .release(id)
+                              .invoke(released -> counts.released.incrementAndGet()))
+                  .map(
+                      done ->
+                          live.stream()
+                              .filter(sandbox -> !ended.contains(sandbox.getId()))
+                              .toList());
+            });
+  }
+
+  private static boolean expired(Sandbox sandbox, Instant now) {
+    long lifetime = sandbox.getResources().getLifetimeSeconds();
+    return lifetime > 0
+        && Instant.ofEpochSecond(sandbox.getCreatedAt().getSeconds())
+            .plusSeconds(lifetime)
+            .isBefore(now);
   }
 
   /** Local records of this replica match the processes it runs. */
-  private void reconcileLocal(List<Sandbox> live, Counts counts) {
-    for (Sandbox sandbox : live) {
-      if (sandbox.getDriver() != dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
-          && sandbox.getHost().equals(local.host())
-          && sandbox.getState() == SandboxState.SANDBOX_STATE_READY
-          && !local.hosts(sandbox.getId())) {
-        markLost(sandbox, "its process on " + local.host() + " ended", counts);
-      }
-    }
+  private Uni<Void> reconcileLocal(List<Sandbox> live, Counts counts) {
+    List<Sandbox> gone =
+        live.stream()
+            .filter(
+                sandbox ->
+                    sandbox.getDriver()
+                            != dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
+                        && sandbox.getHost().equals(local.host())
+                        && sandbox.getState() == SandboxState.SANDBOX_STATE_READY
+                        && !local.hosts(sandbox.getId()))
+            .toList();
     Map<String, Instant> hosted = local.hosted();
-    if (hosted.isEmpty()) {
-      return;
-    }
-    Map<String, Sandbox> records =
-        byId(repository.byIds(List.copyOf(hosted.keySet())).await().atMost(STEP));
-    // A local sandbox is recorded just after it starts: give a missing record time to appear.
-    Instant unrecordedBefore = Instant.now().minus(STEP);
-    for (Map.Entry<String, Instant> entry : hosted.entrySet()) {
-      Sandbox record = records.get(entry.getKey());
-      boolean orphan = record == null && entry.getValue().isBefore(unrecordedBefore);
-      if (orphan || (record != null && !isLive(record))) {
-        local.release(entry.getKey(), local.host()).await().atMost(STEP);
-        counts.processesKilled++;
-      }
-    }
+    return each(
+            gone, sandbox -> markLost(sandbox, "its process on " + local.host() + " ended", counts))
+        .flatMap(
+            ignored ->
+                hosted.isEmpty()
+                    ? Uni.createFrom().voidItem()
+                    : repository
+                        .byIds(List.copyOf(hosted.keySet()))
+                        .flatMap(records -> killUnowned(hosted, byId(records), counts)));
   }
 
-  private void reconcilePods(List<Sandbox> live, Counts counts) {
-    String namespace = config.kubernetes().namespace();
-    List<Pod> pods =
-        client
-            .pods()
-            .inNamespace(namespace)
-            .withLabel(SandboxLabels.MANAGED_BY, SandboxLabels.CORRAL)
-            .list()
-            .getItems();
-    List<Pod> sandboxPods = new ArrayList<>();
-    List<Pod> poolPods = new ArrayList<>();
-    for (Pod pod : pods) {
-      Map<String, String> labels = pod.getMetadata().getLabels();
-      if (labels.containsKey(SandboxLabels.SANDBOX)) {
-        sandboxPods.add(pod);
-      } else if ("warm".equals(labels.get(SandboxLabels.POOL))) {
-        poolPods.add(pod);
-      }
-    }
-    reconcileSandboxPods(sandboxPods, live, counts);
-    reconcilePools(poolPods, counts);
+  /** Kills local sandboxes whose record ended, or that never got one. */
+  private Uni<Void> killUnowned(
+      Map<String, Instant> hosted, Map<String, Sandbox> records, Counts counts) {
+    Instant unrecordedBefore = clock.instant().minus(RECORDING_GRACE);
+    List<String> unowned =
+        hosted.entrySet().stream()
+            .filter(
+                entry -> {
+                  Sandbox record = records.get(entry.getKey());
+                  return record == null
+                      ? entry.getValue().isBefore(unrecordedBefore)
+                      : !isLive(record);
+                })
+            .map(Map.Entry::getKey)
+            .toList();
+    return each(
+        unowned,
+        id ->
+            local
+                .release(id, local.host())
+                .invoke(killed -> counts.processesKilled.incrementAndGet()));
   }
 
   /** Pods of ended or unknown sandboxes go; ready kubernetes records without a pod are lost. */
-  private void reconcileSandboxPods(List<Pod> sandboxPods, List<Sandbox> live, Counts counts) {
-    List<String> ids =
-        sandboxPods.stream()
-            .map(pod -> pod.getMetadata().getLabels().get(SandboxLabels.SANDBOX))
-            .toList();
-    Map<String, Sandbox> records =
-        ids.isEmpty() ? Map.of() : byId(repository.byIds(ids).await().atMost(STEP));
-    Set<String> podNames = new HashSet<>();
-    for (Pod pod : sandboxPods) {
-      Sandbox record = records.get(pod.getMetadata().getLabels().get(SandboxLabels.SANDBOX));
-      if (isLive(record)) {
-        podNames.add(pod.getMetadata().getName());
-      } else {
-        delete(pod);
-        counts.podsDeleted++;
-      }
-    }
-    for (Sandbox sandbox : live) {
-      if (sandbox.getDriver() == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
-          && sandbox.getState() == SandboxState.SANDBOX_STATE_READY
-          && !podNames.contains(sandbox.getHost())) {
-        markLost(sandbox, "its pod was deleted", counts);
-      }
-    }
+  private Uni<Void> reconcilePods(List<Sandbox> live, Counts counts) {
+    return kubernetes
+        .sandboxPods()
+        .flatMap(pods -> recordsOf(pods).flatMap(records -> judgePods(pods, records, live, counts)))
+        .flatMap(ignored -> kubernetes.reconcilePools())
+        .invoke(
+            pools -> {
+              counts.podsDeleted.addAndGet(pools.podsDeleted());
+              counts.podsCreated.addAndGet(pools.podsCreated());
+            })
+        .replaceWithVoid();
   }
 
-  /** Pool pods match their environment's current spec and pool size; pools are refilled. */
-  private void reconcilePools(List<Pod> poolPods, Counts counts) {
-    Map<String, Environment> active =
-        environments.active().await().atMost(STEP).stream()
+  private Uni<Map<String, Sandbox>> recordsOf(List<KubernetesDriver.SandboxPod> pods) {
+    if (pods.isEmpty()) {
+      return Uni.createFrom().item(Map.of());
+    }
+    return repository
+        .byIds(pods.stream().map(KubernetesDriver.SandboxPod::sandboxId).toList())
+        .map(SandboxReconciler::byId);
+  }
+
+  private Uni<Void> judgePods(
+      List<KubernetesDriver.SandboxPod> pods,
+      Map<String, Sandbox> records,
+      List<Sandbox> live,
+      Counts counts) {
+    Set<String> kept = new HashSet<>();
+    List<KubernetesDriver.SandboxPod> unowned =
+        pods.stream()
             .filter(
-                environment ->
-                    environment.getDriver()
-                        == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
-            .collect(Collectors.toMap(Environment::getId, Function.identity()));
-    Map<String, List<Pod>> kept = new HashMap<>();
-    for (Pod pod : poolPods) {
-      Map<String, String> labels = pod.getMetadata().getLabels();
-      Environment environment = active.get(labels.get(SandboxLabels.ENVIRONMENT));
-      String phase = pod.getStatus() == null ? "" : pod.getStatus().getPhase();
-      boolean current =
-          environment != null
-              && labels
-                  .get(SandboxLabels.SPEC)
-                  .equals(SandboxPodFactory.specHash(pools.poolSpec(environment)))
-              && !"Failed".equals(phase)
-              && !"Succeeded".equals(phase);
-      if (current) {
-        kept.computeIfAbsent(environment.getId(), id -> new ArrayList<>()).add(pod);
-      } else {
-        delete(pod);
-        counts.podsDeleted++;
-      }
-    }
-    for (Environment environment : active.values()) {
-      List<Pod> pool = kept.getOrDefault(environment.getId(), List.of());
-      int excess = pool.size() - Math.max(0, environment.getWarmPoolSize());
-      if (excess > 0) {
-        // Keep the ready ones: drop pods still starting first.
-        pool.stream()
-            .sorted(
-                Comparator.comparing(
-                    (Pod pod) ->
-                        "true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))))
-            .limit(excess)
-            .forEach(
                 pod -> {
-                  delete(pod);
-                  counts.podsDeleted++;
-                });
-      } else if (environment.getWarmPoolSize() > 0) {
-        counts.podsCreated += pools.fill(environment);
-      }
-    }
+                  boolean owned = isLive(records.get(pod.sandboxId()));
+                  if (owned) {
+                    kept.add(pod.name());
+                  }
+                  return !owned;
+                })
+            .toList();
+    List<Sandbox> podless =
+        live.stream()
+            .filter(
+                sandbox ->
+                    sandbox.getDriver()
+                            == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
+                        && sandbox.getState() == SandboxState.SANDBOX_STATE_READY
+                        && !kept.contains(sandbox.getHost()))
+            .toList();
+    return each(
+            unowned,
+            pod ->
+                kubernetes
+                    .delete(pod.name())
+                    .invoke(deleted -> counts.podsDeleted.incrementAndGet()))
+        .flatMap(
+            ignored -> each(podless, sandbox -> markLost(sandbox, "its pod was deleted", counts)));
   }
 
-  private void delete(Pod pod) {
-    client
-        .pods()
-        .inNamespace(config.kubernetes().namespace())
-        .withName(pod.getMetadata().getName())
-        .withGracePeriod(0)
-        .delete();
-  }
-
-  private void markLost(Sandbox sandbox, String reason, Counts counts) {
-    if (repository
+  private Uni<Void> markLost(Sandbox sandbox, String reason, Counts counts) {
+    return repository
         .end(sandbox.getId(), SandboxState.SANDBOX_STATE_LOST, reason)
-        .await()
-        .atMost(STEP)
-        .isPresent()) {
-      counts.lost++;
-    }
+        .invoke(
+            ended -> {
+              if (ended.isPresent()) {
+                counts.lost.incrementAndGet();
+              }
+            })
+        .replaceWithVoid();
+  }
+
+  /** Runs {@code step} for each item, one after another. */
+  private static <T> Uni<Void> each(java.util.Collection<T> items, Function<T, Uni<?>> step) {
+    return Multi.createFrom()
+        .iterable(List.copyOf(items))
+        .onItem()
+        .transformToUniAndConcatenate(item -> step.apply(item).replaceWith(Boolean.TRUE))
+        .collect()
+        .asList()
+        .replaceWithVoid();
   }
 
   private static boolean isLive(Sandbox record) {

@@ -135,7 +135,7 @@ public class SandboxRepository {
   }
 
   /** Moves a live sandbox to released or lost; empty if it was not live. */
-  Uni<Optional<Sandbox>> end(String id, SandboxState state, String reason) {
+  public Uni<Optional<Sandbox>> end(String id, SandboxState state, String reason) {
     String column = state == SandboxState.SANDBOX_STATE_LOST ? "lost" : "released";
     return pool.preparedQuery(END)
         .execute(Tuple.of(id, column, reason))

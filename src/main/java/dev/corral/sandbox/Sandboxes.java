@@ -14,12 +14,17 @@ import dev.corral.proto.v1.Networking;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.proto.v1.SandboxState;
+import dev.corral.sandbox.driver.ExecResult;
+import dev.corral.sandbox.driver.Limits;
+import dev.corral.sandbox.driver.SandboxCommand;
+import dev.corral.sandbox.driver.SandboxConfig;
+import dev.corral.sandbox.driver.SandboxDriver;
+import dev.corral.sandbox.driver.SandboxLostException;
+import dev.corral.sandbox.kubernetes.KubernetesDriver;
+import dev.corral.sandbox.local.LocalDriver;
 import dev.corral.session.Sessions;
-import dev.corral.tool.ToolInput;
-import dev.corral.tool.ToolOutcome;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
-import java.time.Duration;
 import org.jboss.logging.Logger;
 
 /** Provisions, uses, lists and releases sandboxes, whatever their driver. */
@@ -76,31 +81,39 @@ public class Sandboxes {
                     environment, limits.resolve(overrides, environment.getResources()), sessionId));
   }
 
-  /** Runs a tool call given through the API; a sandbox lost during the call is an error answer. */
-  public Uni<ToolOutcome> execute(String sandboxId, String name, String inputJson) {
-    return Uni.createFrom()
-        .item(() -> IdKind.SANDBOX.require("sandbox_id", sandboxId))
-        .map(id -> ToolInput.parse("name", name, "input_json", inputJson))
-        .flatMap(input -> repository.find(sandboxId).flatMap(sandbox -> run(sandbox, input)))
-        .onFailure(SandboxLostException.class)
-        .recoverWithItem(lost -> ToolOutcome.error(lost.getMessage()));
-  }
-
   /**
-   * Runs {@code input} in {@code sandbox}.
+   * Runs {@code command} in a ready sandbox this replica can reach.
    *
    * @throws SandboxLostException (in the Uni) if the sandbox died; it is then recorded as lost
    */
-  public Uni<ToolOutcome> run(Sandbox sandbox, ToolInput input) {
-    return attempt(sandbox, input)
+  public Uni<ExecResult> run(Sandbox sandbox, SandboxCommand command) {
+    return usable(sandbox)
+        .flatMap(driver -> driver.run(sandbox.getId(), sandbox.getHost(), command))
+        .invoke(ignored -> touch(sandbox.getId()))
         .onFailure(SandboxLostException.class)
-        .call(
-            failure ->
-                repository.end(
-                    sandbox.getId(), SandboxState.SANDBOX_STATE_LOST, failure.getMessage()));
+        .call(failure -> recordLost(sandbox, failure));
   }
 
-  private Uni<ToolOutcome> attempt(Sandbox sandbox, ToolInput input) {
+  /**
+   * Starts the sandbox's persistent shell afresh (its directory and variables are reset).
+   *
+   * @throws SandboxLostException (in the Uni) if the sandbox died; it is then recorded as lost
+   */
+  public Uni<Void> restartShell(Sandbox sandbox) {
+    return usable(sandbox)
+        .flatMap(driver -> driver.restartShell(sandbox.getId(), sandbox.getHost()))
+        .onFailure(SandboxLostException.class)
+        .call(failure -> recordLost(sandbox, failure));
+  }
+
+  private Uni<Void> recordLost(Sandbox sandbox, Throwable failure) {
+    return repository
+        .end(sandbox.getId(), SandboxState.SANDBOX_STATE_LOST, failure.getMessage())
+        .replaceWithVoid();
+  }
+
+  /** The driver of a ready sandbox that this replica can use. */
+  private Uni<SandboxDriver> usable(Sandbox sandbox) {
     if (sandbox.getState() != SandboxState.SANDBOX_STATE_READY) {
       return Uni.createFrom()
           .failure(
@@ -119,9 +132,7 @@ public class Sandboxes {
                           + sandbox.getHost()
                           + "; call that replica"));
     }
-    Duration timeout = Duration.ofMillis(sandbox.getResources().getCallTimeoutMs());
-    return SandboxTools.run(driver(sandbox), sandbox.getId(), sandbox.getHost(), input, timeout)
-        .invoke(ignored -> touch(sandbox.getId()));
+    return Uni.createFrom().item(driver(sandbox));
   }
 
   /** Records the use off the answer's path: last_used_at is informational. */
@@ -137,12 +148,12 @@ public class Sandboxes {
   }
 
   /** Whether a ready sandbox can be used from this replica (a local one only where it runs). */
-  boolean reachable(Sandbox sandbox) {
+  public boolean reachable(Sandbox sandbox) {
     return !isLocal(sandbox) || local.hosts(sandbox.getId());
   }
 
   /** Records that a sandbox is gone, and stops what may be left of it. */
-  Uni<Void> markLost(Sandbox sandbox, String reason) {
+  public Uni<Void> markLost(Sandbox sandbox, String reason) {
     return repository
         .end(sandbox.getId(), SandboxState.SANDBOX_STATE_LOST, reason)
         .flatMap(
@@ -209,17 +220,17 @@ public class Sandboxes {
   }
 
   /** The session's newest ready sandbox, if any. */
-  Uni<java.util.Optional<Sandbox>> currentOf(String sessionId) {
+  public Uni<java.util.Optional<Sandbox>> currentOf(String sessionId) {
     return repository.currentOf(sessionId);
   }
 
   /** Whether the session had a sandbox that is gone. */
-  Uni<Boolean> hadOne(String sessionId) {
+  public Uni<Boolean> hadOne(String sessionId) {
     return repository.hadOne(sessionId);
   }
 
   /** The environment a session's sandboxes come from. */
-  Uni<Environment> environmentOfSession(String sessionId) {
+  public Uni<Environment> environmentOfSession(String sessionId) {
     return sessions.get(sessionId).flatMap(session -> environment(session.getEnvironmentId()));
   }
 

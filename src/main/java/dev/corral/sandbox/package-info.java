@@ -1,6 +1,7 @@
 /**
- * The hands: disposable sandboxes behind one driver interface (bubblewrap on this host, pods on
- * Kubernetes), the built-in tools as scripts that run inside them, warm pools and the reconciler.
- * Code the model writes runs only in here, and nothing here hands a sandbox a secret.
+ * The hands' records and lifecycle: provisioning a sandbox through its driver, using it, releasing
+ * it, and the reconciler that converges what runs with what the records say. A sandbox runs
+ * commands; this package knows no tool, and calls no process or Kubernetes API itself (the driver
+ * packages do).
  */
 package dev.corral.sandbox;

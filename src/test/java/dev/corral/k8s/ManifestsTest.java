@@ -1,12 +1,12 @@
 package dev.corral.k8s;
 
-import static dev.corral.sandbox.SandboxLabels.CORRAL;
-import static dev.corral.sandbox.SandboxLabels.SANDBOX_COMPONENT;
+import static dev.corral.sandbox.kubernetes.SandboxLabels.CORRAL;
+import static dev.corral.sandbox.kubernetes.SandboxLabels.SANDBOX_COMPONENT;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.corral.sandbox.SandboxConfig;
-import dev.corral.sandbox.SandboxLabels;
+import dev.corral.sandbox.driver.SandboxConfig;
+import dev.corral.sandbox.kubernetes.SandboxLabels;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.HasMetadata;

@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.kubernetes;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
@@ -22,6 +22,8 @@ import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.proto.v1.SandboxState;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.sandbox.SandboxReconciler;
+import dev.corral.sandbox.SandboxRepository;
 import dev.corral.testing.FakeKubelet;
 import dev.corral.testing.FakeKubernetes;
 import dev.corral.testing.Fixtures;
@@ -186,7 +188,7 @@ class KubernetesDriverTest {
     // Given a pool of two pods, started and set up by the reconciler
     kubelet.podStartDelayMs = 2_000;
     Environment environment = environment(2, "echo warmed > warm.txt");
-    reconciler.reconcile();
+    reconciler.reconcile().await().atMost(Duration.ofSeconds(30));
     await().atMost(Duration.ofSeconds(15)).until(() -> readyPoolPods(environment).size() == 2);
 
     // When
@@ -203,7 +205,7 @@ class KubernetesDriverTest {
     assertThat(ok(sandbox, "bash", "{\"command\":\"cat warm.txt\"}")).isEqualTo("warmed");
     assertThat(readyPoolPods(environment)).hasSize(1);
     // and the pool refills
-    reconciler.reconcile();
+    reconciler.reconcile().await().atMost(Duration.ofSeconds(30));
     await().atMost(Duration.ofSeconds(15)).until(() -> readyPoolPods(environment).size() == 2);
   }
 
@@ -266,7 +268,7 @@ class KubernetesDriverTest {
     cluster.pods().inNamespace(NAMESPACE).withName(podless.getHost()).delete();
 
     // When
-    SandboxReconciler.Report report = reconciler.reconcile();
+    SandboxReconciler.Report report = reconciler.reconcile().await().atMost(Duration.ofSeconds(30));
 
     // Then only the live sandbox's pod is left, and the records say why the others ended
     await()
@@ -284,7 +286,8 @@ class KubernetesDriverTest {
     assertThat(report.podsDeleted()).isEqualTo(3);
     assertThat(report.lost()).isEqualTo(1);
     // and a second pass finds nothing to do
-    assertThat(reconciler.reconcile()).isEqualTo(new SandboxReconciler.Report(0, 0, 0, 0, 0));
+    assertThat(reconciler.reconcile().await().atMost(Duration.ofSeconds(30)))
+        .isEqualTo(new SandboxReconciler.Report(0, 0, 0, 0, 0));
     assertThat(ok(live, "bash", "{\"command\":\"echo alive\"}")).isEqualTo("alive");
   }
 

@@ -1,5 +1,6 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.driver;
 
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 
@@ -20,7 +21,19 @@ public record SandboxCommand(
     int outputCap,
     boolean keepTail) {
 
+  /** Runs its one argument as shell code in the persistent shell. */
+  static final String SHELL = "eval \"${__corral_a[0]}\"";
+
   public SandboxCommand {
     args = List.copyOf(args);
+  }
+
+  /**
+   * {@code command} as shell code in the sandbox's persistent shell (its directory and variables
+   * carry over to the next one), keeping the tail of its output when it exceeds {@code outputCap}.
+   */
+  public static SandboxCommand shell(String command, Duration timeout, int outputCap) {
+    return new SandboxCommand(
+        SHELL, List.of(command.getBytes(StandardCharsets.UTF_8)), true, timeout, outputCap, true);
   }
 }

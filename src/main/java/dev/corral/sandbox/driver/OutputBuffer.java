@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.driver;
 
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
@@ -7,7 +7,7 @@ import java.io.OutputStream;
  * Collects command output up to a cap: either the first {@code cap} bytes, or (keepTail) the last
  * {@code cap} bytes, in a ring. Always counts the total.
  */
-final class OutputBuffer extends OutputStream {
+public final class OutputBuffer extends OutputStream {
 
   private final int cap;
   private final boolean keepTail;
@@ -15,7 +15,7 @@ final class OutputBuffer extends OutputStream {
   private final byte[] ring;
   private long total;
 
-  OutputBuffer(int cap, boolean keepTail) {
+  public OutputBuffer(int cap, boolean keepTail) {
     this.cap = cap;
     this.keepTail = keepTail;
     this.head = keepTail ? null : new ByteArrayOutputStream();
@@ -39,11 +39,11 @@ final class OutputBuffer extends OutputStream {
     total += length;
   }
 
-  synchronized long total() {
+  public synchronized long total() {
     return total;
   }
 
-  synchronized byte[] bytes() {
+  public synchronized byte[] bytes() {
     if (!keepTail) {
       return head.toByteArray();
     }

@@ -1,6 +1,6 @@
-package dev.corral.sandbox;
+package dev.corral.tool;
 
-import dev.corral.tool.ToolInput;
+import dev.corral.sandbox.driver.SandboxCommand;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
@@ -30,8 +30,6 @@ final class ToolScripts {
       }
       __rel() { local r="${1#/workspace}"; r="${r#/}"; printf '%s' "${r:-.}"; }
       """;
-
-  static final String BASH = "eval \"${__corral_a[0]}\"";
 
   static final String READ =
       HELPERS
@@ -118,7 +116,7 @@ final class ToolScripts {
           bash.timeout() != null && bash.timeout().compareTo(timeout) < 0
               ? bash.timeout()
               : timeout;
-      return new SandboxCommand(BASH, List.of(utf8(bash.command())), true, limit, OUTPUT_CAP, true);
+      return SandboxCommand.shell(bash.command(), limit, OUTPUT_CAP);
     }
     if (input instanceof ToolInput.Read read) {
       return file(

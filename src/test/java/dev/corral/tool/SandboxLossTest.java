@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.tool;
 
 import static dev.corral.testing.Fixtures.userMessage;
 import static dev.corral.testing.SessionLogs.awaitIdle;
@@ -19,6 +19,7 @@ import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StopReasonType;
 import dev.corral.proto.v1.Tool;
+import dev.corral.sandbox.local.LocalDriver;
 import dev.corral.testing.FakeAnthropic;
 import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.HarnessTestProfile;
@@ -98,7 +99,7 @@ class SandboxLossTest {
     assertThat(provisioned.get(1).getSeq()).isLessThan(results.get(1).getSeq());
     assertThat(results.get(1).getAgentToolResult().getIsError()).isFalse();
     assertThat(text(results.get(1)))
-        .startsWith(SandboxToolRouter.RESET_NOTE)
+        .startsWith(SessionTools.RESET_NOTE)
         .contains("No such file")
         .endsWith("next");
     assertThat(

@@ -1,9 +1,16 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.local;
 
 import dev.corral.common.DaemonThreads;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.proto.v1.SandboxResources;
+import dev.corral.sandbox.driver.ExecResult;
+import dev.corral.sandbox.driver.Limits;
+import dev.corral.sandbox.driver.SandboxCommand;
+import dev.corral.sandbox.driver.SandboxConfig;
+import dev.corral.sandbox.driver.SandboxDriver;
+import dev.corral.sandbox.driver.SandboxLostException;
+import dev.corral.sandbox.driver.SandboxSetup;
 import io.quarkus.runtime.ShutdownEvent;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -12,6 +19,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.BitSet;
@@ -68,9 +76,11 @@ public class LocalDriver implements SandboxDriver {
   private final ExecutorService io;
   private final ScheduledExecutorService timer;
   private final boolean root;
+  private final Clock clock;
 
-  LocalDriver(SandboxConfig config, dev.corral.common.Replica replica, Limits limits) {
+  LocalDriver(SandboxConfig config, dev.corral.common.Replica replica, Limits limits, Clock clock) {
     this.config = config;
+    this.clock = clock;
     this.limits = limits;
     this.host = replica.id();
     this.io = Executors.newCachedThreadPool(DaemonThreads.named("corral-sandbox-io"));
@@ -101,7 +111,7 @@ public class LocalDriver implements SandboxDriver {
   }
 
   /** The sandboxes that run here now, with when each was provisioned. */
-  Map<String, java.time.Instant> hosted() {
+  public Map<String, java.time.Instant> hosted() {
     Map<String, java.time.Instant> hosted = new java.util.HashMap<>();
     sandboxes.forEach((id, sandbox) -> hosted.put(id, sandbox.assignedAt()));
     return hosted;
@@ -115,13 +125,24 @@ public class LocalDriver implements SandboxDriver {
 
   @Override
   public Uni<String> provision(SandboxSpec spec) {
-    return Uni.createFrom().item(() -> start(spec)).runSubscriptionOn(io).map(started -> host);
+    boolean plain = spec.environment().getSetupCommandsCount() == 0;
+    return Uni.createFrom()
+        .item(() -> plain ? claimWarm(spec.resources()) : null)
+        .runSubscriptionOn(io)
+        .flatMap(warm -> warm != null ? Uni.createFrom().item(warm) : startCold(spec))
+        .map(sandbox -> assign(sandbox, spec, plain));
   }
 
   @Override
   public Uni<ExecResult> run(String sandboxId, String host, SandboxCommand command) {
     return Uni.createFrom()
-        .item(() -> sandbox(sandboxId).run(command))
+        .item(() -> sandbox(sandboxId))
+        .flatMap(sandbox -> runOn(sandbox, sandboxId, command));
+  }
+
+  private Uni<ExecResult> runOn(LocalSandbox sandbox, String sandboxId, SandboxCommand command) {
+    return Uni.createFrom()
+        .item(() -> sandbox.run(command))
         .runSubscriptionOn(io)
         .ifNoItem()
         .after(command.timeout().plus(Duration.ofSeconds(30)))
@@ -161,30 +182,33 @@ public class LocalDriver implements SandboxDriver {
     return sandbox;
   }
 
-  /**
-   * Blocking: claims a warm sandbox with the same limits (environments without setup commands), or
-   * starts bubblewrap, waits for its shell and runs the setup commands.
-   */
-  private LocalSandbox start(SandboxSpec spec) {
+  /** Starts bubblewrap, waits for its shell and runs the setup commands. */
+  private Uni<LocalSandbox> startCold(SandboxSpec spec) {
+    return Uni.createFrom()
+        .item(() -> launchWithin(spec.resources()))
+        .runSubscriptionOn(io)
+        .call(
+            sandbox ->
+                SandboxSetup.run(spec, command -> runOn(sandbox, "(setting up)", command))
+                    .onFailure()
+                    .invoke(failure -> discard(sandbox)));
+  }
+
+  /** Blocking: a new sandbox, if this replica may run one more. */
+  private LocalSandbox launchWithin(SandboxResources resources) {
     if (!Files.isExecutable(Path.of(config.local().bwrap()))) {
       throw new FailedPreconditionException(INSTALL_HINT);
     }
-    boolean plain = spec.environment().getSetupCommandsCount() == 0;
-    LocalSandbox sandbox = plain ? claimWarm(spec.resources()) : null;
-    if (sandbox == null) {
-      if (running() >= config.local().maxSandboxes()) {
-        throw new ResourceExhaustedException(
-            "this replica runs " + running() + " local sandboxes, its limit");
-      }
-      sandbox = launch(spec.resources());
-      try {
-        setUp(sandbox, spec);
-      } catch (RuntimeException failure) {
-        discard(sandbox);
-        throw failure;
-      }
+    if (running() >= config.local().maxSandboxes()) {
+      throw new ResourceExhaustedException(
+          "this replica runs " + running() + " local sandboxes, its limit");
     }
-    sandbox.assign(spec.sandboxId());
+    return launch(resources);
+  }
+
+  /** Makes a started sandbox the sandbox of {@code spec}, until its lifetime ends. */
+  private String assign(LocalSandbox sandbox, SandboxSpec spec, boolean plain) {
+    sandbox.assign(spec.sandboxId(), clock.instant());
     sandboxes.put(spec.sandboxId(), sandbox);
     timer.schedule(
         () -> release(spec.sandboxId(), host).subscribe().with(ignored -> {}),
@@ -193,7 +217,7 @@ public class LocalDriver implements SandboxDriver {
     if (plain) {
       refill(spec.resources());
     }
-    return sandbox;
+    return host;
   }
 
   /** Starts a sandbox with {@code resources} and waits until its shell answers. */
@@ -209,7 +233,7 @@ public class LocalDriver implements SandboxDriver {
       freeUid(uid);
       throw new FailedPreconditionException("the sandbox could not start: " + e.getMessage());
     }
-    LocalSandbox sandbox = new LocalSandbox(process, uid, timer);
+    LocalSandbox sandbox = new LocalSandbox(process, uid, timer, clock.instant());
     try {
       ExecResult ready =
           sandbox.run(new SandboxCommand("true", List.of(), true, START_TIMEOUT, 4096, false));
@@ -270,30 +294,6 @@ public class LocalDriver implements SandboxDriver {
   private void discard(LocalSandbox sandbox) {
     sandbox.kill();
     freeUid(sandbox.uid());
-  }
-
-  private void setUp(LocalSandbox sandbox, SandboxSpec spec) {
-    List<String> commands = spec.environment().getSetupCommandsList();
-    for (int i = 0; i < commands.size(); i++) {
-      ExecResult result =
-          sandbox.run(
-              new SandboxCommand(
-                  ToolScripts.BASH,
-                  List.of(commands.get(i).getBytes(StandardCharsets.UTF_8)),
-                  true,
-                  Duration.ofMillis(spec.resources().getCallTimeoutMs()),
-                  8 * 1024,
-                  true));
-      if (result.exitCode() != 0 || result.timedOut()) {
-        throw new FailedPreconditionException(
-            "setup command "
-                + (i + 1)
-                + " failed (exit "
-                + result.exitCode()
-                + "): "
-                + text(result));
-      }
-    }
   }
 
   /** env -i [setpriv to the sandbox's uid] prlimit ... bwrap ... bash (the supervisor loop). */

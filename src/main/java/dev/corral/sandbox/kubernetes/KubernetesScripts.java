@@ -1,5 +1,6 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.kubernetes;
 
+import dev.corral.sandbox.driver.SandboxCommand;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.driver;
 
 import dev.corral.proto.v1.SandboxResources;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -9,7 +9,7 @@ public class Limits {
 
   private final SandboxConfig config;
 
-  Limits(SandboxConfig config) {
+  public Limits(SandboxConfig config) {
     this.config = config;
   }
 

@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.kubernetes;
 
 import java.util.LinkedHashMap;
 import java.util.Map;

@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.tool;
 
 import dev.corral.common.CorralException;
 import dev.corral.common.InvalidArgumentException;
@@ -8,9 +8,9 @@ import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxLost;
 import dev.corral.proto.v1.SandboxProvisioned;
 import dev.corral.proto.v1.SandboxResources;
-import dev.corral.tool.ToolInput;
-import dev.corral.tool.ToolOutcome;
-import dev.corral.tool.ToolRouter;
+import dev.corral.sandbox.Sandboxes;
+import dev.corral.sandbox.driver.SandboxConfig;
+import dev.corral.sandbox.driver.SandboxLostException;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.util.ArrayList;
@@ -28,17 +28,19 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * its workspace was reset.
  */
 @ApplicationScoped
-public class SandboxToolRouter implements ToolRouter {
+public class SessionTools implements ToolRouter {
 
   static final String RESET_NOTE =
       "[a new sandbox: the previous one was lost, so the workspace was reset and its files are gone]";
 
   private final Sandboxes sandboxes;
+  private final BuiltInTools tools;
   private final SandboxConfig config;
   private final ConcurrentHashMap<String, Uni<Acquired>> acquiring = new ConcurrentHashMap<>();
 
-  SandboxToolRouter(Sandboxes sandboxes, SandboxConfig config) {
+  SessionTools(Sandboxes sandboxes, BuiltInTools tools, SandboxConfig config) {
     this.sandboxes = sandboxes;
+    this.tools = tools;
     this.config = config;
   }
 
@@ -71,7 +73,7 @@ public class SandboxToolRouter implements ToolRouter {
   }
 
   private Uni<ToolOutcome> run(Acquired acquired, ToolInput input) {
-    return sandboxes
+    return tools
         .run(acquired.sandbox(), input)
         .map(outcome -> acquired.announce(outcome))
         .onFailure(SandboxLostException.class)

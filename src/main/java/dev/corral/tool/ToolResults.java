@@ -1,35 +1,15 @@
-package dev.corral.sandbox;
+package dev.corral.tool;
 
-import dev.corral.tool.ToolInput;
-import dev.corral.tool.ToolOutcome;
-import io.smallrye.mutiny.Uni;
+import dev.corral.sandbox.driver.ExecResult;
+import dev.corral.sandbox.driver.SandboxCommand;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 
-/**
- * Runs one built-in tool call in a sandbox through its driver and words the outcome for the model.
- */
-final class SandboxTools {
+/** How the outcome of a built-in tool's command is worded for the model. */
+final class ToolResults {
 
-  private SandboxTools() {}
+  private ToolResults() {}
 
-  static Uni<ToolOutcome> run(
-      SandboxDriver driver, String sandboxId, String host, ToolInput input, Duration timeout) {
-    if (input instanceof ToolInput.Bash bash && bash.restart()) {
-      Uni<Void> restarted = driver.restartShell(sandboxId, host);
-      if (bash.command().isEmpty()) {
-        return restarted.map(ignored -> ToolOutcome.ok("The shell was restarted."));
-      }
-      ToolInput.Bash command = new ToolInput.Bash(bash.command(), false, bash.timeout());
-      return restarted
-          .flatMap(ignored -> run(driver, sandboxId, host, command, timeout))
-          .map(outcome -> outcome.prefixed("The shell was restarted."));
-    }
-    SandboxCommand command = ToolScripts.of(input, timeout);
-    return driver.run(sandboxId, host, command).map(result -> outcome(input, command, result));
-  }
-
-  private static ToolOutcome outcome(ToolInput input, SandboxCommand command, ExecResult result) {
+  static ToolOutcome outcome(ToolInput input, SandboxCommand command, ExecResult result) {
     StringBuilder text = new StringBuilder(new String(result.output(), StandardCharsets.UTF_8));
     if (result.truncated()) {
       text.insert(

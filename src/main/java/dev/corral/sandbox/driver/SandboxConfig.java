@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.driver;
 
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;

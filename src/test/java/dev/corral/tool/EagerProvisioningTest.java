@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.tool;
 
 import static dev.corral.testing.Fixtures.userMessage;
 import static dev.corral.testing.SessionLogs.awaitIdle;

@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.kubernetes;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

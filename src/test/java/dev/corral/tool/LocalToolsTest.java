@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.tool;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

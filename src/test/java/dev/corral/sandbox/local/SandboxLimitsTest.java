@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.local;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;

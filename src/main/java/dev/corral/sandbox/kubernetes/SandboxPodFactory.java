@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.kubernetes;
 
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.SandboxResources;

@@ -1,4 +1,4 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.driver;
 
 /**
  * What a command did: its exit code, its output (stdout and stderr together, capped), how many

@@ -1,5 +1,9 @@
-package dev.corral.sandbox;
+package dev.corral.sandbox.local;
 
+import dev.corral.sandbox.driver.ExecResult;
+import dev.corral.sandbox.driver.OutputBuffer;
+import dev.corral.sandbox.driver.SandboxCommand;
+import dev.corral.sandbox.driver.SandboxLostException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -34,7 +38,7 @@ final class LocalSandbox {
       "\n\036CORRAL-EXIT:".getBytes(StandardCharsets.US_ASCII);
 
   private volatile String id;
-  private volatile java.time.Instant assignedAt = java.time.Instant.now();
+  private volatile java.time.Instant assignedAt;
   private final Process process;
   private final int uid;
   private final OutputStream stdin;
@@ -42,8 +46,10 @@ final class LocalSandbox {
   private final ScheduledExecutorService timer;
   private final AtomicBoolean dead = new AtomicBoolean();
 
-  LocalSandbox(Process process, int uid, ScheduledExecutorService timer) {
+  LocalSandbox(
+      Process process, int uid, ScheduledExecutorService timer, java.time.Instant startedAt) {
     this.id = "(warm)";
+    this.assignedAt = startedAt;
     this.process = process;
     this.uid = uid;
     this.stdin = process.getOutputStream();
@@ -56,9 +62,9 @@ final class LocalSandbox {
   }
 
   /** Gives a started sandbox the id of the sandbox it now is. */
-  void assign(String sandboxId) {
+  void assign(String sandboxId, java.time.Instant now) {
     this.id = sandboxId;
-    this.assignedAt = java.time.Instant.now();
+    this.assignedAt = now;
   }
 
   /** When it became the sandbox it is. */

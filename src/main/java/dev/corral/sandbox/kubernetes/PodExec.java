@@ -1,0 +1,138 @@
+package dev.corral.sandbox.kubernetes;
+
+import dev.corral.common.UnavailableException;
+import dev.corral.sandbox.driver.ExecResult;
+import dev.corral.sandbox.driver.OutputBuffer;
+import dev.corral.sandbox.driver.SandboxCommand;
+import dev.corral.sandbox.driver.SandboxConfig;
+import dev.corral.sandbox.driver.SandboxLostException;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Runs a {@link SandboxCommand} in a sandbox pod through the exec API (see {@link
+ * KubernetesScripts}). The sandbox is lost if its pod is gone or no longer runs: checked when the
+ * exec fails, ends without an exit status, or ends by a signal (the kubelet kills a deleted pod's
+ * processes).
+ */
+@ApplicationScoped
+class PodExec {
+
+  private static final Duration UPLOAD_TIMEOUT = Duration.ofSeconds(30);
+  private static final Duration KILL_TIMEOUT = Duration.ofSeconds(10);
+
+  private final KubernetesGateway gateway;
+  private final SandboxConfig config;
+
+  PodExec(KubernetesGateway gateway, SandboxConfig config) {
+    this.gateway = gateway;
+    this.config = config;
+  }
+
+  Uni<ExecResult> run(String sandboxId, String pod, SandboxCommand command) {
+    OutputBuffer output = new OutputBuffer(command.outputCap(), command.keepTail());
+    return argv(pod, command)
+        .flatMap(argv -> gateway.exec(pod, argv, command.timeout(), output))
+        .onFailure(failure -> !(failure instanceof SandboxLostException))
+        .recoverWithUni(
+            failure ->
+                requireRunning(sandboxId, pod)
+                    .chain(() -> Uni.createFrom().<KubernetesGateway.Exit>failure(failure)))
+        .flatMap(exit -> result(sandboxId, pod, exit, output));
+  }
+
+  /** Kills every process of the pod's container but its first (what the sandbox user runs). */
+  Uni<Void> killAll(String pod) {
+    return gateway
+        .exec(pod, KubernetesScripts.KILL_ALL, KILL_TIMEOUT, new OutputBuffer(1024, false))
+        .replaceWithVoid();
+  }
+
+  /** Kills everything and forgets the persistent shell's directory and variables. */
+  Uni<Void> resetShell(String pod) {
+    return gateway
+        .exec(pod, KubernetesScripts.RESET_SHELL, UPLOAD_TIMEOUT, new OutputBuffer(1024, false))
+        .replaceWithVoid();
+  }
+
+  private Uni<ExecResult> result(
+      String sandboxId, String pod, KubernetesGateway.Exit exit, OutputBuffer output) {
+    if (exit.timedOut()) {
+      return killAll(pod)
+          .replaceWith(new ExecResult(137, output.bytes(), output.total(), true, false));
+    }
+    Uni<Void> checked =
+        exit.code() == null || exit.code() >= 128
+            ? requireRunning(sandboxId, pod)
+            : Uni.createFrom().voidItem();
+    return checked.map(
+        ignored -> {
+          if (exit.code() == null) {
+            throw new UnavailableException(
+                "the exec in pod " + pod + " ended without a status", null);
+          }
+          return new ExecResult(exit.code(), output.bytes(), output.total(), false, false);
+        });
+  }
+
+  /** The exec of {@code command}; large arguments are uploaded into the pod first. */
+  private Uni<List<String>> argv(String pod, SandboxCommand command) {
+    int limit = config.kubernetes().execArgumentBytes();
+    if (!KubernetesScripts.uploads(command, limit)) {
+      return Uni.createFrom().item(KubernetesScripts.exec(command));
+    }
+    String prefix = Long.toHexString(ThreadLocalRandom.current().nextLong());
+    List<String> files = new ArrayList<>();
+    List<List<String>> chunks = new ArrayList<>();
+    for (int i = 0; i < command.args().size(); i++) {
+      String name = prefix + "-" + i;
+      chunks.addAll(KubernetesScripts.upload(name, command.args().get(i), limit));
+      files.add(name);
+    }
+    return Multi.createFrom()
+        .iterable(chunks)
+        .onItem()
+        .transformToUniAndConcatenate(chunk -> upload(pod, chunk))
+        .collect()
+        .last()
+        .replaceWith(() -> KubernetesScripts.exec(command, files));
+  }
+
+  private Uni<Void> upload(String pod, List<String> chunk) {
+    OutputBuffer errors = new OutputBuffer(4096, false);
+    return gateway
+        .exec(pod, chunk, UPLOAD_TIMEOUT, errors)
+        .invoke(
+            exit -> {
+              if (exit.timedOut() || exit.code() == null || exit.code() != 0) {
+                throw new UnavailableException(
+                    "uploading a tool input failed: "
+                        + new String(errors.bytes(), StandardCharsets.UTF_8).strip(),
+                    null);
+              }
+            })
+        .replaceWithVoid();
+  }
+
+  /** Fails with {@link SandboxLostException} if the pod is gone, deleted or no longer running. */
+  Uni<Void> requireRunning(String sandboxId, String pod) {
+    return gateway
+        .get(pod)
+        .invoke(
+            current -> {
+              boolean deleted =
+                  current.isEmpty() || current.get().getMetadata().getDeletionTimestamp() != null;
+              if (deleted || !KubernetesGateway.running(current.get())) {
+                throw new SandboxLostException(
+                    sandboxId, deleted ? "its pod was deleted" : "its pod stopped running");
+              }
+            })
+        .replaceWithVoid();
+  }
+}

@@ -1,0 +1,294 @@
+package dev.corral.sandbox.kubernetes;
+
+import dev.corral.agent.EnvironmentRepository;
+import dev.corral.proto.v1.Environment;
+import dev.corral.proto.v1.SandboxResources;
+import dev.corral.sandbox.driver.Limits;
+import dev.corral.sandbox.driver.SandboxConfig;
+import dev.corral.sandbox.driver.SandboxDriver;
+import dev.corral.sandbox.driver.SandboxSetup;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+import org.jboss.logging.Logger;
+
+/**
+ * Ready pods kept per environment so that provisioning claims one instead of waiting for a new pod.
+ * A pool pod has run its environment's setup commands before it may be claimed; claiming relabels
+ * it with the sandbox (optimistically, on its resource version, so two replicas never claim one
+ * pod).
+ */
+@ApplicationScoped
+public class WarmPools {
+
+  private static final Logger LOGGER = Logger.getLogger(WarmPools.class);
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final KubernetesGateway gateway;
+  private final PodExec exec;
+  private final EnvironmentRepository environments;
+  private final SandboxConfig config;
+  private final Limits limits;
+
+  WarmPools(
+      KubernetesGateway gateway,
+      PodExec exec,
+      EnvironmentRepository environments,
+      SandboxConfig config,
+      Limits limits) {
+    this.gateway = gateway;
+    this.exec = exec;
+    this.environments = environments;
+    this.config = config;
+    this.limits = limits;
+  }
+
+  /** What one pass over the pools changed. */
+  public record Report(int podsDeleted, int podsCreated) {
+
+    Report plus(Report other) {
+      return new Report(podsDeleted + other.podsDeleted, podsCreated + other.podsCreated);
+    }
+  }
+
+  SandboxPodFactory.PodSpec podSpec(
+      Environment environment, SandboxResources resources, String name) {
+    String image =
+        environment.getImage().isEmpty()
+            ? config.kubernetes().defaultImage()
+            : environment.getImage();
+    return new SandboxPodFactory.PodSpec(
+        config.kubernetes().namespace(),
+        name,
+        environment,
+        resources,
+        image,
+        config.kubernetes().runAsUser());
+  }
+
+  /** The pool's pod spec: the environment with its own limits (no per-sandbox override). */
+  SandboxPodFactory.PodSpec poolSpec(Environment environment) {
+    return podSpec(
+        environment, limits.resolve(environment.getResources()), "corral-pool-" + randomSuffix());
+  }
+
+  /** Claims a ready pool pod for {@code spec}, if the pool has one made from the same spec. */
+  Uni<Optional<String>> claim(SandboxDriver.SandboxSpec spec) {
+    if (spec.environment().getWarmPoolSize() <= 0) {
+      return Uni.createFrom().item(Optional.empty());
+    }
+    String hash =
+        SandboxPodFactory.specHash(podSpec(spec.environment(), spec.resources(), "claim"));
+    return poolPods(spec.environment().getId(), hash)
+        .flatMap(pool -> claimFirst(readyOnly(pool), spec));
+  }
+
+  private static List<Pod> readyOnly(List<Pod> pool) {
+    return pool.stream()
+        .filter(pod -> "true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY)))
+        .filter(KubernetesGateway::running)
+        .toList();
+  }
+
+  /** Tries the pods in turn until one is claimed. */
+  private Uni<Optional<String>> claimFirst(List<Pod> candidates, SandboxDriver.SandboxSpec spec) {
+    if (candidates.isEmpty()) {
+      return Uni.createFrom().item(Optional.empty());
+    }
+    Pod pod = candidates.get(0);
+    return gateway
+        .update(pod, claimed -> relabel(claimed, spec))
+        .flatMap(
+            won ->
+                won
+                    ? Uni.createFrom().item(Optional.of(pod.getMetadata().getName()))
+                    : claimFirst(candidates.subList(1, candidates.size()), spec));
+  }
+
+  private static io.fabric8.kubernetes.api.model.PodBuilder relabel(
+      io.fabric8.kubernetes.api.model.PodBuilder pod, SandboxDriver.SandboxSpec spec) {
+    pod.editMetadata()
+        .removeFromLabels(SandboxLabels.POOL)
+        .addToLabels(SandboxLabels.SANDBOX, spec.sandboxId())
+        .endMetadata();
+    if (!spec.sessionId().isEmpty()) {
+      pod.editMetadata().addToLabels(SandboxLabels.SESSION, spec.sessionId()).endMetadata();
+    }
+    return pod;
+  }
+
+  /**
+   * Pool pods match their environment's current spec and pool size, and pools are refilled: pods of
+   * an archived environment, of an older spec, ended ones and those beyond the size are deleted
+   * (pods still starting first).
+   */
+  Uni<Report> reconcile() {
+    return Uni.combine()
+        .all()
+        .unis(activeKubernetesEnvironments(), gateway.list(Map.of(SandboxLabels.POOL, "warm")))
+        .asTuple()
+        .flatMap(found -> reconcile(found.getItem1(), found.getItem2()));
+  }
+
+  private Uni<Map<String, Environment>> activeKubernetesEnvironments() {
+    return environments
+        .active()
+        .map(
+            active ->
+                active.stream()
+                    .filter(
+                        environment ->
+                            environment.getDriver()
+                                == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+                    .collect(Collectors.toMap(Environment::getId, Function.identity())));
+  }
+
+  private Uni<Report> reconcile(Map<String, Environment> active, List<Pod> poolPods) {
+    List<Pod> stale = new ArrayList<>();
+    Map<String, List<Pod>> kept = new HashMap<>();
+    for (Pod pod : poolPods) {
+      Map<String, String> labels = pod.getMetadata().getLabels();
+      if (!SandboxLabels.CORRAL.equals(labels.get(SandboxLabels.MANAGED_BY))) {
+        continue;
+      }
+      Environment environment = active.get(labels.get(SandboxLabels.ENVIRONMENT));
+      if (environment != null && current(pod, environment)) {
+        kept.computeIfAbsent(environment.getId(), id -> new ArrayList<>()).add(pod);
+      } else {
+        stale.add(pod);
+      }
+    }
+    List<Uni<Report>> steps = new ArrayList<>();
+    steps.add(deleteAll(stale));
+    for (Environment environment : active.values()) {
+      List<Pod> pool = kept.getOrDefault(environment.getId(), List.of());
+      int excess = pool.size() - Math.max(0, environment.getWarmPoolSize());
+      if (excess > 0) {
+        steps.add(deleteAll(startingFirst(pool).subList(0, excess)));
+      } else if (environment.getWarmPoolSize() > 0) {
+        steps.add(fill(environment, pool));
+      }
+    }
+    return Multi.createFrom()
+        .iterable(steps)
+        .onItem()
+        .transformToUniAndConcatenate(step -> step)
+        .collect()
+        .asList()
+        .map(reports -> reports.stream().reduce(new Report(0, 0), Report::plus));
+  }
+
+  private boolean current(Pod pod, Environment environment) {
+    String phase = pod.getStatus() == null ? "" : pod.getStatus().getPhase();
+    return pod.getMetadata()
+            .getLabels()
+            .get(SandboxLabels.SPEC)
+            .equals(SandboxPodFactory.specHash(poolSpec(environment)))
+        && !"Failed".equals(phase)
+        && !"Succeeded".equals(phase);
+  }
+
+  /** Pods still starting come before ready ones. */
+  private static List<Pod> startingFirst(List<Pod> pool) {
+    return pool.stream()
+        .sorted(
+            Comparator.comparing(
+                (Pod pod) -> "true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))))
+        .toList();
+  }
+
+  private Uni<Report> deleteAll(List<Pod> pods) {
+    return Multi.createFrom()
+        .iterable(pods)
+        .onItem()
+        .transformToUniAndConcatenate(
+            pod -> gateway.delete(pod.getMetadata().getName()).replaceWith(Boolean.TRUE))
+        .collect()
+        .asList()
+        .map(deleted -> new Report(deleted.size(), 0));
+  }
+
+  /**
+   * Brings one environment's pool to its size: creates the missing pods, waits for the ones still
+   * starting, runs the environment's setup commands in them and marks them ready to claim. A pod
+   * that fails to start or to set up is deleted (the next pass replaces it).
+   */
+  private Uni<Report> fill(Environment environment, List<Pod> pool) {
+    List<String> unready = new ArrayList<>();
+    for (Pod pod : pool) {
+      if (!"true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))) {
+        unready.add(pod.getMetadata().getName());
+      }
+    }
+    List<Pod> missing = new ArrayList<>();
+    for (int i = pool.size(); i < environment.getWarmPoolSize(); i++) {
+      missing.add(SandboxPodFactory.warm(poolSpec(environment)));
+    }
+    missing.forEach(pod -> unready.add(pod.getMetadata().getName()));
+    // The pods start together; waiting for each in turn costs about one start.
+    return Multi.createFrom()
+        .iterable(missing)
+        .onItem()
+        .transformToUniAndConcatenate(gateway::create)
+        .collect()
+        .asList()
+        .flatMap(
+            created ->
+                Multi.createFrom()
+                    .iterable(unready)
+                    .onItem()
+                    .transformToUniAndConcatenate(name -> prepare(name, environment))
+                    .collect()
+                    .asList()
+                    .replaceWith(new Report(0, created.size())));
+  }
+
+  private Uni<Void> prepare(String name, Environment environment) {
+    SandboxDriver.SandboxSpec spec =
+        new SandboxDriver.SandboxSpec(
+            "pool:" + name, "", environment, limits.resolve(environment.getResources()));
+    return gateway
+        .awaitRunning(name, config.kubernetes().readyTimeout())
+        .flatMap(
+            running -> SandboxSetup.run(spec, command -> exec.run(spec.sandboxId(), name, command)))
+        .flatMap(setUp -> gateway.label(name, SandboxLabels.READY, "true"))
+        .onFailure()
+        .recoverWithUni(
+            failure -> {
+              LOGGER.warnf(
+                  "pool pod %s of %s failed to start or set up and is removed: %s",
+                  name, environment.getId(), failure.getMessage());
+              return gateway.delete(name).onFailure().recoverWithNull();
+            });
+  }
+
+  private Uni<List<Pod>> poolPods(String environmentId, String hash) {
+    return gateway.list(
+        Map.of(
+            SandboxLabels.MANAGED_BY,
+            SandboxLabels.CORRAL,
+            SandboxLabels.ENVIRONMENT,
+            environmentId,
+            SandboxLabels.POOL,
+            "warm",
+            SandboxLabels.SPEC,
+            hash));
+  }
+
+  private static String randomSuffix() {
+    byte[] bytes = new byte[5];
+    RANDOM.nextBytes(bytes);
+    return HexFormat.of().formatHex(bytes);
+  }
+}

@@ -1,0 +1,58 @@
+package dev.corral.tool;
+
+import dev.corral.common.IdKind;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.sandbox.Sandboxes;
+import dev.corral.sandbox.driver.SandboxCommand;
+import dev.corral.sandbox.driver.SandboxLostException;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.time.Duration;
+
+/**
+ * Runs built-in tool calls in a sandbox: {@code execute(name, input) -> result}, for the harness
+ * (through {@link SessionTools}) and for {@code SandboxService.Execute}. A tool call becomes a
+ * script ({@link ToolScripts}); its result is worded by {@link ToolResults}.
+ */
+@ApplicationScoped
+public class BuiltInTools {
+
+  private final Sandboxes sandboxes;
+
+  BuiltInTools(Sandboxes sandboxes) {
+    this.sandboxes = sandboxes;
+  }
+
+  /** Runs a tool call given through the API; a sandbox lost during the call is an error answer. */
+  public Uni<ToolOutcome> execute(String sandboxId, String name, String inputJson) {
+    return Uni.createFrom()
+        .item(() -> IdKind.SANDBOX.require("sandbox_id", sandboxId))
+        .map(id -> ToolInput.parse("name", name, "input_json", inputJson))
+        .flatMap(input -> sandboxes.get(sandboxId).flatMap(sandbox -> run(sandbox, input)))
+        .onFailure(SandboxLostException.class)
+        .recoverWithItem(lost -> ToolOutcome.error(lost.getMessage()));
+  }
+
+  /**
+   * Runs {@code input} in {@code sandbox}.
+   *
+   * @throws SandboxLostException (in the Uni) if the sandbox died; it is then recorded as lost
+   */
+  public Uni<ToolOutcome> run(Sandbox sandbox, ToolInput input) {
+    Duration timeout = Duration.ofMillis(sandbox.getResources().getCallTimeoutMs());
+    if (input instanceof ToolInput.Bash bash && bash.restart()) {
+      Uni<Void> restarted = sandboxes.restartShell(sandbox);
+      if (bash.command().isEmpty()) {
+        return restarted.map(ignored -> ToolOutcome.ok("The shell was restarted."));
+      }
+      ToolInput.Bash command = new ToolInput.Bash(bash.command(), false, bash.timeout());
+      return restarted
+          .flatMap(ignored -> run(sandbox, command))
+          .map(outcome -> outcome.prefixed("The shell was restarted."));
+    }
+    SandboxCommand command = ToolScripts.of(input, timeout);
+    return sandboxes
+        .run(sandbox, command)
+        .map(result -> ToolResults.outcome(input, command, result));
+  }
+}
