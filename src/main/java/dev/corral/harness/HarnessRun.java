@@ -1,18 +1,11 @@
 package dev.corral.harness;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.corral.common.IdKind;
 import dev.corral.common.NotFoundException;
-import dev.corral.model.ModelException;
-import dev.corral.model.ModelResponse;
-import dev.corral.model.StreamListener;
 import dev.corral.proto.v1.Event;
-import dev.corral.proto.v1.EventDelta;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReasonType;
 import dev.corral.session.AlreadyAnsweredException;
-import dev.corral.session.AppendRequest;
 import dev.corral.session.Appended;
 import dev.corral.session.EventPage;
 import dev.corral.session.EventSlice;
@@ -20,20 +13,14 @@ import dev.corral.session.LeaseLostException;
 import dev.corral.session.NewEvent;
 import dev.corral.session.SequenceConflictException;
 import dev.corral.session.SessionClosedException;
-import dev.corral.tool.ToolOutcome;
-import dev.corral.tool.ToolRouter;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.Cancellable;
 import io.vertx.core.Context;
-import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.Executor;
 import java.util.function.Consumer;
 import org.jboss.logging.Logger;
 
@@ -57,16 +44,14 @@ final class HarnessRun {
   private final HarnessServices services;
   private final Consumer<HarnessRun> onEnd;
 
+  private final AppendQueue appends;
+  private final ModelCalls model;
+  private final ToolCalls tools;
   private SessionState state;
   private Set<String> inherited = Set.of();
-  private final Map<String, Cancellable> toolsInFlight = new HashMap<>();
-  private ModelCall model;
-  private final ArrayDeque<Batch> appends = new ArrayDeque<>();
-  private boolean appending;
   private long waitForSeq;
   private Cancellable tail;
   private boolean ended;
-  private Duration retryAfter;
   private List<Event> prepared = List.of();
 
   HarnessRun(
@@ -80,6 +65,28 @@ final class HarnessRun {
     this.context = context;
     this.services = services;
     this.onEnd = onEnd;
+    Executor onContext = this::onContext;
+    this.appends =
+        new AppendQueue(
+            sessionId,
+            epoch,
+            services.log(),
+            onContext,
+            new AppendQueue.Outcome() {
+              @Override
+              public void appended(AppendQueue.Batch batch, Appended appended) {
+                HarnessRun.this.appended(batch, appended);
+              }
+
+              @Override
+              public void refused(AppendQueue.Batch batch, Throwable failure) {
+                HarnessRun.this.refused(batch, failure);
+              }
+            });
+    this.model =
+        new ModelCalls(
+            sessionId, services.model(), services.deltas(), onContext, appends, () -> state);
+    this.tools = new ToolCalls(sessionId, services.tools(), onContext, appends);
   }
 
   String sessionId() {
@@ -158,7 +165,7 @@ final class HarnessRun {
                 this::failed,
                 () -> onContext(() -> end(false, "session deleted")));
     if (!prepared.isEmpty()) {
-      append(prepared.stream().map(NewEvent::of).toList(), null);
+      appends.add(prepared.stream().map(NewEvent::of).toList(), null);
       prepared = List.of();
     }
     step();
@@ -175,47 +182,40 @@ final class HarnessRun {
   // --- deciding --------------------------------------------------------------------------------
 
   private void step() {
-    if (ended || appending || state == null || state.lastSeq() < waitForSeq) {
+    if (ended || appends.busy() || state == null || state.lastSeq() < waitForSeq) {
       return;
     }
-    toolsInFlight
-        .keySet()
-        .removeIf(
-            id -> state.unansweredCalls().stream().noneMatch(call -> call.eventId().equals(id)));
-    if (model != null && model.finished && !model.spanId.equals(state.openSpanId())) {
-      model = null;
-    }
+    tools.answered(state);
     Step next =
         Decision.next(
             state,
             inherited,
-            toolsInFlight.keySet(),
-            model != null,
+            tools.inFlight(),
+            model.active(),
             services.model().config().maxRetries());
     if (next instanceof Step.Interrupt interrupt) {
       interrupt(interrupt);
     } else if (next instanceof Step.CloseOrphanSpan orphan) {
-      append(List.of(spanEnd(orphan.spanId(), "the harness restarted while this call ran")), null);
+      appends.add(
+          List.of(spanEnd(orphan.spanId(), "the harness restarted while this call ran")), null);
     } else if (next instanceof Step.ResolveUnknown unknown) {
-      append(withRunning(results(unknown.calls(), HarnessRun::unknownOutcome)), null);
+      appends.add(withRunning(results(unknown.calls(), HarnessRun::unknownOutcome)), null);
     } else if (next instanceof Step.ApplyDenials denials) {
-      append(withRunning(results(denials.calls(), HarnessRun::denial)), null);
+      appends.add(withRunning(results(denials.calls(), HarnessRun::denial)), null);
     } else if (next instanceof Step.RunTools run) {
       runTools(run.calls());
     } else if (next instanceof Step.CallModel call) {
-      callModel(call.attempt());
+      model.call(call.attempt());
     } else if (next instanceof Step.Idle idle) {
-      append(List.of(status(idle.reason())), state.lastSeq());
+      appends.add(List.of(status(idle.reason())), state.lastSeq());
     } else if (next instanceof Step.Done) {
       end(true, true, "nothing to do");
     }
   }
 
   private void interrupt(Step.Interrupt interrupt) {
-    toolsInFlight.values().forEach(Cancellable::cancel);
-    if (model != null) {
-      model.cancel();
-    }
+    tools.cancelAll();
+    model.cancel();
     List<NewEvent> events =
         new ArrayList<>(
             results(
@@ -228,260 +228,34 @@ final class HarnessRun {
       events.add(spanEnd(interrupt.openSpanId(), "interrupted by the user"));
     }
     events.add(status(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
-    append(events, state.lastSeq());
+    appends.add(events, state.lastSeq());
   }
 
-  // --- tools
-  // --------------------------------------------------------------------------------------
+  // --- tools ---------------------------------------------------------------------------------
 
   private void runTools(List<ToolCallState> calls) {
-    calls.forEach(call -> toolsInFlight.put(call.eventId(), () -> {}));
-    Runnable launch = () -> calls.forEach(this::runTool);
+    tools.reserve(calls);
     if (state.status() == SessionStatus.SESSION_STATUS_RUNNING) {
-      launch.run();
+      calls.forEach(tools::run);
     } else {
-      append(List.of(running()), null, appended -> launch.run());
+      appends.add(List.of(running()), null, appended -> calls.forEach(tools::run));
     }
   }
 
-  private void runTool(ToolCallState call) {
-    if (ended) {
-      return;
-    }
-    Cancellable running =
-        services
-            .tools()
-            .execute(
-                new ToolRouter.ToolCall(sessionId, call.eventId(), call.name(), call.inputJson()))
-            .onFailure()
-            .recoverWithItem(
-                failure -> ToolOutcome.error("The tool failed: " + failure.getMessage()))
-            .subscribe()
-            .with(outcome -> onContext(() -> toolDone(call, outcome)));
-    toolsInFlight.put(call.eventId(), running);
-  }
+  // --- appending -------------------------------------------------------------------------------
 
-  private void toolDone(ToolCallState call, ToolOutcome outcome) {
-    if (ended || !toolsInFlight.containsKey(call.eventId())) {
-      return;
-    }
-    List<NewEvent> events = new ArrayList<>();
-    outcome.notices().forEach(notice -> events.add(NewEvent.of(notice)));
-    events.add(EventsFactory.toolResult(call.eventId(), outcome.output(), outcome.isError()));
-    append(events, null);
-  }
-
-  // --- the model
-  // -----------------------------------------------------------------------------------
-
-  private void callModel(int attempt) {
-    ModelCall call = new ModelCall(IdKind.EVENT.next());
-    model = call;
-    ObjectNode request =
-        Projection.request(
-            state,
-            services.model().config().maxTokens(),
-            services.model().config().thinkingBudgetTokens());
-    Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
-    if (delay.isZero()) {
-      startModelCall(call, request);
-      return;
-    }
-    call.delay =
-        Uni.createFrom()
-            .voidItem()
-            .onItem()
-            .delayIt()
-            .by(delay)
-            .subscribe()
-            .with(ignored -> onContext(() -> startModelCall(call, request)));
-  }
-
-  private void startModelCall(ModelCall call, ObjectNode request) {
-    if (ended || call.cancelled) {
-      return;
-    }
-    List<NewEvent> events = new ArrayList<>();
-    if (state.status() != SessionStatus.SESSION_STATUS_RUNNING) {
-      events.add(running());
-    }
-    events.add(EventsFactory.spanStart(call.spanId, state.session().getAgent().getModel()));
-    // The request goes out while its span start commits: a model call has no side effect, and if
-    // the append is refused (the lease is lost, or new input arrived) the call is cancelled. Its
-    // answer is appended after the span start, since appends are made one at a time.
-    append(
-        events,
-        state.lastSeq(),
-        appended -> {},
-        () -> {
-          call.cancel();
-          model = null;
-        });
-    stream(call, request);
-  }
-
-  private void stream(ModelCall call, ObjectNode request) {
-    if (ended || call.cancelled) {
-      return;
-    }
-    DeltaRelay relay = new DeltaRelay();
-    call.stream =
-        services.model().stream(request, relay)
-            .subscribe()
-            .with(
-                response -> onContext(() -> modelAnswered(call, relay, response)),
-                failure -> onContext(() -> modelFailed(call, failure)));
-  }
-
-  private void modelAnswered(ModelCall call, DeltaRelay relay, ModelResponse response) {
-    if (ended || call.cancelled) {
-      return;
-    }
-    retryAfter = null;
-    List<NewEvent> events = new ArrayList<>();
-    var agent = state.session().getAgent();
-    for (int i = 0; i < response.blocks().size(); i++) {
-      events.add(EventsFactory.block(relay.idOf(i), response.blocks().get(i), agent));
-    }
-    events.add(EventsFactory.spanEnd(call.spanId, response));
-    append(events, null, appended -> call.finished = true);
-  }
-
-  private void modelFailed(ModelCall call, Throwable failure) {
-    if (ended || call.cancelled) {
-      return;
-    }
-    ModelException error =
-        failure instanceof ModelException known
-            ? known
-            : new ModelException(
-                0, "unknown_error", String.valueOf(failure.getMessage()), true, null);
-    int attempt = state.failuresSinceInput() + 1;
-    boolean last = !error.retryable() || attempt > services.model().config().maxRetries();
-    retryAfter = error.retryAfter().orElse(null);
-    List<NewEvent> events = new ArrayList<>();
-    events.add(spanEnd(call.spanId, error.getMessage()));
-    events.add(EventsFactory.sessionError(error, attempt, last));
-    if (last) {
-      events.add(status(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
-    }
-    LOGGER.debugf(
-        "sessionId=%s model call failed (%s), last=%s", sessionId, error.errorType(), last);
-    append(events, null, appended -> call.finished = true);
-  }
-
-  private Duration backoff(int retry) {
-    if (retryAfter != null) {
-      return retryAfter;
-    }
-    long initial = services.model().config().retryInitialBackoff().toMillis();
-    long max = services.model().config().retryMaxBackoff().toMillis();
-    long exponential = Math.min(max, initial * (1L << Math.min(20, retry - 1)));
-    double jitter = 0.5 + ThreadLocalRandom.current().nextDouble();
-    return Duration.ofMillis((long) (exponential * jitter));
-  }
-
-  /** Forwards text deltas to live subscribers under the ids the finished blocks will get. */
-  private final class DeltaRelay implements StreamListener {
-    private final Map<Integer, String> ids = new HashMap<>();
-    private final Map<Integer, String> types = new HashMap<>();
-
-    @Override
-    public void blockStarted(int index, String type) {
-      ids.put(index, IdKind.EVENT.next());
-      types.put(index, type);
-    }
-
-    @Override
-    public void textDelta(int index, String text) {
-      services
-          .deltas()
-          .publish(
-              sessionId,
-              EventDelta.newBuilder()
-                  .setEventId(idOf(index))
-                  .setType("agent.message")
-                  .setText(text)
-                  .build());
-    }
-
-    String idOf(int index) {
-      return ids.computeIfAbsent(index, i -> IdKind.EVENT.next());
-    }
-  }
-
-  /** The model call this run has going, from its backoff to the fold of its last event. */
-  private static final class ModelCall {
-    private final String spanId;
-    private Cancellable delay;
-    private Cancellable stream;
-    private boolean cancelled;
-    private boolean finished;
-
-    ModelCall(String spanId) {
-      this.spanId = spanId;
-    }
-
-    void cancel() {
-      cancelled = true;
-      finished = true;
-      if (delay != null) {
-        delay.cancel();
-      }
-      if (stream != null) {
-        stream.cancel();
-      }
-    }
-  }
-
-  // --- appending ---------------------------------------------------------------------------------
-
-  private record Batch(
-      List<NewEvent> events, Long expectedLastSeq, Consumer<Appended> then, Runnable refused) {}
-
-  private void append(List<NewEvent> events, Long expectedLastSeq) {
-    append(events, expectedLastSeq, appended -> {}, () -> {});
-  }
-
-  private void append(List<NewEvent> events, Long expectedLastSeq, Consumer<Appended> then) {
-    append(events, expectedLastSeq, then, () -> {});
-  }
-
-  private void append(
-      List<NewEvent> events, Long expectedLastSeq, Consumer<Appended> then, Runnable refused) {
-    appends.add(new Batch(events, expectedLastSeq, then, refused));
-    pump();
-  }
-
-  private void pump() {
-    if (ended || appending || appends.isEmpty()) {
-      return;
-    }
-    appending = true;
-    Batch batch = appends.poll();
-    services
-        .log()
-        .append(new AppendRequest(sessionId, batch.events(), batch.expectedLastSeq(), epoch))
-        .subscribe()
-        .with(
-            appended -> onContext(() -> appended(batch, appended)),
-            failure -> onContext(() -> refused(batch, failure)));
-  }
-
-  private void appended(Batch batch, Appended appended) {
-    appending = false;
+  private void appended(AppendQueue.Batch batch, Appended appended) {
     for (Event event : appended.events()) {
       if (event.getSeq() == state.lastSeq() + 1) {
         state.apply(event);
       }
     }
     batch.then().accept(appended);
-    pump();
+    appends.next();
     step();
   }
 
-  private void refused(Batch batch, Throwable failure) {
-    appending = false;
+  private void refused(AppendQueue.Batch batch, Throwable failure) {
     batch.refused().run();
     if (failure instanceof SequenceConflictException conflict) {
       waitForSeq = conflict.lastSeq();
@@ -500,7 +274,7 @@ final class HarnessRun {
       end(false, "append failed");
       return;
     }
-    pump();
+    appends.next();
     step();
   }
 
@@ -532,10 +306,9 @@ final class HarnessRun {
     }
     ended = true;
     LOGGER.debugf("sessionId=%s epoch=%d harness ends: %s", sessionId, epoch, why);
-    toolsInFlight.values().forEach(Cancellable::cancel);
-    if (model != null) {
-      model.cancel();
-    }
+    appends.stop();
+    tools.stop();
+    model.stop();
     if (tail != null) {
       tail.cancel();
     }

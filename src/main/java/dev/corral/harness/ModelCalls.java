@@ -1,0 +1,240 @@
+package dev.corral.harness;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.common.IdKind;
+import dev.corral.model.AnthropicMessages;
+import dev.corral.model.ModelException;
+import dev.corral.model.ModelResponse;
+import dev.corral.model.StreamListener;
+import dev.corral.proto.v1.EventDelta;
+import dev.corral.proto.v1.SessionStatus;
+import dev.corral.proto.v1.StopReasonType;
+import dev.corral.session.LiveDeltas;
+import dev.corral.session.NewEvent;
+import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.subscription.Cancellable;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Supplier;
+import org.jboss.logging.Logger;
+
+/**
+ * The model call a harness run has going, with its retries: the backoff before a retry, the span
+ * start appended while the request streams, the text deltas relayed to live subscribers, and the
+ * answer (or the failure, with a retry status) appended at its end. At most one call at a time.
+ */
+final class ModelCalls {
+
+  private static final Logger LOGGER = Logger.getLogger(ModelCalls.class);
+
+  private final String sessionId;
+  private final AnthropicMessages model;
+  private final LiveDeltas deltas;
+  private final Executor context;
+  private final AppendQueue appends;
+  private final Supplier<SessionState> state;
+  private Call current;
+  private Duration retryAfter;
+  private boolean stopped;
+
+  ModelCalls(
+      String sessionId,
+      AnthropicMessages model,
+      LiveDeltas deltas,
+      Executor context,
+      AppendQueue appends,
+      Supplier<SessionState> state) {
+    this.sessionId = sessionId;
+    this.model = model;
+    this.deltas = deltas;
+    this.context = context;
+    this.appends = appends;
+    this.state = state;
+  }
+
+  /**
+   * Whether a call is going: from its backoff until the log holds the span it ended (a call whose
+   * answer was appended is over once the open span in the log is no longer its own).
+   */
+  boolean active() {
+    if (current != null && current.finished && !current.spanId.equals(state.get().openSpanId())) {
+      current = null;
+    }
+    return current != null;
+  }
+
+  /** Starts attempt {@code attempt} (1 for the first), after a backoff when it is a retry. */
+  void call(int attempt) {
+    Call call = new Call(IdKind.EVENT.next());
+    current = call;
+    ObjectNode request =
+        Projection.request(
+            state.get(), model.config().maxTokens(), model.config().thinkingBudgetTokens());
+    Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
+    if (delay.isZero()) {
+      start(call, request);
+      return;
+    }
+    call.delay =
+        Uni.createFrom()
+            .voidItem()
+            .onItem()
+            .delayIt()
+            .by(delay)
+            .subscribe()
+            .with(ignored -> context.execute(() -> start(call, request)));
+  }
+
+  /** Stops the call under way, if any; nothing it produced is appended. */
+  void cancel() {
+    if (current != null) {
+      current.cancel();
+    }
+  }
+
+  /** Cancels the call under way and starts no other. */
+  void stop() {
+    stopped = true;
+    cancel();
+  }
+
+  private void start(Call call, ObjectNode request) {
+    if (stopped || call.cancelled) {
+      return;
+    }
+    SessionState now = state.get();
+    List<NewEvent> events = new ArrayList<>();
+    if (now.status() != SessionStatus.SESSION_STATUS_RUNNING) {
+      events.add(EventsFactory.running());
+    }
+    events.add(EventsFactory.spanStart(call.spanId, now.session().getAgent().getModel()));
+    // The request goes out while its span start commits: a model call has no side effect, and if
+    // the append is refused (the lease is lost, or new input arrived) the call is cancelled. Its
+    // answer is appended after the span start, since appends are made one at a time.
+    appends.add(
+        events,
+        now.lastSeq(),
+        appended -> {},
+        () -> {
+          call.cancel();
+          if (current == call) {
+            current = null;
+          }
+        });
+    stream(call, request);
+  }
+
+  private void stream(Call call, ObjectNode request) {
+    DeltaRelay relay = new DeltaRelay();
+    call.stream =
+        model.stream(request, relay)
+            .subscribe()
+            .with(
+                response -> context.execute(() -> answered(call, relay, response)),
+                failure -> context.execute(() -> failed(call, failure)));
+  }
+
+  private void answered(Call call, DeltaRelay relay, ModelResponse response) {
+    if (stopped || call.cancelled) {
+      return;
+    }
+    retryAfter = null;
+    List<NewEvent> events = new ArrayList<>();
+    var agent = state.get().session().getAgent();
+    for (int i = 0; i < response.blocks().size(); i++) {
+      events.add(EventsFactory.block(relay.idOf(i), response.blocks().get(i), agent));
+    }
+    events.add(EventsFactory.spanEnd(call.spanId, response));
+    appends.add(events, null, appended -> call.finished = true);
+  }
+
+  private void failed(Call call, Throwable failure) {
+    if (stopped || call.cancelled) {
+      return;
+    }
+    ModelException error =
+        failure instanceof ModelException known
+            ? known
+            : new ModelException(
+                0, "unknown_error", String.valueOf(failure.getMessage()), true, null);
+    int attempt = state.get().failuresSinceInput() + 1;
+    boolean last = !error.retryable() || attempt > model.config().maxRetries();
+    retryAfter = error.retryAfter().orElse(null);
+    List<NewEvent> events = new ArrayList<>();
+    events.add(EventsFactory.failedSpanEnd(call.spanId, error.getMessage()));
+    events.add(EventsFactory.sessionError(error, attempt, last));
+    if (last) {
+      events.add(
+          EventsFactory.idle(
+              Decision.stopReason(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
+    }
+    LOGGER.debugf(
+        "sessionId=%s model call failed (%s), last=%s", sessionId, error.errorType(), last);
+    appends.add(events, null, appended -> call.finished = true);
+  }
+
+  private Duration backoff(int retry) {
+    if (retryAfter != null) {
+      return retryAfter;
+    }
+    long initial = model.config().retryInitialBackoff().toMillis();
+    long max = model.config().retryMaxBackoff().toMillis();
+    long exponential = Math.min(max, initial * (1L << Math.min(20, retry - 1)));
+    double jitter = 0.5 + ThreadLocalRandom.current().nextDouble();
+    return Duration.ofMillis((long) (exponential * jitter));
+  }
+
+  /** Forwards text deltas to live subscribers under the ids the finished blocks will get. */
+  private final class DeltaRelay implements StreamListener {
+    private final Map<Integer, String> ids = new HashMap<>();
+
+    @Override
+    public void blockStarted(int index, String type) {
+      ids.put(index, IdKind.EVENT.next());
+    }
+
+    @Override
+    public void textDelta(int index, String text) {
+      deltas.publish(
+          sessionId,
+          EventDelta.newBuilder()
+              .setEventId(idOf(index))
+              .setType("agent.message")
+              .setText(text)
+              .build());
+    }
+
+    String idOf(int index) {
+      return ids.computeIfAbsent(index, i -> IdKind.EVENT.next());
+    }
+  }
+
+  /** One call, from its backoff to the fold of its last event. */
+  private static final class Call {
+    private final String spanId;
+    private Cancellable delay;
+    private Cancellable stream;
+    private boolean cancelled;
+    private boolean finished;
+
+    Call(String spanId) {
+      this.spanId = spanId;
+    }
+
+    void cancel() {
+      cancelled = true;
+      finished = true;
+      if (delay != null) {
+        delay.cancel();
+      }
+      if (stream != null) {
+        stream.cancel();
+      }
+    }
+  }
+}

@@ -1,0 +1,89 @@
+package dev.corral.harness;
+
+import dev.corral.session.NewEvent;
+import dev.corral.tool.ToolOutcome;
+import dev.corral.tool.ToolRouter;
+import io.smallrye.mutiny.subscription.Cancellable;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Executor;
+
+/**
+ * The built-in tool calls a harness run has going. Each runs through the {@link ToolRouter}; its
+ * outcome (with the events it brings, such as sandbox.provisioned) is appended as the call's
+ * result. Cancelling a call stops it where it runs.
+ */
+final class ToolCalls {
+
+  private final String sessionId;
+  private final ToolRouter router;
+  private final Executor context;
+  private final AppendQueue appends;
+  private final Map<String, Cancellable> inFlight = new HashMap<>();
+  private boolean stopped;
+
+  ToolCalls(String sessionId, ToolRouter router, Executor context, AppendQueue appends) {
+    this.sessionId = sessionId;
+    this.router = router;
+    this.context = context;
+    this.appends = appends;
+  }
+
+  /** The agent.tool_use event ids of the calls under way. */
+  Set<String> inFlight() {
+    return inFlight.keySet();
+  }
+
+  /** Forgets calls whose result is in the log. */
+  void answered(SessionState state) {
+    inFlight
+        .keySet()
+        .removeIf(
+            id -> state.unansweredCalls().stream().noneMatch(call -> call.eventId().equals(id)));
+  }
+
+  /** Counts {@code calls} as under way at once, and runs them once {@code started} runs. */
+  void reserve(List<ToolCallState> calls) {
+    calls.forEach(call -> inFlight.put(call.eventId(), () -> {}));
+  }
+
+  void run(ToolCallState call) {
+    if (stopped) {
+      return;
+    }
+    Cancellable running =
+        router
+            .execute(
+                new ToolRouter.ToolCall(sessionId, call.eventId(), call.name(), call.inputJson()))
+            .onFailure()
+            .recoverWithItem(
+                failure -> ToolOutcome.error("The tool failed: " + failure.getMessage()))
+            .subscribe()
+            .with(outcome -> context.execute(() -> done(call, outcome)));
+    inFlight.put(call.eventId(), running);
+  }
+
+  /** Stops every call under way; their results are the caller's to record. */
+  void cancelAll() {
+    inFlight.values().forEach(Cancellable::cancel);
+  }
+
+  /** Stops every call and records nothing more. */
+  void stop() {
+    stopped = true;
+    cancelAll();
+  }
+
+  private void done(ToolCallState call, ToolOutcome outcome) {
+    if (stopped || !inFlight.containsKey(call.eventId())) {
+      return;
+    }
+    List<NewEvent> events = new ArrayList<>();
+    outcome.notices().forEach(notice -> events.add(NewEvent.of(notice)));
+    events.add(EventsFactory.toolResult(call.eventId(), outcome.output(), outcome.isError()));
+    appends.add(events, null);
+  }
+}
