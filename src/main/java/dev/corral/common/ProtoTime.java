@@ -1,6 +1,7 @@
 package dev.corral.common;
 
 import com.google.protobuf.Timestamp;
+import java.time.Instant;
 import java.time.OffsetDateTime;
 
 /** Conversions between database timestamps and protobuf timestamps. */
@@ -10,5 +11,9 @@ public final class ProtoTime {
 
   public static Timestamp of(OffsetDateTime time) {
     return Timestamp.newBuilder().setSeconds(time.toEpochSecond()).setNanos(time.getNano()).build();
+  }
+
+  public static Instant toInstant(Timestamp time) {
+    return Instant.ofEpochSecond(time.getSeconds(), time.getNanos());
   }
 }

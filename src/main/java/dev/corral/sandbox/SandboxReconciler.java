@@ -1,6 +1,7 @@
 package dev.corral.sandbox;
 
 import dev.corral.common.DaemonThreads;
+import dev.corral.common.ProtoTime;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxState;
 import dev.corral.sandbox.driver.SandboxConfig;
@@ -162,32 +163,51 @@ public class SandboxReconciler {
    * that are left.
    */
   private Uni<List<Sandbox>> releaseEnded(List<Sandbox> live, Counts counts) {
+    Map<String, Sandbox> byId = byId(live);
+    Instant now = clock.instant();
     return repository
         .orphaned()
         .flatMap(
             orphaned -> {
               Set<String> ended = new HashSet<>(orphaned);
-              Instant now = clock.instant();
-              for (Sandbox sandbox : live) {
-                if (expired(sandbox, now)) {
-                  ended.add(sandbox.getId());
-                }
-              }
+              List<Sandbox> expired =
+                  live.stream()
+                      .filter(sandbox -> !ended.contains(sandbox.getId()))
+                      .filter(sandbox -> expired(sandbox, now))
+                      .toList();
+              expired.forEach(sandbox -> ended.add(sandbox.getId()));
               return each(
-                      ended,
+                      orphaned,
                       id ->
                           sandboxes
-                              .release(id)
+                              .release(id, Sandboxes.SESSION_ENDED)
                               .invoke(released -> counts.released.incrementAndGet()))
+                  .flatMap(
+                      done ->
+                          each(
+                              expired,
+                              sandbox ->
+                                  (sandbox.hasExpiresAt()
+                                          ? sandboxes.endIfExpired(sandbox)
+                                          : sandboxes.release(
+                                              sandbox.getId(),
+                                              "its lifetime of "
+                                                  + sandbox.getResources().getLifetimeSeconds()
+                                                  + " s ended"))
+                                      .invoke(released -> counts.released.incrementAndGet())))
                   .map(
                       done ->
-                          live.stream()
+                          byId.values().stream()
                               .filter(sandbox -> !ended.contains(sandbox.getId()))
                               .toList());
             });
   }
 
+  /** Whether its lifetime is over: by expires_at, or (records from before it) by its creation. */
   private static boolean expired(Sandbox sandbox, Instant now) {
+    if (sandbox.hasExpiresAt()) {
+      return !ProtoTime.toInstant(sandbox.getExpiresAt()).isAfter(now);
+    }
     long lifetime = sandbox.getResources().getLifetimeSeconds();
     return lifetime > 0
         && Instant.ofEpochSecond(sandbox.getCreatedAt().getSeconds())

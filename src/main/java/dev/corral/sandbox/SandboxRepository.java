@@ -3,6 +3,7 @@ package dev.corral.sandbox;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
+import dev.corral.proto.v1.LimitEnforcement;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxDriver;
 import dev.corral.proto.v1.SandboxResources;
@@ -26,12 +27,13 @@ public class SandboxRepository {
 
   private static final String COLUMNS =
       "id, environment_id, session_id, driver, state, host, created_at, last_used_at, released_at,"
-          + " lost_reason, resources";
+          + " lost_reason, release_reason, expires_at, limits_enforced, resources";
 
   static final String INSERT =
       """
-      INSERT INTO sandboxes (id, environment_id, session_id, driver, state, host, resources)
-      VALUES ($1, $2, $3, $4, $7, $5, $6)
+      INSERT INTO sandboxes (id, environment_id, session_id, driver, state, host, resources,
+                             expires_at, limits_enforced)
+      VALUES ($1, $2, $3, $4, $7, $5, $6, clock_timestamp() + make_interval(secs => $8), $9)
       """
           + " RETURNING "
           + COLUMNS;
@@ -39,15 +41,29 @@ public class SandboxRepository {
   static final String SELECT = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = $1";
 
   static final String READY =
-      "UPDATE sandboxes SET state = 'ready', host = $2, last_used_at = clock_timestamp()"
+      "UPDATE sandboxes SET state = 'ready', host = $2, limits_enforced = $3,"
+          + " last_used_at = clock_timestamp()"
           + " WHERE id = $1 AND state = 'provisioning' RETURNING "
           + COLUMNS;
 
   static final String END =
-      "UPDATE sandboxes SET state = $2, lost_reason = $3,"
+      "UPDATE sandboxes SET state = $2,"
+          + " lost_reason = CASE WHEN $2 = 'lost' THEN $3 END,"
+          + " release_reason = CASE WHEN $2 = 'released' THEN $3 END,"
           + " released_at = coalesce(released_at, clock_timestamp())"
           + " WHERE id = $1 AND state IN ('provisioning', 'ready') RETURNING "
           + COLUMNS;
+
+  /** Releases a live sandbox whose lifetime is over, as of the moment it ended. */
+  static final String EXPIRE =
+      "UPDATE sandboxes SET state = 'released', release_reason = $2, released_at = expires_at"
+          + " WHERE id = $1 AND state IN ('provisioning', 'ready')"
+          + " AND expires_at <= clock_timestamp() RETURNING "
+          + COLUMNS;
+
+  static final String EXPIRED =
+      "SELECT id FROM sandboxes WHERE state IN ('provisioning', 'ready')"
+          + " AND expires_at <= clock_timestamp()";
 
   static final String USED = "UPDATE sandboxes SET last_used_at = clock_timestamp() WHERE id = $1";
 
@@ -66,7 +82,9 @@ public class SandboxRepository {
   static final String CURRENT_OF_SESSION =
       "SELECT "
           + COLUMNS
-          + " FROM sandboxes WHERE session_id = $1 AND state = 'ready' ORDER BY created_at DESC LIMIT 1";
+          + " FROM sandboxes WHERE session_id = $1 AND state = 'ready'"
+          + " AND (expires_at IS NULL OR expires_at > clock_timestamp())"
+          + " ORDER BY created_at DESC LIMIT 1";
 
   static final String HAD_ONE =
       "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released') LIMIT 1";
@@ -93,8 +111,9 @@ public class SandboxRepository {
 
   /**
    * Records a sandbox: {@code ready} for one that already runs (a local sandbox, which cannot
-   * outlive this replica), else {@code provisioning} before its resources exist (so that whatever
-   * is created for it always has a record).
+   * outlive this replica; {@code limits} says how its limits are enforced), else ({@code limits}
+   * null) {@code provisioning} before its resources exist, so that whatever is created for it
+   * always has a record. Its lifetime starts now.
    */
   Uni<Sandbox> insert(
       String id,
@@ -103,7 +122,7 @@ public class SandboxRepository {
       SandboxDriver driver,
       String host,
       SandboxResources resources,
-      boolean ready) {
+      List<LimitEnforcement> limits) {
     return pool.preparedQuery(INSERT)
         .execute(
             Tuple.from(
@@ -114,7 +133,9 @@ public class SandboxRepository {
                     driverColumn(driver),
                     host,
                     Buffer.buffer(resources.toByteArray()),
-                    ready ? "ready" : "provisioning")))
+                    limits != null ? "ready" : "provisioning",
+                    (double) resources.getLifetimeSeconds(),
+                    limits == null ? null : limitsColumn(limits))))
         .map(rows -> fromRow(rows.iterator().next()));
   }
 
@@ -130,11 +151,23 @@ public class SandboxRepository {
             });
   }
 
-  Uni<Optional<Sandbox>> ready(String id, String host) {
-    return pool.preparedQuery(READY).execute(Tuple.of(id, host)).map(SandboxRepository::first);
+  Uni<Optional<Sandbox>> ready(String id, String host, List<LimitEnforcement> limits) {
+    return pool.preparedQuery(READY)
+        .execute(Tuple.of(id, host, limitsColumn(limits)))
+        .map(SandboxRepository::first);
   }
 
-  /** Moves a live sandbox to released or lost; empty if it was not live. */
+  /** Releases a live sandbox whose lifetime is over; empty if it was not live or not over. */
+  Uni<Optional<Sandbox>> expire(String id, String reason) {
+    return pool.preparedQuery(EXPIRE).execute(Tuple.of(id, reason)).map(SandboxRepository::first);
+  }
+
+  /** Live sandboxes whose lifetime is over. */
+  Uni<List<String>> expired() {
+    return pool.preparedQuery(EXPIRED).execute().map(SandboxRepository::ids);
+  }
+
+  /** Moves a live sandbox to released or lost, for {@code reason}; empty if it was not live. */
   public Uni<Optional<Sandbox>> end(String id, SandboxState state, String reason) {
     String column = state == SandboxState.SANDBOX_STATE_LOST ? "lost" : "released";
     return pool.preparedQuery(END)
@@ -167,14 +200,17 @@ public class SandboxRepository {
   }
 
   Uni<List<String>> orphaned() {
-    return pool.preparedQuery(ORPHANED)
-        .execute()
-        .map(
-            rows -> {
-              List<String> ids = new ArrayList<>();
-              rows.forEach(row -> ids.add(row.getString("id")));
-              return ids;
-            });
+    return pool.preparedQuery(ORPHANED).execute().map(SandboxRepository::ids);
+  }
+
+  private static List<String> ids(RowSet<Row> rows) {
+    List<String> ids = new ArrayList<>();
+    rows.forEach(row -> ids.add(row.getString("id")));
+    return ids;
+  }
+
+  private static Buffer limitsColumn(List<LimitEnforcement> limits) {
+    return Buffer.buffer(Sandbox.newBuilder().addAllLimitsEnforced(limits).build().toByteArray());
   }
 
   /** Every sandbox in provisioning or ready state. */
@@ -227,7 +263,18 @@ public class SandboxRepository {
     if (row.getString("lost_reason") != null) {
       sandbox.setLostReason(row.getString("lost_reason"));
     }
+    if (row.getString("release_reason") != null) {
+      sandbox.setReleaseReason(row.getString("release_reason"));
+    }
+    OffsetDateTime expiresAt = row.getOffsetDateTime("expires_at");
+    if (expiresAt != null) {
+      sandbox.setExpiresAt(ProtoTime.of(expiresAt));
+    }
     try {
+      if (row.getBuffer("limits_enforced") != null) {
+        sandbox.addAllLimitsEnforced(
+            Sandbox.parseFrom(row.getBuffer("limits_enforced").getBytes()).getLimitsEnforcedList());
+      }
       sandbox.setResources(SandboxResources.parseFrom(row.getBuffer("resources").getBytes()));
     } catch (InvalidProtocolBufferException e) {
       throw new IllegalStateException(

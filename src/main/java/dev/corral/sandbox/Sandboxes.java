@@ -7,7 +7,7 @@ import dev.corral.common.IdKind;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
-import dev.corral.common.Replica;
+import dev.corral.common.ProtoTime;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.NetworkMode;
 import dev.corral.proto.v1.Networking;
@@ -22,16 +22,34 @@ import dev.corral.sandbox.driver.SandboxDriver;
 import dev.corral.sandbox.driver.SandboxLostException;
 import dev.corral.sandbox.kubernetes.KubernetesDriver;
 import dev.corral.sandbox.local.LocalDriver;
+import dev.corral.session.SessionEnded;
 import dev.corral.session.Sessions;
+import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.subscription.Cancellable;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.ObservesAsync;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 import org.jboss.logging.Logger;
 
-/** Provisions, uses, lists and releases sandboxes, whatever their driver. */
+/**
+ * Provisions, uses, lists and releases sandboxes, whatever their driver. A sandbox ends when it is
+ * released, when its session ends, and when its lifetime does: then at once on the replica that
+ * provisioned it, and in any case on the next read of it, wherever (it reads RELEASED from the
+ * moment its lifetime ended, with that moment as its released_at).
+ */
 @ApplicationScoped
 public class Sandboxes {
 
   private static final Logger LOGGER = Logger.getLogger(Sandboxes.class);
+  static final String RELEASED_BY_API = "released through ReleaseSandbox";
+  static final String SESSION_ENDED = "its session ended";
 
   private final SandboxRepository repository;
   private final Environments environments;
@@ -40,7 +58,8 @@ public class Sandboxes {
   private final LocalDriver local;
   private final KubernetesDriver kubernetes;
   private final SandboxConfig config;
-  private final Replica replica;
+  private final Clock clock;
+  private final Map<String, Cancellable> lifetimes = new ConcurrentHashMap<>();
 
   Sandboxes(
       SandboxRepository repository,
@@ -50,7 +69,7 @@ public class Sandboxes {
       LocalDriver local,
       KubernetesDriver kubernetes,
       SandboxConfig config,
-      Replica replica) {
+      Clock clock) {
     this.repository = repository;
     this.environments = environments;
     this.sessions = sessions;
@@ -58,7 +77,7 @@ public class Sandboxes {
     this.local = local;
     this.kubernetes = kubernetes;
     this.config = config;
-    this.replica = replica;
+    this.clock = clock;
   }
 
   /**
@@ -78,24 +97,28 @@ public class Sandboxes {
         .flatMap(
             environment ->
                 start(
-                    environment, limits.resolve(overrides, environment.getResources()), sessionId));
+                    environment, limits.resolve(overrides, environment.getResources()), sessionId))
+        .invoke(this::endAtItsLifetime);
   }
 
   /**
-   * Runs {@code command} in a ready sandbox this replica can reach.
+   * Runs {@code command} in a ready sandbox this replica can reach, after the sandbox's calls
+   * before it. Cancelling the Uni stops the call.
    *
    * @throws SandboxLostException (in the Uni) if the sandbox died; it is then recorded as lost
+   * @throws SandboxReleasedException (in the Uni) if it was released while the call ran
    */
   public Uni<ExecResult> run(Sandbox sandbox, SandboxCommand command) {
     return usable(sandbox)
         .flatMap(driver -> driver.run(sandbox.getId(), sandbox.getHost(), command))
         .invoke(ignored -> touch(sandbox.getId()))
         .onFailure(SandboxLostException.class)
-        .call(failure -> recordLost(sandbox, failure));
+        .recoverWithUni(failure -> lostOrReleased(sandbox, failure));
   }
 
   /**
-   * Starts the sandbox's persistent shell afresh (its directory and variables are reset).
+   * Stops every process of the sandbox and starts its persistent shell afresh (its directory and
+   * variables are reset).
    *
    * @throws SandboxLostException (in the Uni) if the sandbox died; it is then recorded as lost
    */
@@ -103,22 +126,39 @@ public class Sandboxes {
     return usable(sandbox)
         .flatMap(driver -> driver.restartShell(sandbox.getId(), sandbox.getHost()))
         .onFailure(SandboxLostException.class)
-        .call(failure -> recordLost(sandbox, failure));
+        .recoverWithUni(failure -> lostOrReleased(sandbox, failure));
   }
 
-  private Uni<Void> recordLost(Sandbox sandbox, Throwable failure) {
+  /**
+   * A sandbox that broke during a call is recorded as lost, unless it ended otherwise meanwhile
+   * (released, or its lifetime over): then the call says so.
+   */
+  private <T> Uni<T> lostOrReleased(Sandbox sandbox, Throwable failure) {
     return repository
         .end(sandbox.getId(), SandboxState.SANDBOX_STATE_LOST, failure.getMessage())
-        .replaceWithVoid();
+        .flatMap(
+            lost ->
+                lost.isPresent()
+                    ? Uni.createFrom().<T>failure(failure)
+                    : repository
+                        .find(sandbox.getId())
+                        .flatMap(
+                            record ->
+                                Uni.createFrom()
+                                    .<T>failure(
+                                        record.getState() == SandboxState.SANDBOX_STATE_RELEASED
+                                            ? new SandboxReleasedException(record)
+                                            : failure)));
   }
 
-  /** The driver of a ready sandbox that this replica can use. */
+  /** The driver of a ready sandbox (whose lifetime is not over) that this replica can use. */
   private Uni<SandboxDriver> usable(Sandbox sandbox) {
+    return endIfExpired(sandbox).flatMap(this::usableNow);
+  }
+
+  private Uni<SandboxDriver> usableNow(Sandbox sandbox) {
     if (sandbox.getState() != SandboxState.SANDBOX_STATE_READY) {
-      return Uni.createFrom()
-          .failure(
-              new FailedPreconditionException(
-                  "sandbox " + sandbox.getId() + " is " + stateName(sandbox)));
+      return Uni.createFrom().failure(notReady(sandbox));
     }
     if (isLocal(sandbox) && !local.hosts(sandbox.getId())) {
       return Uni.createFrom()
@@ -133,6 +173,17 @@ public class Sandboxes {
                           + "; call that replica"));
     }
     return Uni.createFrom().item(driver(sandbox));
+  }
+
+  private static FailedPreconditionException notReady(Sandbox sandbox) {
+    String why =
+        sandbox.getState() == SandboxState.SANDBOX_STATE_RELEASED
+            ? " (" + sandbox.getReleaseReason() + ")"
+            : sandbox.getState() == SandboxState.SANDBOX_STATE_LOST
+                ? " (" + sandbox.getLostReason() + ")"
+                : "";
+    return new FailedPreconditionException(
+        "sandbox " + sandbox.getId() + " is " + stateName(sandbox) + why);
   }
 
   /** Records the use off the answer's path: last_used_at is informational. */
@@ -163,10 +214,12 @@ public class Sandboxes {
                     : Uni.createFrom().voidItem());
   }
 
+  /** The sandbox as it is now: one whose lifetime is over reads released. */
   public Uni<Sandbox> get(String sandboxId) {
     return Uni.createFrom()
         .item(() -> IdKind.SANDBOX.require("sandbox_id", sandboxId))
-        .flatMap(repository::find);
+        .flatMap(repository::find)
+        .flatMap(this::endIfExpired);
   }
 
   public Uni<Page<Sandbox>> list(
@@ -183,31 +236,44 @@ public class Sandboxes {
                             : IdKind.SESSION.require("session_id", sessionId),
                         includeEnded,
                         size + 1)
+                    .flatMap(this::endExpired)
+                    .map(
+                        sandboxes ->
+                            includeEnded
+                                ? sandboxes
+                                : sandboxes.stream().filter(Sandboxes::isLive).toList())
                     .map(sandboxes -> Page.of(sandboxes, size, Sandbox::getId)));
   }
 
-  /** Stops a sandbox; releasing an ended one returns it as it is. */
+  /** Stops a sandbox through the API; releasing an ended one returns it as it is. */
   public Uni<Sandbox> release(String sandboxId) {
-    return get(sandboxId)
+    return get(sandboxId).flatMap(sandbox -> release(sandbox, RELEASED_BY_API));
+  }
+
+  /** Releases a live sandbox for {@code reason}, and stops it; an ended one is returned as is. */
+  Uni<Sandbox> release(Sandbox sandbox, String reason) {
+    return repository
+        .end(sandbox.getId(), SandboxState.SANDBOX_STATE_RELEASED, reason)
         .flatMap(
-            sandbox ->
-                repository
-                    .end(sandbox.getId(), SandboxState.SANDBOX_STATE_RELEASED, null)
-                    .flatMap(
-                        ended ->
-                            ended.isEmpty()
-                                ? Uni.createFrom().item(sandbox)
-                                : stop(ended.get()).replaceWith(ended.get())));
+            ended ->
+                ended.isEmpty()
+                    ? Uni.createFrom().item(sandbox)
+                    : stop(ended.get()).replaceWith(ended.get()));
+  }
+
+  /** Releases the sandbox {@code sandboxId} for {@code reason}, if it still lives. */
+  Uni<Sandbox> release(String sandboxId, String reason) {
+    return repository.find(sandboxId).flatMap(sandbox -> release(sandbox, reason));
   }
 
   /** A session that ends releases its sandboxes at once (the reconciler is the safety net). */
-  void sessionEnded(@jakarta.enterprise.event.ObservesAsync dev.corral.session.SessionEnded ended) {
+  void sessionEnded(@ObservesAsync SessionEnded ended) {
     repository
         .list(null, ended.sessionId(), false, 100)
         .toMulti()
-        .flatMap(io.smallrye.mutiny.Multi.createFrom()::iterable)
+        .flatMap(Multi.createFrom()::iterable)
         .onItem()
-        .transformToUniAndConcatenate(sandbox -> release(sandbox.getId()))
+        .transformToUniAndConcatenate(sandbox -> release(sandbox, SESSION_ENDED))
         .collect()
         .asList()
         .subscribe()
@@ -219,8 +285,8 @@ public class Sandboxes {
                     ended.sessionId(), failure.getMessage()));
   }
 
-  /** The session's newest ready sandbox, if any. */
-  public Uni<java.util.Optional<Sandbox>> currentOf(String sessionId) {
+  /** The session's newest ready sandbox whose lifetime is not over, if any. */
+  public Uni<Optional<Sandbox>> currentOf(String sessionId) {
     return repository.currentOf(sessionId);
   }
 
@@ -234,7 +300,72 @@ public class Sandboxes {
     return sessions.get(sessionId).flatMap(session -> environment(session.getEnvironmentId()));
   }
 
+  /** Releases a live sandbox whose lifetime is over (as of when it ended) and stops it. */
+  Uni<Sandbox> endIfExpired(Sandbox sandbox) {
+    if (!isLive(sandbox) || !expired(sandbox)) {
+      return Uni.createFrom().item(sandbox);
+    }
+    return repository
+        .expire(sandbox.getId(), lifetimeOver(sandbox))
+        .flatMap(
+            ended ->
+                ended.isEmpty()
+                    ? repository.find(sandbox.getId())
+                    : stop(ended.get()).replaceWith(ended.get()));
+  }
+
+  private Uni<List<Sandbox>> endExpired(List<Sandbox> sandboxes) {
+    if (sandboxes.stream().noneMatch(sandbox -> isLive(sandbox) && expired(sandbox))) {
+      return Uni.createFrom().item(sandboxes);
+    }
+    return Multi.createFrom()
+        .iterable(sandboxes)
+        .onItem()
+        .transformToUniAndConcatenate(this::endIfExpired)
+        .collect()
+        .asList();
+  }
+
+  /** Ends the sandbox when its lifetime does (on this replica; reads and the reconciler also). */
+  private void endAtItsLifetime(Sandbox sandbox) {
+    if (!sandbox.hasExpiresAt()) {
+      return;
+    }
+    Duration left = Duration.between(clock.instant(), ProtoTime.toInstant(sandbox.getExpiresAt()));
+    Cancellable timer =
+        Uni.createFrom()
+            .voidItem()
+            .onItem()
+            .delayIt()
+            .by(left.isNegative() ? Duration.ZERO : left)
+            .flatMap(ignored -> repository.find(sandbox.getId()))
+            .flatMap(this::endIfExpired)
+            .subscribe()
+            .with(
+                ended -> lifetimes.remove(sandbox.getId()),
+                failure -> {
+                  lifetimes.remove(sandbox.getId());
+                  LOGGER.warnf(
+                      "sandbox=%s not ended at its lifetime (the reconciler will): %s",
+                      sandbox.getId(), failure.getMessage());
+                });
+    lifetimes.put(sandbox.getId(), timer);
+  }
+
+  private boolean expired(Sandbox sandbox) {
+    return sandbox.hasExpiresAt()
+        && !ProtoTime.toInstant(sandbox.getExpiresAt()).isAfter(clock.instant());
+  }
+
+  private static String lifetimeOver(Sandbox sandbox) {
+    return "its lifetime of " + sandbox.getResources().getLifetimeSeconds() + " s ended";
+  }
+
   Uni<Void> stop(Sandbox sandbox) {
+    Cancellable timer = lifetimes.remove(sandbox.getId());
+    if (timer != null) {
+      timer.cancel();
+    }
     return driver(sandbox)
         .release(sandbox.getId(), sandbox.getHost())
         .onFailure()
@@ -275,12 +406,12 @@ public class Sandboxes {
                           environment.getDriver(),
                           host,
                           resources,
-                          true)
+                          started.limits())
                       .onFailure()
                       .call(failure -> local.release(id, host)));
     }
     return repository
-        .insert(id, environment.getId(), sessionId, environment.getDriver(), host, resources, false)
+        .insert(id, environment.getId(), sessionId, environment.getDriver(), host, resources, null)
         .flatMap(ignored -> driver.provision(spec))
         .onFailure()
         .call(
@@ -289,7 +420,7 @@ public class Sandboxes {
                     id,
                     SandboxState.SANDBOX_STATE_LOST,
                     "provisioning failed: " + failure.getMessage()))
-        .flatMap(actualHost -> repository.ready(id, actualHost))
+        .flatMap(started -> repository.ready(id, started.host(), started.limits()))
         .flatMap(
             ready ->
                 ready.isPresent()
@@ -321,10 +452,15 @@ public class Sandboxes {
     return sandbox.getDriver() != dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES;
   }
 
+  private static boolean isLive(Sandbox sandbox) {
+    return sandbox.getState() == SandboxState.SANDBOX_STATE_READY
+        || sandbox.getState() == SandboxState.SANDBOX_STATE_PROVISIONING;
+  }
+
   /** The environment of sessions and Provision calls that name none. */
   private Environment defaultEnvironment() {
     dev.corral.proto.v1.SandboxDriver driver =
-        switch (config.defaultDriver().toLowerCase(java.util.Locale.ROOT)) {
+        switch (config.defaultDriver().toLowerCase(Locale.ROOT)) {
           case "local" -> dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_LOCAL;
           case "kubernetes" -> dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES;
           default ->
@@ -341,10 +477,6 @@ public class Sandboxes {
   }
 
   private static String stateName(Sandbox sandbox) {
-    return sandbox
-        .getState()
-        .name()
-        .replace("SANDBOX_STATE_", "")
-        .toLowerCase(java.util.Locale.ROOT);
+    return sandbox.getState().name().replace("SANDBOX_STATE_", "").toLowerCase(Locale.ROOT);
   }
 }

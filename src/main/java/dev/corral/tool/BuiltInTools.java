@@ -2,6 +2,7 @@ package dev.corral.tool;
 
 import dev.corral.common.IdKind;
 import dev.corral.proto.v1.Sandbox;
+import dev.corral.sandbox.SandboxReleasedException;
 import dev.corral.sandbox.Sandboxes;
 import dev.corral.sandbox.driver.SandboxCommand;
 import dev.corral.sandbox.driver.SandboxLostException;
@@ -29,8 +30,11 @@ public class BuiltInTools {
         .item(() -> IdKind.SANDBOX.require("sandbox_id", sandboxId))
         .map(id -> ToolInput.parse("name", name, "input_json", inputJson))
         .flatMap(input -> sandboxes.get(sandboxId).flatMap(sandbox -> run(sandbox, input)))
-        .onFailure(SandboxLostException.class)
-        .recoverWithItem(lost -> ToolOutcome.error(lost.getMessage()));
+        .onFailure(
+            failure ->
+                failure instanceof SandboxLostException
+                    || failure instanceof SandboxReleasedException)
+        .recoverWithItem(ended -> ToolOutcome.error(ended.getMessage()));
   }
 
   /**
@@ -53,6 +57,9 @@ public class BuiltInTools {
     SandboxCommand command = ToolScripts.of(input, timeout);
     return sandboxes
         .run(sandbox, command)
-        .map(result -> ToolResults.outcome(input, command, result));
+        .map(
+            result ->
+                ToolResults.outcome(
+                    input, command, result, sandbox.getResources().getMemoryBytes()));
   }
 }

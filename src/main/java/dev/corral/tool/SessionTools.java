@@ -8,6 +8,7 @@ import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxLost;
 import dev.corral.proto.v1.SandboxProvisioned;
 import dev.corral.proto.v1.SandboxResources;
+import dev.corral.sandbox.SandboxReleasedException;
 import dev.corral.sandbox.Sandboxes;
 import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.driver.SandboxLostException;
@@ -86,7 +87,15 @@ public class SessionTools implements ToolRouter {
                                 + lost.getMessage()
                                 + "). The next call gets a new sandbox with an empty workspace."))
                     .withNoticesAfter(
-                        List.of(lostEvent(acquired.sandbox().getId(), lost.getMessage()))));
+                        List.of(lostEvent(acquired.sandbox().getId(), lost.getMessage()))))
+        .onFailure(SandboxReleasedException.class)
+        .recoverWithItem(
+            released ->
+                acquired.announce(
+                    ToolOutcome.error(
+                        "The "
+                            + released.getMessage()
+                            + ". The next call gets a new sandbox with an empty workspace.")));
   }
 
   /** The session's sandbox: its current one if usable here, otherwise a new one. */

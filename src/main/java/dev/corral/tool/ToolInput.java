@@ -15,6 +15,9 @@ import java.util.Set;
  */
 public sealed interface ToolInput {
 
+  /** A tool input's JSON text holds at most this many characters (1 MiB). */
+  int MAX_INPUT_CHARS = 1 << 20;
+
   BuiltInTool tool();
 
   record Bash(String command, boolean restart, Duration timeout) implements ToolInput {
@@ -60,6 +63,11 @@ public sealed interface ToolInput {
    * @param nameField and {@code inputField}: the request fields, for error messages
    */
   static ToolInput parse(String nameField, String name, String inputField, String inputJson) {
+    if (inputJson.length() > MAX_INPUT_CHARS) {
+      throw new InvalidArgumentException(
+          inputField,
+          "is larger than " + (MAX_INPUT_CHARS >> 20) + " MiB, the limit of a tool input");
+    }
     BuiltInTool tool =
         BuiltInTool.named(name)
             .orElseThrow(

@@ -9,7 +9,11 @@ final class ToolResults {
 
   private ToolResults() {}
 
-  static ToolOutcome outcome(ToolInput input, SandboxCommand command, ExecResult result) {
+  /**
+   * @param memoryBytes the sandbox's memory limit, for the note when it ran out
+   */
+  static ToolOutcome outcome(
+      ToolInput input, SandboxCommand command, ExecResult result, long memoryBytes) {
     StringBuilder text = new StringBuilder(new String(result.output(), StandardCharsets.UTF_8));
     if (result.truncated()) {
       text.insert(
@@ -29,17 +33,27 @@ final class ToolResults {
             .append("]");
       }
     }
+    if (result.outOfMemory()) {
+      text.append("\n[the sandbox ran out of memory (its limit is ")
+          .append(memoryBytes >> 20)
+          .append(" MiB for all its processes and files in /tmp and /workspace): the kernel")
+          .append(" stopped a process]");
+    }
     if (result.timedOut()) {
       text.append("\n[killed: the call ran longer than ")
           .append(command.timeout().toMillis())
-          .append(" ms]");
+          .append(" ms; every process it started was stopped")
+          .append(
+              input instanceof ToolInput.Bash
+                  ? ", and the shell keeps its directory and variables from before this call]"
+                  : "]");
       return ToolOutcome.error(text.toString().stripTrailing());
     }
-    if (result.shellExited()) {
-      text.append("\n[the shell exited with code ")
-          .append(result.exitCode())
-          .append("; a fresh shell took its place: the directory and variables were reset]");
-      return ToolOutcome.ok(text.toString().stripTrailing());
+    if (result.outOfMemory()) {
+      if (result.exitCode() != 0) {
+        text.append("\n[exit code ").append(result.exitCode()).append("]");
+      }
+      return ToolOutcome.error(text.toString().strip());
     }
     if (input instanceof ToolInput.Bash) {
       if (result.exitCode() != 0) {

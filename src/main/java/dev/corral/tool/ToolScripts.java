@@ -148,7 +148,7 @@ final class ToolScripts {
   }
 
   private static SandboxCommand file(String script, Duration timeout, byte[]... args) {
-    return new SandboxCommand(script, List.of(args), false, timeout, OUTPUT_CAP, false);
+    return new SandboxCommand(script, List.of(args), timeout, OUTPUT_CAP, false);
   }
 
   private static byte[] utf8(String text) {

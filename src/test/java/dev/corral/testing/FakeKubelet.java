@@ -34,9 +34,10 @@ import java.util.regex.Pattern;
 /**
  * The fabric8 mock API server's dispatcher (CRUD store and expectations) plus what a kubelet would
  * do: a created pod becomes Running and ready after {@link #podStartDelayMs}; pods/exec runs the
- * command for real, in a bubblewrap sandbox whose /workspace and /tmp persist per pod (so the
- * driver's scripts and their shell state behave as in a pod); deleting a pod ends its open execs
- * the way a kubelet does (exit 137) and drops its files.
+ * command for real, inside the pod's one container (a bubblewrap sandbox whose pid 1 is the pod's
+ * command, entered with nsenter), so execs share its processes, /workspace and /tmp; an exec whose
+ * stream closes keeps running, as with a real kubelet; deleting a pod kills everything in it, ends
+ * its open execs the way a kubelet does (exit 137) and drops its files.
  */
 public class FakeKubelet extends KubernetesMixedDispatcher {
 
@@ -91,7 +92,14 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
       if (podStartDelayMs >= 0 && name != null) {
         scheduler.schedule(() -> markRunning(ns, name), podStartDelayMs, TimeUnit.MILLISECONDS);
       }
+    } else if (request.method() == HttpMethod.DELETE && (m = POD_CREATE.matcher(path)).matches()) {
+      String namespace = m.group(1) + "/";
+      containers.keySet().stream()
+          .filter(key -> key.startsWith(namespace))
+          .toList()
+          .forEach(this::stopContainer);
     } else if (request.method() == HttpMethod.DELETE && (m = POD.matcher(path)).matches()) {
+      stopContainer(m.group(1) + "/" + m.group(2));
       deletePodFiles(m.group(1) + "/" + m.group(2));
       Set<WebSocket> sockets = openExecs.remove(m.group(1) + "/" + m.group(2));
       if (sockets != null) {
@@ -263,7 +271,14 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
   public final java.util.concurrent.atomic.AtomicInteger execs =
       new java.util.concurrent.atomic.AtomicInteger();
 
-  /** Runs the exec's command in bubblewrap over this pod's own /workspace and /tmp. */
+  /** Each pod's container: a bubblewrap sandbox whose pid 1 is the pod's command. */
+  private final Map<String, Process> containers = new ConcurrentHashMap<>();
+
+  /**
+   * Runs the exec's command in the pod's container, entered with nsenter: like a kubelet, every
+   * exec of a pod shares its namespaces, /workspace and /tmp, and an exec whose stream closes keeps
+   * running (only deleting the pod ends what runs in it).
+   */
   public int runInPodSandbox(
       String ns,
       String pod,
@@ -273,66 +288,113 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
       OutputStream stderr)
       throws Exception {
     execs.incrementAndGet();
-    Path podRoot = root.resolve(ns + "_" + pod);
-    Path workspace = podRoot.resolve("workspace");
-    Path tmp = podRoot.resolve("tmp");
-    Files.createDirectories(workspace);
-    Files.createDirectories(tmp);
+    long pid1 = container(ns + "/" + pod);
     List<String> argv =
         new ArrayList<>(
-            List.of(
-                "/usr/bin/bwrap",
-                "--unshare-all",
-                "--die-with-parent",
-                "--ro-bind",
-                "/usr",
-                "/usr",
-                "--ro-bind",
-                "/etc",
-                "/etc"));
-    for (String top : List.of("bin", "lib", "lib64", "sbin")) {
-      Path link = Path.of("/", top);
-      if (Files.isSymbolicLink(link)) {
-        argv.addAll(List.of("--symlink", Files.readSymbolicLink(link).toString(), "/" + top));
-      } else if (Files.isDirectory(link)) {
-        argv.addAll(List.of("--ro-bind", "/" + top, "/" + top));
-      }
-    }
-    argv.addAll(
-        List.of(
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--bind",
-            workspace.toString(),
-            "/workspace",
-            "--bind",
-            tmp.toString(),
-            "/tmp",
-            "--chdir",
-            "/workspace",
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/workspace",
-            "--"));
+            List.of("/usr/bin/nsenter", "-t", Long.toString(pid1), "-a", "-r", "-w", "--"));
     argv.addAll(command);
-    Process p = new ProcessBuilder(argv).start();
+    ProcessBuilder builder = new ProcessBuilder(argv);
+    builder.environment().clear();
+    builder.environment().put("PATH", "/usr/local/bin:/usr/bin:/bin");
+    builder.environment().put("HOME", "/workspace");
+    Process p = builder.start();
     p.getOutputStream().close();
     Thread out = pump(p.getInputStream(), stdout);
     Thread err = pump(p.getErrorStream(), stderr);
+    // Interrupted when the stream closes: the process goes on, as in a real pod.
+    int code = p.waitFor();
+    out.join();
+    err.join();
+    return code;
+  }
+
+  /** The host pid of the pod's pid 1, starting its container at its first exec. */
+  private long container(String key) throws Exception {
+    Process running = containers.computeIfAbsent(key, this::startContainer);
+    for (int i = 0; i < 500; i++) {
+      // pid 1 is ready once bubblewrap set up its namespaces and became the pod's command
+      var pid1 =
+          running
+              .toHandle()
+              .children()
+              .filter(child -> !child.info().command().orElse("bwrap").endsWith("bwrap"))
+              .findFirst();
+      if (pid1.isPresent()) {
+        return pid1.get().pid();
+      }
+      if (!running.isAlive()) {
+        throw new IllegalStateException("the container of " + key + " ended");
+      }
+      Thread.sleep(10);
+    }
+    throw new IllegalStateException("the container of " + key + " did not start");
+  }
+
+  private Process startContainer(String key) {
     try {
-      int code = p.waitFor(); // interrupted when the socket closes or the pod is deleted
-      out.join();
-      err.join();
-      return code;
-    } finally {
-      p.descendants().forEach(ProcessHandle::destroyForcibly);
-      p.destroyForcibly();
+      Path podRoot = root.resolve(key.replace('/', '_'));
+      Path workspace = podRoot.resolve("workspace");
+      Path tmp = podRoot.resolve("tmp");
+      Files.createDirectories(workspace);
+      Files.createDirectories(tmp);
+      List<String> argv =
+          new ArrayList<>(
+              List.of(
+                  "/usr/bin/bwrap",
+                  "--unshare-all",
+                  "--die-with-parent",
+                  "--as-pid-1",
+                  "--ro-bind",
+                  "/usr",
+                  "/usr",
+                  "--ro-bind",
+                  "/etc",
+                  "/etc"));
+      for (String top : List.of("bin", "lib", "lib64", "sbin")) {
+        Path link = Path.of("/", top);
+        if (Files.isSymbolicLink(link)) {
+          argv.addAll(List.of("--symlink", Files.readSymbolicLink(link).toString(), "/" + top));
+        } else if (Files.isDirectory(link)) {
+          argv.addAll(List.of("--ro-bind", "/" + top, "/" + top));
+        }
+      }
+      argv.addAll(
+          List.of(
+              "--proc",
+              "/proc",
+              "--dev",
+              "/dev",
+              "--bind",
+              workspace.toString(),
+              "/workspace",
+              "--bind",
+              tmp.toString(),
+              "/tmp",
+              "--chdir",
+              "/workspace",
+              "--clearenv",
+              "--setenv",
+              "PATH",
+              "/usr/bin:/bin",
+              "--setenv",
+              "HOME",
+              "/workspace",
+              "--",
+              "/bin/sh",
+              "-c",
+              "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"));
+      return new ProcessBuilder(argv).redirectErrorStream(true).start();
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /** Ends a deleted pod's container: every process in it, its execs included. */
+  private void stopContainer(String key) {
+    Process running = containers.remove(key);
+    if (running != null) {
+      running.toHandle().descendants().forEach(ProcessHandle::destroyForcibly);
+      running.destroyForcibly();
     }
   }
 

@@ -5,35 +5,38 @@ import java.time.Duration;
 import java.util.List;
 
 /**
- * A script a driver runs inside a sandbox. The script text is fixed per tool and holds no input;
- * the inputs travel as {@code args}, which the script finds in the bash array {@code __corral_a}
- * (quoted by the local driver, exec arguments in a pod: never parsed as shell code).
+ * A script a driver runs inside a sandbox, as a bash process of its own, with stdin from /dev/null
+ * and stderr into stdout. The script text is fixed per kind of command and holds no input; the
+ * inputs travel as {@code args}, which the script finds in the bash array {@code __corral_a}
+ * (argument strings of the process: never parsed as shell code). A call that runs out of time, is
+ * interrupted or whose sandbox is released ends with every process it started.
  *
- * @param inShell run in the sandbox's persistent shell, so that cd and exported variables survive
- *     (the bash tool); otherwise in a subshell that leaves the shell untouched
+ * @param outputCap bytes of output the result keeps at most
  * @param keepTail when output exceeds the cap, keep its end (bash) rather than its start
  */
 public record SandboxCommand(
-    String script,
-    List<byte[]> args,
-    boolean inShell,
-    Duration timeout,
-    int outputCap,
-    boolean keepTail) {
-
-  /** Runs its one argument as shell code in the persistent shell. */
-  static final String SHELL = "eval \"${__corral_a[0]}\"";
+    String script, List<byte[]> args, Duration timeout, int outputCap, boolean keepTail) {
 
   public SandboxCommand {
     args = List.copyOf(args);
   }
 
   /**
-   * {@code command} as shell code in the sandbox's persistent shell (its directory and variables
-   * carry over to the next one), keeping the tail of its output when it exceeds {@code outputCap}.
+   * {@code command} as shell code in the sandbox's persistent shell ({@link ShellScripts}): its
+   * working directory and variables carry over to the next one. Keeps the tail of its output when
+   * it exceeds {@code outputCap}.
    */
   public static SandboxCommand shell(String command, Duration timeout, int outputCap) {
     return new SandboxCommand(
-        SHELL, List.of(command.getBytes(StandardCharsets.UTF_8)), true, timeout, outputCap, true);
+        ShellScripts.PERSISTENT,
+        List.of(command.getBytes(StandardCharsets.UTF_8)),
+        timeout,
+        outputCap,
+        true);
+  }
+
+  /** Forgets the persistent shell's state (after every process of the sandbox was stopped). */
+  public static SandboxCommand resetShell() {
+    return new SandboxCommand(ShellScripts.RESET, List.of(), Duration.ofSeconds(10), 4096, false);
   }
 }

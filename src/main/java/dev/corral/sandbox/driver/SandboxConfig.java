@@ -42,7 +42,10 @@ public interface SandboxConfig {
     @WithDefault("120s")
     Duration callTimeout();
 
-    /** Memory limit (the local driver: address space per process). */
+    /**
+     * Memory limit of the whole sandbox (a local sandbox without cgroups: the address space of each
+     * process).
+     */
     @WithDefault("4294967296")
     long memoryBytes();
 
@@ -86,6 +89,20 @@ public interface SandboxConfig {
     /** Local sandboxes this replica runs at once. */
     @WithDefault("64")
     int maxSandboxes();
+
+    /**
+     * Give each local sandbox a cgroup of its own that carries its memory, process and CPU limits
+     * for all its processes together (needs root, or a delegated cgroup v2 directory in {@code
+     * cgroup-parent}). Without cgroups, limits fall back to per-process rlimits.
+     */
+    @WithDefault("true")
+    boolean cgroups();
+
+    /**
+     * A cgroup v2 directory corral may create sandbox cgroups in (delegated to its user, with the
+     * memory, pids and cpu controllers available). Unset: as root, the server picks one.
+     */
+    java.util.Optional<String> cgroupParent();
   }
 
   interface Kubernetes {

@@ -1,8 +1,10 @@
 package dev.corral.sandbox.driver;
 
 import dev.corral.proto.v1.Environment;
+import dev.corral.proto.v1.LimitEnforcement;
 import dev.corral.proto.v1.SandboxResources;
 import io.smallrye.mutiny.Uni;
+import java.util.List;
 
 /**
  * Where sandboxes live. A driver starts a sandbox from an environment, runs commands in it and
@@ -12,25 +14,41 @@ import io.smallrye.mutiny.Uni;
 public interface SandboxDriver {
 
   /**
-   * Starts a sandbox (or claims a warm one), runs the environment's setup commands, and returns its
-   * host: the replica (local) or the pod (kubernetes).
+   * Starts a sandbox (or claims a warm one) and runs the environment's setup commands.
+   *
+   * @return its host, the replica (local) or the pod (kubernetes), and how its limits are enforced
    */
-  Uni<String> provision(SandboxSpec spec);
+  Uni<Provisioned> provision(SandboxSpec spec);
 
   /**
-   * Runs {@code command} in the sandbox.
+   * Runs {@code command} in the sandbox, after the calls before it. Cancelling the Uni stops the
+   * call: every process it started ends.
    *
    * @throws SandboxLostException (in the Uni) if the sandbox died or is gone
    */
   Uni<ExecResult> run(String sandboxId, String host, SandboxCommand command);
 
-  /** Starts the sandbox's shell afresh (same workspace; directory and variables reset). */
+  /**
+   * Stops every process of the sandbox and forgets its persistent shell (same workspace; directory
+   * and variables reset).
+   */
   Uni<Void> restartShell(String sandboxId, String host);
 
-  /** Stops the sandbox and frees what it held; stopping a stopped sandbox is fine. */
+  /**
+   * Stops the sandbox and frees what it held, its calls under way included; stopping a stopped
+   * sandbox is fine.
+   */
   Uni<Void> release(String sandboxId, String host);
 
   /** What a new sandbox is made from, with every limit resolved. */
   record SandboxSpec(
       String sandboxId, String sessionId, Environment environment, SandboxResources resources) {}
+
+  /** A started sandbox: where it runs, and how each of its limits is enforced. */
+  record Provisioned(String host, List<LimitEnforcement> limits) {
+
+    public Provisioned {
+      limits = List.copyOf(limits);
+    }
+  }
 }

@@ -1,5 +1,7 @@
 package dev.corral.sandbox.kubernetes;
 
+import dev.corral.proto.v1.LimitEnforcement;
+import dev.corral.proto.v1.LimitScope;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.SandboxCommand;
 import dev.corral.sandbox.driver.SandboxConfig;
@@ -31,11 +33,39 @@ public class KubernetesDriver implements SandboxDriver {
     this.config = config;
   }
 
+  /** Pod limits hold for the whole pod; a pod's process count is the kubelet's to limit. */
+  private static final List<LimitEnforcement> ENFORCEMENT =
+      List.of(
+          limit("memory_bytes", LimitScope.LIMIT_SCOPE_SANDBOX, "pod memory limit"),
+          limit("cpu_millis", LimitScope.LIMIT_SCOPE_SANDBOX, "pod cpu limit"),
+          limit(
+              "disk_bytes",
+              LimitScope.LIMIT_SCOPE_SANDBOX,
+              "emptyDir sizeLimit of /workspace and /tmp"),
+          limit(
+              "max_processes",
+              LimitScope.LIMIT_SCOPE_NONE,
+              "not set on the pod: the kubelet's podPidsLimit applies"),
+          limit(
+              "call_timeout_ms",
+              LimitScope.LIMIT_SCOPE_CALL,
+              "corral stops every process the call started in the pod"),
+          limit("lifetime_seconds", LimitScope.LIMIT_SCOPE_SANDBOX, "corral deletes the pod"));
+
   @Override
-  public Uni<String> provision(SandboxSpec spec) {
+  public Uni<Provisioned> provision(SandboxSpec spec) {
     return pools
         .claim(spec)
-        .flatMap(warm -> warm.isPresent() ? Uni.createFrom().item(warm.get()) : startCold(spec));
+        .flatMap(warm -> warm.isPresent() ? Uni.createFrom().item(warm.get()) : startCold(spec))
+        .map(pod -> new Provisioned(pod, ENFORCEMENT));
+  }
+
+  private static LimitEnforcement limit(String limit, LimitScope scope, String mechanism) {
+    return LimitEnforcement.newBuilder()
+        .setLimit(limit)
+        .setScope(scope)
+        .setMechanism(mechanism)
+        .build();
   }
 
   @Override
@@ -45,12 +75,12 @@ public class KubernetesDriver implements SandboxDriver {
 
   @Override
   public Uni<Void> restartShell(String sandboxId, String pod) {
-    return exec.resetShell(pod);
+    return exec.resetShell(sandboxId, pod);
   }
 
   @Override
   public Uni<Void> release(String sandboxId, String pod) {
-    return gateway.delete(pod);
+    return delete(pod);
   }
 
   /** A pod of a sandbox, as the reconciler sees it. */
@@ -72,9 +102,9 @@ public class KubernetesDriver implements SandboxDriver {
                     .toList());
   }
 
-  /** Deletes a pod. */
+  /** Deletes a pod (its calls under way end with it). */
   public Uni<Void> delete(String pod) {
-    return gateway.delete(pod);
+    return gateway.delete(pod).invoke(() -> exec.forget(pod));
   }
 
   /** Brings every pool to its environment's spec and size; see {@link WarmPools#reconcile}. */

@@ -7,20 +7,42 @@ import java.util.List;
 
 /**
  * How a {@link SandboxCommand} becomes an exec in a sandbox pod: {@code bash -c <script> corral
- * <args...>} (the arguments travel as exec arguments, never as code). Each exec is a new process,
- * so the bash tool's "persistent shell" keeps its working directory and exported variables in
- * /tmp/.corral-shell between calls.
+ * <args...>} (the arguments travel as exec arguments, never as code). Each exec is a new process;
+ * the persistent shell keeps its state in files (see {@code ShellScripts}).
  */
 final class KubernetesScripts {
 
-  static final String SHELL_STATE = "/tmp/.corral-shell";
+  /**
+   * Kills every process of the container that started in the last {@code $1} milliseconds (and a
+   * little before), but the container's pid 1 and itself: what a call started, whatever became of
+   * its parent. Only builtins, so that it starts no process of its own. Repeats until none is left.
+   * Clock ticks are 1/100 s, in /proc/uptime as in /proc/[pid]/stat.
+   */
+  static final String STOP_SINCE =
+      "read -r __up __idle < /proc/uptime; __now=${__up/./}; __now=$((10#$__now));"
+          + " __since=$(( __now - $1 / 10 - 2 ))\n"
+          + "for __round in 1 2 3 4 5 6 7 8 9 10; do\n"
+          + "  __killed=\n"
+          + "  for __d in /proc/[0-9]*; do\n"
+          + "    __p=${__d#/proc/}; [[ $__p == 1 || $__p == $$ ]] && continue\n"
+          + "    read -r __s < \"$__d/stat\" 2>/dev/null || continue\n"
+          + "    set -- ${__s##*) }\n"
+          + "    [[ $1 == Z ]] && continue\n"
+          + "    (( ${20} >= __since )) && kill -KILL \"$__p\" 2>/dev/null && __killed=1\n"
+          + "  done\n"
+          + "  [[ -z $__killed ]] && break\n"
+          + "done\n"
+          + "true";
 
-  /** Run after a timed-out call: kill everything the sandbox user runs (but the pod's pid 1). */
-  static final List<String> KILL_ALL =
-      List.of("/bin/bash", "-c", "kill -KILL -1 2>/dev/null; true");
+  /** Stops what ran in the last {@code elapsed} of a call (see {@link #STOP_SINCE}). */
+  static List<String> stopSince(java.time.Duration elapsed) {
+    return List.of("/bin/bash", "-c", STOP_SINCE, "corral", Long.toString(elapsed.toMillis()));
+  }
 
-  static final List<String> RESET_SHELL =
-      List.of("/bin/bash", "-c", "kill -KILL -1 2>/dev/null; rm -rf " + SHELL_STATE + "; true");
+  /** Stops every process of the container but its pid 1 (a shell restart). */
+  static List<String> stopAll() {
+    return stopSince(java.time.Duration.ofDays(365_000));
+  }
 
   private KubernetesScripts() {}
 
@@ -93,17 +115,6 @@ final class KubernetesScripts {
   }
 
   private static String script(String prologue, SandboxCommand command) {
-    return command.inShell()
-        ? prologue
-            + "S="
-            + SHELL_STATE
-            + "; mkdir -p \"$S\"\n"
-            + "cd \"$(cat \"$S/cwd\" 2>/dev/null || echo /workspace)\" 2>/dev/null || cd /workspace\n"
-            + "[ -f \"$S/env\" ] && . \"$S/env\" 2>/dev/null\n"
-            + "{ "
-            + command.script()
-            + "\n} </dev/null 2>&1\n"
-            + "__corral_rc=$?; pwd > \"$S/cwd\"; export -p > \"$S/env\"; exit $__corral_rc"
-        : prologue + "( " + command.script() + "\n) </dev/null 2>&1";
+    return prologue + "{ " + command.script() + "\n} </dev/null 2>&1";
   }
 }

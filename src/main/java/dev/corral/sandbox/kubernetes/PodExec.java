@@ -1,6 +1,7 @@
 package dev.corral.sandbox.kubernetes;
 
 import dev.corral.common.UnavailableException;
+import dev.corral.sandbox.driver.CallLane;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.OutputBuffer;
 import dev.corral.sandbox.driver.SandboxCommand;
@@ -13,7 +14,10 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
+import org.jboss.logging.Logger;
 
 /**
  * Runs a {@link SandboxCommand} in a sandbox pod through the exec API (see {@link
@@ -26,16 +30,92 @@ class PodExec {
 
   private static final Duration UPLOAD_TIMEOUT = Duration.ofSeconds(30);
   private static final Duration KILL_TIMEOUT = Duration.ofSeconds(10);
+  private static final int WAITING_CALLS = 64;
+  private static final Logger LOGGER = Logger.getLogger(PodExec.class);
 
   private final KubernetesGateway gateway;
   private final SandboxConfig config;
+  private final Map<String, CallLane> lanes = new ConcurrentHashMap<>();
 
   PodExec(KubernetesGateway gateway, SandboxConfig config) {
     this.gateway = gateway;
     this.config = config;
   }
 
+  /**
+   * Runs {@code command} in the pod once the calls before it have ended. Running out of time, or
+   * cancelling the Uni, kills every process the call started in the pod (not just the exec stream).
+   */
   Uni<ExecResult> run(String sandboxId, String pod, SandboxCommand command) {
+    return lane(pod)
+        .submit(
+            new CallLane.Call<>() {
+              private final long started = System.nanoTime();
+
+              @Override
+              public Uni<ExecResult> start() {
+                return execute(sandboxId, pod, command, started);
+              }
+
+              @Override
+              public void interrupt() {
+                stopSince(pod, started)
+                    .subscribe()
+                    .with(
+                        ignored -> {},
+                        failure ->
+                            LOGGER.warnf(
+                                "pod %s: an interrupted call could not be stopped: %s",
+                                pod, failure.getMessage()));
+              }
+            });
+  }
+
+  /** Stops every process of the pod and forgets its persistent shell, after the calls before. */
+  Uni<Void> resetShell(String sandboxId, String pod) {
+    return lane(pod)
+        .submit(
+            new CallLane.Call<ExecResult>() {
+              @Override
+              public Uni<ExecResult> start() {
+                return gateway
+                    .exec(
+                        pod,
+                        KubernetesScripts.stopAll(),
+                        KILL_TIMEOUT,
+                        new OutputBuffer(1024, false))
+                    .flatMap(
+                        stopped ->
+                            execute(
+                                sandboxId, pod, SandboxCommand.resetShell(), System.nanoTime()));
+              }
+
+              @Override
+              public void interrupt() {}
+            })
+        .replaceWithVoid();
+  }
+
+  /** Forgets the calls of a pod that is gone. */
+  void forget(String pod) {
+    lanes.remove(pod);
+  }
+
+  private CallLane lane(String pod) {
+    return lanes.computeIfAbsent(pod, name -> new CallLane(WAITING_CALLS));
+  }
+
+  /** Kills what the pod started since {@code started} (a System.nanoTime). */
+  private Uni<Void> stopSince(String pod, long started) {
+    Duration elapsed = Duration.ofNanos(System.nanoTime() - started);
+    return gateway
+        .exec(
+            pod, KubernetesScripts.stopSince(elapsed), KILL_TIMEOUT, new OutputBuffer(1024, false))
+        .replaceWithVoid();
+  }
+
+  private Uni<ExecResult> execute(
+      String sandboxId, String pod, SandboxCommand command, long started) {
     OutputBuffer output = new OutputBuffer(command.outputCap(), command.keepTail());
     return argv(pod, command)
         .flatMap(argv -> gateway.exec(pod, argv, command.timeout(), output))
@@ -44,27 +124,17 @@ class PodExec {
             failure ->
                 requireRunning(sandboxId, pod)
                     .chain(() -> Uni.createFrom().<KubernetesGateway.Exit>failure(failure)))
-        .flatMap(exit -> result(sandboxId, pod, exit, output));
-  }
-
-  /** Kills every process of the pod's container but its first (what the sandbox user runs). */
-  Uni<Void> killAll(String pod) {
-    return gateway
-        .exec(pod, KubernetesScripts.KILL_ALL, KILL_TIMEOUT, new OutputBuffer(1024, false))
-        .replaceWithVoid();
-  }
-
-  /** Kills everything and forgets the persistent shell's directory and variables. */
-  Uni<Void> resetShell(String pod) {
-    return gateway
-        .exec(pod, KubernetesScripts.RESET_SHELL, UPLOAD_TIMEOUT, new OutputBuffer(1024, false))
-        .replaceWithVoid();
+        .flatMap(exit -> result(sandboxId, pod, exit, output, started));
   }
 
   private Uni<ExecResult> result(
-      String sandboxId, String pod, KubernetesGateway.Exit exit, OutputBuffer output) {
+      String sandboxId,
+      String pod,
+      KubernetesGateway.Exit exit,
+      OutputBuffer output,
+      long started) {
     if (exit.timedOut()) {
-      return killAll(pod)
+      return stopSince(pod, started)
           .replaceWith(new ExecResult(137, output.bytes(), output.total(), true, false));
     }
     Uni<Void> checked =

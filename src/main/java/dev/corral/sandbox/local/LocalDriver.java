@@ -2,7 +2,10 @@ package dev.corral.sandbox.local;
 
 import dev.corral.common.DaemonThreads;
 import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.Replica;
 import dev.corral.common.ResourceExhaustedException;
+import dev.corral.proto.v1.LimitEnforcement;
+import dev.corral.proto.v1.LimitScope;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.Limits;
@@ -12,31 +15,44 @@ import dev.corral.sandbox.driver.SandboxDriver;
 import dev.corral.sandbox.driver.SandboxLostException;
 import dev.corral.sandbox.driver.SandboxSetup;
 import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
 
 /**
- * Sandboxes on this host with bubblewrap. Each runs as its own unprivileged user id (when corral
- * runs as root), with every namespace unshared (no network), a new session, no capability,
- * read-only system directories, a private size-limited /workspace and /tmp, an empty environment
- * (started through {@code env -i}) and process, file-size, memory and CPU limits.
+ * Sandboxes on this host with bubblewrap ({@link Bubblewrap}): each runs as its own unprivileged
+ * user id (when corral runs as root) in a cgroup of its own that carries its limits ({@link
+ * Cgroups}), with every namespace unshared (no network), an empty environment, a read-only root,
+ * and a launcher as pid 1 that runs each call as a process ({@link LocalSandbox}). A few sandboxes
+ * per set of limits are kept started, so that provisioning an environment without setup commands
+ * claims one at once.
  */
 @ApplicationScoped
 public class LocalDriver implements SandboxDriver {
@@ -45,52 +61,41 @@ public class LocalDriver implements SandboxDriver {
   private static final String INSTALL_HINT =
       "bubblewrap is not installed on this host: install it (apt-get install -y bubblewrap, or dnf"
           + " install bubblewrap), or give the environment the kubernetes driver";
-  private static final List<String> ETC_ENTRIES =
-      List.of(
-          "alternatives",
-          "ld.so.cache",
-          "ld.so.conf",
-          "ld.so.conf.d",
-          "passwd",
-          "group",
-          "nsswitch.conf",
-          "localtime",
-          "mime.types",
-          "perl",
-          "ssl",
-          "bash.bashrc",
-          "inputrc");
   private static final Duration START_TIMEOUT = Duration.ofSeconds(20);
+  private static final SecureRandom RANDOM = new SecureRandom();
 
   private final SandboxConfig config;
+  private final Limits limits;
+  private final Cgroups cgroups;
+  private final Clock clock;
   private final String host;
+  private final String launcher;
+  private final boolean root;
+  private final ExecutorService io;
+  private final ScheduledExecutorService timer;
   private final Map<String, LocalSandbox> sandboxes = new ConcurrentHashMap<>();
 
   /** Started, never used sandboxes by their limits, claimed by provisioning. */
-  private final Map<SandboxResources, java.util.Deque<LocalSandbox>> warm =
-      new ConcurrentHashMap<>();
+  private final Map<SandboxResources, Deque<LocalSandbox>> warm = new ConcurrentHashMap<>();
 
-  private volatile boolean stopping;
-  private final Limits limits;
   private final BitSet usedUids = new BitSet();
-  private final ExecutorService io;
-  private final ScheduledExecutorService timer;
-  private final boolean root;
-  private final Clock clock;
+  private volatile boolean stopping;
 
-  LocalDriver(SandboxConfig config, dev.corral.common.Replica replica, Limits limits, Clock clock) {
+  LocalDriver(SandboxConfig config, Replica replica, Limits limits, Cgroups cgroups, Clock clock) {
     this.config = config;
-    this.clock = clock;
     this.limits = limits;
+    this.cgroups = cgroups;
+    this.clock = clock;
     this.host = replica.id();
+    this.launcher = launcherScript();
+    this.root = "0".equals(Cgroups.currentUid());
     this.io = Executors.newCachedThreadPool(DaemonThreads.named("corral-sandbox-io"));
     this.timer =
         Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("corral-sandbox-timer"));
-    this.root = "0".equals(currentUid());
   }
 
   /** Warms sandboxes with the default limits, the ones sessions without an environment use. */
-  void warmUp(@Observes io.quarkus.runtime.StartupEvent event) {
+  void warmUp(@Observes StartupEvent event) {
     if (Files.isExecutable(Path.of(config.local().bwrap()))) {
       refill(limits.resolve(SandboxResources.getDefaultInstance()));
     }
@@ -98,11 +103,22 @@ public class LocalDriver implements SandboxDriver {
 
   void stop(@Observes ShutdownEvent event) {
     stopping = true;
-    warm.values().forEach(pool -> pool.forEach(LocalSandbox::kill));
-    sandboxes.values().forEach(LocalSandbox::kill);
+    List<LocalSandbox> all = new ArrayList<>(sandboxes.values());
+    warm.values().forEach(all::addAll);
     sandboxes.clear();
-    io.shutdownNow();
+    warm.clear();
     timer.shutdownNow();
+    all.forEach(this::discard);
+    // Their processes die at once, but not in no time: their cgroups go once they have.
+    long deadline = System.nanoTime() + 2_000_000_000L;
+    for (LocalSandbox sandbox : all) {
+      while (sandbox.cgroup().isPresent()
+          && !sandbox.cgroup().get().remove()
+          && System.nanoTime() < deadline) {
+        java.util.concurrent.locks.LockSupport.parkNanos(10_000_000);
+      }
+    }
+    io.shutdownNow();
   }
 
   /** The replica this driver's sandboxes live on. */
@@ -111,8 +127,8 @@ public class LocalDriver implements SandboxDriver {
   }
 
   /** The sandboxes that run here now, with when each was provisioned. */
-  public Map<String, java.time.Instant> hosted() {
-    Map<String, java.time.Instant> hosted = new java.util.HashMap<>();
+  public Map<String, Instant> hosted() {
+    Map<String, Instant> hosted = new HashMap<>();
     sandboxes.forEach((id, sandbox) -> hosted.put(id, sandbox.assignedAt()));
     return hosted;
   }
@@ -124,7 +140,7 @@ public class LocalDriver implements SandboxDriver {
   }
 
   @Override
-  public Uni<String> provision(SandboxSpec spec) {
+  public Uni<Provisioned> provision(SandboxSpec spec) {
     boolean plain = spec.environment().getSetupCommandsCount() == 0;
     return Uni.createFrom()
         .item(() -> plain ? claimWarm(spec.resources()) : null)
@@ -135,29 +151,15 @@ public class LocalDriver implements SandboxDriver {
 
   @Override
   public Uni<ExecResult> run(String sandboxId, String host, SandboxCommand command) {
-    return Uni.createFrom()
-        .item(() -> sandbox(sandboxId))
-        .flatMap(sandbox -> runOn(sandbox, sandboxId, command));
-  }
-
-  private Uni<ExecResult> runOn(LocalSandbox sandbox, String sandboxId, SandboxCommand command) {
-    return Uni.createFrom()
-        .item(() -> sandbox.run(command))
-        .runSubscriptionOn(io)
-        .ifNoItem()
-        .after(command.timeout().plus(Duration.ofSeconds(30)))
-        .failWith(() -> new SandboxLostException(sandboxId, "it stopped answering"));
+    return Uni.createFrom().item(() -> sandbox(sandboxId)).flatMap(sandbox -> sandbox.run(command));
   }
 
   @Override
   public Uni<Void> restartShell(String sandboxId, String host) {
     return Uni.createFrom()
-        .item(
-            () -> {
-              sandbox(sandboxId).restartShell();
-              return (Void) null;
-            })
-        .runSubscriptionOn(io);
+        .item(() -> sandbox(sandboxId))
+        .flatMap(sandbox -> sandbox.restart(SandboxCommand.resetShell()))
+        .replaceWithVoid();
   }
 
   @Override
@@ -182,14 +184,14 @@ public class LocalDriver implements SandboxDriver {
     return sandbox;
   }
 
-  /** Starts bubblewrap, waits for its shell and runs the setup commands. */
+  /** Starts bubblewrap, waits for its launcher and runs the setup commands. */
   private Uni<LocalSandbox> startCold(SandboxSpec spec) {
     return Uni.createFrom()
         .item(() -> launchWithin(spec.resources()))
         .runSubscriptionOn(io)
         .call(
             sandbox ->
-                SandboxSetup.run(spec, command -> runOn(sandbox, "(setting up)", command))
+                SandboxSetup.run(spec, sandbox::run)
                     .onFailure()
                     .invoke(failure -> discard(sandbox)));
   }
@@ -206,50 +208,85 @@ public class LocalDriver implements SandboxDriver {
     return launch(resources);
   }
 
-  /** Makes a started sandbox the sandbox of {@code spec}, until its lifetime ends. */
-  private String assign(LocalSandbox sandbox, SandboxSpec spec, boolean plain) {
+  /** Makes a started sandbox the sandbox of {@code spec}. */
+  private Provisioned assign(LocalSandbox sandbox, SandboxSpec spec, boolean plain) {
     sandbox.assign(spec.sandboxId(), clock.instant());
     sandboxes.put(spec.sandboxId(), sandbox);
-    timer.schedule(
-        () -> release(spec.sandboxId(), host).subscribe().with(ignored -> {}),
-        spec.resources().getLifetimeSeconds(),
-        java.util.concurrent.TimeUnit.SECONDS);
     if (plain) {
       refill(spec.resources());
     }
-    return host;
+    return new Provisioned(host, enforcement(sandbox));
   }
 
-  /** Starts a sandbox with {@code resources} and waits until its shell answers. */
+  /** Blocking: starts a sandbox with {@code resources} and waits until its launcher answers. */
   private LocalSandbox launch(SandboxResources resources) {
     int uid = root ? allocateUid() : -1;
-    Process process;
+    Optional<SandboxCgroup> cgroup;
     try {
-      ProcessBuilder builder =
-          new ProcessBuilder(command(resources, uid)).redirectErrorStream(true);
-      builder.environment().clear();
-      process = builder.start();
-    } catch (IOException e) {
+      cgroup = cgroups.create("sbx-" + randomSuffix(), resources);
+    } catch (IOException | RuntimeException failure) {
       freeUid(uid);
-      throw new FailedPreconditionException("the sandbox could not start: " + e.getMessage());
+      throw new FailedPreconditionException(
+          "the sandbox's cgroup could not be made: " + failure.getMessage());
     }
-    LocalSandbox sandbox = new LocalSandbox(process, uid, timer, clock.instant());
+    List<String> argv =
+        Bubblewrap.command(
+            config.local().bwrap(),
+            resources,
+            uid,
+            cgroup.map(SandboxCgroup::procsFiles).orElse(List.of()),
+            launcher);
     try {
-      ExecResult ready =
-          sandbox.run(new SandboxCommand("true", List.of(), true, START_TIMEOUT, 4096, false));
-      if (ready.exitCode() != 0) {
-        throw new SandboxLostException("(starting)", text(ready));
-      }
-      return sandbox;
-    } catch (SandboxLostException lost) {
-      discard(sandbox);
-      throw new FailedPreconditionException("the sandbox could not start: " + lost.getMessage());
+      return LocalSandbox.start(argv, cgroup, uid, START_TIMEOUT, io, timer, clock.instant());
+    } catch (RuntimeException failure) {
+      freeUid(uid);
+      cgroup.ifPresent(this::removeLater);
+      throw failure;
     }
+  }
+
+  /** How a local sandbox enforces its limits: with its cgroup, or per process without one. */
+  private List<LimitEnforcement> enforcement(LocalSandbox sandbox) {
+    List<LimitEnforcement> enforced = new ArrayList<>();
+    if (sandbox.cgroup().isPresent()) {
+      enforced.addAll(sandbox.cgroup().get().enforcement());
+    } else {
+      enforced.add(
+          SandboxCgroup.limit(
+              "memory_bytes",
+              LimitScope.LIMIT_SCOPE_PROCESS,
+              "RLIMIT_AS of each process (no cgroup: " + cgroups.unavailable() + ")"));
+      enforced.add(
+          root
+              ? SandboxCgroup.limit(
+                  "max_processes",
+                  LimitScope.LIMIT_SCOPE_SANDBOX,
+                  "RLIMIT_NPROC of the sandbox's own user")
+              : SandboxCgroup.limit(
+                  "max_processes",
+                  LimitScope.LIMIT_SCOPE_USER,
+                  "RLIMIT_NPROC of corral's user, which corral and every sandbox share"));
+      enforced.add(
+          SandboxCgroup.limit(
+              "cpu_millis", LimitScope.LIMIT_SCOPE_NONE, "not enforced without a cgroup"));
+    }
+    enforced.add(
+        SandboxCgroup.limit(
+            "disk_bytes", LimitScope.LIMIT_SCOPE_SANDBOX, "size of the /workspace and /tmp tmpfs"));
+    enforced.add(
+        SandboxCgroup.limit(
+            "call_timeout_ms",
+            LimitScope.LIMIT_SCOPE_CALL,
+            "corral stops every process the call started"));
+    enforced.add(
+        SandboxCgroup.limit(
+            "lifetime_seconds", LimitScope.LIMIT_SCOPE_SANDBOX, "corral releases the sandbox"));
+    return enforced;
   }
 
   /** A started, never used sandbox with exactly these limits, if one waits. */
   private LocalSandbox claimWarm(SandboxResources resources) {
-    java.util.Deque<LocalSandbox> pool = warm.get(resources);
+    Deque<LocalSandbox> pool = warm.get(resources);
     for (LocalSandbox sandbox = pool == null ? null : pool.pollFirst();
         sandbox != null;
         sandbox = pool.pollFirst()) {
@@ -269,8 +306,8 @@ public class LocalDriver implements SandboxDriver {
     if (size <= 0) {
       return;
     }
-    java.util.Deque<LocalSandbox> pool =
-        warm.computeIfAbsent(resources, key -> new java.util.concurrent.ConcurrentLinkedDeque<>());
+    Deque<LocalSandbox> pool =
+        warm.computeIfAbsent(resources, key -> new ConcurrentLinkedDeque<>());
     io.execute(
         () -> {
           synchronized (pool) {
@@ -288,109 +325,26 @@ public class LocalDriver implements SandboxDriver {
 
   /** Sandboxes this replica runs, in use or warm. */
   private int running() {
-    return sandboxes.size() + warm.values().stream().mapToInt(java.util.Deque::size).sum();
+    return sandboxes.size() + warm.values().stream().mapToInt(Deque::size).sum();
   }
 
+  /** Ends a sandbox and frees its user id and cgroup. */
   private void discard(LocalSandbox sandbox) {
-    sandbox.kill();
+    sandbox.kill("it was released");
     freeUid(sandbox.uid());
+    sandbox.cgroup().ifPresent(this::removeLater);
   }
 
-  /** env -i [setpriv to the sandbox's uid] prlimit ... bwrap ... bash (the supervisor loop). */
-  List<String> command(SandboxResources resources, int uid) {
-    List<String> argv = new ArrayList<>(List.of("/usr/bin/env", "-i"));
-    if (uid >= 0) {
-      argv.addAll(
-          List.of(
-              "/usr/bin/setpriv",
-              "--reuid=" + uid,
-              "--regid=" + uid,
-              "--clear-groups",
-              "--inh-caps=-all",
-              "--bounding-set=-all",
-              "--"));
-    }
-    argv.addAll(
-        List.of(
-            "/usr/bin/prlimit",
-            "--nproc=" + resources.getMaxProcesses(),
-            "--fsize=" + resources.getDiskBytes(),
-            "--as=" + resources.getMemoryBytes(),
-            "--cpu=" + Math.max(60, resources.getLifetimeSeconds()),
-            "--nofile=4096",
-            "--core=0",
-            "--",
-            config.local().bwrap(),
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
-            "--hostname",
-            "sandbox",
-            "--ro-bind",
-            "/usr",
-            "/usr"));
-    for (String top : List.of("bin", "lib", "lib32", "lib64", "libx32", "sbin")) {
-      systemDirectory(argv, Path.of("/", top));
-    }
-    argv.addAll(List.of("--dir", "/etc"));
-    for (String entry : ETC_ENTRIES) {
-      if (Files.exists(Path.of("/etc", entry))) {
-        argv.addAll(List.of("--ro-bind", "/etc/" + entry, "/etc/" + entry));
-      }
-    }
-    argv.addAll(
-        List.of(
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--size",
-            Long.toString(resources.getDiskBytes()),
-            "--tmpfs",
-            "/tmp",
-            "--size",
-            Long.toString(resources.getDiskBytes()),
-            "--tmpfs",
-            "/workspace",
-            // The root (and so /etc) becomes read-only; /tmp and /workspace stay writable.
-            "--remount-ro",
-            "/",
-            "--chdir",
-            "/workspace",
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/local/bin:/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/workspace",
-            "--setenv",
-            "LANG",
-            "C.UTF-8",
-            "--setenv",
-            "TERM",
-            "dumb",
-            "/bin/bash",
-            "--noprofile",
-            "--norc",
-            "-c",
-            LocalSandbox.SUPERVISOR));
-    return argv;
+  /** Removes a cgroup once its processes are gone (they die at once, but not in no time). */
+  private void removeLater(SandboxCgroup cgroup) {
+    removeLater(cgroup, 50);
   }
 
-  /** Merged-/usr systems link /bin and friends into /usr; others need them bound read-only. */
-  private static void systemDirectory(List<String> argv, Path path) {
-    if (Files.isSymbolicLink(path)) {
-      try {
-        argv.addAll(List.of("--symlink", Files.readSymbolicLink(path).toString(), path.toString()));
-      } catch (IOException e) {
-        LOGGER.debugf("cannot read the link %s: %s", path, e.getMessage());
-      }
-    } else if (Files.isDirectory(path)) {
-      argv.addAll(List.of("--ro-bind", path.toString(), path.toString()));
+  private void removeLater(SandboxCgroup cgroup, int attempts) {
+    if (cgroup.remove() || attempts <= 0 || timer.isShutdown()) {
+      return;
     }
+    timer.schedule(() -> removeLater(cgroup, attempts - 1), 20, TimeUnit.MILLISECONDS);
   }
 
   private synchronized int allocateUid() {
@@ -412,15 +366,20 @@ public class LocalDriver implements SandboxDriver {
     }
   }
 
-  private static String text(ExecResult result) {
-    return new String(result.output(), StandardCharsets.UTF_8).strip();
+  private static String randomSuffix() {
+    byte[] bytes = new byte[6];
+    RANDOM.nextBytes(bytes);
+    return HexFormat.of().formatHex(bytes);
   }
 
-  private static String currentUid() {
-    try {
-      return Files.getAttribute(Path.of("/proc/self"), "unix:uid").toString();
-    } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
-      return "";
+  private static String launcherScript() {
+    try (InputStream in = LocalDriver.class.getResourceAsStream("launcher.pl")) {
+      if (in == null) {
+        throw new IllegalStateException("launcher.pl is missing from the build");
+      }
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     }
   }
 }

@@ -144,6 +144,27 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aCallThatRunsOutOfTimeIsStoppedInThePodNotJustItsExecStream() {
+    // Given
+    Sandbox sandbox = provision(environment(0), "");
+
+    // When a call outlives its time limit
+    ExecuteResponse slow =
+        execute(
+            sandbox,
+            "bash",
+            "{\"command\":\"echo begun; sleep 3; touch late\",\"timeout_ms\":500}");
+
+    // Then it is reported killed, and nothing of it runs on in the pod
+    assertThat(slow.getIsError()).isTrue();
+    assertThat(slow.getOutput()).contains("begun").contains("every process it started was stopped");
+    await()
+        .during(Duration.ofSeconds(4))
+        .atMost(Duration.ofSeconds(6))
+        .until(() -> ok(sandbox, "bash", "{\"command\":\"ls -A\"}").equals("(no output)"));
+  }
+
+  @Test
   void withTheKubernetesDefaultDriverAProvisionWithoutEnvironmentGetsAPod() {
     // When
     Sandbox sandbox = sandboxes.provision(ProvisionRequest.getDefaultInstance()).getSandbox();

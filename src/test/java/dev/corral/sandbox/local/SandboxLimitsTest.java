@@ -5,10 +5,15 @@ import static org.awaitility.Awaitility.await;
 
 import dev.corral.proto.v1.ExecuteRequest;
 import dev.corral.proto.v1.ExecuteResponse;
+import dev.corral.proto.v1.GetSandboxRequest;
+import dev.corral.proto.v1.LimitEnforcement;
+import dev.corral.proto.v1.LimitScope;
 import dev.corral.proto.v1.ProvisionRequest;
 import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.SandboxState;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import java.time.Duration;
@@ -109,6 +114,133 @@ class SandboxLimitsTest {
     // Then the allocation fails, and the sandbox answers afterwards
     assertThat(answer.getOutput()).doesNotContain("536870912");
     assertThat(execute(hog, "echo fine").getOutput()).isEqualTo("fine");
+  }
+
+  @Test
+  void eightProcessesOf150MiBDoNotGetMoreThanTheSandboxsMemory() {
+    // Given a 256 MiB sandbox and its neighbour
+    String balloon = provision();
+    String neighbour = provision();
+    Sandbox sandbox = get(balloon);
+    boolean perSandbox =
+        sandbox.getLimitsEnforcedList().stream()
+            .anyMatch(
+                limit ->
+                    limit.getLimit().equals("memory_bytes")
+                        && limit.getScope() == LimitScope.LIMIT_SCOPE_SANDBOX);
+
+    // When eight processes each try to hold 150 MiB at once
+    ExecuteResponse answer =
+        execute(
+            balloon,
+            "for i in 1 2 3 4 5 6 7 8; do perl -e '$x = 1 x (150 << 20); sleep 2; print qq(held\\n)' &"
+                + " done; wait");
+
+    // Then (with its cgroup) no two of them held it together: the kernel stopped the others, the
+    // call says so, and the sandbox and its neighbour still answer
+    if (perSandbox) {
+      assertThat(answer.getIsError()).as(answer.getOutput()).isTrue();
+      assertThat(answer.getOutput())
+          .contains("the sandbox ran out of memory (its limit is 256 MiB");
+      assertThat(answer.getOutput().lines().filter("held"::equals).count()).isLessThanOrEqualTo(1);
+    } else {
+      // without cgroups, memory is limited per process only, and GetSandbox says so
+      assertThat(sandbox.getLimitsEnforcedList())
+          .anyMatch(
+              limit ->
+                  limit.getLimit().equals("memory_bytes")
+                      && limit.getScope() == LimitScope.LIMIT_SCOPE_PROCESS);
+    }
+    assertThat(execute(balloon, "echo usable").getOutput()).isEqualTo("usable");
+    assertThat(execute(neighbour, "echo fine").getOutput()).isEqualTo("fine");
+  }
+
+  @Test
+  void asRootEachSandboxHasACgroupCarryingItsLimits() throws java.io.IOException {
+    // Given
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        "0".equals(Cgroups.currentUid()), "cgroups need root here");
+    String id = provision();
+
+    // When
+    Sandbox sandbox = get(id);
+    execute(id, "sleep 7.123 > /dev/null 2>&1 &");
+    ProcessHandle sleeper =
+        ProcessHandle.allProcesses()
+            .filter(p -> p.info().commandLine().orElse("").equals("/usr/bin/sleep 7.123"))
+            .findFirst()
+            .orElseThrow();
+    String cgroup =
+        java.nio.file.Files.readString(
+            java.nio.file.Path.of("/proc", Long.toString(sleeper.pid()), "cgroup"));
+
+    // Then every limit says how it is enforced, memory, processes and CPU for the whole sandbox
+    assertThat(sandbox.getLimitsEnforcedList())
+        .extracting(LimitEnforcement::getLimit)
+        .containsExactlyInAnyOrder(
+            "memory_bytes",
+            "max_processes",
+            "cpu_millis",
+            "disk_bytes",
+            "call_timeout_ms",
+            "lifetime_seconds");
+    for (String limit : List.of("memory_bytes", "max_processes", "cpu_millis")) {
+      assertThat(sandbox.getLimitsEnforcedList())
+          .filteredOn(enforced -> enforced.getLimit().equals(limit))
+          .singleElement()
+          .satisfies(
+              enforced -> {
+                assertThat(enforced.getScope()).isEqualTo(LimitScope.LIMIT_SCOPE_SANDBOX);
+                assertThat(enforced.getMechanism()).startsWith("cgroup v");
+              });
+    }
+    // and its processes are in it, in every controller that carries a limit
+    assertThat(cgroup.lines().filter(line -> line.contains("/sbx-")).count())
+        .isGreaterThanOrEqualTo(1);
+  }
+
+  @Test
+  void aSandboxReadsReleasedTheMomentItsLifetimeEnds() {
+    // Given a sandbox that lives two seconds
+    Sandbox sandbox =
+        sandboxes
+            .provision(
+                ProvisionRequest.newBuilder()
+                    .setResources(SandboxResources.newBuilder().setLifetimeSeconds(2))
+                    .build())
+            .getSandbox();
+    provisioned.add(sandbox.getId());
+    java.time.Instant expires =
+        java.time.Instant.ofEpochSecond(
+            sandbox.getExpiresAt().getSeconds(), sandbox.getExpiresAt().getNanos());
+
+    // When its lifetime ends
+    await()
+        .atMost(Duration.ofSeconds(4))
+        .pollInterval(Duration.ofMillis(20))
+        .until(() -> get(sandbox.getId()).getState() == SandboxState.SANDBOX_STATE_RELEASED);
+    java.time.Instant seenAt = java.time.Instant.now();
+
+    // Then it was released at that moment, said why, and its processes are gone
+    Sandbox released = get(sandbox.getId());
+    assertThat(java.time.Duration.between(expires, seenAt)).isLessThan(Duration.ofMillis(500));
+    assertThat(released.getReleasedAt()).isEqualTo(sandbox.getExpiresAt());
+    assertThat(released.getReleaseReason()).isEqualTo("its lifetime of 2 s ended");
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> execute(sandbox.getId(), "echo no"))
+        .isInstanceOfSatisfying(
+            io.grpc.StatusRuntimeException.class,
+            refused -> {
+              assertThat(refused.getStatus().getCode())
+                  .isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
+              assertThat(refused.getStatus().getDescription())
+                  .contains("is released (its lifetime of 2 s ended)");
+            });
+  }
+
+  private Sandbox get(String id) {
+    return sandboxes
+        .getSandbox(GetSandboxRequest.newBuilder().setSandboxId(id).build())
+        .getSandbox();
   }
 
   private String provision() {

@@ -1,0 +1,124 @@
+package dev.corral.sandbox.driver;
+
+import dev.corral.common.ResourceExhaustedException;
+import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.subscription.UniEmitter;
+import java.util.ArrayDeque;
+
+/**
+ * The calls of one sandbox, one after another: a call starts once the one before it has ended, and
+ * waiting holds no thread. Cancelling a waiting call drops it. Cancelling the running one
+ * interrupts it (its {@link Call#interrupt} runs, which must make it end soon) and the next call
+ * starts only once it has ended, so that it never meets what the interrupted one left running. At
+ * most {@code capacity} calls wait.
+ */
+public final class CallLane {
+
+  /** One call: how it starts, and how it is told to stop early. */
+  public interface Call<T> {
+    Uni<T> start();
+
+    void interrupt();
+  }
+
+  private final int capacity;
+  private final ArrayDeque<Entry<?>> waiting = new ArrayDeque<>();
+  private boolean busy;
+
+  public CallLane(int capacity) {
+    this.capacity = capacity;
+  }
+
+  public <T> Uni<T> submit(Call<T> call) {
+    return Uni.createFrom()
+        .emitter(
+            emitter -> {
+              Entry<T> entry = new Entry<>(call, emitter);
+              emitter.onTermination(() -> terminated(entry));
+              if (!offer(entry)) {
+                emitter.fail(
+                    new ResourceExhaustedException(
+                        "the sandbox has " + capacity + " calls waiting, its limit"));
+                return;
+              }
+              next();
+            });
+  }
+
+  private synchronized boolean offer(Entry<?> entry) {
+    if (waiting.size() >= capacity) {
+      return false;
+    }
+    waiting.add(entry);
+    return true;
+  }
+
+  private void next() {
+    Entry<?> entry;
+    synchronized (this) {
+      if (busy || waiting.isEmpty()) {
+        return;
+      }
+      busy = true;
+      entry = waiting.poll();
+      entry.running = true;
+    }
+    entry.start(this::ended);
+  }
+
+  private void ended() {
+    synchronized (this) {
+      busy = false;
+    }
+    next();
+  }
+
+  /** The caller stopped waiting for {@code entry}'s answer (or it came). */
+  private void terminated(Entry<?> entry) {
+    if (entry.finished) {
+      return;
+    }
+    synchronized (this) {
+      if (waiting.remove(entry)) {
+        return;
+      }
+    }
+    if (entry.running) {
+      entry.call.interrupt();
+    }
+  }
+
+  private static final class Entry<T> {
+    private final Call<T> call;
+    private final UniEmitter<? super T> emitter;
+    private volatile boolean running;
+    private volatile boolean finished;
+
+    Entry(Call<T> call, UniEmitter<? super T> emitter) {
+      this.call = call;
+      this.emitter = emitter;
+    }
+
+    void start(Runnable ended) {
+      Uni<T> started;
+      try {
+        started = call.start();
+      } catch (RuntimeException failure) {
+        started = Uni.createFrom().failure(failure);
+      }
+      started
+          .subscribe()
+          .with(
+              item -> {
+                finished = true;
+                emitter.complete(item);
+                ended.run();
+              },
+              failure -> {
+                finished = true;
+                emitter.fail(failure);
+                ended.run();
+              });
+    }
+  }
+}

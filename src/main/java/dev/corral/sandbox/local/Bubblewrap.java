@@ -1,0 +1,150 @@
+package dev.corral.sandbox.local;
+
+import dev.corral.proto.v1.SandboxResources;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The command line that starts a local sandbox, from the outside in:
+ *
+ * <ol>
+ *   <li>{@code sh} writes its pid into the sandbox's cgroups (when it has them) and execs the rest,
+ *       so that every process of the sandbox is in them from the start;
+ *   <li>{@code env -i}: an empty environment, so that not even bubblewrap's own environment (which
+ *       the sandbox could read) holds a variable of the server;
+ *   <li>{@code setpriv} to the sandbox's own unprivileged user (when corral runs as root), with no
+ *       groups and no capabilities;
+ *   <li>{@code prlimit}: file size, open files, CPU time, no core dumps, processes per user, and
+ *       the address space of each process when there is no cgroup to limit memory;
+ *   <li>{@code bwrap}: every namespace unshared (no network), a new session, no capabilities, a
+ *       read-only root with read-only system directories, private size-limited /tmp and /workspace;
+ *   <li>the launcher ({@code launcher.pl}) as the sandbox's pid 1.
+ * </ol>
+ */
+final class Bubblewrap {
+
+  private static final List<String> ETC_ENTRIES =
+      List.of(
+          "alternatives",
+          "ld.so.cache",
+          "ld.so.conf",
+          "ld.so.conf.d",
+          "passwd",
+          "group",
+          "nsswitch.conf",
+          "localtime",
+          "mime.types",
+          "perl",
+          "ssl",
+          "bash.bashrc",
+          "inputrc");
+
+  /** Joins the cgroup.procs files named before "--", then runs what follows. */
+  private static final String JOIN =
+      "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"";
+
+  private Bubblewrap() {}
+
+  /**
+   * @param uid the sandbox's own user id, or -1 to stay corral's user
+   * @param cgroupProcs the cgroup.procs files to join (none: no cgroup, memory limited per process)
+   */
+  static List<String> command(
+      String bwrap, SandboxResources resources, int uid, List<Path> cgroupProcs, String launcher) {
+    List<String> argv = new ArrayList<>();
+    if (!cgroupProcs.isEmpty()) {
+      argv.addAll(List.of("/bin/sh", "-c", JOIN, "corral-cgroup"));
+      cgroupProcs.forEach(file -> argv.add(file.toString()));
+      argv.add("--");
+    }
+    argv.addAll(List.of("/usr/bin/env", "-i"));
+    if (uid >= 0) {
+      argv.addAll(
+          List.of(
+              "/usr/bin/setpriv",
+              "--reuid=" + uid,
+              "--regid=" + uid,
+              "--clear-groups",
+              "--inh-caps=-all",
+              "--bounding-set=-all",
+              "--no-new-privs",
+              "--"));
+    }
+    argv.addAll(
+        List.of(
+            "/usr/bin/prlimit",
+            "--nproc=" + resources.getMaxProcesses(),
+            "--fsize=" + resources.getDiskBytes(),
+            "--cpu=" + Math.max(60, resources.getLifetimeSeconds()),
+            "--nofile=4096",
+            "--core=0"));
+    if (cgroupProcs.isEmpty()) {
+      argv.add("--as=" + resources.getMemoryBytes());
+    }
+    argv.addAll(
+        List.of(
+            "--",
+            bwrap,
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--as-pid-1",
+            "--cap-drop",
+            "ALL",
+            "--hostname",
+            "sandbox",
+            "--ro-bind",
+            "/usr",
+            "/usr"));
+    for (String top : List.of("bin", "lib", "lib32", "lib64", "libx32", "sbin")) {
+      systemDirectory(argv, Path.of("/", top));
+    }
+    argv.addAll(List.of("--dir", "/etc"));
+    for (String entry : ETC_ENTRIES) {
+      if (Files.exists(Path.of("/etc", entry))) {
+        argv.addAll(List.of("--ro-bind", "/etc/" + entry, "/etc/" + entry));
+      }
+    }
+    argv.addAll(
+        List.of(
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            Long.toString(resources.getDiskBytes()),
+            "--tmpfs",
+            "/tmp",
+            "--size",
+            Long.toString(resources.getDiskBytes()),
+            "--tmpfs",
+            "/workspace",
+            // The root (and so /etc) becomes read-only; /tmp and /workspace stay writable.
+            "--remount-ro",
+            "/",
+            "--chdir",
+            "/workspace",
+            "--clearenv",
+            "--",
+            "/usr/bin/perl",
+            "-e",
+            launcher));
+    return argv;
+  }
+
+  /** Merged-/usr systems link /bin and friends into /usr; others need them bound read-only. */
+  private static void systemDirectory(List<String> argv, Path path) {
+    if (Files.isSymbolicLink(path)) {
+      try {
+        argv.addAll(List.of("--symlink", Files.readSymbolicLink(path).toString(), path.toString()));
+      } catch (IOException e) {
+        // an unreadable link is left out: the sandbox then has no such directory
+      }
+    } else if (Files.isDirectory(path)) {
+      argv.addAll(List.of("--ro-bind", path.toString(), path.toString()));
+    }
+  }
+}

@@ -1,0 +1,213 @@
+package dev.corral.sandbox.local;
+
+import dev.corral.proto.v1.LimitEnforcement;
+import dev.corral.proto.v1.LimitScope;
+import dev.corral.proto.v1.SandboxResources;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The cgroup of one local sandbox: it holds every process of the sandbox (they join it before
+ * bubblewrap starts, and their children inherit it) and carries the sandbox's memory, process and
+ * CPU limits, for all of them together. Memory counts the in-memory /tmp and /workspace too. The
+ * freezer stops the whole sandbox at once while corral kills what a call started. Blocking (file
+ * writes under /sys/fs/cgroup); removed when the sandbox ends.
+ */
+final class SandboxCgroup {
+
+  /** cgroup v1: one directory per controller; v2: one directory. */
+  enum Version {
+    V1,
+    V2
+  }
+
+  private static final long CPU_PERIOD_US = 100_000;
+
+  private final Version version;
+  private final Path memory;
+  private final Path pids;
+  private final Path cpu;
+  private final Path freezer;
+
+  private SandboxCgroup(Version version, Path memory, Path pids, Path cpu, Path freezer) {
+    this.version = version;
+    this.memory = memory;
+    this.pids = pids;
+    this.cpu = cpu;
+    this.freezer = freezer;
+  }
+
+  /** Creates the cgroup {@code name} under the parents and gives it {@code resources}' limits. */
+  static SandboxCgroup create(Cgroups.Layout layout, String name, SandboxResources resources)
+      throws IOException {
+    SandboxCgroup cgroup =
+        layout.version() == Version.V2
+            ? new SandboxCgroup(Version.V2, dir(layout.v2(), name), null, null, null)
+            : new SandboxCgroup(
+                Version.V1,
+                dir(layout.memory(), name),
+                dir(layout.pids(), name),
+                dir(layout.cpu(), name),
+                dir(layout.freezer(), name));
+    try {
+      cgroup.limit(resources);
+      return cgroup;
+    } catch (IOException | RuntimeException failure) {
+      cgroup.remove();
+      throw failure;
+    }
+  }
+
+  private static Path dir(Path parent, String name) throws IOException {
+    Path dir = parent.resolve(name);
+    Files.createDirectory(dir);
+    return dir;
+  }
+
+  private void limit(SandboxResources resources) throws IOException {
+    long quota = Math.max(1_000, resources.getCpuMillis() * CPU_PERIOD_US / 1000);
+    if (version == Version.V2) {
+      write(memory.resolve("memory.max"), resources.getMemoryBytes());
+      writeIfPresent(memory.resolve("memory.swap.max"), "0");
+      write(memory.resolve("pids.max"), resources.getMaxProcesses());
+      write(memory.resolve("cpu.max"), quota + " " + CPU_PERIOD_US);
+      return;
+    }
+    write(memory.resolve("memory.limit_in_bytes"), resources.getMemoryBytes());
+    // With swap accounting, memory and swap together stay within the limit: no swapping out.
+    writeIfPresent(
+        memory.resolve("memory.memsw.limit_in_bytes"), Long.toString(resources.getMemoryBytes()));
+    write(pids.resolve("pids.max"), resources.getMaxProcesses());
+    write(cpu.resolve("cpu.cfs_period_us"), CPU_PERIOD_US);
+    write(cpu.resolve("cpu.cfs_quota_us"), quota);
+  }
+
+  /** The files a process writes its pid into to join this cgroup (every controller's). */
+  List<Path> procsFiles() {
+    List<Path> files = new ArrayList<>();
+    for (Path dir : dirs()) {
+      files.add(dir.resolve("cgroup.procs"));
+    }
+    return files;
+  }
+
+  /** The pids (host numbering) of every process of the sandbox. */
+  List<Long> processes() throws IOException {
+    List<Long> pids = new ArrayList<>();
+    for (String line : Files.readAllLines(memory.resolve("cgroup.procs"))) {
+      if (!line.isBlank()) {
+        pids.add(Long.parseLong(line.strip()));
+      }
+    }
+    return pids;
+  }
+
+  /** Stops every process of the sandbox where it is, until {@link #thaw}; waits up to 500 ms. */
+  void freeze() throws IOException {
+    if (version == Version.V2) {
+      Files.writeString(memory.resolve("cgroup.freeze"), "1");
+    } else {
+      Files.writeString(freezer.resolve("freezer.state"), "FROZEN");
+    }
+    long deadline = System.nanoTime() + 500_000_000L;
+    while (!frozen() && System.nanoTime() < deadline) {
+      java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+    }
+  }
+
+  void thaw() throws IOException {
+    if (version == Version.V2) {
+      Files.writeString(memory.resolve("cgroup.freeze"), "0");
+    } else {
+      Files.writeString(freezer.resolve("freezer.state"), "THAWED");
+    }
+  }
+
+  private boolean frozen() throws IOException {
+    if (version == Version.V2) {
+      return Files.readString(memory.resolve("cgroup.events")).contains("frozen 1");
+    }
+    return Files.readString(freezer.resolve("freezer.state")).strip().equals("FROZEN");
+  }
+
+  /** How many times the kernel's OOM killer stopped a process of the sandbox. */
+  long oomKills() {
+    Path file = memory.resolve(version == Version.V2 ? "memory.events" : "memory.oom_control");
+    try {
+      for (String line : Files.readAllLines(file)) {
+        if (line.startsWith("oom_kill ")) {
+          return Long.parseLong(line.substring("oom_kill ".length()).strip());
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      return 0;
+    }
+    return 0;
+  }
+
+  /** Removes the cgroup; false while processes are still in it. */
+  boolean remove() {
+    boolean removed = true;
+    for (Path dir : dirs()) {
+      try {
+        Files.deleteIfExists(dir);
+      } catch (IOException busy) {
+        removed = false;
+      }
+    }
+    return removed;
+  }
+
+  /** How this cgroup enforces {@code resources}. */
+  List<LimitEnforcement> enforcement() {
+    String v = version == Version.V2 ? "cgroup v2 " : "cgroup v1 ";
+    return List.of(
+        limit(
+            "memory_bytes",
+            LimitScope.LIMIT_SCOPE_SANDBOX,
+            v
+                + (version == Version.V2 ? "memory.max" : "memory.limit_in_bytes")
+                + " (its in-memory /tmp and /workspace count too)"),
+        limit("max_processes", LimitScope.LIMIT_SCOPE_SANDBOX, v + "pids.max"),
+        limit(
+            "cpu_millis",
+            LimitScope.LIMIT_SCOPE_SANDBOX,
+            v + (version == Version.V2 ? "cpu.max" : "cpu.cfs_quota_us")));
+  }
+
+  static LimitEnforcement limit(String limit, LimitScope scope, String mechanism) {
+    return LimitEnforcement.newBuilder()
+        .setLimit(limit)
+        .setScope(scope)
+        .setMechanism(mechanism)
+        .build();
+  }
+
+  private List<Path> dirs() {
+    List<Path> dirs = new ArrayList<>();
+    for (Path dir : new Path[] {memory, pids, cpu, freezer}) {
+      if (dir != null) {
+        dirs.add(dir);
+      }
+    }
+    return dirs;
+  }
+
+  private static void write(Path file, long value) throws IOException {
+    write(file, Long.toString(value));
+  }
+
+  private static void write(Path file, String value) throws IOException {
+    Files.writeString(file, value, StandardCharsets.US_ASCII);
+  }
+
+  private static void writeIfPresent(Path file, String value) throws IOException {
+    if (Files.exists(file)) {
+      write(file, value);
+    }
+  }
+}
