@@ -28,6 +28,7 @@ import dev.corral.testing.FakeKubelet;
 import dev.corral.testing.FakeKubernetes;
 import dev.corral.testing.Fixtures;
 import dev.corral.testing.InjectFakeKubernetes;
+import dev.corral.tool.ToolInput;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.NamespacedKubernetesClient;
 import io.quarkus.grpc.GrpcClient;
@@ -72,6 +73,8 @@ class KubernetesDriverTest {
   @Inject SandboxReconciler reconciler;
 
   @Inject SandboxRepository repository;
+
+  @Inject dev.corral.tool.BuiltInTools tools;
 
   @BeforeEach
   void reset() {
@@ -162,6 +165,65 @@ class KubernetesDriverTest {
         .during(Duration.ofSeconds(4))
         .atMost(Duration.ofSeconds(6))
         .until(() -> ok(sandbox, "bash", "{\"command\":\"ls -A\"}").equals("(no output)"));
+  }
+
+  @Test
+  void aCancelledCallIsStoppedInThePodAndTheNextStartsAtOnce() {
+    // Given a call under way in a pod (the harness cancels a call like this on user.interrupt)
+    Sandbox sandbox = provision(environment(0), "");
+    io.smallrye.mutiny.subscription.Cancellable call =
+        tools
+            .run(
+                sandbox,
+                ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 4.5; touch late\"}"))
+            .subscribe()
+            .with(ignored -> {});
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                ProcessHandle.current()
+                    .descendants()
+                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 4.5")));
+
+    // When
+    call.cancel();
+    long start = System.nanoTime();
+    String next = ok(sandbox, "bash", "{\"command\":\"echo next\"}");
+
+    // Then the next call did not wait for it, and it never finishes in the pod
+    assertThat(next).isEqualTo("next");
+    assertThat((System.nanoTime() - start) / 1_000_000).isLessThan(2_000);
+    await()
+        .during(Duration.ofSeconds(5))
+        .atMost(Duration.ofSeconds(7))
+        .until(() -> ok(sandbox, "bash", "{\"command\":\"ls -A\"}").equals("(no output)"));
+  }
+
+  @Test
+  void releasingASandboxDuringACallSaysSo() throws Exception {
+    // Given a sandbox running a long call
+    Sandbox sandbox = provision(environment(0), "");
+    CompletableFuture<ExecuteResponse> call =
+        CompletableFuture.supplyAsync(
+            () -> execute(sandbox, "bash", "{\"command\":\"echo working; sleep 32\"}"));
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                ProcessHandle.current()
+                    .descendants()
+                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 32")));
+
+    // When
+    sandboxes.releaseSandbox(
+        ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build());
+
+    // Then
+    ExecuteResponse answer = call.get(20, TimeUnit.SECONDS);
+    assertThat(answer.getIsError()).isTrue();
+    assertThat(answer.getOutput()).contains("released while the call ran");
+    assertThat(state(sandbox)).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
   }
 
   @Test

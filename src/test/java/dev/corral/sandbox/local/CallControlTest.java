@@ -12,6 +12,8 @@ import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.proto.v1.SandboxState;
+import dev.corral.tool.BuiltInTools;
+import dev.corral.tool.ToolInput;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import java.time.Duration;
@@ -32,6 +34,8 @@ class CallControlTest {
 
   @GrpcClient("corral")
   SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @jakarta.inject.Inject BuiltInTools tools;
 
   private final List<String> provisioned = new ArrayList<>();
 
@@ -193,6 +197,39 @@ class CallControlTest {
     Sandbox released = get(sandbox);
     assertThat(released.getState()).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
     assertThat(released.getReleaseReason()).isEqualTo("released through ReleaseSandbox");
+  }
+
+  @Test
+  void cancellingACallStopsItAndTheNextStartsAtOnce() {
+    // Given a call under way (the harness cancels a call like this on user.interrupt)
+    Sandbox sandbox = get(provision(60_000));
+    io.smallrye.mutiny.subscription.Cancellable call =
+        tools
+            .run(
+                sandbox,
+                ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 4; touch late\"}"))
+            .subscribe()
+            .with(ignored -> {});
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                ProcessHandle.current()
+                    .descendants()
+                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 4")));
+
+    // When
+    call.cancel();
+    long start = System.nanoTime();
+    String next = ok(sandbox.getId(), "echo next");
+
+    // Then the next call did not wait for it, and it never finishes
+    assertThat(next).isEqualTo("next");
+    assertThat((System.nanoTime() - start) / 1_000_000).isLessThan(1_000);
+    await()
+        .during(Duration.ofSeconds(4))
+        .atMost(Duration.ofSeconds(6))
+        .until(() -> ok(sandbox.getId(), "ls -A").equals("(no output)"));
   }
 
   @Test
