@@ -60,6 +60,8 @@ public class Sandboxes {
   private final SandboxConfig config;
   private final Clock clock;
   private final Map<String, Cancellable> lifetimes = new ConcurrentHashMap<>();
+  private final Map<String, Long> touched = new ConcurrentHashMap<>();
+  private static final Duration TOUCH_EVERY = Duration.ofSeconds(10);
 
   Sandboxes(
       SandboxRepository repository,
@@ -186,8 +188,20 @@ public class Sandboxes {
         "sandbox " + sandbox.getId() + " is " + stateName(sandbox) + why);
   }
 
-  /** Records the use off the answer's path: last_used_at is informational. */
+  /**
+   * Records the use off the answer's path, at most every {@link #TOUCH_EVERY} per sandbox:
+   * last_used_at is informational, and a commit per call would cost more than the call.
+   */
   private void touch(String sandboxId) {
+    long now = System.nanoTime();
+    Long last = touched.get(sandboxId);
+    if (last != null && now - last < TOUCH_EVERY.toNanos()) {
+      return;
+    }
+    if (touched.size() >= 10_000) {
+      touched.clear();
+    }
+    touched.put(sandboxId, now);
     repository
         .used(sandboxId)
         .subscribe()
@@ -362,6 +376,7 @@ public class Sandboxes {
   }
 
   Uni<Void> stop(Sandbox sandbox) {
+    touched.remove(sandbox.getId());
     Cancellable timer = lifetimes.remove(sandbox.getId());
     if (timer != null) {
       timer.cancel();

@@ -96,7 +96,7 @@ public class KubernetesGateway {
 
   /**
    * Replaces the pod with {@code change} applied, if it is still at the resource version it was
-   * read at; false if it changed meanwhile (another replica won).
+   * read at; false if it changed meanwhile (another replica won) or is gone.
    */
   Uni<Boolean> update(Pod pod, UnaryOperator<PodBuilder> change) {
     return call(
@@ -109,7 +109,8 @@ public class KubernetesGateway {
                 .update();
             return true;
           } catch (KubernetesClientException conflict) {
-            if (conflict.getCode() != 409) {
+            // 409: it changed since it was read; 404: it is gone (deleted by a reconciler)
+            if (conflict.getCode() != 409 && conflict.getCode() != 404) {
               throw conflict;
             }
             LOGGER.debugf(

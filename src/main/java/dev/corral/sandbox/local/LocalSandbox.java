@@ -218,7 +218,7 @@ final class LocalSandbox {
     private final SandboxCommand command;
     private final String callId = Long.toString(calls.incrementAndGet());
     private long since;
-    private boolean sent;
+    private boolean started;
     private boolean answered;
     private Stop stop;
 
@@ -244,10 +244,9 @@ final class LocalSandbox {
           return new ExecResult(137, new byte[0], 0, false, false);
         }
         requireAlive();
-        // Everything the call starts begins after this tick.
+        // Everything the call starts begins after this tick (or after its bash, if earlier).
         since = ProcStat.nowTicks() - 1;
         send();
-        sent = true;
       }
       ScheduledFuture<?> deadline =
           timer.schedule(
@@ -276,6 +275,22 @@ final class LocalSandbox {
       }
     }
 
+    /**
+     * The call started: its bash started at {@code startTicks}; a stop asked for meanwhile runs.
+     */
+    private void started(long startTicks) {
+      Stop pending;
+      synchronized (this) {
+        since = Math.min(since, startTicks);
+        started = true;
+        pending = stop;
+      }
+      if (pending != null) {
+        stopSince(since);
+        expectAnswerSoon();
+      }
+    }
+
     /** Stops the call: every process it started is killed. Its answer then comes at once. */
     void stop(Stop reason) {
       synchronized (this) {
@@ -283,11 +298,15 @@ final class LocalSandbox {
           return;
         }
         stop = reason;
-        if (!sent) {
-          return;
+        if (!started) {
+          return; // applied once the launcher says the call started
         }
       }
       stopSince(since);
+      expectAnswerSoon();
+    }
+
+    private void expectAnswerSoon() {
       timer.schedule(
           () -> {
             synchronized (this) {
@@ -316,7 +335,7 @@ final class LocalSandbox {
       try {
         ByteArrayOutputStream request = new ByteArrayOutputStream();
         request.write(header.toString().getBytes(StandardCharsets.US_ASCII));
-        part(request, (PROLOGUE + command.script()).getBytes(StandardCharsets.UTF_8));
+        part(request, command.script().getBytes(StandardCharsets.UTF_8));
         for (byte[] arg : command.args()) {
           part(request, arg);
         }
@@ -330,12 +349,12 @@ final class LocalSandbox {
     }
 
     private Answer read() throws IOException {
-      String header = readLine(answers);
-      if (header == null) {
-        throw new IOException("end of the launcher's output");
-      }
-      String[] fields = header.split(" ");
+      String[] fields = header();
       try {
+        if (fields[0].equals("S") && fields.length == 3 && fields[1].equals(callId)) {
+          started(Long.parseLong(fields[2]));
+          fields = header();
+        }
         if (fields[0].equals("D") && fields.length == 6 && fields[1].equals(callId)) {
           int length = Integer.parseInt(fields[5]);
           if (length < 0 || length > command.outputCap()) {
@@ -363,8 +382,16 @@ final class LocalSandbox {
       } catch (NumberFormatException bad) {
         throw new IOException("a malformed answer");
       }
-      throw new IOException("an unexpected answer: " + header);
+      throw new IOException("an unexpected answer: " + String.join(" ", fields));
     }
+  }
+
+  private String[] header() throws IOException {
+    String header = readLine(answers);
+    if (header == null) {
+      throw new IOException("end of the launcher's output");
+    }
+    return header.split(" ");
   }
 
   /** What the launcher answered. */
@@ -379,15 +406,6 @@ final class LocalSandbox {
       return new ExecResult(exitCode, output, total, timedOut, outOfMemory);
     }
   }
-
-  /**
-   * Joins each argument from the count of chunks and the chunks the launcher passes (an argument
-   * string of a process is limited in size).
-   */
-  private static final String PROLOGUE =
-      "__corral_a=(); while (( $# )); do __corral_k=$1; shift; __corral_v=;"
-          + " while (( __corral_k-- > 0 )); do __corral_v+=$1; shift; done;"
-          + " __corral_a+=(\"$__corral_v\"); done; unset __corral_k __corral_v\n";
 
   /**
    * Kills every process of the sandbox that started at or after {@code since} (clock ticks since

@@ -1,32 +1,41 @@
-# corral's launcher: pid 1 of a local sandbox (bubblewrap --as-pid-1). For each call corral sends,
-# it starts a fresh bash in a session of its own, with a pipe of its own for stdout and stderr,
-# keeps at most the call's output cap of what it writes, and answers with the exit status. Its own
-# stdin and stdout (corral's channel) are out of the sandbox's reach: it is not dumpable, so
-# /proc/1/fd, /proc/1/mem and ptrace are closed to the sandbox's user, and as the namespace's init it
-# takes no signal from inside it (it installs no handler a signal could reach but SIGCHLD's).
-# Corral stops calls itself, from outside the sandbox.
+# corral's launcher: pid 1 of a local sandbox (bubblewrap --as-pid-1). It runs each call corral
+# sends in a bash of its own, in a session of its own, with a pipe of its own for stdout and stderr;
+# it keeps at most the call's output cap of what the call writes, and answers with the exit status
+# the kernel reports. The next call's bash is started ahead ("standby"), right after a call ends,
+# and waits for its script on its stdin, so that a call does not wait for bash to start.
+#
+# Its own stdin and stdout (corral's channel) are out of the sandbox's reach: it is not dumpable,
+# so /proc/1/fd, /proc/1/mem and ptrace are closed to the sandbox's user, and as the namespace's
+# init it takes no signal from inside it that it has no handler for (its only one is SIGCHLD's,
+# which just wakes it). Corral stops calls itself, from outside the sandbox.
 #
 # Requests (stdin):  C <id> <cap> <tail 0|1> <count>\n then <count> times <length>\n<bytes>
 #                    (the script, then its arguments)
 #                    P\n (ping)
 # Answers (stdout):  H 1\n once started; P\n;
+#                    S <id> <start>\n             (the call started: its bash's start, in clock
+#                                                  ticks since boot; it may predate the request)
 #                    D <id> <exit code or -1> <signal> <total bytes> <length>\n<kept output>
 #                    E <id> <length>\n<message>   (the call could not start)
 #                    F <message>\n                (the launcher gives up)
+#
+# Only perl-base is needed, and no module but Config (POSIX alone would triple its start time):
+# system calls by number, Linux's constants by value.
 use strict;
 use warnings;
-use POSIX ();
 use Config;
 
-my %PRCTL = (x86_64 => 157, aarch64 => 167, i386 => 172, i686 => 172);
+# prctl and setsid, per architecture
+my %SYSCALLS = (x86_64 => [157, 112], aarch64 => [167, 157], i386 => [172, 66], i686 => [172, 66]);
 my ($arch) = $Config{archname} =~ /^([^-]+)/;
-my $prctl = $PRCTL{$arch} or fail("no prctl system call known for $arch");
-syscall($prctl, 4, 0, 0, 0, 0) == 0 or fail("prctl(PR_SET_DUMPABLE): $!");
+my ($PRCTL, $SETSID) = @{ $SYSCALLS{$arch} or fail("no system call numbers known for $arch") };
+my ($F_GETFL, $F_SETFL, $O_NONBLOCK, $WNOHANG, $PR_SET_DUMPABLE) = (3, 4, 04000, 1, 4);
+syscall($PRCTL, $PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 or fail("prctl(PR_SET_DUMPABLE): $!");
 open(STDERR, '>', '/dev/null') or fail("stderr: $!");
 binmode STDIN;
 binmode STDOUT;
 $| = 1;
-$SIG{PIPE} = 'DEFAULT';
+$SIG{PIPE} = 'IGNORE';   # a standby that died must not take the launcher with it
 $SIG{CHLD} = sub { };    # ends select() early when a child ends
 
 my %ENVIRONMENT = (
@@ -35,24 +44,42 @@ my %ENVIRONMENT = (
   LANG => 'C.UTF-8',
   TERM => 'dumb',
 );
-my $CHUNK = 65536;       # bytes per argv string (the kernel takes up to 128 KiB)
 my $LINGERING = 8;       # pipes of ended calls still held by processes they left running
 my $MAX_REQUEST = 8 << 20;
-my $TICKS = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+my $LINGER = 0.02;       # seconds a call's last writes may take to arrive after it ended
+
+# What a standby bash runs: it reads the call (a count, then each part as its length and bytes;
+# the script first), stops reading its stdin, and runs the script with the arguments in
+# __corral_a. read -N counts bytes in the C locale.
+my $STANDBY = <<'BASH';
+LC_ALL=C IFS= read -r __corral_n || exit 0
+__corral_p=()
+while (( __corral_n-- > 0 )); do
+  LC_ALL=C IFS= read -r __corral_l || exit 0
+  LC_ALL=C IFS= read -r -d '' -N "$__corral_l" __corral_v
+  __corral_p+=("$__corral_v")
+done
+exec </dev/null
+__corral_c=${__corral_p[0]}
+__corral_a=("${__corral_p[@]:1}")
+unset __corral_n __corral_l __corral_v __corral_p
+eval "$__corral_c"
+BASH
 
 my $in = '';             # what corral sent and is not yet parsed
 my $call;                # the call under way
-my @lingering;           # their pipes: drained and discarded until the last writer closes them
+my $standby;             # the next call's bash, waiting for its script
+my @lingering;           # pipes of ended calls: drained and discarded until their writers close
 
 print "H 1\n";
+$standby = standby();
 
 while (1) {
   my $rin = '';
   vec($rin, 0, 1) = 1;
   vec($rin, fileno($call->{out}), 1) = 1 if $call && $call->{out};
   vec($rin, fileno($_), 1) = 1 for @lingering;
-  my $wait = $call ? (defined $call->{status} ? 0.002 : 0.05) : 1.0;
-  my $ready = select(my $rout = $rin, undef, undef, $wait);
+  my $ready = select(my $rout = $rin, undef, undef, $call ? 0.05 : 1.0);
   if ($ready > 0) {
     if (vec($rout, 0, 1)) {
       my $got = sysread(STDIN, $in, 65536, length $in);
@@ -64,15 +91,16 @@ while (1) {
     drain(grep { vec($rout, fileno($_), 1) } @lingering);
   }
   reap();
-  finish() if $call && defined $call->{status} && (!$call->{out} || now() >= $call->{linger_until});
+  if ($call && defined $call->{status}) {
+    finish();
+    $standby = standby() unless $standby;
+  }
 }
 
 sub fail {
   print "F $_[0]\n";
   exit 1;
 }
-
-sub now { my ($real) = POSIX::times(); return $real / $TICKS }
 
 # Takes whole requests out of $in.
 sub requests {
@@ -85,52 +113,58 @@ sub requests {
     }
     $line =~ /^C (\S+) (\d+) ([01]) (\d+)$/ or fail('bad request');
     my ($id, $cap, $tail, $count) = ($1, $2, $3, $4);
-    my ($at, @parts) = ($nl + 1);
+    my $at = $nl + 1;
     for (1 .. $count) {
       my $end = index($in, "\n", $at);
       return if $end < 0;
       my $length = substr($in, $at, $end - $at);
       $length =~ /^\d+$/ or fail('bad length');
       return if length($in) < $end + 1 + $length;
-      push @parts, substr($in, $end + 1, $length);
       $at = $end + 1 + $length;
     }
+    my $parts = substr($in, $nl + 1, $at - $nl - 1);
     substr($in, 0, $at) = '';
-    start($id, $cap, $tail, @parts);
+    start($id, $cap, $tail, $count, $parts);
   }
 }
 
-sub start {
-  my ($id, $cap, $tail, $script, @args) = @_;
-  return refuse($id, 'another call is running in this sandbox') if $call;
-  # Each argument travels as a count of chunks and the chunks; the script's prologue joins them.
-  my @argv;
-  for my $arg (@args) {
-    my @chunks = length($arg) ? unpack("(a$CHUNK)*", $arg) : ();
-    push @argv, scalar(@chunks), @chunks;
-  }
-  pipe(my $out, my $write) or return refuse($id, "no pipe: $!");
+# A bash in a session of its own, reading its call from a pipe, writing to another.
+sub standby {
+  pipe(my $script, my $feed) or return;
+  pipe(my $out, my $write) or return;
   my $pid = fork();
-  if (!defined $pid) {
-    close $out;
-    close $write;
-    return refuse($id, "the sandbox could not start a process ($!): it runs as many as it may");
-  }
+  return unless defined $pid;
   if ($pid == 0) {
-    POSIX::setsid();
-    open(STDIN, '<', '/dev/null');
+    syscall($SETSID);
+    open(STDIN, '<&', $script);
     open(STDOUT, '>&', $write);
     open(STDERR, '>&', $write);
     chdir '/workspace';
     %ENV = %ENVIRONMENT;
     $SIG{$_} = 'DEFAULT' for qw(PIPE CHLD);
-    { no warnings 'exec'; exec { '/bin/bash' } 'bash', '--noprofile', '--norc', '-c', $script, 'corral', @argv; }
+    { no warnings 'exec'; exec { '/bin/bash' } 'bash', '--noprofile', '--norc', '-c', $STANDBY, 'corral'; }
     print STDERR "corral: the call could not start bash: $!\n";
-    POSIX::_exit(127);
+    CORE::exit(127);
   }
+  close $script;
   close $write;
-  fcntl($out, POSIX::F_SETFL(), fcntl($out, POSIX::F_GETFL(), 0) | POSIX::O_NONBLOCK());
-  $call = { id => $id, pid => $pid, out => $out, cap => $cap, tail => $tail, kept => '', total => 0 };
+  nonblocking($out);
+  return { pid => $pid, feed => $feed, out => $out, start => starttime($pid) };
+}
+
+sub start {
+  my ($id, $cap, $tail, $count, $parts) = @_;
+  return refuse($id, 'another call is running in this sandbox') if $call;
+  my $bash = $standby // standby();
+  $standby = undef;
+  return refuse($id, 'the sandbox could not start a process: it runs as many as it may') unless $bash;
+  # The call's bash is this one and everything it starts: corral stops what started since.
+  print "S $id $bash->{start}\n";
+  my $fh = $bash->{feed};
+  print {$fh} "$count\n", $parts;    # a bash that died already just leaves its status
+  close $fh;
+  $call = { id => $id, pid => $bash->{pid}, out => $bash->{out}, cap => $cap, tail => $tail,
+            kept => '', total => 0 };
 }
 
 # Reads what the call wrote: keeps the first cap bytes, or the last cap bytes, and counts all.
@@ -164,29 +198,53 @@ sub drain {
   }
 }
 
-# As init it reaps every orphan; the call's own status is kept.
+# As init it reaps every orphan; the call's own status is kept, and a standby that died is
+# replaced when the next call comes.
 sub reap {
-  while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
-    next unless $call && $pid == $call->{pid};
-    $call->{status} = $?;
-    $call->{linger_until} = now() + 0.02;    # what its last writes still hold in flight
+  while ((my $pid = waitpid(-1, $WNOHANG)) > 0) {
+    if ($call && $pid == $call->{pid}) {
+      $call->{status} = $?;
+    } elsif ($standby && $pid == $standby->{pid}) {
+      close $standby->{feed};
+      close $standby->{out};
+      $standby = undef;
+    }
   }
 }
 
 sub finish {
   my $c = $call;
   collect($c) if $c->{out};
-  if ($c->{out}) {    # a process the call left running still holds its pipe
-    fcntl($c->{out}, POSIX::F_SETFL(), fcntl($c->{out}, POSIX::F_GETFL(), 0) | POSIX::O_NONBLOCK());
+  if ($c->{out}) {    # its last writes may still be in flight, or a process it left holds the pipe
+    my $rin = '';
+    vec($rin, fileno($c->{out}), 1) = 1;
+    select(my $rout = $rin, undef, undef, $LINGER);
+    collect($c);
+  }
+  if ($c->{out}) {    # a process the call left running holds its pipe
     push @lingering, $c->{out};
     close(shift @lingering) while @lingering > $LINGERING;
   }
   my $status = $c->{status};
-  my $code = POSIX::WIFEXITED($status) ? POSIX::WEXITSTATUS($status) : -1;
-  my $signal = POSIX::WIFSIGNALED($status) ? POSIX::WTERMSIG($status) : 0;
+  my $signal = $status & 127;
+  my $code = $signal ? -1 : $status >> 8;
   my $kept = $c->{tail} && length($c->{kept}) > $c->{cap} ? substr($c->{kept}, -$c->{cap}) : $c->{kept};
   print "D $c->{id} $code $signal $c->{total} " . length($kept) . "\n" . $kept;
   $call = undef;
+}
+
+sub starttime {
+  my ($pid) = @_;
+  open(my $fh, '<', "/proc/$pid/stat") or return 0;
+  my $line = <$fh>;
+  close $fh;
+  return 0 unless defined $line && $line =~ /\) (.*)$/s;
+  return (split / /, $1)[19];
+}
+
+sub nonblocking {
+  my ($fh) = @_;
+  fcntl($fh, $F_SETFL, fcntl($fh, $F_GETFL, 0) | $O_NONBLOCK) or fail("fcntl: $!");
 }
 
 sub refuse {
