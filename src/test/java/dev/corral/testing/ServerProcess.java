@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -36,12 +37,19 @@ public final class ServerProcess implements AutoCloseable {
    */
   public static ServerProcess start(Map<String, String> environment)
       throws IOException, InterruptedException {
+    return start(environment, List.of("-Xmx512m"));
+  }
+
+  /** As {@link #start(Map)}, with these JVM options. */
+  public static ServerProcess start(Map<String, String> environment, List<String> jvmOptions)
+      throws IOException, InterruptedException {
     int port = freePort();
     Path log = Files.createTempFile("corral-server-", ".log");
+    List<String> command = new java.util.ArrayList<>(List.of(javaBin()));
+    command.addAll(jvmOptions);
+    command.addAll(List.of("-jar", System.getProperty("corral.app.jar")));
     ProcessBuilder builder =
-        new ProcessBuilder(javaBin(), "-Xmx512m", "-jar", System.getProperty("corral.app.jar"))
-            .redirectErrorStream(true)
-            .redirectOutput(log.toFile());
+        new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
     Map<String, String> env = new HashMap<>(environment);
     env.putIfAbsent("QUARKUS_HTTP_PORT", Integer.toString(port));
     builder.environment().putAll(env);

@@ -26,6 +26,7 @@ import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.Fixtures;
 import dev.corral.testing.HarnessTestProfile;
 import dev.corral.testing.InjectFakeAnthropic;
+import dev.corral.testing.Processes;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
@@ -67,7 +68,7 @@ class ToolInterruptTest {
         Reply.toolUse(
             "toolu_slow", "bash", "{\"command\":\"echo begun; sleep 29.7; touch late\"}"));
     Session session = start(marker);
-    await().atMost(Duration.ofSeconds(10)).until(() -> running("sleep 29.7"));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 29.7"));
 
     // When the user interrupts
     long start = System.nanoTime();
@@ -79,7 +80,7 @@ class ToolInterruptTest {
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
 
     // Then the command's processes are gone within a second, and its result says why
-    await().atMost(Duration.ofSeconds(1)).until(() -> !running("sleep 29.7"));
+    await().atMost(Duration.ofSeconds(1)).until(() -> !Processes.running("sleep 29.7"));
     long stoppedMs = (System.nanoTime() - start) / 1_000_000;
     assertThat(stoppedMs).isLessThan(1_500);
     List<Event> results =
@@ -117,13 +118,6 @@ class ToolInterruptTest {
 
   private static String text(Event result) {
     return result.getAgentToolResult().getContent(0).getText().getText();
-  }
-
-  /** Whether a process of this JVM's sandboxes still runs a command that mentions {@code text}. */
-  private static boolean running(String text) {
-    return ProcessHandle.current()
-        .descendants()
-        .anyMatch(process -> process.info().commandLine().orElse("").contains(text));
   }
 
   private Session start(String marker) {

@@ -11,10 +11,15 @@
 #
 # Requests (stdin):  C <id> <cap> <tail 0|1> <count>\n then <count> times <length>\n<bytes>
 #                    (the script, then its arguments)
+#                    G <id>\n (go: the call's bash may read its script; corral has put it in the
+#                    call's own cgroup)
+#                    K <id>\n (corral is stopping the call without a cgroup of its own: no standby
+#                    is started after it, which the stop could take for one of the call's)
 #                    P\n (ping)
 # Answers (stdout):  H 1\n once started; P\n;
-#                    S <id> <start>\n             (the call started: its bash's start, in clock
-#                                                  ticks since boot; it may predate the request)
+#                    S <id> <start> <pid>\n       (the call's bash, waiting for G: when it
+#                                                  started, in clock ticks since boot, which may
+#                                                  predate the request, and its pid in here)
 #                    D <id> <exit code or -1> <signal> <total bytes> <length>\n<kept output>
 #                    E <id> <length>\n<message>   (the call could not start)
 #                    F <message>\n                (the launcher gives up)
@@ -47,6 +52,7 @@ my %ENVIRONMENT = (
 my $LINGERING = 8;       # pipes of ended calls still held by processes they left running
 my $MAX_REQUEST = 8 << 20;
 my $LINGER = 0.02;       # seconds a call's last writes may take to arrive after it ended
+my $FLOOD = 1 << 20;     # bytes of a call's output read at full speed
 
 # What a standby bash runs: it reads the call (a count, then each part as its length and bytes;
 # the script first), stops reading its stdin, and runs the script with the arguments in
@@ -83,7 +89,8 @@ while (1) {
   if ($ready > 0) {
     if (vec($rout, 0, 1)) {
       my $got = sysread(STDIN, $in, 65536, length $in);
-      exit 0 unless $got;    # corral is gone
+      exit 0 if defined $got && $got == 0;    # corral is gone
+      fail("stdin: $!") if !defined $got && !$!{EINTR};
       fail('request too large') if length($in) > $MAX_REQUEST;
       requests();
     }
@@ -92,8 +99,10 @@ while (1) {
   }
   reap();
   if ($call && defined $call->{status}) {
+    pending();
+    my $stopped = $call->{stopped};
     finish();
-    $standby = standby() unless $standby;
+    $standby = standby() unless $standby || $stopped;
   }
 }
 
@@ -111,6 +120,16 @@ sub requests {
       print "P\n";
       next;
     }
+    if ($line =~ /^G (\S+)$/) {
+      substr($in, 0, $nl + 1) = '';
+      go($1);
+      next;
+    }
+    if ($line =~ /^K (\S+)$/) {
+      substr($in, 0, $nl + 1) = '';
+      $call->{stopped} = 1 if $call && $call->{id} eq $1;
+      next;
+    }
     $line =~ /^C (\S+) (\d+) ([01]) (\d+)$/ or fail('bad request');
     my ($id, $cap, $tail, $count) = ($1, $2, $3, $4);
     my $at = $nl + 1;
@@ -126,6 +145,18 @@ sub requests {
     substr($in, 0, $at) = '';
     start($id, $cap, $tail, $count, $parts);
   }
+}
+
+# Requests already sent (a K written before the call was killed), without waiting for more.
+sub pending {
+  my $rin = '';
+  vec($rin, 0, 1) = 1;
+  return unless select(my $rout = $rin, undef, undef, 0) > 0;
+  my $got = sysread(STDIN, $in, 65536, length $in);
+  return if !defined $got && $!{EINTR};
+  exit 0 unless $got;
+  fail('request too large') if length($in) > $MAX_REQUEST;
+  requests();
 }
 
 # A bash in a session of its own, reading its call from a pipe, writing to another.
@@ -155,21 +186,33 @@ sub standby {
 sub start {
   my ($id, $cap, $tail, $count, $parts) = @_;
   return refuse($id, 'another call is running in this sandbox') if $call;
+  reap();    # a standby that was killed (a shell restart) is replaced
   my $bash = $standby // standby();
   $standby = undef;
   return refuse($id, 'the sandbox could not start a process: it runs as many as it may') unless $bash;
-  # The call's bash is this one and everything it starts: corral stops what started since.
-  print "S $id $bash->{start}\n";
-  my $fh = $bash->{feed};
-  print {$fh} "$count\n", $parts;    # a bash that died already just leaves its status
+  # The call is this bash and everything it starts; corral puts it in a cgroup of its own, then
+  # says go.
+  print "S $id $bash->{start} $bash->{pid}\n";
+  $call = { id => $id, pid => $bash->{pid}, out => $bash->{out}, feed => $bash->{feed},
+            script => "$count\n" . $parts, cap => $cap, tail => $tail, kept => '', total => 0 };
+}
+
+sub go {
+  my ($id) = @_;
+  return unless $call && $call->{id} eq $id && $call->{feed};
+  my $fh = $call->{feed};
+  print {$fh} $call->{script};    # a bash that died already just leaves its status
   close $fh;
-  $call = { id => $id, pid => $bash->{pid}, out => $bash->{out}, cap => $cap, tail => $tail,
-            kept => '', total => 0 };
+  delete @$call{qw(feed script)};
 }
 
 # Reads what the call wrote: keeps the first cap bytes, or the last cap bytes, and counts all.
+# Past $FLOOD bytes it reads one chunk a millisecond (64 MB/s): what it reads then only counts, and
+# a command that writes without end waits on its full pipe instead of burning the machine's memory
+# bandwidth.
 sub collect {
-  my ($c) = @_;
+  my ($c, $ending) = @_;    # ending: the call ended; read what is left at once (up to $FLOOD)
+  my $budget = $FLOOD;
   while (1) {
     my $got = sysread($c->{out}, my $chunk, 65536);
     return if !defined $got && ($!{EAGAIN} || $!{EINTR});
@@ -184,6 +227,12 @@ sub collect {
       $c->{kept} = substr($c->{kept}, -$c->{cap}) if length($c->{kept}) > 2 * $c->{cap} + 65536;
     } elsif (length($c->{kept}) < $c->{cap}) {
       $c->{kept} .= substr($chunk, 0, $c->{cap} - length($c->{kept}));
+    }
+    if ($ending) {
+      return if ($budget -= $got) <= 0;
+    } elsif ($c->{total} > $FLOOD) {
+      select(undef, undef, undef, 0.001);
+      return;
     }
   }
 }
@@ -214,12 +263,13 @@ sub reap {
 
 sub finish {
   my $c = $call;
-  collect($c) if $c->{out};
+  close $c->{feed} if $c->{feed};
+  collect($c, 1) if $c->{out};
   if ($c->{out}) {    # its last writes may still be in flight, or a process it left holds the pipe
     my $rin = '';
     vec($rin, fileno($c->{out}), 1) = 1;
     select(my $rout = $rin, undef, undef, $LINGER);
-    collect($c);
+    collect($c, 1);
   }
   if ($c->{out}) {    # a process the call left running holds its pipe
     push @lingering, $c->{out};

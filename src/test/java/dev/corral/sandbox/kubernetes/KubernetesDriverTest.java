@@ -28,6 +28,7 @@ import dev.corral.testing.FakeKubelet;
 import dev.corral.testing.FakeKubernetes;
 import dev.corral.testing.Fixtures;
 import dev.corral.testing.InjectFakeKubernetes;
+import dev.corral.testing.Processes;
 import dev.corral.tool.ToolInput;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.NamespacedKubernetesClient;
@@ -178,13 +179,7 @@ class KubernetesDriverTest {
                 ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 4.5; touch late\"}"))
             .subscribe()
             .with(ignored -> {});
-    await()
-        .atMost(Duration.ofSeconds(10))
-        .until(
-            () ->
-                ProcessHandle.current()
-                    .descendants()
-                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 4.5")));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 4.5"));
 
     // When
     call.cancel();
@@ -207,13 +202,7 @@ class KubernetesDriverTest {
     CompletableFuture<ExecuteResponse> call =
         CompletableFuture.supplyAsync(
             () -> execute(sandbox, "bash", "{\"command\":\"echo working; sleep 32\"}"));
-    await()
-        .atMost(Duration.ofSeconds(10))
-        .until(
-            () ->
-                ProcessHandle.current()
-                    .descendants()
-                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 32")));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 32"));
 
     // When
     sandboxes.releaseSandbox(
@@ -301,13 +290,7 @@ class KubernetesDriverTest {
         CompletableFuture.supplyAsync(
             () -> execute(sandbox, "bash", "{\"command\":\"echo working; sleep 31\"}"));
     await().atMost(Duration.ofSeconds(10)).until(() -> kubelet.execs.get() > execsBefore);
-    await()
-        .atMost(Duration.ofSeconds(10))
-        .until(
-            () ->
-                ProcessHandle.current()
-                    .descendants()
-                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 31")));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 31"));
 
     // When its pod is deleted
     cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).delete();

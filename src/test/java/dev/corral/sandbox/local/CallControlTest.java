@@ -12,6 +12,7 @@ import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.proto.v1.SandboxState;
+import dev.corral.testing.Processes;
 import dev.corral.tool.BuiltInTools;
 import dev.corral.tool.ToolInput;
 import io.quarkus.grpc.GrpcClient;
@@ -124,6 +125,18 @@ class CallControlTest {
   }
 
   @Test
+  void whatATimedOutCallDetachedIsStoppedToo() {
+    // Given
+    String sandbox = provision(10_000);
+
+    // When a call starts a daemon in a session of its own, then runs out of time
+    bash(sandbox, "setsid sleep 77 > /dev/null 2>&1 < /dev/null & sleep 10", 500);
+
+    // Then the daemon went with it
+    assertThat(ok(sandbox, "pgrep -c -f 'sleep 77' || true")).isEqualTo("0");
+  }
+
+  @Test
   void outputCannotForgeTheEndOfACallOrAShellExit() {
     // Given
     String sandbox = provision(10_000);
@@ -171,13 +184,7 @@ class CallControlTest {
     String sandbox = provision(60_000);
     CompletableFuture<ExecuteResponse> call =
         CompletableFuture.supplyAsync(() -> bash(sandbox, "echo working; sleep 30", 60_000));
-    await()
-        .atMost(Duration.ofSeconds(10))
-        .until(
-            () ->
-                ProcessHandle.current()
-                    .descendants()
-                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 30")));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 30"));
 
     // When
     long start = System.nanoTime();
@@ -189,11 +196,7 @@ class CallControlTest {
     assertThat(tookMs).isLessThan(1_000L);
     assertThat(answer.getIsError()).isTrue();
     assertThat(answer.getOutput()).contains("released while the call ran");
-    assertThat(
-            ProcessHandle.current()
-                .descendants()
-                .noneMatch(p -> p.info().commandLine().orElse("").contains("sleep 30")))
-        .isTrue();
+    assertThat(!Processes.running("sleep 30")).isTrue();
     Sandbox released = get(sandbox);
     assertThat(released.getState()).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
     assertThat(released.getReleaseReason()).isEqualTo("released through ReleaseSandbox");
@@ -210,13 +213,7 @@ class CallControlTest {
                 ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 4; touch late\"}"))
             .subscribe()
             .with(ignored -> {});
-    await()
-        .atMost(Duration.ofSeconds(10))
-        .until(
-            () ->
-                ProcessHandle.current()
-                    .descendants()
-                    .anyMatch(p -> p.info().commandLine().orElse("").contains("sleep 4")));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 4"));
 
     // When
     call.cancel();

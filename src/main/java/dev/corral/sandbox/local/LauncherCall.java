@@ -1,0 +1,309 @@
+package dev.corral.sandbox.local;
+
+import dev.corral.sandbox.driver.CallLane;
+import dev.corral.sandbox.driver.ExecResult;
+import dev.corral.sandbox.driver.SandboxCommand;
+import io.smallrye.mutiny.Uni;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.jboss.logging.Logger;
+
+/**
+ * One call in a local sandbox, from its request to the launcher's answer, and how it is stopped.
+ *
+ * <p>The launcher answers a call with the pid of the bash that will run it, which then waits: the
+ * bash goes into a cgroup of its own (when the sandbox has cgroups), so that whatever the call
+ * starts stays there, and only then may it start. A call that runs out of time or is interrupted is
+ * stopped through that cgroup (or, without one, told apart from what earlier calls left running);
+ * its answer then comes once the stop is over, or the sandbox is lost.
+ */
+final class LauncherCall implements CallLane.Call<ExecResult> {
+
+  private static final Logger LOGGER = Logger.getLogger(LauncherCall.class);
+  private static final int MESSAGE_LIMIT = 4096;
+
+  /** A stopped call whose answer takes longer than this means a broken sandbox. */
+  private static final Duration STOP_GRACE = Duration.ofSeconds(3);
+
+  /** What a call did not answer in, past its own time limit and the stop grace, is lost. */
+  private static final Duration ANSWER_GRACE = Duration.ofSeconds(10);
+
+  enum Stop {
+    TIMED_OUT,
+    INTERRUPTED
+  }
+
+  private final LocalSandbox sandbox;
+  private final SandboxCommand command;
+  private final String callId;
+  private final Runnable before;
+  private long root = -1;
+  private SandboxCgroup.Frozen own;
+  private Stopper.Before earlier;
+  private CompletableFuture<Void> stopping;
+  private boolean started;
+  private boolean answered;
+  private Stop stop;
+
+  /**
+   * @param before runs (blocking) just before the call is sent
+   */
+  LauncherCall(LocalSandbox sandbox, SandboxCommand command, String callId, Runnable before) {
+    this.sandbox = sandbox;
+    this.command = command;
+    this.callId = callId;
+    this.before = before;
+  }
+
+  @Override
+  public Uni<ExecResult> start() {
+    return Uni.createFrom().item(this::execute).runSubscriptionOn(sandbox.io());
+  }
+
+  @Override
+  public void interrupt() {
+    sandbox.io().execute(() -> stop(Stop.INTERRUPTED));
+  }
+
+  /** Blocking: sends the call, waits for its answer. */
+  ExecResult execute() {
+    before.run();
+    long oomKillsBefore = sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L);
+    synchronized (this) {
+      if (stop != null) {
+        return new ExecResult(137, new byte[0], 0, false, false);
+      }
+      sandbox.requireAlive();
+      send();
+    }
+    ScheduledFuture<?> deadline =
+        sandbox
+            .timer()
+            .schedule(
+                () -> sandbox.io().execute(() -> stop(Stop.TIMED_OUT)),
+                command.timeout().toMillis(),
+                TimeUnit.MILLISECONDS);
+    ScheduledFuture<?> silent =
+        sandbox
+            .timer()
+            .schedule(
+                () -> sandbox.lose("it did not answer a call within its time limit"),
+                command.timeout().plus(STOP_GRACE).plus(ANSWER_GRACE).toMillis(),
+                TimeUnit.MILLISECONDS);
+    try {
+      Answer answer = read();
+      awaitStop();
+      sandbox.forget(own);
+      boolean outOfMemory =
+          sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L) > oomKillsBefore;
+      synchronized (this) {
+        answered = true;
+        return answer.result(stop == Stop.TIMED_OUT, outOfMemory);
+      }
+    } catch (IOException broken) {
+      throw sandbox.lost("its launcher stopped answering");
+    } finally {
+      deadline.cancel(false);
+      silent.cancel(false);
+    }
+  }
+
+  /** Stops the call: every process it started is killed. Its answer then comes at once. */
+  void stop(Stop reason) {
+    synchronized (this) {
+      if (stop != null || answered) {
+        return;
+      }
+      stop = reason;
+      if (!started) {
+        return; // applied once the launcher names the call's bash
+      }
+      stopping = new CompletableFuture<>();
+    }
+    stopNow();
+  }
+
+  /**
+   * The call's bash ({@code nsPid} in the sandbox) waits for its script: it goes into a cgroup of
+   * its own, then may start. A stop asked for meanwhile runs now.
+   */
+  private void started(long nsPid) {
+    long host = sandbox.stopper().hostPidOf(nsPid);
+    SandboxCgroup.Frozen group = host > 0 ? ownCgroup(host) : null;
+    Stopper.Before left = group == null ? processesBefore(host) : null;
+    boolean pending;
+    synchronized (this) {
+      root = host;
+      own = group;
+      earlier = left;
+      started = true;
+      pending = stop != null;
+      if (pending) {
+        stopping = new CompletableFuture<>();
+      }
+    }
+    if (pending) {
+      stopNow();
+    }
+    sandbox.send(("G " + callId + "\n").getBytes(StandardCharsets.US_ASCII));
+  }
+
+  private SandboxCgroup.Frozen ownCgroup(long host) {
+    if (sandbox.cgroup().isEmpty()) {
+      return null;
+    }
+    SandboxCgroup.Frozen group = null;
+    try {
+      group = sandbox.cgroup().get().call("call-" + callId);
+      group.join(host);
+      return group;
+    } catch (IOException failure) {
+      LOGGER.debugf(
+          "sandbox=%s a call without a cgroup of its own: %s", sandbox.id(), failure.getMessage());
+      if (group != null) {
+        group.remove();
+      }
+      return null;
+    }
+  }
+
+  private Stopper.Before processesBefore(long host) {
+    try {
+      return sandbox.stopper().before(host);
+    } catch (IOException | RuntimeException failure) {
+      LOGGER.debugf("sandbox=%s processes not listed: %s", sandbox.id(), failure.getMessage());
+      return new Stopper.Before(Map.of());
+    }
+  }
+
+  /**
+   * Kills the call's processes. Without a cgroup of its own the launcher is told first, so that it
+   * starts no standby bash that the stop could take for one of the call's.
+   */
+  private void stopNow() {
+    try {
+      if (own != null) {
+        sandbox.stopper().call(own);
+      } else {
+        sandbox.send(("K " + callId + "\n").getBytes(StandardCharsets.US_ASCII));
+        sandbox.stopper().call(root, earlier);
+      }
+    } catch (IOException | RuntimeException failure) {
+      LOGGER.warnf(
+          "sandbox=%s a call could not be stopped: %s", sandbox.id(), failure.getMessage());
+      sandbox.lose("its processes could not be stopped (" + failure.getMessage() + ")");
+      return;
+    } finally {
+      stopping.complete(null);
+    }
+    sandbox
+        .timer()
+        .schedule(
+            () -> {
+              synchronized (this) {
+                if (answered) {
+                  return;
+                }
+              }
+              sandbox.lose("a call it was told to stop did not end");
+            },
+            STOP_GRACE.toMillis(),
+            TimeUnit.MILLISECONDS);
+  }
+
+  /** A call stopped answers once its stop is over: the next call must not meet what it kills. */
+  private void awaitStop() {
+    CompletableFuture<Void> stop;
+    synchronized (this) {
+      stop = stopping;
+    }
+    if (stop == null) {
+      return;
+    }
+    try {
+      stop.get(STOP_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (InterruptedException interrupted) {
+      Thread.currentThread().interrupt();
+      throw sandbox.lost("interrupted while its call was being stopped");
+    } catch (ExecutionException | TimeoutException slow) {
+      throw sandbox.lost("a call it was told to stop was not stopped in time");
+    }
+  }
+
+  private void send() {
+    String header =
+        "C "
+            + callId
+            + ' '
+            + command.outputCap()
+            + ' '
+            + (command.keepTail() ? '1' : '0')
+            + ' '
+            + (1 + command.args().size())
+            + '\n';
+    ByteArrayOutputStream request = new ByteArrayOutputStream();
+    request.writeBytes(header.getBytes(StandardCharsets.US_ASCII));
+    part(request, command.script().getBytes(StandardCharsets.UTF_8));
+    command.args().forEach(arg -> part(request, arg));
+    sandbox.send(request.toByteArray());
+  }
+
+  private static void part(ByteArrayOutputStream request, byte[] bytes) {
+    request.writeBytes((bytes.length + "\n").getBytes(StandardCharsets.US_ASCII));
+    request.writeBytes(bytes);
+  }
+
+  private Answer read() throws IOException {
+    String[] fields = sandbox.header();
+    try {
+      if (fields[0].equals("S") && fields.length == 4 && fields[1].equals(callId)) {
+        started(Long.parseLong(fields[3]));
+        fields = sandbox.header();
+      }
+      if (fields[0].equals("D") && fields.length == 6 && fields[1].equals(callId)) {
+        int length = Integer.parseInt(fields[5]);
+        if (length < 0 || length > command.outputCap()) {
+          throw new IOException("an answer longer than the call's output cap");
+        }
+        return new Answer(
+            Integer.parseInt(fields[2]),
+            Integer.parseInt(fields[3]),
+            Long.parseLong(fields[4]),
+            sandbox.body(length),
+            null);
+      }
+      if (fields[0].equals("E") && fields.length == 3 && fields[1].equals(callId)) {
+        int length = Integer.parseInt(fields[2]);
+        if (length < 0 || length > MESSAGE_LIMIT) {
+          throw new IOException("an over-long refusal");
+        }
+        return new Answer(
+            126, 0, 0, new byte[0], new String(sandbox.body(length), StandardCharsets.UTF_8));
+      }
+    } catch (NumberFormatException bad) {
+      throw new IOException("a malformed answer");
+    }
+    throw new IOException("an unexpected answer: " + String.join(" ", fields));
+  }
+
+  /** What the launcher answered. */
+  private record Answer(int code, int signal, long total, byte[] output, String refusal) {
+
+    ExecResult result(boolean timedOut, boolean outOfMemory) {
+      if (refusal != null) {
+        byte[] text = ("corral: " + refusal).getBytes(StandardCharsets.UTF_8);
+        return new ExecResult(126, text, text.length, false, outOfMemory);
+      }
+      int exitCode = code >= 0 ? code : 128 + signal;
+      return new ExecResult(exitCode, output, total, timedOut, outOfMemory);
+    }
+  }
+}

@@ -1,0 +1,161 @@
+package dev.corral.sandbox.local;
+
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Stops processes of one sandbox from outside it (the host's view: host pids). A call is stopped
+ * through its own cgroup when it has one: frozen, every process in it killed, thawed, so that none
+ * can start another meanwhile. Without one, a call is told apart from what earlier calls left
+ * running by a {@link Before} taken as it started: its processes are those in its bash's session,
+ * and those that were not there then and descend from no process that was (a daemon it detached is
+ * one). They are killed again and again until none is left. The launcher and bubblewrap are never
+ * touched. Blocking.
+ */
+final class Stopper {
+
+  private static final int MAX_DEPTH = 4096;
+
+  private final ProcessHandle bubblewrap;
+  private final ProcessHandle launcher;
+  private final Optional<SandboxCgroup> cgroup;
+
+  Stopper(ProcessHandle bubblewrap, ProcessHandle launcher, Optional<SandboxCgroup> cgroup) {
+    this.bubblewrap = bubblewrap;
+    this.launcher = launcher;
+    this.cgroup = cgroup;
+  }
+
+  /** The processes of a sandbox at one moment: host pid and start, so that a reused pid differs. */
+  record Before(Map<Long, Long> startByPid) {
+
+    boolean had(long pid, ProcStat.Stat stat) {
+      Long start = startByPid.get(pid);
+      return start != null && start == stat.startTicks();
+    }
+  }
+
+  /** The sandbox's processes now, but {@code except} (the call's own bash). */
+  Before before(long except) throws IOException {
+    Map<Long, Long> starts = new HashMap<>();
+    live().forEach((pid, stat) -> starts.put(pid, stat.startTicks()));
+    starts.remove(except);
+    return new Before(Map.copyOf(starts));
+  }
+
+  /**
+   * Every process of the sandbox but its launcher (a shell restart), and waits (up to 1 s) until
+   * they are gone, so that the launcher no longer counts on any of them.
+   */
+  void all() throws IOException {
+    List<Long> victims = List.copyOf(live().keySet());
+    if (cgroup.isPresent()) {
+      cgroup.get().freeze();
+      try {
+        live().keySet().forEach(this::kill);
+      } finally {
+        cgroup.get().thaw();
+      }
+    }
+    long deadline = System.nanoTime() + 1_000_000_000L;
+    while (victims.stream().anyMatch(this::isLiveVictim) && System.nanoTime() < deadline) {
+      live().keySet().forEach(this::kill);
+      LockSupport.parkNanos(1_000_000);
+    }
+  }
+
+  /** Every process in a call's own cgroup. */
+  void call(SandboxCgroup.Frozen own) throws IOException {
+    own.freeze();
+    try {
+      own.processes().forEach(this::kill);
+    } finally {
+      own.thaw();
+    }
+  }
+
+  /**
+   * Every process of the call whose bash is {@code root} (host pid, the leader of its session),
+   * told apart from what was there {@code before} it, until none is left (up to 1 s).
+   */
+  void call(long root, Before before) throws IOException {
+    if (cgroup.isPresent()) {
+      SandboxCgroup sandbox = cgroup.get();
+      sandbox.freeze();
+      try {
+        killCalls(live(), root, before);
+      } finally {
+        sandbox.thaw();
+      }
+      return;
+    }
+    long deadline = System.nanoTime() + 1_000_000_000L;
+    while (killCalls(live(), root, before) && System.nanoTime() < deadline) {
+      LockSupport.parkNanos(2_000_000);
+    }
+  }
+
+  /** The host pid of the process that is {@code nsPid} inside the sandbox, a child of its pid 1. */
+  long hostPidOf(long nsPid) {
+    return ProcStat.childWithNamespacePid(launcher.pid(), nsPid).orElse(-1);
+  }
+
+  /** Kills the call's processes among {@code live}; true if there was any. */
+  private boolean killCalls(Map<Long, ProcStat.Stat> live, long root, Before before) {
+    boolean any = false;
+    for (Map.Entry<Long, ProcStat.Stat> process : live.entrySet()) {
+      if (isOfCall(process.getKey(), process.getValue(), live, root, before)) {
+        any |= kill(process.getKey());
+      }
+    }
+    return any;
+  }
+
+  private boolean isOfCall(
+      long pid, ProcStat.Stat stat, Map<Long, ProcStat.Stat> live, long root, Before before) {
+    if (stat.session() == root) {
+      return true;
+    }
+    long at = pid;
+    ProcStat.Stat atStat = stat;
+    for (int depth = 0; depth < MAX_DEPTH && atStat != null; depth++) {
+      if (before.had(at, atStat)) {
+        return false;
+      }
+      at = atStat.parent();
+      atStat = live.get(at);
+    }
+    return true;
+  }
+
+  /** The sandbox's live processes (no zombies), but its launcher and bubblewrap. */
+  private Map<Long, ProcStat.Stat> live() throws IOException {
+    Map<Long, ProcStat.Stat> live = new HashMap<>();
+    for (long pid : cgroup.isPresent() ? cgroup.get().processes() : descendants()) {
+      if (pid != launcher.pid() && pid != bubblewrap.pid()) {
+        ProcStat.of(pid).ifPresent(stat -> live.put(pid, stat));
+      }
+    }
+    return live;
+  }
+
+  private boolean isLiveVictim(long pid) {
+    return pid != launcher.pid() && pid != bubblewrap.pid() && ProcStat.of(pid).isPresent();
+  }
+
+  private List<Long> descendants() {
+    return launcher.descendants().map(ProcessHandle::pid).toList();
+  }
+
+  private boolean kill(long pid) {
+    if (pid == launcher.pid() || pid == bubblewrap.pid()) {
+      return false;
+    }
+    ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+    return true;
+  }
+}
