@@ -8,7 +8,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ScheduledFuture;
@@ -19,11 +18,10 @@ import org.jboss.logging.Logger;
 /**
  * One call in a local sandbox, from its request to the launcher's answer, and how it is stopped.
  *
- * <p>The launcher answers a call with the pid of the bash that will run it, which then waits: the
- * bash goes into a cgroup of its own (when the sandbox has cgroups), so that whatever the call
- * starts stays there, and only then may it start. A call that runs out of time or is interrupted is
- * stopped through that cgroup (or, without one, told apart from what earlier calls left running);
- * its answer then comes once the stop is over, or the sandbox is lost.
+ * <p>Before the call is sent, corral lists the sandbox's processes; the launcher then names the
+ * bash that runs it. A call that runs out of time or is interrupted is stopped by the {@link
+ * Stopper}: what is in that bash's session, or was not there before and descends from nothing that
+ * was. Its answer comes once the stop is over, or the sandbox is lost.
  */
 final class LauncherCall implements CallLane.Call<ExecResult> {
 
@@ -46,7 +44,6 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
   private final String callId;
   private final Runnable before;
   private long root = -1;
-  private SandboxCgroup.Frozen own;
   private Stopper.Before earlier;
   private CompletableFuture<Void> stopping;
   private boolean started;
@@ -77,11 +74,14 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
   ExecResult execute() {
     before.run();
     long oomKillsBefore = sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L);
+    // What runs now is not the call's: listed before the launcher may start it.
+    Stopper.Before listed = processesBefore();
     synchronized (this) {
       if (stop != null) {
         return new ExecResult(137, new byte[0], 0, false, false);
       }
       sandbox.requireAlive();
+      earlier = listed;
       send();
     }
     ScheduledFuture<?> deadline =
@@ -100,14 +100,10 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
                 TimeUnit.MILLISECONDS);
     try {
       Answer answer = read();
-      awaitStop();
-      sandbox.forget(own);
+      Stop stopped = awaitStop();
       boolean outOfMemory =
           sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L) > oomKillsBefore;
-      synchronized (this) {
-        answered = true;
-        return answer.result(stop == Stop.TIMED_OUT, outOfMemory);
-      }
+      return answer.result(stopped == Stop.TIMED_OUT, outOfMemory);
     } catch (IOException broken) {
       throw sandbox.lost("its launcher stopped answering");
     } finally {
@@ -132,18 +128,15 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
   }
 
   /**
-   * The call's bash ({@code nsPid} in the sandbox) waits for its script: it goes into a cgroup of
-   * its own, then may start. A stop asked for meanwhile runs now.
+   * The launcher names the call's bash ({@code nsPid} in the sandbox); a stop asked for meanwhile
+   * runs now.
    */
   private void started(long nsPid) {
     long host = sandbox.stopper().hostPidOf(nsPid);
-    SandboxCgroup.Frozen group = host > 0 ? ownCgroup(host) : null;
-    Stopper.Before left = group == null ? processesBefore(host) : null;
     boolean pending;
     synchronized (this) {
       root = host;
-      own = group;
-      earlier = left;
+      earlier = earlier.without(host);
       started = true;
       pending = stop != null;
       if (pending) {
@@ -153,49 +146,24 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
     if (pending) {
       stopNow();
     }
-    sandbox.send(("G " + callId + "\n").getBytes(StandardCharsets.US_ASCII));
   }
 
-  private SandboxCgroup.Frozen ownCgroup(long host) {
-    if (sandbox.cgroup().isEmpty()) {
-      return null;
-    }
-    SandboxCgroup.Frozen group = null;
+  private Stopper.Before processesBefore() {
     try {
-      group = sandbox.cgroup().get().call("call-" + callId);
-      group.join(host);
-      return group;
-    } catch (IOException failure) {
-      LOGGER.debugf(
-          "sandbox=%s a call without a cgroup of its own: %s", sandbox.id(), failure.getMessage());
-      if (group != null) {
-        group.remove();
-      }
-      return null;
-    }
-  }
-
-  private Stopper.Before processesBefore(long host) {
-    try {
-      return sandbox.stopper().before(host);
+      return sandbox.stopper().before();
     } catch (IOException | RuntimeException failure) {
-      LOGGER.debugf("sandbox=%s processes not listed: %s", sandbox.id(), failure.getMessage());
-      return new Stopper.Before(Map.of());
+      throw sandbox.lost("its processes could not be listed (" + failure.getMessage() + ")");
     }
   }
 
   /**
-   * Kills the call's processes. Without a cgroup of its own the launcher is told first, so that it
-   * starts no standby bash that the stop could take for one of the call's.
+   * Kills the call's processes. The launcher is told first, so that it starts no standby bash that
+   * the stop could take for one of the call's.
    */
   private void stopNow() {
     try {
-      if (own != null) {
-        sandbox.stopper().call(own);
-      } else {
-        sandbox.send(("K " + callId + "\n").getBytes(StandardCharsets.US_ASCII));
-        sandbox.stopper().call(root, earlier);
-      }
+      sandbox.send(("K " + callId + "\n").getBytes(StandardCharsets.US_ASCII));
+      sandbox.stopper().call(root, earlier);
     } catch (IOException | RuntimeException failure) {
       LOGGER.warnf(
           "sandbox=%s a call could not be stopped: %s", sandbox.id(), failure.getMessage());
@@ -219,17 +187,24 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
             TimeUnit.MILLISECONDS);
   }
 
-  /** A call stopped answers once its stop is over: the next call must not meet what it kills. */
-  private void awaitStop() {
-    CompletableFuture<Void> stop;
+  /**
+   * A call stopped answers once its stop is over: the next call must not meet what it kills. Says
+   * why it was stopped, if it was.
+   */
+  private Stop awaitStop() {
+    CompletableFuture<Void> stopped;
+    Stop reason;
     synchronized (this) {
-      stop = stopping;
+      answered = true; // from now on a stop asked for does nothing
+      stopped = stopping;
+      reason = stop;
     }
-    if (stop == null) {
-      return;
+    if (stopped == null) {
+      return reason;
     }
     try {
-      stop.get(STOP_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+      stopped.get(STOP_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+      return reason;
     } catch (InterruptedException interrupted) {
       Thread.currentThread().interrupt();
       throw sandbox.lost("interrupted while its call was being stopped");
@@ -264,8 +239,8 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
   private Answer read() throws IOException {
     String[] fields = sandbox.header();
     try {
-      if (fields[0].equals("S") && fields.length == 4 && fields[1].equals(callId)) {
-        started(Long.parseLong(fields[3]));
+      if (fields[0].equals("S") && fields.length == 3 && fields[1].equals(callId)) {
+        started(Long.parseLong(fields[2]));
         fields = sandbox.header();
       }
       if (fields[0].equals("D") && fields.length == 6 && fields[1].equals(callId)) {

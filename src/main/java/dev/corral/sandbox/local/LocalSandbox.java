@@ -13,7 +13,6 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
@@ -37,7 +36,6 @@ final class LocalSandbox {
   private static final int HEADER_LIMIT = 256;
   private static final int MESSAGE_LIMIT = 4096;
   private static final int WAITING_CALLS = 64;
-  private static final int LINGERING_CALL_CGROUPS = 1024;
 
   private final Process process;
   private final InputStream answers;
@@ -50,7 +48,6 @@ final class LocalSandbox {
   private final CallLane lane = new CallLane(WAITING_CALLS);
   private final AtomicLong calls = new AtomicLong();
   private final AtomicBoolean dead = new AtomicBoolean();
-  private final List<SandboxCgroup.Frozen> lingering = new ArrayList<>();
   private volatile String id = "(warm)";
   private volatile Instant assignedAt;
   private volatile String endedBecause;
@@ -231,19 +228,6 @@ final class LocalSandbox {
     if (!dead.get()) {
       LOGGER.warnf("sandbox=%s is lost: %s", id, reason);
       kill(reason);
-    }
-  }
-
-  /**
-   * A call's cgroup goes once it is empty; one that processes the call left running still hold is
-   * tried again at later calls.
-   */
-  void forget(SandboxCgroup.Frozen ended) {
-    synchronized (lingering) {
-      lingering.removeIf(SandboxCgroup.Frozen::remove);
-      if (ended != null && !ended.remove() && lingering.size() < LINGERING_CALL_CGROUPS) {
-        lingering.add(ended);
-      }
     }
   }
 

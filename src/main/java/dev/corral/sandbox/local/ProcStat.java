@@ -2,8 +2,13 @@ package dev.corral.sandbox.local;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
 
@@ -13,6 +18,9 @@ import java.util.OptionalLong;
  * reads).
  */
 final class ProcStat {
+
+  /** More than a sandbox may hold (its max_processes is at most this). */
+  private static final int MAX_DESCENDANTS = 1 << 16;
 
   private ProcStat() {}
 
@@ -41,21 +49,46 @@ final class ProcStat {
   }
 
   /**
+   * Every descendant of {@code root}, from the kernel's list of each one's children (no scan of
+   * every process of the host); a process that forks while it is read may be missed.
+   */
+  static List<Long> descendants(long root) {
+    List<Long> found = new ArrayList<>();
+    Deque<Long> next = new ArrayDeque<>(children(root));
+    while (!next.isEmpty() && found.size() < MAX_DESCENDANTS) {
+      long pid = next.pop();
+      found.add(pid);
+      next.addAll(children(pid));
+    }
+    return found;
+  }
+
+  /** The children of every thread of {@code pid}. */
+  private static List<Long> children(long pid) {
+    List<Long> children = new ArrayList<>();
+    try (DirectoryStream<Path> tasks =
+        Files.newDirectoryStream(Path.of("/proc", Long.toString(pid), "task"))) {
+      for (Path task : tasks) {
+        for (String child : Files.readString(task.resolve("children")).trim().split(" ")) {
+          if (!child.isEmpty()) {
+            children.add(Long.parseLong(child));
+          }
+        }
+      }
+    } catch (IOException | RuntimeException gone) {
+      // it ended meanwhile
+    }
+    return children;
+  }
+
+  /**
    * The host pid of the direct child of {@code parent} that is {@code nsPid} in its own pid
    * namespace; empty if there is none.
    */
   static OptionalLong childWithNamespacePid(long parent, long nsPid) {
-    String children;
-    try {
-      children =
-          Files.readString(
-              Path.of("/proc", Long.toString(parent), "task", Long.toString(parent), "children"));
-    } catch (IOException unsupported) {
-      return OptionalLong.empty();
-    }
-    for (String child : children.trim().split(" ")) {
-      if (!child.isEmpty() && namespacePid(Long.parseLong(child)) == nsPid) {
-        return OptionalLong.of(Long.parseLong(child));
+    for (long child : children(parent)) {
+      if (namespacePid(child) == nsPid) {
+        return OptionalLong.of(child);
       }
     }
     return OptionalLong.empty();

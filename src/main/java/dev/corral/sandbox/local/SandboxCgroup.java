@@ -13,10 +13,9 @@ import java.util.List;
 /**
  * The cgroup of one local sandbox: it holds every process of the sandbox (they join it before
  * bubblewrap starts, and their children inherit it) and carries the sandbox's memory, process and
- * CPU limits, for all of them together. Memory counts the in-memory /tmp and /workspace too. Each
- * call gets a cgroup of its own below it (in the freezer's hierarchy on v1), which holds what the
- * call starts and can be frozen while corral kills it. Blocking (file writes under /sys/fs/cgroup);
- * removed when the sandbox ends.
+ * CPU limits, for all of them together. Memory counts the in-memory /tmp and /workspace too. The
+ * freezer stops the whole sandbox at once while corral kills what a call started. Blocking (file
+ * writes under /sys/fs/cgroup); removed when the sandbox ends.
  */
 final class SandboxCgroup {
 
@@ -96,105 +95,43 @@ final class SandboxCgroup {
     return files;
   }
 
-  /** The pids (host numbering) of every process of the sandbox, its calls' cgroups included. */
+  /** The pids (host numbering) of every process of the sandbox. */
   List<Long> processes() throws IOException {
-    return Frozen.processesBelow(memory);
+    List<Long> pids = new ArrayList<>();
+    for (String line : Files.readAllLines(memory.resolve("cgroup.procs"))) {
+      if (!line.isBlank()) {
+        pids.add(Long.parseLong(line.strip()));
+      }
+    }
+    return pids;
   }
 
-  /** Stops every process of the sandbox where it is, until {@link #thaw}. */
+  /** Stops every process of the sandbox where it is, until {@link #thaw}; waits up to 500 ms. */
   void freeze() throws IOException {
-    new Frozen(version, version == Version.V2 ? memory : freezer).freeze();
+    if (version == Version.V2) {
+      Files.writeString(memory.resolve("cgroup.freeze"), "1");
+    } else {
+      Files.writeString(freezer.resolve("freezer.state"), "FROZEN");
+    }
+    long deadline = System.nanoTime() + 500_000_000L;
+    while (!frozen() && System.nanoTime() < deadline) {
+      java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+    }
   }
 
   void thaw() throws IOException {
-    new Frozen(version, version == Version.V2 ? memory : freezer).thaw();
+    if (version == Version.V2) {
+      Files.writeString(memory.resolve("cgroup.freeze"), "0");
+    } else {
+      Files.writeString(freezer.resolve("freezer.state"), "THAWED");
+    }
   }
 
-  /**
-   * A cgroup of its own for one call, below the sandbox's (the freezer's, on v1): what the call
-   * starts stays in it, whatever it does, so that stopping the call stops exactly that.
-   */
-  Frozen call(String name) throws IOException {
-    Path dir = (version == Version.V2 ? memory : freezer).resolve(name);
-    Files.createDirectory(dir);
-    return new Frozen(version, dir);
-  }
-
-  /**
-   * A cgroup that can be frozen and listed: a sandbox's freezer, or one call's. Blocking file
-   * writes.
-   */
-  static final class Frozen {
-    private final Version version;
-    private final Path dir;
-
-    Frozen(Version version, Path dir) {
-      this.version = version;
-      this.dir = dir;
+  private boolean frozen() throws IOException {
+    if (version == Version.V2) {
+      return Files.readString(memory.resolve("cgroup.events")).contains("frozen 1");
     }
-
-    /** Moves a process (host pid) into this cgroup; its children from then on are born in it. */
-    void join(long pid) throws IOException {
-      Files.writeString(dir.resolve("cgroup.procs"), Long.toString(pid));
-    }
-
-    /** The pids of its processes and of its descendants'. */
-    List<Long> processes() throws IOException {
-      return processesBelow(dir);
-    }
-
-    /** Stops every process in it where it is, until {@link #thaw}; waits up to 500 ms. */
-    void freeze() throws IOException {
-      if (version == Version.V2) {
-        Files.writeString(dir.resolve("cgroup.freeze"), "1");
-      } else {
-        Files.writeString(dir.resolve("freezer.state"), "FROZEN");
-      }
-      long deadline = System.nanoTime() + 500_000_000L;
-      while (!frozen() && System.nanoTime() < deadline) {
-        java.util.concurrent.locks.LockSupport.parkNanos(200_000);
-      }
-    }
-
-    void thaw() throws IOException {
-      if (version == Version.V2) {
-        Files.writeString(dir.resolve("cgroup.freeze"), "0");
-      } else {
-        Files.writeString(dir.resolve("freezer.state"), "THAWED");
-      }
-    }
-
-    /** Removes it; false while a process is still in it. */
-    boolean remove() {
-      try {
-        Files.deleteIfExists(dir);
-        return true;
-      } catch (IOException busy) {
-        return false;
-      }
-    }
-
-    private boolean frozen() throws IOException {
-      if (version == Version.V2) {
-        return Files.readString(dir.resolve("cgroup.events")).contains("frozen 1");
-      }
-      return Files.readString(dir.resolve("freezer.state")).strip().equals("FROZEN");
-    }
-
-    static List<Long> processesBelow(Path dir) throws IOException {
-      List<Long> pids = new ArrayList<>();
-      for (String line : Files.readAllLines(dir.resolve("cgroup.procs"))) {
-        if (!line.isBlank()) {
-          pids.add(Long.parseLong(line.strip()));
-        }
-      }
-      try (var children = Files.list(dir)) {
-        for (Path child : children.filter(Files::isDirectory).toList()) {
-          pids.addAll(processesBelow(child));
-        }
-      }
-      return pids;
-    }
+    return Files.readString(freezer.resolve("freezer.state")).strip().equals("FROZEN");
   }
 
   /** How many times the kernel's OOM killer stopped a process of the sandbox. */
@@ -212,17 +149,12 @@ final class SandboxCgroup {
     return 0;
   }
 
-  /** Removes the cgroup (its calls' cgroups first); false while processes are still in it. */
+  /** Removes the cgroup; false while processes are still in it. */
   boolean remove() {
     boolean removed = true;
     for (Path dir : dirs()) {
-      try (var children = Files.list(dir)) {
-        for (Path child : children.filter(Files::isDirectory).toList()) {
-          Files.deleteIfExists(child);
-        }
+      try {
         Files.deleteIfExists(dir);
-      } catch (java.nio.file.NoSuchFileException gone) {
-        // removed already
       } catch (IOException busy) {
         removed = false;
       }

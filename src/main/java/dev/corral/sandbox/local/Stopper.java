@@ -8,13 +8,12 @@ import java.util.Optional;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * Stops processes of one sandbox from outside it (the host's view: host pids). A call is stopped
- * through its own cgroup when it has one: frozen, every process in it killed, thawed, so that none
- * can start another meanwhile. Without one, a call is told apart from what earlier calls left
- * running by a {@link Before} taken as it started: its processes are those in its bash's session,
- * and those that were not there then and descend from no process that was (a daemon it detached is
- * one). They are killed again and again until none is left. The launcher and bubblewrap are never
- * touched. Blocking.
+ * Stops processes of one sandbox from outside it (the host's view: host pids). A call is told apart
+ * from what earlier calls left running by the sandbox's processes {@link Before} it started: its
+ * processes are those in its bash's session, and those that were not there then and descend from no
+ * process that was (a daemon it detached is one). With a cgroup the sandbox is frozen while they
+ * are killed, so that none can start another meanwhile; without one they are killed again and again
+ * until none is left. The launcher and bubblewrap are never touched. Blocking.
  */
 final class Stopper {
 
@@ -37,14 +36,20 @@ final class Stopper {
       Long start = startByPid.get(pid);
       return start != null && start == stat.startTicks();
     }
+
+    /** The same, but {@code pid}: the call's own bash, which may have been started ahead. */
+    Before without(long pid) {
+      Map<Long, Long> rest = new HashMap<>(startByPid);
+      rest.remove(pid);
+      return new Before(rest);
+    }
   }
 
-  /** The sandbox's processes now, but {@code except} (the call's own bash). */
-  Before before(long except) throws IOException {
+  /** The sandbox's processes now. */
+  Before before() throws IOException {
     Map<Long, Long> starts = new HashMap<>();
     live().forEach((pid, stat) -> starts.put(pid, stat.startTicks()));
-    starts.remove(except);
-    return new Before(Map.copyOf(starts));
+    return new Before(starts);
   }
 
   /**
@@ -65,16 +70,6 @@ final class Stopper {
     while (victims.stream().anyMatch(this::isLiveVictim) && System.nanoTime() < deadline) {
       live().keySet().forEach(this::kill);
       LockSupport.parkNanos(1_000_000);
-    }
-  }
-
-  /** Every process in a call's own cgroup. */
-  void call(SandboxCgroup.Frozen own) throws IOException {
-    own.freeze();
-    try {
-      own.processes().forEach(this::kill);
-    } finally {
-      own.thaw();
     }
   }
 
@@ -148,7 +143,7 @@ final class Stopper {
   }
 
   private List<Long> descendants() {
-    return launcher.descendants().map(ProcessHandle::pid).toList();
+    return ProcStat.descendants(launcher.pid());
   }
 
   private boolean kill(long pid) {

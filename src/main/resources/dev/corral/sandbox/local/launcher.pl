@@ -11,15 +11,11 @@
 #
 # Requests (stdin):  C <id> <cap> <tail 0|1> <count>\n then <count> times <length>\n<bytes>
 #                    (the script, then its arguments)
-#                    G <id>\n (go: the call's bash may read its script; corral has put it in the
-#                    call's own cgroup)
-#                    K <id>\n (corral is stopping the call without a cgroup of its own: no standby
-#                    is started after it, which the stop could take for one of the call's)
+#                    K <id>\n (corral is stopping the call: no standby is started after it, which
+#                    the stop could take for one of the call's)
 #                    P\n (ping)
 # Answers (stdout):  H 1\n once started; P\n;
-#                    S <id> <start> <pid>\n       (the call's bash, waiting for G: when it
-#                                                  started, in clock ticks since boot, which may
-#                                                  predate the request, and its pid in here)
+#                    S <id> <pid>\n               (the call's bash, its pid in here)
 #                    D <id> <exit code or -1> <signal> <total bytes> <length>\n<kept output>
 #                    E <id> <length>\n<message>   (the call could not start)
 #                    F <message>\n                (the launcher gives up)
@@ -120,11 +116,6 @@ sub requests {
       print "P\n";
       next;
     }
-    if ($line =~ /^G (\S+)$/) {
-      substr($in, 0, $nl + 1) = '';
-      go($1);
-      next;
-    }
     if ($line =~ /^K (\S+)$/) {
       substr($in, 0, $nl + 1) = '';
       $call->{stopped} = 1 if $call && $call->{id} eq $1;
@@ -180,7 +171,7 @@ sub standby {
   close $script;
   close $write;
   nonblocking($out);
-  return { pid => $pid, feed => $feed, out => $out, start => starttime($pid) };
+  return { pid => $pid, feed => $feed, out => $out };
 }
 
 sub start {
@@ -190,20 +181,12 @@ sub start {
   my $bash = $standby // standby();
   $standby = undef;
   return refuse($id, 'the sandbox could not start a process: it runs as many as it may') unless $bash;
-  # The call is this bash and everything it starts; corral puts it in a cgroup of its own, then
-  # says go.
-  print "S $id $bash->{start} $bash->{pid}\n";
-  $call = { id => $id, pid => $bash->{pid}, out => $bash->{out}, feed => $bash->{feed},
-            script => "$count\n" . $parts, cap => $cap, tail => $tail, kept => '', total => 0 };
-}
-
-sub go {
-  my ($id) = @_;
-  return unless $call && $call->{id} eq $id && $call->{feed};
-  my $fh = $call->{feed};
-  print {$fh} $call->{script};    # a bash that died already just leaves its status
+  my $fh = $bash->{feed};
+  print {$fh} "$count\n" . $parts;    # a bash that died already just leaves its status
   close $fh;
-  delete @$call{qw(feed script)};
+  print "S $id $bash->{pid}\n";
+  $call = { id => $id, pid => $bash->{pid}, out => $bash->{out}, cap => $cap, tail => $tail,
+            kept => '', total => 0 };
 }
 
 # Reads what the call wrote: keeps the first cap bytes, or the last cap bytes, and counts all.
@@ -281,15 +264,6 @@ sub finish {
   my $kept = $c->{tail} && length($c->{kept}) > $c->{cap} ? substr($c->{kept}, -$c->{cap}) : $c->{kept};
   print "D $c->{id} $code $signal $c->{total} " . length($kept) . "\n" . $kept;
   $call = undef;
-}
-
-sub starttime {
-  my ($pid) = @_;
-  open(my $fh, '<', "/proc/$pid/stat") or return 0;
-  my $line = <$fh>;
-  close $fh;
-  return 0 unless defined $line && $line =~ /\) (.*)$/s;
-  return (split / /, $1)[19];
 }
 
 sub nonblocking {

@@ -210,10 +210,10 @@ class CallControlTest {
         tools
             .run(
                 sandbox,
-                ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 4; touch late\"}"))
+                ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 4.1; touch late\"}"))
             .subscribe()
             .with(ignored -> {});
-    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 4"));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 4.1"));
 
     // When
     call.cancel();
