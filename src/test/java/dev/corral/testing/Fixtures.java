@@ -1,6 +1,7 @@
 package dev.corral.testing;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.AgentToolset;
 import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
@@ -9,6 +10,7 @@ import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.TextBlock;
+import dev.corral.proto.v1.Tool;
 import dev.corral.proto.v1.UserMessage;
 
 /** Builders for the requests most tests need. */
@@ -29,6 +31,30 @@ public final class Fixtures {
       SessionServiceGrpc.SessionServiceBlockingStub sessions) {
     return sessions
         .createSession(CreateSessionRequest.newBuilder().setAgentId(createAgent(agents)).build())
+        .getSession();
+  }
+
+  /** A session of a new agent with the built-in tools, started with {@code text}. */
+  public static Session startWithTools(
+      AgentServiceGrpc.AgentServiceBlockingStub agents,
+      SessionServiceGrpc.SessionServiceBlockingStub sessions,
+      String text) {
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("tool test")
+                    .setModel("claude-test")
+                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                    .build())
+            .getAgent()
+            .getId();
+    return sessions
+        .createSession(
+            CreateSessionRequest.newBuilder()
+                .setAgentId(agent)
+                .addInitialEvents(userMessage(text))
+                .build())
         .getSession();
   }
 

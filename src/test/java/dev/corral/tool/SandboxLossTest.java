@@ -1,15 +1,11 @@
 package dev.corral.tool;
 
-import static dev.corral.testing.Fixtures.userMessage;
 import static dev.corral.testing.SessionLogs.awaitIdle;
 import static dev.corral.testing.SessionLogs.log;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
-import dev.corral.proto.v1.AgentToolset;
-import dev.corral.proto.v1.CreateAgentRequest;
-import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.ListSandboxesRequest;
 import dev.corral.proto.v1.Sandbox;
@@ -18,10 +14,10 @@ import dev.corral.proto.v1.SandboxState;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StopReasonType;
-import dev.corral.proto.v1.Tool;
 import dev.corral.sandbox.local.LocalDriver;
 import dev.corral.testing.FakeAnthropic;
 import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.Fixtures;
 import dev.corral.testing.HarnessTestProfile;
 import dev.corral.testing.InjectFakeAnthropic;
 import io.quarkus.grpc.GrpcClient;
@@ -155,23 +151,7 @@ class SandboxLossTest {
   }
 
   private Session start(String marker) {
-    String agent =
-        agents
-            .createAgent(
-                CreateAgentRequest.newBuilder()
-                    .setName("loss test")
-                    .setModel("claude-test")
-                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
-                    .build())
-            .getAgent()
-            .getId();
-    return sessions
-        .createSession(
-            CreateSessionRequest.newBuilder()
-                .setAgentId(agent)
-                .addInitialEvents(userMessage(marker))
-                .build())
-        .getSession();
+    return Fixtures.startWithTools(agents, sessions, marker);
   }
 
   private static List<Event> ofType(List<Event> events, String type) {

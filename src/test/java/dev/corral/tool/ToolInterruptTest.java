@@ -1,15 +1,11 @@
 package dev.corral.tool;
 
-import static dev.corral.testing.Fixtures.userMessage;
 import static dev.corral.testing.SessionLogs.awaitIdle;
 import static dev.corral.testing.SessionLogs.log;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
-import dev.corral.proto.v1.AgentToolset;
-import dev.corral.proto.v1.CreateAgentRequest;
-import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.EmitEventRequest;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.ListSandboxesRequest;
@@ -19,7 +15,6 @@ import dev.corral.proto.v1.SandboxState;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StopReasonType;
-import dev.corral.proto.v1.Tool;
 import dev.corral.proto.v1.UserInterrupt;
 import dev.corral.testing.FakeAnthropic;
 import dev.corral.testing.FakeAnthropic.Reply;
@@ -121,22 +116,6 @@ class ToolInterruptTest {
   }
 
   private Session start(String marker) {
-    String agent =
-        agents
-            .createAgent(
-                CreateAgentRequest.newBuilder()
-                    .setName("interrupt test")
-                    .setModel("claude-test")
-                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
-                    .build())
-            .getAgent()
-            .getId();
-    return sessions
-        .createSession(
-            CreateSessionRequest.newBuilder()
-                .setAgentId(agent)
-                .addInitialEvents(userMessage(marker))
-                .build())
-        .getSession();
+    return Fixtures.startWithTools(agents, sessions, marker);
   }
 }
