@@ -24,6 +24,10 @@ final class SessionState {
   private long statusSeq;
   private StopReason lastStopReason = StopReason.getDefaultInstance();
   private final List<Event> conversation = new ArrayList<>();
+
+  /** Messages that arrived while a model call ran: they follow its reply, whenever it comes. */
+  private final List<Event> arrivedDuringCall = new ArrayList<>();
+
   private final Map<String, ToolCallState> toolCalls = new LinkedHashMap<>();
   private String openSpanId;
   private long openSpanSeq;
@@ -58,7 +62,7 @@ final class SessionState {
     lastSeq = event.getSeq();
     switch (event.getPayloadCase()) {
       case USER_MESSAGE -> {
-        conversation.add(event);
+        (openSpanId != null ? arrivedDuringCall : conversation).add(event);
         lastUserMessageSeq = event.getSeq();
         failuresSinceInput = 0;
       }
@@ -121,6 +125,9 @@ final class SessionState {
           failuresSinceInput = 0;
         }
         openSpanId = null;
+        // The call's reply (if any) was appended just before its end.
+        conversation.addAll(arrivedDuringCall);
+        arrivedDuringCall.clear();
       }
       case SESSION_ERROR -> {
         // Model failures count toward the retry limit; a call closed because its harness
@@ -189,9 +196,17 @@ final class SessionState {
     return lastStopReason;
   }
 
-  /** The events the model's context is built from, in order. */
+  /**
+   * The events the model's context is built from, in the order the model sees them: the log's,
+   * except that a message that arrived while a model call ran follows that call's reply.
+   */
   List<Event> conversation() {
-    return Collections.unmodifiableList(conversation);
+    if (arrivedDuringCall.isEmpty()) {
+      return Collections.unmodifiableList(conversation);
+    }
+    List<Event> all = new ArrayList<>(conversation);
+    all.addAll(arrivedDuringCall);
+    return Collections.unmodifiableList(all);
   }
 
   List<ToolCallState> unansweredCalls() {

@@ -165,6 +165,46 @@ class HarnessTest {
   }
 
   @Test
+  void aMessageSentWhileTheModelAnswersIsTheNextUserTurnAfterThatAnswer() {
+    // Given a model whose first answer waits until it is let go
+    java.util.concurrent.CompletableFuture<Void> letGo =
+        new java.util.concurrent.CompletableFuture<>();
+    model.enqueue(
+        (response, request) ->
+            letGo.thenRun(() -> Reply.text("first answer").send(response, request)),
+        Reply.text("second answer"));
+    Session session = start(agent(), marker);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> model.requestsMentioning(marker).size() == 1);
+
+    // When a second message arrives during that call
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "second " + marker));
+    letGo.complete(null);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                log(sessions, session.getId()).stream()
+                        .filter(e -> e.getType().equals("agent.message"))
+                        .count()
+                    == 2);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the next request answers it: user, assistant (the first answer), user (the message)
+    assertThat(model.violations()).isEmpty();
+    JsonNode messages = model.requestsMentioning(marker).get(1).body().path("messages");
+    assertThat(messages).hasSize(3);
+    assertThat(messages.get(0).path("content").get(0).path("text").asText()).isEqualTo(marker);
+    assertThat(messages.get(1).path("role").asText()).isEqualTo("assistant");
+    assertThat(messages.get(1).path("content").get(0).path("text").asText())
+        .isEqualTo("first answer");
+    assertThat(messages.get(2).path("role").asText()).isEqualTo("user");
+    assertThat(messages.get(2).path("content").get(0).path("text").asText())
+        .isEqualTo("second " + marker);
+  }
+
+  @Test
   void thinkingIsKeptAndSentBackToContinueAToolUseTurn() {
     // Given a model that thinks before it calls a tool
     model.enqueue(

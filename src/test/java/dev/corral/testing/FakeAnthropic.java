@@ -33,6 +33,7 @@ public final class FakeAnthropic implements AutoCloseable {
   private final HttpServer server;
   private final BlockingQueue<Reply> script = new LinkedBlockingQueue<>();
   private final List<Received> received = new CopyOnWriteArrayList<>();
+  private final List<String> violations = new CopyOnWriteArrayList<>();
   private volatile Function<JsonNode, Reply> fallback = request -> Reply.text("ok");
 
   private FakeAnthropic(int port) throws Exception {
@@ -68,7 +69,13 @@ public final class FakeAnthropic implements AutoCloseable {
   public void reset() {
     script.clear();
     received.clear();
+    violations.clear();
     fallback = request -> Reply.text("ok");
+  }
+
+  /** Why the requests it refused as the real API would were refused, in order. */
+  public List<String> violations() {
+    return List.copyOf(violations);
   }
 
   public List<Received> requests() {
@@ -127,6 +134,12 @@ public final class FakeAnthropic implements AutoCloseable {
           request.response().exceptionHandler(ignored -> closed.complete(null));
           if (!API_KEY.equals(seen.apiKey())) {
             error(request.response(), 401, "authentication_error", "invalid x-api-key");
+            return;
+          }
+          java.util.Optional<String> refused = MessagesRules.violation(json);
+          if (refused.isPresent()) {
+            violations.add(refused.get());
+            error(request.response(), 400, "invalid_request_error", refused.get());
             return;
           }
           Reply reply = script.poll();
