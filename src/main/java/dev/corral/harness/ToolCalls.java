@@ -1,8 +1,10 @@
 package dev.corral.harness;
 
+import dev.corral.proto.v1.Event;
 import dev.corral.session.NewEvent;
 import dev.corral.tool.ToolOutcome;
 import dev.corral.tool.ToolRouter;
+import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.Cancellable;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -12,9 +14,10 @@ import java.util.Set;
 import java.util.concurrent.Executor;
 
 /**
- * The built-in tool calls a harness run has going. Each runs through the {@link ToolRouter}; its
- * outcome (with the events it brings, such as sandbox.provisioned) is appended as the call's
- * result. Cancelling a call stops it where it runs.
+ * The built-in tool calls a harness run has going. Each runs through the {@link ToolRouter}; the
+ * events it brings about are appended as they happen (sandbox.provisioned before the call runs in
+ * it), and its outcome (with a sandbox.lost it ran into) as the call's result. Cancelling a call
+ * stops it where it runs.
  */
 final class ToolCalls {
 
@@ -57,7 +60,8 @@ final class ToolCalls {
     Cancellable running =
         router
             .execute(
-                new ToolRouter.ToolCall(sessionId, call.eventId(), call.name(), call.inputJson()))
+                new ToolRouter.ToolCall(
+                    sessionId, call.eventId(), call.name(), call.inputJson(), this::record))
             .onFailure()
             .recoverWithItem(
                 failure -> ToolOutcome.error("The tool failed: " + failure.getMessage()))
@@ -75,6 +79,30 @@ final class ToolCalls {
   void stop() {
     stopped = true;
     cancelAll();
+  }
+
+  /** Appends what a call brings about before its result; completes once it is in the log. */
+  private Uni<Void> record(List<Event> notices) {
+    return Uni.createFrom()
+        .emitter(
+            emitter ->
+                context.execute(
+                    () -> {
+                      if (stopped) {
+                        emitter.fail(new IllegalStateException("the harness run has stopped"));
+                        return;
+                      }
+                      List<NewEvent> events = new ArrayList<>();
+                      notices.forEach(notice -> events.add(NewEvent.of(notice)));
+                      appends.add(
+                          events,
+                          null,
+                          appended -> emitter.complete(null),
+                          () ->
+                              emitter.fail(
+                                  new IllegalStateException(
+                                      "the log refused the sandbox's events")));
+                    }));
   }
 
   private void done(ToolCallState call, ToolOutcome outcome) {

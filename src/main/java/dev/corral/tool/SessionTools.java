@@ -54,6 +54,7 @@ public class SessionTools implements ToolRouter {
       return Uni.createFrom().item(ToolOutcome.error("Invalid input: " + invalid.getMessage()));
     }
     return acquire(call.sessionId())
+        .call(acquired -> recordNotices(call, acquired))
         .flatMap(acquired -> run(acquired, input))
         .onFailure(CorralException.class)
         .recoverWithItem(
@@ -71,6 +72,12 @@ public class SessionTools implements ToolRouter {
         .map(Acquired::takeNotices)
         .onFailure(CorralException.class)
         .recoverWithItem(List.of());
+  }
+
+  /** The log hears of a new sandbox (and of the one it replaces) before the call uses it. */
+  private static Uni<Void> recordNotices(ToolCall call, Acquired acquired) {
+    List<Event> notices = acquired.takeNotices();
+    return notices.isEmpty() ? Uni.createFrom().voidItem() : call.record().apply(notices);
   }
 
   private Uni<ToolOutcome> run(Acquired acquired, ToolInput input) {
@@ -160,15 +167,21 @@ public class SessionTools implements ToolRouter {
   }
 
   /**
-   * A sandbox for a call, with what the first call to use it tells the log (sandbox.lost,
-   * sandbox.provisioned) and the model (its workspace was reset). Calls sharing a provisioning
-   * share one Acquired; only the first to finish carries the notices.
+   * A sandbox for a call, with what the log is told before the first call uses it (sandbox.lost,
+   * sandbox.provisioned) and what the model is told with the first result (its workspace was
+   * reset). Calls sharing a provisioning share one Acquired: the notices are recorded once, and
+   * only the first call to finish carries the note.
    */
   private record Acquired(
-      Sandbox sandbox, List<Event> notices, boolean reset, AtomicBoolean announced) {
+      Sandbox sandbox,
+      List<Event> notices,
+      boolean reset,
+      AtomicBoolean noticed,
+      AtomicBoolean announced) {
 
     static Acquired reused(Sandbox sandbox) {
-      return new Acquired(sandbox, List.of(), false, new AtomicBoolean(true));
+      return new Acquired(
+          sandbox, List.of(), false, new AtomicBoolean(true), new AtomicBoolean(true));
     }
 
     static Acquired fresh(
@@ -188,19 +201,22 @@ public class SessionTools implements ToolRouter {
                               .toLowerCase(Locale.ROOT)))
               .build());
       return new Acquired(
-          sandbox, List.copyOf(notices), hadOne || !lost.isEmpty(), new AtomicBoolean(false));
+          sandbox,
+          List.copyOf(notices),
+          hadOne || !lost.isEmpty(),
+          new AtomicBoolean(false),
+          new AtomicBoolean(false));
     }
 
     List<Event> takeNotices() {
-      return announced.compareAndSet(false, true) ? notices : List.of();
+      return noticed.compareAndSet(false, true) ? notices : List.of();
     }
 
     ToolOutcome announce(ToolOutcome outcome) {
       if (!announced.compareAndSet(false, true)) {
         return outcome;
       }
-      ToolOutcome told = reset ? outcome.prefixed(RESET_NOTE) : outcome;
-      return told.withNotices(notices);
+      return reset ? outcome.prefixed(RESET_NOTE) : outcome;
     }
   }
 }

@@ -5,7 +5,7 @@ import java.util.List;
 
 /**
  * What a tool call returned: text for the model, whether it is an error, and events the harness
- * records with the result (sandbox.provisioned, sandbox.lost).
+ * records with the result (a sandbox.lost the call ran into).
  */
 public record ToolOutcome(String output, boolean isError, List<Event> notices) {
 
@@ -19,12 +19,6 @@ public record ToolOutcome(String output, boolean isError, List<Event> notices) {
 
   public static ToolOutcome error(String output) {
     return new ToolOutcome(output, true, List.of());
-  }
-
-  public ToolOutcome withNotices(List<Event> more) {
-    List<Event> all = new java.util.ArrayList<>(more);
-    all.addAll(notices);
-    return new ToolOutcome(output, isError, all);
   }
 
   public ToolOutcome withNoticesAfter(List<Event> more) {

@@ -3,6 +3,7 @@ package dev.corral.tool;
 import dev.corral.proto.v1.Event;
 import io.smallrye.mutiny.Uni;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * Sends a tool call to where it runs: {@code execute(name, input) -> string}. A failure of the
@@ -25,6 +26,13 @@ public interface ToolRouter {
    * One call of a built-in tool by the harness working a session.
    *
    * @param toolUseId the id of the agent.tool_use event
+   * @param record appends events the call brings about before its result (sandbox.provisioned as
+   *     soon as its sandbox is); the call goes on once they are in the log
    */
-  record ToolCall(String sessionId, String toolUseId, String name, String inputJson) {}
+  record ToolCall(
+      String sessionId,
+      String toolUseId,
+      String name,
+      String inputJson,
+      Function<List<Event>, Uni<Void>> record) {}
 }

@@ -34,6 +34,7 @@ import dev.corral.testing.FakeAnthropic;
 import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.HarnessTestProfile;
 import dev.corral.testing.InjectFakeAnthropic;
+import dev.corral.testing.Processes;
 import dev.corral.testing.StreamRecorder;
 import io.grpc.Channel;
 import io.quarkus.grpc.GrpcClient;
@@ -202,6 +203,27 @@ class HarnessTest {
     assertThat(messages.get(2).path("role").asText()).isEqualTo("user");
     assertThat(messages.get(2).path("content").get(0).path("text").asText())
         .isEqualTo("second " + marker);
+  }
+
+  @Test
+  void theSandboxIsInTheLogAsSoonAsItIsProvisionedBeforeTheFirstCallEnds() {
+    // Given a first tool call that takes a while
+    model.enqueue(
+        Reply.toolUse("toolu_p", "bash", "{\"command\":\"sleep 2.3; echo done\"}"),
+        Reply.text("Done."));
+
+    // When
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 2.3"));
+
+    // Then while it runs (a harness that died now would leave this), the log names its sandbox
+    List<String> during = types(log(sessions, session.getId()));
+    assertThat(during).contains("sandbox.provisioned").doesNotContain("agent.tool_result");
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    List<String> after = types(log(sessions, session.getId()));
+    assertThat(after.indexOf("sandbox.provisioned")).isLessThan(after.indexOf("agent.tool_result"));
+    assertThat(after.stream().filter("sandbox.provisioned"::equals)).hasSize(1);
   }
 
   @Test
