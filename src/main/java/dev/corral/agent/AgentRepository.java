@@ -36,7 +36,11 @@ public class AgentRepository {
       WHERE a.id = $1
       """;
 
-  static final String LOCK_LATEST = SELECT_VERSION + " FOR UPDATE OF a";
+  /**
+   * Locks the agent's row alone: a lock taken in the join would, after waiting for a concurrent
+   * update, re-check the join against the version row it first read and find none.
+   */
+  static final String LOCK = "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE";
 
   static final String SET_LATEST =
       "UPDATE agents SET latest_version = $2, updated_at = clock_timestamp() WHERE id = $1";
@@ -98,9 +102,16 @@ public class AgentRepository {
     return pool.withTransaction(
         connection ->
             connection
-                .preparedQuery(LOCK_LATEST)
-                .execute(Tuple.of(id, null))
-                .map(rows -> fromSingleRow(rows, id, 0))
+                .preparedQuery(LOCK)
+                .execute(Tuple.of(id))
+                .flatMap(
+                    locked -> {
+                      if (locked.size() == 0) {
+                        return Uni.createFrom().failure(new NotFoundException("agent", id));
+                      }
+                      // A new statement sees what the update this one waited for committed.
+                      return find(connection, id, 0);
+                    })
                 .flatMap(latest -> storeIfChanged(connection, latest, change.apply(latest))));
   }
 

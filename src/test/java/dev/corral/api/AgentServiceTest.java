@@ -23,6 +23,7 @@ import dev.corral.proto.v1.UpdateAgentRequest;
 import io.grpc.Status;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 @QuarkusTest
@@ -112,6 +113,94 @@ class AgentServiceTest {
                 .getVersionsList())
         .extracting(Agent::getVersion)
         .containsExactly(1);
+  }
+
+  @Test
+  void concurrentUpdatesWithoutAnExpectedVersionEachMakeTheirOwnVersion() throws Exception {
+    // Given
+    Agent v1 = create("racer");
+
+    // When 16 callers update it at once, each to a name of its own
+    List<Agent> updated =
+        concurrently(
+            16,
+            i ->
+                agents
+                    .updateAgent(
+                        UpdateAgentRequest.newBuilder()
+                            .setAgentId(v1.getId())
+                            .setName("racer " + i)
+                            .build())
+                    .getAgent());
+
+    // Then every call succeeded, with consecutive versions 2..17, one each
+    assertThat(updated)
+        .extracting(Agent::getVersion)
+        .containsExactlyInAnyOrderElementsOf(
+            java.util.stream.IntStream.rangeClosed(2, 17).boxed().toList());
+    assertThat(latest(v1.getId()).getVersion()).isEqualTo(17);
+  }
+
+  @Test
+  void concurrentUpdatesOfOneExpectedVersionHaveExactlyOneWinner() throws Exception {
+    // Given
+    Agent v1 = create("racer");
+
+    // When 16 callers all expect version 1
+    List<Object> outcomes =
+        concurrently(
+            16,
+            i -> {
+              try {
+                return agents
+                    .updateAgent(
+                        UpdateAgentRequest.newBuilder()
+                            .setAgentId(v1.getId())
+                            .setExpectedVersion(1)
+                            .setName("racer " + i)
+                            .build())
+                    .getAgent();
+              } catch (io.grpc.StatusRuntimeException refused) {
+                return refused.getStatus().getCode();
+              }
+            });
+
+    // Then one made version 2 and the others were told ABORTED
+    assertThat(outcomes.stream().filter(o -> o instanceof Agent)).hasSize(1);
+    assertThat(outcomes.stream().filter(o -> !(o instanceof Agent)))
+        .hasSize(15)
+        .allMatch(code -> code == io.grpc.Status.Code.ABORTED);
+    assertThat(latest(v1.getId()).getVersion()).isEqualTo(2);
+  }
+
+  private Agent latest(String agentId) {
+    return agents.getAgent(GetAgentRequest.newBuilder().setAgentId(agentId).build()).getAgent();
+  }
+
+  /** Runs {@code call} for 0..n-1 on n threads released at the same moment. */
+  static <T> List<T> concurrently(int n, java.util.function.IntFunction<T> call) throws Exception {
+    java.util.concurrent.ExecutorService threads =
+        java.util.concurrent.Executors.newFixedThreadPool(n);
+    try {
+      java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(n);
+      List<java.util.concurrent.Future<T>> futures = new java.util.ArrayList<>();
+      for (int i = 0; i < n; i++) {
+        int index = i;
+        futures.add(
+            threads.submit(
+                () -> {
+                  start.await();
+                  return call.apply(index);
+                }));
+      }
+      List<T> results = new java.util.ArrayList<>();
+      for (java.util.concurrent.Future<T> future : futures) {
+        results.add(future.get(30, java.util.concurrent.TimeUnit.SECONDS));
+      }
+      return results;
+    } finally {
+      threads.shutdownNow();
+    }
   }
 
   @Test

@@ -61,6 +61,50 @@ class SandboxApiTest {
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
   @Test
+  void concurrentEnvironmentUpdatesAllSucceedAndTheLastOneStays() throws Exception {
+    // Given
+    Environment environment =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("raced")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .build())
+            .getEnvironment();
+
+    // When 16 callers update it at once
+    List<Environment> updated =
+        AgentServiceTest.concurrently(
+            16,
+            i ->
+                environments
+                    .updateEnvironment(
+                        UpdateEnvironmentRequest.newBuilder()
+                            .setEnvironmentId(environment.getId())
+                            .setDescription("update " + i)
+                            .build())
+                    .getEnvironment());
+
+    // Then each succeeded, and what is stored is the update that committed last
+    assertThat(updated).hasSize(16);
+    Environment stored =
+        environments
+            .getEnvironment(
+                dev.corral.proto.v1.GetEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(environment.getId())
+                    .build())
+            .getEnvironment();
+    Environment last =
+        updated.stream()
+            .max(
+                java.util.Comparator.comparing((Environment e) -> e.getUpdatedAt().getSeconds())
+                    .thenComparing(e -> e.getUpdatedAt().getNanos()))
+            .orElseThrow();
+    assertThat(stored.getDescription()).isEqualTo(last.getDescription());
+    assertThat(updated).extracting(Environment::getDescription).doesNotHaveDuplicates();
+  }
+
+  @Test
   void anEnvironmentsSetupCommandsRunOnceInEachNewSandboxAndItsChangesApplyToNewOnes() {
     // Given
     Environment environment =
