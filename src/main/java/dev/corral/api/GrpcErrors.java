@@ -34,6 +34,7 @@ import org.jboss.logging.Logger;
 public class GrpcErrors implements ExceptionHandlerProvider {
 
   private static final Logger LOGGER = Logger.getLogger(GrpcErrors.class);
+  private static final int MAX_MESSAGE = 1024;
 
   @Override
   public <ReqT, RespT> ExceptionHandler<ReqT, RespT> createHandler(
@@ -104,7 +105,7 @@ public class GrpcErrors implements ExceptionHandlerProvider {
     } else {
       status = Status.INTERNAL;
     }
-    return status.withDescription(known.getMessage()).asRuntimeException();
+    return status.withDescription(bounded(known.getMessage())).asRuntimeException();
   }
 
   /** INVALID_ARGUMENT with a google.rpc.BadRequest detail naming the field. */
@@ -113,15 +114,29 @@ public class GrpcErrors implements ExceptionHandlerProvider {
         BadRequest.newBuilder()
             .addFieldViolations(
                 BadRequest.FieldViolation.newBuilder()
-                    .setField(invalid.field())
-                    .setDescription(invalid.getMessage()))
+                    .setField(bounded(invalid.field()))
+                    .setDescription(bounded(invalid.getMessage())))
             .build();
     return StatusProto.toStatusRuntimeException(
         com.google.rpc.Status.newBuilder()
             .setCode(Code.INVALID_ARGUMENT_VALUE)
-            .setMessage(invalid.getMessage())
+            .setMessage(bounded(invalid.getMessage()))
             .addDetails(Any.pack(detail))
             .build());
+  }
+
+  /**
+   * A message that fits in the trailers: a client refuses headers over 8 KiB (a stream error the
+   * caller reads as INTERNAL), and a message may quote the caller's input.
+   */
+  static String bounded(String message) {
+    if (message == null || message.length() <= MAX_MESSAGE) {
+      return message;
+    }
+    return message.substring(0, MAX_MESSAGE)
+        + "… ("
+        + (message.length() - MAX_MESSAGE)
+        + " more characters)";
   }
 
   private static Throwable unwrap(Throwable failure) {

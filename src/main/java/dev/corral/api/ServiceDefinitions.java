@@ -61,31 +61,33 @@ final class ServiceDefinitions {
 
   /**
    * Closes a call whose request could not be decoded with INVALID_ARGUMENT; the service never sees
-   * it.
+   * it. The call is closed once the client has sent all of its request: closing earlier makes the
+   * transport reset the stream (PROTOCOL_ERROR, which the client reads as INTERNAL) while a large
+   * request is still arriving.
    */
   private static <Req, Resp> ServerCallHandler<Req, Resp> rejectingUndecodable(
       ServerCallHandler<Req, Resp> handler) {
     return (call, headers) ->
         new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(
             handler.startCall(call, headers)) {
-          private boolean rejected;
+          private StatusRuntimeException rejected;
 
           @Override
           public void onMessage(Req message) {
             InvalidArgumentException problem = Utf8CheckedMarshaller.problemOf(message);
             if (problem == null) {
               super.onMessage(message);
-            } else if (!rejected) {
-              rejected = true;
-              StatusRuntimeException status = GrpcErrors.toStatus(problem);
-              call.close(status.getStatus(), status.getTrailers());
+            } else if (rejected == null) {
+              rejected = GrpcErrors.toStatus(problem);
             }
           }
 
           @Override
           public void onHalfClose() {
-            if (!rejected) {
+            if (rejected == null) {
               super.onHalfClose();
+            } else {
+              call.close(rejected.getStatus(), rejected.getTrailers());
             }
           }
         };

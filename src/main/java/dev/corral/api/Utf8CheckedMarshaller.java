@@ -17,7 +17,8 @@ import java.io.UncheckedIOException;
 /**
  * Decodes requests so that bytes the protobuf runtime refuses become INVALID_ARGUMENT naming the
  * field (for instance {@code event.user_message.content[0].text.text: is not valid UTF-8}) instead
- * of the transport's generic INTERNAL.
+ * of the transport's generic INTERNAL, and so that no string field of any request holds NUL, which
+ * PostgreSQL's text cannot store.
  *
  * <p>The Vert.x transport drops a request whose decoder throws and then fails the call with
  * "Half-closed without a request". So this decoder never throws: it returns an empty request
@@ -53,28 +54,40 @@ final class Utf8CheckedMarshaller<T extends Message>
       throw new UncheckedIOException(e);
     }
     T prototype = delegate.getMessagePrototype();
+    Descriptor type = prototype.getDescriptorForType();
+    String problem;
     try {
-      return (T) prototype.getParserForType().parseFrom(bytes);
+      T request = (T) prototype.getParserForType().parseFrom(bytes);
+      // No string can hold NUL if no byte is 0 (the common case: no scan).
+      String withNul =
+          hasZeroByte(bytes) ? fieldWith(type, bytes, Utf8CheckedMarshaller::hasNul) : null;
+      if (withNul != null) {
+        problem =
+            withNul
+                + SEPARATOR
+                + "must not contain the NUL character (U+0000), which PostgreSQL cannot store";
+      } else {
+        problem = unknownEnumValue(request, "");
+        if (problem == null) {
+          return request;
+        }
+      }
     } catch (InvalidProtocolBufferException e) {
-      String field = invalidUtf8Field(prototype.getDescriptorForType(), bytes);
-      String problem =
+      String field = fieldWith(type, bytes, value -> !value.isValidUtf8());
+      problem =
           field == null
-              ? "request"
-                  + SEPARATOR
-                  + "is not a valid "
-                  + prototype.getDescriptorForType().getFullName()
-                  + " message"
+              ? "request" + SEPARATOR + "is not a valid " + type.getFullName() + " message"
               : field + SEPARATOR + "is not valid UTF-8";
-      UnknownFieldSet marker =
-          UnknownFieldSet.newBuilder()
-              .addField(
-                  PROBLEM_FIELD,
-                  UnknownFieldSet.Field.newBuilder()
-                      .addLengthDelimited(ByteString.copyFromUtf8(problem))
-                      .build())
-              .build();
-      return (T) prototype.toBuilder().setUnknownFields(marker).build();
     }
+    UnknownFieldSet marker =
+        UnknownFieldSet.newBuilder()
+            .addField(
+                PROBLEM_FIELD,
+                UnknownFieldSet.Field.newBuilder()
+                    .addLengthDelimited(ByteString.copyFromUtf8(problem))
+                    .build())
+            .build();
+    return (T) prototype.toBuilder().setUnknownFields(marker).build();
   }
 
   /** Why {@code request} could not be decoded, or null if it was. */
@@ -106,14 +119,101 @@ final class Utf8CheckedMarshaller<T extends Message>
 
   /** The path of the first string field whose bytes are not UTF-8, or null. */
   static String invalidUtf8Field(Descriptor type, byte[] bytes) {
+    return fieldWith(type, bytes, value -> !value.isValidUtf8());
+  }
+
+  /** The path of the first string field whose bytes match {@code bad}, or null. */
+  private static String fieldWith(
+      Descriptor type, byte[] bytes, java.util.function.Predicate<ByteString> bad) {
     try {
-      return scan(type, CodedInputStream.newInstance(bytes), "");
+      return scan(type, CodedInputStream.newInstance(bytes), "", bad);
     } catch (IOException e) {
       return null;
     }
   }
 
-  private static String scan(Descriptor type, CodedInputStream input, String path)
+  /** Whether messages of each type hold an enum field, at any depth (computed once per type). */
+  private static final java.util.concurrent.ConcurrentHashMap<Descriptor, Boolean> HAS_ENUMS =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** "path" + SEPARATOR + why, for the first enum field set to a number the schema lacks. */
+  private static String unknownEnumValue(Message message, String path) {
+    if (!hasEnums(message.getDescriptorForType(), new java.util.HashSet<>())) {
+      return null;
+    }
+    for (var entry : message.getAllFields().entrySet()) {
+      FieldDescriptor field = entry.getKey();
+      String fieldPath = path + field.getName();
+      java.util.List<?> values =
+          field.isRepeated()
+              ? (java.util.List<?>) entry.getValue()
+              : java.util.List.of(entry.getValue());
+      for (int i = 0; i < values.size(); i++) {
+        String at =
+            field.isRepeated() && !field.isMapField() ? fieldPath + "[" + i + "]" : fieldPath;
+        Object value = values.get(i);
+        if (value instanceof com.google.protobuf.Descriptors.EnumValueDescriptor enumValue
+            && enumValue.getIndex() < 0) {
+          return at
+              + SEPARATOR
+              + enumValue.getNumber()
+              + " is not a value of "
+              + field.getEnumType().getName();
+        }
+        if (value instanceof Message nested) {
+          String found = unknownEnumValue(nested, at + ".");
+          if (found != null) {
+            return found;
+          }
+        }
+      }
+    }
+    return null;
+  }
+
+  private static boolean hasEnums(Descriptor type, java.util.Set<Descriptor> seen) {
+    Boolean known = HAS_ENUMS.get(type);
+    if (known != null) {
+      return known;
+    }
+    if (!seen.add(type)) {
+      return false; // a recursive type: decided where the cycle started
+    }
+    boolean has = false;
+    for (FieldDescriptor field : type.getFields()) {
+      if (field.getJavaType() == FieldDescriptor.JavaType.ENUM
+          || (field.getJavaType() == FieldDescriptor.JavaType.MESSAGE
+              && hasEnums(field.getMessageType(), seen))) {
+        has = true;
+      }
+    }
+    HAS_ENUMS.put(type, has);
+    return has;
+  }
+
+  private static boolean hasZeroByte(byte[] bytes) {
+    for (byte b : bytes) {
+      if (b == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static boolean hasNul(ByteString value) {
+    for (int i = 0; i < value.size(); i++) {
+      if (value.byteAt(i) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static String scan(
+      Descriptor type,
+      CodedInputStream input,
+      String path,
+      java.util.function.Predicate<ByteString> bad)
       throws IOException {
     java.util.Map<Integer, Integer> repeats = new java.util.HashMap<>();
     while (!input.isAtEnd()) {
@@ -129,12 +229,12 @@ final class Utf8CheckedMarshaller<T extends Message>
         fieldPath += "[" + index + "]";
       }
       if (field.getType() == FieldDescriptor.Type.STRING) {
-        if (!input.readBytes().isValidUtf8()) {
+        if (bad.test(input.readBytes())) {
           return fieldPath;
         }
       } else if (field.getType() == FieldDescriptor.Type.MESSAGE) {
         int limit = input.pushLimit(input.readRawVarint32());
-        String found = scan(field.getMessageType(), input, fieldPath + ".");
+        String found = scan(field.getMessageType(), input, fieldPath + ".", bad);
         if (found != null) {
           return found;
         }

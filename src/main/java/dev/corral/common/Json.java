@@ -1,18 +1,43 @@
 package dev.corral.common;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.util.Iterator;
+import java.util.Map;
 
-/** Checks JSON text that arrives in string fields (tool inputs, schemas). */
+/**
+ * Checks JSON text that arrives in string fields (tool inputs, schemas): exactly one JSON object,
+ * nothing after it, no key twice, at most {@value #MAX_DEPTH} levels deep, numbers of at most
+ * {@value #MAX_NUMBER_LENGTH} characters, and no NUL ({@code \u0000}) in any key or string.
+ */
 public final class Json {
 
-  private static final ObjectMapper MAPPER = new ObjectMapper();
+  public static final int MAX_DEPTH = 64;
+  public static final int MAX_NUMBER_LENGTH = 100;
+
+  private static final ObjectMapper MAPPER =
+      new ObjectMapper(
+              JsonFactory.builder()
+                  .streamReadConstraints(
+                      StreamReadConstraints.builder()
+                          .maxNestingDepth(MAX_DEPTH)
+                          .maxNumberLength(MAX_NUMBER_LENGTH)
+                          .build())
+                  .enable(com.fasterxml.jackson.core.StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+                  .build())
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+          .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS);
 
   private Json() {}
 
   /**
-   * Parses {@code text} and checks that it is one JSON object.
+   * Parses {@code text} and checks that it is one JSON object within the limits above.
    *
    * @throws InvalidArgumentException naming {@code field} otherwise
    */
@@ -20,18 +45,62 @@ public final class Json {
     JsonNode node;
     try {
       node = MAPPER.readTree(text);
-    } catch (JsonProcessingException e) {
+    } catch (StreamConstraintsException limit) {
+      String message = String.valueOf(limit.getOriginalMessage());
       throw new InvalidArgumentException(
           field,
-          "is not valid JSON (line "
-              + e.getLocation().getLineNr()
-              + ", column "
-              + e.getLocation().getColumnNr()
-              + ")");
+          message.contains("nesting depth")
+              ? "is nested deeper than " + MAX_DEPTH + " levels"
+              : message.contains("Number value length") || message.contains("number")
+                  ? "has a number longer than " + MAX_NUMBER_LENGTH + " characters"
+                  : "is larger than corral reads");
+    } catch (JsonProcessingException e) {
+      throw new InvalidArgumentException(field, "is not valid JSON" + where(e));
     }
-    if (node == null || !node.isObject()) {
+    if (node == null || node.isMissingNode()) {
+      throw new InvalidArgumentException(field, "must be a JSON object, and is empty");
+    }
+    if (!node.isObject()) {
       throw new InvalidArgumentException(field, "must be a JSON object");
     }
+    if (hasNul(node)) {
+      throw new InvalidArgumentException(
+          field, "must not contain the NUL character (\\u0000) in a key or a string");
+    }
     return node;
+  }
+
+  private static String where(JsonProcessingException e) {
+    String why = e.getOriginalMessage() == null ? "" : e.getOriginalMessage();
+    String detail =
+        why.startsWith("Duplicate field")
+            ? ": a key appears twice"
+            : why.startsWith("Trailing token") ? ": something follows the value" : "";
+    JsonLocation location = e.getLocation();
+    if (location == null || location.getLineNr() < 0) {
+      return detail;
+    }
+    return detail + " (line " + location.getLineNr() + ", column " + location.getColumnNr() + ")";
+  }
+
+  private static boolean hasNul(JsonNode node) {
+    if (node.isTextual()) {
+      return node.textValue().indexOf('\u0000') >= 0;
+    }
+    if (node.isObject()) {
+      for (Iterator<Map.Entry<String, JsonNode>> fields = node.fields(); fields.hasNext(); ) {
+        Map.Entry<String, JsonNode> field = fields.next();
+        if (field.getKey().indexOf('\u0000') >= 0 || hasNul(field.getValue())) {
+          return true;
+        }
+      }
+      return false;
+    }
+    for (JsonNode element : node) {
+      if (hasNul(element)) {
+        return true;
+      }
+    }
+    return false;
   }
 }

@@ -196,6 +196,18 @@ class BadInputTest {
         () -> sessions.createSession(create.toBuilder().setAgentId(archivedAgent).build()));
     add(
         cases,
+        "create with NUL in the title",
+        Status.Code.INVALID_ARGUMENT,
+        "title",
+        () -> sessions.createSession(create.toBuilder().setTitle("a\u0000b").build()));
+    add(
+        cases,
+        "create with NUL in a metadata value",
+        Status.Code.INVALID_ARGUMENT,
+        "metadata",
+        () -> sessions.createSession(create.toBuilder().putMetadata("k", "v\u0000").build()));
+    add(
+        cases,
         "create with long title",
         Status.Code.INVALID_ARGUMENT,
         "title",
@@ -634,6 +646,29 @@ class BadInputTest {
         Status.Code.INVALID_ARGUMENT,
         "tools[0].custom.input_schema_json",
         () -> agents.createAgent(ok.toBuilder().addTools(custom("lookup", "{\"type\": ")).build()));
+    for (String[] schema :
+        new String[][] {
+          {"trailing text", "{\"type\":\"object\"} trailing"},
+          {"two values", "{\"type\":\"object\"}{}"},
+          {"a duplicate key", "{\"type\":\"object\",\"type\":\"string\"}"},
+          {"3000 levels", "{\"a\":".repeat(3_000) + "1" + "}".repeat(3_000)},
+          {"1500 levels of arrays", "{\"a\":" + "[".repeat(1_500) + "]".repeat(1_500) + "}"},
+          {"a 3000-digit number", "{\"maximum\":" + "9".repeat(3_000) + "}"},
+          {"a NUL escape", "{\"description\":\"a\\u0000b\"}"}
+        }) {
+      add(
+          cases,
+          "custom tool schema with " + schema[0],
+          Status.Code.INVALID_ARGUMENT,
+          "tools[0].custom.input_schema_json",
+          () -> agents.createAgent(ok.toBuilder().addTools(custom("lookup", schema[1])).build()));
+    }
+    add(
+        cases,
+        "agent name with NUL",
+        Status.Code.INVALID_ARGUMENT,
+        "name",
+        () -> agents.createAgent(ok.toBuilder().setName("a\u0000b").build()));
     add(
         cases,
         "custom tool with non-object schema",
