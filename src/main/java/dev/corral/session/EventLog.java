@@ -103,32 +103,47 @@ public class EventLog {
       FROM sessions WHERE id = $1
       """;
 
-  /** One statement, one snapshot: the session's last seq and the slice agree. */
-  static final String READ_AFTER =
-      """
-      SELECT s.last_seq, e.seq, e.id, e.type, e.processed_at, e.body
-      FROM sessions s
-      LEFT JOIN LATERAL (
-          SELECT seq, id, type, processed_at, body FROM events
-          WHERE session_id = s.id AND seq > $2 AND ($3::text[] IS NULL OR type = ANY ($3))
-          ORDER BY seq
-          LIMIT $4
-      ) e ON true
-      WHERE s.id = $1
-      """;
+  /**
+   * Bytes a page of events may hold: their bodies plus {@link #ENVELOPE_BYTES} each. A page stops
+   * before the event that would pass it (but holds at least one), so a client with gRPC's default 4
+   * MiB message limit can read any log.
+   */
+  public static final int PAGE_BYTES = 1 << 20;
 
-  static final String READ_BEFORE =
-      """
-      SELECT s.last_seq, e.seq, e.id, e.type, e.processed_at, e.body
-      FROM sessions s
-      LEFT JOIN LATERAL (
-          SELECT seq, id, type, processed_at, body FROM events
-          WHERE session_id = s.id AND seq < $2 AND ($3::text[] IS NULL OR type = ANY ($3))
-          ORDER BY seq DESC
-          LIMIT $4
-      ) e ON true
-      WHERE s.id = $1
-      """;
+  /** What an event's id, session id, seq, type and time add to its body on the wire, at most. */
+  static final int ENVELOPE_BYTES = 128;
+
+  /**
+   * One statement, one snapshot: the session's last seq and the slice agree. The running size keeps
+   * the rows within the byte budget, plus the one that passes it (which tells that there is more);
+   * the window runs over at most {@code $4} rows.
+   */
+  static final String READ_AFTER = read("seq > $2", "ORDER BY seq");
+
+  static final String READ_BEFORE = read("seq < $2", "ORDER BY seq DESC");
+
+  private static String read(String bound, String order) {
+    return """
+        SELECT s.last_seq, e.seq, e.id, e.type, e.processed_at, e.body, e.running
+        FROM sessions s
+        LEFT JOIN LATERAL (
+            SELECT * FROM (
+                SELECT seq, id, type, processed_at, body,
+                       sum(octet_length(body) + %d) OVER (%s ROWS UNBOUNDED PRECEDING) AS running
+                FROM (
+                    SELECT seq, id, type, processed_at, body FROM events
+                    WHERE session_id = s.id AND %s AND ($3::text[] IS NULL OR type = ANY ($3))
+                    %s
+                    LIMIT $4
+                ) limited
+            ) sized
+            WHERE running - octet_length(body) - %d < $5
+            %s
+        ) e ON true
+        WHERE s.id = $1
+        """
+        .formatted(ENVELOPE_BYTES, order, bound, order, ENVELOPE_BYTES, order);
+  }
 
   /** The session (to tell an unknown session from an unknown event) and one of its events. */
   static final String FIND =
@@ -206,7 +221,7 @@ public class EventLog {
     long seq = slice.position() == EventSlice.Position.TAIL ? Long.MAX_VALUE : slice.seq();
     String[] types = slice.types().isEmpty() ? null : slice.types().toArray(String[]::new);
     return pool.preparedQuery(forward ? READ_AFTER : READ_BEFORE)
-        .execute(Tuple.of(slice.sessionId(), seq, types, slice.limit() + 1))
+        .execute(Tuple.of(slice.sessionId(), seq, types, slice.limit() + 1, PAGE_BYTES))
         .map(rows -> toPage(slice, rows, forward));
   }
 
@@ -346,14 +361,20 @@ public class EventLog {
     }
     long lastSeq = 0;
     List<Event> events = new ArrayList<>(rows.size());
+    boolean overBudget = false;
     for (Row row : rows) {
       lastSeq = row.getLong("last_seq");
-      if (row.getLong("seq") != null) {
-        events.add(toEvent(slice.sessionId(), row));
+      if (row.getLong("seq") == null) {
+        continue;
       }
+      if (!events.isEmpty() && row.getLong("running") > PAGE_BYTES) {
+        overBudget = true; // the event that passes the budget: there is more
+        break;
+      }
+      events.add(toEvent(slice.sessionId(), row));
     }
-    boolean hasMore = events.size() > slice.limit();
-    if (hasMore) {
+    boolean hasMore = overBudget || events.size() > slice.limit();
+    if (events.size() > slice.limit()) {
       events.remove(events.size() - 1);
     }
     if (!forward) {

@@ -254,6 +254,44 @@ class SessionServiceTest {
   }
 
   @Test
+  void pagesOfLargeEventsStopAtTheirByteBudgetAndTogetherHoldTheWholeLog() {
+    // Given 24 messages of 200 000 bytes each (4.8 MB), more than a default client takes at once
+    Session session = createSession(agents, sessions);
+    for (int i = 1; i <= 24; i++) {
+      sessions.emitEvent(emit(session.getId(), i + ":" + "x".repeat(200_000)));
+    }
+
+    // When a client with default settings reads the log forward, and the tail
+    List<Long> seen = new java.util.ArrayList<>();
+    long after = 0;
+    int pages = 0;
+    GetEventsResponse page;
+    do {
+      page =
+          sessions.getEvents(
+              GetEventsRequest.newBuilder()
+                  .setSessionId(session.getId())
+                  .setAfterSeq(after)
+                  .build());
+      assertThat(page.getSerializedSize()).isLessThanOrEqualTo(1 << 20);
+      page.getEventsList().forEach(event -> seen.add(event.getSeq()));
+      after = page.getEvents(page.getEventsCount() - 1).getSeq();
+      pages++;
+    } while (page.getHasMore());
+    GetEventsResponse tail =
+        sessions.getEvents(
+            GetEventsRequest.newBuilder().setSessionId(session.getId()).setTail(true).build());
+
+    // Then every page stayed within 1 MiB, and together they hold every event once, in order
+    assertThat(pages).isGreaterThanOrEqualTo(5);
+    assertThat(seen)
+        .containsExactlyElementsOf(java.util.stream.LongStream.rangeClosed(1, 24).boxed().toList());
+    assertThat(tail.getHasMore()).isTrue();
+    assertThat(tail.getEventsList()).extracting(Event::getSeq).endsWith(24L);
+    assertThat(tail.getSerializedSize()).isLessThanOrEqualTo(1 << 20);
+  }
+
+  @Test
   void getEventsFiltersByType() {
     // Given
     Session session = createSession(agents, sessions);
