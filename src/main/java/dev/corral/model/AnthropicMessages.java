@@ -56,6 +56,21 @@ public class AnthropicMessages {
     http.close();
   }
 
+  /** Says at startup that model calls cannot work yet, rather than at a newcomer's first turn. */
+  void warnWithoutKey(@Observes io.quarkus.runtime.StartupEvent event) {
+    if (!hasKey()) {
+      org.jboss.logging.Logger.getLogger(AnthropicMessages.class)
+          .warn(NO_KEY + "; sessions will stop at their first model call with this error");
+    }
+  }
+
+  static final String NO_KEY =
+      "no Anthropic API key is configured: set ANTHROPIC_API_KEY (corral.model.api-key)";
+
+  private boolean hasKey() {
+    return config.apiKey().filter(key -> !key.isBlank()).isPresent();
+  }
+
   public ModelConfig config() {
     return config;
   }
@@ -67,6 +82,11 @@ public class AnthropicMessages {
    * @throws ModelException (in the Uni) when the call fails; see {@link ModelException#retryable()}
    */
   public Uni<ModelResponse> stream(ObjectNode body, StreamListener listener) {
+    if (!hasKey()) {
+      // Not worth a retry: nothing changes until the operator sets a key.
+      return Uni.createFrom()
+          .failure(new ModelException(0, "authentication_error", NO_KEY, false, null));
+    }
     body.put("stream", true);
     byte[] payload;
     try {
@@ -204,7 +224,16 @@ public class AnthropicMessages {
           }
         });
     response.exceptionHandler(
-        failure -> call.fail(ModelException.transport("stream_cut", describe(failure))));
+        failure ->
+            call.fail(
+                ModelException.transport(
+                    "stream_cut",
+                    "the answer from "
+                        + base.getScheme()
+                        + "://"
+                        + base.getAuthority()
+                        + " broke off"
+                        + (failure.getMessage() == null ? "" : ": " + failure.getMessage()))));
     response.endHandler(
         ignored -> {
           if (message.stopped()) {
@@ -250,7 +279,39 @@ public class AnthropicMessages {
     return ModelException.fromStatus(response.statusCode(), type, message, wait);
   }
 
-  private static String describe(Throwable failure) {
-    return failure.getMessage() == null ? failure.getClass().getSimpleName() : failure.getMessage();
+  /** What failed, for the session's log: the URL it could not reach and why, in words. */
+  private String describe(Throwable failure) {
+    String target = base.getScheme() + "://" + base.getAuthority();
+    Throwable cause = failure;
+    while (cause.getCause() != null && cause.getCause() != cause) {
+      if (cause instanceof java.net.UnknownHostException
+          || cause instanceof java.net.ConnectException
+          || cause instanceof javax.net.ssl.SSLException) {
+        break;
+      }
+      cause = cause.getCause();
+    }
+    if (cause instanceof java.net.UnknownHostException) {
+      return "cannot reach " + target + ": unknown host";
+    }
+    if (cause instanceof java.net.ConnectException) {
+      String message = String.valueOf(cause.getMessage()).toLowerCase(java.util.Locale.ROOT);
+      return "cannot reach "
+          + target
+          + (message.contains("timed out") ? ": connection timed out" : ": connection refused");
+    }
+    if (cause instanceof javax.net.ssl.SSLException) {
+      return "cannot reach " + target + ": the TLS handshake failed (" + cause.getMessage() + ")";
+    }
+    if (cause instanceof java.util.concurrent.TimeoutException
+        || cause instanceof io.netty.handler.timeout.TimeoutException
+        || cause.getClass().getSimpleName().contains("Timeout")) {
+      return "no answer from " + target + " within " + config.responseTimeout().toSeconds() + " s";
+    }
+    String message = cause.getMessage();
+    return "cannot reach "
+        + target
+        + ": "
+        + (message == null || message.isBlank() ? "the connection failed" : message);
   }
 }

@@ -1,0 +1,109 @@
+package dev.corral.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vertx.core.Vertx;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.Optional;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** A failed model call says what failed, and whether another attempt can help. */
+class ModelErrorsTest {
+
+  private final Vertx vertx = Vertx.vertx();
+
+  @AfterEach
+  void close() {
+    vertx.close().toCompletionStage().toCompletableFuture().join();
+  }
+
+  @Test
+  void withoutAnApiKeyTheCallFailsAtOnceSayingHowToSetOneAndIsNotRetried() {
+    ModelException failure = call(config("http://127.0.0.1:9", Optional.empty()));
+
+    assertThat(failure.retryable()).isFalse();
+    assertThat(failure.getMessage()).contains("ANTHROPIC_API_KEY");
+    assertThat(failure.errorType()).isEqualTo("authentication_error");
+  }
+
+  @Test
+  void anUnknownHostIsNamedWithItsUrl() {
+    ModelException failure =
+        call(config("https://api.anthropic.invalid", Optional.of("sk-anything")));
+
+    assertThat(failure.getMessage())
+        .isEqualTo("cannot reach https://api.anthropic.invalid: unknown host");
+    assertThat(failure.retryable()).isTrue();
+  }
+
+  @Test
+  void aRefusedConnectionIsNamedWithItsUrl() throws Exception {
+    int port;
+    try (ServerSocket free = new ServerSocket(0)) {
+      port = free.getLocalPort();
+    }
+    ModelException failure = call(config("http://127.0.0.1:" + port, Optional.of("sk-anything")));
+
+    assertThat(failure.getMessage())
+        .isEqualTo("cannot reach http://127.0.0.1:" + port + ": connection refused");
+  }
+
+  private ModelException call(ModelConfig config) {
+    AnthropicMessages messages = new AnthropicMessages(vertx, config);
+    try {
+      messages.stream(new ObjectMapper().createObjectNode().put("model", "m"), StreamListener.NONE)
+          .await()
+          .atMost(Duration.ofSeconds(30));
+    } catch (ModelException expected) {
+      return expected;
+    }
+    throw new AssertionError("the call did not fail");
+  }
+
+  private static ModelConfig config(String baseUrl, Optional<String> key) {
+    return new ModelConfig() {
+      public String baseUrl() {
+        return baseUrl;
+      }
+
+      public Optional<String> apiKey() {
+        return key;
+      }
+
+      public String anthropicVersion() {
+        return "2023-06-01";
+      }
+
+      public int maxTokens() {
+        return 1024;
+      }
+
+      public int thinkingBudgetTokens() {
+        return 0;
+      }
+
+      public Duration responseTimeout() {
+        return Duration.ofSeconds(10);
+      }
+
+      public Duration idleTimeout() {
+        return Duration.ofSeconds(10);
+      }
+
+      public int maxRetries() {
+        return 0;
+      }
+
+      public Duration retryInitialBackoff() {
+        return Duration.ofSeconds(1);
+      }
+
+      public Duration retryMaxBackoff() {
+        return Duration.ofSeconds(1);
+      }
+    };
+  }
+}
