@@ -50,11 +50,30 @@ final class EventsFactory {
   }
 
   static NewEvent spanStart(String id, String model) {
+    return spanStart(id, model, "");
+  }
+
+  static NewEvent spanStart(String id, String model, String purpose) {
     Event start =
         Event.newBuilder()
-            .setSpanModelRequestStart(SpanModelRequestStart.newBuilder().setModel(model))
+            .setSpanModelRequestStart(
+                SpanModelRequestStart.newBuilder().setModel(model).setPurpose(purpose))
             .build();
     return new NewEvent(id, EventType.SPAN_MODEL_REQUEST_START, start, null);
+  }
+
+  static NewEvent compacted(
+      long fromSeq, long upToSeq, String summary, long tokensBefore, long tokensAfter) {
+    return NewEvent.of(
+        Event.newBuilder()
+            .setAgentContextCompacted(
+                dev.corral.proto.v1.AgentContextCompacted.newBuilder()
+                    .setFromSeq(fromSeq)
+                    .setUpToSeq(upToSeq)
+                    .setSummary(summary)
+                    .setPreCompactionTokens(tokensBefore)
+                    .setPostCompactionTokens(tokensAfter))
+            .build());
   }
 
   static NewEvent spanEnd(String startId, ModelResponse response) {

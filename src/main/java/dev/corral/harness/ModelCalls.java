@@ -6,6 +6,7 @@ import dev.corral.model.AnthropicMessages;
 import dev.corral.model.ModelException;
 import dev.corral.model.ModelResponse;
 import dev.corral.model.StreamListener;
+import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.EventDelta;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReasonType;
@@ -72,12 +73,29 @@ final class ModelCalls {
   void call(int attempt) {
     Call call = new Call(IdKind.EVENT.next());
     current = call;
-    ObjectNode request =
-        Projection.request(
-            state.get(), model.config().maxTokens(), model.config().thinkingBudgetTokens());
+    SessionState now = state.get();
+    int maxTokens = model.config().maxTokens();
+    int thinking = model.config().thinkingBudgetTokens();
+    ObjectNode request = Projection.request(now, maxTokens, thinking);
+    long window = model.config().contextWindowOf(now.session().getAgent().getModel());
+    long tokens = Math.max(ContextBudget.estimate(request), now.lastContextTokens());
+    if (tokens > window * model.config().compactAt()) {
+      // Too large for the window: the older history becomes a summary first.
+      var cut = ContextBudget.cut(now.context(), (long) (window * ContextBudget.KEEP_SHARE));
+      if (cut.isPresent()) {
+        List<Event> context = now.context();
+        long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();
+        long upTo =
+            context.subList(0, cut.getAsInt()).stream().mapToLong(Event::getSeq).max().orElse(0);
+        call.compaction =
+            new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
+        request = Projection.compactionRequest(now, cut.getAsInt(), maxTokens, thinking);
+      }
+    }
     Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
+    ObjectNode body = request;
     if (delay.isZero()) {
-      start(call, request);
+      start(call, body);
       return;
     }
     call.delay =
@@ -87,7 +105,7 @@ final class ModelCalls {
             .delayIt()
             .by(delay)
             .subscribe()
-            .with(ignored -> context.execute(() -> start(call, request)));
+            .with(ignored -> context.execute(() -> start(call, body)));
   }
 
   /** Stops the call under way, if any; nothing it produced is appended. */
@@ -112,7 +130,11 @@ final class ModelCalls {
     if (now.status() != SessionStatus.SESSION_STATUS_RUNNING) {
       events.add(EventsFactory.running());
     }
-    events.add(EventsFactory.spanStart(call.spanId, now.session().getAgent().getModel()));
+    events.add(
+        EventsFactory.spanStart(
+            call.spanId,
+            now.session().getAgent().getModel(),
+            call.compaction != null ? SessionState.COMPACTION : ""));
     // The request goes out while its span start commits: a model call has no side effect, and if
     // the append is refused (the lease is lost, or new input arrived) the call is cancelled. Its
     // answer is appended after the span start, since appends are made one at a time.
@@ -132,7 +154,7 @@ final class ModelCalls {
   private void stream(Call call, ObjectNode request) {
     DeltaRelay relay = new DeltaRelay();
     call.stream =
-        model.stream(request, relay)
+        model.stream(request, call.compaction != null ? StreamListener.NONE : relay)
             .subscribe()
             .with(
                 response -> context.execute(() -> answered(call, relay, response)),
@@ -146,12 +168,58 @@ final class ModelCalls {
     retryAfter = null;
     List<NewEvent> events = new ArrayList<>();
     var agent = state.get().session().getAgent();
+    if (call.compaction != null) {
+      compacted(call, response);
+      return;
+    }
     for (int i = 0; i < response.blocks().size(); i++) {
       events.add(EventsFactory.block(relay.idOf(i), response.blocks().get(i), agent));
     }
     events.add(EventsFactory.spanEnd(call.spanId, response));
     appends.add(events, null, appended -> call.finished = true);
   }
+
+  /** Records the summary a compaction call answered, in place of the history it stands for. */
+  private void compacted(Call call, ModelResponse response) {
+    StringBuilder summary = new StringBuilder();
+    for (ModelResponse.Block block : response.blocks()) {
+      if (block instanceof ModelResponse.Text text) {
+        summary.append(summary.length() == 0 ? "" : "\n\n").append(text.text());
+      }
+    }
+    if (summary.toString().isBlank()) {
+      failed(
+          call,
+          new ModelException(
+              200, "invalid_summary", "the compaction call answered no summary", true, null));
+      return;
+    }
+    Compacting compacting = call.compaction;
+    long after =
+        ContextBudget.estimate(
+            Projection.request(
+                state.get().session().getAgent(),
+                Projection.summaryMessage(compacting.upToSeq(), summary.toString()),
+                compacting.kept(),
+                model.config().maxTokens(),
+                model.config().thinkingBudgetTokens()));
+    List<NewEvent> events = new ArrayList<>();
+    events.add(
+        EventsFactory.compacted(
+            compacting.fromSeq(),
+            compacting.upToSeq(),
+            summary.toString(),
+            compacting.tokens(),
+            after));
+    events.add(EventsFactory.spanEnd(call.spanId, response));
+    LOGGER.debugf(
+        "sessionId=%s compacted seq %d..%d: %d -> %d tokens",
+        sessionId, compacting.fromSeq(), compacting.upToSeq(), compacting.tokens(), after);
+    appends.add(events, null, appended -> call.finished = true);
+  }
+
+  /** A compaction under way: the range it summarises and the events it keeps. */
+  private record Compacting(long fromSeq, long upToSeq, long tokens, List<Event> kept) {}
 
   private void failed(Call call, Throwable failure) {
     if (stopped || call.cancelled) {
@@ -217,6 +285,7 @@ final class ModelCalls {
   /** One call, from its backoff to the fold of its last event. */
   private static final class Call {
     private final String spanId;
+    private Compacting compaction;
     private Cancellable delay;
     private Cancellable stream;
     private boolean cancelled;

@@ -31,7 +31,104 @@ final class Projection {
   private Projection() {}
 
   static ObjectNode request(SessionState state, int maxTokens, int thinkingBudget) {
-    Agent agent = state.session().getAgent();
+    SessionState.Compaction compaction = state.compaction();
+    return request(
+        state.session().getAgent(),
+        compaction == null ? null : summaryMessage(compaction.upToSeq(), compaction.summary()),
+        state.context(),
+        maxTokens,
+        thinkingBudget);
+  }
+
+  /**
+   * The request of a turn: the agent's system prompt and tools, then {@code summary} (a user
+   * message standing for compacted history, or null), then the messages of {@code events}.
+   */
+  static ObjectNode request(
+      Agent agent, ObjectNode summary, List<Event> events, int maxTokens, int thinkingBudget) {
+    ObjectNode request = prefix(agent, maxTokens, thinkingBudget);
+    ArrayNode messages = JSON.createArrayNode();
+    if (summary != null) {
+      messages.add(summary);
+    }
+    messages.addAll(messages(events));
+    cacheLast(messages);
+    request.set("messages", messages);
+    return request;
+  }
+
+  /**
+   * The request that asks the model to summarise the context before {@code cut} (an index into
+   * {@link SessionState#context()}, where an assistant turn starts): the same system prompt and
+   * tools as a turn's (so the cached prefix is reused), no tool use, and the instruction at the end
+   * of the last user turn.
+   */
+  static ObjectNode compactionRequest(
+      SessionState state, int cut, int maxTokens, int thinkingBudget) {
+    SessionState.Compaction earlier = state.compaction();
+    ObjectNode request = prefix(state.session().getAgent(), maxTokens, thinkingBudget);
+    if (request.has("tools")) {
+      request.putObject("tool_choice").put("type", "none");
+    }
+    ArrayNode messages = JSON.createArrayNode();
+    if (earlier != null) {
+      messages.add(summaryMessage(earlier.upToSeq(), earlier.summary()));
+    }
+    messages.addAll(messages(state.context().subList(0, cut)));
+    ArrayNode lastContent = (ArrayNode) messages.get(messages.size() - 1).get("content");
+    lastContent.addObject().put("type", "text").put("text", SUMMARY_INSTRUCTION);
+    cacheLast(messages);
+    request.set("messages", messages);
+    return request;
+  }
+
+  static final String SUMMARY_INSTRUCTION =
+      "[corral] The conversation is about to outgrow your context window. Summarize everything"
+          + " above for yourself: you will continue this session from your summary and the most"
+          + " recent turns only (the original events stay in the session's log). Keep the user's"
+          + " goals, constraints and preferences, decisions made and why, facts learned, the"
+          + " files, commands and results that matter, the state of the work and what remains to"
+          + " do. Answer with the summary only.";
+
+  /** The user message that stands for history compacted up to {@code upToSeq}. */
+  static ObjectNode summaryMessage(long upToSeq, String summary) {
+    ObjectNode message = JSON.createObjectNode().put("role", "user");
+    message
+        .putArray("content")
+        .addObject()
+        .put("type", "text")
+        .put(
+            "text",
+            "[corral] Summary of this session's events up to seq "
+                + upToSeq
+                + ", compacted to fit the context window:\n\n"
+                + summary);
+    return message;
+  }
+
+  /** The bytes of an event's blocks as a request carries them, for size estimates. */
+  static int bytesOf(Event event) {
+    List<ObjectNode> blocks =
+        switch (event.getPayloadCase()) {
+          case USER_MESSAGE -> {
+            List<ObjectNode> content = new ArrayList<>();
+            event.getUserMessage().getContentList().forEach(block -> content.add(content(block)));
+            yield content;
+          }
+          case AGENT_TOOL_RESULT ->
+              List.of(toolResult("", event.getAgentToolResult().getContentList(), false));
+          case USER_CUSTOM_TOOL_RESULT ->
+              List.of(toolResult("", event.getUserCustomToolResult().getContentList(), false));
+          default -> assistantBlocks(event, new HashMap<>());
+        };
+    int bytes = 0;
+    for (ObjectNode block : blocks) {
+      bytes += block.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+    }
+    return bytes;
+  }
+
+  private static ObjectNode prefix(Agent agent, int maxTokens, int thinkingBudget) {
     ObjectNode request = JSON.createObjectNode();
     request.put("model", agent.getModel());
     request.put("max_tokens", maxTokens);
@@ -47,13 +144,14 @@ final class Projection {
     if (thinkingBudget > 0) {
       request.putObject("thinking").put("type", "enabled").put("budget_tokens", thinkingBudget);
     }
-    ArrayNode messages = messages(state.conversation());
+    return request;
+  }
+
+  private static void cacheLast(ArrayNode messages) {
     if (!messages.isEmpty()) {
       ArrayNode lastContent = (ArrayNode) messages.get(messages.size() - 1).get("content");
       cached((ObjectNode) lastContent.get(lastContent.size() - 1));
     }
-    request.set("messages", messages);
-    return request;
   }
 
   /** The tools the agent enables, as the API describes them. */
@@ -102,19 +200,23 @@ final class Projection {
           flushAssistant(messages, assistant);
           var result = event.getAgentToolResult();
           results.add(
-              toolResult(
-                  callIds.get(result.getToolUseId()),
-                  result.getContentList(),
-                  result.getIsError()));
+              trimmed(
+                  toolResult(
+                      callIds.get(result.getToolUseId()),
+                      result.getContentList(),
+                      result.getIsError()),
+                  event));
         }
         case USER_CUSTOM_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
           var result = event.getUserCustomToolResult();
           results.add(
-              toolResult(
-                  callIds.get(result.getCustomToolUseId()),
-                  result.getContentList(),
-                  result.getIsError()));
+              trimmed(
+                  toolResult(
+                      callIds.get(result.getCustomToolUseId()),
+                      result.getContentList(),
+                      result.getIsError()),
+                  event));
         }
         default -> {}
       }
@@ -162,6 +264,44 @@ final class Projection {
         return List.of();
       }
     }
+  }
+
+  /** A tool result's text beyond this many characters is sent trimmed (stored whole). */
+  static final int MAX_RESULT_CHARS = 100_000;
+
+  private static final int KEPT_HEAD_CHARS = 60_000;
+  private static final int KEPT_TAIL_CHARS = 20_000;
+
+  /**
+   * The result with each text block over {@link #MAX_RESULT_CHARS} cut to its head and tail, and a
+   * note saying what was left out and where the whole of it is.
+   */
+  private static ObjectNode trimmed(ObjectNode result, Event event) {
+    for (JsonNode block : result.path("content")) {
+      String text = block.path("text").asText(null);
+      if (text == null || text.length() <= MAX_RESULT_CHARS) {
+        continue;
+      }
+      int omitted = text.length() - KEPT_HEAD_CHARS - KEPT_TAIL_CHARS;
+      ((ObjectNode) block)
+          .put(
+              "text",
+              text.substring(0, KEPT_HEAD_CHARS)
+                  + "\n\n[corral: this result has "
+                  + text.length()
+                  + " characters; the "
+                  + omitted
+                  + " after the first "
+                  + KEPT_HEAD_CHARS
+                  + " are left out here. The whole result is event "
+                  + event.getId()
+                  + " (seq "
+                  + event.getSeq()
+                  + ") of this session's log. To see the rest of a command's output, run it"
+                  + " again writing to a file, then read the file in parts.]\n\n"
+                  + text.substring(text.length() - KEPT_TAIL_CHARS));
+    }
+    return result;
   }
 
   private static ObjectNode toolResult(String callId, List<ContentBlock> content, boolean isError) {

@@ -31,6 +31,13 @@ final class SessionState {
   private final Map<String, ToolCallState> toolCalls = new LinkedHashMap<>();
   private String openSpanId;
   private long openSpanSeq;
+  private boolean openSpanCompacts;
+
+  /** The latest summary of older history, or null. */
+  private Compaction compaction;
+
+  /** What the last turn's call reported as its context (input and cache tokens). */
+  private long lastContextTokens;
 
   /** User messages up to this seq were seen by a model call that succeeded, or were abandoned. */
   private long messagesAnsweredUpTo;
@@ -114,12 +121,29 @@ final class SessionState {
       case SPAN_MODEL_REQUEST_START -> {
         openSpanId = event.getId();
         openSpanSeq = event.getSeq();
+        openSpanCompacts = COMPACTION.equals(event.getSpanModelRequestStart().getPurpose());
         modelRequests++;
+      }
+      case AGENT_CONTEXT_COMPACTED -> {
+        var compacted = event.getAgentContextCompacted();
+        compaction =
+            new Compaction(compacted.getFromSeq(), compacted.getUpToSeq(), compacted.getSummary());
+        lastContextTokens = 0;
       }
       case SPAN_MODEL_REQUEST_END -> {
         var end = event.getSpanModelRequestEnd();
-        tokens += end.getModelUsage().getInputTokens() + end.getModelUsage().getOutputTokens();
-        if (!end.getIsError()) {
+        var usage = end.getModelUsage();
+        tokens += usage.getInputTokens() + usage.getOutputTokens();
+        boolean turn = !openSpanCompacts;
+        openSpanCompacts = false;
+        if (!end.getIsError() && turn) {
+          lastContextTokens =
+              usage.getInputTokens()
+                  + usage.getCacheReadInputTokens()
+                  + usage.getCacheCreationInputTokens();
+        }
+        // A compaction answers nothing: the turn's input waits for the call after it.
+        if (!end.getIsError() && turn) {
           messagesAnsweredUpTo = openSpanSeq;
           resultsAnsweredUpTo = openSpanSeq;
           failuresSinceInput = 0;
@@ -194,6 +218,40 @@ final class SessionState {
 
   StopReason lastStopReason() {
     return lastStopReason;
+  }
+
+  /** The purpose of a span whose call summarises older history. */
+  static final String COMPACTION = "compaction";
+
+  /** A summary of the events from {@code fromSeq} to {@code upToSeq}. */
+  record Compaction(long fromSeq, long upToSeq, String summary) {}
+
+  /** The latest compaction, or null if the history was never compacted. */
+  Compaction compaction() {
+    return compaction;
+  }
+
+  /** The input and cache tokens the last turn's call reported (0 after a compaction). */
+  long lastContextTokens() {
+    return lastContextTokens;
+  }
+
+  /**
+   * The events the model sees after the latest summary (all of {@link #conversation()} without
+   * one), in its order.
+   */
+  List<Event> context() {
+    List<Event> all = conversation();
+    if (compaction == null) {
+      return all;
+    }
+    List<Event> after = new ArrayList<>();
+    for (Event event : all) {
+      if (event.getSeq() > compaction.upToSeq()) {
+        after.add(event);
+      }
+    }
+    return after;
   }
 
   /**

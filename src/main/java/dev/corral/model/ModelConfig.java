@@ -39,6 +39,28 @@ public interface ModelConfig {
   @WithDefault("60s")
   Duration idleTimeout();
 
+  /** The context window of models not named in {@code context-windows}, in tokens. */
+  @WithDefault("200000")
+  int contextWindowTokens();
+
+  /**
+   * The context windows of particular models, in tokens, for example {@code
+   * corral.model.context-windows."claude-sonnet-4-5"=1000000}.
+   */
+  java.util.Map<String, Integer> contextWindows();
+
+  /**
+   * The share of its model's window a request may reach; past it the harness first compacts the
+   * older history into a summary.
+   */
+  @WithDefault("0.8")
+  double compactAt();
+
+  /** The window of {@code model}, in tokens. */
+  default int contextWindowOf(String model) {
+    return contextWindows().getOrDefault(model, contextWindowTokens());
+  }
+
   /** Retries of a failed call (429, 529, 5xx, cut stream) before the turn is given up. */
   @WithDefault("4")
   int maxRetries();

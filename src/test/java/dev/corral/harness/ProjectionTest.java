@@ -68,6 +68,52 @@ class ProjectionTest {
   }
 
   @Test
+  void aLargeToolResultIsSentTrimmedWithANoteSayingWhereTheRestIs() {
+    // Given a tool result of 250 000 characters
+    fold(NewEvent.of(Fixtures.userMessage("dump it")));
+    NewEvent call =
+        EventsFactory.block(
+            "sevt_call1000000000000000000000",
+            new ModelResponse.ToolUse("toolu_9", "bash", "{\"command\":\"cat big\"}"),
+            AGENT);
+    fold(EventsFactory.spanStart("sevt_span1000000000000000000000", "claude-test"));
+    fold(call);
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span1000000000000000000000",
+            new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+    String big = "HEAD" + "x".repeat(250_000) + "TAIL";
+    NewEvent result = EventsFactory.toolResult(call.id(), big, false);
+    fold(result);
+
+    // When
+    String sent =
+        Projection.request(state, 1000, 0)
+            .path("messages")
+            .get(2)
+            .path("content")
+            .get(0)
+            .path("content")
+            .get(0)
+            .path("text")
+            .asText();
+
+    // Then the model gets the head, the tail and a note; the event itself stays whole
+    assertThat(sent.length()).isLessThan(Projection.MAX_RESULT_CHARS);
+    assertThat(sent).startsWith("HEAD").endsWith("TAIL").contains("250008 characters");
+    assertThat(sent).contains("event " + result.id());
+    assertThat(
+            state
+                .conversation()
+                .get(state.conversation().size() - 1)
+                .getAgentToolResult()
+                .getContent(0)
+                .getText()
+                .getText())
+        .isEqualTo(big);
+  }
+
+  @Test
   void onlyEnabledToolsAreOfferedAndTheLastCarriesACacheBreakpoint() {
     fold(NewEvent.of(Fixtures.userMessage("hi")));
 

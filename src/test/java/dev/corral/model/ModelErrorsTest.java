@@ -104,6 +104,18 @@ class ModelErrorsTest {
       public Duration retryMaxBackoff() {
         return Duration.ofSeconds(1);
       }
+
+      public int contextWindowTokens() {
+        return 200_000;
+      }
+
+      public java.util.Map<String, Integer> contextWindows() {
+        return java.util.Map.of();
+      }
+
+      public double compactAt() {
+        return 0.8;
+      }
     };
   }
 }

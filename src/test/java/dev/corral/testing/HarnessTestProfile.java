@@ -11,9 +11,14 @@ import java.util.Map;
  */
 public class HarnessTestProfile implements QuarkusTestProfile {
 
+  /** The context window of the model "claude-small", in tokens. */
+  public static final int SMALL_WINDOW = 8_000;
+
   @Override
   public Map<String, String> getConfigOverrides() {
     return Map.of(
+        // A small model to run past its window: see LongSessionTest.
+        "corral.model.context-windows.\"claude-small\"", Integer.toString(SMALL_WINDOW),
         "corral.harness.enabled", "true",
         "corral.harness.lease-ttl", "2s",
         "corral.harness.renew-interval", "500ms",

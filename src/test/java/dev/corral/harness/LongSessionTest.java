@@ -1,0 +1,213 @@
+package dev.corral.harness;
+
+import static dev.corral.testing.SessionLogs.log;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.corral.proto.v1.AgentContextCompacted;
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.SessionStatus;
+import dev.corral.testing.FakeAnthropic;
+import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.Fixtures;
+import dev.corral.testing.HarnessTestProfile;
+import dev.corral.testing.InjectFakeAnthropic;
+import dev.corral.testing.SessionLogs;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A session driven through many turns past the context window of a small model (8,000 tokens): it
+ * never fails, the harness compacts the older history into summaries recorded as events, every
+ * request stays under the window, and the log keeps every event.
+ */
+@QuarkusTest
+@TestProfile(HarnessTestProfile.class)
+class LongSessionTest {
+
+  private static final int TURNS = 40;
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @InjectFakeAnthropic FakeAnthropic model;
+
+  @jakarta.inject.Inject dev.corral.session.EventLog eventLog;
+
+  @jakarta.inject.Inject Leases leases;
+
+  @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
+
+  private final AtomicInteger summaries = new AtomicInteger();
+
+  @BeforeEach
+  void answer() {
+    model.reset();
+    model.fallback(
+        request -> {
+          if (request.toString().contains("Answer with the summary only.")) {
+            return Reply.text(
+                "Summary " + summaries.incrementAndGet() + ": the user asked about parts.");
+          }
+          return Reply.text("Noted. " + "The answer goes on. ".repeat(20));
+        });
+  }
+
+  @Test
+  void aSessionPastItsWindowCompactsAndNeverFails() {
+    // Given an agent on a model with an 8,000-token window
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("long")
+                    .setModel("claude-small")
+                    .setSystem("Be brief.")
+                    .build())
+            .getAgent()
+            .getId();
+    Session session =
+        sessions
+            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build())
+            .getSession();
+
+    // When 40 turns of about 1,500 bytes each go by (about 15,000 tokens in all)
+    for (int turn = 1; turn <= TURNS; turn++) {
+      sessions.emitEvent(
+          Fixtures.emit(session.getId(), "part " + turn + ": " + "some detail. ".repeat(110)));
+      int answered = turn;
+      await()
+          .atMost(Duration.ofSeconds(20))
+          .until(
+              () -> {
+                List<Event> events = log(sessions, session.getId());
+                return events.stream().filter(e -> e.getType().equals("agent.message")).count()
+                        == answered
+                    && SessionLogs.get(sessions, session.getId()).getStatus()
+                        == SessionStatus.SESSION_STATUS_IDLE;
+              });
+    }
+
+    // Then no turn failed, and summaries stood in for the older history
+    List<Event> events = log(sessions, session.getId());
+    assertThat(events).noneMatch(e -> e.getType().equals("session.error"));
+    List<AgentContextCompacted> compactions =
+        events.stream()
+            .filter(Event::hasAgentContextCompacted)
+            .map(Event::getAgentContextCompacted)
+            .toList();
+    assertThat(compactions).hasSizeGreaterThanOrEqualTo(2).hasSize(summaries.get());
+    long previousUpTo = 0;
+    for (AgentContextCompacted compaction : compactions) {
+      assertThat(compaction.getFromSeq()).isEqualTo(1);
+      assertThat(compaction.getUpToSeq()).isGreaterThan(previousUpTo);
+      assertThat(compaction.getPostCompactionTokens())
+          .isLessThan(compaction.getPreCompactionTokens());
+      assertThat(compaction.getSummary()).startsWith("Summary ");
+      previousUpTo = compaction.getUpToSeq();
+    }
+    // every request followed the API's rules and stayed under the window
+    assertThat(model.violations()).isEmpty();
+    for (FakeAnthropic.Received request : model.requests()) {
+      int bytes = request.body().toString().getBytes(StandardCharsets.UTF_8).length;
+      assertThat(bytes / ContextBudget.BYTES_PER_TOKEN).isLessThan(HarnessTestProfile.SMALL_WINDOW);
+    }
+    // the last request sends the latest summary, not the first turns
+    JsonNode last = model.requests().get(model.requests().size() - 1).body();
+    assertThat(last.toString()).contains("Summary " + summaries.get()).doesNotContain("part 1: ");
+    // and the log is whole: every message is there, in order
+    assertThat(events.stream().filter(Event::hasUserMessage).map(Fixtures::text))
+        .hasSize(TURNS)
+        .allMatch(text -> text.startsWith("part "));
+    assertThat(events).extracting(Event::getSeq).isSorted().doesNotHaveDuplicates();
+  }
+
+  @Test
+  void aHarnessKilledDuringACompactionResumesWithOneSummary() {
+    // Given a long history, and a harness that started to compact it and died
+    dev.corral.proto.v1.Agent agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder().setName("long").setModel("claude-small").build())
+            .getAgent();
+    String sessionId =
+        sessions
+            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent.getId()).build())
+            .getSession()
+            .getId();
+    long epoch =
+        leases
+            .acquire(sessionId, "dead-replica", 60_000)
+            .await()
+            .atMost(Duration.ofSeconds(10))
+            .orElseThrow()
+            .getEpoch();
+    List<dev.corral.session.NewEvent> history = new java.util.ArrayList<>();
+    history.add(EventsFactory.running());
+    for (int turn = 1; turn <= 12; turn++) {
+      String span = dev.corral.common.IdKind.EVENT.next();
+      history.add(
+          dev.corral.session.NewEvent.of(
+              Fixtures.userMessage("part " + turn + ": " + "some detail. ".repeat(200))));
+      history.add(EventsFactory.spanStart(span, "claude-small"));
+      dev.corral.model.ModelResponse.Text text =
+          new dev.corral.model.ModelResponse.Text("Noted " + turn + ".");
+      history.add(EventsFactory.block(dev.corral.common.IdKind.EVENT.next(), text, agent));
+      history.add(
+          EventsFactory.spanEnd(
+              span,
+              new dev.corral.model.ModelResponse(
+                  "msg",
+                  List.of(text),
+                  "end_turn",
+                  dev.corral.proto.v1.ModelUsage.getDefaultInstance())));
+    }
+    history.add(dev.corral.session.NewEvent.of(Fixtures.userMessage("and now, the last question")));
+    history.add(
+        EventsFactory.spanStart(
+            dev.corral.common.IdKind.EVENT.next(), "claude-small", SessionState.COMPACTION));
+    eventLog
+        .append(new dev.corral.session.AppendRequest(sessionId, history, null, epoch))
+        .await()
+        .atMost(Duration.ofSeconds(10));
+
+    // When it is replaced (kill -9: its lease just runs out)
+    pool.preparedQuery(
+            "UPDATE sessions SET lease_expires_at = clock_timestamp() WHERE id = $1 AND lease_epoch = $2")
+        .execute(io.vertx.mutiny.sqlclient.Tuple.of(sessionId, epoch))
+        .await()
+        .atMost(Duration.ofSeconds(10));
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .until(
+            () ->
+                log(sessions, sessionId).stream().filter(Event::hasAgentMessage).count() == 13
+                    && SessionLogs.get(sessions, sessionId).getStatus()
+                        == SessionStatus.SESSION_STATUS_IDLE);
+
+    // Then the orphan compaction span was closed, one summary was made, and the question answered
+    List<Event> events = log(sessions, sessionId);
+    assertThat(events.stream().filter(Event::hasAgentContextCompacted)).hasSize(1);
+    assertThat(summaries.get()).isEqualTo(1);
+    assertThat(events).noneMatch(e -> e.getType().equals("session.error"));
+    assertThat(model.violations()).isEmpty();
+    JsonNode answering = model.requests().get(model.requests().size() - 1).body();
+    assertThat(answering.toString()).contains("Summary 1").contains("and now, the last question");
+  }
+}
