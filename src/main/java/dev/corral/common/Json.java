@@ -63,9 +63,9 @@ public final class Json {
     if (!node.isObject()) {
       throw new InvalidArgumentException(field, "must be a JSON object");
     }
-    if (hasNul(node)) {
-      throw new InvalidArgumentException(
-          field, "must not contain the NUL character (\\u0000) in a key or a string");
+    String withNul = nulAt(node, field);
+    if (withNul != null) {
+      throw new InvalidArgumentException(withNul, "must not contain the NUL character (\\u0000)");
     }
     return node;
   }
@@ -83,24 +83,32 @@ public final class Json {
     return detail + " (line " + location.getLineNr() + ", column " + location.getColumnNr() + ")";
   }
 
-  private static boolean hasNul(JsonNode node) {
+  /** The path of the first key or string holding NUL, or null. */
+  private static String nulAt(JsonNode node, String path) {
     if (node.isTextual()) {
-      return node.textValue().indexOf('\u0000') >= 0;
+      return node.textValue().indexOf('\u0000') >= 0 ? path : null;
     }
     if (node.isObject()) {
       for (Iterator<Map.Entry<String, JsonNode>> fields = node.fields(); fields.hasNext(); ) {
         Map.Entry<String, JsonNode> field = fields.next();
-        if (field.getKey().indexOf('\u0000') >= 0 || hasNul(field.getValue())) {
-          return true;
+        String at = path + "." + field.getKey().replace("\u0000", "\\u0000");
+        if (field.getKey().indexOf('\u0000') >= 0) {
+          return at;
+        }
+        String found = nulAt(field.getValue(), at);
+        if (found != null) {
+          return found;
         }
       }
-      return false;
+      return null;
     }
+    int index = 0;
     for (JsonNode element : node) {
-      if (hasNul(element)) {
-        return true;
+      String found = nulAt(element, path + "[" + index++ + "]");
+      if (found != null) {
+        return found;
       }
     }
-    return false;
+    return null;
   }
 }

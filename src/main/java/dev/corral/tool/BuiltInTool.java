@@ -8,7 +8,8 @@ import java.util.Optional;
 
 /**
  * The built-in toolset ({@code agent_toolset_20260401} in Claude Managed Agents): tools that run
- * inside the session's sandbox. Input schemas follow Claude Managed Agents.
+ * inside the session's sandbox, and {@code session_log}, which reads the session's own log (no
+ * sandbox). Input schemas follow Claude Managed Agents.
  */
 public enum BuiltInTool {
   BASH(
@@ -77,6 +78,22 @@ public enum BuiltInTool {
         "pattern":{"type":"string"},
         "path":{"type":"string","description":"File or directory to search (default: workspace)."}
       },"required":["pattern"],"additionalProperties":false}
+      """),
+  SESSION_LOG(
+      "session_log",
+      true,
+      "Reads this session's own event log, which keeps everything even when older turns were"
+          + " compacted out of your context: the events after or before a seq, or the last ones,"
+          + " optionally of some types only (user.message, agent.message, agent.tool_use,"
+          + " agent.tool_result, ...). Each event is shown as its seq, type and text, long texts"
+          + " cut.",
+      """
+      {"type":"object","properties":{
+        "after_seq":{"type":"integer","minimum":0,"description":"Events after this seq."},
+        "before_seq":{"type":"integer","minimum":1,"description":"Events just before this seq."},
+        "types":{"type":"array","items":{"type":"string"},"description":"Only these types."},
+        "limit":{"type":"integer","minimum":1,"maximum":50,"description":"At most this many (20)."}
+      },"additionalProperties":false}
       """);
 
   private final String toolName;
@@ -111,6 +128,11 @@ public enum BuiltInTool {
   /** The JSON Schema of the input (a fresh copy). */
   public ObjectNode inputSchema() {
     return inputSchema.deepCopy();
+  }
+
+  /** Whether it runs in a sandbox (all but session_log). */
+  public boolean needsSandbox() {
+    return this != SESSION_LOG;
   }
 
   public static Optional<BuiltInTool> named(String name) {

@@ -29,6 +29,14 @@ public class BuiltInTools {
     return Uni.createFrom()
         .item(() -> IdKind.SANDBOX.require("sandbox_id", sandboxId))
         .map(id -> ToolInput.parse("name", name, "input_json", inputJson))
+        .invoke(
+            input -> {
+              if (!input.tool().needsSandbox()) {
+                throw new dev.corral.common.InvalidArgumentException(
+                    "name",
+                    "'" + name + "' reads a session's log and runs only in a session's turn");
+              }
+            })
         .flatMap(input -> sandboxes.get(sandboxId).flatMap(sandbox -> run(sandbox, input)))
         .onFailure(
             failure ->
@@ -43,6 +51,10 @@ public class BuiltInTools {
    * @throws SandboxLostException (in the Uni) if the sandbox died; it is then recorded as lost
    */
   public Uni<ToolOutcome> run(Sandbox sandbox, ToolInput input) {
+    if (!input.tool().needsSandbox()) {
+      return Uni.createFrom()
+          .item(ToolOutcome.error("The " + input.tool().toolName() + " tool runs in no sandbox."));
+    }
     Duration timeout = Duration.ofMillis(sandbox.getResources().getCallTimeoutMs());
     if (input instanceof ToolInput.Bash bash && bash.restart()) {
       Uni<Void> restarted = sandboxes.restartShell(sandbox);

@@ -37,12 +37,15 @@ public class SessionTools implements ToolRouter {
   private final Sandboxes sandboxes;
   private final BuiltInTools tools;
   private final SandboxConfig config;
+  private final SessionLogReader sessionLog;
   private final ConcurrentHashMap<String, Uni<Acquired>> acquiring = new ConcurrentHashMap<>();
 
-  SessionTools(Sandboxes sandboxes, BuiltInTools tools, SandboxConfig config) {
+  SessionTools(
+      Sandboxes sandboxes, BuiltInTools tools, SandboxConfig config, SessionLogReader sessionLog) {
     this.sandboxes = sandboxes;
     this.tools = tools;
     this.config = config;
+    this.sessionLog = sessionLog;
   }
 
   @Override
@@ -52,6 +55,9 @@ public class SessionTools implements ToolRouter {
       input = ToolInput.parse("name", call.name(), "input", call.inputJson());
     } catch (InvalidArgumentException invalid) {
       return Uni.createFrom().item(ToolOutcome.error("Invalid input: " + invalid.getMessage()));
+    }
+    if (input instanceof ToolInput.SessionLog slice) {
+      return sessionLog.read(call.sessionId(), slice);
     }
     return acquire(call.sessionId())
         .call(acquired -> recordNotices(call, acquired))

@@ -58,6 +58,17 @@ public sealed interface ToolInput {
   }
 
   /**
+   * A slice of the session's own log: after {@code afterSeq}, or just before {@code beforeSeq}
+   * (when above 0), or the last events (neither given).
+   */
+  record SessionLog(long afterSeq, long beforeSeq, boolean last, List<String> types, int limit)
+      implements ToolInput {
+    public BuiltInTool tool() {
+      return BuiltInTool.SESSION_LOG;
+    }
+  }
+
+  /**
    * Parses {@code inputJson} for the tool {@code name}.
    *
    * @param nameField and {@code inputField}: the request fields, for error messages
@@ -74,7 +85,14 @@ public sealed interface ToolInput {
                 () ->
                     new InvalidArgumentException(
                         nameField,
-                        "'" + name + "' is not a tool; use bash, read, write, edit, glob or grep"));
+                        "'"
+                            + name
+                            + "' is not a tool; use one of "
+                            + String.join(
+                                ", ",
+                                java.util.Arrays.stream(BuiltInTool.values())
+                                    .map(BuiltInTool::toolName)
+                                    .toList())));
     JsonNode input = Json.requireObject(inputField, inputJson.isEmpty() ? "{}" : inputJson);
     Fields fields = new Fields(inputField, input);
     return switch (tool) {
@@ -116,6 +134,24 @@ public sealed interface ToolInput {
       case GREP -> {
         fields.only("pattern", "path");
         yield new Grep(fields.requiredString("pattern", false), fields.optionalString("path"));
+      }
+      case SESSION_LOG -> {
+        fields.only("after_seq", "before_seq", "types", "limit");
+        boolean after = input.has("after_seq") && !input.get("after_seq").isNull();
+        boolean before = input.has("before_seq") && !input.get("before_seq").isNull();
+        if (after && before) {
+          throw new InvalidArgumentException(
+              inputField + ".before_seq", "cannot be given with after_seq");
+        }
+        long afterSeq = fields.integer("after_seq", 0, Long.MAX_VALUE);
+        long beforeSeq = fields.integer("before_seq", 1, Long.MAX_VALUE);
+        long limit = fields.integer("limit", 1, 50);
+        yield new SessionLog(
+            afterSeq,
+            beforeSeq,
+            !after && !before,
+            fields.strings("types"),
+            limit == 0 ? 20 : (int) limit);
       }
     };
   }
@@ -201,6 +237,26 @@ public sealed interface ToolInput {
             prefix + "." + name, "must be an integer between " + min + " and " + max);
       }
       return value.asLong();
+    }
+
+    /** An optional array of non-empty strings (at most 32). */
+    List<String> strings(String name) {
+      JsonNode value = input.get(name);
+      if (value == null || value.isNull()) {
+        return List.of();
+      }
+      if (!value.isArray() || value.size() > 32) {
+        throw new InvalidArgumentException(
+            prefix + "." + name, "must be an array of at most 32 strings");
+      }
+      List<String> strings = new java.util.ArrayList<>();
+      for (JsonNode item : value) {
+        if (!item.isTextual() || item.asText().isEmpty()) {
+          throw new InvalidArgumentException(prefix + "." + name, "must hold non-empty strings");
+        }
+        strings.add(withoutNul(name, item.asText()));
+      }
+      return List.copyOf(strings);
     }
 
     /** view_range [start, end], 1-based inclusive; end 0 or less means the end of the file. */

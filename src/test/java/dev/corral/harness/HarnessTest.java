@@ -227,6 +227,44 @@ class HarnessTest {
   }
 
   @Test
+  void theModelReadsItsOwnLogWithoutASandbox() {
+    // Given a model that asks for the user's messages in its log
+    model.enqueue(
+        Reply.toolUse("toolu_log", "session_log", "{\"types\":[\"user.message\"],\"limit\":5}"),
+        Reply.text("I have reread it."));
+
+    // When
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the result lists the message with its seq, and no sandbox was needed
+    List<Event> events = log(sessions, session.getId());
+    Event result = only(events, "agent.tool_result");
+    assertThat(result.getAgentToolResult().getIsError()).isFalse();
+    assertThat(result.getAgentToolResult().getContent(0).getText().getText())
+        .startsWith("#1 user.message: " + marker)
+        .contains("the log's last seq is");
+    assertThat(events).noneMatch(e -> e.getType().equals("sandbox.provisioned"));
+  }
+
+  @Test
+  void aSessionLogCallWithAnUnknownTypeIsAnErrorTheModelSees() {
+    model.enqueue(
+        Reply.toolUse("toolu_bad", "session_log", "{\"types\":[\"no.such\"]}"),
+        Reply.text("Sorry."));
+
+    Session session =
+        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    Event result = only(log(sessions, session.getId()), "agent.tool_result");
+    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+    assertThat(result.getAgentToolResult().getContent(0).getText().getText())
+        .contains("'no.such' is not an event type");
+  }
+
+  @Test
   void thinkingIsKeptAndSentBackToContinueAToolUseTurn() {
     // Given a model that thinks before it calls a tool
     model.enqueue(

@@ -121,7 +121,7 @@ class ProjectionTest {
 
     List<String> names = new java.util.ArrayList<>();
     tools.forEach(tool -> names.add(tool.path("name").asText()));
-    assertThat(names).containsExactly("bash", "read", "write", "edit", "glob");
+    assertThat(names).containsExactly("bash", "read", "write", "edit", "glob", "session_log");
     assertThat(tools.get(tools.size() - 1).path("cache_control").path("type").asText())
         .isEqualTo("ephemeral");
     assertThat(tools.get(0).path("cache_control").isMissingNode()).isTrue();
