@@ -113,18 +113,29 @@ final class HarnessRun {
 
   // --- loading and following the log --------------------------------------------------------
 
-  /** Reads the session and the first page of its log at once (two connections, no wait). */
+  /**
+   * Reads the session and the first page of its log at once (two connections, no wait): the page
+   * after the state an earlier run on this replica left, if it left one, so that a long session is
+   * not read whole at every turn.
+   */
   private void load() {
+    SessionState kept = services.states().take(sessionId);
     Uni.combine()
         .all()
-        .unis(services.sessions().get(sessionId), firstPage(0), services.tools().prepare(sessionId))
+        .unis(
+            services.sessions().get(sessionId),
+            firstPage(kept == null ? 0 : kept.lastSeq()),
+            services.tools().prepare(sessionId))
         .asTuple()
         .subscribe()
         .with(
             loaded ->
                 onContext(
                     () -> {
-                      state = new SessionState(loaded.getItem1());
+                      state =
+                          kept == null
+                              ? new SessionState(loaded.getItem1())
+                              : kept.refreshed(loaded.getItem1());
                       prepared = loaded.getItem3();
                       loaded(loaded.getItem1(), loaded.getItem2());
                     }),
@@ -245,6 +256,9 @@ final class HarnessRun {
   // --- appending -------------------------------------------------------------------------------
 
   private void appended(AppendQueue.Batch batch, Appended appended) {
+    if (ended) {
+      return; // the state went to the next run; it reads these events from the log
+    }
     for (Event event : appended.events()) {
       if (event.getSeq() == state.lastSeq() + 1) {
         state.apply(event);
@@ -306,6 +320,9 @@ final class HarnessRun {
     }
     ended = true;
     LOGGER.debugf("sessionId=%s epoch=%d harness ends: %s", sessionId, epoch, why);
+    if (state != null) {
+      services.states().keep(state); // no event is folded into it here any more
+    }
     appends.stop();
     tools.stop();
     model.stop();

@@ -19,6 +19,7 @@ class HarnessServices {
   private final ToolRouter tools;
   private final LiveDeltas deltas;
   private final Leases leases;
+  private final FoldedStates states;
 
   HarnessServices(
       Sessions sessions,
@@ -27,7 +28,9 @@ class HarnessServices {
       AnthropicMessages model,
       ToolRouter tools,
       LiveDeltas deltas,
-      Leases leases) {
+      Leases leases,
+      FoldedStates states) {
+    this.states = states;
     this.sessions = sessions;
     this.log = log;
     this.tail = tail;
@@ -63,5 +66,9 @@ class HarnessServices {
 
   Leases leases() {
     return leases;
+  }
+
+  FoldedStates states() {
+    return states;
   }
 }

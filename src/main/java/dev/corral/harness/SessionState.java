@@ -18,7 +18,7 @@ import java.util.Map;
  */
 final class SessionState {
 
-  private final Session session;
+  private Session session;
   private long lastSeq;
   private SessionStatus status = SessionStatus.SESSION_STATUS_IDLE;
   private long statusSeq;
@@ -198,6 +198,18 @@ final class SessionState {
 
   Session session() {
     return session;
+  }
+
+  /**
+   * Takes the session's record as read now (its events are folded, not read from it); a kept state
+   * is reused by the session's next harness run.
+   */
+  SessionState refreshed(Session now) {
+    if (!now.getId().equals(session.getId())) {
+      throw new IllegalArgumentException("state of " + session.getId() + " for " + now.getId());
+    }
+    this.session = now;
+    return this;
   }
 
   String sessionId() {

@@ -264,6 +264,43 @@ class HarnessTest {
         .contains("'no.such' is not an event type");
   }
 
+  @jakarta.inject.Inject FoldedStates folded;
+
+  @Test
+  void theNextTurnStartsFromTheStateThePreviousRunLeftAndReadsOnlyNewEvents() {
+    // Given a turn that ended
+    Session session = start(agent(), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    await().atMost(Duration.ofSeconds(10)).until(() -> folded.size() > 0);
+
+    // When the next message comes, its run takes that state (and gives it back when it ends)
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "again " + marker));
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                log(sessions, session.getId()).stream().filter(Event::hasAgentMessage).count()
+                    == 2);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the second request carries the whole conversation all the same
+    JsonNode messages = model.requestsMentioning("again " + marker).get(0).body().path("messages");
+    assertThat(messages).hasSize(3);
+    assertThat(messages.get(0).path("content").get(0).path("text").asText()).isEqualTo(marker);
+    long lastSeq = log(sessions, session.getId()).size();
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () -> {
+              SessionState kept = folded.take(session.getId());
+              if (kept == null) {
+                return false;
+              }
+              folded.keep(kept);
+              return kept.lastSeq() == lastSeq;
+            });
+  }
+
   @Test
   void thinkingIsKeptAndSentBackToContinueAToolUseTurn() {
     // Given a model that thinks before it calls a tool

@@ -1,0 +1,55 @@
+package dev.corral.harness;
+
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The folded states of sessions whose harness run ended on this replica, so that the next run of a
+ * session reads only the events after them instead of its whole log. A state is a fold of a prefix
+ * of an append-only log, so any state kept here is a correct start, however old. A run takes a
+ * state out (it owns it from then on) and puts it back when it ends. Bounded: the least recently
+ * used go first once the states hold more than {@value #MAX_EVENTS} conversation events or {@value
+ * #MAX_SESSIONS} sessions.
+ */
+@ApplicationScoped
+class FoldedStates {
+
+  static final int MAX_SESSIONS = 512;
+  static final int MAX_EVENTS = 200_000;
+
+  private final LinkedHashMap<String, SessionState> states = new LinkedHashMap<>(16, 0.75f, true);
+  private long events;
+
+  /** The kept state of {@code sessionId}, which the caller now owns; null if none. */
+  synchronized SessionState take(String sessionId) {
+    SessionState state = states.remove(sessionId);
+    if (state != null) {
+      events -= weight(state);
+    }
+    return state;
+  }
+
+  /** Keeps the state of a run that ended. */
+  synchronized void keep(SessionState state) {
+    SessionState previous = states.put(state.sessionId(), state);
+    if (previous != null) {
+      events -= weight(previous);
+    }
+    events += weight(state);
+    Iterator<Map.Entry<String, SessionState>> oldest = states.entrySet().iterator();
+    while ((events > MAX_EVENTS || states.size() > MAX_SESSIONS) && oldest.hasNext()) {
+      events -= weight(oldest.next().getValue());
+      oldest.remove();
+    }
+  }
+
+  synchronized int size() {
+    return states.size();
+  }
+
+  private static long weight(SessionState state) {
+    return state.conversation().size() + 1L;
+  }
+}
