@@ -3,6 +3,7 @@
 #   bench/run.sh log [seconds-per-phase]   session log: raw INSERT commits vs EmitEvent, live tail
 #   bench/run.sh harness [samples]         harness: TTFT overhead, take-over after kill -9
 #   bench/run.sh sandbox [samples]         sandboxes: TTFT eager vs lazy, local provision, warm claims
+#   bench/run.sh horizon [samples]         long sessions: TTFT and resume against log length
 # Results and how to read them: docs/benchmarks.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ case "${1:-log}" in
   log) main=dev.corral.bench.LogBench; argument="${2:-10}" ;;
   harness) main=dev.corral.bench.HarnessBench; argument="${2:-300}" ;;
   sandbox) main=dev.corral.bench.SandboxBench; argument="${2:-20}" ;;
-  *) echo "usage: bench/run.sh log|harness|sandbox [argument]" >&2; exit 2 ;;
+  horizon) main=dev.corral.bench.HorizonBench; argument="${2:-30}" ;;
+  *) echo "usage: bench/run.sh log|harness|sandbox|horizon [argument]" >&2; exit 2 ;;
 esac
 
 bin/prerequisites

@@ -23,9 +23,26 @@ final class ContextBudget {
 
   /** The estimated tokens of {@code request}. */
   static long estimate(JsonNode request) {
-    return (request.toString().getBytes(StandardCharsets.UTF_8).length + BYTES_PER_TOKEN - 1)
-        / BYTES_PER_TOKEN;
+    return estimate(request.toString().getBytes(StandardCharsets.UTF_8).length);
   }
+
+  /** The estimated tokens of a request of {@code bytes} bytes. */
+  static long estimate(long bytes) {
+    return (bytes + BYTES_PER_TOKEN - 1) / BYTES_PER_TOKEN;
+  }
+
+  /** The request as it is sent (streamed), serialized once. */
+  static byte[] serialized(com.fasterxml.jackson.databind.node.ObjectNode request) {
+    request.put("stream", true);
+    try {
+      return JSON.writeValueAsBytes(request);
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException("a request did not serialize", e);
+    }
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
 
   /**
    * Where to cut {@code context} (the events after the latest summary, in the model's order): an

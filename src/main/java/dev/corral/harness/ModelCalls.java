@@ -1,6 +1,5 @@
 package dev.corral.harness;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.corral.common.IdKind;
 import dev.corral.model.AnthropicMessages;
 import dev.corral.model.ModelException;
@@ -76,9 +75,9 @@ final class ModelCalls {
     SessionState now = state.get();
     int maxTokens = model.config().maxTokens();
     int thinking = model.config().thinkingBudgetTokens();
-    ObjectNode request = Projection.request(now, maxTokens, thinking);
+    byte[] request = ContextBudget.serialized(Projection.request(now, maxTokens, thinking));
     long window = model.config().contextWindowOf(now.session().getAgent().getModel());
-    long tokens = Math.max(ContextBudget.estimate(request), now.lastContextTokens());
+    long tokens = Math.max(ContextBudget.estimate(request.length), now.lastContextTokens());
     if (tokens > window * model.config().compactAt()) {
       // Too large for the window: the older history becomes a summary first.
       var cut = ContextBudget.cut(now.context(), (long) (window * ContextBudget.KEEP_SHARE));
@@ -89,11 +88,13 @@ final class ModelCalls {
             context.subList(0, cut.getAsInt()).stream().mapToLong(Event::getSeq).max().orElse(0);
         call.compaction =
             new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
-        request = Projection.compactionRequest(now, cut.getAsInt(), maxTokens, thinking);
+        request =
+            ContextBudget.serialized(
+                Projection.compactionRequest(now, cut.getAsInt(), maxTokens, thinking));
       }
     }
     Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
-    ObjectNode body = request;
+    byte[] body = request;
     if (delay.isZero()) {
       start(call, body);
       return;
@@ -121,7 +122,7 @@ final class ModelCalls {
     cancel();
   }
 
-  private void start(Call call, ObjectNode request) {
+  private void start(Call call, byte[] request) {
     if (stopped || call.cancelled) {
       return;
     }
@@ -151,7 +152,7 @@ final class ModelCalls {
     stream(call, request);
   }
 
-  private void stream(Call call, ObjectNode request) {
+  private void stream(Call call, byte[] request) {
     DeltaRelay relay = new DeltaRelay();
     call.stream =
         model.stream(request, call.compaction != null ? StreamListener.NONE : relay)

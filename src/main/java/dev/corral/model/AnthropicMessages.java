@@ -82,17 +82,25 @@ public class AnthropicMessages {
    * @throws ModelException (in the Uni) when the call fails; see {@link ModelException#retryable()}
    */
   public Uni<ModelResponse> stream(ObjectNode body, StreamListener listener) {
-    if (!hasKey()) {
-      // Not worth a retry: nothing changes until the operator sets a key.
-      return Uni.createFrom()
-          .failure(new ModelException(0, "authentication_error", NO_KEY, false, null));
-    }
     body.put("stream", true);
     byte[] payload;
     try {
       payload = JSON.writeValueAsBytes(body);
     } catch (JsonProcessingException e) {
       return Uni.createFrom().failure(e);
+    }
+    return stream(payload, listener);
+  }
+
+  /**
+   * Sends {@code payload}, a Messages API request already serialized with {@code "stream": true}
+   * (so that a caller that measured its size does not serialize it twice).
+   */
+  public Uni<ModelResponse> stream(byte[] payload, StreamListener listener) {
+    if (!hasKey()) {
+      // Not worth a retry: nothing changes until the operator sets a key.
+      return Uni.createFrom()
+          .failure(new ModelException(0, "authentication_error", NO_KEY, false, null));
     }
     return Uni.createFrom().emitter(emitter -> send(Buffer.buffer(payload), listener, emitter));
   }
