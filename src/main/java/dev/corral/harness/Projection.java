@@ -49,6 +49,8 @@ final class Projection {
     ObjectNode request = prefix(agent, maxTokens, thinkingBudget);
     ArrayNode messages = JSON.createArrayNode();
     if (summary != null) {
+      // The summary is the stable prefix until the next compaction: cached once, read each turn.
+      cached((ObjectNode) summary.get("content").get(0));
       messages.add(summary);
     }
     messages.addAll(messages(events));
@@ -72,7 +74,9 @@ final class Projection {
     }
     ArrayNode messages = JSON.createArrayNode();
     if (earlier != null) {
-      messages.add(summaryMessage(earlier.upToSeq(), earlier.summary()));
+      ObjectNode summary = summaryMessage(earlier.upToSeq(), earlier.summary());
+      cached((ObjectNode) summary.get("content").get(0));
+      messages.add(summary);
     }
     messages.addAll(messages(state.context().subList(0, cut)));
     ArrayNode lastContent = (ArrayNode) messages.get(messages.size() - 1).get("content");

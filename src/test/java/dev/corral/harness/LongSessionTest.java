@@ -128,6 +128,23 @@ class LongSessionTest {
       int bytes = request.body().toString().getBytes(StandardCharsets.UTF_8).length;
       assertThat(bytes / ContextBudget.BYTES_PER_TOKEN).isLessThan(HarnessTestProfile.SMALL_WINDOW);
     }
+    // between two compactions every turn sends the same cached prefix: system, tools, summary
+    java.util.Map<String, java.util.Set<String>> prefixes = new java.util.HashMap<>();
+    for (FakeAnthropic.Received request : model.requests()) {
+      JsonNode body = request.body();
+      JsonNode first = body.path("messages").get(0);
+      String text = first.path("content").get(0).path("text").asText();
+      if (text.startsWith("[corral] Summary")
+          && !body.toString().contains("Answer with the summary only.")) {
+        assertThat(first.path("content").get(0).path("cache_control").path("type").asText())
+            .isEqualTo("ephemeral");
+        prefixes
+            .computeIfAbsent(text, key -> new java.util.HashSet<>())
+            .add(body.path("system").toString() + body.path("tools") + first);
+      }
+    }
+    assertThat(prefixes).isNotEmpty();
+    assertThat(prefixes.values()).allMatch(variants -> variants.size() == 1);
     // the last request sends the latest summary, not the first turns
     JsonNode last = model.requests().get(model.requests().size() - 1).body();
     assertThat(last.toString()).contains("Summary " + summaries.get()).doesNotContain("part 1: ");
