@@ -22,9 +22,7 @@ import io.grpc.Status;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import java.io.ByteArrayInputStream;
-import java.io.IOException;
 import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -170,7 +168,7 @@ class InputFuzzTest {
                 io.grpc.MethodDescriptor.generateFullMethodName(
                     method.getService().getFullName(), method.getName()))
             .setRequestMarshaller(new DynamicMarshaller())
-            .setResponseMarshaller(new BytesMarshaller())
+            .setResponseMarshaller(new dev.corral.testing.RawCalls.Bytes())
             .build();
     ClientCall<DynamicMessage, byte[]> call =
         channel.newCall(descriptor, CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS));
@@ -276,23 +274,6 @@ class InputFuzzTest {
     @Override
     public DynamicMessage parse(InputStream stream) {
       throw new UnsupportedOperationException("requests only");
-    }
-  }
-
-  private static final class BytesMarshaller
-      implements io.grpc.MethodDescriptor.Marshaller<byte[]> {
-    @Override
-    public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
-    }
-
-    @Override
-    public byte[] parse(InputStream stream) {
-      try {
-        return stream.readAllBytes();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
     }
   }
 }

@@ -41,7 +41,8 @@ public final class RawCalls {
     return copy;
   }
 
-  private static final class Bytes implements MethodDescriptor.Marshaller<byte[]> {
+  /** Messages as their raw bytes. */
+  public static final class Bytes implements MethodDescriptor.Marshaller<byte[]> {
     @Override
     public InputStream stream(byte[] value) {
       return new ByteArrayInputStream(value);
