@@ -20,7 +20,7 @@ import java.util.function.UnaryOperator;
 @ApplicationScoped
 public class EnvironmentRepository {
 
-  private static final String COLUMNS = "id, created_at, updated_at, archived_at, spec";
+  private static final String COLUMNS = "id, created_at, updated_at, archived_at, version, spec";
 
   static final String INSERT =
       "INSERT INTO environments (id, spec) VALUES ($1, $2) RETURNING " + COLUMNS;
@@ -30,7 +30,8 @@ public class EnvironmentRepository {
   static final String LOCK = SELECT + " FOR UPDATE";
 
   static final String UPDATE =
-      "UPDATE environments SET spec = $2, updated_at = clock_timestamp() WHERE id = $1 RETURNING "
+      "UPDATE environments SET spec = $2, version = version + 1, updated_at = clock_timestamp()"
+          + " WHERE id = $1 RETURNING "
           + COLUMNS;
 
   static final String LIST =
@@ -74,13 +75,17 @@ public class EnvironmentRepository {
                 .preparedQuery(LOCK)
                 .execute(Tuple.of(id))
                 .map(rows -> single(rows, id))
-                .map(change)
                 .flatMap(
-                    next ->
-                        connection
-                            .preparedQuery(UPDATE)
-                            .execute(Tuple.of(id, bytes(next)))
-                            .map(rows -> single(rows, id))));
+                    current -> {
+                      Environment next = change.apply(current);
+                      if (definitionOf(next).equals(definitionOf(current))) {
+                        return Uni.createFrom().item(current); // no change, no version
+                      }
+                      return connection
+                          .preparedQuery(UPDATE)
+                          .execute(Tuple.of(id, bytes(next)))
+                          .map(rows -> single(rows, id));
+                    }));
   }
 
   Uni<List<Environment>> list(String afterId, boolean includeArchived, int limit) {
@@ -104,6 +109,7 @@ public class EnvironmentRepository {
         .clearCreatedAt()
         .clearUpdatedAt()
         .clearArchivedAt()
+        .clearVersion()
         .build();
   }
 
@@ -134,6 +140,7 @@ public class EnvironmentRepository {
     }
     environment
         .setId(row.getString("id"))
+        .setVersion(row.getInteger("version"))
         .setCreatedAt(ProtoTime.of(row.getOffsetDateTime("created_at")))
         .setUpdatedAt(ProtoTime.of(row.getOffsetDateTime("updated_at")));
     OffsetDateTime archivedAt = row.getOffsetDateTime("archived_at");

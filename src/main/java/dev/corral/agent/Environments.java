@@ -50,9 +50,22 @@ public class Environments {
             });
   }
 
-  public Uni<Environment> update(String environmentId, UnaryOperator<Environment> change) {
+  /**
+   * Applies {@code change} as the next version.
+   *
+   * @param expectedVersion 0, or the version the caller expects to change
+   */
+  public Uni<Environment> update(
+      String environmentId, int expectedVersion, UnaryOperator<Environment> change) {
     return Uni.createFrom()
-        .item(() -> IdKind.ENVIRONMENT.require("environment_id", environmentId))
+        .item(
+            () -> {
+              if (expectedVersion < 0) {
+                throw new dev.corral.common.InvalidArgumentException(
+                    "expected_version", "must not be negative");
+              }
+              return IdKind.ENVIRONMENT.require("environment_id", environmentId);
+            })
         .flatMap(
             id ->
                 repository.update(
@@ -61,6 +74,15 @@ public class Environments {
                       if (current.hasArchivedAt()) {
                         throw new FailedPreconditionException(
                             "environment " + id + " is archived and cannot change");
+                      }
+                      if (expectedVersion != 0 && expectedVersion != current.getVersion()) {
+                        throw new dev.corral.common.ConflictException(
+                            "environment "
+                                + id
+                                + " is at version "
+                                + current.getVersion()
+                                + ", not the expected "
+                                + expectedVersion);
                       }
                       return EnvironmentRules.check(change.apply(current));
                     }));

@@ -67,7 +67,10 @@ public class EnvironmentGrpcService
   @Override
   public Uni<UpdateEnvironmentResponse> updateEnvironment(UpdateEnvironmentRequest request) {
     return environments
-        .update(request.getEnvironmentId(), current -> changed(current, request))
+        .update(
+            request.getEnvironmentId(),
+            request.getExpectedVersion(),
+            current -> changed(current, request))
         .map(
             environment ->
                 UpdateEnvironmentResponse.newBuilder().setEnvironment(environment).build());

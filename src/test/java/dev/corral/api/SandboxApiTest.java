@@ -61,7 +61,8 @@ class SandboxApiTest {
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
   @Test
-  void concurrentEnvironmentUpdatesAllSucceedAndTheLastOneStays() throws Exception {
+  void concurrentEnvironmentUpdatesEachMakeTheirOwnVersionAndOneExpectedVersionHasOneWinner()
+      throws Exception {
     // Given
     Environment environment =
         environments
@@ -71,8 +72,9 @@ class SandboxApiTest {
                     .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
                     .build())
             .getEnvironment();
+    assertThat(environment.getVersion()).isEqualTo(1);
 
-    // When 16 callers update it at once
+    // When 16 callers update it at once without an expected version
     List<Environment> updated =
         AgentServiceTest.concurrently(
             16,
@@ -85,8 +87,36 @@ class SandboxApiTest {
                             .build())
                     .getEnvironment());
 
-    // Then each succeeded, and what is stored is the update that committed last
-    assertThat(updated).hasSize(16);
+    // Then each made its own consecutive version
+    assertThat(updated)
+        .extracting(Environment::getVersion)
+        .containsExactlyInAnyOrderElementsOf(
+            java.util.stream.IntStream.rangeClosed(2, 17).boxed().toList());
+
+    // When 16 callers all expect version 17
+    List<Object> outcomes =
+        AgentServiceTest.concurrently(
+            16,
+            i -> {
+              try {
+                return environments
+                    .updateEnvironment(
+                        UpdateEnvironmentRequest.newBuilder()
+                            .setEnvironmentId(environment.getId())
+                            .setExpectedVersion(17)
+                            .setDescription("expected " + i)
+                            .build())
+                    .getEnvironment();
+              } catch (io.grpc.StatusRuntimeException refused) {
+                return refused.getStatus().getCode();
+              }
+            });
+
+    // Then exactly one won, and the others were told ABORTED
+    assertThat(outcomes.stream().filter(o -> o instanceof Environment)).hasSize(1);
+    assertThat(outcomes.stream().filter(o -> !(o instanceof Environment)))
+        .hasSize(15)
+        .allMatch(code -> code == io.grpc.Status.Code.ABORTED);
     Environment stored =
         environments
             .getEnvironment(
@@ -94,14 +124,7 @@ class SandboxApiTest {
                     .setEnvironmentId(environment.getId())
                     .build())
             .getEnvironment();
-    Environment last =
-        updated.stream()
-            .max(
-                java.util.Comparator.comparing((Environment e) -> e.getUpdatedAt().getSeconds())
-                    .thenComparing(e -> e.getUpdatedAt().getNanos()))
-            .orElseThrow();
-    assertThat(stored.getDescription()).isEqualTo(last.getDescription());
-    assertThat(updated).extracting(Environment::getDescription).doesNotHaveDuplicates();
+    assertThat(stored.getVersion()).isEqualTo(18);
   }
 
   @Test
