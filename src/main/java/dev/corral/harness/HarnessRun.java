@@ -85,8 +85,14 @@ final class HarnessRun {
             });
     this.model =
         new ModelCalls(
-            sessionId, services.model(), services.deltas(), onContext, appends, () -> state);
-    this.tools = new ToolCalls(sessionId, services.tools(), onContext, appends);
+            sessionId,
+            services.model(),
+            services.deltas(),
+            onContext,
+            appends,
+            () -> state,
+            services.metrics());
+    this.tools = new ToolCalls(sessionId, services.tools(), onContext, appends, services.metrics());
   }
 
   String sessionId() {

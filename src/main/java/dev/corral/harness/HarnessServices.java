@@ -20,6 +20,7 @@ class HarnessServices {
   private final LiveDeltas deltas;
   private final Leases leases;
   private final FoldedStates states;
+  private final io.micrometer.core.instrument.MeterRegistry metrics;
 
   HarnessServices(
       Sessions sessions,
@@ -29,8 +30,10 @@ class HarnessServices {
       ToolRouter tools,
       LiveDeltas deltas,
       Leases leases,
-      FoldedStates states) {
+      FoldedStates states,
+      io.micrometer.core.instrument.MeterRegistry metrics) {
     this.states = states;
+    this.metrics = metrics;
     this.sessions = sessions;
     this.log = log;
     this.tail = tail;
@@ -70,5 +73,9 @@ class HarnessServices {
 
   FoldedStates states() {
     return states;
+  }
+
+  io.micrometer.core.instrument.MeterRegistry metrics() {
+    return metrics;
   }
 }

@@ -11,6 +11,8 @@ import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReasonType;
 import dev.corral.session.LiveDeltas;
 import dev.corral.session.NewEvent;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.Cancellable;
 import java.time.Duration;
@@ -37,6 +39,7 @@ final class ModelCalls {
   private final LiveDeltas deltas;
   private final Executor context;
   private final AppendQueue appends;
+  private final MeterRegistry metrics;
   private final Supplier<SessionState> state;
   private Call current;
   private Duration retryAfter;
@@ -48,7 +51,9 @@ final class ModelCalls {
       LiveDeltas deltas,
       Executor context,
       AppendQueue appends,
-      Supplier<SessionState> state) {
+      Supplier<SessionState> state,
+      MeterRegistry metrics) {
+    this.metrics = metrics;
     this.sessionId = sessionId;
     this.model = model;
     this.deltas = deltas;
@@ -94,6 +99,11 @@ final class ModelCalls {
       }
     }
     Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
+    if (attempt > 1) {
+      metrics
+          .counter("corral.model.retries", "model", now.session().getAgent().getModel())
+          .increment();
+    }
     byte[] body = request;
     if (delay.isZero()) {
       start(call, body);
@@ -152,7 +162,33 @@ final class ModelCalls {
     stream(call, request);
   }
 
+  /** Counts a finished call: by model and outcome, its latency, its tokens, and retries. */
+  private void measured(Call call, String outcome, dev.corral.proto.v1.ModelUsage usage) {
+    String modelName = state.get().session().getAgent().getModel();
+    String purpose = call.compaction != null ? "compaction" : "turn";
+    metrics
+        .counter("corral.model.calls", "model", modelName, "outcome", outcome, "purpose", purpose)
+        .increment();
+    Timer.builder("corral.model.call")
+        .description("Model calls, from the request to the end of the answer")
+        .tag("model", modelName)
+        .publishPercentileHistogram()
+        .register(metrics)
+        .record(System.nanoTime() - call.startedAt, java.util.concurrent.TimeUnit.NANOSECONDS);
+    if (usage != null) {
+      tokens(modelName, "input", usage.getInputTokens());
+      tokens(modelName, "output", usage.getOutputTokens());
+      tokens(modelName, "cache_read", usage.getCacheReadInputTokens());
+      tokens(modelName, "cache_creation", usage.getCacheCreationInputTokens());
+    }
+  }
+
+  private void tokens(String modelName, String kind, long count) {
+    metrics.counter("corral.model.tokens", "model", modelName, "kind", kind).increment(count);
+  }
+
   private void stream(Call call, byte[] request) {
+    call.startedAt = System.nanoTime();
     DeltaRelay relay = new DeltaRelay();
     call.stream =
         model.stream(request, call.compaction != null ? StreamListener.NONE : relay)
@@ -167,6 +203,7 @@ final class ModelCalls {
       return;
     }
     retryAfter = null;
+    measured(call, "ok", response.usage());
     List<NewEvent> events = new ArrayList<>();
     var agent = state.get().session().getAgent();
     if (call.compaction != null) {
@@ -231,6 +268,7 @@ final class ModelCalls {
             ? known
             : new ModelException(
                 0, "unknown_error", String.valueOf(failure.getMessage()), true, null);
+    measured(call, error.errorType(), null);
     int attempt = state.get().failuresSinceInput() + 1;
     boolean last = !error.retryable() || attempt > model.config().maxRetries();
     retryAfter = error.retryAfter().orElse(null);
@@ -287,6 +325,7 @@ final class ModelCalls {
   private static final class Call {
     private final String spanId;
     private Compacting compaction;
+    private long startedAt = System.nanoTime();
     private Cancellable delay;
     private Cancellable stream;
     private boolean cancelled;

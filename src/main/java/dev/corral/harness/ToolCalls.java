@@ -25,10 +25,17 @@ final class ToolCalls {
   private final ToolRouter router;
   private final Executor context;
   private final AppendQueue appends;
+  private final io.micrometer.core.instrument.MeterRegistry metrics;
   private final Map<String, Cancellable> inFlight = new HashMap<>();
   private boolean stopped;
 
-  ToolCalls(String sessionId, ToolRouter router, Executor context, AppendQueue appends) {
+  ToolCalls(
+      String sessionId,
+      ToolRouter router,
+      Executor context,
+      AppendQueue appends,
+      io.micrometer.core.instrument.MeterRegistry metrics) {
+    this.metrics = metrics;
     this.sessionId = sessionId;
     this.router = router;
     this.context = context;
@@ -57,6 +64,7 @@ final class ToolCalls {
     if (stopped) {
       return;
     }
+    long started = System.nanoTime();
     Cancellable running =
         router
             .execute(
@@ -66,7 +74,16 @@ final class ToolCalls {
             .recoverWithItem(
                 failure -> ToolOutcome.error("The tool failed: " + failure.getMessage()))
             .subscribe()
-            .with(outcome -> context.execute(() -> done(call, outcome)));
+            .with(
+                outcome -> {
+                  measured(
+                      dev.corral.tool.BuiltInTool.named(call.name())
+                          .map(dev.corral.tool.BuiltInTool::toolName)
+                          .orElse("unknown"),
+                      outcome,
+                      started);
+                  context.execute(() -> done(call, outcome));
+                });
     inFlight.put(call.eventId(), running);
   }
 
@@ -103,6 +120,18 @@ final class ToolCalls {
                                   new IllegalStateException(
                                       "the log refused the sandbox's events")));
                     }));
+  }
+
+  private void measured(String tool, ToolOutcome outcome, long started) {
+    metrics
+        .counter("corral.tool.calls", "tool", tool, "outcome", outcome.isError() ? "error" : "ok")
+        .increment();
+    io.micrometer.core.instrument.Timer.builder("corral.tool.call")
+        .description("Built-in tool calls, from the harness's request to the outcome")
+        .tag("tool", tool)
+        .publishPercentileHistogram()
+        .register(metrics)
+        .record(System.nanoTime() - started, java.util.concurrent.TimeUnit.NANOSECONDS);
   }
 
   private void done(ToolCallState call, ToolOutcome outcome) {

@@ -158,20 +158,37 @@ public class EventLog {
 
   private final Pool pool;
   private final SessionSignals signals;
+  private final io.micrometer.core.instrument.MeterRegistry metrics;
+  private final io.micrometer.core.instrument.Timer appendLatency;
 
-  EventLog(Pool pool, SessionSignals signals) {
+  EventLog(Pool pool, SessionSignals signals, io.micrometer.core.instrument.MeterRegistry metrics) {
     this.pool = pool;
     this.signals = signals;
+    this.metrics = metrics;
+    this.appendLatency =
+        io.micrometer.core.instrument.Timer.builder("corral.append")
+            .description("Appends to a session's log, from the request to the commit")
+            .publishPercentileHistogram()
+            .register(metrics);
   }
 
   /** Appends atomically, or returns the original events of an earlier append with the same keys. */
   public Uni<Appended> append(AppendRequest request) {
+    long start = System.nanoTime();
     return appendWith(pool, request)
         .onFailure(EventLog::isIdempotencyRace)
         .recoverWithUni(() -> appendWith(pool, request))
         .onFailure(EventLog::isSecondAnswer)
         .transform(failure -> secondAnswer(request, (PgException) failure))
-        .invoke(this::publish);
+        .invoke(this::publish)
+        .invoke(appended -> counted(appended, start));
+  }
+
+  private void counted(Appended appended, long start) {
+    if (appended.deduplicated()) {
+      return;
+    }
+    appendLatency.record(System.nanoTime() - start, java.util.concurrent.TimeUnit.NANOSECONDS);
   }
 
   /**
@@ -192,6 +209,9 @@ public class EventLog {
   void publish(Appended appended) {
     if (!appended.deduplicated()) {
       signals.appended(appended.events().get(0).getSessionId(), appended.lastSeq());
+      for (Event event : appended.events()) {
+        metrics.counter("corral.events.appended", "type", event.getType()).increment();
+      }
     }
   }
 

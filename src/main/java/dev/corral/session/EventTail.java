@@ -32,6 +32,9 @@ public class EventTail {
     this.config = config;
   }
 
+  private final java.util.concurrent.atomic.AtomicInteger open =
+      new java.util.concurrent.atomic.AtomicInteger();
+
   /** Events read from the database for live streams since start, for operators and tests. */
   public long eventsRead() {
     return eventsRead.get();
@@ -44,8 +47,22 @@ public class EventTail {
    */
   public Multi<Event> follow(String sessionId, long afterSeq, Set<String> types) {
     return Multi.createFrom()
-        .resource(() -> signals.watch(sessionId), watch -> pages(watch, sessionId, afterSeq, types))
-        .withFinalizer(SessionSignals.Watch::close);
+        .resource(
+            () -> {
+              open.incrementAndGet();
+              return signals.watch(sessionId);
+            },
+            watch -> pages(watch, sessionId, afterSeq, types))
+        .withFinalizer(
+            watch -> {
+              open.decrementAndGet();
+              watch.close();
+            });
+  }
+
+  /** Live streams of session logs on this replica (client streams and harness tails). */
+  public int open() {
+    return open.get();
   }
 
   private Multi<Event> pages(

@@ -264,6 +264,8 @@ public class Sessions {
 
   private Uni<Session> insert(NewSession request, Agent agent, List<NewEvent> events) {
     String id = IdKind.SESSION.next();
+    java.util.concurrent.atomic.AtomicReference<Appended> initial =
+        new java.util.concurrent.atomic.AtomicReference<>();
     java.util.concurrent.atomic.AtomicReference<dev.corral.proto.v1.Lease> claimed =
         new java.util.concurrent.atomic.AtomicReference<>();
     return pool.withTransaction(
@@ -285,12 +287,16 @@ public class Sessions {
                                     connection,
                                     new AppendRequest(
                                         id, events, 0L, null, claims.claimFor(id).orElse(null))))
-                    .invoke(appended -> claimed.set(appended == null ? null : appended.lease()))
+                    .invoke(
+                        appended -> {
+                          claimed.set(appended == null ? null : appended.lease());
+                          initial.set(appended);
+                        })
                     .flatMap(appended -> repository.find(connection, id)))
         .invoke(
             session -> {
-              if (session.getLastSeq() > 0) {
-                signals.appended(id, session.getLastSeq());
+              if (session.getLastSeq() > 0 && initial.get() != null) {
+                log.publish(initial.get()); // committed: readers wake, and it is counted
                 workArrived.fire(new SessionWorkArrived(id, claimed.get()));
               }
             });

@@ -1,0 +1,93 @@
+package dev.corral.harness;
+
+import static dev.corral.testing.SessionLogs.awaitIdle;
+import static io.restassured.RestAssured.given;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.AgentToolset;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StopReasonType;
+import dev.corral.proto.v1.Tool;
+import dev.corral.testing.FakeAnthropic;
+import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.Fixtures;
+import dev.corral.testing.HarnessTestProfile;
+import dev.corral.testing.InjectFakeAnthropic;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+
+/** After a turn with a tool call, /q/metrics shows corral's own figures, with no ids in labels. */
+@QuarkusTest
+@TestProfile(HarnessTestProfile.class)
+class MetricsTest {
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @InjectFakeAnthropic FakeAnthropic model;
+
+  @Test
+  void aTurnShowsInTheMetricsWithLowCardinalityLabels() {
+    // Given a turn that calls a tool
+    model.reset();
+    model.enqueue(
+        Reply.toolUse("toolu_m", "bash", "{\"command\":\"echo measured\"}"), Reply.text("Done."));
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("metrics")
+                    .setModel("claude-test")
+                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                    .build())
+            .getAgent()
+            .getId();
+    Session session =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agent)
+                    .addInitialEvents(Fixtures.userMessage("measure this"))
+                    .build())
+            .getSession();
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // When the metrics are scraped (the session gauge refreshes every 15 s; counters at once)
+    String[] scraped = new String[1];
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .until(
+            () -> {
+              scraped[0] = given().get("/q/metrics").then().statusCode(200).extract().asString();
+              return scraped[0].contains("corral_tool_calls_total{");
+            });
+    String metrics = scraped[0];
+
+    // Then
+    assertThat(metrics)
+        .contains("corral_events_appended_total{type=\"user.message\"}")
+        .contains("corral_events_appended_total{type=\"agent.tool_result\"}")
+        .contains("corral_append_seconds_bucket")
+        .contains("corral_sessions{status=\"idle\"}")
+        .contains("corral_streams_open")
+        .containsPattern(
+            "corral_model_calls_total\\{model=\"claude-test\",outcome=\"ok\",purpose=\"turn\"\\} [1-9]")
+        .containsPattern(
+            "corral_model_tokens_total\\{kind=\"output\",model=\"claude-test\"\\} [1-9]")
+        .contains("corral_model_call_seconds_bucket")
+        .containsPattern("corral_tool_calls_total\\{outcome=\"ok\",tool=\"bash\"\\} [1-9]")
+        .contains("corral_tool_call_seconds_bucket");
+    assertThat(metrics).doesNotContain("sesn_").doesNotContain("agent_").doesNotContain("sevt_");
+  }
+}
