@@ -64,6 +64,12 @@ public class Dispatcher implements LeaseClaims {
     if (!config.enabled()) {
       return;
     }
+    io.micrometer.core.instrument.Gauge.builder("corral.harness.runs", runs, Map::size)
+        .description("Sessions a harness works on this replica")
+        .register(services.metrics());
+    io.micrometer.core.instrument.Gauge.builder("corral.harness.starting", starting, Set::size)
+        .description("Sessions whose lease this replica is taking, to start their harness")
+        .register(services.metrics());
     scanTimer = vertx.setPeriodic(config.scanInterval().toMillis(), id -> scan());
     renewTimer = vertx.setPeriodic(config.renewInterval().toMillis(), id -> renew());
     LOGGER.infof("Harness dispatcher started as %s", replicaId);

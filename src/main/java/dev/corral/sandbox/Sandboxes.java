@@ -52,6 +52,7 @@ public class Sandboxes {
   static final String SESSION_ENDED = "its session ended";
 
   private final SandboxRepository repository;
+  private final io.micrometer.core.instrument.MeterRegistry metrics;
   private final Environments environments;
   private final Sessions sessions;
   private final Limits limits;
@@ -71,7 +72,9 @@ public class Sandboxes {
       LocalDriver local,
       KubernetesDriver kubernetes,
       SandboxConfig config,
-      Clock clock) {
+      Clock clock,
+      io.micrometer.core.instrument.MeterRegistry metrics) {
+    this.metrics = metrics;
     this.repository = repository;
     this.environments = environments;
     this.sessions = sessions;
@@ -401,6 +404,36 @@ public class Sandboxes {
   }
 
   private Uni<Sandbox> start(
+      Environment environment, SandboxResources resources, String sessionId) {
+    long begun = System.nanoTime();
+    String driverName =
+        environment.getDriver() == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
+            ? "kubernetes"
+            : "local";
+    return startNow(environment, resources, sessionId)
+        .onItemOrFailure()
+        .invoke(
+            (sandbox, failure) -> {
+              metrics
+                  .counter(
+                      "corral.sandbox.provisions",
+                      "driver",
+                      driverName,
+                      "outcome",
+                      failure == null ? "ok" : "failed")
+                  .increment();
+              if (failure == null) {
+                io.micrometer.core.instrument.Timer.builder("corral.sandbox.provision")
+                    .description("Provisioning a sandbox, from the request to a ready sandbox")
+                    .tag("driver", driverName)
+                    .publishPercentileHistogram()
+                    .register(metrics)
+                    .record(System.nanoTime() - begun, java.util.concurrent.TimeUnit.NANOSECONDS);
+              }
+            });
+  }
+
+  private Uni<Sandbox> startNow(
       Environment environment, SandboxResources resources, String sessionId) {
     SandboxDriver driver = driverFor(environment);
     String id = IdKind.SANDBOX.next();

@@ -87,7 +87,15 @@ class MetricsTest {
             "corral_model_tokens_total\\{kind=\"output\",model=\"claude-test\"\\} [1-9]")
         .contains("corral_model_call_seconds_bucket")
         .containsPattern("corral_tool_calls_total\\{outcome=\"ok\",tool=\"bash\"\\} [1-9]")
-        .contains("corral_tool_call_seconds_bucket");
+        .contains("corral_tool_call_seconds_bucket")
+        .containsPattern(
+            "corral_sandbox_provisions_total\\{driver=\"local\",outcome=\"ok\"\\} [1-9]")
+        .contains("corral_sandbox_provision_seconds_bucket{driver=\"local\"")
+        .containsPattern(
+            "corral_sandbox_warm_claims_total\\{driver=\"local\",outcome=\"(hit|miss)\"\\} [1-9]")
+        .contains("corral_sandboxes{driver=\"local\",state=\"ready\"}")
+        .contains("corral_harness_runs")
+        .contains("corral_harness_starting");
     assertThat(metrics).doesNotContain("sesn_").doesNotContain("agent_").doesNotContain("sevt_");
   }
 }

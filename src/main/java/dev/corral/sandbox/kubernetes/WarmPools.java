@@ -41,12 +41,16 @@ public class WarmPools {
   private final SandboxConfig config;
   private final Limits limits;
 
+  private final io.micrometer.core.instrument.MeterRegistry metrics;
+
   WarmPools(
       KubernetesGateway gateway,
       PodExec exec,
       EnvironmentRepository environments,
       SandboxConfig config,
-      Limits limits) {
+      Limits limits,
+      io.micrometer.core.instrument.MeterRegistry metrics) {
+    this.metrics = metrics;
     this.gateway = gateway;
     this.exec = exec;
     this.environments = environments;
@@ -91,7 +95,17 @@ public class WarmPools {
     String hash =
         SandboxPodFactory.specHash(podSpec(spec.environment(), spec.resources(), "claim"));
     return poolPods(spec.environment().getId(), hash)
-        .flatMap(pool -> claimFirst(readyOnly(pool), spec));
+        .flatMap(pool -> claimFirst(readyOnly(pool), spec))
+        .invoke(
+            claimed ->
+                metrics
+                    .counter(
+                        "corral.sandbox.warm_claims",
+                        "driver",
+                        "kubernetes",
+                        "outcome",
+                        claimed.isPresent() ? "hit" : "miss")
+                    .increment());
   }
 
   private static List<Pod> readyOnly(List<Pod> pool) {

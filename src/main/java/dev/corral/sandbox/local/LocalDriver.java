@@ -67,6 +67,7 @@ public class LocalDriver implements SandboxDriver {
   private final SandboxConfig config;
   private final Limits limits;
   private final Cgroups cgroups;
+  private final io.micrometer.core.instrument.MeterRegistry metrics;
   private final Clock clock;
   private final String host;
   private final String launcher;
@@ -81,7 +82,14 @@ public class LocalDriver implements SandboxDriver {
   private final BitSet usedUids = new BitSet();
   private volatile boolean stopping;
 
-  LocalDriver(SandboxConfig config, Replica replica, Limits limits, Cgroups cgroups, Clock clock) {
+  LocalDriver(
+      SandboxConfig config,
+      Replica replica,
+      Limits limits,
+      Cgroups cgroups,
+      Clock clock,
+      io.micrometer.core.instrument.MeterRegistry metrics) {
+    this.metrics = metrics;
     this.config = config;
     this.limits = limits;
     this.cgroups = cgroups;
@@ -291,11 +299,19 @@ public class LocalDriver implements SandboxDriver {
         sandbox != null;
         sandbox = pool.pollFirst()) {
       if (sandbox.alive()) {
+        warmClaim("hit");
         return sandbox;
       }
       discard(sandbox);
     }
+    warmClaim("miss");
     return null;
+  }
+
+  private void warmClaim(String outcome) {
+    metrics
+        .counter("corral.sandbox.warm_claims", "driver", "local", "outcome", outcome)
+        .increment();
   }
 
   /**
