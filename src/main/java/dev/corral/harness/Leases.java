@@ -23,15 +23,20 @@ import java.util.Set;
 @ApplicationScoped
 public class Leases {
 
+  /**
+   * Also says whether this took a lease over: one that was never given back but ran out (its holder
+   * died), rather than a free one.
+   */
   static final String ACQUIRE =
       """
-      UPDATE sessions
-      SET lease_holder = $2, lease_epoch = lease_epoch + 1,
+      UPDATE sessions s
+      SET lease_holder = $2, lease_epoch = s.lease_epoch + 1,
           lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
-      WHERE id = $1
-        AND archived_at IS NULL AND status <> 'terminated'
-        AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())
-      RETURNING lease_holder, lease_epoch, lease_expires_at
+      FROM (SELECT lease_expires_at AS was FROM sessions WHERE id = $1) old
+      WHERE s.id = $1
+        AND s.archived_at IS NULL AND s.status <> 'terminated'
+        AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= clock_timestamp())
+      RETURNING s.lease_holder, s.lease_epoch, s.lease_expires_at, old.was IS NOT NULL AS took_over
       """;
 
   static final String CURRENT =
@@ -68,9 +73,14 @@ public class Leases {
       """;
 
   private final Pool pool;
+  private final io.micrometer.core.instrument.Counter takeOvers;
 
-  Leases(Pool pool) {
+  Leases(Pool pool, io.micrometer.core.instrument.MeterRegistry metrics) {
     this.pool = pool;
+    this.takeOvers =
+        io.micrometer.core.instrument.Counter.builder("corral.lease.takeovers")
+            .description("Leases taken over after their holder stopped renewing them")
+            .register(metrics);
   }
 
   /**
@@ -84,10 +94,16 @@ public class Leases {
     return pool.preparedQuery(ACQUIRE)
         .execute(Tuple.of(sessionId, holder, ttlMillis))
         .flatMap(
-            rows ->
-                rows.size() == 1
-                    ? Uni.createFrom().item(Optional.of(lease(rows.iterator().next())))
-                    : current(sessionId).map(ignored -> Optional.<Lease>empty()));
+            rows -> {
+              if (rows.size() == 1) {
+                Row row = rows.iterator().next();
+                if (Boolean.TRUE.equals(row.getBoolean("took_over"))) {
+                  takeOvers.increment();
+                }
+                return Uni.createFrom().item(Optional.of(lease(row)));
+              }
+              return current(sessionId).map(ignored -> Optional.<Lease>empty());
+            });
   }
 
   /** The session's lease as it is now. */

@@ -76,17 +76,21 @@ class CrashResumeTest {
     marker = "m-" + UUID.randomUUID();
   }
 
+  @Inject io.micrometer.core.instrument.MeterRegistry metrics;
+
   @Test
   void diedAfterTakingTheLease() {
     // Given a harness that took the lease after the user's message and died
     dead = deadHarness();
+    double takeOversBefore = metrics.counter("corral.lease.takeovers").count();
 
     // When it is replaced
     model.enqueue(Reply.text("Hello."));
     dead.dies();
 
-    // Then the turn runs as if nothing happened
+    // Then the turn runs as if nothing happened, and the take-over is counted
     List<Event> events = finished();
+    assertThat(metrics.counter("corral.lease.takeovers").count()).isGreaterThan(takeOversBefore);
     assertThat(types(events))
         .containsExactly(
             "user.message",
