@@ -105,6 +105,9 @@ final class ModelCalls {
           .increment();
     }
     byte[] body = request;
+    if (attempt == 1 && call.compaction == null && now.hasUnansweredInput()) {
+      ttft(now);
+    }
     if (delay.isZero()) {
       start(call, body);
       return;
@@ -181,6 +184,24 @@ final class ModelCalls {
       tokens(modelName, "cache_read", usage.getCacheReadInputTokens());
       tokens(modelName, "cache_creation", usage.getCacheCreationInputTokens());
     }
+  }
+
+  /** From the user message's append (database time) to its turn's request leaving, at most. */
+  private void ttft(SessionState now) {
+    com.google.protobuf.Timestamp at = now.lastUserMessageAt();
+    if (at == null) {
+      return;
+    }
+    long nanos =
+        java.time.Duration.between(
+                java.time.Instant.ofEpochSecond(at.getSeconds(), at.getNanos()),
+                java.time.Instant.now())
+            .toNanos();
+    Timer.builder("corral.ttft.overhead")
+        .description("From a user message's append to the model request of its turn")
+        .publishPercentileHistogram()
+        .register(metrics)
+        .record(Math.max(0, nanos), java.util.concurrent.TimeUnit.NANOSECONDS);
   }
 
   private void tokens(String modelName, String kind, long count) {

@@ -46,6 +46,7 @@ final class SessionState {
   private long resultsAnsweredUpTo;
 
   private long lastResultSeq;
+  private com.google.protobuf.Timestamp lastUserMessageAt;
   private long lastUserMessageSeq;
   private long lastInterruptSeq;
   private int failuresSinceInput;
@@ -70,6 +71,7 @@ final class SessionState {
     switch (event.getPayloadCase()) {
       case USER_MESSAGE -> {
         (openSpanId != null ? arrivedDuringCall : conversation).add(event);
+        lastUserMessageAt = event.getProcessedAt();
         lastUserMessageSeq = event.getSeq();
         failuresSinceInput = 0;
       }
@@ -237,6 +239,11 @@ final class SessionState {
 
   /** A summary of the events from {@code fromSeq} to {@code upToSeq}. */
   record Compaction(long fromSeq, long upToSeq, String summary) {}
+
+  /** When the latest user message was appended (database time), or null. */
+  com.google.protobuf.Timestamp lastUserMessageAt() {
+    return lastUserMessageAt;
+  }
 
   /** The latest compaction, or null if the history was never compacted. */
   Compaction compaction() {
