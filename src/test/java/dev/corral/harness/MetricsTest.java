@@ -95,6 +95,7 @@ class MetricsTest {
             "corral_sandbox_warm_claims_total\\{driver=\"local\",outcome=\"(hit|miss)\"\\} [1-9]")
         .contains("corral_sandboxes{driver=\"local\",state=\"ready\"}")
         .contains("corral_harness_runs")
+        .contains("corral_sandbox_warm{driver=\"local\"}")
         .contains("corral_harness_starting")
         .containsPattern("corral_ttft_overhead_seconds_count [1-9]")
         .contains("sql_pool_queue_size")

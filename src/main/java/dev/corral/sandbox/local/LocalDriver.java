@@ -14,6 +14,8 @@ import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.driver.SandboxDriver;
 import dev.corral.sandbox.driver.SandboxLostException;
 import dev.corral.sandbox.driver.SandboxSetup;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.smallrye.mutiny.Uni;
@@ -67,7 +69,7 @@ public class LocalDriver implements SandboxDriver {
   private final SandboxConfig config;
   private final Limits limits;
   private final Cgroups cgroups;
-  private final io.micrometer.core.instrument.MeterRegistry metrics;
+  private final MeterRegistry metrics;
   private final Clock clock;
   private final String host;
   private final String launcher;
@@ -88,8 +90,12 @@ public class LocalDriver implements SandboxDriver {
       Limits limits,
       Cgroups cgroups,
       Clock clock,
-      io.micrometer.core.instrument.MeterRegistry metrics) {
+      MeterRegistry metrics) {
     this.metrics = metrics;
+    Gauge.builder("corral.sandbox.warm", this, LocalDriver::warmCount)
+        .description("Started sandboxes waiting in the warm pool")
+        .tag("driver", "local")
+        .register(metrics);
     this.config = config;
     this.limits = limits;
     this.cgroups = cgroups;
@@ -306,6 +312,10 @@ public class LocalDriver implements SandboxDriver {
     }
     warmClaim("miss");
     return null;
+  }
+
+  private double warmCount() {
+    return warm.values().stream().mapToInt(Deque::size).sum();
   }
 
   private void warmClaim(String outcome) {
