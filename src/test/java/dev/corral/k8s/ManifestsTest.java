@@ -37,10 +37,15 @@ import org.assertj.core.api.AbstractStringAssert;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** Parses every manifest under {@code k8s/} and checks what a deployment on Kubernetes needs. */
+/**
+ * Parses every manifest of the Kustomize base ({@code k8s/base}) and checks what a deployment on
+ * Kubernetes needs; renders the example overlay in Java (its images, replicas and patches, the only
+ * Kustomize features it uses) and checks the result.
+ */
 class ManifestsTest {
 
-  private static final Path K8S = Path.of("k8s");
+  private static final Path K8S = Path.of("k8s", "base");
+  private static final Path OVERLAY = Path.of("k8s", "overlays", "example");
   private static final String CPU = "cpu";
   private static final String MEMORY = "memory";
   private static final Base64.Decoder DECODER = Base64.getDecoder();
@@ -55,7 +60,12 @@ class ManifestsTest {
   static void load() throws IOException {
     KubernetesSerialization serialization = new KubernetesSerialization();
     try (Stream<Path> files = Files.list(K8S)) {
-      for (Path file : files.filter(f -> f.toString().endsWith(".yaml")).sorted().toList()) {
+      for (Path file :
+          files
+              .filter(f -> f.toString().endsWith(".yaml"))
+              .filter(f -> !f.getFileName().toString().equals("kustomization.yaml"))
+              .sorted()
+              .toList()) {
         for (String document : Files.readString(file).split("(?m)^---[ \\t]*$")) {
           if (document.lines().allMatch(line -> line.isBlank() || line.strip().startsWith("#"))) {
             continue;
@@ -278,6 +288,76 @@ class ManifestsTest {
 
   private static <T extends HasMetadata> List<T> all(Class<T> kind) {
     return resources.stream().filter(kind::isInstance).map(kind::cast).toList();
+  }
+
+  @Test
+  @SuppressWarnings("unchecked")
+  void theBaseListsEveryManifestAndTheExampleOverlayRendersItsImageReplicasAndSecret()
+      throws IOException {
+    // The base names every manifest it holds.
+    com.fasterxml.jackson.databind.ObjectMapper yaml =
+        new com.fasterxml.jackson.databind.ObjectMapper(
+            new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());
+    Map<String, Object> base =
+        yaml.readValue(K8S.resolve("kustomization.yaml").toFile(), Map.class);
+    List<String> manifests;
+    try (Stream<Path> files = Files.list(K8S)) {
+      manifests =
+          files
+              .map(f -> f.getFileName().toString())
+              .filter(name -> name.endsWith(".yaml") && !name.equals("kustomization.yaml"))
+              .sorted()
+              .toList();
+    }
+    assertThat((List<String>) base.get("resources")).containsExactlyElementsOf(manifests);
+
+    // When the overlay is rendered
+    Map<String, Object> overlay =
+        yaml.readValue(OVERLAY.resolve("kustomization.yaml").toFile(), Map.class);
+    assertThat((List<String>) overlay.get("resources")).containsExactly("../../base");
+    Deployment deployment = new KubernetesSerialization().clone(one(Deployment.class));
+    for (Map<String, Object> image : (List<Map<String, Object>>) overlay.get("images")) {
+      for (Container container : deployment.getSpec().getTemplate().getSpec().getContainers()) {
+        if (container.getImage().startsWith(image.get("name") + ":")) {
+          container.setImage(image.get("newName") + ":" + image.get("newTag"));
+        }
+      }
+    }
+    for (Map<String, Object> replicas : (List<Map<String, Object>>) overlay.get("replicas")) {
+      if (deployment.getMetadata().getName().equals(replicas.get("name"))) {
+        deployment.getSpec().setReplicas((Integer) replicas.get("count"));
+      }
+    }
+    Secret secret = new KubernetesSerialization().clone(one(Secret.class));
+    for (Map<String, Object> patch : (List<Map<String, Object>>) overlay.get("patches")) {
+      Secret patched =
+          new KubernetesSerialization()
+              .unmarshal(
+                  Files.readString(OVERLAY.resolve((String) patch.get("path"))), Secret.class);
+      assertThat(patched.getMetadata().getName()).isEqualTo(secret.getMetadata().getName());
+      assertThat(patched.getMetadata().getNamespace())
+          .isEqualTo(secret.getMetadata().getNamespace());
+      secret.getStringData().putAll(patched.getStringData());
+    }
+
+    // Then it runs the overlay's image and replica count against the overlay's database
+    assertThat(deployment.getSpec().getTemplate().getSpec().getContainers().get(0).getImage())
+        .isEqualTo("registry.example.com/platform/corral:0.1.0");
+    assertThat(deployment.getSpec().getReplicas()).isEqualTo(3);
+    assertThat(secret.getStringData())
+        .containsEntry(
+            "QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://db.example.internal:5432/corral")
+        .containsKeys(DB + "JDBC_URL", DB + "USERNAME", DB + "PASSWORD");
+  }
+
+  @Test
+  void theImageRecipeIsPinnedNonRootAndRunsTheQuarkusApp() throws IOException {
+    String dockerfile = Files.readString(Path.of("src", "main", "docker", "Dockerfile.jvm"));
+    assertThat(dockerfile).containsPattern("(?m)^FROM eclipse-temurin:17\\.[0-9.]+_[0-9]+-jre");
+    assertThat(dockerfile).containsPattern("(?m)^USER [1-9][0-9]*$");
+    assertThat(dockerfile)
+        .contains("quarkus-run.jar")
+        .contains("docker build -f src/main/docker/Dockerfile.jvm");
   }
 
   private static <T extends HasMetadata> T one(Class<T> kind) {
