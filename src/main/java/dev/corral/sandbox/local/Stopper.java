@@ -57,7 +57,9 @@ final class Stopper {
    * they are gone, so that the launcher no longer counts on any of them.
    */
   void all() throws IOException {
-    List<Long> victims = List.copyOf(live().keySet());
+    // Every process killed, including any the launcher started meanwhile (a standby bash): the
+    // launcher must see them all dead before it is given the next call.
+    java.util.Set<Long> killed = new java.util.HashSet<>(live().keySet());
     if (cgroup.isPresent()) {
       cgroup.get().freeze();
       try {
@@ -66,9 +68,13 @@ final class Stopper {
         cgroup.get().thaw();
       }
     }
+    killed.forEach(this::kill);
     long deadline = System.nanoTime() + 1_000_000_000L;
-    while (victims.stream().anyMatch(this::isLiveVictim) && System.nanoTime() < deadline) {
-      live().keySet().forEach(this::kill);
+    while (killed.stream().anyMatch(this::isLiveVictim) && System.nanoTime() < deadline) {
+      for (long pid : live().keySet()) {
+        kill(pid);
+        killed.add(pid);
+      }
       LockSupport.parkNanos(1_000_000);
     }
   }
