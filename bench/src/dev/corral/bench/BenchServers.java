@@ -47,6 +47,15 @@ final class BenchServers {
     throw new IllegalStateException("session " + sessionId + " never went idle");
   }
 
+  /** PostgreSQL as corral's embedded one runs it: durable commits, room for many connections. */
+  static EmbeddedPostgres postgres() throws java.io.IOException {
+    return EmbeddedPostgres.builder()
+        .setServerConfig("synchronous_commit", "on")
+        .setServerConfig("fsync", "on")
+        .setServerConfig("max_connections", "200")
+        .start();
+  }
+
   static Map<String, String> environment(EmbeddedPostgres postgres, FakeAnthropic model)
       throws Exception {
     String url = "localhost:" + postgres.getPort() + "/postgres";

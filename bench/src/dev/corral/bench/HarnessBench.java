@@ -38,12 +38,7 @@ public final class HarnessBench {
     System.out.printf(
         "corral harness benchmark: %d TTFT samples, %d cores, %s%n",
         samples, Runtime.getRuntime().availableProcessors(), Instant.now());
-    try (EmbeddedPostgres postgres =
-            EmbeddedPostgres.builder()
-                .setServerConfig("synchronous_commit", "on")
-                .setServerConfig("fsync", "on")
-                .setServerConfig("max_connections", "200")
-                .start();
+    try (EmbeddedPostgres postgres = BenchServers.postgres();
         FakeAnthropic model = FakeAnthropic.start()) {
       Map<String, String> environment = BenchServers.environment(postgres, model);
       Latencies ttft = ttft(environment, model, samples);

@@ -37,12 +37,7 @@ public final class HorizonBench {
         "corral horizon benchmark: %d TTFT samples per length, %d cores, %s%n",
         samples, Runtime.getRuntime().availableProcessors(), Instant.now());
     List<String> lines = new ArrayList<>();
-    try (EmbeddedPostgres postgres =
-            EmbeddedPostgres.builder()
-                .setServerConfig("synchronous_commit", "on")
-                .setServerConfig("fsync", "on")
-                .setServerConfig("max_connections", "200")
-                .start();
+    try (EmbeddedPostgres postgres = BenchServers.postgres();
         FakeAnthropic model = FakeAnthropic.start()) {
       model.fallback(request -> Reply.text("ok"));
       Map<String, String> environment = BenchServers.environment(postgres, model);
@@ -153,21 +148,20 @@ public final class HorizonBench {
     return Duration.between(appended, request.arrivedAt()).toNanos();
   }
 
+  /** Until the session idles at {@code seq} and its run has given the lease back. */
   private static void awaitIdleAt(
-      SessionServiceGrpc.SessionServiceBlockingStub sessions, String sessionId, long seq)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (System.nanoTime() < deadline) {
-      Session session = session(sessions, sessionId);
-      // Idle, and its run has given the lease back (a message sent sooner waits for that).
-      if (session.getStatus() == SessionStatus.SESSION_STATUS_IDLE
-          && session.getLastSeq() >= seq
-          && !(session.hasLease() && session.getLease().hasExpiresAt())) {
-        return;
-      }
-      Thread.sleep(1);
-    }
-    throw new IllegalStateException("session " + sessionId + " never reached seq " + seq);
+      SessionServiceGrpc.SessionServiceBlockingStub sessions, String sessionId, long seq) {
+    org.awaitility.Awaitility.await("session " + sessionId + " idle at seq " + seq)
+        .atMost(Duration.ofSeconds(60))
+        .pollInterval(Duration.ofMillis(1))
+        .until(
+            () -> {
+              Session session = session(sessions, sessionId);
+              // A message sent before the lease is back waits for it.
+              return session.getStatus() == SessionStatus.SESSION_STATUS_IDLE
+                  && session.getLastSeq() >= seq
+                  && !(session.hasLease() && session.getLease().hasExpiresAt());
+            });
   }
 
   private static Session session(

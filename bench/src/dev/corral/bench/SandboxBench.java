@@ -69,12 +69,7 @@ public final class SandboxBench {
         new KubernetesMockServer(
             new io.fabric8.mockwebserver.Context(), new MockWebServer(), responses, kubelet, false);
     cluster.init(InetAddress.getLoopbackAddress(), 0);
-    try (EmbeddedPostgres postgres =
-            EmbeddedPostgres.builder()
-                .setServerConfig("synchronous_commit", "on")
-                .setServerConfig("fsync", "on")
-                .setServerConfig("max_connections", "200")
-                .start();
+    try (EmbeddedPostgres postgres = BenchServers.postgres();
         FakeAnthropic model = FakeAnthropic.start();
         NamespacedKubernetesClient client = cluster.createClient()) {
       model.fallback(request -> Reply.text("no tool needed"));

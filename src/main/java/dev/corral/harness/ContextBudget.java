@@ -31,19 +31,6 @@ final class ContextBudget {
     return (bytes + BYTES_PER_TOKEN - 1) / BYTES_PER_TOKEN;
   }
 
-  /** The request as it is sent (streamed), serialized once. */
-  static byte[] serialized(com.fasterxml.jackson.databind.node.ObjectNode request) {
-    request.put("stream", true);
-    try {
-      return JSON.writeValueAsBytes(request);
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-      throw new IllegalStateException("a request did not serialize", e);
-    }
-  }
-
-  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
-      new com.fasterxml.jackson.databind.ObjectMapper();
-
   /**
    * Where to cut {@code context} (the events after the latest summary, in the model's order): an
    * index where an assistant turn starts, that no event crosses (every event before it is older in

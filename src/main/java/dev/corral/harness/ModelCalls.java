@@ -80,21 +80,21 @@ final class ModelCalls {
     SessionState now = state.get();
     int maxTokens = model.config().maxTokens();
     int thinking = model.config().thinkingBudgetTokens();
-    byte[] request = ContextBudget.serialized(Projection.request(now, maxTokens, thinking));
+    byte[] request = AnthropicMessages.serialize(Projection.request(now, maxTokens, thinking));
     long window = model.config().contextWindowOf(now.session().getAgent().getModel());
     long tokens = Math.max(ContextBudget.estimate(request.length), now.lastContextTokens());
     if (tokens > window * model.config().compactAt()) {
       // Too large for the window: the older history becomes a summary first.
-      var cut = ContextBudget.cut(now.context(), (long) (window * ContextBudget.KEEP_SHARE));
+      List<Event> context = now.context();
+      var cut = ContextBudget.cut(context, (long) (window * ContextBudget.KEEP_SHARE));
       if (cut.isPresent()) {
-        List<Event> context = now.context();
         long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();
         long upTo =
             context.subList(0, cut.getAsInt()).stream().mapToLong(Event::getSeq).max().orElse(0);
         call.compaction =
             new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
         request =
-            ContextBudget.serialized(
+            AnthropicMessages.serialize(
                 Projection.compactionRequest(now, cut.getAsInt(), maxTokens, thinking));
       }
     }

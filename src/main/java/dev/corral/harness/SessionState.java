@@ -138,14 +138,12 @@ final class SessionState {
         tokens += usage.getInputTokens() + usage.getOutputTokens();
         boolean turn = !openSpanCompacts;
         openSpanCompacts = false;
+        // A compaction answers nothing: the turn's input waits for the call after it.
         if (!end.getIsError() && turn) {
           lastContextTokens =
               usage.getInputTokens()
                   + usage.getCacheReadInputTokens()
                   + usage.getCacheCreationInputTokens();
-        }
-        // A compaction answers nothing: the turn's input waits for the call after it.
-        if (!end.getIsError() && turn) {
           messagesAnsweredUpTo = openSpanSeq;
           resultsAnsweredUpTo = openSpanSeq;
           failuresSinceInput = 0;

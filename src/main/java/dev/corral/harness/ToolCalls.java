@@ -109,10 +109,8 @@ final class ToolCalls {
                         emitter.fail(new IllegalStateException("the harness run has stopped"));
                         return;
                       }
-                      List<NewEvent> events = new ArrayList<>();
-                      notices.forEach(notice -> events.add(NewEvent.of(notice)));
                       appends.add(
-                          events,
+                          asNew(notices),
                           null,
                           appended -> emitter.complete(null),
                           () ->
@@ -138,9 +136,14 @@ final class ToolCalls {
     if (stopped || !inFlight.containsKey(call.eventId())) {
       return;
     }
-    List<NewEvent> events = new ArrayList<>();
-    outcome.notices().forEach(notice -> events.add(NewEvent.of(notice)));
+    List<NewEvent> events = asNew(outcome.notices());
     events.add(EventsFactory.toolResult(call.eventId(), outcome.output(), outcome.isError()));
     appends.add(events, null);
+  }
+
+  private static List<NewEvent> asNew(List<Event> notices) {
+    List<NewEvent> events = new ArrayList<>();
+    notices.forEach(notice -> events.add(NewEvent.of(notice)));
+    return events;
   }
 }

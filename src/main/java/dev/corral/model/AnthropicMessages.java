@@ -81,21 +81,20 @@ public class AnthropicMessages {
    *
    * @throws ModelException (in the Uni) when the call fails; see {@link ModelException#retryable()}
    */
-  public Uni<ModelResponse> stream(ObjectNode body, StreamListener listener) {
-    body.put("stream", true);
-    byte[] payload;
+  /**
+   * {@code request} (a Messages API request) as {@link #stream} sends it, with {@code "stream":
+   * true}: a caller that measures its size serializes it once.
+   */
+  public static byte[] serialize(ObjectNode request) {
+    request.put("stream", true);
     try {
-      payload = JSON.writeValueAsBytes(body);
+      return JSON.writeValueAsBytes(request);
     } catch (JsonProcessingException e) {
-      return Uni.createFrom().failure(e);
+      throw new IllegalStateException("a request did not serialize", e);
     }
-    return stream(payload, listener);
   }
 
-  /**
-   * Sends {@code payload}, a Messages API request already serialized with {@code "stream": true}
-   * (so that a caller that measured its size does not serialize it twice).
-   */
+  /** Sends {@code payload}, a request from {@link #serialize}. */
   public Uni<ModelResponse> stream(byte[] payload, StreamListener listener) {
     if (!hasKey()) {
       // Not worth a retry: nothing changes until the operator sets a key.

@@ -160,6 +160,8 @@ public class EventLog {
   private final SessionSignals signals;
   private final io.micrometer.core.instrument.MeterRegistry metrics;
   private final io.micrometer.core.instrument.Timer appendLatency;
+  private final java.util.Map<String, io.micrometer.core.instrument.Counter> appendedByType =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   EventLog(Pool pool, SessionSignals signals, io.micrometer.core.instrument.MeterRegistry metrics) {
     this.pool = pool;
@@ -210,7 +212,10 @@ public class EventLog {
     if (!appended.deduplicated()) {
       signals.appended(appended.events().get(0).getSessionId(), appended.lastSeq());
       for (Event event : appended.events()) {
-        metrics.counter("corral.events.appended", "type", event.getType()).increment();
+        appendedByType
+            .computeIfAbsent(
+                event.getType(), type -> metrics.counter("corral.events.appended", "type", type))
+            .increment();
       }
     }
   }

@@ -266,8 +266,6 @@ public class Sessions {
     String id = IdKind.SESSION.next();
     java.util.concurrent.atomic.AtomicReference<Appended> initial =
         new java.util.concurrent.atomic.AtomicReference<>();
-    java.util.concurrent.atomic.AtomicReference<dev.corral.proto.v1.Lease> claimed =
-        new java.util.concurrent.atomic.AtomicReference<>();
     return pool.withTransaction(
             connection ->
                 repository
@@ -287,17 +285,14 @@ public class Sessions {
                                     connection,
                                     new AppendRequest(
                                         id, events, 0L, null, claims.claimFor(id).orElse(null))))
-                    .invoke(
-                        appended -> {
-                          claimed.set(appended == null ? null : appended.lease());
-                          initial.set(appended);
-                        })
+                    .invoke(initial::set)
                     .flatMap(appended -> repository.find(connection, id)))
         .invoke(
             session -> {
-              if (session.getLastSeq() > 0 && initial.get() != null) {
-                log.publish(initial.get()); // committed: readers wake, and it is counted
-                workArrived.fire(new SessionWorkArrived(id, claimed.get()));
+              Appended appended = initial.get();
+              if (appended != null) {
+                log.publish(appended); // committed: readers wake, and it is counted
+                workArrived.fire(new SessionWorkArrived(id, appended.lease()));
               }
             });
   }

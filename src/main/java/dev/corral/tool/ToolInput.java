@@ -187,14 +187,7 @@ public sealed interface ToolInput {
       if (!mayBeEmpty && value.asText().isEmpty()) {
         throw new InvalidArgumentException(prefix + "." + name, "must not be empty");
       }
-      return withoutNul(name, value.asText());
-    }
-
-    private String withoutNul(String name, String text) {
-      if (text.indexOf('\0') >= 0) {
-        throw new InvalidArgumentException(prefix + "." + name, "must not contain NUL characters");
-      }
-      return text;
+      return value.asText();
     }
 
     String optionalString(String name) {
@@ -205,15 +198,11 @@ public sealed interface ToolInput {
       if (!value.isTextual()) {
         throw new InvalidArgumentException(prefix + "." + name, "must be a string");
       }
-      return withoutNul(name, value.asText());
+      return value.asText(); // no NUL: Json.requireObject refused it
     }
 
     String path(String name) {
-      String path = requiredString(name, false);
-      if (path.indexOf('\0') >= 0) {
-        throw new InvalidArgumentException(prefix + "." + name, "must not contain NUL");
-      }
-      return path;
+      return requiredString(name, false);
     }
 
     boolean bool(String name) {
@@ -254,7 +243,7 @@ public sealed interface ToolInput {
         if (!item.isTextual() || item.asText().isEmpty()) {
           throw new InvalidArgumentException(prefix + "." + name, "must hold non-empty strings");
         }
-        strings.add(withoutNul(name, item.asText()));
+        strings.add(item.asText());
       }
       return List.copyOf(strings);
     }

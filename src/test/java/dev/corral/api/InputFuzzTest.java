@@ -167,7 +167,7 @@ class InputFuzzTest {
             .setFullMethodName(
                 io.grpc.MethodDescriptor.generateFullMethodName(
                     method.getService().getFullName(), method.getName()))
-            .setRequestMarshaller(new DynamicMarshaller())
+            .setRequestMarshaller(new DynamicMarshaller(method.getInputType()))
             .setResponseMarshaller(new dev.corral.testing.RawCalls.Bytes())
             .build();
     ClientCall<DynamicMessage, byte[]> call =
@@ -271,9 +271,19 @@ class InputFuzzTest {
       return new ByteArrayInputStream(value.toByteArray());
     }
 
+    private final Descriptor type;
+
+    DynamicMarshaller(Descriptor type) {
+      this.type = type;
+    }
+
     @Override
     public DynamicMessage parse(InputStream stream) {
-      throw new UnsupportedOperationException("requests only");
+      try {
+        return DynamicMessage.parseFrom(type, stream);
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
     }
   }
 }

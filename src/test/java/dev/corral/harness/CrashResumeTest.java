@@ -8,7 +8,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.corral.model.ModelResponse;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentServiceGrpc;
-import dev.corral.proto.v1.AgentToolset;
 import dev.corral.proto.v1.ConfirmationResult;
 import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
@@ -18,8 +17,6 @@ import dev.corral.proto.v1.PermissionPolicy;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StopReasonType;
-import dev.corral.proto.v1.Tool;
-import dev.corral.proto.v1.ToolConfig;
 import dev.corral.proto.v1.UserToolConfirmation;
 import dev.corral.session.AppendRequest;
 import dev.corral.session.EventLog;
@@ -225,14 +222,7 @@ class CrashResumeTest {
                 CreateAgentRequest.newBuilder()
                     .setName("crash test")
                     .setModel("claude-test")
-                    .addTools(
-                        Tool.newBuilder()
-                            .setToolset(
-                                AgentToolset.newBuilder()
-                                    .addConfigs(
-                                        ToolConfig.newBuilder()
-                                            .setName("bash")
-                                            .setPermissionPolicy(bashPolicy))))
+                    .addTools(dev.corral.testing.Fixtures.bashToolset(bashPolicy))
                     .build())
             .getAgent();
     Session session =

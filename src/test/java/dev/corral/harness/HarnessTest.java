@@ -9,7 +9,6 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.corral.proto.v1.AgentServiceGrpc;
-import dev.corral.proto.v1.AgentToolset;
 import dev.corral.proto.v1.ConfirmationResult;
 import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.CreateAgentRequest;
@@ -26,7 +25,6 @@ import dev.corral.proto.v1.StopReasonType;
 import dev.corral.proto.v1.StreamEventsRequest;
 import dev.corral.proto.v1.TextBlock;
 import dev.corral.proto.v1.Tool;
-import dev.corral.proto.v1.ToolConfig;
 import dev.corral.proto.v1.UserCustomToolResult;
 import dev.corral.proto.v1.UserInterrupt;
 import dev.corral.proto.v1.UserToolConfirmation;
@@ -121,7 +119,11 @@ class HarnessTest {
 
     // When
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then one sandbox was provisioned, at the first call and not before it
@@ -153,7 +155,11 @@ class HarnessTest {
 
     // When
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then
@@ -214,7 +220,11 @@ class HarnessTest {
 
     // When
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker);
     await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 2.3"));
 
     // Then while it runs (a harness that died now would leave this), the log names its sandbox
@@ -235,7 +245,11 @@ class HarnessTest {
 
     // When
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then the result lists the message with its seq, and no sandbox was needed
@@ -255,7 +269,11 @@ class HarnessTest {
         Reply.text("Sorry."));
 
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     Event result = only(log(sessions, session.getId()), "agent.tool_result");
@@ -313,7 +331,11 @@ class HarnessTest {
 
     // When
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then the thinking block and its signature are stored and go back with the tool result
@@ -374,7 +396,11 @@ class HarnessTest {
     model.enqueue(
         Reply.toolUse("toolu_rm", "bash", "{\"command\":\"rm -rf /\"}"), Reply.text("Understood."));
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
+            marker);
     Session waiting =
         awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
     Event call = only(log(sessions, session.getId()), "agent.tool_use");
@@ -404,7 +430,11 @@ class HarnessTest {
     model.enqueue(
         Reply.toolUse("toolu_ls", "bash", "{\"command\":\"echo confirmed\"}"), Reply.text("Done."));
     Session session =
-        start(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)), marker);
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
+            marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
     Event call = only(log(sessions, session.getId()), "agent.tool_use");
 
@@ -551,7 +581,10 @@ class HarnessTest {
         sessions
             .createSession(
                 CreateSessionRequest.newBuilder()
-                    .setAgentId(agentWith(toolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)))
+                    .setAgentId(
+                        agentWith(
+                            dev.corral.testing.Fixtures.bashToolset(
+                                PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)))
                     .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
                     .addInitialEvents(userMessage(marker))
                     .build())
@@ -669,15 +702,6 @@ class HarnessTest {
                 .build())
         .getAgent()
         .getId();
-  }
-
-  private static Tool toolset(PermissionPolicy bashPolicy) {
-    return Tool.newBuilder()
-        .setToolset(
-            AgentToolset.newBuilder()
-                .addConfigs(
-                    ToolConfig.newBuilder().setName("bash").setPermissionPolicy(bashPolicy)))
-        .build();
   }
 
   private static Tool weatherTool() {

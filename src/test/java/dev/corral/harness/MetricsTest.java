@@ -6,13 +6,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
-import dev.corral.proto.v1.AgentToolset;
-import dev.corral.proto.v1.CreateAgentRequest;
-import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StopReasonType;
-import dev.corral.proto.v1.Tool;
 import dev.corral.testing.FakeAnthropic;
 import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.Fixtures;
@@ -43,24 +39,7 @@ class MetricsTest {
     model.reset();
     model.enqueue(
         Reply.toolUse("toolu_m", "bash", "{\"command\":\"echo measured\"}"), Reply.text("Done."));
-    String agent =
-        agents
-            .createAgent(
-                CreateAgentRequest.newBuilder()
-                    .setName("metrics")
-                    .setModel("claude-test")
-                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
-                    .build())
-            .getAgent()
-            .getId();
-    Session session =
-        sessions
-            .createSession(
-                CreateSessionRequest.newBuilder()
-                    .setAgentId(agent)
-                    .addInitialEvents(Fixtures.userMessage("measure this"))
-                    .build())
-            .getSession();
+    Session session = Fixtures.startWithTools(agents, sessions, "measure this");
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // When the metrics are scraped (the session gauge refreshes every 15 s; counters at once)

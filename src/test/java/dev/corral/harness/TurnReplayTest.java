@@ -5,14 +5,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.corral.model.ModelResponse;
 import dev.corral.proto.v1.Agent;
-import dev.corral.proto.v1.AgentToolset;
 import dev.corral.proto.v1.ConfirmationResult;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.ModelUsage;
 import dev.corral.proto.v1.PermissionPolicy;
 import dev.corral.proto.v1.Session;
-import dev.corral.proto.v1.Tool;
-import dev.corral.proto.v1.ToolConfig;
 import dev.corral.proto.v1.UserToolConfirmation;
 import dev.corral.session.NewEvent;
 import dev.corral.testing.Fixtures;
@@ -132,17 +129,7 @@ class TurnReplayTest {
 
     Replay(PermissionPolicy policy, List<Arrival> arrivals) {
       agent =
-          Agent.newBuilder()
-              .setModel("claude-test")
-              .addTools(
-                  Tool.newBuilder()
-                      .setToolset(
-                          AgentToolset.newBuilder()
-                              .addConfigs(
-                                  ToolConfig.newBuilder()
-                                      .setName("bash")
-                                      .setPermissionPolicy(policy))))
-              .build();
+          Agent.newBuilder().setModel("claude-test").addTools(Fixtures.bashToolset(policy)).build();
       state = new SessionState(Session.newBuilder().setId("sesn_replay").setAgent(agent).build());
       arrivals.forEach(arrival -> pending.merge(arrival, 1, Integer::sum));
     }

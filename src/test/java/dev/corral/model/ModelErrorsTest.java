@@ -54,7 +54,9 @@ class ModelErrorsTest {
   private ModelException call(ModelConfig config) {
     AnthropicMessages messages = new AnthropicMessages(vertx, config);
     try {
-      messages.stream(new ObjectMapper().createObjectNode().put("model", "m"), StreamListener.NONE)
+      messages.stream(
+              AnthropicMessages.serialize(new ObjectMapper().createObjectNode().put("model", "m")),
+              StreamListener.NONE)
           .await()
           .atMost(Duration.ofSeconds(30));
     } catch (ModelException expected) {

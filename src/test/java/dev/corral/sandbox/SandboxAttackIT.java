@@ -22,7 +22,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
@@ -68,9 +67,7 @@ class SandboxAttackIT {
 
         // When eight sandboxes write without end for their whole time limit, after partial markers
         AtomicLong peak = new AtomicLong(baseline);
-        AtomicBoolean flooding = new AtomicBoolean(true);
-        CompletableFuture<Void> sampler =
-            CompletableFuture.runAsync(() -> sampleRss(server.pid(), peak, flooding), pool);
+        java.util.concurrent.ScheduledFuture<?> sampler = sampleRss(server.pid(), peak);
         List<CompletableFuture<ExecuteResponse>> floods = new ArrayList<>();
         for (String sandbox : noisy) {
           floods.add(
@@ -81,8 +78,7 @@ class SandboxAttackIT {
         for (CompletableFuture<ExecuteResponse> flood : floods) {
           flooded.add(flood.get(30, TimeUnit.SECONDS));
         }
-        flooding.set(false);
-        sampler.get(10, TimeUnit.SECONDS);
+        sampler.cancel(false);
 
         // Then each was cut at the cap and the time limit, and the server grew by at most 64 MiB
         for (ExecuteResponse answer : flooded) {
@@ -102,11 +98,10 @@ class SandboxAttackIT {
         }
 
         // When the attacked one runs the whole mix at once while the neighbour is called
-        AtomicBoolean attacking = new AtomicBoolean(true);
+
         peak.set(rssKiB(server.pid()));
         long before = peak.get();
-        CompletableFuture<Void> rss =
-            CompletableFuture.runAsync(() -> sampleRss(server.pid(), peak, attacking), pool);
+        java.util.concurrent.ScheduledFuture<?> rss = sampleRss(server.pid(), peak);
         CompletableFuture<ExecuteResponse> attack =
             CompletableFuture.supplyAsync(
                 () ->
@@ -127,8 +122,7 @@ class SandboxAttackIT {
           assertThat(echo.getOutput()).isEqualTo("still here");
         }
         ExecuteResponse attackAnswer = attack.get(30, TimeUnit.SECONDS);
-        attacking.set(false);
-        rss.get(10, TimeUnit.SECONDS);
+        rss.cancel(false);
 
         // Then the neighbour kept answering fast, the server stayed bounded, and the attacked
         // sandbox was stopped at its time limit and answers again
@@ -160,15 +154,27 @@ class SandboxAttackIT {
     }
   }
 
-  private static void sampleRss(long pid, AtomicLong peak, AtomicBoolean running) {
-    while (running.get()) {
-      try {
-        peak.accumulateAndGet(rssKiB(pid), Math::max);
-        Thread.sleep(50);
-      } catch (InterruptedException | IOException e) {
-        return;
-      }
-    }
+  private static final java.util.concurrent.ScheduledExecutorService SAMPLER =
+      Executors.newSingleThreadScheduledExecutor(
+          runnable -> {
+            Thread thread = new Thread(runnable, "rss-sampler");
+            thread.setDaemon(true);
+            return thread;
+          });
+
+  /** Samples the server's RSS into {@code peak} every 50 ms until cancelled. */
+  private static java.util.concurrent.ScheduledFuture<?> sampleRss(long pid, AtomicLong peak) {
+    return SAMPLER.scheduleAtFixedRate(
+        () -> {
+          try {
+            peak.accumulateAndGet(rssKiB(pid), Math::max);
+          } catch (IOException gone) {
+            // the server ended; the assertions say so
+          }
+        },
+        0,
+        50,
+        TimeUnit.MILLISECONDS);
   }
 
   private static long rssKiB(long pid) throws IOException {

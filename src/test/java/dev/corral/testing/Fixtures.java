@@ -34,6 +34,18 @@ public final class Fixtures {
         .getSession();
   }
 
+  /** The built-in toolset, with {@code bashPolicy} for bash. */
+  public static Tool bashToolset(dev.corral.proto.v1.PermissionPolicy bashPolicy) {
+    return Tool.newBuilder()
+        .setToolset(
+            AgentToolset.newBuilder()
+                .addConfigs(
+                    dev.corral.proto.v1.ToolConfig.newBuilder()
+                        .setName("bash")
+                        .setPermissionPolicy(bashPolicy)))
+        .build();
+  }
+
   /** A session of a new agent with the built-in tools, started with {@code text}. */
   public static Session startWithTools(
       AgentServiceGrpc.AgentServiceBlockingStub agents,

@@ -172,17 +172,7 @@ public class LocalDriver implements SandboxDriver {
   public Uni<Void> restartShell(String sandboxId, String host) {
     return Uni.createFrom()
         .item(() -> sandbox(sandboxId))
-        .flatMap(
-            sandbox ->
-                sandbox
-                    .restart(SandboxCommand.resetShell())
-                    // A reset that did not run to its end (its bash was caught by the restart's
-                    // kill) runs once more, on its own: the shell's state must be gone.
-                    .flatMap(
-                        reset ->
-                            reset.exitCode() == 0
-                                ? Uni.createFrom().item(reset)
-                                : sandbox.run(SandboxCommand.resetShell())))
+        .flatMap(sandbox -> sandbox.restart(SandboxCommand.resetShell()))
         .replaceWithVoid();
   }
 
