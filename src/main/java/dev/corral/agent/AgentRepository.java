@@ -3,6 +3,7 @@ package dev.corral.agent;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
 import io.smallrye.mutiny.Uni;
 import io.vertx.mutiny.sqlclient.Pool;
@@ -22,7 +23,8 @@ public class AgentRepository {
   private static final String COLUMNS =
       "a.id, a.created_at, a.archived_at, v.version, v.created_at AS version_created_at, v.spec";
 
-  static final String INSERT_AGENT = "INSERT INTO agents (id, latest_version) VALUES ($1, 1)";
+  static final String INSERT_AGENT =
+      "INSERT INTO agents (id, tenant_id, latest_version) VALUES ($1, $2, 1)";
 
   static final String INSERT_VERSION =
       "INSERT INTO agent_versions (agent_id, version, spec) VALUES ($1, $2, $3)";
@@ -33,14 +35,14 @@ public class AgentRepository {
           + """
        FROM agents a
       LEFT JOIN agent_versions v ON v.agent_id = a.id AND v.version = coalesce($2, a.latest_version)
-      WHERE a.id = $1
+      WHERE a.id = $1 AND a.tenant_id = $3
       """;
 
   /**
    * Locks the agent's row alone: a lock taken in the join would, after waiting for a concurrent
    * update, re-check the join against the version row it first read and find none.
    */
-  static final String LOCK = "SELECT 1 FROM agents WHERE id = $1 FOR UPDATE";
+  static final String LOCK = "SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2 FOR UPDATE";
 
   static final String SET_LATEST =
       "UPDATE agents SET latest_version = $2, updated_at = clock_timestamp() WHERE id = $1";
@@ -51,7 +53,7 @@ public class AgentRepository {
           + """
        FROM agents a
       JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.latest_version
-      WHERE ($1::text IS NULL OR a.id < $1) AND ($2 OR a.archived_at IS NULL)
+      WHERE a.tenant_id = $4 AND ($1::text IS NULL OR a.id < $1) AND ($2 OR a.archived_at IS NULL)
       ORDER BY a.id DESC
       LIMIT $3
       """;
@@ -62,15 +64,16 @@ public class AgentRepository {
           + """
        FROM agents a
       JOIN agent_versions v ON v.agent_id = a.id
-      WHERE a.id = $1 AND ($2::integer IS NULL OR v.version < $2)
+      WHERE a.id = $1 AND a.tenant_id = $4 AND ($2::integer IS NULL OR v.version < $2)
       ORDER BY v.version DESC
       LIMIT $3
       """;
 
   static final String ARCHIVE =
-      "UPDATE agents SET archived_at = coalesce(archived_at, clock_timestamp()) WHERE id = $1 RETURNING id";
+      "UPDATE agents SET archived_at = coalesce(archived_at, clock_timestamp())"
+          + " WHERE id = $1 AND tenant_id = $2 RETURNING id";
 
-  static final String EXISTS = "SELECT 1 FROM agents WHERE id = $1";
+  static final String EXISTS = "SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2";
 
   private final Pool pool;
 
@@ -78,72 +81,73 @@ public class AgentRepository {
     this.pool = pool;
   }
 
-  /** Stores {@code definition} as version 1 of a new agent with id {@code id}. */
-  Uni<Agent> create(String id, Agent definition) {
+  /** Stores {@code definition} as version 1 of a new agent of {@code tenant} with id {@code id}. */
+  Uni<Agent> create(Tenant tenant, String id, Agent definition) {
     return pool.withTransaction(
         connection ->
             connection
                 .preparedQuery(INSERT_AGENT)
-                .execute(Tuple.of(id))
+                .execute(Tuple.of(id, tenant.id()))
                 .flatMap(ignored -> insertVersion(connection, id, 1, definition))
-                .flatMap(ignored -> find(connection, id, 1)));
+                .flatMap(ignored -> find(connection, tenant, id, 1)));
   }
 
-  /** The given version (or the latest when {@code version} is 0) of agent {@code id}. */
-  public Uni<Agent> find(String id, int version) {
-    return find(pool, id, version);
+  /** The given version (or the latest when {@code version} is 0) of {@code tenant}'s agent. */
+  public Uni<Agent> find(Tenant tenant, String id, int version) {
+    return find(pool, tenant, id, version);
   }
 
   /**
    * Runs {@code change} on the latest version while holding the agent's row lock, and stores its
    * result as the next version unless it returns the latest unchanged.
    */
-  Uni<Agent> update(String id, java.util.function.Function<Agent, Agent> change) {
+  Uni<Agent> update(Tenant tenant, String id, java.util.function.Function<Agent, Agent> change) {
     return pool.withTransaction(
         connection ->
             connection
                 .preparedQuery(LOCK)
-                .execute(Tuple.of(id))
+                .execute(Tuple.of(id, tenant.id()))
                 .flatMap(
                     locked -> {
                       if (locked.size() == 0) {
                         return Uni.createFrom().failure(new NotFoundException("agent", id));
                       }
                       // A new statement sees what the update this one waited for committed.
-                      return find(connection, id, 0);
+                      return find(connection, tenant, id, 0);
                     })
-                .flatMap(latest -> storeIfChanged(connection, latest, change.apply(latest))));
+                .flatMap(
+                    latest -> storeIfChanged(connection, tenant, latest, change.apply(latest))));
   }
 
-  Uni<List<Agent>> list(String afterId, boolean includeArchived, int limit) {
+  Uni<List<Agent>> list(Tenant tenant, String afterId, boolean includeArchived, int limit) {
     return pool.preparedQuery(LIST)
-        .execute(Tuple.of(afterId, includeArchived, limit))
+        .execute(Tuple.of(afterId, includeArchived, limit, tenant.id()))
         .map(AgentRepository::fromRows);
   }
 
-  Uni<List<Agent>> versions(String id, Integer beforeVersion, int limit) {
+  Uni<List<Agent>> versions(Tenant tenant, String id, Integer beforeVersion, int limit) {
     return pool.preparedQuery(LIST_VERSIONS)
-        .execute(Tuple.of(id, beforeVersion, limit))
+        .execute(Tuple.of(id, beforeVersion, limit, tenant.id()))
         .flatMap(
             rows ->
                 rows.size() > 0 || beforeVersion != null
                     ? Uni.createFrom().item(fromRows(rows))
-                    : requireExists(id).map(ignored -> List.<Agent>of()));
+                    : requireExists(tenant, id).map(ignored -> List.<Agent>of()));
   }
 
-  Uni<Agent> archive(String id) {
+  Uni<Agent> archive(Tenant tenant, String id) {
     return pool.preparedQuery(ARCHIVE)
-        .execute(Tuple.of(id))
+        .execute(Tuple.of(id, tenant.id()))
         .flatMap(
             rows -> {
               if (rows.rowCount() == 0) {
                 return Uni.createFrom().failure(new NotFoundException("agent", id));
               }
-              return find(id, 0);
+              return find(tenant, id, 0);
             });
   }
 
-  private Uni<Agent> storeIfChanged(SqlClient connection, Agent latest, Agent next) {
+  private Uni<Agent> storeIfChanged(SqlClient connection, Tenant tenant, Agent latest, Agent next) {
     if (definitionOf(next).equals(definitionOf(latest))) {
       return Uni.createFrom().item(latest);
     }
@@ -152,12 +156,12 @@ public class AgentRepository {
         .flatMap(
             ignored ->
                 connection.preparedQuery(SET_LATEST).execute(Tuple.of(latest.getId(), version)))
-        .flatMap(ignored -> find(connection, latest.getId(), version));
+        .flatMap(ignored -> find(connection, tenant, latest.getId(), version));
   }
 
-  private Uni<Void> requireExists(String id) {
+  private Uni<Void> requireExists(Tenant tenant, String id) {
     return pool.preparedQuery(EXISTS)
-        .execute(Tuple.of(id))
+        .execute(Tuple.of(id, tenant.id()))
         .map(
             rows -> {
               if (rows.size() == 0) {
@@ -178,10 +182,10 @@ public class AgentRepository {
                 io.vertx.core.buffer.Buffer.buffer(definitionOf(definition).toByteArray())));
   }
 
-  private static Uni<Agent> find(SqlClient client, String id, int version) {
+  private static Uni<Agent> find(SqlClient client, Tenant tenant, String id, int version) {
     return client
         .preparedQuery(SELECT_VERSION)
-        .execute(Tuple.of(id, version == 0 ? null : version))
+        .execute(Tuple.of(id, version == 0 ? null : version, tenant.id()))
         .map(rows -> fromSingleRow(rows, id, version));
   }
 

@@ -6,6 +6,7 @@ import dev.corral.common.IdKind;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.Tool;
 import io.smallrye.mutiny.Uni;
@@ -28,47 +29,50 @@ public class Agents {
   }
 
   /** Creates an agent at version 1 from the definition fields of {@code definition}. */
-  public Uni<Agent> create(Agent definition) {
+  public Uni<Agent> create(Tenant tenant, Agent definition) {
     return Uni.createFrom()
         .item(() -> AgentRules.check(AgentRepository.definitionOf(definition)))
-        .flatMap(checked -> repository.create(IdKind.AGENT.next(), checked));
+        .flatMap(checked -> repository.create(tenant, IdKind.AGENT.next(), checked));
   }
 
   /** The given version of an agent; 0 means the latest. */
-  public Uni<Agent> get(String agentId, int version) {
+  public Uni<Agent> get(Tenant tenant, String agentId, int version) {
     return Uni.createFrom()
         .item(() -> checkVersion(IdKind.AGENT.require("agent_id", agentId), version))
-        .flatMap(id -> repository.find(id, version));
+        .flatMap(id -> repository.find(tenant, id, version));
   }
 
   /** Makes a new version with the changes applied, unless they change nothing. */
-  public Uni<Agent> update(String agentId, int expectedVersion, AgentChanges changes) {
+  public Uni<Agent> update(
+      Tenant tenant, String agentId, int expectedVersion, AgentChanges changes) {
     return Uni.createFrom()
         .item(() -> checkVersion(IdKind.AGENT.require("agent_id", agentId), expectedVersion))
-        .flatMap(id -> repository.update(id, latest -> apply(latest, expectedVersion, changes)));
+        .flatMap(
+            id -> repository.update(tenant, id, latest -> apply(latest, expectedVersion, changes)));
   }
 
-  public Uni<Page<Agent>> list(int pageSize, String pageToken, boolean includeArchived) {
+  public Uni<Page<Agent>> list(
+      Tenant tenant, int pageSize, String pageToken, boolean includeArchived) {
     int size = Paging.pageSize("page_size", pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     String after = Paging.keyOf("page_token", pageToken, IdKind.AGENT::isValid);
     return repository
-        .list(after, includeArchived, size + 1)
+        .list(tenant, after, includeArchived, size + 1)
         .map(agents -> Page.of(agents, size, agent -> agent.getId()));
   }
 
-  public Uni<Page<Agent>> versions(String agentId, int pageSize, String pageToken) {
+  public Uni<Page<Agent>> versions(Tenant tenant, String agentId, int pageSize, String pageToken) {
     String id = IdKind.AGENT.require("agent_id", agentId);
     int size = Paging.pageSize("page_size", pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     String before = Paging.keyOf("page_token", pageToken, key -> key.matches("[1-9][0-9]{0,8}"));
     return repository
-        .versions(id, before == null ? null : Integer.valueOf(before), size + 1)
+        .versions(tenant, id, before == null ? null : Integer.valueOf(before), size + 1)
         .map(versions -> Page.of(versions, size, agent -> Integer.toString(agent.getVersion())));
   }
 
-  public Uni<Agent> archive(String agentId) {
+  public Uni<Agent> archive(Tenant tenant, String agentId) {
     return Uni.createFrom()
         .item(() -> IdKind.AGENT.require("agent_id", agentId))
-        .flatMap(repository::archive);
+        .flatMap(id -> repository.archive(tenant, id));
   }
 
   private static String checkVersion(String id, int version) {

@@ -3,6 +3,7 @@ package dev.corral.agent;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Environment;
 import io.smallrye.mutiny.Uni;
 import io.vertx.core.buffer.Buffer;
@@ -23,15 +24,16 @@ public class EnvironmentRepository {
   private static final String COLUMNS = "id, created_at, updated_at, archived_at, version, spec";
 
   static final String INSERT =
-      "INSERT INTO environments (id, spec) VALUES ($1, $2) RETURNING " + COLUMNS;
+      "INSERT INTO environments (id, tenant_id, spec) VALUES ($1, $3, $2) RETURNING " + COLUMNS;
 
-  static final String SELECT = "SELECT " + COLUMNS + " FROM environments WHERE id = $1";
+  static final String SELECT =
+      "SELECT " + COLUMNS + " FROM environments WHERE id = $1 AND tenant_id = $2";
 
   static final String LOCK = SELECT + " FOR UPDATE";
 
   static final String UPDATE =
       "UPDATE environments SET spec = $2, version = version + 1, updated_at = clock_timestamp()"
-          + " WHERE id = $1 RETURNING "
+          + " WHERE id = $1 AND tenant_id = $3 RETURNING "
           + COLUMNS;
 
   static final String LIST =
@@ -39,7 +41,7 @@ public class EnvironmentRepository {
           + COLUMNS
           + """
            FROM environments
-          WHERE ($1::text IS NULL OR id < $1) AND ($2 OR archived_at IS NULL)
+          WHERE tenant_id = $4 AND ($1::text IS NULL OR id < $1) AND ($2 OR archived_at IS NULL)
           ORDER BY id DESC
           LIMIT $3
           """;
@@ -47,8 +49,8 @@ public class EnvironmentRepository {
   static final String ACTIVE = "SELECT " + COLUMNS + " FROM environments WHERE archived_at IS NULL";
 
   static final String ARCHIVE =
-      "UPDATE environments SET archived_at = coalesce(archived_at, clock_timestamp()) WHERE id = $1"
-          + " RETURNING "
+      "UPDATE environments SET archived_at = coalesce(archived_at, clock_timestamp())"
+          + " WHERE id = $1 AND tenant_id = $2 RETURNING "
           + COLUMNS;
 
   private final Pool pool;
@@ -57,23 +59,25 @@ public class EnvironmentRepository {
     this.pool = pool;
   }
 
-  Uni<Environment> create(String id, Environment definition) {
+  Uni<Environment> create(Tenant tenant, String id, Environment definition) {
     return pool.preparedQuery(INSERT)
-        .execute(Tuple.of(id, bytes(definition)))
+        .execute(Tuple.of(id, bytes(definition), tenant.id()))
         .map(rows -> single(rows, id));
   }
 
-  public Uni<Environment> find(String id) {
-    return pool.preparedQuery(SELECT).execute(Tuple.of(id)).map(rows -> single(rows, id));
+  Uni<Environment> find(Tenant tenant, String id) {
+    return pool.preparedQuery(SELECT)
+        .execute(Tuple.of(id, tenant.id()))
+        .map(rows -> single(rows, id));
   }
 
   /** Applies {@code change} to the stored environment under its row lock. */
-  Uni<Environment> update(String id, UnaryOperator<Environment> change) {
+  Uni<Environment> update(Tenant tenant, String id, UnaryOperator<Environment> change) {
     return pool.withTransaction(
         connection ->
             connection
                 .preparedQuery(LOCK)
-                .execute(Tuple.of(id))
+                .execute(Tuple.of(id, tenant.id()))
                 .map(rows -> single(rows, id))
                 .flatMap(
                     current -> {
@@ -83,14 +87,14 @@ public class EnvironmentRepository {
                       }
                       return connection
                           .preparedQuery(UPDATE)
-                          .execute(Tuple.of(id, bytes(next)))
+                          .execute(Tuple.of(id, bytes(next), tenant.id()))
                           .map(rows -> single(rows, id));
                     }));
   }
 
-  Uni<List<Environment>> list(String afterId, boolean includeArchived, int limit) {
+  Uni<List<Environment>> list(Tenant tenant, String afterId, boolean includeArchived, int limit) {
     return pool.preparedQuery(LIST)
-        .execute(Tuple.of(afterId, includeArchived, limit))
+        .execute(Tuple.of(afterId, includeArchived, limit, tenant.id()))
         .map(EnvironmentRepository::fromRows);
   }
 
@@ -99,8 +103,10 @@ public class EnvironmentRepository {
     return pool.preparedQuery(ACTIVE).execute().map(EnvironmentRepository::fromRows);
   }
 
-  Uni<Environment> archive(String id) {
-    return pool.preparedQuery(ARCHIVE).execute(Tuple.of(id)).map(rows -> single(rows, id));
+  Uni<Environment> archive(Tenant tenant, String id) {
+    return pool.preparedQuery(ARCHIVE)
+        .execute(Tuple.of(id, tenant.id()))
+        .map(rows -> single(rows, id));
   }
 
   static Environment definitionOf(Environment environment) {

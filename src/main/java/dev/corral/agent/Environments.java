@@ -4,6 +4,7 @@ import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.IdKind;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.NetworkMode;
 import dev.corral.proto.v1.SandboxDriver;
@@ -21,26 +22,26 @@ public class Environments {
     this.repository = repository;
   }
 
-  public Uni<Environment> create(Environment definition) {
+  public Uni<Environment> create(Tenant tenant, Environment definition) {
     return Uni.createFrom()
         .item(
             () ->
                 EnvironmentRules.check(
                     withDefaults(EnvironmentRepository.definitionOf(definition))))
-        .flatMap(checked -> repository.create(IdKind.ENVIRONMENT.next(), checked));
+        .flatMap(checked -> repository.create(tenant, IdKind.ENVIRONMENT.next(), checked));
   }
 
-  public Uni<Environment> get(String environmentId) {
+  public Uni<Environment> get(Tenant tenant, String environmentId) {
     return Uni.createFrom()
         .item(() -> IdKind.ENVIRONMENT.require("environment_id", environmentId))
-        .flatMap(repository::find);
+        .flatMap(id -> repository.find(tenant, id));
   }
 
-  /** An active environment a new sandbox or session may use. */
-  public Uni<Environment> usable(String field, String environmentId) {
+  /** An active environment of {@code tenant} a new sandbox or session may use. */
+  public Uni<Environment> usable(Tenant tenant, String field, String environmentId) {
     return Uni.createFrom()
         .item(() -> IdKind.ENVIRONMENT.require(field, environmentId))
-        .flatMap(repository::find)
+        .flatMap(id -> repository.find(tenant, id))
         .invoke(
             environment -> {
               if (environment.hasArchivedAt()) {
@@ -56,7 +57,7 @@ public class Environments {
    * @param expectedVersion 0, or the version the caller expects to change
    */
   public Uni<Environment> update(
-      String environmentId, int expectedVersion, UnaryOperator<Environment> change) {
+      Tenant tenant, String environmentId, int expectedVersion, UnaryOperator<Environment> change) {
     return Uni.createFrom()
         .item(
             () -> {
@@ -69,6 +70,7 @@ public class Environments {
         .flatMap(
             id ->
                 repository.update(
+                    tenant,
                     id,
                     current -> {
                       if (current.hasArchivedAt()) {
@@ -88,7 +90,8 @@ public class Environments {
                     }));
   }
 
-  public Uni<Page<Environment>> list(int pageSize, String pageToken, boolean includeArchived) {
+  public Uni<Page<Environment>> list(
+      Tenant tenant, int pageSize, String pageToken, boolean includeArchived) {
     return Uni.createFrom()
         .item(
             () ->
@@ -98,16 +101,17 @@ public class Environments {
             size ->
                 repository
                     .list(
+                        tenant,
                         Paging.keyOf("page_token", pageToken, IdKind.ENVIRONMENT::isValid),
                         includeArchived,
                         size + 1)
                     .map(environments -> Page.of(environments, size, Environment::getId)));
   }
 
-  public Uni<Environment> archive(String environmentId) {
+  public Uni<Environment> archive(Tenant tenant, String environmentId) {
     return Uni.createFrom()
         .item(() -> IdKind.ENVIRONMENT.require("environment_id", environmentId))
-        .flatMap(repository::archive);
+        .flatMap(id -> repository.archive(tenant, id));
   }
 
   private static Environment withDefaults(Environment environment) {

@@ -48,14 +48,14 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
             .putAllMetadata(request.getMetadataMap())
             .build();
     return agents
-        .create(definition)
+        .create(Caller.current().tenant(), definition)
         .map(agent -> CreateAgentResponse.newBuilder().setAgent(agent).build());
   }
 
   @Override
   public Uni<GetAgentResponse> getAgent(GetAgentRequest request) {
     return agents
-        .get(request.getAgentId(), request.getVersion())
+        .get(Caller.current().tenant(), request.getAgentId(), request.getVersion())
         .map(agent -> GetAgentResponse.newBuilder().setAgent(agent).build());
   }
 
@@ -72,14 +72,19 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
                 ? Optional.of(request.getMetadata().getEntriesMap())
                 : Optional.empty());
     return agents
-        .update(request.getAgentId(), request.getExpectedVersion(), changes)
+        .update(
+            Caller.current().tenant(), request.getAgentId(), request.getExpectedVersion(), changes)
         .map(agent -> UpdateAgentResponse.newBuilder().setAgent(agent).build());
   }
 
   @Override
   public Uni<ListAgentsResponse> listAgents(ListAgentsRequest request) {
     return agents
-        .list(request.getPageSize(), request.getPageToken(), request.getIncludeArchived())
+        .list(
+            Caller.current().tenant(),
+            request.getPageSize(),
+            request.getPageToken(),
+            request.getIncludeArchived())
         .map(
             page ->
                 ListAgentsResponse.newBuilder()
@@ -91,7 +96,11 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
   @Override
   public Uni<ListAgentVersionsResponse> listAgentVersions(ListAgentVersionsRequest request) {
     return agents
-        .versions(request.getAgentId(), request.getPageSize(), request.getPageToken())
+        .versions(
+            Caller.current().tenant(),
+            request.getAgentId(),
+            request.getPageSize(),
+            request.getPageToken())
         .map(
             page ->
                 ListAgentVersionsResponse.newBuilder()
@@ -103,7 +112,7 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
   @Override
   public Uni<ArchiveAgentResponse> archiveAgent(ArchiveAgentRequest request) {
     return agents
-        .archive(request.getAgentId())
+        .archive(Caller.current().tenant(), request.getAgentId())
         .map(agent -> ArchiveAgentResponse.newBuilder().setAgent(agent).build());
   }
 }

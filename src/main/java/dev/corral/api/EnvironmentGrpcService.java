@@ -50,7 +50,7 @@ public class EnvironmentGrpcService
             .putAllMetadata(request.getMetadataMap())
             .build();
     return environments
-        .create(definition)
+        .create(Caller.current().tenant(), definition)
         .map(
             environment ->
                 CreateEnvironmentResponse.newBuilder().setEnvironment(environment).build());
@@ -59,7 +59,7 @@ public class EnvironmentGrpcService
   @Override
   public Uni<GetEnvironmentResponse> getEnvironment(GetEnvironmentRequest request) {
     return environments
-        .get(request.getEnvironmentId())
+        .get(Caller.current().tenant(), request.getEnvironmentId())
         .map(
             environment -> GetEnvironmentResponse.newBuilder().setEnvironment(environment).build());
   }
@@ -68,6 +68,7 @@ public class EnvironmentGrpcService
   public Uni<UpdateEnvironmentResponse> updateEnvironment(UpdateEnvironmentRequest request) {
     return environments
         .update(
+            Caller.current().tenant(),
             request.getEnvironmentId(),
             request.getExpectedVersion(),
             current -> changed(current, request))
@@ -79,7 +80,11 @@ public class EnvironmentGrpcService
   @Override
   public Uni<ListEnvironmentsResponse> listEnvironments(ListEnvironmentsRequest request) {
     return environments
-        .list(request.getPageSize(), request.getPageToken(), request.getIncludeArchived())
+        .list(
+            Caller.current().tenant(),
+            request.getPageSize(),
+            request.getPageToken(),
+            request.getIncludeArchived())
         .map(
             page ->
                 ListEnvironmentsResponse.newBuilder()
@@ -91,7 +96,7 @@ public class EnvironmentGrpcService
   @Override
   public Uni<ArchiveEnvironmentResponse> archiveEnvironment(ArchiveEnvironmentRequest request) {
     return environments
-        .archive(request.getEnvironmentId())
+        .archive(Caller.current().tenant(), request.getEnvironmentId())
         .map(
             environment ->
                 ArchiveEnvironmentResponse.newBuilder().setEnvironment(environment).build());

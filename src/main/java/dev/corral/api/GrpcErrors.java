@@ -8,7 +8,9 @@ import dev.corral.common.CorralException;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.PermissionDeniedException;
 import dev.corral.common.ResourceExhaustedException;
+import dev.corral.common.UnauthenticatedException;
 import dev.corral.common.UnavailableException;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
@@ -102,6 +104,10 @@ public class GrpcErrors implements ExceptionHandlerProvider {
       status = Status.RESOURCE_EXHAUSTED;
     } else if (known instanceof UnavailableException) {
       status = Status.UNAVAILABLE;
+    } else if (known instanceof UnauthenticatedException) {
+      status = Status.UNAUTHENTICATED;
+    } else if (known instanceof PermissionDeniedException) {
+      status = Status.PERMISSION_DENIED;
     } else {
       status = Status.INTERNAL;
     }

@@ -27,9 +27,10 @@ public class HarnessGrpcService extends MutinyHarnessServiceGrpc.HarnessServiceI
 
   @Override
   public Uni<WakeResponse> wake(WakeRequest request) {
+    dev.corral.common.Tenant tenant = Caller.current().tenant();
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", request.getSessionId()))
-        .flatMap(dispatcher::wake)
+        .flatMap(id -> dispatcher.wake(tenant, id))
         .map(
             result ->
                 WakeResponse.newBuilder()

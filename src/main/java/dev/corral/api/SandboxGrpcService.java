@@ -38,14 +38,22 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
   @Override
   public Uni<ProvisionResponse> provision(ProvisionRequest request) {
     return sandboxes
-        .provision(request.getEnvironmentId(), request.getResources(), request.getSessionId())
+        .provision(
+            Caller.current().tenant(),
+            request.getEnvironmentId(),
+            request.getResources(),
+            request.getSessionId())
         .map(sandbox -> ProvisionResponse.newBuilder().setSandbox(sandbox).build());
   }
 
   @Override
   public Uni<ExecuteResponse> execute(ExecuteRequest request) {
     return tools
-        .execute(request.getSandboxId(), request.getName(), request.getInputJson())
+        .execute(
+            Caller.current().tenant(),
+            request.getSandboxId(),
+            request.getName(),
+            request.getInputJson())
         .map(
             outcome ->
                 ExecuteResponse.newBuilder()
@@ -57,7 +65,7 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
   @Override
   public Uni<GetSandboxResponse> getSandbox(GetSandboxRequest request) {
     return sandboxes
-        .get(request.getSandboxId())
+        .get(Caller.current().tenant(), request.getSandboxId())
         .map(sandbox -> GetSandboxResponse.newBuilder().setSandbox(sandbox).build());
   }
 
@@ -65,6 +73,7 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
   public Uni<ListSandboxesResponse> listSandboxes(ListSandboxesRequest request) {
     return sandboxes
         .list(
+            Caller.current().tenant(),
             request.getPageSize(),
             request.getPageToken(),
             request.getSessionId(),
@@ -80,7 +89,7 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
   @Override
   public Uni<ReleaseSandboxResponse> releaseSandbox(ReleaseSandboxRequest request) {
     return sandboxes
-        .release(request.getSandboxId())
+        .release(Caller.current().tenant(), request.getSandboxId())
         .map(sandbox -> ReleaseSandboxResponse.newBuilder().setSandbox(sandbox).build());
   }
 }

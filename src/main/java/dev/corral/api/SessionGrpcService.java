@@ -1,5 +1,6 @@
 package dev.corral.api;
 
+import dev.corral.identity.Principal;
 import dev.corral.proto.v1.ArchiveSessionRequest;
 import dev.corral.proto.v1.ArchiveSessionResponse;
 import dev.corral.proto.v1.CreateSessionRequest;
@@ -49,8 +50,11 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
 
   @Override
   public Uni<CreateSessionResponse> createSession(CreateSessionRequest request) {
+    Principal caller = Caller.current();
     return sessions
         .create(
+            caller.tenant(),
+            caller.emitter(),
             new Sessions.NewSession(
                 request.getAgentId(),
                 request.getAgentVersion(),
@@ -65,7 +69,7 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
   @Override
   public Uni<GetSessionResponse> getSession(GetSessionRequest request) {
     return sessions
-        .get(request.getSessionId())
+        .get(Caller.current().tenant(), request.getSessionId())
         .map(session -> GetSessionResponse.newBuilder().setSession(session).build());
   }
 
@@ -73,6 +77,7 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
   public Uni<ListSessionsResponse> listSessions(ListSessionsRequest request) {
     return sessions
         .list(
+            Caller.current().tenant(),
             request.getPageSize(),
             request.getPageToken(),
             request.getAgentId(),
@@ -89,21 +94,24 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
   @Override
   public Uni<ArchiveSessionResponse> archiveSession(ArchiveSessionRequest request) {
     return sessions
-        .archive(request.getSessionId())
+        .archive(Caller.current().tenant(), request.getSessionId())
         .map(session -> ArchiveSessionResponse.newBuilder().setSession(session).build());
   }
 
   @Override
   public Uni<DeleteSessionResponse> deleteSession(DeleteSessionRequest request) {
     return sessions
-        .delete(request.getSessionId())
+        .delete(Caller.current().tenant(), request.getSessionId())
         .map(ignored -> DeleteSessionResponse.getDefaultInstance());
   }
 
   @Override
   public Uni<EmitEventResponse> emitEvent(EmitEventRequest request) {
+    Principal caller = Caller.current();
     return sessions
         .emit(
+            caller.tenant(),
+            caller.emitter(),
             new Sessions.Emit(
                 request.getSessionId(),
                 request.hasEvent() ? request.getEvent() : null,
@@ -130,7 +138,12 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
         position == EventSlice.Position.BEFORE ? request.getBeforeSeq() : request.getAfterSeq();
     return sessions
         .events(
-            request.getSessionId(), position, seq, request.getPageSize(), request.getTypesList())
+            Caller.current().tenant(),
+            request.getSessionId(),
+            position,
+            seq,
+            request.getPageSize(),
+            request.getTypesList())
         .map(
             page ->
                 GetEventsResponse.newBuilder()
@@ -143,6 +156,7 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
   private Multi<StreamEventsResponse> follow(StreamEventsRequest request) {
     return sessions
         .follow(
+            Caller.current().tenant(),
             request.getSessionId(),
             request.getAfterSeq(),
             request.getTypesList(),

@@ -12,7 +12,8 @@ public enum IdKind {
   SESSION("sesn_"),
   EVENT("sevt_"),
   ENVIRONMENT("env_"),
-  SANDBOX("sbx_");
+  SANDBOX("sbx_"),
+  API_KEY("key_");
 
   private static final char[] ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz".toCharArray();
   private static final SecureRandom RANDOM = new SecureRandom();

@@ -1,5 +1,6 @@
 package dev.corral.db;
 
+import dev.corral.common.CorralHome;
 import io.smallrye.config.ConfigSourceContext;
 import io.smallrye.config.ConfigSourceFactory;
 import io.smallrye.config.ConfigValue;

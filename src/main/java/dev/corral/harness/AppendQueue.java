@@ -1,5 +1,6 @@
 package dev.corral.harness;
 
+import dev.corral.proto.v1.EventEmitter;
 import dev.corral.session.AppendRequest;
 import dev.corral.session.Appended;
 import dev.corral.session.EventLog;
@@ -33,6 +34,7 @@ final class AppendQueue {
 
   private final String sessionId;
   private final long epoch;
+  private final EventEmitter emitter;
   private final EventLog log;
   private final Executor context;
   private final Outcome outcome;
@@ -40,9 +42,19 @@ final class AppendQueue {
   private boolean appending;
   private boolean stopped;
 
-  AppendQueue(String sessionId, long epoch, EventLog log, Executor context, Outcome outcome) {
+  /**
+   * @param emitter recorded on every event appended (the harness and its replica)
+   */
+  AppendQueue(
+      String sessionId,
+      long epoch,
+      EventEmitter emitter,
+      EventLog log,
+      Executor context,
+      Outcome outcome) {
     this.sessionId = sessionId;
     this.epoch = epoch;
+    this.emitter = emitter;
     this.log = log;
     this.context = context;
     this.outcome = outcome;
@@ -78,7 +90,8 @@ final class AppendQueue {
     }
     appending = true;
     Batch batch = waiting.poll();
-    log.append(new AppendRequest(sessionId, batch.events(), batch.expectedLastSeq(), epoch))
+    List<NewEvent> events = batch.events().stream().map(event -> event.emittedBy(emitter)).toList();
+    log.append(new AppendRequest(sessionId, events, batch.expectedLastSeq(), epoch))
         .subscribe()
         .with(
             appended -> context.execute(() -> done(() -> outcome.appended(batch, appended))),

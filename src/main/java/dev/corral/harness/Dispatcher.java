@@ -122,10 +122,14 @@ public class Dispatcher implements LeaseClaims {
   }
 
   /**
-   * Makes sure a harness works {@code sessionId}: this replica's, started now if the lease was
-   * free, or the one whose live lease is reported.
+   * Makes sure a harness works {@code tenant}'s session {@code sessionId}: this replica's, started
+   * now if the lease was free, or the one whose live lease is reported.
    */
-  public Uni<WakeResult> wake(String sessionId) {
+  public Uni<WakeResult> wake(dev.corral.common.Tenant tenant, String sessionId) {
+    return services.sessions().get(tenant, sessionId).flatMap(session -> wake(sessionId));
+  }
+
+  private Uni<WakeResult> wake(String sessionId) {
     if (!config.enabled() || stopping) {
       return Uni.createFrom()
           .failure(new FailedPreconditionException("the harness is disabled on this replica"));

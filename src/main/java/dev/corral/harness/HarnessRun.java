@@ -70,6 +70,7 @@ final class HarnessRun {
         new AppendQueue(
             sessionId,
             epoch,
+            services.emitter(),
             services.log(),
             onContext,
             new AppendQueue.Outcome() {
@@ -129,7 +130,7 @@ final class HarnessRun {
     Uni.combine()
         .all()
         .unis(
-            services.sessions().get(sessionId),
+            services.sessions().find(sessionId),
             firstPage(kept == null ? 0 : kept.lastSeq()),
             services.tools().prepare(sessionId))
         .asTuple()

@@ -1,6 +1,9 @@
 package dev.corral.harness;
 
+import dev.corral.common.Replica;
 import dev.corral.model.AnthropicMessages;
+import dev.corral.proto.v1.EmitterKind;
+import dev.corral.proto.v1.EventEmitter;
 import dev.corral.session.EventLog;
 import dev.corral.session.EventTail;
 import dev.corral.session.LiveDeltas;
@@ -21,6 +24,7 @@ class HarnessServices {
   private final Leases leases;
   private final FoldedStates states;
   private final io.micrometer.core.instrument.MeterRegistry metrics;
+  private final EventEmitter emitter;
 
   HarnessServices(
       Sessions sessions,
@@ -31,7 +35,13 @@ class HarnessServices {
       LiveDeltas deltas,
       Leases leases,
       FoldedStates states,
-      io.micrometer.core.instrument.MeterRegistry metrics) {
+      io.micrometer.core.instrument.MeterRegistry metrics,
+      Replica replica) {
+    this.emitter =
+        EventEmitter.newBuilder()
+            .setKind(EmitterKind.EMITTER_KIND_HARNESS)
+            .setReplica(replica.id())
+            .build();
     this.states = states;
     this.metrics = metrics;
     this.sessions = sessions;
@@ -45,6 +55,11 @@ class HarnessServices {
 
   Sessions sessions() {
     return sessions;
+  }
+
+  /** Who the events a harness appends on this replica say appended them. */
+  EventEmitter emitter() {
+    return emitter;
   }
 
   EventLog log() {

@@ -3,6 +3,7 @@ package dev.corral.sandbox;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.LimitEnforcement;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxDriver;
@@ -27,18 +28,22 @@ public class SandboxRepository {
 
   private static final String COLUMNS =
       "id, environment_id, session_id, driver, state, host, created_at, last_used_at, released_at,"
-          + " lost_reason, release_reason, expires_at, limits_enforced, resources";
+          + " lost_reason, release_reason, expires_at, limits_enforced, resources, tenant_id";
 
   static final String INSERT =
       """
       INSERT INTO sandboxes (id, environment_id, session_id, driver, state, host, resources,
-                             expires_at, limits_enforced)
-      VALUES ($1, $2, $3, $4, $7, $5, $6, clock_timestamp() + make_interval(secs => $8), $9)
+                             expires_at, limits_enforced, tenant_id)
+      VALUES ($1, $2, $3, $4, $7, $5, $6, clock_timestamp() + make_interval(secs => $8), $9, $10)
       """
           + " RETURNING "
           + COLUMNS;
 
+  /** A sandbox whatever its tenant: for the server's own work on a sandbox already checked. */
   static final String SELECT = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = $1";
+
+  static final String SELECT_OF_TENANT =
+      "SELECT " + COLUMNS + " FROM sandboxes WHERE id = $1 AND tenant_id = $2";
 
   static final String READY =
       "UPDATE sandboxes SET state = 'ready', host = $2, limits_enforced = $3,"
@@ -72,12 +77,18 @@ public class SandboxRepository {
           + COLUMNS
           + """
            FROM sandboxes
-          WHERE ($1::text IS NULL OR id < $1)
+          WHERE tenant_id = $5
+            AND ($1::text IS NULL OR id < $1)
             AND ($2::text IS NULL OR session_id = $2)
             AND ($3 OR state IN ('provisioning', 'ready'))
           ORDER BY id DESC
           LIMIT $4
           """;
+
+  static final String LIVE_OF_SESSION =
+      "SELECT "
+          + COLUMNS
+          + " FROM sandboxes WHERE session_id = $1 AND state IN ('provisioning', 'ready')";
 
   static final String CURRENT_OF_SESSION =
       "SELECT "
@@ -116,6 +127,7 @@ public class SandboxRepository {
    * always has a record. Its lifetime starts now.
    */
   Uni<Sandbox> insert(
+      Tenant tenant,
       String id,
       String environmentId,
       String sessionId,
@@ -135,20 +147,27 @@ public class SandboxRepository {
                     Buffer.buffer(resources.toByteArray()),
                     limits != null ? "ready" : "provisioning",
                     (double) resources.getLifetimeSeconds(),
-                    limits == null ? null : limitsColumn(limits))))
+                    limits == null ? null : limitsColumn(limits),
+                    tenant.id())))
         .map(rows -> fromRow(rows.iterator().next()));
   }
 
+  /** The sandbox {@code id} whatever its tenant (never for a client's request). */
   Uni<Sandbox> find(String id) {
-    return pool.preparedQuery(SELECT)
-        .execute(Tuple.of(id))
-        .map(
-            rows -> {
-              if (rows.size() == 0) {
-                throw new NotFoundException("sandbox", id);
-              }
-              return fromRow(rows.iterator().next());
-            });
+    return pool.preparedQuery(SELECT).execute(Tuple.of(id)).map(rows -> single(rows, id));
+  }
+
+  Uni<Sandbox> find(Tenant tenant, String id) {
+    return pool.preparedQuery(SELECT_OF_TENANT)
+        .execute(Tuple.of(id, tenant.id()))
+        .map(rows -> single(rows, id));
+  }
+
+  private static Sandbox single(RowSet<Row> rows, String id) {
+    if (rows.size() == 0) {
+      throw new NotFoundException("sandbox", id);
+    }
+    return fromRow(rows.iterator().next());
   }
 
   Uni<Optional<Sandbox>> ready(String id, String host, List<LimitEnforcement> limits) {
@@ -179,9 +198,17 @@ public class SandboxRepository {
     return pool.preparedQuery(USED).execute(Tuple.of(id)).replaceWithVoid();
   }
 
-  Uni<List<Sandbox>> list(String beforeId, String sessionId, boolean includeEnded, int limit) {
+  Uni<List<Sandbox>> list(
+      Tenant tenant, String beforeId, String sessionId, boolean includeEnded, int limit) {
     return pool.preparedQuery(LIST)
-        .execute(Tuple.of(beforeId, sessionId, includeEnded, limit))
+        .execute(Tuple.of(beforeId, sessionId, includeEnded, limit, tenant.id()))
+        .map(SandboxRepository::all);
+  }
+
+  /** The session's sandboxes that still live. */
+  Uni<List<Sandbox>> liveOf(String sessionId) {
+    return pool.preparedQuery(LIVE_OF_SESSION)
+        .execute(Tuple.of(sessionId))
         .map(SandboxRepository::all);
   }
 
@@ -242,6 +269,7 @@ public class SandboxRepository {
     Sandbox.Builder sandbox =
         Sandbox.newBuilder()
             .setId(row.getString("id"))
+            .setTenantId(row.getString("tenant_id"))
             .setDriver(
                 "kubernetes".equals(row.getString("driver"))
                     ? SandboxDriver.SANDBOX_DRIVER_KUBERNETES

@@ -8,6 +8,7 @@ import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.NetworkMode;
 import dev.corral.proto.v1.Networking;
@@ -86,23 +87,26 @@ public class Sandboxes {
   }
 
   /**
-   * A new sandbox from an environment (empty id: the server's default, local) with optional limit
-   * overrides, serving {@code sessionId} if not empty.
+   * A new sandbox of {@code tenant} from one of its environments (empty id: the server's default,
+   * local) with optional limit overrides, serving its session {@code sessionId} if not empty.
    */
   public Uni<Sandbox> provision(
-      String environmentId, SandboxResources overrides, String sessionId) {
+      Tenant tenant, String environmentId, SandboxResources overrides, String sessionId) {
     return Uni.createFrom()
         .item(() -> EnvironmentRules.resources("resources", overrides))
-        .flatMap(ignored -> environment(environmentId))
+        .flatMap(ignored -> environment(tenant, environmentId))
         .call(
             ignored ->
                 sessionId.isEmpty()
                     ? Uni.createFrom().voidItem()
-                    : sessions.get(sessionId).replaceWithVoid())
+                    : sessions.get(tenant, sessionId).replaceWithVoid())
         .flatMap(
             environment ->
                 start(
-                    environment, limits.resolve(overrides, environment.getResources()), sessionId))
+                    tenant,
+                    environment,
+                    limits.resolve(overrides, environment.getResources()),
+                    sessionId))
         .invoke(this::endAtItsLifetime);
   }
 
@@ -231,22 +235,23 @@ public class Sandboxes {
                     : Uni.createFrom().voidItem());
   }
 
-  /** The sandbox as it is now: one whose lifetime is over reads released. */
-  public Uni<Sandbox> get(String sandboxId) {
+  /** {@code tenant}'s sandbox as it is now: one whose lifetime is over reads released. */
+  public Uni<Sandbox> get(Tenant tenant, String sandboxId) {
     return Uni.createFrom()
         .item(() -> IdKind.SANDBOX.require("sandbox_id", sandboxId))
-        .flatMap(repository::find)
+        .flatMap(id -> repository.find(tenant, id))
         .flatMap(this::endIfExpired);
   }
 
   public Uni<Page<Sandbox>> list(
-      int pageSize, String pageToken, String sessionId, boolean includeEnded) {
+      Tenant tenant, int pageSize, String pageToken, String sessionId, boolean includeEnded) {
     return Uni.createFrom()
         .item(() -> Paging.pageSize("page_size", pageSize, 20, 100))
         .flatMap(
             size ->
                 repository
                     .list(
+                        tenant,
                         Paging.keyOf("page_token", pageToken, IdKind.SANDBOX::isValid),
                         sessionId.isEmpty()
                             ? null
@@ -263,8 +268,8 @@ public class Sandboxes {
   }
 
   /** Stops a sandbox through the API; releasing an ended one returns it as it is. */
-  public Uni<Sandbox> release(String sandboxId) {
-    return get(sandboxId).flatMap(sandbox -> release(sandbox, RELEASED_BY_API));
+  public Uni<Sandbox> release(Tenant tenant, String sandboxId) {
+    return get(tenant, sandboxId).flatMap(sandbox -> release(sandbox, RELEASED_BY_API));
   }
 
   /** Releases a live sandbox for {@code reason}, and stops it; an ended one is returned as is. */
@@ -286,7 +291,7 @@ public class Sandboxes {
   /** A session that ends releases its sandboxes at once (the reconciler is the safety net). */
   void sessionEnded(@ObservesAsync SessionEnded ended) {
     repository
-        .list(null, ended.sessionId(), false, 100)
+        .liveOf(ended.sessionId())
         .toMulti()
         .flatMap(Multi.createFrom()::iterable)
         .onItem()
@@ -312,10 +317,20 @@ public class Sandboxes {
     return repository.hadOne(sessionId);
   }
 
-  /** The environment a session's sandboxes come from. */
-  public Uni<Environment> environmentOfSession(String sessionId) {
-    return sessions.get(sessionId).flatMap(session -> environment(session.getEnvironmentId()));
+  /** The environment a session's sandboxes come from, and the session's tenant. */
+  public Uni<SessionEnvironment> environmentOfSession(String sessionId) {
+    return sessions
+        .find(sessionId)
+        .flatMap(
+            session -> {
+              Tenant tenant = new Tenant(session.getTenantId());
+              return environment(tenant, session.getEnvironmentId())
+                  .map(environment -> new SessionEnvironment(tenant, environment));
+            });
   }
+
+  /** Where a session's sandboxes come from. */
+  public record SessionEnvironment(Tenant tenant, Environment environment) {}
 
   /** Releases a live sandbox whose lifetime is over (as of when it ended) and stops it. */
   Uni<Sandbox> endIfExpired(Sandbox sandbox) {
@@ -396,21 +411,21 @@ public class Sandboxes {
             });
   }
 
-  Uni<Environment> environment(String environmentId) {
+  Uni<Environment> environment(Tenant tenant, String environmentId) {
     if (environmentId.isEmpty()) {
       return Uni.createFrom().item(this::defaultEnvironment);
     }
-    return environments.usable("environment_id", environmentId);
+    return environments.usable(tenant, "environment_id", environmentId);
   }
 
   private Uni<Sandbox> start(
-      Environment environment, SandboxResources resources, String sessionId) {
+      Tenant tenant, Environment environment, SandboxResources resources, String sessionId) {
     long begun = System.nanoTime();
     String driverName =
         environment.getDriver() == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
             ? "kubernetes"
             : "local";
-    return startNow(environment, resources, sessionId)
+    return startNow(tenant, environment, resources, sessionId)
         .onItemOrFailure()
         .invoke(
             (sandbox, failure) -> {
@@ -434,7 +449,7 @@ public class Sandboxes {
   }
 
   private Uni<Sandbox> startNow(
-      Environment environment, SandboxResources resources, String sessionId) {
+      Tenant tenant, Environment environment, SandboxResources resources, String sessionId) {
     SandboxDriver driver = driverFor(environment);
     String id = IdKind.SANDBOX.next();
     String host = driver == kubernetes ? KubernetesDriver.podName(id) : local.host();
@@ -448,6 +463,7 @@ public class Sandboxes {
               started ->
                   repository
                       .insert(
+                          tenant,
                           id,
                           environment.getId(),
                           sessionId,
@@ -459,7 +475,15 @@ public class Sandboxes {
                       .call(failure -> local.release(id, host)));
     }
     return repository
-        .insert(id, environment.getId(), sessionId, environment.getDriver(), host, resources, null)
+        .insert(
+            tenant,
+            id,
+            environment.getId(),
+            sessionId,
+            environment.getDriver(),
+            host,
+            resources,
+            null)
         .flatMap(ignored -> driver.provision(spec))
         .onFailure()
         .call(

@@ -1,5 +1,6 @@
 package dev.corral.session;
 
+import dev.corral.common.Tenant;
 import java.util.List;
 
 /**
@@ -9,13 +10,17 @@ import java.util.List;
  * @param leaseEpoch null for client events; for harness events the epoch of the lease the writer
  *     holds, checked against the session's current epoch and expiry in the append statement
  * @param claim null, or a lease to take in the same statement if none is live
+ * @param tenant the tenant of the client that emits the events: the session must be one of its
+ *     (checked in the append statement); null for corral's own harness, which the lease epoch binds
+ *     to the session
  */
 public record AppendRequest(
     String sessionId,
     List<NewEvent> events,
     Long expectedLastSeq,
     Long leaseEpoch,
-    LeaseClaim claim) {
+    LeaseClaim claim,
+    Tenant tenant) {
 
   public AppendRequest {
     events = List.copyOf(events);
@@ -26,7 +31,7 @@ public record AppendRequest(
 
   public AppendRequest(
       String sessionId, List<NewEvent> events, Long expectedLastSeq, Long leaseEpoch) {
-    this(sessionId, events, expectedLastSeq, leaseEpoch, null);
+    this(sessionId, events, expectedLastSeq, leaseEpoch, null, null);
   }
 
   public static AppendRequest of(String sessionId, NewEvent event) {
@@ -34,6 +39,10 @@ public record AppendRequest(
   }
 
   AppendRequest claiming(LeaseClaim leaseClaim) {
-    return new AppendRequest(sessionId, events, expectedLastSeq, leaseEpoch, leaseClaim);
+    return new AppendRequest(sessionId, events, expectedLastSeq, leaseEpoch, leaseClaim, tenant);
+  }
+
+  AppendRequest within(Tenant owner) {
+    return new AppendRequest(sessionId, events, expectedLastSeq, leaseEpoch, claim, owner);
   }
 }

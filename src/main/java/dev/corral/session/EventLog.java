@@ -4,6 +4,7 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Lease;
 import io.smallrye.mutiny.Uni;
@@ -44,6 +45,7 @@ public class EventLog {
           SELECT e.id, e.seq, e.type, e.processed_at, e.body, e.idempotency_key
           FROM events e
           WHERE e.session_id = $1 AND e.idempotency_key = ANY ($5::text[])
+            AND ($20::text IS NULL OR EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND tenant_id = $20))
       ),
       head AS (
           UPDATE sessions SET
@@ -71,6 +73,7 @@ public class EventLog {
                       THEN clock_timestamp() + $19 * interval '1 millisecond'
                   ELSE lease_expires_at END
           WHERE id = $1
+            AND ($20::text IS NULL OR tenant_id = $20)
             AND archived_at IS NULL
             AND status <> 'terminated'
             AND ($6::bigint IS NULL OR last_seq = $6)
@@ -100,7 +103,7 @@ public class EventLog {
       """
       SELECT archived_at IS NOT NULL AS archived, status, last_seq, lease_epoch,
              coalesce(lease_expires_at > clock_timestamp(), false) AS lease_live
-      FROM sessions WHERE id = $1
+      FROM sessions WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)
       """;
 
   /**
@@ -140,7 +143,7 @@ public class EventLog {
             WHERE running - octet_length(body) - %d < $5
             %s
         ) e ON true
-        WHERE s.id = $1
+        WHERE s.id = $1 AND ($6::text IS NULL OR s.tenant_id = $6)
         """
         .formatted(ENVELOPE_BYTES, order, bound, order, ENVELOPE_BYTES, order);
   }
@@ -151,7 +154,7 @@ public class EventLog {
       SELECT s.id AS session_id, e.seq, e.id, e.type, e.processed_at, e.body
       FROM sessions s
       LEFT JOIN events e ON e.session_id = s.id AND e.id = $2
-      WHERE s.id = $1
+      WHERE s.id = $1 AND s.tenant_id = $3
       """;
 
   private static final String UNIQUE_VIOLATION = "23505";
@@ -221,13 +224,13 @@ public class EventLog {
   }
 
   /**
-   * One event of a session, if it exists.
+   * One event of a session of {@code tenant}, if it exists.
    *
-   * @throws NotFoundException (in the Uni) if the session does not exist
+   * @throws NotFoundException (in the Uni) if the tenant has no such session
    */
-  public Uni<java.util.Optional<Event>> find(String sessionId, String eventId) {
+  public Uni<java.util.Optional<Event>> find(Tenant tenant, String sessionId, String eventId) {
     return pool.preparedQuery(FIND)
-        .execute(Tuple.of(sessionId, eventId))
+        .execute(Tuple.of(sessionId, eventId, tenant.id()))
         .map(
             rows -> {
               if (rows.size() == 0) {
@@ -240,13 +243,29 @@ public class EventLog {
             });
   }
 
-  /** Reads a slice of the log. */
+  /** Reads a slice of the log of any tenant's session (for the harness and open streams). */
   public Uni<EventPage> read(EventSlice slice) {
+    return read(slice, null);
+  }
+
+  /**
+   * Reads a slice of the log of a session of {@code tenant}.
+   *
+   * @throws NotFoundException (in the Uni) if the tenant has no such session
+   */
+  public Uni<EventPage> read(Tenant tenant, EventSlice slice) {
+    return read(slice, tenant.id());
+  }
+
+  private Uni<EventPage> read(EventSlice slice, String tenantId) {
     boolean forward = slice.position() == EventSlice.Position.AFTER;
     long seq = slice.position() == EventSlice.Position.TAIL ? Long.MAX_VALUE : slice.seq();
     String[] types = slice.types().isEmpty() ? null : slice.types().toArray(String[]::new);
     return pool.preparedQuery(forward ? READ_AFTER : READ_BEFORE)
-        .execute(Tuple.of(slice.sessionId(), seq, types, slice.limit() + 1, PAGE_BYTES))
+        .execute(
+            Tuple.from(
+                Arrays.asList(
+                    slice.sessionId(), seq, types, slice.limit() + 1, PAGE_BYTES, tenantId)))
         .map(rows -> toPage(slice, rows, forward));
   }
 
@@ -278,7 +297,8 @@ public class EventLog {
             events.stream().map(NewEvent::confirmationFor).toArray(String[]::new),
             effects.releaseLease(),
             request.claim() == null ? null : request.claim().holder(),
-            request.claim() == null ? 0L : request.claim().ttlMillis()));
+            request.claim() == null ? 0L : request.claim().ttlMillis(),
+            request.tenant() == null ? null : request.tenant().id()));
   }
 
   private static Appended toAppended(AppendRequest request, RowSet<Row> rows) {
@@ -317,7 +337,10 @@ public class EventLog {
       Event original = originals.get(i);
       same =
           asked.type().wireName().equals(original.getType())
-              && asked.payload().equals(NewEvent.onlyPayload(original));
+              && asked.payload().toBuilder()
+                  .clearEmittedBy()
+                  .build()
+                  .equals(NewEvent.onlyPayload(original).toBuilder().clearEmittedBy().build());
     }
     if (!same) {
       throw new InvalidArgumentException(
@@ -329,7 +352,8 @@ public class EventLog {
   private Uni<Appended> diagnose(SqlClient client, AppendRequest request) {
     return client
         .preparedQuery(DIAGNOSE)
-        .execute(Tuple.of(request.sessionId()))
+        .execute(
+            Tuple.of(request.sessionId(), request.tenant() == null ? null : request.tenant().id()))
         .map(
             rows -> {
               throw refusal(request, rows);

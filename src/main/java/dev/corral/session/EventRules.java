@@ -111,6 +111,10 @@ final class EventRules {
       throw new InvalidArgumentException(
           field + ".processed_at", "is assigned by the server and must be unset");
     }
+    if (event.hasEmittedBy()) {
+      throw new InvalidArgumentException(
+          field + ".emitted_by", "is assigned by the server and must be unset");
+    }
   }
 
   private static void checkPayload(String field, EventType type, Event event) {

@@ -46,6 +46,12 @@ public record NewEvent(String id, EventType type, Event payload, String idempote
         : null;
   }
 
+  /** This event as appended by {@code emitter}. */
+  public NewEvent emittedBy(dev.corral.proto.v1.EventEmitter emitter) {
+    return new NewEvent(
+        id, type, payload.toBuilder().setEmittedBy(emitter).build(), idempotencyKey);
+  }
+
   /** The event without its envelope: what is stored in the body column. */
   static Event onlyPayload(Event event) {
     return event.toBuilder()

@@ -5,6 +5,7 @@ import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.Lease;
 import dev.corral.proto.v1.Session;
@@ -36,24 +37,29 @@ public class SessionRepository {
       id, status, last_seq, lease_holder, lease_epoch, lease_expires_at, input_tokens, output_tokens,
       cache_creation_input_tokens, cache_read_input_tokens, created_at, updated_at, archived_at, title,
       metadata, stop_reason, agent_snapshot, budget_max_tokens, budget_max_model_requests,
-      environment_id
+      environment_id, tenant_id
       """;
 
   static final String INSERT =
       """
       INSERT INTO sessions (id, agent_id, agent_version, title, metadata, agent_snapshot,
-                            budget_max_tokens, budget_max_model_requests, environment_id)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                            budget_max_tokens, budget_max_model_requests, environment_id, tenant_id)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
       """;
 
-  static final String SELECT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
+  static final String SELECT =
+      "SELECT " + COLUMNS + " FROM sessions WHERE id = $1 AND tenant_id = $2";
+
+  /** A session whatever its tenant: for the harness and the sandboxes of a session it works. */
+  static final String SELECT_ANY_TENANT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
 
   static final String LIST =
       "SELECT "
           + COLUMNS
           + """
        FROM sessions
-      WHERE ($1::text IS NULL OR id < $1)
+      WHERE tenant_id = $6
+        AND ($1::text IS NULL OR id < $1)
         AND ($2::text IS NULL OR agent_id = $2)
         AND ($3::text[] IS NULL OR status = ANY ($3))
         AND ($4 OR archived_at IS NULL)
@@ -65,11 +71,11 @@ public class SessionRepository {
       """
       UPDATE sessions
       SET archived_at = coalesce(archived_at, clock_timestamp()), updated_at = clock_timestamp()
-      WHERE id = $1
+      WHERE id = $1 AND tenant_id = $2
       RETURNING id
       """;
 
-  static final String DELETE = "DELETE FROM sessions WHERE id = $1";
+  static final String DELETE = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
 
   private final Pool pool;
 
@@ -79,6 +85,7 @@ public class SessionRepository {
 
   Uni<Void> insert(
       SqlClient client,
+      Tenant tenant,
       String id,
       Agent agent,
       String title,
@@ -98,23 +105,42 @@ public class SessionRepository {
                     io.vertx.core.buffer.Buffer.buffer(agent.toByteArray()),
                     budget.getMaxTokens() == 0 ? null : budget.getMaxTokens(),
                     budget.getMaxModelRequests() == 0 ? null : budget.getMaxModelRequests(),
-                    environmentId.isEmpty() ? null : environmentId)))
+                    environmentId.isEmpty() ? null : environmentId,
+                    tenant.id())))
         .replaceWithVoid();
   }
 
-  Uni<Session> find(String id) {
-    return find(pool, id);
+  Uni<Session> find(Tenant tenant, String id) {
+    return find(pool, tenant, id);
   }
 
-  Uni<Session> find(SqlClient client, String id) {
-    return client.preparedQuery(SELECT).execute(Tuple.of(id)).map(rows -> single(rows, id));
+  Uni<Session> find(SqlClient client, Tenant tenant, String id) {
+    return client
+        .preparedQuery(SELECT)
+        .execute(Tuple.of(id, tenant.id()))
+        .map(rows -> single(rows, id));
+  }
+
+  /** The session {@code id} whatever its tenant (never for a client's request). */
+  Uni<Session> findAnyTenant(String id) {
+    return pool.preparedQuery(SELECT_ANY_TENANT)
+        .execute(Tuple.of(id))
+        .map(rows -> single(rows, id));
   }
 
   Uni<List<Session>> list(
-      String beforeId, String agentId, List<String> statuses, boolean includeArchived, int limit) {
+      Tenant tenant,
+      String beforeId,
+      String agentId,
+      List<String> statuses,
+      boolean includeArchived,
+      int limit) {
     String[] statusFilter = statuses.isEmpty() ? null : statuses.toArray(String[]::new);
     return pool.preparedQuery(LIST)
-        .execute(Tuple.from(Arrays.asList(beforeId, agentId, statusFilter, includeArchived, limit)))
+        .execute(
+            Tuple.from(
+                Arrays.asList(
+                    beforeId, agentId, statusFilter, includeArchived, limit, tenant.id())))
         .map(
             rows -> {
               List<Session> sessions = new ArrayList<>(rows.size());
@@ -123,20 +149,20 @@ public class SessionRepository {
             });
   }
 
-  Uni<Session> archive(String id) {
+  Uni<Session> archive(Tenant tenant, String id) {
     return pool.preparedQuery(ARCHIVE)
-        .execute(Tuple.of(id))
+        .execute(Tuple.of(id, tenant.id()))
         .flatMap(
             rows ->
                 rows.rowCount() == 0
                     ? Uni.createFrom().failure(new NotFoundException("session", id))
-                    : find(id));
+                    : find(tenant, id));
   }
 
   /** Deletes the session and its log; fails with {@link NotFoundException} if there is none. */
-  Uni<Void> delete(String id) {
+  Uni<Void> delete(Tenant tenant, String id) {
     return pool.preparedQuery(DELETE)
-        .execute(Tuple.of(id))
+        .execute(Tuple.of(id, tenant.id()))
         .map(
             rows -> {
               if (rows.rowCount() == 0) {
@@ -157,6 +183,7 @@ public class SessionRepository {
     Session.Builder session =
         Session.newBuilder()
             .setId(row.getString("id"))
+            .setTenantId(row.getString("tenant_id"))
             .setAgent(parse(Agent.parser(), row.getBuffer("agent_snapshot")))
             .setStatus(status(row.getString("status")))
             .setLastSeq(row.getLong("last_seq"))

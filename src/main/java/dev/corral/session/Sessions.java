@@ -7,8 +7,10 @@ import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.EventEmitter;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionStatus;
@@ -73,25 +75,38 @@ public class Sessions {
     this.environments = environments;
   }
 
-  /** Creates an idle session from an agent version and appends its initial user messages. */
-  public Uni<Session> create(NewSession request) {
+  /**
+   * Creates an idle session of {@code tenant} from one of its agents, and appends its initial user
+   * messages as emitted by {@code emitter}.
+   */
+  public Uni<Session> create(Tenant tenant, EventEmitter emitter, NewSession request) {
     return Uni.createFrom()
-        .item(() -> checkNewSession(request))
+        .item(() -> checkNewSession(request, emitter))
         .flatMap(
             events ->
-                environmentUsable(request.environmentId())
-                    .flatMap(ignored -> agents.find(request.agentId(), request.agentVersion()))
+                environmentUsable(tenant, request.environmentId())
+                    .flatMap(
+                        ignored -> agents.find(tenant, request.agentId(), request.agentVersion()))
                     .invoke(Sessions::requireActive)
-                    .flatMap(agent -> insert(request, agent, events)));
+                    .flatMap(agent -> insert(tenant, request, agent, events)));
   }
 
-  public Uni<Session> get(String sessionId) {
+  public Uni<Session> get(Tenant tenant, String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
-        .flatMap(repository::find);
+        .flatMap(id -> repository.find(tenant, id));
+  }
+
+  /**
+   * The session {@code sessionId} whatever its tenant: for the harness working it and the sandboxes
+   * it provisions, never for a client's request.
+   */
+  public Uni<Session> find(String sessionId) {
+    return repository.findAnyTenant(sessionId);
   }
 
   public Uni<Page<Session>> list(
+      Tenant tenant,
       int pageSize,
       String pageToken,
       String agentId,
@@ -103,6 +118,7 @@ public class Sessions {
             size ->
                 repository
                     .list(
+                        tenant,
                         Paging.keyOf("page_token", pageToken, IdKind.SESSION::isValid),
                         agentId.isEmpty() ? null : IdKind.AGENT.require("agent_id", agentId),
                         statusColumns(statuses),
@@ -111,20 +127,20 @@ public class Sessions {
                     .map(sessions -> Page.of(sessions, size, Session::getId)));
   }
 
-  public Uni<Session> archive(String sessionId) {
+  public Uni<Session> archive(Tenant tenant, String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
-        .flatMap(repository::archive)
+        .flatMap(id -> repository.archive(tenant, id))
         .invoke(session -> ended.fireAsync(new SessionEnded(session.getId())));
   }
 
-  public Uni<Void> delete(String sessionId) {
+  public Uni<Void> delete(Tenant tenant, String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
         .flatMap(
             id ->
                 repository
-                    .delete(id)
+                    .delete(tenant, id)
                     .invoke(
                         () -> {
                           signals.deleted(id);
@@ -132,10 +148,13 @@ public class Sessions {
                         }));
   }
 
-  /** Appends one event emitted through the API (a client, or a harness with its lease epoch). */
-  public Uni<Appended> emit(Emit request) {
+  /**
+   * Appends one event emitted through the API to a session of {@code tenant} (by a client, or a
+   * harness with its lease epoch), as emitted by {@code emitter}.
+   */
+  public Uni<Appended> emit(Tenant tenant, EventEmitter emitter, Emit request) {
     return Uni.createFrom()
-        .item(() -> checkEmit(request))
+        .item(() -> checkEmit(request, emitter).within(tenant))
         .call(this::checkAnsweredEvent)
         .map(this::withClaim)
         .flatMap(log::append)
@@ -169,7 +188,7 @@ public class Sessions {
     if (answered == null) {
       return Uni.createFrom().voidItem();
     }
-    return log.find(append.sessionId(), answered)
+    return log.find(append.tenant(), append.sessionId(), answered)
         .invoke(found -> EventRules.checkAnswers(event, found))
         .replaceWithVoid();
   }
@@ -181,10 +200,15 @@ public class Sessions {
    * @param pageSize 0 for the default
    */
   public Uni<EventPage> events(
-      String sessionId, EventSlice.Position position, long seq, int pageSize, List<String> types) {
+      Tenant tenant,
+      String sessionId,
+      EventSlice.Position position,
+      long seq,
+      int pageSize,
+      List<String> types) {
     return Uni.createFrom()
         .item(() -> checkSlice(sessionId, position, seq, pageSize, types))
-        .flatMap(log::read);
+        .flatMap(slice -> log.read(tenant, slice));
   }
 
   /**
@@ -192,9 +216,10 @@ public class Sessions {
    * includeDeltas} also the live previews of blocks the model is writing (best effort).
    */
   public Multi<Tailed> follow(
-      String sessionId, long afterSeq, List<String> types, boolean includeDeltas) {
+      Tenant tenant, String sessionId, long afterSeq, List<String> types, boolean includeDeltas) {
     return Uni.createFrom()
         .item(() -> checkFollow(sessionId, afterSeq, types))
+        .call(ignored -> repository.find(tenant, sessionId))
         .onItem()
         .transformToMulti(filter -> tailed(sessionId, afterSeq, filter, includeDeltas));
   }
@@ -219,7 +244,7 @@ public class Sessions {
     return eventTypes("types", types);
   }
 
-  private List<NewEvent> checkNewSession(NewSession request) {
+  private List<NewEvent> checkNewSession(NewSession request, EventEmitter emitter) {
     IdKind.AGENT.require("agent_id", request.agentId());
     if (request.agentVersion() < 0) {
       throw new InvalidArgumentException("agent_version", "must not be negative");
@@ -244,15 +269,15 @@ public class Sessions {
       if (EventRules.check(field, event, null) != EventType.USER_MESSAGE) {
         throw new InvalidArgumentException(field, "must be a user.message");
       }
-      events.add(NewEvent.of(event));
+      events.add(NewEvent.of(event).emittedBy(emitter));
     }
     return events;
   }
 
-  private Uni<Void> environmentUsable(String environmentId) {
+  private Uni<Void> environmentUsable(Tenant tenant, String environmentId) {
     return environmentId.isEmpty()
         ? Uni.createFrom().voidItem()
-        : environments.usable("environment_id", environmentId).replaceWithVoid();
+        : environments.usable(tenant, "environment_id", environmentId).replaceWithVoid();
   }
 
   private static void requireActive(Agent agent) {
@@ -262,7 +287,8 @@ public class Sessions {
     }
   }
 
-  private Uni<Session> insert(NewSession request, Agent agent, List<NewEvent> events) {
+  private Uni<Session> insert(
+      Tenant tenant, NewSession request, Agent agent, List<NewEvent> events) {
     String id = IdKind.SESSION.next();
     java.util.concurrent.atomic.AtomicReference<Appended> initial =
         new java.util.concurrent.atomic.AtomicReference<>();
@@ -271,6 +297,7 @@ public class Sessions {
                 repository
                     .insert(
                         connection,
+                        tenant,
                         id,
                         agent,
                         request.title(),
@@ -284,9 +311,14 @@ public class Sessions {
                                 : log.appendWith(
                                     connection,
                                     new AppendRequest(
-                                        id, events, 0L, null, claims.claimFor(id).orElse(null))))
+                                        id,
+                                        events,
+                                        0L,
+                                        null,
+                                        claims.claimFor(id).orElse(null),
+                                        tenant)))
                     .invoke(initial::set)
-                    .flatMap(appended -> repository.find(connection, id)))
+                    .flatMap(appended -> repository.find(connection, tenant, id)))
         .invoke(
             session -> {
               Appended appended = initial.get();
@@ -297,7 +329,7 @@ public class Sessions {
             });
   }
 
-  private static AppendRequest checkEmit(Emit request) {
+  private static AppendRequest checkEmit(Emit request, EventEmitter emitter) {
     String sessionId = IdKind.SESSION.require("session_id", request.sessionId());
     if (request.event() == null) {
       throw new InvalidArgumentException("event", "is required");
@@ -312,7 +344,8 @@ public class Sessions {
     EventType type = EventRules.check("event", request.event(), epoch);
     String key = EventRules.idempotencyKey("idempotency_key", request.idempotencyKey());
     NewEvent event =
-        new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(request.event()), key);
+        new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(request.event()), key)
+            .emittedBy(emitter);
     return new AppendRequest(sessionId, List.of(event), request.expectedLastSeq(), epoch);
   }
 

@@ -1,6 +1,7 @@
 package dev.corral.tool;
 
 import dev.corral.common.IdKind;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.sandbox.SandboxReleasedException;
 import dev.corral.sandbox.Sandboxes;
@@ -24,8 +25,11 @@ public class BuiltInTools {
     this.sandboxes = sandboxes;
   }
 
-  /** Runs a tool call given through the API; a sandbox lost during the call is an error answer. */
-  public Uni<ToolOutcome> execute(String sandboxId, String name, String inputJson) {
+  /**
+   * Runs a tool call given through the API in a sandbox of {@code tenant}; a sandbox lost during
+   * the call is an error answer.
+   */
+  public Uni<ToolOutcome> execute(Tenant tenant, String sandboxId, String name, String inputJson) {
     return Uni.createFrom()
         .item(() -> IdKind.SANDBOX.require("sandbox_id", sandboxId))
         .map(id -> ToolInput.parse("name", name, "input_json", inputJson))
@@ -37,7 +41,7 @@ public class BuiltInTools {
                     "'" + name + "' reads a session's log and runs only in a session's turn");
               }
             })
-        .flatMap(input -> sandboxes.get(sandboxId).flatMap(sandbox -> run(sandbox, input)))
+        .flatMap(input -> sandboxes.get(tenant, sandboxId).flatMap(sandbox -> run(sandbox, input)))
         .onFailure(
             failure ->
                 failure instanceof SandboxLostException

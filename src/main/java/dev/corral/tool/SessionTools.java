@@ -151,19 +151,21 @@ public class SessionTools implements ToolRouter {
     return sandboxes
         .environmentOfSession(sessionId)
         .flatMap(
-            environment ->
+            origin ->
                 sandboxes
                     .hadOne(sessionId)
                     .flatMap(
                         hadOne ->
                             sandboxes
                                 .provision(
-                                    environment.getId(),
+                                    origin.tenant(),
+                                    origin.environment().getId(),
                                     SandboxResources.getDefaultInstance(),
                                     sessionId)
                                 .map(
                                     sandbox ->
-                                        Acquired.fresh(sandbox, environment, hadOne, lost))));
+                                        Acquired.fresh(
+                                            sandbox, origin.environment(), hadOne, lost))));
   }
 
   static Event lostEvent(String sandboxId, String reason) {

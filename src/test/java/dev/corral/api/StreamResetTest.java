@@ -53,6 +53,7 @@ class StreamResetTest {
     channel =
         NettyChannelBuilder.forAddress("localhost", 18081)
             .usePlaintext()
+            .intercept(new dev.corral.testing.TestCredentials())
             .maxInboundMessageSize(64 * 1024)
             .build();
     session = createSession(agents, sessions);

@@ -14,6 +14,7 @@ import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.Fixtures;
 import dev.corral.testing.HarnessTestProfile;
 import dev.corral.testing.InjectFakeAnthropic;
+import dev.corral.testing.TestCredentials;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
@@ -48,7 +49,14 @@ class MetricsTest {
         .atMost(Duration.ofSeconds(20))
         .until(
             () -> {
-              scraped[0] = given().get("/q/metrics").then().statusCode(200).extract().asString();
+              scraped[0] =
+                  given()
+                      .header("authorization", "Bearer " + TestCredentials.ADMIN_KEY)
+                      .get("/q/metrics")
+                      .then()
+                      .statusCode(200)
+                      .extract()
+                      .asString();
               return scraped[0].contains("corral_tool_calls_total{");
             });
     String metrics = scraped[0];

@@ -52,7 +52,18 @@ public final class ServerProcess implements AutoCloseable {
         new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
     Map<String, String> env = new HashMap<>(environment);
     env.putIfAbsent("QUARKUS_HTTP_PORT", Integer.toString(port));
+    // Servers accept the test admin key, unless the test asks for none (an empty value: the
+    // server then writes its first admin key to $CORRAL_HOME/admin-key).
+    if (!"false".equals(env.get("CORRAL_AUTH_ENABLED"))) {
+      env.putIfAbsent("CORRAL_AUTH_BOOTSTRAP_KEY", TestCredentials.ADMIN_KEY);
+    }
+    if ("".equals(env.get("CORRAL_AUTH_BOOTSTRAP_KEY"))) {
+      env.remove("CORRAL_AUTH_BOOTSTRAP_KEY");
+    }
     builder.environment().putAll(env);
+    if (!env.containsKey("CORRAL_AUTH_BOOTSTRAP_KEY")) {
+      builder.environment().remove("CORRAL_AUTH_BOOTSTRAP_KEY");
+    }
     ServerProcess server =
         new ServerProcess(builder.start(), Integer.parseInt(env.get("QUARKUS_HTTP_PORT")), log);
     server.awaitReady(Duration.ofSeconds(90));
@@ -67,9 +78,14 @@ public final class ServerProcess implements AutoCloseable {
     return process.pid();
   }
 
+  /** A channel whose calls carry the test admin key (unless they carry another credential). */
   public synchronized ManagedChannel channel() {
     if (channel == null) {
-      channel = ManagedChannelBuilder.forAddress("localhost", port).usePlaintext().build();
+      channel =
+          ManagedChannelBuilder.forAddress("localhost", port)
+              .usePlaintext()
+              .intercept(new TestCredentials())
+              .build();
     }
     return channel;
   }

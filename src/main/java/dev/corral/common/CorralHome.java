@@ -1,4 +1,4 @@
-package dev.corral.db;
+package dev.corral.common;
 
 import java.nio.file.Path;
 
@@ -6,11 +6,11 @@ import java.nio.file.Path;
  * Where corral keeps its local state: {@code corral.home}, else {@code $CORRAL_HOME}, else {@code
  * ~/.corral}.
  */
-final class CorralHome {
+public final class CorralHome {
 
   private CorralHome() {}
 
-  static Path resolve(String configured) {
+  public static Path resolve(String configured) {
     if (configured != null && !configured.isBlank()) {
       return Path.of(configured);
     }

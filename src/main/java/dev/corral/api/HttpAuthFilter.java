@@ -1,0 +1,138 @@
+package dev.corral.api;
+
+import dev.corral.common.CorralException;
+import dev.corral.common.PermissionDeniedException;
+import dev.corral.common.UnauthenticatedException;
+import dev.corral.common.UnavailableException;
+import dev.corral.identity.AuthConfig;
+import dev.corral.identity.Authenticator;
+import dev.corral.identity.Principal;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.util.regex.Pattern;
+
+/**
+ * Authenticates every HTTP request but health checks, before any other route sees it: an {@code
+ * authorization: Bearer …} or {@code x-api-key} header with a corral API key or an OIDC token. gRPC
+ * calls pass on to the gRPC server, whose {@link AuthInterceptor} checks them (only requests that
+ * are gRPC by content type and by path: {@code /package.Service/Method}). {@code /q/metrics} needs
+ * a principal of the operator tenant (or nothing, with {@code corral.auth.public-metrics}).
+ * Refusals are JSON in the shape of Claude Managed Agents' errors.
+ */
+@ApplicationScoped
+class HttpAuthFilter {
+
+  /** Where the principal of an authenticated request is kept in its routing context. */
+  static final String PRINCIPAL = "corral.principal";
+
+  private static final Pattern GRPC_PATH =
+      Pattern.compile("/[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)+/\\w+");
+  private static final String METRICS = "/q/metrics";
+
+  private final Authenticator authenticator;
+  private final AuthConfig config;
+
+  HttpAuthFilter(Authenticator authenticator, AuthConfig config) {
+    this.authenticator = authenticator;
+    this.config = config;
+  }
+
+  void install(@Observes Router router) {
+    router.route().order(Integer.MIN_VALUE + 1).handler(this::filter);
+  }
+
+  private void filter(RoutingContext request) {
+    String path = request.normalizedPath();
+    if (isHealth(path) || isGrpcCall(request, path)) {
+      request.next();
+      return;
+    }
+    if (METRICS.equals(path) && config.publicMetrics()) {
+      request.next();
+      return;
+    }
+    String authorization = request.request().getHeader("authorization");
+    String apiKey = request.request().getHeader("x-api-key");
+    if (authorization == null && apiKey != null) {
+      authorization = "Bearer " + apiKey;
+    }
+    Context context = Vertx.currentContext();
+    request.request().pause();
+    authenticator
+        .authenticate(authorization)
+        .emitOn(action -> context.runOnContext(ignored -> action.run()))
+        .subscribe()
+        .with(
+            principal -> {
+              request.request().resume();
+              admitted(request, path, principal);
+            },
+            failure -> {
+              request.request().resume();
+              refuse(request, failure);
+            });
+  }
+
+  private void admitted(RoutingContext request, String path, Principal principal) {
+    if (METRICS.equals(path) && !principal.tenant().id().equals(config.operatorTenant())) {
+      refuse(
+          request,
+          new PermissionDeniedException(
+              "metrics cover every tenant: only the operator tenant may read them"));
+      return;
+    }
+    request.put(PRINCIPAL, principal);
+    request.next();
+  }
+
+  private static void refuse(RoutingContext request, Throwable failure) {
+    int status;
+    String type;
+    String message;
+    if (failure instanceof UnauthenticatedException) {
+      status = 401;
+      type = "authentication_error";
+    } else if (failure instanceof PermissionDeniedException) {
+      status = 403;
+      type = "permission_error";
+    } else if (failure instanceof UnavailableException) {
+      status = 503;
+      type = "overloaded_error";
+    } else {
+      status = 500;
+      type = "api_error";
+    }
+    message =
+        failure instanceof CorralException
+            ? GrpcErrors.bounded(failure.getMessage())
+            : "internal error";
+    if (request.response().ended()) {
+      return;
+    }
+    request
+        .response()
+        .setStatusCode(status)
+        .putHeader("content-type", "application/json")
+        .end(
+            new JsonObject()
+                .put("type", "error")
+                .put("error", new JsonObject().put("type", type).put("message", message))
+                .encode());
+  }
+
+  private static boolean isHealth(String path) {
+    return "/q/health".equals(path) || path.startsWith("/q/health/");
+  }
+
+  private static boolean isGrpcCall(RoutingContext request, String path) {
+    String contentType = request.request().getHeader("content-type");
+    return contentType != null
+        && contentType.startsWith("application/grpc")
+        && GRPC_PATH.matcher(path).matches();
+  }
+}

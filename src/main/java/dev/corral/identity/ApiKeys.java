@@ -1,0 +1,139 @@
+package dev.corral.identity;
+
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.IdKind;
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.Page;
+import dev.corral.common.Paging;
+import dev.corral.common.PermissionDeniedException;
+import dev.corral.common.Tenant;
+import dev.corral.proto.v1.ApiKey;
+import io.smallrye.mutiny.Uni;
+import io.vertx.mutiny.sqlclient.Pool;
+import jakarta.enterprise.context.ApplicationScoped;
+
+/** Creates, lists and revokes API keys of the caller's tenant (or, for operators, of any). */
+@ApplicationScoped
+public class ApiKeys {
+
+  public static final int MAX_NAME = 128;
+
+  private final ApiKeyRepository repository;
+  private final TenantRepository tenants;
+  private final Authenticator authenticator;
+  private final Pool pool;
+
+  ApiKeys(
+      ApiKeyRepository repository,
+      TenantRepository tenants,
+      Authenticator authenticator,
+      Pool pool) {
+    this.repository = repository;
+    this.tenants = tenants;
+    this.authenticator = authenticator;
+    this.pool = pool;
+  }
+
+  /** A new key and the key itself, which is shown only this once. */
+  public record Created(ApiKey record, String key) {
+
+    @Override
+    public String toString() {
+      return "Created[" + record.getId() + "]";
+    }
+  }
+
+  public Uni<Created> create(
+      Principal caller, String name, dev.corral.proto.v1.Role role, String tenantId) {
+    return Uni.createFrom()
+        .item(() -> new NewKey(checkName(name), checkRole(caller, role), target(caller, tenantId)))
+        .flatMap(
+            key ->
+                tenants
+                    .ensure(key.tenant())
+                    .invoke(
+                        tenant -> {
+                          if (tenant.hasDisabledAt()) {
+                            throw new FailedPreconditionException(
+                                "tenant " + tenant.getId() + " is disabled");
+                          }
+                        })
+                    .flatMap(ignored -> insert(caller, key)));
+  }
+
+  public Uni<ApiKey> get(Principal caller, String apiKeyId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.API_KEY.require("api_key_id", apiKeyId))
+        .flatMap(id -> repository.find(caller.tenant(), id));
+  }
+
+  public Uni<Page<ApiKey>> list(
+      Principal caller, int pageSize, String pageToken, boolean includeRevoked) {
+    return Uni.createFrom()
+        .item(() -> Paging.pageSize("page_size", pageSize, 20, 100))
+        .flatMap(
+            size ->
+                repository
+                    .list(
+                        caller.tenant(),
+                        Paging.keyOf("page_token", pageToken, IdKind.API_KEY::isValid),
+                        includeRevoked,
+                        size + 1)
+                    .map(keys -> Page.of(keys, size, ApiKey::getId)));
+  }
+
+  /** Revokes a key; this replica refuses it at once, every other within the re-check interval. */
+  public Uni<ApiKey> revoke(Principal caller, String apiKeyId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.API_KEY.require("api_key_id", apiKeyId))
+        .flatMap(id -> repository.revoke(caller.tenant(), id))
+        .invoke(revoked -> authenticator.forgetKey(revoked.getId()));
+  }
+
+  private Uni<Created> insert(Principal caller, NewKey key) {
+    ApiKeySecret secret = ApiKeySecret.generate();
+    return repository
+        .insert(
+            pool,
+            IdKind.API_KEY.next(),
+            key.tenant(),
+            secret,
+            key.name(),
+            key.role(),
+            caller.subject(),
+            false)
+        .map(record -> new Created(record, secret.reveal()));
+  }
+
+  private static String checkName(String name) {
+    InputRules.length("name", name, 1, MAX_NAME);
+    if (name.chars().anyMatch(Character::isISOControl)) {
+      throw new InvalidArgumentException("name", "must not contain control characters");
+    }
+    return name;
+  }
+
+  private static Role checkRole(Principal caller, dev.corral.proto.v1.Role requested) {
+    Role role = Roles.fromProto("role", requested);
+    if (!caller.has(role)) {
+      throw new PermissionDeniedException(
+          "a " + caller.role().wireName() + " cannot create a key with role " + role.wireName());
+    }
+    return role;
+  }
+
+  private static Tenant target(Principal caller, String tenantId) {
+    if (tenantId.isEmpty()) {
+      return caller.tenant();
+    }
+    Tenant tenant = Tenant.of("tenant_id", tenantId);
+    if (!tenant.equals(caller.tenant()) && !caller.operator()) {
+      throw new PermissionDeniedException(
+          "only operators (admins of the operator tenant) may create keys of another tenant");
+    }
+    return tenant;
+  }
+
+  private record NewKey(String name, Role role, Tenant tenant) {}
+}

@@ -1,0 +1,273 @@
+package dev.corral.identity;
+
+import dev.corral.common.CorralException;
+import dev.corral.common.PermissionDeniedException;
+import dev.corral.common.Tenant;
+import dev.corral.common.UnauthenticatedException;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.time.Clock;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.LongSupplier;
+
+/**
+ * Turns the credential a request carries ({@code Bearer crl_…} or {@code Bearer <JWT>}) into a
+ * {@link Principal}, or refuses it: {@link UnauthenticatedException} for a missing or bad
+ * credential, {@link PermissionDeniedException} for a disabled tenant or a token without a role.
+ *
+ * <p>Checks are cached for {@link AuthConfig#recheckInterval()} (refusals too, so that a flood of
+ * one bad key costs one query per interval), in at most {@link AuthConfig#cacheSize()} entries
+ * keyed by the credential's SHA-256. After the interval the next use checks again against the
+ * database, which is how a revocation or a disabled tenant reaches every replica.
+ */
+@ApplicationScoped
+public class Authenticator {
+
+  /** What {@link #credentialOf} returns for a value that is not {@code Bearer <credential>}. */
+  private static final String NOT_BEARER = "\u0000not-bearer";
+
+  private final AuthConfig config;
+  private final ApiKeyRepository keys;
+  private final TenantRepository tenants;
+  private final TokenVerifier tokens;
+  private final Clock clock;
+  private final LongSupplier nanoTime;
+  private final Map<String, Checked> checked = new ConcurrentHashMap<>();
+  private final Map<String, Checked> tenantStates = new ConcurrentHashMap<>();
+
+  Authenticator(
+      AuthConfig config,
+      ApiKeyRepository keys,
+      TenantRepository tenants,
+      TokenVerifier tokens,
+      Clock clock) {
+    this.config = config;
+    this.keys = keys;
+    this.tenants = tenants;
+    this.tokens = tokens;
+    this.clock = clock;
+    this.nanoTime = System::nanoTime;
+  }
+
+  /** Whether calls must carry a credential. */
+  public boolean enabled() {
+    return config.enabled();
+  }
+
+  /**
+   * The principal of {@code authorization} (an {@code authorization} header's value, or null) if
+   * its check is cached and still fresh; null otherwise (then call {@link #authenticate}).
+   *
+   * @throws CorralException if the cached check refused the credential
+   */
+  public Principal cached(String authorization) {
+    if (!config.enabled()) {
+      return Principal.unauthenticated(config.operatorTenant());
+    }
+    String credential = credentialOf(authorization);
+    Checked entry = checked.get(cacheKey(credential));
+    if (entry == null || !entry.fresh(nanoTime.getAsLong(), config.recheckInterval().toNanos())) {
+      return null;
+    }
+    return entry.principalAt(clock.instant());
+  }
+
+  /** Checks {@code authorization} (from the cache while the last check is fresh). */
+  public Uni<Principal> authenticate(String authorization) {
+    Principal principal;
+    try {
+      principal = cached(authorization);
+    } catch (CorralException refused) {
+      return Uni.createFrom().failure(refused);
+    }
+    if (principal != null) {
+      return Uni.createFrom().item(principal);
+    }
+    String credential = credentialOf(authorization);
+    String key = cacheKey(credential);
+    return check(credential)
+        .onItemOrFailure()
+        .transform(
+            (checkedPrincipal, failure) -> {
+              if (failure != null && !(failure instanceof CorralException)) {
+                throw failure instanceof RuntimeException runtime
+                    ? runtime
+                    : new IllegalStateException(failure);
+              }
+              if (failure instanceof dev.corral.common.UnavailableException) {
+                throw (CorralException) failure; // not the credential's fault: not cached
+              }
+              Checked entry = new Checked(checkedPrincipal, (CorralException) failure, now());
+              remember(checked, key, entry);
+              return entry.principalAt(clock.instant());
+            });
+  }
+
+  /** Forgets the cached checks of one key: revoked on this replica, it is refused here at once. */
+  void forgetKey(String apiKeyId) {
+    checked
+        .values()
+        .removeIf(entry -> entry.principal != null && apiKeyId.equals(entry.principal.apiKeyId()));
+  }
+
+  /** Forgets the cached checks of one tenant's credentials (disabled or enabled here). */
+  void forgetTenant(Tenant tenant) {
+    tenantStates.remove(tenant.id());
+    checked
+        .values()
+        .removeIf(entry -> entry.principal != null && tenant.equals(entry.principal.tenant()));
+  }
+
+  private Uni<Principal> check(String credential) {
+    if (credential == null) {
+      return Uni.createFrom()
+          .failure(
+              new UnauthenticatedException(
+                  "this call needs a credential: send the metadata 'authorization: Bearer"
+                      + " <corral API key or OIDC token>'"));
+    }
+    if (NOT_BEARER.equals(credential)) {
+      return Uni.createFrom()
+          .failure(
+              new UnauthenticatedException(
+                  "the authorization metadata must be 'Bearer <credential>'"));
+    }
+    if (ApiKeySecret.looksLikeKey(credential)) {
+      return checkKey(credential);
+    }
+    return tokens.verify(credential).flatMap(this::tokenPrincipal);
+  }
+
+  private Uni<Principal> checkKey(String credential) {
+    if (!ApiKeySecret.isWellFormed(credential)) {
+      return Uni.createFrom().failure(new UnauthenticatedException("the API key is malformed"));
+    }
+    return keys.authenticate(ApiKeySecret.sha256(credential))
+        .map(
+            live -> {
+              ApiKeyRepository.Live key =
+                  live.orElseThrow(
+                      () -> new UnauthenticatedException("the API key is unknown or revoked"));
+              if (key.tenantDisabled()) {
+                throw disabled(key.tenant());
+              }
+              return new Principal(
+                  Principal.Kind.API_KEY,
+                  key.tenant(),
+                  key.role(),
+                  key.id(),
+                  key.id(),
+                  isOperator(key.tenant(), key.role()),
+                  null);
+            });
+  }
+
+  private Uni<Principal> tokenPrincipal(TokenVerifier.Verified token) {
+    return tenantEnabled(token.tenant())
+        .map(
+            ignored ->
+                new Principal(
+                    Principal.Kind.TOKEN,
+                    token.tenant(),
+                    token.role(),
+                    token.subject(),
+                    null,
+                    isOperator(token.tenant(), token.role()),
+                    token.expiresAt()));
+  }
+
+  /** A token's tenant exists from its first use on; a disabled one is refused. */
+  private Uni<Void> tenantEnabled(Tenant tenant) {
+    Checked state = tenantStates.get(tenant.id());
+    if (state != null && state.fresh(nanoTime.getAsLong(), config.recheckInterval().toNanos())) {
+      return state.failure == null
+          ? Uni.createFrom().voidItem()
+          : Uni.createFrom().failure(state.failure);
+    }
+    return tenants
+        .ensure(tenant)
+        .map(
+            row -> {
+              CorralException failure = row.hasDisabledAt() ? disabled(tenant) : null;
+              remember(tenantStates, tenant.id(), new Checked(null, failure, now()));
+              if (failure != null) {
+                throw failure;
+              }
+              return null;
+            });
+  }
+
+  private boolean isOperator(Tenant tenant, Role role) {
+    return role == Role.ADMIN && tenant.id().equals(config.operatorTenant());
+  }
+
+  private static PermissionDeniedException disabled(Tenant tenant) {
+    return new PermissionDeniedException("tenant " + tenant.id() + " is disabled");
+  }
+
+  private long now() {
+    return nanoTime.getAsLong();
+  }
+
+  private void remember(Map<String, Checked> cache, String key, Checked entry) {
+    if (cache.size() >= config.cacheSize()) {
+      evictStale(cache);
+    }
+    cache.put(key, entry);
+  }
+
+  /** Drops stale entries, or (if none is stale) about a tenth of the cache. */
+  private void evictStale(Map<String, Checked> cache) {
+    long now = nanoTime.getAsLong();
+    long interval = config.recheckInterval().toNanos();
+    cache.values().removeIf(entry -> !entry.fresh(now, interval));
+    int excess = cache.size() - config.cacheSize() * 9 / 10;
+    Iterator<String> keys = cache.keySet().iterator();
+    while (excess-- > 0 && keys.hasNext()) {
+      keys.next();
+      keys.remove();
+    }
+  }
+
+  /** The credential of an {@code authorization} value: what follows {@code Bearer }, or null. */
+  static String credentialOf(String authorization) {
+    if (authorization == null) {
+      return null;
+    }
+    String value = authorization.strip();
+    if (value.length() > 7 && value.regionMatches(true, 0, "Bearer ", 0, 7)) {
+      String credential = value.substring(7).strip();
+      return credential.isEmpty() ? null : credential;
+    }
+    return value.isEmpty() ? null : NOT_BEARER;
+  }
+
+  private static String cacheKey(String credential) {
+    if (credential == null) {
+      return "";
+    }
+    return Base64.getEncoder().encodeToString(ApiKeySecret.sha256(credential));
+  }
+
+  /** One check's outcome, and when it was made. */
+  private record Checked(Principal principal, CorralException failure, long checkedAt) {
+
+    boolean fresh(long now, long interval) {
+      return now - checkedAt < interval;
+    }
+
+    Principal principalAt(Instant now) {
+      if (failure != null) {
+        throw failure;
+      }
+      if (principal.expiresAt() != null && !principal.expiresAt().isAfter(now)) {
+        throw new UnauthenticatedException("the bearer token has expired");
+      }
+      return principal;
+    }
+  }
+}

@@ -1,0 +1,60 @@
+package dev.corral.testing;
+
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.ForwardingClientCall;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
+import io.quarkus.grpc.GlobalInterceptor;
+import jakarta.enterprise.context.ApplicationScoped;
+
+/**
+ * Sends the test admin key ({@code %test.corral.auth.bootstrap-key}) on every call of the injected
+ * gRPC clients that carries no authorization of its own.
+ */
+@ApplicationScoped
+@GlobalInterceptor
+public class TestCredentials implements ClientInterceptor {
+
+  /** The admin key of the default tenant in @QuarkusTest tests. */
+  public static final String ADMIN_KEY = "crl_testtesttesttesttesttesttesttesttesttesttesttesttest";
+
+  public static final Metadata.Key<String> AUTHORIZATION =
+      Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
+
+  @Override
+  public <Q, R> ClientCall<Q, R> interceptCall(
+      MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+    return new ForwardingClientCall.SimpleForwardingClientCall<>(next.newCall(method, options)) {
+      @Override
+      public void start(Listener<R> listener, Metadata headers) {
+        if (!headers.containsKey(AUTHORIZATION)) {
+          headers.put(AUTHORIZATION, "Bearer " + ADMIN_KEY);
+        }
+        super.start(listener, headers);
+      }
+    };
+  }
+
+  /** An interceptor that sends {@code authorization} as given (null: none at all). */
+  public static ClientInterceptor bearer(String credential) {
+    return new ClientInterceptor() {
+      @Override
+      public <Q, R> ClientCall<Q, R> interceptCall(
+          MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+        return new ForwardingClientCall.SimpleForwardingClientCall<>(
+            next.newCall(method, options)) {
+          @Override
+          public void start(Listener<R> listener, Metadata headers) {
+            if (credential != null) {
+              headers.put(AUTHORIZATION, "Bearer " + credential);
+            }
+            super.start(listener, headers);
+          }
+        };
+      }
+    };
+  }
+}
