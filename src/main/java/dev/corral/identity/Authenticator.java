@@ -39,18 +39,34 @@ public class Authenticator {
   private final Map<String, Checked> checked = new ConcurrentHashMap<>();
   private final Map<String, Checked> tenantStates = new ConcurrentHashMap<>();
 
+  @jakarta.inject.Inject
   Authenticator(
       AuthConfig config,
       ApiKeyRepository keys,
       TenantRepository tenants,
       TokenVerifier tokens,
       Clock clock) {
+    this(config, keys, tenants, tokens, clock, System::nanoTime);
+  }
+
+  Authenticator(
+      AuthConfig config,
+      ApiKeyRepository keys,
+      TenantRepository tenants,
+      TokenVerifier tokens,
+      Clock clock,
+      LongSupplier nanoTime) {
     this.config = config;
     this.keys = keys;
     this.tenants = tenants;
     this.tokens = tokens;
     this.clock = clock;
-    this.nanoTime = System::nanoTime;
+    this.nanoTime = nanoTime;
+  }
+
+  /** Checks held in memory now. */
+  int cachedChecks() {
+    return checked.size();
   }
 
   /** Whether calls must carry a credential. */
@@ -90,21 +106,20 @@ public class Authenticator {
     String credential = credentialOf(authorization);
     String key = cacheKey(credential);
     return check(credential)
-        .onItemOrFailure()
-        .transform(
-            (checkedPrincipal, failure) -> {
-              if (failure != null && !(failure instanceof CorralException)) {
-                throw failure instanceof RuntimeException runtime
-                    ? runtime
-                    : new IllegalStateException(failure);
-              }
-              if (failure instanceof dev.corral.common.UnavailableException) {
-                throw (CorralException) failure; // not the credential's fault: not cached
-              }
-              Checked entry = new Checked(checkedPrincipal, (CorralException) failure, now());
-              remember(checked, key, entry);
-              return entry.principalAt(clock.instant());
-            });
+        .invoke(
+            checkedPrincipal -> remember(checked, key, new Checked(checkedPrincipal, null, now())))
+        .onFailure(Authenticator::isVerdict)
+        .invoke(
+            failure -> remember(checked, key, new Checked(null, (CorralException) failure, now())));
+  }
+
+  /**
+   * Whether a failed check says something about the credential (and may be cached), rather than
+   * about a database or identity provider that could not be asked.
+   */
+  private static boolean isVerdict(Throwable failure) {
+    return failure instanceof UnauthenticatedException
+        || failure instanceof PermissionDeniedException;
   }
 
   /** Forgets the cached checks of one key: revoked on this replica, it is refused here at once. */
@@ -117,9 +132,7 @@ public class Authenticator {
   /** Forgets the cached checks of one tenant's credentials (disabled or enabled here). */
   void forgetTenant(Tenant tenant) {
     tenantStates.remove(tenant.id());
-    checked
-        .values()
-        .removeIf(entry -> entry.principal != null && tenant.equals(entry.principal.tenant()));
+    checked.values().removeIf(entry -> tenant.equals(entry.tenant()));
   }
 
   private Uni<Principal> check(String credential) {
@@ -205,8 +218,19 @@ public class Authenticator {
     return role == Role.ADMIN && tenant.id().equals(config.operatorTenant());
   }
 
-  private static PermissionDeniedException disabled(Tenant tenant) {
-    return new PermissionDeniedException("tenant " + tenant.id() + " is disabled");
+  private static TenantDisabledException disabled(Tenant tenant) {
+    return new TenantDisabledException(tenant);
+  }
+
+  /** A credential of a disabled tenant. */
+  static final class TenantDisabledException extends PermissionDeniedException {
+
+    private final Tenant tenant;
+
+    TenantDisabledException(Tenant tenant) {
+      super("tenant " + tenant.id() + " is disabled");
+      this.tenant = tenant;
+    }
   }
 
   private long now() {
@@ -258,6 +282,14 @@ public class Authenticator {
 
     boolean fresh(long now, long interval) {
       return now - checkedAt < interval;
+    }
+
+    /** The tenant this check is about, if it is known. */
+    Tenant tenant() {
+      if (principal != null) {
+        return principal.tenant();
+      }
+      return failure instanceof TenantDisabledException disabled ? disabled.tenant : null;
     }
 
     Principal principalAt(Instant now) {

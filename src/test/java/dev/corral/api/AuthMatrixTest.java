@@ -239,6 +239,38 @@ class AuthMatrixTest {
   }
 
   @Test
+  void anIdempotencyKeyUsedInAnotherTenantsSessionRevealsNothing() {
+    // Given globex emitted a message with an idempotency key
+    var globexMember =
+        SessionServiceGrpc.newBlockingStub(
+            ClientInterceptors.intercept(
+                channel, TestCredentials.bearer(globex.keys().get(Role.MEMBER))));
+    globexMember.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(globex.session())
+            .setEvent(Fixtures.userMessage("globex secret"))
+            .setIdempotencyKey("shared-key")
+            .build());
+    Map<String, Object> before = state(globex);
+
+    // When acme replays that key against globex's session
+    Calls.Outcome outcome =
+        Calls.call(
+            channel,
+            raw(SessionServiceGrpc.getEmitEventMethod()),
+            EmitEventRequest.newBuilder()
+                .setSessionId(globex.session())
+                .setEvent(Fixtures.userMessage("globex secret"))
+                .setIdempotencyKey("shared-key")
+                .build(),
+            "Bearer " + acme.keys().get(Role.MEMBER));
+
+    // Then it is refused as if the session did not exist, and gets no event back
+    assertThat(outcome.code()).isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(state(globex)).isEqualTo(before);
+  }
+
+  @Test
   void theCallersOwnTenantIsServedForEveryRpcItsRoleAllows() {
     for (Rpc rpc : rpcs()) {
       if (rpc.kind() == Kind.OPERATOR) {

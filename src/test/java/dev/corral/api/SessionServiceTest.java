@@ -388,4 +388,60 @@ class SessionServiceTest {
     }
     throw new AssertionError("expected the call to fail");
   }
+
+  @Test
+  void everyEmittedEventRecordsWhoEmittedIt() {
+    // Given
+    Session session = createSession(agents, sessions);
+
+    // When
+    Event event = sessions.emitEvent(emit(session.getId(), "hello")).getEvent();
+
+    // Then
+    assertThat(event.getEmittedBy().getKind())
+        .isEqualTo(dev.corral.proto.v1.EmitterKind.EMITTER_KIND_API_KEY);
+    assertThat(event.getEmittedBy().getTenantId()).isEqualTo("default");
+    assertThat(event.getEmittedBy().getApiKeyId()).startsWith("key_");
+    assertThat(event.getEmittedBy().getSubject()).isEqualTo(event.getEmittedBy().getApiKeyId());
+    assertThat(
+            sessions
+                .getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build())
+                .getEvents(0)
+                .getEmittedBy())
+        .isEqualTo(event.getEmittedBy());
+  }
+
+  @Test
+  void aClientCannotClaimToBeSomeoneElse() {
+    // Given
+    Session session = createSession(agents, sessions);
+    Event forged =
+        userMessage("forged").toBuilder()
+            .setEmittedBy(
+                dev.corral.proto.v1.EventEmitter.newBuilder()
+                    .setKind(dev.corral.proto.v1.EmitterKind.EMITTER_KIND_HARNESS)
+                    .setReplica("elsewhere"))
+            .build();
+
+    // When / Then
+    assertThatThrownBy(
+            () ->
+                sessions.emitEvent(
+                    EmitEventRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setEvent(forged)
+                        .build()))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+              assertThat(e.getStatus().getDescription()).contains("emitted_by");
+            });
+    assertThat(
+            sessions
+                .getSession(GetSessionRequest.newBuilder().setSessionId(session.getId()).build())
+                .getSession()
+                .getLastSeq())
+        .isZero();
+  }
 }

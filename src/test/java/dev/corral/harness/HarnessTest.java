@@ -89,6 +89,13 @@ class HarnessTest {
             "session.status_idle");
     assertThat(events.get(3).getAgentMessage().getContent(0).getText().getText())
         .isEqualTo("Hello from the model");
+    assertThat(events.get(0).getEmittedBy().getKind())
+        .isEqualTo(dev.corral.proto.v1.EmitterKind.EMITTER_KIND_API_KEY);
+    for (Event harnessEvent : events.subList(1, events.size())) {
+      assertThat(harnessEvent.getEmittedBy().getKind())
+          .isEqualTo(dev.corral.proto.v1.EmitterKind.EMITTER_KIND_HARNESS);
+      assertThat(harnessEvent.getEmittedBy().getReplica()).isNotBlank();
+    }
     Event end = events.get(4);
     assertThat(end.getSpanModelRequestEnd().getModelRequestStartId())
         .isEqualTo(events.get(2).getId());

@@ -1,0 +1,194 @@
+package dev.corral.identity;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.corral.common.PermissionDeniedException;
+import dev.corral.common.Tenant;
+import dev.corral.common.UnauthenticatedException;
+import io.smallrye.mutiny.Uni;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+class AuthenticatorTest {
+
+  private static final String KEY = "crl_" + "k".repeat(52);
+
+  private final AtomicLong now = new AtomicLong();
+  private final AtomicInteger lookups = new AtomicInteger();
+  private final Map<String, ApiKeyRepository.Live> live = new ConcurrentHashMap<>();
+  private final Authenticator authenticator = authenticator(100);
+
+  @Test
+  void aKeyIsCheckedOncePerIntervalAndARevocationIsSeenAfterIt() {
+    // Given
+    live.put(hex(KEY), new ApiKeyRepository.Live("key_1", new Tenant("acme"), Role.MEMBER, false));
+    assertThat(authenticate("Bearer " + KEY).tenant()).isEqualTo(new Tenant("acme"));
+    assertThat(authenticate("Bearer " + KEY).role()).isEqualTo(Role.MEMBER);
+    assertThat(lookups).hasValue(1);
+
+    // When the key is revoked elsewhere
+    live.clear();
+
+    // Then it is still trusted within the interval, and refused after it
+    now.addAndGet(Duration.ofMillis(1900).toNanos());
+    assertThat(authenticate("Bearer " + KEY).apiKeyId()).isEqualTo("key_1");
+    now.addAndGet(Duration.ofMillis(200).toNanos());
+    assertThatThrownBy(() -> authenticate("Bearer " + KEY))
+        .isInstanceOf(UnauthenticatedException.class)
+        .hasMessageContaining("unknown or revoked");
+    assertThat(lookups).hasValue(2);
+  }
+
+  @Test
+  void aDisabledTenantsKeyIsPermissionDenied() {
+    live.put(hex(KEY), new ApiKeyRepository.Live("key_1", new Tenant("acme"), Role.ADMIN, true));
+    assertThatThrownBy(() -> authenticate("Bearer " + KEY))
+        .isInstanceOf(PermissionDeniedException.class)
+        .hasMessageContaining("tenant acme is disabled");
+  }
+
+  @Test
+  void aFloodOfBadKeysStaysWithinTheCacheAndCostsOneLookupPerKeyAndInterval() {
+    for (int i = 0; i < 1000; i++) {
+      String key = "crl_" + String.format("%052d", i).replace('1', 'a').replace('0', 'b');
+      assertThatThrownBy(() -> authenticate("Bearer " + key))
+          .isInstanceOf(UnauthenticatedException.class);
+      assertThat(authenticator.cachedChecks()).isLessThanOrEqualTo(100);
+    }
+    int afterFlood = lookups.get();
+    String repeated = "crl_" + "b".repeat(52);
+    for (int i = 0; i < 10; i++) {
+      assertThatThrownBy(() -> authenticate("Bearer " + repeated))
+          .isInstanceOf(UnauthenticatedException.class);
+    }
+    assertThat(lookups.get() - afterFlood).isLessThanOrEqualTo(1);
+  }
+
+  @Test
+  void eachBadFormIsRefusedWithItsReason() {
+    assertThatThrownBy(() -> authenticate(null)).hasMessageContaining("needs a credential");
+    assertThatThrownBy(() -> authenticate("   ")).hasMessageContaining("needs a credential");
+    assertThatThrownBy(() -> authenticate("Basic abc"))
+        .hasMessageContaining("'Bearer <credential>'");
+    assertThatThrownBy(() -> authenticate("Bearer crl_123")).hasMessageContaining("malformed");
+    assertThatThrownBy(() -> authenticate("Bearer eyJ.a.b"))
+        .hasMessageContaining("bearer tokens are not accepted");
+    assertThat(lookups).hasValue(0);
+  }
+
+  @Test
+  void withAuthenticationOffEveryCallerIsTheDefaultTenantsAdmin() {
+    Authenticator off = authenticator(100, false);
+    Principal principal = off.cached(null);
+    assertThat(principal.kind()).isEqualTo(Principal.Kind.UNAUTHENTICATED);
+    assertThat(principal.tenant()).isEqualTo(Tenant.DEFAULT);
+    assertThat(principal.role()).isEqualTo(Role.ADMIN);
+  }
+
+  private Principal authenticate(String authorization) {
+    return authenticator.authenticate(authorization).await().atMost(Duration.ofSeconds(1));
+  }
+
+  private Authenticator authenticator(int cacheSize) {
+    return authenticator(cacheSize, true);
+  }
+
+  private Authenticator authenticator(int cacheSize, boolean enabled) {
+    ApiKeyRepository keys =
+        new ApiKeyRepository(null) {
+          @Override
+          Uni<Optional<Live>> authenticate(byte[] hash) {
+            lookups.incrementAndGet();
+            return Uni.createFrom()
+                .item(Optional.ofNullable(live.get(HexFormat.of().formatHex(hash))));
+          }
+        };
+    return new Authenticator(
+        config(cacheSize, enabled),
+        keys,
+        null,
+        new TokenVerifier(null, config(cacheSize, enabled), 0),
+        Clock.systemUTC(),
+        now::get);
+  }
+
+  private static String hex(String key) {
+    return HexFormat.of().formatHex(ApiKeySecret.sha256(key));
+  }
+
+  private static AuthConfig config(int cacheSize, boolean enabled) {
+    return new AuthConfig() {
+      public boolean enabled() {
+        return enabled;
+      }
+
+      public boolean allowRemoteUnauthenticated() {
+        return false;
+      }
+
+      public Duration recheckInterval() {
+        return Duration.ofSeconds(2);
+      }
+
+      public int cacheSize() {
+        return cacheSize;
+      }
+
+      public String operatorTenant() {
+        return "default";
+      }
+
+      public Optional<String> bootstrapKey() {
+        return Optional.empty();
+      }
+
+      public boolean newAdminKey() {
+        return false;
+      }
+
+      public boolean publicReflection() {
+        return false;
+      }
+
+      public boolean publicMetrics() {
+        return false;
+      }
+
+      public Oidc oidc() {
+        return new Oidc() {
+          public boolean enabled() {
+            return false;
+          }
+
+          public Optional<String> issuer() {
+            return Optional.empty();
+          }
+
+          public Optional<String> audience() {
+            return Optional.empty();
+          }
+
+          public int clockSkewSeconds() {
+            return 30;
+          }
+
+          public String tenantClaim() {
+            return "tenant";
+          }
+
+          public String roleClaim() {
+            return "roles";
+          }
+        };
+      }
+    };
+  }
+}
