@@ -4,6 +4,7 @@
 #   bench/run.sh harness [samples]         harness: TTFT overhead, take-over after kill -9
 #   bench/run.sh sandbox [samples]         sandboxes: TTFT eager vs lazy, local provision, warm claims
 #   bench/run.sh horizon [samples]         long sessions: TTFT and resume against log length
+#   bench/run.sh auth [calls]              authentication: EmitEvent with an API key, a JWT, none
 # Results and how to read them: docs/benchmarks.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ case "${1:-log}" in
   harness) main=dev.corral.bench.HarnessBench; argument="${2:-300}" ;;
   sandbox) main=dev.corral.bench.SandboxBench; argument="${2:-20}" ;;
   horizon) main=dev.corral.bench.HorizonBench; argument="${2:-30}" ;;
-  *) echo "usage: bench/run.sh log|harness|sandbox|horizon [argument]" >&2; exit 2 ;;
+  auth) main=dev.corral.bench.AuthBench; argument="${2:-2000}" ;;
+  *) echo "usage: bench/run.sh log|harness|sandbox|horizon|auth [argument]" >&2; exit 2 ;;
 esac
 
 bin/prerequisites

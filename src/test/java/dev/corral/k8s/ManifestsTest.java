@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.kubernetes.SandboxLabels;
+import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.HasMetadata;
@@ -155,6 +156,7 @@ class ManifestsTest {
     Map<String, String> settings = new HashMap<>();
     server().getEnvFrom().stream()
         .filter(from -> from.getSecretRef() != null)
+        .filter(from -> !Boolean.TRUE.equals(from.getSecretRef().getOptional()))
         .forEach(from -> settings.putAll(secret(ns, from.getSecretRef().getName())));
     // Then 2 replicas run as that account, with its token mounted to reach the API
     assertThat(deployment().getSpec().getReplicas()).as("replicas").isEqualTo(2);
@@ -329,15 +331,21 @@ class ManifestsTest {
       }
     }
     Secret secret = new KubernetesSerialization().clone(one(Secret.class));
+    ConfigMap identity = new KubernetesSerialization().clone(one(ConfigMap.class));
     for (Map<String, Object> patch : (List<Map<String, Object>>) overlay.get("patches")) {
-      Secret patched =
-          new KubernetesSerialization()
-              .unmarshal(
-                  Files.readString(OVERLAY.resolve((String) patch.get("path"))), Secret.class);
-      assertThat(patched.getMetadata().getName()).isEqualTo(secret.getMetadata().getName());
+      HasMetadata patched =
+          (HasMetadata)
+              new KubernetesSerialization()
+                  .unmarshal(Files.readString(OVERLAY.resolve((String) patch.get("path"))));
+      HasMetadata target = patched instanceof Secret ? secret : identity;
+      assertThat(patched.getMetadata().getName()).isEqualTo(target.getMetadata().getName());
       assertThat(patched.getMetadata().getNamespace())
-          .isEqualTo(secret.getMetadata().getNamespace());
-      secret.getStringData().putAll(patched.getStringData());
+          .isEqualTo(target.getMetadata().getNamespace());
+      if (patched instanceof Secret patchedSecret) {
+        secret.getStringData().putAll(patchedSecret.getStringData());
+      } else {
+        identity.getData().putAll(((ConfigMap) patched).getData());
+      }
     }
 
     // Then it runs the overlay's image and replica count against the overlay's database
@@ -348,6 +356,39 @@ class ManifestsTest {
         .containsEntry(
             "QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://db.example.internal:5432/corral")
         .containsKeys(DB + "JDBC_URL", DB + "USERNAME", DB + "PASSWORD");
+    // And accepts the overlay's identity provider's tokens
+    assertThat(identity.getData())
+        .containsEntry("CORRAL_AUTH_ENABLED", "true")
+        .containsEntry("CORRAL_AUTH_OIDC_ENABLED", "true")
+        .containsKeys(
+            "CORRAL_AUTH_OIDC_ISSUER",
+            "CORRAL_AUTH_OIDC_AUDIENCE",
+            "CORRAL_AUTH_OIDC_TENANT_CLAIM",
+            "CORRAL_AUTH_OIDC_ROLE_CLAIM");
+  }
+
+  @Test
+  void authenticationIsOnAndTheFirstAdminKeyComesFromASecretNoManifestHolds() {
+    String ns = deployment().getMetadata().getNamespace();
+    var sources = server().getEnvFrom();
+    // The identity settings come from the ConfigMap, with authentication on
+    var configMaps = sources.stream().filter(from -> from.getConfigMapRef() != null).toList();
+    assertThat(configMaps).hasSize(1);
+    List<ConfigMap> identity =
+        named(ConfigMap.class, ns, configMaps.get(0).getConfigMapRef().getName());
+    assertThat(identity).hasSize(1);
+    assertThat(identity.get(0).getData()).containsEntry("CORRAL_AUTH_ENABLED", "true");
+    assertThat(identity.get(0).getData()).doesNotContainKey("CORRAL_AUTH_BOOTSTRAP_KEY");
+    // The admin key comes from an optional Secret that no manifest of the repository holds
+    var adminKey =
+        sources.stream()
+            .filter(from -> from.getSecretRef() != null)
+            .filter(from -> Boolean.TRUE.equals(from.getSecretRef().getOptional()))
+            .toList();
+    assertThat(adminKey).hasSize(1);
+    assertThat(named(Secret.class, ns, adminKey.get(0).getSecretRef().getName())).isEmpty();
+    // And without it, the first replica writes its key under a writable CORRAL_HOME
+    assertEnv("CORRAL_HOME").startsWith("/tmp/");
   }
 
   @Test
