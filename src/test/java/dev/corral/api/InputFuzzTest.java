@@ -127,7 +127,8 @@ class InputFuzzTest {
                 EnvironmentProto.getDescriptor().getServices(),
                 SessionProto.getDescriptor().getServices(),
                 SandboxProto.getDescriptor().getServices(),
-                HarnessProto.getDescriptor().getServices())
+                HarnessProto.getDescriptor().getServices(),
+                dev.corral.proto.v1.IdentityProto.getDescriptor().getServices())
             .stream()
             .flatMap(List::stream)
             .toList()) {

@@ -46,6 +46,52 @@ class ServerSurfaceTest {
   }
 
   @Test
+  void healthNeedsNoCredentialButReflectionDoes() throws Exception {
+    io.grpc.ManagedChannel plain =
+        io.grpc.ManagedChannelBuilder.forAddress("localhost", 18081).usePlaintext().build();
+    try {
+      assertThat(
+              HealthGrpc.newBlockingStub(plain)
+                  .check(HealthCheckRequest.getDefaultInstance())
+                  .getStatus())
+          .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+      CompletableFuture<ServerReflectionResponse> answer = reflect(plain);
+      assertThat(answer)
+          .failsWithin(10, TimeUnit.SECONDS)
+          .withThrowableOfType(java.util.concurrent.ExecutionException.class)
+          .satisfies(
+              failure ->
+                  assertThat(io.grpc.Status.fromThrowable(failure.getCause()).getCode())
+                      .isEqualTo(io.grpc.Status.Code.UNAUTHENTICATED));
+    } finally {
+      plain.shutdownNow();
+    }
+  }
+
+  private static CompletableFuture<ServerReflectionResponse> reflect(Channel channel) {
+    CompletableFuture<ServerReflectionResponse> answer = new CompletableFuture<>();
+    StreamObserver<ServerReflectionRequest> requests =
+        ServerReflectionGrpc.newStub(channel)
+            .serverReflectionInfo(
+                new StreamObserver<>() {
+                  @Override
+                  public void onNext(ServerReflectionResponse response) {
+                    answer.complete(response);
+                  }
+
+                  @Override
+                  public void onError(Throwable failure) {
+                    answer.completeExceptionally(failure);
+                  }
+
+                  @Override
+                  public void onCompleted() {}
+                });
+    requests.onNext(ServerReflectionRequest.newBuilder().setListServices("").build());
+    return answer;
+  }
+
+  @Test
   void reflectionListsTheCorralServices() throws Exception {
     CompletableFuture<ServerReflectionResponse> answer = new CompletableFuture<>();
     StreamObserver<ServerReflectionRequest> requests =
@@ -78,6 +124,8 @@ class ServerSurfaceTest {
             "corral.v1.HarnessService",
             "corral.v1.EnvironmentService",
             "corral.v1.SandboxService",
+            "corral.v1.ApiKeyService",
+            "corral.v1.TenantService",
             "grpc.health.v1.Health");
   }
 }
