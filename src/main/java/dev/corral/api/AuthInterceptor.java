@@ -145,6 +145,14 @@ public class AuthInterceptor implements ServerInterceptor, Prioritized {
                         + " of tenant "
                         + principal.tenant().id())));
       }
+      if (MethodRoles.operatorOnly(call.getMethodDescriptor().getFullMethodName())
+          && !principal.operator()) {
+        return Rejection.of(
+            call,
+            GrpcErrors.toStatus(
+                new PermissionDeniedException(
+                    "this RPC is for operators only (admins of the operator tenant)")));
+      }
       Context context = Context.current().withValue(Caller.KEY, principal);
       if (!call.getMethodDescriptor().getType().serverSendsOneMessage()
           && authenticator.enabled()) {

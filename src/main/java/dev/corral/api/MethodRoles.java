@@ -8,6 +8,7 @@ import dev.corral.proto.v1.HarnessServiceGrpc;
 import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.TenantServiceGrpc;
+import dev.corral.proto.v1.VaultServiceGrpc;
 import io.grpc.MethodDescriptor;
 import java.util.HashMap;
 import java.util.Map;
@@ -16,11 +17,14 @@ import java.util.Optional;
 /**
  * The role each RPC needs. An RPC that is in no table needs a role no one has: a new RPC stays
  * closed until it is given one here ({@code MethodRolesTest} checks that every corral RPC is).
- * TenantService's management RPCs need an admin here and an operator in the domain.
+ * Operator-only RPCs (tenants, re-wrapping the vault's keys) need an admin of the operator tenant.
  */
 final class MethodRoles {
 
   private static final Map<String, Role> ROLES = new HashMap<>();
+
+  /** RPCs about the whole deployment: an admin of the operator tenant only. */
+  private static final java.util.Set<String> OPERATOR_ONLY = new java.util.HashSet<>();
 
   static {
     viewer(AgentServiceGrpc.getGetAgentMethod());
@@ -58,12 +62,19 @@ final class MethodRoles {
     admin(ApiKeyServiceGrpc.getListApiKeysMethod());
     admin(ApiKeyServiceGrpc.getRevokeApiKeyMethod());
 
+    viewer(VaultServiceGrpc.getGetCredentialMethod());
+    viewer(VaultServiceGrpc.getListCredentialsMethod());
+    member(VaultServiceGrpc.getCreateCredentialMethod());
+    member(VaultServiceGrpc.getUpdateCredentialMethod());
+    member(VaultServiceGrpc.getDeleteCredentialMethod());
+    operator(VaultServiceGrpc.getRewrapCredentialsMethod());
+
     viewer(TenantServiceGrpc.getWhoAmIMethod());
-    admin(TenantServiceGrpc.getCreateTenantMethod());
-    admin(TenantServiceGrpc.getGetTenantMethod());
-    admin(TenantServiceGrpc.getListTenantsMethod());
-    admin(TenantServiceGrpc.getDisableTenantMethod());
-    admin(TenantServiceGrpc.getEnableTenantMethod());
+    operator(TenantServiceGrpc.getCreateTenantMethod());
+    operator(TenantServiceGrpc.getGetTenantMethod());
+    operator(TenantServiceGrpc.getListTenantsMethod());
+    operator(TenantServiceGrpc.getDisableTenantMethod());
+    operator(TenantServiceGrpc.getEnableTenantMethod());
   }
 
   private MethodRoles() {}
@@ -71,6 +82,11 @@ final class MethodRoles {
   /** The role {@code fullMethodName} needs, or empty if it is no corral RPC. */
   static Optional<Role> of(String fullMethodName) {
     return Optional.ofNullable(ROLES.get(fullMethodName));
+  }
+
+  /** Whether {@code fullMethodName} is for operators only. */
+  static boolean operatorOnly(String fullMethodName) {
+    return OPERATOR_ONLY.contains(fullMethodName);
   }
 
   /** Every RPC with a role, for tests. */
@@ -88,5 +104,10 @@ final class MethodRoles {
 
   private static void admin(MethodDescriptor<?, ?> method) {
     ROLES.put(method.getFullMethodName(), Role.ADMIN);
+  }
+
+  private static void operator(MethodDescriptor<?, ?> method) {
+    admin(method);
+    OPERATOR_ONLY.add(method.getFullMethodName());
   }
 }

@@ -13,7 +13,8 @@ public enum IdKind {
   EVENT("sevt_"),
   ENVIRONMENT("env_"),
   SANDBOX("sbx_"),
-  API_KEY("key_");
+  API_KEY("key_"),
+  CREDENTIAL("cred_");
 
   private static final char[] ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz".toCharArray();
   private static final SecureRandom RANDOM = new SecureRandom();

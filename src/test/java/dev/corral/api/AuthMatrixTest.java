@@ -11,9 +11,11 @@ import dev.corral.proto.v1.ArchiveEnvironmentRequest;
 import dev.corral.proto.v1.ArchiveSessionRequest;
 import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateApiKeyRequest;
+import dev.corral.proto.v1.CreateCredentialRequest;
 import dev.corral.proto.v1.CreateEnvironmentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.CreateTenantRequest;
+import dev.corral.proto.v1.DeleteCredentialRequest;
 import dev.corral.proto.v1.DeleteSessionRequest;
 import dev.corral.proto.v1.DisableTenantRequest;
 import dev.corral.proto.v1.EmitEventRequest;
@@ -22,6 +24,7 @@ import dev.corral.proto.v1.EnvironmentServiceGrpc;
 import dev.corral.proto.v1.ExecuteRequest;
 import dev.corral.proto.v1.GetAgentRequest;
 import dev.corral.proto.v1.GetApiKeyRequest;
+import dev.corral.proto.v1.GetCredentialRequest;
 import dev.corral.proto.v1.GetEnvironmentRequest;
 import dev.corral.proto.v1.GetEventsRequest;
 import dev.corral.proto.v1.GetSandboxRequest;
@@ -31,6 +34,7 @@ import dev.corral.proto.v1.HarnessServiceGrpc;
 import dev.corral.proto.v1.ListAgentVersionsRequest;
 import dev.corral.proto.v1.ListAgentsRequest;
 import dev.corral.proto.v1.ListApiKeysRequest;
+import dev.corral.proto.v1.ListCredentialsRequest;
 import dev.corral.proto.v1.ListEnvironmentsRequest;
 import dev.corral.proto.v1.ListSandboxesRequest;
 import dev.corral.proto.v1.ListSessionsRequest;
@@ -38,13 +42,17 @@ import dev.corral.proto.v1.ListTenantsRequest;
 import dev.corral.proto.v1.ProvisionRequest;
 import dev.corral.proto.v1.ReleaseSandboxRequest;
 import dev.corral.proto.v1.RevokeApiKeyRequest;
+import dev.corral.proto.v1.RewrapCredentialsRequest;
 import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.proto.v1.SandboxState;
 import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StaticHeaderAuth;
 import dev.corral.proto.v1.StreamEventsRequest;
 import dev.corral.proto.v1.TenantServiceGrpc;
 import dev.corral.proto.v1.UpdateAgentRequest;
+import dev.corral.proto.v1.UpdateCredentialRequest;
 import dev.corral.proto.v1.UpdateEnvironmentRequest;
+import dev.corral.proto.v1.VaultServiceGrpc;
 import dev.corral.proto.v1.WakeRequest;
 import dev.corral.proto.v1.WhoAmIRequest;
 import dev.corral.testing.Calls;
@@ -91,7 +99,8 @@ class AuthMatrixTest {
       String environment,
       String session,
       String sandbox,
-      String apiKey) {}
+      String apiKey,
+      String credential) {}
 
   /** What an RPC does with the ids it is given. */
   enum Kind {
@@ -577,6 +586,46 @@ class AuthMatrixTest {
 
     add(
         rpcs,
+        VaultServiceGrpc.getCreateCredentialMethod(),
+        Role.MEMBER,
+        Kind.CREATE,
+        t -> credential("matrix"));
+    add(
+        rpcs,
+        VaultServiceGrpc.getGetCredentialMethod(),
+        Role.VIEWER,
+        Kind.BY_ID,
+        t -> GetCredentialRequest.newBuilder().setCredentialId(t.credential()).build());
+    add(
+        rpcs,
+        VaultServiceGrpc.getListCredentialsMethod(),
+        Role.VIEWER,
+        Kind.LIST,
+        t -> ListCredentialsRequest.getDefaultInstance());
+    add(
+        rpcs,
+        VaultServiceGrpc.getUpdateCredentialMethod(),
+        Role.MEMBER,
+        Kind.BY_ID,
+        t ->
+            UpdateCredentialRequest.newBuilder()
+                .setCredentialId(t.credential())
+                .setName("renamed")
+                .build());
+    add(
+        rpcs,
+        VaultServiceGrpc.getDeleteCredentialMethod(),
+        Role.MEMBER,
+        Kind.BY_ID,
+        t -> DeleteCredentialRequest.newBuilder().setCredentialId(t.credential()).build());
+    add(
+        rpcs,
+        VaultServiceGrpc.getRewrapCredentialsMethod(),
+        Role.ADMIN,
+        Kind.OPERATOR,
+        t -> RewrapCredentialsRequest.getDefaultInstance());
+    add(
+        rpcs,
         TenantServiceGrpc.getWhoAmIMethod(),
         Role.VIEWER,
         Kind.SELF,
@@ -621,7 +670,8 @@ class AuthMatrixTest {
             "ArchiveSession",
             "DeleteSession",
             "ReleaseSandbox",
-            "RevokeApiKey")
+            "RevokeApiKey",
+            "DeleteCredential")
         .contains(rpc.method().getBareMethodName());
   }
 
@@ -643,6 +693,16 @@ class AuthMatrixTest {
   @SuppressWarnings("unchecked")
   private static MethodDescriptor<Message, Message> raw(MethodDescriptor<?, ?> method) {
     return (MethodDescriptor<Message, Message>) method;
+  }
+
+  private static CreateCredentialRequest credential(String name) {
+    return CreateCredentialRequest.newBuilder()
+        .setName(name)
+        .setStaticHeader(
+            StaticHeaderAuth.newBuilder()
+                .setMcpServerUrl("https://mcp.example.com/mcp")
+                .setValue("Bearer matrix-secret"))
+        .build();
   }
 
   private static CreateAgentRequest createAgent() {
@@ -709,7 +769,12 @@ class AuthMatrixTest {
                     .build())
             .getSandbox()
             .getId();
-    return new Tenant(id, keys, tokens, agent, environment, session, sandbox, apiKey);
+    String credential =
+        VaultServiceGrpc.newBlockingStub(member)
+            .createCredential(credential("matrix"))
+            .getCredential()
+            .getId();
+    return new Tenant(id, keys, tokens, agent, environment, session, sandbox, apiKey, credential);
   }
 
   /** Fresh resources of {@code tenant}, for RPCs that archive, delete, release or revoke. */
@@ -741,7 +806,8 @@ class AuthMatrixTest {
         dev.corral.common.IdKind.ENVIRONMENT.next(),
         dev.corral.common.IdKind.SESSION.next(),
         dev.corral.common.IdKind.SANDBOX.next(),
-        dev.corral.common.IdKind.API_KEY.next());
+        dev.corral.common.IdKind.API_KEY.next(),
+        dev.corral.common.IdKind.CREDENTIAL.next());
   }
 
   /** A message with the tenant's ids replaced by their kind, so that two can be compared. */
@@ -751,7 +817,8 @@ class AuthMatrixTest {
         .replace(tenant.environment(), "ENVIRONMENT")
         .replace(tenant.session(), "SESSION")
         .replace(tenant.sandbox(), "SANDBOX")
-        .replace(tenant.apiKey(), "KEY");
+        .replace(tenant.apiKey(), "KEY")
+        .replace(tenant.credential(), "CREDENTIAL");
   }
 
   /** What a tenant's resources look like now (what a refused call must not change). */
@@ -789,6 +856,12 @@ class AuthMatrixTest {
             .getApiKey(GetApiKeyRequest.newBuilder().setApiKeyId(tenant.apiKey()).build())
             .getApiKey();
     state.put("apiKey", key.hasRevokedAt());
+    var credential =
+        VaultServiceGrpc.newBlockingStub(admin)
+            .getCredential(
+                GetCredentialRequest.newBuilder().setCredentialId(tenant.credential()).build())
+            .getCredential();
+    state.put("credential", credential.getName() + "/" + credential.getRotatedAt());
     state.put(
         "agents",
         AgentServiceGrpc.newBlockingStub(admin)

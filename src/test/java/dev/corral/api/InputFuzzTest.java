@@ -128,7 +128,8 @@ class InputFuzzTest {
                 SessionProto.getDescriptor().getServices(),
                 SandboxProto.getDescriptor().getServices(),
                 HarnessProto.getDescriptor().getServices(),
-                dev.corral.proto.v1.IdentityProto.getDescriptor().getServices())
+                dev.corral.proto.v1.IdentityProto.getDescriptor().getServices(),
+                dev.corral.proto.v1.VaultProto.getDescriptor().getServices())
             .stream()
             .flatMap(List::stream)
             .toList()) {

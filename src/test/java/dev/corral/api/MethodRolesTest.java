@@ -27,7 +27,8 @@ class MethodRolesTest {
           HarnessServiceGrpc.getServiceDescriptor(),
           SandboxServiceGrpc.getServiceDescriptor(),
           ApiKeyServiceGrpc.getServiceDescriptor(),
-          TenantServiceGrpc.getServiceDescriptor());
+          TenantServiceGrpc.getServiceDescriptor(),
+          dev.corral.proto.v1.VaultServiceGrpc.getServiceDescriptor());
 
   @Test
   void everyRpcOfEveryCorralServiceNeedsARoleAndNoOtherIsListed() {

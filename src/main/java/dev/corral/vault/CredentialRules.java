@@ -1,0 +1,183 @@
+package dev.corral.vault;
+
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.BasicAuth;
+import dev.corral.proto.v1.OAuth2Auth;
+import dev.corral.proto.v1.StaticHeaderAuth;
+import dev.corral.proto.v1.TokenEndpointAuth;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/** What a credential must look like before it is sealed. */
+final class CredentialRules {
+
+  static final int MAX_NAME = 256;
+  static final int MAX_SECRET = 8192;
+  static final int MAX_URL = 2048;
+  static final int MAX_HOSTS = 16;
+
+  /** Headers that frame or route the request, or that MCP itself sets: never from a credential. */
+  private static final Set<String> RESERVED_HEADERS =
+      Set.of(
+          "host",
+          "content-length",
+          "content-type",
+          "transfer-encoding",
+          "connection",
+          "upgrade",
+          "te",
+          "trailer",
+          "accept",
+          "expect",
+          "mcp-session-id",
+          "mcp-protocol-version",
+          "last-event-id");
+
+  /** Visible ASCII and spaces: what a header value or token may hold (no CR, LF or controls). */
+  private static final Pattern HEADER_VALUE = Pattern.compile("[\\x20-\\x7E]+");
+
+  private static final Pattern HOST =
+      Pattern.compile(
+          "(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*");
+
+  private CredentialRules() {}
+
+  static String name(String field, String name) {
+    InputRules.length(field, name, 1, MAX_NAME);
+    if (name.chars().anyMatch(Character::isISOControl)) {
+      throw new InvalidArgumentException(field, "must not contain control characters");
+    }
+    return name;
+  }
+
+  static void staticHeader(String field, StaticHeaderAuth auth) {
+    url(field + ".mcp_server_url", auth.getMcpServerUrl());
+    String header = auth.getHeaderName().isEmpty() ? "Authorization" : auth.getHeaderName();
+    if (!HttpAuth.HEADER_NAME.matcher(header).matches()) {
+      throw new InvalidArgumentException(field + ".header_name", "is not an HTTP header name");
+    }
+    if (RESERVED_HEADERS.contains(header.toLowerCase(Locale.ROOT))) {
+      throw new InvalidArgumentException(
+          field + ".header_name", "names a header corral or MCP sets itself");
+    }
+    headerValue(field + ".value", auth.getValue(), true);
+  }
+
+  static void oauth2(String field, OAuth2Auth auth) {
+    url(field + ".mcp_server_url", auth.getMcpServerUrl());
+    headerValue(field + ".access_token", auth.getAccessToken(), true);
+    headerValue(field + ".refresh_token", auth.getRefreshToken(), false);
+    if (!auth.getRefreshToken().isEmpty() || !auth.getTokenUrl().isEmpty()) {
+      url(field + ".token_url", auth.getTokenUrl());
+      if (auth.getClientId().isEmpty()) {
+        throw new InvalidArgumentException(field + ".client_id", "is required to refresh tokens");
+      }
+    }
+    InputRules.length(field + ".client_id", auth.getClientId(), 0, 256);
+    if (!auth.getClientId().isEmpty() && !HEADER_VALUE.matcher(auth.getClientId()).matches()) {
+      throw new InvalidArgumentException(field + ".client_id", "must be visible ASCII");
+    }
+    headerValue(field + ".client_secret", auth.getClientSecret(), false);
+    InputRules.length(field + ".scope", auth.getScope(), 0, 1024);
+    if (!auth.getScope().isEmpty() && !HEADER_VALUE.matcher(auth.getScope()).matches()) {
+      throw new InvalidArgumentException(field + ".scope", "must be visible ASCII");
+    }
+    if (auth.getTokenEndpointAuth() == TokenEndpointAuth.UNRECOGNIZED) {
+      throw new InvalidArgumentException(field + ".token_endpoint_auth", "is not a known value");
+    }
+    if (auth.getTokenEndpointAuth() != TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE
+        && auth.getTokenEndpointAuth() != TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_UNSPECIFIED
+        && auth.getClientSecret().isEmpty()) {
+      throw new InvalidArgumentException(
+          field + ".client_secret",
+          "is required by token_endpoint_auth " + auth.getTokenEndpointAuth());
+    }
+  }
+
+  static void basic(String field, BasicAuth auth) {
+    List<String> hosts = auth.getHostsList();
+    if (hosts.isEmpty() || hosts.size() > MAX_HOSTS) {
+      throw new InvalidArgumentException(field + ".hosts", "needs 1 to " + MAX_HOSTS + " hosts");
+    }
+    for (int i = 0; i < hosts.size(); i++) {
+      if (!HOST.matcher(hosts.get(i)).matches()) {
+        throw new InvalidArgumentException(
+            field + ".hosts[" + i + "]", "is not a lowercase host name (no scheme, port or path)");
+      }
+    }
+    InputRules.length(field + ".username", auth.getUsername(), 0, 256);
+    if (auth.getUsername().contains(":")
+        || !auth.getUsername().isEmpty() && !HEADER_VALUE.matcher(auth.getUsername()).matches()) {
+      throw new InvalidArgumentException(field + ".username", "must be visible ASCII without ':'");
+    }
+    headerValue(field + ".password", auth.getPassword(), true);
+  }
+
+  /** An http or https URL with a host and no user information or fragment; normalized. */
+  static String url(String field, String value) {
+    if (value.isEmpty()) {
+      throw new InvalidArgumentException(field, "is required");
+    }
+    InputRules.length(field, value, 1, MAX_URL);
+    return normalized(field, value);
+  }
+
+  /**
+   * The URL as compared with the one a call goes to: scheme and host in lowercase, no default port,
+   * {@code /} for an empty path.
+   */
+  static String normalized(String field, String value) {
+    URI uri;
+    try {
+      uri = new URI(value);
+    } catch (URISyntaxException e) {
+      throw new InvalidArgumentException(field, "is not a URL");
+    }
+    String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+    if (!scheme.equals("http") && !scheme.equals("https")) {
+      throw new InvalidArgumentException(field, "must be an http or https URL");
+    }
+    if (uri.getHost() == null || uri.getHost().isEmpty()) {
+      throw new InvalidArgumentException(field, "has no host");
+    }
+    if (uri.getRawUserInfo() != null) {
+      throw new InvalidArgumentException(field, "must not hold user information");
+    }
+    if (uri.getRawFragment() != null) {
+      throw new InvalidArgumentException(field, "must not have a fragment");
+    }
+    int port = uri.getPort();
+    if ((scheme.equals("http") && port == 80) || (scheme.equals("https") && port == 443)) {
+      port = -1;
+    }
+    String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
+    return scheme
+        + "://"
+        + uri.getHost().toLowerCase(Locale.ROOT)
+        + (port < 0 ? "" : ":" + port)
+        + path
+        + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery());
+  }
+
+  private static void headerValue(String field, String value, boolean required) {
+    if (value.isEmpty()) {
+      if (required) {
+        throw new InvalidArgumentException(field, "is required");
+      }
+      return;
+    }
+    if (value.length() > MAX_SECRET) {
+      throw new InvalidArgumentException(
+          field, "has " + value.length() + " characters; the limit is " + MAX_SECRET);
+    }
+    if (!HEADER_VALUE.matcher(value).matches()) {
+      throw new InvalidArgumentException(
+          field, "must be visible ASCII and spaces (no line breaks or control characters)");
+    }
+  }
+}

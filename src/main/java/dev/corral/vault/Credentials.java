@@ -1,0 +1,518 @@
+package dev.corral.vault;
+
+import dev.corral.common.IdKind;
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.Page;
+import dev.corral.common.Paging;
+import dev.corral.common.ProtoTime;
+import dev.corral.common.Tenant;
+import dev.corral.proto.v1.BasicAuthInfo;
+import dev.corral.proto.v1.CreateCredentialRequest;
+import dev.corral.proto.v1.Credential;
+import dev.corral.proto.v1.OAuth2Info;
+import dev.corral.proto.v1.StaticHeaderInfo;
+import dev.corral.proto.v1.UpdateCredentialRequest;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.jboss.logging.Logger;
+
+/**
+ * The vault's operations: storing, rotating, reading (never a secret), deleting and re-wrapping
+ * credentials, and handing one to a call as an {@link HttpAuth} for the URL or host it is bound to,
+ * refreshing an OAuth token first when it is about to expire or was refused.
+ */
+@ApplicationScoped
+public class Credentials {
+
+  private static final Logger LOGGER = Logger.getLogger(Credentials.class);
+
+  /** An OAuth access token closer than this to its expiry is refreshed before it is used. */
+  static final Duration REFRESH_BEFORE = Duration.ofSeconds(60);
+
+  private static final Duration TOUCH_EVERY = Duration.ofMinutes(1);
+  private static final int REWRAP_BATCH = 100;
+
+  private final CredentialRepository repository;
+  private final KeyRing keys;
+  private final OAuthTokens tokens;
+  private final Clock clock;
+  private final Map<String, Instant> touched = new ConcurrentHashMap<>();
+
+  Credentials(CredentialRepository repository, KeyRing keys, OAuthTokens tokens, Clock clock) {
+    this.repository = repository;
+    this.keys = keys;
+    this.tokens = tokens;
+    this.clock = clock;
+  }
+
+  public Uni<Credential> create(Tenant tenant, CreateCredentialRequest request) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              keys.requireConfigured();
+              String name = CredentialRules.name("name", request.getName());
+              InputRules.metadata("metadata", request.getMetadataMap());
+              String id = IdKind.CREDENTIAL.next();
+              Kinded kinded = kinded(request);
+              Credential info =
+                  kinded.info().toBuilder()
+                      .setName(name)
+                      .putAllMetadata(request.getMetadataMap())
+                      .build();
+              byte[] plaintext = kinded.secrets().toBytes();
+              try {
+                Envelope.Box box = Envelope.seal(keys, plaintext, tenant.id(), id);
+                return new Pending(id, kinded.kind(), info, box);
+              } finally {
+                Arrays.fill(plaintext, (byte) 0);
+              }
+            })
+        .flatMap(
+            pending ->
+                repository.insert(
+                    tenant, pending.id(), pending.kind(), pending.info(), pending.box()));
+  }
+
+  public Uni<Credential> get(Tenant tenant, String credentialId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.CREDENTIAL.require("credential_id", credentialId))
+        .flatMap(id -> repository.find(tenant, id))
+        .map(CredentialRepository.Stored::credential);
+  }
+
+  public Uni<Page<Credential>> list(Tenant tenant, int pageSize, String pageToken) {
+    return Uni.createFrom()
+        .item(() -> Paging.pageSize("page_size", pageSize, 20, 100))
+        .flatMap(
+            size ->
+                repository
+                    .list(
+                        tenant,
+                        Paging.keyOf("page_token", pageToken, IdKind.CREDENTIAL::isValid),
+                        size + 1)
+                    .map(rows -> Page.of(rows, size, Credential::getId)));
+  }
+
+  /** Replaces the secret values (rotation), the name or the metadata. */
+  public Uni<Credential> update(Tenant tenant, UpdateCredentialRequest request) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              IdKind.CREDENTIAL.require("credential_id", request.getCredentialId());
+              if (request.hasName()) {
+                CredentialRules.name("name", request.getName());
+              }
+              if (request.hasMetadata()) {
+                InputRules.metadata("metadata.entries", request.getMetadata().getEntriesMap());
+              }
+              if (request.getAuthCase() != UpdateCredentialRequest.AuthCase.AUTH_NOT_SET) {
+                keys.requireConfigured();
+              }
+              return request.getCredentialId();
+            })
+        .flatMap(
+            id ->
+                repository.underLock(
+                    tenant,
+                    id,
+                    stored -> Uni.createFrom().item(() -> updated(tenant, stored, request))));
+  }
+
+  public Uni<Void> delete(Tenant tenant, String credentialId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.CREDENTIAL.require("credential_id", credentialId))
+        .flatMap(id -> repository.delete(tenant, id));
+  }
+
+  /** What re-wrapping did. */
+  public record Rewrapped(int count, String activeKeyId) {}
+
+  /** Wraps every data key, of every tenant, with the active key-encryption key. */
+  public Uni<Rewrapped> rewrapAll() {
+    return Uni.createFrom()
+        .item(keys::activeId)
+        .flatMap(active -> rewrapFrom(active, 0).map(count -> new Rewrapped(count, active)));
+  }
+
+  private Uni<Integer> rewrapFrom(String active, int done) {
+    return repository
+        .rewrapBatch(active, REWRAP_BATCH, (id, box) -> Envelope.rewrap(keys, box, id))
+        .flatMap(
+            count ->
+                count < REWRAP_BATCH
+                    ? Uni.createFrom().item(done + count)
+                    : rewrapFrom(active, done + count));
+  }
+
+  /**
+   * The header a request to {@code url} carries for {@code tenant}'s credential {@code
+   * credentialId}, which must be bound to that URL (or, for basic authentication, its host). An
+   * OAuth token about to expire is refreshed first.
+   *
+   * @throws CredentialUnusableException (in the Uni) if it does not exist, is bound elsewhere, or
+   *     cannot be refreshed
+   */
+  public Uni<HttpAuth> authFor(Tenant tenant, String credentialId, String url) {
+    return repository
+        .find(tenant, credentialId)
+        .onFailure(NotFoundException.class)
+        .transform(
+            missing ->
+                new CredentialUnusableException(
+                    "credential " + credentialId + " does not exist in tenant " + tenant.id(),
+                    false))
+        .invoke(stored -> requireBound(stored.credential(), url))
+        .flatMap(
+            stored ->
+                expiring(stored.credential())
+                    ? refresh(tenant, credentialId, null)
+                    : Uni.createFrom().item(httpAuth(tenant, stored)))
+        .invoke(auth -> touch(tenant, credentialId));
+  }
+
+  /**
+   * After a call with {@code used} was refused (HTTP 401): a refreshed OAuth token, or the one
+   * another replica refreshed meanwhile; null if the credential cannot be refreshed.
+   */
+  public Uni<HttpAuth> afterUnauthorized(Tenant tenant, HttpAuth used) {
+    return repository
+        .find(tenant, used.credentialId())
+        .flatMap(
+            stored ->
+                stored.credential().hasOauth2()
+                        && stored.credential().getOauth2().getHasRefreshToken()
+                    ? refresh(tenant, used.credentialId(), used.bearerToken())
+                    : Uni.createFrom().nullItem());
+  }
+
+  /**
+   * Refreshes the OAuth token under the credential's row lock, unless another replica did since
+   * {@code usedToken} (null: refresh anyway) was read; then that token is returned.
+   */
+  private Uni<HttpAuth> refresh(Tenant tenant, String credentialId, String usedToken) {
+    return repository.underLock(
+        tenant,
+        credentialId,
+        stored -> {
+          SecretValues secrets = open(tenant, stored);
+          boolean refreshedMeanwhile =
+              usedToken != null && !usedToken.equals(secrets.accessToken());
+          if (refreshedMeanwhile || !stored.credential().getOauth2().getHasRefreshToken()) {
+            HttpAuth current = httpAuth(stored.credential(), secrets);
+            return Uni.createFrom()
+                .item(new CredentialRepository.Change<>(null, ignored -> current));
+          }
+          return tokens
+              .refresh(stored.credential().getOauth2(), secrets)
+              .map(refreshed -> refreshedChange(tenant, stored, secrets, refreshed));
+        });
+  }
+
+  private CredentialRepository.Change<HttpAuth> refreshedChange(
+      Tenant tenant,
+      CredentialRepository.Stored stored,
+      SecretValues secrets,
+      OAuthTokens.Refreshed refreshed) {
+    SecretValues next = secrets.withTokens(refreshed.accessToken(), refreshed.refreshToken());
+    OAuth2Info.Builder info =
+        stored.credential().getOauth2().toBuilder()
+            .setRefreshedAt(ProtoTime.of(clock.instant()))
+            .setHasRefreshToken(next.refreshToken() != null && !next.refreshToken().isEmpty());
+    if (refreshed.expiresAt() == null) {
+      info.clearExpiresAt();
+    } else {
+      info.setExpiresAt(ProtoTime.of(refreshed.expiresAt()));
+    }
+    Credential credential = infoOf(stored.credential()).toBuilder().setOauth2(info).build();
+    byte[] plaintext = next.toBytes();
+    try {
+      Envelope.Box box = Envelope.seal(keys, plaintext, tenant.id(), stored.credential().getId());
+      LOGGER.infof(
+          "credential=%s tenant=%s OAuth token refreshed",
+          stored.credential().getId(), tenant.id());
+      HttpAuth refreshedAuth = httpAuth(stored.credential(), next);
+      return new CredentialRepository.Change<>(
+          new CredentialRepository.Update(credential, box, true), ignored -> refreshedAuth);
+    } finally {
+      Arrays.fill(plaintext, (byte) 0);
+    }
+  }
+
+  private CredentialRepository.Change<Credential> updated(
+      Tenant tenant, CredentialRepository.Stored stored, UpdateCredentialRequest request) {
+    Credential current = infoOf(stored.credential());
+    Credential.Builder next = current.toBuilder();
+    if (request.hasName()) {
+      next.setName(request.getName());
+    }
+    if (request.hasMetadata()) {
+      next.clearMetadata().putAllMetadata(request.getMetadata().getEntriesMap());
+    }
+    Envelope.Box box = stored.box();
+    boolean rotated = request.getAuthCase() != UpdateCredentialRequest.AuthCase.AUTH_NOT_SET;
+    if (rotated) {
+      Kinded kinded = kinded(request);
+      requireSameBinding(current, kinded.info());
+      copyKind(next, kinded.info());
+      byte[] plaintext = kinded.secrets().toBytes();
+      try {
+        box = Envelope.seal(keys, plaintext, tenant.id(), stored.credential().getId());
+      } finally {
+        Arrays.fill(plaintext, (byte) 0);
+      }
+    }
+    return new CredentialRepository.Change<>(
+        new CredentialRepository.Update(next.build(), box, rotated), credential -> credential);
+  }
+
+  /** A credential's kind, public part and secret values, from a request's {@code auth}. */
+  private record Kinded(String kind, Credential info, SecretValues secrets) {}
+
+  private static Kinded kinded(CreateCredentialRequest request) {
+    return switch (request.getAuthCase()) {
+      case STATIC_HEADER -> staticHeader("static_header", request.getStaticHeader());
+      case OAUTH2 -> oauth2("oauth2", request.getOauth2());
+      case BASIC -> basic("basic", request.getBasic());
+      default -> throw new InvalidArgumentException("auth", "needs static_header, oauth2 or basic");
+    };
+  }
+
+  private static Kinded kinded(UpdateCredentialRequest request) {
+    return switch (request.getAuthCase()) {
+      case STATIC_HEADER -> staticHeader("static_header", request.getStaticHeader());
+      case OAUTH2 -> oauth2("oauth2", request.getOauth2());
+      case BASIC -> basic("basic", request.getBasic());
+      default -> throw new IllegalStateException("no auth to rotate");
+    };
+  }
+
+  private static Kinded staticHeader(String field, dev.corral.proto.v1.StaticHeaderAuth auth) {
+    CredentialRules.staticHeader(field, auth);
+    return new Kinded(
+        "static_header",
+        Credential.newBuilder()
+            .setStaticHeader(
+                StaticHeaderInfo.newBuilder()
+                    .setMcpServerUrl(CredentialRules.normalized(field, auth.getMcpServerUrl()))
+                    .setHeaderName(
+                        auth.getHeaderName().isEmpty() ? "Authorization" : auth.getHeaderName()))
+            .build(),
+        new SecretValues(auth.getValue(), null, null, null, null));
+  }
+
+  private static Kinded oauth2(String field, dev.corral.proto.v1.OAuth2Auth auth) {
+    CredentialRules.oauth2(field, auth);
+    OAuth2Info.Builder info =
+        OAuth2Info.newBuilder()
+            .setMcpServerUrl(CredentialRules.normalized(field, auth.getMcpServerUrl()))
+            .setHasRefreshToken(!auth.getRefreshToken().isEmpty())
+            .setTokenUrl(auth.getTokenUrl())
+            .setClientId(auth.getClientId())
+            .setScope(auth.getScope())
+            .setTokenEndpointAuth(auth.getTokenEndpointAuth());
+    if (auth.hasExpiresAt()) {
+      info.setExpiresAt(auth.getExpiresAt());
+    }
+    return new Kinded(
+        "oauth2",
+        Credential.newBuilder().setOauth2(info).build(),
+        new SecretValues(
+            null,
+            auth.getAccessToken(),
+            emptyToNull(auth.getRefreshToken()),
+            emptyToNull(auth.getClientSecret()),
+            null));
+  }
+
+  private static Kinded basic(String field, dev.corral.proto.v1.BasicAuth auth) {
+    CredentialRules.basic(field, auth);
+    return new Kinded(
+        "basic",
+        Credential.newBuilder()
+            .setBasic(
+                BasicAuthInfo.newBuilder()
+                    .addAllHosts(auth.getHostsList())
+                    .setUsername(auth.getUsername()))
+            .build(),
+        new SecretValues(null, null, null, null, auth.getPassword()));
+  }
+
+  /** The bindings of a rotated credential must be the ones it was made with. */
+  private static void requireSameBinding(Credential current, Credential next) {
+    if (current.getKindCase() != next.getKindCase()) {
+      throw new InvalidArgumentException(
+          "auth",
+          "is "
+              + next.getKindCase().name().toLowerCase(java.util.Locale.ROOT)
+              + " but the credential is "
+              + current.getKindCase().name().toLowerCase(java.util.Locale.ROOT)
+              + "; a credential's kind cannot change");
+    }
+    switch (current.getKindCase()) {
+      case STATIC_HEADER -> {
+        same(
+            "static_header.mcp_server_url",
+            current.getStaticHeader().getMcpServerUrl(),
+            next.getStaticHeader().getMcpServerUrl());
+      }
+      case OAUTH2 -> {
+        same(
+            "oauth2.mcp_server_url",
+            current.getOauth2().getMcpServerUrl(),
+            next.getOauth2().getMcpServerUrl());
+        same("oauth2.token_url", current.getOauth2().getTokenUrl(), next.getOauth2().getTokenUrl());
+        same("oauth2.client_id", current.getOauth2().getClientId(), next.getOauth2().getClientId());
+      }
+      case BASIC ->
+          same(
+              "basic.hosts",
+              current.getBasic().getHostsList().toString(),
+              next.getBasic().getHostsList().toString());
+      default -> {}
+    }
+  }
+
+  private static void same(String field, String before, String after) {
+    if (!before.equals(after)) {
+      throw new InvalidArgumentException(
+          field, "cannot change (it was " + before + "); make a new credential instead");
+    }
+  }
+
+  private static void copyKind(Credential.Builder next, Credential kind) {
+    switch (kind.getKindCase()) {
+      case STATIC_HEADER -> next.setStaticHeader(kind.getStaticHeader());
+      case OAUTH2 -> next.setOauth2(kind.getOauth2());
+      case BASIC -> next.setBasic(kind.getBasic());
+      default -> {}
+    }
+  }
+
+  private static void requireBound(Credential credential, String url) {
+    String target;
+    try {
+      target = CredentialRules.normalized("url", url);
+    } catch (InvalidArgumentException e) {
+      throw new CredentialUnusableException(
+          "the URL " + url + " is not an http or https URL", false);
+    }
+    String bound =
+        switch (credential.getKindCase()) {
+          case STATIC_HEADER -> credential.getStaticHeader().getMcpServerUrl();
+          case OAUTH2 -> credential.getOauth2().getMcpServerUrl();
+          default -> null;
+        };
+    if (bound != null && bound.equals(target)) {
+      return;
+    }
+    if (credential.hasBasic()
+        && credential.getBasic().getHostsList().contains(java.net.URI.create(target).getHost())) {
+      return;
+    }
+    throw new CredentialUnusableException(
+        "credential "
+            + credential.getId()
+            + " is bound to "
+            + (bound != null ? bound : "the hosts " + credential.getBasic().getHostsList())
+            + ", not to "
+            + target,
+        false);
+  }
+
+  private boolean expiring(Credential credential) {
+    return credential.hasOauth2()
+        && credential.getOauth2().getHasRefreshToken()
+        && credential.getOauth2().hasExpiresAt()
+        && ProtoTime.toInstant(credential.getOauth2().getExpiresAt())
+            .isBefore(clock.instant().plus(REFRESH_BEFORE));
+  }
+
+  private HttpAuth httpAuth(Tenant tenant, CredentialRepository.Stored stored) {
+    return httpAuth(stored.credential(), open(tenant, stored));
+  }
+
+  private SecretValues open(Tenant tenant, CredentialRepository.Stored stored) {
+    byte[] plaintext = Envelope.open(keys, stored.box(), tenant.id(), stored.credential().getId());
+    try {
+      return SecretValues.fromBytes(plaintext);
+    } finally {
+      Arrays.fill(plaintext, (byte) 0);
+    }
+  }
+
+  private static HttpAuth httpAuth(Credential credential, SecretValues secrets) {
+    List<String> all = new ArrayList<>(secrets.all());
+    return switch (credential.getKindCase()) {
+      case STATIC_HEADER ->
+          new HttpAuth(
+              credential.getId(),
+              credential.getStaticHeader().getHeaderName(),
+              secrets.headerValue(),
+              all);
+      case OAUTH2 -> {
+        String value = "Bearer " + secrets.accessToken();
+        all.add(value);
+        yield new HttpAuth(credential.getId(), "Authorization", value, all);
+      }
+      case BASIC -> {
+        String pair = credential.getBasic().getUsername() + ":" + secrets.password();
+        String encoded = Base64.getEncoder().encodeToString(pair.getBytes(StandardCharsets.UTF_8));
+        all.add(encoded);
+        yield new HttpAuth(credential.getId(), "Authorization", "Basic " + encoded, all);
+      }
+      default ->
+          throw new IllegalStateException("credential " + credential.getId() + " has no kind");
+    };
+  }
+
+  /** Records a use, off the call's path and at most once a minute per credential. */
+  private void touch(Tenant tenant, String credentialId) {
+    Instant now = clock.instant();
+    Instant last = touched.get(credentialId);
+    if (last != null && last.plus(TOUCH_EVERY).isAfter(now)) {
+      return;
+    }
+    if (touched.size() >= 10_000) {
+      touched.clear();
+    }
+    touched.put(credentialId, now);
+    repository
+        .used(tenant, credentialId)
+        .subscribe()
+        .with(
+            ignored -> {},
+            failure ->
+                LOGGER.debugf(
+                    "credential=%s use not recorded: %s", credentialId, failure.getMessage()));
+  }
+
+  /** What a credential's row holds as its public record (without the columns' fields). */
+  private static Credential infoOf(Credential credential) {
+    return credential.toBuilder()
+        .clearId()
+        .clearTenantId()
+        .clearKeyId()
+        .clearCreatedAt()
+        .clearRotatedAt()
+        .clearLastUsedAt()
+        .build();
+  }
+
+  private static String emptyToNull(String value) {
+    return value == null || value.isEmpty() ? null : value;
+  }
+
+  private record Pending(String id, String kind, Credential info, Envelope.Box box) {}
+}

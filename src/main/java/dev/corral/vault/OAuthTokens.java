@@ -1,0 +1,149 @@
+package dev.corral.vault;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.corral.proto.v1.OAuth2Info;
+import dev.corral.proto.v1.TokenEndpointAuth;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.regex.Pattern;
+
+/**
+ * Refreshes OAuth 2 access tokens at a credential's token endpoint (RFC 6749 section 6), without
+ * blocking: the JDK's HTTP client, asynchronously, with a timeout. Nothing of what it sends or
+ * receives is logged, and its failures name the endpoint and the OAuth error code only.
+ */
+@ApplicationScoped
+class OAuthTokens {
+
+  static final Duration TIMEOUT = Duration.ofSeconds(10);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Pattern ERROR_CODE = Pattern.compile("[a-z_]{1,64}");
+  private static final int MAX_ANSWER = 64 * 1024;
+
+  private final HttpClient http =
+      HttpClient.newBuilder()
+          .connectTimeout(Duration.ofSeconds(5))
+          .followRedirects(HttpClient.Redirect.NEVER)
+          .build();
+
+  /** A fresh access token, its expiry (null if not said) and a new refresh token (or null). */
+  record Refreshed(String accessToken, Instant expiresAt, String refreshToken) {
+
+    @Override
+    public String toString() {
+      return "Refreshed[redacted, expires " + expiresAt + "]";
+    }
+  }
+
+  Uni<Refreshed> refresh(OAuth2Info info, SecretValues secrets) {
+    String form = form(info, secrets);
+    HttpRequest.Builder request =
+        HttpRequest.newBuilder(URI.create(info.getTokenUrl()))
+            .timeout(TIMEOUT)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(form));
+    if (basicAuth(info, secrets)) {
+      String pair = encode(info.getClientId()) + ":" + encode(secrets.clientSecret());
+      request.header(
+          "authorization",
+          "Basic " + Base64.getEncoder().encodeToString(pair.getBytes(StandardCharsets.UTF_8)));
+    }
+    return Uni.createFrom()
+        .completionStage(
+            () -> http.sendAsync(request.build(), HttpResponse.BodyHandlers.ofByteArray()))
+        .onFailure()
+        .transform(failure -> refusal(info, "could not be reached (" + reason(failure) + ")"))
+        .map(response -> refreshed(info, response));
+  }
+
+  private static Refreshed refreshed(OAuth2Info info, HttpResponse<byte[]> response) {
+    JsonNode answer = null;
+    if (response.body().length <= MAX_ANSWER) {
+      try {
+        answer = JSON.readTree(response.body());
+      } catch (java.io.IOException malformed) {
+        answer = null;
+      }
+    }
+    if (response.statusCode() / 100 != 2) {
+      String code = answer == null ? "" : answer.path("error").asText("");
+      throw refusal(
+          info,
+          "answered HTTP "
+              + response.statusCode()
+              + (ERROR_CODE.matcher(code).matches() ? " (" + code + ")" : ""));
+    }
+    String accessToken = answer == null ? "" : answer.path("access_token").asText("");
+    if (accessToken.isEmpty() || accessToken.length() > CredentialRules.MAX_SECRET) {
+      throw refusal(info, "answered without a usable access_token");
+    }
+    long expiresIn = answer.path("expires_in").asLong(0);
+    String refreshToken = answer.path("refresh_token").asText("");
+    return new Refreshed(
+        accessToken,
+        expiresIn > 0 ? Instant.now().plusSeconds(expiresIn) : null,
+        refreshToken.isEmpty() ? null : refreshToken);
+  }
+
+  private static String form(OAuth2Info info, SecretValues secrets) {
+    StringBuilder form =
+        new StringBuilder("grant_type=refresh_token&refresh_token=")
+            .append(encode(secrets.refreshToken()));
+    if (!basicAuth(info, secrets)) {
+      form.append("&client_id=").append(encode(info.getClientId()));
+      if (info.getTokenEndpointAuth() == TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_CLIENT_SECRET_POST) {
+        form.append("&client_secret=").append(encode(secrets.clientSecret()));
+      }
+    }
+    if (!info.getScope().isEmpty()) {
+      form.append("&scope=").append(encode(info.getScope()));
+    }
+    return form.toString();
+  }
+
+  private static boolean basicAuth(OAuth2Info info, SecretValues secrets) {
+    TokenEndpointAuth auth = info.getTokenEndpointAuth();
+    return auth == TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_CLIENT_SECRET_BASIC
+        || (auth == TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_UNSPECIFIED
+            && secrets.clientSecret() != null
+            && !secrets.clientSecret().isEmpty());
+  }
+
+  private static String encode(String value) {
+    return URLEncoder.encode(value == null ? "" : value, StandardCharsets.UTF_8);
+  }
+
+  private static CredentialUnusableException refusal(OAuth2Info info, String what) {
+    return new CredentialUnusableException(
+        "the OAuth token endpoint " + info.getTokenUrl() + " " + what, true);
+  }
+
+  private static String reason(Throwable failure) {
+    Throwable cause = failure;
+    while (cause.getCause() != null && cause.getCause() != cause) {
+      cause = cause.getCause();
+    }
+    if (cause instanceof java.net.http.HttpTimeoutException) {
+      return "timed out after " + TIMEOUT.toSeconds() + " s";
+    }
+    if (cause instanceof java.net.ConnectException) {
+      return "connection refused";
+    }
+    return cause
+        .getClass()
+        .getSimpleName()
+        .replace("Exception", "")
+        .toLowerCase(java.util.Locale.ROOT);
+  }
+}

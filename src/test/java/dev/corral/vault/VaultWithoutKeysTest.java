@@ -1,0 +1,64 @@
+package dev.corral.vault;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.CreateCredentialRequest;
+import dev.corral.proto.v1.ListCredentialsRequest;
+import dev.corral.proto.v1.StaticHeaderAuth;
+import dev.corral.proto.v1.VaultServiceGrpc;
+import dev.corral.testing.Fixtures;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.QuarkusTestProfile;
+import io.quarkus.test.junit.TestProfile;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Without a key-encryption key the vault refuses to store, and everything else works. */
+@QuarkusTest
+@TestProfile(VaultWithoutKeysTest.NoKeys.class)
+class VaultWithoutKeysTest {
+
+  public static class NoKeys implements QuarkusTestProfile {
+    @Override
+    public Map<String, String> getConfigOverrides() {
+      return Map.of("corral.vault.keys", "");
+    }
+  }
+
+  @GrpcClient("corral")
+  VaultServiceGrpc.VaultServiceBlockingStub vault;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Test
+  void theVaultRefusesClearlyAndNothingElseNotices() {
+    assertThatThrownBy(
+            () ->
+                vault.createCredential(
+                    CreateCredentialRequest.newBuilder()
+                        .setName("x")
+                        .setStaticHeader(
+                            StaticHeaderAuth.newBuilder()
+                                .setMcpServerUrl("https://mcp.example.com")
+                                .setValue("Bearer x"))
+                        .build()))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+              assertThat(e.getStatus().getDescription()).contains("CORRAL_VAULT_KEYS");
+            });
+    assertThat(
+            vault
+                .listCredentials(ListCredentialsRequest.getDefaultInstance())
+                .getCredentialsCount())
+        .isZero();
+    assertThat(Fixtures.createAgent(agents)).startsWith("agent_");
+  }
+}
