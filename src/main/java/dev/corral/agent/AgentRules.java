@@ -1,11 +1,15 @@
 package dev.corral.agent;
 
+import dev.corral.common.HttpUrls;
+import dev.corral.common.IdKind;
 import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Json;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentToolset;
 import dev.corral.proto.v1.CustomTool;
+import dev.corral.proto.v1.McpServer;
+import dev.corral.proto.v1.McpToolset;
 import dev.corral.proto.v1.PermissionPolicy;
 import dev.corral.proto.v1.Tool;
 import dev.corral.proto.v1.ToolConfig;
@@ -43,8 +47,88 @@ public final class AgentRules {
     }
     InputRules.length("system", agent.getSystem(), 0, MAX_SYSTEM);
     tools(agent.getToolsList());
+    mcpServers(agent);
     InputRules.metadata("metadata", agent.getMetadataMap());
     return agent;
+  }
+
+  /** MCP servers an agent may declare. */
+  public static final int MAX_MCP_SERVERS = 20;
+
+  /** Names of MCP servers: the model sees their tools as mcp__<server>__<tool>. */
+  private static final Pattern MCP_SERVER_NAME = Pattern.compile("(?!.*__)[A-Za-z0-9_-]{1,32}");
+
+  private static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
+
+  /** The prefix of the names under which MCP tools are offered to the model. */
+  public static final String MCP_PREFIX = "mcp__";
+
+  private static void mcpServers(Agent agent) {
+    List<McpServer> servers = agent.getMcpServersList();
+    if (servers.size() > MAX_MCP_SERVERS) {
+      throw new InvalidArgumentException(
+          "mcp_servers", "has " + servers.size() + " servers; the limit is " + MAX_MCP_SERVERS);
+    }
+    Set<String> names = new HashSet<>();
+    for (int i = 0; i < servers.size(); i++) {
+      String field = "mcp_servers[" + i + "]";
+      McpServer server = servers.get(i);
+      if (!MCP_SERVER_NAME.matcher(server.getName()).matches()) {
+        throw new InvalidArgumentException(
+            field + ".name", "must be 1 to 32 characters of [A-Za-z0-9_-] without \"__\"");
+      }
+      if (!names.add(server.getName())) {
+        throw new InvalidArgumentException(field + ".name", "names a server a second time");
+      }
+      HttpUrls.normalized(field + ".url", server.getUrl());
+      if (!server.getCredentialId().isEmpty()) {
+        IdKind.CREDENTIAL.require(field + ".credential_id", server.getCredentialId());
+      }
+    }
+    Set<String> enabled = new HashSet<>();
+    List<Tool> tools = agent.getToolsList();
+    for (int i = 0; i < tools.size(); i++) {
+      if (tools.get(i).hasMcpToolset()) {
+        String field = "tools[" + i + "].mcp_toolset";
+        McpToolset toolset = tools.get(i).getMcpToolset();
+        if (!names.contains(toolset.getMcpServerName())) {
+          throw new InvalidArgumentException(
+              field + ".mcp_server_name", "names no server of mcp_servers");
+        }
+        if (!enabled.add(toolset.getMcpServerName())) {
+          throw new InvalidArgumentException(
+              field + ".mcp_server_name", "has a toolset already; a server has at most one");
+        }
+        mcpToolset(field, toolset);
+      }
+    }
+    for (int i = 0; i < servers.size(); i++) {
+      if (!enabled.contains(servers.get(i).getName())) {
+        throw new InvalidArgumentException(
+            "mcp_servers[" + i + "]", "is used by no mcp_toolset of tools; add one or remove it");
+      }
+    }
+  }
+
+  private static void mcpToolset(String field, McpToolset toolset) {
+    if (!toolset.getDefaultConfig().getName().isEmpty()) {
+      throw new InvalidArgumentException(field + ".default_config.name", "must be empty");
+    }
+    policy(field + ".default_config.permission_policy", toolset.getDefaultConfig());
+    Set<String> configured = new HashSet<>();
+    for (int i = 0; i < toolset.getConfigsCount(); i++) {
+      ToolConfig config = toolset.getConfigs(i);
+      String at = field + ".configs[" + i + "]";
+      if (!MCP_TOOL_NAME.matcher(config.getName()).matches()) {
+        throw new InvalidArgumentException(
+            at + ".name", "must be 1 to 128 characters of [A-Za-z0-9_.-]");
+      }
+      if (!configured.add(config.getName())) {
+        throw new InvalidArgumentException(
+            at + ".name", "configures " + config.getName() + " a second time");
+      }
+      policy(at + ".permission_policy", config);
+    }
   }
 
   private static void tools(List<Tool> tools) {
@@ -68,7 +152,9 @@ public final class AgentRules {
           names.addAll(BUILT_IN_TOOLS);
         }
         case CUSTOM -> custom(field + ".custom", tool.getCustom(), names);
-        default -> throw new InvalidArgumentException(field, "has neither toolset nor custom set");
+        case MCP_TOOLSET -> {} // checked with the agent's MCP servers
+        default ->
+            throw new InvalidArgumentException(field, "has none of toolset, custom, mcp_toolset");
       }
     }
     for (int i = 0; i < tools.size(); i++) {
@@ -115,6 +201,10 @@ public final class AgentRules {
     }
     if (!names.add(tool.getName())) {
       throw new InvalidArgumentException(field + ".name", "is used by another tool of this agent");
+    }
+    if (tool.getName().startsWith(MCP_PREFIX)) {
+      throw new InvalidArgumentException(
+          field + ".name", "must not start with " + MCP_PREFIX + ", which names MCP tools");
     }
     InputRules.length(field + ".description", tool.getDescription(), 0, MAX_TOOL_DESCRIPTION);
     var schema = Json.requireObject(field + ".input_schema_json", tool.getInputSchemaJson());

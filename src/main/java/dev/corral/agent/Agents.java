@@ -102,6 +102,7 @@ public class Agents {
     changes.model().ifPresent(next::setModel);
     changes.system().ifPresent(next::setSystem);
     changes.tools().ifPresent(tools -> next.clearTools().addAllTools(tools));
+    changes.mcpServers().ifPresent(servers -> next.clearMcpServers().addAllMcpServers(servers));
     changes.metadata().ifPresent(metadata -> next.clearMetadata().putAllMetadata(metadata));
     return AgentRules.check(next.build());
   }
@@ -113,5 +114,6 @@ public class Agents {
       Optional<String> model,
       Optional<String> system,
       Optional<List<Tool>> tools,
-      Optional<Map<String, String>> metadata) {}
+      Optional<Map<String, String>> metadata,
+      Optional<List<dev.corral.proto.v1.McpServer>> mcpServers) {}
 }

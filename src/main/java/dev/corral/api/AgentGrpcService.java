@@ -46,6 +46,7 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
             .setSystem(request.getSystem())
             .addAllTools(request.getToolsList())
             .putAllMetadata(request.getMetadataMap())
+            .addAllMcpServers(request.getMcpServersList())
             .build();
     return agents
         .create(Caller.current().tenant(), definition)
@@ -70,6 +71,9 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
             request.hasTools() ? Optional.of(request.getTools().getToolsList()) : Optional.empty(),
             request.hasMetadata()
                 ? Optional.of(request.getMetadata().getEntriesMap())
+                : Optional.empty(),
+            request.hasMcpServers()
+                ? Optional.of(request.getMcpServers().getMcpServersList())
                 : Optional.empty());
     return agents
         .update(

@@ -4,7 +4,6 @@ import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReason;
 import dev.corral.proto.v1.StopReasonType;
-import dev.corral.tool.BuiltInTool;
 import java.util.List;
 import java.util.Set;
 
@@ -94,7 +93,7 @@ final class Decision {
   }
 
   private static boolean readOnly(ToolCallState call) {
-    return BuiltInTool.named(call.name()).map(BuiltInTool::readOnly).orElse(false);
+    return call.readOnly();
   }
 
   private static boolean budgetReached(SessionState state) {

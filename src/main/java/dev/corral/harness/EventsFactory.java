@@ -4,6 +4,8 @@ import dev.corral.model.ModelException;
 import dev.corral.model.ModelResponse;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentCustomToolUse;
+import dev.corral.proto.v1.AgentMcpToolResult;
+import dev.corral.proto.v1.AgentMcpToolUse;
 import dev.corral.proto.v1.AgentMessage;
 import dev.corral.proto.v1.AgentThinking;
 import dev.corral.proto.v1.AgentToolResult;
@@ -20,6 +22,7 @@ import dev.corral.proto.v1.StopReason;
 import dev.corral.proto.v1.TextBlock;
 import dev.corral.session.EventType;
 import dev.corral.session.NewEvent;
+import dev.corral.tool.OfferedTools;
 
 /** The events a harness appends, built in one place. */
 final class EventsFactory {
@@ -38,6 +41,21 @@ final class EventsFactory {
         Event.newBuilder()
             .setSessionStatusIdle(SessionStatusIdle.newBuilder().setStopReason(reason))
             .build());
+  }
+
+  /**
+   * The result of {@code call}: an agent.mcp_tool_result for an MCP call, else agent.tool_result.
+   */
+  static NewEvent resultOf(ToolCallState call, String text, boolean isError) {
+    if (call.kind() != ToolCallState.Kind.MCP) {
+      return toolResult(call.eventId(), text, isError);
+    }
+    AgentMcpToolResult.Builder result =
+        AgentMcpToolResult.newBuilder().setMcpToolUseId(call.eventId()).setIsError(isError);
+    if (!text.isEmpty()) {
+      result.addContent(text(text));
+    }
+    return NewEvent.of(Event.newBuilder().setAgentMcpToolResult(result).build());
   }
 
   static NewEvent toolResult(String toolUseId, String text, boolean isError) {
@@ -119,6 +137,18 @@ final class EventsFactory {
 
   /** One block of a model response as the event that records it, under {@code id}. */
   static NewEvent block(String id, ModelResponse.Block block, Agent agent) {
+    return block(id, block, agent, java.util.List.of());
+  }
+
+  /**
+   * One block of a model response as the event that records it, under {@code id}; a call of one of
+   * {@code offered} is an agent.mcp_tool_use.
+   */
+  static NewEvent block(
+      String id,
+      ModelResponse.Block block,
+      Agent agent,
+      java.util.List<OfferedTools.Tool> offered) {
     Event event;
     if (block instanceof ModelResponse.Text text) {
       event =
@@ -139,12 +169,27 @@ final class EventsFactory {
               .setAgentThinking(AgentThinking.newBuilder().setRedactedData(redacted.data()))
               .build();
     } else {
-      event = toolUse((ModelResponse.ToolUse) block, agent);
+      event = toolUse((ModelResponse.ToolUse) block, agent, offered);
     }
     return new NewEvent(id, EventType.of(event).orElseThrow(), event, null);
   }
 
-  private static Event toolUse(ModelResponse.ToolUse use, Agent agent) {
+  private static Event toolUse(
+      ModelResponse.ToolUse use, Agent agent, java.util.List<OfferedTools.Tool> offered) {
+    var mcp = McpNames.called(agent, offered, use.name());
+    if (mcp.isPresent()) {
+      return Event.newBuilder()
+          .setAgentMcpToolUse(
+              AgentMcpToolUse.newBuilder()
+                  .setCallId(use.id())
+                  .setMcpServerName(mcp.get().server())
+                  .setName(mcp.get().name())
+                  .setInputJson(use.inputJson())
+                  .setEvaluatedPermission(
+                      ToolPolicy.evaluateMcp(agent, mcp.get().server(), mcp.get().name()))
+                  .setReadOnly(mcp.get().readOnly()))
+          .build();
+    }
     if (ToolPolicy.isCustom(agent, use.name())) {
       return Event.newBuilder()
           .setAgentCustomToolUse(

@@ -92,8 +92,16 @@ final class HarnessRun {
             onContext,
             appends,
             () -> state,
-            services.metrics());
-    this.tools = new ToolCalls(sessionId, services.tools(), onContext, appends, services.metrics());
+            services.metrics(),
+            services.tools());
+    this.tools =
+        new ToolCalls(
+            sessionId,
+            services.tools(),
+            onContext,
+            appends,
+            services.metrics(),
+            () -> state.session());
   }
 
   String sessionId() {
@@ -359,7 +367,7 @@ final class HarnessRun {
   private static List<NewEvent> results(
       List<ToolCallState> calls, java.util.function.Function<ToolCallState, String> message) {
     return calls.stream()
-        .map(call -> EventsFactory.toolResult(call.eventId(), message.apply(call), true))
+        .map(call -> EventsFactory.resultOf(call, message.apply(call), true))
         .toList();
   }
 

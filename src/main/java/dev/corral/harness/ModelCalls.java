@@ -11,6 +11,8 @@ import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReasonType;
 import dev.corral.session.LiveDeltas;
 import dev.corral.session.NewEvent;
+import dev.corral.tool.OfferedTools;
+import dev.corral.tool.ToolRouter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.smallrye.mutiny.Uni;
@@ -41,6 +43,7 @@ final class ModelCalls {
   private final AppendQueue appends;
   private final MeterRegistry metrics;
   private final Supplier<SessionState> state;
+  private final ToolRouter tools;
   private Call current;
   private Duration retryAfter;
   private boolean stopped;
@@ -52,8 +55,10 @@ final class ModelCalls {
       Executor context,
       AppendQueue appends,
       Supplier<SessionState> state,
-      MeterRegistry metrics) {
+      MeterRegistry metrics,
+      ToolRouter tools) {
     this.metrics = metrics;
+    this.tools = tools;
     this.sessionId = sessionId;
     this.model = model;
     this.deltas = deltas;
@@ -73,14 +78,38 @@ final class ModelCalls {
     return current != null;
   }
 
-  /** Starts attempt {@code attempt} (1 for the first), after a backoff when it is a retry. */
+  /**
+   * Starts attempt {@code attempt} (1 for the first), after a backoff when it is a retry. An agent
+   * with MCP servers first learns their tools (from the session's cache when it is fresh).
+   */
   void call(int attempt) {
     Call call = new Call(IdKind.EVENT.next());
     current = call;
     SessionState now = state.get();
+    if (now.session().getAgent().getMcpServersCount() == 0) {
+      prepare(call, attempt, OfferedTools.NONE);
+      return;
+    }
+    call.offering =
+        tools
+            .offered(now.session())
+            .onFailure()
+            .recoverWithItem(OfferedTools.NONE)
+            .subscribe()
+            .with(offered -> context.execute(() -> prepare(call, attempt, offered)));
+  }
+
+  private void prepare(Call call, int attempt, OfferedTools offered) {
+    if (stopped || call.cancelled) {
+      return;
+    }
+    call.offered = offered.tools();
+    call.notices = offered.notices();
+    SessionState now = state.get();
     int maxTokens = model.config().maxTokens();
     int thinking = model.config().thinkingBudgetTokens();
-    byte[] request = AnthropicMessages.serialize(Projection.request(now, maxTokens, thinking));
+    byte[] request =
+        AnthropicMessages.serialize(Projection.request(now, call.offered, maxTokens, thinking));
     long window = model.config().contextWindowOf(now.session().getAgent().getModel());
     long tokens = Math.max(ContextBudget.estimate(request.length), now.lastContextTokens());
     if (tokens > window * model.config().compactAt()) {
@@ -95,7 +124,8 @@ final class ModelCalls {
             new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
         request =
             AnthropicMessages.serialize(
-                Projection.compactionRequest(now, cut.getAsInt(), maxTokens, thinking));
+                Projection.compactionRequest(
+                    now, call.offered, cut.getAsInt(), maxTokens, thinking));
       }
     }
     Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
@@ -144,6 +174,8 @@ final class ModelCalls {
     if (now.status() != SessionStatus.SESSION_STATUS_RUNNING) {
       events.add(EventsFactory.running());
     }
+    // MCP servers that could not list their tools: the turn goes on without them.
+    call.notices.forEach(notice -> events.add(NewEvent.of(notice)));
     events.add(
         EventsFactory.spanStart(
             call.spanId,
@@ -232,7 +264,7 @@ final class ModelCalls {
       return;
     }
     for (int i = 0; i < response.blocks().size(); i++) {
-      events.add(EventsFactory.block(relay.idOf(i), response.blocks().get(i), agent));
+      events.add(EventsFactory.block(relay.idOf(i), response.blocks().get(i), agent, call.offered));
     }
     events.add(EventsFactory.spanEnd(call.spanId, response));
     appends.add(events, null, appended -> call.finished = true);
@@ -258,6 +290,7 @@ final class ModelCalls {
         ContextBudget.estimate(
             Projection.request(
                 state.get().session().getAgent(),
+                call.offered,
                 Projection.summaryMessage(compacting.upToSeq(), summary.toString()),
                 compacting.kept(),
                 model.config().maxTokens(),
@@ -347,6 +380,9 @@ final class ModelCalls {
     private final String spanId;
     private Compacting compaction;
     private long startedAt = System.nanoTime();
+    private Cancellable offering;
+    private List<OfferedTools.Tool> offered = List.of();
+    private List<Event> notices = List.of();
     private Cancellable delay;
     private Cancellable stream;
     private boolean cancelled;
@@ -359,6 +395,9 @@ final class ModelCalls {
     void cancel() {
       cancelled = true;
       finished = true;
+      if (offering != null) {
+        offering.cancel();
+      }
       if (delay != null) {
         delay.cancel();
       }

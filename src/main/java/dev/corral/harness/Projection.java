@@ -10,6 +10,7 @@ import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.ImageBlock;
 import dev.corral.proto.v1.Tool;
 import dev.corral.tool.BuiltInTool;
+import dev.corral.tool.OfferedTools;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HashMap;
@@ -31,9 +32,16 @@ final class Projection {
   private Projection() {}
 
   static ObjectNode request(SessionState state, int maxTokens, int thinkingBudget) {
+    return request(state, List.of(), maxTokens, thinkingBudget);
+  }
+
+  /** The request of a turn that offers the model {@code mcp} too (filtered by the agent). */
+  static ObjectNode request(
+      SessionState state, List<OfferedTools.Tool> mcp, int maxTokens, int thinkingBudget) {
     SessionState.Compaction compaction = state.compaction();
     return request(
         state.session().getAgent(),
+        mcp,
         compaction == null ? null : summaryMessage(compaction.upToSeq(), compaction.summary()),
         state.context(),
         maxTokens,
@@ -46,7 +54,17 @@ final class Projection {
    */
   static ObjectNode request(
       Agent agent, ObjectNode summary, List<Event> events, int maxTokens, int thinkingBudget) {
-    ObjectNode request = prefix(agent, maxTokens, thinkingBudget);
+    return request(agent, List.of(), summary, events, maxTokens, thinkingBudget);
+  }
+
+  static ObjectNode request(
+      Agent agent,
+      List<OfferedTools.Tool> mcp,
+      ObjectNode summary,
+      List<Event> events,
+      int maxTokens,
+      int thinkingBudget) {
+    ObjectNode request = prefix(agent, mcp, maxTokens, thinkingBudget);
     ArrayNode messages = JSON.createArrayNode();
     if (summary != null) {
       // The summary is the stable prefix until the next compaction: cached once, read each turn.
@@ -56,6 +74,7 @@ final class Projection {
     messages.addAll(messages(events));
     cacheLast(messages);
     request.set("messages", messages);
+    defineCalledTools(request);
     return request;
   }
 
@@ -67,8 +86,13 @@ final class Projection {
    */
   static ObjectNode compactionRequest(
       SessionState state, int cut, int maxTokens, int thinkingBudget) {
+    return compactionRequest(state, List.of(), cut, maxTokens, thinkingBudget);
+  }
+
+  static ObjectNode compactionRequest(
+      SessionState state, List<OfferedTools.Tool> mcp, int cut, int maxTokens, int thinkingBudget) {
     SessionState.Compaction earlier = state.compaction();
-    ObjectNode request = prefix(state.session().getAgent(), maxTokens, thinkingBudget);
+    ObjectNode request = prefix(state.session().getAgent(), mcp, maxTokens, thinkingBudget);
     if (request.has("tools")) {
       request.putObject("tool_choice").put("type", "none");
     }
@@ -83,6 +107,7 @@ final class Projection {
     lastContent.addObject().put("type", "text").put("text", SUMMARY_INSTRUCTION);
     cacheLast(messages);
     request.set("messages", messages);
+    defineCalledTools(request);
     return request;
   }
 
@@ -123,6 +148,8 @@ final class Projection {
               List.of(toolResult("", event.getAgentToolResult().getContentList(), false));
           case USER_CUSTOM_TOOL_RESULT ->
               List.of(toolResult("", event.getUserCustomToolResult().getContentList(), false));
+          case AGENT_MCP_TOOL_RESULT ->
+              List.of(toolResult("", event.getAgentMcpToolResult().getContentList(), false));
           default -> assistantBlocks(event, new HashMap<>());
         };
     int bytes = 0;
@@ -132,7 +159,8 @@ final class Projection {
     return bytes;
   }
 
-  private static ObjectNode prefix(Agent agent, int maxTokens, int thinkingBudget) {
+  private static ObjectNode prefix(
+      Agent agent, List<OfferedTools.Tool> mcp, int maxTokens, int thinkingBudget) {
     ObjectNode request = JSON.createObjectNode();
     request.put("model", agent.getModel());
     request.put("max_tokens", maxTokens);
@@ -140,7 +168,7 @@ final class Projection {
       ArrayNode system = request.putArray("system");
       cached(system.addObject().put("type", "text").put("text", agent.getSystem()));
     }
-    ArrayNode tools = tools(agent);
+    ArrayNode tools = tools(agent, mcp);
     if (!tools.isEmpty()) {
       cached((ObjectNode) tools.get(tools.size() - 1));
       request.set("tools", tools);
@@ -149,6 +177,39 @@ final class Projection {
       request.putObject("thinking").put("type", "enabled").put("budget_tokens", thinkingBudget);
     }
     return request;
+  }
+
+  /**
+   * Defines every tool a tool_use of the history names that the request does not define (a tool the
+   * model called though it was not offered, or whose MCP server did not list it now): the API
+   * refuses a request whose history calls a tool it does not define. Such a definition says the
+   * tool is unavailable.
+   */
+  private static void defineCalledTools(ObjectNode request) {
+    java.util.Set<String> defined = new java.util.HashSet<>();
+    request.path("tools").forEach(tool -> defined.add(tool.path("name").asText()));
+    java.util.Set<String> missing = new java.util.TreeSet<>();
+    for (JsonNode message : request.path("messages")) {
+      for (JsonNode block : message.path("content")) {
+        if ("tool_use".equals(block.path("type").asText())
+            && !defined.contains(block.path("name").asText())) {
+          missing.add(block.path("name").asText());
+        }
+      }
+    }
+    if (missing.isEmpty()) {
+      return;
+    }
+    ArrayNode tools =
+        request.has("tools") ? (ArrayNode) request.get("tools") : request.putArray("tools");
+    for (String name : missing) {
+      ObjectNode tool =
+          JSON.createObjectNode()
+              .put("name", name)
+              .put("description", "[unavailable: this tool is not offered now]");
+      tool.putObject("input_schema").put("type", "object");
+      tools.insert(0, tool); // before the cached prefix's breakpoint, which stays last
+    }
   }
 
   private static void cacheLast(ArrayNode messages) {
@@ -160,6 +221,27 @@ final class Projection {
 
   /** The tools the agent enables, as the API describes them. */
   static ArrayNode tools(Agent agent) {
+    return tools(agent, List.of());
+  }
+
+  /**
+   * The agent's built-in and custom tools, then the MCP tools of {@code mcp} its MCP toolsets
+   * enable, under {@code mcp__<server>__<tool>}.
+   */
+  static ArrayNode tools(Agent agent, List<OfferedTools.Tool> mcp) {
+    ArrayNode tools = ownTools(agent);
+    for (OfferedTools.Tool tool : McpNames.enabled(agent, mcp)) {
+      ObjectNode described =
+          tools
+              .addObject()
+              .put("name", McpNames.modelName(tool.server(), tool.name()))
+              .put("description", tool.description());
+      described.set("input_schema", parse(tool.inputSchemaJson()));
+    }
+    return tools;
+  }
+
+  private static ArrayNode ownTools(Agent agent) {
     ArrayNode tools = JSON.createArrayNode();
     for (Tool tool : agent.getToolsList()) {
       if (tool.hasToolset()) {
@@ -192,9 +274,24 @@ final class Projection {
     Map<String, String> callIds = new HashMap<>();
     for (Event event : conversation) {
       switch (event.getPayloadCase()) {
-        case AGENT_THINKING, AGENT_MESSAGE, AGENT_TOOL_USE, AGENT_CUSTOM_TOOL_USE -> {
+        case AGENT_THINKING,
+            AGENT_MESSAGE,
+            AGENT_TOOL_USE,
+            AGENT_CUSTOM_TOOL_USE,
+            AGENT_MCP_TOOL_USE -> {
           flushUser(messages, results, userContent);
           assistant.addAll(assistantBlocks(event, callIds));
+        }
+        case AGENT_MCP_TOOL_RESULT -> {
+          flushAssistant(messages, assistant);
+          var result = event.getAgentMcpToolResult();
+          results.add(
+              trimmed(
+                  toolResult(
+                      callIds.get(result.getMcpToolUseId()),
+                      result.getContentList(),
+                      result.getIsError()),
+                  event));
         }
         case USER_MESSAGE -> {
           flushAssistant(messages, assistant);
@@ -261,6 +358,16 @@ final class Projection {
         var use = event.getAgentCustomToolUse();
         callIds.put(event.getId(), use.getCallId());
         block.put("type", "tool_use").put("id", use.getCallId()).put("name", use.getName());
+        block.set("input", parse(use.getInputJson()));
+        return List.of(block);
+      }
+      case AGENT_MCP_TOOL_USE -> {
+        var use = event.getAgentMcpToolUse();
+        callIds.put(event.getId(), use.getCallId());
+        block
+            .put("type", "tool_use")
+            .put("id", use.getCallId())
+            .put("name", McpNames.modelName(use.getMcpServerName(), use.getName()));
         block.set("input", parse(use.getInputJson()));
         return List.of(block);
       }

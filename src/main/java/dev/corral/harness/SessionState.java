@@ -85,6 +85,7 @@ final class SessionState {
       case USER_CUSTOM_TOOL_RESULT ->
           answer(event, event.getUserCustomToolResult().getCustomToolUseId());
       case AGENT_TOOL_RESULT -> answer(event, event.getAgentToolResult().getToolUseId());
+      case AGENT_MCP_TOOL_RESULT -> answer(event, event.getAgentMcpToolResult().getMcpToolUseId());
       case AGENT_MESSAGE, AGENT_THINKING -> conversation.add(event);
       case AGENT_TOOL_USE -> {
         conversation.add(event);
@@ -97,7 +98,30 @@ final class SessionState {
                 use.getCallId(),
                 use.getName(),
                 use.getInputJson(),
-                false,
+                ToolCallState.Kind.BUILT_IN,
+                "",
+                dev.corral.tool.BuiltInTool.named(use.getName())
+                    .map(dev.corral.tool.BuiltInTool::readOnly)
+                    .orElse(false),
+                use.getEvaluatedPermission(),
+                ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED,
+                "",
+                false));
+      }
+      case AGENT_MCP_TOOL_USE -> {
+        conversation.add(event);
+        var use = event.getAgentMcpToolUse();
+        toolCalls.put(
+            event.getId(),
+            new ToolCallState(
+                event.getId(),
+                event.getSeq(),
+                use.getCallId(),
+                use.getName(),
+                use.getInputJson(),
+                ToolCallState.Kind.MCP,
+                use.getMcpServerName(),
+                use.getReadOnly(),
                 use.getEvaluatedPermission(),
                 ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED,
                 "",
@@ -114,7 +138,9 @@ final class SessionState {
                 use.getCallId(),
                 use.getName(),
                 use.getInputJson(),
-                true,
+                ToolCallState.Kind.CUSTOM,
+                "",
+                false,
                 dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ALLOW,
                 ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED,
                 "",

@@ -4,11 +4,14 @@ import dev.corral.proto.v1.ConfirmationResult;
 import dev.corral.proto.v1.EvaluatedPermission;
 
 /**
- * One tool call the model made (an agent.tool_use or agent.custom_tool_use event) and what has
- * happened to it since.
+ * One tool call the model made (an agent.tool_use, agent.custom_tool_use or agent.mcp_tool_use
+ * event) and what has happened to it since.
  *
  * @param eventId the id of the tool-use event, which results and confirmations reference
  * @param callId the model's id for the call (toolu_…)
+ * @param name the tool's name (an MCP tool's name on its server)
+ * @param mcpServer the agent's name for the MCP server of an MCP call, else empty
+ * @param readOnly the call changes nothing, so a restarted harness may run it again
  * @param confirmation UNSPECIFIED until a user.tool_confirmation answers an ASK call
  */
 record ToolCallState(
@@ -17,29 +20,67 @@ record ToolCallState(
     String callId,
     String name,
     String inputJson,
-    boolean custom,
+    Kind kind,
+    String mcpServer,
+    boolean readOnly,
     EvaluatedPermission permission,
     ConfirmationResult confirmation,
     String denyMessage,
     boolean answered) {
 
+  /** Who runs a call. */
+  enum Kind {
+    /** A built-in tool, in the session's sandbox. */
+    BUILT_IN,
+    /** The client, which answers with a user.custom_tool_result. */
+    CUSTOM,
+    /** corral's server, at one of the agent's MCP servers. */
+    MCP
+  }
+
   ToolCallState confirmed(ConfirmationResult result, String message) {
     return new ToolCallState(
-        eventId, seq, callId, name, inputJson, custom, permission, result, message, answered);
+        eventId,
+        seq,
+        callId,
+        name,
+        inputJson,
+        kind,
+        mcpServer,
+        readOnly,
+        permission,
+        result,
+        message,
+        answered);
   }
 
   ToolCallState answer() {
     return new ToolCallState(
-        eventId, seq, callId, name, inputJson, custom, permission, confirmation, denyMessage, true);
+        eventId,
+        seq,
+        callId,
+        name,
+        inputJson,
+        kind,
+        mcpServer,
+        readOnly,
+        permission,
+        confirmation,
+        denyMessage,
+        true);
+  }
+
+  boolean custom() {
+    return kind == Kind.CUSTOM;
   }
 
   boolean asks() {
     return permission == EvaluatedPermission.EVALUATED_PERMISSION_ASK;
   }
 
-  /** The harness may run it: a built-in call that is allowed, or was asked and allowed. */
+  /** The harness may run it: a built-in or MCP call that is allowed, or was asked and allowed. */
   boolean runnable() {
-    if (custom || answered) {
+    if (custom() || answered) {
       return false;
     }
     return !asks() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_ALLOW;
@@ -50,7 +91,8 @@ record ToolCallState(
     if (answered) {
       return false;
     }
-    return custom || (asks() && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED);
+    return custom()
+        || (asks() && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED);
   }
 
   boolean denied() {

@@ -26,6 +26,7 @@ final class ToolCalls {
   private final Executor context;
   private final AppendQueue appends;
   private final io.micrometer.core.instrument.MeterRegistry metrics;
+  private final java.util.function.Supplier<dev.corral.proto.v1.Session> session;
   private final Map<String, Cancellable> inFlight = new HashMap<>();
   private boolean stopped;
 
@@ -34,8 +35,10 @@ final class ToolCalls {
       ToolRouter router,
       Executor context,
       AppendQueue appends,
-      io.micrometer.core.instrument.MeterRegistry metrics) {
+      io.micrometer.core.instrument.MeterRegistry metrics,
+      java.util.function.Supplier<dev.corral.proto.v1.Session> session) {
     this.metrics = metrics;
+    this.session = session;
     this.sessionId = sessionId;
     this.router = router;
     this.context = context;
@@ -65,26 +68,53 @@ final class ToolCalls {
       return;
     }
     long started = System.nanoTime();
+    if (call.kind() == ToolCallState.Kind.MCP && mcpTarget(call) == null) {
+      done(call, ToolOutcome.error("The agent has no MCP server named " + call.mcpServer() + "."));
+      return;
+    }
     Cancellable running =
         router
             .execute(
                 new ToolRouter.ToolCall(
-                    sessionId, call.eventId(), call.name(), call.inputJson(), this::record))
+                    sessionId,
+                    call.eventId(),
+                    call.name(),
+                    call.inputJson(),
+                    mcpTarget(call),
+                    this::record))
             .onFailure()
             .recoverWithItem(
                 failure -> ToolOutcome.error("The tool failed: " + failure.getMessage()))
             .subscribe()
             .with(
                 outcome -> {
-                  measured(
-                      dev.corral.tool.BuiltInTool.named(call.name())
-                          .map(dev.corral.tool.BuiltInTool::toolName)
-                          .orElse("unknown"),
-                      outcome,
-                      started);
+                  measured(metricName(call), outcome, started);
                   context.execute(() -> done(call, outcome));
                 });
     inFlight.put(call.eventId(), running);
+  }
+
+  /** Where an MCP call goes: the agent's server of that name, for the session's tenant. */
+  private ToolRouter.McpTarget mcpTarget(ToolCallState call) {
+    if (call.kind() != ToolCallState.Kind.MCP) {
+      return null;
+    }
+    var now = session.get();
+    return now.getAgent().getMcpServersList().stream()
+        .filter(server -> server.getName().equals(call.mcpServer()))
+        .findFirst()
+        .map(server -> new ToolRouter.McpTarget(now.getTenantId(), server))
+        .orElse(null);
+  }
+
+  /** The tool label of a call's metrics: a built-in tool's name, "mcp", or "unknown". */
+  private static String metricName(ToolCallState call) {
+    if (call.kind() == ToolCallState.Kind.MCP) {
+      return "mcp";
+    }
+    return dev.corral.tool.BuiltInTool.named(call.name())
+        .map(dev.corral.tool.BuiltInTool::toolName)
+        .orElse("unknown");
   }
 
   /** Stops every call under way; their results are the caller's to record. */
@@ -137,7 +167,7 @@ final class ToolCalls {
       return;
     }
     List<NewEvent> events = asNew(outcome.notices());
-    events.add(EventsFactory.toolResult(call.eventId(), outcome.output(), outcome.isError()));
+    events.add(EventsFactory.resultOf(call, outcome.output(), outcome.isError()));
     appends.add(events, null);
   }
 

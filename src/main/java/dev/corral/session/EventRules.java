@@ -69,13 +69,17 @@ final class EventRules {
     if (answer.type() == EventType.USER_TOOL_CONFIRMATION) {
       boolean asks =
           answered.isPresent()
-              && answered.get().hasAgentToolUse()
-              && answered.get().getAgentToolUse().getEvaluatedPermission()
-                  == dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ASK;
+              && (answered.get().hasAgentToolUse()
+                      && answered.get().getAgentToolUse().getEvaluatedPermission()
+                          == dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ASK
+                  || answered.get().hasAgentMcpToolUse()
+                      && answered.get().getAgentMcpToolUse().getEvaluatedPermission()
+                          == dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ASK);
       if (!asks) {
         throw new InvalidArgumentException(
             "event.user_tool_confirmation.tool_use_id",
-            "does not name an agent.tool_use of this session that waits for confirmation");
+            "does not name an agent.tool_use or agent.mcp_tool_use of this session that waits for"
+                + " confirmation");
       }
     } else if (answer.type() == EventType.USER_CUSTOM_TOOL_RESULT
         && (answered.isEmpty() || !answered.get().hasAgentCustomToolUse())) {
@@ -155,6 +159,18 @@ final class EventRules {
             field + ".agent_tool_result.tool_use_id", event.getAgentToolResult().getToolUseId());
         content(
             field + ".agent_tool_result.content", event.getAgentToolResult().getContentList(), 0);
+      }
+      case AGENT_MCP_TOOL_USE ->
+          Json.requireObject(
+              field + ".agent_mcp_tool_use.input_json", event.getAgentMcpToolUse().getInputJson());
+      case AGENT_MCP_TOOL_RESULT -> {
+        IdKind.EVENT.require(
+            field + ".agent_mcp_tool_result.mcp_tool_use_id",
+            event.getAgentMcpToolResult().getMcpToolUseId());
+        content(
+            field + ".agent_mcp_tool_result.content",
+            event.getAgentMcpToolResult().getContentList(),
+            0);
       }
       default -> {}
     }

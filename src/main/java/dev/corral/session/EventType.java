@@ -23,6 +23,8 @@ public enum EventType {
   AGENT_CUSTOM_TOOL_USE("agent.custom_tool_use", PayloadCase.AGENT_CUSTOM_TOOL_USE, Origin.HARNESS),
   AGENT_CONTEXT_COMPACTED(
       "agent.context_compacted", PayloadCase.AGENT_CONTEXT_COMPACTED, Origin.HARNESS),
+  AGENT_MCP_TOOL_USE("agent.mcp_tool_use", PayloadCase.AGENT_MCP_TOOL_USE, Origin.HARNESS),
+  AGENT_MCP_TOOL_RESULT("agent.mcp_tool_result", PayloadCase.AGENT_MCP_TOOL_RESULT, Origin.HARNESS),
 
   SESSION_STATUS_RUNNING(
       "session.status_running", PayloadCase.SESSION_STATUS_RUNNING, Origin.HARNESS),

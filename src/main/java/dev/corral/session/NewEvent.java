@@ -34,6 +34,7 @@ public record NewEvent(String id, EventType type, Event payload, String idempote
   String resultFor() {
     return switch (type) {
       case AGENT_TOOL_RESULT -> payload.getAgentToolResult().getToolUseId();
+      case AGENT_MCP_TOOL_RESULT -> payload.getAgentMcpToolResult().getMcpToolUseId();
       case USER_CUSTOM_TOOL_RESULT -> payload.getUserCustomToolResult().getCustomToolUseId();
       default -> null;
     };

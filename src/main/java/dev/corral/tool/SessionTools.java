@@ -38,18 +38,32 @@ public class SessionTools implements ToolRouter {
   private final BuiltInTools tools;
   private final SandboxConfig config;
   private final SessionLogReader sessionLog;
+  private final McpTools mcp;
   private final ConcurrentHashMap<String, Uni<Acquired>> acquiring = new ConcurrentHashMap<>();
 
   SessionTools(
-      Sandboxes sandboxes, BuiltInTools tools, SandboxConfig config, SessionLogReader sessionLog) {
+      Sandboxes sandboxes,
+      BuiltInTools tools,
+      SandboxConfig config,
+      SessionLogReader sessionLog,
+      McpTools mcp) {
     this.sandboxes = sandboxes;
     this.tools = tools;
     this.config = config;
     this.sessionLog = sessionLog;
+    this.mcp = mcp;
+  }
+
+  @Override
+  public Uni<OfferedTools> offered(dev.corral.proto.v1.Session session) {
+    return mcp.offered(session);
   }
 
   @Override
   public Uni<ToolOutcome> execute(ToolCall call) {
+    if (call.mcp() != null) {
+      return mcp.call(call);
+    }
     ToolInput input;
     try {
       input = ToolInput.parse("name", call.name(), "input", call.inputJson());

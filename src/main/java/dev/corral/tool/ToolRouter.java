@@ -1,6 +1,8 @@
 package dev.corral.tool;
 
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.McpServer;
+import dev.corral.proto.v1.Session;
 import io.smallrye.mutiny.Uni;
 import java.util.List;
 import java.util.function.Function;
@@ -22,10 +24,17 @@ public interface ToolRouter {
     return Uni.createFrom().item(List.of());
   }
 
+  /** The MCP tools the agent of {@code session} may be offered this turn (none by default). */
+  default Uni<OfferedTools> offered(Session session) {
+    return Uni.createFrom().item(OfferedTools.NONE);
+  }
+
   /**
-   * One call of a built-in tool by the harness working a session.
+   * One call of a built-in or MCP tool by the harness working a session.
    *
-   * @param toolUseId the id of the agent.tool_use event
+   * @param toolUseId the id of the agent.tool_use (or agent.mcp_tool_use) event
+   * @param name the tool's name (for an MCP tool, its name on its server)
+   * @param mcp the MCP server of an MCP call and the session's tenant, or null for a built-in tool
    * @param record appends events the call brings about before its result (sandbox.provisioned as
    *     soon as its sandbox is); the call goes on once they are in the log
    */
@@ -34,5 +43,9 @@ public interface ToolRouter {
       String toolUseId,
       String name,
       String inputJson,
+      McpTarget mcp,
       Function<List<Event>, Uni<Void>> record) {}
+
+  /** Where an MCP call goes, for whom. */
+  record McpTarget(String tenantId, McpServer server) {}
 }

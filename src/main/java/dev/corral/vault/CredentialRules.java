@@ -1,13 +1,12 @@
 package dev.corral.vault;
 
+import dev.corral.common.HttpUrls;
 import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.BasicAuth;
 import dev.corral.proto.v1.OAuth2Auth;
 import dev.corral.proto.v1.StaticHeaderAuth;
 import dev.corral.proto.v1.TokenEndpointAuth;
-import java.net.URI;
-import java.net.URISyntaxException;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -120,48 +119,11 @@ final class CredentialRules {
 
   /** An http or https URL with a host and no user information or fragment; normalized. */
   static String url(String field, String value) {
-    if (value.isEmpty()) {
-      throw new InvalidArgumentException(field, "is required");
-    }
-    InputRules.length(field, value, 1, MAX_URL);
-    return normalized(field, value);
+    return HttpUrls.normalized(field, value);
   }
 
-  /**
-   * The URL as compared with the one a call goes to: scheme and host in lowercase, no default port,
-   * {@code /} for an empty path.
-   */
   static String normalized(String field, String value) {
-    URI uri;
-    try {
-      uri = new URI(value);
-    } catch (URISyntaxException e) {
-      throw new InvalidArgumentException(field, "is not a URL");
-    }
-    String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-    if (!scheme.equals("http") && !scheme.equals("https")) {
-      throw new InvalidArgumentException(field, "must be an http or https URL");
-    }
-    if (uri.getHost() == null || uri.getHost().isEmpty()) {
-      throw new InvalidArgumentException(field, "has no host");
-    }
-    if (uri.getRawUserInfo() != null) {
-      throw new InvalidArgumentException(field, "must not hold user information");
-    }
-    if (uri.getRawFragment() != null) {
-      throw new InvalidArgumentException(field, "must not have a fragment");
-    }
-    int port = uri.getPort();
-    if ((scheme.equals("http") && port == 80) || (scheme.equals("https") && port == 443)) {
-      port = -1;
-    }
-    String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
-    return scheme
-        + "://"
-        + uri.getHost().toLowerCase(Locale.ROOT)
-        + (port < 0 ? "" : ":" + port)
-        + path
-        + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery());
+    return HttpUrls.normalized(field, value);
   }
 
   private static void headerValue(String field, String value, boolean required) {

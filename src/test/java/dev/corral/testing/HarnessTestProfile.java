@@ -16,17 +16,21 @@ public class HarnessTestProfile implements QuarkusTestProfile {
 
   @Override
   public Map<String, String> getConfigOverrides() {
-    return Map.of(
+    return Map.ofEntries(
         // A small model to run past its window: see LongSessionTest.
-        "corral.model.context-windows.\"claude-small\"", Integer.toString(SMALL_WINDOW),
-        "corral.harness.enabled", "true",
-        "corral.harness.lease-ttl", "2s",
-        "corral.harness.renew-interval", "500ms",
-        "corral.harness.scan-interval", "200ms",
-        "corral.model.api-key", FakeAnthropic.API_KEY,
-        "corral.model.retry-initial-backoff", "20ms",
-        "corral.model.retry-max-backoff", "100ms",
-        "corral.model.max-retries", "3");
+        Map.entry("corral.model.context-windows.\"claude-small\"", Integer.toString(SMALL_WINDOW)),
+        Map.entry("corral.harness.enabled", "true"),
+        Map.entry("corral.harness.lease-ttl", "2s"),
+        Map.entry("corral.harness.renew-interval", "500ms"),
+        Map.entry("corral.harness.scan-interval", "200ms"),
+        Map.entry("corral.model.api-key", FakeAnthropic.API_KEY),
+        Map.entry("corral.model.retry-initial-backoff", "20ms"),
+        Map.entry("corral.model.retry-max-backoff", "100ms"),
+        Map.entry("corral.model.max-retries", "3"),
+        // MCP servers that hang or fail are given up on quickly: see McpToolsTest.
+        Map.entry("corral.mcp.call-timeout", "3s"),
+        Map.entry("corral.mcp.list-timeout", "3s"),
+        Map.entry("corral.mcp.tools-ttl", "1s"));
   }
 
   @Override

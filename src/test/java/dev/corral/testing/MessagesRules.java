@@ -140,7 +140,26 @@ public final class MessagesRules {
     require(
         breakpoints <= MAX_CACHE_BREAKPOINTS,
         "A maximum of 4 blocks with cache_control may be provided. Found " + breakpoints + ".");
+    JsonNode tools = request.path("tools");
+    for (int i = 0; i < tools.size(); i++) {
+      require(
+          TOOL_NAME.matcher(tools.get(i).path("name").asText()).matches(),
+          "tools." + i + ".custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'");
+    }
+    boolean toolBlocks = false;
+    for (JsonNode message : messages) {
+      for (JsonNode block : message.path("content")) {
+        String type = block.path("type").asText();
+        toolBlocks |= type.equals("tool_use") || type.equals("tool_result");
+      }
+    }
+    require(
+        !toolBlocks || tools.size() > 0,
+        "Requests which include `tool_use` or `tool_result` blocks must define tools.");
   }
+
+  private static final java.util.regex.Pattern TOOL_NAME =
+      java.util.regex.Pattern.compile("[a-zA-Z0-9_-]{1,128}");
 
   private static void checkUserBlock(JsonNode block, String where) {
     switch (block.path("type").asText()) {

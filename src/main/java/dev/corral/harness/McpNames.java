@@ -1,0 +1,42 @@
+package dev.corral.harness;
+
+import dev.corral.agent.AgentRules;
+import dev.corral.proto.v1.Agent;
+import dev.corral.tool.OfferedTools;
+import java.util.List;
+import java.util.Optional;
+import java.util.regex.Pattern;
+
+/**
+ * How MCP tools are named to the model: {@code mcp__<server>__<tool>}, offered only when that name
+ * is one the Messages API accepts, the agent declares the server, and its toolset enables the tool.
+ */
+final class McpNames {
+
+  private static final Pattern MODEL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,64}");
+
+  private McpNames() {}
+
+  static String modelName(String server, String tool) {
+    return AgentRules.MCP_PREFIX + server + "__" + tool;
+  }
+
+  /** The tools of {@code offered} the model may see, in their order. */
+  static List<OfferedTools.Tool> enabled(Agent agent, List<OfferedTools.Tool> offered) {
+    return offered.stream()
+        .filter(tool -> MODEL_NAME.matcher(modelName(tool.server(), tool.name())).matches())
+        .filter(tool -> ToolPolicy.mcpEnabled(agent, tool.server(), tool.name()))
+        .toList();
+  }
+
+  /** The offered tool the model called by {@code modelName}, if it was offered. */
+  static Optional<OfferedTools.Tool> called(
+      Agent agent, List<OfferedTools.Tool> offered, String modelName) {
+    if (!modelName.startsWith(AgentRules.MCP_PREFIX)) {
+      return Optional.empty();
+    }
+    return enabled(agent, offered).stream()
+        .filter(tool -> modelName(tool.server(), tool.name()).equals(modelName))
+        .findFirst();
+  }
+}

@@ -1,0 +1,80 @@
+package dev.corral.tool;
+
+import dev.corral.common.Tenant;
+import dev.corral.mcp.McpAnswer;
+import dev.corral.mcp.McpFailure;
+import dev.corral.mcp.McpServers;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.RetryStatus;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionError;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.List;
+
+/**
+ * MCP tools as the harness sees them: what a session's agent may be offered, and calls whose
+ * outcome is a {@link ToolOutcome}. A server that fails a call or a listing becomes a tool error
+ * and a session.error event ({@code mcp_connection_failed_error} or {@code
+ * mcp_authentication_failed_error}), never a stuck turn.
+ */
+@ApplicationScoped
+class McpTools {
+
+  private final McpServers servers;
+
+  McpTools(McpServers servers) {
+    this.servers = servers;
+  }
+
+  Uni<OfferedTools> offered(Session session) {
+    if (session.getAgent().getMcpServersCount() == 0) {
+      return Uni.createFrom().item(OfferedTools.NONE);
+    }
+    return servers
+        .tools(
+            session.getId(),
+            new Tenant(session.getTenantId()),
+            session.getAgent().getMcpServersList())
+        .map(
+            listing ->
+                new OfferedTools(
+                    listing.tools().stream()
+                        .map(
+                            tool ->
+                                new OfferedTools.Tool(
+                                    tool.server(),
+                                    tool.name(),
+                                    tool.description(),
+                                    tool.inputSchemaJson(),
+                                    tool.readOnly()))
+                        .toList(),
+                    listing.failures().stream().map(McpTools::error).toList()));
+  }
+
+  Uni<ToolOutcome> call(ToolRouter.ToolCall call) {
+    return servers
+        .call(new Tenant(call.mcp().tenantId()), call.mcp().server(), call.name(), call.inputJson())
+        .map(McpTools::outcome);
+  }
+
+  private static ToolOutcome outcome(McpAnswer answer) {
+    String text = String.join("\n", answer.texts());
+    ToolOutcome outcome = new ToolOutcome(text, answer.isError(), List.of());
+    return answer.failure() == null
+        ? outcome
+        : outcome.withNoticesAfter(List.of(error(answer.failure())));
+  }
+
+  /** The session.error that records a server's failure (the turn goes on). */
+  static Event error(McpFailure failure) {
+    return Event.newBuilder()
+        .setSessionError(
+            SessionError.newBuilder()
+                .setErrorType(failure.errorType())
+                .setMessage(failure.message())
+                .setMcpServerName(failure.server())
+                .setRetryStatus(RetryStatus.RETRY_STATUS_UNSPECIFIED))
+        .build();
+  }
+}

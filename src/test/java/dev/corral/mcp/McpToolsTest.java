@@ -1,0 +1,445 @@
+package dev.corral.mcp;
+
+import static dev.corral.testing.Fixtures.userMessage;
+import static dev.corral.testing.SessionLogs.awaitIdle;
+import static dev.corral.testing.SessionLogs.log;
+import static dev.corral.testing.SessionLogs.types;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.ConfirmationResult;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateCredentialRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.EvaluatedPermission;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.McpServer;
+import dev.corral.proto.v1.McpToolset;
+import dev.corral.proto.v1.OAuth2Auth;
+import dev.corral.proto.v1.PermissionPolicy;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StaticHeaderAuth;
+import dev.corral.proto.v1.StopReasonType;
+import dev.corral.proto.v1.Tool;
+import dev.corral.proto.v1.ToolConfig;
+import dev.corral.proto.v1.UserToolConfirmation;
+import dev.corral.proto.v1.VaultServiceGrpc;
+import dev.corral.testing.FakeAnthropic;
+import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.HarnessTestProfile;
+import dev.corral.testing.InjectFakeAnthropic;
+import dev.corral.testing.McpTestServer;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import java.time.Instant;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * An agent's MCP tools, end to end: the harness offers them, corral's server calls the real MCP
+ * server (the SDK's) with the vault's credential, and every way the server can fail becomes a tool
+ * error and a session.error, never a stuck turn.
+ */
+@QuarkusTest
+@TestProfile(HarnessTestProfile.class)
+class McpToolsTest {
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @GrpcClient("corral")
+  VaultServiceGrpc.VaultServiceBlockingStub vault;
+
+  @InjectFakeAnthropic FakeAnthropic model;
+
+  private McpTestServer server;
+  private String marker;
+
+  @BeforeEach
+  void start() throws Exception {
+    model.reset();
+    server = McpTestServer.start();
+    marker = "m-" + UUID.randomUUID();
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    server.close();
+  }
+
+  @Test
+  void theModelCallsAnMcpToolThatCorralsServerRunsWithTheVaultsCredential() {
+    // Given an agent whose MCP server needs a bearer token from the vault
+    String token = "tok-" + UUID.randomUUID();
+    server.requireAuthorization("Bearer " + token);
+    String credential = staticCredential(server.url(), "Bearer " + token);
+    model.enqueue(
+        Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"hi\"}"),
+        Reply.text("The server said hi."));
+
+    // When a turn runs
+    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the call is in the log as MCP events, made with the token, answered, seen by the model
+    List<Event> events = log(sessions, session.getId());
+    assertThat(types(events)).contains("agent.mcp_tool_use", "agent.mcp_tool_result");
+    Event use = only(events, "agent.mcp_tool_use");
+    assertThat(use.getAgentMcpToolUse().getMcpServerName()).isEqualTo("github");
+    assertThat(use.getAgentMcpToolUse().getName()).isEqualTo("echo");
+    assertThat(use.getAgentMcpToolUse().getReadOnly()).isTrue();
+    assertThat(use.getAgentMcpToolUse().getEvaluatedPermission())
+        .isEqualTo(EvaluatedPermission.EVALUATED_PERMISSION_ALLOW);
+    Event result = only(events, "agent.mcp_tool_result");
+    assertThat(result.getAgentMcpToolResult().getMcpToolUseId()).isEqualTo(use.getId());
+    assertThat(result.getAgentMcpToolResult().getIsError()).isFalse();
+    assertThat(result.getAgentMcpToolResult().getContent(0).getText().getText())
+        .isEqualTo("echo: hi");
+    assertThat(server.calls()).extracting(McpTestServer.ToolCall::tool).containsExactly("echo");
+    assertThat(server.requests())
+        .filteredOn(request -> request.method().equals("POST"))
+        .allSatisfy(request -> assertThat(request.authorization()).isEqualTo("Bearer " + token));
+    List<FakeAnthropic.Received> requests = model.requestsMentioning(marker);
+    JsonNode tools = requests.get(0).body().path("tools");
+    assertThat(tools.findValuesAsText("name"))
+        .contains("mcp__github__echo", "mcp__github__create_issue", "mcp__github__leak");
+    JsonNode second = requests.get(1).body().path("messages");
+    assertThat(second.toString()).contains("echo: hi").contains("mcp__github__echo");
+    assertThat(allText(events) + model.requests()).doesNotContain(token);
+  }
+
+  @Test
+  void anAlwaysAskMcpToolWaitsForTheClientAndADenialNeverReachesTheServer() {
+    // Given create_issue needs a confirmation
+    String agent =
+        agent(
+            "",
+            ToolConfig.newBuilder()
+                .setName("create_issue")
+                .setPermissionPolicy(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)
+                .build());
+    model.enqueue(
+        Reply.toolUse("toolu_1", "mcp__github__create_issue", "{\"title\":\"one\"}"),
+        Reply.text("Filed it."),
+        Reply.toolUse("toolu_2", "mcp__github__create_issue", "{\"title\":\"two\"}"),
+        Reply.text("Not filed."));
+
+    // When the first call is allowed
+    Session session = start(agent, marker);
+    Session waiting =
+        awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    String first = waiting.getStopReason().getEventIds(0);
+    assertThat(server.calls()).isEmpty();
+    sessions.emitEvent(
+        confirmation(session.getId(), first, ConfirmationResult.CONFIRMATION_RESULT_ALLOW));
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // And the second is denied
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(userMessage("another " + marker))
+            .build());
+    Session again =
+        awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    sessions.emitEvent(
+        confirmation(
+            session.getId(),
+            again.getStopReason().getEventIds(0),
+            ConfirmationResult.CONFIRMATION_RESULT_DENY));
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then only the allowed call reached the server
+    assertThat(server.calls())
+        .extracting(McpTestServer.ToolCall::arguments)
+        .containsExactly(java.util.Map.of("title", "one"));
+    List<Event> results =
+        log(sessions, session.getId()).stream().filter(Event::hasAgentMcpToolResult).toList();
+    assertThat(results).hasSize(2);
+    assertThat(results.get(0).getAgentMcpToolResult().getContent(0).getText().getText())
+        .startsWith("created issue #1");
+    assertThat(results.get(1).getAgentMcpToolResult().getIsError()).isTrue();
+  }
+
+  @Test
+  void aServerThatIsDownRefusesTheCredentialOrAnswersNonsenseIsAToolErrorAndASessionError()
+      throws Exception {
+    record Case(String name, Runnable breakIt, String errorType, String says) {}
+    List<Case> cases =
+        List.of(
+            new Case(
+                "401",
+                () -> server.mode(McpTestServer.Mode.UNAUTHORIZED),
+                McpFailure.AUTHENTICATION,
+                "HTTP 401"),
+            new Case(
+                "403",
+                () -> server.mode(McpTestServer.Mode.FORBIDDEN),
+                McpFailure.AUTHENTICATION,
+                "HTTP 403"),
+            new Case(
+                "malformed",
+                () -> server.mode(McpTestServer.Mode.MALFORMED),
+                McpFailure.CONNECTION,
+                "MCP server github"),
+            new Case("slow", () -> server.slow(5_000), McpFailure.CONNECTION, "in time"),
+            new Case("down", this::down, McpFailure.CONNECTION, "MCP server github"));
+    for (Case broken : cases) {
+      // Given a session whose MCP server breaks after listing its tools
+      server.close();
+      server = McpTestServer.start();
+      String agent = agent("", ToolConfig.getDefaultInstance());
+      String text = marker + "-" + broken.name();
+      model.enqueue(
+          new Reply[] {
+            (response, request) -> {
+              broken.breakIt().run();
+              Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"hi\"}")
+                  .send(response, request);
+            },
+            Reply.text("Handled the failure.")
+          });
+
+      // When the turn runs
+      Session session = start(agent, text);
+      awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+      // Then the call has an error result, the log a session.error, and the turn ended
+      List<Event> events = log(sessions, session.getId());
+      Event result = only(events, "agent.mcp_tool_result");
+      assertThat(result.getAgentMcpToolResult().getIsError()).as(broken.name()).isTrue();
+      assertThat(result.getAgentMcpToolResult().getContent(0).getText().getText())
+          .as(broken.name())
+          .contains(broken.says());
+      Event error =
+          events.stream().filter(Event::hasSessionError).reduce((a, b) -> b).orElseThrow();
+      assertThat(error.getSessionError().getErrorType())
+          .as(broken.name())
+          .isEqualTo(broken.errorType());
+      assertThat(error.getSessionError().getMcpServerName()).isEqualTo("github");
+      server.slow(0);
+      server.mode(McpTestServer.Mode.NORMAL);
+    }
+  }
+
+  @Test
+  void anOAuthTokenRefusedWithA401IsRefreshedOnceAndTheCallRetried() {
+    // Given a credential whose access token the server no longer accepts
+    server.requireAuthorization("Bearer fresh-token");
+    server.issueOnRefresh("refresh-1", "fresh-token");
+    String credential =
+        vault
+            .createCredential(
+                CreateCredentialRequest.newBuilder()
+                    .setName("oauth")
+                    .setOauth2(
+                        OAuth2Auth.newBuilder()
+                            .setMcpServerUrl(server.url())
+                            .setAccessToken("stale-token")
+                            .setRefreshToken("refresh-1")
+                            .setTokenUrl(server.tokenUrl())
+                            .setClientId("corral"))
+                    .build())
+            .getCredential()
+            .getId();
+    model.enqueue(
+        Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"after refresh\"}"),
+        Reply.text("Done."));
+
+    // When a turn calls the server
+    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the token was refreshed once and the call went through with the new one
+    assertThat(server.tokenRequests()).hasSize(1);
+    assertThat(server.tokenRequests().get(0)).contains("grant_type=refresh_token");
+    Event result = only(log(sessions, session.getId()), "agent.mcp_tool_result");
+    assertThat(result.getAgentMcpToolResult().getIsError()).isFalse();
+    assertThat(server.calls()).extracting(McpTestServer.ToolCall::tool).containsExactly("echo");
+    var stored =
+        vault
+            .getCredential(
+                dev.corral.proto.v1.GetCredentialRequest.newBuilder()
+                    .setCredentialId(credential)
+                    .build())
+            .getCredential();
+    assertThat(stored.getOauth2().hasRefreshedAt()).isTrue();
+    assertThat(stored.getOauth2().hasExpiresAt()).isTrue();
+  }
+
+  @Test
+  void anOAuthTokenAboutToExpireIsRefreshedBeforeTheCall() {
+    server.requireAuthorization("Bearer next-token");
+    server.issueOnRefresh("refresh-2", "next-token");
+    String credential =
+        vault
+            .createCredential(
+                CreateCredentialRequest.newBuilder()
+                    .setName("expiring")
+                    .setOauth2(
+                        OAuth2Auth.newBuilder()
+                            .setMcpServerUrl(server.url())
+                            .setAccessToken("expiring-token")
+                            .setExpiresAt(
+                                com.google.protobuf.Timestamp.newBuilder()
+                                    .setSeconds(Instant.now().getEpochSecond() + 10))
+                            .setRefreshToken("refresh-2")
+                            .setTokenUrl(server.tokenUrl())
+                            .setClientId("corral"))
+                    .build())
+            .getCredential()
+            .getId();
+    model.enqueue(
+        Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"x\"}"), Reply.text("Done."));
+    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(server.tokenRequests()).hasSize(1);
+    assertThat(server.requests())
+        .filteredOn(request -> request.method().equals("POST"))
+        .allSatisfy(request -> assertThat(request.authorization()).isEqualTo("Bearer next-token"));
+  }
+
+  @Test
+  void aServerThatEchoesTheCredentialGetsItsAnswerScrubbed() {
+    String token = "secret-" + UUID.randomUUID();
+    String credential = staticCredential(server.url(), "Bearer " + token);
+    model.enqueue(Reply.toolUse("toolu_1", "mcp__github__leak", "{}"), Reply.text("Hm."));
+    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    Event result = only(log(sessions, session.getId()), "agent.mcp_tool_result");
+    assertThat(result.getAgentMcpToolResult().getContent(0).getText().getText())
+        .contains("[redacted]")
+        .doesNotContain(token);
+    assertThat(model.requests().toString()).doesNotContain(token);
+  }
+
+  @Test
+  void aCredentialBoundToAnotherServerIsNeverSentAnywhereElse() {
+    String token = "bound-" + UUID.randomUUID();
+    String credential = staticCredential("https://elsewhere.example.com/mcp", "Bearer " + token);
+    model.enqueue(
+        Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"x\"}"), Reply.text("Hm."));
+    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    List<Event> events = log(sessions, session.getId());
+    assertThat(server.requests())
+        .allSatisfy(request -> assertThat(request.authorization()).isNull());
+    assertThat(server.calls()).isEmpty();
+    assertThat(
+            events.stream()
+                .filter(Event::hasSessionError)
+                .map(e -> e.getSessionError().getErrorType()))
+        .contains(McpFailure.AUTHENTICATION);
+    assertThat(allText(events)).contains("is bound to https://elsewhere.example.com/mcp");
+  }
+
+  @Test
+  void aServerThatWasNeverUpIsReportedAndTheTurnGoesOnWithoutItsTools() throws Exception {
+    int closed = dev.corral.testing.ServerProcess.freePort();
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("mcp test")
+                    .setModel("claude-test")
+                    .addTools(
+                        Tool.newBuilder()
+                            .setMcpToolset(McpToolset.newBuilder().setMcpServerName("gone")))
+                    .addMcpServers(
+                        McpServer.newBuilder()
+                            .setName("gone")
+                            .setUrl("http://127.0.0.1:" + closed + "/mcp"))
+                    .build())
+            .getAgent()
+            .getId();
+    model.enqueue(Reply.text("No tools today."));
+    Session session = start(agent, marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    Event error = only(log(sessions, session.getId()), "session.error");
+    assertThat(error.getSessionError().getErrorType()).isEqualTo(McpFailure.CONNECTION);
+    assertThat(error.getSessionError().getMessage())
+        .contains("could not be reached: connection refused");
+    assertThat(model.requestsMentioning(marker).get(0).body().has("tools")).isFalse();
+  }
+
+  private void down() {
+    try {
+      server.down();
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private String staticCredential(String url, String value) {
+    return vault
+        .createCredential(
+            CreateCredentialRequest.newBuilder()
+                .setName("github")
+                .setStaticHeader(StaticHeaderAuth.newBuilder().setMcpServerUrl(url).setValue(value))
+                .build())
+        .getCredential()
+        .getId();
+  }
+
+  private String agent(String credentialId, ToolConfig config) {
+    McpToolset.Builder toolset = McpToolset.newBuilder().setMcpServerName("github");
+    if (!config.getName().isEmpty()) {
+      toolset.addConfigs(config);
+    }
+    return agents
+        .createAgent(
+            CreateAgentRequest.newBuilder()
+                .setName("mcp test")
+                .setModel("claude-test")
+                .addTools(Tool.newBuilder().setMcpToolset(toolset))
+                .addMcpServers(
+                    McpServer.newBuilder()
+                        .setName("github")
+                        .setUrl(server.url())
+                        .setCredentialId(credentialId))
+                .build())
+        .getAgent()
+        .getId();
+  }
+
+  private Session start(String agentId, String text) {
+    return sessions
+        .createSession(
+            CreateSessionRequest.newBuilder()
+                .setAgentId(agentId)
+                .addInitialEvents(userMessage(text))
+                .build())
+        .getSession();
+  }
+
+  private static EmitEventRequest confirmation(
+      String sessionId, String toolUseId, ConfirmationResult result) {
+    return EmitEventRequest.newBuilder()
+        .setSessionId(sessionId)
+        .setEvent(
+            Event.newBuilder()
+                .setUserToolConfirmation(
+                    UserToolConfirmation.newBuilder().setToolUseId(toolUseId).setResult(result)))
+        .build();
+  }
+
+  private static Event only(List<Event> events, String type) {
+    List<Event> matching = events.stream().filter(e -> e.getType().equals(type)).toList();
+    assertThat(matching).as(type).hasSize(1);
+    return matching.get(0);
+  }
+
+  private static String allText(List<Event> events) {
+    return events.toString();
+  }
+}
