@@ -610,6 +610,7 @@ class BadInputTest {
   private void agentCases(List<Case> cases, String agentId, String archivedAgent) {
     CreateAgentRequest ok =
         CreateAgentRequest.newBuilder().setName("a").setModel("claude-test").build();
+    mcpCases(cases, ok);
     add(
         cases,
         "agent without name",
@@ -836,6 +837,95 @@ class BadInputTest {
     return Tool.newBuilder()
         .setCustom(CustomTool.newBuilder().setName(name).setInputSchemaJson(schema))
         .build();
+  }
+
+  private void mcpCases(List<Case> cases, CreateAgentRequest ok) {
+    dev.corral.proto.v1.McpServer server =
+        dev.corral.proto.v1.McpServer.newBuilder()
+            .setName("gh")
+            .setUrl("https://mcp.example.com/mcp")
+            .build();
+    dev.corral.proto.v1.Tool toolset =
+        dev.corral.proto.v1.Tool.newBuilder()
+            .setMcpToolset(dev.corral.proto.v1.McpToolset.newBuilder().setMcpServerName("gh"))
+            .build();
+    CreateAgentRequest withMcp = ok.toBuilder().addMcpServers(server).addTools(toolset).build();
+    record Bad(String name, String field, CreateAgentRequest request) {}
+    List<Bad> bad =
+        List.of(
+            new Bad(
+                "an MCP server name with __",
+                "mcp_servers[0].name",
+                withMcp.toBuilder()
+                    .setMcpServers(0, server.toBuilder().setName("g__h"))
+                    .setTools(
+                        0,
+                        toolset.toBuilder()
+                            .setMcpToolset(
+                                toolset.getMcpToolset().toBuilder().setMcpServerName("g__h")))
+                    .build()),
+            new Bad(
+                "two MCP servers of one name",
+                "mcp_servers[1].name",
+                withMcp.toBuilder().addMcpServers(server).build()),
+            new Bad(
+                "an MCP server URL that is not http",
+                "mcp_servers[0].url",
+                withMcp.toBuilder()
+                    .setMcpServers(0, server.toBuilder().setUrl("file:///etc/passwd"))
+                    .build()),
+            new Bad(
+                "an MCP server URL with user information",
+                "mcp_servers[0].url",
+                withMcp.toBuilder()
+                    .setMcpServers(0, server.toBuilder().setUrl("https://u:p@mcp.example.com/"))
+                    .build()),
+            new Bad(
+                "a malformed credential id",
+                "mcp_servers[0].credential_id",
+                withMcp.toBuilder()
+                    .setMcpServers(0, server.toBuilder().setCredentialId("cred_x"))
+                    .build()),
+            new Bad(
+                "an MCP toolset of no server",
+                "tools[0].mcp_toolset.mcp_server_name",
+                ok.toBuilder().addTools(toolset).build()),
+            new Bad(
+                "an MCP server no toolset uses",
+                "mcp_servers[0]",
+                ok.toBuilder().addMcpServers(server).build()),
+            new Bad(
+                "two toolsets for one server",
+                "tools[1].mcp_toolset.mcp_server_name",
+                withMcp.toBuilder().addTools(toolset).build()),
+            new Bad(
+                "a custom tool named like an MCP tool",
+                "tools[0].custom.name",
+                ok.toBuilder()
+                    .addTools(
+                        dev.corral.proto.v1.Tool.newBuilder()
+                            .setCustom(
+                                dev.corral.proto.v1.CustomTool.newBuilder()
+                                    .setName("mcp__gh__x")
+                                    .setInputSchemaJson("{\"type\":\"object\"}")))
+                    .build()));
+    for (Bad one : bad) {
+      add(
+          cases,
+          one.name(),
+          Status.Code.INVALID_ARGUMENT,
+          "",
+          () -> {
+            try {
+              agents.createAgent(one.request());
+            } catch (StatusRuntimeException e) {
+              if (!String.valueOf(fieldViolation(e)).equals(one.field())) {
+                throw new AssertionError(one.name() + " named " + fieldViolation(e), e);
+              }
+              throw e;
+            }
+          });
+    }
   }
 
   private static void add(

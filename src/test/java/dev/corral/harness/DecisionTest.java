@@ -46,6 +46,14 @@ class DecisionTest {
                       CustomTool.newBuilder()
                           .setName("lookup")
                           .setInputSchemaJson("{\"type\":\"object\"}")))
+          .addTools(
+              Tool.newBuilder()
+                  .setMcpToolset(
+                      dev.corral.proto.v1.McpToolset.newBuilder().setMcpServerName("gh")))
+          .addMcpServers(
+              dev.corral.proto.v1.McpServer.newBuilder()
+                  .setName("gh")
+                  .setUrl("https://mcp.example.com/mcp"))
           .build();
 
   private final History history =
@@ -126,6 +134,49 @@ class DecisionTest {
     assertThat(((Step.RunTools) then).calls())
         .extracting(ToolCallState::name)
         .containsExactly("read");
+  }
+
+  @Test
+  void mcpCallsInheritedFromADeadHarnessAreResolvedUnlessTheServerSaidReadOnly() {
+    // Given a turn that called two tools of an MCP server, one marked read-only
+    history.add(Fixtures.userMessage("go"));
+    List<dev.corral.tool.OfferedTools.Tool> offered =
+        List.of(
+            new dev.corral.tool.OfferedTools.Tool("gh", "create_issue", "", "{}", false),
+            new dev.corral.tool.OfferedTools.Tool("gh", "search", "", "{}", true));
+    List<String> calls =
+        history.modelTurn(
+            offered,
+            new ModelResponse.ToolUse("toolu_w", "mcp__gh__create_issue", "{}"),
+            new ModelResponse.ToolUse("toolu_s", "mcp__gh__search", "{}"));
+
+    // When a new harness finds them without results
+    Step step = history.nextWith(Set.copyOf(calls), Set.of(), false);
+
+    // Then the one that may have changed something gets an unknown outcome, the other runs again
+    assertThat(step).isInstanceOf(Step.ResolveUnknown.class);
+    assertThat(((Step.ResolveUnknown) step).calls())
+        .extracting(ToolCallState::name)
+        .containsExactly("create_issue");
+    ToolCallState unknown = ((Step.ResolveUnknown) step).calls().get(0);
+    NewEvent result = EventsFactory.resultOf(unknown, "unknown", true);
+    assertThat(result.payload().hasAgentMcpToolResult()).isTrue();
+    history.add(result);
+    Step then = history.nextWith(Set.copyOf(calls), Set.of(), false);
+    assertThat(((Step.RunTools) then).calls())
+        .extracting(ToolCallState::name, ToolCallState::kind)
+        .containsExactly(org.assertj.core.groups.Tuple.tuple("search", ToolCallState.Kind.MCP));
+  }
+
+  @Test
+  void anMcpToolTheAgentDoesNotEnableIsNeverAnMcpCall() {
+    history.add(Fixtures.userMessage("go"));
+    List<String> calls =
+        history.modelTurn(
+            List.of(new dev.corral.tool.OfferedTools.Tool("other", "x", "", "{}", false)),
+            new ModelResponse.ToolUse("toolu_x", "mcp__other__x", "{}"));
+    assertThat(history.events().get(history.events().size() - 2).hasAgentMcpToolUse()).isFalse();
+    assertThat(calls).hasSize(1);
   }
 
   @Test
@@ -242,8 +293,17 @@ class DecisionTest {
       state.apply(event);
     }
 
+    List<Event> events() {
+      return events;
+    }
+
     /** A successful model turn that answered {@code blocks}; returns the ids of their events. */
     List<String> modelTurn(ModelResponse.Block... blocks) {
+      return modelTurn(List.of(), blocks);
+    }
+
+    List<String> modelTurn(
+        List<dev.corral.tool.OfferedTools.Tool> offered, ModelResponse.Block... blocks) {
       if (state.status() != dev.corral.proto.v1.SessionStatus.SESSION_STATUS_RUNNING) {
         add(EventsFactory.running());
       }
@@ -251,7 +311,8 @@ class DecisionTest {
       add(EventsFactory.spanStart(span, "claude-test"));
       List<String> ids = new ArrayList<>();
       for (ModelResponse.Block block : blocks) {
-        NewEvent event = EventsFactory.block(dev.corral.common.IdKind.EVENT.next(), block, AGENT);
+        NewEvent event =
+            EventsFactory.block(dev.corral.common.IdKind.EVENT.next(), block, AGENT, offered);
         ids.add(event.id());
         add(event);
       }
