@@ -4,6 +4,7 @@ import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.NetworkMode;
+import dev.corral.proto.v1.Networking;
 import dev.corral.proto.v1.SandboxDriver;
 import dev.corral.proto.v1.SandboxResources;
 import java.util.regex.Pattern;
@@ -19,6 +20,63 @@ public final class EnvironmentRules {
 
   private EnvironmentRules() {}
 
+  public static final int MAX_ALLOWED_HOSTS = 64;
+  public static final int MAX_ALLOWED_PORTS = 16;
+
+  private static final Pattern HOST_NAME =
+      Pattern.compile(
+          "(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*");
+  private static final Pattern IPV4 =
+      Pattern.compile(
+          "((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])");
+
+  private static void networking(String field, Networking networking) {
+    NetworkMode mode = networking.getMode();
+    if (mode == NetworkMode.UNRECOGNIZED) {
+      throw new InvalidArgumentException(field + ".mode", "is not a known network mode");
+    }
+    if (mode != NetworkMode.NETWORK_MODE_LIMITED) {
+      if (networking.getAllowedHostsCount() > 0) {
+        throw new InvalidArgumentException(
+            field + ".allowed_hosts", "is only for networking mode LIMITED");
+      }
+      if (networking.getAllowedPortsCount() > 0) {
+        throw new InvalidArgumentException(
+            field + ".allowed_ports", "is only for networking mode LIMITED");
+      }
+      return;
+    }
+    int hosts = networking.getAllowedHostsCount();
+    if (hosts == 0 || hosts > MAX_ALLOWED_HOSTS) {
+      throw new InvalidArgumentException(
+          field + ".allowed_hosts", "needs 1 to " + MAX_ALLOWED_HOSTS + " hosts with LIMITED");
+    }
+    for (int i = 0; i < hosts; i++) {
+      String host = networking.getAllowedHosts(i);
+      String name = host.startsWith("*.") ? host.substring(2) : host;
+      boolean valid =
+          HOST_NAME.matcher(name).matches()
+              || (!host.startsWith("*.") && IPV4.matcher(host).matches());
+      if (!valid) {
+        throw new InvalidArgumentException(
+            field + ".allowed_hosts[" + i + "]",
+            "must be a lowercase host name, *. and a domain, or an IPv4 address (no scheme, port"
+                + " or path)");
+      }
+    }
+    if (networking.getAllowedPortsCount() > MAX_ALLOWED_PORTS) {
+      throw new InvalidArgumentException(
+          field + ".allowed_ports", "has more than " + MAX_ALLOWED_PORTS + " ports");
+    }
+    for (int i = 0; i < networking.getAllowedPortsCount(); i++) {
+      int port = networking.getAllowedPorts(i);
+      if (port < 1 || port > 65535) {
+        throw new InvalidArgumentException(
+            field + ".allowed_ports[" + i + "]", "must be between 1 and 65535");
+      }
+    }
+  }
+
   /** Checks the definition fields of {@code environment}; field names are those of the requests. */
   static Environment check(Environment environment) {
     InputRules.length("name", environment.getName(), 1, AgentRules.MAX_NAME);
@@ -30,10 +88,7 @@ public final class EnvironmentRules {
       throw new InvalidArgumentException("image", "is not a container image reference");
     }
     resources("resources", environment.getResources());
-    if (environment.getNetworking().getMode() != NetworkMode.NETWORK_MODE_UNSPECIFIED
-        && environment.getNetworking().getMode() != NetworkMode.NETWORK_MODE_NONE) {
-      throw new InvalidArgumentException("networking.mode", "only NONE is supported");
-    }
+    networking("networking", environment.getNetworking());
     if (environment.getSetupCommandsCount() > MAX_SETUP_COMMANDS) {
       throw new InvalidArgumentException(
           "setup_commands",

@@ -126,6 +126,9 @@ public class EnvironmentGrpcService
     if (request.hasRuntimeClassName()) {
       next.setRuntimeClassName(request.getRuntimeClassName());
     }
+    if (request.hasNetworking()) {
+      next.setNetworking(request.getNetworking());
+    }
     return next.build();
   }
 }

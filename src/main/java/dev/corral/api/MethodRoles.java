@@ -48,6 +48,9 @@ final class MethodRoles {
     member(SessionServiceGrpc.getArchiveSessionMethod());
     member(SessionServiceGrpc.getDeleteSessionMethod());
     member(SessionServiceGrpc.getEmitEventMethod());
+    viewer(SessionServiceGrpc.getListSessionResourcesMethod());
+    member(SessionServiceGrpc.getAddSessionResourceMethod());
+    member(SessionServiceGrpc.getRemoveSessionResourceMethod());
 
     member(HarnessServiceGrpc.getWakeMethod());
 

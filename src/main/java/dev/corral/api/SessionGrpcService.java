@@ -1,6 +1,8 @@
 package dev.corral.api;
 
 import dev.corral.identity.Principal;
+import dev.corral.proto.v1.AddSessionResourceRequest;
+import dev.corral.proto.v1.AddSessionResourceResponse;
 import dev.corral.proto.v1.ArchiveSessionRequest;
 import dev.corral.proto.v1.ArchiveSessionResponse;
 import dev.corral.proto.v1.CreateSessionRequest;
@@ -13,9 +15,13 @@ import dev.corral.proto.v1.GetEventsRequest;
 import dev.corral.proto.v1.GetEventsResponse;
 import dev.corral.proto.v1.GetSessionRequest;
 import dev.corral.proto.v1.GetSessionResponse;
+import dev.corral.proto.v1.ListSessionResourcesRequest;
+import dev.corral.proto.v1.ListSessionResourcesResponse;
 import dev.corral.proto.v1.ListSessionsRequest;
 import dev.corral.proto.v1.ListSessionsResponse;
 import dev.corral.proto.v1.MutinySessionServiceGrpc;
+import dev.corral.proto.v1.RemoveSessionResourceRequest;
+import dev.corral.proto.v1.RemoveSessionResourceResponse;
 import dev.corral.proto.v1.SessionDeleted;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StreamEventsRequest;
@@ -62,7 +68,8 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
                 request.getMetadataMap(),
                 request.getInitialEventsList(),
                 request.getBudget(),
-                request.getEnvironmentId()))
+                request.getEnvironmentId(),
+                request.getResourcesList()))
         .map(session -> CreateSessionResponse.newBuilder().setSession(session).build());
   }
 
@@ -151,6 +158,31 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
                     .setHasMore(page.hasMore())
                     .setLastSeq(page.lastSeq())
                     .build());
+  }
+
+  @Override
+  public Uni<AddSessionResourceResponse> addSessionResource(AddSessionResourceRequest request) {
+    return sessions
+        .addResource(Caller.current().tenant(), request.getSessionId(), request.getResource())
+        .map(resource -> AddSessionResourceResponse.newBuilder().setResource(resource).build());
+  }
+
+  @Override
+  public Uni<RemoveSessionResourceResponse> removeSessionResource(
+      RemoveSessionResourceRequest request) {
+    return sessions
+        .removeResource(Caller.current().tenant(), request.getSessionId(), request.getResourceId())
+        .map(ignored -> RemoveSessionResourceResponse.getDefaultInstance());
+  }
+
+  @Override
+  public Uni<ListSessionResourcesResponse> listSessionResources(
+      ListSessionResourcesRequest request) {
+    return sessions
+        .resources(Caller.current().tenant(), request.getSessionId())
+        .map(
+            resources ->
+                ListSessionResourcesResponse.newBuilder().addAllResources(resources).build());
   }
 
   private Multi<StreamEventsResponse> follow(StreamEventsRequest request) {

@@ -14,7 +14,8 @@ public enum IdKind {
   ENVIRONMENT("env_"),
   SANDBOX("sbx_"),
   API_KEY("key_"),
-  CREDENTIAL("cred_");
+  CREDENTIAL("cred_"),
+  SESSION_RESOURCE("sres_");
 
   private static final char[] ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz".toCharArray();
   private static final SecureRandom RANDOM = new SecureRandom();

@@ -9,6 +9,7 @@ import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
+import dev.corral.egress.EgressGrant;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.NetworkMode;
 import dev.corral.proto.v1.Networking;
@@ -95,19 +96,46 @@ public class Sandboxes {
     return Uni.createFrom()
         .item(() -> EnvironmentRules.resources("resources", overrides))
         .flatMap(ignored -> environment(tenant, environmentId))
-        .call(
-            ignored ->
-                sessionId.isEmpty()
-                    ? Uni.createFrom().voidItem()
-                    : sessions.get(tenant, sessionId).replaceWithVoid())
         .flatMap(
             environment ->
-                start(
-                    tenant,
-                    environment,
-                    limits.resolve(overrides, environment.getResources()),
-                    sessionId))
+                hasRepositories(tenant, sessionId)
+                    .flatMap(
+                        repositories ->
+                            start(
+                                tenant,
+                                environment,
+                                limits.resolve(overrides, environment.getResources()),
+                                sessionId,
+                                repositories)))
         .invoke(this::endAtItsLifetime);
+  }
+
+  /**
+   * Whether the session (if any) has git repositories, which its sandboxes reach through corral.
+   */
+  private Uni<Boolean> hasRepositories(Tenant tenant, String sessionId) {
+    return sessionId.isEmpty()
+        ? Uni.createFrom().item(false)
+        : sessions.get(tenant, sessionId).map(session -> session.getResourcesCount() > 0);
+  }
+
+  /**
+   * What a sandbox may reach through the egress proxy: nothing (no grant) unless its environment's
+   * networking is limited or unrestricted, or its session has repositories (the git gateway).
+   */
+  static Optional<EgressGrant> egressOf(
+      String sandboxId,
+      String sessionId,
+      Tenant tenant,
+      Environment environment,
+      boolean repositories) {
+    NetworkMode mode = environment.getNetworking().getMode();
+    boolean networked =
+        mode == NetworkMode.NETWORK_MODE_LIMITED || mode == NetworkMode.NETWORK_MODE_UNRESTRICTED;
+    if (!networked && !repositories) {
+      return Optional.empty();
+    }
+    return Optional.of(new EgressGrant(sandboxId, sessionId, tenant, environment.getNetworking()));
   }
 
   /**
@@ -325,12 +353,17 @@ public class Sandboxes {
             session -> {
               Tenant tenant = new Tenant(session.getTenantId());
               return environment(tenant, session.getEnvironmentId())
-                  .map(environment -> new SessionEnvironment(tenant, environment));
+                  .map(
+                      environment ->
+                          new SessionEnvironment(tenant, environment, session.getResourcesList()));
             });
   }
 
-  /** Where a session's sandboxes come from. */
-  public record SessionEnvironment(Tenant tenant, Environment environment) {}
+  /** Where a session's sandboxes come from, and what they get: its repositories. */
+  public record SessionEnvironment(
+      Tenant tenant,
+      Environment environment,
+      List<dev.corral.proto.v1.SessionResource> resources) {}
 
   /** Releases a live sandbox whose lifetime is over (as of when it ended) and stops it. */
   Uni<Sandbox> endIfExpired(Sandbox sandbox) {
@@ -419,13 +452,17 @@ public class Sandboxes {
   }
 
   private Uni<Sandbox> start(
-      Tenant tenant, Environment environment, SandboxResources resources, String sessionId) {
+      Tenant tenant,
+      Environment environment,
+      SandboxResources resources,
+      String sessionId,
+      boolean repositories) {
     long begun = System.nanoTime();
     String driverName =
         environment.getDriver() == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
             ? "kubernetes"
             : "local";
-    return startNow(tenant, environment, resources, sessionId)
+    return startNow(tenant, environment, resources, sessionId, repositories)
         .onItemOrFailure()
         .invoke(
             (sandbox, failure) -> {
@@ -449,12 +486,21 @@ public class Sandboxes {
   }
 
   private Uni<Sandbox> startNow(
-      Tenant tenant, Environment environment, SandboxResources resources, String sessionId) {
+      Tenant tenant,
+      Environment environment,
+      SandboxResources resources,
+      String sessionId,
+      boolean repositories) {
     SandboxDriver driver = driverFor(environment);
     String id = IdKind.SANDBOX.next();
     String host = driver == kubernetes ? KubernetesDriver.podName(id) : local.host();
     SandboxDriver.SandboxSpec spec =
-        new SandboxDriver.SandboxSpec(id, sessionId, environment, resources);
+        new SandboxDriver.SandboxSpec(
+            id,
+            sessionId,
+            environment,
+            resources,
+            egressOf(id, sessionId, tenant, environment, repositories));
     if (driver == local) {
       // A local sandbox dies with this replica, so it is recorded once it runs, in one write.
       return local

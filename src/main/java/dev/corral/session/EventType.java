@@ -41,7 +41,8 @@ public enum EventType {
       "span.model_request_end", PayloadCase.SPAN_MODEL_REQUEST_END, Origin.HARNESS),
 
   SANDBOX_PROVISIONED("sandbox.provisioned", PayloadCase.SANDBOX_PROVISIONED, Origin.HARNESS),
-  SANDBOX_LOST("sandbox.lost", PayloadCase.SANDBOX_LOST, Origin.HARNESS);
+  SANDBOX_LOST("sandbox.lost", PayloadCase.SANDBOX_LOST, Origin.HARNESS),
+  SANDBOX_EGRESS_DENIED("sandbox.egress_denied", PayloadCase.SANDBOX_EGRESS_DENIED, Origin.HARNESS);
 
   /** Who may append an event of a type. */
   public enum Origin {

@@ -37,14 +37,15 @@ public class SessionRepository {
       id, status, last_seq, lease_holder, lease_epoch, lease_expires_at, input_tokens, output_tokens,
       cache_creation_input_tokens, cache_read_input_tokens, created_at, updated_at, archived_at, title,
       metadata, stop_reason, agent_snapshot, budget_max_tokens, budget_max_model_requests,
-      environment_id, tenant_id
+      environment_id, tenant_id, resources
       """;
 
   static final String INSERT =
       """
       INSERT INTO sessions (id, agent_id, agent_version, title, metadata, agent_snapshot,
-                            budget_max_tokens, budget_max_model_requests, environment_id, tenant_id)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                            budget_max_tokens, budget_max_model_requests, environment_id, tenant_id,
+                            resources)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
       """;
 
   static final String SELECT =
@@ -77,6 +78,14 @@ public class SessionRepository {
 
   static final String DELETE = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
 
+  static final String LOCK_RESOURCES =
+      "SELECT archived_at IS NOT NULL AS archived, status, resources FROM sessions"
+          + " WHERE id = $1 AND tenant_id = $2 FOR UPDATE";
+
+  static final String SET_RESOURCES =
+      "UPDATE sessions SET resources = $3, updated_at = clock_timestamp()"
+          + " WHERE id = $1 AND tenant_id = $2";
+
   private final Pool pool;
 
   SessionRepository(Pool pool) {
@@ -91,7 +100,8 @@ public class SessionRepository {
       String title,
       Map<String, String> metadata,
       SessionBudget budget,
-      String environmentId) {
+      String environmentId,
+      List<dev.corral.proto.v1.SessionResource> resources) {
     return client
         .preparedQuery(INSERT)
         .execute(
@@ -106,7 +116,8 @@ public class SessionRepository {
                     budget.getMaxTokens() == 0 ? null : budget.getMaxTokens(),
                     budget.getMaxModelRequests() == 0 ? null : budget.getMaxModelRequests(),
                     environmentId.isEmpty() ? null : environmentId,
-                    tenant.id())))
+                    tenant.id(),
+                    resources.isEmpty() ? null : resourcesColumn(resources))))
         .replaceWithVoid();
   }
 
@@ -172,6 +183,61 @@ public class SessionRepository {
             });
   }
 
+  /**
+   * Runs {@code change} on the session's resources under its row lock and stores the result, for a
+   * session that is neither archived nor terminated.
+   */
+  <T> Uni<T> changeResources(
+      Tenant tenant,
+      String id,
+      java.util.function.Function<List<dev.corral.proto.v1.SessionResource>, ResourceChange<T>>
+          change) {
+    return pool.withTransaction(
+        connection ->
+            connection
+                .preparedQuery(LOCK_RESOURCES)
+                .execute(Tuple.of(id, tenant.id()))
+                .flatMap(
+                    rows -> {
+                      if (rows.size() == 0) {
+                        return Uni.createFrom().failure(new NotFoundException("session", id));
+                      }
+                      Row row = rows.iterator().next();
+                      if (row.getBoolean("archived")
+                          || "terminated".equals(row.getString("status"))) {
+                        return Uni.createFrom()
+                            .failure(
+                                new SessionClosedException(
+                                    id, row.getBoolean("archived") ? "archived" : "terminated"));
+                      }
+                      ResourceChange<T> changed = change.apply(resources(row));
+                      return connection
+                          .preparedQuery(SET_RESOURCES)
+                          .execute(Tuple.of(id, tenant.id(), resourcesColumn(changed.resources())))
+                          .replaceWith(changed.result());
+                    }));
+  }
+
+  /** A session's resources after a change, and what the change returns. */
+  record ResourceChange<T>(List<dev.corral.proto.v1.SessionResource> resources, T result) {}
+
+  private static io.vertx.core.buffer.Buffer resourcesColumn(
+      List<dev.corral.proto.v1.SessionResource> resources) {
+    return io.vertx.core.buffer.Buffer.buffer(
+        dev.corral.proto.v1.ListSessionResourcesResponse.newBuilder()
+            .addAllResources(resources)
+            .build()
+            .toByteArray());
+  }
+
+  private static List<dev.corral.proto.v1.SessionResource> resources(Row row) {
+    Buffer bytes = row.getBuffer("resources");
+    return bytes == null
+        ? List.of()
+        : parse(dev.corral.proto.v1.ListSessionResourcesResponse.parser(), bytes)
+            .getResourcesList();
+  }
+
   private static Session single(RowSet<Row> rows, String id) {
     if (rows.size() == 0) {
       throw new NotFoundException("session", id);
@@ -210,6 +276,7 @@ public class SessionRepository {
     if (row.getString("environment_id") != null) {
       session.setEnvironmentId(row.getString("environment_id"));
     }
+    session.addAllResources(resources(row));
     Long maxTokens = row.getLong("budget_max_tokens");
     Integer maxModelRequests = row.getInteger("budget_max_model_requests");
     if (maxTokens != null || maxModelRequests != null) {

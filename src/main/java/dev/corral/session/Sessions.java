@@ -13,6 +13,7 @@ import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.EventEmitter;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionBudget;
+import dev.corral.proto.v1.SessionResource;
 import dev.corral.proto.v1.SessionStatus;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
@@ -81,7 +82,11 @@ public class Sessions {
    */
   public Uni<Session> create(Tenant tenant, EventEmitter emitter, NewSession request) {
     return Uni.createFrom()
-        .item(() -> checkNewSession(request, emitter))
+        .item(
+            () -> {
+              checkedResources(request.resources());
+              return checkNewSession(request, emitter);
+            })
         .flatMap(
             events ->
                 environmentUsable(tenant, request.environmentId())
@@ -303,7 +308,8 @@ public class Sessions {
                         request.title(),
                         request.metadata(),
                         request.budget(),
-                        request.environmentId())
+                        request.environmentId(),
+                        checkedResources(request.resources()))
                     .flatMap(
                         ignored ->
                             events.isEmpty()
@@ -396,7 +402,67 @@ public class Sessions {
       Map<String, String> metadata,
       List<Event> initialEvents,
       SessionBudget budget,
-      String environmentId) {}
+      String environmentId,
+      List<SessionResource> resources) {}
+
+  /** Adds a resource to a live session of {@code tenant}; sandboxes provisioned next get it. */
+  public Uni<SessionResource> addResource(
+      Tenant tenant, String sessionId, SessionResource resource) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              IdKind.SESSION.require("session_id", sessionId);
+              return ResourceRules.checked("resource", resource);
+            })
+        .flatMap(
+            checked ->
+                repository.changeResources(
+                    tenant,
+                    sessionId,
+                    current -> {
+                      List<SessionResource> next = new ArrayList<>(current);
+                      next.add(checked);
+                      ResourceRules.checkAll("resources", next);
+                      return new SessionRepository.ResourceChange<>(next, checked);
+                    }));
+  }
+
+  public Uni<Void> removeResource(Tenant tenant, String sessionId, String resourceId) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              IdKind.SESSION.require("session_id", sessionId);
+              return IdKind.SESSION_RESOURCE.require("resource_id", resourceId);
+            })
+        .flatMap(
+            id ->
+                repository.changeResources(
+                    tenant,
+                    sessionId,
+                    current -> {
+                      List<SessionResource> next =
+                          current.stream()
+                              .filter(resource -> !resource.getId().equals(id))
+                              .toList();
+                      if (next.size() == current.size()) {
+                        throw new dev.corral.common.NotFoundException("session resource", id);
+                      }
+                      return new SessionRepository.ResourceChange<Void>(next, null);
+                    }));
+  }
+
+  public Uni<List<SessionResource>> resources(Tenant tenant, String sessionId) {
+    return get(tenant, sessionId).map(Session::getResourcesList);
+  }
+
+  private static List<SessionResource> checkedResources(List<SessionResource> requested) {
+    List<SessionResource> checked = new ArrayList<>();
+    for (int i = 0; i < requested.size(); i++) {
+      checked.add(ResourceRules.checked("resources[" + i + "]", requested.get(i)));
+    }
+    ResourceRules.checkAll("resources", checked);
+    return checked;
+  }
 
   /** An EmitEvent request. {@code leaseEpoch} 0 means none. */
   public record Emit(

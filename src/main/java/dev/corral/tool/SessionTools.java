@@ -2,6 +2,7 @@ package dev.corral.tool;
 
 import dev.corral.common.CorralException;
 import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.ClonedRepository;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Sandbox;
@@ -14,6 +15,7 @@ import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.driver.SandboxLostException;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -39,6 +41,7 @@ public class SessionTools implements ToolRouter {
   private final SandboxConfig config;
   private final SessionLogReader sessionLog;
   private final McpTools mcp;
+  private final Repositories repositories;
   private final ConcurrentHashMap<String, Uni<Acquired>> acquiring = new ConcurrentHashMap<>();
 
   SessionTools(
@@ -46,7 +49,9 @@ public class SessionTools implements ToolRouter {
       BuiltInTools tools,
       SandboxConfig config,
       SessionLogReader sessionLog,
-      McpTools mcp) {
+      McpTools mcp,
+      Repositories repositories) {
+    this.repositories = repositories;
     this.sandboxes = sandboxes;
     this.tools = tools;
     this.config = config;
@@ -176,10 +181,22 @@ public class SessionTools implements ToolRouter {
                                     origin.environment().getId(),
                                     SandboxResources.getDefaultInstance(),
                                     sessionId)
-                                .map(
+                                .flatMap(
                                     sandbox ->
-                                        Acquired.fresh(
-                                            sandbox, origin.environment(), hadOne, lost))));
+                                        repositories
+                                            .cloneAll(
+                                                sandbox,
+                                                origin.resources(),
+                                                Duration.ofMillis(
+                                                    sandbox.getResources().getCallTimeoutMs()))
+                                            .map(
+                                                cloned ->
+                                                    Acquired.fresh(
+                                                        sandbox,
+                                                        origin.environment(),
+                                                        cloned,
+                                                        hadOne,
+                                                        lost)))));
   }
 
   static Event lostEvent(String sandboxId, String reason) {
@@ -197,17 +214,20 @@ public class SessionTools implements ToolRouter {
   private record Acquired(
       Sandbox sandbox,
       List<Event> notices,
-      boolean reset,
+      String note,
       AtomicBoolean noticed,
       AtomicBoolean announced) {
 
     static Acquired reused(Sandbox sandbox) {
-      return new Acquired(
-          sandbox, List.of(), false, new AtomicBoolean(true), new AtomicBoolean(true));
+      return new Acquired(sandbox, List.of(), "", new AtomicBoolean(true), new AtomicBoolean(true));
     }
 
     static Acquired fresh(
-        Sandbox sandbox, Environment environment, boolean hadOne, List<Event> lost) {
+        Sandbox sandbox,
+        Environment environment,
+        List<ClonedRepository> cloned,
+        boolean hadOne,
+        List<Event> lost) {
       List<Event> notices = new ArrayList<>(lost);
       notices.add(
           Event.newBuilder()
@@ -220,14 +240,36 @@ public class SessionTools implements ToolRouter {
                               .getDriver()
                               .name()
                               .replace("SANDBOX_DRIVER_", "")
-                              .toLowerCase(Locale.ROOT)))
+                              .toLowerCase(Locale.ROOT))
+                      .addAllRepositories(cloned))
               .build());
       return new Acquired(
           sandbox,
           List.copyOf(notices),
-          hadOne || !lost.isEmpty(),
+          note(hadOne || !lost.isEmpty(), cloned),
           new AtomicBoolean(false),
           new AtomicBoolean(false));
+    }
+
+    /** What the model is told with the first result: a reset workspace, clones that failed. */
+    private static String note(boolean reset, List<ClonedRepository> cloned) {
+      StringBuilder note = new StringBuilder(reset ? RESET_NOTE : "");
+      if (reset && !cloned.isEmpty()) {
+        note.append(" [the session's repositories were cloned again]");
+      }
+      for (ClonedRepository repository : cloned) {
+        if (!repository.getError().isEmpty()) {
+          note.append(note.length() == 0 ? "" : " ")
+              .append("[the repository ")
+              .append(repository.getUrl())
+              .append(" could not be cloned into /workspace/")
+              .append(repository.getMountPath())
+              .append(": ")
+              .append(repository.getError())
+              .append(']');
+        }
+      }
+      return note.toString();
     }
 
     List<Event> takeNotices() {
@@ -238,7 +280,7 @@ public class SessionTools implements ToolRouter {
       if (!announced.compareAndSet(false, true)) {
         return outcome;
       }
-      return reset ? outcome.prefixed(RESET_NOTE) : outcome;
+      return note.isEmpty() ? outcome : outcome.prefixed(note);
     }
   }
 }

@@ -1,10 +1,12 @@
 package dev.corral.sandbox.driver;
 
+import dev.corral.egress.EgressGrant;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.LimitEnforcement;
 import dev.corral.proto.v1.SandboxResources;
 import io.smallrye.mutiny.Uni;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * Where sandboxes live. A driver starts a sandbox from an environment, runs commands in it and
@@ -40,9 +42,24 @@ public interface SandboxDriver {
    */
   Uni<Void> release(String sandboxId, String host);
 
-  /** What a new sandbox is made from, with every limit resolved. */
+  /**
+   * What a new sandbox is made from, with every limit resolved.
+   *
+   * @param egress what it may reach through the egress proxy; empty: nothing (networking none and
+   *     no repository)
+   */
   record SandboxSpec(
-      String sandboxId, String sessionId, Environment environment, SandboxResources resources) {}
+      String sandboxId,
+      String sessionId,
+      Environment environment,
+      SandboxResources resources,
+      Optional<EgressGrant> egress) {
+
+    public SandboxSpec(
+        String sandboxId, String sessionId, Environment environment, SandboxResources resources) {
+      this(sandboxId, sessionId, environment, resources, Optional.empty());
+    }
+  }
 
   /** A started sandbox: where it runs, and how each of its limits is enforced. */
   record Provisioned(String host, List<LimitEnforcement> limits) {

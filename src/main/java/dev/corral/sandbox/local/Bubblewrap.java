@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The command line that starts a local sandbox, from the outside in:
@@ -21,7 +22,9 @@ import java.util.List;
  *       the address space of each process when there is no cgroup to limit memory;
  *   <li>{@code bwrap}: every namespace unshared (no network), a new session, no capabilities, a
  *       read-only root with read-only system directories, private size-limited /tmp and /workspace;
- *   <li>the launcher ({@code launcher.pl}) as the sandbox's pid 1.
+ *   <li>the launcher ({@code launcher.pl}) as the sandbox's pid 1; with egress, it also forwards
+ *       127.0.0.1:3128 (inside the sandbox's own network namespace) to the egress proxy's Unix
+ *       socket, bound read-only at /run/corral: the sandbox's only way out.
  * </ol>
  */
 final class Bubblewrap {
@@ -51,9 +54,18 @@ final class Bubblewrap {
   /**
    * @param uid the sandbox's own user id, or -1 to stay corral's user
    * @param cgroupProcs the cgroup.procs files to join (none: no cgroup, memory limited per process)
+   * @param egress the directory bound read-only at /run/corral, where the egress proxy's socket
+   *     appears if the sandbox gets network; the launcher then forwards 127.0.0.1:{@code proxyPort}
+   *     to it. Empty: no egress at all.
    */
   static List<String> command(
-      String bwrap, SandboxResources resources, int uid, List<Path> cgroupProcs, String launcher) {
+      String bwrap,
+      SandboxResources resources,
+      int uid,
+      List<Path> cgroupProcs,
+      Optional<Path> egress,
+      int proxyPort,
+      String launcher) {
     List<String> argv = new ArrayList<>();
     if (!cgroupProcs.isEmpty()) {
       argv.addAll(List.of("/bin/sh", "-c", JOIN, "corral-cgroup"));
@@ -108,6 +120,8 @@ final class Bubblewrap {
         argv.addAll(List.of("--ro-bind", "/etc/" + entry, "/etc/" + entry));
       }
     }
+    egress.ifPresent(
+        directory -> argv.addAll(List.of("--ro-bind", directory.toString(), "/run/corral")));
     argv.addAll(
         List.of(
             "--proc",
@@ -132,6 +146,7 @@ final class Bubblewrap {
             "/usr/bin/perl",
             "-e",
             launcher));
+    egress.ifPresent(directory -> argv.addAll(List.of("egress", Integer.toString(proxyPort))));
     return argv;
   }
 

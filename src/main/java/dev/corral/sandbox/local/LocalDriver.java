@@ -4,6 +4,8 @@ import dev.corral.common.DaemonThreads;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.Replica;
 import dev.corral.common.ResourceExhaustedException;
+import dev.corral.egress.EgressConfig;
+import dev.corral.egress.EgressProxy;
 import dev.corral.proto.v1.LimitEnforcement;
 import dev.corral.proto.v1.LimitScope;
 import dev.corral.proto.v1.SandboxResources;
@@ -69,6 +71,8 @@ public class LocalDriver implements SandboxDriver {
   private final SandboxConfig config;
   private final Limits limits;
   private final Cgroups cgroups;
+  private final EgressProxy egress;
+  private final int proxyPort;
   private final MeterRegistry metrics;
   private final Clock clock;
   private final String host;
@@ -89,8 +93,12 @@ public class LocalDriver implements SandboxDriver {
       Replica replica,
       Limits limits,
       Cgroups cgroups,
+      EgressProxy egress,
+      EgressConfig egressConfig,
       Clock clock,
       MeterRegistry metrics) {
+    this.egress = egress;
+    this.proxyPort = egressConfig.sandboxPort();
     this.metrics = metrics;
     Gauge.builder("corral.sandbox.warm", this, LocalDriver::warmCount)
         .description("Started sandboxes waiting in the warm pool")
@@ -160,7 +168,32 @@ public class LocalDriver implements SandboxDriver {
         .item(() -> plain ? claimWarm(spec.resources()) : null)
         .runSubscriptionOn(io)
         .flatMap(warm -> warm != null ? Uni.createFrom().item(warm) : startCold(spec))
+        .flatMap(sandbox -> serveEgress(sandbox, spec))
         .map(sandbox -> assign(sandbox, spec, plain));
+  }
+
+  /**
+   * Opens the sandbox's way out, if its spec grants one: the egress proxy starts serving the socket
+   * in the directory the sandbox has bound at /run/corral. Without a grant there is no socket, and
+   * the sandbox has no network at all.
+   */
+  private Uni<LocalSandbox> serveEgress(LocalSandbox sandbox, SandboxSpec spec) {
+    if (spec.egress().isEmpty()) {
+      return Uni.createFrom().item(sandbox);
+    }
+    if (sandbox.egress().isEmpty()) {
+      discard(sandbox);
+      return Uni.createFrom()
+          .failure(
+              new FailedPreconditionException(
+                  "this replica cannot give local sandboxes network: its egress proxy needs"
+                      + " Netty's epoll transport (Linux x86_64)"));
+    }
+    return egress
+        .serve(sandbox.egress().get(), spec.egress().get())
+        .replaceWith(sandbox)
+        .onFailure()
+        .invoke(failure -> discard(sandbox));
   }
 
   @Override
@@ -243,18 +276,26 @@ public class LocalDriver implements SandboxDriver {
       throw new FailedPreconditionException(
           "the sandbox's cgroup could not be made: " + failure.getMessage());
     }
+    Optional<Path> egressDirectory =
+        egress.available()
+            ? Optional.of(egress.directoryFor("sbx-" + randomSuffix()))
+            : Optional.empty();
     List<String> argv =
         Bubblewrap.command(
             config.local().bwrap(),
             resources,
             uid,
             cgroup.map(SandboxCgroup::procsFiles).orElse(List.of()),
+            egressDirectory,
+            proxyPort,
             launcher);
     try {
-      return LocalSandbox.start(argv, cgroup, uid, START_TIMEOUT, io, timer, clock.instant());
+      return LocalSandbox.start(
+          argv, cgroup, egressDirectory, uid, START_TIMEOUT, io, timer, clock.instant());
     } catch (RuntimeException failure) {
       freeUid(uid);
       cgroup.ifPresent(this::removeLater);
+      egressDirectory.ifPresent(EgressProxy::removeDirectory);
       throw failure;
     }
   }
@@ -356,7 +397,9 @@ public class LocalDriver implements SandboxDriver {
 
   /** Ends a sandbox and frees its user id and cgroup. */
   private void discard(LocalSandbox sandbox) {
+    egress.stop(sandbox.id());
     sandbox.kill("it was released");
+    sandbox.egress().ifPresent(EgressProxy::removeDirectory);
     freeUid(sandbox.uid());
     sandbox.cgroup().ifPresent(this::removeLater);
   }

@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -41,6 +42,7 @@ final class LocalSandbox {
   private final InputStream answers;
   private final OutputStream requests;
   private final Optional<SandboxCgroup> cgroup;
+  private final Optional<Path> egress;
   private final Stopper stopper;
   private final int uid;
   private final ExecutorService io;
@@ -56,6 +58,7 @@ final class LocalSandbox {
       Process process,
       ProcessHandle launcher,
       Optional<SandboxCgroup> cgroup,
+      Optional<Path> egress,
       int uid,
       ExecutorService io,
       ScheduledExecutorService timer,
@@ -64,6 +67,7 @@ final class LocalSandbox {
     this.answers = process.getInputStream();
     this.requests = process.getOutputStream();
     this.cgroup = cgroup;
+    this.egress = egress;
     this.stopper = new Stopper(process.toHandle(), launcher, cgroup);
     this.uid = uid;
     this.io = io;
@@ -80,6 +84,7 @@ final class LocalSandbox {
   static LocalSandbox start(
       List<String> argv,
       Optional<SandboxCgroup> cgroup,
+      Optional<Path> egress,
       int uid,
       Duration timeout,
       ExecutorService io,
@@ -108,7 +113,7 @@ final class LocalSandbox {
               .children()
               .findFirst()
               .orElseThrow(() -> new IOException("its launcher is gone"));
-      return new LocalSandbox(process, launcher, cgroup, uid, io, timer, now);
+      return new LocalSandbox(process, launcher, cgroup, egress, uid, io, timer, now);
     } catch (IOException failure) {
       destroy(process);
       throw new FailedPreconditionException(
@@ -135,6 +140,11 @@ final class LocalSandbox {
 
   int uid() {
     return uid;
+  }
+
+  /** The directory bound at /run/corral, where its egress proxy socket appears once served. */
+  Optional<Path> egress() {
+    return egress;
   }
 
   Optional<SandboxCgroup> cgroup() {

@@ -20,6 +20,12 @@
 #                    E <id> <length>\n<message>   (the call could not start)
 #                    F <message>\n                (the launcher gives up)
 #
+# With the arguments "egress <port>", it also keeps a forwarder running (its child, restarted if it
+# dies): 127.0.0.1:<port> in the sandbox's own network namespace, to the egress proxy's Unix socket
+# at /run/corral/egress.sock, which corral serves only while the sandbox may reach something. The
+# calls get HTTP_PROXY and HTTPS_PROXY pointing at it. The forwarder holds no secret and decides
+# nothing: corral's proxy, outside the sandbox, checks every connection.
+#
 # Only perl-base is needed, and no module but Config (POSIX alone would triple its start time):
 # system calls by number, Linux's constants by value.
 use strict;
@@ -68,6 +74,15 @@ unset __corral_n __corral_l __corral_v __corral_p
 eval "$__corral_c"
 BASH
 
+my ($EGRESS_PORT) = @ARGV && $ARGV[0] eq 'egress' ? ($ARGV[1] =~ /^(\d+)$/) : ();
+if ($EGRESS_PORT) {
+  my $proxy = "http://127.0.0.1:$EGRESS_PORT";
+  $ENVIRONMENT{$_} = $proxy for qw(HTTP_PROXY HTTPS_PROXY http_proxy https_proxy);
+  $ENVIRONMENT{$_} = 'localhost,127.0.0.1,::1' for qw(NO_PROXY no_proxy);
+}
+my $forwarder;           # the forwarder's pid
+my $forwarded_at = 0;    # when it was last started
+
 my $in = '';             # what corral sent and is not yet parsed
 my $call;                # the call under way
 my $standby;             # the next call's bash, waiting for its script
@@ -75,6 +90,7 @@ my @lingering;           # pipes of ended calls: drained and discarded until the
 
 print "H 1\n";
 $standby = standby();
+forward() if $EGRESS_PORT;
 
 while (1) {
   my $rin = '';
@@ -240,7 +256,91 @@ sub reap {
       close $standby->{feed};
       close $standby->{out};
       $standby = undef;
+    } elsif ($forwarder && $pid == $forwarder) {
+      $forwarder = undef;
     }
+  }
+  forward() if $EGRESS_PORT && !$forwarder && time() > $forwarded_at;    # at most once a second
+}
+
+# Starts the forwarder (see the top): one process, every connection in one select loop, at most
+# 64 at once, 256 KB buffered each way per connection.
+sub forward {
+  $forwarded_at = time();
+  my $pid = fork();
+  return unless defined $pid;
+  if ($pid) {
+    $forwarder = $pid;
+    return;
+  }
+  syscall($SETSID);
+  $0 = 'corral-egress-forwarder';
+  $SIG{CHLD} = 'DEFAULT';
+  # corral's channel and the calls' pipes are not the forwarder's to hold open
+  open(STDIN, '<', '/dev/null');
+  open(STDOUT, '>', '/dev/null');
+  close $_ for grep { defined } ($standby ? @$standby{qw(feed out)} : ()), ($call ? $call->{out} : ()), @lingering;
+  my ($AF_UNIX, $AF_INET, $SOCK_STREAM, $SOL_SOCKET, $SO_REUSEADDR, $SHUT_WR) = (1, 2, 1, 1, 2, 1);
+  my ($BUFFER, $MAX) = (256 << 10, 64);
+  socket(my $listener, $AF_INET, $SOCK_STREAM, 0) or CORE::exit(1);
+  setsockopt($listener, $SOL_SOCKET, $SO_REUSEADDR, pack('i', 1));
+  bind($listener, pack('S n C4 x8', $AF_INET, $EGRESS_PORT, 127, 0, 0, 1)) or CORE::exit(1);
+  listen($listener, 128) or CORE::exit(1);
+  nonblocking($listener);
+  my @pairs;    # [client, proxy, client->proxy bytes, proxy->client bytes, client eof, proxy eof]
+  while (1) {
+    my ($rin, $win) = ('', '');
+    vec($rin, fileno($listener), 1) = 1 if @pairs < $MAX;
+    for my $p (@pairs) {
+      vec($rin, fileno($p->[0]), 1) = 1 if !$p->[4] && length($p->[2]) < $BUFFER;
+      vec($rin, fileno($p->[1]), 1) = 1 if !$p->[5] && length($p->[3]) < $BUFFER;
+      vec($win, fileno($p->[1]), 1) = 1 if length $p->[2];
+      vec($win, fileno($p->[0]), 1) = 1 if length $p->[3];
+    }
+    next if select(my $rout = $rin, my $wout = $win, undef, undef) <= 0;
+    if (vec($rout, fileno($listener), 1) && accept(my $client, $listener)) {
+      socket(my $proxy, $AF_UNIX, $SOCK_STREAM, 0);
+      if ($proxy && connect($proxy, pack('S Z108', $AF_UNIX, '/run/corral/egress.sock'))) {
+        nonblocking($client);
+        nonblocking($proxy);
+        push @pairs, [$client, $proxy, '', '', 0, 0];
+      } else {
+        my $body = "corral egress: this sandbox has no network (its environment's networking is none)\n";
+        syswrite($client, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: "
+          . length($body) . "\r\nConnection: close\r\n\r\n$body");
+        close $client;
+      }
+    }
+    for my $p (@pairs) {
+      for my $side (0, 1) {    # 0: client -> proxy, 1: proxy -> client
+        my ($from, $to, $pending, $eof) = ($p->[$side], $p->[1 - $side], 2 + $side, 4 + $side);
+        if (!$p->[$eof] && vec($rout, fileno($from), 1)) {
+          my $got = sysread($from, $p->[$pending], 65536, length $p->[$pending]);
+          if (defined $got && $got == 0) {
+            $p->[$eof] = 1;
+          } elsif (!defined $got && !$!{EAGAIN} && !$!{EINTR}) {
+            $p->[6] = 1;
+          }
+        }
+        if (length $p->[$pending] && vec($wout, fileno($to), 1)) {
+          my $put = syswrite($to, $p->[$pending]);
+          if (defined $put) {
+            substr($p->[$pending], 0, $put) = '';
+          } elsif (!$!{EAGAIN} && !$!{EINTR}) {
+            $p->[6] = 1;
+          }
+        }
+        if ($p->[$eof] == 1 && !length $p->[$pending]) {    # all sent: pass the end on
+          shutdown($to, $SHUT_WR);
+          $p->[$eof] = 2;
+        }
+      }
+    }
+    for my $p (grep { $_->[6] || ($_->[4] == 2 && $_->[5] == 2) } @pairs) {
+      close $p->[0];
+      close $p->[1];
+    }
+    @pairs = grep { !$_->[6] && !($_->[4] == 2 && $_->[5] == 2) } @pairs;
   }
 }
 

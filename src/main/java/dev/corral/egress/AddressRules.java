@@ -1,0 +1,103 @@
+package dev.corral.egress;
+
+import java.net.Inet4Address;
+import java.net.Inet6Address;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Which addresses a sandbox (or a server-side call made for a tenant) may never reach: loopback,
+ * link-local (where cloud metadata lives, 169.254.169.254), private and shared networks, and every
+ * other range that is not public, in IPv4 and IPv6 (IPv4-mapped IPv6 addresses included). An
+ * operator may open chosen private networks ({@code corral.egress.allowed-private-networks}), never
+ * loopback or link-local.
+ */
+final class AddressRules {
+
+  private static final List<Cidr> NOT_PUBLIC =
+      List.of(
+              "0.0.0.0/8",
+              "10.0.0.0/8",
+              "100.64.0.0/10",
+              "172.16.0.0/12",
+              "192.0.0.0/24",
+              "192.0.2.0/24",
+              "192.88.99.0/24",
+              "192.168.0.0/16",
+              "198.18.0.0/15",
+              "198.51.100.0/24",
+              "203.0.113.0/24",
+              "224.0.0.0/4",
+              "240.0.0.0/4",
+              "::/128",
+              "64:ff9b::/96",
+              "100::/64",
+              "2001::/23",
+              "2001:db8::/32",
+              "fc00::/7",
+              "ff00::/8")
+          .stream()
+          .map(Cidr::parse)
+          .toList();
+
+  private final List<Cidr> allowedPrivate;
+
+  AddressRules(List<String> allowedPrivateNetworks) {
+    this.allowedPrivate = allowedPrivateNetworks.stream().map(Cidr::parse).toList();
+  }
+
+  /** Why {@code address} may not be reached, or empty if it may. */
+  Optional<String> refusal(InetAddress address) {
+    InetAddress checked = unmapped(address);
+    if (checked.isLoopbackAddress()) {
+      return Optional.of("a loopback address");
+    }
+    if (checked.isLinkLocalAddress() || inRange(checked, "169.254.0.0/16", "fe80::/10")) {
+      return Optional.of("a link-local address (where cloud metadata lives)");
+    }
+    if (checked.isAnyLocalAddress()) {
+      return Optional.of("an unspecified address");
+    }
+    boolean notPublic =
+        checked.isSiteLocalAddress()
+            || checked.isMulticastAddress()
+            || NOT_PUBLIC.stream().anyMatch(range -> range.contains(checked));
+    if (notPublic && allowedPrivate.stream().noneMatch(range -> range.contains(checked))) {
+      return Optional.of("a private or otherwise non-public address");
+    }
+    return Optional.empty();
+  }
+
+  private static boolean inRange(InetAddress address, String... ranges) {
+    for (String range : ranges) {
+      if (Cidr.parse(range).contains(address)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The IPv4 address inside an IPv4-mapped or -compatible IPv6 address, else the address. */
+  static InetAddress unmapped(InetAddress address) {
+    if (address instanceof Inet6Address) {
+      byte[] bytes = address.getAddress();
+      boolean mapped = true;
+      for (int i = 0; i < 10; i++) {
+        mapped &= bytes[i] == 0;
+      }
+      boolean v4mapped = mapped && bytes[10] == (byte) 0xff && bytes[11] == (byte) 0xff;
+      boolean v4compatible =
+          mapped && bytes[10] == 0 && bytes[11] == 0 && (bytes[12] | bytes[13] | bytes[14]) != 0;
+      if (v4mapped || v4compatible) {
+        try {
+          return Inet4Address.getByAddress(new byte[] {bytes[12], bytes[13], bytes[14], bytes[15]});
+        } catch (UnknownHostException impossible) {
+          return address;
+        }
+      }
+    }
+    return address;
+  }
+}

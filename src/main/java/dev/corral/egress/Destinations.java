@@ -1,0 +1,147 @@
+package dev.corral.egress;
+
+import io.quarkus.vertx.http.HttpServerStart;
+import io.smallrye.mutiny.Uni;
+import io.vertx.mutiny.core.Vertx;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.net.InetAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.net.UnknownHostException;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Pattern;
+
+/**
+ * Turns a host name into the one address a connection may go to: the proxy resolves names (the
+ * sandbox has no DNS), checks every address the name resolves to, and connects to the address it
+ * checked, so that a name resolving to a private address — or rebinding to one between a check and
+ * a connection — never gets through.
+ */
+@ApplicationScoped
+public class Destinations {
+
+  private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|\\[?[0-9a-fA-F:.]+\\]?");
+
+  private final EgressConfig config;
+  private final Vertx vertx;
+  private final AddressRules rules;
+  private final Set<Integer> ownPorts = configuredPorts();
+
+  Destinations(EgressConfig config, Vertx vertx) {
+    this.config = config;
+    this.vertx = vertx;
+    this.rules = new AddressRules(config.allowedPrivateNetworks().orElse(List.of()));
+  }
+
+  /**
+   * The address {@code host} may be reached at.
+   *
+   * @throws EgressRefusedException (in the Uni) if it cannot be resolved, or resolves to any
+   *     address that may not be reached
+   */
+  public Uni<InetAddress> resolve(String host) {
+    String name = host.toLowerCase(Locale.ROOT);
+    return addresses(name).map(addresses -> checked(name, addresses));
+  }
+
+  private Uni<List<InetAddress>> addresses(String name) {
+    Optional<String> fixed =
+        Optional.ofNullable(config.staticHosts().get(name))
+            .or(() -> Optional.ofNullable(config.staticHosts().get("\"" + name + "\"")));
+    if (fixed.isPresent() || IP_LITERAL.matcher(name).matches()) {
+      String literal = fixed.orElse(name).replace("[", "").replace("]", "");
+      try {
+        return Uni.createFrom().item(List.of(InetAddress.getByName(literal)));
+      } catch (UnknownHostException e) {
+        return Uni.createFrom().failure(unresolvable(name));
+      }
+    }
+    return vertx
+        .executeBlocking(Uni.createFrom().item(() -> lookup(name)), false)
+        .ifNoItem()
+        .after(config.resolveTimeout())
+        .failWith(() -> unresolvable(name));
+  }
+
+  private static List<InetAddress> lookup(String name) {
+    try {
+      return List.of(InetAddress.getAllByName(name));
+    } catch (UnknownHostException e) {
+      throw unresolvable(name);
+    }
+  }
+
+  private InetAddress checked(String name, List<InetAddress> addresses) {
+    for (InetAddress address : addresses) {
+      Optional<String> refusal = rules.refusal(address);
+      if (refusal.isPresent()) {
+        throw new EgressRefusedException(
+            "non_public",
+            name
+                + (IP_LITERAL.matcher(name).matches() ? " is " : " resolves to ")
+                + refusal.get()
+                + "; corral's egress never reaches those");
+      }
+    }
+    return addresses.get(0);
+  }
+
+  private static EgressRefusedException unresolvable(String name) {
+    return new EgressRefusedException("unresolvable", name + " could not be resolved");
+  }
+
+  Map<String, String> staticHosts() {
+    return config.staticHosts();
+  }
+
+  /** Notes the ports corral's own servers listen on. */
+  void serverStarted(@Observes HttpServerStart started) {
+    ownPorts.add(started.options().getPort());
+  }
+
+  /** The ports corral's HTTP and gRPC servers are configured to listen on, in any launch mode. */
+  private static Set<Integer> configuredPorts() {
+    Set<Integer> ports = ConcurrentHashMap.newKeySet();
+    var config = org.eclipse.microprofile.config.ConfigProvider.getConfig();
+    for (String name :
+        List.of(
+            "quarkus.http.port",
+            "quarkus.http.ssl-port",
+            "quarkus.http.test-port",
+            "quarkus.http.test-ssl-port",
+            "quarkus.grpc.server.port",
+            "quarkus.grpc.server.test-port",
+            "quarkus.management.port")) {
+      config.getOptionalValue(name, Integer.class).filter(port -> port > 0).ifPresent(ports::add);
+    }
+    return ports;
+  }
+
+  /**
+   * Why {@code address:port} may not be reached although its address may: it is corral's own
+   * server, on an address of this host an operator opened as a private network.
+   */
+  Optional<EgressRefusedException> ownServer(InetAddress address, int port) {
+    if (!ownPorts.contains(port)) {
+      return Optional.empty();
+    }
+    try {
+      if (address.isAnyLocalAddress() || NetworkInterface.getByInetAddress(address) != null) {
+        return Optional.of(
+            new EgressRefusedException(
+                "corral", "port " + port + " of this host is corral's own server"));
+      }
+    } catch (SocketException e) {
+      return Optional.of(
+          new EgressRefusedException(
+              "corral", "whether " + address.getHostAddress() + " is this host is unknown"));
+    }
+    return Optional.empty();
+  }
+}

@@ -1,0 +1,446 @@
+package dev.corral.egress;
+
+import dev.corral.proto.v1.NetworkMode;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.net.NetClient;
+import io.vertx.core.net.NetClientOptions;
+import io.vertx.core.net.NetServer;
+import io.vertx.core.net.NetServerOptions;
+import io.vertx.core.net.NetSocket;
+import io.vertx.core.net.SocketAddress;
+import jakarta.annotation.PreDestroy;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.logging.Logger;
+
+/**
+ * The egress proxy: one Unix socket per sandbox, which its driver makes the sandbox's only way out
+ * (a local sandbox reaches it through a forwarder on 127.0.0.1 inside its network namespace). It
+ * speaks HTTP CONNECT and plain HTTP (one request per connection), admits what the sandbox's {@link
+ * EgressGrant} allows, resolves the name itself and connects to the address it checked. Requests to
+ * the git host go to the {@link GitGateway}. A refusal is an HTTP 403 with the reason, counted,
+ * logged and recorded in the session's log ({@link EgressDenials}).
+ */
+@ApplicationScoped
+public class EgressProxy {
+
+  private static final Logger LOGGER = Logger.getLogger(EgressProxy.class);
+  private static final int MAX_HEAD = 16 * 1024;
+  private static final Buffer HEAD_END = Buffer.buffer("\r\n\r\n");
+
+  private final EgressConfig config;
+  private final Destinations destinations;
+  private final EgressDenials denials;
+  private final GitGateway git;
+  private final Vertx vertx;
+  private final MeterRegistry metrics;
+  private final Map<String, Served> served = new ConcurrentHashMap<>();
+  private final Path directory;
+  private NetClient client;
+
+  EgressProxy(
+      EgressConfig config,
+      Destinations destinations,
+      EgressDenials denials,
+      GitGateway git,
+      Vertx vertx,
+      MeterRegistry metrics) {
+    this.config = config;
+    this.destinations = destinations;
+    this.denials = denials;
+    this.git = git;
+    this.vertx = vertx;
+    this.metrics = metrics;
+    this.directory = Path.of(config.socketDirectory() + "-" + ProcessHandle.current().pid());
+  }
+
+  private record Served(EgressGrant grant, NetServer server, Path socket, AtomicInteger open) {}
+
+  /** Whether this replica can serve sandboxes' egress (Unix sockets need the native transport). */
+  public boolean available() {
+    return vertx.isNativeTransportEnabled();
+  }
+
+  /**
+   * A directory that a new sandbox binds (read-only) at {@code /run/corral}: its socket appears
+   * there once {@link #serve} is called for it.
+   */
+  public Path directoryFor(String key) {
+    try {
+      Path own = Files.createDirectories(directory).resolve(key);
+      Files.createDirectories(own);
+      Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx--x--x"));
+      Files.setPosixFilePermissions(own, PosixFilePermissions.fromString("rwxr-xr-x"));
+      return own;
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException("cannot make " + directory + "/" + key, e);
+    }
+  }
+
+  /** Removes a sandbox's directory (and a socket left in it), once the sandbox is gone. */
+  public static void removeDirectory(Path sandboxDirectory) {
+    try {
+      Files.deleteIfExists(sandboxDirectory.resolve("egress.sock"));
+      Files.deleteIfExists(sandboxDirectory);
+    } catch (IOException e) {
+      LOGGER.debugf("%s not removed: %s", sandboxDirectory, e.getMessage());
+    }
+  }
+
+  /** Serves {@code grant}'s sandbox through a socket in {@code directory}. */
+  public Uni<Void> serve(Path sandboxDirectory, EgressGrant grant) {
+    Path socket = sandboxDirectory.resolve("egress.sock");
+    NetServer server =
+        vertx.createNetServer(
+            new NetServerOptions().setIdleTimeout((int) config.idleTimeout().toSeconds()));
+    AtomicInteger open = new AtomicInteger();
+    server.connectHandler(connection -> accept(connection, grant, open));
+    return Uni.createFrom()
+        .completionStage(
+            () ->
+                server
+                    .listen(SocketAddress.domainSocketAddress(socket.toString()))
+                    .toCompletionStage())
+        .invoke(
+            listening -> {
+              try {
+                Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-rw-rw-"));
+              } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+              Served previous =
+                  served.put(grant.sandboxId(), new Served(grant, server, socket, open));
+              if (previous != null) {
+                previous.server().close();
+              }
+              if (grant.networking().getMode() == NetworkMode.NETWORK_MODE_UNRESTRICTED) {
+                LOGGER.infof(
+                    "sandbox=%s tenant=%s egress is UNRESTRICTED (any public host)",
+                    grant.sandboxId(), grant.tenant().id());
+              }
+            })
+        .replaceWithVoid();
+  }
+
+  /** Stops serving a sandbox: its socket goes, and its open connections close. */
+  public void stop(String sandboxId) {
+    Served gone = served.remove(sandboxId);
+    if (gone != null) {
+      gone.server().close();
+      try {
+        Files.deleteIfExists(gone.socket());
+      } catch (IOException e) {
+        LOGGER.debugf("sandbox=%s egress socket not removed: %s", sandboxId, e.getMessage());
+      }
+    }
+  }
+
+  /** The grant of a sandbox this replica serves. */
+  Optional<EgressGrant> grantOf(String sandboxId) {
+    return Optional.ofNullable(served.get(sandboxId)).map(Served::grant);
+  }
+
+  @PreDestroy
+  void stopAll() {
+    served.keySet().forEach(this::stop);
+  }
+
+  // --- one connection ---------------------------------------------------------------------------
+
+  private void accept(NetSocket connection, EgressGrant grant, AtomicInteger open) {
+    if (open.incrementAndGet() > config.maxConnectionsPerSandbox()) {
+      open.decrementAndGet();
+      answer(
+          connection,
+          503,
+          "this sandbox has " + config.maxConnectionsPerSandbox() + " connections open, its limit");
+      return;
+    }
+    connection.closeHandler(ignored -> open.decrementAndGet());
+    Buffer head = Buffer.buffer();
+    long deadline =
+        vertx.setTimer(10_000, id -> answer(connection, 408, "the request head took too long"));
+    connection.handler(
+        chunk -> {
+          head.appendBuffer(chunk);
+          int end = indexOf(head, HEAD_END);
+          if (end < 0) {
+            if (head.length() > MAX_HEAD) {
+              vertx.cancelTimer(deadline);
+              answer(connection, 431, "the request head is larger than " + MAX_HEAD + " bytes");
+            }
+            return;
+          }
+          vertx.cancelTimer(deadline);
+          connection.pause();
+          connection.handler(null);
+          route(
+              connection,
+              grant,
+              head.getString(0, end, StandardCharsets.ISO_8859_1.name()),
+              head.getBuffer(end + 4, head.length()));
+        });
+  }
+
+  /** The request's first line and headers, and the bytes the client sent after them. */
+  private void route(NetSocket connection, EgressGrant grant, String head, Buffer rest) {
+    String[] lines = head.split("\r\n");
+    String[] first = lines[0].split(" ");
+    if (first.length != 3 || !first[2].startsWith("HTTP/1.")) {
+      answer(connection, 400, "not an HTTP/1 proxy request");
+      return;
+    }
+    String method = first[0].toUpperCase(Locale.ROOT);
+    Target target;
+    try {
+      target = method.equals("CONNECT") ? Target.ofAuthority(first[1]) : Target.ofUrl(first[1]);
+    } catch (IllegalArgumentException malformed) {
+      answer(connection, 400, malformed.getMessage());
+      return;
+    }
+    if (!method.equals("CONNECT") && target.host().equals(config.gitHost())) {
+      git.forward(connection, grant, method, target, lines, rest);
+      return;
+    }
+    Optional<EgressRefusedException> refused = policyRefusal(grant, target);
+    if (refused.isPresent()) {
+      refuse(connection, grant, target, refused.get());
+      return;
+    }
+    destinations
+        .resolve(target.host())
+        .subscribe()
+        .with(
+            address ->
+                destinations
+                    .ownServer(address, target.port())
+                    .ifPresentOrElse(
+                        own -> refuse(connection, grant, target, own),
+                        () -> connect(connection, grant, method, target, lines, rest, address)),
+            failure ->
+                refuse(
+                    connection,
+                    grant,
+                    target,
+                    failure instanceof EgressRefusedException egress
+                        ? egress
+                        : new EgressRefusedException(
+                            "unresolvable", target.host() + " could not be resolved")));
+  }
+
+  /** Why the environment does not allow {@code target}, if it does not. */
+  private Optional<EgressRefusedException> policyRefusal(EgressGrant grant, Target target) {
+    var networking = grant.networking();
+    switch (networking.getMode()) {
+      case NETWORK_MODE_UNRESTRICTED -> {
+        return Optional.empty();
+      }
+      case NETWORK_MODE_LIMITED -> {
+        if (!HostPatterns.allows(networking.getAllowedHostsList(), target.host())) {
+          return Optional.of(
+              new EgressRefusedException(
+                  "not_allowed", target.host() + " is not in the environment's allowed_hosts"));
+        }
+        List<Integer> ports =
+            networking.getAllowedPortsCount() == 0
+                ? List.of(80, 443)
+                : networking.getAllowedPortsList();
+        if (!ports.contains(target.port())) {
+          return Optional.of(
+              new EgressRefusedException(
+                  "not_allowed",
+                  "port " + target.port() + " is not in the environment's allowed_ports " + ports));
+        }
+        return Optional.empty();
+      }
+      default -> {
+        return Optional.of(
+            new EgressRefusedException(
+                "networking_none", "the environment's networking is none: no host may be reached"));
+      }
+    }
+  }
+
+  private void connect(
+      NetSocket connection,
+      EgressGrant grant,
+      String method,
+      Target target,
+      String[] lines,
+      Buffer rest,
+      InetAddress address) {
+    client()
+        .connect(SocketAddress.inetSocketAddress(target.port(), address.getHostAddress()))
+        .onSuccess(
+            upstream -> {
+              metrics.counter("corral.egress.connections", "outcome", "ok").increment();
+              if (method.equals("CONNECT")) {
+                connection.write(Buffer.buffer("HTTP/1.1 200 Connection established\r\n\r\n"));
+              } else {
+                upstream.write(Buffer.buffer(originForm(method, target, lines), "ISO-8859-1"));
+              }
+              if (rest.length() > 0) {
+                upstream.write(rest);
+              }
+              connection.pipeTo(upstream);
+              upstream.pipeTo(connection);
+            })
+        .onFailure(
+            failure -> {
+              metrics.counter("corral.egress.connections", "outcome", "failed").increment();
+              answer(
+                  connection,
+                  502,
+                  target.host()
+                      + ":"
+                      + target.port()
+                      + " could not be reached ("
+                      + failure.getMessage()
+                      + ")");
+            });
+  }
+
+  /** The request as the origin server gets it: origin-form, no proxy headers, one request. */
+  static String originForm(String method, Target target, String[] lines) {
+    StringBuilder head =
+        new StringBuilder(method).append(' ').append(target.pathAndQuery()).append(" HTTP/1.1\r\n");
+    boolean host = false;
+    for (int i = 1; i < lines.length; i++) {
+      String lower = lines[i].toLowerCase(Locale.ROOT);
+      if (lower.startsWith("proxy-")
+          || lower.startsWith("connection:")
+          || lower.startsWith("keep-alive:")) {
+        continue;
+      }
+      host |= lower.startsWith("host:");
+      head.append(lines[i]).append("\r\n");
+    }
+    if (!host) {
+      head.append("Host: ").append(target.authority()).append("\r\n");
+    }
+    return head.append("Connection: close\r\n\r\n").toString();
+  }
+
+  private void refuse(
+      NetSocket connection, EgressGrant grant, Target target, EgressRefusedException refused) {
+    metrics.counter("corral.egress.denied", "reason", refused.reason()).increment();
+    LOGGER.infof(
+        "sandbox=%s sessionId=%s tenant=%s egress to %s:%d refused: %s",
+        grant.sandboxId(),
+        grant.sessionId(),
+        grant.tenant().id(),
+        target.host(),
+        target.port(),
+        refused.getMessage());
+    denials.record(grant, target.host(), target.port(), refused.getMessage());
+    answer(connection, 403, refused.getMessage());
+  }
+
+  /** Answers with a status and a one-line reason, and closes. */
+  static void answer(NetSocket connection, int status, String reason) {
+    String body = "corral egress: " + reason + "\n";
+    connection
+        .write(
+            Buffer.buffer(
+                "HTTP/1.1 "
+                    + status
+                    + " "
+                    + (status == 403 ? "Forbidden" : status == 502 ? "Bad Gateway" : "Refused")
+                    + "\r\nContent-Type: text/plain\r\nContent-Length: "
+                    + body.getBytes(StandardCharsets.UTF_8).length
+                    + "\r\nConnection: close\r\n\r\n"
+                    + body))
+        .onComplete(ignored -> connection.close());
+  }
+
+  private synchronized NetClient client() {
+    if (client == null) {
+      client =
+          vertx.createNetClient(
+              new NetClientOptions()
+                  .setConnectTimeout((int) config.connectTimeout().toMillis())
+                  .setIdleTimeout((int) config.idleTimeout().toSeconds())
+                  .setIdleTimeoutUnit(TimeUnit.SECONDS));
+    }
+    return client;
+  }
+
+  private static int indexOf(Buffer buffer, Buffer needle) {
+    outer:
+    for (int i = 0; i + needle.length() <= buffer.length(); i++) {
+      for (int j = 0; j < needle.length(); j++) {
+        if (buffer.getByte(i + j) != needle.getByte(j)) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
+  }
+
+  /** Where a request goes. */
+  record Target(String host, int port, String pathAndQuery) {
+
+    String authority() {
+      return (host.contains(":") ? "[" + host + "]" : host) + (port == 80 ? "" : ":" + port);
+    }
+
+    /** CONNECT's {@code host:port}. */
+    static Target ofAuthority(String authority) {
+      URI uri;
+      try {
+        uri = new URI("tcp://" + authority);
+      } catch (java.net.URISyntaxException e) {
+        throw new IllegalArgumentException("CONNECT needs host:port");
+      }
+      if (uri.getHost() == null || uri.getPort() < 1) {
+        throw new IllegalArgumentException("CONNECT needs host:port");
+      }
+      return new Target(strip(uri.getHost()), uri.getPort(), "");
+    }
+
+    /** A plain HTTP request's absolute URL. */
+    static Target ofUrl(String url) {
+      URI uri;
+      try {
+        uri = new URI(url);
+      } catch (java.net.URISyntaxException e) {
+        throw new IllegalArgumentException("the request target is not a URL");
+      }
+      if (!"http".equalsIgnoreCase(uri.getScheme()) || uri.getHost() == null) {
+        throw new IllegalArgumentException(
+            "a plain request needs an absolute http:// URL (use CONNECT for https)");
+      }
+      if (uri.getRawUserInfo() != null) {
+        throw new IllegalArgumentException("the request target must not hold user information");
+      }
+      String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
+      return new Target(
+          strip(uri.getHost()),
+          uri.getPort() < 0 ? 80 : uri.getPort(),
+          path + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery()));
+    }
+
+    private static String strip(String host) {
+      String bare =
+          host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+      return bare.toLowerCase(Locale.ROOT);
+    }
+  }
+}
