@@ -1,0 +1,336 @@
+package dev.corral.egress;
+
+import static dev.corral.testing.SessionLogs.log;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.CreateEnvironmentRequest;
+import dev.corral.proto.v1.EnvironmentServiceGrpc;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.ExecuteRequest;
+import dev.corral.proto.v1.NetworkMode;
+import dev.corral.proto.v1.Networking;
+import dev.corral.proto.v1.ProvisionRequest;
+import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.SandboxResources;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.testing.EgressTestProfile;
+import dev.corral.testing.Fixtures;
+import dev.corral.testing.TestNetwork;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import jakarta.inject.Inject;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.Executors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The egress proxy from inside real bubblewrap sandboxes, with curl: what an allow-list lets
+ * through, what no configuration ever lets through (loopback, cloud metadata, private ranges, names
+ * that resolve to them, corral's own server), that networking none means no network at all, and
+ * that a stopped proxy leaves no way out.
+ */
+@QuarkusTest
+@TestProfile(EgressTestProfile.class)
+class EgressTest {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  @GrpcClient("corral")
+  SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @GrpcClient("corral")
+  EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Inject EgressProxy proxy;
+
+  private final List<String> provisioned = new ArrayList<>();
+  private HttpServer web;
+  private int port;
+  private String marker;
+
+  @BeforeEach
+  void startWebServer() throws IOException {
+    marker = "hello-" + UUID.randomUUID();
+    web = HttpServer.create(new InetSocketAddress(TestNetwork.outwardAddress(), 0), 16);
+    web.setExecutor(Executors.newCachedThreadPool());
+    web.createContext(
+        "/hello",
+        exchange -> {
+          byte[] body =
+              (marker + " " + exchange.getRequestHeaders().getFirst("Host"))
+                  .getBytes(StandardCharsets.UTF_8);
+          exchange.sendResponseHeaders(200, body.length);
+          try (OutputStream out = exchange.getResponseBody()) {
+            out.write(body);
+          }
+        });
+    web.createContext(
+        "/slow",
+        exchange -> {
+          exchange.sendResponseHeaders(200, 0);
+          try (OutputStream out = exchange.getResponseBody()) {
+            for (int i = 0; i < 300; i++) {
+              out.write(("tick " + i + "\n").getBytes(StandardCharsets.UTF_8));
+              out.flush();
+              Thread.sleep(100);
+            }
+          } catch (InterruptedException | IOException gone) {
+            // the client went away
+          }
+        });
+    web.start();
+    port = web.getAddress().getPort();
+  }
+
+  @AfterEach
+  void stop() {
+    web.stop(0);
+    provisioned.forEach(
+        id ->
+            sandboxes.releaseSandbox(ReleaseSandboxRequest.newBuilder().setSandboxId(id).build()));
+  }
+
+  @Test
+  void anAllowedHostIsReachedAndAnotherHostOrPortIsRefusedWithAReasonAndRecorded() {
+    // Given a limited environment allowing allowed.test on the test server's port
+    Session session = Fixtures.createSession(agents, sessions);
+    String sandbox =
+        provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), session.getId());
+    String allowed = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
+
+    // When
+    String plain = bash("curl -sS " + allowed);
+    String tunnelled = bash("curl -sS --proxytunnel " + allowed);
+    String other =
+        bash(
+            "curl -sS -w ' [%{http_code}]' http://"
+                + EgressTestProfile.OTHER
+                + ":"
+                + port
+                + "/hello");
+    String otherPort =
+        bash("curl -sS -w ' [%{http_code}]' http://" + EgressTestProfile.ALLOWED + ":81/hello");
+    String tunnelRefused =
+        bash(
+            "curl -sS --proxytunnel http://"
+                + EgressTestProfile.OTHER
+                + ":"
+                + port
+                + "/ 2>&1; echo \" [exit $?]\"");
+
+    // Then
+    assertThat(plain).isEqualTo(marker + " allowed.test:" + port);
+    assertThat(tunnelled).isEqualTo(marker + " allowed.test:" + port);
+    assertThat(other)
+        .contains("corral egress: other.test is not in the environment's allowed_hosts")
+        .endsWith("[403]");
+    assertThat(otherPort)
+        .contains("port 81 is not in the environment's allowed_ports")
+        .endsWith("[403]");
+    assertThat(tunnelRefused).contains("403").doesNotContain("[exit 0]");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(
+            () ->
+                assertThat(denials(session.getId()))
+                    .anySatisfy(
+                        denied -> {
+                          assertThat(denied.getSandboxId()).isEqualTo(sandbox);
+                          assertThat(denied.getHost()).isEqualTo(EgressTestProfile.OTHER);
+                          assertThat(denied.getPort()).isEqualTo(port);
+                          assertThat(denied.getReason()).contains("allowed_hosts");
+                        }));
+  }
+
+  @Test
+  void loopbackMetadataPrivateRebindingAndCorralItselfAreRefusedEvenWhenUnrestricted() {
+    // Given the most open networking there is
+    String sandbox = provision(networking(NetworkMode.NETWORK_MODE_UNRESTRICTED), "");
+    String outward = TestNetwork.outwardAddress().getHostAddress();
+    List<String> targets =
+        List.of(
+            "http://127.0.0.1:18081/",
+            "http://localhost:18081/",
+            "http://2130706433:18081/",
+            "http://[::1]:18081/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://metadata.test/computeMetadata/v1/",
+            "http://10.20.30.40/",
+            "http://private.test/",
+            "http://rebind.test:18081/",
+            "http://mapped.test:18081/",
+            "http://0.0.0.0:18081/",
+            "http://" + outward + ":18081/",
+            "http://" + EgressTestProfile.ALLOWED + ":18081/");
+
+    for (String target : targets) {
+      // When it is asked through the proxy, plainly and as a tunnel
+      String plain =
+          bash("curl -sS --noproxy '' -w ' [%{http_code}]' -x http://127.0.0.1:3128 " + target);
+      String tunnel =
+          bash(
+              "curl -sS --noproxy '' --proxytunnel -x http://127.0.0.1:3128 "
+                  + target
+                  + " 2>&1; echo \" [exit $?]\"");
+
+      // Then it is refused, with the reason
+      assertThat(plain).as(target).contains("corral egress: ").endsWith("[403]");
+      assertThat(tunnel).as(target).contains("403").doesNotContain("[exit 0]");
+    }
+    // And corral's own port is not reachable past the proxy either: there is no route out
+    assertThat(
+            bash("curl -sS --noproxy '*' http://" + outward + ":18081/ 2>&1; echo \" [exit $?]\""))
+        .doesNotContain("[exit 0]");
+    assertThat(bash("curl -sS --noproxy '*' http://127.0.0.1:18081/ 2>&1; echo \" [exit $?]\""))
+        .contains("Failed to connect")
+        .doesNotContain("[exit 0]");
+    assertThat(bash("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '")).isEqualTo("lo");
+  }
+
+  @Test
+  void networkingNoneHasNoNetworkAtAll() {
+    // Given the default environment, networking none
+    String sandbox = provision(networking(NetworkMode.NETWORK_MODE_NONE), "");
+    String outward = TestNetwork.outwardAddress().getHostAddress();
+
+    // When
+    String viaProxy =
+        bash(
+            "curl -sS -w ' [%{http_code}]' http://"
+                + EgressTestProfile.ALLOWED
+                + ":"
+                + port
+                + "/hello");
+    String direct =
+        bash(
+            "curl -sS --noproxy '*' --connect-timeout 2 http://"
+                + outward
+                + ":"
+                + port
+                + "/hello 2>&1; echo \" [exit $?]\"");
+    String socket = bash("ls -A /run/corral");
+    String names = bash("getent hosts " + EgressTestProfile.ALLOWED + "; echo \"[exit $?]\"");
+
+    // Then
+    assertThat(viaProxy).contains("this sandbox has no network").endsWith("[403]");
+    assertThat(direct).doesNotContain(marker).doesNotContain("[exit 0]");
+    assertThat(socket).isEmpty();
+    assertThat(names).isEqualTo("[exit 2]");
+  }
+
+  @Test
+  void aStoppedProxyClosesOpenTunnelsAndLeavesNoWayOut() {
+    // Given a download under way through the proxy
+    String sandbox = provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+    String slow = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/slow";
+    bash(
+        "(curl -sSN --proxytunnel "
+            + slow
+            + " > /tmp/slow.out 2>&1; echo \"exit $?\" >> /tmp/slow.out) &");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(() -> assertThat(bash("cat /tmp/slow.out")).contains("tick 3"));
+
+    // When the proxy stops (as when its replica goes)
+    proxy.stopAll();
+
+    // Then the download breaks off, and nothing gets out any more
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> bash("tail -n 1 /tmp/slow.out").startsWith("exit "));
+    assertThat(bash("tail -n 1 /tmp/slow.out")).isNotEqualTo("exit 0");
+    assertThat(bash("ls -A /run/corral")).isEmpty();
+    assertThat(bash("curl -sS -w ' [%{http_code}]' http://allowed.test:" + port + "/hello"))
+        .contains("this sandbox has no network")
+        .endsWith("[403]");
+    assertThat(proxy.grantOf(sandbox)).isEmpty();
+  }
+
+  private List<dev.corral.proto.v1.SandboxEgressDenied> denials(String sessionId) {
+    return log(sessions, sessionId).stream()
+        .filter(Event::hasSandboxEgressDenied)
+        .map(Event::getSandboxEgressDenied)
+        .toList();
+  }
+
+  private static Networking limited(List<String> hosts, List<Integer> ports) {
+    return Networking.newBuilder()
+        .setMode(NetworkMode.NETWORK_MODE_LIMITED)
+        .addAllAllowedHosts(hosts)
+        .addAllAllowedPorts(ports)
+        .build();
+  }
+
+  private static Networking networking(NetworkMode mode) {
+    return Networking.newBuilder().setMode(mode).build();
+  }
+
+  private String provision(Networking networking, String sessionId) {
+    String environment =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("egress " + UUID.randomUUID())
+                    .setNetworking(networking)
+                    .build())
+            .getEnvironment()
+            .getId();
+    String id =
+        sandboxes
+            .provision(
+                ProvisionRequest.newBuilder()
+                    .setEnvironmentId(environment)
+                    .setSessionId(sessionId)
+                    .setResources(SandboxResources.newBuilder().setCallTimeoutMs(20_000))
+                    .build())
+            .getSandbox()
+            .getId();
+    provisioned.add(id);
+    sandbox = id;
+    return id;
+  }
+
+  private String sandbox;
+
+  /** Runs {@code command} with bash in the current sandbox; its output without the exit code. */
+  private String bash(String command) {
+    try {
+      String input = JSON.writeValueAsString(java.util.Map.of("command", command));
+      String output =
+          sandboxes
+              .execute(
+                  ExecuteRequest.newBuilder()
+                      .setSandboxId(sandbox)
+                      .setName("bash")
+                      .setInputJson(input)
+                      .build())
+              .getOutput();
+      String bare = output.replaceAll("\\n?\\[exit code \\d+\\]$", "").strip();
+      return bare.equals("(no output)") ? "" : bare;
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

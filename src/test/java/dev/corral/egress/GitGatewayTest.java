@@ -1,0 +1,324 @@
+package dev.corral.egress;
+
+import static dev.corral.testing.Fixtures.userMessage;
+import static dev.corral.testing.SessionLogs.awaitIdle;
+import static dev.corral.testing.SessionLogs.log;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.AgentToolset;
+import dev.corral.proto.v1.BasicAuth;
+import dev.corral.proto.v1.ClonedRepository;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateCredentialRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.GitRepository;
+import dev.corral.proto.v1.ListSandboxesRequest;
+import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.SandboxState;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionResource;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StopReasonType;
+import dev.corral.proto.v1.Tool;
+import dev.corral.proto.v1.VaultServiceGrpc;
+import dev.corral.testing.EgressTestProfile;
+import dev.corral.testing.FakeAnthropic;
+import dev.corral.testing.FakeAnthropic.Reply;
+import dev.corral.testing.GitTestServer;
+import dev.corral.testing.InjectFakeAnthropic;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A session's git repository, end to end against a real git smart-HTTP server that demands a token:
+ * cloned into the sandbox at provisioning, committed to and pushed from inside it by the model's
+ * bash calls, cloned again after the sandbox is lost, and never reachable from another session's
+ * sandbox. The token is then searched for everywhere a sandbox could see it, from outside the
+ * sandbox.
+ */
+@QuarkusTest
+@TestProfile(EgressTestProfile.class)
+class GitGatewayTest {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @GrpcClient("corral")
+  VaultServiceGrpc.VaultServiceBlockingStub vault;
+
+  @GrpcClient("corral")
+  SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @InjectFakeAnthropic FakeAnthropic model;
+
+  private GitTestServer server;
+  private String token;
+
+  @BeforeEach
+  void start() throws IOException {
+    model.reset();
+    token = "ghp_" + UUID.randomUUID().toString().replace("-", "");
+    server = GitTestServer.start(token);
+  }
+
+  @AfterEach
+  void stop() throws IOException {
+    server.close();
+  }
+
+  @Test
+  void theSandboxClonesCommitsAndPushesWithoutTheTokenAndAReplacementClonesAgain()
+      throws IOException {
+    // Given a session with the repository, its token in the vault
+    String credential = credential(token);
+    Session session = session(repository(server.url("app.git"), "main", "app", credential), "Go.");
+    model.enqueue(
+        bash(
+            "toolu_1",
+            "cd /workspace/app && cat README.md && git remote get-url origin"
+                + " && echo 'a line' >> README.md"
+                + " && git -c user.name=Agent -c user.email=agent@example.com"
+                + " commit -qam 'agent change' && git push -q origin HEAD:main 2>&1"
+                + " && git pull -q 2>&1 && git log --format=%s -1"),
+        Reply.text("Pushed."));
+
+    // When the turn runs
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the clone was recorded, the push arrived, and the token travelled only to the server
+    List<Event> events = log(sessions, session.getId());
+    ClonedRepository cloned = provisioned(events).get(0).getRepositories(0);
+    assertThat(cloned.getError()).isEmpty();
+    assertThat(cloned.getMountPath()).isEqualTo("app");
+    assertThat(cloned.getCommit()).isEqualTo(first);
+    String result = results(events).get(0);
+    assertThat(result)
+        .contains("# app")
+        .contains("http://corral-git/" + cloned.getResourceId())
+        .endsWith("agent change");
+    assertThat(server.log("app.git", "main")).containsExactly("agent change", "first commit");
+    assertThat(server.requests())
+        .extracting(GitTestServer.Request::path)
+        .anyMatch(path -> path.endsWith("/git-receive-pack"));
+    assertThat(server.requests())
+        .allSatisfy(request -> assertThat(request.status()).isLessThan(400));
+    Sandbox sandbox = currentSandbox(session.getId());
+    assertThat(searchSandboxFromOutside(sandbox)).doesNotContain(token);
+    assertThat(events.toString() + model.requests()).doesNotContain(token);
+
+    // When the sandbox is lost and the model works on
+    sandboxes.releaseSandbox(
+        ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build());
+    model.enqueue(
+        bash("toolu_2", "git -C /workspace/app log --format=%s -1"), Reply.text("Still there."));
+    sessions.emitEvent(
+        dev.corral.proto.v1.EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(userMessage("Again."))
+            .build());
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(30))
+        .until(() -> results(log(sessions, session.getId())).size() == 2);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then a new sandbox cloned the repository again (with the pushed commit), and the log says so
+    List<Event> after = log(sessions, session.getId());
+    assertThat(provisioned(after)).hasSize(2);
+    assertThat(provisioned(after).get(1).getRepositories(0).getCommit())
+        .isEqualTo(server.commitOf("app.git", "main"));
+    assertThat(results(after).get(1))
+        .contains("the session's repositories were cloned again")
+        .endsWith("agent change");
+  }
+
+  @Test
+  void anotherSessionsSandboxCannotUseTheRepositoryAndAFailedCloneIsReported() {
+    // Given session A with the repository and its token, B with the same URL and no credential
+    String credential = credential(token);
+    Session a = session(repository(server.url("app.git"), "", "app", credential), "A.");
+    model.enqueue(bash("toolu_a", "git -C /workspace/app log --format=%s -1"), Reply.text("A."));
+    awaitIdle(sessions, a.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    String theirs = provisioned(log(sessions, a.getId())).get(0).getRepositories(0).getResourceId();
+    model.reset();
+
+    // When B's sandbox tries A's repository through the gateway, and B's own without a credential
+    Session b = session(repository(server.url("app.git"), "", "app", ""), "B.");
+    model.enqueue(
+        bash(
+            "toolu_b",
+            "git ls-remote http://corral-git/"
+                + theirs
+                + " 2>&1; echo \"[exit $?]\";"
+                + " curl -sS -w ' [%{http_code}]' http://corral-git/"
+                + theirs
+                + "/info/refs?service=git-receive-pack"),
+        Reply.text("B."));
+    awaitIdle(sessions, b.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the gateway knows no such repository for B, and B's own clone failed with the reason
+    List<Event> events = log(sessions, b.getId());
+    String result = results(events).get(0);
+    assertThat(result)
+        .contains("this sandbox's session has no repository " + theirs)
+        .contains("[404]")
+        .doesNotContain("[exit 0]");
+    ClonedRepository failed = provisioned(events).get(0).getRepositories(0);
+    assertThat(failed.getCommit()).isEmpty();
+    assertThat(failed.getError()).contains("the git host refused the request");
+    assertThat(result).contains("could not be cloned into /workspace/app");
+    assertThat(server.requests())
+        .filteredOn(request -> request.authorization() == null)
+        .isNotEmpty()
+        .allSatisfy(request -> assertThat(request.status()).isEqualTo(401));
+  }
+
+  // --- helpers
+  // ------------------------------------------------------------------------------------
+
+  private String credential(String secret) {
+    return vault
+        .createCredential(
+            CreateCredentialRequest.newBuilder()
+                .setName("git " + UUID.randomUUID())
+                .setBasic(
+                    BasicAuth.newBuilder()
+                        .addHosts(EgressTestProfile.GIT)
+                        .setUsername(GitTestServer.USER)
+                        .setPassword(secret))
+                .build())
+        .getCredential()
+        .getId();
+  }
+
+  private static SessionResource repository(
+      String url, String ref, String mount, String credential) {
+    return SessionResource.newBuilder()
+        .setGitRepository(
+            GitRepository.newBuilder()
+                .setUrl(url)
+                .setRef(ref)
+                .setMountPath(mount)
+                .setCredentialId(credential))
+        .build();
+  }
+
+  private Session session(SessionResource resource, String text) {
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("git test")
+                    .setModel("claude-test")
+                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                    .build())
+            .getAgent()
+            .getId();
+    return sessions
+        .createSession(
+            CreateSessionRequest.newBuilder()
+                .setAgentId(agent)
+                .addResources(resource)
+                .addInitialEvents(userMessage(text))
+                .build())
+        .getSession();
+  }
+
+  private static Reply bash(String id, String command) {
+    try {
+      return Reply.toolUse(id, "bash", JSON.writeValueAsString(Map.of("command", command)));
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static List<dev.corral.proto.v1.SandboxProvisioned> provisioned(List<Event> events) {
+    return events.stream()
+        .filter(Event::hasSandboxProvisioned)
+        .map(Event::getSandboxProvisioned)
+        .toList();
+  }
+
+  private static List<String> results(List<Event> events) {
+    return events.stream()
+        .filter(Event::hasAgentToolResult)
+        .map(event -> event.getAgentToolResult().getContent(0).getText().getText())
+        .toList();
+  }
+
+  private Sandbox currentSandbox(String sessionId) {
+    return sandboxes
+        .listSandboxes(ListSandboxesRequest.newBuilder().setSessionId(sessionId).build())
+        .getSandboxesList()
+        .stream()
+        .filter(sandbox -> sandbox.getState() == SandboxState.SANDBOX_STATE_READY)
+        .findFirst()
+        .orElseThrow();
+  }
+
+  /**
+   * Everything of the sandbox's that the host can read, as root: every file under its /workspace,
+   * /tmp and /run, and the environment and command line of each of its processes. Fails unless it
+   * read the clone's files, so that an empty search cannot pass.
+   */
+  private static String searchSandboxFromOutside(Sandbox sandbox) throws IOException {
+    StringBuilder seen = new StringBuilder();
+    List<ProcessHandle> processes =
+        ProcessHandle.current().descendants().filter(ProcessHandle::isAlive).toList();
+    List<Path> roots = new ArrayList<>();
+    for (ProcessHandle process : processes) {
+      Path proc = Path.of("/proc", Long.toString(process.pid()));
+      for (String part : List.of("environ", "cmdline")) {
+        try {
+          seen.append(
+              new String(Files.readAllBytes(proc.resolve(part)), StandardCharsets.ISO_8859_1));
+        } catch (IOException gone) {
+          // the process ended meanwhile
+        }
+      }
+      roots.add(proc.resolve("root"));
+    }
+    int files = 0;
+    for (Path root : roots) {
+      for (String top : List.of("workspace", "tmp", "run")) {
+        Path directory = root.resolve(top);
+        if (!Files.isDirectory(directory)) {
+          continue;
+        }
+        try (Stream<Path> walk = Files.walk(directory)) {
+          for (Path file : walk.filter(Files::isRegularFile).toList()) {
+            seen.append(new String(Files.readAllBytes(file), StandardCharsets.ISO_8859_1));
+            files++;
+          }
+        } catch (IOException | java.io.UncheckedIOException unreadable) {
+          // another sandbox's process that ended
+        }
+      }
+    }
+    assertThat(seen.toString()).as("the search read the clone").contains("# app");
+    assertThat(files).isGreaterThan(5);
+    return seen.toString();
+  }
+}
