@@ -63,12 +63,15 @@ final class ResourceRules {
       throw new InvalidArgumentException(
           field, "has " + resources.size() + " resources; the limit is " + MAX_RESOURCES);
     }
-    java.util.Set<String> mounts = new java.util.HashSet<>();
     for (int i = 0; i < resources.size(); i++) {
       String mount = resources.get(i).getGitRepository().getMountPath();
-      if (!mounts.add(mount)) {
-        throw new InvalidArgumentException(
-            field + "[" + i + "].git_repository.mount_path", "is used by another repository");
+      for (int j = 0; j < i; j++) {
+        String other = resources.get(j).getGitRepository().getMountPath();
+        if (mount.equals(other) || mount.startsWith(other + "/") || other.startsWith(mount + "/")) {
+          throw new InvalidArgumentException(
+              field + "[" + i + "].git_repository.mount_path",
+              "overlaps the mount path " + other + " of another repository");
+        }
       }
     }
   }

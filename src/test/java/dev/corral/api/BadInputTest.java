@@ -71,6 +71,9 @@ class BadInputTest {
   @GrpcClient("corral")
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
+  @GrpcClient("corral")
+  dev.corral.proto.v1.EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
+
   private record Case(String name, Status.Code code, String mentions, Runnable call) {}
 
   @Test
@@ -94,6 +97,8 @@ class BadInputTest {
     eventCases(cases, id);
     readCases(cases, id);
     agentCases(cases, session.getAgent().getId(), archivedAgent);
+    networkingCases(cases);
+    resourceCases(cases, id, session.getAgent().getId());
 
     // Then each gets its status, names the problem, and leaks nothing
     SoftAssertions softly = new SoftAssertions();
@@ -605,6 +610,214 @@ class BadInputTest {
         Status.Code.NOT_FOUND,
         UNKNOWN_SESSION,
         () -> sessions.getEvents(ok.toBuilder().setSessionId(UNKNOWN_SESSION).build()));
+  }
+
+  private void networkingCases(List<Case> cases) {
+    java.util.function.Function<dev.corral.proto.v1.Networking.Builder, Runnable> create =
+        networking ->
+            () ->
+                environments.createEnvironment(
+                    dev.corral.proto.v1.CreateEnvironmentRequest.newBuilder()
+                        .setName("bad networking")
+                        .setNetworking(networking)
+                        .build());
+    dev.corral.proto.v1.Networking.Builder limited =
+        dev.corral.proto.v1.Networking.newBuilder()
+            .setMode(dev.corral.proto.v1.NetworkMode.NETWORK_MODE_LIMITED);
+    add(
+        cases,
+        "limited without hosts",
+        Status.Code.INVALID_ARGUMENT,
+        "networking.allowed_hosts",
+        create.apply(limited.clone()));
+    for (String host :
+        List.of(
+            "https://pypi.org",
+            "pypi.org:443",
+            "pypi.org/simple",
+            "*",
+            "*.*.org",
+            "PyPI.org",
+            "a..b",
+            "-x.org",
+            "10.0.0.256",
+            "::1",
+            "pypi.org\n",
+            "x".repeat(300))) {
+      add(
+          cases,
+          "allowed host " + host.substring(0, Math.min(20, host.length())),
+          Status.Code.INVALID_ARGUMENT,
+          "networking.allowed_hosts[1]",
+          create.apply(limited.clone().addAllowedHosts("ok.example.com").addAllowedHosts(host)));
+    }
+    for (int port : new int[] {0, -1, 65536}) {
+      add(
+          cases,
+          "allowed port " + port,
+          Status.Code.INVALID_ARGUMENT,
+          "networking.allowed_ports[0]",
+          create.apply(limited.clone().addAllowedHosts("pypi.org").addAllowedPorts(port)));
+    }
+    add(
+        cases,
+        "hosts without limited",
+        Status.Code.INVALID_ARGUMENT,
+        "networking.allowed_hosts",
+        create.apply(
+            dev.corral.proto.v1.Networking.newBuilder()
+                .setMode(dev.corral.proto.v1.NetworkMode.NETWORK_MODE_UNRESTRICTED)
+                .addAllowedHosts("pypi.org")));
+    add(
+        cases,
+        "unknown network mode",
+        Status.Code.INVALID_ARGUMENT,
+        "networking.mode",
+        create.apply(dev.corral.proto.v1.Networking.newBuilder().setModeValue(7)));
+  }
+
+  private void resourceCases(List<Case> cases, String sessionId, String agentId) {
+    java.util.function.Function<dev.corral.proto.v1.GitRepository.Builder, Runnable> add =
+        repository ->
+            () ->
+                sessions.addSessionResource(
+                    dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                        .setSessionId(sessionId)
+                        .setResource(
+                            dev.corral.proto.v1.SessionResource.newBuilder()
+                                .setGitRepository(repository))
+                        .build());
+    dev.corral.proto.v1.GitRepository.Builder good =
+        dev.corral.proto.v1.GitRepository.newBuilder().setUrl("https://github.com/acme/app.git");
+    add(
+        cases,
+        "repository without url",
+        Status.Code.INVALID_ARGUMENT,
+        "resource.git_repository.url",
+        add.apply(good.clone().clearUrl()));
+    for (String url :
+        List.of(
+            "git@github.com:acme/app.git",
+            "file:///etc",
+            "https://user:token@github.com/acme/app.git",
+            "ssh://github.com/acme/app.git",
+            "https:///nohost")) {
+      add(
+          cases,
+          "repository url " + url,
+          Status.Code.INVALID_ARGUMENT,
+          "resource.git_repository.url",
+          add.apply(good.clone().setUrl(url)));
+    }
+    for (String ref : List.of("--upload-pack=evil", "a..b", "$(id)", "main;id", "a b")) {
+      add(
+          cases,
+          "repository ref " + ref,
+          Status.Code.INVALID_ARGUMENT,
+          "resource.git_repository.ref",
+          add.apply(good.clone().setRef(ref)));
+    }
+    for (String mount : List.of("../up", "/abs", "a/../../b", ".", "a//b", "$(id)", "a b")) {
+      add(
+          cases,
+          "repository mount " + mount,
+          Status.Code.INVALID_ARGUMENT,
+          "resource.git_repository.mount_path",
+          add.apply(good.clone().setMountPath(mount)));
+    }
+    add(
+        cases,
+        "repository credential id malformed",
+        Status.Code.INVALID_ARGUMENT,
+        "resource.git_repository.credential_id",
+        add.apply(good.clone().setCredentialId("cred_x")));
+    add(
+        cases,
+        "resource with an id",
+        Status.Code.INVALID_ARGUMENT,
+        "resource.id",
+        () ->
+            sessions.addSessionResource(
+                dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                    .setSessionId(sessionId)
+                    .setResource(
+                        dev.corral.proto.v1.SessionResource.newBuilder()
+                            .setId("sres_00000000000000000000000000")
+                            .setGitRepository(good))
+                    .build()));
+    add(
+        cases,
+        "resource without repository",
+        Status.Code.INVALID_ARGUMENT,
+        "resource",
+        () ->
+            sessions.addSessionResource(
+                dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                    .setSessionId(sessionId)
+                    .setResource(dev.corral.proto.v1.SessionResource.getDefaultInstance())
+                    .build()));
+    add(
+        cases,
+        "resource of an unknown session",
+        Status.Code.NOT_FOUND,
+        "session",
+        () ->
+            sessions.addSessionResource(
+                dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                    .setSessionId(UNKNOWN_SESSION)
+                    .setResource(
+                        dev.corral.proto.v1.SessionResource.newBuilder().setGitRepository(good))
+                    .build()));
+    add(
+        cases,
+        "remove an unknown resource",
+        Status.Code.NOT_FOUND,
+        "session resource",
+        () ->
+            sessions.removeSessionResource(
+                dev.corral.proto.v1.RemoveSessionResourceRequest.newBuilder()
+                    .setSessionId(sessionId)
+                    .setResourceId("sres_00000000000000000000000000")
+                    .build()));
+    add(
+        cases,
+        "remove a malformed resource id",
+        Status.Code.INVALID_ARGUMENT,
+        "resource_id",
+        () ->
+            sessions.removeSessionResource(
+                dev.corral.proto.v1.RemoveSessionResourceRequest.newBuilder()
+                    .setSessionId(sessionId)
+                    .setResourceId("sres_x")
+                    .build()));
+    dev.corral.proto.v1.CreateSessionRequest.Builder create =
+        dev.corral.proto.v1.CreateSessionRequest.newBuilder().setAgentId(agentId);
+    for (int i = 0; i < 17; i++) {
+      create.addResources(
+          dev.corral.proto.v1.SessionResource.newBuilder()
+              .setGitRepository(good.clone().setMountPath("repo" + i)));
+    }
+    add(
+        cases,
+        "create with 17 repositories",
+        Status.Code.INVALID_ARGUMENT,
+        "resources",
+        () -> sessions.createSession(create.build()));
+    add(
+        cases,
+        "create with two repositories at one mount path",
+        Status.Code.INVALID_ARGUMENT,
+        "resources[1].git_repository.mount_path",
+        () ->
+            sessions.createSession(
+                dev.corral.proto.v1.CreateSessionRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .addResources(
+                        dev.corral.proto.v1.SessionResource.newBuilder().setGitRepository(good))
+                    .addResources(
+                        dev.corral.proto.v1.SessionResource.newBuilder()
+                            .setGitRepository(good.clone().setUrl("https://gitlab.com/x/app")))
+                    .build()));
   }
 
   private void agentCases(List<Case> cases, String agentId, String archivedAgent) {

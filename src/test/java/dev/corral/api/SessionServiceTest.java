@@ -444,4 +444,80 @@ class SessionServiceTest {
                 .getLastSeq())
         .isZero();
   }
+
+  @Test
+  void repositoriesAreResourcesThatAreAddedListedAndRemovedButNotOnAnArchivedSession() {
+    // Given a session created with one repository (no mount path: the repository's name)
+    String agent = dev.corral.testing.Fixtures.createAgent(agents);
+    Session session =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agent)
+                    .addResources(repository("https://github.com/acme/app.git", ""))
+                    .build())
+            .getSession();
+
+    // When another is added, then the first removed
+    dev.corral.proto.v1.SessionResource added =
+        sessions
+            .addSessionResource(
+                dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                    .setSessionId(session.getId())
+                    .setResource(repository("https://GitLab.com:443/acme/lib", "deps/lib"))
+                    .build())
+            .getResource();
+    List<dev.corral.proto.v1.SessionResource> both = resources(session.getId());
+    sessions.removeSessionResource(
+        dev.corral.proto.v1.RemoveSessionResourceRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setResourceId(session.getResources(0).getId())
+            .build());
+
+    // Then ids are assigned, URLs normalized, mount paths decided, and the session shows them
+    assertThat(session.getResources(0).getId()).startsWith("sres_");
+    assertThat(session.getResources(0).getGitRepository().getMountPath()).isEqualTo("app");
+    assertThat(added.getGitRepository().getUrl()).isEqualTo("https://gitlab.com/acme/lib");
+    assertThat(both)
+        .extracting(dev.corral.proto.v1.SessionResource::getId)
+        .containsExactly(session.getResources(0).getId(), added.getId());
+    assertThat(resources(session.getId())).containsExactly(added);
+    assertThat(
+            sessions
+                .getSession(GetSessionRequest.newBuilder().setSessionId(session.getId()).build())
+                .getSession()
+                .getResourcesList())
+        .containsExactly(added);
+
+    // And an archived session takes no change
+    sessions.archiveSession(
+        ArchiveSessionRequest.newBuilder().setSessionId(session.getId()).build());
+    assertThatThrownBy(
+            () ->
+                sessions.addSessionResource(
+                    dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setResource(repository("https://github.com/acme/x", ""))
+                        .build()))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION));
+    assertThat(resources(session.getId())).containsExactly(added);
+  }
+
+  private List<dev.corral.proto.v1.SessionResource> resources(String sessionId) {
+    return sessions
+        .listSessionResources(
+            dev.corral.proto.v1.ListSessionResourcesRequest.newBuilder()
+                .setSessionId(sessionId)
+                .build())
+        .getResourcesList();
+  }
+
+  private static dev.corral.proto.v1.SessionResource repository(String url, String mount) {
+    return dev.corral.proto.v1.SessionResource.newBuilder()
+        .setGitRepository(
+            dev.corral.proto.v1.GitRepository.newBuilder().setUrl(url).setMountPath(mount))
+        .build();
+  }
 }

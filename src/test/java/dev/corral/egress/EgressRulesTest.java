@@ -1,0 +1,152 @@
+package dev.corral.egress;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.vertx.core.buffer.Buffer;
+import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The egress proxy's rules without a sandbox: which addresses are never reachable, how allow-list
+ * patterns match, how a request target is read and rewritten, and how a request body is framed.
+ */
+class EgressRulesTest {
+
+  private final AddressRules rules = new AddressRules(List.of("10.9.0.0/16"));
+
+  @Test
+  void everyNonPublicAddressIsRefusedAndOnlyAnOpenedPrivateNetworkPasses() throws Exception {
+    for (String address :
+        List.of(
+            "127.0.0.1",
+            "127.255.0.9",
+            "::1",
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "::",
+            "10.0.0.1",
+            "172.16.3.4",
+            "192.168.1.1",
+            "100.64.0.1",
+            "198.18.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1")) {
+      assertThat(rules.refusal(InetAddress.getByName(address))).as(address).isPresent();
+    }
+    for (String address : List.of("93.184.215.14", "2606:4700::1111", "10.9.3.4")) {
+      assertThat(rules.refusal(InetAddress.getByName(address))).as(address).isEmpty();
+    }
+    // Loopback and link-local stay closed whatever networks an operator opens.
+    AddressRules everything = new AddressRules(List.of("0.0.0.0/0", "::/0"));
+    assertThat(everything.refusal(InetAddress.getByName("127.0.0.1"))).isPresent();
+    assertThat(everything.refusal(InetAddress.getByName("169.254.169.254"))).isPresent();
+    assertThat(everything.refusal(InetAddress.getByName("::ffff:127.0.0.1"))).isPresent();
+  }
+
+  @Test
+  void allowListPatternsMatchExactNamesAndSubdomainsOnly() {
+    List<String> allowed = List.of("api.github.com", "*.pypi.org", "203.0.113.7");
+
+    assertThat(HostPatterns.allows(allowed, "api.github.com")).isTrue();
+    assertThat(HostPatterns.allows(allowed, "API.GitHub.com.")).isTrue();
+    assertThat(HostPatterns.allows(allowed, "files.pypi.org")).isTrue();
+    assertThat(HostPatterns.allows(allowed, "a.b.pypi.org")).isTrue();
+    assertThat(HostPatterns.allows(allowed, "203.0.113.7")).isTrue();
+    assertThat(HostPatterns.allows(allowed, "pypi.org")).isFalse();
+    assertThat(HostPatterns.allows(allowed, "evilpypi.org")).isFalse();
+    assertThat(HostPatterns.allows(allowed, "github.com")).isFalse();
+    assertThat(HostPatterns.allows(allowed, "api.github.com.evil.io")).isFalse();
+    assertThat(HostPatterns.allows(allowed, "203.0.113.70")).isFalse();
+  }
+
+  @Test
+  void requestTargetsAreReadStrictlyAndRewrittenForTheOrigin() {
+    EgressProxy.Target connect = EgressProxy.Target.ofAuthority("Files.PyPI.org:443");
+    EgressProxy.Target plain = EgressProxy.Target.ofUrl("http://example.com:8080/a/b?c=d");
+    EgressProxy.Target v6 = EgressProxy.Target.ofAuthority("[::1]:22");
+
+    assertThat(connect).isEqualTo(new EgressProxy.Target("files.pypi.org", 443, ""));
+    assertThat(plain).isEqualTo(new EgressProxy.Target("example.com", 8080, "/a/b?c=d"));
+    assertThat(v6.host()).isEqualTo("::1");
+    for (String bad : List.of("example.com", "example.com:0", ":443", "a b:1")) {
+      assertThatThrownBy(() -> EgressProxy.Target.ofAuthority(bad))
+          .as(bad)
+          .isInstanceOf(IllegalArgumentException.class);
+    }
+    for (String bad :
+        List.of("/relative", "https://example.com/", "ftp://x/", "http://user:pw@example.com/")) {
+      assertThatThrownBy(() -> EgressProxy.Target.ofUrl(bad))
+          .as(bad)
+          .isInstanceOf(IllegalArgumentException.class);
+    }
+    String head =
+        EgressProxy.originForm(
+            "GET",
+            plain,
+            new String[] {
+              "GET http://example.com:8080/a/b?c=d HTTP/1.1",
+              "Host: example.com:8080",
+              "Proxy-Authorization: Basic c2VjcmV0",
+              "Connection: keep-alive",
+              "Accept: */*"
+            });
+    assertThat(head)
+        .isEqualTo(
+            "GET /a/b?c=d HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\n"
+                + "Connection: close\r\n\r\n");
+  }
+
+  @Test
+  void aChunkedBodyIsDecodedAcrossAnySplitAndNothingAfterItIsTaken() {
+    String wire =
+        "4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\nGET /smuggled HTTP/1.1\r\n";
+    byte[] bytes = wire.getBytes(StandardCharsets.ISO_8859_1);
+    for (int split = 1; split < bytes.length; split++) {
+      RequestBody body =
+          RequestBody.of(new String[] {"POST / HTTP/1.1", "Transfer-Encoding: chunked"});
+      StringBuilder data = new StringBuilder();
+      for (int at = 0; at < bytes.length; at += split) {
+        Buffer piece = Buffer.buffer().appendBytes(bytes, at, Math.min(split, bytes.length - at));
+        body.feed(piece).forEach(b -> data.append(b.toString(StandardCharsets.ISO_8859_1)));
+      }
+      assertThat(data.toString()).as("split " + split).isEqualTo("Wikipedia");
+      assertThat(body.done()).isTrue();
+    }
+  }
+
+  @Test
+  void aLengthBodyStopsAtItsLengthAndAmbiguousFramingIsRefused() {
+    RequestBody body = RequestBody.of(new String[] {"POST / HTTP/1.1", "Content-Length: 5"});
+    List<Buffer> data = body.feed(Buffer.buffer("helloGET /next HTTP/1.1"));
+
+    assertThat(data).extracting(Buffer::toString).containsExactly("hello");
+    assertThat(body.done()).isTrue();
+    assertThat(RequestBody.of(new String[] {"GET / HTTP/1.1"}).done()).isTrue();
+    for (String[] bad :
+        List.of(
+            new String[] {"POST / HTTP/1.1", "Content-Length: 5", "Transfer-Encoding: chunked"},
+            new String[] {"POST / HTTP/1.1", "Content-Length: 5", "Content-Length: 6"},
+            new String[] {"POST / HTTP/1.1", "Transfer-Encoding: gzip, chunked"},
+            new String[] {"POST / HTTP/1.1", "Content-Length: -1"},
+            new String[] {"POST / HTTP/1.1", "Content-Length: 1e3"})) {
+      assertThatThrownBy(() -> RequestBody.of(bad)).isInstanceOf(IllegalArgumentException.class);
+    }
+    RequestBody chunked =
+        RequestBody.of(new String[] {"POST / HTTP/1.1", "Transfer-Encoding: chunked"});
+    assertThatThrownBy(() -> chunked.feed(Buffer.buffer("zz\r\n")))
+        .isInstanceOf(IllegalArgumentException.class);
+    RequestBody overlong =
+        RequestBody.of(new String[] {"POST / HTTP/1.1", "Transfer-Encoding: chunked"});
+    assertThatThrownBy(() -> overlong.feed(Buffer.buffer("2\r\nabc\r\n")))
+        .isInstanceOf(IllegalArgumentException.class);
+  }
+}
