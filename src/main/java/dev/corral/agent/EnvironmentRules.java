@@ -54,8 +54,10 @@ public final class EnvironmentRules {
     for (int i = 0; i < hosts; i++) {
       String host = networking.getAllowedHosts(i);
       String name = host.startsWith("*.") ? host.substring(2) : host;
+      // A name's last label is never all digits: that is an address, and must be a valid one.
+      boolean numeric = name.substring(name.lastIndexOf('.') + 1).matches("[0-9]+");
       boolean valid =
-          HOST_NAME.matcher(name).matches()
+          (HOST_NAME.matcher(name).matches() && !numeric)
               || (!host.startsWith("*.") && IPV4.matcher(host).matches());
       if (!valid) {
         throw new InvalidArgumentException(

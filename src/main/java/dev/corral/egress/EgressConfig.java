@@ -53,4 +53,14 @@ public interface EgressConfig {
   /** The port the proxy listens on inside each sandbox (HTTP_PROXY=http://127.0.0.1:<port>). */
   @WithDefault("3128")
   int sandboxPort();
+
+  /**
+   * A TCP port on which this replica's proxy also serves sandboxes that reach it over the network
+   * (Kubernetes pods, through the corral-egress Service), each with its egress token. Unset: none.
+   */
+  Optional<Integer> listenPort();
+
+  /** The address {@link #listenPort()} is bound to. */
+  @WithDefault("0.0.0.0")
+  String listenHost();
 }

@@ -27,6 +27,7 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BiConsumer;
 import org.jboss.logging.Logger;
 
 /**
@@ -164,15 +165,28 @@ public class EgressProxy {
   // --- one connection ---------------------------------------------------------------------------
 
   private void accept(NetSocket connection, EgressGrant grant, AtomicInteger open) {
+    if (!admitted(connection, open)) {
+      return;
+    }
+    connection.closeHandler(ignored -> open.decrementAndGet());
+    readHead(connection, (head, rest) -> route(connection, grant, head, rest));
+  }
+
+  /** Counts a connection of a sandbox against its limit; refuses it past the limit. */
+  boolean admitted(NetSocket connection, AtomicInteger open) {
     if (open.incrementAndGet() > config.maxConnectionsPerSandbox()) {
       open.decrementAndGet();
       answer(
           connection,
           503,
           "this sandbox has " + config.maxConnectionsPerSandbox() + " connections open, its limit");
-      return;
+      return false;
     }
-    connection.closeHandler(ignored -> open.decrementAndGet());
+    return true;
+  }
+
+  /** Reads a request's head (bounded in size and time), then hands it on, the connection paused. */
+  void readHead(NetSocket connection, BiConsumer<String, Buffer> then) {
     Buffer head = Buffer.buffer();
     long deadline =
         vertx.setTimer(10_000, id -> answer(connection, 408, "the request head took too long"));
@@ -190,16 +204,14 @@ public class EgressProxy {
           vertx.cancelTimer(deadline);
           connection.pause();
           connection.handler(null);
-          route(
-              connection,
-              grant,
+          then.accept(
               head.getString(0, end, StandardCharsets.ISO_8859_1.name()),
               head.getBuffer(end + 4, head.length()));
         });
   }
 
   /** The request's first line and headers, and the bytes the client sent after them. */
-  private void route(NetSocket connection, EgressGrant grant, String head, Buffer rest) {
+  void route(NetSocket connection, EgressGrant grant, String head, Buffer rest) {
     String[] lines = head.split("\r\n");
     String[] first = lines[0].split(" ");
     if (first.length != 3 || !first[2].startsWith("HTTP/1.")) {

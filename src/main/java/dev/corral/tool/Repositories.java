@@ -32,8 +32,10 @@ class Repositories {
   private static final Pattern COMMIT = Pattern.compile("[0-9a-f]{40}|[0-9a-f]{64}");
 
   /**
-   * Arguments: the gateway URL, the mount path, the ref (may be empty), the proxy URL. A commit id
-   * is checked out after the clone; a branch or tag is cloned directly. Prints the commit at HEAD.
+   * Arguments: the gateway URL, the mount path, the ref (may be empty). git reaches the gateway
+   * through the sandbox's proxy settings (http_proxy), as the sandbox's own git commands do later.
+   * A commit id is checked out after the clone; a branch or tag is cloned directly. Prints the
+   * commit at HEAD.
    */
   static final String CLONE =
       """
@@ -42,14 +44,13 @@ class Repositories {
       dir="/workspace/${a[1]}"
       [ -e "$dir" ] && { echo "corral: /workspace/${a[1]} already exists"; exit 2; }
       mkdir -p -- "$(dirname -- "$dir")" || exit 2
+      [ -n "$http_proxy" ] || { echo "corral: this sandbox has no proxy settings"; exit 2; }
       if [ -z "${a[2]}" ] || [[ "${a[2]}" =~ ^[0-9a-f]{7,64}$ ]]; then
-        git -c http.proxy="${a[3]}" clone --quiet -- "${a[0]}" "$dir" 2>&1 || exit 1
+        git clone --quiet -- "${a[0]}" "$dir" 2>&1 || exit 1
       else
-        git -c http.proxy="${a[3]}" clone --quiet --branch "${a[2]}" -- "${a[0]}" "$dir" 2>&1 \\
-          || exit 1
+        git clone --quiet --branch "${a[2]}" -- "${a[0]}" "$dir" 2>&1 || exit 1
       fi
       cd -- "$dir" || exit 1
-      git config http.proxy "${a[3]}" || exit 1
       if [[ "${a[2]}" =~ ^[0-9a-f]{7,64}$ ]]; then
         git -c advice.detachedHead=false checkout --quiet "${a[2]}" -- 2>&1 || exit 1
       fi
@@ -93,8 +94,7 @@ class Repositories {
             List.of(
                 bytes("http://" + egress.gitHost() + "/" + resource.getId()),
                 bytes(repository.getMountPath()),
-                bytes(repository.getRef()),
-                bytes("http://127.0.0.1:" + egress.sandboxPort())),
+                bytes(repository.getRef())),
             timeout,
             ERROR_CAP,
             true);

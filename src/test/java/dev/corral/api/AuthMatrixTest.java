@@ -100,7 +100,8 @@ class AuthMatrixTest {
       String session,
       String sandbox,
       String apiKey,
-      String credential) {}
+      String credential,
+      String resource) {}
 
   /** What an RPC does with the ids it is given. */
   enum Kind {
@@ -480,6 +481,35 @@ class AuthMatrixTest {
         t -> ArchiveSessionRequest.newBuilder().setSessionId(t.session()).build());
     add(
         rpcs,
+        SessionServiceGrpc.getAddSessionResourceMethod(),
+        Role.MEMBER,
+        Kind.BY_ID,
+        t ->
+            dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                .setSessionId(t.session())
+                .setResource(repository())
+                .build());
+    add(
+        rpcs,
+        SessionServiceGrpc.getRemoveSessionResourceMethod(),
+        Role.MEMBER,
+        Kind.BY_ID,
+        t ->
+            dev.corral.proto.v1.RemoveSessionResourceRequest.newBuilder()
+                .setSessionId(t.session())
+                .setResourceId(t.resource())
+                .build());
+    add(
+        rpcs,
+        SessionServiceGrpc.getListSessionResourcesMethod(),
+        Role.VIEWER,
+        Kind.BY_ID,
+        t ->
+            dev.corral.proto.v1.ListSessionResourcesRequest.newBuilder()
+                .setSessionId(t.session())
+                .build());
+    add(
+        rpcs,
         SessionServiceGrpc.getDeleteSessionMethod(),
         Role.MEMBER,
         Kind.BY_ID,
@@ -671,7 +701,9 @@ class AuthMatrixTest {
             "DeleteSession",
             "ReleaseSandbox",
             "RevokeApiKey",
-            "DeleteCredential")
+            "DeleteCredential",
+            "AddSessionResource",
+            "RemoveSessionResource")
         .contains(rpc.method().getBareMethodName());
   }
 
@@ -750,16 +782,18 @@ class AuthMatrixTest {
             .createEnvironment(CreateEnvironmentRequest.newBuilder().setName("env").build())
             .getEnvironment()
             .getId();
-    String session =
+    dev.corral.proto.v1.Session created =
         SessionServiceGrpc.newBlockingStub(member)
             .createSession(
                 CreateSessionRequest.newBuilder()
                     .setAgentId(agent)
                     .setEnvironmentId(environment)
                     .addInitialEvents(Fixtures.userMessage("hello"))
+                    .addResources(repository())
                     .build())
-            .getSession()
-            .getId();
+            .getSession();
+    String session = created.getId();
+    String resource = created.getResources(0).getId();
     String sandbox =
         SandboxServiceGrpc.newBlockingStub(member)
             .provision(
@@ -774,7 +808,8 @@ class AuthMatrixTest {
             .createCredential(credential("matrix"))
             .getCredential()
             .getId();
-    return new Tenant(id, keys, tokens, agent, environment, session, sandbox, apiKey, credential);
+    return new Tenant(
+        id, keys, tokens, agent, environment, session, sandbox, apiKey, credential, resource);
   }
 
   /** Fresh resources of {@code tenant}, for RPCs that archive, delete, release or revoke. */
@@ -807,7 +842,17 @@ class AuthMatrixTest {
         dev.corral.common.IdKind.SESSION.next(),
         dev.corral.common.IdKind.SANDBOX.next(),
         dev.corral.common.IdKind.API_KEY.next(),
-        dev.corral.common.IdKind.CREDENTIAL.next());
+        dev.corral.common.IdKind.CREDENTIAL.next(),
+        dev.corral.common.IdKind.SESSION_RESOURCE.next());
+  }
+
+  private static dev.corral.proto.v1.SessionResource repository() {
+    return dev.corral.proto.v1.SessionResource.newBuilder()
+        .setGitRepository(
+            dev.corral.proto.v1.GitRepository.newBuilder()
+                .setUrl("https://github.com/acme/app.git")
+                .setMountPath("m" + System.nanoTime()))
+        .build();
   }
 
   /** A message with the tenant's ids replaced by their kind, so that two can be compared. */
@@ -818,7 +863,8 @@ class AuthMatrixTest {
         .replace(tenant.session(), "SESSION")
         .replace(tenant.sandbox(), "SANDBOX")
         .replace(tenant.apiKey(), "KEY")
-        .replace(tenant.credential(), "CREDENTIAL");
+        .replace(tenant.credential(), "CREDENTIAL")
+        .replace(tenant.resource(), "RESOURCE");
   }
 
   /** What a tenant's resources look like now (what a refused call must not change). */
@@ -844,7 +890,13 @@ class AuthMatrixTest {
             .getSession();
     state.put(
         "session",
-        session.getLastSeq() + "/" + session.hasArchivedAt() + "/" + session.getStatus());
+        session.getLastSeq()
+            + "/"
+            + session.hasArchivedAt()
+            + "/"
+            + session.getStatus()
+            + "/"
+            + session.getResourcesList());
     SandboxState sandbox =
         SandboxServiceGrpc.newBlockingStub(admin)
             .getSandbox(GetSandboxRequest.newBuilder().setSandboxId(tenant.sandbox()).build())

@@ -94,6 +94,7 @@ class GitGatewayTest {
       throws IOException {
     // Given a session with the repository, its token in the vault
     String credential = credential(token);
+    String first = server.commitOf("app.git", "main");
     Session session = session(repository(server.url("app.git"), "main", "app", credential), "Go.");
     model.enqueue(
         bash(
@@ -110,6 +111,8 @@ class GitGatewayTest {
 
     // Then the clone was recorded, the push arrived, and the token travelled only to the server
     List<Event> events = log(sessions, session.getId());
+    assertThat(provisioned(events)).as("provisioned sandboxes in %s", events).hasSize(1);
+    assertThat(provisioned(events).get(0).getRepositoriesList()).as("%s", events).hasSize(1);
     ClonedRepository cloned = provisioned(events).get(0).getRepositories(0);
     assertThat(cloned.getError()).isEmpty();
     assertThat(cloned.getMountPath()).isEqualTo("app");

@@ -200,7 +200,7 @@ class ManifestsTest {
     Map<String, String> podLabels = deployment().getSpec().getTemplate().getMetadata().getLabels();
     int replicas = deployment().getSpec().getReplicas();
     // When the Service and the PodDisruptionBudget are read
-    Service service = one(Service.class);
+    Service service = named(Service.class, null, "corral").get(0);
     PodDisruptionBudget budget = one(PodDisruptionBudget.class);
     var budgetSelector = budget.getSpec().getSelector();
     // Then both select those pods, in the Deployment's namespace
@@ -238,6 +238,62 @@ class ManifestsTest {
                 + " and no ingress or egress rules; found %s",
             sandboxNs(), policies.stream().map(NetworkPolicy::getSpec).toList())
         .isPresent();
+  }
+
+  @Test
+  void sandboxPodsReachOnlyTheEgressProxyOfCorralsPods() {
+    // Given the server's egress port, the Service in front of it, and the sandbox namespace's
+    // other policies
+    var port =
+        server().getPorts().stream()
+            .filter(p -> "egress".equals(p.getName()))
+            .findFirst()
+            .orElseThrow(() -> new AssertionError("the server container has no egress port"));
+    List<io.fabric8.kubernetes.api.model.Service> services =
+        named(io.fabric8.kubernetes.api.model.Service.class, null, "corral-egress");
+    List<NetworkPolicy> openings =
+        named(NetworkPolicy.class, sandboxNs(), null).stream()
+            .filter(policy -> !deniesAllSandboxTraffic(policy))
+            .toList();
+
+    // Then the server listens there, and gives pods the Service's address
+    assertEnv("CORRAL_EGRESS_LISTEN_PORT").isEqualTo(port.getContainerPort().toString());
+    assertThat(services).as("the corral-egress Service").hasSize(1);
+    var service = services.get(0);
+    assertThat(service.getSpec().getSelector())
+        .isEqualTo(deployment().getSpec().getSelector().getMatchLabels());
+    assertThat(service.getSpec().getPorts()).hasSize(1);
+    assertThat(service.getSpec().getPorts().get(0).getTargetPort().getStrVal()).isEqualTo("egress");
+    assertEnv("CORRAL_SANDBOX_KUBERNETES_EGRESS_PROXY")
+        .isEqualTo(
+            "corral-egress."
+                + service.getMetadata().getNamespace()
+                + ".svc:"
+                + service.getSpec().getPorts().get(0).getPort());
+
+    // And every policy beside deny-all opens only egress to corral's pods, on that port, over TCP
+    assertThat(openings).as("policies that open a way out").isNotEmpty();
+    for (NetworkPolicy policy : openings) {
+      var spec = policy.getSpec();
+      assertThat(spec.getPolicyTypes()).as(name(policy)).containsExactly("Egress");
+      assertThat(spec.getIngress()).as(name(policy)).isEmpty();
+      assertThat(spec.getEgress()).as(name(policy)).isNotEmpty();
+      for (var rule : spec.getEgress()) {
+        assertThat(rule.getTo()).as(name(policy) + " peers").isNotEmpty();
+        for (var peer : rule.getTo()) {
+          assertThat(peer.getIpBlock()).as(name(policy) + " ipBlock").isNull();
+          assertThat(peer.getNamespaceSelector().getMatchLabels())
+              .containsExactly(
+                  Map.entry(
+                      "kubernetes.io/metadata.name", deployment().getMetadata().getNamespace()));
+          assertThat(peer.getPodSelector().getMatchLabels())
+              .isEqualTo(deployment().getSpec().getSelector().getMatchLabels());
+        }
+        assertThat(rule.getPorts()).as(name(policy) + " ports").hasSize(1);
+        assertThat(rule.getPorts().get(0).getProtocol()).isEqualTo("TCP");
+        assertThat(rule.getPorts().get(0).getPort().getIntVal()).isEqualTo(port.getContainerPort());
+      }
+    }
   }
 
   @Test

@@ -134,5 +134,12 @@ public interface SandboxConfig {
     /** The non-root user sandbox containers run as. */
     @WithDefault("65532")
     long runAsUser();
+
+    /**
+     * Where sandbox pods reach the egress proxy ({@code host:port}, the corral-egress Service). A
+     * name is resolved by corral: pods get the address, since they have no DNS.
+     */
+    @WithDefault("corral-egress.corral.svc:3128")
+    String egressProxy();
   }
 }

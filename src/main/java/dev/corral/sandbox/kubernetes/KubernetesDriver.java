@@ -1,5 +1,7 @@
 package dev.corral.sandbox.kubernetes;
 
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.egress.PodEgress;
 import dev.corral.proto.v1.LimitEnforcement;
 import dev.corral.proto.v1.LimitScope;
 import dev.corral.sandbox.driver.ExecResult;
@@ -10,6 +12,7 @@ import dev.corral.sandbox.driver.SandboxSetup;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
 
@@ -25,12 +28,22 @@ public class KubernetesDriver implements SandboxDriver {
   private final PodExec exec;
   private final WarmPools pools;
   private final SandboxConfig config;
+  private final PodEgress egress;
+  private final io.vertx.mutiny.core.Vertx vertx;
 
-  KubernetesDriver(KubernetesGateway gateway, PodExec exec, WarmPools pools, SandboxConfig config) {
+  KubernetesDriver(
+      KubernetesGateway gateway,
+      PodExec exec,
+      WarmPools pools,
+      SandboxConfig config,
+      PodEgress egress,
+      io.vertx.mutiny.core.Vertx vertx) {
     this.gateway = gateway;
     this.exec = exec;
     this.pools = pools;
     this.config = config;
+    this.egress = egress;
+    this.vertx = vertx;
   }
 
   /** Pod limits hold for the whole pod; a pod's process count is the kubelet's to limit. */
@@ -56,8 +69,89 @@ public class KubernetesDriver implements SandboxDriver {
   public Uni<Provisioned> provision(SandboxSpec spec) {
     return pools
         .claim(spec)
-        .flatMap(warm -> warm.isPresent() ? Uni.createFrom().item(warm.get()) : startCold(spec))
+        .flatMap(
+            warm ->
+                warm.isPresent()
+                    ? openEgress(spec, warm.get())
+                        .replaceWith(warm.get())
+                        .onFailure()
+                        .call(failure -> delete(warm.get()).onFailure().recoverWithNull())
+                    : startCold(spec))
         .map(pod -> new Provisioned(pod, ENFORCEMENT));
+  }
+
+  /**
+   * Gives a pod whose spec grants egress its proxy settings: the proxy's address and the pod's
+   * egress token, which every exec reads. The sandbox namespace's NetworkPolicy lets pods reach the
+   * proxy and nothing else; without the settings a pod reaches nothing at all.
+   */
+  private Uni<Void> openEgress(SandboxSpec spec, String pod) {
+    if (spec.egress().isEmpty()) {
+      return Uni.createFrom().voidItem();
+    }
+    if (!egress.available()) {
+      return Uni.createFrom()
+          .failure(
+              new FailedPreconditionException(
+                  "kubernetes sandboxes get network only when the vault has a key to sign their"
+                      + " egress tokens with: set CORRAL_VAULT_KEYS"));
+    }
+    return proxyAddress()
+        .map(address -> egress.proxyUrl(spec.sandboxId(), address))
+        .flatMap(
+            url ->
+                exec.run(
+                    spec.sandboxId(),
+                    pod,
+                    new SandboxCommand(
+                        KubernetesScripts.WRITE_EGRESS,
+                        List.of(proxySettings(url).getBytes(StandardCharsets.UTF_8)),
+                        config.kubernetes().readyTimeout(),
+                        4096,
+                        false)))
+        .invoke(
+            written -> {
+              if (written.exitCode() != 0) {
+                throw new FailedPreconditionException(
+                    "the pod's proxy settings could not be written: "
+                        + new String(written.output(), StandardCharsets.UTF_8).strip());
+              }
+            })
+        .replaceWithVoid();
+  }
+
+  static String proxySettings(String url) {
+    return "export HTTP_PROXY='"
+        + url
+        + "' HTTPS_PROXY='"
+        + url
+        + "' http_proxy='"
+        + url
+        + "' https_proxy='"
+        + url
+        + "' NO_PROXY='localhost,127.0.0.1,::1' no_proxy='localhost,127.0.0.1,::1'";
+  }
+
+  /** The proxy's {@code address:port}, its name resolved here (pods have no DNS). */
+  private Uni<String> proxyAddress() {
+    String configured = config.kubernetes().egressProxy();
+    int colon = configured.lastIndexOf(':');
+    String host = colon < 0 ? configured : configured.substring(0, colon);
+    String port = colon < 0 ? "3128" : configured.substring(colon + 1);
+    return vertx
+        .executeBlocking(Uni.createFrom().item(() -> resolve(host)), false)
+        .map(address -> address + ":" + port);
+  }
+
+  private static String resolve(String host) {
+    try {
+      return java.net.InetAddress.getByName(host).getHostAddress();
+    } catch (java.net.UnknownHostException e) {
+      throw new FailedPreconditionException(
+          "the egress proxy "
+              + host
+              + " (corral.sandbox.kubernetes.egress-proxy) cannot be resolved");
+    }
   }
 
   private static LimitEnforcement limit(String limit, LimitScope scope, String mechanism) {
@@ -123,6 +217,7 @@ public class KubernetesDriver implements SandboxDriver {
     return gateway
         .create(pod)
         .flatMap(created -> gateway.awaitRunning(name, config.kubernetes().readyTimeout()))
+        .call(running -> openEgress(spec, name))
         .flatMap(
             running -> SandboxSetup.run(spec, command -> exec.run(spec.sandboxId(), name, command)))
         .replaceWith(name)

@@ -114,7 +114,22 @@ final class KubernetesScripts {
     return execs;
   }
 
+  /** Where a pod that may reach something keeps its proxy settings (written at provisioning). */
+  static final String EGRESS_ENV = "/tmp/.corral-egress";
+
+  /** Writes its first argument, the proxy settings, to {@link #EGRESS_ENV}. */
+  static final String WRITE_EGRESS =
+      "umask 077; printf '%s\\n' \"${__corral_a[0]}\" > "
+          + EGRESS_ENV
+          + ".new && mv -f "
+          + EGRESS_ENV
+          + ".new "
+          + EGRESS_ENV;
+
+  /** Every exec reads the proxy settings first, if the pod has them. */
+  private static final String EGRESS = "[ -r " + EGRESS_ENV + " ] && . " + EGRESS_ENV + "; ";
+
   private static String script(String prologue, SandboxCommand command) {
-    return prologue + "{ " + command.script() + "\n} </dev/null 2>&1";
+    return prologue + EGRESS + "{ " + command.script() + "\n} </dev/null 2>&1";
   }
 }

@@ -167,8 +167,7 @@ public class LocalDriver implements SandboxDriver {
     return Uni.createFrom()
         .item(() -> plain ? claimWarm(spec.resources()) : null)
         .runSubscriptionOn(io)
-        .flatMap(warm -> warm != null ? Uni.createFrom().item(warm) : startCold(spec))
-        .flatMap(sandbox -> serveEgress(sandbox, spec))
+        .flatMap(warm -> warm != null ? serveEgress(warm, spec) : startCold(spec))
         .map(sandbox -> assign(sandbox, spec, plain));
   }
 
@@ -182,7 +181,7 @@ public class LocalDriver implements SandboxDriver {
       return Uni.createFrom().item(sandbox);
     }
     if (sandbox.egress().isEmpty()) {
-      discard(sandbox);
+      discard(sandbox, spec);
       return Uni.createFrom()
           .failure(
               new FailedPreconditionException(
@@ -193,7 +192,7 @@ public class LocalDriver implements SandboxDriver {
         .serve(sandbox.egress().get(), spec.egress().get())
         .replaceWith(sandbox)
         .onFailure()
-        .invoke(failure -> discard(sandbox));
+        .invoke(failure -> discard(sandbox, spec));
   }
 
   @Override
@@ -231,16 +230,26 @@ public class LocalDriver implements SandboxDriver {
     return sandbox;
   }
 
-  /** Starts bubblewrap, waits for its launcher and runs the setup commands. */
+  /**
+   * Starts bubblewrap, waits for its launcher, opens its way out and runs the setup commands (which
+   * may need the network the environment grants).
+   */
   private Uni<LocalSandbox> startCold(SandboxSpec spec) {
     return Uni.createFrom()
         .item(() -> launchWithin(spec.resources()))
         .runSubscriptionOn(io)
+        .flatMap(sandbox -> serveEgress(sandbox, spec))
         .call(
             sandbox ->
                 SandboxSetup.run(spec, sandbox::run)
                     .onFailure()
-                    .invoke(failure -> discard(sandbox)));
+                    .invoke(failure -> discard(sandbox, spec)));
+  }
+
+  /** Ends a sandbox that was being provisioned for {@code spec}, and its egress. */
+  private void discard(LocalSandbox sandbox, SandboxSpec spec) {
+    egress.stop(spec.sandboxId());
+    discard(sandbox);
   }
 
   /** Blocking: a new sandbox, if this replica may run one more. */
