@@ -1,0 +1,286 @@
+package dev.corral.sandbox.kubernetes;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
+import dev.corral.proto.v1.CreateEnvironmentRequest;
+import dev.corral.proto.v1.EnvironmentServiceGrpc;
+import dev.corral.proto.v1.ExecuteRequest;
+import dev.corral.proto.v1.NetworkMode;
+import dev.corral.proto.v1.Networking;
+import dev.corral.proto.v1.ProvisionRequest;
+import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxDriver;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.testing.EgressTestProfile;
+import dev.corral.testing.FakeKubelet;
+import dev.corral.testing.FakeKubernetes;
+import dev.corral.testing.InjectFakeKubernetes;
+import dev.corral.testing.TestNetwork;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.common.WithTestResource;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.Executors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Egress of Kubernetes sandboxes (fabric8 mock API server, fake kubelet): a pod that may reach
+ * something gets the proxy's address and its own egress token, which every exec reads; the proxy
+ * (on corral's listen port) admits a request only with a valid token of a ready sandbox, applies
+ * that sandbox's allow-list, and closes a released sandbox's open tunnels. The test plays the pod's
+ * network side (the fake pods have no network of their own).
+ */
+@QuarkusTest
+@WithTestResource(FakeKubernetes.class)
+@TestProfile(KubernetesEgressTest.Profile.class)
+class KubernetesEgressTest {
+
+  /** Fixed: the profile and the test may be loaded by different class loaders. */
+  private static final int PROXY_PORT = 18093;
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  public static class Profile extends EgressTestProfile {
+    @Override
+    public Map<String, String> getConfigOverrides() {
+      Map<String, String> config = new HashMap<>(super.getConfigOverrides());
+      config.put("corral.egress.listen-port", Integer.toString(PROXY_PORT));
+      config.put("corral.egress.listen-host", "127.0.0.1");
+      config.put("corral.sandbox.kubernetes.egress-proxy", "localhost:" + PROXY_PORT);
+      return config;
+    }
+  }
+
+  @InjectFakeKubernetes FakeKubelet kubelet;
+
+  @GrpcClient("corral")
+  SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @GrpcClient("corral")
+  EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
+
+  private HttpServer web;
+  private String marker;
+
+  @BeforeEach
+  void start() throws IOException {
+    kubelet.podStartDelayMs = 100;
+    kubelet.exitCodeOnPodDelete = 137;
+    kubelet.execHandler = kubelet::runInPodSandbox;
+    marker = "pod-" + UUID.randomUUID();
+    web = HttpServer.create(new InetSocketAddress(TestNetwork.outwardAddress(), 0), 16);
+    web.setExecutor(Executors.newCachedThreadPool());
+    web.createContext(
+        "/hello",
+        exchange -> {
+          byte[] body = marker.getBytes(StandardCharsets.UTF_8);
+          exchange.sendResponseHeaders(200, body.length);
+          try (OutputStream out = exchange.getResponseBody()) {
+            out.write(body);
+          }
+        });
+    web.start();
+  }
+
+  @AfterEach
+  void stop() {
+    web.stop(0);
+  }
+
+  @Test
+  void aPodWithNetworkGetsItsTokenAndTheProxyChecksItAndTheAllowListAndTheSandboxsState()
+      throws Exception {
+    // Given two limited pods, allowed.test on the test server's port
+    int port = web.getAddress().getPort();
+    String environment = environment(limited(EgressTestProfile.ALLOWED, port));
+    Sandbox first = provision(environment);
+    Sandbox second = provision(environment);
+
+    // When the pods' proxy settings are read, as every exec reads them
+    URI proxy = URI.create(bash(first, "echo \"$HTTP_PROXY\""));
+    URI other = URI.create(bash(second, "echo \"$https_proxy\""));
+    String token = proxy.getUserInfo().substring(proxy.getUserInfo().indexOf(':') + 1);
+    String otherToken = other.getUserInfo().substring(other.getUserInfo().indexOf(':') + 1);
+    String allowed = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
+
+    // Then each names its own sandbox, with its own token, at the proxy's address (resolved)
+    assertThat(proxy.getUserInfo()).startsWith(first.getId() + ":");
+    assertThat(other.getUserInfo()).startsWith(second.getId() + ":");
+    assertThat(token).isNotEqualTo(otherToken);
+    assertThat(proxy.getHost()).isEqualTo("127.0.0.1");
+    assertThat(proxy.getPort()).isEqualTo(PROXY_PORT);
+
+    // And the proxy lets the right token through, to the allowed host only
+    assertThat(request(allowed, first.getId(), token)).startsWith("HTTP/1.1 200").endsWith(marker);
+    assertThat(
+            request("http://" + EgressTestProfile.OTHER + ":" + port + "/", first.getId(), token))
+        .startsWith("HTTP/1.1 403")
+        .contains("not in the environment's allowed_hosts");
+    assertThat(request("http://127.0.0.1:" + PROXY_PORT + "/", first.getId(), token))
+        .startsWith("HTTP/1.1 403");
+    // but not another sandbox's token, a forged one, or none
+    assertThat(request(allowed, first.getId(), otherToken)).startsWith("HTTP/1.1 407");
+    assertThat(request(allowed, second.getId(), token)).startsWith("HTTP/1.1 407");
+    assertThat(request(allowed, first.getId(), token.substring(0, token.length() - 2) + "xx"))
+        .startsWith("HTTP/1.1 407");
+    assertThat(request(allowed, null, null)).startsWith("HTTP/1.1 407");
+
+    // When a tunnel is open and its sandbox is released
+    try (Socket tunnel = new Socket("127.0.0.1", PROXY_PORT)) {
+      tunnel.setSoTimeout(15_000);
+      send(
+          tunnel,
+          "CONNECT "
+              + EgressTestProfile.ALLOWED
+              + ":"
+              + port
+              + " HTTP/1.1\r\nProxy-Authorization: "
+              + basic(first.getId(), token)
+              + "\r\n\r\n");
+      assertThat(readHead(tunnel.getInputStream())).startsWith("HTTP/1.1 200");
+      sandboxes.releaseSandbox(
+          ReleaseSandboxRequest.newBuilder().setSandboxId(first.getId()).build());
+
+      // Then the tunnel closes within the proxy's recheck, and the token opens nothing more
+      long start = System.nanoTime();
+      int read;
+      try {
+        read = tunnel.getInputStream().read();
+      } catch (SocketTimeoutException stillOpen) {
+        read = -2;
+      }
+      assertThat(read).as("the tunnel closed").isEqualTo(-1);
+      assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(12));
+    }
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(
+            () ->
+                assertThat(request(allowed, first.getId(), token))
+                    .startsWith("HTTP/1.1 403")
+                    .contains("is not running"));
+    assertThat(request(allowed, second.getId(), otherToken)).endsWith(marker);
+  }
+
+  @Test
+  void aPodWithoutNetworkHasNoProxySettings() {
+    // Given networking none and no repository
+    Sandbox sandbox =
+        provision(environment(Networking.newBuilder().setMode(NetworkMode.NETWORK_MODE_NONE)));
+
+    // Then its execs have no proxy, and there is no settings file
+    assertThat(bash(sandbox, "echo \"[$HTTP_PROXY$http_proxy]\"; ls -A /tmp")).isEqualTo("[]");
+  }
+
+  // --- helpers
+  // ------------------------------------------------------------------------------------
+
+  private static Networking.Builder limited(String host, int port) {
+    return Networking.newBuilder()
+        .setMode(NetworkMode.NETWORK_MODE_LIMITED)
+        .addAllowedHosts(host)
+        .addAllowedPorts(port);
+  }
+
+  private String environment(Networking.Builder networking) {
+    return environments
+        .createEnvironment(
+            CreateEnvironmentRequest.newBuilder()
+                .setName("k8s egress " + UUID.randomUUID())
+                .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+                .setNetworking(networking)
+                .build())
+        .getEnvironment()
+        .getId();
+  }
+
+  private Sandbox provision(String environment) {
+    return sandboxes
+        .provision(ProvisionRequest.newBuilder().setEnvironmentId(environment).build())
+        .getSandbox();
+  }
+
+  private String bash(Sandbox sandbox, String command) {
+    try {
+      return sandboxes
+          .execute(
+              ExecuteRequest.newBuilder()
+                  .setSandboxId(sandbox.getId())
+                  .setName("bash")
+                  .setInputJson(JSON.writeValueAsString(Map.of("command", command)))
+                  .build())
+          .getOutput()
+          .strip();
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** One plain request through the proxy, as a pod sends it; the whole answer. */
+  private static String request(String url, String sandboxId, String token) throws IOException {
+    try (Socket socket = new Socket("127.0.0.1", PROXY_PORT)) {
+      socket.setSoTimeout(10_000);
+      URI target = URI.create(url);
+      send(
+          socket,
+          "GET "
+              + url
+              + " HTTP/1.1\r\nHost: "
+              + target.getAuthority()
+              + "\r\n"
+              + (sandboxId == null
+                  ? ""
+                  : "Proxy-Authorization: " + basic(sandboxId, token) + "\r\n")
+              + "\r\n");
+      return new String(socket.getInputStream().readAllBytes(), StandardCharsets.ISO_8859_1);
+    }
+  }
+
+  private static String basic(String user, String password) {
+    return "Basic "
+        + Base64.getEncoder()
+            .encodeToString((user + ":" + password).getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static void send(Socket socket, String text) throws IOException {
+    socket.getOutputStream().write(text.getBytes(StandardCharsets.ISO_8859_1));
+    socket.getOutputStream().flush();
+  }
+
+  private static String readHead(InputStream in) throws IOException {
+    StringBuilder head = new StringBuilder();
+    while (!head.toString().endsWith("\r\n\r\n")) {
+      int b = in.read();
+      if (b < 0) {
+        break;
+      }
+      head.append((char) b);
+    }
+    return head.toString();
+  }
+
+  @SuppressWarnings("unused")
+  private static List<String> lines(String text) {
+    return text.lines().toList();
+  }
+}
