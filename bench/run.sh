@@ -5,6 +5,8 @@
 #   bench/run.sh sandbox [samples]         sandboxes: TTFT eager vs lazy, local provision, warm claims
 #   bench/run.sh horizon [samples]         long sessions: TTFT and resume against log length
 #   bench/run.sh auth [calls]              authentication: EmitEvent with an API key, a JWT, none
+#   bench/run.sh egress [requests]         egress proxy: request latency and download speed, direct
+#                                          vs through a sandbox's proxy
 # Results and how to read them: docs/benchmarks.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,8 @@ case "${1:-log}" in
   sandbox) main=dev.corral.bench.SandboxBench; argument="${2:-20}" ;;
   horizon) main=dev.corral.bench.HorizonBench; argument="${2:-30}" ;;
   auth) main=dev.corral.bench.AuthBench; argument="${2:-2000}" ;;
-  *) echo "usage: bench/run.sh log|harness|sandbox|horizon|auth [argument]" >&2; exit 2 ;;
+  egress) main=dev.corral.bench.EgressBench; argument="${2:-500}" ;;
+  *) echo "usage: bench/run.sh log|harness|sandbox|horizon|auth|egress [argument]" >&2; exit 2 ;;
 esac
 
 bin/prerequisites
