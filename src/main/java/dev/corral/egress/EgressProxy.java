@@ -84,6 +84,9 @@ public class EgressProxy {
    */
   public Path directoryFor(String key) {
     try {
+      if (!Files.isDirectory(directory)) {
+        removeLeftovers();
+      }
       Path own = Files.createDirectories(directory).resolve(key);
       Files.createDirectories(own);
       Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx--x--x"));
@@ -160,6 +163,30 @@ public class EgressProxy {
   @PreDestroy
   void stopAll() {
     served.keySet().forEach(this::stop);
+  }
+
+  /** Removes the socket directories of replicas on this host that are gone (killed, say). */
+  private void removeLeftovers() {
+    Path parent = directory.toAbsolutePath().getParent();
+    String prefix = Path.of(config.socketDirectory()).getFileName() + "-";
+    try (var siblings = Files.list(parent)) {
+      for (Path sibling : siblings.toList()) {
+        String name = sibling.getFileName().toString();
+        if (!name.startsWith(prefix) || !name.substring(prefix.length()).matches("[0-9]+")) {
+          continue;
+        }
+        long pid = Long.parseLong(name.substring(prefix.length()));
+        if (ProcessHandle.of(pid).isEmpty()) {
+          try (var files = Files.walk(sibling)) {
+            for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+              Files.deleteIfExists(file);
+            }
+          }
+        }
+      }
+    } catch (IOException | java.io.UncheckedIOException e) {
+      LOGGER.debugf("old egress directories not removed: %s", e.getMessage());
+    }
   }
 
   // --- one connection ---------------------------------------------------------------------------
