@@ -105,7 +105,9 @@ public class KeyRing {
     for (String entry : entries) {
       int equals = entry.indexOf('=');
       String id = equals < 0 ? "" : entry.substring(0, equals).strip();
-      if (!ID.matcher(id).matches()) {
+      // A key pasted without its id ends in base64's "=" padding: it must not be taken (and
+      // quoted in the error) as an id with an empty key.
+      if (!ID.matcher(id).matches() || entry.substring(equals + 1).isBlank()) {
         throw new IllegalArgumentException(
             "corral.vault.keys: every entry must be id=<base64 key> with an id of"
                 + " [A-Za-z0-9._-]{1,64}");

@@ -93,7 +93,14 @@ class EnvelopeTest {
     assertThatThrownBy(() -> KeyRing.parse("k1=" + key + ",k1=" + key))
         .hasMessageContaining("twice");
     assertThatThrownBy(() -> KeyRing.parse("bad id=" + key)).hasMessageContaining("id=");
-    assertThatThrownBy(() -> KeyRing.parse(key)).hasMessageContaining("id=");
+    assertThatThrownBy(() -> KeyRing.parse(key))
+        .hasMessageContaining("id=")
+        .hasMessageNotContaining(key.substring(0, 40));
+    // a key whose base64 has no + or / looks like an id followed by "=": never quoted either
+    String plain = "FYGHFb6fDjvlTxTuzLZZcg9uPyHvToPOVCfcdruHZdI=";
+    assertThatThrownBy(() -> KeyRing.parse(plain))
+        .hasMessageContaining("id=")
+        .hasMessageNotContaining(plain.substring(0, 40));
     assertThat(KeyRing.parse("a=" + key + "\n# comment\nb=" + key).keySet())
         .containsExactly("a", "b");
   }
