@@ -135,7 +135,7 @@ public class GrpcErrors implements ExceptionHandlerProvider {
    * A message that fits in the trailers: a client refuses headers over 8 KiB (a stream error the
    * caller reads as INTERNAL), and a message may quote the caller's input.
    */
-  static String bounded(String message) {
+  public static String bounded(String message) {
     if (message == null || message.length() <= MAX_MESSAGE) {
       return message;
     }

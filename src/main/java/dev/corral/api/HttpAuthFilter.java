@@ -25,10 +25,10 @@ import java.util.regex.Pattern;
  * Refusals are JSON in the shape of Claude Managed Agents' errors.
  */
 @ApplicationScoped
-class HttpAuthFilter {
+public class HttpAuthFilter {
 
   /** Where the principal of an authenticated request is kept in its routing context. */
-  static final String PRINCIPAL = "corral.principal";
+  public static final String PRINCIPAL = "corral.principal";
 
   private static final Pattern GRPC_PATH =
       Pattern.compile("/[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)+/\\w+");

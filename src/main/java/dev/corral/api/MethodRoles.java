@@ -19,7 +19,7 @@ import java.util.Optional;
  * closed until it is given one here ({@code MethodRolesTest} checks that every corral RPC is).
  * Operator-only RPCs (tenants, re-wrapping the vault's keys) need an admin of the operator tenant.
  */
-final class MethodRoles {
+public final class MethodRoles {
 
   private static final Map<String, Role> ROLES = new HashMap<>();
 
@@ -83,12 +83,12 @@ final class MethodRoles {
   private MethodRoles() {}
 
   /** The role {@code fullMethodName} needs, or empty if it is no corral RPC. */
-  static Optional<Role> of(String fullMethodName) {
+  public static Optional<Role> of(String fullMethodName) {
     return Optional.ofNullable(ROLES.get(fullMethodName));
   }
 
   /** Whether {@code fullMethodName} is for operators only. */
-  static boolean operatorOnly(String fullMethodName) {
+  public static boolean operatorOnly(String fullMethodName) {
     return OPERATOR_ONLY.contains(fullMethodName);
   }
 

@@ -49,8 +49,12 @@ final class ResourceRules {
     if (!repository.getCredentialId().isEmpty()) {
       IdKind.CREDENTIAL.require(at + ".credential_id", repository.getCredentialId());
     }
+    if (resource.hasCreatedAt()) {
+      throw new InvalidArgumentException(field + ".created_at", "is assigned by the server");
+    }
     return resource.toBuilder()
         .setId(IdKind.SESSION_RESOURCE.next())
+        .setCreatedAt(dev.corral.common.ProtoTime.of(java.time.Instant.now()))
         .setGitRepository(repository.toBuilder().setUrl(url).setMountPath(mount))
         .build();
   }

@@ -166,20 +166,75 @@ public class Sessions {
         .invoke(this::announceWork);
   }
 
+  /**
+   * Appends several client events to a session of {@code tenant} in one append: all of them, in
+   * order, or none (each is checked first, and the append is one statement).
+   *
+   * @param field the request's name of the list, for errors ({@code events[2].content})
+   */
+  public Uni<Appended> emitAll(
+      Tenant tenant, EventEmitter emitter, String sessionId, String field, List<Event> events) {
+    return Uni.createFrom()
+        .item(() -> checkEmitAll(sessionId, field, events, emitter).within(tenant))
+        .call(this::checkAnsweredEvents)
+        .map(this::withClaim)
+        .flatMap(log::append)
+        .invoke(this::announceWork);
+  }
+
+  private static AppendRequest checkEmitAll(
+      String sessionId, String field, List<Event> events, EventEmitter emitter) {
+    String id = IdKind.SESSION.require("session_id", sessionId);
+    if (events.isEmpty()) {
+      throw new InvalidArgumentException(field, "needs at least one event");
+    }
+    if (events.size() > MAX_INITIAL_EVENTS) {
+      throw new InvalidArgumentException(
+          field, "has " + events.size() + " events; at most " + MAX_INITIAL_EVENTS + " at once");
+    }
+    List<NewEvent> checked = new ArrayList<>();
+    for (int i = 0; i < events.size(); i++) {
+      EventType type = EventRules.check(field + "[" + i + "]", events.get(i), null);
+      checked.add(
+          new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(events.get(i)), null)
+              .emittedBy(emitter));
+    }
+    return new AppendRequest(id, checked, null, null);
+  }
+
+  private Uni<Void> checkAnsweredEvents(AppendRequest append) {
+    return Multi.createFrom()
+        .iterable(append.events())
+        .onItem()
+        .transformToUniAndConcatenate(
+            event ->
+                checkAnsweredEvent(
+                    new AppendRequest(
+                        append.sessionId(), List.of(event), null, null, null, append.tenant())))
+        .collect()
+        .last()
+        .replaceWithVoid();
+  }
+
   /** User work on a session also claims its harness lease for this replica, when it may. */
   private AppendRequest withClaim(AppendRequest append) {
-    if (!append.events().get(0).type().wakesHarness()) {
+    if (append.events().stream().noneMatch(event -> event.type().wakesHarness())) {
       return append;
     }
     return claims.claimFor(append.sessionId()).map(append::claiming).orElse(append);
   }
 
   private void announceWork(Appended appended) {
-    Event event = appended.events().get(0);
     boolean needsHarness =
-        EventType.fromWireName(event.getType()).map(EventType::wakesHarness).orElse(false);
+        appended.events().stream()
+            .anyMatch(
+                event ->
+                    EventType.fromWireName(event.getType())
+                        .map(EventType::wakesHarness)
+                        .orElse(false));
     if (needsHarness && !appended.deduplicated()) {
-      workArrived.fire(new SessionWorkArrived(event.getSessionId(), appended.lease()));
+      workArrived.fire(
+          new SessionWorkArrived(appended.events().get(0).getSessionId(), appended.lease()));
     }
   }
 

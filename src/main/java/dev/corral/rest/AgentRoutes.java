@@ -1,0 +1,112 @@
+package dev.corral.rest;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.agent.Agents;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.AgentServiceGrpc;
+import io.smallrye.mutiny.Uni;
+import io.vertx.ext.web.Router;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.Map;
+import java.util.Optional;
+
+/** {@code /v1/agents}: agents and their versions, on {@link Agents}. */
+@ApplicationScoped
+class AgentRoutes {
+
+  private final Agents agents;
+
+  AgentRoutes(Agents agents) {
+    this.agents = agents;
+  }
+
+  void install(Router router) {
+    router
+        .post("/v1/agents")
+        .handler(RestCall.json(AgentServiceGrpc.getCreateAgentMethod(), this::create));
+    router
+        .get("/v1/agents")
+        .handler(RestCall.json(AgentServiceGrpc.getListAgentsMethod(), this::list));
+    router
+        .get("/v1/agents/:agent_id")
+        .handler(RestCall.json(AgentServiceGrpc.getGetAgentMethod(), this::retrieve));
+    router
+        .post("/v1/agents/:agent_id")
+        .handler(RestCall.json(AgentServiceGrpc.getUpdateAgentMethod(), this::update));
+    router
+        .post("/v1/agents/:agent_id/archive")
+        .handler(RestCall.json(AgentServiceGrpc.getArchiveAgentMethod(), this::archive));
+    router
+        .get("/v1/agents/:agent_id/versions")
+        .handler(RestCall.json(AgentServiceGrpc.getListAgentVersionsMethod(), this::versions));
+  }
+
+  private Uni<ObjectNode> create(RestCall call) {
+    return agents
+        .create(call.tenant(), AgentShapes.definition(call.body()))
+        .map(AgentShapes::agent);
+  }
+
+  private Uni<ObjectNode> list(RestCall call) {
+    return agents
+        .list(
+            call.tenant(),
+            call.limit(Agents.MAX_PAGE_SIZE),
+            call.page(),
+            call.flag("include_archived"))
+        .map(page -> Shapes.page(page, AgentShapes::agent));
+  }
+
+  private Uni<ObjectNode> retrieve(RestCall call) {
+    String version = call.query("version");
+    int number;
+    try {
+      number = version == null || version.isEmpty() ? 0 : Integer.parseInt(version);
+    } catch (NumberFormatException e) {
+      throw new InvalidArgumentException("version", "must be an integer");
+    }
+    return agents.get(call.tenant(), call.path("agent_id"), number).map(AgentShapes::agent);
+  }
+
+  /**
+   * An update: fields left out are kept, {@code metadata} is a patch (a null value deletes its
+   * key), {@code version} is the version the caller expects to change (409 if it moved on).
+   */
+  private Uni<ObjectNode> update(RestCall call) {
+    ObjectNode body = call.body();
+    AgentShapes.refuseUnsupported(body);
+    String id = call.path("agent_id");
+    int expected = Fields.optionalInt(body, "version", "version").orElse(0);
+    Optional<Map<String, String>> patch = Fields.metadata(body, "metadata", "metadata");
+    return agents
+        .get(call.tenant(), id, 0)
+        .flatMap(
+            latest ->
+                agents.update(
+                    call.tenant(),
+                    id,
+                    expected != 0 || patch.isEmpty() ? expected : latest.getVersion(),
+                    new Agents.AgentChanges(
+                        Fields.optionalString(body, "name", "name"),
+                        Fields.optionalString(body, "description", "description"),
+                        AgentShapes.model(body),
+                        Fields.optionalString(body, "system", "system"),
+                        body.has("tools") ? Optional.of(AgentShapes.tools(body)) : Optional.empty(),
+                        patch.map(entries -> AgentShapes.patched(latest.getMetadataMap(), entries)),
+                        body.has("mcp_servers")
+                            ? Optional.of(AgentShapes.mcpServers(body))
+                            : Optional.empty())))
+        .map(AgentShapes::agent);
+  }
+
+  private Uni<ObjectNode> archive(RestCall call) {
+    return agents.archive(call.tenant(), call.path("agent_id")).map(AgentShapes::agent);
+  }
+
+  private Uni<ObjectNode> versions(RestCall call) {
+    return agents
+        .versions(
+            call.tenant(), call.path("agent_id"), call.limit(Agents.MAX_PAGE_SIZE), call.page())
+        .map(page -> Shapes.page(page, AgentShapes::agent));
+  }
+}

@@ -1,0 +1,79 @@
+package dev.corral.rest;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.agent.Agents;
+import dev.corral.agent.Environments;
+import dev.corral.proto.v1.EnvironmentServiceGrpc;
+import io.smallrye.mutiny.Uni;
+import io.vertx.ext.web.Router;
+import jakarta.enterprise.context.ApplicationScoped;
+
+/** {@code /v1/environments}, on {@link Environments}. */
+@ApplicationScoped
+class EnvironmentRoutes {
+
+  private final Environments environments;
+
+  EnvironmentRoutes(Environments environments) {
+    this.environments = environments;
+  }
+
+  void install(Router router) {
+    router
+        .post("/v1/environments")
+        .handler(RestCall.json(EnvironmentServiceGrpc.getCreateEnvironmentMethod(), this::create));
+    router
+        .get("/v1/environments")
+        .handler(RestCall.json(EnvironmentServiceGrpc.getListEnvironmentsMethod(), this::list));
+    router
+        .get("/v1/environments/:environment_id")
+        .handler(RestCall.json(EnvironmentServiceGrpc.getGetEnvironmentMethod(), this::retrieve));
+    router
+        .post("/v1/environments/:environment_id")
+        .handler(RestCall.json(EnvironmentServiceGrpc.getUpdateEnvironmentMethod(), this::update));
+    router
+        .post("/v1/environments/:environment_id/archive")
+        .handler(
+            RestCall.json(EnvironmentServiceGrpc.getArchiveEnvironmentMethod(), this::archive));
+  }
+
+  private Uni<ObjectNode> create(RestCall call) {
+    return environments
+        .create(call.tenant(), EnvironmentShapes.definition(call.body()))
+        .map(EnvironmentShapes::environment);
+  }
+
+  private Uni<ObjectNode> list(RestCall call) {
+    return environments
+        .list(
+            call.tenant(),
+            call.limit(Agents.MAX_PAGE_SIZE),
+            call.page(),
+            call.flag("include_archived"))
+        .map(page -> Shapes.page(page, EnvironmentShapes::environment));
+  }
+
+  private Uni<ObjectNode> retrieve(RestCall call) {
+    return environments
+        .get(call.tenant(), call.path("environment_id"))
+        .map(EnvironmentShapes::environment);
+  }
+
+  private Uni<ObjectNode> update(RestCall call) {
+    ObjectNode body = call.body();
+    int expected = Fields.optionalInt(body, "version", "version").orElse(0);
+    return environments
+        .update(
+            call.tenant(),
+            call.path("environment_id"),
+            expected,
+            current -> EnvironmentShapes.updated(current, body))
+        .map(EnvironmentShapes::environment);
+  }
+
+  private Uni<ObjectNode> archive(RestCall call) {
+    return environments
+        .archive(call.tenant(), call.path("environment_id"))
+        .map(EnvironmentShapes::environment);
+  }
+}

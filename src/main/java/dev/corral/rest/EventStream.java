@@ -1,0 +1,250 @@
+package dev.corral.rest;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.EventDelta;
+import dev.corral.session.Sessions;
+import dev.corral.session.Tailed;
+import io.grpc.Status;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.RoutingContext;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Flow;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * {@code GET /v1/sessions/{id}/events/stream}: the session's events as Server-Sent Events ({@code
+ * event: <type>}, {@code id: <seq>}, {@code data: <event>}), read from the log like every corral
+ * stream, one event at a time as the client takes them.
+ *
+ * <p>As in the API, a stream opened plainly carries what is appended after it opened. Beyond the
+ * API, a client that sends {@code Last-Event-ID} (the {@code id} of the last event it got) or
+ * {@code ?after_seq=} resumes right after it, with nothing lost or repeated. The headers go out at
+ * once (a client may send after it opened the stream), a comment every 15 s keeps proxies from
+ * closing it, and it ends after {@code session.status_terminated} or when the session is deleted.
+ */
+@ApplicationScoped
+class EventStream {
+
+  private static final long HEARTBEAT_MS = 15_000;
+  private static final Set<String> DELTA_TYPES = Set.of("agent.message", "agent.thinking");
+
+  private final Sessions sessions;
+
+  EventStream(Sessions sessions) {
+    this.sessions = sessions;
+  }
+
+  void serve(RestCall call) {
+    RoutingContext context = call.context();
+    String sessionId = call.path("session_id");
+    Set<String> deltas;
+    Long resume;
+    try {
+      deltas = deltaTypes(call.queryAll("event_deltas"));
+      resume = cursor(context);
+    } catch (RuntimeException invalid) {
+      RestErrors.answer(context, invalid);
+      return;
+    }
+    sessions
+        .get(call.tenant(), sessionId)
+        .subscribe()
+        .with(
+            session ->
+                open(call, sessionId, resume != null ? resume : session.getLastSeq(), deltas),
+            failure -> RestErrors.answer(context, failure));
+  }
+
+  private static Set<String> deltaTypes(List<String> requested) {
+    Set<String> types = new LinkedHashSet<>();
+    for (int i = 0; i < requested.size(); i++) {
+      if (!DELTA_TYPES.contains(requested.get(i))) {
+        throw new InvalidArgumentException(
+            "event_deltas[" + i + "]", "must be agent.message or agent.thinking");
+      }
+      types.add(requested.get(i));
+    }
+    return types;
+  }
+
+  /** Where a resumed stream starts: {@code Last-Event-ID} or {@code after_seq}; null: live. */
+  private static Long cursor(RoutingContext context) {
+    String header = context.request().getHeader("last-event-id");
+    String query = context.request().getParam("after_seq");
+    String value = header != null && !header.isBlank() ? header.strip() : query;
+    String field = header != null && !header.isBlank() ? "Last-Event-ID" : "after_seq";
+    if (value == null || value.isEmpty()) {
+      return null;
+    }
+    if (!value.matches("[0-9]{1,18}")) {
+      throw new InvalidArgumentException(field, "must be the seq (id) of an event");
+    }
+    return Long.parseLong(value);
+  }
+
+  private void open(RestCall call, String sessionId, long afterSeq, Set<String> deltas) {
+    HttpServerResponse response = call.context().response();
+    if (response.closed() || response.ended()) {
+      return;
+    }
+    response
+        .setChunked(true)
+        .putHeader("content-type", "text/event-stream; charset=utf-8")
+        .putHeader("cache-control", "no-cache")
+        .putHeader("x-accel-buffering", "no")
+        .putHeader("request-id", (String) call.context().get(RestCall.REQUEST_ID));
+    // A comment: the headers go out now, before any event.
+    response.write(": session " + sessionId + ", events after seq " + afterSeq + "\n\n");
+    Writer writer = new Writer(response, call.context().vertx(), deltas);
+    response.closeHandler(ignored -> writer.cancel());
+    sessions
+        .follow(call.tenant(), sessionId, afterSeq, List.of(), !deltas.isEmpty())
+        .subscribe()
+        .withSubscriber(writer);
+  }
+
+  /** Writes the followed log to the response, asking for the next event once the last is out. */
+  private static final class Writer implements Flow.Subscriber<Tailed> {
+
+    private final HttpServerResponse response;
+    private final Vertx vertx;
+    private final Set<String> deltas;
+    private final Set<String> started = new LinkedHashSet<>();
+    private final AtomicBoolean done = new AtomicBoolean();
+    private volatile Flow.Subscription subscription;
+    private volatile long heartbeat = -1;
+
+    Writer(HttpServerResponse response, Vertx vertx, Set<String> deltas) {
+      this.response = response;
+      this.vertx = vertx;
+      this.deltas = deltas;
+    }
+
+    @Override
+    public void onSubscribe(Flow.Subscription subscription) {
+      this.subscription = subscription;
+      if (done.get()) {
+        subscription.cancel();
+        return;
+      }
+      heartbeat = vertx.setPeriodic(HEARTBEAT_MS, id -> write(": ping\n\n"));
+      subscription.request(1);
+    }
+
+    @Override
+    public void onNext(Tailed item) {
+      if (done.get()) {
+        return;
+      }
+      if (item.event() != null) {
+        Event event = item.event();
+        ObjectNode shaped = EventShapes.event(event);
+        write(
+            "event: "
+                + shaped.get("type").asText()
+                + "\nid: "
+                + event.getSeq()
+                + "\ndata: "
+                + shaped
+                + "\n\n");
+        if (event.hasSessionStatusTerminated()) {
+          end(null);
+          return;
+        }
+      } else if (item.delta() != null) {
+        delta(item.delta());
+      }
+      if (response.writeQueueFull()) {
+        response.drainHandler(ignored -> subscription.request(1));
+      } else {
+        subscription.request(1);
+      }
+    }
+
+    private void delta(EventDelta delta) {
+      if (!deltas.contains(delta.getType())) {
+        return;
+      }
+      if (started.add(delta.getEventId())) {
+        if (started.size() > 64) {
+          started.remove(started.iterator().next());
+        }
+        ObjectNode start = Shapes.object().put("type", "event_start");
+        start.putObject("event").put("type", delta.getType()).put("id", delta.getEventId());
+        write("event: event_start\ndata: " + start + "\n\n");
+      }
+      ObjectNode shaped =
+          Shapes.object().put("type", "event_delta").put("event_id", delta.getEventId());
+      shaped
+          .putObject("delta")
+          .put("type", "content_delta")
+          .putObject("content")
+          .put("type", "text")
+          .put("text", delta.getText());
+      write("event: event_delta\ndata: " + shaped + "\n\n");
+    }
+
+    @Override
+    public void onError(Throwable failure) {
+      var status = dev.corral.api.GrpcErrors.toStatus(failure).getStatus();
+      ObjectNode error = Shapes.object().put("type", "error");
+      error
+          .putObject("error")
+          .put("type", status.getCode() == Status.Code.NOT_FOUND ? "not_found_error" : "api_error")
+          .put("message", String.valueOf(status.getDescription()));
+      end("event: error\ndata: " + error + "\n\n");
+    }
+
+    /** The follow ends only when the session is deleted. */
+    @Override
+    public void onComplete() {
+      end("event: session.deleted\ndata: {\"type\":\"session.deleted\"}\n\n");
+    }
+
+    void cancel() {
+      if (done.compareAndSet(false, true)) {
+        stopHeartbeat();
+        Flow.Subscription current = subscription;
+        if (current != null) {
+          current.cancel();
+        }
+      }
+    }
+
+    private void end(String last) {
+      if (!done.compareAndSet(false, true)) {
+        return;
+      }
+      stopHeartbeat();
+      Flow.Subscription current = subscription;
+      if (current != null) {
+        current.cancel();
+      }
+      if (!response.closed() && !response.ended()) {
+        if (last != null) {
+          response.end(last);
+        } else {
+          response.end();
+        }
+      }
+    }
+
+    private void write(String frame) {
+      if (!response.closed() && !response.ended()) {
+        response.write(frame);
+      }
+    }
+
+    private void stopHeartbeat() {
+      if (heartbeat >= 0) {
+        vertx.cancelTimer(heartbeat);
+      }
+    }
+  }
+}

@@ -1,0 +1,211 @@
+package dev.corral.rest;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.api.HttpAuthFilter;
+import dev.corral.api.MethodRoles;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.PermissionDeniedException;
+import dev.corral.common.Tenant;
+import dev.corral.common.UnauthenticatedException;
+import dev.corral.identity.Principal;
+import dev.corral.identity.Role;
+import io.grpc.MethodDescriptor;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.Handler;
+import io.vertx.ext.web.RoutingContext;
+import java.security.SecureRandom;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Function;
+
+/**
+ * One request to the facade: its caller (authenticated by {@link HttpAuthFilter}, authorized here
+ * with the role of the gRPC method it stands for, so both doors share one role table), its path and
+ * query parameters and its JSON body.
+ */
+final class RestCall {
+
+  static final String REQUEST_ID = "corral.request-id";
+
+  /** Bounded like every JSON corral reads: nesting depth and number length. */
+  static final ObjectMapper JSON =
+      com.fasterxml.jackson.databind.json.JsonMapper.builder(
+              com.fasterxml.jackson.core.JsonFactory.builder()
+                  .streamReadConstraints(
+                      com.fasterxml.jackson.core.StreamReadConstraints.builder()
+                          .maxNestingDepth(dev.corral.common.Json.MAX_DEPTH)
+                          .maxNumberLength(dev.corral.common.Json.MAX_NUMBER_LENGTH)
+                          .build())
+                  .build())
+          .build();
+
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final RoutingContext context;
+  private final Principal principal;
+
+  private RestCall(RoutingContext context, Principal principal) {
+    this.context = context;
+    this.principal = principal;
+  }
+
+  /**
+   * A handler that authorizes the request as {@code method}, runs {@code action} and answers its
+   * JSON with 200, or the failure in the API's error shape.
+   */
+  static Handler<RoutingContext> json(
+      MethodDescriptor<?, ?> method, Function<RestCall, Uni<? extends JsonNode>> action) {
+    return context -> {
+      RestCall call;
+      try {
+        call = authorized(context, method);
+      } catch (RuntimeException refused) {
+        RestErrors.answer(context, refused);
+        return;
+      }
+      Uni<? extends JsonNode> answer;
+      try {
+        answer = action.apply(call);
+      } catch (RuntimeException invalid) {
+        RestErrors.answer(context, invalid);
+        return;
+      }
+      answer
+          .subscribe()
+          .with(
+              body -> {
+                if (!context.response().ended() && !context.response().closed()) {
+                  context
+                      .response()
+                      .putHeader("content-type", "application/json")
+                      .putHeader("request-id", (String) context.get(REQUEST_ID))
+                      .end(body.toString());
+                }
+              },
+              failure -> RestErrors.answer(context, failure));
+    };
+  }
+
+  /** Gives a request that no route serves its request id. */
+  static void authorizedNothing(RoutingContext context) {
+    byte[] id = new byte[12];
+    RANDOM.nextBytes(id);
+    context.put(REQUEST_ID, "req_" + HexFormat.of().formatHex(id));
+  }
+
+  /** Authorizes the request as {@code method} and gives it a request id. */
+  static RestCall authorized(RoutingContext context, MethodDescriptor<?, ?> method) {
+    byte[] id = new byte[12];
+    RANDOM.nextBytes(id);
+    context.put(REQUEST_ID, "req_" + HexFormat.of().formatHex(id));
+    Principal principal = context.get(HttpAuthFilter.PRINCIPAL);
+    if (principal == null) {
+      throw new UnauthenticatedException("this call needs a credential: send x-api-key");
+    }
+    String name = method.getFullMethodName();
+    Optional<Role> required = MethodRoles.of(name);
+    if (required.isEmpty()) {
+      throw new PermissionDeniedException("this endpoint is not open to any role");
+    }
+    if (!principal.has(required.get())) {
+      throw new PermissionDeniedException(
+          "this endpoint needs the "
+              + required.get().wireName()
+              + " role; the caller is a "
+              + principal.role().wireName()
+              + " of tenant "
+              + principal.tenant().id());
+    }
+    if (MethodRoles.operatorOnly(name) && !principal.operator()) {
+      throw new PermissionDeniedException("this endpoint is for operators only");
+    }
+    return new RestCall(context, principal);
+  }
+
+  Principal principal() {
+    return principal;
+  }
+
+  Tenant tenant() {
+    return principal.tenant();
+  }
+
+  RoutingContext context() {
+    return context;
+  }
+
+  String path(String name) {
+    return context.pathParam(name);
+  }
+
+  /** A query parameter, or null. */
+  String query(String name) {
+    return context.request().getParam(name);
+  }
+
+  /** Every value of a repeated query parameter ({@code types[]=a&types[]=b} or {@code types=a}). */
+  List<String> queryAll(String name) {
+    List<String> values = new java.util.ArrayList<>(context.queryParam(name + "[]"));
+    values.addAll(context.queryParam(name));
+    return values;
+  }
+
+  /** {@code limit} as a page size (0: the service's default). */
+  int limit(int max) {
+    String limit = query("limit");
+    if (limit == null || limit.isEmpty()) {
+      return 0;
+    }
+    int value;
+    try {
+      value = Integer.parseInt(limit);
+    } catch (NumberFormatException e) {
+      throw new InvalidArgumentException("limit", "must be an integer");
+    }
+    if (value < 1 || value > max) {
+      throw new InvalidArgumentException("limit", "must be between 1 and " + max);
+    }
+    return value;
+  }
+
+  /** {@code page}, the cursor a list answered as {@code next_page} (empty: the first page). */
+  String page() {
+    String page = query("page");
+    return page == null ? "" : page;
+  }
+
+  boolean flag(String name) {
+    String value = query(name);
+    if (value == null || value.isEmpty()) {
+      return false;
+    }
+    if (!value.equals("true") && !value.equals("false")) {
+      throw new InvalidArgumentException(name, "must be true or false");
+    }
+    return value.equals("true");
+  }
+
+  /**
+   * The request's body as a JSON object ({@code {}} for an empty body, which bodiless POSTs such as
+   * archive send).
+   */
+  ObjectNode body() {
+    var buffer = context.body() == null ? null : context.body().buffer();
+    if (buffer == null || buffer.length() == 0) {
+      return JSON.createObjectNode();
+    }
+    JsonNode node;
+    try {
+      node = JSON.readTree(buffer.getBytes());
+    } catch (java.io.IOException e) {
+      throw new InvalidArgumentException("body", "is not valid JSON");
+    }
+    if (!(node instanceof ObjectNode object)) {
+      throw new InvalidArgumentException("body", "must be a JSON object");
+    }
+    return object;
+  }
+}

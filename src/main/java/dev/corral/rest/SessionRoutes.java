@@ -1,0 +1,278 @@
+package dev.corral.rest;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.Tenant;
+import dev.corral.proto.v1.BasicAuth;
+import dev.corral.proto.v1.CreateCredentialRequest;
+import dev.corral.proto.v1.SessionBudget;
+import dev.corral.proto.v1.SessionResource;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.SessionStatus;
+import dev.corral.session.Sessions;
+import dev.corral.vault.Credentials;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
+import io.vertx.ext.web.Router;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code /v1/sessions} and their resources, on {@link Sessions}. A repository given with an {@code
+ * authorization_token} (the API's way) has the token stored in the vault first, as a credential
+ * bound to the repository's host; the session names that credential, never the token.
+ */
+@ApplicationScoped
+class SessionRoutes {
+
+  private final Sessions sessions;
+  private final Credentials credentials;
+
+  SessionRoutes(Sessions sessions, Credentials credentials) {
+    this.sessions = sessions;
+    this.credentials = credentials;
+  }
+
+  void install(Router router) {
+    router
+        .post("/v1/sessions")
+        .handler(RestCall.json(SessionServiceGrpc.getCreateSessionMethod(), this::create));
+    router
+        .get("/v1/sessions")
+        .handler(RestCall.json(SessionServiceGrpc.getListSessionsMethod(), this::list));
+    router
+        .get("/v1/sessions/:session_id")
+        .handler(RestCall.json(SessionServiceGrpc.getGetSessionMethod(), this::retrieve));
+    router
+        .post("/v1/sessions/:session_id/archive")
+        .handler(RestCall.json(SessionServiceGrpc.getArchiveSessionMethod(), this::archive));
+    router
+        .delete("/v1/sessions/:session_id")
+        .handler(RestCall.json(SessionServiceGrpc.getDeleteSessionMethod(), this::delete));
+    router
+        .get("/v1/sessions/:session_id/resources")
+        .handler(
+            RestCall.json(SessionServiceGrpc.getListSessionResourcesMethod(), this::resources));
+    router
+        .post("/v1/sessions/:session_id/resources")
+        .handler(
+            RestCall.json(SessionServiceGrpc.getAddSessionResourceMethod(), this::addResource));
+    router
+        .get("/v1/sessions/:session_id/resources/:resource_id")
+        .handler(RestCall.json(SessionServiceGrpc.getListSessionResourcesMethod(), this::resource));
+    router
+        .delete("/v1/sessions/:session_id/resources/:resource_id")
+        .handler(
+            RestCall.json(
+                SessionServiceGrpc.getRemoveSessionResourceMethod(), this::removeResource));
+  }
+
+  private Uni<ObjectNode> create(RestCall call) {
+    ObjectNode body = call.body();
+    SessionShapes.AgentRef agent = SessionShapes.agent(body);
+    Fields.unsupported(
+        body,
+        "vault_ids",
+        "vault_ids",
+        "corral binds a credential to each MCP server of the agent (mcp_servers[].credential_id)");
+    Fields.unsupported(
+        body, "budget", "budget", "corral's budgets are in tokens: use corral_budget");
+    SessionBudget budget =
+        Fields.optionalObject(body, "corral_budget", "corral_budget")
+            .map(
+                limits ->
+                    SessionBudget.newBuilder()
+                        .setMaxTokens(
+                            Fields.optionalInt(limits, "max_tokens", "corral_budget.max_tokens")
+                                .orElse(0))
+                        .setMaxModelRequests(
+                            Fields.optionalInt(
+                                    limits,
+                                    "max_model_requests",
+                                    "corral_budget.max_model_requests")
+                                .orElse(0))
+                        .build())
+            .orElse(SessionBudget.getDefaultInstance());
+    List<ObjectNode> requested = Fields.objects(body, "resources", "resources");
+    var initial = SessionShapes.initialEvents(body);
+    String title = Fields.optionalString(body, "title", "title").orElse("");
+    Map<String, String> metadata =
+        Fields.metadata(body, "metadata", "metadata")
+            .map(AgentShapes::withoutNulls)
+            .orElse(Map.of());
+    String environment = Fields.optionalString(body, "environment_id", "environment_id").orElse("");
+    List<String> stored = new ArrayList<>();
+    return repositories(call.tenant(), requested, "resources", stored)
+        .flatMap(
+            resources ->
+                sessions.create(
+                    call.tenant(),
+                    call.principal().emitter(),
+                    new Sessions.NewSession(
+                        agent.id(),
+                        agent.version(),
+                        title,
+                        metadata,
+                        initial,
+                        budget,
+                        environment,
+                        resources)))
+        .onFailure()
+        .call(failure -> forget(call.tenant(), stored))
+        .map(SessionShapes::session);
+  }
+
+  /**
+   * The resources of a request; tokens given with them are stored in the vault first (their ids are
+   * collected in {@code stored}, so that a failed request can remove them).
+   */
+  private Uni<List<SessionResource>> repositories(
+      Tenant tenant, List<ObjectNode> requested, String field, List<String> stored) {
+    return Multi.createFrom()
+        .range(0, requested.size())
+        .onItem()
+        .transformToUniAndConcatenate(
+            i -> repository(tenant, requested.get(i), field + "[" + i + "]", stored))
+        .collect()
+        .asList();
+  }
+
+  private Uni<SessionResource> repository(
+      Tenant tenant, ObjectNode resource, String at, List<String> stored) {
+    SessionResource shape = SessionShapes.resource(resource, at, "");
+    var token = Fields.optionalString(resource, "authorization_token", at + ".authorization_token");
+    var credential = Fields.optionalString(resource, "credential_id", at + ".credential_id");
+    if (token.isPresent() && credential.isPresent()) {
+      throw new InvalidArgumentException(
+          at + ".authorization_token", "give an authorization_token or a credential_id, not both");
+    }
+    if (credential.isPresent()) {
+      return Uni.createFrom().item(withCredential(shape, credential.get()));
+    }
+    if (token.isEmpty()) {
+      return Uni.createFrom().item(shape);
+    }
+    String url = shape.getGitRepository().getUrl();
+    CreateCredentialRequest request =
+        CreateCredentialRequest.newBuilder()
+            .setName("repository " + url)
+            .setBasic(
+                BasicAuth.newBuilder()
+                    .addHosts(SessionShapes.host(url, at + ".url"))
+                    .setUsername("x-access-token")
+                    .setPassword(token.get()))
+            .build();
+    return credentials
+        .create(tenant, request)
+        .invoke(created -> stored.add(created.getId()))
+        .map(created -> withCredential(shape, created.getId()));
+  }
+
+  private static SessionResource withCredential(SessionResource resource, String credential) {
+    return resource.toBuilder()
+        .setGitRepository(resource.getGitRepository().toBuilder().setCredentialId(credential))
+        .build();
+  }
+
+  private Uni<Void> forget(Tenant tenant, List<String> stored) {
+    return Multi.createFrom()
+        .iterable(List.copyOf(stored))
+        .onItem()
+        .transformToUniAndConcatenate(
+            id -> credentials.delete(tenant, id).onFailure().recoverWithNull())
+        .collect()
+        .last()
+        .replaceWithVoid();
+  }
+
+  private Uni<ObjectNode> list(RestCall call) {
+    List<SessionStatus> statuses = new ArrayList<>();
+    List<String> requested = call.queryAll("statuses");
+    for (int i = 0; i < requested.size(); i++) {
+      statuses.add(SessionShapes.status(requested.get(i), "statuses[" + i + "]"));
+    }
+    String agent = call.query("agent_id");
+    return sessions
+        .list(
+            call.tenant(),
+            call.limit(Sessions.MAX_PAGE_SIZE),
+            call.page(),
+            agent == null ? "" : agent,
+            statuses,
+            call.flag("include_archived"))
+        .map(
+            page -> {
+              ObjectNode node = Shapes.page(page, SessionShapes::session);
+              node.putNull("prev_page");
+              return node;
+            });
+  }
+
+  private Uni<ObjectNode> retrieve(RestCall call) {
+    return sessions.get(call.tenant(), call.path("session_id")).map(SessionShapes::session);
+  }
+
+  private Uni<ObjectNode> archive(RestCall call) {
+    return sessions.archive(call.tenant(), call.path("session_id")).map(SessionShapes::session);
+  }
+
+  private Uni<ObjectNode> delete(RestCall call) {
+    String id = call.path("session_id");
+    return sessions
+        .delete(call.tenant(), id)
+        .map(ignored -> Shapes.object().put("id", id).put("type", "session_deleted"));
+  }
+
+  private Uni<ObjectNode> resources(RestCall call) {
+    return sessions
+        .get(call.tenant(), call.path("session_id"))
+        .map(
+            session -> {
+              ObjectNode node = Shapes.object();
+              var data = node.putArray("data");
+              session
+                  .getResourcesList()
+                  .forEach(resource -> data.add(SessionShapes.resource(resource, session)));
+              node.putNull("next_page");
+              return node;
+            });
+  }
+
+  private Uni<ObjectNode> resource(RestCall call) {
+    String id = call.path("resource_id");
+    return sessions
+        .get(call.tenant(), call.path("session_id"))
+        .map(
+            session ->
+                session.getResourcesList().stream()
+                    .filter(resource -> resource.getId().equals(id))
+                    .findFirst()
+                    .map(resource -> SessionShapes.resource(resource, session))
+                    .orElseThrow(() -> new NotFoundException("session resource", id)));
+  }
+
+  private Uni<ObjectNode> addResource(RestCall call) {
+    ObjectNode body = call.body();
+    String sessionId = call.path("session_id");
+    List<String> stored = new ArrayList<>();
+    return repository(call.tenant(), body, "resource", stored)
+        .flatMap(resource -> sessions.addResource(call.tenant(), sessionId, resource))
+        .onFailure()
+        .call(failure -> forget(call.tenant(), stored))
+        .flatMap(
+            added ->
+                sessions
+                    .get(call.tenant(), sessionId)
+                    .map(session -> SessionShapes.resource(added, session)));
+  }
+
+  private Uni<ObjectNode> removeResource(RestCall call) {
+    String id = call.path("resource_id");
+    return sessions
+        .removeResource(call.tenant(), call.path("session_id"), id)
+        .map(ignored -> Shapes.object().put("id", id).put("type", "session_resource_deleted"));
+  }
+}
