@@ -73,6 +73,15 @@ final class RestErrors {
         type = "api_error";
       }
     }
+    answer(request, http, type, message, retry);
+  }
+
+  /** Answers with an HTTP status and an error type of the API's own. */
+  static void answer(RoutingContext request, int http, String type, String message, boolean retry) {
+    HttpServerResponse response = request.response();
+    if (response.headWritten() || response.ended() || response.closed()) {
+      return;
+    }
     String requestId = request.get(RestCall.REQUEST_ID, "req_unknown");
     ObjectNode body = JsonNodeFactory.instance.objectNode().put("type", "error");
     body.putObject("error").put("type", type).put("message", GrpcErrors.bounded(message));

@@ -68,11 +68,16 @@ class RestRouter {
       return;
     }
     int status = context.statusCode();
+    if (status == 413) {
+      RestErrors.answer(
+          context,
+          413,
+          "request_too_large",
+          "the request body is larger than " + (MAX_BODY >> 20) + " MiB",
+          false);
+      return;
+    }
     RestErrors.answer(
-        context,
-        status == 413 ? Status.Code.INVALID_ARGUMENT : Status.Code.INVALID_ARGUMENT,
-        status == 413
-            ? "the request body is larger than " + (MAX_BODY >> 20) + " MiB"
-            : "the request is malformed (HTTP " + status + ")");
+        context, Status.Code.INVALID_ARGUMENT, "the request is malformed (HTTP " + status + ")");
   }
 }

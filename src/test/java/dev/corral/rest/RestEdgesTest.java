@@ -1,0 +1,375 @@
+package dev.corral.rest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.corral.proto.v1.ApiKeyServiceGrpc;
+import dev.corral.proto.v1.CreateApiKeyRequest;
+import dev.corral.proto.v1.GetCredentialRequest;
+import dev.corral.proto.v1.Role;
+import dev.corral.proto.v1.VaultServiceGrpc;
+import dev.corral.testing.TestCredentials;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The facade at its edges, over plain HTTP as any client sends it: a stream that resumes from
+ * {@code Last-Event-ID} with nothing lost or repeated, headers that go out before any event,
+ * endpoints corral does not have, bodies that are too large or not JSON, roles, and a repository
+ * token given the API's way that ends up in the vault and nowhere else.
+ */
+@QuarkusTest
+class RestEdgesTest {
+
+  private static final String BASE = "http://localhost:18081";
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final HttpClient http =
+      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+  @GrpcClient("corral")
+  ApiKeyServiceGrpc.ApiKeyServiceBlockingStub keys;
+
+  @GrpcClient("corral")
+  VaultServiceGrpc.VaultServiceBlockingStub vault;
+
+  @Test
+  void aStreamResumesAfterTheLastEventIdWithNothingLostOrRepeated() throws Exception {
+    // Given a session (no harness runs here: only the messages are appended)
+    String session = session();
+    SseReader first = SseReader.open(http, session, null);
+    send(session, "one", "two", "three");
+    List<Sse> seen = first.take(3);
+    first.close();
+
+    // When more is appended while no one listens, and the client comes back with its last id
+    send(session, "four", "five");
+    SseReader resumed = SseReader.open(http, session, seen.get(2).id());
+    List<Sse> after = resumed.take(2);
+    // and a plain stream opened now sees only what comes next
+    SseReader live = SseReader.open(http, session, null);
+    send(session, "six");
+    List<Sse> next = live.take(1);
+    List<Sse> resumedNext = resumed.take(1);
+    resumed.close();
+    live.close();
+
+    // Then every event came once, in order, named and numbered
+    assertThat(seen).extracting(Sse::text).containsExactly("one", "two", "three");
+    assertThat(seen).extracting(Sse::event).containsOnly("user.message");
+    assertThat(after).extracting(Sse::text).containsExactly("four", "five");
+    assertThat(Long.parseLong(after.get(0).id())).isEqualTo(Long.parseLong(seen.get(2).id()) + 1);
+    assertThat(next).extracting(Sse::text).containsExactly("six");
+    assertThat(resumedNext).extracting(Sse::text).containsExactly("six");
+  }
+
+  @Test
+  void theStreamsHeadersGoOutBeforeAnyEvent() throws Exception {
+    String session = session();
+    long begin = System.nanoTime();
+    HttpResponse<InputStream> response =
+        http.sendAsync(streamRequest(session, null), HttpResponse.BodyHandlers.ofInputStream())
+            .get(5, TimeUnit.SECONDS);
+    assertThat(response.statusCode()).isEqualTo(200);
+    assertThat(response.headers().firstValue("content-type").orElse(""))
+        .startsWith("text/event-stream");
+    assertThat(Duration.ofNanos(System.nanoTime() - begin)).isLessThan(Duration.ofSeconds(5));
+    response.body().close();
+  }
+
+  @Test
+  void endpointsCorralLacksAndBadRequestsGetTheApisErrorShape() throws Exception {
+    for (String[] call :
+        new String[][] {
+          {"GET", "/v1/nonsense"},
+          {"DELETE", "/v1/agents/agent_00000000000000000000000000"},
+          {"POST", "/v1/sessions/sesn_00000000000000000000000000/threads"},
+          {"GET", "/v1/files"}
+        }) {
+      HttpResponse<String> response = call(call[0], call[1], "", TestCredentials.ADMIN_KEY);
+      JsonNode body = JSON.readTree(response.body());
+      assertThat(response.statusCode()).as(call[1]).isEqualTo(404);
+      assertThat(response.headers().firstValue("content-type").orElse("")).contains("json");
+      assertThat(body.path("type").asText()).isEqualTo("error");
+      assertThat(body.path("error").path("type").asText()).isEqualTo("not_found_error");
+      assertThat(body.path("error").path("message").asText())
+          .contains(call[0] + " " + call[1])
+          .contains("compatibility");
+    }
+    HttpResponse<String> notJson = call("POST", "/v1/agents", "{nope", TestCredentials.ADMIN_KEY);
+    assertThat(notJson.statusCode()).isEqualTo(400);
+    assertThat(notJson.body()).contains("invalid_request_error").contains("not valid JSON");
+    HttpResponse<String> deep =
+        call("POST", "/v1/agents", "[".repeat(200) + "]".repeat(200), TestCredentials.ADMIN_KEY);
+    assertThat(deep.statusCode()).isEqualTo(400);
+    HttpResponse<String> huge =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"" + "x".repeat(5 << 20) + "\"}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(huge.statusCode()).isEqualTo(413);
+    assertThat(huge.body()).contains("request_too_large");
+    HttpResponse<String> badField =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"a\",\"model\":\"m\",\"tools\":[{\"type\":\"web_browser\"}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(badField.statusCode()).isEqualTo(400);
+    assertThat(JSON.readTree(badField.body()).path("error").path("message").asText())
+        .contains("tools[0].type");
+    for (HttpResponse<String> response : List.of(notJson, deep, huge, badField)) {
+      assertThat(response.body()).doesNotContainPattern("Exception|java\\.|dev\\.corral");
+    }
+  }
+
+  @Test
+  void rolesAndCredentialsAreTheGrpcOnes() throws Exception {
+    String viewer =
+        keys.createApiKey(
+                CreateApiKeyRequest.newBuilder()
+                    .setName("rest viewer")
+                    .setRole(Role.ROLE_VIEWER)
+                    .setTenantId("default")
+                    .build())
+            .getKey();
+    HttpResponse<String> read = call("GET", "/v1/agents", "", viewer);
+    HttpResponse<String> write =
+        call("POST", "/v1/agents", "{\"name\":\"n\",\"model\":\"m\"}", viewer);
+    HttpResponse<String> none = call("GET", "/v1/agents", "", null);
+    HttpRequest bearer =
+        HttpRequest.newBuilder(URI.create(BASE + "/v1/agents"))
+            .header("authorization", "Bearer " + TestCredentials.ADMIN_KEY)
+            .build();
+
+    assertThat(read.statusCode()).isEqualTo(200);
+    assertThat(write.statusCode()).isEqualTo(403);
+    assertThat(write.body()).contains("permission_error").contains("member");
+    assertThat(none.statusCode()).isEqualTo(401);
+    assertThat(none.body()).contains("authentication_error");
+    assertThat(http.send(bearer, HttpResponse.BodyHandlers.ofString()).statusCode()).isEqualTo(200);
+  }
+
+  @Test
+  void aRepositoryTokenGivenTheApisWayGoesIntoTheVaultAndNowhereElse() throws Exception {
+    // Given a session created with a GitHub repository and its token
+    String token = "ghp_" + UUID.randomUUID().toString().replace("-", "");
+    String agent = agent();
+    HttpResponse<String> created =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\""
+                + agent
+                + "\",\"resources\":[{\"type\":\"github_repository\","
+                + "\"url\":\"https://github.com/acme/app.git\",\"mount_path\":\"/workspace/app\","
+                + "\"checkout\":{\"type\":\"branch\",\"name\":\"main\"},"
+                + "\"authorization_token\":\""
+                + token
+                + "\"}]}",
+            TestCredentials.ADMIN_KEY);
+    JsonNode session = JSON.readTree(created.body());
+    JsonNode resource = session.path("resources").get(0);
+    String sessionId = session.path("id").asText();
+
+    // Then the session names a vault credential bound to the host, and shows no token
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    assertThat(resource.path("type").asText()).isEqualTo("github_repository");
+    assertThat(resource.path("mount_path").asText()).isEqualTo("/workspace/app");
+    assertThat(resource.path("checkout").path("name").asText()).isEqualTo("main");
+    var credential =
+        vault
+            .getCredential(
+                GetCredentialRequest.newBuilder()
+                    .setCredentialId(resource.path("credential_id").asText())
+                    .build())
+            .getCredential();
+    assertThat(credential.getBasic().getHostsList()).containsExactly("github.com");
+    assertThat(credential.getBasic().getUsername()).isEqualTo("x-access-token");
+    String listed =
+        call("GET", "/v1/sessions/" + sessionId + "/resources", "", TestCredentials.ADMIN_KEY)
+            .body();
+    String fetched = call("GET", "/v1/sessions/" + sessionId, "", TestCredentials.ADMIN_KEY).body();
+    assertThat(created.body() + listed + fetched + credential).doesNotContain(token);
+    assertThat(JSON.readTree(listed).path("data")).hasSize(1);
+
+    // And a resource is removed like one
+    HttpResponse<String> removed =
+        call(
+            "DELETE",
+            "/v1/sessions/" + sessionId + "/resources/" + resource.path("id").asText(),
+            "",
+            TestCredentials.ADMIN_KEY);
+    assertThat(JSON.readTree(removed.body()).path("type").asText())
+        .isEqualTo("session_resource_deleted");
+    assertThat(
+            JSON.readTree(
+                    call(
+                            "GET",
+                            "/v1/sessions/" + sessionId + "/resources",
+                            "",
+                            TestCredentials.ADMIN_KEY)
+                        .body())
+                .path("data"))
+        .isEmpty();
+  }
+
+  // --- helpers
+  // ------------------------------------------------------------------------------------
+
+  private String agent() throws Exception {
+    return JSON.readTree(
+            call(
+                    "POST",
+                    "/v1/agents",
+                    "{\"name\":\"edges\",\"model\":\"claude-test\"}",
+                    TestCredentials.ADMIN_KEY)
+                .body())
+        .path("id")
+        .asText();
+  }
+
+  private String session() throws Exception {
+    HttpResponse<String> created =
+        call("POST", "/v1/sessions", "{\"agent\":\"" + agent() + "\"}", TestCredentials.ADMIN_KEY);
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    return JSON.readTree(created.body()).path("id").asText();
+  }
+
+  private void send(String session, String... texts) throws Exception {
+    for (String text : texts) {
+      HttpResponse<String> sent =
+          call(
+              "POST",
+              "/v1/sessions/" + session + "/events",
+              "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":\""
+                  + text
+                  + "\"}]}]}",
+              TestCredentials.ADMIN_KEY);
+      assertThat(sent.statusCode()).as(sent.body()).isEqualTo(200);
+    }
+  }
+
+  private HttpResponse<String> call(String method, String path, String body, String key)
+      throws Exception {
+    HttpRequest.Builder request =
+        HttpRequest.newBuilder(URI.create(BASE + path))
+            .timeout(Duration.ofSeconds(20))
+            .method(
+                method,
+                body.isEmpty()
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(body));
+    if (key != null) {
+      request.header("x-api-key", key);
+    }
+    if (!body.isEmpty()) {
+      request.header("content-type", "application/json");
+    }
+    return http.send(request.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  private static HttpRequest streamRequest(String session, String lastEventId) {
+    HttpRequest.Builder request =
+        HttpRequest.newBuilder(URI.create(BASE + "/v1/sessions/" + session + "/events/stream"))
+            .header("x-api-key", TestCredentials.ADMIN_KEY)
+            .header("accept", "text/event-stream");
+    if (lastEventId != null) {
+      request.header("Last-Event-ID", lastEventId);
+    }
+    return request.build();
+  }
+
+  /** One Server-Sent Event: its name, id and the text of its first content block. */
+  record Sse(String event, String id, String text) {}
+
+  /** Reads a stream's events on a thread of its own. */
+  static final class SseReader implements AutoCloseable {
+    private final InputStream body;
+    private final List<Sse> events = new ArrayList<>();
+    private final CompletableFuture<Void> reader;
+    private int taken;
+
+    private SseReader(InputStream body) {
+      this.body = body;
+      this.reader = CompletableFuture.runAsync(this::read);
+    }
+
+    static SseReader open(HttpClient http, String session, String lastEventId) throws Exception {
+      HttpResponse<InputStream> response =
+          http.sendAsync(
+                  streamRequest(session, lastEventId), HttpResponse.BodyHandlers.ofInputStream())
+              .get(10, TimeUnit.SECONDS);
+      assertThat(response.statusCode()).isEqualTo(200);
+      return new SseReader(response.body());
+    }
+
+    private void read() {
+      try (BufferedReader lines =
+          new BufferedReader(new InputStreamReader(body, StandardCharsets.UTF_8))) {
+        String event = null;
+        String id = null;
+        String data = null;
+        for (String line = lines.readLine(); line != null; line = lines.readLine()) {
+          if (line.isEmpty()) {
+            if (event != null && data != null) {
+              JsonNode json = JSON.readTree(data);
+              synchronized (events) {
+                events.add(
+                    new Sse(event, id, json.path("content").path(0).path("text").asText(null)));
+                events.notifyAll();
+              }
+            }
+            event = null;
+            id = null;
+            data = null;
+          } else if (line.startsWith("event: ")) {
+            event = line.substring(7);
+          } else if (line.startsWith("id: ")) {
+            id = line.substring(4);
+          } else if (line.startsWith("data: ")) {
+            data = line.substring(6);
+          }
+        }
+      } catch (java.io.IOException closed) {
+        // the test closed the stream
+      }
+    }
+
+    List<Sse> take(int count) throws InterruptedException {
+      long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      synchronized (events) {
+        while (events.size() < taken + count && System.nanoTime() < deadline) {
+          events.wait(100);
+        }
+        List<Sse> slice =
+            new ArrayList<>(events.subList(taken, Math.min(events.size(), taken + count)));
+        taken += slice.size();
+        return slice;
+      }
+    }
+
+    @Override
+    public void close() throws Exception {
+      body.close();
+      reader.cancel(true);
+    }
+  }
+}
