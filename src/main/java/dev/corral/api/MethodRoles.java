@@ -71,6 +71,12 @@ public final class MethodRoles {
     member(VaultServiceGrpc.getUpdateCredentialMethod());
     member(VaultServiceGrpc.getDeleteCredentialMethod());
     operator(VaultServiceGrpc.getRewrapCredentialsMethod());
+    viewer(VaultServiceGrpc.getGetVaultMethod());
+    viewer(VaultServiceGrpc.getListVaultsMethod());
+    member(VaultServiceGrpc.getCreateVaultMethod());
+    member(VaultServiceGrpc.getUpdateVaultMethod());
+    member(VaultServiceGrpc.getArchiveVaultMethod());
+    member(VaultServiceGrpc.getDeleteVaultMethod());
 
     viewer(TenantServiceGrpc.getWhoAmIMethod());
     operator(TenantServiceGrpc.getCreateTenantMethod());

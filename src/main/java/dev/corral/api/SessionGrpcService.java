@@ -69,7 +69,8 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
                 request.getInitialEventsList(),
                 request.getBudget(),
                 request.getEnvironmentId(),
-                request.getResourcesList()))
+                request.getResourcesList(),
+                request.getVaultIdsList()))
         .map(session -> CreateSessionResponse.newBuilder().setSession(session).build());
   }
 

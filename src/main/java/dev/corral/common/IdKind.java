@@ -15,7 +15,8 @@ public enum IdKind {
   SANDBOX("sbx_"),
   API_KEY("key_"),
   CREDENTIAL("cred_"),
-  SESSION_RESOURCE("sres_");
+  SESSION_RESOURCE("sres_"),
+  VAULT("vlt_");
 
   private static final char[] ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz".toCharArray();
   private static final SecureRandom RANDOM = new SecureRandom();

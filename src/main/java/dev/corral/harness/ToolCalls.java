@@ -103,7 +103,7 @@ final class ToolCalls {
     return now.getAgent().getMcpServersList().stream()
         .filter(server -> server.getName().equals(call.mcpServer()))
         .findFirst()
-        .map(server -> new ToolRouter.McpTarget(now.getTenantId(), server))
+        .map(server -> new ToolRouter.McpTarget(now.getTenantId(), server, now.getVaultIdsList()))
         .orElse(null);
   }
 

@@ -22,16 +22,19 @@ class RestRouter {
   private final EnvironmentRoutes environments;
   private final SessionRoutes sessions;
   private final EventRoutes events;
+  private final VaultRoutes vaults;
 
   RestRouter(
       AgentRoutes agents,
       EnvironmentRoutes environments,
       SessionRoutes sessions,
-      EventRoutes events) {
+      EventRoutes events,
+      VaultRoutes vaults) {
     this.agents = agents;
     this.environments = environments;
     this.sessions = sessions;
     this.events = events;
+    this.vaults = vaults;
   }
 
   void install(@Observes Router router) {
@@ -40,6 +43,7 @@ class RestRouter {
     environments.install(router);
     sessions.install(router);
     events.install(router);
+    vaults.install(router);
     router.route("/v1/*").failureHandler(RestRouter::failed);
     router
         .route("/v1/*")

@@ -73,11 +73,7 @@ class SessionRoutes {
   private Uni<ObjectNode> create(RestCall call) {
     ObjectNode body = call.body();
     SessionShapes.AgentRef agent = SessionShapes.agent(body);
-    Fields.unsupported(
-        body,
-        "vault_ids",
-        "vault_ids",
-        "corral binds a credential to each MCP server of the agent (mcp_servers[].credential_id)");
+    List<String> vaultIds = Fields.strings(body, "vault_ids", "vault_ids");
     Fields.unsupported(
         body, "budget", "budget", "corral's budgets are in tokens: use corral_budget");
     SessionBudget budget =
@@ -119,7 +115,8 @@ class SessionRoutes {
                         initial,
                         budget,
                         environment,
-                        resources)))
+                        resources,
+                        vaultIds)))
         .onFailure()
         .call(failure -> forget(call.tenant(), stored))
         .map(SessionShapes::session);

@@ -46,7 +46,8 @@ final class SessionShapes {
     node.set("metadata", Shapes.metadata(session.getMetadataMap()));
     ArrayNode resources = node.putArray("resources");
     session.getResourcesList().forEach(resource -> resources.add(resource(resource, session)));
-    node.putArray("vault_ids");
+    ArrayNode vaults = node.putArray("vault_ids");
+    session.getVaultIdsList().forEach(vaults::add);
     node.putArray("outcome_evaluations");
     node.putObject("stats");
     node.putObject("usage")

@@ -37,15 +37,15 @@ public class SessionRepository {
       id, status, last_seq, lease_holder, lease_epoch, lease_expires_at, input_tokens, output_tokens,
       cache_creation_input_tokens, cache_read_input_tokens, created_at, updated_at, archived_at, title,
       metadata, stop_reason, agent_snapshot, budget_max_tokens, budget_max_model_requests,
-      environment_id, tenant_id, resources
+      environment_id, tenant_id, resources, vault_ids
       """;
 
   static final String INSERT =
       """
       INSERT INTO sessions (id, agent_id, agent_version, title, metadata, agent_snapshot,
                             budget_max_tokens, budget_max_model_requests, environment_id, tenant_id,
-                            resources)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                            resources, vault_ids)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
       """;
 
   static final String SELECT =
@@ -101,7 +101,8 @@ public class SessionRepository {
       Map<String, String> metadata,
       SessionBudget budget,
       String environmentId,
-      List<dev.corral.proto.v1.SessionResource> resources) {
+      List<dev.corral.proto.v1.SessionResource> resources,
+      List<String> vaultIds) {
     return client
         .preparedQuery(INSERT)
         .execute(
@@ -117,7 +118,8 @@ public class SessionRepository {
                     budget.getMaxModelRequests() == 0 ? null : budget.getMaxModelRequests(),
                     environmentId.isEmpty() ? null : environmentId,
                     tenant.id(),
-                    resources.isEmpty() ? null : resourcesColumn(resources))))
+                    resources.isEmpty() ? null : resourcesColumn(resources),
+                    vaultIds.toArray(new String[0]))))
         .replaceWithVoid();
   }
 
@@ -277,6 +279,10 @@ public class SessionRepository {
       session.setEnvironmentId(row.getString("environment_id"));
     }
     session.addAllResources(resources(row));
+    String[] vaultIds = row.getArrayOfStrings("vault_ids");
+    if (vaultIds != null) {
+      session.addAllVaultIds(java.util.Arrays.asList(vaultIds));
+    }
     Long maxTokens = row.getLong("budget_max_tokens");
     Integer maxModelRequests = row.getInteger("budget_max_model_requests");
     if (maxTokens != null || maxModelRequests != null) {

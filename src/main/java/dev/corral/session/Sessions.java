@@ -48,6 +48,7 @@ public class Sessions {
   private final LiveDeltas deltas;
   private final LeaseClaims claims;
   private final dev.corral.agent.Environments environments;
+  private final VaultDirectory vaults;
   private final jakarta.enterprise.event.Event<SessionWorkArrived> workArrived;
   private final jakarta.enterprise.event.Event<SessionEnded> ended;
 
@@ -61,6 +62,7 @@ public class Sessions {
       LiveDeltas deltas,
       LeaseClaims claims,
       dev.corral.agent.Environments environments,
+      VaultDirectory vaults,
       jakarta.enterprise.event.Event<SessionWorkArrived> workArrived,
       jakarta.enterprise.event.Event<SessionEnded> ended) {
     this.pool = pool;
@@ -74,6 +76,7 @@ public class Sessions {
     this.deltas = deltas;
     this.claims = claims;
     this.environments = environments;
+    this.vaults = vaults;
   }
 
   /**
@@ -90,6 +93,7 @@ public class Sessions {
         .flatMap(
             events ->
                 environmentUsable(tenant, request.environmentId())
+                    .call(ignored -> vaults.requireUsable(tenant, "vault_ids", request.vaultIds()))
                     .flatMap(
                         ignored -> agents.find(tenant, request.agentId(), request.agentVersion()))
                     .invoke(Sessions::requireActive)
@@ -364,7 +368,8 @@ public class Sessions {
                         request.metadata(),
                         request.budget(),
                         request.environmentId(),
-                        checkedResources(request.resources()))
+                        checkedResources(request.resources()),
+                        request.vaultIds())
                     .flatMap(
                         ignored ->
                             events.isEmpty()
@@ -458,7 +463,8 @@ public class Sessions {
       List<Event> initialEvents,
       SessionBudget budget,
       String environmentId,
-      List<SessionResource> resources) {}
+      List<SessionResource> resources,
+      List<String> vaultIds) {}
 
   /** Adds a resource to a live session of {@code tenant}; sandboxes provisioned next get it. */
   public Uni<SessionResource> addResource(

@@ -5,9 +5,12 @@ import dev.corral.mcp.McpAnswer;
 import dev.corral.mcp.McpFailure;
 import dev.corral.mcp.McpServers;
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.McpServer;
 import dev.corral.proto.v1.RetryStatus;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionError;
+import dev.corral.vault.Credentials;
+import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.util.List;
@@ -22,20 +25,48 @@ import java.util.List;
 class McpTools {
 
   private final McpServers servers;
+  private final Credentials credentials;
 
-  McpTools(McpServers servers) {
+  McpTools(McpServers servers, Credentials credentials) {
     this.servers = servers;
+    this.credentials = credentials;
+  }
+
+  /**
+   * The server with its credential: its own, or (when it names none) the one bound to its URL in
+   * the session's vaults, if any.
+   */
+  private Uni<McpServer> resolved(Tenant tenant, McpServer server, List<String> vaultIds) {
+    if (!server.getCredentialId().isEmpty() || vaultIds.isEmpty()) {
+      return Uni.createFrom().item(server);
+    }
+    return credentials
+        .forMcpServer(tenant, vaultIds, server.getUrl())
+        .map(
+            found ->
+                found.map(id -> server.toBuilder().setCredentialId(id).build()).orElse(server));
+  }
+
+  private Uni<List<McpServer>> resolved(
+      Tenant tenant, List<McpServer> servers, List<String> vaultIds) {
+    if (vaultIds.isEmpty()) {
+      return Uni.createFrom().item(servers);
+    }
+    return Multi.createFrom()
+        .iterable(servers)
+        .onItem()
+        .transformToUniAndConcatenate(server -> resolved(tenant, server, vaultIds))
+        .collect()
+        .asList();
   }
 
   Uni<OfferedTools> offered(Session session) {
     if (session.getAgent().getMcpServersCount() == 0) {
       return Uni.createFrom().item(OfferedTools.NONE);
     }
-    return servers
-        .tools(
-            session.getId(),
-            new Tenant(session.getTenantId()),
-            session.getAgent().getMcpServersList())
+    Tenant tenant = new Tenant(session.getTenantId());
+    return resolved(tenant, session.getAgent().getMcpServersList(), session.getVaultIdsList())
+        .flatMap(resolvedServers -> servers.tools(session.getId(), tenant, resolvedServers))
         .map(
             listing ->
                 new OfferedTools(
@@ -53,8 +84,9 @@ class McpTools {
   }
 
   Uni<ToolOutcome> call(ToolRouter.ToolCall call) {
-    return servers
-        .call(new Tenant(call.mcp().tenantId()), call.mcp().server(), call.name(), call.inputJson())
+    Tenant tenant = new Tenant(call.mcp().tenantId());
+    return resolved(tenant, call.mcp().server(), call.mcp().vaultIds())
+        .flatMap(server -> servers.call(tenant, server, call.name(), call.inputJson()))
         .map(McpTools::outcome);
   }
 

@@ -46,6 +46,11 @@ public interface ToolRouter {
       McpTarget mcp,
       Function<List<Event>, Uni<Void>> record) {}
 
-  /** Where an MCP call goes, for whom. */
-  record McpTarget(String tenantId, McpServer server) {}
+  /**
+   * Where an MCP call goes, for whom.
+   *
+   * @param vaultIds the session's vaults: a server without a credential of its own uses the one of
+   *     them bound to its URL
+   */
+  record McpTarget(String tenantId, McpServer server, List<String> vaultIds) {}
 }

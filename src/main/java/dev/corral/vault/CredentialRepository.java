@@ -34,8 +34,8 @@ public class CredentialRepository {
 
   /** Inserts unless the tenant already holds {@link #MAX_PER_TENANT}. */
   static final String INSERT =
-      "INSERT INTO credentials (id, tenant_id, kind, key_id, wrapped_key, secret, info)"
-          + " SELECT $1, $2, $3, $4, $5, $6, $7"
+      "INSERT INTO credentials (id, tenant_id, kind, key_id, wrapped_key, secret, info, vault_id)"
+          + " SELECT $1, $2, $3, $4, $5, $6, $7, $9"
           + " WHERE (SELECT count(*) FROM credentials WHERE tenant_id = $2) < $8"
           + " RETURNING "
           + COLUMNS;
@@ -51,8 +51,21 @@ public class CredentialRepository {
           + """
            FROM credentials
           WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2)
+            AND ($4::text IS NULL OR vault_id = $4)
           ORDER BY id DESC
           LIMIT $3
+          """;
+
+  /** Credentials of usable vaults that an MCP server may be bound to, newest first. */
+  static final String FOR_MCP =
+      "SELECT "
+          + COLUMNS
+          + """
+           FROM credentials
+          WHERE tenant_id = $1 AND vault_id = ANY ($2) AND kind IN ('static_header', 'oauth2')
+            AND vault_id IN (SELECT id FROM vaults WHERE tenant_id = $1 AND archived_at IS NULL)
+          ORDER BY id DESC
+          LIMIT 500
           """;
 
   static final String UPDATE =
@@ -100,7 +113,8 @@ public class CredentialRepository {
                     Buffer.buffer(box.wrappedKey()),
                     Buffer.buffer(box.secret()),
                     Buffer.buffer(info.toByteArray()),
-                    MAX_PER_TENANT)))
+                    MAX_PER_TENANT,
+                    info.getVaultId().isEmpty() ? null : info.getVaultId())))
         .map(
             rows -> {
               if (rows.size() == 0) {
@@ -119,9 +133,21 @@ public class CredentialRepository {
     return find(pool, SELECT, tenant, id);
   }
 
-  Uni<List<Credential>> list(Tenant tenant, String beforeId, int limit) {
+  Uni<List<Credential>> list(Tenant tenant, String beforeId, int limit, String vaultId) {
     return pool.preparedQuery(LIST)
-        .execute(Tuple.of(tenant.id(), beforeId, limit))
+        .execute(Tuple.of(tenant.id(), beforeId, limit, vaultId))
+        .map(
+            rows -> {
+              List<Credential> credentials = new ArrayList<>(rows.size());
+              rows.forEach(row -> credentials.add(fromRow(row)));
+              return credentials;
+            });
+  }
+
+  /** The MCP credentials of the tenant's usable vaults among {@code vaultIds}, newest first. */
+  Uni<List<Credential>> forMcp(Tenant tenant, List<String> vaultIds) {
+    return pool.preparedQuery(FOR_MCP)
+        .execute(Tuple.of(tenant.id(), vaultIds.toArray(new String[0])))
         .map(
             rows -> {
               List<Credential> credentials = new ArrayList<>(rows.size());

@@ -45,13 +45,20 @@ public class Credentials {
   private static final int REWRAP_BATCH = 100;
 
   private final CredentialRepository repository;
+  private final VaultRepository vaults;
   private final KeyRing keys;
   private final OAuthTokens tokens;
   private final Clock clock;
   private final Map<String, Instant> touched = new ConcurrentHashMap<>();
 
-  Credentials(CredentialRepository repository, KeyRing keys, OAuthTokens tokens, Clock clock) {
+  Credentials(
+      CredentialRepository repository,
+      VaultRepository vaults,
+      KeyRing keys,
+      OAuthTokens tokens,
+      Clock clock) {
     this.repository = repository;
+    this.vaults = vaults;
     this.keys = keys;
     this.tokens = tokens;
     this.clock = clock;
@@ -66,10 +73,14 @@ public class Credentials {
               InputRules.metadata("metadata", request.getMetadataMap());
               String id = IdKind.CREDENTIAL.next();
               Kinded kinded = kinded(request);
+              if (!request.getVaultId().isEmpty()) {
+                IdKind.VAULT.require("vault_id", request.getVaultId());
+              }
               Credential info =
                   kinded.info().toBuilder()
                       .setName(name)
                       .putAllMetadata(request.getMetadataMap())
+                      .setVaultId(request.getVaultId())
                       .build();
               byte[] plaintext = kinded.secrets().toBytes();
               try {
@@ -79,10 +90,66 @@ public class Credentials {
                 Arrays.fill(plaintext, (byte) 0);
               }
             })
+        .call(pending -> requireUsableVault(tenant, pending.info().getVaultId()))
         .flatMap(
             pending ->
                 repository.insert(
                     tenant, pending.id(), pending.kind(), pending.info(), pending.box()));
+  }
+
+  private Uni<Void> requireUsableVault(Tenant tenant, String vaultId) {
+    if (vaultId.isEmpty()) {
+      return Uni.createFrom().voidItem();
+    }
+    return vaults
+        .usable(tenant, List.of(vaultId))
+        .invoke(
+            found -> {
+              if (found.isEmpty()) {
+                throw new dev.corral.common.NotFoundException(
+                    "vault", vaultId + " (or it is archived)");
+              }
+            })
+        .replaceWithVoid();
+  }
+
+  /**
+   * The id of the credential an MCP server at {@code url} uses when it names none: the newest one
+   * bound to that URL in the first of {@code vaultIds} (usable vaults of {@code tenant}) that has
+   * one.
+   */
+  public Uni<java.util.Optional<String>> forMcpServer(
+      Tenant tenant, List<String> vaultIds, String url) {
+    if (vaultIds.isEmpty()) {
+      return Uni.createFrom().item(java.util.Optional.empty());
+    }
+    return repository
+        .forMcp(tenant, vaultIds)
+        .map(
+            candidates -> {
+              for (String vault : vaultIds) {
+                for (Credential credential : candidates) {
+                  if (credential.getVaultId().equals(vault) && boundTo(credential, url)) {
+                    return java.util.Optional.of(credential.getId());
+                  }
+                }
+              }
+              return java.util.Optional.<String>empty();
+            });
+  }
+
+  private static boolean boundTo(Credential credential, String url) {
+    String bound =
+        credential.hasStaticHeader()
+            ? credential.getStaticHeader().getMcpServerUrl()
+            : credential.hasOauth2() ? credential.getOauth2().getMcpServerUrl() : "";
+    try {
+      return !bound.isEmpty()
+          && dev.corral.common.HttpUrls.normalized("url", bound)
+              .equals(dev.corral.common.HttpUrls.normalized("url", url));
+    } catch (RuntimeException malformed) {
+      return false;
+    }
   }
 
   public Uni<Credential> get(Tenant tenant, String credentialId) {
@@ -92,16 +159,23 @@ public class Credentials {
         .map(CredentialRepository.Stored::credential);
   }
 
-  public Uni<Page<Credential>> list(Tenant tenant, int pageSize, String pageToken) {
+  public Uni<Page<Credential>> list(Tenant tenant, int pageSize, String pageToken, String vaultId) {
     return Uni.createFrom()
-        .item(() -> Paging.pageSize("page_size", pageSize, 20, 100))
+        .item(
+            () -> {
+              if (!vaultId.isEmpty()) {
+                IdKind.VAULT.require("vault_id", vaultId);
+              }
+              return Paging.pageSize("page_size", pageSize, 20, 100);
+            })
         .flatMap(
             size ->
                 repository
                     .list(
                         tenant,
                         Paging.keyOf("page_token", pageToken, IdKind.CREDENTIAL::isValid),
-                        size + 1)
+                        size + 1,
+                        vaultId.isEmpty() ? null : vaultId)
                     .map(rows -> Page.of(rows, size, Credential::getId)));
   }
 

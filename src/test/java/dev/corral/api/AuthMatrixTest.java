@@ -101,7 +101,8 @@ class AuthMatrixTest {
       String sandbox,
       String apiKey,
       String credential,
-      String resource) {}
+      String resource,
+      String vault) {}
 
   /** What an RPC does with the ids it is given. */
   enum Kind {
@@ -650,6 +651,46 @@ class AuthMatrixTest {
         t -> DeleteCredentialRequest.newBuilder().setCredentialId(t.credential()).build());
     add(
         rpcs,
+        VaultServiceGrpc.getCreateVaultMethod(),
+        Role.MEMBER,
+        Kind.CREATE,
+        t -> dev.corral.proto.v1.CreateVaultRequest.newBuilder().setDisplayName("v").build());
+    add(
+        rpcs,
+        VaultServiceGrpc.getGetVaultMethod(),
+        Role.VIEWER,
+        Kind.BY_ID,
+        t -> dev.corral.proto.v1.GetVaultRequest.newBuilder().setVaultId(t.vault()).build());
+    add(
+        rpcs,
+        VaultServiceGrpc.getListVaultsMethod(),
+        Role.VIEWER,
+        Kind.LIST,
+        t -> dev.corral.proto.v1.ListVaultsRequest.getDefaultInstance());
+    add(
+        rpcs,
+        VaultServiceGrpc.getUpdateVaultMethod(),
+        Role.MEMBER,
+        Kind.BY_ID,
+        t ->
+            dev.corral.proto.v1.UpdateVaultRequest.newBuilder()
+                .setVaultId(t.vault())
+                .setDisplayName("renamed")
+                .build());
+    add(
+        rpcs,
+        VaultServiceGrpc.getArchiveVaultMethod(),
+        Role.MEMBER,
+        Kind.BY_ID,
+        t -> dev.corral.proto.v1.ArchiveVaultRequest.newBuilder().setVaultId(t.vault()).build());
+    add(
+        rpcs,
+        VaultServiceGrpc.getDeleteVaultMethod(),
+        Role.MEMBER,
+        Kind.BY_ID,
+        t -> dev.corral.proto.v1.DeleteVaultRequest.newBuilder().setVaultId(t.vault()).build());
+    add(
+        rpcs,
         VaultServiceGrpc.getRewrapCredentialsMethod(),
         Role.ADMIN,
         Kind.OPERATOR,
@@ -703,7 +744,10 @@ class AuthMatrixTest {
             "RevokeApiKey",
             "DeleteCredential",
             "AddSessionResource",
-            "RemoveSessionResource")
+            "RemoveSessionResource",
+            "UpdateVault",
+            "ArchiveVault",
+            "DeleteVault")
         .contains(rpc.method().getBareMethodName());
   }
 
@@ -808,8 +852,26 @@ class AuthMatrixTest {
             .createCredential(credential("matrix"))
             .getCredential()
             .getId();
+    String vault =
+        VaultServiceGrpc.newBlockingStub(member)
+            .createVault(
+                dev.corral.proto.v1.CreateVaultRequest.newBuilder()
+                    .setDisplayName("matrix")
+                    .build())
+            .getVault()
+            .getId();
     return new Tenant(
-        id, keys, tokens, agent, environment, session, sandbox, apiKey, credential, resource);
+        id,
+        keys,
+        tokens,
+        agent,
+        environment,
+        session,
+        sandbox,
+        apiKey,
+        credential,
+        resource,
+        vault);
   }
 
   /** Fresh resources of {@code tenant}, for RPCs that archive, delete, release or revoke. */
@@ -843,7 +905,8 @@ class AuthMatrixTest {
         dev.corral.common.IdKind.SANDBOX.next(),
         dev.corral.common.IdKind.API_KEY.next(),
         dev.corral.common.IdKind.CREDENTIAL.next(),
-        dev.corral.common.IdKind.SESSION_RESOURCE.next());
+        dev.corral.common.IdKind.SESSION_RESOURCE.next(),
+        dev.corral.common.IdKind.VAULT.next());
   }
 
   private static dev.corral.proto.v1.SessionResource repository() {
@@ -864,7 +927,8 @@ class AuthMatrixTest {
         .replace(tenant.sandbox(), "SANDBOX")
         .replace(tenant.apiKey(), "KEY")
         .replace(tenant.credential(), "CREDENTIAL")
-        .replace(tenant.resource(), "RESOURCE");
+        .replace(tenant.resource(), "RESOURCE")
+        .replace(tenant.vault(), "VAULT");
   }
 
   /** What a tenant's resources look like now (what a refused call must not change). */
@@ -914,6 +978,12 @@ class AuthMatrixTest {
                 GetCredentialRequest.newBuilder().setCredentialId(tenant.credential()).build())
             .getCredential();
     state.put("credential", credential.getName() + "/" + credential.getRotatedAt());
+    var vault =
+        VaultServiceGrpc.newBlockingStub(admin)
+            .getVault(
+                dev.corral.proto.v1.GetVaultRequest.newBuilder().setVaultId(tenant.vault()).build())
+            .getVault();
+    state.put("vault", vault.getDisplayName() + "/" + vault.hasArchivedAt());
     state.put(
         "agents",
         AgentServiceGrpc.newBlockingStub(admin)

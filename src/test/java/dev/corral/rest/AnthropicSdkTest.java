@@ -394,6 +394,118 @@ class AnthropicSdkTest {
     assertThat(badUpdate.headers().values("x-should-retry")).containsExactly("false");
   }
 
+  @Test
+  void aVaultsCredentialReachesTheAgentsMcpServerThroughTheSessionsVaults() throws Exception {
+    dev.corral.testing.McpTestServer server = dev.corral.testing.McpTestServer.start();
+    try {
+      // Given a vault with a bearer token for the MCP server, and an agent that names no credential
+      String token = "tok-" + UUID.randomUUID();
+      server.requireAuthorization("Bearer " + token);
+      var vault =
+          client
+              .beta()
+              .vaults()
+              .create(
+                  com.anthropic.models.beta.vaults.VaultCreateParams.builder()
+                      .displayName("sdk vault " + marker)
+                      .build());
+      var credential =
+          client
+              .beta()
+              .vaults()
+              .credentials()
+              .create(
+                  vault.id(),
+                  com.anthropic.models.beta.vaults.credentials.CredentialCreateParams.builder()
+                      .displayName("mcp token")
+                      .auth(
+                          com.anthropic.models.beta.vaults.credentials
+                              .BetaManagedAgentsStaticBearerCreateParams.builder()
+                              .mcpServerUrl(server.url())
+                              .token(token)
+                              .build())
+                      .build());
+      var listed = client.beta().vaults().credentials().list(vault.id()).data();
+      BetaManagedAgentsAgent agent =
+          client
+              .beta()
+              .agents()
+              .create(
+                  AgentCreateParams.builder()
+                      .name("mcp agent " + marker)
+                      .model(BetaManagedAgentsModel.of("claude-test"))
+                      .addMcpServer(
+                          com.anthropic.models.beta.agents.BetaManagedAgentsUrlMcpServerParams
+                              .builder()
+                              .name("github")
+                              .url(server.url())
+                              .build())
+                      .addTool(
+                          com.anthropic.models.beta.agents.BetaManagedAgentsMcpToolsetParams
+                              .builder()
+                              .mcpServerName("github")
+                              .defaultConfig(
+                                  com.anthropic.models.beta.agents
+                                      .BetaManagedAgentsMcpToolsetDefaultConfigParams.builder()
+                                      .permissionPolicy(
+                                          com.anthropic.models.beta.agents
+                                              .BetaManagedAgentsAlwaysAllowPolicy.builder()
+                                              .build())
+                                      .build())
+                              .build())
+                      .build());
+      model.enqueue(
+          Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"hi\"}"),
+          Reply.text("The server said hi."));
+
+      // When a session that names the vault runs a turn
+      BetaManagedAgentsSession session =
+          client
+              .beta()
+              .sessions()
+              .create(
+                  SessionCreateParams.builder()
+                      .agent(agent.id())
+                      .environmentId(
+                          client
+                              .beta()
+                              .environments()
+                              .create(EnvironmentCreateParams.builder().name("mcp env").build())
+                              .id())
+                      .addVaultId(vault.id())
+                      .build());
+      Stream stream = Stream.open(client, session.id());
+      client.beta().sessions().events().send(session.id(), message("Echo " + marker));
+      var events = stream.until(AnthropicSdkTest::endOfTurn);
+      stream.close();
+
+      // Then the MCP server got the vault's token, and nothing the client reads holds it
+      var result =
+          events.stream()
+              .filter(BetaManagedAgentsStreamSessionEvents::isAgentMcpToolResult)
+              .findFirst()
+              .orElseThrow()
+              .asAgentMcpToolResult();
+      assertThat(result.content().orElseThrow().get(0).asText().text()).isEqualTo("echo: hi");
+      assertThat(server.requests())
+          .filteredOn(request -> request.method().equals("POST"))
+          .isNotEmpty()
+          .allSatisfy(request -> assertThat(request.authorization()).isEqualTo("Bearer " + token));
+      assertThat(listed).extracting(c -> c.id()).containsExactly(credential.id());
+      assertThat(credential.vaultId()).isEqualTo(vault.id());
+      assertThat(
+              credential.toString()
+                  + listed
+                  + client.beta().sessions().retrieve(session.id())
+                  + events)
+          .doesNotContain(token);
+      assertThat(client.beta().sessions().retrieve(session.id()).vaultIds())
+          .containsExactly(vault.id());
+    } finally {
+      server.close();
+    }
+  }
+
   // --- helpers
   // ------------------------------------------------------------------------------------
 

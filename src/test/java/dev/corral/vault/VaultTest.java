@@ -347,4 +347,141 @@ class VaultTest {
     }
     return -1;
   }
+
+  @GrpcClient("corral")
+  dev.corral.proto.v1.SessionServiceGrpc.SessionServiceBlockingStub sessionsOfVaults;
+
+  @GrpcClient("corral")
+  dev.corral.proto.v1.AgentServiceGrpc.AgentServiceBlockingStub agentsOfVaults;
+
+  @Test
+  void vaultsGroupCredentialsAndSessionsNameOnlyUsableVaultsOfTheirTenant() {
+    // Given a vault with a credential, and a credential outside it
+    var created =
+        vault
+            .createVault(
+                dev.corral.proto.v1.CreateVaultRequest.newBuilder()
+                    .setDisplayName("team")
+                    .putMetadata("owner", "ops")
+                    .build())
+            .getVault();
+    var inside =
+        vault
+            .createCredential(
+                dev.corral.proto.v1.CreateCredentialRequest.newBuilder()
+                    .setName("inside")
+                    .setVaultId(created.getId())
+                    .setStaticHeader(
+                        dev.corral.proto.v1.StaticHeaderAuth.newBuilder()
+                            .setMcpServerUrl("https://mcp.example.com/mcp")
+                            .setHeaderName("Authorization")
+                            .setValue("Bearer inside-secret"))
+                    .build())
+            .getCredential();
+    var outside =
+        vault
+            .createCredential(
+                dev.corral.proto.v1.CreateCredentialRequest.newBuilder()
+                    .setName("outside")
+                    .setStaticHeader(
+                        dev.corral.proto.v1.StaticHeaderAuth.newBuilder()
+                            .setMcpServerUrl("https://mcp.example.com/mcp")
+                            .setHeaderName("Authorization")
+                            .setValue("Bearer outside-secret"))
+                    .build())
+            .getCredential();
+    String agent = dev.corral.testing.Fixtures.createAgent(agentsOfVaults);
+
+    // When it is listed, renamed and named by a session
+    var listed =
+        vault
+            .listCredentials(
+                dev.corral.proto.v1.ListCredentialsRequest.newBuilder()
+                    .setVaultId(created.getId())
+                    .build())
+            .getCredentialsList();
+    var renamed =
+        vault
+            .updateVault(
+                dev.corral.proto.v1.UpdateVaultRequest.newBuilder()
+                    .setVaultId(created.getId())
+                    .setDisplayName("platform")
+                    .build())
+            .getVault();
+    var session =
+        sessionsOfVaults
+            .createSession(
+                dev.corral.proto.v1.CreateSessionRequest.newBuilder()
+                    .setAgentId(agent)
+                    .addVaultIds(created.getId())
+                    .build())
+            .getSession();
+
+    // Then
+    assertThat(inside.getVaultId()).isEqualTo(created.getId());
+    assertThat(listed).extracting(c -> c.getId()).containsExactly(inside.getId());
+    assertThat(renamed.getDisplayName()).isEqualTo("platform");
+    assertThat(renamed.getMetadataMap()).containsEntry("owner", "ops");
+    assertThat(session.getVaultIdsList()).containsExactly(created.getId());
+
+    // And a session may not name an unknown, malformed, repeated or archived vault
+    for (var bad :
+        List.of(
+            List.of("vlt_00000000000000000000000000"),
+            List.of("vlt_x"),
+            List.of(created.getId(), created.getId()))) {
+      var failure =
+          org.assertj.core.api.Assertions.catchThrowableOfType(
+              io.grpc.StatusRuntimeException.class,
+              () ->
+                  sessionsOfVaults.createSession(
+                      dev.corral.proto.v1.CreateSessionRequest.newBuilder()
+                          .setAgentId(agent)
+                          .addAllVaultIds(bad)
+                          .build()));
+      assertThat(failure.getStatus().getCode())
+          .as(bad.toString())
+          .isIn(io.grpc.Status.Code.NOT_FOUND, io.grpc.Status.Code.INVALID_ARGUMENT);
+      assertThat(failure.getStatus().getDescription()).contains("vault");
+    }
+    vault.archiveVault(
+        dev.corral.proto.v1.ArchiveVaultRequest.newBuilder().setVaultId(created.getId()).build());
+    var archived =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            io.grpc.StatusRuntimeException.class,
+            () ->
+                vault.createCredential(
+                    dev.corral.proto.v1.CreateCredentialRequest.newBuilder()
+                        .setName("late")
+                        .setVaultId(created.getId())
+                        .setBasic(
+                            dev.corral.proto.v1.BasicAuth.newBuilder()
+                                .addHosts("github.com")
+                                .setUsername("u")
+                                .setPassword("p"))
+                        .build()));
+    assertThat(archived.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND);
+
+    // And deleting the vault deletes its credentials, not others
+    vault.deleteVault(
+        dev.corral.proto.v1.DeleteVaultRequest.newBuilder().setVaultId(created.getId()).build());
+    var gone =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            io.grpc.StatusRuntimeException.class,
+            () ->
+                vault.getCredential(
+                    dev.corral.proto.v1.GetCredentialRequest.newBuilder()
+                        .setCredentialId(inside.getId())
+                        .build()));
+    assertThat(gone.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND);
+    assertThat(
+            vault
+                .getCredential(
+                    dev.corral.proto.v1.GetCredentialRequest.newBuilder()
+                        .setCredentialId(outside.getId())
+                        .build())
+                .getCredential()
+                .getName())
+        .isEqualTo("outside");
+  }
 }

@@ -1,0 +1,193 @@
+package dev.corral.vault;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.ProtoTime;
+import dev.corral.common.ResourceExhaustedException;
+import dev.corral.common.Tenant;
+import dev.corral.proto.v1.Vault;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Row;
+import io.vertx.mutiny.sqlclient.RowSet;
+import io.vertx.mutiny.sqlclient.Tuple;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.UnaryOperator;
+
+/** Vaults in PostgreSQL; deleting one deletes its credentials in the same transaction. */
+@ApplicationScoped
+class VaultRepository {
+
+  /** Vaults one tenant may hold. */
+  static final int MAX_PER_TENANT = 100;
+
+  private static final String COLUMNS = "id, tenant_id, created_at, updated_at, archived_at, info";
+
+  static final String INSERT =
+      "INSERT INTO vaults (id, tenant_id, info) SELECT $1, $2, $3"
+          + " WHERE (SELECT count(*) FROM vaults WHERE tenant_id = $2) < $4 RETURNING "
+          + COLUMNS;
+
+  static final String SELECT =
+      "SELECT " + COLUMNS + " FROM vaults WHERE id = $1 AND tenant_id = $2";
+
+  static final String LOCK = SELECT + " FOR UPDATE";
+
+  static final String LIST =
+      "SELECT "
+          + COLUMNS
+          + """
+           FROM vaults
+          WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2) AND ($3 OR archived_at IS NULL)
+          ORDER BY id DESC
+          LIMIT $4
+          """;
+
+  static final String UPDATE =
+      "UPDATE vaults SET info = $3, updated_at = clock_timestamp()"
+          + " WHERE id = $1 AND tenant_id = $2 RETURNING "
+          + COLUMNS;
+
+  static final String ARCHIVE =
+      """
+      UPDATE vaults
+      SET archived_at = coalesce(archived_at, clock_timestamp()), updated_at = clock_timestamp()
+      WHERE id = $1 AND tenant_id = $2
+      RETURNING
+      """
+          + COLUMNS;
+
+  static final String DELETE_CREDENTIALS =
+      "DELETE FROM credentials WHERE vault_id = $1 AND tenant_id = $2";
+
+  static final String DELETE = "DELETE FROM vaults WHERE id = $1 AND tenant_id = $2";
+
+  /** Which of the ids are vaults of the tenant that are not archived. */
+  static final String USABLE =
+      "SELECT id FROM vaults WHERE tenant_id = $1 AND id = ANY ($2) AND archived_at IS NULL";
+
+  private final Pool pool;
+
+  VaultRepository(Pool pool) {
+    this.pool = pool;
+  }
+
+  Uni<Vault> insert(Tenant tenant, Vault vault) {
+    return pool.preparedQuery(INSERT)
+        .execute(
+            Tuple.of(
+                vault.getId(), tenant.id(), Buffer.buffer(vault.toByteArray()), MAX_PER_TENANT))
+        .map(
+            rows -> {
+              if (rows.size() == 0) {
+                throw new ResourceExhaustedException(
+                    "tenant "
+                        + tenant.id()
+                        + " holds "
+                        + MAX_PER_TENANT
+                        + " vaults, the most it may; delete one first");
+              }
+              return fromRow(rows.iterator().next());
+            });
+  }
+
+  Uni<Vault> find(Tenant tenant, String id) {
+    return pool.preparedQuery(SELECT)
+        .execute(Tuple.of(id, tenant.id()))
+        .map(rows -> single(rows, id));
+  }
+
+  Uni<List<Vault>> list(Tenant tenant, String beforeId, boolean includeArchived, int limit) {
+    return pool.preparedQuery(LIST)
+        .execute(Tuple.of(tenant.id(), beforeId, includeArchived, limit))
+        .map(
+            rows -> {
+              List<Vault> vaults = new ArrayList<>(rows.size());
+              rows.forEach(row -> vaults.add(fromRow(row)));
+              return vaults;
+            });
+  }
+
+  /** Applies {@code change} to the vault under its row lock. */
+  Uni<Vault> update(Tenant tenant, String id, UnaryOperator<Vault> change) {
+    return pool.withTransaction(
+        connection ->
+            connection
+                .preparedQuery(LOCK)
+                .execute(Tuple.of(id, tenant.id()))
+                .map(rows -> change.apply(single(rows, id)))
+                .flatMap(
+                    changed ->
+                        connection
+                            .preparedQuery(UPDATE)
+                            .execute(
+                                Tuple.of(id, tenant.id(), Buffer.buffer(changed.toByteArray())))
+                            .map(rows -> single(rows, id))));
+  }
+
+  Uni<Vault> archive(Tenant tenant, String id) {
+    return pool.preparedQuery(ARCHIVE)
+        .execute(Tuple.of(id, tenant.id()))
+        .map(rows -> single(rows, id));
+  }
+
+  Uni<Void> delete(Tenant tenant, String id) {
+    return pool.withTransaction(
+        connection ->
+            connection
+                .preparedQuery(DELETE_CREDENTIALS)
+                .execute(Tuple.of(id, tenant.id()))
+                .flatMap(
+                    ignored -> connection.preparedQuery(DELETE).execute(Tuple.of(id, tenant.id())))
+                .map(
+                    rows -> {
+                      if (rows.rowCount() == 0) {
+                        throw new NotFoundException("vault", id);
+                      }
+                      return null;
+                    }));
+  }
+
+  Uni<List<String>> usable(Tenant tenant, List<String> ids) {
+    return pool.preparedQuery(USABLE)
+        .execute(Tuple.of(tenant.id(), ids.toArray(new String[0])))
+        .map(
+            rows -> {
+              List<String> found = new ArrayList<>();
+              rows.forEach(row -> found.add(row.getString("id")));
+              return found;
+            });
+  }
+
+  private static Vault single(RowSet<Row> rows, String id) {
+    if (rows.size() == 0) {
+      throw new NotFoundException("vault", id);
+    }
+    return fromRow(rows.iterator().next());
+  }
+
+  private static Vault fromRow(Row row) {
+    Vault.Builder vault;
+    try {
+      vault = Vault.parseFrom(row.getBuffer("info").getBytes()).toBuilder();
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException("vault " + row.getString("id") + " has a corrupt record", e);
+    }
+    vault
+        .setId(row.getString("id"))
+        .setTenantId(row.getString("tenant_id"))
+        .setCreatedAt(ProtoTime.of(row.getOffsetDateTime("created_at")))
+        .setUpdatedAt(ProtoTime.of(row.getOffsetDateTime("updated_at")));
+    OffsetDateTime archived = row.getOffsetDateTime("archived_at");
+    if (archived != null) {
+      vault.setArchivedAt(ProtoTime.of(archived));
+    } else {
+      vault.clearArchivedAt();
+    }
+    return vault.build();
+  }
+}

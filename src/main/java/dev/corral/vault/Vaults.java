@@ -1,0 +1,151 @@
+package dev.corral.vault;
+
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.IdKind;
+import dev.corral.common.InputRules;
+import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.NotFoundException;
+import dev.corral.common.Page;
+import dev.corral.common.Paging;
+import dev.corral.common.Tenant;
+import dev.corral.proto.v1.Vault;
+import dev.corral.session.VaultDirectory;
+import io.smallrye.mutiny.Uni;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Vaults: named groups of a tenant's credentials. A session names vaults, and an MCP server of its
+ * agent that names no credential of its own uses the one of those vaults bound to its URL.
+ */
+@ApplicationScoped
+public class Vaults implements VaultDirectory {
+
+  /** Vaults one session may name. */
+  public static final int MAX_PER_SESSION = 16;
+
+  private final VaultRepository repository;
+
+  Vaults(VaultRepository repository) {
+    this.repository = repository;
+  }
+
+  public Uni<Vault> create(Tenant tenant, String displayName, Map<String, String> metadata) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              InputRules.length("display_name", displayName, 1, 256);
+              InputRules.metadata("metadata", metadata);
+              return Vault.newBuilder()
+                  .setId(IdKind.VAULT.next())
+                  .setDisplayName(displayName)
+                  .putAllMetadata(metadata)
+                  .build();
+            })
+        .flatMap(vault -> repository.insert(tenant, vault));
+  }
+
+  public Uni<Vault> get(Tenant tenant, String vaultId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.VAULT.require("vault_id", vaultId))
+        .flatMap(id -> repository.find(tenant, id));
+  }
+
+  public Uni<Page<Vault>> list(
+      Tenant tenant, int pageSize, String pageToken, boolean includeArchived) {
+    return Uni.createFrom()
+        .item(() -> Paging.pageSize("page_size", pageSize, 20, 100))
+        .flatMap(
+            size ->
+                repository
+                    .list(
+                        tenant,
+                        Paging.keyOf("page_token", pageToken, IdKind.VAULT::isValid),
+                        includeArchived,
+                        size + 1)
+                    .map(rows -> Page.of(rows, size, Vault::getId)));
+  }
+
+  /** Sets what is given: an empty optional keeps the field. */
+  public Uni<Vault> update(
+      Tenant tenant,
+      String vaultId,
+      Optional<String> displayName,
+      Optional<Map<String, String>> metadata) {
+    return Uni.createFrom()
+        .item(
+            () -> {
+              displayName.ifPresent(name -> InputRules.length("display_name", name, 1, 256));
+              metadata.ifPresent(entries -> InputRules.metadata("metadata", entries));
+              return IdKind.VAULT.require("vault_id", vaultId);
+            })
+        .flatMap(
+            id ->
+                repository.update(
+                    tenant,
+                    id,
+                    current -> {
+                      if (current.hasArchivedAt()) {
+                        throw new FailedPreconditionException(
+                            "vault " + id + " is archived and cannot change");
+                      }
+                      Vault.Builder next = current.toBuilder();
+                      displayName.ifPresent(next::setDisplayName);
+                      metadata.ifPresent(entries -> next.clearMetadata().putAllMetadata(entries));
+                      return next.build();
+                    }));
+  }
+
+  public Uni<Vault> archive(Tenant tenant, String vaultId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.VAULT.require("vault_id", vaultId))
+        .flatMap(id -> repository.archive(tenant, id));
+  }
+
+  /** Deletes the vault and every credential in it. */
+  public Uni<Void> delete(Tenant tenant, String vaultId) {
+    return Uni.createFrom()
+        .item(() -> IdKind.VAULT.require("vault_id", vaultId))
+        .flatMap(id -> repository.delete(tenant, id));
+  }
+
+  /**
+   * @throws InvalidArgumentException (in the Uni) for a malformed, repeated or excess id
+   * @throws NotFoundException (in the Uni) for an id that is no usable vault of the tenant
+   */
+  @Override
+  public Uni<Void> requireUsable(Tenant tenant, String field, List<String> vaultIds) {
+    if (vaultIds.isEmpty()) {
+      return Uni.createFrom().voidItem();
+    }
+    return Uni.createFrom()
+        .item(
+            () -> {
+              if (vaultIds.size() > MAX_PER_SESSION) {
+                throw new InvalidArgumentException(
+                    field, "names " + vaultIds.size() + " vaults; at most " + MAX_PER_SESSION);
+              }
+              var seen = new HashSet<String>();
+              for (int i = 0; i < vaultIds.size(); i++) {
+                IdKind.VAULT.require(field + "[" + i + "]", vaultIds.get(i));
+                if (!seen.add(vaultIds.get(i))) {
+                  throw new InvalidArgumentException(field + "[" + i + "]", "is named twice");
+                }
+              }
+              return vaultIds;
+            })
+        .flatMap(ids -> repository.usable(tenant, ids))
+        .invoke(
+            found -> {
+              for (String id : vaultIds) {
+                if (!found.contains(id)) {
+                  throw new NotFoundException("vault", id + " (or it is archived)");
+                }
+              }
+            })
+        .replaceWithVoid();
+  }
+}
