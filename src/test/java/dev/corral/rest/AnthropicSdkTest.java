@@ -506,6 +506,61 @@ class AnthropicSdkTest {
     }
   }
 
+  @Test
+  void deltasPreviewTheMessageWhenAskedFor() throws Exception {
+    // Given a stream that asks for agent.message deltas
+    String answer = "A long answer that arrives in pieces, " + marker;
+    model.enqueue(Reply.text(answer));
+    BetaManagedAgentsSession session = session(agent(List.of()), null);
+    Stream stream =
+        new Stream(
+            client
+                .beta()
+                .sessions()
+                .events()
+                .streamStreaming(
+                    session.id(),
+                    com.anthropic.models.beta.sessions.events.EventStreamParams.builder()
+                        .addEventDelta(
+                            com.anthropic.models.beta.sessions.BetaManagedAgentsDeltaType
+                                .AGENT_MESSAGE)
+                        .build()));
+
+    // When a turn runs
+    client.beta().sessions().events().send(session.id(), message("Talk " + marker));
+    var events = stream.until(AnthropicSdkTest::endOfTurn);
+    stream.close();
+
+    // Then the message was announced, previewed in pieces, then stored whole, under one id
+    var message =
+        events.stream()
+            .filter(BetaManagedAgentsStreamSessionEvents::isAgentMessage)
+            .findFirst()
+            .orElseThrow()
+            .asAgentMessage();
+    var start =
+        events.stream()
+            .filter(BetaManagedAgentsStreamSessionEvents::isEventStart)
+            .findFirst()
+            .orElseThrow()
+            .asEventStart();
+    StringBuilder previewed = new StringBuilder();
+    events.stream()
+        .filter(BetaManagedAgentsStreamSessionEvents::isEventDelta)
+        .map(BetaManagedAgentsStreamSessionEvents::asEventDelta)
+        .forEach(
+            delta -> {
+              assertThat(delta.eventId()).isEqualTo(message.id());
+              previewed.append(delta.delta().content().text());
+            });
+    assertThat(start.event().id()).isEqualTo(message.id());
+    assertThat(answer).startsWith(previewed.toString());
+    assertThat(previewed.length()).isPositive();
+    assertThat(events.indexOf(events.stream().filter(e -> e.isEventStart()).findFirst().get()))
+        .isLessThan(
+            events.indexOf(events.stream().filter(e -> e.isAgentMessage()).findFirst().get()));
+  }
+
   // --- helpers
   // ------------------------------------------------------------------------------------
 
@@ -595,7 +650,7 @@ class AnthropicSdkTest {
     private final CompletableFuture<Void> reader;
     private int taken;
 
-    private Stream(StreamResponse<BetaManagedAgentsStreamSessionEvents> response) {
+    Stream(StreamResponse<BetaManagedAgentsStreamSessionEvents> response) {
       this.response = response;
       this.reader = CompletableFuture.runAsync(() -> response.stream().forEach(events::add));
     }
