@@ -5,6 +5,8 @@ import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
@@ -18,10 +20,18 @@ import dev.corral.testing.TestCredentials;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
-/** After a turn with a tool call, /q/metrics shows corral's own figures, with no ids in labels. */
+/**
+ * After a turn with a retried model call and a tool call, /q/metrics shows corral's own figures,
+ * with no ids in labels, and every metric the Grafana dashboard in k8s/grafana queries.
+ */
 @QuarkusTest
 @TestProfile(HarnessTestProfile.class)
 class MetricsTest {
@@ -34,12 +44,17 @@ class MetricsTest {
 
   @InjectFakeAnthropic FakeAnthropic model;
 
+  private static final Path DASHBOARD = Path.of("k8s/grafana/corral-dashboard.json");
+  private static final Pattern METRIC = Pattern.compile("\\b(corral|sql_pool)_[a-z_]+");
+
   @Test
-  void aTurnShowsInTheMetricsWithLowCardinalityLabels() {
+  void aTurnShowsInTheMetricsWithLowCardinalityLabels() throws Exception {
     // Given a turn that calls a tool
     model.reset();
     model.enqueue(
-        Reply.toolUse("toolu_m", "bash", "{\"command\":\"echo measured\"}"), Reply.text("Done."));
+        Reply.status(529, "overloaded_error", "Overloaded"),
+        Reply.toolUse("toolu_m", "bash", "{\"command\":\"echo measured\"}"),
+        Reply.text("Done."));
     Session session = Fixtures.startWithTools(agents, sessions, "measure this");
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
@@ -87,6 +102,23 @@ class MetricsTest {
         .containsPattern("corral_ttft_overhead_seconds_count [1-9]")
         .contains("sql_pool_queue_size")
         .contains("sql_pool_usage_seconds_count");
+
+    // And every metric the Grafana dashboard queries is one the server exposes
+    Set<String> used = new TreeSet<>();
+    for (JsonNode panel : new ObjectMapper().readTree(DASHBOARD.toFile()).path("panels")) {
+      for (JsonNode target : panel.path("targets")) {
+        Matcher name = METRIC.matcher(target.path("expr").asText());
+        while (name.find()) {
+          used.add(name.group());
+        }
+      }
+    }
+    assertThat(used).hasSizeGreaterThan(15);
+    for (String name : used) {
+      assertThat(metrics).as(name).containsPattern("(?m)^" + name + "[{ ]");
+    }
+    assertThat(metrics)
+        .containsPattern("corral_model_retries_total\\{model=\"claude-test\"\\} [1-9]");
     assertThat(metrics).doesNotContain("sesn_").doesNotContain("agent_").doesNotContain("sevt_");
   }
 }
