@@ -1,5 +1,6 @@
 package dev.corral.egress;
 
+import dev.corral.common.LogFields;
 import dev.corral.proto.v1.NetworkMode;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.smallrye.mutiny.Uni;
@@ -134,9 +135,14 @@ public class EgressProxy {
                 previous.server().close();
               }
               if (grant.networking().getMode() == NetworkMode.NETWORK_MODE_UNRESTRICTED) {
-                LOGGER.infof(
-                    "sandbox=%s tenant=%s egress is UNRESTRICTED (any public host)",
-                    grant.sandboxId(), grant.tenant().id());
+                LogFields.sandbox(grant.sandboxId())
+                    .withSession(grant.sessionId())
+                    .withTenant(grant.tenant().id())
+                    .log(
+                        () ->
+                            LOGGER.infof(
+                                "sandbox=%s tenant=%s egress is UNRESTRICTED (any public host)",
+                                grant.sandboxId(), grant.tenant().id()));
               }
             })
         .replaceWithVoid();
@@ -379,14 +385,19 @@ public class EgressProxy {
   private void refuse(
       NetSocket connection, EgressGrant grant, Target target, EgressRefusedException refused) {
     metrics.counter("corral.egress.denied", "reason", refused.reason()).increment();
-    LOGGER.infof(
-        "sandbox=%s sessionId=%s tenant=%s egress to %s:%d refused: %s",
-        grant.sandboxId(),
-        grant.sessionId(),
-        grant.tenant().id(),
-        target.host(),
-        target.port(),
-        refused.getMessage());
+    LogFields.sandbox(grant.sandboxId())
+        .withSession(grant.sessionId())
+        .withTenant(grant.tenant().id())
+        .log(
+            () ->
+                LOGGER.infof(
+                    "sandbox=%s sessionId=%s tenant=%s egress to %s:%d refused: %s",
+                    grant.sandboxId(),
+                    grant.sessionId(),
+                    grant.tenant().id(),
+                    target.host(),
+                    target.port(),
+                    refused.getMessage()));
     denials.record(grant, target.host(), target.port(), refused.getMessage());
     answer(connection, 403, refused.getMessage());
   }

@@ -1,6 +1,7 @@
 package dev.corral.egress;
 
 import dev.corral.common.CorralException;
+import dev.corral.common.LogFields;
 import dev.corral.proto.v1.GitRepository;
 import dev.corral.proto.v1.SessionResource;
 import dev.corral.session.Sessions;
@@ -319,14 +320,19 @@ class GitGateway {
       HttpClientResponse response) {
     int status = response.statusCode();
     count(request, status < 400 ? "ok" : "refused_by_host");
-    LOGGER.infof(
-        "sandbox=%s sessionId=%s tenant=%s git %s %s -> %d",
-        grant.sandboxId(),
-        grant.sessionId(),
-        grant.tenant().id(),
-        request.service(),
-        upstream.repository().getUrl(),
-        status);
+    LogFields.sandbox(grant.sandboxId())
+        .withSession(grant.sessionId())
+        .withTenant(grant.tenant().id())
+        .log(
+            () ->
+                LOGGER.infof(
+                    "sandbox=%s sessionId=%s tenant=%s git %s %s -> %d",
+                    grant.sandboxId(),
+                    grant.sessionId(),
+                    grant.tenant().id(),
+                    request.service(),
+                    upstream.repository().getUrl(),
+                    status));
     if (status == 401 || status == 407) {
       EgressProxy.answer(
           connection,
@@ -390,9 +396,18 @@ class GitGateway {
       Throwable failure) {
     count(request, "unreachable");
     String reason = clean(upstream, String.valueOf(failure.getMessage()));
-    LOGGER.infof(
-        "sandbox=%s sessionId=%s git %s %s failed: %s",
-        grant.sandboxId(), grant.sessionId(), request.service(), upstream.url().getHost(), reason);
+    LogFields.sandbox(grant.sandboxId())
+        .withSession(grant.sessionId())
+        .withTenant(grant.tenant().id())
+        .log(
+            () ->
+                LOGGER.infof(
+                    "sandbox=%s sessionId=%s git %s %s failed: %s",
+                    grant.sandboxId(),
+                    grant.sessionId(),
+                    request.service(),
+                    upstream.url().getHost(),
+                    reason));
     EgressProxy.answer(
         connection, 502, "the git host " + upstream.url().getHost() + " failed: " + reason);
   }
@@ -415,8 +430,16 @@ class GitGateway {
       EgressProxy.answer(connection, 403, known.getMessage());
     } else {
       count(request, "failed");
-      LOGGER.warnf(
-          failure, "sandbox=%s git request %s failed", grant.sandboxId(), request.resourceId());
+      LogFields.sandbox(grant.sandboxId())
+          .withSession(grant.sessionId())
+          .withTenant(grant.tenant().id())
+          .log(
+              () ->
+                  LOGGER.warnf(
+                      failure,
+                      "sandbox=%s git request %s failed",
+                      grant.sandboxId(),
+                      request.resourceId()));
       EgressProxy.answer(connection, 502, "corral's git gateway failed; see corral's log");
     }
   }

@@ -1,5 +1,6 @@
 package dev.corral.egress;
 
+import dev.corral.common.LogFields;
 import dev.corral.vault.Signatures;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -155,7 +156,11 @@ public class PodEgress {
               proxy.route(connection, grant.get(), head, rest);
             },
             failure -> {
-              LOGGER.warnf("sandbox=%s egress grant unknown: %s", id, failure.getMessage());
+              LogFields.sandbox(id)
+                  .log(
+                      () ->
+                          LOGGER.warnf(
+                              "sandbox=%s egress grant unknown: %s", id, failure.getMessage()));
               EgressProxy.answer(connection, 503, "corral cannot check this sandbox right now");
             });
   }
@@ -221,7 +226,11 @@ public class PodEgress {
               .with(
                   grant -> {
                     if (grant.isEmpty()) {
-                      LOGGER.infof("sandbox=%s ended: its egress connections close", id);
+                      LogFields.sandbox(id)
+                          .log(
+                              () ->
+                                  LOGGER.infof(
+                                      "sandbox=%s ended: its egress connections close", id));
                       sockets.forEach(NetSocket::close);
                     }
                   },

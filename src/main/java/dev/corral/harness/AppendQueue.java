@@ -5,6 +5,10 @@ import dev.corral.session.AppendRequest;
 import dev.corral.session.Appended;
 import dev.corral.session.EventLog;
 import dev.corral.session.NewEvent;
+import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.concurrent.Executor;
@@ -16,6 +20,9 @@ import java.util.function.Consumer;
  * append, so that it folds every appended event before it decides again.
  */
 final class AppendQueue {
+
+  private static final AttributeKey<Long> EVENTS = AttributeKey.longKey("corral.events");
+  private static final AttributeKey<Long> LAST_SEQ = AttributeKey.longKey("corral.seq");
 
   /**
    * Events to append, with what to do once they are in the log (or refused).
@@ -36,6 +43,7 @@ final class AppendQueue {
   private final long epoch;
   private final EventEmitter emitter;
   private final EventLog log;
+  private final TurnTrace trace;
   private final Executor context;
   private final Outcome outcome;
   private final ArrayDeque<Batch> waiting = new ArrayDeque<>();
@@ -50,8 +58,10 @@ final class AppendQueue {
       long epoch,
       EventEmitter emitter,
       EventLog log,
+      TurnTrace trace,
       Executor context,
       Outcome outcome) {
+    this.trace = trace;
     this.sessionId = sessionId;
     this.epoch = epoch;
     this.emitter = emitter;
@@ -91,11 +101,24 @@ final class AppendQueue {
     appending = true;
     Batch batch = waiting.poll();
     List<NewEvent> events = batch.events().stream().map(event -> event.emittedBy(emitter)).toList();
+    Span span = trace.child("corral.append", SpanKind.INTERNAL);
+    span.setAttribute(EVENTS, (long) events.size());
     log.append(new AppendRequest(sessionId, events, batch.expectedLastSeq(), epoch))
         .subscribe()
         .with(
-            appended -> context.execute(() -> done(() -> outcome.appended(batch, appended))),
-            failure -> context.execute(() -> done(() -> outcome.refused(batch, failure))));
+            appended -> {
+              if (!appended.events().isEmpty()) {
+                span.setAttribute(
+                    LAST_SEQ, appended.events().get(appended.events().size() - 1).getSeq());
+              }
+              span.end();
+              context.execute(() -> done(() -> outcome.appended(batch, appended)));
+            },
+            failure -> {
+              span.setStatus(StatusCode.ERROR, failure.getClass().getSimpleName());
+              span.end();
+              context.execute(() -> done(() -> outcome.refused(batch, failure)));
+            });
   }
 
   private void done(Runnable report) {

@@ -1,6 +1,7 @@
 package dev.corral.harness;
 
 import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.LogFields;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.proto.v1.Lease;
 import dev.corral.session.LeaseClaim;
@@ -176,11 +177,18 @@ public class Dispatcher implements LeaseClaims {
         new HarnessRun(
             sessionId,
             lease.getEpoch(),
-            vertx.getOrCreateContext(),
+            // A context of its own: nothing of the request that woke it (its trace, its MDC)
+            // follows the run's work.
+            io.smallrye.common.vertx.VertxContext.createNewDuplicatedContext(
+                vertx.getOrCreateContext()),
             services,
             ended -> runs.remove(sessionId, ended));
     runs.put(sessionId, run);
-    LOGGER.debugf("sessionId=%s epoch=%d harness starts", sessionId, lease.getEpoch());
+    LogFields.session(sessionId)
+        .epoch(lease.getEpoch())
+        .log(
+            () ->
+                LOGGER.debugf("sessionId=%s epoch=%d harness starts", sessionId, lease.getEpoch()));
     run.start();
   }
 

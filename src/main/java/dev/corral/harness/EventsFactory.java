@@ -68,14 +68,21 @@ final class EventsFactory {
   }
 
   static NewEvent spanStart(String id, String model) {
-    return spanStart(id, model, "");
+    return spanStart(id, model, "", "");
   }
 
   static NewEvent spanStart(String id, String model, String purpose) {
+    return spanStart(id, model, purpose, "");
+  }
+
+  static NewEvent spanStart(String id, String model, String purpose, String traceId) {
     Event start =
         Event.newBuilder()
             .setSpanModelRequestStart(
-                SpanModelRequestStart.newBuilder().setModel(model).setPurpose(purpose))
+                SpanModelRequestStart.newBuilder()
+                    .setModel(model)
+                    .setPurpose(purpose)
+                    .setTraceId(traceId))
             .build();
     return new NewEvent(id, EventType.SPAN_MODEL_REQUEST_START, start, null);
   }

@@ -1,5 +1,6 @@
 package dev.corral.harness;
 
+import dev.corral.common.LogFields;
 import dev.corral.common.NotFoundException;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Session;
@@ -44,6 +45,7 @@ final class HarnessRun {
   private final HarnessServices services;
   private final Consumer<HarnessRun> onEnd;
 
+  private final TurnTrace trace;
   private final AppendQueue appends;
   private final ModelCalls model;
   private final ToolCalls tools;
@@ -66,12 +68,14 @@ final class HarnessRun {
     this.services = services;
     this.onEnd = onEnd;
     Executor onContext = this::onContext;
+    this.trace = new TurnTrace(services.tracer(), sessionId, epoch);
     this.appends =
         new AppendQueue(
             sessionId,
             epoch,
             services.emitter(),
             services.log(),
+            trace,
             onContext,
             new AppendQueue.Outcome() {
               @Override
@@ -93,7 +97,8 @@ final class HarnessRun {
             appends,
             () -> state,
             services.metrics(),
-            services.tools());
+            services.tools(),
+            trace);
     this.tools =
         new ToolCalls(
             sessionId,
@@ -101,7 +106,8 @@ final class HarnessRun {
             onContext,
             appends,
             services.metrics(),
-            () -> state.session());
+            () -> state.session(),
+            trace);
   }
 
   String sessionId() {
@@ -278,6 +284,18 @@ final class HarnessRun {
       if (event.getSeq() == state.lastSeq() + 1) {
         state.apply(event);
       }
+      if (event.hasSessionStatusIdle()) {
+        trace.turnEnded(
+            event
+                .getSessionStatusIdle()
+                .getStopReason()
+                .getType()
+                .name()
+                .substring("STOP_REASON_TYPE_".length())
+                .toLowerCase(java.util.Locale.ROOT));
+      } else if (event.hasSessionStatusTerminated()) {
+        trace.turnEnded("terminated");
+      }
     }
     batch.then().accept(appended);
     appends.next();
@@ -297,9 +315,14 @@ final class HarnessRun {
       end(false, failure.getMessage());
       return;
     } else {
-      LOGGER.warnf(
-          "sessionId=%s epoch=%d append failed, leaving the session to the next lease: %s",
-          sessionId, epoch, failure.getMessage());
+      LogFields.session(sessionId)
+          .epoch(epoch)
+          .log(
+              () ->
+                  LOGGER.warnf(
+                      "sessionId=%s epoch=%d append failed, leaving the session to the next"
+                          + " lease: %s",
+                      sessionId, epoch, failure.getMessage()));
       end(false, "append failed");
       return;
     }
@@ -316,8 +339,13 @@ final class HarnessRun {
             end(false, "session not found");
             return;
           }
-          LOGGER.warnf(
-              "sessionId=%s epoch=%d harness stopped: %s", sessionId, epoch, failure.getMessage());
+          LogFields.session(sessionId)
+              .epoch(epoch)
+              .log(
+                  () ->
+                      LOGGER.warnf(
+                          "sessionId=%s epoch=%d harness stopped: %s",
+                          sessionId, epoch, failure.getMessage()));
           end(false, "failure");
         });
   }
@@ -334,7 +362,10 @@ final class HarnessRun {
       return;
     }
     ended = true;
-    LOGGER.debugf("sessionId=%s epoch=%d harness ends: %s", sessionId, epoch, why);
+    trace.runEnded(why);
+    LogFields.session(sessionId)
+        .epoch(epoch)
+        .log(() -> LOGGER.debugf("sessionId=%s epoch=%d harness ends: %s", sessionId, epoch, why));
     if (state != null) {
       services.states().keep(state); // no event is folded into it here any more
     }

@@ -25,6 +25,7 @@ class HarnessServices {
   private final FoldedStates states;
   private final io.micrometer.core.instrument.MeterRegistry metrics;
   private final EventEmitter emitter;
+  private final io.opentelemetry.api.trace.Tracer tracer;
 
   HarnessServices(
       Sessions sessions,
@@ -36,7 +37,9 @@ class HarnessServices {
       Leases leases,
       FoldedStates states,
       io.micrometer.core.instrument.MeterRegistry metrics,
+      io.opentelemetry.api.trace.Tracer tracer,
       Replica replica) {
+    this.tracer = tracer;
     this.emitter =
         EventEmitter.newBuilder()
             .setKind(EmitterKind.EMITTER_KIND_HARNESS)
@@ -92,5 +95,10 @@ class HarnessServices {
 
   io.micrometer.core.instrument.MeterRegistry metrics() {
     return metrics;
+  }
+
+  /** OpenTelemetry's tracer: exporting, or a no-op one when tracing is off. */
+  io.opentelemetry.api.trace.Tracer tracer() {
+    return tracer;
   }
 }

@@ -1,6 +1,7 @@
 package dev.corral.harness;
 
 import dev.corral.common.IdKind;
+import dev.corral.common.LogFields;
 import dev.corral.model.AnthropicMessages;
 import dev.corral.model.ModelException;
 import dev.corral.model.ModelResponse;
@@ -15,6 +16,10 @@ import dev.corral.tool.OfferedTools;
 import dev.corral.tool.ToolRouter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.context.Scope;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.Cancellable;
 import java.time.Duration;
@@ -44,6 +49,7 @@ final class ModelCalls {
   private final MeterRegistry metrics;
   private final Supplier<SessionState> state;
   private final ToolRouter tools;
+  private final TurnTrace trace;
   private Call current;
   private Duration retryAfter;
   private boolean stopped;
@@ -56,7 +62,9 @@ final class ModelCalls {
       AppendQueue appends,
       Supplier<SessionState> state,
       MeterRegistry metrics,
-      ToolRouter tools) {
+      ToolRouter tools,
+      TurnTrace trace) {
+    this.trace = trace;
     this.metrics = metrics;
     this.tools = tools;
     this.sessionId = sessionId;
@@ -176,11 +184,22 @@ final class ModelCalls {
     }
     // MCP servers that could not list their tools: the turn goes on without them.
     call.notices.forEach(notice -> events.add(NewEvent.of(notice)));
+    String modelName = now.session().getAgent().getModel();
+    call.span = trace.child("chat " + modelName, SpanKind.CLIENT);
+    call.span.setAttribute(GenAi.SYSTEM, "anthropic");
+    call.span.setAttribute(GenAi.OPERATION, "chat");
+    call.span.setAttribute(GenAi.REQUEST_MODEL, modelName);
+    call.span.setAttribute(GenAi.REQUEST_MAX_TOKENS, (long) model.config().maxTokens());
+    call.span.setAttribute(GenAi.CORRAL_EVENT_ID, call.spanId);
+    if (call.compaction != null) {
+      call.span.setAttribute(GenAi.CORRAL_PURPOSE, SessionState.COMPACTION);
+    }
     events.add(
         EventsFactory.spanStart(
             call.spanId,
-            now.session().getAgent().getModel(),
-            call.compaction != null ? SessionState.COMPACTION : ""));
+            modelName,
+            call.compaction != null ? SessionState.COMPACTION : "",
+            TurnTrace.traceId(call.span)));
     // The request goes out while its span start commits: a model call has no side effect, and if
     // the append is refused (the lease is lost, or new input arrived) the call is cancelled. Its
     // answer is appended after the span start, since appends are made one at a time.
@@ -199,6 +218,7 @@ final class ModelCalls {
 
   /** Counts a finished call: by model and outcome, its latency, its tokens, and retries. */
   private void measured(Call call, String outcome, dev.corral.proto.v1.ModelUsage usage) {
+    call.traced(outcome, usage);
     String modelName = state.get().session().getAgent().getModel();
     String purpose = call.compaction != null ? "compaction" : "turn";
     metrics
@@ -243,12 +263,15 @@ final class ModelCalls {
   private void stream(Call call, byte[] request) {
     call.startedAt = System.nanoTime();
     DeltaRelay relay = new DeltaRelay();
-    call.stream =
-        model.stream(request, call.compaction != null ? StreamListener.NONE : relay)
-            .subscribe()
-            .with(
-                response -> context.execute(() -> answered(call, relay, response)),
-                failure -> context.execute(() -> failed(call, failure)));
+    // The HTTP request is made under the call's span, so its client span is the call's child.
+    try (Scope ignored = call.span == null ? Scope.noop() : call.span.makeCurrent()) {
+      call.stream =
+          model.stream(request, call.compaction != null ? StreamListener.NONE : relay)
+              .subscribe()
+              .with(
+                  response -> context.execute(() -> answered(call, relay, response)),
+                  failure -> context.execute(() -> failed(call, failure)));
+    }
   }
 
   private void answered(Call call, DeltaRelay relay, ModelResponse response) {
@@ -256,6 +279,12 @@ final class ModelCalls {
       return;
     }
     retryAfter = null;
+    if (call.span != null) {
+      call.span.setAttribute(GenAi.RESPONSE_ID, response.messageId());
+      if (response.stopReason() != null) {
+        call.span.setAttribute(GenAi.FINISH_REASONS, List.of(response.stopReason()));
+      }
+    }
     measured(call, "ok", response.usage());
     List<NewEvent> events = new ArrayList<>();
     var agent = state.get().session().getAgent();
@@ -304,9 +333,17 @@ final class ModelCalls {
             compacting.tokens(),
             after));
     events.add(EventsFactory.spanEnd(call.spanId, response));
-    LOGGER.debugf(
-        "sessionId=%s compacted seq %d..%d: %d -> %d tokens",
-        sessionId, compacting.fromSeq(), compacting.upToSeq(), compacting.tokens(), after);
+    LogFields.session(sessionId)
+        .seq(compacting.upToSeq())
+        .log(
+            () ->
+                LOGGER.debugf(
+                    "sessionId=%s compacted seq %d..%d: %d -> %d tokens",
+                    sessionId,
+                    compacting.fromSeq(),
+                    compacting.upToSeq(),
+                    compacting.tokens(),
+                    after));
     appends.add(events, null, appended -> call.finished = true);
   }
 
@@ -334,8 +371,12 @@ final class ModelCalls {
           EventsFactory.idle(
               Decision.stopReason(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
     }
-    LOGGER.debugf(
-        "sessionId=%s model call failed (%s), last=%s", sessionId, error.errorType(), last);
+    LogFields.session(sessionId)
+        .log(
+            () ->
+                LOGGER.debugf(
+                    "sessionId=%s model call failed (%s), last=%s",
+                    sessionId, error.errorType(), last));
     appends.add(events, null, appended -> call.finished = true);
   }
 
@@ -387,12 +428,33 @@ final class ModelCalls {
     private Cancellable stream;
     private boolean cancelled;
     private boolean finished;
+    private Span span;
 
     Call(String spanId) {
       this.spanId = spanId;
     }
 
+    /** Ends the call's trace span with its outcome ("ok" or the error type) and token usage. */
+    void traced(String outcome, dev.corral.proto.v1.ModelUsage usage) {
+      if (span == null) {
+        return;
+      }
+      if (usage != null) {
+        span.setAttribute(GenAi.USAGE_INPUT, usage.getInputTokens());
+        span.setAttribute(GenAi.USAGE_OUTPUT, usage.getOutputTokens());
+        span.setAttribute(GenAi.USAGE_CACHE_READ, usage.getCacheReadInputTokens());
+        span.setAttribute(GenAi.USAGE_CACHE_CREATION, usage.getCacheCreationInputTokens());
+      }
+      if (!outcome.equals("ok")) {
+        span.setAttribute(GenAi.ERROR_TYPE, outcome);
+        span.setStatus(StatusCode.ERROR, outcome);
+      }
+      span.end();
+      span = null;
+    }
+
     void cancel() {
+      traced("cancelled", null);
       cancelled = true;
       finished = true;
       if (offering != null) {

@@ -1,9 +1,14 @@
 package dev.corral.harness;
 
+import dev.corral.common.LogFields;
 import dev.corral.proto.v1.Event;
 import dev.corral.session.NewEvent;
 import dev.corral.tool.ToolOutcome;
 import dev.corral.tool.ToolRouter;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.context.Context;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.Cancellable;
 import java.util.ArrayList;
@@ -12,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The built-in tool calls a harness run has going. Each runs through the {@link ToolRouter}; the
@@ -21,12 +27,16 @@ import java.util.concurrent.Executor;
  */
 final class ToolCalls {
 
+  private static final org.jboss.logging.Logger LOGGER =
+      org.jboss.logging.Logger.getLogger(ToolCalls.class);
+
   private final String sessionId;
   private final ToolRouter router;
   private final Executor context;
   private final AppendQueue appends;
   private final io.micrometer.core.instrument.MeterRegistry metrics;
   private final java.util.function.Supplier<dev.corral.proto.v1.Session> session;
+  private final TurnTrace trace;
   private final Map<String, Cancellable> inFlight = new HashMap<>();
   private boolean stopped;
 
@@ -36,7 +46,9 @@ final class ToolCalls {
       Executor context,
       AppendQueue appends,
       io.micrometer.core.instrument.MeterRegistry metrics,
-      java.util.function.Supplier<dev.corral.proto.v1.Session> session) {
+      java.util.function.Supplier<dev.corral.proto.v1.Session> session,
+      TurnTrace trace) {
+    this.trace = trace;
     this.metrics = metrics;
     this.session = session;
     this.sessionId = sessionId;
@@ -72,6 +84,11 @@ final class ToolCalls {
       done(call, ToolOutcome.error("The agent has no MCP server named " + call.mcpServer() + "."));
       return;
     }
+    Span span = trace.child("execute_tool " + call.name(), SpanKind.INTERNAL);
+    span.setAttribute(GenAi.OPERATION, "execute_tool");
+    span.setAttribute(GenAi.TOOL_NAME, call.name());
+    span.setAttribute(GenAi.TOOL_CALL_ID, call.eventId());
+    AtomicBoolean traced = new AtomicBoolean();
     Cancellable running =
         router
             .execute(
@@ -81,17 +98,42 @@ final class ToolCalls {
                     call.name(),
                     call.inputJson(),
                     mcpTarget(call),
-                    this::record))
+                    this::record,
+                    Context.root().with(span)))
             .onFailure()
             .recoverWithItem(
-                failure -> ToolOutcome.error("The tool failed: " + failure.getMessage()))
+                failure -> {
+                  // The failure's message may quote the call's input: only its kind is logged.
+                  LogFields.session(sessionId)
+                      .tool(call.name())
+                      .log(
+                          () ->
+                              LOGGER.warnf(
+                                  "sessionId=%s a %s call failed unexpectedly (%s)",
+                                  sessionId, call.name(), failure.getClass().getSimpleName()));
+                  return ToolOutcome.error("The tool failed: " + failure.getMessage());
+                })
             .subscribe()
             .with(
                 outcome -> {
                   measured(metricName(call), outcome, started);
+                  if (traced.compareAndSet(false, true)) {
+                    if (outcome.isError()) {
+                      span.setStatus(StatusCode.ERROR, "the tool answered an error");
+                    }
+                    span.end();
+                  }
                   context.execute(() -> done(call, outcome));
                 });
-    inFlight.put(call.eventId(), running);
+    inFlight.put(
+        call.eventId(),
+        () -> {
+          running.cancel();
+          if (traced.compareAndSet(false, true)) {
+            span.setStatus(StatusCode.ERROR, "cancelled");
+            span.end();
+          }
+        });
   }
 
   /** Where an MCP call goes: the agent's server of that name, for the session's tenant. */

@@ -121,8 +121,12 @@ final class EventShapes {
           shaped.put("mcp_server_name", error.getMcpServerName());
         }
       }
-      case SPAN_MODEL_REQUEST_START ->
-          node.put("model", event.getSpanModelRequestStart().getModel());
+      case SPAN_MODEL_REQUEST_START -> {
+        node.put("model", event.getSpanModelRequestStart().getModel());
+        if (!event.getSpanModelRequestStart().getTraceId().isEmpty()) {
+          node.put("corral_trace_id", event.getSpanModelRequestStart().getTraceId());
+        }
+      }
       case SPAN_MODEL_REQUEST_END -> {
         var end = event.getSpanModelRequestEnd();
         node.put("model_request_start_id", end.getModelRequestStartId())

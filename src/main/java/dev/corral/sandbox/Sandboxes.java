@@ -5,6 +5,7 @@ import dev.corral.agent.Environments;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.IdKind;
 import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.LogFields;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
@@ -330,9 +331,13 @@ public class Sandboxes {
         .with(
             released -> {},
             failure ->
-                LOGGER.warnf(
-                    "sandboxes of ended session %s not released now (the reconciler will): %s",
-                    ended.sessionId(), failure.getMessage()));
+                LogFields.session(ended.sessionId())
+                    .log(
+                        () ->
+                            LOGGER.warnf(
+                                "sandboxes of ended session %s not released now (the reconciler"
+                                    + " will): %s",
+                                ended.sessionId(), failure.getMessage())));
   }
 
   /** The session's newest ready sandbox whose lifetime is not over, if any. */
@@ -410,9 +415,13 @@ public class Sandboxes {
                 ended -> lifetimes.remove(sandbox.getId()),
                 failure -> {
                   lifetimes.remove(sandbox.getId());
-                  LOGGER.warnf(
-                      "sandbox=%s not ended at its lifetime (the reconciler will): %s",
-                      sandbox.getId(), failure.getMessage());
+                  LogFields.sandbox(sandbox.getId())
+                      .withSession(sandbox.getSessionId())
+                      .log(
+                          () ->
+                              LOGGER.warnf(
+                                  "sandbox=%s not ended at its lifetime (the reconciler will): %s",
+                                  sandbox.getId(), failure.getMessage()));
                 });
     lifetimes.put(sandbox.getId(), timer);
   }
@@ -437,9 +446,13 @@ public class Sandboxes {
         .onFailure()
         .recoverWithItem(
             failure -> {
-              LOGGER.warnf(
-                  "sandbox=%s could not be stopped now (the reconciler retries): %s",
-                  sandbox.getId(), failure.getMessage());
+              LogFields.sandbox(sandbox.getId())
+                  .withSession(sandbox.getSessionId())
+                  .log(
+                      () ->
+                          LOGGER.warnf(
+                              "sandbox=%s could not be stopped now (the reconciler retries): %s",
+                              sandbox.getId(), failure.getMessage()));
               return null;
             });
   }

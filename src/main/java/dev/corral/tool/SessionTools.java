@@ -13,6 +13,7 @@ import dev.corral.sandbox.SandboxReleasedException;
 import dev.corral.sandbox.Sandboxes;
 import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.driver.SandboxLostException;
+import io.opentelemetry.api.trace.Tracer;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.time.Duration;
@@ -21,6 +22,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -42,6 +44,7 @@ public class SessionTools implements ToolRouter {
   private final SessionLogReader sessionLog;
   private final McpTools mcp;
   private final Repositories repositories;
+  private final Tracer tracer;
   private final ConcurrentHashMap<String, Uni<Acquired>> acquiring = new ConcurrentHashMap<>();
 
   SessionTools(
@@ -50,7 +53,9 @@ public class SessionTools implements ToolRouter {
       SandboxConfig config,
       SessionLogReader sessionLog,
       McpTools mcp,
-      Repositories repositories) {
+      Repositories repositories,
+      Tracer tracer) {
+    this.tracer = tracer;
     this.repositories = repositories;
     this.sandboxes = sandboxes;
     this.tools = tools;
@@ -79,7 +84,7 @@ public class SessionTools implements ToolRouter {
       return sessionLog.read(call.sessionId(), slice);
     }
     return acquire(call.sessionId())
-        .call(acquired -> recordNotices(call, acquired))
+        .call(acquired -> recordNotices(call, acquired, this::traced))
         .flatMap(acquired -> run(acquired, input))
         .onFailure(CorralException.class)
         .recoverWithItem(
@@ -99,10 +104,40 @@ public class SessionTools implements ToolRouter {
         .recoverWithItem(List.of());
   }
 
-  /** The log hears of a new sandbox (and of the one it replaces) before the call uses it. */
-  private static Uni<Void> recordNotices(ToolCall call, Acquired acquired) {
+  /**
+   * The log hears of a new sandbox (and of the one it replaces) before the call uses it; the first
+   * call to use a new sandbox also carries its provisioning in its trace.
+   */
+  private static Uni<Void> recordNotices(
+      ToolCall call, Acquired acquired, java.util.function.BiConsumer<ToolCall, Acquired> trace) {
     List<Event> notices = acquired.takeNotices();
-    return notices.isEmpty() ? Uni.createFrom().voidItem() : call.record().apply(notices);
+    if (notices.isEmpty()) {
+      return Uni.createFrom().voidItem();
+    }
+    trace.accept(call, acquired);
+    return call.record().apply(notices);
+  }
+
+  /** A span {@code corral.sandbox.provision} under the tool call's, for the time it took. */
+  private void traced(ToolCall call, Acquired acquired) {
+    if (call.trace() == null || acquired.provisionedFrom() == 0) {
+      return;
+    }
+    tracer
+        .spanBuilder("corral.sandbox.provision")
+        .setParent(call.trace())
+        .setStartTimestamp(acquired.provisionedFrom(), TimeUnit.NANOSECONDS)
+        .setAttribute("corral.sandbox.id", acquired.sandbox().getId())
+        .setAttribute(
+            "corral.sandbox.driver",
+            acquired
+                .sandbox()
+                .getDriver()
+                .name()
+                .replace("SANDBOX_DRIVER_", "")
+                .toLowerCase(Locale.ROOT))
+        .startSpan()
+        .end(acquired.provisionedTo(), TimeUnit.NANOSECONDS);
   }
 
   private Uni<ToolOutcome> run(Acquired acquired, ToolInput input) {
@@ -167,6 +202,15 @@ public class SessionTools implements ToolRouter {
   }
 
   private Uni<Acquired> provision(String sessionId, List<Event> lost) {
+    return Uni.createFrom().deferred(() -> provision(sessionId, lost, epochNanos()));
+  }
+
+  private static long epochNanos() {
+    java.time.Instant now = java.time.Instant.now();
+    return now.getEpochSecond() * 1_000_000_000L + now.getNano();
+  }
+
+  private Uni<Acquired> provision(String sessionId, List<Event> lost, long from) {
     return sandboxes
         .environmentOfSession(sessionId)
         .flatMap(
@@ -196,7 +240,9 @@ public class SessionTools implements ToolRouter {
                                                         origin.environment(),
                                                         cloned,
                                                         hadOne,
-                                                        lost)))));
+                                                        lost,
+                                                        from,
+                                                        epochNanos())))));
   }
 
   static Event lostEvent(String sandboxId, String reason) {
@@ -216,10 +262,13 @@ public class SessionTools implements ToolRouter {
       List<Event> notices,
       String note,
       AtomicBoolean noticed,
-      AtomicBoolean announced) {
+      AtomicBoolean announced,
+      long provisionedFrom,
+      long provisionedTo) {
 
     static Acquired reused(Sandbox sandbox) {
-      return new Acquired(sandbox, List.of(), "", new AtomicBoolean(true), new AtomicBoolean(true));
+      return new Acquired(
+          sandbox, List.of(), "", new AtomicBoolean(true), new AtomicBoolean(true), 0, 0);
     }
 
     static Acquired fresh(
@@ -227,7 +276,9 @@ public class SessionTools implements ToolRouter {
         Environment environment,
         List<ClonedRepository> cloned,
         boolean hadOne,
-        List<Event> lost) {
+        List<Event> lost,
+        long provisionedFrom,
+        long provisionedTo) {
       List<Event> notices = new ArrayList<>(lost);
       notices.add(
           Event.newBuilder()
@@ -248,7 +299,9 @@ public class SessionTools implements ToolRouter {
           List.copyOf(notices),
           note(hadOne || !lost.isEmpty(), cloned),
           new AtomicBoolean(false),
-          new AtomicBoolean(false));
+          new AtomicBoolean(false),
+          provisionedFrom,
+          provisionedTo);
     }
 
     /** What the model is told with the first result: a reset workspace, clones that failed. */

@@ -44,7 +44,8 @@ public interface ToolRouter {
       String name,
       String inputJson,
       McpTarget mcp,
-      Function<List<Event>, Uni<Void>> record) {}
+      Function<List<Event>, Uni<Void>> record,
+      io.opentelemetry.context.Context trace) {}
 
   /**
    * Where an MCP call goes, for whom.

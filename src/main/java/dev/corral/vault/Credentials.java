@@ -3,6 +3,7 @@ package dev.corral.vault;
 import dev.corral.common.IdKind;
 import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.LogFields;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
@@ -313,9 +314,12 @@ public class Credentials {
     byte[] plaintext = next.toBytes();
     try {
       Envelope.Box box = Envelope.seal(keys, plaintext, tenant.id(), stored.credential().getId());
-      LOGGER.infof(
-          "credential=%s tenant=%s OAuth token refreshed",
-          stored.credential().getId(), tenant.id());
+      LogFields.tenant(tenant.id())
+          .log(
+              () ->
+                  LOGGER.infof(
+                      "credential=%s tenant=%s OAuth token refreshed",
+                      stored.credential().getId(), tenant.id()));
       HttpAuth refreshedAuth = httpAuth(stored.credential(), next);
       return new CredentialRepository.Change<>(
           new CredentialRepository.Update(credential, box, true), ignored -> refreshedAuth);

@@ -1,5 +1,6 @@
 package dev.corral.sandbox.local;
 
+import dev.corral.common.LogFields;
 import dev.corral.sandbox.driver.CallLane;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.SandboxCommand;
@@ -165,8 +166,12 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
       sandbox.send(("K " + callId + "\n").getBytes(StandardCharsets.US_ASCII));
       sandbox.stopper().call(root, earlier);
     } catch (IOException | RuntimeException failure) {
-      LOGGER.warnf(
-          "sandbox=%s a call could not be stopped: %s", sandbox.id(), failure.getMessage());
+      LogFields.sandbox(sandbox.id())
+          .log(
+              () ->
+                  LOGGER.warnf(
+                      "sandbox=%s a call could not be stopped: %s",
+                      sandbox.id(), failure.getMessage()));
       sandbox.lose("its processes could not be stopped (" + failure.getMessage() + ")");
       return;
     } finally {

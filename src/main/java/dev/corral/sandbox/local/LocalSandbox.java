@@ -1,6 +1,7 @@
 package dev.corral.sandbox.local;
 
 import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.LogFields;
 import dev.corral.sandbox.driver.CallLane;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.SandboxCommand;
@@ -236,7 +237,7 @@ final class LocalSandbox {
 
   void lose(String reason) {
     if (!dead.get()) {
-      LOGGER.warnf("sandbox=%s is lost: %s", id, reason);
+      LogFields.sandbox(id).log(() -> LOGGER.warnf("sandbox=%s is lost: %s", id, reason));
       kill(reason);
     }
   }
