@@ -283,16 +283,25 @@ class GitGatewayTest {
 
   /**
    * Everything of the sandbox's that the host can read, as root: every file under its /workspace,
-   * /tmp and /run, and the environment and command line of each of its processes. Fails unless it
-   * read the clone's files, so that an empty search cannot pass.
+   * /tmp and /run, and the environment and command line of each of its processes (those in a mount
+   * namespace other than the test's, so the host's own /tmp is not read). Fails unless it read the
+   * clone's files, so that an empty search cannot pass.
    */
   private static String searchSandboxFromOutside(Sandbox sandbox) throws IOException {
     StringBuilder seen = new StringBuilder();
     List<ProcessHandle> processes =
         ProcessHandle.current().descendants().filter(ProcessHandle::isAlive).toList();
     List<Path> roots = new ArrayList<>();
+    Path ownMounts = Files.readSymbolicLink(Path.of("/proc/self/ns/mnt"));
     for (ProcessHandle process : processes) {
       Path proc = Path.of("/proc", Long.toString(process.pid()));
+      try {
+        if (Files.readSymbolicLink(proc.resolve("ns/mnt")).equals(ownMounts)) {
+          continue; // not a sandbox's process (PostgreSQL, a test server): the host's own files
+        }
+      } catch (IOException gone) {
+        continue;
+      }
       for (String part : List.of("environ", "cmdline")) {
         try {
           seen.append(
