@@ -13,6 +13,9 @@ import dev.corral.proto.v1.StreamEventsResponse;
 import dev.corral.proto.v1.TextBlock;
 import dev.corral.proto.v1.UserMessage;
 import dev.corral.testing.ServerProcess;
+import dev.corral.testing.TestCredentials;
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.stub.StreamObserver;
@@ -61,6 +64,10 @@ public final class LogBench {
             .setServerConfig("synchronous_commit", "on")
             .setServerConfig("fsync", "on")
             .setServerConfig("max_connections", "200")
+            // where an append's cost goes: printed after the run
+            .setServerConfig("shared_preload_libraries", "pg_stat_statements")
+            .setServerConfig("track_io_timing", "on")
+            .setServerConfig("pg_stat_statements.track_planning", "on")
             .start()) {
       DataSource database = postgres.getPostgresDatabase();
       System.out.println(settings(database));
@@ -77,14 +84,21 @@ public final class LogBench {
               "postgres",
               "QUARKUS_LOG_LEVEL",
               "WARN",
+              // The log alone: a user.message would otherwise wake a harness that calls a model
+              // (none answers here), whose own appends and reads would be counted as the append's.
+              "CORRAL_HARNESS_ENABLED",
+              System.getenv().getOrDefault("BENCH_HARNESS_ENABLED", "false"),
               "JAVA_TOOL_OPTIONS",
               System.getenv().getOrDefault("SERVER_JAVA_TOOL_OPTIONS", ""));
       try (ServerProcess server = ServerProcess.start(environment)) {
-        ManagedChannel channel =
+        ManagedChannel transport =
             ManagedChannelBuilder.forAddress("localhost", server.port())
                 .usePlaintext()
                 .directExecutor()
                 .build();
+        Channel channel =
+            ClientInterceptors.intercept(
+                transport, TestCredentials.bearer(TestCredentials.ADMIN_KEY));
         CpuMeter meter = new CpuMeter(server.pid());
         String agentId = createAgent(channel);
         List<EmitEventRequest> oneSession = sessions(channel, agentId, 1);
@@ -94,6 +108,7 @@ public final class LogBench {
         // A fresh JVM spends its first seconds compiling: warm both paths up first.
         runEmits(channel, sixteenSessions, WARM_UP_SECONDS);
         runRaw(sixteenClients, WARM_UP_SECONDS);
+        resetStatistics(database);
         Phase raw1 = new Phase("raw INSERT commit", 1);
         Phase raw16 = new Phase("raw INSERT commit", CLIENTS);
         Phase emit1 = new Phase("EmitEvent over gRPC, sessions", 1);
@@ -106,7 +121,8 @@ public final class LogBench {
         }
         Latencies tail = tailLatency(channel, agentId, seconds);
         report(raw1, raw16, emit1, emit16, tail);
-        channel.shutdownNow();
+        printStatistics(database);
+        transport.shutdownNow();
       }
     }
   }
@@ -120,6 +136,70 @@ public final class LogBench {
     long start = System.nanoTime();
     Latencies latencies = run.run();
     phase.add(latencies, (System.nanoTime() - start) / 1e9, meter.now().minus(before));
+  }
+
+  private static void resetStatistics(DataSource database) throws Exception {
+    try (Connection connection = database.getConnection()) {
+      connection.createStatement().execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+      connection.createStatement().execute("SELECT pg_stat_statements_reset(), pg_stat_reset()");
+    }
+  }
+
+  /**
+   * The statements that took PostgreSQL's time during the measured phases, and what the appends did
+   * to the tables (HOT updates, dead tuples, autovacuum runs).
+   */
+  private static void printStatistics(DataSource database) throws Exception {
+    try (Connection connection = database.getConnection()) {
+      System.out.println();
+      System.out.println("pg_stat_statements (measured phases and the tail, top 8 by total time):");
+      var statements =
+          connection
+              .createStatement()
+              .executeQuery(
+                  "SELECT calls, plans, round(total_exec_time::numeric, 1) AS total_ms,"
+                      + " round((total_plan_time / greatest(plans, 1) * 1000)::numeric, 1) AS us_per_plan,"
+                      + " round((total_exec_time / greatest(calls, 1) * 1000)::numeric, 1) AS us_per_call,"
+                      + " rows, shared_blks_hit / greatest(calls, 1) AS hits_per_call,"
+                      + " shared_blks_dirtied, wal_records / greatest(calls, 1) AS wal_per_call,"
+                      + " wal_bytes / greatest(calls, 1) AS wal_bytes_per_call,"
+                      + " left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query"
+                      + " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8");
+      while (statements.next()) {
+        System.out.printf(
+            "  %8d calls %8d plans (%6.1f us) %9.1f ms %7.1f us/call  hits/call %4d  WAL/call %3d"
+                + " rec %6d B  %s%n",
+            statements.getLong("calls"),
+            statements.getLong("plans"),
+            statements.getDouble("us_per_plan"),
+            statements.getDouble("total_ms"),
+            statements.getDouble("us_per_call"),
+            statements.getLong("hits_per_call"),
+            statements.getLong("wal_per_call"),
+            statements.getLong("wal_bytes_per_call"),
+            statements.getString("query"));
+      }
+      System.out.println("pg_stat_user_tables:");
+      var tables =
+          connection
+              .createStatement()
+              .executeQuery(
+                  "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, autovacuum_count,"
+                      + " pg_size_pretty(pg_total_relation_size(relid)) AS size"
+                      + " FROM pg_stat_user_tables WHERE relname IN ('events', 'sessions', 'raw')"
+                      + " ORDER BY relname");
+      while (tables.next()) {
+        System.out.printf(
+            "  %-9s inserts %8d  updates %8d  HOT %8d  dead %7d  autovacuums %3d  size %s%n",
+            tables.getString("relname"),
+            tables.getLong("n_tup_ins"),
+            tables.getLong("n_tup_upd"),
+            tables.getLong("n_tup_hot_upd"),
+            tables.getLong("n_dead_tup"),
+            tables.getLong("autovacuum_count"),
+            tables.getString("size"));
+      }
+    }
   }
 
   /** The settings that decide what a commit costs, printed with the results. */
@@ -220,8 +300,7 @@ public final class LogBench {
   }
 
   /** One EmitEvent request per new session. */
-  private static List<EmitEventRequest> sessions(
-      ManagedChannel channel, String agentId, int sessions) {
+  private static List<EmitEventRequest> sessions(Channel channel, String agentId, int sessions) {
     List<EmitEventRequest> requests = new ArrayList<>();
     for (int i = 0; i < sessions; i++) {
       String sessionId =
@@ -239,8 +318,8 @@ public final class LogBench {
    * One chain of EmitEvent calls per session: each call is sent when the previous one answered
    * (asynchronous stub, callbacks on the transport thread, so the client costs little CPU).
    */
-  private static Latencies runEmits(
-      ManagedChannel channel, List<EmitEventRequest> requests, int seconds) throws Exception {
+  private static Latencies runEmits(Channel channel, List<EmitEventRequest> requests, int seconds)
+      throws Exception {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
     SessionServiceGrpc.SessionServiceStub stub = SessionServiceGrpc.newStub(channel);
     List<CompletableFuture<Latencies>> chains = new ArrayList<>();
@@ -288,7 +367,7 @@ public final class LogBench {
   }
 
   /** Appends one event every 5 ms and records processed_at → received by a subscriber. */
-  private static Latencies tailLatency(ManagedChannel channel, String agentId, int seconds)
+  private static Latencies tailLatency(Channel channel, String agentId, int seconds)
       throws Exception {
     SessionServiceGrpc.SessionServiceBlockingStub stub =
         SessionServiceGrpc.newBlockingStub(channel);
@@ -340,7 +419,7 @@ public final class LogBench {
     return latencies;
   }
 
-  private static String createAgent(ManagedChannel channel) {
+  private static String createAgent(Channel channel) {
     return AgentServiceGrpc.newBlockingStub(channel)
         .createAgent(
             CreateAgentRequest.newBuilder().setName("bench").setModel("claude-bench").build())
