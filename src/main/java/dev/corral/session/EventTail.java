@@ -17,6 +17,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * asks for more (each page is one repetition of the upstream), so a slow reader holds at most one
  * page in memory. When a read finds nothing new the tail waits on {@link SessionSignals} and reads
  * again.
+ *
+ * <p>Live subscribers of one session on this replica share one reader ({@link SharedReader}): a
+ * wake-up makes one query for all of them, whose events are kept in a bounded window that each
+ * subscriber reads at its own pace. A subscriber that falls behind the window, or is still catching
+ * up, reads the log itself, so a slow one costs the others nothing and never more memory than the
+ * window.
  */
 @ApplicationScoped
 public class EventTail {
@@ -25,6 +31,9 @@ public class EventTail {
   private final SessionSignals signals;
   private final SessionConfig config;
   private final AtomicLong eventsRead = new AtomicLong();
+  private final AtomicLong queries = new AtomicLong();
+  private final java.util.concurrent.ConcurrentHashMap<String, SharedReader> shared =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   EventTail(EventLog log, SessionSignals signals, SessionConfig config) {
     this.log = log;
@@ -40,6 +49,11 @@ public class EventTail {
     return eventsRead.get();
   }
 
+  /** Log queries made for live streams since start, for operators, tests and benchmarks. */
+  public long queries() {
+    return queries.get();
+  }
+
   /**
    * Every event of {@code sessionId} after {@code afterSeq} whose type is in {@code types} (all
    * when empty), then live ones; completes when the session is deleted. Fails with {@link
@@ -50,14 +64,40 @@ public class EventTail {
         .resource(
             () -> {
               open.incrementAndGet();
-              return signals.watch(sessionId);
+              return new Following(signals.watch(sessionId), share(sessionId));
             },
-            watch -> pages(watch, sessionId, afterSeq, types))
+            following -> pages(following, sessionId, afterSeq, types))
         .withFinalizer(
-            watch -> {
+            following -> {
               open.decrementAndGet();
-              watch.close();
+              following.watch().close();
+              unshare(following.reader());
             });
+  }
+
+  /** A subscriber's hold on its session's signals and shared reader. */
+  private record Following(SessionSignals.Watch watch, SharedReader reader) {}
+
+  private SharedReader share(String sessionId) {
+    return shared.compute(
+        sessionId,
+        (id, existing) -> {
+          SharedReader reader = existing == null ? new SharedReader(id) : existing;
+          reader.references++;
+          return reader;
+        });
+  }
+
+  private void unshare(SharedReader reader) {
+    shared.computeIfPresent(
+        reader.sessionId,
+        (id, current) -> {
+          if (current != reader) {
+            return current;
+          }
+          current.references--;
+          return current.references == 0 ? null : current;
+        });
   }
 
   /** Live streams of session logs on this replica (client streams and harness tails). */
@@ -66,21 +106,29 @@ public class EventTail {
   }
 
   private Multi<Event> pages(
-      SessionSignals.Watch watch, String sessionId, long afterSeq, Set<String> types) {
+      Following following, String sessionId, long afterSeq, Set<String> types) {
     return Multi.createBy()
         .repeating()
-        .uni(() -> new Cursor(sessionId, afterSeq, types), cursor -> nextPage(watch, cursor))
+        .uni(() -> new Cursor(sessionId, afterSeq, types), cursor -> nextPage(following, cursor))
         .until(Page::sessionGone)
         .onItem()
         .transformToIterable(Page::events);
   }
 
-  private Uni<Page> nextPage(SessionSignals.Watch watch, Cursor cursor) {
-    Uni<Void> ready = cursor.caughtUp ? watch.awaitBeyond(cursor.seq) : Uni.createFrom().voidItem();
-    return ready.flatMap(ignored -> read(cursor));
+  private Uni<Page> nextPage(Following following, Cursor cursor) {
+    if (!cursor.caughtUp && !cursor.inWindow) {
+      return read(cursor); // catching up: its own reads, whatever the others do
+    }
+    Uni<Void> ready =
+        cursor.caughtUp ? following.watch().awaitBeyond(cursor.seq) : Uni.createFrom().voidItem();
+    return ready
+        .flatMap(ignored -> following.reader().next(cursor))
+        .onFailure(NotFoundException.class)
+        .recoverWithItem(failure -> cursor.gone(failure));
   }
 
   private Uni<Page> read(Cursor cursor) {
+    queries.incrementAndGet();
     EventSlice slice =
         new EventSlice(
             cursor.sessionId,
@@ -103,6 +151,9 @@ public class EventTail {
     private boolean caughtUp;
     private boolean started;
 
+    /** Its last page came from the shared window, which may hold more for it. */
+    private boolean inWindow;
+
     Cursor(String sessionId, long seq, Set<String> types) {
       this.sessionId = sessionId;
       this.seq = seq;
@@ -111,11 +162,41 @@ public class EventTail {
 
     Page advance(EventPage page) {
       started = true;
+      inWindow = false;
       List<Event> events = page.events();
       // A full page may have more behind it; otherwise everything up to the head was scanned,
       // including events the type filter dropped.
       seq = page.hasMore() ? events.get(events.size() - 1).getSeq() : Math.max(seq, page.lastSeq());
       caughtUp = !page.hasMore();
+      return new Page(events, false);
+    }
+
+    /**
+     * The events of {@code window} after this cursor, at most {@code limit} of them, filtered by
+     * type; the window holds every event from {@code first} to {@code head}.
+     */
+    Page advanceIn(List<Event> window, long head, int limit) {
+      List<Event> events = new java.util.ArrayList<>();
+      long examined = seq;
+      for (Event event : window) {
+        if (event.getSeq() <= seq) {
+          continue;
+        }
+        if (events.size() == limit) {
+          break;
+        }
+        examined = event.getSeq();
+        if (types.isEmpty() || types.contains(event.getType())) {
+          events.add(event);
+        }
+      }
+      if (examined == seq || examined >= head) {
+        examined = Math.max(seq, head);
+      }
+      caughtUp = examined == Math.max(seq, head);
+      seq = examined;
+      started = true;
+      inWindow = true;
       return new Page(events, false);
     }
 
@@ -128,4 +209,127 @@ public class EventTail {
   }
 
   private record Page(List<Event> events, boolean sessionGone) {}
+
+  /** Most events, and bytes of their payloads, one session's window keeps. */
+  static final int WINDOW_EVENTS = 1024;
+
+  static final int WINDOW_BYTES = 1 << 20;
+
+  /**
+   * One session's recent events on this replica, read from the log once per wake-up for all its
+   * live subscribers: a contiguous window from {@code first} to {@code head}, trimmed to {@link
+   * #WINDOW_EVENTS} and {@link #WINDOW_BYTES}. One refresh is in flight at a time; subscribers that
+   * ask meanwhile wait for it.
+   */
+  private final class SharedReader {
+    private final String sessionId;
+
+    /** Guarded by the map's compute functions. */
+    private int references;
+
+    // Guarded by this.
+    private final java.util.ArrayDeque<Event> window = new java.util.ArrayDeque<>();
+    private long bytes;
+    private long head = -1;
+    private Uni<Void> refreshing;
+
+    SharedReader(String sessionId) {
+      this.sessionId = sessionId;
+    }
+
+    /**
+     * The cursor's next page: from the window, after a refresh if it is behind, or from the log.
+     */
+    Uni<Page> next(Cursor cursor) {
+      return Uni.createFrom()
+          .deferred(
+              () -> {
+                Uni<Void> refresh;
+                synchronized (this) {
+                  if (head >= 0 && cursor.seq < first() - 1) {
+                    return read(cursor); // behind the window: its own read
+                  }
+                  if (head > cursor.seq) {
+                    return Uni.createFrom().item(serve(cursor));
+                  }
+                  refresh = refresh(head >= 0 ? head : cursor.seq);
+                }
+                return refresh.flatMap(
+                    ignored -> {
+                      synchronized (this) {
+                        if (cursor.seq < first() - 1) {
+                          return read(cursor);
+                        }
+                        return Uni.createFrom().item(serve(cursor));
+                      }
+                    });
+              });
+    }
+
+    /** Holding the lock: the first seq the window covers. */
+    private long first() {
+      return window.isEmpty() ? head + 1 : window.peekFirst().getSeq();
+    }
+
+    /** Holding the lock. */
+    private Page serve(Cursor cursor) {
+      return cursor.advanceIn(List.copyOf(window), head, config.streamPageSize());
+    }
+
+    /** Holding the lock: the refresh under way, or a new one reading after {@code after}. */
+    private Uni<Void> refresh(long after) {
+      if (refreshing != null) {
+        return refreshing;
+      }
+      queries.incrementAndGet();
+      Uni<Void> started =
+          log.read(
+                  new EventSlice(
+                      sessionId,
+                      EventSlice.Position.AFTER,
+                      after,
+                      config.streamPageSize(),
+                      Set.of()))
+              .invoke(page -> eventsRead.addAndGet(page.events().size()))
+              .invoke(page -> took(after, page))
+              .eventually(
+                  () -> {
+                    synchronized (this) {
+                      refreshing = null;
+                    }
+                  })
+              .replaceWithVoid()
+              .memoize()
+              .indefinitely();
+      refreshing = started;
+      return started;
+    }
+
+    private synchronized void took(long after, EventPage page) {
+      if (after != Math.max(head, -1) && head >= 0) {
+        return; // the window moved meanwhile (cannot happen with one refresh at a time)
+      }
+      if (head < 0) {
+        head = after;
+      }
+      for (Event event : page.events()) {
+        if (event.getSeq() == head + 1) {
+          window.addLast(event);
+          bytes += event.getSerializedSize();
+          head = event.getSeq();
+        }
+      }
+      if (!page.hasMore()) {
+        head = Math.max(head, page.lastSeq());
+        if (window.isEmpty() || window.peekLast().getSeq() < head) {
+          // Nothing of the window's events reaches the head (impossible unfiltered): restart it.
+          window.clear();
+          bytes = 0;
+        }
+      }
+      while (window.size() > WINDOW_EVENTS || (bytes > WINDOW_BYTES && window.size() > 1)) {
+        bytes -= window.removeFirst().getSerializedSize();
+      }
+    }
+  }
 }

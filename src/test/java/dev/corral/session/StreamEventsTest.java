@@ -251,6 +251,71 @@ class StreamEventsTest {
     assertThat(stream.seqs()).containsExactly(3L, 7L);
   }
 
+  @Test
+  void manySubscribersShareOneReaderAndEachGetsTheWholeLogInOrder() throws Exception {
+    // Given 40 live subscribers of one session, caught up
+    Session session = createSession(agents, sessions);
+    emitMessages(session.getId(), 2);
+    List<StreamRecorder> followers = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      followers.add(follow(session.getId(), 0));
+    }
+    await().atMost(WAIT).until(() -> followers.stream().allMatch(f -> f.seqs().size() == 2));
+    long queriesBefore = tail.queries();
+
+    // When 100 events are appended one at a time, and then 600 by concurrent writers
+    emitMessages(session.getId(), 100);
+    AtomicBoolean writing = new AtomicBoolean(true);
+    List<Future<?>> running = startWriters(session.getId(), writing, 3);
+    await().atMost(WAIT).until(() -> lastSeq(session.getId()) >= 702);
+    writing.set(false);
+    for (Future<?> writer : running) {
+      writer.get();
+    }
+    long last = lastSeq(session.getId());
+
+    // Then every subscriber has every event exactly once, in order
+    await().atMost(WAIT).until(() -> followers.stream().allMatch(f -> f.seqs().size() == last));
+    for (StreamRecorder follower : followers) {
+      assertThat(follower.seqs())
+          .containsExactlyElementsOf(LongStream.rangeClosed(1, last).boxed().toList());
+    }
+    // And the log was queried about once per wake-up, not once per subscriber and append
+    long queries = tail.queries() - queriesBefore;
+    assertThat(queries).isLessThanOrEqualTo(3 * (last - 2)).isLessThan(40L * (last - 2) / 4);
+  }
+
+  @Test
+  void aStalledSubscriberDoesNotHoldBackTheOthersAndCatchesUpFromTheLog() throws Exception {
+    // Given a subscriber that takes 3 events and stops asking, and a live one
+    Session session = createSession(agents, sessions);
+    StreamRecorder stalled = followSlowly(session.getId(), 3);
+    StreamRecorder live = follow(session.getId(), 0);
+
+    // When far more events than the shared window holds are appended
+    int batches = (EventTail.WINDOW_EVENTS + 500) / 100;
+    int count = batches * 100;
+    for (int batch = 0; batch < batches; batch++) {
+      List<NewEvent> events = new ArrayList<>();
+      for (int i = 0; i < 100; i++) {
+        events.add(NewEvent.of(dev.corral.testing.Fixtures.userMessage("e" + batch + "-" + i)));
+      }
+      log.append(new AppendRequest(session.getId(), events, null, null)).await().atMost(WAIT);
+    }
+
+    // Then the live one has them all while the stalled one still has 3
+    await().atMost(WAIT).until(() -> live.seqs().size() == count);
+    assertThat(stalled.seqs()).hasSize(3);
+
+    // And once the stalled one asks again it gets the rest, in order, with nothing lost
+    stalled.request(100_000);
+    await().atMost(WAIT).until(() -> stalled.seqs().size() == count);
+    assertThat(stalled.seqs())
+        .containsExactlyElementsOf(LongStream.rangeClosed(1, count).boxed().toList());
+    assertThat(live.seqs())
+        .containsExactlyElementsOf(LongStream.rangeClosed(1, count).boxed().toList());
+  }
+
   private StreamRecorder follow(String sessionId, long afterSeq) {
     StreamRecorder stream = StreamRecorder.follow(channel, request(sessionId, afterSeq));
     streams.add(stream);
