@@ -99,14 +99,16 @@ class EventStream {
         .putHeader("cache-control", "no-cache")
         .putHeader("x-accel-buffering", "no")
         .putHeader("request-id", (String) call.context().get(RestCall.REQUEST_ID));
-    // A comment: the headers go out now, before any event.
-    response.write(": session " + sessionId + ", events after seq " + afterSeq + "\n\n");
     Writer writer = new Writer(response, call.context().vertx(), deltas);
     response.closeHandler(ignored -> writer.cancel());
     sessions
         .follow(call.tenant(), sessionId, afterSeq, List.of(), !deltas.isEmpty())
         .subscribe()
         .withSubscriber(writer);
+    // A comment: the headers go out now, once the stream follows the session, before any event.
+    if (!response.ended()) {
+      response.write(": session " + sessionId + ", events after seq " + afterSeq + "\n\n");
+    }
   }
 
   /** Writes the followed log to the response, asking for the next event once the last is out. */

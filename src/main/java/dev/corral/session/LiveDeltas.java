@@ -18,31 +18,29 @@ public class LiveDeltas {
 
   private static final int BUFFER = 256;
 
-  private final Map<String, Set<MultiEmitter<? super EventDelta>>> subscribers =
-      new ConcurrentHashMap<>();
+  private final Map<String, Set<Handle>> subscribers = new ConcurrentHashMap<>();
 
   public void publish(String sessionId, EventDelta delta) {
-    Set<MultiEmitter<? super EventDelta>> emitters = subscribers.get(sessionId);
-    if (emitters != null) {
-      emitters.forEach(emitter -> emitter.emit(delta));
+    Set<Handle> handles = subscribers.get(sessionId);
+    if (handles != null) {
+      handles.forEach(handle -> handle.offer(delta));
     }
   }
 
-  /** Deltas of {@code sessionId} from now on, until {@link Handle#complete()}. */
+  /**
+   * Deltas of {@code sessionId} from now on (from this call, not from the subscription to {@link
+   * Handle#deltas()}: what comes in between is kept, up to the buffer), until {@link
+   * Handle#complete()}.
+   */
   Handle follow(String sessionId) {
-    Handle handle = new Handle();
+    Handle handle = new Handle(this, sessionId);
+    subscribers.computeIfAbsent(sessionId, id -> ConcurrentHashMap.newKeySet()).add(handle);
     handle.deltas =
         Multi.createFrom()
             .<EventDelta>emitter(
                 emitter -> {
-                  handle.emitter = emitter;
-                  subscribers
-                      .computeIfAbsent(sessionId, id -> ConcurrentHashMap.newKeySet())
-                      .add(emitter);
-                  emitter.onTermination(() -> remove(sessionId, emitter));
-                  if (handle.completed) {
-                    emitter.complete();
-                  }
+                  emitter.onTermination(handle::complete);
+                  handle.attach(emitter);
                 })
             .onOverflow()
             .buffer(BUFFER)
@@ -51,29 +49,77 @@ public class LiveDeltas {
     return handle;
   }
 
-  private void remove(String sessionId, MultiEmitter<? super EventDelta> emitter) {
+  private void remove(Handle handle) {
     subscribers.computeIfPresent(
-        sessionId,
-        (id, emitters) -> {
-          emitters.remove(emitter);
-          return emitters.isEmpty() ? null : emitters;
+        handle.sessionId,
+        (id, handles) -> {
+          handles.remove(handle);
+          return handles.isEmpty() ? null : handles;
         });
   }
 
   /** One subscriber's deltas, ended by its owner when the event stream ends. */
   static final class Handle {
+    private final LiveDeltas owner;
+    private final String sessionId;
+    private final java.util.ArrayDeque<EventDelta> early = new java.util.ArrayDeque<>();
     private Multi<EventDelta> deltas;
-    private volatile MultiEmitter<? super EventDelta> emitter;
-    private volatile boolean completed;
+    private MultiEmitter<? super EventDelta> emitter; // guarded by this
+    private boolean completed; // guarded by this
+
+    private Handle(LiveDeltas owner, String sessionId) {
+      this.owner = owner;
+      this.sessionId = sessionId;
+    }
 
     Multi<EventDelta> deltas() {
       return deltas;
     }
 
+    private void offer(EventDelta delta) {
+      MultiEmitter<? super EventDelta> target;
+      synchronized (this) {
+        if (completed) {
+          return;
+        }
+        if (emitter == null) {
+          if (early.size() < BUFFER) {
+            early.add(delta);
+          }
+          return;
+        }
+        target = emitter;
+      }
+      target.emit(delta);
+    }
+
+    private void attach(MultiEmitter<? super EventDelta> attached) {
+      synchronized (this) {
+        if (!completed) {
+          while (!early.isEmpty()) {
+            attached.emit(early.poll());
+          }
+          emitter = attached;
+          return;
+        }
+      }
+      attached.complete();
+    }
+
+    /** Ends the deltas and forgets the subscriber, whether or not it ever subscribed. */
     void complete() {
-      completed = true;
-      if (emitter != null) {
-        emitter.complete();
+      MultiEmitter<? super EventDelta> target;
+      synchronized (this) {
+        if (completed) {
+          return;
+        }
+        completed = true;
+        early.clear();
+        target = emitter;
+      }
+      owner.remove(this);
+      if (target != null) {
+        target.complete();
       }
     }
   }

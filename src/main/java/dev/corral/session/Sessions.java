@@ -281,20 +281,28 @@ public class Sessions {
    */
   public Multi<Tailed> follow(
       Tenant tenant, String sessionId, long afterSeq, List<String> types, boolean includeDeltas) {
-    return Uni.createFrom()
-        .item(() -> checkFollow(sessionId, afterSeq, types))
-        .call(ignored -> repository.find(tenant, sessionId))
-        .onItem()
-        .transformToMulti(filter -> tailed(sessionId, afterSeq, filter, includeDeltas));
+    return Multi.createFrom()
+        .deferred(
+            () -> {
+              Set<String> filter = checkFollow(sessionId, afterSeq, types);
+              // Deltas are caught from the subscription on, before the session is even read: a
+              // client that sends a message right after subscribing sees its whole preview.
+              LiveDeltas.Handle handle = includeDeltas ? deltas.follow(sessionId) : null;
+              Multi<Tailed> followed =
+                  repository
+                      .find(tenant, sessionId)
+                      .onItem()
+                      .transformToMulti(ignored -> tailed(sessionId, afterSeq, filter, handle));
+              return handle == null ? followed : followed.onTermination().invoke(handle::complete);
+            });
   }
 
   private Multi<Tailed> tailed(
-      String sessionId, long afterSeq, Set<String> types, boolean includeDeltas) {
+      String sessionId, long afterSeq, Set<String> types, LiveDeltas.Handle deltas) {
     Multi<Tailed> events = tail.follow(sessionId, afterSeq, types).map(Tailed::of);
-    if (!includeDeltas) {
+    if (deltas == null) {
       return events;
     }
-    LiveDeltas.Handle deltas = this.deltas.follow(sessionId);
     return Multi.createBy()
         .merging()
         .streams(events.onTermination().invoke(deltas::complete), deltas.deltas().map(Tailed::of));
