@@ -178,10 +178,11 @@ public class EventTail {
     Page advanceIn(List<Event> window, long head, int limit) {
       List<Event> events = new java.util.ArrayList<>();
       long examined = seq;
-      for (Event event : window) {
-        if (event.getSeq() <= seq) {
-          continue;
-        }
+      int from =
+          window.isEmpty()
+              ? 0
+              : (int) Math.max(0, Math.min(window.size(), seq + 1 - window.get(0).getSeq()));
+      for (Event event : window.subList(from, window.size())) {
         if (events.size() == limit) {
           break;
         }
@@ -228,7 +229,7 @@ public class EventTail {
     private int references;
 
     // Guarded by this.
-    private final java.util.ArrayDeque<Event> window = new java.util.ArrayDeque<>();
+    private final java.util.ArrayList<Event> window = new java.util.ArrayList<>();
     private long bytes;
     private long head = -1;
     private Uni<Void> refreshing;
@@ -268,12 +269,12 @@ public class EventTail {
 
     /** Holding the lock: the first seq the window covers. */
     private long first() {
-      return window.isEmpty() ? head + 1 : window.peekFirst().getSeq();
+      return window.isEmpty() ? head + 1 : window.get(0).getSeq();
     }
 
     /** Holding the lock. */
     private Page serve(Cursor cursor) {
-      return cursor.advanceIn(List.copyOf(window), head, config.streamPageSize());
+      return cursor.advanceIn(window, head, config.streamPageSize());
     }
 
     /** Holding the lock: the refresh under way, or a new one reading after {@code after}. */
@@ -314,21 +315,28 @@ public class EventTail {
       }
       for (Event event : page.events()) {
         if (event.getSeq() == head + 1) {
-          window.addLast(event);
+          window.add(event);
           bytes += event.getSerializedSize();
           head = event.getSeq();
         }
       }
       if (!page.hasMore()) {
         head = Math.max(head, page.lastSeq());
-        if (window.isEmpty() || window.peekLast().getSeq() < head) {
+        if (window.isEmpty() || window.get(window.size() - 1).getSeq() < head) {
           // Nothing of the window's events reaches the head (impossible unfiltered): restart it.
           window.clear();
           bytes = 0;
         }
       }
-      while (window.size() > WINDOW_EVENTS || (bytes > WINDOW_BYTES && window.size() > 1)) {
-        bytes -= window.removeFirst().getSerializedSize();
+      int drop = 0;
+      long kept = bytes;
+      while (window.size() - drop > WINDOW_EVENTS
+          || (kept > WINDOW_BYTES && window.size() - drop > 1)) {
+        kept -= window.get(drop++).getSerializedSize();
+      }
+      if (drop > 0) {
+        window.subList(0, drop).clear();
+        bytes = kept;
       }
     }
   }

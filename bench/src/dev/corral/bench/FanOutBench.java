@@ -1,0 +1,237 @@
+package dev.corral.bench;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.CreateAgentRequest;
+import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.EmitEventRequest;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StreamEventsRequest;
+import dev.corral.proto.v1.StreamEventsResponse;
+import dev.corral.proto.v1.UserInterrupt;
+import dev.corral.testing.ServerProcess;
+import dev.corral.testing.TestCredentials;
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.stub.StreamObserver;
+import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.sql.DataSource;
+
+/**
+ * Live streams at scale: N subscribers of one session (1, 100, 1,000), then 10,000 subscribers
+ * across 100 sessions, on one server, while events are appended at a steady rate. For each phase:
+ * commit → subscriber latency (the event's processed_at to its arrival in this process), log
+ * queries per append (pg_stat_statements), and the load client's own delay (how late a 1 ms timer
+ * of this process fires), so that a busy client is seen rather than counted as corral's.
+ */
+public final class FanOutBench {
+
+  private static final int PER_CHANNEL = 50;
+
+  private FanOutBench() {}
+
+  public static void main(String[] args) throws Exception {
+    int seconds = Integer.parseInt(args[0]);
+    System.out.printf(
+        "corral fan-out benchmark: %d s per phase, %d cores, %s%n",
+        seconds, Runtime.getRuntime().availableProcessors(), Instant.now());
+    try (EmbeddedPostgres postgres =
+        EmbeddedPostgres.builder()
+            .setServerConfig("synchronous_commit", "on")
+            .setServerConfig("fsync", "on")
+            .setServerConfig("max_connections", "200")
+            .setServerConfig("shared_preload_libraries", "pg_stat_statements")
+            .start()) {
+      DataSource database = postgres.getPostgresDatabase();
+      try (Connection connection = database.getConnection()) {
+        connection.createStatement().execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+      }
+      String url = "localhost:" + postgres.getPort() + "/postgres";
+      Map<String, String> environment =
+          Map.of(
+              "CORRAL_HOME",
+              java.nio.file.Files.createTempDirectory("corral-bench-").toString(),
+              "QUARKUS_DATASOURCE_REACTIVE_URL",
+              "postgresql://" + url,
+              "QUARKUS_DATASOURCE_JDBC_URL",
+              "jdbc:postgresql://" + url,
+              "QUARKUS_DATASOURCE_USERNAME",
+              "postgres",
+              "QUARKUS_LOG_LEVEL",
+              "WARN",
+              "CORRAL_HARNESS_ENABLED",
+              "false");
+      try (ServerProcess server = ServerProcess.start(environment, List.of("-Xmx1g"))) {
+        List<ManagedChannel> transports = new ArrayList<>();
+        List<Channel> channels = new ArrayList<>();
+        for (int i = 0; i < 10_000 / PER_CHANNEL; i++) {
+          ManagedChannel transport =
+              ManagedChannelBuilder.forAddress("localhost", server.port()).usePlaintext().build();
+          transports.add(transport);
+          channels.add(
+              ClientInterceptors.intercept(
+                  transport, TestCredentials.bearer(TestCredentials.ADMIN_KEY)));
+        }
+        String agent =
+            AgentServiceGrpc.newBlockingStub(channels.get(0))
+                .createAgent(CreateAgentRequest.newBuilder().setName("bench").setModel("m").build())
+                .getAgent()
+                .getId();
+        System.out.println();
+        phase(database, channels, agent, 1, 1, 50, seconds);
+        phase(database, channels, agent, 1, 100, 50, seconds);
+        phase(database, channels, agent, 1, 1000, 50, seconds);
+        phase(database, channels, agent, 100, 100, 100, seconds);
+        transports.forEach(ManagedChannel::shutdownNow);
+      }
+    }
+  }
+
+  /** {@code sessions} sessions with {@code each} subscribers; {@code rate} appends/s in all. */
+  private static void phase(
+      DataSource database,
+      List<Channel> channels,
+      String agent,
+      int sessions,
+      int each,
+      int rate,
+      int seconds)
+      throws Exception {
+    SessionServiceGrpc.SessionServiceBlockingStub writer =
+        SessionServiceGrpc.newBlockingStub(channels.get(0));
+    List<String> ids = new ArrayList<>();
+    for (int i = 0; i < sessions; i++) {
+      ids.add(
+          writer
+              .createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build())
+              .getSession()
+              .getId());
+    }
+    Latencies latencies = new Latencies();
+    AtomicLong received = new AtomicLong();
+    AtomicLong measuring = new AtomicLong(); // 0: warming up
+    List<io.grpc.Context.CancellableContext> streams = new ArrayList<>();
+    int subscriber = 0;
+    for (String id : ids) {
+      for (int i = 0; i < each; i++) {
+        Channel channel = channels.get(subscriber++ / PER_CHANNEL);
+        io.grpc.Context.CancellableContext context = io.grpc.Context.current().withCancellation();
+        streams.add(context);
+        context.run(
+            () ->
+                SessionServiceGrpc.newStub(channel)
+                    .streamEvents(
+                        StreamEventsRequest.newBuilder().setSessionId(id).build(),
+                        new StreamObserver<StreamEventsResponse>() {
+                          @Override
+                          public void onNext(StreamEventsResponse item) {
+                            Instant now = Instant.now();
+                            received.incrementAndGet();
+                            if (measuring.get() == 1) {
+                              var at = item.getEvent().getProcessedAt();
+                              long nanos =
+                                  Duration.between(
+                                          Instant.ofEpochSecond(at.getSeconds(), at.getNanos()),
+                                          now)
+                                      .toNanos();
+                              synchronized (latencies) {
+                                latencies.record(nanos);
+                              }
+                            }
+                          }
+
+                          @Override
+                          public void onError(Throwable failure) {}
+
+                          @Override
+                          public void onCompleted() {}
+                        }));
+      }
+    }
+    TimeUnit.SECONDS.sleep(2); // every stream open
+    Event event = Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build();
+    long intervalNanos = 1_000_000_000L / rate;
+    // warm-up second, then the measured phase
+    append(writer, ids, event, intervalNanos, rate);
+    long readsBefore = reads(database);
+    measuring.set(1);
+    Latencies selfDelay = new Latencies();
+    Thread probe =
+        new Thread(
+            () -> {
+              while (measuring.get() == 1) {
+                long begin = System.nanoTime();
+                try {
+                  TimeUnit.MILLISECONDS.sleep(1);
+                } catch (InterruptedException e) {
+                  return;
+                }
+                selfDelay.record(Math.max(0, System.nanoTime() - begin - 1_000_000));
+              }
+            });
+    probe.start();
+    int appended = append(writer, ids, event, intervalNanos, rate * seconds);
+    TimeUnit.MILLISECONDS.sleep(500); // the last events arrive
+    measuring.set(2);
+    probe.join();
+    long reads = reads(database) - readsBefore;
+    streams.forEach(context -> context.cancel(null));
+    System.out.printf(
+        "%5d subscribers on %3d session(s), %3d appends/s: commit -> subscriber %s;"
+            + " log reads per append %.2f; load client's own delay %s%n",
+        sessions * each,
+        sessions,
+        rate,
+        latencies.summary(),
+        (double) reads / appended,
+        selfDelay.summary());
+  }
+
+  private static int append(
+      SessionServiceGrpc.SessionServiceBlockingStub writer,
+      List<String> ids,
+      Event event,
+      long intervalNanos,
+      int count)
+      throws InterruptedException {
+    long next = System.nanoTime();
+    for (int i = 0; i < count; i++) {
+      writer.emitEvent(
+          EmitEventRequest.newBuilder()
+              .setSessionId(ids.get(i % ids.size()))
+              .setEvent(event)
+              .build());
+      next += intervalNanos;
+      long wait = next - System.nanoTime();
+      if (wait > 0) {
+        TimeUnit.NANOSECONDS.sleep(wait);
+      }
+    }
+    return count;
+  }
+
+  /** Calls of the log's read statements so far. */
+  private static long reads(DataSource database) throws Exception {
+    try (Connection connection = database.getConnection();
+        ResultSet rows =
+            connection
+                .createStatement()
+                .executeQuery(
+                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                        + " WHERE query LIKE 'SELECT s.last_seq, e.seq%'")) {
+      rows.next();
+      return rows.getLong(1);
+    }
+  }
+}
