@@ -9,6 +9,8 @@
 #                                          vs through a sandbox's proxy
 #   bench/run.sh turns [sessions]          many active sessions: concurrent turns with 3 tool calls,
 #                                          then 10,000 idle sessions' memory
+#   bench/run.sh replicas [seconds]        three replicas on one PostgreSQL: throughput against one,
+#                                          cross-replica stream delay
 #   bench/run.sh fanout [seconds]          live streams: 1 to 1,000 subscribers of a session, 10,000
 #                                          across 100 sessions
 #   bench/run.sh observability [calls]     metrics and traces: CPU per append and TTFT overhead with
@@ -25,9 +27,10 @@ case "${1:-log}" in
   auth) main=dev.corral.bench.AuthBench; argument="${2:-2000}" ;;
   egress) main=dev.corral.bench.EgressBench; argument="${2:-500}" ;;
   turns) main=dev.corral.bench.TurnsBench; argument="${2:-200}" ;;
+  replicas) main=dev.corral.bench.ReplicasBench; argument="${2:-10}" ;;
   fanout) main=dev.corral.bench.FanOutBench; argument="${2:-10}" ;;
   observability) main=dev.corral.bench.ObservabilityBench; argument="${2:-1000}" ;;
-  *) echo "usage: bench/run.sh log|harness|sandbox|horizon|auth|egress|turns|fanout|observability [argument]" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh log|harness|sandbox|horizon|auth|egress|turns|replicas|fanout|observability [argument]" >&2; exit 2 ;;
 esac
 
 bin/prerequisites
