@@ -91,6 +91,15 @@ public final class LogBench {
               "JAVA_TOOL_OPTIONS",
               System.getenv().getOrDefault("SERVER_JAVA_TOOL_OPTIONS", ""));
       try (ServerProcess server = ServerProcess.start(environment)) {
+        if (System.getenv("BENCH_WITHOUT_EVENTS_FOREIGN_KEY") != null) {
+          // An experiment: what the foreign key from events to sessions costs an append.
+          try (Connection connection = database.getConnection()) {
+            connection
+                .createStatement()
+                .execute("ALTER TABLE events DROP CONSTRAINT IF EXISTS events_session_id_fkey");
+          }
+          System.out.println("experiment: events without its foreign key to sessions");
+        }
         ManagedChannel transport =
             ManagedChannelBuilder.forAddress("localhost", server.port())
                 .usePlaintext()
