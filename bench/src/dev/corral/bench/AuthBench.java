@@ -55,7 +55,7 @@ public final class AuthBench {
     HttpServer identityProvider = identityProvider((RSAPublicKey) signing.getPublic());
     String issuer = "http://127.0.0.1:" + identityProvider.getAddress().getPort();
     try (EmbeddedPostgres postgres = BenchServers.postgres()) {
-      Map<String, String> database = database(postgres);
+      Map<String, String> database = BenchServers.logOnly(postgres);
       Map<String, String> on = new HashMap<>(database);
       on.put("CORRAL_AUTH_OIDC_ENABLED", "true");
       on.put("CORRAL_AUTH_OIDC_ISSUER", issuer);
@@ -167,19 +167,6 @@ public final class AuthBench {
 
   private static Channel as(ManagedChannel channel, String credential) {
     return ClientInterceptors.intercept(channel, TestCredentials.bearer(credential));
-  }
-
-  private static Map<String, String> database(EmbeddedPostgres postgres) throws Exception {
-    String url = "localhost:" + postgres.getPort() + "/postgres";
-    Map<String, String> environment = new HashMap<>();
-    environment.put("QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://" + url);
-    environment.put("QUARKUS_DATASOURCE_JDBC_URL", "jdbc:postgresql://" + url);
-    environment.put("QUARKUS_DATASOURCE_USERNAME", "postgres");
-    environment.put("QUARKUS_LOG_LEVEL", "WARN");
-    environment.put("CORRAL_HARNESS_ENABLED", "false");
-    environment.put(
-        "CORRAL_HOME", java.nio.file.Files.createTempDirectory("corral-bench-").toString());
-    return environment;
   }
 
   /** An OpenID provider on loopback that publishes one RSA key (kid "bench"). */

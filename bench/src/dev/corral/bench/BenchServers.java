@@ -49,24 +49,49 @@ final class BenchServers {
 
   /** PostgreSQL as corral's embedded one runs it: durable commits, room for many connections. */
   static EmbeddedPostgres postgres() throws java.io.IOException {
+    return builder().start();
+  }
+
+  /** As {@link #postgres()}, with pg_stat_statements loaded (planning and I/O timing tracked). */
+  static EmbeddedPostgres postgresWithStatistics() throws java.io.IOException {
+    return builder()
+        .setServerConfig("shared_preload_libraries", "pg_stat_statements")
+        .setServerConfig("track_io_timing", "on")
+        .setServerConfig("pg_stat_statements.track_planning", "on")
+        .start();
+  }
+
+  private static EmbeddedPostgres.Builder builder() {
     return EmbeddedPostgres.builder()
         .setServerConfig("synchronous_commit", "on")
         .setServerConfig("fsync", "on")
-        .setServerConfig("max_connections", "200")
-        .start();
+        .setServerConfig("max_connections", "200");
   }
 
   static Map<String, String> environment(EmbeddedPostgres postgres, FakeAnthropic model)
       throws Exception {
+    Map<String, String> environment = database(postgres);
+    environment.put("ANTHROPIC_BASE_URL", model.baseUrl());
+    environment.put("ANTHROPIC_API_KEY", FakeAnthropic.API_KEY);
+    return environment;
+  }
+
+  /** A server on {@code postgres} with a home of its own, logging warnings only. */
+  static Map<String, String> database(EmbeddedPostgres postgres) throws Exception {
     String url = "localhost:" + postgres.getPort() + "/postgres";
     Map<String, String> environment = new HashMap<>();
     environment.put("QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://" + url);
     environment.put("QUARKUS_DATASOURCE_JDBC_URL", "jdbc:postgresql://" + url);
     environment.put("QUARKUS_DATASOURCE_USERNAME", "postgres");
     environment.put("QUARKUS_LOG_LEVEL", "WARN");
-    environment.put("ANTHROPIC_BASE_URL", model.baseUrl());
-    environment.put("ANTHROPIC_API_KEY", FakeAnthropic.API_KEY);
     environment.put("CORRAL_HOME", Files.createTempDirectory("corral-bench-").toString());
+    return environment;
+  }
+
+  /** As {@link #database}, without a harness: the log and its streams alone. */
+  static Map<String, String> logOnly(EmbeddedPostgres postgres) throws Exception {
+    Map<String, String> environment = database(postgres);
+    environment.put("CORRAL_HARNESS_ENABLED", "false");
     return environment;
   }
 

@@ -46,32 +46,12 @@ public final class FanOutBench {
     System.out.printf(
         "corral fan-out benchmark: %d s per phase, %d cores, %s%n",
         seconds, Runtime.getRuntime().availableProcessors(), Instant.now());
-    try (EmbeddedPostgres postgres =
-        EmbeddedPostgres.builder()
-            .setServerConfig("synchronous_commit", "on")
-            .setServerConfig("fsync", "on")
-            .setServerConfig("max_connections", "200")
-            .setServerConfig("shared_preload_libraries", "pg_stat_statements")
-            .start()) {
+    try (EmbeddedPostgres postgres = BenchServers.postgresWithStatistics()) {
       DataSource database = postgres.getPostgresDatabase();
       try (Connection connection = database.getConnection()) {
         connection.createStatement().execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
       }
-      String url = "localhost:" + postgres.getPort() + "/postgres";
-      Map<String, String> environment =
-          Map.of(
-              "CORRAL_HOME",
-              java.nio.file.Files.createTempDirectory("corral-bench-").toString(),
-              "QUARKUS_DATASOURCE_REACTIVE_URL",
-              "postgresql://" + url,
-              "QUARKUS_DATASOURCE_JDBC_URL",
-              "jdbc:postgresql://" + url,
-              "QUARKUS_DATASOURCE_USERNAME",
-              "postgres",
-              "QUARKUS_LOG_LEVEL",
-              "WARN",
-              "CORRAL_HARNESS_ENABLED",
-              "false");
+      Map<String, String> environment = BenchServers.logOnly(postgres);
       try (ServerProcess server = ServerProcess.start(environment, List.of("-Xmx1g"))) {
         List<ManagedChannel> transports = new ArrayList<>();
         List<Channel> channels = new ArrayList<>();

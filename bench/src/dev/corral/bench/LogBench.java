@@ -20,7 +20,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
-import java.nio.file.Files;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.time.Duration;
@@ -57,39 +56,18 @@ public final class LogBench {
     System.out.printf(
         "corral log benchmark: %d rounds of %d s per phase, phases interleaved, %d cores, %s%n",
         ROUNDS, seconds, Runtime.getRuntime().availableProcessors(), Instant.now());
-    try (EmbeddedPostgres postgres =
-        EmbeddedPostgres.builder()
-            // the settings corral's embedded PostgreSQL uses: durable commits (zonky's defaults
-            // are fsync off and synchronous_commit off)
-            .setServerConfig("synchronous_commit", "on")
-            .setServerConfig("fsync", "on")
-            .setServerConfig("max_connections", "200")
-            // where an append's cost goes: printed after the run
-            .setServerConfig("shared_preload_libraries", "pg_stat_statements")
-            .setServerConfig("track_io_timing", "on")
-            .setServerConfig("pg_stat_statements.track_planning", "on")
-            .start()) {
+    // corral's embedded PostgreSQL's settings (durable commits; zonky's defaults have fsync off),
+    // and pg_stat_statements: where an append's cost goes is printed after the run
+    try (EmbeddedPostgres postgres = BenchServers.postgresWithStatistics()) {
       DataSource database = postgres.getPostgresDatabase();
       System.out.println(settings(database));
-      String url = "localhost:" + postgres.getPort() + "/postgres";
-      Map<String, String> environment =
-          Map.of(
-              "CORRAL_HOME",
-              Files.createTempDirectory("corral-bench-").toString(),
-              "QUARKUS_DATASOURCE_REACTIVE_URL",
-              "postgresql://" + url,
-              "QUARKUS_DATASOURCE_JDBC_URL",
-              "jdbc:postgresql://" + url,
-              "QUARKUS_DATASOURCE_USERNAME",
-              "postgres",
-              "QUARKUS_LOG_LEVEL",
-              "WARN",
-              // The log alone: a user.message would otherwise wake a harness that calls a model
-              // (none answers here), whose own appends and reads would be counted as the append's.
-              "CORRAL_HARNESS_ENABLED",
-              System.getenv().getOrDefault("BENCH_HARNESS_ENABLED", "false"),
-              "JAVA_TOOL_OPTIONS",
-              System.getenv().getOrDefault("SERVER_JAVA_TOOL_OPTIONS", ""));
+      // The log alone: a user.message would otherwise wake a harness that calls a model (none
+      // answers here), whose own appends and reads would be counted as the append's.
+      Map<String, String> environment = BenchServers.logOnly(postgres);
+      environment.put(
+          "CORRAL_HARNESS_ENABLED", System.getenv().getOrDefault("BENCH_HARNESS_ENABLED", "false"));
+      environment.put(
+          "JAVA_TOOL_OPTIONS", System.getenv().getOrDefault("SERVER_JAVA_TOOL_OPTIONS", ""));
       try (ServerProcess server = ServerProcess.start(environment)) {
         if (System.getenv("BENCH_WITHOUT_EVENTS_FOREIGN_KEY") != null) {
           // An experiment: what the foreign key from events to sessions costs an append.

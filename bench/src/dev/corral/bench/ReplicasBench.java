@@ -20,7 +20,6 @@ import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -47,21 +46,13 @@ public final class ReplicasBench {
         "corral replicas benchmark: %d rounds of %d s, %d sessions, %d cores, %s%n",
         ROUNDS, seconds, SESSIONS, Runtime.getRuntime().availableProcessors(), Instant.now());
     try (EmbeddedPostgres postgres = BenchServers.postgres()) {
-      String url = "localhost:" + postgres.getPort() + "/postgres";
       List<ServerProcess> servers = new ArrayList<>();
       List<ManagedChannel> transports = new ArrayList<>();
       List<Channel> channels = new ArrayList<>();
       try {
         for (int i = 0; i < 3; i++) {
-          Map<String, String> environment = new HashMap<>();
-          environment.put("QUARKUS_DATASOURCE_REACTIVE_URL", "postgresql://" + url);
-          environment.put("QUARKUS_DATASOURCE_JDBC_URL", "jdbc:postgresql://" + url);
-          environment.put("QUARKUS_DATASOURCE_USERNAME", "postgres");
-          environment.put("QUARKUS_LOG_LEVEL", "WARN");
-          environment.put("CORRAL_HARNESS_ENABLED", "false");
+          Map<String, String> environment = BenchServers.logOnly(postgres);
           environment.put("CORRAL_REPLICA_ID", "replica-" + i);
-          environment.put(
-              "CORRAL_HOME", java.nio.file.Files.createTempDirectory("corral-bench-").toString());
           ServerProcess server = ServerProcess.start(environment);
           servers.add(server);
           ManagedChannel transport =

@@ -1,5 +1,6 @@
 package dev.corral.egress;
 
+import dev.corral.common.LogFields;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Networking;
 
@@ -10,4 +11,10 @@ import dev.corral.proto.v1.Networking;
  * @param sessionId the session it serves, or empty
  */
 public record EgressGrant(
-    String sandboxId, String sessionId, Tenant tenant, Networking networking) {}
+    String sandboxId, String sessionId, Tenant tenant, Networking networking) {
+
+  /** The fixed log keys of a line about this sandbox's egress. */
+  LogFields logFields() {
+    return LogFields.sandbox(sandboxId).withSession(sessionId).withTenant(tenant.id());
+  }
+}

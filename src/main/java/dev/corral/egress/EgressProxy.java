@@ -1,6 +1,5 @@
 package dev.corral.egress;
 
-import dev.corral.common.LogFields;
 import dev.corral.proto.v1.NetworkMode;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.smallrye.mutiny.Uni;
@@ -135,9 +134,8 @@ public class EgressProxy {
                 previous.server().close();
               }
               if (grant.networking().getMode() == NetworkMode.NETWORK_MODE_UNRESTRICTED) {
-                LogFields.sandbox(grant.sandboxId())
-                    .withSession(grant.sessionId())
-                    .withTenant(grant.tenant().id())
+                grant
+                    .logFields()
                     .log(
                         () ->
                             LOGGER.infof(
@@ -385,9 +383,8 @@ public class EgressProxy {
   private void refuse(
       NetSocket connection, EgressGrant grant, Target target, EgressRefusedException refused) {
     metrics.counter("corral.egress.denied", "reason", refused.reason()).increment();
-    LogFields.sandbox(grant.sandboxId())
-        .withSession(grant.sessionId())
-        .withTenant(grant.tenant().id())
+    grant
+        .logFields()
         .log(
             () ->
                 LOGGER.infof(

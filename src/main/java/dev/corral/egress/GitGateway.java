@@ -1,7 +1,6 @@
 package dev.corral.egress;
 
 import dev.corral.common.CorralException;
-import dev.corral.common.LogFields;
 import dev.corral.proto.v1.GitRepository;
 import dev.corral.proto.v1.SessionResource;
 import dev.corral.session.Sessions;
@@ -320,9 +319,8 @@ class GitGateway {
       HttpClientResponse response) {
     int status = response.statusCode();
     count(request, status < 400 ? "ok" : "refused_by_host");
-    LogFields.sandbox(grant.sandboxId())
-        .withSession(grant.sessionId())
-        .withTenant(grant.tenant().id())
+    grant
+        .logFields()
         .log(
             () ->
                 LOGGER.infof(
@@ -396,9 +394,8 @@ class GitGateway {
       Throwable failure) {
     count(request, "unreachable");
     String reason = clean(upstream, String.valueOf(failure.getMessage()));
-    LogFields.sandbox(grant.sandboxId())
-        .withSession(grant.sessionId())
-        .withTenant(grant.tenant().id())
+    grant
+        .logFields()
         .log(
             () ->
                 LOGGER.infof(
@@ -430,9 +427,8 @@ class GitGateway {
       EgressProxy.answer(connection, 403, known.getMessage());
     } else {
       count(request, "failed");
-      LogFields.sandbox(grant.sandboxId())
-          .withSession(grant.sessionId())
-          .withTenant(grant.tenant().id())
+      grant
+          .logFields()
           .log(
               () ->
                   LOGGER.warnf(

@@ -10,6 +10,7 @@ import dev.corral.session.AlreadyAnsweredException;
 import dev.corral.session.Appended;
 import dev.corral.session.EventPage;
 import dev.corral.session.EventSlice;
+import dev.corral.session.EventType;
 import dev.corral.session.LeaseLostException;
 import dev.corral.session.NewEvent;
 import dev.corral.session.SequenceConflictException;
@@ -286,13 +287,7 @@ final class HarnessRun {
       }
       if (event.hasSessionStatusIdle()) {
         trace.turnEnded(
-            event
-                .getSessionStatusIdle()
-                .getStopReason()
-                .getType()
-                .name()
-                .substring("STOP_REASON_TYPE_".length())
-                .toLowerCase(java.util.Locale.ROOT));
+            EventType.stopReasonName(event.getSessionStatusIdle().getStopReason().getType()));
       } else if (event.hasSessionStatusTerminated()) {
         trace.turnEnded("terminated");
       }

@@ -9,7 +9,6 @@ import dev.corral.proto.v1.EvaluatedPermission;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.RetryStatus;
 import dev.corral.proto.v1.StopReason;
-import dev.corral.proto.v1.StopReasonType;
 import dev.corral.proto.v1.UserCustomToolResult;
 import dev.corral.proto.v1.UserInterrupt;
 import dev.corral.proto.v1.UserMessage;
@@ -247,10 +246,5 @@ final class EventShapes {
                       Fields.optionalBoolean(event, "is_error", at + ".is_error").orElse(false)));
     }
     return built.build();
-  }
-
-  /** The API's stop reason names, for filters. */
-  static String stopReasonName(StopReasonType type) {
-    return type.name().substring("STOP_REASON_TYPE_".length()).toLowerCase(Locale.ROOT);
   }
 }

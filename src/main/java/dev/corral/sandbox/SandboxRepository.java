@@ -252,7 +252,7 @@ public class SandboxRepository {
   }
 
   static String driverColumn(SandboxDriver driver) {
-    return driver == SandboxDriver.SANDBOX_DRIVER_KUBERNETES ? "kubernetes" : "local";
+    return Sandboxes.driverName(driver);
   }
 
   private static Optional<Sandbox> first(RowSet<Row> rows) {

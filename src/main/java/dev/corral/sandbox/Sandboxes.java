@@ -248,6 +248,16 @@ public class Sandboxes {
                     "sandbox=%s last use not recorded: %s", sandboxId, failure.getMessage()));
   }
 
+  /**
+   * A driver's name in the log, in metrics and in the database: {@code local} or {@code
+   * kubernetes}.
+   */
+  public static String driverName(dev.corral.proto.v1.SandboxDriver driver) {
+    return driver == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
+        ? "kubernetes"
+        : "local";
+  }
+
   /** Whether a ready sandbox can be used from this replica (a local one only where it runs). */
   public boolean reachable(Sandbox sandbox) {
     return !isLocal(sandbox) || local.hosts(sandbox.getId());
@@ -471,10 +481,7 @@ public class Sandboxes {
       String sessionId,
       boolean repositories) {
     long begun = System.nanoTime();
-    String driverName =
-        environment.getDriver() == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES
-            ? "kubernetes"
-            : "local";
+    String driverName = driverName(environment.getDriver());
     return startNow(tenant, environment, resources, sessionId, repositories)
         .onItemOrFailure()
         .invoke(

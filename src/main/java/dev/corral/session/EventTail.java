@@ -176,23 +176,18 @@ public class EventTail {
      * type; the window holds every event from {@code first} to {@code head}.
      */
     Page advanceIn(List<Event> window, long head, int limit) {
+      long first = window.isEmpty() ? head + 1 : window.get(0).getSeq();
+      int from = (int) Math.min(window.size(), Math.max(0, seq + 1 - first));
       List<Event> events = new java.util.ArrayList<>();
-      long examined = seq;
-      int from =
-          window.isEmpty()
-              ? 0
-              : (int) Math.max(0, Math.min(window.size(), seq + 1 - window.get(0).getSeq()));
+      long examined = Math.max(seq, head); // up to the head, unless the page fills first
       for (Event event : window.subList(from, window.size())) {
         if (events.size() == limit) {
+          examined = event.getSeq() - 1;
           break;
         }
-        examined = event.getSeq();
         if (types.isEmpty() || types.contains(event.getType())) {
           events.add(event);
         }
-      }
-      if (examined == seq || examined >= head) {
-        examined = Math.max(seq, head);
       }
       caughtUp = examined == Math.max(seq, head);
       seq = examined;
@@ -307,10 +302,7 @@ public class EventTail {
     }
 
     private synchronized void took(long after, EventPage page) {
-      if (after != Math.max(head, -1) && head >= 0) {
-        return; // the window moved meanwhile (cannot happen with one refresh at a time)
-      }
-      if (head < 0) {
+      if (head < 0) { // the first refresh: the window starts after the cursor that asked
         head = after;
       }
       for (Event event : page.events()) {

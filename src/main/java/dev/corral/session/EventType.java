@@ -95,4 +95,9 @@ public enum EventType {
   public static Optional<EventType> of(Event event) {
     return Optional.ofNullable(BY_PAYLOAD.get(event.getPayloadCase()));
   }
+
+  /** A stop reason's name on the wire: {@code end_turn}, {@code requires_action}, ... */
+  public static String stopReasonName(dev.corral.proto.v1.StopReasonType type) {
+    return type.name().substring("STOP_REASON_TYPE_".length()).toLowerCase(java.util.Locale.ROOT);
+  }
 }

@@ -17,12 +17,12 @@ import io.opentelemetry.api.trace.Tracer;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -84,7 +84,7 @@ public class SessionTools implements ToolRouter {
       return sessionLog.read(call.sessionId(), slice);
     }
     return acquire(call.sessionId())
-        .call(acquired -> recordNotices(call, acquired, this::traced))
+        .call(acquired -> recordNotices(call, acquired))
         .flatMap(acquired -> run(acquired, input))
         .onFailure(CorralException.class)
         .recoverWithItem(
@@ -108,36 +108,28 @@ public class SessionTools implements ToolRouter {
    * The log hears of a new sandbox (and of the one it replaces) before the call uses it; the first
    * call to use a new sandbox also carries its provisioning in its trace.
    */
-  private static Uni<Void> recordNotices(
-      ToolCall call, Acquired acquired, java.util.function.BiConsumer<ToolCall, Acquired> trace) {
+  private Uni<Void> recordNotices(ToolCall call, Acquired acquired) {
     List<Event> notices = acquired.takeNotices();
     if (notices.isEmpty()) {
       return Uni.createFrom().voidItem();
     }
-    trace.accept(call, acquired);
+    traced(call, acquired);
     return call.record().apply(notices);
   }
 
   /** A span {@code corral.sandbox.provision} under the tool call's, for the time it took. */
   private void traced(ToolCall call, Acquired acquired) {
-    if (call.trace() == null || acquired.provisionedFrom() == 0) {
+    if (call.trace() == null || acquired.provisionedFrom() == null) {
       return;
     }
     tracer
         .spanBuilder("corral.sandbox.provision")
         .setParent(call.trace())
-        .setStartTimestamp(acquired.provisionedFrom(), TimeUnit.NANOSECONDS)
+        .setStartTimestamp(acquired.provisionedFrom())
         .setAttribute("corral.sandbox.id", acquired.sandbox().getId())
-        .setAttribute(
-            "corral.sandbox.driver",
-            acquired
-                .sandbox()
-                .getDriver()
-                .name()
-                .replace("SANDBOX_DRIVER_", "")
-                .toLowerCase(Locale.ROOT))
+        .setAttribute("corral.sandbox.driver", Sandboxes.driverName(acquired.sandbox().getDriver()))
         .startSpan()
-        .end(acquired.provisionedTo(), TimeUnit.NANOSECONDS);
+        .end(acquired.provisionedTo());
   }
 
   private Uni<ToolOutcome> run(Acquired acquired, ToolInput input) {
@@ -202,15 +194,10 @@ public class SessionTools implements ToolRouter {
   }
 
   private Uni<Acquired> provision(String sessionId, List<Event> lost) {
-    return Uni.createFrom().deferred(() -> provision(sessionId, lost, epochNanos()));
+    return Uni.createFrom().deferred(() -> provision(sessionId, lost, Instant.now()));
   }
 
-  private static long epochNanos() {
-    java.time.Instant now = java.time.Instant.now();
-    return now.getEpochSecond() * 1_000_000_000L + now.getNano();
-  }
-
-  private Uni<Acquired> provision(String sessionId, List<Event> lost, long from) {
+  private Uni<Acquired> provision(String sessionId, List<Event> lost, Instant from) {
     return sandboxes
         .environmentOfSession(sessionId)
         .flatMap(
@@ -242,7 +229,7 @@ public class SessionTools implements ToolRouter {
                                                         hadOne,
                                                         lost,
                                                         from,
-                                                        epochNanos())))));
+                                                        Instant.now())))));
   }
 
   static Event lostEvent(String sandboxId, String reason) {
@@ -263,12 +250,12 @@ public class SessionTools implements ToolRouter {
       String note,
       AtomicBoolean noticed,
       AtomicBoolean announced,
-      long provisionedFrom,
-      long provisionedTo) {
+      Instant provisionedFrom,
+      Instant provisionedTo) {
 
     static Acquired reused(Sandbox sandbox) {
       return new Acquired(
-          sandbox, List.of(), "", new AtomicBoolean(true), new AtomicBoolean(true), 0, 0);
+          sandbox, List.of(), "", new AtomicBoolean(true), new AtomicBoolean(true), null, null);
     }
 
     static Acquired fresh(
@@ -277,8 +264,8 @@ public class SessionTools implements ToolRouter {
         List<ClonedRepository> cloned,
         boolean hadOne,
         List<Event> lost,
-        long provisionedFrom,
-        long provisionedTo) {
+        Instant provisionedFrom,
+        Instant provisionedTo) {
       List<Event> notices = new ArrayList<>(lost);
       notices.add(
           Event.newBuilder()
@@ -286,12 +273,7 @@ public class SessionTools implements ToolRouter {
                   SandboxProvisioned.newBuilder()
                       .setSandboxId(sandbox.getId())
                       .setEnvironmentId(environment.getId())
-                      .setDriver(
-                          sandbox
-                              .getDriver()
-                              .name()
-                              .replace("SANDBOX_DRIVER_", "")
-                              .toLowerCase(Locale.ROOT))
+                      .setDriver(Sandboxes.driverName(sandbox.getDriver()))
                       .addAllRepositories(cloned))
               .build());
       return new Acquired(
