@@ -18,6 +18,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
 
 /**
  * Appends to and reads from session logs.
@@ -35,68 +36,91 @@ public class EventLog {
   /** Largest stored payload of one event. */
   public static final int MAX_EVENT_BYTES = 256 * 1024;
 
+  /**
+   * Appends for one or more sessions at once (group commit): one row of {@code r} per request, one
+   * row of {@code b} per event, at most one request per session. Each request appends only if its
+   * own checks pass; a request whose idempotency keys were seen before gets the original events
+   * instead. Returns, per request (its ordinal {@code rn}), the events it appended (with the
+   * session's lease afterwards) or the original ones; a request with no row was refused.
+   */
   static final String APPEND =
       """
-      WITH batch AS (
-          SELECT * FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $15::text[], $16::text[])
-              WITH ORDINALITY AS b (id, type, body, idempotency_key, result_for, confirmation_for, ord)
+      WITH r AS (
+          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
+                               $6::bytea[], $7::boolean[], $8::bigint[], $9::bigint[], $10::bigint[],
+                               $11::bigint[], $12::boolean[], $13::text[], $14::bigint[], $15::int[])
+              WITH ORDINALITY AS r (session_id, tenant_id, expected_last_seq, lease_epoch, status,
+                                    stop_reason, work_pending, input_tokens, output_tokens,
+                                    cache_creation_input_tokens, cache_read_input_tokens,
+                                    release_lease, claim_holder, claim_ttl, n, rn)
+      ),
+      b AS (
+          SELECT * FROM unnest($16::int[], $17::int[], $18::text[], $19::text[], $20::bytea[],
+                               $21::text[], $22::text[], $23::text[])
+              AS b (rn, pos, id, type, body, idempotency_key, result_for, confirmation_for)
       ),
       existing AS (
-          SELECT e.id, e.seq, e.type, e.processed_at, e.body, e.idempotency_key
-          FROM events e
-          WHERE e.session_id = $1 AND e.idempotency_key = ANY ($5::text[])
-            AND ($20::text IS NULL OR EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND tenant_id = $20))
+          SELECT r.rn, e.id, e.seq, e.type, e.processed_at, e.body, e.idempotency_key
+          FROM (SELECT DISTINCT rn, idempotency_key FROM b WHERE idempotency_key IS NOT NULL) k
+          JOIN r ON r.rn = k.rn
+          JOIN events e ON e.session_id = r.session_id AND e.idempotency_key = k.idempotency_key
+          WHERE r.tenant_id IS NULL
+             OR EXISTS (SELECT 1 FROM sessions t WHERE t.id = r.session_id AND t.tenant_id = r.tenant_id)
       ),
       head AS (
-          UPDATE sessions SET
-              last_seq = last_seq + cardinality($2::text[]),
+          UPDATE sessions s SET
+              last_seq = s.last_seq + r.n,
               updated_at = clock_timestamp(),
-              status = coalesce($8, status),
-              stop_reason = CASE WHEN $8 IS NULL THEN stop_reason ELSE $9 END,
-              work_pending = coalesce($10, work_pending),
-              input_tokens = input_tokens + $11,
-              output_tokens = output_tokens + $12,
-              cache_creation_input_tokens = cache_creation_input_tokens + $13,
-              cache_read_input_tokens = cache_read_input_tokens + $14,
+              status = coalesce(r.status, s.status),
+              stop_reason = CASE WHEN r.status IS NULL THEN s.stop_reason ELSE r.stop_reason END,
+              work_pending = coalesce(r.work_pending, s.work_pending),
+              input_tokens = s.input_tokens + r.input_tokens,
+              output_tokens = s.output_tokens + r.output_tokens,
+              cache_creation_input_tokens = s.cache_creation_input_tokens + r.cache_creation_input_tokens,
+              cache_read_input_tokens = s.cache_read_input_tokens + r.cache_read_input_tokens,
               lease_holder = CASE
-                  WHEN $18::text IS NOT NULL AND NOT $17 AND coalesce(lease_expires_at <= clock_timestamp(), true)
-                      THEN $18
-                  ELSE lease_holder END,
+                  WHEN r.claim_holder IS NOT NULL AND NOT r.release_lease
+                      AND coalesce(s.lease_expires_at <= clock_timestamp(), true)
+                      THEN r.claim_holder
+                  ELSE s.lease_holder END,
               lease_epoch = CASE
-                  WHEN NOT $17 AND $18::text IS NOT NULL
-                      AND coalesce(lease_expires_at <= clock_timestamp(), true)
-                      THEN lease_epoch + 1
-                  ELSE lease_epoch END,
+                  WHEN r.claim_holder IS NOT NULL AND NOT r.release_lease
+                      AND coalesce(s.lease_expires_at <= clock_timestamp(), true)
+                      THEN s.lease_epoch + 1
+                  ELSE s.lease_epoch END,
               lease_expires_at = CASE
-                  WHEN $17 THEN NULL
-                  WHEN $18::text IS NOT NULL AND coalesce(lease_expires_at <= clock_timestamp(), true)
-                      THEN clock_timestamp() + $19 * interval '1 millisecond'
-                  ELSE lease_expires_at END
-          WHERE id = $1
-            AND ($20::text IS NULL OR tenant_id = $20)
-            AND archived_at IS NULL
-            AND status <> 'terminated'
-            AND ($6::bigint IS NULL OR last_seq = $6)
-            AND ($7::bigint IS NULL OR (lease_epoch = $7 AND lease_expires_at > clock_timestamp()))
-            AND NOT EXISTS (SELECT 1 FROM existing)
-          RETURNING id, last_seq, lease_holder, lease_epoch, lease_expires_at
+                  WHEN r.release_lease THEN NULL
+                  WHEN r.claim_holder IS NOT NULL
+                      AND coalesce(s.lease_expires_at <= clock_timestamp(), true)
+                      THEN clock_timestamp() + r.claim_ttl * interval '1 millisecond'
+                  ELSE s.lease_expires_at END
+          FROM r
+          WHERE s.id = r.session_id
+            AND (r.tenant_id IS NULL OR s.tenant_id = r.tenant_id)
+            AND s.archived_at IS NULL
+            AND s.status <> 'terminated'
+            AND (r.expected_last_seq IS NULL OR s.last_seq = r.expected_last_seq)
+            AND (r.lease_epoch IS NULL
+                 OR (s.lease_epoch = r.lease_epoch AND s.lease_expires_at > clock_timestamp()))
+            AND NOT EXISTS (SELECT 1 FROM existing x WHERE x.rn = r.rn)
+          RETURNING r.rn, r.n, r.lease_epoch AS writer_epoch, s.id, s.last_seq, s.lease_holder,
+                    s.lease_epoch, s.lease_expires_at
       ),
       inserted AS (
           INSERT INTO events (session_id, seq, id, type, epoch, idempotency_key, processed_at, body,
                               result_for, confirmation_for)
-          SELECT head.id, head.last_seq - cardinality($2::text[]) + b.ord, b.id, b.type, $7,
-                 b.idempotency_key, clock_timestamp(), b.body, b.result_for, b.confirmation_for
-          FROM head CROSS JOIN batch b
-          RETURNING id, seq, type, processed_at, body, idempotency_key
+          SELECT h.id, h.last_seq - h.n + b.pos, b.id, b.type, h.writer_epoch, b.idempotency_key,
+                 clock_timestamp(), b.body, b.result_for, b.confirmation_for
+          FROM head h JOIN b ON b.rn = h.rn
+          RETURNING session_id, id, seq, processed_at
       )
-      SELECT i.id, i.seq, i.type, i.processed_at, i.body, i.idempotency_key, true AS fresh,
-             h.lease_holder, h.lease_epoch, h.lease_expires_at
-      FROM inserted i CROSS JOIN head h
+      SELECT h.rn, i.id, i.seq, NULL::text AS type, i.processed_at, NULL::bytea AS body,
+             true AS fresh, h.lease_holder, h.lease_epoch, h.lease_expires_at
+      FROM inserted i JOIN head h ON h.id = i.session_id
       UNION ALL
-      SELECT id, seq, type, processed_at, body, idempotency_key, false AS fresh,
-             NULL, NULL, NULL
+      SELECT rn, id, seq, type, processed_at, body, false AS fresh, NULL, NULL, NULL
       FROM existing
-      ORDER BY seq
+      ORDER BY rn, seq
       """;
 
   static final String DIAGNOSE =
@@ -166,7 +190,18 @@ public class EventLog {
   private final java.util.Map<String, io.micrometer.core.instrument.Counter> appendedByType =
       new java.util.concurrent.ConcurrentHashMap<>();
 
-  EventLog(Pool pool, SessionSignals signals, io.micrometer.core.instrument.MeterRegistry metrics) {
+  private final GroupCommit groupCommit;
+
+  EventLog(
+      Pool pool,
+      SessionSignals signals,
+      io.micrometer.core.instrument.MeterRegistry metrics,
+      @ConfigProperty(name = "corral.log.group-commit.statements", defaultValue = "4")
+          int statements,
+      @ConfigProperty(name = "corral.log.group-commit.max-appends", defaultValue = "64")
+          int maxAppends,
+      @ConfigProperty(name = "corral.log.group-commit.max-waiting", defaultValue = "10000")
+          int maxWaiting) {
     this.pool = pool;
     this.signals = signals;
     this.metrics = metrics;
@@ -175,16 +210,25 @@ public class EventLog {
             .description("Appends to a session's log, from the request to the commit")
             .publishPercentileHistogram()
             .register(metrics);
+    this.groupCommit = new GroupCommit(this, statements, maxAppends, maxWaiting);
+    io.micrometer.core.instrument.Gauge.builder(
+            "corral.append.waiting", groupCommit, GroupCommit::waiting)
+        .description("Appends waiting for a free append statement (group commit)")
+        .register(metrics);
   }
 
-  /** Appends atomically, or returns the original events of an earlier append with the same keys. */
+  Pool pool() {
+    return pool;
+  }
+
+  /**
+   * Appends atomically, or returns the original events of an earlier append with the same keys.
+   * Concurrent appends to different sessions share a statement and a commit ({@link GroupCommit}).
+   */
   public Uni<Appended> append(AppendRequest request) {
     long start = System.nanoTime();
-    return appendWith(pool, request)
-        .onFailure(EventLog::isIdempotencyRace)
-        .recoverWithUni(() -> appendWith(pool, request))
-        .onFailure(EventLog::isSecondAnswer)
-        .transform(failure -> secondAnswer(request, (PgException) failure))
+    return groupCommit
+        .submit(request)
         .invoke(this::publish)
         .invoke(appended -> counted(appended, start));
   }
@@ -197,18 +241,40 @@ public class EventLog {
   }
 
   /**
+   * Appends one request on its own statement, retrying once when a concurrent append with the same
+   * idempotency key won the race (the retry then returns that append's events).
+   */
+  Uni<Appended> appendAlone(AppendRequest request) {
+    return appendWith(pool, request)
+        .onFailure(EventLog::isIdempotencyRace)
+        .recoverWithUni(() -> appendWith(pool, request))
+        .onFailure(EventLog::isSecondAnswer)
+        .transform(failure -> secondAnswer(request, (PgException) failure));
+  }
+
+  /**
    * Appends within a transaction the caller owns. The caller must call {@link #publish} after it
    * commits.
    */
   Uni<Appended> appendWith(SqlClient client, AppendRequest request) {
+    return appendAll(client, List.of(request))
+        .flatMap(
+            outcomes ->
+                outcomes.get(0) instanceof Appended appended
+                    ? Uni.createFrom().item(appended)
+                    : refused(client, request));
+  }
+
+  /**
+   * Runs one append statement for {@code requests} (at most one per session). Each outcome is the
+   * request's {@link Appended}, a {@link RuntimeException} for a replay that does not match its
+   * original, or null when the statement refused it ({@link #refused} tells why).
+   */
+  Uni<List<Object>> appendAll(SqlClient client, List<AppendRequest> requests) {
     return client
         .preparedQuery(APPEND)
-        .execute(appendTuple(request))
-        .flatMap(
-            rows ->
-                rows.size() == 0
-                    ? diagnose(client, request)
-                    : Uni.createFrom().item(toAppended(request, rows)));
+        .execute(appendTuple(requests))
+        .map(rows -> outcomes(requests, rows));
   }
 
   void publish(Appended appended) {
@@ -269,48 +335,139 @@ public class EventLog {
         .map(rows -> toPage(slice, rows, forward));
   }
 
-  /** The parameters of {@link #APPEND} for {@code request}. */
-  static Tuple appendTuple(AppendRequest request) {
-    List<NewEvent> events = request.events();
-    SessionEffects effects = SessionEffects.of(events);
+  /** The parameters of {@link #APPEND} for {@code requests}. */
+  static Tuple appendTuple(List<AppendRequest> requests) {
+    int count = requests.size();
+    String[] sessionIds = new String[count];
+    String[] tenantIds = new String[count];
+    Long[] expectedLastSeqs = new Long[count];
+    Long[] leaseEpochs = new Long[count];
+    String[] statuses = new String[count];
+    io.vertx.core.buffer.Buffer[] stopReasons = new io.vertx.core.buffer.Buffer[count];
+    Boolean[] workPending = new Boolean[count];
+    Long[] inputTokens = new Long[count];
+    Long[] outputTokens = new Long[count];
+    Long[] cacheCreationTokens = new Long[count];
+    Long[] cacheReadTokens = new Long[count];
+    Boolean[] releaseLease = new Boolean[count];
+    String[] claimHolders = new String[count];
+    Long[] claimTtls = new Long[count];
+    Integer[] eventCounts = new Integer[count];
+    List<Integer> requestOrdinals = new ArrayList<>();
+    List<Integer> positions = new ArrayList<>();
+    List<String> ids = new ArrayList<>();
+    List<String> types = new ArrayList<>();
+    List<io.vertx.core.buffer.Buffer> bodies = new ArrayList<>();
+    List<String> keys = new ArrayList<>();
+    List<String> resultFor = new ArrayList<>();
+    List<String> confirmationFor = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      AppendRequest request = requests.get(i);
+      SessionEffects effects = SessionEffects.of(request.events());
+      sessionIds[i] = request.sessionId();
+      tenantIds[i] = request.tenant() == null ? null : request.tenant().id();
+      expectedLastSeqs[i] = request.expectedLastSeq();
+      leaseEpochs[i] = request.leaseEpoch();
+      statuses[i] = effects.status();
+      stopReasons[i] =
+          effects.stopReason() == null
+              ? null
+              : io.vertx.core.buffer.Buffer.buffer(effects.stopReason());
+      workPending[i] = effects.workPending();
+      inputTokens[i] = effects.usage().getInputTokens();
+      outputTokens[i] = effects.usage().getOutputTokens();
+      cacheCreationTokens[i] = effects.usage().getCacheCreationInputTokens();
+      cacheReadTokens[i] = effects.usage().getCacheReadInputTokens();
+      releaseLease[i] = effects.releaseLease();
+      claimHolders[i] = request.claim() == null ? null : request.claim().holder();
+      claimTtls[i] = request.claim() == null ? 0L : request.claim().ttlMillis();
+      eventCounts[i] = request.events().size();
+      for (int position = 0; position < request.events().size(); position++) {
+        NewEvent event = request.events().get(position);
+        requestOrdinals.add(i + 1);
+        positions.add(position + 1);
+        ids.add(event.id());
+        types.add(event.type().wireName());
+        bodies.add(io.vertx.core.buffer.Buffer.buffer(event.payload().toByteArray()));
+        keys.add(event.idempotencyKey());
+        resultFor.add(event.resultFor());
+        confirmationFor.add(event.confirmationFor());
+      }
+    }
     return Tuple.from(
         Arrays.asList(
-            request.sessionId(),
-            events.stream().map(NewEvent::id).toArray(String[]::new),
-            events.stream().map(event -> event.type().wireName()).toArray(String[]::new),
-            events.stream()
-                .map(event -> io.vertx.core.buffer.Buffer.buffer(event.payload().toByteArray()))
-                .toArray(io.vertx.core.buffer.Buffer[]::new),
-            events.stream().map(NewEvent::idempotencyKey).toArray(String[]::new),
-            request.expectedLastSeq(),
-            request.leaseEpoch(),
-            effects.status(),
-            effects.stopReason() == null
-                ? null
-                : io.vertx.core.buffer.Buffer.buffer(effects.stopReason()),
-            effects.workPending(),
-            effects.usage().getInputTokens(),
-            effects.usage().getOutputTokens(),
-            effects.usage().getCacheCreationInputTokens(),
-            effects.usage().getCacheReadInputTokens(),
-            events.stream().map(NewEvent::resultFor).toArray(String[]::new),
-            events.stream().map(NewEvent::confirmationFor).toArray(String[]::new),
-            effects.releaseLease(),
-            request.claim() == null ? null : request.claim().holder(),
-            request.claim() == null ? 0L : request.claim().ttlMillis(),
-            request.tenant() == null ? null : request.tenant().id()));
+            sessionIds,
+            tenantIds,
+            expectedLastSeqs,
+            leaseEpochs,
+            statuses,
+            stopReasons,
+            workPending,
+            inputTokens,
+            outputTokens,
+            cacheCreationTokens,
+            cacheReadTokens,
+            releaseLease,
+            claimHolders,
+            claimTtls,
+            eventCounts,
+            requestOrdinals.toArray(Integer[]::new),
+            positions.toArray(Integer[]::new),
+            ids.toArray(String[]::new),
+            types.toArray(String[]::new),
+            bodies.toArray(io.vertx.core.buffer.Buffer[]::new),
+            keys.toArray(String[]::new),
+            resultFor.toArray(String[]::new),
+            confirmationFor.toArray(String[]::new)));
   }
 
-  private static Appended toAppended(AppendRequest request, RowSet<Row> rows) {
-    List<Event> events = new ArrayList<>(rows.size());
-    boolean fresh = true;
-    Lease lease = null;
+  /** The statement's rows, grouped by request (they come ordered by request, then seq). */
+  private static List<Object> outcomes(List<AppendRequest> requests, RowSet<Row> rows) {
+    List<List<Row>> byRequest = new ArrayList<>(requests.size());
+    for (int i = 0; i < requests.size(); i++) {
+      byRequest.add(new ArrayList<>());
+    }
     for (Row row : rows) {
-      fresh = row.getBoolean("fresh");
-      events.add(toEvent(request.sessionId(), row));
-      if (fresh && request.claim() != null) {
-        lease = lease(row);
+      byRequest.get(row.getLong("rn").intValue() - 1).add(row);
+    }
+    List<Object> outcomes = new ArrayList<>(requests.size());
+    for (int i = 0; i < requests.size(); i++) {
+      List<Row> own = byRequest.get(i);
+      if (own.isEmpty()) {
+        outcomes.add(null);
+        continue;
       }
+      try {
+        outcomes.add(toAppended(requests.get(i), own));
+      } catch (RuntimeException mismatch) {
+        outcomes.add(mismatch);
+      }
+    }
+    return outcomes;
+  }
+
+  private static Appended toAppended(AppendRequest request, List<Row> rows) {
+    List<Event> events = new ArrayList<>(rows.size());
+    boolean fresh = rows.get(0).getBoolean("fresh");
+    Lease lease = null;
+    for (int i = 0; i < rows.size(); i++) {
+      Row row = rows.get(i);
+      if (fresh) {
+        NewEvent asked = request.events().get(i);
+        events.add(
+            asked.payload().toBuilder()
+                .setId(row.getString("id"))
+                .setSessionId(request.sessionId())
+                .setSeq(row.getLong("seq"))
+                .setType(asked.type().wireName())
+                .setProcessedAt(ProtoTime.of(row.getOffsetDateTime("processed_at")))
+                .build());
+      } else {
+        events.add(toEvent(request.sessionId(), row));
+      }
+    }
+    if (fresh && request.claim() != null) {
+      lease = lease(rows.get(0));
     }
     if (!fresh) {
       requireSameEvents(request, events);
@@ -348,8 +505,8 @@ public class EventLog {
     }
   }
 
-  /** Nothing was appended: find out why (the session row tells). */
-  private Uni<Appended> diagnose(SqlClient client, AppendRequest request) {
+  /** Nothing was appended: find out why (the session row tells), as the failure of the Uni. */
+  Uni<Appended> refused(SqlClient client, AppendRequest request) {
     return client
         .preparedQuery(DIAGNOSE)
         .execute(

@@ -46,7 +46,7 @@ final class OtherReplica {
               .build();
       var rows =
           pool.preparedQuery(EventLog.APPEND)
-              .execute(EventLog.appendTuple(request).getDelegate())
+              .execute(EventLog.appendTuple(java.util.List.of(request)).getDelegate())
               .toCompletionStage()
               .toCompletableFuture()
               .get(Duration.ofSeconds(10).toMillis(), TimeUnit.MILLISECONDS);

@@ -1,0 +1,206 @@
+package dev.corral.session;
+
+import dev.corral.common.ResourceExhaustedException;
+import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.subscription.UniEmitter;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
+import io.vertx.pgclient.PgException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Group commit: appends to different sessions that arrive while earlier ones are in flight share
+ * one statement and one commit.
+ *
+ * <p>At most {@code statements} append statements run at once. An append that finds a free slot
+ * runs at once (alone, or with whatever waits), so a lone writer pays no delay; under load the
+ * waiting appends go together in the next statement. A batch holds at most one append per session,
+ * and a session is in at most one statement at a time, so appends of one session keep their order
+ * and two statements never wait for each other's session rows.
+ *
+ * <p>Each append in a batch keeps all its guarantees: its checks (tenant, closed session, expected
+ * seq, lease epoch, idempotency keys) are its own, and a refused append does not stop the others.
+ * When the statement fails as a whole (a unique index caught a racing append, for instance), it was
+ * rolled back, so each append of the batch runs again on its own statement and gets its own answer.
+ * A failure that leaves the outcome unknown (a lost connection) is reported to every append of the
+ * batch, as it would be to an append run alone.
+ */
+final class GroupCommit {
+
+  private final EventLog log;
+  private final int statements;
+  private final int maxBatch;
+  private final int maxWaiting;
+
+  private final ArrayDeque<Pending> waiting = new ArrayDeque<>();
+  private final Set<String> busySessions = new HashSet<>();
+  private int running;
+  private long started;
+
+  GroupCommit(EventLog log, int statements, int maxBatch, int maxWaiting) {
+    if (statements < 1 || maxBatch < 1 || maxWaiting < 1) {
+      throw new IllegalArgumentException(
+          "corral.log.group-commit.statements, max-appends and max-waiting must be at least 1");
+    }
+    this.log = log;
+    this.statements = statements;
+    this.maxBatch = maxBatch;
+    this.maxWaiting = maxWaiting;
+  }
+
+  Uni<Appended> submit(AppendRequest request) {
+    return Uni.createFrom()
+        .emitter(
+            emitter -> {
+              List<Pending> batch;
+              synchronized (this) {
+                if (waiting.size() >= maxWaiting) {
+                  emitter.fail(
+                      new ResourceExhaustedException(
+                          "too many appends are waiting for the database (" + maxWaiting + ")"));
+                  return;
+                }
+                waiting.add(new Pending(request, emitter, Vertx.currentContext()));
+                batch = nextBatch();
+              }
+              if (batch != null) {
+                run(batch);
+              }
+            });
+  }
+
+  /** Appends waiting now (for tests and gauges). */
+  synchronized int waiting() {
+    return waiting.size();
+  }
+
+  /** Append statements started so far. */
+  synchronized long statementsStarted() {
+    return started;
+  }
+
+  /**
+   * Takes the next batch off the queue if a statement slot is free: waiting appends in arrival
+   * order, skipping any whose session is already in a statement or in this batch.
+   */
+  private List<Pending> nextBatch() {
+    if (running >= statements || waiting.isEmpty()) {
+      return null;
+    }
+    List<Pending> batch = new ArrayList<>();
+    Set<String> skipped = new HashSet<>();
+    Iterator<Pending> queued = waiting.iterator();
+    while (queued.hasNext() && batch.size() < maxBatch) {
+      Pending next = queued.next();
+      String sessionId = next.request.sessionId();
+      if (skipped.contains(sessionId) || !busySessions.add(sessionId)) {
+        skipped.add(sessionId); // later appends of this session wait too: order is kept
+        continue;
+      }
+      queued.remove();
+      batch.add(next);
+    }
+    if (batch.isEmpty()) {
+      return null;
+    }
+    running++;
+    started++;
+    return batch;
+  }
+
+  private void run(List<Pending> batch) {
+    List<AppendRequest> requests = batch.stream().map(Pending::request).toList();
+    log.appendAll(log.pool(), requests)
+        .subscribe()
+        .with(
+            outcomes -> {
+              AtomicInteger open = new AtomicInteger(batch.size());
+              for (int i = 0; i < batch.size(); i++) {
+                Pending pending = batch.get(i);
+                Object outcome = outcomes.get(i);
+                if (outcome instanceof Appended appended) {
+                  pending.succeed(appended);
+                  settled(open, batch);
+                } else if (outcome instanceof RuntimeException mismatch) {
+                  pending.fail(mismatch);
+                  settled(open, batch);
+                } else {
+                  finish(log.refused(log.pool(), pending.request), pending, open, batch);
+                }
+              }
+            },
+            failure -> {
+              if (!(failure instanceof PgException)) {
+                batch.forEach(pending -> pending.fail(failure));
+                release(batch);
+                return;
+              }
+              // The statement was rolled back: each append runs again, alone.
+              AtomicInteger open = new AtomicInteger(batch.size());
+              for (Pending pending : batch) {
+                finish(log.appendAlone(pending.request), pending, open, batch);
+              }
+            });
+  }
+
+  private void finish(
+      Uni<Appended> outcome, Pending pending, AtomicInteger open, List<Pending> batch) {
+    outcome
+        .subscribe()
+        .with(
+            appended -> {
+              pending.succeed(appended);
+              settled(open, batch);
+            },
+            failure -> {
+              pending.fail(failure);
+              settled(open, batch);
+            });
+  }
+
+  private void settled(AtomicInteger open, List<Pending> batch) {
+    if (open.decrementAndGet() == 0) {
+      release(batch);
+    }
+  }
+
+  /** The batch's sessions and statement slot are free again: start what waits. */
+  private void release(List<Pending> batch) {
+    List<List<Pending>> next = new ArrayList<>();
+    synchronized (this) {
+      running--;
+      batch.forEach(pending -> busySessions.remove(pending.request.sessionId()));
+      for (List<Pending> more = nextBatch(); more != null; more = nextBatch()) {
+        next.add(more);
+      }
+    }
+    next.forEach(this::run);
+  }
+
+  /** An append waiting for its statement, and where its caller runs. */
+  private record Pending(
+      AppendRequest request, UniEmitter<? super Appended> emitter, Context context) {
+
+    void succeed(Appended appended) {
+      onCallerContext(() -> emitter.complete(appended));
+    }
+
+    void fail(Throwable failure) {
+      onCallerContext(() -> emitter.fail(failure));
+    }
+
+    private void onCallerContext(Runnable action) {
+      if (context == null || context == Vertx.currentContext()) {
+        action.run();
+      } else {
+        context.runOnContext(ignored -> action.run());
+      }
+    }
+  }
+}

@@ -1,0 +1,223 @@
+package dev.corral.session;
+
+import static dev.corral.testing.Fixtures.createSession;
+import static dev.corral.testing.Fixtures.userMessage;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.corral.common.ResourceExhaustedException;
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.UserCustomToolResult;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.SqlConnection;
+import io.vertx.mutiny.sqlclient.Tuple;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Group commit keeps every guarantee of an append made alone. Each test holds one session's row
+ * lock so that the first append blocks in its statement; the appends sent meanwhile wait, then go
+ * together in the next statement, where each must still get its own answer.
+ */
+@QuarkusTest
+class GroupCommitTest {
+
+  private static final Duration WAIT = Duration.ofSeconds(10);
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Inject EventLog log;
+
+  @Inject Pool pool;
+
+  @Test
+  void appendsWaitingTogetherShareAStatementAndEachGetsItsOwnAnswer() throws Exception {
+    // Given one statement slot, busy with an append that waits for a row lock
+    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 100);
+    String blocked = newSession();
+    String plain = newSession();
+    String stale = newSession();
+    String replayed = newSession();
+    Appended original = appendAlone(replayed, message("first", "key-1"));
+    SqlConnection lock = lockSession(blocked);
+    CompletableFuture<Appended> first = submit(groupCommit, blocked, message("blocked", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+
+    // When three appends of other sessions arrive meanwhile
+    CompletableFuture<Appended> appended = submit(groupCommit, plain, message("hello", null));
+    CompletableFuture<Appended> conflicting =
+        groupCommit
+            .submit(new AppendRequest(stale, List.of(message("late", null)), 5L, null))
+            .subscribeAsCompletionStage();
+    CompletableFuture<Appended> replay = submit(groupCommit, replayed, message("first", "key-1"));
+    assertThat(groupCommit.waiting()).isEqualTo(3);
+    commit(lock);
+
+    // Then they went in one statement, and each got the answer it would get alone
+    assertThat(first.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    assertThat(appended.get(10, TimeUnit.SECONDS).events())
+        .extracting(
+            Event::getSeq, event -> event.getUserMessage().getContent(0).getText().getText())
+        .containsExactly(org.assertj.core.groups.Tuple.tuple(1L, "hello"));
+    assertThat(failure(conflicting))
+        .isInstanceOf(SequenceConflictException.class)
+        .hasMessageContaining("ends at seq 0");
+    Appended replayAnswer = replay.get(10, TimeUnit.SECONDS);
+    assertThat(replayAnswer.deduplicated()).isTrue();
+    assertThat(replayAnswer.events()).isEqualTo(original.events());
+    assertThat(groupCommit.statementsStarted()).isEqualTo(2);
+    assertThat(lastSeq(stale)).isZero();
+    assertThat(lastSeq(replayed)).isEqualTo(1);
+  }
+
+  @Test
+  void aStatementTheDatabaseRejectsIsRolledBackAndEachAppendRunsAlone() throws Exception {
+    // Given a session whose custom tool call already has its result
+    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 100);
+    String blocked = newSession();
+    String answered = newSession();
+    String plain = newSession();
+    appendAlone(answered, NewEvent.of(toolResult("sevt_call")));
+    SqlConnection lock = lockSession(blocked);
+    CompletableFuture<Appended> first = submit(groupCommit, blocked, message("blocked", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+
+    // When a second result for that call waits with a good append of another session
+    CompletableFuture<Appended> second =
+        groupCommit
+            .submit(AppendRequest.of(answered, NewEvent.of(toolResult("sevt_call"))))
+            .subscribeAsCompletionStage();
+    CompletableFuture<Appended> good = submit(groupCommit, plain, message("fine", null));
+    commit(lock);
+
+    // Then the unique index failed the shared statement, and alone each got its own answer
+    first.get(10, TimeUnit.SECONDS);
+    assertThat(failure(second)).isInstanceOf(AlreadyAnsweredException.class);
+    assertThat(good.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    assertThat(groupCommit.statementsStarted()).isEqualTo(2);
+    assertThat(lastSeq(answered)).isEqualTo(1);
+    assertThat(lastSeq(plain)).isEqualTo(1);
+  }
+
+  @Test
+  void appendsOfOneSessionKeepTheirOrderAndNeverShareAStatement() throws Exception {
+    // Given
+    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 100);
+    String busy = newSession();
+    String other = newSession();
+    SqlConnection lock = lockSession(busy);
+    CompletableFuture<Appended> one = submit(groupCommit, busy, message("one", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+
+    // When two more appends of the busy session and one of another wait
+    CompletableFuture<Appended> two = submit(groupCommit, busy, message("two", null));
+    CompletableFuture<Appended> three = submit(groupCommit, busy, message("three", null));
+    CompletableFuture<Appended> elsewhere = submit(groupCommit, other, message("other", null));
+    commit(lock);
+
+    // Then the busy session's appends went one statement each, in the order they came
+    assertThat(List.of(one.get(10, TimeUnit.SECONDS), two.get(10, TimeUnit.SECONDS)))
+        .extracting(appended -> appended.events().get(0).getSeq())
+        .containsExactly(1L, 2L);
+    assertThat(three.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(3);
+    assertThat(elsewhere.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    assertThat(groupCommit.statementsStarted()).isEqualTo(3);
+  }
+
+  @Test
+  void appendsBeyondTheWaitingLimitAreRefusedAtOnce() throws Exception {
+    // Given a full queue
+    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 2);
+    String busy = newSession();
+    String other = newSession();
+    SqlConnection lock = lockSession(busy);
+    CompletableFuture<Appended> running = submit(groupCommit, busy, message("one", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+    CompletableFuture<Appended> waitingOne = submit(groupCommit, other, message("a", null));
+    CompletableFuture<Appended> waitingTwo = submit(groupCommit, other, message("b", null));
+
+    // When one more arrives
+    CompletableFuture<Appended> refused = submit(groupCommit, other, message("c", null));
+
+    // Then it is refused without waiting, and nothing else is lost
+    assertThat(failure(refused))
+        .isInstanceOf(ResourceExhaustedException.class)
+        .hasMessageContaining("too many appends");
+    commit(lock);
+    running.get(10, TimeUnit.SECONDS);
+    waitingOne.get(10, TimeUnit.SECONDS);
+    waitingTwo.get(10, TimeUnit.SECONDS);
+    assertThat(lastSeq(other)).isEqualTo(2);
+  }
+
+  private String newSession() {
+    return createSession(agents, sessions).getId();
+  }
+
+  private static NewEvent message(String text, String key) {
+    return NewEvent.of(userMessage(text), key);
+  }
+
+  private static Event toolResult(String callId) {
+    return Event.newBuilder()
+        .setUserCustomToolResult(UserCustomToolResult.newBuilder().setCustomToolUseId(callId))
+        .build();
+  }
+
+  private Appended appendAlone(String sessionId, NewEvent event) {
+    return log.appendAlone(AppendRequest.of(sessionId, event)).await().atMost(WAIT);
+  }
+
+  private static CompletableFuture<Appended> submit(
+      GroupCommit groupCommit, String sessionId, NewEvent event) {
+    return groupCommit.submit(AppendRequest.of(sessionId, event)).subscribeAsCompletionStage();
+  }
+
+  private SqlConnection lockSession(String sessionId) {
+    SqlConnection connection = pool.getConnection().await().atMost(WAIT);
+    connection.query("BEGIN").execute().await().atMost(WAIT);
+    connection
+        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
+        .execute(Tuple.of(sessionId))
+        .await()
+        .atMost(WAIT);
+    return connection;
+  }
+
+  private static void commit(SqlConnection connection) {
+    connection.query("COMMIT").execute().await().atMost(WAIT);
+    connection.close().await().atMost(WAIT);
+  }
+
+  private long lastSeq(String sessionId) {
+    return pool.preparedQuery("SELECT last_seq FROM sessions WHERE id = $1")
+        .execute(Tuple.of(sessionId))
+        .await()
+        .atMost(WAIT)
+        .iterator()
+        .next()
+        .getLong(0);
+  }
+
+  private static Throwable failure(CompletableFuture<Appended> future) throws Exception {
+    try {
+      future.get(10, TimeUnit.SECONDS);
+    } catch (ExecutionException e) {
+      return e.getCause();
+    }
+    throw new AssertionError("expected the append to fail, but it succeeded");
+  }
+}
