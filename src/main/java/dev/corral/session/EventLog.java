@@ -42,30 +42,27 @@ public class EventLog {
    * own checks pass; a request whose idempotency keys were seen before gets the original events
    * instead. Returns, per request (its ordinal {@code rn}), the events it appended (with the
    * session's lease afterwards) or the original ones; a request with no row was refused.
+   *
+   * <p>Every access to {@code sessions} and {@code events} is bounded by the sessions' ids ({@code
+   * = ANY}), so that the plan is index lookups whatever the planner thinks of the arrays.
    */
-  static final String APPEND =
+  private static final String APPEND_TEMPLATE =
       """
-      WITH r AS (
-          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
-                               $6::bytea[], $7::boolean[], $8::bigint[], $9::bigint[], $10::bigint[],
-                               $11::bigint[], $12::boolean[], $13::text[], $14::bigint[], $15::int[])
-              WITH ORDINALITY AS r (session_id, tenant_id, expected_last_seq, lease_epoch, status,
-                                    stop_reason, work_pending, input_tokens, output_tokens,
-                                    cache_creation_input_tokens, cache_read_input_tokens,
-                                    release_lease, claim_holder, claim_ttl, n, rn)
-      ),
+      WITH r AS NOT MATERIALIZED (%s),
       b AS (
           SELECT * FROM unnest($16::int[], $17::int[], $18::text[], $19::text[], $20::bytea[],
                                $21::text[], $22::text[], $23::text[])
               AS b (rn, pos, id, type, body, idempotency_key, result_for, confirmation_for)
       ),
       existing AS (
-          SELECT r.rn, e.id, e.seq, e.type, e.processed_at, e.body, e.idempotency_key
-          FROM (SELECT DISTINCT rn, idempotency_key FROM b WHERE idempotency_key IS NOT NULL) k
-          JOIN r ON r.rn = k.rn
-          JOIN events e ON e.session_id = r.session_id AND e.idempotency_key = k.idempotency_key
-          WHERE r.tenant_id IS NULL
-             OR EXISTS (SELECT 1 FROM sessions t WHERE t.id = r.session_id AND t.tenant_id = r.tenant_id)
+          SELECT r.rn, e.id, e.seq, e.type, e.processed_at, e.body
+          FROM events e
+          JOIN (SELECT DISTINCT rn, idempotency_key FROM b WHERE idempotency_key IS NOT NULL) k
+              ON e.idempotency_key = k.idempotency_key
+          JOIN r ON r.rn = k.rn AND r.session_id = e.session_id
+          JOIN sessions t ON t.id = r.session_id
+          WHERE e.session_id = ANY (%2$s) AND e.idempotency_key = ANY ($21::text[])
+            AND t.id = ANY (%2$s) AND (r.tenant_id IS NULL OR t.tenant_id = r.tenant_id)
       ),
       head AS (
           UPDATE sessions s SET
@@ -95,7 +92,7 @@ public class EventLog {
                       THEN clock_timestamp() + r.claim_ttl * interval '1 millisecond'
                   ELSE s.lease_expires_at END
           FROM r
-          WHERE s.id = r.session_id
+          WHERE s.id = ANY (%2$s) AND s.id = r.session_id
             AND (r.tenant_id IS NULL OR s.tenant_id = r.tenant_id)
             AND s.archived_at IS NULL
             AND s.status <> 'terminated'
@@ -122,6 +119,33 @@ public class EventLog {
       FROM existing
       ORDER BY rn, seq
       """;
+
+  /** The append of one request: its parameters are scalars, which the planner folds in. */
+  static final String APPEND =
+      APPEND_TEMPLATE.formatted(
+          """
+          SELECT $1::text AS session_id, $2::text AS tenant_id, $3::bigint AS expected_last_seq,
+                 $4::bigint AS lease_epoch, $5::text AS status, $6::bytea AS stop_reason,
+                 $7::boolean AS work_pending, $8::bigint AS input_tokens,
+                 $9::bigint AS output_tokens, $10::bigint AS cache_creation_input_tokens,
+                 $11::bigint AS cache_read_input_tokens, $12::boolean AS release_lease,
+                 $13::text AS claim_holder, $14::bigint AS claim_ttl, $15::int AS n, 1::bigint AS rn\
+          """,
+          "ARRAY[$1::text]");
+
+  /** The append of many requests, one per session: each parameter is an array, one per request. */
+  static final String APPEND_MANY =
+      APPEND_TEMPLATE.formatted(
+          """
+          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
+                               $6::bytea[], $7::boolean[], $8::bigint[], $9::bigint[], $10::bigint[],
+                               $11::bigint[], $12::boolean[], $13::text[], $14::bigint[], $15::int[])
+              WITH ORDINALITY AS r (session_id, tenant_id, expected_last_seq, lease_epoch, status,
+                                    stop_reason, work_pending, input_tokens, output_tokens,
+                                    cache_creation_input_tokens, cache_read_input_tokens,
+                                    release_lease, claim_holder, claim_ttl, n, rn)\
+          """,
+          "$1::text[]");
 
   static final String DIAGNOSE =
       """
@@ -196,7 +220,7 @@ public class EventLog {
       Pool pool,
       SessionSignals signals,
       io.micrometer.core.instrument.MeterRegistry metrics,
-      @ConfigProperty(name = "corral.log.group-commit.statements", defaultValue = "4")
+      @ConfigProperty(name = "corral.log.group-commit.statements", defaultValue = "2")
           int statements,
       @ConfigProperty(name = "corral.log.group-commit.max-appends", defaultValue = "64")
           int maxAppends,
@@ -272,7 +296,7 @@ public class EventLog {
    */
   Uni<List<Object>> appendAll(SqlClient client, List<AppendRequest> requests) {
     return client
-        .preparedQuery(APPEND)
+        .preparedQuery(requests.size() == 1 ? APPEND : APPEND_MANY)
         .execute(appendTuple(requests))
         .map(rows -> outcomes(requests, rows));
   }
@@ -335,7 +359,9 @@ public class EventLog {
         .map(rows -> toPage(slice, rows, forward));
   }
 
-  /** The parameters of {@link #APPEND} for {@code requests}. */
+  /**
+   * The parameters of {@link #APPEND} (one request) or {@link #APPEND_MANY} for {@code requests}.
+   */
   static Tuple appendTuple(List<AppendRequest> requests) {
     int count = requests.size();
     String[] sessionIds = new String[count];
@@ -394,23 +420,29 @@ public class EventLog {
         confirmationFor.add(event.confirmationFor());
       }
     }
-    return Tuple.from(
+    List<Object> parameters =
+        new ArrayList<>(
+            Arrays.asList(
+                sessionIds,
+                tenantIds,
+                expectedLastSeqs,
+                leaseEpochs,
+                statuses,
+                stopReasons,
+                workPending,
+                inputTokens,
+                outputTokens,
+                cacheCreationTokens,
+                cacheReadTokens,
+                releaseLease,
+                claimHolders,
+                claimTtls,
+                eventCounts));
+    if (count == 1) { // APPEND takes the request's values themselves
+      parameters.replaceAll(values -> ((Object[]) values)[0]);
+    }
+    parameters.addAll(
         Arrays.asList(
-            sessionIds,
-            tenantIds,
-            expectedLastSeqs,
-            leaseEpochs,
-            statuses,
-            stopReasons,
-            workPending,
-            inputTokens,
-            outputTokens,
-            cacheCreationTokens,
-            cacheReadTokens,
-            releaseLease,
-            claimHolders,
-            claimTtls,
-            eventCounts,
             requestOrdinals.toArray(Integer[]::new),
             positions.toArray(Integer[]::new),
             ids.toArray(String[]::new),
@@ -419,6 +451,7 @@ public class EventLog {
             keys.toArray(String[]::new),
             resultFor.toArray(String[]::new),
             confirmationFor.toArray(String[]::new)));
+    return Tuple.from(parameters);
   }
 
   /** The statement's rows, grouped by request (they come ordered by request, then seq). */

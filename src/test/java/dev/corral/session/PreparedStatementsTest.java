@@ -17,7 +17,12 @@ import org.junit.jupiter.api.Test;
 class PreparedStatementsTest {
 
   private static final List<String> STATEMENTS =
-      List.of(EventLog.APPEND, EventLog.READ_AFTER, EventLog.READ_BEFORE, EventLog.FIND);
+      List.of(
+          EventLog.APPEND,
+          EventLog.APPEND_MANY,
+          EventLog.READ_AFTER,
+          EventLog.READ_BEFORE,
+          EventLog.FIND);
 
   @Test
   void everyLogStatementFitsTheCacheOfThePool() {
