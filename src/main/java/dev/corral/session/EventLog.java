@@ -215,6 +215,7 @@ public class EventLog {
       new java.util.concurrent.ConcurrentHashMap<>();
 
   private final GroupCommit groupCommit;
+  private volatile java.util.function.Consumer<Appended> published = appended -> {};
 
   EventLog(
       Pool pool,
@@ -301,8 +302,14 @@ public class EventLog {
         .map(rows -> outcomes(requests, rows));
   }
 
+  /** Hears of every append this process commits, before its readers are woken. */
+  void onPublish(java.util.function.Consumer<Appended> listener) {
+    this.published = listener;
+  }
+
   void publish(Appended appended) {
     if (!appended.deduplicated()) {
+      published.accept(appended);
       signals.appended(appended.events().get(0).getSessionId(), appended.lastSeq());
       for (Event event : appended.events()) {
         appendedByType

@@ -39,6 +39,19 @@ public class EventTail {
     this.log = log;
     this.signals = signals;
     this.config = config;
+    log.onPublish(this::appendedHere);
+  }
+
+  /**
+   * Events this process appended and committed: they join their session's shared window when they
+   * continue it, so that its subscribers get them without reading the log.
+   */
+  private void appendedHere(Appended appended) {
+    List<Event> events = appended.events();
+    SharedReader reader = shared.get(events.get(0).getSessionId());
+    if (reader != null) {
+      reader.appendedHere(events);
+    }
   }
 
   private final java.util.concurrent.atomic.AtomicInteger open =
@@ -320,6 +333,24 @@ public class EventTail {
           bytes = 0;
         }
       }
+      trim();
+    }
+
+    /** Committed events of this process, kept when they continue the window. */
+    synchronized void appendedHere(List<Event> events) {
+      if (head < 0 || events.get(0).getSeq() != head + 1) {
+        return; // not known to continue the window: the next refresh reads them
+      }
+      for (Event event : events) {
+        window.add(event);
+        bytes += event.getSerializedSize();
+        head = event.getSeq();
+      }
+      trim();
+    }
+
+    /** Holding the lock: the window back within its bounds, oldest events first out. */
+    private void trim() {
       int drop = 0;
       long kept = bytes;
       while (window.size() - drop > WINDOW_EVENTS

@@ -82,6 +82,34 @@ class StreamEventsTest {
   }
 
   @Test
+  void appendsOfThisProcessReachSubscribersWithoutALogReadAndAsStored() {
+    // Given a subscriber that has caught up and been woken once
+    Session session = createSession(agents, sessions);
+    StreamRecorder stream = follow(session.getId(), 0);
+    emitMessages(session.getId(), 1);
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 1);
+    long queriesBefore = tail.queries();
+
+    // When this process appends more, one at a time
+    for (int i = 0; i < 5; i++) {
+      sessions.emitEvent(emit(session.getId(), "local " + i));
+      int expected = i + 2;
+      await().atMost(WAIT).until(() -> stream.seqs().size() == expected);
+    }
+
+    // Then the stream got them from the appends themselves, exactly as the log stores them
+    assertThat(tail.queries()).isEqualTo(queriesBefore);
+    List<dev.corral.proto.v1.Event> stored =
+        sessions
+            .getEvents(
+                dev.corral.proto.v1.GetEventsRequest.newBuilder()
+                    .setSessionId(session.getId())
+                    .build())
+            .getEventsList();
+    assertThat(stream.events()).isEqualTo(stored);
+  }
+
+  @Test
   void handOverFromCatchUpToLiveHasNoGapOrDuplicateWhileWritersAppend() throws Exception {
     Random random = new Random(42);
     for (int round = 0; round < 15; round++) {
