@@ -29,6 +29,13 @@ public interface SessionConfig {
   @WithDefault("2ms")
   Duration notifyLinger();
 
+  /**
+   * How often a replica says hello on the NOTIFY channel. A replica sends per-append notifications
+   * only while it has heard another replica's hello within three intervals.
+   */
+  @WithDefault("5s")
+  Duration helloInterval();
+
   /** Events a live stream reads from the database at a time. */
   @WithDefault("256")
   int streamPageSize();

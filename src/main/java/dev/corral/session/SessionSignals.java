@@ -37,6 +37,13 @@ import org.jboss.logging.Logger;
  * </ol>
  *
  * A signal only says "look again"; readers always read the events themselves from the log.
+ *
+ * <p>A replica announces its appends only while another replica listens: each replica says hello on
+ * the channel when it connects and every {@code corral.session.hello-interval}, answers the hello
+ * of a replica it did not know, and sends per-append notifications until it has heard no hello for
+ * three intervals. A replica alone (a laptop, a single-replica deployment) so sends nothing per
+ * append; when a second one starts, its hello starts the notifications, and until then the poll
+ * covers its readers.
  */
 @ApplicationScoped
 public class SessionSignals {
@@ -44,6 +51,7 @@ public class SessionSignals {
   private static final Logger LOGGER = Logger.getLogger(SessionSignals.class);
   static final String CHANNEL = "corral_events";
   private static final String DELETED = "deleted";
+  static final String HELLO = "hello:";
   private static final String NOTIFY =
       "SELECT set_config('synchronous_commit', 'off', true), pg_notify('"
           + CHANNEL
@@ -61,6 +69,13 @@ public class SessionSignals {
   private PgSubscriber subscriber;
   private boolean flushing;
   private long pollTimer = -1;
+  private long helloTimer = -1;
+
+  /** This process on the channel: a fresh token, so that no configuration can make two alike. */
+  private final String self = java.util.UUID.randomUUID().toString();
+
+  /** The other replicas heard on the channel, by token, with when they were last heard. */
+  private final Map<String, Long> others = new ConcurrentHashMap<>();
 
   SessionSignals(
       Vertx vertx,
@@ -81,12 +96,16 @@ public class SessionSignals {
     pollTimer = vertx.setPeriodic(config.pollInterval().toMillis(), id -> poll());
     if (config.listenNotify()) {
       listen();
+      helloTimer = vertx.setPeriodic(config.helloInterval().toMillis(), id -> hello());
     }
   }
 
   void stop(@Observes ShutdownEvent event) {
     if (pollTimer >= 0) {
       vertx.cancelTimer(pollTimer);
+    }
+    if (helloTimer >= 0) {
+      vertx.cancelTimer(helloTimer);
     }
     if (subscriber != null) {
       subscriber.closeAndForget();
@@ -135,7 +154,7 @@ public class SessionSignals {
   // --- NOTIFY: out and in -------------------------------------------------------------------
 
   private void announce(String sessionId, String what) {
-    if (subscriber == null) {
+    if (subscriber == null || !othersListen()) {
       return;
     }
     synchronized (outbox) {
@@ -188,6 +207,37 @@ public class SessionSignals {
             });
   }
 
+  /** Whether another replica said hello within the last three hello intervals. */
+  boolean othersListen() {
+    long horizon = System.nanoTime() - 3 * config.helloInterval().toNanos();
+    others.values().removeIf(heard -> heard - horizon < 0);
+    return !others.isEmpty();
+  }
+
+  /** Tells the other replicas that this one listens (and so wants their notifications). */
+  private void hello() {
+    if (subscriber == null || subscriber.actualConnection() == null) {
+      return;
+    }
+    subscriber
+        .actualConnection()
+        .preparedQuery(NOTIFY)
+        .execute(Tuple.of((Object) new String[] {HELLO + self}))
+        .subscribe()
+        .with(
+            rows -> {},
+            failure -> LOGGER.debugf("Hello failed (polling covers): %s", failure.getMessage()));
+  }
+
+  private void heard(String token) {
+    if (token.equals(self)) {
+      return;
+    }
+    if (others.put(token, System.nanoTime()) == null) {
+      hello(); // a replica this one did not know: it learns of this one at once
+    }
+  }
+
   private void lingerThenFlush() {
     vertx.setTimer(lingerMillis(), id -> flush());
   }
@@ -204,13 +254,20 @@ public class SessionSignals {
         .connect()
         .subscribe()
         .with(
-            ok -> LOGGER.debugf("Listening on %s", CHANNEL),
+            ok -> {
+              LOGGER.debugf("Listening on %s", CHANNEL);
+              hello();
+            },
             failure ->
                 LOGGER.warnf(
                     "LISTEN failed, readers fall back to polling: %s", failure.getMessage()));
   }
 
   private void received(String payload) {
+    if (payload.startsWith(HELLO)) {
+      heard(payload.substring(HELLO.length()));
+      return;
+    }
     int colon = payload.lastIndexOf(':');
     if (colon <= 0) {
       return;

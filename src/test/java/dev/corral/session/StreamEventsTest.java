@@ -91,14 +91,16 @@ class StreamEventsTest {
     long queriesBefore = tail.queries();
 
     // When this process appends more, one at a time
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 10; i++) {
       sessions.emitEvent(emit(session.getId(), "local " + i));
       int expected = i + 2;
       await().atMost(WAIT).until(() -> stream.seqs().size() == expected);
     }
 
-    // Then the stream got them from the appends themselves, exactly as the log stores them
-    assertThat(tail.queries()).isEqualTo(queriesBefore);
+    // Then the stream got them from the appends themselves (a read each without that), exactly as
+    // the log stores them. A poll that sees a commit before its append is published wakes the
+    // reader early, which then reads: allow for that race twice.
+    assertThat(tail.queries()).isLessThanOrEqualTo(queriesBefore + 2);
     List<dev.corral.proto.v1.Event> stored =
         sessions
             .getEvents(
