@@ -226,7 +226,10 @@ public class EventLog {
       @ConfigProperty(name = "corral.log.group-commit.max-appends", defaultValue = "64")
           int maxAppends,
       @ConfigProperty(name = "corral.log.group-commit.max-waiting", defaultValue = "10000")
-          int maxWaiting) {
+          int maxWaiting,
+      @ConfigProperty(name = "corral.log.group-commit.stall-after", defaultValue = "200ms")
+          java.time.Duration stallAfter,
+      io.vertx.core.Vertx vertx) {
     this.pool = pool;
     this.signals = signals;
     this.metrics = metrics;
@@ -235,7 +238,7 @@ public class EventLog {
             .description("Appends to a session's log, from the request to the commit")
             .publishPercentileHistogram()
             .register(metrics);
-    this.groupCommit = new GroupCommit(this, statements, maxAppends, maxWaiting);
+    this.groupCommit = new GroupCommit(this, vertx, statements, maxAppends, maxWaiting, stallAfter);
     io.micrometer.core.instrument.Gauge.builder(
             "corral.append.waiting", groupCommit, GroupCommit::waiting)
         .description("Appends waiting for a free append statement (group commit)")

@@ -24,6 +24,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * and a session is in at most one statement at a time, so appends of one session keep their order
  * and two statements never wait for each other's session rows.
  *
+ * <p>A statement that runs longer than {@code stallAfter} (it waits on a session's row lock, say)
+ * stops counting against the limit, so that one stuck session cannot hold the appends of every
+ * other: the waiting appends then get a statement of their own at once.
+ *
  * <p>Each append in a batch keeps all its guarantees: its checks (tenant, closed session, expected
  * seq, lease epoch, idempotency keys) are its own, and a refused append does not stop the others.
  * When the statement fails as a whole (a unique index caught a racing append, for instance), it was
@@ -37,17 +41,32 @@ final class GroupCommit {
   private final int statements;
   private final int maxBatch;
   private final int maxWaiting;
+  private final long stallAfterNanos;
+  private final io.vertx.core.Vertx vertx;
 
   private final ArrayDeque<Pending> waiting = new ArrayDeque<>();
   private final Set<String> busySessions = new HashSet<>();
-  private int running;
-  private long started;
 
-  GroupCommit(EventLog log, int statements, int maxBatch, int maxWaiting) {
-    if (statements < 1 || maxBatch < 1 || maxWaiting < 1) {
+  /** The running statements' batches, with when each started (System.nanoTime). */
+  private final java.util.Map<List<Pending>, Long> running = new java.util.IdentityHashMap<>();
+
+  private long started;
+  private boolean recheckArmed;
+
+  GroupCommit(
+      EventLog log,
+      io.vertx.core.Vertx vertx,
+      int statements,
+      int maxBatch,
+      int maxWaiting,
+      java.time.Duration stallAfter) {
+    if (statements < 1 || maxBatch < 1 || maxWaiting < 1 || stallAfter.toMillis() < 1) {
       throw new IllegalArgumentException(
-          "corral.log.group-commit.statements, max-appends and max-waiting must be at least 1");
+          "corral.log.group-commit.statements, max-appends and max-waiting must be at least 1,"
+              + " stall-after at least 1ms");
     }
+    this.vertx = vertx;
+    this.stallAfterNanos = stallAfter.toNanos();
     this.log = log;
     this.statements = statements;
     this.maxBatch = maxBatch;
@@ -68,6 +87,9 @@ final class GroupCommit {
                 }
                 waiting.add(new Pending(request, emitter, Vertx.currentContext()));
                 batch = nextBatch();
+                if (batch == null) {
+                  armRecheck();
+                }
               }
               if (batch != null) {
                 run(batch);
@@ -90,7 +112,7 @@ final class GroupCommit {
    * order, skipping any whose session is already in a statement or in this batch.
    */
   private List<Pending> nextBatch() {
-    if (running >= statements || waiting.isEmpty()) {
+    if (waiting.isEmpty() || unstalled() >= statements) {
       return null;
     }
     List<Pending> batch = new ArrayList<>();
@@ -109,9 +131,47 @@ final class GroupCommit {
     if (batch.isEmpty()) {
       return null;
     }
-    running++;
+    running.put(batch, System.nanoTime());
     started++;
     return batch;
+  }
+
+  /** Holding the lock: running statements younger than {@code stallAfter}. */
+  private int unstalled() {
+    long now = System.nanoTime();
+    int young = 0;
+    for (long start : running.values()) {
+      if (now - start < stallAfterNanos) {
+        young++;
+      }
+    }
+    return young;
+  }
+
+  /**
+   * Holding the lock: looks again once the youngest running statement would count as stalled, so
+   * that appends waiting behind stuck statements get their own without another append to start
+   * them.
+   */
+  private void armRecheck() {
+    if (recheckArmed || waiting.isEmpty()) {
+      return;
+    }
+    recheckArmed = true;
+    long delayMillis = Math.max(1, stallAfterNanos / 1_000_000);
+    vertx.setTimer(
+        delayMillis,
+        id -> {
+          List<List<Pending>> next = new ArrayList<>();
+          synchronized (this) {
+            recheckArmed = false;
+            for (List<Pending> more = nextBatch(); more != null; more = nextBatch()) {
+              next.add(more);
+            }
+            armRecheck();
+          }
+          next.forEach(this::run);
+        });
   }
 
   private void run(List<Pending> batch) {
@@ -174,7 +234,7 @@ final class GroupCommit {
   private void release(List<Pending> batch) {
     List<List<Pending>> next = new ArrayList<>();
     synchronized (this) {
-      running--;
+      running.remove(batch);
       batch.forEach(pending -> busySessions.remove(pending.request.sessionId()));
       for (List<Pending> more = nextBatch(); more != null; more = nextBatch()) {
         next.add(more);

@@ -43,10 +43,15 @@ class GroupCommitTest {
 
   @Inject Pool pool;
 
+  @Inject io.vertx.core.Vertx vertx;
+
+  /** Longer than any test waits for a statement, so that only the stall test sees one stall. */
+  private static final Duration STALL = Duration.ofMinutes(1);
+
   @Test
   void appendsWaitingTogetherShareAStatementAndEachGetsItsOwnAnswer() throws Exception {
     // Given one statement slot, busy with an append that waits for a row lock
-    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 100);
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL);
     String blocked = newSession();
     String plain = newSession();
     String stale = newSession();
@@ -86,7 +91,7 @@ class GroupCommitTest {
   @Test
   void aStatementTheDatabaseRejectsIsRolledBackAndEachAppendRunsAlone() throws Exception {
     // Given a session whose custom tool call already has its result
-    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 100);
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL);
     String blocked = newSession();
     String answered = newSession();
     String plain = newSession();
@@ -115,7 +120,7 @@ class GroupCommitTest {
   @Test
   void appendsOfOneSessionKeepTheirOrderAndNeverShareAStatement() throws Exception {
     // Given
-    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 100);
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL);
     String busy = newSession();
     String other = newSession();
     SqlConnection lock = lockSession(busy);
@@ -140,7 +145,7 @@ class GroupCommitTest {
   @Test
   void appendsBeyondTheWaitingLimitAreRefusedAtOnce() throws Exception {
     // Given a full queue
-    GroupCommit groupCommit = new GroupCommit(log, 1, 64, 2);
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 2, STALL);
     String busy = newSession();
     String other = newSession();
     SqlConnection lock = lockSession(busy);
@@ -161,6 +166,31 @@ class GroupCommitTest {
     waitingOne.get(10, TimeUnit.SECONDS);
     waitingTwo.get(10, TimeUnit.SECONDS);
     assertThat(lastSeq(other)).isEqualTo(2);
+  }
+
+  @Test
+  void aStatementStuckOnARowLockDoesNotHoldTheAppendsOfOtherSessions() throws Exception {
+    // Given one statement slot, taken by an append that waits for a row lock
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, Duration.ofMillis(200));
+    String stuck = newSession();
+    String other = newSession();
+    String later = newSession();
+    SqlConnection lock = lockSession(stuck);
+    CompletableFuture<Appended> blocked = submit(groupCommit, stuck, message("stuck", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+
+    // When an append of another session arrives at once, and one more after the stall limit
+    CompletableFuture<Appended> waiting = submit(groupCommit, other, message("waits", null));
+    await().atMost(WAIT).until(waiting::isDone);
+    CompletableFuture<Appended> afterwards = submit(groupCommit, later, message("later", null));
+
+    // Then both got their own statements while the first still waits for the lock
+    assertThat(waiting.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    assertThat(afterwards.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    assertThat(blocked).isNotDone();
+    commit(lock);
+    assertThat(blocked.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    assertThat(groupCommit.statementsStarted()).isEqualTo(3);
   }
 
   private String newSession() {
