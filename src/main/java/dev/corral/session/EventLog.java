@@ -299,9 +299,12 @@ public class EventLog {
    * original, or null when the statement refused it ({@link #refused} tells why).
    */
   Uni<List<Object>> appendAll(SqlClient client, List<AppendRequest> requests) {
-    return client
-        .preparedQuery(requests.size() == 1 ? APPEND : APPEND_MANY)
-        .execute(appendTuple(requests))
+    return Uni.createFrom()
+        .deferred(
+            () ->
+                client
+                    .preparedQuery(requests.size() == 1 ? APPEND : APPEND_MANY)
+                    .execute(appendTuple(requests)))
         .map(rows -> outcomes(requests, rows));
   }
 

@@ -37,6 +37,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class GroupCommit {
 
+  /** Payload bytes a statement takes at most (its first append whatever its size). */
+  static final long MAX_BATCH_BYTES = 4L << 20;
+
   private final EventLog log;
   private final int statements;
   private final int maxBatch;
@@ -117,8 +120,9 @@ final class GroupCommit {
     }
     List<Pending> batch = new ArrayList<>();
     Set<String> skipped = new HashSet<>();
+    long bytes = 0;
     Iterator<Pending> queued = waiting.iterator();
-    while (queued.hasNext() && batch.size() < maxBatch) {
+    while (queued.hasNext() && batch.size() < maxBatch && bytes < MAX_BATCH_BYTES) {
       Pending next = queued.next();
       String sessionId = next.request.sessionId();
       if (skipped.contains(sessionId) || !busySessions.add(sessionId)) {
@@ -127,6 +131,7 @@ final class GroupCommit {
       }
       queued.remove();
       batch.add(next);
+      bytes += next.request.events().stream().mapToLong(e -> e.payload().getSerializedSize()).sum();
     }
     if (batch.isEmpty()) {
       return null;

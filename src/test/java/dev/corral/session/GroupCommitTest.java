@@ -193,6 +193,31 @@ class GroupCommitTest {
     assertThat(groupCommit.statementsStarted()).isEqualTo(3);
   }
 
+  @Test
+  void aStatementTakesAtMostFourMebibytesOfPayloads() throws Exception {
+    // Given twenty appends of 250 KiB each, waiting behind a blocked statement
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL);
+    String blocked = newSession();
+    SqlConnection lock = lockSession(blocked);
+    CompletableFuture<Appended> first = submit(groupCommit, blocked, message("blocked", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+    String large = "x".repeat(250 * 1024);
+    List<CompletableFuture<Appended>> waiting = new java.util.ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      waiting.add(submit(groupCommit, newSession(), message(large, null)));
+    }
+
+    // When the blocked statement ends
+    commit(lock);
+
+    // Then they went in two statements, the first stopping once past 4 MiB (17 × 250 KiB)
+    first.get(10, TimeUnit.SECONDS);
+    for (CompletableFuture<Appended> append : waiting) {
+      assertThat(append.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    }
+    assertThat(groupCommit.statementsStarted()).isEqualTo(3);
+  }
+
   private String newSession() {
     return createSession(agents, sessions).getId();
   }
