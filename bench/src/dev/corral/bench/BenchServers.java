@@ -18,6 +18,25 @@ final class BenchServers {
 
   private BenchServers() {}
 
+  /** {@code transport} calling as the bootstrap admin of the test configuration. */
+  static io.grpc.Channel asAdmin(io.grpc.ManagedChannel transport) {
+    return io.grpc.ClientInterceptors.intercept(
+        transport,
+        dev.corral.testing.TestCredentials.bearer(dev.corral.testing.TestCredentials.ADMIN_KEY));
+  }
+
+  /** A new agent without tools, for benchmarks of the log (its model is never called). */
+  static String logAgent(io.grpc.Channel channel) {
+    return dev.corral.proto.v1.AgentServiceGrpc.newBlockingStub(channel)
+        .createAgent(
+            dev.corral.proto.v1.CreateAgentRequest.newBuilder()
+                .setName("bench")
+                .setModel("claude-bench")
+                .build())
+        .getAgent()
+        .getId();
+  }
+
   static FakeAnthropic.Received awaitRequest(FakeAnthropic model, String marker)
       throws InterruptedException {
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();

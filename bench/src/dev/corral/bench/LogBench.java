@@ -1,8 +1,6 @@
 package dev.corral.bench;
 
-import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.ContentBlock;
-import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.EmitEventRequest;
 import dev.corral.proto.v1.EmitEventResponse;
@@ -13,9 +11,7 @@ import dev.corral.proto.v1.StreamEventsResponse;
 import dev.corral.proto.v1.TextBlock;
 import dev.corral.proto.v1.UserMessage;
 import dev.corral.testing.ServerProcess;
-import dev.corral.testing.TestCredentials;
 import io.grpc.Channel;
-import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.stub.StreamObserver;
@@ -83,11 +79,9 @@ public final class LogBench {
                 .usePlaintext()
                 .directExecutor()
                 .build();
-        Channel channel =
-            ClientInterceptors.intercept(
-                transport, TestCredentials.bearer(TestCredentials.ADMIN_KEY));
+        Channel channel = BenchServers.asAdmin(transport);
         CpuMeter meter = new CpuMeter(server.pid());
-        String agentId = createAgent(channel);
+        String agentId = BenchServers.logAgent(channel);
         List<EmitEventRequest> oneSession = sessions(channel, agentId, 1);
         List<EmitEventRequest> sixteenSessions = sessions(channel, agentId, CLIENTS);
         List<PreparedStatement> oneClient = rawClients(database, 1);
@@ -404,14 +398,6 @@ public final class LogBench {
     }
     done.await(60, TimeUnit.SECONDS);
     return latencies;
-  }
-
-  private static String createAgent(Channel channel) {
-    return AgentServiceGrpc.newBlockingStub(channel)
-        .createAgent(
-            CreateAgentRequest.newBuilder().setName("bench").setModel("claude-bench").build())
-        .getAgent()
-        .getId();
   }
 
   private static Event message() {

@@ -1,7 +1,5 @@
 package dev.corral.bench;
 
-import dev.corral.proto.v1.AgentServiceGrpc;
-import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.EmitEventRequest;
 import dev.corral.proto.v1.EmitEventResponse;
@@ -10,9 +8,7 @@ import dev.corral.proto.v1.StreamEventsRequest;
 import dev.corral.proto.v1.StreamEventsResponse;
 import dev.corral.testing.Fixtures;
 import dev.corral.testing.ServerProcess;
-import dev.corral.testing.TestCredentials;
 import io.grpc.Channel;
-import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.stub.StreamObserver;
@@ -61,15 +57,9 @@ public final class ReplicasBench {
                   .directExecutor()
                   .build();
           transports.add(transport);
-          channels.add(
-              ClientInterceptors.intercept(
-                  transport, TestCredentials.bearer(TestCredentials.ADMIN_KEY)));
+          channels.add(BenchServers.asAdmin(transport));
         }
-        String agent =
-            AgentServiceGrpc.newBlockingStub(channels.get(0))
-                .createAgent(CreateAgentRequest.newBuilder().setName("bench").setModel("m").build())
-                .getAgent()
-                .getId();
+        String agent = BenchServers.logAgent(channels.get(0));
         List<EmitEventRequest> requests = new ArrayList<>();
         for (int i = 0; i < SESSIONS; i++) {
           String id =

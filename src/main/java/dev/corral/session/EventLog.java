@@ -245,10 +245,6 @@ public class EventLog {
         .register(metrics);
   }
 
-  Pool pool() {
-    return pool;
-  }
-
   /**
    * Appends atomically, or returns the original events of an earlier append with the same keys.
    * Concurrent appends to different sessions share a statement and a commit ({@link GroupCommit}).
@@ -285,27 +281,28 @@ public class EventLog {
    * commits.
    */
   Uni<Appended> appendWith(SqlClient client, AppendRequest request) {
-    return appendAll(client, List.of(request))
-        .flatMap(
-            outcomes ->
-                outcomes.get(0) instanceof Appended appended
-                    ? Uni.createFrom().item(appended)
-                    : refused(client, request));
+    return appendAll(client, List.of(request)).flatMap(outcomes -> outcomes.get(0));
+  }
+
+  /** {@link #appendAll(SqlClient, List)} on a connection of the pool, committed on its own. */
+  Uni<List<Uni<Appended>>> appendAll(List<AppendRequest> requests) {
+    return appendAll(pool, requests);
   }
 
   /**
-   * Runs one append statement for {@code requests} (at most one per session). Each outcome is the
-   * request's {@link Appended}, a {@link RuntimeException} for a replay that does not match its
-   * original, or null when the statement refused it ({@link #refused} tells why).
+   * Runs one append statement for {@code requests} (at most one per session). Each request's
+   * outcome is a Uni of its own: its {@link Appended}, the refusal of a replay that does not match
+   * its original, or, when the statement refused it, the reason ({@link #refused} asks the session
+   * row on subscription).
    */
-  Uni<List<Object>> appendAll(SqlClient client, List<AppendRequest> requests) {
+  Uni<List<Uni<Appended>>> appendAll(SqlClient client, List<AppendRequest> requests) {
     return Uni.createFrom()
         .deferred(
             () ->
                 client
                     .preparedQuery(requests.size() == 1 ? APPEND : APPEND_MANY)
                     .execute(appendTuple(requests)))
-        .map(rows -> outcomes(requests, rows));
+        .map(rows -> outcomes(client, requests, rows));
   }
 
   /** Hears of every append this process commits, before its readers are woken. */
@@ -468,7 +465,8 @@ public class EventLog {
   }
 
   /** The statement's rows, grouped by request (they come ordered by request, then seq). */
-  private static List<Object> outcomes(List<AppendRequest> requests, RowSet<Row> rows) {
+  private List<Uni<Appended>> outcomes(
+      SqlClient client, List<AppendRequest> requests, RowSet<Row> rows) {
     List<List<Row>> byRequest = new ArrayList<>(requests.size());
     for (int i = 0; i < requests.size(); i++) {
       byRequest.add(new ArrayList<>());
@@ -476,18 +474,14 @@ public class EventLog {
     for (Row row : rows) {
       byRequest.get(row.getLong("rn").intValue() - 1).add(row);
     }
-    List<Object> outcomes = new ArrayList<>(requests.size());
+    List<Uni<Appended>> outcomes = new ArrayList<>(requests.size());
     for (int i = 0; i < requests.size(); i++) {
+      AppendRequest request = requests.get(i);
       List<Row> own = byRequest.get(i);
-      if (own.isEmpty()) {
-        outcomes.add(null);
-        continue;
-      }
-      try {
-        outcomes.add(toAppended(requests.get(i), own));
-      } catch (RuntimeException mismatch) {
-        outcomes.add(mismatch);
-      }
+      outcomes.add(
+          own.isEmpty()
+              ? refused(client, request)
+              : Uni.createFrom().item(() -> toAppended(request, own)));
     }
     return outcomes;
   }
@@ -552,7 +546,7 @@ public class EventLog {
   }
 
   /** Nothing was appended: find out why (the session row tells), as the failure of the Uni. */
-  Uni<Appended> refused(SqlClient client, AppendRequest request) {
+  private Uni<Appended> refused(SqlClient client, AppendRequest request) {
     return client
         .preparedQuery(DIAGNOSE)
         .execute(

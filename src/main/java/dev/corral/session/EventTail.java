@@ -141,19 +141,19 @@ public class EventTail {
   }
 
   private Uni<Page> read(Cursor cursor) {
-    queries.incrementAndGet();
-    EventSlice slice =
-        new EventSlice(
-            cursor.sessionId,
-            EventSlice.Position.AFTER,
-            cursor.seq,
-            config.streamPageSize(),
-            cursor.types);
-    return log.read(slice)
-        .invoke(page -> eventsRead.addAndGet(page.events().size()))
+    return readAfter(cursor.sessionId, cursor.seq, cursor.types)
         .map(cursor::advance)
         .onFailure(NotFoundException.class)
         .recoverWithItem(failure -> cursor.gone(failure));
+  }
+
+  /** A page of the log for live streams, counted. */
+  private Uni<EventPage> readAfter(String sessionId, long after, Set<String> types) {
+    queries.incrementAndGet();
+    return log.read(
+            new EventSlice(
+                sessionId, EventSlice.Position.AFTER, after, config.streamPageSize(), types))
+        .invoke(page -> eventsRead.addAndGet(page.events().size()));
   }
 
   /** Where one subscriber is in the log. Touched by one page read at a time. */
@@ -290,16 +290,8 @@ public class EventTail {
       if (refreshing != null) {
         return refreshing;
       }
-      queries.incrementAndGet();
       Uni<Void> started =
-          log.read(
-                  new EventSlice(
-                      sessionId,
-                      EventSlice.Position.AFTER,
-                      after,
-                      config.streamPageSize(),
-                      Set.of()))
-              .invoke(page -> eventsRead.addAndGet(page.events().size()))
+          readAfter(sessionId, after, Set.of())
               .invoke(page -> took(after, page))
               .eventually(
                   () -> {
@@ -318,13 +310,7 @@ public class EventTail {
       if (head < 0) { // the first refresh: the window starts after the cursor that asked
         head = after;
       }
-      for (Event event : page.events()) {
-        if (event.getSeq() == head + 1) {
-          window.add(event);
-          bytes += event.getSerializedSize();
-          head = event.getSeq();
-        }
-      }
+      extend(page.events());
       if (!page.hasMore()) {
         head = Math.max(head, page.lastSeq());
         if (window.isEmpty() || window.get(window.size() - 1).getSeq() < head) {
@@ -338,15 +324,24 @@ public class EventTail {
 
     /** Committed events of this process, kept when they continue the window. */
     synchronized void appendedHere(List<Event> events) {
-      if (head < 0 || events.get(0).getSeq() != head + 1) {
-        return; // not known to continue the window: the next refresh reads them
+      if (head >= 0) { // else the first refresh has yet to place the window
+        extend(events);
+        trim();
       }
+    }
+
+    /**
+     * Holding the lock: the window grows by the events that continue its head; the others (already
+     * in it, or after a gap) are left to a refresh.
+     */
+    private void extend(List<Event> events) {
       for (Event event : events) {
-        window.add(event);
-        bytes += event.getSerializedSize();
-        head = event.getSeq();
+        if (event.getSeq() == head + 1) {
+          window.add(event);
+          bytes += event.getSerializedSize();
+          head = event.getSeq();
+        }
       }
-      trim();
     }
 
     /** Holding the lock: the window back within its bounds, oldest events first out. */

@@ -80,7 +80,6 @@ final class GroupCommit {
     return Uni.createFrom()
         .emitter(
             emitter -> {
-              List<Pending> batch;
               synchronized (this) {
                 if (waiting.size() >= maxWaiting) {
                   emitter.fail(
@@ -89,14 +88,8 @@ final class GroupCommit {
                   return;
                 }
                 waiting.add(new Pending(request, emitter, Vertx.currentContext()));
-                batch = nextBatch();
-                if (batch == null) {
-                  armRecheck();
-                }
               }
-              if (batch != null) {
-                run(batch);
-              }
+              dispatch();
             });
   }
 
@@ -154,50 +147,39 @@ final class GroupCommit {
   }
 
   /**
-   * Holding the lock: looks again once the youngest running statement would count as stalled, so
-   * that appends waiting behind stuck statements get their own without another append to start
-   * them.
+   * Starts every batch that may start now. While appends still wait, looks again once a running
+   * statement would count as stalled, so that appends behind stuck statements get their own without
+   * another append or a release to start them.
    */
-  private void armRecheck() {
-    if (recheckArmed || waiting.isEmpty()) {
-      return;
+  private void dispatch() {
+    List<List<Pending>> batches = new ArrayList<>();
+    synchronized (this) {
+      for (List<Pending> batch = nextBatch(); batch != null; batch = nextBatch()) {
+        batches.add(batch);
+      }
+      if (!waiting.isEmpty() && !recheckArmed) {
+        recheckArmed = true;
+        vertx.setTimer(
+            Math.max(1, stallAfterNanos / 1_000_000),
+            id -> {
+              synchronized (this) {
+                recheckArmed = false;
+              }
+              dispatch();
+            });
+      }
     }
-    recheckArmed = true;
-    long delayMillis = Math.max(1, stallAfterNanos / 1_000_000);
-    vertx.setTimer(
-        delayMillis,
-        id -> {
-          List<List<Pending>> next = new ArrayList<>();
-          synchronized (this) {
-            recheckArmed = false;
-            for (List<Pending> more = nextBatch(); more != null; more = nextBatch()) {
-              next.add(more);
-            }
-            armRecheck();
-          }
-          next.forEach(this::run);
-        });
+    batches.forEach(this::run);
   }
 
   private void run(List<Pending> batch) {
-    List<AppendRequest> requests = batch.stream().map(Pending::request).toList();
-    log.appendAll(log.pool(), requests)
+    log.appendAll(batch.stream().map(Pending::request).toList())
         .subscribe()
         .with(
             outcomes -> {
               AtomicInteger open = new AtomicInteger(batch.size());
               for (int i = 0; i < batch.size(); i++) {
-                Pending pending = batch.get(i);
-                Object outcome = outcomes.get(i);
-                if (outcome instanceof Appended appended) {
-                  pending.succeed(appended);
-                  settled(open, batch);
-                } else if (outcome instanceof RuntimeException mismatch) {
-                  pending.fail(mismatch);
-                  settled(open, batch);
-                } else {
-                  finish(log.refused(log.pool(), pending.request), pending, open, batch);
-                }
+                settle(outcomes.get(i), batch.get(i), open, batch);
               }
             },
             failure -> {
@@ -209,43 +191,40 @@ final class GroupCommit {
               // The statement was rolled back: each append runs again, alone.
               AtomicInteger open = new AtomicInteger(batch.size());
               for (Pending pending : batch) {
-                finish(log.appendAlone(pending.request), pending, open, batch);
+                settle(log.appendAlone(pending.request), pending, open, batch);
               }
             });
   }
 
-  private void finish(
+  /** Answers one append of the batch; the last answer frees the batch. */
+  private void settle(
       Uni<Appended> outcome, Pending pending, AtomicInteger open, List<Pending> batch) {
+    Runnable answered =
+        () -> {
+          if (open.decrementAndGet() == 0) {
+            release(batch);
+          }
+        };
     outcome
         .subscribe()
         .with(
             appended -> {
               pending.succeed(appended);
-              settled(open, batch);
+              answered.run();
             },
             failure -> {
               pending.fail(failure);
-              settled(open, batch);
+              answered.run();
             });
-  }
-
-  private void settled(AtomicInteger open, List<Pending> batch) {
-    if (open.decrementAndGet() == 0) {
-      release(batch);
-    }
   }
 
   /** The batch's sessions and statement slot are free again: start what waits. */
   private void release(List<Pending> batch) {
-    List<List<Pending>> next = new ArrayList<>();
     synchronized (this) {
       running.remove(batch);
       batch.forEach(pending -> busySessions.remove(pending.request.sessionId()));
-      for (List<Pending> more = nextBatch(); more != null; more = nextBatch()) {
-        next.add(more);
-      }
     }
-    next.forEach(this::run);
+    dispatch();
   }
 
   /** An append waiting for its statement, and where its caller runs. */

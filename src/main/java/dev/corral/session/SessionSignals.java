@@ -193,13 +193,10 @@ public class SessionSignals {
               .toArray(String[]::new);
       outbox.clear();
     }
-    subscriber
-        .actualConnection()
-        .preparedQuery(NOTIFY)
-        .execute(Tuple.of(payloads))
+    send(payloads)
         .subscribe()
         .with(
-            rows -> lingerThenFlush(),
+            ignored -> lingerThenFlush(),
             failure -> {
               LOGGER.debugf(
                   "NOTIFY failed (readers fall back to polling): %s", failure.getMessage());
@@ -219,14 +216,20 @@ public class SessionSignals {
     if (subscriber == null || subscriber.actualConnection() == null) {
       return;
     }
-    subscriber
-        .actualConnection()
-        .preparedQuery(NOTIFY)
-        .execute(Tuple.of((Object) new String[] {HELLO + self}))
+    send(HELLO + self)
         .subscribe()
         .with(
-            rows -> {},
+            ignored -> {},
             failure -> LOGGER.debugf("Hello failed (polling covers): %s", failure.getMessage()));
+  }
+
+  /** One NOTIFY statement for {@code payloads}, on the listening connection (it must be open). */
+  private Uni<Void> send(String... payloads) {
+    return subscriber
+        .actualConnection()
+        .preparedQuery(NOTIFY)
+        .execute(Tuple.of((Object) payloads))
+        .replaceWithVoid();
   }
 
   private void heard(String token) {
