@@ -45,6 +45,9 @@ public class EventLog {
    *
    * <p>Every access to {@code sessions} and {@code events} is bounded by the sessions' ids ({@code
    * = ANY}), so that the plan is index lookups whatever the planner thinks of the arrays.
+   *
+   * <p>{@code existing} is {@link #EXISTING} when some event carries an idempotency key, else
+   * {@link #NONE_EXISTING}: a statement without keys does not look for earlier events.
    */
   private static final String APPEND_TEMPLATE =
       """
@@ -54,16 +57,7 @@ public class EventLog {
                                $21::text[], $22::text[], $23::text[])
               AS b (rn, pos, id, type, body, idempotency_key, result_for, confirmation_for)
       ),
-      existing AS (
-          SELECT r.rn, e.id, e.seq, e.type, e.processed_at, e.body
-          FROM events e
-          JOIN (SELECT DISTINCT rn, idempotency_key FROM b WHERE idempotency_key IS NOT NULL) k
-              ON e.idempotency_key = k.idempotency_key
-          JOIN r ON r.rn = k.rn AND r.session_id = e.session_id
-          JOIN sessions t ON t.id = r.session_id
-          WHERE e.session_id = ANY (%2$s) AND e.idempotency_key = ANY ($21::text[])
-            AND t.id = ANY (%2$s) AND (r.tenant_id IS NULL OR t.tenant_id = r.tenant_id)
-      ),
+      %3$s,
       head AS (
           UPDATE sessions s SET
               last_seq = s.last_seq + r.n,
@@ -120,23 +114,47 @@ public class EventLog {
       ORDER BY rn, seq
       """;
 
-  /** The append of one request: its parameters are scalars, which the planner folds in. */
-  static final String APPEND =
-      APPEND_TEMPLATE.formatted(
-          """
+  /** The earlier events of the requests' idempotency keys, per request ({@code %1$s}: the ids). */
+  private static final String EXISTING =
+      """
+      existing AS (
+          SELECT r.rn, e.id, e.seq, e.type, e.processed_at, e.body
+          FROM events e
+          JOIN (SELECT DISTINCT rn, idempotency_key FROM b WHERE idempotency_key IS NOT NULL) k
+              ON e.idempotency_key = k.idempotency_key
+          JOIN r ON r.rn = k.rn AND r.session_id = e.session_id
+          JOIN sessions t ON t.id = r.session_id
+          WHERE e.session_id = ANY (%1$s) AND e.idempotency_key = ANY ($21::text[])
+            AND t.id = ANY (%1$s) AND (r.tenant_id IS NULL OR t.tenant_id = r.tenant_id)
+      )""";
+
+  private static final String NONE_EXISTING =
+      """
+      existing AS (
+          SELECT NULL::bigint AS rn, NULL::text AS id, NULL::bigint AS seq, NULL::text AS type,
+                 NULL::timestamptz AS processed_at, NULL::bytea AS body
+          WHERE false
+      )""";
+
+  private static String append(String requests, String sessionIds, boolean keyed) {
+    return APPEND_TEMPLATE.formatted(
+        requests, sessionIds, keyed ? EXISTING.formatted(sessionIds) : NONE_EXISTING);
+  }
+
+  /** One request: its parameters are scalars, which the planner folds in. */
+  private static final String ONE_REQUEST =
+      """
           SELECT $1::text AS session_id, $2::text AS tenant_id, $3::bigint AS expected_last_seq,
                  $4::bigint AS lease_epoch, $5::text AS status, $6::bytea AS stop_reason,
                  $7::boolean AS work_pending, $8::bigint AS input_tokens,
                  $9::bigint AS output_tokens, $10::bigint AS cache_creation_input_tokens,
                  $11::bigint AS cache_read_input_tokens, $12::boolean AS release_lease,
                  $13::text AS claim_holder, $14::bigint AS claim_ttl, $15::int AS n, 1::bigint AS rn\
-          """,
-          "ARRAY[$1::text]");
+          """;
 
-  /** The append of many requests, one per session: each parameter is an array, one per request. */
-  static final String APPEND_MANY =
-      APPEND_TEMPLATE.formatted(
-          """
+  /** Many requests, one per session: each parameter is an array, one element per request. */
+  private static final String MANY_REQUESTS =
+      """
           SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
                                $6::bytea[], $7::boolean[], $8::bigint[], $9::bigint[], $10::bigint[],
                                $11::bigint[], $12::boolean[], $13::text[], $14::bigint[], $15::int[])
@@ -144,8 +162,19 @@ public class EventLog {
                                     stop_reason, work_pending, input_tokens, output_tokens,
                                     cache_creation_input_tokens, cache_read_input_tokens,
                                     release_lease, claim_holder, claim_ttl, n, rn)\
-          """,
-          "$1::text[]");
+          """;
+
+  /** The append of one request. */
+  static final String APPEND = append(ONE_REQUEST, "ARRAY[$1::text]", true);
+
+  /** The append of one request none of whose events carries an idempotency key. */
+  static final String APPEND_UNKEYED = append(ONE_REQUEST, "ARRAY[$1::text]", false);
+
+  /** The append of many requests, one per session. */
+  static final String APPEND_MANY = append(MANY_REQUESTS, "$1::text[]", true);
+
+  /** The append of many requests none of whose events carries an idempotency key. */
+  static final String APPEND_MANY_UNKEYED = append(MANY_REQUESTS, "$1::text[]", false);
 
   static final String DIAGNOSE =
       """
@@ -297,12 +326,19 @@ public class EventLog {
    */
   Uni<List<Uni<Appended>>> appendAll(SqlClient client, List<AppendRequest> requests) {
     return Uni.createFrom()
-        .deferred(
-            () ->
-                client
-                    .preparedQuery(requests.size() == 1 ? APPEND : APPEND_MANY)
-                    .execute(appendTuple(requests)))
+        .deferred(() -> client.preparedQuery(statementFor(requests)).execute(appendTuple(requests)))
         .map(rows -> outcomes(client, requests, rows));
+  }
+
+  private static String statementFor(List<AppendRequest> requests) {
+    boolean keyed =
+        requests.stream()
+            .flatMap(request -> request.events().stream())
+            .anyMatch(event -> event.idempotencyKey() != null);
+    if (requests.size() == 1) {
+      return keyed ? APPEND : APPEND_UNKEYED;
+    }
+    return keyed ? APPEND_MANY : APPEND_MANY_UNKEYED;
   }
 
   /** Hears of every append this process commits, before its readers are woken. */

@@ -20,6 +20,8 @@ class PreparedStatementsTest {
       List.of(
           EventLog.APPEND,
           EventLog.APPEND_MANY,
+          EventLog.APPEND_UNKEYED,
+          EventLog.APPEND_MANY_UNKEYED,
           EventLog.READ_AFTER,
           EventLog.READ_BEFORE,
           EventLog.FIND);

@@ -1,0 +1,51 @@
+package dev.corral.session;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.quarkus.test.junit.QuarkusTest;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.Row;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import java.util.stream.StreamSupport;
+import org.junit.jupiter.api.Test;
+
+/** What the append statements do, in their generic plans (prepared once, run with new values). */
+@QuarkusTest
+class AppendPlanTest {
+
+  @Inject Pool pool;
+
+  @Test
+  void aStatementWithoutKeysDoesNotLookForEarlierEvents() {
+    // events is read only to find the earlier events of an idempotency key
+    List.of(
+            Map.entry(EventLog.APPEND, true),
+            Map.entry(EventLog.APPEND_MANY, true),
+            Map.entry(EventLog.APPEND_UNKEYED, false),
+            Map.entry(EventLog.APPEND_MANY_UNKEYED, false))
+        .forEach(
+            entry -> {
+              String statement = entry.getKey();
+              boolean keyed = entry.getValue();
+              String plan = genericPlan(statement);
+              assertThat(plan).contains("Update on sessions").contains("Insert on events");
+              assertThat(plan.matches("(?s).*Scan[^\\n]* on events.*")).as(plan).isEqualTo(keyed);
+            });
+  }
+
+  private String genericPlan(String statement) {
+    return StreamSupport.stream(
+            pool.query("EXPLAIN (GENERIC_PLAN, COSTS OFF) " + statement)
+                .execute()
+                .await()
+                .atMost(Duration.ofSeconds(10))
+                .spliterator(),
+            false)
+        .map((Row row) -> row.getString(0))
+        .collect(Collectors.joining("\n"));
+  }
+}
