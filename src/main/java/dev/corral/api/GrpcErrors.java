@@ -78,6 +78,14 @@ public class GrpcErrors implements ExceptionHandlerProvider {
           .withDescription("the database is unavailable; retry later")
           .asRuntimeException();
     }
+    if (cause instanceof PgException pg && QUERY_CANCELED.equals(pg.getSqlState())) {
+      // corral.database.statement-timeout ran out (or an operator cancelled the statement); the
+      // statement's transaction was rolled back, so it changed nothing
+      LOGGER.warnf("Statement cancelled: %s", pg.getMessage());
+      return Status.UNAVAILABLE
+          .withDescription("the database did not finish in time; nothing was changed, retry later")
+          .asRuntimeException();
+    }
     if (cause instanceof PgException pg
         && pg.getSqlState() != null
         && pg.getSqlState().startsWith("40")) {
@@ -154,6 +162,8 @@ public class GrpcErrors implements ExceptionHandlerProvider {
     }
     return current;
   }
+
+  private static final String QUERY_CANCELED = "57014";
 
   private static boolean isDatabaseOutage(Throwable cause) {
     if (cause instanceof PgException pg) {
