@@ -46,17 +46,14 @@ public class EventLog {
    * <p>Every access to {@code sessions} and {@code events} is bounded by the sessions' ids ({@code
    * = ANY}), so that the plan is index lookups whatever the planner thinks of the arrays.
    *
-   * <p>{@code existing} is {@link #EXISTING} when some event carries an idempotency key, else
-   * {@link #NONE_EXISTING}: a statement without keys does not look for earlier events.
+   * <p>{@code b} is {@link #ONE_EVENT} for a single event, else {@link #MANY_EVENTS}. {@code
+   * existing} is {@link #EXISTING} when some event carries an idempotency key, else {@link
+   * #NONE_EXISTING}: a statement without keys does not look for earlier events.
    */
   private static final String APPEND_TEMPLATE =
       """
       WITH r AS NOT MATERIALIZED (%s),
-      b AS (
-          SELECT * FROM unnest($16::int[], $17::int[], $18::text[], $19::text[], $20::bytea[],
-                               $21::text[], $22::text[], $23::text[])
-              AS b (rn, pos, id, type, body, idempotency_key, result_for, confirmation_for)
-      ),
+      b AS (%4$s),
       %3$s,
       head AS (
           UPDATE sessions s SET
@@ -136,9 +133,9 @@ public class EventLog {
           WHERE false
       )""";
 
-  private static String append(String requests, String sessionIds, boolean keyed) {
+  private static String append(String requests, String sessionIds, String events, boolean keyed) {
     return APPEND_TEMPLATE.formatted(
-        requests, sessionIds, keyed ? EXISTING.formatted(sessionIds) : NONE_EXISTING);
+        requests, sessionIds, keyed ? EXISTING.formatted(sessionIds) : NONE_EXISTING, events);
   }
 
   /** One request: its parameters are scalars, which the planner folds in. */
@@ -164,17 +161,43 @@ public class EventLog {
                                     release_lease, claim_holder, claim_ttl, n, rn)\
           """;
 
+  /** The events of the requests, one row each: each parameter is an array, one per event. */
+  private static final String MANY_EVENTS =
+      """
+          SELECT * FROM unnest($16::int[], $17::int[], $18::text[], $19::text[], $20::bytea[],
+                               $21::text[], $22::text[], $23::text[])
+              AS b (rn, pos, id, type, body, idempotency_key, result_for, confirmation_for)\
+          """;
+
+  /** The one event of the one request: its parameters are scalars. */
+  private static final String ONE_EVENT =
+      """
+          SELECT $16::int AS rn, $17::int AS pos, $18::text AS id, $19::text AS type,
+                 $20::bytea AS body, $21::text AS idempotency_key, $22::text AS result_for,
+                 $23::text AS confirmation_for\
+          """;
+
+  private static final String ONE_SESSION = "ARRAY[$1::text]";
+
+  private static final String SESSIONS = "$1::text[]";
+
   /** The append of one request. */
-  static final String APPEND = append(ONE_REQUEST, "ARRAY[$1::text]", true);
+  static final String APPEND = append(ONE_REQUEST, ONE_SESSION, MANY_EVENTS, true);
 
   /** The append of one request none of whose events carries an idempotency key. */
-  static final String APPEND_UNKEYED = append(ONE_REQUEST, "ARRAY[$1::text]", false);
+  static final String APPEND_UNKEYED = append(ONE_REQUEST, ONE_SESSION, MANY_EVENTS, false);
+
+  /**
+   * The append of one event without an idempotency key: the commonest append (every EmitEvent
+   * without a key), and the cheapest, with every parameter a scalar.
+   */
+  static final String APPEND_ONE_EVENT = append(ONE_REQUEST, ONE_SESSION, ONE_EVENT, false);
 
   /** The append of many requests, one per session. */
-  static final String APPEND_MANY = append(MANY_REQUESTS, "$1::text[]", true);
+  static final String APPEND_MANY = append(MANY_REQUESTS, SESSIONS, MANY_EVENTS, true);
 
   /** The append of many requests none of whose events carries an idempotency key. */
-  static final String APPEND_MANY_UNKEYED = append(MANY_REQUESTS, "$1::text[]", false);
+  static final String APPEND_MANY_UNKEYED = append(MANY_REQUESTS, SESSIONS, MANY_EVENTS, false);
 
   static final String DIAGNOSE =
       """
@@ -330,15 +353,30 @@ public class EventLog {
         .map(rows -> outcomes(client, requests, rows));
   }
 
-  private static String statementFor(List<AppendRequest> requests) {
-    boolean keyed =
-        requests.stream()
-            .flatMap(request -> request.events().stream())
-            .anyMatch(event -> event.idempotencyKey() != null);
-    if (requests.size() == 1) {
-      return keyed ? APPEND : APPEND_UNKEYED;
+  /** Parameters $1 to $15 describe the requests, $16 to $23 their events. */
+  private static final int REQUEST_PARAMETERS = 15;
+
+  /** The statement for {@code requests}; {@link #appendTuple} gives its parameters. */
+  static String statementFor(List<AppendRequest> requests) {
+    boolean keyed = isKeyed(requests);
+    if (requests.size() > 1) {
+      return keyed ? APPEND_MANY : APPEND_MANY_UNKEYED;
     }
-    return keyed ? APPEND_MANY : APPEND_MANY_UNKEYED;
+    if (keyed) {
+      return APPEND;
+    }
+    return isOneEvent(requests) ? APPEND_ONE_EVENT : APPEND_UNKEYED;
+  }
+
+  private static boolean isKeyed(List<AppendRequest> requests) {
+    return requests.stream()
+        .flatMap(request -> request.events().stream())
+        .anyMatch(event -> event.idempotencyKey() != null);
+  }
+
+  /** One request of one event without a key: {@link #APPEND_ONE_EVENT}. */
+  private static boolean isOneEvent(List<AppendRequest> requests) {
+    return requests.size() == 1 && requests.get(0).events().size() == 1 && !isKeyed(requests);
   }
 
   /** Hears of every append this process commits, before its readers are woken. */
@@ -406,7 +444,8 @@ public class EventLog {
   }
 
   /**
-   * The parameters of {@link #APPEND} (one request) or {@link #APPEND_MANY} for {@code requests}.
+   * The parameters of {@link #statementFor} {@code requests}: arrays, one element per request and
+   * per event, or scalars where the statement takes one request or one event.
    */
   static Tuple appendTuple(List<AppendRequest> requests) {
     int count = requests.size();
@@ -484,9 +523,6 @@ public class EventLog {
                 claimHolders,
                 claimTtls,
                 eventCounts));
-    if (count == 1) { // APPEND takes the request's values themselves
-      parameters.replaceAll(values -> ((Object[]) values)[0]);
-    }
     parameters.addAll(
         Arrays.asList(
             requestOrdinals.toArray(Integer[]::new),
@@ -497,6 +533,11 @@ public class EventLog {
             keys.toArray(String[]::new),
             resultFor.toArray(String[]::new),
             confirmationFor.toArray(String[]::new)));
+    // The statements of one request take its values themselves; that of one event, the event's
+    int scalars = isOneEvent(requests) ? parameters.size() : count == 1 ? REQUEST_PARAMETERS : 0;
+    for (int i = 0; i < scalars; i++) {
+      parameters.set(i, ((Object[]) parameters.get(i))[0]);
+    }
     return Tuple.from(parameters);
   }
 

@@ -26,6 +26,7 @@ class AppendPlanTest {
             Map.entry(EventLog.APPEND, true),
             Map.entry(EventLog.APPEND_MANY, true),
             Map.entry(EventLog.APPEND_UNKEYED, false),
+            Map.entry(EventLog.APPEND_ONE_EVENT, false),
             Map.entry(EventLog.APPEND_MANY_UNKEYED, false))
         .forEach(
             entry -> {

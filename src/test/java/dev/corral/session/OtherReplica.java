@@ -45,7 +45,7 @@ final class OtherReplica {
               .using(vertx)
               .build();
       var rows =
-          pool.preparedQuery(EventLog.APPEND)
+          pool.preparedQuery(EventLog.statementFor(java.util.List.of(request)))
               .execute(EventLog.appendTuple(java.util.List.of(request)).getDelegate())
               .toCompletionStage()
               .toCompletableFuture()

@@ -21,6 +21,7 @@ class PreparedStatementsTest {
           EventLog.APPEND,
           EventLog.APPEND_MANY,
           EventLog.APPEND_UNKEYED,
+          EventLog.APPEND_ONE_EVENT,
           EventLog.APPEND_MANY_UNKEYED,
           EventLog.READ_AFTER,
           EventLog.READ_BEFORE,
@@ -31,7 +32,7 @@ class PreparedStatementsTest {
     Vertx vertx = Vertx.vertx();
     try {
       PgConnectOptions options = new PgConnectOptions().setCachePreparedStatements(true);
-      new PoolCreator()
+      new PoolCreator(java.time.Duration.ofSeconds(30))
           .create(
               new PgPoolCreator.Input() {
                 @Override
