@@ -95,7 +95,7 @@ class GitGatewayTest {
     // Given a session with the repository, its token in the vault
     String credential = credential(token);
     String first = server.commitOf("app.git", "main");
-    Session session = session(repository(server.url("app.git"), "main", "app", credential), "Go.");
+    // (the model's answers are queued first: the session's initial message starts the turn)
     model.enqueue(
         bash(
             "toolu_1",
@@ -105,6 +105,7 @@ class GitGatewayTest {
                 + " commit -qam 'agent change' && git push -q origin HEAD:main 2>&1"
                 + " && git pull -q 2>&1 && git log --format=%s -1"),
         Reply.text("Pushed."));
+    Session session = session(repository(server.url("app.git"), "main", "app", credential), "Go.");
 
     // When the turn runs
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
@@ -161,14 +162,13 @@ class GitGatewayTest {
   void anotherSessionsSandboxCannotUseTheRepositoryAndAFailedCloneIsReported() {
     // Given session A with the repository and its token, B with the same URL and no credential
     String credential = credential(token);
-    Session a = session(repository(server.url("app.git"), "", "app", credential), "A.");
     model.enqueue(bash("toolu_a", "git -C /workspace/app log --format=%s -1"), Reply.text("A."));
+    Session a = session(repository(server.url("app.git"), "", "app", credential), "A.");
     awaitIdle(sessions, a.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
     String theirs = provisioned(log(sessions, a.getId())).get(0).getRepositories(0).getResourceId();
     model.reset();
 
     // When B's sandbox tries A's repository through the gateway, and B's own without a credential
-    Session b = session(repository(server.url("app.git"), "", "app", ""), "B.");
     model.enqueue(
         bash(
             "toolu_b",
@@ -179,6 +179,7 @@ class GitGatewayTest {
                 + theirs
                 + "/info/refs?service=git-receive-pack"),
         Reply.text("B."));
+    Session b = session(repository(server.url("app.git"), "", "app", ""), "B.");
     awaitIdle(sessions, b.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then the gateway knows no such repository for B, and B's own clone failed with the reason
