@@ -11,6 +11,9 @@ import dev.corral.proto.v1.StreamEventsResponse;
 import dev.corral.proto.v1.TextBlock;
 import dev.corral.proto.v1.UserMessage;
 import dev.corral.testing.ServerProcess;
+import grpc.health.v1.HealthGrpc;
+import grpc.health.v1.HealthOuterClass.HealthCheckRequest;
+import grpc.health.v1.HealthOuterClass.HealthCheckResponse;
 import io.grpc.Channel;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
@@ -30,6 +33,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import javax.sql.DataSource;
 
 /**
@@ -43,7 +47,7 @@ public final class LogBench {
   private static final byte[] PAYLOAD = new byte[120];
   private static final int CLIENTS = 16;
   private static final int ROUNDS = 3;
-  private static final int WARM_UP_SECONDS = 10;
+  private static final int WARM_UP_SECONDS = 15;
 
   private LogBench() {}
 
@@ -86,22 +90,28 @@ public final class LogBench {
         List<EmitEventRequest> sixteenSessions = sessions(channel, agentId, CLIENTS);
         List<PreparedStatement> oneClient = rawClients(database, 1);
         List<PreparedStatement> sixteenClients = rawClients(database, CLIENTS);
-        // A fresh JVM spends its first seconds compiling: warm both paths up first.
+        // A fresh JVM spends its first seconds compiling: warm every path up first. One session
+        // and sixteen take different paths through corral (an append alone, appends batched).
         runEmits(channel, sixteenSessions, WARM_UP_SECONDS);
+        runEmits(channel, oneSession, WARM_UP_SECONDS);
         runRaw(sixteenClients, WARM_UP_SECONDS);
+        runRaw(oneClient, WARM_UP_SECONDS);
+        runHealthChecks(channel, WARM_UP_SECONDS);
         resetStatistics(database);
         Phase raw1 = new Phase("raw INSERT commit", 1);
         Phase raw16 = new Phase("raw INSERT commit", CLIENTS);
         Phase emit1 = new Phase("EmitEvent over gRPC, sessions", 1);
         Phase emit16 = new Phase("EmitEvent over gRPC, sessions", CLIENTS);
+        Phase floor = new Phase("gRPC health check, no database", 1);
         for (int round = 0; round < ROUNDS; round++) {
+          measure(floor, meter, seconds, () -> runHealthChecks(channel, seconds));
           measure(raw1, meter, seconds, () -> runRaw(oneClient, seconds));
           measure(emit1, meter, seconds, () -> runEmits(channel, oneSession, seconds));
           measure(raw16, meter, seconds, () -> runRaw(sixteenClients, seconds));
           measure(emit16, meter, seconds, () -> runEmits(channel, sixteenSessions, seconds));
         }
         Latencies tail = tailLatency(channel, agentId, seconds);
-        report(raw1, raw16, emit1, emit16, tail);
+        report(raw1, raw16, emit1, emit16, floor, tail);
         printStatistics(database);
         transport.shutdownNow();
       }
@@ -220,6 +230,10 @@ public final class LogBench {
       return latencies.count() / seconds;
     }
 
+    double postgresPerOperation() {
+      return (double) cpu.postgres() / latencies.count();
+    }
+
     String line() {
       return String.format(
           "%-34s %9.0f /s   %s%n%-34s %s",
@@ -306,7 +320,11 @@ public final class LogBench {
     List<CompletableFuture<Latencies>> chains = new ArrayList<>();
     for (EmitEventRequest request : requests) {
       CompletableFuture<Latencies> chain = new CompletableFuture<>();
-      emitUntil(stub, request, deadline, new Latencies(), chain);
+      callUntil(
+          (StreamObserver<EmitEventResponse> answer) -> stub.emitEvent(request, answer),
+          deadline,
+          new Latencies(),
+          chain);
       chains.add(chain);
     }
     Latencies all = new Latencies();
@@ -316,18 +334,34 @@ public final class LogBench {
     return all;
   }
 
-  private static void emitUntil(
-      SessionServiceGrpc.SessionServiceStub stub,
-      EmitEventRequest request,
+  /**
+   * The floor under any EmitEvent: one chain of gRPC health checks, which cross the same client,
+   * connection and server but touch no database and no session.
+   */
+  private static Latencies runHealthChecks(Channel channel, int seconds) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    HealthGrpc.HealthStub stub = HealthGrpc.newStub(channel);
+    CompletableFuture<Latencies> chain = new CompletableFuture<>();
+    callUntil(
+        (StreamObserver<HealthCheckResponse> answer) ->
+            stub.check(HealthCheckRequest.getDefaultInstance(), answer),
+        deadline,
+        new Latencies(),
+        chain);
+    return chain.get(seconds + 60L, TimeUnit.SECONDS);
+  }
+
+  /** Makes one call after the other until the deadline, recording each call's latency. */
+  private static <T> void callUntil(
+      Consumer<StreamObserver<T>> call,
       long deadline,
       Latencies latencies,
       CompletableFuture<Latencies> done) {
     long begin = System.nanoTime();
-    stub.emitEvent(
-        request,
-        new StreamObserver<EmitEventResponse>() {
+    call.accept(
+        new StreamObserver<T>() {
           @Override
-          public void onNext(EmitEventResponse response) {
+          public void onNext(T response) {
             latencies.record(System.nanoTime() - begin);
           }
 
@@ -339,7 +373,7 @@ public final class LogBench {
           @Override
           public void onCompleted() {
             if (System.nanoTime() < deadline) {
-              emitUntil(stub, request, deadline, latencies, done);
+              callUntil(call, deadline, latencies, done);
             } else {
               done.complete(latencies);
             }
@@ -410,8 +444,10 @@ public final class LogBench {
         .build();
   }
 
-  private static void report(Phase raw1, Phase raw16, Phase emit1, Phase emit16, Latencies tail) {
+  private static void report(
+      Phase raw1, Phase raw16, Phase emit1, Phase emit16, Phase floor, Latencies tail) {
     System.out.println();
+    System.out.println(floor.line());
     System.out.println(raw1.line());
     System.out.println(raw16.line());
     System.out.println(emit1.line());
@@ -427,6 +463,19 @@ public final class LogBench {
     System.out.printf(
         "EmitEvent 16 sessions / raw 16 clients (ops) = %.2f   target >= 0.5   %s%n",
         throughputRatio, throughputRatio >= 0.5 ? "met" : "NOT met");
+    for (Phase[] pair : new Phase[][] {{emit1, raw1}, {emit16, raw16}}) {
+      double cpuRatio = pair[0].postgresPerOperation() / pair[1].postgresPerOperation();
+      System.out.printf(
+          "PostgreSQL CPU per append / raw insert (%d)  = %.2f   target <= 3.0   %s%n",
+          pair[0].clients, cpuRatio, cpuRatio <= 3.0 ? "met" : "NOT met");
+    }
+    double floorRatio =
+        (floor.latencies.percentileMillis(50) + raw1.latencies.percentileMillis(50))
+            / raw1.latencies.percentileMillis(50);
+    System.out.printf(
+        "floor: health check p50 + raw commit p50     = %.2f x raw commit p50 (no append can be"
+            + " faster)%n",
+        floorRatio);
     boolean tailMet = tail.percentileMillis(50) <= 10 && tail.percentileMillis(99) <= 50;
     System.out.printf(
         "live tail p50 = %.2f ms (target <= 10), p99 = %.2f ms (target <= 50)   %s%n",
