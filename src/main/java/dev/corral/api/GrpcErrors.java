@@ -80,10 +80,11 @@ public class GrpcErrors implements ExceptionHandlerProvider {
     }
     if (cause instanceof PgException pg && QUERY_CANCELED.equals(pg.getSqlState())) {
       // corral.database.statement-timeout ran out (or an operator cancelled the statement); the
-      // statement's transaction was rolled back, so it changed nothing
+      // statement's transaction was rolled back
       LOGGER.warnf("Statement cancelled: %s", pg.getMessage());
       return Status.UNAVAILABLE
-          .withDescription("the database did not finish in time; nothing was changed, retry later")
+          .withDescription(
+              "the database did not finish in time; the statement was rolled back, retry later")
           .asRuntimeException();
     }
     if (cause instanceof PgException pg

@@ -46,9 +46,9 @@ public class EventLog {
    * <p>Every access to {@code sessions} and {@code events} is bounded by the sessions' ids ({@code
    * = ANY}), so that the plan is index lookups whatever the planner thinks of the arrays.
    *
-   * <p>{@code b} is {@link #ONE_EVENT} for a single event, else {@link #MANY_EVENTS}. {@code
-   * existing} is {@link #EXISTING} when some event carries an idempotency key, else {@link
-   * #NONE_EXISTING}: a statement without keys does not look for earlier events.
+   * <p>{@code b} is {@link #ONE_EVENT} for a single event without an idempotency key, else {@link
+   * #MANY_EVENTS}. {@code existing} is {@link #EXISTING} when some event carries an idempotency
+   * key, else {@link #NONE_EXISTING}: a statement without keys does not look for earlier events.
    */
   private static final String APPEND_TEMPLATE =
       """
@@ -359,7 +359,7 @@ public class EventLog {
   /** The statement for {@code requests}; {@link #appendTuple} gives its parameters. */
   static String statementFor(List<AppendRequest> requests) {
     boolean keyed = isKeyed(requests);
-    if (requests.size() > 1) {
+    if (requests.size() != 1) {
       return keyed ? APPEND_MANY : APPEND_MANY_UNKEYED;
     }
     if (keyed) {

@@ -33,12 +33,18 @@ import java.util.concurrent.atomic.AtomicInteger;
  * When the statement fails as a whole (a unique index caught a racing append, for instance), it was
  * rolled back, so each append of the batch runs again on its own statement and gets its own answer.
  * A failure that leaves the outcome unknown (a lost connection) is reported to every append of the
- * batch, as it would be to an append run alone.
+ * batch, as it would be to an append run alone. A statement that the statement timeout cancelled
+ * fails its append when it had one; a batch's appends go back to the head of the queue, each to run
+ * in a statement of its own under the same limit, so that only the stuck one fails and a slow
+ * database gets no burst of retries.
  */
 final class GroupCommit {
 
   /** Payload bytes a statement takes at most (its first append whatever its size). */
   static final long MAX_BATCH_BYTES = 4L << 20;
+
+  /** PostgreSQL's SQLSTATE for a statement cancelled, by the statement timeout among others. */
+  private static final String QUERY_CANCELED = "57014";
 
   private final EventLog log;
   private final int statements;
@@ -87,7 +93,7 @@ final class GroupCommit {
                           "too many appends are waiting for the database (" + maxWaiting + ")"));
                   return;
                 }
-                waiting.add(new Pending(request, emitter, Vertx.currentContext()));
+                waiting.add(new Pending(request, emitter, Vertx.currentContext(), false));
               }
               dispatch();
             });
@@ -118,13 +124,18 @@ final class GroupCommit {
     while (queued.hasNext() && batch.size() < maxBatch && bytes < MAX_BATCH_BYTES) {
       Pending next = queued.next();
       String sessionId = next.request.sessionId();
-      if (skipped.contains(sessionId) || !busySessions.add(sessionId)) {
+      if ((next.alone && !batch.isEmpty())
+          || skipped.contains(sessionId)
+          || !busySessions.add(sessionId)) {
         skipped.add(sessionId); // later appends of this session wait too: order is kept
         continue;
       }
       queued.remove();
       batch.add(next);
       bytes += next.request.events().stream().mapToLong(e -> e.payload().getSerializedSize()).sum();
+      if (next.alone) {
+        break;
+      }
     }
     if (batch.isEmpty()) {
       return null;
@@ -188,6 +199,19 @@ final class GroupCommit {
                 release(batch);
                 return;
               }
+              if (QUERY_CANCELED.equals(((PgException) failure).getSqlState())) {
+                // The statement timeout ran out: a row lock, or a slow database. One append fails;
+                // those of a batch wait again, each for a statement of its own and a free slot,
+                // so that only the one that is stuck fails, and a slow database gets no more
+                // statements than before.
+                if (batch.size() == 1) {
+                  batch.get(0).fail(failure);
+                } else {
+                  isolate(batch);
+                }
+                release(batch);
+                return;
+              }
               // The statement was rolled back: each append runs again, alone.
               AtomicInteger open = new AtomicInteger(batch.size());
               for (Pending pending : batch) {
@@ -218,6 +242,13 @@ final class GroupCommit {
             });
   }
 
+  /** Puts the batch's appends back at the head of the queue, each to run alone, in order. */
+  private synchronized void isolate(List<Pending> batch) {
+    for (int i = batch.size() - 1; i >= 0; i--) {
+      waiting.addFirst(batch.get(i).isolated());
+    }
+  }
+
   /** The batch's sessions and statement slot are free again: start what waits. */
   private void release(List<Pending> batch) {
     synchronized (this) {
@@ -229,7 +260,12 @@ final class GroupCommit {
 
   /** An append waiting for its statement, and where its caller runs. */
   private record Pending(
-      AppendRequest request, UniEmitter<? super Appended> emitter, Context context) {
+      AppendRequest request, UniEmitter<? super Appended> emitter, Context context, boolean alone) {
+
+    /** The same append, to run in a statement of its own. */
+    Pending isolated() {
+      return new Pending(request, emitter, context, true);
+    }
 
     void succeed(Appended appended) {
       onCallerContext(() -> emitter.complete(appended));

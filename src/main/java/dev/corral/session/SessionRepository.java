@@ -78,6 +78,8 @@ public class SessionRepository {
 
   static final String DELETE = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
 
+  static final String DELETE_TIMEOUT = "SET LOCAL statement_timeout = '15min'";
+
   static final String LOCK_RESOURCES =
       "SELECT archived_at IS NOT NULL AS archived, status, resources FROM sessions"
           + " WHERE id = $1 AND tenant_id = $2 FOR UPDATE";
@@ -172,17 +174,26 @@ public class SessionRepository {
                     : find(tenant, id));
   }
 
-  /** Deletes the session and its log; fails with {@link NotFoundException} if there is none. */
+  /**
+   * Deletes the session and its log; fails with {@link NotFoundException} if there is none. The
+   * log's events go with the row ({@code ON DELETE CASCADE}); a long log may take longer than the
+   * pool's statement timeout, so this one statement gets {@link #DELETE_TIMEOUT} instead.
+   */
   Uni<Void> delete(Tenant tenant, String id) {
-    return pool.preparedQuery(DELETE)
-        .execute(Tuple.of(id, tenant.id()))
-        .map(
-            rows -> {
-              if (rows.rowCount() == 0) {
-                throw new NotFoundException("session", id);
-              }
-              return null;
-            });
+    return pool.withTransaction(
+        connection ->
+            connection
+                .query(DELETE_TIMEOUT)
+                .execute()
+                .flatMap(
+                    ignored -> connection.preparedQuery(DELETE).execute(Tuple.of(id, tenant.id())))
+                .map(
+                    rows -> {
+                      if (rows.rowCount() == 0) {
+                        throw new NotFoundException("session", id);
+                      }
+                      return null;
+                    }));
   }
 
   /**

@@ -9,18 +9,17 @@ import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.EmitEventRequest;
 import dev.corral.proto.v1.GetEventsRequest;
 import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.testing.ShortStatementTimeoutProfile;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
-import io.quarkus.test.junit.QuarkusTestProfile;
 import io.quarkus.test.junit.TestProfile;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.SqlConnection;
 import io.vertx.mutiny.sqlclient.Tuple;
 import jakarta.inject.Inject;
 import java.time.Duration;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -30,15 +29,8 @@ import org.junit.jupiter.api.Test;
  * ever; the other sessions do not notice.
  */
 @QuarkusTest
-@TestProfile(StatementTimeoutTest.OneSecond.class)
+@TestProfile(ShortStatementTimeoutProfile.class)
 class StatementTimeoutTest {
-
-  public static class OneSecond implements QuarkusTestProfile {
-    @Override
-    public Map<String, String> getConfigOverrides() {
-      return Map.of("corral.database.statement-timeout", "1s");
-    }
-  }
 
   private static final Duration WAIT = Duration.ofSeconds(10);
 
@@ -62,7 +54,7 @@ class StatementTimeoutTest {
             .iterator()
             .next();
     assertThat(row.getString("statement")).isEqualTo("1s");
-    assertThat(row.getString("idle")).isEqualTo("2s");
+    assertThat(row.getString("idle")).isEqualTo("1min"); // at least a minute
   }
 
   @Test
