@@ -273,8 +273,9 @@ public class Credentials {
   }
 
   /**
-   * Refreshes the OAuth token under the credential's row lock, unless another replica did since
-   * {@code usedToken} (null: refresh anyway) was read; then that token is returned.
+   * Refreshes the OAuth token under the credential's row lock, unless another call did since it was
+   * read: since {@code usedToken} was refused, or, when {@code usedToken} is null (the token was
+   * about to expire), if it is no longer about to expire. Then that token is returned.
    */
   private Uni<HttpAuth> refresh(Tenant tenant, String credentialId, String usedToken) {
     return repository.underLock(
@@ -283,7 +284,9 @@ public class Credentials {
         stored -> {
           SecretValues secrets = open(tenant, stored);
           boolean refreshedMeanwhile =
-              usedToken != null && !usedToken.equals(secrets.accessToken());
+              usedToken == null
+                  ? !expiring(stored.credential())
+                  : !usedToken.equals(secrets.accessToken());
           if (refreshedMeanwhile || !stored.credential().getOauth2().getHasRefreshToken()) {
             HttpAuth current = httpAuth(stored.credential(), secrets);
             return Uni.createFrom()

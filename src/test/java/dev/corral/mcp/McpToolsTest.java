@@ -62,6 +62,8 @@ class McpToolsTest {
 
   @InjectFakeAnthropic FakeAnthropic model;
 
+  @jakarta.inject.Inject dev.corral.vault.Credentials credentials;
+
   private McpTestServer server;
   private String marker;
 
@@ -307,6 +309,48 @@ class McpToolsTest {
     assertThat(server.requests())
         .filteredOn(request -> request.method().equals("POST"))
         .allSatisfy(request -> assertThat(request.authorization()).isEqualTo("Bearer next-token"));
+  }
+
+  @Test
+  void callsThatFindATokenAboutToExpireTogetherRefreshItOnce() throws Exception {
+    // Given a credential about to expire, and a token endpoint that takes its time
+    server.issueOnRefresh("refresh-3", "renewed-token");
+    server.slowTokens(300);
+    String credential =
+        vault
+            .createCredential(
+                CreateCredentialRequest.newBuilder()
+                    .setName("expiring together")
+                    .setOauth2(
+                        OAuth2Auth.newBuilder()
+                            .setMcpServerUrl(server.url())
+                            .setAccessToken("old-token")
+                            .setExpiresAt(
+                                com.google.protobuf.Timestamp.newBuilder()
+                                    .setSeconds(Instant.now().getEpochSecond() + 10))
+                            .setRefreshToken("refresh-3")
+                            .setTokenUrl(server.tokenUrl())
+                            .setClientId("corral"))
+                    .build())
+            .getCredential()
+            .getId();
+
+    // When two calls ask for it at once (both read it before either refreshed it)
+    var one =
+        credentials
+            .authFor(dev.corral.common.Tenant.DEFAULT, credential, server.url())
+            .subscribeAsCompletionStage();
+    var two =
+        credentials
+            .authFor(dev.corral.common.Tenant.DEFAULT, credential, server.url())
+            .subscribeAsCompletionStage();
+
+    // Then one refreshed it and the other, finding it fresh under the lock, took the new token
+    assertThat(one.get(20, java.util.concurrent.TimeUnit.SECONDS).headerValue())
+        .isEqualTo("Bearer renewed-token");
+    assertThat(two.get(20, java.util.concurrent.TimeUnit.SECONDS).headerValue())
+        .isEqualTo("Bearer renewed-token");
+    assertThat(server.tokenRequests()).hasSize(1);
   }
 
   @Test

@@ -71,6 +71,7 @@ public final class McpTestServer implements AutoCloseable {
   private final AtomicReference<String> expectedAuthorization = new AtomicReference<>();
   private final AtomicReference<CountDownLatch> hang = new AtomicReference<>(new CountDownLatch(1));
   private final AtomicInteger slowMillis = new AtomicInteger();
+  private final AtomicInteger tokenDelayMillis = new AtomicInteger();
   private final AtomicInteger issues = new AtomicInteger();
   private final AtomicReference<String> refreshToken = new AtomicReference<>();
   private final AtomicReference<String> nextAccessToken = new AtomicReference<>();
@@ -148,6 +149,11 @@ public final class McpTestServer implements AutoCloseable {
   /** Every request waits this long before it is answered. */
   public void slow(int millis) {
     slowMillis.set(millis);
+  }
+
+  /** The token endpoint waits this long before it answers. */
+  public void slowTokens(int millis) {
+    tokenDelayMillis.set(millis);
   }
 
   /** The token endpoint accepts {@code refresh} and answers with {@code accessToken}. */
@@ -345,6 +351,13 @@ public final class McpTestServer implements AutoCloseable {
       McpTestServer server = self[0];
       String body = new String(request.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       server.tokenRequests.add(body);
+      if (server.tokenDelayMillis.get() > 0) {
+        try {
+          Thread.sleep(server.tokenDelayMillis.get());
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
       Map<String, String> form = new java.util.HashMap<>();
       for (String pair : body.split("&")) {
         int equals = pair.indexOf('=');
