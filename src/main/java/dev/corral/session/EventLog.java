@@ -349,34 +349,45 @@ public class EventLog {
    */
   Uni<List<Uni<Appended>>> appendAll(SqlClient client, List<AppendRequest> requests) {
     return Uni.createFrom()
-        .deferred(() -> client.preparedQuery(statementFor(requests)).execute(appendTuple(requests)))
+        .deferred(
+            () -> {
+              Statement statement = statementFor(requests);
+              return client
+                  .preparedQuery(statement.sql())
+                  .execute(appendTuple(requests, statement));
+            })
         .map(rows -> outcomes(client, requests, rows));
   }
 
-  /** Parameters $1 to $15 describe the requests, $16 to $23 their events. */
-  private static final int REQUEST_PARAMETERS = 15;
+  /**
+   * An append statement, and how many of its leading parameters are scalars ({@link #appendTuple}
+   * gives the others as arrays): $1 to $15 describe the requests, $16 to $23 their events.
+   */
+  record Statement(String sql, int scalars) {}
 
-  /** The statement for {@code requests}; {@link #appendTuple} gives its parameters. */
-  static String statementFor(List<AppendRequest> requests) {
-    boolean keyed = isKeyed(requests);
+  private static final Statement ONE_EVENT_STATEMENT = new Statement(APPEND_ONE_EVENT, 23);
+
+  private static final Statement ONE_REQUEST_STATEMENT = new Statement(APPEND_UNKEYED, 15);
+
+  private static final Statement ONE_KEYED_REQUEST_STATEMENT = new Statement(APPEND, 15);
+
+  private static final Statement MANY_STATEMENT = new Statement(APPEND_MANY_UNKEYED, 0);
+
+  private static final Statement MANY_KEYED_STATEMENT = new Statement(APPEND_MANY, 0);
+
+  /** The statement for {@code requests}. */
+  static Statement statementFor(List<AppendRequest> requests) {
+    boolean keyed =
+        requests.stream()
+            .flatMap(request -> request.events().stream())
+            .anyMatch(event -> event.idempotencyKey() != null);
     if (requests.size() != 1) {
-      return keyed ? APPEND_MANY : APPEND_MANY_UNKEYED;
+      return keyed ? MANY_KEYED_STATEMENT : MANY_STATEMENT;
     }
     if (keyed) {
-      return APPEND;
+      return ONE_KEYED_REQUEST_STATEMENT;
     }
-    return isOneEvent(requests) ? APPEND_ONE_EVENT : APPEND_UNKEYED;
-  }
-
-  private static boolean isKeyed(List<AppendRequest> requests) {
-    return requests.stream()
-        .flatMap(request -> request.events().stream())
-        .anyMatch(event -> event.idempotencyKey() != null);
-  }
-
-  /** One request of one event without a key: {@link #APPEND_ONE_EVENT}. */
-  private static boolean isOneEvent(List<AppendRequest> requests) {
-    return requests.size() == 1 && requests.get(0).events().size() == 1 && !isKeyed(requests);
+    return requests.get(0).events().size() == 1 ? ONE_EVENT_STATEMENT : ONE_REQUEST_STATEMENT;
   }
 
   /** Hears of every append this process commits, before its readers are woken. */
@@ -444,10 +455,10 @@ public class EventLog {
   }
 
   /**
-   * The parameters of {@link #statementFor} {@code requests}: arrays, one element per request and
-   * per event, or scalars where the statement takes one request or one event.
+   * The parameters of {@code statement} for {@code requests}: arrays, one element per request and
+   * per event, but for the statement's leading scalars.
    */
-  static Tuple appendTuple(List<AppendRequest> requests) {
+  static Tuple appendTuple(List<AppendRequest> requests, Statement statement) {
     int count = requests.size();
     String[] sessionIds = new String[count];
     String[] tenantIds = new String[count];
@@ -533,9 +544,7 @@ public class EventLog {
             keys.toArray(String[]::new),
             resultFor.toArray(String[]::new),
             confirmationFor.toArray(String[]::new)));
-    // The statements of one request take its values themselves; that of one event, the event's
-    int scalars = isOneEvent(requests) ? parameters.size() : count == 1 ? REQUEST_PARAMETERS : 0;
-    for (int i = 0; i < scalars; i++) {
+    for (int i = 0; i < statement.scalars(); i++) {
       parameters.set(i, ((Object[]) parameters.get(i))[0]);
     }
     return Tuple.from(parameters);

@@ -9,6 +9,7 @@ import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.EmitEventRequest;
 import dev.corral.proto.v1.GetEventsRequest;
 import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.testing.SessionRows;
 import dev.corral.testing.ShortStatementTimeoutProfile;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -17,7 +18,6 @@ import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.SqlConnection;
-import io.vertx.mutiny.sqlclient.Tuple;
 import jakarta.inject.Inject;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -63,7 +63,7 @@ class StatementTimeoutTest {
     String stuck = createSession(agents, sessions).getId();
     String free = createSession(agents, sessions).getId();
     long before = lastSeq(stuck);
-    SqlConnection lock = lockSession(stuck);
+    SqlConnection lock = SessionRows.lock(pool, stuck);
     try {
       // When a client appends to the held session
       long start = System.nanoTime();
@@ -81,8 +81,7 @@ class StatementTimeoutTest {
       // And the other session appends meanwhile
       assertThat(emit(free, "goes through").getEvent().getSeq()).isGreaterThan(0);
     } finally {
-      lock.query("ROLLBACK").execute().await().atMost(WAIT);
-      lock.close().await().atMost(WAIT);
+      SessionRows.rollback(lock);
     }
     // And the failed append left nothing behind; the session takes the next one
     assertThat(lastSeq(stuck)).isEqualTo(before);
@@ -103,22 +102,5 @@ class StatementTimeoutTest {
     return sessions
         .getEvents(GetEventsRequest.newBuilder().setSessionId(sessionId).build())
         .getLastSeq();
-  }
-
-  /** Holds the session's row lock in a transaction that the idle timeout leaves alone. */
-  private SqlConnection lockSession(String sessionId) {
-    SqlConnection connection = pool.getConnection().await().atMost(WAIT);
-    connection.query("BEGIN").execute().await().atMost(WAIT);
-    connection
-        .query("SET LOCAL idle_in_transaction_session_timeout = 0")
-        .execute()
-        .await()
-        .atMost(WAIT);
-    connection
-        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
-        .execute(Tuple.of(sessionId))
-        .await()
-        .atMost(WAIT);
-    return connection;
   }
 }

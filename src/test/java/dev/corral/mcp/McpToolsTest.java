@@ -64,6 +64,8 @@ class McpToolsTest {
 
   @jakarta.inject.Inject dev.corral.vault.Credentials credentials;
 
+  @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
+
   private McpTestServer server;
   private String marker;
 
@@ -283,24 +285,7 @@ class McpToolsTest {
   void anOAuthTokenAboutToExpireIsRefreshedBeforeTheCall() {
     server.requireAuthorization("Bearer next-token");
     server.issueOnRefresh("refresh-2", "next-token");
-    String credential =
-        vault
-            .createCredential(
-                CreateCredentialRequest.newBuilder()
-                    .setName("expiring")
-                    .setOauth2(
-                        OAuth2Auth.newBuilder()
-                            .setMcpServerUrl(server.url())
-                            .setAccessToken("expiring-token")
-                            .setExpiresAt(
-                                com.google.protobuf.Timestamp.newBuilder()
-                                    .setSeconds(Instant.now().getEpochSecond() + 10))
-                            .setRefreshToken("refresh-2")
-                            .setTokenUrl(server.tokenUrl())
-                            .setClientId("corral"))
-                    .build())
-            .getCredential()
-            .getId();
+    String credential = expiringCredential("expiring", "expiring-token", "refresh-2");
     model.enqueue(
         Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"x\"}"), Reply.text("Done."));
     Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
@@ -313,37 +298,28 @@ class McpToolsTest {
 
   @Test
   void callsThatFindATokenAboutToExpireTogetherRefreshItOnce() throws Exception {
-    // Given a credential about to expire, and a token endpoint that takes its time
+    // Given a credential about to expire, and a token endpoint that holds its answers
     server.issueOnRefresh("refresh-3", "renewed-token");
-    server.slowTokens(300);
-    String credential =
-        vault
-            .createCredential(
-                CreateCredentialRequest.newBuilder()
-                    .setName("expiring together")
-                    .setOauth2(
-                        OAuth2Auth.newBuilder()
-                            .setMcpServerUrl(server.url())
-                            .setAccessToken("old-token")
-                            .setExpiresAt(
-                                com.google.protobuf.Timestamp.newBuilder()
-                                    .setSeconds(Instant.now().getEpochSecond() + 10))
-                            .setRefreshToken("refresh-3")
-                            .setTokenUrl(server.tokenUrl())
-                            .setClientId("corral"))
-                    .build())
-            .getCredential()
-            .getId();
+    server.holdTokens();
+    String credential = expiringCredential("expiring together", "old-token", "refresh-3");
 
-    // When two calls ask for it at once (both read it before either refreshed it)
+    // When one call is refreshing it under the credential's lock, and a second one, which read it
+    // as about to expire too, waits for that lock
     var one =
         credentials
             .authFor(dev.corral.common.Tenant.DEFAULT, credential, server.url())
             .subscribeAsCompletionStage();
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(10))
+        .until(() -> server.tokenRequests().size() == 1);
     var two =
         credentials
             .authFor(dev.corral.common.Tenant.DEFAULT, credential, server.url())
             .subscribeAsCompletionStage();
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(10))
+        .until(this::aStatementWaitsForALock);
+    server.releaseTokens();
 
     // Then one refreshed it and the other, finding it fresh under the lock, took the new token
     assertThat(one.get(20, java.util.concurrent.TimeUnit.SECONDS).headerValue())
@@ -422,6 +398,38 @@ class McpToolsTest {
     } catch (Exception e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  /** An OAuth credential for the test server whose token expires in 10 s. */
+  private String expiringCredential(String name, String accessToken, String refreshToken) {
+    return vault
+        .createCredential(
+            CreateCredentialRequest.newBuilder()
+                .setName(name)
+                .setOauth2(
+                    OAuth2Auth.newBuilder()
+                        .setMcpServerUrl(server.url())
+                        .setAccessToken(accessToken)
+                        .setExpiresAt(
+                            com.google.protobuf.Timestamp.newBuilder()
+                                .setSeconds(Instant.now().getEpochSecond() + 10))
+                        .setRefreshToken(refreshToken)
+                        .setTokenUrl(server.tokenUrl())
+                        .setClientId("corral"))
+                .build())
+        .getCredential()
+        .getId();
+  }
+
+  private boolean aStatementWaitsForALock() {
+    return pool.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            .execute()
+            .await()
+            .atMost(java.time.Duration.ofSeconds(10))
+            .iterator()
+            .next()
+            .getLong(0)
+        > 0;
   }
 
   private String staticCredential(String url, String value) {

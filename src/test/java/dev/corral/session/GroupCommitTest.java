@@ -10,11 +10,11 @@ import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.UserCustomToolResult;
+import dev.corral.testing.SessionRows;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.SqlConnection;
-import io.vertx.mutiny.sqlclient.Tuple;
 import jakarta.inject.Inject;
 import java.time.Duration;
 import java.util.List;
@@ -57,7 +57,7 @@ class GroupCommitTest {
     String stale = newSession();
     String replayed = newSession();
     Appended original = appendAlone(replayed, message("first", "key-1"));
-    SqlConnection lock = lockSession(blocked);
+    SqlConnection lock = SessionRows.lock(pool, blocked);
     CompletableFuture<Appended> first = submit(groupCommit, blocked, message("blocked", null));
     await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
 
@@ -69,7 +69,7 @@ class GroupCommitTest {
             .subscribeAsCompletionStage();
     CompletableFuture<Appended> replay = submit(groupCommit, replayed, message("first", "key-1"));
     assertThat(groupCommit.waiting()).isEqualTo(3);
-    commit(lock);
+    SessionRows.commit(lock);
 
     // Then they went in one statement, and each got the answer it would get alone
     assertThat(first.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
@@ -84,8 +84,8 @@ class GroupCommitTest {
     assertThat(replayAnswer.deduplicated()).isTrue();
     assertThat(replayAnswer.events()).isEqualTo(original.events());
     assertThat(groupCommit.statementsStarted()).isEqualTo(2);
-    assertThat(lastSeq(stale)).isZero();
-    assertThat(lastSeq(replayed)).isEqualTo(1);
+    assertThat(SessionRows.lastSeq(pool, stale)).isZero();
+    assertThat(SessionRows.lastSeq(pool, replayed)).isEqualTo(1);
   }
 
   @Test
@@ -96,7 +96,7 @@ class GroupCommitTest {
     String answered = newSession();
     String plain = newSession();
     appendAlone(answered, NewEvent.of(toolResult("sevt_call")));
-    SqlConnection lock = lockSession(blocked);
+    SqlConnection lock = SessionRows.lock(pool, blocked);
     CompletableFuture<Appended> first = submit(groupCommit, blocked, message("blocked", null));
     await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
 
@@ -106,15 +106,15 @@ class GroupCommitTest {
             .submit(AppendRequest.of(answered, NewEvent.of(toolResult("sevt_call"))))
             .subscribeAsCompletionStage();
     CompletableFuture<Appended> good = submit(groupCommit, plain, message("fine", null));
-    commit(lock);
+    SessionRows.commit(lock);
 
     // Then the unique index failed the shared statement, and alone each got its own answer
     first.get(10, TimeUnit.SECONDS);
     assertThat(failure(second)).isInstanceOf(AlreadyAnsweredException.class);
     assertThat(good.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
     assertThat(groupCommit.statementsStarted()).isEqualTo(2);
-    assertThat(lastSeq(answered)).isEqualTo(1);
-    assertThat(lastSeq(plain)).isEqualTo(1);
+    assertThat(SessionRows.lastSeq(pool, answered)).isEqualTo(1);
+    assertThat(SessionRows.lastSeq(pool, plain)).isEqualTo(1);
   }
 
   @Test
@@ -123,7 +123,7 @@ class GroupCommitTest {
     GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL);
     String busy = newSession();
     String other = newSession();
-    SqlConnection lock = lockSession(busy);
+    SqlConnection lock = SessionRows.lock(pool, busy);
     CompletableFuture<Appended> one = submit(groupCommit, busy, message("one", null));
     await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
 
@@ -131,7 +131,7 @@ class GroupCommitTest {
     CompletableFuture<Appended> two = submit(groupCommit, busy, message("two", null));
     CompletableFuture<Appended> three = submit(groupCommit, busy, message("three", null));
     CompletableFuture<Appended> elsewhere = submit(groupCommit, other, message("other", null));
-    commit(lock);
+    SessionRows.commit(lock);
 
     // Then the busy session's appends went one statement each, in the order they came
     assertThat(List.of(one.get(10, TimeUnit.SECONDS), two.get(10, TimeUnit.SECONDS)))
@@ -148,7 +148,7 @@ class GroupCommitTest {
     GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 2, STALL);
     String busy = newSession();
     String other = newSession();
-    SqlConnection lock = lockSession(busy);
+    SqlConnection lock = SessionRows.lock(pool, busy);
     CompletableFuture<Appended> running = submit(groupCommit, busy, message("one", null));
     await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
     CompletableFuture<Appended> waitingOne = submit(groupCommit, other, message("a", null));
@@ -161,11 +161,11 @@ class GroupCommitTest {
     assertThat(failure(refused))
         .isInstanceOf(ResourceExhaustedException.class)
         .hasMessageContaining("too many appends");
-    commit(lock);
+    SessionRows.commit(lock);
     running.get(10, TimeUnit.SECONDS);
     waitingOne.get(10, TimeUnit.SECONDS);
     waitingTwo.get(10, TimeUnit.SECONDS);
-    assertThat(lastSeq(other)).isEqualTo(2);
+    assertThat(SessionRows.lastSeq(pool, other)).isEqualTo(2);
   }
 
   @Test
@@ -175,7 +175,7 @@ class GroupCommitTest {
     String stuck = newSession();
     String other = newSession();
     String later = newSession();
-    SqlConnection lock = lockSession(stuck);
+    SqlConnection lock = SessionRows.lock(pool, stuck);
     CompletableFuture<Appended> blocked = submit(groupCommit, stuck, message("stuck", null));
     await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
 
@@ -188,7 +188,7 @@ class GroupCommitTest {
     assertThat(waiting.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
     assertThat(afterwards.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
     assertThat(blocked).isNotDone();
-    commit(lock);
+    SessionRows.commit(lock);
     assertThat(blocked.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
     assertThat(groupCommit.statementsStarted()).isEqualTo(3);
   }
@@ -198,7 +198,7 @@ class GroupCommitTest {
     // Given twenty appends of 250 KiB each, waiting behind a blocked statement
     GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL);
     String blocked = newSession();
-    SqlConnection lock = lockSession(blocked);
+    SqlConnection lock = SessionRows.lock(pool, blocked);
     CompletableFuture<Appended> first = submit(groupCommit, blocked, message("blocked", null));
     await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
     String large = "x".repeat(250 * 1024);
@@ -208,7 +208,7 @@ class GroupCommitTest {
     }
 
     // When the blocked statement ends
-    commit(lock);
+    SessionRows.commit(lock);
 
     // Then they went in two statements, the first stopping once past 4 MiB (17 × 250 KiB)
     first.get(10, TimeUnit.SECONDS);
@@ -239,32 +239,6 @@ class GroupCommitTest {
   private static CompletableFuture<Appended> submit(
       GroupCommit groupCommit, String sessionId, NewEvent event) {
     return groupCommit.submit(AppendRequest.of(sessionId, event)).subscribeAsCompletionStage();
-  }
-
-  private SqlConnection lockSession(String sessionId) {
-    SqlConnection connection = pool.getConnection().await().atMost(WAIT);
-    connection.query("BEGIN").execute().await().atMost(WAIT);
-    connection
-        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
-        .execute(Tuple.of(sessionId))
-        .await()
-        .atMost(WAIT);
-    return connection;
-  }
-
-  private static void commit(SqlConnection connection) {
-    connection.query("COMMIT").execute().await().atMost(WAIT);
-    connection.close().await().atMost(WAIT);
-  }
-
-  private long lastSeq(String sessionId) {
-    return pool.preparedQuery("SELECT last_seq FROM sessions WHERE id = $1")
-        .execute(Tuple.of(sessionId))
-        .await()
-        .atMost(WAIT)
-        .iterator()
-        .next()
-        .getLong(0);
   }
 
   private static Throwable failure(CompletableFuture<Appended> future) throws Exception {

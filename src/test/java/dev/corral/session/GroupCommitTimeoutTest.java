@@ -7,13 +7,13 @@ import static org.awaitility.Awaitility.await;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.testing.SessionRows;
 import dev.corral.testing.ShortStatementTimeoutProfile;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.SqlConnection;
-import io.vertx.mutiny.sqlclient.Tuple;
 import io.vertx.pgclient.PgException;
 import jakarta.inject.Inject;
 import java.time.Duration;
@@ -55,8 +55,8 @@ class GroupCommitTimeoutTest {
     String first = newSession();
     String stuck = newSession();
     String innocent = newSession();
-    SqlConnection firstLock = lockSession(first);
-    SqlConnection stuckLock = lockSession(stuck);
+    SqlConnection firstLock = SessionRows.lock(pool, first);
+    SqlConnection stuckLock = SessionRows.lock(pool, stuck);
     try {
       CompletableFuture<Appended> alone = submit(groupCommit, first, "alone");
       await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
@@ -74,12 +74,12 @@ class GroupCommitTimeoutTest {
       assertThat(free.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
       assertThat(groupCommit.statementsStarted()).isEqualTo(4);
     } finally {
-      rollback(firstLock);
-      rollback(stuckLock);
+      SessionRows.rollback(firstLock);
+      SessionRows.rollback(stuckLock);
     }
-    assertThat(lastSeq(first)).isZero();
-    assertThat(lastSeq(stuck)).isZero();
-    assertThat(lastSeq(innocent)).isEqualTo(1);
+    assertThat(SessionRows.lastSeq(pool, first)).isZero();
+    assertThat(SessionRows.lastSeq(pool, stuck)).isZero();
+    assertThat(SessionRows.lastSeq(pool, innocent)).isEqualTo(1);
   }
 
   private String newSession() {
@@ -101,36 +101,5 @@ class GroupCommitTimeoutTest {
       return e.getCause() instanceof PgException pg && "57014".equals(pg.getSqlState());
     }
     return false;
-  }
-
-  private SqlConnection lockSession(String sessionId) {
-    SqlConnection connection = pool.getConnection().await().atMost(WAIT);
-    connection.query("BEGIN").execute().await().atMost(WAIT);
-    connection
-        .query("SET LOCAL idle_in_transaction_session_timeout = 0")
-        .execute()
-        .await()
-        .atMost(WAIT);
-    connection
-        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
-        .execute(Tuple.of(sessionId))
-        .await()
-        .atMost(WAIT);
-    return connection;
-  }
-
-  private static void rollback(SqlConnection connection) {
-    connection.query("ROLLBACK").execute().await().atMost(WAIT);
-    connection.close().await().atMost(WAIT);
-  }
-
-  private long lastSeq(String sessionId) {
-    return pool.preparedQuery("SELECT last_seq FROM sessions WHERE id = $1")
-        .execute(Tuple.of(sessionId))
-        .await()
-        .atMost(WAIT)
-        .iterator()
-        .next()
-        .getLong(0);
   }
 }

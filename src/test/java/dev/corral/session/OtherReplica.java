@@ -44,9 +44,10 @@ final class OtherReplica {
               .connectingTo(options)
               .using(vertx)
               .build();
+      EventLog.Statement statement = EventLog.statementFor(java.util.List.of(request));
       var rows =
-          pool.preparedQuery(EventLog.statementFor(java.util.List.of(request)))
-              .execute(EventLog.appendTuple(java.util.List.of(request)).getDelegate())
+          pool.preparedQuery(statement.sql())
+              .execute(EventLog.appendTuple(java.util.List.of(request), statement).getDelegate())
               .toCompletionStage()
               .toCompletableFuture()
               .get(Duration.ofSeconds(10).toMillis(), TimeUnit.MILLISECONDS);

@@ -71,7 +71,10 @@ public final class McpTestServer implements AutoCloseable {
   private final AtomicReference<String> expectedAuthorization = new AtomicReference<>();
   private final AtomicReference<CountDownLatch> hang = new AtomicReference<>(new CountDownLatch(1));
   private final AtomicInteger slowMillis = new AtomicInteger();
-  private final AtomicInteger tokenDelayMillis = new AtomicInteger();
+
+  /** While set, the token endpoint holds its answers until it is counted down. */
+  private final AtomicReference<CountDownLatch> tokensHeld = new AtomicReference<>();
+
   private final AtomicInteger issues = new AtomicInteger();
   private final AtomicReference<String> refreshToken = new AtomicReference<>();
   private final AtomicReference<String> nextAccessToken = new AtomicReference<>();
@@ -151,9 +154,17 @@ public final class McpTestServer implements AutoCloseable {
     slowMillis.set(millis);
   }
 
-  /** The token endpoint waits this long before it answers. */
-  public void slowTokens(int millis) {
-    tokenDelayMillis.set(millis);
+  /** The token endpoint records requests but answers none until {@link #releaseTokens}. */
+  public void holdTokens() {
+    tokensHeld.set(new CountDownLatch(1));
+  }
+
+  /** Answers the token requests held, and those to come. */
+  public void releaseTokens() {
+    CountDownLatch held = tokensHeld.getAndSet(null);
+    if (held != null) {
+      held.countDown();
+    }
   }
 
   /** The token endpoint accepts {@code refresh} and answers with {@code accessToken}. */
@@ -351,9 +362,10 @@ public final class McpTestServer implements AutoCloseable {
       McpTestServer server = self[0];
       String body = new String(request.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       server.tokenRequests.add(body);
-      if (server.tokenDelayMillis.get() > 0) {
+      CountDownLatch held = server.tokensHeld.get();
+      if (held != null) {
         try {
-          Thread.sleep(server.tokenDelayMillis.get());
+          held.await(30, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
         }

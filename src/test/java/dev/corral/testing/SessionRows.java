@@ -1,0 +1,58 @@
+package dev.corral.testing;
+
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.SqlConnection;
+import io.vertx.mutiny.sqlclient.Tuple;
+import java.time.Duration;
+
+/** A session's row in the database, for tests that hold its lock or read it directly. */
+public final class SessionRows {
+
+  private static final Duration WAIT = Duration.ofSeconds(10);
+
+  private SessionRows() {}
+
+  /**
+   * Holds the session's row lock in a transaction of its own, which the idle-in-transaction timeout
+   * leaves alone; {@link #commit} or {@link #rollback} lets it go.
+   */
+  public static SqlConnection lock(Pool pool, String sessionId) {
+    SqlConnection connection = pool.getConnection().await().atMost(WAIT);
+    connection.query("BEGIN").execute().await().atMost(WAIT);
+    connection
+        .query("SET LOCAL idle_in_transaction_session_timeout = 0")
+        .execute()
+        .await()
+        .atMost(WAIT);
+    connection
+        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
+        .execute(Tuple.of(sessionId))
+        .await()
+        .atMost(WAIT);
+    return connection;
+  }
+
+  public static void commit(SqlConnection connection) {
+    end(connection, "COMMIT");
+  }
+
+  public static void rollback(SqlConnection connection) {
+    end(connection, "ROLLBACK");
+  }
+
+  private static void end(SqlConnection connection, String how) {
+    connection.query(how).execute().await().atMost(WAIT);
+    connection.close().await().atMost(WAIT);
+  }
+
+  /** The session's last seq, as its row says. */
+  public static long lastSeq(Pool pool, String sessionId) {
+    return pool.preparedQuery("SELECT last_seq FROM sessions WHERE id = $1")
+        .execute(Tuple.of(sessionId))
+        .await()
+        .atMost(WAIT)
+        .iterator()
+        .next()
+        .getLong(0);
+  }
+}
