@@ -24,8 +24,11 @@ final class ProcStat {
 
   private ProcStat() {}
 
-  /** Of a live process: its parent, its session (the pid of its leader) and when it started. */
-  record Stat(long parent, long session, long startTicks) {}
+  /**
+   * Of a live process: its parent, its session (the pid of its leader), when it started, and
+   * whether it is stopped (by a signal or a tracer).
+   */
+  record Stat(long parent, long session, long startTicks, boolean stopped) {}
 
   /**
    * The process's parent, session and start; empty if it is gone, or a zombie (which matters no
@@ -45,7 +48,11 @@ final class ProcStat {
       return Optional.empty();
     }
     return Optional.of(
-        new Stat(Long.parseLong(fields[1]), Long.parseLong(fields[3]), Long.parseLong(fields[19])));
+        new Stat(
+            Long.parseLong(fields[1]),
+            Long.parseLong(fields[3]),
+            Long.parseLong(fields[19]),
+            "T".equals(fields[0]) || "t".equals(fields[0])));
   }
 
   /**

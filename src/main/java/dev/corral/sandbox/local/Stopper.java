@@ -1,23 +1,35 @@
 package dev.corral.sandbox.local;
 
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Function;
 
 /**
  * Stops processes of one sandbox from outside it (the host's view: host pids). A call is told apart
  * from what earlier calls left running by the sandbox's processes {@link Before} it started: its
  * processes are those in its bash's session, and those that were not there then and descend from no
  * process that was (a daemon it detached is one). With a cgroup the sandbox is frozen while they
- * are killed, so that none can start another meanwhile; without one they are killed again and again
- * until none is left. The launcher and bubblewrap are never touched. Blocking.
+ * are killed, so that none can start another meanwhile; without one each is stopped (SIGSTOP)
+ * first, then all are killed, again until none is left. Either way none of them runs between the
+ * death of one and that of the next to act on it. The launcher and bubblewrap are never touched.
+ * Blocking.
  */
 final class Stopper {
 
   private static final int MAX_DEPTH = 4096;
+
+  /** How long processes are stopped for, at most, before they are killed anyway. */
+  private static final long SUSPEND_NANOS = 200_000_000L;
+
+  /** How long {@code kill} may take to signal them. */
+  private static final long SIGNAL_TIMEOUT_MS = 2_000;
 
   private final ProcessHandle bubblewrap;
   private final ProcessHandle launcher;
@@ -67,6 +79,8 @@ final class Stopper {
       } finally {
         cgroup.get().thaw();
       }
+    } else {
+      suspend(Map::keySet);
     }
     killed.forEach(this::kill);
     long deadline = System.nanoTime() + 1_000_000_000L;
@@ -94,10 +108,89 @@ final class Stopper {
       }
       return;
     }
+    suspend(live -> ofCall(live, root, before));
     long deadline = System.nanoTime() + 1_000_000_000L;
     while (killCalls(live(), root, before) && System.nanoTime() < deadline) {
       LockSupport.parkNanos(2_000_000);
     }
+  }
+
+  /**
+   * Without a cgroup to freeze: stops (SIGSTOP) each live process that {@code victims} picks, again
+   * until every one it picks is stopped, so that none runs between the death of one and that of the
+   * next (a reader at the end of its input, a shell once its command ended). A stopped process
+   * starts no other, so this ends; after {@link #SUSPEND_NANOS} (a process in an uninterruptible
+   * wait) they are killed anyway.
+   */
+  private void suspend(Function<Map<Long, ProcStat.Stat>, Collection<Long>> victims)
+      throws IOException {
+    long deadline = System.nanoTime() + SUSPEND_NANOS;
+    Map<Long, Long> signalled = new HashMap<>(); // pid -> its start, when it was sent SIGSTOP
+    while (System.nanoTime() < deadline) {
+      Map<Long, ProcStat.Stat> live = live();
+      List<Long> unsignalled = new ArrayList<>();
+      boolean running = false;
+      for (long pid : victims.apply(live)) {
+        ProcStat.Stat stat = live.get(pid);
+        if (!stat.stopped()) {
+          running = true;
+          if (!Long.valueOf(stat.startTicks()).equals(signalled.get(pid))) {
+            unsignalled.add(pid);
+          }
+        }
+      }
+      if (!running) {
+        return;
+      }
+      if (!unsignalled.isEmpty()) {
+        signal("STOP", unsignalled);
+        for (long pid : unsignalled) {
+          long listed = live.get(pid).startTicks();
+          signalled.put(pid, listed);
+          // a pid that ended meanwhile and went to a process outside the sandbox is let go
+          if (ProcStat.of(pid).filter(now -> now.startTicks() != listed).isPresent()) {
+            signal("CONT", List.of(pid));
+          }
+        }
+      }
+      LockSupport.parkNanos(500_000); // those signalled stop as soon as they are scheduled
+    }
+  }
+
+  /** Sends {@code signal} to {@code pids} (Java can send no SIGSTOP itself). */
+  private static void signal(String signal, List<Long> pids) throws IOException {
+    List<String> command = new ArrayList<>();
+    command.addAll(
+        List.of("/bin/sh", "-c", "kill -s " + signal + " \"$@\" 2>/dev/null; exit 0", "corral"));
+    pids.forEach(pid -> command.add(Long.toString(pid)));
+    Process kill =
+        new ProcessBuilder(command)
+            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .start();
+    try {
+      if (!kill.waitFor(SIGNAL_TIMEOUT_MS, TimeUnit.MILLISECONDS)) {
+        kill.destroyForcibly();
+        throw new IOException("kill -s " + signal + " did not end in " + SIGNAL_TIMEOUT_MS + " ms");
+      }
+    } catch (InterruptedException interrupted) {
+      kill.destroyForcibly();
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while processes were being stopped");
+    }
+  }
+
+  /** The call's processes among {@code live}. */
+  private List<Long> ofCall(Map<Long, ProcStat.Stat> live, long root, Before before) {
+    List<Long> ofCall = new ArrayList<>();
+    live.forEach(
+        (pid, stat) -> {
+          if (isOfCall(pid, stat, live, root, before)) {
+            ofCall.add(pid);
+          }
+        });
+    return ofCall;
   }
 
   /** The host pid of the process that is {@code nsPid} inside the sandbox, a child of its pid 1. */
@@ -108,10 +201,8 @@ final class Stopper {
   /** Kills the call's processes among {@code live}; true if there was any. */
   private boolean killCalls(Map<Long, ProcStat.Stat> live, long root, Before before) {
     boolean any = false;
-    for (Map.Entry<Long, ProcStat.Stat> process : live.entrySet()) {
-      if (isOfCall(process.getKey(), process.getValue(), live, root, before)) {
-        any |= kill(process.getKey());
-      }
+    for (long pid : ofCall(live, root, before)) {
+      any |= kill(pid);
     }
     return any;
   }

@@ -230,6 +230,27 @@ class CallControlTest {
   }
 
   @Test
+  void aStoppedCallWhoseProcessesWatchEachOtherDoesNothingAfterwards() {
+    // Given a call whose processes act the moment another of them dies: readers that write a file
+    // at the end of their input (whose writers started first), subshells once their sleep ends
+    String sandbox = provision(10_000);
+    String command =
+        "d=$(mktemp -d); for i in $(seq 16); do mkfifo $d/$i; sleep 30 > $d/$i & done;"
+            + " for i in $(seq 16); do { read -r x < $d/$i; : > late-$i; } & done;"
+            + " for i in 1 2 3 4; do (sleep 30; : > late-parent-$i) & done; wait";
+
+    // When it is stopped at its time limit
+    ExecuteResponse stopped = bash(sandbox, command, 1_500);
+
+    // Then none of them acted on the others' deaths
+    assertThat(stopped.getIsError()).isTrue();
+    await()
+        .during(Duration.ofSeconds(2))
+        .atMost(Duration.ofSeconds(4))
+        .until(() -> ok(sandbox, "ls -A").equals("(no output)"));
+  }
+
+  @Test
   void largeInputsArriveWhole() throws Exception {
     // Given 600 000 bytes, more than one argument string of a process may hold
     String sandbox = provision(10_000);
