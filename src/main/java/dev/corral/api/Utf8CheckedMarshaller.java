@@ -69,7 +69,7 @@ final class Utf8CheckedMarshaller<T extends Message>
       } else {
         problem = unknownEnumValue(request, "");
         if (problem == null) {
-          return request;
+          return withoutForgedMarker(request);
         }
       }
     } catch (InvalidProtocolBufferException e) {
@@ -88,6 +88,28 @@ final class Utf8CheckedMarshaller<T extends Message>
                     .build())
             .build();
     return (T) prototype.toBuilder().setUnknownFields(marker).build();
+  }
+
+  /**
+   * {@code request} without the problem field, if the client sent one: only this decoder may mark a
+   * request (the field is a legal unknown field, which protobuf keeps and corral ignores).
+   */
+  @SuppressWarnings("unchecked")
+  private static <T extends Message> T withoutForgedMarker(T request) {
+    UnknownFieldSet unknown = request.getUnknownFields();
+    if (!unknown.hasField(PROBLEM_FIELD)) {
+      return request;
+    }
+    UnknownFieldSet.Builder rest = UnknownFieldSet.newBuilder();
+    unknown
+        .asMap()
+        .forEach(
+            (number, field) -> {
+              if (number != PROBLEM_FIELD) {
+                rest.addField(number, field);
+              }
+            });
+    return (T) request.toBuilder().setUnknownFields(rest.build()).build();
   }
 
   /** Why {@code request} could not be decoded, or null if it was. */

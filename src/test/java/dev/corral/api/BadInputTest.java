@@ -274,6 +274,31 @@ class BadInputTest {
         () ->
             sessions.getSession(
                 GetSessionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
+    for (boolean asVarint : new boolean[] {false, true}) {
+      // the field number corral's decoder marks a request it could not decode with
+      com.google.protobuf.UnknownFieldSet.Field.Builder forged =
+          com.google.protobuf.UnknownFieldSet.Field.newBuilder();
+      if (asVarint) {
+        forged.addVarint(7);
+      } else {
+        forged.addLengthDelimited(com.google.protobuf.ByteString.copyFromUtf8("x"));
+      }
+      add(
+          cases,
+          "get unknown, with the decoder's own problem field as "
+              + (asVarint ? "a number" : "bytes"),
+          Status.Code.NOT_FOUND,
+          UNKNOWN_SESSION,
+          () ->
+              sessions.getSession(
+                  GetSessionRequest.newBuilder()
+                      .setSessionId(UNKNOWN_SESSION)
+                      .setUnknownFields(
+                          com.google.protobuf.UnknownFieldSet.newBuilder()
+                              .addField((1 << 29) - 1, forged.build())
+                              .build())
+                      .build()));
+    }
     add(
         cases,
         "list with negative page size",
