@@ -21,6 +21,10 @@ final class EventRules {
 
   static final int MAX_CONTENT_BLOCKS = 100;
   static final int MAX_DENY_MESSAGE = 10_000;
+
+  /** More tokens than any model request reads or writes (a million-token context and more). */
+  static final long MAX_TOKENS_PER_REQUEST = 1_000_000_000L;
+
   private static final Pattern IDEMPOTENCY_KEY = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
   private static final Set<String> IMAGE_TYPES =
       Set.of("image/jpeg", "image/png", "image/gif", "image/webp");
@@ -172,7 +176,26 @@ final class EventRules {
             event.getAgentMcpToolResult().getContentList(),
             0);
       }
+      case SPAN_MODEL_REQUEST_END -> {
+        var usage = event.getSpanModelRequestEnd().getModelUsage();
+        String at = field + ".span_model_request_end.model_usage";
+        tokens(at + ".input_tokens", usage.getInputTokens());
+        tokens(at + ".output_tokens", usage.getOutputTokens());
+        tokens(at + ".cache_creation_input_tokens", usage.getCacheCreationInputTokens());
+        tokens(at + ".cache_read_input_tokens", usage.getCacheReadInputTokens());
+      }
       default -> {}
+    }
+  }
+
+  /**
+   * One model request's token count: never negative (it would undo a session's usage and its
+   * budget), and far below what would overflow the session's running totals.
+   */
+  private static void tokens(String field, long count) {
+    if (count < 0 || count > MAX_TOKENS_PER_REQUEST) {
+      throw new InvalidArgumentException(
+          field, "must be between 0 and " + MAX_TOKENS_PER_REQUEST + " (one model request)");
     }
   }
 

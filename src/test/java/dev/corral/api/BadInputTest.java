@@ -433,6 +433,36 @@ class BadInputTest {
                         Event.newBuilder()
                             .setSessionStatusRunning(SessionStatusRunning.getDefaultInstance()))
                     .build()));
+    for (var usage :
+        List.of(
+            dev.corral.proto.v1.ModelUsage.newBuilder().setInputTokens(-5),
+            dev.corral.proto.v1.ModelUsage.newBuilder().setOutputTokens(Long.MAX_VALUE))) {
+      String field =
+          usage.getInputTokens() < 0
+              ? "event.span_model_request_end.model_usage.input_tokens"
+              : "event.span_model_request_end.model_usage.output_tokens";
+      add(
+          cases,
+          "emit a model request's usage with "
+              + field
+              + " "
+              + usage.getInputTokens()
+              + "/"
+              + usage.getOutputTokens()
+              + " (would undo the budget, or overflow the totals)",
+          Status.Code.INVALID_ARGUMENT,
+          field,
+          () ->
+              sessions.emitEvent(
+                  ok.toBuilder()
+                      .setLeaseEpoch(3)
+                      .setEvent(
+                          Event.newBuilder()
+                              .setSpanModelRequestEnd(
+                                  dev.corral.proto.v1.SpanModelRequestEnd.newBuilder()
+                                      .setModelUsage(usage)))
+                      .build()));
+    }
     add(
         cases,
         "emit with negative lease epoch",
