@@ -67,6 +67,19 @@ final class CredentialRules {
     headerValue(field + ".value", auth.getValue(), true);
   }
 
+  /** The last second of the year 9999, as far as RFC 3339 (and the REST facade) can write. */
+  private static final long MAX_SECONDS = 253_402_300_799L;
+
+  /** A moment a token may expire at: from 1970 to the year 9999, with valid nanos. */
+  private static void timestamp(String field, com.google.protobuf.Timestamp time) {
+    if (time.getSeconds() < 0 || time.getSeconds() > MAX_SECONDS) {
+      throw new InvalidArgumentException(field, "must be between 1970 and the end of 9999");
+    }
+    if (time.getNanos() < 0 || time.getNanos() > 999_999_999) {
+      throw new InvalidArgumentException(field + ".nanos", "must be between 0 and 999999999");
+    }
+  }
+
   static void oauth2(String field, OAuth2Auth auth) {
     url(field + ".mcp_server_url", auth.getMcpServerUrl());
     headerValue(field + ".access_token", auth.getAccessToken(), true);
@@ -85,6 +98,9 @@ final class CredentialRules {
     InputRules.length(field + ".scope", auth.getScope(), 0, 1024);
     if (!auth.getScope().isEmpty() && !HEADER_VALUE.matcher(auth.getScope()).matches()) {
       throw new InvalidArgumentException(field + ".scope", "must be visible ASCII");
+    }
+    if (auth.hasExpiresAt()) {
+      timestamp(field + ".expires_at", auth.getExpiresAt());
     }
     if (auth.getTokenEndpointAuth() == TokenEndpointAuth.UNRECOGNIZED) {
       throw new InvalidArgumentException(field + ".token_endpoint_auth", "is not a known value");

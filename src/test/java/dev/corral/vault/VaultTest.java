@@ -222,6 +222,28 @@ class VaultTest {
                             .setRefreshToken(secret))
                     .build()),
         "oauth2.token_url");
+    for (com.google.protobuf.Timestamp expiresAt :
+        List.of(
+            com.google.protobuf.Timestamp.newBuilder().setSeconds(Long.MAX_VALUE).build(),
+            com.google.protobuf.Timestamp.newBuilder().setSeconds(-1).build(),
+            com.google.protobuf.Timestamp.newBuilder().setSeconds(1).setNanos(-1).build(),
+            com.google.protobuf.Timestamp.newBuilder()
+                .setSeconds(1)
+                .setNanos(1_000_000_000)
+                .build())) {
+      assertInvalid(
+          () ->
+              create(
+                  CreateCredentialRequest.newBuilder()
+                      .setName("x")
+                      .setOauth2(
+                          OAuth2Auth.newBuilder()
+                              .setMcpServerUrl("https://mcp.example.com")
+                              .setAccessToken(secret)
+                              .setExpiresAt(expiresAt))
+                      .build()),
+          "oauth2.expires_at");
+    }
     assertInvalid(
         () ->
             create(
