@@ -206,6 +206,43 @@ final class RestCall {
     if (!(node instanceof ObjectNode object)) {
       throw new InvalidArgumentException("body", "must be a JSON object");
     }
+    String withNul = withNul(object, "");
+    if (withNul != null) {
+      throw new InvalidArgumentException(
+          withNul, "must not contain the NUL character (U+0000), which PostgreSQL cannot store");
+    }
     return object;
+  }
+
+  /**
+   * The path of the first string (or object key) under {@code node} that holds NUL, or null; the
+   * same rule the gRPC API applies to every string of a request.
+   */
+  private static String withNul(JsonNode node, String path) {
+    if (node.isTextual()) {
+      return node.textValue().indexOf('\u0000') >= 0 ? (path.isEmpty() ? "body" : path) : null;
+    }
+    if (node.isArray()) {
+      for (int i = 0; i < node.size(); i++) {
+        String found = withNul(node.get(i), path + "[" + i + "]");
+        if (found != null) {
+          return found;
+        }
+      }
+    } else if (node.isObject()) {
+      var fields = node.fields();
+      while (fields.hasNext()) {
+        var field = fields.next();
+        String at = path.isEmpty() ? field.getKey() : path + "." + field.getKey();
+        if (field.getKey().indexOf('\u0000') >= 0) {
+          return path.isEmpty() ? "body" : path;
+        }
+        String found = withNul(field.getValue(), at);
+        if (found != null) {
+          return found;
+        }
+      }
+    }
+    return null;
   }
 }

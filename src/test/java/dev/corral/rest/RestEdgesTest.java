@@ -139,7 +139,27 @@ class RestEdgesTest {
     assertThat(badField.statusCode()).isEqualTo(400);
     assertThat(JSON.readTree(badField.body()).path("error").path("message").asText())
         .contains("tools[0].type");
-    for (HttpResponse<String> response : List.of(notJson, deep, huge, badField)) {
+    HttpResponse<String> nulInTitle =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\"" + agent() + "\",\"title\":\"a\\u0000b\"}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(nulInTitle.statusCode()).as(nulInTitle.body()).isEqualTo(400);
+    assertThat(JSON.readTree(nulInTitle.body()).path("error").path("message").asText())
+        .contains("title")
+        .contains("NUL");
+    HttpResponse<String> nulInMetadata =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\"" + agent() + "\",\"metadata\":{\"k\":\"\\u0000\"}}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(nulInMetadata.statusCode()).as(nulInMetadata.body()).isEqualTo(400);
+    assertThat(JSON.readTree(nulInMetadata.body()).path("error").path("message").asText())
+        .contains("metadata.k");
+    for (HttpResponse<String> response :
+        List.of(notJson, deep, huge, badField, nulInTitle, nulInMetadata)) {
       assertThat(response.body()).doesNotContainPattern("Exception|java\\.|dev\\.corral");
     }
   }
