@@ -221,7 +221,11 @@ public sealed interface ToolInput {
       if (value == null || value.isNull()) {
         return 0;
       }
-      if (!value.canConvertToExactIntegral() || value.asLong() < min || value.asLong() > max) {
+      // canConvertToLong first: asLong() keeps only the low 64 bits of a larger integer
+      if (!value.canConvertToExactIntegral()
+          || !value.canConvertToLong()
+          || value.asLong() < min
+          || value.asLong() > max) {
         throw new InvalidArgumentException(
             prefix + "." + name, "must be an integer between " + min + " and " + max);
       }
@@ -263,6 +267,7 @@ public sealed interface ToolInput {
                   .allMatch(
                       item ->
                           item.canConvertToExactIntegral()
+                              && item.canConvertToInt()
                               && Math.abs(item.asLong()) < Integer.MAX_VALUE)
               && items.get(0).asInt() >= 1
               && (items.get(1).asInt() <= 0 || items.get(1).asInt() >= items.get(0).asInt());

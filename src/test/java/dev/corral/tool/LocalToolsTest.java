@@ -1,6 +1,7 @@
 package dev.corral.tool;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.corral.proto.v1.ExecuteRequest;
 import dev.corral.proto.v1.ExecuteResponse;
@@ -169,6 +170,25 @@ class LocalToolsTest {
     assertThat(grep.lines())
         .containsExactlyInAnyOrder("a/one.py:2:print(1)", "a/b/two.py:1:print(2)");
     assertThat(none).isEqualTo("No matches.");
+  }
+
+  @Test
+  void integersTooLargeForTheirFieldAreRefusedNotWrapped() {
+    // 2^64 + 5 and 2^64 + 1: their low 64 bits are 5 and 1
+    for (String[] call :
+        new String[][] {
+          {"bash", "{\"command\":\"echo hi\",\"timeout_ms\":18446744073709551621}", "timeout_ms"},
+          {"read", "{\"file_path\":\"a\",\"view_range\":[18446744073709551617,0]}", "view_range"}
+        }) {
+      assertThatThrownBy(() -> execute(call[0], call[1]))
+          .as(call[1])
+          .isInstanceOfSatisfying(
+              io.grpc.StatusRuntimeException.class,
+              e -> {
+                assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT);
+                assertThat(e.getStatus().getDescription()).contains(call[2]);
+              });
+    }
   }
 
   @Test
