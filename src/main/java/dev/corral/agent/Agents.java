@@ -38,7 +38,7 @@ public class Agents {
   /** The given version of an agent; 0 means the latest. */
   public Uni<Agent> get(Tenant tenant, String agentId, int version) {
     return Uni.createFrom()
-        .item(() -> checkVersion(IdKind.AGENT.require("agent_id", agentId), version))
+        .item(() -> checkVersion(IdKind.AGENT.require("agent_id", agentId), "version", version))
         .flatMap(id -> repository.find(tenant, id, version));
   }
 
@@ -46,7 +46,10 @@ public class Agents {
   public Uni<Agent> update(
       Tenant tenant, String agentId, int expectedVersion, AgentChanges changes) {
     return Uni.createFrom()
-        .item(() -> checkVersion(IdKind.AGENT.require("agent_id", agentId), expectedVersion))
+        .item(
+            () ->
+                checkVersion(
+                    IdKind.AGENT.require("agent_id", agentId), "expected_version", expectedVersion))
         .flatMap(
             id -> repository.update(tenant, id, latest -> apply(latest, expectedVersion, changes)));
   }
@@ -75,9 +78,9 @@ public class Agents {
         .flatMap(id -> repository.archive(tenant, id));
   }
 
-  private static String checkVersion(String id, int version) {
+  private static String checkVersion(String id, String field, int version) {
     if (version < 0) {
-      throw new InvalidArgumentException("version", "must not be negative");
+      throw new InvalidArgumentException(field, "must not be negative");
     }
     return id;
   }

@@ -113,11 +113,27 @@ public class Sandboxes {
 
   /**
    * Whether the session (if any) has git repositories, which its sandboxes reach through corral.
+   * Fails if the session is archived or terminated: nothing runs for it any more.
    */
   private Uni<Boolean> hasRepositories(Tenant tenant, String sessionId) {
     return sessionId.isEmpty()
         ? Uni.createFrom().item(false)
-        : sessions.get(tenant, sessionId).map(session -> session.getResourcesCount() > 0);
+        : sessions
+            .get(tenant, sessionId)
+            .map(
+                session -> {
+                  if (session.hasArchivedAt()
+                      || session.getStatus()
+                          == dev.corral.proto.v1.SessionStatus.SESSION_STATUS_TERMINATED) {
+                    throw new FailedPreconditionException(
+                        "session "
+                            + sessionId
+                            + " is "
+                            + (session.hasArchivedAt() ? "archived" : "terminated")
+                            + ": no sandbox is provisioned for it");
+                  }
+                  return session.getResourcesCount() > 0;
+                });
   }
 
   /**

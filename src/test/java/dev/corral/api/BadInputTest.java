@@ -72,6 +72,9 @@ class BadInputTest {
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
   @GrpcClient("corral")
+  dev.corral.proto.v1.SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
+
+  @GrpcClient("corral")
   dev.corral.proto.v1.EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
 
   private record Case(String name, Status.Code code, String mentions, Runnable call) {}
@@ -99,6 +102,19 @@ class BadInputTest {
     agentCases(cases, session.getAgent().getId(), archivedAgent);
     networkingCases(cases);
     resourceCases(cases, id, session.getAgent().getId());
+    String archivedSession = createSession(agents, sessions).getId();
+    sessions.archiveSession(
+        ArchiveSessionRequest.newBuilder().setSessionId(archivedSession).build());
+    add(
+        cases,
+        "provision a sandbox for an archived session",
+        Status.Code.FAILED_PRECONDITION,
+        "archived",
+        () ->
+            sandboxes.provision(
+                dev.corral.proto.v1.ProvisionRequest.newBuilder()
+                    .setSessionId(archivedSession)
+                    .build()));
 
     // Then each gets its status, names the problem, and leaks nothing
     SoftAssertions softly = new SoftAssertions();
@@ -1030,6 +1046,18 @@ class BadInputTest {
                 UpdateAgentRequest.newBuilder()
                     .setAgentId(agentId)
                     .setExpectedVersion(7)
+                    .setName("b")
+                    .build()));
+    add(
+        cases,
+        "update with a negative expected version",
+        Status.Code.INVALID_ARGUMENT,
+        "expected_version",
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setExpectedVersion(-1)
                     .setName("b")
                     .build()));
     add(
