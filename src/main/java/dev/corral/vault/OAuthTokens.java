@@ -59,22 +59,80 @@ class OAuthTokens {
           "authorization",
           "Basic " + Base64.getEncoder().encodeToString(pair.getBytes(StandardCharsets.UTF_8)));
     }
+    // The request's own timeout covers only the wait for the headers; the whole answer, body
+    // included, gets the same time. A refresh runs under the credential's row lock.
     return Uni.createFrom()
-        .completionStage(
-            () -> http.sendAsync(request.build(), HttpResponse.BodyHandlers.ofByteArray()))
+        .completionStage(() -> http.sendAsync(request.build(), responseInfo -> bounded()))
+        .ifNoItem()
+        .after(TIMEOUT)
+        .fail()
         .onFailure()
         .transform(failure -> refusal(info, "could not be reached (" + reason(failure) + ")"))
         .map(response -> refreshed(info, response));
   }
 
-  private static Refreshed refreshed(OAuth2Info info, HttpResponse<byte[]> response) {
-    JsonNode answer = null;
-    if (response.body().length <= MAX_ANSWER) {
-      try {
-        answer = JSON.readTree(response.body());
-      } catch (java.io.IOException malformed) {
-        answer = null;
+  /**
+   * The body, at most {@link #MAX_ANSWER} bytes: a longer one is cut off (the exchange is
+   * cancelled) and reads as null, so that an endless answer costs nothing more.
+   */
+  private static HttpResponse.BodySubscriber<byte[]> bounded() {
+    return new HttpResponse.BodySubscriber<>() {
+      private final java.util.concurrent.CompletableFuture<byte[]> body =
+          new java.util.concurrent.CompletableFuture<>();
+      private final java.io.ByteArrayOutputStream kept = new java.io.ByteArrayOutputStream();
+      private java.util.concurrent.Flow.Subscription subscription;
+
+      @Override
+      public java.util.concurrent.CompletionStage<byte[]> getBody() {
+        return body;
       }
+
+      @Override
+      public void onSubscribe(java.util.concurrent.Flow.Subscription subscription) {
+        this.subscription = subscription;
+        subscription.request(Long.MAX_VALUE);
+      }
+
+      @Override
+      public void onNext(java.util.List<java.nio.ByteBuffer> buffers) {
+        for (java.nio.ByteBuffer buffer : buffers) {
+          if (body.isDone()) {
+            return;
+          }
+          if (kept.size() + buffer.remaining() > MAX_ANSWER) {
+            subscription.cancel();
+            body.complete(null);
+            return;
+          }
+          byte[] bytes = new byte[buffer.remaining()];
+          buffer.get(bytes);
+          kept.writeBytes(bytes);
+        }
+      }
+
+      @Override
+      public void onError(Throwable failure) {
+        body.completeExceptionally(failure);
+      }
+
+      @Override
+      public void onComplete() {
+        body.complete(kept.toByteArray());
+      }
+    };
+  }
+
+  private static Refreshed refreshed(OAuth2Info info, HttpResponse<byte[]> response) {
+    if (response.body() == null) {
+      throw refusal(
+          info,
+          "answered HTTP " + response.statusCode() + " with more than " + MAX_ANSWER + " bytes");
+    }
+    JsonNode answer;
+    try {
+      answer = JSON.readTree(response.body());
+    } catch (java.io.IOException malformed) {
+      answer = null;
     }
     if (response.statusCode() / 100 != 2) {
       String code = answer == null ? "" : answer.path("error").asText("");
@@ -134,7 +192,8 @@ class OAuthTokens {
     while (cause.getCause() != null && cause.getCause() != cause) {
       cause = cause.getCause();
     }
-    if (cause instanceof java.net.http.HttpTimeoutException) {
+    if (cause instanceof java.net.http.HttpTimeoutException
+        || cause instanceof io.smallrye.mutiny.TimeoutException) {
       return "timed out after " + TIMEOUT.toSeconds() + " s";
     }
     if (cause instanceof java.net.ConnectException) {

@@ -5,6 +5,7 @@ import static dev.corral.testing.SessionLogs.awaitIdle;
 import static dev.corral.testing.SessionLogs.log;
 import static dev.corral.testing.SessionLogs.types;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.corral.proto.v1.AgentServiceGrpc;
@@ -327,6 +328,38 @@ class McpToolsTest {
     assertThat(two.get(20, java.util.concurrent.TimeUnit.SECONDS).headerValue())
         .isEqualTo("Bearer renewed-token");
     assertThat(server.tokenRequests()).hasSize(1);
+  }
+
+  @Test
+  void aTokenEndpointWhoseAnswerNeverEndsCostsBoundedMemoryAndTime() throws Exception {
+    for (McpTestServer.TokenBody body : McpTestServer.TokenBody.values()) {
+      // Given a credential about to expire, and a token endpoint whose 200 never ends
+      server.issueOnRefresh("refresh-" + body, "never-sent");
+      server.answerTokensWith(body);
+      try {
+        String credential = expiringCredential("endless " + body, "old-token", "refresh-" + body);
+
+        // When a call needs it
+        long start = System.nanoTime();
+        var auth =
+            credentials
+                .authFor(dev.corral.common.Tenant.DEFAULT, credential, server.url())
+                .subscribeAsCompletionStage();
+
+        // Then the refresh fails within its time limit, saying why
+        assertThatThrownBy(() -> auth.get(30, java.util.concurrent.TimeUnit.SECONDS))
+            .as(body.toString())
+            .hasMessageContaining("token endpoint")
+            .hasMessageContaining(
+                body == McpTestServer.TokenBody.ENDLESS
+                    ? "more than 65536 bytes"
+                    : "timed out after 10 s");
+        assertThat(java.time.Duration.ofNanos(System.nanoTime() - start))
+            .isLessThan(java.time.Duration.ofSeconds(15));
+      } finally {
+        server.answerTokensWith(null);
+      }
+    }
   }
 
   @Test

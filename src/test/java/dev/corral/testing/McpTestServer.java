@@ -159,6 +159,21 @@ public final class McpTestServer implements AutoCloseable {
     tokensHeld.set(new CountDownLatch(1));
   }
 
+  /** How the token endpoint misbehaves: it answers 200 with a body that never ends. */
+  public enum TokenBody {
+    /** Sent as fast as the client takes it (up to 256 MB). */
+    ENDLESS,
+    /** One byte every 100 ms (for up to 60 s). */
+    DRIP
+  }
+
+  private final AtomicReference<TokenBody> tokenBody = new AtomicReference<>();
+
+  /** The token endpoint's answers from now on: a body that never ends ({@code null}: normal). */
+  public void answerTokensWith(TokenBody body) {
+    tokenBody.set(body);
+  }
+
   /** Answers the token requests held, and those to come. */
   public void releaseTokens() {
     CountDownLatch held = tokensHeld.getAndSet(null);
@@ -380,6 +395,27 @@ public final class McpTestServer implements AutoCloseable {
         }
       }
       response.setContentType("application/json");
+      TokenBody endless = server.tokenBody.get();
+      if (endless != null) {
+        var out = response.getOutputStream();
+        out.write("{\"access_token\":\"".getBytes(StandardCharsets.US_ASCII));
+        byte[] chunk = "a".repeat(endless == TokenBody.ENDLESS ? 64 * 1024 : 1).getBytes();
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        try {
+          for (long sent = 0;
+              sent < (256L << 20) && System.nanoTime() < until;
+              sent += chunk.length) {
+            out.write(chunk);
+            out.flush();
+            if (endless == TokenBody.DRIP) {
+              Thread.sleep(100);
+            }
+          }
+        } catch (IOException | InterruptedException clientLeft) {
+          // the client stopped reading: what the test wants
+        }
+        return;
+      }
       if (!"refresh_token".equals(form.get("grant_type"))
           || server.refreshToken.get() == null
           || !server.refreshToken.get().equals(form.get("refresh_token"))) {
