@@ -314,12 +314,23 @@ public class Sandboxes {
                         includeEnded,
                         size + 1)
                     .flatMap(this::endExpired)
-                    .map(
-                        sandboxes ->
-                            includeEnded
-                                ? sandboxes
-                                : sandboxes.stream().filter(Sandboxes::isLive).toList())
-                    .map(sandboxes -> Page.of(sandboxes, size, Sandbox::getId)));
+                    .map(sandboxes -> page(sandboxes, size, includeEnded)));
+  }
+
+  /**
+   * A page of the {@code size + 1} rows read. Without the ended ones, those whose lifetime ended
+   * since the read are left out, but the page still ends where the rows did, so that the next one
+   * starts after them and no live sandbox behind them is skipped.
+   */
+  private static Page<Sandbox> page(List<Sandbox> rows, int size, boolean includeEnded) {
+    if (includeEnded) {
+      return Page.of(rows, size, Sandbox::getId);
+    }
+    boolean more = rows.size() > size;
+    List<Sandbox> read = more ? rows.subList(0, size) : rows;
+    return new Page<>(
+        read.stream().filter(Sandboxes::isLive).toList(),
+        more ? Paging.token(read.get(size - 1).getId()) : "");
   }
 
   /** Stops a sandbox through the API; releasing an ended one returns it as it is. */
