@@ -53,9 +53,19 @@ public class TenantRepository {
     this.pool = pool;
   }
 
+  /**
+   * The tenant, made if it did not exist. When another insert of it commits while this one runs,
+   * this statement's snapshot sees neither its own insert nor the other's row, so the row is read
+   * again by a statement of its own, which does.
+   */
   Uni<dev.corral.proto.v1.Tenant> ensure(Tenant tenant) {
     return pool.preparedQuery(ENSURE)
         .execute(Tuple.of(tenant.id()))
+        .flatMap(
+            rows ->
+                rows.size() > 0
+                    ? Uni.createFrom().item(rows)
+                    : pool.preparedQuery(SELECT).execute(Tuple.of(tenant.id())))
         .map(rows -> single(rows, tenant));
   }
 

@@ -5,6 +5,7 @@ import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
+import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.Credential;
 import io.smallrye.mutiny.Uni;
 import io.vertx.core.buffer.Buffer;
@@ -102,19 +103,25 @@ public class CredentialRepository {
   record Stored(Credential credential, Envelope.Box box) {}
 
   Uni<Credential> insert(Tenant tenant, String id, String kind, Credential info, Envelope.Box box) {
-    return pool.preparedQuery(INSERT)
-        .execute(
-            Tuple.from(
-                Arrays.asList(
-                    id,
-                    tenant.id(),
-                    kind,
-                    box.keyId(),
-                    Buffer.buffer(box.wrappedKey()),
-                    Buffer.buffer(box.secret()),
-                    Buffer.buffer(info.toByteArray()),
-                    MAX_PER_TENANT,
-                    info.getVaultId().isEmpty() ? null : info.getVaultId())))
+    return TenantLimits.insert(
+            pool,
+            "credentials",
+            tenant.id(),
+            connection ->
+                connection
+                    .preparedQuery(INSERT)
+                    .execute(
+                        Tuple.from(
+                            Arrays.asList(
+                                id,
+                                tenant.id(),
+                                kind,
+                                box.keyId(),
+                                Buffer.buffer(box.wrappedKey()),
+                                Buffer.buffer(box.secret()),
+                                Buffer.buffer(info.toByteArray()),
+                                MAX_PER_TENANT,
+                                info.getVaultId().isEmpty() ? null : info.getVaultId()))))
         .map(
             rows -> {
               if (rows.size() == 0) {

@@ -5,6 +5,7 @@ import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
+import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.Vault;
 import io.smallrye.mutiny.Uni;
 import io.vertx.core.buffer.Buffer;
@@ -77,10 +78,19 @@ class VaultRepository {
   }
 
   Uni<Vault> insert(Tenant tenant, Vault vault) {
-    return pool.preparedQuery(INSERT)
-        .execute(
-            Tuple.of(
-                vault.getId(), tenant.id(), Buffer.buffer(vault.toByteArray()), MAX_PER_TENANT))
+    return TenantLimits.insert(
+            pool,
+            "vaults",
+            tenant.id(),
+            connection ->
+                connection
+                    .preparedQuery(INSERT)
+                    .execute(
+                        Tuple.of(
+                            vault.getId(),
+                            tenant.id(),
+                            Buffer.buffer(vault.toByteArray()),
+                            MAX_PER_TENANT)))
         .map(
             rows -> {
               if (rows.size() == 0) {

@@ -38,6 +38,9 @@ class VaultTest {
   @GrpcClient("corral")
   VaultServiceGrpc.VaultServiceBlockingStub vault;
 
+  @GrpcClient("corral")
+  io.grpc.Channel channel;
+
   @Inject Pool pool;
 
   @ConfigProperty(name = "quarkus.datasource.reactive.url")
@@ -180,6 +183,84 @@ class VaultTest {
                     .build())
             .getCredential();
     assertThat(renamedOnly.getRotatedAt()).isEqualTo(rotated.getRotatedAt());
+  }
+
+  @Test
+  void createsRacingAtATenantsLimitNeverPassIt() throws Exception {
+    // Given a new tenant 5 vaults short of its limit of 100
+    String tenant = "limits-" + System.nanoTime();
+    var admin =
+        io.grpc.ClientInterceptors.intercept(
+            channel,
+            dev.corral.testing.TestCredentials.bearer(
+                dev.corral.testing.TestCredentials.ADMIN_KEY));
+    dev.corral.proto.v1.TenantServiceGrpc.newBlockingStub(admin)
+        .createTenant(
+            dev.corral.proto.v1.CreateTenantRequest.newBuilder().setTenantId(tenant).build());
+    String key =
+        dev.corral.proto.v1.ApiKeyServiceGrpc.newBlockingStub(admin)
+            .createApiKey(
+                dev.corral.proto.v1.CreateApiKeyRequest.newBuilder()
+                    .setName("member")
+                    .setRole(dev.corral.proto.v1.Role.ROLE_MEMBER)
+                    .setTenantId(tenant)
+                    .build())
+            .getKey();
+    var member =
+        VaultServiceGrpc.newBlockingStub(
+            io.grpc.ClientInterceptors.intercept(
+                channel, dev.corral.testing.TestCredentials.bearer(key)));
+    for (int i = 0; i < 95; i++) {
+      member.createVault(
+          dev.corral.proto.v1.CreateVaultRequest.newBuilder().setDisplayName("v" + i).build());
+    }
+
+    // When 20 more are created at once
+    var pool = java.util.concurrent.Executors.newFixedThreadPool(20);
+    var start = new java.util.concurrent.CountDownLatch(1);
+    List<java.util.concurrent.Future<Status.Code>> outcomes = new java.util.ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      int n = i;
+      outcomes.add(
+          pool.submit(
+              () -> {
+                start.await();
+                try {
+                  member.createVault(
+                      dev.corral.proto.v1.CreateVaultRequest.newBuilder()
+                          .setDisplayName("r" + n)
+                          .build());
+                  return Status.Code.OK;
+                } catch (StatusRuntimeException e) {
+                  return e.getStatus().getCode();
+                }
+              }));
+    }
+    start.countDown();
+    List<Status.Code> codes = new java.util.ArrayList<>();
+    for (var outcome : outcomes) {
+      codes.add(outcome.get(30, java.util.concurrent.TimeUnit.SECONDS));
+    }
+    pool.shutdown();
+
+    // Then exactly 5 got in, the others were told the limit, and the tenant holds 100
+    assertThat(codes.stream().filter(Status.Code.OK::equals).count())
+        .as(codes.toString())
+        .isEqualTo(5);
+    assertThat(codes.stream().filter(Status.Code.RESOURCE_EXHAUSTED::equals).count()).isEqualTo(15);
+    int held = 0;
+    String token = "";
+    do {
+      var page =
+          member.listVaults(
+              dev.corral.proto.v1.ListVaultsRequest.newBuilder()
+                  .setPageSize(100)
+                  .setPageToken(token)
+                  .build());
+      held += page.getVaultsCount();
+      token = page.getNextPageToken();
+    } while (!token.isEmpty());
+    assertThat(held).isEqualTo(100);
   }
 
   @Test
