@@ -128,6 +128,14 @@ final class Bubblewrap {
             "/proc",
             "--dev",
             "/dev",
+            // /dev is a tmpfs the sandbox's user owns: read-only, but for /dev/shm, which gets the
+            // disk limit (without a cgroup, tmpfs pages count against no memory limit)
+            "--size",
+            Long.toString(resources.getDiskBytes()),
+            "--tmpfs",
+            "/dev/shm",
+            "--remount-ro",
+            "/dev",
             "--size",
             Long.toString(resources.getDiskBytes()),
             "--tmpfs",

@@ -93,6 +93,17 @@ class SandboxLimitsTest {
         execute(filler, "head -c 100000000 /dev/zero > big; echo rc=$?; du -m big | cut -f1");
     ExecuteResponse tmp = execute(filler, "head -c 100000000 /dev/zero > /tmp/big; echo rc=$?");
     ExecuteResponse written = execute(neighbour, "head -c 1000000 /dev/zero > f && wc -c < f");
+    ExecuteResponse shm =
+        execute(
+            filler,
+            "for i in 1 2 3 4 5 6 7 8; do head -c 10000000 /dev/zero > /dev/shm/$i; done;"
+                + " du -sm /dev/shm | cut -f1");
+    ExecuteResponse dev =
+        execute(
+            filler,
+            "mkdir /dev/more 2>/dev/null || echo dev-refused;"
+                + " { head -c 1000 /dev/zero > /dev/huge; } 2>/dev/null || echo file-refused;"
+                + " echo ok > /dev/null && echo null-writable");
 
     // Then
     assertThat(filled.getOutput()).contains("rc=1");
@@ -100,6 +111,11 @@ class SandboxLimitsTest {
         .isLessThanOrEqualTo(16);
     assertThat(tmp.getOutput()).contains("rc=1");
     assertThat(written.getOutput().strip()).isEqualTo("1000000");
+    // /dev/shm holds no more than the disk limit either, and /dev itself takes no files
+    assertThat(Integer.parseInt(shm.getOutput().lines().reduce((a, b) -> b).orElseThrow().strip()))
+        .isLessThanOrEqualTo(16);
+    assertThat(dev.getOutput().lines())
+        .containsExactly("dev-refused", "file-refused", "null-writable");
   }
 
   @Test
