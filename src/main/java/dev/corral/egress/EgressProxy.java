@@ -43,6 +43,10 @@ public class EgressProxy {
 
   private static final Logger LOGGER = Logger.getLogger(EgressProxy.class);
   private static final int MAX_HEAD = 16 * 1024;
+
+  /** How long a tunnel under an allow-list waits for its client's first bytes. */
+  static final long OPENING_TIMEOUT_MS = 10_000;
+
   private static final Buffer HEAD_END = Buffer.buffer("\r\n\r\n");
 
   private final EgressConfig config;
@@ -335,14 +339,14 @@ public class EgressProxy {
               metrics.counter("corral.egress.connections", "outcome", "ok").increment();
               if (method.equals("CONNECT")) {
                 connection.write(Buffer.buffer("HTTP/1.1 200 Connection established\r\n\r\n"));
+                if (grant.networking().getMode() == NetworkMode.NETWORK_MODE_LIMITED) {
+                  opening(connection, upstream, grant, target, rest);
+                  return;
+                }
               } else {
                 upstream.write(Buffer.buffer(originForm(method, target, lines), "ISO-8859-1"));
               }
-              if (rest.length() > 0) {
-                upstream.write(rest);
-              }
-              connection.pipeTo(upstream);
-              upstream.pipeTo(connection);
+              join(connection, upstream, rest);
             })
         .onFailure(
             failure -> {
@@ -359,29 +363,128 @@ public class EgressProxy {
             });
   }
 
-  /** The request as the origin server gets it: origin-form, no proxy headers, one request. */
+  /** Sends what the client sent so far, then pipes the two ways. */
+  private static void join(NetSocket connection, NetSocket upstream, Buffer sent) {
+    if (sent.length() > 0) {
+      upstream.write(sent);
+    }
+    connection.pipeTo(upstream);
+    upstream.pipeTo(connection);
+  }
+
+  /**
+   * A tunnel under an allow-list: its first bytes must not name another host than its own ({@link
+   * TunnelOpening}); they are held, up to {@link TunnelOpening#MAX_BYTES} and {@link
+   * #OPENING_TIMEOUT_MS}, until they say. A client that says nothing in that time (a protocol whose
+   * server speaks first) is not let through either.
+   */
+  private void opening(
+      NetSocket connection, NetSocket upstream, EgressGrant grant, Target target, Buffer rest) {
+    Buffer seen = Buffer.buffer().appendBuffer(rest);
+    boolean[] decided = {false};
+    long timer =
+        vertx.setTimer(
+            OPENING_TIMEOUT_MS,
+            ignored -> {
+              if (!decided[0]) {
+                decided[0] = true;
+                refuseTunnel(
+                    connection,
+                    upstream,
+                    grant,
+                    target,
+                    "the client sent no TLS ClientHello or HTTP request within "
+                        + OPENING_TIMEOUT_MS
+                        + " ms");
+              }
+            });
+    Runnable decide =
+        () -> {
+          if (decided[0]) {
+            return;
+          }
+          TunnelOpening.Verdict verdict =
+              TunnelOpening.check(seen.getBytes(), seen.length(), target.host(), target.port());
+          if (verdict instanceof TunnelOpening.Verdict.NeedMore) {
+            if (seen.length() < TunnelOpening.MAX_BYTES) {
+              return;
+            }
+            verdict = new TunnelOpening.Verdict.Refuse("its opening is too long to read");
+          }
+          decided[0] = true;
+          vertx.cancelTimer(timer);
+          connection.handler(null);
+          connection.pause();
+          if (verdict instanceof TunnelOpening.Verdict.Refuse refused) {
+            refuseTunnel(connection, upstream, grant, target, refused.why());
+          } else {
+            join(connection, upstream, seen);
+          }
+        };
+    connection.handler(
+        chunk -> {
+          seen.appendBuffer(chunk);
+          decide.run();
+        });
+    connection.closeHandler(
+        ignored -> {
+          if (!decided[0]) {
+            decided[0] = true;
+            vertx.cancelTimer(timer);
+            upstream.close();
+          }
+        });
+    decide.run();
+    if (!decided[0]) {
+      connection.resume();
+    }
+  }
+
+  private void refuseTunnel(
+      NetSocket connection, NetSocket upstream, EgressGrant grant, Target target, String why) {
+    record(
+        grant,
+        target,
+        new EgressRefusedException(
+            "not_allowed", "the tunnel to " + target.host() + " was closed: " + why));
+    upstream.close();
+    connection.close();
+  }
+
+  /**
+   * The request as the origin server gets it: origin-form, no proxy headers, one request, and the
+   * {@code Host} the policy checked (a server of many sites would serve the one a client's own
+   * {@code Host} names).
+   */
   static String originForm(String method, Target target, String[] lines) {
     StringBuilder head =
-        new StringBuilder(method).append(' ').append(target.pathAndQuery()).append(" HTTP/1.1\r\n");
-    boolean host = false;
+        new StringBuilder(method)
+            .append(' ')
+            .append(target.pathAndQuery())
+            .append(" HTTP/1.1\r\nHost: ")
+            .append(target.authority())
+            .append("\r\n");
     for (int i = 1; i < lines.length; i++) {
       String lower = lines[i].toLowerCase(Locale.ROOT);
       if (lower.startsWith("proxy-")
           || lower.startsWith("connection:")
-          || lower.startsWith("keep-alive:")) {
+          || lower.startsWith("keep-alive:")
+          || lower.startsWith("host:")) {
         continue;
       }
-      host |= lower.startsWith("host:");
       head.append(lines[i]).append("\r\n");
-    }
-    if (!host) {
-      head.append("Host: ").append(target.authority()).append("\r\n");
     }
     return head.append("Connection: close\r\n\r\n").toString();
   }
 
   private void refuse(
       NetSocket connection, EgressGrant grant, Target target, EgressRefusedException refused) {
+    record(grant, target, refused);
+    answer(connection, 403, refused.getMessage());
+  }
+
+  /** Counts, logs and records in the session's log a refusal. */
+  private void record(EgressGrant grant, Target target, EgressRefusedException refused) {
     metrics.counter("corral.egress.denied", "reason", refused.reason()).increment();
     grant
         .logFields()
@@ -396,7 +499,6 @@ public class EgressProxy {
                     target.port(),
                     refused.getMessage()));
     denials.record(grant, target.host(), target.port(), refused.getMessage());
-    answer(connection, 403, refused.getMessage());
   }
 
   /** Answers with a status and a one-line reason, and closes. */

@@ -106,6 +106,72 @@ class EgressRulesTest {
   }
 
   @Test
+  void aPlainRequestGoesOutWithTheHostThePolicyChecked() {
+    String head =
+        EgressProxy.originForm(
+            "GET",
+            new EgressProxy.Target("allowed.example", 80, "/"),
+            new String[] {"GET http://allowed.example/ HTTP/1.1", "HOST: attacker.example"});
+    assertThat(head)
+        .isEqualTo("GET / HTTP/1.1\r\nHost: allowed.example\r\nConnection: close\r\n\r\n");
+  }
+
+  @Test
+  void aTunnelsFirstHttpRequestMustNameTheTunnelsHost() {
+    for (String[] opening :
+        new String[][] {
+          {"GET / HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "pass"},
+          {"GET / HTTP/1.1\r\nhost:ALLOWED.example.:8443\r\n\r\n", "pass"},
+          {"GET / HTTP/1.1\r\nHost: allowed.example:9999\r\n\r\n", "refuse"},
+          {"GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"GET / HTTP/1.1\r\nX: 1\r\n\r\n", "refuse"},
+          {"GET / HTTP/1.1\r\nHost: allowed.example\r\nHost: b\r\n\r\n", "refuse"},
+          {"GET / HTTP/1.1\r\nHost: allowed.example\r\n", "more"},
+          {"GE", "more"},
+          {"SSH-2.0-OpenSSH_9.2\r\n", "pass"},
+        }) {
+      byte[] bytes = opening[0].getBytes(StandardCharsets.ISO_8859_1);
+      TunnelOpening.Verdict verdict =
+          TunnelOpening.check(bytes, bytes.length, "allowed.example", 8443);
+      assertThat(
+              verdict instanceof TunnelOpening.Verdict.Pass
+                  ? "pass"
+                  : verdict instanceof TunnelOpening.Verdict.Refuse ? "refuse" : "more")
+          .as(opening[0])
+          .isEqualTo(opening[1]);
+    }
+  }
+
+  @Test
+  void aTlsTunnelMustNameTheTunnelsHostOrNone() throws Exception {
+    for (String[] named :
+        new String[][] {
+          {"allowed.example", "pass"}, {"attacker.example", "refuse"}, {"", "pass"}
+        }) {
+      javax.net.ssl.SSLEngine engine =
+          javax.net.ssl.SSLContext.getDefault().createSSLEngine("allowed.example", 443);
+      engine.setUseClientMode(true);
+      javax.net.ssl.SSLParameters parameters = engine.getSSLParameters();
+      parameters.setServerNames(
+          named[0].isEmpty() ? List.of() : List.of(new javax.net.ssl.SNIHostName(named[0])));
+      engine.setSSLParameters(parameters);
+      java.nio.ByteBuffer out =
+          java.nio.ByteBuffer.allocate(engine.getSession().getPacketBufferSize());
+      engine.wrap(java.nio.ByteBuffer.allocate(0), out);
+      byte[] hello = java.util.Arrays.copyOf(out.array(), out.position());
+      for (int cut : new int[] {3, hello.length / 2}) {
+        assertThat(TunnelOpening.check(hello, cut, "allowed.example", 443))
+            .isInstanceOf(TunnelOpening.Verdict.NeedMore.class);
+      }
+      TunnelOpening.Verdict verdict =
+          TunnelOpening.check(hello, hello.length, "allowed.example", 443);
+      assertThat(verdict instanceof TunnelOpening.Verdict.Pass ? "pass" : "refuse")
+          .as(named[0])
+          .isEqualTo(named[1]);
+    }
+  }
+
+  @Test
   void aChunkedBodyIsDecodedAcrossAnySplitAndNothingAfterItIsTaken() {
     String wire =
         "4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\nGET /smuggled HTTP/1.1\r\n";

@@ -165,6 +165,65 @@ class EgressTest {
   }
 
   @Test
+  void anAllowedHostCannotBeUsedToReachAnotherSiteOfTheSameServer() {
+    // Given a limited environment allowing allowed.test, served by a server of many sites
+    Session session = Fixtures.createSession(agents, sessions);
+    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), session.getId());
+    String allowed = EgressTestProfile.ALLOWED + ":" + port;
+    String other = EgressTestProfile.OTHER + ":" + port;
+
+    // When a request names another site in its Host header, plainly and through a tunnel
+    String plain = bash("curl -sS -H 'Host: " + other + "' http://" + allowed + "/hello");
+    String tunnelled =
+        bash(
+            "curl -sS --proxytunnel -H 'Host: "
+                + other
+                + "' http://"
+                + allowed
+                + "/hello 2>&1; echo \" [exit $?]\"");
+
+    // Then the plain request went to the allowed site, and the tunnel was closed and recorded
+    assertThat(plain).isEqualTo(marker + " " + allowed);
+    assertThat(tunnelled).doesNotContain(marker).doesNotContain("[exit 0]");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(
+            () ->
+                assertThat(denials(session.getId()))
+                    .extracting(dev.corral.proto.v1.SandboxEgressDenied::getReason)
+                    .anySatisfy(
+                        reason ->
+                            assertThat(reason)
+                                .contains("HTTP request names the host '" + other + "'")));
+
+    // And when a TLS tunnel to the allowed host names the other site as its server name
+    Session second = Fixtures.createSession(agents, sessions);
+    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), second.getId());
+    String tls =
+        bash(
+            "curl -sS --proxytunnel --connect-to "
+                + other
+                + ":"
+                + allowed
+                + " https://"
+                + other
+                + "/hello 2>&1; echo \" [exit $?]\"");
+
+    // Then that tunnel was closed too
+    assertThat(tls).doesNotContain("[exit 0]");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(
+            () ->
+                assertThat(denials(second.getId()))
+                    .extracting(dev.corral.proto.v1.SandboxEgressDenied::getReason)
+                    .anySatisfy(
+                        reason ->
+                            assertThat(reason)
+                                .contains("TLS server name is " + EgressTestProfile.OTHER)));
+  }
+
+  @Test
   void loopbackMetadataPrivateRebindingAndCorralItselfAreRefusedEvenWhenUnrestricted() {
     // Given the most open networking there is
     String sandbox = provision(networking(NetworkMode.NETWORK_MODE_UNRESTRICTED), "");

@@ -1,0 +1,126 @@
+package dev.corral.egress;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * What the first bytes a client sends through a CONNECT tunnel say about the host it talks to. An
+ * allow-list checks the address a tunnel goes to, but a server that hosts many sites (a CDN) picks
+ * the site from the TLS server name, or from an HTTP request's {@code Host}: a tunnel to an allowed
+ * host that names another one would reach that other site. So a tunnel under an allow-list carries
+ * on only if its TLS ClientHello names the tunnel's host (or no host), or its first HTTP request's
+ * {@code Host} is the tunnel's host. Bytes that are neither (another protocol) pass.
+ */
+final class TunnelOpening {
+
+  /** The most bytes looked at: a whole TLS record, or an HTTP request head. */
+  static final int MAX_BYTES = ClientHello.MAX_NEEDED;
+
+  private static final Pattern REQUEST_LINE = Pattern.compile("^[A-Z]{3,16} [^ \r\n]+ HTTP/1\\.");
+  private static final Pattern HOST =
+      Pattern.compile("\r\nhost:[ \t]*([^\r\n]*?)[ \t]*(?=\r\n)", Pattern.CASE_INSENSITIVE);
+
+  private TunnelOpening() {}
+
+  /** What to do with a tunnel whose client sent {@code length} bytes of {@code bytes} so far. */
+  sealed interface Verdict {
+    /** Not enough bytes yet. */
+    record NeedMore() implements Verdict {}
+
+    record Pass() implements Verdict {}
+
+    record Refuse(String why) implements Verdict {}
+  }
+
+  static Verdict check(byte[] bytes, int length, String host, int port) {
+    if (length == 0) {
+      return new Verdict.NeedMore();
+    }
+    if (bytes[0] == 22) {
+      return tls(ClientHello.parse(bytes, length), host);
+    }
+    String start = new String(bytes, 0, Math.min(length, MAX_BYTES), StandardCharsets.ISO_8859_1);
+    if (!REQUEST_LINE.matcher(start).lookingAt()) {
+      // a request line not yet whole may still become one
+      return length < 24 && start.indexOf('\n') < 0 && start.matches("[A-Z]{0,16}( [^ \r\n]*)?")
+          ? new Verdict.NeedMore()
+          : new Verdict.Pass();
+    }
+    int end = start.indexOf("\r\n\r\n");
+    if (end < 0) {
+      return length >= MAX_BYTES
+          ? new Verdict.Refuse("its first HTTP request head is longer than " + MAX_BYTES + " bytes")
+          : new Verdict.NeedMore();
+    }
+    Matcher named = HOST.matcher(start.substring(0, end + 2));
+    if (!named.find()) {
+      return new Verdict.Refuse("its first HTTP request has no Host header");
+    }
+    String value = named.group(1);
+    if (named.find()) {
+      return new Verdict.Refuse("its first HTTP request has two Host headers");
+    }
+    return sameHost(value, host, port)
+        ? new Verdict.Pass()
+        : new Verdict.Refuse(
+            "its HTTP request names the host '" + printable(value) + "', not " + host);
+  }
+
+  private static Verdict tls(ClientHello.Result hello, String host) {
+    if (hello instanceof ClientHello.Result.Incomplete) {
+      return new Verdict.NeedMore();
+    }
+    if (hello instanceof ClientHello.Result.NoServerName) {
+      return new Verdict.Pass();
+    }
+    if (hello instanceof ClientHello.Result.ServerName named) {
+      return named.host().equalsIgnoreCase(host)
+          ? new Verdict.Pass()
+          : new Verdict.Refuse("its TLS server name is " + named.host() + ", not " + host);
+    }
+    if (hello instanceof ClientHello.Result.Malformed malformed) {
+      return new Verdict.Refuse("its TLS ClientHello could not be read (" + malformed.why() + ")");
+    }
+    return new Verdict.Refuse("it does not start as TLS");
+  }
+
+  /** Whether a {@code Host} value ({@code name[:port]}, {@code [v6][:port]}) is the tunnel's. */
+  private static boolean sameHost(String value, String host, int port) {
+    String name = value;
+    String given = null;
+    if (value.startsWith("[")) {
+      int close = value.indexOf(']');
+      if (close < 0) {
+        return false;
+      }
+      name = value.substring(1, close);
+      String after = value.substring(close + 1);
+      if (!after.isEmpty()) {
+        if (!after.startsWith(":")) {
+          return false;
+        }
+        given = after.substring(1);
+      }
+    } else {
+      int colon = value.lastIndexOf(':');
+      if (colon >= 0) {
+        name = value.substring(0, colon);
+        given = value.substring(colon + 1);
+      }
+    }
+    if (name.endsWith(".")) {
+      name = name.substring(0, name.length() - 1);
+    }
+    if (!name.toLowerCase(Locale.ROOT).equals(host.toLowerCase(Locale.ROOT))) {
+      return false;
+    }
+    return given == null || given.equals(Integer.toString(port));
+  }
+
+  private static String printable(String value) {
+    String cut = value.length() > 100 ? value.substring(0, 100) + "..." : value;
+    return cut.replaceAll("[^\\x20-\\x7e]", "?");
+  }
+}
