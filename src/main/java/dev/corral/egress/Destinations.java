@@ -1,5 +1,6 @@
 package dev.corral.egress;
 
+import dev.corral.common.AddressRules;
 import io.quarkus.vertx.http.HttpServerStart;
 import io.smallrye.mutiny.Uni;
 import io.vertx.mutiny.core.Vertx;

@@ -49,13 +49,19 @@ public class McpServers {
 
   private final McpClients clients;
   private final Credentials credentials;
+  private final dev.corral.common.OutboundAddresses outbound;
   private final McpConfig config;
   private final Map<String, Listed> listings = new ConcurrentHashMap<>();
 
-  McpServers(McpClients clients, Credentials credentials, McpConfig config) {
+  McpServers(
+      McpClients clients,
+      Credentials credentials,
+      McpConfig config,
+      dev.corral.common.OutboundAddresses outbound) {
     this.clients = clients;
     this.credentials = credentials;
     this.config = config;
+    this.outbound = outbound;
   }
 
   /** The tools of {@code servers} for a session, and the servers that could not list theirs. */
@@ -176,7 +182,11 @@ public class McpServers {
       McpServer server,
       AtomicReference<HttpAuth> used,
       java.util.function.Function<HttpAuth, Uni<T>> work) {
-    return authFor(tenant, server)
+    // the address first: no credential goes to, and no refresh happens for, a server corral may
+    // not call
+    return outbound
+        .check("the MCP server's host", server.getUrl())
+        .flatMap(reachable -> authFor(tenant, server))
         .invoke(used::set)
         .flatMap(auth -> work.apply(auth))
         .onFailure(McpServers::unauthorized)
@@ -324,6 +334,9 @@ public class McpServers {
     Throwable cause = rootOf(failure);
     if (cause instanceof CredentialUnusableException unusable) {
       return new McpFailure(name, McpFailure.AUTHENTICATION, where + ": " + unusable.getMessage());
+    }
+    if (cause instanceof dev.corral.common.FailedPreconditionException refused) {
+      return new McpFailure(name, McpFailure.CONNECTION, where + ": " + refused.getMessage());
     }
     Integer status = statusOf(failure);
     if (status != null && (status == 401 || status == 403)) {

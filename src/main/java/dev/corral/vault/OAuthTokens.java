@@ -30,6 +30,12 @@ class OAuthTokens {
   private static final Pattern ERROR_CODE = Pattern.compile("[a-z_]{1,64}");
   private static final int MAX_ANSWER = 64 * 1024;
 
+  private final dev.corral.common.OutboundAddresses outbound;
+
+  OAuthTokens(dev.corral.common.OutboundAddresses outbound) {
+    this.outbound = outbound;
+  }
+
   private final HttpClient http =
       HttpClient.newBuilder()
           .connectTimeout(Duration.ofSeconds(5))
@@ -61,14 +67,22 @@ class OAuthTokens {
     }
     // The request's own timeout covers only the wait for the headers; the whole answer, body
     // included, gets the same time. A refresh runs under the credential's row lock.
-    return Uni.createFrom()
-        .completionStage(() -> http.sendAsync(request.build(), responseInfo -> bounded()))
-        .ifNoItem()
-        .after(TIMEOUT)
-        .fail()
+    return outbound
+        .check("its host", info.getTokenUrl())
         .onFailure()
-        .transform(failure -> refusal(info, "could not be reached (" + reason(failure) + ")"))
-        .map(response -> refreshed(info, response));
+        .transform(refused -> refusal(info, "may not be called: " + refused.getMessage()))
+        .flatMap(
+            reachable ->
+                Uni.createFrom()
+                    .completionStage(
+                        () -> http.sendAsync(request.build(), responseInfo -> bounded()))
+                    .ifNoItem()
+                    .after(TIMEOUT)
+                    .fail()
+                    .onFailure()
+                    .transform(
+                        failure -> refusal(info, "could not be reached (" + reason(failure) + ")"))
+                    .map(response -> refreshed(info, response)));
   }
 
   /**

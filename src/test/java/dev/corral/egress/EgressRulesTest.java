@@ -3,6 +3,7 @@ package dev.corral.egress;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.corral.common.AddressRules;
 import io.vertx.core.buffer.Buffer;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;

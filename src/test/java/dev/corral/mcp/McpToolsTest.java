@@ -425,6 +425,73 @@ class McpToolsTest {
     assertThat(model.requestsMentioning(marker).get(0).body().has("tools")).isFalse();
   }
 
+  @Test
+  void corralsServerCallsNoMcpServerOrTokenEndpointAtAnAddressItMayNotReach() throws Exception {
+    // Given an MCP server at the cloud's metadata address, with a credential bound to it
+    String metadata = "http://169.254.169.254/mcp";
+    String credential = staticCredential(metadata, "Bearer metadata-" + UUID.randomUUID());
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("mcp metadata")
+                    .setModel("claude-test")
+                    .addTools(
+                        Tool.newBuilder()
+                            .setMcpToolset(McpToolset.newBuilder().setMcpServerName("meta")))
+                    .addMcpServers(
+                        McpServer.newBuilder()
+                            .setName("meta")
+                            .setUrl(metadata)
+                            .setCredentialId(credential))
+                    .build())
+            .getAgent()
+            .getId();
+
+    // When a session lists its tools
+    model.enqueue(Reply.text("No tools."));
+    Session session = start(agent, marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then it was refused before any connection, saying why
+    Event error = only(log(sessions, session.getId()), "session.error");
+    assertThat(error.getSessionError().getMessage())
+        .contains("169.254.169.254")
+        .contains("link-local")
+        .contains("corral.outbound.allowed-networks");
+
+    // And an OAuth credential whose token endpoint is on a private network is never refreshed there
+    String privateEndpoint =
+        vault
+            .createCredential(
+                CreateCredentialRequest.newBuilder()
+                    .setName("private token endpoint")
+                    .setOauth2(
+                        OAuth2Auth.newBuilder()
+                            .setMcpServerUrl(server.url())
+                            .setAccessToken("old")
+                            .setExpiresAt(
+                                com.google.protobuf.Timestamp.newBuilder()
+                                    .setSeconds(Instant.now().getEpochSecond() + 10))
+                            .setRefreshToken("refresh-private")
+                            .setTokenUrl("http://10.255.255.1/token")
+                            .setClientId("corral"))
+                    .build())
+            .getCredential()
+            .getId();
+    long start = System.nanoTime();
+    var auth =
+        credentials
+            .authFor(dev.corral.common.Tenant.DEFAULT, privateEndpoint, server.url())
+            .subscribeAsCompletionStage();
+    assertThatThrownBy(() -> auth.get(20, java.util.concurrent.TimeUnit.SECONDS))
+        .hasMessageContaining("10.255.255.1")
+        .hasMessageContaining("private");
+    // refused at once, not after a connection attempt to an address that never answers
+    assertThat(java.time.Duration.ofNanos(System.nanoTime() - start))
+        .isLessThan(java.time.Duration.ofSeconds(3));
+  }
+
   private void down() {
     try {
       server.down();

@@ -211,6 +211,8 @@ class VaultCanaryIT {
     environment.put("ANTHROPIC_API_KEY", FakeAnthropic.API_KEY);
     environment.put("CORRAL_VAULT_KEYS", "canary=" + Base64.getEncoder().encodeToString(key));
     environment.put("CORRAL_MCP_CALL_TIMEOUT", "120s");
+    // the MCP server and its token endpoint listen on loopback
+    environment.put("CORRAL_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8");
     return environment;
   }
 

@@ -1,4 +1,4 @@
-package dev.corral.egress;
+package dev.corral.common;
 
 import java.net.Inet4Address;
 import java.net.Inet6Address;
@@ -11,10 +11,11 @@ import java.util.Optional;
  * Which addresses a sandbox (or a server-side call made for a tenant) may never reach: loopback,
  * link-local (where cloud metadata lives, 169.254.169.254), private and shared networks, and every
  * other range that is not public, in IPv4 and IPv6 (IPv4-mapped IPv6 addresses included). An
- * operator may open chosen private networks ({@code corral.egress.allowed-private-networks}), never
- * loopback or link-local.
+ * operator may open chosen private networks: for sandboxes ({@code
+ * corral.egress.allowed-private-networks}) never loopback or link-local; for corral's own calls
+ * ({@code corral.outbound.allowed-networks}) any range, a sidecar on loopback included.
  */
-final class AddressRules {
+public final class AddressRules {
 
   private static final List<Cidr> NOT_PUBLIC =
       List.of(
@@ -43,14 +44,32 @@ final class AddressRules {
           .toList();
 
   private final List<Cidr> allowedPrivate;
+  private final boolean opensAnyRange;
 
-  AddressRules(List<String> allowedPrivateNetworks) {
-    this.allowedPrivate = allowedPrivateNetworks.stream().map(Cidr::parse).toList();
+  /** For sandboxes: {@code allowedPrivateNetworks} open private networks, never loopback. */
+  public AddressRules(List<String> allowedPrivateNetworks) {
+    this(allowedPrivateNetworks, false);
+  }
+
+  private AddressRules(List<String> allowedNetworks, boolean opensAnyRange) {
+    this.allowedPrivate = allowedNetworks.stream().map(Cidr::parse).toList();
+    this.opensAnyRange = opensAnyRange;
+  }
+
+  /**
+   * For corral's own calls to a URL a tenant gave (an MCP server, an OAuth token endpoint): {@code
+   * allowedNetworks} open any range, loopback and link-local included.
+   */
+  public static AddressRules forServerCalls(List<String> allowedNetworks) {
+    return new AddressRules(allowedNetworks, true);
   }
 
   /** Why {@code address} may not be reached, or empty if it may. */
-  Optional<String> refusal(InetAddress address) {
+  public Optional<String> refusal(InetAddress address) {
     InetAddress checked = unmapped(address);
+    if (opensAnyRange && allowedPrivate.stream().anyMatch(range -> range.contains(checked))) {
+      return Optional.empty();
+    }
     if (checked.isLoopbackAddress()) {
       return Optional.of("a loopback address");
     }

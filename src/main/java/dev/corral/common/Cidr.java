@@ -1,4 +1,4 @@
-package dev.corral.egress;
+package dev.corral.common;
 
 import java.net.InetAddress;
 import java.net.UnknownHostException;
