@@ -85,6 +85,9 @@ public class LocalDriver implements SandboxDriver {
   /** Started, never used sandboxes by their limits, claimed by provisioning. */
   private final Map<SandboxResources, Deque<LocalSandbox>> warm = new ConcurrentHashMap<>();
 
+  /** When each warm pool was last claimed from or asked for, to end the idlest first. */
+  private final Map<SandboxResources, Long> warmUsed = new ConcurrentHashMap<>();
+
   private final BitSet usedUids = new BitSet();
   private volatile boolean stopping;
 
@@ -257,9 +260,12 @@ public class LocalDriver implements SandboxDriver {
     if (!Files.isExecutable(Path.of(config.local().bwrap()))) {
       throw new FailedPreconditionException(INSTALL_HINT);
     }
-    if (running() >= config.local().maxSandboxes()) {
-      throw new ResourceExhaustedException(
-          "this replica runs " + running() + " local sandboxes, its limit");
+    // a warm sandbox waiting for limits nobody asks for never stands in the way of one asked for
+    while (running() >= config.local().maxSandboxes()) {
+      if (!endIdlestWarm(null)) {
+        throw new ResourceExhaustedException(
+            "this replica runs " + running() + " local sandboxes, its limit");
+      }
     }
     return launch(resources);
   }
@@ -350,6 +356,7 @@ public class LocalDriver implements SandboxDriver {
 
   /** A started, never used sandbox with exactly these limits, if one waits. */
   private LocalSandbox claimWarm(SandboxResources resources) {
+    warmUsed.put(resources, System.nanoTime());
     Deque<LocalSandbox> pool = warm.get(resources);
     for (LocalSandbox sandbox = pool == null ? null : pool.pollFirst();
         sandbox != null;
@@ -382,12 +389,17 @@ public class LocalDriver implements SandboxDriver {
     if (size <= 0) {
       return;
     }
+    warmUsed.putIfAbsent(resources, System.nanoTime());
     Deque<LocalSandbox> pool =
         warm.computeIfAbsent(resources, key -> new ConcurrentLinkedDeque<>());
     io.execute(
         () -> {
           synchronized (pool) {
             while (pool.size() < size && running() < config.local().maxSandboxes() && !stopping) {
+              // the limits asked for most recently stay warm: at most four kinds' worth wait
+              if (warmCount() >= 4.0 * size && !endIdlestWarm(resources)) {
+                return;
+              }
               try {
                 pool.addLast(launch(resources));
               } catch (RuntimeException failure) {
@@ -397,6 +409,30 @@ public class LocalDriver implements SandboxDriver {
             }
           }
         });
+  }
+
+  /**
+   * Ends one warm sandbox of the pool asked for least recently (other than {@code keep}'s), so that
+   * another may start; false if none waits.
+   */
+  private boolean endIdlestWarm(SandboxResources keep) {
+    while (true) {
+      Optional<Deque<LocalSandbox>> idlest =
+          warm.entrySet().stream()
+              .filter(pool -> !pool.getValue().isEmpty() && !pool.getKey().equals(keep))
+              .min(
+                  java.util.Comparator.comparingLong(
+                      pool -> warmUsed.getOrDefault(pool.getKey(), 0L)))
+              .map(Map.Entry::getValue);
+      if (idlest.isEmpty()) {
+        return false;
+      }
+      LocalSandbox sandbox = idlest.get().pollLast();
+      if (sandbox != null) {
+        discard(sandbox);
+        return true;
+      }
+    }
   }
 
   /** Sandboxes this replica runs, in use or warm. */
