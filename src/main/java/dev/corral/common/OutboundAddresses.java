@@ -1,11 +1,9 @@
 package dev.corral.common;
 
 import io.smallrye.mutiny.Uni;
-import io.vertx.mutiny.core.Vertx;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.net.InetAddress;
 import java.net.URI;
-import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -22,42 +20,37 @@ import org.eclipse.microprofile.config.inject.ConfigProperty;
 @ApplicationScoped
 public class OutboundAddresses {
 
+  private static final String SETTING = "corral.outbound.allowed-networks";
   private static final Duration RESOLVE_TIMEOUT = Duration.ofSeconds(5);
 
-  private final Vertx vertx;
+  private final NameLookups lookups;
   private final AddressRules rules;
-  private final String setting;
 
   OutboundAddresses(
-      Vertx vertx,
-      @ConfigProperty(name = "corral.outbound.allowed-networks")
-          Optional<List<String>> allowedNetworks) {
-    this.vertx = vertx;
+      NameLookups lookups, @ConfigProperty(name = SETTING) Optional<List<String>> allowedNetworks) {
+    this.lookups = lookups;
     this.rules = AddressRules.forServerCalls(allowedNetworks.orElse(List.of()));
-    this.setting = "corral.outbound.allowed-networks";
   }
 
   /**
-   * Completes if corral may call {@code url}; fails with {@link FailedPreconditionException} saying
-   * why not ({@code what} names the URL's role, e.g. "the MCP server").
+   * Completes if corral may call {@code url} for {@code tenant}; fails with {@link
+   * FailedPreconditionException} saying why not ({@code what} names the host's role).
    */
-  public Uni<Void> check(String what, String url) {
+  public Uni<Void> check(Tenant tenant, String what, String url) {
     String host;
     try {
       host = URI.create(url).getHost();
     } catch (IllegalArgumentException malformed) {
-      return Uni.createFrom().failure(new FailedPreconditionException(what + " has no valid URL"));
+      return Uni.createFrom().failure(new FailedPreconditionException(what + " is not a URL"));
     }
     if (host == null) {
-      return Uni.createFrom().failure(new FailedPreconditionException(what + " has no host"));
+      return Uni.createFrom().failure(new FailedPreconditionException(what + " is missing"));
     }
     String name = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
-    return vertx
-        .executeBlocking(Uni.createFrom().item(() -> resolve(what, name)), false)
-        .ifNoItem()
-        .after(RESOLVE_TIMEOUT)
-        .failWith(
-            () -> new FailedPreconditionException(what + " " + name + " could not be resolved"))
+    return lookups
+        .lookup("tenant " + tenant.id(), name, RESOLVE_TIMEOUT)
+        .onFailure(NameLookups.LookupFailedException.class)
+        .transform(failed -> new FailedPreconditionException(what + ": " + failed.getMessage()))
         .map(
             addresses -> {
               for (InetAddress address : addresses) {
@@ -70,20 +63,12 @@ public class OutboundAddresses {
                           + " is at "
                           + refusal.get()
                           + "; corral's server calls only public addresses and those "
-                          + setting
+                          + SETTING
                           + " opens");
                 }
               }
-              return null;
+              return addresses;
             })
         .replaceWithVoid();
-  }
-
-  private static List<InetAddress> resolve(String what, String name) {
-    try {
-      return List.of(InetAddress.getAllByName(name));
-    } catch (UnknownHostException e) {
-      throw new FailedPreconditionException(what + " " + name + " could not be resolved");
-    }
   }
 }

@@ -1,9 +1,9 @@
 package dev.corral.egress;
 
 import dev.corral.common.AddressRules;
+import dev.corral.common.NameLookups;
 import io.quarkus.vertx.http.HttpServerStart;
 import io.smallrye.mutiny.Uni;
-import io.vertx.mutiny.core.Vertx;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.net.InetAddress;
@@ -30,13 +30,13 @@ public class Destinations {
   private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|\\[?[0-9a-fA-F:.]+\\]?");
 
   private final EgressConfig config;
-  private final Vertx vertx;
+  private final NameLookups lookups;
   private final AddressRules rules;
   private final Set<Integer> ownPorts = configuredPorts();
 
-  Destinations(EgressConfig config, Vertx vertx) {
+  Destinations(EgressConfig config, NameLookups lookups) {
     this.config = config;
-    this.vertx = vertx;
+    this.lookups = lookups;
     this.rules = new AddressRules(config.allowedPrivateNetworks().orElse(List.of()));
   }
 
@@ -46,12 +46,12 @@ public class Destinations {
    * @throws EgressRefusedException (in the Uni) if it cannot be resolved, or resolves to any
    *     address that may not be reached
    */
-  public Uni<InetAddress> resolve(String host) {
+  public Uni<InetAddress> resolve(String asker, String host) {
     String name = host.toLowerCase(Locale.ROOT);
-    return addresses(name).map(addresses -> checked(name, addresses));
+    return addresses(asker, name).map(addresses -> checked(name, addresses));
   }
 
-  private Uni<List<InetAddress>> addresses(String name) {
+  private Uni<List<InetAddress>> addresses(String asker, String name) {
     Optional<String> fixed =
         Optional.ofNullable(config.staticHosts().get(name))
             .or(() -> Optional.ofNullable(config.staticHosts().get("\"" + name + "\"")));
@@ -63,19 +63,10 @@ public class Destinations {
         return Uni.createFrom().failure(unresolvable(name));
       }
     }
-    return vertx
-        .executeBlocking(Uni.createFrom().item(() -> lookup(name)), false)
-        .ifNoItem()
-        .after(config.resolveTimeout())
-        .failWith(() -> unresolvable(name));
-  }
-
-  private static List<InetAddress> lookup(String name) {
-    try {
-      return List.of(InetAddress.getAllByName(name));
-    } catch (UnknownHostException e) {
-      throw unresolvable(name);
-    }
+    return lookups
+        .lookup(asker, name, config.resolveTimeout())
+        .onFailure(NameLookups.LookupFailedException.class)
+        .transform(failed -> new EgressRefusedException("unresolvable", failed.getMessage()));
   }
 
   private InetAddress checked(String name, List<InetAddress> addresses) {

@@ -271,7 +271,7 @@ public class EgressProxy {
       return;
     }
     destinations
-        .resolve(target.host())
+        .resolve(grant.sandboxId(), target.host())
         .subscribe()
         .with(
             address ->

@@ -180,7 +180,7 @@ class GitGateway {
               int port =
                   url.getPort() > 0 ? url.getPort() : url.getScheme().equals("https") ? 443 : 80;
               return destinations
-                  .resolve(url.getHost())
+                  .resolve(grant.sandboxId(), url.getHost())
                   .invoke(
                       address ->
                           destinations

@@ -185,7 +185,7 @@ public class McpServers {
     // the address first: no credential goes to, and no refresh happens for, a server corral may
     // not call
     return outbound
-        .check("the MCP server's host", server.getUrl())
+        .check(tenant, "the MCP server's host", server.getUrl())
         .flatMap(reachable -> authFor(tenant, server))
         .invoke(used::set)
         .flatMap(auth -> work.apply(auth))

@@ -293,7 +293,7 @@ public class Credentials {
                 .item(new CredentialRepository.Change<>(null, ignored -> current));
           }
           return tokens
-              .refresh(stored.credential().getOauth2(), secrets)
+              .refresh(tenant, stored.credential().getOauth2(), secrets)
               .map(refreshed -> refreshedChange(tenant, stored, secrets, refreshed));
         });
   }

@@ -51,7 +51,7 @@ class OAuthTokens {
     }
   }
 
-  Uni<Refreshed> refresh(OAuth2Info info, SecretValues secrets) {
+  Uni<Refreshed> refresh(dev.corral.common.Tenant tenant, OAuth2Info info, SecretValues secrets) {
     String form = form(info, secrets);
     HttpRequest.Builder request =
         HttpRequest.newBuilder(URI.create(info.getTokenUrl()))
@@ -68,7 +68,7 @@ class OAuthTokens {
     // The request's own timeout covers only the wait for the headers; the whole answer, body
     // included, gets the same time. A refresh runs under the credential's row lock.
     return outbound
-        .check("its host", info.getTokenUrl())
+        .check(tenant, "its host", info.getTokenUrl())
         .onFailure()
         .transform(refused -> refusal(info, "may not be called: " + refused.getMessage()))
         .flatMap(
