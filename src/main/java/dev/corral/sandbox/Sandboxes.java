@@ -105,7 +105,7 @@ public class Sandboxes {
                             start(
                                 tenant,
                                 environment,
-                                limits.resolve(overrides, environment.getResources()),
+                                limits.resolve("resources", overrides, environment.getResources()),
                                 sessionId,
                                 repositories)))
         .invoke(this::endAtItsLifetime);

@@ -387,6 +387,26 @@ class SandboxApiTest {
         () ->
             sandboxes.provision(
                 ProvisionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
+    // more than the server's ceilings (64 GiB of memory, 30 days), though within the API's maxima
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "resources.memory_bytes",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder()
+                    .setResources(SandboxResources.newBuilder().setMemoryBytes(1L << 40))
+                    .build()));
+    Environment huge =
+        createEnvironment(
+            b ->
+                b.setResources(
+                    SandboxResources.newBuilder().setMemoryBytes(100L << 30).setCpuMillis(64_000)));
+    expect(
+        softly,
+        Status.Code.FAILED_PRECONDITION,
+        "corral.sandbox.ceilings.",
+        () -> provision(huge.getId()));
     expect(
         softly,
         Status.Code.INVALID_ARGUMENT,

@@ -1,5 +1,7 @@
 package dev.corral.sandbox.driver;
 
+import dev.corral.common.FailedPreconditionException;
+import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.SandboxResources;
 import jakarta.enterprise.context.ApplicationScoped;
 
@@ -11,6 +13,96 @@ public class Limits {
 
   public Limits(SandboxConfig config) {
     this.config = config;
+  }
+
+  /**
+   * {@code first}'s limits, then {@code fallback}'s where unset, then the defaults.
+   *
+   * @throws InvalidArgumentException naming {@code field} if {@code first} asks for more than the
+   *     server's ceilings
+   * @throws FailedPreconditionException if {@code fallback} (an environment) does
+   */
+  public SandboxResources resolve(String field, SandboxResources first, SandboxResources fallback) {
+    SandboxResources resolved = resolve(first, fallback);
+    SandboxConfig.Ceilings ceilings = config.ceilings();
+    check(
+        field,
+        first,
+        fallback,
+        "cpu_millis",
+        resolved.getCpuMillis(),
+        ceilings.cpuMillis(),
+        first.getCpuMillis());
+    check(
+        field,
+        first,
+        fallback,
+        "memory_bytes",
+        resolved.getMemoryBytes(),
+        ceilings.memoryBytes(),
+        first.getMemoryBytes());
+    check(
+        field,
+        first,
+        fallback,
+        "disk_bytes",
+        resolved.getDiskBytes(),
+        ceilings.diskBytes(),
+        first.getDiskBytes());
+    check(
+        field,
+        first,
+        fallback,
+        "max_processes",
+        resolved.getMaxProcesses(),
+        ceilings.maxProcesses(),
+        first.getMaxProcesses());
+    check(
+        field,
+        first,
+        fallback,
+        "call_timeout_ms",
+        resolved.getCallTimeoutMs(),
+        ceilings.callTimeout().toMillis(),
+        first.getCallTimeoutMs());
+    check(
+        field,
+        first,
+        fallback,
+        "lifetime_seconds",
+        resolved.getLifetimeSeconds(),
+        ceilings.lifetime().toSeconds(),
+        first.getLifetimeSeconds());
+    return resolved;
+  }
+
+  private static void check(
+      String field,
+      SandboxResources first,
+      SandboxResources fallback,
+      String name,
+      long value,
+      long ceiling,
+      long asked) {
+    if (value <= ceiling) {
+      return;
+    }
+    String limit =
+        "this server allows at most "
+            + ceiling
+            + " (corral.sandbox.ceilings."
+            + name.replace("_ms", "").replace("_seconds", "").replace('_', '-')
+            + ")";
+    if (asked != 0) {
+      throw new InvalidArgumentException(field + "." + name, "is " + value + "; " + limit);
+    }
+    throw new FailedPreconditionException(
+        "the sandbox's "
+            + name
+            + " (from its environment, or the server's default) is "
+            + value
+            + "; "
+            + limit);
   }
 
   /** {@code first}'s limits, then {@code fallback}'s where unset, then the defaults. */

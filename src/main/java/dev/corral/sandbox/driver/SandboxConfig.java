@@ -33,9 +33,37 @@ public interface SandboxConfig {
   /** Limits used where an environment leaves them unset. */
   Defaults defaults();
 
+  /**
+   * The most any environment or provision request may ask of one sandbox: an operator's ceiling
+   * over what members choose (the API's own maxima are far higher).
+   */
+  Ceilings ceilings();
+
   Local local();
 
   Kubernetes kubernetes();
+
+  interface Ceilings {
+    @WithDefault("16000")
+    int cpuMillis();
+
+    /** 64 GiB. */
+    @WithDefault("68719476736")
+    long memoryBytes();
+
+    /** 100 GiB. */
+    @WithDefault("107374182400")
+    long diskBytes();
+
+    @WithDefault("8192")
+    int maxProcesses();
+
+    @WithDefault("24h")
+    Duration callTimeout();
+
+    @WithDefault("30d")
+    Duration lifetime();
+  }
 
   interface Defaults {
     /** Wall-clock limit of one tool call. */

@@ -239,6 +239,17 @@ public class WarmPools {
    * that fails to start or to set up is deleted (the next pass replaces it).
    */
   private Uni<Report> fill(Environment environment, List<Pod> pool) {
+    try {
+      limits.resolve(
+          "resources",
+          dev.corral.proto.v1.SandboxResources.getDefaultInstance(),
+          environment.getResources());
+    } catch (dev.corral.common.FailedPreconditionException beyond) {
+      // no sandbox of it could be provisioned either
+      LOGGER.warnf(
+          "environment %s gets no warm pool: %s", environment.getId(), beyond.getMessage());
+      return Uni.createFrom().item(new Report(0, 0));
+    }
     List<String> unready = new ArrayList<>();
     for (Pod pod : pool) {
       if (!"true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))) {
