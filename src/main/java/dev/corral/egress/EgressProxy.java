@@ -1,5 +1,6 @@
 package dev.corral.egress;
 
+import dev.corral.common.LogBudget;
 import dev.corral.proto.v1.NetworkMode;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.smallrye.mutiny.Uni;
@@ -43,6 +44,11 @@ public class EgressProxy {
 
   private static final Logger LOGGER = Logger.getLogger(EgressProxy.class);
   private static final int MAX_HEAD = 16 * 1024;
+
+  /** Refusals logged a minute per sandbox. */
+  static final int LOG_BUDGET = 20;
+
+  private final LogBudget logBudget = new LogBudget(LOG_BUDGET);
 
   /** How long a tunnel under an allow-list waits for its client's first bytes. */
   static final long OPENING_TIMEOUT_MS = 10_000;
@@ -483,21 +489,30 @@ public class EgressProxy {
     answer(connection, 403, refused.getMessage());
   }
 
-  /** Counts, logs and records in the session's log a refusal. */
+  /**
+   * Counts, logs (at most {@link #LOG_BUDGET} lines a minute per sandbox) and records in the
+   * session's log a refusal.
+   */
   private void record(EgressGrant grant, Target target, EgressRefusedException refused) {
     metrics.counter("corral.egress.denied", "reason", refused.reason()).increment();
-    grant
-        .logFields()
-        .log(
-            () ->
-                LOGGER.infof(
-                    "sandbox=%s sessionId=%s tenant=%s egress to %s:%d refused: %s",
-                    grant.sandboxId(),
-                    grant.sessionId(),
-                    grant.tenant().id(),
-                    target.host(),
-                    target.port(),
-                    refused.getMessage()));
+    LogBudget.Admission admission = logBudget.admit(grant.sandboxId());
+    if (admission != LogBudget.Admission.DROP) {
+      grant
+          .logFields()
+          .log(
+              () ->
+                  LOGGER.infof(
+                      "sandbox=%s sessionId=%s tenant=%s egress to %s:%d refused: %s%s",
+                      grant.sandboxId(),
+                      grant.sessionId(),
+                      grant.tenant().id(),
+                      LogBudget.cut(target.host(), 253),
+                      target.port(),
+                      LogBudget.cut(refused.getMessage(), 512),
+                      admission == LogBudget.Admission.LOG_LAST
+                          ? " (its further refusals this minute are only counted)"
+                          : ""));
+    }
     denials.record(grant, target.host(), target.port(), refused.getMessage());
   }
 

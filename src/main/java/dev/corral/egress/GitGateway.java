@@ -1,6 +1,7 @@
 package dev.corral.egress;
 
 import dev.corral.common.CorralException;
+import dev.corral.common.LogBudget;
 import dev.corral.proto.v1.GitRepository;
 import dev.corral.proto.v1.SessionResource;
 import dev.corral.session.Sessions;
@@ -42,6 +43,9 @@ import org.jboss.logging.Logger;
 class GitGateway {
 
   private static final Logger LOGGER = Logger.getLogger(GitGateway.class);
+
+  /** Lines logged a minute per sandbox: a loop of git requests must not flood the logs. */
+  private final LogBudget logBudget = new LogBudget(60);
 
   /** {@code /<resource id>/<service path>}: the three requests of git's smart HTTP. */
   private static final Pattern PATH =
@@ -319,18 +323,24 @@ class GitGateway {
       HttpClientResponse response) {
     int status = response.statusCode();
     count(request, status < 400 ? "ok" : "refused_by_host");
-    grant
-        .logFields()
-        .log(
-            () ->
-                LOGGER.infof(
-                    "sandbox=%s sessionId=%s tenant=%s git %s %s -> %d",
-                    grant.sandboxId(),
-                    grant.sessionId(),
-                    grant.tenant().id(),
-                    request.service(),
-                    upstream.repository().getUrl(),
-                    status));
+    LogBudget.Admission admission = logBudget.admit(grant.sandboxId());
+    if (admission != LogBudget.Admission.DROP) {
+      grant
+          .logFields()
+          .log(
+              () ->
+                  LOGGER.infof(
+                      "sandbox=%s sessionId=%s tenant=%s git %s %s -> %d%s",
+                      grant.sandboxId(),
+                      grant.sessionId(),
+                      grant.tenant().id(),
+                      request.service(),
+                      upstream.repository().getUrl(),
+                      status,
+                      admission == LogBudget.Admission.LOG_LAST
+                          ? " (its further git requests this minute are only counted)"
+                          : ""));
+    }
     if (status == 401 || status == 407) {
       EgressProxy.answer(
           connection,
@@ -394,17 +404,19 @@ class GitGateway {
       Throwable failure) {
     count(request, "unreachable");
     String reason = clean(upstream, String.valueOf(failure.getMessage()));
-    grant
-        .logFields()
-        .log(
-            () ->
-                LOGGER.infof(
-                    "sandbox=%s sessionId=%s git %s %s failed: %s",
-                    grant.sandboxId(),
-                    grant.sessionId(),
-                    request.service(),
-                    upstream.url().getHost(),
-                    reason));
+    if (logBudget.admit(grant.sandboxId()) != LogBudget.Admission.DROP) {
+      grant
+          .logFields()
+          .log(
+              () ->
+                  LOGGER.infof(
+                      "sandbox=%s sessionId=%s git %s %s failed: %s",
+                      grant.sandboxId(),
+                      grant.sessionId(),
+                      request.service(),
+                      upstream.url().getHost(),
+                      LogBudget.cut(reason, 512)));
+    }
     EgressProxy.answer(
         connection, 502, "the git host " + upstream.url().getHost() + " failed: " + reason);
   }
