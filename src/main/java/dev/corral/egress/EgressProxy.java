@@ -386,6 +386,7 @@ public class EgressProxy {
    */
   private void opening(
       NetSocket connection, NetSocket upstream, EgressGrant grant, Target target, Buffer rest) {
+    upstream.pause(); // what the server sends first waits for the verdict
     Buffer seen = Buffer.buffer().appendBuffer(rest);
     boolean[] decided = {false};
     long timer =
@@ -432,7 +433,8 @@ public class EgressProxy {
           seen.appendBuffer(chunk);
           decide.run();
         });
-    connection.closeHandler(
+    // the end of the client's stream, not its close handler, which counts its connections
+    connection.endHandler(
         ignored -> {
           if (!decided[0]) {
             decided[0] = true;

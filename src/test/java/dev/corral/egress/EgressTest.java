@@ -182,7 +182,15 @@ class EgressTest {
                 + allowed
                 + "/hello 2>&1; echo \" [exit $?]\"");
 
+    // And more tunnels one after another than a sandbox may hold open at once all get through
+    String many =
+        bash(
+            "for i in $(seq 70); do curl -sS --proxytunnel -o /dev/null -w '%{http_code}\\n' http://"
+                + allowed
+                + "/hello; done | sort | uniq -c");
+
     // Then the plain request went to the allowed site, and the tunnel was closed and recorded
+    assertThat(many.strip()).isEqualTo("70 200");
     assertThat(plain).isEqualTo(marker + " " + allowed);
     assertThat(tunnelled).doesNotContain(marker).doesNotContain("[exit 0]");
     await()
