@@ -3,6 +3,7 @@ package dev.corral.egress;
 import dev.corral.common.LogBudget;
 import dev.corral.proto.v1.NetworkMode;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quarkus.runtime.StartupEvent;
 import io.smallrye.mutiny.Uni;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -14,6 +15,7 @@ import io.vertx.core.net.NetSocket;
 import io.vertx.core.net.SocketAddress;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.URI;
@@ -62,6 +64,7 @@ public class EgressProxy {
   private final Vertx vertx;
   private final MeterRegistry metrics;
   private final Map<String, Served> served = new ConcurrentHashMap<>();
+  private final GrantSource grants;
   private final Path directory;
   private NetClient client;
 
@@ -70,8 +73,10 @@ public class EgressProxy {
       Destinations destinations,
       EgressDenials denials,
       GitGateway git,
+      GrantSource grants,
       Vertx vertx,
       MeterRegistry metrics) {
+    this.grants = grants;
     this.config = config;
     this.destinations = destinations;
     this.denials = denials;
@@ -161,12 +166,76 @@ public class EgressProxy {
     Served gone = served.remove(sandboxId);
     if (gone != null) {
       gone.server().close();
-      try {
-        Files.deleteIfExists(gone.socket());
-      } catch (IOException e) {
-        LOGGER.debugf("sandbox=%s egress socket not removed: %s", sandboxId, e.getMessage());
-      }
+      deleteSocket(sandboxId, gone.socket());
     }
+  }
+
+  private static void deleteSocket(String sandboxId, Path socket) {
+    try {
+      Files.deleteIfExists(socket);
+    } catch (IOException e) {
+      LOGGER.debugf("sandbox=%s egress socket not removed: %s", sandboxId, e.getMessage());
+    }
+  }
+
+  /** How often the grants of the sandboxes this replica serves are read again. */
+  static final long REFRESH_MS = 5_000;
+
+  void startRefreshing(@Observes StartupEvent event) {
+    vertx.setPeriodic(REFRESH_MS, id -> refreshAll());
+  }
+
+  /**
+   * Reads again what each sandbox served here may reach, as a pod's grant is: a sandbox that ended,
+   * or whose environment now grants it nothing, is no longer served (its socket goes, its open
+   * connections close); one whose environment's networking changed is served under the new grant,
+   * and its open connections close, so that none goes on under the old one. (A sandbox that had no
+   * network when it started gets none later: it has no socket.)
+   */
+  void refreshAll() {
+    served.forEach(
+        (sandboxId, current) ->
+            grants
+                .now(sandboxId)
+                .subscribe()
+                .with(
+                    now -> {
+                      if (now.provisioning() || served.get(sandboxId) != current) {
+                        return; // still setting up, or stopped or served anew meanwhile
+                      }
+                      Optional<EgressGrant> fresh = now.grant();
+                      if (fresh.isEmpty()) {
+                        LOGGER.infof(
+                            "sandbox=%s egress stopped: the sandbox ended or its environment"
+                                + " grants it nothing now",
+                            sandboxId);
+                        stop(sandboxId);
+                      } else if (!fresh.get().networking().equals(current.grant().networking())) {
+                        LOGGER.infof(
+                            "sandbox=%s egress now follows its environment's changed networking",
+                            sandboxId);
+                        // the old server's socket must be gone before the new one binds its path
+                        // (closing a server unlinks its socket file, whenever the close ends)
+                        served.remove(sandboxId, current);
+                        Uni.createFrom()
+                            .completionStage(() -> current.server().close().toCompletionStage())
+                            .onFailure()
+                            .recoverWithNull()
+                            .invoke(closed -> deleteSocket(sandboxId, current.socket()))
+                            .flatMap(closed -> serve(current.socket().getParent(), fresh.get()))
+                            .subscribe()
+                            .with(
+                                served -> {},
+                                failure ->
+                                    LOGGER.warnf(
+                                        "sandbox=%s egress not served again: %s",
+                                        sandboxId, failure.getMessage()));
+                      }
+                    },
+                    failure ->
+                        LOGGER.debugf(
+                            "sandbox=%s egress grant not read again: %s",
+                            sandboxId, failure.getMessage())));
   }
 
   /** The grant of a sandbox this replica serves. */

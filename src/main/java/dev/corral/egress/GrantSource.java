@@ -11,4 +11,12 @@ import java.util.Optional;
 public interface GrantSource {
 
   Uni<Optional<EgressGrant>> grantOf(String sandboxId);
+
+  /**
+   * What a sandbox may reach now, for one served since it was provisioned: {@code provisioning}
+   * while that still goes on (its setup commands keep the grant it was given).
+   */
+  Uni<Now> now(String sandboxId);
+
+  record Now(boolean provisioning, Optional<EgressGrant> grant) {}
 }

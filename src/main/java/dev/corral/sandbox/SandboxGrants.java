@@ -48,6 +48,19 @@ class SandboxGrants implements GrantSource {
         .recoverWithItem(Optional.empty());
   }
 
+  @Override
+  public Uni<Now> now(String sandboxId) {
+    return repository
+        .find(sandboxId)
+        .flatMap(
+            sandbox ->
+                sandbox.getState() == SandboxState.SANDBOX_STATE_PROVISIONING
+                    ? Uni.createFrom().item(new Now(true, Optional.empty()))
+                    : grantOf(sandbox).map(grant -> new Now(false, grant)))
+        .onFailure(NotFoundException.class)
+        .recoverWithItem(new Now(false, Optional.empty()));
+  }
+
   private Uni<Optional<EgressGrant>> grantOf(Sandbox sandbox) {
     if (sandbox.getState() != SandboxState.SANDBOX_STATE_READY) {
       return Uni.createFrom().item(Optional.empty());

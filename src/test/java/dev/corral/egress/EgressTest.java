@@ -165,6 +165,70 @@ class EgressTest {
   }
 
   @Test
+  void aRunningSandboxFollowsItsEnvironmentWhenItsNetworkingIsNarrowedOrCut() {
+    // Given a sandbox of an environment that allows allowed.test, with a download under way
+    String sandbox = provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+    String environment =
+        sandboxes
+            .getSandbox(
+                dev.corral.proto.v1.GetSandboxRequest.newBuilder().setSandboxId(sandbox).build())
+            .getSandbox()
+            .getEnvironmentId();
+    String allowed = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
+    assertThat(bash("curl -sS " + allowed)).startsWith(marker);
+    bash(
+        "(curl -sSN --proxytunnel http://"
+            + EgressTestProfile.ALLOWED
+            + ":"
+            + port
+            + "/slow > /tmp/slow.out 2>&1; echo \"exit $?\" >> /tmp/slow.out) &");
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(() -> assertThat(bash("cat /tmp/slow.out")).contains("tick 2"));
+
+    // When the environment allows another host instead
+    environments.updateEnvironment(
+        dev.corral.proto.v1.UpdateEnvironmentRequest.newBuilder()
+            .setEnvironmentId(environment)
+            .setNetworking(limited(List.of(EgressTestProfile.OTHER), List.of(port)))
+            .build());
+
+    // Then within seconds the running sandbox is refused the host it may no longer reach, and the
+    // download it had open under the old grant breaks off
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .untilAsserted(
+            () ->
+                assertThat(bash("curl -sS -w ' [%{http_code}]' " + allowed))
+                    .contains("not in the environment's allowed_hosts")
+                    .endsWith("[403]"));
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .until(() -> bash("tail -n 1 /tmp/slow.out").startsWith("exit "));
+
+    // And when its networking is cut, nothing gets out at all
+    environments.updateEnvironment(
+        dev.corral.proto.v1.UpdateEnvironmentRequest.newBuilder()
+            .setEnvironmentId(environment)
+            .setNetworking(networking(NetworkMode.NETWORK_MODE_NONE))
+            .build());
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .untilAsserted(
+            () ->
+                assertThat(
+                        bash(
+                            "curl -sS -w ' [%{http_code}]' http://"
+                                + EgressTestProfile.OTHER
+                                + ":"
+                                + port
+                                + "/hello"))
+                    .contains("this sandbox has no network")
+                    .endsWith("[403]"));
+    assertThat(proxy.grantOf(sandbox)).isEmpty();
+  }
+
+  @Test
   void anAllowedHostCannotBeUsedToReachAnotherSiteOfTheSameServer() {
     // Given a limited environment allowing allowed.test, served by a server of many sites
     Session session = Fixtures.createSession(agents, sessions);
