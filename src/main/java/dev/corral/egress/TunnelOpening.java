@@ -18,6 +18,8 @@ final class TunnelOpening {
   /** The most bytes looked at: a whole TLS record, or an HTTP request head. */
   static final int MAX_BYTES = ClientHello.MAX_NEEDED;
 
+  private static final Pattern METHOD_SO_FAR = Pattern.compile("[A-Z]{1,16}");
+  private static final Pattern METHOD = Pattern.compile("^[A-Z]{3,16} ");
   private static final Pattern REQUEST_LINE = Pattern.compile("^[A-Z]{3,16} [^ \r\n]+ HTTP/1\\.");
   private static final Pattern HOST =
       Pattern.compile("\r\nhost:[ \t]*([^\r\n]*?)[ \t]*(?=\r\n)", Pattern.CASE_INSENSITIVE);
@@ -41,20 +43,38 @@ final class TunnelOpening {
     if (bytes[0] == 22) {
       return tls(ClientHello.parse(bytes, length), host);
     }
-    String start = new String(bytes, 0, Math.min(length, MAX_BYTES), StandardCharsets.ISO_8859_1);
-    if (!REQUEST_LINE.matcher(start).lookingAt()) {
-      // a request line not yet whole may still become one
-      return length < 24 && start.indexOf('\n') < 0 && start.matches("[A-Z]{0,16}( [^ \r\n]*)?")
-          ? new Verdict.NeedMore()
-          : new Verdict.Pass();
+    // servers skip empty lines before a request line (RFC 9112, 2.2), so this does too
+    int from = 0;
+    while (from < length && (bytes[from] == '\r' || bytes[from] == '\n')) {
+      from++;
     }
+    String start =
+        new String(bytes, from, Math.min(length, MAX_BYTES) - from, StandardCharsets.ISO_8859_1);
+    if (start.isEmpty() || METHOD_SO_FAR.matcher(start).matches()) {
+      return new Verdict.NeedMore(); // a method's first letters: a request may still follow
+    }
+    if (!METHOD.matcher(start).lookingAt()) {
+      return new Verdict.Pass(); // another protocol
+    }
+    // a request, however it is split: its whole head is needed
     int end = start.indexOf("\r\n\r\n");
     if (end < 0) {
       return length >= MAX_BYTES
           ? new Verdict.Refuse("its first HTTP request head is longer than " + MAX_BYTES + " bytes")
           : new Verdict.NeedMore();
     }
-    Matcher named = HOST.matcher(start.substring(0, end + 2));
+    if (!REQUEST_LINE.matcher(start).lookingAt()) {
+      return new Verdict.Refuse("its first request is not HTTP/1 (HTTP/2 names its host unseen)");
+    }
+    String head = start.substring(0, end + 2);
+    if (head.replace("\r\n", "").indexOf('\n') >= 0
+        || head.replace("\r\n", "").indexOf('\r') >= 0
+        || head.contains("\n ")
+        || head.contains("\n\t")) {
+      // a lenient server might read lines (and so a Host) this check does not see
+      return new Verdict.Refuse("its first HTTP request has bare CR or LF, or folded lines");
+    }
+    Matcher named = HOST.matcher(head);
     if (!named.find()) {
       return new Verdict.Refuse("its first HTTP request has no Host header");
     }

@@ -129,6 +129,17 @@ class EgressRulesTest {
           {"GET / HTTP/1.1\r\nHost: allowed.example\r\nHost: b\r\n\r\n", "refuse"},
           {"GET / HTTP/1.1\r\nHost: allowed.example\r\n", "more"},
           {"GE", "more"},
+          // a request line split across segments is waited for, whatever its length
+          {"GET /" + "a".repeat(40), "more"},
+          {"GET /" + "a".repeat(40) + " HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "refuse"},
+          {"\r\n\r\nGET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"\r\n", "more"},
+          {
+            "GET / HTTP/1.1\r\nHost: allowed.example\r\nX: y\nHost: attacker.example\r\n\r\n",
+            "refuse"
+          },
+          {"GET / HTTP/1.1\r\nHost: allowed.example\r\n attacker.example\r\n\r\n", "refuse"},
           {"SSH-2.0-OpenSSH_9.2\r\n", "pass"},
         }) {
       byte[] bytes = opening[0].getBytes(StandardCharsets.ISO_8859_1);
