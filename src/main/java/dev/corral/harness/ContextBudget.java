@@ -65,7 +65,12 @@ final class ContextBudget {
 
   private static boolean isModels(Event event) {
     return switch (event.getPayloadCase()) {
-      case AGENT_THINKING, AGENT_MESSAGE, AGENT_TOOL_USE, AGENT_CUSTOM_TOOL_USE -> true;
+      case AGENT_THINKING,
+          AGENT_MESSAGE,
+          AGENT_TOOL_USE,
+          AGENT_CUSTOM_TOOL_USE,
+          AGENT_MCP_TOOL_USE ->
+          true;
       default -> false;
     };
   }
