@@ -142,6 +142,10 @@ final class EventRules {
           throw new InvalidArgumentException(at + ".deny_message", "is only allowed with DENY");
         }
         InputRules.length(at + ".deny_message", confirmation.getDenyMessage(), 0, MAX_DENY_MESSAGE);
+        if (!confirmation.getDenyMessage().isEmpty() && confirmation.getDenyMessage().isBlank()) {
+          throw new InvalidArgumentException(
+              at + ".deny_message", "must hold something other than whitespace, or be empty");
+        }
       }
       case USER_CUSTOM_TOOL_RESULT -> {
         var result = event.getUserCustomToolResult();
@@ -215,8 +219,10 @@ final class EventRules {
   private static void block(String field, ContentBlock block) {
     switch (block.getBlockCase()) {
       case TEXT -> {
-        if (block.getText().getText().isEmpty()) {
-          throw new InvalidArgumentException(field + ".text.text", "must not be empty");
+        if (block.getText().getText().isBlank()) {
+          // the model's API refuses a text block of whitespace alone, for every later turn
+          throw new InvalidArgumentException(
+              field + ".text.text", "must hold something other than whitespace");
         }
       }
       case IMAGE -> image(field + ".image", block.getImage());

@@ -487,6 +487,12 @@ class BadInputTest {
         () -> sessions.emitEvent(ok.toBuilder().setLeaseEpoch(-3).build()));
     add(
         cases,
+        "emit a message of whitespace alone (the model's API refuses it on every later turn)",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].text.text",
+        () -> sessions.emitEvent(emit(id, " \n\t ")));
+    add(
+        cases,
         "emit empty message",
         Status.Code.INVALID_ARGUMENT,
         "event.user_message.content",
