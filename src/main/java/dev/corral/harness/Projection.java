@@ -279,8 +279,11 @@ final class Projection {
             AGENT_TOOL_USE,
             AGENT_CUSTOM_TOOL_USE,
             AGENT_MCP_TOOL_USE -> {
-          flushUser(messages, results, userContent);
-          assistant.addAll(assistantBlocks(event, callIds));
+          List<ObjectNode> blocks = assistantBlocks(event, callIds);
+          if (!blocks.isEmpty()) { // a reply of blank text alone is no turn
+            flushUser(messages, results, userContent);
+            assistant.addAll(blocks);
+          }
         }
         case AGENT_MCP_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
@@ -344,7 +347,11 @@ final class Projection {
       }
       case AGENT_MESSAGE -> {
         List<ObjectNode> blocks = new ArrayList<>();
-        event.getAgentMessage().getContentList().forEach(content -> blocks.add(content(content)));
+        // the API refuses a text block of whitespace alone (a reply may hold one: an empty text,
+        // or a block type corral does not know)
+        event.getAgentMessage().getContentList().stream()
+            .filter(content -> !content.hasText() || !content.getText().getText().isBlank())
+            .forEach(content -> blocks.add(content(content)));
         return blocks;
       }
       case AGENT_TOOL_USE -> {

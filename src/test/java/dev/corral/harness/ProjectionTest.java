@@ -34,6 +34,27 @@ class ProjectionTest {
   private long seq;
 
   @Test
+  void aReplyOfBlankTextAloneIsNoTurnAndTheRequestStaysValid() {
+    // Given a model reply that held only an empty text (a block corral does not know reads so)
+    fold(NewEvent.of(Fixtures.userMessage("hello")));
+    fold(EventsFactory.spanStart("sevt_span0000000000000000000000", "claude-test"));
+    fold(EventsFactory.block("sevt_text0000000000000000000000", new ModelResponse.Text(""), AGENT));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span0000000000000000000000",
+            new ModelResponse("m", List.of(), "end_turn", ModelUsage.getDefaultInstance())));
+    fold(NewEvent.of(Fixtures.userMessage("are you there?")));
+
+    // When
+    JsonNode messages = Projection.request(state, 1000, 0).path("messages");
+
+    // Then no blank text goes out, and the roles still alternate (one user turn)
+    assertThat(messages).hasSize(1);
+    assertThat(messages.get(0).path("role").asText()).isEqualTo("user");
+    assertThat(messages.toString()).doesNotContain("\"text\":\"\"");
+  }
+
+  @Test
   void toolResultsLeadTheUserTurnThatFollowsTheirCalls() {
     fold(NewEvent.of(Fixtures.userMessage("list files")));
     NewEvent call =
