@@ -114,28 +114,7 @@ final class ModelCalls {
     call.offered = offered.tools();
     call.notices = offered.notices();
     SessionState now = state.get();
-    int maxTokens = model.config().maxTokens();
-    int thinking = model.config().thinkingBudgetTokens();
-    byte[] request =
-        AnthropicMessages.serialize(Projection.request(now, call.offered, maxTokens, thinking));
-    long window = model.config().contextWindowOf(now.session().getAgent().getModel());
-    long tokens = Math.max(ContextBudget.estimate(request.length), now.lastContextTokens());
-    if (tokens > window * model.config().compactAt()) {
-      // Too large for the window: the older history becomes a summary first.
-      List<Event> context = now.context();
-      var cut = ContextBudget.cut(context, (long) (window * ContextBudget.KEEP_SHARE));
-      if (cut.isPresent()) {
-        long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();
-        long upTo =
-            context.subList(0, cut.getAsInt()).stream().mapToLong(Event::getSeq).max().orElse(0);
-        call.compaction =
-            new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
-        request =
-            AnthropicMessages.serialize(
-                Projection.compactionRequest(
-                    now, call.offered, cut.getAsInt(), maxTokens, thinking));
-      }
-    }
+    byte[] request = body(call, now);
     Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
     if (attempt > 1) {
       metrics
@@ -160,6 +139,39 @@ final class ModelCalls {
             .with(ignored -> context.execute(() -> start(call, body)));
   }
 
+  /**
+   * The request for {@code now}: the conversation, or a compaction of its older part if it is too
+   * large for the window. The span start that goes with it expects the log to be at {@code now}'s
+   * last seq, so a request built from an older state is never sent as if it answered newer input.
+   */
+  private byte[] body(Call call, SessionState now) {
+    call.builtAt = now.lastSeq();
+    call.compaction = null;
+    int maxTokens = model.config().maxTokens();
+    int thinking = model.config().thinkingBudgetTokens();
+    byte[] request =
+        AnthropicMessages.serialize(Projection.request(now, call.offered, maxTokens, thinking));
+    long window = model.config().contextWindowOf(now.session().getAgent().getModel());
+    long tokens = Math.max(ContextBudget.estimate(request.length), now.lastContextTokens());
+    if (tokens > window * model.config().compactAt()) {
+      // Too large for the window: the older history becomes a summary first.
+      List<Event> context = now.context();
+      var cut = ContextBudget.cut(context, (long) (window * ContextBudget.KEEP_SHARE));
+      if (cut.isPresent()) {
+        long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();
+        long upTo =
+            context.subList(0, cut.getAsInt()).stream().mapToLong(Event::getSeq).max().orElse(0);
+        call.compaction =
+            new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
+        request =
+            AnthropicMessages.serialize(
+                Projection.compactionRequest(
+                    now, call.offered, cut.getAsInt(), maxTokens, thinking));
+      }
+    }
+    return request;
+  }
+
   /** Stops the call under way, if any; nothing it produced is appended. */
   void cancel() {
     if (current != null) {
@@ -178,6 +190,11 @@ final class ModelCalls {
       return;
     }
     SessionState now = state.get();
+    if (now.lastSeq() != call.builtAt) {
+      // the log moved while the call waited (a retry's backoff): a message that arrived meanwhile
+      // must be in the request that its span start will count as answering it
+      request = body(call, now);
+    }
     List<NewEvent> events = new ArrayList<>();
     if (now.status() != SessionStatus.SESSION_STATUS_RUNNING) {
       events.add(EventsFactory.running());
@@ -420,6 +437,7 @@ final class ModelCalls {
   private static final class Call {
     private final String spanId;
     private Compacting compaction;
+    private long builtAt = -1; // the last seq of the state its request was built from
     private long startedAt = System.nanoTime();
     private Cancellable offering;
     private List<OfferedTools.Tool> offered = List.of();

@@ -514,6 +514,24 @@ class HarnessTest {
   }
 
   @Test
+  void aMessageSentWhileAFailedCallWaitsToBeRetriedReachesTheModel() {
+    // Given a model that is rate limited for 3 s once
+    model.enqueue(Reply.rateLimited(3), Reply.text("Got both."));
+    Session session = start(agent(), marker);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> log(sessions, session.getId()).stream().anyMatch(Event::hasSessionError));
+
+    // When the user writes again while the retry waits
+    String second = "second-" + UUID.randomUUID();
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), second));
+
+    // Then the retried request carries it: it is not counted as answered unseen
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(model.requestsMentioning(second)).isNotEmpty();
+  }
+
+  @Test
   void transientModelErrorsAreRetriedAndEachAttemptIsVisible() {
     // Given
     model.enqueue(
