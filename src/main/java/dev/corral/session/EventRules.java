@@ -230,6 +230,32 @@ final class EventRules {
     }
   }
 
+  /** Whether {@code data} starts as an image of {@code mediaType} does (its magic bytes). */
+  private static boolean startsAs(String mediaType, com.google.protobuf.ByteString data) {
+    return switch (mediaType) {
+      case "image/png" -> data.startsWith(PNG);
+      case "image/jpeg" -> data.startsWith(JPEG);
+      case "image/gif" -> data.startsWith(GIF87) || data.startsWith(GIF89);
+      case "image/webp" ->
+          data.startsWith(RIFF) && data.size() >= 12 && data.substring(8, 12).equals(WEBP);
+      default -> false;
+    };
+  }
+
+  private static final com.google.protobuf.ByteString PNG =
+      com.google.protobuf.ByteString.copyFrom(
+          new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
+  private static final com.google.protobuf.ByteString JPEG =
+      com.google.protobuf.ByteString.copyFrom(new byte[] {(byte) 0xff, (byte) 0xd8, (byte) 0xff});
+  private static final com.google.protobuf.ByteString GIF87 =
+      com.google.protobuf.ByteString.copyFromUtf8("GIF87a");
+  private static final com.google.protobuf.ByteString GIF89 =
+      com.google.protobuf.ByteString.copyFromUtf8("GIF89a");
+  private static final com.google.protobuf.ByteString RIFF =
+      com.google.protobuf.ByteString.copyFromUtf8("RIFF");
+  private static final com.google.protobuf.ByteString WEBP =
+      com.google.protobuf.ByteString.copyFromUtf8("WEBP");
+
   private static void image(String field, ImageBlock image) {
     if (!IMAGE_TYPES.contains(image.getMediaType())) {
       throw new InvalidArgumentException(
@@ -240,6 +266,12 @@ final class EventRules {
       case DATA -> {
         if (image.getData().isEmpty()) {
           throw new InvalidArgumentException(field + ".data", "must not be empty");
+        }
+        if (!startsAs(image.getMediaType(), image.getData())) {
+          // the model's API refuses it, and so every later turn of the session
+          throw new InvalidArgumentException(
+              field + ".data",
+              "is not " + image.getMediaType() + " (its first bytes say otherwise)");
         }
       }
       case URL -> {

@@ -540,6 +540,32 @@ class BadInputTest {
                     .build()));
     add(
         cases,
+        "emit a JPEG labelled as PNG (the model's API refuses it on every later turn)",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].image.data",
+        () ->
+            sessions.emitEvent(
+                ok.toBuilder()
+                    .setEvent(
+                        Event.newBuilder()
+                            .setUserMessage(
+                                UserMessage.newBuilder()
+                                    .addContent(
+                                        ContentBlock.newBuilder()
+                                            .setImage(
+                                                ImageBlock.newBuilder()
+                                                    .setMediaType("image/png")
+                                                    .setData(
+                                                        com.google.protobuf.ByteString.copyFrom(
+                                                            new byte[] {
+                                                              (byte) 0xff,
+                                                              (byte) 0xd8,
+                                                              (byte) 0xff,
+                                                              0
+                                                            }))))))
+                    .build()));
+    add(
+        cases,
         "emit with bad idempotency key",
         Status.Code.INVALID_ARGUMENT,
         "idempotency_key",
