@@ -93,7 +93,19 @@ public sealed interface ToolInput {
                                 java.util.Arrays.stream(BuiltInTool.values())
                                     .map(BuiltInTool::toolName)
                                     .toList())));
-    JsonNode input = Json.requireObject(inputField, inputJson.isEmpty() ? "{}" : inputJson);
+    JsonNode input;
+    try {
+      input = Json.requireObject(inputField, inputJson.isEmpty() ? "{}" : inputJson);
+    } catch (InvalidArgumentException unreadable) {
+      if (!unreadable.getMessage().contains("is not valid JSON")) {
+        throw unreadable;
+      }
+      // what a model reads when its reply was cut at max_tokens in the middle of a call
+      throw new InvalidArgumentException(
+          inputField,
+          "is not valid JSON, so nothing ran (a reply cut off at its max_tokens leaves a call's"
+              + " input unfinished: make the call smaller, e.g. write a large file in parts)");
+    }
     Fields fields = new Fields(inputField, input);
     return switch (tool) {
       case BASH -> {

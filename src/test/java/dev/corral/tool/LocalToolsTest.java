@@ -192,6 +192,21 @@ class LocalToolsTest {
   }
 
   @Test
+  void anInputCutOffInTheMiddleSaysWhatLikelyHappened() {
+    // a reply cut at max_tokens inside a write call
+    assertThatThrownBy(() -> execute("write", "{\"file_path\":\"big.txt\",\"content\":\"abc"))
+        .isInstanceOfSatisfying(
+            io.grpc.StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT);
+              assertThat(e.getStatus().getDescription())
+                  .contains("nothing ran")
+                  .contains("max_tokens");
+            });
+    assertThat(ok("bash", "{\"command\":\"ls -A\"}")).doesNotContain("big.txt");
+  }
+
+  @Test
   void pathsAndSymlinksThatLeaveTheWorkspaceAreRefused() {
     // Given a symlink pointing out of the workspace
     ok("bash", "{\"command\":\"ln -s /etc escape && ln -s /etc/passwd pw\"}");
