@@ -457,13 +457,14 @@ public class EgressProxy {
       NetSocket connection, NetSocket upstream, EgressGrant grant, Target target, Buffer rest) {
     upstream.pause(); // what the server sends first waits for the verdict
     Buffer seen = Buffer.buffer().appendBuffer(rest);
-    boolean[] decided = {false};
+    // the timer fires on the upstream's event loop, the handlers on the client's
+    java.util.concurrent.atomic.AtomicBoolean decided =
+        new java.util.concurrent.atomic.AtomicBoolean();
     long timer =
         vertx.setTimer(
             OPENING_TIMEOUT_MS,
             ignored -> {
-              if (!decided[0]) {
-                decided[0] = true;
+              if (decided.compareAndSet(false, true)) {
                 refuseTunnel(
                     connection,
                     upstream,
@@ -476,7 +477,7 @@ public class EgressProxy {
             });
     Runnable decide =
         () -> {
-          if (decided[0]) {
+          if (decided.get()) {
             return;
           }
           TunnelOpening.Verdict verdict =
@@ -487,7 +488,9 @@ public class EgressProxy {
             }
             verdict = new TunnelOpening.Verdict.Refuse("its opening is too long to read");
           }
-          decided[0] = true;
+          if (!decided.compareAndSet(false, true)) {
+            return;
+          }
           vertx.cancelTimer(timer);
           connection.handler(null);
           connection.pause();
@@ -505,14 +508,13 @@ public class EgressProxy {
     // the end of the client's stream, not its close handler, which counts its connections
     connection.endHandler(
         ignored -> {
-          if (!decided[0]) {
-            decided[0] = true;
+          if (decided.compareAndSet(false, true)) {
             vertx.cancelTimer(timer);
             upstream.close();
           }
         });
     decide.run();
-    if (!decided[0]) {
+    if (!decided.get()) {
       connection.resume();
     }
   }

@@ -18,9 +18,16 @@ final class TunnelOpening {
   /** The most bytes looked at: a whole TLS record, or an HTTP request head. */
   static final int MAX_BYTES = ClientHello.MAX_NEEDED;
 
-  private static final Pattern METHOD_SO_FAR = Pattern.compile("[A-Z]{1,16}");
-  private static final Pattern METHOD = Pattern.compile("^[A-Z]{3,16} ");
-  private static final Pattern REQUEST_LINE = Pattern.compile("^[A-Z]{3,16} [^ \r\n]+ HTTP/1\\.");
+  /** A method token's characters (RFC 9110, 5.6.2): servers accept more than upper case. */
+  private static final String TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]";
+
+  private static final Pattern METHOD_SO_FAR = Pattern.compile(TOKEN + "{1,32}");
+  private static final Pattern METHOD = Pattern.compile("^" + TOKEN + "{1,32} ");
+
+  /** A request for a path (origin-form) or {@code *}: its Host header is all that names a site. */
+  private static final Pattern REQUEST_LINE =
+      Pattern.compile("^" + TOKEN + "{1,32} (/[^ \r\n]*|\\*) HTTP/1\\.[01]\r\n");
+
   private static final Pattern HOST =
       Pattern.compile("\r\nhost:[ \t]*([^\r\n]*?)[ \t]*(?=\r\n)", Pattern.CASE_INSENSITIVE);
 
@@ -44,13 +51,18 @@ final class TunnelOpening {
       return tls(ClientHello.parse(bytes, length), host);
     }
     // servers skip empty lines before a request line (RFC 9112, 2.2), so this does too
+    int seen = Math.min(length, MAX_BYTES);
     int from = 0;
-    while (from < length && (bytes[from] == '\r' || bytes[from] == '\n')) {
+    while (from < seen && (bytes[from] == '\r' || bytes[from] == '\n')) {
       from++;
     }
-    String start =
-        new String(bytes, from, Math.min(length, MAX_BYTES) - from, StandardCharsets.ISO_8859_1);
-    if (start.isEmpty() || METHOD_SO_FAR.matcher(start).matches()) {
+    if (from == seen) {
+      return length >= MAX_BYTES
+          ? new Verdict.Refuse("its opening is " + MAX_BYTES + " bytes of empty lines")
+          : new Verdict.NeedMore();
+    }
+    String start = new String(bytes, from, seen - from, StandardCharsets.ISO_8859_1);
+    if (METHOD_SO_FAR.matcher(start).matches()) {
       return new Verdict.NeedMore(); // a method's first letters: a request may still follow
     }
     if (!METHOD.matcher(start).lookingAt()) {
@@ -64,7 +76,9 @@ final class TunnelOpening {
           : new Verdict.NeedMore();
     }
     if (!REQUEST_LINE.matcher(start).lookingAt()) {
-      return new Verdict.Refuse("its first request is not HTTP/1 (HTTP/2 names its host unseen)");
+      // HTTP/2 names its host unseen; an absolute URL would name the host a server goes by
+      return new Verdict.Refuse(
+          "its first request is not an HTTP/1 request for a path (GET /path HTTP/1.1)");
     }
     String head = start.substring(0, end + 2);
     if (head.replace("\r\n", "").indexOf('\n') >= 0

@@ -135,6 +135,11 @@ class EgressRulesTest {
           {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "refuse"},
           {"\r\n\r\nGET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
           {"\r\n", "more"},
+          {"\r\n".repeat(9000), "refuse"},
+          {"GET http://attacker.example/ HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "refuse"},
+          {"get / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"GE_T / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"get / HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "pass"},
           {
             "GET / HTTP/1.1\r\nHost: allowed.example\r\nX: y\nHost: attacker.example\r\n\r\n",
             "refuse"
