@@ -346,7 +346,7 @@ public class EgressProxy {
       return;
     }
     destinations
-        .resolve(grant.sandboxId(), target.host())
+        .resolve("tenant " + grant.tenant().id(), target.host())
         .subscribe()
         .with(
             address ->

@@ -184,7 +184,7 @@ class GitGateway {
               int port =
                   url.getPort() > 0 ? url.getPort() : url.getScheme().equals("https") ? 443 : 80;
               return destinations
-                  .resolve(grant.sandboxId(), url.getHost())
+                  .resolve("tenant " + grant.tenant().id(), url.getHost())
                   .invoke(
                       address ->
                           destinations

@@ -73,12 +73,7 @@ class OAuthTokens {
         .transform(refused -> refusal(info, "may not be called: " + refused.getMessage()))
         .flatMap(
             reachable ->
-                Uni.createFrom()
-                    .completionStage(
-                        () -> http.sendAsync(request.build(), responseInfo -> bounded()))
-                    .ifNoItem()
-                    .after(TIMEOUT)
-                    .fail()
+                exchange(request.build())
                     .onFailure()
                     .transform(
                         failure -> refusal(info, "could not be reached (" + reason(failure) + ")"))
@@ -86,29 +81,52 @@ class OAuthTokens {
   }
 
   /**
+   * The exchange, within {@link #TIMEOUT} in all. Past it, or when the caller gives up, the body's
+   * subscription is cancelled, which closes the connection: the JDK's client does not abort an
+   * exchange whose future is cancelled, and a slow endpoint would keep its connection open.
+   */
+  private Uni<HttpResponse<byte[]>> exchange(HttpRequest request) {
+    Bounded body = new Bounded();
+    return Uni.createFrom()
+        .completionStage(() -> http.sendAsync(request, responseInfo -> body))
+        .ifNoItem()
+        .after(TIMEOUT)
+        .fail()
+        .onFailure()
+        .invoke(failure -> body.abort())
+        .onCancellation()
+        .invoke(body::abort);
+  }
+
+  /**
    * The body, at most {@link #MAX_ANSWER} bytes: a longer one is cut off (the exchange is
    * cancelled) and reads as null, so that an endless answer costs nothing more.
    */
-  private static HttpResponse.BodySubscriber<byte[]> bounded() {
-    return new HttpResponse.BodySubscriber<>() {
-      private final java.util.concurrent.CompletableFuture<byte[]> body =
-          new java.util.concurrent.CompletableFuture<>();
-      private final java.io.ByteArrayOutputStream kept = new java.io.ByteArrayOutputStream();
-      private java.util.concurrent.Flow.Subscription subscription;
+  private static final class Bounded implements HttpResponse.BodySubscriber<byte[]> {
+    private final java.util.concurrent.CompletableFuture<byte[]> body =
+        new java.util.concurrent.CompletableFuture<>();
+    private final java.io.ByteArrayOutputStream kept = new java.io.ByteArrayOutputStream();
+    private volatile java.util.concurrent.Flow.Subscription subscription;
+    private volatile boolean aborted;
 
-      @Override
-      public java.util.concurrent.CompletionStage<byte[]> getBody() {
-        return body;
+    @Override
+    public java.util.concurrent.CompletionStage<byte[]> getBody() {
+      return body;
+    }
+
+    @Override
+    public void onSubscribe(java.util.concurrent.Flow.Subscription subscription) {
+      this.subscription = subscription;
+      if (aborted) {
+        subscription.cancel();
+        return;
       }
+      subscription.request(Long.MAX_VALUE);
+    }
 
-      @Override
-      public void onSubscribe(java.util.concurrent.Flow.Subscription subscription) {
-        this.subscription = subscription;
-        subscription.request(Long.MAX_VALUE);
-      }
-
-      @Override
-      public void onNext(java.util.List<java.nio.ByteBuffer> buffers) {
+    @Override
+    public void onNext(java.util.List<java.nio.ByteBuffer> buffers) {
+      synchronized (kept) {
         for (java.nio.ByteBuffer buffer : buffers) {
           if (body.isDone()) {
             return;
@@ -123,17 +141,29 @@ class OAuthTokens {
           kept.writeBytes(bytes);
         }
       }
+    }
 
-      @Override
-      public void onError(Throwable failure) {
-        body.completeExceptionally(failure);
-      }
+    @Override
+    public void onError(Throwable failure) {
+      body.completeExceptionally(failure);
+    }
 
-      @Override
-      public void onComplete() {
+    @Override
+    public void onComplete() {
+      synchronized (kept) {
         body.complete(kept.toByteArray());
       }
-    };
+    }
+
+    /** Gives up the exchange: its connection closes. */
+    void abort() {
+      aborted = true;
+      var current = subscription;
+      if (current != null) {
+        current.cancel();
+      }
+      body.completeExceptionally(new java.io.IOException("the exchange was given up"));
+    }
   }
 
   private static Refreshed refreshed(OAuth2Info info, HttpResponse<byte[]> response) {

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 class NameLookupsTest {
 
   @Test
-  void aNameServerThatNeverAnswersHoldsAtMostFourThreadsOfOneAskerAndNoneOfAnother()
+  void aNameServerThatNeverAnswersHoldsUpOnlyTheLookupsOfTheTenantThatAskedForIt()
       throws Exception {
     // Given a resolver that hangs on every name of hang.test
     CountDownLatch answer = new CountDownLatch(1);
@@ -32,52 +32,55 @@ class NameLookupsTest {
               return new InetAddress[] {InetAddress.getByAddress(name, new byte[] {1, 2, 3, 4})};
             });
     try {
-      // When one sandbox asks for five such names
+      // When one tenant asks for as many such names as it may have running, and one more name
       List<CompletableFuture<List<InetAddress>>> hanging = new ArrayList<>();
-      for (int i = 0; i < NameLookups.PER_ASKER; i++) {
-        hanging.add(
-            lookups
-                .lookup("sandbox-a", i + ".hang.test", Duration.ofSeconds(30))
-                .subscribeAsCompletionStage());
+      for (int i = 0; i < NameLookups.RUNNING_PER_ASKER; i++) {
+        hanging.add(lookup(lookups, "tenant a", i + ".hang.test", Duration.ofSeconds(30)));
       }
-      var fifth =
-          lookups
-              .lookup("sandbox-a", "5.hang.test", Duration.ofSeconds(30))
-              .subscribeAsCompletionStage();
+      var waiting = lookup(lookups, "tenant a", "fine.test", Duration.ofSeconds(30));
 
-      // Then the fifth is refused at once, another sandbox is served, and a lookup that outlives
-      // its time limit fails at it
-      assertThatThrownBy(() -> fifth.get(1, TimeUnit.SECONDS))
-          .hasCauseInstanceOf(NameLookups.LookupFailedException.class)
-          .hasMessageContaining("4 lookups already wait");
+      // Then its next lookup waits its turn, another tenant is served at once, and a lookup that
+      // outlives its time limit fails at it
+      TimeUnit.MILLISECONDS.sleep(300);
+      assertThat(waiting).isNotDone();
       assertThat(
-              lookups
-                  .lookup("sandbox-b", "fine.test", Duration.ofSeconds(5))
-                  .subscribeAsCompletionStage()
+              lookup(lookups, "tenant b", "fine.test", Duration.ofSeconds(5))
                   .get(5, TimeUnit.SECONDS))
           .hasSize(1);
       assertThatThrownBy(
               () ->
-                  lookups
-                      .lookup("sandbox-b", "late.hang.test", Duration.ofMillis(200))
-                      .subscribeAsCompletionStage()
+                  lookup(lookups, "tenant b", "late.hang.test", Duration.ofMillis(200))
                       .get(5, TimeUnit.SECONDS))
           .hasMessageContaining("in time");
 
-      // And once the name server answers, the first sandbox may ask again
+      // And what waits beyond its bound is refused at once
+      List<CompletableFuture<List<InetAddress>>> queued = new ArrayList<>();
+      for (int i = 1; i < NameLookups.WAITING_PER_ASKER; i++) {
+        queued.add(lookup(lookups, "tenant a", "q" + i + ".test", Duration.ofSeconds(30)));
+      }
+      assertThatThrownBy(
+              () ->
+                  lookup(lookups, "tenant a", "one-too-many.test", Duration.ofSeconds(30))
+                      .get(1, TimeUnit.SECONDS))
+          .hasMessageContaining("too many name lookups wait");
+
+      // And once the name server answers, every lookup of the first tenant completes
       answer.countDown();
       for (var lookup : hanging) {
         assertThat(lookup.get(5, TimeUnit.SECONDS)).hasSize(1);
       }
-      assertThat(
-              lookups
-                  .lookup("sandbox-a", "again.test", Duration.ofSeconds(5))
-                  .subscribeAsCompletionStage()
-                  .get(5, TimeUnit.SECONDS))
-          .hasSize(1);
+      assertThat(waiting.get(5, TimeUnit.SECONDS)).hasSize(1);
+      for (var lookup : queued) {
+        assertThat(lookup.get(5, TimeUnit.SECONDS)).hasSize(1);
+      }
     } finally {
       answer.countDown();
       lookups.stop();
     }
+  }
+
+  private static CompletableFuture<List<InetAddress>> lookup(
+      NameLookups lookups, String asker, String name, Duration timeout) {
+    return lookups.lookup(asker, name, timeout).subscribeAsCompletionStage();
   }
 }

@@ -338,6 +338,7 @@ class McpToolsTest {
       server.answerTokensWith(body);
       try {
         String credential = expiringCredential("endless " + body, "old-token", "refresh-" + body);
+        int abandoned = server.tokenAnswersAbandoned();
 
         // When a call needs it
         long start = System.nanoTime();
@@ -356,6 +357,10 @@ class McpToolsTest {
                     : "timed out after 10 s");
         assertThat(java.time.Duration.ofNanos(System.nanoTime() - start))
             .isLessThan(java.time.Duration.ofSeconds(15));
+        // and the connection is closed, not left open for the endpoint to go on dripping
+        org.awaitility.Awaitility.await()
+            .atMost(java.time.Duration.ofSeconds(5))
+            .until(() -> server.tokenAnswersAbandoned() > abandoned);
       } finally {
         server.answerTokensWith(null);
       }

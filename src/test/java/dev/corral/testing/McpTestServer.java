@@ -168,6 +168,13 @@ public final class McpTestServer implements AutoCloseable {
   }
 
   private final AtomicReference<TokenBody> tokenBody = new AtomicReference<>();
+  private final java.util.concurrent.atomic.AtomicInteger tokenAnswersAbandoned =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  /** Endless token answers whose client closed the connection. */
+  public int tokenAnswersAbandoned() {
+    return tokenAnswersAbandoned.get();
+  }
 
   /** The token endpoint's answers from now on: a body that never ends ({@code null}: normal). */
   public void answerTokensWith(TokenBody body) {
@@ -412,7 +419,7 @@ public final class McpTestServer implements AutoCloseable {
             }
           }
         } catch (IOException | InterruptedException clientLeft) {
-          // the client stopped reading: what the test wants
+          server.tokenAnswersAbandoned.incrementAndGet(); // the client closed the connection
         }
         return;
       }
