@@ -17,7 +17,12 @@ public final class LogBudget {
     LOG,
     /** The first line over the budget this minute: say that the rest is not logged. */
     LOG_LAST,
-    DROP
+    DROP;
+
+    /** What a line ends with: for the last one, that the rest of {@code what} is only counted. */
+    public String note(String what) {
+      return this == LOG_LAST ? " (its further " + what + " this minute are only counted)" : "";
+    }
   }
 
   private final int perMinute;

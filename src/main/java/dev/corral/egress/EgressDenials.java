@@ -1,5 +1,6 @@
 package dev.corral.egress;
 
+import dev.corral.common.LogBudget;
 import dev.corral.common.Replica;
 import dev.corral.proto.v1.EmitterKind;
 import dev.corral.proto.v1.Event;
@@ -28,7 +29,7 @@ class EgressDenials {
   private final EventLog log;
   private final EventEmitter emitter;
   private final Map<String, Long> lastByDestination = new ConcurrentHashMap<>();
-  private final Map<String, long[]> windowBySession = new ConcurrentHashMap<>();
+  private final LogBudget bySession = new LogBudget(PER_MINUTE);
 
   EgressDenials(EventLog log, Replica replica) {
     this.log = log;
@@ -66,22 +67,13 @@ class EgressDenials {
     long now = System.nanoTime();
     if (lastByDestination.size() > 10_000) {
       lastByDestination.clear();
-      windowBySession.clear();
     }
     Long last = lastByDestination.get(sessionId + " " + destination);
     if (last != null && now - last < MINUTE) {
       return false;
     }
-    long[] window = windowBySession.computeIfAbsent(sessionId, id -> new long[] {now, 0});
-    synchronized (window) {
-      if (now - window[0] >= MINUTE) {
-        window[0] = now;
-        window[1] = 0;
-      }
-      if (window[1] >= PER_MINUTE) {
-        return false;
-      }
-      window[1]++;
+    if (bySession.admit(sessionId) != LogBudget.Admission.LOG) {
+      return false;
     }
     lastByDestination.put(sessionId + " " + destination, now);
     return true;

@@ -582,9 +582,7 @@ public class EgressProxy {
                       LogBudget.cut(target.host(), 253),
                       target.port(),
                       LogBudget.cut(refused.getMessage(), 512),
-                      admission == LogBudget.Admission.LOG_LAST
-                          ? " (its further refusals this minute are only counted)"
-                          : ""));
+                      admission.note("refusals")));
     }
     denials.record(grant, target.host(), target.port(), refused.getMessage());
   }

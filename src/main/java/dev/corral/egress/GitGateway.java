@@ -337,9 +337,7 @@ class GitGateway {
                       request.service(),
                       upstream.repository().getUrl(),
                       status,
-                      admission == LogBudget.Admission.LOG_LAST
-                          ? " (its further git requests this minute are only counted)"
-                          : ""));
+                      admission.note("git requests")));
     }
     if (status == 401 || status == 407) {
       EgressProxy.answer(

@@ -38,18 +38,14 @@ class SandboxGrants implements GrantSource {
 
   @Override
   public Uni<Optional<EgressGrant>> grantOf(String sandboxId) {
-    if (!IdKind.SANDBOX.isValid(sandboxId)) {
-      return Uni.createFrom().item(Optional.empty());
-    }
-    return repository
-        .find(sandboxId)
-        .flatMap(this::grantOf)
-        .onFailure(NotFoundException.class)
-        .recoverWithItem(Optional.empty());
+    return now(sandboxId).map(Now::grant); // nothing while it is being provisioned
   }
 
   @Override
   public Uni<Now> now(String sandboxId) {
+    if (!IdKind.SANDBOX.isValid(sandboxId)) {
+      return Uni.createFrom().item(new Now(false, Optional.empty()));
+    }
     return repository
         .find(sandboxId)
         .flatMap(

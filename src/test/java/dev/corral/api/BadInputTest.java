@@ -79,6 +79,23 @@ class BadInputTest {
 
   private record Case(String name, Status.Code code, String mentions, Runnable call) {}
 
+  /** {@code emit} with a user message of one image. */
+  private static EmitEventRequest withImage(
+      EmitEventRequest emit, String mediaType, com.google.protobuf.ByteString data) {
+    return emit.toBuilder()
+        .setEvent(
+            Event.newBuilder()
+                .setUserMessage(
+                    UserMessage.newBuilder()
+                        .addContent(
+                            ContentBlock.newBuilder()
+                                .setImage(
+                                    ImageBlock.newBuilder()
+                                        .setMediaType(mediaType)
+                                        .setData(data)))))
+        .build();
+  }
+
   @Test
   void everyKindOfBadInputGetsAClearStatusAndChangesNothing() {
     // Given a session with two events and an archived agent
@@ -524,20 +541,7 @@ class BadInputTest {
         "event.user_message.content[0].image.media_type",
         () ->
             sessions.emitEvent(
-                ok.toBuilder()
-                    .setEvent(
-                        Event.newBuilder()
-                            .setUserMessage(
-                                UserMessage.newBuilder()
-                                    .addContent(
-                                        ContentBlock.newBuilder()
-                                            .setImage(
-                                                ImageBlock.newBuilder()
-                                                    .setMediaType("image/bmp")
-                                                    .setData(
-                                                        com.google.protobuf.ByteString.copyFromUtf8(
-                                                            "x"))))))
-                    .build()));
+                withImage(ok, "image/bmp", com.google.protobuf.ByteString.copyFromUtf8("x"))));
     add(
         cases,
         "emit a JPEG labelled as PNG (the model's API refuses it on every later turn)",
@@ -545,25 +549,11 @@ class BadInputTest {
         "event.user_message.content[0].image.data",
         () ->
             sessions.emitEvent(
-                ok.toBuilder()
-                    .setEvent(
-                        Event.newBuilder()
-                            .setUserMessage(
-                                UserMessage.newBuilder()
-                                    .addContent(
-                                        ContentBlock.newBuilder()
-                                            .setImage(
-                                                ImageBlock.newBuilder()
-                                                    .setMediaType("image/png")
-                                                    .setData(
-                                                        com.google.protobuf.ByteString.copyFrom(
-                                                            new byte[] {
-                                                              (byte) 0xff,
-                                                              (byte) 0xd8,
-                                                              (byte) 0xff,
-                                                              0
-                                                            }))))))
-                    .build()));
+                withImage(
+                    ok,
+                    "image/png",
+                    com.google.protobuf.ByteString.copyFrom(
+                        new byte[] {(byte) 0xff, (byte) 0xd8, (byte) 0xff, 0}))));
     add(
         cases,
         "emit with bad idempotency key",

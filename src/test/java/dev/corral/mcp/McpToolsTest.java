@@ -467,23 +467,8 @@ class McpToolsTest {
 
     // And an OAuth credential whose token endpoint is on a private network is never refreshed there
     String privateEndpoint =
-        vault
-            .createCredential(
-                CreateCredentialRequest.newBuilder()
-                    .setName("private token endpoint")
-                    .setOauth2(
-                        OAuth2Auth.newBuilder()
-                            .setMcpServerUrl(server.url())
-                            .setAccessToken("old")
-                            .setExpiresAt(
-                                com.google.protobuf.Timestamp.newBuilder()
-                                    .setSeconds(Instant.now().getEpochSecond() + 10))
-                            .setRefreshToken("refresh-private")
-                            .setTokenUrl("http://10.255.255.1/token")
-                            .setClientId("corral"))
-                    .build())
-            .getCredential()
-            .getId();
+        expiringCredential(
+            "private token endpoint", "old", "refresh-private", "http://10.255.255.1/token");
     long start = System.nanoTime();
     var auth =
         credentials
@@ -507,6 +492,12 @@ class McpToolsTest {
 
   /** An OAuth credential for the test server whose token expires in 10 s. */
   private String expiringCredential(String name, String accessToken, String refreshToken) {
+    return expiringCredential(name, accessToken, refreshToken, server.tokenUrl());
+  }
+
+  /** The same, refreshed at {@code tokenUrl}. */
+  private String expiringCredential(
+      String name, String accessToken, String refreshToken, String tokenUrl) {
     return vault
         .createCredential(
             CreateCredentialRequest.newBuilder()
@@ -519,7 +510,7 @@ class McpToolsTest {
                             com.google.protobuf.Timestamp.newBuilder()
                                 .setSeconds(Instant.now().getEpochSecond() + 10))
                         .setRefreshToken(refreshToken)
-                        .setTokenUrl(server.tokenUrl())
+                        .setTokenUrl(tokenUrl)
                         .setClientId("corral"))
                 .build())
         .getCredential()

@@ -293,15 +293,7 @@ class VaultTest {
         "static_header.header_name");
     assertInvalid(
         () ->
-            create(
-                CreateCredentialRequest.newBuilder()
-                    .setName("x")
-                    .setOauth2(
-                        OAuth2Auth.newBuilder()
-                            .setMcpServerUrl("https://mcp.example.com")
-                            .setAccessToken(secret)
-                            .setRefreshToken(secret))
-                    .build()),
+            create(oauth2(OAuth2Auth.newBuilder().setAccessToken(secret).setRefreshToken(secret))),
         "oauth2.token_url");
     for (com.google.protobuf.Timestamp expiresAt :
         List.of(
@@ -315,14 +307,7 @@ class VaultTest {
       assertInvalid(
           () ->
               create(
-                  CreateCredentialRequest.newBuilder()
-                      .setName("x")
-                      .setOauth2(
-                          OAuth2Auth.newBuilder()
-                              .setMcpServerUrl("https://mcp.example.com")
-                              .setAccessToken(secret)
-                              .setExpiresAt(expiresAt))
-                      .build()),
+                  oauth2(OAuth2Auth.newBuilder().setAccessToken(secret).setExpiresAt(expiresAt))),
           "oauth2.expires_at");
     }
     assertInvalid(
@@ -400,6 +385,14 @@ class VaultTest {
 
   private Credential create(CreateCredentialRequest request) {
     return vault.createCredential(request).getCredential();
+  }
+
+  /** An OAuth credential named x for https://mcp.example.com with {@code auth}'s fields. */
+  private static CreateCredentialRequest oauth2(OAuth2Auth.Builder auth) {
+    return CreateCredentialRequest.newBuilder()
+        .setName("x")
+        .setOauth2(auth.setMcpServerUrl("https://mcp.example.com"))
+        .build();
   }
 
   private static CreateCredentialRequest staticHeader(String url, String value) {

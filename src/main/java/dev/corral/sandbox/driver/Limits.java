@@ -25,50 +25,28 @@ public class Limits {
   public SandboxResources resolve(String field, SandboxResources first, SandboxResources fallback) {
     SandboxResources resolved = resolve(first, fallback);
     SandboxConfig.Ceilings ceilings = config.ceilings();
+    check(field, "cpu_millis", resolved.getCpuMillis(), ceilings.cpuMillis(), first.getCpuMillis());
     check(
         field,
-        first,
-        fallback,
-        "cpu_millis",
-        resolved.getCpuMillis(),
-        ceilings.cpuMillis(),
-        first.getCpuMillis());
-    check(
-        field,
-        first,
-        fallback,
         "memory_bytes",
         resolved.getMemoryBytes(),
         ceilings.memoryBytes(),
         first.getMemoryBytes());
+    check(field, "disk_bytes", resolved.getDiskBytes(), ceilings.diskBytes(), first.getDiskBytes());
     check(
         field,
-        first,
-        fallback,
-        "disk_bytes",
-        resolved.getDiskBytes(),
-        ceilings.diskBytes(),
-        first.getDiskBytes());
-    check(
-        field,
-        first,
-        fallback,
         "max_processes",
         resolved.getMaxProcesses(),
         ceilings.maxProcesses(),
         first.getMaxProcesses());
     check(
         field,
-        first,
-        fallback,
         "call_timeout_ms",
         resolved.getCallTimeoutMs(),
         ceilings.callTimeout().toMillis(),
         first.getCallTimeoutMs());
     check(
         field,
-        first,
-        fallback,
         "lifetime_seconds",
         resolved.getLifetimeSeconds(),
         ceilings.lifetime().toSeconds(),
@@ -76,14 +54,8 @@ public class Limits {
     return resolved;
   }
 
-  private static void check(
-      String field,
-      SandboxResources first,
-      SandboxResources fallback,
-      String name,
-      long value,
-      long ceiling,
-      long asked) {
+  /** One limit against its ceiling; {@code asked} is what the request itself set (0: nothing). */
+  private static void check(String field, String name, long value, long ceiling, long asked) {
     if (value <= ceiling) {
       return;
     }
