@@ -3,7 +3,9 @@ package dev.corral.sandbox;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
+import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.LimitEnforcement;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxDriver;
@@ -34,7 +36,9 @@ public class SandboxRepository {
       """
       INSERT INTO sandboxes (id, environment_id, session_id, driver, state, host, resources,
                              expires_at, limits_enforced, tenant_id)
-      VALUES ($1, $2, $3, $4, $7, $5, $6, clock_timestamp() + make_interval(secs => $8), $9, $10)
+      SELECT $1, $2, $3, $4, $7, $5, $6, clock_timestamp() + make_interval(secs => $8), $9, $10
+      WHERE (SELECT count(*) FROM sandboxes
+             WHERE tenant_id = $10 AND state IN ('provisioning', 'ready')) < $11
       """
           + " RETURNING "
           + COLUMNS;
@@ -97,6 +101,10 @@ public class SandboxRepository {
           + " AND (expires_at IS NULL OR expires_at > clock_timestamp())"
           + " ORDER BY created_at DESC LIMIT 1";
 
+  /** How many sandboxes of a tenant are live (counted by {@code sandboxes_tenant_live_idx}). */
+  static final String LIVE_OF_TENANT =
+      "SELECT count(*) FROM sandboxes WHERE tenant_id = $1 AND state IN ('provisioning', 'ready')";
+
   static final String HAD_ONE =
       "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released') LIMIT 1";
 
@@ -134,22 +142,60 @@ public class SandboxRepository {
       SandboxDriver driver,
       String host,
       SandboxResources resources,
-      List<LimitEnforcement> limits) {
-    return pool.preparedQuery(INSERT)
-        .execute(
-            Tuple.from(
-                Arrays.asList(
-                    id,
-                    environmentId.isEmpty() ? null : environmentId,
-                    sessionId.isEmpty() ? null : sessionId,
-                    driverColumn(driver),
-                    host,
-                    Buffer.buffer(resources.toByteArray()),
-                    limits != null ? "ready" : "provisioning",
-                    (double) resources.getLifetimeSeconds(),
-                    limits == null ? null : limitsColumn(limits),
-                    tenant.id())))
-        .map(rows -> fromRow(rows.iterator().next()));
+      List<LimitEnforcement> limits,
+      int maxLive) {
+    Tuple values =
+        Tuple.from(
+            Arrays.asList(
+                id,
+                environmentId.isEmpty() ? null : environmentId,
+                sessionId.isEmpty() ? null : sessionId,
+                driverColumn(driver),
+                host,
+                Buffer.buffer(resources.toByteArray()),
+                limits != null ? "ready" : "provisioning",
+                (double) resources.getLifetimeSeconds(),
+                limits == null ? null : limitsColumn(limits),
+                tenant.id(),
+                maxLive));
+    return TenantLimits.insert(
+            pool,
+            "sandboxes",
+            tenant.id(),
+            connection -> connection.preparedQuery(INSERT).execute(values))
+        .map(
+            rows -> {
+              if (rows.size() == 0) {
+                throw tooMany(tenant, maxLive);
+              }
+              return fromRow(rows.iterator().next());
+            });
+  }
+
+  /**
+   * Fails (RESOURCE_EXHAUSTED) when {@code tenant} already runs {@code maxLive} sandboxes: a check
+   * before a sandbox is started, which {@link #insert} makes again, race-free, when it is recorded.
+   */
+  Uni<Void> requireRoom(Tenant tenant, int maxLive) {
+    return pool.preparedQuery(LIVE_OF_TENANT)
+        .execute(Tuple.of(tenant.id()))
+        .map(
+            rows -> {
+              if (rows.iterator().next().getLong(0) >= maxLive) {
+                throw tooMany(tenant, maxLive);
+              }
+              return null;
+            });
+  }
+
+  private static ResourceExhaustedException tooMany(Tenant tenant, int maxLive) {
+    return new ResourceExhaustedException(
+        "tenant "
+            + tenant.id()
+            + " runs "
+            + maxLive
+            + " sandboxes, the most it may at once (corral.sandbox.max-live-per-tenant);"
+            + " release one first");
   }
 
   /** The sandbox {@code id} whatever its tenant (never for a client's request). */

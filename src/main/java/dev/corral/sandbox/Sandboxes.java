@@ -548,10 +548,13 @@ public class Sandboxes {
             environment,
             resources,
             egressOf(id, sessionId, tenant, environment, repositories));
+    int maxLive = config.maxLivePerTenant();
     if (driver == local) {
-      // A local sandbox dies with this replica, so it is recorded once it runs, in one write.
-      return local
-          .provision(spec)
+      // A local sandbox dies with this replica, so it is recorded once it runs, in one write; the
+      // tenant's room is checked before it starts and again, under the tenant's lock, at the write.
+      return repository
+          .requireRoom(tenant, maxLive)
+          .flatMap(room -> local.provision(spec))
           .flatMap(
               started ->
                   repository
@@ -563,7 +566,8 @@ public class Sandboxes {
                           environment.getDriver(),
                           host,
                           resources,
-                          started.limits())
+                          started.limits(),
+                          maxLive)
                       .onFailure()
                       .call(failure -> local.release(id, host)));
     }
@@ -576,7 +580,8 @@ public class Sandboxes {
             environment.getDriver(),
             host,
             resources,
-            null)
+            null,
+            maxLive)
         .flatMap(ignored -> driver.provision(spec))
         .onFailure()
         .call(

@@ -1,9 +1,15 @@
 package dev.corral.testing;
 
+import dev.corral.proto.v1.ApiKeyServiceGrpc;
+import dev.corral.proto.v1.CreateApiKeyRequest;
+import dev.corral.proto.v1.CreateTenantRequest;
+import dev.corral.proto.v1.Role;
+import dev.corral.proto.v1.TenantServiceGrpc;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
 import io.grpc.ClientInterceptor;
+import io.grpc.ClientInterceptors;
 import io.grpc.ForwardingClientCall;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
@@ -56,5 +62,26 @@ public class TestCredentials implements ClientInterceptor {
         };
       }
     };
+  }
+
+  /**
+   * A channel that calls as a member of a new tenant ({@code prefix} and a unique suffix), made
+   * with the admin key over {@code channel}.
+   */
+  public static Channel memberOfNewTenant(Channel channel, String prefix) {
+    String tenant = prefix + "-" + System.nanoTime();
+    Channel admin = ClientInterceptors.intercept(channel, bearer(ADMIN_KEY));
+    TenantServiceGrpc.newBlockingStub(admin)
+        .createTenant(CreateTenantRequest.newBuilder().setTenantId(tenant).build());
+    String key =
+        ApiKeyServiceGrpc.newBlockingStub(admin)
+            .createApiKey(
+                CreateApiKeyRequest.newBuilder()
+                    .setName("member")
+                    .setRole(Role.ROLE_MEMBER)
+                    .setTenantId(tenant)
+                    .build())
+            .getKey();
+    return ClientInterceptors.intercept(channel, bearer(key));
   }
 }

@@ -188,28 +188,9 @@ class VaultTest {
   @Test
   void createsRacingAtATenantsLimitNeverPassIt() throws Exception {
     // Given a new tenant 5 vaults short of its limit of 100
-    String tenant = "limits-" + System.nanoTime();
-    var admin =
-        io.grpc.ClientInterceptors.intercept(
-            channel,
-            dev.corral.testing.TestCredentials.bearer(
-                dev.corral.testing.TestCredentials.ADMIN_KEY));
-    dev.corral.proto.v1.TenantServiceGrpc.newBlockingStub(admin)
-        .createTenant(
-            dev.corral.proto.v1.CreateTenantRequest.newBuilder().setTenantId(tenant).build());
-    String key =
-        dev.corral.proto.v1.ApiKeyServiceGrpc.newBlockingStub(admin)
-            .createApiKey(
-                dev.corral.proto.v1.CreateApiKeyRequest.newBuilder()
-                    .setName("member")
-                    .setRole(dev.corral.proto.v1.Role.ROLE_MEMBER)
-                    .setTenantId(tenant)
-                    .build())
-            .getKey();
     var member =
         VaultServiceGrpc.newBlockingStub(
-            io.grpc.ClientInterceptors.intercept(
-                channel, dev.corral.testing.TestCredentials.bearer(key)));
+            dev.corral.testing.TestCredentials.memberOfNewTenant(channel, "limits"));
     for (int i = 0; i < 95; i++) {
       member.createVault(
           dev.corral.proto.v1.CreateVaultRequest.newBuilder().setDisplayName("v" + i).build());

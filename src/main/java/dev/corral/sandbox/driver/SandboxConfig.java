@@ -30,6 +30,14 @@ public interface SandboxConfig {
   @WithDefault("local")
   String defaultDriver();
 
+  /**
+   * Sandboxes one tenant may have live (provisioning or ready) at once, across every replica, so
+   * that one tenant cannot take every sandbox a deployment can run. Provisioning past it fails with
+   * RESOURCE_EXHAUSTED.
+   */
+  @WithDefault("32")
+  int maxLivePerTenant();
+
   /** Limits used where an environment leaves them unset. */
   Defaults defaults();
 

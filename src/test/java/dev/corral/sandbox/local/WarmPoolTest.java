@@ -9,9 +9,7 @@ import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.proto.v1.SandboxState;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
-import io.quarkus.test.junit.QuarkusTestProfile;
 import io.quarkus.test.junit.TestProfile;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -19,16 +17,8 @@ import org.junit.jupiter.api.Test;
  * them behind until the replica can start no sandbox that is asked for.
  */
 @QuarkusTest
-@TestProfile(WarmPoolTest.TwelveSandboxes.class)
+@TestProfile(SmallReplica.class)
 class WarmPoolTest {
-
-  public static class TwelveSandboxes implements QuarkusTestProfile {
-    @Override
-    public Map<String, String> getConfigOverrides() {
-      return Map.of(
-          "corral.sandbox.local.max-sandboxes", "12", "corral.sandbox.local.warm-pool-size", "2");
-    }
-  }
 
   @GrpcClient("corral")
   SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;

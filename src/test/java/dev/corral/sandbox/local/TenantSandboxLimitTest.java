@@ -1,0 +1,142 @@
+package dev.corral.sandbox.local;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.corral.proto.v1.ListSandboxesRequest;
+import dev.corral.proto.v1.ProvisionRequest;
+import dev.corral.proto.v1.ReleaseSandboxRequest;
+import dev.corral.proto.v1.Sandbox;
+import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.SandboxState;
+import dev.corral.testing.TestCredentials;
+import io.grpc.Channel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.TestProfile;
+import jakarta.inject.Inject;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+
+/** One tenant cannot take every sandbox a deployment runs: it has a number of live ones at most. */
+@QuarkusTest
+@TestProfile(SmallReplica.class)
+class TenantSandboxLimitTest {
+
+  @GrpcClient("corral")
+  Channel channel;
+
+  @Inject LocalDriver local;
+
+  @Test
+  void aTenantAtItsLimitGetsNoMoreUntilItReleasesOne() {
+    // Given a tenant with as many live sandboxes as it may have
+    var member =
+        SandboxServiceGrpc.newBlockingStub(TestCredentials.memberOfNewTenant(channel, "sbx"));
+    List<Sandbox> live = new ArrayList<>();
+    for (int i = 0; i < SmallReplica.MAX_LIVE_PER_TENANT; i++) {
+      live.add(member.provision(ProvisionRequest.getDefaultInstance()).getSandbox());
+    }
+
+    // When it asks for one more, it is refused, and no sandbox is started or recorded for it
+    Set<String> hostedBefore = local.hosted().keySet();
+    assertThatThrownBy(() -> member.provision(ProvisionRequest.getDefaultInstance()))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+              assertThat(e.getStatus().getDescription())
+                  .contains("max-live-per-tenant")
+                  .contains(Integer.toString(SmallReplica.MAX_LIVE_PER_TENANT));
+            });
+    assertThat(local.hosted().keySet()).isEqualTo(hostedBefore);
+    assertThat(liveOf(member)).hasSize(SmallReplica.MAX_LIVE_PER_TENANT);
+
+    // And another tenant is not held up by it
+    var other =
+        SandboxServiceGrpc.newBlockingStub(TestCredentials.memberOfNewTenant(channel, "sbx"));
+    Sandbox others = other.provision(ProvisionRequest.getDefaultInstance()).getSandbox();
+    assertThat(others.getState()).isEqualTo(SandboxState.SANDBOX_STATE_READY);
+
+    // Then once it releases one, it gets one again
+    member.releaseSandbox(
+        ReleaseSandboxRequest.newBuilder().setSandboxId(live.get(0).getId()).build());
+    assertThat(member.provision(ProvisionRequest.getDefaultInstance()).getSandbox().getState())
+        .isEqualTo(SandboxState.SANDBOX_STATE_READY);
+
+    releaseAll(member);
+    releaseAll(other);
+  }
+
+  @Test
+  void provisionsRacingAtTheLimitNeverPassItNorLeaveSandboxesRunning() throws Exception {
+    // Given a tenant with no sandbox
+    var member =
+        SandboxServiceGrpc.newBlockingStub(TestCredentials.memberOfNewTenant(channel, "sbx"));
+    Set<String> hostedBefore = new HashSet<>(local.hosted().keySet());
+
+    // When it asks for three times its limit at once
+    int attempts = 3 * SmallReplica.MAX_LIVE_PER_TENANT;
+    ExecutorService pool = Executors.newFixedThreadPool(attempts);
+    CountDownLatch start = new CountDownLatch(1);
+    List<Future<String>> outcomes = new ArrayList<>();
+    for (int i = 0; i < attempts; i++) {
+      outcomes.add(
+          pool.submit(
+              () -> {
+                start.await();
+                try {
+                  return member
+                      .provision(ProvisionRequest.getDefaultInstance())
+                      .getSandbox()
+                      .getId();
+                } catch (StatusRuntimeException e) {
+                  assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                  return null;
+                }
+              }));
+    }
+    start.countDown();
+    Set<String> provisioned = new HashSet<>();
+    for (Future<String> outcome : outcomes) {
+      String id = outcome.get();
+      if (id != null) {
+        provisioned.add(id);
+      }
+    }
+    pool.shutdown();
+
+    // Then exactly its limit were provisioned, recorded live, and run here; the refused ones left
+    // nothing running
+    assertThat(provisioned).hasSize(SmallReplica.MAX_LIVE_PER_TENANT);
+    assertThat(liveOf(member).stream().map(Sandbox::getId))
+        .containsExactlyInAnyOrderElementsOf(provisioned);
+    Set<String> hostedNow = new HashSet<>(local.hosted().keySet());
+    hostedNow.removeAll(hostedBefore);
+    assertThat(hostedNow).isEqualTo(provisioned);
+
+    releaseAll(member);
+  }
+
+  private static List<Sandbox> liveOf(SandboxServiceGrpc.SandboxServiceBlockingStub member) {
+    return member
+        .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
+        .getSandboxesList();
+  }
+
+  private static void releaseAll(SandboxServiceGrpc.SandboxServiceBlockingStub member) {
+    for (Sandbox sandbox : liveOf(member)) {
+      member.releaseSandbox(
+          ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build());
+    }
+  }
+}
