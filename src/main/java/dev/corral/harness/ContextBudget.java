@@ -10,11 +10,16 @@ import java.util.OptionalInt;
  * How large a request is against its model's context window, and where older history can be cut off
  * into a summary. Sizes are estimates without a tokenizer: a token per {@value #BYTES_PER_TOKEN}
  * bytes of the request's JSON (English text and code run at about 3.5 to 4.5), or what the last
- * call reported when that is more.
+ * call reported when that is more. An image counts {@value #IMAGE_TOKENS} tokens whatever its
+ * bytes: the API scales an image to at most about 1.15 megapixels and charges its area (a 250 KB
+ * photo is some 1,600 tokens, not the 80,000 its base64 would read as).
  */
 final class ContextBudget {
 
   static final int BYTES_PER_TOKEN = 4;
+
+  /** What one image costs, at most, in tokens. */
+  static final int IMAGE_TOKENS = 1_600;
 
   /** The share of the window the turns kept after a compaction may take. */
   static final double KEEP_SHARE = 0.3;
@@ -23,7 +28,39 @@ final class ContextBudget {
 
   /** The estimated tokens of {@code request}. */
   static long estimate(JsonNode request) {
-    return estimate(request.toString().getBytes(StandardCharsets.UTF_8).length);
+    return estimate(request.toString().getBytes(StandardCharsets.UTF_8).length, request);
+  }
+
+  /** The estimated tokens of {@code node}, which serializes to {@code bytes} bytes. */
+  static long estimate(long bytes, JsonNode node) {
+    return estimate(bytes + imageAdjustment(node));
+  }
+
+  /**
+   * What the images in {@code node} change in its byte count for an estimate: each image's own
+   * bytes (its base64 data or URL) out, {@link #IMAGE_TOKENS} worth of bytes in.
+   */
+  static long imageAdjustment(JsonNode node) {
+    if (node.isArray()) {
+      long adjustment = 0;
+      for (JsonNode element : node) {
+        adjustment += imageAdjustment(element);
+      }
+      return adjustment;
+    }
+    if (!node.isObject()) {
+      return 0;
+    }
+    if ("image".equals(node.path("type").asText())) {
+      JsonNode source = node.path("source");
+      long own = source.path("data").asText("").length() + source.path("url").asText("").length();
+      return (long) IMAGE_TOKENS * BYTES_PER_TOKEN - own;
+    }
+    long adjustment = 0;
+    for (JsonNode value : node) {
+      adjustment += imageAdjustment(value);
+    }
+    return adjustment;
   }
 
   /** The estimated tokens of a request of {@code bytes} bytes. */
@@ -49,9 +86,16 @@ final class ContextBudget {
     }
     long maxSeqBefore = Long.MIN_VALUE;
     int latest = -1;
+    // a model event that projects to nothing (a reply of blank text) belongs to no turn: it
+    // neither starts one nor ends the one before
+    boolean previousIsModels = false;
     for (int k = 1; k < size; k++) {
       maxSeqBefore = Math.max(maxSeqBefore, context.get(k - 1).getSeq());
-      boolean turnStarts = isModels(context.get(k)) && !isModels(context.get(k - 1));
+      if (bytesFrom[k - 1] > bytesFrom[k] || !isModels(context.get(k - 1))) {
+        previousIsModels = isModels(context.get(k - 1));
+      }
+      boolean projects = bytesFrom[k] > bytesFrom[k + 1];
+      boolean turnStarts = isModels(context.get(k)) && projects && !previousIsModels;
       if (!turnStarts || maxSeqBefore >= minSeqFrom[k]) {
         continue;
       }

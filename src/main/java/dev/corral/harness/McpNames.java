@@ -21,13 +21,32 @@ final class McpNames {
     return AgentRules.MCP_PREFIX + server + "__" + tool;
   }
 
-  /** The tools of {@code offered} the model may see, in their order. */
+  /**
+   * The tools of {@code offered} the model may see, in their order. An MCP server's listing is not
+   * corral's to trust: a tool whose input is not an object, which the API refuses, is left out, and
+   * of two tools with one model name (servers "a" and "a_" listing "_x" and "x" both give
+   * mcp__a___x) only the first is seen.
+   */
   static List<OfferedTools.Tool> enabled(Agent agent, List<OfferedTools.Tool> offered) {
+    java.util.Set<String> names = new java.util.HashSet<>();
     return offered.stream()
         .filter(tool -> MODEL_NAME.matcher(modelName(tool.server(), tool.name())).matches())
         .filter(tool -> ToolPolicy.mcpEnabled(agent, tool.server(), tool.name()))
+        .filter(McpNames::takesAnObject)
+        .filter(tool -> names.add(modelName(tool.server(), tool.name())))
         .toList();
   }
+
+  private static boolean takesAnObject(OfferedTools.Tool tool) {
+    try {
+      return "object".equals(JSON.readTree(tool.inputSchemaJson()).path("type").asText());
+    } catch (java.io.IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
 
   /** The offered tool the model called by {@code modelName}, if it was offered. */
   static Optional<OfferedTools.Tool> called(

@@ -1,5 +1,6 @@
 package dev.corral.harness;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.corral.common.IdKind;
 import dev.corral.common.LogFields;
 import dev.corral.model.AnthropicMessages;
@@ -149,27 +150,30 @@ final class ModelCalls {
     call.compaction = null;
     int maxTokens = model.config().maxTokens();
     int thinking = model.config().thinkingBudgetTokens();
-    byte[] request =
-        AnthropicMessages.serialize(Projection.request(now, call.offered, maxTokens, thinking));
+    ObjectNode turn = Projection.request(now, call.offered, maxTokens, thinking);
+    byte[] request = AnthropicMessages.serialize(turn);
     long window = model.config().contextWindowOf(now.session().getAgent().getModel());
-    long tokens = Math.max(ContextBudget.estimate(request.length), now.lastContextTokens());
-    if (tokens > window * model.config().compactAt()) {
-      // Too large for the window: the older history becomes a summary first.
-      List<Event> context = now.context();
-      var cut = ContextBudget.cut(context, (long) (window * ContextBudget.KEEP_SHARE));
-      if (cut.isPresent()) {
-        long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();
-        long upTo =
-            context.subList(0, cut.getAsInt()).stream().mapToLong(Event::getSeq).max().orElse(0);
-        call.compaction =
-            new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
-        request =
-            AnthropicMessages.serialize(
-                Projection.compactionRequest(
-                    now, call.offered, cut.getAsInt(), maxTokens, thinking));
-      }
+    long limit = (long) (window * model.config().compactAt());
+    long tokens = Math.max(ContextBudget.estimate(request.length, turn), now.lastContextTokens());
+    if (tokens <= limit) {
+      return request;
     }
-    return request;
+    // Too large for the window: the older history becomes a summary first.
+    List<Event> context = now.context();
+    var cut = ContextBudget.cut(context, (long) (window * ContextBudget.KEEP_SHARE));
+    if (cut.isPresent()) {
+      long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();
+      long upTo =
+          context.subList(0, cut.getAsInt()).stream().mapToLong(Event::getSeq).max().orElse(0);
+      call.compaction =
+          new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
+      ObjectNode compaction =
+          Projection.compactionRequest(now, call.offered, cut.getAsInt(), maxTokens, thinking);
+      Projection.fit(compaction, context.subList(0, cut.getAsInt()), limit);
+      return AnthropicMessages.serialize(compaction);
+    }
+    // One turn alone is too large (its tool results, say): its largest results are cut shorter
+    return Projection.fit(turn, context, limit) ? AnthropicMessages.serialize(turn) : request;
   }
 
   /** Stops the call under way, if any; nothing it produced is appended. */

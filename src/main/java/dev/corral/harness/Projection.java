@@ -71,7 +71,7 @@ final class Projection {
       cached((ObjectNode) summary.get("content").get(0));
       messages.add(summary);
     }
-    messages.addAll(messages(events));
+    append(messages, messages(events));
     cacheLast(messages);
     request.set("messages", messages);
     defineCalledTools(request);
@@ -102,13 +102,33 @@ final class Projection {
       cached((ObjectNode) summary.get("content").get(0));
       messages.add(summary);
     }
-    messages.addAll(messages(state.context().subList(0, cut)));
+    append(messages, messages(state.context().subList(0, cut)));
     ArrayNode lastContent = (ArrayNode) messages.get(messages.size() - 1).get("content");
     lastContent.addObject().put("type", "text").put("text", SUMMARY_INSTRUCTION);
     cacheLast(messages);
     request.set("messages", messages);
     defineCalledTools(request);
     return request;
+  }
+
+  /**
+   * Appends {@code more} to {@code messages}, its first message joining the last one of {@code
+   * messages} when both are the user's (the summary, then history that starts with a user turn):
+   * roles must alternate.
+   */
+  private static void append(ArrayNode messages, ArrayNode more) {
+    int from = 0;
+    if (!messages.isEmpty()
+        && !more.isEmpty()
+        && "user".equals(messages.get(messages.size() - 1).path("role").asText())
+        && "user".equals(more.get(0).path("role").asText())) {
+      ArrayNode last = (ArrayNode) messages.get(messages.size() - 1).get("content");
+      last.addAll((ArrayNode) more.get(0).get("content"));
+      from = 1;
+    }
+    for (int i = from; i < more.size(); i++) {
+      messages.add(more.get(i));
+    }
   }
 
   static final String SUMMARY_INSTRUCTION =
@@ -136,7 +156,7 @@ final class Projection {
   }
 
   /** The bytes of an event's blocks as a request carries them, for size estimates. */
-  static int bytesOf(Event event) {
+  static long bytesOf(Event event) {
     List<ObjectNode> blocks =
         switch (event.getPayloadCase()) {
           case USER_MESSAGE -> {
@@ -152,9 +172,11 @@ final class Projection {
               List.of(toolResult("", event.getAgentMcpToolResult().getContentList(), false));
           default -> assistantBlocks(event, new HashMap<>());
         };
-    int bytes = 0;
+    long bytes = 0;
     for (ObjectNode block : blocks) {
-      bytes += block.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+      bytes +=
+          block.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8).length
+              + ContextBudget.imageAdjustment(block);
     }
     return bytes;
   }
@@ -230,13 +252,17 @@ final class Projection {
    */
   static ArrayNode tools(Agent agent, List<OfferedTools.Tool> mcp) {
     ArrayNode tools = ownTools(agent);
+    java.util.Set<String> names = new java.util.HashSet<>();
+    tools.forEach(tool -> names.add(tool.path("name").asText()));
     for (OfferedTools.Tool tool : McpNames.enabled(agent, mcp)) {
-      ObjectNode described =
-          tools
-              .addObject()
-              .put("name", McpNames.modelName(tool.server(), tool.name()))
-              .put("description", tool.description());
-      described.set("input_schema", parse(tool.inputSchemaJson()));
+      String name = McpNames.modelName(tool.server(), tool.name());
+      if (names.add(name)) { // never two tools of one name: the API refuses that
+        tools
+            .addObject()
+            .put("name", name)
+            .put("description", tool.description())
+            .set("input_schema", parse(tool.inputSchemaJson()));
+      }
     }
     return tools;
   }
@@ -397,37 +423,146 @@ final class Projection {
   private static ObjectNode trimmed(ObjectNode result, Event event) {
     for (JsonNode block : result.path("content")) {
       String text = block.path("text").asText(null);
-      if (text == null || text.length() <= MAX_RESULT_CHARS) {
-        continue;
+      if (text != null && text.length() > MAX_RESULT_CHARS) {
+        ((ObjectNode) block).put("text", cut(text, KEPT_HEAD_CHARS, KEPT_TAIL_CHARS, event));
       }
-      int omitted = text.length() - KEPT_HEAD_CHARS - KEPT_TAIL_CHARS;
-      ((ObjectNode) block)
-          .put(
-              "text",
-              text.substring(0, KEPT_HEAD_CHARS)
-                  + "\n\n[corral: this result has "
-                  + text.length()
-                  + " characters; the "
-                  + omitted
-                  + " after the first "
-                  + KEPT_HEAD_CHARS
-                  + " are left out here. The whole result is event "
-                  + event.getId()
-                  + " (seq "
-                  + event.getSeq()
-                  + ") of this session's log. To see the rest of a command's output, run it"
-                  + " again writing to a file, then read the file in parts.]\n\n"
-                  + text.substring(text.length() - KEPT_TAIL_CHARS));
     }
     return result;
+  }
+
+  /**
+   * {@code text}'s first {@code head} and last {@code tail} characters (never half of a surrogate
+   * pair, which no JSON parser takes alone) around a note of what is left out and where it is.
+   */
+  static String cut(String text, int head, int tail, Event event) {
+    int headEnd = Character.isHighSurrogate(text.charAt(head - 1)) ? head - 1 : head;
+    int tailStart = text.length() - tail;
+    if (Character.isLowSurrogate(text.charAt(tailStart))) {
+      tailStart++;
+    }
+    return text.substring(0, headEnd)
+        + "\n\n[corral: this result has "
+        + text.length()
+        + " characters; the "
+        + (tailStart - headEnd)
+        + " after the first "
+        + headEnd
+        + " are left out here. The whole result is event "
+        + event.getId()
+        + " (seq "
+        + event.getSeq()
+        + ") of this session's log. To see the rest of a command's output, run it"
+        + " again writing to a file, then read the file in parts.]\n\n"
+        + text.substring(tailStart);
+  }
+
+  /** The fewest characters {@link #fit} leaves of a tool result's text. */
+  static final int MIN_KEPT_CHARS = 2_000;
+
+  /**
+   * Shrinks {@code request} (built from {@code events}) to about {@code maxTokens} by cutting the
+   * text of its largest tool results, all to the same length, to their head and tail: for a turn
+   * whose own tool results outgrow the window, where no compaction can help (the turn cannot be
+   * split). No result is cut below {@link #MIN_KEPT_CHARS}, so a request of other large content may
+   * stay over. The events stay whole in the log.
+   *
+   * @return whether any result was cut
+   */
+  static boolean fit(ObjectNode request, List<Event> events, long maxTokens) {
+    long excess = (ContextBudget.estimate(request) - maxTokens) * ContextBudget.BYTES_PER_TOKEN;
+    if (excess <= 0) {
+      return false;
+    }
+    Map<String, Event> resultOfCall = resultsByCallId(events);
+    List<ObjectNode> texts = new ArrayList<>();
+    List<Event> sources = new ArrayList<>();
+    for (JsonNode message : request.path("messages")) {
+      for (JsonNode block : message.path("content")) {
+        Event source = resultOfCall.get(block.path("tool_use_id").asText());
+        if (!"tool_result".equals(block.path("type").asText()) || source == null) {
+          continue;
+        }
+        for (JsonNode content : block.path("content")) {
+          if (content.path("text").asText("").length() > MIN_KEPT_CHARS) {
+            texts.add((ObjectNode) content);
+            sources.add(source);
+          }
+        }
+      }
+    }
+    int keep = keptLength(texts, excess);
+    boolean cut = false;
+    for (int i = 0; i < texts.size(); i++) {
+      String text = texts.get(i).get("text").asText();
+      if (text.length() > keep) {
+        texts.get(i).put("text", cut(text, keep * 3 / 4, keep / 4, sources.get(i)));
+        cut = true;
+      }
+    }
+    return cut;
+  }
+
+  /** What a note of {@link #cut} adds to the text it shortens, at most. */
+  private static final int NOTE_CHARS = 400;
+
+  /**
+   * The longest length that, with every text over it cut to it, takes {@code excess} characters
+   * off; at least {@link #MIN_KEPT_CHARS}.
+   */
+  private static int keptLength(List<ObjectNode> texts, long excess) {
+    int low = MIN_KEPT_CHARS;
+    int high = 0;
+    for (ObjectNode text : texts) {
+      high = Math.max(high, text.get("text").asText().length());
+    }
+    while (low < high) {
+      int middle = (int) (((long) low + high + 1) / 2);
+      long saved = 0;
+      for (ObjectNode text : texts) {
+        int length = text.get("text").asText().length();
+        saved += length > middle ? length - middle - NOTE_CHARS : 0;
+      }
+      if (saved >= excess) {
+        low = middle;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return low;
+  }
+
+  /** The result event of each call id of {@code events}. */
+  private static Map<String, Event> resultsByCallId(List<Event> events) {
+    Map<String, String> callIds = new HashMap<>();
+    Map<String, Event> results = new HashMap<>();
+    for (Event event : events) {
+      String useId =
+          switch (event.getPayloadCase()) {
+            case AGENT_TOOL_USE, AGENT_CUSTOM_TOOL_USE, AGENT_MCP_TOOL_USE -> {
+              assistantBlocks(event, callIds);
+              yield null;
+            }
+            case AGENT_TOOL_RESULT -> event.getAgentToolResult().getToolUseId();
+            case USER_CUSTOM_TOOL_RESULT -> event.getUserCustomToolResult().getCustomToolUseId();
+            case AGENT_MCP_TOOL_RESULT -> event.getAgentMcpToolResult().getMcpToolUseId();
+            default -> null;
+          };
+      if (useId != null && callIds.containsKey(useId)) {
+        results.put(callIds.get(useId), event);
+      }
+    }
+    return results;
   }
 
   private static ObjectNode toolResult(String callId, List<ContentBlock> content, boolean isError) {
     ObjectNode result =
         JSON.createObjectNode().put("type", "tool_result").put("tool_use_id", callId);
     ArrayNode blocks = result.putArray("content");
-    content.forEach(block -> blocks.add(content(block)));
-    if (content.isEmpty()) {
+    // the API refuses a text block of whitespace alone (a command may print only that)
+    content.stream()
+        .filter(block -> !block.hasText() || !block.getText().getText().isBlank())
+        .forEach(block -> blocks.add(content(block)));
+    if (blocks.isEmpty()) {
       blocks
           .addObject()
           .put("type", "text")

@@ -2,12 +2,17 @@ package dev.corral.harness;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentMcpToolResult;
 import dev.corral.proto.v1.AgentMcpToolUse;
+import dev.corral.proto.v1.AgentMessage;
 import dev.corral.proto.v1.AgentToolResult;
 import dev.corral.proto.v1.AgentToolUse;
+import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.TextBlock;
 import dev.corral.testing.Fixtures;
+import dev.corral.testing.MessagesRules;
 import java.util.List;
 import java.util.OptionalInt;
 import org.junit.jupiter.api.Test;
@@ -56,5 +61,69 @@ class ContextBudgetTest {
 
     // Then it falls where the turn starts, at the MCP call, never between the turn's two calls
     assertThat(cut).hasValue(1);
+  }
+
+  @Test
+  void aReplyOfBlankTextAloneIsNoPlaceToCut() {
+    // Given a reply of blank text between two user messages, then a real reply
+    List<Event> context =
+        List.of(
+            Fixtures.userMessage("first").toBuilder().setSeq(1).build(),
+            reply(2, "\n"),
+            Fixtures.userMessage("second").toBuilder().setSeq(3).build(),
+            reply(4, "An answer."),
+            Fixtures.userMessage("third").toBuilder().setSeq(5).build());
+
+    // When the cut may keep everything it likes
+    OptionalInt cut = ContextBudget.cut(context, Long.MAX_VALUE);
+
+    // Then it falls at the real reply, and what it keeps follows the summary as a valid request
+    assertThat(cut).hasValue(3);
+    var request =
+        Projection.request(
+            Agent.newBuilder().setModel("claude-test").build(),
+            Projection.summaryMessage(2, "The user said first."),
+            context.subList(cut.getAsInt(), context.size()),
+            1000,
+            0);
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void keptHistoryThatStartsWithTheUsersTurnJoinsTheSummarysMessage() {
+    // Given kept history that starts with a user message (a blank reply before it projected to
+    // nothing)
+    List<Event> kept =
+        List.of(
+            reply(2, " "),
+            Fixtures.userMessage("second").toBuilder().setSeq(3).build(),
+            reply(4, "An answer."),
+            Fixtures.userMessage("third").toBuilder().setSeq(5).build());
+
+    // When it follows a summary
+    var request =
+        Projection.request(
+            Agent.newBuilder().setModel("claude-test").build(),
+            Projection.summaryMessage(1, "The user said first."),
+            kept,
+            1000,
+            0);
+
+    // Then the summary and the user's message are one user turn, and roles alternate
+    assertThat(MessagesRules.violation(request)).isEmpty();
+    var first = request.path("messages").get(0).path("content");
+    assertThat(first.get(0).path("text").asText()).contains("The user said first.");
+    assertThat(first.get(1).path("text").asText()).isEqualTo("second");
+  }
+
+  private static Event reply(long seq, String text) {
+    return Event.newBuilder()
+        .setSeq(seq)
+        .setId("sevt_reply" + "0".repeat(20) + seq)
+        .setAgentMessage(
+            AgentMessage.newBuilder()
+                .addContent(
+                    ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(text))))
+        .build();
   }
 }

@@ -7,12 +7,18 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.corral.proto.v1.AgentContextCompacted;
 import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.CustomTool;
+import dev.corral.proto.v1.EmitEventRequest;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.SessionStatus;
+import dev.corral.proto.v1.TextBlock;
+import dev.corral.proto.v1.Tool;
+import dev.corral.proto.v1.UserCustomToolResult;
 import dev.corral.testing.FakeAnthropic;
 import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.Fixtures;
@@ -153,6 +159,82 @@ class LongSessionTest {
         .hasSize(TURNS)
         .allMatch(text -> text.startsWith("part "));
     assertThat(events).extracting(Event::getSeq).isSorted().doesNotHaveDuplicates();
+  }
+
+  @Test
+  void aTurnWhoseResultsAloneOutgrowTheWindowGoesOnWithThemCutShorter() {
+    // Given an agent on the 8,000-token model whose client tool the model calls four times at once
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder()
+                    .setName("wide")
+                    .setModel("claude-small")
+                    .addTools(
+                        Tool.newBuilder()
+                            .setCustom(
+                                CustomTool.newBuilder()
+                                    .setName("fetch_report")
+                                    .setDescription("A report")
+                                    .setInputSchemaJson("{\"type\":\"object\"}")))
+                    .build())
+            .getAgent()
+            .getId();
+    FakeAnthropic.Stream calls = Reply.stream();
+    for (int i = 0; i < 4; i++) {
+      calls.toolUse("toolu_r" + i, "fetch_report", "{}");
+    }
+    model.enqueue(calls.stop("tool_use"));
+    Session session =
+        sessions
+            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build())
+            .getSession();
+    sessions.emitEvent(Fixtures.emit(session.getId(), "fetch the four reports"));
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .until(
+            () ->
+                log(sessions, session.getId()).stream()
+                        .filter(e -> e.getType().equals("agent.custom_tool_use"))
+                        .count()
+                    == 4);
+
+    // When the client answers each with 12,000 characters (some 12,000 tokens in all)
+    for (Event call : log(sessions, session.getId())) {
+      if (call.hasAgentCustomToolUse()) {
+        String report = "BEGIN " + "report line. ".repeat(920) + " END";
+        sessions.emitEvent(
+            EmitEventRequest.newBuilder()
+                .setSessionId(session.getId())
+                .setEvent(
+                    Event.newBuilder()
+                        .setUserCustomToolResult(
+                            UserCustomToolResult.newBuilder()
+                                .setCustomToolUseId(call.getId())
+                                .addContent(
+                                    ContentBlock.newBuilder()
+                                        .setText(TextBlock.newBuilder().setText(report)))))
+                .build());
+      }
+    }
+
+    // Then the turn ends without an error: the model got every result's head and tail, cut so
+    // that the request fits the window
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .until(
+            () ->
+                log(sessions, session.getId()).stream()
+                    .anyMatch(e -> e.getType().equals("agent.message")));
+    assertThat(log(sessions, session.getId())).noneMatch(e -> e.getType().equals("session.error"));
+    assertThat(model.violations()).isEmpty();
+    JsonNode last = model.requests().get(model.requests().size() - 1).body();
+    int bytes = last.toString().getBytes(StandardCharsets.UTF_8).length;
+    assertThat(bytes / ContextBudget.BYTES_PER_TOKEN).isLessThan(HarnessTestProfile.SMALL_WINDOW);
+    String sent = last.path("messages").toString();
+    assertThat(sent.split("BEGIN report line", -1)).hasSize(5);
+    assertThat(sent.split("report line.  END", -1)).hasSize(5);
+    assertThat(sent).contains("are left out here");
   }
 
   @Test

@@ -7,12 +7,15 @@ import dev.corral.model.ModelResponse;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentToolset;
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.McpToolset;
 import dev.corral.proto.v1.ModelUsage;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.Tool;
 import dev.corral.proto.v1.ToolConfig;
 import dev.corral.session.NewEvent;
 import dev.corral.testing.Fixtures;
+import dev.corral.testing.MessagesRules;
+import dev.corral.tool.OfferedTools;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -135,6 +138,149 @@ class ProjectionTest {
   }
 
   @Test
+  void aTrimmedResultNeverSplitsACharacterOutsideTheBasicPlane() {
+    // Given a result whose head and tail cuts fall in the middle of an emoji each
+    NewEvent call = toolCall("toolu_e", "sevt_calle000000000000000000000");
+    String emoji = "\uD83D\uDE00";
+    String big = "a".repeat(59_999) + emoji + "b".repeat(60_000) + emoji + "c".repeat(19_999);
+    fold(EventsFactory.toolResult(call.id(), big, false));
+
+    // When it is sent
+    JsonNode request = Projection.request(state, 1000, 0);
+    String sent = resultTexts(request).get(0);
+
+    // Then it is cut next to the emojis, never between their halves, and the API would take it
+    assertThat(sent).startsWith("a".repeat(59_999) + "\n").endsWith("\n" + "c".repeat(19_999));
+    assertThat(unpairedSurrogate(sent)).isFalse();
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aResultOfWhitespaceAloneIsSentAsNoOutput() {
+    NewEvent call = toolCall("toolu_w", "sevt_callw000000000000000000000");
+    fold(EventsFactory.toolResult(call.id(), " \n\t", false));
+
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    assertThat(resultTexts(request)).containsExactly("(no output)");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aTurnWhoseResultsAloneOutgrowTheWindowIsSentWithThemCutToFit() {
+    // Given one turn of twelve calls that each answered 100,000 characters (some 300,000 tokens)
+    fold(NewEvent.of(Fixtures.userMessage("read them all")));
+    fold(EventsFactory.spanStart("sevt_span2000000000000000000000", "claude-test"));
+    List<NewEvent> calls = new java.util.ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      NewEvent call =
+          EventsFactory.block(
+              String.format("sevt_call%021d", i),
+              new ModelResponse.ToolUse("toolu_" + i, "read", "{\"file_path\":\"/f\"}"),
+              AGENT);
+      calls.add(call);
+      fold(call);
+    }
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span2000000000000000000000",
+            new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+    List<NewEvent> results = new java.util.ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      results.add(
+          EventsFactory.toolResult(
+              calls.get(i).id(), head(i) + "x".repeat(99_988) + tail(i), false));
+      fold(results.get(i));
+    }
+    var request = Projection.request(state, 1000, 0);
+    // (no compaction can shorten the turn: the only cut leaves it whole)
+    assertThat(ContextBudget.cut(state.context(), 50_000)).hasValue(1);
+
+    // When it is made to fit 100,000 tokens
+    boolean cut = Projection.fit(request, state.context(), 100_000);
+
+    // Then every result keeps its head and tail and says where the rest is, and it fits
+    assertThat(cut).isTrue();
+    assertThat(ContextBudget.estimate(request)).isBetween(90_000L, 100_000L);
+    List<String> texts = resultTexts(request);
+    assertThat(texts).hasSize(12);
+    for (int i = 0; i < 12; i++) {
+      assertThat(texts.get(i))
+          .startsWith(head(i))
+          .endsWith(tail(i))
+          .contains("100000 characters")
+          .contains("event " + results.get(i).id());
+    }
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void anImageCountsWhatTheModelPaysForItNotItsBase64() {
+    // Given a message with two images of 200 KB each
+    byte[] png = new byte[200_000];
+    byte[] magic = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    System.arraycopy(magic, 0, png, 0, magic.length);
+    dev.corral.proto.v1.ContentBlock image =
+        dev.corral.proto.v1.ContentBlock.newBuilder()
+            .setImage(
+                dev.corral.proto.v1.ImageBlock.newBuilder()
+                    .setMediaType("image/png")
+                    .setData(com.google.protobuf.ByteString.copyFrom(png)))
+            .build();
+    Event message = Fixtures.userMessage("what differs?");
+    message =
+        message.toBuilder()
+            .setUserMessage(
+                message.getUserMessage().toBuilder().addContent(image).addContent(image))
+            .build();
+    fold(NewEvent.of(message));
+
+    // When its size is estimated
+    long tokens = ContextBudget.estimate(Projection.request(state, 1000, 0));
+
+    // Then the images count some 1,600 tokens each, not the 130,000 their base64 reads as
+    assertThat(tokens)
+        .isGreaterThan(2L * ContextBudget.IMAGE_TOKENS)
+        .isLessThan(2L * ContextBudget.IMAGE_TOKENS + 2_000);
+  }
+
+  @Test
+  void mcpToolsTheApiWouldRefuseAreNotOffered() {
+    // Given servers "a" and "a_" whose tools "_x" and "x" share a model name, and a tool whose
+    // input
+    // is not an object
+    Agent agent =
+        AGENT.toBuilder()
+            .addTools(
+                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("a")))
+            .addTools(
+                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("a_")))
+            .build();
+    List<OfferedTools.Tool> listed =
+        List.of(
+            new OfferedTools.Tool("a", "_x", "first", "{\"type\":\"object\"}", false),
+            new OfferedTools.Tool("a_", "x", "second", "{\"type\":\"object\"}", false),
+            new OfferedTools.Tool("a", "text", "not an object", "{\"type\":\"string\"}", false),
+            new OfferedTools.Tool("a", "broken", "no JSON", "{", false));
+
+    // When the tools are described to the model
+    JsonNode tools = Projection.tools(agent, listed);
+
+    // Then each name comes once (the first listed), and only tools that take an object
+    List<String> mcp = new java.util.ArrayList<>();
+    tools.forEach(
+        tool -> {
+          if (tool.path("name").asText().startsWith("mcp__")) {
+            mcp.add(tool.path("name").asText() + ":" + tool.path("description").asText());
+          }
+        });
+    assertThat(mcp).containsExactly("mcp__a___x:first");
+    assertThat(McpNames.called(agent, listed, "mcp__a___x").orElseThrow().description())
+        .isEqualTo("first");
+    assertThat(McpNames.called(agent, listed, "mcp__a__text")).isEmpty();
+  }
+
+  @Test
   void onlyEnabledToolsAreOfferedAndTheLastCarriesACacheBreakpoint() {
     fold(NewEvent.of(Fixtures.userMessage("hi")));
 
@@ -146,6 +292,56 @@ class ProjectionTest {
     assertThat(tools.get(tools.size() - 1).path("cache_control").path("type").asText())
         .isEqualTo("ephemeral");
     assertThat(tools.get(0).path("cache_control").isMissingNode()).isTrue();
+  }
+
+  private static String head(int i) {
+    return String.format("HEAD%02d", i);
+  }
+
+  private static String tail(int i) {
+    return String.format("TAIL%02d", i);
+  }
+
+  /** A model turn that made one bash call, folded; the call's event. */
+  private NewEvent toolCall(String callId, String eventId) {
+    fold(NewEvent.of(Fixtures.userMessage("run it")));
+    NewEvent call =
+        EventsFactory.block(
+            eventId, new ModelResponse.ToolUse(callId, "bash", "{\"command\":\"x\"}"), AGENT);
+    fold(EventsFactory.spanStart("sevt_spanz000000000000000000000", "claude-test"));
+    fold(call);
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_spanz000000000000000000000",
+            new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+    return call;
+  }
+
+  /** The text of every tool result block of {@code request}, in order. */
+  private static List<String> resultTexts(JsonNode request) {
+    List<String> texts = new java.util.ArrayList<>();
+    for (JsonNode message : request.path("messages")) {
+      for (JsonNode block : message.path("content")) {
+        if (block.path("type").asText().equals("tool_result")) {
+          block.path("content").forEach(content -> texts.add(content.path("text").asText()));
+        }
+      }
+    }
+    return texts;
+  }
+
+  private static boolean unpairedSurrogate(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isHighSurrogate(c)
+          && (i + 1 == text.length() || !Character.isLowSurrogate(text.charAt(++i)))) {
+        return true;
+      }
+      if (Character.isLowSurrogate(c)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private void fold(NewEvent event) {

@@ -29,6 +29,7 @@ public final class MessagesRules {
   }
 
   private static void check(JsonNode request) {
+    requirePairedSurrogates(request);
     require(request.path("model").isTextual(), "model: Field required");
     require(request.path("max_tokens").isIntegralNumber(), "max_tokens: Field required");
     long maxTokens = request.path("max_tokens").asLong();
@@ -88,7 +89,9 @@ public final class MessagesRules {
                     + ". Each `tool_result` block must have a corresponding `tool_use` block in the"
                     + " previous message.");
             require(!otherContentSeen, at + ": `tool_result` blocks must come first");
-            answered.add(id);
+            require(
+                answered.add(id),
+                at + ".content." + b + ": each `tool_use` must have a single `tool_result` block");
             checkToolResultContent(block, at + ".content." + b);
           } else {
             otherContentSeen = true;
@@ -131,6 +134,22 @@ public final class MessagesRules {
       }
       previousRole = role;
     }
+    if (thinkingOn && messages.size() >= 2) {
+      JsonNode lastUser = messages.get(messages.size() - 1).path("content");
+      boolean answersCalls =
+          lastUser.isArray() && lastUser.path(0).path("type").asText().equals("tool_result");
+      String first =
+          messages.get(messages.size() - 2).path("content").path(0).path("type").asText();
+      require(
+          !answersCalls || first.equals("thinking") || first.equals("redacted_thinking"),
+          "messages."
+              + (messages.size() - 2)
+              + ".content.0.type: Expected `thinking` or `redacted_thinking`, but found `"
+              + first
+              + "`. When `thinking` is enabled, a final `assistant` message must start with a"
+              + " thinking block (preceeding the lastmost set of `tool_use` and `tool_result`"
+              + " blocks).");
+    }
     require(
         previousRole.equals("user"),
         thinkingOn
@@ -141,11 +160,31 @@ public final class MessagesRules {
         breakpoints <= MAX_CACHE_BREAKPOINTS,
         "A maximum of 4 blocks with cache_control may be provided. Found " + breakpoints + ".");
     JsonNode tools = request.path("tools");
+    Set<String> toolNames = new HashSet<>();
     for (int i = 0; i < tools.size(); i++) {
+      String name = tools.get(i).path("name").asText();
       require(
-          TOOL_NAME.matcher(tools.get(i).path("name").asText()).matches(),
+          TOOL_NAME.matcher(name).matches(),
           "tools." + i + ".custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'");
+      require(toolNames.add(name), "tools: Tool names must be unique.");
+      require(
+          tools.get(i).path("input_schema").path("type").asText().equals("object"),
+          "tools." + i + ".custom.input_schema.type: Input should be 'object'");
     }
+    int images = 0;
+    for (JsonNode message : messages) {
+      for (JsonNode block : message.path("content")) {
+        require(
+            !block.path("type").asText().equals("tool_use")
+                || toolNames.contains(block.path("name").asText()),
+            "tool_use names a tool that `tools` does not define: " + block.path("name").asText());
+        images += countImages(block);
+      }
+    }
+    require(images <= MAX_IMAGES, "messages: too many images (at most " + MAX_IMAGES + ")");
+    long tokens = estimatedTokens(request);
+    long window = contextWindow(request.path("model").asText());
+    require(tokens <= window, "prompt is too long: " + tokens + " tokens > " + window + " maximum");
     boolean toolBlocks = false;
     for (JsonNode message : messages) {
       for (JsonNode block : message.path("content")) {
@@ -158,6 +197,82 @@ public final class MessagesRules {
         "Requests which include `tool_use` or `tool_result` blocks must define tools.");
   }
 
+  private static final int MAX_IMAGES = 100;
+  private static final int MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+  private static final Set<String> IMAGE_TYPES =
+      Set.of("image/jpeg", "image/png", "image/gif", "image/webp");
+
+  /** The window of the test's models: "claude-small" is small, the rest 200,000 tokens. */
+  private static long contextWindow(String model) {
+    return model.equals("claude-small") ? HarnessTestProfile.SMALL_WINDOW : 200_000;
+  }
+
+  /**
+   * The fake's count of a request's tokens: a token per 4 bytes of JSON, an image 1,600 tokens (a
+   * tokenizer would count differently; a prompt too long by this count is surely too long).
+   */
+  private static long estimatedTokens(JsonNode request) {
+    long imageBytes = 0;
+    int images = 0;
+    for (JsonNode message : request.path("messages")) {
+      for (JsonNode block : message.path("content")) {
+        images += countImages(block);
+        imageBytes += imageBytes(block);
+      }
+    }
+    long bytes = request.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+    return (bytes - imageBytes) / 4 + 1_600L * images;
+  }
+
+  private static int countImages(JsonNode block) {
+    if (block.path("type").asText().equals("image")) {
+      return 1;
+    }
+    int images = 0;
+    for (JsonNode inner : block.path("content")) {
+      images += countImages(inner);
+    }
+    return images;
+  }
+
+  private static long imageBytes(JsonNode block) {
+    if (block.path("type").asText().equals("image")) {
+      return block.path("source").path("data").asText("").length();
+    }
+    long bytes = 0;
+    for (JsonNode inner : block.path("content")) {
+      bytes += imageBytes(inner);
+    }
+    return bytes;
+  }
+
+  /** A string with half of a surrogate pair is not valid JSON to the API's parser. */
+  private static void requirePairedSurrogates(JsonNode node) {
+    if (node.isTextual()) {
+      String text = node.asText();
+      for (int i = 0; i < text.length(); i++) {
+        char c = text.charAt(i);
+        if (Character.isHighSurrogate(c)
+            && i + 1 < text.length()
+            && Character.isLowSurrogate(text.charAt(i + 1))) {
+          i++;
+        } else {
+          require(
+              !Character.isSurrogate(c),
+              "The request body is not valid JSON: no low surrogate in string");
+        }
+      }
+      return;
+    }
+    node.fieldNames().forEachRemaining(name -> requirePairedSurrogates(TEXT.textNode(name)));
+    for (JsonNode child : node) {
+      requirePairedSurrogates(child);
+    }
+  }
+
+  private static final com.fasterxml.jackson.databind.node.JsonNodeFactory TEXT =
+      com.fasterxml.jackson.databind.node.JsonNodeFactory.instance;
+
   private static final java.util.regex.Pattern TOOL_NAME =
       java.util.regex.Pattern.compile("[a-zA-Z0-9_-]{1,128}");
 
@@ -168,6 +283,25 @@ public final class MessagesRules {
         JsonNode source = block.path("source");
         String type = source.path("type").asText();
         require(type.equals("base64") || type.equals("url"), where + ".source.type: invalid");
+        if (type.equals("base64")) {
+          require(
+              IMAGE_TYPES.contains(source.path("media_type").asText()),
+              where
+                  + ".source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif'"
+                  + " or 'image/webp'");
+          byte[] data;
+          try {
+            data = java.util.Base64.getDecoder().decode(source.path("data").asText());
+          } catch (IllegalArgumentException e) {
+            throw new Refused(where + ".source.data: invalid base64 data");
+          }
+          require(data.length > 0, where + ".source.data: image is empty");
+          require(data.length <= MAX_IMAGE_BYTES, where + ": image exceeds 5 MB maximum");
+        } else {
+          require(
+              source.path("url").asText().startsWith("https://"),
+              where + ".source.url: only https URLs are supported");
+        }
       }
       default -> throw new Refused(where + ".type: unexpected block type in a user message");
     }
