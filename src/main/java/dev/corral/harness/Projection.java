@@ -72,6 +72,7 @@ final class Projection {
       messages.add(summary);
     }
     append(messages, messages(events));
+    keepLatestImages(messages);
     cacheLast(messages);
     request.set("messages", messages);
     defineCalledTools(request);
@@ -103,6 +104,7 @@ final class Projection {
       messages.add(summary);
     }
     append(messages, messages(state.context().subList(0, cut)));
+    keepLatestImages(messages);
     ArrayNode lastContent = (ArrayNode) messages.get(messages.size() - 1).get("content");
     lastContent.addObject().put("type", "text").put("text", SUMMARY_INSTRUCTION);
     cacheLast(messages);
@@ -128,6 +130,39 @@ final class Projection {
     }
     for (int i = from; i < more.size(); i++) {
       messages.add(more.get(i));
+    }
+  }
+
+  /**
+   * Images one request sends at most: the latest. The API takes 100, and past 20 only images of at
+   * most 2000 pixels a side, so a session that gathered more would fail every later turn.
+   */
+  static final int MAX_IMAGES = 20;
+
+  /** Turns every image of {@code messages} but the latest {@link #MAX_IMAGES} into a note. */
+  private static void keepLatestImages(ArrayNode messages) {
+    List<ObjectNode> images = new ArrayList<>();
+    messages.forEach(message -> collectImages(message.path("content"), images));
+    for (int i = 0; i < images.size() - MAX_IMAGES; i++) {
+      images
+          .get(i)
+          .removeAll()
+          .put("type", "text")
+          .put(
+              "text",
+              "[corral: an image was here; only the latest "
+                  + MAX_IMAGES
+                  + " images of a session are sent. It stays in the session's log.]");
+    }
+  }
+
+  private static void collectImages(JsonNode blocks, List<ObjectNode> images) {
+    for (JsonNode block : blocks) {
+      if ("image".equals(block.path("type").asText())) {
+        images.add((ObjectNode) block);
+      } else if ("tool_result".equals(block.path("type").asText())) {
+        collectImages(block.path("content"), images);
+      }
     }
   }
 

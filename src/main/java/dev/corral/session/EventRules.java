@@ -256,6 +256,9 @@ final class EventRules {
   private static final com.google.protobuf.ByteString WEBP =
       com.google.protobuf.ByteString.copyFromUtf8("WEBP");
 
+  /** The most pixels on a side of an image the model takes. */
+  static final int MAX_IMAGE_SIDE = 8_000;
+
   private static void image(String field, ImageBlock image) {
     if (!IMAGE_TYPES.contains(image.getMediaType())) {
       throw new InvalidArgumentException(
@@ -272,6 +275,26 @@ final class EventRules {
           throw new InvalidArgumentException(
               field + ".data",
               "is not " + image.getMediaType() + " (its first bytes say otherwise)");
+        }
+        ImageSize size =
+            ImageSize.of(image.getMediaType(), image.getData())
+                .orElseThrow(
+                    () ->
+                        new InvalidArgumentException(
+                            field + ".data",
+                            "is not a readable "
+                                + image.getMediaType()
+                                + " (its header is cut short or damaged)"));
+        if (size.width() > MAX_IMAGE_SIDE || size.height() > MAX_IMAGE_SIDE) {
+          throw new InvalidArgumentException(
+              field + ".data",
+              "is "
+                  + size.width()
+                  + "x"
+                  + size.height()
+                  + " pixels; the model takes at most "
+                  + MAX_IMAGE_SIDE
+                  + " on a side");
         }
       }
       case URL -> {

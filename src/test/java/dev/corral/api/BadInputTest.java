@@ -556,6 +556,27 @@ class BadInputTest {
                         new byte[] {(byte) 0xff, (byte) 0xd8, (byte) 0xff, 0}))));
     add(
         cases,
+        "emit a PNG whose header is damaged (the model's API cannot process it)",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].image.data",
+        () ->
+            sessions.emitEvent(
+                withImage(
+                    ok,
+                    "image/png",
+                    png(3, 3)
+                        .substring(0, 8)
+                        .concat(
+                            com.google.protobuf.ByteString.copyFromUtf8(
+                                "not a chunk of any PNG")))));
+    add(
+        cases,
+        "emit a PNG 8001 pixels wide (the model takes at most 8000 on a side)",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].image.data",
+        () -> sessions.emitEvent(withImage(ok, "image/png", png(8001, 1))));
+    add(
+        cases,
         "emit with bad idempotency key",
         Status.Code.INVALID_ARGUMENT,
         "idempotency_key",
@@ -1274,5 +1295,20 @@ class BadInputTest {
     return sessions
         .getEvents(GetEventsRequest.newBuilder().setSessionId(id).setPageSize(1000).build())
         .getEventsList();
+  }
+
+  /** A PNG of {@code width} by {@code height} black pixels. */
+  private static com.google.protobuf.ByteString png(int width, int height) {
+    try {
+      var out = new java.io.ByteArrayOutputStream();
+      javax.imageio.ImageIO.write(
+          new java.awt.image.BufferedImage(
+              width, height, java.awt.image.BufferedImage.TYPE_INT_RGB),
+          "png",
+          out);
+      return com.google.protobuf.ByteString.copyFrom(out.toByteArray());
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
   }
 }

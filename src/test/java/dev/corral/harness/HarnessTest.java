@@ -358,6 +358,57 @@ class HarnessTest {
   }
 
   @Test
+  void aMessageWithAnImageReachesTheModelAsTheApiTakesIt() throws Exception {
+    // Given a real PNG of 40 by 30 pixels
+    var out = new java.io.ByteArrayOutputStream();
+    javax.imageio.ImageIO.write(
+        new java.awt.image.BufferedImage(40, 30, java.awt.image.BufferedImage.TYPE_INT_RGB),
+        "png",
+        out);
+    model.enqueue(Reply.text("A black rectangle."));
+    Event message = userMessage(marker);
+    message =
+        message.toBuilder()
+            .setUserMessage(
+                message.getUserMessage().toBuilder()
+                    .addContent(
+                        ContentBlock.newBuilder()
+                            .setImage(
+                                dev.corral.proto.v1.ImageBlock.newBuilder()
+                                    .setMediaType("image/png")
+                                    .setData(
+                                        com.google.protobuf.ByteString.copyFrom(
+                                            out.toByteArray())))))
+            .build();
+
+    // When it is sent
+    Session session =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agent())
+                    .addInitialEvents(message)
+                    .build())
+            .getSession();
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the model got it whole, as base64 of its media type
+    JsonNode image =
+        model
+            .requestsMentioning(marker)
+            .get(0)
+            .body()
+            .path("messages")
+            .get(0)
+            .path("content")
+            .get(1);
+    assertThat(image.path("source").path("media_type").asText()).isEqualTo("image/png");
+    assertThat(java.util.Base64.getDecoder().decode(image.path("source").path("data").asText()))
+        .isEqualTo(out.toByteArray());
+    assertThat(model.violations()).isEmpty();
+  }
+
+  @Test
   void customToolPausesTheSessionUntilTheClientAnswers() {
     // Given
     model.enqueue(

@@ -215,6 +215,45 @@ class ProjectionTest {
   }
 
   @Test
+  void onlyTheLatestImagesAreSentAndTheOlderOnesLeaveANote() {
+    // Given 25 messages with an image each
+    for (int i = 0; i < 25; i++) {
+      Event message = Fixtures.userMessage("image " + i);
+      fold(
+          NewEvent.of(
+              message.toBuilder()
+                  .setUserMessage(
+                      message.getUserMessage().toBuilder().addContent(image(new byte[] {(byte) i})))
+                  .build()));
+    }
+
+    // When they are sent
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the latest 20 go as images, the 5 before as notes, and the API would take it
+    List<String> kinds = new java.util.ArrayList<>();
+    request
+        .path("messages")
+        .get(0)
+        .path("content")
+        .forEach(block -> kinds.add(block.path("type").asText()));
+    assertThat(kinds.stream().filter("image"::equals)).hasSize(Projection.MAX_IMAGES);
+    assertThat(request.toString().split("an image was here", -1)).hasSize(6);
+    assertThat(request.toString())
+        .contains(java.util.Base64.getEncoder().encodeToString(new byte[] {24}));
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  private static dev.corral.proto.v1.ContentBlock image(byte[] data) {
+    return dev.corral.proto.v1.ContentBlock.newBuilder()
+        .setImage(
+            dev.corral.proto.v1.ImageBlock.newBuilder()
+                .setMediaType("image/png")
+                .setData(com.google.protobuf.ByteString.copyFrom(data)))
+        .build();
+  }
+
+  @Test
   void anImageCountsWhatTheModelPaysForItNotItsBase64() {
     // Given a message with two images of 200 KB each
     byte[] png = new byte[200_000];
