@@ -3,6 +3,7 @@ package dev.corral.harness;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.LogFields;
 import dev.corral.common.ResourceExhaustedException;
+import dev.corral.model.ModelConfig;
 import dev.corral.proto.v1.Lease;
 import dev.corral.session.LeaseClaim;
 import dev.corral.session.LeaseClaims;
@@ -65,6 +66,12 @@ public class Dispatcher implements LeaseClaims {
     if (!config.enabled()) {
       return;
     }
+    ModelConfig model = services.model().config();
+    ModelConfig.thinkingProblem(model.thinkingBudgetTokens(), model.maxTokens())
+        .ifPresent(
+            problem -> {
+              throw new IllegalStateException(problem);
+            });
     io.micrometer.core.instrument.Gauge.builder("corral.harness.runs", runs, Map::size)
         .description("Sessions a harness works on this replica")
         .register(services.metrics());

@@ -29,12 +29,25 @@ final class McpNames {
    */
   static List<OfferedTools.Tool> enabled(Agent agent, List<OfferedTools.Tool> offered) {
     java.util.Set<String> names = new java.util.HashSet<>();
+    long[] left = {MAX_DEFINITION_CHARS};
     return offered.stream()
         .filter(tool -> MODEL_NAME.matcher(modelName(tool.server(), tool.name())).matches())
         .filter(tool -> ToolPolicy.mcpEnabled(agent, tool.server(), tool.name()))
         .filter(McpNames::takesAnObject)
         .filter(tool -> names.add(modelName(tool.server(), tool.name())))
+        .filter(tool -> (left[0] -= definitionChars(tool)) >= 0)
         .toList();
+  }
+
+  /**
+   * What the definitions of one request's MCP tools may take in all (some 50,000 tokens): twenty
+   * servers may list 128 tools each with long descriptions and schemas, which would leave no room
+   * for the conversation, or outgrow the window before any turn. Tools past it are not offered.
+   */
+  static final long MAX_DEFINITION_CHARS = 200_000;
+
+  private static long definitionChars(OfferedTools.Tool tool) {
+    return tool.name().length() + tool.description().length() + tool.inputSchemaJson().length();
   }
 
   private static boolean takesAnObject(OfferedTools.Tool tool) {

@@ -56,6 +56,28 @@ public interface ModelConfig {
   @WithDefault("0.8")
   double compactAt();
 
+  /**
+   * Why {@code thinking-budget-tokens} and {@code max-tokens} cannot work together (the API refuses
+   * every call with a budget under 1,024 or not under max_tokens), or empty.
+   */
+  static Optional<String> thinkingProblem(int thinkingBudgetTokens, int maxTokens) {
+    if (maxTokens < 1) {
+      return Optional.of("corral.model.max-tokens is " + maxTokens + "; it must be at least 1");
+    }
+    if (thinkingBudgetTokens == 0) {
+      return Optional.empty();
+    }
+    if (thinkingBudgetTokens < 1024 || thinkingBudgetTokens >= maxTokens) {
+      return Optional.of(
+          "corral.model.thinking-budget-tokens is "
+              + thinkingBudgetTokens
+              + "; it must be 0 (no thinking) or from 1024 to below corral.model.max-tokens ("
+              + maxTokens
+              + "), or the model's API refuses every call");
+    }
+    return Optional.empty();
+  }
+
   /** The window of {@code model}, in tokens. */
   default int contextWindowOf(String model) {
     return contextWindows().getOrDefault(model, contextWindowTokens());

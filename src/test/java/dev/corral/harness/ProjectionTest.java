@@ -320,6 +320,35 @@ class ProjectionTest {
   }
 
   @Test
+  void mcpToolDefinitionsTakeNoMoreThanTheirShareOfARequest() {
+    // Given a server listing 128 tools of 10,000 characters of description each (1.28 M in all)
+    Agent agent =
+        AGENT.toBuilder()
+            .addTools(
+                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("big")))
+            .build();
+    List<OfferedTools.Tool> listed = new java.util.ArrayList<>();
+    for (int i = 0; i < 128; i++) {
+      listed.add(
+          new OfferedTools.Tool(
+              "big", "t" + i, "d".repeat(10_000), "{\"type\":\"object\"}", false));
+    }
+
+    // When they are offered
+    List<OfferedTools.Tool> offered = McpNames.enabled(agent, listed);
+
+    // Then only the first that fit the budget are
+    assertThat(offered).hasSize(19);
+    assertThat(offered.get(0).name()).isEqualTo("t0");
+    long chars =
+        offered.stream()
+            .mapToLong(
+                t -> t.name().length() + t.description().length() + t.inputSchemaJson().length())
+            .sum();
+    assertThat(chars).isLessThanOrEqualTo(McpNames.MAX_DEFINITION_CHARS);
+  }
+
+  @Test
   void onlyEnabledToolsAreOfferedAndTheLastCarriesACacheBreakpoint() {
     fold(NewEvent.of(Fixtures.userMessage("hi")));
 
