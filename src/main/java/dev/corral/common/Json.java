@@ -56,6 +56,9 @@ public final class Json {
                   : "is larger than corral reads");
     } catch (JsonProcessingException e) {
       throw new InvalidArgumentException(field, "is not valid JSON" + where(e));
+    } catch (NumberFormatException | ArithmeticException outOfRange) {
+      // an exponent past what a number can hold (1e2147483648): not a JsonProcessingException
+      throw new InvalidArgumentException(field, "has a number whose exponent is out of range");
     }
     if (node == null || node.isMissingNode()) {
       throw new InvalidArgumentException(field, "must be a JSON object, and is empty");

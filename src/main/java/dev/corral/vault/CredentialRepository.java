@@ -33,11 +33,17 @@ public class CredentialRepository {
 
   private static final String SEALED = COLUMNS + ", wrapped_key, secret";
 
-  /** Inserts unless the tenant already holds {@link #MAX_PER_TENANT}. */
+  /**
+   * Inserts unless the tenant already holds {@link #MAX_PER_TENANT}, or its vault ({@code $9}, if
+   * any) is gone or archived; the vault's row is held shared until commit, so that it is neither
+   * deleted nor archived under the new credential.
+   */
   static final String INSERT =
       "INSERT INTO credentials (id, tenant_id, kind, key_id, wrapped_key, secret, info, vault_id)"
           + " SELECT $1, $2, $3, $4, $5, $6, $7, $9"
           + " WHERE (SELECT count(*) FROM credentials WHERE tenant_id = $2) < $8"
+          + " AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM vaults"
+          + " WHERE id = $9 AND tenant_id = $2 AND archived_at IS NULL FOR SHARE))"
           + " RETURNING "
           + COLUMNS;
 
@@ -122,19 +128,44 @@ public class CredentialRepository {
                                 Buffer.buffer(info.toByteArray()),
                                 MAX_PER_TENANT,
                                 info.getVaultId().isEmpty() ? null : info.getVaultId()))))
-        .map(
-            rows -> {
-              if (rows.size() == 0) {
-                throw new ResourceExhaustedException(
-                    "tenant "
-                        + tenant.id()
-                        + " holds "
-                        + MAX_PER_TENANT
-                        + " credentials, the most it may; delete one first");
-              }
-              return fromRow(rows.iterator().next());
-            });
+        .flatMap(
+            rows ->
+                rows.size() > 0
+                    ? Uni.createFrom().item(fromRow(rows.iterator().next()))
+                    : refusal(tenant, info.getVaultId()));
   }
+
+  /** Why an insert of a credential into {@code vaultId} (or none) inserted nothing. */
+  private Uni<Credential> refusal(Tenant tenant, String vaultId) {
+    Uni<Void> vaultUsable =
+        vaultId.isEmpty()
+            ? Uni.createFrom().voidItem()
+            : pool.preparedQuery(VAULT_ARCHIVED)
+                .execute(Tuple.of(vaultId, tenant.id()))
+                .invoke(
+                    rows -> {
+                      if (rows.size() == 0) {
+                        throw new NotFoundException("vault", vaultId);
+                      }
+                      if (rows.iterator().next().getBoolean(0)) {
+                        throw new dev.corral.common.FailedPreconditionException(
+                            "vault " + vaultId + " is archived; it takes no new credentials");
+                      }
+                    })
+                .replaceWithVoid();
+    return vaultUsable.map(
+        usable -> {
+          throw new ResourceExhaustedException(
+              "tenant "
+                  + tenant.id()
+                  + " holds "
+                  + MAX_PER_TENANT
+                  + " credentials, the most it may; delete one first");
+        });
+  }
+
+  static final String VAULT_ARCHIVED =
+      "SELECT archived_at IS NOT NULL FROM vaults WHERE id = $1 AND tenant_id = $2";
 
   Uni<Stored> find(Tenant tenant, String id) {
     return find(pool, SELECT, tenant, id);

@@ -102,16 +102,7 @@ public class Credentials {
     if (vaultId.isEmpty()) {
       return Uni.createFrom().voidItem();
     }
-    return vaults
-        .usable(tenant, List.of(vaultId))
-        .invoke(
-            found -> {
-              if (found.isEmpty()) {
-                throw new dev.corral.common.NotFoundException(
-                    "vault", vaultId + " (or it is archived)");
-              }
-            })
-        .replaceWithVoid();
+    return vaults.requireUsable(tenant, List.of(vaultId));
   }
 
   /**

@@ -67,9 +67,10 @@ class VaultRepository {
 
   static final String DELETE = "DELETE FROM vaults WHERE id = $1 AND tenant_id = $2";
 
-  /** Which of the ids are vaults of the tenant that are not archived. */
-  static final String USABLE =
-      "SELECT id FROM vaults WHERE tenant_id = $1 AND id = ANY ($2) AND archived_at IS NULL";
+  /** Which of the ids are vaults of the tenant, and whether each is archived. */
+  static final String ARCHIVED_OF =
+      "SELECT id, archived_at IS NOT NULL AS archived FROM vaults"
+          + " WHERE tenant_id = $1 AND id = ANY ($2)";
 
   private final Pool pool;
 
@@ -145,12 +146,22 @@ class VaultRepository {
         .map(rows -> single(rows, id));
   }
 
+  /**
+   * Deletes the vault and its credentials. The vault's row is locked first, so that a credential
+   * being created in it (which holds the row shared) is either in before the delete, and deleted
+   * with the rest, or finds the vault gone.
+   */
   Uni<Void> delete(Tenant tenant, String id) {
     return pool.withTransaction(
         connection ->
             connection
-                .preparedQuery(DELETE_CREDENTIALS)
+                .preparedQuery(LOCK)
                 .execute(Tuple.of(id, tenant.id()))
+                .flatMap(
+                    locked ->
+                        connection
+                            .preparedQuery(DELETE_CREDENTIALS)
+                            .execute(Tuple.of(id, tenant.id())))
                 .flatMap(
                     ignored -> connection.preparedQuery(DELETE).execute(Tuple.of(id, tenant.id())))
                 .map(
@@ -162,14 +173,27 @@ class VaultRepository {
                     }));
   }
 
-  Uni<List<String>> usable(Tenant tenant, List<String> ids) {
-    return pool.preparedQuery(USABLE)
+  /**
+   * Completes if every one of {@code ids} is a vault of {@code tenant} that is not archived; fails
+   * with NOT_FOUND for one that is not the tenant's, FAILED_PRECONDITION for an archived one.
+   */
+  Uni<Void> requireUsable(Tenant tenant, List<String> ids) {
+    return pool.preparedQuery(ARCHIVED_OF)
         .execute(Tuple.of(tenant.id(), ids.toArray(new String[0])))
         .map(
             rows -> {
-              List<String> found = new ArrayList<>();
-              rows.forEach(row -> found.add(row.getString("id")));
-              return found;
+              java.util.Map<String, Boolean> archived = new java.util.HashMap<>();
+              rows.forEach(row -> archived.put(row.getString("id"), row.getBoolean("archived")));
+              for (String id : ids) {
+                if (!archived.containsKey(id)) {
+                  throw new NotFoundException("vault", id);
+                }
+                if (archived.get(id)) {
+                  throw new dev.corral.common.FailedPreconditionException(
+                      "vault " + id + " is archived; it takes no new credentials or sessions");
+                }
+              }
+              return null;
             });
   }
 

@@ -137,15 +137,6 @@ public class Vaults implements VaultDirectory {
               }
               return vaultIds;
             })
-        .flatMap(ids -> repository.usable(tenant, ids))
-        .invoke(
-            found -> {
-              for (String id : vaultIds) {
-                if (!found.contains(id)) {
-                  throw new NotFoundException("vault", id + " (or it is archived)");
-                }
-              }
-            })
-        .replaceWithVoid();
+        .flatMap(ids -> repository.requireUsable(tenant, ids));
   }
 }

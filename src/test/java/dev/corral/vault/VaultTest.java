@@ -186,6 +186,79 @@ class VaultTest {
   }
 
   @Test
+  void aCredentialCreatedWhileItsVaultIsDeletedIsEitherDeletedWithItOrRefused() throws Exception {
+    var pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+    try {
+      for (int round = 0; round < 20; round++) {
+        // Given a vault
+        String vaultId =
+            vault
+                .createVault(
+                    dev.corral.proto.v1.CreateVaultRequest.newBuilder()
+                        .setDisplayName("racing " + round)
+                        .build())
+                .getVault()
+                .getId();
+
+        // When a credential is created in it while it is deleted
+        var start = new java.util.concurrent.CountDownLatch(1);
+        var create =
+            pool.submit(
+                () -> {
+                  start.await();
+                  try {
+                    return vault
+                        .createCredential(
+                            dev.corral.proto.v1.CreateCredentialRequest.newBuilder()
+                                .setName("racer")
+                                .setVaultId(vaultId)
+                                .setBasic(
+                                    dev.corral.proto.v1.BasicAuth.newBuilder()
+                                        .addHosts("github.com")
+                                        .setUsername("u")
+                                        .setPassword("p"))
+                                .build())
+                        .getCredential()
+                        .getId();
+                  } catch (StatusRuntimeException e) {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+                    return null;
+                  }
+                });
+        var delete =
+            pool.submit(
+                () -> {
+                  start.await();
+                  vault.deleteVault(
+                      dev.corral.proto.v1.DeleteVaultRequest.newBuilder()
+                          .setVaultId(vaultId)
+                          .build());
+                  return null;
+                });
+        start.countDown();
+
+        // Then both answer cleanly (never INTERNAL), and no credential outlives its vault
+        String created = create.get();
+        delete.get();
+        if (created != null) {
+          String id = created;
+          var gone =
+              org.assertj.core.api.Assertions.catchThrowableOfType(
+                  StatusRuntimeException.class,
+                  () ->
+                      vault.getCredential(
+                          dev.corral.proto.v1.GetCredentialRequest.newBuilder()
+                              .setCredentialId(id)
+                              .build()));
+          assertThat(gone.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+        }
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  @Test
   void createsRacingAtATenantsLimitNeverPassIt() throws Exception {
     // Given a new tenant 5 vaults short of its limit of 100
     var member =
@@ -537,7 +610,8 @@ class VaultTest {
                                 .setUsername("u")
                                 .setPassword("p"))
                         .build()));
-    assertThat(archived.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND);
+    assertThat(archived.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
+    assertThat(archived.getStatus().getDescription()).contains("archived");
 
     // And deleting the vault deletes its credentials, not others
     vault.deleteVault(

@@ -1,0 +1,31 @@
+package dev.corral.common;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import org.junit.jupiter.api.Test;
+
+class JsonTest {
+
+  @Test
+  void aNumberWhoseExponentIsOutOfRangeIsTheCallersMistakeNamedByField() {
+    for (String text :
+        new String[] {
+          "{\"n\":1e2147483648}", "{\"n\":1.0e-2147483647}", "{\"a\":[1,{\"b\":9E9999999999}]}"
+        }) {
+      assertThatThrownBy(() -> Json.requireObject("input_json", text))
+          .as(text)
+          .isInstanceOfSatisfying(
+              InvalidArgumentException.class, e -> assertThat(e.field()).isEqualTo("input_json"));
+    }
+  }
+
+  @Test
+  void aHugeExponentThatParsesCostsNothingToCheckAsAnInteger() {
+    // 1e100000000 is 11 characters: as a BigDecimal it is cheap, as an integer 100 million digits
+    var node = Json.requireObject("input_json", "{\"n\":1e100000000}").get("n");
+
+    assertThat(node.canConvertToLong()).isFalse();
+    assertThat(node.canConvertToInt()).isFalse();
+  }
+}
