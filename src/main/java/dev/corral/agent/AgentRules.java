@@ -1,5 +1,6 @@
 package dev.corral.agent;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.corral.common.HttpUrls;
 import dev.corral.common.IdKind;
 import dev.corral.common.InputRules;
@@ -110,7 +111,17 @@ public final class AgentRules {
     }
   }
 
+  /** The longest input_schema_json of a custom tool (as MCP tools' schemas). */
+  static final int MAX_SCHEMA_CHARS = 64 * 1024;
+
+  /** Tools one MCP toolset may configure one by one. */
+  static final int MAX_TOOL_CONFIGS = 128;
+
   private static void mcpToolset(String field, McpToolset toolset) {
+    if (toolset.getConfigsCount() > MAX_TOOL_CONFIGS) {
+      throw new InvalidArgumentException(
+          field + ".configs", "configures more than " + MAX_TOOL_CONFIGS + " tools");
+    }
     if (!toolset.getDefaultConfig().getName().isEmpty()) {
       throw new InvalidArgumentException(field + ".default_config.name", "must be empty");
     }
@@ -207,10 +218,27 @@ public final class AgentRules {
           field + ".name", "must not start with " + MCP_PREFIX + ", which names MCP tools");
     }
     InputRules.length(field + ".description", tool.getDescription(), 0, MAX_TOOL_DESCRIPTION);
+    if (tool.getInputSchemaJson().length() > MAX_SCHEMA_CHARS) {
+      // every request of every session of the agent carries it
+      throw new InvalidArgumentException(
+          field + ".input_schema_json", "is longer than " + MAX_SCHEMA_CHARS + " characters");
+    }
     var schema = Json.requireObject(field + ".input_schema_json", tool.getInputSchemaJson());
     if (!"object".equals(schema.path("type").asText())) {
       throw new InvalidArgumentException(
           field + ".input_schema_json", "must be a JSON Schema with \"type\": \"object\"");
+    }
+    if (schema.has("properties") && !schema.get("properties").isObject()) {
+      throw new InvalidArgumentException(
+          field + ".input_schema_json", "has \"properties\" that is not an object");
+    }
+    JsonNode required = schema.path("required");
+    if (!required.isMissingNode()
+        && (!required.isArray()
+            || java.util.stream.StreamSupport.stream(required.spliterator(), false)
+                .anyMatch(name -> !name.isTextual()))) {
+      throw new InvalidArgumentException(
+          field + ".input_schema_json", "has \"required\" that is not an array of names");
     }
   }
 }

@@ -654,11 +654,22 @@ final class Projection {
     block.putObject("cache_control").put("type", "ephemeral");
   }
 
+  /**
+   * Reads a tool's input or schema keeping every number as written (a double would turn 1e999 into
+   * Infinity, which is no JSON number).
+   */
   private static JsonNode parse(String json) {
     try {
-      return JSON.readTree(json);
-    } catch (java.io.IOException e) {
+      return EXACT.readTree(json);
+    } catch (java.io.IOException | NumberFormatException | ArithmeticException e) {
       return JSON.createObjectNode();
     }
   }
+
+  private static final ObjectMapper EXACT =
+      com.fasterxml.jackson.databind.json.JsonMapper.builder()
+          .enable(com.fasterxml.jackson.databind.DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+          .disable(
+              com.fasterxml.jackson.databind.cfg.JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES)
+          .build();
 }

@@ -256,6 +256,9 @@ final class EventRules {
   private static final com.google.protobuf.ByteString WEBP =
       com.google.protobuf.ByteString.copyFromUtf8("WEBP");
 
+  /** The longest image URL an event may carry. */
+  static final int MAX_IMAGE_URL = 8_192;
+
   /** The most pixels on a side of an image the model takes. */
   static final int MAX_IMAGE_SIDE = 8_000;
 
@@ -300,6 +303,21 @@ final class EventRules {
       case URL -> {
         if (!image.getUrl().startsWith("https://")) {
           throw new InvalidArgumentException(field + ".url", "must be an https URL");
+        }
+        if (image.getUrl().length() > MAX_IMAGE_URL) {
+          throw new InvalidArgumentException(
+              field + ".url", "is longer than " + MAX_IMAGE_URL + " characters");
+        }
+        String host;
+        try {
+          host = new java.net.URI(image.getUrl()).getHost();
+        } catch (java.net.URISyntaxException malformed) {
+          host = null;
+        }
+        if (host == null || host.isEmpty()) {
+          // the model's API cannot fetch it, and refuses every later turn that sends it
+          throw new InvalidArgumentException(
+              field + ".url", "is not a URL with a host the model's API could fetch");
         }
       }
       default -> throw new InvalidArgumentException(field, "needs data or url");

@@ -68,14 +68,31 @@ final class ResourceRules {
           field, "has " + resources.size() + " resources; the limit is " + MAX_RESOURCES);
     }
     for (int i = 0; i < resources.size(); i++) {
-      String mount = resources.get(i).getGitRepository().getMountPath();
-      for (int j = 0; j < i; j++) {
-        String other = resources.get(j).getGitRepository().getMountPath();
-        if (mount.equals(other) || mount.startsWith(other + "/") || other.startsWith(mount + "/")) {
-          throw new InvalidArgumentException(
-              field + "[" + i + "].git_repository.mount_path",
-              "overlaps the mount path " + other + " of another repository");
-        }
+      checkMount(field + "[" + i + "]", resources.subList(0, i), resources.get(i));
+    }
+  }
+
+  /**
+   * Checks {@code added} (the request's {@code field}) against the session's {@code current}
+   * resources: RESOURCE_EXHAUSTED past the limit, INVALID_ARGUMENT for a mount path that overlaps.
+   */
+  static void checkAdded(String field, List<SessionResource> current, SessionResource added) {
+    if (current.size() >= MAX_RESOURCES) {
+      throw new dev.corral.common.ResourceExhaustedException(
+          "the session has " + current.size() + " resources, the most it may; remove one first");
+    }
+    checkMount(field, current, added);
+  }
+
+  private static void checkMount(
+      String field, List<SessionResource> others, SessionResource resource) {
+    String mount = resource.getGitRepository().getMountPath();
+    for (SessionResource earlier : others) {
+      String other = earlier.getGitRepository().getMountPath();
+      if (mount.equals(other) || mount.startsWith(other + "/") || other.startsWith(mount + "/")) {
+        throw new InvalidArgumentException(
+            field + ".git_repository.mount_path",
+            "overlaps the mount path " + other + " of another repository");
       }
     }
   }

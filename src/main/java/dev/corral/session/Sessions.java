@@ -450,7 +450,8 @@ public class Sessions {
   }
 
   private static List<String> statusColumns(List<SessionStatus> statuses) {
-    List<String> columns = new ArrayList<>();
+    // each status once: a filter of a million copies must not reach the database as one
+    Set<String> columns = new java.util.LinkedHashSet<>();
     for (int i = 0; i < statuses.size(); i++) {
       SessionStatus status = statuses.get(i);
       if (status == SessionStatus.SESSION_STATUS_UNSPECIFIED
@@ -459,7 +460,7 @@ public class Sessions {
       }
       columns.add(SessionRepository.column(status));
     }
-    return columns;
+    return List.copyOf(columns);
   }
 
   /** A CreateSession request. {@code agentVersion} 0 means the latest. */
@@ -489,9 +490,9 @@ public class Sessions {
                     tenant,
                     sessionId,
                     current -> {
+                      ResourceRules.checkAdded("resource", current, checked);
                       List<SessionResource> next = new ArrayList<>(current);
                       next.add(checked);
-                      ResourceRules.checkAll("resources", next);
                       return new SessionRepository.ResourceChange<>(next, checked);
                     }));
   }

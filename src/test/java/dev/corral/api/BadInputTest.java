@@ -554,6 +554,29 @@ class BadInputTest {
                     "image/png",
                     com.google.protobuf.ByteString.copyFrom(
                         new byte[] {(byte) 0xff, (byte) 0xd8, (byte) 0xff, 0}))));
+    for (String url :
+        new String[] {"https://", "https://a b/x.png", "https://x/" + "a".repeat(9000)}) {
+      add(
+          cases,
+          "emit an image whose URL the model's API cannot fetch: "
+              + url.substring(0, Math.min(20, url.length())),
+          Status.Code.INVALID_ARGUMENT,
+          "event.user_message.content[0].image.url",
+          () ->
+              sessions.emitEvent(
+                  ok.toBuilder()
+                      .setEvent(
+                          Event.newBuilder()
+                              .setUserMessage(
+                                  UserMessage.newBuilder()
+                                      .addContent(
+                                          ContentBlock.newBuilder()
+                                              .setImage(
+                                                  dev.corral.proto.v1.ImageBlock.newBuilder()
+                                                      .setMediaType("image/png")
+                                                      .setUrl(url)))))
+                      .build()));
+    }
     add(
         cases,
         "emit a PNG whose header is damaged (the model's API cannot process it)",
@@ -982,7 +1005,14 @@ class BadInputTest {
           {"3000 levels", "{\"a\":".repeat(3_000) + "1" + "}".repeat(3_000)},
           {"1500 levels of arrays", "{\"a\":" + "[".repeat(1_500) + "]".repeat(1_500) + "}"},
           {"a 3000-digit number", "{\"maximum\":" + "9".repeat(3_000) + "}"},
-          {"a NUL escape", "{\"description\":\"a\\u0000b\"}"}
+          {"a NUL escape", "{\"description\":\"a\\u0000b\"}"},
+          {"an exponent out of range", "{\"type\":\"object\",\"maximum\":1e2147483648}"},
+          {"properties that are no object", "{\"type\":\"object\",\"properties\":5}"},
+          {"required that is no list of names", "{\"type\":\"object\",\"required\":[1]}"},
+          {
+            "70,000 characters",
+            "{\"type\":\"object\",\"description\":\"" + "d".repeat(70_000) + "\"}"
+          }
         }) {
       add(
           cases,

@@ -505,6 +505,58 @@ class SessionServiceTest {
     assertThat(resources(session.getId())).containsExactly(added);
   }
 
+  @Test
+  void aSessionTakesSixteenResourcesAndThenNoMore() {
+    // Given a session with 16 repositories
+    Session session =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(dev.corral.testing.Fixtures.createAgent(agents))
+                    .build())
+            .getSession();
+    for (int i = 0; i < 16; i++) {
+      sessions.addSessionResource(
+          dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+              .setSessionId(session.getId())
+              .setResource(repository("https://github.com/acme/r" + i, "repos/r" + i))
+              .build());
+    }
+
+    // When a 17th is added, or one whose mount path lies inside another's
+    var seventeenth =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                sessions.addSessionResource(
+                    dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setResource(repository("https://github.com/acme/more", "more"))
+                        .build()));
+    sessions.removeSessionResource(
+        dev.corral.proto.v1.RemoveSessionResourceRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setResourceId(resources(session.getId()).get(0).getId())
+            .build());
+    var inside =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                sessions.addSessionResource(
+                    dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setResource(repository("https://github.com/acme/in", "repos/r3/in"))
+                        .build()));
+
+    // Then the first is RESOURCE_EXHAUSTED, the second names the request's own field, and the
+    // session keeps what it had
+    assertThat(seventeenth.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+    assertThat(inside.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(inside.getStatus().getDescription())
+        .startsWith("resource.git_repository.mount_path");
+    assertThat(resources(session.getId())).hasSize(15);
+  }
+
   private List<dev.corral.proto.v1.SessionResource> resources(String sessionId) {
     return sessions
         .listSessionResources(

@@ -349,6 +349,26 @@ class ProjectionTest {
   }
 
   @Test
+  void aSchemasNumbersGoOutAsWritten() {
+    Agent agent =
+        AGENT.toBuilder()
+            .addTools(
+                Tool.newBuilder()
+                    .setCustom(
+                        dev.corral.proto.v1.CustomTool.newBuilder()
+                            .setName("measure")
+                            .setInputSchemaJson(
+                                "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\","
+                                    + "\"maximum\":1e999,\"multipleOf\":1.50}}}")))
+            .build();
+
+    String tools = Projection.tools(agent).toString();
+
+    // a double would make the maximum Infinity, which is no JSON number
+    assertThat(tools).contains("\"maximum\":1E+999").contains("\"multipleOf\":1.50");
+  }
+
+  @Test
   void onlyEnabledToolsAreOfferedAndTheLastCarriesACacheBreakpoint() {
     fold(NewEvent.of(Fixtures.userMessage("hi")));
 
