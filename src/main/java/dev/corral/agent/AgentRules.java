@@ -50,8 +50,25 @@ public final class AgentRules {
     tools(agent.getToolsList());
     mcpServers(agent);
     InputRules.metadata("metadata", agent.getMetadataMap());
+    if (agent.getSerializedSize() > MAX_AGENT_BYTES) {
+      // every model request of its sessions carries it, and every session keeps a copy: past
+      // this it fits no model's window anyway
+      throw new InvalidArgumentException(
+          agent.getToolsList().stream().mapToInt(Tool::getSerializedSize).sum()
+                  > agent.getSystem().length()
+              ? "tools"
+              : "system",
+          "makes the agent "
+              + agent.getSerializedSize()
+              + " bytes with everything else it holds; an agent is at most "
+              + MAX_AGENT_BYTES
+              + " bytes");
+    }
     return agent;
   }
+
+  /** The most bytes an agent's definition may take in all. */
+  public static final int MAX_AGENT_BYTES = 1 << 20;
 
   /** MCP servers an agent may declare. */
   public static final int MAX_MCP_SERVERS = 20;

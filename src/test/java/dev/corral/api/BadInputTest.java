@@ -1023,6 +1023,21 @@ class BadInputTest {
     }
     add(
         cases,
+        "agent whose tools make it larger than 1 MiB",
+        Status.Code.INVALID_ARGUMENT,
+        "tools",
+        () -> {
+          CreateAgentRequest.Builder big = ok.toBuilder();
+          for (int i = 0; i < 20; i++) {
+            big.addTools(
+                custom(
+                    "t" + i,
+                    "{\"type\":\"object\",\"description\":\"" + "d".repeat(60_000) + "\"}"));
+          }
+          agents.createAgent(big.build());
+        });
+    add(
+        cases,
         "agent name with NUL",
         Status.Code.INVALID_ARGUMENT,
         "name",

@@ -41,4 +41,26 @@ class PagingTest {
     assertThat(Paging.keyOf("t", full.nextPageToken(), key -> true)).isEqualTo("b");
     assertThat(last.nextPageToken()).isEmpty();
   }
+
+  @Test
+  void aPageOfLargeItemsStopsAtItsByteBudgetButHoldsAtLeastOne() {
+    // Given ten items of 300 KB each, and one of 2 MB
+    List<dev.corral.proto.v1.TextBlock> rows = new java.util.ArrayList<>();
+    for (int i = 0; i < 10; i++) {
+      rows.add(dev.corral.proto.v1.TextBlock.newBuilder().setText(i + "x".repeat(300_000)).build());
+    }
+    var huge = dev.corral.proto.v1.TextBlock.newBuilder().setText("h".repeat(2_000_000)).build();
+
+    // When pages of up to 20 are made of them
+    Page<dev.corral.proto.v1.TextBlock> page =
+        Page.of(rows, 20, block -> block.getText().substring(0, 1));
+    Page<dev.corral.proto.v1.TextBlock> alone =
+        Page.of(List.of(huge, rows.get(0)), 20, block -> "h");
+
+    // Then a page holds what fits its budget, and says where the next starts
+    assertThat(page.items()).hasSize(3);
+    assertThat(page.nextPageToken()).isEqualTo(Paging.token("2"));
+    assertThat(alone.items()).containsExactly(huge);
+    assertThat(alone.nextPageToken()).isNotEmpty();
+  }
 }
