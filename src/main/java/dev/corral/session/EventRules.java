@@ -155,22 +155,57 @@ final class EventRules {
       }
       case AGENT_MESSAGE ->
           content(field + ".agent_message.content", event.getAgentMessage().getContentList(), 1);
-      case AGENT_TOOL_USE ->
-          Json.requireObject(
-              field + ".agent_tool_use.input_json", event.getAgentToolUse().getInputJson());
-      case AGENT_CUSTOM_TOOL_USE ->
-          Json.requireObject(
-              field + ".agent_custom_tool_use.input_json",
-              event.getAgentCustomToolUse().getInputJson());
+      case AGENT_TOOL_USE -> {
+        var use = event.getAgentToolUse();
+        toolUse(field + ".agent_tool_use", use.getCallId(), use.getName(), TOOL_NAME);
+        Json.requireObject(field + ".agent_tool_use.input_json", use.getInputJson());
+      }
+      case AGENT_CUSTOM_TOOL_USE -> {
+        var use = event.getAgentCustomToolUse();
+        toolUse(field + ".agent_custom_tool_use", use.getCallId(), use.getName(), TOOL_NAME);
+        Json.requireObject(field + ".agent_custom_tool_use.input_json", use.getInputJson());
+      }
       case AGENT_TOOL_RESULT -> {
         IdKind.EVENT.require(
             field + ".agent_tool_result.tool_use_id", event.getAgentToolResult().getToolUseId());
         content(
             field + ".agent_tool_result.content", event.getAgentToolResult().getContentList(), 0);
       }
-      case AGENT_MCP_TOOL_USE ->
-          Json.requireObject(
-              field + ".agent_mcp_tool_use.input_json", event.getAgentMcpToolUse().getInputJson());
+      case AGENT_MCP_TOOL_USE -> {
+        var use = event.getAgentMcpToolUse();
+        String at = field + ".agent_mcp_tool_use";
+        toolUse(at, use.getCallId(), use.getName(), MCP_TOOL_NAME);
+        if (!MCP_SERVER_NAME.matcher(use.getMcpServerName()).matches()) {
+          throw new InvalidArgumentException(
+              at + ".mcp_server_name", "must be 1 to 32 characters of [A-Za-z0-9_-]");
+        }
+        Json.requireObject(at + ".input_json", use.getInputJson());
+      }
+      case AGENT_CONTEXT_COMPACTED -> {
+        var compacted = event.getAgentContextCompacted();
+        String at = field + ".agent_context_compacted";
+        if (compacted.getFromSeq() < 1) {
+          throw new InvalidArgumentException(at + ".from_seq", "must be at least 1");
+        }
+        if (compacted.getUpToSeq() < compacted.getFromSeq()) {
+          throw new InvalidArgumentException(at + ".up_to_seq", "must not be below from_seq");
+        }
+        if (compacted.getSummary().isBlank()) {
+          // it stands for the history in every later model request
+          throw new InvalidArgumentException(at + ".summary", "must not be empty or blank");
+        }
+        InputRules.length(at + ".summary", compacted.getSummary(), 1, MAX_SUMMARY);
+        tokens(at + ".pre_compaction_tokens", compacted.getPreCompactionTokens());
+        tokens(at + ".post_compaction_tokens", compacted.getPostCompactionTokens());
+      }
+      case SESSION_STATUS_IDLE -> {
+        var reason = event.getSessionStatusIdle().getStopReason().getType();
+        if (reason == dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_UNSPECIFIED
+            || reason == dev.corral.proto.v1.StopReasonType.UNRECOGNIZED) {
+          throw new InvalidArgumentException(
+              field + ".session_status_idle.stop_reason.type", "must be a known stop reason");
+        }
+      }
       case AGENT_MCP_TOOL_RESULT -> {
         IdKind.EVENT.require(
             field + ".agent_mcp_tool_result.mcp_tool_use_id",
@@ -191,6 +226,26 @@ final class EventRules {
       default -> {}
     }
   }
+
+  /** A tool call's id and name, as the model's API takes them back in later requests. */
+  private static void toolUse(String field, String callId, String name, Pattern names) {
+    if (!CALL_ID.matcher(callId).matches()) {
+      throw new InvalidArgumentException(
+          field + ".call_id", "must be 1 to 128 characters of [A-Za-z0-9_-]");
+    }
+    if (!names.matcher(name).matches()) {
+      throw new InvalidArgumentException(
+          field + ".name", "is not a tool name the model's API takes");
+    }
+  }
+
+  private static final Pattern CALL_ID = Pattern.compile("[A-Za-z0-9_-]{1,128}");
+  private static final Pattern TOOL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,128}");
+  private static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
+  private static final Pattern MCP_SERVER_NAME = Pattern.compile("[A-Za-z0-9_-]{1,32}");
+
+  /** The longest summary a compaction may record. */
+  static final int MAX_SUMMARY = 200_000;
 
   /**
    * One model request's token count: never negative (it would undo a session's usage and its

@@ -496,6 +496,63 @@ class BadInputTest {
                                       .setModelUsage(usage)))
                       .build()));
     }
+    // payloads a harness sends (with the session's lease epoch, which any member can read)
+    java.util.Map<String, Event> harnessEvents = new java.util.LinkedHashMap<>();
+    harnessEvents.put(
+        "event.agent_tool_use.call_id",
+        Event.newBuilder()
+            .setAgentToolUse(
+                dev.corral.proto.v1.AgentToolUse.newBuilder().setName("bash").setInputJson("{}"))
+            .build());
+    harnessEvents.put(
+        "event.agent_custom_tool_use.name",
+        Event.newBuilder()
+            .setAgentCustomToolUse(
+                dev.corral.proto.v1.AgentCustomToolUse.newBuilder()
+                    .setCallId("toolu_1")
+                    .setName("has spaces")
+                    .setInputJson("{}"))
+            .build());
+    harnessEvents.put(
+        "event.agent_mcp_tool_use.mcp_server_name",
+        Event.newBuilder()
+            .setAgentMcpToolUse(
+                dev.corral.proto.v1.AgentMcpToolUse.newBuilder()
+                    .setCallId("toolu_1")
+                    .setName("search")
+                    .setInputJson("{}"))
+            .build());
+    harnessEvents.put(
+        "event.agent_context_compacted.summary",
+        Event.newBuilder()
+            .setAgentContextCompacted(
+                dev.corral.proto.v1.AgentContextCompacted.newBuilder()
+                    .setFromSeq(1)
+                    .setUpToSeq(2)
+                    .setSummary(" \n"))
+            .build());
+    harnessEvents.put(
+        "event.agent_context_compacted.up_to_seq",
+        Event.newBuilder()
+            .setAgentContextCompacted(
+                dev.corral.proto.v1.AgentContextCompacted.newBuilder()
+                    .setFromSeq(5)
+                    .setUpToSeq(2)
+                    .setSummary("a summary"))
+            .build());
+    harnessEvents.put(
+        "event.session_status_idle.stop_reason.type",
+        Event.newBuilder()
+            .setSessionStatusIdle(dev.corral.proto.v1.SessionStatusIdle.getDefaultInstance())
+            .build());
+    harnessEvents.forEach(
+        (field, event) ->
+            add(
+                cases,
+                "emit a harness event with a bad " + field,
+                Status.Code.INVALID_ARGUMENT,
+                field,
+                () -> sessions.emitEvent(ok.toBuilder().setLeaseEpoch(3).setEvent(event).build())));
     add(
         cases,
         "emit with negative lease epoch",
