@@ -52,7 +52,9 @@ final class McpNames {
 
   private static boolean takesAnObject(OfferedTools.Tool tool) {
     try {
-      return "object".equals(JSON.readTree(tool.inputSchemaJson()).path("type").asText());
+      var type = JSON.readTree(tool.inputSchemaJson()).path("type");
+      // a schema without a type is taken as an object's (corral says so when it sends it)
+      return type.isMissingNode() || "object".equals(type.asText());
     } catch (java.io.IOException | RuntimeException e) {
       return false;
     }

@@ -292,11 +292,15 @@ final class Projection {
     for (OfferedTools.Tool tool : McpNames.enabled(agent, mcp)) {
       String name = McpNames.modelName(tool.server(), tool.name());
       if (names.add(name)) { // never two tools of one name: the API refuses that
+        JsonNode schema = parse(tool.inputSchemaJson());
+        if (schema instanceof ObjectNode object && !object.has("type")) {
+          object.put("type", "object");
+        }
         tools
             .addObject()
             .put("name", name)
             .put("description", tool.description())
-            .set("input_schema", parse(tool.inputSchemaJson()));
+            .set("input_schema", schema);
       }
     }
     return tools;
