@@ -40,7 +40,7 @@ public final class AgentRules {
 
   /** Checks the definition fields of {@code agent}; field names are those of the create request. */
   static Agent check(Agent agent) {
-    InputRules.length("name", agent.getName(), 1, MAX_NAME);
+    InputRules.name("name", agent.getName(), 1, MAX_NAME);
     InputRules.length("description", agent.getDescription(), 0, MAX_DESCRIPTION);
     InputRules.length("model", agent.getModel(), 1, MAX_MODEL);
     if (!MODEL.matcher(agent.getModel()).matches()) {

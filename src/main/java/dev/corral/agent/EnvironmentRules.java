@@ -81,7 +81,7 @@ public final class EnvironmentRules {
 
   /** Checks the definition fields of {@code environment}; field names are those of the requests. */
   static Environment check(Environment environment) {
-    InputRules.length("name", environment.getName(), 1, AgentRules.MAX_NAME);
+    InputRules.name("name", environment.getName(), 1, AgentRules.MAX_NAME);
     InputRules.length("description", environment.getDescription(), 0, AgentRules.MAX_DESCRIPTION);
     if (environment.getDriver() == SandboxDriver.UNRECOGNIZED) {
       throw new InvalidArgumentException("driver", "is not a known sandbox driver");

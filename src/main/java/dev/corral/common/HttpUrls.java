@@ -43,6 +43,9 @@ public final class HttpUrls {
       throw new InvalidArgumentException(field, "must not have a fragment");
     }
     int port = uri.getPort();
+    if (port == 0 || port > 65_535) {
+      throw new InvalidArgumentException(field, "has port " + port + "; a port is 1 to 65535");
+    }
     if ((scheme.equals("http") && port == 80) || (scheme.equals("https") && port == 443)) {
       port = -1;
     }

@@ -33,6 +33,18 @@ public final class InputRules {
   }
 
   /**
+   * Checks a name shown in lists and logs: {@link #length} and no control characters (a newline in
+   * a name forges lines of whatever prints it).
+   */
+  public static String name(String field, String value, int min, int max) {
+    length(field, value, min, max);
+    if (value.chars().anyMatch(Character::isISOControl)) {
+      throw new InvalidArgumentException(field, "must not contain control characters");
+    }
+    return value;
+  }
+
+  /**
    * Checks the limits of a metadata map: pair count, key and value lengths, no control characters.
    */
   public static Map<String, String> metadata(String field, Map<String, String> metadata) {

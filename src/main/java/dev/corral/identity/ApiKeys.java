@@ -3,7 +3,6 @@ package dev.corral.identity;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.IdKind;
 import dev.corral.common.InputRules;
-import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.PermissionDeniedException;
@@ -107,11 +106,7 @@ public class ApiKeys {
   }
 
   private static String checkName(String name) {
-    InputRules.length("name", name, 1, MAX_NAME);
-    if (name.chars().anyMatch(Character::isISOControl)) {
-      throw new InvalidArgumentException("name", "must not contain control characters");
-    }
-    return name;
+    return InputRules.name("name", name, 1, MAX_NAME);
   }
 
   private static Role checkRole(Principal caller, dev.corral.proto.v1.Role requested) {

@@ -2,6 +2,7 @@ package dev.corral.session;
 
 import dev.corral.common.HttpUrls;
 import dev.corral.common.IdKind;
+import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.GitRepository;
 import dev.corral.proto.v1.SessionResource;
@@ -13,6 +14,9 @@ import java.util.regex.Pattern;
 final class ResourceRules {
 
   static final int MAX_RESOURCES = 16;
+
+  /** The longest mount path (under /workspace, well within a path's 4096 bytes). */
+  static final int MAX_MOUNT_PATH = 1_024;
 
   /** A ref git accepts and a shell cannot read as an option or an expansion. */
   private static final Pattern REF = Pattern.compile("(?!-)(?!.*\\.\\.)[A-Za-z0-9._/-]{1,255}");
@@ -39,6 +43,7 @@ final class ResourceRules {
           "must be a branch, tag or commit of [A-Za-z0-9._/-] (no .., not starting with -)");
     }
     String mount = repository.getMountPath().isEmpty() ? nameOf(url) : repository.getMountPath();
+    InputRules.length(at + ".mount_path", mount, 1, MAX_MOUNT_PATH);
     for (String segment : mount.split("/", -1)) {
       if (!SEGMENT.matcher(segment).matches()) {
         throw new InvalidArgumentException(

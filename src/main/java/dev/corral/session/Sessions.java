@@ -321,7 +321,7 @@ public class Sessions {
     if (request.agentVersion() < 0) {
       throw new InvalidArgumentException("agent_version", "must not be negative");
     }
-    InputRules.length("title", request.title(), 0, MAX_TITLE);
+    InputRules.name("title", request.title(), 0, MAX_TITLE);
     InputRules.metadata("metadata", request.metadata());
     if (request.budget().getMaxTokens() < 0) {
       throw new InvalidArgumentException("budget.max_tokens", "must not be negative");

@@ -37,7 +37,7 @@ public class Vaults implements VaultDirectory {
     return Uni.createFrom()
         .item(
             () -> {
-              InputRules.length("display_name", displayName, 1, 256);
+              InputRules.name("display_name", displayName, 1, 256);
               InputRules.metadata("metadata", metadata);
               return Vault.newBuilder()
                   .setId(IdKind.VAULT.next())
@@ -78,7 +78,7 @@ public class Vaults implements VaultDirectory {
     return Uni.createFrom()
         .item(
             () -> {
-              displayName.ifPresent(name -> InputRules.length("display_name", name, 1, 256));
+              displayName.ifPresent(name -> InputRules.name("display_name", name, 1, 256));
               metadata.ifPresent(entries -> InputRules.metadata("metadata", entries));
               return IdKind.VAULT.require("vault_id", vaultId);
             })

@@ -885,6 +885,14 @@ class BadInputTest {
         dev.corral.proto.v1.GitRepository.newBuilder().setUrl("https://github.com/acme/app.git");
     add(
         cases,
+        "repository mounted at a path of 2,000 characters",
+        Status.Code.INVALID_ARGUMENT,
+        "resource.git_repository.mount_path",
+        add.apply(
+            good.clone()
+                .setMountPath(String.join("/", java.util.Collections.nCopies(400, "abcd")))));
+    add(
+        cases,
         "repository without url",
         Status.Code.INVALID_ARGUMENT,
         "resource.git_repository.url",
@@ -895,7 +903,8 @@ class BadInputTest {
             "file:///etc",
             "https://user:token@github.com/acme/app.git",
             "ssh://github.com/acme/app.git",
-            "https:///nohost")) {
+            "https:///nohost",
+            "https://github.com:99999/acme/app.git")) {
       add(
           cases,
           "repository url " + url,
@@ -1093,6 +1102,12 @@ class BadInputTest {
           }
           agents.createAgent(big.build());
         });
+    add(
+        cases,
+        "agent name with a newline (it would forge log lines)",
+        Status.Code.INVALID_ARGUMENT,
+        "name",
+        () -> agents.createAgent(ok.toBuilder().setName("a\nINFO forged").build()));
     add(
         cases,
         "agent name with NUL",
