@@ -86,7 +86,8 @@ public class Environments {
                                 + ", not the expected "
                                 + expectedVersion);
                       }
-                      return EnvironmentRules.check(change.apply(current));
+                      // an update reads back as a create of the same fields would
+                      return EnvironmentRules.check(withDefaults(change.apply(current)));
                     }));
   }
 

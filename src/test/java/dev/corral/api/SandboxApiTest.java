@@ -61,6 +61,28 @@ class SandboxApiTest {
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
   @Test
+  void networkingUpdatedWithoutAModeReadsBackAsACreateWouldGiveIt() {
+    Environment environment =
+        environments
+            .createEnvironment(CreateEnvironmentRequest.newBuilder().setName("modeless").build())
+            .getEnvironment();
+
+    Environment updated =
+        environments
+            .updateEnvironment(
+                UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(environment.getId())
+                    .setNetworking(dev.corral.proto.v1.Networking.getDefaultInstance())
+                    .build())
+            .getEnvironment();
+
+    assertThat(environment.getNetworking().getMode())
+        .isEqualTo(dev.corral.proto.v1.NetworkMode.NETWORK_MODE_NONE);
+    assertThat(updated.getNetworking().getMode())
+        .isEqualTo(dev.corral.proto.v1.NetworkMode.NETWORK_MODE_NONE);
+  }
+
+  @Test
   void concurrentEnvironmentUpdatesEachMakeTheirOwnVersionAndOneExpectedVersionHasOneWinner()
       throws Exception {
     // Given
