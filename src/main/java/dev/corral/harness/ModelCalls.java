@@ -55,6 +55,16 @@ final class ModelCalls {
   private Duration retryAfter;
   private boolean stopped;
 
+  /**
+   * How far the API's count of a request's tokens ran above corral's estimate, learnt from a
+   * request it refused as too long (text that is not English or code has fewer bytes per token):
+   * every later estimate of this run is scaled by it, so that the next attempt compacts or cuts.
+   */
+  private double estimateScale = 1;
+
+  /** corral's estimate of the last request sent, unscaled. */
+  private long lastEstimate;
+
   ModelCalls(
       String sessionId,
       AnthropicMessages model,
@@ -154,13 +164,16 @@ final class ModelCalls {
     byte[] request = AnthropicMessages.serialize(turn);
     long window = model.config().contextWindowOf(now.session().getAgent().getModel());
     long limit = (long) (window * model.config().compactAt());
-    long tokens = Math.max(ContextBudget.estimate(request.length, turn), now.lastContextTokens());
+    lastEstimate = ContextBudget.estimate(request.length, turn);
+    long tokens = Math.max((long) (lastEstimate * estimateScale), now.lastContextTokens());
     if (tokens <= limit) {
       return request;
     }
     // Too large for the window: the older history becomes a summary first.
     List<Event> context = now.context();
-    var cut = ContextBudget.cut(context, (long) (window * ContextBudget.KEEP_SHARE));
+    long keep = (long) (window * ContextBudget.KEEP_SHARE / estimateScale);
+    var cut = ContextBudget.cut(context, keep);
+    long unscaledLimit = (long) (limit / estimateScale);
     if (cut.isPresent()) {
       long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();
       long upTo =
@@ -169,12 +182,29 @@ final class ModelCalls {
           new Compacting(from, upTo, tokens, context.subList(cut.getAsInt(), context.size()));
       ObjectNode compaction =
           Projection.compactionRequest(now, call.offered, cut.getAsInt(), maxTokens, thinking);
-      Projection.fit(compaction, context.subList(0, cut.getAsInt()), limit);
+      Projection.fit(compaction, context.subList(0, cut.getAsInt()), unscaledLimit);
+      lastEstimate = ContextBudget.estimate(compaction);
       return AnthropicMessages.serialize(compaction);
     }
     // One turn alone is too large (its tool results, say): its largest results are cut shorter
-    return Projection.fit(turn, context, limit) ? AnthropicMessages.serialize(turn) : request;
+    if (!Projection.fit(turn, context, unscaledLimit)) {
+      return request;
+    }
+    lastEstimate = ContextBudget.estimate(turn);
+    return AnthropicMessages.serialize(turn);
   }
+
+  /** Learns from a request the API refused as too long how far corral's estimate was short. */
+  private void learnFrom(ModelException error) {
+    if (!error.promptTooLong() || lastEstimate <= 0) {
+      return;
+    }
+    double seen = error.promptTokens().map(tokens -> 1.05 * tokens / lastEstimate).orElse(0.0);
+    estimateScale = Math.min(MAX_ESTIMATE_SCALE, Math.max(estimateScale * 1.25, seen));
+  }
+
+  /** The most the estimate is scaled by: a token per byte. */
+  private static final double MAX_ESTIMATE_SCALE = ContextBudget.BYTES_PER_TOKEN;
 
   /** Stops the call under way, if any; nothing it produced is appended. */
   void cancel() {
@@ -381,6 +411,7 @@ final class ModelCalls {
             : new ModelException(
                 0, "unknown_error", String.valueOf(failure.getMessage()), true, null);
     measured(call, error.errorType(), null);
+    learnFrom(error);
     int attempt = state.get().failuresSinceInput() + 1;
     boolean last = !error.retryable() || attempt > model.config().maxRetries();
     retryAfter = error.retryAfter().orElse(null);

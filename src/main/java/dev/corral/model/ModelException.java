@@ -28,8 +28,34 @@ public class ModelException extends RuntimeException {
   /** An HTTP error answer of the API. */
   static ModelException fromStatus(
       int status, String errorType, String message, Duration retryAfter) {
-    boolean retryable = status == 408 || status == 409 || status == 429 || status >= 500;
+    boolean retryable =
+        status == 408
+            || status == 409
+            || status == 429
+            || status >= 500
+            // the request can be made smaller: the harness compacts or cuts it on the next try
+            || (status == 400 && promptTooLong(message));
     return new ModelException(status, errorType, message, retryable, retryAfter);
+  }
+
+  private static final java.util.regex.Pattern PROMPT_TOO_LONG =
+      java.util.regex.Pattern.compile("prompt is too long(?:: (\\d{1,12}) tokens)?");
+
+  private static boolean promptTooLong(String message) {
+    return message != null && PROMPT_TOO_LONG.matcher(message).find();
+  }
+
+  /** Whether the API refused the request as larger than the model's window. */
+  public boolean promptTooLong() {
+    return status == 400 && promptTooLong(getMessage());
+  }
+
+  /** The tokens the API counted in a request it refused as too long, if it said. */
+  public Optional<Long> promptTokens() {
+    var matcher = PROMPT_TOO_LONG.matcher(String.valueOf(getMessage()));
+    return matcher.find() && matcher.group(1) != null
+        ? Optional.of(Long.parseLong(matcher.group(1)))
+        : Optional.empty();
   }
 
   /** An {@code error} event in the middle of a stream. */

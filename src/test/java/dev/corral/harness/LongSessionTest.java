@@ -238,6 +238,51 @@ class LongSessionTest {
   }
 
   @Test
+  void aPromptTheApiCountsAsTooLongIsCompactedOnTheNextTry() {
+    // Given a session of three turns on the 8,000-token model, well under its window by corral's
+    // count
+    String agent =
+        agents
+            .createAgent(
+                CreateAgentRequest.newBuilder().setName("dense").setModel("claude-small").build())
+            .getAgent()
+            .getId();
+    Session session =
+        sessions
+            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build())
+            .getSession();
+    for (int turn = 1; turn <= 4; turn++) {
+      if (turn == 4) {
+        // When the API counts the next request as larger than the window (a denser tokenizer)
+        model.enqueue(
+            Reply.status(
+                400, "invalid_request_error", "prompt is too long: 9000 tokens > 8000 maximum"));
+      }
+      sessions.emitEvent(
+          Fixtures.emit(session.getId(), "part " + turn + ": " + "a dense detail. ".repeat(120)));
+      int answered = turn;
+      await()
+          .atMost(Duration.ofSeconds(20))
+          .until(
+              () ->
+                  log(sessions, session.getId()).stream()
+                              .filter(e -> e.getType().equals("agent.message"))
+                              .count()
+                          == answered
+                      && SessionLogs.get(sessions, session.getId()).getStatus()
+                          == SessionStatus.SESSION_STATUS_IDLE);
+    }
+
+    // Then the next try compacted the older turns and the turn was answered
+    List<Event> events = log(sessions, session.getId());
+    assertThat(events.stream().filter(Event::hasAgentContextCompacted)).hasSize(1);
+    assertThat(events.stream().filter(e -> e.getType().equals("session.error"))).hasSize(1);
+    assertThat(SessionLogs.get(sessions, session.getId()).getStopReason().getType())
+        .isEqualTo(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(model.violations()).isEmpty();
+  }
+
+  @Test
   void aHarnessKilledDuringACompactionResumesWithOneSummary() {
     // Given a long history, and a harness that started to compact it and died
     dev.corral.proto.v1.Agent agent =
