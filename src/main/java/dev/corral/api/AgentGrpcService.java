@@ -1,6 +1,7 @@
 package dev.corral.api;
 
 import dev.corral.agent.Agents;
+import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.ArchiveAgentRequest;
 import dev.corral.proto.v1.ArchiveAgentResponse;
@@ -78,7 +79,36 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
     return agents
         .update(
             Caller.current().tenant(), request.getAgentId(), request.getExpectedVersion(), changes)
+        .onFailure(InvalidArgumentException.class)
+        .transform(
+            failure -> {
+              var invalid = (InvalidArgumentException) failure;
+              return new InvalidArgumentException(
+                  updateField(invalid.field()),
+                  invalid.getMessage().substring(invalid.field().length() + 2));
+            })
         .map(agent -> UpdateAgentResponse.newBuilder().setAgent(agent).build());
+  }
+
+  /**
+   * The field of an UpdateAgentRequest that holds what {@code field} of an agent names: its lists
+   * and map are wrapped there ({@code tools.tools[0]}, {@code metadata.entries}).
+   */
+  private static String updateField(String field) {
+    for (String[] wrapped :
+        new String[][] {
+          {"tools", "tools.tools"},
+          {"mcp_servers", "mcp_servers.mcp_servers"},
+          {"metadata", "metadata.entries"}
+        }) {
+      if (field.equals(wrapped[0])
+          || field.startsWith(wrapped[0] + "[")
+          || field.startsWith(wrapped[0] + " ")
+          || field.startsWith(wrapped[0] + ".")) {
+        return wrapped[1] + field.substring(wrapped[0].length());
+      }
+    }
+    return field;
   }
 
   @Override

@@ -1238,6 +1238,32 @@ class BadInputTest {
                 UpdateAgentRequest.newBuilder().setAgentId(agentId).setName("").build()));
     add(
         cases,
+        "update to a tool with a bad name (named as the update request holds it)",
+        Status.Code.INVALID_ARGUMENT,
+        "tools.tools[0].custom.name",
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setTools(
+                        dev.corral.proto.v1.ToolList.newBuilder()
+                            .addTools(custom("bad name", "{\"type\":\"object\"}")))
+                    .build()));
+    add(
+        cases,
+        "update to metadata with 17 pairs",
+        Status.Code.INVALID_ARGUMENT,
+        "metadata.entries",
+        () -> {
+          var metadata = dev.corral.proto.v1.Metadata.newBuilder();
+          for (int i = 0; i < 17; i++) {
+            metadata.putEntries("k" + i, "v");
+          }
+          agents.updateAgent(
+              UpdateAgentRequest.newBuilder().setAgentId(agentId).setMetadata(metadata).build());
+        });
+    add(
+        cases,
         "update unknown",
         Status.Code.NOT_FOUND,
         UNKNOWN_AGENT,
