@@ -33,7 +33,9 @@ public final class AgentRules {
   public static final List<String> BUILT_IN_TOOLS =
       List.of("bash", "read", "write", "edit", "glob", "grep");
 
-  private static final Pattern CUSTOM_TOOL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,128}");
+  /** Names of built-in and custom tools, as the model's API takes them. */
+  public static final Pattern CUSTOM_TOOL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,128}");
+
   private static final Pattern MODEL = Pattern.compile("[A-Za-z0-9._:/@-]+");
 
   private AgentRules() {}
@@ -74,9 +76,9 @@ public final class AgentRules {
   public static final int MAX_MCP_SERVERS = 20;
 
   /** Names of MCP servers: the model sees their tools as mcp__<server>__<tool>. */
-  private static final Pattern MCP_SERVER_NAME = Pattern.compile("(?!.*__)[A-Za-z0-9_-]{1,32}");
+  public static final Pattern MCP_SERVER_NAME = Pattern.compile("(?!.*__)[A-Za-z0-9_-]{1,32}");
 
-  private static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
+  public static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
 
   /** The prefix of the names under which MCP tools are offered to the model. */
   public static final String MCP_PREFIX = "mcp__";

@@ -83,9 +83,7 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
         .transform(
             failure -> {
               var invalid = (InvalidArgumentException) failure;
-              return new InvalidArgumentException(
-                  updateField(invalid.field()),
-                  invalid.getMessage().substring(invalid.field().length() + 2));
+              return new InvalidArgumentException(updateField(invalid.field()), invalid.problem());
             })
         .map(agent -> UpdateAgentResponse.newBuilder().setAgent(agent).build());
   }

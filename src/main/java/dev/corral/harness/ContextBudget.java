@@ -91,11 +91,11 @@ final class ContextBudget {
     boolean previousIsModels = false;
     for (int k = 1; k < size; k++) {
       maxSeqBefore = Math.max(maxSeqBefore, context.get(k - 1).getSeq());
-      if (bytesFrom[k - 1] > bytesFrom[k] || !isModels(context.get(k - 1))) {
+      if (bytesFrom[k - 1] > bytesFrom[k]) { // the event before projects to something
         previousIsModels = isModels(context.get(k - 1));
       }
-      boolean projects = bytesFrom[k] > bytesFrom[k + 1];
-      boolean turnStarts = isModels(context.get(k)) && projects && !previousIsModels;
+      boolean turnStarts =
+          isModels(context.get(k)) && bytesFrom[k] > bytesFrom[k + 1] && !previousIsModels;
       if (!turnStarts || maxSeqBefore >= minSeqFrom[k]) {
         continue;
       }

@@ -183,15 +183,17 @@ final class ModelCalls {
       ObjectNode compaction =
           Projection.compactionRequest(now, call.offered, cut.getAsInt(), maxTokens, thinking);
       Projection.fit(compaction, context.subList(0, cut.getAsInt()), unscaledLimit);
-      lastEstimate = ContextBudget.estimate(compaction);
-      return AnthropicMessages.serialize(compaction);
+      return estimated(compaction);
     }
     // One turn alone is too large (its tool results, say): its largest results are cut shorter
-    if (!Projection.fit(turn, context, unscaledLimit)) {
-      return request;
-    }
-    lastEstimate = ContextBudget.estimate(turn);
-    return AnthropicMessages.serialize(turn);
+    return Projection.fit(turn, context, unscaledLimit) ? estimated(turn) : request;
+  }
+
+  /** {@code request} serialized, its estimate kept as the last request's. */
+  private byte[] estimated(ObjectNode request) {
+    byte[] body = AnthropicMessages.serialize(request);
+    lastEstimate = ContextBudget.estimate(body.length, request);
+    return body;
   }
 
   /** Learns from a request the API refused as too long how far corral's estimate was short. */

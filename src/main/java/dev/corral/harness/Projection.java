@@ -287,21 +287,17 @@ final class Projection {
    */
   static ArrayNode tools(Agent agent, List<OfferedTools.Tool> mcp) {
     ArrayNode tools = ownTools(agent);
-    java.util.Set<String> names = new java.util.HashSet<>();
-    tools.forEach(tool -> names.add(tool.path("name").asText()));
+    // enabled() offers each model name once; no agent's own tool is named mcp__ (AgentRules)
     for (OfferedTools.Tool tool : McpNames.enabled(agent, mcp)) {
-      String name = McpNames.modelName(tool.server(), tool.name());
-      if (names.add(name)) { // never two tools of one name: the API refuses that
-        JsonNode schema = parse(tool.inputSchemaJson());
-        if (schema instanceof ObjectNode object && !object.has("type")) {
-          object.put("type", "object");
-        }
-        tools
-            .addObject()
-            .put("name", name)
-            .put("description", tool.description())
-            .set("input_schema", schema);
+      JsonNode schema = parse(tool.inputSchemaJson());
+      if (schema instanceof ObjectNode object && !object.has("type")) {
+        object.put("type", "object");
       }
+      tools
+          .addObject()
+          .put("name", McpNames.modelName(tool.server(), tool.name()))
+          .put("description", tool.description())
+          .set("input_schema", schema);
     }
     return tools;
   }
@@ -577,8 +573,16 @@ final class Projection {
     for (Event event : events) {
       String useId =
           switch (event.getPayloadCase()) {
-            case AGENT_TOOL_USE, AGENT_CUSTOM_TOOL_USE, AGENT_MCP_TOOL_USE -> {
-              assistantBlocks(event, callIds);
+            case AGENT_TOOL_USE -> {
+              callIds.put(event.getId(), event.getAgentToolUse().getCallId());
+              yield null;
+            }
+            case AGENT_CUSTOM_TOOL_USE -> {
+              callIds.put(event.getId(), event.getAgentCustomToolUse().getCallId());
+              yield null;
+            }
+            case AGENT_MCP_TOOL_USE -> {
+              callIds.put(event.getId(), event.getAgentMcpToolUse().getCallId());
               yield null;
             }
             case AGENT_TOOL_RESULT -> event.getAgentToolResult().getToolUseId();

@@ -1,5 +1,6 @@
 package dev.corral.session;
 
+import dev.corral.agent.AgentRules;
 import dev.corral.common.IdKind;
 import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
@@ -157,12 +158,17 @@ final class EventRules {
           content(field + ".agent_message.content", event.getAgentMessage().getContentList(), 1);
       case AGENT_TOOL_USE -> {
         var use = event.getAgentToolUse();
-        toolUse(field + ".agent_tool_use", use.getCallId(), use.getName(), TOOL_NAME);
+        toolUse(
+            field + ".agent_tool_use", use.getCallId(), use.getName(), AgentRules.CUSTOM_TOOL_NAME);
         Json.requireObject(field + ".agent_tool_use.input_json", use.getInputJson());
       }
       case AGENT_CUSTOM_TOOL_USE -> {
         var use = event.getAgentCustomToolUse();
-        toolUse(field + ".agent_custom_tool_use", use.getCallId(), use.getName(), TOOL_NAME);
+        toolUse(
+            field + ".agent_custom_tool_use",
+            use.getCallId(),
+            use.getName(),
+            AgentRules.CUSTOM_TOOL_NAME);
         Json.requireObject(field + ".agent_custom_tool_use.input_json", use.getInputJson());
       }
       case AGENT_TOOL_RESULT -> {
@@ -174,10 +180,10 @@ final class EventRules {
       case AGENT_MCP_TOOL_USE -> {
         var use = event.getAgentMcpToolUse();
         String at = field + ".agent_mcp_tool_use";
-        toolUse(at, use.getCallId(), use.getName(), MCP_TOOL_NAME);
-        if (!MCP_SERVER_NAME.matcher(use.getMcpServerName()).matches()) {
+        toolUse(at, use.getCallId(), use.getName(), AgentRules.MCP_TOOL_NAME);
+        if (!AgentRules.MCP_SERVER_NAME.matcher(use.getMcpServerName()).matches()) {
           throw new InvalidArgumentException(
-              at + ".mcp_server_name", "must be 1 to 32 characters of [A-Za-z0-9_-]");
+              at + ".mcp_server_name", "is not the name of an MCP server an agent may declare");
         }
         Json.requireObject(at + ".input_json", use.getInputJson());
       }
@@ -240,9 +246,6 @@ final class EventRules {
   }
 
   private static final Pattern CALL_ID = Pattern.compile("[A-Za-z0-9_-]{1,128}");
-  private static final Pattern TOOL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,128}");
-  private static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
-  private static final Pattern MCP_SERVER_NAME = Pattern.compile("[A-Za-z0-9_-]{1,32}");
 
   /** The longest summary a compaction may record. */
   static final int MAX_SUMMARY = 200_000;

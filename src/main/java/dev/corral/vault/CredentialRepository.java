@@ -3,7 +3,6 @@ package dev.corral.vault;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.ProtoTime;
-import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
 import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.Credential;
@@ -19,6 +18,7 @@ import java.time.OffsetDateTime;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.Function;
 
 /** Credentials in PostgreSQL: their public part, and their secrets only sealed. */
@@ -108,7 +108,12 @@ public class CredentialRepository {
   /** A credential row: its public record and its sealed secret. */
   record Stored(Credential credential, Envelope.Box box) {}
 
-  Uni<Credential> insert(Tenant tenant, String id, String kind, Credential info, Envelope.Box box) {
+  /**
+   * Inserts the credential; empty if the tenant holds {@link #MAX_PER_TENANT} already, or its vault
+   * is gone or archived.
+   */
+  Uni<Optional<Credential>> insert(
+      Tenant tenant, String id, String kind, Credential info, Envelope.Box box) {
     return TenantLimits.insert(
             pool,
             "credentials",
@@ -128,44 +133,12 @@ public class CredentialRepository {
                                 Buffer.buffer(info.toByteArray()),
                                 MAX_PER_TENANT,
                                 info.getVaultId().isEmpty() ? null : info.getVaultId()))))
-        .flatMap(
+        .map(
             rows ->
-                rows.size() > 0
-                    ? Uni.createFrom().item(fromRow(rows.iterator().next()))
-                    : refusal(tenant, info.getVaultId()));
+                rows.size() == 0
+                    ? Optional.<Credential>empty()
+                    : Optional.of(fromRow(rows.iterator().next())));
   }
-
-  /** Why an insert of a credential into {@code vaultId} (or none) inserted nothing. */
-  private Uni<Credential> refusal(Tenant tenant, String vaultId) {
-    Uni<Void> vaultUsable =
-        vaultId.isEmpty()
-            ? Uni.createFrom().voidItem()
-            : pool.preparedQuery(VAULT_ARCHIVED)
-                .execute(Tuple.of(vaultId, tenant.id()))
-                .invoke(
-                    rows -> {
-                      if (rows.size() == 0) {
-                        throw new NotFoundException("vault", vaultId);
-                      }
-                      if (rows.iterator().next().getBoolean(0)) {
-                        throw new dev.corral.common.FailedPreconditionException(
-                            "vault " + vaultId + " is archived; it takes no new credentials");
-                      }
-                    })
-                .replaceWithVoid();
-    return vaultUsable.map(
-        usable -> {
-          throw new ResourceExhaustedException(
-              "tenant "
-                  + tenant.id()
-                  + " holds "
-                  + MAX_PER_TENANT
-                  + " credentials, the most it may; delete one first");
-        });
-  }
-
-  static final String VAULT_ARCHIVED =
-      "SELECT archived_at IS NOT NULL FROM vaults WHERE id = $1 AND tenant_id = $2";
 
   Uni<Stored> find(Tenant tenant, String id) {
     return find(pool, SELECT, tenant, id);

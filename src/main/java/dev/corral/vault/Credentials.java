@@ -8,6 +8,7 @@ import dev.corral.common.NotFoundException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.BasicAuthInfo;
 import dev.corral.proto.v1.CreateCredentialRequest;
@@ -95,7 +96,22 @@ public class Credentials {
         .flatMap(
             pending ->
                 repository.insert(
-                    tenant, pending.id(), pending.kind(), pending.info(), pending.box()));
+                    tenant, pending.id(), pending.kind(), pending.info(), pending.box()))
+        .flatMap(
+            inserted ->
+                inserted.isPresent()
+                    ? Uni.createFrom().item(inserted.get())
+                    // its vault went meanwhile, or the tenant is at its limit
+                    : requireUsableVault(tenant, request.getVaultId())
+                        .map(
+                            usable -> {
+                              throw new ResourceExhaustedException(
+                                  "tenant "
+                                      + tenant.id()
+                                      + " holds "
+                                      + CredentialRepository.MAX_PER_TENANT
+                                      + " credentials, the most it may; delete one first");
+                            }));
   }
 
   private Uni<Void> requireUsableVault(Tenant tenant, String vaultId) {

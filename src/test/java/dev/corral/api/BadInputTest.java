@@ -82,17 +82,15 @@ class BadInputTest {
   /** {@code emit} with a user message of one image. */
   private static EmitEventRequest withImage(
       EmitEventRequest emit, String mediaType, com.google.protobuf.ByteString data) {
+    return withImage(emit, ImageBlock.newBuilder().setMediaType(mediaType).setData(data));
+  }
+
+  private static EmitEventRequest withImage(EmitEventRequest emit, ImageBlock.Builder image) {
     return emit.toBuilder()
         .setEvent(
             Event.newBuilder()
                 .setUserMessage(
-                    UserMessage.newBuilder()
-                        .addContent(
-                            ContentBlock.newBuilder()
-                                .setImage(
-                                    ImageBlock.newBuilder()
-                                        .setMediaType(mediaType)
-                                        .setData(data)))))
+                    UserMessage.newBuilder().addContent(ContentBlock.newBuilder().setImage(image))))
         .build();
   }
 
@@ -621,18 +619,7 @@ class BadInputTest {
           "event.user_message.content[0].image.url",
           () ->
               sessions.emitEvent(
-                  ok.toBuilder()
-                      .setEvent(
-                          Event.newBuilder()
-                              .setUserMessage(
-                                  UserMessage.newBuilder()
-                                      .addContent(
-                                          ContentBlock.newBuilder()
-                                              .setImage(
-                                                  dev.corral.proto.v1.ImageBlock.newBuilder()
-                                                      .setMediaType("image/png")
-                                                      .setUrl(url)))))
-                      .build()));
+                  withImage(ok, ImageBlock.newBuilder().setMediaType("image/png").setUrl(url))));
     }
     add(
         cases,

@@ -516,23 +516,14 @@ class SessionServiceTest {
                     .build())
             .getSession();
     for (int i = 0; i < 16; i++) {
-      sessions.addSessionResource(
-          dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
-              .setSessionId(session.getId())
-              .setResource(repository("https://github.com/acme/r" + i, "repos/r" + i))
-              .build());
+      addRepository(session.getId(), "https://github.com/acme/r" + i, "repos/r" + i);
     }
 
     // When a 17th is added, or one whose mount path lies inside another's
     var seventeenth =
         org.assertj.core.api.Assertions.catchThrowableOfType(
             StatusRuntimeException.class,
-            () ->
-                sessions.addSessionResource(
-                    dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
-                        .setSessionId(session.getId())
-                        .setResource(repository("https://github.com/acme/more", "more"))
-                        .build()));
+            () -> addRepository(session.getId(), "https://github.com/acme/more", "more"));
     sessions.removeSessionResource(
         dev.corral.proto.v1.RemoveSessionResourceRequest.newBuilder()
             .setSessionId(session.getId())
@@ -541,12 +532,7 @@ class SessionServiceTest {
     var inside =
         org.assertj.core.api.Assertions.catchThrowableOfType(
             StatusRuntimeException.class,
-            () ->
-                sessions.addSessionResource(
-                    dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
-                        .setSessionId(session.getId())
-                        .setResource(repository("https://github.com/acme/in", "repos/r3/in"))
-                        .build()));
+            () -> addRepository(session.getId(), "https://github.com/acme/in", "repos/r3/in"));
 
     // Then the first is RESOURCE_EXHAUSTED, the second names the request's own field, and the
     // session keeps what it had
@@ -555,6 +541,14 @@ class SessionServiceTest {
     assertThat(inside.getStatus().getDescription())
         .startsWith("resource.git_repository.mount_path");
     assertThat(resources(session.getId())).hasSize(15);
+  }
+
+  private void addRepository(String sessionId, String url, String mount) {
+    sessions.addSessionResource(
+        dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+            .setSessionId(sessionId)
+            .setResource(repository(url, mount))
+            .build());
   }
 
   private List<dev.corral.proto.v1.SessionResource> resources(String sessionId) {

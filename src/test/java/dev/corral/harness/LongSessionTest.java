@@ -78,36 +78,12 @@ class LongSessionTest {
   @Test
   void aSessionPastItsWindowCompactsAndNeverFails() {
     // Given an agent on a model with an 8,000-token window
-    String agent =
-        agents
-            .createAgent(
-                CreateAgentRequest.newBuilder()
-                    .setName("long")
-                    .setModel("claude-small")
-                    .setSystem("Be brief.")
-                    .build())
-            .getAgent()
-            .getId();
     Session session =
-        sessions
-            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build())
-            .getSession();
+        sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("long").setSystem("Be brief."));
 
     // When 40 turns of about 1,500 bytes each go by (about 15,000 tokens in all)
     for (int turn = 1; turn <= TURNS; turn++) {
-      sessions.emitEvent(
-          Fixtures.emit(session.getId(), "part " + turn + ": " + "some detail. ".repeat(110)));
-      int answered = turn;
-      await()
-          .atMost(Duration.ofSeconds(20))
-          .until(
-              () -> {
-                List<Event> events = log(sessions, session.getId());
-                return events.stream().filter(e -> e.getType().equals("agent.message")).count()
-                        == answered
-                    && SessionLogs.get(sessions, session.getId()).getStatus()
-                        == SessionStatus.SESSION_STATUS_IDLE;
-              });
+      sayAndAwaitAnswer(session.getId(), "part " + turn + ": " + "some detail. ".repeat(110), turn);
     }
 
     // Then no turn failed, and summaries stood in for the older history
@@ -164,31 +140,22 @@ class LongSessionTest {
   @Test
   void aTurnWhoseResultsAloneOutgrowTheWindowGoesOnWithThemCutShorter() {
     // Given an agent on the 8,000-token model whose client tool the model calls four times at once
-    String agent =
-        agents
-            .createAgent(
-                CreateAgentRequest.newBuilder()
-                    .setName("wide")
-                    .setModel("claude-small")
-                    .addTools(
-                        Tool.newBuilder()
-                            .setCustom(
-                                CustomTool.newBuilder()
-                                    .setName("fetch_report")
-                                    .setDescription("A report")
-                                    .setInputSchemaJson("{\"type\":\"object\"}")))
-                    .build())
-            .getAgent()
-            .getId();
     FakeAnthropic.Stream calls = Reply.stream();
     for (int i = 0; i < 4; i++) {
       calls.toolUse("toolu_r" + i, "fetch_report", "{}");
     }
     model.enqueue(calls.stop("tool_use"));
     Session session =
-        sessions
-            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build())
-            .getSession();
+        sessionOfSmallModel(
+            CreateAgentRequest.newBuilder()
+                .setName("wide")
+                .addTools(
+                    Tool.newBuilder()
+                        .setCustom(
+                            CustomTool.newBuilder()
+                                .setName("fetch_report")
+                                .setDescription("A report")
+                                .setInputSchemaJson("{\"type\":\"object\"}"))));
     sessions.emitEvent(Fixtures.emit(session.getId(), "fetch the four reports"));
     await()
         .atMost(Duration.ofSeconds(20))
@@ -241,16 +208,7 @@ class LongSessionTest {
   void aPromptTheApiCountsAsTooLongIsCompactedOnTheNextTry() {
     // Given a session of three turns on the 8,000-token model, well under its window by corral's
     // count
-    String agent =
-        agents
-            .createAgent(
-                CreateAgentRequest.newBuilder().setName("dense").setModel("claude-small").build())
-            .getAgent()
-            .getId();
-    Session session =
-        sessions
-            .createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build())
-            .getSession();
+    Session session = sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("dense"));
     for (int turn = 1; turn <= 4; turn++) {
       if (turn == 4) {
         // When the API counts the next request as larger than the window (a denser tokenizer)
@@ -258,19 +216,8 @@ class LongSessionTest {
             Reply.status(
                 400, "invalid_request_error", "prompt is too long: 9000 tokens > 8000 maximum"));
       }
-      sessions.emitEvent(
-          Fixtures.emit(session.getId(), "part " + turn + ": " + "a dense detail. ".repeat(120)));
-      int answered = turn;
-      await()
-          .atMost(Duration.ofSeconds(20))
-          .until(
-              () ->
-                  log(sessions, session.getId()).stream()
-                              .filter(e -> e.getType().equals("agent.message"))
-                              .count()
-                          == answered
-                      && SessionLogs.get(sessions, session.getId()).getStatus()
-                          == SessionStatus.SESSION_STATUS_IDLE);
+      sayAndAwaitAnswer(
+          session.getId(), "part " + turn + ": " + "a dense detail. ".repeat(120), turn);
     }
 
     // Then the next try compacted the older turns and the turn was answered
@@ -353,5 +300,28 @@ class LongSessionTest {
     assertThat(model.violations()).isEmpty();
     JsonNode answering = model.requests().get(model.requests().size() - 1).body();
     assertThat(answering.toString()).contains("Summary 1").contains("and now, the last question");
+  }
+
+  /** A new session of a new agent ({@code agent}'s fields) on the 8,000-token model. */
+  private Session sessionOfSmallModel(CreateAgentRequest.Builder agent) {
+    String agentId = agents.createAgent(agent.setModel("claude-small").build()).getAgent().getId();
+    return sessions
+        .createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
+        .getSession();
+  }
+
+  /** Sends {@code text} and waits until the session idles with {@code answered} replies. */
+  private void sayAndAwaitAnswer(String sessionId, String text, int answered) {
+    sessions.emitEvent(Fixtures.emit(sessionId, text));
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .until(
+            () ->
+                log(sessions, sessionId).stream()
+                            .filter(e -> e.getType().equals("agent.message"))
+                            .count()
+                        == answered
+                    && SessionLogs.get(sessions, sessionId).getStatus()
+                        == SessionStatus.SESSION_STATUS_IDLE);
   }
 }

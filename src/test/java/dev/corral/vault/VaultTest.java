@@ -207,19 +207,7 @@ class VaultTest {
                 () -> {
                   start.await();
                   try {
-                    return vault
-                        .createCredential(
-                            dev.corral.proto.v1.CreateCredentialRequest.newBuilder()
-                                .setName("racer")
-                                .setVaultId(vaultId)
-                                .setBasic(
-                                    dev.corral.proto.v1.BasicAuth.newBuilder()
-                                        .addHosts("github.com")
-                                        .setUsername("u")
-                                        .setPassword("p"))
-                                .build())
-                        .getCredential()
-                        .getId();
+                    return create(githubBasic("racer", vaultId)).getId();
                   } catch (StatusRuntimeException e) {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
                     return null;
@@ -449,6 +437,15 @@ class VaultTest {
         .build();
   }
 
+  /** A basic credential {@code name} for github.com in {@code vaultId}. */
+  private static CreateCredentialRequest githubBasic(String name, String vaultId) {
+    return CreateCredentialRequest.newBuilder()
+        .setName(name)
+        .setVaultId(vaultId)
+        .setBasic(BasicAuth.newBuilder().addHosts("github.com").setUsername("u").setPassword("p"))
+        .build();
+  }
+
   private static CreateCredentialRequest staticHeader(String url, String value) {
     return CreateCredentialRequest.newBuilder()
         .setName("header")
@@ -599,17 +596,7 @@ class VaultTest {
     var archived =
         org.assertj.core.api.Assertions.catchThrowableOfType(
             io.grpc.StatusRuntimeException.class,
-            () ->
-                vault.createCredential(
-                    dev.corral.proto.v1.CreateCredentialRequest.newBuilder()
-                        .setName("late")
-                        .setVaultId(created.getId())
-                        .setBasic(
-                            dev.corral.proto.v1.BasicAuth.newBuilder()
-                                .addHosts("github.com")
-                                .setUsername("u")
-                                .setPassword("p"))
-                        .build()));
+            () -> create(githubBasic("late", created.getId())));
     assertThat(archived.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
     assertThat(archived.getStatus().getDescription()).contains("archived");
 
