@@ -46,7 +46,10 @@ public class EnvironmentRepository {
           LIMIT $3
           """;
 
-  static final String ACTIVE = "SELECT " + COLUMNS + " FROM environments WHERE archived_at IS NULL";
+  static final String ACTIVE =
+      "SELECT tenant_id, "
+          + COLUMNS
+          + " FROM environments WHERE archived_at IS NULL ORDER BY created_at, id";
 
   static final String ARCHIVE =
       "UPDATE environments SET archived_at = coalesce(archived_at, clock_timestamp())"
@@ -98,9 +101,19 @@ public class EnvironmentRepository {
         .map(EnvironmentRepository::fromRows);
   }
 
-  /** Every environment that is not archived (for warm pools and reconciliation). */
-  public Uni<List<Environment>> active() {
-    return pool.preparedQuery(ACTIVE).execute().map(EnvironmentRepository::fromRows);
+  /** An environment with the tenant that owns it. */
+  public record Owned(String tenantId, Environment environment) {}
+
+  /** Every environment that is not archived, oldest first (for warm pools and reconciliation). */
+  public Uni<List<Owned>> active() {
+    return pool.preparedQuery(ACTIVE)
+        .execute()
+        .map(
+            rows -> {
+              List<Owned> active = new ArrayList<>();
+              rows.forEach(row -> active.add(new Owned(row.getString("tenant_id"), fromRow(row))));
+              return active;
+            });
   }
 
   Uni<Environment> archive(Tenant tenant, String id) {

@@ -16,11 +16,10 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.function.Function;
-import java.util.stream.Collectors;
 import org.jboss.logging.Logger;
 
 /**
@@ -155,20 +154,41 @@ public class WarmPools {
         .flatMap(found -> reconcile(found.getItem1(), found.getItem2()));
   }
 
-  private Uni<Map<String, Environment>> activeKubernetesEnvironments() {
+  private Uni<List<EnvironmentRepository.Owned>> activeKubernetesEnvironments() {
     return environments
         .active()
         .map(
             active ->
                 active.stream()
                     .filter(
-                        environment ->
-                            environment.getDriver()
+                        owned ->
+                            owned.environment().getDriver()
                                 == dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
-                    .collect(Collectors.toMap(Environment::getId, Function.identity())));
+                    .toList());
   }
 
-  private Uni<Report> reconcile(Map<String, Environment> active, List<Pod> poolPods) {
+  /**
+   * How many warm pods each environment gets: its {@code warm_pool_size}, but a tenant's pools
+   * together hold at most {@code perTenant} pods, given to its oldest environments first. Without
+   * that, a tenant could ask for a hundred pods per environment in as many environments as it
+   * likes, and the cluster would run them all for nobody.
+   */
+  static Map<String, Integer> poolSizes(List<EnvironmentRepository.Owned> active, int perTenant) {
+    Map<String, Integer> left = new HashMap<>();
+    Map<String, Integer> sizes = new LinkedHashMap<>();
+    for (EnvironmentRepository.Owned owned : active) {
+      int room = left.getOrDefault(owned.tenantId(), Math.max(0, perTenant));
+      int size = Math.min(room, Math.max(0, owned.environment().getWarmPoolSize()));
+      left.put(owned.tenantId(), room - size);
+      sizes.put(owned.environment().getId(), size);
+    }
+    return sizes;
+  }
+
+  private Uni<Report> reconcile(List<EnvironmentRepository.Owned> owned, List<Pod> poolPods) {
+    Map<String, Environment> active = new LinkedHashMap<>();
+    owned.forEach(each -> active.put(each.environment().getId(), each.environment()));
+    Map<String, Integer> sizes = poolSizes(owned, config.maxLivePerTenant());
     List<Pod> stale = new ArrayList<>();
     Map<String, List<Pod>> kept = new HashMap<>();
     for (Pod pod : poolPods) {
@@ -187,11 +207,12 @@ public class WarmPools {
     steps.add(deleteAll(stale));
     for (Environment environment : active.values()) {
       List<Pod> pool = kept.getOrDefault(environment.getId(), List.of());
-      int excess = pool.size() - Math.max(0, environment.getWarmPoolSize());
+      int size = sizes.get(environment.getId());
+      int excess = pool.size() - size;
       if (excess > 0) {
         steps.add(deleteAll(startingFirst(pool).subList(0, excess)));
-      } else if (environment.getWarmPoolSize() > 0) {
-        steps.add(fill(environment, pool));
+      } else if (size > 0) {
+        steps.add(fill(environment, size, pool));
       }
     }
     return Multi.createFrom()
@@ -234,11 +255,11 @@ public class WarmPools {
   }
 
   /**
-   * Brings one environment's pool to its size: creates the missing pods, waits for the ones still
-   * starting, runs the environment's setup commands in them and marks them ready to claim. A pod
-   * that fails to start or to set up is deleted (the next pass replaces it).
+   * Brings one environment's pool to {@code size}: creates the missing pods, waits for the ones
+   * still starting, runs the environment's setup commands in them and marks them ready to claim. A
+   * pod that fails to start or to set up is deleted (the next pass replaces it).
    */
-  private Uni<Report> fill(Environment environment, List<Pod> pool) {
+  private Uni<Report> fill(Environment environment, int size, List<Pod> pool) {
     try {
       limits.resolve(
           "resources",
@@ -257,7 +278,7 @@ public class WarmPools {
       }
     }
     List<Pod> missing = new ArrayList<>();
-    for (int i = pool.size(); i < environment.getWarmPoolSize(); i++) {
+    for (int i = pool.size(); i < size; i++) {
       missing.add(SandboxPodFactory.warm(poolSpec(environment)));
     }
     missing.forEach(pod -> unready.add(pod.getMetadata().getName()));
