@@ -2,6 +2,7 @@ package dev.corral.agent;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.Page;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
@@ -48,26 +49,33 @@ public class AgentRepository {
       "UPDATE agents SET latest_version = $2, updated_at = clock_timestamp() WHERE id = $1";
 
   static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + """
-       FROM agents a
-      JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.latest_version
-      WHERE a.tenant_id = $4 AND ($1::text IS NULL OR a.id < $1) AND ($2 OR a.archived_at IS NULL)
-      ORDER BY a.id DESC
-      LIMIT $3
-      """;
+      Page.bounded(
+          "SELECT "
+              + COLUMNS
+              + """
+               FROM agents a
+              JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.latest_version
+              WHERE a.tenant_id = $4 AND ($1::text IS NULL OR a.id < $1)
+                AND ($2 OR a.archived_at IS NULL)
+              ORDER BY a.id DESC
+              LIMIT $3
+              """,
+          "octet_length(spec)",
+          "ORDER BY id DESC");
 
   static final String LIST_VERSIONS =
-      "SELECT "
-          + COLUMNS
-          + """
-       FROM agents a
-      JOIN agent_versions v ON v.agent_id = a.id
-      WHERE a.id = $1 AND a.tenant_id = $4 AND ($2::integer IS NULL OR v.version < $2)
-      ORDER BY v.version DESC
-      LIMIT $3
-      """;
+      Page.bounded(
+          "SELECT "
+              + COLUMNS
+              + """
+               FROM agents a
+              JOIN agent_versions v ON v.agent_id = a.id
+              WHERE a.id = $1 AND a.tenant_id = $4 AND ($2::integer IS NULL OR v.version < $2)
+              ORDER BY v.version DESC
+              LIMIT $3
+              """,
+          "octet_length(spec)",
+          "ORDER BY version DESC");
 
   static final String ARCHIVE =
       "UPDATE agents SET archived_at = coalesce(archived_at, clock_timestamp())"

@@ -19,6 +19,29 @@ public record Page<T>(List<T> items, String nextPageToken) {
   public static final int PAGE_BYTES = 1 << 20;
 
   /**
+   * Wraps a list query so that the database, not the server, drops the rows a page could not hold:
+   * of the at most {@code size + 1} rows {@code limited} returns (in {@code order}), it keeps the
+   * first two and every row that starts within {@link #PAGE_BYTES}, counting {@code bytes} (an SQL
+   * expression over the query's columns, at most the item's serialized size). The last row kept
+   * passes the budget whenever a row was dropped, so {@link #of} still sees that there is more; and
+   * a list of hundred items of a megabyte each no longer passes through the server's memory at
+   * once.
+   */
+  public static String bounded(String limited, String bytes, String order) {
+    return """
+        SELECT * FROM (
+            SELECT limited.*,
+                   sum(%1$s) OVER (%3$s ROWS UNBOUNDED PRECEDING) - %1$s AS page_bytes_before,
+                   row_number() OVER (%3$s) AS page_position
+            FROM (%2$s) limited
+        ) sized
+        WHERE page_bytes_before <= %4$d OR page_position <= 2
+        %3$s
+        """
+        .formatted(bytes, limited, order, PAGE_BYTES);
+  }
+
+  /**
    * Builds a page from a query that asked for {@code size + 1} rows: the extra row only says that
    * another page exists.
    */

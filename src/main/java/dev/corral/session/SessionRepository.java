@@ -4,6 +4,7 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.Page;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
@@ -55,18 +56,21 @@ public class SessionRepository {
   static final String SELECT_ANY_TENANT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
 
   static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + """
-       FROM sessions
-      WHERE tenant_id = $6
-        AND ($1::text IS NULL OR id < $1)
-        AND ($2::text IS NULL OR agent_id = $2)
-        AND ($3::text[] IS NULL OR status = ANY ($3))
-        AND ($4 OR archived_at IS NULL)
-      ORDER BY id DESC
-      LIMIT $5
-      """;
+      Page.bounded(
+          "SELECT "
+              + COLUMNS
+              + """
+               FROM sessions
+              WHERE tenant_id = $6
+                AND ($1::text IS NULL OR id < $1)
+                AND ($2::text IS NULL OR agent_id = $2)
+                AND ($3::text[] IS NULL OR status = ANY ($3))
+                AND ($4 OR archived_at IS NULL)
+              ORDER BY id DESC
+              LIMIT $5
+              """,
+          "octet_length(agent_snapshot)",
+          "ORDER BY id DESC");
 
   static final String ARCHIVE =
       """

@@ -69,7 +69,11 @@ public class TestCredentials implements ClientInterceptor {
    * with the admin key over {@code channel}.
    */
   public static Channel memberOfNewTenant(Channel channel, String prefix) {
-    String tenant = prefix + "-" + System.nanoTime();
+    return memberOfNewTenantNamed(channel, prefix + "-" + System.nanoTime());
+  }
+
+  /** A channel that calls as a member of a new tenant named {@code tenant}. */
+  public static Channel memberOfNewTenantNamed(Channel channel, String tenant) {
     Channel admin = ClientInterceptors.intercept(channel, bearer(ADMIN_KEY));
     TenantServiceGrpc.newBlockingStub(admin)
         .createTenant(CreateTenantRequest.newBuilder().setTenantId(tenant).build());
