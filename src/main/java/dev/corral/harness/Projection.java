@@ -174,6 +174,11 @@ final class Projection {
           + " files, commands and results that matter, the state of the work and what remains to"
           + " do. Answer with the summary only.";
 
+  /** Ends a summary that the model's output limit cut off. */
+  static final String SUMMARY_CUT_OFF =
+      "[corral] This summary was cut off at the model's output limit (max_tokens): what it would"
+          + " have said next is missing. Every original event is still in the session's log.";
+
   /** The user message that stands for history compacted up to {@code upToSeq}. */
   static ObjectNode summaryMessage(long upToSeq, String summary) {
     ObjectNode message = JSON.createObjectNode().put("role", "user");

@@ -230,6 +230,44 @@ class LongSessionTest {
   }
 
   @Test
+  void aSummaryCutOffAtTheOutputLimitSaysSo() {
+    // Given a model whose summaries run into max_tokens
+    model.fallback(
+        request -> {
+          if (request.toString().contains("Answer with the summary only.")) {
+            summaries.incrementAndGet();
+            return Reply.stream()
+                .text("Summary: the user asked about parts 1 to")
+                .stop("max_tokens");
+          }
+          return Reply.text("Noted.");
+        });
+    Session session = sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("cut"));
+
+    // When the session outgrows its window
+    int turn = 0;
+    while (summaries.get() == 0 && turn < TURNS) {
+      turn++;
+      sayAndAwaitAnswer(session.getId(), "part " + turn + ": " + "some detail. ".repeat(110), turn);
+    }
+
+    // Then the summary kept says that it was cut off, and the next turn sends it so
+    List<AgentContextCompacted> compactions =
+        log(sessions, session.getId()).stream()
+            .filter(Event::hasAgentContextCompacted)
+            .map(Event::getAgentContextCompacted)
+            .toList();
+    assertThat(compactions).hasSize(1);
+    assertThat(compactions.get(0).getSummary())
+        .startsWith("Summary: the user asked about parts 1 to")
+        .endsWith(Projection.SUMMARY_CUT_OFF);
+    sayAndAwaitAnswer(session.getId(), "one more", turn + 1);
+    JsonNode last = model.requests().get(model.requests().size() - 1).body();
+    assertThat(last.path("messages").get(0).toString()).contains("was cut off at the model's");
+    assertThat(model.violations()).isEmpty();
+  }
+
+  @Test
   void aHarnessKilledDuringACompactionResumesWithOneSummary() {
     // Given a long history, and a harness that started to compact it and died
     dev.corral.proto.v1.Agent agent =
