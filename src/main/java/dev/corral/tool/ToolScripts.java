@@ -47,6 +47,7 @@ final class ToolScripts {
           + """
           f=$(__path "${__corral_a[0]}") || exit 3
           [ -d "$f" ] && { echo "corral: $(__rel "$f") is a directory"; exit 2; }
+          [ -e "$f" ] && [ ! -f "$f" ] && { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
           mkdir -p -- "$(dirname -- "$f")" || exit 2
           printf '%s' "${__corral_a[1]}" > "$f" || exit 2
           printf 'Wrote %s bytes to %s\\n' "$(wc -c < "$f")" "$(__rel "$f")"
@@ -82,18 +83,47 @@ final class ToolScripts {
           ' "$f" "$o" "$n" "${__corral_a[3]}"
           """;
 
+  /**
+   * A pattern may not leave its base directory ({@code ..}, or an absolute path outside the
+   * workspace), and what it matches through a symlink to a directory outside the workspace is not
+   * listed. The names go to one perl (NUL-separated, so any name survives) that keeps those whose
+   * directory resolves inside the workspace and lists the 200 most recently modified.
+   */
   static final String GLOB =
       HELPERS
           + """
           base=$(__path "${__corral_a[1]}") || exit 3
           [ -d "$base" ] || { echo "corral: $(__rel "$base") is not a directory"; exit 2; }
+          pattern=${__corral_a[0]}
+          case "$pattern" in
+            /workspace/*) base=/workspace; pattern=${pattern#/workspace/} ;;
+            /*) echo "corral: $pattern is outside the workspace (/workspace)"; exit 3 ;;
+          esac
+          case "/$pattern/" in
+            */../*) echo "corral: $pattern goes up with ..; give the directory as path instead"; exit 3 ;;
+          esac
           cd -- "$base" || exit 2
           shopt -s globstar nullglob dotglob
-          pattern=${__corral_a[0]}
-          out=$(compgen -G "$pattern" | while IFS= read -r x; do
-                  [ -e "$x" ] && printf '%s\\t%s\\n' "$(stat -c %Y -- "$x")" "$(__rel "$base/$x")"
-                done | sort -t "$(printf '\\t')" -k1,1nr | head -n 200 | cut -f2-)
-          if [ -z "$out" ]; then echo "No files match $pattern"; else printf '%s\\n' "$out"; fi
+          IFS=
+          m=( $pattern )
+          printf '%s\\0' "${m[@]}" | perl -MCwd=realpath -0 -e '
+            my ($limit, $pattern, @found) = @ARGV;
+            while (my $x = <STDIN>) {
+              chop $x; $x =~ s{/+$}{};
+              next if $x eq "";
+              my ($dir, $name) = $x =~ m{^(.*)/([^/]+)$} ? ($1, $2) : (".", $x);
+              my $real = realpath($dir eq "" ? "/" : $dir);
+              next unless defined $real && ($real eq "/workspace" || index($real, "/workspace/") == 0);
+              my @st = lstat($x) or next;
+              push @found, [$st[9], substr("$real/$name", length("/workspace/"))];
+            }
+            if (!@found) { print "No files match $pattern\\n"; exit 0 }
+            my @sorted = sort { $b->[0] <=> $a->[0] || $a->[1] cmp $b->[1] } @found;
+            my $last = $#sorted < $limit - 1 ? $#sorted : $limit - 1;
+            print map { "$_->[1]\\n" } @sorted[0 .. $last];
+            printf "[%d more files match; these are the %d most recently modified. Narrow the pattern or the path]\\n",
+              @found - $limit, $limit if @found > $limit;
+          ' 200 "$pattern"
           """;
 
   static final String GREP =

@@ -232,6 +232,56 @@ class LocalToolsTest {
   }
 
   @Test
+  void aGlobListsNothingOutsideTheWorkspace() {
+    // Given a symlink to /etc and a file of our own
+    ok("bash", "{\"command\":\"ln -s /etc escape && mkdir -p src && touch src/own.txt\"}");
+
+    // When patterns reach out with an absolute path, with .., and through the symlink
+    ExecuteResponse absolute = execute("glob", "{\"pattern\":\"/etc/*\"}");
+    ExecuteResponse up = execute("glob", "{\"pattern\":\"src/../../*\"}");
+    String through = ok("glob", "{\"pattern\":\"escape/*\"}");
+    String everything = ok("glob", "{\"pattern\":\"**/*\"}");
+    String inside = ok("glob", "{\"pattern\":\"/workspace/src/*.txt\"}");
+
+    // Then the first two are refused, and no match lies outside the workspace
+    assertThat(absolute.getIsError()).isTrue();
+    assertThat(absolute.getOutput()).contains("outside the workspace");
+    assertThat(up.getIsError()).isTrue();
+    assertThat(up.getOutput()).contains("..");
+    assertThat(through).isEqualTo("No files match escape/*");
+    assertThat(everything.lines()).containsExactlyInAnyOrder("escape", "src", "src/own.txt");
+    assertThat(inside).isEqualTo("src/own.txt");
+  }
+
+  @Test
+  void aGlobOfManyFilesSaysHowManyItLeftOut() {
+    // Given 250 files, and one with a newline in its name
+    ok(
+        "bash",
+        "{\"command\":\"mkdir many && cd many && for i in $(seq 1 250); do : > f$i; done;"
+            + " touch -d '2030-01-01' f7; touch $'odd\\nname'\"}");
+
+    // When
+    String listed = ok("glob", "{\"pattern\":\"many/*\"}");
+
+    // Then the 200 most recently modified come, newest first, and the other 51 are counted
+    List<String> lines = listed.lines().toList();
+    assertThat(lines).hasSize(201);
+    assertThat(lines.get(0)).isEqualTo("many/f7");
+    assertThat(lines.get(200)).startsWith("[51 more files match");
+  }
+
+  @Test
+  void writingToAFifoIsRefusedInsteadOfHangingUntilTheTimeLimit() {
+    ok("bash", "{\"command\":\"mkfifo pipe\"}");
+
+    ExecuteResponse write = execute("write", "{\"file_path\":\"pipe\",\"content\":\"x\"}");
+
+    assertThat(write.getIsError()).isTrue();
+    assertThat(write.getOutput()).contains("pipe is not a regular file");
+  }
+
+  @Test
   void theSandboxRunsAsAnUnprivilegedUserWithReadOnlySystemDirectoriesAndNoNetwork() {
     // When
     String identity = ok("bash", "{\"command\":\"id -u; grep CapEff /proc/self/status\"}");
