@@ -39,7 +39,21 @@ final class ToolScripts {
           [ -f "$f" ] || { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
           [ -r "$f" ] || { echo "corral: $(__rel "$f") is not readable"; exit 2; }
           if [ -s "$f" ] && ! grep -qI '' -- "$f"; then echo "corral: $(__rel "$f") is a binary file"; exit 2; fi
-          awk -v s="${__corral_a[1]}" -v e="${__corral_a[2]}" 'NR >= s && (e <= 0 || NR <= e) { printf "%6d\\t%s\\n", NR, $0 }' "$f"
+          LC_ALL=C awk -v s="${__corral_a[1]}" -v e="${__corral_a[2]}" -v cap=101888 '
+            NR >= s && (e <= 0 || NR <= e) {
+              size = (NR > 999999 ? length(NR) : 6) + length($0) + 2
+              if (sent + size > cap) {
+                if (sent == 0) {
+                  printf "%6d\\t%s\\n", NR, substr($0, 1, cap - 8)
+                  printf "[corral: line %d is longer than the output limit and was cut; pass view_range [%d, ...] to read on]\\n", NR, NR + 1
+                } else {
+                  printf "[corral: stopped at the output limit after line %d; pass view_range [%d, ...] to read on]\\n", NR - 1, NR
+                }
+                exit
+              }
+              printf "%6d\\t%s\\n", NR, $0; sent += size
+            }
+            e > 0 && NR >= e { exit }' "$f"
           """;
 
   static final String WRITE =

@@ -272,6 +272,41 @@ class LocalToolsTest {
   }
 
   @Test
+  void readingALargeFileStopsAtTheOutputLimitAndSaysWhereToGoOn() {
+    // Given a file of 20,000 numbered lines, and one of a single 300 KB line
+    ok(
+        "bash",
+        "{\"command\":\"seq -f 'line %g of the long file' 1 20000 > long.txt;"
+            + " head -c 300000 /dev/zero | tr '\\\\0' x > wide.txt\"}");
+
+    // When each is read whole
+    String long1 = ok("read", "{\"file_path\":\"long.txt\"}");
+    String wide = ok("read", "{\"file_path\":\"wide.txt\"}");
+
+    // Then the read stopped within the limit, naming the line to go on from
+    assertThat(long1.length()).isLessThanOrEqualTo(ToolScripts.OUTPUT_CAP);
+    java.util.regex.Matcher next =
+        java.util.regex.Pattern.compile(
+                "after line (\\d+); pass view_range \\[(\\d+), \\.\\.\\.\\]")
+            .matcher(long1);
+    assertThat(next.find()).as(long1.substring(long1.length() - 200)).isTrue();
+    int from = Integer.parseInt(next.group(2));
+    assertThat(long1).contains("\tline " + (from - 1) + " of the long file\n");
+    assertThat(long1).doesNotContain("\tline " + from + " of");
+    // and reading on from there gives the next lines
+    assertThat(
+            ok(
+                "read",
+                "{\"file_path\":\"long.txt\",\"view_range\":[" + from + "," + (from + 1) + "]}"))
+        .isEqualTo(
+            String.format(
+                "%6d\tline %d of the long file\n%6d\tline %d of the long file",
+                from, from, from + 1, from + 1));
+    assertThat(wide.length()).isLessThanOrEqualTo(ToolScripts.OUTPUT_CAP);
+    assertThat(wide).contains("line 1 is longer than the output limit and was cut");
+  }
+
+  @Test
   void writingToAFifoIsRefusedInsteadOfHangingUntilTheTimeLimit() {
     ok("bash", "{\"command\":\"mkfifo pipe\"}");
 
