@@ -145,10 +145,19 @@ final class ToolScripts {
           + """
           target=$(__path "${__corral_a[1]}") || exit 3
           [ -e "$target" ] || { echo "corral: $(__rel "$target"): no such file or directory"; exit 2; }
-          grep -rnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | cut -c1-2000 | sed 's|^/workspace/||'
-          rc=${PIPESTATUS[0]}
-          [ "$rc" -eq 1 ] && { echo "No matches."; exit 0; }
-          exit "$rc"
+          grep -rnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | LC_ALL=C awk -v cap=101888 '
+            { sub(/^\\/workspace\\//, "") }
+            length($0) > 2000 { $0 = substr($0, 1, 2000) " [line cut at 2000 characters]" }
+            sent + length($0) + 1 > cap {
+              print "[corral: stopped at the output limit after " NR - 1 " lines; narrow the pattern or the path]"
+              stopped = 1; exit
+            }
+            { print; sent += length($0) + 1 }
+            END { exit stopped ? 3 : 0 }'
+          rc=("${PIPESTATUS[@]}")
+          [ "${rc[1]}" -eq 3 ] && exit 0
+          [ "${rc[0]}" -eq 1 ] && { echo "No matches."; exit 0; }
+          exit "${rc[0]}"
           """;
 
   private ToolScripts() {}

@@ -307,6 +307,26 @@ class LocalToolsTest {
   }
 
   @Test
+  void grepStopsAtTheOutputLimitAndCutsLongLinesSayingSo() {
+    // Given 20,000 matching lines, and a matching line of 300 KB
+    ok(
+        "bash",
+        "{\"command\":\"seq -f 'match %g' 1 20000 > many.txt;"
+            + " { printf 'match '; head -c 300000 /dev/zero | tr '\\\\0' x; echo; } > wide.txt\"}");
+
+    // When
+    String many = ok("grep", "{\"pattern\":\"match\",\"path\":\"many.txt\"}");
+    String wide = ok("grep", "{\"pattern\":\"match\",\"path\":\"wide.txt\"}");
+
+    // Then
+    assertThat(many.length()).isLessThanOrEqualTo(ToolScripts.OUTPUT_CAP);
+    assertThat(many)
+        .startsWith("1:match 1\n")
+        .containsPattern("stopped at the output limit after \\d+ lines");
+    assertThat(wide).hasSizeLessThan(2_100).endsWith("[line cut at 2000 characters]");
+  }
+
+  @Test
   void writingToAFifoIsRefusedInsteadOfHangingUntilTheTimeLimit() {
     ok("bash", "{\"command\":\"mkfifo pipe\"}");
 
