@@ -49,11 +49,15 @@ final class ToolScripts {
                 } else {
                   printf "[corral: stopped at the output limit after line %d; pass view_range [%d, ...] to read on]\\n", NR - 1, NR
                 }
-                exit
+                sent = cap; exit
               }
               printf "%6d\\t%s\\n", NR, $0; sent += size
             }
-            e > 0 && NR >= e { exit }' "$f"
+            e > 0 && NR >= e { exit }
+            END {
+              if (sent == 0 && NR == 0) print "(the file is empty)"
+              else if (sent == 0) printf "(the file has %d lines; view_range starts after them)\\n", NR
+            }' "$f"
           """;
 
   static final String WRITE =

@@ -307,6 +307,17 @@ class LocalToolsTest {
   }
 
   @Test
+  void readingAnEmptyFileOrPastTheEndSaysSoInsteadOfAnsweringNothing() {
+    ok("bash", "{\"command\":\": > empty.txt; printf 'a\\\\nb\\\\n' > two.txt\"}");
+
+    assertThat(ok("read", "{\"file_path\":\"empty.txt\"}")).isEqualTo("(the file is empty)");
+    assertThat(ok("read", "{\"file_path\":\"two.txt\",\"view_range\":[5,9]}"))
+        .isEqualTo("(the file has 2 lines; view_range starts after them)");
+    assertThat(ok("read", "{\"file_path\":\"two.txt\",\"view_range\":[2,0]}"))
+        .isEqualTo("     2\tb");
+  }
+
+  @Test
   void grepStopsAtTheOutputLimitAndCutsLongLinesSayingSo() {
     // Given 20,000 matching lines, and a matching line of 300 KB
     ok(
