@@ -114,6 +114,7 @@ final class ToolScripts {
           [ -d "$base" ] || { echo "corral: $(__rel "$base") is not a directory"; exit 2; }
           pattern=${__corral_a[0]}
           case "$pattern" in
+            /workspace) base=/workspace; pattern=. ;;
             /workspace/*) base=/workspace; pattern=${pattern#/workspace/} ;;
             /*) echo "corral: $pattern is outside the workspace (/workspace)"; exit 3 ;;
           esac

@@ -251,6 +251,7 @@ class LocalToolsTest {
     assertThat(through).isEqualTo("No files match escape/*");
     assertThat(everything.lines()).containsExactlyInAnyOrder("escape", "src", "src/own.txt");
     assertThat(inside).isEqualTo("src/own.txt");
+    assertThat(ok("glob", "{\"pattern\":\"/workspace\"}")).isEqualTo(".");
   }
 
   @Test
