@@ -571,25 +571,28 @@ final class Projection {
     return low;
   }
 
+  /** The call id of a tool use event (built-in, custom or MCP); null for any other event. */
+  private static String callIdOf(Event event) {
+    return switch (event.getPayloadCase()) {
+      case AGENT_TOOL_USE -> event.getAgentToolUse().getCallId();
+      case AGENT_CUSTOM_TOOL_USE -> event.getAgentCustomToolUse().getCallId();
+      case AGENT_MCP_TOOL_USE -> event.getAgentMcpToolUse().getCallId();
+      default -> null;
+    };
+  }
+
   /** The result event of each call id of {@code events}. */
   private static Map<String, Event> resultsByCallId(List<Event> events) {
     Map<String, String> callIds = new HashMap<>();
     Map<String, Event> results = new HashMap<>();
     for (Event event : events) {
+      String callId = callIdOf(event);
+      if (callId != null) {
+        callIds.put(event.getId(), callId);
+        continue;
+      }
       String useId =
           switch (event.getPayloadCase()) {
-            case AGENT_TOOL_USE -> {
-              callIds.put(event.getId(), event.getAgentToolUse().getCallId());
-              yield null;
-            }
-            case AGENT_CUSTOM_TOOL_USE -> {
-              callIds.put(event.getId(), event.getAgentCustomToolUse().getCallId());
-              yield null;
-            }
-            case AGENT_MCP_TOOL_USE -> {
-              callIds.put(event.getId(), event.getAgentMcpToolUse().getCallId());
-              yield null;
-            }
             case AGENT_TOOL_RESULT -> event.getAgentToolResult().getToolUseId();
             case USER_CUSTOM_TOOL_RESULT -> event.getUserCustomToolResult().getCustomToolUseId();
             case AGENT_MCP_TOOL_RESULT -> event.getAgentMcpToolResult().getMcpToolUseId();

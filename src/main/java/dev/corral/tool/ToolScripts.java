@@ -17,6 +17,12 @@ final class ToolScripts {
   /** Output kept per call: 100 KiB, the tail for bash, the head otherwise. */
   static final int OUTPUT_CAP = 100 * 1024;
 
+  /**
+   * What read and grep print before they stop themselves, in bytes: the cap, less room for the note
+   * that says where they stopped.
+   */
+  private static final String BUDGET = Integer.toString(OUTPUT_CAP - 512);
+
   private static final String HELPERS =
       """
       __path() {
@@ -39,7 +45,7 @@ final class ToolScripts {
           [ -f "$f" ] || { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
           [ -r "$f" ] || { echo "corral: $(__rel "$f") is not readable"; exit 2; }
           if [ -s "$f" ] && ! grep -qI '' -- "$f"; then echo "corral: $(__rel "$f") is a binary file"; exit 2; fi
-          LC_ALL=C awk -v s="${__corral_a[1]}" -v e="${__corral_a[2]}" -v cap=101888 '
+          LC_ALL=C awk -v s="${__corral_a[1]}" -v e="${__corral_a[2]}" -v cap=BUDGET '
             NR >= s && (e <= 0 || NR <= e) {
               size = (NR > 999999 ? length(NR) : 6) + length($0) + 2
               if (sent + size > cap) {
@@ -58,7 +64,8 @@ final class ToolScripts {
               if (sent == 0 && NR == 0) print "(the file is empty)"
               else if (sent == 0) printf "(the file has %d lines; view_range starts after them)\\n", NR
             }' "$f"
-          """;
+          """
+              .replace("BUDGET", BUDGET);
 
   static final String WRITE =
       HELPERS
@@ -150,7 +157,7 @@ final class ToolScripts {
           + """
           target=$(__path "${__corral_a[1]}") || exit 3
           [ -e "$target" ] || { echo "corral: $(__rel "$target"): no such file or directory"; exit 2; }
-          grep -rnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | LC_ALL=C awk -v cap=101888 '
+          grep -rnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | LC_ALL=C awk -v cap=BUDGET '
             { sub(/^\\/workspace\\//, "") }
             length($0) > 2000 { $0 = substr($0, 1, 2000) " [line cut at 2000 characters]" }
             sent + length($0) + 1 > cap {
@@ -163,7 +170,8 @@ final class ToolScripts {
           [ "${rc[1]}" -eq 3 ] && exit 0
           [ "${rc[0]}" -eq 1 ] && { echo "No matches."; exit 0; }
           exit "${rc[0]}"
-          """;
+          """
+              .replace("BUDGET", BUDGET);
 
   private ToolScripts() {}
 

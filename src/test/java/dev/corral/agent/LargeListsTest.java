@@ -10,6 +10,7 @@ import dev.corral.proto.v1.CreateAgentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.CustomTool;
 import dev.corral.proto.v1.ListAgentVersionsRequest;
+import dev.corral.proto.v1.ListAgentVersionsResponse;
 import dev.corral.proto.v1.ListAgentsRequest;
 import dev.corral.proto.v1.ListAgentsResponse;
 import dev.corral.proto.v1.ListSessionsRequest;
@@ -66,20 +67,18 @@ class LargeListsTest {
     assertThat(rows).hasSizeGreaterThanOrEqualTo(2);
 
     // and pages of 100 list every agent once
-    List<String> listed = new ArrayList<>();
-    String token = "";
-    int pages = 0;
-    do {
-      ListAgentsResponse page =
-          agents.listAgents(
-              ListAgentsRequest.newBuilder().setPageSize(100).setPageToken(token).build());
-      page.getAgentsList().forEach(agent -> listed.add(agent.getId()));
+    List<ListAgentsResponse> pages =
+        pages(
+            token ->
+                agents.listAgents(
+                    ListAgentsRequest.newBuilder().setPageSize(100).setPageToken(token).build()),
+            ListAgentsResponse::getNextPageToken);
+    for (ListAgentsResponse page : pages) {
       assertThat(page.getSerializedSize()).isLessThan(Page.PAGE_BYTES + AGENT_BYTES + 4096);
-      token = page.getNextPageToken();
-      pages++;
-    } while (!token.isEmpty());
-    assertThat(listed).containsExactlyInAnyOrderElementsOf(created);
-    assertThat(pages).isGreaterThan(2);
+    }
+    assertThat(pages.stream().flatMap(page -> page.getAgentsList().stream()).map(Agent::getId))
+        .containsExactlyInAnyOrderElementsOf(created);
+    assertThat(pages).hasSizeGreaterThan(2);
   }
 
   @Test
@@ -98,19 +97,21 @@ class LargeListsTest {
     }
 
     // When they are listed in pages of 100
-    List<Integer> versions = new ArrayList<>();
-    String token = "";
-    do {
-      var page =
-          agents.listAgentVersions(
-              ListAgentVersionsRequest.newBuilder()
-                  .setAgentId(id)
-                  .setPageSize(100)
-                  .setPageToken(token)
-                  .build());
-      page.getVersionsList().forEach(agent -> versions.add(agent.getVersion()));
-      token = page.getNextPageToken();
-    } while (!token.isEmpty());
+    List<ListAgentVersionsResponse> pages =
+        pages(
+            token ->
+                agents.listAgentVersions(
+                    ListAgentVersionsRequest.newBuilder()
+                        .setAgentId(id)
+                        .setPageSize(100)
+                        .setPageToken(token)
+                        .build()),
+            ListAgentVersionsResponse::getNextPageToken);
+    List<Integer> versions =
+        pages.stream()
+            .flatMap(page -> page.getVersionsList().stream())
+            .map(Agent::getVersion)
+            .toList();
 
     // Then each version is listed once, newest first
     assertThat(versions).containsExactly(5, 4, 3, 2, 1);
@@ -133,25 +134,39 @@ class LargeListsTest {
     }
 
     // When they are listed in pages of 100 (of this agent only, to exercise every parameter)
-    List<String> listed = new ArrayList<>();
-    String token = "";
-    int pages = 0;
-    do {
-      ListSessionsResponse page =
-          sessions.listSessions(
-              ListSessionsRequest.newBuilder()
-                  .setPageSize(100)
-                  .setAgentId(agentId)
-                  .setPageToken(token)
-                  .build());
-      page.getSessionsList().forEach(session -> listed.add(session.getId()));
-      token = page.getNextPageToken();
-      pages++;
-    } while (!token.isEmpty());
+    List<ListSessionsResponse> pages =
+        pages(
+            token ->
+                sessions.listSessions(
+                    ListSessionsRequest.newBuilder()
+                        .setPageSize(100)
+                        .setAgentId(agentId)
+                        .setPageToken(token)
+                        .build()),
+            ListSessionsResponse::getNextPageToken);
+    List<String> listed =
+        pages.stream()
+            .flatMap(page -> page.getSessionsList().stream())
+            .map(dev.corral.proto.v1.Session::getId)
+            .toList();
 
     // Then each is listed once, a few to a page
     assertThat(listed).containsExactlyInAnyOrderElementsOf(created);
-    assertThat(pages).isGreaterThan(2);
+    assertThat(pages).hasSizeGreaterThan(2);
+  }
+
+  /** Every page of a list, from the first until one has no next page token. */
+  private static <P> List<P> pages(
+      java.util.function.Function<String, P> fetch,
+      java.util.function.Function<P, String> nextToken) {
+    List<P> pages = new ArrayList<>();
+    String token = "";
+    do {
+      P page = fetch.apply(token);
+      pages.add(page);
+      token = nextToken.apply(page);
+    } while (!token.isEmpty());
+    return pages;
   }
 
   private static CreateAgentRequest agent(String name) {
