@@ -105,7 +105,7 @@ public class KubernetesDriver implements SandboxDriver {
                     pod,
                     new SandboxCommand(
                         KubernetesScripts.WRITE_EGRESS,
-                        List.of(proxySettings(url).getBytes(StandardCharsets.UTF_8)),
+                        List.of(url.getBytes(StandardCharsets.UTF_8)),
                         config.kubernetes().readyTimeout(),
                         4096,
                         false)))
@@ -118,18 +118,6 @@ public class KubernetesDriver implements SandboxDriver {
               }
             })
         .replaceWithVoid();
-  }
-
-  static String proxySettings(String url) {
-    return "export HTTP_PROXY='"
-        + url
-        + "' HTTPS_PROXY='"
-        + url
-        + "' http_proxy='"
-        + url
-        + "' https_proxy='"
-        + url
-        + "' NO_PROXY='localhost,127.0.0.1,::1' no_proxy='localhost,127.0.0.1,::1'";
   }
 
   /** The proxy's {@code address:port}, its name resolved here (pods have no DNS). */

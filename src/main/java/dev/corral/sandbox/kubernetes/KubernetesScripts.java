@@ -114,10 +114,13 @@ final class KubernetesScripts {
     return execs;
   }
 
-  /** Where a pod that may reach something keeps its proxy settings (written at provisioning). */
+  /**
+   * Where a pod that may reach something keeps its proxy URL (written at provisioning). The file is
+   * writable by the sandbox's user, so it holds data only: one line, read, never run.
+   */
   static final String EGRESS_ENV = "/tmp/.corral-egress";
 
-  /** Writes its first argument, the proxy settings, to {@link #EGRESS_ENV}. */
+  /** Writes its first argument, the proxy URL, to {@link #EGRESS_ENV}. */
   static final String WRITE_EGRESS =
       "umask 077; printf '%s\\n' \"${__corral_a[0]}\" > "
           + EGRESS_ENV
@@ -126,8 +129,20 @@ final class KubernetesScripts {
           + ".new "
           + EGRESS_ENV;
 
-  /** Every exec reads the proxy settings first, if the pod has them. */
-  private static final String EGRESS = "[ -r " + EGRESS_ENV + " ] && . " + EGRESS_ENV + "; ";
+  /**
+   * Every exec reads the proxy URL first, if the pod has one, and exports it under the names that
+   * HTTP clients read. What the file holds is never run as code: a function or alias put there by
+   * the model's code must not reach the file tools' own commands.
+   */
+  private static final String EGRESS =
+      "if [ -r "
+          + EGRESS_ENV
+          + " ] && IFS= read -r __corral_proxy < "
+          + EGRESS_ENV
+          + "; then export HTTP_PROXY=\"$__corral_proxy\" HTTPS_PROXY=\"$__corral_proxy\""
+          + " http_proxy=\"$__corral_proxy\" https_proxy=\"$__corral_proxy\""
+          + " NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1; fi;"
+          + " unset __corral_proxy; ";
 
   private static String script(String prologue, SandboxCommand command) {
     return prologue + EGRESS + "{ " + command.script() + "\n} </dev/null 2>&1";

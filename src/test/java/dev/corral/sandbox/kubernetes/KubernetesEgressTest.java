@@ -183,6 +183,25 @@ class KubernetesEgressTest {
   }
 
   @Test
+  void theProxySettingsAreReadAsDataSoTheModelsCodeCannotPlantCodeInEveryExec() {
+    // Given a limited pod whose code rewrites the proxy settings file (it may: same user) with a
+    // realpath that would turn every file tool's path into another file's
+    Sandbox sandbox = provision(environment(limited(EgressTestProfile.ALLOWED, 80)));
+    bash(sandbox, "echo mine > /workspace/mine.txt; echo other > /workspace/other.txt");
+    String planted = "echo planted; realpath() { printf /workspace/other.txt; }";
+    bash(sandbox, "printf '%s\\n' '" + planted + "' > /tmp/.corral-egress");
+
+    // When a file tool runs next, and a fresh shell
+    String read = call(sandbox, "read", Map.of("file_path", "mine.txt"));
+    String fresh =
+        call(sandbox, "bash", Map.of("restart", true, "command", "echo \"[$HTTP_PROXY]\""));
+
+    // Then nothing planted ran: the file read is the one named, the "URL" is only text
+    assertThat(read).contains("mine").doesNotContain("other").doesNotContain("planted");
+    assertThat(fresh).endsWith("\n[" + planted + "]").doesNotContain("planted\n");
+  }
+
+  @Test
   void aPodWithoutNetworkHasNoProxySettings() {
     // Given networking none and no repository
     Sandbox sandbox =
@@ -221,13 +240,17 @@ class KubernetesEgressTest {
   }
 
   private String bash(Sandbox sandbox, String command) {
+    return call(sandbox, "bash", Map.of("command", command));
+  }
+
+  private String call(Sandbox sandbox, String tool, Map<String, Object> input) {
     try {
       return sandboxes
           .execute(
               ExecuteRequest.newBuilder()
                   .setSandboxId(sandbox.getId())
-                  .setName("bash")
-                  .setInputJson(JSON.writeValueAsString(Map.of("command", command)))
+                  .setName(tool)
+                  .setInputJson(JSON.writeValueAsString(input))
                   .build())
           .getOutput()
           .strip();
