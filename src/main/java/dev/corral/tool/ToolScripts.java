@@ -67,46 +67,87 @@ final class ToolScripts {
           """
               .replace("BUDGET", BUDGET);
 
+  /**
+   * Perl that replaces a file whole and atomically: {@code replace($file, $text)} writes a new file
+   * beside it (same directory, same permissions), checks every write and the close, and renames it
+   * over the old one. When anything fails (a full disk, say) the old file is left as it was and the
+   * call fails saying so. {@code arg($path, $bytes)} reads an input passed through a pipe and
+   * checks that all of it arrived.
+   */
+  private static final String REPLACE_PL =
+      """
+      use Fcntl;
+      sub fail { print "corral: $_[0]\\n"; exit 2 }
+      sub arg {
+        my ($path, $bytes) = @_;
+        open(my $h, "<:raw", $path) or fail("an input could not be read");
+        local $/; my $v = <$h> // ""; close $h;
+        fail("an input arrived incomplete; nothing was changed") unless length($v) == $bytes;
+        return $v;
+      }
+      sub replace {
+        my ($f, $text) = @_;
+        my ($dir) = $f =~ m{^(.*)/[^/]+$};
+        my @st = stat($f);
+        my $mode = @st ? $st[2] & 07777 : 0666;
+        my ($tmp, $h);
+        for (1 .. 10) {
+          $tmp = sprintf("%s/.corral-%d-%08x.tmp", $dir, $$, int(rand(0xffffffff)));
+          last if sysopen($h, $tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+          fail("cannot write in the directory of the file ($!)") unless $!{EEXIST};
+        }
+        fail("cannot write in the directory of the file") unless $h;
+        binmode $h;
+        my $ok = print $h $text;
+        my $why = "$!";
+        if (!close($h) && $ok) { $ok = 0; $why = "$!" }
+        if ($ok && !chmod(@st ? $mode : $mode & ~umask, $tmp)) { $ok = 0; $why = "$!" }
+        if ($ok && !rename($tmp, $f)) { $ok = 0; $why = "$!" }
+        if (!$ok) { unlink $tmp; fail("cannot write the file ($why); it was left as it was") }
+      }
+      """;
+
   static final String WRITE =
       HELPERS
           + """
           f=$(__path "${__corral_a[0]}") || exit 3
           [ -d "$f" ] && { echo "corral: $(__rel "$f") is a directory"; exit 2; }
           [ -e "$f" ] && [ ! -f "$f" ] && { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
-          mkdir -p -- "$(dirname -- "$f")" || exit 2
-          printf '%s' "${__corral_a[1]}" > "$f" || exit 2
-          printf 'Wrote %s bytes to %s\\n' "$(wc -c < "$f")" "$(__rel "$f")"
-          """;
+          d=$(dirname -- "$f")
+          mkdir -p -- "$d" 2>/dev/null || { echo "corral: cannot make the directory $(__rel "$d")"; exit 2; }
+          perl -e 'REPLACE_PL
+            my ($f, $content, $bytes) = @ARGV;
+            replace($f, arg($content, $bytes));
+            print "Wrote $bytes bytes to ", substr($f, length("/workspace/")), "\\n";
+          ' "$f" <(printf '%s' "${__corral_a[1]}") "${__corral_a[2]}"
+          """
+              .replace("REPLACE_PL", REPLACE_PL);
 
   static final String EDIT =
       HELPERS
           + """
           f=$(__path "${__corral_a[0]}") || exit 3
           [ -f "$f" ] || { echo "corral: $(__rel "$f"): no such file"; exit 2; }
-          o=$(mktemp) && n=$(mktemp) || exit 2
-          trap 'rm -f "$o" "$n"' EXIT
-          printf '%s' "${__corral_a[1]}" > "$o"; printf '%s' "${__corral_a[2]}" > "$n"
-          perl -e '
-            my ($f, $o, $n, $all) = @ARGV; local $/;
-            open(my $h, "<", $f) or do { print "corral: cannot read the file\\n"; exit 2 };
-            my $t = <$h> // ""; close $h;
-            open($h, "<", $o); my $old = <$h> // ""; close $h;
-            open($h, "<", $n); my $new = <$h> // ""; close $h;
+          perl -e 'REPLACE_PL
+            my ($f, $o, $ob, $n, $nb, $all) = @ARGV;
+            my $old = arg($o, $ob); my $new = arg($n, $nb);
+            fail("old_string is empty") if $old eq "";
+            open(my $h, "<:raw", $f) or fail("cannot read the file ($!)");
+            local $/; my $t = <$h> // ""; close $h;
             my ($c, $i) = (0, 0);
             while (($i = index($t, $old, $i)) >= 0) { $c++; $i += length($old); }
-            if ($c == 0) { print "corral: old_string was not found in the file\\n"; exit 2 }
-            if ($c > 1 && !$all) {
-              print "corral: old_string occurs $c times; add context to make it unique, or set replace_all\\n";
-              exit 2;
-            }
+            fail("old_string was not found in the file") if $c == 0;
+            fail("old_string occurs $c times; add context to make it unique, or set replace_all")
+              if $c > 1 && !$all;
             my ($r, $j) = ("", 0); $i = 0;
             while (($j = index($t, $old, $i)) >= 0) { $r .= substr($t, $i, $j - $i) . $new; $i = $j + length($old); last unless $all }
             $r .= substr($t, $i);
-            open($h, ">", $f) or do { print "corral: cannot write the file\\n"; exit 2 };
-            print $h $r; close $h;
+            replace($f, $r);
             print "Replaced ", ($all ? $c : 1), " occurrence", (($all ? $c : 1) == 1 ? "" : "s"), "\\n";
-          ' "$f" "$o" "$n" "${__corral_a[3]}"
-          """;
+          ' "$f" <(printf '%s' "${__corral_a[1]}") "${__corral_a[2]}" \\
+            <(printf '%s' "${__corral_a[3]}") "${__corral_a[4]}" "${__corral_a[5]}"
+          """
+              .replace("REPLACE_PL", REPLACE_PL);
 
   /**
    * A pattern may not leave its base directory ({@code ..}, or an absolute path outside the
@@ -193,7 +234,12 @@ final class ToolScripts {
           utf8(Integer.toString(read.toLine())));
     }
     if (input instanceof ToolInput.Write write) {
-      return file(WRITE, timeout, utf8(write.path()), write.content());
+      return file(
+          WRITE,
+          timeout,
+          utf8(write.path()),
+          write.content(),
+          utf8(Integer.toString(write.content().length)));
     }
     if (input instanceof ToolInput.Edit edit) {
       return file(
@@ -201,7 +247,9 @@ final class ToolScripts {
           timeout,
           utf8(edit.path()),
           edit.oldString(),
+          utf8(Integer.toString(edit.oldString().length)),
           edit.newString(),
+          utf8(Integer.toString(edit.newString().length)),
           utf8(edit.replaceAll() ? "1" : ""));
     }
     if (input instanceof ToolInput.Glob glob) {

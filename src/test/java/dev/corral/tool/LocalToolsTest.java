@@ -339,6 +339,37 @@ class LocalToolsTest {
   }
 
   @Test
+  void anEditOrWriteThatCannotFinishLeavesTheFileAsItWasAndSaysSo() {
+    // Given a file in a sandbox whose /workspace and /tmp are then filled to the last byte
+    sandbox =
+        provision(
+            SandboxResources.newBuilder().setCallTimeoutMs(10_000).setDiskBytes(8L << 20).build());
+    ok("write", "{\"file_path\":\"keep.txt\",\"content\":\"alpha beta gamma\\n\"}");
+    ok(
+        "bash",
+        "{\"command\":\"cat /dev/zero > /workspace/fill 2>/dev/null;"
+            + " cat /dev/zero > /tmp/fill 2>/dev/null; true\"}");
+    String more = "x".repeat(64 * 1024);
+
+    // When an edit would grow the file, and a write would replace it with more
+    ExecuteResponse edit =
+        execute(
+            "edit",
+            "{\"file_path\":\"keep.txt\",\"old_string\":\"beta\",\"new_string\":\"" + more + "\"}");
+    ExecuteResponse write =
+        execute("write", "{\"file_path\":\"keep.txt\",\"content\":\"" + more + "\"}");
+
+    // Then both fail saying why, and the file is whole, as it was, with no leftovers beside it
+    assertThat(edit.getIsError()).isTrue();
+    assertThat(edit.getOutput())
+        .isEqualTo("cannot write the file (No space left on device); it was left as it was");
+    assertThat(write.getIsError()).isTrue();
+    assertThat(write.getOutput()).isEqualTo(edit.getOutput());
+    assertThat(ok("bash", "{\"command\":\"cat keep.txt; ls -A\"}"))
+        .startsWith("alpha beta gamma\nfill\nkeep.txt\n\n[the shell could not keep its directory");
+  }
+
+  @Test
   void writingToAFifoIsRefusedInsteadOfHangingUntilTheTimeLimit() {
     ok("bash", "{\"command\":\"mkfifo pipe\"}");
 
