@@ -116,36 +116,36 @@ public sealed interface ToolInput {
           throw new InvalidArgumentException(
               inputField + ".command", "is required unless restart is true");
         }
-        long timeout = fields.integer("timeout_ms", 0, 86_400_000L);
+        long timeout = fields.integer("timeout_ms", 1, 86_400_000L);
         yield new Bash(command, restart, timeout == 0 ? null : Duration.ofMillis(timeout));
       }
       case READ -> {
         fields.only("file_path", "view_range");
         int[] range = fields.range("view_range");
-        yield new Read(fields.path("file_path"), range[0], range[1]);
+        yield new Read(fields.filePath("file_path"), range[0], range[1]);
       }
       case WRITE -> {
         fields.only("file_path", "content");
         yield new Write(
-            fields.path("file_path"),
+            fields.filePath("file_path"),
             fields.requiredString("content", true).getBytes(StandardCharsets.UTF_8));
       }
       case EDIT -> {
         fields.only("file_path", "old_string", "new_string", "replace_all");
         String oldString = fields.requiredString("old_string", false);
         yield new Edit(
-            fields.path("file_path"),
+            fields.filePath("file_path"),
             oldString.getBytes(StandardCharsets.UTF_8),
             fields.requiredString("new_string", true).getBytes(StandardCharsets.UTF_8),
             fields.bool("replace_all"));
       }
       case GLOB -> {
         fields.only("pattern", "path");
-        yield new Glob(fields.requiredString("pattern", false), fields.optionalString("path"));
+        yield new Glob(fields.requiredString("pattern", false), fields.directoryPath("path"));
       }
       case GREP -> {
         fields.only("pattern", "path");
-        yield new Grep(fields.requiredString("pattern", false), fields.optionalString("path"));
+        yield new Grep(fields.requiredString("pattern", false), fields.directoryPath("path"));
       }
       case SESSION_LOG -> {
         fields.only("after_seq", "before_seq", "types", "limit");
@@ -199,7 +199,7 @@ public sealed interface ToolInput {
       if (!mayBeEmpty && value.asText().isEmpty()) {
         throw new InvalidArgumentException(prefix + "." + name, "must not be empty");
       }
-      return value.asText();
+      return unicode(name, value.asText());
     }
 
     String optionalString(String name) {
@@ -210,11 +210,58 @@ public sealed interface ToolInput {
       if (!value.isTextual()) {
         throw new InvalidArgumentException(prefix + "." + name, "must be a string");
       }
-      return value.asText(); // no NUL: Json.requireObject refused it
+      return unicode(name, value.asText()); // no NUL: Json.requireObject refused it
     }
 
-    String path(String name) {
-      return requiredString(name, false);
+    /** A file's path: not empty, no control characters, and not ending with "/". */
+    String filePath(String name) {
+      String path = noControlCharacters(name, requiredString(name, false));
+      if (path.endsWith("/")) {
+        throw new InvalidArgumentException(
+            prefix + "." + name, "ends with /, so it names a directory; give the path of a file");
+      }
+      return path;
+    }
+
+    /** An optional path of a file or directory, with no control characters. */
+    String directoryPath(String name) {
+      return noControlCharacters(name, optionalString(name));
+    }
+
+    /**
+     * A newline at the end of a path would vanish on its way through the shell, and one in the
+     * middle makes names no listing can show: refused, with the other control characters.
+     */
+    private String noControlCharacters(String name, String path) {
+      if (path.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+        throw new InvalidArgumentException(
+            prefix + "." + name, "must not contain control characters (a newline, a tab, ...)");
+      }
+      return path;
+    }
+
+    /**
+     * JSON's backslash-u escapes can spell half of a UTF-16 surrogate pair, which is no Unicode
+     * character and would reach the sandbox as "?": refused rather than changed.
+     */
+    private String unicode(String name, String text) {
+      for (int i = 0; i < text.length(); i++) {
+        char c = text.charAt(i);
+        if (Character.isHighSurrogate(c)
+            && i + 1 < text.length()
+            && Character.isLowSurrogate(text.charAt(i + 1))) {
+          i++;
+        } else if (Character.isSurrogate(c)) {
+          throw new InvalidArgumentException(
+              prefix + "." + name,
+              "holds half of a UTF-16 surrogate pair (\\u"
+                  + Integer.toHexString(c)
+                  + " at character "
+                  + i
+                  + "), which is not Unicode text");
+        }
+      }
+      return text;
     }
 
     boolean bool(String name) {
@@ -259,7 +306,7 @@ public sealed interface ToolInput {
         if (!item.isTextual() || item.asText().isEmpty()) {
           throw new InvalidArgumentException(prefix + "." + name, "must hold non-empty strings");
         }
-        strings.add(item.asText());
+        strings.add(unicode(name, item.asText()));
       }
       return List.copyOf(strings);
     }

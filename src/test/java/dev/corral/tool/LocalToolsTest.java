@@ -173,12 +173,22 @@ class LocalToolsTest {
   }
 
   @Test
-  void integersTooLargeForTheirFieldAreRefusedNotWrapped() {
-    // 2^64 + 5 and 2^64 + 1: their low 64 bits are 5 and 1
+  void malformedInputsAreRefusedNamingTheFieldAndChangeNothing() {
     for (String[] call :
         new String[][] {
+          // 2^64 + 5 and 2^64 + 1: their low 64 bits are 5 and 1
           {"bash", "{\"command\":\"echo hi\",\"timeout_ms\":18446744073709551621}", "timeout_ms"},
-          {"read", "{\"file_path\":\"a\",\"view_range\":[18446744073709551617,0]}", "view_range"}
+          {"read", "{\"file_path\":\"a\",\"view_range\":[18446744073709551617,0]}", "view_range"},
+          // the schema's minimum is 1
+          {"bash", "{\"command\":\"touch t0\",\"timeout_ms\":0}", "timeout_ms"},
+          // half a surrogate pair would arrive as "?"
+          {"bash", "{\"command\":\"touch s\\ud800\"}", "command"},
+          {"write", "{\"file_path\":\"s.txt\",\"content\":\"a\\udc00b\"}", "content"},
+          {"write", "{\"file_path\":\"s\\ud83d.txt\",\"content\":\"a\"}", "file_path"},
+          // a newline at the end would vanish, a slash at the end would be dropped
+          {"write", "{\"file_path\":\"n.txt\\n\",\"content\":\"a\"}", "file_path"},
+          {"write", "{\"file_path\":\"d.txt/\",\"content\":\"a\"}", "file_path"},
+          {"grep", "{\"pattern\":\"a\",\"path\":\"x\\ty\"}", "path"}
         }) {
       assertThatThrownBy(() -> execute(call[0], call[1]))
           .as(call[1])
@@ -189,6 +199,7 @@ class LocalToolsTest {
                 assertThat(e.getStatus().getDescription()).contains(call[2]);
               });
     }
+    assertThat(ok("bash", "{\"command\":\"ls -A\"}")).isEqualTo("(no output)");
   }
 
   @Test
