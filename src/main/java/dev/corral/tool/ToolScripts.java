@@ -45,22 +45,27 @@ final class ToolScripts {
           [ -f "$f" ] || { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
           [ -r "$f" ] || { echo "corral: $(__rel "$f") is not readable"; exit 2; }
           if [ -s "$f" ] && ! grep -qI '' -- "$f"; then echo "corral: $(__rel "$f") is a binary file"; exit 2; fi
-          LC_ALL=C awk -v s="${__corral_a[1]}" -v e="${__corral_a[2]}" -v cap=BUDGET '
+          LC_ALL=C awk -v s="${__corral_a[1]}" -v e="${__corral_a[2]}" -v cap=BUDGET -v name="$(__rel "$f")" '
+            # a line cut at n bytes loses the start of a character cut in two
+            function cut(t, n) { t = substr(t, 1, n); sub(/[\\300-\\377][\\200-\\277]*$/, "", t); return t }
+            index($0, "\\000") { binary = 1; exit }
             NR >= s && (e <= 0 || NR <= e) {
               size = (NR > 999999 ? length(NR) : 6) + length($0) + 2
               if (sent + size > cap) {
                 if (sent == 0) {
-                  printf "%6d\\t%s\\n", NR, substr($0, 1, cap - 8)
-                  printf "[corral: line %d is longer than the output limit and was cut; pass view_range [%d, ...] to read on]\\n", NR, NR + 1
+                  out = sprintf("%6d\\t", NR) cut($0, cap - 8) "\\n"
+                  note = sprintf("[corral: line %d is longer than the output limit and was cut; pass view_range [%d, ...] to read on]\\n", NR, NR + 1)
                 } else {
-                  printf "[corral: stopped at the output limit after line %d; pass view_range [%d, ...] to read on]\\n", NR - 1, NR
+                  note = sprintf("[corral: stopped at the output limit after line %d; pass view_range [%d, ...] to read on]\\n", NR - 1, NR)
                 }
                 sent = cap; exit
               }
-              printf "%6d\\t%s\\n", NR, $0; sent += size
+              out = out sprintf("%6d\\t", NR) $0 "\\n"; sent += size
             }
             e > 0 && NR >= e { exit }
             END {
+              if (binary) { print "corral: " name " is a binary file"; exit 2 }
+              printf "%s%s", out, note
               if (sent == 0 && NR == 0) print "(the file is empty)"
               else if (sent == 0) printf "(the file has %d lines; view_range starts after them)\\n", NR
             }' "$f"
@@ -198,18 +203,24 @@ final class ToolScripts {
           + """
           target=$(__path "${__corral_a[1]}") || exit 3
           [ -e "$target" ] || { echo "corral: $(__rel "$target"): no such file or directory"; exit 2; }
-          grep -rnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | LC_ALL=C awk -v cap=BUDGET '
-            { sub(/^\\/workspace\\//, "") }
-            length($0) > 2000 { $0 = substr($0, 1, 2000) " [line cut at 2000 characters]" }
+          grep -rHnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | LC_ALL=C awk -v cap=BUDGET '
+            { sub(/^\\/workspace\\//, ""); sub(/^grep: \\/workspace\\//, "grep: ") }
+            !/^grep: / { matched = 1 }
+            length($0) > 2000 {
+              $0 = substr($0, 1, 2000); sub(/[\\300-\\377][\\200-\\277]*$/, "")
+              $0 = $0 " [line cut at 2000 characters]"
+            }
             sent + length($0) + 1 > cap {
               print "[corral: stopped at the output limit after " NR - 1 " lines; narrow the pattern or the path]"
               stopped = 1; exit
             }
             { print; sent += length($0) + 1 }
-            END { exit stopped ? 3 : 0 }'
+            END { exit stopped ? 3 : matched ? 4 : 0 }'
           rc=("${PIPESTATUS[@]}")
           [ "${rc[1]}" -eq 3 ] && exit 0
           [ "${rc[0]}" -eq 1 ] && { echo "No matches."; exit 0; }
+          # 2 with matches: some file could not be read; its error is listed with the matches
+          [ "${rc[1]}" -eq 4 ] && exit 0
           exit "${rc[0]}"
           """
               .replace("BUDGET", BUDGET);

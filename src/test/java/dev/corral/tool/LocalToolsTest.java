@@ -330,6 +330,48 @@ class LocalToolsTest {
   }
 
   @Test
+  void binaryDataPastTheStartOfAFileIsSeenAndNoCharacterIsCutInTwo() {
+    // Given a text file with a NUL past grep's first look, and long lines of two-byte characters
+    ok(
+        "bash",
+        "{\"command\":\"{ head -c 102400 /dev/zero | tr '\\\\0' a | fold -w 100; printf '\\\\nx\\\\0y\\\\n'; } > late.bin;"
+            + " for i in 1 2; do printf '%060000d\\\\n' 0 | sed 's/0/\u00e9/g'; done > wide.txt;"
+            + " printf 'match \u00e9%.0s' $(seq 1 1500) > wide-match.txt\"}");
+
+    // When
+    ExecuteResponse binary =
+        execute("read", "{\"file_path\":\"late.bin\",\"view_range\":[1000,0]}");
+    String wide = ok("read", "{\"file_path\":\"wide.txt\"}");
+    String grep = ok("grep", "{\"pattern\":\"match\",\"path\":\"wide-match.txt\"}");
+
+    // Then
+    assertThat(binary.getIsError()).as(binary.getOutput()).isTrue();
+    assertThat(binary.getOutput()).isEqualTo("late.bin is a binary file");
+    assertThat(wide).contains("line 1 is longer than the output limit").doesNotContain("\ufffd");
+    assertThat(grep).endsWith("[line cut at 2000 characters]").doesNotContain("\ufffd");
+  }
+
+  @Test
+  void grepNamesTheFileAndListsWhatItCouldNotReadBesideItsMatches() {
+    // Given a match in one file and a file the sandbox's user may not read
+    ok(
+        "bash",
+        "{\"command\":\"mkdir d; echo hello > d/one.txt; echo hello > d/locked;"
+            + " chmod 000 d/locked\"}");
+
+    // When
+    ExecuteResponse single = execute("grep", "{\"pattern\":\"hello\",\"path\":\"d/one.txt\"}");
+    ExecuteResponse tree = execute("grep", "{\"pattern\":\"hello\",\"path\":\"d\"}");
+
+    // Then
+    assertThat(single.getIsError()).isFalse();
+    assertThat(single.getOutput()).isEqualTo("d/one.txt:1:hello");
+    assertThat(tree.getIsError()).as(tree.getOutput()).isFalse();
+    assertThat(tree.getOutput().lines())
+        .containsExactlyInAnyOrder("d/one.txt:1:hello", "grep: d/locked: Permission denied");
+  }
+
+  @Test
   void grepStopsAtTheOutputLimitAndCutsLongLinesSayingSo() {
     // Given 20,000 matching lines, and a matching line of 300 KB
     ok(
@@ -344,7 +386,7 @@ class LocalToolsTest {
     // Then
     assertThat(many.length()).isLessThanOrEqualTo(ToolScripts.OUTPUT_CAP);
     assertThat(many)
-        .startsWith("1:match 1\n")
+        .startsWith("many.txt:1:match 1\n")
         .containsPattern("stopped at the output limit after \\d+ lines");
     assertThat(wide).hasSizeLessThan(2_100).endsWith("[line cut at 2000 characters]");
   }
