@@ -40,13 +40,19 @@ final class ToolResults {
           .append(" stopped a process]");
     }
     if (result.timedOut()) {
-      text.append("\n[killed: the call ran longer than ")
+      text.append(text.isEmpty() ? "" : "\n")
+          .append("[killed: the call ran longer than ")
           .append(command.timeout().toMillis())
           .append(" ms; every process it started was stopped")
           .append(
               input instanceof ToolInput.Bash
                   ? ", and the shell keeps its directory and variables from before this call]"
-                  : "]");
+                  : input instanceof ToolInput.Glob
+                      ? "; narrow the pattern or the path]"
+                      : input instanceof ToolInput.Grep
+                          ? "; narrow the path, or simplify the pattern: one that backtracks"
+                              + " can take forever]"
+                          : "]");
       return ToolOutcome.error(text.toString().stripTrailing());
     }
     if (result.outOfMemory()) {

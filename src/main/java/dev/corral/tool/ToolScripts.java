@@ -14,6 +14,13 @@ import java.util.List;
  */
 final class ToolScripts {
 
+  /**
+   * The longest a file tool may run, whatever the sandbox's call limit: a grep whose pattern
+   * backtracks without end, or a glob over a huge tree, stops here instead of holding the session
+   * for the whole call limit (24 h at most).
+   */
+  static final Duration FILE_TOOL_TIMEOUT = Duration.ofSeconds(60);
+
   /** Output kept per call: 100 KiB, the tail for bash, the head otherwise. */
   static final int OUTPUT_CAP = 100 * 1024;
 
@@ -203,7 +210,7 @@ final class ToolScripts {
           + """
           target=$(__path "${__corral_a[1]}") || exit 3
           [ -e "$target" ] || { echo "corral: $(__rel "$target"): no such file or directory"; exit 2; }
-          grep -rHnIE --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | LC_ALL=C awk -v cap=BUDGET '
+          grep -rHnIE -D skip --color=never -e "${__corral_a[0]}" -- "$target" 2>&1 | LC_ALL=C awk -v cap=BUDGET '
             { sub(/^\\/workspace\\//, ""); sub(/^grep: \\/workspace\\//, "grep: ") }
             !/^grep: / { matched = 1 }
             length($0) > 2000 {
@@ -273,7 +280,8 @@ final class ToolScripts {
   }
 
   private static SandboxCommand file(String script, Duration timeout, byte[]... args) {
-    return new SandboxCommand(script, List.of(args), timeout, OUTPUT_CAP, false);
+    Duration limit = timeout.compareTo(FILE_TOOL_TIMEOUT) < 0 ? timeout : FILE_TOOL_TIMEOUT;
+    return new SandboxCommand(script, List.of(args), limit, OUTPUT_CAP, false);
   }
 
   private static byte[] utf8(String text) {

@@ -423,13 +423,15 @@ class LocalToolsTest {
   }
 
   @Test
-  void writingToAFifoIsRefusedInsteadOfHangingUntilTheTimeLimit() {
+  void writingToOrSearchingAFifoDoesNotHangUntilTheTimeLimit() {
     ok("bash", "{\"command\":\"mkfifo pipe\"}");
 
     ExecuteResponse write = execute("write", "{\"file_path\":\"pipe\",\"content\":\"x\"}");
+    ExecuteResponse grep = execute("grep", "{\"pattern\":\"x\",\"path\":\"pipe\"}");
 
     assertThat(write.getIsError()).isTrue();
     assertThat(write.getOutput()).contains("pipe is not a regular file");
+    assertThat(grep.getOutput()).isEqualTo("No matches.");
   }
 
   @Test
