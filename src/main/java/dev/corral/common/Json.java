@@ -14,7 +14,9 @@ import java.util.Map;
 /**
  * Checks JSON text that arrives in string fields (tool inputs, schemas): exactly one JSON object,
  * nothing after it, no key twice, at most {@value #MAX_DEPTH} levels deep, numbers of at most
- * {@value #MAX_NUMBER_LENGTH} characters, and no NUL ({@code \u0000}) in any key or string.
+ * {@value #MAX_NUMBER_LENGTH} characters, and no NUL ({@code \u0000}) nor half of a UTF-16
+ * surrogate pair (a lone {@code \ud800}, which is no Unicode character and which PostgreSQL, the
+ * Messages API and a UTF-8 encoder each refuse or change) in any key or string.
  */
 public final class Json {
 
@@ -66,9 +68,16 @@ public final class Json {
     if (!node.isObject()) {
       throw new InvalidArgumentException(field, "must be a JSON object");
     }
-    String withNul = nulAt(node, field);
+    String withNul = firstAt(node, field, Json::hasNul);
     if (withNul != null) {
       throw new InvalidArgumentException(withNul, "must not contain the NUL character (\\u0000)");
+    }
+    String withHalfPair = firstAt(node, field, Json::hasHalfSurrogatePair);
+    if (withHalfPair != null) {
+      throw new InvalidArgumentException(
+          withHalfPair,
+          "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its partner),"
+              + " which is not Unicode text");
     }
     return node;
   }
@@ -86,19 +95,34 @@ public final class Json {
     return detail + " (line " + location.getLineNr() + ", column " + location.getColumnNr() + ")";
   }
 
-  /** The path of the first key or string holding NUL, or null. */
-  private static String nulAt(JsonNode node, String path) {
+  private static boolean hasNul(String text) {
+    return text.indexOf('\u0000') >= 0;
+  }
+
+  /** Whether {@code text} holds a surrogate that is not part of a high-low pair. */
+  private static boolean hasHalfSurrogatePair(String text) {
+    return text.codePoints().anyMatch(Json::isSurrogate);
+  }
+
+  /** A code point that is half of a pair (codePoints() yields a lone one as itself). */
+  private static boolean isSurrogate(int codePoint) {
+    return codePoint >= Character.MIN_SURROGATE && codePoint <= Character.MAX_SURROGATE;
+  }
+
+  /** The path of the first key or string for which {@code bad} holds, or null. */
+  private static String firstAt(
+      JsonNode node, String path, java.util.function.Predicate<String> bad) {
     if (node.isTextual()) {
-      return node.textValue().indexOf('\u0000') >= 0 ? path : null;
+      return bad.test(node.textValue()) ? path : null;
     }
     if (node.isObject()) {
       for (Iterator<Map.Entry<String, JsonNode>> fields = node.fields(); fields.hasNext(); ) {
         Map.Entry<String, JsonNode> field = fields.next();
-        String at = path + "." + field.getKey().replace("\u0000", "\\u0000");
-        if (field.getKey().indexOf('\u0000') >= 0) {
+        String at = path + "." + printable(field.getKey());
+        if (bad.test(field.getKey())) {
           return at;
         }
-        String found = nulAt(field.getValue(), at);
+        String found = firstAt(field.getValue(), at, bad);
         if (found != null) {
           return found;
         }
@@ -107,11 +131,26 @@ public final class Json {
     }
     int index = 0;
     for (JsonNode element : node) {
-      String found = nulAt(element, path + "[" + index++ + "]");
+      String found = firstAt(element, path + "[" + index++ + "]", bad);
       if (found != null) {
         return found;
       }
     }
     return null;
+  }
+
+  /** A key as it may appear in an error message: NUL and lone surrogates escaped. */
+  private static String printable(String key) {
+    StringBuilder out = new StringBuilder(key.length());
+    key.codePoints()
+        .forEach(
+            c -> {
+              if (c == 0 || isSurrogate(c)) {
+                out.append(String.format("\\u%04x", c));
+              } else {
+                out.appendCodePoint(c);
+              }
+            });
+    return out.toString();
   }
 }

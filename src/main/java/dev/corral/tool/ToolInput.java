@@ -199,7 +199,7 @@ public sealed interface ToolInput {
       if (!mayBeEmpty && value.asText().isEmpty()) {
         throw new InvalidArgumentException(prefix + "." + name, "must not be empty");
       }
-      return unicode(name, value.asText());
+      return value.asText();
     }
 
     String optionalString(String name) {
@@ -210,7 +210,7 @@ public sealed interface ToolInput {
       if (!value.isTextual()) {
         throw new InvalidArgumentException(prefix + "." + name, "must be a string");
       }
-      return unicode(name, value.asText()); // no NUL: Json.requireObject refused it
+      return value.asText(); // no NUL, no half surrogate pair: Json.requireObject refused them
     }
 
     /** A file's path: not empty, no control characters, and not ending with "/". */
@@ -238,30 +238,6 @@ public sealed interface ToolInput {
             prefix + "." + name, "must not contain control characters (a newline, a tab, ...)");
       }
       return path;
-    }
-
-    /**
-     * JSON's backslash-u escapes can spell half of a UTF-16 surrogate pair, which is no Unicode
-     * character and would reach the sandbox as "?": refused rather than changed.
-     */
-    private String unicode(String name, String text) {
-      for (int i = 0; i < text.length(); i++) {
-        char c = text.charAt(i);
-        if (Character.isHighSurrogate(c)
-            && i + 1 < text.length()
-            && Character.isLowSurrogate(text.charAt(i + 1))) {
-          i++;
-        } else if (Character.isSurrogate(c)) {
-          throw new InvalidArgumentException(
-              prefix + "." + name,
-              "holds half of a UTF-16 surrogate pair (\\u"
-                  + Integer.toHexString(c)
-                  + " at character "
-                  + i
-                  + "), which is not Unicode text");
-        }
-      }
-      return text;
     }
 
     boolean bool(String name) {
@@ -306,7 +282,7 @@ public sealed interface ToolInput {
         if (!item.isTextual() || item.asText().isEmpty()) {
           throw new InvalidArgumentException(prefix + "." + name, "must hold non-empty strings");
         }
-        strings.add(unicode(name, item.asText()));
+        strings.add(item.asText());
       }
       return List.copyOf(strings);
     }

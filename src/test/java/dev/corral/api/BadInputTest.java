@@ -503,6 +503,15 @@ class BadInputTest {
                 dev.corral.proto.v1.AgentToolUse.newBuilder().setName("bash").setInputJson("{}"))
             .build());
     harnessEvents.put(
+        "event.agent_tool_use.input_json.command",
+        Event.newBuilder()
+            .setAgentToolUse(
+                dev.corral.proto.v1.AgentToolUse.newBuilder()
+                    .setCallId("toolu_1")
+                    .setName("bash")
+                    .setInputJson("{\"command\":\"echo \\ud800\"}"))
+            .build());
+    harnessEvents.put(
         "event.agent_custom_tool_use.name",
         Event.newBuilder()
             .setAgentCustomToolUse(

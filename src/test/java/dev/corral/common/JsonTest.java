@@ -28,4 +28,27 @@ class JsonTest {
     assertThat(node.canConvertToLong()).isFalse();
     assertThat(node.canConvertToInt()).isFalse();
   }
+
+  @Test
+  void halfASurrogatePairAnywhereIsRefusedNamingWhereButAWholePairIsText() {
+    String[][] cases = {
+      {"{\"a\":\"x\\ud800\"}", "input_json.a"},
+      {"{\"a\":[\"ok\",\"\\udc00y\"]}", "input_json.a[1]"},
+      {"{\"k\\ud83d\":1}", "input_json.k\\ud83d"},
+      {"{\"a\":{\"b\":\"\\ude00\\ud83d\"}}", "input_json.a.b"}
+    };
+    for (String[] refused : cases) {
+      assertThatThrownBy(() -> Json.requireObject("input_json", refused[0]))
+          .as(refused[0])
+          .isInstanceOfSatisfying(
+              InvalidArgumentException.class,
+              e -> {
+                assertThat(e.field()).isEqualTo(refused[1]);
+                assertThat(e.getMessage()).contains("surrogate pair");
+              });
+    }
+
+    assertThat(Json.requireObject("f", "{\"a\":\"\\ud83d\\ude00 \ud83d\ude00\"}").get("a").asText())
+        .isEqualTo("\ud83d\ude00 \ud83d\ude00");
+  }
 }
