@@ -80,86 +80,73 @@ final class ToolScripts {
               .replace("BUDGET", BUDGET);
 
   /**
-   * Perl that replaces a file whole and atomically: {@code replace($file, $text)} writes a new file
-   * beside it (same directory, same permissions), checks every write and the close, and renames it
-   * over the old one. When anything fails (a full disk, say) the old file is left as it was and the
-   * call fails saying so. {@code arg($path, $bytes)} reads an input passed through a pipe and
-   * checks that all of it arrived.
+   * Replacing a file whole and atomically: {@code __tmp DIR} makes a new empty file {@code $t}
+   * beside the target (never one that exists); {@code __commit FILE BYTES} checks that all the
+   * bytes reached it (a full disk cuts it short), gives it the file's permissions and renames it
+   * over the file. When anything fails the old file is left as it was and the call fails saying so.
    */
-  private static final String REPLACE_PL =
+  private static final String REPLACE =
       """
-      use Fcntl;
-      sub fail { print "corral: $_[0]\\n"; exit 2 }
-      sub arg {
-        my ($path, $bytes) = @_;
-        open(my $h, "<:raw", $path) or fail("an input could not be read");
-        local $/; my $v = <$h> // ""; close $h;
-        fail("an input arrived incomplete; nothing was changed") unless length($v) == $bytes;
-        return $v;
+      __tmp() {
+        t="$1/.corral-$$.tmp"; (set -C; : > "$t") 2>/dev/null ||
+          { echo "corral: cannot write in the directory of the file"; return 2; }
       }
-      sub replace {
-        my ($f, $text) = @_;
-        my ($dir) = $f =~ m{^(.*)/[^/]+$};
-        my @st = stat($f);
-        my $mode = @st ? $st[2] & 07777 : 0666;
-        my ($tmp, $h);
-        for (1 .. 10) {
-          $tmp = sprintf("%s/.corral-%d-%08x.tmp", $dir, $$, int(rand(0xffffffff)));
-          last if sysopen($h, $tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-          fail("cannot write in the directory of the file ($!)") unless $!{EEXIST};
-        }
-        fail("cannot write in the directory of the file") unless $h;
-        binmode $h;
-        my $ok = print $h $text;
-        my $why = "$!";
-        if (!close($h) && $ok) { $ok = 0; $why = "$!" }
-        if ($ok && !chmod(@st ? $mode : $mode & ~umask, $tmp)) { $ok = 0; $why = "$!" }
-        if ($ok && !rename($tmp, $f)) { $ok = 0; $why = "$!" }
-        if (!$ok) { unlink $tmp; fail("cannot write the file ($why); it was left as it was") }
+      __commit() {
+        local e; e=$(wc -c < "$t")
+        if [ "$e" != "$2" ]; then e="No space left on device"
+        else e=$({ [ ! -e "$1" ] || chmod --reference="$1" -- "$t"; } 2>&1 && mv -f -- "$t" "$1" 2>&1) && return 0
+          e=${e##*: }
+        fi
+        rm -f -- "$t"; echo "corral: cannot write the file ($e); it was left as it was"; return 2
       }
       """;
 
   static final String WRITE =
       HELPERS
+          + REPLACE
           + """
           f=$(__path "${__corral_a[0]}") || exit 3
           [ -d "$f" ] && { echo "corral: $(__rel "$f") is a directory"; exit 2; }
           [ -e "$f" ] && [ ! -f "$f" ] && { echo "corral: $(__rel "$f") is not a regular file"; exit 2; }
-          d=$(dirname -- "$f")
-          mkdir -p -- "$d" 2>/dev/null || { echo "corral: cannot make the directory $(__rel "$d")"; exit 2; }
-          perl -e 'REPLACE_PL
-            my ($f, $content, $bytes) = @ARGV;
-            replace($f, arg($content, $bytes));
-            print "Wrote $bytes bytes to ", substr($f, length("/workspace/")), "\\n";
-          ' "$f" <(printf '%s' "${__corral_a[1]}") "${__corral_a[2]}"
-          """
-              .replace("REPLACE_PL", REPLACE_PL);
+          [ -e "$f" ] && [ ! -w "$f" ] && { echo "corral: $(__rel "$f") is not writable"; exit 2; }
+          mkdir -p -- "${f%/*}" 2>/dev/null || { echo "corral: cannot make the directory $(__rel "${f%/*}")"; exit 2; }
+          __tmp "${f%/*}" || exit 2
+          printf '%s' "${__corral_a[1]}" 2>/dev/null > "$t"
+          __commit "$f" "${__corral_a[2]}" || exit 2
+          echo "Wrote ${__corral_a[2]} bytes to $(__rel "$f")"
+          """;
 
+  /**
+   * Perl reads the file, {@code old_string} and {@code new_string} (through pipes: nothing touches
+   * a disk that may be full), writes the result to the new file, and prints the result's length and
+   * what it did.
+   */
   static final String EDIT =
       HELPERS
+          + REPLACE
           + """
           f=$(__path "${__corral_a[0]}") || exit 3
           [ -f "$f" ] || { echo "corral: $(__rel "$f"): no such file"; exit 2; }
-          perl -e 'REPLACE_PL
-            my ($f, $o, $ob, $n, $nb, $all) = @ARGV;
-            my $old = arg($o, $ob); my $new = arg($n, $nb);
-            fail("old_string is empty") if $old eq "";
-            open(my $h, "<:raw", $f) or fail("cannot read the file ($!)");
-            local $/; my $t = <$h> // ""; close $h;
-            my ($c, $i) = (0, 0);
-            while (($i = index($t, $old, $i)) >= 0) { $c++; $i += length($old); }
-            fail("old_string was not found in the file") if $c == 0;
-            fail("old_string occurs $c times; add context to make it unique, or set replace_all")
-              if $c > 1 && !$all;
-            my ($r, $j) = ("", 0); $i = 0;
-            while (($j = index($t, $old, $i)) >= 0) { $r .= substr($t, $i, $j - $i) . $new; $i = $j + length($old); last unless $all }
-            $r .= substr($t, $i);
-            replace($f, $r);
-            print "Replaced ", ($all ? $c : 1), " occurrence", (($all ? $c : 1) == 1 ? "" : "s"), "\\n";
-          ' "$f" <(printf '%s' "${__corral_a[1]}") "${__corral_a[2]}" \\
-            <(printf '%s' "${__corral_a[3]}") "${__corral_a[4]}" "${__corral_a[5]}"
-          """
-              .replace("REPLACE_PL", REPLACE_PL);
+          [ -w "$f" ] || { echo "corral: $(__rel "$f") is not writable"; exit 2; }
+          __tmp "${f%/*}" || exit 2
+          trap 'rm -f -- "$t"' EXIT
+          m=$(perl -e '
+            my ($f, $o, $n, $all, $t) = @ARGV; local $/;
+            sub bad { print "corral: $_[0]"; exit 2 }
+            sub rd { open(my $h, "<:raw", $_[0]) or bad("cannot read the file"); <$h> // "" }
+            my ($old, $new, $x) = (rd($o), rd($n), rd($f));
+            bad("old_string is empty") if $old eq "";
+            my $c = () = $x =~ /\\Q$old/g;
+            bad("old_string was not found in the file") if !$c;
+            bad("old_string occurs $c times; add context to make it unique, or set replace_all") if $c > 1 && !$all;
+            $all ? $x =~ s/\\Q$old/$new/g : $x =~ s/\\Q$old/$new/;
+            open(my $h, ">:raw", $t) or bad("cannot write the file"); print $h $x; close $h;
+            $c = $all ? $c : 1; print length($x), " Replaced $c occurrence", $c > 1 ? "s" : "";
+          ' "$f" <(printf '%s' "${__corral_a[1]}") <(printf '%s' "${__corral_a[2]}") "${__corral_a[3]}" "$t") ||
+            { echo "$m"; exit 2; }
+          __commit "$f" "${m%% *}" || exit 2
+          echo "${m#* }"
+          """;
 
   /**
    * A pattern may not leave its base directory ({@code ..}, or an absolute path outside the
@@ -265,9 +252,7 @@ final class ToolScripts {
           timeout,
           utf8(edit.path()),
           edit.oldString(),
-          utf8(Integer.toString(edit.oldString().length)),
           edit.newString(),
-          utf8(Integer.toString(edit.newString().length)),
           utf8(edit.replaceAll() ? "1" : ""));
     }
     if (input instanceof ToolInput.Glob glob) {

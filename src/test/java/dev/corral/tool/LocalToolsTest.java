@@ -435,6 +435,21 @@ class LocalToolsTest {
   }
 
   @Test
+  void aReadOnlyFileIsNotReplacedByWriteOrEdit() {
+    ok("bash", "{\"command\":\"echo keep > ro.txt; chmod 444 ro.txt\"}");
+
+    ExecuteResponse write = execute("write", "{\"file_path\":\"ro.txt\",\"content\":\"x\"}");
+    ExecuteResponse edit =
+        execute("edit", "{\"file_path\":\"ro.txt\",\"old_string\":\"keep\",\"new_string\":\"x\"}");
+
+    assertThat(write.getIsError()).isTrue();
+    assertThat(write.getOutput()).isEqualTo("ro.txt is not writable");
+    assertThat(edit.getOutput()).isEqualTo("ro.txt is not writable");
+    assertThat(ok("bash", "{\"command\":\"cat ro.txt; stat -c %a ro.txt\"}"))
+        .isEqualTo("keep\n444");
+  }
+
+  @Test
   void theSandboxRunsAsAnUnprivilegedUserWithReadOnlySystemDirectoriesAndNoNetwork() {
     // When
     String identity = ok("bash", "{\"command\":\"id -u; grep CapEff /proc/self/status\"}");

@@ -151,7 +151,8 @@ public interface SandboxConfig {
     String namespace();
 
     /**
-     * Image of environments that name none; it must have bash, coreutils, findutils, grep, perl.
+     * Image of environments that name none; it must have bash, coreutils, findutils, grep, gzip,
+     * perl.
      */
     @WithDefault("debian:12-slim")
     String defaultImage();

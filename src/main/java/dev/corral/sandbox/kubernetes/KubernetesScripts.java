@@ -145,6 +145,34 @@ final class KubernetesScripts {
           + " unset __corral_proxy; ";
 
   private static String script(String prologue, SandboxCommand command) {
-    return prologue + EGRESS + "{ " + command.script() + "\n} </dev/null 2>&1";
+    return prologue + EGRESS + "{ " + compact(command.script()) + "\n} </dev/null 2>&1";
+  }
+
+  /**
+   * Scripts longer than this travel compressed: an exec carries its script in the request URL,
+   * where most of a script's characters take three ({@code %24} for {@code $}), and API servers and
+   * the proxies before them limit a request line (the fabric8 mock server to 4,096 bytes).
+   */
+  static final int COMPRESS_OVER = 768;
+
+  /**
+   * {@code script}, or when it is long, a line that runs it from its gzip in base64 (whose
+   * characters mostly travel as themselves): about a third of the length in the URL, for two short
+   * processes (base64 and gzip, both in coreutils and Debian's required set).
+   */
+  static String compact(String script) {
+    if (script.length() <= COMPRESS_OVER) {
+      return script;
+    }
+    java.io.ByteArrayOutputStream packed = new java.io.ByteArrayOutputStream();
+    try (java.util.zip.GZIPOutputStream gzip = new java.util.zip.GZIPOutputStream(packed)) {
+      gzip.write(script.getBytes(StandardCharsets.UTF_8));
+    } catch (java.io.IOException inMemory) {
+      throw new java.io.UncheckedIOException(inMemory);
+    }
+    return "eval \"$(printf %s "
+        + java.util.Base64.getEncoder().encodeToString(packed.toByteArray())
+        + " | base64 -d | gzip -dc || echo 'echo corral: the sandbox image needs base64 and gzip;"
+        + " exit 127')\"\n";
   }
 }

@@ -227,6 +227,39 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void everyFileToolRunsInAPodWithArgumentsJustUnderTheUploadLimit() {
+    // Given arguments of nearly 1000 bytes, the most that travels in the exec's URL here, beside
+    // each tool's script (compressed when long: the mock API server takes 4,096-byte request lines)
+    Sandbox sandbox = provision(environment(0), "");
+    String name = "d/" + "n".repeat(200) + ".txt";
+    String old = "$(no) 'q' %".repeat(30);
+    ok(sandbox, "write", "{\"file_path\":\"" + name + "\",\"content\":\"" + old + "\\nkeep\\n\"}");
+
+    // When
+    String edited =
+        ok(
+            sandbox,
+            "edit",
+            "{\"file_path\":\""
+                + name
+                + "\",\"old_string\":\""
+                + old
+                + "\",\"new_string\":\""
+                + "new ".repeat(60)
+                + "\"}");
+    String globbed = ok(sandbox, "glob", "{\"pattern\":\"**/" + "n".repeat(200) + "*\"}");
+    String grepped =
+        ok(sandbox, "grep", "{\"pattern\":\"" + "(new )".repeat(60) + "\",\"path\":\"d\"}");
+    String read = ok(sandbox, "read", "{\"file_path\":\"" + name + "\",\"view_range\":[2,2]}");
+
+    // Then
+    assertThat(edited).isEqualTo("Replaced 1 occurrence");
+    assertThat(globbed).isEqualTo(name);
+    assertThat(grepped).isEqualTo(name + ":1:" + "new ".repeat(60).stripTrailing());
+    assertThat(read).isEqualTo("     2\tkeep");
+  }
+
+  @Test
   void aLargeInputIsUploadedInChunksAndArrivesIntact() throws Exception {
     // Given 30 000 characters with multi-byte ones (exec arguments travel in the URL, limited here
     // to 1000 bytes: see FakeKubernetes)
