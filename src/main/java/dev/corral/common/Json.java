@@ -68,16 +68,9 @@ public final class Json {
     if (!node.isObject()) {
       throw new InvalidArgumentException(field, "must be a JSON object");
     }
-    String withNul = firstAt(node, field, Json::hasNul);
-    if (withNul != null) {
-      throw new InvalidArgumentException(withNul, "must not contain the NUL character (\\u0000)");
-    }
-    String withHalfPair = firstAt(node, field, Json::hasHalfSurrogatePair);
-    if (withHalfPair != null) {
-      throw new InvalidArgumentException(
-          withHalfPair,
-          "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its partner),"
-              + " which is not Unicode text");
+    String[] bad = firstAt(node, field);
+    if (bad != null) {
+      throw new InvalidArgumentException(bad[0], bad[1]);
     }
     return node;
   }
@@ -95,13 +88,16 @@ public final class Json {
     return detail + " (line " + location.getLineNr() + ", column " + location.getColumnNr() + ")";
   }
 
-  private static boolean hasNul(String text) {
-    return text.indexOf('\u0000') >= 0;
-  }
-
-  /** Whether {@code text} holds a surrogate that is not part of a high-low pair. */
-  private static boolean hasHalfSurrogatePair(String text) {
-    return text.codePoints().anyMatch(Json::isSurrogate);
+  /** What is wrong with {@code text} as a key or string, or null. */
+  private static String problem(String text) {
+    if (text.indexOf('\u0000') >= 0) {
+      return "must not contain the NUL character (\\u0000)";
+    }
+    if (text.codePoints().anyMatch(Json::isSurrogate)) {
+      return "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its"
+          + " partner), which is not Unicode text";
+    }
+    return null;
   }
 
   /** A code point that is half of a pair (codePoints() yields a lone one as itself). */
@@ -109,20 +105,19 @@ public final class Json {
     return codePoint >= Character.MIN_SURROGATE && codePoint <= Character.MAX_SURROGATE;
   }
 
-  /** The path of the first key or string for which {@code bad} holds, or null. */
-  private static String firstAt(
-      JsonNode node, String path, java.util.function.Predicate<String> bad) {
+  /** The path of the first key or string with a {@link #problem}, and the problem; or null. */
+  private static String[] firstAt(JsonNode node, String path) {
     if (node.isTextual()) {
-      return bad.test(node.textValue()) ? path : null;
+      String problem = problem(node.textValue());
+      return problem == null ? null : new String[] {path, problem};
     }
     if (node.isObject()) {
       for (Iterator<Map.Entry<String, JsonNode>> fields = node.fields(); fields.hasNext(); ) {
         Map.Entry<String, JsonNode> field = fields.next();
         String at = path + "." + printable(field.getKey());
-        if (bad.test(field.getKey())) {
-          return at;
-        }
-        String found = firstAt(field.getValue(), at, bad);
+        String problem = problem(field.getKey());
+        String[] found =
+            problem != null ? new String[] {at, problem} : firstAt(field.getValue(), at);
         if (found != null) {
           return found;
         }
@@ -131,7 +126,7 @@ public final class Json {
     }
     int index = 0;
     for (JsonNode element : node) {
-      String found = firstAt(element, path + "[" + index++ + "]", bad);
+      String[] found = firstAt(element, path + "[" + index++ + "]");
       if (found != null) {
         return found;
       }

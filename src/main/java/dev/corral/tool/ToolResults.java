@@ -44,15 +44,7 @@ final class ToolResults {
           .append("[killed: the call ran longer than ")
           .append(command.timeout().toMillis())
           .append(" ms; every process it started was stopped")
-          .append(
-              input instanceof ToolInput.Bash
-                  ? ", and the shell keeps its directory and variables from before this call]"
-                  : input instanceof ToolInput.Glob
-                      ? "; narrow the pattern or the path]"
-                      : input instanceof ToolInput.Grep
-                          ? "; narrow the path, or simplify the pattern: one that backtracks"
-                              + " can take forever]"
-                          : "]");
+          .append(whatNow(input));
       return ToolOutcome.error(text.toString().stripTrailing());
     }
     if (result.outOfMemory()) {
@@ -72,5 +64,19 @@ final class ToolResults {
     return result.exitCode() == 0
         ? ToolOutcome.ok(output)
         : ToolOutcome.error(output.replaceFirst("^corral: ", ""));
+  }
+
+  /** The end of the note on a call stopped at its time limit: what was kept, or what to change. */
+  private static String whatNow(ToolInput input) {
+    if (input instanceof ToolInput.Bash) {
+      return ", and the shell keeps its directory and variables from before this call]";
+    }
+    if (input instanceof ToolInput.Glob) {
+      return "; narrow the pattern or the path]";
+    }
+    if (input instanceof ToolInput.Grep) {
+      return "; narrow the path, or simplify the pattern: one that backtracks can take forever]";
+    }
+    return "]";
   }
 }

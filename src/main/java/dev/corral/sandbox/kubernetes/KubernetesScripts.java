@@ -164,6 +164,21 @@ final class KubernetesScripts {
     if (script.length() <= COMPRESS_OVER) {
       return script;
     }
+    // scripts are a handful of constants: each is packed once (the bound guards against others)
+    String packed = PACKED.get(script);
+    if (packed == null) {
+      packed = pack(script);
+      if (PACKED.size() < 64) {
+        PACKED.putIfAbsent(script, packed);
+      }
+    }
+    return packed;
+  }
+
+  private static final java.util.Map<String, String> PACKED =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
+  private static String pack(String script) {
     java.io.ByteArrayOutputStream packed = new java.io.ByteArrayOutputStream();
     try (java.util.zip.GZIPOutputStream gzip = new java.util.zip.GZIPOutputStream(packed)) {
       gzip.write(script.getBytes(StandardCharsets.UTF_8));
