@@ -87,7 +87,11 @@ final class Decision {
       return new Step.CallModel(state.failuresSinceInput() + 1);
     }
     if (state.status() == SessionStatus.SESSION_STATUS_RUNNING) {
-      return new Step.Idle(stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN));
+      return new Step.Idle(
+          stopReason(
+              state.replyRefused()
+                  ? StopReasonType.STOP_REASON_TYPE_REFUSAL
+                  : StopReasonType.STOP_REASON_TYPE_END_TURN));
     }
     return new Step.Done();
   }

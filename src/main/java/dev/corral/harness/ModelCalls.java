@@ -345,8 +345,14 @@ final class ModelCalls {
       compacted(call, response);
       return;
     }
+    boolean refused = SessionState.REFUSAL.equals(response.stopReason());
     for (int i = 0; i < response.blocks().size(); i++) {
-      events.add(EventsFactory.block(relay.idOf(i), response.blocks().get(i), agent, call.offered));
+      ModelResponse.Block block = response.blocks().get(i);
+      // A refused reply was stopped mid-way by the API's safety classifiers: what it said is
+      // kept, but none of its tool calls (perhaps cut off in the middle of its input) runs.
+      if (!(refused && block instanceof ModelResponse.ToolUse)) {
+        events.add(EventsFactory.block(relay.idOf(i), block, agent, call.offered));
+      }
     }
     events.add(EventsFactory.spanEnd(call.spanId, response));
     appends.add(events, null, appended -> call.finished = true);
@@ -359,6 +365,19 @@ final class ModelCalls {
       if (block instanceof ModelResponse.Text text) {
         summary.append(summary.length() == 0 ? "" : "\n\n").append(text.text());
       }
+    }
+    if (SessionState.REFUSAL.equals(response.stopReason())) {
+      // The classifiers stopped the summary part-way; asking again with the same history would
+      // be refused again.
+      failed(
+          call,
+          new ModelException(
+              200,
+              "refused_summary",
+              "the model's reply to the compaction call was refused (stop_reason refusal)",
+              false,
+              null));
+      return;
     }
     if (summary.toString().isBlank()) {
       failed(

@@ -46,6 +46,15 @@ final class SessionState {
   private long resultsAnsweredUpTo;
 
   private long lastResultSeq;
+
+  /** The seq of the input that started the current turn (the first user message after an idle). */
+  private long turnStartSeq;
+
+  private boolean turnOpen;
+
+  /** The last call of a turn answered with a refusal (the Messages API's stop_reason). */
+  private boolean replyRefused;
+
   private com.google.protobuf.Timestamp lastUserMessageAt;
   private long lastUserMessageSeq;
   private long lastInterruptSeq;
@@ -71,6 +80,10 @@ final class SessionState {
     switch (event.getPayloadCase()) {
       case USER_MESSAGE -> {
         (openSpanId != null ? arrivedDuringCall : conversation).add(event);
+        if (!turnOpen) {
+          turnOpen = true;
+          turnStartSeq = event.getSeq();
+        }
         lastUserMessageAt = event.getProcessedAt();
         lastUserMessageSeq = event.getSeq();
         failuresSinceInput = 0;
@@ -173,6 +186,10 @@ final class SessionState {
           messagesAnsweredUpTo = openSpanSeq;
           resultsAnsweredUpTo = openSpanSeq;
           failuresSinceInput = 0;
+          replyRefused = REFUSAL.equals(end.getStopReason());
+          if (replyRefused) {
+            forgetRefusedTurn();
+          }
         }
         openSpanId = null;
         // The call's reply (if any) was appended just before its end.
@@ -189,6 +206,7 @@ final class SessionState {
       case SESSION_STATUS_RUNNING -> status(event, SessionStatus.SESSION_STATUS_RUNNING);
       case SESSION_STATUS_IDLE -> {
         status(event, SessionStatus.SESSION_STATUS_IDLE);
+        turnOpen = false;
         lastStopReason = event.getSessionStatusIdle().getStopReason();
         switch (lastStopReason.getType()) {
           // The turn is given up: its input stays in the history, but waits for new input.
@@ -214,6 +232,56 @@ final class SessionState {
   private void status(Event event, SessionStatus newStatus) {
     status = newStatus;
     statusSeq = event.getSeq();
+  }
+
+  /**
+   * Takes the refused turn out of the model's context: the Messages API keeps refusing while the
+   * turn that triggered a refusal is in the history, so the turn goes, from the input that started
+   * it to the partial reply (and, so that no tool result loses its call, back to the earliest call
+   * that a result in it answers). The events stay in the log; messages that arrived during the
+   * refused call stay in the context and start the next call. History already folded into a
+   * compaction summary stays in the summary.
+   */
+  private void forgetRefusedTurn() {
+    int cut = conversation.size();
+    while (cut > 0 && conversation.get(cut - 1).getSeq() >= turnStartSeq) {
+      cut--;
+    }
+    boolean moved = true;
+    while (moved) {
+      moved = false;
+      for (int i = cut; i < conversation.size(); i++) {
+        int call = callIndex(resultOf(conversation.get(i)), cut);
+        if (call >= 0) {
+          cut = call;
+          moved = true;
+        }
+      }
+    }
+    conversation.subList(cut, conversation.size()).clear();
+  }
+
+  /** The index before {@code before} of the call {@code toolUseId} answers, or -1. */
+  private int callIndex(String toolUseId, int before) {
+    if (toolUseId == null) {
+      return -1;
+    }
+    for (int i = 0; i < before; i++) {
+      if (conversation.get(i).getId().equals(toolUseId)) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** The id of the call that {@code event} answers, or null if it answers none. */
+  private static String resultOf(Event event) {
+    return switch (event.getPayloadCase()) {
+      case USER_CUSTOM_TOOL_RESULT -> event.getUserCustomToolResult().getCustomToolUseId();
+      case AGENT_TOOL_RESULT -> event.getAgentToolResult().getToolUseId();
+      case AGENT_MCP_TOOL_RESULT -> event.getAgentMcpToolResult().getMcpToolUseId();
+      default -> null;
+    };
   }
 
   private void answer(Event event, String toolUseId) {
@@ -256,6 +324,14 @@ final class SessionState {
 
   StopReason lastStopReason() {
     return lastStopReason;
+  }
+
+  /** The Messages API's stop reason of a reply its safety classifiers refused. */
+  static final String REFUSAL = "refusal";
+
+  /** The last call of a turn answered with a refusal. */
+  boolean replyRefused() {
+    return replyRefused;
   }
 
   /** The purpose of a span whose call summarises older history. */

@@ -186,6 +186,7 @@ final class EventShapes {
       }
       case STOP_REASON_TYPE_RETRIES_EXHAUSTED -> node.put("type", "retries_exhausted");
       case STOP_REASON_TYPE_BUDGET_REACHED -> node.put("type", "budget_reached");
+      case STOP_REASON_TYPE_REFUSAL -> node.put("type", "refusal");
       case STOP_REASON_TYPE_INTERRUPTED ->
           node.put("type", "end_turn").put("corral_stop_reason", "interrupted");
       default -> node.put("type", "end_turn");

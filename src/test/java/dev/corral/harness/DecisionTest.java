@@ -254,6 +254,106 @@ class DecisionTest {
   }
 
   @Test
+  void aRefusedReplyIdlesAsARefusalAndItsWholeTurnLeavesTheContext() {
+    // Given an answered turn, then a turn whose tool call ran before the reply was refused
+    history.add(Fixtures.userMessage("first"));
+    history.modelTurn(new ModelResponse.Text("answer"));
+    history.add(EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
+    history.add(Fixtures.userMessage("the trigger"));
+    String call = history.modelTurn(new ModelResponse.ToolUse("toolu_l", "lookup", "{}"));
+    history.add(customResult(call));
+    history.refusedTurn(new ModelResponse.Text("I can hel"));
+
+    // Then the session idles as refused, and the model will not see the refused turn again
+    assertThat(history.next())
+        .isEqualTo(new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_REFUSAL)));
+    assertThat(texts(history.state.context())).containsExactly("first", "answer");
+    history.add(EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_REFUSAL)));
+    assertThat(history.next()).isEqualTo(new Step.Done());
+
+    // When the user writes again, the next call starts from the turn before the refused one
+    history.add(Fixtures.userMessage("something else"));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    assertThat(texts(history.state.context())).containsExactly("first", "answer", "something else");
+    history.modelTurn(new ModelResponse.Text("fine"));
+    assertThat(history.next())
+        .isEqualTo(new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
+
+    // And a replay of the log folds to the same context
+    History replayed = new History(history.state.session());
+    history.events.forEach(replayed::fold);
+    assertThat(replayed.state.context()).isEqualTo(history.state.context());
+  }
+
+  @Test
+  void aRefusedTurnTakesTheCallOfAResultInItAlongSoThatNoResultLosesItsCall() {
+    // Given a call that waited for the client across an idle, answered after a new message
+    history.add(Fixtures.userMessage("first"));
+    String call = history.modelTurn(new ModelResponse.ToolUse("toolu_l", "lookup", "{}"));
+    history.add(
+        EventsFactory.idle(
+            dev.corral.proto.v1.StopReason.newBuilder()
+                .setType(StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION)
+                .addEventIds(call)
+                .build()));
+    history.add(Fixtures.userMessage("the trigger"));
+    history.add(customResult(call));
+
+    // When the reply to both is refused
+    history.refusedTurn(new ModelResponse.Text("No"));
+
+    // Then the context keeps no half of the call: it goes back to before it
+    assertThat(texts(history.state.context())).containsExactly("first");
+  }
+
+  @Test
+  void aMessageSentWhileTheRefusedCallRanStaysAndIsAnsweredNext() {
+    history.add(Fixtures.userMessage("the trigger"));
+    history.add(EventsFactory.running());
+    String span = dev.corral.common.IdKind.EVENT.next();
+    history.add(EventsFactory.spanStart(span, "claude-test"));
+    history.add(Fixtures.userMessage("sent meanwhile"));
+    history.add(
+        EventsFactory.block(
+            "sevt_refused00000000000000000", new ModelResponse.Text("I"), AGENT, List.of()));
+    history.add(
+        EventsFactory.spanEnd(
+            span,
+            new ModelResponse(
+                "m",
+                List.of(new ModelResponse.Text("I")),
+                SessionState.REFUSAL,
+                ModelUsage.getDefaultInstance())));
+
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    assertThat(texts(history.state.context())).containsExactly("sent meanwhile");
+  }
+
+  private static Event customResult(String call) {
+    return Event.newBuilder()
+        .setUserCustomToolResult(
+            dev.corral.proto.v1.UserCustomToolResult.newBuilder()
+                .setCustomToolUseId(call)
+                .addContent(
+                    dev.corral.proto.v1.ContentBlock.newBuilder()
+                        .setText(dev.corral.proto.v1.TextBlock.newBuilder().setText("result"))))
+        .build();
+  }
+
+  /** The text of each user or agent message of {@code events}; a tool event as its type. */
+  private static List<String> texts(List<Event> events) {
+    return events.stream()
+        .map(
+            event ->
+                event.hasUserMessage()
+                    ? Fixtures.text(event)
+                    : event.hasAgentMessage()
+                        ? event.getAgentMessage().getContent(0).getText().getText()
+                        : event.getPayloadCase().name())
+        .toList();
+  }
+
+  @Test
   void replayingTheSameHistoryGivesTheSameState() {
     history.add(Fixtures.userMessage("go"));
     history.modelTurn(new ModelResponse.ToolUse("toolu_w", "write", "{}"));
@@ -304,6 +404,18 @@ class DecisionTest {
 
     List<String> modelTurn(
         List<dev.corral.tool.OfferedTools.Tool> offered, ModelResponse.Block... blocks) {
+      return modelTurn(offered, "tool_use", blocks);
+    }
+
+    /** A model turn whose reply the API's safety classifiers stopped, as the harness logs it. */
+    void refusedTurn(ModelResponse.Block... blocks) {
+      modelTurn(List.of(), SessionState.REFUSAL, blocks);
+    }
+
+    List<String> modelTurn(
+        List<dev.corral.tool.OfferedTools.Tool> offered,
+        String stopReason,
+        ModelResponse.Block... blocks) {
       if (state.status() != dev.corral.proto.v1.SessionStatus.SESSION_STATUS_RUNNING) {
         add(EventsFactory.running());
       }
@@ -320,7 +432,7 @@ class DecisionTest {
           EventsFactory.spanEnd(
               span,
               new ModelResponse(
-                  "m", List.of(blocks), "tool_use", ModelUsage.getDefaultInstance())));
+                  "m", List.of(blocks), stopReason, ModelUsage.getDefaultInstance())));
       return ids;
     }
 

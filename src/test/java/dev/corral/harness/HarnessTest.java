@@ -650,6 +650,55 @@ class HarnessTest {
   }
 
   @Test
+  void aRefusedReplyRunsNoneOfItsToolCallsIdlesAsARefusalAndLeavesTheModelsContext() {
+    // Given a model whose safety classifier stops every reply while the trigger is in its context
+    // (the API keeps refusing until the turn that caused a refusal is gone)
+    String trigger = "trigger-" + marker;
+    model.fallback(
+        request ->
+            request.path("messages").toString().contains(trigger)
+                ? Reply.stream()
+                    .text("Sure, here is")
+                    .toolUse("toolu_r", "bash", "{\"command\":\"touch /workspace/ran\"}")
+                    .stop("refusal")
+                : Reply.text("Happy to help with that."));
+
+    // When
+    Session session =
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker + " " + trigger);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REFUSAL);
+
+    // Then what the model said is logged, its tool call is not, and no sandbox was provisioned
+    List<Event> events = log(sessions, session.getId());
+    assertThat(types(events))
+        .containsExactly(
+            "user.message",
+            "session.status_running",
+            "span.model_request_start",
+            "agent.message",
+            "span.model_request_end",
+            "session.status_idle");
+    assertThat(events.get(4).getSpanModelRequestEnd().getStopReason()).isEqualTo("refusal");
+
+    // When the user writes again
+    sessions.emitEvent(
+        dev.corral.testing.Fixtures.emit(session.getId(), "something else " + marker));
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the model sees neither the turn that was refused nor the partial reply
+    JsonNode messages = model.requestsMentioning(marker).get(1).body().path("messages");
+    assertThat(messages).hasSize(1);
+    assertThat(messages.get(0).path("content").get(0).path("text").asText())
+        .isEqualTo("something else " + marker);
+    assertThat(model.requestsMentioning(marker)).hasSize(2);
+    assertThat(types(log(sessions, session.getId()))).doesNotContain("agent.tool_use");
+  }
+
+  @Test
   void budgetStopsNewModelCalls() {
     // Given a session allowed one model call, whose first answer needs another
     model.enqueue(Reply.toolUse("toolu_1", "bash", "{\"command\":\"ls\"}"));

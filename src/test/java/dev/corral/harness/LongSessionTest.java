@@ -268,6 +268,48 @@ class LongSessionTest {
   }
 
   @Test
+  void aRefusedSummaryIsNotKeptAndTheTurnSaysWhy() {
+    // Given a model whose summaries the API's safety classifiers stop part-way
+    model.fallback(
+        request -> {
+          if (request.toString().contains("Answer with the summary only.")) {
+            summaries.incrementAndGet();
+            return Reply.stream().text("Summary: the user asked").stop("refusal");
+          }
+          return Reply.text("Noted.");
+        });
+    Session session =
+        sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("refused summary"));
+
+    // When the session outgrows its window
+    int turn = 0;
+    while (summaries.get() == 0 && turn < TURNS) {
+      turn++;
+      long sent =
+          sessions
+              .emitEvent(
+                  Fixtures.emit(session.getId(), "part " + turn + ": " + "detail. ".repeat(180)))
+              .getEvent()
+              .getSeq();
+      await()
+          .atMost(Duration.ofSeconds(20))
+          .until(
+              () ->
+                  log(sessions, session.getId()).stream()
+                      .anyMatch(e -> e.hasSessionStatusIdle() && e.getSeq() > sent));
+    }
+
+    // Then the partial summary is not kept, and the turn ends with an error that says why
+    assertThat(summaries.get()).isEqualTo(1);
+    List<Event> events = log(sessions, session.getId());
+    assertThat(events.stream().filter(Event::hasAgentContextCompacted)).isEmpty();
+    Event error = events.stream().filter(Event::hasSessionError).reduce((a, b) -> b).orElseThrow();
+    assertThat(error.getSessionError().getMessage()).contains("compaction call was refused");
+    assertThat(SessionLogs.get(sessions, session.getId()).getStopReason().getType())
+        .isEqualTo(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+  }
+
+  @Test
   void aHarnessKilledDuringACompactionResumesWithOneSummary() {
     // Given a long history, and a harness that started to compact it and died
     dev.corral.proto.v1.Agent agent =

@@ -276,6 +276,25 @@ class AnthropicSdkTest {
   }
 
   @Test
+  void aRefusedReplyEndsTheTurnWithTheRefusalStopReasonTheSdkKnows() throws Exception {
+    // Given a model whose safety classifier stops its reply
+    model.enqueue(Reply.stream().text("I can").stop("refusal"));
+    BetaManagedAgentsSession session = session(agent(List.of()), null);
+    Stream stream = Stream.open(client, session.id());
+
+    // When
+    client.beta().sessions().events().send(session.id(), message("Refuse this " + marker));
+
+    // Then the turn ends idle, and the SDK reads its stop reason as a refusal
+    var events = stream.until(AnthropicSdkTest::endOfTurn);
+    var idle = events.get(events.size() - 1).asSessionStatusIdle();
+    assertThat(idle.stopReason().isRefusal()).isTrue();
+    var overRest = client.beta().sessions().retrieve(session.id());
+    assertThat(overRest.status()).isEqualTo(BetaManagedAgentsSession.Status.IDLE);
+    stream.close();
+  }
+
+  @Test
   void eventsAreListedInPagesBothWays() {
     // Given a session with 5 user messages
     BetaManagedAgentsSession session = session(agent(List.of()), null);
