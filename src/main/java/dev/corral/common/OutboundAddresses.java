@@ -14,8 +14,9 @@ import org.eclipse.microprofile.config.inject.ConfigProperty;
  * endpoint): public addresses, and the networks of {@code corral.outbound.allowed-networks}. A
  * member could otherwise make corral's server call its own loopback, the cloud's metadata service
  * (169.254.169.254) or a private network and read what comes back. Every address the host resolves
- * to is checked just before the call; the HTTP client then resolves the name again, so a name that
- * changes its answer in between (DNS rebinding) is not caught here.
+ * to is checked before the call, and again by the {@link OutboundProxy} the call goes through,
+ * which connects to the address it checked (so a name that changes its answer in between, DNS
+ * rebinding, gets nowhere).
  */
 @ApplicationScoped
 public class OutboundAddresses {
@@ -46,20 +47,31 @@ public class OutboundAddresses {
     if (host == null) {
       return Uni.createFrom().failure(new FailedPreconditionException(what + " is missing"));
     }
-    String name = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
-    return lookups
-        .lookup("tenant " + tenant.id(), name, RESOLVE_TIMEOUT)
+    return resolve("tenant " + tenant.id(), host)
+        .onFailure(FailedPreconditionException.class)
+        .transform(refused -> new FailedPreconditionException(what + " " + refused.getMessage()))
         .onFailure(NameLookups.LookupFailedException.class)
         .transform(failed -> new FailedPreconditionException(what + ": " + failed.getMessage()))
+        .replaceWithVoid();
+  }
+
+  /**
+   * The address corral may connect to for {@code host}, looked up for {@code asker}: the first of
+   * its addresses, once every one of them is checked; fails with {@link
+   * FailedPreconditionException} saying why not, or {@link NameLookups.LookupFailedException} if
+   * the name does not resolve in time.
+   */
+  public Uni<InetAddress> resolve(String asker, String host) {
+    String name = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
+    return lookups
+        .lookup(asker, name, RESOLVE_TIMEOUT)
         .map(
             addresses -> {
               for (InetAddress address : addresses) {
                 Optional<String> refusal = rules.refusal(address);
                 if (refusal.isPresent()) {
                   throw new FailedPreconditionException(
-                      what
-                          + " "
-                          + name
+                      name
                           + " is at "
                           + refusal.get()
                           + "; corral's server calls only public addresses and those "
@@ -67,8 +79,7 @@ public class OutboundAddresses {
                           + " opens");
                 }
               }
-              return addresses;
-            })
-        .replaceWithVoid();
+              return addresses.get(0);
+            });
   }
 }

@@ -1,6 +1,8 @@
 package dev.corral.egress;
 
 import dev.corral.common.LogBudget;
+import dev.corral.common.ProxyWire;
+import dev.corral.common.ProxyWire.Target;
 import dev.corral.proto.v1.NetworkMode;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.StartupEvent;
@@ -18,8 +20,6 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.io.IOException;
 import java.net.InetAddress;
-import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -45,7 +45,7 @@ import org.jboss.logging.Logger;
 public class EgressProxy {
 
   private static final Logger LOGGER = Logger.getLogger(EgressProxy.class);
-  private static final int MAX_HEAD = 16 * 1024;
+  private static final String WHO = "corral egress";
 
   /** Refusals logged a minute per sandbox. */
   static final int LOG_BUDGET = 20;
@@ -54,8 +54,6 @@ public class EgressProxy {
 
   /** How long a tunnel under an allow-list waits for its client's first bytes. */
   static final long OPENING_TIMEOUT_MS = 10_000;
-
-  private static final Buffer HEAD_END = Buffer.buffer("\r\n\r\n");
 
   private final EgressConfig config;
   private final Destinations destinations;
@@ -297,27 +295,7 @@ public class EgressProxy {
 
   /** Reads a request's head (bounded in size and time), then hands it on, the connection paused. */
   void readHead(NetSocket connection, BiConsumer<String, Buffer> then) {
-    Buffer head = Buffer.buffer();
-    long deadline =
-        vertx.setTimer(10_000, id -> answer(connection, 408, "the request head took too long"));
-    connection.handler(
-        chunk -> {
-          head.appendBuffer(chunk);
-          int end = indexOf(head, HEAD_END);
-          if (end < 0) {
-            if (head.length() > MAX_HEAD) {
-              vertx.cancelTimer(deadline);
-              answer(connection, 431, "the request head is larger than " + MAX_HEAD + " bytes");
-            }
-            return;
-          }
-          vertx.cancelTimer(deadline);
-          connection.pause();
-          connection.handler(null);
-          then.accept(
-              head.getString(0, end, StandardCharsets.ISO_8859_1.name()),
-              head.getBuffer(end + 4, head.length()));
-        });
+    ProxyWire.readHead(vertx, connection, WHO, then);
   }
 
   /** The request's first line and headers, and the bytes the client sent after them. */
@@ -331,7 +309,7 @@ public class EgressProxy {
     String method = first[0].toUpperCase(Locale.ROOT);
     Target target;
     try {
-      target = method.equals("CONNECT") ? Target.ofAuthority(first[1]) : Target.ofUrl(first[1]);
+      target = Target.of(method, first[1]);
     } catch (IllegalArgumentException malformed) {
       answer(connection, 400, malformed.getMessage());
       return;
@@ -419,9 +397,10 @@ public class EgressProxy {
                   return;
                 }
               } else {
-                upstream.write(Buffer.buffer(originForm(method, target, lines), "ISO-8859-1"));
+                upstream.write(
+                    Buffer.buffer(ProxyWire.originForm(method, target, lines), "ISO-8859-1"));
               }
-              join(connection, upstream, rest);
+              ProxyWire.join(connection, upstream, rest);
             })
         .onFailure(
             failure -> {
@@ -436,15 +415,6 @@ public class EgressProxy {
                       + failure.getMessage()
                       + ")");
             });
-  }
-
-  /** Sends what the client sent so far, then pipes the two ways. */
-  private static void join(NetSocket connection, NetSocket upstream, Buffer sent) {
-    if (sent.length() > 0) {
-      upstream.write(sent);
-    }
-    connection.pipeTo(upstream);
-    upstream.pipeTo(connection);
   }
 
   /**
@@ -497,7 +467,7 @@ public class EgressProxy {
           if (verdict instanceof TunnelOpening.Verdict.Refuse refused) {
             refuseTunnel(connection, upstream, grant, target, refused.why());
           } else {
-            join(connection, upstream, seen);
+            ProxyWire.join(connection, upstream, seen);
           }
         };
     connection.handler(
@@ -528,32 +498,6 @@ public class EgressProxy {
             "not_allowed", "the tunnel to " + target.host() + " was closed: " + why));
     upstream.close();
     connection.close();
-  }
-
-  /**
-   * The request as the origin server gets it: origin-form, no proxy headers, one request, and the
-   * {@code Host} the policy checked (a server of many sites would serve the one a client's own
-   * {@code Host} names).
-   */
-  static String originForm(String method, Target target, String[] lines) {
-    StringBuilder head =
-        new StringBuilder(method)
-            .append(' ')
-            .append(target.pathAndQuery())
-            .append(" HTTP/1.1\r\nHost: ")
-            .append(target.authority())
-            .append("\r\n");
-    for (int i = 1; i < lines.length; i++) {
-      String lower = lines[i].toLowerCase(Locale.ROOT);
-      if (lower.startsWith("proxy-")
-          || lower.startsWith("connection:")
-          || lower.startsWith("keep-alive:")
-          || lower.startsWith("host:")) {
-        continue;
-      }
-      head.append(lines[i]).append("\r\n");
-    }
-    return head.append("Connection: close\r\n\r\n").toString();
   }
 
   private void refuse(
@@ -589,19 +533,7 @@ public class EgressProxy {
 
   /** Answers with a status and a one-line reason, and closes. */
   static void answer(NetSocket connection, int status, String reason) {
-    String body = "corral egress: " + reason + "\n";
-    connection
-        .write(
-            Buffer.buffer(
-                "HTTP/1.1 "
-                    + status
-                    + " "
-                    + (status == 403 ? "Forbidden" : status == 502 ? "Bad Gateway" : "Refused")
-                    + "\r\nContent-Type: text/plain\r\nContent-Length: "
-                    + body.getBytes(StandardCharsets.UTF_8).length
-                    + "\r\nConnection: close\r\n\r\n"
-                    + body))
-        .onComplete(ignored -> connection.close());
+    ProxyWire.answer(connection, WHO, status, reason);
   }
 
   private synchronized NetClient client() {
@@ -614,68 +546,5 @@ public class EgressProxy {
                   .setIdleTimeoutUnit(TimeUnit.SECONDS));
     }
     return client;
-  }
-
-  private static int indexOf(Buffer buffer, Buffer needle) {
-    outer:
-    for (int i = 0; i + needle.length() <= buffer.length(); i++) {
-      for (int j = 0; j < needle.length(); j++) {
-        if (buffer.getByte(i + j) != needle.getByte(j)) {
-          continue outer;
-        }
-      }
-      return i;
-    }
-    return -1;
-  }
-
-  /** Where a request goes. */
-  record Target(String host, int port, String pathAndQuery) {
-
-    String authority() {
-      return (host.contains(":") ? "[" + host + "]" : host) + (port == 80 ? "" : ":" + port);
-    }
-
-    /** CONNECT's {@code host:port}. */
-    static Target ofAuthority(String authority) {
-      URI uri;
-      try {
-        uri = new URI("tcp://" + authority);
-      } catch (java.net.URISyntaxException e) {
-        throw new IllegalArgumentException("CONNECT needs host:port");
-      }
-      if (uri.getHost() == null || uri.getPort() < 1) {
-        throw new IllegalArgumentException("CONNECT needs host:port");
-      }
-      return new Target(strip(uri.getHost()), uri.getPort(), "");
-    }
-
-    /** A plain HTTP request's absolute URL. */
-    static Target ofUrl(String url) {
-      URI uri;
-      try {
-        uri = new URI(url);
-      } catch (java.net.URISyntaxException e) {
-        throw new IllegalArgumentException("the request target is not a URL");
-      }
-      if (!"http".equalsIgnoreCase(uri.getScheme()) || uri.getHost() == null) {
-        throw new IllegalArgumentException(
-            "a plain request needs an absolute http:// URL (use CONNECT for https)");
-      }
-      if (uri.getRawUserInfo() != null) {
-        throw new IllegalArgumentException("the request target must not hold user information");
-      }
-      String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
-      return new Target(
-          strip(uri.getHost()),
-          uri.getPort() < 0 ? 80 : uri.getPort(),
-          path + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery()));
-    }
-
-    private static String strip(String host) {
-      String bare =
-          host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
-      return bare.toLowerCase(Locale.ROOT);
-    }
   }
 }

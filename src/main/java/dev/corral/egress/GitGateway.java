@@ -125,7 +125,7 @@ class GitGateway {
       NetSocket connection,
       EgressGrant grant,
       String method,
-      EgressProxy.Target target,
+      dev.corral.common.ProxyWire.Target target,
       String[] lines,
       Buffer rest) {
     GitRequest request;

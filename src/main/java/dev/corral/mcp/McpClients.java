@@ -33,11 +33,13 @@ class McpClients {
   private static final int MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
   private final McpConfig config;
+  private final dev.corral.common.OutboundProxy proxy;
   private final ObjectMapper json = new ObjectMapper();
   private final Map<Key, Open> clients = new ConcurrentHashMap<>();
 
-  McpClients(McpConfig config) {
+  McpClients(McpConfig config, dev.corral.common.OutboundProxy proxy) {
     this.config = config;
+    this.proxy = proxy;
   }
 
   /** Which client: whose, to which server, with which credential (empty for none). */
@@ -81,7 +83,12 @@ class McpClients {
             .jsonMapper(new JacksonMcpJsonMapper(json))
             .connectTimeout(config.connectTimeout())
             // A redirect would carry the credential to another URL than the one it is bound to.
-            .customizeClient(client -> client.followRedirects(HttpClient.Redirect.NEVER))
+            .customizeClient(
+                client ->
+                    client
+                        .followRedirects(HttpClient.Redirect.NEVER)
+                        // to the address corral checked, not to a second lookup's
+                        .proxy(proxy.selector()))
             .openConnectionOnStartup(false)
             .maxResponseSize(MAX_RESPONSE_BYTES)
             .httpRequestCustomizer(McpClients::authorize)

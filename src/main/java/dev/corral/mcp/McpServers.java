@@ -50,6 +50,7 @@ public class McpServers {
   private final McpClients clients;
   private final Credentials credentials;
   private final dev.corral.common.OutboundAddresses outbound;
+  private final dev.corral.common.OutboundProxy proxy;
   private final McpConfig config;
   private final Map<String, Listed> listings = new ConcurrentHashMap<>();
 
@@ -57,11 +58,13 @@ public class McpServers {
       McpClients clients,
       Credentials credentials,
       McpConfig config,
-      dev.corral.common.OutboundAddresses outbound) {
+      dev.corral.common.OutboundAddresses outbound,
+      dev.corral.common.OutboundProxy proxy) {
     this.clients = clients;
     this.credentials = credentials;
     this.config = config;
     this.outbound = outbound;
+    this.proxy = proxy;
   }
 
   /** The tools of {@code servers} for a session, and the servers that could not list theirs. */
@@ -90,13 +93,14 @@ public class McpServers {
       return Uni.createFrom().item(cached.tools());
     }
     AtomicReference<HttpAuth> used = new AtomicReference<>();
+    long started = System.nanoTime();
     return withCredential(tenant, server, used, auth -> list(tenant, server, auth))
         .invoke(tools -> remember(key, tools))
         .map(tools -> (Object) tools)
         .onFailure()
         .recoverWithItem(
             failure -> {
-              McpFailure why = failure(server, failure, used.get());
+              McpFailure why = failure(server, failure, used.get(), proxied(server, started));
               LOGGER.debugf("MCP server %s listed no tools: %s", server.getName(), why.message());
               return cached != null ? cached.tools() : why;
             });
@@ -133,13 +137,16 @@ public class McpServers {
           .item(new McpAnswer(List.of("The input is not a JSON object."), true, null));
     }
     AtomicReference<HttpAuth> used = new AtomicReference<>();
+    long started = System.nanoTime();
     McpSchema.CallToolRequest request = new McpSchema.CallToolRequest(tool, arguments);
     return withCredential(tenant, server, used, auth -> attempt(tenant, server, request, auth))
         .map(result -> answer(result, used.get()))
         .onFailure(McpServers::isProtocolError)
         .recoverWithItem(failure -> refusedCall(failure, used.get()))
         .onFailure()
-        .recoverWithItem(failure -> McpAnswer.failed(failure(server, failure, used.get())));
+        .recoverWithItem(
+            failure ->
+                McpAnswer.failed(failure(server, failure, used.get(), proxied(server, started))));
   }
 
   /** The server answered the call with a JSON-RPC error: the model sees it as the tool's error. */
@@ -327,8 +334,20 @@ public class McpServers {
     return new Listing(tools, failures);
   }
 
-  /** What a server's failure is: its kind, and a message with no secret in it. */
-  static McpFailure failure(McpServer server, Throwable failure, HttpAuth auth) {
+  /**
+   * Why the outbound proxy, which every request to an MCP server goes through, refused or failed a
+   * connection to {@code server} since {@code started}: the client saw only the proxy's answer.
+   */
+  private java.util.Optional<String> proxied(McpServer server, long started) {
+    return proxy.failureSince(server.getUrl(), started);
+  }
+
+  /**
+   * What a server's failure is: its kind, and a message with no secret in it ({@code proxied}: why
+   * the outbound proxy could not connect to it, if it could not).
+   */
+  static McpFailure failure(
+      McpServer server, Throwable failure, HttpAuth auth, java.util.Optional<String> proxied) {
     String name = server.getName();
     String where = "MCP server " + name + " (" + server.getUrl() + ")";
     Throwable cause = rootOf(failure);
@@ -337,6 +356,9 @@ public class McpServers {
     }
     if (cause instanceof dev.corral.common.FailedPreconditionException refused) {
       return new McpFailure(name, McpFailure.CONNECTION, where + ": " + refused.getMessage());
+    }
+    if (proxied.isPresent()) {
+      return new McpFailure(name, McpFailure.CONNECTION, where + " " + proxied.get());
     }
     Integer status = statusOf(failure);
     if (status != null && (status == 401 || status == 403)) {

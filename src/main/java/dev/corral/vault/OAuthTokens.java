@@ -15,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
@@ -32,15 +33,20 @@ class OAuthTokens {
 
   private final dev.corral.common.OutboundAddresses outbound;
 
-  OAuthTokens(dev.corral.common.OutboundAddresses outbound) {
-    this.outbound = outbound;
-  }
+  private final HttpClient http;
+  private final dev.corral.common.OutboundProxy proxy;
 
-  private final HttpClient http =
-      HttpClient.newBuilder()
-          .connectTimeout(Duration.ofSeconds(5))
-          .followRedirects(HttpClient.Redirect.NEVER)
-          .build();
+  OAuthTokens(dev.corral.common.OutboundAddresses outbound, dev.corral.common.OutboundProxy proxy) {
+    this.outbound = outbound;
+    this.proxy = proxy;
+    this.http =
+        HttpClient.newBuilder()
+            .connectTimeout(Duration.ofSeconds(5))
+            .followRedirects(HttpClient.Redirect.NEVER)
+            // to the address corral checked, not to a second lookup's
+            .proxy(proxy.selector())
+            .build();
+  }
 
   /** A fresh access token, its expiry (null if not said) and a new refresh token (or null). */
   record Refreshed(String accessToken, Instant expiresAt, String refreshToken) {
@@ -72,12 +78,31 @@ class OAuthTokens {
         .onFailure()
         .transform(refused -> refusal(info, "may not be called: " + refused.getMessage()))
         .flatMap(
-            reachable ->
-                exchange(request.build())
-                    .onFailure()
-                    .transform(
-                        failure -> refusal(info, "could not be reached (" + reason(failure) + ")"))
-                    .map(response -> refreshed(info, response)));
+            reachable -> {
+              long started = System.nanoTime();
+              return exchange(request.build())
+                  .onFailure()
+                  .transform(
+                      failure ->
+                          refusal(
+                              info,
+                              proxied(info, started)
+                                  .orElse("could not be reached (" + reason(failure) + ")")))
+                  .map(
+                      response -> {
+                        // an answer of the proxy's own, not the endpoint's
+                        Optional<String> proxied = proxied(info, started);
+                        if (proxied.isPresent() && response.statusCode() >= 400) {
+                          throw refusal(info, proxied.get());
+                        }
+                        return refreshed(info, response);
+                      });
+            });
+  }
+
+  /** Why the outbound proxy refused or failed the connection to the endpoint, if it did. */
+  private Optional<String> proxied(OAuth2Info info, long started) {
+    return proxy.failureSince(info.getTokenUrl(), started);
   }
 
   /**

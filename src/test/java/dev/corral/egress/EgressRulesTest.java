@@ -71,26 +71,31 @@ class EgressRulesTest {
 
   @Test
   void requestTargetsAreReadStrictlyAndRewrittenForTheOrigin() {
-    EgressProxy.Target connect = EgressProxy.Target.ofAuthority("Files.PyPI.org:443");
-    EgressProxy.Target plain = EgressProxy.Target.ofUrl("http://example.com:8080/a/b?c=d");
-    EgressProxy.Target v6 = EgressProxy.Target.ofAuthority("[::1]:22");
+    dev.corral.common.ProxyWire.Target connect =
+        dev.corral.common.ProxyWire.Target.ofAuthority("Files.PyPI.org:443");
+    dev.corral.common.ProxyWire.Target plain =
+        dev.corral.common.ProxyWire.Target.ofUrl("http://example.com:8080/a/b?c=d");
+    dev.corral.common.ProxyWire.Target v6 =
+        dev.corral.common.ProxyWire.Target.ofAuthority("[::1]:22");
 
-    assertThat(connect).isEqualTo(new EgressProxy.Target("files.pypi.org", 443, ""));
-    assertThat(plain).isEqualTo(new EgressProxy.Target("example.com", 8080, "/a/b?c=d"));
+    assertThat(connect)
+        .isEqualTo(new dev.corral.common.ProxyWire.Target("files.pypi.org", 443, ""));
+    assertThat(plain)
+        .isEqualTo(new dev.corral.common.ProxyWire.Target("example.com", 8080, "/a/b?c=d"));
     assertThat(v6.host()).isEqualTo("::1");
     for (String bad : List.of("example.com", "example.com:0", ":443", "a b:1")) {
-      assertThatThrownBy(() -> EgressProxy.Target.ofAuthority(bad))
+      assertThatThrownBy(() -> dev.corral.common.ProxyWire.Target.ofAuthority(bad))
           .as(bad)
           .isInstanceOf(IllegalArgumentException.class);
     }
     for (String bad :
         List.of("/relative", "https://example.com/", "ftp://x/", "http://user:pw@example.com/")) {
-      assertThatThrownBy(() -> EgressProxy.Target.ofUrl(bad))
+      assertThatThrownBy(() -> dev.corral.common.ProxyWire.Target.ofUrl(bad))
           .as(bad)
           .isInstanceOf(IllegalArgumentException.class);
     }
     String head =
-        EgressProxy.originForm(
+        dev.corral.common.ProxyWire.originForm(
             "GET",
             plain,
             new String[] {
@@ -109,9 +114,9 @@ class EgressRulesTest {
   @Test
   void aPlainRequestGoesOutWithTheHostThePolicyChecked() {
     String head =
-        EgressProxy.originForm(
+        dev.corral.common.ProxyWire.originForm(
             "GET",
-            new EgressProxy.Target("allowed.example", 80, "/"),
+            new dev.corral.common.ProxyWire.Target("allowed.example", 80, "/"),
             new String[] {"GET http://allowed.example/ HTTP/1.1", "HOST: attacker.example"});
     assertThat(head)
         .isEqualTo("GET / HTTP/1.1\r\nHost: allowed.example\r\nConnection: close\r\n\r\n");

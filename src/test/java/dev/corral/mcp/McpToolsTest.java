@@ -67,6 +67,8 @@ class McpToolsTest {
 
   @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
 
+  @jakarta.inject.Inject dev.corral.common.OutboundProxy outboundProxy;
+
   private McpTestServer server;
   private String marker;
 
@@ -93,10 +95,13 @@ class McpToolsTest {
         Reply.text("The server said hi."));
 
     // When a turn runs
+    long connectionsBefore = outboundProxy.connections();
     Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then the call is in the log as MCP events, made with the token, answered, seen by the model
+    // (through the outbound proxy, which connects only to the address it checked)
+    assertThat(outboundProxy.connections()).isGreaterThan(connectionsBefore);
     List<Event> events = log(sessions, session.getId());
     assertThat(types(events)).contains("agent.mcp_tool_use", "agent.mcp_tool_result");
     Event use = only(events, "agent.mcp_tool_use");

@@ -1,0 +1,168 @@
+package dev.corral.common;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.sun.net.httpserver.HttpServer;
+import io.vertx.core.Vertx;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The proxy corral's own HTTP clients go through, with a resolver whose answers the test chooses:
+ * the name of a host that rebinds (loopback, allowed here, at the first lookup; the cloud's
+ * metadata address afterwards), and a name only corral's resolver knows.
+ */
+class OutboundProxyTest {
+
+  private static final Tenant TENANT = new Tenant("t1");
+
+  private final AtomicInteger rebindingLookups = new AtomicInteger();
+  private final Vertx vertx = Vertx.vertx();
+  private HttpServer server;
+  private final AtomicInteger served = new AtomicInteger();
+  private OutboundAddresses addresses;
+  private OutboundProxy proxy;
+  private HttpClient client;
+
+  @BeforeEach
+  void start() throws Exception {
+    server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    server.createContext(
+        "/",
+        exchange -> {
+          served.incrementAndGet();
+          byte[] body = "hello from loopback".getBytes(StandardCharsets.UTF_8);
+          exchange.sendResponseHeaders(200, body.length);
+          exchange.getResponseBody().write(body);
+          exchange.close();
+        });
+    server.start();
+    NameLookups lookups =
+        new NameLookups(
+            name -> {
+              byte[] address =
+                  switch (name) {
+                    case "rebinding.test" ->
+                        rebindingLookups.incrementAndGet() == 1
+                            ? new byte[] {127, 0, 0, 1}
+                            : new byte[] {(byte) 169, (byte) 254, (byte) 169, (byte) 254};
+                    case "only-corral-knows.test" -> new byte[] {127, 0, 0, 1};
+                    default -> throw new java.net.UnknownHostException(name);
+                  };
+              return new InetAddress[] {InetAddress.getByAddress(name, address)};
+            });
+    addresses = new OutboundAddresses(lookups, Optional.of(List.of("127.0.0.0/8")));
+    proxy = new OutboundProxy(vertx, addresses);
+    proxy.listen();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (proxy
+            .selector()
+            .select(URI.create("http://x/"))
+            .get(0)
+            .address()
+            .toString()
+            .endsWith(":1")
+        && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    client =
+        HttpClient.newBuilder()
+            .connectTimeout(Duration.ofSeconds(5))
+            .followRedirects(HttpClient.Redirect.NEVER)
+            .proxy(proxy.selector())
+            .build();
+  }
+
+  @AfterEach
+  void stop() {
+    server.stop(0);
+    proxy.stop();
+    vertx.close();
+  }
+
+  @Test
+  void aNameThatRebindsAfterTheCheckIsRefusedAtTheConnectionNotCalled() throws Exception {
+    // Given a host that passes corral's check (its first answer is loopback, allowed here)
+    String url = "http://rebinding.test:" + server.getAddress().getPort() + "/token";
+    addresses.check(TENANT, "its host", url).await().atMost(Duration.ofSeconds(10));
+
+    // When the call is made, and the name now answers with the metadata service's address
+    long started = System.nanoTime();
+    HttpResponse<String> answer = send(url);
+
+    // Then the connection goes nowhere: the address it would use is checked, not looked up again
+    assertThat(answer.statusCode()).isEqualTo(403);
+    assertThat(proxy.failureSince(url, started))
+        .hasValueSatisfying(
+            why -> assertThat(why).startsWith("may not be called: ").contains("link-local"));
+    assertThat(served).hasValue(0);
+    assertThat(proxy.connections()).isZero();
+  }
+
+  @Test
+  void aTunnelToANameThatRebindsIsRefusedToo() {
+    String url = "https://rebinding.test/token";
+    addresses.check(TENANT, "its host", url).await().atMost(Duration.ofSeconds(10));
+
+    long started = System.nanoTime();
+    assertThatThrownBy(() -> send(url)).isInstanceOf(IOException.class);
+    assertThat(proxy.failureSince(url, started))
+        .hasValueSatisfying(why -> assertThat(why).contains("link-local"));
+    assertThat(proxy.connections()).isZero();
+  }
+
+  @Test
+  void theConnectionGoesToTheAddressCorralLookedUpAndTheAnswerComesBackWhole() throws Exception {
+    // A name the machine's own resolver does not know: only the proxy's lookup can find it
+    String url = "http://only-corral-knows.test:" + server.getAddress().getPort() + "/";
+
+    HttpResponse<String> answer = send(url);
+
+    assertThat(answer.statusCode()).isEqualTo(200);
+    assertThat(answer.body()).isEqualTo("hello from loopback");
+    assertThat(served).hasValue(1);
+    assertThat(proxy.connections()).isEqualTo(1);
+    assertThat(proxy.failureSince(url, 0)).isEmpty();
+  }
+
+  @Test
+  void aServerThatIsDownIsReportedAsTheClientWouldHaveSeenIt() throws Exception {
+    int closed;
+    try (var socket = new java.net.ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      closed = socket.getLocalPort();
+    }
+    String url = "http://only-corral-knows.test:" + closed + "/";
+
+    long started = System.nanoTime();
+    HttpResponse<String> answer = send(url);
+
+    assertThat(answer.statusCode()).isEqualTo(502);
+    assertThat(proxy.failureSince(url, started))
+        .hasValue("could not be reached: connection refused");
+    assertThat(proxy.failureSince(url, System.nanoTime())).isEmpty();
+  }
+
+  private HttpResponse<String> send(String url) throws IOException, InterruptedException {
+    return client.send(
+        HttpRequest.newBuilder(URI.create(url))
+            .timeout(Duration.ofSeconds(10))
+            .POST(HttpRequest.BodyPublishers.ofString("grant_type=x"))
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+}
