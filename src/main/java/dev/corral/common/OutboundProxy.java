@@ -51,6 +51,9 @@ public class OutboundProxy {
   /** Connections open through the proxy at most; more are refused. */
   static final int MAX_CONNECTIONS = 1024;
 
+  /** Failures kept (the latest per host and port, the least recent dropped first). */
+  static final int MAX_FAILURES_KEPT = 256;
+
   /** Where nothing listens: the clients' requests fail until the proxy listens. */
   private static final InetSocketAddress NOWHERE = new InetSocketAddress("127.0.0.1", 1);
 
@@ -71,8 +74,6 @@ public class OutboundProxy {
               return size() > MAX_FAILURES_KEPT;
             }
           });
-
-  static final int MAX_FAILURES_KEPT = 256;
 
   private record Failed(String why, long at) {}
 

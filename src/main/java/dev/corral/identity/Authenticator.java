@@ -39,6 +39,9 @@ public class Authenticator {
   private final Map<String, Checked> checked = new ConcurrentHashMap<>();
   private final Map<String, Checked> tenantStates = new ConcurrentHashMap<>();
 
+  /** Checks under way, by cache key; each is removed as it ends. */
+  private final Map<String, Uni<Principal>> inFlight = new ConcurrentHashMap<>();
+
   @jakarta.inject.Inject
   Authenticator(
       AuthConfig config,
@@ -105,12 +108,23 @@ public class Authenticator {
     }
     String credential = credentialOf(authorization);
     String key = cacheKey(credential);
-    return check(credential)
-        .invoke(
-            checkedPrincipal -> remember(checked, key, new Checked(checkedPrincipal, null, now())))
-        .onFailure(Authenticator::isVerdict)
-        .invoke(
-            failure -> remember(checked, key, new Checked(null, (CorralException) failure, now())));
+    // Calls that find the same credential's check stale together share one check: when a busy
+    // key's entry expires, its concurrent calls would otherwise each update its row in turn.
+    return inFlight.computeIfAbsent(
+        key,
+        absent ->
+            check(credential)
+                .invoke(
+                    checkedPrincipal ->
+                        remember(checked, key, new Checked(checkedPrincipal, null, now())))
+                .onFailure(Authenticator::isVerdict)
+                .invoke(
+                    failure ->
+                        remember(checked, key, new Checked(null, (CorralException) failure, now())))
+                .onTermination()
+                .invoke(() -> inFlight.remove(key))
+                .memoize()
+                .indefinitely());
   }
 
   /**

@@ -10,6 +10,7 @@ import io.smallrye.mutiny.Uni;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
@@ -24,6 +25,8 @@ class AuthenticatorTest {
   private final AtomicLong now = new AtomicLong();
   private final AtomicInteger lookups = new AtomicInteger();
   private final Map<String, ApiKeyRepository.Live> live = new ConcurrentHashMap<>();
+  private volatile java.util.concurrent.CompletableFuture<Void> database =
+      java.util.concurrent.CompletableFuture.completedFuture(null);
   private final Authenticator authenticator = authenticator(100);
 
   @Test
@@ -45,6 +48,32 @@ class AuthenticatorTest {
         .isInstanceOf(UnauthenticatedException.class)
         .hasMessageContaining("unknown or revoked");
     assertThat(lookups).hasValue(2);
+  }
+
+  @Test
+  void callsThatFindAKeysCheckStaleTogetherShareOneCheck() throws Exception {
+    // Given a key in use, whose check has gone stale, and a database that is slow to answer
+    live.put(hex(KEY), new ApiKeyRepository.Live("key_1", new Tenant("acme"), Role.MEMBER, false));
+    authenticate("Bearer " + KEY);
+    now.addAndGet(Duration.ofSeconds(3).toNanos());
+    database = new java.util.concurrent.CompletableFuture<>();
+
+    // When sixteen calls arrive before it answers
+    List<java.util.concurrent.CompletableFuture<Principal>> calls = new java.util.ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      calls.add(authenticator.authenticate("Bearer " + KEY).subscribeAsCompletionStage());
+    }
+    database.complete(null);
+
+    // Then every call has its answer, from one check
+    for (var call : calls) {
+      assertThat(call.get(1, java.util.concurrent.TimeUnit.SECONDS).apiKeyId()).isEqualTo("key_1");
+    }
+    assertThat(lookups).hasValue(2);
+    // and the next stale check is a check of its own
+    now.addAndGet(Duration.ofSeconds(3).toNanos());
+    authenticate("Bearer " + KEY);
+    assertThat(lookups).hasValue(3);
   }
 
   @Test
@@ -108,7 +137,8 @@ class AuthenticatorTest {
           Uni<Optional<Live>> authenticate(byte[] hash) {
             lookups.incrementAndGet();
             return Uni.createFrom()
-                .item(Optional.ofNullable(live.get(HexFormat.of().formatHex(hash))));
+                .completionStage(database)
+                .map(answered -> Optional.ofNullable(live.get(HexFormat.of().formatHex(hash))));
           }
         };
     return new Authenticator(
