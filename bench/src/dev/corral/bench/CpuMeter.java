@@ -68,12 +68,18 @@ final class CpuMeter {
     }
   }
 
-  /** utime + stime of one process; 0 if it is gone. */
+  /**
+   * utime + stime of one process, and cutime + cstime of its children that ended and were waited
+   * for (a sandbox's processes, once released); 0 if it is gone.
+   */
   private static long ticks(long pid) {
     try {
       String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
       String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-      return Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
+      return Long.parseLong(fields[11])
+          + Long.parseLong(fields[12])
+          + Long.parseLong(fields[13])
+          + Long.parseLong(fields[14]);
     } catch (IOException | RuntimeException e) {
       return 0;
     }

@@ -58,11 +58,12 @@ public final class FanOutBench {
           channels.add(BenchServers.asAdmin(transport));
         }
         String agent = BenchServers.logAgent(channels.get(0));
+        CpuMeter meter = new CpuMeter(server.pid());
         System.out.println();
-        phase(database, channels, agent, 1, 1, 50, seconds);
-        phase(database, channels, agent, 1, 100, 50, seconds);
-        phase(database, channels, agent, 1, 1000, 50, seconds);
-        phase(database, channels, agent, 100, 100, 100, seconds);
+        phase(database, meter, channels, agent, 1, 1, 50, seconds);
+        phase(database, meter, channels, agent, 1, 100, 50, seconds);
+        phase(database, meter, channels, agent, 1, 1000, 50, seconds);
+        phase(database, meter, channels, agent, 100, 100, 100, seconds);
         transports.forEach(ManagedChannel::shutdownNow);
       }
     }
@@ -71,6 +72,7 @@ public final class FanOutBench {
   /** {@code sessions} sessions with {@code each} subscribers; {@code rate} appends/s in all. */
   private static void phase(
       DataSource database,
+      CpuMeter meter,
       List<Channel> channels,
       String agent,
       int sessions,
@@ -135,6 +137,8 @@ public final class FanOutBench {
     // warm-up second, then the measured phase
     append(writer, ids, event, intervalNanos, rate);
     long readsBefore = reads(database);
+    long receivedBefore = received.get();
+    CpuMeter.Ticks cpuBefore = meter.now();
     measuring.set(1);
     Latencies selfDelay = new Latencies();
     Thread probe =
@@ -154,6 +158,8 @@ public final class FanOutBench {
     int appended = append(writer, ids, event, intervalNanos, rate * seconds);
     TimeUnit.MILLISECONDS.sleep(500); // the last events arrive
     measuring.set(2);
+    CpuMeter.Ticks cpu = meter.now().minus(cpuBefore);
+    long delivered = received.get() - receivedBefore;
     probe.join();
     long reads = reads(database) - readsBefore;
     streams.forEach(context -> context.cancel(null));
@@ -166,6 +172,14 @@ public final class FanOutBench {
         latencies.summary(),
         (double) reads / appended,
         selfDelay.summary());
+    // corral's CPU over the phase (appends included) per message delivered to a subscriber
+    System.out.printf(
+        "      %d messages delivered: corral CPU per delivered message %.1f us, per append %.0f us;"
+            + " PostgreSQL CPU per append %.0f us%n",
+        delivered,
+        cpu.server() * 1e4 / Math.max(1, delivered),
+        cpu.server() * 1e4 / appended,
+        cpu.postgres() * 1e4 / appended);
   }
 
   private static int append(

@@ -5,6 +5,8 @@ import dev.corral.proto.v1.CreateSessionRequest;
 import dev.corral.proto.v1.EmitEventRequest;
 import dev.corral.proto.v1.EmitEventResponse;
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.GetEventsRequest;
+import dev.corral.proto.v1.GetEventsResponse;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.proto.v1.StreamEventsRequest;
 import dev.corral.proto.v1.StreamEventsResponse;
@@ -48,6 +50,15 @@ public final class LogBench {
   private static final int CLIENTS = 16;
   private static final int ROUNDS = 3;
   private static final int WARM_UP_SECONDS = 15;
+  private static final int PAGE_WARM_UP_SECONDS = 5;
+
+  /** Events per page read, GetEvents' default page size. */
+  private static final int PAGE = 100;
+
+  /** Pages are read from the first this many events of the session (at most), in turn. */
+  private static final int PAGED_EVENTS = 20_000;
+
+  private static int pagedEvents = PAGED_EVENTS;
 
   private LogBench() {}
 
@@ -97,21 +108,46 @@ public final class LogBench {
         runRaw(sixteenClients, WARM_UP_SECONDS);
         runRaw(oneClient, WARM_UP_SECONDS);
         runHealthChecks(channel, WARM_UP_SECONDS);
+        // pages of the one session's log, which the warm-up filled with tens of thousands of events
+        String paged = oneSession.get(0).getSessionId();
+        pagedEvents =
+            (int)
+                Math.min(
+                    PAGED_EVENTS,
+                    SessionServiceGrpc.newBlockingStub(channel)
+                        .getSession(
+                            dev.corral.proto.v1.GetSessionRequest.newBuilder()
+                                .setSessionId(paged)
+                                .build())
+                        .getSession()
+                        .getLastSeq());
+        System.out.printf(
+            "pages of %d events read from the first %d of one session%n", PAGE, pagedEvents);
+        PreparedStatement rawPage = rawPageReader(database);
+        runPages(channel, paged, PAGE_WARM_UP_SECONDS);
+        runRawPages(rawPage, paged, PAGE_WARM_UP_SECONDS);
         resetStatistics(database);
         Phase raw1 = new Phase("raw INSERT commit", 1);
         Phase raw16 = new Phase("raw INSERT commit", CLIENTS);
         Phase emit1 = new Phase("EmitEvent over gRPC, sessions", 1);
         Phase emit16 = new Phase("EmitEvent over gRPC, sessions", CLIENTS);
         Phase floor = new Phase("gRPC health check, no database", 1);
+        Phase pages = new Phase("GetEvents, pages of " + PAGE, 1);
+        Phase rawPages = new Phase("raw SELECT of " + PAGE + " events", 1);
         for (int round = 0; round < ROUNDS; round++) {
           measure(floor, meter, seconds, () -> runHealthChecks(channel, seconds));
           measure(raw1, meter, seconds, () -> runRaw(oneClient, seconds));
           measure(emit1, meter, seconds, () -> runEmits(channel, oneSession, seconds));
           measure(raw16, meter, seconds, () -> runRaw(sixteenClients, seconds));
           measure(emit16, meter, seconds, () -> runEmits(channel, sixteenSessions, seconds));
+          measure(rawPages, meter, seconds, () -> runRawPages(rawPage, paged, seconds));
+          measure(pages, meter, seconds, () -> runPages(channel, paged, seconds));
         }
         Latencies tail = tailLatency(channel, agentId, seconds);
         report(raw1, raw16, emit1, emit16, floor, tail);
+        System.out.println();
+        System.out.println(rawPages.line());
+        System.out.println(pages.line());
         printStatistics(database);
         transport.shutdownNow();
       }
@@ -292,6 +328,69 @@ public final class LogBench {
     }
     threads.shutdown();
     return all;
+  }
+
+  /**
+   * One chain of GetEvents calls, each the page of {@link #PAGE} events after a seq that moves
+   * through the first {@link #pagedEvents} events of {@code sessionId}.
+   */
+  private static Latencies runPages(Channel channel, String sessionId, int seconds)
+      throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    SessionServiceGrpc.SessionServiceStub stub = SessionServiceGrpc.newStub(channel);
+    java.util.concurrent.atomic.AtomicLong page = new java.util.concurrent.atomic.AtomicLong();
+    CompletableFuture<Latencies> chain = new CompletableFuture<>();
+    callUntil(
+        (StreamObserver<GetEventsResponse> answer) ->
+            stub.getEvents(
+                GetEventsRequest.newBuilder()
+                    .setSessionId(sessionId)
+                    .setAfterSeq(afterSeq(page.getAndIncrement()))
+                    .setPageSize(PAGE)
+                    .build(),
+                answer),
+        deadline,
+        new Latencies(),
+        chain);
+    return chain.get(seconds + 60L, TimeUnit.SECONDS);
+  }
+
+  private static long afterSeq(long page) {
+    return page * PAGE % (pagedEvents - PAGE);
+  }
+
+  /** The baseline of a page read: the same rows, selected over JDBC with a prepared statement. */
+  private static PreparedStatement rawPageReader(DataSource database) throws Exception {
+    return database
+        .getConnection()
+        .prepareStatement(
+            "SELECT seq, id, type, processed_at, body FROM events WHERE session_id = ? AND seq > ?"
+                + " ORDER BY seq LIMIT "
+                + PAGE);
+  }
+
+  private static Latencies runRawPages(PreparedStatement select, String sessionId, int seconds)
+      throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+    Latencies latencies = new Latencies();
+    long page = 0;
+    select.setString(1, sessionId);
+    while (System.nanoTime() < deadline) {
+      long begin = System.nanoTime();
+      select.setLong(2, afterSeq(page++));
+      int rows = 0;
+      try (var result = select.executeQuery()) {
+        while (result.next()) {
+          result.getBytes(5);
+          rows++;
+        }
+      }
+      if (rows != PAGE) {
+        throw new IllegalStateException("a page of " + rows + " events, not " + PAGE);
+      }
+      latencies.record(System.nanoTime() - begin);
+    }
+    return latencies;
   }
 
   /** One EmitEvent request per new session. */

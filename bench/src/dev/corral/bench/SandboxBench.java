@@ -37,6 +37,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Queue;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Sandboxes, measured through the gRPC API of packaged corral processes:
@@ -158,7 +159,11 @@ public final class SandboxBench {
         SandboxServiceGrpc.newBlockingStub(server.channel());
     Latencies provisionAndExecute = new Latencies();
     Latencies floor = new Latencies();
+    CpuMeter meter = new CpuMeter(server.pid());
+    CpuMeter.Ticks corral = new CpuMeter.Ticks(0, 0, 0);
+    CpuMeter.Ticks direct = new CpuMeter.Ticks(0, 0, 0);
     for (int i = 0; i < samples + 10; i++) {
+      CpuMeter.Ticks before = meter.now();
       long start = System.nanoTime();
       Sandbox sandbox = sandboxes.provision(ProvisionRequest.getDefaultInstance()).getSandbox();
       ExecuteResponse answer =
@@ -174,16 +179,26 @@ public final class SandboxBench {
       }
       sandboxes.releaseSandbox(
           ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build());
+      TimeUnit.MILLISECONDS.sleep(200); // its processes end and are waited for
+      CpuMeter.Ticks between = meter.now();
       long baseline = bwrapDirectly();
       if (i >= 10) {
         provisionAndExecute.record(took);
         floor.record(baseline);
+        corral = corral.plus(between.minus(before));
+        direct = direct.plus(meter.now().minus(between));
       }
     }
     return List.of(
         "Local sandbox, Provision + first Execute (gRPC):",
         String.format("  %-34s %s", "corral", provisionAndExecute.summary95()),
         String.format("  %-34s %s", "floor: bwrap started directly", floor.summary95()),
+        String.format(
+            "  CPU per Provision + Execute + Release: corral %.1f ms (its sandbox's processes"
+                + " included), PostgreSQL %.1f ms; bwrap started directly: %.1f ms",
+            corral.server() * 10.0 / samples,
+            corral.postgres() * 10.0 / samples,
+            direct.client() * 10.0 / samples),
         String.format(
             "  corral p50 = %.2f ms (target <= 20)   %s",
             provisionAndExecute.percentileMillis(50),
