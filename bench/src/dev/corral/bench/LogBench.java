@@ -58,7 +58,12 @@ public final class LogBench {
   /** Pages are read from the first this many events of the session (at most), in turn. */
   private static final int PAGED_EVENTS = 20_000;
 
-  private static int pagedEvents = PAGED_EVENTS;
+  /** The session whose log is paged, and how many of its first events the pages go through. */
+  private record Paged(String sessionId, int events) {
+    long afterSeq(long page) {
+      return page * PAGE % (events - PAGE);
+    }
+  }
 
   private LogBench() {}
 
@@ -109,20 +114,21 @@ public final class LogBench {
         runRaw(oneClient, WARM_UP_SECONDS);
         runHealthChecks(channel, WARM_UP_SECONDS);
         // pages of the one session's log, which the warm-up filled with tens of thousands of events
-        String paged = oneSession.get(0).getSessionId();
-        pagedEvents =
+        String pagedSession = oneSession.get(0).getSessionId();
+        int pagedEvents =
             (int)
                 Math.min(
                     PAGED_EVENTS,
                     SessionServiceGrpc.newBlockingStub(channel)
                         .getSession(
                             dev.corral.proto.v1.GetSessionRequest.newBuilder()
-                                .setSessionId(paged)
+                                .setSessionId(pagedSession)
                                 .build())
                         .getSession()
                         .getLastSeq());
         System.out.printf(
             "pages of %d events read from the first %d of one session%n", PAGE, pagedEvents);
+        Paged paged = new Paged(pagedSession, pagedEvents);
         PreparedStatement rawPage = rawPageReader(database);
         runPages(channel, paged, PAGE_WARM_UP_SECONDS);
         runRawPages(rawPage, paged, PAGE_WARM_UP_SECONDS);
@@ -332,10 +338,9 @@ public final class LogBench {
 
   /**
    * One chain of GetEvents calls, each the page of {@link #PAGE} events after a seq that moves
-   * through the first {@link #pagedEvents} events of {@code sessionId}.
+   * through the first events of {@code paged}.
    */
-  private static Latencies runPages(Channel channel, String sessionId, int seconds)
-      throws Exception {
+  private static Latencies runPages(Channel channel, Paged paged, int seconds) throws Exception {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
     SessionServiceGrpc.SessionServiceStub stub = SessionServiceGrpc.newStub(channel);
     java.util.concurrent.atomic.AtomicLong page = new java.util.concurrent.atomic.AtomicLong();
@@ -344,8 +349,8 @@ public final class LogBench {
         (StreamObserver<GetEventsResponse> answer) ->
             stub.getEvents(
                 GetEventsRequest.newBuilder()
-                    .setSessionId(sessionId)
-                    .setAfterSeq(afterSeq(page.getAndIncrement()))
+                    .setSessionId(paged.sessionId())
+                    .setAfterSeq(paged.afterSeq(page.getAndIncrement()))
                     .setPageSize(PAGE)
                     .build(),
                 answer),
@@ -353,10 +358,6 @@ public final class LogBench {
         new Latencies(),
         chain);
     return chain.get(seconds + 60L, TimeUnit.SECONDS);
-  }
-
-  private static long afterSeq(long page) {
-    return page * PAGE % (pagedEvents - PAGE);
   }
 
   /** The baseline of a page read: the same rows, selected over JDBC with a prepared statement. */
@@ -369,15 +370,15 @@ public final class LogBench {
                 + PAGE);
   }
 
-  private static Latencies runRawPages(PreparedStatement select, String sessionId, int seconds)
+  private static Latencies runRawPages(PreparedStatement select, Paged paged, int seconds)
       throws Exception {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
     Latencies latencies = new Latencies();
     long page = 0;
-    select.setString(1, sessionId);
+    select.setString(1, paged.sessionId());
     while (System.nanoTime() < deadline) {
       long begin = System.nanoTime();
-      select.setLong(2, afterSeq(page++));
+      select.setLong(2, paged.afterSeq(page++));
       int rows = 0;
       try (var result = select.executeQuery()) {
         while (result.next()) {

@@ -1,6 +1,7 @@
 package dev.corral.common;
 
 import io.quarkus.runtime.StartupEvent;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.net.NetClient;
@@ -138,6 +139,11 @@ public class OutboundProxy {
     };
   }
 
+  /** Where the proxy listens, once it does. */
+  Optional<InetSocketAddress> listening() {
+    return Optional.ofNullable(listening);
+  }
+
   /** Connections made to a checked address since start (for tests and metrics). */
   public long connections() {
     return connected.get();
@@ -239,22 +245,15 @@ public class OutboundProxy {
       String[] lines,
       Buffer rest,
       InetAddress address) {
+    Future<NetSocket> connecting;
     try {
-      connectChecked(connection, method, target, lines, rest, address);
+      connecting =
+          client.connect(SocketAddress.inetSocketAddress(target.port(), address.getHostAddress()));
     } catch (IllegalStateException closed) { // corral is stopping: its client closed
       ProxyWire.answer(connection, WHO, 503, "corral is stopping");
+      return;
     }
-  }
-
-  private void connectChecked(
-      NetSocket connection,
-      String method,
-      ProxyWire.Target target,
-      String[] lines,
-      Buffer rest,
-      InetAddress address) {
-    client
-        .connect(SocketAddress.inetSocketAddress(target.port(), address.getHostAddress()))
+    connecting
         .onSuccess(
             upstream -> {
               connected.incrementAndGet();

@@ -591,13 +591,7 @@ final class Projection {
         callIds.put(event.getId(), callId);
         continue;
       }
-      String useId =
-          switch (event.getPayloadCase()) {
-            case AGENT_TOOL_RESULT -> event.getAgentToolResult().getToolUseId();
-            case USER_CUSTOM_TOOL_RESULT -> event.getUserCustomToolResult().getCustomToolUseId();
-            case AGENT_MCP_TOOL_RESULT -> event.getAgentMcpToolResult().getMcpToolUseId();
-            default -> null;
-          };
+      String useId = SessionState.answeredCall(event);
       if (useId != null && callIds.containsKey(useId)) {
         results.put(callIds.get(useId), event);
       }

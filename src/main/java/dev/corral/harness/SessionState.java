@@ -7,9 +7,11 @@ import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReason;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A session as the harness sees it: the fold of its events, in seq order. Folding the same events
@@ -95,10 +97,8 @@ final class SessionState {
             confirmation.getToolUseId(),
             (id, call) -> call.confirmed(confirmation.getResult(), confirmation.getDenyMessage()));
       }
-      case USER_CUSTOM_TOOL_RESULT ->
-          answer(event, event.getUserCustomToolResult().getCustomToolUseId());
-      case AGENT_TOOL_RESULT -> answer(event, event.getAgentToolResult().getToolUseId());
-      case AGENT_MCP_TOOL_RESULT -> answer(event, event.getAgentMcpToolResult().getMcpToolUseId());
+      case USER_CUSTOM_TOOL_RESULT, AGENT_TOOL_RESULT, AGENT_MCP_TOOL_RESULT ->
+          answer(event, answeredCall(event));
       case AGENT_MESSAGE, AGENT_THINKING -> conversation.add(event);
       case AGENT_TOOL_USE -> {
         conversation.add(event);
@@ -243,39 +243,26 @@ final class SessionState {
    * compaction summary stays in the summary.
    */
   private void forgetRefusedTurn() {
+    // back from the end: the turn, then on while a result in what goes still waits for its call
+    Set<String> callsOfResults = new HashSet<>();
     int cut = conversation.size();
-    while (cut > 0 && conversation.get(cut - 1).getSeq() >= turnStartSeq) {
-      cut--;
-    }
-    boolean moved = true;
-    while (moved) {
-      moved = false;
-      for (int i = cut; i < conversation.size(); i++) {
-        int call = callIndex(resultOf(conversation.get(i)), cut);
-        if (call >= 0) {
-          cut = call;
-          moved = true;
-        }
+    while (cut > 0) {
+      Event event = conversation.get(cut - 1);
+      if (event.getSeq() < turnStartSeq && callsOfResults.isEmpty()) {
+        break;
       }
+      callsOfResults.remove(event.getId());
+      String call = answeredCall(event);
+      if (call != null) {
+        callsOfResults.add(call);
+      }
+      cut--;
     }
     conversation.subList(cut, conversation.size()).clear();
   }
 
-  /** The index before {@code before} of the call {@code toolUseId} answers, or -1. */
-  private int callIndex(String toolUseId, int before) {
-    if (toolUseId == null) {
-      return -1;
-    }
-    for (int i = 0; i < before; i++) {
-      if (conversation.get(i).getId().equals(toolUseId)) {
-        return i;
-      }
-    }
-    return -1;
-  }
-
-  /** The id of the call that {@code event} answers, or null if it answers none. */
-  private static String resultOf(Event event) {
+  /** The id of the tool use event that {@code event} answers, or null if it answers none. */
+  static String answeredCall(Event event) {
     return switch (event.getPayloadCase()) {
       case USER_CUSTOM_TOOL_RESULT -> event.getUserCustomToolResult().getCustomToolUseId();
       case AGENT_TOOL_RESULT -> event.getAgentToolResult().getToolUseId();

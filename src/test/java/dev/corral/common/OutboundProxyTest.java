@@ -16,7 +16,6 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -69,17 +68,9 @@ class OutboundProxyTest {
     addresses = new OutboundAddresses(lookups, Optional.of(List.of("127.0.0.0/8")));
     proxy = new OutboundProxy(vertx, addresses);
     proxy.listen();
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-    while (proxy
-            .selector()
-            .select(URI.create("http://x/"))
-            .get(0)
-            .address()
-            .toString()
-            .endsWith(":1")
-        && System.nanoTime() < deadline) {
-      Thread.sleep(10);
-    }
+    org.awaitility.Awaitility.await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> proxy.listening().isPresent());
     client =
         HttpClient.newBuilder()
             .connectTimeout(Duration.ofSeconds(5))
