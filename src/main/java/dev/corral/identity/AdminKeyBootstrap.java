@@ -42,17 +42,20 @@ class AdminKeyBootstrap implements AsyncHealthCheck {
   private final ApiKeyRepository keys;
   private final TenantRepository tenants;
   private final Optional<String> home;
+  private final AdminKeySettled settled;
   private final AtomicReference<String> state = new AtomicReference<>("starting");
 
   AdminKeyBootstrap(
       AuthConfig config,
       ApiKeyRepository keys,
       TenantRepository tenants,
-      @ConfigProperty(name = "corral.home") Optional<String> home) {
+      @ConfigProperty(name = "corral.home") Optional<String> home,
+      AdminKeySettled settled) {
     this.config = config;
     this.keys = keys;
     this.tenants = tenants;
     this.home = home;
+    this.settled = settled;
   }
 
   void start(@Observes StartupEvent event) {
@@ -81,14 +84,19 @@ class AdminKeyBootstrap implements AsyncHealthCheck {
                 + " only, and every caller is an admin of the default tenant");
       }
       state.set("ready");
+      settled.settle();
       return;
     }
     bootstrap()
         .subscribe()
         .with(
-            ignored -> state.set("ready"),
+            ignored -> {
+              state.set("ready");
+              settled.settle();
+            },
             failure -> {
               state.set("failed: " + failure.getMessage());
+              settled.settle();
               LOGGER.errorf(
                   "The first admin API key could not be set up: %s", failure.getMessage());
             });

@@ -34,6 +34,7 @@ public class Authenticator {
   private final ApiKeyRepository keys;
   private final TenantRepository tenants;
   private final TokenVerifier tokens;
+  private final AdminKeySettled adminKeySettled;
   private final Clock clock;
   private final LongSupplier nanoTime;
   private final Map<String, Checked> checked = new ConcurrentHashMap<>();
@@ -48,8 +49,9 @@ public class Authenticator {
       ApiKeyRepository keys,
       TenantRepository tenants,
       TokenVerifier tokens,
+      AdminKeySettled adminKeySettled,
       Clock clock) {
-    this(config, keys, tenants, tokens, clock, System::nanoTime);
+    this(config, keys, tenants, tokens, adminKeySettled, clock, System::nanoTime);
   }
 
   Authenticator(
@@ -57,12 +59,14 @@ public class Authenticator {
       ApiKeyRepository keys,
       TenantRepository tenants,
       TokenVerifier tokens,
+      AdminKeySettled adminKeySettled,
       Clock clock,
       LongSupplier nanoTime) {
     this.config = config;
     this.keys = keys;
     this.tenants = tenants;
     this.tokens = tokens;
+    this.adminKeySettled = adminKeySettled;
     this.clock = clock;
     this.nanoTime = nanoTime;
   }
@@ -173,7 +177,10 @@ public class Authenticator {
     if (!ApiKeySecret.isWellFormed(credential)) {
       return Uni.createFrom().failure(new UnauthenticatedException("the API key is malformed"));
     }
-    return keys.authenticate(ApiKeySecret.sha256(credential))
+    // A key is judged only once the start has set up its admin key (see AdminKeySettled).
+    return adminKeySettled
+        .settledOrWaited()
+        .flatMap(settled -> keys.authenticate(ApiKeySecret.sha256(credential)))
         .map(
             live -> {
               ApiKeyRepository.Live key =

@@ -27,6 +27,7 @@ class AuthenticatorTest {
   private final Map<String, ApiKeyRepository.Live> live = new ConcurrentHashMap<>();
   private volatile java.util.concurrent.CompletableFuture<Void> database =
       java.util.concurrent.CompletableFuture.completedFuture(null);
+  private final AdminKeySettled adminKeySettled = settled();
   private final Authenticator authenticator = authenticator(100);
 
   @Test
@@ -74,6 +75,34 @@ class AuthenticatorTest {
     now.addAndGet(Duration.ofSeconds(3).toNanos());
     authenticate("Bearer " + KEY);
     assertThat(lookups).hasValue(3);
+  }
+
+  @Test
+  void aKeyCheckedBeforeTheStartHasSetUpItsAdminKeyWaitsForIt() throws Exception {
+    // Given a replica whose start is still setting up its configured admin key
+    AdminKeySettled starting = new AdminKeySettled();
+    Authenticator authenticator =
+        new Authenticator(
+            config(100, true),
+            keys(),
+            null,
+            new TokenVerifier(null, config(100, true), 0),
+            starting,
+            Clock.systemUTC(),
+            now::get);
+
+    // When a call with that key arrives first
+    var call = authenticator.authenticate("Bearer " + KEY).subscribeAsCompletionStage();
+
+    // Then it waits (the database answers at once, so a lookup would have ended the call), and
+    // is let in once the key is there
+    assertThat(call).isNotDone();
+    assertThat(lookups).hasValue(0);
+    live.put(
+        hex(KEY), new ApiKeyRepository.Live("key_1", new Tenant("default"), Role.ADMIN, false));
+    starting.settle();
+    assertThat(call.get(1, java.util.concurrent.TimeUnit.SECONDS).role()).isEqualTo(Role.ADMIN);
+    assertThat(lookups).hasValue(1);
   }
 
   @Test
@@ -131,23 +160,32 @@ class AuthenticatorTest {
   }
 
   private Authenticator authenticator(int cacheSize, boolean enabled) {
-    ApiKeyRepository keys =
-        new ApiKeyRepository(null) {
-          @Override
-          Uni<Optional<Live>> authenticate(byte[] hash) {
-            lookups.incrementAndGet();
-            return Uni.createFrom()
-                .completionStage(database)
-                .map(answered -> Optional.ofNullable(live.get(HexFormat.of().formatHex(hash))));
-          }
-        };
     return new Authenticator(
         config(cacheSize, enabled),
-        keys,
+        keys(),
         null,
         new TokenVerifier(null, config(cacheSize, enabled), 0),
+        adminKeySettled,
         Clock.systemUTC(),
         now::get);
+  }
+
+  private ApiKeyRepository keys() {
+    return new ApiKeyRepository(null) {
+      @Override
+      Uni<Optional<Live>> authenticate(byte[] hash) {
+        lookups.incrementAndGet();
+        return Uni.createFrom()
+            .completionStage(database)
+            .map(answered -> Optional.ofNullable(live.get(HexFormat.of().formatHex(hash))));
+      }
+    };
+  }
+
+  private static AdminKeySettled settled() {
+    AdminKeySettled settled = new AdminKeySettled();
+    settled.settle();
+    return settled;
   }
 
   private static String hex(String key) {
