@@ -30,6 +30,12 @@ public class HttpAuthFilter {
   /** Where the principal of an authenticated request is kept in its routing context. */
   public static final String PRINCIPAL = "corral.principal";
 
+  /**
+   * Where the request's credential ({@code authorization}, or {@code x-api-key} as a bearer) is
+   * kept, for a long response that checks it again while it lasts.
+   */
+  public static final String AUTHORIZATION = "corral.authorization";
+
   private static final Pattern GRPC_PATH =
       Pattern.compile("/[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)+/\\w+");
   private static final String METRICS = "/q/metrics";
@@ -61,6 +67,7 @@ public class HttpAuthFilter {
     if (authorization == null && apiKey != null) {
       authorization = "Bearer " + apiKey;
     }
+    request.put(AUTHORIZATION, authorization);
     Context context = Vertx.currentContext();
     request.request().pause();
     authenticator
@@ -79,7 +86,7 @@ public class HttpAuthFilter {
   }
 
   private void admitted(RoutingContext request, String path, Principal principal) {
-    if (METRICS.equals(path) && !principal.tenant().id().equals(config.operatorTenant())) {
+    if (isMetrics(path) && !principal.tenant().id().equals(config.operatorTenant())) {
       refuse(
           request,
           new PermissionDeniedException(
@@ -123,6 +130,14 @@ public class HttpAuthFilter {
                 .put("type", "error")
                 .put("error", new JsonObject().put("type", type).put("message", message))
                 .encode());
+  }
+
+  /**
+   * Whether {@code path} may reach the metrics handler, which Quarkus also serves below its path
+   * ({@code /q/metrics/anything}) and which ignores what follows it.
+   */
+  private static boolean isMetrics(String path) {
+    return path.toLowerCase(java.util.Locale.ROOT).startsWith(METRICS);
   }
 
   private static boolean isHealth(String path) {

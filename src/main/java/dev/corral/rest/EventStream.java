@@ -1,12 +1,19 @@
 package dev.corral.rest;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.api.HttpAuthFilter;
 import dev.corral.common.InvalidArgumentException;
+import dev.corral.common.PermissionDeniedException;
+import dev.corral.common.UnauthenticatedException;
+import dev.corral.identity.AuthConfig;
+import dev.corral.identity.Authenticator;
+import dev.corral.identity.Principal;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.EventDelta;
 import dev.corral.session.Sessions;
 import dev.corral.session.Tailed;
-import io.grpc.Status;
+import io.smallrye.mutiny.Uni;
+import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.RoutingContext;
@@ -16,6 +23,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Flow;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
 
 /**
  * {@code GET /v1/sessions/{id}/events/stream}: the session's events as Server-Sent Events ({@code
@@ -27,6 +35,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code ?after_seq=} resumes right after it, with nothing lost or repeated. The headers go out at
  * once (a client may send after it opened the stream), a comment every 15 s keeps proxies from
  * closing it, and it ends after {@code session.status_terminated} or when the session is deleted.
+ * Like a gRPC stream, it checks its credential again every half re-check interval: a key revoked, a
+ * tenant disabled or a token expired meanwhile ends it with an {@code error} event.
  */
 @ApplicationScoped
 class EventStream {
@@ -35,9 +45,13 @@ class EventStream {
   private static final Set<String> DELTA_TYPES = Set.of("agent.message", "agent.thinking");
 
   private final Sessions sessions;
+  private final Authenticator authenticator;
+  private final AuthConfig config;
 
-  EventStream(Sessions sessions) {
+  EventStream(Sessions sessions, Authenticator authenticator, AuthConfig config) {
     this.sessions = sessions;
+    this.authenticator = authenticator;
+    this.config = config;
   }
 
   void serve(RestCall call) {
@@ -101,6 +115,12 @@ class EventStream {
         .putHeader("request-id", (String) call.context().get(RestCall.REQUEST_ID));
     Writer writer = new Writer(response, call.context().vertx(), deltas);
     response.closeHandler(ignored -> writer.cancel());
+    if (authenticator.enabled()) {
+      String authorization = call.context().get(HttpAuthFilter.AUTHORIZATION);
+      writer.recheck(
+          () -> authenticator.authenticate(authorization),
+          Math.max(1, config.recheckInterval().toMillis() / 2));
+    }
     sessions
         .follow(call.tenant(), sessionId, afterSeq, List.of(), !deltas.isEmpty())
         .subscribe()
@@ -121,6 +141,7 @@ class EventStream {
     private final AtomicBoolean done = new AtomicBoolean();
     private volatile Flow.Subscription subscription;
     private volatile long heartbeat = -1;
+    private volatile long recheck = -1;
 
     Writer(HttpServerResponse response, Vertx vertx, Set<String> deltas) {
       this.response = response;
@@ -192,15 +213,35 @@ class EventStream {
       write("event: event_delta\ndata: " + shaped + "\n\n");
     }
 
+    /**
+     * Checks the credential every {@code intervalMs} while the stream lasts; a refusal ends it. A
+     * check that cannot be made (the database or identity provider is down) leaves it open.
+     */
+    void recheck(Supplier<Uni<Principal>> check, long intervalMs) {
+      Context context = Vertx.currentContext();
+      recheck =
+          vertx.setPeriodic(
+              intervalMs,
+              id ->
+                  check
+                      .get()
+                      .subscribe()
+                      .with(
+                          stillValid -> {},
+                          failure -> {
+                            if (failure instanceof UnauthenticatedException
+                                || failure instanceof PermissionDeniedException) {
+                              context.runOnContext(ignored -> onError(failure));
+                            }
+                          }));
+      if (done.get()) {
+        stopTimers();
+      }
+    }
+
     @Override
     public void onError(Throwable failure) {
-      var status = dev.corral.api.GrpcErrors.toStatus(failure).getStatus();
-      ObjectNode error = Shapes.object().put("type", "error");
-      error
-          .putObject("error")
-          .put("type", status.getCode() == Status.Code.NOT_FOUND ? "not_found_error" : "api_error")
-          .put("message", String.valueOf(status.getDescription()));
-      end("event: error\ndata: " + error + "\n\n");
+      end("event: error\ndata: " + RestErrors.body(failure) + "\n\n");
     }
 
     /** The follow ends only when the session is deleted. */
@@ -211,7 +252,7 @@ class EventStream {
 
     void cancel() {
       if (done.compareAndSet(false, true)) {
-        stopHeartbeat();
+        stopTimers();
         Flow.Subscription current = subscription;
         if (current != null) {
           current.cancel();
@@ -223,7 +264,7 @@ class EventStream {
       if (!done.compareAndSet(false, true)) {
         return;
       }
-      stopHeartbeat();
+      stopTimers();
       Flow.Subscription current = subscription;
       if (current != null) {
         current.cancel();
@@ -243,9 +284,12 @@ class EventStream {
       }
     }
 
-    private void stopHeartbeat() {
+    private void stopTimers() {
       if (heartbeat >= 0) {
         vertx.cancelTimer(heartbeat);
+      }
+      if (recheck >= 0) {
+        vertx.cancelTimer(recheck);
       }
     }
   }

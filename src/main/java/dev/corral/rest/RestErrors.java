@@ -30,50 +30,40 @@ final class RestErrors {
     if (response.headWritten() || response.ended() || response.closed()) {
       return;
     }
-    int http;
-    String type;
-    boolean retry = false;
-    switch (code) {
-      case INVALID_ARGUMENT, OUT_OF_RANGE -> {
-        http = 400;
-        type = "invalid_request_error";
-      }
-      case UNAUTHENTICATED -> {
-        http = 401;
-        type = "authentication_error";
-      }
-      case PERMISSION_DENIED -> {
-        http = 403;
-        type = "permission_error";
-      }
-      case NOT_FOUND -> {
-        http = 404;
-        type = "not_found_error";
-      }
-      case ABORTED, ALREADY_EXISTS, FAILED_PRECONDITION -> {
-        http = 409;
-        type = "invalid_request_error";
-      }
-      case RESOURCE_EXHAUSTED -> {
-        http = 429;
-        type = "rate_limit_error";
-        retry = true;
-      }
-      case UNAVAILABLE -> {
-        http = 529;
-        type = "overloaded_error";
-        retry = true;
-      }
-      case UNIMPLEMENTED -> {
-        http = 404;
-        type = "not_found_error";
-      }
-      default -> {
-        http = 500;
-        type = "api_error";
-      }
-    }
-    answer(request, http, type, message, retry);
+    Kind kind = kind(code);
+    answer(request, kind.http, kind.type, message, kind.retry);
+  }
+
+  /**
+   * The API's error object ({@code {"type":"error","error":{"type":…,"message":…}}}) for {@code
+   * failure}, for a stream that has already begun and can only end with it.
+   */
+  static ObjectNode body(Throwable failure) {
+    Status status = GrpcErrors.toStatus(failure).getStatus();
+    ObjectNode body = JsonNodeFactory.instance.objectNode().put("type", "error");
+    body.putObject("error")
+        .put("type", kind(status.getCode()).type)
+        .put(
+            "message",
+            GrpcErrors.bounded(status.getDescription() == null ? "" : status.getDescription()));
+    return body;
+  }
+
+  /** An HTTP status, the API's error type, and whether the SDKs may retry. */
+  private record Kind(int http, String type, boolean retry) {}
+
+  private static Kind kind(Status.Code code) {
+    return switch (code) {
+      case INVALID_ARGUMENT, OUT_OF_RANGE -> new Kind(400, "invalid_request_error", false);
+      case UNAUTHENTICATED -> new Kind(401, "authentication_error", false);
+      case PERMISSION_DENIED -> new Kind(403, "permission_error", false);
+      case NOT_FOUND, UNIMPLEMENTED -> new Kind(404, "not_found_error", false);
+      case ABORTED, ALREADY_EXISTS, FAILED_PRECONDITION ->
+          new Kind(409, "invalid_request_error", false);
+      case RESOURCE_EXHAUSTED -> new Kind(429, "rate_limit_error", true);
+      case UNAVAILABLE -> new Kind(529, "overloaded_error", true);
+      default -> new Kind(500, "api_error", false);
+    };
   }
 
   /** Answers with an HTTP status and an error type of the API's own. */

@@ -61,6 +61,10 @@ class HttpAuthTest {
         .then()
         .statusCode(403)
         .body("error.type", equalTo("permission_error"));
+    // Quarkus serves the whole scrape below its path too
+    for (String below : new String[] {"/q/metrics/", "/q/metrics/x", "/q/metrics/x/y"}) {
+      given().header("authorization", "Bearer " + otherTenant).get(below).then().statusCode(403);
+    }
   }
 
   @Test

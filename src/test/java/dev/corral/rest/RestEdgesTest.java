@@ -1,12 +1,15 @@
 package dev.corral.rest;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.corral.proto.v1.ApiKeyServiceGrpc;
 import dev.corral.proto.v1.CreateApiKeyRequest;
+import dev.corral.proto.v1.CreateApiKeyResponse;
 import dev.corral.proto.v1.GetCredentialRequest;
+import dev.corral.proto.v1.RevokeApiKeyRequest;
 import dev.corral.proto.v1.Role;
 import dev.corral.proto.v1.VaultServiceGrpc;
 import dev.corral.testing.TestCredentials;
@@ -202,6 +205,34 @@ class RestEdgesTest {
   }
 
   @Test
+  void aStreamEndsWithAnErrorOnceItsKeyIsRevoked() throws Exception {
+    // Given a stream opened with a viewer's key, which gets the session's events
+    CreateApiKeyResponse viewer =
+        keys.createApiKey(
+            CreateApiKeyRequest.newBuilder()
+                .setName("streaming viewer")
+                .setRole(Role.ROLE_VIEWER)
+                .setTenantId("default")
+                .build());
+    String session = session();
+    SseReader stream = SseReader.open(http, session, null, viewer.getKey());
+    send(session, "before");
+    assertThat(stream.take(1)).extracting(Sse::text).containsExactly("before");
+
+    // When the key is revoked
+    keys.revokeApiKey(
+        RevokeApiKeyRequest.newBuilder().setApiKeyId(viewer.getApiKey().getId()).build());
+
+    // Then the stream ends with an authentication error within the re-check interval
+    List<Sse> last = stream.take(1);
+    assertThat(last).extracting(Sse::event).containsExactly("error");
+    assertThat(last.get(0).data().path("error").path("type").asText())
+        .isEqualTo("authentication_error");
+    await().atMost(Duration.ofSeconds(5)).until(stream::ended);
+    stream.close();
+  }
+
+  @Test
   void rolesAndCredentialsAreTheGrpcOnes() throws Exception {
     String viewer =
         keys.createApiKey(
@@ -348,9 +379,13 @@ class RestEdgesTest {
   }
 
   private static HttpRequest streamRequest(String session, String lastEventId) {
+    return streamRequest(session, lastEventId, TestCredentials.ADMIN_KEY);
+  }
+
+  private static HttpRequest streamRequest(String session, String lastEventId, String key) {
     HttpRequest.Builder request =
         HttpRequest.newBuilder(URI.create(BASE + "/v1/sessions/" + session + "/events/stream"))
-            .header("x-api-key", TestCredentials.ADMIN_KEY)
+            .header("x-api-key", key)
             .header("accept", "text/event-stream");
     if (lastEventId != null) {
       request.header("Last-Event-ID", lastEventId);
@@ -358,8 +393,8 @@ class RestEdgesTest {
     return request.build();
   }
 
-  /** One Server-Sent Event: its name, id and the text of its first content block. */
-  record Sse(String event, String id, String text) {}
+  /** One Server-Sent Event: its name, id, the text of its first content block, and its data. */
+  record Sse(String event, String id, String text, JsonNode data) {}
 
   /** Reads a stream's events on a thread of its own. */
   static final class SseReader implements AutoCloseable {
@@ -374,9 +409,15 @@ class RestEdgesTest {
     }
 
     static SseReader open(HttpClient http, String session, String lastEventId) throws Exception {
+      return open(http, session, lastEventId, TestCredentials.ADMIN_KEY);
+    }
+
+    static SseReader open(HttpClient http, String session, String lastEventId, String key)
+        throws Exception {
       HttpResponse<InputStream> response =
           http.sendAsync(
-                  streamRequest(session, lastEventId), HttpResponse.BodyHandlers.ofInputStream())
+                  streamRequest(session, lastEventId, key),
+                  HttpResponse.BodyHandlers.ofInputStream())
               .get(10, TimeUnit.SECONDS);
       assertThat(response.statusCode()).isEqualTo(200);
       return new SseReader(response.body());
@@ -394,7 +435,8 @@ class RestEdgesTest {
               JsonNode json = JSON.readTree(data);
               synchronized (events) {
                 events.add(
-                    new Sse(event, id, json.path("content").path(0).path("text").asText(null)));
+                    new Sse(
+                        event, id, json.path("content").path(0).path("text").asText(null), json));
                 events.notifyAll();
               }
             }
@@ -425,6 +467,11 @@ class RestEdgesTest {
         taken += slice.size();
         return slice;
       }
+    }
+
+    /** Whether the server ended the stream (or the test closed it). */
+    boolean ended() {
+      return reader.isDone();
     }
 
     @Override
