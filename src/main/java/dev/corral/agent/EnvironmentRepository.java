@@ -49,7 +49,9 @@ public class EnvironmentRepository {
   static final String ACTIVE =
       "SELECT tenant_id, "
           + COLUMNS
-          + " FROM environments WHERE archived_at IS NULL ORDER BY created_at, id";
+          + " FROM environments e WHERE archived_at IS NULL AND NOT EXISTS"
+          + " (SELECT 1 FROM tenants t WHERE t.id = e.tenant_id AND t.disabled_at IS NOT NULL)"
+          + " ORDER BY created_at, id";
 
   static final String ARCHIVE =
       "UPDATE environments SET archived_at = coalesce(archived_at, clock_timestamp())"
@@ -104,7 +106,10 @@ public class EnvironmentRepository {
   /** An environment with the tenant that owns it. */
   public record Owned(String tenantId, Environment environment) {}
 
-  /** Every environment that is not archived, oldest first (for warm pools and reconciliation). */
+  /**
+   * Every environment that is not archived, of a tenant that is not disabled, oldest first (for
+   * warm pools: a disabled tenant's pools are emptied).
+   */
   public Uni<List<Owned>> active() {
     return pool.preparedQuery(ACTIVE)
         .execute()

@@ -19,6 +19,10 @@ import java.util.Set;
 /**
  * Session leases in PostgreSQL: who works a session, with an epoch that every take-over increments
  * (a fencing token every harness append is checked against) and an expiry in database time.
+ *
+ * <p>A disabled tenant's sessions are neither leased nor renewed: a harness working one loses its
+ * lease at the next renewal and stops, as if its replica had died, and the session's pending work
+ * waits until the tenant is enabled again.
  */
 @ApplicationScoped
 public class Leases {
@@ -36,6 +40,7 @@ public class Leases {
       WHERE s.id = $1
         AND s.archived_at IS NULL AND s.status <> 'terminated'
         AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= clock_timestamp())
+        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.disabled_at IS NOT NULL)
       RETURNING s.lease_holder, s.lease_epoch, s.lease_expires_at, old.was IS NOT NULL AS took_over
       """;
 
@@ -51,6 +56,7 @@ public class Leases {
       SET lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
       FROM unnest($1::text[], $2::bigint[]) AS l (id, epoch)
       WHERE s.id = l.id AND s.lease_epoch = l.epoch AND s.lease_expires_at > clock_timestamp()
+        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.disabled_at IS NOT NULL)
       RETURNING s.id
       """;
 
@@ -65,9 +71,10 @@ public class Leases {
 
   static final String PENDING =
       """
-      SELECT id FROM sessions
+      SELECT id FROM sessions s
       WHERE work_pending AND archived_at IS NULL AND status <> 'terminated'
         AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())
+        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.disabled_at IS NOT NULL)
       ORDER BY updated_at
       LIMIT $1
       """;

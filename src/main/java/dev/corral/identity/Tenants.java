@@ -7,6 +7,7 @@ import dev.corral.common.PermissionDeniedException;
 import dev.corral.common.Tenant;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Event;
 
 /** The deployment's tenants, managed by operators. */
 @ApplicationScoped
@@ -15,11 +16,17 @@ public class Tenants {
   private final TenantRepository repository;
   private final Authenticator authenticator;
   private final AuthConfig config;
+  private final Event<TenantDisabled> disabled;
 
-  Tenants(TenantRepository repository, Authenticator authenticator, AuthConfig config) {
+  Tenants(
+      TenantRepository repository,
+      Authenticator authenticator,
+      AuthConfig config,
+      Event<TenantDisabled> disabled) {
     this.repository = repository;
     this.authenticator = authenticator;
     this.config = config;
+    this.disabled = disabled;
   }
 
   public Uni<dev.corral.proto.v1.Tenant> create(Principal caller, String tenantId) {
@@ -56,7 +63,11 @@ public class Tenants {
                     .map(tenants -> Page.of(tenants, size, dev.corral.proto.v1.Tenant::getId)));
   }
 
-  /** Disables a tenant: this replica refuses its credentials at once, every other soon after. */
+  /**
+   * Disables a tenant: this replica refuses its credentials at once, every other soon after. What
+   * it runs stops too: its harness runs at their next lease renewal, its sandboxes at the next
+   * reconciler pass (at once on this replica).
+   */
   public Uni<dev.corral.proto.v1.Tenant> disable(Principal caller, String tenantId) {
     return Uni.createFrom()
         .item(
@@ -69,7 +80,11 @@ public class Tenants {
               return tenant;
             })
         .flatMap(tenant -> repository.setDisabled(tenant, true))
-        .invoke(tenant -> authenticator.forgetTenant(new Tenant(tenant.getId())));
+        .invoke(
+            tenant -> {
+              authenticator.forgetTenant(new Tenant(tenant.getId()));
+              disabled.fire(new TenantDisabled(new Tenant(tenant.getId())));
+            });
   }
 
   public Uni<dev.corral.proto.v1.Tenant> enable(Principal caller, String tenantId) {

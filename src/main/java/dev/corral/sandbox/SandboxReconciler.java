@@ -2,6 +2,7 @@ package dev.corral.sandbox;
 
 import dev.corral.common.DaemonThreads;
 import dev.corral.common.ProtoTime;
+import dev.corral.identity.TenantDisabled;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxState;
 import dev.corral.sandbox.driver.SandboxConfig;
@@ -18,6 +19,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -26,6 +28,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import org.jboss.logging.Logger;
 
 /**
@@ -57,6 +60,8 @@ public class SandboxReconciler {
 
   private static final Report NOTHING = new Report(0, 0, 0, 0, 0);
 
+  static final String TENANT_DISABLED = "its tenant was disabled";
+
   private final SandboxRepository repository;
   private final Sandboxes sandboxes;
   private final LocalDriver local;
@@ -87,6 +92,13 @@ public class SandboxReconciler {
             DaemonThreads.named("corral-sandbox-reconciler"));
     long interval = config.reconcileInterval().toMillis();
     timer.scheduleWithFixedDelay(this::tick, 0, interval, TimeUnit.MILLISECONDS);
+  }
+
+  /** A tenant disabled here: its sandboxes end now, not at the next pass. */
+  void tenantDisabled(@Observes TenantDisabled event) {
+    if (timer != null) {
+      timer.execute(this::tick);
+    }
   }
 
   void stop(@Observes ShutdownEvent event) {
@@ -159,48 +171,51 @@ public class SandboxReconciler {
   }
 
   /**
-   * Sandboxes whose session ended or whose lifetime is over are released; returns the live ones
-   * that are left.
+   * Sandboxes whose session ended, whose tenant was disabled or whose lifetime is over are
+   * released; returns the live ones that are left.
    */
   private Uni<List<Sandbox>> releaseEnded(List<Sandbox> live, Counts counts) {
-    Map<String, Sandbox> byId = byId(live);
     Instant now = clock.instant();
     return repository
         .orphaned()
         .flatMap(
-            orphaned -> {
-              Set<String> ended = new HashSet<>(orphaned);
-              List<Sandbox> expired =
-                  live.stream()
-                      .filter(sandbox -> !ended.contains(sandbox.getId()))
-                      .filter(sandbox -> expired(sandbox, now))
-                      .toList();
-              expired.forEach(sandbox -> ended.add(sandbox.getId()));
-              return each(
-                      orphaned,
-                      id ->
-                          sandboxes
-                              .release(id, Sandboxes.SESSION_ENDED)
-                              .invoke(released -> counts.released.incrementAndGet()))
-                  .flatMap(
-                      done ->
-                          each(
-                              expired,
-                              sandbox ->
-                                  (sandbox.hasExpiresAt()
-                                          ? sandboxes.endIfExpired(sandbox)
-                                          : sandboxes.release(
-                                              sandbox.getId(),
-                                              "its lifetime of "
-                                                  + sandbox.getResources().getLifetimeSeconds()
-                                                  + " s ended"))
-                                      .invoke(released -> counts.released.incrementAndGet())))
-                  .map(
-                      done ->
-                          byId.values().stream()
-                              .filter(sandbox -> !ended.contains(sandbox.getId()))
-                              .toList());
-            });
+            orphaned ->
+                repository
+                    .ofDisabledTenants()
+                    .map(disabled -> endings(live, orphaned, disabled, now)))
+        .flatMap(
+            endings ->
+                each(
+                        endings.values(),
+                        ending -> ending.get().invoke(ended -> counts.released.incrementAndGet()))
+                    .map(
+                        done ->
+                            live.stream()
+                                .filter(sandbox -> !endings.containsKey(sandbox.getId()))
+                                .toList()));
+  }
+
+  /** How each sandbox that must end is ended, by id: each for the first reason that applies. */
+  private Map<String, Supplier<Uni<Sandbox>>> endings(
+      List<Sandbox> live, List<String> orphaned, List<String> disabled, Instant now) {
+    Map<String, Supplier<Uni<Sandbox>>> endings = new LinkedHashMap<>();
+    orphaned.forEach(id -> endings.put(id, () -> sandboxes.release(id, Sandboxes.SESSION_ENDED)));
+    disabled.forEach(id -> endings.putIfAbsent(id, () -> sandboxes.release(id, TENANT_DISABLED)));
+    for (Sandbox sandbox : live) {
+      if (expired(sandbox, now)) {
+        endings.putIfAbsent(
+            sandbox.getId(),
+            () ->
+                sandbox.hasExpiresAt()
+                    ? sandboxes.endIfExpired(sandbox)
+                    : sandboxes.release(
+                        sandbox.getId(),
+                        "its lifetime of "
+                            + sandbox.getResources().getLifetimeSeconds()
+                            + " s ended"));
+      }
+    }
+    return endings;
   }
 
   /** Whether its lifetime is over: by expires_at, or (records from before it) by its creation. */

@@ -2,6 +2,7 @@ package dev.corral.sandbox;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.PermissionDeniedException;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
@@ -39,6 +40,7 @@ public class SandboxRepository {
       SELECT $1, $2, $3, $4, $7, $5, $6, clock_timestamp() + make_interval(secs => $8), $9, $10
       WHERE (SELECT count(*) FROM sandboxes
              WHERE tenant_id = $10 AND state IN ('provisioning', 'ready')) < $11
+        AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = $10 AND disabled_at IS NOT NULL)
       """
           + " RETURNING "
           + COLUMNS;
@@ -101,9 +103,16 @@ public class SandboxRepository {
           + " AND (expires_at IS NULL OR expires_at > clock_timestamp())"
           + " ORDER BY created_at DESC LIMIT 1";
 
-  /** How many sandboxes of a tenant are live (counted by {@code sandboxes_tenant_live_idx}). */
+  /**
+   * How many sandboxes of a tenant are live (counted by {@code sandboxes_tenant_live_idx}), and
+   * whether the tenant is disabled.
+   */
   static final String LIVE_OF_TENANT =
-      "SELECT count(*) FROM sandboxes WHERE tenant_id = $1 AND state IN ('provisioning', 'ready')";
+      """
+      SELECT (SELECT count(*) FROM sandboxes
+              WHERE tenant_id = $1 AND state IN ('provisioning', 'ready')) AS live,
+             EXISTS (SELECT 1 FROM tenants WHERE id = $1 AND disabled_at IS NOT NULL) AS disabled
+      """;
 
   static final String HAD_ONE =
       "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released') LIMIT 1";
@@ -115,6 +124,13 @@ public class SandboxRepository {
       LEFT JOIN sessions s ON s.id = b.session_id
       WHERE b.state IN ('provisioning', 'ready') AND b.session_id IS NOT NULL
         AND (s.id IS NULL OR s.archived_at IS NOT NULL OR s.status = 'terminated')
+      """;
+
+  /** Live sandboxes of disabled tenants: a disabled tenant runs nothing. */
+  static final String OF_DISABLED_TENANTS =
+      """
+      SELECT b.id FROM sandboxes b JOIN tenants t ON t.id = b.tenant_id
+      WHERE b.state IN ('provisioning', 'ready') AND t.disabled_at IS NOT NULL
       """;
 
   static final String LIVE =
@@ -163,25 +179,34 @@ public class SandboxRepository {
             "sandboxes",
             tenant.id(),
             connection -> connection.preparedQuery(INSERT).execute(values))
-        .map(
-            rows -> {
-              if (rows.size() == 0) {
-                throw tooMany(tenant, maxLive);
-              }
-              return fromRow(rows.iterator().next());
-            });
+        .flatMap(
+            rows ->
+                rows.size() == 0
+                    // Refused: say why (the check finds it again unless it changed meanwhile)
+                    ? requireRoom(tenant, maxLive)
+                        .map(
+                            unchanged -> {
+                              throw tooMany(tenant, maxLive);
+                            })
+                    : Uni.createFrom().item(fromRow(rows.iterator().next())));
   }
 
   /**
-   * Fails (RESOURCE_EXHAUSTED) when {@code tenant} already runs {@code maxLive} sandboxes: a check
-   * before a sandbox is started, which {@link #insert} makes again, race-free, when it is recorded.
+   * Fails (RESOURCE_EXHAUSTED) when {@code tenant} already runs {@code maxLive} sandboxes, and
+   * (PERMISSION_DENIED) when it is disabled: a check before a sandbox is started, which {@link
+   * #insert} makes again, race-free, when it is recorded.
    */
   Uni<Void> requireRoom(Tenant tenant, int maxLive) {
     return pool.preparedQuery(LIVE_OF_TENANT)
         .execute(Tuple.of(tenant.id()))
         .map(
             rows -> {
-              if (rows.iterator().next().getLong(0) >= maxLive) {
+              Row row = rows.iterator().next();
+              if (row.getBoolean("disabled")) {
+                throw new PermissionDeniedException(
+                    "tenant " + tenant.id() + " is disabled: it runs no sandbox");
+              }
+              if (row.getLong("live") >= maxLive) {
                 throw tooMany(tenant, maxLive);
               }
               return null;
@@ -274,6 +299,10 @@ public class SandboxRepository {
 
   Uni<List<String>> orphaned() {
     return pool.preparedQuery(ORPHANED).execute().map(SandboxRepository::ids);
+  }
+
+  Uni<List<String>> ofDisabledTenants() {
+    return pool.preparedQuery(OF_DISABLED_TENANTS).execute().map(SandboxRepository::ids);
   }
 
   private static List<String> ids(RowSet<Row> rows) {
