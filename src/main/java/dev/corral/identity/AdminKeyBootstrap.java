@@ -3,6 +3,7 @@ package dev.corral.identity;
 import dev.corral.common.CorralHome;
 import dev.corral.common.IdKind;
 import dev.corral.common.Tenant;
+import dev.corral.proto.v1.ApiKey;
 import io.quarkus.runtime.StartupEvent;
 import io.smallrye.health.api.AsyncHealthCheck;
 import io.smallrye.mutiny.Uni;
@@ -136,11 +137,13 @@ class AdminKeyBootstrap implements AsyncHealthCheck {
     ApiKeySecret secret = ApiKeySecret.of(key);
     return keys.underBootstrapLock(
         connection ->
-            keys.findLive(connection, secret.hash())
+            keys.findByHash(connection, secret.hash())
                 .flatMap(
                     existing ->
                         existing.isPresent()
-                            ? Uni.createFrom().voidItem()
+                            ? Uni.createFrom()
+                                .voidItem()
+                                .invoke(() -> warnIfRevoked(existing.get()))
                             : keys.insert(
                                     connection,
                                     IdKind.API_KEY.next(),
@@ -157,6 +160,19 @@ class AdminKeyBootstrap implements AsyncHealthCheck {
                                                 + " tenant %s",
                                             created.getId(), operator.id()))
                                 .replaceWithVoid()));
+  }
+
+  /**
+   * A revoked bootstrap key stays revoked: the start goes on (other keys may be in use) and says
+   * so, rather than bringing it back or failing every later start.
+   */
+  private static void warnIfRevoked(ApiKey key) {
+    if (key.hasRevokedAt()) {
+      LOGGER.warnf(
+          "corral.auth.bootstrap-key is admin key %s, which was revoked: it stays revoked and lets"
+              + " no one in. Remove it from the configuration, or set a new one.",
+          key.getId());
+    }
   }
 
   /** On the first start (or when asked), a new admin key, written to the key file. */

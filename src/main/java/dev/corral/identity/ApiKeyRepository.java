@@ -66,8 +66,7 @@ public class ApiKeyRepository {
   /** Serializes the first-start check across replicas starting together. */
   static final String BOOTSTRAP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('corral-bootstrap'))";
 
-  static final String BY_HASH =
-      "SELECT " + COLUMNS + " FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL";
+  static final String BY_HASH = "SELECT " + COLUMNS + " FROM api_keys WHERE secret_hash = $1";
 
   private final Pool pool;
 
@@ -121,8 +120,8 @@ public class ApiKeyRepository {
             });
   }
 
-  /** The live key with this hash, if any (without recording a use). */
-  Uni<Optional<ApiKey>> findLive(SqlClient client, byte[] hash) {
+  /** The key with this hash, live or revoked, if any (without recording a use). */
+  Uni<Optional<ApiKey>> findByHash(SqlClient client, byte[] hash) {
     return client
         .preparedQuery(BY_HASH)
         .execute(Tuple.of(Buffer.buffer(hash)))

@@ -174,6 +174,40 @@ class AuthenticationIT {
     }
   }
 
+  @Test
+  void aRevokedBootstrapKeyStaysRevokedAndTheServerStillStarts() throws Exception {
+    try (EmbeddedPostgres postgres = EmbeddedPostgres.builder().start()) {
+      Map<String, String> database = database(postgres);
+      // Given an operator who made a second admin key and revoked the configured bootstrap key
+      CreateApiKeyResponse second;
+      try (ServerProcess server = ServerProcess.start(database)) {
+        second =
+            ApiKeyServiceGrpc.newBlockingStub(server.channel())
+                .createApiKey(
+                    CreateApiKeyRequest.newBuilder()
+                        .setName("second admin")
+                        .setRole(Role.ROLE_ADMIN)
+                        .build());
+        String bootstrapId = whoAmI(server, TestCredentials.ADMIN_KEY).getApiKeyId();
+        ApiKeyServiceGrpc.newBlockingStub(
+                ClientInterceptors.intercept(
+                    server.channel(), TestCredentials.bearer(second.getKey())))
+            .revokeApiKey(RevokeApiKeyRequest.newBuilder().setApiKeyId(bootstrapId).build());
+      }
+
+      // When the server starts again with the same bootstrap key configured
+      try (ServerProcess restarted = ServerProcess.start(database)) {
+        // Then it became ready, the key stays revoked, it says so, and the other key works
+        assertThatThrownBy(() -> whoAmI(restarted, TestCredentials.ADMIN_KEY))
+            .isInstanceOfSatisfying(
+                StatusRuntimeException.class,
+                e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED));
+        assertThat(restarted.log()).contains("which was revoked");
+        assertThat(whoAmI(restarted, second.getKey()).getOperator()).isTrue();
+      }
+    }
+  }
+
   private static WhoAmIResponse whoAmI(ServerProcess server, String key) {
     ManagedChannel plain =
         ManagedChannelBuilder.forAddress("localhost", server.port()).usePlaintext().build();
