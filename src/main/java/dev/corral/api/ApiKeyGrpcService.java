@@ -44,7 +44,7 @@ public class ApiKeyGrpcService extends MutinyApiKeyServiceGrpc.ApiKeyServiceImpl
 
   @Override
   public Uni<GetApiKeyResponse> getApiKey(GetApiKeyRequest request) {
-    return keys.get(Caller.current(), request.getApiKeyId())
+    return keys.get(Caller.current(), request.getApiKeyId(), request.getTenantId())
         .map(key -> GetApiKeyResponse.newBuilder().setApiKey(key).build());
   }
 
@@ -54,7 +54,8 @@ public class ApiKeyGrpcService extends MutinyApiKeyServiceGrpc.ApiKeyServiceImpl
             Caller.current(),
             request.getPageSize(),
             request.getPageToken(),
-            request.getIncludeRevoked())
+            request.getIncludeRevoked(),
+            request.getTenantId())
         .map(
             page ->
                 ListApiKeysResponse.newBuilder()
@@ -65,7 +66,7 @@ public class ApiKeyGrpcService extends MutinyApiKeyServiceGrpc.ApiKeyServiceImpl
 
   @Override
   public Uni<RevokeApiKeyResponse> revokeApiKey(RevokeApiKeyRequest request) {
-    return keys.revoke(Caller.current(), request.getApiKeyId())
+    return keys.revoke(Caller.current(), request.getApiKeyId(), request.getTenantId())
         .map(key -> RevokeApiKeyResponse.newBuilder().setApiKey(key).build());
   }
 }

@@ -61,32 +61,42 @@ public class ApiKeys {
                     .flatMap(ignored -> insert(caller, key)));
   }
 
-  public Uni<ApiKey> get(Principal caller, String apiKeyId) {
+  /** A key of the caller's tenant, or ({@code tenantId}, operators only) of another. */
+  public Uni<ApiKey> get(Principal caller, String apiKeyId, String tenantId) {
     return Uni.createFrom()
-        .item(() -> IdKind.API_KEY.require("api_key_id", apiKeyId))
-        .flatMap(id -> repository.find(caller.tenant(), id));
+        .item(
+            () ->
+                new KeyOf(target(caller, tenantId), IdKind.API_KEY.require("api_key_id", apiKeyId)))
+        .flatMap(key -> repository.find(key.tenant(), key.id()));
   }
 
   public Uni<Page<ApiKey>> list(
-      Principal caller, int pageSize, String pageToken, boolean includeRevoked) {
+      Principal caller, int pageSize, String pageToken, boolean includeRevoked, String tenantId) {
     return Uni.createFrom()
-        .item(() -> Paging.pageSize("page_size", pageSize, 20, 100))
+        .item(() -> target(caller, tenantId))
         .flatMap(
-            size ->
-                repository
-                    .list(
-                        caller.tenant(),
-                        Paging.keyOf("page_token", pageToken, IdKind.API_KEY::isValid),
-                        includeRevoked,
-                        size + 1)
-                    .map(keys -> Page.of(keys, size, ApiKey::getId)));
+            tenant -> {
+              int size = Paging.pageSize("page_size", pageSize, 20, 100);
+              return repository
+                  .list(
+                      tenant,
+                      Paging.keyOf("page_token", pageToken, IdKind.API_KEY::isValid),
+                      includeRevoked,
+                      size + 1)
+                  .map(keys -> Page.of(keys, size, ApiKey::getId));
+            });
   }
 
-  /** Revokes a key; this replica refuses it at once, every other within the re-check interval. */
-  public Uni<ApiKey> revoke(Principal caller, String apiKeyId) {
+  /**
+   * Revokes a key of the caller's tenant or ({@code tenantId}, operators only) of another; this
+   * replica refuses it at once, every other within the re-check interval.
+   */
+  public Uni<ApiKey> revoke(Principal caller, String apiKeyId, String tenantId) {
     return Uni.createFrom()
-        .item(() -> IdKind.API_KEY.require("api_key_id", apiKeyId))
-        .flatMap(id -> repository.revoke(caller.tenant(), id))
+        .item(
+            () ->
+                new KeyOf(target(caller, tenantId), IdKind.API_KEY.require("api_key_id", apiKeyId)))
+        .flatMap(key -> repository.revoke(key.tenant(), key.id()))
         .invoke(revoked -> authenticator.forgetKey(revoked.getId()));
   }
 
@@ -125,10 +135,12 @@ public class ApiKeys {
     Tenant tenant = Tenant.of("tenant_id", tenantId);
     if (!tenant.equals(caller.tenant()) && !caller.operator()) {
       throw new PermissionDeniedException(
-          "only operators (admins of the operator tenant) may create keys of another tenant");
+          "only operators (admins of the operator tenant) may manage keys of another tenant");
     }
     return tenant;
   }
 
   private record NewKey(String name, Role role, Tenant tenant) {}
+
+  private record KeyOf(Tenant tenant, String id) {}
 }

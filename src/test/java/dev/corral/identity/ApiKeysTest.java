@@ -37,6 +37,7 @@ import jakarta.inject.Inject;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -295,6 +296,76 @@ class ApiKeysTest {
                 .listApiKeys(ListApiKeysRequest.newBuilder().setPageSize(100).build())
                 .getApiKeysCount())
         .isEqualTo(before);
+  }
+
+  @Test
+  void anOperatorListsAndRevokesAnotherTenantsKeysAndItsAdminCannotReachBack() {
+    // Given a key an operator made for another tenant, whose own admin also has one
+    String tenant = "keys-" + System.nanoTime();
+    CreateApiKeyResponse made = admin().createApiKey(request("made", Role.ROLE_MEMBER, tenant));
+    String tenantAdmin =
+        admin().createApiKey(request("their admin", Role.ROLE_ADMIN, tenant)).getKey();
+
+    // When the operator lists that tenant's keys and revokes the one it made
+    List<String> listed =
+        admin()
+            .listApiKeys(ListApiKeysRequest.newBuilder().setTenantId(tenant).build())
+            .getApiKeysList()
+            .stream()
+            .map(ApiKey::getId)
+            .toList();
+    ApiKey read =
+        admin()
+            .getApiKey(
+                GetApiKeyRequest.newBuilder()
+                    .setApiKeyId(made.getApiKey().getId())
+                    .setTenantId(tenant)
+                    .build())
+            .getApiKey();
+    ApiKey revoked =
+        admin()
+            .revokeApiKey(
+                RevokeApiKeyRequest.newBuilder()
+                    .setApiKeyId(made.getApiKey().getId())
+                    .setTenantId(tenant)
+                    .build())
+            .getApiKey();
+
+    // Then it saw and stopped it, and the key no longer gets in
+    assertThat(listed).contains(made.getApiKey().getId());
+    assertThat(read.getTenantId()).isEqualTo(tenant);
+    assertThat(revoked.hasRevokedAt()).isTrue();
+    assertThatThrownBy(
+            () ->
+                TenantServiceGrpc.newBlockingStub(as(made.getKey()))
+                    .whoAmI(WhoAmIRequest.getDefaultInstance()))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED));
+    // And that tenant's admin, not an operator, cannot name the operator tenant's keys
+    ApiKeyServiceGrpc.ApiKeyServiceBlockingStub theirs =
+        ApiKeyServiceGrpc.newBlockingStub(as(tenantAdmin));
+    for (Runnable call :
+        List.<Runnable>of(
+            () ->
+                theirs.listApiKeys(ListApiKeysRequest.newBuilder().setTenantId("default").build()),
+            () ->
+                theirs.revokeApiKey(
+                    RevokeApiKeyRequest.newBuilder()
+                        .setApiKeyId(read.getId())
+                        .setTenantId("default")
+                        .build()),
+            () ->
+                theirs.getApiKey(
+                    GetApiKeyRequest.newBuilder()
+                        .setApiKeyId(read.getId())
+                        .setTenantId("default")
+                        .build()))) {
+      assertThatThrownBy(call::run)
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.PERMISSION_DENIED));
+    }
   }
 
   private static void assertInvalid(Runnable call, String field) {
