@@ -208,20 +208,16 @@ final class EventShapes {
   /** An event a client sends: a user message, an interrupt, a confirmation or a tool's result. */
   static Event sent(ObjectNode event, String at) {
     String type = Fields.type(event, at, SENDABLE);
+    // On any sent event: a confirmation or result meant for a thread must not reach the session.
+    Fields.unsupported(
+        event, "session_thread_id", at + ".session_thread_id", "corral sessions have no threads");
     Event.Builder built = Event.newBuilder();
     switch (type) {
       case "user.message" ->
           built.setUserMessage(
               UserMessage.newBuilder()
                   .addAllContent(Shapes.content(event, "content", at + ".content")));
-      case "user.interrupt" -> {
-        Fields.unsupported(
-            event,
-            "session_thread_id",
-            at + ".session_thread_id",
-            "corral sessions have no threads");
-        built.setUserInterrupt(UserInterrupt.getDefaultInstance());
-      }
+      case "user.interrupt" -> built.setUserInterrupt(UserInterrupt.getDefaultInstance());
       case "user.tool_confirmation" -> {
         String result = Fields.string(event, "result", at + ".result").toLowerCase(Locale.ROOT);
         if (!result.equals("allow") && !result.equals("deny")) {

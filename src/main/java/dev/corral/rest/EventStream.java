@@ -70,8 +70,22 @@ class EventStream {
         .get(call.tenant(), sessionId)
         .subscribe()
         .with(
-            session ->
-                open(call, sessionId, resume != null ? resume : session.getLastSeq(), deltas),
+            session -> {
+              if (resume != null && resume > session.getLastSeq()) {
+                // A cursor past the end would skip every event up to it without a word.
+                RestErrors.answer(
+                    context,
+                    new InvalidArgumentException(
+                        context.request().getHeader("last-event-id") != null
+                            ? "Last-Event-ID"
+                            : "after_seq",
+                        "is past the session's last event (seq "
+                            + session.getLastSeq()
+                            + "): it is not an id of this session's stream"));
+                return;
+              }
+              open(call, sessionId, resume != null ? resume : session.getLastSeq(), deltas);
+            },
             failure -> RestErrors.answer(context, failure));
   }
 

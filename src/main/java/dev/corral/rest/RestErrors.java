@@ -60,7 +60,9 @@ final class RestErrors {
       case NOT_FOUND, UNIMPLEMENTED -> new Kind(404, "not_found_error", false);
       case ABORTED, ALREADY_EXISTS, FAILED_PRECONDITION ->
           new Kind(409, "invalid_request_error", false);
-      case RESOURCE_EXHAUSTED -> new Kind(429, "rate_limit_error", true);
+      // corral's RESOURCE_EXHAUSTED is a size or a quota, never a rate: the same request fails
+      // again until something is released, so the SDKs must not retry it on their own.
+      case RESOURCE_EXHAUSTED -> new Kind(429, "rate_limit_error", false);
       case UNAVAILABLE -> new Kind(529, "overloaded_error", true);
       default -> new Kind(500, "api_error", false);
     };

@@ -233,6 +233,72 @@ class RestEdgesTest {
   }
 
   @Test
+  void requestsThatCannotBeHonouredAreClientErrorsNamingWhy() throws Exception {
+    String session = session();
+    send(session, "one");
+
+    // A bad percent-escape in the query (a client's raw URL; java.net.URI refuses to build one)
+    // is a client error, never an internal one
+    for (String target :
+        List.of(
+            "/v1/agents?limit=%zz",
+            "/v1/sessions?statuses[]=%",
+            "/v1/sessions/" + session + "/events/stream?event_deltas[]=%G1")) {
+      String answer = rawGet(target);
+      // (Quarkus refuses some of these itself, with an empty 400, before any route runs)
+      assertThat(answer).as(target).startsWith("HTTP/1.1 400");
+      assertThat(answer).doesNotContain("Exception").doesNotContain("internal error");
+    }
+
+    // A stream resumed past the session's last event would skip everything up to it silently
+    HttpResponse<String> past =
+        http.send(streamRequest(session, "500"), HttpResponse.BodyHandlers.ofString());
+    assertThat(past.statusCode()).isEqualTo(400);
+    assertThat(past.body()).contains("Last-Event-ID").contains("past the session's last event");
+
+    // A thread id on any sent event is refused, not dropped
+    HttpResponse<String> threaded =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":[{\"type\":\"user.tool_confirmation\",\"tool_use_id\":\"sevt_x\","
+                + "\"result\":\"allow\",\"session_thread_id\":\"sthr_x\"}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(threaded.statusCode()).isEqualTo(400);
+    assertThat(threaded.body()).contains("session_thread_id");
+
+    // An event over the size limit fails the same way every time: the SDKs must not retry it
+    HttpResponse<String> big =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\","
+                + "\"text\":\""
+                + "x".repeat(300_000)
+                + "\"}]}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(big.statusCode()).isEqualTo(429);
+    assertThat(big.headers().firstValue("x-should-retry")).hasValue("false");
+  }
+
+  /** A GET sent over a socket as given, so that the target may be what URI refuses. */
+  private static String rawGet(String target) throws Exception {
+    try (java.net.Socket socket = new java.net.Socket("localhost", 18081)) {
+      socket.setSoTimeout(10_000);
+      socket
+          .getOutputStream()
+          .write(
+              ("GET "
+                      + target
+                      + " HTTP/1.1\r\nHost: localhost\r\nx-api-key: "
+                      + TestCredentials.ADMIN_KEY
+                      + "\r\nConnection: close\r\n\r\n")
+                  .getBytes(StandardCharsets.US_ASCII));
+      return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+
+  @Test
   void rolesAndCredentialsAreTheGrpcOnes() throws Exception {
     String viewer =
         keys.createApiKey(
