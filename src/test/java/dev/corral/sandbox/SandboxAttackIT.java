@@ -146,7 +146,9 @@ class SandboxAttackIT {
         assertThat(p99).as("neighbour echo p99 in ms of " + latencies).isLessThanOrEqualTo(100);
         assertThat(peak.get() - before).as("RSS growth in KiB").isLessThan(64 * 1024);
         assertThat(attackAnswer.getIsError()).isTrue();
-        assertThat(attackAnswer.getOutput()).contains("killed");
+        // Stopped at its time limit, or its own shell died first (a fork interrupted under memory
+        // pressure): either way the answer says what happened
+        assertThat(attackAnswer.getOutput()).containsAnyOf("killed", "[the shell exited with code");
         assertThat(bash(sandboxes, attacked, "echo recovered; pgrep -c . || true").getOutput())
             .startsWith("recovered");
         assertThat(
