@@ -159,9 +159,9 @@ public class AuthInterceptor implements ServerInterceptor, Prioritized {
         return StreamCredentialWatch.watch(
             call,
             guarded -> Contexts.interceptCall(context, guarded, headers, next),
-            () -> authenticator.authenticate(authorization),
-            vertx,
-            config.recheckInterval());
+            authenticator,
+            authorization,
+            vertx);
       }
       return Contexts.interceptCall(context, call, headers, next);
     }

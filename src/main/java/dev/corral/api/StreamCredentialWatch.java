@@ -1,20 +1,15 @@
 package dev.corral.api;
 
-import dev.corral.common.PermissionDeniedException;
-import dev.corral.common.UnauthenticatedException;
-import dev.corral.identity.Principal;
+import dev.corral.identity.Authenticator;
 import io.grpc.ForwardingServerCall;
 import io.grpc.ForwardingServerCallListener;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.smallrye.mutiny.Uni;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
-import java.time.Duration;
 import java.util.function.Function;
-import java.util.function.Supplier;
 
 /**
  * Checks a streaming call's credential again every re-check interval while the call lasts. A key
@@ -38,22 +33,22 @@ final class StreamCredentialWatch<Q, R>
   }
 
   /**
-   * Starts the call through {@code start} (given the guarded call) and watches its credential. Runs
-   * on the call's Vert.x context.
+   * Starts the call through {@code start} (given the guarded call) and has {@code authenticator}
+   * watch its credential ({@link Authenticator#watch}). Runs on the call's Vert.x context.
    */
   static <Q, R> ServerCall.Listener<Q> watch(
       ServerCall<Q, R> call,
       Function<ServerCall<Q, R>, ServerCall.Listener<Q>> start,
-      Supplier<Uni<Principal>> recheck,
-      Vertx vertx,
-      Duration interval) {
+      Authenticator authenticator,
+      String authorization,
+      Vertx vertx) {
     StreamCredentialWatch<Q, R> watch =
         new StreamCredentialWatch<>(call, Vertx.currentContext(), vertx);
     watch.listener = start.apply(watch);
     if (!watch.closed) {
       watch.timer =
-          vertx.setPeriodic(
-              Math.max(1, interval.toMillis() / 2), tick -> watch.check(recheck.get()));
+          authenticator.watch(
+              vertx, authorization, refused -> watch.end(GrpcErrors.toStatus(refused)));
     }
     return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(watch.listener) {
       @Override
@@ -85,19 +80,6 @@ final class StreamCredentialWatch<Q, R>
     if (!closed) {
       super.sendMessage(message);
     }
-  }
-
-  private void check(Uni<Principal> recheck) {
-    recheck
-        .subscribe()
-        .with(
-            stillValid -> {},
-            failure -> {
-              if (failure instanceof UnauthenticatedException
-                  || failure instanceof PermissionDeniedException) {
-                onContext(() -> end(GrpcErrors.toStatus(failure)));
-              }
-            });
   }
 
   private void end(StatusRuntimeException status) {

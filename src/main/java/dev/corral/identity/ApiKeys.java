@@ -64,9 +64,7 @@ public class ApiKeys {
   /** A key of the caller's tenant, or ({@code tenantId}, operators only) of another. */
   public Uni<ApiKey> get(Principal caller, String apiKeyId, String tenantId) {
     return Uni.createFrom()
-        .item(
-            () ->
-                new KeyOf(target(caller, tenantId), IdKind.API_KEY.require("api_key_id", apiKeyId)))
+        .item(() -> keyOf(caller, tenantId, apiKeyId))
         .flatMap(key -> repository.find(key.tenant(), key.id()));
   }
 
@@ -93,9 +91,7 @@ public class ApiKeys {
    */
   public Uni<ApiKey> revoke(Principal caller, String apiKeyId, String tenantId) {
     return Uni.createFrom()
-        .item(
-            () ->
-                new KeyOf(target(caller, tenantId), IdKind.API_KEY.require("api_key_id", apiKeyId)))
+        .item(() -> keyOf(caller, tenantId, apiKeyId))
         .flatMap(key -> repository.revoke(key.tenant(), key.id()))
         .invoke(revoked -> authenticator.forgetKey(revoked.getId()));
   }
@@ -142,5 +138,10 @@ public class ApiKeys {
 
   private record NewKey(String name, Role role, Tenant tenant) {}
 
+  /** A key named by a request: its id, in the caller's tenant or the one it named. */
   private record KeyOf(Tenant tenant, String id) {}
+
+  private static KeyOf keyOf(Principal caller, String tenantId, String apiKeyId) {
+    return new KeyOf(target(caller, tenantId), IdKind.API_KEY.require("api_key_id", apiKeyId));
+  }
 }

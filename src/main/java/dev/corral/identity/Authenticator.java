@@ -5,6 +5,8 @@ import dev.corral.common.PermissionDeniedException;
 import dev.corral.common.Tenant;
 import dev.corral.common.UnauthenticatedException;
 import io.smallrye.mutiny.Uni;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.time.Clock;
 import java.time.Instant;
@@ -12,6 +14,7 @@ import java.util.Base64;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 
 /**
@@ -129,6 +132,34 @@ public class Authenticator {
                 .invoke(() -> inFlight.remove(key))
                 .memoize()
                 .indefinitely());
+  }
+
+  /**
+   * Checks {@code authorization} again every half re-check interval while a long call (a stream)
+   * lasts. A refusal meanwhile (a key revoked, a tenant disabled, a token expired) goes to {@code
+   * refused}, on the Vert.x context this was called on; a check that cannot be made (the database
+   * or the identity provider is down) changes nothing. Returns the timer to cancel when the call
+   * ends.
+   */
+  public long watch(Vertx vertx, String authorization, Consumer<Throwable> refused) {
+    Context context = Vertx.currentContext();
+    return vertx.setPeriodic(
+        Math.max(1, config.recheckInterval().toMillis() / 2),
+        tick ->
+            authenticate(authorization)
+                .subscribe()
+                .with(
+                    stillValid -> {},
+                    failure -> {
+                      if (!isVerdict(failure)) {
+                        return;
+                      }
+                      if (context == null || Vertx.currentContext() == context) {
+                        refused.accept(failure);
+                      } else {
+                        context.runOnContext(ignored -> refused.accept(failure));
+                      }
+                    }));
   }
 
   /**

@@ -3,17 +3,11 @@ package dev.corral.rest;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.corral.api.HttpAuthFilter;
 import dev.corral.common.InvalidArgumentException;
-import dev.corral.common.PermissionDeniedException;
-import dev.corral.common.UnauthenticatedException;
-import dev.corral.identity.AuthConfig;
 import dev.corral.identity.Authenticator;
-import dev.corral.identity.Principal;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.EventDelta;
 import dev.corral.session.Sessions;
 import dev.corral.session.Tailed;
-import io.smallrye.mutiny.Uni;
-import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.RoutingContext;
@@ -23,7 +17,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Flow;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.Supplier;
 
 /**
  * {@code GET /v1/sessions/{id}/events/stream}: the session's events as Server-Sent Events ({@code
@@ -46,19 +39,17 @@ class EventStream {
 
   private final Sessions sessions;
   private final Authenticator authenticator;
-  private final AuthConfig config;
 
-  EventStream(Sessions sessions, Authenticator authenticator, AuthConfig config) {
+  EventStream(Sessions sessions, Authenticator authenticator) {
     this.sessions = sessions;
     this.authenticator = authenticator;
-    this.config = config;
   }
 
   void serve(RestCall call) {
     RoutingContext context = call.context();
     String sessionId = call.path("session_id");
     Set<String> deltas;
-    Long resume;
+    Cursor resume;
     try {
       deltas = deltaTypes(call.queryAll("event_deltas"));
       resume = cursor(context);
@@ -71,20 +62,18 @@ class EventStream {
         .subscribe()
         .with(
             session -> {
-              if (resume != null && resume > session.getLastSeq()) {
+              if (resume != null && resume.seq() > session.getLastSeq()) {
                 // A cursor past the end would skip every event up to it without a word.
                 RestErrors.answer(
                     context,
                     new InvalidArgumentException(
-                        context.request().getHeader("last-event-id") != null
-                            ? "Last-Event-ID"
-                            : "after_seq",
+                        resume.field(),
                         "is past the session's last event (seq "
                             + session.getLastSeq()
                             + "): it is not an id of this session's stream"));
                 return;
               }
-              open(call, sessionId, resume != null ? resume : session.getLastSeq(), deltas);
+              open(call, sessionId, resume != null ? resume.seq() : session.getLastSeq(), deltas);
             },
             failure -> RestErrors.answer(context, failure));
   }
@@ -101,8 +90,11 @@ class EventStream {
     return types;
   }
 
+  /** Where a resumed stream starts, and the header or parameter that said so. */
+  private record Cursor(String field, long seq) {}
+
   /** Where a resumed stream starts: {@code Last-Event-ID} or {@code after_seq}; null: live. */
-  private static Long cursor(RoutingContext context) {
+  private static Cursor cursor(RoutingContext context) {
     String header = context.request().getHeader("last-event-id");
     String query = context.request().getParam("after_seq");
     String value = header != null && !header.isBlank() ? header.strip() : query;
@@ -113,7 +105,7 @@ class EventStream {
     if (!value.matches("[0-9]{1,18}")) {
       throw new InvalidArgumentException(field, "must be the seq (id) of an event");
     }
-    return Long.parseLong(value);
+    return new Cursor(field, Long.parseLong(value));
   }
 
   private void open(RestCall call, String sessionId, long afterSeq, Set<String> deltas) {
@@ -130,10 +122,7 @@ class EventStream {
     Writer writer = new Writer(response, call.context().vertx(), deltas);
     response.closeHandler(ignored -> writer.cancel());
     if (authenticator.enabled()) {
-      String authorization = call.context().get(HttpAuthFilter.AUTHORIZATION);
-      writer.recheck(
-          () -> authenticator.authenticate(authorization),
-          Math.max(1, config.recheckInterval().toMillis() / 2));
+      writer.watch(authenticator, (String) call.context().get(HttpAuthFilter.AUTHORIZATION));
     }
     sessions
         .follow(call.tenant(), sessionId, afterSeq, List.of(), !deltas.isEmpty())
@@ -227,27 +216,9 @@ class EventStream {
       write("event: event_delta\ndata: " + shaped + "\n\n");
     }
 
-    /**
-     * Checks the credential every {@code intervalMs} while the stream lasts; a refusal ends it. A
-     * check that cannot be made (the database or identity provider is down) leaves it open.
-     */
-    void recheck(Supplier<Uni<Principal>> check, long intervalMs) {
-      Context context = Vertx.currentContext();
-      recheck =
-          vertx.setPeriodic(
-              intervalMs,
-              id ->
-                  check
-                      .get()
-                      .subscribe()
-                      .with(
-                          stillValid -> {},
-                          failure -> {
-                            if (failure instanceof UnauthenticatedException
-                                || failure instanceof PermissionDeniedException) {
-                              context.runOnContext(ignored -> onError(failure));
-                            }
-                          }));
+    /** Has {@code authenticator} watch the stream's credential: a refusal ends the stream. */
+    void watch(Authenticator authenticator, String authorization) {
+      recheck = authenticator.watch(vertx, authorization, this::onError);
       if (done.get()) {
         stopTimers();
       }
