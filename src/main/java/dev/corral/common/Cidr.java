@@ -1,7 +1,6 @@
 package dev.corral.common;
 
 import java.net.InetAddress;
-import java.net.UnknownHostException;
 
 /** An IPv4 or IPv6 network, {@code address/prefix}. */
 record Cidr(byte[] network, int prefix) {
@@ -9,15 +8,10 @@ record Cidr(byte[] network, int prefix) {
   static Cidr parse(String text) {
     int slash = text.indexOf('/');
     String address = slash < 0 ? text : text.substring(0, slash);
-    if (!address.matches("[0-9a-fA-F:.]+")) {
-      throw new IllegalArgumentException("not an IP network: " + text);
-    }
-    byte[] bytes;
-    try {
-      bytes = InetAddress.getByName(address).getAddress();
-    } catch (UnknownHostException e) {
-      throw new IllegalArgumentException("not an IP network: " + text);
-    }
+    byte[] bytes =
+        IpLiteral.parse(address)
+            .orElseThrow(() -> new IllegalArgumentException("not an IP network: " + text))
+            .getAddress();
     int prefix = slash < 0 ? bytes.length * 8 : Integer.parseInt(text.substring(slash + 1));
     if (prefix < 0 || prefix > bytes.length * 8) {
       throw new IllegalArgumentException("not an IP network: " + text);

@@ -43,7 +43,7 @@ public class NameLookups {
   private final Resolver resolver;
 
   /** What looks a name up (blocking). */
-  interface Resolver {
+  public interface Resolver {
     InetAddress[] addresses(String name) throws UnknownHostException;
   }
 
@@ -51,7 +51,8 @@ public class NameLookups {
     this(InetAddress::getAllByName);
   }
 
-  NameLookups(Resolver resolver) {
+  /** Lookups made by {@code resolver} instead of the system's resolver. */
+  public NameLookups(Resolver resolver) {
     this.resolver = resolver;
     executor.allowCoreThreadTimeOut(true);
   }

@@ -1,6 +1,7 @@
 package dev.corral.egress;
 
 import dev.corral.common.AddressRules;
+import dev.corral.common.IpLiteral;
 import dev.corral.common.NameLookups;
 import io.quarkus.vertx.http.HttpServerStart;
 import io.smallrye.mutiny.Uni;
@@ -9,14 +10,12 @@ import jakarta.enterprise.event.Observes;
 import java.net.InetAddress;
 import java.net.NetworkInterface;
 import java.net.SocketException;
-import java.net.UnknownHostException;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.regex.Pattern;
 
 /**
  * Turns a host name into the one address a connection may go to: the proxy resolves names (the
@@ -26,8 +25,6 @@ import java.util.regex.Pattern;
  */
 @ApplicationScoped
 public class Destinations {
-
-  private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|\\[?[0-9a-fA-F:.]+\\]?");
 
   private final EgressConfig config;
   private final NameLookups lookups;
@@ -55,13 +52,14 @@ public class Destinations {
     Optional<String> fixed =
         Optional.ofNullable(config.staticHosts().get(name))
             .or(() -> Optional.ofNullable(config.staticHosts().get("\"" + name + "\"")));
-    if (fixed.isPresent() || IP_LITERAL.matcher(name).matches()) {
-      String literal = fixed.orElse(name).replace("[", "").replace("]", "");
-      try {
-        return Uni.createFrom().item(List.of(InetAddress.getByName(literal)));
-      } catch (UnknownHostException e) {
-        return Uni.createFrom().failure(unresolvable(name));
-      }
+    if (fixed.isPresent()) {
+      return IpLiteral.parse(fixed.get())
+          .map(address -> Uni.createFrom().item(List.of(address)))
+          .orElseGet(() -> Uni.createFrom().failure(unresolvable(name)));
+    }
+    Optional<InetAddress> literal = IpLiteral.parse(name);
+    if (literal.isPresent()) {
+      return Uni.createFrom().item(List.of(literal.get()));
     }
     return lookups
         .lookup(asker, name, config.resolveTimeout())
@@ -76,7 +74,7 @@ public class Destinations {
         throw new EgressRefusedException(
             "non_public",
             name
-                + (IP_LITERAL.matcher(name).matches() ? " is " : " resolves to ")
+                + (IpLiteral.parse(name).isPresent() ? " is " : " resolves to ")
                 + refusal.get()
                 + "; corral's egress never reaches those");
       }

@@ -17,7 +17,6 @@ import java.util.Base64;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.logging.Logger;
@@ -44,7 +43,10 @@ public class PodEgress {
   private final Vertx vertx;
   private final Map<String, Cached> cache = new ConcurrentHashMap<>();
   private final Map<String, AtomicInteger> open = new ConcurrentHashMap<>();
-  private final Map<String, Set<NetSocket>> connections = new ConcurrentHashMap<>();
+
+  /** Each sandbox's open connections, and the grant each was admitted under. */
+  private final Map<String, Map<NetSocket, EgressGrant>> connections = new ConcurrentHashMap<>();
+
   private NetServer server;
 
   PodEgress(
@@ -145,9 +147,9 @@ public class PodEgress {
               if (!proxy.admitted(connection, count)) {
                 return;
               }
-              Set<NetSocket> mine =
-                  connections.computeIfAbsent(id, ignored -> ConcurrentHashMap.newKeySet());
-              mine.add(connection);
+              Map<NetSocket, EgressGrant> mine =
+                  connections.computeIfAbsent(id, ignored -> new ConcurrentHashMap<>());
+              mine.put(connection, grant.get());
               connection.closeHandler(
                   ignored -> {
                     count.decrementAndGet();
@@ -212,7 +214,11 @@ public class PodEgress {
             });
   }
 
-  /** Closes the open connections of sandboxes that may no longer reach anything. */
+  /**
+   * Closes the open connections of sandboxes that may no longer reach anything, and those admitted
+   * under networking the sandbox's environment no longer grants (they would go on under the old
+   * one; the sandbox opens them again under the new).
+   */
   private void sweep() {
     connections.forEach(
         (id, sockets) -> {
@@ -231,10 +237,23 @@ public class PodEgress {
                               () ->
                                   LOGGER.infof(
                                       "sandbox=%s ended: its egress connections close", id));
-                      sockets.forEach(NetSocket::close);
+                      sockets.keySet().forEach(NetSocket::close);
+                      return;
                     }
+                    sockets.forEach(
+                        (socket, admitted) -> {
+                          if (!sameReach(admitted, grant.get())) {
+                            socket.close();
+                          }
+                        });
                   },
                   failure -> LOGGER.debugf("sandbox=%s not checked: %s", id, failure.getMessage()));
         });
+  }
+
+  /** Whether a connection admitted under {@code admitted} may go on under {@code now}. */
+  private static boolean sameReach(EgressGrant admitted, EgressGrant now) {
+    return admitted.networking().equals(now.networking())
+        && java.util.Objects.equals(admitted.sessionId(), now.sessionId());
   }
 }
