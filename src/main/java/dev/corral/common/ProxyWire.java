@@ -36,15 +36,17 @@ public final class ProxyWire {
     Buffer head = Buffer.buffer();
     long deadline =
         vertx.setTimer(
-            HEAD_TIMEOUT_MS, id -> answer(connection, who, 408, "the request head took too long"));
+            HEAD_TIMEOUT_MS, id -> refuse(connection, who, 408, "the request head took too long"));
     connection.handler(
         chunk -> {
+          // only the new bytes, and the three before them, can complete the head's end
+          int from = Math.max(0, head.length() - (HEAD_END.length() - 1));
           head.appendBuffer(chunk);
-          int end = indexOf(head, HEAD_END);
+          int end = indexOf(head, HEAD_END, from);
           if (end < 0) {
             if (head.length() > MAX_HEAD) {
               vertx.cancelTimer(deadline);
-              answer(
+              refuse(
                   connection, who, 431, "the request head is larger than " + MAX_HEAD + " bytes");
             }
             return;
@@ -56,6 +58,12 @@ public final class ProxyWire {
               head.getString(0, end, StandardCharsets.ISO_8859_1.name()),
               head.getBuffer(end + 4, head.length()));
         });
+  }
+
+  /** Stops reading a head, and answers with a refusal. */
+  private static void refuse(NetSocket connection, String who, int status, String reason) {
+    connection.handler(null);
+    answer(connection, who, status, reason);
   }
 
   /** Answers with a status and a one-line reason that starts with {@code who}, and closes. */
@@ -110,9 +118,9 @@ public final class ProxyWire {
     return head.append("Connection: close\r\n\r\n").toString();
   }
 
-  private static int indexOf(Buffer buffer, Buffer needle) {
+  private static int indexOf(Buffer buffer, Buffer needle, int from) {
     outer:
-    for (int i = 0; i + needle.length() <= buffer.length(); i++) {
+    for (int i = from; i + needle.length() <= buffer.length(); i++) {
       for (int j = 0; j < needle.length(); j++) {
         if (buffer.getByte(i + j) != needle.getByte(j)) {
           continue outer;

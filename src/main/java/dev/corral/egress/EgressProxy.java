@@ -445,13 +445,14 @@ public class EgressProxy {
                         + " ms");
               }
             });
-    Runnable decide =
-        () -> {
+    TunnelOpening opening = new TunnelOpening(target.host(), target.port());
+    java.util.function.Consumer<Buffer> decide =
+        chunk -> {
           if (decided.get()) {
             return;
           }
-          TunnelOpening.Verdict verdict =
-              TunnelOpening.check(seen.getBytes(), seen.length(), target.host(), target.port());
+          byte[] bytes = chunk.getBytes();
+          TunnelOpening.Verdict verdict = opening.add(bytes, 0, bytes.length);
           if (verdict instanceof TunnelOpening.Verdict.NeedMore) {
             if (seen.length() < TunnelOpening.MAX_BYTES) {
               return;
@@ -473,7 +474,7 @@ public class EgressProxy {
     connection.handler(
         chunk -> {
           seen.appendBuffer(chunk);
-          decide.run();
+          decide.accept(chunk);
         });
     // the end of the client's stream, not its close handler, which counts its connections
     connection.endHandler(
@@ -483,7 +484,7 @@ public class EgressProxy {
             upstream.close();
           }
         });
-    decide.run();
+    decide.accept(rest);
     if (!decided.get()) {
       connection.resume();
     }

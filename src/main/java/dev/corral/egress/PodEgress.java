@@ -41,7 +41,16 @@ public class PodEgress {
   private final GrantSource grants;
   private final Signatures signatures;
   private final Vertx vertx;
+
+  /** The most connections of one address whose request head is not read yet. */
+  public static final int MAX_UNREAD_PER_ADDRESS = 64;
+
+  /** The most connections in all whose request head is not read yet. */
+  static final int MAX_UNREAD = 2048;
+
   private final Map<String, Cached> cache = new ConcurrentHashMap<>();
+  private final Map<String, Integer> unread = new ConcurrentHashMap<>();
+  private final AtomicInteger unreadInAll = new AtomicInteger();
   private final Map<String, AtomicInteger> open = new ConcurrentHashMap<>();
 
   /** Each sandbox's open connections, and the grant each was admitted under. */
@@ -89,9 +98,7 @@ public class PodEgress {
                 .setHost(config.listenHost())
                 .setPort(config.listenPort().get())
                 .setIdleTimeout((int) config.idleTimeout().toSeconds()));
-    server.connectHandler(
-        connection ->
-            proxy.readHead(connection, (head, rest) -> authenticate(connection, head, rest)));
+    server.connectHandler(this::accept);
     server
         .listen()
         .onSuccess(
@@ -116,6 +123,50 @@ public class PodEgress {
   /** The port this replica serves pods on, once listening (0 if it does not). */
   public int port() {
     return server == null ? 0 : server.actualPort();
+  }
+
+  /**
+   * Reads a connection's request head, if its address (and the port as a whole) has not too many
+   * connections doing so: until its head proves a sandbox, a connection is anyone's, and it may
+   * hold a head's buffer for the head's time limit.
+   */
+  private void accept(NetSocket connection) {
+    String from = connection.remoteAddress().host();
+    int mine = unread.merge(from, 1, Integer::sum);
+    if (mine > MAX_UNREAD_PER_ADDRESS || unreadInAll.incrementAndGet() > MAX_UNREAD) {
+      if (mine <= MAX_UNREAD_PER_ADDRESS) {
+        unreadInAll.decrementAndGet();
+      }
+      headRead(from);
+      EgressProxy.answer(
+          connection,
+          503,
+          mine > MAX_UNREAD_PER_ADDRESS
+              ? "this address has " + MAX_UNREAD_PER_ADDRESS + " connections not yet authenticated"
+              : "the proxy has " + MAX_UNREAD + " connections not yet authenticated");
+      return;
+    }
+    java.util.concurrent.atomic.AtomicBoolean reading =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    Runnable headDone =
+        () -> {
+          if (reading.compareAndSet(true, false)) {
+            unreadInAll.decrementAndGet();
+            headRead(from);
+          }
+        };
+    connection.closeHandler(ignored -> headDone.run());
+    proxy.readHead(
+        connection,
+        (head, rest) -> {
+          headDone.run();
+          authenticate(connection, head, rest);
+        });
+  }
+
+  /** Counts off one connection of {@code from} that no longer waits for its head. */
+  private void headRead(String from) {
+    unread.computeIfPresent(from, (address, count) -> count <= 1 ? null : count - 1);
   }
 
   private void authenticate(NetSocket connection, String head, Buffer rest) {

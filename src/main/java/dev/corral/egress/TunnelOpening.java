@@ -31,9 +31,34 @@ final class TunnelOpening {
   private static final Pattern HOST =
       Pattern.compile("\r\nhost:[ \t]*([^\r\n]*?)[ \t]*(?=\r\n)", Pattern.CASE_INSENSITIVE);
 
-  private TunnelOpening() {}
+  private final String host;
+  private final int port;
+  private final byte[] bytes = new byte[MAX_BYTES];
+  private int length;
 
-  /** What to do with a tunnel whose client sent {@code length} bytes of {@code bytes} so far. */
+  /** How many bytes the opening must have before a verdict can change (a TLS record's). */
+  private int needed = 1;
+
+  /** The empty lines skipped so far before an HTTP request line. */
+  private int blank;
+
+  /** Whether the opening starts as an HTTP request (its method and a space came). */
+  private boolean request;
+
+  /** How far the search for an HTTP request head's end has gone. */
+  private int scanned;
+
+  /**
+   * The opening of a tunnel to {@code host:port}. Fed its bytes as they come, it looks at each byte
+   * a bounded number of times, however the client splits them: a client that sends one byte at a
+   * time costs no more than one that sends them at once.
+   */
+  TunnelOpening(String host, int port) {
+    this.host = host;
+    this.port = port;
+  }
+
+  /** What to do with a tunnel. */
   sealed interface Verdict {
     /** Not enough bytes yet. */
     record NeedMore() implements Verdict {}
@@ -43,44 +68,58 @@ final class TunnelOpening {
     record Refuse(String why) implements Verdict {}
   }
 
-  static Verdict check(byte[] bytes, int length, String host, int port) {
-    if (length == 0) {
+  /**
+   * What to do with the tunnel, now that its client sent {@code count} more bytes from {@code
+   * chunk[offset]} (those past {@link #MAX_BYTES} in all are not looked at).
+   */
+  Verdict add(byte[] chunk, int offset, int count) {
+    int taken = Math.min(count, MAX_BYTES - length);
+    System.arraycopy(chunk, offset, bytes, length, taken);
+    length += taken;
+    if (length < needed) {
       return new Verdict.NeedMore();
     }
     if (bytes[0] == 22) {
-      return tls(ClientHello.parse(bytes, length), host);
+      ClientHello.Result hello = ClientHello.parse(bytes, length);
+      if (hello instanceof ClientHello.Result.Incomplete incomplete) {
+        needed = incomplete.needed();
+      }
+      return tls(hello, host);
     }
     // servers skip empty lines before a request line (RFC 9112, 2.2), so this does too
-    int seen = Math.min(length, MAX_BYTES);
-    int from = 0;
-    while (from < seen && (bytes[from] == '\r' || bytes[from] == '\n')) {
-      from++;
+    while (blank < length && (bytes[blank] == '\r' || bytes[blank] == '\n')) {
+      blank++;
     }
-    if (from == seen) {
+    if (blank == length) {
       return length >= MAX_BYTES
           ? new Verdict.Refuse("its opening is " + MAX_BYTES + " bytes of empty lines")
           : new Verdict.NeedMore();
     }
-    String start = new String(bytes, from, seen - from, StandardCharsets.ISO_8859_1);
-    if (METHOD_SO_FAR.matcher(start).matches()) {
-      return new Verdict.NeedMore(); // a method's first letters: a request may still follow
-    }
-    if (!METHOD.matcher(start).lookingAt()) {
-      return new Verdict.Pass(); // another protocol
+    if (!request) {
+      // a method is at most 32 bytes, and a space ends it
+      String start = text(blank, Math.min(length, blank + 34));
+      if (METHOD_SO_FAR.matcher(start).matches()) {
+        return new Verdict.NeedMore(); // a method's first letters: a request may still follow
+      }
+      if (!METHOD.matcher(start).lookingAt()) {
+        return new Verdict.Pass(); // another protocol
+      }
+      request = true;
     }
     // a request, however it is split: its whole head is needed
-    int end = start.indexOf("\r\n\r\n");
+    int end = headEnd(Math.max(blank, scanned - 3));
+    scanned = length;
     if (end < 0) {
       return length >= MAX_BYTES
           ? new Verdict.Refuse("its first HTTP request head is longer than " + MAX_BYTES + " bytes")
           : new Verdict.NeedMore();
     }
-    if (!REQUEST_LINE.matcher(start).lookingAt()) {
+    String head = text(blank, end + 2);
+    if (!REQUEST_LINE.matcher(head).lookingAt()) {
       // HTTP/2 names its host unseen; an absolute URL would name the host a server goes by
       return new Verdict.Refuse(
           "its first request is not an HTTP/1 request for a path (GET /path HTTP/1.1)");
     }
-    String head = start.substring(0, end + 2);
     if (head.replace("\r\n", "").indexOf('\n') >= 0
         || head.replace("\r\n", "").indexOf('\r') >= 0
         || head.contains("\n ")
@@ -100,6 +139,23 @@ final class TunnelOpening {
         ? new Verdict.Pass()
         : new Verdict.Refuse(
             "its HTTP request names the host '" + printable(value) + "', not " + host);
+  }
+
+  /** Where the first CR LF CR LF at or after {@code from} starts, or -1. */
+  private int headEnd(int from) {
+    for (int i = from; i + 3 < length; i++) {
+      if (bytes[i] == '\r'
+          && bytes[i + 1] == '\n'
+          && bytes[i + 2] == '\r'
+          && bytes[i + 3] == '\n') {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  private String text(int from, int to) {
+    return new String(bytes, from, to - from, StandardCharsets.ISO_8859_1);
   }
 
   private static Verdict tls(ClientHello.Result hello, String host) {

@@ -153,15 +153,27 @@ class EgressRulesTest {
           {"SSH-2.0-OpenSSH_9.2\r\n", "pass"},
         }) {
       byte[] bytes = opening[0].getBytes(StandardCharsets.ISO_8859_1);
-      TunnelOpening.Verdict verdict =
-          TunnelOpening.check(bytes, bytes.length, "allowed.example", 8443);
-      assertThat(
-              verdict instanceof TunnelOpening.Verdict.Pass
-                  ? "pass"
-                  : verdict instanceof TunnelOpening.Verdict.Refuse ? "refuse" : "more")
-          .as(opening[0])
-          .isEqualTo(opening[1]);
+      // however the client splits it
+      for (int split : new int[] {bytes.length, 1, 7}) {
+        assertThat(verdict(bytes, bytes.length, split, "allowed.example", 8443))
+            .as(split + " bytes at a time: " + opening[0])
+            .isEqualTo(opening[1]);
+      }
     }
+  }
+
+  /** The verdict on an opening's first {@code length} bytes, sent {@code split} at a time. */
+  private static String verdict(byte[] bytes, int length, int split, String host, int port) {
+    TunnelOpening opening = new TunnelOpening(host, port);
+    TunnelOpening.Verdict verdict = new TunnelOpening.Verdict.NeedMore();
+    for (int sent = 0;
+        sent < length && verdict instanceof TunnelOpening.Verdict.NeedMore;
+        sent += split) {
+      verdict = opening.add(bytes, sent, Math.min(split, length - sent));
+    }
+    return verdict instanceof TunnelOpening.Verdict.Pass
+        ? "pass"
+        : verdict instanceof TunnelOpening.Verdict.Refuse ? "refuse" : "more";
   }
 
   @Test
@@ -182,14 +194,13 @@ class EgressRulesTest {
       engine.wrap(java.nio.ByteBuffer.allocate(0), out);
       byte[] hello = java.util.Arrays.copyOf(out.array(), out.position());
       for (int cut : new int[] {3, hello.length / 2}) {
-        assertThat(TunnelOpening.check(hello, cut, "allowed.example", 443))
-            .isInstanceOf(TunnelOpening.Verdict.NeedMore.class);
+        assertThat(verdict(hello, cut, cut, "allowed.example", 443)).isEqualTo("more");
       }
-      TunnelOpening.Verdict verdict =
-          TunnelOpening.check(hello, hello.length, "allowed.example", 443);
-      assertThat(verdict instanceof TunnelOpening.Verdict.Pass ? "pass" : "refuse")
-          .as(named[0])
-          .isEqualTo(named[1]);
+      for (int split : new int[] {hello.length, 1, 100}) {
+        assertThat(verdict(hello, hello.length, split, "allowed.example", 443))
+            .as(split + " bytes at a time: " + named[0])
+            .isEqualTo(named[1]);
+      }
     }
   }
 

@@ -217,6 +217,43 @@ class KubernetesEgressTest {
   }
 
   @Test
+  void connectionsThatNeverAuthenticateAreCappedPerAddressAndOthersAreStillServed()
+      throws Exception {
+    // Given a pod that may reach the test server
+    int port = web.getAddress().getPort();
+    Sandbox sandbox = provision(environment(limited(EgressTestProfile.ALLOWED, port)));
+    URI proxy = URI.create(bash(sandbox, "echo \"$HTTP_PROXY\""));
+    String token = proxy.getUserInfo().substring(proxy.getUserInfo().indexOf(':') + 1);
+    String allowed = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
+
+    // When one address opens as many connections as it may that send no head, and one more
+    List<Socket> silent = new java.util.ArrayList<>();
+    try {
+      for (int i = 0; i < dev.corral.egress.PodEgress.MAX_UNREAD_PER_ADDRESS; i++) {
+        silent.add(new Socket("127.0.0.1", PROXY_PORT));
+      }
+      // Then the one more is refused at once, without being read
+      try (Socket more = new Socket("127.0.0.1", PROXY_PORT)) {
+        more.setSoTimeout(5_000);
+        assertThat(readHead(more.getInputStream()))
+            .startsWith("HTTP/1.1 503")
+            .contains("Connection: close");
+      }
+      // And another address is still served
+      java.net.InetAddress other = java.net.InetAddress.getByAddress(new byte[] {127, 0, 0, 2});
+      assertThat(requestFrom(other, allowed, sandbox.getId(), token)).endsWith(marker);
+    } finally {
+      for (Socket socket : silent) {
+        socket.close();
+      }
+    }
+    // And once the silent ones close, the address is served again
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .untilAsserted(() -> assertThat(request(allowed, sandbox.getId(), token)).endsWith(marker));
+  }
+
+  @Test
   void theProxySettingsAreReadAsDataSoTheModelsCodeCannotPlantCodeInEveryExec() {
     // Given a limited pod whose code rewrites the proxy settings file (it may: same user) with a
     // realpath that would turn every file tool's path into another file's
@@ -316,7 +353,14 @@ class KubernetesEgressTest {
 
   /** One plain request through the proxy, as a pod sends it; the whole answer. */
   private static String request(String url, String sandboxId, String token) throws IOException {
-    try (Socket socket = new Socket("127.0.0.1", PROXY_PORT)) {
+    return requestFrom(java.net.InetAddress.getLoopbackAddress(), url, sandboxId, token);
+  }
+
+  /** One plain request through the proxy, sent from {@code from}; the whole answer. */
+  private static String requestFrom(
+      java.net.InetAddress from, String url, String sandboxId, String token) throws IOException {
+    try (Socket socket =
+        new Socket(java.net.InetAddress.getLoopbackAddress(), PROXY_PORT, from, 0)) {
       socket.setSoTimeout(10_000);
       URI target = URI.create(url);
       send(
