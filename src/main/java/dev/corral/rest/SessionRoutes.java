@@ -158,7 +158,7 @@ class SessionRoutes {
             .setName("repository " + url)
             .setBasic(
                 BasicAuth.newBuilder()
-                    .addHosts(SessionShapes.host(url, at + ".url"))
+                    .addHosts(SessionShapes.origin(url, at + ".url"))
                     .setUsername("x-access-token")
                     .setPassword(token.get()))
             .build();

@@ -153,14 +153,17 @@ final class SessionShapes {
     return mount;
   }
 
-  /** The host a repository's token is bound to. */
-  static String host(String url, String field) {
+  /** The origin (scheme, host and port) a repository's token is bound to. */
+  static String origin(String url, String field) {
     try {
-      String host = URI.create(url).getHost();
-      if (host == null) {
-        throw new InvalidArgumentException(field, "has no host");
+      URI uri = URI.create(url);
+      if (uri.getHost() == null || uri.getScheme() == null) {
+        throw new InvalidArgumentException(field, "has no scheme or host");
       }
-      return host.toLowerCase(Locale.ROOT);
+      return uri.getScheme().toLowerCase(Locale.ROOT)
+          + "://"
+          + uri.getHost().toLowerCase(Locale.ROOT)
+          + (uri.getPort() < 0 ? "" : ":" + uri.getPort());
     } catch (IllegalArgumentException e) {
       throw new InvalidArgumentException(field, "is not a URL");
     }

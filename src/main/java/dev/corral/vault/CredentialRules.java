@@ -40,10 +40,6 @@ final class CredentialRules {
   /** Visible ASCII and spaces: what a header value or token may hold (no CR, LF or controls). */
   private static final Pattern HEADER_VALUE = Pattern.compile("[\\x20-\\x7E]+");
 
-  private static final Pattern HOST =
-      Pattern.compile(
-          "(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*");
-
   private CredentialRules() {}
 
   static String name(String field, String name) {
@@ -120,9 +116,11 @@ final class CredentialRules {
       throw new InvalidArgumentException(field + ".hosts", "needs 1 to " + MAX_HOSTS + " hosts");
     }
     for (int i = 0; i < hosts.size(); i++) {
-      if (!HOST.matcher(hosts.get(i)).matches()) {
+      if (BasicOrigin.ofEntry(hosts.get(i)).isEmpty()) {
         throw new InvalidArgumentException(
-            field + ".hosts[" + i + "]", "is not a lowercase host name (no scheme, port or path)");
+            field + ".hosts[" + i + "]",
+            "is not a lowercase host name (https on port 443), host:port (https), or"
+                + " http(s)://host[:port] (no path)");
       }
     }
     InputRules.length(field + ".username", auth.getUsername(), 0, 256);

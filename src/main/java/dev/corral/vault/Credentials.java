@@ -27,6 +27,7 @@ import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.jboss.logging.Logger;
 
@@ -240,8 +241,8 @@ public class Credentials {
 
   /**
    * The header a request to {@code url} carries for {@code tenant}'s credential {@code
-   * credentialId}, which must be bound to that URL (or, for basic authentication, its host). An
-   * OAuth token about to expire is refreshed first.
+   * credentialId}, which must be bound to that URL (or, for basic authentication, its scheme, host
+   * and port: {@link BasicOrigin}). An OAuth token about to expire is refreshed first.
    *
    * @throws CredentialUnusableException (in the Uni) if it does not exist, is bound elsewhere, or
    *     cannot be refreshed
@@ -505,9 +506,14 @@ public class Credentials {
     if (bound != null && bound.equals(target)) {
       return;
     }
-    if (credential.hasBasic()
-        && credential.getBasic().getHostsList().contains(java.net.URI.create(target).getHost())) {
-      return;
+    if (credential.hasBasic()) {
+      Optional<BasicOrigin> origin = BasicOrigin.ofUrl(target);
+      if (origin.isPresent()
+          && credential.getBasic().getHostsList().stream()
+              .map(BasicOrigin::ofEntry)
+              .anyMatch(origin::equals)) {
+        return;
+      }
     }
     throw new CredentialUnusableException(
         "credential "

@@ -209,7 +209,7 @@ class GitGatewayTest {
                 .setName("git " + UUID.randomUUID())
                 .setBasic(
                     BasicAuth.newBuilder()
-                        .addHosts(EgressTestProfile.GIT)
+                        .addHosts("http://" + EgressTestProfile.GIT + ":" + server.port())
                         .setUsername(GitTestServer.USER)
                         .setPassword(secret))
                 .build())

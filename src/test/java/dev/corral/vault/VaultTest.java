@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.protobuf.Message;
+import dev.corral.common.Tenant;
 import dev.corral.proto.v1.BasicAuth;
 import dev.corral.proto.v1.CreateCredentialRequest;
 import dev.corral.proto.v1.Credential;
@@ -42,6 +43,8 @@ class VaultTest {
   io.grpc.Channel channel;
 
   @Inject Pool pool;
+
+  @Inject Credentials credentials;
 
   @ConfigProperty(name = "quarkus.datasource.reactive.url")
   String databaseUrl;
@@ -359,10 +362,28 @@ class VaultTest {
                     .setName("x")
                     .setBasic(
                         BasicAuth.newBuilder()
-                            .addHosts("https://git.example.com")
+                            .addHosts("https://git.example.com/org")
                             .setPassword(secret))
                     .build()),
         "basic.hosts[0]");
+    for (String host :
+        List.of(
+            "ftp://git.example.com",
+            "https://user@git.example.com",
+            "git.example.com:0",
+            "git.example.com:70000",
+            "https://git.example.com:99999",
+            "Git.example.com",
+            "https://git.example.com?x")) {
+      assertInvalid(
+          () ->
+              create(
+                  CreateCredentialRequest.newBuilder()
+                      .setName("x")
+                      .setBasic(BasicAuth.newBuilder().addHosts(host).setPassword(secret))
+                      .build()),
+          "basic.hosts[0]");
+    }
     assertInvalid(
         () -> create(staticHeader("https://mcp.example.com", "x".repeat(8193))),
         "static_header.value");
@@ -423,6 +444,49 @@ class VaultTest {
     var first = vault.rewrapCredentials(RewrapCredentialsRequest.getDefaultInstance());
     assertThat(first.getActiveKeyId()).isEqualTo("test-1");
     assertThat(first.getRewrapped()).isZero();
+  }
+
+  @Test
+  void aBasicCredentialIsSentOnlyToTheSchemeHostAndPortItIsBoundTo() {
+    // Given a password bound to github.com (https, port 443) and to one plain-http origin
+    String id =
+        create(
+                CreateCredentialRequest.newBuilder()
+                    .setName("bound")
+                    .setBasic(
+                        BasicAuth.newBuilder()
+                            .addHosts("github.com")
+                            .addHosts("git.example.com:8443")
+                            .addHosts("http://git.internal:8080")
+                            .setUsername("u")
+                            .setPassword("p"))
+                    .build())
+            .getId();
+
+    // Then it goes to exactly those, and nowhere else on the same hosts
+    for (String url :
+        List.of(
+            "https://github.com/o/r.git",
+            "https://GitHub.com:443/o/r.git",
+            "https://git.example.com:8443/r.git",
+            "http://git.internal:8080/r.git")) {
+      assertThat(credentials.authFor(Tenant.DEFAULT, id, url).await().indefinitely())
+          .as(url)
+          .isNotNull();
+    }
+    for (String url :
+        List.of(
+            "http://github.com/o/r.git",
+            "https://github.com:8443/o/r.git",
+            "https://git.example.com/r.git",
+            "http://git.internal/r.git",
+            "https://git.internal:8080/r.git",
+            "https://evil.github.com/o/r.git")) {
+      assertThatThrownBy(() -> credentials.authFor(Tenant.DEFAULT, id, url).await().indefinitely())
+          .as(url)
+          .isInstanceOf(CredentialUnusableException.class)
+          .hasMessageContaining("is bound to");
+    }
   }
 
   private Credential create(CreateCredentialRequest request) {
