@@ -370,19 +370,26 @@ class GitGateway {
     head.append("Connection: close\r\n\r\n");
     connection.write(Buffer.buffer(head.toString(), "ISO-8859-1"));
     if (status >= 300) {
-      // An error page may quote the request, its credential included: it is cleaned first.
+      // An error page may quote the request, its credential included: it is cleaned first, then
+      // cut (a cut through a secret would leave a part of it that no longer matches).
+      int keep = MAX_ERROR_BODY + upstream.auth().map(HttpAuth::longestForm).orElse(0);
       Buffer kept = Buffer.buffer();
       response.handler(
           bytes -> {
-            if (kept.length() < MAX_ERROR_BODY) {
-              kept.appendBuffer(bytes, 0, Math.min(bytes.length(), MAX_ERROR_BODY - kept.length()));
+            if (kept.length() < keep) {
+              kept.appendBuffer(bytes, 0, Math.min(bytes.length(), keep - kept.length()));
             }
           });
       response.endHandler(
-          ignored ->
-              connection
-                  .end(Buffer.buffer(clean(upstream, kept.toString("ISO-8859-1")), "ISO-8859-1"))
-                  .onComplete(done -> connection.close()));
+          ignored -> {
+            String cleaned = clean(upstream, kept.toString("ISO-8859-1"));
+            connection
+                .end(
+                    Buffer.buffer(
+                        cleaned.substring(0, Math.min(cleaned.length(), MAX_ERROR_BODY)),
+                        "ISO-8859-1"))
+                .onComplete(done -> connection.close());
+          });
       response.exceptionHandler(ignored -> connection.close());
       return;
     }

@@ -224,7 +224,7 @@ public class McpServers {
     int left = config.maxResultChars();
     for (McpSchema.Content content :
         result.content() == null ? List.<McpSchema.Content>of() : result.content()) {
-      String text = text(content);
+      String text = scrub(auth, text(content)); // before the cut, which could split a secret
       if (left <= 0) {
         texts.add("[corral: the rest of the answer is cut]");
         break;
@@ -237,10 +237,10 @@ public class McpServers {
                 + " characters]";
       }
       left -= text.length();
-      texts.add(scrub(auth, text));
+      texts.add(text);
     }
     if (texts.isEmpty() && result.structuredContent() != null) {
-      texts.add(scrub(auth, cut(json(result.structuredContent()))));
+      texts.add(cut(scrub(auth, json(result.structuredContent()))));
     }
     return new McpAnswer(texts, Boolean.TRUE.equals(result.isError()), null);
   }

@@ -19,25 +19,54 @@ public record HttpAuth(
     secrets = List.copyOf(secrets);
   }
 
-  /** {@code text} with every secret value of the credential replaced by {@code [redacted]}. */
+  /**
+   * {@code text} with every secret value of the credential replaced by {@code [redacted]}, as it is
+   * and as it reads once escaped in a JSON string or percent-encoded in a URL. Scrub a text before
+   * cutting it: a cut through a secret leaves a part of it that no longer matches.
+   */
   public String scrub(String text) {
     if (text == null) {
       return null;
     }
     String scrubbed = text;
-    for (String secret : secrets) {
-      if (secret.length() >= 4) {
-        scrubbed = scrubbed.replace(secret, REDACTED);
-      }
+    for (String form : forms()) {
+      scrubbed = scrubbed.replace(form, REDACTED);
     }
     return scrubbed;
   }
 
-  /** Whether {@code text} holds a secret value of the credential. */
+  /** Whether {@code text} holds a secret value of the credential, in any form scrubbed. */
   public boolean reveals(String text) {
-    return text != null
-        && secrets.stream().anyMatch(secret -> secret.length() >= 4 && text.contains(secret));
+    return text != null && forms().stream().anyMatch(text::contains);
   }
+
+  /** The longest form of a secret value {@link #scrub} looks for (0 if none). */
+  public int longestForm() {
+    return forms().stream().mapToInt(String::length).max().orElse(0);
+  }
+
+  /** Each secret value long enough to look for, in each form it may come back in. */
+  private List<String> forms() {
+    java.util.LinkedHashSet<String> forms = new java.util.LinkedHashSet<>();
+    for (String secret : secrets) {
+      if (secret.length() < 4) {
+        continue;
+      }
+      forms.add(secret);
+      forms.add(new String(JSON_STRING.quoteAsString(secret)));
+      forms.add(java.net.URLEncoder.encode(secret, java.nio.charset.StandardCharsets.UTF_8));
+      forms.add(
+          java.net.URLEncoder.encode(secret, java.nio.charset.StandardCharsets.UTF_8)
+              .replace("+", "%20"));
+    }
+    // the longest first, so that no shorter form leaves a part of a longer one behind
+    return forms.stream()
+        .sorted(java.util.Comparator.comparingInt(String::length).reversed())
+        .toList();
+  }
+
+  private static final com.fasterxml.jackson.core.io.JsonStringEncoder JSON_STRING =
+      com.fasterxml.jackson.core.io.JsonStringEncoder.getInstance();
 
   /** The access token sent, for a refresh after a 401 (empty for other kinds). */
   String bearerToken() {

@@ -159,6 +159,38 @@ class GitGatewayTest {
   }
 
   @Test
+  void anErrorPageQuotingTheCredentialReachesTheSandboxScrubbedEvenWhereItIsCut() {
+    // Given a session with the repository, and a host whose error page quotes the credential so
+    // that the gateway's 16 KiB cut falls inside it
+    String credential = credential(token);
+    String encoded =
+        java.util.Base64.getEncoder()
+            .encodeToString(
+                (GitTestServer.USER + ":" + token)
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    int pad = 16 * 1024 - "you sent: Basic ".length() - 10;
+    model.enqueue(
+        bash(
+            "toolu_1",
+            "curl -sS -A leak/"
+                + pad
+                + " \"$(git -C /workspace/app remote get-url origin)/info/refs?service=git-upload-pack\""
+                + " | tail -c 300"),
+        Reply.text("Done."));
+
+    // When the sandbox asks through the gateway
+    Session session = session(repository(server.url("app.git"), "", "app", credential), "Go.");
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the page arrives without the credential or the part of it before the cut
+    String result = results(log(sessions, session.getId())).get(0);
+    assertThat(result)
+        .contains("you sent: Basic [redacted]")
+        .doesNotContain(encoded.substring(0, 10))
+        .doesNotContain(token);
+  }
+
+  @Test
   void anotherSessionsSandboxCannotUseTheRepositoryAndAFailedCloneIsReported() {
     // Given session A with the repository and its token, B with the same URL and no credential
     String credential = credential(token);

@@ -387,6 +387,38 @@ class McpToolsTest {
   }
 
   @Test
+  void anEchoedCredentialIsScrubbedWhereTheAnswerIsCutAndWhenItIsEscapedInJson() {
+    // Given a token with characters JSON escapes, and answers that echo it across the cut at
+    // 100,000 characters and inside structured content
+    String token = "s3\"cr\\t-" + UUID.randomUUID();
+    String credential = staticCredential(server.url(), "Bearer " + token);
+    int pad = 100_000 - "you sent: Bearer ".length() - 12;
+    model.enqueue(
+        Reply.toolUse("toolu_1", "mcp__github__leak", "{\"pad\":" + pad + "}"),
+        Reply.toolUse("toolu_2", "mcp__github__leak", "{\"structured\":true}"),
+        Reply.text("Hm."));
+    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then neither answer holds the token, escaped or not, or any part of it the cut left
+    List<String> answers =
+        log(sessions, session.getId()).stream()
+            .filter(event -> event.getType().equals("agent.mcp_tool_result"))
+            .flatMap(event -> event.getAgentMcpToolResult().getContentList().stream())
+            .map(content -> content.getText().getText())
+            .toList();
+    StringBuilder sent = new StringBuilder();
+    model.requests().forEach(request -> sent.append(request.messages().toString()));
+    String jsonEscaped = token.replace("\\", "\\\\").replace("\"", "\\\"");
+    assertThat(answers).hasSize(2).allSatisfy(text -> assertThat(text).contains("[redacted]"));
+    for (String part : List.of(token.substring(0, 12), token.substring(12), jsonEscaped)) {
+      assertThat(answers).noneSatisfy(text -> assertThat(text).contains(part));
+    }
+    // (what the model was sent is JSON: the token's escaped form is how it would read there)
+    assertThat(sent.toString()).contains("[redacted]").doesNotContain(jsonEscaped);
+  }
+
+  @Test
   void aCredentialBoundToAnotherServerIsNeverSentAnywhereElse() {
     String token = "bound-" + UUID.randomUUID();
     String credential = staticCredential("https://elsewhere.example.com/mcp", "Bearer " + token);

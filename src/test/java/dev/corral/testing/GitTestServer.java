@@ -25,7 +25,8 @@ import java.util.stream.Stream;
  * A real git smart-HTTP server: {@code git http-backend} behind the JDK's HTTP server, on this
  * machine's outward address (see {@link TestNetwork}). It serves bare repositories under a
  * temporary directory and demands HTTP basic authentication with one token; it records every
- * request it gets, with the Authorization header it carried.
+ * request it gets, with the Authorization header it carried. A request whose User-Agent is {@code
+ * leak/<n>} gets an error page quoting its Authorization header after {@code n} characters.
  */
 public final class GitTestServer implements AutoCloseable {
 
@@ -111,6 +112,17 @@ public final class GitTestServer implements AutoCloseable {
         requests.add(new Request(exchange.getRequestMethod(), path, authorization, 401));
         exchange.getResponseHeaders().add("WWW-Authenticate", "Basic realm=\"git\"");
         exchange.sendResponseHeaders(401, -1);
+        return;
+      }
+      String agent = exchange.getRequestHeaders().getFirst("User-Agent");
+      if (agent != null && agent.startsWith("leak/")) {
+        // a hostile or careless host's error page, quoting the credential after padding
+        byte[] page =
+            ("x".repeat(Integer.parseInt(agent.substring(5))) + "you sent: " + authorization)
+                .getBytes(StandardCharsets.ISO_8859_1);
+        exchange.sendResponseHeaders(500, page.length);
+        exchange.getResponseBody().write(page);
+        requests.add(new Request(exchange.getRequestMethod(), path, authorization, 500));
         return;
       }
       int status = backend(exchange, path);

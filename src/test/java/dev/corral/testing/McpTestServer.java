@@ -259,13 +259,25 @@ public final class McpTestServer implements AutoCloseable {
             self),
         tool(
             "leak",
-            "Answers with the Authorization header it received",
-            Map.of("type", "object"),
+            "Answers with the Authorization header it received, after pad characters, or as"
+                + " structured content",
+            Map.of(
+                "type",
+                "object",
+                "properties",
+                Map.of("pad", Map.of("type", "integer"), "structured", Map.of("type", "boolean"))),
             true,
             (arguments) ->
-                McpSchema.CallToolResult.builder()
-                    .addTextContent("you sent: " + self[0].lastAuthorization())
-                    .build(),
+                Boolean.TRUE.equals(arguments.get("structured"))
+                    ? McpSchema.CallToolResult.builder()
+                        .structuredContent(Map.of("sent", self[0].lastAuthorization()))
+                        .build()
+                    : McpSchema.CallToolResult.builder()
+                        .addTextContent(
+                            "x".repeat(((Number) arguments.getOrDefault("pad", 0)).intValue())
+                                + "you sent: "
+                                + self[0].lastAuthorization())
+                        .build(),
             self),
         tool(
             "fail",
