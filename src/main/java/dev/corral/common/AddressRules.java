@@ -89,6 +89,20 @@ public final class AddressRules {
     return Optional.empty();
   }
 
+  /**
+   * Whether {@code address} is one of the non-public addresses an operator opened: where corral's
+   * own replicas and database may live too.
+   */
+  public boolean opened(InetAddress address) {
+    InetAddress checked = unmapped(address);
+    return allowedPrivate.stream().anyMatch(range -> range.contains(checked))
+        && (checked.isLoopbackAddress()
+            || checked.isLinkLocalAddress()
+            || checked.isSiteLocalAddress()
+            || checked.isMulticastAddress()
+            || NOT_PUBLIC.stream().anyMatch(range -> range.contains(checked)));
+  }
+
   private static boolean inRange(InetAddress address, String... ranges) {
     for (String range : ranges) {
       if (Cidr.parse(range).contains(address)) {

@@ -29,12 +29,21 @@ public class Destinations {
   private final EgressConfig config;
   private final NameLookups lookups;
   private final AddressRules rules;
-  private final Set<Integer> ownPorts = configuredPorts();
+  private final Set<Integer> ownPorts;
+  private final Set<Integer> databasePorts;
 
+  @jakarta.inject.Inject
   Destinations(EgressConfig config, NameLookups lookups) {
+    this(config, lookups, configuredPorts(), databasePorts());
+  }
+
+  Destinations(
+      EgressConfig config, NameLookups lookups, Set<Integer> ownPorts, Set<Integer> databasePorts) {
     this.config = config;
     this.lookups = lookups;
     this.rules = new AddressRules(config.allowedPrivateNetworks().orElse(List.of()));
+    this.ownPorts = ownPorts;
+    this.databasePorts = Set.copyOf(databasePorts);
   }
 
   /**
@@ -107,25 +116,54 @@ public class Destinations {
             "quarkus.http.test-ssl-port",
             "quarkus.grpc.server.port",
             "quarkus.grpc.server.test-port",
-            "quarkus.management.port")) {
+            "quarkus.management.port",
+            "corral.egress.listen-port")) {
       config.getOptionalValue(name, Integer.class).filter(port -> port > 0).ifPresent(ports::add);
     }
     return ports;
   }
 
+  /** The ports of the database URLs corral is configured with (PostgreSQL's 5432 if none says). */
+  private static Set<Integer> databasePorts() {
+    Set<Integer> ports = new java.util.HashSet<>();
+    var config = org.eclipse.microprofile.config.ConfigProvider.getConfig();
+    for (String name : List.of("quarkus.datasource.reactive.url", "quarkus.datasource.jdbc.url")) {
+      config
+          .getOptionalValue(name, String.class)
+          .ifPresent(
+              url -> {
+                java.util.regex.Matcher port =
+                    java.util.regex.Pattern.compile("//[^/?]*:([0-9]{1,5})(?:[/?,]|$)")
+                        .matcher(url);
+                ports.add(port.find() ? Integer.parseInt(port.group(1)) : 5432);
+              });
+    }
+    ports.add(5432);
+    return ports;
+  }
+
   /**
-   * Why {@code address:port} may not be reached although its address may: it is corral's own
-   * server, on an address of this host an operator opened as a private network.
+   * Why {@code address:port} may not be reached although its address may: it is where corral itself
+   * listens, on this host or on an address of a private network an operator opened (where its other
+   * replicas, and its database, may listen too).
    */
   Optional<EgressRefusedException> ownServer(InetAddress address, int port) {
-    if (!ownPorts.contains(port)) {
+    boolean own = ownPorts.contains(port);
+    boolean database = databasePorts.contains(port);
+    if (!own && !database) {
       return Optional.empty();
+    }
+    String what = own ? "corral's own servers" : "corral's database";
+    if (rules.opened(address)) {
+      return Optional.of(
+          new EgressRefusedException(
+              "corral", "port " + port + " of a private network is where " + what + " may listen"));
     }
     try {
       if (address.isAnyLocalAddress() || NetworkInterface.getByInetAddress(address) != null) {
         return Optional.of(
             new EgressRefusedException(
-                "corral", "port " + port + " of this host is corral's own server"));
+                "corral", "port " + port + " of this host is where " + what + " may listen"));
       }
     } catch (SocketException e) {
       return Optional.of(

@@ -19,7 +19,7 @@ class DestinationsTest {
   private final Set<String> looked = ConcurrentHashMap.newKeySet();
   private final Destinations destinations =
       new Destinations(
-          config(Map.of("pinned.test", "93.184.216.34")),
+          config(Map.of("pinned.test", "93.184.216.34"), List.of()),
           new NameLookups(
               name -> {
                 looked.add(name);
@@ -65,7 +65,33 @@ class DestinationsTest {
     }
   }
 
-  private static EgressConfig config(Map<String, String> staticHosts) {
+  @Test
+  void corralsOwnPortsAndItsDatabasesAreClosedOnEveryPrivateNetworkAnOperatorOpens()
+      throws Exception {
+    // Given an operator who opened 10.0.0.0/8, where corral's replicas and database live too
+    Destinations opened =
+        new Destinations(
+            config(Map.of(), List.of("10.0.0.0/8")),
+            new NameLookups(name -> new InetAddress[0]),
+            new java.util.HashSet<>(Set.of(8080, 9000)),
+            Set.of(5433));
+    InetAddress peer = InetAddress.getByName("10.1.2.3");
+    InetAddress outside = InetAddress.getByName("93.184.216.34");
+
+    // Then a peer's corral and database ports are refused there, saying why, other ports not
+    for (int port : new int[] {8080, 9000, 5433}) {
+      assertThat(opened.ownServer(peer, port)).as("port " + port).isPresent();
+    }
+    assertThat(opened.ownServer(peer, 8080).orElseThrow())
+        .hasMessageContaining("of a private network is where corral's own servers may listen");
+    assertThat(opened.ownServer(peer, 5433).orElseThrow())
+        .hasMessageContaining("corral's database");
+    assertThat(opened.ownServer(peer, 8443)).isEmpty();
+    // and a public address's, which is not corral's, stays open
+    assertThat(opened.ownServer(outside, 8080)).isEmpty();
+  }
+
+  private static EgressConfig config(Map<String, String> staticHosts, List<String> opened) {
     return new EgressConfig() {
       public String socketDirectory() {
         return "/tmp/corral-egress";
@@ -76,7 +102,7 @@ class DestinationsTest {
       }
 
       public Optional<List<String>> allowedPrivateNetworks() {
-        return Optional.empty();
+        return Optional.of(opened);
       }
 
       public Duration resolveTimeout() {
