@@ -6,6 +6,7 @@ import io.vertx.core.net.NetSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.function.BiConsumer;
 
 /**
@@ -52,12 +53,38 @@ public final class ProxyWire {
             return;
           }
           vertx.cancelTimer(deadline);
+          String text = head.getString(0, end, StandardCharsets.ISO_8859_1.name());
+          Optional<String> malformed = malformed(text);
+          if (malformed.isPresent()) {
+            refuse(connection, who, 400, malformed.get());
+            return;
+          }
           connection.pause();
           connection.handler(null);
-          then.accept(
-              head.getString(0, end, StandardCharsets.ISO_8859_1.name()),
-              head.getBuffer(end + 4, head.length()));
+          then.accept(text, head.getBuffer(end + 4, head.length()));
         });
+  }
+
+  /**
+   * Why a request head cannot be passed on, if it cannot: a server or proxy further on may read a
+   * bare CR or LF, another control character, or a folded line as the end of a line (and so see
+   * headers, or a request, that no check here saw).
+   */
+  static Optional<String> malformed(String head) {
+    for (int i = 0; i < head.length(); i++) {
+      char c = head.charAt(i);
+      if (c == '\r' && i + 1 < head.length() && head.charAt(i + 1) == '\n') {
+        i++;
+        if (i + 1 < head.length() && (head.charAt(i + 1) == ' ' || head.charAt(i + 1) == '\t')) {
+          return Optional.of("the request head has a folded line");
+        }
+        continue;
+      }
+      if (c == '\r' || c == '\n' || (c < 0x20 && c != '\t') || c == 0x7f) {
+        return Optional.of("the request head has a bare CR or LF, or a control character");
+      }
+    }
+    return Optional.empty();
   }
 
   /** Stops reading a head, and answers with a refusal. */

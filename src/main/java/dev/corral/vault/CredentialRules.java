@@ -140,6 +140,13 @@ final class CredentialRules {
     return HttpUrls.normalized(field, value);
   }
 
+  /** Whether {@code value} may be sent in a header: 1 to 8 KiB of visible ASCII and spaces. */
+  static boolean isHeaderValue(String value) {
+    return !value.isEmpty()
+        && value.length() <= MAX_SECRET
+        && HEADER_VALUE.matcher(value).matches();
+  }
+
   private static void headerValue(String field, String value, boolean required) {
     if (value.isEmpty()) {
       if (required) {

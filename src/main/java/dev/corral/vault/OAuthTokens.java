@@ -26,6 +26,9 @@ import java.util.regex.Pattern;
 @ApplicationScoped
 class OAuthTokens {
 
+  /** The longest lifetime taken from a token endpoint's {@code expires_in} (ten years). */
+  private static final long MAX_EXPIRES_IN = 10L * 366 * 24 * 3600;
+
   static final Duration TIMEOUT = Duration.ofSeconds(10);
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern ERROR_CODE = Pattern.compile("[a-z_]{1,64}");
@@ -212,11 +215,15 @@ class OAuthTokens {
               + (ERROR_CODE.matcher(code).matches() ? " (" + code + ")" : ""));
     }
     String accessToken = answer == null ? "" : answer.path("access_token").asText("");
-    if (accessToken.isEmpty() || accessToken.length() > CredentialRules.MAX_SECRET) {
+    if (!CredentialRules.isHeaderValue(accessToken)) {
+      // a line break in it would add headers of the endpoint's choosing to every call
       throw refusal(info, "answered without a usable access_token");
     }
-    long expiresIn = answer.path("expires_in").asLong(0);
     String refreshToken = answer.path("refresh_token").asText("");
+    if (!refreshToken.isEmpty() && !CredentialRules.isHeaderValue(refreshToken)) {
+      throw refusal(info, "answered with an unusable refresh_token");
+    }
+    long expiresIn = Math.min(answer.path("expires_in").asLong(0), MAX_EXPIRES_IN);
     return new Refreshed(
         accessToken,
         expiresIn > 0 ? Instant.now().plusSeconds(expiresIn) : null,

@@ -336,6 +336,34 @@ class McpToolsTest {
   }
 
   @Test
+  void aTokenEndpointCannotSmuggleHeadersInATokenOrBreakTheRefreshWithItsExpiry() {
+    // Given a token endpoint that answers with a token holding a line break
+    server.issueOnRefresh("refresh-crlf", "evil\r\nX-Injected: 1");
+    String crlf = expiringCredential("crlf", "old-token", "refresh-crlf");
+
+    // Then the refresh is refused as unusable, and nothing is sent with it
+    assertThatThrownBy(
+            () ->
+                credentials
+                    .authFor(dev.corral.common.Tenant.DEFAULT, crlf, server.url())
+                    .await()
+                    .atMost(java.time.Duration.ofSeconds(20)))
+        .isInstanceOf(dev.corral.vault.CredentialUnusableException.class)
+        .hasMessageContaining("usable access_token");
+
+    // And a token said to expire in 2^63 - 1 seconds is taken, its expiry kept within bounds
+    server.issueOnRefresh("refresh-long", "long-token", Long.MAX_VALUE);
+    String forever = expiringCredential("forever", "old-token", "refresh-long");
+    assertThat(
+            credentials
+                .authFor(dev.corral.common.Tenant.DEFAULT, forever, server.url())
+                .await()
+                .atMost(java.time.Duration.ofSeconds(20))
+                .headerValue())
+        .isEqualTo("Bearer long-token");
+  }
+
+  @Test
   void aTokenEndpointWhoseAnswerNeverEndsCostsBoundedMemoryAndTime() throws Exception {
     for (McpTestServer.TokenBody body : McpTestServer.TokenBody.values()) {
       // Given a credential about to expire, and a token endpoint whose 200 never ends

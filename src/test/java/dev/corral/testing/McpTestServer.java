@@ -78,6 +78,8 @@ public final class McpTestServer implements AutoCloseable {
   private final AtomicInteger issues = new AtomicInteger();
   private final AtomicReference<String> refreshToken = new AtomicReference<>();
   private final AtomicReference<String> nextAccessToken = new AtomicReference<>();
+  private final java.util.concurrent.atomic.AtomicLong nextExpiresIn =
+      new java.util.concurrent.atomic.AtomicLong(3600);
   private final List<String> tokenRequests = new CopyOnWriteArrayList<>();
 
   private McpTestServer(Tomcat tomcat, McpSyncServer mcp, int port) {
@@ -191,8 +193,14 @@ public final class McpTestServer implements AutoCloseable {
 
   /** The token endpoint accepts {@code refresh} and answers with {@code accessToken}. */
   public void issueOnRefresh(String refresh, String accessToken) {
+    issueOnRefresh(refresh, accessToken, 3600);
+  }
+
+  /** The same, saying the new token expires in {@code expiresIn} seconds. */
+  public void issueOnRefresh(String refresh, String accessToken, long expiresIn) {
     refreshToken.set(refresh);
     nextAccessToken.set(accessToken);
+    nextExpiresIn.set(expiresIn);
   }
 
   /** Answers every hanging call. */
@@ -446,7 +454,7 @@ public final class McpTestServer implements AutoCloseable {
           JSON.createObjectNode()
               .put("access_token", server.nextAccessToken.get())
               .put("token_type", "Bearer")
-              .put("expires_in", 3600);
+              .put("expires_in", server.nextExpiresIn.get());
       response.getWriter().write(answer.toString());
     }
   }

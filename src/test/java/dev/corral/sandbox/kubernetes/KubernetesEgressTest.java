@@ -138,7 +138,28 @@ class KubernetesEgressTest {
         .contains("not in the environment's allowed_hosts");
     assertThat(request("http://127.0.0.1:" + PROXY_PORT + "/", first.getId(), token))
         .startsWith("HTTP/1.1 403");
-    // but not another sandbox's token, a forged one, or none
+    // but not a head with a bare CR, a bare LF or a folded line, which a server further on might
+    // read as more headers than the proxy saw
+    for (String smuggled :
+        List.of("X-A: 1\rHost: other.test", "X-A: 1\nHost: other.test", "X-A: 1\r\n Host: x")) {
+      try (Socket socket = new Socket("127.0.0.1", PROXY_PORT)) {
+        socket.setSoTimeout(10_000);
+        send(
+            socket,
+            "GET "
+                + allowed
+                + " HTTP/1.1\r\n"
+                + smuggled
+                + "\r\nProxy-Authorization: "
+                + basic(first.getId(), token)
+                + "\r\n\r\n");
+        assertThat(new String(socket.getInputStream().readAllBytes(), StandardCharsets.ISO_8859_1))
+            .as(smuggled)
+            .startsWith("HTTP/1.1 400")
+            .doesNotContain(marker);
+      }
+    }
+    // nor another sandbox's token, a forged one, or none
     assertThat(request(allowed, first.getId(), otherToken)).startsWith("HTTP/1.1 407");
     assertThat(request(allowed, second.getId(), token)).startsWith("HTTP/1.1 407");
     assertThat(request(allowed, first.getId(), token.substring(0, token.length() - 2) + "xx"))
