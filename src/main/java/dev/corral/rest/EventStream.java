@@ -232,7 +232,12 @@ class EventStream {
     /** The follow ends only when the session is deleted. */
     @Override
     public void onComplete() {
-      end("event: session.deleted\ndata: {\"type\":\"session.deleted\"}\n\n");
+      ObjectNode deleted =
+          Shapes.object()
+              .put("type", "session.deleted")
+              .put("id", dev.corral.common.IdKind.EVENT.next())
+              .put("processed_at", java.time.Instant.now().toString());
+      end("event: session.deleted\ndata: " + deleted + "\n\n");
     }
 
     void cancel() {

@@ -28,6 +28,9 @@ import java.util.Map;
 @ApplicationScoped
 class SessionRoutes {
 
+  /** The metadata key that marks a credential made from a repository's authorization_token. */
+  static final String TOKEN_MARK = "corral_repository_token";
+
   private final Sessions sessions;
   private final Credentials credentials;
 
@@ -156,6 +159,7 @@ class SessionRoutes {
     CreateCredentialRequest request =
         CreateCredentialRequest.newBuilder()
             .setName("repository " + url)
+            .putMetadata(TOKEN_MARK, "true")
             .setBasic(
                 BasicAuth.newBuilder()
                     .addHosts(SessionShapes.origin(url, at + ".url"))
@@ -219,8 +223,44 @@ class SessionRoutes {
   private Uni<ObjectNode> delete(RestCall call) {
     String id = call.path("session_id");
     return sessions
-        .delete(call.tenant(), id)
+        .get(call.tenant(), id)
+        .flatMap(
+            session ->
+                sessions
+                    .delete(call.tenant(), id)
+                    .call(() -> forgetTokens(call.tenant(), session.getResourcesList())))
         .map(ignored -> Shapes.object().put("id", id).put("type", "session_deleted"));
+  }
+
+  /**
+   * Deletes the credentials made from repository tokens given with {@code resources} (they belong
+   * to those resources, and no vault route lists them), once the resources are gone.
+   */
+  private Uni<Void> forgetTokens(Tenant tenant, List<SessionResource> resources) {
+    List<String> ids =
+        resources.stream()
+            .filter(SessionResource::hasGitRepository)
+            .map(resource -> resource.getGitRepository().getCredentialId())
+            .filter(credential -> !credential.isEmpty())
+            .distinct()
+            .toList();
+    return Multi.createFrom()
+        .iterable(ids)
+        .onItem()
+        .transformToUniAndConcatenate(
+            credential ->
+                credentials
+                    .get(tenant, credential)
+                    .flatMap(
+                        found ->
+                            "true".equals(found.getMetadataMap().get(TOKEN_MARK))
+                                ? credentials.delete(tenant, credential)
+                                : Uni.createFrom().voidItem())
+                    .onFailure()
+                    .recoverWithNull())
+        .collect()
+        .last()
+        .replaceWithVoid();
   }
 
   private Uni<ObjectNode> resources(RestCall call) {
@@ -268,8 +308,20 @@ class SessionRoutes {
 
   private Uni<ObjectNode> removeResource(RestCall call) {
     String id = call.path("resource_id");
+    String sessionId = call.path("session_id");
     return sessions
-        .removeResource(call.tenant(), call.path("session_id"), id)
+        .get(call.tenant(), sessionId)
+        .flatMap(
+            session ->
+                sessions
+                    .removeResource(call.tenant(), sessionId, id)
+                    .call(
+                        () ->
+                            forgetTokens(
+                                call.tenant(),
+                                session.getResourcesList().stream()
+                                    .filter(resource -> resource.getId().equals(id))
+                                    .toList())))
         .map(ignored -> Shapes.object().put("id", id).put("type", "session_resource_deleted"));
   }
 }

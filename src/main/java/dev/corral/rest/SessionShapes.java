@@ -160,10 +160,12 @@ final class SessionShapes {
       if (uri.getHost() == null || uri.getScheme() == null) {
         throw new InvalidArgumentException(field, "has no scheme or host");
       }
-      return uri.getScheme().toLowerCase(Locale.ROOT)
-          + "://"
-          + uri.getHost().toLowerCase(Locale.ROOT)
-          + (uri.getPort() < 0 ? "" : ":" + uri.getPort());
+      String scheme = uri.getScheme().toLowerCase(Locale.ROOT);
+      String host = uri.getHost().toLowerCase(Locale.ROOT);
+      if (scheme.equals("https") && (uri.getPort() < 0 || uri.getPort() == 443)) {
+        return host; // the vault's short form for https on its usual port
+      }
+      return scheme + "://" + host + (uri.getPort() < 0 ? "" : ":" + uri.getPort());
     } catch (IllegalArgumentException e) {
       throw new InvalidArgumentException(field, "is not a URL");
     }

@@ -136,11 +136,37 @@ public class Sessions {
                     .map(sessions -> Page.of(sessions, size, Session::getId)));
   }
 
+  /**
+   * Archives a session: it ends (its log's last event is {@code session.status_terminated}, which
+   * stops its harness at its next append and ends every stream of it), and becomes read-only.
+   * Archiving an archived session changes nothing.
+   */
   public Uni<Session> archive(Tenant tenant, String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
-        .flatMap(id -> repository.archive(tenant, id))
+        .flatMap(
+            id ->
+                repository
+                    .find(tenant, id)
+                    .flatMap(session -> terminate(tenant, session))
+                    .flatMap(ignored -> repository.archive(tenant, id)))
         .invoke(session -> ended.fireAsync(new SessionEnded(session.getId())));
+  }
+
+  /** Appends {@code session.status_terminated} to a session that has not ended yet. */
+  private Uni<Void> terminate(Tenant tenant, Session session) {
+    if (session.hasArchivedAt() || session.getStatus() == SessionStatus.SESSION_STATUS_TERMINATED) {
+      return Uni.createFrom().voidItem();
+    }
+    Event terminated =
+        Event.newBuilder()
+            .setSessionStatusTerminated(
+                dev.corral.proto.v1.SessionStatusTerminated.newBuilder().setReason("archived"))
+            .build();
+    return log.append(AppendRequest.of(session.getId(), NewEvent.of(terminated)).within(tenant))
+        .onFailure(SessionClosedException.class)
+        .recoverWithNull() // archived or terminated meanwhile
+        .replaceWithVoid();
   }
 
   public Uni<Void> delete(Tenant tenant, String sessionId) {

@@ -219,10 +219,18 @@ class SessionServiceTest {
     StatusRuntimeException failure =
         catchStatus(() -> sessions.emitEvent(emit(session.getId(), "after")));
 
-    // Then
+    // Then it ended, its log's last event saying so, and nothing more was appended
     assertThat(archived.hasArchivedAt()).isTrue();
+    assertThat(archived.getStatus()).isEqualTo(SessionStatus.SESSION_STATUS_TERMINATED);
     assertThat(failure.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-    assertThat(get(session.getId()).getLastSeq()).isEqualTo(1);
+    assertThat(get(session.getId()).getLastSeq()).isEqualTo(2);
+    assertThat(
+            sessions
+                .getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build())
+                .getEvents(1)
+                .getSessionStatusTerminated()
+                .getReason())
+        .isEqualTo("archived");
   }
 
   @Test

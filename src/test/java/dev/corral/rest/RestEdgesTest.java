@@ -233,6 +233,55 @@ class RestEdgesTest {
   }
 
   @Test
+  void archivingASessionEndsItAndItsStreamsAndDeletingOneSaysSoInTheApisShape() throws Exception {
+    // Given a session with a stream open on it
+    String session = session();
+    SseReader stream = SseReader.open(http, session, null);
+    send(session, "hello");
+    assertThat(stream.take(1)).extracting(Sse::text).containsExactly("hello");
+
+    // When it is archived (twice: the second changes nothing)
+    HttpResponse<String> archived =
+        call("POST", "/v1/sessions/" + session + "/archive", "", TestCredentials.ADMIN_KEY);
+    HttpResponse<String> again =
+        call("POST", "/v1/sessions/" + session + "/archive", "", TestCredentials.ADMIN_KEY);
+
+    // Then it is terminated and read-only, and its stream got the end and ended
+    assertThat(archived.statusCode()).as(archived.body()).isEqualTo(200);
+    assertThat(JSON.readTree(archived.body()).path("status").asText()).isEqualTo("terminated");
+    assertThat(JSON.readTree(archived.body()).path("archived_at").isTextual()).isTrue();
+    assertThat(again.statusCode()).isEqualTo(200);
+    List<Sse> end = stream.take(1);
+    assertThat(end).extracting(Sse::event).containsExactly("session.status_terminated");
+    await().atMost(Duration.ofSeconds(5)).until(stream::ended);
+    HttpResponse<String> late =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\","
+                + "\"text\":\"late\"}]}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(late.statusCode()).isEqualTo(409);
+    // and a stream opened on it from the start replays its log to that end, then ends
+    SseReader replay = SseReader.open(http, session, "0");
+    assertThat(replay.take(2))
+        .extracting(Sse::event)
+        .containsExactly("user.message", "session.status_terminated");
+    await().atMost(Duration.ofSeconds(5)).until(replay::ended);
+
+    // And a stream of a session that is deleted ends with session.deleted, with an id and time
+    String other = session();
+    SseReader watching = SseReader.open(http, other, null);
+    assertThat(call("DELETE", "/v1/sessions/" + other, "", TestCredentials.ADMIN_KEY).statusCode())
+        .isEqualTo(200);
+    List<Sse> deleted = watching.take(1);
+    assertThat(deleted).extracting(Sse::event).containsExactly("session.deleted");
+    assertThat(deleted.get(0).data().path("id").asText()).startsWith("sevt_");
+    assertThat(deleted.get(0).data().path("processed_at").asText()).isNotEmpty();
+    await().atMost(Duration.ofSeconds(5)).until(watching::ended);
+  }
+
+  @Test
   void requestsThatCannotBeHonouredAreClientErrorsNamingWhy() throws Exception {
     String session = session();
     send(session, "one");
@@ -387,6 +436,62 @@ class RestEdgesTest {
                         .body())
                 .path("data"))
         .isEmpty();
+    // and the credential made from its token goes with it
+    assertThat(credentialExists(credential.getId())).isFalse();
+
+    // And when a session holding a token's credential and a vault's own is deleted, the token's
+    // credential goes with it and the vault's stays
+    String kept =
+        vault
+            .createCredential(
+                dev.corral.proto.v1.CreateCredentialRequest.newBuilder()
+                    .setName("kept")
+                    .setBasic(
+                        dev.corral.proto.v1.BasicAuth.newBuilder()
+                            .addHosts("github.com")
+                            .setUsername("x-access-token")
+                            .setPassword("ghp_kept"))
+                    .build())
+            .getCredential()
+            .getId();
+    JsonNode second =
+        JSON.readTree(
+            call(
+                    "POST",
+                    "/v1/sessions",
+                    "{\"agent\":\""
+                        + agent
+                        + "\",\"resources\":[{\"type\":\"github_repository\","
+                        + "\"url\":\"https://github.com/acme/app.git\",\"authorization_token\":\""
+                        + token
+                        + "\"},{\"type\":\"github_repository\",\"url\":\"https://github.com/acme/lib.git\","
+                        + "\"mount_path\":\"/workspace/lib\",\"credential_id\":\""
+                        + kept
+                        + "\"}]}",
+                    TestCredentials.ADMIN_KEY)
+                .body());
+    String made = second.path("resources").get(0).path("credential_id").asText();
+    assertThat(credentialExists(made)).isTrue();
+    assertThat(
+            call(
+                    "DELETE",
+                    "/v1/sessions/" + second.path("id").asText(),
+                    "",
+                    TestCredentials.ADMIN_KEY)
+                .statusCode())
+        .isEqualTo(200);
+    assertThat(credentialExists(made)).isFalse();
+    assertThat(credentialExists(kept)).isTrue();
+  }
+
+  private boolean credentialExists(String id) {
+    try {
+      vault.getCredential(GetCredentialRequest.newBuilder().setCredentialId(id).build());
+      return true;
+    } catch (io.grpc.StatusRuntimeException e) {
+      assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND);
+      return false;
+    }
   }
 
   // --- helpers
