@@ -7,6 +7,7 @@ import dev.corral.proto.v1.AgentServiceGrpc;
 import io.smallrye.mutiny.Uni;
 import io.vertx.ext.web.Router;
 import jakarta.enterprise.context.ApplicationScoped;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -69,14 +70,25 @@ class AgentRoutes {
   }
 
   /**
-   * An update: fields left out are kept, {@code metadata} is a patch (a null value deletes its
-   * key), {@code version} is the version the caller expects to change (409 if it moved on).
+   * An update: fields left out are kept, {@code null} clears {@code description}, {@code system},
+   * {@code tools} and {@code mcp_servers} (and is refused for {@code name} and {@code model}, which
+   * an agent cannot be without), {@code metadata} is a patch (a null value deletes its key), {@code
+   * version} is the version the caller expects to change (409 if it moved on).
    */
   private Uni<ObjectNode> update(RestCall call) {
     ObjectNode body = call.body();
     AgentShapes.refuseUnsupported(body);
+    for (String required : List.of("name", "model")) {
+      if (body.has(required) && body.get(required).isNull()) {
+        throw new InvalidArgumentException(
+            required, "cannot be cleared: an agent needs one (leave it out to keep it)");
+      }
+    }
     String id = call.path("agent_id");
     int expected = Fields.optionalInt(body, "version", "version").orElse(0);
+    if (Fields.has(body, "version") && expected < 1) {
+      throw new InvalidArgumentException("version", "must be 1 or more");
+    }
     Optional<Map<String, String>> patch = Fields.metadata(body, "metadata", "metadata");
     return agents
         .get(call.tenant(), id, 0)
@@ -88,15 +100,22 @@ class AgentRoutes {
                     expected != 0 || patch.isEmpty() ? expected : latest.getVersion(),
                     new Agents.AgentChanges(
                         Fields.optionalString(body, "name", "name"),
-                        Fields.optionalString(body, "description", "description"),
+                        cleared(body, "description"),
                         AgentShapes.model(body),
-                        Fields.optionalString(body, "system", "system"),
+                        cleared(body, "system"),
                         body.has("tools") ? Optional.of(AgentShapes.tools(body)) : Optional.empty(),
                         patch.map(entries -> AgentShapes.patched(latest.getMetadataMap(), entries)),
                         body.has("mcp_servers")
                             ? Optional.of(AgentShapes.mcpServers(body))
                             : Optional.empty())))
         .map(AgentShapes::agent);
+  }
+
+  /** A string field of an update: empty if left out, "" if null (cleared), else its value. */
+  private static Optional<String> cleared(ObjectNode body, String name) {
+    return body.has(name) && body.get(name).isNull()
+        ? Optional.of("")
+        : Fields.optionalString(body, name, name);
   }
 
   private Uni<ObjectNode> archive(RestCall call) {

@@ -282,6 +282,49 @@ class RestEdgesTest {
   }
 
   @Test
+  void anAgentUpdateClearsWhatIsSentAsNullAndRefusesToClearWhatAnAgentNeeds() throws Exception {
+    // Given an agent with a system prompt, a description and a tool list
+    JsonNode agent =
+        JSON.readTree(
+            call(
+                    "POST",
+                    "/v1/agents",
+                    "{\"name\":\"clearable\",\"model\":\"claude-test\",\"system\":\"Be terse.\","
+                        + "\"description\":\"d\",\"tools\":[{\"type\":\"agent_toolset_20260401\"}]}",
+                    TestCredentials.ADMIN_KEY)
+                .body());
+    String path = "/v1/agents/" + agent.path("id").asText();
+
+    // When name, model or a version below 1 is sent, the update is refused naming the field
+    for (String[] refused :
+        new String[][] {
+          {"{\"version\":1,\"name\":null}", "name"},
+          {"{\"version\":1,\"model\":null}", "model"},
+          {"{\"version\":0,\"system\":\"x\"}", "version"},
+          {"{\"version\":-3,\"system\":\"x\"}", "version"}
+        }) {
+      HttpResponse<String> answer = call("POST", path, refused[0], TestCredentials.ADMIN_KEY);
+      assertThat(answer.statusCode()).as(refused[0]).isEqualTo(400);
+      assertThat(answer.body()).as(refused[0]).contains(refused[1]);
+    }
+
+    // And null clears system, description and tools
+    HttpResponse<String> cleared =
+        call(
+            "POST",
+            path,
+            "{\"version\":1,\"system\":null,\"description\":null,\"tools\":null}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(cleared.statusCode()).as(cleared.body()).isEqualTo(200);
+    JsonNode updated = JSON.readTree(cleared.body());
+    assertThat(updated.path("version").asInt()).isEqualTo(2);
+    assertThat(updated.path("system").asText("")).isEmpty();
+    assertThat(updated.path("description").asText("")).isEmpty();
+    assertThat(updated.path("tools")).isEmpty();
+    assertThat(updated.path("name").asText()).isEqualTo("clearable");
+  }
+
+  @Test
   void requestsThatCannotBeHonouredAreClientErrorsNamingWhy() throws Exception {
     String session = session();
     send(session, "one");
