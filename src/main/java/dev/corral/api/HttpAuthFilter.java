@@ -39,6 +39,7 @@ public class HttpAuthFilter {
   private static final Pattern GRPC_PATH =
       Pattern.compile("/[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)+/\\w+");
   private static final String METRICS = "/q/metrics";
+  private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
 
   private final Authenticator authenticator;
   private final AuthConfig config;
@@ -108,7 +109,7 @@ public class HttpAuthFilter {
       status = 403;
       type = "permission_error";
     } else if (failure instanceof UnavailableException) {
-      status = 503;
+      status = 529; // as every other path of the API answers a passing outage
       type = "overloaded_error";
     } else {
       status = 500;
@@ -121,14 +122,21 @@ public class HttpAuthFilter {
     if (request.response().ended()) {
       return;
     }
+    byte[] id = new byte[12];
+    RANDOM.nextBytes(id);
+    String requestId = "req_" + java.util.HexFormat.of().formatHex(id);
     request
         .response()
         .setStatusCode(status)
         .putHeader("content-type", "application/json")
+        .putHeader("request-id", requestId)
+        // the SDKs retry 5xx unless told not to; only an outage passes
+        .putHeader("x-should-retry", Boolean.toString(status == 529))
         .end(
             new JsonObject()
                 .put("type", "error")
                 .put("error", new JsonObject().put("type", type).put("message", message))
+                .put("request_id", requestId)
                 .encode());
   }
 

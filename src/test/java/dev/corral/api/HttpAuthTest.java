@@ -34,7 +34,11 @@ class HttpAuthTest {
         .statusCode(401)
         .body("type", equalTo("error"))
         .body("error.type", equalTo("authentication_error"))
-        .body("error.message", containsString("credential"));
+        .body("error.message", containsString("credential"))
+        // with a request id, as every answer of the API carries, and not to be retried
+        .body("request_id", org.hamcrest.Matchers.startsWith("req_"))
+        .header("request-id", org.hamcrest.Matchers.startsWith("req_"))
+        .header("x-should-retry", equalTo("false"));
     given()
         .header("authorization", "Bearer crl_" + "z".repeat(52))
         .get("/q/metrics")
