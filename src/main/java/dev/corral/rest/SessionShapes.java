@@ -50,11 +50,17 @@ final class SessionShapes {
     session.getVaultIdsList().forEach(vaults::add);
     node.putArray("outcome_evaluations");
     node.putObject("stats");
-    node.putObject("usage")
-        .put("input_tokens", session.getUsage().getInputTokens())
-        .put("output_tokens", session.getUsage().getOutputTokens())
-        .put("cache_read_input_tokens", session.getUsage().getCacheReadInputTokens())
-        .put("cache_creation_input_tokens", session.getUsage().getCacheCreationInputTokens());
+    ObjectNode usage =
+        node.putObject("usage")
+            .put("input_tokens", session.getUsage().getInputTokens())
+            .put("output_tokens", session.getUsage().getOutputTokens())
+            .put("cache_read_input_tokens", session.getUsage().getCacheReadInputTokens())
+            .put("cache_creation_input_tokens", session.getUsage().getCacheCreationInputTokens());
+    // the API splits cache writes by lifetime; corral's harness only writes 5-minute entries
+    usage
+        .putObject("cache_creation")
+        .put("ephemeral_5m_input_tokens", session.getUsage().getCacheCreationInputTokens())
+        .put("ephemeral_1h_input_tokens", 0);
     node.set("created_at", Shapes.time(session.hasCreatedAt(), session.getCreatedAt()));
     node.set("updated_at", Shapes.time(session.hasUpdatedAt(), session.getUpdatedAt()));
     node.set("archived_at", Shapes.time(session.hasArchivedAt(), session.getArchivedAt()));

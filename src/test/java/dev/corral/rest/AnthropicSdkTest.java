@@ -139,6 +139,9 @@ class AnthropicSdkTest {
     assertThat(overRest.status()).isEqualTo(BetaManagedAgentsSession.Status.IDLE);
     assertThat(overRest._additionalProperties().get("last_seq").convert(Long.class))
         .isEqualTo(overGrpc.getLastSeq());
+    assertThat(overRest.usage().inputTokens()).contains(overGrpc.getUsage().getInputTokens());
+    assertThat(overRest.usage().cacheCreation().orElseThrow().ephemeral5mInputTokens())
+        .contains(overGrpc.getUsage().getCacheCreationInputTokens());
     var grpcIds =
         grpc
             .getEvents(GetEventsRequest.newBuilder().setSessionId(session.id()).build())
