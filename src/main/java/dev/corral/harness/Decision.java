@@ -30,6 +30,9 @@ final class Decision {
       Set<String> toolsInFlight,
       boolean modelInFlight,
       int maxRetries) {
+    if (state.status() == SessionStatus.SESSION_STATUS_TERMINATED) {
+      return new Step.Done(); // archived: what runs stops, nothing is answered or appended
+    }
     List<ToolCallState> unanswered = state.unansweredCalls();
     boolean working =
         state.status() == SessionStatus.SESSION_STATUS_RUNNING

@@ -68,14 +68,24 @@ class SandboxGrants implements GrantSource {
             : sessions.find(sandbox.getSessionId()).map(session -> session.getResourcesCount() > 0);
     // An archived environment's running sandboxes keep its networking.
     String environmentId = sandbox.getEnvironmentId();
-    return (environmentId.isEmpty()
-            ? sandboxes.environment(tenant, "")
-            : environments.get(tenant, environmentId))
-        .flatMap(
-            environment ->
-                repositories.map(
-                    repos ->
-                        Sandboxes.egressOf(
-                            sandbox.getId(), sandbox.getSessionId(), tenant, environment, repos)));
+    Uni<Optional<EgressGrant>> granted =
+        (environmentId.isEmpty()
+                ? sandboxes.environment(tenant, "")
+                : environments.get(tenant, environmentId))
+            .flatMap(
+                environment ->
+                    repositories.map(
+                        repos ->
+                            Sandboxes.egressOf(
+                                sandbox.getId(),
+                                sandbox.getSessionId(),
+                                tenant,
+                                environment,
+                                repos)));
+    // A disabled tenant reaches nothing from the next refresh on, on every replica, even before
+    // the reconciler of the replica that hosts the sandbox releases it.
+    return repository
+        .disabled(tenant)
+        .flatMap(disabled -> disabled ? Uni.createFrom().item(Optional.empty()) : granted);
   }
 }

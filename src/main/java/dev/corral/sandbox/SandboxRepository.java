@@ -114,6 +114,9 @@ public class SandboxRepository {
              EXISTS (SELECT 1 FROM tenants WHERE id = $1 AND disabled_at IS NOT NULL) AS disabled
       """;
 
+  static final String TENANT_DISABLED =
+      "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1 AND disabled_at IS NOT NULL) AS disabled";
+
   static final String HAD_ONE =
       "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released') LIMIT 1";
 
@@ -196,6 +199,13 @@ public class SandboxRepository {
    * (PERMISSION_DENIED) when it is disabled: a check before a sandbox is started, which {@link
    * #insert} makes again, race-free, when it is recorded.
    */
+  /** Whether {@code tenant} is disabled (by this replica or another). */
+  Uni<Boolean> disabled(Tenant tenant) {
+    return pool.preparedQuery(TENANT_DISABLED)
+        .execute(Tuple.of(tenant.id()))
+        .map(rows -> rows.iterator().next().getBoolean("disabled"));
+  }
+
   Uni<Void> requireRoom(Tenant tenant, int maxLive) {
     return pool.preparedQuery(LIVE_OF_TENANT)
         .execute(Tuple.of(tenant.id()))

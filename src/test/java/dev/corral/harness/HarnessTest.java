@@ -21,6 +21,7 @@ import dev.corral.proto.v1.RetryStatus;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReasonType;
 import dev.corral.proto.v1.StreamEventsRequest;
 import dev.corral.proto.v1.TextBlock;
@@ -539,6 +540,40 @@ class HarnessTest {
     sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "again " + marker));
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
     assertThat(model.requestsMentioning(marker)).hasSize(2);
+  }
+
+  @Test
+  void archivingARunningSessionStopsItsModelCallAndItsHarness() {
+    // Given a model call that never finishes
+    model.enqueue(Reply.hang());
+    Session session = start(agent(), marker);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> model.requestsMentioning(marker).size() == 1);
+
+    // When the session is archived
+    Session archived =
+        sessions
+            .archiveSession(
+                dev.corral.proto.v1.ArchiveSessionRequest.newBuilder()
+                    .setSessionId(session.getId())
+                    .build())
+            .getSession();
+
+    // Then it is terminated, the model call is cancelled, and nothing more is called or appended
+    assertThat(archived.getStatus()).isEqualTo(SessionStatus.SESSION_STATUS_TERMINATED);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> model.requestsMentioning(marker).get(0).cancelledByClient());
+    List<Event> events = log(sessions, session.getId());
+    assertThat(types(events).get(events.size() - 1)).isEqualTo("session.status_terminated");
+    await()
+        .during(Duration.ofSeconds(2))
+        .atMost(Duration.ofSeconds(5))
+        .until(
+            () ->
+                log(sessions, session.getId()).size() == events.size()
+                    && model.requestsMentioning(marker).size() == 1);
   }
 
   @Test

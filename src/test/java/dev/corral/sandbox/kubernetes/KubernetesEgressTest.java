@@ -74,6 +74,11 @@ class KubernetesEgressTest {
   @InjectFakeKubernetes FakeKubelet kubelet;
 
   @GrpcClient("corral")
+  io.grpc.Channel channel;
+
+  @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
+
+  @GrpcClient("corral")
   SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
 
   @GrpcClient("corral")
@@ -272,6 +277,72 @@ class KubernetesEgressTest {
     await()
         .atMost(Duration.ofSeconds(5))
         .untilAsserted(() -> assertThat(request(allowed, sandbox.getId(), token)).endsWith(marker));
+  }
+
+  @Test
+  void aTenantDisabledOnAnotherReplicaLosesItsPodsEgressAtTheNextRecheck() throws Exception {
+    // Given a pod of another tenant with a tunnel open, on this replica
+    String tenant = "egress-off-" + System.nanoTime();
+    io.grpc.Channel member =
+        dev.corral.testing.TestCredentials.memberOfNewTenantNamed(channel, tenant);
+    int port = web.getAddress().getPort();
+    String environment =
+        EnvironmentServiceGrpc.newBlockingStub(member)
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("k8s egress off")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+                    .setNetworking(limited(EgressTestProfile.ALLOWED, port))
+                    .build())
+            .getEnvironment()
+            .getId();
+    SandboxServiceGrpc.SandboxServiceBlockingStub theirs =
+        SandboxServiceGrpc.newBlockingStub(member);
+    Sandbox sandbox =
+        theirs
+            .provision(ProvisionRequest.newBuilder().setEnvironmentId(environment).build())
+            .getSandbox();
+    URI proxy =
+        URI.create(
+            theirs
+                .execute(
+                    ExecuteRequest.newBuilder()
+                        .setSandboxId(sandbox.getId())
+                        .setName("bash")
+                        .setInputJson("{\"command\":\"echo \\\"$HTTP_PROXY\\\"\"}")
+                        .build())
+                .getOutput()
+                .strip());
+    String token = proxy.getUserInfo().substring(proxy.getUserInfo().indexOf(':') + 1);
+    String allowed = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
+    assertThat(request(allowed, sandbox.getId(), token)).endsWith(marker);
+    try (Socket tunnel = new Socket("127.0.0.1", PROXY_PORT)) {
+      tunnel.setSoTimeout(15_000);
+      send(
+          tunnel,
+          "CONNECT "
+              + EgressTestProfile.ALLOWED
+              + ":"
+              + port
+              + " HTTP/1.1\r\nProxy-Authorization: "
+              + basic(sandbox.getId(), token)
+              + "\r\n\r\n");
+      assertThat(readHead(tunnel.getInputStream())).startsWith("HTTP/1.1 200");
+
+      // When another replica disables the tenant (this one hears of it only from the database,
+      // and its reconciler runs once an hour here)
+      pool.preparedQuery("UPDATE tenants SET disabled_at = clock_timestamp() WHERE id = $1")
+          .execute(io.vertx.mutiny.sqlclient.Tuple.of(tenant))
+          .await()
+          .indefinitely();
+
+      // Then the tunnel closes within the proxy's recheck, and nothing new gets through
+      assertThat(closesWithin(tunnel, Duration.ofSeconds(12))).as("the tunnel closed").isTrue();
+    }
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(
+            () -> assertThat(request(allowed, sandbox.getId(), token)).startsWith("HTTP/1.1 403"));
   }
 
   @Test
