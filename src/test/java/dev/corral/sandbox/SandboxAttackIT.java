@@ -143,7 +143,14 @@ class SandboxAttackIT {
             peak.get() - before,
             floodGrowth);
         assertThat(latencies.size()).isGreaterThan(20);
-        assertThat(p99).as("neighbour echo p99 in ms of " + latencies).isLessThanOrEqualTo(100);
+        // The bound is the same run's calm p99 three times over (at least 100 ms): the attacked
+        // sandbox may use its one core, which leaves the rest of a two-core host (the server, the
+        // database, this test and the neighbour) half of what they had, and how slow that is
+        // depends on the host. (The quota itself is checked by SandboxLimitsTest.)
+        long bound = Math.max(100, 3 * calm.get(296));
+        assertThat(p99)
+            .as("neighbour echo p99 in ms of " + latencies + " (bound " + bound + " ms)")
+            .isLessThanOrEqualTo(bound);
         assertThat(peak.get() - before).as("RSS growth in KiB").isLessThan(64 * 1024);
         assertThat(attackAnswer.getIsError()).isTrue();
         // Stopped at its time limit, or its own shell died first (a fork interrupted under memory

@@ -83,6 +83,33 @@ class SandboxLimitsTest {
   }
 
   @Test
+  void fourBusyProcessesGetNoMoreCpuThanTheSandboxsShareOfACore() {
+    // Given a sandbox of half a core
+    String id =
+        sandboxes
+            .provision(
+                ProvisionRequest.newBuilder()
+                    .setResources(SMALL.toBuilder().setCpuMillis(500).setCallTimeoutMs(20_000))
+                    .build())
+            .getSandbox()
+            .getId();
+    provisioned.add(id);
+
+    // When four processes spin for 3 s, and the shell adds up the CPU time they used
+    ExecuteResponse spun =
+        execute(
+            id,
+            "for i in 1 2 3 4; do timeout 3 sh -c 'while :; do :; done' & done; wait;"
+                + " read -r -a s < /proc/$$/stat; echo $(( s[15] + s[16] )) $(getconf CLK_TCK)");
+
+    // Then they shared half a core (with a little slack for the quota's periods), where on their
+    // own they would have taken every core of the host
+    String[] ticks = spun.getOutput().strip().split(" ");
+    double cores = Double.parseDouble(ticks[0]) / Double.parseDouble(ticks[1]) / 3.0;
+    assertThat(cores).as(spun.getOutput()).isBetween(0.2, 0.65);
+  }
+
+  @Test
   void aDiskFillStopsAtTheSandboxsDiskLimitAndAnotherSandboxCanStillWrite() {
     // Given
     String filler = provision();
