@@ -132,10 +132,18 @@ public class Destinations {
           .getOptionalValue(name, String.class)
           .ifPresent(
               url -> {
-                java.util.regex.Matcher port =
-                    java.util.regex.Pattern.compile("//[^/?]*:([0-9]{1,5})(?:[/?,]|$)")
-                        .matcher(url);
-                ports.add(port.find() ? Integer.parseInt(port.group(1)) : 5432);
+                // every host of a multi-host URL (postgresql://h1:5433,h2:5434/db)
+                java.util.regex.Matcher authority =
+                    java.util.regex.Pattern.compile("//([^/?]*)").matcher(url);
+                if (authority.find()) {
+                  for (String host : authority.group(1).split(",")) {
+                    java.util.regex.Matcher port =
+                        java.util.regex.Pattern.compile(":([0-9]{1,5})$").matcher(host);
+                    if (port.find()) {
+                      ports.add(Integer.parseInt(port.group(1)));
+                    }
+                  }
+                }
               });
     }
     ports.add(5432);

@@ -382,12 +382,17 @@ class GitGateway {
           });
       response.endHandler(
           ignored -> {
-            String cleaned = clean(upstream, kept.toString("ISO-8859-1"));
+            String read = kept.toString("ISO-8859-1");
+            String cleaned = clean(upstream, read);
+            // each secret scrubbed shortens the text: the cut moves back by as much, so that no
+            // part of a secret cut off at the end of what was read moves into what is shown
+            int cut =
+                Math.max(
+                    0,
+                    Math.min(
+                        cleaned.length(), MAX_ERROR_BODY - (read.length() - cleaned.length())));
             connection
-                .end(
-                    Buffer.buffer(
-                        cleaned.substring(0, Math.min(cleaned.length(), MAX_ERROR_BODY)),
-                        "ISO-8859-1"))
+                .end(Buffer.buffer(cleaned.substring(0, cut), "ISO-8859-1"))
                 .onComplete(done -> connection.close());
           });
       response.exceptionHandler(ignored -> connection.close());

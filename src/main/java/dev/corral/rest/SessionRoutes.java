@@ -28,8 +28,13 @@ import java.util.Map;
 @ApplicationScoped
 class SessionRoutes {
 
-  /** The metadata key that marks a credential made from a repository's authorization_token. */
+  /**
+   * The metadata key that marks a credential made from a repository's authorization_token; its
+   * value is the session it was given to ({@link #PENDING} until the session has an id).
+   */
   static final String TOKEN_MARK = "corral_repository_token";
+
+  private static final String PENDING = "pending";
 
   private final Sessions sessions;
   private final Credentials credentials;
@@ -104,7 +109,7 @@ class SessionRoutes {
             .orElse(Map.of());
     String environment = Fields.optionalString(body, "environment_id", "environment_id").orElse("");
     List<String> stored = new ArrayList<>();
-    return repositories(call.tenant(), requested, "resources", stored)
+    return repositories(call.tenant(), requested, "resources", stored, PENDING)
         .flatMap(
             resources ->
                 sessions.create(
@@ -122,7 +127,31 @@ class SessionRoutes {
                         vaultIds)))
         .onFailure()
         .call(failure -> forget(call.tenant(), stored))
+        .call(session -> own(call.tenant(), stored, session.getId()))
         .map(SessionShapes::session);
+  }
+
+  /** Marks the credentials made from tokens as the session's, now that it has an id. */
+  private Uni<Void> own(Tenant tenant, List<String> stored, String sessionId) {
+    return Multi.createFrom()
+        .iterable(List.copyOf(stored))
+        .onItem()
+        .transformToUniAndConcatenate(
+            id ->
+                credentials
+                    .update(
+                        tenant,
+                        dev.corral.proto.v1.UpdateCredentialRequest.newBuilder()
+                            .setCredentialId(id)
+                            .setMetadata(
+                                dev.corral.proto.v1.Metadata.newBuilder()
+                                    .putEntries(TOKEN_MARK, sessionId))
+                            .build())
+                    .onFailure()
+                    .recoverWithNull())
+        .collect()
+        .last()
+        .replaceWithVoid();
   }
 
   /**
@@ -130,18 +159,18 @@ class SessionRoutes {
    * collected in {@code stored}, so that a failed request can remove them).
    */
   private Uni<List<SessionResource>> repositories(
-      Tenant tenant, List<ObjectNode> requested, String field, List<String> stored) {
+      Tenant tenant, List<ObjectNode> requested, String field, List<String> stored, String owner) {
     return Multi.createFrom()
         .range(0, requested.size())
         .onItem()
         .transformToUniAndConcatenate(
-            i -> repository(tenant, requested.get(i), field + "[" + i + "]", stored))
+            i -> repository(tenant, requested.get(i), field + "[" + i + "]", stored, owner))
         .collect()
         .asList();
   }
 
   private Uni<SessionResource> repository(
-      Tenant tenant, ObjectNode resource, String at, List<String> stored) {
+      Tenant tenant, ObjectNode resource, String at, List<String> stored, String owner) {
     SessionResource shape = SessionShapes.resource(resource, at, "");
     var token = Fields.optionalString(resource, "authorization_token", at + ".authorization_token");
     var credential = Fields.optionalString(resource, "credential_id", at + ".credential_id");
@@ -159,7 +188,7 @@ class SessionRoutes {
     CreateCredentialRequest request =
         CreateCredentialRequest.newBuilder()
             .setName("repository " + url)
-            .putMetadata(TOKEN_MARK, "true")
+            .putMetadata(TOKEN_MARK, owner)
             .setBasic(
                 BasicAuth.newBuilder()
                     .addHosts(SessionShapes.origin(url, at + ".url"))
@@ -228,22 +257,32 @@ class SessionRoutes {
             session ->
                 sessions
                     .delete(call.tenant(), id)
-                    .call(() -> forgetTokens(call.tenant(), session.getResourcesList())))
+                    .call(
+                        () ->
+                            forgetTokens(call.tenant(), id, session.getResourcesList(), List.of())))
         .map(ignored -> Shapes.object().put("id", id).put("type", "session_deleted"));
   }
 
+  private static java.util.stream.Stream<String> credentialIds(List<SessionResource> resources) {
+    return resources.stream()
+        .filter(SessionResource::hasGitRepository)
+        .map(resource -> resource.getGitRepository().getCredentialId())
+        .filter(credential -> !credential.isEmpty())
+        .distinct();
+  }
+
   /**
-   * Deletes the credentials made from repository tokens given with {@code resources} (they belong
-   * to those resources, and no vault route lists them), once the resources are gone.
+   * Deletes the credentials made from repository tokens given to session {@code sessionId} with
+   * {@code gone} (they belong to those resources, and no vault route lists them), once the
+   * resources are gone: only those marked as that session's, and none that a resource it keeps
+   * ({@code kept}) still names.
    */
-  private Uni<Void> forgetTokens(Tenant tenant, List<SessionResource> resources) {
+  private Uni<Void> forgetTokens(
+      Tenant tenant, String sessionId, List<SessionResource> gone, List<SessionResource> kept) {
+    java.util.Set<String> stillNamed =
+        credentialIds(kept).collect(java.util.stream.Collectors.toSet());
     List<String> ids =
-        resources.stream()
-            .filter(SessionResource::hasGitRepository)
-            .map(resource -> resource.getGitRepository().getCredentialId())
-            .filter(credential -> !credential.isEmpty())
-            .distinct()
-            .toList();
+        credentialIds(gone).filter(credential -> !stillNamed.contains(credential)).toList();
     return Multi.createFrom()
         .iterable(ids)
         .onItem()
@@ -253,7 +292,7 @@ class SessionRoutes {
                     .get(tenant, credential)
                     .flatMap(
                         found ->
-                            "true".equals(found.getMetadataMap().get(TOKEN_MARK))
+                            sessionId.equals(found.getMetadataMap().get(TOKEN_MARK))
                                 ? credentials.delete(tenant, credential)
                                 : Uni.createFrom().voidItem())
                     .onFailure()
@@ -295,7 +334,7 @@ class SessionRoutes {
     ObjectNode body = call.body();
     String sessionId = call.path("session_id");
     List<String> stored = new ArrayList<>();
-    return repository(call.tenant(), body, "resource", stored)
+    return repository(call.tenant(), body, "resource", stored, sessionId)
         .flatMap(resource -> sessions.addResource(call.tenant(), sessionId, resource))
         .onFailure()
         .call(failure -> forget(call.tenant(), stored))
@@ -319,8 +358,12 @@ class SessionRoutes {
                         () ->
                             forgetTokens(
                                 call.tenant(),
+                                sessionId,
                                 session.getResourcesList().stream()
                                     .filter(resource -> resource.getId().equals(id))
+                                    .toList(),
+                                session.getResourcesList().stream()
+                                    .filter(resource -> !resource.getId().equals(id))
                                     .toList())))
         .map(ignored -> Shapes.object().put("id", id).put("type", "session_resource_deleted"));
   }

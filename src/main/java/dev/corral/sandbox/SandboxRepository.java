@@ -194,11 +194,6 @@ public class SandboxRepository {
                     : Uni.createFrom().item(fromRow(rows.iterator().next())));
   }
 
-  /**
-   * Fails (RESOURCE_EXHAUSTED) when {@code tenant} already runs {@code maxLive} sandboxes, and
-   * (PERMISSION_DENIED) when it is disabled: a check before a sandbox is started, which {@link
-   * #insert} makes again, race-free, when it is recorded.
-   */
   /** Whether {@code tenant} is disabled (by this replica or another). */
   Uni<Boolean> disabled(Tenant tenant) {
     return pool.preparedQuery(TENANT_DISABLED)
@@ -206,6 +201,11 @@ public class SandboxRepository {
         .map(rows -> rows.iterator().next().getBoolean("disabled"));
   }
 
+  /**
+   * Fails (RESOURCE_EXHAUSTED) when {@code tenant} already runs {@code maxLive} sandboxes, and
+   * (PERMISSION_DENIED) when it is disabled: a check before a sandbox is started, which {@link
+   * #insert} makes again, race-free, when it is recorded.
+   */
   Uni<Void> requireRoom(Tenant tenant, int maxLive) {
     return pool.preparedQuery(LIVE_OF_TENANT)
         .execute(Tuple.of(tenant.id()))

@@ -168,13 +168,30 @@ class GitGatewayTest {
             .encodeToString(
                 (GitTestServer.USER + ":" + token)
                     .getBytes(java.nio.charset.StandardCharsets.UTF_8));
-    int pad = 16 * 1024 - "you sent: Basic ".length() - 10;
+    // (quoted twice: once in full near the start, which shortens the page once scrubbed, and
+    // once where the cut falls ten characters into it, or ten characters after it)
+    int pad =
+        16 * 1024
+            - ("you sent: Basic " + encoded + " ").length()
+            - "you sent: Basic ".length()
+            - 10;
+    String url =
+        "\"$(git -C /workspace/app remote get-url origin)/info/refs?service=git-upload-pack\"";
     model.enqueue(
         bash(
             "toolu_1",
             "curl -sS -A leak/"
                 + pad
-                + " \"$(git -C /workspace/app remote get-url origin)/info/refs?service=git-upload-pack\""
+                + " "
+                + url
+                + " | cut -c 1-300; echo; curl -sS -A leak/"
+                + pad
+                + " "
+                + url
+                + " | tail -c 300; echo; curl -sS -A leak/"
+                + (pad + 20)
+                + " "
+                + url
                 + " | tail -c 300"),
         Reply.text("Done."));
 
@@ -182,10 +199,10 @@ class GitGatewayTest {
     Session session = session(repository(server.url("app.git"), "", "app", credential), "Go.");
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
-    // Then the page arrives without the credential or the part of it before the cut
+    // Then the page arrives without the credential or any part of it
     String result = results(log(sessions, session.getId())).get(0);
     assertThat(result)
-        .contains("you sent: Basic [redacted]")
+        .startsWith("you sent: Basic [redacted] xxx")
         .doesNotContain(encoded.substring(0, 10))
         .doesNotContain(token);
   }

@@ -515,6 +515,29 @@ class RestEdgesTest {
                 .body());
     String made = second.path("resources").get(0).path("credential_id").asText();
     assertThat(credentialExists(made)).isTrue();
+    // (a session that names that token's credential by id, deleted, takes nothing with it)
+    JsonNode borrower =
+        JSON.readTree(
+            call(
+                    "POST",
+                    "/v1/sessions",
+                    "{\"agent\":\""
+                        + agent
+                        + "\",\"resources\":[{\"type\":\"github_repository\","
+                        + "\"url\":\"https://github.com/acme/app.git\",\"credential_id\":\""
+                        + made
+                        + "\"}]}",
+                    TestCredentials.ADMIN_KEY)
+                .body());
+    assertThat(
+            call(
+                    "DELETE",
+                    "/v1/sessions/" + borrower.path("id").asText(),
+                    "",
+                    TestCredentials.ADMIN_KEY)
+                .statusCode())
+        .isEqualTo(200);
+    assertThat(credentialExists(made)).isTrue();
     assertThat(
             call(
                     "DELETE",

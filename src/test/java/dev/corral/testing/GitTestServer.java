@@ -26,7 +26,8 @@ import java.util.stream.Stream;
  * machine's outward address (see {@link TestNetwork}). It serves bare repositories under a
  * temporary directory and demands HTTP basic authentication with one token; it records every
  * request it gets, with the Authorization header it carried. A request whose User-Agent is {@code
- * leak/<n>} gets an error page quoting its Authorization header after {@code n} characters.
+ * leak/<n>} gets an error page quoting its Authorization header, then {@code n} characters, then
+ * the header again.
  */
 public final class GitTestServer implements AutoCloseable {
 
@@ -118,7 +119,12 @@ public final class GitTestServer implements AutoCloseable {
       if (agent != null && agent.startsWith("leak/")) {
         // a hostile or careless host's error page, quoting the credential after padding
         byte[] page =
-            ("x".repeat(Integer.parseInt(agent.substring(5))) + "you sent: " + authorization)
+            ("you sent: "
+                    + authorization
+                    + " "
+                    + "x".repeat(Integer.parseInt(agent.substring(5)))
+                    + "you sent: "
+                    + authorization)
                 .getBytes(StandardCharsets.ISO_8859_1);
         exchange.sendResponseHeaders(500, page.length);
         exchange.getResponseBody().write(page);
