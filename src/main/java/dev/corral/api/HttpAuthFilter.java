@@ -122,9 +122,7 @@ public class HttpAuthFilter {
     if (request.response().ended()) {
       return;
     }
-    byte[] id = new byte[12];
-    RANDOM.nextBytes(id);
-    String requestId = "req_" + java.util.HexFormat.of().formatHex(id);
+    String requestId = newRequestId();
     request
         .response()
         .setStatusCode(status)
@@ -138,6 +136,13 @@ public class HttpAuthFilter {
                 .put("error", new JsonObject().put("type", type).put("message", message))
                 .put("request_id", requestId)
                 .encode());
+  }
+
+  /** A fresh request id in the API's shape ({@code req_} and 24 hex digits). */
+  public static String newRequestId() {
+    byte[] id = new byte[12];
+    RANDOM.nextBytes(id);
+    return "req_" + java.util.HexFormat.of().formatHex(id);
   }
 
   /**

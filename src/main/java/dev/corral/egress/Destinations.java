@@ -123,6 +123,11 @@ public class Destinations {
     return ports;
   }
 
+  private static final java.util.regex.Pattern URL_AUTHORITY =
+      java.util.regex.Pattern.compile("//([^/?]*)");
+  private static final java.util.regex.Pattern HOST_PORT =
+      java.util.regex.Pattern.compile(":([0-9]{1,5})$");
+
   /** The ports of the database URLs corral is configured with (PostgreSQL's 5432 if none says). */
   private static Set<Integer> databasePorts() {
     Set<Integer> ports = new java.util.HashSet<>();
@@ -133,12 +138,10 @@ public class Destinations {
           .ifPresent(
               url -> {
                 // every host of a multi-host URL (postgresql://h1:5433,h2:5434/db)
-                java.util.regex.Matcher authority =
-                    java.util.regex.Pattern.compile("//([^/?]*)").matcher(url);
+                java.util.regex.Matcher authority = URL_AUTHORITY.matcher(url);
                 if (authority.find()) {
                   for (String host : authority.group(1).split(",")) {
-                    java.util.regex.Matcher port =
-                        java.util.regex.Pattern.compile(":([0-9]{1,5})$").matcher(host);
+                    java.util.regex.Matcher port = HOST_PORT.matcher(host);
                     if (port.find()) {
                       ports.add(Integer.parseInt(port.group(1)));
                     }

@@ -15,8 +15,6 @@ import io.grpc.MethodDescriptor;
 import io.smallrye.mutiny.Uni;
 import io.vertx.core.Handler;
 import io.vertx.ext.web.RoutingContext;
-import java.security.SecureRandom;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Function;
@@ -41,8 +39,6 @@ final class RestCall {
                           .build())
                   .build())
           .build();
-
-  private static final SecureRandom RANDOM = new SecureRandom();
 
   private final RoutingContext context;
   private final Principal principal;
@@ -91,16 +87,12 @@ final class RestCall {
 
   /** Gives a request that no route serves its request id. */
   static void authorizedNothing(RoutingContext context) {
-    byte[] id = new byte[12];
-    RANDOM.nextBytes(id);
-    context.put(REQUEST_ID, "req_" + HexFormat.of().formatHex(id));
+    context.put(REQUEST_ID, HttpAuthFilter.newRequestId());
   }
 
   /** Authorizes the request as {@code method} and gives it a request id. */
   static RestCall authorized(RoutingContext context, MethodDescriptor<?, ?> method) {
-    byte[] id = new byte[12];
-    RANDOM.nextBytes(id);
-    context.put(REQUEST_ID, "req_" + HexFormat.of().formatHex(id));
+    context.put(REQUEST_ID, HttpAuthFilter.newRequestId());
     Principal principal = context.get(HttpAuthFilter.PRINCIPAL);
     if (principal == null) {
       throw new UnauthenticatedException("this call needs a credential: send x-api-key");

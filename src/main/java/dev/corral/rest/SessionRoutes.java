@@ -133,22 +133,28 @@ class SessionRoutes {
 
   /** Marks the credentials made from tokens as the session's, now that it has an id. */
   private Uni<Void> own(Tenant tenant, List<String> stored, String sessionId) {
+    return eachCredential(
+        stored,
+        id ->
+            credentials.update(
+                tenant,
+                dev.corral.proto.v1.UpdateCredentialRequest.newBuilder()
+                    .setCredentialId(id)
+                    .setMetadata(
+                        dev.corral.proto.v1.Metadata.newBuilder().putEntries(TOKEN_MARK, sessionId))
+                    .build()));
+  }
+
+  /**
+   * Does {@code step} for each credential in turn; one that fails (gone meanwhile, say) does not
+   * stop the others, and is left as it is.
+   */
+  private static Uni<Void> eachCredential(
+      List<String> ids, java.util.function.Function<String, Uni<?>> step) {
     return Multi.createFrom()
-        .iterable(List.copyOf(stored))
+        .iterable(List.copyOf(ids))
         .onItem()
-        .transformToUniAndConcatenate(
-            id ->
-                credentials
-                    .update(
-                        tenant,
-                        dev.corral.proto.v1.UpdateCredentialRequest.newBuilder()
-                            .setCredentialId(id)
-                            .setMetadata(
-                                dev.corral.proto.v1.Metadata.newBuilder()
-                                    .putEntries(TOKEN_MARK, sessionId))
-                            .build())
-                    .onFailure()
-                    .recoverWithNull())
+        .transformToUniAndConcatenate(id -> step.apply(id).onFailure().recoverWithNull())
         .collect()
         .last()
         .replaceWithVoid();
@@ -208,14 +214,7 @@ class SessionRoutes {
   }
 
   private Uni<Void> forget(Tenant tenant, List<String> stored) {
-    return Multi.createFrom()
-        .iterable(List.copyOf(stored))
-        .onItem()
-        .transformToUniAndConcatenate(
-            id -> credentials.delete(tenant, id).onFailure().recoverWithNull())
-        .collect()
-        .last()
-        .replaceWithVoid();
+    return eachCredential(stored, id -> credentials.delete(tenant, id));
   }
 
   private Uni<ObjectNode> list(RestCall call) {
@@ -283,23 +282,16 @@ class SessionRoutes {
         credentialIds(kept).collect(java.util.stream.Collectors.toSet());
     List<String> ids =
         credentialIds(gone).filter(credential -> !stillNamed.contains(credential)).toList();
-    return Multi.createFrom()
-        .iterable(ids)
-        .onItem()
-        .transformToUniAndConcatenate(
-            credential ->
-                credentials
-                    .get(tenant, credential)
-                    .flatMap(
-                        found ->
-                            sessionId.equals(found.getMetadataMap().get(TOKEN_MARK))
-                                ? credentials.delete(tenant, credential)
-                                : Uni.createFrom().voidItem())
-                    .onFailure()
-                    .recoverWithNull())
-        .collect()
-        .last()
-        .replaceWithVoid();
+    return eachCredential(
+        ids,
+        credential ->
+            credentials
+                .get(tenant, credential)
+                .flatMap(
+                    found ->
+                        sessionId.equals(found.getMetadataMap().get(TOKEN_MARK))
+                            ? credentials.delete(tenant, credential)
+                            : Uni.createFrom().voidItem()));
   }
 
   private Uni<ObjectNode> resources(RestCall call) {

@@ -174,16 +174,7 @@ class KubernetesEgressTest {
     // When a tunnel is open and its sandbox is released
     try (Socket tunnel = new Socket("127.0.0.1", PROXY_PORT)) {
       tunnel.setSoTimeout(15_000);
-      send(
-          tunnel,
-          "CONNECT "
-              + EgressTestProfile.ALLOWED
-              + ":"
-              + port
-              + " HTTP/1.1\r\nProxy-Authorization: "
-              + basic(first.getId(), token)
-              + "\r\n\r\n");
-      assertThat(readHead(tunnel.getInputStream())).startsWith("HTTP/1.1 200");
+      assertThat(connect(tunnel, first.getId(), token, port)).startsWith("HTTP/1.1 200");
       sandboxes.releaseSandbox(
           ReleaseSandboxRequest.newBuilder().setSandboxId(first.getId()).build());
 
@@ -212,16 +203,7 @@ class KubernetesEgressTest {
     String token = proxy.getUserInfo().substring(proxy.getUserInfo().indexOf(':') + 1);
     try (Socket tunnel = new Socket("127.0.0.1", PROXY_PORT)) {
       tunnel.setSoTimeout(15_000);
-      send(
-          tunnel,
-          "CONNECT "
-              + EgressTestProfile.ALLOWED
-              + ":"
-              + port
-              + " HTTP/1.1\r\nProxy-Authorization: "
-              + basic(sandbox.getId(), token)
-              + "\r\n\r\n");
-      assertThat(readHead(tunnel.getInputStream())).startsWith("HTTP/1.1 200");
+      assertThat(connect(tunnel, sandbox.getId(), token, port)).startsWith("HTTP/1.1 200");
 
       // When its environment stops allowing that host
       environments.updateEnvironment(
@@ -318,16 +300,7 @@ class KubernetesEgressTest {
     assertThat(request(allowed, sandbox.getId(), token)).endsWith(marker);
     try (Socket tunnel = new Socket("127.0.0.1", PROXY_PORT)) {
       tunnel.setSoTimeout(15_000);
-      send(
-          tunnel,
-          "CONNECT "
-              + EgressTestProfile.ALLOWED
-              + ":"
-              + port
-              + " HTTP/1.1\r\nProxy-Authorization: "
-              + basic(sandbox.getId(), token)
-              + "\r\n\r\n");
-      assertThat(readHead(tunnel.getInputStream())).startsWith("HTTP/1.1 200");
+      assertThat(connect(tunnel, sandbox.getId(), token, port)).startsWith("HTTP/1.1 200");
 
       // When another replica disables the tenant (this one hears of it only from the database,
       // and its reconciler runs once an hour here)
@@ -422,25 +395,46 @@ class KubernetesEgressTest {
     }
   }
 
+  /** Asks the proxy for a tunnel to the test server's allowed host; the answer's head. */
+  private static String connect(Socket tunnel, String sandboxId, String token, int port)
+      throws IOException {
+    send(
+        tunnel,
+        "CONNECT "
+            + EgressTestProfile.ALLOWED
+            + ":"
+            + port
+            + " HTTP/1.1\r\nProxy-Authorization: "
+            + basic(sandboxId, token)
+            + "\r\n\r\n");
+    return readHead(tunnel.getInputStream());
+  }
+
   /**
    * Whether a tunnel to the test server closes within {@code time}, kept busy with requests
    * meanwhile (so that no idle timeout closes it instead).
    */
-  private boolean closesWithin(Socket tunnel, Duration time) throws InterruptedException {
-    long start = System.nanoTime();
-    while (System.nanoTime() - start < time.toNanos()) {
-      try {
-        send(tunnel, "GET /hello HTTP/1.1\r\nHost: " + EgressTestProfile.ALLOWED + "\r\n\r\n");
-        if (!readHead(tunnel.getInputStream()).startsWith("HTTP/1.1 200")
-            || tunnel.getInputStream().readNBytes(marker.length()).length < marker.length()) {
-          return true;
-        }
-      } catch (IOException closed) {
-        return true;
-      }
-      Thread.sleep(200);
+  private boolean closesWithin(Socket tunnel, Duration time) {
+    try {
+      await()
+          .atMost(time)
+          .pollInterval(Duration.ofMillis(200))
+          .until(() -> !answersThrough(tunnel));
+      return true;
+    } catch (org.awaitility.core.ConditionTimeoutException stillOpen) {
+      return false;
     }
-    return false;
+  }
+
+  /** Whether a request sent through the tunnel gets the test server's whole answer. */
+  private boolean answersThrough(Socket tunnel) {
+    try {
+      send(tunnel, "GET /hello HTTP/1.1\r\nHost: " + EgressTestProfile.ALLOWED + "\r\n\r\n");
+      return readHead(tunnel.getInputStream()).startsWith("HTTP/1.1 200")
+          && tunnel.getInputStream().readNBytes(marker.length()).length == marker.length();
+    } catch (IOException closed) {
+      return false;
+    }
   }
 
   /** One plain request through the proxy, as a pod sends it; the whole answer. */
