@@ -9,7 +9,6 @@ import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import java.util.concurrent.Flow;
 import java.util.function.Function;
-import java.util.function.Supplier;
 
 /**
  * Bridges a {@link Multi} to a server-streaming call with real flow control: it requests one item
@@ -23,25 +22,17 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
 
   private final ServerCallStreamObserver<T> observer;
   private final Context context;
-  private final Supplier<T> lastItem;
   private Flow.Subscription subscription;
   private boolean requested;
   private boolean done;
 
-  private FlowControlledStream(
-      ServerCallStreamObserver<T> observer, Context context, Supplier<T> lastItem) {
+  private FlowControlledStream(ServerCallStreamObserver<T> observer, Context context) {
     this.observer = observer;
     this.context = context;
-    this.lastItem = lastItem;
   }
 
-  /**
-   * A handler that streams what {@code source} returns for each request.
-   *
-   * @param lastItem sent before the call completes normally, or null to send nothing
-   */
-  static <Req, Resp> ServerCallHandler<Req, Resp> handler(
-      Function<Req, Multi<Resp>> source, Function<Req, Supplier<Resp>> lastItem) {
+  /** A handler that streams what {@code source} returns for each request. */
+  static <Req, Resp> ServerCallHandler<Req, Resp> handler(Function<Req, Multi<Resp>> source) {
     return ServerCalls.asyncServerStreamingCall(
         (request, responses) -> {
           ServerCallStreamObserver<Resp> observer = (ServerCallStreamObserver<Resp>) responses;
@@ -53,8 +44,7 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
             observer.onError(GrpcErrors.toStatus(failure));
             return;
           }
-          FlowControlledStream<Resp> stream =
-              new FlowControlledStream<>(observer, context, lastItem.apply(request));
+          FlowControlledStream<Resp> stream = new FlowControlledStream<>(observer, context);
           // The observer accepts handlers only before this method returns.
           observer.setOnReadyHandler(() -> stream.onContext(stream::requestIfReady));
           observer.setOnCancelHandler(() -> stream.onContext(stream::cancel));
@@ -107,9 +97,6 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
             return;
           }
           done = true;
-          if (lastItem != null) {
-            observer.onNext(lastItem.get());
-          }
           observer.onCompleted();
         });
   }

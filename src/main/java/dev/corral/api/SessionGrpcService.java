@@ -33,7 +33,6 @@ import io.quarkus.grpc.GrpcService;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import java.util.Map;
-import java.util.function.Supplier;
 
 /** corral.v1.SessionService on top of {@link Sessions}. */
 @GrpcService
@@ -51,7 +50,7 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
         super.bindService(),
         Map.of(
             SessionServiceGrpc.getStreamEventsMethod().getFullMethodName(),
-            FlowControlledStream.handler(this::follow, this::deletedMarker)));
+            FlowControlledStream.handler(this::follow)));
   }
 
   @Override
@@ -196,16 +195,14 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
             request.getIncludeDeltas())
         .map(
             item ->
-                item.event() != null
-                    ? StreamEventsResponse.newBuilder().setEvent(item.event()).build()
-                    : StreamEventsResponse.newBuilder().setDelta(item.delta()).build());
-  }
-
-  /** The follow stream completes only when its session is deleted. */
-  private Supplier<StreamEventsResponse> deletedMarker(StreamEventsRequest request) {
-    return () ->
-        StreamEventsResponse.newBuilder()
-            .setSessionDeleted(SessionDeleted.newBuilder().setSessionId(request.getSessionId()))
-            .build();
+                switch (item.kind()) {
+                  case EVENT -> StreamEventsResponse.newBuilder().setEvent(item.event()).build();
+                  case DELTA -> StreamEventsResponse.newBuilder().setDelta(item.delta()).build();
+                  case DELETED ->
+                      StreamEventsResponse.newBuilder()
+                          .setSessionDeleted(
+                              SessionDeleted.newBuilder().setSessionId(request.getSessionId()))
+                          .build();
+                });
   }
 }

@@ -6,8 +6,11 @@ import dev.corral.common.InvalidArgumentException;
 import dev.corral.identity.Authenticator;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.EventDelta;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionStatus;
 import dev.corral.session.Sessions;
 import dev.corral.session.Tailed;
+import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.RoutingContext;
@@ -16,7 +19,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Flow;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * {@code GET /v1/sessions/{id}/events/stream}: the session's events as Server-Sent Events ({@code
@@ -57,25 +59,44 @@ class EventStream {
       RestErrors.answer(context, invalid);
       return;
     }
+    Context loop = Vertx.currentContext();
     sessions
         .get(call.tenant(), sessionId)
         .subscribe()
         .with(
-            session -> {
-              if (resume != null && resume.seq() > session.getLastSeq()) {
-                // A cursor past the end would skip every event up to it without a word.
-                RestErrors.answer(
-                    context,
-                    new InvalidArgumentException(
-                        resume.field(),
-                        "is past the session's last event (seq "
-                            + session.getLastSeq()
-                            + "): it is not an id of this session's stream"));
-                return;
-              }
-              open(call, sessionId, resume != null ? resume.seq() : session.getLastSeq(), deltas);
-            },
-            failure -> RestErrors.answer(context, failure));
+            session -> loop.runOnContext(ignored -> start(call, session, resume, deltas)),
+            failure -> loop.runOnContext(ignored -> RestErrors.answer(context, failure)));
+  }
+
+  /** On the request's context: checks the cursor against the session, then streams. */
+  private void start(RestCall call, Session session, Cursor resume, Set<String> deltas) {
+    RoutingContext context = call.context();
+    if (resume != null && resume.seq() > session.getLastSeq()) {
+      // A cursor past the end would skip every event up to it without a word.
+      RestErrors.answer(
+          context,
+          new InvalidArgumentException(
+              resume.field(),
+              "is past the session's last event (seq "
+                  + session.getLastSeq()
+                  + "): it is not an id of this session's stream"));
+      return;
+    }
+    long afterSeq = resume != null ? resume.seq() : session.getLastSeq();
+    if (session.getStatus() == SessionStatus.SESSION_STATUS_TERMINATED
+        && afterSeq >= session.getLastSeq()) {
+      // Ended, and its terminal event is behind the cursor: nothing will come. 204 tells an
+      // EventSource not to reconnect.
+      if (!context.response().closed() && !context.response().ended()) {
+        context
+            .response()
+            .setStatusCode(204)
+            .putHeader("request-id", (String) context.get(RestCall.REQUEST_ID))
+            .end();
+      }
+      return;
+    }
+    open(call, session.getId(), afterSeq, deltas);
   }
 
   private static Set<String> deltaTypes(List<String> requested) {
@@ -108,6 +129,7 @@ class EventStream {
     return new Cursor(field, Long.parseLong(value));
   }
 
+  /** On the request's context. */
   private void open(RestCall call, String sessionId, long afterSeq, Set<String> deltas) {
     HttpServerResponse response = call.context().response();
     if (response.closed() || response.ended()) {
@@ -119,7 +141,7 @@ class EventStream {
         .putHeader("cache-control", "no-cache")
         .putHeader("x-accel-buffering", "no")
         .putHeader("request-id", (String) call.context().get(RestCall.REQUEST_ID));
-    Writer writer = new Writer(response, call.context().vertx(), deltas);
+    Writer writer = new Writer(response, Vertx.currentContext(), deltas);
     response.closeHandler(ignored -> writer.cancel());
     if (authenticator.enabled()) {
       writer.watch(authenticator, (String) call.context().get(HttpAuthFilter.AUTHORIZATION));
@@ -134,60 +156,89 @@ class EventStream {
     }
   }
 
-  /** Writes the followed log to the response, asking for the next event once the last is out. */
+  /**
+   * Writes the followed log to the response, asking for the next event once the last is out. The
+   * stream's signals come on any thread; everything the writer does happens on the request's
+   * context, where the response's writability and closing are known.
+   */
   private static final class Writer implements Flow.Subscriber<Tailed> {
 
     private final HttpServerResponse response;
-    private final Vertx vertx;
+    private final Context loop;
     private final Set<String> deltas;
-    private final Set<String> started = new LinkedHashSet<>();
-    private final AtomicBoolean done = new AtomicBoolean();
-    private volatile Flow.Subscription subscription;
-    private volatile long heartbeat = -1;
-    private volatile long recheck = -1;
 
-    Writer(HttpServerResponse response, Vertx vertx, Set<String> deltas) {
+    // Touched on the loop only.
+    private final Set<String> started = new LinkedHashSet<>();
+    private Flow.Subscription subscription;
+    private boolean done;
+    private long heartbeat = -1;
+    private long recheck = -1;
+
+    Writer(HttpServerResponse response, Context loop, Set<String> deltas) {
       this.response = response;
-      this.vertx = vertx;
+      this.loop = loop;
       this.deltas = deltas;
     }
 
     @Override
     public void onSubscribe(Flow.Subscription subscription) {
-      this.subscription = subscription;
-      if (done.get()) {
-        subscription.cancel();
-        return;
-      }
-      heartbeat = vertx.setPeriodic(HEARTBEAT_MS, id -> write(": ping\n\n"));
-      subscription.request(1);
+      loop.runOnContext(
+          ignored -> {
+            this.subscription = subscription;
+            if (done) {
+              subscription.cancel();
+              return;
+            }
+            heartbeat = loop.owner().setPeriodic(HEARTBEAT_MS, id -> ping());
+            subscription.request(1);
+          });
     }
 
     @Override
     public void onNext(Tailed item) {
-      if (done.get()) {
+      loop.runOnContext(ignored -> next(item));
+    }
+
+    private void next(Tailed item) {
+      if (done) {
         return;
       }
-      if (item.event() != null) {
-        Event event = item.event();
-        ObjectNode shaped = EventShapes.event(event);
-        write(
-            "event: "
-                + shaped.get("type").asText()
-                + "\nid: "
-                + event.getSeq()
-                + "\ndata: "
-                + shaped
-                + "\n\n");
-        if (event.hasSessionStatusTerminated()) {
-          end(null);
+      switch (item.kind()) {
+        case EVENT -> {
+          Event event = item.event();
+          ObjectNode shaped = EventShapes.event(event);
+          write(
+              "event: "
+                  + shaped.get("type").asText()
+                  + "\nid: "
+                  + event.getSeq()
+                  + "\ndata: "
+                  + shaped
+                  + "\n\n");
+          if (event.hasSessionStatusTerminated()) {
+            end(null);
+            return;
+          }
+        }
+        case DELTA -> delta(item.delta());
+        case DELETED -> {
+          ObjectNode deleted =
+              Shapes.object()
+                  .put("type", "session.deleted")
+                  .put("id", dev.corral.common.IdKind.EVENT.next())
+                  .put("processed_at", java.time.Instant.now().toString());
+          end("event: session.deleted\ndata: " + deleted + "\n\n");
           return;
         }
-      } else if (item.delta() != null) {
-        delta(item.delta());
       }
       if (response.writeQueueFull()) {
-        response.drainHandler(ignored -> subscription.request(1));
+        response.drainHandler(
+            drained -> {
+              response.drainHandler(null);
+              if (!done) {
+                subscription.request(1);
+              }
+            });
       } else {
         subscription.request(1);
       }
@@ -216,55 +267,58 @@ class EventStream {
       write("event: event_delta\ndata: " + shaped + "\n\n");
     }
 
-    /** Has {@code authenticator} watch the stream's credential: a refusal ends the stream. */
+    /**
+     * On the loop: has {@code authenticator} watch the stream's credential; a refusal ends the
+     * stream.
+     */
     void watch(Authenticator authenticator, String authorization) {
-      recheck = authenticator.watch(vertx, authorization, this::onError);
-      if (done.get()) {
+      recheck = authenticator.watch(loop.owner(), authorization, this::onError);
+      if (done) {
         stopTimers();
       }
     }
 
     @Override
     public void onError(Throwable failure) {
-      end("event: error\ndata: " + RestErrors.body(failure) + "\n\n");
+      loop.runOnContext(ignored -> end("event: error\ndata: " + RestErrors.body(failure) + "\n\n"));
     }
 
-    /** The follow ends only when the session is deleted. */
+    /** After the session's terminal event, or its deletion (the last item said which). */
     @Override
     public void onComplete() {
-      ObjectNode deleted =
-          Shapes.object()
-              .put("type", "session.deleted")
-              .put("id", dev.corral.common.IdKind.EVENT.next())
-              .put("processed_at", java.time.Instant.now().toString());
-      end("event: session.deleted\ndata: " + deleted + "\n\n");
+      loop.runOnContext(ignored -> end(null));
     }
 
+    /** On the loop: the client left. */
     void cancel() {
-      if (done.compareAndSet(false, true)) {
+      if (!done) {
+        done = true;
         stopTimers();
-        Flow.Subscription current = subscription;
-        if (current != null) {
-          current.cancel();
+        if (subscription != null) {
+          subscription.cancel();
         }
       }
     }
 
     private void end(String last) {
-      if (!done.compareAndSet(false, true)) {
+      if (done) {
         return;
       }
-      stopTimers();
-      Flow.Subscription current = subscription;
-      if (current != null) {
-        current.cancel();
-      }
+      cancel();
       if (!response.closed() && !response.ended()) {
         if (last != null) {
           response.end(last);
         } else {
           response.end();
         }
+      }
+    }
+
+    private void ping() {
+      if (response.closed()) {
+        cancel(); // the close went unnoticed: stop following
+      } else {
+        write(": ping\n\n");
       }
     }
 
@@ -276,10 +330,10 @@ class EventStream {
 
     private void stopTimers() {
       if (heartbeat >= 0) {
-        vertx.cancelTimer(heartbeat);
+        loop.owner().cancelTimer(heartbeat);
       }
       if (recheck >= 0) {
-        vertx.cancelTimer(recheck);
+        loop.owner().cancelTimer(recheck);
       }
     }
   }

@@ -240,7 +240,7 @@ public class EventLog {
                     LIMIT $4
                 ) limited
             ) sized
-            WHERE running - octet_length(body) - %d < $5
+            WHERE running - octet_length(body) - %d <= $5
             %s
         ) e ON true
         WHERE s.id = $1 AND ($6::text IS NULL OR s.tenant_id = $6)

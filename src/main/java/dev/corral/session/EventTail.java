@@ -73,13 +73,29 @@ public class EventTail {
    * NotFoundException} if the session does not exist when the stream starts.
    */
   public Multi<Event> follow(String sessionId, long afterSeq, Set<String> types) {
+    return follow(sessionId, afterSeq, types, false);
+  }
+
+  /**
+   * As {@link #follow(String, long, Set)}; with {@code throughTermination} it also takes the
+   * session's {@code session.status_terminated} event, whatever {@code types}, and completes right
+   * after it (nothing can follow it in the log).
+   */
+  public Multi<Event> follow(
+      String sessionId, long afterSeq, Set<String> types, boolean throughTermination) {
+    Set<String> read = types;
+    if (throughTermination && !types.isEmpty() && !types.contains(TERMINAL)) {
+      read = new java.util.HashSet<>(types);
+      read.add(TERMINAL);
+    }
+    Set<String> filter = read;
     return Multi.createFrom()
         .resource(
             () -> {
               open.incrementAndGet();
               return new Following(signals.watch(sessionId), share(sessionId));
             },
-            following -> pages(following, sessionId, afterSeq, types))
+            following -> pages(following, sessionId, afterSeq, filter, throughTermination))
         .withFinalizer(
             following -> {
               open.decrementAndGet();
@@ -87,6 +103,8 @@ public class EventTail {
               unshare(following.reader());
             });
   }
+
+  private static final String TERMINAL = EventType.SESSION_STATUS_TERMINATED.wireName();
 
   /** A subscriber's hold on its session's signals and shared reader. */
   private record Following(SessionSignals.Watch watch, SharedReader reader) {}
@@ -119,11 +137,15 @@ public class EventTail {
   }
 
   private Multi<Event> pages(
-      Following following, String sessionId, long afterSeq, Set<String> types) {
+      Following following,
+      String sessionId,
+      long afterSeq,
+      Set<String> types,
+      boolean throughTermination) {
     return Multi.createBy()
         .repeating()
         .uni(() -> new Cursor(sessionId, afterSeq, types), cursor -> nextPage(following, cursor))
-        .until(Page::sessionGone)
+        .whilst(page -> !page.sessionGone() && !(throughTermination && page.terminal()))
         .onItem()
         .transformToIterable(Page::events);
   }
@@ -217,7 +239,12 @@ public class EventTail {
     }
   }
 
-  private record Page(List<Event> events, boolean sessionGone) {}
+  private record Page(List<Event> events, boolean sessionGone) {
+    /** The page ends with the session's terminal event, which is always the log's last. */
+    boolean terminal() {
+      return !events.isEmpty() && events.get(events.size() - 1).getType().equals(TERMINAL);
+    }
+  }
 
   /** Most events, and bytes of their payloads, one session's window keeps. */
   static final int WINDOW_EVENTS = 1024;

@@ -10,8 +10,9 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Token-by-token previews of blocks the model is still writing, from the harness on this replica to
- * the StreamEvents subscribers on this replica. Never stored, best effort: a subscriber that falls
- * behind loses deltas, never events.
+ * the StreamEvents subscribers on this replica. Never stored, best effort: each subscriber keeps up
+ * to {@link #BUFFER} deltas it has not taken yet, and loses those that come past that, never
+ * events.
  */
 @ApplicationScoped
 public class LiveDeltas {
@@ -40,12 +41,9 @@ public class LiveDeltas {
             .<EventDelta>emitter(
                 emitter -> {
                   emitter.onTermination(handle::complete);
+                  emitter.onRequest(ignored -> handle.drain());
                   handle.attach(emitter);
-                })
-            .onOverflow()
-            .buffer(BUFFER)
-            .onOverflow()
-            .drop();
+                });
     return handle;
   }
 
@@ -62,7 +60,9 @@ public class LiveDeltas {
   static final class Handle {
     private final LiveDeltas owner;
     private final String sessionId;
-    private final java.util.ArrayDeque<EventDelta> early = new java.util.ArrayDeque<>();
+    private final java.util.ArrayDeque<EventDelta> waiting = new java.util.ArrayDeque<>();
+    private final java.util.concurrent.atomic.AtomicInteger draining =
+        new java.util.concurrent.atomic.AtomicInteger();
     private Multi<EventDelta> deltas;
     private MultiEmitter<? super EventDelta> emitter; // guarded by this
     private boolean completed; // guarded by this
@@ -77,33 +77,51 @@ public class LiveDeltas {
     }
 
     private void offer(EventDelta delta) {
-      MultiEmitter<? super EventDelta> target;
       synchronized (this) {
-        if (completed) {
-          return;
+        if (completed || waiting.size() >= BUFFER) {
+          return; // the subscriber is that far behind: it loses this delta
         }
-        if (emitter == null) {
-          if (early.size() < BUFFER) {
-            early.add(delta);
-          }
-          return;
-        }
-        target = emitter;
+        waiting.add(delta);
       }
-      target.emit(delta);
+      drain();
     }
 
     private void attach(MultiEmitter<? super EventDelta> attached) {
+      boolean open;
       synchronized (this) {
-        if (!completed) {
-          while (!early.isEmpty()) {
-            attached.emit(early.poll());
-          }
+        open = !completed;
+        if (open) {
           emitter = attached;
-          return;
         }
       }
-      attached.complete();
+      if (open) {
+        drain();
+      } else {
+        attached.complete();
+      }
+    }
+
+    /** Emits waiting deltas while the subscriber asks for them; one thread at a time. */
+    private void drain() {
+      if (draining.getAndIncrement() != 0) {
+        return;
+      }
+      int missed = 1;
+      do {
+        while (true) {
+          EventDelta next;
+          MultiEmitter<? super EventDelta> target;
+          synchronized (this) {
+            target = emitter;
+            if (completed || target == null || target.requested() <= 0 || waiting.isEmpty()) {
+              break;
+            }
+            next = waiting.poll();
+          }
+          target.emit(next);
+        }
+        missed = draining.addAndGet(-missed);
+      } while (missed != 0);
     }
 
     /** Ends the deltas and forgets the subscriber, whether or not it ever subscribed. */
@@ -114,7 +132,7 @@ public class LiveDeltas {
           return;
         }
         completed = true;
-        early.clear();
+        waiting.clear();
         target = emitter;
       }
       owner.remove(this);

@@ -24,6 +24,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The session operations offered to clients: lifecycle, emitting events, reading and following
@@ -302,8 +303,10 @@ public class Sessions {
   }
 
   /**
-   * Every event after {@code afterSeq}, then live ones, until the session is deleted; with {@code
-   * includeDeltas} also the live previews of blocks the model is writing (best effort).
+   * Every event after {@code afterSeq}, then live ones, until the session ends: after its {@code
+   * session.status_terminated} event (sent only if {@code types} takes it; a stream opened past it
+   * ends at once), or when it is deleted, which the last item ({@link Tailed.Kind#DELETED}) says.
+   * With {@code includeDeltas} also the live previews of blocks the model is writing (best effort).
    */
   public Multi<Tailed> follow(
       Tenant tenant, String sessionId, long afterSeq, List<String> types, boolean includeDeltas) {
@@ -318,20 +321,59 @@ public class Sessions {
                   repository
                       .find(tenant, sessionId)
                       .onItem()
-                      .transformToMulti(ignored -> tailed(sessionId, afterSeq, filter, handle));
+                      .transformToMulti(
+                          session -> {
+                            if (afterSeq > session.getLastSeq()) {
+                              // A cursor past the end would skip every event up to it unsaid.
+                              throw new InvalidArgumentException(
+                                  "after_seq",
+                                  "is past the session's last event (seq "
+                                      + session.getLastSeq()
+                                      + ")");
+                            }
+                            return session.getStatus() == SessionStatus.SESSION_STATUS_TERMINATED
+                                    && afterSeq == session.getLastSeq()
+                                ? Multi.createFrom().<Tailed>empty() // its last event is behind
+                                : tailed(sessionId, afterSeq, filter, handle);
+                          });
               return handle == null ? followed : followed.onTermination().invoke(handle::complete);
             });
   }
 
   private Multi<Tailed> tailed(
       String sessionId, long afterSeq, Set<String> types, LiveDeltas.Handle deltas) {
-    Multi<Tailed> events = tail.follow(sessionId, afterSeq, types).map(Tailed::of);
-    if (deltas == null) {
-      return events;
+    String terminal = EventType.SESSION_STATUS_TERMINATED.wireName();
+    AtomicBoolean terminated = new AtomicBoolean();
+    Multi<Event> events =
+        tail.follow(sessionId, afterSeq, types, true)
+            .invoke(
+                event -> {
+                  if (event.getType().equals(terminal)) {
+                    terminated.set(true);
+                  }
+                });
+    if (!types.isEmpty() && !types.contains(terminal)) {
+      events = events.select().where(event -> !event.getType().equals(terminal));
     }
-    return Multi.createBy()
-        .merging()
-        .streams(events.onTermination().invoke(deltas::complete), deltas.deltas().map(Tailed::of));
+    Multi<Tailed> items = events.map(Tailed::of);
+    if (deltas != null) {
+      items =
+          Multi.createBy()
+              .merging()
+              .withRequests(1) // one event at a time, as the client takes them
+              .streams(
+                  items.onTermination().invoke(deltas::complete), deltas.deltas().map(Tailed::of))
+              // the terminal event is the last word: no preview after it
+              .select()
+              .where(item -> item.kind() != Tailed.Kind.DELTA || !terminated.get());
+    }
+    return items
+        .onCompletion()
+        .switchTo(
+            () ->
+                terminated.get()
+                    ? Multi.createFrom().empty()
+                    : Multi.createFrom().item(Tailed.DELETED));
   }
 
   private static Set<String> checkFollow(String sessionId, long afterSeq, List<String> types) {

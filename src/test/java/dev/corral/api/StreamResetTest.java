@@ -98,7 +98,9 @@ class StreamResetTest {
               () ->
                   small.getEvents(
                       GetEventsRequest.newBuilder().setSessionId(session.getId()).build()));
-      assertThat(tooLarge.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+      assertThat(tooLarge.getStatus().getCode())
+          .as("call %d: %s", i, tooLarge.getStatus())
+          .isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
     }
 
     // Then the connection still carries small calls and the live stream

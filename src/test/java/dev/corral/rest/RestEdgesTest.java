@@ -44,6 +44,8 @@ import org.junit.jupiter.api.Test;
 @QuarkusTest
 class RestEdgesTest {
 
+  @jakarta.inject.Inject dev.corral.session.EventTail tail;
+
   private static final String BASE = "http://localhost:18081";
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -268,6 +270,14 @@ class RestEdgesTest {
         .extracting(Sse::event)
         .containsExactly("user.message", "session.status_terminated");
     await().atMost(Duration.ofSeconds(5)).until(replay::ended);
+    // while a stream opened on it plainly, or by an EventSource reconnecting after the end, gets
+    // 204 (no reconnecting) instead of a stream that never ends
+    HttpResponse<String> plain =
+        http.send(streamRequest(session, null), HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> reconnect =
+        http.send(streamRequest(session, end.get(0).id()), HttpResponse.BodyHandlers.ofString());
+    assertThat(plain.statusCode()).isEqualTo(204);
+    assertThat(reconnect.statusCode()).isEqualTo(204);
 
     // And a stream of a session that is deleted ends with session.deleted, with an id and time
     String other = session();
@@ -279,6 +289,53 @@ class RestEdgesTest {
     assertThat(deleted.get(0).data().path("id").asText()).startsWith("sevt_");
     assertThat(deleted.get(0).data().path("processed_at").asText()).isNotEmpty();
     await().atMost(Duration.ofSeconds(5)).until(watching::ended);
+  }
+
+  @Test
+  void aStreamWhoseClientStopsReadingReadsNoMoreOfTheLogThanTheConnectionHolds() throws Exception {
+    // Given a session whose log (25 MiB) is far more than a connection's buffers hold
+    String session = session();
+    String text = "y".repeat(64 * 1024);
+    StringBuilder batch = new StringBuilder("{\"events\":[");
+    for (int i = 0; i < 10; i++) {
+      batch.append(i == 0 ? "" : ",");
+      batch.append("{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":\"");
+      batch.append(text).append("\"}]}");
+    }
+    batch.append("]}");
+    for (int i = 0; i < 40; i++) {
+      HttpResponse<String> sent =
+          call(
+              "POST",
+              "/v1/sessions/" + session + "/events",
+              batch.toString(),
+              TestCredentials.ADMIN_KEY);
+      assertThat(sent.statusCode()).as(sent.body()).isEqualTo(200);
+    }
+    long readBefore = tail.eventsRead();
+
+    // When a client opens its stream from the start, reads its first bytes and stops reading
+    try (java.net.Socket socket = new java.net.Socket()) {
+      socket.setReceiveBufferSize(16 * 1024);
+      socket.connect(new java.net.InetSocketAddress("localhost", 18081));
+      socket
+          .getOutputStream()
+          .write(
+              ("GET /v1/sessions/"
+                      + session
+                      + "/events/stream?after_seq=0 HTTP/1.1\r\nhost: localhost\r\nx-api-key: "
+                      + TestCredentials.ADMIN_KEY
+                      + "\r\n\r\n")
+                  .getBytes(StandardCharsets.US_ASCII));
+      String head = new String(socket.getInputStream().readNBytes(4096), StandardCharsets.US_ASCII);
+      assertThat(head).startsWith("HTTP/1.1 200");
+      await().pollDelay(Duration.ofSeconds(1)).until(() -> true);
+
+      // Then corral read what the connection holds (the kernel's send buffer, at most 4 MiB here,
+      // and Vert.x's write queue) and a page or two, not the whole log
+      long readWhileStalled = tail.eventsRead() - readBefore;
+      assertThat(readWhileStalled * 64 * 1024).isLessThanOrEqualTo(8L << 20);
+    }
   }
 
   @Test

@@ -48,7 +48,7 @@ class StreamEventsTest {
 
   @Inject EventTail tail;
 
-  @Inject SessionConfig config;
+  @Inject io.vertx.mutiny.sqlclient.Pool pool;
 
   private final ExecutorService writers = Executors.newFixedThreadPool(4);
   private final List<StreamRecorder> streams = new ArrayList<>();
@@ -185,14 +185,15 @@ class StreamEventsTest {
     assertThat(stream.events().get(1).getId()).isEqualTo(request.events().get(0).id());
   }
 
-  @Test
-  void slowReaderMakesTheServerReadOnlyWhatItCanSend() {
-    // Given a log far bigger than the transport's buffers (2000 events of 8 KiB)
+  @org.junit.jupiter.params.ParameterizedTest(name = "with deltas: {0}")
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+  void slowReaderMakesTheServerReadOnlyWhatItCanSend(boolean includeDeltas) {
+    // Given a log far bigger than the transport's buffers (400 events of 64 KiB)
     Session session = createSession(agents, sessions);
-    String big = "x".repeat(8 * 1024);
-    for (int batch = 0; batch < 20; batch++) {
+    String big = "x".repeat(64 * 1024);
+    for (int batch = 0; batch < 40; batch++) {
       List<NewEvent> events = new ArrayList<>();
-      for (int i = 0; i < 100; i++) {
+      for (int i = 0; i < 10; i++) {
         events.add(NewEvent.of(userMessage(big)));
       }
       log.append(new AppendRequest(session.getId(), events, null, null)).await().atMost(WAIT);
@@ -200,20 +201,26 @@ class StreamEventsTest {
     long readBefore = tail.eventsRead();
 
     // When a client takes only 5 events and then stops asking
-    StreamRecorder stream = followSlowly(session.getId(), 5);
+    StreamRecorder stream =
+        StreamRecorder.followSlowly(
+            channel,
+            request(session.getId(), 0).toBuilder().setIncludeDeltas(includeDeltas).build(),
+            5);
+    streams.add(stream);
     await().atMost(WAIT).until(() -> stream.seqs().size() == 5);
     await().pollDelay(Duration.ofMillis(500)).until(() -> true);
 
-    // Then the server has read at most a page beyond what the transport accepted, not the log
+    // Then the server has read what the transport accepted (the client's 1 MiB window) and a page
+    // or two beyond, not the log (30 events here; 135 when a merge with deltas asked for 128)
     long readWhileStalled = tail.eventsRead() - readBefore;
-    assertThat(readWhileStalled).isLessThanOrEqualTo(2L * config.streamPageSize());
+    assertThat(readWhileStalled * 64 * 1024).isLessThanOrEqualTo(3L * EventLog.PAGE_BYTES);
     assertThat(stream.seqs()).hasSize(5);
 
     // And once the client asks for the rest, it gets everything in order
     stream.request(10_000);
-    await().atMost(WAIT).until(() -> stream.seqs().size() == 2000);
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 400);
     assertThat(stream.seqs())
-        .containsExactlyElementsOf(LongStream.rangeClosed(1, 2000).boxed().toList());
+        .containsExactlyElementsOf(LongStream.rangeClosed(1, 400).boxed().toList());
   }
 
   @Test
@@ -233,6 +240,113 @@ class StreamEventsTest {
     List<StreamEventsResponse> items = stream.items();
     assertThat(items.get(items.size() - 1).getSessionDeleted().getSessionId())
         .isEqualTo(session.getId());
+  }
+
+  @Test
+  void streamsEndAfterTheSessionsTerminalEventWhateverTheirFilter() {
+    // Given a session followed by a stream of everything and a stream of user messages only
+    Session session = createSession(agents, sessions);
+    emitMessages(session.getId(), 2);
+    StreamRecorder everything = follow(session.getId(), 0);
+    StreamRecorder messages =
+        StreamRecorder.follow(
+            channel,
+            StreamEventsRequest.newBuilder()
+                .setSessionId(session.getId())
+                .addTypes("user.message")
+                .build());
+    streams.add(messages);
+    await().atMost(WAIT).until(() -> messages.seqs().size() == 2);
+
+    // When the session ends (archiving appends session.status_terminated)
+    sessions.archiveSession(
+        dev.corral.proto.v1.ArchiveSessionRequest.newBuilder()
+            .setSessionId(session.getId())
+            .build());
+
+    // Then both streams end cleanly: the first after the terminal event, the second without it
+    await().atMost(WAIT).until(() -> everything.closedWith() != null);
+    await().atMost(WAIT).until(() -> messages.closedWith() != null);
+    assertThat(everything.closedWith().getCode()).isEqualTo(Status.Code.OK);
+    assertThat(messages.closedWith().getCode()).isEqualTo(Status.Code.OK);
+    List<StreamEventsResponse> items = everything.items();
+    assertThat(items.get(items.size() - 1).getEvent().getType())
+        .isEqualTo("session.status_terminated");
+    assertThat(items).noneMatch(StreamEventsResponse::hasSessionDeleted);
+    assertThat(messages.seqs()).containsExactly(1L, 2L);
+    assertThat(messages.items()).noneMatch(StreamEventsResponse::hasSessionDeleted);
+
+    // And a stream opened on the ended session replays up to its terminal event and ends, while
+    // one opened past it ends at once
+    long last = lastSeq(session.getId());
+    StreamRecorder replay = follow(session.getId(), 1);
+    StreamRecorder past = follow(session.getId(), last);
+    await().atMost(WAIT).until(() -> replay.closedWith() != null && past.closedWith() != null);
+    assertThat(replay.closedWith().getCode()).isEqualTo(Status.Code.OK);
+    assertThat(replay.seqs())
+        .containsExactlyElementsOf(LongStream.rangeClosed(2, last).boxed().toList());
+    assertThat(past.closedWith().getCode()).isEqualTo(Status.Code.OK);
+    assertThat(past.items()).isEmpty();
+  }
+
+  @Test
+  void aStreamFromPastTheLastEventIsRefusedRatherThanSkippingEventsUnsaid() {
+    // Given a session with two events
+    Session session = createSession(agents, sessions);
+    emitMessages(session.getId(), 2);
+
+    // When a stream asks for events after seq 3
+    StreamRecorder stream = follow(session.getId(), 3);
+
+    // Then it is refused, naming the field, and a stream from the last event is not
+    await().atMost(WAIT).until(() -> stream.closedWith() != null);
+    assertThat(stream.closedWith().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(stream.closedWith().getDescription()).contains("after_seq");
+    StreamRecorder fromTheEnd = follow(session.getId(), 2);
+    emitMessages(session.getId(), 1);
+    await().atMost(WAIT).until(() -> fromTheEnd.seqs().size() == 1);
+    assertThat(fromTheEnd.seqs()).containsExactly(3L);
+  }
+
+  @Test
+  void eventsThatFillAPageToTheByteAreFollowedByTheRest() {
+    // Given events whose stored sizes (body plus envelope) add up to exactly one page's bytes
+    int each = EventLog.PAGE_BYTES / 8 - EventLog.ENVELOPE_BYTES;
+    Session probe = createSession(agents, sessions);
+    sessions.emitEvent(emit(probe.getId(), "x".repeat(each)));
+    int overhead = storedSizes(probe.getId()).get(0) - each;
+    Session session = createSession(agents, sessions);
+    for (int i = 0; i < 8; i++) {
+      sessions.emitEvent(emit(session.getId(), Integer.toString(i % 10).repeat(each - overhead)));
+    }
+    assertThat(storedSizes(session.getId())).containsOnly(each);
+    sessions.emitEvent(emit(session.getId(), "the ninth"));
+
+    // When the log is read from the start, by page and by stream
+    dev.corral.proto.v1.GetEventsResponse first =
+        sessions.getEvents(
+            dev.corral.proto.v1.GetEventsRequest.newBuilder()
+                .setSessionId(session.getId())
+                .build());
+    StreamRecorder stream = follow(session.getId(), 0);
+
+    // Then the page says there is more, and the stream carries the ninth event
+    assertThat(first.getEventsCount()).isEqualTo(8);
+    assertThat(first.getHasMore()).isTrue();
+    await().atMost(WAIT).until(() -> stream.seqs().size() == 9);
+    assertThat(stream.seqs())
+        .containsExactlyElementsOf(LongStream.rangeClosed(1, 9).boxed().toList());
+  }
+
+  private List<Integer> storedSizes(String sessionId) {
+    List<Integer> sizes = new ArrayList<>();
+    pool.preparedQuery(
+            "SELECT octet_length(body) AS n FROM events WHERE session_id = $1 ORDER BY seq")
+        .execute(io.vertx.mutiny.sqlclient.Tuple.of(sessionId))
+        .await()
+        .atMost(WAIT)
+        .forEach(row -> sizes.add(row.getInteger("n")));
+    return sizes;
   }
 
   @Test
