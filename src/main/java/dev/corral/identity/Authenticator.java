@@ -46,6 +46,13 @@ public class Authenticator {
   /** Checks under way, by cache key; each is removed as it ends. */
   private final Map<String, Uni<Principal>> inFlight = new ConcurrentHashMap<>();
 
+  /**
+   * Counts the forgets (a key revoked, a tenant disabled, here): a check that started before one
+   * may have read the credential as it was, so its answer is not cached.
+   */
+  private final java.util.concurrent.atomic.AtomicLong forgets =
+      new java.util.concurrent.atomic.AtomicLong();
+
   @jakarta.inject.Inject
   Authenticator(
       AuthConfig config,
@@ -117,17 +124,20 @@ public class Authenticator {
     String key = cacheKey(credential);
     // Calls that find the same credential's check stale together share one check: when a busy
     // key's entry expires, its concurrent calls would otherwise each update its row in turn.
+    long generation = forgets.get();
     return inFlight.computeIfAbsent(
         key,
         absent ->
             check(credential)
                 .invoke(
                     checkedPrincipal ->
-                        remember(checked, key, new Checked(checkedPrincipal, null, now())))
+                        rememberUnlessForgotten(
+                            generation, key, new Checked(checkedPrincipal, null, now())))
                 .onFailure(Authenticator::isVerdict)
                 .invoke(
                     failure ->
-                        remember(checked, key, new Checked(null, (CorralException) failure, now())))
+                        rememberUnlessForgotten(
+                            generation, key, new Checked(null, (CorralException) failure, now())))
                 .onTermination()
                 .invoke(() -> inFlight.remove(key))
                 .memoize()
@@ -171,8 +181,18 @@ public class Authenticator {
         || failure instanceof PermissionDeniedException;
   }
 
+  private void rememberUnlessForgotten(long generation, String key, Checked entry) {
+    if (forgets.get() == generation) {
+      remember(checked, key, entry);
+      if (forgets.get() != generation) {
+        checked.remove(key, entry); // a forget came in between: it may not have seen this entry
+      }
+    }
+  }
+
   /** Forgets the cached checks of one key: revoked on this replica, it is refused here at once. */
   void forgetKey(String apiKeyId) {
+    forget();
     checked
         .values()
         .removeIf(entry -> entry.principal != null && apiKeyId.equals(entry.principal.apiKeyId()));
@@ -180,8 +200,15 @@ public class Authenticator {
 
   /** Forgets the cached checks of one tenant's credentials (disabled or enabled here). */
   void forgetTenant(Tenant tenant) {
+    forget();
     tenantStates.remove(tenant.id());
     checked.values().removeIf(entry -> tenant.equals(entry.tenant()));
+  }
+
+  /** Checks under way may have read what is now forgotten: calls from now on start their own. */
+  private void forget() {
+    forgets.incrementAndGet();
+    inFlight.clear();
   }
 
   private Uni<Principal> check(String credential) {

@@ -47,6 +47,8 @@ class ApiKeysTest {
 
   @Inject Pool pool;
 
+  @Inject Authenticator authenticator;
+
   private ManagedChannel channel;
 
   @BeforeEach
@@ -167,6 +169,33 @@ class ApiKeysTest {
                 .getApiKeysList())
         .extracting(ApiKey::getId)
         .contains(revoked.getId());
+  }
+
+  @Test
+  void aCheckUnderWayWhenItsKeyIsRevokedHereIsNotCached() {
+    // Given a key whose check is under way, held at its row
+    CreateApiKeyResponse created = admin().createApiKey(request("racing", Role.ROLE_MEMBER, ""));
+    String authorization = "Bearer " + created.getKey();
+    io.vertx.mutiny.sqlclient.SqlConnection holder =
+        pool.getConnection().await().atMost(Duration.ofSeconds(10));
+    io.vertx.mutiny.sqlclient.Transaction lock =
+        holder.begin().await().atMost(Duration.ofSeconds(10));
+    holder
+        .preparedQuery("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
+        .execute(io.vertx.mutiny.sqlclient.Tuple.of(created.getApiKey().getId()))
+        .await()
+        .atMost(Duration.ofSeconds(10));
+    java.util.concurrent.CompletableFuture<Principal> check =
+        authenticator.authenticate(authorization).subscribeAsCompletionStage();
+
+    // When this replica forgets the key (as a revoke here does) before that check answers
+    authenticator.forgetKey(created.getApiKey().getId());
+    lock.rollback().await().atMost(Duration.ofSeconds(10));
+    holder.close().await().atMost(Duration.ofSeconds(10));
+
+    // Then the check answers (it read the key before the revoke), but its answer is not cached
+    assertThat(check.join().apiKeyId()).isEqualTo(created.getApiKey().getId());
+    assertThat(authenticator.cached(authorization)).isNull();
   }
 
   @Test
