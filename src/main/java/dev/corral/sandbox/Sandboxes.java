@@ -571,17 +571,24 @@ public class Sandboxes {
                       .onFailure()
                       .call(failure -> local.release(id, host)));
     }
-    return repository
-        .insert(
-            tenant,
-            id,
-            environment.getId(),
-            sessionId,
-            environment.getDriver(),
-            host,
-            resources,
-            null,
-            maxLive)
+    return Uni.createFrom()
+        .item(
+            () -> {
+              driver.admit(spec);
+              return spec;
+            })
+        .flatMap(
+            admitted ->
+                repository.insert(
+                    tenant,
+                    id,
+                    environment.getId(),
+                    sessionId,
+                    environment.getDriver(),
+                    host,
+                    resources,
+                    null,
+                    maxLive))
         .flatMap(ignored -> driver.provision(spec))
         .onFailure()
         .call(

@@ -157,6 +157,25 @@ public interface SandboxConfig {
     @WithDefault("debian:12-slim")
     String defaultImage();
 
+    /**
+     * Prefixes of the images environments may name (e.g. {@code registry.corp/sandboxes/}); unset:
+     * any image. A pod of a disallowed image is never made: provisioning fails with
+     * FAILED_PRECONDITION. Images other than the default are pulled at each pod start.
+     */
+    java.util.Optional<java.util.List<String>> allowedImagePrefixes();
+
+    /**
+     * RuntimeClass of pods whose environment names none (e.g. {@code gvisor}); unset: the cluster's
+     * default.
+     */
+    java.util.Optional<String> runtimeClassName();
+
+    /**
+     * RuntimeClasses environments may name. Unset: only {@link #runtimeClassName()} when that is
+     * set (an environment cannot opt out of the operator's sandbox runtime), else any.
+     */
+    java.util.Optional<java.util.List<String>> allowedRuntimeClassNames();
+
     /** How long a new pod may take to become ready. */
     @WithDefault("120s")
     Duration readyTimeout();

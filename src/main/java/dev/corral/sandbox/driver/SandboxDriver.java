@@ -16,6 +16,14 @@ import java.util.Optional;
 public interface SandboxDriver {
 
   /**
+   * Refuses, before anything is recorded, a sandbox this driver will not run under the operator's
+   * policy.
+   *
+   * @throws dev.corral.common.FailedPreconditionException naming what the policy refuses
+   */
+  default void admit(SandboxSpec spec) {}
+
+  /**
    * Starts a sandbox (or claims a warm one) and runs the environment's setup commands.
    *
    * @return its host, the replica (local) or the pod (kubernetes), and how its limits are enforced

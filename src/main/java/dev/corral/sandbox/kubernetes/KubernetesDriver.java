@@ -65,10 +65,21 @@ public class KubernetesDriver implements SandboxDriver {
               "corral stops every process the call started in the pod"),
           limit("lifetime_seconds", LimitScope.LIMIT_SCOPE_SANDBOX, "corral deletes the pod"));
 
+  /** The operator's image and RuntimeClass policy; see {@link WarmPools#podSpec}. */
+  @Override
+  public void admit(SandboxSpec spec) {
+    pools.podSpec(spec.environment(), spec.resources(), "admit");
+  }
+
   @Override
   public Uni<Provisioned> provision(SandboxSpec spec) {
-    return pools
-        .claim(spec)
+    return Uni.createFrom()
+        .item(
+            () -> {
+              admit(spec); // a driver never starts what the policy refuses, whoever calls it
+              return spec;
+            })
+        .flatMap(admitted -> pools.claim(spec))
         .flatMap(
             warm ->
                 warm.isPresent()

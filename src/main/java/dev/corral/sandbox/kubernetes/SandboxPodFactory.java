@@ -26,12 +26,21 @@ public final class SandboxPodFactory {
   private SandboxPodFactory() {}
 
   /** The inputs of {@link #desired}. */
+  /**
+   * @param image the image, allowed by the operator
+   * @param pullAlways the image is pulled at each start, with the pod's own pull rights, rather
+   *     than taken from the node's cache, which may hold another tenant's private image
+   * @param runtimeClassName the pod's RuntimeClass (the environment's or the operator's default);
+   *     empty: the cluster's default
+   */
   public record PodSpec(
       String namespace,
       String name,
       Environment environment,
       SandboxResources resources,
       String image,
+      boolean pullAlways,
+      String runtimeClassName,
       long runAsUser) {}
 
   /** A warm pod of the environment's pool (no sandbox yet). */
@@ -86,6 +95,7 @@ public final class SandboxPodFactory {
                 new ContainerBuilder()
                     .withName("sandbox")
                     .withImage(spec.image())
+                    .withImagePullPolicy(spec.pullAlways() ? "Always" : "IfNotPresent")
                     .withCommand(
                         "/bin/sh",
                         "-c",
@@ -129,8 +139,8 @@ public final class SandboxPodFactory {
             .endEmptyDir()
             .endVolume()
             .endSpec();
-    if (!spec.environment().getRuntimeClassName().isEmpty()) {
-      pod.editSpec().withRuntimeClassName(spec.environment().getRuntimeClassName()).endSpec();
+    if (!spec.runtimeClassName().isEmpty()) {
+      pod.editSpec().withRuntimeClassName(spec.runtimeClassName()).endSpec();
     }
     return pod.build();
   }
@@ -141,7 +151,8 @@ public final class SandboxPodFactory {
       MessageDigest digest = MessageDigest.getInstance("SHA-256");
       digest.update(spec.image().getBytes(StandardCharsets.UTF_8));
       digest.update(spec.resources().toByteArray());
-      digest.update(spec.environment().getRuntimeClassName().getBytes(StandardCharsets.UTF_8));
+      digest.update(spec.runtimeClassName().getBytes(StandardCharsets.UTF_8));
+      digest.update((byte) (spec.pullAlways() ? 1 : 0));
       spec.environment()
           .getSetupCommandsList()
           .forEach(

@@ -1,6 +1,7 @@
 package dev.corral.sandbox.kubernetes;
 
 import dev.corral.agent.EnvironmentRepository;
+import dev.corral.common.FailedPreconditionException;
 import dev.corral.proto.v1.Environment;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.sandbox.driver.Limits;
@@ -65,19 +66,65 @@ public class WarmPools {
     }
   }
 
+  /**
+   * The pod spec of {@code environment}, under the operator's image and RuntimeClass policy.
+   *
+   * @throws FailedPreconditionException if the policy does not allow the environment's image or
+   *     RuntimeClass
+   */
   SandboxPodFactory.PodSpec podSpec(
       Environment environment, SandboxResources resources, String name) {
+    SandboxConfig.Kubernetes kubernetes = config.kubernetes();
     String image =
-        environment.getImage().isEmpty()
-            ? config.kubernetes().defaultImage()
-            : environment.getImage();
+        environment.getImage().isEmpty() ? kubernetes.defaultImage() : environment.getImage();
+    List<String> prefixes = kubernetes.allowedImagePrefixes().orElse(List.of());
+    if (!environment.getImage().isEmpty()
+        && !prefixes.isEmpty()
+        && prefixes.stream().noneMatch(image::startsWith)) {
+      throw new FailedPreconditionException(
+          "environment "
+              + environment.getId()
+              + ": its image "
+              + image
+              + " is not allowed here; images must start with one of "
+              + prefixes);
+    }
+    String runtimeClass =
+        environment.getRuntimeClassName().isEmpty()
+            ? kubernetes.runtimeClassName().orElse("")
+            : environment.getRuntimeClassName();
+    List<String> runtimeClasses =
+        kubernetes
+            .allowedRuntimeClassNames()
+            .orElse(kubernetes.runtimeClassName().map(List::of).orElse(List.of()));
+    if (!runtimeClasses.isEmpty() && !runtimeClasses.contains(runtimeClass)) {
+      throw new FailedPreconditionException(
+          "environment "
+              + environment.getId()
+              + ": its runtime_class_name "
+              + (runtimeClass.isEmpty() ? "(the cluster's default)" : runtimeClass)
+              + " is not allowed here; allowed: "
+              + runtimeClasses);
+    }
     return new SandboxPodFactory.PodSpec(
-        config.kubernetes().namespace(),
+        kubernetes.namespace(),
         name,
         environment,
         resources,
         image,
-        config.kubernetes().runAsUser());
+        !image.equals(kubernetes.defaultImage()),
+        runtimeClass,
+        kubernetes.runAsUser());
+  }
+
+  /** Whether the operator's policy allows pods of {@code environment}. */
+  private boolean allowed(Environment environment) {
+    try {
+      podSpec(environment, environment.getResources(), "check");
+      return true;
+    } catch (FailedPreconditionException refused) {
+      return false;
+    }
   }
 
   /** The pool's pod spec: the environment with its own limits (no per-sandbox override). */
@@ -187,7 +234,10 @@ public class WarmPools {
 
   private Uni<Report> reconcile(List<EnvironmentRepository.Owned> owned, List<Pod> poolPods) {
     Map<String, Environment> active = new LinkedHashMap<>();
-    owned.forEach(each -> active.put(each.environment().getId(), each.environment()));
+    // Pools of environments the operator's policy refuses are emptied, not filled.
+    owned.stream()
+        .filter(each -> allowed(each.environment()))
+        .forEach(each -> active.put(each.environment().getId(), each.environment()));
     Map<String, Integer> sizes = poolSizes(owned, config.maxLivePerTenant());
     List<Pod> stale = new ArrayList<>();
     Map<String, List<Pod>> kept = new HashMap<>();

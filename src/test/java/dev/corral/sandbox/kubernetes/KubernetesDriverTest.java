@@ -403,6 +403,8 @@ class KubernetesDriverTest {
                     .setDiskBytes(1L << 30)
                     .build(),
                 "debian:12-slim",
+                false,
+                environment.getRuntimeClassName(),
                 65532));
     pod.getMetadata().getLabels().putAll(labels);
     cluster.pods().inNamespace(NAMESPACE).resource(pod).create();

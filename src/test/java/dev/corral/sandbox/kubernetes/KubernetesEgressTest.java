@@ -67,6 +67,11 @@ class KubernetesEgressTest {
       config.put("corral.egress.listen-port", Integer.toString(PROXY_PORT));
       config.put("corral.egress.listen-host", "127.0.0.1");
       config.put("corral.sandbox.kubernetes.egress-proxy", "localhost:" + PROXY_PORT);
+      // The operator's image and RuntimeClass policy, for KubernetesPolicyTest (which shares this
+      // profile, so that both run in one application); environments without an image pass it.
+      config.put("corral.sandbox.kubernetes.allowed-image-prefixes", "registry.corp/sandboxes/");
+      config.put("corral.sandbox.kubernetes.runtime-class-name", "gvisor");
+      config.put("corral.sandbox.kubernetes.allowed-runtime-class-names", "gvisor,kata");
       return config;
     }
   }

@@ -122,6 +122,8 @@ class SandboxPodFactoryTest {
                 spec.environment(),
                 spec.resources(),
                 spec.image(),
+                spec.pullAlways(),
+                spec.runtimeClassName(),
                 spec.runAsUser()));
     String moreSetup =
         SandboxPodFactory.specHash(
@@ -131,6 +133,8 @@ class SandboxPodFactoryTest {
                 spec.environment().toBuilder().addSetupCommands("true").build(),
                 spec.resources(),
                 spec.image(),
+                spec.pullAlways(),
+                spec.runtimeClassName(),
                 spec.runAsUser()));
     String otherImage =
         SandboxPodFactory.specHash(
@@ -140,11 +144,24 @@ class SandboxPodFactoryTest {
                 spec.environment(),
                 spec.resources(),
                 spec.image() + "-next",
+                spec.pullAlways(),
+                spec.runtimeClassName(),
+                spec.runAsUser()));
+    String otherRuntime =
+        SandboxPodFactory.specHash(
+            new SandboxPodFactory.PodSpec(
+                spec.namespace(),
+                spec.name(),
+                spec.environment(),
+                spec.resources(),
+                spec.image(),
+                spec.pullAlways(),
+                spec.runtimeClassName() + "-next",
                 spec.runAsUser()));
 
     // Then
     assertThat(renamed).isEqualTo(hash);
-    assertThat(List.of(moreSetup, otherImage)).doesNotContain(hash);
+    assertThat(List.of(moreSetup, otherImage, otherRuntime)).doesNotContain(hash);
   }
 
   private static Pod derive(JsonNode in) {
@@ -176,6 +193,8 @@ class SandboxPodFactoryTest {
             .setMaxProcesses(resources.path("maxProcesses").asInt())
             .build(),
         in.path("image").asText(),
+        in.path("pullAlways").asBoolean(),
+        environment.path("runtimeClassName").asText(""),
         in.path("runAsUser").asLong());
   }
 }
