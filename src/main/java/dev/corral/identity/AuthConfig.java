@@ -95,5 +95,19 @@ public interface AuthConfig {
      */
     @WithDefault("roles")
     String roleClaim();
+
+    /**
+     * Subjects ({@code sub}) whose admin tokens in the operator tenant act as operators. Unset: no
+     * token does (operators use API keys), since a token's claims are only as safe as the identity
+     * provider's control over them.
+     */
+    Optional<java.util.List<String>> operatorSubjects();
+
+    /**
+     * Whether a token naming a tenant corral does not know yet creates it. {@code false}: such a
+     * token is refused until an operator creates the tenant ({@code CreateTenant}).
+     */
+    @WithDefault("true")
+    boolean createTenants();
   }
 }

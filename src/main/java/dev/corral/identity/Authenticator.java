@@ -13,6 +13,7 @@ import java.time.Instant;
 import java.util.Base64;
 import java.util.Iterator;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
@@ -268,11 +269,19 @@ public class Authenticator {
                     token.role(),
                     token.subject(),
                     null,
-                    isOperator(token.tenant(), token.role()),
+                    isOperator(token.tenant(), token.role())
+                        && config
+                            .oidc()
+                            .operatorSubjects()
+                            .orElse(java.util.List.of())
+                            .contains(token.subject()),
                     token.expiresAt()));
   }
 
-  /** A token's tenant exists from its first use on; a disabled one is refused. */
+  /**
+   * A token's tenant exists from its first use on (or, without {@code create-tenants}, must exist
+   * already); a disabled one is refused.
+   */
   private Uni<Void> tenantEnabled(Tenant tenant) {
     Checked state = tenantStates.get(tenant.id());
     if (state != null && state.fresh(nanoTime.getAsLong(), config.recheckInterval().toNanos())) {
@@ -280,17 +289,25 @@ public class Authenticator {
           ? Uni.createFrom().voidItem()
           : Uni.createFrom().failure(state.failure);
     }
-    return tenants
-        .ensure(tenant)
-        .map(
-            row -> {
-              CorralException failure = row.hasDisabledAt() ? disabled(tenant) : null;
-              remember(tenantStates, tenant.id(), new Checked(null, failure, now()));
-              if (failure != null) {
-                throw failure;
-              }
-              return null;
-            });
+    Uni<Optional<dev.corral.proto.v1.Tenant>> known =
+        config.oidc().createTenants()
+            ? tenants.ensure(tenant).map(Optional::of)
+            : tenants.find(tenant);
+    return known.map(
+        row -> {
+          CorralException failure =
+              row.isEmpty()
+                  ? new PermissionDeniedException(
+                      "tenant "
+                          + tenant.id()
+                          + " does not exist; an operator creates it (CreateTenant)")
+                  : row.get().hasDisabledAt() ? disabled(tenant) : null;
+          remember(tenantStates, tenant.id(), new Checked(null, failure, now()));
+          if (failure != null) {
+            throw failure;
+          }
+          return null;
+        });
   }
 
   private boolean isOperator(Tenant tenant, Role role) {

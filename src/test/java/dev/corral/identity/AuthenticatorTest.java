@@ -151,6 +151,89 @@ class AuthenticatorTest {
     assertThat(principal.role()).isEqualTo(Role.ADMIN);
   }
 
+  @Test
+  void aTokenNamingATenantNobodyCreatedIsRefusedWhenTokensMayNotCreateTenants() {
+    // Given tokens that may not create tenants, and one naming a tenant that does not exist
+    Authenticator strict = tokenAuthenticator(false, List.of(), "alice", "newco", Role.ADMIN);
+
+    // Then it is refused, and nothing was created
+    assertThatThrownBy(
+            () -> strict.authenticate("Bearer eyJ.a.b").await().atMost(Duration.ofSeconds(1)))
+        .isInstanceOf(PermissionDeniedException.class)
+        .hasMessageContaining("tenant newco does not exist");
+    assertThat(tenantsCreated).isEmpty();
+
+    // While by default its first use creates it
+    Authenticator lenient = tokenAuthenticator(true, List.of(), "alice", "newco", Role.ADMIN);
+    assertThat(
+            lenient.authenticate("Bearer eyJ.a.b").await().atMost(Duration.ofSeconds(1)).tenant())
+        .isEqualTo(new Tenant("newco"));
+    assertThat(tenantsCreated).containsExactly("newco");
+  }
+
+  @Test
+  void anAdminTokenOfTheOperatorTenantIsAnOperatorOnlyForTheSubjectsNamed() {
+    // Given admin tokens of the operator tenant, one of a named operator subject
+    Principal named =
+        tokenAuthenticator(true, List.of("ops-1"), "ops-1", "default", Role.ADMIN)
+            .authenticate("Bearer eyJ.a.b")
+            .await()
+            .atMost(Duration.ofSeconds(1));
+    Principal other =
+        tokenAuthenticator(true, List.of("ops-1"), "mallory", "default", Role.ADMIN)
+            .authenticate("Bearer eyJ.a.b")
+            .await()
+            .atMost(Duration.ofSeconds(1));
+    Principal none =
+        tokenAuthenticator(true, List.of(), "ops-1", "default", Role.ADMIN)
+            .authenticate("Bearer eyJ.a.b")
+            .await()
+            .atMost(Duration.ofSeconds(1));
+
+    // Then only the named subject acts as an operator; each is the tenant's admin
+    assertThat(named.operator()).isTrue();
+    assertThat(other.operator()).isFalse();
+    assertThat(none.operator()).isFalse();
+    assertThat(List.of(named.role(), other.role(), none.role())).containsOnly(Role.ADMIN);
+  }
+
+  private final List<String> tenantsCreated = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  /** An authenticator whose identity provider vouches for one token of {@code subject}. */
+  private Authenticator tokenAuthenticator(
+      boolean createTenants, List<String> operators, String subject, String tenant, Role role) {
+    AuthConfig config = config(100, true, true, createTenants, operators);
+    TokenVerifier verifier =
+        new TokenVerifier(null, config, 0) {
+          @Override
+          Uni<Verified> verify(String token) {
+            return Uni.createFrom()
+                .item(
+                    new Verified(
+                        subject,
+                        new Tenant(tenant),
+                        role,
+                        java.time.Instant.now().plusSeconds(600)));
+          }
+        };
+    TenantRepository tenants =
+        new TenantRepository(null) {
+          @Override
+          Uni<dev.corral.proto.v1.Tenant> ensure(Tenant wanted) {
+            tenantsCreated.add(wanted.id());
+            return Uni.createFrom()
+                .item(dev.corral.proto.v1.Tenant.newBuilder().setId(wanted.id()).build());
+          }
+
+          @Override
+          Uni<Optional<dev.corral.proto.v1.Tenant>> find(Tenant wanted) {
+            return Uni.createFrom().item(Optional.empty());
+          }
+        };
+    return new Authenticator(
+        config, keys(), tenants, verifier, adminKeySettled, Clock.systemUTC(), now::get);
+  }
+
   private Principal authenticate(String authorization) {
     return authenticator.authenticate(authorization).await().atMost(Duration.ofSeconds(1));
   }
@@ -193,6 +276,15 @@ class AuthenticatorTest {
   }
 
   private static AuthConfig config(int cacheSize, boolean enabled) {
+    return config(cacheSize, enabled, false, true, List.of());
+  }
+
+  private static AuthConfig config(
+      int cacheSize,
+      boolean enabled,
+      boolean oidc,
+      boolean createTenants,
+      List<String> operatorSubjects) {
     return new AuthConfig() {
       public boolean enabled() {
         return enabled;
@@ -233,7 +325,15 @@ class AuthenticatorTest {
       public Oidc oidc() {
         return new Oidc() {
           public boolean enabled() {
-            return false;
+            return oidc;
+          }
+
+          public Optional<List<String>> operatorSubjects() {
+            return Optional.of(operatorSubjects);
+          }
+
+          public boolean createTenants() {
+            return createTenants;
           }
 
           public Optional<String> issuer() {
