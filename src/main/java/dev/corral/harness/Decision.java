@@ -82,10 +82,11 @@ final class Decision {
     }
     if (state.hasUnansweredInput()) {
       if (budgetReached(state)) {
-        return idleUnlessAlready(state, StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED);
+        // input came after any earlier idle (that one answered all before it): say it again
+        return new Step.Idle(stopReason(StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED));
       }
       if (state.failuresSinceInput() > maxRetries) {
-        return idleUnlessAlready(state, StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+        return new Step.Idle(stopReason(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED));
       }
       return new Step.CallModel(state.failuresSinceInput() + 1);
     }
@@ -110,12 +111,6 @@ final class Decision {
             && state.modelRequests() >= budget.getMaxModelRequests());
   }
 
-  private static Step idleUnlessAlready(SessionState state, StopReasonType type) {
-    StopReason reason = stopReason(type);
-    return alreadyIdle(state, reason) ? new Step.Done() : new Step.Idle(reason);
-  }
-
-  /** The session already idles for this very reason, and nothing arrived since. */
   private static boolean alreadyIdle(SessionState state, StopReason reason) {
     return state.status() == SessionStatus.SESSION_STATUS_IDLE
         && state.lastStopReason().equals(reason);

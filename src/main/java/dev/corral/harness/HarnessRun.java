@@ -405,6 +405,12 @@ final class HarnessRun {
   }
 
   private static String denial(ToolCallState call) {
+    if (call.refused()) {
+      return "The tool "
+          + call.name()
+          + " is not enabled for this agent, so this call did not run. Use only the tools you"
+          + " were given.";
+    }
     return call.denyMessage().isEmpty()
         ? "The user denied this " + call.name() + " call."
         : call.denyMessage();

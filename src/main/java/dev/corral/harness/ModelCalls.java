@@ -459,11 +459,12 @@ final class ModelCalls {
   }
 
   private Duration backoff(int retry) {
+    long max = model.config().retryMaxBackoff().toMillis();
     if (retryAfter != null) {
-      return retryAfter;
+      // the server's word, within reason: not below zero, not past our own longest wait
+      return Duration.ofMillis(Math.max(0, Math.min(max, retryAfter.toMillis())));
     }
     long initial = model.config().retryInitialBackoff().toMillis();
-    long max = model.config().retryMaxBackoff().toMillis();
     long exponential = Math.min(max, initial * (1L << Math.min(20, retry - 1)));
     double jitter = 0.5 + ThreadLocalRandom.current().nextDouble();
     return Duration.ofMillis((long) (exponential * jitter));

@@ -174,7 +174,13 @@ final class SessionState {
       case SPAN_MODEL_REQUEST_END -> {
         var end = event.getSpanModelRequestEnd();
         var usage = end.getModelUsage();
-        tokens += usage.getInputTokens() + usage.getOutputTokens();
+        // Every token the model read or wrote: with prompt caching almost all of a call's input
+        // is cache reads or writes, which input_tokens leaves out.
+        tokens +=
+            usage.getInputTokens()
+                + usage.getCacheReadInputTokens()
+                + usage.getCacheCreationInputTokens()
+                + usage.getOutputTokens();
         boolean turn = !openSpanCompacts;
         openSpanCompacts = false;
         // A compaction answers nothing: the turn's input waits for the call after it.

@@ -78,9 +78,14 @@ record ToolCallState(
     return permission == EvaluatedPermission.EVALUATED_PERMISSION_ASK;
   }
 
+  /** The agent does not enable the tool: the call is answered with an error, never run. */
+  boolean refused() {
+    return permission == EvaluatedPermission.EVALUATED_PERMISSION_DENY;
+  }
+
   /** The harness may run it: a built-in or MCP call that is allowed, or was asked and allowed. */
   boolean runnable() {
-    if (custom() || answered) {
+    if (custom() || answered || refused()) {
       return false;
     }
     return !asks() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_ALLOW;
@@ -95,7 +100,10 @@ record ToolCallState(
         || (asks() && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED);
   }
 
+  /** Answered with an error, not run: refused by the agent's toolset, or denied by the user. */
   boolean denied() {
-    return !answered && confirmation == ConfirmationResult.CONFIRMATION_RESULT_DENY;
+    return !answered
+        && !custom()
+        && (refused() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_DENY);
   }
 }

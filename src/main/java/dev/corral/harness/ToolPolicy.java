@@ -22,12 +22,16 @@ final class ToolPolicy {
     return enabled(toolset.getDefaultConfig(), toolset.getConfigsList(), name);
   }
 
-  /** The permission the harness records on an agent.tool_use of {@code name}. */
+  /**
+   * The permission the harness records on an agent.tool_use of {@code name}: DENY when the agent
+   * has no built-in toolset or its toolset does not enable the tool (the model named it anyway), so
+   * the call is answered with an error and never runs.
+   */
   static EvaluatedPermission evaluate(Agent agent, String name) {
     Optional<AgentToolset> toolset =
         agent.getToolsList().stream().filter(Tool::hasToolset).map(Tool::getToolset).findFirst();
     if (toolset.isEmpty() || !enabled(toolset.get(), name)) {
-      return EvaluatedPermission.EVALUATED_PERMISSION_ALLOW;
+      return EvaluatedPermission.EVALUATED_PERMISSION_DENY;
     }
     return permission(toolset.get().getDefaultConfig(), toolset.get().getConfigsList(), name);
   }

@@ -244,7 +244,14 @@ public class AnthropicMessages {
     response.endHandler(
         ignored -> {
           if (message.stopped()) {
-            call.complete(message.response());
+            ModelResponse answer = message.response();
+            String invalid = MessageAccumulator.invalid(answer);
+            if (invalid == null) {
+              call.complete(answer);
+            } else {
+              call.fail(
+                  ModelException.transport("invalid_response", "the model's answer " + invalid));
+            }
           } else {
             call.fail(
                 ModelException.transport(
@@ -278,7 +285,9 @@ public class AnthropicMessages {
     Duration wait = null;
     if (retryAfter != null) {
       try {
-        wait = Duration.ofSeconds(Long.parseLong(retryAfter.trim()));
+        // whole seconds; a negative or absurd value is no instruction (bounded where it is used)
+        long seconds = Long.parseLong(retryAfter.trim());
+        wait = Duration.ofSeconds(Math.max(0, Math.min(seconds, 86_400)));
       } catch (NumberFormatException ignored) {
         // an HTTP date: use our own backoff
       }

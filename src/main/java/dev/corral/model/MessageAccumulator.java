@@ -100,21 +100,76 @@ final class MessageAccumulator {
     }
   }
 
-  /** message_start carries the input side; message_delta the (cumulative) output side. */
+  /**
+   * message_start carries the input side; message_delta the (cumulative) output side. Counts are
+   * kept within 0..10⁹: a negative one would lower the session's totals and its budget, a huge one
+   * overflow them.
+   */
   private void addUsage(JsonNode node) {
     if (node.has("input_tokens")) {
-      usage.setInputTokens(node.path("input_tokens").asLong());
+      usage.setInputTokens(tokens(node.path("input_tokens")));
     }
     if (node.has("output_tokens")) {
-      usage.setOutputTokens(node.path("output_tokens").asLong());
+      usage.setOutputTokens(tokens(node.path("output_tokens")));
     }
     if (node.has("cache_creation_input_tokens")) {
-      usage.setCacheCreationInputTokens(node.path("cache_creation_input_tokens").asLong());
+      usage.setCacheCreationInputTokens(tokens(node.path("cache_creation_input_tokens")));
     }
     if (node.has("cache_read_input_tokens")) {
-      usage.setCacheReadInputTokens(node.path("cache_read_input_tokens").asLong());
+      usage.setCacheReadInputTokens(tokens(node.path("cache_read_input_tokens")));
     }
   }
+
+  private static long tokens(JsonNode count) {
+    return Math.max(0, Math.min(MAX_TOKENS, count.asLong()));
+  }
+
+  private static final long MAX_TOKENS = 1_000_000_000L;
+
+  private static final java.util.regex.Pattern TOOL_USE_ID =
+      java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,256}");
+  private static final java.util.regex.Pattern TOOL_NAME =
+      java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,128}");
+
+  /**
+   * What makes {@code response} one the Messages API would refuse to take back in the next
+   * request's history, or null. Kept, such an answer would fail every later turn of the session.
+   */
+  static String invalid(ModelResponse response) {
+    java.util.Set<String> ids = new java.util.HashSet<>();
+    for (ModelResponse.Block block : response.blocks()) {
+      if (block instanceof ModelResponse.ToolUse use) {
+        if (!TOOL_USE_ID.matcher(use.id()).matches()) {
+          return "has a tool_use whose id is not [A-Za-z0-9_-]{1,256}";
+        }
+        if (!ids.add(use.id())) {
+          return "has two tool_use blocks with the id " + use.id();
+        }
+        if (!TOOL_NAME.matcher(use.name()).matches()) {
+          return "has a tool_use whose name is not [A-Za-z0-9_-]{1,128}";
+        }
+        if (!objectOrUnfinished(use.inputJson())) {
+          return "has a tool_use " + use.id() + " whose input is not a JSON object";
+        }
+      } else if (block instanceof ModelResponse.Thinking thinking
+          && thinking.signature().isEmpty()) {
+        return "has a thinking block without a signature";
+      }
+    }
+    return null;
+  }
+
+  /** A JSON object, or not JSON at all (an input cut off at max_tokens, answered as an error). */
+  private static boolean objectOrUnfinished(String json) {
+    try {
+      return MAPPER.readTree(json).isObject();
+    } catch (java.io.IOException unfinished) {
+      return true;
+    }
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper MAPPER =
+      new com.fasterxml.jackson.databind.ObjectMapper();
 
   private static final class BlockBuilder {
     private final String type;

@@ -180,6 +180,47 @@ class HarnessTest {
   }
 
   @Test
+  void aToolTheAgentDoesNotEnableNeverRunsWhateverTheModelCalls() {
+    // Given an agent with only a custom tool, and one whose toolset disables bash (asking for the
+    // rest), each with a model that calls bash anyway
+    model.enqueue(
+        Reply.toolUse("toolu_x", "bash", "{\"command\":\"touch /workspace/ran\"}"),
+        Reply.text("I see."));
+    Session customOnly = start(agentWith(weatherTool()), marker);
+    awaitIdle(sessions, customOnly.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    model.enqueue(
+        Reply.toolUse("toolu_y", "bash", "{\"command\":\"touch /workspace/ran\"}"),
+        Reply.text("I see."));
+    Tool bashDisabled =
+        Tool.newBuilder()
+            .setToolset(
+                dev.corral.proto.v1.AgentToolset.newBuilder()
+                    .setDefaultConfig(
+                        dev.corral.proto.v1.ToolConfig.newBuilder()
+                            .setPermissionPolicy(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK))
+                    .addConfigs(
+                        dev.corral.proto.v1.ToolConfig.newBuilder()
+                            .setName("bash")
+                            .setEnabled(false)))
+            .build();
+    Session disabled = start(agentWith(bashDisabled), marker);
+    awaitIdle(sessions, disabled.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then each call is answered with an error, without a sandbox or a confirmation
+    for (Session session : List.of(customOnly, disabled)) {
+      List<Event> events = log(sessions, session.getId());
+      Event use = only(events, "agent.tool_use");
+      assertThat(use.getAgentToolUse().getEvaluatedPermission())
+          .isEqualTo(dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_DENY);
+      Event result = only(events, "agent.tool_result");
+      assertThat(result.getAgentToolResult().getIsError()).isTrue();
+      assertThat(result.getAgentToolResult().getContent(0).getText().getText())
+          .contains("not enabled for this agent");
+      assertThat(events).noneMatch(e -> e.getType().equals("sandbox.provisioned"));
+    }
+  }
+
+  @Test
   void aMessageSentWhileTheModelAnswersIsTheNextUserTurnAfterThatAnswer() {
     // Given a model whose first answer waits until it is let go
     java.util.concurrent.CompletableFuture<Void> letGo =
@@ -754,6 +795,88 @@ class HarnessTest {
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED);
     assertThat(model.requestsMentioning(marker)).hasSize(1);
     assertThat(types(log(sessions, session.getId()))).contains("agent.tool_result");
+
+    // And a message sent after that gets its own idle (a client waiting for one is not left
+    // hanging), without a model call
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "and now?"));
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                log(sessions, session.getId()).stream().filter(Event::hasSessionStatusIdle).count()
+                    == 2);
+    assertThat(model.requestsMentioning(marker)).hasSize(1);
+  }
+
+  @Test
+  void anAnswerTheApiWouldNotTakeBackIsRetriedNotKept() {
+    // Given a model whose first answers the Messages API would refuse in the next request's
+    // history: two calls with one id, a call whose input is not an object, a call id with a dot
+    model.enqueue(
+        FakeAnthropic.Reply.stream()
+            .toolUse("toolu_d", "bash", "{\"command\":\"touch /workspace/one\"}")
+            .toolUse("toolu_d", "bash", "{\"command\":\"touch /workspace/two\"}")
+            .stop("tool_use"),
+        FakeAnthropic.Reply.stream().toolUse("toolu_a", "bash", "[1]").stop("tool_use"),
+        FakeAnthropic.Reply.stream().toolUse("toolu.b", "bash", "{}").stop("tool_use"),
+        Reply.text("Fine."));
+
+    // When
+    Session session =
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
+            marker);
+
+    // Then each was a failed attempt, none of its calls ran, and the turn ended on the next
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    List<Event> events = log(sessions, session.getId());
+    assertThat(events.stream().filter(Event::hasSessionError).toList())
+        .extracting(e -> e.getSessionError().getMessage())
+        .hasSize(3)
+        .allMatch(message -> message.contains("the model's answer"));
+    assertThat(events).noneMatch(Event::hasAgentToolUse);
+    assertThat(events).noneMatch(e -> e.getType().equals("sandbox.provisioned"));
+    assertThat(only(events, "agent.message").getAgentMessage().getContent(0).getText().getText())
+        .isEqualTo("Fine.");
+  }
+
+  @Test
+  void aRetryAfterBelowZeroOrAbsurdlyFarIsKeptWithinTheRetryBackoff() {
+    // Given a model that asks to be retried a second ago, then in eleven days
+    model.enqueue(Reply.rateLimited(-1), Reply.rateLimited(1_000_000), Reply.text("Back."));
+
+    // When
+    Session session = start(agent(), marker);
+
+    // Then both retries come within the longest backoff (100 ms here), and the turn ends
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(model.requestsMentioning(marker)).hasSize(3);
+  }
+
+  @Test
+  void theTokenBudgetCountsCachedInputToo() {
+    // Given a session allowed 200 tokens, whose first call reads 100 input tokens and 80 from the
+    // prompt cache and writes 42 (the fake's usage), and whose answer needs another call
+    model.enqueue(Reply.toolUse("toolu_1", "bash", "{\"command\":\"ls\"}"), Reply.text("Done."));
+    Session session =
+        sessions
+            .createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(
+                        agentWith(
+                            dev.corral.testing.Fixtures.bashToolset(
+                                PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)))
+                    .setBudget(SessionBudget.newBuilder().setMaxTokens(200))
+                    .addInitialEvents(userMessage(marker))
+                    .build())
+            .getSession();
+
+    // Then the 222 tokens of the first call spend the budget (without the cache reads they would
+    // be 142, and a second call would follow)
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED);
+    assertThat(model.requestsMentioning(marker)).hasSize(1);
   }
 
   @Test

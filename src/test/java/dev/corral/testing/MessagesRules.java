@@ -41,6 +41,19 @@ public final class MessagesRules {
       require(budget >= MIN_THINKING_BUDGET, "thinking.budget_tokens: must be at least 1024");
       require(budget < maxTokens, "`max_tokens` must be greater than `thinking.budget_tokens`");
     }
+    JsonNode system = request.path("system");
+    if (system.isTextual()) {
+      require(
+          !system.asText().isBlank(),
+          "system: text content blocks must contain non-whitespace text");
+    } else if (system.isArray()) {
+      for (int i = 0; i < system.size(); i++) {
+        require(
+            system.get(i).path("type").asText().equals("text"),
+            "system." + i + ".type: must be text");
+        checkText(system.get(i), "system." + i);
+      }
+    }
     JsonNode messages = request.path("messages");
     require(messages.isArray(), "messages: Field required");
     require(!messages.isEmpty(), "messages: at least one message is required");
@@ -117,12 +130,17 @@ public final class MessagesRules {
           switch (type) {
             case "text" -> checkText(block, where);
             case "thinking" ->
-                require(block.path("signature").isTextual(), where + ".signature: Field required");
+                require(
+                    !block.path("signature").asText("").isEmpty(),
+                    where + ".signature: Field required");
             case "redacted_thinking" ->
                 require(block.path("data").isTextual(), where + ".data: Field required");
             case "tool_use" -> {
               String id = block.path("id").asText();
               require(!id.isEmpty(), where + ".id: Field required");
+              require(
+                  id.matches("[a-zA-Z0-9_-]+"),
+                  where + ".id: String should match pattern '^[a-zA-Z0-9_-]+$'");
               require(toolUseIds.add(id), where + ": `tool_use` ids must be unique");
               require(block.path("name").isTextual(), where + ".name: Field required");
               require(block.path("input").isObject(), where + ".input: Input should be an object");
