@@ -38,7 +38,7 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
   @Override
   public Uni<ProvisionResponse> provision(ProvisionRequest request) {
     return sandboxes
-        .provision(
+        .provisionForClient(
             Caller.current().tenant(),
             request.getEnvironmentId(),
             request.getResources(),

@@ -1,5 +1,6 @@
 package dev.corral.api;
 
+import dev.corral.common.InvalidArgumentException;
 import dev.corral.identity.Principal;
 import dev.corral.proto.v1.AddSessionResourceRequest;
 import dev.corral.proto.v1.AddSessionResourceResponse;
@@ -138,7 +139,14 @@ public class SessionGrpcService extends MutinySessionServiceGrpc.SessionServiceI
     EventSlice.Position position =
         switch (request.getPositionCase()) {
           case BEFORE_SEQ -> EventSlice.Position.BEFORE;
-          case TAIL -> request.getTail() ? EventSlice.Position.TAIL : EventSlice.Position.AFTER;
+          case TAIL -> {
+            if (!request.getTail()) {
+              throw new InvalidArgumentException(
+                  "tail",
+                  "must be true when set (leave the position unset to read from the start)");
+            }
+            yield EventSlice.Position.TAIL;
+          }
           default -> EventSlice.Position.AFTER;
         };
     long seq =

@@ -57,7 +57,9 @@ final class Utf8CheckedMarshaller<T extends Message>
     Descriptor type = prototype.getDescriptorForType();
     String problem;
     try {
-      T request = (T) prototype.getParserForType().parseFrom(bytes);
+      // Fields this schema does not know are dropped, at every depth: stored in the log, they
+      // would be served back and could stop parsing once a later schema gives their numbers a type.
+      T request = withoutUnknownFields((T) prototype.getParserForType().parseFrom(bytes));
       // No string can hold NUL if no byte is 0 (the common case: no scan).
       String withNul =
           hasZeroByte(bytes) ? fieldWith(type, bytes, Utf8CheckedMarshaller::hasNul) : null;
@@ -69,7 +71,7 @@ final class Utf8CheckedMarshaller<T extends Message>
       } else {
         problem = unknownEnumValue(request, "");
         if (problem == null) {
-          return withoutForgedMarker(request);
+          return request; // holds no unknown field, so no marker a client forged
         }
       }
     } catch (InvalidProtocolBufferException e) {
@@ -90,26 +92,50 @@ final class Utf8CheckedMarshaller<T extends Message>
     return (T) prototype.toBuilder().setUnknownFields(marker).build();
   }
 
-  /**
-   * {@code request} without the problem field, if the client sent one: only this decoder may mark a
-   * request (the field is a legal unknown field, which protobuf keeps and corral ignores).
-   */
+  /** {@code message} without unknown fields at any depth (itself when it has none). */
   @SuppressWarnings("unchecked")
-  private static <T extends Message> T withoutForgedMarker(T request) {
-    UnknownFieldSet unknown = request.getUnknownFields();
-    if (!unknown.hasField(PROBLEM_FIELD)) {
-      return request;
+  static <M extends Message> M withoutUnknownFields(M message) {
+    if (!hasUnknownFields(message)) {
+      return message;
     }
-    UnknownFieldSet.Builder rest = UnknownFieldSet.newBuilder();
-    unknown
-        .asMap()
-        .forEach(
-            (number, field) -> {
-              if (number != PROBLEM_FIELD) {
-                rest.addField(number, field);
-              }
-            });
-    return (T) request.toBuilder().setUnknownFields(rest.build()).build();
+    Message.Builder builder = message.toBuilder();
+    builder.setUnknownFields(UnknownFieldSet.getDefaultInstance());
+    for (var entry : message.getAllFields().entrySet()) {
+      FieldDescriptor field = entry.getKey();
+      if (field.getJavaType() != FieldDescriptor.JavaType.MESSAGE) {
+        continue;
+      }
+      if (field.isRepeated()) {
+        java.util.List<?> values = (java.util.List<?>) entry.getValue();
+        for (int i = 0; i < values.size(); i++) {
+          builder.setRepeatedField(field, i, withoutUnknownFields((Message) values.get(i)));
+        }
+      } else {
+        builder.setField(field, withoutUnknownFields((Message) entry.getValue()));
+      }
+    }
+    return (M) builder.build();
+  }
+
+  private static boolean hasUnknownFields(Message message) {
+    if (!message.getUnknownFields().asMap().isEmpty()) {
+      return true;
+    }
+    for (var entry : message.getAllFields().entrySet()) {
+      if (entry.getKey().getJavaType() != FieldDescriptor.JavaType.MESSAGE) {
+        continue;
+      }
+      if (entry.getKey().isRepeated()) {
+        for (Object value : (java.util.List<?>) entry.getValue()) {
+          if (hasUnknownFields((Message) value)) {
+            return true;
+          }
+        }
+      } else if (hasUnknownFields((Message) entry.getValue())) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Why {@code request} could not be decoded, or null if it was. */

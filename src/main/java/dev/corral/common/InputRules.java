@@ -10,6 +10,7 @@ public final class InputRules {
   public static final int MAX_METADATA_KEY = 64;
   public static final int MAX_METADATA_VALUE = 512;
 
+  /** C0 and C1 control characters other than tab and line breaks. */
   private static final Pattern CONTROL = Pattern.compile("[\\p{Cc}&&[^\\t\\n\\r]]");
 
   private InputRules() {}
@@ -56,9 +57,15 @@ public final class InputRules {
         (key, value) -> {
           length(field + " key", key, 1, MAX_METADATA_KEY);
           length(field + "[" + key + "]", value, 0, MAX_METADATA_VALUE);
-          if (CONTROL.matcher(key).find()) {
+          if (key.chars().anyMatch(Character::isISOControl)) {
             throw new InvalidArgumentException(
                 field + " key", "must not contain control characters");
+          }
+          if (CONTROL.matcher(value).find()) {
+            // tabs and line breaks may be part of a value; escapes and the like forge terminals
+            throw new InvalidArgumentException(
+                field + "[" + key + "]",
+                "must not contain control characters other than tab and line breaks");
           }
         });
     return metadata;

@@ -89,6 +89,33 @@ public class Sandboxes {
   }
 
   /**
+   * {@code Provision} from a client: as {@link #provision}, but not for a session with
+   * repositories. The session's harness takes the session's newest sandbox as its own, and only the
+   * harness clones the repositories into the sandboxes it makes: it would work in a sandbox without
+   * them.
+   */
+  public Uni<Sandbox> provisionForClient(
+      Tenant tenant, String environmentId, SandboxResources overrides, String sessionId) {
+    if (sessionId.isEmpty()) {
+      return provision(tenant, environmentId, overrides, sessionId);
+    }
+    IdKind.SESSION.require("session_id", sessionId);
+    return sessions
+        .get(tenant, sessionId)
+        .flatMap(
+            session -> {
+              if (session.getResourcesCount() > 0) {
+                throw new FailedPreconditionException(
+                    "session "
+                        + sessionId
+                        + " has repositories, which only its harness clones into its sandbox:"
+                        + " provision without session_id, or let the harness provision");
+              }
+              return provision(tenant, environmentId, overrides, sessionId);
+            });
+  }
+
+  /**
    * A new sandbox of {@code tenant} from one of its environments (empty id: the server's default,
    * local) with optional limit overrides, serving its session {@code sessionId} if not empty.
    */

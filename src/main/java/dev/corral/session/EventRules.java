@@ -23,6 +23,9 @@ final class EventRules {
   static final int MAX_CONTENT_BLOCKS = 100;
   static final int MAX_DENY_MESSAGE = 10_000;
 
+  /** Event ids a requires_action idle may name. */
+  static final int MAX_WAITING_IDS = 1_000;
+
   /** More tokens than any model request reads or writes (a million-token context and more). */
   static final long MAX_TOKENS_PER_REQUEST = 1_000_000_000L;
 
@@ -161,6 +164,7 @@ final class EventRules {
         toolUse(
             field + ".agent_tool_use", use.getCallId(), use.getName(), AgentRules.CUSTOM_TOOL_NAME);
         Json.requireObject(field + ".agent_tool_use.input_json", use.getInputJson());
+        permission(field + ".agent_tool_use.evaluated_permission", use.getEvaluatedPermission());
       }
       case AGENT_CUSTOM_TOOL_USE -> {
         var use = event.getAgentCustomToolUse();
@@ -186,6 +190,7 @@ final class EventRules {
               at + ".mcp_server_name", "is not the name of an MCP server an agent may declare");
         }
         Json.requireObject(at + ".input_json", use.getInputJson());
+        permission(at + ".evaluated_permission", use.getEvaluatedPermission());
       }
       case AGENT_CONTEXT_COMPACTED -> {
         var compacted = event.getAgentContextCompacted();
@@ -210,6 +215,16 @@ final class EventRules {
             || reason == dev.corral.proto.v1.StopReasonType.UNRECOGNIZED) {
           throw new InvalidArgumentException(
               field + ".session_status_idle.stop_reason.type", "must be a known stop reason");
+        }
+        var ids = event.getSessionStatusIdle().getStopReason().getEventIdsList();
+        if (ids.size() > MAX_WAITING_IDS) {
+          throw new InvalidArgumentException(
+              field + ".session_status_idle.stop_reason.event_ids",
+              "has " + ids.size() + " ids; the limit is " + MAX_WAITING_IDS);
+        }
+        for (int i = 0; i < ids.size(); i++) {
+          IdKind.EVENT.require(
+              field + ".session_status_idle.stop_reason.event_ids[" + i + "]", ids.get(i));
         }
       }
       case AGENT_MCP_TOOL_RESULT -> {
@@ -379,6 +394,15 @@ final class EventRules {
         }
       }
       default -> throw new InvalidArgumentException(field, "needs data or url");
+    }
+  }
+
+  /** A tool call's recorded permission: the harness always sets one. */
+  private static void permission(String field, dev.corral.proto.v1.EvaluatedPermission permission) {
+    if (permission != dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ALLOW
+        && permission != dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ASK
+        && permission != dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_DENY) {
+      throw new InvalidArgumentException(field, "must be ALLOW, ASK or DENY");
     }
   }
 }

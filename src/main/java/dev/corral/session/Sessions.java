@@ -362,7 +362,13 @@ public class Sessions {
               .merging()
               .withRequests(1) // one event at a time, as the client takes them
               .streams(
-                  items.onTermination().invoke(deltas::complete), deltas.deltas().map(Tailed::of))
+                  items.onTermination().invoke(deltas::complete),
+                  deltas
+                      .deltas()
+                      // previews of the types the client follows only
+                      .select()
+                      .where(delta -> types.isEmpty() || types.contains(delta.getType()))
+                      .map(Tailed::of))
               // the terminal event is the last word: no preview after it
               .select()
               .where(item -> item.kind() != Tailed.Kind.DELTA || !terminated.get());

@@ -244,6 +244,20 @@ class BadInputTest {
         () -> sessions.createSession(create.toBuilder().putMetadata("k", "v\u0000").build()));
     add(
         cases,
+        "create with an escape sequence in a metadata value",
+        Status.Code.INVALID_ARGUMENT,
+        "metadata[k]",
+        () ->
+            sessions.createSession(
+                create.toBuilder().putMetadata("k", "\u001b]52;c;cHduZWQ=\u0007").build()));
+    add(
+        cases,
+        "create with a line break in a metadata key",
+        Status.Code.INVALID_ARGUMENT,
+        "metadata key",
+        () -> sessions.createSession(create.toBuilder().putMetadata("a\nb", "v").build()));
+    add(
+        cases,
         "create with long title",
         Status.Code.INVALID_ARGUMENT,
         "title",
@@ -782,6 +796,12 @@ class BadInputTest {
         () -> sessions.getEvents(ok.toBuilder().setAfterSeq(-1).build()));
     add(
         cases,
+        "events with tail set to false",
+        Status.Code.INVALID_ARGUMENT,
+        "tail",
+        () -> sessions.getEvents(ok.toBuilder().setTail(false).build()));
+    add(
+        cases,
         "events before a negative seq",
         Status.Code.INVALID_ARGUMENT,
         "before_seq",
@@ -1053,6 +1073,12 @@ class BadInputTest {
         Status.Code.INVALID_ARGUMENT,
         "system",
         () -> agents.createAgent(ok.toBuilder().setSystem("s".repeat(100_001)).build()));
+    add(
+        cases,
+        "agent with a blank system prompt",
+        Status.Code.INVALID_ARGUMENT,
+        "system",
+        () -> agents.createAgent(ok.toBuilder().setSystem(" \n\t ").build()));
     add(
         cases,
         "custom tool with invalid JSON schema",

@@ -409,6 +409,25 @@ class SandboxApiTest {
         () ->
             sandboxes.provision(
                 ProvisionRequest.newBuilder().setSessionId(UNKNOWN_SESSION).build()));
+    // a session with repositories: its harness, which clones them, would take this sandbox
+    dev.corral.proto.v1.Session withRepository =
+        dev.corral.testing.Fixtures.createSession(agents, sessions);
+    sessions.addSessionResource(
+        dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+            .setSessionId(withRepository.getId())
+            .setResource(
+                dev.corral.proto.v1.SessionResource.newBuilder()
+                    .setGitRepository(
+                        dev.corral.proto.v1.GitRepository.newBuilder()
+                            .setUrl("https://github.com/acme/app.git")))
+            .build());
+    expect(
+        softly,
+        Status.Code.FAILED_PRECONDITION,
+        "repositories",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder().setSessionId(withRepository.getId()).build()));
     // more than the server's ceilings (64 GiB of memory, 30 days), though within the API's maxima
     expect(
         softly,

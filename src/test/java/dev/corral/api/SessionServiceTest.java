@@ -41,6 +41,48 @@ class SessionServiceTest {
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
   @Test
+  void fieldsTheSchemaDoesNotKnowAreNotStoredAtAnyDepth() {
+    // Given an event whose text block carries a field of a later schema (number 99, bytes that
+    // are neither UTF-8 nor free of NUL)
+    Session session = createSession(agents, sessions);
+    com.google.protobuf.UnknownFieldSet unknown =
+        com.google.protobuf.UnknownFieldSet.newBuilder()
+            .addField(
+                99,
+                com.google.protobuf.UnknownFieldSet.Field.newBuilder()
+                    .addLengthDelimited(
+                        com.google.protobuf.ByteString.copyFrom(new byte[] {0, (byte) 0xff, 1}))
+                    .build())
+            .build();
+    Event message = userMessage("with a future field");
+    Event.Builder withUnknown = message.toBuilder();
+    withUnknown
+        .getUserMessageBuilder()
+        .getContentBuilder(0)
+        .getTextBuilder()
+        .setUnknownFields(unknown);
+
+    // When it is emitted
+    EmitEventResponse emitted =
+        sessions.emitEvent(
+            EmitEventRequest.newBuilder()
+                .setSessionId(session.getId())
+                .setEvent(withUnknown)
+                .build());
+
+    // Then it is stored and read back without that field
+    Event read =
+        sessions
+            .getEvents(GetEventsRequest.newBuilder().setSessionId(session.getId()).build())
+            .getEvents(0);
+    assertThat(text(read)).isEqualTo("with a future field");
+    assertThat(read.getUserMessage().getContent(0).getText().getUnknownFields().asMap()).isEmpty();
+    assertThat(
+            emitted.getEvent().getUserMessage().getContent(0).getText().getUnknownFields().asMap())
+        .isEmpty();
+  }
+
+  @Test
   void createdSessionIsIdleWithASnapshotOfTheAgent() {
     // When
     Session session = createSession(agents, sessions);
