@@ -43,6 +43,14 @@ public class Dispatcher implements LeaseClaims {
   private final HarnessServices services;
   private final String replicaId;
   private final Map<String, HarnessRun> runs = new ConcurrentHashMap<>();
+
+  /**
+   * When each run's lease was last known to hold (System.nanoTime() when its take or last
+   * successful renewal was sent). A run that cannot renew stops on its own before its lease can
+   * expire, so it never works on while another replica has taken the session over.
+   */
+  private final Map<HarnessRun, Long> confirmed = new ConcurrentHashMap<>();
+
   private final Set<String> starting = ConcurrentHashMap.newKeySet();
   private long scanTimer = -1;
   private long renewTimer = -1;
@@ -189,7 +197,11 @@ public class Dispatcher implements LeaseClaims {
             io.smallrye.common.vertx.VertxContext.createNewDuplicatedContext(
                 vertx.getOrCreateContext()),
             services,
-            ended -> runs.remove(sessionId, ended));
+            ended -> {
+              runs.remove(sessionId, ended);
+              confirmed.remove(ended);
+            });
+    confirmed.put(run, System.nanoTime());
     runs.put(sessionId, run);
     LogFields.session(sessionId)
         .epoch(lease.getEpoch())
@@ -222,7 +234,28 @@ public class Dispatcher implements LeaseClaims {
     if (runs.isEmpty()) {
       return;
     }
-    List<HarnessRun> renewing = new ArrayList<>(runs.values());
+    long sent = System.nanoTime();
+    // Stop a run whose lease may expire before the next renewal could confirm it (the database
+    // was unreachable meanwhile): from then on another replica may take the session over.
+    long ttl = config.leaseTtl().toNanos();
+    // (with the defaults, 3 s and 1 s: after two ticks without a renewal, a second before expiry)
+    long safe = Math.max(ttl / 3, ttl - config.renewInterval().toNanos());
+    List<HarnessRun> renewing = new ArrayList<>();
+    for (HarnessRun run : runs.values()) {
+      Long at = confirmed.get(run);
+      if (at != null && sent - at >= safe) {
+        LOGGER.warnf(
+            "sessionId=%s epoch=%d its lease could not be renewed in time: the run stops",
+            run.sessionId(), run.epoch());
+        confirmed.remove(run);
+        run.leaseLost();
+      } else {
+        renewing.add(run);
+      }
+    }
+    if (renewing.isEmpty()) {
+      return;
+    }
     List<String> ids = renewing.stream().map(HarnessRun::sessionId).toList();
     List<Long> epochs = renewing.stream().map(HarnessRun::epoch).toList();
     leases
@@ -230,9 +263,14 @@ public class Dispatcher implements LeaseClaims {
         .subscribe()
         .with(
             live ->
-                renewing.stream()
-                    .filter(run -> !live.contains(run.sessionId()))
-                    .forEach(HarnessRun::leaseLost),
+                renewing.forEach(
+                    run -> {
+                      if (live.contains(run.sessionId())) {
+                        confirmed.computeIfPresent(run, (held, at) -> Math.max(at, sent));
+                      } else {
+                        run.leaseLost();
+                      }
+                    }),
             this::logFailure);
   }
 

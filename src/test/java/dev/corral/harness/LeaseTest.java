@@ -121,6 +121,43 @@ class LeaseTest {
   }
 
   @Test
+  void aRunThatCannotRenewItsLeaseStopsBeforeTheLeaseCanExpire() throws Exception {
+    // Given a run in the middle of a long tool call
+    model.enqueue(
+        dev.corral.testing.FakeAnthropic.Reply.toolUse(
+            "toolu_long", "bash", "{\"command\":\"sleep 30\"}"),
+        dev.corral.testing.FakeAnthropic.Reply.text("ok"));
+    Session session = Fixtures.startWithTools(agents, sessions, "run something long");
+    await()
+        .atMost(WAIT)
+        .until(
+            () ->
+                SessionLogs.log(sessions, session.getId()).stream()
+                    .anyMatch(Event::hasAgentToolUse));
+    assertThat(dispatcher.activeSessions()).contains(session.getId());
+
+    // When its renewals cannot get through (the sessions table is locked, as by a database that
+    // does not answer: no statement on it completes, so nothing tells the run its lease is gone)
+    io.vertx.mutiny.sqlclient.SqlConnection holder = pool.getConnection().await().atMost(WAIT);
+    io.vertx.mutiny.sqlclient.Transaction lock = holder.begin().await().atMost(WAIT);
+    try {
+      holder.query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").execute().await().atMost(WAIT);
+
+      // Then the run stops on its own within the lease's time (2 s here), renewals still stuck
+      await()
+          .atMost(Duration.ofSeconds(3))
+          .until(() -> !dispatcher.activeSessions().contains(session.getId()));
+    } finally {
+      lock.rollback().await().atMost(WAIT);
+      holder.close().await().atMost(WAIT);
+    }
+
+    // And once the database answers, a new run takes the session over and ends the turn
+    SessionLogs.awaitIdle(
+        sessions, session.getId(), dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_END_TURN);
+  }
+
+  @Test
   void pausedHarnessIsRefusedWhenItWakesUp() {
     // Given A's lease, and B's take-over while A was paused past its expiry
     String sessionId = Fixtures.createSession(agents, sessions).getId();
