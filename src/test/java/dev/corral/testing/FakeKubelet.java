@@ -72,6 +72,9 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
   public volatile Integer exitCodeOnPodDelete =
       137; // null: just close the socket without a status frame
 
+  /** RuntimeClasses the cluster has (null: any); a pod of another is refused, as admission does. */
+  public volatile Set<String> runtimeClasses;
+
   public FakeKubelet(Map<ServerRequest, Queue<ServerResponse>> responses) {
     super(responses);
   }
@@ -82,6 +85,22 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
     Matcher m = EXEC.matcher(path);
     if (request.method() == HttpMethod.GET && m.matches()) {
       return exec(m.group(1), m.group(2), m.group(3));
+    }
+    Set<String> known = runtimeClasses;
+    if (known != null
+        && request.method() == HttpMethod.POST
+        && POD_CREATE.matcher(path).matches()) {
+      String body = new String(request.getBody().getBytes(), StandardCharsets.UTF_8);
+      Matcher runtime = Pattern.compile("\"runtimeClassName\"\\s*:\\s*\"([^\"]*)\"").matcher(body);
+      if (runtime.find() && !known.contains(runtime.group(1))) {
+        return new MockResponse()
+            .setResponseCode(403)
+            .setBody(
+                "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                    + "\"message\":\"pods is forbidden: pod rejected: RuntimeClass \\\""
+                    + runtime.group(1)
+                    + "\\\" not found\",\"reason\":\"Forbidden\",\"code\":403}");
+      }
     }
     final MockResponse response = super.dispatch(request); // CRUD or server.expect() expectations
     if (request.method() == HttpMethod.POST

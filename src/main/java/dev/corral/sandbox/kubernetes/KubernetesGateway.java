@@ -30,7 +30,9 @@ import org.jboss.logging.Logger;
 /**
  * Every call corral makes to the Kubernetes API, and only here. fabric8 blocks, so each call runs
  * on one bounded pool of threads, with a time limit, and comes back as a {@link Uni}; a failing or
- * silent API is {@link UnavailableException}. Pods live in the sandbox namespace.
+ * silent API is {@link UnavailableException}, a refused request (4xx) {@link
+ * dev.corral.common.FailedPreconditionException}, each with the API server's message only. Pods
+ * live in the sandbox namespace.
  */
 @ApplicationScoped
 public class KubernetesGateway {
@@ -194,8 +196,10 @@ public class KubernetesGateway {
         .recoverWithItem(new Exit(null, true))
         .onFailure()
         .transform(
-            failure ->
-                new UnavailableException("the exec failed: " + failure.getMessage(), failure))
+            failure -> {
+              LOGGER.warnf("a pod exec failed: %s", failure.getMessage());
+              return new UnavailableException("the exec in the sandbox's pod failed", failure);
+            })
         .onTermination()
         .invoke(watch::close);
   }
@@ -265,9 +269,27 @@ public class KubernetesGateway {
                     null));
   }
 
-  private static UnavailableException unavailable(String what, KubernetesClientException failure) {
+  /**
+   * What a failed API call tells the client: only the API server's own message (never its address
+   * or the client library's dump, which go to the log). A refusal of the request (4xx: admission,
+   * an unknown RuntimeClass, a quota) is FAILED_PRECONDITION, not worth retrying as it is; anything
+   * else is UNAVAILABLE.
+   */
+  private static dev.corral.common.CorralException unavailable(
+      String what, KubernetesClientException failure) {
     LOGGER.warnf("Kubernetes API call failed (%s): %s", what, failure.getMessage());
-    return new UnavailableException(
-        "the Kubernetes API failed (" + what + "): " + failure.getMessage(), failure);
+    int code = failure.getCode();
+    String reason =
+        failure.getStatus() != null && failure.getStatus().getMessage() != null
+            ? failure.getStatus().getMessage()
+            : code > 0 ? "HTTP " + code : "no answer";
+    if (reason.length() > 500) {
+      reason = reason.substring(0, 500) + "…";
+    }
+    if (code >= 400 && code < 500 && code != 408 && code != 429) {
+      return new dev.corral.common.FailedPreconditionException(
+          "the Kubernetes API refused " + what + ": " + reason);
+    }
+    return new UnavailableException("the Kubernetes API failed (" + what + "): " + reason, failure);
   }
 }

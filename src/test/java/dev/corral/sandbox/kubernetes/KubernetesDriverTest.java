@@ -82,6 +82,7 @@ class KubernetesDriverTest {
     kubelet.podStartDelayMs = 200;
     kubelet.exitCodeOnPodDelete = 137;
     kubelet.execHandler = kubelet::runInPodSandbox;
+    kubelet.runtimeClasses = null;
     // Each test starts from an empty cluster: no live sandbox, no pool to keep filled.
     sandboxes
         .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
@@ -101,6 +102,36 @@ class KubernetesDriverTest {
                         .build()));
     cluster.pods().inNamespace(NAMESPACE).delete();
     await().atMost(Duration.ofSeconds(10)).until(() -> pods().isEmpty());
+  }
+
+  @Test
+  void aPodTheApiRefusesIsAFailedPreconditionThatSaysWhyAndNothingMore() {
+    // Given a cluster with only the gvisor RuntimeClass, and an environment that names a typo
+    kubelet.runtimeClasses = java.util.Set.of("gvisor");
+    Environment typo =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("typo")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+                    .setRuntimeClassName("gvisr")
+                    .build())
+            .getEnvironment();
+
+    // When a sandbox of it is provisioned
+    io.grpc.StatusRuntimeException refused =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            io.grpc.StatusRuntimeException.class,
+            () ->
+                sandboxes.provision(
+                    ProvisionRequest.newBuilder().setEnvironmentId(typo.getId()).build()));
+
+    // Then the client learns what the API server said, not where it is or how fabric8 prints it
+    assertThat(refused.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
+    assertThat(refused.getStatus().getDescription())
+        .contains("RuntimeClass \"gvisr\" not found")
+        .doesNotContain("http", "Failure executing", "Status(");
+    assertThat(pods()).isEmpty();
   }
 
   @Test
