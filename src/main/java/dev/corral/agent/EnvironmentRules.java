@@ -112,8 +112,24 @@ public final class EnvironmentRules {
       throw new InvalidArgumentException(
           "runtime_class_name", "must be a DNS label such as gvisor");
     }
+    if (environment.getDriver() != SandboxDriver.SANDBOX_DRIVER_KUBERNETES) {
+      // A local sandbox runs the host's tools under bubblewrap: none of these would apply, and a
+      // caller who set them would believe in an image or an isolation it does not get.
+      kubernetesOnly("image", !environment.getImage().isEmpty());
+      kubernetesOnly("runtime_class_name", !environment.getRuntimeClassName().isEmpty());
+      kubernetesOnly("warm_pool_size", environment.getWarmPoolSize() > 0);
+    }
     InputRules.metadata("metadata", environment.getMetadataMap());
     return environment;
+  }
+
+  private static void kubernetesOnly(String field, boolean set) {
+    if (set) {
+      throw new InvalidArgumentException(
+          field,
+          "applies to the kubernetes driver only (set driver to SANDBOX_DRIVER_KUBERNETES); local"
+              + " sandboxes run the host's tools under bubblewrap");
+    }
   }
 
   /** Checks resource limits; 0 means "the default". */

@@ -475,6 +475,22 @@ class SandboxApiTest {
         Status.Code.INVALID_ARGUMENT,
         "image",
         () -> createEnvironment(b -> b.setImage("bad image!")));
+    // settings of the kubernetes driver, on a local environment, where they would do nothing
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "image",
+        () -> createEnvironment(b -> b.setImage("python:3.12")));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "runtime_class_name",
+        () -> createEnvironment(b -> b.setRuntimeClassName("gvisor")));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "warm_pool_size",
+        () -> createEnvironment(b -> b.setWarmPoolSize(2)));
     expect(
         softly,
         Status.Code.INVALID_ARGUMENT,
