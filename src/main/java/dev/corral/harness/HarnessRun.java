@@ -302,7 +302,10 @@ final class HarnessRun {
     if (failure instanceof SequenceConflictException conflict) {
       waitForSeq = conflict.lastSeq();
     } else if (failure instanceof AlreadyAnsweredException) {
-      waitForSeq = state.lastSeq() + 1;
+      // Another answer to one of these calls is committed (an interrupt's, say): wait for it to
+      // be folded in, unless it already is; then decide again. Waiting for a seq the log may
+      // never reach would hold the lease until the next client event.
+      waitForSeq = answeredInState(batch) ? 0 : state.lastSeq() + 1;
     } else if (failure instanceof LeaseLostException) {
       end(false, "lease lost");
       return;
@@ -323,6 +326,23 @@ final class HarnessRun {
     }
     appends.next();
     step();
+  }
+
+  /** Every call a result of {@code batch} answers is answered in the folded state already. */
+  private boolean answeredInState(AppendQueue.Batch batch) {
+    java.util.Set<String> unanswered = new java.util.HashSet<>();
+    state.unansweredCalls().forEach(call -> unanswered.add(call.eventId()));
+    return batch.events().stream()
+        .map(NewEvent::payload)
+        .map(
+            event ->
+                event.hasAgentToolResult()
+                    ? event.getAgentToolResult().getToolUseId()
+                    : event.hasAgentMcpToolResult()
+                        ? event.getAgentMcpToolResult().getMcpToolUseId()
+                        : null)
+        .filter(java.util.Objects::nonNull)
+        .noneMatch(unanswered::contains);
   }
 
   // --- ending ----------------------------------------------------------------------------------

@@ -161,7 +161,11 @@ final class ToolCalls {
 
   /** Stops every call under way; their results are the caller's to record. */
   void cancelAll() {
-    inFlight.values().forEach(Cancellable::cancel);
+    // Their results are the canceller's to write (an interrupt answers them): one that finished
+    // meanwhile, its outcome already on its way here, records nothing.
+    List<Cancellable> running = new ArrayList<>(inFlight.values());
+    inFlight.clear();
+    running.forEach(Cancellable::cancel);
   }
 
   /** Stops every call and records nothing more. */
