@@ -15,6 +15,7 @@ import io.vertx.core.Vertx;
 import jakarta.annotation.Priority;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -54,6 +55,7 @@ public class Dispatcher implements LeaseClaims {
   private final Set<String> starting = ConcurrentHashMap.newKeySet();
   private long scanTimer = -1;
   private long renewTimer = -1;
+  private long deadlineTimer = -1;
   private boolean scanning;
   private volatile boolean stopping;
 
@@ -88,6 +90,7 @@ public class Dispatcher implements LeaseClaims {
         .register(services.metrics());
     scanTimer = vertx.setPeriodic(config.scanInterval().toMillis(), id -> scan());
     renewTimer = vertx.setPeriodic(config.renewInterval().toMillis(), id -> renew());
+    deadlineTimer = vertx.setPeriodic(checkEvery().toMillis(), id -> stopUnconfirmed());
     LOGGER.infof("Harness dispatcher started as %s", replicaId);
   }
 
@@ -96,6 +99,7 @@ public class Dispatcher implements LeaseClaims {
     stopping = true;
     vertx.cancelTimer(scanTimer);
     vertx.cancelTimer(renewTimer);
+    vertx.cancelTimer(deadlineTimer);
     runs.values().forEach(HarnessRun::shutdown);
   }
 
@@ -132,7 +136,8 @@ public class Dispatcher implements LeaseClaims {
     }
     synchronized (runs) {
       if (!runs.containsKey(work.sessionId())) {
-        launch(work.sessionId(), work.claimed());
+        // taken by the append that just committed: a moment ago, which the margin covers
+        launch(work.sessionId(), work.claimed(), System.nanoTime());
       }
     }
   }
@@ -173,21 +178,25 @@ public class Dispatcher implements LeaseClaims {
     if (runs.containsKey(sessionId) || !starting.add(sessionId)) {
       return Uni.createFrom().item(Optional.empty());
     }
+    long sent = System.nanoTime(); // the lease runs from when the database takes it, after this
     return leases
         .acquire(sessionId, replicaId, config.leaseTtl().toMillis())
-        .invoke(lease -> lease.ifPresent(taken -> launchIfIdle(sessionId, taken)))
+        .invoke(lease -> lease.ifPresent(taken -> launchIfIdle(sessionId, taken, sent)))
         .eventually(() -> starting.remove(sessionId));
   }
 
-  private void launchIfIdle(String sessionId, Lease lease) {
+  private void launchIfIdle(String sessionId, Lease lease, long takenAt) {
     synchronized (runs) {
       if (!runs.containsKey(sessionId)) {
-        launch(sessionId, lease);
+        launch(sessionId, lease, takenAt);
       }
     }
   }
 
-  private void launch(String sessionId, Lease lease) {
+  /**
+   * @param takenAt System.nanoTime() when the lease's take was sent, or before
+   */
+  private void launch(String sessionId, Lease lease, long takenAt) {
     HarnessRun run =
         new HarnessRun(
             sessionId,
@@ -201,7 +210,7 @@ public class Dispatcher implements LeaseClaims {
               runs.remove(sessionId, ended);
               confirmed.remove(ended);
             });
-    confirmed.put(run, System.nanoTime());
+    confirmed.put(run, takenAt);
     runs.put(sessionId, run);
     LogFields.session(sessionId)
         .epoch(lease.getEpoch())
@@ -235,27 +244,7 @@ public class Dispatcher implements LeaseClaims {
       return;
     }
     long sent = System.nanoTime();
-    // Stop a run whose lease may expire before the next renewal could confirm it (the database
-    // was unreachable meanwhile): from then on another replica may take the session over.
-    long ttl = config.leaseTtl().toNanos();
-    // (with the defaults, 3 s and 1 s: after two ticks without a renewal, a second before expiry)
-    long safe = Math.max(ttl / 3, ttl - config.renewInterval().toNanos());
-    List<HarnessRun> renewing = new ArrayList<>();
-    for (HarnessRun run : runs.values()) {
-      Long at = confirmed.get(run);
-      if (at != null && sent - at >= safe) {
-        LOGGER.warnf(
-            "sessionId=%s epoch=%d its lease could not be renewed in time: the run stops",
-            run.sessionId(), run.epoch());
-        confirmed.remove(run);
-        run.leaseLost();
-      } else {
-        renewing.add(run);
-      }
-    }
-    if (renewing.isEmpty()) {
-      return;
-    }
+    List<HarnessRun> renewing = new ArrayList<>(runs.values());
     List<String> ids = renewing.stream().map(HarnessRun::sessionId).toList();
     List<Long> epochs = renewing.stream().map(HarnessRun::epoch).toList();
     leases
@@ -272,6 +261,34 @@ public class Dispatcher implements LeaseClaims {
                       }
                     }),
             this::logFailure);
+  }
+
+  /**
+   * Stops each run whose lease may expire before a renewal can confirm it (renewals have not got
+   * through: the database is slow or out of reach), so that it never works on beside a replica that
+   * takes the session over: once its last confirmed renewal was sent a lease's time less a margin
+   * ago. With the defaults (3 s, renewals every second, checked every 250 ms) that is 2.5 s: one
+   * slow renewal stops nothing, two in a row do.
+   */
+  private void stopUnconfirmed() {
+    long now = System.nanoTime();
+    long ttl = config.leaseTtl().toNanos();
+    long deadline = ttl - Math.max(ttl / 6, 2 * checkEvery().toNanos());
+    for (HarnessRun run : runs.values()) {
+      Long at = confirmed.get(run);
+      if (at != null && now - at >= deadline) {
+        LOGGER.warnf(
+            "sessionId=%s epoch=%d its lease could not be renewed in time: the run stops",
+            run.sessionId(), run.epoch());
+        confirmed.remove(run);
+        run.leaseLost();
+      }
+    }
+  }
+
+  /** How often {@link #stopUnconfirmed} looks: a twelfth of the lease, within 50–250 ms. */
+  private Duration checkEvery() {
+    return Duration.ofMillis(Math.max(50, Math.min(250, config.leaseTtl().toMillis() / 12)));
   }
 
   private void logFailure(Throwable failure) {

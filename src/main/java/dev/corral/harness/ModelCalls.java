@@ -459,11 +459,12 @@ final class ModelCalls {
   }
 
   private Duration backoff(int retry) {
-    long max = model.config().retryMaxBackoff().toMillis();
     if (retryAfter != null) {
-      // the server's word, within reason: not below zero, not past our own longest wait
-      return Duration.ofMillis(Math.max(0, Math.min(max, retryAfter.toMillis())));
+      // the server's word, within reason: not below zero, not past corral.model.retry-after-max
+      long most = model.config().retryAfterMax().toMillis();
+      return Duration.ofMillis(Math.max(0, Math.min(most, retryAfter.toMillis())));
     }
+    long max = model.config().retryMaxBackoff().toMillis();
     long initial = model.config().retryInitialBackoff().toMillis();
     long exponential = Math.min(max, initial * (1L << Math.min(20, retry - 1)));
     double jitter = 0.5 + ThreadLocalRandom.current().nextDouble();

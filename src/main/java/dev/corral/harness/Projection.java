@@ -403,6 +403,9 @@ final class Projection {
         var thinking = event.getAgentThinking();
         if (!thinking.getRedactedData().isEmpty()) {
           block.put("type", "redacted_thinking").put("data", thinking.getRedactedData());
+        } else if (thinking.getSignature().isEmpty()) {
+          // cut off before its signature (a reply stopped at max_tokens): the API refuses it back
+          return List.of();
         } else {
           block
               .put("type", "thinking")

@@ -93,7 +93,18 @@ public class ApiKeys {
     return Uni.createFrom()
         .item(() -> keyOf(caller, tenantId, apiKeyId))
         .flatMap(key -> repository.revoke(key.tenant(), key.id()))
-        .invoke(revoked -> authenticator.forgetKey(revoked.getId()));
+        .invoke(
+            revoked -> {
+              // Revoking a key revoked long ago changes nothing, and forgetting is not free: every
+              // check under way on this replica then goes uncached (a loop of such calls must not
+              // turn the credential cache off).
+              java.time.Instant at =
+                  java.time.Instant.ofEpochSecond(
+                      revoked.getRevokedAt().getSeconds(), revoked.getRevokedAt().getNanos());
+              if (at.isAfter(java.time.Instant.now().minusSeconds(60))) {
+                authenticator.forgetKey(revoked.getId());
+              }
+            });
   }
 
   private Uni<Created> insert(Principal caller, NewKey key) {

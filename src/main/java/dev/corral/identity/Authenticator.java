@@ -128,21 +128,28 @@ public class Authenticator {
     long generation = forgets.get();
     return inFlight.computeIfAbsent(
         key,
-        absent ->
-            check(credential)
-                .invoke(
-                    checkedPrincipal ->
-                        rememberUnlessForgotten(
-                            generation, key, new Checked(checkedPrincipal, null, now())))
-                .onFailure(Authenticator::isVerdict)
-                .invoke(
-                    failure ->
-                        rememberUnlessForgotten(
-                            generation, key, new Checked(null, (CorralException) failure, now())))
-                .onTermination()
-                .invoke(() -> inFlight.remove(key))
-                .memoize()
-                .indefinitely());
+        absent -> {
+          java.util.concurrent.atomic.AtomicReference<Uni<Principal>> self =
+              new java.util.concurrent.atomic.AtomicReference<>();
+          Uni<Principal> shared =
+              check(credential)
+                  .invoke(
+                      checkedPrincipal ->
+                          rememberUnlessForgotten(
+                              generation, key, new Checked(checkedPrincipal, null, now())))
+                  .onFailure(Authenticator::isVerdict)
+                  .invoke(
+                      failure ->
+                          rememberUnlessForgotten(
+                              generation, key, new Checked(null, (CorralException) failure, now())))
+                  .onTermination()
+                  // only itself: a check started after a forget may have taken its place
+                  .invoke(() -> inFlight.remove(key, self.get()))
+                  .memoize()
+                  .indefinitely();
+          self.set(shared);
+          return shared;
+        });
   }
 
   /**
@@ -289,6 +296,7 @@ public class Authenticator {
           ? Uni.createFrom().voidItem()
           : Uni.createFrom().failure(state.failure);
     }
+    long generation = forgets.get();
     Uni<Optional<dev.corral.proto.v1.Tenant>> known =
         config.oidc().createTenants()
             ? tenants.ensure(tenant).map(Optional::of)
@@ -302,7 +310,9 @@ public class Authenticator {
                           + tenant.id()
                           + " does not exist; an operator creates it (CreateTenant)")
                   : row.get().hasDisabledAt() ? disabled(tenant) : null;
-          remember(tenantStates, tenant.id(), new Checked(null, failure, now()));
+          if (forgets.get() == generation) { // else a disable here may have come after it
+            remember(tenantStates, tenant.id(), new Checked(null, failure, now()));
+          }
           if (failure != null) {
             throw failure;
           }

@@ -94,4 +94,11 @@ public interface ModelConfig {
   /** The longest delay between retries. */
   @WithDefault("30s")
   Duration retryMaxBackoff();
+
+  /**
+   * The longest wait a {@code retry-after} header may ask for before a retry (a longer one is cut
+   * to this; a negative one is no wait).
+   */
+  @WithDefault("10m")
+  Duration retryAfterMax();
 }

@@ -552,10 +552,8 @@ class AuthMatrixTest {
         Role.MEMBER,
         Kind.BY_ID,
         t ->
-            ProvisionRequest.newBuilder()
-                .setEnvironmentId(t.environment())
-                .setSessionId(t.session())
-                .build());
+            // (not for t.session(): it has a repository, which only its harness clones)
+            ProvisionRequest.newBuilder().setEnvironmentId(t.environment()).build());
     add(
         rpcs,
         SandboxServiceGrpc.getExecuteMethod(),
@@ -840,11 +838,7 @@ class AuthMatrixTest {
     String resource = created.getResources(0).getId();
     String sandbox =
         SandboxServiceGrpc.newBlockingStub(member)
-            .provision(
-                ProvisionRequest.newBuilder()
-                    .setEnvironmentId(environment)
-                    .setSessionId(session)
-                    .build())
+            .provision(ProvisionRequest.newBuilder().setEnvironmentId(environment).build())
             .getSandbox()
             .getId();
     String credential =

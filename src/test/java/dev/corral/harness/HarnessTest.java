@@ -843,14 +843,15 @@ class HarnessTest {
   }
 
   @Test
-  void aRetryAfterBelowZeroOrAbsurdlyFarIsKeptWithinTheRetryBackoff() {
+  void aRetryAfterBelowZeroOrAbsurdlyFarIsKeptWithinItsCeiling() {
     // Given a model that asks to be retried a second ago, then in eleven days
     model.enqueue(Reply.rateLimited(-1), Reply.rateLimited(1_000_000), Reply.text("Back."));
 
     // When
     Session session = start(agent(), marker);
 
-    // Then both retries come within the longest backoff (100 ms here), and the turn ends
+    // Then the first is retried at once and the second after corral.model.retry-after-max (4 s
+    // here), and the turn ends
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
     assertThat(model.requestsMentioning(marker)).hasSize(3);
   }

@@ -107,6 +107,10 @@ class ModelErrorsTest {
         return Duration.ofSeconds(1);
       }
 
+      public Duration retryAfterMax() {
+        return Duration.ofMinutes(10);
+      }
+
       public int contextWindowTokens() {
         return 200_000;
       }

@@ -26,6 +26,7 @@ public class HarnessTestProfile implements QuarkusTestProfile {
         Map.entry("corral.model.api-key", FakeAnthropic.API_KEY),
         Map.entry("corral.model.retry-initial-backoff", "20ms"),
         Map.entry("corral.model.retry-max-backoff", "100ms"),
+        Map.entry("corral.model.retry-after-max", "4s"),
         Map.entry("corral.model.max-retries", "3"),
         // MCP servers that hang or fail are given up on quickly: see McpToolsTest.
         Map.entry("corral.mcp.call-timeout", "3s"),

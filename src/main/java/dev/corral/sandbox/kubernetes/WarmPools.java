@@ -233,12 +233,13 @@ public class WarmPools {
   }
 
   private Uni<Report> reconcile(List<EnvironmentRepository.Owned> owned, List<Pod> poolPods) {
+    // Pools of environments the operator's policy refuses are emptied, not filled, and take no
+    // share of their tenant's warm pods.
+    List<EnvironmentRepository.Owned> allowed =
+        owned.stream().filter(each -> allowed(each.environment())).toList();
     Map<String, Environment> active = new LinkedHashMap<>();
-    // Pools of environments the operator's policy refuses are emptied, not filled.
-    owned.stream()
-        .filter(each -> allowed(each.environment()))
-        .forEach(each -> active.put(each.environment().getId(), each.environment()));
-    Map<String, Integer> sizes = poolSizes(owned, config.maxLivePerTenant());
+    allowed.forEach(each -> active.put(each.environment().getId(), each.environment()));
+    Map<String, Integer> sizes = poolSizes(allowed, config.maxLivePerTenant());
     List<Pod> stale = new ArrayList<>();
     Map<String, List<Pod>> kept = new HashMap<>();
     for (Pod pod : poolPods) {
