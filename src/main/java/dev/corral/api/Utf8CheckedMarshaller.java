@@ -92,14 +92,16 @@ final class Utf8CheckedMarshaller<T extends Message>
     return (T) prototype.toBuilder().setUnknownFields(marker).build();
   }
 
-  /** {@code message} without unknown fields at any depth (itself when it has none). */
+  /**
+   * {@code message} without unknown fields at any depth: itself when it has none, else rebuilt
+   * along the paths that hold some (one walk).
+   */
   @SuppressWarnings("unchecked")
   static <M extends Message> M withoutUnknownFields(M message) {
-    if (!hasUnknownFields(message)) {
-      return message;
+    Message.Builder builder = null;
+    if (!message.getUnknownFields().asMap().isEmpty()) {
+      builder = message.toBuilder().setUnknownFields(UnknownFieldSet.getDefaultInstance());
     }
-    Message.Builder builder = message.toBuilder();
-    builder.setUnknownFields(UnknownFieldSet.getDefaultInstance());
     for (var entry : message.getAllFields().entrySet()) {
       FieldDescriptor field = entry.getKey();
       if (field.getJavaType() != FieldDescriptor.JavaType.MESSAGE) {
@@ -108,34 +110,23 @@ final class Utf8CheckedMarshaller<T extends Message>
       if (field.isRepeated()) {
         java.util.List<?> values = (java.util.List<?>) entry.getValue();
         for (int i = 0; i < values.size(); i++) {
-          builder.setRepeatedField(field, i, withoutUnknownFields((Message) values.get(i)));
-        }
-      } else {
-        builder.setField(field, withoutUnknownFields((Message) entry.getValue()));
-      }
-    }
-    return (M) builder.build();
-  }
-
-  private static boolean hasUnknownFields(Message message) {
-    if (!message.getUnknownFields().asMap().isEmpty()) {
-      return true;
-    }
-    for (var entry : message.getAllFields().entrySet()) {
-      if (entry.getKey().getJavaType() != FieldDescriptor.JavaType.MESSAGE) {
-        continue;
-      }
-      if (entry.getKey().isRepeated()) {
-        for (Object value : (java.util.List<?>) entry.getValue()) {
-          if (hasUnknownFields((Message) value)) {
-            return true;
+          Message value = (Message) values.get(i);
+          Message clean = withoutUnknownFields(value);
+          if (clean != value) {
+            builder = builder != null ? builder : message.toBuilder();
+            builder.setRepeatedField(field, i, clean);
           }
         }
-      } else if (hasUnknownFields((Message) entry.getValue())) {
-        return true;
+      } else {
+        Message value = (Message) entry.getValue();
+        Message clean = withoutUnknownFields(value);
+        if (clean != value) {
+          builder = builder != null ? builder : message.toBuilder();
+          builder.setField(field, clean);
+        }
       }
     }
-    return false;
+    return builder == null ? message : (M) builder.build();
   }
 
   /** Why {@code request} could not be decoded, or null if it was. */

@@ -98,10 +98,8 @@ public class ApiKeys {
               // Revoking a key revoked long ago changes nothing, and forgetting is not free: every
               // check under way on this replica then goes uncached (a loop of such calls must not
               // turn the credential cache off).
-              java.time.Instant at =
-                  java.time.Instant.ofEpochSecond(
-                      revoked.getRevokedAt().getSeconds(), revoked.getRevokedAt().getNanos());
-              if (at.isAfter(java.time.Instant.now().minusSeconds(60))) {
+              if (dev.corral.common.ProtoTime.toInstant(revoked.getRevokedAt())
+                  .isAfter(java.time.Instant.now().minusSeconds(60))) {
                 authenticator.forgetKey(revoked.getId());
               }
             });

@@ -96,23 +96,7 @@ public class Sandboxes {
    */
   public Uni<Sandbox> provisionForClient(
       Tenant tenant, String environmentId, SandboxResources overrides, String sessionId) {
-    if (sessionId.isEmpty()) {
-      return provision(tenant, environmentId, overrides, sessionId);
-    }
-    IdKind.SESSION.require("session_id", sessionId);
-    return sessions
-        .get(tenant, sessionId)
-        .flatMap(
-            session -> {
-              if (session.getResourcesCount() > 0) {
-                throw new FailedPreconditionException(
-                    "session "
-                        + sessionId
-                        + " has repositories, which only its harness clones into its sandbox:"
-                        + " provision without session_id, or let the harness provision");
-              }
-              return provision(tenant, environmentId, overrides, sessionId);
-            });
+    return provision(tenant, environmentId, overrides, sessionId, true);
   }
 
   /**
@@ -121,6 +105,15 @@ public class Sandboxes {
    */
   public Uni<Sandbox> provision(
       Tenant tenant, String environmentId, SandboxResources overrides, String sessionId) {
+    return provision(tenant, environmentId, overrides, sessionId, false);
+  }
+
+  private Uni<Sandbox> provision(
+      Tenant tenant,
+      String environmentId,
+      SandboxResources overrides,
+      String sessionId,
+      boolean forClient) {
     return Uni.createFrom()
         .item(() -> EnvironmentRules.resources("resources", overrides))
         .flatMap(ignored -> environment(tenant, environmentId))
@@ -128,13 +121,22 @@ public class Sandboxes {
             environment ->
                 hasRepositories(tenant, sessionId)
                     .flatMap(
-                        repositories ->
-                            start(
-                                tenant,
-                                environment,
-                                limits.resolve("resources", overrides, environment.getResources()),
-                                sessionId,
-                                repositories)))
+                        repositories -> {
+                          if (forClient && repositories) {
+                            throw new FailedPreconditionException(
+                                "session "
+                                    + sessionId
+                                    + " has repositories, which only its harness clones into its"
+                                    + " sandbox: provision without session_id, or let the harness"
+                                    + " provision");
+                          }
+                          return start(
+                              tenant,
+                              environment,
+                              limits.resolve("resources", overrides, environment.getResources()),
+                              sessionId,
+                              repositories);
+                        }))
         .invoke(this::endAtItsLifetime);
   }
 

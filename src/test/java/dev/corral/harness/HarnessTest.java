@@ -126,12 +126,7 @@ class HarnessTest {
         Reply.text("Done."));
 
     // When
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker);
+    Session session = start(bashAgent(), marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then one sandbox was provisioned, at the first call and not before it
@@ -162,12 +157,7 @@ class HarnessTest {
     model.enqueue(Reply.toolUse("toolu_1", "read", "{\"path\":\"a.txt\"}"), Reply.text("Oops."));
 
     // When
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker);
+    Session session = start(bashAgent(), marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then
@@ -268,12 +258,7 @@ class HarnessTest {
         Reply.text("Done."));
 
     // When
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker);
+    Session session = start(bashAgent(), marker);
     await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 2.3"));
 
     // Then while it runs (a harness that died now would leave this), the log names its sandbox
@@ -293,12 +278,7 @@ class HarnessTest {
         Reply.text("I have reread it."));
 
     // When
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker);
+    Session session = start(bashAgent(), marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then the result lists the message with its seq, and no sandbox was needed
@@ -317,12 +297,7 @@ class HarnessTest {
         Reply.toolUse("toolu_bad", "session_log", "{\"types\":[\"no.such\"]}"),
         Reply.text("Sorry."));
 
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker);
+    Session session = start(bashAgent(), marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     Event result = only(log(sessions, session.getId()), "agent.tool_result");
@@ -379,12 +354,7 @@ class HarnessTest {
         Reply.text("Done."));
 
     // When
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker);
+    Session session = start(bashAgent(), marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
 
     // Then the thinking block and its signature are stored and go back with the tool result
@@ -740,12 +710,7 @@ class HarnessTest {
                 : Reply.text("Happy to help with that."));
 
     // When
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker + " " + trigger);
+    Session session = start(bashAgent(), marker + " " + trigger);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REFUSAL);
 
     // Then what the model said is logged, its tool call is not, and no sandbox was provisioned
@@ -779,17 +744,7 @@ class HarnessTest {
     // Given a session allowed one model call, whose first answer needs another
     model.enqueue(Reply.toolUse("toolu_1", "bash", "{\"command\":\"ls\"}"));
     Session session =
-        sessions
-            .createSession(
-                CreateSessionRequest.newBuilder()
-                    .setAgentId(
-                        agentWith(
-                            dev.corral.testing.Fixtures.bashToolset(
-                                PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)))
-                    .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
-                    .addInitialEvents(userMessage(marker))
-                    .build())
-            .getSession();
+        start(bashAgent(), marker, SessionBudget.newBuilder().setMaxModelRequests(1).build());
 
     // Then
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED);
@@ -822,12 +777,7 @@ class HarnessTest {
         Reply.text("Fine."));
 
     // When
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)),
-            marker);
+    Session session = start(bashAgent(), marker);
 
     // Then each was a failed attempt, none of its calls ran, and the turn ended on the next
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
@@ -862,17 +812,7 @@ class HarnessTest {
     // prompt cache and writes 42 (the fake's usage), and whose answer needs another call
     model.enqueue(Reply.toolUse("toolu_1", "bash", "{\"command\":\"ls\"}"), Reply.text("Done."));
     Session session =
-        sessions
-            .createSession(
-                CreateSessionRequest.newBuilder()
-                    .setAgentId(
-                        agentWith(
-                            dev.corral.testing.Fixtures.bashToolset(
-                                PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)))
-                    .setBudget(SessionBudget.newBuilder().setMaxTokens(200))
-                    .addInitialEvents(userMessage(marker))
-                    .build())
-            .getSession();
+        start(bashAgent(), marker, SessionBudget.newBuilder().setMaxTokens(200).build());
 
     // Then the 222 tokens of the first call spend the budget (without the cache reads they would
     // be 142, and a second call would follow)
@@ -955,13 +895,24 @@ class HarnessTest {
   // --- helpers ---------------------------------------------------------------------------------
 
   private Session start(String agentId, String text) {
+    return start(agentId, text, SessionBudget.getDefaultInstance());
+  }
+
+  private Session start(String agentId, String text, SessionBudget budget) {
     return sessions
         .createSession(
             CreateSessionRequest.newBuilder()
                 .setAgentId(agentId)
+                .setBudget(budget)
                 .addInitialEvents(userMessage(text))
                 .build())
         .getSession();
+  }
+
+  /** An agent whose built-in toolset runs bash without asking. */
+  private String bashAgent() {
+    return agentWith(
+        dev.corral.testing.Fixtures.bashToolset(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW));
   }
 
   private String agent() {

@@ -248,14 +248,7 @@ class StreamEventsTest {
     Session session = createSession(agents, sessions);
     emitMessages(session.getId(), 2);
     StreamRecorder everything = follow(session.getId(), 0);
-    StreamRecorder messages =
-        StreamRecorder.follow(
-            channel,
-            StreamEventsRequest.newBuilder()
-                .setSessionId(session.getId())
-                .addTypes("user.message")
-                .build());
-    streams.add(messages);
+    StreamRecorder messages = followTypes(session.getId(), "user.message");
     await().atMost(WAIT).until(() -> messages.seqs().size() == 2);
 
     // When the session ends (archiving appends session.status_terminated)
@@ -373,14 +366,7 @@ class StreamEventsTest {
             .build());
 
     // When
-    StreamRecorder stream =
-        StreamRecorder.follow(
-            channel,
-            StreamEventsRequest.newBuilder()
-                .setSessionId(session.getId())
-                .addTypes("user.interrupt")
-                .build());
-    streams.add(stream);
+    StreamRecorder stream = followTypes(session.getId(), "user.interrupt");
     emitMessages(session.getId(), 3);
     sessions.emitEvent(
         dev.corral.proto.v1.EmitEventRequest.newBuilder()
@@ -461,7 +447,20 @@ class StreamEventsTest {
   }
 
   private StreamRecorder follow(String sessionId, long afterSeq) {
-    StreamRecorder stream = StreamRecorder.follow(channel, request(sessionId, afterSeq));
+    return follow(request(sessionId, afterSeq));
+  }
+
+  /** A stream of {@code types} only, from the start of the log. */
+  private StreamRecorder followTypes(String sessionId, String... types) {
+    return follow(
+        StreamEventsRequest.newBuilder()
+            .setSessionId(sessionId)
+            .addAllTypes(java.util.List.of(types))
+            .build());
+  }
+
+  private StreamRecorder follow(StreamEventsRequest request) {
+    StreamRecorder stream = StreamRecorder.follow(channel, request);
     streams.add(stream);
     return stream;
   }

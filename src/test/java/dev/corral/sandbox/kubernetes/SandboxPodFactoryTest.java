@@ -115,53 +115,43 @@ class SandboxPodFactoryTest {
     // When
     String hash = SandboxPodFactory.specHash(spec);
     String renamed =
-        SandboxPodFactory.specHash(
-            new SandboxPodFactory.PodSpec(
-                spec.namespace(),
-                "other-name",
-                spec.environment(),
-                spec.resources(),
-                spec.image(),
-                spec.pullAlways(),
-                spec.runtimeClassName(),
-                spec.runAsUser()));
+        hashOf(spec, "other-name", spec.environment(), spec.image(), spec.runtimeClassName());
     String moreSetup =
-        SandboxPodFactory.specHash(
-            new SandboxPodFactory.PodSpec(
-                spec.namespace(),
-                spec.name(),
-                spec.environment().toBuilder().addSetupCommands("true").build(),
-                spec.resources(),
-                spec.image(),
-                spec.pullAlways(),
-                spec.runtimeClassName(),
-                spec.runAsUser()));
+        hashOf(
+            spec,
+            spec.name(),
+            spec.environment().toBuilder().addSetupCommands("true").build(),
+            spec.image(),
+            spec.runtimeClassName());
     String otherImage =
-        SandboxPodFactory.specHash(
-            new SandboxPodFactory.PodSpec(
-                spec.namespace(),
-                spec.name(),
-                spec.environment(),
-                spec.resources(),
-                spec.image() + "-next",
-                spec.pullAlways(),
-                spec.runtimeClassName(),
-                spec.runAsUser()));
+        hashOf(
+            spec, spec.name(), spec.environment(), spec.image() + "-next", spec.runtimeClassName());
     String otherRuntime =
-        SandboxPodFactory.specHash(
-            new SandboxPodFactory.PodSpec(
-                spec.namespace(),
-                spec.name(),
-                spec.environment(),
-                spec.resources(),
-                spec.image(),
-                spec.pullAlways(),
-                spec.runtimeClassName() + "-next",
-                spec.runAsUser()));
+        hashOf(
+            spec, spec.name(), spec.environment(), spec.image(), spec.runtimeClassName() + "-next");
 
     // Then
     assertThat(renamed).isEqualTo(hash);
     assertThat(List.of(moreSetup, otherImage, otherRuntime)).doesNotContain(hash);
+  }
+
+  /** The hash of {@code spec} with these parts changed. */
+  private static String hashOf(
+      SandboxPodFactory.PodSpec spec,
+      String name,
+      Environment environment,
+      String image,
+      String runtimeClassName) {
+    return SandboxPodFactory.specHash(
+        new SandboxPodFactory.PodSpec(
+            spec.namespace(),
+            name,
+            environment,
+            spec.resources(),
+            image,
+            spec.pullAlways(),
+            runtimeClassName,
+            spec.runAsUser()));
   }
 
   private static Pod derive(JsonNode in) {
