@@ -17,17 +17,23 @@ import java.util.function.UnaryOperator;
 public class Environments {
 
   private final EnvironmentRepository repository;
+  private final EnvironmentAdmission admission;
 
-  Environments(EnvironmentRepository repository) {
+  Environments(EnvironmentRepository repository, EnvironmentAdmission admission) {
     this.repository = repository;
+    this.admission = admission;
   }
 
   public Uni<Environment> create(Tenant tenant, Environment definition) {
     return Uni.createFrom()
         .item(
-            () ->
-                EnvironmentRules.check(
-                    withDefaults(EnvironmentRepository.definitionOf(definition))))
+            () -> {
+              Environment checked =
+                  EnvironmentRules.check(
+                      withDefaults(EnvironmentRepository.definitionOf(definition)));
+              admission.check(Environment.getDefaultInstance(), checked);
+              return checked;
+            })
         .flatMap(checked -> repository.create(tenant, IdKind.ENVIRONMENT.next(), checked));
   }
 
@@ -87,7 +93,10 @@ public class Environments {
                                 + expectedVersion);
                       }
                       // an update reads back as a create of the same fields would
-                      return EnvironmentRules.check(withDefaults(change.apply(current)));
+                      Environment next =
+                          EnvironmentRules.check(withDefaults(change.apply(current)));
+                      admission.check(current, next);
+                      return next;
                     }));
   }
 

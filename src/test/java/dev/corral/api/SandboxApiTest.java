@@ -60,6 +60,70 @@ class SandboxApiTest {
   @GrpcClient("corral")
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
+  @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
+
+  @Test
+  void environmentsAskingMoreThanTheCeilingsAreRefusedWhenMadeOrChanged() throws Exception {
+    // When a member creates an environment above the server's ceilings (64 GiB of memory, 16
+    // cores by default), though within the API's maxima
+    StatusRuntimeException created =
+        catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                createEnvironment(
+                    b ->
+                        b.setName("too-big")
+                            .setResources(
+                                SandboxResources.newBuilder().setMemoryBytes(100L << 30))));
+    // Then it is refused at once, naming the field and the setting, and nothing is stored
+    assertThat(created.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(created.getStatus().getDescription())
+        .contains("resources.memory_bytes", "corral.sandbox.ceilings.memory-bytes");
+    assertThat(
+            environments
+                .listEnvironments(ListEnvironmentsRequest.newBuilder().setPageSize(100).build())
+                .getEnvironmentsList())
+        .noneMatch(environment -> environment.getName().equals("too-big"));
+
+    // And raising an environment's limit above a ceiling is refused and changes nothing
+    Environment small =
+        createEnvironment(b -> b.setResources(SandboxResources.newBuilder().setCpuMillis(500)));
+    StatusRuntimeException raised =
+        catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                environments.updateEnvironment(
+                    UpdateEnvironmentRequest.newBuilder()
+                        .setEnvironmentId(small.getId())
+                        .setResources(SandboxResources.newBuilder().setCpuMillis(64_000))
+                        .build()));
+    assertThat(raised.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(raised.getStatus().getDescription()).contains("resources.cpu_millis");
+    assertThat(getEnvironment(small.getId()).getVersion()).isEqualTo(small.getVersion());
+
+    // When an environment already holds a value above a ceiling (the operator lowered it later)
+    Fixtures.rewriteEnvironment(
+        pool,
+        small.getId(),
+        environment ->
+            environment.setResources(SandboxResources.newBuilder().setMemoryBytes(100L << 30)));
+    // Then its other fields can still change, and provisioning from it says which setting refuses
+    Environment renamed =
+        environments
+            .updateEnvironment(
+                UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(small.getId())
+                    .setName("renamed")
+                    .build())
+            .getEnvironment();
+    assertThat(renamed.getName()).isEqualTo("renamed");
+    StatusRuntimeException provisioned =
+        catchThrowableOfType(StatusRuntimeException.class, () -> provision(small.getId()));
+    assertThat(provisioned.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(provisioned.getStatus().getDescription())
+        .contains("corral.sandbox.ceilings.memory-bytes");
+  }
+
   @Test
   void networkingUpdatedWithoutAModeReadsBackAsACreateWouldGiveIt() {
     Environment environment =
@@ -438,16 +502,6 @@ class SandboxApiTest {
                 ProvisionRequest.newBuilder()
                     .setResources(SandboxResources.newBuilder().setMemoryBytes(1L << 40))
                     .build()));
-    Environment huge =
-        createEnvironment(
-            b ->
-                b.setResources(
-                    SandboxResources.newBuilder().setMemoryBytes(100L << 30).setCpuMillis(64_000)));
-    expect(
-        softly,
-        Status.Code.FAILED_PRECONDITION,
-        "corral.sandbox.ceilings.",
-        () -> provision(huge.getId()));
     expect(
         softly,
         Status.Code.INVALID_ARGUMENT,
@@ -585,6 +639,12 @@ class SandboxApiTest {
       java.util.function.UnaryOperator<CreateEnvironmentRequest.Builder> change) {
     return environments
         .createEnvironment(change.apply(CreateEnvironmentRequest.newBuilder().setName("e")).build())
+        .getEnvironment();
+  }
+
+  private Environment getEnvironment(String environmentId) {
+    return environments
+        .getEnvironment(GetEnvironmentRequest.newBuilder().setEnvironmentId(environmentId).build())
         .getEnvironment();
   }
 

@@ -90,4 +90,35 @@ public final class Fixtures {
   public static String text(Event event) {
     return event.getUserMessage().getContent(0).getText().getText();
   }
+
+  /**
+   * Rewrites the stored definition of environment {@code environmentId} behind the API's back, as
+   * if it had been made before the operator tightened a setting the API now checks.
+   */
+  public static void rewriteEnvironment(
+      io.vertx.mutiny.sqlclient.Pool pool,
+      String environmentId,
+      java.util.function.UnaryOperator<dev.corral.proto.v1.Environment.Builder> change)
+      throws com.google.protobuf.InvalidProtocolBufferException {
+    byte[] spec =
+        pool.preparedQuery("SELECT spec FROM environments WHERE id = $1")
+            .execute(io.vertx.mutiny.sqlclient.Tuple.of(environmentId))
+            .await()
+            .indefinitely()
+            .iterator()
+            .next()
+            .getBuffer("spec")
+            .getBytes();
+    byte[] changed =
+        change
+            .apply(dev.corral.proto.v1.Environment.parseFrom(spec).toBuilder())
+            .build()
+            .toByteArray();
+    pool.preparedQuery("UPDATE environments SET spec = $2 WHERE id = $1")
+        .execute(
+            io.vertx.mutiny.sqlclient.Tuple.of(
+                environmentId, io.vertx.core.buffer.Buffer.buffer(changed)))
+        .await()
+        .indefinitely();
+  }
 }

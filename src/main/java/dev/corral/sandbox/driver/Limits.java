@@ -24,34 +24,47 @@ public class Limits {
    */
   public SandboxResources resolve(String field, SandboxResources first, SandboxResources fallback) {
     SandboxResources resolved = resolve(first, fallback);
+    check(field, resolved, first);
+    return resolved;
+  }
+
+  /**
+   * Checks the limits {@code asked} sets (not 0) against the server's ceilings.
+   *
+   * @throws InvalidArgumentException naming {@code field} and the limit above its ceiling
+   */
+  public void withinCeilings(String field, SandboxResources asked) {
+    check(field, asked, asked);
+  }
+
+  private void check(String field, SandboxResources values, SandboxResources asked) {
     SandboxConfig.Ceilings ceilings = config.ceilings();
-    check(field, "cpu_millis", resolved.getCpuMillis(), ceilings.cpuMillis(), first.getCpuMillis());
+    check(field, "cpu_millis", values.getCpuMillis(), ceilings.cpuMillis(), asked.getCpuMillis());
     check(
         field,
         "memory_bytes",
-        resolved.getMemoryBytes(),
+        values.getMemoryBytes(),
         ceilings.memoryBytes(),
-        first.getMemoryBytes());
-    check(field, "disk_bytes", resolved.getDiskBytes(), ceilings.diskBytes(), first.getDiskBytes());
+        asked.getMemoryBytes());
+    check(field, "disk_bytes", values.getDiskBytes(), ceilings.diskBytes(), asked.getDiskBytes());
     check(
         field,
         "max_processes",
-        resolved.getMaxProcesses(),
+        values.getMaxProcesses(),
         ceilings.maxProcesses(),
-        first.getMaxProcesses());
+        asked.getMaxProcesses());
     check(
         field,
         "call_timeout_ms",
-        resolved.getCallTimeoutMs(),
+        values.getCallTimeoutMs(),
         ceilings.callTimeout().toMillis(),
-        first.getCallTimeoutMs());
+        asked.getCallTimeoutMs());
     check(
         field,
         "lifetime_seconds",
-        resolved.getLifetimeSeconds(),
+        values.getLifetimeSeconds(),
         ceilings.lifetime().toSeconds(),
-        first.getLifetimeSeconds());
-    return resolved;
+        asked.getLifetimeSeconds());
   }
 
   /** One limit against its ceiling; {@code asked} is what the request itself set (0: nothing). */

@@ -77,35 +77,29 @@ public class WarmPools {
     SandboxConfig.Kubernetes kubernetes = config.kubernetes();
     String image =
         environment.getImage().isEmpty() ? kubernetes.defaultImage() : environment.getImage();
-    List<String> prefixes = kubernetes.allowedImagePrefixes().orElse(List.of());
-    if (!environment.getImage().isEmpty()
-        && !prefixes.isEmpty()
-        && prefixes.stream().noneMatch(image::startsWith)) {
-      throw new FailedPreconditionException(
-          "environment "
-              + environment.getId()
-              + ": its image "
-              + image
-              + " is not allowed here; images must start with one of "
-              + prefixes);
+    if (!environment.getImage().isEmpty()) {
+      PodPolicy.imageRefusal(kubernetes, image)
+          .ifPresent(
+              refusal -> {
+                throw new FailedPreconditionException(
+                    "environment " + environment.getId() + ": its image " + image + " " + refusal);
+              });
     }
     String runtimeClass =
         environment.getRuntimeClassName().isEmpty()
             ? kubernetes.runtimeClassName().orElse("")
             : environment.getRuntimeClassName();
-    List<String> runtimeClasses =
-        kubernetes
-            .allowedRuntimeClassNames()
-            .orElse(kubernetes.runtimeClassName().map(List::of).orElse(List.of()));
-    if (!runtimeClasses.isEmpty() && !runtimeClasses.contains(runtimeClass)) {
-      throw new FailedPreconditionException(
-          "environment "
-              + environment.getId()
-              + ": its runtime_class_name "
-              + (runtimeClass.isEmpty() ? "(the cluster's default)" : runtimeClass)
-              + " is not allowed here; allowed: "
-              + runtimeClasses);
-    }
+    PodPolicy.runtimeClassRefusal(kubernetes, runtimeClass)
+        .ifPresent(
+            refusal -> {
+              throw new FailedPreconditionException(
+                  "environment "
+                      + environment.getId()
+                      + ": its runtime_class_name "
+                      + (runtimeClass.isEmpty() ? "(the cluster's default)" : runtimeClass)
+                      + " "
+                      + refusal);
+            });
     return new SandboxPodFactory.PodSpec(
         kubernetes.namespace(),
         name,

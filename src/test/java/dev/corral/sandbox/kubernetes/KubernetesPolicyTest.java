@@ -12,7 +12,9 @@ import dev.corral.proto.v1.ReleaseSandboxRequest;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxDriver;
 import dev.corral.proto.v1.SandboxServiceGrpc;
+import dev.corral.proto.v1.UpdateEnvironmentRequest;
 import dev.corral.testing.FakeKubernetes;
+import dev.corral.testing.Fixtures;
 import dev.corral.testing.InjectFakeKubernetes;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -38,6 +40,8 @@ class KubernetesPolicyTest {
 
   @InjectFakeKubernetes NamespacedKubernetesClient cluster;
 
+  @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
+
   @GrpcClient("corral")
   SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
 
@@ -45,24 +49,49 @@ class KubernetesPolicyTest {
   EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
 
   @Test
-  void podsUseOnlyTheImagesAndRuntimeClassesTheOperatorAllows() {
+  void podsUseOnlyTheImagesAndRuntimeClassesTheOperatorAllows() throws Exception {
     long before = liveSandboxes();
 
     // When environments name an image outside the allowed registry, or a RuntimeClass outside the
     // allowed ones (runc: the cluster's plain runtime)
     StatusRuntimeException otherImage =
-        provisionFails(environment("registry.corp/tenant-b/agent-base:1.4", ""));
-    StatusRuntimeException lookalike =
-        provisionFails(environment("registry.corp/sandboxes.evil/x:1", ""));
-    StatusRuntimeException runc = provisionFails(environment("", "runc"));
+        createFails(request("registry.corp/tenant-b/agent-base:1.4", ""));
+    StatusRuntimeException lookalike = createFails(request("registry.corp/sandboxes.evil/x:1", ""));
+    StatusRuntimeException runc = createFails(request("", "runc"));
+
+    // Then they are refused when made, each naming its field and what is allowed
+    assertThat(otherImage.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(otherImage.getStatus().getDescription())
+        .contains("image", "registry.corp/tenant-b/agent-base:1.4", "registry.corp/sandboxes/");
+    assertThat(lookalike.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(runc.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(runc.getStatus().getDescription()).contains("runtime_class_name", "runc", "gvisor");
+
+    // And an allowed environment cannot be changed to such an image
+    Environment stale = environment("registry.corp/sandboxes/python:3.12", "");
+    StatusRuntimeException changed =
+        catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                environments.updateEnvironment(
+                    UpdateEnvironmentRequest.newBuilder()
+                        .setEnvironmentId(stale.getId())
+                        .setImage("registry.corp/tenant-b/agent-base:1.4")
+                        .build()));
+    assertThat(changed.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+
+    // When an environment already names them (made before the operator tightened the policy)
+    Fixtures.rewriteEnvironment(
+        pool,
+        stale.getId(),
+        environment ->
+            environment.setImage("registry.corp/tenant-b/agent-base:1.4").setRuntimeClassName(""));
+    StatusRuntimeException provisioned = provisionFails(stale);
 
     // Then provisioning fails, says why, and leaves no sandbox and no pod behind
-    assertThat(otherImage.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-    assertThat(otherImage.getStatus().getDescription())
+    assertThat(provisioned.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(provisioned.getStatus().getDescription())
         .contains("registry.corp/tenant-b/agent-base:1.4", "registry.corp/sandboxes/");
-    assertThat(lookalike.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-    assertThat(runc.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-    assertThat(runc.getStatus().getDescription()).contains("runtime_class_name", "runc");
     assertThat(liveSandboxes()).isEqualTo(before);
     assertThat(cluster.pods().inNamespace("corral-sandboxes").list().getItems())
         .noneMatch(pod -> container(pod).getImage().contains("tenant-b"));
@@ -82,16 +111,22 @@ class KubernetesPolicyTest {
     }
   }
 
+  private static CreateEnvironmentRequest request(String image, String runtimeClass) {
+    return CreateEnvironmentRequest.newBuilder()
+        .setName("policy")
+        .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+        .setImage(image)
+        .setRuntimeClassName(runtimeClass)
+        .build();
+  }
+
   private Environment environment(String image, String runtimeClass) {
-    return environments
-        .createEnvironment(
-            CreateEnvironmentRequest.newBuilder()
-                .setName("policy")
-                .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
-                .setImage(image)
-                .setRuntimeClassName(runtimeClass)
-                .build())
-        .getEnvironment();
+    return environments.createEnvironment(request(image, runtimeClass)).getEnvironment();
+  }
+
+  private StatusRuntimeException createFails(CreateEnvironmentRequest request) {
+    return catchThrowableOfType(
+        StatusRuntimeException.class, () -> environments.createEnvironment(request));
   }
 
   private Sandbox provision(Environment environment) {
