@@ -52,7 +52,12 @@ public class Dispatcher implements LeaseClaims {
    */
   private final Map<HarnessRun, Long> confirmed = new ConcurrentHashMap<>();
 
-  private final Set<String> starting = ConcurrentHashMap.newKeySet();
+  /** The tenant of each run, for its tenant's share of this replica's slots. */
+  private final Map<HarnessRun, String> runTenants = new ConcurrentHashMap<>();
+
+  /** Sessions whose lease this replica is taking, and their tenants. */
+  private final Map<String, String> starting = new ConcurrentHashMap<>();
+
   private long scanTimer = -1;
   private long renewTimer = -1;
   private long deadlineTimer = -1;
@@ -85,7 +90,7 @@ public class Dispatcher implements LeaseClaims {
     io.micrometer.core.instrument.Gauge.builder("corral.harness.runs", runs, Map::size)
         .description("Sessions a harness works on this replica")
         .register(services.metrics());
-    io.micrometer.core.instrument.Gauge.builder("corral.harness.starting", starting, Set::size)
+    io.micrometer.core.instrument.Gauge.builder("corral.harness.starting", starting, Map::size)
         .description("Sessions whose lease this replica is taking, to start their harness")
         .register(services.metrics());
     scanTimer = vertx.setPeriodic(config.scanInterval().toMillis(), id -> scan());
@@ -112,11 +117,14 @@ public class Dispatcher implements LeaseClaims {
     return Set.copyOf(runs.keySet());
   }
 
-  /** Claims the lease for user work appended here, if this replica runs harnesses and has room. */
+  /**
+   * Claims the lease for user work appended here, if this replica runs harnesses and has room, for
+   * the session's tenant too.
+   */
   @Override
-  public Optional<LeaseClaim> claimFor(String sessionId) {
+  public Optional<LeaseClaim> claimFor(String sessionId, String tenantId) {
     boolean room = runs.size() + starting.size() < config.maxConcurrentSessions();
-    if (!config.enabled() || stopping || !room) {
+    if (!config.enabled() || stopping || !room || slotsOf(tenantId) >= config.perTenantSlots()) {
       return Optional.empty();
     }
     return Optional.of(new LeaseClaim(replicaId, config.leaseTtl().toMillis()));
@@ -135,10 +143,20 @@ public class Dispatcher implements LeaseClaims {
       return;
     }
     synchronized (runs) {
-      if (!runs.containsKey(work.sessionId())) {
-        // taken by the append that just committed: a moment ago, which the margin covers
-        launch(work.sessionId(), work.claimed(), System.nanoTime());
+      if (runs.containsKey(work.sessionId())) {
+        return;
       }
+      if (slotsOf(work.tenantId()) >= config.perTenantSlots()) {
+        // other appends of the tenant claimed the last of its slots meanwhile: the work stays
+        // pending, for a scan (here or elsewhere) to take when the tenant has room
+        leases
+            .release(work.sessionId(), work.claimed().getEpoch(), -1)
+            .subscribe()
+            .with(ignored -> {}, this::logFailure);
+        return;
+      }
+      // taken by the append that just committed: a moment ago, which the margin covers
+      launch(work.sessionId(), work.tenantId(), work.claimed(), System.nanoTime());
     }
   }
 
@@ -147,10 +165,13 @@ public class Dispatcher implements LeaseClaims {
    * now if the lease was free, or the one whose live lease is reported.
    */
   public Uni<WakeResult> wake(dev.corral.common.Tenant tenant, String sessionId) {
-    return services.sessions().get(tenant, sessionId).flatMap(session -> wake(sessionId));
+    return services
+        .sessions()
+        .get(tenant, sessionId)
+        .flatMap(session -> wake(sessionId, session.getTenantId()));
   }
 
-  private Uni<WakeResult> wake(String sessionId) {
+  private Uni<WakeResult> wake(String sessionId, String tenantId) {
     if (!config.enabled() || stopping) {
       return Uni.createFrom()
           .failure(new FailedPreconditionException("the harness is disabled on this replica"));
@@ -163,7 +184,18 @@ public class Dispatcher implements LeaseClaims {
       return Uni.createFrom()
           .failure(new ResourceExhaustedException("this replica works as many sessions as it may"));
     }
-    return tryStart(sessionId)
+    if (slotsOf(tenantId) >= config.perTenantSlots()) {
+      return Uni.createFrom()
+          .failure(
+              new ResourceExhaustedException(
+                  "this replica works as many sessions of tenant "
+                      + tenantId
+                      + " as it may ("
+                      + config.perTenantSlots()
+                      + ", corral.harness.max-concurrent-sessions-per-tenant); the session's work"
+                      + " stays pending and starts when one of them stops"));
+    }
+    return tryStart(sessionId, tenantId)
         .flatMap(
             started ->
                 started.isPresent()
@@ -174,21 +206,21 @@ public class Dispatcher implements LeaseClaims {
   /** The outcome of {@link #wake}: the lease after the call, and whether this call started it. */
   public record WakeResult(Lease lease, boolean started) {}
 
-  private Uni<Optional<Lease>> tryStart(String sessionId) {
-    if (runs.containsKey(sessionId) || !starting.add(sessionId)) {
+  private Uni<Optional<Lease>> tryStart(String sessionId, String tenantId) {
+    if (runs.containsKey(sessionId) || starting.putIfAbsent(sessionId, tenantId) != null) {
       return Uni.createFrom().item(Optional.empty());
     }
     long sent = System.nanoTime(); // the lease runs from when the database takes it, after this
     return leases
         .acquire(sessionId, replicaId, config.leaseTtl().toMillis())
-        .invoke(lease -> lease.ifPresent(taken -> launchIfIdle(sessionId, taken, sent)))
+        .invoke(lease -> lease.ifPresent(taken -> launchIfIdle(sessionId, tenantId, taken, sent)))
         .eventually(() -> starting.remove(sessionId));
   }
 
-  private void launchIfIdle(String sessionId, Lease lease, long takenAt) {
+  private void launchIfIdle(String sessionId, String tenantId, Lease lease, long takenAt) {
     synchronized (runs) {
       if (!runs.containsKey(sessionId)) {
-        launch(sessionId, lease, takenAt);
+        launch(sessionId, tenantId, lease, takenAt);
       }
     }
   }
@@ -196,7 +228,7 @@ public class Dispatcher implements LeaseClaims {
   /**
    * @param takenAt System.nanoTime() when the lease's take was sent, or before
    */
-  private void launch(String sessionId, Lease lease, long takenAt) {
+  private void launch(String sessionId, String tenantId, Lease lease, long takenAt) {
     HarnessRun run =
         new HarnessRun(
             sessionId,
@@ -209,8 +241,10 @@ public class Dispatcher implements LeaseClaims {
             ended -> {
               runs.remove(sessionId, ended);
               confirmed.remove(ended);
+              runTenants.remove(ended);
             });
     confirmed.put(run, takenAt);
+    runTenants.put(run, tenantId);
     runs.put(sessionId, run);
     LogFields.session(sessionId)
         .epoch(lease.getEpoch())
@@ -227,16 +261,43 @@ public class Dispatcher implements LeaseClaims {
     }
     scanning = true;
     leases
-        .pending(room)
+        .pending(room, config.perTenantSlots())
         .onItem()
-        .transformToMulti(ids -> io.smallrye.mutiny.Multi.createFrom().iterable(ids))
+        .transformToMulti(
+            pending -> io.smallrye.mutiny.Multi.createFrom().iterable(within(pending)))
         .onItem()
-        .transformToUniAndMerge(this::tryStart)
+        .transformToUniAndMerge(next -> tryStart(next.sessionId(), next.tenantId()))
         .collect()
         .last()
         .eventually(() -> scanning = false)
         .subscribe()
         .with(ignored -> {}, this::logFailure);
+  }
+
+  /** The sessions of {@code pending} whose tenants have room here, in order. */
+  private List<Leases.Pending> within(List<Leases.Pending> pending) {
+    Map<String, Integer> slots = new java.util.HashMap<>();
+    List<Leases.Pending> taken = new ArrayList<>();
+    for (Leases.Pending next : pending) {
+      int used = slots.computeIfAbsent(next.tenantId(), this::slotsOf);
+      if (used < config.perTenantSlots()) {
+        slots.put(next.tenantId(), used + 1);
+        taken.add(next);
+      }
+    }
+    return taken;
+  }
+
+  /** Slots {@code tenantId}'s sessions take on this replica: running, or being started. */
+  private int slotsOf(String tenantId) {
+    int used = 0;
+    for (String tenant : runTenants.values()) {
+      used += tenant.equals(tenantId) ? 1 : 0;
+    }
+    for (String tenant : starting.values()) {
+      used += tenant.equals(tenantId) ? 1 : 0;
+    }
+    return used;
   }
 
   private void renew() {

@@ -30,4 +30,16 @@ public interface HarnessConfig {
   /** Sessions this replica works at once; beyond that it takes no new lease. */
   @WithDefault("200")
   int maxConcurrentSessions();
+
+  /**
+   * Sessions of one tenant this replica works at once, so that one tenant cannot take every slot:
+   * its other sessions wait, their work pending, while other tenants' sessions start. Unset: half
+   * of {@link #maxConcurrentSessions()} (at least 1). A single-tenant deployment sets it to that.
+   */
+  java.util.Optional<Integer> maxConcurrentSessionsPerTenant();
+
+  /** {@link #maxConcurrentSessionsPerTenant()}, or its default. */
+  default int perTenantSlots() {
+    return maxConcurrentSessionsPerTenant().orElse(Math.max(1, maxConcurrentSessions() / 2));
+  }
 }

@@ -69,15 +69,29 @@ public class Leases {
       WHERE id = $1 AND lease_epoch = $2
       """;
 
+  /**
+   * Sessions with pending work and no live lease, taken in turns across tenants: each tenant's
+   * oldest first, then each one's second, and so on, at most {@code $2} of any tenant; so that one
+   * tenant's backlog never fills a scan before another tenant's oldest session is in it.
+   */
   static final String PENDING =
       """
-      SELECT id FROM sessions s
-      WHERE work_pending AND archived_at IS NULL AND status <> 'terminated'
-        AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())
-        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.disabled_at IS NOT NULL)
-      ORDER BY updated_at
+      SELECT id, tenant_id FROM (
+          SELECT s.id, s.tenant_id, s.updated_at,
+                 row_number() OVER (PARTITION BY s.tenant_id ORDER BY s.updated_at) AS turn
+          FROM sessions s
+          WHERE work_pending AND archived_at IS NULL AND status <> 'terminated'
+            AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())
+            AND NOT EXISTS (
+                SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.disabled_at IS NOT NULL)
+      ) p
+      WHERE turn <= $2
+      ORDER BY turn, updated_at
       LIMIT $1
       """;
+
+  /** A session with pending work and no live lease, and its tenant. */
+  record Pending(String sessionId, String tenantId) {}
 
   private final Pool pool;
   private final io.micrometer.core.instrument.Counter takeOvers;
@@ -157,15 +171,19 @@ public class Leases {
         .replaceWithVoid();
   }
 
-  /** Up to {@code limit} sessions with pending work and no live lease, oldest change first. */
-  Uni<List<String>> pending(int limit) {
+  /**
+   * Up to {@code limit} sessions with pending work and no live lease, at most {@code perTenant} of
+   * one tenant, in turns across tenants (see {@link #PENDING}).
+   */
+  Uni<List<Pending>> pending(int limit, int perTenant) {
     return pool.preparedQuery(PENDING)
-        .execute(Tuple.of(limit))
+        .execute(Tuple.of(limit, perTenant))
         .map(
             rows -> {
-              List<String> ids = new ArrayList<>();
-              rows.forEach(row -> ids.add(row.getString("id")));
-              return ids;
+              List<Pending> pending = new ArrayList<>();
+              rows.forEach(
+                  row -> pending.add(new Pending(row.getString("id"), row.getString("tenant_id"))));
+              return pending;
             });
   }
 

@@ -8,5 +8,6 @@ import java.util.Optional;
  */
 public interface LeaseClaims {
 
-  Optional<LeaseClaim> claimFor(String sessionId);
+  /** A claim for {@code tenantId}'s session {@code sessionId}, if this replica should take it. */
+  Optional<LeaseClaim> claimFor(String sessionId, String tenantId);
 }

@@ -194,7 +194,7 @@ public class Sessions {
         .call(this::checkAnsweredEvent)
         .map(this::withClaim)
         .flatMap(log::append)
-        .invoke(this::announceWork);
+        .invoke(appended -> announceWork(tenant, appended));
   }
 
   /**
@@ -210,7 +210,7 @@ public class Sessions {
         .call(this::checkAnsweredEvents)
         .map(this::withClaim)
         .flatMap(log::append)
-        .invoke(this::announceWork);
+        .invoke(appended -> announceWork(tenant, appended));
   }
 
   private static AppendRequest checkEmitAll(
@@ -252,10 +252,13 @@ public class Sessions {
     if (append.events().stream().noneMatch(event -> event.type().wakesHarness())) {
       return append;
     }
-    return claims.claimFor(append.sessionId()).map(append::claiming).orElse(append);
+    return claims
+        .claimFor(append.sessionId(), append.tenant().id())
+        .map(append::claiming)
+        .orElse(append);
   }
 
-  private void announceWork(Appended appended) {
+  private void announceWork(Tenant tenant, Appended appended) {
     boolean needsHarness =
         appended.events().stream()
             .anyMatch(
@@ -265,7 +268,8 @@ public class Sessions {
                         .orElse(false));
     if (needsHarness && !appended.deduplicated()) {
       workArrived.fire(
-          new SessionWorkArrived(appended.events().get(0).getSessionId(), appended.lease()));
+          new SessionWorkArrived(
+              appended.events().get(0).getSessionId(), tenant.id(), appended.lease()));
     }
   }
 
@@ -463,7 +467,7 @@ public class Sessions {
                                         events,
                                         0L,
                                         null,
-                                        claims.claimFor(id).orElse(null),
+                                        claims.claimFor(id, tenant.id()).orElse(null),
                                         tenant)))
                     .invoke(initial::set)
                     .flatMap(appended -> repository.find(connection, tenant, id)))
@@ -472,7 +476,7 @@ public class Sessions {
               Appended appended = initial.get();
               if (appended != null) {
                 log.publish(appended); // committed: readers wake, and it is counted
-                workArrived.fire(new SessionWorkArrived(id, appended.lease()));
+                workArrived.fire(new SessionWorkArrived(id, tenant.id(), appended.lease()));
               }
             });
   }
