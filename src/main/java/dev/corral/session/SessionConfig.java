@@ -36,6 +36,13 @@ public interface SessionConfig {
   @WithDefault("5s")
   Duration helloInterval();
 
+  /**
+   * Live event streams (gRPC StreamEvents and SSE) one tenant may have open on one replica; one
+   * more is refused with RESOURCE_EXHAUSTED.
+   */
+  @WithDefault("1000")
+  int maxStreamsPerTenant();
+
   /** Events a live stream reads from the database at a time. */
   @WithDefault("256")
   int streamPageSize();

@@ -47,6 +47,7 @@ public class Sessions {
   private final EventTail tail;
   private final SessionSignals signals;
   private final LiveDeltas deltas;
+  private final StreamSlots streamSlots;
   private final LeaseClaims claims;
   private final dev.corral.agent.Environments environments;
   private final VaultDirectory vaults;
@@ -61,6 +62,7 @@ public class Sessions {
       EventTail tail,
       SessionSignals signals,
       LiveDeltas deltas,
+      StreamSlots streamSlots,
       LeaseClaims claims,
       dev.corral.agent.Environments environments,
       VaultDirectory vaults,
@@ -75,6 +77,7 @@ public class Sessions {
     this.signals = signals;
     this.workArrived = workArrived;
     this.deltas = deltas;
+    this.streamSlots = streamSlots;
     this.claims = claims;
     this.environments = environments;
     this.vaults = vaults;
@@ -318,6 +321,7 @@ public class Sessions {
         .deferred(
             () -> {
               Set<String> filter = checkFollow(sessionId, afterSeq, types);
+              Runnable slot = streamSlots.take(tenant);
               // Deltas are caught from the subscription on, before the session is even read: a
               // client that sends a message right after subscribing sees its whole preview.
               LiveDeltas.Handle handle = includeDeltas ? deltas.follow(sessionId) : null;
@@ -340,7 +344,15 @@ public class Sessions {
                                 ? Multi.createFrom().<Tailed>empty() // its last event is behind
                                 : tailed(sessionId, afterSeq, filter, handle);
                           });
-              return handle == null ? followed : followed.onTermination().invoke(handle::complete);
+              return followed
+                  .onTermination()
+                  .invoke(
+                      () -> {
+                        slot.run();
+                        if (handle != null) {
+                          handle.complete();
+                        }
+                      });
             });
   }
 

@@ -1,0 +1,130 @@
+package dev.corral.session;
+
+import static dev.corral.testing.Fixtures.createSession;
+import static dev.corral.testing.Fixtures.emit;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.DeleteSessionRequest;
+import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.proto.v1.StreamEventsRequest;
+import dev.corral.testing.StreamRecorder;
+import dev.corral.testing.TestCredentials;
+import io.grpc.Channel;
+import io.grpc.Status;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.QuarkusTestProfile;
+import io.quarkus.test.junit.TestProfile;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** A tenant holds at most corral.session.max-streams-per-tenant live streams on a replica. */
+@QuarkusTest
+@TestProfile(StreamSlotsTest.Profile.class)
+class StreamSlotsTest {
+
+  private static final Duration WAIT = Duration.ofSeconds(10);
+  private static final String UNKNOWN_SESSION = "sesn_00000000000000000000000000";
+
+  @GrpcClient("corral")
+  Channel channel;
+
+  private final List<StreamRecorder> streams = new ArrayList<>();
+
+  @AfterEach
+  void stop() {
+    streams.forEach(
+        stream -> {
+          if (stream.closedWith() == null) {
+            stream.cancel();
+          }
+        });
+  }
+
+  @Test
+  void aTenantHoldsAtMostItsStreamsAndGetsEachBackWhenAStreamEnds() {
+    // Given a tenant following a session with as many streams as it may (3)
+    Channel tenantA = TestCredentials.memberOfNewTenant(channel, "streams-a");
+    Session session = sessionWithAnEvent(tenantA);
+    // (streams that failed, at an unknown session, hold none)
+    for (int i = 0; i < 3; i++) {
+      StreamRecorder unknown = follow(tenantA, UNKNOWN_SESSION);
+      await().atMost(WAIT).until(() -> unknown.closedWith() != null);
+      assertThat(unknown.closedWith().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+    }
+    List<StreamRecorder> open = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      open.add(established(tenantA, session.getId()));
+    }
+
+    // When it opens one more
+    StreamRecorder refused = follow(tenantA, session.getId());
+
+    // Then that one is refused, saying which setting, and the others go on
+    await().atMost(WAIT).until(() -> refused.closedWith() != null);
+    assertThat(refused.closedWith().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+    assertThat(refused.closedWith().getDescription())
+        .contains("corral.session.max-streams-per-tenant");
+    assertThat(open).allMatch(stream -> stream.closedWith() == null);
+
+    // And another tenant's streams are its own
+    Channel tenantB = TestCredentials.memberOfNewTenant(channel, "streams-b");
+    established(tenantB, sessionWithAnEvent(tenantB).getId());
+
+    // And a stream the client closes gives its slot back
+    open.get(0).cancel();
+    await().atMost(WAIT).untilAsserted(() -> established(tenantA, session.getId()));
+
+    // And so does every stream of a deleted session
+    SessionServiceGrpc.newBlockingStub(tenantA)
+        .deleteSession(DeleteSessionRequest.newBuilder().setSessionId(session.getId()).build());
+    Session next = sessionWithAnEvent(tenantA);
+    await()
+        .atMost(WAIT)
+        .untilAsserted(
+            () -> {
+              for (int i = 0; i < 3; i++) {
+                established(tenantA, next.getId());
+              }
+            });
+  }
+
+  private Session sessionWithAnEvent(Channel member) {
+    SessionServiceGrpc.SessionServiceBlockingStub sessions =
+        SessionServiceGrpc.newBlockingStub(member);
+    Session session = createSession(AgentServiceGrpc.newBlockingStub(member), sessions);
+    sessions.emitEvent(emit(session.getId(), "hello"));
+    return session;
+  }
+
+  private StreamRecorder follow(Channel member, String sessionId) {
+    StreamRecorder stream =
+        StreamRecorder.follow(
+            member, StreamEventsRequest.newBuilder().setSessionId(sessionId).build());
+    streams.add(stream);
+    return stream;
+  }
+
+  /** A stream that delivered the session's first event. */
+  private StreamRecorder established(Channel member, String sessionId) {
+    StreamRecorder stream = follow(member, sessionId);
+    await().atMost(WAIT).until(() -> !stream.events().isEmpty() || stream.closedWith() != null);
+    assertThat(stream.closedWith()).isNull();
+    return stream;
+  }
+
+  /** Three streams per tenant. */
+  public static class Profile implements QuarkusTestProfile {
+    @Override
+    public Map<String, String> getConfigOverrides() {
+      return Map.of("corral.session.max-streams-per-tenant", "3");
+    }
+  }
+}
