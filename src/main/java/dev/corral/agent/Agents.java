@@ -24,7 +24,10 @@ public class Agents {
 
   private final AgentRepository repository;
 
-  Agents(AgentRepository repository) {
+  private final dev.corral.common.CredentialBindings credentials;
+
+  Agents(AgentRepository repository, dev.corral.common.CredentialBindings credentials) {
+    this.credentials = credentials;
     this.repository = repository;
   }
 
@@ -32,6 +35,7 @@ public class Agents {
   public Uni<Agent> create(Tenant tenant, Agent definition) {
     return Uni.createFrom()
         .item(() -> AgentRules.check(AgentRepository.definitionOf(definition)))
+        .call(checked -> credentialsBound(tenant, checked.getMcpServersList()))
         .flatMap(checked -> repository.create(tenant, IdKind.AGENT.next(), checked));
   }
 
@@ -50,8 +54,37 @@ public class Agents {
             () ->
                 checkVersion(
                     IdKind.AGENT.require("agent_id", agentId), "expected_version", expectedVersion))
+        .call(
+            id ->
+                changes
+                    .mcpServers()
+                    .map(servers -> credentialsBound(tenant, servers))
+                    .orElse(Uni.createFrom().voidItem()))
         .flatMap(
             id -> repository.update(tenant, id, latest -> apply(latest, expectedVersion, changes)));
+  }
+
+  /**
+   * Each credential {@code servers} name exists in {@code tenant} and is bound to its server; the
+   * first that is not fails the call.
+   */
+  private Uni<Void> credentialsBound(Tenant tenant, List<dev.corral.proto.v1.McpServer> servers) {
+    Uni<Void> checks = Uni.createFrom().voidItem();
+    for (int i = 0; i < servers.size(); i++) {
+      dev.corral.proto.v1.McpServer server = servers.get(i);
+      if (server.getCredentialId().isEmpty()) {
+        continue;
+      }
+      String field = "mcp_servers[" + i + "]";
+      IdKind.CREDENTIAL.require(field + ".credential_id", server.getCredentialId());
+      dev.corral.common.HttpUrls.normalized(field + ".url", server.getUrl());
+      checks =
+          checks.call(
+              () ->
+                  credentials.requireBound(
+                      tenant, field + ".credential_id", server.getCredentialId(), server.getUrl()));
+    }
+    return checks;
   }
 
   public Uni<Page<Agent>> list(

@@ -11,6 +11,7 @@ import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.EventEmitter;
+import dev.corral.proto.v1.GitRepository;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionResource;
@@ -51,6 +52,7 @@ public class Sessions {
   private final LeaseClaims claims;
   private final dev.corral.agent.Environments environments;
   private final VaultDirectory vaults;
+  private final dev.corral.common.CredentialBindings credentials;
   private final jakarta.enterprise.event.Event<SessionWorkArrived> workArrived;
   private final jakarta.enterprise.event.Event<SessionEnded> ended;
 
@@ -66,6 +68,7 @@ public class Sessions {
       LeaseClaims claims,
       dev.corral.agent.Environments environments,
       VaultDirectory vaults,
+      dev.corral.common.CredentialBindings credentials,
       jakarta.enterprise.event.Event<SessionWorkArrived> workArrived,
       jakarta.enterprise.event.Event<SessionEnded> ended) {
     this.pool = pool;
@@ -81,6 +84,7 @@ public class Sessions {
     this.claims = claims;
     this.environments = environments;
     this.vaults = vaults;
+    this.credentials = credentials;
   }
 
   /**
@@ -98,6 +102,7 @@ public class Sessions {
             events ->
                 environmentUsable(tenant, request.environmentId())
                     .call(ignored -> vaults.requireUsable(tenant, "vault_ids", request.vaultIds()))
+                    .call(ignored -> credentialsBound(tenant, request.resources()))
                     .flatMap(
                         ignored -> agents.find(tenant, request.agentId(), request.agentVersion()))
                     .invoke(Sessions::requireActive)
@@ -574,6 +579,7 @@ public class Sessions {
               IdKind.SESSION.require("session_id", sessionId);
               return ResourceRules.checked("resource", resource);
             })
+        .call(checked -> credentialBound(tenant, "resource", checked))
         .flatMap(
             checked ->
                 repository.changeResources(
@@ -613,6 +619,32 @@ public class Sessions {
 
   public Uni<List<SessionResource>> resources(Tenant tenant, String sessionId) {
     return get(tenant, sessionId).map(Session::getResourcesList);
+  }
+
+  /**
+   * The credential {@code resource} (the request's {@code field}) names, if any, exists in {@code
+   * tenant} and is bound to its repository's host.
+   */
+  private Uni<Void> credentialBound(Tenant tenant, String field, SessionResource resource) {
+    GitRepository repository = resource.getGitRepository();
+    return repository.getCredentialId().isEmpty()
+        ? Uni.createFrom().voidItem()
+        : credentials.requireBound(
+            tenant,
+            field + ".git_repository.credential_id",
+            repository.getCredentialId(),
+            repository.getUrl());
+  }
+
+  /** {@link #credentialBound} for each of a new session's resources; the first refusal fails. */
+  private Uni<Void> credentialsBound(Tenant tenant, List<SessionResource> resources) {
+    Uni<Void> checks = Uni.createFrom().voidItem();
+    for (int i = 0; i < resources.size(); i++) {
+      String field = "resources[" + i + "]";
+      SessionResource resource = resources.get(i);
+      checks = checks.call(() -> credentialBound(tenant, field, resource));
+    }
+    return checks;
   }
 
   private static List<SessionResource> checkedResources(List<SessionResource> requested) {

@@ -37,7 +37,7 @@ import org.jboss.logging.Logger;
  * refreshing an OAuth token first when it is about to expire or was refused.
  */
 @ApplicationScoped
-public class Credentials {
+public class Credentials implements dev.corral.common.CredentialBindings {
 
   private static final Logger LOGGER = Logger.getLogger(Credentials.class);
 
@@ -159,6 +159,21 @@ public class Credentials {
     } catch (RuntimeException malformed) {
       return false;
     }
+  }
+
+  @Override
+  public Uni<Void> requireBound(Tenant tenant, String field, String credentialId, String url) {
+    return repository
+        .find(tenant, credentialId)
+        .invoke(
+            stored -> {
+              try {
+                requireBound(stored.credential(), url);
+              } catch (CredentialUnusableException elsewhere) {
+                throw new InvalidArgumentException(field, elsewhere.getMessage());
+              }
+            })
+        .replaceWithVoid();
   }
 
   public Uni<Credential> get(Tenant tenant, String credentialId) {

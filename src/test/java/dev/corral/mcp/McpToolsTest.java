@@ -450,9 +450,43 @@ class McpToolsTest {
   void aCredentialBoundToAnotherServerIsNeverSentAnywhereElse() {
     String token = "bound-" + UUID.randomUUID();
     String credential = staticCredential("https://elsewhere.example.com/mcp", "Bearer " + token);
+    // An agent naming it is refused when made
+    assertThatThrownBy(() -> agent(credential, ToolConfig.getDefaultInstance()))
+        .isInstanceOfSatisfying(
+            io.grpc.StatusRuntimeException.class,
+            refused -> {
+              assertThat(refused.getStatus().getCode())
+                  .isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT);
+              assertThat(refused.getStatus().getDescription())
+                  .contains("mcp_servers[0].credential_id", "is bound to");
+            });
+    // And an agent that names it all the same (made before corral checked at create) never sends it
+    String agent = agent("", ToolConfig.getDefaultInstance());
+    byte[] spec =
+        pool.preparedQuery("SELECT spec FROM agent_versions WHERE agent_id = $1 AND version = 1")
+            .execute(io.vertx.mutiny.sqlclient.Tuple.of(agent))
+            .await()
+            .indefinitely()
+            .iterator()
+            .next()
+            .getBuffer("spec")
+            .getBytes();
+    dev.corral.proto.v1.Agent.Builder named;
+    try {
+      named = dev.corral.proto.v1.Agent.parseFrom(spec).toBuilder();
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      throw new AssertionError(e);
+    }
+    named.setMcpServers(0, named.getMcpServers(0).toBuilder().setCredentialId(credential));
+    pool.preparedQuery("UPDATE agent_versions SET spec = $2 WHERE agent_id = $1 AND version = 1")
+        .execute(
+            io.vertx.mutiny.sqlclient.Tuple.of(
+                agent, io.vertx.core.buffer.Buffer.buffer(named.build().toByteArray())))
+        .await()
+        .indefinitely();
     model.enqueue(
         Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"x\"}"), Reply.text("Hm."));
-    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    Session session = start(agent, marker);
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
     List<Event> events = log(sessions, session.getId());
     assertThat(server.requests())

@@ -686,4 +686,106 @@ class VaultTest {
                 .getName())
         .isEqualTo("outside");
   }
+
+  @Test
+  void agentsAndSessionsMayNameOnlyCredentialsOfTheirTenantBoundToWhatTheyCall() {
+    // Given a credential for one MCP server and one for github.com
+    String url = "https://mcp.example.com/bound-" + UUID.randomUUID();
+    Credential header = create(staticHeader(url, "Bearer x"));
+    Credential github = create(githubBasic("github", "").toBuilder().clearVaultId().build());
+    String unknown = "cred_00000000000000000000000000";
+    var other =
+        dev.corral.proto.v1.AgentServiceGrpc.newBlockingStub(
+            dev.corral.testing.TestCredentials.memberOfNewTenant(channel, "borrower"));
+
+    // Then an agent may name the credential for its own server
+    agentsOfVaults.createAgent(agentCalling(url, header.getId()));
+    // But not for another server, nor a credential that does not exist, nor another tenant's
+    assertInvalid(
+        () ->
+            agentsOfVaults.createAgent(
+                agentCalling("https://elsewhere.example/mcp", header.getId())),
+        "mcp_servers[0].credential_id");
+    assertStatus(
+        () -> agentsOfVaults.createAgent(agentCalling(url, unknown)), Status.Code.NOT_FOUND);
+    assertStatus(() -> other.createAgent(agentCalling(url, header.getId())), Status.Code.NOT_FOUND);
+    // And an update that would name one is refused and makes no version
+    var agent = agentsOfVaults.createAgent(agentCalling(url, "")).getAgent();
+    assertStatus(
+        () ->
+            agentsOfVaults.updateAgent(
+                dev.corral.proto.v1.UpdateAgentRequest.newBuilder()
+                    .setAgentId(agent.getId())
+                    .setMcpServers(
+                        dev.corral.proto.v1.McpServerList.newBuilder()
+                            .addMcpServers(agentCalling(url, unknown).getMcpServers(0)))
+                    .build()),
+        Status.Code.NOT_FOUND);
+    assertThat(
+            agentsOfVaults
+                .getAgent(
+                    dev.corral.proto.v1.GetAgentRequest.newBuilder()
+                        .setAgentId(agent.getId())
+                        .build())
+                .getAgent()
+                .getVersion())
+        .isEqualTo(agent.getVersion());
+
+    // And a session's repository may name only a credential bound to its host
+    var withRepository =
+        dev.corral.proto.v1.CreateSessionRequest.newBuilder()
+            .setAgentId(agent.getId())
+            .addResources(repository(github.getId()))
+            .build();
+    var session = sessionsOfVaults.createSession(withRepository).getSession();
+    assertInvalid(
+        () ->
+            sessionsOfVaults.createSession(
+                withRepository.toBuilder().setResources(0, repository(header.getId())).build()),
+        "resources[0].git_repository.credential_id");
+    assertStatus(
+        () ->
+            sessionsOfVaults.addSessionResource(
+                dev.corral.proto.v1.AddSessionResourceRequest.newBuilder()
+                    .setSessionId(session.getId())
+                    .setResource(
+                        repository(unknown).toBuilder()
+                            .setGitRepository(
+                                repository(unknown).getGitRepository().toBuilder()
+                                    .setMountPath("other")))
+                    .build()),
+        Status.Code.NOT_FOUND);
+  }
+
+  private static dev.corral.proto.v1.CreateAgentRequest agentCalling(
+      String url, String credentialId) {
+    return dev.corral.proto.v1.CreateAgentRequest.newBuilder()
+        .setName("mcp")
+        .setModel("claude-test")
+        .addMcpServers(
+            dev.corral.proto.v1.McpServer.newBuilder()
+                .setName("tools")
+                .setUrl(url)
+                .setCredentialId(credentialId))
+        .addTools(
+            dev.corral.proto.v1.Tool.newBuilder()
+                .setMcpToolset(
+                    dev.corral.proto.v1.McpToolset.newBuilder().setMcpServerName("tools")))
+        .build();
+  }
+
+  private static dev.corral.proto.v1.SessionResource repository(String credentialId) {
+    return dev.corral.proto.v1.SessionResource.newBuilder()
+        .setGitRepository(
+            dev.corral.proto.v1.GitRepository.newBuilder()
+                .setUrl("https://github.com/acme/app.git")
+                .setCredentialId(credentialId))
+        .build();
+  }
+
+  private static void assertStatus(Runnable call, Status.Code code) {
+    assertThatThrownBy(call::run)
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class, e -> assertThat(e.getStatus().getCode()).isEqualTo(code));
+  }
 }
