@@ -12,6 +12,7 @@ import io.opentelemetry.api.trace.StatusCode;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.concurrent.Executor;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
@@ -28,9 +29,14 @@ final class AppendQueue {
    * Events to append, with what to do once they are in the log (or refused).
    *
    * @param expectedLastSeq the append is refused if the log moved past it (null: no check)
+   * @param wanted asked when the batch's turn comes: a batch no longer wanted is dropped unsent
    */
   record Batch(
-      List<NewEvent> events, Long expectedLastSeq, Consumer<Appended> then, Runnable refused) {}
+      List<NewEvent> events,
+      Long expectedLastSeq,
+      Consumer<Appended> then,
+      Runnable refused,
+      BooleanSupplier wanted) {}
 
   /** Where the outcome of each append goes, on the run's context. */
   interface Outcome {
@@ -79,7 +85,17 @@ final class AppendQueue {
   }
 
   void add(List<NewEvent> events, Long expectedLastSeq, Consumer<Appended> then, Runnable refused) {
-    waiting.add(new Batch(events, expectedLastSeq, then, refused));
+    waiting.add(new Batch(events, expectedLastSeq, then, refused, () -> true));
+    next();
+  }
+
+  /**
+   * Appends {@code events} when their turn comes, if {@code wanted} still says so then: a model's
+   * answer queued behind its span start is dropped if that span start was refused, so that no
+   * answer lands in the log without the start of its call (or after input its request never saw).
+   */
+  void addIfStillWanted(List<NewEvent> events, Consumer<Appended> then, BooleanSupplier wanted) {
+    waiting.add(new Batch(events, null, then, () -> {}, wanted));
     next();
   }
 
@@ -95,6 +111,9 @@ final class AppendQueue {
 
   /** Starts the next waiting append, unless one is under way. */
   void next() {
+    while (!waiting.isEmpty() && !waiting.peek().wanted().getAsBoolean()) {
+      waiting.poll();
+    }
     if (stopped || appending || waiting.isEmpty()) {
       return;
     }

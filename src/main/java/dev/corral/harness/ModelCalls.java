@@ -355,7 +355,7 @@ final class ModelCalls {
       }
     }
     events.add(EventsFactory.spanEnd(call.spanId, response));
-    appends.add(events, null, appended -> call.finished = true);
+    appends.addIfStillWanted(events, appended -> call.finished = true, () -> !call.cancelled);
   }
 
   /** Records the summary a compaction call answered, in place of the history it stands for. */
@@ -421,7 +421,7 @@ final class ModelCalls {
                     compacting.upToSeq(),
                     compacting.tokens(),
                     after));
-    appends.add(events, null, appended -> call.finished = true);
+    appends.addIfStillWanted(events, appended -> call.finished = true, () -> !call.cancelled);
   }
 
   /** A compaction under way: the range it summarises and the events it keeps. */
@@ -455,7 +455,7 @@ final class ModelCalls {
                 LOGGER.debugf(
                     "sessionId=%s model call failed (%s), last=%s",
                     sessionId, error.errorType(), last));
-    appends.add(events, null, appended -> call.finished = true);
+    appends.addIfStillWanted(events, appended -> call.finished = true, () -> !call.cancelled);
   }
 
   private Duration backoff(int retry) {
