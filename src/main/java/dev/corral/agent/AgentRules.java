@@ -87,8 +87,12 @@ public final class AgentRules {
   /** The prefix of the names under which MCP tools are offered to the model. */
   public static final String MCP_PREFIX = "mcp__";
 
-  private static void mcpServers(Agent agent) {
-    List<McpServer> servers = agent.getMcpServersList();
+  /**
+   * Checks a list of MCP servers on its own (their number, names, URLs and credential ids).
+   *
+   * @return the servers' names
+   */
+  static Set<String> mcpServerList(List<McpServer> servers) {
     if (servers.size() > MAX_MCP_SERVERS) {
       throw new InvalidArgumentException(
           "mcp_servers", "has " + servers.size() + " servers; the limit is " + MAX_MCP_SERVERS);
@@ -109,6 +113,12 @@ public final class AgentRules {
         IdKind.CREDENTIAL.require(field + ".credential_id", server.getCredentialId());
       }
     }
+    return names;
+  }
+
+  private static void mcpServers(Agent agent) {
+    List<McpServer> servers = agent.getMcpServersList();
+    Set<String> names = mcpServerList(servers);
     Set<String> enabled = new HashSet<>();
     List<Tool> tools = agent.getToolsList();
     for (int i = 0; i < tools.size(); i++) {

@@ -35,7 +35,7 @@ public class Agents {
   public Uni<Agent> create(Tenant tenant, Agent definition) {
     return Uni.createFrom()
         .item(() -> AgentRules.check(AgentRepository.definitionOf(definition)))
-        .call(checked -> credentialsBound(tenant, checked.getMcpServersList()))
+        .call(checked -> credentialsBound(tenant, List.of(), checked.getMcpServersList()))
         .flatMap(checked -> repository.create(tenant, IdKind.AGENT.next(), checked));
   }
 
@@ -56,35 +56,55 @@ public class Agents {
                     IdKind.AGENT.require("agent_id", agentId), "expected_version", expectedVersion))
         .call(
             id ->
-                changes
-                    .mcpServers()
-                    .map(servers -> credentialsBound(tenant, servers))
-                    .orElse(Uni.createFrom().voidItem()))
+                changes.mcpServers().isEmpty()
+                    ? Uni.createFrom().voidItem()
+                    : repository
+                        .find(tenant, id, 0)
+                        .flatMap(
+                            latest ->
+                                credentialsBound(
+                                    tenant,
+                                    latest.getMcpServersList(),
+                                    changes.mcpServers().get())))
         .flatMap(
             id -> repository.update(tenant, id, latest -> apply(latest, expectedVersion, changes)));
   }
 
   /**
-   * Each credential {@code servers} name exists in {@code tenant} and is bound to its server; the
-   * first that is not fails the call.
+   * Each credential {@code servers} name that {@code previous} did not already pair with the same
+   * URL exists in {@code tenant} and is bound to its server; the first that is not fails the call.
+   * The list is checked on its own first (at most {@link AgentRules#MAX_MCP_SERVERS}), so no
+   * request makes more lookups than that.
    */
-  private Uni<Void> credentialsBound(Tenant tenant, List<dev.corral.proto.v1.McpServer> servers) {
-    Uni<Void> checks = Uni.createFrom().voidItem();
+  private Uni<Void> credentialsBound(
+      Tenant tenant,
+      List<dev.corral.proto.v1.McpServer> previous,
+      List<dev.corral.proto.v1.McpServer> servers) {
+    AgentRules.mcpServerList(servers);
+    java.util.Set<String> known = new java.util.HashSet<>();
+    previous.forEach(server -> known.add(server.getCredentialId() + " " + server.getUrl()));
+    java.util.Map<String, dev.corral.proto.v1.McpServer> checks = new java.util.LinkedHashMap<>();
     for (int i = 0; i < servers.size(); i++) {
       dev.corral.proto.v1.McpServer server = servers.get(i);
-      if (server.getCredentialId().isEmpty()) {
-        continue;
+      String pair = server.getCredentialId() + " " + server.getUrl();
+      if (!server.getCredentialId().isEmpty() && !known.contains(pair)) {
+        checks.putIfAbsent("mcp_servers[" + i + "].credential_id", server);
+        known.add(pair);
       }
-      String field = "mcp_servers[" + i + "]";
-      IdKind.CREDENTIAL.require(field + ".credential_id", server.getCredentialId());
-      dev.corral.common.HttpUrls.normalized(field + ".url", server.getUrl());
-      checks =
-          checks.call(
-              () ->
-                  credentials.requireBound(
-                      tenant, field + ".credential_id", server.getCredentialId(), server.getUrl()));
     }
-    return checks;
+    return io.smallrye.mutiny.Multi.createFrom()
+        .iterable(checks.entrySet())
+        .onItem()
+        .transformToUniAndConcatenate(
+            check ->
+                credentials.requireBound(
+                    tenant,
+                    check.getKey(),
+                    check.getValue().getCredentialId(),
+                    check.getValue().getUrl()))
+        .collect()
+        .last()
+        .replaceWithVoid();
   }
 
   public Uni<Page<Agent>> list(

@@ -731,6 +731,38 @@ class VaultTest {
                 .getVersion())
         .isEqualTo(agent.getVersion());
 
+    // And an update's list is checked before any credential is looked up
+    dev.corral.proto.v1.McpServerList.Builder many = dev.corral.proto.v1.McpServerList.newBuilder();
+    for (int i = 0; i < 25; i++) {
+      many.addMcpServers(agentCalling(url, unknown).getMcpServers(0).toBuilder().setName("s" + i));
+    }
+    assertInvalid(
+        () ->
+            agentsOfVaults.updateAgent(
+                dev.corral.proto.v1.UpdateAgentRequest.newBuilder()
+                    .setAgentId(agent.getId())
+                    .setMcpServers(many)
+                    .build()),
+        "mcp_servers");
+    // And a credential the agent already names is not looked up again: deleted since, the agent's
+    // other fields still change with the same list sent back
+    Credential doomed = create(staticHeader(url, "Bearer y"));
+    var naming = agentsOfVaults.createAgent(agentCalling(url, doomed.getId())).getAgent();
+    vault.deleteCredential(
+        DeleteCredentialRequest.newBuilder().setCredentialId(doomed.getId()).build());
+    var renamed =
+        agentsOfVaults
+            .updateAgent(
+                dev.corral.proto.v1.UpdateAgentRequest.newBuilder()
+                    .setAgentId(naming.getId())
+                    .setName("renamed")
+                    .setMcpServers(
+                        dev.corral.proto.v1.McpServerList.newBuilder()
+                            .addAllMcpServers(naming.getMcpServersList()))
+                    .build())
+            .getAgent();
+    assertThat(renamed.getName()).isEqualTo("renamed");
+
     // And a session's repository may name only a credential bound to its host
     var withRepository =
         dev.corral.proto.v1.CreateSessionRequest.newBuilder()
