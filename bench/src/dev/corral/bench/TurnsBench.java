@@ -56,9 +56,6 @@ public final class TurnsBench {
       model.fallback(TurnsBench::reply);
       Map<String, String> environment = new HashMap<>(BenchServers.environment(postgres, model));
       environment.put("CORRAL_HARNESS_MAX_CONCURRENT_SESSIONS", Integer.toString(sessions));
-      // every session is the benchmark tenant's
-      environment.put(
-          "CORRAL_HARNESS_MAX_CONCURRENT_SESSIONS_PER_TENANT", Integer.toString(sessions));
       try (ServerProcess server = ServerProcess.start(environment)) {
         SessionServiceGrpc.SessionServiceBlockingStub stub =
             SessionServiceGrpc.newBlockingStub(server.channel());

@@ -2,6 +2,7 @@ package dev.corral.harness;
 
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.LogFields;
+import dev.corral.common.ProtoTime;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.model.ModelConfig;
 import dev.corral.proto.v1.Lease;
@@ -16,6 +17,7 @@ import jakarta.annotation.Priority;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -62,6 +64,10 @@ public class Dispatcher implements LeaseClaims {
   private long renewTimer = -1;
   private long deadlineTimer = -1;
   private boolean scanning;
+
+  /** Tenants that may run sessions, as the last scan counted them. */
+  private volatile int tenants = 1;
+
   private volatile boolean stopping;
 
   Dispatcher(
@@ -81,6 +87,10 @@ public class Dispatcher implements LeaseClaims {
     if (!config.enabled()) {
       return;
     }
+    if (config.maxConcurrentSessionsPerTenant().orElse(1) < 1) {
+      throw new IllegalStateException(
+          "corral.harness.max-concurrent-sessions-per-tenant must be at least 1");
+    }
     ModelConfig model = services.model().config();
     ModelConfig.thinkingProblem(model.thinkingBudgetTokens(), model.maxTokens())
         .ifPresent(
@@ -93,6 +103,7 @@ public class Dispatcher implements LeaseClaims {
     io.micrometer.core.instrument.Gauge.builder("corral.harness.starting", starting, Map::size)
         .description("Sessions whose lease this replica is taking, to start their harness")
         .register(services.metrics());
+    leases.activeTenants().subscribe().with(count -> tenants = count, this::logFailure);
     scanTimer = vertx.setPeriodic(config.scanInterval().toMillis(), id -> scan());
     renewTimer = vertx.setPeriodic(config.renewInterval().toMillis(), id -> renew());
     deadlineTimer = vertx.setPeriodic(checkEvery().toMillis(), id -> stopUnconfirmed());
@@ -124,7 +135,7 @@ public class Dispatcher implements LeaseClaims {
   @Override
   public Optional<LeaseClaim> claimFor(String sessionId, String tenantId) {
     boolean room = runs.size() + starting.size() < config.maxConcurrentSessions();
-    if (!config.enabled() || stopping || !room || slotsOf(tenantId) >= config.perTenantSlots()) {
+    if (!config.enabled() || stopping || !room || slotsOf(tenantId) >= share()) {
       return Optional.empty();
     }
     return Optional.of(new LeaseClaim(replicaId, config.leaseTtl().toMillis()));
@@ -143,10 +154,10 @@ public class Dispatcher implements LeaseClaims {
       return;
     }
     synchronized (runs) {
-      if (runs.containsKey(work.sessionId())) {
-        return;
+      if (runs.containsKey(work.sessionId()) || starting.containsKey(work.sessionId())) {
+        return; // a run has the lease (or is taking it), and will see the work in its tail
       }
-      if (slotsOf(work.tenantId()) >= config.perTenantSlots()) {
+      if (slotsOf(work.tenantId()) >= share()) {
         // other appends of the tenant claimed the last of its slots meanwhile: the work stays
         // pending, for a scan (here or elsewhere) to take when the tenant has room
         leases
@@ -184,16 +195,29 @@ public class Dispatcher implements LeaseClaims {
       return Uni.createFrom()
           .failure(new ResourceExhaustedException("this replica works as many sessions as it may"));
     }
-    if (slotsOf(tenantId) >= config.perTenantSlots()) {
-      return Uni.createFrom()
-          .failure(
-              new ResourceExhaustedException(
-                  "this replica works as many sessions of tenant "
-                      + tenantId
-                      + " as it may ("
-                      + config.perTenantSlots()
-                      + ", corral.harness.max-concurrent-sessions-per-tenant); the session's work"
-                      + " stays pending and starts when one of them stops"));
+    int share = share();
+    if (slotsOf(tenantId) >= share) {
+      // no room for the tenant here; but a harness elsewhere may work the session already
+      return leases
+          .current(sessionId)
+          .map(
+              lease -> {
+                boolean elsewhere =
+                    !lease.getHolder().isEmpty()
+                        && !lease.getHolder().equals(replicaId)
+                        && lease.hasExpiresAt()
+                        && ProtoTime.toInstant(lease.getExpiresAt()).isAfter(Instant.now());
+                if (!elsewhere) {
+                  throw new ResourceExhaustedException(
+                      "this replica works as many sessions of tenant "
+                          + tenantId
+                          + " as it may ("
+                          + share
+                          + ", corral.harness.max-concurrent-sessions-per-tenant); a session with"
+                          + " work pending starts when one of them stops");
+                }
+                return new WakeResult(lease, false);
+              });
     }
     return tryStart(sessionId, tenantId)
         .flatMap(
@@ -207,8 +231,15 @@ public class Dispatcher implements LeaseClaims {
   public record WakeResult(Lease lease, boolean started) {}
 
   private Uni<Optional<Lease>> tryStart(String sessionId, String tenantId) {
-    if (runs.containsKey(sessionId) || starting.putIfAbsent(sessionId, tenantId) != null) {
-      return Uni.createFrom().item(Optional.empty());
+    synchronized (runs) {
+      // checked and taken together, so that starts racing on other event loops never pass the
+      // tenant's share
+      if (runs.containsKey(sessionId)
+          || starting.containsKey(sessionId)
+          || slotsOf(tenantId) >= share()) {
+        return Uni.createFrom().item(Optional.empty());
+      }
+      starting.put(sessionId, tenantId);
     }
     long sent = System.nanoTime(); // the lease runs from when the database takes it, after this
     return leases
@@ -256,12 +287,29 @@ public class Dispatcher implements LeaseClaims {
 
   private void scan() {
     int room = config.maxConcurrentSessions() - runs.size() - starting.size();
-    if (stopping || scanning || room <= 0) {
+    if (stopping || scanning) {
       return;
     }
     scanning = true;
+    if (room <= 0) {
+      leases
+          .activeTenants()
+          .eventually(() -> scanning = false)
+          .subscribe()
+          .with(count -> tenants = count, this::logFailure);
+      return;
+    }
+    int share = share();
+    List<String> full = new ArrayList<>();
+    for (String tenant : new java.util.HashSet<>(tenantsHere())) {
+      if (slotsOf(tenant) >= share) {
+        full.add(tenant);
+      }
+    }
     leases
-        .pending(room, config.perTenantSlots())
+        .activeTenants()
+        .invoke(count -> tenants = count)
+        .flatMap(count -> leases.pending(room, share, full))
         .onItem()
         .transformToMulti(
             pending -> io.smallrye.mutiny.Multi.createFrom().iterable(within(pending)))
@@ -280,12 +328,26 @@ public class Dispatcher implements LeaseClaims {
     List<Leases.Pending> taken = new ArrayList<>();
     for (Leases.Pending next : pending) {
       int used = slots.computeIfAbsent(next.tenantId(), this::slotsOf);
-      if (used < config.perTenantSlots()) {
+      if (used < share()) {
         slots.put(next.tenantId(), used + 1);
         taken.add(next);
       }
     }
     return taken;
+  }
+
+  /**
+   * The slots one tenant may take here: the configured share, or its default for the tenants the
+   * last scan counted (all of them while there is one tenant).
+   */
+  int share() {
+    return config.perTenantSlots(tenants);
+  }
+
+  private List<String> tenantsHere() {
+    List<String> here = new ArrayList<>(runTenants.values());
+    here.addAll(starting.values());
+    return here;
   }
 
   /** Slots {@code tenantId}'s sessions take on this replica: running, or being started. */

@@ -33,13 +33,15 @@ public interface HarnessConfig {
 
   /**
    * Sessions of one tenant this replica works at once, so that one tenant cannot take every slot:
-   * its other sessions wait, their work pending, while other tenants' sessions start. Unset: half
-   * of {@link #maxConcurrentSessions()} (at least 1). A single-tenant deployment sets it to that.
+   * its other sessions wait, their work pending, while other tenants' sessions start. Unset: all of
+   * {@link #maxConcurrentSessions()} while the deployment has one tenant, half of them (at least 1)
+   * once it has more.
    */
   java.util.Optional<Integer> maxConcurrentSessionsPerTenant();
 
-  /** {@link #maxConcurrentSessionsPerTenant()}, or its default. */
-  default int perTenantSlots() {
-    return maxConcurrentSessionsPerTenant().orElse(Math.max(1, maxConcurrentSessions() / 2));
+  /** {@link #maxConcurrentSessionsPerTenant()}, or its default for {@code tenants} tenants. */
+  default int perTenantSlots(int tenants) {
+    return maxConcurrentSessionsPerTenant()
+        .orElse(tenants <= 1 ? maxConcurrentSessions() : Math.max(1, maxConcurrentSessions() / 2));
   }
 }

@@ -71,24 +71,33 @@ public class Leases {
 
   /**
    * Sessions with pending work and no live lease, taken in turns across tenants: each tenant's
-   * oldest first, then each one's second, and so on, at most {@code $2} of any tenant; so that one
-   * tenant's backlog never fills a scan before another tenant's oldest session is in it.
+   * oldest first, then each one's second, and so on, at most {@code $2} of any tenant and none of
+   * the tenants in {@code $3} (those with no room left here). Each tenant's few are read from its
+   * own part of {@code sessions_pending_tenant_idx}, so one tenant's backlog costs the others
+   * nothing.
    */
   static final String PENDING =
       """
-      SELECT id, tenant_id FROM (
+      SELECT p.id, p.tenant_id FROM tenants t
+      CROSS JOIN LATERAL (
           SELECT s.id, s.tenant_id, s.updated_at,
-                 row_number() OVER (PARTITION BY s.tenant_id ORDER BY s.updated_at) AS turn
-          FROM sessions s
-          WHERE work_pending AND archived_at IS NULL AND status <> 'terminated'
-            AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())
-            AND NOT EXISTS (
-                SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.disabled_at IS NOT NULL)
+                 row_number() OVER (ORDER BY s.updated_at) AS turn
+          FROM (
+              SELECT id, tenant_id, updated_at FROM sessions
+              WHERE tenant_id = t.id AND work_pending AND archived_at IS NULL
+                AND status <> 'terminated'
+                AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())
+              ORDER BY updated_at
+              LIMIT $2
+          ) s
       ) p
-      WHERE turn <= $2
-      ORDER BY turn, updated_at
+      WHERE t.disabled_at IS NULL AND NOT (t.id = ANY ($3::text[]))
+      ORDER BY p.turn, p.updated_at
       LIMIT $1
       """;
+
+  /** Tenants that may run sessions. */
+  static final String ACTIVE_TENANTS = "SELECT count(*) FROM tenants WHERE disabled_at IS NULL";
 
   /** A session with pending work and no live lease, and its tenant. */
   record Pending(String sessionId, String tenantId) {}
@@ -173,11 +182,11 @@ public class Leases {
 
   /**
    * Up to {@code limit} sessions with pending work and no live lease, at most {@code perTenant} of
-   * one tenant, in turns across tenants (see {@link #PENDING}).
+   * one tenant and none of {@code full}'s, in turns across tenants (see {@link #PENDING}).
    */
-  Uni<List<Pending>> pending(int limit, int perTenant) {
+  Uni<List<Pending>> pending(int limit, int perTenant, List<String> full) {
     return pool.preparedQuery(PENDING)
-        .execute(Tuple.of(limit, perTenant))
+        .execute(Tuple.of(limit, perTenant, full.toArray(String[]::new)))
         .map(
             rows -> {
               List<Pending> pending = new ArrayList<>();
@@ -185,6 +194,13 @@ public class Leases {
                   row -> pending.add(new Pending(row.getString("id"), row.getString("tenant_id"))));
               return pending;
             });
+  }
+
+  /** How many tenants may run sessions. */
+  Uni<Integer> activeTenants() {
+    return pool.preparedQuery(ACTIVE_TENANTS)
+        .execute()
+        .map(rows -> rows.iterator().next().getLong(0).intValue());
   }
 
   private static Lease lease(Row row) {

@@ -43,6 +43,8 @@ class TenantSlotsTest {
 
   @InjectFakeAnthropic FakeAnthropic model;
 
+  @jakarta.inject.Inject Dispatcher dispatcher;
+
   @Test
   void aTenantWhoseSessionsAllWaitHoldsOnlyItsShareOfTheReplicasSlots() {
     // Given tenant A with five sessions whose model calls never end, on a replica of four slots
@@ -53,6 +55,9 @@ class TenantSlotsTest {
         request ->
             request.path("messages").toString().contains(busy) ? Reply.hang() : Reply.text("ok"));
     Channel tenantA = TestCredentials.memberOfNewTenant(channel, "greedy");
+    Channel tenantB = TestCredentials.memberOfNewTenant(channel, "patient");
+    // (with more than one tenant, a tenant's default share is half the replica's slots)
+    await().atMost(WAIT).until(() -> dispatcher.share() == 2);
     List<Session> greedy = new ArrayList<>();
     for (int i = 0; i < 5; i++) {
       greedy.add(start(tenantA, busy + " " + i));
@@ -66,7 +71,6 @@ class TenantSlotsTest {
         .until(() -> model.requestsMentioning(busy).size() == 2);
 
     // When tenant B starts a session
-    Channel tenantB = TestCredentials.memberOfNewTenant(channel, "patient");
     Session other = start(tenantB, quick);
 
     // Then it runs at once to its answer
