@@ -135,6 +135,13 @@ class EventStream {
     if (response.closed() || response.ended()) {
       return;
     }
+    Runnable slot;
+    try {
+      slot = sessions.takeStreamSlot(call.tenant());
+    } catch (RuntimeException refused) {
+      RestErrors.answer(call.context(), refused); // 429, before any header of a stream
+      return;
+    }
     response
         .setChunked(true)
         .putHeader("content-type", "text/event-stream; charset=utf-8")
@@ -147,7 +154,7 @@ class EventStream {
       writer.watch(authenticator, (String) call.context().get(HttpAuthFilter.AUTHORIZATION));
     }
     sessions
-        .follow(call.tenant(), sessionId, afterSeq, List.of(), !deltas.isEmpty())
+        .follow(call.tenant(), sessionId, afterSeq, List.of(), !deltas.isEmpty(), slot)
         .subscribe()
         .withSubscriber(writer);
     // A comment: the headers go out now, once the stream follows the session, before any event.

@@ -322,43 +322,72 @@ public class Sessions {
    */
   public Multi<Tailed> follow(
       Tenant tenant, String sessionId, long afterSeq, List<String> types, boolean includeDeltas) {
-    return Multi.createFrom()
-        .deferred(
-            () -> {
-              Set<String> filter = checkFollow(sessionId, afterSeq, types);
-              Runnable slot = streamSlots.take(tenant);
-              // Deltas are caught from the subscription on, before the session is even read: a
-              // client that sends a message right after subscribing sees its whole preview.
-              LiveDeltas.Handle handle = includeDeltas ? deltas.follow(sessionId) : null;
-              Multi<Tailed> followed =
-                  repository
-                      .find(tenant, sessionId)
-                      .onItem()
-                      .transformToMulti(
-                          session -> {
-                            if (afterSeq > session.getLastSeq()) {
-                              // A cursor past the end would skip every event up to it unsaid.
-                              throw new InvalidArgumentException(
-                                  "after_seq",
-                                  "is past the session's last event (seq "
-                                      + session.getLastSeq()
-                                      + ")");
+    return follow(tenant, sessionId, afterSeq, types, includeDeltas, null);
+  }
+
+  /**
+   * Takes one of {@code tenant}'s live stream slots on this replica, for {@link #follow} with a
+   * slot; running the returned action gives it back. An HTTP stream takes its slot before its
+   * headers go out, so that a refusal is an HTTP error rather than an error event.
+   *
+   * @throws dev.corral.common.ResourceExhaustedException if the tenant has as many open as it may
+   */
+  public Runnable takeStreamSlot(Tenant tenant) {
+    return streamSlots.take(tenant);
+  }
+
+  /**
+   * {@link #follow}, with the stream slot {@code slot} already taken by {@link #takeStreamSlot}
+   * (given back when the stream ends, even if it never starts), or null to take one.
+   */
+  public Multi<Tailed> follow(
+      Tenant tenant,
+      String sessionId,
+      long afterSeq,
+      List<String> types,
+      boolean includeDeltas,
+      Runnable taken) {
+    Multi<Tailed> stream =
+        Multi.createFrom()
+            .deferred(
+                () -> {
+                  Set<String> filter = checkFollow(sessionId, afterSeq, types);
+                  Runnable slot = taken != null ? taken : streamSlots.take(tenant);
+                  // Deltas are caught from the subscription on, before the session is even read: a
+                  // client that sends a message right after subscribing sees its whole preview.
+                  LiveDeltas.Handle handle = includeDeltas ? deltas.follow(sessionId) : null;
+                  Multi<Tailed> followed =
+                      repository
+                          .find(tenant, sessionId)
+                          .onItem()
+                          .transformToMulti(
+                              session -> {
+                                if (afterSeq > session.getLastSeq()) {
+                                  // A cursor past the end would skip every event up to it unsaid.
+                                  throw new InvalidArgumentException(
+                                      "after_seq",
+                                      "is past the session's last event (seq "
+                                          + session.getLastSeq()
+                                          + ")");
+                                }
+                                return session.getStatus()
+                                            == SessionStatus.SESSION_STATUS_TERMINATED
+                                        && afterSeq == session.getLastSeq()
+                                    ? Multi.createFrom().<Tailed>empty() // its last event is behind
+                                    : tailed(sessionId, afterSeq, filter, handle);
+                              });
+                  return followed
+                      .onTermination()
+                      .invoke(
+                          () -> {
+                            slot.run();
+                            if (handle != null) {
+                              handle.complete();
                             }
-                            return session.getStatus() == SessionStatus.SESSION_STATUS_TERMINATED
-                                    && afterSeq == session.getLastSeq()
-                                ? Multi.createFrom().<Tailed>empty() // its last event is behind
-                                : tailed(sessionId, afterSeq, filter, handle);
                           });
-              return followed
-                  .onTermination()
-                  .invoke(
-                      () -> {
-                        slot.run();
-                        if (handle != null) {
-                          handle.complete();
-                        }
-                      });
-            });
+                });
+    // a slot taken before is given back also when the checks above fail
+    return taken == null ? stream : stream.onTermination().invoke(taken);
   }
 
   private Multi<Tailed> tailed(

@@ -21,6 +21,13 @@ class StreamSlots {
     this.config = config;
   }
 
+  /** A limit below 1 would refuse every stream: the server does not start with it. */
+  void checkSetting(@jakarta.enterprise.event.Observes io.quarkus.runtime.StartupEvent event) {
+    if (config.maxStreamsPerTenant() < 1) {
+      throw new IllegalStateException("corral.session.max-streams-per-tenant must be at least 1");
+    }
+  }
+
   /**
    * Takes one of {@code tenant}'s stream slots; running the returned action gives it back (once,
    * however often it runs).

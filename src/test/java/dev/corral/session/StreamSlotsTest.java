@@ -49,9 +49,11 @@ class StreamSlotsTest {
   }
 
   @Test
-  void aTenantHoldsAtMostItsStreamsAndGetsEachBackWhenAStreamEnds() {
+  void aTenantHoldsAtMostItsStreamsAndGetsEachBackWhenAStreamEnds() throws Exception {
     // Given a tenant following a session with as many streams as it may (3)
-    Channel tenantA = TestCredentials.memberOfNewTenant(channel, "streams-a");
+    String keyOfA =
+        TestCredentials.memberKeyOfNewTenantNamed(channel, "streams-a-" + System.nanoTime());
+    Channel tenantA = io.grpc.ClientInterceptors.intercept(channel, TestCredentials.bearer(keyOfA));
     Session session = sessionWithAnEvent(tenantA);
     // (streams that failed, at an unknown session, hold none)
     for (int i = 0; i < 3; i++) {
@@ -73,6 +75,23 @@ class StreamSlotsTest {
     assertThat(refused.closedWith().getDescription())
         .contains("corral.session.max-streams-per-tenant");
     assertThat(open).allMatch(stream -> stream.closedWith() == null);
+    // and an SSE stream is refused before it starts: a 429, which an EventSource does not retry
+    // as it would an error event in a 200
+    java.net.http.HttpResponse<String> sse =
+        java.net.http.HttpClient.newHttpClient()
+            .send(
+                java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create(
+                            "http://localhost:18081/v1/sessions/"
+                                + session.getId()
+                                + "/events/stream"))
+                    .header("x-api-key", keyOfA)
+                    .header("accept", "text/event-stream")
+                    .timeout(WAIT)
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertThat(sse.statusCode()).isEqualTo(429);
+    assertThat(sse.body()).contains("corral.session.max-streams-per-tenant");
 
     // And another tenant's streams are its own
     Channel tenantB = TestCredentials.memberOfNewTenant(channel, "streams-b");

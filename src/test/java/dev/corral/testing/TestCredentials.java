@@ -74,6 +74,12 @@ public class TestCredentials implements ClientInterceptor {
 
   /** A channel that calls as a member of a new tenant named {@code tenant}. */
   public static Channel memberOfNewTenantNamed(Channel channel, String tenant) {
+    return ClientInterceptors.intercept(
+        channel, bearer(memberKeyOfNewTenantNamed(channel, tenant)));
+  }
+
+  /** The API key of a member of a new tenant named {@code tenant}. */
+  public static String memberKeyOfNewTenantNamed(Channel channel, String tenant) {
     Channel admin = ClientInterceptors.intercept(channel, bearer(ADMIN_KEY));
     TenantServiceGrpc.newBlockingStub(admin)
         .createTenant(CreateTenantRequest.newBuilder().setTenantId(tenant).build());
@@ -86,6 +92,6 @@ public class TestCredentials implements ClientInterceptor {
                     .setTenantId(tenant)
                     .build())
             .getKey();
-    return ClientInterceptors.intercept(channel, bearer(key));
+    return key;
   }
 }
