@@ -56,6 +56,13 @@ final class GroupCommit {
   private final ArrayDeque<Pending> waiting = new ArrayDeque<>();
   private final Set<String> busySessions = new HashSet<>();
 
+  /**
+   * Waiting appends of each tenant whose clients made them: one tenant may fill at most half the
+   * queue, so that a flood of its appends does not refuse every other tenant's. (The harness's own
+   * appends carry no tenant and are not counted.)
+   */
+  private final java.util.Map<String, Integer> waitingOf = new java.util.HashMap<>();
+
   /** The running statements' batches, with when each started (System.nanoTime). */
   private final java.util.Map<List<Pending>, Long> running = new java.util.IdentityHashMap<>();
 
@@ -93,10 +100,34 @@ final class GroupCommit {
                           "too many appends are waiting for the database (" + maxWaiting + ")"));
                   return;
                 }
+                String tenant = request.tenant() == null ? null : request.tenant().id();
+                if (tenant != null && waitingOf.getOrDefault(tenant, 0) >= perTenant()) {
+                  emitter.fail(
+                      new ResourceExhaustedException(
+                          "tenant "
+                              + tenant
+                              + " has "
+                              + perTenant()
+                              + " appends waiting for the database, the most one tenant may (half"
+                              + " of corral.log.group-commit.max-waiting)"));
+                  return;
+                }
                 waiting.add(new Pending(request, emitter, Vertx.currentContext(), false));
+                counted(request, 1);
               }
               dispatch();
             });
+  }
+
+  private int perTenant() {
+    return Math.max(1, maxWaiting / 2);
+  }
+
+  /** Counts {@code change} more (or fewer) waiting appends of {@code request}'s tenant. */
+  private void counted(AppendRequest request, int change) {
+    if (request.tenant() != null) {
+      waitingOf.merge(request.tenant().id(), change, (was, by) -> was + by == 0 ? null : was + by);
+    }
   }
 
   /** Appends waiting now (for tests and gauges). */
@@ -131,6 +162,7 @@ final class GroupCommit {
         continue;
       }
       queued.remove();
+      counted(next.request, -1);
       batch.add(next);
       bytes += next.request.events().stream().mapToLong(e -> e.payload().getSerializedSize()).sum();
       if (next.alone) {
@@ -246,6 +278,7 @@ final class GroupCommit {
   private synchronized void isolate(List<Pending> batch) {
     for (int i = batch.size() - 1; i >= 0; i--) {
       waiting.addFirst(batch.get(i).isolated());
+      counted(batch.get(i).request, 1);
     }
   }
 

@@ -34,6 +34,9 @@ class GroupCommitTest {
   private static final Duration WAIT = Duration.ofSeconds(10);
 
   @GrpcClient("corral")
+  io.grpc.Channel channel;
+
+  @GrpcClient("corral")
   SessionServiceGrpc.SessionServiceBlockingStub sessions;
 
   @GrpcClient("corral")
@@ -166,6 +169,54 @@ class GroupCommitTest {
     waitingOne.get(10, TimeUnit.SECONDS);
     waitingTwo.get(10, TimeUnit.SECONDS);
     assertThat(SessionRows.lastSeq(pool, other)).isEqualTo(2);
+  }
+
+  @Test
+  void oneTenantFillsAtMostHalfTheQueue() throws Exception {
+    // Given a queue of four behind a stuck statement, and two tenants' sessions
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 4, STALL);
+    String busy = newSession();
+    SqlConnection lock = SessionRows.lock(pool, busy);
+    CompletableFuture<Appended> running = submit(groupCommit, busy, message("one", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+    String tenant = "flood-" + System.nanoTime();
+    io.grpc.Channel member =
+        dev.corral.testing.TestCredentials.memberOfNewTenantNamed(channel, tenant);
+    List<String> own = List.of(newSession(), newSession(), newSession());
+    String other =
+        createSession(
+                AgentServiceGrpc.newBlockingStub(member),
+                SessionServiceGrpc.newBlockingStub(member))
+            .getId();
+    dev.corral.common.Tenant mine = new dev.corral.common.Tenant("default");
+
+    // When one tenant's clients make more appends than half the queue
+    CompletableFuture<Appended> first = submitAs(groupCommit, mine, own.get(0));
+    CompletableFuture<Appended> second = submitAs(groupCommit, mine, own.get(1));
+    CompletableFuture<Appended> third = submitAs(groupCommit, mine, own.get(2));
+    CompletableFuture<Appended> theirs =
+        submitAs(groupCommit, new dev.corral.common.Tenant(tenant), other);
+
+    // Then the third is refused at once, naming the limit, and the other tenant's append waits
+    assertThat(failure(third))
+        .isInstanceOf(ResourceExhaustedException.class)
+        .hasMessageContaining("tenant default has 2 appends waiting");
+    assertThat(groupCommit.waiting()).isEqualTo(3);
+    SessionRows.commit(lock);
+    running.get(10, TimeUnit.SECONDS);
+    first.get(10, TimeUnit.SECONDS);
+    second.get(10, TimeUnit.SECONDS);
+    assertThat(theirs.get(10, TimeUnit.SECONDS).events().get(0).getSeq()).isEqualTo(1);
+    // And the tenant's room comes back as its appends leave the queue
+    assertThat(submitAs(groupCommit, mine, own.get(2)).get(10, TimeUnit.SECONDS).events())
+        .hasSize(1);
+  }
+
+  private static CompletableFuture<Appended> submitAs(
+      GroupCommit groupCommit, dev.corral.common.Tenant tenant, String sessionId) {
+    return groupCommit
+        .submit(AppendRequest.of(sessionId, message("from " + tenant.id(), null)).within(tenant))
+        .subscribeAsCompletionStage();
   }
 
   @Test
