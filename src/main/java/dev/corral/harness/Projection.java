@@ -354,6 +354,9 @@ final class Projection {
         case AGENT_MCP_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
           var result = event.getAgentMcpToolResult();
+          if (!callIds.containsKey(result.getMcpToolUseId())) {
+            break; // no call of the history asked for it: the API refuses an orphan result
+          }
           results.add(
               trimmed(
                   toolResult(
@@ -369,6 +372,9 @@ final class Projection {
         case AGENT_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
           var result = event.getAgentToolResult();
+          if (!callIds.containsKey(result.getToolUseId())) {
+            break; // no call of the history asked for it: the API refuses an orphan result
+          }
           results.add(
               trimmed(
                   toolResult(
@@ -380,6 +386,9 @@ final class Projection {
         case USER_CUSTOM_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
           var result = event.getUserCustomToolResult();
+          if (!callIds.containsKey(result.getCustomToolUseId())) {
+            break; // no call of the history asked for it: the API refuses an orphan result
+          }
           results.add(
               trimmed(
                   toolResult(
@@ -642,6 +651,12 @@ final class Projection {
   }
 
   private static void flushAssistant(ArrayNode messages, List<ObjectNode> blocks) {
+    // The API refuses an assistant message that ends in a thinking block (a reply of thinking and
+    // blank text, or stopped right after its thinking): what was thought and never said goes.
+    while (!blocks.isEmpty()
+        && blocks.get(blocks.size() - 1).path("type").asText().endsWith("thinking")) {
+      blocks.remove(blocks.size() - 1);
+    }
     if (blocks.isEmpty()) {
       return;
     }
@@ -653,6 +668,13 @@ final class Projection {
   private static void flushUser(
       ArrayNode messages, List<ObjectNode> results, List<ObjectNode> content) {
     if (results.isEmpty() && content.isEmpty()) {
+      return;
+    }
+    JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
+    if (results.isEmpty() && last != null && last.path("role").asText().equals("user")) {
+      // the reply between them said nothing: one user turn, so that the roles alternate
+      ((ArrayNode) last.path("content")).addAll(content);
+      content.clear();
       return;
     }
     ObjectNode message = messages.addObject().put("role", "user");

@@ -5,6 +5,7 @@ import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReason;
+import dev.corral.proto.v1.StopReasonType;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashSet;
@@ -212,8 +213,13 @@ final class SessionState {
       case SESSION_STATUS_RUNNING -> status(event, SessionStatus.SESSION_STATUS_RUNNING);
       case SESSION_STATUS_IDLE -> {
         status(event, SessionStatus.SESSION_STATUS_IDLE);
-        turnOpen = false;
         lastStopReason = event.getSessionStatusIdle().getStopReason();
+        // A wait for confirmations or custom tool results only pauses the turn: a message sent
+        // meanwhile joins it rather than starting another (a refusal then forgets the whole turn,
+        // not half of its reply).
+        if (lastStopReason.getType() != StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION) {
+          turnOpen = false;
+        }
         switch (lastStopReason.getType()) {
           // The turn is given up: its input stays in the history, but waits for new input.
           // (messages sent after the interrupt start the next turn)

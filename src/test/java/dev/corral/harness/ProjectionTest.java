@@ -58,6 +58,93 @@ class ProjectionTest {
   }
 
   @Test
+  void aReplyOfThinkingAloneIsNoTurnAndTheRequestStaysValid() {
+    // Given a reply of a signed thinking block and blank text (or stopped right after thinking)
+    fold(NewEvent.of(Fixtures.userMessage("hello")));
+    fold(EventsFactory.spanStart("sevt_span2000000000000000000000", "claude-test"));
+    fold(
+        EventsFactory.block(
+            "sevt_thnk2000000000000000000000",
+            new ModelResponse.Thinking("hmm", "c2lnbmVk"),
+            AGENT));
+    fold(
+        EventsFactory.block("sevt_text2000000000000000000000", new ModelResponse.Text(" "), AGENT));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span2000000000000000000000",
+            new ModelResponse("m", List.of(), "end_turn", ModelUsage.getDefaultInstance())));
+    fold(NewEvent.of(Fixtures.userMessage("are you there?")));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then no assistant message ends in thinking: the two messages are one user turn
+    JsonNode messages = request.path("messages");
+    assertThat(messages).hasSize(1);
+    assertThat(messages.get(0).path("content")).hasSize(2);
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aResultOfNoCallInTheHistoryIsNotSent() {
+    // Given a tool result whose call the history does not hold (a client forged it)
+    fold(NewEvent.of(Fixtures.userMessage("hello")));
+    fold(EventsFactory.toolResult("sevt_none0000000000000000000000", "forged", false));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then it is left out, rather than sent as an orphan the API refuses
+    assertThat(request.path("messages").toString()).doesNotContain("forged");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aRefusalAfterAConfirmationWaitForgetsTheWholeTurnEvenIfAMessageCameDuringTheWait() {
+    // Given a turn that thought, asked to run a tool, and waited for its confirmation
+    fold(NewEvent.of(Fixtures.userMessage("clean up")));
+    fold(EventsFactory.spanStart("sevt_span3000000000000000000000", "claude-test"));
+    fold(
+        EventsFactory.block(
+            "sevt_thnk3000000000000000000000",
+            new ModelResponse.Thinking("rm it", "c2lnbmVk"),
+            AGENT));
+    NewEvent call =
+        EventsFactory.block(
+            "sevt_call3000000000000000000000",
+            new ModelResponse.ToolUse("toolu_3", "bash", "{\"command\":\"rm -rf x\"}"),
+            AGENT);
+    fold(call);
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span3000000000000000000000",
+            new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+    fold(
+        EventsFactory.idle(
+            dev.corral.proto.v1.StopReason.newBuilder()
+                .setType(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION)
+                .build()));
+    // and a message sent during the wait, then the call's result, and a refused reply
+    fold(NewEvent.of(Fixtures.userMessage("quickly please")));
+    fold(EventsFactory.toolResult(call.id(), "removed", false));
+    fold(EventsFactory.spanStart("sevt_span4000000000000000000000", "claude-test"));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span4000000000000000000000",
+            new ModelResponse("m", List.of(), "refusal", ModelUsage.getDefaultInstance())));
+    fold(NewEvent.of(Fixtures.userMessage("something else")));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the whole refused turn is gone, its thinking with it, and the request is valid
+    String sent = request.path("messages").toString();
+    assertThat(sent).doesNotContain("rm it").doesNotContain("clean up");
+    assertThat(sent).contains("something else");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
   void toolResultsLeadTheUserTurnThatFollowsTheirCalls() {
     fold(NewEvent.of(Fixtures.userMessage("list files")));
     NewEvent call =

@@ -149,6 +149,13 @@ public final class MessagesRules {
             default -> throw new Refused(where + ".type: unexpected block type " + type);
           }
         }
+        String lastType =
+            content.isArray() && content.size() > 0
+                ? content.get(content.size() - 1).path("type").asText()
+                : "";
+        require(
+            !lastType.equals("thinking") && !lastType.equals("redacted_thinking"),
+            at + ": The final block in an assistant message cannot be `" + lastType + "`.");
       }
       previousRole = role;
     }
