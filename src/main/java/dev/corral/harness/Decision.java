@@ -37,7 +37,8 @@ final class Decision {
     boolean working =
         state.status() == SessionStatus.SESSION_STATUS_RUNNING
             || !unanswered.isEmpty()
-            || state.openSpanId() != null;
+            || state.openSpanId() != null
+            || state.interruptCaughtInput();
     if (state.interruptPending() && working) {
       return new Step.Interrupt(unanswered, state.openSpanId());
     }

@@ -61,6 +61,10 @@ final class SessionState {
   private com.google.protobuf.Timestamp lastUserMessageAt;
   private long lastUserMessageSeq;
   private long lastInterruptSeq;
+
+  /** The last interrupt came while input waited for its turn (which it then stops). */
+  private boolean interruptCaughtInput;
+
   private int failuresSinceInput;
   private int modelRequests;
   private long tokens;
@@ -91,7 +95,10 @@ final class SessionState {
         lastUserMessageSeq = event.getSeq();
         failuresSinceInput = 0;
       }
-      case USER_INTERRUPT -> lastInterruptSeq = event.getSeq();
+      case USER_INTERRUPT -> {
+        lastInterruptSeq = event.getSeq();
+        interruptCaughtInput = hasUnansweredInput();
+      }
       case USER_TOOL_CONFIRMATION -> {
         var confirmation = event.getUserToolConfirmation();
         toolCalls.computeIfPresent(
@@ -402,6 +409,15 @@ final class SessionState {
   /** An interrupt that no status change has handled yet. */
   boolean interruptPending() {
     return lastInterruptSeq > statusSeq;
+  }
+
+  /**
+   * The pending interrupt came while input waited for its turn: a message and an interrupt sent
+   * together to an idle session, or an interrupt that came before the turn's status_running did.
+   * The interrupt stops that turn before it starts.
+   */
+  boolean interruptCaughtInput() {
+    return interruptPending() && interruptCaughtInput;
   }
 
   int failuresSinceInput() {

@@ -216,6 +216,23 @@ class DecisionTest {
   }
 
   @Test
+  void anInterruptSentWithAMessageStopsItsTurnBeforeItStarts() {
+    // Given an idle session sent a message and an interrupt together (or the interrupt came before
+    // the turn's status_running)
+    history.add(Fixtures.userMessage("delete everything"));
+    history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
+
+    // Then the turn is interrupted without a model call
+    assertThat(history.next()).isInstanceOf(Step.Interrupt.class);
+    history.add(
+        EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
+    assertThat(history.next()).isEqualTo(new Step.Done());
+    // and a message after it starts the next
+    history.add(Fixtures.userMessage("never mind, list files"));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+  }
+
+  @Test
   void budgetOfModelRequestsStopsTheNextCall() {
     History limited =
         new History(
@@ -302,8 +319,10 @@ class DecisionTest {
     // When the reply to both is refused
     history.refusedTurn(new ModelResponse.Text("No"));
 
-    // Then the context keeps no half of the call: it goes back to before it
-    assertThat(texts(history.state.context())).containsExactly("first");
+    // Then the context keeps no half of the call: the whole turn goes, back to the input that
+    // started it (a wait for the client pauses a turn; a thinking block before the call would
+    // otherwise end an assistant message)
+    assertThat(texts(history.state.context())).isEmpty();
   }
 
   @Test
