@@ -428,6 +428,16 @@ public class EventLog {
             });
   }
 
+  static final String ANSWERED =
+      "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND result_for = $2) AS answered";
+
+  /** Whether event {@code eventId} of session {@code sessionId} (a tool use) has its result. */
+  Uni<Boolean> answered(String sessionId, String eventId) {
+    return pool.preparedQuery(ANSWERED)
+        .execute(Tuple.of(sessionId, eventId))
+        .map(rows -> rows.iterator().next().getBoolean("answered"));
+  }
+
   /** Reads a slice of the log of any tenant's session (for the harness and open streams). */
   public Uni<EventPage> read(EventSlice slice) {
     return read(slice, null);

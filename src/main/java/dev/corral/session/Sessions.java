@@ -293,6 +293,24 @@ public class Sessions {
     }
     return log.find(append.tenant(), append.sessionId(), answered)
         .invoke(found -> EventRules.checkAnswers(event, found))
+        .call(
+            found ->
+                event.confirmationFor() == null
+                    ? Uni.createFrom().voidItem()
+                    : log.answered(append.sessionId(), answered)
+                        .invoke(
+                            done -> {
+                              if (done) {
+                                // an interrupt (or a harness restart) answered the call: the
+                                // confirmation would change nothing, and the client must know
+                                throw new dev.corral.common.FailedPreconditionException(
+                                    "tool call "
+                                        + answered
+                                        + " already has its result (the session was interrupted"
+                                        + " or the call was closed); a confirmation no longer"
+                                        + " applies to it");
+                              }
+                            }))
         .replaceWithVoid();
   }
 

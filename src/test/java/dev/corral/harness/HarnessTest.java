@@ -521,6 +521,43 @@ class HarnessTest {
   }
 
   @Test
+  void aConfirmationOfACallAnInterruptAnsweredIsRefused() {
+    // Given a call waiting for confirmation, which an interrupt then answers
+    model.enqueue(Reply.toolUse("toolu_late", "bash", "{\"command\":\"echo late\"}"));
+    Session session =
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
+            marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
+            .build());
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
+
+    // When the client allows it after all
+    io.grpc.StatusRuntimeException refused =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            io.grpc.StatusRuntimeException.class,
+            () ->
+                sessions.emitEvent(
+                    confirmation(
+                        session.getId(),
+                        call.getId(),
+                        ConfirmationResult.CONFIRMATION_RESULT_ALLOW,
+                        "")));
+
+    // Then it is told the confirmation no longer applies, and nothing is logged or run
+    assertThat(refused.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
+    assertThat(refused.getStatus().getDescription()).contains("already has its result");
+    assertThat(log(sessions, session.getId())).noneMatch(Event::hasUserToolConfirmation);
+  }
+
+  @Test
   void interruptStopsTheModelStreamAndIdles() {
     // Given a model that never finishes
     model.enqueue(Reply.hang());
