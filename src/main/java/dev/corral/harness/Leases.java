@@ -71,23 +71,23 @@ public class Leases {
 
   /**
    * Sessions with pending work and no live lease, taken in turns across tenants: each tenant's
-   * oldest first, then each one's second, and so on, at most {@code $2} of any tenant and none of
-   * the tenants in {@code $3} (those with no room left here). Each tenant's few are read from its
-   * own part of {@code sessions_pending_tenant_idx}, so one tenant's backlog costs the others
-   * nothing.
+   * oldest session first (by id, which grows with time), then each one's second, and so on, at most
+   * {@code $2} of any tenant and none of the tenants in {@code $3} (those with no room left here).
+   * Each tenant's few are read from its own part of {@code sessions_pending_tenant_idx}, so one
+   * tenant's backlog costs the others nothing.
    */
   static final String PENDING =
       """
       SELECT p.id, p.tenant_id FROM tenants t
       CROSS JOIN LATERAL (
           SELECT s.id, s.tenant_id, s.updated_at,
-                 row_number() OVER (ORDER BY s.updated_at) AS turn
+                 row_number() OVER (ORDER BY s.id) AS turn
           FROM (
               SELECT id, tenant_id, updated_at FROM sessions
               WHERE tenant_id = t.id AND work_pending AND archived_at IS NULL
                 AND status <> 'terminated'
                 AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())
-              ORDER BY updated_at
+              ORDER BY id
               LIMIT $2
           ) s
       ) p
