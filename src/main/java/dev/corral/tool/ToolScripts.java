@@ -186,7 +186,8 @@ final class ToolScripts {
             if (!@found) { print "No files match $pattern\\n"; exit 0 }
             my @sorted = sort { $b->[0] <=> $a->[0] || $a->[1] cmp $b->[1] } @found;
             my $last = $#sorted < $limit - 1 ? $#sorted : $limit - 1;
-            print map { "$_->[1]\\n" } @sorted[0 .. $last];
+            # a newline in a name is shown as \\n, so that each line is one file
+            print map { (my $n = $_->[1]) =~ s/\\n/\\\\n/g; "$n\\n" } @sorted[0 .. $last];
             printf "[%d more files match; these are the %d most recently modified. Narrow the pattern or the path]\\n",
               @found - $limit, $limit if @found > $limit;
           ' 200 "$pattern"

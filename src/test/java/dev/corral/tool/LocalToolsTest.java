@@ -271,7 +271,7 @@ class LocalToolsTest {
     ok(
         "bash",
         "{\"command\":\"mkdir many && cd many && for i in $(seq 1 250); do : > f$i; done;"
-            + " touch -d '2030-01-01' f7; touch $'odd\\nname'\"}");
+            + " touch -d '2030-01-01' f7; touch -d '2029-01-01' $'odd\\nname'\"}");
 
     // When
     String listed = ok("glob", "{\"pattern\":\"many/*\"}");
@@ -280,6 +280,8 @@ class LocalToolsTest {
     List<String> lines = listed.lines().toList();
     assertThat(lines).hasSize(201);
     assertThat(lines.get(0)).isEqualTo("many/f7");
+    // (a newline in a name is shown escaped: each line is one file)
+    assertThat(lines.get(1)).isEqualTo("many/odd\\nname");
     assertThat(lines.get(200)).startsWith("[51 more files match");
   }
 
