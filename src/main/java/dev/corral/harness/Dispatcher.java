@@ -291,25 +291,14 @@ public class Dispatcher implements LeaseClaims {
       return;
     }
     scanning = true;
-    if (room <= 0) {
-      leases
-          .activeTenants()
-          .eventually(() -> scanning = false)
-          .subscribe()
-          .with(count -> tenants = count, this::logFailure);
-      return;
-    }
-    int share = share();
-    List<String> full = new ArrayList<>();
-    for (String tenant : new java.util.HashSet<>(tenantsHere())) {
-      if (slotsOf(tenant) >= share) {
-        full.add(tenant);
-      }
-    }
     leases
         .activeTenants()
         .invoke(count -> tenants = count)
-        .flatMap(count -> leases.pending(room, share, full))
+        .flatMap(
+            count ->
+                room <= 0
+                    ? Uni.createFrom().item(List.<Leases.Pending>of())
+                    : leases.pending(room, share(), fullTenants()))
         .onItem()
         .transformToMulti(
             pending -> io.smallrye.mutiny.Multi.createFrom().iterable(within(pending)))
@@ -344,10 +333,13 @@ public class Dispatcher implements LeaseClaims {
     return config.perTenantSlots(tenants);
   }
 
-  private List<String> tenantsHere() {
-    List<String> here = new ArrayList<>(runTenants.values());
-    here.addAll(starting.values());
-    return here;
+  /** Tenants whose sessions take all of their share here. */
+  private List<String> fullTenants() {
+    int share = share();
+    return java.util.stream.Stream.concat(runTenants.values().stream(), starting.values().stream())
+        .distinct()
+        .filter(tenant -> slotsOf(tenant) >= share)
+        .toList();
   }
 
   /** Slots {@code tenantId}'s sessions take on this replica: running, or being started. */

@@ -340,7 +340,15 @@ public class Sessions {
    */
   public Multi<Tailed> follow(
       Tenant tenant, String sessionId, long afterSeq, List<String> types, boolean includeDeltas) {
-    return follow(tenant, sessionId, afterSeq, types, includeDeltas, null);
+    return Multi.createFrom()
+        .deferred(
+            () -> {
+              Set<String> filter = checkFollow(sessionId, afterSeq, types);
+              Runnable slot = streamSlots.take(tenant);
+              return followChecked(tenant, sessionId, afterSeq, filter, includeDeltas)
+                  .onTermination()
+                  .invoke(slot);
+            });
   }
 
   /**
@@ -355,8 +363,8 @@ public class Sessions {
   }
 
   /**
-   * {@link #follow}, with the stream slot {@code slot} already taken by {@link #takeStreamSlot}
-   * (given back when the stream ends, even if it never starts), or null to take one.
+   * {@link #follow}, with the stream slot {@code slot} already taken by {@link #takeStreamSlot}:
+   * given back when the stream ends, also when its checks fail.
    */
   public Multi<Tailed> follow(
       Tenant tenant,
@@ -364,48 +372,43 @@ public class Sessions {
       long afterSeq,
       List<String> types,
       boolean includeDeltas,
-      Runnable taken) {
-    Multi<Tailed> stream =
-        Multi.createFrom()
-            .deferred(
-                () -> {
-                  Set<String> filter = checkFollow(sessionId, afterSeq, types);
-                  Runnable slot = taken != null ? taken : streamSlots.take(tenant);
-                  // Deltas are caught from the subscription on, before the session is even read: a
-                  // client that sends a message right after subscribing sees its whole preview.
-                  LiveDeltas.Handle handle = includeDeltas ? deltas.follow(sessionId) : null;
-                  Multi<Tailed> followed =
-                      repository
-                          .find(tenant, sessionId)
-                          .onItem()
-                          .transformToMulti(
-                              session -> {
-                                if (afterSeq > session.getLastSeq()) {
-                                  // A cursor past the end would skip every event up to it unsaid.
-                                  throw new InvalidArgumentException(
-                                      "after_seq",
-                                      "is past the session's last event (seq "
-                                          + session.getLastSeq()
-                                          + ")");
-                                }
-                                return session.getStatus()
-                                            == SessionStatus.SESSION_STATUS_TERMINATED
-                                        && afterSeq == session.getLastSeq()
-                                    ? Multi.createFrom().<Tailed>empty() // its last event is behind
-                                    : tailed(sessionId, afterSeq, filter, handle);
-                              });
-                  return followed
-                      .onTermination()
-                      .invoke(
-                          () -> {
-                            slot.run();
-                            if (handle != null) {
-                              handle.complete();
-                            }
-                          });
+      Runnable slot) {
+    return Multi.createFrom()
+        .deferred(
+            () ->
+                followChecked(
+                    tenant,
+                    sessionId,
+                    afterSeq,
+                    checkFollow(sessionId, afterSeq, types),
+                    includeDeltas))
+        .onTermination()
+        .invoke(slot);
+  }
+
+  private Multi<Tailed> followChecked(
+      Tenant tenant, String sessionId, long afterSeq, Set<String> filter, boolean includeDeltas) {
+    // Deltas are caught from the subscription on, before the session is even read: a client that
+    // sends a message right after subscribing sees its whole preview.
+    LiveDeltas.Handle handle = includeDeltas ? deltas.follow(sessionId) : null;
+    Multi<Tailed> followed =
+        repository
+            .find(tenant, sessionId)
+            .onItem()
+            .transformToMulti(
+                session -> {
+                  if (afterSeq > session.getLastSeq()) {
+                    // A cursor past the end would skip every event up to it unsaid.
+                    throw new InvalidArgumentException(
+                        "after_seq",
+                        "is past the session's last event (seq " + session.getLastSeq() + ")");
+                  }
+                  return session.getStatus() == SessionStatus.SESSION_STATUS_TERMINATED
+                          && afterSeq == session.getLastSeq()
+                      ? Multi.createFrom().<Tailed>empty() // its last event is behind
+                      : tailed(sessionId, afterSeq, filter, handle);
                 });
-    // a slot taken before is given back also when the checks above fail
-    return taken == null ? stream : stream.onTermination().invoke(taken);
+    return handle == null ? followed : followed.onTermination().invoke(handle::complete);
   }
 
   private Multi<Tailed> tailed(

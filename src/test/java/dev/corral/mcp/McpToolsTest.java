@@ -462,28 +462,16 @@ class McpToolsTest {
             });
     // And an agent that names it all the same (made before corral checked at create) never sends it
     String agent = agent("", ToolConfig.getDefaultInstance());
-    byte[] spec =
-        pool.preparedQuery("SELECT spec FROM agent_versions WHERE agent_id = $1 AND version = 1")
-            .execute(io.vertx.mutiny.sqlclient.Tuple.of(agent))
-            .await()
-            .indefinitely()
-            .iterator()
-            .next()
-            .getBuffer("spec")
-            .getBytes();
-    dev.corral.proto.v1.Agent.Builder named;
     try {
-      named = dev.corral.proto.v1.Agent.parseFrom(spec).toBuilder();
+      dev.corral.testing.Fixtures.rewriteAgent(
+          pool,
+          agent,
+          named ->
+              named.setMcpServers(
+                  0, named.getMcpServers(0).toBuilder().setCredentialId(credential)));
     } catch (com.google.protobuf.InvalidProtocolBufferException e) {
       throw new AssertionError(e);
     }
-    named.setMcpServers(0, named.getMcpServers(0).toBuilder().setCredentialId(credential));
-    pool.preparedQuery("UPDATE agent_versions SET spec = $2 WHERE agent_id = $1 AND version = 1")
-        .execute(
-            io.vertx.mutiny.sqlclient.Tuple.of(
-                agent, io.vertx.core.buffer.Buffer.buffer(named.build().toByteArray())))
-        .await()
-        .indefinitely();
     model.enqueue(
         Reply.toolUse("toolu_1", "mcp__github__echo", "{\"text\":\"x\"}"), Reply.text("Hm."));
     Session session = start(agent, marker);

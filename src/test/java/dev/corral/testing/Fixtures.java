@@ -100,24 +100,53 @@ public final class Fixtures {
       String environmentId,
       java.util.function.UnaryOperator<dev.corral.proto.v1.Environment.Builder> change)
       throws com.google.protobuf.InvalidProtocolBufferException {
+    rewriteSpec(
+        pool,
+        "environments WHERE id = $1",
+        environmentId,
+        spec -> change.apply(dev.corral.proto.v1.Environment.parseFrom(spec).toBuilder()).build());
+  }
+
+  /**
+   * Rewrites the stored definition of version 1 of agent {@code agentId} behind the API's back, as
+   * if it had been made before the API checked what it now checks.
+   */
+  public static void rewriteAgent(
+      io.vertx.mutiny.sqlclient.Pool pool,
+      String agentId,
+      java.util.function.UnaryOperator<dev.corral.proto.v1.Agent.Builder> change)
+      throws com.google.protobuf.InvalidProtocolBufferException {
+    rewriteSpec(
+        pool,
+        "agent_versions WHERE agent_id = $1 AND version = 1",
+        agentId,
+        spec -> change.apply(dev.corral.proto.v1.Agent.parseFrom(spec).toBuilder()).build());
+  }
+
+  private interface SpecChange {
+    com.google.protobuf.Message apply(byte[] spec)
+        throws com.google.protobuf.InvalidProtocolBufferException;
+  }
+
+  /** Reads the {@code spec} of the one row {@code where} picks, and writes back its change. */
+  private static void rewriteSpec(
+      io.vertx.mutiny.sqlclient.Pool pool, String where, String id, SpecChange change)
+      throws com.google.protobuf.InvalidProtocolBufferException {
+    String table = where.substring(0, where.indexOf(' '));
+    String condition = where.substring(where.indexOf(' '));
     byte[] spec =
-        pool.preparedQuery("SELECT spec FROM environments WHERE id = $1")
-            .execute(io.vertx.mutiny.sqlclient.Tuple.of(environmentId))
+        pool.preparedQuery("SELECT spec FROM " + where)
+            .execute(io.vertx.mutiny.sqlclient.Tuple.of(id))
             .await()
             .indefinitely()
             .iterator()
             .next()
             .getBuffer("spec")
             .getBytes();
-    byte[] changed =
-        change
-            .apply(dev.corral.proto.v1.Environment.parseFrom(spec).toBuilder())
-            .build()
-            .toByteArray();
-    pool.preparedQuery("UPDATE environments SET spec = $2 WHERE id = $1")
+    byte[] changed = change.apply(spec).toByteArray();
+    pool.preparedQuery("UPDATE " + table + " SET spec = $2" + condition)
         .execute(
-            io.vertx.mutiny.sqlclient.Tuple.of(
-                environmentId, io.vertx.core.buffer.Buffer.buffer(changed)))
+            io.vertx.mutiny.sqlclient.Tuple.of(id, io.vertx.core.buffer.Buffer.buffer(changed)))
         .await()
         .indefinitely();
   }
