@@ -138,7 +138,8 @@ final class EventsFactory {
                         last
                             ? RetryStatus.RETRY_STATUS_EXHAUSTED
                             : RetryStatus.RETRY_STATUS_RETRYING)
-                    .setAttempt(attempt))
+                    .setAttempt(attempt)
+                    .setInputRefused(last && error.inputRefused()))
             .build());
   }
 

@@ -1,11 +1,14 @@
 package dev.corral.harness;
 
 import dev.corral.proto.v1.ConfirmationResult;
+import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.RetryStatus;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReason;
 import dev.corral.proto.v1.StopReasonType;
+import dev.corral.proto.v1.TextBlock;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashSet;
@@ -57,6 +60,9 @@ final class SessionState {
 
   /** The last call of a turn answered with a refusal (the Messages API's stop_reason). */
   private boolean replyRefused;
+
+  /** The API refused the turn's last request as invalid and the turn gave up. */
+  private boolean inputRefused;
 
   private com.google.protobuf.Timestamp lastUserMessageAt;
   private long lastUserMessageSeq;
@@ -216,6 +222,9 @@ final class SessionState {
         if (event.getSessionError().getErrorType().startsWith("model_")) {
           failuresSinceInput++;
         }
+        inputRefused =
+            event.getSessionError().getInputRefused()
+                && event.getSessionError().getRetryStatus() == RetryStatus.RETRY_STATUS_EXHAUSTED;
       }
       case SESSION_STATUS_RUNNING -> status(event, SessionStatus.SESSION_STATUS_RUNNING);
       case SESSION_STATUS_IDLE -> {
@@ -237,6 +246,13 @@ final class SessionState {
           case STOP_REASON_TYPE_RETRIES_EXHAUSTED, STOP_REASON_TYPE_BUDGET_REACHED -> {
             messagesAnsweredUpTo = Math.max(messagesAnsweredUpTo, lastUserMessageSeq);
             resultsAnsweredUpTo = Math.max(resultsAnsweredUpTo, lastResultSeq);
+            // Input the API refused outright would be refused in every later request: the
+            // turn goes, and so does every image before it (an image URL that has since
+            // expired, say, is refused in whichever turn it was sent).
+            if (inputRefused) {
+              forgetRefusedTurn();
+              withholdImages();
+            }
           }
           default -> {}
         }
@@ -278,6 +294,40 @@ final class SessionState {
       cut--;
     }
     conversation.subList(cut, conversation.size()).clear();
+  }
+
+  /** Note that stands in the model's context for an image taken out after a refused request. */
+  static final String WITHHELD_IMAGE =
+      "[corral: an image was here; the model API refused a request that held it, so it is no"
+          + " longer sent. It stays in the session's log.]";
+
+  /** Every image of the context as a {@link #WITHHELD_IMAGE} note. */
+  private void withholdImages() {
+    conversation.replaceAll(SessionState::withoutImages);
+  }
+
+  private static Event withoutImages(Event event) {
+    Event.Builder builder = event.toBuilder();
+    switch (event.getPayloadCase()) {
+      case USER_MESSAGE -> notes(builder.getUserMessageBuilder().getContentBuilderList());
+      case AGENT_TOOL_RESULT -> notes(builder.getAgentToolResultBuilder().getContentBuilderList());
+      case AGENT_MCP_TOOL_RESULT ->
+          notes(builder.getAgentMcpToolResultBuilder().getContentBuilderList());
+      case USER_CUSTOM_TOOL_RESULT ->
+          notes(builder.getUserCustomToolResultBuilder().getContentBuilderList());
+      default -> {
+        return event;
+      }
+    }
+    return builder.build();
+  }
+
+  private static void notes(List<ContentBlock.Builder> blocks) {
+    for (ContentBlock.Builder block : blocks) {
+      if (block.hasImage()) {
+        block.setText(TextBlock.newBuilder().setText(WITHHELD_IMAGE));
+      }
+    }
   }
 
   /** The id of the tool use event that {@code event} answers, or null if it answers none. */

@@ -50,6 +50,15 @@ public class ModelException extends RuntimeException {
     return status == 400 && promptTooLong(getMessage());
   }
 
+  /**
+   * Whether the API refused the request's content as invalid (HTTP 400 or 413): sent again as it
+   * is, it is refused again. (An authentication, permission or unknown-model error is not about the
+   * content.)
+   */
+  public boolean inputRefused() {
+    return status == 400 || status == 413;
+  }
+
   /** The tokens the API counted in a request it refused as too long, if it said. */
   public Optional<Long> promptTokens() {
     var matcher = PROMPT_TOO_LONG.matcher(String.valueOf(getMessage()));

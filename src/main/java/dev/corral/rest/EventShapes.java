@@ -119,6 +119,9 @@ final class EventShapes {
         if (!error.getMcpServerName().isEmpty()) {
           shaped.put("mcp_server_name", error.getMcpServerName());
         }
+        if (error.getInputRefused()) {
+          shaped.put("input_refused", true);
+        }
       }
       case SPAN_MODEL_REQUEST_START -> {
         node.put("model", event.getSpanModelRequestStart().getModel());

@@ -733,6 +733,56 @@ class HarnessTest {
   }
 
   @Test
+  void anImageTheApiCanNoLongerFetchDoesNotBreakEveryLaterTurn() {
+    // Given a model API that fetched an image URL once, and refuses every request holding it
+    // after the URL has expired
+    String url = "https://images.example/" + marker + ".png?expires=soon";
+    java.util.concurrent.atomic.AtomicBoolean expired =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    model.fallback(
+        request ->
+            expired.get() && request.path("messages").toString().contains(url)
+                ? Reply.status(400, "invalid_request_error", "Unable to download the file.")
+                : Reply.text("Noted."));
+    Session session = start(agent(), "look " + marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(
+                Event.newBuilder()
+                    .setUserMessage(
+                        dev.corral.proto.v1.UserMessage.newBuilder()
+                            .addContent(text("this one " + marker))
+                            .addContent(
+                                dev.corral.proto.v1.ContentBlock.newBuilder()
+                                    .setImage(
+                                        dev.corral.proto.v1.ImageBlock.newBuilder()
+                                            .setMediaType("image/png")
+                                            .setUrl(url)))))
+            .build());
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    // the URL expires; the next turn's request still holds it and is refused
+    expired.set(true);
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "and now? " + marker));
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+    Event error = only(log(sessions, session.getId()), "session.error");
+    assertThat(error.getSessionError().getInputRefused()).isTrue();
+
+    // When the user writes again
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "hello again " + marker));
+
+    // Then the turn is answered: the image is a note now, and the refused turn is not sent
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    JsonNode messages = model.requestsMentioning("hello again").get(0).body().path("messages");
+    assertThat(messages.toString())
+        .contains("this one " + marker)
+        .doesNotContain(url)
+        .doesNotContain("and now?");
+    assertThat(model.violations()).isEmpty();
+  }
+
+  @Test
   void aRefusedReplyRunsNoneOfItsToolCallsIdlesAsARefusalAndLeavesTheModelsContext() {
     // Given a model whose safety classifier stops every reply while the trigger is in its context
     // (the API keeps refusing until the turn that caused a refusal is gone)

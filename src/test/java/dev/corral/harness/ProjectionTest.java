@@ -331,6 +331,76 @@ class ProjectionTest {
     assertThat(MessagesRules.violation(request)).isEmpty();
   }
 
+  @Test
+  void inputTheApiRefusedLeavesTheContextWithEveryImageBeforeIt() {
+    // Given a turn with an image that the model answered
+    fold(NewEvent.of(withImage(Fixtures.userMessage("look at this"), 1)));
+    answered("sevt_span5000000000000000000000", "a cat");
+    // and a turn the API refused outright (an image it cannot process; an earlier one whose URL
+    // has expired reads the same), until the turn gave up
+    fold(NewEvent.of(withImage(Fixtures.userMessage("and this?"), 2)));
+    refused(
+        new dev.corral.model.ModelException(
+            400, "invalid_request_error", "Could not process image", false, null));
+
+    // When the user writes again
+    fold(NewEvent.of(Fixtures.userMessage("hello again")));
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the refused turn is gone, every image left is a note, and the API would take it
+    String sent = request.path("messages").toString();
+    assertThat(sent).contains("look at this").contains("a cat").contains("hello again");
+    assertThat(sent).doesNotContain("and this?").doesNotContain("\"type\":\"image\"");
+    assertThat(sent).contains(SessionState.WITHHELD_IMAGE);
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aTurnThatGaveUpOnAnOverloadedApiKeepsItsInputAndImages() {
+    // Given a turn whose calls found the API overloaded until it gave up
+    fold(NewEvent.of(withImage(Fixtures.userMessage("and this?"), 2)));
+    refused(new dev.corral.model.ModelException(529, "overloaded_error", "Overloaded", true, null));
+
+    // When the user writes again
+    fold(NewEvent.of(Fixtures.userMessage("hello again")));
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then nothing was refused for what it held: the input and its image are still sent
+    String sent = request.path("messages").toString();
+    assertThat(sent).contains("and this?").contains("\"type\":\"image\"");
+    assertThat(sent).doesNotContain(SessionState.WITHHELD_IMAGE);
+  }
+
+  private void answered(String spanId, String text) {
+    fold(EventsFactory.spanStart(spanId, "claude-test"));
+    fold(EventsFactory.block(spanId.replace("span", "text"), new ModelResponse.Text(text), AGENT));
+    fold(
+        EventsFactory.spanEnd(
+            spanId,
+            new ModelResponse("m", List.of(), "end_turn", ModelUsage.getDefaultInstance())));
+    fold(
+        EventsFactory.idle(
+            Decision.stopReason(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_END_TURN)));
+  }
+
+  /** The last call of a turn failed with {@code error}, and the turn gave up. */
+  private void refused(dev.corral.model.ModelException error) {
+    fold(EventsFactory.spanStart("sevt_span6000000000000000000000", "claude-test"));
+    fold(EventsFactory.failedSpanEnd("sevt_span6000000000000000000000", error.getMessage()));
+    fold(EventsFactory.sessionError(error, 1, true));
+    fold(
+        EventsFactory.idle(
+            Decision.stopReason(
+                dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
+  }
+
+  private static Event withImage(Event message, int data) {
+    return message.toBuilder()
+        .setUserMessage(
+            message.getUserMessage().toBuilder().addContent(image(new byte[] {(byte) data})))
+        .build();
+  }
+
   private static dev.corral.proto.v1.ContentBlock image(byte[] data) {
     return dev.corral.proto.v1.ContentBlock.newBuilder()
         .setImage(
