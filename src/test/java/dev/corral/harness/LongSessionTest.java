@@ -230,6 +230,32 @@ class LongSessionTest {
   }
 
   @Test
+  void aMessageLargerThanTheWindowAloneFailsItsOwnTurnOnly() {
+    // Given a session on the 8,000-token model that answered one turn
+    Session session = sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("flooded"));
+    sayAndAwaitAnswer(session.getId(), "first question", 1);
+
+    // When a message alone outgrows the window (nothing older to compact makes room for it)
+    sessions.emitEvent(Fixtures.emit(session.getId(), "huge: " + "a dense detail. ".repeat(3000)));
+    SessionLogs.awaitIdle(
+        sessions,
+        session.getId(),
+        dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+
+    // Then its turn gives up saying the API refused the input, and the next message is answered
+    // without it
+    assertThat(log(sessions, session.getId()))
+        .filteredOn(e -> e.hasSessionError() && e.getSessionError().getInputRefused())
+        .hasSize(1);
+    sayAndAwaitAnswer(session.getId(), "second question", 2);
+    JsonNode last = model.requests().get(model.requests().size() - 1).body();
+    // (the first turn may be in a summary by now: the harness compacted to make room first)
+    assertThat(last.path("messages").toString())
+        .contains("second question")
+        .doesNotContain("huge:");
+  }
+
+  @Test
   void aSummaryCutOffAtTheOutputLimitSaysSo() {
     // Given a model whose summaries run into max_tokens
     model.fallback(
