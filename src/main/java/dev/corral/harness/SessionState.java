@@ -61,8 +61,20 @@ final class SessionState {
   /** The last call of a turn answered with a refusal (the Messages API's stop_reason). */
   private boolean replyRefused;
 
-  /** The API refused the turn's last request as invalid and the turn gave up. */
-  private boolean inputRefused;
+  /**
+   * The API refused the last call for what its messages held and the turn gave up on it: the seq of
+   * that call's span start, else 0.
+   */
+  private long refusedCallSeq;
+
+  /** The refused call was a compaction (whose request holds no input newer than history). */
+  private boolean refusedCallCompacted;
+
+  /** The last call that ended was a compaction. */
+  private boolean lastCallCompacted;
+
+  /** The span end of the last turn call the API answered: it took everything before its start. */
+  private long lastAnsweredCallEndSeq;
 
   private com.google.protobuf.Timestamp lastUserMessageAt;
   private long lastUserMessageSeq;
@@ -196,7 +208,9 @@ final class SessionState {
                 + usage.getCacheCreationInputTokens()
                 + usage.getOutputTokens();
         boolean turn = !openSpanCompacts;
+        boolean compacted = openSpanCompacts;
         openSpanCompacts = false;
+        lastCallCompacted = compacted;
         // A compaction answers nothing: the turn's input waits for the call after it.
         if (!end.getIsError() && turn) {
           lastContextTokens =
@@ -205,6 +219,7 @@ final class SessionState {
                   + usage.getCacheCreationInputTokens();
           messagesAnsweredUpTo = openSpanSeq;
           resultsAnsweredUpTo = openSpanSeq;
+          lastAnsweredCallEndSeq = event.getSeq();
           failuresSinceInput = 0;
           replyRefused = REFUSAL.equals(end.getStopReason());
           if (replyRefused) {
@@ -222,9 +237,11 @@ final class SessionState {
         if (event.getSessionError().getErrorType().startsWith("model_")) {
           failuresSinceInput++;
         }
-        inputRefused =
-            event.getSessionError().getInputRefused()
-                && event.getSessionError().getRetryStatus() == RetryStatus.RETRY_STATUS_EXHAUSTED;
+        if (event.getSessionError().getInputRefused()
+            && event.getSessionError().getRetryStatus() == RetryStatus.RETRY_STATUS_EXHAUSTED) {
+          refusedCallSeq = openSpanSeq;
+          refusedCallCompacted = lastCallCompacted;
+        }
       }
       case SESSION_STATUS_RUNNING -> status(event, SessionStatus.SESSION_STATUS_RUNNING);
       case SESSION_STATUS_IDLE -> {
@@ -246,16 +263,20 @@ final class SessionState {
           case STOP_REASON_TYPE_RETRIES_EXHAUSTED, STOP_REASON_TYPE_BUDGET_REACHED -> {
             messagesAnsweredUpTo = Math.max(messagesAnsweredUpTo, lastUserMessageSeq);
             resultsAnsweredUpTo = Math.max(resultsAnsweredUpTo, lastResultSeq);
-            // Input the API refused outright would be refused in every later request: the
-            // turn goes, and so does every image before it (an image URL that has since
-            // expired, say, is refused in whichever turn it was sent).
-            if (inputRefused) {
-              forgetRefusedTurn();
+            // Input the API refused outright would be refused in every later request: what the
+            // refused call sent beyond what an answered call already took goes, and so does
+            // every image (an image URL that has since expired, say, is refused in whichever
+            // turn it was first sent).
+            if (refusedCallSeq > 0) {
+              if (!refusedCallCompacted) {
+                forgetRefusedInput();
+              }
               withholdImages();
             }
           }
           default -> {}
         }
+        refusedCallSeq = 0;
       }
       case SESSION_STATUS_RESCHEDULED -> status(event, SessionStatus.SESSION_STATUS_RESCHEDULING);
       case SESSION_STATUS_TERMINATED -> status(event, SessionStatus.SESSION_STATUS_TERMINATED);
@@ -278,12 +299,33 @@ final class SessionState {
    * compaction summary stays in the summary.
    */
   private void forgetRefusedTurn() {
-    // back from the end: the turn, then on while a result in what goes still waits for its call
+    forgetFrom(turnStartSeq);
+  }
+
+  /**
+   * Takes out of the model's context what the refused call sent that no answered call had taken:
+   * the events after the last answered call (the input of this turn and of turns given up before
+   * it), and back to the calls whose results go. Input that arrived during the refused call was not
+   * in it, and stays.
+   */
+  private void forgetRefusedInput() {
+    List<Event> arrivedAfter = new ArrayList<>();
+    while (!conversation.isEmpty()
+        && conversation.get(conversation.size() - 1).getSeq() > refusedCallSeq) {
+      arrivedAfter.add(0, conversation.remove(conversation.size() - 1));
+    }
+    forgetFrom(lastAnsweredCallEndSeq + 1);
+    conversation.addAll(arrivedAfter);
+  }
+
+  /** Forgets the events from {@code firstSeq} on, and back to the calls of the results that go. */
+  private void forgetFrom(long firstSeq) {
+    // back from the end, then on while a result in what goes still waits for its call
     Set<String> callsOfResults = new HashSet<>();
     int cut = conversation.size();
     while (cut > 0) {
       Event event = conversation.get(cut - 1);
-      if (event.getSeq() < turnStartSeq && callsOfResults.isEmpty()) {
+      if (event.getSeq() < firstSeq && callsOfResults.isEmpty()) {
         break;
       }
       callsOfResults.remove(event.getId());

@@ -51,13 +51,25 @@ public class ModelException extends RuntimeException {
   }
 
   /**
-   * Whether the API refused the request's content as invalid (HTTP 400 or 413): sent again as it
-   * is, it is refused again. (An authentication, permission or unknown-model error is not about the
-   * content.)
+   * Whether the API refused the request for what its messages hold: sent again as it is, it is
+   * refused again, and only leaving that content out helps. That is a 413, a prompt too long, or an
+   * invalid request whose message points into the messages or at an image or document ("Could not
+   * process image", "messages.3.content.1.image.source: ..."). An invalid request about the account
+   * ("Your credit balance is too low"), the model or the agent's configuration ({@code max_tokens},
+   * {@code tools.0...}, {@code thinking}) is not: forgetting the user's input would not help it.
    */
   public boolean inputRefused() {
-    return status == 400 || status == 413;
+    if (status == 413 || promptTooLong()) {
+      return true;
+    }
+    boolean invalid = status == 400 || (status == 200 && "invalid_request_error".equals(errorType));
+    return invalid && getMessage() != null && CONTENT.matcher(getMessage()).find();
   }
+
+  private static final java.util.regex.Pattern CONTENT =
+      java.util.regex.Pattern.compile(
+          "(?i)^messages\\.|\\bimages?\\b|\\bdocuments?\\b|\\bbase64\\b|\\bmedia[ _]type\\b"
+              + "|unable to download");
 
   /** The tokens the API counted in a request it refused as too long, if it said. */
   public Optional<Long> promptTokens() {

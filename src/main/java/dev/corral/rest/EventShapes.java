@@ -120,7 +120,7 @@ final class EventShapes {
           shaped.put("mcp_server_name", error.getMcpServerName());
         }
         if (error.getInputRefused()) {
-          shaped.put("input_refused", true);
+          shaped.put("corral_input_refused", true);
         }
       }
       case SPAN_MODEL_REQUEST_START -> {

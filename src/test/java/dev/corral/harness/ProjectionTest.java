@@ -371,6 +371,63 @@ class ProjectionTest {
     assertThat(sent).doesNotContain(SessionState.WITHHELD_IMAGE);
   }
 
+  @Test
+  void aRefusalOfTheAccountOrConfigurationForgetsNothing() {
+    // Given a turn refused because the account has no credit left
+    fold(NewEvent.of(withImage(Fixtures.userMessage("and this?"), 2)));
+    refused(
+        new dev.corral.model.ModelException(
+            400,
+            "invalid_request_error",
+            "Your credit balance is too low to access the Anthropic API.",
+            false,
+            null));
+
+    // When the user writes again (after the operator added credit)
+    fold(NewEvent.of(Fixtures.userMessage("hello again")));
+    String sent = Projection.request(state, 1000, 0).path("messages").toString();
+
+    // Then the input and its image are still there: leaving them out would not have helped
+    assertThat(sent).contains("and this?").contains("\"type\":\"image\"");
+  }
+
+  @Test
+  void aMessageSentDuringTheRefusedCallStaysAndInputOfAnEarlierAbandonedTurnGoes() {
+    // Given an answered turn, then a turn given up on an overloaded API (its input never taken)
+    fold(NewEvent.of(Fixtures.userMessage("first")));
+    answered("sevt_span7000000000000000000000", "a first answer");
+    fold(NewEvent.of(Fixtures.userMessage("huge abandoned input")));
+    refused(new dev.corral.model.ModelException(529, "overloaded_error", "Overloaded", true, null));
+    // and a turn whose call the API refused as too long, while another message arrived
+    fold(NewEvent.of(Fixtures.userMessage("next")));
+    fold(EventsFactory.spanStart("sevt_span8000000000000000000000", "claude-test"));
+    fold(NewEvent.of(Fixtures.userMessage("sent during the call")));
+    var tooLong =
+        new dev.corral.model.ModelException(
+            400,
+            "invalid_request_error",
+            "prompt is too long: 9000 tokens > 8000 maximum",
+            true,
+            null);
+    fold(EventsFactory.failedSpanEnd("sevt_span8000000000000000000000", tooLong.getMessage()));
+    fold(EventsFactory.sessionError(tooLong, 4, true));
+    fold(
+        EventsFactory.idle(
+            Decision.stopReason(
+                dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
+
+    // When the user writes again
+    fold(NewEvent.of(Fixtures.userMessage("hello again")));
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then everything no answered call took is gone, except what the refused call never held
+    String sent = request.path("messages").toString();
+    assertThat(sent).contains("first").contains("a first answer");
+    assertThat(sent).doesNotContain("huge abandoned input").doesNotContain("\"next\"");
+    assertThat(sent).contains("sent during the call").contains("hello again");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
   private void answered(String spanId, String text) {
     fold(EventsFactory.spanStart(spanId, "claude-test"));
     fold(EventsFactory.block(spanId.replace("span", "text"), new ModelResponse.Text(text), AGENT));

@@ -30,6 +30,53 @@ class ModelErrorsTest {
   }
 
   @Test
+  void onlyARefusalOfWhatTheMessagesHoldCountsAsRefusedInput() {
+    assertThat(
+            java.util.stream.Stream.of(
+                ModelException.fromStatus(
+                    400, "invalid_request_error", "Could not process image", null),
+                ModelException.fromStatus(
+                    400, "invalid_request_error", "Unable to download the file.", null),
+                ModelException.fromStatus(
+                    400,
+                    "invalid_request_error",
+                    "messages.2.content.0.image.source.base64.data: invalid base64",
+                    null),
+                ModelException.fromStatus(
+                    400,
+                    "invalid_request_error",
+                    "prompt is too long: 9000 tokens > 8000 maximum",
+                    null),
+                ModelException.fromStatus(
+                    413, "request_too_large", "Request exceeds the maximum size", null),
+                ModelException.fromStreamError("invalid_request_error", "Could not process image")))
+        .allMatch(ModelException::inputRefused);
+    assertThat(
+            java.util.stream.Stream.of(
+                ModelException.fromStatus(
+                    400,
+                    "invalid_request_error",
+                    "Your credit balance is too low to access the Anthropic API.",
+                    null),
+                ModelException.fromStatus(
+                    400,
+                    "invalid_request_error",
+                    "max_tokens: 100000 > 64000, which is the maximum allowed number of output tokens",
+                    null),
+                ModelException.fromStatus(
+                    400,
+                    "invalid_request_error",
+                    "tools.0.custom.input_schema: JSON schema is invalid",
+                    null),
+                ModelException.fromStatus(
+                    400, "invalid_request_error", "messages: roles must alternate", null),
+                ModelException.fromStatus(401, "authentication_error", "invalid x-api-key", null),
+                ModelException.fromStatus(404, "not_found_error", "model: claude-x", null),
+                ModelException.fromStatus(529, "overloaded_error", "Overloaded", null)))
+        .noneMatch(ModelException::inputRefused);
+  }
+
+  @Test
   void anUnknownHostIsNamedWithItsUrl() {
     ModelException failure =
         call(config("https://api.anthropic.invalid", Optional.of("sk-anything")));
