@@ -48,11 +48,12 @@ public class AgentRepository {
   static final String SET_LATEST =
       "UPDATE agents SET latest_version = $2, updated_at = clock_timestamp() WHERE id = $1";
 
-  static final String LIST =
-      Page.bounded(
-          "SELECT "
-              + COLUMNS
-              + """
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          Page.bounded(
+              "SELECT "
+                  + COLUMNS
+                  + """
                FROM agents a
               JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.latest_version
               WHERE a.tenant_id = $4 AND ($1::text IS NULL OR a.id < $1)
@@ -60,22 +61,23 @@ public class AgentRepository {
               ORDER BY a.id DESC
               LIMIT $3
               """,
-          "octet_length(spec)",
-          "ORDER BY id DESC");
+              "octet_length(spec)",
+              "ORDER BY id DESC"));
 
-  static final String LIST_VERSIONS =
-      Page.bounded(
-          "SELECT "
-              + COLUMNS
-              + """
+  static final dev.corral.common.Paging.Listing LIST_VERSIONS =
+      dev.corral.common.Paging.listing(
+          Page.bounded(
+              "SELECT "
+                  + COLUMNS
+                  + """
                FROM agents a
               JOIN agent_versions v ON v.agent_id = a.id
               WHERE a.id = $1 AND a.tenant_id = $4 AND ($2::integer IS NULL OR v.version < $2)
               ORDER BY v.version DESC
               LIMIT $3
               """,
-          "octet_length(spec)",
-          "ORDER BY version DESC");
+              "octet_length(spec)",
+              "ORDER BY version DESC"));
 
   static final String ARCHIVE =
       "UPDATE agents SET archived_at = coalesce(archived_at, clock_timestamp())"
@@ -128,13 +130,13 @@ public class AgentRepository {
   }
 
   Uni<List<Agent>> list(Tenant tenant, String afterId, boolean includeArchived, int limit) {
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(afterId))
         .execute(Tuple.of(afterId, includeArchived, limit, tenant.id()))
         .map(AgentRepository::fromRows);
   }
 
   Uni<List<Agent>> versions(Tenant tenant, String id, Integer beforeVersion, int limit) {
-    return pool.preparedQuery(LIST_VERSIONS)
+    return pool.preparedQuery(LIST_VERSIONS.after(beforeVersion))
         .execute(Tuple.of(id, beforeVersion, limit, tenant.id()))
         .flatMap(
             rows ->

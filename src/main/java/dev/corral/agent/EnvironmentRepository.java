@@ -36,15 +36,16 @@ public class EnvironmentRepository {
           + " WHERE id = $1 AND tenant_id = $3 RETURNING "
           + COLUMNS;
 
-  static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + """
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          "SELECT "
+              + COLUMNS
+              + """
            FROM environments
           WHERE tenant_id = $4 AND ($1::text IS NULL OR id < $1) AND ($2 OR archived_at IS NULL)
           ORDER BY id DESC
           LIMIT $3
-          """;
+          """);
 
   static final String ACTIVE =
       "SELECT tenant_id, "
@@ -98,7 +99,7 @@ public class EnvironmentRepository {
   }
 
   Uni<List<Environment>> list(Tenant tenant, String afterId, boolean includeArchived, int limit) {
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(afterId))
         .execute(Tuple.of(afterId, includeArchived, limit, tenant.id()))
         .map(EnvironmentRepository::fromRows);
   }

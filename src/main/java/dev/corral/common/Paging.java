@@ -3,6 +3,8 @@ package dev.corral.common;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 import java.util.function.Predicate;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Page sizes and opaque page tokens for list RPCs. A token wraps the key of the last item of the
@@ -25,6 +27,47 @@ public final class Paging {
           field, "must be between 0 and " + max + ", was " + requested);
     }
     return requested == 0 ? defaultSize : requested;
+  }
+
+  /**
+   * A list statement in the two forms its pages need. One statement for both, with the cursor as
+   * {@code ($1::text IS NULL OR id < $1)}, cannot bound its index scan by the cursor: corral's pool
+   * plans every statement once for any parameter ({@code plan_cache_mode=force_generic_plan}), so
+   * the condition is a filter, and page k of a tenant's list read the k pages before it too (a page
+   * 9,000 rows deep read 9,000 rows: listing everything was quadratic). The next-page form bounds
+   * the scan with {@code id < $1}; the first-page form keeps {@code $1} (a parameter the statement
+   * does not mention has no type) as a condition of the parameter alone, which the plan checks
+   * once.
+   */
+  public record Listing(String firstPage, String nextPage) {
+
+    /** The statement for the page after {@code cursor} (null for the first page). */
+    public String after(Object cursor) {
+      return cursor == null ? firstPage : nextPage;
+    }
+  }
+
+  private static final Pattern CURSOR =
+      Pattern.compile(
+          "\\((\\$\\d+)(::(?:text|integer|bigint)) IS NULL OR ((?:\\w+\\.)?\\w+ [<>]) (\\$\\d+)\\)");
+
+  /**
+   * The two forms of {@code sql}, whose one cursor condition reads {@code ($N::text IS NULL OR id <
+   * $N)} (or another column, {@code >}, an integer cursor).
+   */
+  public static Listing listing(String sql) {
+    Matcher cursor = CURSOR.matcher(sql);
+    if (!cursor.find() || !cursor.group(1).equals(cursor.group(4))) {
+      throw new IllegalArgumentException("no cursor condition in " + sql);
+    }
+    String before = sql.substring(0, cursor.start());
+    String after = sql.substring(cursor.end());
+    if (CURSOR.matcher(after).find()) {
+      throw new IllegalArgumentException("two cursor conditions in " + sql);
+    }
+    return new Listing(
+        before + cursor.group(1) + cursor.group(2) + " IS NULL" + after,
+        before + cursor.group(3) + " " + cursor.group(1) + after);
   }
 
   public static String token(String lastKey) {

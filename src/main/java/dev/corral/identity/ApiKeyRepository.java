@@ -45,15 +45,16 @@ public class ApiKeyRepository {
   static final String SELECT =
       "SELECT " + COLUMNS + " FROM api_keys WHERE tenant_id = $1 AND id = $2";
 
-  static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + """
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          "SELECT "
+              + COLUMNS
+              + """
            FROM api_keys
           WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2) AND ($3 OR revoked_at IS NULL)
           ORDER BY id DESC
           LIMIT $4
-          """;
+          """);
 
   static final String REVOKE =
       "UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())"
@@ -139,7 +140,7 @@ public class ApiKeyRepository {
   }
 
   Uni<List<ApiKey>> list(Tenant tenant, String beforeId, boolean includeRevoked, int limit) {
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(beforeId))
         .execute(Tuple.of(tenant.id(), beforeId, includeRevoked, limit))
         .map(
             rows -> {

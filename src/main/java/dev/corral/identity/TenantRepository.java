@@ -34,10 +34,11 @@ public class TenantRepository {
 
   static final String SELECT = "SELECT " + COLUMNS + " FROM tenants WHERE id = $1";
 
-  static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + " FROM tenants WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2";
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          "SELECT "
+              + COLUMNS
+              + " FROM tenants WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2");
 
   static final String SET_DISABLED =
       """
@@ -78,7 +79,7 @@ public class TenantRepository {
   }
 
   Uni<List<dev.corral.proto.v1.Tenant>> list(String afterId, int limit) {
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(afterId))
         .execute(Tuple.of(afterId, limit))
         .map(
             rows -> {

@@ -78,10 +78,11 @@ public class SandboxRepository {
 
   static final String USED = "UPDATE sandboxes SET last_used_at = clock_timestamp() WHERE id = $1";
 
-  static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + """
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          "SELECT "
+              + COLUMNS
+              + """
            FROM sandboxes
           WHERE tenant_id = $5
             AND ($1::text IS NULL OR id < $1)
@@ -89,7 +90,7 @@ public class SandboxRepository {
             AND ($3 OR state IN ('provisioning', 'ready'))
           ORDER BY id DESC
           LIMIT $4
-          """;
+          """);
 
   static final String LIVE_OF_SESSION =
       "SELECT "
@@ -281,7 +282,7 @@ public class SandboxRepository {
 
   Uni<List<Sandbox>> list(
       Tenant tenant, String beforeId, String sessionId, boolean includeEnded, int limit) {
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(beforeId))
         .execute(Tuple.of(beforeId, sessionId, includeEnded, limit, tenant.id()))
         .map(SandboxRepository::all);
   }

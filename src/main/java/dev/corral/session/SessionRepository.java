@@ -55,11 +55,12 @@ public class SessionRepository {
   /** A session whatever its tenant: for the harness and the sandboxes of a session it works. */
   static final String SELECT_ANY_TENANT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
 
-  static final String LIST =
-      Page.bounded(
-          "SELECT "
-              + COLUMNS
-              + """
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          Page.bounded(
+              "SELECT "
+                  + COLUMNS
+                  + """
                FROM sessions
               WHERE tenant_id = $6
                 AND ($1::text IS NULL OR id < $1)
@@ -69,8 +70,8 @@ public class SessionRepository {
               ORDER BY id DESC
               LIMIT $5
               """,
-          "octet_length(agent_snapshot)",
-          "ORDER BY id DESC");
+              "octet_length(agent_snapshot)",
+              "ORDER BY id DESC"));
 
   static final String ARCHIVE =
       """
@@ -155,7 +156,7 @@ public class SessionRepository {
       boolean includeArchived,
       int limit) {
     String[] statusFilter = statuses.isEmpty() ? null : statuses.toArray(String[]::new);
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(beforeId))
         .execute(
             Tuple.from(
                 Arrays.asList(

@@ -52,16 +52,17 @@ public class CredentialRepository {
 
   static final String LOCK = SELECT + " FOR UPDATE";
 
-  static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + """
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          "SELECT "
+              + COLUMNS
+              + """
            FROM credentials
           WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2)
             AND ($4::text IS NULL OR vault_id = $4)
           ORDER BY id DESC
           LIMIT $3
-          """;
+          """);
 
   /** Credentials of usable vaults that an MCP server may be bound to, newest first. */
   static final String FOR_MCP =
@@ -145,7 +146,7 @@ public class CredentialRepository {
   }
 
   Uni<List<Credential>> list(Tenant tenant, String beforeId, int limit, String vaultId) {
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(beforeId))
         .execute(Tuple.of(tenant.id(), beforeId, limit, vaultId))
         .map(
             rows -> {

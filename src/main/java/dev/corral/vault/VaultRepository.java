@@ -38,15 +38,16 @@ class VaultRepository {
 
   static final String LOCK = SELECT + " FOR UPDATE";
 
-  static final String LIST =
-      "SELECT "
-          + COLUMNS
-          + """
+  static final dev.corral.common.Paging.Listing LIST =
+      dev.corral.common.Paging.listing(
+          "SELECT "
+              + COLUMNS
+              + """
            FROM vaults
           WHERE tenant_id = $1 AND ($2::text IS NULL OR id < $2) AND ($3 OR archived_at IS NULL)
           ORDER BY id DESC
           LIMIT $4
-          """;
+          """);
 
   static final String UPDATE =
       "UPDATE vaults SET info = $3, updated_at = clock_timestamp()"
@@ -113,7 +114,7 @@ class VaultRepository {
   }
 
   Uni<List<Vault>> list(Tenant tenant, String beforeId, boolean includeArchived, int limit) {
-    return pool.preparedQuery(LIST)
+    return pool.preparedQuery(LIST.after(beforeId))
         .execute(Tuple.of(tenant.id(), beforeId, includeArchived, limit))
         .map(
             rows -> {
