@@ -54,6 +54,9 @@ public class Credentials implements dev.corral.common.CredentialBindings {
   private final Clock clock;
   private final Map<String, Instant> touched = new ConcurrentHashMap<>();
 
+  /** Two refreshes of a tenant at once on a replica, 64 more waiting. */
+  private final RefreshGate<HttpAuth> refreshes = new RefreshGate<>(2, 64);
+
   Credentials(
       CredentialRepository repository,
       VaultRepository vaults,
@@ -301,6 +304,14 @@ public class Credentials implements dev.corral.common.CredentialBindings {
    * about to expire), if it is no longer about to expire. Then that token is returned.
    */
   private Uni<HttpAuth> refresh(Tenant tenant, String credentialId, String usedToken) {
+    return refreshes.refresh(
+        tenant.id(),
+        credentialId,
+        usedToken,
+        () -> refreshUnderLock(tenant, credentialId, usedToken));
+  }
+
+  private Uni<HttpAuth> refreshUnderLock(Tenant tenant, String credentialId, String usedToken) {
     return repository.underLock(
         tenant,
         credentialId,

@@ -309,8 +309,9 @@ class McpToolsTest {
     server.holdTokens();
     String credential = expiringCredential("expiring together", "old-token", "refresh-3");
 
-    // When one call is refreshing it under the credential's lock, and a second one, which read it
-    // as about to expire too, waits for that lock
+    // When one call is refreshing it under the credential's lock, a second one, which read it as
+    // about to expire too, asks on this replica, and a refusal of the old token (as another
+    // replica would see it) waits for that lock
     var one =
         credentials
             .authFor(dev.corral.common.Tenant.DEFAULT, credential, server.url())
@@ -322,16 +323,24 @@ class McpToolsTest {
         credentials
             .authFor(dev.corral.common.Tenant.DEFAULT, credential, server.url())
             .subscribeAsCompletionStage();
+    var three =
+        credentials
+            .afterUnauthorized(
+                dev.corral.common.Tenant.DEFAULT,
+                new dev.corral.vault.HttpAuth(
+                    credential, "Authorization", "Bearer old-token", List.of("old-token")))
+            .subscribeAsCompletionStage();
     org.awaitility.Awaitility.await()
         .atMost(java.time.Duration.ofSeconds(10))
         .until(this::aStatementWaitsForALock);
     server.releaseTokens();
 
-    // Then one refreshed it and the other, finding it fresh under the lock, took the new token
-    assertThat(one.get(20, java.util.concurrent.TimeUnit.SECONDS).headerValue())
-        .isEqualTo("Bearer renewed-token");
-    assertThat(two.get(20, java.util.concurrent.TimeUnit.SECONDS).headerValue())
-        .isEqualTo("Bearer renewed-token");
+    // Then one refreshed it, the second shared that refresh, and the third, finding it fresh under
+    // the lock, took the new token
+    for (var call : List.of(one, two, three)) {
+      assertThat(call.get(20, java.util.concurrent.TimeUnit.SECONDS).headerValue())
+          .isEqualTo("Bearer renewed-token");
+    }
     assertThat(server.tokenRequests()).hasSize(1);
   }
 
