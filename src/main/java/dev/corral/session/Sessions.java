@@ -25,6 +25,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -178,18 +179,48 @@ public class Sessions {
         .replaceWithVoid();
   }
 
+  /**
+   * Deletions of one tenant's sessions that may run at once on a replica. A deletion is one
+   * statement over all of a session's events (it may run up to 15 minutes), and holds a connection
+   * of the replica's pool while it runs: without a bound, a tenant deleting many large sessions at
+   * once held the pool every other tenant needs.
+   */
+  static final int DELETIONS_PER_TENANT = 2;
+
+  private final Map<String, java.util.concurrent.atomic.AtomicInteger> deletions =
+      new ConcurrentHashMap<>();
+
   public Uni<Void> delete(Tenant tenant, String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
         .flatMap(
-            id ->
-                repository
-                    .delete(tenant, id)
-                    .invoke(
-                        () -> {
-                          signals.deleted(id);
-                          ended.fireAsync(new SessionEnded(id));
-                        }));
+            id -> {
+              var running =
+                  deletions.computeIfAbsent(
+                      tenant.id(), t -> new java.util.concurrent.atomic.AtomicInteger());
+              if (running.incrementAndGet() > DELETIONS_PER_TENANT) {
+                running.decrementAndGet();
+                throw new dev.corral.common.ResourceExhaustedException(
+                    DELETIONS_PER_TENANT
+                        + " deletions of this tenant's sessions are under way on this server;"
+                        + " delete this one when one of them has ended");
+              }
+              // The statement runs on when the caller goes away, and counts until it ends.
+              return Uni.createFrom()
+                  .<Void>emitter(
+                      emitter ->
+                          repository
+                              .delete(tenant, id)
+                              .onTermination()
+                              .invoke(running::decrementAndGet)
+                              .subscribe()
+                              .with(emitter::complete, emitter::fail))
+                  .invoke(
+                      () -> {
+                        signals.deleted(id);
+                        ended.fireAsync(new SessionEnded(id));
+                      });
+            });
   }
 
   /**

@@ -1,0 +1,105 @@
+package dev.corral.session;
+
+import static dev.corral.testing.Fixtures.createSession;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.corral.proto.v1.AgentServiceGrpc;
+import dev.corral.proto.v1.DeleteSessionRequest;
+import dev.corral.proto.v1.GetSessionRequest;
+import dev.corral.proto.v1.SessionServiceGrpc;
+import dev.corral.testing.SessionRows;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.quarkus.grpc.GrpcClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.SqlConnection;
+import jakarta.inject.Inject;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.awaitility.Awaitility;
+import org.junit.jupiter.api.Test;
+
+/** A deletion holds a database connection while it runs: a tenant runs two at once, not more. */
+@QuarkusTest
+class DeleteSessionTest {
+
+  @GrpcClient("corral")
+  SessionServiceGrpc.SessionServiceBlockingStub sessions;
+
+  @GrpcClient("corral")
+  AgentServiceGrpc.AgentServiceBlockingStub agents;
+
+  @Inject Pool pool;
+
+  @Test
+  void aTenantRunsTwoDeletionsAtOnceAndIsToldToWaitForAThird() throws Exception {
+    // Given two deletions that take long (another transaction holds their sessions' rows)
+    String first = createSession(agents, sessions).getId();
+    String second = createSession(agents, sessions).getId();
+    String third = createSession(agents, sessions).getId();
+    SqlConnection holdFirst = SessionRows.lock(pool, first);
+    SqlConnection holdSecond = SessionRows.lock(pool, second);
+    CompletableFuture<?> deleteFirst;
+    CompletableFuture<?> deleteSecond;
+    try {
+      deleteFirst = CompletableFuture.runAsync(() -> delete(first));
+      deleteSecond = CompletableFuture.runAsync(() -> delete(second));
+      Awaitility.await()
+          .atMost(Duration.ofSeconds(10))
+          .until(() -> statementsWaitingForALock() == 2);
+
+      // When a third deletion is asked for
+      // Then it is refused, saying why, and deletes nothing
+      assertThatThrownBy(() -> delete(third))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              refused -> {
+                assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                assertThat(refused.getStatus().getDescription())
+                    .contains("2 deletions of this tenant's sessions are under way");
+              });
+      assertThat(get(third)).isTrue();
+    } finally {
+      SessionRows.rollback(holdFirst);
+      SessionRows.rollback(holdSecond);
+    }
+
+    // And once the two have ended, it goes
+    deleteFirst.get(20, TimeUnit.SECONDS);
+    deleteSecond.get(20, TimeUnit.SECONDS);
+    delete(third);
+    assertThat(get(third)).isFalse();
+  }
+
+  private void delete(String sessionId) {
+    sessions
+        .withDeadlineAfter(30, TimeUnit.SECONDS)
+        .deleteSession(DeleteSessionRequest.newBuilder().setSessionId(sessionId).build());
+  }
+
+  /** Whether the session exists. */
+  private boolean get(String sessionId) {
+    try {
+      sessions.getSession(GetSessionRequest.newBuilder().setSessionId(sessionId).build());
+      return true;
+    } catch (StatusRuntimeException e) {
+      if (e.getStatus().getCode() == Status.Code.NOT_FOUND) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  private long statementsWaitingForALock() {
+    return pool.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        .execute()
+        .await()
+        .atMost(Duration.ofSeconds(5))
+        .iterator()
+        .next()
+        .getLong(0);
+  }
+}
