@@ -43,6 +43,13 @@ final class GroupCommit {
   /** Payload bytes a statement takes at most (its first append whatever its size). */
   static final long MAX_BATCH_BYTES = 4L << 20;
 
+  /**
+   * Payload bytes the waiting appends may hold, all of them (at least one append whatever its
+   * size); one tenant's client appends may hold half. An append may carry 50 events of 256 KiB: the
+   * count of waiting appends alone let one tenant queue gigabytes.
+   */
+  static final long MAX_WAITING_BYTES = 128L << 20;
+
   /** PostgreSQL's SQLSTATE for a statement cancelled, by the statement timeout among others. */
   private static final String QUERY_CANCELED = "57014";
 
@@ -50,6 +57,7 @@ final class GroupCommit {
   private final int statements;
   private final int maxBatch;
   private final int maxWaiting;
+  private final long maxWaitingBytes;
   private final long stallAfterNanos;
   private final io.vertx.core.Vertx vertx;
 
@@ -62,6 +70,11 @@ final class GroupCommit {
    * appends carry no tenant and are not counted.)
    */
   private final java.util.Map<String, Integer> waitingOf = new java.util.HashMap<>();
+
+  /** Payload bytes of the waiting appends, all and of each tenant (as {@link #waitingOf}). */
+  private long waitingBytes;
+
+  private final java.util.Map<String, Long> waitingBytesOf = new java.util.HashMap<>();
 
   /** The running statements' batches, with when each started (System.nanoTime). */
   private final java.util.Map<List<Pending>, Long> running = new java.util.IdentityHashMap<>();
@@ -76,6 +89,17 @@ final class GroupCommit {
       int maxBatch,
       int maxWaiting,
       java.time.Duration stallAfter) {
+    this(log, vertx, statements, maxBatch, maxWaiting, stallAfter, MAX_WAITING_BYTES);
+  }
+
+  GroupCommit(
+      EventLog log,
+      io.vertx.core.Vertx vertx,
+      int statements,
+      int maxBatch,
+      int maxWaiting,
+      java.time.Duration stallAfter,
+      long maxWaitingBytes) {
     if (statements < 1 || maxBatch < 1 || maxWaiting < 1 || stallAfter.toMillis() < 1) {
       throw new IllegalArgumentException(
           "corral.log.group-commit.statements, max-appends and max-waiting must be at least 1,"
@@ -87,6 +111,7 @@ final class GroupCommit {
     this.statements = statements;
     this.maxBatch = maxBatch;
     this.maxWaiting = maxWaiting;
+    this.maxWaitingBytes = maxWaitingBytes;
   }
 
   Uni<Appended> submit(AppendRequest request) {
@@ -112,6 +137,33 @@ final class GroupCommit {
                               + " of corral.log.group-commit.max-waiting)"));
                   return;
                 }
+                long bytes = bytes(request);
+                if (!waiting.isEmpty() && waitingBytes + bytes > maxWaitingBytes) {
+                  emitter.fail(
+                      new ResourceExhaustedException(
+                          "appends of "
+                              + waitingBytes
+                              + " bytes are waiting for the database, the most they may ("
+                              + maxWaitingBytes
+                              + ")"));
+                  return;
+                }
+                long tenantBytes = tenant == null ? 0 : waitingBytesOf.getOrDefault(tenant, 0L);
+                if (tenant != null
+                    && tenantBytes > 0
+                    && tenantBytes + bytes > maxWaitingBytes / 2) {
+                  emitter.fail(
+                      new ResourceExhaustedException(
+                          "tenant "
+                              + tenant
+                              + " has appends of "
+                              + tenantBytes
+                              + " bytes waiting for the database, the most one tenant may (half"
+                              + " of "
+                              + maxWaitingBytes
+                              + ")"));
+                  return;
+                }
                 waiting.add(new Pending(request, emitter, Vertx.currentContext(), false));
                 counted(request, 1);
               }
@@ -123,11 +175,20 @@ final class GroupCommit {
     return Math.max(1, maxWaiting / 2);
   }
 
-  /** Counts {@code change} more (or fewer) waiting appends of {@code request}'s tenant. */
+  /** Counts {@code change} more (or fewer) waiting appends like {@code request}. */
   private void counted(AppendRequest request, int change) {
+    long bytes = change * bytes(request);
+    waitingBytes += bytes;
     if (request.tenant() != null) {
       waitingOf.merge(request.tenant().id(), change, (was, by) -> was + by == 0 ? null : was + by);
+      waitingBytesOf.merge(
+          request.tenant().id(), bytes, (was, by) -> was + by == 0 ? null : was + by);
     }
+  }
+
+  /** The payload bytes of {@code request}'s events. */
+  private static long bytes(AppendRequest request) {
+    return request.events().stream().mapToLong(e -> e.payload().getSerializedSize()).sum();
   }
 
   /** Appends waiting now (for tests and gauges). */
@@ -164,7 +225,7 @@ final class GroupCommit {
       queued.remove();
       counted(next.request, -1);
       batch.add(next);
-      bytes += next.request.events().stream().mapToLong(e -> e.payload().getSerializedSize()).sum();
+      bytes += bytes(next.request);
       if (next.alone) {
         break;
       }

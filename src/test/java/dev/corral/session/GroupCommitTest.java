@@ -212,6 +212,63 @@ class GroupCommitTest {
         .hasSize(1);
   }
 
+  @Test
+  void oneTenantsWaitingAppendsHoldAtMostHalfTheQueuesBytes() throws Exception {
+    // Given a queue of 2 MiB behind a stuck statement, and appends of 256 KiB
+    GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL, 2L << 20);
+    String busy = newSession();
+    SqlConnection lock = SessionRows.lock(pool, busy);
+    CompletableFuture<Appended> running = submit(groupCommit, busy, message("one", null));
+    await().atMost(WAIT).until(() -> groupCommit.statementsStarted() == 1);
+    String large = "x".repeat(256 * 1024 - 64);
+    dev.corral.common.Tenant mine = new dev.corral.common.Tenant("default");
+    String session = newSession();
+    String harnessSession = newSession();
+
+    // When one tenant's clients queue large appends
+    List<CompletableFuture<Appended>> accepted = new java.util.ArrayList<>();
+    CompletableFuture<Appended> refused = null;
+    for (int i = 0; i < 8 && refused == null; i++) {
+      CompletableFuture<Appended> next =
+          groupCommit
+              .submit(AppendRequest.of(session, message(i + large, null)).within(mine))
+              .subscribeAsCompletionStage();
+      if (next.isCompletedExceptionally()) {
+        refused = next;
+      } else {
+        accepted.add(next);
+      }
+    }
+
+    // Then they hold at most half of the bytes: the fifth is refused, naming the limit
+    assertThat(accepted).hasSize(4);
+    assertThat(failure(refused))
+        .isInstanceOf(ResourceExhaustedException.class)
+        .hasMessageContaining("tenant default has appends of")
+        .hasMessageContaining("the most one tenant may");
+    // And the harness's appends (no tenant) take the rest, up to the whole budget
+    for (int i = 0; i < 4; i++) {
+      assertThat(
+              groupCommit
+                  .submit(AppendRequest.of(harnessSession, message(i + large, null)))
+                  .subscribeAsCompletionStage()
+                  .isCompletedExceptionally())
+          .isFalse();
+    }
+    assertThat(
+            failure(
+                groupCommit
+                    .submit(AppendRequest.of(harnessSession, message("more" + large, null)))
+                    .subscribeAsCompletionStage()))
+        .isInstanceOf(ResourceExhaustedException.class)
+        .hasMessageContaining("are waiting for the database, the most they may");
+    SessionRows.commit(lock);
+    running.get(10, TimeUnit.SECONDS);
+    for (CompletableFuture<Appended> append : accepted) {
+      assertThat(append.get(10, TimeUnit.SECONDS).events()).hasSize(1);
+    }
+  }
+
   private static CompletableFuture<Appended> submitAs(
       GroupCommit groupCommit, dev.corral.common.Tenant tenant, String sessionId) {
     return groupCommit
