@@ -10,23 +10,27 @@ import java.util.Map;
  * session reads only the events after them instead of its whole log. A state is a fold of a prefix
  * of an append-only log, so any state kept here is a correct start, however old. A run takes a
  * state out (it owns it from then on) and puts it back when it ends. Bounded: the least recently
- * used go first once the states hold more than {@value #MAX_EVENTS} conversation events or {@value
- * #MAX_SESSIONS} sessions.
+ * used go first once the states' conversations hold more than {@value #MAX_BYTES} bytes of events
+ * or {@value #MAX_SESSIONS} sessions. (A count of events let a few sessions of large events hold
+ * gigabytes.)
  */
 @ApplicationScoped
 class FoldedStates {
 
   static final int MAX_SESSIONS = 512;
-  static final int MAX_EVENTS = 200_000;
+  static final long MAX_BYTES = 64L << 20;
+
+  /** What a state costs beyond its events' bytes, about. */
+  private static final long STATE_BYTES = 2_048;
 
   private final LinkedHashMap<String, SessionState> states = new LinkedHashMap<>(16, 0.75f, true);
-  private long events;
+  private long bytes;
 
   /** The kept state of {@code sessionId}, which the caller now owns; null if none. */
   synchronized SessionState take(String sessionId) {
     SessionState state = states.remove(sessionId);
     if (state != null) {
-      events -= weight(state);
+      bytes -= weight(state);
     }
     return state;
   }
@@ -35,12 +39,12 @@ class FoldedStates {
   synchronized void keep(SessionState state) {
     SessionState previous = states.put(state.sessionId(), state);
     if (previous != null) {
-      events -= weight(previous);
+      bytes -= weight(previous);
     }
-    events += weight(state);
+    bytes += weight(state);
     Iterator<Map.Entry<String, SessionState>> oldest = states.entrySet().iterator();
-    while ((events > MAX_EVENTS || states.size() > MAX_SESSIONS) && oldest.hasNext()) {
-      events -= weight(oldest.next().getValue());
+    while ((bytes > MAX_BYTES || states.size() > MAX_SESSIONS) && oldest.hasNext()) {
+      bytes -= weight(oldest.next().getValue());
       oldest.remove();
     }
   }
@@ -50,6 +54,10 @@ class FoldedStates {
   }
 
   private static long weight(SessionState state) {
-    return state.conversation().size() + 1L;
+    long weight = STATE_BYTES;
+    for (var event : state.conversation()) {
+      weight += event.getSerializedSize();
+    }
+    return weight;
   }
 }

@@ -196,6 +196,12 @@ final class SessionState {
         compaction =
             new Compaction(compacted.getFromSeq(), compacted.getUpToSeq(), compacted.getSummary());
         lastContextTokens = 0;
+        // What the summary stands for is never sent again: a state holds the context, not the
+        // whole log (a long session's fold no longer grows with every event it ever had).
+        conversation.removeIf(folded -> folded.getSeq() <= compacted.getUpToSeq());
+        toolCalls
+            .values()
+            .removeIf(call -> call.answered() && call.seq() <= compacted.getUpToSeq());
       }
       case SPAN_MODEL_REQUEST_END -> {
         var end = event.getSpanModelRequestEnd();

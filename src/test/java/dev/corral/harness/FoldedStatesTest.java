@@ -1,0 +1,57 @@
+package dev.corral.harness;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.corral.proto.v1.Event;
+import dev.corral.proto.v1.Session;
+import dev.corral.testing.Fixtures;
+import org.junit.jupiter.api.Test;
+
+/** The kept states of idle sessions are bounded by what they hold, not by how many events. */
+class FoldedStatesTest {
+
+  @Test
+  void statesOfLargeEventsAreDroppedOnceTheyHoldTooManyBytes() {
+    // Given twenty sessions, each of one message of 4 MiB
+    FoldedStates kept = new FoldedStates();
+    String large = "x".repeat(4 << 20);
+    for (int i = 0; i < 20; i++) {
+      SessionState state = new SessionState(Session.newBuilder().setId("sesn_" + i).build());
+      state.apply(Fixtures.userMessage(large).toBuilder().setSeq(1).setId("sevt_" + i).build());
+      kept.keep(state);
+    }
+
+    // Then the oldest went once they held more than the budget, and the newest stays
+    assertThat(kept.size()).isLessThanOrEqualTo((int) (FoldedStates.MAX_BYTES / (4 << 20)));
+    assertThat(kept.take("sesn_19")).isNotNull();
+    assertThat(kept.take("sesn_0")).isNull();
+  }
+
+  @Test
+  void aCompactedStateHoldsOnlyWhatFollowsItsSummary() {
+    // Given three turns, the first two of which a summary replaced
+    SessionState state = new SessionState(Session.newBuilder().setId("sesn_c").build());
+    long seq = 0;
+    for (String text : new String[] {"one", "two", "three"}) {
+      state.apply(
+          Fixtures.userMessage(text).toBuilder().setSeq(++seq).setId("sevt_" + seq).build());
+    }
+    state.apply(
+        Event.newBuilder()
+            .setSeq(++seq)
+            .setId("sevt_c")
+            .setAgentContextCompacted(
+                dev.corral.proto.v1.AgentContextCompacted.newBuilder()
+                    .setFromSeq(1)
+                    .setUpToSeq(2)
+                    .setSummary("one and two"))
+            .build());
+
+    // Then the state keeps the third turn and the summary, not what the summary stands for
+    assertThat(state.conversation()).extracting(Event::getSeq).containsExactly(3L);
+    assertThat(Projection.request(state, 1000, 0).path("messages").toString())
+        .contains("one and two")
+        .contains("three")
+        .doesNotContain("\"one\"");
+  }
+}
