@@ -11,8 +11,8 @@ import java.util.Map;
  * of an append-only log, so any state kept here is a correct start, however old. A run takes a
  * state out (it owns it from then on) and puts it back when it ends. Bounded: the least recently
  * used go first once the states' conversations hold more than {@value #MAX_BYTES} bytes of events
- * or {@value #MAX_SESSIONS} sessions. (A count of events let a few sessions of large events hold
- * gigabytes.)
+ * or {@value #MAX_SESSIONS} sessions (a count of events let a few sessions of large events hold
+ * gigabytes); a state heavier than a quarter of that is not kept.
  */
 @ApplicationScoped
 class FoldedStates {
@@ -37,11 +37,20 @@ class FoldedStates {
 
   /** Keeps the state of a run that ended. */
   synchronized void keep(SessionState state) {
+    long weight = weight(state);
+    if (weight > MAX_BYTES / 4) {
+      // one session may not push every other out: its next run reads its log instead
+      SessionState previous = states.remove(state.sessionId());
+      if (previous != null) {
+        bytes -= weight(previous);
+      }
+      return;
+    }
     SessionState previous = states.put(state.sessionId(), state);
     if (previous != null) {
       bytes -= weight(previous);
     }
-    bytes += weight(state);
+    bytes += weight;
     Iterator<Map.Entry<String, SessionState>> oldest = states.entrySet().iterator();
     while ((bytes > MAX_BYTES || states.size() > MAX_SESSIONS) && oldest.hasNext()) {
       bytes -= weight(oldest.next().getValue());

@@ -76,6 +76,11 @@ final class SessionState {
   /** The span end of the last turn call the API answered: it took everything before its start. */
   private long lastAnsweredCallEndSeq;
 
+  /**
+   * The span start of that call: messages after it came during the call, which did not see them.
+   */
+  private long lastAnsweredCallStartSeq;
+
   private com.google.protobuf.Timestamp lastUserMessageAt;
   private long lastUserMessageSeq;
   private long lastInterruptSeq;
@@ -226,6 +231,7 @@ final class SessionState {
           messagesAnsweredUpTo = openSpanSeq;
           resultsAnsweredUpTo = openSpanSeq;
           lastAnsweredCallEndSeq = event.getSeq();
+          lastAnsweredCallStartSeq = openSpanSeq;
           failuresSinceInput = 0;
           replyRefused = REFUSAL.equals(end.getStopReason());
           if (replyRefused) {
@@ -321,6 +327,9 @@ final class SessionState {
       arrivedAfter.add(0, conversation.remove(conversation.size() - 1));
     }
     forgetFrom(lastAnsweredCallEndSeq + 1);
+    // messages that came during the answered call follow its reply, but that call never saw them
+    conversation.removeIf(
+        event -> event.hasUserMessage() && event.getSeq() > lastAnsweredCallStartSeq);
     conversation.addAll(arrivedAfter);
   }
 

@@ -141,11 +141,9 @@ final class GroupCommit {
                 if (!waiting.isEmpty() && waitingBytes + bytes > maxWaitingBytes) {
                   emitter.fail(
                       new ResourceExhaustedException(
-                          "appends of "
-                              + waitingBytes
-                              + " bytes are waiting for the database, the most they may ("
+                          "too many appends are waiting for the database (at most "
                               + maxWaitingBytes
-                              + ")"));
+                              + " bytes of them)"));
                   return;
                 }
                 long tenantBytes = tenant == null ? 0 : waitingBytesOf.getOrDefault(tenant, 0L);

@@ -205,21 +205,22 @@ public class Sessions {
                         + " deletions of this tenant's sessions are under way on this server;"
                         + " delete this one when one of them has ended");
               }
-              // The statement runs on when the caller goes away, and counts until it ends.
+              // The statement runs on when the caller goes away, counts until it ends, and then
+              // tells the session's streams and sandboxes.
               return Uni.createFrom()
                   .<Void>emitter(
                       emitter ->
                           repository
                               .delete(tenant, id)
+                              .invoke(
+                                  () -> {
+                                    signals.deleted(id);
+                                    ended.fireAsync(new SessionEnded(id));
+                                  })
                               .onTermination()
                               .invoke(running::decrementAndGet)
                               .subscribe()
-                              .with(emitter::complete, emitter::fail))
-                  .invoke(
-                      () -> {
-                        signals.deleted(id);
-                        ended.fireAsync(new SessionEnded(id));
-                      });
+                              .with(emitter::complete, emitter::fail));
             });
   }
 

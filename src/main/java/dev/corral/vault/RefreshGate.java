@@ -55,12 +55,14 @@ final class RefreshGate<T> {
                                 .subscribe()
                                 .with(
                                     item -> {
-                                      done(tenantId, key);
+                                      Runnable next = done(tenantId, key);
                                       emitter.complete(item);
+                                      runNext(next);
                                     },
                                     failure -> {
-                                      done(tenantId, key);
+                                      Runnable next = done(tenantId, key);
                                       emitter.fail(failure);
+                                      runNext(next);
                                     }));
                   } catch (UnavailableException refused) {
                     synchronized (this) {
@@ -94,8 +96,11 @@ final class RefreshGate<T> {
     start.run();
   }
 
-  /** A refresh ended: the credential's next caller starts anew; the tenant's next waiter runs. */
-  private void done(String tenantId, String key) {
+  /**
+   * A refresh ended: the credential's next caller starts anew; returns the tenant's next waiter,
+   * which the caller runs once it has answered its own.
+   */
+  private Runnable done(String tenantId, String key) {
     Runnable next;
     synchronized (this) {
       byCredential.remove(key);
@@ -113,6 +118,10 @@ final class RefreshGate<T> {
         }
       }
     }
+    return next;
+  }
+
+  private static void runNext(Runnable next) {
     if (next != null) {
       next.run();
     }

@@ -28,6 +28,29 @@ class FoldedStatesTest {
   }
 
   @Test
+  void oneStateHeavierThanAQuarterOfTheBudgetPushesNoOtherOut() {
+    // Given states kept for ten sessions
+    FoldedStates kept = new FoldedStates();
+    for (int i = 0; i < 10; i++) {
+      kept.keep(stateWith("sesn_" + i, "small"));
+    }
+
+    // When one session's state outweighs a quarter of the budget
+    kept.keep(stateWith("sesn_heavy", "x".repeat((int) (FoldedStates.MAX_BYTES / 4) + 1)));
+
+    // Then it is not kept, and the others stay
+    assertThat(kept.size()).isEqualTo(10);
+    assertThat(kept.take("sesn_heavy")).isNull();
+    assertThat(kept.take("sesn_0")).isNotNull();
+  }
+
+  private static SessionState stateWith(String sessionId, String text) {
+    SessionState state = new SessionState(Session.newBuilder().setId(sessionId).build());
+    state.apply(Fixtures.userMessage(text).toBuilder().setSeq(1).setId("sevt_1").build());
+    return state;
+  }
+
+  @Test
   void aCompactedStateHoldsOnlyWhatFollowsItsSummary() {
     // Given three turns, the first two of which a summary replaced
     SessionState state = new SessionState(Session.newBuilder().setId("sesn_c").build());

@@ -428,6 +428,39 @@ class ProjectionTest {
     assertThat(MessagesRules.violation(request)).isEmpty();
   }
 
+  @Test
+  void aMessageSentDuringTheLastAnsweredCallIsForgottenWhenTheNextCallIsRefused() {
+    // Given a call that was answered while a message too large for any request came
+    fold(NewEvent.of(Fixtures.userMessage("first")));
+    fold(EventsFactory.spanStart("sevt_span9000000000000000000000", "claude-test"));
+    fold(NewEvent.of(Fixtures.userMessage("huge, sent during the call")));
+    fold(
+        EventsFactory.block(
+            "sevt_text9000000000000000000000", new ModelResponse.Text("a first answer"), AGENT));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span9000000000000000000000",
+            new ModelResponse("m", List.of(), "end_turn", ModelUsage.getDefaultInstance())));
+    // and the call that took that message up refused as too long, until the turn gave up
+    refused(
+        new dev.corral.model.ModelException(
+            400,
+            "invalid_request_error",
+            "prompt is too long: 9000 tokens > 8000 maximum",
+            true,
+            null));
+
+    // When the user writes again
+    fold(NewEvent.of(Fixtures.userMessage("hello again")));
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the message no answered call saw is gone, and what was answered stays
+    String sent = request.path("messages").toString();
+    assertThat(sent).contains("first").contains("a first answer").contains("hello again");
+    assertThat(sent).doesNotContain("huge, sent during the call");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
   private void answered(String spanId, String text) {
     fold(EventsFactory.spanStart(spanId, "claude-test"));
     fold(EventsFactory.block(spanId.replace("span", "text"), new ModelResponse.Text(text), AGENT));

@@ -32,6 +32,9 @@ class DeleteSessionTest {
   @GrpcClient("corral")
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
+  @GrpcClient("corral")
+  io.grpc.Channel channel;
+
   @Inject Pool pool;
 
   @Test
@@ -72,6 +75,39 @@ class DeleteSessionTest {
     deleteSecond.get(20, TimeUnit.SECONDS);
     delete(third);
     assertThat(get(third)).isFalse();
+  }
+
+  @Test
+  void aDeletionWhoseCallerGaveUpGoesOnAndEndsTheSessionsStreams() {
+    // Given a session followed by a stream, whose deletion will take long
+    String id = createSession(agents, sessions).getId();
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(id, "hello"));
+    dev.corral.testing.StreamRecorder stream =
+        dev.corral.testing.StreamRecorder.follow(
+            channel, dev.corral.proto.v1.StreamEventsRequest.newBuilder().setSessionId(id).build());
+    Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> stream.seqs().size() == 1);
+    SqlConnection hold = SessionRows.lock(pool, id);
+    try {
+      // When its caller gives up before it ends
+      assertThatThrownBy(
+              () ->
+                  sessions
+                      .withDeadlineAfter(500, TimeUnit.MILLISECONDS)
+                      .deleteSession(DeleteSessionRequest.newBuilder().setSessionId(id).build()))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
+              gaveUp ->
+                  assertThat(gaveUp.getStatus().getCode())
+                      .isEqualTo(Status.Code.DEADLINE_EXCEEDED));
+    } finally {
+      SessionRows.rollback(hold);
+    }
+
+    // Then the deletion went on, and the session's stream ended saying so
+    Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> stream.closedWith() != null);
+    var items = stream.items();
+    assertThat(items.get(items.size() - 1).getSessionDeleted().getSessionId()).isEqualTo(id);
+    assertThat(get(id)).isFalse();
   }
 
   private void delete(String sessionId) {

@@ -261,7 +261,7 @@ class GroupCommitTest {
                     .submit(AppendRequest.of(harnessSession, message("more" + large, null)))
                     .subscribeAsCompletionStage()))
         .isInstanceOf(ResourceExhaustedException.class)
-        .hasMessageContaining("are waiting for the database, the most they may");
+        .hasMessageContaining("too many appends are waiting for the database (at most");
     SessionRows.commit(lock);
     running.get(10, TimeUnit.SECONDS);
     for (CompletableFuture<Appended> append : accepted) {
