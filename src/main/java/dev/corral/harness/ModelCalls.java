@@ -368,16 +368,10 @@ final class ModelCalls {
     }
     if (SessionState.REFUSAL.equals(response.stopReason())) {
       // The classifiers stopped the summary part-way; asking again with the same history would
-      // be refused again.
-      failed(
-          call,
-          new ModelException(
-              200,
-              "refused_summary",
-              "the model's reply to the compaction call was refused (stop_reason refusal)",
-              false,
-              null));
-      return;
+      // be refused again, at every later turn. The history goes, with a note in its place (what
+      // was said before the stop goes too: it may be what the classifiers stopped).
+      summary.setLength(0);
+      summary.append(Projection.SUMMARY_REFUSED);
     }
     if (summary.toString().isBlank()) {
       failed(

@@ -179,6 +179,12 @@ final class Projection {
       "[corral] This summary was cut off at the model's output limit (max_tokens): what it would"
           + " have said next is missing. Every original event is still in the session's log.";
 
+  /** Stands for history whose summary the model's safety classifiers stopped. */
+  static final String SUMMARY_REFUSED =
+      "[corral] The earlier part of this session could not be summarised: the reply to the"
+          + " summary request was refused (stop_reason refusal), so what it held is left out of"
+          + " your context. Every original event is still in the session's log.";
+
   /** The user message that stands for history compacted up to {@code upToSeq}. */
   static ObjectNode summaryMessage(long upToSeq, String summary) {
     ObjectNode message = JSON.createObjectNode().put("role", "user");

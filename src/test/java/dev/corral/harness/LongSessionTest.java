@@ -294,8 +294,9 @@ class LongSessionTest {
   }
 
   @Test
-  void aRefusedSummaryIsNotKeptAndTheTurnSaysWhy() {
-    // Given a model whose summaries the API's safety classifiers stop part-way
+  void aRefusedSummaryLeavesTheHistoryOutWithANoteAndTheSessionGoesOn() {
+    // Given a model whose summaries the API's safety classifiers stop part-way (asked again with
+    // the same history, they would stop it again, at every later turn)
     model.fallback(
         request -> {
           if (request.toString().contains("Answer with the summary only.")) {
@@ -311,28 +312,28 @@ class LongSessionTest {
     int turn = 0;
     while (summaries.get() == 0 && turn < TURNS) {
       turn++;
-      long sent =
-          sessions
-              .emitEvent(
-                  Fixtures.emit(session.getId(), "part " + turn + ": " + "detail. ".repeat(180)))
-              .getEvent()
-              .getSeq();
-      await()
-          .atMost(Duration.ofSeconds(20))
-          .until(
-              () ->
-                  log(sessions, session.getId()).stream()
-                      .anyMatch(e -> e.hasSessionStatusIdle() && e.getSeq() > sent));
+      sayAndAwaitAnswer(session.getId(), "part " + turn + ": " + "detail. ".repeat(180), turn);
     }
 
-    // Then the partial summary is not kept, and the turn ends with an error that says why
+    // Then the history the summary would have stood for is left out with a note in its place,
+    // not the partial summary, and the turn was answered
     assertThat(summaries.get()).isEqualTo(1);
-    List<Event> events = log(sessions, session.getId());
-    assertThat(events.stream().filter(Event::hasAgentContextCompacted)).isEmpty();
-    Event error = events.stream().filter(Event::hasSessionError).reduce((a, b) -> b).orElseThrow();
-    assertThat(error.getSessionError().getMessage()).contains("compaction call was refused");
+    List<AgentContextCompacted> compactions =
+        log(sessions, session.getId()).stream()
+            .filter(Event::hasAgentContextCompacted)
+            .map(Event::getAgentContextCompacted)
+            .toList();
+    assertThat(compactions).hasSize(1);
+    assertThat(compactions.get(0).getSummary()).isEqualTo(Projection.SUMMARY_REFUSED);
     assertThat(SessionLogs.get(sessions, session.getId()).getStopReason().getType())
-        .isEqualTo(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+        .isEqualTo(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_END_TURN);
+    // And the next turn sends the note, without asking for a summary again
+    sayAndAwaitAnswer(session.getId(), "one more", turn + 1);
+    String sent =
+        model.requests().get(model.requests().size() - 1).body().path("messages").toString();
+    assertThat(sent).contains("could not be summarised").doesNotContain("Summary: the user asked");
+    assertThat(summaries.get()).isEqualTo(1);
+    assertThat(model.violations()).isEmpty();
   }
 
   @Test
