@@ -194,6 +194,7 @@ class KubernetesDriverTest {
     Sandbox sandbox = provision(environment(0), "");
 
     // When a call outlives its time limit
+    long started = System.nanoTime();
     ExecuteResponse slow =
         execute(
             sandbox,
@@ -203,10 +204,26 @@ class KubernetesDriverTest {
     // Then it is reported killed, and nothing of it runs on in the pod
     assertThat(slow.getIsError()).isTrue();
     assertThat(slow.getOutput()).contains("begun").contains("every process it started was stopped");
-    await()
-        .during(Duration.ofSeconds(4))
-        .atMost(Duration.ofSeconds(6))
-        .until(() -> ok(sandbox, "bash", "{\"command\":\"ls -A\"}").equals("(no output)"));
+    assertThat(workspaceAfter(sandbox, started + Duration.ofMillis(4_500).toNanos()))
+        .isEqualTo("(no output)");
+  }
+
+  /**
+   * Waits until {@code deadline} (System.nanoTime), by when a process that was not stopped would
+   * have left its file, then lists the workspace once. (Listing it again and again for the whole
+   * wait made the check as slow as the slowest of a dozen calls, which a busy machine made late.)
+   */
+  private String workspaceAfter(Sandbox sandbox, long deadline) {
+    long left = deadline - System.nanoTime();
+    if (left > 0) {
+      try {
+        Thread.sleep(left / 1_000_000 + 1);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AssertionError(e);
+      }
+    }
+    return ok(sandbox, "bash", "{\"command\":\"ls -A\"}");
   }
 
   @Test
@@ -221,6 +238,7 @@ class KubernetesDriverTest {
             .subscribe()
             .with(ignored -> {});
     await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 4.5"));
+    long sleeping = System.nanoTime(); // the sleep began by now
 
     // When
     call.cancel();
@@ -230,10 +248,8 @@ class KubernetesDriverTest {
     // Then the next call did not wait for it, and it never finishes in the pod
     assertThat(next).isEqualTo("next");
     assertThat((System.nanoTime() - start) / 1_000_000).isLessThan(2_000);
-    await()
-        .during(Duration.ofSeconds(5))
-        .atMost(Duration.ofSeconds(7))
-        .until(() -> ok(sandbox, "bash", "{\"command\":\"ls -A\"}").equals("(no output)"));
+    assertThat(workspaceAfter(sandbox, sleeping + Duration.ofMillis(6_000).toNanos()))
+        .isEqualTo("(no output)");
   }
 
   @Test
