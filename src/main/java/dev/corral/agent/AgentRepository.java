@@ -3,6 +3,7 @@ package dev.corral.agent;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.Page;
+import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
@@ -48,8 +49,8 @@ public class AgentRepository {
   static final String SET_LATEST =
       "UPDATE agents SET latest_version = $2, updated_at = clock_timestamp() WHERE id = $1";
 
-  static final dev.corral.common.Paging.Listing LIST =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST =
+      Paging.listing(
           Page.bounded(
               "SELECT "
                   + COLUMNS
@@ -64,8 +65,8 @@ public class AgentRepository {
               "octet_length(spec)",
               "ORDER BY id DESC"));
 
-  static final dev.corral.common.Paging.Listing LIST_VERSIONS =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST_VERSIONS =
+      Paging.listing(
           Page.bounded(
               "SELECT "
                   + COLUMNS

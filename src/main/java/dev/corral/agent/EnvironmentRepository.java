@@ -2,6 +2,7 @@ package dev.corral.agent;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Environment;
@@ -36,8 +37,8 @@ public class EnvironmentRepository {
           + " WHERE id = $1 AND tenant_id = $3 RETURNING "
           + COLUMNS;
 
-  static final dev.corral.common.Paging.Listing LIST =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST =
+      Paging.listing(
           "SELECT "
               + COLUMNS
               + """

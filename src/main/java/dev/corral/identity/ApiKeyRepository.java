@@ -1,6 +1,7 @@
 package dev.corral.identity;
 
 import dev.corral.common.NotFoundException;
+import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.ApiKey;
@@ -45,8 +46,8 @@ public class ApiKeyRepository {
   static final String SELECT =
       "SELECT " + COLUMNS + " FROM api_keys WHERE tenant_id = $1 AND id = $2";
 
-  static final dev.corral.common.Paging.Listing LIST =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST =
+      Paging.listing(
           "SELECT "
               + COLUMNS
               + """

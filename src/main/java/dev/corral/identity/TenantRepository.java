@@ -1,6 +1,7 @@
 package dev.corral.identity;
 
 import dev.corral.common.NotFoundException;
+import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import io.smallrye.mutiny.Uni;
@@ -34,8 +35,8 @@ public class TenantRepository {
 
   static final String SELECT = "SELECT " + COLUMNS + " FROM tenants WHERE id = $1";
 
-  static final dev.corral.common.Paging.Listing LIST =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST =
+      Paging.listing(
           "SELECT "
               + COLUMNS
               + " FROM tenants WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2");

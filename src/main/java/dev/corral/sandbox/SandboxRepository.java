@@ -2,6 +2,7 @@ package dev.corral.sandbox;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.Paging;
 import dev.corral.common.PermissionDeniedException;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.ResourceExhaustedException;
@@ -78,8 +79,8 @@ public class SandboxRepository {
 
   static final String USED = "UPDATE sandboxes SET last_used_at = clock_timestamp() WHERE id = $1";
 
-  static final dev.corral.common.Paging.Listing LIST =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST =
+      Paging.listing(
           "SELECT "
               + COLUMNS
               + """

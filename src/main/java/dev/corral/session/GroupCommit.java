@@ -119,47 +119,9 @@ final class GroupCommit {
         .emitter(
             emitter -> {
               synchronized (this) {
-                if (waiting.size() >= maxWaiting) {
-                  emitter.fail(
-                      new ResourceExhaustedException(
-                          "too many appends are waiting for the database (" + maxWaiting + ")"));
-                  return;
-                }
-                String tenant = request.tenant() == null ? null : request.tenant().id();
-                if (tenant != null && waitingOf.getOrDefault(tenant, 0) >= perTenant()) {
-                  emitter.fail(
-                      new ResourceExhaustedException(
-                          "tenant "
-                              + tenant
-                              + " has "
-                              + perTenant()
-                              + " appends waiting for the database, the most one tenant may (half"
-                              + " of corral.log.group-commit.max-waiting)"));
-                  return;
-                }
-                long bytes = bytes(request);
-                if (!waiting.isEmpty() && waitingBytes + bytes > maxWaitingBytes) {
-                  emitter.fail(
-                      new ResourceExhaustedException(
-                          "too many appends are waiting for the database (at most "
-                              + maxWaitingBytes
-                              + " bytes of them)"));
-                  return;
-                }
-                long tenantBytes = tenant == null ? 0 : waitingBytesOf.getOrDefault(tenant, 0L);
-                if (tenant != null
-                    && tenantBytes > 0
-                    && tenantBytes + bytes > maxWaitingBytes / 2) {
-                  emitter.fail(
-                      new ResourceExhaustedException(
-                          "tenant "
-                              + tenant
-                              + " has appends of "
-                              + tenantBytes
-                              + " bytes waiting for the database, the most one tenant may (half"
-                              + " of "
-                              + maxWaitingBytes
-                              + ")"));
+                String refused = refusal(request);
+                if (refused != null) {
+                  emitter.fail(new ResourceExhaustedException(refused));
                   return;
                 }
                 waiting.add(new Pending(request, emitter, Vertx.currentContext(), false));
@@ -167,6 +129,46 @@ final class GroupCommit {
               }
               dispatch();
             });
+  }
+
+  /**
+   * Holding the lock: why {@code request} may not wait, or null if it may. The queue is bounded by
+   * its count of appends and by their payload bytes (at least one append whatever its size), one
+   * tenant's client appends by half of each; the harness's appends carry no tenant.
+   */
+  private String refusal(AppendRequest request) {
+    if (waiting.size() >= maxWaiting) {
+      return "too many appends are waiting for the database (" + maxWaiting + ")";
+    }
+    long bytes = bytes(request);
+    if (!waiting.isEmpty() && waitingBytes + bytes > maxWaitingBytes) {
+      return "too many appends are waiting for the database (at most "
+          + maxWaitingBytes
+          + " bytes of them)";
+    }
+    if (request.tenant() == null) {
+      return null;
+    }
+    String tenant = request.tenant().id();
+    if (waitingOf.getOrDefault(tenant, 0) >= perTenant()) {
+      return "tenant "
+          + tenant
+          + " has "
+          + perTenant()
+          + " appends waiting for the database, the most one tenant may (half"
+          + " of corral.log.group-commit.max-waiting)";
+    }
+    long tenantBytes = waitingBytesOf.getOrDefault(tenant, 0L);
+    if (tenantBytes > 0 && tenantBytes + bytes > maxWaitingBytes / 2) {
+      return "tenant "
+          + tenant
+          + " has appends of "
+          + tenantBytes
+          + " bytes waiting for the database, the most one tenant may (half of "
+          + maxWaitingBytes
+          + ")";
+    }
+    return null;
   }
 
   private int perTenant() {

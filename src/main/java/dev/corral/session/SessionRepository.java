@@ -5,6 +5,7 @@ import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.Page;
+import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.Agent;
@@ -55,8 +56,8 @@ public class SessionRepository {
   /** A session whatever its tenant: for the harness and the sandboxes of a session it works. */
   static final String SELECT_ANY_TENANT = "SELECT " + COLUMNS + " FROM sessions WHERE id = $1";
 
-  static final dev.corral.common.Paging.Listing LIST =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST =
+      Paging.listing(
           Page.bounded(
               "SELECT "
                   + COLUMNS

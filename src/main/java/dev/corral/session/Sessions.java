@@ -25,7 +25,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -187,24 +186,21 @@ public class Sessions {
    */
   static final int DELETIONS_PER_TENANT = 2;
 
-  private final Map<String, java.util.concurrent.atomic.AtomicInteger> deletions =
-      new ConcurrentHashMap<>();
+  private final TenantSlots deletions = new TenantSlots();
 
   public Uni<Void> delete(Tenant tenant, String sessionId) {
     return Uni.createFrom()
         .item(() -> IdKind.SESSION.require("session_id", sessionId))
         .flatMap(
             id -> {
-              var running =
-                  deletions.computeIfAbsent(
-                      tenant.id(), t -> new java.util.concurrent.atomic.AtomicInteger());
-              if (running.incrementAndGet() > DELETIONS_PER_TENANT) {
-                running.decrementAndGet();
-                throw new dev.corral.common.ResourceExhaustedException(
-                    DELETIONS_PER_TENANT
-                        + " deletions of this tenant's sessions are under way on this server;"
-                        + " delete this one when one of them has ended");
-              }
+              Runnable giveBack =
+                  deletions.take(
+                      tenant,
+                      DELETIONS_PER_TENANT,
+                      () ->
+                          DELETIONS_PER_TENANT
+                              + " deletions of this tenant's sessions are under way on this"
+                              + " server; delete this one when one of them has ended");
               // The statement runs on when the caller goes away, counts until it ends, and then
               // tells the session's streams and sandboxes.
               return Uni.createFrom()
@@ -218,7 +214,7 @@ public class Sessions {
                                     ended.fireAsync(new SessionEnded(id));
                                   })
                               .onTermination()
-                              .invoke(running::decrementAndGet)
+                              .invoke(giveBack)
                               .subscribe()
                               .with(emitter::complete, emitter::fail));
             });

@@ -3,9 +3,6 @@ package dev.corral.session;
 import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
 import jakarta.enterprise.context.ApplicationScoped;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The live event streams each tenant has open on this replica (gRPC and SSE alike), so that one
@@ -15,7 +12,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 class StreamSlots {
 
   private final SessionConfig config;
-  private final Map<String, Integer> open = new ConcurrentHashMap<>();
+  private final TenantSlots open = new TenantSlots();
 
   StreamSlots(SessionConfig config) {
     this.config = config;
@@ -36,33 +33,20 @@ class StreamSlots {
    */
   Runnable take(Tenant tenant) {
     int limit = config.maxStreamsPerTenant();
-    boolean[] taken = new boolean[1];
-    open.compute(
-        tenant.id(),
-        (id, count) -> {
-          int now = count == null ? 0 : count;
-          taken[0] = now < limit;
-          return taken[0] ? now + 1 : count;
-        });
-    if (!taken[0]) {
-      throw new ResourceExhaustedException(
-          "tenant "
-              + tenant.id()
-              + " has "
-              + limit
-              + " event streams open on this replica, the most it may"
-              + " (corral.session.max-streams-per-tenant); close one first");
-    }
-    AtomicBoolean given = new AtomicBoolean();
-    return () -> {
-      if (given.compareAndSet(false, true)) {
-        open.computeIfPresent(tenant.id(), (id, count) -> count <= 1 ? null : count - 1);
-      }
-    };
+    return open.take(
+        tenant,
+        limit,
+        () ->
+            "tenant "
+                + tenant.id()
+                + " has "
+                + limit
+                + " event streams open on this replica, the most it may"
+                + " (corral.session.max-streams-per-tenant); close one first");
   }
 
   /** Streams {@code tenant} has open on this replica. */
   int open(Tenant tenant) {
-    return open.getOrDefault(tenant.id(), 0);
+    return open.held(tenant);
   }
 }

@@ -2,6 +2,7 @@ package dev.corral.vault;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
 import dev.corral.db.TenantLimits;
@@ -52,8 +53,8 @@ public class CredentialRepository {
 
   static final String LOCK = SELECT + " FOR UPDATE";
 
-  static final dev.corral.common.Paging.Listing LIST =
-      dev.corral.common.Paging.listing(
+  static final Paging.Listing LIST =
+      Paging.listing(
           "SELECT "
               + COLUMNS
               + """

@@ -5,12 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.corral.common.Paging;
 import io.quarkus.test.junit.QuarkusTest;
 import io.vertx.mutiny.sqlclient.Pool;
-import io.vertx.mutiny.sqlclient.Row;
 import jakarta.inject.Inject;
-import java.time.Duration;
 import java.util.List;
-import java.util.stream.Collectors;
-import java.util.stream.StreamSupport;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -53,14 +49,6 @@ class ListPlanTest {
   }
 
   private String genericPlan(String statement) {
-    return StreamSupport.stream(
-            pool.query("EXPLAIN (GENERIC_PLAN, COSTS OFF) " + statement)
-                .execute()
-                .await()
-                .atMost(Duration.ofSeconds(10))
-                .spliterator(),
-            false)
-        .map((Row row) -> row.getString(0))
-        .collect(Collectors.joining("\n"));
+    return dev.corral.testing.Plans.generic(pool, statement);
   }
 }

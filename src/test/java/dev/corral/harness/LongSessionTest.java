@@ -278,11 +278,7 @@ class LongSessionTest {
     }
 
     // Then the summary kept says that it was cut off, and the next turn sends it so
-    List<AgentContextCompacted> compactions =
-        log(sessions, session.getId()).stream()
-            .filter(Event::hasAgentContextCompacted)
-            .map(Event::getAgentContextCompacted)
-            .toList();
+    List<AgentContextCompacted> compactions = compactions(session.getId());
     assertThat(compactions).hasSize(1);
     assertThat(compactions.get(0).getSummary())
         .startsWith("Summary: the user asked about parts 1 to")
@@ -318,11 +314,7 @@ class LongSessionTest {
     // Then the history the summary would have stood for is left out with a note in its place,
     // not the partial summary, and the turn was answered
     assertThat(summaries.get()).isEqualTo(1);
-    List<AgentContextCompacted> compactions =
-        log(sessions, session.getId()).stream()
-            .filter(Event::hasAgentContextCompacted)
-            .map(Event::getAgentContextCompacted)
-            .toList();
+    List<AgentContextCompacted> compactions = compactions(session.getId());
     assertThat(compactions).hasSize(1);
     assertThat(compactions.get(0).getSummary()).isEqualTo(Projection.SUMMARY_REFUSED);
     assertThat(SessionLogs.get(sessions, session.getId()).getStopReason().getType())
@@ -415,6 +407,13 @@ class LongSessionTest {
     return sessions
         .createSession(CreateSessionRequest.newBuilder().setAgentId(agentId).build())
         .getSession();
+  }
+
+  private List<AgentContextCompacted> compactions(String sessionId) {
+    return log(sessions, sessionId).stream()
+        .filter(Event::hasAgentContextCompacted)
+        .map(Event::getAgentContextCompacted)
+        .toList();
   }
 
   /** Sends {@code text} and waits until the session idles with {@code answered} replies. */

@@ -400,21 +400,14 @@ class ProjectionTest {
     refused(new dev.corral.model.ModelException(529, "overloaded_error", "Overloaded", true, null));
     // and a turn whose call the API refused as too long, while another message arrived
     fold(NewEvent.of(Fixtures.userMessage("next")));
-    fold(EventsFactory.spanStart("sevt_span8000000000000000000000", "claude-test"));
-    fold(NewEvent.of(Fixtures.userMessage("sent during the call")));
-    var tooLong =
+    refused(
         new dev.corral.model.ModelException(
             400,
             "invalid_request_error",
             "prompt is too long: 9000 tokens > 8000 maximum",
             true,
-            null);
-    fold(EventsFactory.failedSpanEnd("sevt_span8000000000000000000000", tooLong.getMessage()));
-    fold(EventsFactory.sessionError(tooLong, 4, true));
-    fold(
-        EventsFactory.idle(
-            Decision.stopReason(
-                dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
+            null),
+        NewEvent.of(Fixtures.userMessage("sent during the call")));
 
     // When the user writes again
     fold(NewEvent.of(Fixtures.userMessage("hello again")));
@@ -474,9 +467,13 @@ class ProjectionTest {
   }
 
   /** The last call of a turn failed with {@code error}, and the turn gave up. */
-  private void refused(dev.corral.model.ModelException error) {
-    fold(EventsFactory.spanStart("sevt_span6000000000000000000000", "claude-test"));
-    fold(EventsFactory.failedSpanEnd("sevt_span6000000000000000000000", error.getMessage()));
+  private void refused(dev.corral.model.ModelException error, NewEvent... duringTheCall) {
+    String spanId = "sevt_spanr" + String.format("%021d", seq + 1);
+    fold(EventsFactory.spanStart(spanId, "claude-test"));
+    for (NewEvent event : duringTheCall) {
+      fold(event);
+    }
+    fold(EventsFactory.failedSpanEnd(spanId, error.getMessage()));
     fold(EventsFactory.sessionError(error, 1, true));
     fold(
         EventsFactory.idle(

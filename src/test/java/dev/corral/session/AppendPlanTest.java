@@ -4,13 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.quarkus.test.junit.QuarkusTest;
 import io.vertx.mutiny.sqlclient.Pool;
-import io.vertx.mutiny.sqlclient.Row;
 import jakarta.inject.Inject;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Collectors;
-import java.util.stream.StreamSupport;
 import org.junit.jupiter.api.Test;
 
 /** What the append statements do, in their generic plans (prepared once, run with new values). */
@@ -67,14 +63,6 @@ class AppendPlanTest {
   }
 
   private String genericPlan(String statement) {
-    return StreamSupport.stream(
-            pool.query("EXPLAIN (GENERIC_PLAN, COSTS OFF) " + statement)
-                .execute()
-                .await()
-                .atMost(Duration.ofSeconds(10))
-                .spliterator(),
-            false)
-        .map((Row row) -> row.getString(0))
-        .collect(Collectors.joining("\n"));
+    return dev.corral.testing.Plans.generic(pool, statement);
   }
 }

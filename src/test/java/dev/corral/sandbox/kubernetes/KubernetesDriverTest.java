@@ -204,26 +204,21 @@ class KubernetesDriverTest {
     // Then it is reported killed, and nothing of it runs on in the pod
     assertThat(slow.getIsError()).isTrue();
     assertThat(slow.getOutput()).contains("begun").contains("every process it started was stopped");
-    assertThat(workspaceAfter(sandbox, started + Duration.ofMillis(4_500).toNanos()))
-        .isEqualTo("(no output)");
+    assertWorkspaceEmptyAfter(sandbox, started + Duration.ofMillis(4_500).toNanos());
   }
 
   /**
-   * Waits until {@code deadline} (System.nanoTime), by when a process that was not stopped would
-   * have left its file, then lists the workspace once. (Listing it again and again for the whole
-   * wait made the check as slow as the slowest of a dozen calls, which a busy machine made late.)
+   * Looks at the workspace first at {@code deadline} (System.nanoTime), by when a process that was
+   * not stopped would have left its file there, and requires it empty; a file once made stays, so
+   * looking again only confirms it. (Listing it again and again for a fixed window made the check
+   * as slow as the slowest of a dozen calls, which a busy machine made late.)
    */
-  private String workspaceAfter(Sandbox sandbox, long deadline) {
-    long left = deadline - System.nanoTime();
-    if (left > 0) {
-      try {
-        Thread.sleep(left / 1_000_000 + 1);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new AssertionError(e);
-      }
-    }
-    return ok(sandbox, "bash", "{\"command\":\"ls -A\"}");
+  private void assertWorkspaceEmptyAfter(Sandbox sandbox, long deadline) {
+    Duration wait = Duration.ofNanos(Math.max(0, deadline - System.nanoTime()));
+    await()
+        .pollDelay(wait)
+        .atMost(wait.plusSeconds(30))
+        .until(() -> ok(sandbox, "bash", "{\"command\":\"ls -A\"}").equals("(no output)"));
   }
 
   @Test
@@ -248,8 +243,7 @@ class KubernetesDriverTest {
     // Then the next call did not wait for it, and it never finishes in the pod
     assertThat(next).isEqualTo("next");
     assertThat((System.nanoTime() - start) / 1_000_000).isLessThan(2_000);
-    assertThat(workspaceAfter(sandbox, sleeping + Duration.ofMillis(6_000).toNanos()))
-        .isEqualTo("(no output)");
+    assertWorkspaceEmptyAfter(sandbox, sleeping + Duration.ofMillis(6_000).toNanos());
   }
 
   @Test
