@@ -3,14 +3,8 @@ package dev.corral.api;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.channel.ChannelPipeline;
 import io.netty.handler.codec.http2.Http2CodecUtil;
 import io.netty.handler.codec.http2.Http2Exception;
-import io.vertx.core.http.HttpVersion;
-import io.vertx.core.net.impl.ConnectionBase;
-import io.vertx.ext.web.Router;
-import jakarta.enterprise.context.ApplicationScoped;
-import jakarta.enterprise.event.Observes;
 
 /**
  * Keeps an HTTP/2 connection alive when a client resets one stream. Vert.x 4.5 writes a gRPC call's
@@ -26,7 +20,6 @@ import jakarta.enterprise.event.Observes;
 final class StreamResetGuard extends ChannelInboundHandlerAdapter {
 
   static final StreamResetGuard INSTANCE = new StreamResetGuard();
-  private static final String NAME = "corral-stream-reset-guard";
 
   @Override
   public void exceptionCaught(ChannelHandlerContext context, Throwable cause) {
@@ -43,31 +36,5 @@ final class StreamResetGuard extends ChannelInboundHandlerAdapter {
     return (cause instanceof IllegalStateException || cause instanceof IllegalArgumentException)
         && cause.getMessage() != null
         && cause.getMessage().startsWith("Stream no longer exists");
-  }
-
-  /** Installs the guard on each HTTP/2 connection, at its first request. */
-  @ApplicationScoped
-  static class Installer {
-    void install(@Observes Router router) {
-      router
-          .route()
-          .order(Integer.MIN_VALUE)
-          .handler(
-              request -> {
-                if (request.request().version() == HttpVersion.HTTP_2
-                    && request.request().connection() instanceof ConnectionBase connection) {
-                  ChannelHandlerContext http2 = connection.channelHandlerContext();
-                  ChannelPipeline pipeline = http2.pipeline();
-                  if (pipeline.get(NAME) == null) {
-                    synchronized (pipeline) {
-                      if (pipeline.get(NAME) == null) {
-                        pipeline.addBefore(http2.name(), NAME, INSTANCE);
-                      }
-                    }
-                  }
-                }
-                request.next();
-              });
-    }
   }
 }

@@ -14,9 +14,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Catch-up and live reads are the same query ("events after my cursor"), so there is no
  * hand-over where an event could be missed or sent twice. Reads happen only when the subscriber
- * asks for more (each page is one repetition of the upstream), so a slow reader holds at most one
- * page in memory. When a read finds nothing new the tail waits on {@link SessionSignals} and reads
- * again.
+ * asks for more ({@link PagedEvents}), so a slow reader holds at most one page in memory. When a
+ * read finds nothing new the tail waits on {@link SessionSignals} and reads again.
  *
  * <p>Live subscribers of one session on this replica share one reader ({@link SharedReader}): a
  * wake-up makes one query for all of them, whose events are kept in a bounded window that each
@@ -142,24 +141,37 @@ public class EventTail {
       long afterSeq,
       Set<String> types,
       boolean throughTermination) {
-    return Multi.createBy()
-        .repeating()
-        .uni(() -> new Cursor(sessionId, afterSeq, types), cursor -> nextPage(following, cursor))
-        .whilst(page -> !page.sessionGone() && !(throughTermination && page.terminal()))
-        .onItem()
-        .transformToIterable(Page::events);
+    return new PagedEvents<Page, Event>(
+        () ->
+            new PagedEvents.Pages<>() {
+              private final Cursor cursor = new Cursor(sessionId, afterSeq, types);
+
+              @Override
+              public Uni<Page> next() {
+                return nextPage(following, cursor);
+              }
+
+              @Override
+              public List<Event> items(Page page) {
+                return page.events();
+              }
+
+              @Override
+              public boolean last(Page page) {
+                return page.sessionGone() || (throughTermination && page.terminal());
+              }
+            });
   }
 
   private Uni<Page> nextPage(Following following, Cursor cursor) {
-    if (!cursor.caughtUp && !cursor.inWindow) {
-      return read(cursor); // catching up: its own reads, whatever the others do
+    if (!cursor.caughtUp) {
+      // catching up: its own reads, whatever the others do; or on in the shared window
+      return cursor.inWindow ? following.reader().next(cursor) : read(cursor);
     }
-    Uni<Void> ready =
-        cursor.caughtUp ? following.watch().awaitBeyond(cursor.seq) : Uni.createFrom().voidItem();
-    return ready
-        .flatMap(ignored -> following.reader().next(cursor))
-        .onFailure(NotFoundException.class)
-        .recoverWithItem(failure -> cursor.gone(failure));
+    return following
+        .watch()
+        .awaitBeyond(cursor.seq)
+        .flatMap(ignored -> following.reader().next(cursor));
   }
 
   private Uni<Page> read(Cursor cursor) {
@@ -275,31 +287,31 @@ public class EventTail {
 
     /**
      * The cursor's next page: from the window, after a refresh if it is behind, or from the log.
+     * Decided when called, which is when the cursor's subscriber wants the page.
      */
     Uni<Page> next(Cursor cursor) {
-      return Uni.createFrom()
-          .deferred(
-              () -> {
-                Uni<Void> refresh;
+      Uni<Void> refresh;
+      synchronized (this) {
+        if (head >= 0 && cursor.seq < first() - 1) {
+          return read(cursor); // behind the window: its own read
+        }
+        if (head > cursor.seq) {
+          return Uni.createFrom().item(serve(cursor));
+        }
+        refresh = refresh(head >= 0 ? head : cursor.seq);
+      }
+      return refresh
+          .flatMap(
+              ignored -> {
                 synchronized (this) {
-                  if (head >= 0 && cursor.seq < first() - 1) {
-                    return read(cursor); // behind the window: its own read
+                  if (cursor.seq < first() - 1) {
+                    return read(cursor);
                   }
-                  if (head > cursor.seq) {
-                    return Uni.createFrom().item(serve(cursor));
-                  }
-                  refresh = refresh(head >= 0 ? head : cursor.seq);
+                  return Uni.createFrom().item(serve(cursor));
                 }
-                return refresh.flatMap(
-                    ignored -> {
-                      synchronized (this) {
-                        if (cursor.seq < first() - 1) {
-                          return read(cursor);
-                        }
-                        return Uni.createFrom().item(serve(cursor));
-                      }
-                    });
-              });
+              })
+          .onFailure(NotFoundException.class)
+          .recoverWithItem(failure -> cursor.gone(failure));
     }
 
     /** Holding the lock: the first seq the window covers. */

@@ -326,7 +326,11 @@ public class SessionSignals {
     /** Guarded by the map's compute functions, not by this object. */
     private int references;
 
-    private final List<Waiter> waiters = new ArrayList<>();
+    /**
+     * In arrival order. A set: a waiter woken by an append is taken out with all the others in one
+     * pass, then removes itself again as its wait ends, which must not scan every other waiter.
+     */
+    private final Set<Waiter> waiters = new java.util.LinkedHashSet<>();
 
     void advance(long lastSeq) {
       List<Waiter> woken;
@@ -360,9 +364,28 @@ public class SessionSignals {
     }
   }
 
-  private record Waiter(long afterSeq, UniEmitter<? super Void> emitter) {
+  /**
+   * One wait; equal only to itself. It goes on where it started waiting: an append wakes each of a
+   * session's readers on its own event loop, so that the appending thread only hands the wake-ups
+   * out, rather than running every reader's next step itself, one after another.
+   */
+  private static final class Waiter {
+    private final long afterSeq;
+    private final UniEmitter<? super Void> emitter;
+    private final io.vertx.core.Context context; // null outside Vert.x
+
+    Waiter(long afterSeq, UniEmitter<? super Void> emitter) {
+      this.afterSeq = afterSeq;
+      this.emitter = emitter;
+      this.context = io.vertx.core.Vertx.currentContext();
+    }
+
     void wake() {
-      emitter.complete(null);
+      if (context == null || io.vertx.core.Vertx.currentContext() == context) {
+        emitter.complete(null);
+      } else {
+        context.runOnContext(ignored -> emitter.complete(null));
+      }
     }
   }
 
