@@ -11,7 +11,7 @@
 #                                          then 10,000 idle sessions' memory
 #   bench/run.sh replicas [seconds]        three replicas on one PostgreSQL: throughput against one,
 #                                          cross-replica stream delay
-#   bench/run.sh fanout [seconds]          live streams: 1 to 1,000 subscribers of a session, 10,000
+#   bench/run.sh fanout [seconds] [pooled] live streams: 1 to 1,000 subscribers of a session, 10,000
 #                                          across 100 sessions
 #   bench/run.sh observability [calls]     metrics and traces: CPU per append and TTFT overhead with
 #                                          both off, metrics on, metrics and traces on

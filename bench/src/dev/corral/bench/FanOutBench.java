@@ -29,7 +29,8 @@ import javax.sql.DataSource;
  * across 100 sessions, on one server, while events are appended at a steady rate. For each phase:
  * commit → subscriber latency (the event's processed_at to its arrival in this process), log
  * queries per append (pg_stat_statements), and the load client's own delay (how late a 1 ms timer
- * of this process fires), so that a busy client is seen rather than counted as corral's.
+ * of this process fires) and CPU per message, so that a busy client is seen rather than counted as
+ * corral's.
  */
 public final class FanOutBench {
 
@@ -39,9 +40,16 @@ public final class FanOutBench {
 
   public static void main(String[] args) throws Exception {
     int seconds = Integer.parseInt(args[0]);
+    // The load client's callbacks run on its Netty threads ("pooled": handed to gRPC's default
+    // executor, a thread hand-off per message received, which tripled the client's CPU per message
+    // and, on two cores, took it from the server under test)
+    boolean direct = !(args.length > 1 && args[1].equals("pooled"));
     System.out.printf(
-        "corral fan-out benchmark: %d s per phase, %d cores, %s%n",
-        seconds, Runtime.getRuntime().availableProcessors(), Instant.now());
+        "corral fan-out benchmark: %d s per phase, %d cores, load client's callbacks %s, %s%n",
+        seconds,
+        Runtime.getRuntime().availableProcessors(),
+        direct ? "on its network threads" : "on gRPC's default executor",
+        Instant.now());
     try (EmbeddedPostgres postgres = BenchServers.postgresWithStatistics()) {
       DataSource database = postgres.getPostgresDatabase();
       try (Connection connection = database.getConnection()) {
@@ -52,8 +60,9 @@ public final class FanOutBench {
         List<ManagedChannel> transports = new ArrayList<>();
         List<Channel> channels = new ArrayList<>();
         for (int i = 0; i < 10_000 / PER_CHANNEL; i++) {
-          ManagedChannel transport =
-              ManagedChannelBuilder.forAddress("localhost", server.port()).usePlaintext().build();
+          ManagedChannelBuilder<?> builder =
+              ManagedChannelBuilder.forAddress("localhost", server.port()).usePlaintext();
+          ManagedChannel transport = (direct ? builder.directExecutor() : builder).build();
           transports.add(transport);
           channels.add(BenchServers.asAdmin(transport));
         }
@@ -175,11 +184,12 @@ public final class FanOutBench {
     // corral's CPU over the phase (appends included) per message delivered to a subscriber
     System.out.printf(
         "      %d messages delivered: corral CPU per delivered message %.1f us, per append %.0f us;"
-            + " PostgreSQL CPU per append %.0f us%n",
+            + " PostgreSQL CPU per append %.0f us; load client's CPU per delivered message %.1f us%n",
         delivered,
         cpu.server() * 1e4 / Math.max(1, delivered),
         cpu.server() * 1e4 / appended,
-        cpu.postgres() * 1e4 / appended);
+        cpu.postgres() * 1e4 / appended,
+        cpu.client() * 1e4 / Math.max(1, delivered));
   }
 
   private static int append(

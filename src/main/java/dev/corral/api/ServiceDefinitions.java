@@ -13,7 +13,8 @@ import java.util.Map;
 
 /**
  * Rewrites a bound service: every request decoder reports bad bytes as INVALID_ARGUMENT ({@link
- * Utf8CheckedMarshaller}), and chosen methods get their own handlers (for flow-controlled streams).
+ * Utf8CheckedMarshaller}), a stream's events are written once per event loop ({@link
+ * SharedEventMarshaller}), and chosen methods get their own handlers (for flow-controlled streams).
  * Schema descriptors are kept, so reflection still describes the service.
  */
 final class ServiceDefinitions {
@@ -50,8 +51,16 @@ final class ServiceDefinitions {
               new Utf8CheckedMarshaller<>(
                   (MethodDescriptor.PrototypeMarshaller<Message>) prototype);
     }
-    MethodDescriptor<Req, Resp> rewritten =
-        descriptor.toBuilder(requests, descriptor.getResponseMarshaller()).build();
+    MethodDescriptor.Marshaller<Resp> responses = descriptor.getResponseMarshaller();
+    if (responses instanceof MethodDescriptor.PrototypeMarshaller<?> prototype
+        && prototype.getMessagePrototype() instanceof dev.corral.proto.v1.StreamEventsResponse) {
+      responses =
+          (MethodDescriptor.Marshaller<Resp>)
+              new SharedEventMarshaller(
+                  (MethodDescriptor.PrototypeMarshaller<dev.corral.proto.v1.StreamEventsResponse>)
+                      prototype);
+    }
+    MethodDescriptor<Req, Resp> rewritten = descriptor.toBuilder(requests, responses).build();
     ServerCallHandler<Req, Resp> handler =
         (ServerCallHandler<Req, Resp>)
             replacedHandlers.getOrDefault(
