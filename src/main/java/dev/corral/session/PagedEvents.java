@@ -123,22 +123,27 @@ final class PagedEvents<P, T> extends AbstractMulti<T> {
       } while (missed != 0);
     }
 
+    /** Ends the subscription, withdrawing the page in flight (a waiting subscriber's wait). */
+    private void end() {
+      terminated = true;
+      Cancellable flight = inFlight;
+      if (flight != null) {
+        flight.cancel();
+      }
+    }
+
     /** One pass: deliver what is wanted and held, then ask for a page if one is wanted. */
     private void step() {
       if (terminated) {
         return;
       }
       if (cancelled) {
-        terminated = true;
-        Cancellable flight = inFlight;
-        if (flight != null) {
-          flight.cancel();
-        }
+        end();
         return;
       }
       Throwable failure = failed;
       if (failure != null) {
-        terminated = true;
+        end();
         downstream.onFailure(failure);
         return;
       }
@@ -155,7 +160,13 @@ final class PagedEvents<P, T> extends AbstractMulti<T> {
           return; // the next drain ends it
         }
         requested.decrementAndGet();
-        downstream.onItem(items.next());
+        try {
+          downstream.onItem(items.next());
+        } catch (RuntimeException thrown) { // a subscriber must not throw; if it does, it is told
+          end();
+          downstream.onFailure(thrown);
+          return;
+        }
       }
       if (cancelled || (items != null && items.hasNext())) {
         return;
@@ -179,7 +190,11 @@ final class PagedEvents<P, T> extends AbstractMulti<T> {
             uni.subscribe()
                 .with(
                     received -> {
-                      arrived = received;
+                      if (received == null) {
+                        failed = new IllegalStateException("a page of a stream was null");
+                      } else {
+                        arrived = received;
+                      }
                       drain();
                     },
                     thrown -> {

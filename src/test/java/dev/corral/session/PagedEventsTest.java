@@ -141,15 +141,64 @@ class PagedEventsTest {
   }
 
   @Test
-  void aRequestOfNothingFailsTheStream() {
+  void aRequestOfNothingFailsTheStreamAndWithdrawsThePageInFlight() {
     Controlled pages = new Controlled();
     AssertSubscriber<Integer> subscriber =
-        new PagedEvents<>(() -> pages).subscribe().withSubscriber(AssertSubscriber.create());
+        new PagedEvents<>(() -> pages).subscribe().withSubscriber(AssertSubscriber.create(1));
+    assertThat(pages.pagesAsked()).isEqualTo(1);
 
     subscriber.request(0);
 
     subscriber.assertFailedWith(IllegalArgumentException.class);
-    assertThat(pages.pagesAsked()).isZero();
+    assertThat(pages.cancelled).isTrue();
+  }
+
+  @Test
+  void aSubscriberThatThrowsIsToldAndNoPageFollows() {
+    Controlled pages = new Controlled();
+    java.util.concurrent.atomic.AtomicReference<Throwable> told =
+        new java.util.concurrent.atomic.AtomicReference<>();
+    AtomicInteger items = new AtomicInteger();
+    new PagedEvents<>(() -> pages)
+        .subscribe()
+        .withSubscriber(
+            new io.smallrye.mutiny.subscription.MultiSubscriber<Integer>() {
+              @Override
+              public void onSubscribe(java.util.concurrent.Flow.Subscription subscription) {
+                subscription.request(10);
+              }
+
+              @Override
+              public void onItem(Integer item) {
+                items.incrementAndGet();
+                throw new IllegalStateException("a broken subscriber");
+              }
+
+              @Override
+              public void onFailure(Throwable failure) {
+                told.set(failure);
+              }
+
+              @Override
+              public void onCompletion() {}
+            });
+
+    pages.page(0).complete(List.of(1, 2));
+
+    assertThat(told.get()).hasMessage("a broken subscriber");
+    assertThat(items).hasValue(1);
+    assertThat(pages.pagesAsked()).isEqualTo(1);
+  }
+
+  @Test
+  void aNullPageFailsTheStream() {
+    Controlled pages = new Controlled();
+    AssertSubscriber<Integer> subscriber =
+        new PagedEvents<>(() -> pages).subscribe().withSubscriber(AssertSubscriber.create(1));
+
+    pages.page(0).complete(null);
+
+    subscriber.assertFailedWith(IllegalStateException.class, "null");
   }
 
   @Test
