@@ -1,5 +1,6 @@
 package dev.corral.api;
 
+import dev.corral.common.VertxContexts;
 import io.grpc.ServerCallHandler;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
@@ -116,10 +117,6 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
   }
 
   private void onContext(Runnable action) {
-    if (context == null || Vertx.currentContext() == context) {
-      action.run();
-    } else {
-      context.runOnContext(ignored -> action.run());
-    }
+    VertxContexts.runOn(context, action);
   }
 }

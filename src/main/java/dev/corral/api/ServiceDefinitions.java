@@ -2,6 +2,7 @@ package dev.corral.api;
 
 import com.google.protobuf.Message;
 import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.StreamEventsResponse;
 import io.grpc.ForwardingServerCallListener;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerCallHandler;
@@ -53,12 +54,11 @@ final class ServiceDefinitions {
     }
     MethodDescriptor.Marshaller<Resp> responses = descriptor.getResponseMarshaller();
     if (responses instanceof MethodDescriptor.PrototypeMarshaller<?> prototype
-        && prototype.getMessagePrototype() instanceof dev.corral.proto.v1.StreamEventsResponse) {
+        && prototype.getMessagePrototype() instanceof StreamEventsResponse) {
       responses =
           (MethodDescriptor.Marshaller<Resp>)
               new SharedEventMarshaller(
-                  (MethodDescriptor.PrototypeMarshaller<dev.corral.proto.v1.StreamEventsResponse>)
-                      prototype);
+                  (MethodDescriptor.PrototypeMarshaller<StreamEventsResponse>) prototype);
     }
     MethodDescriptor<Req, Resp> rewritten = descriptor.toBuilder(requests, responses).build();
     ServerCallHandler<Req, Resp> handler =

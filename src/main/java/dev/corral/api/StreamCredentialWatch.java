@@ -1,5 +1,6 @@
 package dev.corral.api;
 
+import dev.corral.common.VertxContexts;
 import dev.corral.identity.Authenticator;
 import io.grpc.ForwardingServerCall;
 import io.grpc.ForwardingServerCallListener;
@@ -98,10 +99,6 @@ final class StreamCredentialWatch<Q, R>
   }
 
   private void onContext(Runnable action) {
-    if (context == null || Vertx.currentContext() == context) {
-      action.run();
-    } else {
-      context.runOnContext(ignored -> action.run());
-    }
+    VertxContexts.runOn(context, action);
   }
 }

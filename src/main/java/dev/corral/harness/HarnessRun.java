@@ -2,6 +2,7 @@ package dev.corral.harness;
 
 import dev.corral.common.LogFields;
 import dev.corral.common.NotFoundException;
+import dev.corral.common.VertxContexts;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionStatus;
@@ -449,10 +450,6 @@ final class HarnessRun {
   }
 
   private void onContext(Runnable action) {
-    if (io.vertx.core.Vertx.currentContext() == context) {
-      action.run();
-    } else {
-      context.runOnContext(ignored -> action.run());
-    }
+    VertxContexts.runOn(context, action);
   }
 }

@@ -4,6 +4,7 @@ import dev.corral.common.CorralException;
 import dev.corral.common.PermissionDeniedException;
 import dev.corral.common.Tenant;
 import dev.corral.common.UnauthenticatedException;
+import dev.corral.common.VertxContexts;
 import io.smallrye.mutiny.Uni;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
@@ -172,11 +173,7 @@ public class Authenticator {
                       if (!isVerdict(failure)) {
                         return;
                       }
-                      if (context == null || Vertx.currentContext() == context) {
-                        refused.accept(failure);
-                      } else {
-                        context.runOnContext(ignored -> refused.accept(failure));
-                      }
+                      VertxContexts.runOn(context, () -> refused.accept(failure));
                     }));
   }
 

@@ -1,6 +1,7 @@
 package dev.corral.session;
 
 import dev.corral.common.ResourceExhaustedException;
+import dev.corral.common.VertxContexts;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.UniEmitter;
 import io.vertx.core.Context;
@@ -370,11 +371,7 @@ final class GroupCommit {
     }
 
     private void onCallerContext(Runnable action) {
-      if (context == null || context == Vertx.currentContext()) {
-        action.run();
-      } else {
-        context.runOnContext(ignored -> action.run());
-      }
+      VertxContexts.runOn(context, action);
     }
   }
 }

@@ -1,6 +1,7 @@
 package dev.corral.session;
 
 import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.helpers.Subscriptions;
 import io.smallrye.mutiny.operators.AbstractMulti;
 import io.smallrye.mutiny.subscription.Cancellable;
 import io.smallrye.mutiny.subscription.MultiSubscriber;
@@ -52,21 +53,11 @@ final class PagedEvents<P, T> extends AbstractMulti<T> {
     try {
       pages = source.get();
     } catch (RuntimeException failure) {
-      subscriber.onSubscribe(CANCELLED);
-      subscriber.onFailure(failure);
+      Subscriptions.fail(subscriber, failure);
       return;
     }
     subscriber.onSubscribe(new Pump<>(pages, subscriber));
   }
-
-  private static final Flow.Subscription CANCELLED =
-      new Flow.Subscription() {
-        @Override
-        public void request(long n) {}
-
-        @Override
-        public void cancel() {}
-      };
 
   /**
    * One subscription. Its state is touched only inside {@link #drain}, which one thread at a time
@@ -98,10 +89,9 @@ final class PagedEvents<P, T> extends AbstractMulti<T> {
     @Override
     public void request(long n) {
       if (n <= 0) {
-        failed = new IllegalArgumentException("Invalid request number, must be greater than 0");
+        failed = Subscriptions.getInvalidRequestException();
       } else {
-        requested.getAndAccumulate(
-            n, (current, more) -> current + more < 0 ? Long.MAX_VALUE : current + more);
+        Subscriptions.add(requested, n);
       }
       drain();
     }

@@ -1,5 +1,6 @@
 package dev.corral.session;
 
+import dev.corral.common.VertxContexts;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.smallrye.mutiny.Uni;
@@ -15,6 +16,7 @@ import jakarta.enterprise.event.Observes;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -330,7 +332,7 @@ public class SessionSignals {
      * In arrival order. A set: a waiter woken by an append is taken out with all the others in one
      * pass, then removes itself again as its wait ends, which must not scan every other waiter.
      */
-    private final Set<Waiter> waiters = new java.util.LinkedHashSet<>();
+    private final Set<Waiter> waiters = new LinkedHashSet<>();
 
     void advance(long lastSeq) {
       List<Waiter> woken;
@@ -381,11 +383,7 @@ public class SessionSignals {
     }
 
     void wake() {
-      if (context == null || io.vertx.core.Vertx.currentContext() == context) {
-        emitter.complete(null);
-      } else {
-        context.runOnContext(ignored -> emitter.complete(null));
-      }
+      VertxContexts.runOn(context, () -> emitter.complete(null));
     }
   }
 

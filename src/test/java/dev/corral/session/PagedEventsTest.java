@@ -51,6 +51,28 @@ class PagedEventsTest {
     }
   }
 
+  /** Pages that are their own items, from {@code next}, the last one as {@code last} says. */
+  private static PagedEvents.Pages<List<Integer>, Integer> pagesOf(
+      java.util.function.Supplier<Uni<List<Integer>>> next,
+      java.util.function.Predicate<List<Integer>> last) {
+    return new PagedEvents.Pages<>() {
+      @Override
+      public Uni<List<Integer>> next() {
+        return next.get();
+      }
+
+      @Override
+      public List<Integer> items(List<Integer> page) {
+        return page;
+      }
+
+      @Override
+      public boolean last(List<Integer> page) {
+        return last.test(page);
+      }
+    };
+  }
+
   @Test
   void aPageIsAskedForOnlyWhenTheSubscriberWantsMoreThanItHolds() {
     Controlled pages = new Controlled();
@@ -86,22 +108,7 @@ class PagedEventsTest {
   @Test
   void theLastPagesItemsAreDeliveredBeforeTheStreamCompletes() {
     PagedEvents.Pages<List<Integer>, Integer> pages =
-        new PagedEvents.Pages<>() {
-          @Override
-          public Uni<List<Integer>> next() {
-            return Uni.createFrom().item(List.of(7, 8));
-          }
-
-          @Override
-          public List<Integer> items(List<Integer> page) {
-            return page;
-          }
-
-          @Override
-          public boolean last(List<Integer> page) {
-            return true;
-          }
-        };
+        pagesOf(() -> Uni.createFrom().item(List.of(7, 8)), page -> true);
     AssertSubscriber<Integer> subscriber =
         new PagedEvents<>(() -> pages).subscribe().withSubscriber(AssertSubscriber.create(1));
 
@@ -211,35 +218,24 @@ class PagedEventsTest {
       AtomicBoolean overlapped = new AtomicBoolean();
       int total = 20_000;
       PagedEvents.Pages<List<Integer>, Integer> pages =
-          new PagedEvents.Pages<>() {
-            @Override
-            public Uni<List<Integer>> next() {
-              if (inFlight.incrementAndGet() > 1) {
-                overlapped.set(true);
-              }
-              return Uni.createFrom()
-                  .item(
-                      () -> {
-                        int first = nextItem.get();
-                        int call = calls.incrementAndGet();
-                        int size = Math.min(total - first, call % 4 == 0 ? 0 : call % 7);
-                        nextItem.addAndGet(size);
-                        inFlight.decrementAndGet();
-                        return IntStream.range(first, first + size).boxed().toList();
-                      })
-                  .runSubscriptionOn(pool);
-            }
-
-            @Override
-            public List<Integer> items(List<Integer> page) {
-              return page;
-            }
-
-            @Override
-            public boolean last(List<Integer> page) {
-              return nextItem.get() == total;
-            }
-          };
+          pagesOf(
+              () -> {
+                if (inFlight.incrementAndGet() > 1) {
+                  overlapped.set(true);
+                }
+                return Uni.createFrom()
+                    .item(
+                        () -> {
+                          int first = nextItem.get();
+                          int call = calls.incrementAndGet();
+                          int size = Math.min(total - first, call % 4 == 0 ? 0 : call % 7);
+                          nextItem.addAndGet(size);
+                          inFlight.decrementAndGet();
+                          return IntStream.range(first, first + size).boxed().toList();
+                        })
+                    .runSubscriptionOn(pool);
+              },
+              page -> nextItem.get() == total);
       AssertSubscriber<Integer> subscriber =
           new PagedEvents<>(() -> pages).subscribe().withSubscriber(AssertSubscriber.create());
       for (int i = 0; i < total; i += 3) {
