@@ -2,12 +2,15 @@ package dev.corral.api;
 
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipeline;
+import io.netty.handler.codec.http2.Http2ConnectionHandler;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.net.impl.ConnectionBase;
 import io.vertx.ext.web.Router;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import java.time.Duration;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
 
 /**
  * Puts corral's two Netty handlers on each HTTP/2 connection, at its first request, just before
@@ -24,6 +27,10 @@ import jakarta.enterprise.event.Observes;
  *       frames of a stream the client had reset meanwhile were written late and closed the whole
  *       connection (see docs/decisions.md).
  * </ul>
+ *
+ * <p>It also starts the connection's {@link ConnectionKeepAlive}: a client that vanished without
+ * closing its connection (a laptop asleep, a NAT entry dropped) would otherwise hold its streams,
+ * and its tenant's stream slots, until TCP gave up on it.
  */
 @ApplicationScoped
 class Http2Handlers {
@@ -38,6 +45,18 @@ class Http2Handlers {
    */
   static final int FLUSH_AFTER = 10;
 
+  private final Duration keepAliveInterval;
+  private final Duration keepAliveTimeout;
+
+  Http2Handlers(
+      @ConfigProperty(name = "corral.http.keepalive-interval", defaultValue = "30s")
+          Duration keepAliveInterval,
+      @ConfigProperty(name = "corral.http.keepalive-timeout", defaultValue = "20s")
+          Duration keepAliveTimeout) {
+    this.keepAliveInterval = keepAliveInterval;
+    this.keepAliveTimeout = keepAliveTimeout;
+  }
+
   void install(@Observes Router router) {
     router
         .route()
@@ -46,6 +65,7 @@ class Http2Handlers {
             request -> {
               if (request.request().version() == HttpVersion.HTTP_2
                   && request.request().connection() instanceof ConnectionBase connection) {
+                ConnectionCloses.remember(connection);
                 ChannelHandlerContext http2 = connection.channelHandlerContext();
                 ChannelPipeline pipeline = http2.pipeline();
                 if (pipeline.get(GUARD) == null) {
@@ -54,6 +74,14 @@ class Http2Handlers {
                       pipeline.addBefore(http2.name(), GUARD, StreamResetGuard.INSTANCE);
                       pipeline.addBefore(
                           GUARD, FLUSHES, new FlushConsolidationHandler(FLUSH_AFTER, true));
+                      if (http2.handler() instanceof Http2ConnectionHandler streams) {
+                        ConnectionKeepAlive.start(
+                            request.request().connection(),
+                            connection,
+                            streams,
+                            keepAliveInterval,
+                            keepAliveTimeout);
+                      }
                     }
                   }
                 }
