@@ -47,6 +47,7 @@ public class ApiKeys {
       Principal caller, String name, dev.corral.proto.v1.Role role, String tenantId) {
     return Uni.createFrom()
         .item(() -> new NewKey(checkName(name), checkRole(caller, role), target(caller, tenantId)))
+        .invoke(key -> requireOperatorFor(caller, key.tenant(), key.role()))
         .flatMap(
             key ->
                 tenants
@@ -92,6 +93,14 @@ public class ApiKeys {
   public Uni<ApiKey> revoke(Principal caller, String apiKeyId, String tenantId) {
     return Uni.createFrom()
         .item(() -> keyOf(caller, tenantId, apiKeyId))
+        .call(
+            key ->
+                repository
+                    .find(key.tenant(), key.id())
+                    .invoke(
+                        found ->
+                            requireOperatorFor(
+                                caller, key.tenant(), Roles.fromProto("role", found.getRole()))))
         .flatMap(key -> repository.revoke(key.tenant(), key.id()))
         .invoke(
             revoked -> {
@@ -131,6 +140,20 @@ public class ApiKeys {
           "a " + caller.role().wireName() + " cannot create a key with role " + role.wireName());
     }
     return role;
+  }
+
+  /**
+   * An admin key of the operator tenant makes whoever holds it an operator, so only an operator
+   * makes or revokes one: an admin token of that tenant whose subject is not among the operators
+   * (corral.auth.oidc.operator-subjects) would otherwise make itself one.
+   */
+  private void requireOperatorFor(Principal caller, Tenant tenant, Role role) {
+    if (authenticator.isOperator(tenant, role) && !caller.operator()) {
+      throw new PermissionDeniedException(
+          "only operators may make or revoke an admin key of the operator tenant "
+              + tenant.id()
+              + ", which makes its holder an operator");
+    }
   }
 
   private static Tenant target(Principal caller, String tenantId) {

@@ -317,7 +317,8 @@ public class Authenticator {
         });
   }
 
-  private boolean isOperator(Tenant tenant, Role role) {
+  /** Whether an API key of {@code role} in {@code tenant} makes its holder an operator. */
+  boolean isOperator(Tenant tenant, Role role) {
     return role == Role.ADMIN && tenant.id().equals(config.operatorTenant());
   }
 

@@ -376,6 +376,66 @@ class AuthMatrixTest {
     assertThat(foreignKey.code()).isEqualTo(Status.Code.PERMISSION_DENIED);
   }
 
+  @Test
+  void anAdminTokenOfTheOperatorTenantThatIsNoOperatorCannotMakeOrRevokeAnOperatorsKey() {
+    // Given an admin token of the operator tenant whose subject is not among the operators
+    String mallory = "Bearer " + Tokens.of("mallory", "default", "admin");
+    assertThat(
+            Calls.call(
+                    channel,
+                    raw(TenantServiceGrpc.getListTenantsMethod()),
+                    dev.corral.proto.v1.ListTenantsRequest.getDefaultInstance(),
+                    mallory)
+                .code())
+        .isEqualTo(Status.Code.PERMISSION_DENIED);
+
+    // When it makes an admin key of its tenant, which would make the key's holder an operator
+    Calls.Outcome adminKey =
+        Calls.call(
+            channel,
+            raw(ApiKeyServiceGrpc.getCreateApiKeyMethod()),
+            CreateApiKeyRequest.newBuilder()
+                .setName("escalate")
+                .setRole(dev.corral.proto.v1.Role.ROLE_ADMIN)
+                .build(),
+            mallory);
+
+    // Then it is refused, saying why
+    assertThat(adminKey.code()).as(adminKey.toString()).isEqualTo(Status.Code.PERMISSION_DENIED);
+    assertThat(adminKey.message()).contains("operator");
+    // while a member key of its tenant is still its to make
+    Calls.Outcome memberKey =
+        Calls.call(
+            channel,
+            raw(ApiKeyServiceGrpc.getCreateApiKeyMethod()),
+            CreateApiKeyRequest.newBuilder()
+                .setName("helper")
+                .setRole(dev.corral.proto.v1.Role.ROLE_MEMBER)
+                .build(),
+            mallory);
+    assertThat(memberKey.code()).as(memberKey.toString()).isEqualTo(Status.Code.OK);
+
+    // And an operator's admin key is not its to revoke either
+    String operatorsKey =
+        ApiKeyServiceGrpc.newBlockingStub(
+                io.grpc.ClientInterceptors.intercept(
+                    channel, TestCredentials.bearer(TestCredentials.ADMIN_KEY)))
+            .createApiKey(
+                CreateApiKeyRequest.newBuilder()
+                    .setName("operator-2")
+                    .setRole(dev.corral.proto.v1.Role.ROLE_ADMIN)
+                    .build())
+            .getApiKey()
+            .getId();
+    Calls.Outcome revoke =
+        Calls.call(
+            channel,
+            raw(ApiKeyServiceGrpc.getRevokeApiKeyMethod()),
+            RevokeApiKeyRequest.newBuilder().setApiKeyId(operatorsKey).build(),
+            mallory);
+    assertThat(revoke.code()).as(revoke.toString()).isEqualTo(Status.Code.PERMISSION_DENIED);
+  }
+
   // --- the RPCs ---------------------------------------------------------------------------------
 
   private static List<Rpc> rpcs() {
