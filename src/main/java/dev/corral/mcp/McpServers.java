@@ -121,7 +121,7 @@ public class McpServers {
             () ->
                 new TimeoutException(
                     "no tool list within " + config.listTimeout().toSeconds() + " s"))
-        .map(result -> tools(server, result));
+        .map(result -> tools(server, result, auth));
   }
 
   /**
@@ -276,7 +276,12 @@ public class McpServers {
     }
   }
 
-  private static List<McpTool> tools(McpServer server, McpSchema.ListToolsResult result) {
+  /**
+   * The tools of a listing, their descriptions and schemas scrubbed of the credential's secrets (a
+   * server that quotes the token it was sent must not hand it to the model); a tool whose name
+   * holds one is left out.
+   */
+  static List<McpTool> tools(McpServer server, McpSchema.ListToolsResult result, HttpAuth auth) {
     List<McpTool> tools = new ArrayList<>();
     for (McpSchema.Tool tool :
         result.tools() == null ? List.<McpSchema.Tool>of() : result.tools()) {
@@ -287,11 +292,15 @@ public class McpServers {
         break;
       }
       String schema =
-          json(tool.inputSchema() == null ? Map.of("type", "object") : tool.inputSchema());
-      if (tool.name() == null || schema.length() > MAX_SCHEMA) {
+          scrubbed(
+              auth,
+              json(tool.inputSchema() == null ? Map.of("type", "object") : tool.inputSchema()));
+      if (tool.name() == null
+          || schema.length() > MAX_SCHEMA
+          || (auth != null && auth.reveals(tool.name()))) {
         continue;
       }
-      String description = tool.description() == null ? "" : tool.description();
+      String description = scrubbed(auth, tool.description() == null ? "" : tool.description());
       tools.add(
           new McpTool(
               server.getName(),
@@ -305,6 +314,10 @@ public class McpServers {
     }
     tools.sort(Comparator.comparing(McpTool::name));
     return tools;
+  }
+
+  private static String scrubbed(HttpAuth auth, String text) {
+    return auth == null ? text : auth.scrub(text);
   }
 
   private void remember(String key, List<McpTool> tools) {

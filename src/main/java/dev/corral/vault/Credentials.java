@@ -572,15 +572,25 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     }
   }
 
+  /** A header value made of an authentication scheme and its credential. */
+  private static final java.util.regex.Pattern SCHEMED =
+      java.util.regex.Pattern.compile("[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\\s+(\\S.*?)\\s*");
+
   private static HttpAuth httpAuth(Credential credential, SecretValues secrets) {
     List<String> all = new ArrayList<>(secrets.all());
     return switch (credential.getKindCase()) {
-      case STATIC_HEADER ->
-          new HttpAuth(
-              credential.getId(),
-              credential.getStaticHeader().getHeaderName(),
-              secrets.headerValue(),
-              all);
+      case STATIC_HEADER -> {
+        // "Bearer <token>", "token <token>": a server may quote the token without its scheme
+        java.util.regex.Matcher schemed = SCHEMED.matcher(secrets.headerValue());
+        if (schemed.matches()) {
+          all.add(schemed.group(1));
+        }
+        yield new HttpAuth(
+            credential.getId(),
+            credential.getStaticHeader().getHeaderName(),
+            secrets.headerValue(),
+            all);
+      }
       case OAUTH2 -> {
         String value = "Bearer " + secrets.accessToken();
         all.add(value);

@@ -424,6 +424,20 @@ class McpToolsTest {
   }
 
   @Test
+  void aServerThatEchoesABearerTokenWithoutItsSchemeGetsItsAnswerScrubbed() {
+    String token = "secret-" + UUID.randomUUID();
+    String credential = staticCredential(server.url(), "Bearer " + token);
+    model.enqueue(
+        Reply.toolUse("toolu_1", "mcp__github__leak", "{\"bare\":true}"), Reply.text("Hm."));
+    Session session = start(agent(credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    Event result = only(log(sessions, session.getId()), "agent.mcp_tool_result");
+    assertThat(result.getAgentMcpToolResult().getContent(0).getText().getText())
+        .isEqualTo("you sent: [redacted]");
+    assertThat(model.requests().toString()).doesNotContain(token);
+  }
+
+  @Test
   void anEchoedCredentialIsScrubbedWhereTheAnswerIsCutAndWhenItIsEscapedInJson() {
     // Given a token with characters JSON escapes, and answers that echo it across the cut at
     // 100,000 characters and inside structured content
