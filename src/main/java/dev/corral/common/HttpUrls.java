@@ -16,7 +16,7 @@ public final class HttpUrls {
    * path.
    *
    * @throws InvalidArgumentException naming {@code field} unless it is an http or https URL with a
-   *     host, no user information and no fragment
+   *     host, no user information, no fragment and no path starting with {@code //}
    */
   public static String normalized(String field, String value) {
     if (value == null || value.isEmpty()) {
@@ -50,6 +50,11 @@ public final class HttpUrls {
       port = -1;
     }
     String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
+    if (path.startsWith("//")) {
+      // a client that takes the path as a reference to resolve against the origin (as the MCP
+      // SDK does) reads "//other.example/x" as another host
+      throw new InvalidArgumentException(field, "has a path that starts with //");
+    }
     return scheme
         + "://"
         + uri.getHost().toLowerCase(Locale.ROOT)
