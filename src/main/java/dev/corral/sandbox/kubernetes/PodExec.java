@@ -33,6 +33,11 @@ class PodExec {
   private static final int WAITING_CALLS = 64;
   private static final Logger LOGGER = Logger.getLogger(PodExec.class);
 
+  /** How often, and how many times at most, an interrupted call is stopped until it has ended. */
+  private static final Duration INTERRUPT_STOP_INTERVAL = Duration.ofMillis(500);
+
+  private static final int INTERRUPT_STOPS = 60;
+
   private final KubernetesGateway gateway;
   private final SandboxConfig config;
   private final Map<String, CallLane> lanes = new ConcurrentHashMap<>();
@@ -47,28 +52,60 @@ class PodExec {
    * cancelling the Uni, kills every process the call started in the pod (not just the exec stream).
    */
   Uni<ExecResult> run(String sandboxId, String pod, SandboxCommand command) {
-    return lane(pod)
-        .submit(
-            new CallLane.Call<>() {
-              private final long started = System.nanoTime();
+    return lane(pod).submit(new PodCall(sandboxId, pod, command));
+  }
 
-              @Override
-              public Uni<ExecResult> start() {
-                return execute(sandboxId, pod, command, started);
-              }
+  /**
+   * One call of a pod. Its stop window opens when it starts, not when it was queued: processes an
+   * earlier call left running while this one waited are not its own. An interrupt stops what the
+   * call started so far and goes on stopping until the call has ended, because the call's process
+   * may not exist yet (its arguments still uploading, its exec still opening) and would then start
+   * after the first stop and run to its time limit.
+   */
+  private final class PodCall implements CallLane.Call<ExecResult> {
+    private final String sandboxId;
+    private final String pod;
+    private final SandboxCommand command;
+    private volatile long started;
+    private volatile boolean interrupted;
+    private volatile boolean ended;
 
-              @Override
-              public void interrupt() {
-                stopSince(pod, started)
-                    .subscribe()
-                    .with(
-                        ignored -> {},
-                        failure ->
-                            LOGGER.warnf(
-                                "pod %s: an interrupted call could not be stopped: %s",
-                                pod, failure.getMessage()));
-              }
-            });
+    PodCall(String sandboxId, String pod, SandboxCommand command) {
+      this.sandboxId = sandboxId;
+      this.pod = pod;
+      this.command = command;
+    }
+
+    @Override
+    public Uni<ExecResult> start() {
+      started = System.nanoTime();
+      return execute(sandboxId, pod, command, started, () -> interrupted)
+          .onTermination()
+          .invoke(() -> ended = true);
+    }
+
+    @Override
+    public void interrupt() {
+      interrupted = true;
+      stopUntilEnded(INTERRUPT_STOPS);
+    }
+
+    private void stopUntilEnded(int stopsLeft) {
+      if (ended || stopsLeft == 0) {
+        return;
+      }
+      stopSince(pod, started)
+          .onItem()
+          .delayIt()
+          .by(INTERRUPT_STOP_INTERVAL)
+          .subscribe()
+          .with(
+              ignored -> stopUntilEnded(stopsLeft - 1),
+              failure ->
+                  LOGGER.warnf(
+                      "pod %s: an interrupted call could not be stopped: %s",
+                      pod, failure.getMessage()));
+    }
   }
 
   /** Stops every process of the pod and forgets its persistent shell, after the calls before. */
@@ -87,7 +124,11 @@ class PodExec {
                     .flatMap(
                         stopped ->
                             execute(
-                                sandboxId, pod, SandboxCommand.resetShell(), System.nanoTime()));
+                                sandboxId,
+                                pod,
+                                SandboxCommand.resetShell(),
+                                System.nanoTime(),
+                                () -> false));
               }
 
               @Override
@@ -114,11 +155,21 @@ class PodExec {
         .replaceWithVoid();
   }
 
+  /** Runs {@code command} unless {@code interrupted} says, once its arguments are in, not to. */
   private Uni<ExecResult> execute(
-      String sandboxId, String pod, SandboxCommand command, long started) {
+      String sandboxId,
+      String pod,
+      SandboxCommand command,
+      long started,
+      java.util.function.BooleanSupplier interrupted) {
     OutputBuffer output = new OutputBuffer(command.outputCap(), command.keepTail());
     return argv(pod, command)
-        .flatMap(argv -> gateway.exec(pod, argv, command.timeout(), output))
+        .flatMap(
+            argv ->
+                interrupted.getAsBoolean()
+                    ? Uni.createFrom()
+                        .failure(new UnavailableException("the call was interrupted", null))
+                    : gateway.exec(pod, argv, command.timeout(), output))
         .onFailure(failure -> !(failure instanceof SandboxLostException))
         .recoverWithUni(
             failure ->

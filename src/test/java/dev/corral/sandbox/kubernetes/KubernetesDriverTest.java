@@ -247,6 +247,63 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aCallInterruptedWhileItsExecOpensIsStoppedOnceItsProcessStarts() throws Exception {
+    // Given a call whose exec takes a second to open, as behind a busy API server
+    Sandbox sandbox = provision(environment(0), "");
+    java.util.concurrent.CountDownLatch opening = new java.util.concurrent.CountDownLatch(1);
+    kubelet.execHandler =
+        (namespace, pod, container, command, stdout, stderr) -> {
+          if (String.join(" ", command).contains("touch late")) {
+            opening.countDown();
+            Thread.sleep(1_000); // the exec's slow opening, which the test is about
+          }
+          return kubelet.runInPodSandbox(namespace, pod, container, command, stdout, stderr);
+        };
+    io.smallrye.mutiny.subscription.Cancellable call =
+        tools
+            .run(
+                sandbox,
+                ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 2; touch late\"}"))
+            .subscribe()
+            .with(ignored -> {});
+    assertThat(opening.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    long start = System.nanoTime();
+
+    // When it is interrupted before its process exists
+    call.cancel();
+
+    // Then it is stopped once it starts: the next call runs, and the interrupted one never ends
+    assertThat(ok(sandbox, "bash", "{\"command\":\"echo next\"}")).isEqualTo("next");
+    assertWorkspaceEmptyAfter(sandbox, start + Duration.ofMillis(4_500).toNanos());
+  }
+
+  @Test
+  void aCallOutOfTimeStopsWhatItStartedNotWhatAnEarlierCallLeftWhileItWaited() throws Exception {
+    // Given a call that leaves a process running, and a call queued behind it
+    Sandbox sandbox = provision(environment(0), "");
+    java.util.concurrent.CompletableFuture<ExecuteResponse> first =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () ->
+                execute(
+                    sandbox,
+                    "bash",
+                    "{\"command\":\"sleep 1.5; nohup sleep 1001 >/dev/null 2>&1 & sleep 1.7\"}"));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 1.5"));
+    java.util.concurrent.CompletableFuture<ExecuteResponse> second =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> execute(sandbox, "bash", "{\"command\":\"sleep 30\",\"timeout_ms\":1000}"));
+
+    // When the queued call runs out of time once it has run
+    assertThat(first.get(30, java.util.concurrent.TimeUnit.SECONDS).getIsError()).isFalse();
+    ExecuteResponse stopped = second.get(30, java.util.concurrent.TimeUnit.SECONDS);
+    assertThat(stopped.getIsError()).isTrue();
+
+    // Then what the first call left running runs on
+    assertThat(Processes.running("sleep 1001")).isTrue();
+    ok(sandbox, "bash", "{\"command\":\"pkill -f 'sleep 1001'; true\"}");
+  }
+
+  @Test
   void releasingASandboxDuringACallSaysSo() throws Exception {
     // Given a sandbox running a long call
     Sandbox sandbox = provision(environment(0), "");
