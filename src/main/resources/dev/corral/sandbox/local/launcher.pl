@@ -197,12 +197,42 @@ sub start {
   my $bash = $standby // standby();
   $standby = undef;
   return refuse($id, 'the sandbox could not start a process: it runs as many as it may') unless $bash;
-  my $fh = $bash->{feed};
-  print {$fh} "$count\n" . $parts;    # a bash that died already just leaves its status
-  close $fh;
+  unless (feed($bash, "$count\n" . $parts)) {
+    kill 'KILL', -$bash->{pid};    # its session: the stopped bash and anything it forked
+    close $bash->{feed};
+    close $bash->{out};
+    return refuse($id, 'the call could not start: its shell took none of its script for 2 s (a'
+      . ' process of the sandbox may be stopping it); nothing ran');
+  }
+  close $bash->{feed};
   print "S $id $bash->{pid}\n";
   $call = { id => $id, pid => $bash->{pid}, out => $bash->{out}, cap => $cap, tail => $tail,
             kept => '', total => 0 };
+}
+
+# Writes a call's request to its standby bash, waking it each time (a job an earlier call left
+# running may have stopped it). Gives up when the bash takes nothing for 2 s: a blocking write to a
+# bash that a job keeps stopping held the launcher, and with it the whole sandbox, for good. A bash
+# that died already just leaves its status.
+sub feed {
+  my ($bash, $data) = @_;
+  my $fh = $bash->{feed};
+  nonblocking($fh);
+  my ($offset, $idle) = (0, 0);
+  while ($offset < length $data) {
+    kill 'CONT', $bash->{pid};
+    my $wrote = syswrite($fh, $data, length($data) - $offset, $offset);
+    if ($wrote) {
+      ($offset, $idle) = ($offset + $wrote, 0);
+      next;
+    }
+    return 1 if !defined $wrote && !$!{EAGAIN} && !$!{EINTR};
+    return 0 if ($idle += 0.01) > 2;
+    my $win = '';
+    vec($win, fileno($fh), 1) = 1;
+    select(undef, $win, undef, 0.01);
+  }
+  return 1;
 }
 
 # Reads what the call wrote: keeps the first cap bytes, or the last cap bytes, and counts all.

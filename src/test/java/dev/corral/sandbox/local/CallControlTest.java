@@ -275,6 +275,45 @@ class CallControlTest {
         .isEqualTo(md5(content.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
   }
 
+  @Test
+  void aJobThatKeepsStoppingTheNextShellCannotWedgeTheSandbox() throws Exception {
+    // Given a job left running that stops every shell waiting for its script, again and again
+    String sandbox = provision(10_000);
+    ok(
+        sandbox,
+        "cat > /tmp/stopper.pl <<'EOF'\n"
+            + "while (1) {\n"
+            + "  opendir(my $d, '/proc');\n"
+            + "  for my $p (grep { /^\\d+$/ } readdir $d) {\n"
+            + "    open(my $f, '<', \"/proc/$p/stat\") or next;\n"
+            + "    kill('STOP', $p) if <$f> =~ /^\\d+ \\(bash\\) S 1 /;\n"
+            + "  }\n"
+            + "  select(undef, undef, undef, 0.05);\n"
+            + "}\n"
+            + "EOF\n"
+            + "nohup perl /tmp/stopper.pl > /dev/null 2>&1 &");
+
+    // When a call comes whose input is more than a pipe holds
+    String json =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .writeValueAsString(
+                java.util.Map.of("file_path", "big.txt", "content", "a".repeat(200_000)));
+    long start = System.nanoTime();
+    ExecuteResponse written =
+        sandboxes.execute(
+            ExecuteRequest.newBuilder()
+                .setSandboxId(sandbox)
+                .setName("write")
+                .setInputJson(json)
+                .build());
+
+    // Then it is answered within seconds, not at its time limit, and the sandbox is not lost
+    assertThat(Duration.ofNanos(System.nanoTime() - start))
+        .as(written.getOutput())
+        .isLessThan(Duration.ofSeconds(15));
+    assertThat(get(sandbox).getState()).isNotEqualTo(SandboxState.SANDBOX_STATE_LOST);
+  }
+
   private static String md5(byte[] bytes) throws Exception {
     return java.util.HexFormat.of()
         .formatHex(java.security.MessageDigest.getInstance("MD5").digest(bytes));
