@@ -11,6 +11,7 @@ import dev.corral.proto.v1.ProvisionRequest;
 import dev.corral.proto.v1.ProvisionResponse;
 import dev.corral.proto.v1.ReleaseSandboxRequest;
 import dev.corral.proto.v1.ReleaseSandboxResponse;
+import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.sandbox.Sandboxes;
 import dev.corral.tool.BuiltInTools;
 import io.grpc.ServerServiceDefinition;
@@ -32,7 +33,11 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
 
   @Override
   public ServerServiceDefinition bindService() {
-    return ServiceDefinitions.rewrite(super.bindService(), Map.of());
+    return ServiceDefinitions.rewrite(
+        super.bindService(),
+        Map.of(
+            SandboxServiceGrpc.getExecuteMethod().getFullMethodName(),
+            CancellableUnary.handler(this::execute)));
   }
 
   @Override

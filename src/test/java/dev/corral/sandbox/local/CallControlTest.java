@@ -276,6 +276,34 @@ class CallControlTest {
   }
 
   @Test
+  void aCallWhoseClientGivesUpIsStopped() {
+    // Given a call that would leave a file behind after three seconds
+    String sandbox = provision(30_000);
+    ExecuteRequest request =
+        ExecuteRequest.newBuilder()
+            .setSandboxId(sandbox)
+            .setName("bash")
+            .setInputJson("{\"command\":\"sleep 3; touch late\"}")
+            .build();
+
+    // When its client stops waiting after one
+    long start = System.nanoTime();
+    io.grpc.StatusRuntimeException gaveUp =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            io.grpc.StatusRuntimeException.class,
+            () -> sandboxes.withDeadlineAfter(1, TimeUnit.SECONDS).execute(request));
+    assertThat(gaveUp.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.DEADLINE_EXCEEDED);
+
+    // Then the call was stopped: the next one runs, and nothing of the first is left to finish
+    assertThat(ok(sandbox, "echo next")).isEqualTo("next");
+    Duration untilLate = Duration.ofMillis(4_500).minusNanos(System.nanoTime() - start);
+    await()
+        .pollDelay(untilLate.isNegative() ? Duration.ZERO : untilLate)
+        .atMost(Duration.ofSeconds(30))
+        .until(() -> ok(sandbox, "ls -A").equals("(no output)"));
+  }
+
+  @Test
   void aJobThatKeepsStoppingTheNextShellCannotWedgeTheSandbox() throws Exception {
     // Given a job left running that stops every shell waiting for its script, again and again
     String sandbox = provision(10_000);
