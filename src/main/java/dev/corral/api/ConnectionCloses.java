@@ -2,6 +2,7 @@ package dev.corral.api;
 
 import dev.corral.common.VertxContexts;
 import io.grpc.ForwardingServerCall;
+import io.grpc.ForwardingServerCallListener;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
@@ -46,7 +47,21 @@ final class ConnectionCloses {
       Watched<Req, Resp> watched = new Watched<>(call, channel, context);
       ServerCall.Listener<Req> listener = handler.startCall(watched, headers);
       watched.watch(listener);
-      return listener;
+      // a call that ends without closing (its client cancelled it) stops watching too, or a
+      // connection that carries many such calls would hold every one of them until it closes
+      return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(listener) {
+        @Override
+        public void onCancel() {
+          watched.unwatch();
+          super.onCancel();
+        }
+
+        @Override
+        public void onComplete() {
+          watched.unwatch();
+          super.onComplete();
+        }
+      };
     };
   }
 
@@ -56,7 +71,7 @@ final class ConnectionCloses {
 
     private final Channel channel;
     private final Context context;
-    private ChannelFutureListener onClose;
+    private volatile ChannelFutureListener onClose;
     private volatile boolean closed;
 
     Watched(ServerCall<Req, Resp> call, Channel channel, Context context) {
@@ -84,11 +99,16 @@ final class ConnectionCloses {
 
     @Override
     public void close(Status status, Metadata trailers) {
-      closed = true;
-      if (onClose != null) {
-        channel.closeFuture().removeListener(onClose);
-      }
+      unwatch();
       super.close(status, trailers);
+    }
+
+    void unwatch() {
+      closed = true;
+      ChannelFutureListener listener = onClose;
+      if (listener != null) {
+        channel.closeFuture().removeListener(listener);
+      }
     }
   }
 }
