@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
 import org.jboss.logging.Logger;
@@ -68,7 +69,8 @@ class PodExec {
     private final SandboxCommand command;
     private volatile long started;
     private volatile boolean interrupted;
-    private volatile boolean ended;
+    private boolean ended;
+    private CompletableFuture<Void> stopping = CompletableFuture.completedFuture(null);
 
     PodCall(String sandboxId, String pod, SandboxCommand command) {
       this.sandboxId = sandboxId;
@@ -76,12 +78,16 @@ class PodExec {
       this.command = command;
     }
 
+    /**
+     * The call's exec, then the wait for a stop still under way: the lane starts the next call when
+     * this ends, and a stop of this call that ran on would kill the next call's processes too.
+     */
     @Override
     public Uni<ExecResult> start() {
       started = System.nanoTime();
       return execute(sandboxId, pod, command, started, () -> interrupted)
-          .onTermination()
-          .invoke(() -> ended = true);
+          .onItemOrFailure()
+          .call((item, failure) -> Uni.createFrom().completionStage(end()));
     }
 
     @Override
@@ -90,11 +96,28 @@ class PodExec {
       stopUntilEnded(INTERRUPT_STOPS);
     }
 
+    private synchronized CompletableFuture<Void> end() {
+      ended = true;
+      return stopping;
+    }
+
+    /** A new stop, or null once the call has ended. */
+    private synchronized CompletableFuture<Void> beginStop() {
+      if (ended) {
+        return null;
+      }
+      stopping = new CompletableFuture<>();
+      return stopping;
+    }
+
     private void stopUntilEnded(int stopsLeft) {
-      if (ended || stopsLeft == 0) {
+      CompletableFuture<Void> stop = stopsLeft == 0 ? null : beginStop();
+      if (stop == null) {
         return;
       }
       stopSince(pod, started)
+          .onTermination()
+          .invoke(() -> stop.complete(null))
           .onItem()
           .delayIt()
           .by(INTERRUPT_STOP_INTERVAL)
