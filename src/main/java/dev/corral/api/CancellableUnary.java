@@ -12,10 +12,12 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 
 /**
- * Bridges a {@link Uni} to a unary call that stops when its client gives up: a cancel (the client
- * reset its stream, or its connection closed) or the call's deadline cancels the Uni. Quarkus'
- * unary bridge subscribes without a cancel handler, so an {@code Execute} whose client had gone ran
- * on to its time limit, against the proto's promise. The answer is written on the call's context.
+ * Bridges a {@link Uni} to a unary call that stops when its client gives up: a cancel cancels the
+ * Uni, whether the client reset its stream (as gRPC clients do when their deadline passes; the
+ * server side sees no deadline of its own) or its connection closed ({@link ConnectionCloses}).
+ * Quarkus' unary bridge subscribes without a cancel handler, so an {@code Execute} whose client had
+ * gone ran on to its time limit, against the proto's promise. The answer is written on the call's
+ * context.
  */
 final class CancellableUnary {
 
@@ -36,7 +38,6 @@ final class CancellableUnary {
                 }
               };
           observer.setOnCancelHandler(cancel);
-          io.grpc.Context.current().addListener(ignored -> cancel.run(), Runnable::run);
           Uni<Resp> answer;
           try {
             answer = service.apply(request);

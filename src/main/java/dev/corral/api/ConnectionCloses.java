@@ -6,12 +6,16 @@ import io.grpc.ForwardingServerCallListener;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
 import io.grpc.Status;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
+import io.quarkus.grpc.GlobalInterceptor;
 import io.vertx.core.Context;
 import io.vertx.core.impl.ContextInternal;
 import io.vertx.core.net.impl.ConnectionBase;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.inject.spi.Prioritized;
 
 /**
  * Cancels a gRPC call whose HTTP/2 connection closes before the call ends. Vert.x's gRPC bridge
@@ -19,14 +23,16 @@ import io.vertx.core.net.impl.ConnectionBase;
  * killed, a connection closed by {@link ConnectionKeepAlive}): such a call ran on, a stream kept
  * reading the log for nobody and held its tenant's stream slot for good.
  *
- * <p>{@link Http2Handlers} remembers each HTTP/2 request's connection on the request's Vert.x
- * context, where the gRPC call then starts.
+ * <p>It is the outermost interceptor, so that the cancel reaches every listener of the call, as a
+ * reset would (the credential watch of a stream stops its timer on it). A call whose connection
+ * closed before it started is not started. {@link Http2Handlers} remembers each HTTP/2 request's
+ * connection on the request's Vert.x context, where the gRPC call then starts.
  */
-final class ConnectionCloses {
+@GlobalInterceptor
+@ApplicationScoped
+public class ConnectionCloses implements ServerInterceptor, Prioritized {
 
   private static final Object CONNECTION = new Object();
-
-  private ConnectionCloses() {}
 
   /** Remembers, on the current request's context, the connection it came on. */
   static void remember(ConnectionBase connection) {
@@ -36,52 +42,59 @@ final class ConnectionCloses {
     }
   }
 
-  /** {@code handler}, whose calls are cancelled when their connection closes first. */
-  static <Req, Resp> ServerCallHandler<Req, Resp> cancelling(ServerCallHandler<Req, Resp> handler) {
-    return (call, headers) -> {
-      ContextInternal context = ContextInternal.current();
-      Channel channel = context == null ? null : context.getLocal(CONNECTION);
-      if (channel == null) {
-        return handler.startCall(call, headers);
-      }
-      Watched<Req, Resp> watched = new Watched<>(call, channel, context);
-      ServerCall.Listener<Req> listener = handler.startCall(watched, headers);
-      watched.watch(listener);
-      // a call that ends without closing (its client cancelled it) stops watching too, or a
-      // connection that carries many such calls would hold every one of them until it closes
-      return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(listener) {
-        @Override
-        public void onCancel() {
-          watched.unwatch();
-          super.onCancel();
-        }
+  @Override
+  public int getPriority() {
+    return Integer.MAX_VALUE;
+  }
 
-        @Override
-        public void onComplete() {
-          watched.unwatch();
-          super.onComplete();
-        }
-      };
+  @Override
+  public <Q, R> ServerCall.Listener<Q> interceptCall(
+      ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
+    ContextInternal context = ContextInternal.current();
+    Channel channel = context == null ? null : context.getLocal(CONNECTION);
+    if (channel == null) {
+      return next.startCall(call, headers);
+    }
+    if (!channel.isActive()) {
+      return new ServerCall.Listener<>() {}; // nobody is left to answer
+    }
+    Watched<Q, R> watched = new Watched<>(call, channel, context);
+    ServerCall.Listener<Q> listener = next.startCall(watched, headers);
+    watched.watch(listener);
+    // a call that ends without closing (its client cancelled it) stops watching too, or a
+    // connection that carries many such calls would hold every one of them until it closes
+    return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(listener) {
+      @Override
+      public void onCancel() {
+        watched.unwatch();
+        super.onCancel();
+      }
+
+      @Override
+      public void onComplete() {
+        watched.unwatch();
+        super.onComplete();
+      }
     };
   }
 
-  /** A call that hears of its connection's close until it closes itself. */
-  private static final class Watched<Req, Resp>
-      extends ForwardingServerCall.SimpleForwardingServerCall<Req, Resp> {
+  /** A call that hears of its connection's close until it ends. */
+  private static final class Watched<Q, R>
+      extends ForwardingServerCall.SimpleForwardingServerCall<Q, R> {
 
     private final Channel channel;
     private final Context context;
     private volatile ChannelFutureListener onClose;
-    private volatile boolean closed;
+    private volatile boolean ended;
 
-    Watched(ServerCall<Req, Resp> call, Channel channel, Context context) {
+    Watched(ServerCall<Q, R> call, Channel channel, Context context) {
       super(call);
       this.channel = channel;
       this.context = context;
     }
 
-    void watch(ServerCall.Listener<Req> listener) {
-      if (closed) {
+    void watch(ServerCall.Listener<Q> listener) {
+      if (ended) {
         return;
       }
       onClose =
@@ -89,8 +102,8 @@ final class ConnectionCloses {
               VertxContexts.runOn(
                   context,
                   () -> {
-                    if (!closed) {
-                      closed = true;
+                    if (!ended) {
+                      ended = true;
                       listener.onCancel();
                     }
                   });
@@ -104,7 +117,7 @@ final class ConnectionCloses {
     }
 
     void unwatch() {
-      closed = true;
+      ended = true;
       ChannelFutureListener listener = onClose;
       if (listener != null) {
         channel.closeFuture().removeListener(listener);

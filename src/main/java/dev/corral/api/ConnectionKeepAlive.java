@@ -59,13 +59,6 @@ final class ConnectionKeepAlive {
   }
 
   private void tick(long timer) {
-    System.err.println(
-        "KA tick active="
-            + connection.channel().isActive()
-            + " waiting="
-            + waiting
-            + " streams="
-            + http2.connection().numActiveStreams());
     if (!connection.channel().isActive()) {
       context.owner().cancelTimer(timer);
       return;
@@ -79,15 +72,6 @@ final class ConnectionKeepAlive {
     context.setTimer(
         timeoutMillis,
         ignored -> {
-          System.err.println(
-              "KA timeout waiting="
-                  + waiting
-                  + " pings="
-                  + pings
-                  + " ping="
-                  + ping
-                  + " active="
-                  + connection.channel().isActive());
           if (waiting && pings == ping && connection.channel().isActive()) {
             LOG.debugf(
                 "closing %s: a keep-alive ping was not answered in %d ms",

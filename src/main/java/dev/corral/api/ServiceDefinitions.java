@@ -15,9 +15,8 @@ import java.util.Map;
 /**
  * Rewrites a bound service: every request decoder reports bad bytes as INVALID_ARGUMENT ({@link
  * Utf8CheckedMarshaller}), a stream's events are written once per event loop ({@link
- * SharedEventMarshaller}), chosen methods get their own handlers (for flow-controlled streams), and
- * a call is cancelled when its connection closes ({@link ConnectionCloses}). Schema descriptors are
- * kept, so reflection still describes the service.
+ * SharedEventMarshaller}), and chosen methods get their own handlers (flow-controlled streams, a
+ * cancellable Execute). Schema descriptors are kept, so reflection still describes the service.
  */
 final class ServiceDefinitions {
 
@@ -66,8 +65,7 @@ final class ServiceDefinitions {
         (ServerCallHandler<Req, Resp>)
             replacedHandlers.getOrDefault(
                 descriptor.getFullMethodName(), method.getServerCallHandler());
-    return ServerMethodDefinition.create(
-        rewritten, ConnectionCloses.cancelling(rejectingUndecodable(handler)));
+    return ServerMethodDefinition.create(rewritten, rejectingUndecodable(handler));
   }
 
   /**

@@ -572,18 +572,34 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     }
   }
 
-  /** A header value made of an authentication scheme and its credential. */
-  private static final java.util.regex.Pattern SCHEMED =
-      java.util.regex.Pattern.compile("[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\\s+(\\S.*?)\\s*");
+  /**
+   * The credential of a header value made of an authentication scheme (a token of letters, digits
+   * and {@code !#$%&'*+.^_`|~-}), white space and the credential; null for any other value.
+   */
+  static String afterScheme(String value) {
+    int end = 0;
+    while (end < value.length() && isTokenCharacter(value.charAt(end))) {
+      end++;
+    }
+    if (end == 0 || end == value.length() || !Character.isWhitespace(value.charAt(end))) {
+      return null;
+    }
+    String credential = value.substring(end).strip();
+    return credential.isEmpty() ? null : credential;
+  }
+
+  private static boolean isTokenCharacter(char c) {
+    return (c < 128 && Character.isLetterOrDigit(c)) || "!#$%&'*+.^_`|~-".indexOf(c) >= 0;
+  }
 
   private static HttpAuth httpAuth(Credential credential, SecretValues secrets) {
     List<String> all = new ArrayList<>(secrets.all());
     return switch (credential.getKindCase()) {
       case STATIC_HEADER -> {
         // "Bearer <token>", "token <token>": a server may quote the token without its scheme
-        java.util.regex.Matcher schemed = SCHEMED.matcher(secrets.headerValue());
-        if (schemed.matches()) {
-          all.add(schemed.group(1));
+        String token = afterScheme(secrets.headerValue());
+        if (token != null) {
+          all.add(token);
         }
         yield new HttpAuth(
             credential.getId(),

@@ -47,6 +47,8 @@ class ConnectionKeepAliveTest {
   @GrpcClient("corral")
   Channel channel;
 
+  @jakarta.inject.Inject io.micrometer.core.instrument.MeterRegistry registry;
+
   private final List<StreamRecorder> streams = new ArrayList<>();
 
   @AfterEach
@@ -104,11 +106,16 @@ class ConnectionKeepAliveTest {
             ClientInterceptors.intercept(throughProxy, TestCredentials.bearer(key)),
             session.getId());
 
+        double cancelled = cancelledStreams();
+
         // When the connection closes, as when the client's process dies
         proxy.close();
 
         // Then the tenant can follow the session again
         await().atMost(WAIT).untilAsserted(() -> established(direct, session.getId()));
+        // and the stream was cancelled for every interceptor of the call, as a reset would be
+        // (its credential watch, its metrics), not only for the service
+        await().atMost(WAIT).until(() -> cancelledStreams() > cancelled);
       } finally {
         throughProxy.shutdownNow();
       }
@@ -122,8 +129,8 @@ class ConnectionKeepAliveTest {
     Session session = sessionWithAnEvent(member);
     StreamRecorder quiet = established(member, session.getId());
     await()
-        .during(Duration.ofSeconds(3))
-        .atMost(Duration.ofSeconds(5))
+        .during(Duration.ofSeconds(5))
+        .atMost(Duration.ofSeconds(7))
         .until(() -> quiet.closedWith() == null);
 
     // When the session goes on
@@ -133,6 +140,18 @@ class ConnectionKeepAliveTest {
     await().atMost(WAIT).until(() -> quiet.events().size() == 2 || quiet.closedWith() != null);
     assertThat(quiet.closedWith()).isNull();
     assertThat(quiet.events()).hasSize(2);
+  }
+
+  /** StreamEvents calls the gRPC metrics saw end CANCELLED. */
+  private double cancelledStreams() {
+    return registry
+        .find("grpc.server.processing.duration")
+        .tags("method", "StreamEvents")
+        .tags("statusCode", "CANCELLED")
+        .timers()
+        .stream()
+        .mapToLong(io.micrometer.core.instrument.Timer::count)
+        .sum();
   }
 
   private Session sessionWithAnEvent(Channel member) {
@@ -237,14 +256,17 @@ class ConnectionKeepAliveTest {
     }
   }
 
-  /** One stream per tenant, pinged every 300 ms, and given 500 ms to answer. */
+  /**
+   * One stream per tenant, pinged every 500 ms, and given 2 s to answer (a busy machine's pauses
+   * must not close a healthy connection).
+   */
   public static class Profile implements QuarkusTestProfile {
     @Override
     public Map<String, String> getConfigOverrides() {
       return Map.of(
           "corral.session.max-streams-per-tenant", "1",
-          "corral.http.keepalive-interval", "300ms",
-          "corral.http.keepalive-timeout", "500ms");
+          "corral.http.keepalive-interval", "500ms",
+          "corral.http.keepalive-timeout", "2s");
     }
   }
 }

@@ -111,6 +111,10 @@ class PodExec {
     }
 
     private void stopUntilEnded(int stopsLeft) {
+      if (started == 0) {
+        return; // interrupted before it started: it never will (see execute), and a stop since 0
+        // would be a stop of everything in the pod
+      }
       CompletableFuture<Void> stop = stopsLeft == 0 ? null : beginStop();
       if (stop == null) {
         return;

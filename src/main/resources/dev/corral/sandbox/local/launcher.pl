@@ -227,10 +227,11 @@ sub feed {
       next;
     }
     return 1 if !defined $wrote && !$!{EAGAIN} && !$!{EINTR};
-    return 0 if ($idle += 0.01) > 2;
+    return 0 if $idle > 2;
     my $win = '';
     vec($win, fileno($fh), 1) = 1;
-    select(undef, $win, undef, 0.01);
+    # a wait that a signal (a child's end) cut short counts for little, one that timed out in full
+    $idle += select(undef, $win, undef, 0.01) == 0 ? 0.01 : 0.001;
   }
   return 1;
 }

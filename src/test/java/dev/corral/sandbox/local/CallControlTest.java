@@ -306,7 +306,7 @@ class CallControlTest {
   @Test
   void aJobThatKeepsStoppingTheNextShellCannotWedgeTheSandbox() throws Exception {
     // Given a job left running that stops every shell waiting for its script, again and again
-    String sandbox = provision(10_000);
+    String sandbox = provision(5_000);
     ok(
         sandbox,
         "cat > /tmp/stopper.pl <<'EOF'\n"
@@ -338,7 +338,7 @@ class CallControlTest {
     // Then it is answered within seconds, not at its time limit, and the sandbox is not lost
     assertThat(Duration.ofNanos(System.nanoTime() - start))
         .as(written.getOutput())
-        .isLessThan(Duration.ofSeconds(15));
+        .isLessThan(Duration.ofSeconds(14));
     assertThat(get(sandbox).getState()).isNotEqualTo(SandboxState.SANDBOX_STATE_LOST);
   }
 
