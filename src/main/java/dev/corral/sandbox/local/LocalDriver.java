@@ -342,7 +342,13 @@ public class LocalDriver implements SandboxDriver {
     }
     enforced.add(
         SandboxCgroup.limit(
-            "disk_bytes", LimitScope.LIMIT_SCOPE_SANDBOX, "size of the /workspace and /tmp tmpfs"));
+            "disk_bytes",
+            LimitScope.LIMIT_SCOPE_SANDBOX,
+            "size of each of the /workspace, /tmp and /dev/shm tmpfs, so at most three times it"
+                + " in all"
+                + (sandbox.cgroup().isPresent()
+                    ? "; their pages also count against memory_bytes"
+                    : "; without a cgroup, against no memory limit")));
     enforced.add(
         SandboxCgroup.limit(
             "call_timeout_ms",

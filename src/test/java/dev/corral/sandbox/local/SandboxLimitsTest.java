@@ -199,6 +199,32 @@ class SandboxLimitsTest {
   }
 
   @Test
+  void theDiskLimitIsOneTmpfsSizeAndTheSandboxSaysSo() {
+    // Given a sandbox of 16 MiB of disk
+    String id = provision();
+
+    // When it fills 12 MiB of its workspace and 12 MiB of /tmp
+    ExecuteResponse filled =
+        execute(
+            id,
+            "head -c 12M /dev/zero > /workspace/a && head -c 12M /dev/zero > /tmp/b && echo both");
+    ExecuteResponse over = execute(id, "head -c 8M /dev/zero > /workspace/c");
+
+    // Then each is a tmpfs of its own of that size (a file past it does not fit), and what the
+    // sandbox reports of the limit says as much rather than a bound on the whole sandbox
+    assertThat(filled.getOutput()).isEqualTo("both");
+    assertThat(over.getOutput()).contains("No space left on device");
+    assertThat(get(id).getLimitsEnforcedList())
+        .filteredOn(enforced -> enforced.getLimit().equals("disk_bytes"))
+        .singleElement()
+        .satisfies(
+            enforced ->
+                assertThat(enforced.getMechanism())
+                    .contains("/workspace, /tmp and /dev/shm")
+                    .contains("three times"));
+  }
+
+  @Test
   void asRootEachSandboxHasACgroupCarryingItsLimits() throws java.io.IOException {
     // Given
     org.junit.jupiter.api.Assumptions.assumeTrue(
