@@ -36,9 +36,13 @@ public class ConnectionCloses implements ServerInterceptor, Prioritized {
 
   /** Remembers, on the current request's context, the connection it came on. */
   static void remember(ConnectionBase connection) {
+    remember(connection.channel());
+  }
+
+  static void remember(Channel channel) {
     ContextInternal context = ContextInternal.current();
     if (context != null && context.isDuplicate()) {
-      context.putLocal(CONNECTION, connection.channel());
+      context.putLocal(CONNECTION, channel);
     }
   }
 
