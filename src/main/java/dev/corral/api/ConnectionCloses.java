@@ -13,7 +13,6 @@ import io.netty.channel.ChannelFutureListener;
 import io.quarkus.grpc.GlobalInterceptor;
 import io.vertx.core.Context;
 import io.vertx.core.impl.ContextInternal;
-import io.vertx.core.net.impl.ConnectionBase;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.inject.spi.Prioritized;
 
@@ -34,11 +33,7 @@ public class ConnectionCloses implements ServerInterceptor, Prioritized {
 
   private static final Object CONNECTION = new Object();
 
-  /** Remembers, on the current request's context, the connection it came on. */
-  static void remember(ConnectionBase connection) {
-    remember(connection.channel());
-  }
-
+  /** Remembers, on the current request's context, the connection (its channel) it came on. */
   static void remember(Channel channel) {
     ContextInternal context = ContextInternal.current();
     if (context != null && context.isDuplicate()) {

@@ -65,7 +65,7 @@ class Http2Handlers {
             request -> {
               if (request.request().version() == HttpVersion.HTTP_2
                   && request.request().connection() instanceof ConnectionBase connection) {
-                ConnectionCloses.remember(connection);
+                ConnectionCloses.remember(connection.channel());
                 ChannelHandlerContext http2 = connection.channelHandlerContext();
                 ChannelPipeline pipeline = http2.pipeline();
                 if (pipeline.get(GUARD) == null) {

@@ -390,29 +390,13 @@ class AuthMatrixTest {
         .isEqualTo(Status.Code.PERMISSION_DENIED);
 
     // When it makes an admin key of its tenant, which would make the key's holder an operator
-    Calls.Outcome adminKey =
-        Calls.call(
-            channel,
-            raw(ApiKeyServiceGrpc.getCreateApiKeyMethod()),
-            CreateApiKeyRequest.newBuilder()
-                .setName("escalate")
-                .setRole(dev.corral.proto.v1.Role.ROLE_ADMIN)
-                .build(),
-            mallory);
+    Calls.Outcome adminKey = createKey(dev.corral.proto.v1.Role.ROLE_ADMIN, mallory);
 
     // Then it is refused, saying why
     assertThat(adminKey.code()).as(adminKey.toString()).isEqualTo(Status.Code.PERMISSION_DENIED);
     assertThat(adminKey.message()).contains("operator");
     // while a member key of its tenant is still its to make
-    Calls.Outcome memberKey =
-        Calls.call(
-            channel,
-            raw(ApiKeyServiceGrpc.getCreateApiKeyMethod()),
-            CreateApiKeyRequest.newBuilder()
-                .setName("helper")
-                .setRole(dev.corral.proto.v1.Role.ROLE_MEMBER)
-                .build(),
-            mallory);
+    Calls.Outcome memberKey = createKey(dev.corral.proto.v1.Role.ROLE_MEMBER, mallory);
     assertThat(memberKey.code()).as(memberKey.toString()).isEqualTo(Status.Code.OK);
 
     // And an operator's admin key is not its to revoke either
@@ -434,6 +418,15 @@ class AuthMatrixTest {
             RevokeApiKeyRequest.newBuilder().setApiKeyId(operatorsKey).build(),
             mallory);
     assertThat(revoke.code()).as(revoke.toString()).isEqualTo(Status.Code.PERMISSION_DENIED);
+  }
+
+  /** CreateApiKey of {@code role} in the caller's own tenant, with {@code authorization}. */
+  private static Calls.Outcome createKey(dev.corral.proto.v1.Role role, String authorization) {
+    return Calls.call(
+        channel,
+        raw(ApiKeyServiceGrpc.getCreateApiKeyMethod()),
+        CreateApiKeyRequest.newBuilder().setName("key-" + role.getNumber()).setRole(role).build(),
+        authorization);
   }
 
   // --- the RPCs ---------------------------------------------------------------------------------

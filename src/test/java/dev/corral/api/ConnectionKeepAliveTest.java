@@ -1,14 +1,12 @@
 package dev.corral.api;
 
-import static dev.corral.testing.Fixtures.createSession;
 import static dev.corral.testing.Fixtures.emit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
-import dev.corral.proto.v1.StreamEventsRequest;
+import dev.corral.testing.OpenStreams;
 import dev.corral.testing.StreamRecorder;
 import dev.corral.testing.TestCredentials;
 import io.grpc.Channel;
@@ -27,7 +25,6 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -49,75 +46,77 @@ class ConnectionKeepAliveTest {
 
   @jakarta.inject.Inject io.micrometer.core.instrument.MeterRegistry registry;
 
-  private final List<StreamRecorder> streams = new ArrayList<>();
+  private final OpenStreams streams = new OpenStreams();
 
   @AfterEach
   void stop() {
-    streams.forEach(
-        stream -> {
-          if (stream.closedWith() == null) {
-            stream.cancel();
-          }
-        });
+    streams.cancelAll();
   }
 
   @Test
   void aClientThatVanishedLosesItsConnectionAndItsTenantGetsTheStreamBack() throws Exception {
     // Given a tenant whose one stream runs through a connection that will go silent
-    String key =
-        TestCredentials.memberKeyOfNewTenantNamed(channel, "keepalive-" + System.nanoTime());
-    Channel direct = ClientInterceptors.intercept(channel, TestCredentials.bearer(key));
-    Session session = sessionWithAnEvent(direct);
-    try (SilencingProxy proxy = new SilencingProxy(18081)) {
-      ManagedChannel throughProxy =
-          ManagedChannelBuilder.forAddress("localhost", proxy.port()).usePlaintext().build();
-      try {
-        established(
-            ClientInterceptors.intercept(throughProxy, TestCredentials.bearer(key)),
-            session.getId());
-        StreamRecorder refused = follow(direct, session.getId());
-        await().atMost(WAIT).until(() -> refused.closedWith() != null);
-        assertThat(refused.closedWith().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+    throughProxy(
+        "keepalive",
+        (proxy, direct, session) -> {
+          StreamRecorder refused = streams.follow(direct, session.getId());
+          await().atMost(WAIT).until(() -> refused.closedWith() != null);
+          assertThat(refused.closedWith().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
 
-        // When the client vanishes: nothing more reaches it or comes from it, but nothing closes
-        proxy.silence();
+          // When the client vanishes: nothing more reaches it or comes from it, but nothing
+          // closes
+          proxy.silence();
 
-        // Then the server closes the connection after its unanswered ping
-        await().atMost(WAIT).until(proxy::serverClosed);
-        // and the tenant can follow the session again
-        await().atMost(WAIT).untilAsserted(() -> established(direct, session.getId()));
-      } finally {
-        throughProxy.shutdownNow();
-      }
-    }
+          // Then the server closes the connection after its unanswered ping
+          await().atMost(WAIT).until(proxy::serverClosed);
+          // and the tenant can follow the session again
+          await().atMost(WAIT).untilAsserted(() -> streams.established(direct, session.getId()));
+        });
   }
 
   @Test
   void aClientWhoseConnectionClosesGivesItsTenantTheStreamBack() throws Exception {
     // Given a tenant whose one stream runs through a connection that will close under it
-    String key = TestCredentials.memberKeyOfNewTenantNamed(channel, "closed-" + System.nanoTime());
+    throughProxy(
+        "closed",
+        (proxy, direct, session) -> {
+          double cancelled = cancelledStreams();
+
+          // When the connection closes, as when the client's process dies
+          proxy.close();
+
+          // Then the tenant can follow the session again
+          await().atMost(WAIT).untilAsserted(() -> streams.established(direct, session.getId()));
+          // and the stream was cancelled for every interceptor of the call, as a reset would be
+          // (its credential watch, its metrics), not only for the service
+          await().atMost(WAIT).until(() -> cancelledStreams() > cancelled);
+        });
+  }
+
+  /** What a test does once its tenant's one stream runs through the proxy. */
+  private interface ThroughProxy {
+    void run(SilencingProxy proxy, Channel direct, Session session) throws Exception;
+  }
+
+  /**
+   * Runs {@code test} for a new tenant named after {@code prefix} whose one stream, on a session
+   * with an event, is established through a {@link SilencingProxy}; {@code direct} calls as that
+   * tenant without the proxy.
+   */
+  private void throughProxy(String prefix, ThroughProxy test) throws Exception {
+    String key =
+        TestCredentials.memberKeyOfNewTenantNamed(channel, prefix + "-" + System.nanoTime());
     Channel direct = ClientInterceptors.intercept(channel, TestCredentials.bearer(key));
-    Session session = sessionWithAnEvent(direct);
+    Session session = OpenStreams.sessionWithAnEvent(direct);
     try (SilencingProxy proxy = new SilencingProxy(18081)) {
-      ManagedChannel throughProxy =
+      ManagedChannel proxied =
           ManagedChannelBuilder.forAddress("localhost", proxy.port()).usePlaintext().build();
       try {
-        established(
-            ClientInterceptors.intercept(throughProxy, TestCredentials.bearer(key)),
-            session.getId());
-
-        double cancelled = cancelledStreams();
-
-        // When the connection closes, as when the client's process dies
-        proxy.close();
-
-        // Then the tenant can follow the session again
-        await().atMost(WAIT).untilAsserted(() -> established(direct, session.getId()));
-        // and the stream was cancelled for every interceptor of the call, as a reset would be
-        // (its credential watch, its metrics), not only for the service
-        await().atMost(WAIT).until(() -> cancelledStreams() > cancelled);
+        streams.established(
+            ClientInterceptors.intercept(proxied, TestCredentials.bearer(key)), session.getId());
+        test.run(proxy, direct, session);
       } finally {
-        throughProxy.shutdownNow();
+        proxied.shutdownNow();
       }
     }
   }
@@ -126,8 +125,8 @@ class ConnectionKeepAliveTest {
   void aConnectionThatAnswersItsPingsKeepsItsQuietStreams() {
     // Given a stream on a session where nothing happens for many keep-alive intervals
     Channel member = TestCredentials.memberOfNewTenant(channel, "keepalive-calm");
-    Session session = sessionWithAnEvent(member);
-    StreamRecorder quiet = established(member, session.getId());
+    Session session = OpenStreams.sessionWithAnEvent(member);
+    StreamRecorder quiet = streams.established(member, session.getId());
     await()
         .during(Duration.ofSeconds(5))
         .atMost(Duration.ofSeconds(7))
@@ -152,30 +151,6 @@ class ConnectionKeepAliveTest {
         .stream()
         .mapToLong(io.micrometer.core.instrument.Timer::count)
         .sum();
-  }
-
-  private Session sessionWithAnEvent(Channel member) {
-    SessionServiceGrpc.SessionServiceBlockingStub sessions =
-        SessionServiceGrpc.newBlockingStub(member);
-    Session session = createSession(AgentServiceGrpc.newBlockingStub(member), sessions);
-    sessions.emitEvent(emit(session.getId(), "hello"));
-    return session;
-  }
-
-  private StreamRecorder follow(Channel member, String sessionId) {
-    StreamRecorder stream =
-        StreamRecorder.follow(
-            member, StreamEventsRequest.newBuilder().setSessionId(sessionId).build());
-    streams.add(stream);
-    return stream;
-  }
-
-  /** A stream that delivered the session's first event. */
-  private StreamRecorder established(Channel member, String sessionId) {
-    StreamRecorder stream = follow(member, sessionId);
-    await().atMost(WAIT).until(() -> !stream.events().isEmpty() || stream.closedWith() != null);
-    assertThat(stream.closedWith()).isNull();
-    return stream;
   }
 
   /**

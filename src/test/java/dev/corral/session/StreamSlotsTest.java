@@ -1,15 +1,12 @@
 package dev.corral.session;
 
-import static dev.corral.testing.Fixtures.createSession;
-import static dev.corral.testing.Fixtures.emit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.DeleteSessionRequest;
 import dev.corral.proto.v1.Session;
 import dev.corral.proto.v1.SessionServiceGrpc;
-import dev.corral.proto.v1.StreamEventsRequest;
+import dev.corral.testing.OpenStreams;
 import dev.corral.testing.StreamRecorder;
 import dev.corral.testing.TestCredentials;
 import io.grpc.Channel;
@@ -36,16 +33,11 @@ class StreamSlotsTest {
   @GrpcClient("corral")
   Channel channel;
 
-  private final List<StreamRecorder> streams = new ArrayList<>();
+  private final OpenStreams streams = new OpenStreams();
 
   @AfterEach
   void stop() {
-    streams.forEach(
-        stream -> {
-          if (stream.closedWith() == null) {
-            stream.cancel();
-          }
-        });
+    streams.cancelAll();
   }
 
   @Test
@@ -54,20 +46,20 @@ class StreamSlotsTest {
     String keyOfA =
         TestCredentials.memberKeyOfNewTenantNamed(channel, "streams-a-" + System.nanoTime());
     Channel tenantA = io.grpc.ClientInterceptors.intercept(channel, TestCredentials.bearer(keyOfA));
-    Session session = sessionWithAnEvent(tenantA);
+    Session session = OpenStreams.sessionWithAnEvent(tenantA);
     // (streams that failed, at an unknown session, hold none)
     for (int i = 0; i < 3; i++) {
-      StreamRecorder unknown = follow(tenantA, UNKNOWN_SESSION);
+      StreamRecorder unknown = streams.follow(tenantA, UNKNOWN_SESSION);
       await().atMost(WAIT).until(() -> unknown.closedWith() != null);
       assertThat(unknown.closedWith().getCode()).isEqualTo(Status.Code.NOT_FOUND);
     }
     List<StreamRecorder> open = new ArrayList<>();
     for (int i = 0; i < 3; i++) {
-      open.add(established(tenantA, session.getId()));
+      open.add(streams.established(tenantA, session.getId()));
     }
 
     // When it opens one more
-    StreamRecorder refused = follow(tenantA, session.getId());
+    StreamRecorder refused = streams.follow(tenantA, session.getId());
 
     // Then that one is refused, saying which setting, and the others go on
     await().atMost(WAIT).until(() -> refused.closedWith() != null);
@@ -95,48 +87,24 @@ class StreamSlotsTest {
 
     // And another tenant's streams are its own
     Channel tenantB = TestCredentials.memberOfNewTenant(channel, "streams-b");
-    established(tenantB, sessionWithAnEvent(tenantB).getId());
+    streams.established(tenantB, OpenStreams.sessionWithAnEvent(tenantB).getId());
 
     // And a stream the client closes gives its slot back
     open.get(0).cancel();
-    await().atMost(WAIT).untilAsserted(() -> established(tenantA, session.getId()));
+    await().atMost(WAIT).untilAsserted(() -> streams.established(tenantA, session.getId()));
 
     // And so does every stream of a deleted session
     SessionServiceGrpc.newBlockingStub(tenantA)
         .deleteSession(DeleteSessionRequest.newBuilder().setSessionId(session.getId()).build());
-    Session next = sessionWithAnEvent(tenantA);
+    Session next = OpenStreams.sessionWithAnEvent(tenantA);
     await()
         .atMost(WAIT)
         .untilAsserted(
             () -> {
               for (int i = 0; i < 3; i++) {
-                established(tenantA, next.getId());
+                streams.established(tenantA, next.getId());
               }
             });
-  }
-
-  private Session sessionWithAnEvent(Channel member) {
-    SessionServiceGrpc.SessionServiceBlockingStub sessions =
-        SessionServiceGrpc.newBlockingStub(member);
-    Session session = createSession(AgentServiceGrpc.newBlockingStub(member), sessions);
-    sessions.emitEvent(emit(session.getId(), "hello"));
-    return session;
-  }
-
-  private StreamRecorder follow(Channel member, String sessionId) {
-    StreamRecorder stream =
-        StreamRecorder.follow(
-            member, StreamEventsRequest.newBuilder().setSessionId(sessionId).build());
-    streams.add(stream);
-    return stream;
-  }
-
-  /** A stream that delivered the session's first event. */
-  private StreamRecorder established(Channel member, String sessionId) {
-    StreamRecorder stream = follow(member, sessionId);
-    await().atMost(WAIT).until(() -> !stream.events().isEmpty() || stream.closedWith() != null);
-    assertThat(stream.closedWith()).isNull();
-    return stream;
   }
 
   /** Three streams per tenant. */

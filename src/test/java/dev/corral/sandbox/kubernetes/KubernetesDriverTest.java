@@ -248,16 +248,23 @@ class KubernetesDriverTest {
 
   @Test
   void aCallInterruptedWhileItsExecOpensIsStoppedOnceItsProcessStarts() throws Exception {
-    // Given a call whose exec takes a second to open, as behind a busy API server
+    // Given a call whose exec opens only once the interrupt's first stop has run, as behind a
+    // busy API server
     Sandbox sandbox = provision(environment(0), "");
+    String stopScript = KubernetesScripts.stopSince(Duration.ZERO).get(2);
     java.util.concurrent.CountDownLatch opening = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
     kubelet.execHandler =
         (namespace, pod, container, command, stdout, stderr) -> {
           if (String.join(" ", command).contains("touch late")) {
             opening.countDown();
-            Thread.sleep(1_000); // the exec's slow opening, which the test is about
+            assertThat(stopped.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
           }
-          return kubelet.runInPodSandbox(namespace, pod, container, command, stdout, stderr);
+          int code = kubelet.runInPodSandbox(namespace, pod, container, command, stdout, stderr);
+          if (command.contains(stopScript)) {
+            stopped.countDown();
+          }
+          return code;
         };
     io.smallrye.mutiny.subscription.Cancellable call =
         tools

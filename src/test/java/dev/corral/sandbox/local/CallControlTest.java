@@ -255,18 +255,9 @@ class CallControlTest {
     // Given 600 000 bytes, more than one argument string of a process may hold
     String sandbox = provision(10_000);
     String content = "0123456789abcdé\n".repeat(37_500);
-    String json =
-        new com.fasterxml.jackson.databind.ObjectMapper()
-            .writeValueAsString(java.util.Map.of("file_path", "big.txt", "content", content));
 
     // When
-    ExecuteResponse written =
-        sandboxes.execute(
-            ExecuteRequest.newBuilder()
-                .setSandboxId(sandbox)
-                .setName("write")
-                .setInputJson(json)
-                .build());
+    ExecuteResponse written = write(sandbox, "big.txt", content);
 
     // Then
     int bytes = content.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
@@ -322,24 +313,26 @@ class CallControlTest {
             + "nohup perl /tmp/stopper.pl > /dev/null 2>&1 &");
 
     // When a call comes whose input is more than a pipe holds
-    String json =
-        new com.fasterxml.jackson.databind.ObjectMapper()
-            .writeValueAsString(
-                java.util.Map.of("file_path", "big.txt", "content", "a".repeat(200_000)));
     long start = System.nanoTime();
-    ExecuteResponse written =
-        sandboxes.execute(
-            ExecuteRequest.newBuilder()
-                .setSandboxId(sandbox)
-                .setName("write")
-                .setInputJson(json)
-                .build());
+    ExecuteResponse written = write(sandbox, "big.txt", "a".repeat(200_000));
 
     // Then it is answered within seconds, not at its time limit, and the sandbox is not lost
     assertThat(Duration.ofNanos(System.nanoTime() - start))
         .as(written.getOutput())
         .isLessThan(Duration.ofSeconds(14));
     assertThat(get(sandbox).getState()).isNotEqualTo(SandboxState.SANDBOX_STATE_LOST);
+  }
+
+  private ExecuteResponse write(String sandbox, String file, String content) throws Exception {
+    String json =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .writeValueAsString(java.util.Map.of("file_path", file, "content", content));
+    return sandboxes.execute(
+        ExecuteRequest.newBuilder()
+            .setSandboxId(sandbox)
+            .setName("write")
+            .setInputJson(json)
+            .build());
   }
 
   private static String md5(byte[] bytes) throws Exception {
