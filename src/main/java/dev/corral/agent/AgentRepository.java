@@ -5,7 +5,10 @@ import dev.corral.common.NotFoundException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
+import dev.corral.db.TenantCaps;
+import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.Agent;
 import io.smallrye.mutiny.Uni;
 import io.vertx.mutiny.sqlclient.Pool;
@@ -88,17 +91,22 @@ public class AgentRepository {
 
   private final Pool pool;
 
-  AgentRepository(Pool pool) {
+  private final TenantCaps caps;
+
+  AgentRepository(Pool pool, TenantCaps caps) {
     this.pool = pool;
+    this.caps = caps;
   }
 
   /** Stores {@code definition} as version 1 of a new agent of {@code tenant} with id {@code id}. */
   Uni<Agent> create(Tenant tenant, String id, Agent definition) {
     return pool.withTransaction(
         connection ->
-            connection
-                .preparedQuery(INSERT_AGENT)
-                .execute(Tuple.of(id, tenant.id()))
+            TenantLimits.requireRoom(
+                    connection, TenantLimits.Capped.AGENTS, tenant.id(), caps.maxAgents())
+                .flatMap(
+                    room ->
+                        connection.preparedQuery(INSERT_AGENT).execute(Tuple.of(id, tenant.id())))
                 .flatMap(ignored -> insertVersion(connection, id, 1, definition))
                 .flatMap(ignored -> find(connection, tenant, id, 1)));
   }
@@ -161,6 +169,18 @@ public class AgentRepository {
   private Uni<Agent> storeIfChanged(SqlClient connection, Tenant tenant, Agent latest, Agent next) {
     if (definitionOf(next).equals(definitionOf(latest))) {
       return Uni.createFrom().item(latest);
+    }
+    if (latest.getVersion() >= caps.maxAgentVersions()) {
+      // The agent's row lock is held: no other update can pass the limit meanwhile.
+      return Uni.createFrom()
+          .failure(
+              new ResourceExhaustedException(
+                  "agent "
+                      + latest.getId()
+                      + " has "
+                      + latest.getVersion()
+                      + " versions, the most one may (corral.tenant.max-agent-versions);"
+                      + " create a new agent for further changes"));
     }
     int version = latest.getVersion() + 1;
     return insertVersion(connection, latest.getId(), version, next)

@@ -5,6 +5,8 @@ import dev.corral.common.NotFoundException;
 import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
 import dev.corral.common.Tenant;
+import dev.corral.db.TenantCaps;
+import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.Environment;
 import io.smallrye.mutiny.Uni;
 import io.vertx.core.buffer.Buffer;
@@ -62,14 +64,27 @@ public class EnvironmentRepository {
 
   private final Pool pool;
 
-  EnvironmentRepository(Pool pool) {
+  private final TenantCaps caps;
+
+  EnvironmentRepository(Pool pool, TenantCaps caps) {
     this.pool = pool;
+    this.caps = caps;
   }
 
   Uni<Environment> create(Tenant tenant, String id, Environment definition) {
-    return pool.preparedQuery(INSERT)
-        .execute(Tuple.of(id, bytes(definition), tenant.id()))
-        .map(rows -> single(rows, id));
+    return pool.withTransaction(
+        connection ->
+            TenantLimits.requireRoom(
+                    connection,
+                    TenantLimits.Capped.ENVIRONMENTS,
+                    tenant.id(),
+                    caps.maxEnvironments())
+                .flatMap(
+                    room ->
+                        connection
+                            .preparedQuery(INSERT)
+                            .execute(Tuple.of(id, bytes(definition), tenant.id())))
+                .map(rows -> single(rows, id)));
   }
 
   Uni<Environment> find(Tenant tenant, String id) {

@@ -8,6 +8,8 @@ import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.Tenant;
+import dev.corral.db.TenantCaps;
+import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.EventEmitter;
@@ -42,6 +44,8 @@ public class Sessions {
   public static final int MAX_TITLE = 256;
 
   private final Pool pool;
+
+  private final TenantCaps caps;
   private final SessionRepository repository;
   private final AgentRepository agents;
   private final EventLog log;
@@ -70,8 +74,10 @@ public class Sessions {
       VaultDirectory vaults,
       dev.corral.common.CredentialBindings credentials,
       jakarta.enterprise.event.Event<SessionWorkArrived> workArrived,
-      jakarta.enterprise.event.Event<SessionEnded> ended) {
+      jakarta.enterprise.event.Event<SessionEnded> ended,
+      TenantCaps caps) {
     this.pool = pool;
+    this.caps = caps;
     this.ended = ended;
     this.repository = repository;
     this.agents = agents;
@@ -539,18 +545,21 @@ public class Sessions {
         new java.util.concurrent.atomic.AtomicReference<>();
     return pool.withTransaction(
             connection ->
-                repository
-                    .insert(
-                        connection,
-                        tenant,
-                        id,
-                        agent,
-                        request.title(),
-                        request.metadata(),
-                        request.budget(),
-                        request.environmentId(),
-                        checkedResources(request.resources()),
-                        request.vaultIds())
+                TenantLimits.requireRoom(
+                        connection, TenantLimits.Capped.SESSIONS, tenant.id(), caps.maxSessions())
+                    .flatMap(
+                        room ->
+                            repository.insert(
+                                connection,
+                                tenant,
+                                id,
+                                agent,
+                                request.title(),
+                                request.metadata(),
+                                request.budget(),
+                                request.environmentId(),
+                                checkedResources(request.resources()),
+                                request.vaultIds()))
                     .flatMap(
                         ignored ->
                             events.isEmpty()
