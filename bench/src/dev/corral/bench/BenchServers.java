@@ -105,6 +105,7 @@ final class BenchServers {
     environment.put("QUARKUS_LOG_LEVEL", "WARN");
     // the benchmarks' one tenant follows up to 10,000 streams on one replica
     environment.put("CORRAL_SESSION_MAX_STREAMS_PER_TENANT", "100000");
+    environment.put("CORRAL_SESSION_MAX_STREAMS", "100000");
     environment.put("CORRAL_HOME", Files.createTempDirectory("corral-bench-").toString());
     return environment;
   }

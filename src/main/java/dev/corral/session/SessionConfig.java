@@ -43,6 +43,13 @@ public interface SessionConfig {
   @WithDefault("1000")
   int maxStreamsPerTenant();
 
+  /**
+   * Live event streams of all tenants together one replica serves; one more is refused with
+   * RESOURCE_EXHAUSTED.
+   */
+  @WithDefault("10000")
+  int maxStreams();
+
   /** Events a live stream reads from the database at a time. */
   @WithDefault("256")
   int streamPageSize();

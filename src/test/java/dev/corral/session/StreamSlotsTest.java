@@ -33,6 +33,8 @@ class StreamSlotsTest {
   @GrpcClient("corral")
   Channel channel;
 
+  @jakarta.inject.Inject StreamSlots slots;
+
   private final OpenStreams streams = new OpenStreams();
 
   @AfterEach
@@ -107,11 +109,45 @@ class StreamSlotsTest {
             });
   }
 
-  /** Three streams per tenant. */
+  @Test
+  void tenantsTogetherHoldAtMostTheReplicasStreams() throws Exception {
+    // Given no stream open (those of earlier tests give their slots back as they end)
+    await().atMost(WAIT).until(() -> slots.open() == 0);
+    // and one tenant with three streams, another with two: the replica's five
+    Channel tenantA = TestCredentials.memberOfNewTenant(channel, "streams-a");
+    Session sessionOfA = OpenStreams.sessionWithAnEvent(tenantA);
+    List<StreamRecorder> ofA = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      ofA.add(streams.established(tenantA, sessionOfA.getId()));
+    }
+    Channel tenantB = TestCredentials.memberOfNewTenant(channel, "streams-b");
+    Session sessionOfB = OpenStreams.sessionWithAnEvent(tenantB);
+    for (int i = 0; i < 2; i++) {
+      streams.established(tenantB, sessionOfB.getId());
+    }
+
+    // When the second opens a third, which its own limit allows
+    StreamRecorder refused = streams.follow(tenantB, sessionOfB.getId());
+
+    // Then it is refused, saying which setting, and the others go on
+    await().atMost(WAIT).until(() -> refused.closedWith() != null);
+    assertThat(refused.closedWith().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+    assertThat(refused.closedWith().getDescription()).contains("corral.session.max-streams)");
+    assertThat(ofA).allMatch(stream -> stream.closedWith() == null);
+    assertThat(slots.open()).isEqualTo(5);
+
+    // And once the first closes one, the second gets its third
+    ofA.get(0).cancel();
+    await().atMost(WAIT).untilAsserted(() -> streams.established(tenantB, sessionOfB.getId()));
+    assertThat(slots.open()).isEqualTo(5);
+  }
+
+  /** Three streams per tenant, five in all. */
   public static class Profile implements QuarkusTestProfile {
     @Override
     public Map<String, String> getConfigOverrides() {
-      return Map.of("corral.session.max-streams-per-tenant", "3");
+      return Map.of(
+          "corral.session.max-streams-per-tenant", "3", "corral.session.max-streams", "5");
     }
   }
 }
