@@ -10,6 +10,7 @@ import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import java.util.concurrent.Flow;
 import java.util.function.Function;
+import org.jboss.logging.Logger;
 
 /**
  * Bridges a {@link Multi} to a server-streaming call with real flow control: it requests one item
@@ -21,13 +22,15 @@ import java.util.function.Function;
  */
 final class FlowControlledStream<T> implements MultiSubscriber<T> {
 
+  private static final Logger LOG = Logger.getLogger(FlowControlledStream.class);
+
   private final ServerCallStreamObserver<T> observer;
   private final Context context;
   private Flow.Subscription subscription;
   private boolean requested;
   private boolean done;
 
-  private FlowControlledStream(ServerCallStreamObserver<T> observer, Context context) {
+  FlowControlledStream(ServerCallStreamObserver<T> observer, Context context) {
     this.observer = observer;
     this.context = context;
   }
@@ -74,9 +77,29 @@ final class FlowControlledStream<T> implements MultiSubscriber<T> {
           if (done) {
             return;
           }
-          observer.onNext(item);
+          try {
+            observer.onNext(item);
+          } catch (RuntimeException failure) {
+            // A write that throws (a message that cannot be serialized, a call the transport has
+            // closed) would otherwise leave the stream waiting for an item it never requests.
+            unsent(failure);
+            return;
+          }
           requestIfReady();
         });
+  }
+
+  private void unsent(RuntimeException failure) {
+    LOG.errorf(failure, "a stream's message could not be sent; the stream ends");
+    cancel();
+    try {
+      observer.onError(
+          io.grpc.Status.INTERNAL
+              .withDescription("the server could not send the stream's next message")
+              .asRuntimeException());
+    } catch (RuntimeException closed) {
+      LOG.debugf(closed, "the stream was already closed");
+    }
   }
 
   @Override
