@@ -93,20 +93,24 @@ public class AgentRepository {
 
   private final TenantCaps caps;
 
-  AgentRepository(Pool pool, TenantCaps caps) {
+  private final TenantLimits limits;
+
+  AgentRepository(Pool pool, TenantCaps caps, TenantLimits limits) {
     this.pool = pool;
     this.caps = caps;
+    this.limits = limits;
   }
 
   /** Stores {@code definition} as version 1 of a new agent of {@code tenant} with id {@code id}. */
   Uni<Agent> create(Tenant tenant, String id, Agent definition) {
-    return pool.withTransaction(
+    return limits.capped(
+        TenantLimits.Capped.AGENTS,
+        tenant.id(),
+        caps.maxAgents(),
         connection ->
-            TenantLimits.requireRoom(
-                    connection, TenantLimits.Capped.AGENTS, tenant.id(), caps.maxAgents())
-                .flatMap(
-                    room ->
-                        connection.preparedQuery(INSERT_AGENT).execute(Tuple.of(id, tenant.id())))
+            connection
+                .preparedQuery(INSERT_AGENT)
+                .execute(Tuple.of(id, tenant.id()))
                 .flatMap(ignored -> insertVersion(connection, id, 1, definition))
                 .flatMap(ignored -> find(connection, tenant, id, 1)));
   }

@@ -66,24 +66,23 @@ public class EnvironmentRepository {
 
   private final TenantCaps caps;
 
-  EnvironmentRepository(Pool pool, TenantCaps caps) {
+  private final TenantLimits limits;
+
+  EnvironmentRepository(Pool pool, TenantCaps caps, TenantLimits limits) {
     this.pool = pool;
     this.caps = caps;
+    this.limits = limits;
   }
 
   Uni<Environment> create(Tenant tenant, String id, Environment definition) {
-    return pool.withTransaction(
+    return limits.capped(
+        TenantLimits.Capped.ENVIRONMENTS,
+        tenant.id(),
+        caps.maxEnvironments(),
         connection ->
-            TenantLimits.requireRoom(
-                    connection,
-                    TenantLimits.Capped.ENVIRONMENTS,
-                    tenant.id(),
-                    caps.maxEnvironments())
-                .flatMap(
-                    room ->
-                        connection
-                            .preparedQuery(INSERT)
-                            .execute(Tuple.of(id, bytes(definition), tenant.id())))
+            connection
+                .preparedQuery(INSERT)
+                .execute(Tuple.of(id, bytes(definition), tenant.id()))
                 .map(rows -> single(rows, id)));
   }
 

@@ -2,25 +2,46 @@ package dev.corral.db;
 
 import dev.corral.common.ResourceExhaustedException;
 import io.smallrye.mutiny.Uni;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.Row;
 import io.vertx.mutiny.sqlclient.RowSet;
 import io.vertx.mutiny.sqlclient.SqlConnection;
 import io.vertx.mutiny.sqlclient.Tuple;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
- * Inserts that a per-tenant limit bounds ({@code INSERT ... WHERE (SELECT count(*) ...) < limit}).
- * Under READ COMMITTED two such inserts running at once each count the rows before the other's, and
- * both pass at the limit; so each runs in a transaction that first takes a lock of the tenant and
- * the kind of row (an advisory lock, held until commit), and its count is a new statement that sees
- * every insert committed before it.
+ * Inserts that a per-tenant limit bounds. Under READ COMMITTED two inserts running at once each
+ * count the rows before the other's, and both pass at the limit; so each runs in a transaction that
+ * first takes a lock of the tenant and the kind of row (an advisory lock, held until commit), and
+ * its count is a new statement that sees every insert committed before it.
+ *
+ * <p>A transaction waiting for that lock holds a connection of the replica's pool, so a tenant's
+ * inserts of one kind also wait their turn here, before they take a connection: one tenant creating
+ * many sessions at once holds one connection of a replica, not the pool every tenant needs.
  */
-public final class TenantLimits {
+@ApplicationScoped
+public class TenantLimits {
 
   static final String LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
-  private TenantLimits() {}
+  /** Inserts of one tenant and kind that may wait their turn on a replica. */
+  static final int MAX_WAITING = 1_000;
+
+  private final Pool pool;
+
+  private final Map<String, ArrayDeque<Runnable>> waiting = new HashMap<>();
+
+  TenantLimits(Pool pool) {
+    this.pool = pool;
+  }
 
   /** A kind of row whose number per tenant {@link TenantCaps} bounds. */
   public enum Capped {
@@ -49,44 +70,132 @@ public final class TenantLimits {
   }
 
   /**
-   * Within {@code connection}'s transaction, before an insert of {@code kind}: takes the lock of
-   * {@code tenantId}'s {@code kind} (held until commit, so that the insert is counted by every
-   * later check) and fails with RESOURCE_EXHAUSTED when the tenant already holds {@code max} of
-   * them.
+   * Runs {@code insert} (which counts in its own statement) in a transaction that holds the lock of
+   * {@code tenantId}'s {@code kind}, once the replica's earlier ones of that kind have ended.
    */
-  public static Uni<Void> requireRoom(
-      SqlConnection connection, Capped kind, String tenantId, int max) {
-    return connection
-        .preparedQuery(LOCK)
-        .execute(Tuple.of("corral-limit " + kind.table + " " + tenantId))
-        .flatMap(locked -> connection.preparedQuery(kind.count).execute(Tuple.of(tenantId, max)))
-        .map(
-            rows -> {
-              if (rows.iterator().next().getLong("held") >= max) {
-                throw new ResourceExhaustedException(
-                    "tenant "
-                        + tenantId
-                        + " holds "
-                        + max
-                        + " "
-                        + kind.table
-                        + ", the most it may ("
-                        + kind.setting
-                        + "); "
-                        + kind.advice);
+  public Uni<RowSet<Row>> insert(
+      String kind, String tenantId, Function<SqlConnection, Uni<RowSet<Row>>> insert) {
+    return locked(kind, tenantId, insert);
+  }
+
+  /**
+   * Runs {@code insert} in a transaction that holds the lock of {@code tenantId}'s {@code kind},
+   * once the replica's earlier ones of that kind have ended, and after a count that fails with
+   * RESOURCE_EXHAUSTED when the tenant already holds {@code max} of them.
+   */
+  public <T> Uni<T> capped(
+      Capped kind, String tenantId, int max, Function<SqlConnection, Uni<T>> insert) {
+    return locked(
+        kind.table,
+        tenantId,
+        connection ->
+            connection
+                .preparedQuery(kind.count)
+                .execute(Tuple.of(tenantId, max))
+                .map(
+                    rows -> {
+                      if (rows.iterator().next().getLong("held") >= max) {
+                        throw new ResourceExhaustedException(
+                            "tenant "
+                                + tenantId
+                                + " holds "
+                                + max
+                                + " "
+                                + kind.table
+                                + ", the most it may ("
+                                + kind.setting
+                                + "); "
+                                + kind.advice);
+                      }
+                      return rows;
+                    })
+                .flatMap(room -> insert.apply(connection)));
+  }
+
+  private <T> Uni<T> locked(String kind, String tenantId, Function<SqlConnection, Uni<T>> work) {
+    String key = "corral-limit " + kind + " " + tenantId;
+    return inTurn(
+        key,
+        () ->
+            pool.withTransaction(
+                connection ->
+                    connection
+                        .preparedQuery(LOCK)
+                        .execute(Tuple.of(key))
+                        .flatMap(lock -> work.apply(connection))));
+  }
+
+  /**
+   * Runs {@code work} once every earlier one of {@code key} on this replica has ended, on the
+   * caller's Vert.x context. A caller that gives up while it waits is passed over.
+   */
+  private <T> Uni<T> inTurn(String key, Supplier<Uni<T>> work) {
+    return Uni.createFrom()
+        .emitter(
+            emitter -> {
+              Context context = Vertx.currentContext();
+              AtomicBoolean gone = new AtomicBoolean();
+              emitter.onTermination(() -> gone.set(true));
+              Runnable start =
+                  () -> {
+                    if (gone.get()) {
+                      next(key);
+                      return;
+                    }
+                    Uni<T> running;
+                    try {
+                      running = work.get();
+                    } catch (RuntimeException failure) {
+                      next(key);
+                      emitter.fail(failure);
+                      return;
+                    }
+                    running
+                        .onTermination()
+                        .invoke(() -> next(key))
+                        .subscribe()
+                        .with(emitter::complete, emitter::fail);
+                  };
+              // A turn that comes when another ends starts on its own context, never inside the
+              // other's call stack.
+              Runnable onContext =
+                  context == null ? start : () -> context.runOnContext(ignored -> start.run());
+              boolean now;
+              synchronized (waiting) {
+                ArrayDeque<Runnable> queue = waiting.get(key);
+                if (queue == null) {
+                  waiting.put(key, new ArrayDeque<>());
+                  now = true;
+                } else if (queue.size() >= MAX_WAITING) {
+                  emitter.fail(
+                      new ResourceExhaustedException(
+                          MAX_WAITING
+                              + " creations of the same kind wait for this tenant on this replica;"
+                              + " try again shortly"));
+                  return;
+                } else {
+                  queue.add(onContext);
+                  now = false;
+                }
               }
-              return null;
+              if (now) {
+                start.run();
+              }
             });
   }
 
-  /** Runs {@code insert} (with its count) alone among those of {@code tenantId}'s {@code kind}. */
-  public static Uni<RowSet<Row>> insert(
-      Pool pool, String kind, String tenantId, Function<SqlConnection, Uni<RowSet<Row>>> insert) {
-    return pool.withTransaction(
-        connection ->
-            connection
-                .preparedQuery(LOCK)
-                .execute(Tuple.of("corral-limit " + kind + " " + tenantId))
-                .flatMap(locked -> insert.apply(connection)));
+  /** Starts the next turn of {@code key}, if one waits. */
+  private void next(String key) {
+    Runnable following;
+    synchronized (waiting) {
+      ArrayDeque<Runnable> queue = waiting.get(key);
+      following = queue == null ? null : queue.poll();
+      if (following == null) {
+        waiting.remove(key);
+      }
+    }
+    if (following != null) {
+      following.run();
+    }
   }
 }

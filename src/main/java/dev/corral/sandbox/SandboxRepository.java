@@ -145,8 +145,11 @@ public class SandboxRepository {
 
   private final Pool pool;
 
-  SandboxRepository(Pool pool) {
+  private final TenantLimits tenantLimits;
+
+  SandboxRepository(Pool pool, TenantLimits limits) {
     this.pool = pool;
+    this.tenantLimits = limits;
   }
 
   /**
@@ -179,8 +182,8 @@ public class SandboxRepository {
                 limits == null ? null : limitsColumn(limits),
                 tenant.id(),
                 maxLive));
-    return TenantLimits.insert(
-            pool,
+    return tenantLimits
+        .insert(
             "sandboxes",
             tenant.id(),
             connection -> connection.preparedQuery(INSERT).execute(values))

@@ -438,6 +438,16 @@ public class EventLog {
         .map(rows -> rows.iterator().next().getBoolean("answered"));
   }
 
+  static final String KEY_USED =
+      "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND idempotency_key = $2) AS used";
+
+  /** Whether session {@code sessionId}'s log holds an event with idempotency key {@code key}. */
+  Uni<Boolean> keyUsed(String sessionId, String key) {
+    return pool.preparedQuery(KEY_USED)
+        .execute(Tuple.of(sessionId, key))
+        .map(rows -> rows.iterator().next().getBoolean("used"));
+  }
+
   /** Reads a slice of the log of any tenant's session (for the harness and open streams). */
   public Uni<EventPage> read(EventSlice slice) {
     return read(slice, null);

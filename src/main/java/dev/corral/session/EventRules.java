@@ -336,7 +336,10 @@ final class EventRules {
   static final int MAX_IMAGE_SIDE = 8_000;
 
   private static void image(String field, ImageBlock image) {
-    if (!IMAGE_TYPES.contains(image.getMediaType())) {
+    // An image by URL needs no type: the model's API takes it from what it fetches.
+    boolean typeNeeded = image.getSourceCase() != ImageBlock.SourceCase.URL;
+    if ((typeNeeded || !image.getMediaType().isEmpty())
+        && !IMAGE_TYPES.contains(image.getMediaType())) {
       throw new InvalidArgumentException(
           field + ".media_type",
           "must be one of " + String.join(", ", IMAGE_TYPES.stream().sorted().toList()));

@@ -77,8 +77,8 @@ public class SessionRepository {
   static final String ARCHIVE =
       """
       UPDATE sessions
-      SET archived_at = coalesce(archived_at, clock_timestamp()), updated_at = clock_timestamp()
-      WHERE id = $1 AND tenant_id = $2
+      SET archived_at = clock_timestamp(), updated_at = clock_timestamp()
+      WHERE id = $1 AND tenant_id = $2 AND archived_at IS NULL
       RETURNING id
       """;
 
@@ -171,13 +171,10 @@ public class SessionRepository {
   }
 
   Uni<Session> archive(Tenant tenant, String id) {
+    // No row: archived meanwhile (left as it is) or deleted (the find says NOT_FOUND)
     return pool.preparedQuery(ARCHIVE)
         .execute(Tuple.of(id, tenant.id()))
-        .flatMap(
-            rows ->
-                rows.rowCount() == 0
-                    ? Uni.createFrom().failure(new NotFoundException("session", id))
-                    : find(tenant, id));
+        .flatMap(rows -> find(tenant, id));
   }
 
   /**
@@ -203,12 +200,13 @@ public class SessionRepository {
   }
 
   /**
-   * Runs {@code change} on the session's resources under its row lock and stores the result, for a
-   * session that is neither archived nor terminated.
+   * Runs {@code change} on the session's resources under its row lock and stores the result; for a
+   * session that is neither archived nor terminated unless {@code closedToo}.
    */
   <T> Uni<T> changeResources(
       Tenant tenant,
       String id,
+      boolean closedToo,
       java.util.function.Function<List<dev.corral.proto.v1.SessionResource>, ResourceChange<T>>
           change) {
     return pool.withTransaction(
@@ -222,8 +220,9 @@ public class SessionRepository {
                         return Uni.createFrom().failure(new NotFoundException("session", id));
                       }
                       Row row = rows.iterator().next();
-                      if (row.getBoolean("archived")
-                          || "terminated".equals(row.getString("status"))) {
+                      if (!closedToo
+                          && (row.getBoolean("archived")
+                              || "terminated".equals(row.getString("status")))) {
                         return Uni.createFrom()
                             .failure(
                                 new SessionClosedException(

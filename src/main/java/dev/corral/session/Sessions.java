@@ -20,7 +20,6 @@ import dev.corral.proto.v1.SessionResource;
 import dev.corral.proto.v1.SessionStatus;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
-import io.vertx.mutiny.sqlclient.Pool;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -43,9 +42,9 @@ public class Sessions {
   public static final int MAX_INITIAL_EVENTS = 50;
   public static final int MAX_TITLE = 256;
 
-  private final Pool pool;
-
   private final TenantCaps caps;
+
+  private final TenantLimits limits;
   private final SessionRepository repository;
   private final AgentRepository agents;
   private final EventLog log;
@@ -61,7 +60,6 @@ public class Sessions {
   private final jakarta.enterprise.event.Event<SessionEnded> ended;
 
   Sessions(
-      Pool pool,
       SessionRepository repository,
       AgentRepository agents,
       EventLog log,
@@ -75,9 +73,10 @@ public class Sessions {
       dev.corral.common.CredentialBindings credentials,
       jakarta.enterprise.event.Event<SessionWorkArrived> workArrived,
       jakarta.enterprise.event.Event<SessionEnded> ended,
-      TenantCaps caps) {
-    this.pool = pool;
+      TenantCaps caps,
+      TenantLimits limits) {
     this.caps = caps;
+    this.limits = limits;
     this.ended = ended;
     this.repository = repository;
     this.agents = agents;
@@ -163,9 +162,15 @@ public class Sessions {
             id ->
                 repository
                     .find(tenant, id)
-                    .flatMap(session -> terminate(tenant, session))
-                    .flatMap(ignored -> repository.archive(tenant, id)))
-        .invoke(session -> ended.fireAsync(new SessionEnded(session.getId())));
+                    .flatMap(
+                        session ->
+                            session.hasArchivedAt()
+                                ? Uni.createFrom().item(session) // archived already: unchanged
+                                : terminate(tenant, session)
+                                    .flatMap(ignored -> repository.archive(tenant, id))
+                                    .invoke(
+                                        archived ->
+                                            ended.fireAsync(new SessionEnded(archived.getId())))));
   }
 
   /** Appends {@code session.status_terminated} to a session that has not ended yet. */
@@ -331,7 +336,12 @@ public class Sessions {
             found ->
                 event.confirmationFor() == null
                     ? Uni.createFrom().voidItem()
-                    : log.answered(append.sessionId(), answered)
+                    : retried(append.sessionId(), event)
+                        .flatMap(
+                            retry ->
+                                retry
+                                    ? Uni.createFrom().item(false)
+                                    : log.answered(append.sessionId(), answered))
                         .invoke(
                             done -> {
                               if (done) {
@@ -346,6 +356,17 @@ public class Sessions {
                               }
                             }))
         .replaceWithVoid();
+  }
+
+  /**
+   * Whether {@code event} carries an idempotency key the session's log already holds: a retry,
+   * which the append answers with the event first sent (or refuses, if it differs), whatever
+   * happened to the session since.
+   */
+  private Uni<Boolean> retried(String sessionId, NewEvent event) {
+    return event.idempotencyKey() == null
+        ? Uni.createFrom().item(false)
+        : log.keyUsed(sessionId, event.idempotencyKey());
   }
 
   /**
@@ -474,9 +495,10 @@ public class Sessions {
                       .select()
                       .where(delta -> types.isEmpty() || types.contains(delta.getType()))
                       .map(Tailed::of))
-              // the terminal event is the last word: no preview after it
+              // the terminal event is the last word, and an event whole is the last word on
+              // itself: no preview after either (the merge may find a delta still waiting)
               .select()
-              .where(item -> item.kind() != Tailed.Kind.DELTA || !terminated.get());
+              .where(new PreviewsFirst(terminated));
     }
     return items
         .onCompletion()
@@ -485,6 +507,38 @@ public class Sessions {
                 terminated.get()
                     ? Multi.createFrom().empty()
                     : Multi.createFrom().item(Tailed.DELETED));
+  }
+
+  /**
+   * Lets a delta through only before its event and before the session's end. Items of one stream
+   * come one at a time, so it needs no lock; it remembers the ids of the last events sent only, as
+   * deltas preview the event the model is writing.
+   */
+  private static final class PreviewsFirst implements java.util.function.Predicate<Tailed> {
+    private static final int REMEMBERED = 64;
+    private final AtomicBoolean terminated;
+    private final Set<String> sent =
+        java.util.Collections.newSetFromMap(
+            new java.util.LinkedHashMap<>() {
+              @Override
+              protected boolean removeEldestEntry(Map.Entry<String, Boolean> eldest) {
+                return size() > REMEMBERED;
+              }
+            });
+
+    PreviewsFirst(AtomicBoolean terminated) {
+      this.terminated = terminated;
+    }
+
+    @Override
+    public boolean test(Tailed item) {
+      if (item.kind() == Tailed.Kind.EVENT) {
+        sent.add(item.event().getId());
+        return true;
+      }
+      return item.kind() != Tailed.Kind.DELTA
+          || (!terminated.get() && !sent.contains(item.delta().getEventId()));
+    }
   }
 
   private static Set<String> checkFollow(String sessionId, long afterSeq, List<String> types) {
@@ -543,23 +597,24 @@ public class Sessions {
     String id = IdKind.SESSION.next();
     java.util.concurrent.atomic.AtomicReference<Appended> initial =
         new java.util.concurrent.atomic.AtomicReference<>();
-    return pool.withTransaction(
+    return limits
+        .capped(
+            TenantLimits.Capped.SESSIONS,
+            tenant.id(),
+            caps.maxSessions(),
             connection ->
-                TenantLimits.requireRoom(
-                        connection, TenantLimits.Capped.SESSIONS, tenant.id(), caps.maxSessions())
-                    .flatMap(
-                        room ->
-                            repository.insert(
-                                connection,
-                                tenant,
-                                id,
-                                agent,
-                                request.title(),
-                                request.metadata(),
-                                request.budget(),
-                                request.environmentId(),
-                                checkedResources(request.resources()),
-                                request.vaultIds()))
+                repository
+                    .insert(
+                        connection,
+                        tenant,
+                        id,
+                        agent,
+                        request.title(),
+                        request.metadata(),
+                        request.budget(),
+                        request.environmentId(),
+                        checkedResources(request.resources()),
+                        request.vaultIds())
                     .flatMap(
                         ignored ->
                             events.isEmpty()
@@ -672,6 +727,7 @@ public class Sessions {
                 repository.changeResources(
                     tenant,
                     sessionId,
+                    false,
                     current -> {
                       ResourceRules.checkAdded("resource", current, checked);
                       List<SessionResource> next = new ArrayList<>(current);
@@ -689,9 +745,11 @@ public class Sessions {
             })
         .flatMap(
             id ->
+                // a closed session's resource may go too: with it goes the credential it holds
                 repository.changeResources(
                     tenant,
                     sessionId,
+                    true,
                     current -> {
                       List<SessionResource> next =
                           current.stream()

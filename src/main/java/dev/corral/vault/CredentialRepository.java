@@ -103,8 +103,11 @@ public class CredentialRepository {
 
   private final Pool pool;
 
-  CredentialRepository(Pool pool) {
+  private final TenantLimits limits;
+
+  CredentialRepository(Pool pool, TenantLimits limits) {
     this.pool = pool;
+    this.limits = limits;
   }
 
   /** A credential row: its public record and its sealed secret. */
@@ -116,8 +119,8 @@ public class CredentialRepository {
    */
   Uni<Optional<Credential>> insert(
       Tenant tenant, String id, String kind, Credential info, Envelope.Box box) {
-    return TenantLimits.insert(
-            pool,
+    return limits
+        .insert(
             "credentials",
             tenant.id(),
             connection ->

@@ -76,13 +76,16 @@ class VaultRepository {
 
   private final Pool pool;
 
-  VaultRepository(Pool pool) {
+  private final TenantLimits limits;
+
+  VaultRepository(Pool pool, TenantLimits limits) {
     this.pool = pool;
+    this.limits = limits;
   }
 
   Uni<Vault> insert(Tenant tenant, Vault vault) {
-    return TenantLimits.insert(
-            pool,
+    return limits
+        .insert(
             "vaults",
             tenant.id(),
             connection ->

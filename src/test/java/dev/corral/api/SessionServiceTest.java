@@ -273,6 +273,14 @@ class SessionServiceTest {
                 .getSessionStatusTerminated()
                 .getReason())
         .isEqualTo("archived");
+
+    // And archiving it again returns it unchanged
+    Session again =
+        sessions
+            .archiveSession(
+                ArchiveSessionRequest.newBuilder().setSessionId(session.getId()).build())
+            .getSession();
+    assertThat(again).isEqualTo(archived);
   }
 
   @Test
@@ -553,6 +561,13 @@ class SessionServiceTest {
             StatusRuntimeException.class,
             e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION));
     assertThat(resources(session.getId())).containsExactly(added);
+    // but a resource may still go, and the credential it holds with it
+    sessions.removeSessionResource(
+        dev.corral.proto.v1.RemoveSessionResourceRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setResourceId(added.getId())
+            .build());
+    assertThat(resources(session.getId())).isEmpty();
   }
 
   @Test

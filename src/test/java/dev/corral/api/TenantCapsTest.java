@@ -3,11 +3,13 @@ package dev.corral.api;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.google.common.util.concurrent.ListenableFuture;
 import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.ArchiveAgentRequest;
 import dev.corral.proto.v1.ArchiveEnvironmentRequest;
 import dev.corral.proto.v1.CreateEnvironmentRequest;
 import dev.corral.proto.v1.CreateSessionRequest;
+import dev.corral.proto.v1.CreateSessionResponse;
 import dev.corral.proto.v1.DeleteSessionRequest;
 import dev.corral.proto.v1.EnvironmentServiceGrpc;
 import dev.corral.proto.v1.GetAgentRequest;
@@ -25,6 +27,9 @@ import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.QuarkusTestProfile;
 import io.quarkus.test.junit.TestProfile;
+import io.vertx.mutiny.sqlclient.Pool;
+import io.vertx.mutiny.sqlclient.SqlConnection;
+import io.vertx.mutiny.sqlclient.Tuple;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -58,8 +63,15 @@ class TenantCapsTest {
     }
   }
 
+  /** The replica's pool (quarkus.datasource.reactive.max-size). */
+  static final int POOL_SIZE = 32;
+
+  static final java.time.Duration WAIT = java.time.Duration.ofSeconds(15);
+
   @GrpcClient("corral")
   Channel channel;
+
+  @jakarta.inject.Inject Pool pool;
 
   @Test
   void aTenantHoldsAtMostItsAgentsArchivedOrNotAndOthersAreNotHeldUp() {
@@ -184,6 +196,61 @@ class TenantCapsTest {
     } finally {
       callers.shutdownNow();
     }
+  }
+
+  @Test
+  void creationsWaitingForTheirTenantsTurnHoldNoConnectionOtherTenantsNeed() throws Exception {
+    // Given a tenant whose session count is locked elsewhere (another replica's creation, say)
+    String tenant = "cap-wait-" + System.nanoTime();
+    Channel member = TestCredentials.memberOfNewTenantNamed(channel, tenant);
+    String agent = Fixtures.createAgent(AgentServiceGrpc.newBlockingStub(member));
+    SqlConnection elsewhere = pool.getConnection().await().atMost(WAIT);
+    List<ListenableFuture<CreateSessionResponse>> creations = new ArrayList<>();
+    try {
+      elsewhere
+          .preparedQuery("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+          .execute(Tuple.of("corral-limit sessions " + tenant))
+          .await()
+          .atMost(WAIT);
+
+      // When it asks for more sessions at once than the replica's pool has connections
+      var sessions = SessionServiceGrpc.newFutureStub(member);
+      for (int i = 0; i < POOL_SIZE + 8; i++) {
+        creations.add(
+            sessions.createSession(CreateSessionRequest.newBuilder().setAgentId(agent).build()));
+      }
+
+      // Then another tenant's calls that need the database are still answered
+      var other =
+          AgentServiceGrpc.newBlockingStub(TestCredentials.memberOfNewTenant(channel, "cap"));
+      for (int i = 0; i < 3; i++) {
+        assertThat(
+                Fixtures.createAgent(
+                    other.withDeadlineAfter(
+                        WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)))
+            .isNotEmpty();
+      }
+    } finally {
+      elsewhere
+          .preparedQuery("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+          .execute(Tuple.of("corral-limit sessions " + tenant))
+          .await()
+          .atMost(WAIT);
+      elsewhere.close().await().atMost(WAIT);
+    }
+
+    // And once the lock is free, the tenant's creations end, as many made as its cap allows
+    int made = 0;
+    for (ListenableFuture<CreateSessionResponse> creation : creations) {
+      try {
+        creation.get(WAIT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS);
+        made++;
+      } catch (java.util.concurrent.ExecutionException e) {
+        assertThat(Status.fromThrowable(e.getCause()).getCode())
+            .isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+      }
+    }
+    assertThat(made).isEqualTo(MAX);
   }
 
   private static void assertExhausted(ThrowingCallable call, String setting) {

@@ -521,6 +521,38 @@ class HarnessTest {
   }
 
   @Test
+  void aConfirmationRetriedWithItsKeyAfterTheCallRanGetsTheEventFirstSent() {
+    // Given a confirmed call that has run, the confirmation sent with an idempotency key
+    model.enqueue(
+        Reply.toolUse("toolu_again", "bash", "{\"command\":\"echo once\"}"), Reply.text("Done."));
+    Session session =
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
+            marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+    EmitEventRequest allow =
+        confirmation(
+                session.getId(), call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, "")
+            .toBuilder()
+            .setIdempotencyKey("confirm-" + call.getId())
+            .build();
+    var first = sessions.emitEvent(allow);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    only(log(sessions, session.getId()), "agent.tool_result");
+
+    // When the client, whose answer was lost, sends it again with the same key
+    var retry = sessions.emitEvent(allow);
+
+    // Then it gets the event it first sent, as the key promises, and nothing more is logged
+    assertThat(retry.getDeduplicated()).isTrue();
+    assertThat(retry.getEvent().getId()).isEqualTo(first.getEvent().getId());
+    only(log(sessions, session.getId()), "user.tool_confirmation");
+  }
+
+  @Test
   void aConfirmationOfACallAnInterruptAnsweredIsRefused() {
     // Given a call waiting for confirmation, which an interrupt then answers
     model.enqueue(Reply.toolUse("toolu_late", "bash", "{\"command\":\"echo late\"}"));

@@ -531,8 +531,10 @@ class AnthropicSdkTest {
   @Test
   void deltasPreviewTheMessageWhenAskedFor() throws Exception {
     // Given a stream that asks for agent.message deltas
+    // (the model pauses midway, so that a preview goes out before the message is whole)
     String answer = "A long answer that arrives in pieces, " + marker;
-    model.enqueue(Reply.text(answer));
+    model.enqueue(
+        Reply.stream().text(answer).stop("end_turn").pauseAfter(6, Duration.ofMillis(500)));
     BetaManagedAgentsSession session = session(agent(List.of()), null);
     Stream stream =
         new Stream(

@@ -430,6 +430,40 @@ class RestEdgesTest {
     assertThat(big.headers().firstValue("x-should-retry")).hasValue("false");
   }
 
+  @Test
+  void anImageByUrlIsTakenInTheShapeTheApiGivesIt() throws Exception {
+    String session = session();
+    // When a user message carries an image by URL, with no media type (the API's shape has none)
+    HttpResponse<String> sent =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"image\","
+                + "\"source\":{\"type\":\"url\",\"url\":\"https://images.example.com/a.png\"}}]}]}",
+            TestCredentials.ADMIN_KEY);
+
+    // Then it is logged, and read back in that shape
+    assertThat(sent.statusCode()).as(sent.body()).isEqualTo(200);
+    HttpResponse<String> events =
+        call("GET", "/v1/sessions/" + session + "/events", "", TestCredentials.ADMIN_KEY);
+    assertThat(events.statusCode()).as(events.body()).isEqualTo(200);
+    com.fasterxml.jackson.databind.JsonNode source =
+        JSON.readTree(events.body()).path("data").get(0).path("content").get(0).path("source");
+    assertThat(source.path("type").asText()).isEqualTo("url");
+    assertThat(source.path("url").asText()).isEqualTo("https://images.example.com/a.png");
+
+    // And an inline image still needs its media type
+    HttpResponse<String> inline =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"image\","
+                + "\"source\":{\"type\":\"base64\",\"media_type\":\"\",\"data\":\"iVBORw0KGgo=\"}}]}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(inline.statusCode()).isEqualTo(400);
+    assertThat(inline.body()).contains("media_type");
+  }
+
   /** A GET sent over a socket as given, so that the target may be what URI refuses. */
   private static String rawGet(String target) throws Exception {
     try (java.net.Socket socket = new java.net.Socket("localhost", 18081)) {

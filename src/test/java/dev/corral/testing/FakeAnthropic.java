@@ -209,6 +209,8 @@ public final class FakeAnthropic implements AutoCloseable {
     private int cutAfterFrames = -1;
     private String errorType;
     private long outputTokens = 42;
+    private int pauseAfterFrames = -1;
+    private java.time.Duration pause;
 
     public Stream thinking(String thinking) {
       if (thinking == null) {
@@ -270,6 +272,13 @@ public final class FakeAnthropic implements AutoCloseable {
       return this;
     }
 
+    /** Pauses the stream for {@code pause} after this many frames (message_start is frame 1). */
+    public Stream pauseAfter(int framesSent, java.time.Duration pause) {
+      pauseAfterFrames = framesSent;
+      this.pause = pause;
+      return this;
+    }
+
     /** Sends an error event (overloaded_error, api_error, ...) after the content blocks. */
     public Stream failWith(String type) {
       errorType = type;
@@ -294,9 +303,20 @@ public final class FakeAnthropic implements AutoCloseable {
         all.add(frame("message_delta", delta));
         all.add(frame("message_stop", JSON.createObjectNode().put("type", "message_stop")));
       }
-      for (int i = 0; i < all.size(); i++) {
+      write(response, all, 0);
+    }
+
+    private void write(HttpServerResponse response, List<String> all, int from) {
+      for (int i = from; i < all.size(); i++) {
         if (cutAfterFrames >= 0 && i >= cutAfterFrames) {
           response.reset();
+          return;
+        }
+        if (i == pauseAfterFrames && from < i) {
+          int next = i;
+          io.vertx.core.Vertx.currentContext()
+              .owner()
+              .setTimer(pause.toMillis(), ignored -> write(response, all, next));
           return;
         }
         response.write(all.get(i));
