@@ -26,6 +26,44 @@ final class ContextBudget {
 
   private ContextBudget() {}
 
+  /**
+   * The most tokens a request may hold before its older history is compacted: {@code compactAt} of
+   * the window, and no more than leaves room in it for {@code maxTokens} of reply, since the API
+   * refuses a request whose prompt and {@code max_tokens} together pass the window. A {@code
+   * maxTokens} so large that compaction could not make that room (over half the window less what
+   * compaction keeps) is left to the API to refuse.
+   */
+  /** The least {@code max_tokens} a request is sent with, however full its window. */
+  static final int MIN_REPLY_TOKENS = 1_024;
+
+  /**
+   * Lowers {@code request}'s {@code max_tokens} to what {@code promptTokens} leave of the {@code
+   * window}, though not below {@link #MIN_REPLY_TOKENS} nor to the thinking budget (a request that
+   * still does not fit is the API's to refuse, and then compacted). Whether it changed.
+   */
+  static boolean leaveRoom(
+      com.fasterxml.jackson.databind.node.ObjectNode request, long window, long promptTokens) {
+    long asked = request.path("max_tokens").asLong();
+    long room = window - promptTokens;
+    if (room >= asked) {
+      return false;
+    }
+    long least = MIN_REPLY_TOKENS;
+    var thinking = request.path("thinking");
+    if ("enabled".equals(thinking.path("type").asText())) {
+      least = Math.max(least, thinking.path("budget_tokens").asLong() + 1);
+    }
+    long lowered = Math.min(asked, Math.max(least, room));
+    request.put("max_tokens", lowered);
+    return lowered != asked;
+  }
+
+  static long limit(long window, double compactAt, int maxTokens) {
+    long share = (long) (window * compactAt);
+    long room = window - maxTokens;
+    return room >= window * (KEEP_SHARE + 0.2) ? Math.min(share, room) : share;
+  }
+
   /** The estimated tokens of {@code request}. */
   static long estimate(JsonNode request) {
     return estimate(request.toString().getBytes(StandardCharsets.UTF_8).length, request);

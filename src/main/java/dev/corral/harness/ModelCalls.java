@@ -163,11 +163,11 @@ final class ModelCalls {
     ObjectNode turn = Projection.request(now, call.offered, maxTokens, thinking);
     byte[] request = AnthropicMessages.serialize(turn);
     long window = model.config().contextWindowOf(now.session().getAgent().getModel());
-    long limit = (long) (window * model.config().compactAt());
+    long limit = ContextBudget.limit(window, model.config().compactAt(), maxTokens);
     lastEstimate = ContextBudget.estimate(request.length, turn);
     long tokens = Math.max((long) (lastEstimate * estimateScale), now.lastContextTokens());
     if (tokens <= limit) {
-      return request;
+      return tokens + maxTokens <= window ? request : estimated(turn, window);
     }
     // Too large for the window: the older history becomes a summary first.
     List<Event> context = now.context();
@@ -183,16 +183,25 @@ final class ModelCalls {
       ObjectNode compaction =
           Projection.compactionRequest(now, call.offered, cut.getAsInt(), maxTokens, thinking);
       Projection.fit(compaction, context.subList(0, cut.getAsInt()), unscaledLimit);
-      return estimated(compaction);
+      return estimated(compaction, window);
     }
     // One turn alone is too large (its tool results, say): its largest results are cut shorter
-    return Projection.fit(turn, context, unscaledLimit) ? estimated(turn) : request;
+    return Projection.fit(turn, context, unscaledLimit) ? estimated(turn, window) : request;
   }
 
-  /** {@code request} serialized, its estimate kept as the last request's. */
-  private byte[] estimated(ObjectNode request) {
+  /**
+   * {@code request} serialized, its estimate kept as the last request's, with its {@code
+   * max_tokens} lowered if need be to what its prompt leaves of the {@code window}: the API refuses
+   * a prompt and {@code max_tokens} that together pass it (a compaction's request of a long
+   * history, say, or one whose estimate fell short).
+   */
+  private byte[] estimated(ObjectNode request, long window) {
     byte[] body = AnthropicMessages.serialize(request);
     lastEstimate = ContextBudget.estimate(body.length, request);
+    long prompt = (long) (lastEstimate * estimateScale);
+    if (ContextBudget.leaveRoom(request, window, prompt)) {
+      body = AnthropicMessages.serialize(request);
+    }
     return body;
   }
 

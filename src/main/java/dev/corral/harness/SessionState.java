@@ -37,6 +37,13 @@ final class SessionState {
   private final Map<String, ToolCallState> toolCalls = new LinkedHashMap<>();
   private String openSpanId;
   private long openSpanSeq;
+
+  /** The last user message the open (or last) model call holds. */
+  private long callInputUpTo;
+
+  /** The seq of the last span end, if that call failed (0 otherwise). */
+  private long failedCallEndSeq;
+
   private boolean openSpanCompacts;
 
   /** The latest summary of older history, or null. */
@@ -193,6 +200,7 @@ final class SessionState {
       case SPAN_MODEL_REQUEST_START -> {
         openSpanId = event.getId();
         openSpanSeq = event.getSeq();
+        callInputUpTo = lastUserMessageSeq;
         openSpanCompacts = COMPACTION.equals(event.getSpanModelRequestStart().getPurpose());
         modelRequests++;
       }
@@ -218,6 +226,7 @@ final class SessionState {
                 + usage.getCacheReadInputTokens()
                 + usage.getCacheCreationInputTokens()
                 + usage.getOutputTokens();
+        failedCallEndSeq = end.getIsError() ? event.getSeq() : 0;
         boolean turn = !openSpanCompacts;
         boolean compacted = openSpanCompacts;
         openSpanCompacts = false;
@@ -273,7 +282,12 @@ final class SessionState {
             resultsAnsweredUpTo = Math.max(resultsAnsweredUpTo, lastResultSeq);
           }
           case STOP_REASON_TYPE_RETRIES_EXHAUSTED, STOP_REASON_TYPE_BUDGET_REACHED -> {
-            messagesAnsweredUpTo = Math.max(messagesAnsweredUpTo, lastUserMessageSeq);
+            // A message that came while the failed call ran was not in it: it waits for a turn
+            // of its own. That is when this idle ends the failed call itself (its span end, the
+            // error and this idle are appended together); any other idle gives up on all input.
+            boolean endsFailedCall = failedCallEndSeq > 0 && event.getSeq() == failedCallEndSeq + 2;
+            messagesAnsweredUpTo =
+                Math.max(messagesAnsweredUpTo, endsFailedCall ? callInputUpTo : lastUserMessageSeq);
             resultsAnsweredUpTo = Math.max(resultsAnsweredUpTo, lastResultSeq);
             // Input the API refused outright would be refused in every later request: what the
             // refused call sent beyond what an answered call already took goes, and so does

@@ -38,8 +38,15 @@ public class ModelException extends RuntimeException {
     return new ModelException(status, errorType, message, retryable, retryAfter);
   }
 
+  /**
+   * The API's two refusals of a request too large for the window: the prompt alone, or the prompt
+   * with {@code max_tokens} ("input length and `max_tokens` exceed context limit: 188240 + 21333 >
+   * 200000"); each names the prompt's tokens.
+   */
   private static final java.util.regex.Pattern PROMPT_TOO_LONG =
-      java.util.regex.Pattern.compile("prompt is too long(?:: (\\d{1,12}) tokens)?");
+      java.util.regex.Pattern.compile(
+          "prompt is too long(?:: (\\d{1,12}) tokens)?"
+              + "|input length and `?max_tokens`? exceed context limit: (\\d{1,12}) \\+");
 
   private static boolean promptTooLong(String message) {
     return message != null && PROMPT_TOO_LONG.matcher(message).find();
@@ -68,15 +75,18 @@ public class ModelException extends RuntimeException {
 
   private static final java.util.regex.Pattern CONTENT =
       java.util.regex.Pattern.compile(
-          "(?i)^messages\\.|\\bimages?\\b|\\bdocuments?\\b|\\bbase64\\b|\\bmedia[ _]type\\b"
+          // (the message starts with "HTTP 400 invalid_request_error: " before the API's own)
+          "(?i)(?:^|:\\s)messages\\.\\d|\\bimages?\\b|\\bdocuments?\\b|\\bbase64\\b|\\bmedia[ _]type\\b"
               + "|unable to download");
 
   /** The tokens the API counted in a request it refused as too long, if it said. */
   public Optional<Long> promptTokens() {
     var matcher = PROMPT_TOO_LONG.matcher(String.valueOf(getMessage()));
-    return matcher.find() && matcher.group(1) != null
-        ? Optional.of(Long.parseLong(matcher.group(1)))
-        : Optional.empty();
+    if (!matcher.find()) {
+      return Optional.empty();
+    }
+    String tokens = matcher.group(1) != null ? matcher.group(1) : matcher.group(2);
+    return tokens == null ? Optional.empty() : Optional.of(Long.parseLong(tokens));
   }
 
   /** An {@code error} event in the middle of a stream. */

@@ -20,6 +20,33 @@ import org.junit.jupiter.api.Test;
 class ContextBudgetTest {
 
   @Test
+  void aRequestsReplyGetsWhatItsPromptLeavesOfTheWindow() {
+    var request =
+        com.fasterxml.jackson.databind.json.JsonMapper.builder().build().createObjectNode();
+    request.put("max_tokens", 8_192);
+    // room enough: unchanged
+    assertThat(ContextBudget.leaveRoom(request, 200_000, 150_000)).isFalse();
+    assertThat(request.path("max_tokens").asInt()).isEqualTo(8_192);
+    // less room: what is left
+    assertThat(ContextBudget.leaveRoom(request, 200_000, 195_000)).isTrue();
+    assertThat(request.path("max_tokens").asInt()).isEqualTo(5_000);
+    // never below the least reply, nor to the thinking budget
+    request.put("max_tokens", 8_192);
+    request.putObject("thinking").put("type", "enabled").put("budget_tokens", 4_000);
+    ContextBudget.leaveRoom(request, 200_000, 199_500);
+    assertThat(request.path("max_tokens").asInt()).isEqualTo(4_001);
+  }
+
+  @Test
+  void compactionLeavesRoomInTheWindowForTheReply() {
+    // 80% of the window, unless the reply's max_tokens needs more of it
+    assertThat(ContextBudget.limit(200_000, 0.8, 8_192)).isEqualTo(160_000);
+    assertThat(ContextBudget.limit(200_000, 0.8, 64_000)).isEqualTo(136_000);
+    // a max_tokens that leaves less than compaction could make room for is the API's to refuse
+    assertThat(ContextBudget.limit(200_000, 0.8, 128_000)).isEqualTo(160_000);
+  }
+
+  @Test
   void aCutNeverFallsInsideOneModelTurnThatCallsAnMcpToolThenAnotherTool() {
     // Given one model turn that called an MCP tool and then bash, and both results
     List<Event> context =

@@ -408,6 +408,8 @@ class ProjectionTest {
             true,
             null),
         NewEvent.of(Fixtures.userMessage("sent during the call")));
+    // (the message that came during the call, which it did not hold, still waits for an answer)
+    assertThat(state.hasUnansweredInput()).isTrue();
 
     // When the user writes again
     fold(NewEvent.of(Fixtures.userMessage("hello again")));
@@ -452,6 +454,16 @@ class ProjectionTest {
     assertThat(sent).contains("first").contains("a first answer").contains("hello again");
     assertThat(sent).doesNotContain("huge, sent during the call");
     assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aTurnGivenUpLeavesNoInputItHeldUnanswered() {
+    // Given a turn whose call failed for good, with no message during it
+    fold(NewEvent.of(Fixtures.userMessage("first")));
+    refused(new dev.corral.model.ModelException(529, "overloaded_error", "Overloaded", true, null));
+
+    // Then the session waits for new input rather than trying the turn again
+    assertThat(state.hasUnansweredInput()).isFalse();
   }
 
   private void answered(String spanId, String text) {

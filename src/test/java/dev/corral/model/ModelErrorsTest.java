@@ -42,6 +42,12 @@ class ModelErrorsTest {
                     "invalid_request_error",
                     "messages.2.content.0.image.source.base64.data: invalid base64",
                     null),
+                // as the client words an HTTP error: its status and type, then the API's message
+                ModelException.fromStatus(
+                    400,
+                    "invalid_request_error",
+                    "HTTP 400 invalid_request_error: messages.4.content.0.text: field required",
+                    null),
                 ModelException.fromStatus(
                     400,
                     "invalid_request_error",
@@ -74,6 +80,25 @@ class ModelErrorsTest {
                 ModelException.fromStatus(404, "not_found_error", "model: claude-x", null),
                 ModelException.fromStatus(529, "overloaded_error", "Overloaded", null)))
         .noneMatch(ModelException::inputRefused);
+  }
+
+  @Test
+  void aPromptThatLeavesNoRoomForTheReplyIsTooLongAndSaysItsTokens() {
+    ModelException refused =
+        ModelException.fromStatus(
+            400,
+            "invalid_request_error",
+            "HTTP 400 invalid_request_error: input length and `max_tokens` exceed context limit:"
+                + " 188240 + 21333 > 200000, decrease input length or `max_tokens` and try again",
+            null);
+    assertThat(refused.promptTooLong()).isTrue();
+    assertThat(refused.retryable()).isTrue();
+    assertThat(refused.promptTokens()).hasValue(188_240L);
+    assertThat(
+            ModelException.fromStatus(
+                    400, "invalid_request_error", "prompt is too long: 9000 tokens > 8000", null)
+                .promptTokens())
+        .hasValue(9_000L);
   }
 
   @Test

@@ -14,11 +14,16 @@ public class HarnessTestProfile implements QuarkusTestProfile {
   /** The context window of the model "claude-small", in tokens. */
   public static final int SMALL_WINDOW = 8_000;
 
+  /** The max_tokens of every model call. */
+  public static final int MAX_TOKENS = 2_048;
+
   @Override
   public Map<String, String> getConfigOverrides() {
     return Map.ofEntries(
         // A small model to run past its window: see LongSessionTest.
         Map.entry("corral.model.context-windows.\"claude-small\"", Integer.toString(SMALL_WINDOW)),
+        // (a prompt and max_tokens together must fit in the window, as the API requires)
+        Map.entry("corral.model.max-tokens", Integer.toString(MAX_TOKENS)),
         Map.entry("corral.harness.enabled", "true"),
         Map.entry("corral.harness.lease-ttl", "2s"),
         Map.entry("corral.harness.renew-interval", "500ms"),

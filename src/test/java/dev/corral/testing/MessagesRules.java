@@ -210,6 +210,15 @@ public final class MessagesRules {
     long tokens = estimatedTokens(request);
     long window = contextWindow(request.path("model").asText());
     require(tokens <= window, "prompt is too long: " + tokens + " tokens > " + window + " maximum");
+    require(
+        tokens + request.path("max_tokens").asLong() <= window,
+        "input length and `max_tokens` exceed context limit: "
+            + tokens
+            + " + "
+            + request.path("max_tokens").asLong()
+            + " > "
+            + window
+            + ", decrease input length or `max_tokens` and try again");
     boolean toolBlocks = false;
     for (JsonNode message : messages) {
       for (JsonNode block : message.path("content")) {
