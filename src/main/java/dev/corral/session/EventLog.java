@@ -218,8 +218,9 @@ public class EventLog {
 
   /**
    * One statement, one snapshot: the session's last seq and the slice agree. The running size keeps
-   * the rows within the byte budget, plus the one that passes it (which tells that there is more);
-   * the window runs over at most {@code $4} rows.
+   * the rows that start within the byte budget, and always the first two: a first event that alone
+   * passes the budget makes the page, and the second tells that there is more. The window runs over
+   * at most {@code $4} rows.
    */
   static final String READ_AFTER = read("seq > $2", "ORDER BY seq");
 
@@ -232,7 +233,8 @@ public class EventLog {
         LEFT JOIN LATERAL (
             SELECT * FROM (
                 SELECT seq, id, type, processed_at, body,
-                       sum(octet_length(body) + %d) OVER (%s ROWS UNBOUNDED PRECEDING) AS running
+                       sum(octet_length(body) + %d) OVER (%s ROWS UNBOUNDED PRECEDING) AS running,
+                       row_number() OVER (%s) AS n
                 FROM (
                     SELECT seq, id, type, processed_at, body FROM events
                     WHERE session_id = s.id AND %s AND ($3::text[] IS NULL OR type = ANY ($3))
@@ -240,12 +242,12 @@ public class EventLog {
                     LIMIT $4
                 ) limited
             ) sized
-            WHERE running - octet_length(body) - %d <= $5
+            WHERE running - octet_length(body) - %d <= $5 OR n <= 2
             %s
         ) e ON true
         WHERE s.id = $1 AND ($6::text IS NULL OR s.tenant_id = $6)
         """
-        .formatted(ENVELOPE_BYTES, order, bound, order, ENVELOPE_BYTES, order);
+        .formatted(ENVELOPE_BYTES, order, order, bound, order, ENVELOPE_BYTES, order);
   }
 
   /** The session (to tell an unknown session from an unknown event) and one of its events. */
@@ -470,7 +472,7 @@ public class EventLog {
         .execute(
             Tuple.from(
                 Arrays.asList(
-                    slice.sessionId(), seq, types, slice.limit() + 1, PAGE_BYTES, tenantId)))
+                    slice.sessionId(), seq, types, slice.limit() + 1, slice.bytes(), tenantId)))
         .map(rows -> toPage(slice, rows, forward));
   }
 
@@ -719,7 +721,7 @@ public class EventLog {
       if (row.getLong("seq") == null) {
         continue;
       }
-      if (!events.isEmpty() && row.getLong("running") > PAGE_BYTES) {
+      if (!events.isEmpty() && row.getLong("running") > slice.bytes()) {
         overBudget = true; // the event that passes the budget: there is more
         break;
       }

@@ -181,12 +181,23 @@ public class EventTail {
         .recoverWithItem(failure -> cursor.gone(failure));
   }
 
+  /**
+   * The bytes of a live stream's page: a stream holds its page until its client takes it, so a
+   * client that stops reading holds this much of a replica's memory (or one event, if larger).
+   */
+  static final int STREAM_PAGE_BYTES = 64 * 1024;
+
   /** A page of the log for live streams, counted. */
   private Uni<EventPage> readAfter(String sessionId, long after, Set<String> types) {
     queries.incrementAndGet();
     return log.read(
             new EventSlice(
-                sessionId, EventSlice.Position.AFTER, after, config.streamPageSize(), types))
+                sessionId,
+                EventSlice.Position.AFTER,
+                after,
+                config.streamPageSize(),
+                types,
+                STREAM_PAGE_BYTES))
         .invoke(page -> eventsRead.addAndGet(page.events().size()));
   }
 
