@@ -114,6 +114,16 @@ final class ContextBudget {
    * keepTokens}, or failing that the latest; empty if there is none.
    */
   static OptionalInt cut(List<Event> context, long keepTokens) {
+    return cut(context, keepTokens, false);
+  }
+
+  /**
+   * {@link #cut(List, long)}, where with {@code thinking} on the kept turns must begin with a
+   * thinking block: after the summary the API takes the first assistant turn as the one that
+   * answers it, and with thinking on refuses one that does not start with thinking. Within a tool
+   * loop only the loop's first reply thinks, so a cut inside a loop would fail every later turn.
+   */
+  static OptionalInt cut(List<Event> context, long keepTokens, boolean thinking) {
     int size = context.size();
     long[] minSeqFrom = new long[size + 1];
     long[] bytesFrom = new long[size + 1];
@@ -133,7 +143,10 @@ final class ContextBudget {
         previousIsModels = isModels(context.get(k - 1));
       }
       boolean turnStarts =
-          isModels(context.get(k)) && bytesFrom[k] > bytesFrom[k + 1] && !previousIsModels;
+          isModels(context.get(k))
+              && bytesFrom[k] > bytesFrom[k + 1]
+              && !previousIsModels
+              && (!thinking || context.get(k).hasAgentThinking());
       if (!turnStarts || maxSeqBefore >= minSeqFrom[k]) {
         continue;
       }

@@ -172,7 +172,7 @@ final class ModelCalls {
     // Too large for the window: the older history becomes a summary first.
     List<Event> context = now.context();
     long keep = (long) (window * ContextBudget.KEEP_SHARE / estimateScale);
-    var cut = ContextBudget.cut(context, keep);
+    var cut = ContextBudget.cut(context, keep, thinking > 0);
     long unscaledLimit = (long) (limit / estimateScale);
     if (cut.isPresent()) {
       long from = now.compaction() != null ? now.compaction().fromSeq() : context.get(0).getSeq();

@@ -38,6 +38,58 @@ class ContextBudgetTest {
   }
 
   @Test
+  void withThinkingOnTheKeptTurnsBeginWithAThinkingBlock() {
+    // Given a tool loop whose first reply thought, and whose later replies did not (as the model
+    // does: it thinks again only after the next user message)
+    List<Event> context =
+        List.of(
+            Fixtures.userMessage("go").toBuilder().setSeq(1).build(),
+            Event.newBuilder()
+                .setSeq(2)
+                .setAgentThinking(
+                    dev.corral.proto.v1.AgentThinking.newBuilder()
+                        .setThinking("plan")
+                        .setSignature("sig"))
+                .build(),
+            bash(3, "sevt_bash1000000000000000000000"),
+            result(4, "sevt_bash1000000000000000000000"),
+            bash(5, "sevt_bash2000000000000000000000"),
+            result(6, "sevt_bash2000000000000000000000"),
+            Event.newBuilder()
+                .setSeq(7)
+                .setAgentMessage(
+                    AgentMessage.newBuilder()
+                        .addContent(
+                            ContentBlock.newBuilder()
+                                .setText(TextBlock.newBuilder().setText("done"))))
+                .build());
+
+    // Then without thinking the cut may fall inside the loop, and with thinking only where it
+    // thought
+    assertThat(ContextBudget.cut(context, 0, false)).hasValue(6);
+    assertThat(ContextBudget.cut(context, 0, true)).hasValue(1);
+  }
+
+  private static Event bash(long seq, String id) {
+    return Event.newBuilder()
+        .setSeq(seq)
+        .setId(id)
+        .setAgentToolUse(
+            AgentToolUse.newBuilder()
+                .setCallId("toolu_" + seq)
+                .setName("bash")
+                .setInputJson("{\"command\":\"ls\"}"))
+        .build();
+  }
+
+  private static Event result(long seq, String callId) {
+    return Event.newBuilder()
+        .setSeq(seq)
+        .setAgentToolResult(AgentToolResult.newBuilder().setToolUseId(callId))
+        .build();
+  }
+
+  @Test
   void compactionLeavesRoomInTheWindowForTheReply() {
     // 80% of the window, unless the reply's max_tokens needs more of it
     assertThat(ContextBudget.limit(200_000, 0.8, 8_192)).isEqualTo(160_000);

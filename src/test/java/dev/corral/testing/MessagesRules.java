@@ -163,12 +163,25 @@ public final class MessagesRules {
       JsonNode lastUser = messages.get(messages.size() - 1).path("content");
       boolean answersCalls =
           lastUser.isArray() && lastUser.path(0).path("type").asText().equals("tool_result");
-      String first =
-          messages.get(messages.size() - 2).path("content").path(0).path("type").asText();
+      // The assistant turn in a tool loop is every assistant message since the last user message
+      // that is not tool results; the model thinks at its start only, and its first message must
+      // begin with that thinking.
+      int turnStart = messages.size() - 2;
+      while (turnStart >= 2
+          && messages
+              .get(turnStart - 1)
+              .path("content")
+              .path(0)
+              .path("type")
+              .asText()
+              .equals("tool_result")) {
+        turnStart -= 2;
+      }
+      String first = messages.get(turnStart).path("content").path(0).path("type").asText();
       require(
           !answersCalls || first.equals("thinking") || first.equals("redacted_thinking"),
           "messages."
-              + (messages.size() - 2)
+              + turnStart
               + ".content.0.type: Expected `thinking` or `redacted_thinking`, but found `"
               + first
               + "`. When `thinking` is enabled, a final `assistant` message must start with a"
