@@ -413,6 +413,11 @@ final class SessionState {
 
   private void answer(Event event, String toolUseId) {
     conversation.add(event);
+    if (!toolCalls.containsKey(toolUseId)) {
+      // A result for no call this session made (emitted by a client that read a lease epoch):
+      // the projection leaves it out, and it is no input for the model to answer.
+      return;
+    }
     toolCalls.computeIfPresent(toolUseId, (id, call) -> call.answer());
     lastResultSeq = event.getSeq();
   }

@@ -457,6 +457,31 @@ class ProjectionTest {
   }
 
   @Test
+  void aResultForNoCallOfTheSessionIsNoInputToAnswer() {
+    // Given an answered turn
+    fold(NewEvent.of(Fixtures.userMessage("first")));
+    answered("sevt_span8000000000000000000000", "an answer");
+
+    // When a result arrives for a call the session never made
+    fold(
+        NewEvent.of(
+            Event.newBuilder()
+                .setAgentToolResult(
+                    dev.corral.proto.v1.AgentToolResult.newBuilder()
+                        .setToolUseId("sevt_nocall000000000000000000")
+                        .addContent(
+                            dev.corral.proto.v1.ContentBlock.newBuilder()
+                                .setText(
+                                    dev.corral.proto.v1.TextBlock.newBuilder().setText("forged"))))
+                .build()));
+
+    // Then the model is not called for it (a request would end on the assistant's reply)
+    assertThat(state.hasUnansweredInput()).isFalse();
+    assertThat(Projection.request(state, 1000, 0).path("messages").toString())
+        .doesNotContain("forged");
+  }
+
+  @Test
   void aTurnGivenUpLeavesNoInputItHeldUnanswered() {
     // Given a turn whose call failed for good, with no message during it
     fold(NewEvent.of(Fixtures.userMessage("first")));
