@@ -45,29 +45,59 @@ public class TenantLimits {
 
   /** A kind of row whose number per tenant {@link TenantCaps} bounds. */
   public enum Capped {
-    AGENTS("agents", "corral.tenant.max-agents", "archived ones count; ask for a higher limit"),
+    AGENTS(
+        "agents",
+        "corral.tenant.max-agents",
+        "archived ones count; ask for a higher limit",
+        counted("agents")),
     ENVIRONMENTS(
         "environments",
         "corral.tenant.max-environments",
-        "archived ones count; ask for a higher limit"),
-    SESSIONS("sessions", "corral.tenant.max-sessions", "delete one first");
+        "archived ones count; ask for a higher limit",
+        counted("environments")),
+    /**
+     * Sessions are many and their rows change on every append, so they are not counted: the
+     * tenant's row of {@code tenant_sessions} goes up here, in the creation's transaction, and down
+     * with each deletion ({@link #SESSION_DELETED}).
+     */
+    SESSIONS(
+        "sessions",
+        "corral.tenant.max-sessions",
+        "delete one first",
+        """
+        WITH up AS (
+            INSERT INTO tenant_sessions (tenant_id, held) VALUES ($1, 1)
+            ON CONFLICT (tenant_id) DO UPDATE SET held = tenant_sessions.held + 1
+            WHERE tenant_sessions.held < $2
+            RETURNING 1)
+        SELECT EXISTS (SELECT 1 FROM up) AS room
+        """);
 
     private final String table;
     private final String setting;
     private final String advice;
-    private final String count;
 
-    Capped(String table, String setting, String advice) {
+    /** Whether one more may be made, as a boolean {@code room} ($1 the tenant, $2 the cap). */
+    private final String room;
+
+    Capped(String table, String setting, String advice, String room) {
       this.table = table;
       this.setting = setting;
       this.advice = advice;
-      // LIMIT: a tenant far past a lowered limit costs no more than one at it
-      this.count =
-          "SELECT count(*) AS held FROM (SELECT 1 FROM "
-              + table
-              + " WHERE tenant_id = $1 LIMIT $2) held";
+      this.room = room;
+    }
+
+    /** LIMIT: a tenant far past a lowered cap costs no more than one at it. */
+    private static String counted(String table) {
+      return "SELECT count(*) < $2 AS room FROM (SELECT 1 FROM "
+          + table
+          + " WHERE tenant_id = $1 LIMIT $2) held";
     }
   }
+
+  /** Within a session's deletion: its tenant holds one fewer. */
+  public static final String SESSION_DELETED =
+      "UPDATE tenant_sessions SET held = held - 1 WHERE tenant_id = $1 AND held > 0";
 
   /**
    * Runs {@code insert} (which counts in its own statement) in a transaction that holds the lock of
@@ -90,11 +120,11 @@ public class TenantLimits {
         tenantId,
         connection ->
             connection
-                .preparedQuery(kind.count)
+                .preparedQuery(kind.room)
                 .execute(Tuple.of(tenantId, max))
                 .map(
                     rows -> {
-                      if (rows.iterator().next().getLong("held") >= max) {
+                      if (!rows.iterator().next().getBoolean("room")) {
                         throw new ResourceExhaustedException(
                             "tenant "
                                 + tenantId
@@ -160,25 +190,26 @@ public class TenantLimits {
               // other's call stack.
               Runnable onContext =
                   context == null ? start : () -> context.runOnContext(ignored -> start.run());
-              boolean now;
+              boolean now = false;
+              boolean full = false;
               synchronized (waiting) {
                 ArrayDeque<Runnable> queue = waiting.get(key);
                 if (queue == null) {
                   waiting.put(key, new ArrayDeque<>());
                   now = true;
                 } else if (queue.size() >= MAX_WAITING) {
-                  emitter.fail(
-                      new ResourceExhaustedException(
-                          MAX_WAITING
-                              + " creations of the same kind wait for this tenant on this replica;"
-                              + " try again shortly"));
-                  return;
+                  full = true;
                 } else {
                   queue.add(onContext);
-                  now = false;
                 }
               }
-              if (now) {
+              if (full) {
+                emitter.fail(
+                    new ResourceExhaustedException(
+                        MAX_WAITING
+                            + " creations of the same kind wait for this tenant on this replica;"
+                            + " try again shortly"));
+              } else if (now) {
                 start.run();
               }
             });

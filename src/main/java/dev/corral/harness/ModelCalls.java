@@ -167,7 +167,7 @@ final class ModelCalls {
     lastEstimate = ContextBudget.estimate(request.length, turn);
     long tokens = Math.max((long) (lastEstimate * estimateScale), now.lastContextTokens());
     if (tokens <= limit) {
-      return tokens + maxTokens <= window ? request : estimated(turn, window);
+      return tokens + maxTokens <= window ? request : estimated(turn, window, tokens);
     }
     // Too large for the window: the older history becomes a summary first.
     List<Event> context = now.context();
@@ -183,22 +183,23 @@ final class ModelCalls {
       ObjectNode compaction =
           Projection.compactionRequest(now, call.offered, cut.getAsInt(), maxTokens, thinking);
       Projection.fit(compaction, context.subList(0, cut.getAsInt()), unscaledLimit);
-      return estimated(compaction, window);
+      return estimated(compaction, window, 0);
     }
     // One turn alone is too large (its tool results, say): its largest results are cut shorter
-    return Projection.fit(turn, context, unscaledLimit) ? estimated(turn, window) : request;
+    return Projection.fit(turn, context, unscaledLimit) ? estimated(turn, window, 0) : request;
   }
 
   /**
    * {@code request} serialized, its estimate kept as the last request's, with its {@code
    * max_tokens} lowered if need be to what its prompt leaves of the {@code window}: the API refuses
    * a prompt and {@code max_tokens} that together pass it (a compaction's request of a long
-   * history, say, or one whose estimate fell short).
+   * history, say, or one whose estimate fell short). {@code atLeast}: the prompt's tokens as known
+   * otherwise (the last call's count), if more.
    */
-  private byte[] estimated(ObjectNode request, long window) {
+  private byte[] estimated(ObjectNode request, long window, long atLeast) {
     byte[] body = AnthropicMessages.serialize(request);
     lastEstimate = ContextBudget.estimate(body.length, request);
-    long prompt = (long) (lastEstimate * estimateScale);
+    long prompt = Math.max(atLeast, (long) (lastEstimate * estimateScale));
     if (ContextBudget.leaveRoom(request, window, prompt)) {
       body = AnthropicMessages.serialize(request);
     }

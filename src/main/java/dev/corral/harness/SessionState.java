@@ -77,6 +77,14 @@ final class SessionState {
   /** The refused call was a compaction (whose request holds no input newer than history). */
   private boolean refusedCallCompacted;
 
+  /** The refusal names an image, or what one is made of. */
+  private boolean refusedForImages;
+
+  private static final java.util.regex.Pattern ABOUT_IMAGES =
+      java.util.regex.Pattern.compile(
+          "(?i)\\bimages?\\b|\\bmedia[ _]type\\b|\\bbase64\\b|unable to download"
+              + "|\\.source\\b|could not process");
+
   /** The last call that ended was a compaction. */
   private boolean lastCallCompacted;
 
@@ -262,6 +270,7 @@ final class SessionState {
             && event.getSessionError().getRetryStatus() == RetryStatus.RETRY_STATUS_EXHAUSTED) {
           refusedCallSeq = openSpanSeq;
           refusedCallCompacted = lastCallCompacted;
+          refusedForImages = ABOUT_IMAGES.matcher(event.getSessionError().getMessage()).find();
         }
       }
       case SESSION_STATUS_RUNNING -> status(event, SessionStatus.SESSION_STATUS_RUNNING);
@@ -288,16 +297,22 @@ final class SessionState {
             boolean endsFailedCall = failedCallEndSeq > 0 && event.getSeq() == failedCallEndSeq + 2;
             messagesAnsweredUpTo =
                 Math.max(messagesAnsweredUpTo, endsFailedCall ? callInputUpTo : lastUserMessageSeq);
+            if (lastUserMessageSeq > messagesAnsweredUpTo) {
+              // its turn gets every try: the failed call's error came after it, but was not its
+              failuresSinceInput = 0;
+            }
             resultsAnsweredUpTo = Math.max(resultsAnsweredUpTo, lastResultSeq);
             // Input the API refused outright would be refused in every later request: what the
-            // refused call sent beyond what an answered call already took goes, and so does
-            // every image (an image URL that has since expired, say, is refused in whichever
-            // turn it was first sent).
+            // refused call sent beyond what an answered call already took goes, and, when the
+            // refusal names an image, so does every image (an image URL that has since expired,
+            // say, is refused in whichever turn it was first sent).
             if (refusedCallSeq > 0) {
               if (!refusedCallCompacted) {
                 forgetRefusedInput();
               }
-              withholdImages();
+              if (refusedForImages) {
+                withholdImages();
+              }
             }
           }
           default -> {}

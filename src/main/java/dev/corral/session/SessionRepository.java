@@ -190,12 +190,15 @@ public class SessionRepository {
                 .execute()
                 .flatMap(
                     ignored -> connection.preparedQuery(DELETE).execute(Tuple.of(id, tenant.id())))
-                .map(
+                .flatMap(
                     rows -> {
                       if (rows.rowCount() == 0) {
-                        throw new NotFoundException("session", id);
+                        return Uni.createFrom().failure(new NotFoundException("session", id));
                       }
-                      return null;
+                      return connection
+                          .preparedQuery(dev.corral.db.TenantLimits.SESSION_DELETED)
+                          .execute(Tuple.of(tenant.id()))
+                          .replaceWithVoid();
                     }));
   }
 

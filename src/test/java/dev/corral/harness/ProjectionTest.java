@@ -457,6 +457,43 @@ class ProjectionTest {
   }
 
   @Test
+  void inputRefusedForSomethingElseThanAnImageLeavesTheImagesBeforeIt() {
+    // Given a turn with an image that the model answered
+    fold(NewEvent.of(withImage(Fixtures.userMessage("look at this"), 1)));
+    answered("sevt_span6000000000000000000000", "a cat");
+    // and a turn the API refused for what a message held, naming no image
+    fold(NewEvent.of(Fixtures.userMessage("and this text?")));
+    refused(
+        new dev.corral.model.ModelException(
+            400,
+            "invalid_request_error",
+            "HTTP 400 invalid_request_error: messages.2.content.0.text: too long",
+            false,
+            null));
+
+    // When the user writes again
+    fold(NewEvent.of(Fixtures.userMessage("hello again")));
+    String sent = Projection.request(state, 1000, 0).path("messages").toString();
+
+    // Then the refused turn is gone, and the answered turn's image is still sent
+    assertThat(sent).doesNotContain("and this text?").contains("hello again");
+    assertThat(sent).contains("\"type\":\"image\"").doesNotContain(SessionState.WITHHELD_IMAGE);
+  }
+
+  @Test
+  void aMessageDuringAFailedCallGetsEveryTryOfItsOwnTurn() {
+    // Given a call that failed for good while a message came
+    fold(NewEvent.of(Fixtures.userMessage("first")));
+    refused(
+        new dev.corral.model.ModelException(529, "overloaded_error", "Overloaded", true, null),
+        NewEvent.of(Fixtures.userMessage("sent during the call")));
+
+    // Then that message's turn starts with no failure counted against it
+    assertThat(state.hasUnansweredInput()).isTrue();
+    assertThat(state.failuresSinceInput()).isZero();
+  }
+
+  @Test
   void aResultForNoCallOfTheSessionIsNoInputToAnswer() {
     // Given an answered turn
     fold(NewEvent.of(Fixtures.userMessage("first")));

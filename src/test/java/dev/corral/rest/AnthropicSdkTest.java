@@ -534,7 +534,7 @@ class AnthropicSdkTest {
     // (the model pauses midway, so that a preview goes out before the message is whole)
     String answer = "A long answer that arrives in pieces, " + marker;
     model.enqueue(
-        Reply.stream().text(answer).stop("end_turn").pauseAfter(6, Duration.ofMillis(500)));
+        Reply.stream().text(answer).stop("end_turn").pauseAfter(6, Duration.ofSeconds(1)));
     BetaManagedAgentsSession session = session(agent(List.of()), null);
     Stream stream =
         new Stream(
