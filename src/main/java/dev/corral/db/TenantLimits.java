@@ -157,7 +157,7 @@ public class TenantLimits {
 
   /**
    * Runs {@code work} once every earlier one of {@code key} on this replica has ended, on the
-   * caller's Vert.x context. A caller that gives up while it waits is passed over.
+   * caller's Vert.x context. A caller that gives up while it waits leaves the queue.
    */
   private <T> Uni<T> inTurn(String key, Supplier<Uni<T>> work) {
     return Uni.createFrom()
@@ -165,7 +165,12 @@ public class TenantLimits {
             emitter -> {
               Context context = Vertx.currentContext();
               AtomicBoolean gone = new AtomicBoolean();
-              emitter.onTermination(() -> gone.set(true));
+              Runnable[] queued = new Runnable[1];
+              emitter.onTermination(
+                  () -> {
+                    gone.set(true);
+                    leave(key, queued[0]);
+                  });
               Runnable start =
                   () -> {
                     if (gone.get()) {
@@ -199,8 +204,9 @@ public class TenantLimits {
                   now = true;
                 } else if (queue.size() >= MAX_WAITING) {
                   full = true;
-                } else {
+                } else if (!gone.get()) {
                   queue.add(onContext);
+                  queued[0] = onContext;
                 }
               }
               if (full) {
@@ -213,6 +219,27 @@ public class TenantLimits {
                 start.run();
               }
             });
+  }
+
+  /** Inserts of {@code tenantId}'s {@code kind} waiting their turn on this replica. */
+  int waiting(String kind, String tenantId) {
+    synchronized (waiting) {
+      ArrayDeque<Runnable> queue = waiting.get("corral-limit " + kind + " " + tenantId);
+      return queue == null ? 0 : queue.size();
+    }
+  }
+
+  /** Takes {@code turn} out of {@code key}'s queue, if it still waits there. */
+  private void leave(String key, Runnable turn) {
+    if (turn == null) {
+      return;
+    }
+    synchronized (waiting) {
+      ArrayDeque<Runnable> queue = waiting.get(key);
+      if (queue != null) {
+        queue.remove(turn);
+      }
+    }
   }
 
   /** Starts the next turn of {@code key}, if one waits. */

@@ -15,22 +15,27 @@ final class KubernetesScripts {
   /**
    * Kills every process of the container that started in the last {@code $1} milliseconds (and a
    * little before), but the container's pid 1 and itself: what a call started, whatever became of
-   * its parent. Only builtins, so that it starts no process of its own. Repeats until none is left.
-   * Clock ticks are 1/100 s, in /proc/uptime as in /proc/[pid]/stat.
+   * its parent. Only builtins, so that it starts no process of its own. Each round kills in the
+   * order of pids, a parent before the children it started: killed in the order of /proc (where 10
+   * comes before 9), a child could die before its parent, which then ran the call's next command
+   * ({@code sleep 5; touch late} touched its file). (Stopping them all first and killing after
+   * would do too, but two stops at once in one pod could each stop the other, for good.) Repeats
+   * until none is left. Clock ticks are 1/100 s, in /proc/uptime as in /proc/[pid]/stat.
    */
   static final String STOP_SINCE =
       "read -r __up __idle < /proc/uptime; __now=${__up/./}; __now=$((10#$__now));"
           + " __since=$(( __now - $1 / 10 - 2 ))\n"
           + "for __round in 1 2 3 4 5 6 7 8 9 10; do\n"
-          + "  __killed=\n"
+          + "  __found=()\n"
           + "  for __d in /proc/[0-9]*; do\n"
           + "    __p=${__d#/proc/}; [[ $__p == 1 || $__p == $$ ]] && continue\n"
           + "    read -r __s < \"$__d/stat\" 2>/dev/null || continue\n"
           + "    set -- ${__s##*) }\n"
           + "    [[ $1 == Z ]] && continue\n"
-          + "    (( ${20} >= __since )) && kill -KILL \"$__p\" 2>/dev/null && __killed=1\n"
+          + "    (( ${20} >= __since )) && __found[$__p]=1\n"
           + "  done\n"
-          + "  [[ -z $__killed ]] && break\n"
+          + "  (( ${#__found[@]} == 0 )) && break\n"
+          + "  for __p in \"${!__found[@]}\"; do kill -KILL \"$__p\" 2>/dev/null; done\n"
           + "done\n"
           + "true";
 

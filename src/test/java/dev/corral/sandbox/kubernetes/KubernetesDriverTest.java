@@ -218,7 +218,11 @@ class KubernetesDriverTest {
     await()
         .pollDelay(wait)
         .atMost(wait.plusSeconds(30))
-        .until(() -> ok(sandbox, "bash", "{\"command\":\"ls -A\"}").equals("(no output)"));
+        .untilAsserted(
+            () ->
+                assertThat(ok(sandbox, "bash", "{\"command\":\"ls -A\"}"))
+                    .as("the workspace")
+                    .isEqualTo("(no output)"));
   }
 
   @Test
