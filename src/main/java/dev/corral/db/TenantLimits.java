@@ -1,21 +1,17 @@
 package dev.corral.db;
 
+import dev.corral.common.CallLane;
 import dev.corral.common.ResourceExhaustedException;
 import io.smallrye.mutiny.Uni;
-import io.vertx.core.Context;
-import io.vertx.core.Vertx;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.mutiny.sqlclient.Row;
 import io.vertx.mutiny.sqlclient.RowSet;
 import io.vertx.mutiny.sqlclient.SqlConnection;
 import io.vertx.mutiny.sqlclient.Tuple;
 import jakarta.enterprise.context.ApplicationScoped;
-import java.util.ArrayDeque;
-import java.util.HashMap;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
-import java.util.function.Supplier;
 
 /**
  * Inserts that a per-tenant limit bounds. Under READ COMMITTED two inserts running at once each
@@ -37,7 +33,7 @@ public class TenantLimits {
 
   private final Pool pool;
 
-  private final Map<String, ArrayDeque<Runnable>> waiting = new HashMap<>();
+  private final Map<String, CallLane> lanes = new ConcurrentHashMap<>();
 
   TenantLimits(Pool pool) {
     this.pool = pool;
@@ -144,116 +140,42 @@ public class TenantLimits {
 
   private <T> Uni<T> locked(String kind, String tenantId, Function<SqlConnection, Uni<T>> work) {
     String key = "corral-limit " + kind + " " + tenantId;
-    return inTurn(
-        key,
-        () ->
-            pool.withTransaction(
-                connection ->
-                    connection
-                        .preparedQuery(LOCK)
-                        .execute(Tuple.of(key))
-                        .flatMap(lock -> work.apply(connection))));
+    return lane(key)
+        .submit(
+            new CallLane.Call<T>() {
+              @Override
+              public Uni<T> start() {
+                return pool.withTransaction(
+                    connection ->
+                        connection
+                            .preparedQuery(LOCK)
+                            .execute(Tuple.of(key))
+                            .flatMap(lock -> work.apply(connection)));
+              }
+
+              @Override
+              public void interrupt() {} // a transaction under way ends (or times out) by itself
+            });
   }
 
   /**
-   * Runs {@code work} once every earlier one of {@code key} on this replica has ended, on the
-   * caller's Vert.x context. A caller that gives up while it waits leaves the queue.
+   * The lane of {@code key}: its inserts run one after another, and a caller that gives up while it
+   * waits leaves it. Lanes stay, one per tenant and kind that inserted on this replica.
    */
-  private <T> Uni<T> inTurn(String key, Supplier<Uni<T>> work) {
-    return Uni.createFrom()
-        .emitter(
-            emitter -> {
-              Context context = Vertx.currentContext();
-              AtomicBoolean gone = new AtomicBoolean();
-              Runnable[] queued = new Runnable[1];
-              emitter.onTermination(
-                  () -> {
-                    gone.set(true);
-                    leave(key, queued[0]);
-                  });
-              Runnable start =
-                  () -> {
-                    if (gone.get()) {
-                      next(key);
-                      return;
-                    }
-                    Uni<T> running;
-                    try {
-                      running = work.get();
-                    } catch (RuntimeException failure) {
-                      next(key);
-                      emitter.fail(failure);
-                      return;
-                    }
-                    running
-                        .onTermination()
-                        .invoke(() -> next(key))
-                        .subscribe()
-                        .with(emitter::complete, emitter::fail);
-                  };
-              // A turn that comes when another ends starts on its own context, never inside the
-              // other's call stack.
-              Runnable onContext =
-                  context == null ? start : () -> context.runOnContext(ignored -> start.run());
-              boolean now = false;
-              boolean full = false;
-              synchronized (waiting) {
-                ArrayDeque<Runnable> queue = waiting.get(key);
-                if (queue == null) {
-                  waiting.put(key, new ArrayDeque<>());
-                  now = true;
-                } else if (queue.size() >= MAX_WAITING) {
-                  full = true;
-                } else if (!gone.get()) {
-                  queue.add(onContext);
-                  queued[0] = onContext;
-                }
-              }
-              if (full) {
-                emitter.fail(
-                    new ResourceExhaustedException(
-                        MAX_WAITING
-                            + " creations of the same kind wait for this tenant on this replica;"
-                            + " try again shortly"));
-              } else if (now) {
-                start.run();
-              }
-            });
+  private CallLane lane(String key) {
+    return lanes.computeIfAbsent(
+        key,
+        ignored ->
+            new CallLane(
+                MAX_WAITING,
+                MAX_WAITING
+                    + " creations of the same kind wait for this tenant on this replica;"
+                    + " try again shortly"));
   }
 
   /** Inserts of {@code tenantId}'s {@code kind} waiting their turn on this replica. */
   int waiting(String kind, String tenantId) {
-    synchronized (waiting) {
-      ArrayDeque<Runnable> queue = waiting.get("corral-limit " + kind + " " + tenantId);
-      return queue == null ? 0 : queue.size();
-    }
-  }
-
-  /** Takes {@code turn} out of {@code key}'s queue, if it still waits there. */
-  private void leave(String key, Runnable turn) {
-    if (turn == null) {
-      return;
-    }
-    synchronized (waiting) {
-      ArrayDeque<Runnable> queue = waiting.get(key);
-      if (queue != null) {
-        queue.remove(turn);
-      }
-    }
-  }
-
-  /** Starts the next turn of {@code key}, if one waits. */
-  private void next(String key) {
-    Runnable following;
-    synchronized (waiting) {
-      ArrayDeque<Runnable> queue = waiting.get(key);
-      following = queue == null ? null : queue.poll();
-      if (following == null) {
-        waiting.remove(key);
-      }
-    }
-    if (following != null) {
-      following.run();
-    }
+    CallLane lane = lanes.get("corral-limit " + kind + " " + tenantId);
+    return lane == null ? 0 : lane.waiting();
   }
 }

@@ -431,23 +431,19 @@ public class EventLog {
   }
 
   static final String ANSWERED =
-      "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND result_for = $2) AS answered";
+      "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND result_for = $2)"
+          + " AND NOT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND idempotency_key = $3)"
+          + " AS answered";
 
-  /** Whether event {@code eventId} of session {@code sessionId} (a tool use) has its result. */
-  Uni<Boolean> answered(String sessionId, String eventId) {
+  /**
+   * Whether event {@code eventId} of session {@code sessionId} (a tool use) has its result, for an
+   * answer to it with idempotency key {@code key} (or null): an answer whose key the log already
+   * holds is a retry, which the append answers with the event first sent, so it counts as not.
+   */
+  Uni<Boolean> answered(String sessionId, String eventId, String key) {
     return pool.preparedQuery(ANSWERED)
-        .execute(Tuple.of(sessionId, eventId))
+        .execute(Tuple.of(sessionId, eventId, key))
         .map(rows -> rows.iterator().next().getBoolean("answered"));
-  }
-
-  static final String KEY_USED =
-      "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND idempotency_key = $2) AS used";
-
-  /** Whether session {@code sessionId}'s log holds an event with idempotency key {@code key}. */
-  Uni<Boolean> keyUsed(String sessionId, String key) {
-    return pool.preparedQuery(KEY_USED)
-        .execute(Tuple.of(sessionId, key))
-        .map(rows -> rows.iterator().next().getBoolean("used"));
   }
 
   /** Reads a slice of the log of any tenant's session (for the harness and open streams). */

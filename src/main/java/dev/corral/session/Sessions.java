@@ -336,12 +336,7 @@ public class Sessions {
             found ->
                 event.confirmationFor() == null
                     ? Uni.createFrom().voidItem()
-                    : retried(append.sessionId(), event)
-                        .flatMap(
-                            retry ->
-                                retry
-                                    ? Uni.createFrom().item(false)
-                                    : log.answered(append.sessionId(), answered))
+                    : log.answered(append.sessionId(), answered, event.idempotencyKey())
                         .invoke(
                             done -> {
                               if (done) {
@@ -356,17 +351,6 @@ public class Sessions {
                               }
                             }))
         .replaceWithVoid();
-  }
-
-  /**
-   * Whether {@code event} carries an idempotency key the session's log already holds: a retry,
-   * which the append answers with the event first sent (or refuses, if it differs), whatever
-   * happened to the session since.
-   */
-  private Uni<Boolean> retried(String sessionId, NewEvent event) {
-    return event.idempotencyKey() == null
-        ? Uni.createFrom().item(false)
-        : log.keyUsed(sessionId, event.idempotencyKey());
   }
 
   /**

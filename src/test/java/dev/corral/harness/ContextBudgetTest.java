@@ -114,26 +114,14 @@ class ContextBudgetTest {
                         .setName("x")
                         .setInputJson("{}"))
                 .build(),
-            Event.newBuilder()
-                .setSeq(3)
-                .setId("sevt_bash0000000000000000000000")
-                .setAgentToolUse(
-                    AgentToolUse.newBuilder()
-                        .setCallId("toolu_b")
-                        .setName("bash")
-                        .setInputJson("{\"command\":\"ls\"}"))
-                .build(),
+            bash(3, "sevt_bash0000000000000000000000"),
             Event.newBuilder()
                 .setSeq(4)
                 .setAgentMcpToolResult(
                     AgentMcpToolResult.newBuilder()
                         .setMcpToolUseId("sevt_mcp00000000000000000000000"))
                 .build(),
-            Event.newBuilder()
-                .setSeq(5)
-                .setAgentToolResult(
-                    AgentToolResult.newBuilder().setToolUseId("sevt_bash0000000000000000000000"))
-                .build());
+            result(5, "sevt_bash0000000000000000000000"));
 
     // When nothing fits, so the cut falls as late as it may
     OptionalInt cut = ContextBudget.cut(context, 0);

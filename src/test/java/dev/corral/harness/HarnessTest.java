@@ -463,32 +463,27 @@ class HarnessTest {
   @Test
   void deniedConfirmationSendsTheDenialToTheModel() {
     // Given a bash tool that always asks
-    model.enqueue(
-        Reply.toolUse("toolu_rm", "bash", "{\"command\":\"rm -rf /\"}"), Reply.text("Understood."));
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
-            marker);
-    Session waiting =
-        awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
-    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+    Event call =
+        callAwaitingConfirmation(
+            Reply.toolUse("toolu_rm", "bash", "{\"command\":\"rm -rf /\"}"),
+            Reply.text("Understood."));
+    String sessionId = call.getSessionId();
+    Session waiting = dev.corral.testing.SessionLogs.get(sessions, sessionId);
 
     // When the user denies it
     sessions.emitEvent(
         confirmation(
-            session.getId(),
+            sessionId,
             call.getId(),
             ConfirmationResult.CONFIRMATION_RESULT_DENY,
             "Not on my machine."));
 
     // Then
-    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    awaitIdle(sessions, sessionId, StopReasonType.STOP_REASON_TYPE_END_TURN);
     assertThat(waiting.getStopReason().getEventIdsList()).containsExactly(call.getId());
     assertThat(call.getAgentToolUse().getEvaluatedPermission())
         .isEqualTo(dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ASK);
-    Event result = only(log(sessions, session.getId()), "agent.tool_result");
+    Event result = only(log(sessions, sessionId), "agent.tool_result");
     assertThat(result.getAgentToolResult().getIsError()).isTrue();
     assertThat(result.getAgentToolResult().getContent(0).getText().getText())
         .isEqualTo("Not on my machine.");
@@ -497,25 +492,19 @@ class HarnessTest {
   @Test
   void allowedConfirmationRunsTheTool() {
     // Given
-    model.enqueue(
-        Reply.toolUse("toolu_ls", "bash", "{\"command\":\"echo confirmed\"}"), Reply.text("Done."));
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
-            marker);
-    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
-    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+    Event call =
+        callAwaitingConfirmation(
+            Reply.toolUse("toolu_ls", "bash", "{\"command\":\"echo confirmed\"}"),
+            Reply.text("Done."));
+    String sessionId = call.getSessionId();
 
     // When
     sessions.emitEvent(
-        confirmation(
-            session.getId(), call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, ""));
+        confirmation(sessionId, call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, ""));
 
     // Then the call ran and the turn ended
-    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
-    Event result = only(log(sessions, session.getId()), "agent.tool_result");
+    awaitIdle(sessions, sessionId, StopReasonType.STOP_REASON_TYPE_END_TURN);
+    Event result = only(log(sessions, sessionId), "agent.tool_result");
     assertThat(result.getAgentToolResult().getContent(0).getText().getText())
         .isEqualTo("confirmed");
   }
@@ -523,25 +512,19 @@ class HarnessTest {
   @Test
   void aConfirmationRetriedWithItsKeyAfterTheCallRanGetsTheEventFirstSent() {
     // Given a confirmed call that has run, the confirmation sent with an idempotency key
-    model.enqueue(
-        Reply.toolUse("toolu_again", "bash", "{\"command\":\"echo once\"}"), Reply.text("Done."));
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
-            marker);
-    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
-    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+    Event call =
+        callAwaitingConfirmation(
+            Reply.toolUse("toolu_again", "bash", "{\"command\":\"echo once\"}"),
+            Reply.text("Done."));
+    String sessionId = call.getSessionId();
     EmitEventRequest allow =
-        confirmation(
-                session.getId(), call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, "")
+        confirmation(sessionId, call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, "")
             .toBuilder()
             .setIdempotencyKey("confirm-" + call.getId())
             .build();
     var first = sessions.emitEvent(allow);
-    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
-    only(log(sessions, session.getId()), "agent.tool_result");
+    awaitIdle(sessions, sessionId, StopReasonType.STOP_REASON_TYPE_END_TURN);
+    only(log(sessions, sessionId), "agent.tool_result");
 
     // When the client, whose answer was lost, sends it again with the same key
     var retry = sessions.emitEvent(allow);
@@ -549,27 +532,22 @@ class HarnessTest {
     // Then it gets the event it first sent, as the key promises, and nothing more is logged
     assertThat(retry.getDeduplicated()).isTrue();
     assertThat(retry.getEvent().getId()).isEqualTo(first.getEvent().getId());
-    only(log(sessions, session.getId()), "user.tool_confirmation");
+    only(log(sessions, sessionId), "user.tool_confirmation");
   }
 
   @Test
   void aConfirmationOfACallAnInterruptAnsweredIsRefused() {
     // Given a call waiting for confirmation, which an interrupt then answers
-    model.enqueue(Reply.toolUse("toolu_late", "bash", "{\"command\":\"echo late\"}"));
-    Session session =
-        start(
-            agentWith(
-                dev.corral.testing.Fixtures.bashToolset(
-                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
-            marker);
-    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
-    Event call = only(log(sessions, session.getId()), "agent.tool_use");
+    Event call =
+        callAwaitingConfirmation(
+            Reply.toolUse("toolu_late", "bash", "{\"command\":\"echo late\"}"));
+    String sessionId = call.getSessionId();
     sessions.emitEvent(
         EmitEventRequest.newBuilder()
-            .setSessionId(session.getId())
+            .setSessionId(sessionId)
             .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
             .build());
-    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
+    awaitIdle(sessions, sessionId, StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
 
     // When the client allows it after all
     io.grpc.StatusRuntimeException refused =
@@ -578,7 +556,7 @@ class HarnessTest {
             () ->
                 sessions.emitEvent(
                     confirmation(
-                        session.getId(),
+                        sessionId,
                         call.getId(),
                         ConfirmationResult.CONFIRMATION_RESULT_ALLOW,
                         "")));
@@ -586,7 +564,7 @@ class HarnessTest {
     // Then it is told the confirmation no longer applies, and nothing is logged or run
     assertThat(refused.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
     assertThat(refused.getStatus().getDescription()).contains("already has its result");
-    assertThat(log(sessions, session.getId())).noneMatch(Event::hasUserToolConfirmation);
+    assertThat(log(sessions, sessionId)).noneMatch(Event::hasUserToolConfirmation);
   }
 
   @Test
@@ -1067,6 +1045,22 @@ class HarnessTest {
                 .setInputSchemaJson(
                     "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"))
         .build();
+  }
+
+  /**
+   * Starts a session whose agent has a bash tool that always asks and whose model answers with
+   * {@code replies} (the first a bash call), and waits until that call awaits confirmation.
+   */
+  private Event callAwaitingConfirmation(Reply... replies) {
+    model.enqueue(replies);
+    Session session =
+        start(
+            agentWith(
+                dev.corral.testing.Fixtures.bashToolset(
+                    PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)),
+            marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+    return only(log(sessions, session.getId()), "agent.tool_use");
   }
 
   private static EmitEventRequest confirmation(

@@ -1,7 +1,7 @@
 package dev.corral.sandbox.kubernetes;
 
+import dev.corral.common.CallLane;
 import dev.corral.common.UnavailableException;
-import dev.corral.sandbox.driver.CallLane;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.OutputBuffer;
 import dev.corral.sandbox.driver.SandboxCommand;

@@ -1,7 +1,7 @@
 package dev.corral.sandbox.local;
 
+import dev.corral.common.CallLane;
 import dev.corral.common.LogFields;
-import dev.corral.sandbox.driver.CallLane;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.SandboxCommand;
 import io.smallrye.mutiny.Uni;

@@ -1,8 +1,8 @@
 package dev.corral.sandbox.local;
 
+import dev.corral.common.CallLane;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.LogFields;
-import dev.corral.sandbox.driver.CallLane;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.SandboxCommand;
 import dev.corral.sandbox.driver.SandboxLostException;

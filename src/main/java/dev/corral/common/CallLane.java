@@ -1,16 +1,15 @@
-package dev.corral.sandbox.driver;
+package dev.corral.common;
 
-import dev.corral.common.ResourceExhaustedException;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.UniEmitter;
 import java.util.ArrayDeque;
 
 /**
- * The calls of one sandbox, one after another: a call starts once the one before it has ended, and
- * waiting holds no thread. Cancelling a waiting call drops it. Cancelling the running one
- * interrupts it (its {@link Call#interrupt} runs, which must make it end soon) and the next call
- * starts only once it has ended, so that it never meets what the interrupted one left running. At
- * most {@code capacity} calls wait.
+ * Calls of one thing (a sandbox, a tenant's creations of one kind), one after another: a call
+ * starts once the one before it has ended, and waiting holds no thread. Cancelling a waiting call
+ * drops it. Cancelling the running one interrupts it (its {@link Call#interrupt} runs, which must
+ * make it end soon) and the next call starts only once it has ended, so that it never meets what
+ * the interrupted one left running. At most {@code capacity} calls wait.
  */
 public final class CallLane {
 
@@ -22,11 +21,26 @@ public final class CallLane {
   }
 
   private final int capacity;
+  private final String full;
   private final ArrayDeque<Entry<?>> waiting = new ArrayDeque<>();
   private boolean busy;
 
-  public CallLane(int capacity) {
+  /**
+   * @param full the RESOURCE_EXHAUSTED message of a call that finds {@code capacity} waiting
+   */
+  public CallLane(int capacity, String full) {
     this.capacity = capacity;
+    this.full = full;
+  }
+
+  /** A lane of a sandbox's calls. */
+  public CallLane(int capacity) {
+    this(capacity, "the sandbox has " + capacity + " calls waiting, its limit");
+  }
+
+  /** Calls waiting for their turn. */
+  public synchronized int waiting() {
+    return waiting.size();
   }
 
   public <T> Uni<T> submit(Call<T> call) {
@@ -36,9 +50,7 @@ public final class CallLane {
               Entry<T> entry = new Entry<>(call, emitter);
               emitter.onTermination(() -> terminated(entry));
               if (!offer(entry)) {
-                emitter.fail(
-                    new ResourceExhaustedException(
-                        "the sandbox has " + capacity + " calls waiting, its limit"));
+                emitter.fail(new ResourceExhaustedException(full));
                 return;
               }
               next();
