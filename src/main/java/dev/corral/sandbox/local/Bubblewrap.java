@@ -20,8 +20,10 @@ import java.util.Optional;
  *       groups and no capabilities;
  *   <li>{@code prlimit}: file size, open files, CPU time, no core dumps, processes per user, and
  *       the address space of each process when there is no cgroup to limit memory;
- *   <li>{@code bwrap}: every namespace unshared (no network), a new session, no capabilities, a
- *       read-only root with read-only system directories, private size-limited /tmp and /workspace;
+ *   <li>{@code bwrap}: every namespace unshared (no network), no user namespace of the sandbox's
+ *       own (which would give its code every capability inside it: mounts of unbounded tmpfs, a
+ *       network namespace to configure), a new session, no capabilities, a read-only root with
+ *       read-only system directories, private size-limited /tmp and /workspace;
  *   <li>the launcher ({@code launcher.pl}) as the sandbox's pid 1; with egress, it also forwards
  *       127.0.0.1:3128 (inside the sandbox's own network namespace) to the egress proxy's Unix
  *       socket, bound read-only at /run/corral: the sandbox's only way out.
@@ -101,6 +103,8 @@ final class Bubblewrap {
             "--",
             bwrap,
             "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
             "--die-with-parent",
             "--new-session",
             "--as-pid-1",

@@ -225,6 +225,21 @@ class SandboxLimitsTest {
   }
 
   @Test
+  void theSandboxCannotMakeAUserNamespaceOfItsOwnToMountPastItsLimits() {
+    // Given a sandbox of 16 MiB of disk
+    String id = provision();
+
+    // When its code makes a user namespace, in which it would hold every capability, to mount a
+    // tmpfs of no size limit
+    ExecuteResponse nested =
+        execute(
+            id, "unshare -Urm sh -c 'mount -t tmpfs none /tmp && echo mounted'; echo \"rc=$?\"");
+
+    // Then no namespace is made, so nothing is mounted
+    assertThat(nested.getOutput()).doesNotContain("mounted").contains("rc=1");
+  }
+
+  @Test
   void asRootEachSandboxHasACgroupCarryingItsLimits() throws java.io.IOException {
     // Given
     org.junit.jupiter.api.Assumptions.assumeTrue(
