@@ -48,8 +48,13 @@ public class CredentialRepository {
           + " RETURNING "
           + COLUMNS;
 
+  /** One credential, and whether its vault is archived (then no session may use it). */
   static final String SELECT =
-      "SELECT " + SEALED + " FROM credentials WHERE id = $1 AND tenant_id = $2";
+      "SELECT "
+          + SEALED
+          + ", EXISTS (SELECT 1 FROM vaults v WHERE v.id = credentials.vault_id"
+          + " AND v.archived_at IS NOT NULL) AS vault_archived"
+          + " FROM credentials WHERE id = $1 AND tenant_id = $2";
 
   static final String LOCK = SELECT + " FOR UPDATE";
 
@@ -110,8 +115,11 @@ public class CredentialRepository {
     this.limits = limits;
   }
 
-  /** A credential row: its public record and its sealed secret. */
-  record Stored(Credential credential, Envelope.Box box) {}
+  /**
+   * A credential row: its public record, its sealed secret, and whether its vault is archived
+   * (false where the statement did not ask).
+   */
+  record Stored(Credential credential, Envelope.Box box, boolean vaultArchived) {}
 
   /**
    * Inserts the credential; empty if the tenant holds {@link #MAX_PER_TENANT} already, or its vault
@@ -299,7 +307,9 @@ public class CredentialRepository {
             ? null
             : new Envelope.Box(
                 row.getString("key_id"), wrapped.getBytes(), row.getBuffer("secret").getBytes());
-    return new Stored(fromRow(row), box);
+    boolean vaultArchived =
+        row.getColumnIndex("vault_archived") >= 0 && row.getBoolean("vault_archived");
+    return new Stored(fromRow(row), box, vaultArchived);
   }
 
   static Credential fromRow(Row row) {

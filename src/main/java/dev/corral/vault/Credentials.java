@@ -170,6 +170,10 @@ public class Credentials implements dev.corral.common.CredentialBindings {
         .find(tenant, credentialId)
         .invoke(
             stored -> {
+              if (stored.vaultArchived()) {
+                throw new dev.corral.common.FailedPreconditionException(
+                    field + ": " + archived(stored));
+              }
               try {
                 requireBound(stored.credential(), url);
               } catch (CredentialUnusableException elsewhere) {
@@ -177,6 +181,14 @@ public class Credentials implements dev.corral.common.CredentialBindings {
               }
             })
         .replaceWithVoid();
+  }
+
+  private static String archived(CredentialRepository.Stored stored) {
+    return "credential "
+        + stored.credential().getId()
+        + " is in vault "
+        + stored.credential().getVaultId()
+        + ", which is archived; no session uses its credentials";
   }
 
   public Uni<Credential> get(Tenant tenant, String credentialId) {
@@ -274,7 +286,13 @@ public class Credentials implements dev.corral.common.CredentialBindings {
                 new CredentialUnusableException(
                     "credential " + credentialId + " does not exist in tenant " + tenant.id(),
                     false))
-        .invoke(stored -> requireBound(stored.credential(), url))
+        .invoke(
+            stored -> {
+              if (stored.vaultArchived()) {
+                throw new CredentialUnusableException(archived(stored), false);
+              }
+              requireBound(stored.credential(), url);
+            })
         .flatMap(
             stored ->
                 expiring(stored.credential())
@@ -292,7 +310,8 @@ public class Credentials implements dev.corral.common.CredentialBindings {
         .find(tenant, used.credentialId())
         .flatMap(
             stored ->
-                stored.credential().hasOauth2()
+                !stored.vaultArchived()
+                        && stored.credential().hasOauth2()
                         && stored.credential().getOauth2().getHasRefreshToken()
                     ? refresh(tenant, used.credentialId(), used.bearerToken())
                     : Uni.createFrom().nullItem());

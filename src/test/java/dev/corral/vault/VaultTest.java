@@ -489,6 +489,39 @@ class VaultTest {
     }
   }
 
+  @Test
+  void aCredentialOfAnArchivedVaultIsNeitherUsedNorNamed() {
+    // Given a credential for an MCP server in a vault that an agent names
+    String url = "https://mcp.example.com/archived-" + UUID.randomUUID();
+    String vaultId =
+        vault
+            .createVault(
+                dev.corral.proto.v1.CreateVaultRequest.newBuilder().setDisplayName("old").build())
+            .getVault()
+            .getId();
+    String id =
+        create(staticHeader(url, "Bearer old").toBuilder().setVaultId(vaultId).build()).getId();
+    agentsOfVaults.createAgent(agentCalling(url, id));
+    assertThat(credentials.authFor(Tenant.DEFAULT, id, url).await().indefinitely()).isNotNull();
+
+    // When the vault is archived
+    vault.archiveVault(
+        dev.corral.proto.v1.ArchiveVaultRequest.newBuilder().setVaultId(vaultId).build());
+
+    // Then no call carries its credential any more, and no new agent may name it
+    assertThatThrownBy(() -> credentials.authFor(Tenant.DEFAULT, id, url).await().indefinitely())
+        .isInstanceOf(CredentialUnusableException.class)
+        .hasMessageContaining("archived");
+    var refused =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            io.grpc.StatusRuntimeException.class,
+            () -> agentsOfVaults.createAgent(agentCalling(url, id)));
+    assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(refused.getStatus().getDescription())
+        .contains("mcp_servers[0].credential_id")
+        .contains("archived");
+  }
+
   private Credential create(CreateCredentialRequest request) {
     return vault.createCredential(request).getCredential();
   }
