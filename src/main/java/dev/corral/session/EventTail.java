@@ -202,7 +202,7 @@ public class EventTail {
   }
 
   /** Where one subscriber is in the log. Touched by one page read at a time. */
-  private static final class Cursor {
+  static final class Cursor {
     private final String sessionId;
     private final Set<String> types;
     private long seq;
@@ -230,21 +230,26 @@ public class EventTail {
     }
 
     /**
-     * The events of {@code window} after this cursor, at most {@code limit} of them, filtered by
-     * type; the window holds every event from {@code first} to {@code head}.
+     * The events of {@code window} after this cursor, filtered by type: at most {@code limit} of
+     * them, and at most {@code budget} bytes (or one event, if larger), as a page read from the
+     * log; the window holds every event from {@code first} to {@code head}.
      */
-    Page advanceIn(List<Event> window, long head, int limit) {
+    Page advanceIn(List<Event> window, long head, int limit, int budget) {
       long first = window.isEmpty() ? head + 1 : window.get(0).getSeq();
       int from = (int) Math.min(window.size(), Math.max(0, seq + 1 - first));
       List<Event> events = new java.util.ArrayList<>();
       long examined = Math.max(seq, head); // up to the head, unless the page fills first
+      long bytes = 0;
       for (Event event : window.subList(from, window.size())) {
-        if (events.size() == limit) {
+        boolean wanted = types.isEmpty() || types.contains(event.getType());
+        if (events.size() == limit
+            || (wanted && !events.isEmpty() && bytes + event.getSerializedSize() > budget)) {
           examined = event.getSeq() - 1;
           break;
         }
-        if (types.isEmpty() || types.contains(event.getType())) {
+        if (wanted) {
           events.add(event);
+          bytes += event.getSerializedSize();
         }
       }
       caughtUp = examined == Math.max(seq, head);
@@ -262,7 +267,7 @@ public class EventTail {
     }
   }
 
-  private record Page(List<Event> events, boolean sessionGone) {
+  record Page(List<Event> events, boolean sessionGone) {
     /** The page ends with the session's terminal event, which is always the log's last. */
     boolean terminal() {
       return !events.isEmpty() && events.get(events.size() - 1).getType().equals(TERMINAL);
@@ -332,7 +337,7 @@ public class EventTail {
 
     /** Holding the lock. */
     private Page serve(Cursor cursor) {
-      return cursor.advanceIn(window, head, config.streamPageSize());
+      return cursor.advanceIn(window, head, config.streamPageSize(), STREAM_PAGE_BYTES);
     }
 
     /** Holding the lock: the refresh under way, or a new one reading after {@code after}. */
