@@ -191,7 +191,7 @@ public class SandboxRepository {
             rows ->
                 rows.size() == 0
                     // Refused: say why (the check finds it again unless it changed meanwhile)
-                    ? requireRoom(tenant, maxLive)
+                    ? requireRoom(tenant, maxLive, () -> 0)
                         .map(
                             unchanged -> {
                               throw tooMany(tenant, maxLive);
@@ -207,11 +207,12 @@ public class SandboxRepository {
   }
 
   /**
-   * Fails (RESOURCE_EXHAUSTED) when {@code tenant} already runs {@code maxLive} sandboxes, and
+   * Fails (RESOURCE_EXHAUSTED) when {@code tenant} already runs {@code maxLive} sandboxes, counting
+   * {@code starting} more (asked once the rows are counted) being started and not yet recorded, and
    * (PERMISSION_DENIED) when it is disabled: a check before a sandbox is started, which {@link
    * #insert} makes again, race-free, when it is recorded.
    */
-  Uni<Void> requireRoom(Tenant tenant, int maxLive) {
+  Uni<Void> requireRoom(Tenant tenant, int maxLive, java.util.function.IntSupplier starting) {
     return pool.preparedQuery(LIVE_OF_TENANT)
         .execute(Tuple.of(tenant.id()))
         .map(
@@ -221,7 +222,7 @@ public class SandboxRepository {
                 throw new PermissionDeniedException(
                     "tenant " + tenant.id() + " is disabled: it runs no sandbox");
               }
-              if (row.getLong("live") >= maxLive) {
+              if (row.getLong("live") + starting.getAsInt() >= maxLive) {
                 throw tooMany(tenant, maxLive);
               }
               return null;

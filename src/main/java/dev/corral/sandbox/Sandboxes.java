@@ -65,6 +65,40 @@ public class Sandboxes {
   private final Clock clock;
   private final Map<String, Cancellable> lifetimes = new ConcurrentHashMap<>();
   private final Map<String, Long> touched = new ConcurrentHashMap<>();
+  private final Starts localStarts = new Starts();
+
+  /**
+   * Local sandboxes of each tenant being started on this replica, not yet recorded, in the order
+   * their provisions began: a provision counts only those that began before it, so that two at once
+   * never refuse each other.
+   */
+  private static final class Starts {
+    private final Map<String, java.util.TreeSet<Long>> starting = new java.util.HashMap<>();
+    private long next;
+
+    /** One more for {@code tenantId}: its place in line. */
+    synchronized long begin(String tenantId) {
+      long start = next++;
+      starting.computeIfAbsent(tenantId, id -> new java.util.TreeSet<>()).add(start);
+      return start;
+    }
+
+    /**
+     * How many of {@code tenantId}'s sandboxes began starting before {@code start} and still are.
+     */
+    synchronized int before(String tenantId, long start) {
+      java.util.TreeSet<Long> of = starting.get(tenantId);
+      return of == null ? 0 : of.headSet(start).size();
+    }
+
+    synchronized void end(String tenantId, long start) {
+      java.util.TreeSet<Long> of = starting.get(tenantId);
+      if (of != null && of.remove(start) && of.isEmpty()) {
+        starting.remove(tenantId);
+      }
+    }
+  }
+
   private static final Duration TOUCH_EVERY = Duration.ofSeconds(10);
 
   Sandboxes(
@@ -581,24 +615,33 @@ public class Sandboxes {
     if (driver == local) {
       // A local sandbox dies with this replica, so it is recorded once it runs, in one write; the
       // tenant's room is checked before it starts and again, under the tenant's lock, at the write.
-      return repository
-          .requireRoom(tenant, maxLive)
-          .flatMap(room -> local.provision(spec))
-          .flatMap(
-              started ->
-                  repository
-                      .insert(
-                          tenant,
-                          id,
-                          environment.getId(),
-                          sessionId,
-                          environment.getDriver(),
-                          host,
-                          resources,
-                          started.limits(),
-                          maxLive)
-                      .onFailure()
-                      .call(failure -> local.release(id, host)));
+      // Until it has started it is counted here, in memory (its setup can run for as long as a
+      // call may); the write, which counts the tenant's rows under its lock, has the last word.
+      return Uni.createFrom()
+          .deferred(
+              () -> {
+                long start = localStarts.begin(tenant.id());
+                return repository
+                    .requireRoom(tenant, maxLive, () -> localStarts.before(tenant.id(), start))
+                    .flatMap(room -> local.provision(spec))
+                    .onTermination()
+                    .invoke(() -> localStarts.end(tenant.id(), start))
+                    .flatMap(
+                        started ->
+                            repository
+                                .insert(
+                                    tenant,
+                                    id,
+                                    environment.getId(),
+                                    sessionId,
+                                    environment.getDriver(),
+                                    host,
+                                    resources,
+                                    started.limits(),
+                                    maxLive)
+                                .onFailure()
+                                .call(failure -> local.release(id, host)));
+              });
     }
     return Uni.createFrom()
         .item(

@@ -170,8 +170,11 @@ public class LocalDriver implements SandboxDriver {
     return Uni.createFrom()
         .item(() -> plain ? claimWarm(spec.resources()) : null)
         .runSubscriptionOn(io)
-        .flatMap(warm -> warm != null ? serveEgress(warm, spec) : startCold(spec))
-        .map(sandbox -> assign(sandbox, spec, plain));
+        .flatMap(
+            warm ->
+                warm != null
+                    ? serveEgress(warm, spec).map(sandbox -> assign(sandbox, spec, plain))
+                    : startCold(spec, plain));
   }
 
   /**
@@ -234,19 +237,32 @@ public class LocalDriver implements SandboxDriver {
   }
 
   /**
-   * Starts bubblewrap, waits for its launcher, opens its way out and runs the setup commands (which
-   * may need the network the environment grants).
+   * Starts bubblewrap, waits for its launcher, opens its way out, runs the setup commands (which
+   * may need the network the environment grants) and makes it the sandbox of {@code spec}. From
+   * before it starts until it is assigned or ended it counts toward the replica's limit: setup
+   * commands can run for as long as a call may.
    */
-  private Uni<LocalSandbox> startCold(SandboxSpec spec) {
+  private Uni<Provisioned> startCold(SandboxSpec spec, boolean plain) {
     return Uni.createFrom()
-        .item(() -> launchWithin(spec.resources()))
+        .item(
+            () -> {
+              reserveStart();
+              return spec;
+            })
         .runSubscriptionOn(io)
-        .flatMap(sandbox -> serveEgress(sandbox, spec))
-        .call(
-            sandbox ->
-                SandboxSetup.run(spec, sandbox::run)
-                    .onFailure()
-                    .invoke(failure -> discard(sandbox, spec)));
+        .flatMap(
+            reserved ->
+                Uni.createFrom()
+                    .item(() -> launch(spec.resources()))
+                    .flatMap(sandbox -> serveEgress(sandbox, spec))
+                    .call(
+                        sandbox ->
+                            SandboxSetup.run(spec, sandbox::run)
+                                .onFailure()
+                                .invoke(failure -> discard(sandbox, spec)))
+                    .onTermination()
+                    .invoke(starting::decrementAndGet)
+                    .map(sandbox -> assign(sandbox, spec, plain)));
   }
 
   /** Ends a sandbox that was being provisioned for {@code spec}, and its egress. */
@@ -255,19 +271,21 @@ public class LocalDriver implements SandboxDriver {
     discard(sandbox);
   }
 
-  /** Blocking: a new sandbox, if this replica may run one more. */
-  private LocalSandbox launchWithin(SandboxResources resources) {
+  /** Blocking: room for one more sandbox starting, if this replica may run one more. */
+  private void reserveStart() {
     if (!Files.isExecutable(Path.of(config.local().bwrap()))) {
       throw new FailedPreconditionException(INSTALL_HINT);
     }
-    // a warm sandbox waiting for limits nobody asks for never stands in the way of one asked for
-    while (running() >= config.local().maxSandboxes()) {
-      if (!endIdlestWarm(null)) {
-        throw new ResourceExhaustedException(
-            "this replica runs " + running() + " local sandboxes, its limit");
+    synchronized (starting) {
+      // a warm sandbox waiting for limits nobody asks for never stands in the way of one asked for
+      while (running() >= config.local().maxSandboxes()) {
+        if (!endIdlestWarm(null)) {
+          throw new ResourceExhaustedException(
+              "this replica runs " + running() + " local sandboxes, its limit");
+        }
       }
+      starting.incrementAndGet();
     }
-    return launch(resources);
   }
 
   /** Makes a started sandbox the sandbox of {@code spec}. */
@@ -441,10 +459,14 @@ public class LocalDriver implements SandboxDriver {
     }
   }
 
-  /** Sandboxes this replica runs, in use or warm. */
+  /** Sandboxes this replica runs, in use, warm or starting for a provision. */
   private int running() {
-    return sandboxes.size() + warm.values().stream().mapToInt(Deque::size).sum();
+    return sandboxes.size() + warm.values().stream().mapToInt(Deque::size).sum() + starting.get();
   }
+
+  /** Sandboxes starting (or running their setup) for a provision, not yet assigned. */
+  private final java.util.concurrent.atomic.AtomicInteger starting =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   /** Ends a sandbox and frees its user id and cgroup. */
   private void discard(LocalSandbox sandbox) {

@@ -127,6 +127,91 @@ class TenantSandboxLimitTest {
     releaseAll(member);
   }
 
+  @Test
+  void sandboxesStillRunningTheirSetupCountTowardTheTenantsAndTheReplicasLimits() throws Exception {
+    // Given five tenants, each with an environment whose setup takes a while (a sleep whose
+    // length names the tenant, so that its processes can be counted on this host)
+    int tenants = 5;
+    List<SandboxServiceGrpc.SandboxServiceBlockingStub> members = new ArrayList<>();
+    List<String> environmentIds = new ArrayList<>();
+    for (int t = 0; t < tenants; t++) {
+      Channel member = TestCredentials.memberOfNewTenant(channel, "setup");
+      members.add(SandboxServiceGrpc.newBlockingStub(member));
+      environmentIds.add(
+          dev.corral.proto.v1.EnvironmentServiceGrpc.newBlockingStub(member)
+              .createEnvironment(
+                  dev.corral.proto.v1.CreateEnvironmentRequest.newBuilder()
+                      .setName("slow-setup")
+                      .setDriver(dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                      .addSetupCommands("sleep " + setupSeconds(t))
+                      .build())
+              .getEnvironment()
+              .getId());
+    }
+
+    // When each asks for twice its limit at once (20 provisions, against a replica of 12)
+    int perTenant = 2 * SmallReplica.MAX_LIVE_PER_TENANT;
+    ExecutorService pool = Executors.newFixedThreadPool(tenants * perTenant);
+    List<Future<String>> outcomes = new ArrayList<>();
+    for (int t = 0; t < tenants; t++) {
+      for (int i = 0; i < perTenant; i++) {
+        var member = members.get(t);
+        ProvisionRequest request =
+            ProvisionRequest.newBuilder().setEnvironmentId(environmentIds.get(t)).build();
+        outcomes.add(
+            pool.submit(
+                () -> {
+                  try {
+                    return member.provision(request).getSandbox().getId();
+                  } catch (StatusRuntimeException e) {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                    return null;
+                  }
+                }));
+      }
+    }
+    // (counting the setups that run at once on this host until every provision has answered)
+    int[] most = new int[tenants];
+    int mostInAll = 0;
+    while (!outcomes.stream().allMatch(Future::isDone)) {
+      int[] now = new int[tenants];
+      ProcessHandle.allProcesses()
+          .forEach(
+              process -> {
+                String line = process.info().commandLine().orElse("");
+                for (int t = 0; t < tenants; t++) {
+                  if (line.equals("/usr/bin/sleep " + setupSeconds(t))) {
+                    now[t]++;
+                  }
+                }
+              });
+      int all = 0;
+      for (int t = 0; t < tenants; t++) {
+        most[t] = Math.max(most[t], now[t]);
+        all += now[t];
+      }
+      mostInAll = Math.max(mostInAll, all);
+    }
+    pool.shutdown();
+
+    // Then no tenant ever ran more setups at once than it may have sandboxes, nor the replica more
+    // than it may run
+    for (int t = 0; t < tenants; t++) {
+      assertThat(most[t]).as("tenant " + t).isLessThanOrEqualTo(SmallReplica.MAX_LIVE_PER_TENANT);
+    }
+    assertThat(mostInAll).isLessThanOrEqualTo(12);
+    long provisioned = 0;
+    for (Future<String> outcome : outcomes) {
+      provisioned += outcome.get() == null ? 0 : 1;
+    }
+    assertThat(provisioned).isBetween(1L, 12L);
+    members.forEach(TenantSandboxLimitTest::releaseAll);
+  }
+
+  private static String setupSeconds(int tenant) {
+    return "1.5" + (10 + tenant);
+  }
+
   private static List<Sandbox> liveOf(SandboxServiceGrpc.SandboxServiceBlockingStub member) {
     return member
         .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
