@@ -60,6 +60,15 @@ public class Dispatcher implements LeaseClaims {
   /** Sessions whose lease this replica is taking, and their tenants. */
   private final Map<String, String> starting = new ConcurrentHashMap<>();
 
+  /**
+   * Leases that user work took for this replica while the session's run was ending (it had let the
+   * lease go) or its start was under way (and will find the lease taken): each is launched once
+   * that run is gone or that start has failed. Guarded by {@code runs}.
+   */
+  private final Map<String, Parked> parked = new java.util.HashMap<>();
+
+  private record Parked(SessionWorkArrived work, long takenAt) {}
+
   private long scanTimer = -1;
   private long renewTimer = -1;
   private long deadlineTimer = -1;
@@ -153,21 +162,50 @@ public class Dispatcher implements LeaseClaims {
         || stopping) {
       return;
     }
+    long takenAt = System.nanoTime(); // taken by the append that just committed: a moment ago
     synchronized (runs) {
-      if (runs.containsKey(work.sessionId()) || starting.containsKey(work.sessionId())) {
-        return; // a run has the lease (or is taking it), and will see the work in its tail
+      HarnessRun run = runs.get(work.sessionId());
+      if (run != null && run.epoch() >= work.claimed().getEpoch()) {
+        return; // the run holds this lease, and will see the work in its tail
       }
-      if (slotsOf(work.tenantId()) >= share()) {
-        // other appends of the tenant claimed the last of its slots meanwhile: the work stays
-        // pending, for a scan (here or elsewhere) to take when the tenant has room
-        leases
-            .release(work.sessionId(), work.claimed().getEpoch(), -1)
-            .subscribe()
-            .with(ignored -> {}, this::logFailure);
+      if (run != null || starting.containsKey(work.sessionId())) {
+        // the run let the lease go and is ending, or a start is under way that will find the lease
+        // taken: this lease is launched once they are over
+        parked.put(work.sessionId(), new Parked(work, takenAt));
         return;
       }
-      // taken by the append that just committed: a moment ago, which the margin covers
-      launch(work.sessionId(), work.tenantId(), work.claimed(), System.nanoTime());
+      start(work, takenAt);
+    }
+  }
+
+  /** Holding the lock on {@code runs}: starts the harness on a lease user work took for it. */
+  private void start(SessionWorkArrived work, long takenAt) {
+    if (slotsOf(work.tenantId()) >= share()) {
+      // other appends of the tenant claimed the last of its slots meanwhile: the work stays
+      // pending, for a scan (here or elsewhere) to take when the tenant has room
+      leases
+          .release(work.sessionId(), work.claimed().getEpoch(), -1)
+          .subscribe()
+          .with(ignored -> {}, this::logFailure);
+      return;
+    }
+    // the margin covers the moment between the commit and takenAt
+    launch(work.sessionId(), work.tenantId(), work.claimed(), takenAt);
+  }
+
+  /**
+   * Holding the lock on {@code runs}: the lease parked for {@code sessionId}, launched if it is
+   * newer than {@code after} (the epoch of the run that ended, or of the start that failed: -1) and
+   * nothing runs the session now.
+   */
+  private void unpark(String sessionId, long after) {
+    Parked next = parked.remove(sessionId);
+    if (next != null
+        && next.work().claimed().getEpoch() > after
+        && !stopping
+        && !runs.containsKey(sessionId)
+        && !starting.containsKey(sessionId)) {
+      start(next.work(), next.takenAt());
     }
   }
 
@@ -179,7 +217,18 @@ public class Dispatcher implements LeaseClaims {
     return services
         .sessions()
         .get(tenant, sessionId)
-        .flatMap(session -> wake(sessionId, session.getTenantId()));
+        .flatMap(
+            session -> {
+              // before any check of room here: a closed session is no retry away from starting
+              if (session.hasArchivedAt()) {
+                throw new FailedPreconditionException("session " + sessionId + " is archived");
+              }
+              if (session.getStatus()
+                  == dev.corral.proto.v1.SessionStatus.SESSION_STATUS_TERMINATED) {
+                throw new FailedPreconditionException("session " + sessionId + " is terminated");
+              }
+              return wake(sessionId, session.getTenantId());
+            });
   }
 
   private Uni<WakeResult> wake(String sessionId, String tenantId) {
@@ -245,7 +294,14 @@ public class Dispatcher implements LeaseClaims {
     return leases
         .acquire(sessionId, replicaId, config.leaseTtl().toMillis())
         .invoke(lease -> lease.ifPresent(taken -> launchIfIdle(sessionId, tenantId, taken, sent)))
-        .eventually(() -> starting.remove(sessionId));
+        .eventually(
+            () -> {
+              synchronized (runs) {
+                starting.remove(sessionId);
+                // user work may have taken the lease this start did not get: it runs now
+                unpark(sessionId, runs.containsKey(sessionId) ? Long.MAX_VALUE : -1);
+              }
+            });
   }
 
   private void launchIfIdle(String sessionId, String tenantId, Lease lease, long takenAt) {
@@ -270,9 +326,12 @@ public class Dispatcher implements LeaseClaims {
                 vertx.getOrCreateContext()),
             services,
             ended -> {
-              runs.remove(sessionId, ended);
-              confirmed.remove(ended);
-              runTenants.remove(ended);
+              synchronized (runs) {
+                runs.remove(sessionId, ended);
+                confirmed.remove(ended);
+                runTenants.remove(ended);
+                unpark(sessionId, ended.epoch());
+              }
             });
     confirmed.put(run, takenAt);
     runTenants.put(run, tenantId);

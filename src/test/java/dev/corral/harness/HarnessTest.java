@@ -989,6 +989,74 @@ class HarnessTest {
         .hasSize(1);
   }
 
+  @Test
+  void aMessageSentTheMomentATurnEndsStartsTheNextTurnAtOnce() throws Exception {
+    // Given a session whose every turn the model answers at once
+    int turns = 12;
+    for (int i = 0; i <= turns; i++) {
+      model.enqueue(Reply.text("answer " + i));
+    }
+    Session session = start(agent(), marker);
+    var async = SessionServiceGrpc.newStub(channel);
+    java.util.concurrent.BlockingQueue<Long> sentAt =
+        new java.util.concurrent.LinkedBlockingQueue<>();
+    java.util.List<Long> waits =
+        java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicInteger sent =
+        new java.util.concurrent.atomic.AtomicInteger();
+
+    // When the client sends its next message as soon as it sees each turn end
+    async.streamEvents(
+        StreamEventsRequest.newBuilder().setSessionId(session.getId()).build(),
+        new io.grpc.stub.StreamObserver<>() {
+          @Override
+          public void onNext(dev.corral.proto.v1.StreamEventsResponse item) {
+            Event event = item.getEvent();
+            if (event.hasSessionStatusRunning()) {
+              Long at = sentAt.poll();
+              if (at != null) {
+                waits.add(System.nanoTime() - at);
+              }
+            } else if (event.hasSessionStatusIdle()) {
+              if (sent.getAndIncrement() == turns) {
+                done.countDown();
+                return;
+              }
+              sentAt.add(System.nanoTime());
+              async.emitEvent(
+                  EmitEventRequest.newBuilder()
+                      .setSessionId(session.getId())
+                      .setEvent(userMessage("next"))
+                      .build(),
+                  new io.grpc.stub.StreamObserver<>() {
+                    @Override
+                    public void onNext(dev.corral.proto.v1.EmitEventResponse value) {}
+
+                    @Override
+                    public void onError(Throwable t) {}
+
+                    @Override
+                    public void onCompleted() {}
+                  });
+            }
+          }
+
+          @Override
+          public void onError(Throwable t) {}
+
+          @Override
+          public void onCompleted() {}
+        });
+
+    // Then every next turn starts at once: none waits for a lease that its replica took for it
+    // and then forgot (3 s and a scan)
+    assertThat(done.await(60, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    assertThat(waits).hasSize(turns);
+    assertThat(waits.stream().mapToLong(Long::longValue).max().orElseThrow())
+        .isLessThan(Duration.ofSeconds(2).toNanos());
+  }
+
   // --- helpers ---------------------------------------------------------------------------------
 
   private Session start(String agentId, String text) {
