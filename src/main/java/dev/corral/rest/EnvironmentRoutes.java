@@ -3,6 +3,7 @@ package dev.corral.rest;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.corral.agent.Agents;
 import dev.corral.agent.Environments;
+import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.EnvironmentServiceGrpc;
 import io.smallrye.mutiny.Uni;
 import io.vertx.ext.web.Router;
@@ -62,6 +63,9 @@ class EnvironmentRoutes {
   private Uni<ObjectNode> update(RestCall call) {
     ObjectNode body = call.body();
     int expected = Fields.optionalInt(body, "version", "version").orElse(0);
+    if (Fields.has(body, "version") && expected < 1) {
+      throw new InvalidArgumentException("version", "must be 1 or more");
+    }
     return environments
         .update(
             call.tenant(),

@@ -382,6 +382,32 @@ class RestEdgesTest {
   }
 
   @Test
+  void anEnvironmentUpdateWithAVersionBelowOneIsRefusedNotAppliedBlind() throws Exception {
+    // Given an environment at version 2
+    JsonNode environment =
+        JSON.readTree(
+            call("POST", "/v1/environments", "{\"name\":\"versioned\"}", TestCredentials.ADMIN_KEY)
+                .body());
+    String path = "/v1/environments/" + environment.path("id").asText();
+    assertThat(
+            call("POST", path, "{\"version\":1,\"name\":\"v2\"}", TestCredentials.ADMIN_KEY)
+                .statusCode())
+        .isEqualTo(200);
+
+    // When an update names version 0 or -1, it is refused naming the field, as for agents
+    for (String refused :
+        List.of("{\"version\":0,\"name\":\"x\"}", "{\"version\":-1,\"name\":\"x\"}")) {
+      HttpResponse<String> answer = call("POST", path, refused, TestCredentials.ADMIN_KEY);
+      assertThat(answer.statusCode()).as(refused).isEqualTo(400);
+      assertThat(answer.body()).as(refused).contains("version");
+    }
+
+    // Then it is unchanged
+    JsonNode now = JSON.readTree(call("GET", path, "", TestCredentials.ADMIN_KEY).body());
+    assertThat(now.path("name").asText()).isEqualTo("v2");
+  }
+
+  @Test
   void requestsThatCannotBeHonouredAreClientErrorsNamingWhy() throws Exception {
     String session = session();
     send(session, "one");
