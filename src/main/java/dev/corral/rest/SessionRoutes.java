@@ -108,6 +108,12 @@ class SessionRoutes {
             .map(AgentShapes::withoutNulls)
             .orElse(Map.of());
     String environment = Fields.optionalString(body, "environment_id", "environment_id").orElse("");
+    // the resources are checked before any token given with them is stored in the vault
+    List<SessionResource> shapes = new ArrayList<>();
+    for (int i = 0; i < requested.size(); i++) {
+      shapes.add(SessionShapes.resource(requested.get(i), "resources[" + i + "]", ""));
+    }
+    Sessions.checkResources(shapes);
     List<String> stored = new ArrayList<>();
     return repositories(call.tenant(), requested, "resources", stored, PENDING)
         .flatMap(

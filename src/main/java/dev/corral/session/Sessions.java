@@ -776,6 +776,14 @@ public class Sessions {
     return checks;
   }
 
+  /**
+   * Checks a new session's resources as {@link #create} will (each one, their number, their mount
+   * paths), for a caller that has work to do before it may call it (INVALID_ARGUMENT).
+   */
+  public static void checkResources(List<SessionResource> requested) {
+    checkedResources(requested);
+  }
+
   private static List<SessionResource> checkedResources(List<SessionResource> requested) {
     List<SessionResource> checked = new ArrayList<>();
     for (int i = 0; i < requested.size(); i++) {
