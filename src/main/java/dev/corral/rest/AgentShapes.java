@@ -71,16 +71,14 @@ final class AgentShapes {
       case TOOLSET -> {
         AgentToolset toolset = tool.getToolset();
         ObjectNode node = Shapes.object().put("type", TOOLSET);
-        node.set(
-            "default_config",
-            config(toolset.getDefaultConfig(), PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW));
+        node.set("default_config", config(toolset.getDefaultConfig(), DEFAULTS));
         ArrayNode configs = node.putArray("configs");
         toolset
             .getConfigsList()
             .forEach(
                 config ->
                     configs.add(
-                        config(config, PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)
+                        config(config, toolset.getDefaultConfig())
                             .put("type", config.getName())
                             .put("name", config.getName())));
         return node;
@@ -91,17 +89,14 @@ final class AgentShapes {
             Shapes.object()
                 .put("type", "mcp_toolset")
                 .put("mcp_server_name", toolset.getMcpServerName());
-        node.set(
-            "default_config",
-            config(toolset.getDefaultConfig(), PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK));
+        node.set("default_config", config(toolset.getDefaultConfig(), DEFAULTS));
         ArrayNode configs = node.putArray("configs");
         toolset
             .getConfigsList()
             .forEach(
                 config ->
                     configs.add(
-                        config(config, PermissionPolicy.PERMISSION_POLICY_ALWAYS_ASK)
-                            .put("name", config.getName())));
+                        config(config, toolset.getDefaultConfig()).put("name", config.getName())));
         return node;
       }
       case CUSTOM -> {
@@ -120,12 +115,25 @@ final class AgentShapes {
     }
   }
 
-  private static ObjectNode config(ToolConfig config, PermissionPolicy fallback) {
-    PermissionPolicy policy =
-        config.getPermissionPolicy() == PermissionPolicy.PERMISSION_POLICY_UNSPECIFIED
-            ? fallback
-            : config.getPermissionPolicy();
-    ObjectNode node = Shapes.object().put("enabled", !config.hasEnabled() || config.getEnabled());
+  /** What a toolset's tools are when nothing is configured: enabled, always allowed. */
+  private static final ToolConfig DEFAULTS =
+      ToolConfig.newBuilder()
+          .setEnabled(true)
+          .setPermissionPolicy(PermissionPolicy.PERMISSION_POLICY_ALWAYS_ALLOW)
+          .build();
+
+  /**
+   * A tool's config as the harness applies it: what it sets, else what {@code defaults} (the
+   * toolset's default config) sets, else enabled and always allowed.
+   */
+  private static ObjectNode config(ToolConfig config, ToolConfig defaults) {
+    PermissionPolicy policy = config.getPermissionPolicy();
+    if (policy == PermissionPolicy.PERMISSION_POLICY_UNSPECIFIED) {
+      policy = defaults.getPermissionPolicy();
+    }
+    boolean enabled =
+        config.hasEnabled() ? config.getEnabled() : !defaults.hasEnabled() || defaults.getEnabled();
+    ObjectNode node = Shapes.object().put("enabled", enabled);
     node.putObject("permission_policy")
         .put(
             "type",

@@ -382,6 +382,42 @@ class RestEdgesTest {
   }
 
   @Test
+  void anAgentShowsTheToolPermissionsTheHarnessApplies() throws Exception {
+    // Given an agent with an MCP toolset configured nowhere, and a built-in toolset that asks by
+    // default, with bash named only to enable it
+    HttpResponse<String> created =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"policies\",\"model\":\"claude-test\","
+                + "\"mcp_servers\":[{\"type\":\"url\",\"name\":\"gh\","
+                + "\"url\":\"https://mcp.example.com/mcp\"}],"
+                + "\"tools\":[{\"type\":\"mcp_toolset\",\"mcp_server_name\":\"gh\","
+                + "\"configs\":[{\"name\":\"search\"}]},"
+                + "{\"type\":\"agent_toolset_20260401\",\"default_config\":"
+                + "{\"enabled\":false,\"permission_policy\":{\"type\":\"always_ask\"}},"
+                + "\"configs\":[{\"name\":\"bash\",\"enabled\":true},{\"name\":\"read\"}]}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    JsonNode tools = JSON.readTree(created.body()).path("tools");
+
+    // Then the MCP tools are always allowed, as they run (the API's default), and bash asks, as
+    // its toolset's default says; read stays disabled with it
+    JsonNode mcp = tools.get(0);
+    assertThat(mcp.path("default_config").path("permission_policy").path("type").asText())
+        .isEqualTo("always_allow");
+    assertThat(mcp.path("configs").get(0).path("permission_policy").path("type").asText())
+        .isEqualTo("always_allow");
+    JsonNode builtIn = tools.get(1);
+    JsonNode bash = builtIn.path("configs").get(0);
+    assertThat(bash.path("enabled").asBoolean()).isTrue();
+    assertThat(bash.path("permission_policy").path("type").asText()).isEqualTo("always_ask");
+    JsonNode read = builtIn.path("configs").get(1);
+    assertThat(read.path("enabled").asBoolean()).isFalse();
+    assertThat(read.path("permission_policy").path("type").asText()).isEqualTo("always_ask");
+  }
+
+  @Test
   void anEnvironmentUpdateWithAVersionBelowOneIsRefusedNotAppliedBlind() throws Exception {
     // Given an environment at version 2
     JsonNode environment =
