@@ -28,7 +28,10 @@ final class RestCall {
 
   static final String REQUEST_ID = "corral.request-id";
 
-  /** Bounded like every JSON corral reads: nesting depth and number length. */
+  /**
+   * Bounded and strict like every JSON corral reads: nesting depth and number length, no key twice,
+   * nothing after the value, decimals kept exactly (as the gRPC API reads JSON in a string).
+   */
   static final ObjectMapper JSON =
       com.fasterxml.jackson.databind.json.JsonMapper.builder(
               com.fasterxml.jackson.core.JsonFactory.builder()
@@ -37,7 +40,10 @@ final class RestCall {
                           .maxNestingDepth(dev.corral.common.Json.MAX_DEPTH)
                           .maxNumberLength(dev.corral.common.Json.MAX_NUMBER_LENGTH)
                           .build())
+                  .enable(com.fasterxml.jackson.core.StreamReadFeature.STRICT_DUPLICATE_DETECTION)
                   .build())
+          .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+          .enable(com.fasterxml.jackson.databind.DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
           .build();
 
   private final RoutingContext context;
@@ -192,31 +198,67 @@ final class RestCall {
     JsonNode node;
     try {
       node = JSON.readTree(buffer.getBytes());
-    } catch (java.io.IOException e) {
-      throw new InvalidArgumentException("body", "is not valid JSON");
+    } catch (java.io.IOException | NumberFormatException | ArithmeticException e) {
+      String why =
+          e instanceof com.fasterxml.jackson.core.JsonProcessingException json
+                  && json.getOriginalMessage() != null
+              ? json.getOriginalMessage()
+              : "";
+      throw new InvalidArgumentException(
+          "body",
+          "is not valid JSON"
+              + (why.startsWith("Duplicate field")
+                  ? ": a key appears twice"
+                  : why.startsWith("Trailing token") ? ": something follows the value" : ""));
     }
     if (!(node instanceof ObjectNode object)) {
       throw new InvalidArgumentException("body", "must be a JSON object");
     }
-    String withNul = withNul(object, "");
+    String withNul = first(object, "", RestCall::hasNul);
     if (withNul != null) {
       throw new InvalidArgumentException(
           withNul, "must not contain the NUL character (U+0000), which PostgreSQL cannot store");
     }
+    String halfPair = first(object, "", RestCall::hasLoneSurrogate);
+    if (halfPair != null) {
+      throw new InvalidArgumentException(
+          halfPair,
+          "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its partner),"
+              + " which is not Unicode text");
+    }
     return object;
   }
 
+  private static boolean hasNul(String text) {
+    return text.indexOf('\u0000') >= 0;
+  }
+
+  private static boolean hasLoneSurrogate(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isHighSurrogate(c)
+          && i + 1 < text.length()
+          && Character.isLowSurrogate(text.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /**
-   * The path of the first string (or object key) under {@code node} that holds NUL, or null; the
-   * same rule the gRPC API applies to every string of a request.
+   * The path of the first string (or object key) under {@code node} that {@code bad} finds wrong,
+   * or null; the rules the gRPC API applies to every string of a request.
    */
-  private static String withNul(JsonNode node, String path) {
+  private static String first(
+      JsonNode node, String path, java.util.function.Predicate<String> bad) {
     if (node.isTextual()) {
-      return node.textValue().indexOf('\u0000') >= 0 ? (path.isEmpty() ? "body" : path) : null;
+      return bad.test(node.textValue()) ? (path.isEmpty() ? "body" : path) : null;
     }
     if (node.isArray()) {
       for (int i = 0; i < node.size(); i++) {
-        String found = withNul(node.get(i), path + "[" + i + "]");
+        String found = first(node.get(i), path + "[" + i + "]", bad);
         if (found != null) {
           return found;
         }
@@ -226,10 +268,10 @@ final class RestCall {
       while (fields.hasNext()) {
         var field = fields.next();
         String at = path.isEmpty() ? field.getKey() : path + "." + field.getKey();
-        if (field.getKey().indexOf('\u0000') >= 0) {
+        if (bad.test(field.getKey())) {
           return path.isEmpty() ? "body" : path;
         }
-        String found = withNul(field.getValue(), at);
+        String found = first(field.getValue(), at, bad);
         if (found != null) {
           return found;
         }

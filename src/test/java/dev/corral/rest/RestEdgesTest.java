@@ -418,6 +418,36 @@ class RestEdgesTest {
   }
 
   @Test
+  void aBodyIsReadAsStrictlyAsTheGrpcApiReadsJson() throws Exception {
+    // A key twice, something after the object, and half of a surrogate pair are each refused,
+    // naming what is wrong, rather than read as something the client did not send
+    for (String[] refused :
+        new String[][] {
+          {"{\"name\":\"a\",\"name\":\"b\",\"model\":\"claude-test\"}", "appears twice"},
+          {"{\"name\":\"a\",\"model\":\"claude-test\"}{\"name\":\"b\"}", "follows the value"},
+          {"{\"name\":\"a\\ud800b\",\"model\":\"claude-test\"}", "name: holds half"},
+          {
+            "{\"name\":\"a\",\"model\":\"claude-test\",\"metadata\":{\"k\":\"v\\udc00\"}}",
+            "metadata.k: holds half"
+          }
+        }) {
+      HttpResponse<String> answer =
+          call("POST", "/v1/agents", refused[0], TestCredentials.ADMIN_KEY);
+      assertThat(answer.statusCode()).as(refused[0]).isEqualTo(400);
+      assertThat(answer.body()).as(refused[0]).contains(refused[1]);
+    }
+    // while a whole pair (an emoji as escapes) is text like any other
+    HttpResponse<String> emoji =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"a\\ud83d\\ude00\",\"model\":\"claude-test\"}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(emoji.statusCode()).as(emoji.body()).isEqualTo(200);
+    assertThat(JSON.readTree(emoji.body()).path("name").asText()).isEqualTo("a\uD83D\uDE00");
+  }
+
+  @Test
   void anEnvironmentUpdateWithAVersionBelowOneIsRefusedNotAppliedBlind() throws Exception {
     // Given an environment at version 2
     JsonNode environment =
