@@ -9,7 +9,8 @@ import java.util.ArrayDeque;
  * starts once the one before it has ended, and waiting holds no thread. Cancelling a waiting call
  * drops it. Cancelling the running one interrupts it (its {@link Call#interrupt} runs, which must
  * make it end soon) and the next call starts only once it has ended, so that it never meets what
- * the interrupted one left running. At most {@code capacity} calls wait.
+ * the interrupted one left running. At most {@code capacity} calls wait, and calls of at most
+ * {@code maxWaitingBytes} together (a call that finds none waiting is taken whatever its size).
  */
 public final class CallLane {
 
@@ -21,21 +22,35 @@ public final class CallLane {
   }
 
   private final int capacity;
+  private final long maxWaitingBytes;
   private final String full;
   private final ArrayDeque<Entry<?>> waiting = new ArrayDeque<>();
+  private long waitingBytes;
   private boolean busy;
 
   /**
    * @param full the RESOURCE_EXHAUSTED message of a call that finds {@code capacity} waiting
    */
   public CallLane(int capacity, String full) {
+    this(capacity, Long.MAX_VALUE, full);
+  }
+
+  private CallLane(int capacity, long maxWaitingBytes, String full) {
     this.capacity = capacity;
+    this.maxWaitingBytes = maxWaitingBytes;
     this.full = full;
   }
 
-  /** A lane of a sandbox's calls. */
-  public CallLane(int capacity) {
-    this(capacity, "the sandbox has " + capacity + " calls waiting, its limit");
+  /** A lane of a sandbox's calls, whose waiting calls hold at most {@code maxWaitingBytes}. */
+  public static CallLane ofSandbox(int capacity, long maxWaitingBytes) {
+    return new CallLane(
+        capacity,
+        maxWaitingBytes,
+        "the sandbox has "
+            + capacity
+            + " calls, or calls of "
+            + maxWaitingBytes / 1024
+            + " KiB of input together, waiting for their turn, its limit; wait for them to end");
   }
 
   /** Calls waiting for their turn. */
@@ -44,10 +59,15 @@ public final class CallLane {
   }
 
   public <T> Uni<T> submit(Call<T> call) {
+    return submit(call, 0);
+  }
+
+  /** As {@link #submit(Call)}, for a call whose input holds {@code bytes} while it waits. */
+  public <T> Uni<T> submit(Call<T> call, long bytes) {
     return Uni.createFrom()
         .emitter(
             emitter -> {
-              Entry<T> entry = new Entry<>(call, emitter);
+              Entry<T> entry = new Entry<>(call, emitter, bytes);
               emitter.onTermination(() -> terminated(entry));
               if (!offer(entry)) {
                 emitter.fail(new ResourceExhaustedException(full));
@@ -58,10 +78,12 @@ public final class CallLane {
   }
 
   private synchronized boolean offer(Entry<?> entry) {
-    if (waiting.size() >= capacity) {
+    if (waiting.size() >= capacity
+        || (!waiting.isEmpty() && waitingBytes + entry.bytes > maxWaitingBytes)) {
       return false;
     }
     waiting.add(entry);
+    waitingBytes += entry.bytes;
     return true;
   }
 
@@ -73,6 +95,7 @@ public final class CallLane {
       }
       busy = true;
       entry = waiting.poll();
+      waitingBytes -= entry.bytes;
       entry.running = true;
     }
     entry.start(this::ended);
@@ -92,6 +115,7 @@ public final class CallLane {
     }
     synchronized (this) {
       if (waiting.remove(entry)) {
+        waitingBytes -= entry.bytes;
         return;
       }
     }
@@ -103,12 +127,14 @@ public final class CallLane {
   private static final class Entry<T> {
     private final Call<T> call;
     private final UniEmitter<? super T> emitter;
+    private final long bytes;
     private volatile boolean running;
     private volatile boolean finished;
 
-    Entry(Call<T> call, UniEmitter<? super T> emitter) {
+    Entry(Call<T> call, UniEmitter<? super T> emitter, long bytes) {
       this.call = call;
       this.emitter = emitter;
+      this.bytes = bytes;
     }
 
     void start(Runnable ended) {

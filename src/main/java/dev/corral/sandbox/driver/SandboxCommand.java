@@ -35,6 +35,21 @@ public record SandboxCommand(
         true);
   }
 
+  /** The bytes of its script and arguments, which it holds until it has run. */
+  public long bytes() {
+    long bytes = script.length();
+    for (byte[] arg : args) {
+      bytes += arg.length;
+    }
+    return bytes;
+  }
+
+  /**
+   * Most bytes of input the calls waiting for one sandbox may hold together: a call that finds none
+   * waiting is taken whatever its size.
+   */
+  public static final long MAX_WAITING_BYTES = 2L << 20;
+
   /** Forgets the persistent shell's state (after every process of the sandbox was stopped). */
   public static SandboxCommand resetShell() {
     return new SandboxCommand(ShellScripts.RESET, List.of(), Duration.ofSeconds(10), 4096, false);

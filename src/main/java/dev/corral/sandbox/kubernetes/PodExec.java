@@ -53,7 +53,7 @@ class PodExec {
    * cancelling the Uni, kills every process the call started in the pod (not just the exec stream).
    */
   Uni<ExecResult> run(String sandboxId, String pod, SandboxCommand command) {
-    return lane(pod).submit(new PodCall(sandboxId, pod, command));
+    return lane(pod).submit(new PodCall(sandboxId, pod, command), command.bytes());
   }
 
   /**
@@ -170,7 +170,8 @@ class PodExec {
   }
 
   private CallLane lane(String pod) {
-    return lanes.computeIfAbsent(pod, name -> new CallLane(WAITING_CALLS));
+    return lanes.computeIfAbsent(
+        pod, name -> CallLane.ofSandbox(WAITING_CALLS, SandboxCommand.MAX_WAITING_BYTES));
   }
 
   /** Kills what the pod started since {@code started} (a System.nanoTime). */

@@ -48,7 +48,7 @@ final class LocalSandbox {
   private final int uid;
   private final ExecutorService io;
   private final ScheduledExecutorService timer;
-  private final CallLane lane = new CallLane(WAITING_CALLS);
+  private final CallLane lane = CallLane.ofSandbox(WAITING_CALLS, SandboxCommand.MAX_WAITING_BYTES);
   private final AtomicLong calls = new AtomicLong();
   private final AtomicBoolean dead = new AtomicBoolean();
   private volatile String id = "(warm)";
@@ -163,7 +163,7 @@ final class LocalSandbox {
    * @throws SandboxLostException (in the Uni) if the sandbox ends or breaks during the call
    */
   Uni<ExecResult> run(SandboxCommand command) {
-    return lane.submit(new LauncherCall(this, command, nextCallId(), () -> {}));
+    return lane.submit(new LauncherCall(this, command, nextCallId(), () -> {}), command.bytes());
   }
 
   /**
