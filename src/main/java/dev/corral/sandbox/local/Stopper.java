@@ -42,26 +42,40 @@ final class Stopper {
   }
 
   /** The processes of a sandbox at one moment: host pid and start, so that a reused pid differs. */
-  record Before(Map<Long, Long> startByPid) {
+  record Before(Map<Long, Long> startByPid, java.util.Set<Long> sessions) {
 
     boolean had(long pid, ProcStat.Stat stat) {
       Long start = startByPid.get(pid);
       return start != null && start == stat.startTicks();
     }
 
+    /**
+     * Whether {@code session} had a process then: a process of it now is an earlier call's (one
+     * joins no session but its parent's or a new one), even if its parent has gone.
+     */
+    boolean hadSession(long session) {
+      return sessions.contains(session);
+    }
+
     /** The same, but {@code pid}: the call's own bash, which may have been started ahead. */
     Before without(long pid) {
       Map<Long, Long> rest = new HashMap<>(startByPid);
       rest.remove(pid);
-      return new Before(rest);
+      return new Before(rest, sessions);
     }
   }
 
   /** The sandbox's processes now. */
   Before before() throws IOException {
     Map<Long, Long> starts = new HashMap<>();
-    live().forEach((pid, stat) -> starts.put(pid, stat.startTicks()));
-    return new Before(starts);
+    java.util.Set<Long> sessions = new java.util.HashSet<>();
+    live()
+        .forEach(
+            (pid, stat) -> {
+              starts.put(pid, stat.startTicks());
+              sessions.add(stat.session());
+            });
+    return new Before(starts, sessions);
   }
 
   /**
@@ -211,6 +225,9 @@ final class Stopper {
       long pid, ProcStat.Stat stat, Map<Long, ProcStat.Stat> live, long root, Before before) {
     if (stat.session() == root) {
       return true;
+    }
+    if (before.hadSession(stat.session())) {
+      return false; // started by an earlier call's job, whose parent may have left it to pid 1
     }
     long at = pid;
     ProcStat.Stat atStat = stat;

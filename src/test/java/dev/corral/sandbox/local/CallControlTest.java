@@ -125,6 +125,24 @@ class CallControlTest {
   }
 
   @Test
+  void whatAnEarlierCallsJobStartsDuringAnotherCallSurvivesThatCallsTimeOut() {
+    // Given a background job of one call that, once told, leaves a process to the sandbox's pid 1
+    // (as a daemonizing tool does: its parent ends at once)
+    String sandbox = provision(10_000);
+    ok(
+        sandbox,
+        "nohup bash -c 'while [ ! -e /tmp/go ]; do sleep 0.02; done;"
+            + " ( sleep 301 & echo $! > /tmp/orphan ); sleep 300' > /dev/null 2>&1 &");
+
+    // When a later call tells it, waits for that process, then runs out of time
+    bash(
+        sandbox, "touch /tmp/go; while [ ! -s /tmp/orphan ]; do sleep 0.02; done; sleep 10", 1_500);
+
+    // Then the process the job started lives on, as the job does
+    assertThat(ok(sandbox, "kill -0 $(cat /tmp/orphan) && echo alive")).isEqualTo("alive");
+  }
+
+  @Test
   void whatATimedOutCallDetachedIsStoppedToo() {
     // Given
     String sandbox = provision(10_000);
