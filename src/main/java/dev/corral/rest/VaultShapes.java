@@ -172,7 +172,20 @@ final class VaultShapes {
       switch (type) {
         case "static_bearer" -> request.setStaticHeader(bearer(given));
         case "static_header" -> request.setStaticHeader(header(given));
-        case "mcp_oauth" -> request.setOauth2(oauth(given));
+        case "mcp_oauth" -> {
+          OAuth2Auth.Builder oauth = oauth(given).toBuilder();
+          if (!given.has("refresh") && current.hasOauth2()) {
+            // a rotation of the access token alone keeps how it is refreshed (and, in the vault,
+            // the refresh token and client secret)
+            var info = current.getOauth2();
+            oauth
+                .setTokenUrl(info.getTokenUrl())
+                .setClientId(info.getClientId())
+                .setScope(info.getScope())
+                .setTokenEndpointAuth(info.getTokenEndpointAuth());
+          }
+          request.setOauth2(oauth);
+        }
         default -> request.setBasic(basic(given));
       }
     }

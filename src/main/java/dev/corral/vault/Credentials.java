@@ -399,8 +399,29 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     if (rotated) {
       Kinded kinded = kinded(request);
       requireSameBinding(current, kinded.info());
-      copyKind(next, kinded.info());
-      byte[] plaintext = kinded.secrets().toBytes();
+      SecretValues secrets = kinded.secrets();
+      Credential info = kinded.info();
+      if (request.hasOauth2()) {
+        // a refresh token or client secret left out is kept: corral may have rotated the refresh
+        // token since the client last saw it
+        SecretValues kept = open(tenant, stored);
+        secrets =
+            new SecretValues(
+                null,
+                secrets.accessToken(),
+                secrets.refreshToken() != null ? secrets.refreshToken() : kept.refreshToken(),
+                secrets.clientSecret() != null ? secrets.clientSecret() : kept.clientSecret(),
+                null);
+        info =
+            info.toBuilder()
+                .setOauth2(
+                    info.getOauth2().toBuilder()
+                        .setHasRefreshToken(
+                            secrets.refreshToken() != null && !secrets.refreshToken().isEmpty()))
+                .build();
+      }
+      copyKind(next, info);
+      byte[] plaintext = secrets.toBytes();
       try {
         box = Envelope.seal(keys, plaintext, tenant.id(), stored.credential().getId());
       } finally {

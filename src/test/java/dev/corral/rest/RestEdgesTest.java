@@ -448,6 +448,47 @@ class RestEdgesTest {
   }
 
   @Test
+  void anOAuthCredentialsAccessTokenIsRotatedAloneAndKeepsItsRefresh() throws Exception {
+    // Given an mcp_oauth credential that corral can refresh
+    String vault =
+        JSON.readTree(
+                call(
+                        "POST",
+                        "/v1/vaults",
+                        "{\"display_name\":\"oauth\"}",
+                        TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+    HttpResponse<String> created =
+        call(
+            "POST",
+            "/v1/vaults/" + vault + "/credentials",
+            "{\"auth\":{\"type\":\"mcp_oauth\",\"mcp_server_url\":\"https://mcp.example.com/o\","
+                + "\"access_token\":\"at-old\",\"refresh\":{\"refresh_token\":\"rt\","
+                + "\"token_endpoint\":\"https://auth.example.com/token\",\"client_id\":\"c\"}}}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    String path =
+        "/v1/vaults/" + vault + "/credentials/" + JSON.readTree(created.body()).path("id").asText();
+
+    // When a client sends a new access token alone
+    HttpResponse<String> rotated =
+        call(
+            "POST",
+            path,
+            "{\"auth\":{\"type\":\"mcp_oauth\",\"access_token\":\"at-new\"}}",
+            TestCredentials.ADMIN_KEY);
+
+    // Then it is taken, and the credential still refreshes as before
+    assertThat(rotated.statusCode()).as(rotated.body()).isEqualTo(200);
+    JsonNode refresh = JSON.readTree(rotated.body()).path("auth").path("refresh");
+    assertThat(refresh.path("token_endpoint").asText()).isEqualTo("https://auth.example.com/token");
+    assertThat(refresh.path("client_id").asText()).isEqualTo("c");
+    assertThat(rotated.body()).doesNotContain("at-new").doesNotContain("\"rt\"");
+  }
+
+  @Test
   void anEnvironmentUpdateWithAVersionBelowOneIsRefusedNotAppliedBlind() throws Exception {
     // Given an environment at version 2
     JsonNode environment =

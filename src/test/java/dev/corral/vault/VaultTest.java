@@ -490,6 +490,48 @@ class VaultTest {
   }
 
   @Test
+  void anOAuthRotationOfTheAccessTokenAloneKeepsTheRefreshTokenAndClientSecret() {
+    // Given an OAuth credential with a refresh token and a client secret
+    OAuth2Auth.Builder bound =
+        OAuth2Auth.newBuilder()
+            .setTokenUrl("https://auth.example.com/token")
+            .setClientId("corral-test");
+    Credential credential =
+        create(
+            oauth2(
+                bound
+                    .clone()
+                    .setAccessToken("at-old")
+                    .setRefreshToken("rt-kept")
+                    .setClientSecret("cs-kept")));
+
+    // When a client rotates the access token only
+    Credential rotated =
+        vault
+            .updateCredential(
+                UpdateCredentialRequest.newBuilder()
+                    .setCredentialId(credential.getId())
+                    .setOauth2(
+                        bound
+                            .clone()
+                            .setMcpServerUrl("https://mcp.example.com")
+                            .setAccessToken("at-new"))
+                    .build())
+            .getCredential();
+
+    // Then the refresh token is still there (and so corral can still refresh), with the new access
+    // token
+    assertThat(rotated.getOauth2().getHasRefreshToken()).isTrue();
+    assertThat(
+            credentials
+                .authFor(Tenant.DEFAULT, credential.getId(), "https://mcp.example.com")
+                .await()
+                .indefinitely()
+                .bearerToken())
+        .isEqualTo("at-new");
+  }
+
+  @Test
   void aCredentialOfAnArchivedVaultIsNeitherUsedNorNamed() {
     // Given a credential for an MCP server in a vault that an agent names
     String url = "https://mcp.example.com/archived-" + UUID.randomUUID();
