@@ -129,6 +129,9 @@ public class EnvironmentGrpcService
     if (request.hasNetworking()) {
       next.setNetworking(request.getNetworking());
     }
+    if (request.hasMetadata()) {
+      next.clearMetadata().putAllMetadata(request.getMetadata().getEntriesMap());
+    }
     return next.build();
   }
 }

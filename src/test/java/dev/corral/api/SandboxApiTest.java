@@ -125,6 +125,55 @@ class SandboxApiTest {
   }
 
   @Test
+  void anEnvironmentsMetadataIsReplacedByAnUpdateAndCheckedAsAtCreation() {
+    // Given an environment with metadata
+    Environment environment =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("labelled")
+                    .putMetadata("team", "a")
+                    .putMetadata("old", "x")
+                    .build())
+            .getEnvironment();
+
+    // When an update sets new metadata
+    Environment updated =
+        environments
+            .updateEnvironment(
+                UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(environment.getId())
+                    .setMetadata(dev.corral.proto.v1.Metadata.newBuilder().putEntries("team", "b"))
+                    .build())
+            .getEnvironment();
+
+    // Then it replaces the old, and metadata a create would refuse is refused, changing nothing
+    assertThat(updated.getMetadataMap()).containsExactly(java.util.Map.entry("team", "b"));
+    var refused =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            io.grpc.StatusRuntimeException.class,
+            () ->
+                environments.updateEnvironment(
+                    UpdateEnvironmentRequest.newBuilder()
+                        .setEnvironmentId(environment.getId())
+                        .setMetadata(
+                            dev.corral.proto.v1.Metadata.newBuilder()
+                                .putEntries("k".repeat(1000), "v"))
+                        .build()));
+    assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(refused.getStatus().getDescription()).contains("metadata");
+    assertThat(
+            environments
+                .getEnvironment(
+                    dev.corral.proto.v1.GetEnvironmentRequest.newBuilder()
+                        .setEnvironmentId(environment.getId())
+                        .build())
+                .getEnvironment()
+                .getVersion())
+        .isEqualTo(updated.getVersion());
+  }
+
+  @Test
   void networkingUpdatedWithoutAModeReadsBackAsACreateWouldGiveIt() {
     Environment environment =
         environments
