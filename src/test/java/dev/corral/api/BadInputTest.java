@@ -1098,6 +1098,13 @@ class BadInputTest {
           {"properties that are no object", "{\"type\":\"object\",\"properties\":5}"},
           {"required that is no list of names", "{\"type\":\"object\",\"required\":[1]}"},
           {
+            "a property of no known type",
+            "{\"type\":\"object\",\"properties\":{\"q\":{\"type\":\"strng\"}}}"
+          },
+          {
+            "items that are a list", "{\"type\":\"object\",\"properties\":{\"l\":{\"items\":[{}]}}}"
+          },
+          {
             "70,000 characters",
             "{\"type\":\"object\",\"description\":\"" + "d".repeat(70_000) + "\"}"
           }
