@@ -243,26 +243,103 @@ public class LocalDriver implements SandboxDriver {
    * commands can run for as long as a call may.
    */
   private Uni<Provisioned> startCold(SandboxSpec spec, boolean plain) {
+    ColdStart start = new ColdStart(spec);
     return Uni.createFrom()
         .item(
             () -> {
-              reserveStart();
-              return spec;
+              start.reserve();
+              return start.launched(launch(spec.resources()));
             })
         .runSubscriptionOn(io)
         .flatMap(
-            reserved ->
-                Uni.createFrom()
-                    .item(() -> launch(spec.resources()))
-                    .flatMap(sandbox -> serveEgress(sandbox, spec))
-                    .call(
-                        sandbox ->
-                            SandboxSetup.run(spec, sandbox::run)
-                                .onFailure()
-                                .invoke(failure -> discard(sandbox, spec)))
-                    .onTermination()
-                    .invoke(starting::decrementAndGet)
-                    .map(sandbox -> assign(sandbox, spec, plain)));
+            sandbox -> serveEgress(sandbox, spec).onFailure().invoke(failure -> start.failed()))
+        .call(
+            sandbox ->
+                SandboxSetup.run(spec, sandbox::run)
+                    .onFailure()
+                    .invoke(
+                        failure -> {
+                          start.failed();
+                          discard(sandbox, spec);
+                        }))
+        .map(sandbox -> start.assigned(sandbox, plain))
+        .onItemOrFailure()
+        .invoke((item, failure) -> start.end(false))
+        .onCancellation()
+        .invoke(() -> start.end(true));
+  }
+
+  /**
+   * One cold start's place in the replica's count and its sandbox until assigned, so that a
+   * provision given up at any moment (its client gone) leaves neither behind: what is reserved or
+   * launched after it was given up is given back at once.
+   */
+  private final class ColdStart {
+    private final SandboxSpec spec;
+    private boolean reserved;
+    private boolean over;
+    private LocalSandbox sandbox; // launched, and neither assigned nor discarded yet
+
+    ColdStart(SandboxSpec spec) {
+      this.spec = spec;
+    }
+
+    /** Blocking. */
+    void reserve() {
+      reserveStart();
+      synchronized (this) {
+        if (!over) {
+          reserved = true;
+          return;
+        }
+      }
+      starting.decrementAndGet();
+      throw new java.util.concurrent.CancellationException("the provision was given up");
+    }
+
+    /** Blocking. */
+    LocalSandbox launched(LocalSandbox launched) {
+      synchronized (this) {
+        if (!over) {
+          sandbox = launched;
+          return launched;
+        }
+      }
+      discard(launched, spec);
+      throw new java.util.concurrent.CancellationException("the provision was given up");
+    }
+
+    /** A failure's own handler ended the sandbox. */
+    synchronized void failed() {
+      sandbox = null;
+    }
+
+    Provisioned assigned(LocalSandbox assigned, boolean plain) {
+      synchronized (this) {
+        sandbox = null;
+      }
+      return assign(assigned, spec, plain);
+    }
+
+    void end(boolean givenUp) {
+      boolean release;
+      LocalSandbox left;
+      synchronized (this) {
+        if (over) {
+          return;
+        }
+        over = true;
+        release = reserved;
+        left = givenUp ? sandbox : null;
+        sandbox = null;
+      }
+      if (release) {
+        starting.decrementAndGet();
+      }
+      if (left != null) {
+        io.execute(() -> discard(left, spec));
+      }
+    }
   }
 
   /** Ends a sandbox that was being provisioned for {@code spec}, and its egress. */

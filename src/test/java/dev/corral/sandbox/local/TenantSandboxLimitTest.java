@@ -208,6 +208,83 @@ class TenantSandboxLimitTest {
     members.forEach(TenantSandboxLimitTest::releaseAll);
   }
 
+  @Test
+  void aProvisionGivenUpLeavesNoSandboxRunningAndNoPlaceTaken() {
+    // Given an environment whose setup runs for a minute
+    dev.corral.proto.v1.Environment slow =
+        dev.corral.proto.v1.Environment.newBuilder()
+            .setId("env_givenup")
+            .addSetupCommands("sleep 60.777")
+            .build();
+    dev.corral.proto.v1.SandboxResources resources =
+        dev.corral.proto.v1.SandboxResources.newBuilder()
+            .setMaxProcesses(32)
+            .setDiskBytes(16L << 20)
+            .setMemoryBytes(256L << 20)
+            .setCallTimeoutMs(90_000)
+            .build();
+
+    long sandboxesBefore = sandboxProcesses();
+
+    // When more provisions than the replica may run are given up while some run their setup and
+    // others are still starting
+    List<io.smallrye.mutiny.subscription.Cancellable> provisions = new ArrayList<>();
+    for (int i = 0; i < 14; i++) {
+      var spec =
+          new dev.corral.sandbox.driver.SandboxDriver.SandboxSpec(
+              "sbx_givenup" + i, "", slow, resources);
+      provisions.add(local.provision(spec).subscribe().with(item -> {}, failure -> {}));
+    }
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(30))
+        .until(() -> setups("sleep 60.777") >= 3);
+    provisions.forEach(io.smallrye.mutiny.subscription.Cancellable::cancel);
+
+    // Then their sandboxes end, and the replica's every place is free again
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(30))
+        .until(() -> setups("sleep 60.777") == 0);
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(30))
+        .until(() -> sandboxProcesses() <= sandboxesBefore); // (warm ones may have made room)
+    List<dev.corral.sandbox.driver.SandboxDriver.Provisioned> started = new ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      started.add(
+          local
+              .provision(
+                  new dev.corral.sandbox.driver.SandboxDriver.SandboxSpec(
+                      "sbx_after" + i,
+                      "",
+                      dev.corral.proto.v1.Environment.newBuilder().setId("env_after").build(),
+                      resources))
+              .await()
+              .atMost(java.time.Duration.ofSeconds(30)));
+    }
+    assertThat(started).hasSize(12);
+    for (int i = 0; i < 12; i++) {
+      local
+          .release("sbx_after" + i, started.get(i).host())
+          .await()
+          .atMost(java.time.Duration.ofSeconds(30));
+    }
+  }
+
+  /** The bubblewrap processes of local sandboxes on this host. */
+  private static long sandboxProcesses() {
+    return ProcessHandle.allProcesses()
+        .filter(
+            process ->
+                process.info().command().orElse("").endsWith("bwrap")
+                    && process.info().commandLine().orElse("").contains("--as-pid-1"))
+        .count();
+  }
+
+  private static long setups(String command) {
+    return ProcessHandle.allProcesses()
+        .filter(process -> process.info().commandLine().orElse("").equals("/usr/bin/" + command))
+        .count();
+  }
+
   private static String setupSeconds(int tenant) {
     return "1.5" + (10 + tenant);
   }
