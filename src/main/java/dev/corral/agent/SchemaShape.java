@@ -114,7 +114,10 @@ final class SchemaShape {
       return value.isArray() ? null : at(path) + "must be an array";
     }
     if (COUNTS.contains(name)) {
-      return value.isIntegralNumber() && value.bigIntegerValue().signum() >= 0
+      // 10.0 is an integer to JSON Schema
+      return value.isNumber()
+              && value.decimalValue().signum() >= 0
+              && value.decimalValue().stripTrailingZeros().scale() <= 0
           ? null
           : at(path) + "must be a non-negative integer";
     }

@@ -171,7 +171,14 @@ public class Dispatcher implements LeaseClaims {
       if (run != null || starting.containsKey(work.sessionId())) {
         // the run let the lease go and is ending, or a start is under way that will find the lease
         // taken: this lease is launched once they are over
-        parked.put(work.sessionId(), new Parked(work, takenAt));
+        // (the first of the lease's appends took it: a later one keeps its time)
+        parked.merge(
+            work.sessionId(),
+            new Parked(work, takenAt),
+            (earlier, later) ->
+                earlier.work().claimed().getEpoch() == later.work().claimed().getEpoch()
+                    ? earlier
+                    : later);
         return;
       }
       start(work, takenAt);

@@ -397,29 +397,14 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     Envelope.Box box = stored.box();
     boolean rotated = request.getAuthCase() != UpdateCredentialRequest.AuthCase.AUTH_NOT_SET;
     if (rotated) {
+      if (request.hasOauth2()) {
+        request =
+            request.toBuilder().setOauth2(keptOauth(tenant, current, stored, request)).build();
+      }
       Kinded kinded = kinded(request);
       requireSameBinding(current, kinded.info());
       SecretValues secrets = kinded.secrets();
       Credential info = kinded.info();
-      if (request.hasOauth2()) {
-        // a refresh token or client secret left out is kept: corral may have rotated the refresh
-        // token since the client last saw it
-        SecretValues kept = open(tenant, stored);
-        secrets =
-            new SecretValues(
-                null,
-                secrets.accessToken(),
-                secrets.refreshToken() != null ? secrets.refreshToken() : kept.refreshToken(),
-                secrets.clientSecret() != null ? secrets.clientSecret() : kept.clientSecret(),
-                null);
-        info =
-            info.toBuilder()
-                .setOauth2(
-                    info.getOauth2().toBuilder()
-                        .setHasRefreshToken(
-                            secrets.refreshToken() != null && !secrets.refreshToken().isEmpty()))
-                .build();
-      }
       copyKind(next, info);
       byte[] plaintext = secrets.toBytes();
       try {
@@ -430,6 +415,38 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     }
     return new CredentialRepository.Change<>(
         new CredentialRepository.Update(next.build(), box, rotated), credential -> credential);
+  }
+
+  /**
+   * An OAuth rotation with what it leaves out kept: the refresh token and client secret (corral may
+   * have rotated the refresh token itself), the scope and how the token endpoint is called. Checked
+   * as a whole afterwards, as a new credential would be.
+   */
+  private dev.corral.proto.v1.OAuth2Auth keptOauth(
+      Tenant tenant,
+      Credential current,
+      CredentialRepository.Stored stored,
+      UpdateCredentialRequest request) {
+    dev.corral.proto.v1.OAuth2Auth.Builder auth = request.getOauth2().toBuilder();
+    if (auth.getRefreshToken().isEmpty() || auth.getClientSecret().isEmpty()) {
+      SecretValues kept = open(tenant, stored);
+      if (auth.getRefreshToken().isEmpty() && kept.refreshToken() != null) {
+        auth.setRefreshToken(kept.refreshToken());
+      }
+      if (auth.getClientSecret().isEmpty() && kept.clientSecret() != null) {
+        auth.setClientSecret(kept.clientSecret());
+      }
+    }
+    if (current.hasOauth2()) {
+      if (auth.getScope().isEmpty()) {
+        auth.setScope(current.getOauth2().getScope());
+      }
+      if (auth.getTokenEndpointAuth()
+          == dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_UNSPECIFIED) {
+        auth.setTokenEndpointAuth(current.getOauth2().getTokenEndpointAuth());
+      }
+    }
+    return auth.build();
   }
 
   /** A credential's kind, public part and secret values, from a request's {@code auth}. */

@@ -21,7 +21,8 @@ class SchemaShapeTest {
             + "'enum':['a','b']},'maxItems':3},'n':{'type':['integer','null'],'minimum':-1.5,"
             + "'multipleOf':0.5},'x':{'anyOf':[{'type':'string'},{'$ref':'#/$defs/d'}]}},"
             + "'$defs':{'d':{'type':'object','description':'d','default':{}}}}",
-        "{'type':'object','properties':{'anything':true,'nothing':false}}"
+        "{'type':'object','properties':{'anything':true,'nothing':false}}",
+        "{'type':'object','properties':{'q':{'type':'string','maxLength':10.0,'minLength':0}}}"
       })
   void schemasOfTheRightShapePass(String schema) throws Exception {
     assertThat(SchemaShape.problem(JSON.readTree(schema.replace('\'', '"')), "")).isNull();

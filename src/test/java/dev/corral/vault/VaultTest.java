@@ -503,7 +503,11 @@ class VaultTest {
                     .clone()
                     .setAccessToken("at-old")
                     .setRefreshToken("rt-kept")
-                    .setClientSecret("cs-kept")));
+                    .setClientSecret("cs-kept")
+                    .setScope("read")
+                    .setTokenEndpointAuth(
+                        dev.corral.proto.v1.TokenEndpointAuth
+                            .TOKEN_ENDPOINT_AUTH_CLIENT_SECRET_POST)));
 
     // When a client rotates the access token only
     Credential rotated =
@@ -522,6 +526,9 @@ class VaultTest {
     // Then the refresh token is still there (and so corral can still refresh), with the new access
     // token
     assertThat(rotated.getOauth2().getHasRefreshToken()).isTrue();
+    assertThat(rotated.getOauth2().getScope()).isEqualTo("read");
+    assertThat(rotated.getOauth2().getTokenEndpointAuth())
+        .isEqualTo(dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_CLIENT_SECRET_POST);
     assertThat(
             credentials
                 .authFor(Tenant.DEFAULT, credential.getId(), "https://mcp.example.com")
