@@ -93,11 +93,20 @@ public final class Json {
     if (text.indexOf('\u0000') >= 0) {
       return "must not contain the NUL character (\\u0000)";
     }
-    if (text.codePoints().anyMatch(Json::isSurrogate)) {
-      return "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its"
-          + " partner), which is not Unicode text";
+    if (holdsHalfPair(text)) {
+      return HALF_PAIR;
     }
     return null;
+  }
+
+  /** Why a string holding half of a surrogate pair is refused. */
+  public static final String HALF_PAIR =
+      "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its partner),"
+          + " which is not Unicode text";
+
+  /** Whether {@code text} holds half of a UTF-16 surrogate pair without its partner. */
+  public static boolean holdsHalfPair(String text) {
+    return text.codePoints().anyMatch(Json::isSurrogate);
   }
 
   /** A code point that is half of a pair (codePoints() yields a lone one as itself). */

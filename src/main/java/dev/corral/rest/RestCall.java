@@ -219,32 +219,15 @@ final class RestCall {
       throw new InvalidArgumentException(
           withNul, "must not contain the NUL character (U+0000), which PostgreSQL cannot store");
     }
-    String halfPair = first(object, "", RestCall::hasLoneSurrogate);
+    String halfPair = first(object, "", dev.corral.common.Json::holdsHalfPair);
     if (halfPair != null) {
-      throw new InvalidArgumentException(
-          halfPair,
-          "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 without its partner),"
-              + " which is not Unicode text");
+      throw new InvalidArgumentException(halfPair, dev.corral.common.Json.HALF_PAIR);
     }
     return object;
   }
 
   private static boolean hasNul(String text) {
     return text.indexOf('\u0000') >= 0;
-  }
-
-  private static boolean hasLoneSurrogate(String text) {
-    for (int i = 0; i < text.length(); i++) {
-      char c = text.charAt(i);
-      if (Character.isHighSurrogate(c)
-          && i + 1 < text.length()
-          && Character.isLowSurrogate(text.charAt(i + 1))) {
-        i++;
-      } else if (Character.isSurrogate(c)) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /**

@@ -612,6 +612,18 @@ public class Sandboxes {
             resources,
             egressOf(id, sessionId, tenant, environment, repositories));
     int maxLive = config.maxLivePerTenant();
+    java.util.function.Function<List<dev.corral.proto.v1.LimitEnforcement>, Uni<Sandbox>> record =
+        limits ->
+            repository.insert(
+                tenant,
+                id,
+                environment.getId(),
+                sessionId,
+                environment.getDriver(),
+                host,
+                resources,
+                limits,
+                maxLive);
     if (driver == local) {
       // A local sandbox dies with this replica, so it is recorded once it runs, in one write; the
       // tenant's room is checked before it starts and again, under the tenant's lock, at the write.
@@ -628,17 +640,8 @@ public class Sandboxes {
                     .invoke(() -> localStarts.end(tenant.id(), start))
                     .flatMap(
                         started ->
-                            repository
-                                .insert(
-                                    tenant,
-                                    id,
-                                    environment.getId(),
-                                    sessionId,
-                                    environment.getDriver(),
-                                    host,
-                                    resources,
-                                    started.limits(),
-                                    maxLive)
+                            record
+                                .apply(started.limits())
                                 .onFailure()
                                 .call(failure -> local.release(id, host)));
               });
@@ -649,18 +652,7 @@ public class Sandboxes {
               driver.admit(spec);
               return spec;
             })
-        .flatMap(
-            admitted ->
-                repository.insert(
-                    tenant,
-                    id,
-                    environment.getId(),
-                    sessionId,
-                    environment.getDriver(),
-                    host,
-                    resources,
-                    null,
-                    maxLive))
+        .flatMap(admitted -> record.apply(null))
         .flatMap(ignored -> driver.provision(spec))
         .onFailure()
         .call(
