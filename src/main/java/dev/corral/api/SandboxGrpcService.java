@@ -37,7 +37,9 @@ public class SandboxGrpcService extends MutinySandboxServiceGrpc.SandboxServiceI
         super.bindService(),
         Map.of(
             SandboxServiceGrpc.getExecuteMethod().getFullMethodName(),
-            CancellableUnary.handler(this::execute)));
+            CancellableUnary.handler(this::execute),
+            SandboxServiceGrpc.getProvisionMethod().getFullMethodName(),
+            CancellableUnary.handler(this::provision)));
   }
 
   @Override

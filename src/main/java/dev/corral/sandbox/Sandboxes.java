@@ -644,7 +644,9 @@ public class Sandboxes {
                                 .apply(started.limits())
                                 .onFailure()
                                 .call(failure -> local.release(id, host)));
-              });
+              })
+          .onCancellation()
+          .call(() -> givenUp(id, host, local));
     }
     return Uni.createFrom()
         .item(
@@ -666,7 +668,27 @@ public class Sandboxes {
             ready ->
                 ready.isPresent()
                     ? Uni.createFrom().item(ready.get())
-                    : driver.release(id, host).replaceWith(repository.find(id)));
+                    : driver.release(id, host).replaceWith(repository.find(id)))
+        .onCancellation()
+        .call(() -> givenUp(id, host, driver));
+  }
+
+  /**
+   * Ends a sandbox whose provisioning was given up (its client gone, its session's turn
+   * interrupted) at whatever step it had reached: its record, if written, and what runs. A record
+   * or a pod whose write was still under way is left for the reconciler, which ends a local sandbox
+   * without a record, a record without its process and a pod without a live record.
+   */
+  private Uni<Void> givenUp(String id, String host, SandboxDriver driver) {
+    return repository
+        .end(id, SandboxState.SANDBOX_STATE_RELEASED, "its provisioning was given up")
+        .onFailure()
+        .recoverWithNull()
+        .flatMap(ended -> driver.release(id, host))
+        .onFailure()
+        .invoke(failure -> LOGGER.warnf("ending given-up sandbox %s: %s", id, failure.getMessage()))
+        .onFailure()
+        .recoverWithNull();
   }
 
   private SandboxDriver driverFor(Environment environment) {

@@ -318,6 +318,50 @@ class SandboxApiTest {
   }
 
   @Test
+  void aProvisionWhoseClientGivesUpIsStoppedAndLeavesNoSandbox() throws Exception {
+    // Given an environment whose setup runs for a minute, being provisioned
+    Environment slow =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("slow-setup")
+                    .addSetupCommands("sleep 61.919")
+                    .build())
+            .getEnvironment();
+    java.util.concurrent.CompletableFuture<Sandbox> provision =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () ->
+                sandboxes
+                    .withDeadlineAfter(8, java.util.concurrent.TimeUnit.SECONDS)
+                    .provision(ProvisionRequest.newBuilder().setEnvironmentId(slow.getId()).build())
+                    .getSandbox());
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(8))
+        .until(() -> processes("/usr/bin/sleep 61.919") == 1);
+
+    // When its client stops waiting
+    Throwable gaveUp =
+        catchThrowableOfType(
+            java.util.concurrent.ExecutionException.class,
+            () -> provision.get(30, java.util.concurrent.TimeUnit.SECONDS));
+    assertThat(((StatusRuntimeException) gaveUp.getCause()).getStatus().getCode())
+        .isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+
+    // Then its setup is stopped, and no sandbox of the environment is left
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(20))
+        .until(() -> processes("/usr/bin/sleep 61.919") == 0);
+    assertThat(live()).noneMatch(sandbox -> sandbox.getEnvironmentId().equals(slow.getId()));
+  }
+
+  /** Processes on this host (sandboxes' included) whose command line is {@code commandLine}. */
+  private static long processes(String commandLine) {
+    return ProcessHandle.allProcesses()
+        .filter(process -> process.info().commandLine().orElse("").equals(commandLine))
+        .count();
+  }
+
+  @Test
   void aFailingSetupCommandFailsTheProvisioningAndLeavesNoLiveSandbox() {
     // Given
     Environment broken =

@@ -38,6 +38,14 @@ public interface SandboxConfig {
   @WithDefault("32")
   int maxLivePerTenant();
 
+  /**
+   * The longest an environment's setup commands may run together in a new sandbox (each is also
+   * held to the sandbox's call timeout). A setup still running then fails the provisioning with
+   * FAILED_PRECONDITION, and the sandbox is ended.
+   */
+  @WithDefault("10m")
+  Duration setupTimeout();
+
   /** Limits used where an environment leaves them unset. */
   Defaults defaults();
 

@@ -21,22 +21,52 @@ public final class SandboxSetup {
   private SandboxSetup() {}
 
   /**
+   * @param total the longest the commands may run together ({@code corral.sandbox.setup-timeout})
    * @param run runs one command in the sandbox being set up
    */
   public static Uni<Void> run(
-      SandboxDriver.SandboxSpec spec, Function<SandboxCommand, Uni<ExecResult>> run) {
+      SandboxDriver.SandboxSpec spec,
+      Duration total,
+      Function<SandboxCommand, Uni<ExecResult>> run) {
     List<String> commands = spec.environment().getSetupCommandsList();
-    Duration timeout = Duration.ofMillis(spec.resources().getCallTimeoutMs());
+    Duration perCall = Duration.ofMillis(spec.resources().getCallTimeoutMs());
+    long deadline = System.nanoTime() + total.toNanos();
     return Multi.createFrom()
         .range(0, commands.size())
         .onItem()
         .transformToUniAndConcatenate(
             index ->
-                run.apply(SandboxCommand.shell(commands.get(index), timeout, OUTPUT_CAP))
-                    .invoke(result -> requireSuccess(index, result)))
+                Uni.createFrom()
+                    .deferred(
+                        () -> {
+                          Duration left = Duration.ofNanos(deadline - System.nanoTime());
+                          if (left.compareTo(Duration.ofMillis(1)) < 0) {
+                            throw pastDeadline(index, total);
+                          }
+                          boolean cutByTotal = left.compareTo(perCall) < 0;
+                          return run.apply(
+                                  SandboxCommand.shell(
+                                      commands.get(index), cutByTotal ? left : perCall, OUTPUT_CAP))
+                              .invoke(
+                                  result -> {
+                                    if (result.timedOut() && cutByTotal) {
+                                      throw pastDeadline(index, total);
+                                    }
+                                    requireSuccess(index, result);
+                                  });
+                        }))
         .collect()
         .last()
         .replaceWithVoid();
+  }
+
+  private static FailedPreconditionException pastDeadline(int index, Duration total) {
+    return new FailedPreconditionException(
+        "setup command "
+            + (index + 1)
+            + " was still running when the environment's setup commands had run for "
+            + (total.toMillis() % 1000 == 0 ? total.toSeconds() + " s" : total.toMillis() + " ms")
+            + " together (corral.sandbox.setup-timeout)");
   }
 
   private static void requireSuccess(int index, ExecResult result) {
@@ -44,7 +74,8 @@ public final class SandboxSetup {
       throw new FailedPreconditionException(
           "setup command "
               + (index + 1)
-              + " failed (exit "
+              + (result.timedOut() ? " timed out" : " failed")
+              + " (exit "
               + result.exitCode()
               + "): "
               + new String(result.output(), StandardCharsets.UTF_8).strip());

@@ -214,7 +214,11 @@ public class KubernetesDriver implements SandboxDriver {
         .flatMap(created -> gateway.awaitRunning(name, config.kubernetes().readyTimeout()))
         .call(running -> openEgress(spec, name))
         .flatMap(
-            running -> SandboxSetup.run(spec, command -> exec.run(spec.sandboxId(), name, command)))
+            running ->
+                SandboxSetup.run(
+                    spec,
+                    config.setupTimeout(),
+                    command -> exec.run(spec.sandboxId(), name, command)))
         .replaceWith(name)
         .onFailure()
         .call(failure -> gateway.delete(name).onFailure().recoverWithNull());

@@ -352,7 +352,11 @@ public class WarmPools {
     return gateway
         .awaitRunning(name, config.kubernetes().readyTimeout())
         .flatMap(
-            running -> SandboxSetup.run(spec, command -> exec.run(spec.sandboxId(), name, command)))
+            running ->
+                SandboxSetup.run(
+                    spec,
+                    config.setupTimeout(),
+                    command -> exec.run(spec.sandboxId(), name, command)))
         .flatMap(setUp -> gateway.label(name, SandboxLabels.READY, "true"))
         .onFailure()
         .recoverWithUni(

@@ -255,7 +255,7 @@ public class LocalDriver implements SandboxDriver {
             sandbox -> serveEgress(sandbox, spec).onFailure().invoke(failure -> start.failed()))
         .call(
             sandbox ->
-                SandboxSetup.run(spec, sandbox::run)
+                SandboxSetup.run(spec, config.setupTimeout(), sandbox::run)
                     .onFailure()
                     .invoke(
                         failure -> {

@@ -189,6 +189,37 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aProvisionWhoseClientGivesUpEndsItsRecordAndDeletesItsPod() {
+    // Given an environment whose pods take four seconds to start
+    kubelet.podStartDelayMs = 4_000;
+    Environment environment = environment(0);
+
+    // When a provision's client stops waiting after one, while its pod starts
+    io.grpc.StatusRuntimeException gaveUp =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            io.grpc.StatusRuntimeException.class,
+            () ->
+                sandboxes
+                    .withDeadlineAfter(1, java.util.concurrent.TimeUnit.SECONDS)
+                    .provision(
+                        ProvisionRequest.newBuilder()
+                            .setEnvironmentId(environment.getId())
+                            .build()));
+    assertThat(gaveUp.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.DEADLINE_EXCEEDED);
+
+    // Then its record ends and its pod goes, without waiting for a reconciler pass
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                sandboxes
+                    .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
+                    .getSandboxesList()
+                    .isEmpty());
+    await().atMost(Duration.ofSeconds(10)).until(() -> pods().isEmpty());
+  }
+
+  @Test
   void aCallThatRunsOutOfTimeIsStoppedInThePodNotJustItsExecStream() {
     // Given
     Sandbox sandbox = provision(environment(0), "");
