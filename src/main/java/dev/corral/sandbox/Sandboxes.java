@@ -684,7 +684,13 @@ public class Sandboxes {
         .end(id, SandboxState.SANDBOX_STATE_RELEASED, "its provisioning was given up")
         .onFailure()
         .recoverWithNull()
-        .flatMap(ended -> driver.release(id, host))
+        .flatMap(
+            ended ->
+                driver.release(
+                    id,
+                    ended != null && ended.isPresent() && !ended.get().getHost().isEmpty()
+                        ? ended.get().getHost() // a pod taken from a warm pool has its own name
+                        : host))
         .onFailure()
         .invoke(failure -> LOGGER.warnf("ending given-up sandbox %s: %s", id, failure.getMessage()))
         .onFailure()

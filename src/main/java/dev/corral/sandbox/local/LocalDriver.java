@@ -167,14 +167,27 @@ public class LocalDriver implements SandboxDriver {
   @Override
   public Uni<Provisioned> provision(SandboxSpec spec) {
     boolean plain = spec.environment().getSetupCommandsCount() == 0;
+    ColdStart start = new ColdStart(spec); // a warm sandbox taken, or a cold start
     return Uni.createFrom()
-        .item(() -> plain ? claimWarm(spec.resources()) : null)
+        .item(
+            () -> {
+              start.requireNotGivenUp();
+              LocalSandbox warm = plain ? claimWarm(spec.resources()) : null;
+              return warm == null ? null : start.launched(warm);
+            })
         .runSubscriptionOn(io)
         .flatMap(
             warm ->
                 warm != null
-                    ? serveEgress(warm, spec).map(sandbox -> assign(sandbox, spec, plain))
-                    : startCold(spec, plain));
+                    ? serveEgress(warm, spec)
+                        .onFailure()
+                        .invoke(failure -> start.failed())
+                        .map(sandbox -> start.assigned(sandbox, plain))
+                    : startCold(spec, plain, start))
+        .onItemOrFailure()
+        .invoke((item, failure) -> start.end(false))
+        .onCancellation()
+        .invoke(() -> start.end(true));
   }
 
   /**
@@ -242,8 +255,7 @@ public class LocalDriver implements SandboxDriver {
    * before it starts until it is assigned or ended it counts toward the replica's limit: setup
    * commands can run for as long as a call may.
    */
-  private Uni<Provisioned> startCold(SandboxSpec spec, boolean plain) {
-    ColdStart start = new ColdStart(spec);
+  private Uni<Provisioned> startCold(SandboxSpec spec, boolean plain, ColdStart start) {
     return Uni.createFrom()
         .item(
             () -> {
@@ -270,9 +282,10 @@ public class LocalDriver implements SandboxDriver {
   }
 
   /**
-   * One cold start's place in the replica's count and its sandbox until assigned, so that a
-   * provision given up at any moment (its client gone) leaves neither behind: what is reserved or
-   * launched after it was given up is given back at once.
+   * One start's place in the replica's count (a cold start's) and its sandbox until assigned (a
+   * launched or a warm one), so that a provision given up at any moment (its client gone) leaves
+   * neither behind: what is reserved, launched or taken after it was given up is given back at
+   * once.
    */
   private final class ColdStart {
     private final SandboxSpec spec;
@@ -282,6 +295,12 @@ public class LocalDriver implements SandboxDriver {
 
     ColdStart(SandboxSpec spec) {
       this.spec = spec;
+    }
+
+    synchronized void requireNotGivenUp() {
+      if (over) {
+        throw new java.util.concurrent.CancellationException("the provision was given up");
+      }
     }
 
     /** Blocking. */
@@ -314,10 +333,12 @@ public class LocalDriver implements SandboxDriver {
       sandbox = null;
     }
 
-    Provisioned assigned(LocalSandbox assigned, boolean plain) {
-      synchronized (this) {
-        sandbox = null;
+    /** Once given up, the sandbox is ended by {@link #end} instead; assigned, it is released. */
+    synchronized Provisioned assigned(LocalSandbox assigned, boolean plain) {
+      if (over) {
+        throw new java.util.concurrent.CancellationException("the provision was given up");
       }
+      sandbox = null;
       return assign(assigned, spec, plain);
     }
 
@@ -470,6 +491,12 @@ public class LocalDriver implements SandboxDriver {
     }
     warmClaim("miss");
     return null;
+  }
+
+  /** Warm sandboxes waiting for {@code resources} (for tests). */
+  int warmFor(SandboxResources resources) {
+    Deque<LocalSandbox> pool = warm.get(resources);
+    return pool == null ? 0 : pool.size();
   }
 
   private double warmCount() {

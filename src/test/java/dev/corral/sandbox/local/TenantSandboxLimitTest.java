@@ -269,6 +269,48 @@ class TenantSandboxLimitTest {
     }
   }
 
+  @Test
+  void aProvisionGivenUpJustAsItTakesAWarmSandboxLeavesItRunningNowhere() {
+    // Given a warm pool for these limits
+    dev.corral.proto.v1.SandboxResources resources =
+        dev.corral.proto.v1.SandboxResources.newBuilder()
+            .setMaxProcesses(33)
+            .setDiskBytes(16L << 20)
+            .setMemoryBytes(128L << 20)
+            .setCallTimeoutMs(10_000)
+            .build();
+    dev.corral.proto.v1.Environment plain =
+        dev.corral.proto.v1.Environment.newBuilder().setId("env_warm").build();
+    var first =
+        new dev.corral.sandbox.driver.SandboxDriver.SandboxSpec("sbx_warm", "", plain, resources);
+    String host = local.provision(first).await().atMost(java.time.Duration.ofSeconds(30)).host();
+    local.release("sbx_warm", host).await().atMost(java.time.Duration.ofSeconds(30));
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(30))
+        .until(() -> local.warmFor(first.resources()) >= 2);
+    long sandboxesBefore = sandboxProcesses();
+
+    // When provisions are given up at every moment of taking a warm sandbox, and each is then
+    // released by its id (as Sandboxes does with one given up once recorded)
+    for (int i = 0; i < 40; i++) {
+      String id = "sbx_warmgivenup" + i;
+      var provision =
+          local
+              .provision(
+                  new dev.corral.sandbox.driver.SandboxDriver.SandboxSpec(id, "", plain, resources))
+              .subscribe()
+              .with(item -> {}, failure -> {});
+      java.util.concurrent.locks.LockSupport.parkNanos((i % 8) * 150_000L);
+      provision.cancel();
+      local.release(id, host).await().atMost(java.time.Duration.ofSeconds(30));
+    }
+
+    // Then no sandbox is left running that nothing counts or owns
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(30))
+        .until(TenantSandboxLimitTest::sandboxProcesses, count -> count <= sandboxesBefore);
+  }
+
   /** The bubblewrap processes of local sandboxes on this host. */
   private static long sandboxProcesses() {
     return ProcessHandle.allProcesses()
