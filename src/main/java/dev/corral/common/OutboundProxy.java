@@ -52,6 +52,9 @@ public class OutboundProxy {
   /** Connections open through the proxy at most; more are refused. */
   static final int MAX_CONNECTIONS = 1024;
 
+  /** The largest response head passed back (a server's cookies can be many). */
+  private static final int MAX_RESPONSE_HEAD = 64 * 1024;
+
   /** Failures kept (the latest per host and port, the least recent dropped first). */
   static final int MAX_FAILURES_KEPT = 256;
 
@@ -198,6 +201,39 @@ public class OutboundProxy {
     return "could not be reached (" + message + ")";
   }
 
+  /**
+   * Passes the one response of a plain request back with {@code Connection: close}, and ends the
+   * client's connection with the server's. A client keeps a connection to a proxy for any later
+   * plain request, whatever its server (the JDK's pool does); without this, a server that answered
+   * keep-alive and held its connection would get the next request of any tenant, secrets and all.
+   */
+  private void answerOnce(NetSocket connection, NetSocket upstream, ProxyWire.Target target) {
+    ProxyWire.readHead(
+        vertx,
+        upstream,
+        MAX_RESPONSE_HEAD,
+        0, // the client's own timeout bounds the wait; its close closes the server's connection
+        (head, after) -> {
+          String answer;
+          try {
+            answer = ProxyWire.closingResponse(head);
+          } catch (IllegalArgumentException unusable) {
+            upstream.close();
+            fail(connection, target, 502, "answered with " + unusable.getMessage());
+            return;
+          }
+          connection.write(Buffer.buffer(answer, "ISO-8859-1"));
+          if (after.length() > 0) {
+            connection.write(after);
+          }
+          upstream.pipeTo(connection);
+        },
+        (status, reason) -> {
+          upstream.close();
+          fail(connection, target, 502, "answered with an unusable head: " + reason);
+        });
+  }
+
   private void accept(NetSocket connection) {
     if (open.incrementAndGet() > MAX_CONNECTIONS) {
       open.decrementAndGet();
@@ -259,11 +295,16 @@ public class OutboundProxy {
               connected.incrementAndGet();
               if (method.equals("CONNECT")) {
                 connection.write(Buffer.buffer("HTTP/1.1 200 Connection established\r\n\r\n"));
-              } else {
-                upstream.write(
-                    Buffer.buffer(ProxyWire.originForm(method, target, lines), "ISO-8859-1"));
+                ProxyWire.join(connection, upstream, rest);
+                return;
               }
-              ProxyWire.join(connection, upstream, rest);
+              upstream.write(
+                  Buffer.buffer(ProxyWire.originForm(method, target, lines), "ISO-8859-1"));
+              answerOnce(connection, upstream, target);
+              if (rest.length() > 0) {
+                upstream.write(rest);
+              }
+              connection.pipeTo(upstream);
             })
         .onFailure(failure -> fail(connection, target, 502, unreachable(failure)));
   }

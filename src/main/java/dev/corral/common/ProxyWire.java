@@ -34,21 +34,61 @@ public final class ProxyWire {
    */
   public static void readHead(
       Vertx vertx, NetSocket connection, String who, BiConsumer<String, Buffer> then) {
+    readHead(
+        vertx,
+        connection,
+        MAX_HEAD,
+        HEAD_TIMEOUT_MS,
+        then,
+        (status, reason) -> answer(connection, who, status, reason));
+  }
+
+  /**
+   * Reads a request's or a response's head from {@code source}: at most {@code maxHead} bytes,
+   * within {@code timeoutMs} if positive. Hands it on with the bytes sent after it, {@code source}
+   * paused; or, if it is too large, too slow, malformed or never ends, calls {@code refused} with
+   * the HTTP status that says so and why.
+   */
+  public static void readHead(
+      Vertx vertx,
+      NetSocket source,
+      int maxHead,
+      long timeoutMs,
+      BiConsumer<String, Buffer> then,
+      BiConsumer<Integer, String> refused) {
     Buffer head = Buffer.buffer();
+    boolean[] over = {false};
+    BiConsumer<Integer, String> refuse =
+        (status, reason) -> {
+          if (!over[0]) {
+            over[0] = true;
+            source.handler(null);
+            source.endHandler(null);
+            refused.accept(status, reason);
+          }
+        };
     long deadline =
-        vertx.setTimer(
-            HEAD_TIMEOUT_MS, id -> refuse(connection, who, 408, "the request head took too long"));
-    connection.handler(
+        timeoutMs > 0
+            ? vertx.setTimer(timeoutMs, id -> refuse.accept(408, "the head took too long"))
+            : -1;
+    source.endHandler(
+        ignored -> {
+          vertx.cancelTimer(deadline);
+          refuse.accept(400, "the connection ended before the head did");
+        });
+    source.handler(
         chunk -> {
+          if (over[0]) {
+            return;
+          }
           // only the new bytes, and the three before them, can complete the head's end
           int from = Math.max(0, head.length() - (HEAD_END.length() - 1));
           head.appendBuffer(chunk);
           int end = indexOf(head, HEAD_END, from);
           if (end < 0) {
-            if (head.length() > MAX_HEAD) {
+            if (head.length() > maxHead) {
               vertx.cancelTimer(deadline);
-              refuse(
-                  connection, who, 431, "the request head is larger than " + MAX_HEAD + " bytes");
+              refuse.accept(431, "the head is larger than " + maxHead + " bytes");
             }
             return;
           }
@@ -56,13 +96,47 @@ public final class ProxyWire {
           String text = head.getString(0, end, StandardCharsets.ISO_8859_1.name());
           Optional<String> malformed = malformed(text);
           if (malformed.isPresent()) {
-            refuse(connection, who, 400, malformed.get());
+            refuse.accept(400, malformed.get());
             return;
           }
-          connection.pause();
-          connection.handler(null);
+          over[0] = true;
+          source.pause();
+          source.handler(null);
+          source.endHandler(null);
           then.accept(text, head.getBuffer(end + 4, head.length()));
         });
+  }
+
+  /**
+   * A response head as corral's own clients get it through the proxy: their connection to the proxy
+   * ends with this response ({@code Connection: close}), so that a client's pool never sends a
+   * later request, to another server, down the pipe to this one. An interim (1xx) response is
+   * refused: its final response would pass unseen.
+   *
+   * @throws IllegalArgumentException if the head is not an HTTP/1 final response
+   */
+  public static String closingResponse(String head) {
+    String[] lines = head.split("\r\n");
+    String[] status = lines[0].split(" ", 3);
+    if (status.length < 2
+        || !status[0].startsWith("HTTP/1.")
+        || !status[1].matches("[1-5][0-9][0-9]")) {
+      throw new IllegalArgumentException("not an HTTP/1 response");
+    }
+    if (status[1].startsWith("1")) {
+      throw new IllegalArgumentException("an interim " + status[1] + " response");
+    }
+    StringBuilder rewritten = new StringBuilder(lines[0]).append("\r\n");
+    for (int i = 1; i < lines.length; i++) {
+      String lower = lines[i].toLowerCase(Locale.ROOT);
+      if (lower.startsWith("connection:")
+          || lower.startsWith("keep-alive:")
+          || lower.startsWith("proxy-connection:")) {
+        continue;
+      }
+      rewritten.append(lines[i]).append("\r\n");
+    }
+    return rewritten.append("Connection: close\r\n\r\n").toString();
   }
 
   /**
@@ -85,12 +159,6 @@ public final class ProxyWire {
       }
     }
     return Optional.empty();
-  }
-
-  /** Stops reading a head, and answers with a refusal. */
-  private static void refuse(NetSocket connection, String who, int status, String reason) {
-    connection.handler(null);
-    answer(connection, who, status, reason);
   }
 
   /** Answers with a status and a one-line reason that starts with {@code who}, and closes. */

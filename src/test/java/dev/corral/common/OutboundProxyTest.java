@@ -148,6 +148,55 @@ class OutboundProxyTest {
     assertThat(proxy.failureSince(url, System.nanoTime())).isEmpty();
   }
 
+  @Test
+  void aServerThatKeepsItsConnectionOpenGetsNoLaterRequestMadeToAnotherServer() throws Exception {
+    // Given a server that answers keep-alive, holds its connection open and reads on
+    StringBuffer seenByTheFirst = new StringBuffer();
+    io.vertx.core.net.NetServer holding =
+        vertx
+            .createNetServer()
+            .connectHandler(
+                socket ->
+                    socket.handler(
+                        bytes -> {
+                          boolean first = seenByTheFirst.length() == 0;
+                          seenByTheFirst.append(bytes.toString(StandardCharsets.ISO_8859_1));
+                          if (first) {
+                            socket.write(
+                                "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                                    + "Content-Length: 2\r\n\r\nok");
+                          }
+                        }))
+            .listen(0, "127.0.0.1")
+            .toCompletionStage()
+            .toCompletableFuture()
+            .get(10, java.util.concurrent.TimeUnit.SECONDS);
+    HttpResponse<String> first =
+        send("http://only-corral-knows.test:" + holding.actualPort() + "/token");
+    assertThat(first.body()).isEqualTo("ok");
+
+    // When the same client then calls another server, with a secret
+    HttpResponse<String> second =
+        client.send(
+            HttpRequest.newBuilder(
+                    URI.create(
+                        "http://only-corral-knows.test:" + server.getAddress().getPort() + "/"))
+                .timeout(Duration.ofSeconds(10))
+                .header("Authorization", "Basic c2VjcmV0LW9mLWFub3RoZXI=")
+                .POST(HttpRequest.BodyPublishers.ofString("refresh_token=another-tenants"))
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+
+    // Then that server answers it, and the first never sees it
+    assertThat(second.body()).isEqualTo("hello from loopback");
+    assertThat(served).hasValue(1);
+    assertThat(first.headers().firstValue("connection")).hasValue("close");
+    assertThat(seenByTheFirst.toString())
+        .doesNotContain("c2VjcmV0LW9mLWFub3RoZXI=")
+        .doesNotContain("another-tenants");
+    holding.close();
+  }
+
   private HttpResponse<String> send(String url) throws IOException, InterruptedException {
     return client.send(
         HttpRequest.newBuilder(URI.create(url))
