@@ -109,6 +109,66 @@ public final class Json {
     return text.codePoints().anyMatch(Json::isSurrogate);
   }
 
+  /** {@code text} with each half of a surrogate pair that lacks its partner replaced by U+FFFD. */
+  public static String wholePairs(String text) {
+    if (!holdsHalfPair(text)) {
+      return text;
+    }
+    StringBuilder whole = new StringBuilder(text.length());
+    text.codePoints().forEach(point -> whole.appendCodePoint(isSurrogate(point) ? 0xFFFD : point));
+    return whole.toString();
+  }
+
+  /**
+   * The first {@code max} characters of {@code text} (all of it if shorter), one fewer if the cut
+   * would split a surrogate pair.
+   */
+  public static String cut(String text, int max) {
+    if (text.length() <= max) {
+      return text;
+    }
+    return text.substring(
+        0, max > 0 && Character.isHighSurrogate(text.charAt(max - 1)) ? max - 1 : max);
+  }
+
+  /**
+   * {@code node} with {@link #wholePairs} applied to every key and string in it, in place (an
+   * object or array) or anew (a string). The Messages API refuses a whole request that holds half a
+   * pair ("no low surrogate in string"), and such text can come from a model's tool input, an MCP
+   * server or a tool's output.
+   */
+  public static JsonNode withWholePairs(JsonNode node) {
+    if (node.isTextual()) {
+      String text = node.textValue();
+      String whole = wholePairs(text);
+      return whole == text ? node : com.fasterxml.jackson.databind.node.TextNode.valueOf(whole);
+    }
+    if (node instanceof com.fasterxml.jackson.databind.node.ObjectNode object) {
+      java.util.List<String> names = new java.util.ArrayList<>();
+      object.fieldNames().forEachRemaining(names::add);
+      for (String name : names) {
+        JsonNode value = object.get(name);
+        JsonNode whole = withWholePairs(value);
+        String wholeName = wholePairs(name);
+        if (wholeName != name) {
+          object.remove(name);
+          object.set(wholeName, whole);
+        } else if (whole != value) {
+          object.set(name, whole);
+        }
+      }
+    } else if (node instanceof com.fasterxml.jackson.databind.node.ArrayNode array) {
+      for (int i = 0; i < array.size(); i++) {
+        JsonNode value = array.get(i);
+        JsonNode whole = withWholePairs(value);
+        if (whole != value) {
+          array.set(i, whole);
+        }
+      }
+    }
+    return node;
+  }
+
   /** A code point that is half of a pair (codePoints() yields a lone one as itself). */
   private static boolean isSurrogate(int codePoint) {
     return codePoint >= Character.MIN_SURROGATE && codePoint <= Character.MAX_SURROGATE;

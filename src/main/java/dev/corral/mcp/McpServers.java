@@ -231,7 +231,7 @@ public class McpServers {
       }
       if (text.length() > left) {
         text =
-            text.substring(0, left)
+            dev.corral.common.Json.cut(text, left)
                 + "\n[corral: the answer is cut at "
                 + config.maxResultChars()
                 + " characters]";
@@ -248,7 +248,8 @@ public class McpServers {
   private String cut(String text) {
     return text.length() <= config.maxResultChars()
         ? text
-        : text.substring(0, config.maxResultChars()) + "\n[corral: the answer is cut]";
+        : dev.corral.common.Json.cut(text, config.maxResultChars())
+            + "\n[corral: the answer is cut]";
   }
 
   private static String text(McpSchema.Content content) {
@@ -306,7 +307,7 @@ public class McpServers {
               server.getName(),
               tool.name(),
               description.length() > MAX_DESCRIPTION
-                  ? description.substring(0, MAX_DESCRIPTION)
+                  ? dev.corral.common.Json.cut(description, MAX_DESCRIPTION)
                   : description,
               schema,
               tool.annotations() != null

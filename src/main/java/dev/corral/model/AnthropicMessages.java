@@ -87,6 +87,7 @@ public class AnthropicMessages {
    */
   public static byte[] serialize(ObjectNode request) {
     request.put("stream", true);
+    dev.corral.common.Json.withWholePairs(request);
     try {
       return JSON.writeValueAsBytes(request);
     } catch (JsonProcessingException e) {

@@ -66,7 +66,7 @@ public class SessionLogReader {
       if (!text.isEmpty()) {
         if (text.length() > MAX_EVENT_CHARS) {
           text =
-              text.substring(0, MAX_EVENT_CHARS)
+              dev.corral.common.Json.cut(text, MAX_EVENT_CHARS)
                   + " […"
                   + (text.length() - MAX_EVENT_CHARS)
                   + " more characters]";

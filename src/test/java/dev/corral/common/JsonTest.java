@@ -51,4 +51,25 @@ class JsonTest {
     assertThat(Json.requireObject("f", "{\"a\":\"\\ud83d\\ude00 \ud83d\ude00\"}").get("a").asText())
         .isEqualTo("\ud83d\ude00 \ud83d\ude00");
   }
+
+  @Test
+  void aCutNeverSplitsASurrogatePair() {
+    String text = "ab\ud83d\ude00cd";
+
+    assertThat(Json.cut(text, 3)).isEqualTo("ab");
+    assertThat(Json.cut(text, 4)).isEqualTo("ab\ud83d\ude00");
+    assertThat(Json.cut(text, 10)).isEqualTo(text);
+  }
+
+  @Test
+  void everyHalfPairInATreeIsReplacedKeysIncludedAndWholePairsKept() throws Exception {
+    com.fasterxml.jackson.databind.JsonNode tree =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .readTree("{\"k\\ud800\":[\"x\\udc00\",{\"y\":\"\\ud83d\\ude00\"}],\"z\":1}");
+
+    Json.withWholePairs(tree);
+
+    assertThat(tree.toString())
+        .isEqualTo("{\"z\":1,\"k\ufffd\":[\"x\ufffd\",{\"y\":\"\ud83d\ude00\"}]}");
+  }
 }

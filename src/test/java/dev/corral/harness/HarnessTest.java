@@ -170,6 +170,23 @@ class HarnessTest {
   }
 
   @Test
+  void halfASurrogatePairInAModelsToolInputDoesNotBreakTheNextRequest() {
+    // Given a model whose tool input holds half of a surrogate pair (a JSON escape without its
+    // partner), which the Messages API refuses to read back ("no low surrogate in string")
+    model.enqueue(Reply.toolUse("toolu_1", "read", "{\"path\":\"a\\ud83d\"}"), Reply.text("Done."));
+
+    // When
+    Session session = start(bashAgent(), marker);
+
+    // Then the turn ends normally, the half replaced by U+FFFD in what is sent back
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(model.violations()).isEmpty();
+    JsonNode sentBack = model.requestsMentioning(marker).get(1).messages().get(1);
+    assertThat(sentBack.path("content").get(0).path("input").path("path").asText())
+        .isEqualTo("a\uFFFD");
+  }
+
+  @Test
   void aToolTheAgentDoesNotEnableNeverRunsWhateverTheModelCalls() {
     // Given an agent with only a custom tool, and one whose toolset disables bash (asking for the
     // rest), each with a model that calls bash anyway
