@@ -33,6 +33,13 @@ public final class AgentRules {
   public static final List<String> BUILT_IN_TOOLS =
       List.of("bash", "read", "write", "edit", "glob", "grep");
 
+  /**
+   * The names the built-in toolset offers the model: the tools it can configure, and {@code
+   * session_log}. A custom tool may not take one (the Messages API refuses two tools of one name).
+   */
+  public static final List<String> TOOLSET_NAMES =
+      List.of("bash", "read", "write", "edit", "glob", "grep", "session_log");
+
   /** Names of built-in and custom tools, as the model's API takes them. */
   public static final Pattern CUSTOM_TOOL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,128}");
 
@@ -204,7 +211,7 @@ public final class AgentRules {
     for (int i = 0; i < tools.size(); i++) {
       if (tools.get(i).hasCustom()
           && toolset
-          && BUILT_IN_TOOLS.contains(tools.get(i).getCustom().getName())) {
+          && TOOLSET_NAMES.contains(tools.get(i).getCustom().getName())) {
         throw new InvalidArgumentException(
             "tools[" + i + "].custom.name", "clashes with the built-in tool of the same name");
       }

@@ -315,10 +315,14 @@ final class Projection {
 
   private static ArrayNode ownTools(Agent agent) {
     ArrayNode tools = JSON.createArrayNode();
+    // one tool per name, the first: an agent stored before its names were checked against the
+    // toolset's may hold two, and the Messages API refuses a request that does
+    java.util.Set<String> named = new java.util.HashSet<>();
     for (Tool tool : agent.getToolsList()) {
       if (tool.hasToolset()) {
         for (BuiltInTool builtIn : BuiltInTool.values()) {
-          if (ToolPolicy.enabled(tool.getToolset(), builtIn.toolName())) {
+          if (ToolPolicy.enabled(tool.getToolset(), builtIn.toolName())
+              && named.add(builtIn.toolName())) {
             tools
                 .addObject()
                 .put("name", builtIn.toolName())
@@ -326,7 +330,7 @@ final class Projection {
                 .set("input_schema", builtIn.inputSchema());
           }
         }
-      } else if (tool.hasCustom()) {
+      } else if (tool.hasCustom() && named.add(tool.getCustom().getName())) {
         ObjectNode custom =
             tools
                 .addObject()

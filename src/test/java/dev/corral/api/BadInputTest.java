@@ -1170,6 +1170,17 @@ class BadInputTest {
                     .build()));
     add(
         cases,
+        "custom tool named as the toolset's session_log",
+        Status.Code.INVALID_ARGUMENT,
+        "tools[1].custom.name",
+        () ->
+            agents.createAgent(
+                ok.toBuilder()
+                    .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                    .addTools(custom("session_log", "{\"type\":\"object\"}"))
+                    .build()));
+    add(
+        cases,
         "toolset configuring an unknown tool",
         Status.Code.INVALID_ARGUMENT,
         "tools[0].toolset.configs[0].name",

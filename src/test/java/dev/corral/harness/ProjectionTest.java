@@ -759,4 +759,22 @@ class ProjectionTest {
             .build();
     state.apply(stored);
   }
+
+  @Test
+  void anAgentStoredWithACustomToolNamedAsABuiltInOneOffersEachNameOnce() {
+    Agent agent =
+        Agent.newBuilder()
+            .addTools(Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+            .addTools(
+                Tool.newBuilder()
+                    .setCustom(
+                        dev.corral.proto.v1.CustomTool.newBuilder()
+                            .setName("session_log")
+                            .setInputSchemaJson("{\"type\":\"object\"}")))
+            .build();
+
+    List<String> names = Projection.tools(agent).findValuesAsText("name");
+
+    assertThat(names).contains("session_log", "bash").doesNotHaveDuplicates();
+  }
 }
