@@ -12,7 +12,7 @@ import java.util.Set;
  * type} a known type, each count a non-negative integer, and so on. A schema of the wrong shape is
  * refused when the agent is made, not by the model API at every turn.
  */
-final class SchemaShape {
+public final class SchemaShape {
 
   private static final Set<String> TYPES =
       Set.of("object", "array", "string", "number", "integer", "boolean", "null");
@@ -58,7 +58,7 @@ final class SchemaShape {
   private SchemaShape() {}
 
   /** What is wrong with {@code schema} at {@code path} (a JSON pointer), or null. */
-  static String problem(JsonNode schema, String path) {
+  public static String problem(JsonNode schema, String path) {
     if (schema.isBoolean()) {
       return null;
     }

@@ -23,9 +23,9 @@ final class McpNames {
 
   /**
    * The tools of {@code offered} the model may see, in their order. An MCP server's listing is not
-   * corral's to trust: a tool whose input is not an object, which the API refuses, is left out, and
-   * of two tools with one model name (servers "a" and "a_" listing "_x" and "x" both give
-   * mcp__a___x) only the first is seen.
+   * corral's to trust: a tool whose input is not an object, or whose schema is malformed, which the
+   * API refuses, is left out, and of two tools with one model name (servers "a" and "a_" listing
+   * "_x" and "x" both give mcp__a___x) only the first is seen.
    */
   static List<OfferedTools.Tool> enabled(Agent agent, List<OfferedTools.Tool> offered) {
     java.util.Set<String> names = new java.util.HashSet<>();
@@ -50,11 +50,17 @@ final class McpNames {
     return tool.name().length() + tool.description().length() + tool.inputSchemaJson().length();
   }
 
+  /**
+   * Whether the tool's schema is one the API takes: an object's, and of draft 2020-12's shape at
+   * every depth (the API refuses the whole request for one bad keyword deep inside).
+   */
   private static boolean takesAnObject(OfferedTools.Tool tool) {
     try {
-      var type = JSON.readTree(tool.inputSchemaJson()).path("type");
+      var schema = JSON.readTree(tool.inputSchemaJson());
+      var type = schema.path("type");
       // a schema without a type is taken as an object's (corral says so when it sends it)
-      return type.isMissingNode() || "object".equals(type.asText());
+      return (type.isMissingNode() || "object".equals(type.asText()))
+          && dev.corral.agent.SchemaShape.problem(schema, "input_schema") == null;
     } catch (java.io.IOException | RuntimeException e) {
       return false;
     }

@@ -638,6 +638,33 @@ class ProjectionTest {
   }
 
   @Test
+  void anMcpToolWhoseSchemaIsMalformedDeepInsideIsNotOffered() {
+    Agent agent =
+        AGENT.toBuilder()
+            .addTools(
+                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("srv")))
+            .build();
+    List<OfferedTools.Tool> listed =
+        List.of(
+            new OfferedTools.Tool(
+                "srv",
+                "bad",
+                "a typo in a property's type",
+                "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"strin\"}}}",
+                false),
+            new OfferedTools.Tool(
+                "srv",
+                "good",
+                "fine",
+                "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}",
+                false));
+
+    assertThat(McpNames.enabled(agent, listed))
+        .extracting(OfferedTools.Tool::name)
+        .containsExactly("good");
+  }
+
+  @Test
   void mcpToolDefinitionsTakeNoMoreThanTheirShareOfARequest() {
     // Given a server listing 128 tools of 10,000 characters of description each (1.28 M in all)
     Agent agent =
