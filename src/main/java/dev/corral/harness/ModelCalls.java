@@ -390,7 +390,7 @@ final class ModelCalls {
               200, "invalid_summary", "the compaction call answered no summary", true, null));
       return;
     }
-    if ("max_tokens".equals(response.stopReason())) {
+    if (response.cutShort()) {
       // What the model would have said last (the state of the work, what remains) is missing;
       // the model must know that rather than take the summary for whole.
       summary.append("\n\n").append(Projection.SUMMARY_CUT_OFF);

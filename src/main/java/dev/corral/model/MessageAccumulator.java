@@ -154,9 +154,9 @@ final class MessageAccumulator {
       } else if (block instanceof ModelResponse.Thinking thinking
           && thinking.signature().isEmpty()
           && !"refusal".equals(response.stopReason())
-          && !"max_tokens".equals(response.stopReason())) {
-        // (a reply stopped by a refusal or max_tokens may end inside its thinking: the harness
-        // drops such a reply's turn, or resends only signed blocks)
+          && !response.cutShort()) {
+        // (a reply stopped by a refusal, max_tokens or the context window may end inside its
+        // thinking: the harness drops such a reply's turn, or resends only signed blocks)
         return "has a thinking block without a signature";
       }
     }

@@ -7,6 +7,16 @@ import java.util.List;
 public record ModelResponse(
     String messageId, List<Block> blocks, String stopReason, ModelUsage usage) {
 
+  /**
+   * Whether the reply was cut off by a limit, possibly mid-block: its output limit ({@code
+   * max_tokens}) or the model's context window ({@code model_context_window_exceeded}, which newer
+   * models return instead of refusing a request whose prompt and {@code max_tokens} pass the
+   * window).
+   */
+  public boolean cutShort() {
+    return "max_tokens".equals(stopReason) || "model_context_window_exceeded".equals(stopReason);
+  }
+
   /** One content block of the response. */
   public sealed interface Block permits Text, Thinking, RedactedThinking, ToolUse {}
 

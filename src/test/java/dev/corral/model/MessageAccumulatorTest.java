@@ -98,6 +98,31 @@ class MessageAccumulatorTest {
         .isInstanceOfSatisfying(ModelException.class, e -> assertThat(e.retryable()).isFalse());
   }
 
+  @Test
+  void aReplyCutOffByTheContextWindowMayEndInsideItsThinkingAsAtMaxTokens() throws Exception {
+    feed("message_start", "{\"message\":{\"id\":\"msg_2\",\"usage\":{\"input_tokens\":9}}}");
+    feed(
+        "content_block_start",
+        "{\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}");
+    feed(
+        "content_block_delta",
+        "{\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"so\"}}");
+    feed(
+        "message_delta",
+        "{\"delta\":{\"stop_reason\":\"model_context_window_exceeded\"},"
+            + "\"usage\":{\"output_tokens\":2}}");
+    feed("message_stop", "{}");
+
+    ModelResponse response = message.response();
+
+    assertThat(MessageAccumulator.invalid(response)).isNull();
+    assertThat(
+            MessageAccumulator.invalid(
+                new ModelResponse(
+                    response.messageId(), response.blocks(), "end_turn", response.usage())))
+        .isEqualTo("has a thinking block without a signature");
+  }
+
   private void feed(String type, String data) throws Exception {
     message.accept(type, JSON.readTree(data));
   }
