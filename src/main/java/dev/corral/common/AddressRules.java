@@ -43,6 +43,17 @@ public final class AddressRules {
           .map(Cidr::parse)
           .toList();
 
+  /**
+   * Cloud platforms' own services at addresses outside link-local, refused whatever an operator
+   * opens: Azure's WireServer and DNS (168.63.129.16, a public address), AWS's IPv6 metadata
+   * (fd00:ec2::254, inside ranges opened for pods) and Alibaba's metadata (100.100.100.200, inside
+   * the shared range).
+   */
+  private static final List<Cidr> PLATFORM_SERVICES =
+      List.of("168.63.129.16/32", "fd00:ec2::254/128", "100.100.100.200/32").stream()
+          .map(Cidr::parse)
+          .toList();
+
   private final List<Cidr> allowedPrivate;
   private final boolean opensAnyRange;
 
@@ -67,6 +78,9 @@ public final class AddressRules {
   /** Why {@code address} may not be reached, or empty if it may. */
   public Optional<String> refusal(InetAddress address) {
     InetAddress checked = unmapped(address);
+    if (PLATFORM_SERVICES.stream().anyMatch(range -> range.contains(checked))) {
+      return Optional.of("a cloud platform's metadata or host service address");
+    }
     if (opensAnyRange && allowedPrivate.stream().anyMatch(range -> range.contains(checked))) {
       return Optional.empty();
     }

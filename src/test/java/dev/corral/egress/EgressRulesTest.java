@@ -51,6 +51,15 @@ class EgressRulesTest {
     assertThat(everything.refusal(InetAddress.getByName("127.0.0.1"))).isPresent();
     assertThat(everything.refusal(InetAddress.getByName("169.254.169.254"))).isPresent();
     assertThat(everything.refusal(InetAddress.getByName("::ffff:127.0.0.1"))).isPresent();
+    // and so do cloud platforms' services outside link-local, for corral's own calls too
+    AddressRules serverCalls = AddressRules.forServerCalls(List.of("0.0.0.0/0", "::/0"));
+    for (String address :
+        List.of("168.63.129.16", "fd00:ec2::254", "100.100.100.200", "::ffff:168.63.129.16")) {
+      assertThat(everything.refusal(InetAddress.getByName(address))).as(address).isPresent();
+      assertThat(serverCalls.refusal(InetAddress.getByName(address))).as(address).isPresent();
+      assertThat(rules.refusal(InetAddress.getByName(address))).as(address).isPresent();
+    }
+    assertThat(serverCalls.refusal(InetAddress.getByName("127.0.0.1"))).isEmpty();
   }
 
   @Test
