@@ -101,7 +101,8 @@ public class Agents {
                     tenant,
                     check.getKey(),
                     check.getValue().getCredentialId(),
-                    check.getValue().getUrl()))
+                    check.getValue().getUrl(),
+                    dev.corral.common.CredentialUse.MCP_SERVER))
         .collect()
         .last()
         .replaceWithVoid();

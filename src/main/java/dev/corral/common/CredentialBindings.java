@@ -12,7 +12,8 @@ public interface CredentialBindings {
   /**
    * @throws NotFoundException (in the Uni) if {@code tenant} has no credential {@code credentialId}
    * @throws InvalidArgumentException (in the Uni) naming {@code field} if the credential is bound
-   *     to another URL or host than {@code url}'s
+   *     to another URL or host than {@code url}'s, or is not of a kind {@code use} takes
    */
-  Uni<Void> requireBound(Tenant tenant, String field, String credentialId, String url);
+  Uni<Void> requireBound(
+      Tenant tenant, String field, String credentialId, String url, CredentialUse use);
 }

@@ -201,7 +201,8 @@ class GitGateway {
                                       .authFor(
                                           grant.tenant(),
                                           repository.getCredentialId(),
-                                          repository.getUrl())
+                                          repository.getUrl(),
+                                          dev.corral.common.CredentialUse.GIT_REPOSITORY)
                                       .map(Optional::of))
                               .map(auth -> new Upstream(repository, url, address, auth)));
             });

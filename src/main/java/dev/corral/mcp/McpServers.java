@@ -216,7 +216,11 @@ public class McpServers {
   private Uni<HttpAuth> authFor(Tenant tenant, McpServer server) {
     return server.getCredentialId().isEmpty()
         ? Uni.createFrom().nullItem()
-        : credentials.authFor(tenant, server.getCredentialId(), server.getUrl());
+        : credentials.authFor(
+            tenant,
+            server.getCredentialId(),
+            server.getUrl(),
+            dev.corral.common.CredentialUse.MCP_SERVER);
   }
 
   private McpAnswer answer(McpSchema.CallToolResult result, HttpAuth auth) {

@@ -762,7 +762,8 @@ public class Sessions {
             tenant,
             field + ".git_repository.credential_id",
             repository.getCredentialId(),
-            repository.getUrl());
+            repository.getUrl(),
+            dev.corral.common.CredentialUse.GIT_REPOSITORY);
   }
 
   /** {@link #credentialBound} for each of a new session's resources; the first refusal fails. */

@@ -165,7 +165,12 @@ public class Credentials implements dev.corral.common.CredentialBindings {
   }
 
   @Override
-  public Uni<Void> requireBound(Tenant tenant, String field, String credentialId, String url) {
+  public Uni<Void> requireBound(
+      Tenant tenant,
+      String field,
+      String credentialId,
+      String url,
+      dev.corral.common.CredentialUse use) {
     return repository
         .find(tenant, credentialId)
         .invoke(
@@ -175,7 +180,7 @@ public class Credentials implements dev.corral.common.CredentialBindings {
                     field + ": " + archived(stored));
               }
               try {
-                requireBound(stored.credential(), url);
+                requireBound(stored.credential(), url, use);
               } catch (CredentialUnusableException elsewhere) {
                 throw new InvalidArgumentException(field, elsewhere.getMessage());
               }
@@ -278,6 +283,12 @@ public class Credentials implements dev.corral.common.CredentialBindings {
    *     cannot be refreshed
    */
   public Uni<HttpAuth> authFor(Tenant tenant, String credentialId, String url) {
+    return authFor(tenant, credentialId, url, dev.corral.common.CredentialUse.MCP_SERVER);
+  }
+
+  /** {@link #authFor(Tenant, String, String)} for {@code use}. */
+  public Uni<HttpAuth> authFor(
+      Tenant tenant, String credentialId, String url, dev.corral.common.CredentialUse use) {
     return repository
         .find(tenant, credentialId)
         .onFailure(NotFoundException.class)
@@ -291,7 +302,7 @@ public class Credentials implements dev.corral.common.CredentialBindings {
               if (stored.vaultArchived()) {
                 throw new CredentialUnusableException(archived(stored), false);
               }
-              requireBound(stored.credential(), url);
+              requireBound(stored.credential(), url, use);
             })
         .flatMap(
             stored ->
@@ -572,7 +583,17 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     }
   }
 
-  private static void requireBound(Credential credential, String url) {
+  private static void requireBound(
+      Credential credential, String url, dev.corral.common.CredentialUse use) {
+    if (use == dev.corral.common.CredentialUse.GIT_REPOSITORY && !credential.hasBasic()) {
+      throw new CredentialUnusableException(
+          "credential "
+              + credential.getId()
+              + " is an MCP server's ("
+              + credential.getKindCase().name().toLowerCase(java.util.Locale.ROOT)
+              + "); a git repository takes a basic credential",
+          false);
+    }
     String target;
     try {
       target = CredentialRules.normalized("url", url);

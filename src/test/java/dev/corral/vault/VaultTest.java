@@ -857,6 +857,15 @@ class VaultTest {
             sessionsOfVaults.createSession(
                 withRepository.toBuilder().setResources(0, repository(header.getId())).build()),
         "resources[0].git_repository.credential_id");
+    // nor an MCP server's credential, even one bound to the repository's very URL
+    Credential mcpAtTheRepository = create(staticHeader("https://github.com/acme/app.git", "x"));
+    assertInvalid(
+        () ->
+            sessionsOfVaults.createSession(
+                withRepository.toBuilder()
+                    .setResources(0, repository(mcpAtTheRepository.getId()))
+                    .build()),
+        "resources[0].git_repository.credential_id");
     assertStatus(
         () ->
             sessionsOfVaults.addSessionResource(
