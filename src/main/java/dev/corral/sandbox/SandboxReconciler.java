@@ -92,6 +92,43 @@ public class SandboxReconciler {
             DaemonThreads.named("corral-sandbox-reconciler"));
     long interval = config.reconcileInterval().toMillis();
     timer.scheduleWithFixedDelay(this::tick, 0, interval, TimeUnit.MILLISECONDS);
+    timer.scheduleWithFixedDelay(
+        this::stopEndedElsewhere,
+        ENDED_CHECK_INTERVAL.toMillis(),
+        ENDED_CHECK_INTERVAL.toMillis(),
+        TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * How often a replica asks whether a sandbox it runs was released or lost through another replica
+   * (a ReleaseSandbox, a session ended there), to stop it and its call under way: the full pass
+   * comes only every reconcile interval.
+   */
+  static final Duration ENDED_CHECK_INTERVAL = Duration.ofSeconds(1);
+
+  private final java.util.concurrent.atomic.AtomicBoolean checkingEnded =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Stops the local sandboxes whose records ended (one query for all of them, if any run). */
+  private void stopEndedElsewhere() {
+    Map<String, Instant> hosted = local.hosted();
+    if (hosted.isEmpty() || !checkingEnded.compareAndSet(false, true)) {
+      return;
+    }
+    repository
+        .byIds(List.copyOf(hosted.keySet()))
+        .flatMap(
+            records ->
+                each(
+                    records.stream().filter(record -> !isLive(record)).toList(),
+                    record -> local.release(record.getId(), local.host())))
+        .onTermination()
+        .invoke(() -> checkingEnded.set(false))
+        .subscribe()
+        .with(
+            done -> {},
+            failure ->
+                LOGGER.debugf("checking for sandboxes ended elsewhere: %s", failure.getMessage()));
   }
 
   /** A tenant disabled here: its sandboxes end now, not at the next pass. */
