@@ -276,8 +276,8 @@ public class EgressProxy {
     if (!admitted(connection, open)) {
       return;
     }
-    connection.closeHandler(ignored -> open.decrementAndGet());
-    readHead(connection, (head, rest) -> route(connection, grant, head, rest));
+    Closing closing = Closing.of(connection, open::decrementAndGet);
+    readHead(connection, (head, rest) -> route(connection, grant, head, rest, closing));
   }
 
   /** Counts a connection of a sandbox against its limit; refuses it past the limit. */
@@ -299,7 +299,7 @@ public class EgressProxy {
   }
 
   /** The request's first line and headers, and the bytes the client sent after them. */
-  void route(NetSocket connection, EgressGrant grant, String head, Buffer rest) {
+  void route(NetSocket connection, EgressGrant grant, String head, Buffer rest, Closing closing) {
     String[] lines = head.split("\r\n");
     String[] first = lines[0].split(" ");
     if (first.length != 3 || !first[2].startsWith("HTTP/1.")) {
@@ -315,7 +315,7 @@ public class EgressProxy {
       return;
     }
     if (!method.equals("CONNECT") && target.host().equals(config.gitHost())) {
-      git.forward(connection, grant, method, target, lines, rest);
+      git.forward(connection, grant, method, target, lines, rest, closing);
       return;
     }
     Optional<EgressRefusedException> refused = policyRefusal(grant, target);

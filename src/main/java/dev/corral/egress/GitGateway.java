@@ -127,7 +127,8 @@ class GitGateway {
       String method,
       dev.corral.common.ProxyWire.Target target,
       String[] lines,
-      Buffer rest) {
+      Buffer rest,
+      Closing closing) {
     GitRequest request;
     RequestBody body;
     try {
@@ -144,7 +145,7 @@ class GitGateway {
     upstream(grant, request)
         .subscribe()
         .with(
-            upstream -> send(connection, grant, request, lines, body, rest, upstream),
+            upstream -> send(connection, grant, request, lines, body, rest, upstream, closing),
             failure -> refuse(connection, grant, request, failure));
   }
 
@@ -227,7 +228,8 @@ class GitGateway {
       String[] lines,
       RequestBody body,
       Buffer rest,
-      Upstream upstream) {
+      Upstream upstream,
+      Closing closing) {
     URI url = upstream.url();
     boolean tls = url.getScheme().equals("https");
     int port = url.getPort() > 0 ? url.getPort() : tls ? 443 : 80;
@@ -245,6 +247,8 @@ class GitGateway {
         .request(options)
         .onSuccess(
             outgoing -> {
+              // the host's connection lives no longer than the sandbox's, whatever the host does
+              closing.add(() -> outgoing.reset());
               headers(outgoing, lines, body, upstream.auth());
               outgoing
                   .response()
@@ -375,14 +379,8 @@ class GitGateway {
       // cut (a cut through a secret would leave a part of it that no longer matches).
       int keep = MAX_ERROR_BODY + upstream.auth().map(HttpAuth::longestForm).orElse(0);
       Buffer kept = Buffer.buffer();
-      response.handler(
-          bytes -> {
-            if (kept.length() < keep) {
-              kept.appendBuffer(bytes, 0, Math.min(bytes.length(), keep - kept.length()));
-            }
-          });
-      response.endHandler(
-          ignored -> {
+      Runnable finish =
+          () -> {
             String read = kept.toString("ISO-8859-1");
             String cleaned = clean(upstream, read);
             // each secret scrubbed shortens the text: the cut moves back by as much, so that no
@@ -395,11 +393,33 @@ class GitGateway {
             connection
                 .end(Buffer.buffer(cleaned.substring(0, cut), "ISO-8859-1"))
                 .onComplete(done -> connection.close());
+          };
+      response.handler(
+          bytes -> {
+            if (kept.length() < keep) {
+              kept.appendBuffer(bytes, 0, Math.min(bytes.length(), keep - kept.length()));
+            }
+            if (kept.length() >= keep) {
+              // the rest would be thrown away: it is not waited for (a host may drip it for ever)
+              response.handler(null);
+              response.endHandler(null);
+              response.exceptionHandler(null);
+              response.request().reset();
+              finish.run();
+            }
           });
+      response.endHandler(ignored -> finish.run());
       response.exceptionHandler(ignored -> connection.close());
       return;
     }
-    response.pipeTo(connection).onComplete(ignored -> connection.close());
+    response
+        .pipeTo(connection)
+        .onComplete(
+            piped -> {
+              // a sandbox that went away mid-answer: the host's answer is not read to its end
+              response.request().reset();
+              connection.close();
+            });
   }
 
   private static String clean(Upstream upstream, String text) {
@@ -482,10 +502,16 @@ class GitGateway {
                   .setKeepAlive(false)
                   .setConnectTimeout((int) config.connectTimeout().toMillis())
                   .setIdleTimeout((int) config.idleTimeout().toSeconds())
-                  .setMaxPoolSize(64));
+                  .setMaxPoolSize(64)
+                  // requests for a host past its 64 connections wait in a bounded queue, not for
+                  // ever in an unbounded one
+                  .setMaxWaitQueueSize(MAX_WAITING_PER_HOST));
     }
     return client;
   }
+
+  /** Git requests that may wait for a connection to one host (64 are open at most). */
+  static final int MAX_WAITING_PER_HOST = 256;
 
   /** The request names a resource its session does not have. */
   static final class UnknownRepositoryException extends RuntimeException {

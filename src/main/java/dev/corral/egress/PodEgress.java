@@ -201,12 +201,14 @@ public class PodEgress {
               Map<NetSocket, EgressGrant> mine =
                   connections.computeIfAbsent(id, ignored -> new ConcurrentHashMap<>());
               mine.put(connection, grant.get());
-              connection.closeHandler(
-                  ignored -> {
-                    count.decrementAndGet();
-                    mine.remove(connection);
-                  });
-              proxy.route(connection, grant.get(), head, rest);
+              Closing closing =
+                  Closing.of(
+                      connection,
+                      () -> {
+                        count.decrementAndGet();
+                        mine.remove(connection);
+                      });
+              proxy.route(connection, grant.get(), head, rest, closing);
             },
             failure -> {
               LogFields.sandbox(id)

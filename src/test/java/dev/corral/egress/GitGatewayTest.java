@@ -248,6 +248,97 @@ class GitGatewayTest {
         .allSatisfy(request -> assertThat(request.status()).isEqualTo(401));
   }
 
+  @Test
+  void aHostThatDripsItsErrorPageLosesItsConnectionWhenTheSandboxGivesUp() throws Exception {
+    // Given a host that refuses the clone at once, then answers the next request with the head of
+    // a long error page and one byte of it, and nothing more
+    java.util.concurrent.CompletableFuture<Long> hostSawTheEnd =
+        new java.util.concurrent.CompletableFuture<>();
+    try (java.net.ServerSocket host =
+        new java.net.ServerSocket(0, 8, dev.corral.testing.TestNetwork.outwardAddress())) {
+      Thread serving =
+          new Thread(
+              () -> {
+                try {
+                  for (int request = 0; ; request++) {
+                    java.net.Socket socket = host.accept();
+                    var in = socket.getInputStream();
+                    StringBuilder head = new StringBuilder();
+                    while (!head.toString().endsWith("\r\n\r\n")) {
+                      int b = in.read();
+                      if (b < 0) {
+                        break;
+                      }
+                      head.append((char) b);
+                    }
+                    if (!head.toString().contains("/drip.git/info/refs")
+                        || head.toString().contains("User-Agent: git/")) {
+                      socket
+                          .getOutputStream()
+                          .write(
+                              "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+                                  .getBytes(StandardCharsets.ISO_8859_1));
+                      socket.close();
+                      continue;
+                    }
+                    socket
+                        .getOutputStream()
+                        .write(
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 100000\r\n\r\nx"
+                                .getBytes(StandardCharsets.ISO_8859_1));
+                    while (in.read() >= 0) {
+                      // the gateway sends nothing more; the read ends when it closes
+                    }
+                    hostSawTheEnd.complete(System.nanoTime());
+                    socket.close();
+                  }
+                } catch (IOException closed) {
+                  // the test is over
+                }
+              });
+      serving.setDaemon(true);
+      serving.start();
+      String url = "http://" + EgressTestProfile.GIT + ":" + host.getLocalPort() + "/drip.git";
+      Session session =
+          sessions
+              .createSession(
+                  CreateSessionRequest.newBuilder()
+                      .setAgentId(
+                          agents
+                              .createAgent(
+                                  CreateAgentRequest.newBuilder()
+                                      .setName("git drip")
+                                      .setModel("claude-test")
+                                      .addTools(
+                                          Tool.newBuilder()
+                                              .setToolset(AgentToolset.getDefaultInstance()))
+                                      .build())
+                              .getAgent()
+                              .getId())
+                      .addResources(repository(url, "", "drip", ""))
+                      .build())
+              .getSession();
+      String resource = session.getResources(0).getId();
+
+      // When the sandbox asks for it and gives up after two seconds
+      model.enqueue(
+          bash(
+              "toolu_drip",
+              "curl -sS --max-time 2 -A drip http://corral-git/"
+                  + resource
+                  + "/info/refs?service=git-upload-pack; echo \" [exit $?]\""),
+          Reply.text("Gave up."));
+      sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "Go."));
+      awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+      long gaveUp = System.nanoTime();
+
+      // Then the gateway's connection to the host ends with the sandbox's, not minutes later
+      long ended = hostSawTheEnd.get(10, java.util.concurrent.TimeUnit.SECONDS);
+      assertThat(results(log(sessions, session.getId())).get(0)).contains("[exit 28]");
+      assertThat(ended - gaveUp).isLessThan(10_000_000_000L);
+    }
+  }
+
   // --- helpers
   // ------------------------------------------------------------------------------------
 
