@@ -54,7 +54,8 @@ public class KubernetesDriver implements SandboxDriver {
           limit(
               "disk_bytes",
               LimitScope.LIMIT_SCOPE_SANDBOX,
-              "emptyDir sizeLimit of /workspace and /tmp"),
+              "memory-backed emptyDir sizeLimit of /workspace and /tmp each (their pages count"
+                  + " toward the pod memory limit)"),
           limit(
               "max_processes",
               LimitScope.LIMIT_SCOPE_NONE,

@@ -129,12 +129,20 @@ public final class SandboxPodFactory {
             .addNewVolume()
             .withName("workspace")
             .withNewEmptyDir()
+            // in memory, as a local sandbox's: a size the kernel enforces at once, where a disk
+            // emptyDir's sizeLimit is only checked by the kubelet's eviction, every ten seconds or
+            // so, after one fallocate has filled the node's disk for every pod on it
+            .withMedium("Memory")
             .withSizeLimit(new Quantity(Long.toString(resources.getDiskBytes())))
             .endEmptyDir()
             .endVolume()
             .addNewVolume()
             .withName("tmp")
             .withNewEmptyDir()
+            // in memory, as a local sandbox's: a size the kernel enforces at once, where a disk
+            // emptyDir's sizeLimit is only checked by the kubelet's eviction, every ten seconds or
+            // so, after one fallocate has filled the node's disk for every pod on it
+            .withMedium("Memory")
             .withSizeLimit(new Quantity(Long.toString(resources.getDiskBytes())))
             .endEmptyDir()
             .endVolume()

@@ -88,7 +88,12 @@ class SandboxPodFactoryTest {
         .anyMatch(mount -> mount.getMountPath().equals("/workspace"));
     assertThat(spec.getVolumes())
         .allMatch(
-            volume -> volume.getEmptyDir() != null && volume.getEmptyDir().getSizeLimit() != null);
+            volume ->
+                volume.getEmptyDir() != null
+                    && volume.getEmptyDir().getSizeLimit() != null
+                    // a tmpfs, whose size the kernel enforces at each write (a disk emptyDir's
+                    // limit is only checked by eviction, after the node's disk filled)
+                    && "Memory".equals(volume.getEmptyDir().getMedium()));
     assertThat(spec.getRuntimeClassName())
         .isEqualTo(in.path("environment").path("runtimeClassName").asText(null));
     assertThat(pod.getMetadata().getLabels())
