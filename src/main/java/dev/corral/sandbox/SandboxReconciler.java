@@ -62,6 +62,9 @@ public class SandboxReconciler {
 
   static final String TENANT_DISABLED = "its tenant was disabled";
 
+  /** Beyond a pod's start and the setup timeout, what a provisioning may take (clones, egress). */
+  static final Duration PROVISIONING_MARGIN = Duration.ofMinutes(5);
+
   private final SandboxRepository repository;
   private final Sandboxes sandboxes;
   private final LocalDriver local;
@@ -238,7 +241,23 @@ public class SandboxReconciler {
     Map<String, Supplier<Uni<Sandbox>>> endings = new LinkedHashMap<>();
     orphaned.forEach(id -> endings.put(id, () -> sandboxes.release(id, Sandboxes.SESSION_ENDED)));
     disabled.forEach(id -> endings.putIfAbsent(id, () -> sandboxes.release(id, TENANT_DISABLED)));
+    Instant provisioningSince =
+        now.minus(config.kubernetes().readyTimeout())
+            .minus(config.setupTimeout())
+            .minus(PROVISIONING_MARGIN);
     for (Sandbox sandbox : live) {
+      if (sandbox.getState() == SandboxState.SANDBOX_STATE_PROVISIONING
+          && sandbox.hasCreatedAt()
+          && ProtoTime.toInstant(sandbox.getCreatedAt()).isBefore(provisioningSince)) {
+        // no provisioning runs this long: the replica making it stopped (its pod and any setup
+        // running in it would otherwise stay, counted against the tenant, until its lifetime)
+        endings.putIfAbsent(
+            sandbox.getId(),
+            () ->
+                sandboxes.release(
+                    sandbox.getId(),
+                    "its provisioning never finished: the replica making it may have stopped"));
+      }
       if (expired(sandbox, now)) {
         endings.putIfAbsent(
             sandbox.getId(),

@@ -75,6 +75,8 @@ class KubernetesDriverTest {
 
   @Inject SandboxRepository repository;
 
+  @Inject io.vertx.mutiny.sqlclient.Pool pool;
+
   @Inject dev.corral.tool.BuiltInTools tools;
 
   @BeforeEach
@@ -513,8 +515,16 @@ class KubernetesDriverTest {
     createPod("corral-pool-old", Map.of(SandboxLabels.POOL, "warm"), archived);
     environments.archiveEnvironment(
         ArchiveEnvironmentRequest.newBuilder().setEnvironmentId(archived.getId()).build());
-    // and a ready record whose pod is gone
+    // a ready record whose pod is gone,
     cluster.pods().inNamespace(NAMESPACE).withName(podless.getHost()).delete();
+    // and a record a replica began a day ago, and stopped before it was ready
+    Sandbox stuck = provision(environment, "");
+    pool.preparedQuery(
+            "UPDATE sandboxes SET state = 'provisioning', created_at = now() - interval '1 day'"
+                + " WHERE id = $1")
+        .execute(io.vertx.mutiny.sqlclient.Tuple.of(stuck.getId()))
+        .await()
+        .atMost(Duration.ofSeconds(5));
 
     // When
     SandboxReconciler.Report report = reconciler.reconcile().await().atMost(Duration.ofSeconds(30));
@@ -532,6 +542,7 @@ class KubernetesDriverTest {
     assertThat(state(ofEndedSession)).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
     assertThat(state(released)).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
     assertThat(state(podless)).isEqualTo(SandboxState.SANDBOX_STATE_LOST);
+    assertThat(state(stuck)).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
     assertThat(report.podsDeleted()).isEqualTo(3);
     assertThat(report.lost()).isEqualTo(1);
     // and a second pass finds nothing to do
