@@ -300,9 +300,10 @@ public class WarmPools {
   }
 
   /**
-   * Brings one environment's pool to {@code size}: creates the missing pods, waits for the ones
-   * still starting, runs the environment's setup commands in them and marks them ready to claim. A
-   * pod that fails to start or to set up is deleted (the next pass replaces it).
+   * Brings one environment's pool to {@code size}: creates the missing pods, and (apart from the
+   * pass) waits for the ones still starting, runs the environment's setup commands in them and
+   * marks them ready to claim. A pod that fails to start or to set up is deleted (the next pass
+   * replaces it).
    */
   private Uni<Report> fill(Environment environment, int size, List<Pod> pool) {
     try {
@@ -334,15 +335,31 @@ public class WarmPools {
         .transformToUniAndConcatenate(gateway::create)
         .collect()
         .asList()
-        .flatMap(
-            created ->
-                Multi.createFrom()
-                    .iterable(unready)
-                    .onItem()
-                    .transformToUniAndConcatenate(name -> prepare(name, environment))
-                    .collect()
-                    .asList()
-                    .replaceWith(new Report(0, created.size())));
+        .map(
+            created -> {
+              unready.forEach(name -> prepareApart(name, environment));
+              return new Report(0, created.size());
+            });
+  }
+
+  /** Pool pods this replica is preparing now, by name. */
+  private final java.util.Set<String> preparing =
+      java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  /**
+   * Prepares a pool pod apart from the pass, unless it is being prepared already: a pod's start and
+   * setup may take minutes (an image that never pulls, a long install), and the pass that waited
+   * for each in turn held up every tenant's reconciliation (orphans, lost pods, other pools).
+   */
+  private void prepareApart(String name, Environment environment) {
+    if (!preparing.add(name)) {
+      return;
+    }
+    prepare(name, environment)
+        .onTermination()
+        .invoke(() -> preparing.remove(name))
+        .subscribe()
+        .with(ready -> {}, failure -> {});
   }
 
   private Uni<Void> prepare(String name, Environment environment) {

@@ -467,6 +467,30 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aPoolWhoseSetupIsSlowDoesNotHoldUpTheReconcilersPass() {
+    // Given a pool whose pods' setup takes half a minute
+    Environment slow = environment(1, "sleep 29.613");
+
+    // When the reconciler passes
+    long start = System.nanoTime();
+    reconciler.reconcile().await().atMost(Duration.ofSeconds(30));
+    long tookMs = (System.nanoTime() - start) / 1_000_000;
+
+    // Then it did not wait for the setup, which goes on apart, once per pod however many passes
+    assertThat(tookMs).isLessThan(10_000);
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 29.613"));
+    reconciler.reconcile().await().atMost(Duration.ofSeconds(10));
+    assertThat(
+            ProcessHandle.allProcesses()
+                .map(process -> process.info().commandLine().orElse(""))
+                .filter(line -> line.matches("(/usr/bin/)?sleep 29\\.613"))
+                .toList())
+        .hasSize(1);
+    environments.archiveEnvironment(
+        ArchiveEnvironmentRequest.newBuilder().setEnvironmentId(slow.getId()).build());
+  }
+
+  @Test
   void aPodDeletedMidCallMakesTheCallAnErrorAndTheSandboxLost() throws Exception {
     // Given a sandbox running a long call
     Sandbox sandbox = provision(environment(0), "");
