@@ -70,4 +70,14 @@ public final class InputRules {
         });
     return metadata;
   }
+
+  /**
+   * Whether {@code text} holds nothing but white space, as the Messages API sees it: besides Java's
+   * {@code isBlank}, the no-break spaces (U+00A0, U+2007, U+202F) and NEL (U+0085), which Python's
+   * {@code str.isspace} also counts. A text block the API takes for empty fails the whole request.
+   */
+  public static boolean blank(String text) {
+    return text.codePoints()
+        .allMatch(c -> Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85);
+  }
 }

@@ -383,7 +383,7 @@ final class ModelCalls {
       summary.setLength(0);
       summary.append(Projection.SUMMARY_REFUSED);
     }
-    if (summary.toString().isBlank()) {
+    if (dev.corral.common.InputRules.blank(summary.toString())) {
       failed(
           call,
           new ModelException(

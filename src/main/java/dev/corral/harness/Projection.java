@@ -438,7 +438,10 @@ final class Projection {
         // the API refuses a text block of whitespace alone (a reply may hold one: an empty text,
         // or a block type corral does not know)
         event.getAgentMessage().getContentList().stream()
-            .filter(content -> !content.hasText() || !content.getText().getText().isBlank())
+            .filter(
+                content ->
+                    !content.hasText()
+                        || !dev.corral.common.InputRules.blank(content.getText().getText()))
             .forEach(content -> blocks.add(content(content)));
         return blocks;
       }
@@ -627,7 +630,9 @@ final class Projection {
     ArrayNode blocks = result.putArray("content");
     // the API refuses a text block of whitespace alone (a command may print only that)
     content.stream()
-        .filter(block -> !block.hasText() || !block.getText().getText().isBlank())
+        .filter(
+            block ->
+                !block.hasText() || !dev.corral.common.InputRules.blank(block.getText().getText()))
         .forEach(block -> blocks.add(content(block)));
     if (blocks.isEmpty()) {
       blocks

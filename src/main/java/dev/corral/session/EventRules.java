@@ -146,7 +146,8 @@ final class EventRules {
           throw new InvalidArgumentException(at + ".deny_message", "is only allowed with DENY");
         }
         InputRules.length(at + ".deny_message", confirmation.getDenyMessage(), 0, MAX_DENY_MESSAGE);
-        if (!confirmation.getDenyMessage().isEmpty() && confirmation.getDenyMessage().isBlank()) {
+        if (!confirmation.getDenyMessage().isEmpty()
+            && dev.corral.common.InputRules.blank(confirmation.getDenyMessage())) {
           throw new InvalidArgumentException(
               at + ".deny_message", "must hold something other than whitespace, or be empty");
         }
@@ -201,7 +202,7 @@ final class EventRules {
         if (compacted.getUpToSeq() < compacted.getFromSeq()) {
           throw new InvalidArgumentException(at + ".up_to_seq", "must not be below from_seq");
         }
-        if (compacted.getSummary().isBlank()) {
+        if (dev.corral.common.InputRules.blank(compacted.getSummary())) {
           // it stands for the history in every later model request
           throw new InvalidArgumentException(at + ".summary", "must not be empty or blank");
         }
@@ -292,7 +293,7 @@ final class EventRules {
   private static void block(String field, ContentBlock block) {
     switch (block.getBlockCase()) {
       case TEXT -> {
-        if (block.getText().getText().isBlank()) {
+        if (dev.corral.common.InputRules.blank(block.getText().getText())) {
           // the model's API refuses a text block of whitespace alone, for every later turn
           throw new InvalidArgumentException(
               field + ".text.text", "must hold something other than whitespace");

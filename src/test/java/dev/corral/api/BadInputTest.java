@@ -588,6 +588,12 @@ class BadInputTest {
         () -> sessions.emitEvent(emit(id, " \n\t ")));
     add(
         cases,
+        "emit a message of no-break spaces alone (white space to the model's API too)",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content[0].text.text",
+        () -> sessions.emitEvent(emit(id, "\u00a0\u2007\u202f\u0085")));
+    add(
+        cases,
         "emit empty message",
         Status.Code.INVALID_ARGUMENT,
         "event.user_message.content",

@@ -368,8 +368,21 @@ public final class MessagesRules {
   private static void checkText(JsonNode block, String where) {
     require(block.path("text").isTextual(), where + ".text: Field required");
     require(
-        !block.path("text").asText().isBlank(),
+        !pythonBlank(block.path("text").asText()),
         where + ": text content blocks must contain non-whitespace text");
+  }
+
+  /** Python's {@code str.isspace} (or empty), which the API's checks are taken to follow. */
+  private static boolean pythonBlank(String text) {
+    return text.codePoints()
+        .allMatch(
+            c ->
+                c == 0x85
+                    || c == 0xa0
+                    || c == 0x2007
+                    || c == 0x202f
+                    || Character.isWhitespace(c)
+                    || Character.getType(c) == Character.SPACE_SEPARATOR);
   }
 
   private static int countBreakpoints(JsonNode blocks) {
