@@ -84,7 +84,7 @@ class PodExec {
      */
     @Override
     public Uni<ExecResult> start() {
-      started = System.nanoTime();
+      started = System.currentTimeMillis();
       return execute(sandboxId, pod, command, started, () -> interrupted)
           .onItemOrFailure()
           .call((item, failure) -> Uni.createFrom().completionStage(end()));
@@ -174,12 +174,14 @@ class PodExec {
         pod, name -> CallLane.ofSandbox(WAITING_CALLS, SandboxCommand.MAX_WAITING_BYTES));
   }
 
-  /** Kills what the pod started since {@code started} (a System.nanoTime). */
+  /** Kills what the pod started since {@code started} (milliseconds since the epoch). */
   private Uni<Void> stopSince(String pod, long started) {
-    Duration elapsed = Duration.ofNanos(System.nanoTime() - started);
     return gateway
         .exec(
-            pod, KubernetesScripts.stopSince(elapsed), KILL_TIMEOUT, new OutputBuffer(1024, false))
+            pod,
+            KubernetesScripts.stopSince(java.time.Instant.ofEpochMilli(started)),
+            KILL_TIMEOUT,
+            new OutputBuffer(1024, false))
         .replaceWithVoid();
   }
 

@@ -288,7 +288,7 @@ class KubernetesDriverTest {
     // Given a call whose exec opens only once the interrupt's first stop has run, as behind a
     // busy API server
     Sandbox sandbox = provision(environment(0), "");
-    String stopScript = KubernetesScripts.stopSince(Duration.ZERO).get(2);
+    String stopScript = KubernetesScripts.stopSince(java.time.Instant.EPOCH).get(2);
     java.util.concurrent.CountDownLatch opening = new java.util.concurrent.CountDownLatch(1);
     java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
     kubelet.execHandler =
@@ -319,6 +319,28 @@ class KubernetesDriverTest {
     // Then it is stopped once it starts: the next call runs, and the interrupted one never ends
     assertThat(ok(sandbox, "bash", "{\"command\":\"echo next\"}")).isEqualTo("next");
     assertWorkspaceEmptyAfter(sandbox, start + Duration.ofMillis(4_500).toNanos());
+  }
+
+  @Test
+  void aCallOutOfTimeIsStoppedEvenWhenTheStopsExecIsSlowToOpen() {
+    // Given a pod whose stop exec opens a second and a half late (a pod at its CPU limit, a busy
+    // API server), later than the call's own did
+    Sandbox sandbox = provision(environment(0), "");
+    kubelet.execHandler =
+        (ns, pod, container, command, stdout, stderr) -> {
+          if (String.join(" ", command).contains("/proc/uptime")) {
+            java.util.concurrent.locks.LockSupport.parkNanos(1_500_000_000L);
+          }
+          return kubelet.runInPodSandbox(ns, pod, container, command, stdout, stderr);
+        };
+
+    // When a call runs out of time
+    ExecuteResponse stopped =
+        execute(sandbox, "bash", "{\"command\":\"sleep 31.77\",\"timeout_ms\":1000}");
+
+    // Then what it started, from its first moment, is stopped
+    assertThat(stopped.getIsError()).isTrue();
+    await().atMost(Duration.ofSeconds(10)).until(() -> !Processes.running("sleep 31.77"));
   }
 
   @Test
