@@ -38,9 +38,18 @@ class EnvironmentRoutes {
             RestCall.json(EnvironmentServiceGrpc.getArchiveEnvironmentMethod(), this::archive));
   }
 
+  /** What the environment rules call the fields of a REST environment's {@code config}. */
+  private static final FieldNames NAMES =
+      FieldNames.of(
+          "driver", "config.driver",
+          "image", "config.image",
+          "resources", "config.resources",
+          "networking", "config.networking",
+          "setup_commands", "config.setup_commands");
+
   private Uni<ObjectNode> create(RestCall call) {
-    return environments
-        .create(call.tenant(), EnvironmentShapes.definition(call.body()))
+    return NAMES
+        .on(environments.create(call.tenant(), EnvironmentShapes.definition(call.body())))
         .map(EnvironmentShapes::environment);
   }
 
@@ -66,12 +75,13 @@ class EnvironmentRoutes {
     if (Fields.has(body, "version") && expected < 1) {
       throw new InvalidArgumentException("version", "must be 1 or more");
     }
-    return environments
-        .update(
-            call.tenant(),
-            call.path("environment_id"),
-            expected,
-            current -> EnvironmentShapes.updated(current, body))
+    return NAMES
+        .on(
+            environments.update(
+                call.tenant(),
+                call.path("environment_id"),
+                expected,
+                current -> EnvironmentShapes.updated(current, body)))
         .map(EnvironmentShapes::environment);
   }
 

@@ -113,9 +113,12 @@ class VaultRoutes {
   private Uni<ObjectNode> createCredential(RestCall call) {
     String vault = call.path("vault_id");
     ObjectNode body = call.body();
-    return vaults
-        .get(call.tenant(), vault)
-        .flatMap(found -> credentials.create(call.tenant(), VaultShapes.create(vault, body)))
+    return VaultShapes.fieldNames(body)
+        .on(
+            vaults
+                .get(call.tenant(), vault)
+                .flatMap(
+                    found -> credentials.create(call.tenant(), VaultShapes.create(vault, body))))
         .map(VaultShapes::credential);
   }
 
@@ -148,9 +151,12 @@ class VaultRoutes {
   private Uni<ObjectNode> updateCredential(RestCall call) {
     ObjectNode body = call.body();
     String id = call.path("credential_id");
-    return inVault(call)
-        .flatMap(
-            current -> credentials.update(call.tenant(), VaultShapes.update(id, current, body)))
+    return VaultShapes.fieldNames(body)
+        .on(
+            inVault(call)
+                .flatMap(
+                    current ->
+                        credentials.update(call.tenant(), VaultShapes.update(id, current, body))))
         .map(VaultShapes::credential);
   }
 

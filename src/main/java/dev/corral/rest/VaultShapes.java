@@ -110,6 +110,26 @@ final class VaultShapes {
   // --- requests
   // -----------------------------------------------------------------------------------
 
+  /**
+   * What the credential rules call the fields of a REST credential of {@code body}'s {@code
+   * auth.type}: a bearer token is the value of a static header to them.
+   */
+  static FieldNames fieldNames(JsonNode body) {
+    boolean bearer = "static_bearer".equals(body.path("auth").path("type").asText());
+    return FieldNames.of(
+        "name", "display_name",
+        "static_header.value", bearer ? "auth.token" : "auth.value",
+        "static_header", "auth",
+        "oauth2.refresh_token", "auth.refresh.refresh_token",
+        "oauth2.token_url", "auth.refresh.token_endpoint",
+        "oauth2.client_id", "auth.refresh.client_id",
+        "oauth2.scope", "auth.refresh.scope",
+        "oauth2.client_secret", "auth.refresh.token_endpoint_auth.client_secret",
+        "oauth2.token_endpoint_auth", "auth.refresh.token_endpoint_auth",
+        "oauth2", "auth",
+        "basic", "auth");
+  }
+
   /** A credential to create in {@code vaultId}. */
   static CreateCredentialRequest create(String vaultId, JsonNode body) {
     ObjectNode auth = Fields.object(body, "auth", "auth");

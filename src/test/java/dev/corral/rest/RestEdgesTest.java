@@ -489,6 +489,55 @@ class RestEdgesTest {
   }
 
   @Test
+  void aRefusedFieldIsNamedAsTheRestClientSentIt() throws Exception {
+    String vault =
+        JSON.readTree(
+                call(
+                        "POST",
+                        "/v1/vaults",
+                        "{\"display_name\":\"names\"}",
+                        TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+
+    // a bearer token with a line break, a refresh endpoint that is no URL, a resource too small
+    HttpResponse<String> token =
+        call(
+            "POST",
+            "/v1/vaults/" + vault + "/credentials",
+            "{\"auth\":{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://mcp.example.com/m\","
+                + "\"token\":\"a\\nb\"}}",
+            TestCredentials.ADMIN_KEY);
+    HttpResponse<String> endpoint =
+        call(
+            "POST",
+            "/v1/vaults/" + vault + "/credentials",
+            "{\"auth\":{\"type\":\"mcp_oauth\",\"mcp_server_url\":\"https://mcp.example.com/o\","
+                + "\"access_token\":\"at\",\"refresh\":{\"refresh_token\":\"rt\","
+                + "\"token_endpoint\":\"ftp://auth.example.com/token\",\"client_id\":\"c\"}}}",
+            TestCredentials.ADMIN_KEY);
+    HttpResponse<String> memory =
+        call(
+            "POST",
+            "/v1/environments",
+            "{\"name\":\"small\",\"config\":{\"type\":\"cloud\","
+                + "\"resources\":{\"memory_bytes\":1024}}}",
+            TestCredentials.ADMIN_KEY);
+
+    assertThat(token.statusCode()).isEqualTo(400);
+    assertThat(message(token)).startsWith("auth.token: ").doesNotContain("static_header");
+    assertThat(endpoint.statusCode()).isEqualTo(400);
+    assertThat(message(endpoint)).startsWith("auth.refresh.token_endpoint: ");
+    assertThat(memory.statusCode()).isEqualTo(400);
+    assertThat(message(memory)).startsWith("config.resources.memory_bytes: ");
+  }
+
+  private static String message(HttpResponse<String> response) throws Exception {
+    return JSON.readTree(response.body()).path("error").path("message").asText();
+  }
+
+  @Test
   void anEnvironmentUpdateWithAVersionBelowOneIsRefusedNotAppliedBlind() throws Exception {
     // Given an environment at version 2
     JsonNode environment =
