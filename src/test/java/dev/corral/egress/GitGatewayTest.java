@@ -330,12 +330,11 @@ class GitGatewayTest {
           Reply.text("Gave up."));
       sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "Go."));
       awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
-      long gaveUp = System.nanoTime();
 
-      // Then the gateway's connection to the host ends with the sandbox's, not minutes later
-      long ended = hostSawTheEnd.get(10, java.util.concurrent.TimeUnit.SECONDS);
+      // Then the gateway's connection to the host ends with the sandbox's (within seconds, not
+      // at the gateway's idle timeout of minutes)
+      hostSawTheEnd.get(10, java.util.concurrent.TimeUnit.SECONDS);
       assertThat(results(log(sessions, session.getId())).get(0)).contains("[exit 28]");
-      assertThat(ended - gaveUp).isLessThan(10_000_000_000L);
     }
   }
 

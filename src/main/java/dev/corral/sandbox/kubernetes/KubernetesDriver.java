@@ -170,7 +170,20 @@ public class KubernetesDriver implements SandboxDriver {
 
   @Override
   public Uni<Void> release(String sandboxId, String pod) {
-    return delete(pod);
+    // and any other pod labelled with the sandbox: a warm pod it claimed before its record named it
+    return delete(pod)
+        .flatMap(deleted -> gateway.list(Map.of(SandboxLabels.SANDBOX, sandboxId)))
+        .flatMap(
+            labelled ->
+                io.smallrye.mutiny.Multi.createFrom()
+                    .iterable(labelled)
+                    .map(other -> other.getMetadata().getName())
+                    .filter(name -> !name.equals(pod))
+                    .onItem()
+                    .transformToUniAndConcatenate(this::delete)
+                    .collect()
+                    .asList()
+                    .replaceWithVoid());
   }
 
   /** A pod of a sandbox, as the reconciler sees it. */

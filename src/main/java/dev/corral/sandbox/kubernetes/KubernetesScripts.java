@@ -13,25 +13,26 @@ import java.util.List;
 final class KubernetesScripts {
 
   /**
-   * Kills every process of the container that started at or after {@code $1} (milliseconds since
-   * the epoch), but the container's pid 1 and itself: what a call started, whatever became of its
-   * parent. The pod's own clock places each process: the epoch of its boot is the time now less its
-   * uptime, read one after the other, and a process started that many clock ticks (1/100 s, as in
-   * /proc/[pid]/stat) after it. (Measuring back from the stop's own start instead, by the call's
-   * elapsed time, left out a call's first processes whenever this script's exec took longer to open
-   * than the call's had: a pod at its CPU limit, a busy API server.) Only builtins, so that it
-   * starts no process of its own (bash 5's EPOCHREALTIME; date where it is missing). Each round
-   * kills in the order of pids, a parent before the children it started: killed in the order of
-   * /proc (where 10 comes before 9), a child could die before its parent, which then ran the call's
-   * next command ({@code sleep 5; touch late} touched its file). (Stopping them all first and
-   * killing after would do too, but two stops at once in one pod could each stop the other, for
-   * good.) Repeats until none is left.
+   * Kills every process of the container that started in the call's window, but the container's pid
+   * 1 and itself: what a call started, whatever became of its parent. The window opens at the
+   * earlier of two estimates of the call's start on the pod's clock (ticks of 1/100 s since boot,
+   * as in /proc/[pid]/stat): {@code $2} milliseconds (the call's elapsed time) and a little before
+   * now; and {@code $1} (milliseconds since the epoch, on corral's clock, less a margin) placed by
+   * the pod's boot epoch, its time now (bash 5's EPOCHREALTIME) less its uptime. The first alone
+   * missed a call's first processes whenever this script's exec took longer to open than the call's
+   * had (a pod at its CPU limit, a busy API server); the second alone would miss them when corral's
+   * clock runs ahead of the node's by more than the margin. Only builtins, so that it starts no
+   * process of its own. Each round kills in the order of pids, a parent before the children it
+   * started: killed in the order of /proc (where 10 comes before 9), a child could die before its
+   * parent, which then ran the call's next command ({@code sleep 5; touch late} touched its file).
+   * (Stopping them all first and killing after would do too, but two stops at once in one pod could
+   * each stop the other, for good.) Repeats until none is left.
    */
   static final String STOP_SINCE =
-      "read -r __up __idle < /proc/uptime; __e=${EPOCHREALTIME//[.,]/};"
-          + " [[ $__e ]] || __e=$(( $(date +%s%N) / 1000 ));"
-          + " __now=${__up/./}; __now=$((10#$__now));"
-          + " __since=$(( $1 / 10 - (__e / 10000 - __now) ))\n"
+      "read -r __up __idle < /proc/uptime; __now=${__up/./}; __now=$((10#$__now));"
+          + " __since=$(( __now - $2 / 10 - 2 )); __e=${EPOCHREALTIME//[.,]/};"
+          + " if [[ $__e =~ ^[0-9]+$ ]]; then __at=$(( $1 / 10 - (__e / 10000 - __now) ));"
+          + " (( __at < __since )) && __since=$__at; fi\n"
           + "for __round in 1 2 3 4 5 6 7 8 9 10; do\n"
           + "  __found=()\n"
           + "  for __d in /proc/[0-9]*; do\n"
@@ -47,27 +48,28 @@ final class KubernetesScripts {
           + "true";
 
   /**
-   * How far before a call's start its stop reaches: the clocks of corral's host and of the pod's
-   * node may differ by this much. A job an earlier call started in it is stopped too.
+   * How far before a call's start, on corral's clock, its stop reaches: the clocks of corral's host
+   * and of the pod's node may differ. A job an earlier call started in it is stopped too.
    */
   static final java.time.Duration CLOCK_MARGIN = java.time.Duration.ofMillis(500);
 
   /**
-   * Stops what started since {@code startedAt} (a call's start, on corral's clock; see {@link
-   * #STOP_SINCE}), less the {@link #CLOCK_MARGIN}.
+   * Stops what started since a call's start ({@code startedAt} on corral's clock, less the {@link
+   * #CLOCK_MARGIN}; or {@code elapsed} ago), whichever is earlier (see {@link #STOP_SINCE}).
    */
-  static List<String> stopSince(java.time.Instant startedAt) {
+  static List<String> stopSince(java.time.Instant startedAt, java.time.Duration elapsed) {
     return List.of(
         "/bin/bash",
         "-c",
         STOP_SINCE,
         "corral",
-        Long.toString(Math.max(0, startedAt.minus(CLOCK_MARGIN).toEpochMilli())));
+        Long.toString(Math.max(0, startedAt.minus(CLOCK_MARGIN).toEpochMilli())),
+        Long.toString(elapsed.toMillis()));
   }
 
   /** Stops every process of the container but its pid 1 (a shell restart). */
   static List<String> stopAll() {
-    return stopSince(java.time.Instant.EPOCH);
+    return stopSince(java.time.Instant.EPOCH, java.time.Duration.ofDays(365_000));
   }
 
   private KubernetesScripts() {}

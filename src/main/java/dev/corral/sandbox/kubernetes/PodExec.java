@@ -67,7 +67,7 @@ class PodExec {
     private final String sandboxId;
     private final String pod;
     private final SandboxCommand command;
-    private volatile long started;
+    private volatile Started started;
     private volatile boolean interrupted;
     private boolean ended;
     private CompletableFuture<Void> stopping = CompletableFuture.completedFuture(null);
@@ -84,7 +84,7 @@ class PodExec {
      */
     @Override
     public Uni<ExecResult> start() {
-      started = System.currentTimeMillis();
+      started = Started.now();
       return execute(sandboxId, pod, command, started, () -> interrupted)
           .onItemOrFailure()
           .call((item, failure) -> Uni.createFrom().completionStage(end()));
@@ -111,7 +111,7 @@ class PodExec {
     }
 
     private void stopUntilEnded(int stopsLeft) {
-      if (started == 0) {
+      if (started == null) {
         return; // interrupted before it started: it never will (see execute), and a stop since 0
         // would be a stop of everything in the pod
       }
@@ -154,7 +154,7 @@ class PodExec {
                                 sandboxId,
                                 pod,
                                 SandboxCommand.resetShell(),
-                                System.nanoTime(),
+                                Started.now(),
                                 () -> false));
               }
 
@@ -174,12 +174,21 @@ class PodExec {
         pod, name -> CallLane.ofSandbox(WAITING_CALLS, SandboxCommand.MAX_WAITING_BYTES));
   }
 
-  /** Kills what the pod started since {@code started} (milliseconds since the epoch). */
-  private Uni<Void> stopSince(String pod, long started) {
+  /** When a call started, on corral's clock and as elapsed time. */
+  record Started(long epochMillis, long nanos) {
+    static Started now() {
+      return new Started(System.currentTimeMillis(), System.nanoTime());
+    }
+  }
+
+  /** Kills what the pod started since {@code started}. */
+  private Uni<Void> stopSince(String pod, Started started) {
     return gateway
         .exec(
             pod,
-            KubernetesScripts.stopSince(java.time.Instant.ofEpochMilli(started)),
+            KubernetesScripts.stopSince(
+                java.time.Instant.ofEpochMilli(started.epochMillis()),
+                Duration.ofNanos(System.nanoTime() - started.nanos())),
             KILL_TIMEOUT,
             new OutputBuffer(1024, false))
         .replaceWithVoid();
@@ -190,7 +199,7 @@ class PodExec {
       String sandboxId,
       String pod,
       SandboxCommand command,
-      long started,
+      Started started,
       java.util.function.BooleanSupplier interrupted) {
     OutputBuffer output = new OutputBuffer(command.outputCap(), command.keepTail());
     return argv(pod, command)
@@ -213,7 +222,7 @@ class PodExec {
       String pod,
       KubernetesGateway.Exit exit,
       OutputBuffer output,
-      long started) {
+      Started started) {
     if (exit.timedOut()) {
       return stopSince(pod, started)
           .replaceWith(new ExecResult(137, output.bytes(), output.total(), true, false));

@@ -342,6 +342,9 @@ public class WarmPools {
             });
   }
 
+  /** Pool pods one replica prepares at once. */
+  static final int MAX_PREPARING = 8;
+
   /** Pool pods this replica is preparing now, by name. */
   private final java.util.Set<String> preparing =
       java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -352,7 +355,8 @@ public class WarmPools {
    * for each in turn held up every tenant's reconciliation (orphans, lost pods, other pools).
    */
   private void prepareApart(String name, Environment environment) {
-    if (!preparing.add(name)) {
+    // a few at once: each polls the API server until its pod runs (the rest wait for a pass)
+    if (preparing.size() >= MAX_PREPARING || !preparing.add(name)) {
       return;
     }
     prepare(name, environment)

@@ -288,7 +288,7 @@ class KubernetesDriverTest {
     // Given a call whose exec opens only once the interrupt's first stop has run, as behind a
     // busy API server
     Sandbox sandbox = provision(environment(0), "");
-    String stopScript = KubernetesScripts.stopSince(java.time.Instant.EPOCH).get(2);
+    String stopScript = KubernetesScripts.stopSince(java.time.Instant.EPOCH, Duration.ZERO).get(2);
     java.util.concurrent.CountDownLatch opening = new java.util.concurrent.CountDownLatch(1);
     java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
     kubelet.execHandler =
@@ -490,8 +490,8 @@ class KubernetesDriverTest {
 
   @Test
   void aPoolWhoseSetupIsSlowDoesNotHoldUpTheReconcilersPass() {
-    // Given a pool whose pods' setup takes half a minute
-    Environment slow = environment(1, "sleep 29.613");
+    // Given a pool whose pods' setup takes twelve seconds
+    Environment slow = environment(1, "sleep 12.613");
 
     // When the reconciler passes
     long start = System.nanoTime();
@@ -499,13 +499,13 @@ class KubernetesDriverTest {
     long tookMs = (System.nanoTime() - start) / 1_000_000;
 
     // Then it did not wait for the setup, which goes on apart, once per pod however many passes
-    assertThat(tookMs).isLessThan(10_000);
-    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 29.613"));
+    assertThat(tookMs).isLessThan(8_000);
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 12.613"));
     reconciler.reconcile().await().atMost(Duration.ofSeconds(10));
     assertThat(
             ProcessHandle.allProcesses()
                 .map(process -> process.info().commandLine().orElse(""))
-                .filter(line -> line.matches("(/usr/bin/)?sleep 29\\.613"))
+                .filter(line -> line.matches("(/usr/bin/)?sleep 12\\.613"))
                 .toList())
         .hasSize(1);
     environments.archiveEnvironment(
