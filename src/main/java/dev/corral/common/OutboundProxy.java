@@ -26,6 +26,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jboss.logging.Logger;
@@ -51,6 +52,9 @@ public class OutboundProxy {
 
   /** Connections open through the proxy at most; more are refused. */
   static final int MAX_CONNECTIONS = 1024;
+
+  /** Interim (1xx) heads passed back before a response's final one. */
+  private static final int MAX_INTERIM = 4;
 
   /** The largest response head passed back (a server's cookies can be many). */
   private static final int MAX_RESPONSE_HEAD = 64 * 1024;
@@ -207,15 +211,29 @@ public class OutboundProxy {
    * plain request, whatever its server (the JDK's pool does); without this, a server that answered
    * keep-alive and held its connection would get the next request of any tenant, secrets and all.
    */
-  private void answerOnce(NetSocket connection, NetSocket upstream, ProxyWire.Target target) {
+  private void answerOnce(
+      NetSocket connection,
+      NetSocket upstream,
+      ProxyWire.Target target,
+      AtomicBoolean clientGone,
+      Buffer already,
+      int interimLeft) {
     ProxyWire.readHead(
         vertx,
         upstream,
         MAX_RESPONSE_HEAD,
         0, // the client's own timeout bounds the wait; its close closes the server's connection
+        already,
         (head, after) -> {
           String answer;
           try {
+            if (ProxyWire.interim(head) && interimLeft > 0) {
+              // passed on as it is; the final head comes after (a few at most: each is read in
+              // the last one's callback)
+              connection.write(Buffer.buffer(head + "\r\n\r\n", "ISO-8859-1"));
+              answerOnce(connection, upstream, target, clientGone, after, interimLeft - 1);
+              return;
+            }
             answer = ProxyWire.closingResponse(head);
           } catch (IllegalArgumentException unusable) {
             upstream.close();
@@ -230,7 +248,9 @@ public class OutboundProxy {
         },
         (status, reason) -> {
           upstream.close();
-          fail(connection, target, 502, "answered with an unusable head: " + reason);
+          if (!clientGone.get()) { // a client that gave up is no failure of the server's
+            fail(connection, target, 502, "answered with an unusable head: " + reason);
+          }
         });
   }
 
@@ -240,11 +260,16 @@ public class OutboundProxy {
       ProxyWire.answer(connection, WHO, 503, MAX_CONNECTIONS + " connections are open, the limit");
       return;
     }
-    connection.closeHandler(ignored -> open.decrementAndGet());
-    ProxyWire.readHead(vertx, connection, WHO, (head, rest) -> route(connection, head, rest));
+    AtomicBoolean gone = new AtomicBoolean();
+    connection.closeHandler(
+        ignored -> {
+          gone.set(true);
+          open.decrementAndGet();
+        });
+    ProxyWire.readHead(vertx, connection, WHO, (head, rest) -> route(connection, head, rest, gone));
   }
 
-  private void route(NetSocket connection, String head, Buffer rest) {
+  private void route(NetSocket connection, String head, Buffer rest, AtomicBoolean gone) {
     String[] lines = head.split("\r\n");
     String[] first = lines[0].split(" ");
     if (first.length != 3 || !first[2].startsWith("HTTP/1.")) {
@@ -263,7 +288,7 @@ public class OutboundProxy {
         .resolve("outbound " + target.host(), target.host())
         .subscribe()
         .with(
-            address -> connect(connection, method, target, lines, rest, address),
+            address -> connect(connection, method, target, lines, rest, address, gone),
             refused ->
                 fail(
                     connection,
@@ -280,7 +305,8 @@ public class OutboundProxy {
       ProxyWire.Target target,
       String[] lines,
       Buffer rest,
-      InetAddress address) {
+      InetAddress address,
+      AtomicBoolean gone) {
     Future<NetSocket> connecting;
     try {
       connecting =
@@ -300,7 +326,7 @@ public class OutboundProxy {
               }
               upstream.write(
                   Buffer.buffer(ProxyWire.originForm(method, target, lines), "ISO-8859-1"));
-              answerOnce(connection, upstream, target);
+              answerOnce(connection, upstream, target, gone, Buffer.buffer(), MAX_INTERIM);
               if (rest.length() > 0) {
                 upstream.write(rest);
               }

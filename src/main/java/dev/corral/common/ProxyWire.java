@@ -39,21 +39,23 @@ public final class ProxyWire {
         connection,
         MAX_HEAD,
         HEAD_TIMEOUT_MS,
+        Buffer.buffer(),
         then,
         (status, reason) -> answer(connection, who, status, reason));
   }
 
   /**
    * Reads a request's or a response's head from {@code source}: at most {@code maxHead} bytes,
-   * within {@code timeoutMs} if positive. Hands it on with the bytes sent after it, {@code source}
-   * paused; or, if it is too large, too slow, malformed or never ends, calls {@code refused} with
-   * the HTTP status that says so and why.
+   * within {@code timeoutMs} if positive, {@code already} read from it first. Hands it on with the
+   * bytes sent after it, {@code source} paused; or, if it is too large, too slow, malformed or
+   * never ends, calls {@code refused} with the HTTP status that says so and why.
    */
   public static void readHead(
       Vertx vertx,
       NetSocket source,
       int maxHead,
       long timeoutMs,
+      Buffer already,
       BiConsumer<String, Buffer> then,
       BiConsumer<Integer, String> refused) {
     Buffer head = Buffer.buffer();
@@ -76,7 +78,7 @@ public final class ProxyWire {
           vertx.cancelTimer(deadline);
           refuse.accept(400, "the connection ended before the head did");
         });
-    source.handler(
+    io.vertx.core.Handler<Buffer> consume =
         chunk -> {
           if (over[0]) {
             return;
@@ -104,7 +106,36 @@ public final class ProxyWire {
           source.handler(null);
           source.endHandler(null);
           then.accept(text, head.getBuffer(end + 4, head.length()));
-        });
+        };
+    source.handler(consume);
+    if (already.length() > 0) {
+      consume.handle(already);
+    }
+    if (!over[0]) {
+      source.resume(); // (paused after an earlier head)
+    }
+  }
+
+  /** Whether a response head is an interim one (1xx) that a final response follows. */
+  public static boolean interim(String head) {
+    String status = status(head);
+    return status.startsWith("1") && !status.equals("101");
+  }
+
+  /**
+   * The status code of a response head.
+   *
+   * @throws IllegalArgumentException if it is not an HTTP/1 response's
+   */
+  private static String status(String head) {
+    String first = head.split("\r\n", 2)[0];
+    String[] status = first.split(" ", 3);
+    if (status.length < 2
+        || !status[0].startsWith("HTTP/1.")
+        || !status[1].matches("[1-5][0-9][0-9]")) {
+      throw new IllegalArgumentException("not an HTTP/1 response");
+    }
+    return status[1];
   }
 
   /**
@@ -117,14 +148,12 @@ public final class ProxyWire {
    */
   public static String closingResponse(String head) {
     String[] lines = head.split("\r\n");
-    String[] status = lines[0].split(" ", 3);
-    if (status.length < 2
-        || !status[0].startsWith("HTTP/1.")
-        || !status[1].matches("[1-5][0-9][0-9]")) {
-      throw new IllegalArgumentException("not an HTTP/1 response");
+    String status = status(head);
+    if (status.equals("101")) {
+      throw new IllegalArgumentException("a switch of protocols (101)");
     }
-    if (status[1].startsWith("1")) {
-      throw new IllegalArgumentException("an interim " + status[1] + " response");
+    if (status.startsWith("1")) {
+      throw new IllegalArgumentException("an interim " + status + " response");
     }
     StringBuilder rewritten = new StringBuilder(lines[0]).append("\r\n");
     for (int i = 1; i < lines.length; i++) {

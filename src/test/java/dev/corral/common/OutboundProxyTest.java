@@ -197,6 +197,61 @@ class OutboundProxyTest {
     holding.close();
   }
 
+  /** A server that answers each connection's first bytes with {@code answer} (null: never). */
+  private int rawServer(String answer) throws Exception {
+    return vertx
+        .createNetServer()
+        .connectHandler(
+            socket ->
+                socket.handler(
+                    bytes -> {
+                      if (answer != null) {
+                        socket.write(answer);
+                        socket.handler(null);
+                      }
+                    }))
+        .listen(0, "127.0.0.1")
+        .toCompletionStage()
+        .toCompletableFuture()
+        .get(10, java.util.concurrent.TimeUnit.SECONDS)
+        .actualPort();
+  }
+
+  @Test
+  void anInterimResponseIsPassedOnAndTheFinalOneAfterIt() throws Exception {
+    int port =
+        rawServer(
+            "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+
+    HttpResponse<String> answer = send("http://only-corral-knows.test:" + port + "/token");
+
+    assertThat(answer.statusCode()).isEqualTo(200);
+    assertThat(answer.body()).isEqualTo("ok");
+    assertThat(answer.headers().firstValue("connection")).hasValue("close");
+  }
+
+  @Test
+  void aClientThatGivesUpIsNoFailureOfTheServers() throws Exception {
+    String url = "http://only-corral-knows.test:" + rawServer(null) + "/slow";
+    long started = System.nanoTime();
+
+    assertThatThrownBy(
+            () ->
+                client.send(
+                    HttpRequest.newBuilder(URI.create(url))
+                        .timeout(Duration.ofMillis(500))
+                        .GET()
+                        .build(),
+                    HttpResponse.BodyHandlers.ofString()))
+        .isInstanceOf(java.net.http.HttpTimeoutException.class);
+
+    org.awaitility.Awaitility.await()
+        .during(Duration.ofMillis(1500))
+        .atMost(Duration.ofSeconds(5))
+        .until(() -> proxy.failureSince(url, started).isEmpty());
+  }
+
   private HttpResponse<String> send(String url) throws IOException, InterruptedException {
     return client.send(
         HttpRequest.newBuilder(URI.create(url))
