@@ -223,7 +223,38 @@ public class LocalDriver implements SandboxDriver {
   public Uni<Void> restartShell(String sandboxId, String host) {
     return Uni.createFrom()
         .item(() -> sandbox(sandboxId))
-        .flatMap(sandbox -> sandbox.restart(SandboxCommand.resetShell()))
+        .flatMap(
+            sandbox ->
+                sandbox
+                    .restart(SandboxCommand.resetShell())
+                    // a reset that did not run to its end (its bash was one the stop was killing)
+                    // is run once more, now that nothing else runs: the shell must be reset when
+                    // corral says it was
+                    .flatMap(
+                        reset ->
+                            reset.exitCode() == 0 && !reset.timedOut()
+                                ? Uni.createFrom().item(reset)
+                                : Uni.createFrom()
+                                    .voidItem()
+                                    .invoke(
+                                        () ->
+                                            LOGGER.warnf(
+                                                "sandbox %s: the shell's reset exited with %d;"
+                                                    + " run again",
+                                                sandboxId, reset.exitCode()))
+                                    .flatMap(again -> sandbox.run(SandboxCommand.resetShell()))))
+        .invoke(
+            reset -> {
+              if (reset.exitCode() != 0 || reset.timedOut()) {
+                throw new dev.corral.common.UnavailableException(
+                    "the shell of sandbox "
+                        + sandboxId
+                        + " could not be restarted (exit "
+                        + reset.exitCode()
+                        + ")",
+                    null);
+              }
+            })
         .replaceWithVoid();
   }
 
