@@ -155,17 +155,28 @@ public final class ProxyWire {
     if (status.startsWith("1")) {
       throw new IllegalArgumentException("an interim " + status + " response");
     }
-    StringBuilder rewritten = new StringBuilder(lines[0]).append("\r\n");
+    return closing(
+        new StringBuilder(lines[0]).append("\r\n"),
+        lines,
+        lower ->
+            lower.startsWith("connection:")
+                || lower.startsWith("keep-alive:")
+                || lower.startsWith("proxy-connection:"));
+  }
+
+  /**
+   * {@code head} followed by the header lines of {@code lines} (all but the first) but those {@code
+   * dropped} names (given in lower case), and {@code Connection: close}: a head of one exchange
+   * only.
+   */
+  private static String closing(
+      StringBuilder head, String[] lines, java.util.function.Predicate<String> dropped) {
     for (int i = 1; i < lines.length; i++) {
-      String lower = lines[i].toLowerCase(Locale.ROOT);
-      if (lower.startsWith("connection:")
-          || lower.startsWith("keep-alive:")
-          || lower.startsWith("proxy-connection:")) {
-        continue;
+      if (!dropped.test(lines[i].toLowerCase(Locale.ROOT))) {
+        head.append(lines[i]).append("\r\n");
       }
-      rewritten.append(lines[i]).append("\r\n");
     }
-    return rewritten.append("Connection: close\r\n\r\n").toString();
+    return head.append("Connection: close\r\n\r\n").toString();
   }
 
   /**
@@ -229,17 +240,14 @@ public final class ProxyWire {
             .append(" HTTP/1.1\r\nHost: ")
             .append(target.authority())
             .append("\r\n");
-    for (int i = 1; i < lines.length; i++) {
-      String lower = lines[i].toLowerCase(Locale.ROOT);
-      if (lower.startsWith("proxy-")
-          || lower.startsWith("connection:")
-          || lower.startsWith("keep-alive:")
-          || lower.startsWith("host:")) {
-        continue;
-      }
-      head.append(lines[i]).append("\r\n");
-    }
-    return head.append("Connection: close\r\n\r\n").toString();
+    return closing(
+        head,
+        lines,
+        lower ->
+            lower.startsWith("proxy-")
+                || lower.startsWith("connection:")
+                || lower.startsWith("keep-alive:")
+                || lower.startsWith("host:"));
   }
 
   private static int indexOf(Buffer buffer, Buffer needle, int from) {

@@ -500,7 +500,7 @@ final class Projection {
    * pair, which no JSON parser takes alone) around a note of what is left out and where it is.
    */
   static String cut(String text, int head, int tail, Event event) {
-    int headEnd = Character.isHighSurrogate(text.charAt(head - 1)) ? head - 1 : head;
+    int headEnd = dev.corral.common.Json.cut(text, head).length();
     int tailStart = text.length() - tail;
     if (Character.isLowSurrogate(text.charAt(tailStart))) {
       tailStart++;

@@ -112,7 +112,10 @@ public class SandboxReconciler {
   private final java.util.concurrent.atomic.AtomicBoolean checkingEnded =
       new java.util.concurrent.atomic.AtomicBoolean();
 
-  /** Stops the local sandboxes whose records ended (one query for all of them, if any run). */
+  /**
+   * Stops the local sandboxes whose records ended, by the pass's own rule ({@link #killUnowned}),
+   * in one query for all of them, if any run.
+   */
   private void stopEndedElsewhere() {
     Map<String, Instant> hosted = local.hosted();
     if (hosted.isEmpty() || !checkingEnded.compareAndSet(false, true)) {
@@ -120,11 +123,7 @@ public class SandboxReconciler {
     }
     repository
         .byIds(List.copyOf(hosted.keySet()))
-        .flatMap(
-            records ->
-                each(
-                    records.stream().filter(record -> !isLive(record)).toList(),
-                    record -> local.release(record.getId(), local.host())))
+        .flatMap(records -> killUnowned(hosted, byId(records), new Counts()))
         .onTermination()
         .invoke(() -> checkingEnded.set(false))
         .subscribe()
