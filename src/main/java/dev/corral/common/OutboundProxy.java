@@ -330,7 +330,19 @@ public class OutboundProxy {
               if (rest.length() > 0) {
                 upstream.write(rest);
               }
-              connection.pipeTo(upstream);
+              // the client's end closes the server's connection, once it is known to be the
+              // client's doing (so that the server's end that follows is not taken for its failure)
+              connection
+                  .pipe()
+                  .endOnComplete(false)
+                  .to(upstream)
+                  .onComplete(
+                      ended -> {
+                        if (ended.succeeded()) { // the client's stream ended, not a write failed
+                          gone.set(true);
+                        }
+                        upstream.close();
+                      });
             })
         .onFailure(failure -> fail(connection, target, 502, unreachable(failure)));
   }
