@@ -1,6 +1,7 @@
 package dev.corral.identity;
 
 import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithConverter;
 import io.smallrye.config.WithDefault;
 import java.time.Duration;
 import java.util.Optional;
@@ -15,6 +16,7 @@ public interface AuthConfig {
    * #allowRemoteUnauthenticated()} says otherwise.
    */
   @WithDefault("true")
+  @WithConverter(StrictBoolean.class)
   boolean enabled();
 
   /**
@@ -22,6 +24,7 @@ public interface AuthConfig {
    * instead of 127.0.0.1. A warning is logged at every start.
    */
   @WithDefault("false")
+  @WithConverter(StrictBoolean.class)
   boolean allowRemoteUnauthenticated();
 
   /**
@@ -55,10 +58,12 @@ public interface AuthConfig {
 
   /** Serve gRPC reflection without a credential. */
   @WithDefault("false")
+  @WithConverter(StrictBoolean.class)
   boolean publicReflection();
 
   /** Serve {@code /q/metrics} without a credential (otherwise: any role of the operator tenant). */
   @WithDefault("false")
+  @WithConverter(StrictBoolean.class)
   boolean publicMetrics();
 
   /** OIDC bearer tokens. */
@@ -69,6 +74,7 @@ public interface AuthConfig {
 
     /** Accept OIDC access tokens (JWTs) besides API keys. Needs the issuer and the audience. */
     @WithDefault("false")
+    @WithConverter(StrictBoolean.class)
     boolean enabled();
 
     /**
@@ -108,6 +114,7 @@ public interface AuthConfig {
      * token is refused until an operator creates the tenant ({@code CreateTenant}).
      */
     @WithDefault("true")
+    @WithConverter(StrictBoolean.class)
     boolean createTenants();
   }
 }

@@ -13,7 +13,8 @@ import org.eclipse.microprofile.config.spi.ConfigSource;
  * With authentication off ({@code corral.auth.enabled=false}) the server listens on 127.0.0.1,
  * whatever {@code quarkus.http.host} says, unless {@code corral.auth.allow-remote-unauthenticated}
  * is true as well. Its ordinal is above the environment's and the system properties', so no other
- * setting of the host wins.
+ * setting of the host wins. A value of either that is neither {@code true} nor {@code false} keeps
+ * the server on 127.0.0.1 here, and fails the start in {@link AuthConfig} ({@link StrictBoolean}).
  */
 public class LoopbackWithoutAuthConfigSourceFactory implements ConfigSourceFactory {
 
@@ -21,8 +22,11 @@ public class LoopbackWithoutAuthConfigSourceFactory implements ConfigSourceFacto
 
   @Override
   public Iterable<ConfigSource> getConfigSources(ConfigSourceContext context) {
-    if (!"false".equalsIgnoreCase(value(context, "corral.auth.enabled"))
-        || "true".equalsIgnoreCase(value(context, "corral.auth.allow-remote-unauthenticated"))) {
+    String enabled = value(context, "corral.auth.enabled");
+    boolean on = enabled.isEmpty() || StrictBoolean.parse(enabled).orElse(false);
+    if (on
+        || StrictBoolean.parse(value(context, "corral.auth.allow-remote-unauthenticated"))
+            .orElse(false)) {
       return List.of();
     }
     return List.of(

@@ -116,6 +116,24 @@ class AuthenticationIT {
   }
 
   @Test
+  void aSwitchOfAuthenticationThatIsNeitherTrueNorFalseStopsTheStart() {
+    // Given values that a lenient boolean would read as false ("off", "0") or, with a warning
+    // only, as false too (a typo): none may turn authentication off on every interface
+    for (String value : java.util.List.of("off", "0", "ture")) {
+      assertThatThrownBy(
+              () ->
+                  ServerProcess.start(
+                          Map.of("CORRAL_HOME", home.toString(), "CORRAL_AUTH_ENABLED", value))
+                      .close())
+          .as(value)
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessageContaining("corral exited")
+          .hasMessageContaining("corral.auth.enabled")
+          .hasMessageContaining("must be true or false");
+    }
+  }
+
+  @Test
   void aKeyRevokedOnOneReplicaIsRefusedOnAnotherWithinFiveSecondsAndItsStreamsEnd()
       throws Exception {
     try (EmbeddedPostgres postgres = EmbeddedPostgres.builder().start()) {
