@@ -2,6 +2,7 @@ package dev.corral.egress;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import dev.corral.common.AddressRules;
 import io.vertx.core.buffer.Buffer;
@@ -169,6 +170,30 @@ class EgressRulesTest {
             .isEqualTo(opening[1]);
       }
     }
+  }
+
+  @Test
+  void aHostLineOfSpacesIsJudgedInLinearTime() {
+    // Given openings whose Host line is nearly all spaces or tabs: a pattern that backtracks
+    // over them took most of a second of an event loop for each
+    String spaces = " \t".repeat(8_000);
+    String half = " \t".repeat(4_000);
+    String[][] openings = {
+      {"GET / HTTP/1.1\r\nHost: x" + spaces + "x\r\n\r\n", "refuse"},
+      {"GET / HTTP/1.1\r\nHost:" + half + "allowed.example" + half + "\r\n\r\n", "pass"},
+    };
+    // Then ten of them are judged well within a second or two, and rightly
+    assertTimeoutPreemptively(
+        java.time.Duration.ofSeconds(2),
+        () -> {
+          for (int i = 0; i < 5; i++) {
+            for (String[] opening : openings) {
+              byte[] bytes = opening[0].getBytes(StandardCharsets.ISO_8859_1);
+              assertThat(verdict(bytes, bytes.length, bytes.length, "allowed.example", 8443))
+                  .isEqualTo(opening[1]);
+            }
+          }
+        });
   }
 
   /** The verdict on an opening's first {@code length} bytes, sent {@code split} at a time. */
