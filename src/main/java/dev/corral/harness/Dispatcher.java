@@ -339,6 +339,9 @@ public class Dispatcher implements LeaseClaims {
                 runTenants.remove(ended);
                 unpark(sessionId, ended.epoch());
               }
+              if (ended.wantsRestart() && !stopping) {
+                tryStart(sessionId, tenantId).subscribe().with(ignored -> {}, this::logFailure);
+              }
             });
     confirmed.put(run, takenAt);
     runTenants.put(run, tenantId);

@@ -56,6 +56,8 @@ final class HarnessRun {
   private long waitForSeq;
   private Cancellable tail;
   private boolean ended;
+  private boolean leaseGivenBack;
+  private boolean restart;
   private List<Event> prepared = List.of();
 
   HarnessRun(
@@ -122,6 +124,11 @@ final class HarnessRun {
 
   void start() {
     onContext(this::load);
+  }
+
+  /** This run ended with work left for a run of a new lease (see {@link #step}). */
+  boolean wantsRestart() {
+    return restart;
   }
 
   /** The lease was lost (renewal failed): stop at once, append nothing more. */
@@ -227,15 +234,23 @@ final class HarnessRun {
             tools.inFlight(),
             model.active(),
             services.model().config().maxRetries());
+    if (leaseGivenBack && !(next instanceof Step.Done)) {
+      // This run's idle gave its lease back, yet work is left (a message sent after an
+      // interrupt, or during a call that failed for good): a run of a new lease does it.
+      restart = true;
+      end(false, "work left after this run's idle");
+      return;
+    }
     if (next instanceof Step.Interrupt interrupt) {
       interrupt(interrupt);
     } else if (next instanceof Step.CloseOrphanSpan orphan) {
       appends.add(
           List.of(spanEnd(orphan.spanId(), "the harness restarted while this call ran")), null);
     } else if (next instanceof Step.ResolveUnknown unknown) {
-      appends.add(withRunning(results(unknown.calls(), HarnessRun::unknownOutcome)), null);
+      appends.add(
+          withRunning(results(unknown.calls(), HarnessRun::unknownOutcome)), state.lastSeq());
     } else if (next instanceof Step.ApplyDenials denials) {
-      appends.add(withRunning(results(denials.calls(), HarnessRun::denial)), null);
+      appends.add(withRunning(results(denials.calls(), HarnessRun::denial)), state.lastSeq());
     } else if (next instanceof Step.RunTools run) {
       runTools(run.calls());
     } else if (next instanceof Step.CallModel call) {
@@ -272,7 +287,12 @@ final class HarnessRun {
     if (state.status() == SessionStatus.SESSION_STATUS_RUNNING) {
       calls.forEach(tools::run);
     } else {
-      appends.add(List.of(running()), null, appended -> calls.forEach(tools::run));
+      // after the last event seen: an interrupt that came since is folded before any call starts
+      appends.add(
+          List.of(running()),
+          state.lastSeq(),
+          appended -> calls.forEach(tools::run),
+          () -> tools.unreserve(calls));
     }
   }
 
@@ -285,6 +305,9 @@ final class HarnessRun {
     for (Event event : appended.events()) {
       if (event.getSeq() == state.lastSeq() + 1) {
         state.apply(event);
+      }
+      if (event.hasSessionStatusIdle() || event.hasSessionStatusTerminated()) {
+        leaseGivenBack = true; // the statement that appended it ended the lease
       }
       if (event.hasSessionStatusIdle()) {
         trace.turnEnded(
@@ -395,7 +418,11 @@ final class HarnessRun {
     Uni<Void> released =
         release
             ? services.leases().release(sessionId, epoch, doneUpTo)
-            : Uni.createFrom().voidItem();
+            : restart
+                // the idle said no work was pending: a scan finds the session should the restart
+                // not happen here (the replica full, say)
+                ? services.leases().pend(sessionId)
+                : Uni.createFrom().voidItem();
     released.subscribe().with(ignored -> onEnd.accept(this), failure -> onEnd.accept(this));
   }
 

@@ -69,6 +69,10 @@ public class Leases {
       WHERE id = $1 AND lease_epoch = $2
       """;
 
+  /** Says a session has work pending, whoever holds its lease. */
+  static final String PEND =
+      "UPDATE sessions SET work_pending = true WHERE id = $1 AND status <> 'terminated'";
+
   /**
    * Sessions with pending work and no live lease, taken in turns across tenants: each tenant's
    * oldest session first (by id, which grows with time), then each one's second, and so on, at most
@@ -178,6 +182,11 @@ public class Leases {
     return pool.preparedQuery(RELEASE)
         .execute(Tuple.of(sessionId, epoch, doneUpToSeq))
         .replaceWithVoid();
+  }
+
+  /** Marks {@code sessionId} as having work pending (see {@link #PEND}). */
+  Uni<Void> pend(String sessionId) {
+    return pool.preparedQuery(PEND).execute(Tuple.of(sessionId)).replaceWithVoid();
   }
 
   /**

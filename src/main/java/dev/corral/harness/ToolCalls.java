@@ -75,6 +75,11 @@ final class ToolCalls {
     calls.forEach(call -> inFlight.put(call.eventId(), () -> {}));
   }
 
+  /** Forgets calls reserved for a start that did not happen (its status_running was refused). */
+  void unreserve(List<ToolCallState> calls) {
+    calls.forEach(call -> inFlight.remove(call.eventId()));
+  }
+
   void run(ToolCallState call) {
     if (stopped) {
       return;

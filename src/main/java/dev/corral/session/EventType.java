@@ -80,11 +80,15 @@ public enum EventType {
     return origin;
   }
 
-  /** Appending this type to a session gives a harness work to do. */
+  /**
+   * Appending this type to a session gives a harness work to do. An interrupt too: it jumps the
+   * queue, so it does not wait for the next scan to find a session waiting on the client.
+   */
   public boolean wakesHarness() {
     return this == USER_MESSAGE
         || this == USER_CUSTOM_TOOL_RESULT
-        || this == USER_TOOL_CONFIRMATION;
+        || this == USER_TOOL_CONFIRMATION
+        || this == USER_INTERRUPT;
   }
 
   public static Optional<EventType> fromWireName(String wireName) {

@@ -527,6 +527,33 @@ class HarnessTest {
   }
 
   @Test
+  void anInterruptRightAfterAConfirmationIsNeverSwallowed() {
+    // Given a call waiting for confirmation, and a model whose next answer never ends
+    Event call =
+        callAwaitingConfirmation(
+            Reply.toolUse("toolu_ok", "bash", "{\"command\":\"echo ran\"}"), Reply.hang());
+    String sessionId = call.getSessionId();
+
+    // When the client allows it and interrupts at once
+    sessions.emitEvent(
+        confirmation(sessionId, call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, ""));
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(sessionId)
+            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
+            .build());
+
+    // Then, whichever the harness saw first, the interrupt stops the turn, and the call has one
+    // result: the status_running of the confirmed call does not hide the interrupt before it
+    awaitIdle(sessions, sessionId, StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
+    assertThat(
+            log(sessions, sessionId).stream()
+                .filter(Event::hasAgentToolResult)
+                .filter(event -> event.getAgentToolResult().getToolUseId().equals(call.getId())))
+        .hasSize(1);
+  }
+
+  @Test
   void aConfirmationRetriedWithItsKeyAfterTheCallRanGetsTheEventFirstSent() {
     // Given a confirmed call that has run, the confirmation sent with an idempotency key
     Event call =
@@ -672,6 +699,80 @@ class HarnessTest {
     Event result = only(events, "agent.tool_result");
     assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(call.getId());
     assertThat(result.getAgentToolResult().getIsError()).isTrue();
+  }
+
+  @Test
+  void aMessageSentAfterAnInterruptIsAnsweredInATurnOfItsOwn() {
+    // Given a session waiting for a custom tool result (no harness holds it)
+    model.enqueue(
+        Reply.toolUse("toolu_w", "get_weather", "{\"city\":\"Rome\"}"),
+        Reply.text("Doing that instead."));
+    Session session = start(agentWith(weatherTool()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
+
+    // When the client interrupts and, at once, asks for something else
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
+            .build());
+    String instead = "instead-" + UUID.randomUUID();
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), instead));
+
+    // Then the turn is interrupted, and the message gets a turn of its own: it is not left
+    // unanswered behind the interrupt's idle
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(model.requestsMentioning(instead)).hasSize(1);
+    List<String> types = types(log(sessions, session.getId()));
+    assertThat(types.subList(types.lastIndexOf("user.interrupt"), types.size()))
+        .containsSubsequence(
+            "session.status_idle",
+            "session.status_running",
+            "agent.message",
+            "session.status_idle");
+  }
+
+  @Test
+  void aMessageSentDuringACallThatFailsForGoodIsAnsweredInATurnOfItsOwn() {
+    // Given a model call that is held, then refused outright
+    java.util.concurrent.CompletableFuture<Void> release =
+        new java.util.concurrent.CompletableFuture<>();
+    model.enqueue(
+        (response, request) ->
+            release.thenRun(
+                () ->
+                    Reply.status(400, "invalid_request_error", "messages: refused")
+                        .send(response, request)),
+        Reply.text("Answering the second."));
+    Session session = start(agent(), marker);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(() -> model.requestsMentioning(marker).size() == 1);
+
+    // When the user writes again while the call runs, and the call then fails for good
+    String second = "second-" + UUID.randomUUID();
+    sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), second));
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                types(log(sessions, session.getId())).stream()
+                        .filter("user.message"::equals)
+                        .count()
+                    == 2);
+    release.complete(null);
+
+    // Then the failed turn idles, and the message sent meanwhile gets a turn of its own
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    assertThat(model.requestsMentioning(second)).hasSize(1);
+    assertThat(
+            log(sessions, session.getId()).stream()
+                .filter(Event::hasSessionStatusIdle)
+                .map(event -> event.getSessionStatusIdle().getStopReason().getType())
+                .toList())
+        .containsExactly(
+            StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED,
+            StopReasonType.STOP_REASON_TYPE_END_TURN);
   }
 
   @Test
