@@ -102,7 +102,8 @@ final class HarnessRun {
             () -> state,
             services.metrics(),
             services.tools(),
-            trace);
+            trace,
+            services.modelLabels());
     this.tools =
         new ToolCalls(
             sessionId,

@@ -26,6 +26,7 @@ class HarnessServices {
   private final io.micrometer.core.instrument.MeterRegistry metrics;
   private final EventEmitter emitter;
   private final io.opentelemetry.api.trace.Tracer tracer;
+  private final ModelLabels modelLabels;
 
   HarnessServices(
       Sessions sessions,
@@ -54,6 +55,12 @@ class HarnessServices {
     this.tools = tools;
     this.deltas = deltas;
     this.leases = leases;
+    this.modelLabels = new ModelLabels(model.config().contextWindows().keySet());
+  }
+
+  /** What model calls' metrics are labelled with (bounded, whatever agents name). */
+  ModelLabels modelLabels() {
+    return modelLabels;
   }
 
   Sessions sessions() {

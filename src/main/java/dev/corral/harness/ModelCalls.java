@@ -48,6 +48,7 @@ final class ModelCalls {
   private final Executor context;
   private final AppendQueue appends;
   private final MeterRegistry metrics;
+  private final ModelLabels labels;
   private final Supplier<SessionState> state;
   private final ToolRouter tools;
   private final TurnTrace trace;
@@ -74,8 +75,10 @@ final class ModelCalls {
       Supplier<SessionState> state,
       MeterRegistry metrics,
       ToolRouter tools,
-      TurnTrace trace) {
+      TurnTrace trace,
+      ModelLabels labels) {
     this.trace = trace;
+    this.labels = labels;
     this.metrics = metrics;
     this.tools = tools;
     this.sessionId = sessionId;
@@ -129,7 +132,8 @@ final class ModelCalls {
     Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
     if (attempt > 1) {
       metrics
-          .counter("corral.model.retries", "model", now.session().getAgent().getModel())
+          .counter(
+              "corral.model.retries", "model", labels.model(now.session().getAgent().getModel()))
           .increment();
     }
     byte[] body = request;
@@ -282,7 +286,7 @@ final class ModelCalls {
   /** Counts a finished call: by model and outcome, its latency, its tokens, and retries. */
   private void measured(Call call, String outcome, dev.corral.proto.v1.ModelUsage usage) {
     call.traced(outcome, usage);
-    String modelName = state.get().session().getAgent().getModel();
+    String modelName = labels.model(state.get().session().getAgent().getModel());
     String purpose = call.compaction != null ? "compaction" : "turn";
     metrics
         .counter("corral.model.calls", "model", modelName, "outcome", outcome, "purpose", purpose)
@@ -440,7 +444,7 @@ final class ModelCalls {
             ? known
             : new ModelException(
                 0, "unknown_error", String.valueOf(failure.getMessage()), true, null);
-    measured(call, error.errorType(), null);
+    measured(call, ModelLabels.outcome(error.errorType()), null);
     learnFrom(error);
     int attempt = state.get().failuresSinceInput() + 1;
     boolean last = !error.retryable() || attempt > model.config().maxRetries();
