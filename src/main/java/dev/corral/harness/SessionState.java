@@ -112,6 +112,51 @@ final class SessionState {
     this.session = session;
   }
 
+  /**
+   * Bytes of user messages that no model call has seen yet which the state holds whole. A session
+   * whose turns cannot run (its budget reached, or waiting on the client) takes messages without
+   * end; past this, each is folded as a short notice, so that neither the state nor a request grows
+   * with them. It is far beyond any model's context window.
+   */
+  static final int MAX_UNANSWERED_INPUT_BYTES = 4 * 1024 * 1024;
+
+  /** The seqs and sizes of the messages counted against {@link #MAX_UNANSWERED_INPUT_BYTES}. */
+  private final java.util.ArrayDeque<long[]> unansweredInput = new java.util.ArrayDeque<>();
+
+  private long unansweredInputBytes;
+
+  /** {@code message} itself, or a notice in its place when it would pass the budget. */
+  private Event withinInputBudget(Event message) {
+    while (!unansweredInput.isEmpty() && unansweredInput.peekFirst()[0] <= messagesAnsweredUpTo) {
+      unansweredInputBytes -= unansweredInput.pollFirst()[1];
+    }
+    Event kept = message;
+    long size = message.getSerializedSize();
+    if (unansweredInputBytes + size > MAX_UNANSWERED_INPUT_BYTES) {
+      kept =
+          message.toBuilder()
+              .setUserMessage(
+                  message.getUserMessage().toBuilder()
+                      .clearContent()
+                      .addContent(
+                          ContentBlock.newBuilder()
+                              .setText(
+                                  TextBlock.newBuilder()
+                                      .setText(
+                                          "[A message of "
+                                              + size
+                                              + " bytes is not shown: the messages waiting for an"
+                                              + " answer passed "
+                                              + MAX_UNANSWERED_INPUT_BYTES
+                                              + " bytes. Ask the user to send it again.]"))))
+              .build();
+      size = kept.getSerializedSize();
+    }
+    unansweredInput.addLast(new long[] {message.getSeq(), size});
+    unansweredInputBytes += size;
+    return kept;
+  }
+
   /** Folds one event; events at or below the last folded seq are ignored. */
   SessionState apply(Event event) {
     if (event.getSeq() <= lastSeq) {
@@ -124,7 +169,7 @@ final class SessionState {
     lastSeq = event.getSeq();
     switch (event.getPayloadCase()) {
       case USER_MESSAGE -> {
-        (openSpanId != null ? arrivedDuringCall : conversation).add(event);
+        (openSpanId != null ? arrivedDuringCall : conversation).add(withinInputBudget(event));
         if (!turnOpen) {
           turnOpen = true;
           turnStartSeq = event.getSeq();

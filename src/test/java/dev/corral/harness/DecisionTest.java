@@ -251,6 +251,45 @@ class DecisionTest {
   }
 
   @Test
+  void messagesThatPileUpWithoutATurnAreKeptWithinABudgetOfBytes() {
+    // Given a session whose budget is spent, sent 40 messages of 256 KiB that no turn answers
+    History limited =
+        new History(
+            Session.newBuilder()
+                .setId("sesn_x")
+                .setAgent(AGENT)
+                .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
+                .build());
+    limited.add(Fixtures.userMessage("go"));
+    limited.modelTurn(new ModelResponse.Text("done"));
+    limited.add(EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
+    String big = "x".repeat(256 * 1024);
+    for (int i = 0; i < 40; i++) {
+      limited.add(Fixtures.userMessage(i + big));
+    }
+
+    // Then the state holds at most the budget of them whole, and notices in place of the rest
+    long held = limited.state.conversation().stream().mapToLong(Event::getSerializedSize).sum();
+    assertThat(held).isLessThan(SessionState.MAX_UNANSWERED_INPUT_BYTES + 64 * 1024);
+    Event last = limited.state.conversation().get(limited.state.conversation().size() - 1);
+    assertThat(last.getUserMessage().getContent(0).getText().getText()).contains("is not shown");
+    // and the decision is unchanged: the budget is reached
+    assertThat(limited.next())
+        .isEqualTo(
+            new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED)));
+
+    // And once a turn has seen them, the next messages are whole again
+    History fresh = new History(Session.newBuilder().setId("sesn_y").setAgent(AGENT).build());
+    for (int i = 0; i < 20; i++) {
+      fresh.add(Fixtures.userMessage(i + big));
+    }
+    fresh.modelTurn(new ModelResponse.Text("read them"));
+    fresh.add(Fixtures.userMessage("after" + big));
+    Event after = fresh.state.conversation().get(fresh.state.conversation().size() - 1);
+    assertThat(after.getUserMessage().getContent(0).getText().getText()).startsWith("after");
+  }
+
+  @Test
   void failedCallsAreRetriedUntilTheLimit() {
     history.add(Fixtures.userMessage("hi"));
     for (int attempt = 1; attempt <= 4; attempt++) {
