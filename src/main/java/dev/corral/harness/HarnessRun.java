@@ -266,14 +266,16 @@ final class HarnessRun {
   private void interrupt(Step.Interrupt interrupt) {
     tools.cancelAll();
     model.cancel();
-    List<NewEvent> events =
-        new ArrayList<>(
-            results(
-                interrupt.unanswered(),
-                call ->
-                    "The user interrupted the session before this "
-                        + call.name()
-                        + " call finished."));
+    List<NewEvent> events = new ArrayList<>();
+    for (ToolCallState call : interrupt.unanswered()) {
+      NewEvent result =
+          EventsFactory.resultOf(
+              call,
+              "The user interrupted the session before this " + call.name() + " call finished.",
+              true);
+      // a call still waiting for its confirmation: a confirmation sent now comes too late
+      events.add(call.waitingForConfirmation() ? result.closingConfirmation() : result);
+    }
     if (interrupt.openSpanId() != null) {
       events.add(spanEnd(interrupt.openSpanId(), "interrupted by the user"));
     }

@@ -100,6 +100,14 @@ record ToolCallState(
         || (asks() && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED);
   }
 
+  /** A built-in or MCP call that asks for a confirmation and has none yet. */
+  boolean waitingForConfirmation() {
+    return !answered
+        && !custom()
+        && asks()
+        && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED;
+  }
+
   /** Answered with an error, not run: refused by the agent's toolset, or denied by the user. */
   boolean denied() {
     return !answered

@@ -696,7 +696,11 @@ public class EventLog {
   private static AlreadyAnsweredException secondAnswer(AppendRequest request, PgException failure) {
     boolean confirmation = "events_confirmation_for_idx".equals(failure.getConstraint());
     return new AlreadyAnsweredException(
-        request.sessionId(), confirmation ? "confirmed" : "answered");
+        request.sessionId(),
+        confirmation
+            ? "confirmed, or given its result (the session was interrupted); a confirmation no"
+                + " longer applies to it"
+            : "answered");
   }
 
   private static boolean isIdempotencyRace(Throwable failure) {

@@ -9,13 +9,29 @@ import dev.corral.proto.v1.Event;
  * @param id the event id; the harness may choose it in advance so that live deltas and the stored
  *     event share it
  * @param idempotencyKey null, or a key that makes a retried append return the original event
+ * @param closesConfirmation a result of a call that asked for a confirmation and got none (an
+ *     interrupt answered it): it takes the call's one confirmation too, so that a confirmation
+ *     racing it is refused by the log rather than appended after the result
  */
-public record NewEvent(String id, EventType type, Event payload, String idempotencyKey) {
+public record NewEvent(
+    String id, EventType type, Event payload, String idempotencyKey, boolean closesConfirmation) {
 
   public NewEvent {
     if (type == null || EventType.of(payload).orElse(null) != type) {
       throw new IllegalArgumentException("type " + type + " does not match the payload");
     }
+  }
+
+  public NewEvent(String id, EventType type, Event payload, String idempotencyKey) {
+    this(id, type, payload, idempotencyKey, false);
+  }
+
+  /** This result, closing its call's confirmation too (see {@link #closesConfirmation}). */
+  public NewEvent closingConfirmation() {
+    if (resultFor() == null) {
+      throw new IllegalArgumentException(type + " is no tool result");
+    }
+    return new NewEvent(id, type, payload, idempotencyKey, true);
   }
 
   /** An event with a fresh id and no idempotency key. */
@@ -42,6 +58,9 @@ public record NewEvent(String id, EventType type, Event payload, String idempote
 
   /** The id of the tool call this event confirms or denies, or null. At most one per call. */
   String confirmationFor() {
+    if (closesConfirmation) {
+      return resultFor();
+    }
     return type == EventType.USER_TOOL_CONFIRMATION
         ? payload.getUserToolConfirmation().getToolUseId()
         : null;
@@ -50,7 +69,11 @@ public record NewEvent(String id, EventType type, Event payload, String idempote
   /** This event as appended by {@code emitter}. */
   public NewEvent emittedBy(dev.corral.proto.v1.EventEmitter emitter) {
     return new NewEvent(
-        id, type, payload.toBuilder().setEmittedBy(emitter).build(), idempotencyKey);
+        id,
+        type,
+        payload.toBuilder().setEmittedBy(emitter).build(),
+        idempotencyKey,
+        closesConfirmation);
   }
 
   /** The event without its envelope: what is stored in the body column. */

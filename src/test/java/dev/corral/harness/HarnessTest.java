@@ -61,6 +61,8 @@ class HarnessTest {
 
   @InjectFakeAnthropic FakeAnthropic model;
 
+  @jakarta.inject.Inject dev.corral.session.EventLog eventLog;
+
   private String marker;
 
   @BeforeEach
@@ -609,6 +611,26 @@ class HarnessTest {
     assertThat(refused.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
     assertThat(refused.getStatus().getDescription()).contains("already has its result");
     assertThat(log(sessions, sessionId)).noneMatch(Event::hasUserToolConfirmation);
+
+    // And the log itself refuses it, past that check: the interrupt's result took the call's
+    // confirmation too (a confirmation racing the interrupt would otherwise land after it)
+    Throwable racing =
+        org.assertj.core.api.Assertions.catchThrowable(
+            () ->
+                eventLog
+                    .append(
+                        dev.corral.session.AppendRequest.of(
+                            sessionId,
+                            dev.corral.session.NewEvent.of(
+                                confirmation(
+                                        sessionId,
+                                        call.getId(),
+                                        ConfirmationResult.CONFIRMATION_RESULT_ALLOW,
+                                        "")
+                                    .getEvent())))
+                    .await()
+                    .atMost(Duration.ofSeconds(10)));
+    assertThat(racing).isInstanceOf(dev.corral.session.AlreadyAnsweredException.class);
   }
 
   @Test

@@ -92,6 +92,52 @@ class GroupCommitTest {
   }
 
   @Test
+  void aResultThatClosesAConfirmationRefusesTheConfirmationThatComesAfterIt() {
+    // Given two calls waiting for confirmation: one answered by an interrupt's result that closes
+    // its confirmation, the other by a plain result
+    String sessionId = newSession();
+    appendAlone(
+        sessionId,
+        NewEvent.of(
+                Event.newBuilder()
+                    .setAgentToolResult(
+                        dev.corral.proto.v1.AgentToolResult.newBuilder()
+                            .setToolUseId("sevt_closed")
+                            .setIsError(true))
+                    .build())
+            .closingConfirmation());
+    appendAlone(
+        sessionId,
+        NewEvent.of(
+            Event.newBuilder()
+                .setAgentToolResult(
+                    dev.corral.proto.v1.AgentToolResult.newBuilder()
+                        .setToolUseId("sevt_open")
+                        .setIsError(true))
+                .build()));
+
+    // When a confirmation of each comes after (past any check made before the append)
+    // Then the log refuses the first, so that no confirmation lands after the call's result
+    Throwable refused =
+        org.assertj.core.api.Assertions.catchThrowable(
+            () -> appendAlone(sessionId, NewEvent.of(confirmationOf("sevt_closed"))));
+    assertThat(refused)
+        .isInstanceOf(AlreadyAnsweredException.class)
+        .hasMessageContaining("no longer applies");
+    assertThat(appendAlone(sessionId, NewEvent.of(confirmationOf("sevt_open"))).events())
+        .hasSize(1);
+  }
+
+  private static Event confirmationOf(String callId) {
+    return Event.newBuilder()
+        .setUserToolConfirmation(
+            dev.corral.proto.v1.UserToolConfirmation.newBuilder()
+                .setToolUseId(callId)
+                .setResult(dev.corral.proto.v1.ConfirmationResult.CONFIRMATION_RESULT_ALLOW))
+        .build();
+  }
+
+  @Test
   void aStatementTheDatabaseRejectsIsRolledBackAndEachAppendRunsAlone() throws Exception {
     // Given a session whose custom tool call already has its result
     GroupCommit groupCommit = new GroupCommit(log, vertx, 1, 64, 100, STALL);
