@@ -43,6 +43,20 @@ public class Authenticator {
   private final Clock clock;
   private final LongSupplier nanoTime;
   private final Map<String, Checked> checked = new ConcurrentHashMap<>();
+
+  /**
+   * Refused credentials, apart: a flood of made-up keys fills this smaller map, never the checks of
+   * the credentials that work.
+   */
+  private final Map<String, Checked> refusals = new ConcurrentHashMap<>();
+
+  /**
+   * Distinct credentials checked against the database or the identity provider at once, at most:
+   * beyond, a credential not checked recently is answered UNAVAILABLE at once, so that a flood of
+   * made-up keys holds neither the database pool nor the calls of known credentials.
+   */
+  static final int MAX_CHECKS_IN_FLIGHT = 256;
+
   private final Map<String, Checked> tenantStates = new ConcurrentHashMap<>();
 
   /** Checks under way, by cache key; each is removed as it ends. */
@@ -85,7 +99,7 @@ public class Authenticator {
 
   /** Checks held in memory now. */
   int cachedChecks() {
-    return checked.size();
+    return checked.size() + refusals.size();
   }
 
   /** Whether calls must carry a credential. */
@@ -104,7 +118,11 @@ public class Authenticator {
       return Principal.unauthenticated(config.operatorTenant());
     }
     String credential = credentialOf(authorization);
-    Checked entry = checked.get(cacheKey(credential));
+    String key = cacheKey(credential);
+    Checked entry = checked.get(key);
+    if (entry == null) {
+      entry = refusals.get(key);
+    }
     if (entry == null || !entry.fresh(nanoTime.getAsLong(), config.recheckInterval().toNanos())) {
       return null;
     }
@@ -127,6 +145,13 @@ public class Authenticator {
     // Calls that find the same credential's check stale together share one check: when a busy
     // key's entry expires, its concurrent calls would otherwise each update its row in turn.
     long generation = forgets.get();
+    if (inFlight.size() >= MAX_CHECKS_IN_FLIGHT && !inFlight.containsKey(key)) {
+      return Uni.createFrom()
+          .failure(
+              new dev.corral.common.UnavailableException(
+                  "too many credentials are being checked at once on this replica; retry shortly",
+                  null));
+    }
     return inFlight.computeIfAbsent(
         key,
         absent -> {
@@ -188,9 +213,15 @@ public class Authenticator {
 
   private void rememberUnlessForgotten(long generation, String key, Checked entry) {
     if (forgets.get() == generation) {
-      remember(checked, key, entry);
+      remember(
+          entry.principal() != null ? checked : refusals,
+          entry.principal() != null ? config.cacheSize() : Math.max(100, config.cacheSize() / 10),
+          key,
+          entry);
       if (forgets.get() != generation) {
-        checked.remove(key, entry); // a forget came in between: it may not have seen this entry
+        // a forget came in between: it may not have seen this entry
+        checked.remove(key, entry);
+        refusals.remove(key, entry);
       }
     }
   }
@@ -208,6 +239,7 @@ public class Authenticator {
     forget();
     tenantStates.remove(tenant.id());
     checked.values().removeIf(entry -> tenant.equals(entry.tenant()));
+    refusals.values().removeIf(entry -> tenant.equals(entry.tenant()));
   }
 
   /** Checks under way may have read what is now forgotten: calls from now on start their own. */
@@ -308,7 +340,8 @@ public class Authenticator {
                           + " does not exist; an operator creates it (CreateTenant)")
                   : row.get().hasDisabledAt() ? disabled(tenant) : null;
           if (forgets.get() == generation) { // else a disable here may have come after it
-            remember(tenantStates, tenant.id(), new Checked(null, failure, now()));
+            remember(
+                tenantStates, config.cacheSize(), tenant.id(), new Checked(null, failure, now()));
           }
           if (failure != null) {
             throw failure;
@@ -341,19 +374,19 @@ public class Authenticator {
     return nanoTime.getAsLong();
   }
 
-  private void remember(Map<String, Checked> cache, String key, Checked entry) {
-    if (cache.size() >= config.cacheSize()) {
-      evictStale(cache);
+  private void remember(Map<String, Checked> cache, int size, String key, Checked entry) {
+    if (cache.size() >= size) {
+      evictStale(cache, size);
     }
     cache.put(key, entry);
   }
 
   /** Drops stale entries, or (if none is stale) about a tenth of the cache. */
-  private void evictStale(Map<String, Checked> cache) {
+  private void evictStale(Map<String, Checked> cache, int size) {
     long now = nanoTime.getAsLong();
     long interval = config.recheckInterval().toNanos();
     cache.values().removeIf(entry -> !entry.fresh(now, interval));
-    int excess = cache.size() - config.cacheSize() * 9 / 10;
+    int excess = cache.size() - size * 9 / 10;
     Iterator<String> keys = cache.keySet().iterator();
     while (excess-- > 0 && keys.hasNext()) {
       keys.next();

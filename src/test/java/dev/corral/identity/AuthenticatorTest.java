@@ -131,6 +131,45 @@ class AuthenticatorTest {
   }
 
   @Test
+  void aFloodOfMadeUpKeysNeitherEvictsAKnownKeyNorHoldsTheDatabase() throws Exception {
+    // Given a key in use, checked once
+    live.put(hex(KEY), new ApiKeyRepository.Live("key_1", new Tenant("acme"), Role.MEMBER, false));
+    authenticate("Bearer " + KEY);
+    assertThat(lookups).hasValue(1);
+
+    // When a thousand made-up keys are refused
+    for (int i = 0; i < 1000; i++) {
+      String key = "crl_" + String.format("%052d", i).replace('1', 'a').replace('0', 'b');
+      assertThatThrownBy(() -> authenticate("Bearer " + key))
+          .isInstanceOf(UnauthenticatedException.class);
+    }
+
+    // Then the known key's check is still kept: no lookup for it
+    int afterFlood = lookups.get();
+    assertThat(authenticate("Bearer " + KEY).apiKeyId()).isEqualTo("key_1");
+    assertThat(lookups).hasValue(afterFlood);
+
+    // And when the database is slow, made-up keys beyond the checks allowed at once are turned
+    // away without a lookup, while the known key still gets in
+    database = new java.util.concurrent.CompletableFuture<>();
+    int before = lookups.get();
+    int unavailable = 0;
+    for (int i = 0; i < Authenticator.MAX_CHECKS_IN_FLIGHT + 50; i++) {
+      String key = "crl_" + String.format("%052d", i).replace('1', 'c').replace('0', 'd');
+      var call = authenticator.authenticate("Bearer " + key).subscribeAsCompletionStage();
+      if (call.isCompletedExceptionally()) {
+        assertThatThrownBy(call::join)
+            .hasCauseInstanceOf(dev.corral.common.UnavailableException.class);
+        unavailable++;
+      }
+    }
+    assertThat(unavailable).isEqualTo(50);
+    assertThat(lookups.get() - before).isEqualTo(Authenticator.MAX_CHECKS_IN_FLIGHT);
+    assertThat(authenticate("Bearer " + KEY).apiKeyId()).isEqualTo("key_1");
+    database.complete(null);
+  }
+
+  @Test
   void eachBadFormIsRefusedWithItsReason() {
     assertThatThrownBy(() -> authenticate(null)).hasMessageContaining("needs a credential");
     assertThatThrownBy(() -> authenticate("   ")).hasMessageContaining("needs a credential");
