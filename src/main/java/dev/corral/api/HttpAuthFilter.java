@@ -14,6 +14,7 @@ import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
@@ -59,6 +60,13 @@ public class HttpAuthFilter {
       request.next();
       return;
     }
+    if (!config.enabled() && !config.allowRemoteUnauthenticated()) {
+      Optional<String> foreign = foreignToLoopback(request);
+      if (foreign.isPresent()) {
+        refuse(request, new PermissionDeniedException(foreign.get()));
+        return;
+      }
+    }
     if (METRICS.equals(path) && config.publicMetrics()) {
       request.next();
       return;
@@ -84,6 +92,58 @@ public class HttpAuthFilter {
               request.request().resume();
               refuse(request, failure);
             });
+  }
+
+  /**
+   * With authentication off the server listens on 127.0.0.1 for its own host's programs. A web page
+   * in the host's browser reaches 127.0.0.1 too: by a cross-site request (which carries the page's
+   * {@code Origin}), or by a name of its own that resolves to 127.0.0.1 (DNS rebinding: its {@code
+   * Host}). Either would make the page an admin; why such a request is refused, if it is one.
+   */
+  private static Optional<String> foreignToLoopback(RoutingContext request) {
+    String host = request.request().getHeader("host");
+    if (host == null && request.request().authority() != null) {
+      host = request.request().authority().host();
+    }
+    if (host == null || !isLoopbackName(hostOf(host))) {
+      return Optional.of(
+          "with authentication off, requests must name this server as localhost, 127.0.0.1 or"
+              + " [::1] (Host)");
+    }
+    String origin = request.request().getHeader("origin");
+    if (origin != null) {
+      String originHost;
+      try {
+        originHost = java.net.URI.create(origin.strip()).getHost();
+      } catch (IllegalArgumentException malformed) {
+        originHost = null;
+      }
+      if (originHost == null || !isLoopbackName(originHost)) {
+        return Optional.of(
+            "with authentication off, requests from a web page of another site are refused"
+                + " (Origin)");
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** The host of a Host header's value ({@code name:port}, {@code [v6]:port}). */
+  private static String hostOf(String value) {
+    String host = value.strip();
+    if (host.startsWith("[")) {
+      int end = host.indexOf(']');
+      return end < 0 ? host : host.substring(0, end + 1);
+    }
+    int colon = host.lastIndexOf(':');
+    return colon < 0 ? host : host.substring(0, colon);
+  }
+
+  private static boolean isLoopbackName(String host) {
+    String name = host.toLowerCase(java.util.Locale.ROOT);
+    return name.equals("localhost")
+        || name.equals("[::1]")
+        || name.equals("::1")
+        || name.matches("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
   }
 
   private void admitted(RoutingContext request, String path, Principal principal) {

@@ -479,7 +479,22 @@ final class HarnessRun {
     return EventsFactory.failedSpanEnd(spanId, error);
   }
 
+  /**
+   * Runs {@code action} on the run's context. An exception of the harness's own (a fold that meets
+   * a log it cannot read, say) ends the run: its lease is renewed no more, so that it expires and
+   * another run tries, rather than the session showing a live harness that does nothing.
+   */
   private void onContext(Runnable action) {
-    VertxContexts.runOn(context, action);
+    VertxContexts.runOn(
+        context,
+        () -> {
+          try {
+            action.run();
+          } catch (RuntimeException bug) {
+            LOGGER.errorf(
+                bug, "sessionId=%s epoch=%d harness stopped by its own error", sessionId, epoch);
+            end(false, "error");
+          }
+        });
   }
 }

@@ -94,6 +94,13 @@ class AuthenticationIT {
       WhoAmIResponse me = whoAmI(server, null);
       assertThat(me.getCredentialKind()).isEqualTo(CredentialKind.CREDENTIAL_KIND_NONE);
       assertThat(server.log()).contains("Authentication is OFF");
+      // A web page in the host's browser reaches 127.0.0.1 too: neither a request of another
+      // site (its Origin) nor one by a name that resolves to 127.0.0.1 (its Host) gets in
+      assertThat(rawStatus(server.port(), "localhost", null)).isEqualTo(200);
+      assertThat(rawStatus(server.port(), "127.0.0.1", "http://localhost:3000")).isEqualTo(200);
+      assertThat(rawStatus(server.port(), "attacker.example", null)).isEqualTo(403);
+      assertThat(rawStatus(server.port(), "localhost", "https://attacker.example")).isEqualTo(403);
+      assertThat(rawStatus(server.port(), "localhost", "null")).isEqualTo(403);
       if (external.isPresent()) {
         assertThatThrownBy(() -> new Socket(external.get(), server.port()).close())
             .isInstanceOf(java.io.IOException.class);
@@ -112,6 +119,28 @@ class AuthenticationIT {
         new Socket(external.get(), open.port()).close();
         assertThat(open.log()).contains("listens on every interface");
       }
+    }
+  }
+
+  /** The status of a REST list sent by hand, with this Host and (unless null) this Origin. */
+  private static int rawStatus(int port, String host, String origin) throws Exception {
+    try (Socket socket = new Socket("127.0.0.1", port)) {
+      socket.setSoTimeout(10_000);
+      String request =
+          "GET /v1/agents HTTP/1.1\r\nHost: "
+              + host
+              + ":"
+              + port
+              + "\r\n"
+              + (origin == null ? "" : "Origin: " + origin + "\r\n")
+              + "Connection: close\r\n\r\n";
+      socket.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      String statusLine =
+          new java.io.BufferedReader(
+                  new java.io.InputStreamReader(
+                      socket.getInputStream(), java.nio.charset.StandardCharsets.US_ASCII))
+              .readLine();
+      return Integer.parseInt(statusLine.split(" ")[1]);
     }
   }
 
