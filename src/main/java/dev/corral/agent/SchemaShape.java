@@ -57,6 +57,24 @@ public final class SchemaShape {
 
   private SchemaShape() {}
 
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
+
+  /**
+   * Whether {@code schemaJson} is a tool input schema the Messages API takes: an object's (or one
+   * without a type, which corral sends as an object's), of draft 2020-12's shape at every depth.
+   */
+  public static boolean acceptsAsInput(String schemaJson) {
+    try {
+      JsonNode schema = JSON.readTree(schemaJson);
+      JsonNode type = schema.path("type");
+      return (type.isMissingNode() || "object".equals(type.asText()))
+          && problem(schema, "input_schema") == null;
+    } catch (java.io.IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
   /** What is wrong with {@code schema} at {@code path} (a JSON pointer), or null. */
   public static String problem(JsonNode schema, String path) {
     if (schema.isBoolean()) {

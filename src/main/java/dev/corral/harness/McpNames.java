@@ -51,23 +51,13 @@ final class McpNames {
   }
 
   /**
-   * Whether the tool's schema is one the API takes: an object's, and of draft 2020-12's shape at
-   * every depth (the API refuses the whole request for one bad keyword deep inside).
+   * Whether the tool's schema is one the API takes (the API refuses the whole request for one bad
+   * keyword deep inside). Judged when the tool was listed, not at every request: a listing's
+   * schemas can be megabytes, and requests are projected on an event loop.
    */
   private static boolean takesAnObject(OfferedTools.Tool tool) {
-    try {
-      var schema = JSON.readTree(tool.inputSchemaJson());
-      var type = schema.path("type");
-      // a schema without a type is taken as an object's (corral says so when it sends it)
-      return (type.isMissingNode() || "object".equals(type.asText()))
-          && dev.corral.agent.SchemaShape.problem(schema, "input_schema") == null;
-    } catch (java.io.IOException | RuntimeException e) {
-      return false;
-    }
+    return tool.inputAccepted();
   }
-
-  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
-      new com.fasterxml.jackson.databind.ObjectMapper();
 
   /** The offered tool the model called by {@code modelName}, if it was offered. */
   static Optional<OfferedTools.Tool> called(

@@ -305,6 +305,13 @@ public class McpServers {
           || (auth != null && auth.reveals(tool.name()))) {
         continue;
       }
+      if (!dev.corral.agent.SchemaShape.acceptsAsInput(schema)) {
+        // the API would refuse every request that offered it; judged once, here
+        LOGGER.debugf(
+            "MCP server %s lists tool %s with a schema the model's API refuses; not offered",
+            server.getName(), tool.name());
+        continue;
+      }
       String description = scrubbed(auth, tool.description() == null ? "" : tool.description());
       tools.add(
           new McpTool(

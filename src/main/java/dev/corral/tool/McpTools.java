@@ -78,7 +78,8 @@ class McpTools {
                                     tool.name(),
                                     tool.description(),
                                     tool.inputSchemaJson(),
-                                    tool.readOnly()))
+                                    tool.readOnly(),
+                                    true)) // only accepted schemas are listed (McpServers.tools)
                         .toList(),
                     listing.failures().stream().map(McpTools::error).toList()));
   }

@@ -23,7 +23,27 @@ public record OfferedTools(List<Tool> tools, List<Event> notices) {
    * @param name the tool's name on the server
    * @param inputSchemaJson its JSON Schema
    * @param readOnly the server marked it read-only
+   * @param inputAccepted its schema is one the model's API takes ({@link
+   *     dev.corral.agent.SchemaShape#acceptsAsInput}), judged once, when it was listed
    */
   public record Tool(
-      String server, String name, String description, String inputSchemaJson, boolean readOnly) {}
+      String server,
+      String name,
+      String description,
+      String inputSchemaJson,
+      boolean readOnly,
+      boolean inputAccepted) {
+
+    /** A tool whose schema is judged here. */
+    public Tool(
+        String server, String name, String description, String inputSchemaJson, boolean readOnly) {
+      this(
+          server,
+          name,
+          description,
+          inputSchemaJson,
+          readOnly,
+          dev.corral.agent.SchemaShape.acceptsAsInput(inputSchemaJson));
+    }
+  }
 }

@@ -65,4 +65,44 @@ class McpToolListingTest {
         McpServers.tools(McpServer.newBuilder().setName("docs").build(), listing, null);
     assertThat(tools.get(0).description()).isEqualTo("Searches " + TOKEN);
   }
+
+  @Test
+  void aToolWhoseSchemaTheApiRefusesIsLeftOutWhenListedNotAtEveryRequest() {
+    // Given a listing with a typo deep in one tool's schema, and a tool whose input is a string
+    McpSchema.ListToolsResult listing =
+        new McpSchema.ListToolsResult(
+            List.of(
+                McpSchema.Tool.builder()
+                    .name("bad")
+                    .inputSchema(
+                        Map.of(
+                            "type", "object", "properties", Map.of("a", Map.of("type", "strin"))))
+                    .build(),
+                McpSchema.Tool.builder().name("text").inputSchema(Map.of("type", "string")).build(),
+                McpSchema.Tool.builder()
+                    .name("good")
+                    .inputSchema(
+                        Map.of(
+                            "type", "object", "properties", Map.of("a", Map.of("type", "string"))))
+                    .build()),
+            null);
+
+    // When corral reads it, then only the tool the API takes is kept
+    assertThat(McpServers.tools(McpServer.newBuilder().setName("docs").build(), listing, null))
+        .extracting(McpTool::name)
+        .containsExactly("good");
+  }
+
+  @Test
+  void whatIsOfferedFromAListingIsNotJudgedAgain() {
+    // A tool judged when listed is offered on that verdict: the request projection, on an event
+    // loop, parses no schema (a listing's can be megabytes)
+    dev.corral.tool.OfferedTools.Tool judged =
+        new dev.corral.tool.OfferedTools.Tool("docs", "t", "", "{not json", false, true);
+    assertThat(judged.inputAccepted()).isTrue();
+    assertThat(
+            new dev.corral.tool.OfferedTools.Tool("docs", "t", "", "{not json", false)
+                .inputAccepted())
+        .isFalse();
+  }
 }
