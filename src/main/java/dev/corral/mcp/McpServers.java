@@ -45,6 +45,19 @@ public class McpServers {
   private static final int MAX_DESCRIPTION = 10_000;
   private static final int MAX_SCHEMA = 64 * 1024;
   private static final int MAX_LISTINGS = 10_000;
+
+  /**
+   * Pages of one server's listing read at most: a server that answers with cursors for ever would
+   * otherwise be read until the list timeout, every page kept.
+   */
+  static final int MAX_PAGES = 8;
+
+  /**
+   * Characters of names, descriptions and schemas the kept listings hold at most (one listing can
+   * hold some 9 M); past it the oldest listings are dropped first.
+   */
+  static final long MAX_LISTED_CHARS = 32L * 1024 * 1024;
+
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final McpClients clients;
@@ -70,7 +83,10 @@ public class McpServers {
   /** The tools of {@code servers} for a session, and the servers that could not list theirs. */
   public record Listing(List<McpTool> tools, List<McpFailure> failures) {}
 
-  private record Listed(List<McpTool> tools, long at) {}
+  private record Listed(List<McpTool> tools, long at, long chars) {}
+
+  /** The characters of {@link #listings}, under its lock. */
+  private long listedChars;
 
   public Uni<Listing> tools(String sessionId, Tenant tenant, List<McpServer> servers) {
     if (servers.isEmpty()) {
@@ -109,9 +125,7 @@ public class McpServers {
   private Uni<List<McpTool>> list(Tenant tenant, McpServer server, HttpAuth auth) {
     McpClients.Key key = key(tenant, server);
     return uni(() ->
-            clients
-                .client(key)
-                .listTools()
+            pages(clients.client(key), null, new ArrayList<>(), 1)
                 .contextWrite(context -> McpClients.withAuth(context, auth)))
         .onFailure()
         .invoke(failure -> clients.discard(key))
@@ -332,15 +346,60 @@ public class McpServers {
     return auth == null ? text : auth.scrub(text);
   }
 
+  /**
+   * The listing from {@code cursor} on, one page after another, into {@code tools}: at most {@link
+   * #MAX_PAGES} pages, and no page past the one that brought {@link #MAX_TOOLS} tools.
+   */
+  private static Mono<McpSchema.ListToolsResult> pages(
+      io.modelcontextprotocol.client.McpAsyncClient client,
+      String cursor,
+      List<McpSchema.Tool> tools,
+      int page) {
+    return client
+        .listTools(cursor)
+        .flatMap(
+            result -> {
+              if (result.tools() != null) {
+                tools.addAll(result.tools());
+              }
+              String next = result.nextCursor();
+              if (next != null && !next.isEmpty() && page < MAX_PAGES && tools.size() < MAX_TOOLS) {
+                return pages(client, next, tools, page + 1);
+              }
+              return Mono.just(new McpSchema.ListToolsResult(List.copyOf(tools), null));
+            });
+  }
+
   private void remember(String key, List<McpTool> tools) {
-    if (listings.size() >= MAX_LISTINGS) {
-      long now = System.nanoTime();
-      listings.values().removeIf(listed -> now - listed.at() >= config.toolsTtl().toNanos());
-      if (listings.size() >= MAX_LISTINGS) {
-        listings.clear();
+    long chars = 0;
+    for (McpTool tool : tools) {
+      chars += tool.name().length() + tool.description().length() + tool.inputSchemaJson().length();
+    }
+    long now = System.nanoTime();
+    synchronized (listings) {
+      Listed previous = listings.put(key, new Listed(tools, now, chars));
+      listedChars += chars - (previous == null ? 0 : previous.chars());
+      if (listings.size() <= MAX_LISTINGS && listedChars <= MAX_LISTED_CHARS) {
+        return;
+      }
+      List<Map.Entry<String, Listed>> oldest = new ArrayList<>(listings.entrySet());
+      oldest.sort(Comparator.comparingLong(entry -> entry.getValue().at()));
+      for (Map.Entry<String, Listed> entry : oldest) {
+        if (listings.size() <= MAX_LISTINGS * 9 / 10 && listedChars <= MAX_LISTED_CHARS * 9 / 10) {
+          break;
+        }
+        if (listings.remove(entry.getKey(), entry.getValue())) {
+          listedChars -= entry.getValue().chars();
+        }
       }
     }
-    listings.put(key, new Listed(tools, System.nanoTime()));
+  }
+
+  /** Characters the kept listings hold (for tests). */
+  long listedChars() {
+    synchronized (listings) {
+      return listedChars;
+    }
   }
 
   @SuppressWarnings("unchecked")

@@ -129,6 +129,24 @@ class McpToolsTest {
   }
 
   @Test
+  void aListingThatNeverEndsIsReadForAFewPagesOnly() {
+    // Given a server whose every page of tools names a next page
+    server.mode(McpTestServer.Mode.ENDLESS_PAGES);
+    model.enqueue(Reply.text("Listed."));
+
+    // When a turn lists its tools
+    Session session = start(agent("", ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then corral read a bounded number of pages, and offered their tools
+    assertThat(server.pagesServed()).isEqualTo(dev.corral.mcp.McpServers.MAX_PAGES);
+    JsonNode tools = model.requestsMentioning(marker).get(0).body().path("tools");
+    assertThat(tools.findValuesAsText("name"))
+        .contains("mcp__github__page1", "mcp__github__page" + dev.corral.mcp.McpServers.MAX_PAGES)
+        .doesNotContain("mcp__github__page" + (dev.corral.mcp.McpServers.MAX_PAGES + 1));
+  }
+
+  @Test
   void anAlwaysAskMcpToolWaitsForTheClientAndADenialNeverReachesTheServer() {
     // Given create_issue needs a confirmation
     String agent =

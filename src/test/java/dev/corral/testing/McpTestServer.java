@@ -51,7 +51,9 @@ public final class McpTestServer implements AutoCloseable {
     NORMAL,
     UNAUTHORIZED,
     FORBIDDEN,
-    MALFORMED
+    MALFORMED,
+    /** Every tools/list page names one tool and a cursor to one more page. */
+    ENDLESS_PAGES
   }
 
   /** One HTTP request the server received. */
@@ -64,6 +66,8 @@ public final class McpTestServer implements AutoCloseable {
 
   private final Tomcat tomcat;
   private final McpSyncServer mcp;
+  private final java.util.concurrent.atomic.AtomicInteger pagesServed =
+      new java.util.concurrent.atomic.AtomicInteger();
   private final int port;
   private final List<Request> requests = new CopyOnWriteArrayList<>();
   private final List<ToolCall> calls = new CopyOnWriteArrayList<>();
@@ -145,6 +149,11 @@ public final class McpTestServer implements AutoCloseable {
   /** Requests with another Authorization than this one get 401 (null: any is fine). */
   public void requireAuthorization(String authorization) {
     expectedAuthorization.set(authorization);
+  }
+
+  /** tools/list pages answered in {@link Mode#ENDLESS_PAGES}. */
+  public int pagesServed() {
+    return pagesServed.get();
   }
 
   public void mode(Mode next) {
@@ -386,6 +395,31 @@ public final class McpTestServer implements AutoCloseable {
           answer.getWriter().write("{this is not json");
           return;
         }
+        case ENDLESS_PAGES -> {
+          if ("POST".equals(http.getMethod())) {
+            byte[] body = http.getInputStream().readAllBytes();
+            com.fasterxml.jackson.databind.JsonNode call =
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(body);
+            if ("tools/list".equals(call.path("method").asText())) {
+              int page = server.pagesServed.incrementAndGet();
+              answer.setStatus(200);
+              answer.setContentType("application/json");
+              answer
+                  .getWriter()
+                  .write(
+                      "{\"jsonrpc\":\"2.0\",\"id\":"
+                          + call.path("id").toString()
+                          + ",\"result\":{\"tools\":[{\"name\":\"page"
+                          + page
+                          + "\",\"inputSchema\":{\"type\":\"object\"}}],\"nextCursor\":\"c"
+                          + page
+                          + "\"}}");
+              return;
+            }
+            chain.doFilter(new ReadAgain(http, body), response);
+            return;
+          }
+        }
         default -> {}
       }
       String expected = server.expectedAuthorization.get();
@@ -394,6 +428,48 @@ public final class McpTestServer implements AutoCloseable {
         return;
       }
       chain.doFilter(request, response);
+    }
+  }
+
+  /** A request whose body was read, to be read again. */
+  private static final class ReadAgain extends jakarta.servlet.http.HttpServletRequestWrapper {
+    private final byte[] body;
+
+    ReadAgain(HttpServletRequest request, byte[] body) {
+      super(request);
+      this.body = body;
+    }
+
+    @Override
+    public jakarta.servlet.ServletInputStream getInputStream() {
+      java.io.ByteArrayInputStream bytes = new java.io.ByteArrayInputStream(body);
+      return new jakarta.servlet.ServletInputStream() {
+        @Override
+        public int read() {
+          return bytes.read();
+        }
+
+        @Override
+        public boolean isFinished() {
+          return bytes.available() == 0;
+        }
+
+        @Override
+        public boolean isReady() {
+          return true;
+        }
+
+        @Override
+        public void setReadListener(jakarta.servlet.ReadListener listener) {
+          throw new UnsupportedOperationException();
+        }
+      };
+    }
+
+    @Override
+    public java.io.BufferedReader getReader() {
+      return new java.io.BufferedReader(
+          new java.io.InputStreamReader(getInputStream(), java.nio.charset.StandardCharsets.UTF_8));
     }
   }
 
