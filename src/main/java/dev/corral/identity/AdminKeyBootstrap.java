@@ -66,6 +66,10 @@ class AdminKeyBootstrap implements AsyncHealthCheck {
             "corral.auth.oidc.enabled needs corral.auth.oidc.issuer and corral.auth.oidc.audience"
                 + " (CORRAL_AUTH_OIDC_ISSUER, CORRAL_AUTH_OIDC_AUDIENCE)");
       }
+      if (checksNoAudience(config.oidc().audience().get())) {
+        throw new IllegalStateException(
+            "corral.auth.oidc.audience may not be 'any': name the audience corral's tokens carry");
+      }
       LOGGER.infof(
           "Accepting OIDC tokens of %s for audience %s (tenant claim '%s', role claim '%s')",
           config.oidc().issuer().get(),
@@ -101,6 +105,15 @@ class AdminKeyBootstrap implements AsyncHealthCheck {
               LOGGER.errorf(
                   "The first admin API key could not be set up: %s", failure.getMessage());
             });
+  }
+
+  /**
+   * Whether quarkus-oidc would read {@code audience} as "check no audience" ({@code any}): a token
+   * the issuer made for any other application would then be taken.
+   */
+  static boolean checksNoAudience(String audience) {
+    return java.util.Arrays.stream(audience.split(","))
+        .anyMatch(one -> one.strip().equalsIgnoreCase("any"));
   }
 
   @Override
