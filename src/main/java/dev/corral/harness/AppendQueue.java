@@ -1,5 +1,6 @@
 package dev.corral.harness;
 
+import dev.corral.common.ResourceExhaustedException;
 import dev.corral.proto.v1.EventEmitter;
 import dev.corral.session.AppendRequest;
 import dev.corral.session.Appended;
@@ -9,6 +10,7 @@ import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.StatusCode;
+import io.smallrye.mutiny.Uni;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.concurrent.Executor;
@@ -24,6 +26,12 @@ final class AppendQueue {
 
   private static final AttributeKey<Long> EVENTS = AttributeKey.longKey("corral.events");
   private static final AttributeKey<Long> LAST_SEQ = AttributeKey.longKey("corral.seq");
+
+  /** Tries of an append the log's full queue refused, 50 ms apart and doubling to 1 s (~10 s). */
+  static final int FULL_QUEUE_RETRIES = 14;
+
+  private static final java.time.Duration FULL_QUEUE_FIRST_WAIT = java.time.Duration.ofMillis(50);
+  private static final java.time.Duration FULL_QUEUE_MAX_WAIT = java.time.Duration.ofSeconds(1);
 
   /**
    * Events to append, with what to do once they are in the log (or refused).
@@ -48,7 +56,7 @@ final class AppendQueue {
   private final String sessionId;
   private final long epoch;
   private final EventEmitter emitter;
-  private final EventLog log;
+  private final java.util.function.Function<AppendRequest, Uni<Appended>> log;
   private final TurnTrace trace;
   private final Executor context;
   private final Outcome outcome;
@@ -64,6 +72,20 @@ final class AppendQueue {
       long epoch,
       EventEmitter emitter,
       EventLog log,
+      TurnTrace trace,
+      Executor context,
+      Outcome outcome) {
+    this(sessionId, epoch, emitter, log::append, trace, context, outcome);
+  }
+
+  /**
+   * @param log appends a request (the log's {@link EventLog#append}, or a test's stand-in)
+   */
+  AppendQueue(
+      String sessionId,
+      long epoch,
+      EventEmitter emitter,
+      java.util.function.Function<AppendRequest, Uni<Appended>> log,
       TurnTrace trace,
       Executor context,
       Outcome outcome) {
@@ -122,7 +144,13 @@ final class AppendQueue {
     List<NewEvent> events = batch.events().stream().map(event -> event.emittedBy(emitter)).toList();
     Span span = trace.child("corral.append", SpanKind.INTERNAL);
     span.setAttribute(EVENTS, (long) events.size());
-    log.append(new AppendRequest(sessionId, events, batch.expectedLastSeq(), epoch))
+    log.apply(new AppendRequest(sessionId, events, batch.expectedLastSeq(), epoch))
+        // A full append queue refused it before any statement: nothing was appended, and the
+        // result in hand (a finished tool call's, say) is worth a wait rather than being lost
+        .onFailure(ResourceExhaustedException.class)
+        .retry()
+        .withBackOff(FULL_QUEUE_FIRST_WAIT, FULL_QUEUE_MAX_WAIT)
+        .atMost(FULL_QUEUE_RETRIES)
         .subscribe()
         .with(
             appended -> {

@@ -99,6 +99,67 @@ class AppendQueueTest {
     assertThat(logged).containsExactly("afterwards");
   }
 
+  @Test
+  void anAppendAFullLogQueueRefusesIsTriedAgainNotLost() {
+    // Given a run's queue whose first two appends the log refuses as too busy (its queue full:
+    // refused before any statement, so nothing was appended)
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    long epoch =
+        leases
+            .acquire(sessionId, "replica-q", 60_000)
+            .await()
+            .atMost(WAIT)
+            .orElseThrow()
+            .getEpoch();
+    java.util.concurrent.atomic.AtomicInteger tries =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.function.Function<dev.corral.session.AppendRequest, io.smallrye.mutiny.Uni<Appended>>
+        busyTwice =
+            request ->
+                io.smallrye.mutiny.Uni.createFrom()
+                    .deferred(
+                        () ->
+                            tries.incrementAndGet() <= 2
+                                ? io.smallrye.mutiny.Uni.createFrom()
+                                    .failure(
+                                        new dev.corral.common.ResourceExhaustedException(
+                                            "the log's queue is full"))
+                                : services.log().append(request));
+    List<Object> outcomes = new CopyOnWriteArrayList<>();
+    AppendQueue queue =
+        new AppendQueue(
+            sessionId,
+            epoch,
+            services.emitter(),
+            busyTwice,
+            new TurnTrace(services.tracer(), sessionId, epoch),
+            Runnable::run,
+            new AppendQueue.Outcome() {
+              @Override
+              public void appended(AppendQueue.Batch batch, Appended appended) {
+                outcomes.add(appended);
+              }
+
+              @Override
+              public void refused(AppendQueue.Batch batch, Throwable failure) {
+                outcomes.add(failure);
+              }
+            });
+
+    // When a finished call's result is appended
+    queue.add(List.of(error("a result in hand")), null);
+
+    // Then it is tried again until the log takes it
+    await().atMost(WAIT).until(() -> outcomes.size() == 1);
+    assertThat(outcomes.get(0)).isInstanceOf(Appended.class);
+    assertThat(tries).hasValue(3);
+    assertThat(
+            SessionLogs.log(sessions, sessionId).stream()
+                .filter(Event::hasSessionError)
+                .map(event -> event.getSessionError().getMessage()))
+        .containsExactly("a result in hand");
+  }
+
   private static NewEvent error(String message) {
     return NewEvent.of(
         Event.newBuilder()
