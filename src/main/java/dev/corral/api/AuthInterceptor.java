@@ -42,6 +42,16 @@ import java.util.Set;
 @GlobalInterceptor
 public class AuthInterceptor implements ServerInterceptor, Prioritized {
 
+  /**
+   * Unary calls that can last minutes or hours (a command of up to 24 h, a provision with its
+   * setup): their credential is watched as a stream's is, so that a revoked key or a disabled
+   * tenant stops them too.
+   */
+  static final java.util.Set<String> LONG_UNARY =
+      java.util.Set.of(
+          dev.corral.proto.v1.SandboxServiceGrpc.getExecuteMethod().getFullMethodName(),
+          dev.corral.proto.v1.SandboxServiceGrpc.getProvisionMethod().getFullMethodName());
+
   static final Metadata.Key<String> AUTHORIZATION =
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -154,7 +164,8 @@ public class AuthInterceptor implements ServerInterceptor, Prioritized {
                     "this RPC is for operators only (admins of the operator tenant)")));
       }
       Context context = Context.current().withValue(Caller.KEY, principal);
-      if (!call.getMethodDescriptor().getType().serverSendsOneMessage()
+      if ((!call.getMethodDescriptor().getType().serverSendsOneMessage()
+              || LONG_UNARY.contains(call.getMethodDescriptor().getFullMethodName()))
           && authenticator.enabled()) {
         return StreamCredentialWatch.watch(
             call,

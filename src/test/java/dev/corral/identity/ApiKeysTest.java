@@ -172,6 +172,74 @@ class ApiKeysTest {
   }
 
   @Test
+  void aLongCommandOfAKeyRevokedMeanwhileIsStopped() throws Exception {
+    // Given a member key running a long command in a sandbox of its own
+    CreateApiKeyResponse created = admin().createApiKey(request("runner", Role.ROLE_MEMBER, ""));
+    Channel asKey = as(created.getKey());
+    dev.corral.proto.v1.Sandbox sandbox =
+        dev.corral.proto.v1.SandboxServiceGrpc.newBlockingStub(asKey)
+            .provision(
+                dev.corral.proto.v1.ProvisionRequest.newBuilder()
+                    .setSessionId(
+                        Fixtures.createSession(
+                                dev.corral.proto.v1.AgentServiceGrpc.newBlockingStub(asKey),
+                                dev.corral.proto.v1.SessionServiceGrpc.newBlockingStub(asKey))
+                            .getId())
+                    .build())
+            .getSandbox();
+    java.util.concurrent.CompletableFuture<Status> ended =
+        new java.util.concurrent.CompletableFuture<>();
+    dev.corral.proto.v1.SandboxServiceGrpc.newStub(asKey)
+        .execute(
+            dev.corral.proto.v1.ExecuteRequest.newBuilder()
+                .setSandboxId(sandbox.getId())
+                .setName("bash")
+                .setInputJson("{\"command\":\"sleep 120.731\",\"timeout_ms\":600000}")
+                .build(),
+            new io.grpc.stub.StreamObserver<>() {
+              @Override
+              public void onNext(dev.corral.proto.v1.ExecuteResponse value) {}
+
+              @Override
+              public void onError(Throwable t) {
+                ended.complete(Status.fromThrowable(t));
+              }
+
+              @Override
+              public void onCompleted() {
+                ended.complete(Status.OK);
+              }
+            });
+
+    // When the key is revoked while the command runs
+    // (once it runs: a call refused before it starts proves nothing)
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                ProcessHandle.allProcesses()
+                    .anyMatch(
+                        process ->
+                            process.info().commandLine().orElse("").endsWith("sleep 120.731")));
+    admin()
+        .revokeApiKey(
+            RevokeApiKeyRequest.newBuilder().setApiKeyId(created.getApiKey().getId()).build());
+
+    // Then the call ends, refused, within a few re-check intervals rather than in two minutes
+    Status status = ended.get(15, java.util.concurrent.TimeUnit.SECONDS);
+    assertThat(status.getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
+    // and the command with it
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () ->
+                ProcessHandle.allProcesses()
+                    .noneMatch(
+                        process ->
+                            process.info().commandLine().orElse("").endsWith("sleep 120.731")));
+  }
+
+  @Test
   void aCheckUnderWayWhenItsKeyIsRevokedHereIsNotCached() {
     // Given a key whose check is under way, held at its row
     CreateApiKeyResponse created = admin().createApiKey(request("racing", Role.ROLE_MEMBER, ""));
