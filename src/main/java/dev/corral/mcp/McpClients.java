@@ -14,9 +14,12 @@ import jakarta.enterprise.context.ApplicationScoped;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.jboss.logging.Logger;
+import reactor.core.publisher.Mono;
 import reactor.util.context.Context;
 
 /**
@@ -45,15 +48,38 @@ class McpClients {
   /** Which client: whose, to which server, with which credential (empty for none). */
   record Key(String tenantId, String url, String credentialId) {}
 
-  private record Open(McpAsyncClient client, long[] lastUsed) {}
+  /**
+   * @param inUse calls and listings under way on the client: it is not closed for room while any is
+   */
+  private record Open(
+      McpAsyncClient client, long[] lastUsed, java.util.concurrent.atomic.AtomicInteger inUse) {}
 
-  McpAsyncClient client(Key key) {
-    Open open = clients.computeIfAbsent(key, this::open);
-    open.lastUsed()[0] = System.nanoTime();
-    if (clients.size() > config.maxClients()) {
-      closeIdlest();
-    }
-    return open.client();
+  /**
+   * What {@code use} does with the client of {@code key}, which counts as in use until that ends.
+   * Past {@code corral.mcp.max-clients}, an idle client is closed for room: of the tenant that
+   * holds the most clients, its least recently used. A client with a call under way is never closed
+   * for room (its call would fail midway, after the server may have acted on it).
+   */
+  <T> Mono<T> using(Key key, java.util.function.Function<McpAsyncClient, Mono<T>> use) {
+    return Mono.defer(
+        () -> {
+          Open open;
+          synchronized (clients) {
+            open = clients.computeIfAbsent(key, this::open);
+            open.lastUsed()[0] = System.nanoTime();
+            open.inUse().incrementAndGet();
+            if (clients.size() > config.maxClients()) {
+              closeIdlest();
+            }
+          }
+          Open used = open;
+          return use.apply(used.client())
+              .doFinally(
+                  ignored -> {
+                    used.inUse().decrementAndGet();
+                    used.lastUsed()[0] = System.nanoTime();
+                  });
+        });
   }
 
   /** Closes a client after its server failed it: the next call starts a fresh MCP session. */
@@ -100,7 +126,8 @@ class McpClients {
             .jsonSchemaValidator(new DefaultJsonSchemaValidator(json))
             .clientInfo(new McpSchema.Implementation("corral", "0.1.0"))
             .build();
-    return new Open(client, new long[] {System.nanoTime()});
+    return new Open(
+        client, new long[] {System.nanoTime()}, new java.util.concurrent.atomic.AtomicInteger());
   }
 
   /** Adds the call's credential header, when the call has one. */
@@ -117,9 +144,39 @@ class McpClients {
   }
 
   private void closeIdlest() {
-    clients.entrySet().stream()
-        .min(Comparator.comparingLong(entry -> entry.getValue().lastUsed()[0]))
-        .ifPresent(entry -> discard(entry.getKey()));
+    toClose(
+            clients.entrySet().stream()
+                .map(
+                    entry ->
+                        new Candidate(
+                            entry.getKey(),
+                            entry.getValue().lastUsed()[0],
+                            entry.getValue().inUse().get()))
+                .toList())
+        .ifPresent(this::discard);
+  }
+
+  /** A client that might be closed for room: when it was last used, and its calls under way. */
+  record Candidate(Key key, long lastUsed, int inUse) {}
+
+  /**
+   * The client to close for room: an idle one (no call under way) of the tenant that holds the most
+   * clients, the least recently used of those; none when every client is in use.
+   */
+  static Optional<Key> toClose(List<Candidate> candidates) {
+    Map<String, Long> perTenant =
+        candidates.stream()
+            .collect(
+                java.util.stream.Collectors.groupingBy(
+                    candidate -> candidate.key().tenantId(),
+                    java.util.stream.Collectors.counting()));
+    return candidates.stream()
+        .filter(candidate -> candidate.inUse() == 0)
+        .min(
+            Comparator.<Candidate>comparingLong(
+                    candidate -> -perTenant.get(candidate.key().tenantId()))
+                .thenComparingLong(Candidate::lastUsed))
+        .map(Candidate::key);
   }
 
   private static void close(McpAsyncClient client) {

@@ -125,7 +125,8 @@ public class McpServers {
   private Uni<List<McpTool>> list(Tenant tenant, McpServer server, HttpAuth auth) {
     McpClients.Key key = key(tenant, server);
     return uni(() ->
-            pages(clients.client(key), null, new ArrayList<>(), 1)
+            clients
+                .using(key, client -> pages(client, null, new ArrayList<>(), 1))
                 .contextWrite(context -> McpClients.withAuth(context, auth)))
         .onFailure()
         .invoke(failure -> clients.discard(key))
@@ -180,8 +181,7 @@ public class McpServers {
     McpClients.Key key = key(tenant, server);
     return uni(() ->
             clients
-                .client(key)
-                .callTool(request)
+                .using(key, client -> client.callTool(request))
                 .contextWrite(context -> McpClients.withAuth(context, auth)))
         .onFailure(failure -> !(failure instanceof McpError))
         .invoke(failure -> clients.discard(key))
