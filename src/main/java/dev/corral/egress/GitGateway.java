@@ -233,6 +233,20 @@ class GitGateway {
     URI url = upstream.url();
     boolean tls = url.getScheme().equals("https");
     int port = url.getPort() > 0 ? url.getPort() : tls ? 443 : 80;
+    String lane = grant.tenant().id() + " " + upstream.address().getHostAddress() + " " + port;
+    if (!enter(lane)) {
+      answer(
+          connection,
+          503,
+          "this tenant has "
+              + MAX_PER_TENANT_AND_HOST
+              + " git requests to "
+              + url.getHost()
+              + " under way on this replica; retry when one ends",
+          "busy");
+      return;
+    }
+    closing.add(() -> leave(lane));
     RequestOptions options =
         new RequestOptions()
             .setMethod(request.method())
@@ -512,6 +526,44 @@ class GitGateway {
 
   /** Git requests that may wait for a connection to one host (64 are open at most). */
   static final int MAX_WAITING_PER_HOST = 256;
+
+  /**
+   * Git requests one tenant may have under way to one host address on this replica, open or
+   * waiting: half the host's connections, so that one tenant's slow fetches leave room for others'.
+   */
+  static final int MAX_PER_TENANT_AND_HOST = 32;
+
+  /** Requests under way by tenant and host address ({@link #MAX_PER_TENANT_AND_HOST}). */
+  private final java.util.Map<String, Integer> underWay = new java.util.HashMap<>();
+
+  private boolean enter(String lane) {
+    synchronized (underWay) {
+      int now = underWay.getOrDefault(lane, 0);
+      if (now >= MAX_PER_TENANT_AND_HOST) {
+        return false;
+      }
+      underWay.put(lane, now + 1);
+      return true;
+    }
+  }
+
+  private void leave(String lane) {
+    synchronized (underWay) {
+      int left = underWay.getOrDefault(lane, 1) - 1;
+      if (left <= 0) {
+        underWay.remove(lane);
+      } else {
+        underWay.put(lane, left);
+      }
+    }
+  }
+
+  /** Requests under way (for tests). */
+  int underWay() {
+    synchronized (underWay) {
+      return underWay.values().stream().mapToInt(Integer::intValue).sum();
+    }
+  }
 
   /** The request names a resource its session does not have. */
   static final class UnknownRepositoryException extends RuntimeException {

@@ -74,6 +74,8 @@ class GitGatewayTest {
 
   @InjectFakeAnthropic FakeAnthropic model;
 
+  @jakarta.inject.Inject GitGateway gateway;
+
   private GitTestServer server;
   private String token;
 
@@ -335,6 +337,107 @@ class GitGatewayTest {
       // at the gateway's idle timeout of minutes)
       hostSawTheEnd.get(10, java.util.concurrent.TimeUnit.SECONDS);
       assertThat(results(log(sessions, session.getId())).get(0)).contains("[exit 28]");
+    }
+  }
+
+  @Test
+  void oneTenantsRequestsToAHostThatHoldsThemLeaveRoomForOthers() throws Exception {
+    // Given a host that never answers a fetch (it refuses the set-up clone at once)
+    List<java.net.Socket> held = new java.util.concurrent.CopyOnWriteArrayList<>();
+    try (java.net.ServerSocket host =
+        new java.net.ServerSocket(0, 64, dev.corral.testing.TestNetwork.outwardAddress())) {
+      Thread serving =
+          new Thread(
+              () -> {
+                try {
+                  while (true) {
+                    java.net.Socket socket = host.accept();
+                    Thread reader =
+                        new Thread(
+                            () -> {
+                              try {
+                                var in = socket.getInputStream();
+                                StringBuilder head = new StringBuilder();
+                                while (!head.toString().endsWith("\r\n\r\n")) {
+                                  int b = in.read();
+                                  if (b < 0) {
+                                    return;
+                                  }
+                                  head.append((char) b);
+                                }
+                                if (head.toString().contains("User-Agent: git/")) {
+                                  socket
+                                      .getOutputStream()
+                                      .write(
+                                          "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+                                              .getBytes(StandardCharsets.ISO_8859_1));
+                                  socket.close();
+                                } else {
+                                  held.add(socket); // and never answered
+                                }
+                              } catch (IOException gone) {
+                                // the gateway closed it
+                              }
+                            });
+                    reader.setDaemon(true);
+                    reader.start();
+                  }
+                } catch (IOException closed) {
+                  // the test is over
+                }
+              });
+      serving.setDaemon(true);
+      serving.start();
+      String url = "http://" + EgressTestProfile.GIT + ":" + host.getLocalPort() + "/hold.git";
+      Session session =
+          sessions
+              .createSession(
+                  CreateSessionRequest.newBuilder()
+                      .setAgentId(
+                          agents
+                              .createAgent(
+                                  CreateAgentRequest.newBuilder()
+                                      .setName("git hold")
+                                      .setModel("claude-test")
+                                      .addTools(
+                                          Tool.newBuilder()
+                                              .setToolset(AgentToolset.getDefaultInstance()))
+                                      .build())
+                              .getAgent()
+                              .getId())
+                      .addResources(repository(url, "", "hold", ""))
+                      .build())
+              .getSession();
+      String resource = session.getResources(0).getId();
+
+      // When the sandbox sends more fetches at once than a tenant may have under way to one host
+      int sent = GitGateway.MAX_PER_TENANT_AND_HOST + 4;
+      model.enqueue(
+          bash(
+              "toolu_hold",
+              "for i in $(seq "
+                  + sent
+                  + "); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 6 -A hold"
+                  + " http://corral-git/"
+                  + resource
+                  + "/info/refs?service=git-upload-pack & done; wait"),
+          Reply.text("Done."));
+      sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "Go."));
+      awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+      // Then those past the tenant's share were answered 503 at once, the others held by the
+      // host until the sandbox gave up, and nothing stays counted after
+      // (the output starts with the note of the failed set-up clone)
+      List<String> codes =
+          java.util.Arrays.stream(results(log(sessions, session.getId())).get(0).split("\n"))
+              .filter(line -> line.matches("\\d{3}"))
+              .toList();
+      assertThat(codes).hasSize(sent);
+      assertThat(codes.stream().filter("503"::equals)).hasSize(4);
+      assertThat(held).hasSizeGreaterThanOrEqualTo(GitGateway.MAX_PER_TENANT_AND_HOST);
+      org.awaitility.Awaitility.await()
+          .atMost(java.time.Duration.ofSeconds(10))
+          .until(() -> gateway.underWay() == 0);
     }
   }
 
