@@ -234,7 +234,7 @@ class GitGateway {
     boolean tls = url.getScheme().equals("https");
     int port = url.getPort() > 0 ? url.getPort() : tls ? 443 : 80;
     String lane = grant.tenant().id() + " " + upstream.address().getHostAddress() + " " + port;
-    if (!enter(lane)) {
+    if (!underWay.enter(lane, MAX_PER_TENANT_AND_HOST)) {
       answer(
           connection,
           503,
@@ -246,7 +246,7 @@ class GitGateway {
           "busy");
       return;
     }
-    closing.add(() -> leave(lane));
+    closing.add(() -> underWay.leave(lane));
     RequestOptions options =
         new RequestOptions()
             .setMethod(request.method())
@@ -534,35 +534,11 @@ class GitGateway {
   static final int MAX_PER_TENANT_AND_HOST = 32;
 
   /** Requests under way by tenant and host address ({@link #MAX_PER_TENANT_AND_HOST}). */
-  private final java.util.Map<String, Integer> underWay = new java.util.HashMap<>();
-
-  private boolean enter(String lane) {
-    synchronized (underWay) {
-      int now = underWay.getOrDefault(lane, 0);
-      if (now >= MAX_PER_TENANT_AND_HOST) {
-        return false;
-      }
-      underWay.put(lane, now + 1);
-      return true;
-    }
-  }
-
-  private void leave(String lane) {
-    synchronized (underWay) {
-      int left = underWay.getOrDefault(lane, 1) - 1;
-      if (left <= 0) {
-        underWay.remove(lane);
-      } else {
-        underWay.put(lane, left);
-      }
-    }
-  }
+  private final dev.corral.common.InFlightCounts underWay = new dev.corral.common.InFlightCounts();
 
   /** Requests under way (for tests). */
   int underWay() {
-    synchronized (underWay) {
-      return underWay.values().stream().mapToInt(Integer::intValue).sum();
-    }
+    return underWay.total();
   }
 
   /** The request names a resource its session does not have. */

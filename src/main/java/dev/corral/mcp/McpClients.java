@@ -40,6 +40,27 @@ class McpClients {
   private final ObjectMapper json = new ObjectMapper();
   private final Map<Key, Open> clients = new ConcurrentHashMap<>();
 
+  /**
+   * MCP requests (listings and calls) one tenant may have under way on this replica: they hold
+   * connections of the outbound proxy, which all tenants share.
+   */
+  static final int MAX_IN_FLIGHT_PER_TENANT = 64;
+
+  private final dev.corral.common.InFlightCounts tenantsInFlight =
+      new dev.corral.common.InFlightCounts();
+
+  /** A tenant has as many MCP requests under way here as it may: no server's failure. */
+  static final class TenantBusyException extends dev.corral.common.FailedPreconditionException {
+    TenantBusyException(String message) {
+      super(message);
+    }
+  }
+
+  /** MCP requests under way, every tenant's (for tests). */
+  int inFlight() {
+    return tenantsInFlight.total();
+  }
+
   McpClients(McpConfig config, dev.corral.common.OutboundProxy proxy) {
     this.config = config;
     this.proxy = proxy;
@@ -63,6 +84,13 @@ class McpClients {
   <T> Mono<T> using(Key key, java.util.function.Function<McpAsyncClient, Mono<T>> use) {
     return Mono.defer(
         () -> {
+          if (!tenantsInFlight.enter(key.tenantId(), MAX_IN_FLIGHT_PER_TENANT)) {
+            return Mono.error(
+                new TenantBusyException(
+                    "its tenant has "
+                        + MAX_IN_FLIGHT_PER_TENANT
+                        + " MCP requests under way on this replica; try again when one ends"));
+          }
           Open open;
           synchronized (clients) {
             open = clients.computeIfAbsent(key, this::open);
@@ -76,6 +104,7 @@ class McpClients {
           return use.apply(used.client())
               .doFinally(
                   ignored -> {
+                    tenantsInFlight.leave(key.tenantId());
                     used.inUse().decrementAndGet();
                     used.lastUsed()[0] = System.nanoTime();
                   });

@@ -128,7 +128,7 @@ public class McpServers {
             clients
                 .using(key, client -> pages(client, null, new ArrayList<>(), 1))
                 .contextWrite(context -> McpClients.withAuth(context, auth)))
-        .onFailure()
+        .onFailure(failure -> !(failure instanceof McpClients.TenantBusyException))
         .invoke(failure -> clients.discard(key))
         .ifNoItem()
         .after(config.listTimeout())
@@ -183,7 +183,10 @@ public class McpServers {
             clients
                 .using(key, client -> client.callTool(request))
                 .contextWrite(context -> McpClients.withAuth(context, auth)))
-        .onFailure(failure -> !(failure instanceof McpError))
+        .onFailure(
+            failure ->
+                !(failure instanceof McpError)
+                    && !(failure instanceof McpClients.TenantBusyException))
         .invoke(failure -> clients.discard(key))
         .ifNoItem()
         .after(config.callTimeout())

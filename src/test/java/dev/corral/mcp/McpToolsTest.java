@@ -69,6 +69,8 @@ class McpToolsTest {
 
   @jakarta.inject.Inject dev.corral.common.OutboundProxy outboundProxy;
 
+  @jakarta.inject.Inject McpClients mcpClients;
+
   private McpTestServer server;
   private String marker;
 
@@ -126,6 +128,37 @@ class McpToolsTest {
     JsonNode second = requests.get(1).body().path("messages");
     assertThat(second.toString()).contains("echo: hi").contains("mcp__github__echo");
     assertThat(allText(events) + model.requests()).doesNotContain(token);
+  }
+
+  @Test
+  void oneTenantsMcpRequestsUnderWayLeaveRoomForOtherTenants() {
+    // Given one tenant with as many MCP requests under way as it may have on this replica
+    McpClients.Key hog = new McpClients.Key("hog", server.url(), "");
+    List<reactor.core.Disposable> held = new java.util.ArrayList<>();
+    for (int i = 0; i < McpClients.MAX_IN_FLIGHT_PER_TENANT; i++) {
+      held.add(mcpClients.using(hog, client -> reactor.core.publisher.Mono.never()).subscribe());
+    }
+    assertThat(mcpClients.inFlight()).isEqualTo(McpClients.MAX_IN_FLIGHT_PER_TENANT);
+
+    // Then its next one is refused at once, while another tenant's goes through
+    assertThatThrownBy(
+            () ->
+                mcpClients
+                    .using(hog, client -> reactor.core.publisher.Mono.just("late"))
+                    .block(java.time.Duration.ofSeconds(5)))
+        .isInstanceOf(McpClients.TenantBusyException.class)
+        .hasMessageContaining("under way on this replica");
+    assertThat(
+            mcpClients
+                .using(
+                    new McpClients.Key("other", server.url(), ""),
+                    client -> reactor.core.publisher.Mono.just("served"))
+                .block(java.time.Duration.ofSeconds(5)))
+        .isEqualTo("served");
+
+    // And once its requests end, they are no longer counted
+    held.forEach(reactor.core.Disposable::dispose);
+    assertThat(mcpClients.inFlight()).isZero();
   }
 
   @Test
