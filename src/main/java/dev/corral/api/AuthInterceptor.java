@@ -164,8 +164,11 @@ public class AuthInterceptor implements ServerInterceptor, Prioritized {
                     "this RPC is for operators only (admins of the operator tenant)")));
       }
       Context context = Context.current().withValue(Caller.KEY, principal);
+      // (a long unary call of a token is not watched: it cannot swap its token when that expires,
+      // and a token's tenant disabled ends its sandboxes anyway)
       if ((!call.getMethodDescriptor().getType().serverSendsOneMessage()
-              || LONG_UNARY.contains(call.getMethodDescriptor().getFullMethodName()))
+              || (LONG_UNARY.contains(call.getMethodDescriptor().getFullMethodName())
+                  && principal.kind() == dev.corral.identity.Principal.Kind.API_KEY))
           && authenticator.enabled()) {
         return StreamCredentialWatch.watch(
             call,

@@ -339,7 +339,10 @@ public class Dispatcher implements LeaseClaims {
                 runTenants.remove(ended);
                 unpark(sessionId, ended.epoch());
               }
-              if (ended.wantsRestart() && !stopping) {
+              // (without room here the scan finds it: its run marked it as having work)
+              if (ended.wantsRestart()
+                  && !stopping
+                  && runs.size() + starting.size() < config.maxConcurrentSessions()) {
                 tryStart(sessionId, tenantId).subscribe().with(ignored -> {}, this::logFailure);
               }
             });

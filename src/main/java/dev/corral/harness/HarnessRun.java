@@ -57,6 +57,7 @@ final class HarnessRun {
   private Cancellable tail;
   private boolean ended;
   private boolean leaseGivenBack;
+  private boolean leaseLostWhileAppending;
   private boolean restart;
   private List<Event> prepared = List.of();
 
@@ -132,9 +133,21 @@ final class HarnessRun {
     return restart;
   }
 
-  /** The lease was lost (renewal failed): stop at once, append nothing more. */
+  /**
+   * The lease was lost (renewal failed): stop at once, append nothing more. With an append under
+   * way, once its outcome is in: the run's own idle ends its lease too, and the renewal that finds
+   * it ended may come first; that idle may leave work for a run of a new lease (see {@link #step}),
+   * which must not be forgotten.
+   */
   void leaseLost() {
-    onContext(() -> end(false, "lease lost"));
+    onContext(
+        () -> {
+          if (appends.busy()) {
+            leaseLostWhileAppending = true;
+          } else {
+            end(false, "lease lost");
+          }
+        });
   }
 
   /** The replica shuts down: stop and give the lease back so another replica takes over now. */
@@ -320,12 +333,24 @@ final class HarnessRun {
       }
     }
     batch.then().accept(appended);
+    if (leaseLostWhileAppending) {
+      appends.stop();
+      if (leaseGivenBack) {
+        step(); // ends the run, asking for a restart if work is left
+      }
+      end(false, "lease lost");
+      return;
+    }
     appends.next();
     step();
   }
 
   private void refused(AppendQueue.Batch batch, Throwable failure) {
     batch.refused().run();
+    if (leaseLostWhileAppending) {
+      end(false, "lease lost");
+      return;
+    }
     if (failure instanceof SequenceConflictException conflict) {
       waitForSeq = conflict.lastSeq();
     } else if (failure instanceof AlreadyAnsweredException) {
@@ -408,8 +433,10 @@ final class HarnessRun {
     LogFields.session(sessionId)
         .epoch(epoch)
         .log(() -> LOGGER.debugf("sessionId=%s epoch=%d harness ends: %s", sessionId, epoch, why));
-    if (state != null) {
-      services.states().keep(state); // no event is folded into it here any more
+    if (state != null && !"error".equals(why)) {
+      // no event is folded into it here any more (after an error of its own it may be half of
+      // one: the next run folds from the log)
+      services.states().keep(state);
     }
     appends.stop();
     tools.stop();

@@ -146,6 +146,18 @@ public class Authenticator {
     // key's entry expires, its concurrent calls would otherwise each update its row in turn.
     long generation = forgets.get();
     if (inFlight.size() >= MAX_CHECKS_IN_FLIGHT && !inFlight.containsKey(key)) {
+      // A credential that worked a moment ago keeps working through a flood of made-up ones: its
+      // last check stands for a few intervals more, rather than its calls being turned away.
+      Checked known = checked.get(key);
+      if (known != null
+          && known.principal() != null
+          && known.fresh(nanoTime.getAsLong(), config.recheckInterval().toNanos() * 5)) {
+        try {
+          return Uni.createFrom().item(known.principalAt(clock.instant()));
+        } catch (CorralException expired) {
+          return Uni.createFrom().failure(expired);
+        }
+      }
       return Uni.createFrom()
           .failure(
               new dev.corral.common.UnavailableException(
@@ -213,6 +225,8 @@ public class Authenticator {
 
   private void rememberUnlessForgotten(long generation, String key, Checked entry) {
     if (forgets.get() == generation) {
+      // the newer verdict replaces the other kind's older one, which cached() would read first
+      (entry.principal() != null ? refusals : checked).remove(key);
       remember(
           entry.principal() != null ? checked : refusals,
           entry.principal() != null ? config.cacheSize() : Math.max(100, config.cacheSize() / 10),

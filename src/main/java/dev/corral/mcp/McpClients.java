@@ -91,24 +91,53 @@ class McpClients {
                         + MAX_IN_FLIGHT_PER_TENANT
                         + " MCP requests under way on this replica; try again when one ends"));
           }
-          Open open;
-          synchronized (clients) {
-            open = clients.computeIfAbsent(key, this::open);
-            open.lastUsed()[0] = System.nanoTime();
-            open.inUse().incrementAndGet();
-            if (clients.size() > config.maxClients()) {
-              closeIdlest();
-            }
+          Open used;
+          Mono<T> work;
+          try {
+            used = inUse(key);
+            work = use.apply(used.client());
+          } catch (RuntimeException failed) {
+            tenantsInFlight.leave(key.tenantId());
+            throw failed;
           }
-          Open used = open;
-          return use.apply(used.client())
-              .doFinally(
-                  ignored -> {
-                    tenantsInFlight.leave(key.tenantId());
-                    used.inUse().decrementAndGet();
-                    used.lastUsed()[0] = System.nanoTime();
-                  });
+          return work.doFinally(
+              ignored -> {
+                tenantsInFlight.leave(key.tenantId());
+                used.inUse().decrementAndGet();
+                used.lastUsed()[0] = System.nanoTime();
+              });
         });
+  }
+
+  /**
+   * The client of {@code key}, counted as in use. A new client is built outside the lock (that
+   * starts threads of its own); only the count and the choice of one to close for room are made
+   * under it.
+   */
+  private Open inUse(Key key) {
+    while (true) {
+      Open open = clients.get(key);
+      if (open == null) {
+        Open fresh = open(key);
+        open = clients.putIfAbsent(key, fresh);
+        if (open == null) {
+          open = fresh;
+        } else {
+          close(fresh.client()); // another call built one first
+        }
+      }
+      synchronized (clients) {
+        if (clients.get(key) != open) {
+          continue; // closed for room meanwhile: take or build the one there now
+        }
+        open.lastUsed()[0] = System.nanoTime();
+        open.inUse().incrementAndGet();
+        if (clients.size() > config.maxClients()) {
+          closeIdlest();
+        }
+        return open;
+      }
+    }
   }
 
   /** Closes a client after its server failed it: the next call starts a fresh MCP session. */

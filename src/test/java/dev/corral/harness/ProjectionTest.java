@@ -665,6 +665,26 @@ class ProjectionTest {
   }
 
   @Test
+  void anMcpToolJudgedWhenListedIsOfferedOnThatVerdictWithoutParsingItsSchemaAgain() {
+    // Given tools judged when listed: one accepted (its schema is then offered as listed, even
+    // one no parser would read, which shows it was not parsed here), one refused
+    Agent agent =
+        AGENT.toBuilder()
+            .addTools(
+                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("srv")))
+            .build();
+    List<OfferedTools.Tool> listed =
+        List.of(
+            new OfferedTools.Tool("srv", "judged", "", "{not json", false, true),
+            new OfferedTools.Tool("srv", "refused", "", "{\"type\":\"object\"}", false, false));
+
+    // Then the request projection takes the verdicts as they are
+    assertThat(McpNames.enabled(agent, listed))
+        .extracting(OfferedTools.Tool::name)
+        .containsExactly("judged");
+  }
+
+  @Test
   void mcpToolDefinitionsTakeNoMoreThanTheirShareOfARequest() {
     // Given a server listing 128 tools of 10,000 characters of description each (1.28 M in all)
     Agent agent =

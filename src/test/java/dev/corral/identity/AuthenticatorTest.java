@@ -49,6 +49,10 @@ class AuthenticatorTest {
         .isInstanceOf(UnauthenticatedException.class)
         .hasMessageContaining("unknown or revoked");
     assertThat(lookups).hasValue(2);
+    // and the refusal is kept as the check was: no lookup for the next call within the interval
+    assertThatThrownBy(() -> authenticate("Bearer " + KEY))
+        .isInstanceOf(UnauthenticatedException.class);
+    assertThat(lookups).hasValue(2);
   }
 
   @Test
@@ -165,6 +169,7 @@ class AuthenticatorTest {
     }
     assertThat(unavailable).isEqualTo(50);
     assertThat(lookups.get() - before).isEqualTo(Authenticator.MAX_CHECKS_IN_FLIGHT);
+    now.addAndGet(Duration.ofSeconds(3).toNanos()); // its check is stale by now
     assertThat(authenticate("Bearer " + KEY).apiKeyId()).isEqualTo("key_1");
     database.complete(null);
   }

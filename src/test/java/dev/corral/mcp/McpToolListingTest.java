@@ -92,17 +92,4 @@ class McpToolListingTest {
         .extracting(McpTool::name)
         .containsExactly("good");
   }
-
-  @Test
-  void whatIsOfferedFromAListingIsNotJudgedAgain() {
-    // A tool judged when listed is offered on that verdict: the request projection, on an event
-    // loop, parses no schema (a listing's can be megabytes)
-    dev.corral.tool.OfferedTools.Tool judged =
-        new dev.corral.tool.OfferedTools.Tool("docs", "t", "", "{not json", false, true);
-    assertThat(judged.inputAccepted()).isTrue();
-    assertThat(
-            new dev.corral.tool.OfferedTools.Tool("docs", "t", "", "{not json", false)
-                .inputAccepted())
-        .isFalse();
-  }
 }
