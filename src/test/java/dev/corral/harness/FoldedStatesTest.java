@@ -12,12 +12,13 @@ class FoldedStatesTest {
 
   @Test
   void statesOfLargeEventsAreDroppedOnceTheyHoldTooManyBytes() {
-    // Given twenty sessions, each of one message of 4 MiB
+    // Given twenty sessions, each of one reply of 4 MiB (the model's: a user's message that large
+    // would be folded as a notice, past the budget of unanswered input)
     FoldedStates kept = new FoldedStates();
     String large = "x".repeat(4 << 20);
     for (int i = 0; i < 20; i++) {
       SessionState state = new SessionState(Session.newBuilder().setId("sesn_" + i).build());
-      state.apply(Fixtures.userMessage(large).toBuilder().setSeq(1).setId("sevt_" + i).build());
+      state.apply(reply(large).toBuilder().setSeq(1).setId("sevt_" + i).build());
       kept.keep(state);
     }
 
@@ -46,8 +47,18 @@ class FoldedStatesTest {
 
   private static SessionState stateWith(String sessionId, String text) {
     SessionState state = new SessionState(Session.newBuilder().setId(sessionId).build());
-    state.apply(Fixtures.userMessage(text).toBuilder().setSeq(1).setId("sevt_1").build());
+    state.apply(reply(text).toBuilder().setSeq(1).setId("sevt_1").build());
     return state;
+  }
+
+  private static Event reply(String text) {
+    return Event.newBuilder()
+        .setAgentMessage(
+            dev.corral.proto.v1.AgentMessage.newBuilder()
+                .addContent(
+                    dev.corral.proto.v1.ContentBlock.newBuilder()
+                        .setText(dev.corral.proto.v1.TextBlock.newBuilder().setText(text))))
+        .build();
   }
 
   @Test
