@@ -141,9 +141,9 @@ public class HttpAuthFilter {
   private static boolean isLoopbackName(String host) {
     String name = host.toLowerCase(java.util.Locale.ROOT);
     return name.equals("localhost")
-        || name.equals("[::1]")
-        || name.equals("::1")
-        || name.matches("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
+        || dev.corral.common.IpLiteral.parse(name)
+            .map(java.net.InetAddress::isLoopbackAddress)
+            .orElse(false);
   }
 
   private void admitted(RoutingContext request, String path, Principal principal) {

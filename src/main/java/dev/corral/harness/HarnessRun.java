@@ -58,6 +58,7 @@ final class HarnessRun {
   private boolean ended;
   private boolean leaseGivenBack;
   private boolean leaseLostWhileAppending;
+  private boolean ownError;
   private boolean restart;
   private List<Event> prepared = List.of();
 
@@ -433,7 +434,7 @@ final class HarnessRun {
     LogFields.session(sessionId)
         .epoch(epoch)
         .log(() -> LOGGER.debugf("sessionId=%s epoch=%d harness ends: %s", sessionId, epoch, why));
-    if (state != null && !"error".equals(why)) {
+    if (state != null && !ownError) {
       // no event is folded into it here any more (after an error of its own it may be half of
       // one: the next run folds from the log)
       services.states().keep(state);
@@ -520,6 +521,7 @@ final class HarnessRun {
           } catch (RuntimeException bug) {
             LOGGER.errorf(
                 bug, "sessionId=%s epoch=%d harness stopped by its own error", sessionId, epoch);
+            ownError = true;
             end(false, "error");
           }
         });

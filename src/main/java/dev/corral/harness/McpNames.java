@@ -33,7 +33,9 @@ final class McpNames {
     return offered.stream()
         .filter(tool -> MODEL_NAME.matcher(modelName(tool.server(), tool.name())).matches())
         .filter(tool -> ToolPolicy.mcpEnabled(agent, tool.server(), tool.name()))
-        .filter(McpNames::takesAnObject)
+        // judged when listed, not at every request: a listing's schemas can be megabytes, and
+        // requests are projected on an event loop
+        .filter(OfferedTools.Tool::inputAccepted)
         .filter(tool -> names.add(modelName(tool.server(), tool.name())))
         .filter(tool -> (left[0] -= definitionChars(tool)) >= 0)
         .toList();
@@ -48,15 +50,6 @@ final class McpNames {
 
   private static long definitionChars(OfferedTools.Tool tool) {
     return tool.name().length() + tool.description().length() + tool.inputSchemaJson().length();
-  }
-
-  /**
-   * Whether the tool's schema is one the API takes (the API refuses the whole request for one bad
-   * keyword deep inside). Judged when the tool was listed, not at every request: a listing's
-   * schemas can be megabytes, and requests are projected on an event loop.
-   */
-  private static boolean takesAnObject(OfferedTools.Tool tool) {
-    return tool.inputAccepted();
   }
 
   /** The offered tool the model called by {@code modelName}, if it was offered. */

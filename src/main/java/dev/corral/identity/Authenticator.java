@@ -225,11 +225,12 @@ public class Authenticator {
 
   private void rememberUnlessForgotten(long generation, String key, Checked entry) {
     if (forgets.get() == generation) {
+      boolean works = entry.principal() != null;
       // the newer verdict replaces the other kind's older one, which cached() would read first
-      (entry.principal() != null ? refusals : checked).remove(key);
+      (works ? refusals : checked).remove(key);
       remember(
-          entry.principal() != null ? checked : refusals,
-          entry.principal() != null ? config.cacheSize() : Math.max(100, config.cacheSize() / 10),
+          works ? checked : refusals,
+          works ? config.cacheSize() : Math.max(100, config.cacheSize() / 10),
           key,
           entry);
       if (forgets.get() != generation) {

@@ -301,25 +301,7 @@ class GitGatewayTest {
       serving.setDaemon(true);
       serving.start();
       String url = "http://" + EgressTestProfile.GIT + ":" + host.getLocalPort() + "/drip.git";
-      Session session =
-          sessions
-              .createSession(
-                  CreateSessionRequest.newBuilder()
-                      .setAgentId(
-                          agents
-                              .createAgent(
-                                  CreateAgentRequest.newBuilder()
-                                      .setName("git drip")
-                                      .setModel("claude-test")
-                                      .addTools(
-                                          Tool.newBuilder()
-                                              .setToolset(AgentToolset.getDefaultInstance()))
-                                      .build())
-                              .getAgent()
-                              .getId())
-                      .addResources(repository(url, "", "drip", ""))
-                      .build())
-              .getSession();
+      Session session = sessionWith(repository(url, "", "drip", ""));
       String resource = session.getResources(0).getId();
 
       // When the sandbox asks for it and gives up after two seconds
@@ -389,25 +371,7 @@ class GitGatewayTest {
       serving.setDaemon(true);
       serving.start();
       String url = "http://" + EgressTestProfile.GIT + ":" + host.getLocalPort() + "/hold.git";
-      Session session =
-          sessions
-              .createSession(
-                  CreateSessionRequest.newBuilder()
-                      .setAgentId(
-                          agents
-                              .createAgent(
-                                  CreateAgentRequest.newBuilder()
-                                      .setName("git hold")
-                                      .setModel("claude-test")
-                                      .addTools(
-                                          Tool.newBuilder()
-                                              .setToolset(AgentToolset.getDefaultInstance()))
-                                      .build())
-                              .getAgent()
-                              .getId())
-                      .addResources(repository(url, "", "hold", ""))
-                      .build())
-              .getSession();
+      Session session = sessionWith(repository(url, "", "hold", ""));
       String resource = session.getResources(0).getId();
 
       // When the sandbox sends more fetches at once than a tenant may have under way to one host
@@ -469,6 +433,27 @@ class GitGatewayTest {
                 .setMountPath(mount)
                 .setCredentialId(credential))
         .build();
+  }
+
+  /** A session of an agent with the default toolset, with {@code resource} and no message yet. */
+  private Session sessionWith(SessionResource resource) {
+    return sessions
+        .createSession(
+            CreateSessionRequest.newBuilder()
+                .setAgentId(
+                    agents
+                        .createAgent(
+                            CreateAgentRequest.newBuilder()
+                                .setName("git test")
+                                .setModel("claude-test")
+                                .addTools(
+                                    Tool.newBuilder().setToolset(AgentToolset.getDefaultInstance()))
+                                .build())
+                        .getAgent()
+                        .getId())
+                .addResources(resource)
+                .build())
+        .getSession();
   }
 
   private Session session(SessionResource resource, String text) {

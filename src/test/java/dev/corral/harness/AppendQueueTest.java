@@ -47,13 +47,7 @@ class AppendQueueTest {
     // Given a run's queue, and a user message that arrived after the run last looked (seq 1)
     String sessionId = Fixtures.createSession(agents, sessions).getId();
     sessions.emitEvent(Fixtures.emit(sessionId, "arrived meanwhile"));
-    long epoch =
-        leases
-            .acquire(sessionId, "replica-q", 60_000)
-            .await()
-            .atMost(WAIT)
-            .orElseThrow()
-            .getEpoch();
+    long epoch = leaseOf(sessionId);
     List<Object> outcomes = new CopyOnWriteArrayList<>();
     AppendQueue[] queue = new AppendQueue[1];
     queue[0] =
@@ -104,13 +98,7 @@ class AppendQueueTest {
     // Given a run's queue whose first two appends the log refuses as too busy (its queue full:
     // refused before any statement, so nothing was appended)
     String sessionId = Fixtures.createSession(agents, sessions).getId();
-    long epoch =
-        leases
-            .acquire(sessionId, "replica-q", 60_000)
-            .await()
-            .atMost(WAIT)
-            .orElseThrow()
-            .getEpoch();
+    long epoch = leaseOf(sessionId);
     java.util.concurrent.atomic.AtomicInteger tries =
         new java.util.concurrent.atomic.AtomicInteger();
     java.util.function.Function<dev.corral.session.AppendRequest, io.smallrye.mutiny.Uni<Appended>>
@@ -158,6 +146,16 @@ class AppendQueueTest {
                 .filter(Event::hasSessionError)
                 .map(event -> event.getSessionError().getMessage()))
         .containsExactly("a result in hand");
+  }
+
+  /** Takes the session's lease, as a harness would, and returns its epoch. */
+  private long leaseOf(String sessionId) {
+    return leases
+        .acquire(sessionId, "replica-q", 60_000)
+        .await()
+        .atMost(WAIT)
+        .orElseThrow()
+        .getEpoch();
   }
 
   private static NewEvent error(String message) {

@@ -234,13 +234,7 @@ class DecisionTest {
 
   @Test
   void budgetOfModelRequestsStopsTheNextCall() {
-    History limited =
-        new History(
-            Session.newBuilder()
-                .setId("sesn_x")
-                .setAgent(AGENT)
-                .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
-                .build());
+    History limited = oneModelRequest();
     limited.add(Fixtures.userMessage("go"));
     String call = limited.modelTurn(new ModelResponse.ToolUse("toolu_b", "bash", "{}"));
     limited.add(EventsFactory.toolResult(call, "done", false));
@@ -253,13 +247,7 @@ class DecisionTest {
   @Test
   void messagesThatPileUpWithoutATurnAreKeptWithinABudgetOfBytes() {
     // Given a session whose budget is spent, sent 40 messages of 256 KiB that no turn answers
-    History limited =
-        new History(
-            Session.newBuilder()
-                .setId("sesn_x")
-                .setAgent(AGENT)
-                .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
-                .build());
+    History limited = oneModelRequest();
     limited.add(Fixtures.userMessage("go"));
     limited.modelTurn(new ModelResponse.Text("done"));
     limited.add(EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
@@ -421,6 +409,16 @@ class DecisionTest {
     assertThat(replayed.next()).isEqualTo(history.next());
     assertThat(replayed.state.lastSeq()).isEqualTo(history.state.lastSeq());
     assertThat(replayed.state.unansweredCalls()).isEqualTo(history.state.unansweredCalls());
+  }
+
+  /** A history whose session may make one model request. */
+  private static History oneModelRequest() {
+    return new History(
+        Session.newBuilder()
+            .setId("sesn_x")
+            .setAgent(AGENT)
+            .setBudget(SessionBudget.newBuilder().setMaxModelRequests(1))
+            .build());
   }
 
   /** A log being written, folded as it grows. */

@@ -539,11 +539,7 @@ class HarnessTest {
     // When the client allows it and interrupts at once
     sessions.emitEvent(
         confirmation(sessionId, call.getId(), ConfirmationResult.CONFIRMATION_RESULT_ALLOW, ""));
-    sessions.emitEvent(
-        EmitEventRequest.newBuilder()
-            .setSessionId(sessionId)
-            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
-            .build());
+    interrupt(sessionId);
 
     // Then, whichever the harness saw first, the interrupt stops the turn, and the call has one
     // result: the status_running of the confirmed call does not hide the interrupt before it
@@ -588,11 +584,7 @@ class HarnessTest {
         callAwaitingConfirmation(
             Reply.toolUse("toolu_late", "bash", "{\"command\":\"echo late\"}"));
     String sessionId = call.getSessionId();
-    sessions.emitEvent(
-        EmitEventRequest.newBuilder()
-            .setSessionId(sessionId)
-            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
-            .build());
+    interrupt(sessionId);
     awaitIdle(sessions, sessionId, StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
 
     // When the client allows it after all
@@ -643,11 +635,7 @@ class HarnessTest {
         .until(() -> model.requestsMentioning(marker).size() == 1);
 
     // When
-    sessions.emitEvent(
-        EmitEventRequest.newBuilder()
-            .setSessionId(session.getId())
-            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
-            .build());
+    interrupt(session.getId());
 
     // Then
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
@@ -708,11 +696,7 @@ class HarnessTest {
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
 
     // When
-    sessions.emitEvent(
-        EmitEventRequest.newBuilder()
-            .setSessionId(session.getId())
-            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
-            .build());
+    interrupt(session.getId());
 
     // Then every call has a result and the session is idle (interrupted)
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
@@ -733,11 +717,7 @@ class HarnessTest {
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION);
 
     // When the client interrupts and, at once, asks for something else
-    sessions.emitEvent(
-        EmitEventRequest.newBuilder()
-            .setSessionId(session.getId())
-            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
-            .build());
+    interrupt(session.getId());
     String instead = "instead-" + UUID.randomUUID();
     sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), instead));
 
@@ -1070,11 +1050,7 @@ class HarnessTest {
     sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "second"));
     sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "third"));
     model.fallback(request -> Reply.text("All three."));
-    sessions.emitEvent(
-        EmitEventRequest.newBuilder()
-            .setSessionId(session.getId())
-            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
-            .build());
+    interrupt(session.getId());
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
     sessions.emitEvent(dev.corral.testing.Fixtures.emit(session.getId(), "fourth"));
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
@@ -1242,6 +1218,14 @@ class HarnessTest {
                 .build())
         .getAgent()
         .getId();
+  }
+
+  private void interrupt(String sessionId) {
+    sessions.emitEvent(
+        EmitEventRequest.newBuilder()
+            .setSessionId(sessionId)
+            .setEvent(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()))
+            .build());
   }
 
   private static Tool weatherTool() {

@@ -96,25 +96,8 @@ class GroupCommitTest {
     // Given two calls waiting for confirmation: one answered by an interrupt's result that closes
     // its confirmation, the other by a plain result
     String sessionId = newSession();
-    appendAlone(
-        sessionId,
-        NewEvent.of(
-                Event.newBuilder()
-                    .setAgentToolResult(
-                        dev.corral.proto.v1.AgentToolResult.newBuilder()
-                            .setToolUseId("sevt_closed")
-                            .setIsError(true))
-                    .build())
-            .closingConfirmation());
-    appendAlone(
-        sessionId,
-        NewEvent.of(
-            Event.newBuilder()
-                .setAgentToolResult(
-                    dev.corral.proto.v1.AgentToolResult.newBuilder()
-                        .setToolUseId("sevt_open")
-                        .setIsError(true))
-                .build()));
+    appendAlone(sessionId, NewEvent.of(interruptedResult("sevt_closed")).closingConfirmation());
+    appendAlone(sessionId, NewEvent.of(interruptedResult("sevt_open")));
 
     // When a confirmation of each comes after (past any check made before the append)
     // Then the log refuses the first, so that no confirmation lands after the call's result
@@ -126,6 +109,13 @@ class GroupCommitTest {
         .hasMessageContaining("no longer applies");
     assertThat(appendAlone(sessionId, NewEvent.of(confirmationOf("sevt_open"))).events())
         .hasSize(1);
+  }
+
+  private static Event interruptedResult(String callId) {
+    return Event.newBuilder()
+        .setAgentToolResult(
+            dev.corral.proto.v1.AgentToolResult.newBuilder().setToolUseId(callId).setIsError(true))
+        .build();
   }
 
   private static Event confirmationOf(String callId) {

@@ -461,7 +461,12 @@ public final class McpTestServer implements AutoCloseable {
 
         @Override
         public void setReadListener(jakarta.servlet.ReadListener listener) {
-          throw new UnsupportedOperationException();
+          try { // every byte is here already
+            listener.onDataAvailable();
+            listener.onAllDataRead();
+          } catch (IOException failed) {
+            listener.onError(failed);
+          }
         }
       };
     }
