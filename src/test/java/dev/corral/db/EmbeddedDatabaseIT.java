@@ -1,6 +1,7 @@
 package dev.corral.db;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.CreateAgentRequest;
@@ -9,9 +10,15 @@ import dev.corral.testing.ServerProcess;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.util.Map;
+import java.util.Properties;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -39,6 +46,56 @@ class EmbeddedDatabaseIT {
       // Then the agent is still there
       assertThat(agentName(afterKill, agentId)).isEqualTo("persistent");
     }
+  }
+
+  @Test
+  void aDataDirectoryMadeWithoutAPasswordGetsOneAtItsFirstStart() throws Exception {
+    // Given a data directory made the way corral made it before, whose superuser logs in on trust
+    Path data = home.resolve("pgdata");
+    try (EmbeddedPostgres old =
+        EmbeddedPostgres.builder().setDataDirectory(data).setCleanDataDirectory(false).start()) {
+      try (Connection connection = old.getPostgresDatabase().getConnection()) {
+        connection.createStatement().execute("CREATE SCHEMA old; CREATE TABLE old.kept (id int)");
+      }
+    }
+
+    // When corral starts on it, and again
+    for (int start = 0; start < 2; start++) {
+      try (ServerProcess server = ServerProcess.start(Map.of("CORRAL_HOME", home.toString()))) {
+        assertThat(agentName(server, createAgent(server))).isEqualTo("persistent");
+        int port = embeddedPort(server.log());
+
+        // Then a login without the password is refused, the data is still there, and the
+        // password is kept where only its owner reads it
+        String url = "jdbc:postgresql://127.0.0.1:" + port + "/postgres";
+        Properties noPassword = new Properties();
+        noPassword.setProperty("user", "postgres");
+        assertThatThrownBy(() -> DriverManager.getConnection(url, noPassword).close())
+            .isInstanceOf(SQLException.class)
+            .hasMessageContaining("password");
+        Properties withPassword = new Properties();
+        withPassword.setProperty("user", "postgres");
+        withPassword.setProperty(
+            "password", Files.readString(data.resolve("corral-password")).strip());
+        try (Connection connection = DriverManager.getConnection(url, withPassword);
+            ResultSet rows =
+                connection.createStatement().executeQuery("SELECT count(*) FROM old.kept")) {
+          rows.next();
+          assertThat(rows.getInt(1)).isZero();
+        }
+        assertThat(
+                PosixFilePermissions.toString(
+                    Files.getPosixFilePermissions(data.resolve("corral-password"))))
+            .isEqualTo("rw-------");
+      }
+    }
+  }
+
+  private static int embeddedPort(String log) {
+    Matcher started =
+        Pattern.compile("Embedded PostgreSQL started on 127\\.0\\.0\\.1:(\\d+)").matcher(log);
+    assertThat(started.find()).as("the start line in the log").isTrue();
+    return Integer.parseInt(started.group(1));
   }
 
   @Test
