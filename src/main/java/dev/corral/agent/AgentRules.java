@@ -280,11 +280,12 @@ public final class AgentRules {
       throw new InvalidArgumentException(
           field + ".input_schema_json", "has \"required\" that is not an array of names");
     }
-    String problem = SchemaShape.problem(schema, "");
+    String problem = SchemaShape.inputProblem(schema);
     if (problem != null) {
       // the Messages API refuses the whole request for it, on every turn of every session
       throw new InvalidArgumentException(
-          field + ".input_schema_json", "is not a valid JSON Schema (draft 2020-12): " + problem);
+          field + ".input_schema_json",
+          "is not an input schema the Messages API takes: " + problem);
     }
   }
 }

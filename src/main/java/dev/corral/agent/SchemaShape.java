@@ -55,6 +55,14 @@ public final class SchemaShape {
   private static final Set<String> STRINGS =
       Set.of("pattern", "format", "title", "description", "$ref", "$id", "$schema", "$anchor");
 
+  /** The Messages API's rule for a tool input schema's top-level property names. */
+  private static final java.util.regex.Pattern PROPERTY_KEY =
+      java.util.regex.Pattern.compile("[a-zA-Z0-9_.-]{1,64}");
+
+  /** Keywords the Messages API refuses at the top of a tool input schema. */
+  private static final java.util.List<String> NOT_AT_TOP =
+      java.util.List.of("oneOf", "allOf", "anyOf");
+
   private SchemaShape() {}
 
   private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
@@ -69,10 +77,36 @@ public final class SchemaShape {
       JsonNode schema = JSON.readTree(schemaJson);
       JsonNode type = schema.path("type");
       return (type.isMissingNode() || "object".equals(type.asText()))
-          && problem(schema, "input_schema") == null;
+          && inputProblem(schema) == null;
     } catch (java.io.IOException | RuntimeException e) {
       return false;
     }
+  }
+
+  /**
+   * What is wrong with {@code schema} as a tool's input schema, or null: draft 2020-12's shape, and
+   * the two rules the Messages API adds at the top (each refuses the whole request, on every turn):
+   * no {@code oneOf}/{@code allOf}/{@code anyOf} there, and property names of at most 64 letters,
+   * digits, {@code _}, {@code .} or {@code -}.
+   */
+  public static String inputProblem(JsonNode schema) {
+    for (String keyword : NOT_AT_TOP) {
+      if (schema.has(keyword)) {
+        return at("/" + keyword) + "the Messages API takes no oneOf, allOf or anyOf at the top";
+      }
+    }
+    JsonNode properties = schema.path("properties");
+    for (Iterator<String> names = properties.fieldNames(); names.hasNext(); ) {
+      String name = names.next();
+      if (!PROPERTY_KEY.matcher(name).matches()) {
+        return at("/properties")
+            + "a property name must be 1 to 64 letters, digits, '_', '.' or '-' (the Messages"
+            + " API's rule); found \""
+            + (name.length() > 80 ? name.substring(0, 80) + "…" : name)
+            + "\"";
+      }
+    }
+    return problem(schema, "");
   }
 
   /** What is wrong with {@code schema} at {@code path} (a JSON pointer), or null. */

@@ -22,10 +22,14 @@ class SchemaShapeTest {
             + "'multipleOf':0.5},'x':{'anyOf':[{'type':'string'},{'$ref':'#/$defs/d'}]}},"
             + "'$defs':{'d':{'type':'object','description':'d','default':{}}}}",
         "{'type':'object','properties':{'anything':true,'nothing':false}}",
-        "{'type':'object','properties':{'q':{'type':'string','maxLength':10.0,'minLength':0}}}"
+        "{'type':'object','properties':{'q':{'type':'string','maxLength':10.0,'minLength':0}}}",
+        // the Messages API checks property names at the top only
+        "{'type':'object','properties':{'o':{'type':'object','properties':{'a b':{}}}}}",
+        "{'type':'object','properties':{'filter.id':{},'a-b_c.9':{}}}"
       })
   void schemasOfTheRightShapePass(String schema) throws Exception {
-    assertThat(SchemaShape.problem(JSON.readTree(schema.replace('\'', '"')), "")).isNull();
+    assertThat(SchemaShape.inputProblem(JSON.readTree(schema.replace('\'', '"')))).isNull();
+    assertThat(SchemaShape.acceptsAsInput(schema.replace('\'', '"'))).isTrue();
   }
 
   @ParameterizedTest
@@ -47,10 +51,20 @@ class SchemaShapeTest {
         "{'type':'object','properties':{'x':{'anyOf':[]}}}|at /properties/x/anyOf",
         "{'type':'object','properties':{'x':{'enum':'a'}}}|at /properties/x/enum",
         "{'type':'object','properties':{'x':{'pattern':1}}}|at /properties/x/pattern",
-        "{'type':'object','$defs':{'d':{'type':'objekt'}}}|at /$defs/d/type"
+        "{'type':'object','$defs':{'d':{'type':'objekt'}}}|at /$defs/d/type",
+        "{'type':'object','anyOf':[{'required':['a']}]}|at /anyOf, the Messages API takes no",
+        "{'type':'object','oneOf':[{'required':['a']},{'required':['b']}]}|at /oneOf",
+        "{'type':'object','allOf':[{'required':['a']}]}|at /allOf",
+        "{'type':'object','properties':{'filter[id]':{'type':'string'}}}|found \"filter[id]\"",
+        "{'type':'object','properties':{'a b':{}}}|at /properties, a property name must be",
+        "{'type':'object','properties':{'':{}}}|at /properties, a property name must be",
+        "{'type':'object','properties':{"
+            + "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa':{}}}"
+            + "|at /properties, a property name must be"
       })
   void schemasOfAnotherShapeAreRefusedSayingWhere(String schema, String expected) throws Exception {
-    assertThat(SchemaShape.problem(JSON.readTree(schema.replace('\'', '"')), ""))
+    assertThat(SchemaShape.inputProblem(JSON.readTree(schema.replace('\'', '"'))))
         .contains(expected);
+    assertThat(SchemaShape.acceptsAsInput(schema.replace('\'', '"'))).isFalse();
   }
 }

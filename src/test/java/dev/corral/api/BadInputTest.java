@@ -1110,6 +1110,11 @@ class BadInputTest {
           {
             "items that are a list", "{\"type\":\"object\",\"properties\":{\"l\":{\"items\":[{}]}}}"
           },
+          {"anyOf at the top", "{\"type\":\"object\",\"anyOf\":[{\"required\":[\"a\"]}]}"},
+          {
+            "a property name the Messages API refuses",
+            "{\"type\":\"object\",\"properties\":{\"filter[id]\":{}}}"
+          },
           {
             "70,000 characters",
             "{\"type\":\"object\",\"description\":\"" + "d".repeat(70_000) + "\"}"

@@ -68,7 +68,8 @@ class McpToolListingTest {
 
   @Test
   void aToolWhoseSchemaTheApiRefusesIsLeftOutWhenListedNotAtEveryRequest() {
-    // Given a listing with a typo deep in one tool's schema, and a tool whose input is a string
+    // Given a listing with a typo deep in one tool's schema, a tool whose input is a string, one
+    // with anyOf at the top and one with a property name the Messages API refuses
     McpSchema.ListToolsResult listing =
         new McpSchema.ListToolsResult(
             List.of(
@@ -79,6 +80,21 @@ class McpToolListingTest {
                             "type", "object", "properties", Map.of("a", Map.of("type", "strin"))))
                     .build(),
                 McpSchema.Tool.builder().name("text").inputSchema(Map.of("type", "string")).build(),
+                McpSchema.Tool.builder()
+                    .name("either")
+                    .inputSchema(
+                        Map.of(
+                            "type", "object", "anyOf", List.of(Map.of("required", List.of("a")))))
+                    .build(),
+                McpSchema.Tool.builder()
+                    .name("brackets")
+                    .inputSchema(
+                        Map.of(
+                            "type",
+                            "object",
+                            "properties",
+                            Map.of("filter[id]", Map.of("type", "string"))))
+                    .build(),
                 McpSchema.Tool.builder()
                     .name("good")
                     .inputSchema(

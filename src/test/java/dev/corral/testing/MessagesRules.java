@@ -2,6 +2,7 @@ package dev.corral.testing;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.Optional;
 import java.util.Set;
 
@@ -205,9 +206,24 @@ public final class MessagesRules {
           TOOL_NAME.matcher(name).matches(),
           "tools." + i + ".custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'");
       require(toolNames.add(name), "tools: Tool names must be unique.");
+      JsonNode schema = tools.get(i).path("input_schema");
       require(
-          tools.get(i).path("input_schema").path("type").asText().equals("object"),
+          schema.path("type").asText().equals("object"),
           "tools." + i + ".custom.input_schema.type: Input should be 'object'");
+      require(
+          !schema.has("oneOf") && !schema.has("allOf") && !schema.has("anyOf"),
+          "tools."
+              + i
+              + ".custom.input_schema: input_schema does not support oneOf, allOf, or anyOf at"
+              + " the top level");
+      for (Iterator<String> keys = schema.path("properties").fieldNames(); keys.hasNext(); ) {
+        require(
+            PROPERTY_KEY.matcher(keys.next()).matches(),
+            "tools."
+                + i
+                + ".custom.input_schema.properties: Property keys should match pattern"
+                + " '^[a-zA-Z0-9_.-]{1,64}$'");
+      }
     }
     int images = 0;
     for (JsonNode message : messages) {
@@ -319,6 +335,9 @@ public final class MessagesRules {
 
   private static final com.fasterxml.jackson.databind.node.JsonNodeFactory TEXT =
       com.fasterxml.jackson.databind.node.JsonNodeFactory.instance;
+
+  private static final java.util.regex.Pattern PROPERTY_KEY =
+      java.util.regex.Pattern.compile("[a-zA-Z0-9_.-]{1,64}");
 
   private static final java.util.regex.Pattern TOOL_NAME =
       java.util.regex.Pattern.compile("[a-zA-Z0-9_-]{1,128}");
