@@ -56,7 +56,7 @@ public final class AgentRules {
       throw new InvalidArgumentException("model", "must be a model id such as claude-sonnet-4-5");
     }
     InputRules.length("system", agent.getSystem(), 0, MAX_SYSTEM);
-    if (!agent.getSystem().isEmpty() && agent.getSystem().isBlank()) {
+    if (!agent.getSystem().isEmpty() && InputRules.blank(agent.getSystem())) {
       // the Messages API refuses a blank system block: every turn of the agent would fail
       throw new InvalidArgumentException("system", "must not be only whitespace (or be empty)");
     }

@@ -94,9 +94,6 @@ final class Projection {
       SessionState state, List<OfferedTools.Tool> mcp, int cut, int maxTokens, int thinkingBudget) {
     SessionState.Compaction earlier = state.compaction();
     ObjectNode request = prefix(state.session().getAgent(), mcp, maxTokens, thinkingBudget);
-    if (request.has("tools")) {
-      request.putObject("tool_choice").put("type", "none");
-    }
     ArrayNode messages = JSON.createArrayNode();
     if (earlier != null) {
       ObjectNode summary = summaryMessage(earlier.upToSeq(), earlier.summary());
@@ -105,11 +102,24 @@ final class Projection {
     }
     append(messages, messages(state.context().subList(0, cut)));
     keepLatestImages(messages);
-    ArrayNode lastContent = (ArrayNode) messages.get(messages.size() - 1).get("content");
-    lastContent.addObject().put("type", "text").put("text", SUMMARY_INSTRUCTION);
+    JsonNode last = messages.get(messages.size() - 1);
+    if (!"user".equals(last.path("role").asText())) {
+      // the instruction in an assistant turn would be a prefill, which thinking refuses
+      ObjectNode turn = messages.addObject().put("role", "user");
+      turn.putArray("content");
+      last = turn;
+    }
+    ((ArrayNode) last.get("content"))
+        .addObject()
+        .put("type", "text")
+        .put("text", SUMMARY_INSTRUCTION);
     cacheLast(messages);
     request.set("messages", messages);
+    // after the placeholders of called tools: they are tools the summary must not call either
     defineCalledTools(request);
+    if (request.has("tools")) {
+      request.putObject("tool_choice").put("type", "none");
+    }
     return request;
   }
 

@@ -1087,6 +1087,12 @@ class BadInputTest {
         () -> agents.createAgent(ok.toBuilder().setSystem(" \n\t ").build()));
     add(
         cases,
+        "agent with a system prompt of no-break spaces",
+        Status.Code.INVALID_ARGUMENT,
+        "system",
+        () -> agents.createAgent(ok.toBuilder().setSystem("\u00a0\u2007\u202f").build()));
+    add(
+        cases,
         "custom tool with invalid JSON schema",
         Status.Code.INVALID_ARGUMENT,
         "tools[0].custom.input_schema_json",

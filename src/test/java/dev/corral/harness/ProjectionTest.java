@@ -797,14 +797,93 @@ class ProjectionTest {
     return false;
   }
 
+  @Test
+  void aSummaryOverACallOfAnMcpServerThatIsDownMayCallNoTool() {
+    // Given an agent whose only tools are an MCP server's, and a turn that called one of them
+    Agent agent =
+        Agent.newBuilder()
+            .setModel("claude-test")
+            .addTools(
+                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("srv")))
+            .build();
+    SessionState mine =
+        new SessionState(Session.newBuilder().setId("sesn_y").setAgent(agent).build());
+    List<OfferedTools.Tool> listed =
+        List.of(new OfferedTools.Tool("srv", "search", "Searches", "{\"type\":\"object\"}", false));
+    fold(mine, NewEvent.of(Fixtures.userMessage("look it up")));
+    fold(mine, EventsFactory.spanStart("sevt_span5000000000000000000000", "claude-test"));
+    fold(
+        mine,
+        EventsFactory.block(
+            "sevt_call5000000000000000000000",
+            new ModelResponse.ToolUse("toolu_m", "mcp__srv__search", "{}"),
+            agent,
+            listed));
+    fold(
+        mine,
+        EventsFactory.spanEnd(
+            "sevt_span5000000000000000000000",
+            new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+    fold(mine, EventsFactory.resultOf(mine.unansweredCalls().get(0), "found", false));
+    fold(mine, EventsFactory.spanStart("sevt_span6000000000000000000000", "claude-test"));
+    fold(
+        mine,
+        EventsFactory.block(
+            "sevt_text6000000000000000000000", new ModelResponse.Text("Found it."), agent));
+    fold(
+        mine,
+        EventsFactory.spanEnd(
+            "sevt_span6000000000000000000000",
+            new ModelResponse("m", List.of(), "end_turn", ModelUsage.getDefaultInstance())));
+    fold(mine, NewEvent.of(Fixtures.userMessage("thanks")));
+
+    // When the summary of all but the last turn is asked for while the server lists nothing
+    int cut = mine.context().size() - 2;
+    JsonNode request = Projection.compactionRequest(mine, List.of(), cut, 1000, 0);
+
+    // Then the called tool is described (the history names it) and no tool may be called
+    assertThat(request.path("tools").findValuesAsText("name")).contains("mcp__srv__search");
+    assertThat(request.path("tool_choice").path("type").asText()).isEqualTo("none");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aSummaryWhosePartEndsOnAReplyAsksInAUserTurn() {
+    // Given a turn answered, then another message
+    fold(NewEvent.of(Fixtures.userMessage("hello")));
+    fold(EventsFactory.spanStart("sevt_span7000000000000000000000", "claude-test"));
+    fold(
+        EventsFactory.block(
+            "sevt_text7000000000000000000000", new ModelResponse.Text("Hi."), AGENT));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span7000000000000000000000",
+            new ModelResponse("m", List.of(), "end_turn", ModelUsage.getDefaultInstance())));
+    fold(NewEvent.of(Fixtures.userMessage("bye")));
+
+    // When the part to summarise ends on the reply
+    JsonNode request = Projection.compactionRequest(state, 2, 1000, 1024);
+
+    // Then the instruction is a user turn of its own, not a prefill of the reply
+    JsonNode messages = request.path("messages");
+    JsonNode last = messages.get(messages.size() - 1);
+    assertThat(last.path("role").asText()).isEqualTo("user");
+    assertThat(last.path("content").get(0).path("text").asText())
+        .isEqualTo(Projection.SUMMARY_INSTRUCTION);
+  }
+
   private void fold(NewEvent event) {
+    fold(state, event);
+  }
+
+  private void fold(SessionState target, NewEvent event) {
     Event stored =
         event.payload().toBuilder()
             .setId(event.id())
             .setType(event.type().wireName())
             .setSeq(++seq)
             .build();
-    state.apply(stored);
+    target.apply(stored);
   }
 
   @Test
