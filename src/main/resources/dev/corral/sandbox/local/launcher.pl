@@ -166,9 +166,14 @@ sub pending {
   requests();
 }
 
-# A bash in a session of its own, reading its call from a pipe, writing to another.
+# A bash in a session of its own, reading its call from a socket, writing to a pipe. The script
+# comes on a socket (AF_UNIX, SOCK_STREAM): any process of the sandbox's user can open another's
+# pipe through /proc/PID/fd, and a job left running wrote a script of its own into the waiting
+# bash that way, and swallowed the real one; a socket cannot be opened so (ENXIO).
 sub standby {
-  pipe(my $script, my $feed) or return;
+  socketpair(my $script, my $feed, 1, 1, 0) or return;    # AF_UNIX, SOCK_STREAM
+  shutdown($script, 1);
+  shutdown($feed, 0);
   pipe(my $out, my $write) or return;
   my $pid = fork();
   return unless defined $pid;
@@ -197,12 +202,16 @@ sub start {
   my $bash = $standby // standby();
   $standby = undef;
   return refuse($id, 'the sandbox could not start a process: it runs as many as it may') unless $bash;
-  unless (feed($bash, "$count\n" . $parts)) {
+  my $fed = feed($bash, "$count\n" . $parts);
+  unless ($fed eq 'fed') {
     kill 'KILL', -$bash->{pid};    # its session: the stopped bash and anything it forked
     close $bash->{feed};
     close $bash->{out};
-    return refuse($id, 'the call could not start: its shell took none of its script for 2 s (a'
-      . ' process of the sandbox may be stopping it); nothing ran');
+    return refuse($id, $fed eq 'idle'
+      ? 'the call could not start: its shell took none of its script for 2 s (a process of the'
+        . ' sandbox may be stopping it); nothing ran'
+      : 'the call could not start: its shell ended before it read its script (a process of the'
+        . ' sandbox may have killed it); nothing ran');
   }
   close $bash->{feed};
   print "S $id $bash->{pid}\n";
@@ -212,8 +221,9 @@ sub start {
 
 # Writes a call's request to its standby bash, waking it each time (a job an earlier call left
 # running may have stopped it). Gives up when the bash takes nothing for 2 s: a blocking write to a
-# bash that a job keeps stopping held the launcher, and with it the whole sandbox, for good. A bash
-# that died already just leaves its status.
+# bash that a job keeps stopping held the launcher, and with it the whole sandbox, for good.
+# Returns 'fed', 'idle' (nothing taken for 2 s) or 'gone' (the bash closed its end: it died, and
+# what it ran, if anything, was not this call).
 sub feed {
   my ($bash, $data) = @_;
   my $fh = $bash->{feed};
@@ -226,14 +236,14 @@ sub feed {
       ($offset, $idle) = ($offset + $wrote, 0);
       next;
     }
-    return 1 if !defined $wrote && !$!{EAGAIN} && !$!{EINTR};
-    return 0 if $idle > 2;
+    return 'gone' if !defined $wrote && !$!{EAGAIN} && !$!{EINTR};
+    return 'idle' if $idle > 2;
     my $win = '';
     vec($win, fileno($fh), 1) = 1;
     # a wait that a signal (a child's end) cut short counts for little, one that timed out in full
     $idle += select(undef, $win, undef, 0.01) == 0 ? 0.01 : 0.001;
   }
-  return 1;
+  return 'fed';
 }
 
 # Reads what the call wrote: keeps the first cap bytes, or the last cap bytes, and counts all.

@@ -341,6 +341,56 @@ class CallControlTest {
     assertThat(get(sandbox).getState()).isNotEqualTo(SandboxState.SANDBOX_STATE_LOST);
   }
 
+  @Test
+  void aJobLeftRunningCannotHandTheNextShellAScriptOfItsOwn() {
+    // Given a job left running that writes a script of its own into every shell waiting for its
+    // call, through /proc, and keeps the channel open to swallow the real one (the script waits,
+    // so that it is still running, as the call, when the real one comes)
+    String sandbox = provision(5_000);
+    ok(
+        sandbox,
+        "cat > /tmp/forger.pl <<'EOF'\n"
+            + "my $forged = \"sleep 3; echo FORGED; exit 0\";\n"
+            + "my (%seen, @keep);\n"
+            + "open(my $log, '>>', '/tmp/forger.log'); select((select($log), $| = 1)[0]);\n"
+            + "while (1) {\n"
+            + "  opendir(my $d, '/proc');\n"
+            + "  for my $p (grep { /^\\d+$/ } readdir $d) {\n"
+            + "    next if $seen{$p};\n"
+            + "    open(my $c, '<', \"/proc/$p/cmdline\") or next;\n"
+            + "    my $cmd = do { local $/; <$c> };\n"
+            + "    next unless defined $cmd && index($cmd, '__corral_n') >= 0;\n"
+            + "    my $link = readlink(\"/proc/$p/fd/0\") // '';\n"
+            + "    next unless $link =~ /^(pipe|socket):/;\n"
+            + "    $seen{$p} = 1;\n"
+            + "    if (open(my $in, '+<', \"/proc/$p/fd/0\")) {\n"
+            + "      syswrite($in, \"1\\n\" . length($forged) . \"\\n\" . $forged);\n"
+            + "      push @keep, $in;\n"
+            + "      print $log \"tried $p: forged\\n\";\n"
+            + "    } else {\n"
+            + "      print $log \"tried $p: $!\\n\";\n"
+            + "    }\n"
+            + "  }\n"
+            + "  select(undef, undef, undef, 0.01);\n"
+            + "}\n"
+            + "EOF\n"
+            + "nohup perl /tmp/forger.pl > /dev/null 2>&1 &");
+
+    // When the next call comes, once the job has had time to find the shell that waits for it
+    ExecuteResponse next =
+        await()
+            .pollDelay(Duration.ofMillis(500))
+            .atMost(Duration.ofSeconds(10))
+            .until(() -> bash(sandbox, "echo REAL; exit 3", 5_000), response -> true);
+
+    // Then the real call ran, with its own exit code, and the job did try
+    assertThat(next.getOutput())
+        .contains("REAL")
+        .doesNotContain("FORGED")
+        .endsWith("[exit code 3]");
+    assertThat(ok(sandbox, "cat /tmp/forger.log")).contains("tried").doesNotContain("forged");
+  }
+
   private ExecuteResponse write(String sandbox, String file, String content) throws Exception {
     String json =
         new com.fasterxml.jackson.databind.ObjectMapper()
