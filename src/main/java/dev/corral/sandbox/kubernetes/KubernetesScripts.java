@@ -76,17 +76,31 @@ final class KubernetesScripts {
 
   static final String INPUTS = "/tmp/.corral-in";
 
+  /** What a call whose uploaded input was changed in the sandbox says. */
+  static final String CHANGED =
+      "corral: a tool input uploaded into the sandbox was changed there before the call ran (a"
+          + " process the sandbox left running?); nothing ran";
+
   /** Appends its second argument to the input file named by its first (one upload chunk). */
   static final String APPEND_CHUNK =
       "umask 077; mkdir -p " + INPUTS + " && printf '%s' \"$2\" >> " + INPUTS + "/\"$1\"";
 
-  /** Reads the arguments from uploaded files named by "$@", and removes them. */
+  /**
+   * Reads the arguments from uploaded files named by "$@" (each {@code name:sha256}), and removes
+   * them. The files are the sandbox user's: a job an earlier call left running could rewrite one
+   * between its upload and this exec, so each value is checked against the digest corral sent in
+   * the exec itself, once it is in memory. A mismatch runs nothing (exit 126). An image without
+   * {@code sha256sum} is not checked.
+   */
   private static final String FROM_FILES =
-      "__corral_a=(); for __f in \"$@\"; do __v=$(cat -- "
+      "__corral_a=(); for __f in \"$@\"; do __h=${__f#*:}; __f=${__f%%:*}; __v=$(cat -- "
           + INPUTS
-          + "/\"$__f\"; printf .); __corral_a+=(\"${__v%.}\"); rm -f -- "
+          + "/\"$__f\"; printf .); __v=${__v%.}; rm -f -- "
           + INPUTS
-          + "/\"$__f\"; done; unset __f __v; ";
+          + "/\"$__f\"; if command -v sha256sum >/dev/null && [[ $(printf %s \"$__v\" | sha256sum)"
+          + " != \"$__h  -\" ]]; then printf '%s\\n' \""
+          + CHANGED
+          + "\" >&2; exit 126; fi; __corral_a+=(\"$__v\"); done; unset __f __v __h; ";
 
   private static final String INLINE = "__corral_a=(\"$@\"); ";
 
@@ -107,12 +121,26 @@ final class KubernetesScripts {
     return argv;
   }
 
-  /** The exec that runs {@code command} with its arguments read from uploaded {@code files}. */
+  /**
+   * The exec that runs {@code command} with its arguments read from uploaded {@code files} (one per
+   * argument, in order), each checked against the argument's digest.
+   */
   static List<String> exec(SandboxCommand command, List<String> files) {
     List<String> argv =
         new ArrayList<>(List.of("/bin/bash", "-c", script(FROM_FILES, command), "corral"));
-    argv.addAll(files);
+    for (int i = 0; i < files.size(); i++) {
+      argv.add(files.get(i) + ":" + sha256(command.args().get(i)));
+    }
     return argv;
+  }
+
+  private static String sha256(byte[] bytes) {
+    try {
+      return java.util.HexFormat.of()
+          .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every JDK has SHA-256", e);
+    }
   }
 
   /**

@@ -463,6 +463,32 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aJobLeftRunningCannotRewriteAnUploadedInputBeforeItsCallRuns() throws Exception {
+    // Given a job left running that rewrites every uploaded input, again and again
+    Sandbox sandbox = provision(environment(0), "");
+    ok(
+        sandbox,
+        "bash",
+        "{\"command\":\"nohup bash -c 'while :; do for f in /tmp/.corral-in/*; do [ -e \\\"$f\\\" ]"
+            + " && printf forged > \\\"$f\\\"; done; done' >/dev/null 2>&1 &\"}");
+
+    // When a large write comes, whose input is uploaded in chunks
+    String content = "genuine line\n".repeat(2_000);
+    ExecuteResponse written =
+        execute(
+            sandbox,
+            "write",
+            new com.fasterxml.jackson.databind.ObjectMapper()
+                .writeValueAsString(Map.of("file_path", "big.txt", "content", content)));
+
+    // Then nothing ran with the rewritten input: the call says so, and no file was written
+    assertThat(written.getIsError()).as(written.getOutput()).isTrue();
+    assertThat(written.getOutput()).contains("was changed there before the call ran");
+    assertThat(ok(sandbox, "bash", "{\"command\":\"ls -A; pkill -f corral-in; true\"}"))
+        .doesNotContain("big.txt");
+  }
+
+  @Test
   void aWarmPoolServesProvisioningAtOnceAndRefills() {
     // Given a pool of two pods, started and set up by the reconciler
     kubelet.podStartDelayMs = 2_000;
