@@ -76,7 +76,30 @@ final class Projection {
     cacheLast(messages);
     request.set("messages", messages);
     defineCalledTools(request);
+    thinkingOnlyIfTheLoopBeganWithIt(request);
     return request;
+  }
+
+  /**
+   * With thinking on, the API wants the assistant turn whose calls the last user turn answers to
+   * begin with its thinking: a tool loop is one assistant turn, and its thinking setting cannot
+   * change inside it. A loop begun without thinking (thinking was turned on meanwhile, by a restart
+   * with another budget) goes on without it until it ends; the next turn thinks.
+   */
+  private static void thinkingOnlyIfTheLoopBeganWithIt(ObjectNode request) {
+    JsonNode messages = request.path("messages");
+    int size = messages.size();
+    if (!request.has("thinking") || size < 2) {
+      return;
+    }
+    boolean answersCalls = false;
+    for (JsonNode block : messages.get(size - 1).path("content")) {
+      answersCalls |= block.path("type").asText().equals("tool_result");
+    }
+    String first = messages.get(size - 2).path("content").path(0).path("type").asText();
+    if (answersCalls && !first.equals("thinking") && !first.equals("redacted_thinking")) {
+      request.remove("thinking");
+    }
   }
 
   /**
@@ -120,6 +143,7 @@ final class Projection {
     if (request.has("tools")) {
       request.putObject("tool_choice").put("type", "none");
     }
+    thinkingOnlyIfTheLoopBeganWithIt(request);
     return request;
   }
 

@@ -872,6 +872,44 @@ class ProjectionTest {
         .isEqualTo(Projection.SUMMARY_INSTRUCTION);
   }
 
+  @Test
+  void aToolLoopBegunWithoutThinkingGoesOnWithoutItWhenThinkingIsTurnedOn() {
+    // Given a loop whose call was made with thinking off, and its result
+    fold(NewEvent.of(Fixtures.userMessage("list files")));
+    fold(EventsFactory.spanStart("sevt_span8000000000000000000000", "claude-test"));
+    fold(
+        EventsFactory.block(
+            "sevt_call8000000000000000000000",
+            new ModelResponse.ToolUse("toolu_8", "bash", "{\"command\":\"ls\"}"),
+            AGENT));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span8000000000000000000000",
+            new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+    fold(EventsFactory.toolResult("sevt_call8000000000000000000000", "a.txt", false));
+
+    // When the next request is made after thinking was turned on
+    JsonNode request = Projection.request(state, 4096, 2048);
+
+    // Then the loop ends without thinking, and the API takes the request
+    assertThat(request.has("thinking")).isFalse();
+    assertThat(MessagesRules.violation(request)).isEmpty();
+
+    // And once the loop has ended, the next turn thinks
+    fold(EventsFactory.spanStart("sevt_span9000000000000000000000", "claude-test"));
+    fold(
+        EventsFactory.block(
+            "sevt_text9000000000000000000000", new ModelResponse.Text("One file."), AGENT));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span9000000000000000000000",
+            new ModelResponse("m", List.of(), "end_turn", ModelUsage.getDefaultInstance())));
+    fold(NewEvent.of(Fixtures.userMessage("thanks")));
+    JsonNode next = Projection.request(state, 4096, 2048);
+    assertThat(next.path("thinking").path("budget_tokens").asInt()).isEqualTo(2048);
+    assertThat(MessagesRules.violation(next)).isEmpty();
+  }
+
   private void fold(NewEvent event) {
     fold(state, event);
   }
