@@ -70,8 +70,9 @@ final class EventRules {
   }
 
   /**
-   * Checks that {@code answer} (a tool confirmation or custom tool result) answers an event that
-   * asks for it.
+   * Checks that {@code answer} (a tool confirmation, or a tool result of any kind) answers an event
+   * that asks for it: a result that names no call would be kept in the context and counted in its
+   * size, though no request can send it.
    */
   static void checkAnswers(NewEvent answer, java.util.Optional<Event> answered) {
     if (answer.type() == EventType.USER_TOOL_CONFIRMATION) {
@@ -94,6 +95,18 @@ final class EventRules {
       throw new InvalidArgumentException(
           "event.user_custom_tool_result.custom_tool_use_id",
           "does not name an agent.custom_tool_use of this session");
+    } else if (answer.type() == EventType.AGENT_TOOL_RESULT
+        && (answered.isEmpty()
+            || !answered.get().hasAgentToolUse() && !answered.get().hasAgentCustomToolUse())) {
+      // (a harness closes a custom call it stops, on an interrupt, with an agent.tool_result)
+      throw new InvalidArgumentException(
+          "event.agent_tool_result.tool_use_id",
+          "does not name an agent.tool_use or agent.custom_tool_use of this session");
+    } else if (answer.type() == EventType.AGENT_MCP_TOOL_RESULT
+        && (answered.isEmpty() || !answered.get().hasAgentMcpToolUse())) {
+      throw new InvalidArgumentException(
+          "event.agent_mcp_tool_result.mcp_tool_use_id",
+          "does not name an agent.mcp_tool_use of this session");
     }
   }
 

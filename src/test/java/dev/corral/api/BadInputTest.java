@@ -562,6 +562,18 @@ class BadInputTest {
                     .setSummary("a summary"))
             .build());
     harnessEvents.put(
+        "event.agent_tool_result.tool_use_id",
+        Event.newBuilder()
+            .setAgentToolResult(
+                dev.corral.proto.v1.AgentToolResult.newBuilder().setToolUseId(UNKNOWN_EVENT))
+            .build());
+    harnessEvents.put(
+        "event.agent_mcp_tool_result.mcp_tool_use_id",
+        Event.newBuilder()
+            .setAgentMcpToolResult(
+                dev.corral.proto.v1.AgentMcpToolResult.newBuilder().setMcpToolUseId(UNKNOWN_EVENT))
+            .build());
+    harnessEvents.put(
         "event.session_status_idle.stop_reason.type",
         Event.newBuilder()
             .setSessionStatusIdle(dev.corral.proto.v1.SessionStatusIdle.getDefaultInstance())
