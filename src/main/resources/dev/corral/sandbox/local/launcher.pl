@@ -87,6 +87,7 @@ my $in = '';             # what corral sent and is not yet parsed
 my $call;                # the call under way
 my $standby;             # the next call's bash, waiting for its script
 my @lingering;           # pipes of ended calls: drained and discarded until their writers close
+                         # (past $LINGERING, each by a child of its own: see linger)
 
 print "H 1\n";
 $standby = standby();
@@ -399,8 +400,7 @@ sub finish {
     collect($c, 1);
   }
   if ($c->{out}) {    # a process the call left running holds its pipe
-    push @lingering, $c->{out};
-    close(shift @lingering) while @lingering > $LINGERING;
+    linger($c->{out});
   }
   my $status = $c->{status};
   my $signal = $status & 127;
@@ -408,6 +408,38 @@ sub finish {
   my $kept = $c->{tail} && length($c->{kept}) > $c->{cap} ? substr($c->{kept}, -$c->{cap}) : $c->{kept};
   print "D $c->{id} $code $signal $c->{total} " . length($kept) . "\n" . $kept;
   $call = undef;
+}
+
+# Keeps draining a pipe of an ended call that a process the call left running still holds:
+# here while there are at most $LINGERING, then in a child of its own. Closing it killed its
+# writer with SIGPIPE at its next write: a server started with & died a few calls later.
+sub linger {
+  push @lingering, $_[0];
+  return if @lingering <= $LINGERING;
+  my $oldest = shift @lingering;
+  my $pid = fork();
+  if (!defined $pid || $pid) {    # (no process to spare: the pipe is closed, as before)
+    close $oldest;
+    return;
+  }
+  $0 = 'corral-drain';
+  $SIG{CHLD} = 'DEFAULT';
+  # corral's channel and the other pipes are not the drain's to hold open
+  open(STDIN, '<', '/dev/null');
+  open(STDOUT, '>', '/dev/null');
+  close $_ for grep { defined } ($standby ? @$standby{qw(feed out)} : ()), ($call ? $call->{out} : ()), @lingering;
+  while (1) {
+    my $got = sysread($oldest, my $discard, 65536);
+    if (defined $got) {
+      CORE::exit(0) unless $got;
+      select(undef, undef, undef, 0.001);    # at most 64 MB/s of discarded output
+      next;
+    }
+    CORE::exit(0) unless $!{EAGAIN} || $!{EINTR};
+    my $rin = '';
+    vec($rin, fileno($oldest), 1) = 1;
+    select(my $rout = $rin, undef, undef, undef);
+  }
 }
 
 sub nonblocking {

@@ -391,6 +391,28 @@ class CallControlTest {
     assertThat(ok(sandbox, "cat /tmp/forger.log")).contains("tried").doesNotContain("forged");
   }
 
+  @Test
+  void aJobThatWritesToItsCallsOutputOutlivesManyLaterCalls() {
+    // Given a job left running that writes to the output of the call that started it
+    String sandbox = provision(5_000);
+    ok(sandbox, "(while :; do echo tick; sleep 0.05; done) & echo $! > /tmp/ticker");
+
+    // When twelve later calls each leave a process holding their own output too
+    for (int i = 0; i < 12; i++) {
+      ok(sandbox, "sleep 1000 &");
+    }
+
+    // Then, some writes later, the first job is still alive
+    String alive =
+        await()
+            .pollDelay(Duration.ofMillis(300))
+            .atMost(Duration.ofSeconds(10))
+            .until(
+                () -> ok(sandbox, "kill -0 $(cat /tmp/ticker) && echo alive || echo dead"),
+                answer -> true);
+    assertThat(alive).isEqualTo("alive");
+  }
+
   private ExecuteResponse write(String sandbox, String file, String content) throws Exception {
     String json =
         new com.fasterxml.jackson.databind.ObjectMapper()
