@@ -35,10 +35,20 @@ final class Stopper {
   private final ProcessHandle launcher;
   private final Optional<SandboxCgroup> cgroup;
 
+  /** The launcher's session, once read (-1 until then, or if it could not be). */
+  private volatile long launcherSession = -1;
+
   Stopper(ProcessHandle bubblewrap, ProcessHandle launcher, Optional<SandboxCgroup> cgroup) {
     this.bubblewrap = bubblewrap;
     this.launcher = launcher;
     this.cgroup = cgroup;
+  }
+
+  private long launcherSession() {
+    if (launcherSession < 0) {
+      launcherSession = ProcStat.of(launcher.pid()).map(ProcStat.Stat::session).orElse(-1L);
+    }
+    return launcherSession;
   }
 
   /** The processes of a sandbox at one moment: host pid and start, so that a reused pid differs. */
@@ -120,12 +130,20 @@ final class Stopper {
       } finally {
         sandbox.thaw();
       }
-      return;
+    } else {
+      suspend(live -> ofCall(live, root, before));
     }
-    suspend(live -> ofCall(live, root, before));
+    // Killed processes are gone at once; any still here (one that forked between the scan and
+    // the kill, or a freeze that did not take) is killed again, for up to 1 s.
     long deadline = System.nanoTime() + 1_000_000_000L;
     while (killCalls(live(), root, before) && System.nanoTime() < deadline) {
       LockSupport.parkNanos(2_000_000);
+    }
+    List<Long> left = ofCall(live(), root, before);
+    if (!left.isEmpty()) {
+      // "stopped" must mean stopped: the caller gives the sandbox up rather than say so
+      throw new IOException(
+          left.size() + " of the call's processes were still running 1 s after they were killed");
     }
   }
 
@@ -225,6 +243,9 @@ final class Stopper {
       long pid, ProcStat.Stat stat, Map<Long, ProcStat.Stat> live, long root, Before before) {
     if (stat.session() == root) {
       return true;
+    }
+    if (stat.session() == launcherSession()) {
+      return false; // the launcher's own children (a drain, the forwarder): no call can join it
     }
     if (before.hadSession(stat.session())) {
       return false; // started by an earlier call's job, whose parent may have left it to pid 1

@@ -413,6 +413,30 @@ class CallControlTest {
     assertThat(alive).isEqualTo("alive");
   }
 
+  @Test
+  void aCallWhoseProcessesKeepForkingIsStoppedOrItsSandboxGivenUp() {
+    // Given a call whose twenty chains of processes each fork their next and end, without pause
+    String sandbox = provision(5_000);
+    ExecuteResponse hopping =
+        bash(
+            sandbox,
+            "h() { date +%s%N > /tmp/heartbeat; h & }; for i in $(seq 20); do h & done; sleep 30",
+            2_000);
+
+    // When its time limit stops it
+    assertThat(hopping.getIsError()).isTrue();
+
+    // Then no chain goes on: the sandbox either serves a call in which none beats, or is lost
+    if (get(sandbox).getState() != SandboxState.SANDBOX_STATE_LOST) {
+      assertThat(
+              ok(
+                  sandbox,
+                  "a=$(cat /tmp/heartbeat); sleep 0.5; b=$(cat /tmp/heartbeat);"
+                      + " [ \"$a\" = \"$b\" ] && echo still || echo beating"))
+          .isEqualTo("still");
+    }
+  }
+
   private ExecuteResponse write(String sandbox, String file, String content) throws Exception {
     String json =
         new com.fasterxml.jackson.databind.ObjectMapper()
