@@ -484,6 +484,12 @@ final class HarnessRun {
   }
 
   private static String denial(ToolCallState call) {
+    if (call.cutOff()) {
+      return "The input of this "
+          + call.name()
+          + " call was cut off at your output limit (max_tokens), so it was not sent to the"
+          + " client and did not run. Make the call smaller.";
+    }
     if (call.refused()) {
       return "The tool "
           + call.name()

@@ -91,12 +91,30 @@ record ToolCallState(
     return !asks() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_ALLOW;
   }
 
+  /**
+   * A custom call whose input the model's output limit (max_tokens) cut off: not a JSON object, so
+   * no client could run it. The harness answers it with an error, as it does a built-in call's.
+   */
+  boolean cutOff() {
+    if (!custom()) {
+      return false;
+    }
+    try {
+      return !JSON.readTree(inputJson).isObject();
+    } catch (java.io.IOException unfinished) {
+      return true;
+    }
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
+
   /** Waits for the client: a custom call without result, or an ASK call without confirmation. */
   boolean waitingForClient() {
     if (answered) {
       return false;
     }
-    return custom()
+    return (custom() && !cutOff())
         || (asks() && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED);
   }
 
@@ -108,10 +126,14 @@ record ToolCallState(
         && confirmation == ConfirmationResult.CONFIRMATION_RESULT_UNSPECIFIED;
   }
 
-  /** Answered with an error, not run: refused by the agent's toolset, or denied by the user. */
+  /**
+   * Answered with an error, not run: refused by the agent's toolset, denied by the user, or a
+   * custom call cut off.
+   */
   boolean denied() {
     return !answered
-        && !custom()
-        && (refused() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_DENY);
+        && (cutOff()
+            || !custom()
+                && (refused() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_DENY));
   }
 }

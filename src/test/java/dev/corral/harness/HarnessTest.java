@@ -480,6 +480,39 @@ class HarnessTest {
   }
 
   @Test
+  void aCustomCallCutOffAtMaxTokensIsAnsweredWithAnErrorNotLeftToTheClient() {
+    // Given a reply cut off at its output limit in the middle of a custom tool's input
+    model.enqueue(
+        Reply.stream().toolUse("toolu_c", "get_weather", "{\"city\":\"Os").stop("max_tokens"),
+        Reply.text("Shorter, then."));
+    Session session = start(agentWith(weatherTool()), marker);
+
+    // When the turn goes on
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the harness answered the call with an error (no client could run that input), and
+    // the model read it
+    List<Event> events = log(sessions, session.getId());
+    Event call = only(events, "agent.custom_tool_use");
+    Event result = only(events, "agent.tool_result");
+    assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(call.getId());
+    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+    assertThat(result.getAgentToolResult().getContent(0).getText().getText())
+        .contains("cut off at your output limit");
+    JsonNode sent =
+        model
+            .requestsMentioning(marker)
+            .get(1)
+            .body()
+            .path("messages")
+            .get(2)
+            .path("content")
+            .get(0);
+    assertThat(sent.path("tool_use_id").asText()).isEqualTo("toolu_c");
+    assertThat(sent.path("is_error").asBoolean()).isTrue();
+  }
+
+  @Test
   void deniedConfirmationSendsTheDenialToTheModel() {
     // Given a bash tool that always asks
     Event call =
