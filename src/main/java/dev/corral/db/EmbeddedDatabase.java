@@ -83,12 +83,11 @@ final class EmbeddedDatabase {
       Files.createDirectories(directory);
       stopOrphanedServer(directory);
       boolean initialized = Files.exists(directory.resolve("postgresql.conf"));
-      Path passwordFile = directory.resolve(PASSWORD_FILE);
-      boolean oldDirectory = initialized && !Files.exists(passwordFile);
-      String secret =
-          initialized && !oldDirectory
-              ? Files.readString(passwordFile, StandardCharsets.UTF_8).strip()
-              : newPassword();
+      String kept = initialized ? keptPassword(directory) : "";
+      // a directory without a kept password (made before passwords, or whose file was lost) is
+      // given one at this start
+      boolean oldDirectory = initialized && kept.isEmpty();
+      String secret = kept.isEmpty() ? newPassword() : kept;
       EmbeddedPostgres.Builder builder =
           EmbeddedPostgres.builder()
               .setDataDirectory(directory)
@@ -125,9 +124,11 @@ final class EmbeddedDatabase {
           "Embedded PostgreSQL started on 127.0.0.1:%d, data in %s", running.getPort(), directory);
       return new Login(running.getPort(), SUPERUSER, secret);
     } catch (IOException e) {
+      stop(); // (a server that started stops: it may still trust every login)
       throw new UncheckedIOException(
           "Could not start the embedded PostgreSQL in " + dataDirectory, e);
     } catch (SQLException e) {
+      stop();
       throw new IllegalStateException(
           "Could not give the embedded PostgreSQL in " + dataDirectory + " a password", e);
     } finally {
@@ -149,8 +150,8 @@ final class EmbeddedDatabase {
    */
   private static void writeAccess(Path data, String secret, boolean oldDirectory) {
     try {
-      if (!oldDirectory) {
-        privateFile(data.resolve(PASSWORD_FILE), secret);
+      if (!oldDirectory && keptPassword(data).isEmpty()) {
+        keepPassword(data, secret); // a new directory, just made by initdb
       }
       Files.writeString(
           data.resolve("pg_hba.conf"),
@@ -173,7 +174,7 @@ final class EmbeddedDatabase {
         Statement statement = connection.createStatement()) {
       statement.execute("SET password_encryption = 'scram-sha-256'");
       statement.execute("ALTER ROLE " + SUPERUSER + " PASSWORD '" + secret + "'");
-      privateFile(directory.resolve(PASSWORD_FILE), secret);
+      keepPassword(directory, secret);
       Files.writeString(directory.resolve("pg_hba.conf"), HBA_PASSWORD, StandardCharsets.UTF_8);
       statement.execute("SELECT pg_reload_conf()");
     }
@@ -185,6 +186,25 @@ final class EmbeddedDatabase {
     byte[] bytes = new byte[32];
     RANDOM.nextBytes(bytes);
     return Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);
+  }
+
+  /** The password kept in {@code directory}, or "" if there is none (or the file is empty). */
+  private static String keptPassword(Path directory) throws IOException {
+    Path file = directory.resolve(PASSWORD_FILE);
+    return Files.exists(file) ? Files.readString(file, StandardCharsets.UTF_8).strip() : "";
+  }
+
+  /**
+   * Keeps the password in {@code directory}: written whole to a private file next to it, then moved
+   * over the old one at once, so that a crash or a full disk never leaves it half written.
+   */
+  private static void keepPassword(Path directory, String secret) throws IOException {
+    Path written = privateFile(directory.resolve(PASSWORD_FILE + ".new"), secret);
+    Files.move(
+        written,
+        directory.resolve(PASSWORD_FILE),
+        java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
   }
 
   private static Path privateFile(Path file, String content) throws IOException {

@@ -81,32 +81,39 @@ final class Projection {
   }
 
   /**
-   * With thinking on, the API wants the assistant turn whose calls the last user turn answers to
-   * begin with its thinking: a tool loop is one assistant turn, and its thinking setting cannot
-   * change inside it. A loop begun without thinking (thinking was turned on meanwhile, by a restart
-   * with another budget) goes on without it until it ends; the next turn thinks.
+   * With thinking on, the API wants a tool loop under way (the last user turn answers calls) to
+   * have begun with thinking: the loop is one assistant turn, every assistant message since the
+   * last user turn that answers no call, and the model thinks at its start only. A loop begun
+   * without thinking (thinking was turned on meanwhile, by a restart with another budget) goes on
+   * without it until it ends; the next turn thinks.
    */
   private static void thinkingOnlyIfTheLoopBeganWithIt(ObjectNode request) {
     JsonNode messages = request.path("messages");
     int size = messages.size();
-    if (!request.has("thinking") || size < 2) {
+    if (!request.has("thinking") || size < 2 || !answersCalls(messages.get(size - 1))) {
       return;
     }
-    boolean answersCalls = false;
-    for (JsonNode block : messages.get(size - 1).path("content")) {
-      answersCalls |= block.path("type").asText().equals("tool_result");
+    int loopStart = size - 2;
+    while (loopStart >= 2 && answersCalls(messages.get(loopStart - 1))) {
+      loopStart -= 2;
     }
-    String first = messages.get(size - 2).path("content").path(0).path("type").asText();
-    if (answersCalls && !first.equals("thinking") && !first.equals("redacted_thinking")) {
+    String first = messages.get(loopStart).path("content").path(0).path("type").asText();
+    if (!first.equals("thinking") && !first.equals("redacted_thinking")) {
       request.remove("thinking");
     }
+  }
+
+  /** A user message that answers calls: its tool results come first. */
+  private static boolean answersCalls(JsonNode message) {
+    return message.path("role").asText().equals("user")
+        && message.path("content").path(0).path("type").asText().equals("tool_result");
   }
 
   /**
    * The request that asks the model to summarise the context before {@code cut} (an index into
    * {@link SessionState#context()}, where an assistant turn starts): the same system prompt and
    * tools as a turn's (so the cached prefix is reused), no tool use, and the instruction at the end
-   * of the last user turn.
+   * of the last user turn (a user turn of its own if the part ends on a reply).
    */
   static ObjectNode compactionRequest(
       SessionState state, int cut, int maxTokens, int thinkingBudget) {

@@ -321,8 +321,8 @@ public class Sessions {
   }
 
   /**
-   * A confirmation or a custom tool result must answer an event of this session that asks for it.
-   * (That it is the first answer is guaranteed by the append itself.)
+   * A confirmation or a tool result of any kind must answer an event of this session that asks for
+   * it. (That it is the first answer is guaranteed by the append itself.)
    */
   private Uni<Void> checkAnsweredEvent(AppendRequest append) {
     NewEvent event = append.events().get(0);

@@ -59,8 +59,11 @@ class EmbeddedDatabaseIT {
       }
     }
 
-    // When corral starts on it, and again
-    for (int start = 0; start < 2; start++) {
+    // When corral starts on it, again, and once more after the kept password was lost
+    for (int start = 0; start < 3; start++) {
+      if (start == 2) {
+        Files.writeString(data.resolve("corral-password"), "");
+      }
       try (ServerProcess server = ServerProcess.start(Map.of("CORRAL_HOME", home.toString()))) {
         assertThat(agentName(server, createAgent(server))).isEqualTo("persistent");
         int port = embeddedPort(server.log());

@@ -862,7 +862,7 @@ class ProjectionTest {
     fold(NewEvent.of(Fixtures.userMessage("bye")));
 
     // When the part to summarise ends on the reply
-    JsonNode request = Projection.compactionRequest(state, 2, 1000, 1024);
+    JsonNode request = Projection.compactionRequest(state, 2, 4096, 1024);
 
     // Then the instruction is a user turn of its own, not a prefill of the reply
     JsonNode messages = request.path("messages");
@@ -870,6 +870,41 @@ class ProjectionTest {
     assertThat(last.path("role").asText()).isEqualTo("user");
     assertThat(last.path("content").get(0).path("text").asText())
         .isEqualTo(Projection.SUMMARY_INSTRUCTION);
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
+  void aToolLoopBegunWithThinkingKeepsItOverManyCalls() {
+    // Given a loop whose first reply thought, then called two tools one after the other
+    fold(NewEvent.of(Fixtures.userMessage("list files twice")));
+    for (int i = 0; i < 2; i++) {
+      String n = Integer.toString(i);
+      fold(EventsFactory.spanStart("sevt_spanA" + n + "00000000000000000000", "claude-test"));
+      if (i == 0) {
+        fold(
+            EventsFactory.block(
+                "sevt_thnkA000000000000000000000",
+                new ModelResponse.Thinking("list them", "c2lnbmVk"),
+                AGENT));
+      }
+      fold(
+          EventsFactory.block(
+              "sevt_callA" + n + "00000000000000000000",
+              new ModelResponse.ToolUse("toolu_a" + n, "bash", "{\"command\":\"ls\"}"),
+              AGENT));
+      fold(
+          EventsFactory.spanEnd(
+              "sevt_spanA" + n + "00000000000000000000",
+              new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+      fold(EventsFactory.toolResult("sevt_callA" + n + "00000000000000000000", "a.txt", false));
+    }
+
+    // When the loop's third request is made
+    JsonNode request = Projection.request(state, 4096, 2048);
+
+    // Then it still thinks, and the API takes it
+    assertThat(request.path("thinking").path("budget_tokens").asInt()).isEqualTo(2048);
+    assertThat(MessagesRules.violation(request)).isEmpty();
   }
 
   @Test

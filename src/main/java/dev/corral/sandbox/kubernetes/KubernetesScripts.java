@@ -26,14 +26,20 @@ final class KubernetesScripts {
    * started: killed in the order of /proc (where 10 comes before 9), a child could die before its
    * parent, which then ran the call's next command ({@code sleep 5; touch late} touched its file).
    * (Stopping them all first and killing after would do too, but two stops at once in one pod could
-   * each stop the other, for good.) Repeats until none is left.
+   * each stop the other, for good.) Repeats until two scans in a row find none (a process that
+   * forks its next and ends can be between the two in one scan), for at most 100 rounds; exits
+   * {@link #STILL_RUNNING} if some were still there.
    */
+  /** The exit code of {@link #STOP_SINCE} when processes of the window were still running. */
+  static final int STILL_RUNNING = 3;
+
   static final String STOP_SINCE =
       "read -r __up __idle < /proc/uptime; __now=${__up/./}; __now=$((10#$__now));"
           + " __since=$(( __now - $2 / 10 - 2 )); __e=${EPOCHREALTIME//[.,]/};"
           + " if [[ $__e =~ ^[0-9]+$ ]]; then __at=$(( $1 / 10 - (__e / 10000 - __now) ));"
           + " (( __at < __since )) && __since=$__at; fi\n"
-          + "for __round in 1 2 3 4 5 6 7 8 9 10; do\n"
+          + "__empty=0\n"
+          + "for (( __round = 0; __round < 100; __round++ )); do\n"
           + "  __found=()\n"
           + "  for __d in /proc/[0-9]*; do\n"
           + "    __p=${__d#/proc/}; [[ $__p == 1 || $__p == $$ ]] && continue\n"
@@ -42,10 +48,12 @@ final class KubernetesScripts {
           + "    [[ $1 == Z ]] && continue\n"
           + "    (( ${20} >= __since )) && __found[$__p]=1\n"
           + "  done\n"
-          + "  (( ${#__found[@]} == 0 )) && break\n"
+          + "  if (( ${#__found[@]} == 0 )); then (( ++__empty == 2 )) && exit 0; continue; fi\n"
+          + "  __empty=0\n"
           + "  for __p in \"${!__found[@]}\"; do kill -KILL \"$__p\" 2>/dev/null; done\n"
           + "done\n"
-          + "true";
+          + "exit "
+          + STILL_RUNNING;
 
   /**
    * How far before a call's start, on corral's clock, its stop reaches: the clocks of corral's host
@@ -87,20 +95,23 @@ final class KubernetesScripts {
 
   /**
    * Reads the arguments from uploaded files named by "$@" (each {@code name:sha256}), and removes
-   * them. The files are the sandbox user's: a job an earlier call left running could rewrite one
-   * between its upload and this exec, so each value is checked against the digest corral sent in
-   * the exec itself, once it is in memory. A mismatch runs nothing (exit 126). An image without
-   * {@code sha256sum} is not checked.
+   * them all. The files are the sandbox user's: a job an earlier call left running could rewrite
+   * one between its upload and this exec, so each value is checked against the digest corral sent
+   * in the exec itself, once it is in memory. A mismatch runs nothing (exit 126). {@code sha256sum}
+   * is looked up on the system's default path ({@code command -p}); an image without it is not
+   * checked, and a pod that runs as root can replace it.
    */
   private static final String FROM_FILES =
-      "__corral_a=(); for __f in \"$@\"; do __h=${__f#*:}; __f=${__f%%:*}; __v=$(cat -- "
+      "__corral_a=(); __corral_h=(); for __f in \"$@\"; do __corral_h+=(\"${__f#*:}\");"
+          + " __f=${__f%%:*}; __v=$(cat -- "
           + INPUTS
-          + "/\"$__f\"; printf .); __v=${__v%.}; rm -f -- "
+          + "/\"$__f\"; printf .); __corral_a+=(\"${__v%.}\"); rm -f -- "
           + INPUTS
-          + "/\"$__f\"; if command -v sha256sum >/dev/null && [[ $(printf %s \"$__v\" | sha256sum)"
-          + " != \"$__h  -\" ]]; then printf '%s\\n' \""
+          + "/\"$__f\"; done; if command -p -v sha256sum >/dev/null; then for __i in"
+          + " \"${!__corral_a[@]}\"; do [[ $(printf %s \"${__corral_a[__i]}\" | command -p sha256sum)"
+          + " == \"${__corral_h[__i]}  -\" ]] || { printf '%s\\n' \""
           + CHANGED
-          + "\" >&2; exit 126; fi; __corral_a+=(\"$__v\"); done; unset __f __v __h; ";
+          + "\" >&2; exit 126; }; done; fi; unset __f __v __i __corral_h; ";
 
   private static final String INLINE = "__corral_a=(\"$@\"); ";
 
@@ -129,7 +140,11 @@ final class KubernetesScripts {
     List<String> argv =
         new ArrayList<>(List.of("/bin/bash", "-c", script(FROM_FILES, command), "corral"));
     for (int i = 0; i < files.size(); i++) {
-      argv.add(files.get(i) + ":" + sha256(command.args().get(i)));
+      // (of the text uploaded: see upload)
+      byte[] uploaded =
+          new String(command.args().get(i), StandardCharsets.UTF_8)
+              .getBytes(StandardCharsets.UTF_8);
+      argv.add(files.get(i) + ":" + sha256(uploaded));
     }
     return argv;
   }

@@ -181,8 +181,8 @@ class PodExec {
     }
   }
 
-  /** Kills what the pod started since {@code started}. */
-  private Uni<Void> stopSince(String pod, Started started) {
+  /** Kills what the pod started since {@code started}; true if none is left running. */
+  private Uni<Boolean> stopSince(String pod, Started started) {
     return gateway
         .exec(
             pod,
@@ -191,7 +191,7 @@ class PodExec {
                 Duration.ofNanos(System.nanoTime() - started.nanos())),
             KILL_TIMEOUT,
             new OutputBuffer(1024, false))
-        .replaceWithVoid();
+        .map(exit -> exit.code() == null || exit.code() != KubernetesScripts.STILL_RUNNING);
   }
 
   /** Runs {@code command} unless {@code interrupted} says, once its arguments are in, not to. */
@@ -225,7 +225,17 @@ class PodExec {
       Started started) {
     if (exit.timedOut()) {
       return stopSince(pod, started)
-          .replaceWith(new ExecResult(137, output.bytes(), output.total(), true, false));
+          .map(
+              stopped -> {
+                if (!stopped) {
+                  // "stopped" must mean stopped: the sandbox is given up rather than said so
+                  throw new SandboxLostException(
+                      sandboxId,
+                      "processes of a call that ran out of time were still running after 100"
+                          + " rounds of kills");
+                }
+                return new ExecResult(137, output.bytes(), output.total(), true, false);
+              });
     }
     Uni<Void> checked =
         exit.code() == null || exit.code() >= 128

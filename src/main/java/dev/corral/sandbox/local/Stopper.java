@@ -136,10 +136,13 @@ final class Stopper {
     // Killed processes are gone at once; any still here (one that forked between the scan and
     // the kill, or a freeze that did not take) is killed again, for up to 1 s.
     long deadline = System.nanoTime() + 1_000_000_000L;
-    while (killCalls(live(), root, before) && System.nanoTime() < deadline) {
+    boolean found;
+    while ((found = killCalls(live(), root, before)) && System.nanoTime() < deadline) {
       LockSupport.parkNanos(2_000_000);
     }
-    List<Long> left = ofCall(live(), root, before);
+    // (a scan that found none ends it: a process started after it, a standby bash of a call that
+    // ended by itself just before its stop, is no survivor)
+    List<Long> left = found ? ofCall(live(), root, before) : List.of();
     if (!left.isEmpty()) {
       // "stopped" must mean stopped: the caller gives the sandbox up rather than say so
       throw new IOException(

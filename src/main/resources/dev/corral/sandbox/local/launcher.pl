@@ -315,13 +315,11 @@ sub forward {
     $forwarder = $pid;
     return;
   }
-  syscall($SETSID);
+  # (no session of its own: a call's stop never takes a process of the launcher's session for
+  # one of the call's)
   $0 = 'corral-egress-forwarder';
   $SIG{CHLD} = 'DEFAULT';
-  # corral's channel and the calls' pipes are not the forwarder's to hold open
-  open(STDIN, '<', '/dev/null');
-  open(STDOUT, '>', '/dev/null');
-  close $_ for grep { defined } ($standby ? @$standby{qw(feed out)} : ()), ($call ? $call->{out} : ()), @lingering;
+  let_go();
   my ($AF_UNIX, $AF_INET, $SOCK_STREAM, $SOL_SOCKET, $SO_REUSEADDR, $SHUT_WR) = (1, 2, 1, 1, 2, 1);
   my ($BUFFER, $MAX) = (256 << 10, 64);
   socket(my $listener, $AF_INET, $SOCK_STREAM, 0) or CORE::exit(1);
@@ -424,10 +422,7 @@ sub linger {
   }
   $0 = 'corral-drain';
   $SIG{CHLD} = 'DEFAULT';
-  # corral's channel and the other pipes are not the drain's to hold open
-  open(STDIN, '<', '/dev/null');
-  open(STDOUT, '>', '/dev/null');
-  close $_ for grep { defined } ($standby ? @$standby{qw(feed out)} : ()), ($call ? $call->{out} : ()), @lingering;
+  let_go();
   while (1) {
     my $got = sysread($oldest, my $discard, 65536);
     if (defined $got) {
@@ -440,6 +435,14 @@ sub linger {
     vec($rin, fileno($oldest), 1) = 1;
     select(my $rout = $rin, undef, undef, undef);
   }
+}
+
+# In a child of the launcher: corral's channel and the calls' pipes are not the child's to hold
+# open.
+sub let_go {
+  open(STDIN, '<', '/dev/null');
+  open(STDOUT, '>', '/dev/null');
+  close $_ for grep { defined } ($standby ? @$standby{qw(feed out)} : ()), ($call ? $call->{out} : ()), @lingering;
 }
 
 sub nonblocking {

@@ -489,6 +489,36 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aCallWhoseProcessesKeepForkingIsStoppedOrItsSandboxGivenUp() {
+    // Given a call whose twenty chains of processes each fork their next and end, without pause
+    Sandbox sandbox = provision(environment(0), "");
+    ExecuteResponse hopping =
+        execute(
+            sandbox,
+            "bash",
+            "{\"command\":\"h() { date +%s%N > /tmp/heartbeat; h & }; for i in $(seq 20); do h &"
+                + " done; sleep 30\",\"timeout_ms\":2000}");
+
+    // When its time limit stops it
+    assertThat(hopping.getIsError()).isTrue();
+
+    // Then no chain goes on: the sandbox either serves a call in which none beats, or is lost
+    var now =
+        sandboxes
+            .getSandbox(GetSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build())
+            .getSandbox();
+    if (now.getState() != dev.corral.proto.v1.SandboxState.SANDBOX_STATE_LOST) {
+      assertThat(
+              ok(
+                  sandbox,
+                  "bash",
+                  "{\"command\":\"a=$(cat /tmp/heartbeat); sleep 0.5; b=$(cat /tmp/heartbeat);"
+                      + " [ \\\"$a\\\" = \\\"$b\\\" ] && echo still || echo beating\"}"))
+          .isEqualTo("still");
+    }
+  }
+
+  @Test
   void aWarmPoolServesProvisioningAtOnceAndRefills() {
     // Given a pool of two pods, started and set up by the reconciler
     kubelet.podStartDelayMs = 2_000;
