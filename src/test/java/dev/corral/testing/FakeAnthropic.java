@@ -110,10 +110,22 @@ public final class FakeAnthropic implements AutoCloseable {
     }
   }
 
+  /** The Messages API refuses a request body over 32 MB. */
+  static final int MAX_REQUEST_BYTES = 32 << 20;
+
   private void handle(HttpServerRequest request) {
     Instant arrivedAt = Instant.now();
     request.body(
         body -> {
+          if (body.succeeded() && body.result().length() > MAX_REQUEST_BYTES) {
+            // the real API's limit on a Messages request, before anything is read
+            error(
+                request.response(),
+                413,
+                "request_too_large",
+                "Request exceeds the maximum allowed number of bytes.");
+            return;
+          }
           JsonNode json;
           try {
             json = JSON.readTree(body.result().getBytes());
