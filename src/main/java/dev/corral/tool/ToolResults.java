@@ -47,7 +47,10 @@ final class ToolResults {
           .append(whatNow(input));
       return ToolOutcome.error(text.toString().stripTrailing());
     }
-    if (result.outOfMemory()) {
+    // A file tool is one process of its own: one that exited 0 was not the one the kernel
+    // stopped (a job an earlier call left running was), and did its work. A bash command's own
+    // processes are what usually runs out: its call fails, whatever its last command's code.
+    if (result.outOfMemory() && (input instanceof ToolInput.Bash || result.exitCode() != 0)) {
       if (result.exitCode() != 0) {
         text.append("\n[exit code ").append(result.exitCode()).append("]");
       }

@@ -43,4 +43,29 @@ class ToolScriptsTest {
                 + " forever]");
     assertThat(globOutcome.output()).endsWith("; narrow the pattern or the path]");
   }
+
+  @Test
+  void aFileToolThatDidItsWorkIsNotFailedByAnotherProcessRunningOutOfMemory() {
+    // Given a write that exited 0 while the kernel stopped some process of the sandbox, and one
+    // that was itself stopped
+    ToolInput write = new ToolInput.Write("a.txt", new byte[] {'a'});
+    ExecResult wrote = new ExecResult(0, "Wrote 1 bytes to a.txt".getBytes(), 22, false, true);
+    ExecResult killed = new ExecResult(137, new byte[0], 0, false, true);
+    ToolInput bash = new ToolInput.Bash("make", false, null);
+    ExecResult made = new ExecResult(0, "done".getBytes(), 4, false, true);
+
+    // When their outcomes are worded
+    ToolOutcome kept = ToolResults.outcome(write, ToolScripts.of(write, HOUR), wrote, 1 << 28);
+    ToolOutcome lost = ToolResults.outcome(write, ToolScripts.of(write, HOUR), killed, 1 << 28);
+    ToolOutcome built = ToolResults.outcome(bash, ToolScripts.of(bash, HOUR), made, 1 << 28);
+
+    // Then the write that did its work is no error (the note stays), the one stopped is, and a
+    // bash command whose processes ran out still is
+    assertThat(kept.isError()).isFalse();
+    assertThat(kept.output()).startsWith("Wrote 1 bytes").contains("ran out of memory");
+    assertThat(lost.isError()).isTrue();
+    assertThat(built.isError()).isTrue();
+  }
+
+  private static final Duration HOUR = Duration.ofHours(1);
 }
