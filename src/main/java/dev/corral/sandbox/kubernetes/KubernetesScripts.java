@@ -27,8 +27,9 @@ final class KubernetesScripts {
    * parent, which then ran the call's next command ({@code sleep 5; touch late} touched its file).
    * (Stopping them all first and killing after would do too, but two stops at once in one pod could
    * each stop the other, for good.) Repeats until two scans in a row find none (a process that
-   * forks its next and ends can be between the two in one scan), for at most 100 rounds; exits
-   * {@link #STILL_RUNNING} if some were still there.
+   * forks its next and ends can be between the two in one scan), for at most 2 s (100 rounds where
+   * bash has no EPOCHREALTIME): a killed process can take a moment to die. Exits {@link
+   * #STILL_RUNNING} if some were still there.
    */
   /** The exit code of {@link #STOP_SINCE} when processes of the window were still running. */
   static final int STILL_RUNNING = 3;
@@ -38,8 +39,8 @@ final class KubernetesScripts {
           + " __since=$(( __now - $2 / 10 - 2 )); __e=${EPOCHREALTIME//[.,]/};"
           + " if [[ $__e =~ ^[0-9]+$ ]]; then __at=$(( $1 / 10 - (__e / 10000 - __now) ));"
           + " (( __at < __since )) && __since=$__at; fi\n"
-          + "__empty=0\n"
-          + "for (( __round = 0; __round < 100; __round++ )); do\n"
+          + "__empty=0; __round=0; __t0=${EPOCHREALTIME//[.,]/}\n"
+          + "while :; do\n"
           + "  __found=()\n"
           + "  for __d in /proc/[0-9]*; do\n"
           + "    __p=${__d#/proc/}; [[ $__p == 1 || $__p == $$ ]] && continue\n"
@@ -51,6 +52,9 @@ final class KubernetesScripts {
           + "  if (( ${#__found[@]} == 0 )); then (( ++__empty == 2 )) && exit 0; continue; fi\n"
           + "  __empty=0\n"
           + "  for __p in \"${!__found[@]}\"; do kill -KILL \"$__p\" 2>/dev/null; done\n"
+          + "  (( ++__round >= 10000 )) && break\n"
+          + "  if [[ $__t0 =~ ^[0-9]+$ ]]; then (( ${EPOCHREALTIME//[.,]/} - __t0 > 2000000 )) && break;"
+          + " elif (( __round >= 100 )); then break; fi\n"
           + "done\n"
           + "exit "
           + STILL_RUNNING;

@@ -231,8 +231,8 @@ class PodExec {
                   // "stopped" must mean stopped: the sandbox is given up rather than said so
                   throw new SandboxLostException(
                       sandboxId,
-                      "processes of a call that ran out of time were still running after 100"
-                          + " rounds of kills");
+                      "processes of a call that ran out of time were still running 2 s after"
+                          + " they were first killed");
                 }
                 return new ExecResult(137, output.bytes(), output.total(), true, false);
               });

@@ -119,7 +119,8 @@ final class Stopper {
 
   /**
    * Every process of the call whose bash is {@code root} (host pid, the leader of its session),
-   * told apart from what was there {@code before} it, until none is left (up to 1 s).
+   * told apart from what was there {@code before} it, until none is left (up to 2 s; any left then
+   * are reported as an IOException: the caller gives the sandbox up).
    */
   void call(long root, Before before) throws IOException {
     if (cgroup.isPresent()) {
@@ -134,8 +135,9 @@ final class Stopper {
       suspend(live -> ofCall(live, root, before));
     }
     // Killed processes are gone at once; any still here (one that forked between the scan and
-    // the kill, or a freeze that did not take) is killed again, for up to 1 s.
-    long deadline = System.nanoTime() + 1_000_000_000L;
+    // the kill, a freeze that did not take, one that takes a moment to die) is killed again, for
+    // up to 2 s.
+    long deadline = System.nanoTime() + 2_000_000_000L;
     boolean found;
     while ((found = killCalls(live(), root, before)) && System.nanoTime() < deadline) {
       LockSupport.parkNanos(2_000_000);
@@ -146,7 +148,7 @@ final class Stopper {
     if (!left.isEmpty()) {
       // "stopped" must mean stopped: the caller gives the sandbox up rather than say so
       throw new IOException(
-          left.size() + " of the call's processes were still running 1 s after they were killed");
+          left.size() + " of the call's processes were still running 2 s after they were killed");
     }
   }
 
