@@ -242,7 +242,7 @@ final class SessionState {
                 use.getCallId(),
                 use.getName(),
                 use.getInputJson(),
-                ToolCallState.Kind.CUSTOM,
+                ToolCallState.custom(use.getInputJson()),
                 "",
                 false,
                 dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ALLOW,

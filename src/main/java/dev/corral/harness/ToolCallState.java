@@ -34,6 +34,12 @@ record ToolCallState(
     BUILT_IN,
     /** The client, which answers with a user.custom_tool_result. */
     CUSTOM,
+    /**
+     * No one: a custom call whose input the model's output limit (max_tokens) cut off, not a JSON
+     * object, so no client could run it. The harness answers it with an error, as it does a
+     * built-in call's.
+     */
+    CUSTOM_CUT_OFF,
     /** corral's server, at one of the agent's MCP servers. */
     MCP
   }
@@ -70,8 +76,20 @@ record ToolCallState(
         true);
   }
 
+  /** The kind of a custom call whose input is {@code inputJson}: judged once, when folded. */
+  static Kind custom(String inputJson) {
+    try {
+      return JSON.readTree(inputJson).isObject() ? Kind.CUSTOM : Kind.CUSTOM_CUT_OFF;
+    } catch (java.io.IOException unfinished) {
+      return Kind.CUSTOM_CUT_OFF;
+    }
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
+
   boolean custom() {
-    return kind == Kind.CUSTOM;
+    return kind == Kind.CUSTOM || kind == Kind.CUSTOM_CUT_OFF;
   }
 
   boolean asks() {
@@ -91,23 +109,10 @@ record ToolCallState(
     return !asks() || confirmation == ConfirmationResult.CONFIRMATION_RESULT_ALLOW;
   }
 
-  /**
-   * A custom call whose input the model's output limit (max_tokens) cut off: not a JSON object, so
-   * no client could run it. The harness answers it with an error, as it does a built-in call's.
-   */
+  /** A custom call whose input was cut off (see {@link Kind#CUSTOM_CUT_OFF}). */
   boolean cutOff() {
-    if (!custom()) {
-      return false;
-    }
-    try {
-      return !JSON.readTree(inputJson).isObject();
-    } catch (java.io.IOException unfinished) {
-      return true;
-    }
+    return kind == Kind.CUSTOM_CUT_OFF;
   }
-
-  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
-      new com.fasterxml.jackson.databind.ObjectMapper();
 
   /** Waits for the client: a custom call without result, or an ASK call without confirmation. */
   boolean waitingForClient() {

@@ -265,16 +265,9 @@ class GitGatewayTest {
                   for (int request = 0; ; request++) {
                     java.net.Socket socket = host.accept();
                     var in = socket.getInputStream();
-                    StringBuilder head = new StringBuilder();
-                    while (!head.toString().endsWith("\r\n\r\n")) {
-                      int b = in.read();
-                      if (b < 0) {
-                        break;
-                      }
-                      head.append((char) b);
-                    }
-                    if (!head.toString().contains("/drip.git/info/refs")
-                        || head.toString().contains("User-Agent: git/")) {
+                    String head = dev.corral.testing.TestNetwork.readHead(in);
+                    if (!head.contains("/drip.git/info/refs")
+                        || head.contains("User-Agent: git/")) {
                       socket
                           .getOutputStream()
                           .write(
@@ -338,16 +331,13 @@ class GitGatewayTest {
                         new Thread(
                             () -> {
                               try {
-                                var in = socket.getInputStream();
-                                StringBuilder head = new StringBuilder();
-                                while (!head.toString().endsWith("\r\n\r\n")) {
-                                  int b = in.read();
-                                  if (b < 0) {
-                                    return;
-                                  }
-                                  head.append((char) b);
+                                String head =
+                                    dev.corral.testing.TestNetwork.readHead(
+                                        socket.getInputStream());
+                                if (!head.endsWith("\r\n\r\n")) {
+                                  return;
                                 }
-                                if (head.toString().contains("User-Agent: git/")) {
+                                if (head.contains("User-Agent: git/")) {
                                   socket
                                       .getOutputStream()
                                       .write(

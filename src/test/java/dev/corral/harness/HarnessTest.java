@@ -492,11 +492,7 @@ class HarnessTest {
 
     // Then the harness answered the call with an error (no client could run that input), and
     // the model read it
-    List<Event> events = log(sessions, session.getId());
-    Event call = only(events, "agent.custom_tool_use");
-    Event result = only(events, "agent.tool_result");
-    assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(call.getId());
-    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+    Event result = errorClosingTheCustomCall(log(sessions, session.getId()));
     assertThat(result.getAgentToolResult().getContent(0).getText().getText())
         .contains("cut off at your output limit");
     JsonNode sent =
@@ -733,11 +729,7 @@ class HarnessTest {
 
     // Then every call has a result and the session is idle (interrupted)
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
-    List<Event> events = log(sessions, session.getId());
-    Event call = only(events, "agent.custom_tool_use");
-    Event result = only(events, "agent.tool_result");
-    assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(call.getId());
-    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+    errorClosingTheCustomCall(log(sessions, session.getId()));
   }
 
   @Test
@@ -1304,6 +1296,15 @@ class HarnessTest {
 
   private static ContentBlock text(String text) {
     return ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(text)).build();
+  }
+
+  /** The one agent.tool_result of {@code events}, an error that closes its one custom call. */
+  private static Event errorClosingTheCustomCall(List<Event> events) {
+    Event call = only(events, "agent.custom_tool_use");
+    Event result = only(events, "agent.tool_result");
+    assertThat(result.getAgentToolResult().getToolUseId()).isEqualTo(call.getId());
+    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+    return result;
   }
 
   private static Event only(List<Event> events, String type) {

@@ -639,11 +639,7 @@ class ProjectionTest {
 
   @Test
   void anMcpToolWhoseSchemaIsMalformedDeepInsideIsNotOffered() {
-    Agent agent =
-        AGENT.toBuilder()
-            .addTools(
-                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("srv")))
-            .build();
+    Agent agent = withMcpServer(AGENT, "srv");
     List<OfferedTools.Tool> listed =
         List.of(
             new OfferedTools.Tool(
@@ -668,11 +664,7 @@ class ProjectionTest {
   void anMcpToolJudgedWhenListedIsOfferedOnThatVerdictWithoutParsingItsSchemaAgain() {
     // Given tools judged when listed: one accepted (its schema is then offered as listed, even
     // one no parser would read, which shows it was not parsed here), one refused
-    Agent agent =
-        AGENT.toBuilder()
-            .addTools(
-                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("srv")))
-            .build();
+    Agent agent = withMcpServer(AGENT, "srv");
     List<OfferedTools.Tool> listed =
         List.of(
             new OfferedTools.Tool("srv", "judged", "", "{not json", false, true),
@@ -800,12 +792,7 @@ class ProjectionTest {
   @Test
   void aSummaryOverACallOfAnMcpServerThatIsDownMayCallNoTool() {
     // Given an agent whose only tools are an MCP server's, and a turn that called one of them
-    Agent agent =
-        Agent.newBuilder()
-            .setModel("claude-test")
-            .addTools(
-                Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName("srv")))
-            .build();
+    Agent agent = withMcpServer(Agent.newBuilder().setModel("claude-test").build(), "srv");
     SessionState mine =
         new SessionState(Session.newBuilder().setId("sesn_y").setAgent(agent).build());
     List<OfferedTools.Tool> listed =
@@ -943,6 +930,12 @@ class ProjectionTest {
     JsonNode next = Projection.request(state, 4096, 2048);
     assertThat(next.path("thinking").path("budget_tokens").asInt()).isEqualTo(2048);
     assertThat(MessagesRules.violation(next)).isEmpty();
+  }
+
+  private static Agent withMcpServer(Agent agent, String server) {
+    return agent.toBuilder()
+        .addTools(Tool.newBuilder().setMcpToolset(McpToolset.newBuilder().setMcpServerName(server)))
+        .build();
   }
 
   private void fold(NewEvent event) {

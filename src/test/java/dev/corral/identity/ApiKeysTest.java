@@ -213,14 +213,7 @@ class ApiKeysTest {
 
     // When the key is revoked while the command runs
     // (once it runs: a call refused before it starts proves nothing)
-    await()
-        .atMost(Duration.ofSeconds(10))
-        .until(
-            () ->
-                ProcessHandle.allProcesses()
-                    .anyMatch(
-                        process ->
-                            process.info().commandLine().orElse("").endsWith("sleep 120.731")));
+    await().atMost(Duration.ofSeconds(10)).until(() -> runsOnTheHost("sleep 120.731"));
     admin()
         .revokeApiKey(
             RevokeApiKeyRequest.newBuilder().setApiKeyId(created.getApiKey().getId()).build());
@@ -229,14 +222,7 @@ class ApiKeysTest {
     Status status = ended.get(15, java.util.concurrent.TimeUnit.SECONDS);
     assertThat(status.getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
     // and the command with it
-    await()
-        .atMost(Duration.ofSeconds(10))
-        .until(
-            () ->
-                ProcessHandle.allProcesses()
-                    .noneMatch(
-                        process ->
-                            process.info().commandLine().orElse("").endsWith("sleep 120.731")));
+    await().atMost(Duration.ofSeconds(10)).until(() -> !runsOnTheHost("sleep 120.731"));
   }
 
   @Test
@@ -500,5 +486,11 @@ class ApiKeysTest {
 
   private dev.corral.proto.v1.SessionServiceGrpc.SessionServiceBlockingStub sessionsAsAdmin() {
     return dev.corral.proto.v1.SessionServiceGrpc.newBlockingStub(channelAsAdmin());
+  }
+
+  /** Whether a process whose command line ends with {@code command} runs on this machine. */
+  private static boolean runsOnTheHost(String command) {
+    return ProcessHandle.allProcesses()
+        .anyMatch(process -> process.info().commandLine().orElse("").endsWith(command));
   }
 }

@@ -1,5 +1,7 @@
 package dev.corral.testing;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.NetworkInterface;
@@ -14,6 +16,21 @@ import java.util.Collections;
 public final class TestNetwork {
 
   private TestNetwork() {}
+
+  /**
+   * An HTTP request's or response's head, as a test peer reads it: up to its empty line, or EOF.
+   */
+  public static String readHead(InputStream in) throws IOException {
+    StringBuilder head = new StringBuilder();
+    while (!head.toString().endsWith("\r\n\r\n")) {
+      int b = in.read();
+      if (b < 0) {
+        break;
+      }
+      head.append((char) b);
+    }
+    return head.toString();
+  }
 
   public static InetAddress outwardAddress() {
     try {
