@@ -100,6 +100,9 @@ public class Dispatcher implements LeaseClaims {
       throw new IllegalStateException(
           "corral.harness.max-concurrent-sessions-per-tenant must be at least 1");
     }
+    if (config.maxRunErrors() < 1) {
+      throw new IllegalStateException("corral.harness.max-run-errors must be at least 1");
+    }
     ModelConfig model = services.model().config();
     ModelConfig.thinkingProblem(model.thinkingBudgetTokens(), model.maxTokens())
         .ifPresent(
@@ -332,6 +335,7 @@ public class Dispatcher implements LeaseClaims {
             io.smallrye.common.vertx.VertxContext.createNewDuplicatedContext(
                 vertx.getOrCreateContext()),
             services,
+            config.maxRunErrors(),
             ended -> {
               synchronized (runs) {
                 runs.remove(sessionId, ended);

@@ -143,6 +143,18 @@ final class EventsFactory {
             .build());
   }
 
+  /** The harness gives a turn up after repeated errors of its own (see HarnessRun.giveUp). */
+  static NewEvent harnessGaveUp(String message) {
+    return NewEvent.of(
+        Event.newBuilder()
+            .setSessionError(
+                SessionError.newBuilder()
+                    .setErrorType("unknown_error")
+                    .setMessage(message)
+                    .setRetryStatus(RetryStatus.RETRY_STATUS_EXHAUSTED))
+            .build());
+  }
+
   /** One block of a model response as the event that records it, under {@code id}. */
   static NewEvent block(String id, ModelResponse.Block block, Agent agent) {
     return block(id, block, agent, java.util.List.of());

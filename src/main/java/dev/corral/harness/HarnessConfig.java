@@ -27,6 +27,15 @@ public interface HarnessConfig {
   @WithDefault("500ms")
   Duration scanInterval();
 
+  /**
+   * Runs of one session that may end in a row on an error of the harness's own (a bug) before the
+   * next run gives the turn up: it answers the turn's open calls with errors and appends a
+   * session.error ({@code unknown_error}, {@code exhausted}) and an idle ({@code
+   * retries_exhausted}), rather than trying again at every lease expiry.
+   */
+  @WithDefault("3")
+  int maxRunErrors();
+
   /** Sessions this replica works at once; beyond that it takes no new lease. */
   @WithDefault("200")
   int maxConcurrentSessions();

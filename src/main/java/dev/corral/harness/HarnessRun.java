@@ -62,13 +62,21 @@ final class HarnessRun {
   private boolean restart;
   private List<Event> prepared = List.of();
 
+  /** Runs of this session before this one that ended in a row on an error of their own. */
+  private int failuresBefore;
+
+  /** From this many {@link #failuresBefore}, the run gives the turn up (see {@link #giveUp}). */
+  private final int maxRunErrors;
+
   HarnessRun(
       String sessionId,
       long epoch,
       Context context,
       HarnessServices services,
+      int maxRunErrors,
       Consumer<HarnessRun> onEnd) {
     this.sessionId = sessionId;
+    this.maxRunErrors = maxRunErrors;
     this.epoch = epoch;
     this.context = context;
     this.services = services;
@@ -170,7 +178,8 @@ final class HarnessRun {
         .unis(
             services.sessions().find(sessionId),
             firstPage(kept == null ? 0 : kept.lastSeq()),
-            services.tools().prepare(sessionId))
+            services.tools().prepare(sessionId),
+            services.leases().failures(sessionId))
         .asTuple()
         .subscribe()
         .with(
@@ -182,6 +191,7 @@ final class HarnessRun {
                               ? new SessionState(loaded.getItem1())
                               : kept.refreshed(loaded.getItem1());
                       prepared = loaded.getItem3();
+                      failuresBefore = loaded.getItem4();
                       loaded(loaded.getItem1(), loaded.getItem2());
                     }),
             this::failed);
@@ -224,7 +234,59 @@ final class HarnessRun {
       appends.add(prepared.stream().map(NewEvent::of).toList(), null);
       prepared = List.of();
     }
+    if (failuresBefore >= maxRunErrors) {
+      giveUp();
+    }
     step();
+  }
+
+  /**
+   * The runs before this one ended on errors of their own, {@link #maxRunErrors} times in a row: a
+   * bug that would stop every run the same way, each trying again at its lease's expiry (and maybe
+   * calling the model again each time). Unless there is nothing left to do, the turn is given up,
+   * as when a model call's retries run out: its open calls are answered with errors, its open span
+   * ended, and a session.error ({@code unknown_error}, {@code exhausted}) and an idle ({@code
+   * retries_exhausted}) tell the client. The idle sets the count back (see {@link #end}), so that
+   * the next message gets every try.
+   */
+  private void giveUp() {
+    if (Decision.next(state, inherited, Set.of(), false, services.model().config().maxRetries())
+        instanceof Step.Done) {
+      return;
+    }
+    String why =
+        "corral's harness stopped on an error of its own "
+            + failuresBefore
+            + " times in a row while working this session";
+    List<NewEvent> events = new ArrayList<>();
+    for (ToolCallState call : state.unansweredCalls()) {
+      NewEvent result =
+          EventsFactory.resultOf(
+              call,
+              "This "
+                  + call.name()
+                  + " call was given up: "
+                  + why
+                  + ". If it ran, its outcome is unknown.",
+              true);
+      events.add(call.waitingForConfirmation() ? result.closingConfirmation() : result);
+    }
+    if (state.openSpanId() != null) {
+      events.add(spanEnd(state.openSpanId(), why));
+    }
+    events.add(
+        EventsFactory.harnessGaveUp(
+            why + ", so this turn is given up. The replica's log has the error."));
+    events.add(status(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
+    LogFields.session(sessionId)
+        .epoch(epoch)
+        .log(
+            () ->
+                LOGGER.warnf(
+                    "sessionId=%s epoch=%d %d runs in a row stopped on their own error: the turn"
+                        + " is given up",
+                    sessionId, epoch, failuresBefore));
+    appends.add(withRunning(events), state.lastSeq());
   }
 
   private void followed(Event event) {
@@ -447,13 +509,20 @@ final class HarnessRun {
     }
     long doneUpTo = done && state != null ? state.lastSeq() : -1;
     Uni<Void> released =
-        release
-            ? services.leases().release(sessionId, epoch, doneUpTo)
-            : restart
-                // the idle said no work was pending: a scan finds the session should the restart
-                // not happen here (the replica full, say)
-                ? services.leases().pend(sessionId)
-                : Uni.createFrom().voidItem();
+        ownError
+            // the lease runs out: another run tries, at most maxRunErrors more times
+            ? services.leases().failed(sessionId, epoch, maxRunErrors)
+            : release
+                ? services.leases().release(sessionId, epoch, doneUpTo)
+                : restart
+                    // the idle said no work was pending: a scan finds the session should the
+                    // restart not happen here (the replica full, say)
+                    ? services.leases().pend(sessionId)
+                    : Uni.createFrom().voidItem();
+    if (failuresBefore > 0 && leaseGivenBack && !ownError) {
+      // this run reached an idle: the failures before it are over
+      released = released.eventually(() -> services.leases().recovered(sessionId));
+    }
     released.subscribe().with(ignored -> onEnd.accept(this), failure -> onEnd.accept(this));
   }
 

@@ -69,6 +69,26 @@ public class Leases {
       WHERE id = $1 AND lease_epoch = $2
       """;
 
+  /**
+   * Counts a run of {@code epoch} that ended on an error of its own. A run that was already giving
+   * the turn up ({@code $3} failures or more before it) leaves the session without pending work: no
+   * scan takes it again until a client's event pends it.
+   */
+  static final String FAILED =
+      """
+      UPDATE sessions
+      SET harness_failures = harness_failures + 1,
+          work_pending = work_pending AND harness_failures < $3
+      WHERE id = $1 AND lease_epoch = $2
+      """;
+
+  /** How many runs of the session in a row ended on an error of their own (0 if it is gone). */
+  static final String FAILURES = "SELECT harness_failures FROM sessions WHERE id = $1";
+
+  /** A run reached an idle: the failures before it no longer count. */
+  static final String RECOVERED =
+      "UPDATE sessions SET harness_failures = 0 WHERE id = $1 AND harness_failures > 0";
+
   /** Says a session has work pending, whoever holds its lease. */
   static final String PEND =
       "UPDATE sessions SET work_pending = true WHERE id = $1 AND status <> 'terminated'";
@@ -182,6 +202,29 @@ public class Leases {
     return pool.preparedQuery(RELEASE)
         .execute(Tuple.of(sessionId, epoch, doneUpToSeq))
         .replaceWithVoid();
+  }
+
+  /**
+   * Counts a run of {@code epoch} that failed on its own error; from the run that had {@code
+   * giveUpAfter} failures before it, the session is left until a client's event (see {@link
+   * #FAILED}).
+   */
+  Uni<Void> failed(String sessionId, long epoch, int giveUpAfter) {
+    return pool.preparedQuery(FAILED)
+        .execute(Tuple.of(sessionId, epoch, giveUpAfter))
+        .replaceWithVoid();
+  }
+
+  /** See {@link #FAILURES}. */
+  Uni<Integer> failures(String sessionId) {
+    return pool.preparedQuery(FAILURES)
+        .execute(Tuple.of(sessionId))
+        .map(rows -> rows.size() == 0 ? 0 : rows.iterator().next().getInteger(0));
+  }
+
+  /** Forgets the session's failed runs (see {@link #RECOVERED}). */
+  Uni<Void> recovered(String sessionId) {
+    return pool.preparedQuery(RECOVERED).execute(Tuple.of(sessionId)).replaceWithVoid();
   }
 
   /** Marks {@code sessionId} as having work pending (see {@link #PEND}). */
