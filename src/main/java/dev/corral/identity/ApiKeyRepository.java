@@ -57,9 +57,10 @@ public class ApiKeyRepository {
           LIMIT $4
           """);
 
+  /** Revokes a key that is live: no row for a key revoked already (or unknown). */
   static final String REVOKE =
-      "UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())"
-          + " WHERE tenant_id = $1 AND id = $2 RETURNING "
+      "UPDATE api_keys SET revoked_at = clock_timestamp()"
+          + " WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING "
           + COLUMNS;
 
   /** Whether any key was ever made (the first start makes the admin key only if none was). */
@@ -151,10 +152,15 @@ public class ApiKeyRepository {
             });
   }
 
-  Uni<ApiKey> revoke(Tenant tenant, String id) {
+  /** The key, revoked by this call; empty if it was revoked already or is unknown. */
+  Uni<java.util.Optional<ApiKey>> revoke(Tenant tenant, String id) {
     return pool.preparedQuery(REVOKE)
         .execute(Tuple.of(tenant.id(), id))
-        .map(rows -> single(rows, id));
+        .map(
+            rows ->
+                rows.size() == 0
+                    ? java.util.Optional.<ApiKey>empty()
+                    : java.util.Optional.of(single(rows, id)));
   }
 
   /** Runs {@code work} in a transaction that holds the first-start lock. */

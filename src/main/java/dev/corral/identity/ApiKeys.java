@@ -101,17 +101,21 @@ public class ApiKeys {
                         found ->
                             requireOperatorFor(
                                 caller, key.tenant(), Roles.fromProto("role", found.getRole()))))
-        .flatMap(key -> repository.revoke(key.tenant(), key.id()))
-        .invoke(
-            revoked -> {
-              // Revoking a key revoked long ago changes nothing, and forgetting is not free: every
-              // check under way on this replica then goes uncached (a loop of such calls must not
-              // turn the credential cache off).
-              if (dev.corral.common.ProtoTime.toInstant(revoked.getRevokedAt())
-                  .isAfter(java.time.Instant.now().minusSeconds(60))) {
-                authenticator.forgetKey(revoked.getId());
-              }
-            });
+        .flatMap(
+            key ->
+                repository
+                    .revoke(key.tenant(), key.id())
+                    .flatMap(
+                        revoked -> {
+                          if (revoked.isEmpty()) {
+                            // revoked already: nothing changes, and nothing is forgotten, for
+                            // forgetting is not free (every check under way on this replica then
+                            // goes uncached: a loop of such calls must not turn the cache off)
+                            return repository.find(key.tenant(), key.id());
+                          }
+                          authenticator.forgetKey(revoked.get().getId());
+                          return Uni.createFrom().item(revoked.get());
+                        }));
   }
 
   private Uni<Created> insert(Principal caller, NewKey key) {
