@@ -38,7 +38,7 @@ final class Decision {
         state.status() == SessionStatus.SESSION_STATUS_RUNNING
             || !unanswered.isEmpty()
             || state.openSpanId() != null
-            || state.interruptCaughtInput();
+            || state.interruptCaughtWork();
     if (state.interruptPending() && working) {
       return new Step.Interrupt(unanswered, state.openSpanId());
     }

@@ -101,7 +101,7 @@ final class SessionState {
   private long lastInterruptSeq;
 
   /** The last interrupt came while input waited for its turn (which it then stops). */
-  private boolean interruptCaughtInput;
+  private boolean interruptCaughtWork;
 
   private int failuresSinceInput;
   private int modelRequests;
@@ -180,7 +180,13 @@ final class SessionState {
       }
       case USER_INTERRUPT -> {
         lastInterruptSeq = event.getSeq();
-        interruptCaughtInput = hasUnansweredInput();
+        // (whatever is answered after it, the work it came to stop is stopped: a custom call's
+        // result sent after the interrupt does not carry the turn on)
+        interruptCaughtWork =
+            hasUnansweredInput()
+                || status == SessionStatus.SESSION_STATUS_RUNNING
+                || openSpanId != null
+                || !unansweredCalls().isEmpty();
       }
       case USER_TOOL_CONFIRMATION -> {
         var confirmation = event.getUserToolConfirmation();
@@ -598,12 +604,13 @@ final class SessionState {
   }
 
   /**
-   * The pending interrupt came while input waited for its turn: a message and an interrupt sent
-   * together to an idle session, or an interrupt that came before the turn's status_running did.
-   * The interrupt stops that turn before it starts.
+   * The pending interrupt came while there was work to stop: input waiting for its turn (a message
+   * and an interrupt sent together to an idle session, or an interrupt that came before the turn's
+   * status_running did), a running turn, or calls waiting for their answers. It stops that work
+   * even if the calls were answered after it.
    */
-  boolean interruptCaughtInput() {
-    return interruptPending() && interruptCaughtInput;
+  boolean interruptCaughtWork() {
+    return interruptPending() && interruptCaughtWork;
   }
 
   int failuresSinceInput() {

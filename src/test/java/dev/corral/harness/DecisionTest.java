@@ -233,6 +233,29 @@ class DecisionTest {
   }
 
   @Test
+  void anInterruptSentWhileACustomCallWaitsWinsOverItsResultSentAfterIt() {
+    // Given a turn waiting for the client's answer to a custom call
+    history.add(Fixtures.userMessage("look it up"));
+    String call = history.modelTurn(new ModelResponse.ToolUse("toolu_l", "lookup", "{}"));
+    history.add(
+        EventsFactory.idle(
+            dev.corral.proto.v1.StopReason.newBuilder()
+                .setType(StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION)
+                .addEventIds(call)
+                .build()));
+
+    // When the user interrupts, and the result comes after the interrupt, before any run saw it
+    history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
+    history.add(customResult(call));
+
+    // Then the turn is stopped, not carried on with the result
+    assertThat(history.next()).isEqualTo(new Step.Interrupt(List.of(), null));
+    history.add(
+        EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
+    assertThat(history.next()).isEqualTo(new Step.Done());
+  }
+
+  @Test
   void budgetOfModelRequestsStopsTheNextCall() {
     History limited = oneModelRequest();
     limited.add(Fixtures.userMessage("go"));
