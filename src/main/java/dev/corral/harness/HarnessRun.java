@@ -65,6 +65,9 @@ final class HarnessRun {
   /** Runs of this session before this one that ended in a row on an error of their own. */
   private int failuresBefore;
 
+  /** This run gave the turn up, or found nothing to give up (see {@link #giveUp}). */
+  private boolean gaveUp;
+
   /** From this many {@link #failuresBefore}, the run gives the turn up (see {@link #giveUp}). */
   private final int maxRunErrors;
 
@@ -234,9 +237,6 @@ final class HarnessRun {
       appends.add(prepared.stream().map(NewEvent::of).toList(), null);
       prepared = List.of();
     }
-    if (failuresBefore >= maxRunErrors) {
-      giveUp();
-    }
     step();
   }
 
@@ -252,6 +252,8 @@ final class HarnessRun {
   private void giveUp() {
     if (Decision.next(state, inherited, Set.of(), false, services.model().config().maxRetries())
         instanceof Step.Done) {
+      gaveUp = true;
+      step();
       return;
     }
     String why =
@@ -286,7 +288,7 @@ final class HarnessRun {
                     "sessionId=%s epoch=%d %d runs in a row stopped on their own error: the turn"
                         + " is given up",
                     sessionId, epoch, failuresBefore));
-    appends.add(withRunning(events), state.lastSeq());
+    appends.add(withRunning(events), state.lastSeq(), appended -> gaveUp = true);
   }
 
   private void followed(Event event) {
@@ -301,6 +303,10 @@ final class HarnessRun {
 
   private void step() {
     if (ended || appends.busy() || state == null || state.lastSeq() < waitForSeq) {
+      return;
+    }
+    if (failuresBefore >= maxRunErrors && !gaveUp) {
+      giveUp(); // before anything else, and again after a conflict (an event came meanwhile)
       return;
     }
     tools.answered(state);
