@@ -19,10 +19,12 @@ import dev.corral.proto.v1.SessionStatusRunning;
 import dev.corral.proto.v1.SpanModelRequestEnd;
 import dev.corral.proto.v1.SpanModelRequestStart;
 import dev.corral.proto.v1.StopReason;
+import dev.corral.proto.v1.StopReasonType;
 import dev.corral.proto.v1.TextBlock;
 import dev.corral.session.EventType;
 import dev.corral.session.NewEvent;
 import dev.corral.tool.OfferedTools;
+import java.util.List;
 
 /** The events a harness appends, built in one place. */
 final class EventsFactory {
@@ -121,6 +123,29 @@ final class EventsFactory {
                     .setIsError(true)
                     .setErrorMessage(error))
             .build());
+  }
+
+  /**
+   * Closes the span of a model call whose harness stopped while it ran (its replica died, or its
+   * lease was lost): the call failed, and counts toward the turn's retries like any failed call, so
+   * that a call that kills its replica every time (a reply too large for its memory, say) is not
+   * made again for ever. {@code attempt} is the failure's number since the turn's input, 1 first;
+   * past {@code maxRetries} the turn is given up.
+   */
+  static List<NewEvent> orphanClosed(String spanId, int attempt, int maxRetries) {
+    String why = "the harness restarted while this call ran";
+    boolean last = attempt > maxRetries;
+    List<NewEvent> events = new java.util.ArrayList<>();
+    events.add(failedSpanEnd(spanId, why));
+    events.add(
+        sessionError(
+            new ModelException(0, "api_error", "The model call failed: " + why + ".", true, null),
+            attempt,
+            last));
+    if (last) {
+      events.add(idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED)));
+    }
+    return events;
   }
 
   static NewEvent sessionError(ModelException error, int attempt, boolean last) {

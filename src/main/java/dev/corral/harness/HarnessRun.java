@@ -328,7 +328,11 @@ final class HarnessRun {
       interrupt(interrupt);
     } else if (next instanceof Step.CloseOrphanSpan orphan) {
       appends.add(
-          List.of(spanEnd(orphan.spanId(), "the harness restarted while this call ran")), null);
+          EventsFactory.orphanClosed(
+              orphan.spanId(),
+              state.failuresSinceInput() + 1,
+              services.model().config().maxRetries()),
+          null);
     } else if (next instanceof Step.ResolveUnknown unknown) {
       appends.add(
           withRunning(results(unknown.calls(), HarnessRun::unknownOutcome)), state.lastSeq());

@@ -110,7 +110,8 @@ class CrashResumeTest {
     model.enqueue(Reply.text("Answer."));
     dead.dies();
 
-    // Then the orphan call is closed as failed and the call is issued again, once
+    // Then the orphan call is closed as failed (a failed call: one of the turn's retries) and the
+    // call is issued again, once
     List<Event> events = finished();
     assertThat(types(events))
         .containsExactly(
@@ -118,12 +119,15 @@ class CrashResumeTest {
             "session.status_running",
             "span.model_request_start",
             "span.model_request_end",
+            "session.error",
             "span.model_request_start",
             "agent.message",
             "span.model_request_end",
             "session.status_idle");
     assertThat(events.get(3).getSpanModelRequestEnd().getIsError()).isTrue();
     assertThat(events.get(3).getSpanModelRequestEnd().getErrorMessage()).contains("restarted");
+    assertThat(events.get(4).getSessionError().getRetryStatus())
+        .isEqualTo(dev.corral.proto.v1.RetryStatus.RETRY_STATUS_RETRYING);
     assertThat(model.requestsMentioning(marker)).hasSize(1);
   }
 

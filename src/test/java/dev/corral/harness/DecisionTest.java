@@ -187,8 +187,31 @@ class DecisionTest {
     history.add(EventsFactory.spanStart(span, "claude-test"));
 
     assertThat(history.next()).isEqualTo(new Step.CloseOrphanSpan(span));
-    history.add(EventsFactory.failedSpanEnd(span, "restarted"));
-    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    EventsFactory.orphanClosed(span, 1, 3).forEach(history::add);
+    assertThat(history.next()).isEqualTo(new Step.CallModel(2));
+  }
+
+  @Test
+  void aCallWhoseHarnessDiesEveryTimeIsGivenUpAfterItsRetries() {
+    // Given a turn whose model call never ends: its harness dies during it each time (a reply
+    // too large for the replica's memory, say)
+    history.add(Fixtures.userMessage("hi"));
+    history.add(EventsFactory.running());
+    for (int attempt = 1; attempt <= 4; attempt++) {
+      String span = String.format("sevt_orphan%019d", attempt);
+      history.add(EventsFactory.spanStart(span, "claude-test"));
+      assertThat(history.next()).isEqualTo(new Step.CloseOrphanSpan(span));
+      EventsFactory.orphanClosed(span, attempt, 3).forEach(history::add);
+      if (attempt <= 3) {
+        assertThat(history.next()).isEqualTo(new Step.CallModel(attempt + 1));
+      }
+    }
+
+    // Then the fourth close gave the turn up (three retries), and nothing more is tried
+    assertThat(history.events().get(history.events().size() - 1).getSessionStatusIdle())
+        .extracting(idle -> idle.getStopReason().getType())
+        .isEqualTo(StopReasonType.STOP_REASON_TYPE_RETRIES_EXHAUSTED);
+    assertThat(history.next()).isEqualTo(new Step.Done());
   }
 
   @Test
