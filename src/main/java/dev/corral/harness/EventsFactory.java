@@ -115,14 +115,21 @@ final class EventsFactory {
   }
 
   static NewEvent failedSpanEnd(String startId, String error) {
-    return NewEvent.of(
-        Event.newBuilder()
-            .setSpanModelRequestEnd(
-                SpanModelRequestEnd.newBuilder()
-                    .setModelRequestStartId(startId)
-                    .setIsError(true)
-                    .setErrorMessage(error))
-            .build());
+    return failedSpanEnd(startId, error, null);
+  }
+
+  /** A failed call's span end, with what it used if an answer came ({@code usage} non-null). */
+  static NewEvent failedSpanEnd(
+      String startId, String error, dev.corral.proto.v1.ModelUsage usage) {
+    SpanModelRequestEnd.Builder end =
+        SpanModelRequestEnd.newBuilder()
+            .setModelRequestStartId(startId)
+            .setIsError(true)
+            .setErrorMessage(error);
+    if (usage != null) {
+      end.setModelUsage(usage);
+    }
+    return NewEvent.of(Event.newBuilder().setSpanModelRequestEnd(end).build());
   }
 
   /**

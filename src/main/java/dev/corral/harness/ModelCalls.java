@@ -388,11 +388,19 @@ final class ModelCalls {
       summary.append(Projection.SUMMARY_REFUSED);
     }
     if (dev.corral.common.InputRules.blank(summary.toString())) {
-      failed(
-          call,
-          new ModelException(
-              200, "invalid_summary", "the compaction call answered no summary", true, null));
-      return;
+      if (state.get().failuresSinceInput() == 0) {
+        // asked once more (the tokens of this answer still count toward the session's use)
+        failed(
+            call,
+            new ModelException(
+                200, "invalid_summary", "the compaction call answered no summary", true, null),
+            response.usage());
+        return;
+      }
+      // A history the model will not summarise would be sent again at every retry and every
+      // later turn, each a full paid call: it goes, with a note in its place.
+      summary.setLength(0);
+      summary.append(Projection.SUMMARY_BLANK);
     }
     if (response.cutShort()) {
       // What the model would have said last (the state of the work, what remains) is missing;
@@ -436,6 +444,13 @@ final class ModelCalls {
   private record Compacting(long fromSeq, long upToSeq, long tokens, List<Event> kept) {}
 
   private void failed(Call call, Throwable failure) {
+    failed(call, failure, null);
+  }
+
+  /**
+   * @param usage what the call used, if an answer came (it counts toward the session's tokens)
+   */
+  private void failed(Call call, Throwable failure, dev.corral.proto.v1.ModelUsage usage) {
     if (stopped || call.cancelled) {
       return;
     }
@@ -450,7 +465,7 @@ final class ModelCalls {
     boolean last = !error.retryable() || attempt > model.config().maxRetries();
     retryAfter = error.retryAfter().orElse(null);
     List<NewEvent> events = new ArrayList<>();
-    events.add(EventsFactory.failedSpanEnd(call.spanId, error.getMessage()));
+    events.add(EventsFactory.failedSpanEnd(call.spanId, error.getMessage(), usage));
     events.add(EventsFactory.sessionError(error, attempt, last));
     if (last) {
       events.add(

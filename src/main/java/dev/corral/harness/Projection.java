@@ -226,6 +226,12 @@ final class Projection {
           + " summary request was refused (stop_reason refusal), so what it held is left out of"
           + " your context. Every original event is still in the session's log.";
 
+  /** Stands for history the model answered no summary of, twice. */
+  static final String SUMMARY_BLANK =
+      "[corral] The earlier part of this session could not be summarised: the summary request was"
+          + " answered with no text, again when asked once more, so what it held is left out of"
+          + " your context. Every original event is still in the session's log.";
+
   /** The user message that stands for history compacted up to {@code upToSeq}. */
   static ObjectNode summaryMessage(long upToSeq, String summary) {
     ObjectNode message = JSON.createObjectNode().put("role", "user");

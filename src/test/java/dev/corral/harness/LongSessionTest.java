@@ -329,6 +329,51 @@ class LongSessionTest {
   }
 
   @Test
+  void aBlankSummaryIsAskedForOnceMoreThenItsHistoryIsLeftOutWithANote() {
+    // Given a model that answers every summary request with blank text (history can be written
+    // to make it do so), each answer a paid call
+    model.fallback(
+        request -> {
+          if (request.toString().contains("Answer with the summary only.")) {
+            summaries.incrementAndGet();
+            return Reply.stream().text(" \n ").stop("end_turn");
+          }
+          return Reply.text("Noted.");
+        });
+    Session session = sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("blank"));
+
+    // When the session outgrows its window
+    int turn = 0;
+    while (summaries.get() == 0 && turn < TURNS) {
+      turn++;
+      sayAndAwaitAnswer(session.getId(), "part " + turn + ": " + "detail. ".repeat(180), turn);
+    }
+
+    // Then the summary was asked for twice, not at every retry, the first blank answer's tokens
+    // count, and the history is left out with a note
+    assertThat(summaries.get()).isEqualTo(2);
+    List<Event> log = SessionLogs.log(sessions, session.getId());
+    List<Event> failedEnds =
+        log.stream()
+            .filter(
+                event ->
+                    event.hasSpanModelRequestEnd() && event.getSpanModelRequestEnd().getIsError())
+            .toList();
+    assertThat(failedEnds).hasSize(1);
+    assertThat(failedEnds.get(0).getSpanModelRequestEnd().getModelUsage().getInputTokens())
+        .isPositive();
+    List<AgentContextCompacted> compactions = compactions(session.getId());
+    assertThat(compactions).hasSize(1);
+    assertThat(compactions.get(0).getSummary()).isEqualTo(Projection.SUMMARY_BLANK);
+    assertThat(SessionLogs.get(sessions, session.getId()).getStopReason().getType())
+        .isEqualTo(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_END_TURN);
+    // And the next turn goes on without asking for a summary again
+    sayAndAwaitAnswer(session.getId(), "one more", turn + 1);
+    assertThat(summaries.get()).isEqualTo(2);
+    assertThat(model.violations()).isEmpty();
+  }
+
+  @Test
   void aHarnessKilledDuringACompactionResumesWithOneSummary() {
     // Given a long history, and a harness that started to compact it and died
     dev.corral.proto.v1.Agent agent =
