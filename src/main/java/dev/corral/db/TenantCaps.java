@@ -23,6 +23,10 @@ public interface TenantCaps {
   @WithDefault("1000")
   int maxEnvironments();
 
+  /** API keys of one tenant that are not revoked; revoking one makes room. */
+  @WithDefault("1000")
+  int maxApiKeys();
+
   /** Sessions of one tenant, archived or not; deleting one makes room. */
   @WithDefault("100000")
   int maxSessions();

@@ -51,6 +51,12 @@ public class TenantLimits {
         "corral.tenant.max-environments",
         "archived ones count; ask for a higher limit",
         counted("environments")),
+    /** Keys that authenticate: revoked ones stay as rows but do not count. */
+    API_KEYS(
+        "api_keys",
+        "corral.tenant.max-api-keys",
+        "revoke one first",
+        counted("api_keys", "revoked_at IS NULL")),
     /**
      * Sessions are many and their rows change on every append, so they are not counted: the
      * tenant's row of {@code tenant_sessions} goes up here, in the creation's transaction, and down
@@ -85,9 +91,16 @@ public class TenantLimits {
 
     /** LIMIT: a tenant far past a lowered cap costs no more than one at it. */
     private static String counted(String table) {
+      return counted(table, "true");
+    }
+
+    /** {@link #counted(String)}, of the rows where {@code condition} holds. */
+    private static String counted(String table, String condition) {
       return "SELECT count(*) < $2 AS room FROM (SELECT 1 FROM "
           + table
-          + " WHERE tenant_id = $1 LIMIT $2) held";
+          + " WHERE tenant_id = $1 AND "
+          + condition
+          + " LIMIT $2) held";
     }
   }
 

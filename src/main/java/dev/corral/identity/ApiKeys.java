@@ -9,7 +9,6 @@ import dev.corral.common.PermissionDeniedException;
 import dev.corral.common.Tenant;
 import dev.corral.proto.v1.ApiKey;
 import io.smallrye.mutiny.Uni;
-import io.vertx.mutiny.sqlclient.Pool;
 import jakarta.enterprise.context.ApplicationScoped;
 
 /** Creates, lists and revokes API keys of the caller's tenant (or, for operators, of any). */
@@ -21,17 +20,20 @@ public class ApiKeys {
   private final ApiKeyRepository repository;
   private final TenantRepository tenants;
   private final Authenticator authenticator;
-  private final Pool pool;
+  private final dev.corral.db.TenantLimits limits;
+  private final dev.corral.db.TenantCaps caps;
 
   ApiKeys(
       ApiKeyRepository repository,
       TenantRepository tenants,
       Authenticator authenticator,
-      Pool pool) {
+      dev.corral.db.TenantLimits limits,
+      dev.corral.db.TenantCaps caps) {
     this.repository = repository;
     this.tenants = tenants;
     this.authenticator = authenticator;
-    this.pool = pool;
+    this.limits = limits;
+    this.caps = caps;
   }
 
   /** A new key and the key itself, which is shown only this once. */
@@ -120,16 +122,21 @@ public class ApiKeys {
 
   private Uni<Created> insert(Principal caller, NewKey key) {
     ApiKeySecret secret = ApiKeySecret.generate();
-    return repository
-        .insert(
-            pool,
-            IdKind.API_KEY.next(),
-            key.tenant(),
-            secret,
-            key.name(),
-            key.role(),
-            caller.subject(),
-            false)
+    return limits
+        .capped(
+            dev.corral.db.TenantLimits.Capped.API_KEYS,
+            key.tenant().id(),
+            caps.maxApiKeys(),
+            connection ->
+                repository.insert(
+                    connection,
+                    IdKind.API_KEY.next(),
+                    key.tenant(),
+                    secret,
+                    key.name(),
+                    key.role(),
+                    caller.subject(),
+                    false))
         .map(record -> new Created(record, secret.reveal()));
   }
 

@@ -59,7 +59,8 @@ class TenantCapsTest {
           "corral.tenant.max-agents", Integer.toString(MAX),
           "corral.tenant.max-agent-versions", Integer.toString(MAX),
           "corral.tenant.max-environments", Integer.toString(MAX),
-          "corral.tenant.max-sessions", Integer.toString(MAX));
+          "corral.tenant.max-sessions", Integer.toString(MAX),
+          "corral.tenant.max-api-keys", Integer.toString(MAX));
     }
   }
 
@@ -95,6 +96,51 @@ class TenantCapsTest {
     // Then another tenant still creates its own
     var other = AgentServiceGrpc.newBlockingStub(TestCredentials.memberOfNewTenant(channel, "cap"));
     assertThat(Fixtures.createAgent(other)).isNotEmpty();
+  }
+
+  @Test
+  void aTenantHoldsAtMostItsLiveApiKeysAndRevokingOneMakesRoom() {
+    // Given a tenant with as many live keys as it may hold (its member's, and more)
+    String tenant = "cap-keys-" + System.nanoTime();
+    TestCredentials.memberKeyOfNewTenantNamed(channel, tenant);
+    var operator =
+        dev.corral.proto.v1.ApiKeyServiceGrpc.newBlockingStub(
+            io.grpc.ClientInterceptors.intercept(
+                channel, TestCredentials.bearer(TestCredentials.ADMIN_KEY)));
+    java.util.function.Supplier<dev.corral.proto.v1.CreateApiKeyResponse> create =
+        () ->
+            operator.createApiKey(
+                dev.corral.proto.v1.CreateApiKeyRequest.newBuilder()
+                    .setName("one more")
+                    .setRole(dev.corral.proto.v1.Role.ROLE_MEMBER)
+                    .setTenantId(tenant)
+                    .build());
+    String last = null;
+    for (int i = 1; i < MAX; i++) {
+      last = create.get().getApiKey().getId();
+    }
+
+    // When one more is made, it is refused, naming the setting, and no key is stored
+    assertExhausted(create::get, "corral.tenant.max-api-keys");
+    assertThat(
+            operator
+                .listApiKeys(
+                    dev.corral.proto.v1.ListApiKeysRequest.newBuilder()
+                        .setTenantId(tenant)
+                        .setIncludeRevoked(true)
+                        .setPageSize(100)
+                        .build())
+                .getApiKeysCount())
+        .isEqualTo(MAX);
+
+    // Then revoking one makes room for one
+    operator.revokeApiKey(
+        dev.corral.proto.v1.RevokeApiKeyRequest.newBuilder()
+            .setApiKeyId(last)
+            .setTenantId(tenant)
+            .build());
+    assertThat(create.get().getKey()).isNotEmpty();
+    assertExhausted(create::get, "corral.tenant.max-api-keys");
   }
 
   @Test
