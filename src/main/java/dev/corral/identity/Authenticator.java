@@ -131,6 +131,15 @@ public class Authenticator {
 
   /** Checks {@code authorization} (from the cache while the last check is fresh). */
   public Uni<Principal> authenticate(String authorization) {
+    return authenticate(authorization, false);
+  }
+
+  /**
+   * @param watched a re-check of a call under way ({@link #watch}): it is made even when many
+   *     checks are in flight, so that a flood of made-up credentials cannot keep a revoked key's
+   *     streams open (such checks are bounded by the streams a replica serves)
+   */
+  Uni<Principal> authenticate(String authorization, boolean watched) {
     Principal principal;
     try {
       principal = cached(authorization);
@@ -145,7 +154,7 @@ public class Authenticator {
     // Calls that find the same credential's check stale together share one check: when a busy
     // key's entry expires, its concurrent calls would otherwise each update its row in turn.
     long generation = forgets.get();
-    if (inFlight.size() >= MAX_CHECKS_IN_FLIGHT && !inFlight.containsKey(key)) {
+    if (!watched && inFlight.size() >= MAX_CHECKS_IN_FLIGHT && !inFlight.containsKey(key)) {
       // A credential that worked a moment ago keeps working through a flood of made-up ones: its
       // last check stands for a few intervals more, rather than its calls being turned away.
       Checked known = checked.get(key);
@@ -202,7 +211,7 @@ public class Authenticator {
     return vertx.setPeriodic(
         Math.max(1, config.recheckInterval().toMillis() / 2),
         tick ->
-            authenticate(authorization)
+            authenticate(authorization, true)
                 .subscribe()
                 .with(
                     stillValid -> {},

@@ -175,6 +175,30 @@ class AuthenticatorTest {
   }
 
   @Test
+  void aStreamsRecheckIsMadeThroughAFloodOfMadeUpKeysSoThatARevokedKeyIsRefused() {
+    // Given a key with a stream open, revoked since its last check, which is long stale
+    live.put(hex(KEY), new ApiKeyRepository.Live("key_1", new Tenant("acme"), Role.MEMBER, false));
+    authenticate("Bearer " + KEY);
+    live.clear();
+    now.addAndGet(Duration.ofSeconds(11).toNanos());
+
+    // When made-up keys fill the checks allowed at once (the database slow to answer them)
+    database = new java.util.concurrent.CompletableFuture<>();
+    for (int i = 0; i < Authenticator.MAX_CHECKS_IN_FLIGHT; i++) {
+      String key = "crl_" + String.format("%052d", i).replace('1', 'e').replace('0', 'f');
+      authenticator.authenticate("Bearer " + key).subscribeAsCompletionStage();
+    }
+
+    // Then a new call with the key is turned away for now, but the stream's re-check is made,
+    // and finds the key revoked
+    var call = authenticator.authenticate("Bearer " + KEY).subscribeAsCompletionStage();
+    assertThatThrownBy(call::join).hasCauseInstanceOf(dev.corral.common.UnavailableException.class);
+    var recheck = authenticator.authenticate("Bearer " + KEY, true).subscribeAsCompletionStage();
+    database.complete(null);
+    assertThatThrownBy(recheck::join).hasCauseInstanceOf(UnauthenticatedException.class);
+  }
+
+  @Test
   void eachBadFormIsRefusedWithItsReason() {
     assertThatThrownBy(() -> authenticate(null)).hasMessageContaining("needs a credential");
     assertThatThrownBy(() -> authenticate("   ")).hasMessageContaining("needs a credential");
