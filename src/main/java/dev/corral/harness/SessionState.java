@@ -125,6 +125,16 @@ final class SessionState {
 
   private long unansweredInputBytes;
 
+  /** The seq of the first user message no call has answered (there is one). */
+  private long firstUnansweredMessageSeq() {
+    for (long[] message : unansweredInput) {
+      if (message[0] > messagesAnsweredUpTo) {
+        return message[0];
+      }
+    }
+    return lastUserMessageSeq;
+  }
+
   /** {@code message} itself, or a notice in its place when it would pass the budget. */
   private Event withinInputBudget(Event message) {
     while (!unansweredInput.isEmpty() && unansweredInput.peekFirst()[0] <= messagesAnsweredUpTo) {
@@ -369,6 +379,13 @@ final class SessionState {
           default -> {}
         }
         refusedCallSeq = 0;
+        if (!turnOpen && lastUserMessageSeq > messagesAnsweredUpTo) {
+          // Messages this idle left for a turn of their own (sent during an interrupted or failed
+          // call) start that turn: a refusal in it forgets from the first of them, not from the
+          // input of the turn that ended here.
+          turnOpen = true;
+          turnStartSeq = firstUnansweredMessageSeq();
+        }
       }
       case SESSION_STATUS_RESCHEDULED -> status(event, SessionStatus.SESSION_STATUS_RESCHEDULING);
       case SESSION_STATUS_TERMINATED -> status(event, SessionStatus.SESSION_STATUS_TERMINATED);

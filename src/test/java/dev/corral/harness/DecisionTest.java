@@ -376,6 +376,32 @@ class DecisionTest {
   }
 
   @Test
+  void aRefusalOfTheTurnAMessageSentDuringAnInterruptedCallStartsForgetsFromThatMessage() {
+    // Given a call interrupted, with a message sent while it ran (the interrupt leaves it for a
+    // turn of its own)
+    history.add(Fixtures.userMessage("first"));
+    history.add(EventsFactory.running());
+    String span = "sevt_interrupted00000000000000";
+    history.add(EventsFactory.spanStart(span, "claude-test"));
+    history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
+    history.add(Fixtures.userMessage("the trigger"));
+    assertThat(history.nextWith(Set.of(), Set.of(), true)).isInstanceOf(Step.Interrupt.class);
+    history.add(EventsFactory.failedSpanEnd(span, "interrupted by the user"));
+    history.add(
+        EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
+
+    // When the message's own turn is refused
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    history.refusedTurn(new ModelResponse.Text("No"));
+
+    // Then the refusal takes that turn out of the context, from the message that started it: the
+    // interrupted turn's input stays
+    assertThat(history.next())
+        .isEqualTo(new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_REFUSAL)));
+    assertThat(texts(history.state.context())).containsExactly("first");
+  }
+
+  @Test
   void aRefusedTurnTakesTheCallOfAResultInItAlongSoThatNoResultLosesItsCall() {
     // Given a call that waited for the client across an idle, answered after a new message
     history.add(Fixtures.userMessage("first"));
