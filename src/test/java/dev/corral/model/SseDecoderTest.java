@@ -33,4 +33,41 @@ class SseDecoderTest {
 
     assertThat(events).containsExactly("message|a\nb");
   }
+
+  @Test
+  void aLineLongerThanAnyEventOfTheApiEndsTheStreamWithoutHoldingItAll() {
+    // Given a stream whose one line never ends, sent in 64 KiB chunks
+    byte[] chunk = new byte[64 * 1024];
+    java.util.Arrays.fill(chunk, (byte) 'x');
+    decoder.feed("data: ".getBytes(StandardCharsets.UTF_8));
+
+    // Then it is refused once the line passes the limit, not at the end of the stream
+    int fed = 0;
+    try {
+      while (fed <= SseDecoder.MAX_EVENT_BYTES + chunk.length) {
+        decoder.feed(chunk);
+        fed += chunk.length;
+      }
+      throw new AssertionError("the line was taken whole");
+    } catch (ModelException refused) {
+      assertThat(refused.errorType()).isEqualTo("stream_too_large");
+      assertThat(fed).isLessThanOrEqualTo(SseDecoder.MAX_EVENT_BYTES);
+    }
+    assertThat(events).isEmpty();
+  }
+
+  @Test
+  void anEventOfManyDataLinesIsBoundedToo() {
+    byte[] line = ("data: " + "y".repeat(1024 * 1024 - 7) + "\n").getBytes(StandardCharsets.UTF_8);
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> {
+              for (int i = 0; i < 16; i++) {
+                decoder.feed(line);
+              }
+            })
+        .isInstanceOfSatisfying(
+            ModelException.class,
+            refused -> assertThat(refused.errorType()).isEqualTo("stream_too_large"));
+    assertThat(events).isEmpty();
+  }
 }
