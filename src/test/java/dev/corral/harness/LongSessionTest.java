@@ -436,11 +436,19 @@ class LongSessionTest {
                     && SessionLogs.get(sessions, sessionId).getStatus()
                         == SessionStatus.SESSION_STATUS_IDLE);
 
-    // Then the orphan compaction span was closed, one summary was made, and the question answered
+    // Then the orphan compaction span was closed (a failed call, to be retried), one summary was
+    // made, and the question answered
     List<Event> events = log(sessions, sessionId);
     assertThat(events.stream().filter(Event::hasAgentContextCompacted)).hasSize(1);
     assertThat(summaries.get()).isEqualTo(1);
-    assertThat(events).noneMatch(e -> e.getType().equals("session.error"));
+    assertThat(events.stream().filter(Event::hasSessionError))
+        .singleElement()
+        .satisfies(
+            error -> {
+              assertThat(error.getSessionError().getRetryStatus())
+                  .isEqualTo(dev.corral.proto.v1.RetryStatus.RETRY_STATUS_RETRYING);
+              assertThat(error.getSessionError().getMessage()).contains("harness restarted");
+            });
     assertThat(model.violations()).isEmpty();
     JsonNode answering = model.requests().get(model.requests().size() - 1).body();
     assertThat(answering.toString()).contains("Summary 1").contains("and now, the last question");
