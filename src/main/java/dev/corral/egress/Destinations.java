@@ -154,27 +154,34 @@ public class Destinations {
   }
 
   /**
-   * Why {@code address:port} may not be reached although its address may: it is where corral itself
-   * listens, on this host or on an address of a private network an operator opened (where its other
+   * Why {@code address:port} may not be reached although its address may: it is an address of this
+   * host (on any port: services that listen on all interfaces trusting a firewall outside would be
+   * reached over loopback, past it), unless an operator opened its network, or it is where corral
+   * itself listens, on an address of a private network an operator opened (where its other
    * replicas, and its database, may listen too).
    */
   Optional<EgressRefusedException> ownServer(InetAddress address, int port) {
     boolean own = ownPorts.contains(port);
     boolean database = databasePorts.contains(port);
-    if (!own && !database) {
-      return Optional.empty();
-    }
     String what = own ? "corral's own servers" : "corral's database";
     if (rules.opened(address)) {
-      return Optional.of(
-          new EgressRefusedException(
-              "corral", "port " + port + " of a private network is where " + what + " may listen"));
+      return own || database
+          ? Optional.of(
+              new EgressRefusedException(
+                  "corral",
+                  "port " + port + " of a private network is where " + what + " may listen"))
+          : Optional.empty();
     }
     try {
       if (address.isAnyLocalAddress() || NetworkInterface.getByInetAddress(address) != null) {
         return Optional.of(
             new EgressRefusedException(
-                "corral", "port " + port + " of this host is where " + what + " may listen"));
+                "corral",
+                own || database
+                    ? "port " + port + " of this host is where " + what + " may listen"
+                    : address.getHostAddress()
+                        + " is an address of corral's host, whose services are not the"
+                        + " sandbox's"));
       }
     } catch (SocketException e) {
       return Optional.of(

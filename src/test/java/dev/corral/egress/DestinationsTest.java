@@ -91,6 +91,39 @@ class DestinationsTest {
     assertThat(opened.ownServer(outside, 8080)).isEmpty();
   }
 
+  @Test
+  void everyPortOfAnAddressOfCorralsHostIsClosedUnlessAnOperatorOpenedItsNetwork()
+      throws Exception {
+    // Given an address of this host that the address rules would let through (a public one, on a
+    // server with a public interface: its services that trust a firewall outside would be reached
+    // over loopback, past it)
+    InetAddress host = dev.corral.testing.TestNetwork.outwardAddress();
+    Destinations closed =
+        new Destinations(
+            config(Map.of(), List.of()),
+            new NameLookups(name -> new InetAddress[0]),
+            Set.of(8080),
+            Set.of(5433));
+
+    // Then every port of it is refused, saying why
+    for (int port : new int[] {22, 2375, 6379, 8443}) {
+      assertThat(closed.ownServer(host, port))
+          .as("port " + port)
+          .hasValueSatisfying(
+              refused -> assertThat(refused).hasMessageContaining("an address of corral's host"));
+    }
+
+    // And an operator who opened its network reaches its other ports, not corral's
+    Destinations opened =
+        new Destinations(
+            config(Map.of(), List.of(host.getHostAddress() + "/32")),
+            new NameLookups(name -> new InetAddress[0]),
+            Set.of(8080),
+            Set.of(5433));
+    assertThat(opened.ownServer(host, 2375)).isEmpty();
+    assertThat(opened.ownServer(host, 8080)).isPresent();
+  }
+
   private static EgressConfig config(Map<String, String> staticHosts, List<String> opened) {
     return new EgressConfig() {
       public String socketDirectory() {
