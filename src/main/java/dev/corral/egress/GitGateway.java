@@ -57,7 +57,6 @@ class GitGateway {
   private static final Set<String> FORWARDED =
       Set.of(
           "accept",
-          "accept-encoding",
           "accept-language",
           "content-encoding",
           "content-type",
@@ -284,6 +283,8 @@ class GitGateway {
             lines[i].substring(0, colon).trim(), lines[i].substring(colon + 1).trim());
       }
     }
+    // an answer in plain bytes: an error page is cleaned of the credential as it is read
+    outgoing.putHeader("Accept-Encoding", "identity");
     auth.ifPresent(value -> outgoing.putHeader(value.headerName(), value.headerValue()));
     if (body.chunked()) {
       outgoing.setChunked(true);
@@ -377,9 +378,14 @@ class GitGateway {
             .append(' ')
             .append(clean(upstream, response.statusMessage()))
             .append("\r\n");
+    String coding = response.getHeader("content-encoding");
+    // an error page the host compressed anyway cannot be cleaned as it is read: it is not shown
+    boolean hidden = status >= 300 && coding != null && !coding.trim().equalsIgnoreCase("identity");
     for (Map.Entry<String, String> header : response.headers()) {
       String name = header.getKey().toLowerCase(Locale.ROOT);
-      if (!DROPPED.contains(name) && HEADER_NAME.matcher(name).matches()) {
+      if (!DROPPED.contains(name)
+          && HEADER_NAME.matcher(name).matches()
+          && !(hidden && name.equals("content-encoding"))) {
         head.append(header.getKey())
             .append(": ")
             .append(clean(upstream, header.getValue()))
@@ -388,6 +394,20 @@ class GitGateway {
     }
     head.append("Connection: close\r\n\r\n");
     connection.write(Buffer.buffer(head.toString(), "ISO-8859-1"));
+    if (hidden) {
+      response.exceptionHandler(ignored -> {}); // the reset below, not worth a log line
+      response.request().reset();
+      connection
+          .end(
+              Buffer.buffer(
+                  "The git host's error page came encoded ("
+                      + clean(upstream, coding)
+                      + ") and could not be cleaned of the repository's credential, so it is not"
+                      + " shown.",
+                  "ISO-8859-1"))
+          .onComplete(done -> connection.close());
+      return;
+    }
     if (status >= 300) {
       // An error page may quote the request, its credential included: it is cleaned first, then
       // cut (a cut through a secret would leave a part of it that no longer matches).

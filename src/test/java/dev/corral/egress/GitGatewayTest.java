@@ -210,6 +210,42 @@ class GitGatewayTest {
   }
 
   @Test
+  void anErrorPageTheHostWouldCompressIsCleanedOrNotShown() {
+    // Given a host whose error page quotes the credential, compressed when the request allows
+    // it (git allows it), or always
+    String credential = credential(token);
+    String encoded =
+        java.util.Base64.getEncoder()
+            .encodeToString(
+                (GitTestServer.USER + ":" + token)
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    String url =
+        "\"$(git -C /workspace/app remote get-url origin)/info/refs?service=git-upload-pack\"";
+    model.enqueue(
+        bash(
+            "toolu_1",
+            "curl -sS --compressed -A leak/10 "
+                + url
+                + "; echo; curl -sS -o /tmp/page -A leakgz/10 "
+                + url
+                + "; gunzip -c /tmp/page 2>/dev/null || cat /tmp/page"),
+        Reply.text("Done."));
+
+    // When the sandbox asks for a compressed answer through the gateway
+    Session session = session(repository(server.url("app.git"), "", "app", credential), "Go.");
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the host was asked for no encoding, so its page was cleaned; and a page compressed
+    // anyway is not shown
+    String result = results(log(sessions, session.getId())).get(0);
+    assertThat(result)
+        .startsWith("you sent: Basic [redacted] xxxxxxxxxx")
+        .contains("could not be cleaned")
+        .doesNotContain(encoded.substring(0, 10))
+        .doesNotContain(token);
+  }
+
+  @Test
   void anotherSessionsSandboxCannotUseTheRepositoryAndAFailedCloneIsReported() {
     // Given session A with the repository and its token, B with the same URL and no credential
     String credential = credential(token);

@@ -27,7 +27,7 @@ import java.util.stream.Stream;
  * temporary directory and demands HTTP basic authentication with one token; it records every
  * request it gets, with the Authorization header it carried. A request whose User-Agent is {@code
  * leak/<n>} gets an error page quoting its Authorization header, then {@code n} characters, then
- * the header again.
+ * the header again, gzipped if the request accepts gzip; {@code leakgz/<n>} gets it gzipped always.
  */
 public final class GitTestServer implements AutoCloseable {
 
@@ -116,16 +116,26 @@ public final class GitTestServer implements AutoCloseable {
         return;
       }
       String agent = exchange.getRequestHeaders().getFirst("User-Agent");
-      if (agent != null && agent.startsWith("leak/")) {
-        // a hostile or careless host's error page, quoting the credential after padding
+      if (agent != null && (agent.startsWith("leak/") || agent.startsWith("leakgz/"))) {
+        // a hostile or careless host's error page, quoting the credential after padding;
+        // gzipped when the request allows it, or always (leakgz/)
         byte[] page =
             ("you sent: "
                     + authorization
                     + " "
-                    + "x".repeat(Integer.parseInt(agent.substring(5)))
+                    + "x".repeat(Integer.parseInt(agent.substring(agent.indexOf('/') + 1)))
                     + "you sent: "
                     + authorization)
                 .getBytes(StandardCharsets.ISO_8859_1);
+        String accepted = exchange.getRequestHeaders().getFirst("Accept-Encoding");
+        if (agent.startsWith("leakgz/") || (accepted != null && accepted.contains("gzip"))) {
+          java.io.ByteArrayOutputStream zipped = new java.io.ByteArrayOutputStream();
+          try (java.util.zip.GZIPOutputStream gzip = new java.util.zip.GZIPOutputStream(zipped)) {
+            gzip.write(page);
+          }
+          page = zipped.toByteArray();
+          exchange.getResponseHeaders().add("Content-Encoding", "gzip");
+        }
         exchange.sendResponseHeaders(500, page.length);
         exchange.getResponseBody().write(page);
         requests.add(new Request(exchange.getRequestMethod(), path, authorization, 500));
