@@ -34,6 +34,7 @@ public final class AddressRules {
               "240.0.0.0/4",
               "::/128",
               "64:ff9b::/96",
+              "64:ff9b:1::/48",
               "100::/64",
               "2001::/23",
               "2001:db8::/32",
@@ -46,11 +47,12 @@ public final class AddressRules {
   /**
    * Cloud platforms' own services at addresses outside link-local, refused whatever an operator
    * opens: Azure's WireServer and DNS (168.63.129.16, a public address), AWS's IPv6 metadata
-   * (fd00:ec2::254, inside ranges opened for pods) and Alibaba's metadata (100.100.100.200, inside
-   * the shared range).
+   * (fd00:ec2::254) and EKS Pod Identity agent (fd00:ec2::23), inside ranges opened for pods, and
+   * Alibaba's metadata (100.100.100.200, inside the shared range).
    */
   private static final List<Cidr> PLATFORM_SERVICES =
-      List.of("168.63.129.16/32", "fd00:ec2::254/128", "100.100.100.200/32").stream()
+      List.of("168.63.129.16/32", "fd00:ec2::254/128", "fd00:ec2::23/128", "100.100.100.200/32")
+          .stream()
           .map(Cidr::parse)
           .toList();
 

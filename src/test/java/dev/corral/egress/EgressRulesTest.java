@@ -41,7 +41,8 @@ class EgressRulesTest {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "::ffff:10.0.0.1",
-            "64:ff9b::7f00:1")) {
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1")) {
       assertThat(rules.refusal(InetAddress.getByName(address))).as(address).isPresent();
     }
     for (String address : List.of("93.184.215.14", "2606:4700::1111", "10.9.3.4")) {
@@ -55,7 +56,12 @@ class EgressRulesTest {
     // and so do cloud platforms' services outside link-local, for corral's own calls too
     AddressRules serverCalls = AddressRules.forServerCalls(List.of("0.0.0.0/0", "::/0"));
     for (String address :
-        List.of("168.63.129.16", "fd00:ec2::254", "100.100.100.200", "::ffff:168.63.129.16")) {
+        List.of(
+            "168.63.129.16",
+            "fd00:ec2::254",
+            "fd00:ec2::23",
+            "100.100.100.200",
+            "::ffff:168.63.129.16")) {
       assertThat(everything.refusal(InetAddress.getByName(address))).as(address).isPresent();
       assertThat(serverCalls.refusal(InetAddress.getByName(address))).as(address).isPresent();
       assertThat(rules.refusal(InetAddress.getByName(address))).as(address).isPresent();
