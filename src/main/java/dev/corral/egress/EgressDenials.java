@@ -40,6 +40,9 @@ class EgressDenials {
             .build();
   }
 
+  /** Characters of a refusal's reason kept in the event. */
+  static final int MAX_REASON = 512;
+
   void record(EgressGrant grant, String host, int port, String reason) {
     if (grant.sessionId().isEmpty() || !admitted(grant.sessionId(), host + ":" + port)) {
       return;
@@ -51,7 +54,9 @@ class EgressDenials {
                     .setSandboxId(grant.sandboxId())
                     .setHost(host.length() > 253 ? host.substring(0, 253) : host)
                     .setPort(port)
-                    .setReason(reason))
+                    // (a reason quotes the host: cut as the host is)
+                    .setReason(
+                        reason.length() > MAX_REASON ? reason.substring(0, MAX_REASON) : reason))
             .build();
     log.append(AppendRequest.of(grant.sessionId(), NewEvent.of(denied).emittedBy(emitter)))
         .subscribe()
