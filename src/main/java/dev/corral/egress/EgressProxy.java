@@ -93,9 +93,14 @@ public class EgressProxy {
 
   /**
    * A directory that a new sandbox binds (read-only) at {@code /run/corral}: its socket appears
-   * there once {@link #serve} is called for it.
+   * there once {@link #serve} is called for it. With {@code uid} (the sandbox's own user, when
+   * corral runs as root) only that user may enter it: its path is on the sandbox's command line,
+   * which every user of the host can read, and its socket is the sandbox's way out (its git
+   * credentials included).
+   *
+   * @param uid the sandbox's user, or -1 when sandboxes run as corral's own user
    */
-  public Path directoryFor(String key) {
+  public Path directoryFor(String key, int uid) {
     try {
       if (!Files.isDirectory(directory)) {
         removeLeftovers();
@@ -103,7 +108,12 @@ public class EgressProxy {
       Path own = Files.createDirectories(directory).resolve(key);
       Files.createDirectories(own);
       Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx--x--x"));
-      Files.setPosixFilePermissions(own, PosixFilePermissions.fromString("rwxr-xr-x"));
+      if (uid >= 0) {
+        Files.setAttribute(own, "unix:uid", uid);
+        Files.setPosixFilePermissions(own, PosixFilePermissions.fromString("r-x------"));
+      } else {
+        Files.setPosixFilePermissions(own, PosixFilePermissions.fromString("rwxr-xr-x"));
+      }
       return own;
     } catch (IOException e) {
       throw new java.io.UncheckedIOException("cannot make " + directory + "/" + key, e);

@@ -165,6 +165,70 @@ class EgressTest {
   }
 
   @Test
+  void anotherUserOfTheHostCannotUseASandboxsWayOutThoughItsPathIsOnTheCommandLine()
+      throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        "root".equals(System.getProperty("user.name")),
+        "sandboxes run as users of their own only when corral runs as root");
+    // Given a running sandbox, whose socket's path any user of the host reads with ps
+    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+    java.nio.file.Path directory =
+        java.nio.file.Path.of("/tmp/corral-egress-" + ProcessHandle.current().pid());
+    List<java.nio.file.Path> sockets;
+    try (var found = java.nio.file.Files.list(directory)) {
+      sockets =
+          found.map(own -> own.resolve("egress.sock")).filter(java.nio.file.Files::exists).toList();
+    }
+    assertThat(sockets).isNotEmpty();
+
+    // When another user of the host (nobody) connects to it, and corral's own user does
+    for (java.nio.file.Path socket : sockets) {
+      String hello = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
+      String asNobody =
+          run(
+              "setpriv",
+              "--reuid=65534",
+              "--regid=65534",
+              "--clear-groups",
+              "curl",
+              "-sS",
+              "--max-time",
+              "5",
+              "--unix-socket",
+              socket.toString(),
+              "--request-target",
+              hello,
+              hello);
+      String asCorral =
+          run(
+              "curl",
+              "-sS",
+              "--max-time",
+              "5",
+              "--unix-socket",
+              socket.toString(),
+              "--request-target",
+              hello,
+              hello);
+
+      // Then the other user cannot reach the socket (the file system refuses it before the proxy
+      // sees it), though the socket itself works
+      assertThat(asNobody)
+          .as(socket.toString())
+          .contains("Couldn't connect")
+          .doesNotContain(marker);
+      assertThat(asCorral).as(socket.toString()).contains(marker);
+    }
+  }
+
+  private static String run(String... command) throws Exception {
+    Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String output = new String(process.getInputStream().readAllBytes());
+    process.waitFor();
+    return output;
+  }
+
+  @Test
   void aRunningSandboxFollowsItsEnvironmentWhenItsNetworkingIsNarrowedOrCut() {
     // Given a sandbox of an environment that allows allowed.test, with a download under way
     String sandbox = provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");

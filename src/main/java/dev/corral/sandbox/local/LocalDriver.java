@@ -440,7 +440,7 @@ public class LocalDriver implements SandboxDriver {
     }
     Optional<Path> egressDirectory =
         egress.available()
-            ? Optional.of(egress.directoryFor("sbx-" + randomSuffix()))
+            ? Optional.of(egress.directoryFor("sbx-" + randomSuffix(), uid))
             : Optional.empty();
     List<String> argv =
         Bubblewrap.command(
