@@ -49,6 +49,7 @@ class AgentRoutes {
   }
 
   private Uni<ObjectNode> list(RestCall call) {
+    call.refuseFilters("created_at");
     return agents
         .list(
             call.tenant(),

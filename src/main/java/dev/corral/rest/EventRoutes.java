@@ -57,6 +57,7 @@ class EventRoutes {
 
   /** A page of the log: {@code page} is {@code a<seq>} (after it) or {@code d<seq>} (before it). */
   private Uni<ObjectNode> list(RestCall call) {
+    call.refuseFilters("created_at");
     String order = call.query("order") == null ? "asc" : call.query("order");
     if (!order.equals("asc") && !order.equals("desc")) {
       throw new InvalidArgumentException("order", "must be asc or desc");

@@ -151,6 +151,22 @@ final class RestCall {
     return values;
   }
 
+  /**
+   * Refuses the API's list filters that this list cannot apply ({@code name}, or {@code name[…]}
+   * such as {@code created_at[lte]}): a list that ignored one would answer more than was asked for,
+   * and a script that deletes what it lists would delete too much.
+   */
+  void refuseFilters(String... names) {
+    for (String parameter : context.queryParams().names()) {
+      for (String name : names) {
+        if (parameter.equals(name) || parameter.startsWith(name + "[")) {
+          throw new InvalidArgumentException(
+              parameter, "is a filter corral does not apply; leave it out and filter the answer");
+        }
+      }
+    }
+  }
+
   /** {@code limit} as a page size (0: the service's default). */
   int limit(int max) {
     String limit = query("limit");

@@ -224,6 +224,11 @@ class SessionRoutes {
   }
 
   private Uni<ObjectNode> list(RestCall call) {
+    call.refuseFilters("created_at", "agent_version", "deployment_id", "memory_store_id");
+    String order = call.query("order");
+    if (order != null && !order.equals("desc")) {
+      throw new InvalidArgumentException("order", "must be desc: sessions are listed newest first");
+    }
     List<SessionStatus> statuses = new ArrayList<>();
     List<String> requested = call.queryAll("statuses");
     for (int i = 0; i < requested.size(); i++) {

@@ -169,6 +169,33 @@ class RestEdgesTest {
     }
   }
 
+  @Test
+  void aListFilterCorralCannotApplyIsRefusedNamingItNotIgnored() throws Exception {
+    // A list that ignored a filter would answer more than was asked for: a cleanup script that
+    // deletes what "sessions created before X" lists would delete every session
+    String session = "sesn_00000000000000000000000000";
+    for (String path :
+        List.of(
+            "/v1/sessions?created_at[lte]=2025-01-01T00:00:00Z",
+            "/v1/sessions?agent_version=3",
+            "/v1/sessions?memory_store_id=x",
+            "/v1/sessions?order=asc",
+            "/v1/agents?created_at[gte]=2025-01-01T00:00:00Z",
+            "/v1/sessions/" + session + "/events?created_at[gt]=2025-01-01T00:00:00Z")) {
+      HttpResponse<String> response = call("GET", path, "", TestCredentials.ADMIN_KEY);
+      assertThat(response.statusCode()).as(path).isEqualTo(400);
+      String parameter = path.substring(path.indexOf('?') + 1, path.indexOf('='));
+      assertThat(JSON.readTree(response.body()).path("error").path("message").asText())
+          .as(path)
+          .contains(parameter);
+    }
+    // and the filters it applies still work
+    assertThat(
+            call("GET", "/v1/sessions?order=desc&limit=1", "", TestCredentials.ADMIN_KEY)
+                .statusCode())
+        .isEqualTo(200);
+  }
+
   /**
    * docs/compatibility.md is checked against the server: every endpoint it marks "not yet" answers
    * the API's 404 naming it, and every endpoint it marks supported is served (a client error for
