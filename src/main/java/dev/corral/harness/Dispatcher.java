@@ -200,7 +200,9 @@ public class Dispatcher implements LeaseClaims {
       return;
     }
     // the margin covers the moment between the commit and takenAt
-    launch(work.sessionId(), work.tenantId(), work.claimed(), takenAt);
+    // (a lease user work took: taken over or given back, it cannot tell; an orphan call is not
+    // counted)
+    launch(work.sessionId(), work.tenantId(), work.claimed(), takenAt, false);
   }
 
   /**
@@ -302,8 +304,13 @@ public class Dispatcher implements LeaseClaims {
     }
     long sent = System.nanoTime(); // the lease runs from when the database takes it, after this
     return leases
-        .acquire(sessionId, replicaId, config.leaseTtl().toMillis())
-        .invoke(lease -> lease.ifPresent(taken -> launchIfIdle(sessionId, tenantId, taken, sent)))
+        .take(sessionId, replicaId, config.leaseTtl().toMillis())
+        .invoke(
+            taken ->
+                taken.ifPresent(
+                    lease ->
+                        launchIfIdle(sessionId, tenantId, lease.lease(), sent, lease.tookOver())))
+        .map(taken -> taken.map(Leases.Taken::lease))
         .eventually(
             () -> {
               synchronized (runs) {
@@ -314,18 +321,21 @@ public class Dispatcher implements LeaseClaims {
             });
   }
 
-  private void launchIfIdle(String sessionId, String tenantId, Lease lease, long takenAt) {
+  private void launchIfIdle(
+      String sessionId, String tenantId, Lease lease, long takenAt, boolean tookOver) {
     synchronized (runs) {
       if (!runs.containsKey(sessionId)) {
-        launch(sessionId, tenantId, lease, takenAt);
+        launch(sessionId, tenantId, lease, takenAt, tookOver);
       }
     }
   }
 
   /**
    * @param takenAt System.nanoTime() when the lease's take was sent, or before
+   * @param tookOver the lease was taken over from a holder that stopped renewing it
    */
-  private void launch(String sessionId, String tenantId, Lease lease, long takenAt) {
+  private void launch(
+      String sessionId, String tenantId, Lease lease, long takenAt, boolean tookOver) {
     HarnessRun run =
         new HarnessRun(
             sessionId,
@@ -336,6 +346,7 @@ public class Dispatcher implements LeaseClaims {
                 vertx.getOrCreateContext()),
             services,
             config.maxRunErrors(),
+            tookOver,
             ended -> {
               synchronized (runs) {
                 runs.remove(sessionId, ended);

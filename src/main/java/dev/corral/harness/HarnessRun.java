@@ -68,6 +68,13 @@ final class HarnessRun {
   /** This run gave the turn up, or found nothing to give up (see {@link #giveUp}). */
   private boolean gaveUp;
 
+  /**
+   * This run's lease was taken over from a holder that stopped renewing it (it died): a model call
+   * it left open failed with it, and counts as one (see {@link EventsFactory#orphanClosed}). A
+   * lease given back (a replica shutting down) leaves its call to be made again, uncounted.
+   */
+  private final boolean tookOver;
+
   /** From this many {@link #failuresBefore}, the run gives the turn up (see {@link #giveUp}). */
   private final int maxRunErrors;
 
@@ -77,8 +84,10 @@ final class HarnessRun {
       Context context,
       HarnessServices services,
       int maxRunErrors,
+      boolean tookOver,
       Consumer<HarnessRun> onEnd) {
     this.sessionId = sessionId;
+    this.tookOver = tookOver;
     this.maxRunErrors = maxRunErrors;
     this.epoch = epoch;
     this.context = context;
@@ -170,9 +179,9 @@ final class HarnessRun {
   // --- loading and following the log --------------------------------------------------------
 
   /**
-   * Reads the session and the first page of its log at once (two connections, no wait): the page
-   * after the state an earlier run on this replica left, if it left one, so that a long session is
-   * not read whole at every turn.
+   * Reads the session, the first page of its log and its count of failed runs at once (no wait),
+   * and prepares its tools: the page after the state an earlier run on this replica left, if it
+   * left one, so that a long session is not read whole at every turn.
    */
   private void load() {
     SessionState kept = services.states().take(sessionId);
@@ -250,10 +259,16 @@ final class HarnessRun {
    * the next message gets every try.
    */
   private void giveUp() {
-    if (Decision.next(state, inherited, Set.of(), false, services.model().config().maxRetries())
-        instanceof Step.Done) {
+    Step next =
+        Decision.next(state, inherited, Set.of(), false, services.model().config().maxRetries());
+    if (next instanceof Step.Done) {
       gaveUp = true;
       step();
+      return;
+    }
+    if (next instanceof Step.Interrupt interrupt) {
+      gaveUp = true; // the user stopped the turn: it ends as interrupted, not given up
+      interrupt(interrupt);
       return;
     }
     String why =
@@ -328,10 +343,12 @@ final class HarnessRun {
       interrupt(interrupt);
     } else if (next instanceof Step.CloseOrphanSpan orphan) {
       appends.add(
-          EventsFactory.orphanClosed(
-              orphan.spanId(),
-              state.failuresSinceInput() + 1,
-              services.model().config().maxRetries()),
+          tookOver
+              ? EventsFactory.orphanClosed(
+                  orphan.spanId(),
+                  state.failuresSinceInput() + 1,
+                  services.model().config().maxRetries())
+              : List.of(spanEnd(orphan.spanId(), "the harness restarted while this call ran")),
           null);
     } else if (next instanceof Step.ResolveUnknown unknown) {
       appends.add(
@@ -519,8 +536,9 @@ final class HarnessRun {
     }
     long doneUpTo = done && state != null ? state.lastSeq() : -1;
     Uni<Void> released =
-        ownError
-            // the lease runs out: another run tries, at most maxRunErrors more times
+        ownError && !leaseGivenBack
+            // the lease runs out and another run tries (after its idle, the run's turn was over
+            // and the count back at 0, set by the idle's append)
             ? services.leases().failed(sessionId, epoch, maxRunErrors)
             : release
                 ? services.leases().release(sessionId, epoch, doneUpTo)
@@ -529,10 +547,6 @@ final class HarnessRun {
                     // restart not happen here (the replica full, say)
                     ? services.leases().pend(sessionId)
                     : Uni.createFrom().voidItem();
-    if (failuresBefore > 0 && leaseGivenBack && !ownError) {
-      // this run reached an idle: the failures before it are over
-      released = released.eventually(() -> services.leases().recovered(sessionId));
-    }
     released.subscribe().with(ignored -> onEnd.accept(this), failure -> onEnd.accept(this));
   }
 

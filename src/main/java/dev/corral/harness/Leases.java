@@ -71,23 +71,22 @@ public class Leases {
 
   /**
    * Counts a run of {@code epoch} that ended on an error of its own. A run that was already giving
-   * the turn up ({@code $3} failures or more before it) leaves the session without pending work: no
-   * scan takes it again until a client's event pends it.
+   * the turn up ({@code $3} failures or more before it) leaves the session without pending work,
+   * and its count one short of {@code $3}: no scan takes it again until a client's event pends it,
+   * and that event gets one run of its own before the next give-up. (An append that ends the lease,
+   * a harness's idle, sets the count back to 0: see EventLog.)
    */
   static final String FAILED =
       """
       UPDATE sessions
-      SET harness_failures = harness_failures + 1,
+      SET harness_failures =
+              CASE WHEN harness_failures < $3 THEN harness_failures + 1 ELSE $3 - 1 END,
           work_pending = work_pending AND harness_failures < $3
       WHERE id = $1 AND lease_epoch = $2
       """;
 
   /** How many runs of the session in a row ended on an error of their own (0 if it is gone). */
   static final String FAILURES = "SELECT harness_failures FROM sessions WHERE id = $1";
-
-  /** A run reached an idle: the failures before it no longer count. */
-  static final String RECOVERED =
-      "UPDATE sessions SET harness_failures = 0 WHERE id = $1 AND harness_failures > 0";
 
   /** Says a session has work pending, whoever holds its lease. */
   static final String PEND =
@@ -145,18 +144,30 @@ public class Leases {
    *     terminated session
    */
   Uni<Optional<Lease>> acquire(String sessionId, String holder, long ttlMillis) {
+    return take(sessionId, holder, ttlMillis).map(taken -> taken.map(Taken::lease));
+  }
+
+  /**
+   * A lease taken, and whether it was taken over: its last holder neither renewed nor released it
+   * (it died, or lost the database), rather than giving it back.
+   */
+  record Taken(Lease lease, boolean tookOver) {}
+
+  /** {@link #acquire}, saying whether the lease was taken over. */
+  Uni<Optional<Taken>> take(String sessionId, String holder, long ttlMillis) {
     return pool.preparedQuery(ACQUIRE)
         .execute(Tuple.of(sessionId, holder, ttlMillis))
         .flatMap(
             rows -> {
               if (rows.size() == 1) {
                 Row row = rows.iterator().next();
-                if (Boolean.TRUE.equals(row.getBoolean("took_over"))) {
+                boolean tookOver = Boolean.TRUE.equals(row.getBoolean("took_over"));
+                if (tookOver) {
                   takeOvers.increment();
                 }
-                return Uni.createFrom().item(Optional.of(lease(row)));
+                return Uni.createFrom().item(Optional.of(new Taken(lease(row), tookOver)));
               }
-              return current(sessionId).map(ignored -> Optional.<Lease>empty());
+              return current(sessionId).map(ignored -> Optional.<Taken>empty());
             });
   }
 
@@ -220,11 +231,6 @@ public class Leases {
     return pool.preparedQuery(FAILURES)
         .execute(Tuple.of(sessionId))
         .map(rows -> rows.size() == 0 ? 0 : rows.iterator().next().getInteger(0));
-  }
-
-  /** Forgets the session's failed runs (see {@link #RECOVERED}). */
-  Uni<Void> recovered(String sessionId) {
-    return pool.preparedQuery(RECOVERED).execute(Tuple.of(sessionId)).replaceWithVoid();
   }
 
   /** Marks {@code sessionId} as having work pending (see {@link #PEND}). */

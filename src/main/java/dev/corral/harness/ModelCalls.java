@@ -388,7 +388,7 @@ final class ModelCalls {
       summary.append(Projection.SUMMARY_REFUSED);
     }
     if (dev.corral.common.InputRules.blank(summary.toString())) {
-      if (state.get().failuresSinceInput() == 0) {
+      if (state.get().failedCompactions() == 0) {
         // asked once more (the tokens of this answer still count toward the session's use)
         failed(
             call,

@@ -100,8 +100,11 @@ final class SessionState {
   private long lastUserMessageSeq;
   private long lastInterruptSeq;
 
-  /** The last interrupt came while input waited for its turn (which it then stops). */
+  /** The last interrupt came while there was work to stop (see {@link #interruptCaughtWork()}). */
   private boolean interruptCaughtWork;
+
+  /** Compaction calls that failed since the last compaction (see {@link #failedCompactions()}). */
+  private int failedCompactions;
 
   private int failuresSinceInput;
   private int modelRequests;
@@ -274,6 +277,7 @@ final class SessionState {
         modelRequests++;
       }
       case AGENT_CONTEXT_COMPACTED -> {
+        failedCompactions = 0;
         var compacted = event.getAgentContextCompacted();
         compaction =
             new Compaction(compacted.getFromSeq(), compacted.getUpToSeq(), compacted.getSummary());
@@ -299,6 +303,9 @@ final class SessionState {
         boolean turn = !openSpanCompacts;
         boolean compacted = openSpanCompacts;
         openSpanCompacts = false;
+        if (compacted && end.getIsError()) {
+          failedCompactions++;
+        }
         lastCallCompacted = compacted;
         // A compaction answers nothing: the turn's input waits for the call after it.
         if (!end.getIsError() && turn) {
@@ -322,8 +329,9 @@ final class SessionState {
         arrivedDuringCall.clear();
       }
       case SESSION_ERROR -> {
-        // Model failures count toward the retry limit; a call closed because its harness
-        // restarted or the user interrupted it logs no session.error and does not.
+        // Model failures count toward the retry limit, and so does a call whose harness died while
+        // it ran (its close logs one); a call the user interrupted, or whose replica gave its
+        // lease back, logs no session.error and does not.
         if (event.getSessionError().getErrorType().startsWith("model_")) {
           failuresSinceInput++;
         }
@@ -628,6 +636,14 @@ final class SessionState {
    */
   boolean interruptCaughtWork() {
     return interruptPending() && interruptCaughtWork;
+  }
+
+  /**
+   * Compaction calls that failed since the last compaction, in this turn or earlier ones: a summary
+   * the model will not write is asked for once more, not at every turn.
+   */
+  int failedCompactions() {
+    return failedCompactions;
   }
 
   int failuresSinceInput() {

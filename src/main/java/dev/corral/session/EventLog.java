@@ -62,6 +62,7 @@ public class EventLog {
               status = coalesce(r.status, s.status),
               stop_reason = CASE WHEN r.status IS NULL THEN s.stop_reason ELSE r.stop_reason END,
               work_pending = coalesce(r.work_pending, s.work_pending),
+              harness_failures = CASE WHEN r.release_lease THEN 0 ELSE s.harness_failures END,
               input_tokens = s.input_tokens + r.input_tokens,
               output_tokens = s.output_tokens + r.output_tokens,
               cache_creation_input_tokens = s.cache_creation_input_tokens + r.cache_creation_input_tokens,

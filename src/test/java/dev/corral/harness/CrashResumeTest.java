@@ -132,6 +132,34 @@ class CrashResumeTest {
   }
 
   @Test
+  void aReplicaThatShutDownDuringAModelCallLeavesItToBeMadeAgainWithoutAnError() {
+    // Given a harness that started a model call, and whose replica then shut down: it gave its
+    // lease back (a rolling deploy)
+    dead = deadHarness();
+    dead.appends(
+        EventsFactory.running(),
+        EventsFactory.spanStart(dev.corral.common.IdKind.EVENT.next(), "claude-test"));
+
+    // When another takes the session
+    model.enqueue(Reply.text("Answer."));
+    dead.givesItsLeaseBack();
+
+    // Then the call is closed and made again, with no error for the client and no retry spent
+    List<Event> events = finished();
+    assertThat(types(events))
+        .containsExactly(
+            "user.message",
+            "session.status_running",
+            "span.model_request_start",
+            "span.model_request_end",
+            "span.model_request_start",
+            "agent.message",
+            "span.model_request_end",
+            "session.status_idle");
+    assertThat(model.requestsMentioning(marker)).hasSize(1);
+  }
+
+  @Test
   void diedBetweenTheToolCallAndItsResult() {
     // Given a harness that recorded a bash call and died before its result
     dead = deadHarness();
@@ -305,6 +333,16 @@ class CrashResumeTest {
     }
 
     /** kill -9: the lease is simply never renewed; here it ends now. */
+    /** As a replica shutting down does: the lease is released, the work left pending. */
+    void givesItsLeaseBack() {
+      pool.preparedQuery(
+              "UPDATE sessions SET lease_expires_at = NULL, work_pending = true"
+                  + " WHERE id = $1 AND lease_epoch = $2")
+          .execute(Tuple.of(sessionId, epoch))
+          .await()
+          .atMost(WAIT);
+    }
+
     void dies() {
       pool.preparedQuery(
               "UPDATE sessions SET lease_expires_at = clock_timestamp() WHERE id = $1 AND lease_epoch = $2")
