@@ -205,10 +205,32 @@ public class AnthropicMessages {
 
   private void receive(HttpClientResponse response, StreamListener listener, Call call) {
     if (response.statusCode() != 200) {
-      response
-          .body()
-          .onComplete(
-              body -> call.fail(errorAnswer(response, body.succeeded() ? body.result() : null)));
+      // An error answer is a small JSON object: at most MAX_ERROR_BODY bytes of it are read (a
+      // base URL that is not the Messages API could send any amount).
+      Buffer kept = Buffer.buffer();
+      java.util.concurrent.atomic.AtomicBoolean answered =
+          new java.util.concurrent.atomic.AtomicBoolean();
+      Runnable finish =
+          () -> {
+            if (answered.compareAndSet(false, true)) {
+              call.fail(errorAnswer(response, kept));
+            }
+          };
+      response.handler(
+          bytes -> {
+            if (kept.length() < MAX_ERROR_BODY) {
+              kept.appendBuffer(bytes, 0, Math.min(bytes.length(), MAX_ERROR_BODY - kept.length()));
+            }
+            if (kept.length() >= MAX_ERROR_BODY) {
+              response.handler(null);
+              response.endHandler(null);
+              response.exceptionHandler(ignored -> {});
+              response.request().reset();
+              finish.run();
+            }
+          });
+      response.endHandler(ignored -> finish.run());
+      response.exceptionHandler(ignored -> finish.run());
       return;
     }
     MessageAccumulator message = new MessageAccumulator(listener);
@@ -268,6 +290,9 @@ public class AnthropicMessages {
       throw new IllegalStateException("event data is not JSON");
     }
   }
+
+  /** Bytes of an error answer read. */
+  static final int MAX_ERROR_BODY = 64 * 1024;
 
   private static ModelException errorAnswer(HttpClientResponse response, Buffer body) {
     String type = "api_error";

@@ -123,6 +123,42 @@ class ModelErrorsTest {
         .isEqualTo("cannot reach http://127.0.0.1:" + port + ": connection refused");
   }
 
+  @Test
+  void anErrorAnswerThatNeverEndsIsReadNoFurtherThanItsBound() throws Exception {
+    // Given a base URL whose error answer goes on for ever (not the Messages API)
+    io.vertx.core.http.HttpServer server =
+        vertx
+            .createHttpServer()
+            .requestHandler(
+                request -> {
+                  var response = request.response().setStatusCode(500).setChunked(true);
+                  response.write("{\"error\":{\"type\":\"api_error\",\"message\":\"");
+                  vertx.setPeriodic(
+                      5,
+                      timer -> {
+                        if (response.closed() || response.ended()) {
+                          vertx.cancelTimer(timer);
+                        } else {
+                          response.write("x".repeat(16 * 1024));
+                        }
+                      });
+                })
+            .listen(0, "127.0.0.1")
+            .toCompletionStage()
+            .toCompletableFuture()
+            .get(10, java.util.concurrent.TimeUnit.SECONDS);
+
+    // When a call gets it
+    long started = System.nanoTime();
+    ModelException failure =
+        call(config("http://127.0.0.1:" + server.actualPort(), Optional.of("sk-anything")));
+
+    // Then the call fails on its status once the bound is read, without waiting for an end
+    assertThat(failure.status()).isEqualTo(500);
+    assertThat(failure.retryable()).isTrue();
+    assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(10));
+  }
+
   private ModelException call(ModelConfig config) {
     AnthropicMessages messages = new AnthropicMessages(vertx, config);
     try {
