@@ -438,10 +438,18 @@ public class LocalDriver implements SandboxDriver {
       throw new FailedPreconditionException(
           "the sandbox's cgroup could not be made: " + failure.getMessage());
     }
-    Optional<Path> egressDirectory =
-        egress.available()
-            ? Optional.of(egress.directoryFor("sbx-" + randomSuffix(), uid))
-            : Optional.empty();
+    Optional<Path> egressDirectory;
+    try {
+      egressDirectory =
+          egress.available()
+              ? Optional.of(egress.directoryFor("sbx-" + randomSuffix(), uid))
+              : Optional.empty();
+    } catch (RuntimeException failure) {
+      freeUid(uid);
+      cgroup.ifPresent(this::removeLater);
+      throw new FailedPreconditionException(
+          "the sandbox's egress socket directory could not be made: " + failure.getMessage());
+    }
     List<String> argv =
         Bubblewrap.command(
             config.local().bwrap(),
