@@ -199,7 +199,7 @@ class SessionRoutes {
     String url = shape.getGitRepository().getUrl();
     CreateCredentialRequest request =
         CreateCredentialRequest.newBuilder()
-            .setName("repository " + url)
+            .setName(credentialName(url))
             .putMetadata(TOKEN_MARK, owner)
             .setBasic(
                 BasicAuth.newBuilder()
@@ -211,6 +211,17 @@ class SessionRoutes {
         .create(tenant, request)
         .invoke(created -> stored.add(created.getId()))
         .map(created -> withCredential(shape, created.getId()));
+  }
+
+  /**
+   * The name of the credential a repository's token is kept in: within a credential name's 256
+   * characters, whatever the URL's length (up to 2,048).
+   */
+  static String credentialName(String url) {
+    String name = "repository " + url;
+    return name.codePointCount(0, name.length()) <= 256
+        ? name
+        : name.substring(0, name.offsetByCodePoints(0, 255)) + "\u2026";
   }
 
   private static SessionResource withCredential(SessionResource resource, String credential) {

@@ -412,6 +412,17 @@ public class Credentials implements dev.corral.common.CredentialBindings {
         request =
             request.toBuilder().setOauth2(keptOauth(tenant, current, stored, request)).build();
       }
+      if (request.hasStaticHeader()
+          && request.getStaticHeader().getHeaderName().isEmpty()
+          && current.hasStaticHeader()) {
+        // a rotation of the value keeps the header it goes in
+        request =
+            request.toBuilder()
+                .setStaticHeader(
+                    request.getStaticHeader().toBuilder()
+                        .setHeaderName(current.getStaticHeader().getHeaderName()))
+                .build();
+      }
       Kinded kinded = kinded(request);
       requireSameBinding(current, kinded.info());
       SecretValues secrets = kinded.secrets();

@@ -170,6 +170,25 @@ class RestEdgesTest {
   }
 
   @Test
+  void aRepositoryWithALongUrlTakesItsTokenLikeAnyOther() throws Exception {
+    // A URL may be 2,048 characters; the name of the credential its token is kept in, 256
+    String url = "https://github.com/acme/" + "a".repeat(300) + ".git";
+    HttpResponse<String> created =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\""
+                + agent()
+                + "\",\"resources\":[{\"type\":\"github_repository\",\"url\":\""
+                + url
+                + "\",\"mount_path\":\"/workspace/app\",\"authorization_token\":\"ghp_long\"}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    assertThat(JSON.readTree(created.body()).path("resources").get(0).path("url").asText())
+        .isEqualTo(url);
+  }
+
+  @Test
   void aListFilterCorralCannotApplyIsRefusedNamingItNotIgnored() throws Exception {
     // A list that ignored a filter would answer more than was asked for: a cleanup script that
     // deletes what "sessions created before X" lists would delete every session

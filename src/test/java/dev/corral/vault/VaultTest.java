@@ -189,6 +189,36 @@ class VaultTest {
   }
 
   @Test
+  void rotatingAHeadersValueKeepsTheHeaderItGoesIn() {
+    // Given a credential sent as X-Api-Key
+    Credential credential =
+        create(
+            staticHeader("https://mcp.example.com/keyed", "k1").toBuilder()
+                .setStaticHeader(
+                    StaticHeaderAuth.newBuilder()
+                        .setMcpServerUrl("https://mcp.example.com/keyed")
+                        .setHeaderName("X-Api-Key")
+                        .setValue("k1"))
+                .build());
+
+    // When its value is rotated without naming the header
+    Credential rotated =
+        vault
+            .updateCredential(
+                UpdateCredentialRequest.newBuilder()
+                    .setCredentialId(credential.getId())
+                    .setStaticHeader(
+                        StaticHeaderAuth.newBuilder()
+                            .setMcpServerUrl("https://mcp.example.com/keyed")
+                            .setValue("k2"))
+                    .build())
+            .getCredential();
+
+    // Then it still goes in X-Api-Key, not in the default Authorization
+    assertThat(rotated.getStaticHeader().getHeaderName()).isEqualTo("X-Api-Key");
+  }
+
+  @Test
   void aCredentialCreatedWhileItsVaultIsDeletedIsEitherDeletedWithItOrRefused() throws Exception {
     var pool = java.util.concurrent.Executors.newFixedThreadPool(2);
     try {
