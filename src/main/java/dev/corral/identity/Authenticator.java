@@ -69,6 +69,21 @@ public class Authenticator {
   private final java.util.concurrent.atomic.AtomicLong forgets =
       new java.util.concurrent.atomic.AtomicLong();
 
+  /**
+   * Counts the keys revoked here: each revoked key is stamped with the count after it in {@link
+   * #forgottenKeys}, and a check of that key that started before the stamp is not cached. One key's
+   * revocation leaves every other check cacheable (a tenant that makes and revokes keys in a loop
+   * must not turn the cache off for all).
+   */
+  private final java.util.concurrent.atomic.AtomicLong keyForgets =
+      new java.util.concurrent.atomic.AtomicLong();
+
+  /** Keys revoked here lately: their stamp, and when (nanoTime). */
+  private final Map<String, long[]> forgottenKeys = new ConcurrentHashMap<>();
+
+  /** How many revoked keys are remembered before those older than a minute are dropped. */
+  private static final int FORGOTTEN_KEYS = 1_000;
+
   @jakarta.inject.Inject
   Authenticator(
       AuthConfig config,
@@ -154,6 +169,7 @@ public class Authenticator {
     // Calls that find the same credential's check stale together share one check: when a busy
     // key's entry expires, its concurrent calls would otherwise each update its row in turn.
     long generation = forgets.get();
+    long keyGeneration = keyForgets.get();
     if (!watched && inFlight.size() >= MAX_CHECKS_IN_FLIGHT && !inFlight.containsKey(key)) {
       // A credential that worked a moment ago keeps working through a flood of made-up ones: its
       // last check stands for a few intervals more, rather than its calls being turned away.
@@ -183,12 +199,18 @@ public class Authenticator {
                   .invoke(
                       checkedPrincipal ->
                           rememberUnlessForgotten(
-                              generation, key, new Checked(checkedPrincipal, null, now())))
+                              generation,
+                              keyGeneration,
+                              key,
+                              new Checked(checkedPrincipal, null, now())))
                   .onFailure(Authenticator::isVerdict)
                   .invoke(
                       failure ->
                           rememberUnlessForgotten(
-                              generation, key, new Checked(null, (CorralException) failure, now())))
+                              generation,
+                              keyGeneration,
+                              key,
+                              new Checked(null, (CorralException) failure, now())))
                   .onTermination()
                   // only itself: a check started after a forget may have taken its place
                   .invoke(() -> inFlight.remove(key, self.get()))
@@ -232,8 +254,9 @@ public class Authenticator {
         || failure instanceof PermissionDeniedException;
   }
 
-  private void rememberUnlessForgotten(long generation, String key, Checked entry) {
-    if (forgets.get() == generation) {
+  private void rememberUnlessForgotten(
+      long generation, long keyGeneration, String key, Checked entry) {
+    if (forgets.get() == generation && !keyForgottenSince(entry, keyGeneration)) {
       boolean works = entry.principal() != null;
       // the newer verdict replaces the other kind's older one, which cached() would read first
       (works ? refusals : checked).remove(key);
@@ -242,7 +265,7 @@ public class Authenticator {
           works ? config.cacheSize() : Math.max(100, config.cacheSize() / 10),
           key,
           entry);
-      if (forgets.get() != generation) {
+      if (forgets.get() != generation || keyForgottenSince(entry, keyGeneration)) {
         // a forget came in between: it may not have seen this entry
         checked.remove(key, entry);
         refusals.remove(key, entry);
@@ -250,12 +273,42 @@ public class Authenticator {
     }
   }
 
-  /** Forgets the cached checks of one key: revoked on this replica, it is refused here at once. */
+  /** Whether {@code entry}'s key was revoked here after {@code keyGeneration} was read. */
+  private boolean keyForgottenSince(Checked entry, long keyGeneration) {
+    if (entry.principal() == null || entry.principal().apiKeyId() == null) {
+      return false;
+    }
+    long[] forgotten = forgottenKeys.get(entry.principal().apiKeyId());
+    return forgotten != null && forgotten[0] > keyGeneration;
+  }
+
+  /**
+   * Forgets the cached checks of one key: revoked on this replica, it is refused here at once. A
+   * check of it under way is neither cached nor shared from now on; other checks are untouched.
+   */
   void forgetKey(String apiKeyId) {
-    forget();
+    long now = nanoTime.getAsLong();
+    if (forgottenKeys.size() >= FORGOTTEN_KEYS) {
+      // a check lasts at most the statement timeout: a minute-old stamp guards none
+      forgottenKeys.values().removeIf(forgotten -> now - forgotten[1] > 60_000_000_000L);
+      if (forgottenKeys.size() >= 10 * FORGOTTEN_KEYS) {
+        // revoked faster than that: every check under way forgets, as before, and the map empties
+        forget();
+        forgottenKeys.clear();
+      }
+    }
+    forgottenKeys.put(apiKeyId, new long[] {keyForgets.incrementAndGet(), now});
     checked
-        .values()
-        .removeIf(entry -> entry.principal != null && apiKeyId.equals(entry.principal.apiKeyId()));
+        .entrySet()
+        .removeIf(
+            entry -> {
+              Principal principal = entry.getValue().principal;
+              boolean its = principal != null && apiKeyId.equals(principal.apiKeyId());
+              if (its) {
+                inFlight.remove(entry.getKey());
+              }
+              return its;
+            });
   }
 
   /** Forgets the cached checks of one tenant's credentials (disabled or enabled here). */

@@ -253,6 +253,38 @@ class ApiKeysTest {
   }
 
   @Test
+  void revokingOneKeyLeavesTheChecksOfOthersCacheable() {
+    // Given another key's check under way, held at its row
+    CreateApiKeyResponse other = admin().createApiKey(request("other", Role.ROLE_MEMBER, ""));
+    String authorization = "Bearer " + other.getKey();
+    io.vertx.mutiny.sqlclient.SqlConnection holder =
+        pool.getConnection().await().atMost(Duration.ofSeconds(10));
+    io.vertx.mutiny.sqlclient.Transaction lock =
+        holder.begin().await().atMost(Duration.ofSeconds(10));
+    holder
+        .preparedQuery("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
+        .execute(io.vertx.mutiny.sqlclient.Tuple.of(other.getApiKey().getId()))
+        .await()
+        .atMost(Duration.ofSeconds(10));
+    java.util.concurrent.CompletableFuture<Principal> check =
+        authenticator.authenticate(authorization).subscribeAsCompletionStage();
+
+    // When keys are made and revoked meanwhile, in a loop (as a tenant's admin may)
+    for (int i = 0; i < 5; i++) {
+      CreateApiKeyResponse made = admin().createApiKey(request("made", Role.ROLE_MEMBER, ""));
+      admin()
+          .revokeApiKey(
+              RevokeApiKeyRequest.newBuilder().setApiKeyId(made.getApiKey().getId()).build());
+    }
+    lock.rollback().await().atMost(Duration.ofSeconds(10));
+    holder.close().await().atMost(Duration.ofSeconds(10));
+
+    // Then the other key's check is cached as usual
+    assertThat(check.join().apiKeyId()).isEqualTo(other.getApiKey().getId());
+    assertThat(authenticator.cached(authorization)).isNotNull();
+  }
+
+  @Test
   void revokingARevokedKeyAgainForgetsNothing() {
     // Given a key revoked a moment ago, and another key's check under way, held at its row
     CreateApiKeyResponse gone = admin().createApiKey(request("gone", Role.ROLE_MEMBER, ""));
