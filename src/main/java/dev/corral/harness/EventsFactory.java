@@ -133,14 +133,18 @@ final class EventsFactory {
   }
 
   /**
-   * Closes the span of a model call whose harness stopped while it ran (its replica died, or its
-   * lease was lost): the call failed, and counts toward the turn's retries like any failed call, so
-   * that a call that kills its replica every time (a reply too large for its memory, say) is not
-   * made again for ever. {@code attempt} is the failure's number since the turn's input, 1 first;
-   * past {@code maxRetries} the turn is given up.
+   * Closes the span of a model call whose harness stopped while it ran. When its lease was taken
+   * over ({@code failed}: the harness died, or lost its lease) the call failed, and counts toward
+   * the turn's retries like any failed call, so that a call that kills its replica every time (a
+   * reply too large for its memory, say) is not made again for ever: {@code attempt} is the
+   * failure's number since the turn's input, 1 first, and past {@code maxRetries} the turn is given
+   * up. A lease given back (a replica shutting down) only closes the span: the call is made again.
    */
-  static List<NewEvent> orphanClosed(String spanId, int attempt, int maxRetries) {
+  static List<NewEvent> orphanClosed(String spanId, boolean failed, int attempt, int maxRetries) {
     String why = "the harness restarted while this call ran";
+    if (!failed) {
+      return List.of(failedSpanEnd(spanId, why));
+    }
     boolean last = attempt > maxRetries;
     List<NewEvent> events = new java.util.ArrayList<>();
     events.add(failedSpanEnd(spanId, why));

@@ -255,8 +255,8 @@ final class HarnessRun {
    * calling the model again each time). Unless there is nothing left to do, the turn is given up,
    * as when a model call's retries run out: its open calls are answered with errors, its open span
    * ended, and a session.error ({@code unknown_error}, {@code exhausted}) and an idle ({@code
-   * retries_exhausted}) tell the client. The idle sets the count back (see {@link #end}), so that
-   * the next message gets every try.
+   * retries_exhausted}) tell the client. The idle's append sets the count back to 0, so that the
+   * next message gets every try.
    */
   private void giveUp() {
     Step next =
@@ -343,12 +343,11 @@ final class HarnessRun {
       interrupt(interrupt);
     } else if (next instanceof Step.CloseOrphanSpan orphan) {
       appends.add(
-          tookOver
-              ? EventsFactory.orphanClosed(
-                  orphan.spanId(),
-                  state.failuresSinceInput() + 1,
-                  services.model().config().maxRetries())
-              : List.of(spanEnd(orphan.spanId(), "the harness restarted while this call ran")),
+          EventsFactory.orphanClosed(
+              orphan.spanId(),
+              tookOver,
+              state.failuresSinceInput() + 1,
+              services.model().config().maxRetries()),
           null);
     } else if (next instanceof Step.ResolveUnknown unknown) {
       appends.add(

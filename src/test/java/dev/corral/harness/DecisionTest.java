@@ -187,7 +187,7 @@ class DecisionTest {
     history.add(EventsFactory.spanStart(span, "claude-test"));
 
     assertThat(history.next()).isEqualTo(new Step.CloseOrphanSpan(span));
-    EventsFactory.orphanClosed(span, 1, 3).forEach(history::add);
+    EventsFactory.orphanClosed(span, true, 1, 3).forEach(history::add);
     assertThat(history.next()).isEqualTo(new Step.CallModel(2));
   }
 
@@ -201,7 +201,7 @@ class DecisionTest {
       String span = String.format("sevt_orphan%019d", attempt);
       history.add(EventsFactory.spanStart(span, "claude-test"));
       assertThat(history.next()).isEqualTo(new Step.CloseOrphanSpan(span));
-      EventsFactory.orphanClosed(span, attempt, 3).forEach(history::add);
+      EventsFactory.orphanClosed(span, true, attempt, 3).forEach(history::add);
       if (attempt <= 3) {
         assertThat(history.next()).isEqualTo(new Step.CallModel(attempt + 1));
       }
