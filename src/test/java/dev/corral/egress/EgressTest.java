@@ -185,31 +185,8 @@ class EgressTest {
     for (java.nio.file.Path socket : sockets) {
       String hello = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
       String asNobody =
-          run(
-              "setpriv",
-              "--reuid=65534",
-              "--regid=65534",
-              "--clear-groups",
-              "curl",
-              "-sS",
-              "--max-time",
-              "5",
-              "--unix-socket",
-              socket.toString(),
-              "--request-target",
-              hello,
-              hello);
-      String asCorral =
-          run(
-              "curl",
-              "-sS",
-              "--max-time",
-              "5",
-              "--unix-socket",
-              socket.toString(),
-              "--request-target",
-              hello,
-              hello);
+          curlThrough(socket, hello, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups");
+      String asCorral = curlThrough(socket, hello);
 
       // Then the other user cannot reach the socket (the file system refuses it before the proxy
       // sees it), though the socket itself works
@@ -221,7 +198,21 @@ class EgressTest {
     }
   }
 
-  private static String run(String... command) throws Exception {
+  /** {@code url} fetched through a sandbox's proxy socket, by {@code as} (a command prefix). */
+  private static String curlThrough(java.nio.file.Path socket, String url, String... as)
+      throws Exception {
+    List<String> command = new java.util.ArrayList<>(List.of(as));
+    command.addAll(
+        List.of(
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "--unix-socket",
+            socket.toString(),
+            "--request-target",
+            url,
+            url));
     Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
     String output = new String(process.getInputStream().readAllBytes());
     process.waitFor();

@@ -225,30 +225,44 @@ class ApiKeysTest {
     await().atMost(Duration.ofSeconds(10)).until(() -> !runsOnTheHost("sleep 120.731"));
   }
 
-  @Test
-  void aCheckUnderWayWhenItsKeyIsRevokedHereIsNotCached() {
-    // Given a key whose check is under way, held at its row
-    CreateApiKeyResponse created = admin().createApiKey(request("racing", Role.ROLE_MEMBER, ""));
-    String authorization = "Bearer " + created.getKey();
+  /** A check of a key under way, held at the key's row until {@link #release}. */
+  private record HeldCheck(
+      io.vertx.mutiny.sqlclient.SqlConnection holder,
+      io.vertx.mutiny.sqlclient.Transaction lock,
+      java.util.concurrent.CompletableFuture<Principal> answer) {
+    void release() {
+      lock.rollback().await().atMost(Duration.ofSeconds(10));
+      holder.close().await().atMost(Duration.ofSeconds(10));
+    }
+  }
+
+  private HeldCheck checkHeldAtItsRow(String apiKeyId, String authorization) {
     io.vertx.mutiny.sqlclient.SqlConnection holder =
         pool.getConnection().await().atMost(Duration.ofSeconds(10));
     io.vertx.mutiny.sqlclient.Transaction lock =
         holder.begin().await().atMost(Duration.ofSeconds(10));
     holder
         .preparedQuery("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
-        .execute(io.vertx.mutiny.sqlclient.Tuple.of(created.getApiKey().getId()))
+        .execute(io.vertx.mutiny.sqlclient.Tuple.of(apiKeyId))
         .await()
         .atMost(Duration.ofSeconds(10));
-    java.util.concurrent.CompletableFuture<Principal> check =
-        authenticator.authenticate(authorization).subscribeAsCompletionStage();
+    return new HeldCheck(
+        holder, lock, authenticator.authenticate(authorization).subscribeAsCompletionStage());
+  }
+
+  @Test
+  void aCheckUnderWayWhenItsKeyIsRevokedHereIsNotCached() {
+    // Given a key whose check is under way, held at its row
+    CreateApiKeyResponse created = admin().createApiKey(request("racing", Role.ROLE_MEMBER, ""));
+    String authorization = "Bearer " + created.getKey();
+    HeldCheck check = checkHeldAtItsRow(created.getApiKey().getId(), authorization);
 
     // When this replica forgets the key (as a revoke here does) before that check answers
     authenticator.forgetKey(created.getApiKey().getId());
-    lock.rollback().await().atMost(Duration.ofSeconds(10));
-    holder.close().await().atMost(Duration.ofSeconds(10));
+    check.release();
 
     // Then the check answers (it read the key before the revoke), but its answer is not cached
-    assertThat(check.join().apiKeyId()).isEqualTo(created.getApiKey().getId());
+    assertThat(check.answer().join().apiKeyId()).isEqualTo(created.getApiKey().getId());
     assertThat(authenticator.cached(authorization)).isNull();
   }
 
@@ -257,17 +271,7 @@ class ApiKeysTest {
     // Given another key's check under way, held at its row
     CreateApiKeyResponse other = admin().createApiKey(request("other", Role.ROLE_MEMBER, ""));
     String authorization = "Bearer " + other.getKey();
-    io.vertx.mutiny.sqlclient.SqlConnection holder =
-        pool.getConnection().await().atMost(Duration.ofSeconds(10));
-    io.vertx.mutiny.sqlclient.Transaction lock =
-        holder.begin().await().atMost(Duration.ofSeconds(10));
-    holder
-        .preparedQuery("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
-        .execute(io.vertx.mutiny.sqlclient.Tuple.of(other.getApiKey().getId()))
-        .await()
-        .atMost(Duration.ofSeconds(10));
-    java.util.concurrent.CompletableFuture<Principal> check =
-        authenticator.authenticate(authorization).subscribeAsCompletionStage();
+    HeldCheck check = checkHeldAtItsRow(other.getApiKey().getId(), authorization);
 
     // When keys are made and revoked meanwhile, in a loop (as a tenant's admin may)
     for (int i = 0; i < 5; i++) {
@@ -276,11 +280,10 @@ class ApiKeysTest {
           .revokeApiKey(
               RevokeApiKeyRequest.newBuilder().setApiKeyId(made.getApiKey().getId()).build());
     }
-    lock.rollback().await().atMost(Duration.ofSeconds(10));
-    holder.close().await().atMost(Duration.ofSeconds(10));
+    check.release();
 
     // Then the other key's check is cached as usual
-    assertThat(check.join().apiKeyId()).isEqualTo(other.getApiKey().getId());
+    assertThat(check.answer().join().apiKeyId()).isEqualTo(other.getApiKey().getId());
     assertThat(authenticator.cached(authorization)).isNotNull();
   }
 
@@ -293,27 +296,16 @@ class ApiKeysTest {
     ApiKey revoked = admin().revokeApiKey(revoke).getApiKey();
     CreateApiKeyResponse other = admin().createApiKey(request("other", Role.ROLE_MEMBER, ""));
     String authorization = "Bearer " + other.getKey();
-    io.vertx.mutiny.sqlclient.SqlConnection holder =
-        pool.getConnection().await().atMost(Duration.ofSeconds(10));
-    io.vertx.mutiny.sqlclient.Transaction lock =
-        holder.begin().await().atMost(Duration.ofSeconds(10));
-    holder
-        .preparedQuery("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
-        .execute(io.vertx.mutiny.sqlclient.Tuple.of(other.getApiKey().getId()))
-        .await()
-        .atMost(Duration.ofSeconds(10));
-    java.util.concurrent.CompletableFuture<Principal> check =
-        authenticator.authenticate(authorization).subscribeAsCompletionStage();
+    HeldCheck check = checkHeldAtItsRow(other.getApiKey().getId(), authorization);
 
     // When the revoked key is revoked again, in a loop (as a tenant's admin may)
     for (int i = 0; i < 5; i++) {
       assertThat(admin().revokeApiKey(revoke).getApiKey()).isEqualTo(revoked);
     }
-    lock.rollback().await().atMost(Duration.ofSeconds(10));
-    holder.close().await().atMost(Duration.ofSeconds(10));
+    check.release();
 
     // Then the other key's check is cached as usual: nothing was forgotten
-    assertThat(check.join().apiKeyId()).isEqualTo(other.getApiKey().getId());
+    assertThat(check.answer().join().apiKeyId()).isEqualTo(other.getApiKey().getId());
     assertThat(authenticator.cached(authorization)).isNotNull();
   }
 
