@@ -1,60 +1,88 @@
 package dev.corral.common;
 
 import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.subscription.Cancellable;
 import io.smallrye.mutiny.subscription.UniEmitter;
+import io.vertx.core.Vertx;
+import io.vertx.core.dns.AddressResolverOptions;
+import io.vertx.core.impl.AddressResolver;
+import io.vertx.core.impl.VertxInternal;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
 import java.net.InetAddress;
-import java.net.UnknownHostException;
+import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Name lookups for names a tenant or its sandboxes chose (the egress proxy's destinations, the
- * hosts of MCP servers and token endpoints). A lookup blocks its thread until the resolver gives
- * up, which a name server that never answers can make last tens of seconds, and it cannot be
- * cancelled: so lookups run on threads of their own, never the shared worker pool, and each asker
- * (a tenant) has at most {@link #RUNNING_PER_ASKER} of them running; its others wait their turn (at
- * most {@link #WAITING_PER_ASKER}, then they are refused), so that one tenant's slow names hold
- * only its own lookups up.
+ * hosts of MCP servers and token endpoints). They are asked of the name servers of {@code
+ * /etc/resolv.conf} (its search domains and {@code ndots} included) after {@code /etc/hosts}, by
+ * Vert.x's non-blocking resolver: a lookup holds no thread while it waits, and one that outlives
+ * its time limit is cancelled and gives its place back at once. A name server that never answers
+ * therefore holds up nothing but the lookups made of it. Each asker (a tenant) still has at most
+ * {@link #RUNNING_PER_ASKER} lookups running; its others wait their turn (at most {@link
+ * #WAITING_PER_ASKER}, then they are refused), so that one tenant's flood of names does not become
+ * a flood at the name servers.
+ *
+ * <p>Answers are not cached here ({@code cacheMaxTimeToLive} 0): a sandbox that asks for endless
+ * made-up names would otherwise fill the cache until their time to live ran out. The name servers
+ * of the host or cluster cache.
  */
 @ApplicationScoped
 public class NameLookups {
 
-  static final int THREADS = 32;
   static final int RUNNING_PER_ASKER = 8;
   static final int WAITING_PER_ASKER = 256;
 
-  private final ThreadPoolExecutor executor =
-      new ThreadPoolExecutor(
-          THREADS,
-          THREADS,
-          30,
-          TimeUnit.SECONDS,
-          new LinkedBlockingQueue<>(),
-          DaemonThreads.named("corral-lookup"));
   private final Map<String, Asker> askers = new HashMap<>();
   private final Resolver resolver;
+  private final Runnable close;
 
-  /** What looks a name up (blocking). */
+  /** What looks a name up: every address of the name, or a failure; cancelled when unsubscribed. */
   public interface Resolver {
-    InetAddress[] addresses(String name) throws UnknownHostException;
+    Uni<List<InetAddress>> addresses(String name);
   }
 
-  NameLookups() {
-    this(InetAddress::getAllByName);
+  @Inject
+  NameLookups(Vertx vertx) {
+    AddressResolver system =
+        new AddressResolver(
+            vertx, new AddressResolverOptions().setCacheMaxTimeToLive(0).setQueryTimeout(5_000));
+    this.resolver = name -> lookUp(system, ((VertxInternal) vertx), name);
+    this.close = () -> system.close(closed -> {});
   }
 
-  /** Lookups made by {@code resolver} instead of the system's resolver. */
+  /** Lookups made by {@code resolver} instead of the system's name servers. */
   public NameLookups(Resolver resolver) {
     this.resolver = resolver;
-    executor.allowCoreThreadTimeOut(true);
+    this.close = () -> {};
+  }
+
+  private static Uni<List<InetAddress>> lookUp(
+      AddressResolver system, VertxInternal vertx, String name) {
+    return Uni.createFrom()
+        .emitter(
+            emitter -> {
+              io.netty.util.concurrent.Future<List<InetSocketAddress>> asked =
+                  system.resolveHostnameAll(vertx.getEventLoopGroup().next(), name);
+              emitter.onTermination(() -> asked.cancel(false));
+              asked.addListener(
+                  done -> {
+                    if (done.isSuccess()) {
+                      emitter.complete(
+                          asked.getNow().stream().map(InetSocketAddress::getAddress).toList());
+                    } else if (!done.isCancelled()) {
+                      emitter.fail(done.cause());
+                    }
+                  });
+            });
   }
 
   /** Why a lookup failed: the name does not resolve, in time, or too many lookups wait. */
@@ -67,7 +95,7 @@ public class NameLookups {
   /** One asker's lookups: how many run, and those waiting for their turn. */
   private static final class Asker {
     int running;
-    final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
+    final ArrayDeque<Lookup> waiting = new ArrayDeque<>();
   }
 
   /**
@@ -79,66 +107,128 @@ public class NameLookups {
     return Uni.createFrom()
         .<List<InetAddress>>emitter(
             emitter -> {
-              java.util.concurrent.atomic.AtomicBoolean over =
-                  new java.util.concurrent.atomic.AtomicBoolean();
-              emitter.onTermination(() -> over.set(true));
-              enqueue(asker, () -> resolve(asker, name, emitter, over));
+              Lookup lookup = new Lookup(asker, name, emitter);
+              emitter.onTermination(lookup::end);
+              enqueue(lookup);
             })
         .ifNoItem()
         .after(timeout)
         .failWith(() -> new LookupFailedException(name + " could not be resolved in time"));
   }
 
-  private void enqueue(String asker, Runnable lookup) {
-    synchronized (askers) {
-      Asker own = askers.computeIfAbsent(asker, key -> new Asker());
-      if (own.running < RUNNING_PER_ASKER) {
-        own.running++;
-        executor.execute(lookup);
+  /** One lookup: waiting for its turn, running (it holds one of its asker's places), or over. */
+  private final class Lookup {
+    private final String asker;
+    private final String name;
+    private final UniEmitter<? super List<InetAddress>> emitter;
+    private final AtomicBoolean over = new AtomicBoolean();
+    private final AtomicBoolean released = new AtomicBoolean();
+    private final AtomicReference<Cancellable> running = new AtomicReference<>();
+
+    Lookup(String asker, String name, UniEmitter<? super List<InetAddress>> emitter) {
+      this.asker = asker;
+      this.name = name;
+      this.emitter = emitter;
+    }
+
+    /** Its turn came: it asks, or, if it is already over, gives its place on. */
+    void start() {
+      if (over.get()) {
+        release();
         return;
       }
-      if (own.waiting.size() < WAITING_PER_ASKER) {
+      running.set(
+          resolver
+              .addresses(name)
+              .onTermination()
+              .invoke(this::release)
+              .subscribe()
+              .with(
+                  addresses -> emitter.complete(List.copyOf(addresses)),
+                  failed ->
+                      emitter.fail(new LookupFailedException(name + " could not be resolved"))));
+      if (over.get()) { // it ended while it started
+        cancel();
+      }
+    }
+
+    /** It was answered, failed, timed out or was given up: a running question is cancelled. */
+    void end() {
+      over.set(true);
+      cancel();
+    }
+
+    private void cancel() {
+      Cancellable asked = running.getAndSet(null);
+      if (asked != null) {
+        asked.cancel();
+        release();
+      }
+    }
+
+    private void release() {
+      if (released.compareAndSet(false, true)) {
+        next(asker);
+      }
+    }
+  }
+
+  private void enqueue(Lookup lookup) {
+    synchronized (askers) {
+      Asker own = askers.computeIfAbsent(lookup.asker, key -> new Asker());
+      if (own.running >= RUNNING_PER_ASKER) {
+        if (own.waiting.size() >= WAITING_PER_ASKER) {
+          throw new LookupFailedException(
+              "too many name lookups wait for " + lookup.asker + " (" + WAITING_PER_ASKER + ")");
+        }
         own.waiting.add(lookup);
         return;
       }
+      own.running++;
     }
-    throw new LookupFailedException(
-        "too many name lookups wait for " + asker + " (" + WAITING_PER_ASKER + ")");
+    soon(lookup);
   }
 
-  private void resolve(
-      String asker,
-      String name,
-      UniEmitter<? super List<InetAddress>> emitter,
-      java.util.concurrent.atomic.AtomicBoolean over) {
-    try {
-      if (!over.get()) { // it may have timed out while it waited
-        emitter.complete(List.of(resolver.addresses(name)));
-      }
-    } catch (UnknownHostException | SecurityException unknown) {
-      emitter.fail(new LookupFailedException(name + " could not be resolved"));
-    } finally {
-      next(asker);
-    }
-  }
-
-  /** A lookup of {@code asker} ended: the next one waiting runs. */
+  /** A lookup of {@code asker} ended: the next one waiting takes its place. */
   private void next(String asker) {
+    Lookup waiting;
     synchronized (askers) {
       Asker own = askers.get(asker);
-      Runnable waiting = own.waiting.poll();
-      if (waiting != null) {
-        executor.execute(waiting);
-        return;
-      }
-      if (--own.running == 0) {
+      waiting = own.waiting.poll();
+      if (waiting == null && --own.running == 0) {
         askers.remove(asker);
       }
     }
+    if (waiting != null) {
+      soon(waiting);
+    }
   }
+
+  /**
+   * Starts {@code lookup} on this thread, after the lookups this thread is starting already: a
+   * lookup answered at once starts the next waiting one, which must not nest a frame per lookup.
+   */
+  private static void soon(Lookup lookup) {
+    ArrayDeque<Lookup> starting = STARTING.get();
+    if (starting != null) {
+      starting.add(lookup);
+      return;
+    }
+    starting = new ArrayDeque<>();
+    STARTING.set(starting);
+    try {
+      for (Lookup next = lookup; next != null; next = starting.poll()) {
+        next.start();
+      }
+    } finally {
+      STARTING.remove();
+    }
+  }
+
+  private static final ThreadLocal<ArrayDeque<Lookup>> STARTING = new ThreadLocal<>();
 
   @PreDestroy
   void stop() {
-    executor.shutdownNow();
+    close.run();
   }
 }

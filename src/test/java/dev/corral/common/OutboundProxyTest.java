@@ -61,9 +61,13 @@ class OutboundProxyTest {
                             ? new byte[] {127, 0, 0, 1}
                             : new byte[] {(byte) 169, (byte) 254, (byte) 169, (byte) 254};
                     case "only-corral-knows.test" -> new byte[] {127, 0, 0, 1};
-                    default -> throw new java.net.UnknownHostException(name);
+                    default -> null;
                   };
-              return new InetAddress[] {InetAddress.getByAddress(name, address)};
+              if (address == null) {
+                return io.smallrye.mutiny.Uni.createFrom()
+                    .failure(new java.net.UnknownHostException(name));
+              }
+              return io.smallrye.mutiny.Uni.createFrom().item(List.of(named(name, address)));
             });
     addresses = new OutboundAddresses(lookups, Optional.of(List.of("127.0.0.0/8")));
     proxy = new OutboundProxy(vertx, addresses);
@@ -259,5 +263,13 @@ class OutboundProxyTest {
             .POST(HttpRequest.BodyPublishers.ofString("grant_type=x"))
             .build(),
         HttpResponse.BodyHandlers.ofString());
+  }
+
+  private static InetAddress named(String name, byte[] address) {
+    try {
+      return InetAddress.getByAddress(name, address);
+    } catch (java.net.UnknownHostException impossible) {
+      throw new AssertionError(impossible);
+    }
   }
 }

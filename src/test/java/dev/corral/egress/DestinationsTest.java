@@ -23,10 +23,17 @@ class DestinationsTest {
           new NameLookups(
               name -> {
                 looked.add(name);
-                return new InetAddress[] {
-                  InetAddress.getByAddress(name, new byte[] {93, (byte) 184, (byte) 216, 34})
-                };
+                return io.smallrye.mutiny.Uni.createFrom()
+                    .item(List.of(address(name, new byte[] {93, (byte) 184, (byte) 216, 34})));
               }));
+
+  static InetAddress address(String name, byte[] address) {
+    try {
+      return InetAddress.getByAddress(name, address);
+    } catch (java.net.UnknownHostException impossible) {
+      throw new AssertionError(impossible);
+    }
+  }
 
   @Test
   void aNameThatOnlyLooksLikeAnAddressIsLookedUpOffTheCallersThreadByTheBoundedLookups() {
@@ -72,7 +79,7 @@ class DestinationsTest {
     Destinations opened =
         new Destinations(
             config(Map.of(), List.of("10.0.0.0/8")),
-            new NameLookups(name -> new InetAddress[0]),
+            new NameLookups(name -> io.smallrye.mutiny.Uni.createFrom().item(List.of())),
             new java.util.HashSet<>(Set.of(8080, 9000)),
             Set.of(5433));
     InetAddress peer = InetAddress.getByName("10.1.2.3");
@@ -101,7 +108,7 @@ class DestinationsTest {
     Destinations closed =
         new Destinations(
             config(Map.of(), List.of()),
-            new NameLookups(name -> new InetAddress[0]),
+            new NameLookups(name -> io.smallrye.mutiny.Uni.createFrom().item(List.of())),
             Set.of(8080),
             Set.of(5433));
 
@@ -117,7 +124,7 @@ class DestinationsTest {
     Destinations opened =
         new Destinations(
             config(Map.of(), List.of(host.getHostAddress() + "/32")),
-            new NameLookups(name -> new InetAddress[0]),
+            new NameLookups(name -> io.smallrye.mutiny.Uni.createFrom().item(List.of())),
             Set.of(8080),
             Set.of(5433));
     assertThat(opened.ownServer(host, 2375)).isEmpty();
