@@ -1,17 +1,20 @@
 package dev.corral.common;
 
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.nio.NioDatagramChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.resolver.dns.DnsNameResolver;
+import io.netty.resolver.dns.DnsNameResolverBuilder;
+import io.netty.resolver.dns.NoopAuthoritativeDnsServerCache;
+import io.netty.resolver.dns.NoopDnsCache;
+import io.netty.resolver.dns.NoopDnsCnameCache;
+import io.netty.util.concurrent.Future;
 import io.smallrye.mutiny.Uni;
 import io.smallrye.mutiny.subscription.Cancellable;
 import io.smallrye.mutiny.subscription.UniEmitter;
-import io.vertx.core.Vertx;
-import io.vertx.core.dns.AddressResolverOptions;
-import io.vertx.core.impl.AddressResolver;
-import io.vertx.core.impl.VertxInternal;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
-import jakarta.inject.Inject;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.HashMap;
@@ -24,12 +27,13 @@ import java.util.concurrent.atomic.AtomicReference;
  * Name lookups for names a tenant or its sandboxes chose (the egress proxy's destinations, the
  * hosts of MCP servers and token endpoints). They are asked of the name servers of {@code
  * /etc/resolv.conf} (its search domains and {@code ndots} included) after {@code /etc/hosts}, by
- * Vert.x's non-blocking resolver: a lookup holds no thread while it waits, and one that outlives
- * its time limit is cancelled and gives its place back at once. A name server that never answers
- * therefore holds up nothing but the lookups made of it. Each asker (a tenant) still has at most
- * {@link #RUNNING_PER_ASKER} lookups running; its others wait their turn (at most {@link
- * #WAITING_PER_ASKER}, then they are refused), so that one tenant's flood of names does not become
- * a flood at the name servers.
+ * netty's non-blocking resolver on one thread of its own ({@code corral-dns}; not Vert.x's, which
+ * Quarkus turns into the JDK's blocking one unless {@code quarkus.vertx.use-async-dns} is set): a
+ * lookup holds no thread while it waits, and one that outlives its time limit is cancelled and
+ * gives its place back at once. A name server that never answers therefore holds up nothing but the
+ * lookups made of it. Each asker (a tenant) still has at most {@link #RUNNING_PER_ASKER} lookups
+ * running; its others wait their turn (at most {@link #WAITING_PER_ASKER}, then they are refused),
+ * so that one tenant's flood of names does not become a flood at the name servers.
  *
  * <p>Answers are not cached here ({@code cacheMaxTimeToLive} 0): a sandbox that asks for endless
  * made-up names would otherwise fill the cache until their time to live ran out. The name servers
@@ -50,13 +54,23 @@ public class NameLookups {
     Uni<List<InetAddress>> addresses(String name);
   }
 
-  @Inject
-  NameLookups(Vertx vertx) {
-    AddressResolver system =
-        new AddressResolver(
-            vertx, new AddressResolverOptions().setCacheMaxTimeToLive(0).setQueryTimeout(5_000));
-    this.resolver = name -> lookUp(system, ((VertxInternal) vertx), name);
-    this.close = () -> system.close(closed -> {});
+  NameLookups() {
+    NioEventLoopGroup loop = new NioEventLoopGroup(1, DaemonThreads.named("corral-dns"));
+    DnsNameResolver system =
+        new DnsNameResolverBuilder(loop.next())
+            .datagramChannelType(NioDatagramChannel.class)
+            .socketChannelType(NioSocketChannel.class) // answers too long for a datagram
+            .resolveCache(NoopDnsCache.INSTANCE)
+            .cnameCache(NoopDnsCnameCache.INSTANCE)
+            .authoritativeDnsServerCache(NoopAuthoritativeDnsServerCache.INSTANCE)
+            .queryTimeoutMillis(5_000)
+            .build();
+    this.resolver = name -> lookUp(system, name);
+    this.close =
+        () -> {
+          system.close();
+          loop.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+        };
   }
 
   /** Lookups made by {@code resolver} instead of the system's name servers. */
@@ -65,19 +79,16 @@ public class NameLookups {
     this.close = () -> {};
   }
 
-  private static Uni<List<InetAddress>> lookUp(
-      AddressResolver system, VertxInternal vertx, String name) {
+  private static Uni<List<InetAddress>> lookUp(DnsNameResolver system, String name) {
     return Uni.createFrom()
         .emitter(
             emitter -> {
-              io.netty.util.concurrent.Future<List<InetSocketAddress>> asked =
-                  system.resolveHostnameAll(vertx.getEventLoopGroup().next(), name);
+              Future<List<InetAddress>> asked = system.resolveAll(name);
               emitter.onTermination(() -> asked.cancel(false));
               asked.addListener(
                   done -> {
                     if (done.isSuccess()) {
-                      emitter.complete(
-                          asked.getNow().stream().map(InetSocketAddress::getAddress).toList());
+                      emitter.complete(asked.getNow());
                     } else if (!done.isCancelled()) {
                       emitter.fail(done.cause());
                     }

@@ -121,8 +121,7 @@ class NameLookupsTest {
 
   @Test
   void theSystemResolverReadsTheHostsFileAndFailsOnANameThatDoesNotExist() throws Exception {
-    io.vertx.core.Vertx vertx = io.vertx.core.Vertx.vertx();
-    NameLookups lookups = new NameLookups(vertx);
+    NameLookups lookups = new NameLookups();
     try {
       assertThat(
               lookup(lookups, "tenant a", "localhost", Duration.ofSeconds(10))
@@ -138,7 +137,6 @@ class NameLookupsTest {
           .hasMessageContaining("no-such-name.invalid could not be resolved");
     } finally {
       lookups.stop();
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
   }
 

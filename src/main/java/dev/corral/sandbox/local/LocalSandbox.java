@@ -95,7 +95,7 @@ final class LocalSandbox {
     try {
       ProcessBuilder builder = new ProcessBuilder(argv).redirectErrorStream(true);
       builder.environment().clear();
-      process = builder.start();
+      process = Spawner.start(builder);
     } catch (IOException e) {
       throw new FailedPreconditionException("the sandbox could not start: " + e.getMessage());
     }
