@@ -370,10 +370,18 @@ final class HarnessRun {
     model.cancel();
     List<NewEvent> events = new ArrayList<>();
     for (ToolCallState call : interrupt.unanswered()) {
+      // a call that had started may have done its work before the interrupt stopped it
       NewEvent result =
           EventsFactory.resultOf(
               call,
-              "The user interrupted the session before this " + call.name() + " call finished.",
+              call.waitingForConfirmation()
+                  ? "The user interrupted the session while this "
+                      + call.name()
+                      + " call waited for confirmation, so it did not run."
+                  : "The user interrupted the session before this "
+                      + call.name()
+                      + " call's result was recorded. It may have run, in part or in full:"
+                      + " check its effects before you run it again.",
               true);
       // a call still waiting for its confirmation: a confirmation sent now comes too late
       events.add(call.waitingForConfirmation() ? result.closingConfirmation() : result);

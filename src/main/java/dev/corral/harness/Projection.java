@@ -419,7 +419,8 @@ final class Projection {
                   toolResult(
                       callIds.get(result.getMcpToolUseId()),
                       result.getContentList(),
-                      result.getIsError()),
+                      result.getIsError(),
+                      userContent),
                   event));
         }
         case USER_MESSAGE -> {
@@ -437,7 +438,8 @@ final class Projection {
                   toolResult(
                       callIds.get(result.getToolUseId()),
                       result.getContentList(),
-                      result.getIsError()),
+                      result.getIsError(),
+                      userContent),
                   event));
         }
         case USER_CUSTOM_TOOL_RESULT -> {
@@ -451,7 +453,8 @@ final class Projection {
                   toolResult(
                       callIds.get(result.getCustomToolUseId()),
                       result.getContentList(),
-                      result.getIsError()),
+                      result.getIsError(),
+                      userContent),
                   event));
         }
         default -> {}
@@ -672,15 +675,35 @@ final class Projection {
   }
 
   private static ObjectNode toolResult(String callId, List<ContentBlock> content, boolean isError) {
+    return toolResult(callId, content, isError, new ArrayList<>());
+  }
+
+  /**
+   * A {@code tool_result} block. The API takes only text in an error result ("all content must be
+   * type 'text' if 'is_error' is true"): an error result's images go to {@code after}, each after a
+   * note naming its call, for the same user message after every result; the result says so.
+   */
+  private static ObjectNode toolResult(
+      String callId, List<ContentBlock> content, boolean isError, List<ObjectNode> after) {
     ObjectNode result =
         JSON.createObjectNode().put("type", "tool_result").put("tool_use_id", callId);
     ArrayNode blocks = result.putArray("content");
-    // the API refuses a text block of whitespace alone (a command may print only that)
-    content.stream()
-        .filter(
-            block ->
-                !block.hasText() || !dev.corral.common.InputRules.blank(block.getText().getText()))
-        .forEach(block -> blocks.add(content(block)));
+    int moved = 0;
+    for (ContentBlock block : content) {
+      // the API refuses a text block of whitespace alone (a command may print only that)
+      if (block.hasText() && dev.corral.common.InputRules.blank(block.getText().getText())) {
+        continue;
+      }
+      if (isError && !block.hasText()) {
+        moved++;
+        String note = "[corral: image " + moved + " of the error result of tool call " + callId;
+        blocks.addObject().put("type", "text").put("text", note + " follows the tool results]");
+        after.add(JSON.createObjectNode().put("type", "text").put("text", note + "]"));
+        after.add(content(block));
+        continue;
+      }
+      blocks.add(content(block));
+    }
     if (blocks.isEmpty()) {
       blocks
           .addObject()

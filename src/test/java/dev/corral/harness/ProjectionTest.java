@@ -179,6 +179,45 @@ class ProjectionTest {
   }
 
   @Test
+  void theImagesOfAnErrorResultFollowTheResultsForTheApiTakesOnlyTextInOne() {
+    // Given a call whose result is an error with a screenshot (a browser tool's failed click)
+    fold(NewEvent.of(Fixtures.userMessage("click it")));
+    NewEvent call =
+        EventsFactory.block(
+            "sevt_call5000000000000000000000",
+            new ModelResponse.ToolUse("toolu_5", "bash", "{\"command\":\"click\"}"),
+            AGENT);
+    fold(EventsFactory.spanStart("sevt_span5000000000000000000000", "claude-test"));
+    fold(call);
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span5000000000000000000000",
+            new ModelResponse("m", List.of(), "tool_use", ModelUsage.getDefaultInstance())));
+    Event failed = EventsFactory.toolResult(call.id(), "click failed", true).payload();
+    fold(
+        NewEvent.of(
+            failed.toBuilder()
+                .setAgentToolResult(
+                    failed.getAgentToolResult().toBuilder().addContent(image(new byte[] {7})))
+                .build()));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the error result holds text alone, and the image follows it in the same user turn,
+    // after a note naming its call
+    JsonNode user = request.path("messages").get(2).path("content");
+    assertThat(user.get(0).path("is_error").asBoolean()).isTrue();
+    assertThat(user.get(0).path("content").findValuesAsText("type")).containsOnly("text");
+    assertThat(user.get(0).toString())
+        .contains("click failed")
+        .contains("follows the tool results");
+    assertThat(user.get(1).path("text").asText()).contains("error result of tool call toolu_5");
+    assertThat(user.get(2).path("type").asText()).isEqualTo("image");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
   void aLargeToolResultIsSentTrimmedWithANoteSayingWhereTheRestIs() {
     // Given a tool result of 250 000 characters
     fold(NewEvent.of(Fixtures.userMessage("dump it")));

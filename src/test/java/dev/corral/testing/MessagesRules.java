@@ -381,6 +381,10 @@ public final class MessagesRules {
     require(content.isArray(), where + ".content: must be a string or a list of blocks");
     for (int i = 0; i < content.size(); i++) {
       checkUserBlock(content.get(i), where + ".content." + i);
+      require(
+          !block.path("is_error").asBoolean(false)
+              || content.get(i).path("type").asText().equals("text"),
+          where + ".content: all content must be type 'text' if 'is_error' is true");
     }
   }
 
