@@ -36,6 +36,9 @@ import java.util.concurrent.Flow;
 @ApplicationScoped
 class EventStream {
 
+  private static final org.jboss.logging.Logger LOGGER =
+      org.jboss.logging.Logger.getLogger(EventStream.class);
+
   private static final long HEARTBEAT_MS = 15_000;
   private static final Set<String> DELTA_TYPES = Set.of("agent.message", "agent.thinking");
 
@@ -210,6 +213,21 @@ class EventStream {
       if (done) {
         return;
       }
+      try {
+        send(item);
+      } catch (RuntimeException failed) {
+        // a stream that stopped here would hold its slot and ping for ever: it ends, and the
+        // client's reconnect says what is wrong
+        LOGGER.errorf(
+            failed,
+            "an event stream could not send its next %s (seq %s)",
+            item.kind(),
+            item.event() == null ? "-" : item.event().getSeq());
+        end(null);
+      }
+    }
+
+    private void send(Tailed item) {
       switch (item.kind()) {
         case EVENT -> {
           Event event = item.event();

@@ -119,7 +119,8 @@ final class Shapes {
     }
     try {
       return RestCall.JSON.readTree(json);
-    } catch (java.io.IOException e) {
+    } catch (java.io.IOException | NumberFormatException | ArithmeticException e) {
+      // stored as the model wrote it: JSON, but with a number no BigDecimal holds (1e2147483648)
       return NODES.textNode(json);
     }
   }
