@@ -153,7 +153,7 @@ public class AgentRepository {
         .execute(Tuple.of(id, beforeVersion, limit, tenant.id()))
         .flatMap(
             rows ->
-                rows.size() > 0 || beforeVersion != null
+                rows.size() > 0 // an empty page, past the first too, is of an agent that exists
                     ? Uni.createFrom().item(fromRows(rows))
                     : requireExists(tenant, id).map(ignored -> List.<Agent>of()));
   }

@@ -41,14 +41,17 @@ public class EnvironmentRepository {
 
   static final Paging.Listing LIST =
       Paging.listing(
-          "SELECT "
-              + COLUMNS
-              + """
-           FROM environments
-          WHERE tenant_id = $4 AND ($1::text IS NULL OR id < $1) AND ($2 OR archived_at IS NULL)
-          ORDER BY id DESC
-          LIMIT $3
-          """);
+          dev.corral.common.Page.bounded(
+              "SELECT "
+                  + COLUMNS
+                  + """
+               FROM environments
+              WHERE tenant_id = $4 AND ($1::text IS NULL OR id < $1) AND ($2 OR archived_at IS NULL)
+              ORDER BY id DESC
+              LIMIT $3
+              """,
+              "octet_length(spec)",
+              "ORDER BY id DESC"));
 
   static final String ACTIVE =
       "SELECT tenant_id, "

@@ -14,6 +14,10 @@ public final class EnvironmentRules {
 
   public static final int MAX_SETUP_COMMANDS = 32;
   public static final int MAX_SETUP_COMMAND = 10_000;
+
+  /** The most bytes (UTF-8) of an environment's setup commands together. */
+  public static final int MAX_SETUP_BYTES = 64 * 1024;
+
   public static final int MAX_WARM_POOL = 100;
   private static final Pattern DNS_LABEL = Pattern.compile("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
   private static final Pattern IMAGE = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}");
@@ -99,9 +103,17 @@ public final class EnvironmentRules {
               + " commands; the limit is "
               + MAX_SETUP_COMMANDS);
     }
+    long setupBytes = 0;
     for (int i = 0; i < environment.getSetupCommandsCount(); i++) {
       InputRules.length(
           "setup_commands[" + i + "]", environment.getSetupCommands(i), 1, MAX_SETUP_COMMAND);
+      setupBytes += environment.getSetupCommandsBytes(i).size();
+    }
+    if (setupBytes > MAX_SETUP_BYTES) {
+      // every page of environments, and every warm-pool pass over them, reads them whole
+      throw new InvalidArgumentException(
+          "setup_commands",
+          "holds " + setupBytes + " bytes in all; the limit is " + MAX_SETUP_BYTES);
     }
     if (environment.getWarmPoolSize() < 0 || environment.getWarmPoolSize() > MAX_WARM_POOL) {
       throw new InvalidArgumentException(

@@ -902,6 +902,20 @@ class BadInputTest {
         Status.Code.INVALID_ARGUMENT,
         "networking.mode",
         create.apply(dev.corral.proto.v1.Networking.newBuilder().setModeValue(7)));
+    // 32 commands of 10,000 four-byte characters each are 1.3 MB: every list page and warm-pool
+    // pass would read that for each of a tenant's environments
+    add(
+        cases,
+        "setup commands past 64 KiB in all",
+        Status.Code.INVALID_ARGUMENT,
+        "setup_commands",
+        () ->
+            environments.createEnvironment(
+                dev.corral.proto.v1.CreateEnvironmentRequest.newBuilder()
+                    .setName("large setup")
+                    .addAllSetupCommands(
+                        java.util.Collections.nCopies(7, "echo " + "\uD83D\uDE00".repeat(2_500)))
+                    .build()));
   }
 
   private void resourceCases(List<Case> cases, String sessionId, String agentId) {
@@ -1363,6 +1377,17 @@ class BadInputTest {
         () ->
             agents.listAgentVersions(
                 ListAgentVersionsRequest.newBuilder().setAgentId(UNKNOWN_AGENT).build()));
+    add(
+        cases,
+        "versions of unknown agent past a first page",
+        Status.Code.NOT_FOUND,
+        UNKNOWN_AGENT,
+        () ->
+            agents.listAgentVersions(
+                ListAgentVersionsRequest.newBuilder()
+                    .setAgentId(UNKNOWN_AGENT)
+                    .setPageToken(dev.corral.common.Paging.token("5"))
+                    .build()));
     add(
         cases,
         "versions with forged token",
