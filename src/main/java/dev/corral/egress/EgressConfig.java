@@ -12,8 +12,8 @@ import java.util.Optional;
 public interface EgressConfig {
 
   /**
-   * Where this replica keeps the sockets sandboxes reach the proxy through (the process id is
-   * appended). Keep it short: a socket's path has at most 107 bytes.
+   * Where this replica keeps the sockets sandboxes reach the proxy through (the process id and a
+   * random number are appended). Keep it short: a socket's path has at most 107 bytes.
    */
   @WithDefault("/tmp/corral-egress")
   String socketDirectory();

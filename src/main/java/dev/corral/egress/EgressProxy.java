@@ -21,7 +21,9 @@ import jakarta.enterprise.event.Observes;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.Locale;
@@ -63,7 +65,7 @@ public class EgressProxy {
   private final MeterRegistry metrics;
   private final Map<String, Served> served = new ConcurrentHashMap<>();
   private final GrantSource grants;
-  private final Path directory;
+  private Path directory; // made at the first sandbox
   private NetClient client;
 
   EgressProxy(
@@ -81,7 +83,6 @@ public class EgressProxy {
     this.git = git;
     this.vertx = vertx;
     this.metrics = metrics;
-    this.directory = Path.of(config.socketDirectory() + "-" + ProcessHandle.current().pid());
   }
 
   private record Served(EgressGrant grant, NetServer server, Path socket, AtomicInteger open) {}
@@ -101,23 +102,39 @@ public class EgressProxy {
    * @param uid the sandbox's user, or -1 when sandboxes run as corral's own user
    */
   public Path directoryFor(String key, int uid) {
+    Path own = null;
     try {
-      if (!Files.isDirectory(directory)) {
-        removeLeftovers();
-      }
-      Path own = Files.createDirectories(directory).resolve(key);
-      Files.createDirectories(own);
-      Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx--x--x"));
+      own = Files.createDirectory(directory().resolve(key));
       if (uid >= 0) {
-        Files.setAttribute(own, "unix:uid", uid);
-        Files.setPosixFilePermissions(own, PosixFilePermissions.fromString("r-x------"));
-      } else {
-        Files.setPosixFilePermissions(own, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Files.setAttribute(own, "unix:uid", uid, LinkOption.NOFOLLOW_LINKS);
       }
+      Files.getFileAttributeView(own, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
+          .setPermissions(PosixFilePermissions.fromString(uid >= 0 ? "r-x------" : "rwxr-xr-x"));
       return own;
     } catch (IOException e) {
-      throw new java.io.UncheckedIOException("cannot make " + directory + "/" + key, e);
+      if (own != null) {
+        removeDirectory(own);
+      }
+      throw new java.io.UncheckedIOException("cannot make " + key + "'s egress directory", e);
     }
+  }
+
+  /**
+   * This replica's directory of sockets: {@code <socket-directory>-<pid>-<random>}, made at once
+   * with a name nobody could guess before (so that another user of the host cannot have made it
+   * first and kept it), owned by corral's user, and entered but not listed or written by others.
+   */
+  private synchronized Path directory() throws IOException {
+    if (directory == null) {
+      removeLeftovers();
+      Path base = Path.of(config.socketDirectory()).toAbsolutePath();
+      Path made =
+          Files.createTempDirectory(
+              base.getParent(), base.getFileName() + "-" + ProcessHandle.current().pid() + "-");
+      Files.setPosixFilePermissions(made, PosixFilePermissions.fromString("rwx--x--x"));
+      directory = made;
+    }
+    return directory;
   }
 
   /** Removes a sandbox's directory (and a socket left in it), once the sandbox is gone. */
@@ -257,21 +274,29 @@ public class EgressProxy {
   }
 
   /** Removes the socket directories of replicas on this host that are gone (killed, say). */
+  /**
+   * Removes the socket directories of replicas of this host that are gone: those named for a
+   * process that no longer runs, and owned by corral's user (another user's are not walked).
+   */
   private void removeLeftovers() {
-    Path parent = directory.toAbsolutePath().getParent();
-    String prefix = Path.of(config.socketDirectory()).getFileName() + "-";
-    try (var siblings = Files.list(parent)) {
+    Path base = Path.of(config.socketDirectory()).toAbsolutePath();
+    String prefix = base.getFileName() + "-";
+    java.util.regex.Pattern leftover = java.util.regex.Pattern.compile("([0-9]{1,10})(-[0-9]+)?");
+    try (var siblings = Files.list(base.getParent())) {
+      Object ours = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
       for (Path sibling : siblings.toList()) {
         String name = sibling.getFileName().toString();
-        if (!name.startsWith(prefix) || !name.substring(prefix.length()).matches("[0-9]+")) {
+        java.util.regex.Matcher named =
+            leftover.matcher(name.startsWith(prefix) ? name.substring(prefix.length()) : "");
+        if (!named.matches()
+            || ProcessHandle.of(Long.parseLong(named.group(1))).isPresent()
+            || !Files.isDirectory(sibling, LinkOption.NOFOLLOW_LINKS)
+            || !ours.equals(Files.getAttribute(sibling, "unix:uid", LinkOption.NOFOLLOW_LINKS))) {
           continue;
         }
-        long pid = Long.parseLong(name.substring(prefix.length()));
-        if (ProcessHandle.of(pid).isEmpty()) {
-          try (var files = Files.walk(sibling)) {
-            for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-              Files.deleteIfExists(file);
-            }
+        try (var files = Files.walk(sibling)) {
+          for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+            Files.deleteIfExists(file);
           }
         }
       }

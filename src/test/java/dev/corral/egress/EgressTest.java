@@ -165,6 +165,47 @@ class EgressTest {
   }
 
   @Test
+  void theSocketsDirectoryHasANameNobodyCouldHaveTakenFirstAndOnlyCorralMayWriteIt()
+      throws Exception {
+    // Given a running sandbox
+    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+
+    // Then the replica's directory of sockets is not named by its process id alone (which another
+    // user of the host could read ahead and make first, keeping it), is corral's, and no one else
+    // may list it or make anything in it
+    java.nio.file.Path directory = socketDirectory();
+    assertThat(directory.getFileName().toString())
+        .startsWith("corral-egress-" + ProcessHandle.current().pid() + "-");
+    assertThat(
+            java.nio.file.Files.getAttribute(
+                directory, "unix:uid", java.nio.file.LinkOption.NOFOLLOW_LINKS))
+        .isEqualTo(
+            java.nio.file.Files.getAttribute(java.nio.file.Path.of("/proc/self"), "unix:uid"));
+    assertThat(
+            java.nio.file.attribute.PosixFilePermissions.toString(
+                java.nio.file.Files.getPosixFilePermissions(
+                    directory, java.nio.file.LinkOption.NOFOLLOW_LINKS)))
+        .isEqualTo("rwx--x--x");
+  }
+
+  /** This replica's directory of sandboxes' sockets. */
+  private static java.nio.file.Path socketDirectory() throws java.io.IOException {
+    String prefix = "corral-egress-" + ProcessHandle.current().pid();
+    try (var found = java.nio.file.Files.list(java.nio.file.Path.of("/tmp"))) {
+      List<java.nio.file.Path> ours =
+          found
+              .filter(
+                  path -> {
+                    String name = path.getFileName().toString();
+                    return name.equals(prefix) || name.startsWith(prefix + "-");
+                  })
+              .toList();
+      assertThat(ours).hasSize(1);
+      return ours.get(0);
+    }
+  }
+
+  @Test
   void anotherUserOfTheHostCannotUseASandboxsWayOutThoughItsPathIsOnTheCommandLine()
       throws Exception {
     org.junit.jupiter.api.Assumptions.assumeTrue(
@@ -172,8 +213,7 @@ class EgressTest {
         "sandboxes run as users of their own only when corral runs as root");
     // Given a running sandbox, whose socket's path any user of the host reads with ps
     provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
-    java.nio.file.Path directory =
-        java.nio.file.Path.of("/tmp/corral-egress-" + ProcessHandle.current().pid());
+    java.nio.file.Path directory = socketDirectory();
     List<java.nio.file.Path> sockets;
     try (var found = java.nio.file.Files.list(directory)) {
       sockets =
