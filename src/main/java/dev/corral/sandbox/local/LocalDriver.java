@@ -635,15 +635,29 @@ public class LocalDriver implements SandboxDriver {
   private synchronized int allocateUid() {
     int count = config.local().uidCount();
     int start = ThreadLocalRandom.current().nextInt(count);
+    boolean hostHeld = false;
     for (int i = 0; i < count; i++) {
       int slot = (start + i) % count;
-      if (!usedUids.get(slot)) {
-        usedUids.set(slot);
-        return config.local().uidBase() + slot;
+      if (usedUids.get(slot)) {
+        continue;
       }
+      if (hostIds.taken((long) config.local().uidBase() + slot)) {
+        hostHeld = true; // a user of the host holds it (or may map it): never a sandbox's
+        continue;
+      }
+      usedUids.set(slot);
+      return config.local().uidBase() + slot;
+    }
+    if (hostHeld) {
+      throw new FailedPreconditionException(
+          "no sandbox user id is free: the host's users, groups and their subordinate ids"
+              + " (/etc/subuid, /etc/subgid) hold the rest of corral.sandbox.local.uid-base and"
+              + " uid-count; move the range past them");
     }
     throw new ResourceExhaustedException("no sandbox user id is free");
   }
+
+  private final HostIds hostIds = new HostIds();
 
   private synchronized void freeUid(int uid) {
     if (uid >= 0) {
