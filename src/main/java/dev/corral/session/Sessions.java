@@ -271,11 +271,24 @@ public class Sessions {
           field, "has " + events.size() + " events; at most " + MAX_INITIAL_EVENTS + " at once");
     }
     List<NewEvent> checked = new ArrayList<>();
+    java.util.Set<String> results = new java.util.HashSet<>();
+    java.util.Set<String> confirmations = new java.util.HashSet<>();
     for (int i = 0; i < events.size(); i++) {
       EventType type = EventRules.check(field + "[" + i + "]", events.get(i), null);
-      checked.add(
+      NewEvent event =
           new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(events.get(i)), null)
-              .emittedBy(emitter));
+              .emittedBy(emitter);
+      // the log takes one of each per call: a second in the same request is the client's mistake,
+      // not a call someone else answered first
+      if (event.resultFor() != null && !results.add(event.resultFor())) {
+        throw new InvalidArgumentException(
+            field + "[" + i + "].custom_tool_use_id", "answers the same call as an earlier event");
+      }
+      if (event.confirmationFor() != null && !confirmations.add(event.confirmationFor())) {
+        throw new InvalidArgumentException(
+            field + "[" + i + "].tool_use_id", "confirms the same call as an earlier event");
+      }
+      checked.add(event);
     }
     return new AppendRequest(id, checked, null, null);
   }

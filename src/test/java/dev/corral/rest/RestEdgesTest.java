@@ -644,6 +644,21 @@ class RestEdgesTest {
     assertThat(threaded.statusCode()).isEqualTo(400);
     assertThat(threaded.body()).contains("session_thread_id");
 
+    // Two answers to one call in one request are the client's mistake (400 naming the second),
+    // not a call someone else answered first (409): nothing is appended
+    HttpResponse<String> twice =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":["
+                + "{\"type\":\"user.custom_tool_result\",\"custom_tool_use_id\":\"sevt_aaaaaaaaaaaaaaaaaaaaaaaaaa\","
+                + "\"content\":[{\"type\":\"text\",\"text\":\"a\"}]},"
+                + "{\"type\":\"user.custom_tool_result\",\"custom_tool_use_id\":\"sevt_aaaaaaaaaaaaaaaaaaaaaaaaaa\","
+                + "\"content\":[{\"type\":\"text\",\"text\":\"b\"}]}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(twice.statusCode()).as(twice.body()).isEqualTo(400);
+    assertThat(twice.body()).contains("events[1].custom_tool_use_id");
+
     // An event over the size limit fails the same way every time: the SDKs must not retry it
     HttpResponse<String> big =
         call(
