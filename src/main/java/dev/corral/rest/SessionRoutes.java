@@ -347,6 +347,14 @@ class SessionRoutes {
   private Uni<ObjectNode> addResource(RestCall call) {
     ObjectNode body = call.body();
     String sessionId = call.path("session_id");
+    // checked before any token given with it is stored in the vault, as at create
+    try {
+      Sessions.checkResources(List.of(SessionShapes.resource(body, "resource", "")));
+    } catch (InvalidArgumentException invalid) {
+      throw new InvalidArgumentException(
+          invalid.field().replaceFirst("^resources\\[0\\]\\.(git_repository\\.)?", "resource."),
+          invalid.problem());
+    }
     List<String> stored = new ArrayList<>();
     return repository(call.tenant(), body, "resource", stored, sessionId)
         .flatMap(resource -> sessions.addResource(call.tenant(), sessionId, resource))

@@ -752,6 +752,23 @@ class RestEdgesTest {
   }
 
   @Test
+  void aResourceAddedWithATokenIsCheckedBeforeTheTokenIsStored() throws Exception {
+    String session = session();
+    // When a repository that is no https URL is added with a token
+    HttpResponse<String> added =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/resources",
+            "{\"type\":\"github_repository\",\"url\":\"ftp://github.com/acme/app.git\","
+                + "\"authorization_token\":\"ghp_never_stored\"}",
+            TestCredentials.ADMIN_KEY);
+
+    // Then the error names the resource's url, not a field of a credential the client never sent
+    assertThat(added.statusCode()).as(added.body()).isEqualTo(400);
+    assertThat(added.body()).contains("resource.url").doesNotContain("basic.hosts");
+  }
+
+  @Test
   void aRepositoryTokenGivenTheApisWayGoesIntoTheVaultAndNowhereElse() throws Exception {
     // Given a session created with a GitHub repository and its token
     String token = "ghp_" + UUID.randomUUID().toString().replace("-", "");
