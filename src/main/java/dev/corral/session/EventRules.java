@@ -20,6 +20,10 @@ import java.util.regex.Pattern;
  */
 final class EventRules {
 
+  /** The names of MCP tools as the model sees them ({@code mcp__<server>__<tool>}). */
+  private static final java.util.regex.Pattern MCP_MODEL_NAME =
+      java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,64}");
+
   static final int MAX_CONTENT_BLOCKS = 100;
   static final int MAX_DENY_MESSAGE = 10_000;
 
@@ -171,8 +175,17 @@ final class EventRules {
         IdKind.EVENT.require(at + ".custom_tool_use_id", result.getCustomToolUseId());
         content(at + ".content", result.getContentList(), 0);
       }
-      case AGENT_MESSAGE ->
-          content(field + ".agent_message.content", event.getAgentMessage().getContentList(), 1);
+      case AGENT_MESSAGE -> {
+        List<ContentBlock> blocks = event.getAgentMessage().getContentList();
+        content(field + ".agent_message.content", blocks, 1);
+        for (int i = 0; i < blocks.size(); i++) {
+          if (!blocks.get(i).hasText()) {
+            // sent back to the model in an assistant turn, where the API takes no image
+            throw new InvalidArgumentException(
+                field + ".agent_message.content[" + i + "]", "must be text: the model writes text");
+          }
+        }
+      }
       case AGENT_TOOL_USE -> {
         var use = event.getAgentToolUse();
         toolUse(
@@ -202,6 +215,17 @@ final class EventRules {
         if (!AgentRules.MCP_SERVER_NAME.matcher(use.getMcpServerName()).matches()) {
           throw new InvalidArgumentException(
               at + ".mcp_server_name", "is not the name of an MCP server an agent may declare");
+        }
+        // the name the model knows the tool by, which every later request defines: a name the
+        // Messages API refuses (a dot, or too long) would fail every turn of the session after it
+        String modelName = AgentRules.MCP_PREFIX + use.getMcpServerName() + "__" + use.getName();
+        if (!MCP_MODEL_NAME.matcher(modelName).matches()) {
+          throw new InvalidArgumentException(
+              at + ".name",
+              "makes the tool name "
+                  + modelName
+                  + ", which is not 1 to 64 letters, digits, _ or - (the names corral offers the"
+                  + " model)");
         }
         Json.requireObject(at + ".input_json", use.getInputJson());
         permission(at + ".evaluated_permission", use.getEvaluatedPermission());

@@ -544,6 +544,32 @@ class BadInputTest {
                     .setInputJson("{}"))
             .build());
     harnessEvents.put(
+        "event.agent_mcp_tool_use.name",
+        Event.newBuilder()
+            .setAgentMcpToolUse(
+                dev.corral.proto.v1.AgentMcpToolUse.newBuilder()
+                    .setCallId("toolu_1")
+                    .setMcpServerName("srv")
+                    .setName("a.b") // mcp__srv__a.b: every later request would be refused
+                    .setInputJson("{}"))
+            .build());
+    harnessEvents.put(
+        "event.agent_message.content[0]",
+        Event.newBuilder()
+            .setAgentMessage(
+                dev.corral.proto.v1.AgentMessage.newBuilder()
+                    .addContent(
+                        dev.corral.proto.v1.ContentBlock.newBuilder()
+                            .setImage(
+                                dev.corral.proto.v1.ImageBlock.newBuilder()
+                                    .setMediaType("image/png")
+                                    .setData(
+                                        com.google.protobuf.ByteString.copyFrom(
+                                            java.util.Base64.getDecoder()
+                                                .decode(
+                                                    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="))))))
+            .build());
+    harnessEvents.put(
         "event.agent_context_compacted.summary",
         Event.newBuilder()
             .setAgentContextCompacted(
