@@ -149,13 +149,22 @@ class PodExec {
                         KILL_TIMEOUT,
                         new OutputBuffer(1024, false))
                     .flatMap(
-                        stopped ->
-                            execute(
-                                sandboxId,
-                                pod,
-                                SandboxCommand.resetShell(),
-                                Started.now(),
-                                () -> false));
+                        stopped -> {
+                          if (stopped.code() == null || stopped.code() != 0) {
+                            // a restart says the shell starts afresh: not while its jobs may run
+                            return Uni.createFrom()
+                                .failure(
+                                    new SandboxLostException(
+                                        sandboxId,
+                                        "the processes of its shell could not all be stopped"));
+                          }
+                          return execute(
+                              sandboxId,
+                              pod,
+                              SandboxCommand.resetShell(),
+                              Started.now(),
+                              () -> false);
+                        });
               }
 
               @Override
@@ -181,7 +190,7 @@ class PodExec {
     }
   }
 
-  /** Kills what the pod started since {@code started}; true if none is left running. */
+  /** Kills what the pod started since {@code started}; true if it says none is left running. */
   private Uni<Boolean> stopSince(String pod, Started started) {
     return gateway
         .exec(
@@ -191,7 +200,10 @@ class PodExec {
                 Duration.ofNanos(System.nanoTime() - started.nanos())),
             KILL_TIMEOUT,
             new OutputBuffer(1024, false))
-        .map(exit -> exit.code() == null || exit.code() != KubernetesScripts.STILL_RUNNING);
+        // only the script's own word that it found nothing left: a script that was itself
+        // stopped (kill -STOP from the sandbox's code) or killed, or an exec that never ended,
+        // stopped nothing anyone knows of
+        .map(exit -> exit.code() != null && exit.code() == 0);
   }
 
   /** Runs {@code command} unless {@code interrupted} says, once its arguments are in, not to. */

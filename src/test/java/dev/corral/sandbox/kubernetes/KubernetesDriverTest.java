@@ -344,6 +344,31 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aStopThatDidNotSayItFoundNothingLeftGivesTheSandboxUp() {
+    // Given a pod whose stop script is killed before it answers (the sandbox's code sends
+    // kill -STOP -1 in a loop, or kills it: it runs as the sandbox's own user)
+    Sandbox sandbox = provision(environment(0), "");
+    kubelet.execHandler =
+        (ns, pod, container, command, stdout, stderr) ->
+            String.join(" ", command).contains("/proc/uptime")
+                ? 137
+                : kubelet.runInPodSandbox(ns, pod, container, command, stdout, stderr);
+
+    // When a call runs out of time
+    ExecuteResponse stopped =
+        execute(sandbox, "bash", "{\"command\":\"sleep 31.78\",\"timeout_ms\":500}");
+
+    // Then it is not said to be stopped: the sandbox is given up
+    assertThat(stopped.getOutput()).doesNotContain("every process it started was stopped");
+    assertThat(
+            sandboxes
+                .getSandbox(GetSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build())
+                .getSandbox()
+                .getState())
+        .isEqualTo(dev.corral.proto.v1.SandboxState.SANDBOX_STATE_LOST);
+  }
+
+  @Test
   void aCallOutOfTimeStopsWhatItStartedNotWhatAnEarlierCallLeftWhileItWaited() throws Exception {
     // Given a call that leaves a process running, and a call queued behind it
     Sandbox sandbox = provision(environment(0), "");
