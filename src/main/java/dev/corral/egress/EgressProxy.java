@@ -412,6 +412,38 @@ public class EgressProxy {
     }
   }
 
+  /**
+   * Sends the body of a plain request upstream, and its answer back; bytes the client sends after
+   * the body (a second, pipelined request, whose Host no policy checked) never reach the host.
+   */
+  private static void forwardOne(
+      NetSocket connection, NetSocket upstream, RequestBody body, Buffer rest) {
+    upstream.pipeTo(connection);
+    io.vertx.core.Handler<Buffer> feed =
+        bytes -> {
+          if (body.done()) {
+            return;
+          }
+          try {
+            body.feed(bytes);
+          } catch (IllegalArgumentException malformed) {
+            upstream.close();
+            return;
+          }
+          upstream.write(bytes.getBuffer(0, body.taken()));
+          if (!body.done() && upstream.writeQueueFull()) {
+            connection.pause();
+            upstream.drainHandler(ignored -> connection.resume());
+          }
+        };
+    connection.endHandler(ignored -> upstream.close());
+    if (rest.length() > 0) {
+      feed.handle(rest);
+    }
+    connection.handler(feed);
+    connection.resume();
+  }
+
   private void connect(
       NetSocket connection,
       EgressGrant grant,
@@ -420,6 +452,14 @@ public class EgressProxy {
       String[] lines,
       Buffer rest,
       InetAddress address) {
+    RequestBody body;
+    try {
+      // a plain request is forwarded alone: its body as framed, nothing after it
+      body = method.equals("CONNECT") ? null : RequestBody.of(lines);
+    } catch (IllegalArgumentException malformed) {
+      answer(connection, 400, malformed.getMessage());
+      return;
+    }
     client()
         .connect(SocketAddress.inetSocketAddress(target.port(), address.getHostAddress()))
         .onSuccess(
@@ -434,6 +474,8 @@ public class EgressProxy {
               } else {
                 upstream.write(
                     Buffer.buffer(ProxyWire.originForm(method, target, lines), "ISO-8859-1"));
+                forwardOne(connection, upstream, body, rest);
+                return;
               }
               ProxyWire.join(connection, upstream, rest);
             })

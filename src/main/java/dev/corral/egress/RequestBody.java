@@ -27,6 +27,7 @@ final class RequestBody {
   private long remaining;
   private State state;
   private final StringBuilder line = new StringBuilder();
+  private int taken;
 
   private RequestBody(boolean chunked, long length) {
     this.chunked = chunked;
@@ -98,6 +99,7 @@ final class RequestBody {
   List<Buffer> feed(Buffer bytes) {
     List<Buffer> data = new ArrayList<>(2);
     int at = 0;
+    taken = 0;
     while (at < bytes.length() && state != State.DONE) {
       switch (state) {
         case DATA -> {
@@ -128,7 +130,13 @@ final class RequestBody {
         default -> throw new IllegalStateException(state.name());
       }
     }
+    taken = at;
     return data;
+  }
+
+  /** How many of the bytes last fed were the body's, framing included (the rest come after it). */
+  int taken() {
+    return taken;
   }
 
   private void endOfLine(String text) {

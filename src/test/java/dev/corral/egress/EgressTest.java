@@ -188,6 +188,67 @@ class EgressTest {
         .isEqualTo("rwx--x--x");
   }
 
+  @Test
+  void aPlainRequestIsForwardedAloneNotWithARequestPipelinedAfterIt() throws Exception {
+    // Given an allowed host whose server reads every request on a connection, whatever its
+    // Connection header says (as some do), and a sandbox that may reach it
+    try (java.net.ServerSocket server =
+        new java.net.ServerSocket(0, 4, TestNetwork.outwardAddress())) {
+      java.util.concurrent.CompletableFuture<String> received =
+          java.util.concurrent.CompletableFuture.supplyAsync(
+              () -> {
+                try (java.net.Socket accepted = server.accept()) {
+                  accepted.setSoTimeout(1_500);
+                  java.io.ByteArrayOutputStream seen = new java.io.ByteArrayOutputStream();
+                  byte[] chunk = new byte[4096];
+                  try {
+                    for (int n; (n = accepted.getInputStream().read(chunk)) > 0; ) {
+                      seen.write(chunk, 0, n);
+                    }
+                  } catch (java.net.SocketTimeoutException quiet) {
+                    // all that came
+                  }
+                  accepted
+                      .getOutputStream()
+                      .write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".getBytes());
+                  return seen.toString(StandardCharsets.ISO_8859_1);
+                } catch (IOException failed) {
+                  return "failed: " + failed;
+                }
+              });
+      provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(server.getLocalPort())), "");
+      java.nio.file.Path socket;
+      try (var found = java.nio.file.Files.list(socketDirectory())) {
+        socket =
+            found
+                .map(own -> own.resolve("egress.sock"))
+                .filter(java.nio.file.Files::exists)
+                .findFirst()
+                .orElseThrow();
+      }
+
+      // When the sandbox sends a checked request with a body, and, on the same connection, a
+      // second one for another site
+      String authority = EgressTestProfile.ALLOWED + ":" + server.getLocalPort();
+      String requests =
+          "POST http://"
+              + authority
+              + "/first HTTP/1.1\r\nHost: "
+              + authority
+              + "\r\nContent-Length: 4\r\n\r\nbody"
+              + "GET /second HTTP/1.1\r\nHost: not-allowed.example\r\n\r\n";
+      try (java.nio.channels.SocketChannel channel =
+          java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(socket))) {
+        channel.write(java.nio.ByteBuffer.wrap(requests.getBytes(StandardCharsets.ISO_8859_1)));
+
+        // Then the host gets the first request and its body, and nothing of the second
+        String seen = received.get(10, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(seen).contains("POST /first HTTP/1.1").endsWith("body");
+        assertThat(seen).doesNotContain("second").doesNotContain("not-allowed.example");
+      }
+    }
+  }
+
   /** This replica's directory of sandboxes' sockets. */
   private static java.nio.file.Path socketDirectory() throws java.io.IOException {
     String prefix = "corral-egress-" + ProcessHandle.current().pid();
