@@ -63,6 +63,12 @@ final class SessionState {
   /** The seq of the input that started the current turn (the first user message after an idle). */
   private long turnStartSeq;
 
+  /**
+   * The first seq of input that an interrupted or failed turn gave up on since the last answered
+   * call (0: none). It stays in the history, unanswered; a refusal of the next call forgets it too.
+   */
+  private long abandonedInputFrom;
+
   private boolean turnOpen;
 
   /** The last call of a turn answered with a refusal (the Messages API's stop_reason). */
@@ -318,9 +324,11 @@ final class SessionState {
           lastAnsweredCallEndSeq = event.getSeq();
           lastAnsweredCallStartSeq = openSpanSeq;
           failuresSinceInput = 0;
+          long abandoned = abandonedInputFrom;
+          abandonedInputFrom = 0;
           replyRefused = REFUSAL.equals(end.getStopReason());
           if (replyRefused) {
-            forgetRefusedTurn();
+            forgetRefusedTurn(abandoned);
           }
         }
         openSpanId = null;
@@ -351,6 +359,18 @@ final class SessionState {
         // not half of its reply).
         if (lastStopReason.getType() != StopReasonType.STOP_REASON_TYPE_REQUIRES_ACTION) {
           turnOpen = false;
+        }
+        if (abandonedInputFrom == 0
+            && switch (lastStopReason.getType()) {
+              case STOP_REASON_TYPE_INTERRUPTED,
+                  STOP_REASON_TYPE_RETRIES_EXHAUSTED,
+                  STOP_REASON_TYPE_BUDGET_REACHED ->
+                  true;
+              default -> false;
+            }) {
+          // the turn's input that no call answered stays in the history: a refusal of a later
+          // turn may be about it
+          abandonedInputFrom = Math.max(turnStartSeq, lastAnsweredCallEndSeq + 1);
         }
         switch (lastStopReason.getType()) {
           // The turn is given up: its input stays in the history, but waits for new input.
@@ -410,13 +430,13 @@ final class SessionState {
   /**
    * Takes the refused turn out of the model's context: the Messages API keeps refusing while the
    * turn that triggered a refusal is in the history, so the turn goes, from the input that started
-   * it to the partial reply (and, so that no tool result loses its call, back to the earliest call
-   * that a result in it answers). The events stay in the log; messages that arrived during the
-   * refused call stay in the context and start the next call. History already folded into a
-   * compaction summary stays in the summary.
+   * it (or input given up before it that no call answered since) to the partial reply (and, so that
+   * no tool result loses its call, back to the earliest call that a result in it answers). The
+   * events stay in the log; messages that arrived during the refused call stay in the context and
+   * start the next call. History already folded into a compaction summary stays in the summary.
    */
-  private void forgetRefusedTurn() {
-    forgetFrom(turnStartSeq);
+  private void forgetRefusedTurn(long abandonedInputFrom) {
+    forgetFrom(abandonedInputFrom > 0 ? Math.min(turnStartSeq, abandonedInputFrom) : turnStartSeq);
   }
 
   /**

@@ -376,7 +376,7 @@ class DecisionTest {
   }
 
   @Test
-  void aRefusalOfTheTurnAMessageSentDuringAnInterruptedCallStartsForgetsFromThatMessage() {
+  void aRefusalOfTheTurnAMessageSentDuringAnInterruptedCallStartsForgetsTheUnansweredInputToo() {
     // Given a call interrupted, with a message sent while it ran (the interrupt leaves it for a
     // turn of its own)
     history.add(Fixtures.userMessage("first"));
@@ -394,11 +394,12 @@ class DecisionTest {
     assertThat(history.next()).isEqualTo(new Step.CallModel(1));
     history.refusedTurn(new ModelResponse.Text("No"));
 
-    // Then the refusal takes that turn out of the context, from the message that started it: the
-    // interrupted turn's input stays
+    // Then the refusal takes that turn out of the context, and the interrupted turn's input with
+    // it: no call answered that input, the refused call held it too, and kept it would make every
+    // later turn refused in the same way
     assertThat(history.next())
         .isEqualTo(new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_REFUSAL)));
-    assertThat(texts(history.state.context())).containsExactly("first");
+    assertThat(texts(history.state.context())).isEmpty();
   }
 
   @Test

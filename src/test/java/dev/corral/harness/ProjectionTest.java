@@ -100,6 +100,39 @@ class ProjectionTest {
   }
 
   @Test
+  void aRefusalForgetsInputThatAnInterruptedTurnLeftUnansweredBeforeIt() {
+    // Given a message whose turn the user interrupted while its call ran (nothing answered it)
+    fold(NewEvent.of(Fixtures.userMessage("abandoned input")));
+    fold(EventsFactory.spanStart("sevt_span6000000000000000000000", "claude-test"));
+    fold(
+        NewEvent.of(
+            Event.newBuilder()
+                .setUserInterrupt(dev.corral.proto.v1.UserInterrupt.getDefaultInstance())
+                .build()));
+    fold(EventsFactory.failedSpanEnd("sevt_span6000000000000000000000", "interrupted by the user"));
+    fold(
+        EventsFactory.idle(
+            Decision.stopReason(dev.corral.proto.v1.StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
+    // and a next message, whose call (which held both) the model refused
+    fold(NewEvent.of(Fixtures.userMessage("next message")));
+    fold(EventsFactory.spanStart("sevt_span7000000000000000000000", "claude-test"));
+    fold(
+        EventsFactory.spanEnd(
+            "sevt_span7000000000000000000000",
+            new ModelResponse("m", List.of(), "refusal", ModelUsage.getDefaultInstance())));
+    fold(NewEvent.of(Fixtures.userMessage("something else")));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then neither goes to the model again: the refusal may have been about either
+    String sent = request.path("messages").toString();
+    assertThat(sent).doesNotContain("abandoned input").doesNotContain("next message");
+    assertThat(sent).contains("something else");
+    assertThat(MessagesRules.violation(request)).isEmpty();
+  }
+
+  @Test
   void aRefusalAfterAConfirmationWaitForgetsTheWholeTurnEvenIfAMessageCameDuringTheWait() {
     // Given a turn that thought, asked to run a tool, and waited for its confirmation
     fold(NewEvent.of(Fixtures.userMessage("clean up")));
