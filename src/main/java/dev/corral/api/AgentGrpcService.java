@@ -81,32 +81,16 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
             Caller.current().tenant(), request.getAgentId(), request.getExpectedVersion(), changes)
         .onFailure(InvalidArgumentException.class)
         .transform(
-            failure -> {
-              var invalid = (InvalidArgumentException) failure;
-              return new InvalidArgumentException(updateField(invalid.field()), invalid.problem());
-            })
+            failure ->
+                UpdateFields.renamed(
+                    failure,
+                    "tools",
+                    "tools.tools",
+                    "mcp_servers",
+                    "mcp_servers.mcp_servers",
+                    "metadata",
+                    "metadata.entries"))
         .map(agent -> UpdateAgentResponse.newBuilder().setAgent(agent).build());
-  }
-
-  /**
-   * The field of an UpdateAgentRequest that holds what {@code field} of an agent names: its lists
-   * and map are wrapped there ({@code tools.tools[0]}, {@code metadata.entries}).
-   */
-  private static String updateField(String field) {
-    for (String[] wrapped :
-        new String[][] {
-          {"tools", "tools.tools"},
-          {"mcp_servers", "mcp_servers.mcp_servers"},
-          {"metadata", "metadata.entries"}
-        }) {
-      if (field.equals(wrapped[0])
-          || field.startsWith(wrapped[0] + "[")
-          || field.startsWith(wrapped[0] + " ")
-          || field.startsWith(wrapped[0] + ".")) {
-        return wrapped[1] + field.substring(wrapped[0].length());
-      }
-    }
-    return field;
   }
 
   @Override

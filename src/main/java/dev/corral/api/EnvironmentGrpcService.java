@@ -72,6 +72,15 @@ public class EnvironmentGrpcService
             request.getEnvironmentId(),
             request.getExpectedVersion(),
             current -> changed(current, request))
+        .onFailure(dev.corral.common.InvalidArgumentException.class)
+        .transform(
+            failure ->
+                UpdateFields.renamed(
+                    failure,
+                    "setup_commands",
+                    "setup_commands.commands",
+                    "metadata",
+                    "metadata.entries"))
         .map(
             environment ->
                 UpdateEnvironmentResponse.newBuilder().setEnvironment(environment).build());

@@ -134,6 +134,8 @@ public class VaultGrpcService extends MutinyVaultServiceGrpc.VaultServiceImplBas
             request.hasMetadata()
                 ? Optional.of(request.getMetadata().getEntriesMap())
                 : Optional.empty())
+        .onFailure(dev.corral.common.InvalidArgumentException.class)
+        .transform(failure -> UpdateFields.renamed(failure, "metadata", "metadata.entries"))
         .map(vault -> UpdateVaultResponse.newBuilder().setVault(vault).build());
   }
 

@@ -928,6 +928,27 @@ class BadInputTest {
         Status.Code.INVALID_ARGUMENT,
         "networking.mode",
         create.apply(dev.corral.proto.v1.Networking.newBuilder().setModeValue(7)));
+    // an update wraps the lists and maps it replaces: its errors name the request's fields
+    String environment =
+        environments
+            .createEnvironment(
+                dev.corral.proto.v1.CreateEnvironmentRequest.newBuilder()
+                    .setName("updated")
+                    .build())
+            .getEnvironment()
+            .getId();
+    add(
+        cases,
+        "update with a blank setup command",
+        Status.Code.INVALID_ARGUMENT,
+        "setup_commands.commands[0]",
+        () ->
+            environments.updateEnvironment(
+                dev.corral.proto.v1.UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(environment)
+                    .setSetupCommands(
+                        dev.corral.proto.v1.SetupCommands.newBuilder().addCommands(""))
+                    .build()));
     // 32 commands of 10,000 four-byte characters each are 1.3 MB: every list page and warm-pool
     // pass would read that for each of a tenant's environments
     add(
