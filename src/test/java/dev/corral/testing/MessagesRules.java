@@ -130,10 +130,14 @@ public final class MessagesRules {
           String where = at + ".content." + b;
           switch (type) {
             case "text" -> checkText(block, where);
-            case "thinking" ->
-                require(
-                    !block.path("signature").asText("").isEmpty(),
-                    where + ".signature: Field required");
+            case "thinking" -> {
+              require(
+                  !block.path("signature").asText("").isEmpty(),
+                  where + ".signature: Field required");
+              require(
+                  !block.has("cache_control"),
+                  where + ".cache_control: thinking blocks cannot be cached directly");
+            }
             case "redacted_thinking" ->
                 require(block.path("data").isTextual(), where + ".data: Field required");
             case "tool_use" -> {
@@ -224,6 +228,22 @@ public final class MessagesRules {
                 + ".custom.input_schema.properties: Property keys should match pattern"
                 + " '^[a-zA-Z0-9_.-]{1,64}$'");
       }
+    }
+    JsonNode choice = request.path("tool_choice");
+    if (!choice.isMissingNode()) {
+      String type = choice.path("type").asText();
+      require(
+          java.util.List.of("auto", "any", "tool", "none").contains(type),
+          "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'");
+      require(
+          !tools.isEmpty() || type.equals("none"),
+          "tool_choice may only be specified while providing tools.");
+      require(
+          !thinkingOn || type.equals("auto") || type.equals("none"),
+          "Thinking may not be enabled when tool_choice forces tool use.");
+      require(
+          !type.equals("tool") || toolNames.contains(choice.path("name").asText()),
+          "tool_choice.name: names no tool of the request");
     }
     int images = 0;
     for (JsonNode message : messages) {

@@ -40,6 +40,20 @@ class MessagesRulesTest {
         .hasValueSatisfying(refusal -> assertThat(refusal).contains("messages.1.content.0.type"));
   }
 
+  @Test
+  void aForcedToolChoiceWithThinkingOnIsRefused() throws Exception {
+    com.fasterxml.jackson.databind.node.ObjectNode forced =
+        (com.fasterxml.jackson.databind.node.ObjectNode) request(user("\"go\""));
+    forced.putObject("tool_choice").put("type", "any");
+    assertThat(MessagesRules.violation(forced))
+        .hasValueSatisfying(refusal -> assertThat(refusal).contains("forces tool use"));
+    forced.putObject("tool_choice").put("type", "auto");
+    assertThat(MessagesRules.violation(forced)).isEmpty();
+    forced.remove("tools");
+    assertThat(MessagesRules.violation(forced))
+        .hasValueSatisfying(refusal -> assertThat(refusal).contains("while providing tools"));
+  }
+
   private static JsonNode request(String... messages) throws Exception {
     return JSON.readTree(
         "{\"model\":\"claude-test\",\"max_tokens\":4096,"
