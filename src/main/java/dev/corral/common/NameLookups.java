@@ -25,17 +25,18 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Name lookups for names a tenant or its sandboxes chose (the egress proxy's destinations, the
- * hosts of MCP servers and token endpoints). They are asked of the name servers of {@code
- * /etc/resolv.conf} (its search domains and {@code ndots} included) after {@code /etc/hosts}, by
- * netty's non-blocking resolver on one thread of its own ({@code corral-dns}; not Vert.x's, which
- * Quarkus turns into the JDK's blocking one unless {@code quarkus.vertx.use-async-dns} is set): a
- * lookup holds no thread while it waits, and one that outlives its time limit is cancelled and
- * gives its place back at once. A name server that never answers therefore holds up nothing but the
- * lookups made of it. Each asker (a tenant) still has at most {@link #RUNNING_PER_ASKER} lookups
- * running; its others wait their turn (at most {@link #WAITING_PER_ASKER}, then they are refused),
- * so that one tenant's flood of names does not become a flood at the name servers.
+ * hosts of MCP servers and token endpoints). {@code localhost} is loopback; other names are asked
+ * of the name servers of {@code /etc/resolv.conf} (its search domains and {@code ndots} included,
+ * read at start, as {@code /etc/hosts} is) after {@code /etc/hosts}, by netty's non-blocking
+ * resolver on one thread of its own ({@code corral-dns}; not Vert.x's, which Quarkus turns into the
+ * JDK's blocking one unless {@code quarkus.vertx.use-async-dns} is set): a lookup holds no thread
+ * while it waits, and one that outlives its time limit is cancelled and gives its place back at
+ * once. A name server that never answers therefore holds up nothing but the lookups made of it.
+ * Each asker (a tenant) still has at most {@link #RUNNING_PER_ASKER} lookups running; its others
+ * wait their turn (at most {@link #WAITING_PER_ASKER}, then they are refused), so that one tenant's
+ * flood of names does not become a flood at the name servers.
  *
- * <p>Answers are not cached here ({@code cacheMaxTimeToLive} 0): a sandbox that asks for endless
+ * <p>Answers are not cached here (netty's caches are no-ops): a sandbox that asks for endless
  * made-up names would otherwise fill the cache until their time to live ran out. The name servers
  * of the host or cluster cache.
  */
@@ -46,40 +47,53 @@ public class NameLookups {
   static final int WAITING_PER_ASKER = 256;
 
   private final Map<String, Asker> askers = new HashMap<>();
-  private final Resolver resolver;
-  private final Runnable close;
+  private Resolver resolver; // the system's is made at the first lookup
+  private Runnable close = () -> {};
 
   /** What looks a name up: every address of the name, or a failure; cancelled when unsubscribed. */
   public interface Resolver {
     Uni<List<InetAddress>> addresses(String name);
   }
 
-  NameLookups() {
-    NioEventLoopGroup loop = new NioEventLoopGroup(1, DaemonThreads.named("corral-dns"));
-    DnsNameResolver system =
-        new DnsNameResolverBuilder(loop.next())
-            .datagramChannelType(NioDatagramChannel.class)
-            .socketChannelType(NioSocketChannel.class) // answers too long for a datagram
-            .resolveCache(NoopDnsCache.INSTANCE)
-            .cnameCache(NoopDnsCnameCache.INSTANCE)
-            .authoritativeDnsServerCache(NoopAuthoritativeDnsServerCache.INSTANCE)
-            .queryTimeoutMillis(5_000)
-            .build();
-    this.resolver = name -> lookUp(system, name);
-    this.close =
-        () -> {
-          system.close();
-          loop.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
-        };
-  }
+  /**
+   * Lookups by the system's name servers. It makes nothing yet: ArC calls this constructor for the
+   * bean's client proxy too, which is never closed.
+   */
+  NameLookups() {}
 
   /** Lookups made by {@code resolver} instead of the system's name servers. */
   public NameLookups(Resolver resolver) {
     this.resolver = resolver;
-    this.close = () -> {};
+  }
+
+  private synchronized Resolver resolver() {
+    if (resolver == null) {
+      NioEventLoopGroup loop = new NioEventLoopGroup(1, DaemonThreads.named("corral-dns"));
+      DnsNameResolver system =
+          new DnsNameResolverBuilder(loop.next())
+              .datagramChannelType(NioDatagramChannel.class)
+              .socketChannelType(NioSocketChannel.class) // answers too long for a datagram
+              .resolveCache(NoopDnsCache.INSTANCE)
+              .cnameCache(NoopDnsCnameCache.INSTANCE)
+              .authoritativeDnsServerCache(NoopAuthoritativeDnsServerCache.INSTANCE)
+              .queryTimeoutMillis(5_000)
+              .build();
+      resolver = name -> lookUp(system, name);
+      close =
+          () -> {
+            system.close();
+            loop.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+          };
+    }
+    return resolver;
   }
 
   private static Uni<List<InetAddress>> lookUp(DnsNameResolver system, String name) {
+    String lower = name.toLowerCase(java.util.Locale.ROOT);
+    if (lower.equals("localhost") || lower.endsWith(".localhost")) {
+      // RFC 6761: loopback, never a question to a name server (as the JDK's resolver answers it)
+      return Uni.createFrom().item(List.of(InetAddress.getLoopbackAddress(), LOOPBACK_6));
+    }
     return Uni.createFrom()
         .emitter(
             emitter -> {
@@ -149,7 +163,7 @@ public class NameLookups {
         return;
       }
       running.set(
-          resolver
+          resolver()
               .addresses(name)
               .onTermination()
               .invoke(this::release)
@@ -239,7 +253,18 @@ public class NameLookups {
   private static final ThreadLocal<ArrayDeque<Lookup>> STARTING = new ThreadLocal<>();
 
   @PreDestroy
-  void stop() {
+  synchronized void stop() {
     close.run();
+  }
+
+  private static final InetAddress LOOPBACK_6 = loopback6();
+
+  private static InetAddress loopback6() {
+    try {
+      return InetAddress.getByAddress(
+          "localhost", new byte[] {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+    } catch (java.net.UnknownHostException impossible) {
+      throw new IllegalStateException(impossible);
+    }
   }
 }

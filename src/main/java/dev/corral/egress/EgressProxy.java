@@ -124,8 +124,9 @@ public class EgressProxy {
    * with a name nobody could guess before (so that another user of the host cannot have made it
    * first and kept it), owned by corral's user, and entered but not listed or written by others.
    */
-  private synchronized Path directory() throws IOException {
-    if (directory == null) {
+  synchronized Path directory() throws IOException {
+    // made again if it went (a cleaner of /tmp removes directories left empty long enough)
+    if (directory == null || !Files.isDirectory(directory, LinkOption.NOFOLLOW_LINKS)) {
       removeLeftovers();
       Path base = Path.of(config.socketDirectory()).toAbsolutePath();
       Path made =
@@ -268,15 +269,25 @@ public class EgressProxy {
     return Optional.ofNullable(served.get(sandboxId)).map(Served::grant);
   }
 
-  @PreDestroy
   void stopAll() {
     served.keySet().forEach(this::stop);
   }
 
-  /** Removes the socket directories of replicas on this host that are gone (killed, say). */
+  /** At shutdown: every socket closes, and the directory of sockets goes. */
+  @PreDestroy
+  synchronized void shutDown() {
+    stopAll();
+    if (directory != null) {
+      removeTree(directory);
+      directory = null;
+    }
+  }
+
   /**
    * Removes the socket directories of replicas of this host that are gone: those named for a
-   * process that no longer runs, and owned by corral's user (another user's are not walked).
+   * process that no longer runs, or for this one (a container's corral has the same pid at every
+   * start, and this replica has made none yet), and owned by corral's user (another user's are not
+   * walked).
    */
   private void removeLeftovers() {
     Path base = Path.of(config.socketDirectory()).toAbsolutePath();
@@ -288,20 +299,28 @@ public class EgressProxy {
         String name = sibling.getFileName().toString();
         java.util.regex.Matcher named =
             leftover.matcher(name.startsWith(prefix) ? name.substring(prefix.length()) : "");
-        if (!named.matches()
-            || ProcessHandle.of(Long.parseLong(named.group(1))).isPresent()
-            || !Files.isDirectory(sibling, LinkOption.NOFOLLOW_LINKS)
-            || !ours.equals(Files.getAttribute(sibling, "unix:uid", LinkOption.NOFOLLOW_LINKS))) {
+        if (!named.matches()) {
           continue;
         }
-        try (var files = Files.walk(sibling)) {
-          for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-            Files.deleteIfExists(file);
-          }
+        long pid = Long.parseLong(named.group(1));
+        if ((pid == ProcessHandle.current().pid() || ProcessHandle.of(pid).isEmpty())
+            && Files.isDirectory(sibling, LinkOption.NOFOLLOW_LINKS)
+            && ours.equals(Files.getAttribute(sibling, "unix:uid", LinkOption.NOFOLLOW_LINKS))) {
+          removeTree(sibling);
         }
       }
     } catch (IOException | java.io.UncheckedIOException e) {
       LOGGER.debugf("old egress directories not removed: %s", e.getMessage());
+    }
+  }
+
+  private static void removeTree(Path root) {
+    try (var files = Files.walk(root)) {
+      for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(file);
+      }
+    } catch (IOException | java.io.UncheckedIOException e) {
+      LOGGER.debugf("%s not removed: %s", root, e.getMessage());
     }
   }
 
@@ -414,7 +433,9 @@ public class EgressProxy {
 
   /**
    * Sends the body of a plain request upstream, and its answer back; bytes the client sends after
-   * the body (a second, pipelined request, whose Host no policy checked) never reach the host.
+   * the body (a second request, pipelined or on a connection kept alive, whose Host no policy
+   * checked) never reach the host: they close both connections, so that the client opens a new one
+   * rather than wait for an answer that will not come.
    */
   private static void forwardOne(
       NetSocket connection, NetSocket upstream, RequestBody body, Buffer rest) {
@@ -422,6 +443,8 @@ public class EgressProxy {
     io.vertx.core.Handler<Buffer> feed =
         bytes -> {
           if (body.done()) {
+            upstream.close();
+            connection.close();
             return;
           }
           try {
@@ -431,7 +454,10 @@ public class EgressProxy {
             return;
           }
           upstream.write(bytes.getBuffer(0, body.taken()));
-          if (!body.done() && upstream.writeQueueFull()) {
+          if (body.done() && body.taken() < bytes.length()) {
+            upstream.close();
+            connection.close();
+          } else if (!body.done() && upstream.writeQueueFull()) {
             connection.pause();
             upstream.drainHandler(ignored -> connection.resume());
           }

@@ -282,15 +282,26 @@ public class Sessions {
       // not a call someone else answered first
       if (event.resultFor() != null && !results.add(event.resultFor())) {
         throw new InvalidArgumentException(
-            field + "[" + i + "].custom_tool_use_id", "answers the same call as an earlier event");
+            field + "[" + i + "]." + answeredField(type),
+            "answers the same call as an earlier event");
       }
       if (event.confirmationFor() != null && !confirmations.add(event.confirmationFor())) {
         throw new InvalidArgumentException(
-            field + "[" + i + "].tool_use_id", "confirms the same call as an earlier event");
+            field + "[" + i + "].user_tool_confirmation.tool_use_id",
+            "confirms the same call as an earlier event");
       }
       checked.add(event);
     }
     return new AppendRequest(id, checked, null, null);
+  }
+
+  /** The field of an event of {@code type} that names the call it answers. */
+  private static String answeredField(EventType type) {
+    return switch (type) {
+      case AGENT_TOOL_RESULT -> "agent_tool_result.tool_use_id";
+      case AGENT_MCP_TOOL_RESULT -> "agent_mcp_tool_result.mcp_tool_use_id";
+      default -> "user_custom_tool_result.custom_tool_use_id";
+    };
   }
 
   private Uni<Void> checkAnsweredEvents(AppendRequest append) {

@@ -250,20 +250,8 @@ class EgressTest {
   }
 
   /** This replica's directory of sandboxes' sockets. */
-  private static java.nio.file.Path socketDirectory() throws java.io.IOException {
-    String prefix = "corral-egress-" + ProcessHandle.current().pid();
-    try (var found = java.nio.file.Files.list(java.nio.file.Path.of("/tmp"))) {
-      List<java.nio.file.Path> ours =
-          found
-              .filter(
-                  path -> {
-                    String name = path.getFileName().toString();
-                    return name.equals(prefix) || name.startsWith(prefix + "-");
-                  })
-              .toList();
-      assertThat(ours).hasSize(1);
-      return ours.get(0);
-    }
+  private java.nio.file.Path socketDirectory() throws java.io.IOException {
+    return proxy.directory();
   }
 
   @Test

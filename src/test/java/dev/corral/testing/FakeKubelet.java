@@ -63,6 +63,9 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
 
   private final ExecutorService workers =
       Executors.newCachedThreadPool(DaemonThreads.named("mock-exec"));
+
+  private static final java.util.concurrent.ExecutorService POD_STARTER =
+      Executors.newSingleThreadExecutor(DaemonThreads.named("mock-pod-start"));
   private final ScheduledExecutorService scheduler =
       Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("mock-pod-starter"));
   private final Map<String, Set<WebSocket>> openExecs = new ConcurrentHashMap<>();
@@ -402,9 +405,17 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
               "/bin/sh",
               "-c",
               "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"));
-      return new ProcessBuilder(argv).redirectErrorStream(true).start();
+      // from one thread that never ends: --die-with-parent kills the pod when the thread that
+      // started it ends (a pooled thread idle past its keep-alive), as corral's Spawner says
+      ProcessBuilder builder = new ProcessBuilder(argv).redirectErrorStream(true);
+      return POD_STARTER.submit(builder::start).get();
     } catch (java.io.IOException e) {
       throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    } catch (java.util.concurrent.ExecutionException e) {
+      throw new IllegalStateException(e.getCause());
     }
   }
 

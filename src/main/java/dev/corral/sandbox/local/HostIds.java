@@ -39,14 +39,22 @@ final class HostIds {
   }
 
   /** Whether {@code id} is a user's, a group's, or within a user's subordinate ids. */
-  synchronized boolean taken(long id) {
+  boolean taken(long id) {
+    return now().test(id);
+  }
+
+  /** The ids given out now (the files read again if one changed), to test many ids against. */
+  synchronized java.util.function.LongPredicate now() {
     refresh();
-    for (long[] range : taken) {
-      if (id >= range[0] && id < range[1]) {
-        return true;
+    List<long[]> ranges = taken;
+    return id -> {
+      for (long[] range : ranges) {
+        if (id >= range[0] && id < range[1]) {
+          return true;
+        }
       }
-    }
-    return false;
+      return false;
+    };
   }
 
   private void refresh() {

@@ -636,12 +636,13 @@ public class LocalDriver implements SandboxDriver {
     int count = config.local().uidCount();
     int start = ThreadLocalRandom.current().nextInt(count);
     boolean hostHeld = false;
+    java.util.function.LongPredicate heldByHost = hostIds.now(); // the files read once a call
     for (int i = 0; i < count; i++) {
       int slot = (start + i) % count;
       if (usedUids.get(slot)) {
         continue;
       }
-      if (hostIds.taken((long) config.local().uidBase() + slot)) {
+      if (heldByHost.test((long) config.local().uidBase() + slot)) {
         hostHeld = true; // a user of the host holds it (or may map it): never a sandbox's
         continue;
       }
