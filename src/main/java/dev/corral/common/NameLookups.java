@@ -19,7 +19,9 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -82,14 +84,14 @@ public class NameLookups {
       close =
           () -> {
             system.close();
-            loop.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+            loop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
           };
     }
     return resolver;
   }
 
   private static Uni<List<InetAddress>> lookUp(DnsNameResolver system, String name) {
-    String lower = name.toLowerCase(java.util.Locale.ROOT);
+    String lower = name.toLowerCase(Locale.ROOT);
     if (lower.equals("localhost") || lower.endsWith(".localhost")) {
       // RFC 6761: loopback, never a question to a name server (as the JDK's resolver answers it)
       return Uni.createFrom().item(List.of(InetAddress.getLoopbackAddress(), LOOPBACK_6));

@@ -292,13 +292,12 @@ public class EgressProxy {
   private void removeLeftovers() {
     Path base = Path.of(config.socketDirectory()).toAbsolutePath();
     String prefix = base.getFileName() + "-";
-    java.util.regex.Pattern leftover = java.util.regex.Pattern.compile("([0-9]{1,10})(-[0-9]+)?");
     try (var siblings = Files.list(base.getParent())) {
       Object ours = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
       for (Path sibling : siblings.toList()) {
         String name = sibling.getFileName().toString();
         java.util.regex.Matcher named =
-            leftover.matcher(name.startsWith(prefix) ? name.substring(prefix.length()) : "");
+            LEFTOVER.matcher(name.startsWith(prefix) ? name.substring(prefix.length()) : "");
         if (!named.matches()) {
           continue;
         }
@@ -313,6 +312,10 @@ public class EgressProxy {
       LOGGER.debugf("old egress directories not removed: %s", e.getMessage());
     }
   }
+
+  /** What follows the prefix in a socket directory's name: a pid, then a random number. */
+  private static final java.util.regex.Pattern LEFTOVER =
+      java.util.regex.Pattern.compile("([0-9]{1,10})(-[0-9]+)?");
 
   private static void removeTree(Path root) {
     try (var files = Files.walk(root)) {

@@ -7,7 +7,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Objects;
 
 /**
  * The user and group ids the host has given out: its users' and groups' ids ({@code /etc/passwd},
@@ -38,12 +37,10 @@ final class HostIds {
     this.subordinates = subordinates;
   }
 
-  /** Whether {@code id} is a user's, a group's, or within a user's subordinate ids. */
-  boolean taken(long id) {
-    return now().test(id);
-  }
-
-  /** The ids given out now (the files read again if one changed), to test many ids against. */
+  /**
+   * Whether an id is a user's, a group's, or within a user's subordinate ids, as the files say now
+   * (read again if one changed): one reading, to test many ids against.
+   */
   synchronized java.util.function.LongPredicate now() {
     refresh();
     List<long[]> ranges = taken;
@@ -125,10 +122,5 @@ final class HostIds {
     } catch (IOException absent) {
       return FileTime.fromMillis(0);
     }
-  }
-
-  @Override
-  public String toString() {
-    return Objects.toString(all());
   }
 }

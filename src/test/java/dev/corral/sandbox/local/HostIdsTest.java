@@ -24,18 +24,18 @@ class HostIdsTest {
         new HostIds(List.of(passwd), List.of(group), List.of(subuid, etc.resolve("absent")));
 
     // Then those ids are taken, and the ones next to them are not
-    assertThat(ids.taken(1000)).isTrue();
-    assertThat(ids.taken(1001)).isTrue();
-    assertThat(ids.taken(2002)).isTrue();
-    assertThat(ids.taken(200_000)).isTrue();
-    assertThat(ids.taken(231_071)).isTrue();
-    assertThat(ids.taken(231_072)).isFalse();
-    assertThat(ids.taken(99_999)).isFalse();
+    assertThat(ids.now().test(1000)).isTrue();
+    assertThat(ids.now().test(1001)).isTrue();
+    assertThat(ids.now().test(2002)).isTrue();
+    assertThat(ids.now().test(200_000)).isTrue();
+    assertThat(ids.now().test(231_071)).isTrue();
+    assertThat(ids.now().test(231_072)).isFalse();
+    assertThat(ids.now().test(99_999)).isFalse();
 
     // And a range added later is seen
     Files.writeString(subuid, "carol:231072:65536\n", java.nio.file.StandardOpenOption.APPEND);
     Files.setLastModifiedTime(
         subuid, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + 5_000));
-    assertThat(ids.taken(231_072)).isTrue();
+    assertThat(ids.now().test(231_072)).isTrue();
   }
 }
