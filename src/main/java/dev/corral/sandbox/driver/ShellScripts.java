@@ -6,10 +6,8 @@ package dev.corral.sandbox.driver;
  * state lives in /tmp/.corral-shell: each command starts by restoring it (working directory,
  * variables with their attributes, exported or not, functions, aliases, umask, shell options) and
  * saves it when it ends. A command that is killed saves nothing, so the next one sees the state
- * from before it (the state is written to a file of its own, then renamed over the last one, so
- * that a kill during the save leaves the state before it whole; where /tmp has no room for a second
- * copy, it is rewritten in place). A command that ends the shell ({@code exit}, or a failure under
- * {@code set -e}) resets the state, and says so in its output.
+ * from before it. A command that ends the shell ({@code exit}, or a failure under {@code set -e})
+ * resets the state, and says so in its output.
  */
 public final class ShellScripts {
 
@@ -20,8 +18,8 @@ public final class ShellScripts {
    * Runs {@code ${__corral_a[0]}} as shell code in the persistent shell, with stdin from /dev/null
    * and stderr into stdout. Its exit code is the command's. The state is a {@code declare -p} of
    * every variable (bash's read-only ones fail to restore, quietly), the functions, aliases, umask,
-   * options ({@code $SHELLOPTS}, {@code $BASHOPTS}), working directory and OLDPWD: builtins, and
-   * one {@code mv} that puts the new state in place at once.
+   * options ({@code $SHELLOPTS}, {@code $BASHOPTS}), working directory and OLDPWD: builtins only,
+   * so that keeping the shell costs no process.
    */
   static final String PERSISTENT =
       "__corral_s=/tmp/.corral-shell\n"
@@ -41,20 +39,17 @@ public final class ShellScripts {
           + "    printf '\\n[the shell exited with code %d: the next call starts a fresh shell in /workspace, without the variables and functions of this one]\\n' \"$__corral_rc\"\n"
           + "  fi\n"
           + "}\n"
-          + "__corral_state() {\n"
-          + "  declare -p\n"
-          + "  declare -f\n"
-          + "  alias -p\n"
-          + "  umask -p\n"
-          + "  printf '__corral_opts %q %q\\ncd -- %q || cd /workspace\\nOLDPWD=%q\\n' \"$1\" \"$2\" \"$PWD\" \"${OLDPWD-}\"\n"
-          + "}\n"
           + "__corral_save() {\n"
           + "  local __corral_o=$SHELLOPTS __corral_b=$BASHOPTS\n"
           + "  set +e +u\n"
           + "  unset __corral_a BASH_EXECUTION_STRING\n"
-          + "  { __corral_state \"$__corral_o\" \"$__corral_b\" >| \"$__corral_s.new\" && command -p mv -f -- \"$__corral_s.new\" \"$__corral_s\"; } 2>/dev/null && return\n"
-          + "  : >| \"$__corral_s.new\"\n" // no room for a second copy, or no mv: in place
-          + "  __corral_state \"$__corral_o\" \"$__corral_b\" >| \"$__corral_s\"\n"
+          + "  {\n"
+          + "    declare -p\n"
+          + "    declare -f\n"
+          + "    alias -p\n"
+          + "    umask -p\n"
+          + "    printf '__corral_opts %q %q\\ncd -- %q || cd /workspace\\nOLDPWD=%q\\n' \"$__corral_o\" \"$__corral_b\" \"$PWD\" \"${OLDPWD-}\"\n"
+          + "  } >| \"$__corral_s\"\n"
           + "}\n"
           + "trap '{ __corral_rc=$?; set +x; __corral_exit; } 2>/dev/null' EXIT\n"
           + "__corral_done=\n"
@@ -62,7 +57,7 @@ public final class ShellScripts {
           + "{ __corral_rc=$?; __corral_done=1; __corral_save || printf '\\n[the shell could not keep its directory and variables: /tmp is full or not writable]\\n'; exit \"$__corral_rc\"; } 2>/dev/null\n";
 
   /** Forgets the persistent shell's state: the next command starts a fresh shell. */
-  public static final String RESET = "rm -f -- " + STATE + " " + STATE + ".new";
+  public static final String RESET = "rm -f -- " + STATE;
 
   private ShellScripts() {}
 }

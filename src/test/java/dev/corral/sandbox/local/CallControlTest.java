@@ -454,24 +454,6 @@ class CallControlTest {
         .formatHex(java.security.MessageDigest.getInstance("MD5").digest(bytes));
   }
 
-  @Test
-  void theShellsStateIsPutInPlaceWholeNotRewrittenWhereItLies() {
-    // Given a sandbox whose shell keeps a variable
-    String sandbox = provision(10_000);
-    ok(sandbox, "KEPT=yes");
-
-    // When two calls in a row read the state file each found
-    String first = ok(sandbox, "stat -c %i /tmp/.corral-shell; echo $KEPT");
-    String second = ok(sandbox, "stat -c %i /tmp/.corral-shell; echo $KEPT");
-
-    // Then each save made a file of its own (renamed over the last, so that a call killed while
-    // it saved leaves the state before it whole, not cut short), and the state is kept
-    assertThat(first).endsWith("yes");
-    assertThat(second).endsWith("yes");
-    assertThat(first.lines().findFirst()).isNotEqualTo(second.lines().findFirst());
-    assertThat(ok(sandbox, "ls -A /tmp")).doesNotContain(".corral-shell.new");
-  }
-
   private String provision(long callTimeoutMs) {
     String id =
         sandboxes
