@@ -94,6 +94,14 @@ public final class AgentRules {
   /** The prefix of the names under which MCP tools are offered to the model. */
   public static final String MCP_PREFIX = "mcp__";
 
+  /** The names MCP tools are offered to the model under, as {@link #mcpModelName} makes them. */
+  public static final Pattern MCP_MODEL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,64}");
+
+  /** The name the model knows {@code server}'s {@code tool} by: {@code mcp__<server>__<tool>}. */
+  public static String mcpModelName(String server, String tool) {
+    return MCP_PREFIX + server + "__" + tool;
+  }
+
   /**
    * Checks a list of MCP servers on its own (their number, names, URLs and credential ids).
    *

@@ -5,7 +5,6 @@ import dev.corral.proto.v1.Agent;
 import dev.corral.tool.OfferedTools;
 import java.util.List;
 import java.util.Optional;
-import java.util.regex.Pattern;
 
 /**
  * How MCP tools are named to the model: {@code mcp__<server>__<tool>}, offered only when that name
@@ -13,12 +12,10 @@ import java.util.regex.Pattern;
  */
 final class McpNames {
 
-  private static final Pattern MODEL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,64}");
-
   private McpNames() {}
 
   static String modelName(String server, String tool) {
-    return AgentRules.MCP_PREFIX + server + "__" + tool;
+    return AgentRules.mcpModelName(server, tool);
   }
 
   /**
@@ -31,7 +28,9 @@ final class McpNames {
     java.util.Set<String> names = new java.util.HashSet<>();
     long[] left = {MAX_DEFINITION_CHARS};
     return offered.stream()
-        .filter(tool -> MODEL_NAME.matcher(modelName(tool.server(), tool.name())).matches())
+        .filter(
+            tool ->
+                AgentRules.MCP_MODEL_NAME.matcher(modelName(tool.server(), tool.name())).matches())
         .filter(tool -> ToolPolicy.mcpEnabled(agent, tool.server(), tool.name()))
         // judged when listed, not at every request: a listing's schemas can be megabytes, and
         // requests are projected on an event loop

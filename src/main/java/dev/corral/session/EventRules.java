@@ -20,10 +20,6 @@ import java.util.regex.Pattern;
  */
 final class EventRules {
 
-  /** The names of MCP tools as the model sees them ({@code mcp__<server>__<tool>}). */
-  private static final java.util.regex.Pattern MCP_MODEL_NAME =
-      java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,64}");
-
   static final int MAX_CONTENT_BLOCKS = 100;
   static final int MAX_DENY_MESSAGE = 10_000;
 
@@ -218,8 +214,8 @@ final class EventRules {
         }
         // the name the model knows the tool by, which every later request defines: a name the
         // Messages API refuses (a dot, or too long) would fail every turn of the session after it
-        String modelName = AgentRules.MCP_PREFIX + use.getMcpServerName() + "__" + use.getName();
-        if (!MCP_MODEL_NAME.matcher(modelName).matches()) {
+        String modelName = AgentRules.mcpModelName(use.getMcpServerName(), use.getName());
+        if (!AgentRules.MCP_MODEL_NAME.matcher(modelName).matches()) {
           throw new InvalidArgumentException(
               at + ".name",
               "makes the tool name "

@@ -563,11 +563,7 @@ class BadInputTest {
                             .setImage(
                                 dev.corral.proto.v1.ImageBlock.newBuilder()
                                     .setMediaType("image/png")
-                                    .setData(
-                                        com.google.protobuf.ByteString.copyFrom(
-                                            java.util.Base64.getDecoder()
-                                                .decode(
-                                                    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="))))))
+                                    .setData(png(1, 1)))))
             .build());
     harnessEvents.put(
         "event.agent_context_compacted.summary",

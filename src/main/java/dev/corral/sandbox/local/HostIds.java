@@ -63,9 +63,8 @@ final class HostIds {
       return;
     }
     List<long[]> ranges = new ArrayList<>();
-    users.forEach(file -> ids(file, 2, ranges)); // name:x:uid:gid:...
-    users.forEach(file -> ids(file, 3, ranges));
-    groups.forEach(file -> ids(file, 2, ranges)); // name:x:gid:members
+    users.forEach(file -> ids(file, ranges, 2, 3)); // name:x:uid:gid:...
+    groups.forEach(file -> ids(file, ranges, 2)); // name:x:gid:members
     for (Path file : subordinates) { // name:start:count
       for (String[] fields : lines(file)) {
         Long start = number(fields, 1);
@@ -86,11 +85,13 @@ final class HostIds {
     return files;
   }
 
-  private static void ids(Path file, int field, List<long[]> ranges) {
+  private static void ids(Path file, List<long[]> ranges, int... idFields) {
     for (String[] fields : lines(file)) {
-      Long id = number(fields, field);
-      if (id != null) {
-        ranges.add(new long[] {id, id + 1});
+      for (int field : idFields) {
+        Long id = number(fields, field);
+        if (id != null) {
+          ranges.add(new long[] {id, id + 1});
+        }
       }
     }
   }
