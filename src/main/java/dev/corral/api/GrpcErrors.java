@@ -3,6 +3,7 @@ package dev.corral.api;
 import com.google.protobuf.Any;
 import com.google.rpc.BadRequest;
 import com.google.rpc.Code;
+import dev.corral.common.AlreadyExistsException;
 import dev.corral.common.ConflictException;
 import dev.corral.common.CorralException;
 import dev.corral.common.FailedPreconditionException;
@@ -107,6 +108,8 @@ public class GrpcErrors implements ExceptionHandlerProvider {
       status = Status.NOT_FOUND;
     } else if (known instanceof ConflictException) {
       status = Status.ABORTED;
+    } else if (known instanceof AlreadyExistsException) {
+      status = Status.ALREADY_EXISTS;
     } else if (known instanceof FailedPreconditionException) {
       status = Status.FAILED_PRECONDITION;
     } else if (known instanceof ResourceExhaustedException) {

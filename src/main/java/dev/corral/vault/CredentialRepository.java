@@ -1,9 +1,11 @@
 package dev.corral.vault;
 
 import com.google.protobuf.InvalidProtocolBufferException;
+import dev.corral.common.AlreadyExistsException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.Paging;
 import dev.corral.common.ProtoTime;
+import dev.corral.common.ResourceExhaustedException;
 import dev.corral.common.Tenant;
 import dev.corral.db.TenantLimits;
 import dev.corral.proto.v1.Credential;
@@ -29,6 +31,9 @@ public class CredentialRepository {
   /** Credentials one tenant may hold. */
   static final int MAX_PER_TENANT = 500;
 
+  /** Credentials one vault may hold (as Claude Managed Agents' vaults). */
+  static final int MAX_PER_VAULT = 20;
+
   private static final String COLUMNS =
       "id, tenant_id, kind, created_at, updated_at, rotated_at, last_used_at, key_id, info";
 
@@ -47,6 +52,14 @@ public class CredentialRepository {
           + " WHERE id = $9 AND tenant_id = $2 AND archived_at IS NULL FOR SHARE))"
           + " RETURNING "
           + COLUMNS;
+
+  /**
+   * The credentials a vault holds ($1 the tenant, $2 the vault): read under the tenant's insert
+   * lock, so that no other insert of the tenant runs between this and the new credential's.
+   */
+  static final String IN_VAULT =
+      "SELECT id, info FROM credentials WHERE tenant_id = $1 AND vault_id = $2 LIMIT "
+          + (MAX_PER_VAULT + 1);
 
   /** One credential, and whether its vault is archived (then no session may use it). */
   static final String SELECT =
@@ -123,34 +136,80 @@ public class CredentialRepository {
 
   /**
    * Inserts the credential; empty if the tenant holds {@link #MAX_PER_TENANT} already, or its vault
-   * is gone or archived.
+   * is gone or archived. In a vault, fails if the vault holds {@link #MAX_PER_VAULT} already, or
+   * one for the same MCP server ({@code mcpServerUrl}, normalized; null for none).
    */
   Uni<Optional<Credential>> insert(
-      Tenant tenant, String id, String kind, Credential info, Envelope.Box box) {
+      Tenant tenant,
+      String id,
+      String kind,
+      Credential info,
+      Envelope.Box box,
+      Function<Credential, String> mcpServerUrl) {
+    String vaultId = info.getVaultId().isEmpty() ? null : info.getVaultId();
+    Tuple values =
+        Tuple.from(
+            Arrays.asList(
+                id,
+                tenant.id(),
+                kind,
+                box.keyId(),
+                Buffer.buffer(box.wrappedKey()),
+                Buffer.buffer(box.secret()),
+                Buffer.buffer(info.toByteArray()),
+                MAX_PER_TENANT,
+                vaultId));
     return limits
         .insert(
             "credentials",
             tenant.id(),
             connection ->
-                connection
-                    .preparedQuery(INSERT)
-                    .execute(
-                        Tuple.from(
-                            Arrays.asList(
-                                id,
-                                tenant.id(),
-                                kind,
-                                box.keyId(),
-                                Buffer.buffer(box.wrappedKey()),
-                                Buffer.buffer(box.secret()),
-                                Buffer.buffer(info.toByteArray()),
-                                MAX_PER_TENANT,
-                                info.getVaultId().isEmpty() ? null : info.getVaultId()))))
+                vaultId == null
+                    ? connection.preparedQuery(INSERT).execute(values)
+                    : connection
+                        .preparedQuery(IN_VAULT)
+                        .execute(Tuple.of(tenant.id(), vaultId))
+                        .invoke(held -> requireRoom(vaultId, info, held, mcpServerUrl))
+                        .flatMap(room -> connection.preparedQuery(INSERT).execute(values)))
         .map(
             rows ->
                 rows.size() == 0
                     ? Optional.<Credential>empty()
                     : Optional.of(fromRow(rows.iterator().next())));
+  }
+
+  /** Throws unless {@code vaultId}, which holds {@code held}, may take {@code next}. */
+  private static void requireRoom(
+      String vaultId,
+      Credential next,
+      RowSet<Row> held,
+      Function<Credential, String> mcpServerUrl) {
+    if (held.size() >= MAX_PER_VAULT) {
+      throw new ResourceExhaustedException(
+          "vault "
+              + vaultId
+              + " holds "
+              + MAX_PER_VAULT
+              + " credentials, the most one vault may; delete one first");
+    }
+    String url = mcpServerUrl.apply(next);
+    if (url == null) {
+      return;
+    }
+    for (Row row : held) {
+      Credential other = info(row);
+      if (url.equals(mcpServerUrl.apply(other))) {
+        throw new AlreadyExistsException(
+            "vault "
+                + vaultId
+                + " already holds credential "
+                + row.getString("id")
+                + " for MCP server "
+                + url
+                + "; one credential per MCP server in a vault: delete it, or rotate it"
+                + " (UpdateCredential)");
+      }
+    }
   }
 
   Uni<Stored> find(Tenant tenant, String id) {
@@ -312,14 +371,18 @@ public class CredentialRepository {
     return new Stored(fromRow(row), box, vaultArchived);
   }
 
-  static Credential fromRow(Row row) {
-    Credential.Builder credential;
+  /** A row's {@code info}: its public record, without the columns' fields. */
+  private static Credential info(Row row) {
     try {
-      credential = Credential.parseFrom(row.getBuffer("info").getBytes()).toBuilder();
+      return Credential.parseFrom(row.getBuffer("info").getBytes());
     } catch (InvalidProtocolBufferException e) {
       throw new IllegalStateException(
           "stored credential " + row.getString("id") + " is not readable", e);
     }
+  }
+
+  static Credential fromRow(Row row) {
+    Credential.Builder credential = info(row).toBuilder();
     credential
         .setId(row.getString("id"))
         .setTenantId(row.getString("tenant_id"))

@@ -100,7 +100,12 @@ public class Credentials implements dev.corral.common.CredentialBindings {
         .flatMap(
             pending ->
                 repository.insert(
-                    tenant, pending.id(), pending.kind(), pending.info(), pending.box()))
+                    tenant,
+                    pending.id(),
+                    pending.kind(),
+                    pending.info(),
+                    pending.box(),
+                    Credentials::mcpServerUrl))
         .flatMap(
             inserted ->
                 inserted.isPresent()
@@ -151,16 +156,27 @@ public class Credentials implements dev.corral.common.CredentialBindings {
   }
 
   private static boolean boundTo(Credential credential, String url) {
+    String bound = mcpServerUrl(credential);
+    try {
+      return bound != null && bound.equals(dev.corral.common.HttpUrls.normalized("url", url));
+    } catch (RuntimeException malformed) {
+      return false;
+    }
+  }
+
+  /** The MCP server {@code credential} is bound to, normalized; null for none (or unreadable). */
+  private static String mcpServerUrl(Credential credential) {
     String bound =
         credential.hasStaticHeader()
             ? credential.getStaticHeader().getMcpServerUrl()
             : credential.hasOauth2() ? credential.getOauth2().getMcpServerUrl() : "";
+    if (bound.isEmpty()) {
+      return null;
+    }
     try {
-      return !bound.isEmpty()
-          && dev.corral.common.HttpUrls.normalized("url", bound)
-              .equals(dev.corral.common.HttpUrls.normalized("url", url));
+      return dev.corral.common.HttpUrls.normalized("url", bound);
     } catch (RuntimeException malformed) {
-      return false;
+      return null;
     }
   }
 

@@ -339,6 +339,134 @@ class VaultTest {
   }
 
   @Test
+  void aVaultHoldsOneCredentialPerMcpServerEvenWhenCreatesRace() throws Exception {
+    // Given a vault of a new tenant
+    var member =
+        VaultServiceGrpc.newBlockingStub(
+            dev.corral.testing.TestCredentials.memberOfNewTenant(channel, "one-per-url"));
+    String vaultId =
+        member
+            .createVault(
+                dev.corral.proto.v1.CreateVaultRequest.newBuilder().setDisplayName("v").build())
+            .getVault()
+            .getId();
+
+    // When eight credentials for one MCP server (spelled three ways, of two kinds) are created at
+    // once
+    List<String> spellings =
+        List.of(
+            "https://mcp.example.com/mcp",
+            "https://MCP.example.com/mcp",
+            "https://mcp.example.com:443/mcp");
+    var threads = java.util.concurrent.Executors.newFixedThreadPool(8);
+    var start = new java.util.concurrent.CountDownLatch(1);
+    List<java.util.concurrent.Future<Status.Code>> outcomes = new java.util.ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      String url = spellings.get(i % spellings.size());
+      CreateCredentialRequest request =
+          i % 2 == 0
+              ? staticHeader(url, "s3cret-" + i).toBuilder().setVaultId(vaultId).build()
+              : CreateCredentialRequest.newBuilder()
+                  .setName("oauth")
+                  .setVaultId(vaultId)
+                  .setOauth2(OAuth2Auth.newBuilder().setMcpServerUrl(url).setAccessToken("t-" + i))
+                  .build();
+      outcomes.add(
+          threads.submit(
+              () -> {
+                start.await();
+                try {
+                  member.createCredential(request);
+                  return Status.Code.OK;
+                } catch (StatusRuntimeException e) {
+                  if (e.getStatus().getCode() == Status.Code.ALREADY_EXISTS) {
+                    assertThat(e.getStatus().getDescription())
+                        .contains("vault " + vaultId)
+                        .contains("https://mcp.example.com/mcp")
+                        .doesNotContain("s3cret")
+                        .doesNotContain("t-");
+                  }
+                  return e.getStatus().getCode();
+                }
+              }));
+    }
+    start.countDown();
+    List<Status.Code> codes = new java.util.ArrayList<>();
+    for (var outcome : outcomes) {
+      codes.add(outcome.get(30, java.util.concurrent.TimeUnit.SECONDS));
+    }
+    threads.shutdown();
+
+    // Then one got in and seven were told which credential holds the server
+    assertThat(codes.stream().filter(Status.Code.OK::equals).count())
+        .as(codes.toString())
+        .isEqualTo(1);
+    assertThat(codes.stream().filter(Status.Code.ALREADY_EXISTS::equals).count()).isEqualTo(7);
+    var held =
+        member
+            .listCredentials(
+                dev.corral.proto.v1.ListCredentialsRequest.newBuilder().setVaultId(vaultId).build())
+            .getCredentialsList();
+    assertThat(held).hasSize(1);
+
+    // And another server's, a git credential, and the same server in another vault or outside
+    // any vault are all taken
+    member.createCredential(
+        staticHeader("https://other.example.com/mcp", "v").toBuilder().setVaultId(vaultId).build());
+    member.createCredential(githubBasic("git", vaultId));
+    member.createCredential(staticHeader("https://mcp.example.com/mcp", "v"));
+    String otherVault =
+        member
+            .createVault(
+                dev.corral.proto.v1.CreateVaultRequest.newBuilder().setDisplayName("w").build())
+            .getVault()
+            .getId();
+    member.createCredential(
+        staticHeader("https://mcp.example.com/mcp", "v").toBuilder()
+            .setVaultId(otherVault)
+            .build());
+
+    // And once the holder is deleted, the server takes a new credential
+    member.deleteCredential(
+        dev.corral.proto.v1.DeleteCredentialRequest.newBuilder()
+            .setCredentialId(held.get(0).getId())
+            .build());
+    member.createCredential(
+        staticHeader("https://mcp.example.com/mcp", "v").toBuilder().setVaultId(vaultId).build());
+  }
+
+  @Test
+  void aVaultHoldsAtMostTwentyCredentials() {
+    // Given a vault of a new tenant holding 20 credentials
+    var member =
+        VaultServiceGrpc.newBlockingStub(
+            dev.corral.testing.TestCredentials.memberOfNewTenant(channel, "twenty"));
+    String vaultId =
+        member
+            .createVault(
+                dev.corral.proto.v1.CreateVaultRequest.newBuilder().setDisplayName("v").build())
+            .getVault()
+            .getId();
+    for (int i = 0; i < 20; i++) {
+      member.createCredential(
+          staticHeader("https://mcp" + i + ".example.com/mcp", "v").toBuilder()
+              .setVaultId(vaultId)
+              .build());
+    }
+
+    // When a 21st is created, then it is refused naming the vault's limit
+    assertThatThrownBy(() -> member.createCredential(githubBasic("git", vaultId)))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+              assertThat(e.getStatus().getDescription()).contains("vault " + vaultId, "20");
+            });
+    // And a credential outside the vault is still taken
+    member.createCredential(githubBasic("git", ""));
+  }
+
+  @Test
   void badInputNamesTheFieldAndNeverQuotesASecret() {
     String secret = "s3cr3t-" + UUID.randomUUID();
     assertInvalid(
