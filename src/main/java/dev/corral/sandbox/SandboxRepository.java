@@ -34,6 +34,18 @@ public class SandboxRepository {
       "id, environment_id, session_id, driver, state, host, created_at, last_used_at, released_at,"
           + " lost_reason, release_reason, expires_at, limits_enforced, resources, tenant_id";
 
+  /**
+   * A sandbox that holds its session: live, and its lifetime not over. A session has at most one;
+   * all of a session's sandboxes are its tenant's, whose inserts take turns under one lock.
+   */
+  private static final String HOLDS_SESSION =
+      "session_id = $1 AND state IN ('provisioning', 'ready')"
+          + " AND (expires_at IS NULL OR expires_at > clock_timestamp())";
+
+  /**
+   * Inserts unless the tenant runs {@code $11} sandboxes or is disabled, or the session ($3, if
+   * any) has a sandbox already.
+   */
   static final String INSERT =
       """
       INSERT INTO sandboxes (id, environment_id, session_id, driver, state, host, resources,
@@ -42,9 +54,16 @@ public class SandboxRepository {
       WHERE (SELECT count(*) FROM sandboxes
              WHERE tenant_id = $10 AND state IN ('provisioning', 'ready')) < $11
         AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = $10 AND disabled_at IS NOT NULL)
+        AND ($3::text IS NULL OR NOT EXISTS (SELECT 1 FROM sandboxes WHERE
       """
+          + HOLDS_SESSION.replace("$1", "$3")
+          + "))"
           + " RETURNING "
           + COLUMNS;
+
+  /** The sandbox holding session $1, if any. */
+  static final String HOLDING_SESSION =
+      "SELECT id, state FROM sandboxes WHERE " + HOLDS_SESSION + " LIMIT 1";
 
   /** A sandbox whatever its tenant: for the server's own work on a sandbox already checked. */
   static final String SELECT = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = $1";
@@ -190,13 +209,36 @@ public class SandboxRepository {
         .flatMap(
             rows ->
                 rows.size() == 0
-                    // Refused: say why (the check finds it again unless it changed meanwhile)
-                    ? requireRoom(tenant, maxLive, () -> 0)
+                    // Refused: say why (the checks find it again unless it changed meanwhile)
+                    ? requireFree(sessionId)
+                        .flatMap(free -> requireRoom(tenant, maxLive, () -> 0))
                         .map(
                             unchanged -> {
                               throw tooMany(tenant, maxLive);
                             })
                     : Uni.createFrom().item(fromRow(rows.iterator().next())));
+  }
+
+  /**
+   * Fails ({@link SessionSandboxExistsException}) when session {@code sessionId} (none if empty)
+   * has a sandbox: a check before a sandbox is started for it, which {@link #insert} makes again,
+   * race-free, when it is recorded.
+   */
+  Uni<Void> requireFree(String sessionId) {
+    if (sessionId.isEmpty()) {
+      return Uni.createFrom().voidItem();
+    }
+    return pool.preparedQuery(HOLDING_SESSION)
+        .execute(Tuple.of(sessionId))
+        .map(
+            rows -> {
+              if (rows.size() > 0) {
+                Row row = rows.iterator().next();
+                throw new SessionSandboxExistsException(
+                    sessionId, row.getString("id"), row.getString("state"));
+              }
+              return null;
+            });
   }
 
   /** Whether {@code tenant} is disabled (by this replica or another). */

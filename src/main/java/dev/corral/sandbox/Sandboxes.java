@@ -124,7 +124,7 @@ public class Sandboxes {
 
   /**
    * {@code Provision} from a client: as {@link #provision}, but not for a session with
-   * repositories. The session's harness takes the session's newest sandbox as its own, and only the
+   * repositories. The session's harness takes the session's sandbox as its own, and only the
    * harness clones the repositories into the sandboxes it makes: it would work in a sandbox without
    * them.
    */
@@ -136,6 +136,8 @@ public class Sandboxes {
   /**
    * A new sandbox of {@code tenant} from one of its environments (empty id: the server's default,
    * local) with optional limit overrides, serving its session {@code sessionId} if not empty.
+   *
+   * @throws SessionSandboxExistsException (in the Uni) if that session has a sandbox already
    */
   public Uni<Sandbox> provision(
       Tenant tenant, String environmentId, SandboxResources overrides, String sessionId) {
@@ -164,12 +166,16 @@ public class Sandboxes {
                                     + " sandbox: provision without session_id, or let the harness"
                                     + " provision");
                           }
-                          return start(
-                              tenant,
-                              environment,
-                              limits.resolve("resources", overrides, environment.getResources()),
-                              sessionId,
-                              repositories);
+                          SandboxResources resources =
+                              limits.resolve("resources", overrides, environment.getResources());
+                          // a session has one sandbox: none is started (nor its setup run) for a
+                          // session that has one; the record's insert checks again, race-free
+                          return repository
+                              .requireFree(sessionId)
+                              .flatMap(
+                                  free ->
+                                      start(
+                                          tenant, environment, resources, sessionId, repositories));
                         }))
         .invoke(this::endAtItsLifetime);
   }

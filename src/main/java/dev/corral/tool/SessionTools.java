@@ -11,6 +11,7 @@ import dev.corral.proto.v1.SandboxProvisioned;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.sandbox.SandboxReleasedException;
 import dev.corral.sandbox.Sandboxes;
+import dev.corral.sandbox.SessionSandboxExistsException;
 import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.driver.SandboxLostException;
 import io.opentelemetry.api.trace.Tracer;
@@ -170,14 +171,35 @@ public class SessionTools implements ToolRouter {
   }
 
   private Uni<Acquired> acquireNow(String sessionId) {
+    return acquireNow(sessionId, List.of(), true);
+  }
+
+  /**
+   * {@code forgotten}: sandbox.lost notices of an earlier look. A provisioning that finds the
+   * session's sandbox taken meanwhile (a client's {@code Provision}, or a run that lost its lease
+   * and still finished one) looks once {@code again}, and takes that sandbox if it can.
+   */
+  private Uni<Acquired> acquireNow(String sessionId, List<Event> forgotten, boolean again) {
     return sandboxes
         .currentOf(sessionId)
         .flatMap(
             current -> {
               if (current.isPresent() && sandboxes.reachable(current.get())) {
-                return Uni.createFrom().item(Acquired.reused(current.get()));
+                return Uni.createFrom().item(Acquired.reused(current.get(), forgotten));
               }
-              return forget(current, sessionId).flatMap(lost -> provision(sessionId, lost));
+              return forget(current, sessionId)
+                  .flatMap(
+                      lost -> {
+                        List<Event> notices = new ArrayList<>(forgotten);
+                        notices.addAll(lost);
+                        Uni<Acquired> fresh = provision(sessionId, List.copyOf(notices));
+                        return again
+                            ? fresh
+                                .onFailure(SessionSandboxExistsException.class)
+                                .recoverWithUni(
+                                    taken -> acquireNow(sessionId, List.copyOf(notices), false))
+                            : fresh;
+                      });
             });
   }
 
@@ -253,9 +275,19 @@ public class SessionTools implements ToolRouter {
       Instant provisionedFrom,
       Instant provisionedTo) {
 
-    static Acquired reused(Sandbox sandbox) {
+    /**
+     * The session's sandbox as it is; after {@code lost} (sandboxes this look forgot), whose
+     * notices go to the log and whose reset to the model.
+     */
+    static Acquired reused(Sandbox sandbox, List<Event> lost) {
       return new Acquired(
-          sandbox, List.of(), "", new AtomicBoolean(true), new AtomicBoolean(true), null, null);
+          sandbox,
+          lost,
+          lost.isEmpty() ? "" : RESET_NOTE,
+          new AtomicBoolean(lost.isEmpty()),
+          new AtomicBoolean(lost.isEmpty()),
+          null,
+          null);
     }
 
     static Acquired fresh(

@@ -60,6 +60,8 @@ class SandboxApiTest {
   @GrpcClient("corral")
   AgentServiceGrpc.AgentServiceBlockingStub agents;
 
+  @jakarta.inject.Inject dev.corral.sandbox.local.LocalDriver local;
+
   @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
 
   @Test
@@ -422,6 +424,106 @@ class SandboxApiTest {
   }
 
   @Test
+  void aSessionHasOneSandboxAtATimeAndASecondProvisionNamesIt() {
+    // Given a session whose sandbox holds a file
+    Session session = Fixtures.createSession(agents, sessions);
+    ProvisionRequest forSession =
+        ProvisionRequest.newBuilder().setSessionId(session.getId()).build();
+    Sandbox first = sandboxes.provision(forSession).getSandbox();
+    run(first, "write", "{\"file_path\":\"work.txt\",\"content\":\"the model's work\"}");
+
+    // When it is provisioned for again
+    StatusRuntimeException again =
+        catchThrowableOfType(StatusRuntimeException.class, () -> sandboxes.provision(forSession));
+
+    // Then the answer names the session's sandbox, which is still the only one and keeps its file
+    assertThat(again.getStatus().getCode()).isEqualTo(Status.Code.ALREADY_EXISTS);
+    assertThat(again.getStatus().getDescription())
+        .contains(session.getId())
+        .contains(first.getId());
+    assertThat(ofSession(session.getId(), true))
+        .extracting(Sandbox::getId)
+        .containsExactly(first.getId());
+    assertThat(run(first, "read", "{\"file_path\":\"work.txt\"}")).contains("the model's work");
+
+    // And once it is released the session takes a new one
+    release(first);
+    Sandbox second = sandboxes.provision(forSession).getSandbox();
+    assertThat(second.getId()).isNotEqualTo(first.getId());
+    assertThat(ofSession(session.getId(), false))
+        .extracting(Sandbox::getId)
+        .containsExactly(second.getId());
+    release(second);
+  }
+
+  @Test
+  void provisionsRacingForOneSessionLeaveOneSandboxAndStopTheOther() throws Exception {
+    // Given a session whose environment's setup takes a while (a sleep long enough that two
+    // provisions both start before either is recorded)
+    String setup = "sleep 2." + System.nanoTime() % 1000;
+    Environment slow =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("slow-setup")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .addSetupCommands(setup)
+                    .build())
+            .getEnvironment();
+    Session session = Fixtures.createSession(agents, sessions);
+    ProvisionRequest request =
+        ProvisionRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEnvironmentId(slow.getId())
+            .build();
+
+    // When two provisions for it run at once
+    java.util.Set<String> hostedBefore = new java.util.HashSet<>(local.hosted().keySet());
+    var threads = java.util.concurrent.Executors.newFixedThreadPool(2);
+    var start = new java.util.concurrent.CountDownLatch(1);
+    List<java.util.concurrent.Future<Object>> outcomes = new java.util.ArrayList<>();
+    for (int i = 0; i < 2; i++) {
+      outcomes.add(
+          threads.submit(
+              () -> {
+                start.await();
+                try {
+                  return sandboxes.provision(request).getSandbox();
+                } catch (StatusRuntimeException e) {
+                  return e;
+                }
+              }));
+    }
+    start.countDown();
+    List<Object> answers = new java.util.ArrayList<>();
+    for (var outcome : outcomes) {
+      answers.add(outcome.get(60, java.util.concurrent.TimeUnit.SECONDS));
+    }
+    threads.shutdown();
+
+    // Then one made the session's sandbox, the other was told its id, and no other was recorded
+    // or still runs
+    List<Sandbox> made =
+        answers.stream().filter(Sandbox.class::isInstance).map(Sandbox.class::cast).toList();
+    List<StatusRuntimeException> refused =
+        answers.stream()
+            .filter(StatusRuntimeException.class::isInstance)
+            .map(StatusRuntimeException.class::cast)
+            .toList();
+    assertThat(made).as(answers.toString()).hasSize(1);
+    assertThat(refused).hasSize(1);
+    assertThat(refused.get(0).getStatus().getCode()).isEqualTo(Status.Code.ALREADY_EXISTS);
+    assertThat(refused.get(0).getStatus().getDescription()).contains(made.get(0).getId());
+    assertThat(ofSession(session.getId(), true))
+        .extracting(Sandbox::getId)
+        .containsExactly(made.get(0).getId());
+    java.util.Set<String> hostedNow = new java.util.HashSet<>(local.hosted().keySet());
+    hostedNow.removeAll(hostedBefore);
+    assertThat(hostedNow).containsExactly(made.get(0).getId());
+    release(made.get(0));
+  }
+
+  @Test
   void archivingOrDeletingASessionReleasesItsSandboxes() {
     // Given two sessions with a sandbox each
     Session archived = Fixtures.createSession(agents, sessions);
@@ -755,6 +857,16 @@ class SandboxApiTest {
     return sandboxes
         .releaseSandbox(ReleaseSandboxRequest.newBuilder().setSandboxId(sandbox.getId()).build())
         .getSandbox();
+  }
+
+  private List<Sandbox> ofSession(String sessionId, boolean includeEnded) {
+    return sandboxes
+        .listSandboxes(
+            ListSandboxesRequest.newBuilder()
+                .setSessionId(sessionId)
+                .setIncludeEnded(includeEnded)
+                .build())
+        .getSandboxesList();
   }
 
   private List<Sandbox> live() {

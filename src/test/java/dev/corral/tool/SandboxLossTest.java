@@ -47,6 +47,9 @@ class SandboxLossTest {
   @GrpcClient("corral")
   SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes;
 
+  @GrpcClient("corral")
+  dev.corral.proto.v1.EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
+
   @InjectFakeAnthropic FakeAnthropic model;
 
   @Inject LocalDriver local;
@@ -113,6 +116,81 @@ class SandboxLossTest {
   }
 
   @Test
+  void aSandboxAMemberProvisionsWhileTheHarnessProvisionsIsTheOneTheModelWorksIn() {
+    // Given a session whose environment's setup takes a while, and a turn whose call reads a file
+    String setup = "sleep 4." + System.nanoTime() % 1000;
+    String environment =
+        environments
+            .createEnvironment(
+                dev.corral.proto.v1.CreateEnvironmentRequest.newBuilder()
+                    .setName("slow-setup")
+                    .setDriver(dev.corral.proto.v1.SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .addSetupCommands(setup)
+                    .build())
+            .getEnvironment()
+            .getId();
+    model.enqueue(
+        Reply.toolUse("toolu_cat", "bash", "{\"command\":\"cat /workspace/marker 2>&1\"}"),
+        Reply.text("Done."));
+    String agent =
+        agents
+            .createAgent(
+                dev.corral.proto.v1.CreateAgentRequest.newBuilder()
+                    .setName("adopts")
+                    .setModel("claude-test")
+                    .addTools(
+                        dev.corral.proto.v1.Tool.newBuilder()
+                            .setToolset(dev.corral.proto.v1.AgentToolset.getDefaultInstance()))
+                    .build())
+            .getAgent()
+            .getId();
+    Session session =
+        sessions
+            .createSession(
+                dev.corral.proto.v1.CreateSessionRequest.newBuilder()
+                    .setAgentId(agent)
+                    .setEnvironmentId(environment)
+                    .addInitialEvents(Fixtures.userMessage("adopt-" + UUID.randomUUID()))
+                    .build())
+            .getSession();
+    await().atMost(Duration.ofSeconds(10)).until(() -> runs(setup));
+
+    // When, while the harness's sandbox runs its setup, a member provisions one for the session
+    // (from the default environment, which has none) and writes a file in it
+    Sandbox members =
+        sandboxes
+            .provision(
+                dev.corral.proto.v1.ProvisionRequest.newBuilder()
+                    .setSessionId(session.getId())
+                    .build())
+            .getSandbox();
+    sandboxes.execute(
+        dev.corral.proto.v1.ExecuteRequest.newBuilder()
+            .setSandboxId(members.getId())
+            .setName("write")
+            .setInputJson("{\"file_path\":\"marker\",\"content\":\"the member's\"}")
+            .build());
+    assertThat(runs(setup)).as("the harness's setup outlasted the member's provision").isTrue();
+
+    // Then the model's call ran in the member's sandbox, the only one the session ever had
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+    List<Event> results = ofType(log(sessions, session.getId()), "agent.tool_result");
+    assertThat(results).hasSize(1);
+    assertThat(text(results.get(0))).isEqualTo("the member's");
+    assertThat(
+            sandboxes
+                .listSandboxes(
+                    ListSandboxesRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setIncludeEnded(true)
+                        .build())
+                .getSandboxesList())
+        .extracting(Sandbox::getId)
+        .containsExactly(members.getId());
+    await().atMost(Duration.ofSeconds(10)).until(() -> !runs(setup));
+  }
+
+  @Test
   void aSessionWhoseTurnNeedsNoToolGetsNoSandbox() {
     // Given
     String marker = "no-tool-" + UUID.randomUUID();
@@ -133,6 +211,12 @@ class SandboxLossTest {
                         .build())
                 .getSandboxesList())
         .isEmpty();
+  }
+
+  private static boolean runs(String command) {
+    return ProcessHandle.current()
+        .descendants()
+        .anyMatch(process -> process.info().commandLine().orElse("").contains(command));
   }
 
   private boolean runsSleep(String sessionId) {
