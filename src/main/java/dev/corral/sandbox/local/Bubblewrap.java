@@ -12,8 +12,12 @@ import java.util.Optional;
  * The command line that starts a local sandbox, from the outside in:
  *
  * <ol>
- *   <li>{@code sh} writes its pid into the sandbox's cgroups (when it has them) and execs the rest,
- *       so that every process of the sandbox is in them from the start;
+ *   <li>{@code sh} makes itself the first the kernel's OOM killer takes ({@code oom_score_adj}
+ *       1000, which only a privileged process may lower), writes its pid into the sandbox's cgroups
+ *       (when it has them) and execs the rest, so that every process of the sandbox is in them, and
+ *       first to go, from the start: a sandbox that fills memory (its tmpfs pages belong to no
+ *       process) under a limit it shares with corral, or on a host without cgroups, is killed
+ *       before the server or its database;
  *   <li>{@code env -i}: an empty environment, so that not even bubblewrap's own environment (which
  *       the sandbox could read) holds a variable of the server;
  *   <li>{@code setpriv} to the sandbox's own unprivileged user (when corral runs as root), with no
@@ -23,7 +27,8 @@ import java.util.Optional;
  *   <li>{@code bwrap}: every namespace unshared (no network), no user namespace of the sandbox's
  *       own (which would give its code every capability inside it: mounts of unbounded tmpfs, a
  *       network namespace to configure), a new session, no capabilities, a read-only root with
- *       read-only system directories, private size-limited /tmp and /workspace;
+ *       read-only system directories and a read-only /proc, private size-limited /tmp and
+ *       /workspace;
  *   <li>the launcher ({@code launcher.pl}) as the sandbox's pid 1; with egress, it also forwards
  *       127.0.0.1:3128 (inside the sandbox's own network namespace) to the egress proxy's Unix
  *       socket, bound read-only at /run/corral: the sandbox's only way out.
@@ -47,9 +52,14 @@ final class Bubblewrap {
           "bash.bashrc",
           "inputrc");
 
-  /** Joins the cgroup.procs files named before "--", then runs what follows. */
+  /**
+   * Raises its OOM score to the most, joins the cgroup.procs files named before "--", then runs
+   * what follows.
+   */
   private static final String JOIN =
-      "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"";
+      "echo 1000 > /proc/self/oom_score_adj || exit 125;"
+          + " while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift;"
+          + " exec \"$@\"";
 
   private Bubblewrap() {}
 
@@ -69,11 +79,9 @@ final class Bubblewrap {
       int proxyPort,
       String launcher) {
     List<String> argv = new ArrayList<>();
-    if (!cgroupProcs.isEmpty()) {
-      argv.addAll(List.of("/bin/sh", "-c", JOIN, "corral-cgroup"));
-      cgroupProcs.forEach(file -> argv.add(file.toString()));
-      argv.add("--");
-    }
+    argv.addAll(List.of("/bin/sh", "-c", JOIN, "corral-sandbox"));
+    cgroupProcs.forEach(file -> argv.add(file.toString()));
+    argv.add("--");
     argv.addAll(List.of("/usr/bin/env", "-i"));
     if (uid >= 0) {
       argv.addAll(
@@ -129,6 +137,11 @@ final class Bubblewrap {
     argv.addAll(
         List.of(
             "--proc",
+            "/proc",
+            // read-only: the sandbox's code cannot lower its OOM score (where corral's root lacks
+            // CAP_SYS_RESOURCE, as in some VMs, the kernel lets any process lower it down to 0)
+            // nor write into /proc/PID/mem
+            "--remount-ro",
             "/proc",
             "--dev",
             "/dev",

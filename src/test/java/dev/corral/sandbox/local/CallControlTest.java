@@ -437,6 +437,27 @@ class CallControlTest {
     }
   }
 
+  @Test
+  void everyProcessOfASandboxIsTheFirstTheOomKillerTakesAndCannotChangeThat() throws Exception {
+    // Given a sandbox
+    String sandbox = provision(5_000);
+
+    // When its code reads its OOM score, and tries to lower it, and a child reads its own
+    String scores =
+        ok(
+            sandbox,
+            "cat /proc/self/oom_score_adj; (echo 0 > /proc/self/oom_score_adj) 2>/dev/null"
+                + " && echo lowered || echo refused; sh -c 'cat /proc/1/oom_score_adj'");
+
+    // Then each of its processes, its first included, is the first to go, and stays so, while
+    // the server keeps its own score
+    assertThat(scores.lines()).containsExactly("1000", "refused", "1000");
+    assertThat(
+            java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/oom_score_adj"))
+                .strip())
+        .isNotEqualTo("1000");
+  }
+
   private ExecuteResponse write(String sandbox, String file, String content) throws Exception {
     String json =
         new com.fasterxml.jackson.databind.ObjectMapper()
