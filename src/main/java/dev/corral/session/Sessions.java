@@ -239,6 +239,7 @@ public class Sessions {
     return Uni.createFrom()
         .item(() -> checkEmit(request, emitter).within(tenant))
         .call(this::checkAnsweredEvent)
+        .call(this::checkCompaction)
         .map(this::withClaim)
         .flatMap(log::append)
         .invoke(appended -> announceWork(tenant, appended));
@@ -342,6 +343,34 @@ public class Sessions {
           new SessionWorkArrived(
               appended.events().get(0).getSessionId(), tenant.id(), appended.lease()));
     }
+  }
+
+  /**
+   * A compaction's summary stands for events the log has: its {@code up_to_seq} is at most the
+   * session's last seq now (seqs only grow, so the compaction comes after them). One further ahead
+   * would hide every event up to it, those still to come, from each later model request.
+   */
+  private Uni<Void> checkCompaction(AppendRequest append) {
+    NewEvent event = append.events().get(0);
+    if (event.type() != EventType.AGENT_CONTEXT_COMPACTED) {
+      return Uni.createFrom().voidItem();
+    }
+    long upTo = event.payload().getAgentContextCompacted().getUpToSeq();
+    return repository
+        .find(append.tenant(), append.sessionId())
+        .invoke(
+            session -> {
+              if (upTo > session.getLastSeq()) {
+                throw new InvalidArgumentException(
+                    "event.agent_context_compacted.up_to_seq",
+                    "is "
+                        + upTo
+                        + ", past the session's last seq "
+                        + session.getLastSeq()
+                        + "; a summary stands only for events the log holds");
+              }
+            })
+        .replaceWithVoid();
   }
 
   /**

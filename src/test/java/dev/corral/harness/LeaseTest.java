@@ -122,10 +122,13 @@ class LeaseTest {
 
   @Test
   void aRunThatCannotRenewItsLeaseStopsBeforeTheLeaseCanExpire() throws Exception {
-    // Given a run in the middle of a long tool call
+    // Given a run in the middle of a long tool call: its command runs, so no append of the run is
+    // under way (a run whose append the database holds stops once the append's outcome is in,
+    // which the lock below would hold back)
+    String command = "sleep 30." + System.nanoTime() % 1000;
     model.enqueue(
         dev.corral.testing.FakeAnthropic.Reply.toolUse(
-            "toolu_long", "bash", "{\"command\":\"sleep 30\"}"),
+            "toolu_long", "bash", "{\"command\":\"" + command + "\"}"),
         dev.corral.testing.FakeAnthropic.Reply.text("ok"));
     Session session = Fixtures.startWithTools(agents, sessions, "run something long");
     await()
@@ -133,7 +136,10 @@ class LeaseTest {
         .until(
             () ->
                 SessionLogs.log(sessions, session.getId()).stream()
-                    .anyMatch(Event::hasAgentToolUse));
+                        .anyMatch(Event::hasSandboxProvisioned)
+                    && ProcessHandle.current()
+                        .descendants()
+                        .anyMatch(p -> p.info().commandLine().orElse("").contains(command)));
     assertThat(dispatcher.activeSessions()).contains(session.getId());
 
     // When its renewals cannot get through (the sessions table is locked, as by a database that
@@ -175,6 +181,50 @@ class LeaseTest {
     // Then
     assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
     assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isZero();
+  }
+
+  @Test
+  void aHarnessCompactionMayStandOnlyForEventsTheLogHolds() {
+    // Given a session an outside harness holds, with two of its events in the log
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    long epoch =
+        leases
+            .acquire(sessionId, "replica-elsewhere", 60_000)
+            .await()
+            .atMost(WAIT)
+            .orElseThrow()
+            .getEpoch();
+    sessions.emitEvent(harnessEvent(sessionId, epoch));
+    sessions.emitEvent(harnessEvent(sessionId, epoch));
+
+    // When it emits a compaction that would stand for events still to come
+    StatusRuntimeException ahead =
+        catchStatus(() -> sessions.emitEvent(compaction(sessionId, epoch, 1_000)));
+
+    // Then it is refused naming the field, and the log is as it was
+    assertThat(ahead.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(io.grpc.protobuf.StatusProto.fromThrowable(ahead).getDetailsList().toString())
+        .contains("event.agent_context_compacted.up_to_seq");
+    assertThat(ahead.getStatus().getDescription()).contains("1000").contains("last seq 2");
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(2);
+
+    // And one that stands for the log's events so far is taken
+    sessions.emitEvent(compaction(sessionId, epoch, 2));
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(3);
+  }
+
+  private static EmitEventRequest compaction(String sessionId, long epoch, long upToSeq) {
+    return EmitEventRequest.newBuilder()
+        .setSessionId(sessionId)
+        .setLeaseEpoch(epoch)
+        .setEvent(
+            Event.newBuilder()
+                .setAgentContextCompacted(
+                    dev.corral.proto.v1.AgentContextCompacted.newBuilder()
+                        .setFromSeq(1)
+                        .setUpToSeq(upToSeq)
+                        .setSummary("what happened so far")))
+        .build();
   }
 
   @Test
