@@ -121,6 +121,21 @@ class RestEdgesTest {
           .contains(call[0] + " " + call[1])
           .contains("compatibility");
     }
+    // a method the API never uses, on a path corral serves: 405 naming the methods it takes
+    for (String[] call :
+        new String[][] {
+          {"PUT", "/v1/agents/agent_00000000000000000000000000", "GET, POST"},
+          {"PATCH", "/v1/sessions/sesn_00000000000000000000000000", "DELETE, GET"},
+          {"PUT", "/v1/agents", "GET, POST"}
+        }) {
+      HttpResponse<String> response = call(call[0], call[1], "{}", TestCredentials.ADMIN_KEY);
+      JsonNode body = JSON.readTree(response.body());
+      assertThat(response.statusCode()).as(call[0] + " " + call[1]).isEqualTo(405);
+      assertThat(response.headers().firstValue("allow").orElse("")).isEqualTo(call[2]);
+      assertThat(body.path("type").asText()).isEqualTo("error");
+      assertThat(body.path("error").path("type").asText()).isEqualTo("invalid_request_error");
+      assertThat(body.path("error").path("message").asText()).contains(call[0] + " is not allowed");
+    }
     HttpResponse<String> notJson = call("POST", "/v1/agents", "{nope", TestCredentials.ADMIN_KEY);
     assertThat(notJson.statusCode()).isEqualTo(400);
     assertThat(notJson.body()).contains("invalid_request_error").contains("not valid JSON");
