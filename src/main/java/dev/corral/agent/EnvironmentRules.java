@@ -55,8 +55,14 @@ public final class EnvironmentRules {
       throw new InvalidArgumentException(
           field + ".allowed_hosts", "needs 1 to " + MAX_ALLOWED_HOSTS + " hosts with LIMITED");
     }
+    java.util.Map<String, Integer> seen = new java.util.HashMap<>();
     for (int i = 0; i < hosts; i++) {
       String host = networking.getAllowedHosts(i);
+      Integer first = seen.putIfAbsent(host, i);
+      if (first != null) {
+        throw new InvalidArgumentException(
+            field + ".allowed_hosts[" + i + "]", "repeats allowed_hosts[" + first + "]");
+      }
       String name = host.startsWith("*.") ? host.substring(2) : host;
       // A name's last label is never all digits: that is an address, and must be a valid one.
       boolean numeric = name.substring(name.lastIndexOf('.') + 1).matches("[0-9]+");
@@ -74,11 +80,17 @@ public final class EnvironmentRules {
       throw new InvalidArgumentException(
           field + ".allowed_ports", "has more than " + MAX_ALLOWED_PORTS + " ports");
     }
+    java.util.Map<Integer, Integer> ports = new java.util.HashMap<>();
     for (int i = 0; i < networking.getAllowedPortsCount(); i++) {
       int port = networking.getAllowedPorts(i);
       if (port < 1 || port > 65535) {
         throw new InvalidArgumentException(
             field + ".allowed_ports[" + i + "]", "must be between 1 and 65535");
+      }
+      Integer first = ports.putIfAbsent(port, i);
+      if (first != null) {
+        throw new InvalidArgumentException(
+            field + ".allowed_ports[" + i + "]", "repeats allowed_ports[" + first + "]");
       }
     }
   }

@@ -911,6 +911,24 @@ class BadInputTest {
     }
     add(
         cases,
+        "an allowed host twice",
+        Status.Code.INVALID_ARGUMENT,
+        "networking.allowed_hosts[2]",
+        create.apply(
+            limited
+                .clone()
+                .addAllowedHosts("pypi.org")
+                .addAllowedHosts("*.pypi.org")
+                .addAllowedHosts("pypi.org")));
+    add(
+        cases,
+        "an allowed port twice",
+        Status.Code.INVALID_ARGUMENT,
+        "networking.allowed_ports[1]",
+        create.apply(
+            limited.clone().addAllowedHosts("pypi.org").addAllowedPorts(443).addAllowedPorts(443)));
+    add(
+        cases,
         "hosts without limited",
         Status.Code.INVALID_ARGUMENT,
         "networking.allowed_hosts",
