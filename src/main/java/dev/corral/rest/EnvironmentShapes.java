@@ -195,20 +195,13 @@ final class EnvironmentShapes {
     Fields.optionalInt(resources, "cpu_millis", at + "cpu_millis").ifPresent(parsed::setCpuMillis);
     Fields.optionalInt(resources, "max_processes", at + "max_processes")
         .ifPresent(parsed::setMaxProcesses);
-    longField(resources, "memory_bytes", at).ifPresent(parsed::setMemoryBytes);
-    longField(resources, "disk_bytes", at).ifPresent(parsed::setDiskBytes);
-    longField(resources, "call_timeout_ms", at).ifPresent(parsed::setCallTimeoutMs);
-    longField(resources, "lifetime_seconds", at).ifPresent(parsed::setLifetimeSeconds);
+    Fields.optionalLong(resources, "memory_bytes", at + "memory_bytes")
+        .ifPresent(parsed::setMemoryBytes);
+    Fields.optionalLong(resources, "disk_bytes", at + "disk_bytes").ifPresent(parsed::setDiskBytes);
+    Fields.optionalLong(resources, "call_timeout_ms", at + "call_timeout_ms")
+        .ifPresent(parsed::setCallTimeoutMs);
+    Fields.optionalLong(resources, "lifetime_seconds", at + "lifetime_seconds")
+        .ifPresent(parsed::setLifetimeSeconds);
     return parsed.build();
-  }
-
-  private static Optional<Long> longField(ObjectNode node, String name, String at) {
-    if (!Fields.has(node, name)) {
-      return Optional.empty();
-    }
-    if (!node.get(name).isIntegralNumber() || !node.get(name).canConvertToLong()) {
-      throw new InvalidArgumentException(at + name, "must be an integer");
-    }
-    return Optional.of(node.get(name).asLong());
   }
 }

@@ -51,6 +51,18 @@ final class Fields {
     return Optional.of(value.asInt());
   }
 
+  /** {@link #optionalInt}, for a 64-bit field. */
+  static Optional<Long> optionalLong(JsonNode node, String name, String path) {
+    if (!has(node, name)) {
+      return Optional.empty();
+    }
+    JsonNode value = node.get(name);
+    if (!value.isIntegralNumber() || !value.canConvertToLong()) {
+      throw new InvalidArgumentException(path, "must be an integer");
+    }
+    return Optional.of(value.asLong());
+  }
+
   static Optional<Boolean> optionalBoolean(JsonNode node, String name, String path) {
     if (!has(node, name)) {
       return Optional.empty();

@@ -90,8 +90,8 @@ class SessionRoutes {
                 limits ->
                     SessionBudget.newBuilder()
                         .setMaxTokens(
-                            Fields.optionalInt(limits, "max_tokens", "corral_budget.max_tokens")
-                                .orElse(0))
+                            Fields.optionalLong(limits, "max_tokens", "corral_budget.max_tokens")
+                                .orElse(0L))
                         .setMaxModelRequests(
                             Fields.optionalInt(
                                     limits,

@@ -926,6 +926,42 @@ class RestEdgesTest {
     }
   }
 
+  @Test
+  void aSixtyFourBitFieldTakesASixtyFourBitNumber() throws Exception {
+    // Given a budget past 2^31 tokens (a long session of a million-token context) and a memory
+    // limit past 2^31 bytes
+    long tokens = 5_000_000_000L;
+    HttpResponse<String> created =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\"" + agent() + "\",\"corral_budget\":{\"max_tokens\":" + tokens + "}}",
+            TestCredentials.ADMIN_KEY);
+    HttpResponse<String> environment =
+        call(
+            "POST",
+            "/v1/environments",
+            "{\"name\":\"big\",\"config\":{\"type\":\"cloud\",\"resources\":{\"memory_bytes\":"
+                + (3L << 30)
+                + "}}}",
+            TestCredentials.ADMIN_KEY);
+
+    // Then each is taken as sent, and one past 64 bits is refused naming the field
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    assertThat(JSON.readTree(created.body()).path("corral_budget").path("max_tokens").asLong())
+        .isEqualTo(tokens);
+    assertThat(environment.statusCode()).as(environment.body()).isEqualTo(200);
+    HttpResponse<String> past =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\"" + agent() + "\",\"corral_budget\":{\"max_tokens\":1e30}}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(past.statusCode()).isEqualTo(400);
+    assertThat(JSON.readTree(past.body()).path("error").path("message").asText())
+        .contains("corral_budget.max_tokens");
+  }
+
   // --- helpers
   // ------------------------------------------------------------------------------------
 
