@@ -35,12 +35,16 @@ public class SandboxRepository {
           + " lost_reason, release_reason, expires_at, limits_enforced, resources, tenant_id";
 
   /**
-   * A sandbox that holds its session: live, and its lifetime not over. A session has at most one;
-   * all of a session's sandboxes are its tenant's, whose inserts take turns under one lock.
+   * A sandbox that holds its session (the parameter named): live, and its lifetime not over. A
+   * session has at most one; all of a session's sandboxes are its tenant's, whose inserts take
+   * turns under one lock.
    */
-  private static final String HOLDS_SESSION =
-      "session_id = $1 AND state IN ('provisioning', 'ready')"
-          + " AND (expires_at IS NULL OR expires_at > clock_timestamp())";
+  private static String holdsSession(String sessionParameter) {
+    return "session_id = "
+        + sessionParameter
+        + " AND state IN ('provisioning', 'ready')"
+        + " AND (expires_at IS NULL OR expires_at > clock_timestamp())";
+  }
 
   /**
    * Inserts unless the tenant runs {@code $11} sandboxes or is disabled, or the session ($3, if
@@ -56,14 +60,14 @@ public class SandboxRepository {
         AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = $10 AND disabled_at IS NOT NULL)
         AND ($3::text IS NULL OR NOT EXISTS (SELECT 1 FROM sandboxes WHERE
       """
-          + HOLDS_SESSION.replace("$1", "$3")
+          + holdsSession("$3")
           + "))"
           + " RETURNING "
           + COLUMNS;
 
   /** The sandbox holding session $1, if any. */
   static final String HOLDING_SESSION =
-      "SELECT id, state FROM sandboxes WHERE " + HOLDS_SESSION + " LIMIT 1";
+      "SELECT id, state FROM sandboxes WHERE " + holdsSession("$1") + " LIMIT 1";
 
   /** A sandbox whatever its tenant: for the server's own work on a sandbox already checked. */
   static final String SELECT = "SELECT " + COLUMNS + " FROM sandboxes WHERE id = $1";
@@ -138,8 +142,14 @@ public class SandboxRepository {
   static final String TENANT_DISABLED =
       "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1 AND disabled_at IS NOT NULL) AS disabled";
 
+  /**
+   * Whether session $1 had a sandbox that is gone, other than one released while still being
+   * provisioned because its harness needed a sandbox ($2, the reason): the model never had that
+   * one.
+   */
   static final String HAD_ONE =
-      "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released') LIMIT 1";
+      "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released')"
+          + " AND release_reason IS DISTINCT FROM $2 LIMIT 1";
 
   /** Sandboxes whose session ended (deleted, archived or terminated) but which still run. */
   static final String ORPHANED =
@@ -352,7 +362,9 @@ public class SandboxRepository {
    * Whether the session had a sandbox that is gone (so a new one starts with an empty workspace).
    */
   Uni<Boolean> hadOne(String sessionId) {
-    return pool.preparedQuery(HAD_ONE).execute(Tuple.of(sessionId)).map(rows -> rows.size() > 0);
+    return pool.preparedQuery(HAD_ONE)
+        .execute(Tuple.of(sessionId, Sandboxes.SUPERSEDED))
+        .map(rows -> rows.size() > 0);
   }
 
   Uni<List<String>> orphaned() {

@@ -53,6 +53,8 @@ public class Sandboxes {
   private static final Logger LOGGER = Logger.getLogger(Sandboxes.class);
   static final String RELEASED_BY_API = "released through ReleaseSandbox";
   static final String SESSION_ENDED = "its session ended";
+  static final String SUPERSEDED =
+      "superseded: it was still being provisioned when the session's harness needed a sandbox";
 
   private final SandboxRepository repository;
   private final io.micrometer.core.instrument.MeterRegistry metrics;
@@ -405,6 +407,16 @@ public class Sandboxes {
   /** Stops a sandbox through the API; releasing an ended one returns it as it is. */
   public Uni<Sandbox> release(Tenant tenant, String sandboxId) {
     return get(tenant, sandboxId).flatMap(sandbox -> release(sandbox, RELEASED_BY_API));
+  }
+
+  /**
+   * Releases the session's sandbox {@code sandboxId} that is still being provisioned, because the
+   * session's harness needs one now: a provisioning of a client, or of a replica that died before
+   * it finished (whose record would otherwise hold the session until the reconciler gives up on
+   * it). The provisioning, if it still runs, finds its record ended and stops what it made.
+   */
+  public Uni<Void> supersede(String sandboxId) {
+    return release(sandboxId, SUPERSEDED).replaceWithVoid();
   }
 
   /** Releases a live sandbox for {@code reason}, and stops it; an ended one is returned as is. */

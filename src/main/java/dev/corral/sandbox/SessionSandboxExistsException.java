@@ -8,6 +8,9 @@ import dev.corral.common.AlreadyExistsException;
  */
 public class SessionSandboxExistsException extends AlreadyExistsException {
 
+  private final String sandboxId;
+  private final boolean provisioning;
+
   public SessionSandboxExistsException(String sessionId, String sandboxId, String state) {
     super(
         "session "
@@ -18,5 +21,17 @@ public class SessionSandboxExistsException extends AlreadyExistsException {
             + state
             + "); a session has one sandbox at a time: use it, or release it first"
             + " (ReleaseSandbox)");
+    this.sandboxId = sandboxId;
+    this.provisioning = "provisioning".equals(state);
+  }
+
+  /** The session's sandbox. */
+  public String sandboxId() {
+    return sandboxId;
+  }
+
+  /** Whether the session's sandbox was still being provisioned (not yet ready). */
+  public boolean provisioning() {
+    return provisioning;
   }
 }

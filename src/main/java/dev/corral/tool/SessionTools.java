@@ -1,6 +1,7 @@
 package dev.corral.tool;
 
 import dev.corral.common.CorralException;
+import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.ClonedRepository;
 import dev.corral.proto.v1.Environment;
@@ -176,8 +177,11 @@ public class SessionTools implements ToolRouter {
 
   /**
    * {@code forgotten}: sandbox.lost notices of an earlier look. A provisioning that finds the
-   * session's sandbox taken meanwhile (a client's {@code Provision}, or a run that lost its lease
-   * and still finished one) looks once {@code again}, and takes that sandbox if it can.
+   * session's sandbox taken meanwhile (by a client's {@code Provision}, or by a run that lost its
+   * lease and still finished one) looks once {@code again}: it takes that sandbox if it is ready
+   * here, and supersedes one still being provisioned (a client's, or one of a replica that died
+   * before it finished). One that is ready on another replica is not forgotten on that second look:
+   * it was made a moment ago, maybe by the run that holds the session now.
    */
   private Uni<Acquired> acquireNow(String sessionId, List<Event> forgotten, boolean again) {
     return sandboxes
@@ -187,20 +191,38 @@ public class SessionTools implements ToolRouter {
               if (current.isPresent() && sandboxes.reachable(current.get())) {
                 return Uni.createFrom().item(Acquired.reused(current.get(), forgotten));
               }
+              if (current.isPresent() && !again) {
+                throw new FailedPreconditionException(
+                    "the session's sandbox "
+                        + current.get().getId()
+                        + " was made a moment ago on "
+                        + current.get().getHost()
+                        + ", which this replica cannot reach; the next call tries again");
+              }
               return forget(current, sessionId)
                   .flatMap(
                       lost -> {
                         List<Event> notices = new ArrayList<>(forgotten);
                         notices.addAll(lost);
-                        Uni<Acquired> fresh = provision(sessionId, List.copyOf(notices));
+                        List<Event> held = List.copyOf(notices);
+                        Uni<Acquired> fresh = provision(sessionId, held);
                         return again
                             ? fresh
                                 .onFailure(SessionSandboxExistsException.class)
                                 .recoverWithUni(
-                                    taken -> acquireNow(sessionId, List.copyOf(notices), false))
+                                    taken ->
+                                        lookAgain(
+                                            sessionId, held, (SessionSandboxExistsException) taken))
                             : fresh;
                       });
             });
+  }
+
+  private Uni<Acquired> lookAgain(
+      String sessionId, List<Event> forgotten, SessionSandboxExistsException taken) {
+    Uni<Void> cleared =
+        taken.provisioning() ? sandboxes.supersede(taken.sandboxId()) : Uni.createFrom().voidItem();
+    return cleared.flatMap(done -> acquireNow(sessionId, forgotten, false));
   }
 
   /** Records a current sandbox this replica cannot use (a local one of another run) as lost. */

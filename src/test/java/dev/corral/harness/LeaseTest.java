@@ -137,9 +137,7 @@ class LeaseTest {
             () ->
                 SessionLogs.log(sessions, session.getId()).stream()
                         .anyMatch(Event::hasSandboxProvisioned)
-                    && ProcessHandle.current()
-                        .descendants()
-                        .anyMatch(p -> p.info().commandLine().orElse("").contains(command)));
+                    && dev.corral.testing.Processes.running(command));
     assertThat(dispatcher.activeSessions()).contains(session.getId());
 
     // When its renewals cannot get through (the sessions table is locked, as by a database that

@@ -20,6 +20,7 @@ import dev.corral.testing.FakeAnthropic.Reply;
 import dev.corral.testing.Fixtures;
 import dev.corral.testing.HarnessTestProfile;
 import dev.corral.testing.InjectFakeAnthropic;
+import dev.corral.testing.Processes;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
@@ -54,6 +55,8 @@ class SandboxLossTest {
 
   @Inject LocalDriver local;
 
+  @Inject io.vertx.mutiny.sqlclient.Pool pool;
+
   @BeforeEach
   void reset() {
     model.reset();
@@ -71,7 +74,7 @@ class SandboxLossTest {
     Sandbox first = awaitSandbox(session.getId());
     await()
         .atMost(Duration.ofSeconds(10))
-        .until(() -> local.hosts(first.getId()) && runsSleep(session.getId()));
+        .until(() -> local.hosts(first.getId()) && Processes.running("sleep 60"));
 
     // When the sandbox dies under the call
     local.release(first.getId(), local.host()).await().atMost(Duration.ofSeconds(10));
@@ -153,7 +156,7 @@ class SandboxLossTest {
                     .addInitialEvents(Fixtures.userMessage("adopt-" + UUID.randomUUID()))
                     .build())
             .getSession();
-    await().atMost(Duration.ofSeconds(10)).until(() -> runs(setup));
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running(setup));
 
     // When, while the harness's sandbox runs its setup, a member provisions one for the session
     // (from the default environment, which has none) and writes a file in it
@@ -170,7 +173,9 @@ class SandboxLossTest {
             .setName("write")
             .setInputJson("{\"file_path\":\"marker\",\"content\":\"the member's\"}")
             .build());
-    assertThat(runs(setup)).as("the harness's setup outlasted the member's provision").isTrue();
+    assertThat(Processes.running(setup))
+        .as("the harness's setup outlasted the member's provision")
+        .isTrue();
 
     // Then the model's call ran in the member's sandbox, the only one the session ever had
     awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
@@ -187,7 +192,62 @@ class SandboxLossTest {
                 .getSandboxesList())
         .extracting(Sandbox::getId)
         .containsExactly(members.getId());
-    await().atMost(Duration.ofSeconds(10)).until(() -> !runs(setup));
+    await().atMost(Duration.ofSeconds(10)).until(() -> !Processes.running(setup));
+  }
+
+  @Test
+  void aSandboxLeftProvisioningByADeadReplicaDoesNotHoldTheSession() {
+    // Given a session whose record names a Kubernetes sandbox a replica was provisioning when it
+    // died (a record that only the reconciler would end, minutes later)
+    model.enqueue(
+        Reply.toolUse("toolu_after", "bash", "{\"command\":\"echo fine\"}"), Reply.text("Done."));
+    String agent =
+        agents
+            .createAgent(
+                dev.corral.proto.v1.CreateAgentRequest.newBuilder()
+                    .setName("after a dead replica")
+                    .setModel("claude-test")
+                    .addTools(
+                        dev.corral.proto.v1.Tool.newBuilder()
+                            .setToolset(dev.corral.proto.v1.AgentToolset.getDefaultInstance()))
+                    .build())
+            .getAgent()
+            .getId();
+    Session session =
+        sessions
+            .createSession(
+                dev.corral.proto.v1.CreateSessionRequest.newBuilder().setAgentId(agent).build())
+            .getSession();
+    String stale = dev.corral.common.IdKind.SANDBOX.next();
+    pool.preparedQuery(
+            "INSERT INTO sandboxes (id, session_id, driver, state, host, resources, expires_at,"
+                + " tenant_id) SELECT $1, id, 'kubernetes', 'provisioning', 'corral-' || $1,"
+                + " '\\x'::bytea, clock_timestamp() + interval '1 hour', tenant_id"
+                + " FROM sessions WHERE id = $2")
+        .execute(io.vertx.mutiny.sqlclient.Tuple.of(stale, session.getId()))
+        .await()
+        .atMost(Duration.ofSeconds(10));
+
+    // When a turn calls a tool
+    sessions.emitEvent(
+        dev.corral.proto.v1.EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(Fixtures.userMessage("after-" + UUID.randomUUID()))
+            .build());
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the call ran in a sandbox of its own, and the stale one was released, saying why
+    List<Event> results = ofType(log(sessions, session.getId()), "agent.tool_result");
+    assertThat(results).hasSize(1);
+    assertThat(results.get(0).getAgentToolResult().getIsError()).as(text(results.get(0))).isFalse();
+    assertThat(text(results.get(0))).isEqualTo("fine");
+    Sandbox released =
+        sandboxes
+            .getSandbox(
+                dev.corral.proto.v1.GetSandboxRequest.newBuilder().setSandboxId(stale).build())
+            .getSandbox();
+    assertThat(released.getState()).isEqualTo(SandboxState.SANDBOX_STATE_RELEASED);
+    assertThat(released.getReleaseReason()).contains("superseded");
   }
 
   @Test
@@ -211,18 +271,6 @@ class SandboxLossTest {
                         .build())
                 .getSandboxesList())
         .isEmpty();
-  }
-
-  private static boolean runs(String command) {
-    return ProcessHandle.current()
-        .descendants()
-        .anyMatch(process -> process.info().commandLine().orElse("").contains(command));
-  }
-
-  private boolean runsSleep(String sessionId) {
-    return ProcessHandle.current()
-        .descendants()
-        .anyMatch(process -> process.info().commandLine().orElse("").contains("sleep 60"));
   }
 
   private Sandbox awaitSandbox(String sessionId) {
