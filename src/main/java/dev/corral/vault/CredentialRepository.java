@@ -184,21 +184,9 @@ public class CredentialRepository {
       Credential next,
       RowSet<Row> held,
       Function<Credential, String> mcpServerUrl) {
-    if (held.size() >= MAX_PER_VAULT) {
-      throw new ResourceExhaustedException(
-          "vault "
-              + vaultId
-              + " holds "
-              + MAX_PER_VAULT
-              + " credentials, the most one vault may; delete one first");
-    }
     String url = mcpServerUrl.apply(next);
-    if (url == null) {
-      return;
-    }
     for (Row row : held) {
-      Credential other = info(row);
-      if (url.equals(mcpServerUrl.apply(other))) {
+      if (url != null && url.equals(mcpServerUrl.apply(info(row)))) {
         throw new AlreadyExistsException(
             "vault "
                 + vaultId
@@ -206,9 +194,17 @@ public class CredentialRepository {
                 + row.getString("id")
                 + " for MCP server "
                 + url
-                + "; one credential per MCP server in a vault: delete it, or rotate it"
-                + " (UpdateCredential)");
+                + "; a vault holds one credential per MCP server: delete that one, or update its"
+                + " secret");
       }
+    }
+    if (held.size() >= MAX_PER_VAULT) {
+      throw new ResourceExhaustedException(
+          "vault "
+              + vaultId
+              + " holds "
+              + MAX_PER_VAULT
+              + " credentials, the most one vault may; delete one first");
     }
   }
 
