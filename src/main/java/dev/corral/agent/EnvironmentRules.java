@@ -7,6 +7,8 @@ import dev.corral.proto.v1.NetworkMode;
 import dev.corral.proto.v1.Networking;
 import dev.corral.proto.v1.SandboxDriver;
 import dev.corral.proto.v1.SandboxResources;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.regex.Pattern;
 
 /** What a valid environment looks like. */
@@ -55,7 +57,7 @@ public final class EnvironmentRules {
       throw new InvalidArgumentException(
           field + ".allowed_hosts", "needs 1 to " + MAX_ALLOWED_HOSTS + " hosts with LIMITED");
     }
-    java.util.Map<String, Integer> seen = new java.util.HashMap<>();
+    Map<String, Integer> seen = new HashMap<>();
     for (int i = 0; i < hosts; i++) {
       String host = networking.getAllowedHosts(i);
       Integer first = seen.putIfAbsent(host, i);
@@ -80,7 +82,7 @@ public final class EnvironmentRules {
       throw new InvalidArgumentException(
           field + ".allowed_ports", "has more than " + MAX_ALLOWED_PORTS + " ports");
     }
-    java.util.Map<Integer, Integer> ports = new java.util.HashMap<>();
+    Map<Integer, Integer> ports = new HashMap<>();
     for (int i = 0; i < networking.getAllowedPortsCount(); i++) {
       int port = networking.getAllowedPorts(i);
       if (port < 1 || port > 65535) {
