@@ -3,6 +3,7 @@ package dev.corral.rest;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.corral.agent.Agents;
 import dev.corral.common.InvalidArgumentException;
+import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentServiceGrpc;
 import io.smallrye.mutiny.Uni;
 import io.vertx.ext.web.Router;
@@ -10,6 +11,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.regex.Pattern;
 
 /** {@code /v1/agents}: agents and their versions, on {@link Agents}. */
 @ApplicationScoped
@@ -43,9 +45,33 @@ class AgentRoutes {
   }
 
   private Uni<ObjectNode> create(RestCall call) {
-    return agents
-        .create(call.tenant(), AgentShapes.definition(call.body()))
+    Agent definition = AgentShapes.definition(call.body());
+    return restNamed(Uni.createFrom().deferred(() -> agents.create(call.tenant(), definition)))
         .map(AgentShapes::agent);
+  }
+
+  /**
+   * A tool's kind is a message of its own in gRPC ({@code tools[0].custom.input_schema_json}) and a
+   * {@code type} beside its fields over REST ({@code tools[0].input_schema}).
+   */
+  private static final Pattern TOOL_KIND =
+      Pattern.compile("^(tools\\[\\d+\\])\\.(?:custom|toolset|mcp_toolset)(?=$|[.\\[])");
+
+  /** {@code call}, its INVALID_ARGUMENT naming the field as a REST client sent it. */
+  static <T> Uni<T> restNamed(Uni<T> call) {
+    return call.onFailure(InvalidArgumentException.class)
+        .transform(
+            failure -> {
+              InvalidArgumentException invalid = (InvalidArgumentException) failure;
+              String field =
+                  TOOL_KIND
+                      .matcher(invalid.field())
+                      .replaceFirst("$1")
+                      .replace(".input_schema_json", ".input_schema");
+              return field.equals(invalid.field())
+                  ? failure
+                  : new InvalidArgumentException(field, invalid.problem());
+            });
   }
 
   private Uni<ObjectNode> list(RestCall call) {
@@ -95,20 +121,31 @@ class AgentRoutes {
         .get(call.tenant(), id, 0)
         .flatMap(
             latest ->
-                agents.update(
-                    call.tenant(),
-                    id,
-                    expected != 0 || patch.isEmpty() ? expected : latest.getVersion(),
-                    new Agents.AgentChanges(
-                        Fields.optionalString(body, "name", "name"),
-                        cleared(body, "description"),
-                        AgentShapes.model(body),
-                        cleared(body, "system"),
-                        body.has("tools") ? Optional.of(AgentShapes.tools(body)) : Optional.empty(),
-                        patch.map(entries -> AgentShapes.patched(latest.getMetadataMap(), entries)),
-                        body.has("mcp_servers")
-                            ? Optional.of(AgentShapes.mcpServers(body))
-                            : Optional.empty())))
+                restNamed(
+                    Uni.createFrom()
+                        .deferred(
+                            () ->
+                                agents.update(
+                                    call.tenant(),
+                                    id,
+                                    expected != 0 || patch.isEmpty()
+                                        ? expected
+                                        : latest.getVersion(),
+                                    new Agents.AgentChanges(
+                                        Fields.optionalString(body, "name", "name"),
+                                        cleared(body, "description"),
+                                        AgentShapes.model(body),
+                                        cleared(body, "system"),
+                                        body.has("tools")
+                                            ? Optional.of(AgentShapes.tools(body))
+                                            : Optional.empty(),
+                                        patch.map(
+                                            entries ->
+                                                AgentShapes.patched(
+                                                    latest.getMetadataMap(), entries)),
+                                        body.has("mcp_servers")
+                                            ? Optional.of(AgentShapes.mcpServers(body))
+                                            : Optional.empty())))))
         .map(AgentShapes::agent);
   }
 

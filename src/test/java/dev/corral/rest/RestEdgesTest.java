@@ -586,6 +586,34 @@ class RestEdgesTest {
                 + "\"resources\":{\"memory_bytes\":1024}}}",
             TestCredentials.ADMIN_KEY);
 
+    // a custom tool whose schema is no object schema, and a toolset config naming no tool, in an
+    // agent's create and in its update
+    String badSchema =
+        "\"tools\":[{\"type\":\"custom\",\"name\":\"t\",\"description\":\"d\","
+            + "\"input_schema\":{\"type\":\"string\"}}]";
+    HttpResponse<String> schema =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"n\",\"model\":\"claude-test\"," + badSchema + "}",
+            TestCredentials.ADMIN_KEY);
+    String agent = agent();
+    HttpResponse<String> updatedSchema =
+        call("POST", "/v1/agents/" + agent, "{" + badSchema + "}", TestCredentials.ADMIN_KEY);
+    HttpResponse<String> config =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"n\",\"model\":\"claude-test\",\"tools\":[{\"type\":"
+                + "\"agent_toolset_20260401\",\"configs\":[{\"name\":\"nope\"}]}]}",
+            TestCredentials.ADMIN_KEY);
+
+    assertThat(schema.statusCode()).as(schema.body()).isEqualTo(400);
+    assertThat(message(schema)).startsWith("tools[0].input_schema: ").doesNotContain("custom");
+    assertThat(updatedSchema.statusCode()).as(updatedSchema.body()).isEqualTo(400);
+    assertThat(message(updatedSchema)).startsWith("tools[0].input_schema: ");
+    assertThat(config.statusCode()).as(config.body()).isEqualTo(400);
+    assertThat(message(config)).startsWith("tools[0].configs[0]").doesNotContain("toolset.");
     assertThat(token.statusCode()).isEqualTo(400);
     assertThat(message(token)).startsWith("auth.token: ").doesNotContain("static_header");
     assertThat(endpoint.statusCode()).isEqualTo(400);
