@@ -9,6 +9,8 @@ import dev.corral.vault.Vaults;
 import io.smallrye.mutiny.Uni;
 import io.vertx.ext.web.Router;
 import jakarta.enterprise.context.ApplicationScoped;
+import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /** {@code /v1/vaults} and their credentials, on {@link Vaults} and {@link Credentials}. */
 @ApplicationScoped
@@ -87,15 +89,16 @@ class VaultRoutes {
     ObjectNode body = call.body();
     String id = call.path("vault_id");
     var patch = Fields.metadata(body, "metadata", "metadata");
+    // the patch is applied to the metadata as it is under the vault's lock, not as read before
     return vaults
-        .get(call.tenant(), id)
-        .flatMap(
-            current ->
-                vaults.update(
-                    call.tenant(),
-                    id,
-                    Fields.optionalString(body, "display_name", "display_name"),
-                    patch.map(entries -> AgentShapes.patched(current.getMetadataMap(), entries))))
+        .patch(
+            call.tenant(),
+            id,
+            Fields.optionalString(body, "display_name", "display_name"),
+            patch.map(
+                entries ->
+                    (UnaryOperator<Map<String, String>>)
+                        current -> AgentShapes.patched(current, entries)))
         .map(VaultShapes::vault);
   }
 

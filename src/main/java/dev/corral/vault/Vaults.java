@@ -16,6 +16,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.UnaryOperator;
 
 /**
  * Vaults: named groups of a tenant's credentials. A session names vaults, and an MCP server of its
@@ -75,11 +76,26 @@ public class Vaults implements VaultDirectory {
       String vaultId,
       Optional<String> displayName,
       Optional<Map<String, String>> metadata) {
+    return patch(
+        tenant,
+        vaultId,
+        displayName,
+        metadata.map(entries -> (UnaryOperator<Map<String, String>>) current -> entries));
+  }
+
+  /**
+   * As {@link #update}, with the metadata made from the vault's current metadata under its row
+   * lock: of two patches at once, neither undoes the other.
+   */
+  public Uni<Vault> patch(
+      Tenant tenant,
+      String vaultId,
+      Optional<String> displayName,
+      Optional<UnaryOperator<Map<String, String>>> metadata) {
     return Uni.createFrom()
         .item(
             () -> {
               displayName.ifPresent(name -> InputRules.name("display_name", name, 1, 256));
-              metadata.ifPresent(entries -> InputRules.metadata("metadata", entries));
               return IdKind.VAULT.require("vault_id", vaultId);
             })
         .flatMap(
@@ -94,7 +110,12 @@ public class Vaults implements VaultDirectory {
                       }
                       Vault.Builder next = current.toBuilder();
                       displayName.ifPresent(next::setDisplayName);
-                      metadata.ifPresent(entries -> next.clearMetadata().putAllMetadata(entries));
+                      metadata.ifPresent(
+                          change -> {
+                            Map<String, String> entries = change.apply(current.getMetadataMap());
+                            InputRules.metadata("metadata", entries);
+                            next.clearMetadata().putAllMetadata(entries);
+                          });
                       return next.build();
                     }));
   }

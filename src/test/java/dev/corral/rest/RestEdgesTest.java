@@ -955,6 +955,52 @@ class RestEdgesTest {
   }
 
   @Test
+  void metadataPatchesOfAVaultAtOnceLoseNoKey() throws Exception {
+    // Given a vault
+    String vault =
+        JSON.readTree(
+                call(
+                        "POST",
+                        "/v1/vaults",
+                        "{\"display_name\":\"patched\",\"metadata\":{\"keep\":\"me\"}}",
+                        TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+
+    // When fifteen clients each add a key of their own at once (16 pairs is the most metadata
+    // holds)
+    int clients = 15;
+    var threads = java.util.concurrent.Executors.newFixedThreadPool(clients);
+    var start = new java.util.concurrent.CountDownLatch(1);
+    List<java.util.concurrent.Future<HttpResponse<String>>> statuses = new java.util.ArrayList<>();
+    for (int i = 0; i < clients; i++) {
+      String body = "{\"metadata\":{\"k" + i + "\":\"v" + i + "\"}}";
+      statuses.add(
+          threads.submit(
+              () -> {
+                start.await();
+                return call("POST", "/v1/vaults/" + vault, body, TestCredentials.ADMIN_KEY);
+              }));
+    }
+    start.countDown();
+    for (var status : statuses) {
+      HttpResponse<String> response = status.get(30, TimeUnit.SECONDS);
+      assertThat(response.statusCode()).as(response.body()).isEqualTo(200);
+    }
+    threads.shutdown();
+
+    // Then the vault holds every key, the first one too
+    JsonNode metadata =
+        JSON.readTree(call("GET", "/v1/vaults/" + vault, "", TestCredentials.ADMIN_KEY).body())
+            .path("metadata");
+    assertThat(metadata.path("keep").asText()).isEqualTo("me");
+    for (int i = 0; i < clients; i++) {
+      assertThat(metadata.path("k" + i).asText()).as(metadata.toString()).isEqualTo("v" + i);
+    }
+  }
+
+  @Test
   void aSixtyFourBitFieldTakesASixtyFourBitNumber() throws Exception {
     // Given a budget past 2^31 tokens (a long session of a million-token context) and a memory
     // limit past 2^31 bytes
