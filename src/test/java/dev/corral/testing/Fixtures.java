@@ -51,6 +51,15 @@ public final class Fixtures {
       AgentServiceGrpc.AgentServiceBlockingStub agents,
       SessionServiceGrpc.SessionServiceBlockingStub sessions,
       String text) {
+    return withTools(
+        agents, sessions, CreateSessionRequest.newBuilder().addInitialEvents(userMessage(text)));
+  }
+
+  /** The session {@code request} asks for, of a new agent with the built-in tools. */
+  public static Session withTools(
+      AgentServiceGrpc.AgentServiceBlockingStub agents,
+      SessionServiceGrpc.SessionServiceBlockingStub sessions,
+      CreateSessionRequest.Builder request) {
     String agent =
         agents
             .createAgent(
@@ -61,13 +70,7 @@ public final class Fixtures {
                     .build())
             .getAgent()
             .getId();
-    return sessions
-        .createSession(
-            CreateSessionRequest.newBuilder()
-                .setAgentId(agent)
-                .addInitialEvents(userMessage(text))
-                .build())
-        .getSession();
+    return sessions.createSession(request.setAgentId(agent).build()).getSession();
   }
 
   public static Event userMessage(String text) {

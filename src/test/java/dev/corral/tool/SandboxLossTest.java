@@ -104,14 +104,7 @@ class SandboxLossTest {
         .startsWith(SessionTools.RESET_NOTE)
         .contains("No such file")
         .endsWith("next");
-    assertThat(
-            sandboxes
-                .listSandboxes(
-                    ListSandboxesRequest.newBuilder()
-                        .setSessionId(session.getId())
-                        .setIncludeEnded(true)
-                        .build())
-                .getSandboxesList())
+    assertThat(everySandboxOf(session.getId()))
         .extracting(Sandbox::getId, Sandbox::getState)
         .containsExactly(
             org.assertj.core.groups.Tuple.tuple(secondId, SandboxState.SANDBOX_STATE_READY),
@@ -135,27 +128,13 @@ class SandboxLossTest {
     model.enqueue(
         Reply.toolUse("toolu_cat", "bash", "{\"command\":\"cat /workspace/marker 2>&1\"}"),
         Reply.text("Done."));
-    String agent =
-        agents
-            .createAgent(
-                dev.corral.proto.v1.CreateAgentRequest.newBuilder()
-                    .setName("adopts")
-                    .setModel("claude-test")
-                    .addTools(
-                        dev.corral.proto.v1.Tool.newBuilder()
-                            .setToolset(dev.corral.proto.v1.AgentToolset.getDefaultInstance()))
-                    .build())
-            .getAgent()
-            .getId();
     Session session =
-        sessions
-            .createSession(
-                dev.corral.proto.v1.CreateSessionRequest.newBuilder()
-                    .setAgentId(agent)
-                    .setEnvironmentId(environment)
-                    .addInitialEvents(Fixtures.userMessage("adopt-" + UUID.randomUUID()))
-                    .build())
-            .getSession();
+        Fixtures.withTools(
+            agents,
+            sessions,
+            dev.corral.proto.v1.CreateSessionRequest.newBuilder()
+                .setEnvironmentId(environment)
+                .addInitialEvents(Fixtures.userMessage("adopt-" + UUID.randomUUID())));
     await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running(setup));
 
     // When, while the harness's sandbox runs its setup, a member provisions one for the session
@@ -182,14 +161,7 @@ class SandboxLossTest {
     List<Event> results = ofType(log(sessions, session.getId()), "agent.tool_result");
     assertThat(results).hasSize(1);
     assertThat(text(results.get(0))).isEqualTo("the member's");
-    assertThat(
-            sandboxes
-                .listSandboxes(
-                    ListSandboxesRequest.newBuilder()
-                        .setSessionId(session.getId())
-                        .setIncludeEnded(true)
-                        .build())
-                .getSandboxesList())
+    assertThat(everySandboxOf(session.getId()))
         .extracting(Sandbox::getId)
         .containsExactly(members.getId());
     await().atMost(Duration.ofSeconds(10)).until(() -> !Processes.running(setup));
@@ -201,23 +173,8 @@ class SandboxLossTest {
     // died (a record that only the reconciler would end, minutes later)
     model.enqueue(
         Reply.toolUse("toolu_after", "bash", "{\"command\":\"echo fine\"}"), Reply.text("Done."));
-    String agent =
-        agents
-            .createAgent(
-                dev.corral.proto.v1.CreateAgentRequest.newBuilder()
-                    .setName("after a dead replica")
-                    .setModel("claude-test")
-                    .addTools(
-                        dev.corral.proto.v1.Tool.newBuilder()
-                            .setToolset(dev.corral.proto.v1.AgentToolset.getDefaultInstance()))
-                    .build())
-            .getAgent()
-            .getId();
     Session session =
-        sessions
-            .createSession(
-                dev.corral.proto.v1.CreateSessionRequest.newBuilder().setAgentId(agent).build())
-            .getSession();
+        Fixtures.withTools(agents, sessions, dev.corral.proto.v1.CreateSessionRequest.newBuilder());
     String stale = dev.corral.common.IdKind.SANDBOX.next();
     pool.preparedQuery(
             "INSERT INTO sandboxes (id, session_id, driver, state, host, resources, expires_at,"
@@ -262,15 +219,15 @@ class SandboxLossTest {
 
     // Then
     assertThat(ofType(log(sessions, session.getId()), "sandbox.provisioned")).isEmpty();
-    assertThat(
-            sandboxes
-                .listSandboxes(
-                    ListSandboxesRequest.newBuilder()
-                        .setSessionId(session.getId())
-                        .setIncludeEnded(true)
-                        .build())
-                .getSandboxesList())
-        .isEmpty();
+    assertThat(everySandboxOf(session.getId())).isEmpty();
+  }
+
+  /** The session's sandboxes, ended ones too. */
+  private List<Sandbox> everySandboxOf(String sessionId) {
+    return sandboxes
+        .listSandboxes(
+            ListSandboxesRequest.newBuilder().setSessionId(sessionId).setIncludeEnded(true).build())
+        .getSandboxesList();
   }
 
   private Sandbox awaitSandbox(String sessionId) {
