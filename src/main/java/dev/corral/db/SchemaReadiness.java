@@ -19,7 +19,7 @@ import org.eclipse.microprofile.health.Readiness;
 class SchemaReadiness implements AsyncHealthCheck {
 
   /** The newest migration ({@code V<n>__*.sql}) this code expects. */
-  static final String REQUIRED_VERSION = "13";
+  static final String REQUIRED_VERSION = "14";
 
   private static final String NAME = "corral schema";
   private static final String QUERY =

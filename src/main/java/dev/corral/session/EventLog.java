@@ -97,9 +97,9 @@ public class EventLog {
       ),
       inserted AS (
           INSERT INTO events (session_id, seq, id, type, epoch, idempotency_key, processed_at, body,
-                              result_for, confirmation_for)
+                              result_for, confirmation_for, call_id)
           SELECT h.id, h.last_seq - h.n + b.pos, b.id, b.type, h.writer_epoch, b.idempotency_key,
-                 clock_timestamp(), b.body, b.result_for, b.confirmation_for
+                 clock_timestamp(), b.body, b.result_for, b.confirmation_for, b.call_id
           FROM head h JOIN b ON b.rn = h.rn
           RETURNING session_id, id, seq, processed_at
       )
@@ -166,8 +166,9 @@ public class EventLog {
   private static final String MANY_EVENTS =
       """
           SELECT * FROM unnest($16::int[], $17::int[], $18::text[], $19::text[], $20::bytea[],
-                               $21::text[], $22::text[], $23::text[])
-              AS b (rn, pos, id, type, body, idempotency_key, result_for, confirmation_for)\
+                               $21::text[], $22::text[], $23::text[], $24::text[])
+              AS b (rn, pos, id, type, body, idempotency_key, result_for, confirmation_for,
+                    call_id)\
           """;
 
   /** The one event of the one request: its parameters are scalars. */
@@ -175,7 +176,7 @@ public class EventLog {
       """
           SELECT $16::int AS rn, $17::int AS pos, $18::text AS id, $19::text AS type,
                  $20::bytea AS body, $21::text AS idempotency_key, $22::text AS result_for,
-                 $23::text AS confirmation_for\
+                 $23::text AS confirmation_for, $24::text AS call_id\
           """;
 
   private static final String ONE_SESSION = "ARRAY[$1::text]";
@@ -328,7 +329,9 @@ public class EventLog {
         .onFailure(EventLog::isIdempotencyRace)
         .recoverWithUni(() -> appendWith(pool, request))
         .onFailure(EventLog::isSecondAnswer)
-        .transform(failure -> secondAnswer(request, (PgException) failure));
+        .transform(failure -> secondAnswer(request, (PgException) failure))
+        .onFailure(EventLog::isRepeatedCall)
+        .transform(failure -> repeatedCall(request));
   }
 
   /**
@@ -364,11 +367,11 @@ public class EventLog {
 
   /**
    * An append statement, and how many of its leading parameters are scalars ({@link #appendTuple}
-   * gives the others as arrays): $1 to $15 describe the requests, $16 to $23 their events.
+   * gives the others as arrays): $1 to $15 describe the requests, $16 to $24 their events.
    */
   record Statement(String sql, int scalars) {}
 
-  private static final Statement ONE_EVENT_STATEMENT = new Statement(APPEND_ONE_EVENT, 23);
+  private static final Statement ONE_EVENT_STATEMENT = new Statement(APPEND_ONE_EVENT, 24);
 
   private static final Statement ONE_REQUEST_STATEMENT = new Statement(APPEND_UNKEYED, 15);
 
@@ -502,6 +505,7 @@ public class EventLog {
     List<String> keys = new ArrayList<>();
     List<String> resultFor = new ArrayList<>();
     List<String> confirmationFor = new ArrayList<>();
+    List<String> callIds = new ArrayList<>();
     for (int i = 0; i < count; i++) {
       AppendRequest request = requests.get(i);
       SessionEffects effects = SessionEffects.of(request.events());
@@ -533,6 +537,7 @@ public class EventLog {
         keys.add(event.idempotencyKey());
         resultFor.add(event.resultFor());
         confirmationFor.add(event.confirmationFor());
+        callIds.add(event.callId());
       }
     }
     List<Object> parameters =
@@ -562,7 +567,8 @@ public class EventLog {
             bodies.toArray(io.vertx.core.buffer.Buffer[]::new),
             keys.toArray(String[]::new),
             resultFor.toArray(String[]::new),
-            confirmationFor.toArray(String[]::new)));
+            confirmationFor.toArray(String[]::new),
+            callIds.toArray(String[]::new)));
     for (int i = 0; i < statement.scalars(); i++) {
       parameters.set(i, ((Object[]) parameters.get(i))[0]);
     }
@@ -702,6 +708,22 @@ public class EventLog {
             ? "confirmed, or given its result (the session was interrupted); a confirmation no"
                 + " longer applies to it"
             : "answered");
+  }
+
+  /** A tool use whose call id an earlier tool use of the session has (the unique index says so). */
+  private static boolean isRepeatedCall(Throwable failure) {
+    return failure instanceof PgException pg
+        && UNIQUE_VIOLATION.equals(pg.getSqlState())
+        && "events_call_id_idx".equals(pg.getConstraint());
+  }
+
+  private static InvalidArgumentException repeatedCall(AppendRequest request) {
+    NewEvent use =
+        request.events().stream().filter(event -> event.callId() != null).findFirst().orElseThrow();
+    return new InvalidArgumentException(
+        "event." + use.type().wireName().replace('.', '_') + ".call_id",
+        "is the id of an earlier tool call of this session (or of another call of this"
+            + " request); the model's API refuses two tool calls with one id in a conversation");
   }
 
   private static boolean isIdempotencyRace(Throwable failure) {

@@ -56,6 +56,19 @@ public record NewEvent(
     };
   }
 
+  /**
+   * The model's id of the tool call this event makes (toolu_…), or null. A session's calls each
+   * have their own: every model request sends them all back, and the API refuses two alike.
+   */
+  String callId() {
+    return switch (type) {
+      case AGENT_TOOL_USE -> payload.getAgentToolUse().getCallId();
+      case AGENT_CUSTOM_TOOL_USE -> payload.getAgentCustomToolUse().getCallId();
+      case AGENT_MCP_TOOL_USE -> payload.getAgentMcpToolUse().getCallId();
+      default -> null;
+    };
+  }
+
   /** The id of the tool call this event confirms or denies, or null. At most one per call. */
   String confirmationFor() {
     if (closesConfirmation) {

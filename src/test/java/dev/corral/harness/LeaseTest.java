@@ -211,6 +211,83 @@ class LeaseTest {
     assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(3);
   }
 
+  @Test
+  void aHarnessMayNotGiveTwoToolCallsOfASessionOneId() throws Exception {
+    // Given a session an outside harness holds, with one tool call in its log
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    long epoch =
+        leases
+            .acquire(sessionId, "replica-elsewhere", 60_000)
+            .await()
+            .atMost(WAIT)
+            .orElseThrow()
+            .getEpoch();
+    sessions.emitEvent(toolUse(sessionId, epoch, "toolu_once", false));
+
+    // When it emits a custom tool call with the same id
+    StatusRuntimeException again =
+        catchStatus(() -> sessions.emitEvent(toolUse(sessionId, epoch, "toolu_once", true)));
+
+    // Then it is refused naming the field (every later model request would send two tool_use
+    // blocks with one id, which the API refuses), and the log is as it was
+    assertThat(again.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(io.grpc.protobuf.StatusProto.fromThrowable(again).getDetailsList().toString())
+        .contains("event.agent_custom_tool_use.call_id");
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(1);
+
+    // And of eight emits of one new id at once, exactly one gets in
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    try {
+      List<Future<Status.Code>> racing = new java.util.ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        racing.add(
+            pool.submit(
+                () -> {
+                  try {
+                    sessions.emitEvent(toolUse(sessionId, epoch, "toolu_raced", false));
+                    return Status.Code.OK;
+                  } catch (StatusRuntimeException refused) {
+                    return refused.getStatus().getCode();
+                  }
+                }));
+      }
+      List<Status.Code> codes = new java.util.ArrayList<>();
+      for (Future<Status.Code> outcome : racing) {
+        codes.add(outcome.get());
+      }
+      assertThat(codes).containsOnly(Status.Code.OK, Status.Code.INVALID_ARGUMENT);
+      assertThat(codes).containsOnlyOnce(Status.Code.OK);
+    } finally {
+      pool.shutdownNow();
+    }
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(2);
+  }
+
+  private static EmitEventRequest toolUse(
+      String sessionId, long epoch, String callId, boolean custom) {
+    Event.Builder event = Event.newBuilder();
+    if (custom) {
+      event.setAgentCustomToolUse(
+          dev.corral.proto.v1.AgentCustomToolUse.newBuilder()
+              .setCallId(callId)
+              .setName("lookup")
+              .setInputJson("{}"));
+    } else {
+      event.setAgentToolUse(
+          dev.corral.proto.v1.AgentToolUse.newBuilder()
+              .setCallId(callId)
+              .setName("bash")
+              .setInputJson("{\"command\":\"true\"}")
+              .setEvaluatedPermission(
+                  dev.corral.proto.v1.EvaluatedPermission.EVALUATED_PERMISSION_ALLOW));
+    }
+    return EmitEventRequest.newBuilder()
+        .setSessionId(sessionId)
+        .setLeaseEpoch(epoch)
+        .setEvent(event)
+        .build();
+  }
+
   private static EmitEventRequest compaction(String sessionId, long epoch, long upToSeq) {
     return EmitEventRequest.newBuilder()
         .setSessionId(sessionId)
