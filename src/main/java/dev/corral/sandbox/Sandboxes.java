@@ -17,6 +17,7 @@ import dev.corral.proto.v1.Networking;
 import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.proto.v1.SandboxState;
+import dev.corral.proto.v1.Session;
 import dev.corral.sandbox.driver.ExecResult;
 import dev.corral.sandbox.driver.Limits;
 import dev.corral.sandbox.driver.SandboxCommand;
@@ -154,12 +155,14 @@ public class Sandboxes {
       boolean forClient) {
     return Uni.createFrom()
         .item(() -> EnvironmentRules.resources("resources", overrides))
-        .flatMap(ignored -> environment(tenant, environmentId))
+        .flatMap(ignored -> servedSession(tenant, sessionId))
         .flatMap(
-            environment ->
-                hasRepositories(tenant, sessionId)
+            session ->
+                environment(tenant, environmentFor(session, environmentId))
                     .flatMap(
-                        repositories -> {
+                        environment -> {
+                          boolean repositories =
+                              session.map(served -> served.getResourcesCount() > 0).orElse(false);
                           if (forClient && repositories) {
                             throw new FailedPreconditionException(
                                 "session "
@@ -183,12 +186,12 @@ public class Sandboxes {
   }
 
   /**
-   * Whether the session (if any) has git repositories, which its sandboxes reach through corral.
-   * Fails if the session is archived or terminated: nothing runs for it any more.
+   * The session a sandbox is for, if any. Fails if it is archived or terminated: nothing runs for
+   * it any more.
    */
-  private Uni<Boolean> hasRepositories(Tenant tenant, String sessionId) {
+  private Uni<Optional<Session>> servedSession(Tenant tenant, String sessionId) {
     return sessionId.isEmpty()
-        ? Uni.createFrom().item(false)
+        ? Uni.createFrom().item(Optional.empty())
         : sessions
             .get(tenant, sessionId)
             .map(
@@ -203,8 +206,30 @@ public class Sandboxes {
                             + (session.hasArchivedAt() ? "archived" : "terminated")
                             + ": no sandbox is provisioned for it");
                   }
-                  return session.getResourcesCount() > 0;
+                  return Optional.of(session);
                 });
+  }
+
+  /**
+   * The environment of a sandbox: a session's comes from the session's environment (an empty {@code
+   * environmentId} means it), whose networking and setup its harness relies on.
+   */
+  private static String environmentFor(Optional<Session> session, String environmentId) {
+    if (session.isEmpty()) {
+      return environmentId;
+    }
+    String own = session.get().getEnvironmentId();
+    if (!environmentId.isEmpty() && !environmentId.equals(own)) {
+      throw new InvalidArgumentException(
+          "environment_id",
+          "is not the environment of session "
+              + session.get().getId()
+              + " ("
+              + (own.isEmpty() ? "the server's default" : own)
+              + "); a session's sandbox comes from the session's environment: leave"
+              + " environment_id empty");
+    }
+    return own;
   }
 
   /**

@@ -457,6 +457,56 @@ class SandboxApiTest {
   }
 
   @Test
+  void aSessionsSandboxComesFromTheSessionsEnvironment() {
+    // Given a session whose environment's setup leaves a file, and another environment
+    Environment own =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("the session's")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .addSetupCommands("echo set up > setup.txt")
+                    .build())
+            .getEnvironment();
+    Environment other =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("another")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .build())
+            .getEnvironment();
+    Session session = Fixtures.createSession(agents, sessions, own.getId());
+
+    // When a sandbox is provisioned for it from the other environment
+    StatusRuntimeException refused =
+        catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                sandboxes.provision(
+                    ProvisionRequest.newBuilder()
+                        .setSessionId(session.getId())
+                        .setEnvironmentId(other.getId())
+                        .build()));
+
+    // Then it is refused naming the field and the session's environment, and nothing is made
+    assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(io.grpc.protobuf.StatusProto.fromThrowable(refused).getDetailsList().toString())
+        .contains("environment_id");
+    assertThat(refused.getStatus().getDescription()).contains(own.getId());
+    assertThat(ofSession(session.getId(), true)).isEmpty();
+
+    // And one provisioned without an environment comes from the session's, setup included
+    Sandbox sandbox =
+        sandboxes
+            .provision(ProvisionRequest.newBuilder().setSessionId(session.getId()).build())
+            .getSandbox();
+    assertThat(sandbox.getEnvironmentId()).isEqualTo(own.getId());
+    assertThat(run(sandbox, "read", "{\"file_path\":\"setup.txt\"}")).contains("set up");
+    release(sandbox);
+  }
+
+  @Test
   void provisionsRacingForOneSessionLeaveOneSandboxAndStopTheOther() throws Exception {
     // Given a session whose environment's setup takes a while (a sleep long enough that two
     // provisions both start before either is recorded)
@@ -470,12 +520,8 @@ class SandboxApiTest {
                     .addSetupCommands(setup)
                     .build())
             .getEnvironment();
-    Session session = Fixtures.createSession(agents, sessions);
-    ProvisionRequest request =
-        ProvisionRequest.newBuilder()
-            .setSessionId(session.getId())
-            .setEnvironmentId(slow.getId())
-            .build();
+    Session session = Fixtures.createSession(agents, sessions, slow.getId());
+    ProvisionRequest request = ProvisionRequest.newBuilder().setSessionId(session.getId()).build();
 
     // When two provisions for it run at once
     java.util.Set<String> hostedBefore = new java.util.HashSet<>(local.hosted().keySet());

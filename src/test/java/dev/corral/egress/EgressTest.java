@@ -115,9 +115,9 @@ class EgressTest {
   @Test
   void anAllowedHostIsReachedAndAnotherHostOrPortIsRefusedWithAReasonAndRecorded() {
     // Given a limited environment allowing allowed.test on the test server's port
-    Session session = Fixtures.createSession(agents, sessions);
-    String sandbox =
-        provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), session.getId());
+    String environment = environment(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)));
+    Session session = Fixtures.createSession(agents, sessions, environment);
+    String sandbox = provision(environment, session.getId());
     String allowed = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
 
     // When
@@ -168,7 +168,7 @@ class EgressTest {
   void theSocketsDirectoryHasANameNobodyCouldHaveTakenFirstAndOnlyCorralMayWriteIt()
       throws Exception {
     // Given a running sandbox
-    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)));
 
     // Then the replica's directory of sockets is not named by its process id alone (which another
     // user of the host could read ahead and make first, keeping it), is corral's, and no one else
@@ -216,7 +216,7 @@ class EgressTest {
                   return "failed: " + failed;
                 }
               });
-      provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(server.getLocalPort())), "");
+      provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(server.getLocalPort())));
       java.nio.file.Path socket;
       try (var found = java.nio.file.Files.list(socketDirectory())) {
         socket =
@@ -261,7 +261,7 @@ class EgressTest {
         "root".equals(System.getProperty("user.name")),
         "sandboxes run as users of their own only when corral runs as root");
     // Given a running sandbox, whose socket's path any user of the host reads with ps
-    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)));
     java.nio.file.Path directory = socketDirectory();
     List<java.nio.file.Path> sockets;
     try (var found = java.nio.file.Files.list(directory)) {
@@ -311,7 +311,7 @@ class EgressTest {
   @Test
   void aRunningSandboxFollowsItsEnvironmentWhenItsNetworkingIsNarrowedOrCut() {
     // Given a sandbox of an environment that allows allowed.test, with a download under way
-    String sandbox = provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+    String sandbox = provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)));
     String environment =
         sandboxes
             .getSandbox(
@@ -375,8 +375,9 @@ class EgressTest {
   @Test
   void anAllowedHostCannotBeUsedToReachAnotherSiteOfTheSameServer() {
     // Given a limited environment allowing allowed.test, served by a server of many sites
-    Session session = Fixtures.createSession(agents, sessions);
-    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), session.getId());
+    String environment = environment(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)));
+    Session session = Fixtures.createSession(agents, sessions, environment);
+    provision(environment, session.getId());
     String allowed = EgressTestProfile.ALLOWED + ":" + port;
     String other = EgressTestProfile.OTHER + ":" + port;
 
@@ -413,8 +414,8 @@ class EgressTest {
                                 .contains("HTTP request names the host '" + other + "'")));
 
     // And when a TLS tunnel to the allowed host names the other site as its server name
-    Session second = Fixtures.createSession(agents, sessions);
-    provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), second.getId());
+    Session second = Fixtures.createSession(agents, sessions, environment);
+    provision(environment, second.getId());
     String tls =
         bash(
             "curl -sS --proxytunnel --connect-to "
@@ -442,7 +443,7 @@ class EgressTest {
   @Test
   void loopbackMetadataPrivateRebindingAndCorralItselfAreRefusedEvenWhenUnrestricted() {
     // Given the most open networking there is
-    String sandbox = provision(networking(NetworkMode.NETWORK_MODE_UNRESTRICTED), "");
+    String sandbox = provision(networking(NetworkMode.NETWORK_MODE_UNRESTRICTED));
     String outward = TestNetwork.outwardAddress().getHostAddress();
     List<String> targets =
         List.of(
@@ -487,7 +488,7 @@ class EgressTest {
   @Test
   void networkingNoneHasNoNetworkAtAll() {
     // Given the default environment, networking none
-    String sandbox = provision(networking(NetworkMode.NETWORK_MODE_NONE), "");
+    String sandbox = provision(networking(NetworkMode.NETWORK_MODE_NONE));
     String outward = TestNetwork.outwardAddress().getHostAddress();
 
     // When
@@ -518,7 +519,7 @@ class EgressTest {
   @Test
   void aStoppedProxyClosesOpenTunnelsAndLeavesNoWayOut() {
     // Given a download under way through the proxy
-    String sandbox = provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)), "");
+    String sandbox = provision(limited(List.of(EgressTestProfile.ALLOWED), List.of(port)));
     String slow = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/slow";
     bash(
         "(curl -sSN --proxytunnel "
@@ -562,16 +563,23 @@ class EgressTest {
     return Networking.newBuilder().setMode(mode).build();
   }
 
-  private String provision(Networking networking, String sessionId) {
-    String environment =
-        environments
-            .createEnvironment(
-                CreateEnvironmentRequest.newBuilder()
-                    .setName("egress " + UUID.randomUUID())
-                    .setNetworking(networking)
-                    .build())
-            .getEnvironment()
-            .getId();
+  /** A sandbox of a new environment with {@code networking}, serving no session. */
+  private String provision(Networking networking) {
+    return provision(environment(networking), "");
+  }
+
+  private String environment(Networking networking) {
+    return environments
+        .createEnvironment(
+            CreateEnvironmentRequest.newBuilder()
+                .setName("egress " + UUID.randomUUID())
+                .setNetworking(networking)
+                .build())
+        .getEnvironment()
+        .getId();
+  }
+
+  private String provision(String environment, String sessionId) {
     String id =
         sandboxes
             .provision(

@@ -29,8 +29,20 @@ public final class Fixtures {
   public static Session createSession(
       AgentServiceGrpc.AgentServiceBlockingStub agents,
       SessionServiceGrpc.SessionServiceBlockingStub sessions) {
+    return createSession(agents, sessions, "");
+  }
+
+  /** A session of a new agent whose sandboxes come from {@code environmentId} ("": the default). */
+  public static Session createSession(
+      AgentServiceGrpc.AgentServiceBlockingStub agents,
+      SessionServiceGrpc.SessionServiceBlockingStub sessions,
+      String environmentId) {
     return sessions
-        .createSession(CreateSessionRequest.newBuilder().setAgentId(createAgent(agents)).build())
+        .createSession(
+            CreateSessionRequest.newBuilder()
+                .setAgentId(createAgent(agents))
+                .setEnvironmentId(environmentId)
+                .build())
         .getSession();
   }
 

@@ -137,8 +137,14 @@ class SandboxLossTest {
                 .addInitialEvents(Fixtures.userMessage("adopt-" + UUID.randomUUID())));
     await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running(setup));
 
-    // When, while the harness's sandbox runs its setup, a member provisions one for the session
-    // (from the default environment, which has none) and writes a file in it
+    // When, while the harness's sandbox runs its setup, the environment loses its setup and a
+    // member provisions a sandbox for the session (from the session's environment, as it is now)
+    // and writes a file in it
+    environments.updateEnvironment(
+        dev.corral.proto.v1.UpdateEnvironmentRequest.newBuilder()
+            .setEnvironmentId(environment)
+            .setSetupCommands(dev.corral.proto.v1.SetupCommands.getDefaultInstance())
+            .build());
     Sandbox members =
         sandboxes
             .provision(

@@ -151,7 +151,7 @@ class KubernetesDriverTest {
     // Given an environment whose pods take a second to start
     kubelet.podStartDelayMs = 1_000;
     Environment environment = environment(0, "echo from setup > setup.txt");
-    Session session = Fixtures.createSession(agents, sessions);
+    Session session = Fixtures.createSession(agents, sessions, environment.getId());
 
     // When
     long start = System.nanoTime();
@@ -623,8 +623,8 @@ class KubernetesDriverTest {
   void theReconcilerConvergesFromWhateverItFindsAfterARestart() {
     // Given what a crashed replica may leave behind:
     Environment environment = environment(0);
-    Session kept = Fixtures.createSession(agents, sessions);
-    Session ended = Fixtures.createSession(agents, sessions);
+    Session kept = Fixtures.createSession(agents, sessions, environment.getId());
+    Session ended = Fixtures.createSession(agents, sessions, environment.getId());
     Sandbox live = provision(environment, kept.getId());
     Sandbox ofEndedSession = provision(environment, ended.getId());
     Sandbox released = provision(environment, "");
