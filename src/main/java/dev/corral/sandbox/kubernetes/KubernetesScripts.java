@@ -44,9 +44,11 @@ final class KubernetesScripts {
           + "  __found=()\n"
           + "  for __d in /proc/[0-9]*; do\n"
           + "    __p=${__d#/proc/}; [[ $__p == 1 || $__p == $$ ]] && continue\n"
-          + "    read -r __s < \"$__d/stat\" 2>/dev/null || continue\n"
+          // the whole file: a name may hold a newline
+          + "    __s=; read -r -d '' __s < \"$__d/stat\" 2>/dev/null; [[ -n $__s ]] || continue\n"
           + "    set -- ${__s##*) }\n"
-          + "    [[ $1 == Z ]] && continue\n"
+          // a zombie whose other threads run (its main thread ended on its own) is live
+          + "    if [[ $1 == Z ]]; then __t=(\"$__d\"/task/*); (( ${#__t[@]} > 1 )) || continue; fi\n"
           + "    (( ${20} >= __since )) && __found[$__p]=1\n"
           + "  done\n"
           + "  if (( ${#__found[@]} == 0 )); then (( ++__empty == 2 )) && exit 0; continue; fi\n"

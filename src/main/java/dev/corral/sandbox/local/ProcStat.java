@@ -32,19 +32,24 @@ final class ProcStat {
 
   /**
    * The process's parent, session and start; empty if it is gone, or a zombie (which matters no
-   * more).
+   * more). A zombie leader whose other threads still run (its main thread called {@code exit} on
+   * its own) is live: it runs code as any process does, and a SIGKILL to its pid ends them all.
    */
   static Optional<Stat> of(long pid) {
     String stat;
     try {
-      stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"), StandardCharsets.UTF_8);
+      // comm is any bytes the process chose (not UTF-8, a newline): read byte for byte
+      stat =
+          new String(
+              Files.readAllBytes(Path.of("/proc", Long.toString(pid), "stat")),
+              StandardCharsets.ISO_8859_1);
     } catch (IOException gone) {
       return Optional.empty();
     }
     // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses, so the
     // fields are split after the last ')'.
     String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-    if (fields.length < 20 || "Z".equals(fields[0])) {
+    if (fields.length < 20 || "Z".equals(fields[0]) && !threadsRun(pid)) {
       return Optional.empty();
     }
     return Optional.of(
@@ -53,6 +58,22 @@ final class ProcStat {
             Long.parseLong(fields[3]),
             Long.parseLong(fields[19]),
             "T".equals(fields[0]) || "t".equals(fields[0])));
+  }
+
+  /** Whether a process has threads besides its leader (which the kernel keeps while they run). */
+  private static boolean threadsRun(long pid) {
+    try (DirectoryStream<Path> tasks =
+        Files.newDirectoryStream(Path.of("/proc", Long.toString(pid), "task"))) {
+      int count = 0;
+      for (Path ignored : tasks) {
+        if (++count > 1) {
+          return true;
+        }
+      }
+      return false;
+    } catch (IOException gone) {
+      return false;
+    }
   }
 
   /**

@@ -27,6 +27,7 @@ import dev.corral.sandbox.SandboxRepository;
 import dev.corral.testing.FakeKubelet;
 import dev.corral.testing.FakeKubernetes;
 import dev.corral.testing.Fixtures;
+import dev.corral.testing.HiddenProcesses;
 import dev.corral.testing.InjectFakeKubernetes;
 import dev.corral.testing.Processes;
 import dev.corral.tool.ToolInput;
@@ -238,6 +239,33 @@ class KubernetesDriverTest {
     assertThat(slow.getIsError()).isTrue();
     assertThat(slow.getOutput()).contains("begun").contains("every process it started was stopped");
     assertWorkspaceEmptyAfter(sandbox, started + Duration.ofMillis(4_500).toNanos());
+  }
+
+  @Test
+  void processesThatHideFromTheStopAreStoppedInThePodToo() throws Exception {
+    // Given
+    Sandbox sandbox = provision(environment(0), "");
+
+    // When a call starts processes a scan of /proc could miss (a zombie whose other thread works
+    // on, a name that is not UTF-8 and holds a newline), then runs out of time
+    ExecuteResponse first =
+        execute(
+            sandbox,
+            "bash",
+            new com.fasterxml.jackson.databind.ObjectMapper()
+                .writeValueAsString(
+                    java.util.Map.of(
+                        "command", HiddenProcesses.start() + " sleep 10", "timeout_ms", 1_500)));
+
+    // Then none works on
+    assertThat(
+            ok(
+                sandbox,
+                "bash",
+                new com.fasterxml.jackson.databind.ObjectMapper()
+                    .writeValueAsString(java.util.Map.of("command", HiddenProcesses.check()))))
+        .as(first.toString())
+        .matches(HiddenProcesses.STOPPED);
   }
 
   /**

@@ -12,6 +12,7 @@ import dev.corral.proto.v1.Sandbox;
 import dev.corral.proto.v1.SandboxResources;
 import dev.corral.proto.v1.SandboxServiceGrpc;
 import dev.corral.proto.v1.SandboxState;
+import dev.corral.testing.HiddenProcesses;
 import dev.corral.testing.Processes;
 import dev.corral.tool.BuiltInTools;
 import dev.corral.tool.ToolInput;
@@ -152,6 +153,21 @@ class CallControlTest {
 
     // Then the daemon went with it
     assertThat(ok(sandbox, "pgrep -c -f 'sleep 77' || true")).isEqualTo("0");
+  }
+
+  @Test
+  void processesThatHideFromTheStopAreStoppedToo() {
+    // Given
+    String sandbox = provision(10_000);
+
+    // When a call starts processes a scan of /proc could miss (a zombie whose other thread works
+    // on, a name that is not UTF-8), then runs out of time
+    ExecuteResponse first = bash(sandbox, HiddenProcesses.start() + " sleep 10", 1_000);
+
+    // Then none works on
+    assertThat(ok(sandbox, HiddenProcesses.check()))
+        .as(first.toString())
+        .matches(HiddenProcesses.STOPPED);
   }
 
   @Test
