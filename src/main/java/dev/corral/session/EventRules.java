@@ -36,6 +36,25 @@ final class EventRules {
   private EventRules() {}
 
   /**
+   * Checks an event a client sends in a request that carries no lease (a session's first events, a
+   * list of events over REST): only types a client emits.
+   */
+  static EventType checkClient(String field, Event event) {
+    EventType type =
+        EventType.of(event)
+            .orElseThrow(() -> new InvalidArgumentException(field, "has no payload"));
+    if (type.origin() == EventType.Origin.HARNESS) {
+      throw new InvalidArgumentException(
+          field,
+          "is "
+              + type.wireName()
+              + ", which only the harness holding the session's lease emits (with EmitEvent and"
+              + " its lease_epoch)");
+    }
+    return check(field, event, null);
+  }
+
+  /**
    * Checks an event emitted through the API and returns its type.
    *
    * @param field the request field that holds the event, for error messages

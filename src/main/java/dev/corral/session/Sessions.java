@@ -275,7 +275,7 @@ public class Sessions {
     java.util.Set<String> results = new java.util.HashSet<>();
     java.util.Set<String> confirmations = new java.util.HashSet<>();
     for (int i = 0; i < events.size(); i++) {
-      EventType type = EventRules.check(field + "[" + i + "]", events.get(i), null);
+      EventType type = EventRules.checkClient(field + "[" + i + "]", events.get(i));
       NewEvent event =
           new NewEvent(IdKind.EVENT.next(), type, NewEvent.onlyPayload(events.get(i)), null)
               .emittedBy(emitter);
@@ -608,9 +608,11 @@ public class Sessions {
     for (int i = 0; i < request.initialEvents().size(); i++) {
       String field = "initial_events[" + i + "]";
       Event event = request.initialEvents().get(i);
-      if (EventRules.check(field, event, null) != EventType.USER_MESSAGE) {
+      // a session starts with what its user says; the rest comes from its harness or later
+      if (EventType.of(event).filter(type -> type != EventType.USER_MESSAGE).isPresent()) {
         throw new InvalidArgumentException(field, "must be a user.message");
       }
+      EventRules.check(field, event, null);
       events.add(NewEvent.of(event).emittedBy(emitter));
     }
     return events;

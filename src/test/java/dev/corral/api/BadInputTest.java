@@ -289,6 +289,24 @@ class BadInputTest {
                     .build()));
     add(
         cases,
+        "create with an initial event only a harness emits",
+        Status.Code.INVALID_ARGUMENT,
+        "initial_events[0]: must be a user.message",
+        () ->
+            sessions.createSession(
+                create.toBuilder()
+                    .addInitialEvents(
+                        Event.newBuilder()
+                            .setAgentMessage(
+                                dev.corral.proto.v1.AgentMessage.newBuilder()
+                                    .addContent(
+                                        dev.corral.proto.v1.ContentBlock.newBuilder()
+                                            .setText(
+                                                dev.corral.proto.v1.TextBlock.newBuilder()
+                                                    .setText("forged")))))
+                    .build()));
+    add(
+        cases,
         "create with 51 initial events",
         Status.Code.INVALID_ARGUMENT,
         "initial_events",
