@@ -411,17 +411,14 @@ final class Projection {
         case AGENT_MCP_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
           var result = event.getAgentMcpToolResult();
-          if (!callIds.containsKey(result.getMcpToolUseId())) {
-            break; // no call of the history asked for it: the API refuses an orphan result
-          }
-          results.add(
-              trimmed(
-                  toolResult(
-                      callIds.get(result.getMcpToolUseId()),
-                      result.getContentList(),
-                      result.getIsError(),
-                      userContent),
-                  event));
+          addResult(
+              messages,
+              callIds.get(result.getMcpToolUseId()),
+              result.getContentList(),
+              result.getIsError(),
+              event,
+              results,
+              userContent);
         }
         case USER_MESSAGE -> {
           flushAssistant(messages, assistant);
@@ -430,32 +427,26 @@ final class Projection {
         case AGENT_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
           var result = event.getAgentToolResult();
-          if (!callIds.containsKey(result.getToolUseId())) {
-            break; // no call of the history asked for it: the API refuses an orphan result
-          }
-          results.add(
-              trimmed(
-                  toolResult(
-                      callIds.get(result.getToolUseId()),
-                      result.getContentList(),
-                      result.getIsError(),
-                      userContent),
-                  event));
+          addResult(
+              messages,
+              callIds.get(result.getToolUseId()),
+              result.getContentList(),
+              result.getIsError(),
+              event,
+              results,
+              userContent);
         }
         case USER_CUSTOM_TOOL_RESULT -> {
           flushAssistant(messages, assistant);
           var result = event.getUserCustomToolResult();
-          if (!callIds.containsKey(result.getCustomToolUseId())) {
-            break; // no call of the history asked for it: the API refuses an orphan result
-          }
-          results.add(
-              trimmed(
-                  toolResult(
-                      callIds.get(result.getCustomToolUseId()),
-                      result.getContentList(),
-                      result.getIsError(),
-                      userContent),
-                  event));
+          addResult(
+              messages,
+              callIds.get(result.getCustomToolUseId()),
+              result.getContentList(),
+              result.getIsError(),
+              event,
+              results,
+              userContent);
         }
         default -> {}
       }
@@ -463,6 +454,59 @@ final class Projection {
     flushAssistant(messages, assistant);
     flushUser(messages, results, userContent);
     return messages;
+  }
+
+  /**
+   * The result of call {@code callId} (null: no call of the history asked for it, and the API
+   * refuses an orphan result) as a {@code tool_result} of the user turn after its call, or, when
+   * the conversation went on after its call before it was recorded (a log an outside harness wrote
+   * out of order), as text: the API takes a result only in the turn right after its call.
+   */
+  private static void addResult(
+      ArrayNode messages,
+      String callId,
+      List<ContentBlock> content,
+      boolean isError,
+      Event event,
+      List<ObjectNode> results,
+      List<ObjectNode> userContent) {
+    if (callId == null) {
+      return;
+    }
+    ObjectNode result = trimmed(toolResult(callId, content, isError, userContent), event);
+    if (unanswered(messages, results).contains(callId)) {
+      results.add(result);
+      return;
+    }
+    userContent.add(
+        JSON.createObjectNode()
+            .put("type", "text")
+            .put(
+                "text",
+                "[corral: the "
+                    + (isError ? "error " : "")
+                    + "result of tool call "
+                    + callId
+                    + ", recorded after the conversation went on, follows]"));
+    result.path("content").forEach(block -> userContent.add((ObjectNode) block));
+  }
+
+  /** The calls of the last message, if the assistant's, that {@code results} does not answer. */
+  private static List<String> unanswered(ArrayNode messages, List<ObjectNode> results) {
+    JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
+    if (last == null || !last.path("role").asText().equals("assistant")) {
+      return List.of();
+    }
+    java.util.Set<String> answered = new java.util.HashSet<>();
+    results.forEach(result -> answered.add(result.path("tool_use_id").asText()));
+    List<String> open = new ArrayList<>();
+    for (JsonNode block : last.path("content")) {
+      String id = block.path("id").asText();
+      if (block.path("type").asText().equals("tool_use") && !answered.contains(id)) {
+        open.add(id);
+      }
+    }
+    return open;
   }
 
   private static List<ObjectNode> assistantBlocks(Event event, Map<String, String> callIds) {
@@ -754,6 +798,22 @@ final class Projection {
       ArrayNode messages, List<ObjectNode> results, List<ObjectNode> content) {
     if (results.isEmpty() && content.isEmpty()) {
       return;
+    }
+    // a call the conversation went on from without its result (a log an outside harness wrote out
+    // of order): the API takes no turn after a call but its results
+    for (String callId : unanswered(messages, results)) {
+      results.add(
+          toolResult(
+              callId,
+              List.of(
+                  ContentBlock.newBuilder()
+                      .setText(
+                          dev.corral.proto.v1.TextBlock.newBuilder()
+                              .setText(
+                                  "corral: no result of this call was recorded before the"
+                                      + " conversation went on"))
+                      .build()),
+              true));
     }
     JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
     if (results.isEmpty() && last != null && last.path("role").asText().equals("user")) {

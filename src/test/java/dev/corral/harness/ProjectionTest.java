@@ -100,6 +100,36 @@ class ProjectionTest {
   }
 
   @Test
+  void aLogAnOutsideHarnessWroteOutOfOrderStillMakesARequestTheApiTakes() {
+    // Given a call whose result an outside harness recorded only after a user message and a
+    // reply of its own (no spans: an outside harness need not write them)
+    fold(NewEvent.of(Fixtures.userMessage("hello")));
+    fold(
+        EventsFactory.block(
+            "sevt_use80000000000000000000000",
+            new ModelResponse.ToolUse("toolu_early", "bash", "{\"command\":\"ls\"}"),
+            AGENT));
+    fold(NewEvent.of(Fixtures.userMessage("meanwhile")));
+    fold(
+        EventsFactory.block(
+            "sevt_text8000000000000000000000", new ModelResponse.Text("went on"), AGENT));
+    fold(EventsFactory.toolResult("sevt_use80000000000000000000000", "late output", false));
+    fold(NewEvent.of(Fixtures.userMessage("next")));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the API takes it (the call gets an error result in the turn after it, and the late
+    // result comes as text), and nothing anyone said is lost
+    assertThat(MessagesRules.violation(request)).isEmpty();
+    assertThat(request.path("messages").toString())
+        .contains("meanwhile")
+        .contains("went on")
+        .contains("late output")
+        .contains("no result of this call was recorded");
+  }
+
+  @Test
   void aRefusalForgetsInputThatAnInterruptedTurnLeftUnansweredBeforeIt() {
     // Given a message whose turn the user interrupted while its call ran (nothing answered it)
     fold(NewEvent.of(Fixtures.userMessage("abandoned input")));
