@@ -7,6 +7,7 @@ import dev.corral.sandbox.SandboxReleasedException;
 import dev.corral.sandbox.Sandboxes;
 import dev.corral.sandbox.driver.SandboxCommand;
 import dev.corral.sandbox.driver.SandboxLostException;
+import dev.corral.sandbox.driver.ShellNotResetException;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.time.Duration;
@@ -49,6 +50,10 @@ public class BuiltInTools {
         .recoverWithItem(ended -> ToolOutcome.error(ended.getMessage()));
   }
 
+  private static String capitalized(String message) {
+    return Character.toUpperCase(message.charAt(0)) + message.substring(1);
+  }
+
   /**
    * Runs {@code input} in {@code sandbox}.
    *
@@ -62,13 +67,20 @@ public class BuiltInTools {
     Duration timeout = Duration.ofMillis(sandbox.getResources().getCallTimeoutMs());
     if (input instanceof ToolInput.Bash bash && bash.restart()) {
       Uni<Void> restarted = sandboxes.restartShell(sandbox);
+      Uni<ToolOutcome> outcome;
       if (bash.command().isEmpty()) {
-        return restarted.map(ignored -> ToolOutcome.ok("The shell was restarted."));
+        outcome = restarted.map(ignored -> ToolOutcome.ok("The shell was restarted."));
+      } else {
+        ToolInput.Bash command = new ToolInput.Bash(bash.command(), false, bash.timeout());
+        outcome =
+            restarted
+                .flatMap(ignored -> run(sandbox, command))
+                .map(ran -> ran.prefixed("The shell was restarted."));
       }
-      ToolInput.Bash command = new ToolInput.Bash(bash.command(), false, bash.timeout());
-      return restarted
-          .flatMap(ignored -> run(sandbox, command))
-          .map(outcome -> outcome.prefixed("The shell was restarted."));
+      // the sandbox undid it itself: the model learns why, and its command did not run
+      return outcome
+          .onFailure(ShellNotResetException.class)
+          .recoverWithItem(failed -> ToolOutcome.error(capitalized(failed.getMessage())));
     }
     SandboxCommand command = ToolScripts.of(input, timeout);
     return sandboxes

@@ -60,6 +60,28 @@ class LocalToolsTest {
   }
 
   @Test
+  void aRestartTheSandboxUndidIsAToolErrorThatSaysWhy() {
+    // Given a shell whose state's path the sandbox made a directory, in a /tmp it then made
+    // read-only
+    ok("bash", "{\"command\":\"export KEPT=1; true\"}");
+    ok("bash", "{\"command\":\"rm -f /tmp/.corral-shell; mkdir -p /tmp/.corral-shell/x; true\"}");
+
+    // When the shell is restarted, it is (the directory goes too)
+    String restarted = ok("bash", "{\"restart\":true,\"command\":\"echo [$KEPT]\"}");
+    assertThat(restarted).startsWith("The shell was restarted.").endsWith("[]");
+
+    // And when /tmp cannot be written, a restart is a tool error that says why, and the command
+    // given with it does not run
+    ok("bash", "{\"command\":\"echo ok > /dev/null; chmod 555 /tmp\"}");
+    ExecuteResponse refused =
+        execute("bash", "{\"restart\":true,\"command\":\"touch /workspace/ran\"}");
+    ok("bash", "{\"command\":\"chmod 1777 /tmp\"}");
+    assertThat(refused.getIsError()).isTrue();
+    assertThat(refused.getOutput()).contains("could not be restarted").contains("/tmp");
+    assertThat(ok("bash", "{\"command\":\"ls /workspace\"}")).doesNotContain("ran");
+  }
+
+  @Test
   void bashReportsExitCodesAndStderrAndAnExitingShellIsReplaced() {
     // When
     String failed = ok("bash", "{\"command\":\"echo out; echo err >&2; false\"}");

@@ -56,8 +56,11 @@ public final class ShellScripts {
           + "eval \"${__corral_x:+set -x; }${__corral_a[0]}\" </dev/null 2>&1\n"
           + "{ __corral_rc=$?; __corral_done=1; __corral_save || printf '\\n[the shell could not keep its directory and variables: /tmp is full or not writable]\\n'; exit \"$__corral_rc\"; } 2>/dev/null\n";
 
-  /** Forgets the persistent shell's state: the next command starts a fresh shell. */
-  public static final String RESET = "rm -f -- " + STATE;
+  /**
+   * Forgets the persistent shell's state: the next command starts a fresh shell. Whatever the
+   * sandbox made of the state's path (a directory, say) goes too.
+   */
+  public static final String RESET = "rm -rf -- " + STATE;
 
   private ShellScripts() {}
 }

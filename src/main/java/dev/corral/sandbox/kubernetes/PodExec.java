@@ -153,11 +153,18 @@ class PodExec {
                     .flatMap(
                         stopped ->
                             execute(
-                                sandboxId,
-                                pod,
-                                SandboxCommand.resetShell(),
-                                Started.now(),
-                                () -> false));
+                                    sandboxId,
+                                    pod,
+                                    SandboxCommand.resetShell(),
+                                    Started.now(),
+                                    () -> false)
+                                .invoke(
+                                    reset -> {
+                                      if (reset.exitCode() != 0 || reset.timedOut()) {
+                                        throw new dev.corral.sandbox.driver.ShellNotResetException(
+                                            sandboxId, reset.exitCode());
+                                      }
+                                    }));
               }
 
               @Override

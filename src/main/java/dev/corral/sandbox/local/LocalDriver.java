@@ -246,13 +246,8 @@ public class LocalDriver implements SandboxDriver {
         .invoke(
             reset -> {
               if (reset.exitCode() != 0 || reset.timedOut()) {
-                throw new dev.corral.common.UnavailableException(
-                    "the shell of sandbox "
-                        + sandboxId
-                        + " could not be restarted (exit "
-                        + reset.exitCode()
-                        + ")",
-                    null);
+                throw new dev.corral.sandbox.driver.ShellNotResetException(
+                    sandboxId, reset.exitCode());
               }
             })
         .replaceWithVoid();
