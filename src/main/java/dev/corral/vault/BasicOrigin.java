@@ -23,7 +23,10 @@ record BasicOrigin(String scheme, String host, int port) {
   static Optional<BasicOrigin> ofEntry(String entry) {
     if (entry.contains("://")) {
       // an origin only: nothing after the port, nothing before the host, lower case
-      return entry.matches("[a-z]+://[a-z0-9.-]+(:[0-9]+)?") ? ofUrl(entry) : Optional.empty();
+      // (a port as ofEntry's own: not 0, which would mean the default, nor with leading zeros)
+      return entry.matches("[a-z]+://[a-z0-9.-]+(:[1-9][0-9]{0,4})?")
+          ? ofUrl(entry)
+          : Optional.empty();
     }
     int colon = entry.indexOf(':');
     String host = colon < 0 ? entry : entry.substring(0, colon);

@@ -9,6 +9,7 @@ import dev.corral.proto.v1.StaticHeaderAuth;
 import dev.corral.proto.v1.TokenEndpointAuth;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Pattern;
 
@@ -101,6 +102,19 @@ final class CredentialRules {
     if (auth.getTokenEndpointAuth() == TokenEndpointAuth.UNRECOGNIZED) {
       throw new InvalidArgumentException(field + ".token_endpoint_auth", "is not a known value");
     }
+    if (!auth.getClientSecret().isEmpty()) {
+      // a secret corral would keep sealed and never send
+      if (auth.getTokenUrl().isEmpty()) {
+        throw new InvalidArgumentException(
+            field + ".client_secret",
+            "is sent only to refresh tokens, at token_url, which is not set");
+      }
+      if (auth.getTokenEndpointAuth() == TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE) {
+        throw new InvalidArgumentException(
+            field + ".client_secret",
+            "is never sent with token_endpoint_auth NONE; leave it empty, or choose BASIC or POST");
+      }
+    }
     if (auth.getTokenEndpointAuth() != TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE
         && auth.getTokenEndpointAuth() != TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_UNSPECIFIED
         && auth.getClientSecret().isEmpty()) {
@@ -115,12 +129,20 @@ final class CredentialRules {
     if (hosts.isEmpty() || hosts.size() > MAX_HOSTS) {
       throw new InvalidArgumentException(field + ".hosts", "needs 1 to " + MAX_HOSTS + " hosts");
     }
+    java.util.Map<BasicOrigin, Integer> origins = new java.util.HashMap<>();
     for (int i = 0; i < hosts.size(); i++) {
-      if (BasicOrigin.ofEntry(hosts.get(i)).isEmpty()) {
+      Optional<BasicOrigin> origin = BasicOrigin.ofEntry(hosts.get(i));
+      if (origin.isEmpty()) {
         throw new InvalidArgumentException(
             field + ".hosts[" + i + "]",
             "is not a lowercase host name (https on port 443), host:port (https), or"
                 + " http(s)://host[:port] (no path)");
+      }
+      Integer first = origins.putIfAbsent(origin.get(), i);
+      if (first != null) {
+        throw new InvalidArgumentException(
+            field + ".hosts[" + i + "]",
+            "names the scheme, host and port hosts[" + first + "] names already");
       }
     }
     InputRules.length(field + ".username", auth.getUsername(), 0, 256);

@@ -531,6 +531,8 @@ class VaultTest {
             "git.example.com:0",
             "git.example.com:70000",
             "https://git.example.com:99999",
+            "https://git.example.com:0",
+            "https://git.example.com:0443",
             "Git.example.com",
             "https://git.example.com?x")) {
       assertInvalid(
@@ -542,6 +544,36 @@ class VaultTest {
                       .build()),
           "basic.hosts[0]");
     }
+    // two entries that name one origin; a client secret corral would never send
+    assertInvalid(
+        () ->
+            create(
+                CreateCredentialRequest.newBuilder()
+                    .setName("x")
+                    .setBasic(
+                        BasicAuth.newBuilder()
+                            .addHosts("git.example.com")
+                            .addHosts("https://git.example.com:443")
+                            .setPassword(secret))
+                    .build()),
+        "basic.hosts[1]");
+    assertInvalid(
+        () ->
+            create(oauth2(OAuth2Auth.newBuilder().setAccessToken(secret).setClientSecret(secret))),
+        "oauth2.client_secret");
+    assertInvalid(
+        () ->
+            create(
+                oauth2(
+                    OAuth2Auth.newBuilder()
+                        .setAccessToken(secret)
+                        .setRefreshToken(secret)
+                        .setTokenUrl("https://auth.example.com/token")
+                        .setClientId("corral")
+                        .setClientSecret(secret)
+                        .setTokenEndpointAuth(
+                            dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE))),
+        "oauth2.client_secret");
     assertInvalid(
         () -> create(staticHeader("https://mcp.example.com", "x".repeat(8193))),
         "static_header.value");
