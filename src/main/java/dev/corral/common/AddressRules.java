@@ -33,6 +33,9 @@ public final class AddressRules {
               "224.0.0.0/4",
               "240.0.0.0/4",
               "::/128",
+              // IPv4-translated (SIIT) and 6to4: each wraps an IPv4 address, 127.0.0.1 too
+              "::ffff:0:0:0/96",
+              "2002::/16",
               "64:ff9b::/96",
               "64:ff9b:1::/48",
               "100::/64",
@@ -47,11 +50,18 @@ public final class AddressRules {
   /**
    * Cloud platforms' own services at addresses outside link-local, refused whatever an operator
    * opens: Azure's WireServer and DNS (168.63.129.16, a public address), AWS's IPv6 metadata
-   * (fd00:ec2::254) and EKS Pod Identity agent (fd00:ec2::23), inside ranges opened for pods, and
-   * Alibaba's metadata (100.100.100.200, inside the shared range).
+   * (fd00:ec2::254) and EKS Pod Identity agent (fd00:ec2::23), Google Cloud's and Scaleway's IPv6
+   * metadata (fd20:ce::254, fd00:42::42), inside ranges opened for pods, and Alibaba's metadata
+   * (100.100.100.200, inside the shared range).
    */
   private static final List<Cidr> PLATFORM_SERVICES =
-      List.of("168.63.129.16/32", "fd00:ec2::254/128", "fd00:ec2::23/128", "100.100.100.200/32")
+      List.of(
+              "168.63.129.16/32",
+              "fd00:ec2::254/128",
+              "fd00:ec2::23/128",
+              "fd20:ce::254/128",
+              "fd00:42::42/128",
+              "100.100.100.200/32")
           .stream()
           .map(Cidr::parse)
           .toList();

@@ -40,8 +40,36 @@ public final class ProxyWire {
         MAX_HEAD,
         HEAD_TIMEOUT_MS,
         Buffer.buffer(),
-        then,
+        (head, rest) -> {
+          Optional<String> unnamed = badFieldName(head);
+          if (unnamed.isPresent()) {
+            answer(connection, who, 400, unnamed.get());
+          } else {
+            then.accept(head, rest);
+          }
+        },
         (status, reason) -> answer(connection, who, status, reason));
+  }
+
+  /** A field name of a request head is a token right before its colon (RFC 9112, 5.1). */
+  private static final java.util.regex.Pattern FIELD =
+      java.util.regex.Pattern.compile(
+          "[!#$%&'*+.^_`|~0-9A-Za-z-]+:.*", java.util.regex.Pattern.DOTALL);
+
+  /**
+   * Why a request head's field line is not "name: value", if one is not: a server that reads {@code
+   * Host : other} as a Host field would see a host the proxy did not check, and a {@code
+   * Transfer-Encoding : chunked} the proxy read one way it might read the other.
+   */
+  static Optional<String> badFieldName(String head) {
+    String[] lines = head.split("\r\n");
+    for (int i = 1; i < lines.length; i++) {
+      if (!lines[i].isEmpty() && !FIELD.matcher(lines[i]).matches()) {
+        return Optional.of(
+            "the request head has a field line whose name is not a token right before its colon");
+      }
+    }
+    return Optional.empty();
   }
 
   /**

@@ -23,6 +23,11 @@ final class ClientHello {
   private static final int CONTENT_TYPE_HANDSHAKE = 22;
   private static final int HANDSHAKE_CLIENT_HELLO = 1;
   private static final int EXTENSION_SERVER_NAME = 0;
+
+  /** Encrypted Client Hello (0xfe0d) and its draft forerunner, encrypted SNI (0xffce). */
+  private static final int EXTENSION_ENCRYPTED_CLIENT_HELLO = 0xfe0d;
+
+  private static final int EXTENSION_ENCRYPTED_SERVER_NAME = 0xffce;
   private static final int NAME_TYPE_HOST_NAME = 0;
   private static final int MAX_HOST = 253;
   private static final int MAX_LABEL = 63;
@@ -142,6 +147,13 @@ final class ClientHello {
     while (!extensions.atEnd()) { // Each turn consumes at least 4 bytes, so this ends.
       int type = extensions.u16("extension type");
       Reader data = extensions.take(extensions.u16("extension length"), "extension data");
+      if (type == EXTENSION_ENCRYPTED_CLIENT_HELLO || type == EXTENSION_ENCRYPTED_SERVER_NAME) {
+        // the server name it shows is not the one the server may serve: the real one is sealed
+        throw new MalformedException(
+            "the ClientHello encrypts its server name (ECH), which corral cannot check against"
+                + " allowed_hosts; turn ECH off in the client (Chrome:"
+                + " --disable-features=EncryptedClientHello)");
+      }
       if (type == EXTENSION_SERVER_NAME) {
         if (seenServerName) {
           throw new MalformedException("more than one server_name extension");

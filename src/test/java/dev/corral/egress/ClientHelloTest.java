@@ -127,6 +127,22 @@ class ClientHelloTest {
   }
 
   @Test
+  void anEncryptedServerNameIsMalformed() {
+    // ECH (or its forerunner, ESNI) seals the name the server will serve; the one shown may be
+    // any allowed host of the same front
+    for (int type : new int[] {0xfe0d, 0xffce}) {
+      byte[] shown = serverName(hostEntry("allowed.example"));
+      byte[] sealed = extension(type, new byte[] {0, 1, 0, 1, 0, 0});
+      assertThat(parseAll(record(concat(shown, sealed))))
+          .as("%x", type)
+          .isInstanceOf(Malformed.class);
+      assertThat(parseAll(record(concat(sealed, shown))))
+          .as("%x", type)
+          .isInstanceOf(Malformed.class);
+    }
+  }
+
+  @Test
   void duplicateServerNameExtensionIsMalformed() {
     byte[] one = serverName(hostEntry("example.com"));
     byte[] two = serverName(hostEntry("evil.example"));

@@ -42,7 +42,9 @@ class EgressRulesTest {
             "::ffff:169.254.169.254",
             "::ffff:10.0.0.1",
             "64:ff9b::7f00:1",
-            "64:ff9b:1::a00:1")) {
+            "64:ff9b:1::a00:1",
+            "::ffff:0:7f00:1",
+            "2002:7f00:1::1")) {
       assertThat(rules.refusal(InetAddress.getByName(address))).as(address).isPresent();
     }
     for (String address : List.of("93.184.215.14", "2606:4700::1111", "10.9.3.4")) {
@@ -60,6 +62,8 @@ class EgressRulesTest {
             "168.63.129.16",
             "fd00:ec2::254",
             "fd00:ec2::23",
+            "fd20:ce::254",
+            "fd00:42::42",
             "100.100.100.200",
             "::ffff:168.63.129.16")) {
       assertThat(everything.refusal(InetAddress.getByName(address))).as(address).isPresent();

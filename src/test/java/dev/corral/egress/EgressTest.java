@@ -391,6 +391,16 @@ class EgressTest {
                 + allowed
                 + "/hello 2>&1; echo \" [exit $?]\"");
 
+    // or in a field line whose name is not right before its colon (which a lenient server
+    // reads as a Host field all the same)
+    String spaced =
+        bash(
+            "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'GET http://"
+                + allowed
+                + "/hello HTTP/1.1\\r\\nHost : "
+                + other
+                + "\\r\\nConnection: close\\r\\n\\r\\n' >&3; timeout 10 cat <&3");
+
     // And more tunnels one after another than a sandbox may hold open at once all get through
     String many =
         bash(
@@ -401,6 +411,7 @@ class EgressTest {
     // Then the plain request went to the allowed site, and the tunnel was closed and recorded
     assertThat(many.strip()).isEqualTo("70 200");
     assertThat(plain).isEqualTo(marker + " " + allowed);
+    assertThat(spaced).startsWith("HTTP/1.1 400").contains("field line").doesNotContain(marker);
     assertThat(tunnelled).doesNotContain(marker).doesNotContain("[exit 0]");
     await()
         .atMost(Duration.ofSeconds(10))
