@@ -133,9 +133,9 @@ class AgentRoutes {
                                         : latest.getVersion(),
                                     new Agents.AgentChanges(
                                         Fields.optionalString(body, "name", "name"),
-                                        cleared(body, "description"),
+                                        Fields.cleared(body, "description"),
                                         AgentShapes.model(body),
-                                        cleared(body, "system"),
+                                        Fields.cleared(body, "system"),
                                         body.has("tools")
                                             ? Optional.of(AgentShapes.tools(body))
                                             : Optional.empty(),
@@ -147,13 +147,6 @@ class AgentRoutes {
                                             ? Optional.of(AgentShapes.mcpServers(body))
                                             : Optional.empty())))))
         .map(AgentShapes::agent);
-  }
-
-  /** A string field of an update: empty if left out, "" if null (cleared), else its value. */
-  private static Optional<String> cleared(ObjectNode body, String name) {
-    return body.has(name) && body.get(name).isNull()
-        ? Optional.of("")
-        : Fields.optionalString(body, name, name);
   }
 
   private Uni<ObjectNode> archive(RestCall call) {

@@ -220,12 +220,32 @@ final class AgentShapes {
               Fields.optionalString(config, "name", path + ".name")
                   .or(() -> Fields.optionalString(config, "type", path + ".type"))
                   .orElseThrow(() -> new InvalidArgumentException(path + ".name", "is required"));
+          if (WEB_TOOLS.contains(name)) {
+            // corral has no web tools: turning one off (as SDK clients do) leaves nothing to keep
+            if (!Fields.optionalBoolean(config, "enabled", path + ".enabled").orElse(true)
+                && config.properties().stream()
+                    .allMatch(
+                        field -> Set.of("type", "name", "enabled").contains(field.getKey()))) {
+              continue;
+            }
+            throw new InvalidArgumentException(
+                path,
+                "configures "
+                    + name
+                    + ", which corral does not have (no web_search or web_fetch); only"
+                    + " {\"name\": \""
+                    + name
+                    + "\", \"enabled\": false} is taken");
+          }
           toolset.addConfigs(config(config, name, path));
         }
         return Tool.newBuilder().setToolset(toolset).build();
       }
     }
   }
+
+  /** The API's web tools, members of its toolset that corral does not have. */
+  private static final Set<String> WEB_TOOLS = Set.of("web_search", "web_fetch");
 
   private static ToolConfig config(ObjectNode config, String name, String at) {
     ToolConfig.Builder builder = ToolConfig.newBuilder().setName(name);

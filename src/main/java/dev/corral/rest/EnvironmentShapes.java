@@ -104,9 +104,15 @@ final class EnvironmentShapes {
   static Environment updated(Environment current, JsonNode body) {
     Environment.Builder environment = current.toBuilder();
     Fields.optionalString(body, "name", "name").ifPresent(environment::setName);
-    Fields.optionalString(body, "description", "description")
-        .ifPresent(environment::setDescription);
+    Fields.cleared(body, "description").ifPresent(environment::setDescription);
+    // (an environment's metadata patch deletes a key set to null or to "", as the SDKs say)
     Fields.metadata(body, "metadata", "metadata")
+        .map(
+            patch -> {
+              java.util.Map<String, String> deleting = new java.util.LinkedHashMap<>(patch);
+              deleting.replaceAll((key, value) -> value == null || value.isEmpty() ? null : value);
+              return deleting;
+            })
         .ifPresent(
             patch ->
                 environment

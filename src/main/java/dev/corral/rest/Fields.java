@@ -40,6 +40,13 @@ final class Fields {
     return Optional.of(value.asText());
   }
 
+  /** A string field of an update: empty if left out, "" if null (cleared), else its value. */
+  static Optional<String> cleared(JsonNode body, String name) {
+    return body.has(name) && body.get(name).isNull()
+        ? Optional.of("")
+        : optionalString(body, name, name);
+  }
+
   static Optional<Integer> optionalInt(JsonNode node, String name, String path) {
     if (!has(node, name)) {
       return Optional.empty();
