@@ -76,14 +76,43 @@ class EventRoutes {
         !descending
             ? EventSlice.Position.AFTER
             : page.isEmpty() ? EventSlice.Position.TAIL : EventSlice.Position.BEFORE;
+    List<String> asked = call.queryAll("types");
     List<String> types = new ArrayList<>();
-    for (String type : call.queryAll("types")) {
-      types.add(type.equals("agent.thread_context_compacted") ? "agent.context_compacted" : type);
+    for (String type : asked) {
+      if (!NEVER_APPENDED.contains(type)) {
+        types.add(type.equals("agent.thread_context_compacted") ? "agent.context_compacted" : type);
+      }
+    }
+    if (!asked.isEmpty() && types.isEmpty()) {
+      // only types of the API that no corral log holds: none matches (the session must exist)
+      return sessions
+          .get(call.tenant(), call.path("session_id"))
+          .map(session -> page(new EventPage(List.of(), false, 0), descending));
     }
     return sessions
         .events(call.tenant(), call.path("session_id"), position, seq, call.limit(MAX_LIMIT), types)
         .map(events -> page(events, descending));
   }
+
+  /**
+   * Event types of the API that corral never appends (threads, outcomes, and the like): a filter
+   * may name them, and finds none.
+   */
+  private static final java.util.Set<String> NEVER_APPENDED =
+      java.util.Set.of(
+          "agent.thread_message_received",
+          "agent.thread_message_sent",
+          "session.deleted",
+          "session.thread_created",
+          "session.thread_status_running",
+          "session.updated",
+          "session.usage",
+          "span.outcome_evaluation_start",
+          "span.outcome_evaluation_ongoing",
+          "span.outcome_evaluation_end",
+          "system.message",
+          "user.define_outcome",
+          "user.tool_result");
 
   private static ObjectNode page(EventPage page, boolean descending) {
     List<Event> events = new ArrayList<>(page.events());

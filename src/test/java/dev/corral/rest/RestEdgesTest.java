@@ -653,6 +653,39 @@ class RestEdgesTest {
   }
 
   @Test
+  void anEventFilterMayNameTheApisTypesThatCorralNeverAppends() throws Exception {
+    // Given a session with two messages
+    String session = session();
+    send(session, "one", "two");
+    String events = "/v1/sessions/" + session + "/events";
+
+    // When its events are listed by types the API has and corral never appends, with and without
+    // one it does
+    HttpResponse<String> none =
+        call("GET", events + "?types[]=session.updated", "", TestCredentials.ADMIN_KEY);
+    HttpResponse<String> some =
+        call(
+            "GET",
+            events + "?types[]=user.message&types[]=span.outcome_evaluation_end",
+            "",
+            TestCredentials.ADMIN_KEY);
+    HttpResponse<String> unknown =
+        call(
+            "GET",
+            "/v1/sessions/sesn_00000000000000000000000000/events?types[]=session.updated",
+            "",
+            TestCredentials.ADMIN_KEY);
+
+    // Then those match nothing, the rest filters as before, and an unknown session is still 404
+    assertThat(none.statusCode()).as(none.body()).isEqualTo(200);
+    assertThat(JSON.readTree(none.body()).path("data")).isEmpty();
+    assertThat(JSON.readTree(none.body()).path("next_page").isNull()).isTrue();
+    assertThat(some.statusCode()).as(some.body()).isEqualTo(200);
+    assertThat(JSON.readTree(some.body()).path("data")).hasSize(2);
+    assertThat(unknown.statusCode()).isEqualTo(404);
+  }
+
+  @Test
   void anEnvironmentUpdateWithAVersionBelowOneIsRefusedNotAppliedBlind() throws Exception {
     // Given an environment at version 2
     JsonNode environment =
