@@ -151,7 +151,7 @@ final class VaultShapes {
     switch (type) {
       case "static_bearer" -> request.setStaticHeader(bearer(auth));
       case "static_header" -> request.setStaticHeader(header(auth));
-      case "mcp_oauth" -> request.setOauth2(oauth(auth));
+      case "mcp_oauth" -> request.setOauth2(oauth(auth, true));
       case "basic" -> request.setBasic(basic(auth));
       default ->
           throw new InvalidArgumentException(
@@ -192,20 +192,10 @@ final class VaultShapes {
       switch (type) {
         case "static_bearer" -> request.setStaticHeader(bearer(given));
         case "static_header" -> request.setStaticHeader(header(given));
-        case "mcp_oauth" -> {
-          OAuth2Auth.Builder oauth = oauth(given).toBuilder();
-          if (!given.has("refresh") && current.hasOauth2()) {
-            // a rotation of the access token alone keeps how it is refreshed (and, in the vault,
-            // the refresh token and client secret)
-            var info = current.getOauth2();
-            oauth
-                .setTokenUrl(info.getTokenUrl())
-                .setClientId(info.getClientId())
-                .setScope(info.getScope())
-                .setTokenEndpointAuth(info.getTokenEndpointAuth());
-          }
-          request.setOauth2(oauth);
-        }
+        // every field of an OAuth update may be left out (as the SDKs' update params allow):
+        // corral keeps what the credential has, secrets included; where and as whom tokens are
+        // refreshed cannot change
+        case "mcp_oauth" -> request.setOauth2(oauth(given, false));
         default -> request.setBasic(basic(given));
       }
     }
@@ -241,11 +231,22 @@ final class VaultShapes {
         .build();
   }
 
-  private static OAuth2Auth oauth(ObjectNode auth) {
-    OAuth2Auth.Builder oauth =
-        OAuth2Auth.newBuilder()
-            .setMcpServerUrl(Fields.string(auth, "mcp_server_url", "auth.mcp_server_url"))
-            .setAccessToken(Fields.string(auth, "access_token", "auth.access_token"));
+  /**
+   * An {@code mcp_oauth} auth; for an update ({@code create} false) every field may be left out,
+   * and is then empty.
+   */
+  private static OAuth2Auth oauth(ObjectNode auth, boolean create) {
+    OAuth2Auth.Builder oauth = OAuth2Auth.newBuilder();
+    if (create) {
+      oauth
+          .setMcpServerUrl(Fields.string(auth, "mcp_server_url", "auth.mcp_server_url"))
+          .setAccessToken(Fields.string(auth, "access_token", "auth.access_token"));
+    } else {
+      Fields.optionalString(auth, "mcp_server_url", "auth.mcp_server_url")
+          .ifPresent(oauth::setMcpServerUrl);
+      Fields.optionalString(auth, "access_token", "auth.access_token")
+          .ifPresent(oauth::setAccessToken);
+    }
     Fields.optionalString(auth, "expires_at", "auth.expires_at")
         .ifPresent(
             expires -> {
@@ -258,12 +259,26 @@ final class VaultShapes {
     Fields.optionalObject(auth, "refresh", "auth.refresh")
         .ifPresent(
             refresh -> {
-              oauth
-                  .setRefreshToken(
-                      Fields.string(refresh, "refresh_token", "auth.refresh.refresh_token"))
-                  .setTokenUrl(
-                      Fields.string(refresh, "token_endpoint", "auth.refresh.token_endpoint"))
-                  .setClientId(Fields.string(refresh, "client_id", "auth.refresh.client_id"));
+              if (refresh.has("resource")) {
+                throw new InvalidArgumentException(
+                    "auth.refresh.resource",
+                    "is not supported: corral sends no resource indicator when it refreshes");
+              }
+              if (create) {
+                oauth
+                    .setRefreshToken(
+                        Fields.string(refresh, "refresh_token", "auth.refresh.refresh_token"))
+                    .setTokenUrl(
+                        Fields.string(refresh, "token_endpoint", "auth.refresh.token_endpoint"))
+                    .setClientId(Fields.string(refresh, "client_id", "auth.refresh.client_id"));
+              } else {
+                Fields.optionalString(refresh, "refresh_token", "auth.refresh.refresh_token")
+                    .ifPresent(oauth::setRefreshToken);
+                Fields.optionalString(refresh, "token_endpoint", "auth.refresh.token_endpoint")
+                    .ifPresent(oauth::setTokenUrl);
+                Fields.optionalString(refresh, "client_id", "auth.refresh.client_id")
+                    .ifPresent(oauth::setClientId);
+              }
               Fields.optionalString(refresh, "scope", "auth.refresh.scope")
                   .ifPresent(oauth::setScope);
               Fields.optionalObject(

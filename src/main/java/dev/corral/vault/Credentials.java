@@ -466,8 +466,17 @@ public class Credentials implements dev.corral.common.CredentialBindings {
       CredentialRepository.Stored stored,
       UpdateCredentialRequest request) {
     dev.corral.proto.v1.OAuth2Auth.Builder auth = request.getOauth2().toBuilder();
-    if (auth.getRefreshToken().isEmpty() || auth.getClientSecret().isEmpty()) {
+    boolean newToken = !auth.getAccessToken().isEmpty();
+    if (!newToken || auth.getRefreshToken().isEmpty() || auth.getClientSecret().isEmpty()) {
       SecretValues kept = open(tenant, stored);
+      if (!newToken && kept.accessToken() != null) {
+        // a rotation of the refresh token (or of the scope) alone keeps the access token, and
+        // when it expires
+        auth.setAccessToken(kept.accessToken());
+        if (!auth.hasExpiresAt() && current.hasOauth2() && current.getOauth2().hasExpiresAt()) {
+          auth.setExpiresAt(current.getOauth2().getExpiresAt());
+        }
+      }
       if (auth.getRefreshToken().isEmpty() && kept.refreshToken() != null) {
         auth.setRefreshToken(kept.refreshToken());
       }
@@ -476,6 +485,16 @@ public class Credentials implements dev.corral.common.CredentialBindings {
       }
     }
     if (current.hasOauth2()) {
+      // where and as whom tokens are refreshed never changes: left out, they are kept
+      if (auth.getMcpServerUrl().isEmpty()) {
+        auth.setMcpServerUrl(current.getOauth2().getMcpServerUrl());
+      }
+      if (auth.getTokenUrl().isEmpty()) {
+        auth.setTokenUrl(current.getOauth2().getTokenUrl());
+      }
+      if (auth.getClientId().isEmpty()) {
+        auth.setClientId(current.getOauth2().getClientId());
+      }
       if (auth.getScope().isEmpty()) {
         auth.setScope(current.getOauth2().getScope());
       }

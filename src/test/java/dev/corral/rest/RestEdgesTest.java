@@ -573,6 +573,32 @@ class RestEdgesTest {
     assertThat(refresh.path("token_endpoint").asText()).isEqualTo("https://auth.example.com/token");
     assertThat(refresh.path("client_id").asText()).isEqualTo("c");
     assertThat(rotated.body()).doesNotContain("at-new").doesNotContain("\"rt\"");
+
+    // And a refresh token alone (as the SDKs' update params allow) is taken too
+    HttpResponse<String> refreshed =
+        call(
+            "POST",
+            path,
+            "{\"auth\":{\"type\":\"mcp_oauth\",\"refresh\":{\"refresh_token\":\"rt2\"}}}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(refreshed.statusCode()).as(refreshed.body()).isEqualTo(200);
+    assertThat(
+            JSON.readTree(refreshed.body()).path("auth").path("refresh").path("client_id").asText())
+        .isEqualTo("c");
+
+    // But not a new token endpoint, nor a resource indicator corral would not send
+    for (String refused :
+        List.of(
+            "{\"token_endpoint\":\"https://other.example.com/token\"}",
+            "{\"refresh_token\":\"rt3\",\"resource\":\"https://mcp.example.com/\"}")) {
+      HttpResponse<String> answer =
+          call(
+              "POST",
+              path,
+              "{\"auth\":{\"type\":\"mcp_oauth\",\"refresh\":" + refused + "}}",
+              TestCredentials.ADMIN_KEY);
+      assertThat(answer.statusCode()).as(refused + " " + answer.body()).isBetween(400, 409);
+    }
   }
 
   @Test

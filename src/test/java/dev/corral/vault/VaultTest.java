@@ -726,6 +726,25 @@ class VaultTest {
                 .indefinitely()
                 .bearerToken())
         .isEqualTo("at-new");
+
+    // And when it then rotates the refresh token alone, the access token stays
+    Credential again =
+        vault
+            .updateCredential(
+                UpdateCredentialRequest.newBuilder()
+                    .setCredentialId(credential.getId())
+                    .setOauth2(OAuth2Auth.newBuilder().setRefreshToken("rt-new"))
+                    .build())
+            .getCredential();
+    assertThat(again.getOauth2().getHasRefreshToken()).isTrue();
+    assertThat(again.getOauth2().getTokenUrl()).isEqualTo("https://auth.example.com/token");
+    assertThat(
+            credentials
+                .authFor(Tenant.DEFAULT, credential.getId(), "https://mcp.example.com")
+                .await()
+                .indefinitely()
+                .bearerToken())
+        .isEqualTo("at-new");
   }
 
   @Test
