@@ -22,7 +22,20 @@ final class RestErrors {
   static void answer(RoutingContext request, Throwable failure) {
     StatusRuntimeException status = GrpcErrors.toStatus(failure);
     String message = status.getStatus().getDescription();
+    if (tooLarge(failure)) {
+      answer(request, 413, "request_too_large", message == null ? "" : message, false);
+      return;
+    }
     answer(request, status.getStatus().getCode(), message == null ? "" : message);
+  }
+
+  private static boolean tooLarge(Throwable failure) {
+    for (Throwable cause = failure; cause != null; cause = cause.getCause()) {
+      if (cause instanceof dev.corral.common.TooLargeException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   static void answer(RoutingContext request, Status.Code code, String message) {

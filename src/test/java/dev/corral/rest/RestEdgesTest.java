@@ -816,7 +816,8 @@ class RestEdgesTest {
     assertThat(twice.statusCode()).as(twice.body()).isEqualTo(400);
     assertThat(twice.body()).contains("events[1].").contains("custom_tool_use_id");
 
-    // An event over the size limit fails the same way every time: the SDKs must not retry it
+    // An event over the size limit fails the same way every time: too large (as the API says of
+    // a body too large), not a rate limit, and the SDKs must not retry it
     HttpResponse<String> big =
         call(
             "POST",
@@ -826,7 +827,8 @@ class RestEdgesTest {
                 + "x".repeat(300_000)
                 + "\"}]}]}",
             TestCredentials.ADMIN_KEY);
-    assertThat(big.statusCode()).isEqualTo(429);
+    assertThat(big.statusCode()).isEqualTo(413);
+    assertThat(big.body()).contains("request_too_large").contains("events[0]");
     assertThat(big.headers().firstValue("x-should-retry")).hasValue("false");
   }
 
