@@ -84,12 +84,11 @@ public class AgentGrpcService extends MutinyAgentServiceGrpc.AgentServiceImplBas
             failure ->
                 UpdateFields.renamed(
                     failure,
-                    "tools",
-                    "tools.tools",
-                    "mcp_servers",
-                    "mcp_servers.mcp_servers",
-                    "metadata",
-                    "metadata.entries"))
+                    new UpdateFields.Wrapper(request.hasTools(), "tools", "tools.tools"),
+                    new UpdateFields.Wrapper(
+                        request.hasMcpServers(), "mcp_servers", "mcp_servers.mcp_servers"),
+                    new UpdateFields.Wrapper(
+                        request.hasMetadata(), "metadata", "metadata.entries")))
         .map(agent -> UpdateAgentResponse.newBuilder().setAgent(agent).build());
   }
 

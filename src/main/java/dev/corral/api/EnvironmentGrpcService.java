@@ -77,10 +77,10 @@ public class EnvironmentGrpcService
             failure ->
                 UpdateFields.renamed(
                     failure,
-                    "setup_commands",
-                    "setup_commands.commands",
-                    "metadata",
-                    "metadata.entries"))
+                    new UpdateFields.Wrapper(
+                        request.hasSetupCommands(), "setup_commands", "setup_commands.commands"),
+                    new UpdateFields.Wrapper(
+                        request.hasMetadata(), "metadata", "metadata.entries")))
         .map(
             environment ->
                 UpdateEnvironmentResponse.newBuilder().setEnvironment(environment).build());

@@ -12,22 +12,29 @@ final class UpdateFields {
   private UpdateFields() {}
 
   /**
-   * {@code failure} naming the request's field for {@code wrapped}'s pairs (the object's field,
-   * then the request's).
+   * A list or map of the object that an update request wraps in a message of its own: {@code own}
+   * (the object's field) is {@code wrapped} in the request, if the request {@code sent} it.
    */
-  static InvalidArgumentException renamed(Throwable failure, String... wrapped) {
+  record Wrapper(boolean sent, String own, String wrapped) {}
+
+  /**
+   * {@code failure} naming the request's field for each wrapper the request sent; a field the
+   * request left out (checked with the object's other fields) keeps the object's name.
+   */
+  static InvalidArgumentException renamed(Throwable failure, Wrapper... wrappers) {
     var invalid = (InvalidArgumentException) failure;
-    return new InvalidArgumentException(field(invalid.field(), wrapped), invalid.problem());
+    return new InvalidArgumentException(field(invalid.field(), wrappers), invalid.problem());
   }
 
-  static String field(String field, String... wrapped) {
-    for (int i = 0; i + 1 < wrapped.length; i += 2) {
-      String own = wrapped[i];
-      if (field.equals(own)
-          || field.startsWith(own + "[")
-          || field.startsWith(own + " ")
-          || field.startsWith(own + ".")) {
-        return wrapped[i + 1] + field.substring(own.length());
+  static String field(String field, Wrapper... wrappers) {
+    for (Wrapper wrapper : wrappers) {
+      String own = wrapper.own();
+      if (wrapper.sent()
+          && (field.equals(own)
+              || field.startsWith(own + "[")
+              || field.startsWith(own + " ")
+              || field.startsWith(own + "."))) {
+        return wrapper.wrapped() + field.substring(own.length());
       }
     }
     return field;

@@ -135,7 +135,12 @@ public class VaultGrpcService extends MutinyVaultServiceGrpc.VaultServiceImplBas
                 ? Optional.of(request.getMetadata().getEntriesMap())
                 : Optional.empty())
         .onFailure(dev.corral.common.InvalidArgumentException.class)
-        .transform(failure -> UpdateFields.renamed(failure, "metadata", "metadata.entries"))
+        .transform(
+            failure ->
+                UpdateFields.renamed(
+                    failure,
+                    new UpdateFields.Wrapper(
+                        request.hasMetadata(), "metadata", "metadata.entries")))
         .map(vault -> UpdateVaultResponse.newBuilder().setVault(vault).build());
   }
 

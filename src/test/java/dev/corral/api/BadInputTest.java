@@ -1564,6 +1564,28 @@ class BadInputTest {
                                     .setName("mcp__gh__x")
                                     .setInputSchemaJson("{\"type\":\"object\"}")))
                     .build()));
+    // an update of one wrapped list that another field of the agent no longer agrees with names
+    // that field as the agent has it, not as a request wrapper the client did not send
+    String withMcpId = agents.createAgent(withMcp).getAgent().getId();
+    add(
+        cases,
+        "an update of the tools alone that leaves an MCP server unused",
+        Status.Code.INVALID_ARGUMENT,
+        "",
+        () -> {
+          try {
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder()
+                    .setAgentId(withMcpId)
+                    .setTools(dev.corral.proto.v1.ToolList.getDefaultInstance())
+                    .build());
+          } catch (StatusRuntimeException e) {
+            if (!String.valueOf(fieldViolation(e)).equals("mcp_servers[0]")) {
+              throw new AssertionError("the update named " + fieldViolation(e), e);
+            }
+            throw e;
+          }
+        });
     for (Bad one : bad) {
       add(
           cases,
