@@ -186,6 +186,16 @@ public final class AgentRules {
         throw new InvalidArgumentException(
             at + ".name", "configures " + config.getName() + " a second time");
       }
+      String modelName = mcpModelName(toolset.getMcpServerName(), config.getName());
+      if (!MCP_MODEL_NAME.matcher(modelName).matches()) {
+        // the model would never be offered it: a config of it could never apply
+        throw new InvalidArgumentException(
+            at + ".name",
+            "would reach the model as "
+                + modelName
+                + ", which is not a tool name the Messages API takes ([A-Za-z0-9_-], at most 64"
+                + " characters in all)");
+      }
       policy(at + ".permission_policy", config);
     }
   }

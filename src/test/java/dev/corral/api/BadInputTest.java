@@ -1550,6 +1550,20 @@ class BadInputTest {
                 "mcp_servers[0]",
                 ok.toBuilder().addMcpServers(server).build()),
             new Bad(
+                "a config of an MCP tool the model could never be offered",
+                "tools[0].mcp_toolset.configs[0].name",
+                withMcp.toBuilder()
+                    .setTools(
+                        0,
+                        toolset.toBuilder()
+                            .setMcpToolset(
+                                toolset.getMcpToolset().toBuilder()
+                                    .addConfigs(
+                                        dev.corral.proto.v1.ToolConfig.newBuilder()
+                                            .setName("search.v2")
+                                            .setEnabled(false))))
+                    .build()),
+            new Bad(
                 "two toolsets for one server",
                 "tools[1].mcp_toolset.mcp_server_name",
                 withMcp.toBuilder().addTools(toolset).build()),
