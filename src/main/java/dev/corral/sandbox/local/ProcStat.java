@@ -60,13 +60,22 @@ final class ProcStat {
             "T".equals(fields[0]) || "t".equals(fields[0])));
   }
 
-  /** Whether a process has threads besides its leader (which the kernel keeps while they run). */
+  /**
+   * Whether a zombie leader has a thread that still runs (the kernel keeps the leader while it
+   * does): one whose own state is neither zombie nor dead.
+   */
   private static boolean threadsRun(long pid) {
     try (DirectoryStream<Path> tasks =
         Files.newDirectoryStream(Path.of("/proc", Long.toString(pid), "task"))) {
-      int count = 0;
-      for (Path ignored : tasks) {
-        if (++count > 1) {
+      for (Path task : tasks) {
+        String stat;
+        try {
+          stat = new String(Files.readAllBytes(task.resolve("stat")), StandardCharsets.ISO_8859_1);
+        } catch (IOException gone) {
+          continue;
+        }
+        String state = stat.substring(stat.lastIndexOf(')') + 2).split(" ", 2)[0];
+        if (!state.equals("Z") && !state.equals("X")) {
           return true;
         }
       }
@@ -125,7 +134,12 @@ final class ProcStat {
   /** The process's pid in its innermost pid namespace (the last of its NSpid line), or -1. */
   private static long namespacePid(long pid) {
     try {
-      for (String line : Files.readAllLines(Path.of("/proc", Long.toString(pid), "status"))) {
+      // byte for byte, as stat: its Name line is whatever bytes the process chose
+      String status =
+          new String(
+              Files.readAllBytes(Path.of("/proc", Long.toString(pid), "status")),
+              StandardCharsets.ISO_8859_1);
+      for (String line : status.split("\n")) {
         if (line.startsWith("NSpid:")) {
           String[] pids = line.substring("NSpid:".length()).trim().split("\\s+");
           return Long.parseLong(pids[pids.length - 1]);

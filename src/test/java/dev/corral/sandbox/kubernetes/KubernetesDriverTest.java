@@ -255,7 +255,7 @@ class KubernetesDriverTest {
             new com.fasterxml.jackson.databind.ObjectMapper()
                 .writeValueAsString(
                     java.util.Map.of(
-                        "command", HiddenProcesses.start() + " sleep 10", "timeout_ms", 1_500)));
+                        "command", HiddenProcesses.start() + " sleep 10", "timeout_ms", 3_000)));
 
     // Then none works on
     assertThat(

@@ -162,11 +162,17 @@ class CallControlTest {
 
     // When a call starts processes a scan of /proc could miss (a zombie whose other thread works
     // on, a name that is not UTF-8), then runs out of time
-    ExecuteResponse first = bash(sandbox, HiddenProcesses.start() + " sleep 10", 1_000);
+    ExecuteResponse first = bash(sandbox, HiddenProcesses.start() + " sleep 10", 3_000);
 
     // Then none works on
     assertThat(ok(sandbox, HiddenProcesses.check()))
         .as(first.toString())
+        .matches(HiddenProcesses.STOPPED);
+
+    // And when the call's own process renames itself so (it execs), it is stopped too
+    ExecuteResponse second = bash(sandbox, HiddenProcesses.startAsTheCallItself(), 1_000);
+    assertThat(ok(sandbox, HiddenProcesses.check()))
+        .as(second.toString())
         .matches(HiddenProcesses.STOPPED);
   }
 
