@@ -473,9 +473,11 @@ final class Projection {
     if (callId == null) {
       return;
     }
-    ObjectNode result = trimmed(toolResult(callId, content, isError, userContent), event);
+    List<ObjectNode> after = new ArrayList<>(); // an error result's images, after the results
+    ObjectNode result = trimmed(toolResult(callId, content, isError, after), event);
     if (unanswered(messages, results).contains(callId)) {
       results.add(result);
+      userContent.addAll(after);
       return;
     }
     userContent.add(
@@ -489,6 +491,7 @@ final class Projection {
                     + callId
                     + ", recorded after the conversation went on, follows]"));
     result.path("content").forEach(block -> userContent.add((ObjectNode) block));
+    userContent.addAll(after);
   }
 
   /** The calls of the last message, if the assistant's, that {@code results} does not answer. */

@@ -83,6 +83,7 @@ class EventRoutes {
         types.add(type.equals("agent.thread_context_compacted") ? "agent.context_compacted" : type);
       }
     }
+    int limit = call.limit(MAX_LIMIT);
     if (!asked.isEmpty() && types.isEmpty()) {
       // only types of the API that no corral log holds: none matches (the session must exist)
       return sessions
@@ -90,7 +91,7 @@ class EventRoutes {
           .map(session -> page(new EventPage(List.of(), false, 0), descending));
     }
     return sessions
-        .events(call.tenant(), call.path("session_id"), position, seq, call.limit(MAX_LIMIT), types)
+        .events(call.tenant(), call.path("session_id"), position, seq, limit, types)
         .map(events -> page(events, descending));
   }
 

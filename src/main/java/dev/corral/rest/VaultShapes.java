@@ -259,7 +259,7 @@ final class VaultShapes {
     Fields.optionalObject(auth, "refresh", "auth.refresh")
         .ifPresent(
             refresh -> {
-              if (refresh.has("resource")) {
+              if (Fields.has(refresh, "resource")) {
                 throw new InvalidArgumentException(
                     "auth.refresh.resource",
                     "is not supported: corral sends no resource indicator when it refreshes");

@@ -467,6 +467,7 @@ public class Credentials implements dev.corral.common.CredentialBindings {
       UpdateCredentialRequest request) {
     dev.corral.proto.v1.OAuth2Auth.Builder auth = request.getOauth2().toBuilder();
     boolean newToken = !auth.getAccessToken().isEmpty();
+    String keptSecret = null;
     if (!newToken || auth.getRefreshToken().isEmpty() || auth.getClientSecret().isEmpty()) {
       SecretValues kept = open(tenant, stored);
       if (!newToken && kept.accessToken() != null) {
@@ -480,8 +481,8 @@ public class Credentials implements dev.corral.common.CredentialBindings {
       if (auth.getRefreshToken().isEmpty() && kept.refreshToken() != null) {
         auth.setRefreshToken(kept.refreshToken());
       }
-      if (auth.getClientSecret().isEmpty() && kept.clientSecret() != null) {
-        auth.setClientSecret(kept.clientSecret());
+      if (auth.getClientSecret().isEmpty()) {
+        keptSecret = kept.clientSecret();
       }
     }
     if (current.hasOauth2()) {
@@ -502,6 +503,14 @@ public class Credentials implements dev.corral.common.CredentialBindings {
           == dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_UNSPECIFIED) {
         auth.setTokenEndpointAuth(current.getOauth2().getTokenEndpointAuth());
       }
+    }
+    // a kept client secret stays where it is sent; one stored before that was checked, where it
+    // never is, goes (kept, it would make every update of its credential fail)
+    if (keptSecret != null
+        && !auth.getTokenUrl().isEmpty()
+        && auth.getTokenEndpointAuth()
+            != dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE) {
+      auth.setClientSecret(keptSecret);
     }
     return auth.build();
   }

@@ -113,7 +113,20 @@ class ProjectionTest {
     fold(
         EventsFactory.block(
             "sevt_text8000000000000000000000", new ModelResponse.Text("went on"), AGENT));
-    fold(EventsFactory.toolResult("sevt_use80000000000000000000000", "late output", false));
+    fold(
+        NewEvent.of(
+            Event.newBuilder()
+                .setAgentToolResult(
+                    dev.corral.proto.v1.AgentToolResult.newBuilder()
+                        .setToolUseId("sevt_use80000000000000000000000")
+                        .setIsError(true)
+                        .addContent(
+                            dev.corral.proto.v1.ContentBlock.newBuilder()
+                                .setText(
+                                    dev.corral.proto.v1.TextBlock.newBuilder()
+                                        .setText("late output")))
+                        .addContent(image(new byte[] {7})))
+                .build()));
     fold(NewEvent.of(Fixtures.userMessage("next")));
 
     // When
@@ -127,6 +140,11 @@ class ProjectionTest {
         .contains("went on")
         .contains("late output")
         .contains("no result of this call was recorded");
+    // the late result's header, then its text and its image, in that order
+    String last = request.path("messages").get(request.path("messages").size() - 1).toString();
+    assertThat(last.indexOf("recorded after the conversation went on"))
+        .isLessThan(last.indexOf("late output"));
+    assertThat(last.indexOf("late output")).isLessThan(last.indexOf("\"image\""));
   }
 
   @Test

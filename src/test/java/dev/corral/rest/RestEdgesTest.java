@@ -553,7 +553,8 @@ class RestEdgesTest {
             "/v1/vaults/" + vault + "/credentials",
             "{\"auth\":{\"type\":\"mcp_oauth\",\"mcp_server_url\":\"https://mcp.example.com/o\","
                 + "\"access_token\":\"at-old\",\"refresh\":{\"refresh_token\":\"rt\","
-                + "\"token_endpoint\":\"https://auth.example.com/token\",\"client_id\":\"c\"}}}",
+                + "\"token_endpoint\":\"https://auth.example.com/token\",\"client_id\":\"c\","
+                + "\"resource\":null}}}",
             TestCredentials.ADMIN_KEY);
     assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
     String path =
@@ -701,6 +702,8 @@ class RestEdgesTest {
             "/v1/sessions/sesn_00000000000000000000000000/events?types[]=session.updated",
             "",
             TestCredentials.ADMIN_KEY);
+    HttpResponse<String> badLimit =
+        call("GET", events + "?types[]=session.updated&limit=0", "", TestCredentials.ADMIN_KEY);
 
     // Then those match nothing, the rest filters as before, and an unknown session is still 404
     assertThat(none.statusCode()).as(none.body()).isEqualTo(200);
@@ -709,6 +712,7 @@ class RestEdgesTest {
     assertThat(some.statusCode()).as(some.body()).isEqualTo(200);
     assertThat(JSON.readTree(some.body()).path("data")).hasSize(2);
     assertThat(unknown.statusCode()).isEqualTo(404);
+    assertThat(badLimit.statusCode()).as(badLimit.body()).isEqualTo(400);
   }
 
   @Test

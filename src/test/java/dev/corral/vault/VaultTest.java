@@ -738,6 +738,22 @@ class VaultTest {
             .getCredential();
     assertThat(again.getOauth2().getHasRefreshToken()).isTrue();
     assertThat(again.getOauth2().getTokenUrl()).isEqualTo("https://auth.example.com/token");
+
+    // And one that says the token endpoint takes no client secret now drops the kept one rather
+    // than being refused for a secret it did not send
+    Credential open =
+        vault
+            .updateCredential(
+                UpdateCredentialRequest.newBuilder()
+                    .setCredentialId(credential.getId())
+                    .setOauth2(
+                        OAuth2Auth.newBuilder()
+                            .setTokenEndpointAuth(
+                                dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE))
+                    .build())
+            .getCredential();
+    assertThat(open.getOauth2().getTokenEndpointAuth())
+        .isEqualTo(dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE);
     assertThat(
             credentials
                 .authFor(Tenant.DEFAULT, credential.getId(), "https://mcp.example.com")

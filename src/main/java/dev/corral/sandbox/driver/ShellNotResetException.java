@@ -9,6 +9,13 @@ import dev.corral.common.FailedPreconditionException;
  */
 public class ShellNotResetException extends FailedPreconditionException {
 
+  /** Fails if {@code reset} (a run of {@link ShellScripts#RESET}) did not run to a clean end. */
+  public static void check(String sandboxId, ExecResult reset) {
+    if (reset.exitCode() != 0 || reset.timedOut()) {
+      throw new ShellNotResetException(sandboxId, reset.exitCode());
+    }
+  }
+
   public ShellNotResetException(String sandboxId, int exitCode) {
     super(
         "the shell of sandbox "

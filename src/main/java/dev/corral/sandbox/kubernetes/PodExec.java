@@ -159,12 +159,9 @@ class PodExec {
                                     Started.now(),
                                     () -> false)
                                 .invoke(
-                                    reset -> {
-                                      if (reset.exitCode() != 0 || reset.timedOut()) {
-                                        throw new dev.corral.sandbox.driver.ShellNotResetException(
-                                            sandboxId, reset.exitCode());
-                                      }
-                                    }));
+                                    reset ->
+                                        dev.corral.sandbox.driver.ShellNotResetException.check(
+                                            sandboxId, reset)));
               }
 
               @Override

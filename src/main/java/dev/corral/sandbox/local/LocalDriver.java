@@ -243,13 +243,7 @@ public class LocalDriver implements SandboxDriver {
                                                     + " run again",
                                                 sandboxId, reset.exitCode()))
                                     .flatMap(again -> sandbox.run(SandboxCommand.resetShell()))))
-        .invoke(
-            reset -> {
-              if (reset.exitCode() != 0 || reset.timedOut()) {
-                throw new dev.corral.sandbox.driver.ShellNotResetException(
-                    sandboxId, reset.exitCode());
-              }
-            })
+        .invoke(reset -> dev.corral.sandbox.driver.ShellNotResetException.check(sandboxId, reset))
         .replaceWithVoid();
   }
 
