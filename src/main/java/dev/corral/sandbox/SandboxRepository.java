@@ -144,12 +144,13 @@ public class SandboxRepository {
 
   /**
    * Whether session $1 had a sandbox that is gone, other than one released while still being
-   * provisioned because its harness needed a sandbox ($2, the reason): the model never had that
-   * one.
+   * provisioned because its harness needed a sandbox ($2, the reason), or one that never became
+   * ready (a pod the cluster refused, a setup that failed: its limits are recorded when it does):
+   * the model never had those.
    */
   static final String HAD_ONE =
       "SELECT 1 FROM sandboxes WHERE session_id = $1 AND state IN ('lost', 'released')"
-          + " AND release_reason IS DISTINCT FROM $2 LIMIT 1";
+          + " AND release_reason IS DISTINCT FROM $2 AND limits_enforced IS NOT NULL LIMIT 1";
 
   /** Sandboxes whose session ended (deleted, archived or terminated) but which still run. */
   static final String ORPHANED =

@@ -214,6 +214,39 @@ class SandboxLossTest {
   }
 
   @Test
+  void aSandboxThatNeverBecameReadyIsNoWorkspaceTheModelLost() {
+    // Given a session whose record names a Kubernetes sandbox that was lost while it was still
+    // being provisioned (the cluster refused its pod, or its setup failed): the model never had it
+    model.enqueue(
+        Reply.toolUse("toolu_first", "bash", "{\"command\":\"echo fine\"}"), Reply.text("Done."));
+    Session session =
+        Fixtures.withTools(agents, sessions, dev.corral.proto.v1.CreateSessionRequest.newBuilder());
+    pool.preparedQuery(
+            "INSERT INTO sandboxes (id, session_id, driver, state, host, resources, expires_at,"
+                + " tenant_id, lost_reason) SELECT $1, id, 'kubernetes', 'lost', 'corral-' || $1,"
+                + " '\\x'::bytea, clock_timestamp() + interval '1 hour', tenant_id, 'setup failed'"
+                + " FROM sessions WHERE id = $2")
+        .execute(
+            io.vertx.mutiny.sqlclient.Tuple.of(
+                dev.corral.common.IdKind.SANDBOX.next(), session.getId()))
+        .await()
+        .atMost(Duration.ofSeconds(10));
+
+    // When a turn calls a tool
+    sessions.emitEvent(
+        dev.corral.proto.v1.EmitEventRequest.newBuilder()
+            .setSessionId(session.getId())
+            .setEvent(Fixtures.userMessage("first-" + UUID.randomUUID()))
+            .build());
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then its result says nothing of a workspace that was reset
+    List<Event> results = ofType(log(sessions, session.getId()), "agent.tool_result");
+    assertThat(results).hasSize(1);
+    assertThat(text(results.get(0))).isEqualTo("fine");
+  }
+
+  @Test
   void aSessionWhoseTurnNeedsNoToolGetsNoSandbox() {
     // Given
     String marker = "no-tool-" + UUID.randomUUID();
