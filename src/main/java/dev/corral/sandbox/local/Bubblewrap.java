@@ -24,11 +24,11 @@ import java.util.Optional;
  *       groups and no capabilities;
  *   <li>{@code prlimit}: file size, open files, CPU time, no core dumps, processes per user, and
  *       the address space of each process when there is no cgroup to limit memory;
- *   <li>{@code bwrap}: every namespace unshared (no network), no user namespace of the sandbox's
- *       own (which would give its code every capability inside it: mounts of unbounded tmpfs, a
- *       network namespace to configure), a new session, no capabilities, a read-only root with
- *       read-only system directories and a read-only /proc, private size-limited /tmp and
- *       /workspace;
+ *   <li>{@code bwrap}: a {@link SyscallFilter} (asynchronous I/O contexts and io_uring refused),
+ *       every namespace unshared (no network), no user namespace of the sandbox's own (which would
+ *       give its code every capability inside it: mounts of unbounded tmpfs, a network namespace to
+ *       configure), a new session, no capabilities, a read-only root with read-only system
+ *       directories and a read-only /proc, private size-limited /tmp and /workspace;
  *   <li>the launcher ({@code launcher.pl}) as the sandbox's pid 1; with egress, it also forwards
  *       127.0.0.1:3128 (inside the sandbox's own network namespace) to the egress proxy's Unix
  *       socket, bound read-only at /run/corral: the sandbox's only way out.
@@ -53,11 +53,13 @@ final class Bubblewrap {
           "inputrc");
 
   /**
-   * Raises its OOM score to the most (where the host lets it; otherwise the sandbox keeps its own),
-   * joins the cgroup.procs files named before "--", then runs what follows.
+   * Opens the syscall filter named first (if any) as fd 3, for bubblewrap; raises its OOM score to
+   * the most (where the host lets it; otherwise the sandbox keeps its own), joins the cgroup.procs
+   * files named before "--", then runs what follows.
    */
   private static final String JOIN =
-      "echo 1000 2>/dev/null > /proc/self/oom_score_adj;"
+      "if [ -n \"$1\" ]; then exec 3< \"$1\" || exit 125; fi; shift;"
+          + " echo 1000 2>/dev/null > /proc/self/oom_score_adj;"
           + " while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift;"
           + " exec \"$@\"";
 
@@ -69,6 +71,7 @@ final class Bubblewrap {
    * @param egress the directory bound read-only at /run/corral, where the egress proxy's socket
    *     appears if the sandbox gets network; the launcher then forwards 127.0.0.1:{@code proxyPort}
    *     to it. Empty: no egress at all.
+   * @param syscallFilter the file of the {@link SyscallFilter} program; empty: none
    */
   static List<String> command(
       String bwrap,
@@ -77,9 +80,11 @@ final class Bubblewrap {
       List<Path> cgroupProcs,
       Optional<Path> egress,
       int proxyPort,
-      String launcher) {
+      String launcher,
+      Optional<Path> syscallFilter) {
     List<String> argv = new ArrayList<>();
     argv.addAll(List.of("/bin/sh", "-c", JOIN, "corral-sandbox"));
+    argv.add(syscallFilter.map(Path::toString).orElse(""));
     cgroupProcs.forEach(file -> argv.add(file.toString()));
     argv.add("--");
     argv.addAll(List.of("/usr/bin/env", "-i"));
@@ -106,10 +111,10 @@ final class Bubblewrap {
     if (cgroupProcs.isEmpty()) {
       argv.add("--as=" + resources.getMemoryBytes());
     }
+    argv.addAll(List.of("--", bwrap));
+    syscallFilter.ifPresent(filter -> argv.addAll(List.of("--seccomp", "3")));
     argv.addAll(
         List.of(
-            "--",
-            bwrap,
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",

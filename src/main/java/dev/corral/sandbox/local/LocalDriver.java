@@ -77,6 +77,10 @@ public class LocalDriver implements SandboxDriver {
   private final Clock clock;
   private final String host;
   private final String launcher;
+
+  /** The file of the {@link SyscallFilter} every sandbox runs under; empty on other machines. */
+  private final Optional<Path> syscallFilter;
+
   private final boolean root;
   private final ExecutorService io;
   private final ScheduledExecutorService timer;
@@ -113,6 +117,7 @@ public class LocalDriver implements SandboxDriver {
     this.clock = clock;
     this.host = replica.id();
     this.launcher = launcherScript();
+    this.syscallFilter = syscallFilterFile();
     this.root = "0".equals(Cgroups.currentUid());
     this.io = Executors.newCachedThreadPool(DaemonThreads.named("corral-sandbox-io"));
     this.timer =
@@ -447,7 +452,8 @@ public class LocalDriver implements SandboxDriver {
             cgroup.map(SandboxCgroup::procsFiles).orElse(List.of()),
             egressDirectory,
             proxyPort,
-            launcher);
+            launcher,
+            syscallFilter);
     try {
       return LocalSandbox.start(
           argv, cgroup, egressDirectory, uid, START_TIMEOUT, io, timer, clock.instant());
@@ -659,6 +665,24 @@ public class LocalDriver implements SandboxDriver {
     byte[] bytes = new byte[6];
     RANDOM.nextBytes(bytes);
     return HexFormat.of().formatHex(bytes);
+  }
+
+  private static Optional<Path> syscallFilterFile() {
+    Optional<byte[]> program = SyscallFilter.forThisMachine();
+    if (program.isEmpty()) {
+      LOGGER.warnf(
+          "no syscall filter is known for %s: local sandboxes run without one",
+          System.getProperty("os.arch"));
+      return Optional.empty();
+    }
+    try {
+      Path file = Files.createTempFile("corral-syscalls-", ".bpf");
+      file.toFile().deleteOnExit();
+      Files.write(file, program.get());
+      return Optional.of(file);
+    } catch (IOException e) {
+      throw new UncheckedIOException("the sandboxes' syscall filter could not be written", e);
+    }
   }
 
   private static String launcherScript() {

@@ -177,6 +177,33 @@ class CallControlTest {
   }
 
   @Test
+  void aSandboxCannotTakeTheHostsAsynchronousIoContextsNorUseIoUring() {
+    // Given
+    String sandbox = provision(10_000);
+    Integer ioSetup =
+        java.util.Map.of("amd64", 206, "aarch64", 0).get(System.getProperty("os.arch"));
+    org.junit.jupiter.api.Assumptions.assumeTrue(ioSetup != null, "io_setup's number is known");
+
+    // When its code asks the kernel for an AIO context (which count against one limit of the
+    // whole host) and for an io_uring
+    String aio =
+        ok(
+            sandbox,
+            "perl -e 'my $c = pack(q(Q), 0); print syscall("
+                + ioSetup
+                + ", 1, $c) == -1 ? qq(refused: $!) : q(given)'");
+    String uring =
+        ok(
+            sandbox,
+            "perl -e 'my $p = qq(\\0) x 120; print syscall(425, 1, $p) == -1 ? qq(refused: $!) :"
+                + " q(given)'");
+
+    // Then both are refused
+    assertThat(aio).isEqualTo("refused: Operation not permitted");
+    assertThat(uring).isEqualTo("refused: Operation not permitted");
+  }
+
+  @Test
   void outputCannotForgeTheEndOfACallOrAShellExit() {
     // Given
     String sandbox = provision(10_000);
