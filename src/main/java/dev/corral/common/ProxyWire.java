@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.function.BiConsumer;
+import java.util.regex.Pattern;
 
 /**
  * The wire of corral's HTTP proxies (the sandboxes' egress, the server's own outbound calls): a
@@ -52,9 +53,8 @@ public final class ProxyWire {
   }
 
   /** A field name of a request head is a token right before its colon (RFC 9112, 5.1). */
-  private static final java.util.regex.Pattern FIELD =
-      java.util.regex.Pattern.compile(
-          "[!#$%&'*+.^_`|~0-9A-Za-z-]+:.*", java.util.regex.Pattern.DOTALL);
+  private static final Pattern FIELD =
+      Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+:.*", Pattern.DOTALL);
 
   /**
    * Why a request head's field line is not "name: value", if one is not: a server that reads {@code

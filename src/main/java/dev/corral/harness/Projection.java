@@ -8,14 +8,17 @@ import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.ImageBlock;
+import dev.corral.proto.v1.TextBlock;
 import dev.corral.proto.v1.Tool;
 import dev.corral.tool.BuiltInTool;
 import dev.corral.tool.OfferedTools;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Builds a Messages API request from the folded session: the agent's system prompt and tools (the
@@ -301,7 +304,7 @@ final class Projection {
    * tool is unavailable.
    */
   private static void defineCalledTools(ObjectNode request) {
-    java.util.Set<String> defined = new java.util.HashSet<>();
+    Set<String> defined = new HashSet<>();
     request.path("tools").forEach(tool -> defined.add(tool.path("name").asText()));
     java.util.Set<String> missing = new java.util.TreeSet<>();
     for (JsonNode message : request.path("messages")) {
@@ -364,7 +367,7 @@ final class Projection {
     ArrayNode tools = JSON.createArrayNode();
     // one tool per name, the first: an agent stored before its names were checked against the
     // toolset's may hold two, and the Messages API refuses a request that does
-    java.util.Set<String> named = new java.util.HashSet<>();
+    Set<String> named = new HashSet<>();
     for (Tool tool : agent.getToolsList()) {
       if (tool.hasToolset()) {
         for (BuiltInTool builtIn : BuiltInTool.values()) {
@@ -500,7 +503,7 @@ final class Projection {
     if (last == null || !last.path("role").asText().equals("assistant")) {
       return List.of();
     }
-    java.util.Set<String> answered = new java.util.HashSet<>();
+    Set<String> answered = new HashSet<>();
     results.forEach(result -> answered.add(result.path("tool_use_id").asText()));
     List<String> open = new ArrayList<>();
     for (JsonNode block : last.path("content")) {
@@ -811,7 +814,7 @@ final class Projection {
               List.of(
                   ContentBlock.newBuilder()
                       .setText(
-                          dev.corral.proto.v1.TextBlock.newBuilder()
+                          TextBlock.newBuilder()
                               .setText(
                                   "corral: no result of this call was recorded before the"
                                       + " conversation went on"))

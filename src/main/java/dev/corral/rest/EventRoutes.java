@@ -13,6 +13,7 @@ import io.vertx.ext.web.Router;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A session's events: {@code GET …/events} (pages by seq, ascending or descending), {@code POST
@@ -99,8 +100,8 @@ class EventRoutes {
    * Event types of the API that corral never appends (threads, outcomes, and the like): a filter
    * may name them, and finds none.
    */
-  private static final java.util.Set<String> NEVER_APPENDED =
-      java.util.Set.of(
+  private static final Set<String> NEVER_APPENDED =
+      Set.of(
           "agent.thread_message_received",
           "agent.thread_message_sent",
           "session.deleted",

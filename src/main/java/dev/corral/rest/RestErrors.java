@@ -3,6 +3,7 @@ package dev.corral.rest;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.corral.api.GrpcErrors;
+import dev.corral.common.TooLargeException;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.vertx.core.http.HttpServerResponse;
@@ -31,7 +32,7 @@ final class RestErrors {
 
   private static boolean tooLarge(Throwable failure) {
     for (Throwable cause = failure; cause != null; cause = cause.getCause()) {
-      if (cause instanceof dev.corral.common.TooLargeException) {
+      if (cause instanceof TooLargeException) {
         return true;
       }
     }

@@ -5,6 +5,7 @@ import dev.corral.common.IdKind;
 import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Json;
+import dev.corral.common.TooLargeException;
 import dev.corral.proto.v1.ConfirmationResult;
 import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.Event;
@@ -81,7 +82,7 @@ final class EventRules {
     checkPayload(field, type, event);
     int size = NewEvent.onlyPayload(event).getSerializedSize();
     if (size > EventLog.MAX_EVENT_BYTES) {
-      throw new dev.corral.common.TooLargeException(
+      throw new TooLargeException(
           field + " is " + size + " bytes; the limit is " + EventLog.MAX_EVENT_BYTES + " bytes");
     }
     return type;

@@ -7,8 +7,10 @@ import dev.corral.proto.v1.BasicAuth;
 import dev.corral.proto.v1.OAuth2Auth;
 import dev.corral.proto.v1.StaticHeaderAuth;
 import dev.corral.proto.v1.TokenEndpointAuth;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Pattern;
@@ -129,7 +131,7 @@ final class CredentialRules {
     if (hosts.isEmpty() || hosts.size() > MAX_HOSTS) {
       throw new InvalidArgumentException(field + ".hosts", "needs 1 to " + MAX_HOSTS + " hosts");
     }
-    java.util.Map<BasicOrigin, Integer> origins = new java.util.HashMap<>();
+    Map<BasicOrigin, Integer> origins = new HashMap<>();
     for (int i = 0; i < hosts.size(); i++) {
       Optional<BasicOrigin> origin = BasicOrigin.ofEntry(hosts.get(i));
       if (origin.isEmpty()) {

@@ -7,6 +7,7 @@ import dev.corral.sandbox.driver.OutputBuffer;
 import dev.corral.sandbox.driver.SandboxCommand;
 import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.driver.SandboxLostException;
+import dev.corral.sandbox.driver.ShellNotResetException;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -158,10 +159,7 @@ class PodExec {
                                     SandboxCommand.resetShell(),
                                     Started.now(),
                                     () -> false)
-                                .invoke(
-                                    reset ->
-                                        dev.corral.sandbox.driver.ShellNotResetException.check(
-                                            sandboxId, reset)));
+                                .invoke(reset -> ShellNotResetException.check(sandboxId, reset)));
               }
 
               @Override

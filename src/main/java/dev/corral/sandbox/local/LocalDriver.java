@@ -16,6 +16,7 @@ import dev.corral.sandbox.driver.SandboxConfig;
 import dev.corral.sandbox.driver.SandboxDriver;
 import dev.corral.sandbox.driver.SandboxLostException;
 import dev.corral.sandbox.driver.SandboxSetup;
+import dev.corral.sandbox.driver.ShellNotResetException;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.ShutdownEvent;
@@ -248,7 +249,7 @@ public class LocalDriver implements SandboxDriver {
                                                     + " run again",
                                                 sandboxId, reset.exitCode()))
                                     .flatMap(again -> sandbox.run(SandboxCommand.resetShell()))))
-        .invoke(reset -> dev.corral.sandbox.driver.ShellNotResetException.check(sandboxId, reset))
+        .invoke(reset -> ShellNotResetException.check(sandboxId, reset))
         .replaceWithVoid();
   }
 
