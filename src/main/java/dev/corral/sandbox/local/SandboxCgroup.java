@@ -87,6 +87,9 @@ final class SandboxCgroup {
     // With swap accounting, memory and swap together stay within the limit: no swapping out.
     writeIfPresent(
         memory.resolve("memory.memsw.limit_in_bytes"), Long.toString(resources.getMemoryBytes()));
+    // Without swap accounting (no memsw files) the limit would count RAM only, and what it reclaims
+    // could go to swap without bound: the sandbox's pages are not swapped out at all.
+    writeIfPresent(memory.resolve("memory.swappiness"), "0");
     write(pids.resolve("pids.max"), resources.getMaxProcesses());
     write(cpu.resolve("cpu.cfs_period_us"), CPU_PERIOD_US);
     write(cpu.resolve("cpu.cfs_quota_us"), quota);

@@ -281,6 +281,19 @@ class SandboxLimitsTest {
     // and its processes are in it, in every controller that carries a limit
     assertThat(cgroup.lines().filter(line -> line.contains("/sbx-")).count())
         .isGreaterThanOrEqualTo(1);
+    // and (cgroup v1) its pages are never swapped out, swap accounting or not
+    java.util.Optional<String> memory =
+        cgroup.lines().filter(line -> line.matches("[0-9]+:memory:/.*")).findFirst();
+    if (memory.isPresent()) {
+      assertThat(
+              java.nio.file.Files.readString(
+                      java.nio.file.Path.of(
+                          "/sys/fs/cgroup/memory",
+                          memory.get().split(":", 3)[2],
+                          "memory.swappiness"))
+                  .strip())
+          .isEqualTo("0");
+    }
   }
 
   @Test
