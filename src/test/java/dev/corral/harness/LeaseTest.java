@@ -185,13 +185,7 @@ class LeaseTest {
   void aHarnessCompactionMayStandOnlyForEventsTheLogHolds() {
     // Given a session an outside harness holds, with two of its events in the log
     String sessionId = Fixtures.createSession(agents, sessions).getId();
-    long epoch =
-        leases
-            .acquire(sessionId, "replica-elsewhere", 60_000)
-            .await()
-            .atMost(WAIT)
-            .orElseThrow()
-            .getEpoch();
+    long epoch = heldElsewhere(sessionId);
     sessions.emitEvent(harnessEvent(sessionId, epoch));
     sessions.emitEvent(harnessEvent(sessionId, epoch));
 
@@ -215,13 +209,7 @@ class LeaseTest {
   void aHarnessMayNotGiveTwoToolCallsOfASessionOneId() throws Exception {
     // Given a session an outside harness holds, with one tool call in its log
     String sessionId = Fixtures.createSession(agents, sessions).getId();
-    long epoch =
-        leases
-            .acquire(sessionId, "replica-elsewhere", 60_000)
-            .await()
-            .atMost(WAIT)
-            .orElseThrow()
-            .getEpoch();
+    long epoch = heldElsewhere(sessionId);
     sessions.emitEvent(toolUse(sessionId, epoch, "toolu_once", false));
 
     // When it emits a custom tool call with the same id
@@ -286,6 +274,16 @@ class LeaseTest {
         .setLeaseEpoch(epoch)
         .setEvent(event)
         .build();
+  }
+
+  /** Takes the session's lease for an outside harness; its epoch. */
+  private long heldElsewhere(String sessionId) {
+    return leases
+        .acquire(sessionId, "replica-elsewhere", 60_000)
+        .await()
+        .atMost(WAIT)
+        .orElseThrow()
+        .getEpoch();
   }
 
   private static EmitEventRequest compaction(String sessionId, long epoch, long upToSeq) {

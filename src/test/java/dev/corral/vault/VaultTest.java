@@ -719,13 +719,7 @@ class VaultTest {
     assertThat(rotated.getOauth2().getScope()).isEqualTo("read");
     assertThat(rotated.getOauth2().getTokenEndpointAuth())
         .isEqualTo(dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_CLIENT_SECRET_POST);
-    assertThat(
-            credentials
-                .authFor(Tenant.DEFAULT, credential.getId(), "https://mcp.example.com")
-                .await()
-                .indefinitely()
-                .bearerToken())
-        .isEqualTo("at-new");
+    assertThat(bearerOf(credential)).isEqualTo("at-new");
 
     // And when it then rotates the refresh token alone, the access token stays
     Credential again =
@@ -754,13 +748,16 @@ class VaultTest {
             .getCredential();
     assertThat(open.getOauth2().getTokenEndpointAuth())
         .isEqualTo(dev.corral.proto.v1.TokenEndpointAuth.TOKEN_ENDPOINT_AUTH_NONE);
-    assertThat(
-            credentials
-                .authFor(Tenant.DEFAULT, credential.getId(), "https://mcp.example.com")
-                .await()
-                .indefinitely()
-                .bearerToken())
-        .isEqualTo("at-new");
+    assertThat(bearerOf(credential)).isEqualTo("at-new");
+  }
+
+  /** The token the credential gives a call to https://mcp.example.com. */
+  private String bearerOf(Credential credential) {
+    return credentials
+        .authFor(Tenant.DEFAULT, credential.getId(), "https://mcp.example.com")
+        .await()
+        .indefinitely()
+        .bearerToken();
   }
 
   @Test
