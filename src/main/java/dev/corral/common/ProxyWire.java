@@ -61,7 +61,7 @@ public final class ProxyWire {
    * Host : other} as a Host field would see a host the proxy did not check, and a {@code
    * Transfer-Encoding : chunked} the proxy read one way it might read the other.
    */
-  static Optional<String> badFieldName(String head) {
+  public static Optional<String> badFieldName(String head) {
     String[] lines = head.split("\r\n");
     for (int i = 1; i < lines.length; i++) {
       if (!lines[i].isEmpty() && !FIELD.matcher(lines[i]).matches()) {
@@ -189,6 +189,21 @@ public final class ProxyWire {
         lower ->
             lower.startsWith("connection:")
                 || lower.startsWith("keep-alive:")
+                || lower.startsWith("proxy-connection:"));
+  }
+
+  /**
+   * A request head ({@code lines}, the request line first) as one exchange only: {@code Connection:
+   * close}, and no upgrade of the connection to another protocol.
+   */
+  public static String closingRequest(String[] lines) {
+    return closing(
+        new StringBuilder(lines[0]).append("\r\n"),
+        lines,
+        lower ->
+            lower.startsWith("connection:")
+                || lower.startsWith("keep-alive:")
+                || lower.startsWith("upgrade:")
                 || lower.startsWith("proxy-connection:"));
   }
 

@@ -573,6 +573,8 @@ public class EgressProxy {
           connection.pause();
           if (verdict instanceof TunnelOpening.Verdict.Refuse refused) {
             refuseTunnel(connection, upstream, grant, target, refused.why());
+          } else if (verdict instanceof TunnelOpening.Verdict.Request request) {
+            oneRequest(connection, upstream, grant, target, request, seen);
           } else {
             ProxyWire.join(connection, upstream, seen);
           }
@@ -594,6 +596,30 @@ public class EgressProxy {
     if (!decided.get()) {
       connection.resume();
     }
+  }
+
+  /**
+   * A plain-HTTP tunnel carries the request its opening checked, and nothing after it: like a plain
+   * request, it goes out with {@code Connection: close}, and bytes after its body close the tunnel
+   * (a request kept alive or pipelined after it would name a host no check saw). An upgrade asked
+   * for (a plain WebSocket, h2c) is not passed on, for the same reason.
+   */
+  private void oneRequest(
+      NetSocket connection,
+      NetSocket upstream,
+      EgressGrant grant,
+      Target target,
+      TunnelOpening.Verdict.Request request,
+      Buffer seen) {
+    RequestBody body;
+    try {
+      body = RequestBody.of(request.lines());
+    } catch (IllegalArgumentException malformed) {
+      refuseTunnel(connection, upstream, grant, target, malformed.getMessage());
+      return;
+    }
+    upstream.write(Buffer.buffer(ProxyWire.closingRequest(request.lines()), "ISO-8859-1"));
+    forwardOne(connection, upstream, body, seen.getBuffer(request.headLength(), seen.length()));
   }
 
   private void refuseTunnel(

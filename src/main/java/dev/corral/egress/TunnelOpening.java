@@ -1,5 +1,6 @@
 package dev.corral.egress;
 
+import dev.corral.common.ProxyWire;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 import java.util.regex.Matcher;
@@ -11,7 +12,8 @@ import java.util.regex.Pattern;
  * the site from the TLS server name, or from an HTTP request's {@code Host}: a tunnel to an allowed
  * host that names another one would reach that other site. So a tunnel under an allow-list carries
  * on only if its TLS ClientHello names the tunnel's host (or no host), or its first HTTP request's
- * {@code Host} is the tunnel's host. Bytes that are neither (another protocol) pass.
+ * {@code Host} is the tunnel's host, and then that request alone. Bytes that are neither (another
+ * protocol) pass.
  */
 final class TunnelOpening {
 
@@ -71,6 +73,13 @@ final class TunnelOpening {
     record Pass() implements Verdict {}
 
     record Refuse(String why) implements Verdict {}
+
+    /**
+     * An HTTP request for the tunnel's host: its head is the first {@code headLength} bytes (the
+     * empty lines before it included), and these are its {@code lines} (the request line first).
+     * Only this request may pass: a later one on the connection would name a host no check saw.
+     */
+    record Request(int headLength, String[] lines) implements Verdict {}
   }
 
   /**
@@ -132,6 +141,11 @@ final class TunnelOpening {
       // a lenient server might read lines (and so a Host) this check does not see
       return new Verdict.Refuse("its first HTTP request has bare CR or LF, or folded lines");
     }
+    var badField = ProxyWire.badFieldName(head);
+    if (badField.isPresent()) {
+      // a lenient server might read "Host : other" as a Host this check does not see
+      return new Verdict.Refuse("its first HTTP request: " + badField.get());
+    }
     Matcher named = HOST.matcher(head);
     if (!named.find()) {
       return new Verdict.Refuse("its first HTTP request has no Host header");
@@ -146,7 +160,7 @@ final class TunnelOpening {
       return new Verdict.Refuse("its first HTTP request has two Host headers");
     }
     return sameHost(value, host, port)
-        ? new Verdict.Pass()
+        ? new Verdict.Request(end + 4, text(blank, end).split("\r\n"))
         : new Verdict.Refuse(
             "its HTTP request names the host '" + printable(value) + "', not " + host);
   }

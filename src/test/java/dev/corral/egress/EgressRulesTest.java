@@ -146,8 +146,8 @@ class EgressRulesTest {
   void aTunnelsFirstHttpRequestMustNameTheTunnelsHost() {
     for (String[] opening :
         new String[][] {
-          {"GET / HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "pass"},
-          {"GET / HTTP/1.1\r\nhost:ALLOWED.example.:8443\r\n\r\n", "pass"},
+          {"GET / HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "request"},
+          {"GET / HTTP/1.1\r\nhost:ALLOWED.example.:8443\r\n\r\n", "request"},
           {"GET / HTTP/1.1\r\nHost: allowed.example:9999\r\n\r\n", "refuse"},
           {"GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
           {"GET / HTTP/1.1\r\nX: 1\r\n\r\n", "refuse"},
@@ -159,17 +159,19 @@ class EgressRulesTest {
           {"GET /" + "a".repeat(40) + " HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
           {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "refuse"},
           {"\r\n\r\nGET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"\r\nGET / HTTP/1.1\r\nHost: allowed.example\r\n\r\nGET /next HTTP/1.1\r\n", "request"},
           {"\r\n", "more"},
           {"\r\n".repeat(9000), "refuse"},
           {"GET http://attacker.example/ HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "refuse"},
           {"get / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
           {"GE_T / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
-          {"get / HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "pass"},
+          {"get / HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "request"},
           {
             "GET / HTTP/1.1\r\nHost: allowed.example\r\nX: y\nHost: attacker.example\r\n\r\n",
             "refuse"
           },
           {"GET / HTTP/1.1\r\nHost: allowed.example\r\n attacker.example\r\n\r\n", "refuse"},
+          {"GET / HTTP/1.1\r\nHost: allowed.example\r\nHost : attacker.example\r\n\r\n", "refuse"},
           {"SSH-2.0-OpenSSH_9.2\r\n", "pass"},
         }) {
       byte[] bytes = opening[0].getBytes(StandardCharsets.ISO_8859_1);
@@ -190,7 +192,7 @@ class EgressRulesTest {
     String half = " \t".repeat(4_000);
     String[][] openings = {
       {"GET / HTTP/1.1\r\nHost: x" + spaces + "x\r\n\r\n", "refuse"},
-      {"GET / HTTP/1.1\r\nHost:" + half + "allowed.example" + half + "\r\n\r\n", "pass"},
+      {"GET / HTTP/1.1\r\nHost:" + half + "allowed.example" + half + "\r\n\r\n", "request"},
     };
     // Then ten of them are judged well within a second or two, and rightly
     assertTimeoutPreemptively(
@@ -214,6 +216,13 @@ class EgressRulesTest {
         sent < length && verdict instanceof TunnelOpening.Verdict.NeedMore;
         sent += split) {
       verdict = opening.add(bytes, sent, Math.min(split, length - sent));
+    }
+    if (verdict instanceof TunnelOpening.Verdict.Request request) {
+      // the request alone: its head, and the lines it is read as
+      String head = new String(bytes, 0, request.headLength(), StandardCharsets.ISO_8859_1);
+      assertThat(String.join("\r\n", request.lines()) + "\r\n\r\n")
+          .isEqualTo(head.replaceFirst("^[\r\n]+", ""));
+      return "request";
     }
     return verdict instanceof TunnelOpening.Verdict.Pass
         ? "pass"

@@ -192,6 +192,56 @@ class EgressTest {
   void aPlainRequestIsForwardedAloneNotWithARequestPipelinedAfterIt() throws Exception {
     // Given an allowed host whose server reads every request on a connection, whatever its
     // Connection header says (as some do), and a sandbox that may reach it
+    // When the sandbox sends a checked request with a body, and, on the same connection, a
+    // second one for another site
+    String seen =
+        whatTheHostReceives(
+            authority ->
+                "POST http://"
+                    + authority
+                    + "/first HTTP/1.1\r\nHost: "
+                    + authority
+                    + "\r\nContent-Length: 4\r\n\r\nbody"
+                    + "GET /second HTTP/1.1\r\nHost: not-allowed.example\r\n\r\n");
+
+    // Then the host gets the first request and its body, and nothing of the second
+    assertThat(seen).contains("POST /first HTTP/1.1").endsWith("body");
+    assertThat(seen).doesNotContain("second").doesNotContain("not-allowed.example");
+  }
+
+  @Test
+  void aPlainHttpTunnelCarriesItsCheckedRequestAloneNotOneKeptAliveAfterIt() throws Exception {
+    // Given the same host and sandbox
+    // When the sandbox opens a tunnel to the host, sends a request the check lets through (that
+    // asks to keep the connection alive, and to upgrade it), and then, on the same tunnel, a
+    // request for another site of the same server
+    String seen =
+        whatTheHostReceives(
+            authority ->
+                "CONNECT "
+                    + authority
+                    + " HTTP/1.1\r\nHost: "
+                    + authority
+                    + "\r\n\r\n"
+                    + "POST /first HTTP/1.1\r\nHost: "
+                    + authority
+                    + "\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n"
+                    + "Content-Length: 4\r\n\r\nbody"
+                    + "GET /second HTTP/1.1\r\nHost: not-allowed.example\r\n\r\n");
+
+    // Then the host gets the first request, closing and not upgrading, and nothing of the second
+    assertThat(seen).startsWith("POST /first HTTP/1.1\r\n").endsWith("body");
+    assertThat(seen).contains("\r\nConnection: close\r\n").doesNotContainIgnoringCase("upgrade");
+    assertThat(seen).doesNotContain("second").doesNotContain("not-allowed.example");
+  }
+
+  /**
+   * What an allowed host's server, which reads every request on a connection whatever its
+   * Connection header says (as some do), receives when a sandbox that may reach it writes {@code
+   * requests} (given the host's authority) to its way out, on one connection.
+   */
+  private String whatTheHostReceives(java.util.function.Function<String, String> requests)
+      throws Exception {
     try (java.net.ServerSocket server =
         new java.net.ServerSocket(0, 4, TestNetwork.outwardAddress())) {
       java.util.concurrent.CompletableFuture<String> received =
@@ -226,25 +276,13 @@ class EgressTest {
                 .findFirst()
                 .orElseThrow();
       }
-
-      // When the sandbox sends a checked request with a body, and, on the same connection, a
-      // second one for another site
       String authority = EgressTestProfile.ALLOWED + ":" + server.getLocalPort();
-      String requests =
-          "POST http://"
-              + authority
-              + "/first HTTP/1.1\r\nHost: "
-              + authority
-              + "\r\nContent-Length: 4\r\n\r\nbody"
-              + "GET /second HTTP/1.1\r\nHost: not-allowed.example\r\n\r\n";
       try (java.nio.channels.SocketChannel channel =
           java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(socket))) {
-        channel.write(java.nio.ByteBuffer.wrap(requests.getBytes(StandardCharsets.ISO_8859_1)));
-
-        // Then the host gets the first request and its body, and nothing of the second
-        String seen = received.get(10, java.util.concurrent.TimeUnit.SECONDS);
-        assertThat(seen).contains("POST /first HTTP/1.1").endsWith("body");
-        assertThat(seen).doesNotContain("second").doesNotContain("not-allowed.example");
+        channel.write(
+            java.nio.ByteBuffer.wrap(
+                requests.apply(authority).getBytes(StandardCharsets.ISO_8859_1)));
+        return received.get(10, java.util.concurrent.TimeUnit.SECONDS);
       }
     }
   }
