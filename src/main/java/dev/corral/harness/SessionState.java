@@ -458,14 +458,20 @@ final class SessionState {
     conversation.addAll(arrivedAfter);
   }
 
-  /** Forgets the events from {@code firstSeq} on, and back to the calls of the results that go. */
+  /**
+   * Forgets the events from {@code firstSeq} on, and back to the calls of the results that go. The
+   * context is not always in seq order: a message that came during a call follows that call's
+   * reply. So the cut stops at the event {@code firstSeq} itself when the context holds it: a reply
+   * before it answered an earlier turn, though its seq is higher.
+   */
   private void forgetFrom(long firstSeq) {
     // back from the end, then on while a result in what goes still waits for its call
     Set<String> callsOfResults = new HashSet<>();
+    boolean tookFirst = false;
     int cut = conversation.size();
     while (cut > 0) {
       Event event = conversation.get(cut - 1);
-      if (event.getSeq() < firstSeq && callsOfResults.isEmpty()) {
+      if ((tookFirst || event.getSeq() < firstSeq) && callsOfResults.isEmpty()) {
         break;
       }
       callsOfResults.remove(event.getId());
@@ -473,6 +479,7 @@ final class SessionState {
       if (call != null) {
         callsOfResults.add(call);
       }
+      tookFirst |= event.getSeq() == firstSeq;
       cut--;
     }
     conversation.subList(cut, conversation.size()).clear();

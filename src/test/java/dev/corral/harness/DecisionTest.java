@@ -403,6 +403,45 @@ class DecisionTest {
   }
 
   @Test
+  void aRefusalKeepsTheAnsweredReplyThatAMessageSentDuringItsCallFollows() {
+    // Given a call whose reply was appended after an interrupt and a message came (the message
+    // follows the reply in the context, though its seq is lower)
+    history.add(Fixtures.userMessage("first"));
+    history.add(EventsFactory.running());
+    String span = dev.corral.common.IdKind.EVENT.next();
+    history.add(EventsFactory.spanStart(span, "claude-test"));
+    history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
+    history.add(Fixtures.userMessage("sent meanwhile"));
+    history.add(
+        EventsFactory.block(
+            dev.corral.common.IdKind.EVENT.next(),
+            new ModelResponse.Text("answer"),
+            AGENT,
+            List.of()));
+    history.add(
+        EventsFactory.spanEnd(
+            span,
+            new ModelResponse(
+                "m",
+                List.of(new ModelResponse.Text("answer")),
+                "end_turn",
+                ModelUsage.getDefaultInstance())));
+    history.add(
+        EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
+    assertThat(texts(history.state.context())).containsExactly("first", "answer", "sent meanwhile");
+
+    // When the message's own turn is refused
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    history.refusedTurn(new ModelResponse.Text("No"));
+
+    // Then only that turn leaves the context: the answered reply stays with its input
+    assertThat(texts(history.state.context())).containsExactly("first", "answer");
+    History replayed = new History(history.state.session());
+    history.events.forEach(replayed::fold);
+    assertThat(replayed.state.context()).isEqualTo(history.state.context());
+  }
+
+  @Test
   void aRefusedTurnTakesTheCallOfAResultInItAlongSoThatNoResultLosesItsCall() {
     // Given a call that waited for the client across an idle, answered after a new message
     history.add(Fixtures.userMessage("first"));
