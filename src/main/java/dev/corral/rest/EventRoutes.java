@@ -67,7 +67,9 @@ class EventRoutes {
     String page = call.page();
     long seq = 0;
     if (!page.isEmpty()) {
-      if (!page.matches("[ad][0-9]{1,18}") || (page.charAt(0) == 'd') != descending) {
+      if (!page.matches("[ad][0-9]{1,18}")
+          || (page.charAt(0) == 'd') != descending
+          || page.matches("d0+")) {
         throw new InvalidArgumentException(
             "page", "is not a cursor of this list (a next_page of the same order)");
       }

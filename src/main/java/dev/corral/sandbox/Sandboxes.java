@@ -154,7 +154,13 @@ public class Sandboxes {
       String sessionId,
       boolean forClient) {
     return Uni.createFrom()
-        .item(() -> EnvironmentRules.resources("resources", overrides))
+        .item(
+            () -> {
+              if (!environmentId.isEmpty()) {
+                IdKind.ENVIRONMENT.require("environment_id", environmentId);
+              }
+              return EnvironmentRules.resources("resources", overrides);
+            })
         .flatMap(ignored -> servedSession(tenant, sessionId))
         .flatMap(
             session ->

@@ -101,6 +101,7 @@ public class Sessions {
         .item(
             () -> {
               checkedResources(request.resources());
+              VaultDirectory.checkIds("vault_ids", request.vaultIds());
               return checkNewSession(request, emitter);
             })
         .flatMap(
@@ -706,6 +707,11 @@ public class Sessions {
       throw new InvalidArgumentException(
           position == EventSlice.Position.BEFORE ? "before_seq" : "after_seq",
           "must not be negative");
+    }
+    if (position == EventSlice.Position.BEFORE && seq == 0) {
+      // no event is before the first: a page of none would read as the start of the log
+      throw new InvalidArgumentException(
+          "before_seq", "must be at least 1 (a log's first seq is 1; tail gives its last page)");
     }
     int limit =
         Paging.pageSize("page_size", pageSize, DEFAULT_EVENT_PAGE_SIZE, MAX_EVENT_PAGE_SIZE);

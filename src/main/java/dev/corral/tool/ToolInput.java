@@ -15,8 +15,8 @@ import java.util.Set;
  */
 public sealed interface ToolInput {
 
-  /** A tool input's JSON text holds at most this many characters (1 MiB). */
-  int MAX_INPUT_CHARS = 1 << 20;
+  /** A tool input's JSON text is at most this many bytes in UTF-8 (1 MiB). */
+  int MAX_INPUT_BYTES = 1 << 20;
 
   BuiltInTool tool();
 
@@ -68,16 +68,39 @@ public sealed interface ToolInput {
     }
   }
 
+  /** How many bytes {@code text} is in UTF-8 (a lone surrogate counts 3). */
+  private static long utf8Length(String text) {
+    long bytes = 0;
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c < 0x80) {
+        bytes += 1;
+      } else if (c < 0x800) {
+        bytes += 2;
+      } else if (Character.isHighSurrogate(c)
+          && i + 1 < text.length()
+          && Character.isLowSurrogate(text.charAt(i + 1))) {
+        bytes += 4;
+        i++;
+      } else {
+        bytes += 3;
+      }
+    }
+    return bytes;
+  }
+
   /**
    * Parses {@code inputJson} for the tool {@code name}.
    *
    * @param nameField and {@code inputField}: the request fields, for error messages
    */
   static ToolInput parse(String nameField, String name, String inputField, String inputJson) {
-    if (inputJson.length() > MAX_INPUT_CHARS) {
+    // a UTF-16 unit is 1 to 3 bytes in UTF-8 (a pair of them 4): count only when it may matter
+    if (inputJson.length() > MAX_INPUT_BYTES
+        || (inputJson.length() > MAX_INPUT_BYTES / 3 && utf8Length(inputJson) > MAX_INPUT_BYTES)) {
       throw new InvalidArgumentException(
           inputField,
-          "is larger than " + (MAX_INPUT_CHARS >> 20) + " MiB, the limit of a tool input");
+          "is larger than " + (MAX_INPUT_BYTES >> 20) + " MiB, the limit of a tool input");
     }
     BuiltInTool tool =
         BuiltInTool.named(name)

@@ -74,7 +74,6 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     return Uni.createFrom()
         .item(
             () -> {
-              keys.requireConfigured();
               String name = CredentialRules.name("name", request.getName());
               InputRules.metadata("metadata", request.getMetadataMap());
               String id = IdKind.CREDENTIAL.next();
@@ -82,6 +81,8 @@ public class Credentials implements dev.corral.common.CredentialBindings {
               if (!request.getVaultId().isEmpty()) {
                 IdKind.VAULT.require("vault_id", request.getVaultId());
               }
+              // a request that could never be stored says so first, whatever the server's keys
+              keys.requireConfigured();
               Credential info =
                   kinded.info().toBuilder()
                       .setName(name)

@@ -12,7 +12,6 @@ import dev.corral.proto.v1.Vault;
 import dev.corral.session.VaultDirectory;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -26,8 +25,6 @@ import java.util.function.UnaryOperator;
 public class Vaults implements VaultDirectory {
 
   /** Vaults one session may name. */
-  public static final int MAX_PER_SESSION = 16;
-
   private final VaultRepository repository;
 
   Vaults(VaultRepository repository) {
@@ -143,21 +140,7 @@ public class Vaults implements VaultDirectory {
       return Uni.createFrom().voidItem();
     }
     return Uni.createFrom()
-        .item(
-            () -> {
-              if (vaultIds.size() > MAX_PER_SESSION) {
-                throw new InvalidArgumentException(
-                    field, "names " + vaultIds.size() + " vaults; at most " + MAX_PER_SESSION);
-              }
-              var seen = new HashSet<String>();
-              for (int i = 0; i < vaultIds.size(); i++) {
-                IdKind.VAULT.require(field + "[" + i + "]", vaultIds.get(i));
-                if (!seen.add(vaultIds.get(i))) {
-                  throw new InvalidArgumentException(field + "[" + i + "]", "is named twice");
-                }
-              }
-              return vaultIds;
-            })
+        .item(() -> VaultDirectory.checkIds(field, vaultIds))
         .flatMap(ids -> repository.requireUsable(tenant, ids));
   }
 }

@@ -866,6 +866,12 @@ class BadInputTest {
         () -> sessions.getEvents(ok.toBuilder().setBeforeSeq(-1).build()));
     add(
         cases,
+        "events before seq 0",
+        Status.Code.INVALID_ARGUMENT,
+        "before_seq",
+        () -> sessions.getEvents(ok.toBuilder().setBeforeSeq(0).build()));
+    add(
+        cases,
         "events of unknown type",
         Status.Code.INVALID_ARGUMENT,
         "types[1]",

@@ -639,6 +639,16 @@ class SandboxApiTest {
         Status.Code.INVALID_ARGUMENT,
         "input_json.command",
         () -> execute(id, "bash", "{\"command\":42}"));
+    // 1 MiB is in bytes: 400,000 euro signs are 1.2 MB of UTF-8 in 400,000 characters
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "input_json",
+        () ->
+            execute(
+                id,
+                "write",
+                "{\"file_path\":\"keep.txt\",\"content\":\"" + "\u20ac".repeat(400_000) + "\"}"));
     expect(
         softly,
         Status.Code.INVALID_ARGUMENT,
@@ -842,6 +852,28 @@ class SandboxApiTest {
                 CreateSessionRequest.newBuilder()
                     .setAgentId(agentId)
                     .setEnvironmentId("env_nope")
+                    .build()));
+    // a field's own check comes before any lookup or state
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "vault_ids[0]",
+        () ->
+            sessions.createSession(
+                CreateSessionRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setEnvironmentId(archived.getId())
+                    .addVaultIds("vlt_x")
+                    .build()));
+    expect(
+        softly,
+        Status.Code.INVALID_ARGUMENT,
+        "environment_id",
+        () ->
+            sandboxes.provision(
+                ProvisionRequest.newBuilder()
+                    .setSessionId("sesn_00000000000000000000000000")
+                    .setEnvironmentId("garbage")
                     .build()));
     softly.assertAll();
 

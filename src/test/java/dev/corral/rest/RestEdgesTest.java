@@ -716,6 +716,25 @@ class RestEdgesTest {
   }
 
   @Test
+  void aCursorBeforeTheFirstEventIsRefusedNotReadAsAnEmptyPage() throws Exception {
+    // Given a session with events
+    String session = session();
+    send(session, "one");
+
+    // When its events are listed, newest first, from a cursor before seq 1
+    HttpResponse<String> before =
+        call(
+            "GET",
+            "/v1/sessions/" + session + "/events?order=desc&page=d0",
+            "",
+            TestCredentials.ADMIN_KEY);
+
+    // Then the cursor is refused, by the name of the REST parameter
+    assertThat(before.statusCode()).as(before.body()).isEqualTo(400);
+    assertThat(before.body()).contains("page").doesNotContain("before_seq");
+  }
+
+  @Test
   void anEnvironmentUpdateWithAVersionBelowOneIsRefusedNotAppliedBlind() throws Exception {
     // Given an environment at version 2
     JsonNode environment =

@@ -54,6 +54,23 @@ class VaultWithoutKeysTest {
               assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
               assertThat(e.getStatus().getDescription()).contains("CORRAL_VAULT_KEYS");
             });
+    // and a request that could never be stored names its field, whatever the server's keys
+    assertThatThrownBy(
+            () ->
+                vault.createCredential(
+                    CreateCredentialRequest.newBuilder()
+                        .setName("x")
+                        .setStaticHeader(
+                            StaticHeaderAuth.newBuilder()
+                                .setMcpServerUrl("ftp://mcp.example.com")
+                                .setValue("Bearer x"))
+                        .build()))
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+              assertThat(e.getStatus().getDescription()).contains("mcp_server_url");
+            });
     assertThat(
             vault
                 .listCredentials(ListCredentialsRequest.getDefaultInstance())
