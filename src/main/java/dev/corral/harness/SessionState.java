@@ -369,8 +369,12 @@ final class SessionState {
               default -> false;
             }) {
           // the turn's input that no call answered stays in the history: a refusal of a later
-          // turn may be about it
+          // turn may be about it (a message sent during the last answered call is such input,
+          // though its seq is below that call's end)
           abandonedInputFrom = Math.max(turnStartSeq, lastAnsweredCallEndSeq + 1);
+          if (lastUserMessageSeq > messagesAnsweredUpTo) {
+            abandonedInputFrom = Math.min(abandonedInputFrom, firstUnansweredMessageSeq());
+          }
         }
         switch (lastStopReason.getType()) {
           // The turn is given up: its input stays in the history, but waits for new input.

@@ -86,12 +86,25 @@ public class SessionTools implements ToolRouter {
       return sessionLog.read(call.sessionId(), slice);
     }
     return acquire(call.sessionId())
+        .onFailure(CorralException.class)
+        .transform(NotProvisioned::new)
         .call(acquired -> recordNotices(call, acquired))
         .flatMap(acquired -> run(acquired, input))
-        .onFailure(CorralException.class)
+        .onFailure(NotProvisioned.class)
         .recoverWithItem(
             failure ->
-                ToolOutcome.error("No sandbox could be provisioned: " + failure.getMessage()));
+                ToolOutcome.error(
+                    "No sandbox could be provisioned: " + failure.getCause().getMessage()))
+        // a call the sandbox refused (its queue full, say), or that could not be sent to it
+        .onFailure(CorralException.class)
+        .recoverWithItem(failure -> ToolOutcome.error("The call failed: " + failure.getMessage()));
+  }
+
+  /** A failure to get the session a sandbox, as told apart from a failure of the call in one. */
+  private static final class NotProvisioned extends RuntimeException {
+    NotProvisioned(Throwable cause) {
+      super(cause.getMessage(), cause, false, false);
+    }
   }
 
   @Override

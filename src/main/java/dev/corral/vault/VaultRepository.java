@@ -58,7 +58,8 @@ class VaultRepository {
   static final String ARCHIVE =
       """
       UPDATE vaults
-      SET archived_at = coalesce(archived_at, clock_timestamp()), updated_at = clock_timestamp()
+      SET archived_at = coalesce(archived_at, clock_timestamp()),
+          updated_at = CASE WHEN archived_at IS NULL THEN clock_timestamp() ELSE updated_at END
       WHERE id = $1 AND tenant_id = $2
       RETURNING
       """
@@ -128,21 +129,28 @@ class VaultRepository {
             });
   }
 
-  /** Applies {@code change} to the vault under its row lock. */
+  /**
+   * Applies {@code change} to the vault under its row lock; a change that changes nothing writes
+   * nothing (its {@code updated_at} stays).
+   */
   Uni<Vault> update(Tenant tenant, String id, UnaryOperator<Vault> change) {
     return pool.withTransaction(
         connection ->
             connection
                 .preparedQuery(LOCK)
                 .execute(Tuple.of(id, tenant.id()))
-                .map(rows -> change.apply(single(rows, id)))
+                .map(rows -> single(rows, id))
                 .flatMap(
-                    changed ->
-                        connection
-                            .preparedQuery(UPDATE)
-                            .execute(
-                                Tuple.of(id, tenant.id(), Buffer.buffer(changed.toByteArray())))
-                            .map(rows -> single(rows, id))));
+                    stored -> {
+                      Vault changed = change.apply(stored);
+                      if (changed.equals(stored)) {
+                        return Uni.createFrom().item(stored);
+                      }
+                      return connection
+                          .preparedQuery(UPDATE)
+                          .execute(Tuple.of(id, tenant.id(), Buffer.buffer(changed.toByteArray())))
+                          .map(rows -> single(rows, id));
+                    }));
   }
 
   Uni<Vault> archive(Tenant tenant, String id) {

@@ -442,6 +442,48 @@ class DecisionTest {
   }
 
   @Test
+  void aRefusalForgetsAMessageSentDuringTheLastAnsweredCallThatAnInterruptGaveUp() {
+    // Given a message sent while an answered call ran, whose own call was interrupted (it is
+    // given up, but stays in the history)
+    history.add(Fixtures.userMessage("first"));
+    history.add(EventsFactory.running());
+    String answered = dev.corral.common.IdKind.EVENT.next();
+    history.add(EventsFactory.spanStart(answered, "claude-test"));
+    history.add(Fixtures.userMessage("the trigger"));
+    history.add(
+        EventsFactory.block(
+            dev.corral.common.IdKind.EVENT.next(),
+            new ModelResponse.Text("answer"),
+            AGENT,
+            List.of()));
+    history.add(
+        EventsFactory.spanEnd(
+            answered,
+            new ModelResponse(
+                "m",
+                List.of(new ModelResponse.Text("answer")),
+                "end_turn",
+                ModelUsage.getDefaultInstance())));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    String interrupted = dev.corral.common.IdKind.EVENT.next();
+    history.add(EventsFactory.spanStart(interrupted, "claude-test"));
+    history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
+    assertThat(history.nextWith(Set.of(), Set.of(), true)).isInstanceOf(Step.Interrupt.class);
+    history.add(EventsFactory.failedSpanEnd(interrupted, "interrupted by the user"));
+    history.add(
+        EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
+
+    // When the next message's turn, which held the given-up message too, is refused
+    history.add(Fixtures.userMessage("again"));
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    history.refusedTurn(new ModelResponse.Text("No"));
+
+    // Then the given-up message goes with it (kept, it would have every later turn refused),
+    // and the answered turn stays
+    assertThat(texts(history.state.context())).containsExactly("first", "answer");
+  }
+
+  @Test
   void aRefusedTurnTakesTheCallOfAResultInItAlongSoThatNoResultLosesItsCall() {
     // Given a call that waited for the client across an idle, answered after a new message
     history.add(Fixtures.userMessage("first"));

@@ -269,6 +269,35 @@ class SandboxLossTest {
         .getSandboxesList();
   }
 
+  @Test
+  void aCallTheSandboxHasNoRoomForSaysSoNotThatNoSandboxCouldBeProvisioned() {
+    // Given a reply of more calls at once than a sandbox holds waiting: a long one, then 65 more
+    FakeAnthropic.Stream many =
+        FakeAnthropic.Reply.stream().toolUse("toolu_long", "bash", "{\"command\":\"sleep 3\"}");
+    for (int i = 0; i < 65; i++) {
+      many.toolUse("toolu_quick" + i, "bash", "{\"command\":\"true\"}");
+    }
+    model.enqueue(many.stop("tool_use"), FakeAnthropic.Reply.text("Done."));
+
+    // When the turn runs
+    Session session = start("many-" + UUID.randomUUID());
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the call that found no room is an error that says why, and the sandbox was there
+    List<String> errors =
+        ofType(log(sessions, session.getId()), "agent.tool_result").stream()
+            .filter(result -> result.getAgentToolResult().getIsError())
+            .map(SandboxLossTest::text)
+            .toList();
+    assertThat(errors).isNotEmpty();
+    assertThat(errors)
+        .allSatisfy(
+            error ->
+                assertThat(error)
+                    .startsWith("The call failed: the sandbox has 64 calls")
+                    .doesNotContain("provisioned"));
+  }
+
   private Sandbox awaitSandbox(String sessionId) {
     ListSandboxesRequest request =
         ListSandboxesRequest.newBuilder().setSessionId(sessionId).build();

@@ -959,8 +959,30 @@ class VaultTest {
           .isIn(io.grpc.Status.Code.NOT_FOUND, io.grpc.Status.Code.INVALID_ARGUMENT);
       assertThat(failure.getStatus().getDescription()).contains("vault");
     }
-    vault.archiveVault(
-        dev.corral.proto.v1.ArchiveVaultRequest.newBuilder().setVaultId(created.getId()).build());
+    // And an update that changes nothing, and a second archive, leave the vault as it was
+    var unchanged =
+        vault
+            .updateVault(
+                dev.corral.proto.v1.UpdateVaultRequest.newBuilder()
+                    .setVaultId(created.getId())
+                    .build())
+            .getVault();
+    assertThat(unchanged).isEqualTo(renamed);
+    var archivedOnce =
+        vault
+            .archiveVault(
+                dev.corral.proto.v1.ArchiveVaultRequest.newBuilder()
+                    .setVaultId(created.getId())
+                    .build())
+            .getVault();
+    var archivedTwice =
+        vault
+            .archiveVault(
+                dev.corral.proto.v1.ArchiveVaultRequest.newBuilder()
+                    .setVaultId(created.getId())
+                    .build())
+            .getVault();
+    assertThat(archivedTwice).isEqualTo(archivedOnce);
     var archived =
         org.assertj.core.api.Assertions.catchThrowableOfType(
             io.grpc.StatusRuntimeException.class,
