@@ -408,6 +408,9 @@ final class Projection {
           List<ObjectNode> blocks = assistantBlocks(event, callIds);
           if (!blocks.isEmpty()) { // a reply of blank text alone is no turn
             flushUser(messages, results, userContent);
+            if (assistant.isEmpty()) {
+              followAssistant(messages, assistant);
+            }
             assistant.addAll(blocks);
           }
         }
@@ -800,11 +803,53 @@ final class Projection {
     blocks.clear();
   }
 
+  /**
+   * Makes room for a reply that follows an assistant message with nothing of the user's between
+   * them (a result between them whose call is not in the context, say, which is not sent): the
+   * earlier message's open calls get their results, so that the roles alternate; one without calls
+   * takes the reply into itself.
+   */
+  private static void followAssistant(ArrayNode messages, List<ObjectNode> assistant) {
+    JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
+    if (last == null || !last.path("role").asText().equals("assistant")) {
+      return;
+    }
+    List<ObjectNode> results = new ArrayList<>();
+    answerOpenCalls(messages, results);
+    if (!results.isEmpty()) {
+      flushUser(messages, results, new ArrayList<>());
+      return;
+    }
+    messages.remove(messages.size() - 1);
+    last.path("content").forEach(block -> assistant.add((ObjectNode) block));
+  }
+
   private static void flushUser(
       ArrayNode messages, List<ObjectNode> results, List<ObjectNode> content) {
     if (results.isEmpty() && content.isEmpty()) {
       return;
     }
+    answerOpenCalls(messages, results);
+    JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
+    if (results.isEmpty() && last != null && last.path("role").asText().equals("user")) {
+      // the reply between them said nothing: one user turn, so that the roles alternate
+      ((ArrayNode) last.path("content")).addAll(content);
+      content.clear();
+      return;
+    }
+    ObjectNode message = messages.addObject().put("role", "user");
+    ArrayNode blocks = message.putArray("content");
+    blocks.addAll(results);
+    blocks.addAll(content);
+    results.clear();
+    content.clear();
+  }
+
+  /**
+   * Adds to {@code results} an error result for each call of the last (assistant) message that they
+   * do not answer.
+   */
+  private static void answerOpenCalls(ArrayNode messages, List<ObjectNode> results) {
     // a call the conversation went on from without its result (a log an outside harness wrote out
     // of order): the API takes no turn after a call but its results
     for (String callId : unanswered(messages, results)) {
@@ -821,19 +866,6 @@ final class Projection {
                       .build()),
               true));
     }
-    JsonNode last = messages.isEmpty() ? null : messages.get(messages.size() - 1);
-    if (results.isEmpty() && last != null && last.path("role").asText().equals("user")) {
-      // the reply between them said nothing: one user turn, so that the roles alternate
-      ((ArrayNode) last.path("content")).addAll(content);
-      content.clear();
-      return;
-    }
-    ObjectNode message = messages.addObject().put("role", "user");
-    ArrayNode blocks = message.putArray("content");
-    blocks.addAll(results);
-    blocks.addAll(content);
-    results.clear();
-    content.clear();
   }
 
   private static void cached(ObjectNode block) {

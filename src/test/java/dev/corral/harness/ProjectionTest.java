@@ -148,6 +148,84 @@ class ProjectionTest {
   }
 
   @Test
+  void aResultWhoseCallACompactionTookBetweenTwoRepliesLeavesNoTwoAssistantTurnsInARow() {
+    // Given two calls, the first answered, then a reply of the outside harness's own, then the
+    // second call's result; and a compaction (of the outside harness) that took the first call
+    fold(NewEvent.of(Fixtures.userMessage("hello")));
+    fold(
+        EventsFactory.block(
+            "sevt_usea0000000000000000000000",
+            new ModelResponse.ToolUse("toolu_a", "bash", "{\"command\":\"ls\"}"),
+            AGENT));
+    long firstCall = seq;
+    fold(
+        EventsFactory.block(
+            "sevt_useb0000000000000000000000",
+            new ModelResponse.ToolUse("toolu_b", "bash", "{\"command\":\"pwd\"}"),
+            AGENT));
+    fold(result("sevt_usea0000000000000000000000", "output a"));
+    fold(
+        EventsFactory.block(
+            "sevt_textb000000000000000000000", new ModelResponse.Text("went on"), AGENT));
+    fold(result("sevt_useb0000000000000000000000", "output b"));
+    fold(EventsFactory.compacted(1, firstCall, "earlier: a call", 100, 10));
+    fold(NewEvent.of(Fixtures.userMessage("next")));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the API takes it: the open call gets an error result before the reply that went on
+    assertThat(MessagesRules.violation(request)).isEmpty();
+    assertThat(request.path("messages").toString())
+        .contains("went on")
+        .contains("output b")
+        .contains("no result of this call was recorded");
+  }
+
+  @Test
+  void aResultWhoseCallACompactionTookBetweenTwoRepliesWithoutCallsJoinsTheReplies() {
+    // Given a call, a reply that said something, the call's result, another reply; and a
+    // compaction (of an outside harness) that took the call alone
+    fold(NewEvent.of(Fixtures.userMessage("hello")));
+    fold(
+        EventsFactory.block(
+            "sevt_usec0000000000000000000000",
+            new ModelResponse.ToolUse("toolu_c", "bash", "{\"command\":\"ls\"}"),
+            AGENT));
+    long call = seq;
+    fold(
+        EventsFactory.block(
+            "sevt_textc000000000000000000000", new ModelResponse.Text("one"), AGENT));
+    fold(result("sevt_usec0000000000000000000000", "output c"));
+    fold(
+        EventsFactory.block(
+            "sevt_textd000000000000000000000", new ModelResponse.Text("two"), AGENT));
+    fold(EventsFactory.compacted(1, call, "earlier: a call", 100, 10));
+    fold(NewEvent.of(Fixtures.userMessage("next")));
+
+    // When
+    JsonNode request = Projection.request(state, 1000, 0);
+
+    // Then the API takes it: both replies are one assistant turn
+    assertThat(MessagesRules.violation(request)).isEmpty();
+    JsonNode messages = request.path("messages");
+    assertThat(messages.get(messages.size() - 2).path("role").asText()).isEqualTo("assistant");
+    assertThat(messages.get(messages.size() - 2).toString()).contains("one").contains("two");
+  }
+
+  private static NewEvent result(String callEventId, String text) {
+    return NewEvent.of(
+        Event.newBuilder()
+            .setAgentToolResult(
+                dev.corral.proto.v1.AgentToolResult.newBuilder()
+                    .setToolUseId(callEventId)
+                    .addContent(
+                        dev.corral.proto.v1.ContentBlock.newBuilder()
+                            .setText(dev.corral.proto.v1.TextBlock.newBuilder().setText(text))))
+            .build());
+  }
+
+  @Test
   void aRefusalForgetsInputThatAnInterruptedTurnLeftUnansweredBeforeIt() {
     // Given a message whose turn the user interrupted while its call ran (nothing answered it)
     fold(NewEvent.of(Fixtures.userMessage("abandoned input")));
