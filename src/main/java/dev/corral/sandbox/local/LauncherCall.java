@@ -106,7 +106,13 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
           sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L) > oomKillsBefore;
       return answer.result(stopped == Stop.TIMED_OUT, outOfMemory);
     } catch (IOException broken) {
-      throw sandbox.lost("its launcher stopped answering");
+      boolean outOfMemory =
+          sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L) > oomKillsBefore;
+      throw sandbox.lost(
+          outOfMemory
+              ? "it ran out of memory and the kernel stopped its launcher (files in /workspace,"
+                  + " /tmp and /dev/shm count against its memory too, even empty ones)"
+              : "its launcher stopped answering");
     } finally {
       deadline.cancel(false);
       silent.cancel(false);

@@ -199,6 +199,43 @@ class SandboxLimitsTest {
   }
 
   @Test
+  void memoryThatNoProcessHoldsIsCountedAndTheModelIsToldWhatRanOut() {
+    // Given a sandbox whose memory is counted for the whole sandbox (its cgroup)
+    String sandbox = provision();
+    boolean perSandbox =
+        get(sandbox).getLimitsEnforcedList().stream()
+            .anyMatch(
+                limit ->
+                    limit.getLimit().equals("memory_bytes")
+                        && limit.getScope() == LimitScope.LIMIT_SCOPE_SANDBOX);
+    if (!perSandbox) {
+      // without cgroups, memory is limited per process only, and GetSandbox says so
+      assertThat(get(sandbox).getLimitsEnforcedList())
+          .anyMatch(
+              limit ->
+                  limit.getLimit().equals("memory_bytes")
+                      && limit.getScope() == LimitScope.LIMIT_SCOPE_PROCESS);
+      return;
+    }
+
+    // When a call makes empty files until the kernel's memory for them passes the limit
+    String said;
+    try {
+      ExecuteResponse answer =
+          execute(
+              sandbox,
+              "perl -e 'for (1..3_000_000) { open my $h, \">\", \"/workspace/f$_\" or die \"$!\\n\" }'");
+      said = answer.getOutput();
+    } catch (io.grpc.StatusRuntimeException lost) {
+      said = lost.getStatus().getDescription();
+    }
+
+    // Then whatever the kernel stopped (the call, or the whole sandbox), what comes back says
+    // the sandbox ran out of memory
+    assertThat(said).contains("out of memory");
+  }
+
+  @Test
   void theDiskLimitIsOneTmpfsSizeAndTheSandboxSaysSo() {
     // Given a sandbox of 16 MiB of disk
     String id = provision();
