@@ -49,17 +49,10 @@ public final class AgentRules {
 
   /** Checks the definition fields of {@code agent}; field names are those of the create request. */
   static Agent check(Agent agent) {
-    InputRules.name("name", agent.getName(), 1, MAX_NAME);
-    InputRules.length("description", agent.getDescription(), 0, MAX_DESCRIPTION);
-    InputRules.length("model", agent.getModel(), 1, MAX_MODEL);
-    if (!MODEL.matcher(agent.getModel()).matches()) {
-      throw new InvalidArgumentException("model", "must be a model id such as claude-sonnet-4-5");
-    }
-    InputRules.length("system", agent.getSystem(), 0, MAX_SYSTEM);
-    if (!agent.getSystem().isEmpty() && InputRules.blank(agent.getSystem())) {
-      // the Messages API refuses a blank system block: every turn of the agent would fail
-      throw new InvalidArgumentException("system", "must not be only whitespace (or be empty)");
-    }
+    name(agent.getName());
+    description(agent.getDescription());
+    model(agent.getModel());
+    system(agent.getSystem());
     tools(agent.getToolsList());
     mcpServers(agent);
     InputRules.metadata("metadata", agent.getMetadataMap());
@@ -87,6 +80,29 @@ public final class AgentRules {
   public static final int MAX_MCP_SERVERS = 20;
 
   /** Names of MCP servers: the model sees their tools as mcp__<server>__<tool>. */
+  static void name(String name) {
+    InputRules.name("name", name, 1, MAX_NAME);
+  }
+
+  static void description(String description) {
+    InputRules.length("description", description, 0, MAX_DESCRIPTION);
+  }
+
+  static void model(String model) {
+    InputRules.length("model", model, 1, MAX_MODEL);
+    if (!MODEL.matcher(model).matches()) {
+      throw new InvalidArgumentException("model", "must be a model id such as claude-sonnet-4-5");
+    }
+  }
+
+  static void system(String system) {
+    InputRules.length("system", system, 0, MAX_SYSTEM);
+    if (!system.isEmpty() && InputRules.blank(system)) {
+      // the Messages API refuses a blank system block: every turn of the agent would fail
+      throw new InvalidArgumentException("system", "must not be only whitespace (or be empty)");
+    }
+  }
+
   public static final Pattern MCP_SERVER_NAME = Pattern.compile("(?!.*__)[A-Za-z0-9_-]{1,32}");
 
   public static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");

@@ -3,6 +3,7 @@ package dev.corral.agent;
 import dev.corral.common.ConflictException;
 import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.IdKind;
+import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
@@ -51,9 +52,21 @@ public class Agents {
       Tenant tenant, String agentId, int expectedVersion, AgentChanges changes) {
     return Uni.createFrom()
         .item(
-            () ->
-                checkVersion(
-                    IdKind.AGENT.require("agent_id", agentId), "expected_version", expectedVersion))
+            () -> {
+              String id =
+                  checkVersion(
+                      IdKind.AGENT.require("agent_id", agentId),
+                      "expected_version",
+                      expectedVersion);
+              // what a field holds is checked before the agent is looked up (its state, its
+              // version); what depends on the other fields, with them, once it is
+              changes.name().ifPresent(AgentRules::name);
+              changes.description().ifPresent(AgentRules::description);
+              changes.model().ifPresent(AgentRules::model);
+              changes.system().ifPresent(AgentRules::system);
+              changes.metadata().ifPresent(metadata -> InputRules.metadata("metadata", metadata));
+              return id;
+            })
         .call(
             id ->
                 changes.mcpServers().isEmpty()

@@ -1398,6 +1398,29 @@ class BadInputTest {
                 UpdateAgentRequest.newBuilder().setAgentId(archivedAgent).setName("b").build()));
     add(
         cases,
+        "update archived to a bad model (the field's own check first)",
+        Status.Code.INVALID_ARGUMENT,
+        "model",
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder()
+                    .setAgentId(archivedAgent)
+                    .setModel("bad model!")
+                    .build()));
+    add(
+        cases,
+        "update with stale version to an empty name (the field's own check first)",
+        Status.Code.INVALID_ARGUMENT,
+        "name",
+        () ->
+            agents.updateAgent(
+                UpdateAgentRequest.newBuilder()
+                    .setAgentId(agentId)
+                    .setExpectedVersion(7)
+                    .setName("")
+                    .build()));
+    add(
+        cases,
         "update to an empty name",
         Status.Code.INVALID_ARGUMENT,
         "name",
