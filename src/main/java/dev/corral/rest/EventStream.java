@@ -161,8 +161,18 @@ class EventStream {
         .subscribe()
         .withSubscriber(writer);
     // A comment: the headers go out now, once the stream follows the session, before any event.
+    // Then the cursor as the stream's last event id (a frame of an id alone dispatches no
+    // event): an EventSource that reconnects before the first event resumes from where it
+    // started, not from the session's last event by then, which would skip what came between.
     if (!response.ended()) {
-      response.write(": session " + sessionId + ", events after seq " + afterSeq + "\n\n");
+      response.write(
+          ": session "
+              + sessionId
+              + ", events after seq "
+              + afterSeq
+              + "\n\nid: "
+              + afterSeq
+              + "\n\n");
     }
   }
 

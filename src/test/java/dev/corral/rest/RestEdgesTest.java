@@ -2,6 +2,7 @@ package dev.corral.rest;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -100,6 +101,40 @@ class RestEdgesTest {
         .startsWith("text/event-stream");
     assertThat(Duration.ofNanos(System.nanoTime() - begin)).isLessThan(Duration.ofSeconds(5));
     response.body().close();
+  }
+
+  @Test
+  void aStreamNamesWhereItStartsSoThatAReconnectBeforeItsFirstEventLosesNothing() throws Exception {
+    // Given a session with two events
+    String session = session();
+    send(session, "one", "two");
+
+    // When a stream is opened with no cursor, and nothing more is appended
+    HttpResponse<InputStream> response =
+        http.sendAsync(streamRequest(session, null), HttpResponse.BodyHandlers.ofInputStream())
+            .get(5, TimeUnit.SECONDS);
+    List<String> before = new ArrayList<>();
+    String id =
+        assertTimeoutPreemptively(
+            Duration.ofSeconds(10),
+            () -> {
+              try (BufferedReader body =
+                  new BufferedReader(
+                      new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
+                for (String line = body.readLine(); line != null; line = body.readLine()) {
+                  if (line.startsWith("id: ")) {
+                    return line.substring(4);
+                  }
+                  before.add(line);
+                }
+                return null;
+              }
+            });
+
+    // Then before any event it gives its cursor, the session's last seq, as the last event id,
+    // which an EventSource sends back as Last-Event-ID when it reconnects
+    assertThat(id).isEqualTo("2");
+    assertThat(before).noneMatch(line -> line.startsWith("event:") || line.startsWith("data:"));
   }
 
   @Test
