@@ -314,7 +314,10 @@ public class EventTail {
         if (head > cursor.seq) {
           return Uni.createFrom().item(serve(cursor));
         }
-        refresh = refresh(head >= 0 ? head : cursor.seq);
+        // a cursor past the window's head (it read the log on its own, past what another
+        // replica appended since the window last moved) moves the window there: walking from the
+        // old head would read, page by page, everything in between before it could serve
+        refresh = refresh(Math.max(head, cursor.seq));
       }
       return refresh
           .flatMap(
@@ -362,7 +365,11 @@ public class EventTail {
     }
 
     private synchronized void took(long after, EventPage page) {
-      if (head < 0) { // the first refresh: the window starts after the cursor that asked
+      if (after > head) {
+        // the first refresh, or one from past the head: the window starts after the cursor
+        // that asked (subscribers before it read the log on their own)
+        window.clear();
+        bytes = 0;
         head = after;
       }
       extend(page.events());

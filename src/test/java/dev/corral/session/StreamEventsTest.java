@@ -448,6 +448,49 @@ class StreamEventsTest {
         .containsExactlyElementsOf(LongStream.rangeClosed(1, count).boxed().toList());
   }
 
+  @Test
+  void aSubscriberFromTheHeadIsNotWalkedThroughWhatAnotherReplicaAppendedPastAStaleWindow()
+      throws Exception {
+    // Given a subscriber that took 3 events and stopped asking (so this replica's window of the
+    // session stays where it was; large events fill what its connection holds), and many events
+    // another replica appended since
+    Session session = createSession(agents, sessions);
+    emitMessages(session.getId(), 3);
+    StreamRecorder stalled = followSlowly(session.getId(), 3);
+    await().atMost(WAIT).until(() -> stalled.seqs().size() == 3);
+    for (int i = 0; i < 10; i++) {
+      OtherReplica.append(
+          AppendRequest.of(
+              session.getId(),
+              NewEvent.of(dev.corral.testing.Fixtures.userMessage("x".repeat(200_000)))));
+    }
+    for (int batch = 0; batch < 20; batch++) {
+      List<NewEvent> events = new ArrayList<>();
+      for (int i = 0; i < 100; i++) {
+        events.add(NewEvent.of(dev.corral.testing.Fixtures.userMessage("e" + batch + "-" + i)));
+      }
+      OtherReplica.append(new AppendRequest(session.getId(), events, null, null));
+    }
+    long head = lastSeq(session.getId());
+
+    // When a subscriber starts from the head, and one more event comes
+    long readBefore = tail.eventsRead();
+    StreamRecorder fresh = follow(session.getId(), head);
+    emitMessages(session.getId(), 1);
+
+    // Then it gets that event, and the replica did not read the 2,000 between the stale window
+    // and the head to get there
+    await().atMost(WAIT).until(() -> fresh.seqs().size() == 1);
+    assertThat(fresh.seqs()).containsExactly(head + 1);
+    assertThat(tail.eventsRead() - readBefore).isLessThan(300);
+
+    // And the stalled one, asking again, still gets every event in order
+    stalled.request(100_000);
+    await().atMost(WAIT).until(() -> stalled.seqs().size() == head + 1);
+    assertThat(stalled.seqs())
+        .containsExactlyElementsOf(LongStream.rangeClosed(1, head + 1).boxed().toList());
+  }
+
   private StreamRecorder follow(String sessionId, long afterSeq) {
     return follow(request(sessionId, afterSeq));
   }
