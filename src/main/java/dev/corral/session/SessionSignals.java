@@ -68,7 +68,9 @@ public class SessionSignals {
   private final Pool pool;
   private final SessionConfig config;
   private final PgConnectOptions connectOptions;
-  private PgSubscriber subscriber;
+  private volatile PgSubscriber subscriber;
+
+  private volatile boolean stopped;
   private boolean flushing;
   private long pollTimer = -1;
   private long helloTimer = -1;
@@ -85,13 +87,19 @@ public class SessionSignals {
       SessionConfig config,
       @ConfigProperty(name = "quarkus.datasource.reactive.url") String url,
       @ConfigProperty(name = "quarkus.datasource.username") Optional<String> username,
-      @ConfigProperty(name = "quarkus.datasource.password") Optional<String> password) {
+      @ConfigProperty(name = "quarkus.datasource.password") Optional<String> password,
+      @ConfigProperty(name = "quarkus.datasource.reactive.postgresql.ssl-mode")
+          Optional<String> sslMode,
+      @ConfigProperty(name = "quarkus.datasource.reactive.trust-all") Optional<Boolean> trustAll) {
     this.vertx = vertx;
     this.pool = pool;
     this.config = config;
     this.connectOptions = PgConnectOptions.fromUri(url.replaceFirst("^vertx-reactive:", ""));
     username.ifPresent(connectOptions::setUser);
     password.ifPresent(connectOptions::setPassword);
+    // the listener's connection goes where the pool's do, as the pool's do
+    sslMode.ifPresent(mode -> connectOptions.setSslMode(io.vertx.pgclient.SslMode.of(mode)));
+    trustAll.ifPresent(connectOptions::setTrustAll);
   }
 
   void start(@Observes StartupEvent event) {
@@ -109,6 +117,7 @@ public class SessionSignals {
     if (helloTimer >= 0) {
       vertx.cancelTimer(helloTimer);
     }
+    stopped = true;
     if (subscriber != null) {
       subscriber.closeAndForget();
     }
@@ -252,10 +261,24 @@ public class SessionSignals {
   }
 
   private void listen() {
-    subscriber = PgSubscriber.subscriber(vertx, connectOptions);
-    subscriber.reconnectPolicy(retries -> 1000L);
-    subscriber.channel(CHANNEL).handler(this::received);
-    subscriber
+    listen(0);
+  }
+
+  /** How long a listener whose connection failed or closed waits before it connects again. */
+  static final long LISTEN_RETRY_MILLIS = 1000L;
+
+  /**
+   * Connects a listener. A subscriber reconnects by itself only once a connection it had closes,
+   * and one whose first connect failed never connects again: that one is closed, and a new one
+   * tries a second later, until one holds (the database still starting, say). Until then readers of
+   * other replicas' appends poll.
+   */
+  private void listen(int failures) {
+    PgSubscriber created = PgSubscriber.subscriber(vertx, connectOptions);
+    created.reconnectPolicy(retries -> LISTEN_RETRY_MILLIS);
+    created.channel(CHANNEL).handler(this::received);
+    subscriber = created;
+    created
         .connect()
         .subscribe()
         .with(
@@ -263,9 +286,27 @@ public class SessionSignals {
               LOGGER.debugf("Listening on %s", CHANNEL);
               hello();
             },
-            failure ->
+            failure -> {
+              if (failures % 60 == 0) {
                 LOGGER.warnf(
-                    "LISTEN failed, readers fall back to polling: %s", failure.getMessage()));
+                    "LISTEN failed (%d time(s)), readers fall back to polling until it holds: %s",
+                    failures + 1, failure.getMessage());
+              }
+              created.closeAndForget();
+              vertx.setTimer(
+                  LISTEN_RETRY_MILLIS,
+                  id -> {
+                    if (subscriber == created && !stopped) {
+                      listen(failures + 1);
+                    }
+                  });
+            });
+  }
+
+  /** Whether listening holds now (a connection is up). */
+  boolean listening() {
+    PgSubscriber current = subscriber;
+    return current != null && current.actualConnection() != null;
   }
 
   private void received(String payload) {
