@@ -56,6 +56,7 @@ public class AuthInterceptor implements ServerInterceptor, Prioritized {
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
   private static final String HEALTH = "grpc.health.v1.Health";
+  private static final String HEALTH_CHECK = HEALTH + "/Check";
   private static final Set<String> REFLECTION =
       Set.of("grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection");
 
@@ -79,11 +80,14 @@ public class AuthInterceptor implements ServerInterceptor, Prioritized {
       ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
     MethodDescriptor<Q, R> method = call.getMethodDescriptor();
     String service = method.getServiceName();
-    if (HEALTH.equals(service) || (config.publicReflection() && REFLECTION.contains(service))) {
+    if (HEALTH_CHECK.equals(method.getFullMethodName())
+        || (config.publicReflection() && REFLECTION.contains(service))) {
       return next.startCall(call, headers);
     }
+    // a health watch is a stream that never ends: it holds what any stream holds, so it is a
+    // caller's, not anyone's
     Optional<Role> required =
-        REFLECTION.contains(service)
+        REFLECTION.contains(service) || HEALTH.equals(service)
             ? Optional.of(Role.VIEWER)
             : MethodRoles.of(method.getFullMethodName());
     String authorization;

@@ -15,6 +15,7 @@ import io.vertx.ext.web.RoutingContext;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.util.Optional;
+import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
@@ -213,8 +214,15 @@ public class HttpAuthFilter {
     return path.toLowerCase(java.util.Locale.ROOT).startsWith(METRICS);
   }
 
+  /**
+   * The probes a kubelet or load balancer calls without a credential. The other health paths (the
+   * whole report, groups) need one.
+   */
+  private static final Set<String> PROBES =
+      Set.of("/q/health/live", "/q/health/ready", "/q/health/started");
+
   private static boolean isHealth(String path) {
-    return "/q/health".equals(path) || path.startsWith("/q/health/");
+    return PROBES.contains(path);
   }
 
   private static boolean isGrpcCall(RoutingContext request, String path) {

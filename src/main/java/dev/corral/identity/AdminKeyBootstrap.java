@@ -100,7 +100,8 @@ class AdminKeyBootstrap implements AsyncHealthCheck {
               settled.settle();
             },
             failure -> {
-              state.set("failed: " + failure.getMessage());
+              // the readiness answer is public: what failed is in the log, not on the wire
+              state.set("failed (see the server's log)");
               settled.settle();
               LOGGER.errorf(
                   "The first admin API key could not be set up: %s", failure.getMessage());

@@ -21,9 +21,14 @@ class HttpAuthTest {
   ApiKeyServiceGrpc.ApiKeyServiceBlockingStub keys;
 
   @Test
-  void healthIsOpenToAnyone() {
+  void theProbesAreOpenToAnyoneAndTheRestOfHealthIsNot() {
     given().get("/q/health/live").then().statusCode(200);
     given().get("/q/health/ready").then().statusCode(200);
+    given().get("/q/health/started").then().statusCode(200);
+    // the whole report and its groups run every check: not for anyone, as often as they like
+    given().get("/q/health").then().statusCode(401);
+    given().get("/q/health/group/x").then().statusCode(401);
+    given().get("/q/health/well").then().statusCode(401);
   }
 
   @Test

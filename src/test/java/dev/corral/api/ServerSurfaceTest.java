@@ -55,6 +55,17 @@ class ServerSurfaceTest {
                   .check(HealthCheckRequest.getDefaultInstance())
                   .getStatus())
           .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+      // a health watch, a stream that never ends, is a caller's
+      java.util.Iterator<HealthCheckResponse> watched =
+          HealthGrpc.newBlockingStub(plain)
+              .withDeadlineAfter(10, TimeUnit.SECONDS)
+              .watch(HealthCheckRequest.getDefaultInstance());
+      assertThat(
+              org.assertj.core.api.Assertions.catchThrowableOfType(
+                      io.grpc.StatusRuntimeException.class, watched::next)
+                  .getStatus()
+                  .getCode())
+          .isEqualTo(io.grpc.Status.Code.UNAUTHENTICATED);
       CompletableFuture<ServerReflectionResponse> answer = reflect(plain);
       assertThat(answer)
           .failsWithin(10, TimeUnit.SECONDS)
