@@ -140,8 +140,13 @@ class TokenVerifier {
                             + config.oidc().roleClaim()
                             + "' claim)"));
     long expiry = seconds(jwt.getClaim("exp"));
+    // the token is taken until its expiry plus the clock skew allowed, as the check above took
+    // it: a cached check must not end it sooner than a fresh one would
     return new Verified(
-        subject, new Tenant(tenantId), role, expiry > 0 ? Instant.ofEpochSecond(expiry) : null);
+        subject,
+        new Tenant(tenantId),
+        role,
+        expiry > 0 ? Instant.ofEpochSecond(expiry).plusSeconds(clockSkewSeconds) : null);
   }
 
   private static long seconds(Object claim) {

@@ -193,6 +193,30 @@ class AuthMatrixTest {
   }
 
   @Test
+  void aTokenWithinTheClockSkewIsTakenAlikeByAFreshCheckAndACachedOne() {
+    // Given a token that expired 5 s ago (the server allows 30 s of clock skew)
+    String token = "Bearer " + Tokens.expiredSecondsAgo(acme.id(), 5);
+
+    // When it is used twice in a row (the second check comes from the cache)
+    Calls.Outcome first =
+        Calls.call(
+            channel,
+            dev.corral.proto.v1.AgentServiceGrpc.getListAgentsMethod(),
+            dev.corral.proto.v1.ListAgentsRequest.getDefaultInstance(),
+            token);
+    Calls.Outcome second =
+        Calls.call(
+            channel,
+            dev.corral.proto.v1.AgentServiceGrpc.getListAgentsMethod(),
+            dev.corral.proto.v1.ListAgentsRequest.getDefaultInstance(),
+            token);
+
+    // Then both take it: a cached check ends a token no sooner than a fresh one
+    assertThat(first.code()).as(first.toString()).isEqualTo(Status.Code.OK);
+    assertThat(second.code()).as(second.toString()).isEqualTo(Status.Code.OK);
+  }
+
+  @Test
   void aRoleTooLowIsPermissionDeniedAndChangesNothing() {
     Map<String, Object> before = state(acme);
     for (Rpc rpc : rpcs()) {

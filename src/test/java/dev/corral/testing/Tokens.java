@@ -51,6 +51,17 @@ public final class Tokens {
         .sign("privateKey.jwk");
   }
 
+  /** A token that expired {@code seconds} ago, within the clock skew a server allows. */
+  public static String expiredSecondsAgo(String tenant, long seconds) {
+    long now = Instant.now().getEpochSecond();
+    return claims("alice", tenant, "admin")
+        .issuedAt(now - 600)
+        .expiresAt(now - seconds)
+        .jws()
+        .keyId("1")
+        .sign("privateKey.jwk");
+  }
+
   public static String notYetValid(String tenant) {
     long now = Instant.now().getEpochSecond();
     return claims("alice", tenant, "admin")
