@@ -42,10 +42,6 @@ public final class InputRules {
     if (value.chars().anyMatch(Character::isISOControl)) {
       throw new InvalidArgumentException(field, "must not contain control characters");
     }
-    if (min > 0 && blank(value)) {
-      // a required name of spaces alone names nothing anyone can tell apart in a list
-      throw new InvalidArgumentException(field, "must not be only whitespace");
-    }
     return value;
   }
 

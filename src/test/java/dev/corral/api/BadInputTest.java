@@ -1168,12 +1168,6 @@ class BadInputTest {
         () -> agents.createAgent(ok.toBuilder().clearName().build()));
     add(
         cases,
-        "agent whose name is only whitespace",
-        Status.Code.INVALID_ARGUMENT,
-        "name",
-        () -> agents.createAgent(ok.toBuilder().setName(" \u3000 ").build()));
-    add(
-        cases,
         "agent with long name",
         Status.Code.INVALID_ARGUMENT,
         "name",
