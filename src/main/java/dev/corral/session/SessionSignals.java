@@ -87,19 +87,13 @@ public class SessionSignals {
       SessionConfig config,
       @ConfigProperty(name = "quarkus.datasource.reactive.url") String url,
       @ConfigProperty(name = "quarkus.datasource.username") Optional<String> username,
-      @ConfigProperty(name = "quarkus.datasource.password") Optional<String> password,
-      @ConfigProperty(name = "quarkus.datasource.reactive.postgresql.ssl-mode")
-          Optional<String> sslMode,
-      @ConfigProperty(name = "quarkus.datasource.reactive.trust-all") Optional<Boolean> trustAll) {
+      @ConfigProperty(name = "quarkus.datasource.password") Optional<String> password) {
     this.vertx = vertx;
     this.pool = pool;
     this.config = config;
     this.connectOptions = PgConnectOptions.fromUri(url.replaceFirst("^vertx-reactive:", ""));
     username.ifPresent(connectOptions::setUser);
     password.ifPresent(connectOptions::setPassword);
-    // the listener's connection goes where the pool's do, as the pool's do
-    sslMode.ifPresent(mode -> connectOptions.setSslMode(io.vertx.pgclient.SslMode.of(mode)));
-    trustAll.ifPresent(connectOptions::setTrustAll);
   }
 
   void start(@Observes StartupEvent event) {
@@ -117,9 +111,13 @@ public class SessionSignals {
     if (helloTimer >= 0) {
       vertx.cancelTimer(helloTimer);
     }
-    stopped = true;
-    if (subscriber != null) {
-      subscriber.closeAndForget();
+    PgSubscriber last;
+    synchronized (this) {
+      stopped = true;
+      last = subscriber;
+    }
+    if (last != null) {
+      last.closeAndForget();
     }
   }
 
@@ -277,7 +275,12 @@ public class SessionSignals {
     PgSubscriber created = PgSubscriber.subscriber(vertx, connectOptions);
     created.reconnectPolicy(retries -> LISTEN_RETRY_MILLIS);
     created.channel(CHANNEL).handler(this::received);
-    subscriber = created;
+    synchronized (this) {
+      if (stopped) {
+        return; // stopped while a retry waited: nothing may listen after the stop
+      }
+      subscriber = created;
+    }
     created
         .connect()
         .subscribe()

@@ -38,41 +38,49 @@ class ListenerRetryTest {
 
   @Test
   void aListenerWhoseFirstConnectFailedListensOnceTheDatabaseAnswers() throws Exception {
-    // Given a replica whose database does not answer yet when it starts (nothing listens on the
-    // port its URL names)
+    // Given a replica whose database does not answer yet when it starts (what listens on the
+    // port its URL names closes every connection at once)
     PgConnectOptions database = PgConnectOptions.fromUri(url.replaceFirst("^vertx-reactive:", ""));
-    int port;
-    try (ServerSocket reserved = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      port = reserved.getLocalPort();
-    }
-    String late = "postgresql://127.0.0.1:" + port + "/" + database.getDatabase();
-    SessionSignals signals =
-        new SessionSignals(
-            vertx, pool, config, late, username, password, Optional.empty(), Optional.empty());
-    signals.start(null);
-    try {
-      await().pollDelay(Duration.ofMillis(2_500)).atMost(Duration.ofSeconds(5)).until(() -> true);
-      assertThat(signals.listening()).isFalse();
+    java.util.concurrent.atomic.AtomicBoolean answering =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    try (ServerSocket server = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+      Thread forwarder = new Thread(() -> forward(server, answering, database), "late-database");
+      forwarder.setDaemon(true);
+      forwarder.start();
+      String late =
+          "postgresql://127.0.0.1:" + server.getLocalPort() + "/" + database.getDatabase();
+      SessionSignals signals = new SessionSignals(vertx, pool, config, late, username, password);
+      signals.start(null);
+      try {
+        await().pollDelay(Duration.ofMillis(2_500)).atMost(Duration.ofSeconds(5)).until(() -> true);
+        assertThat(signals.listening()).isFalse();
 
-      // When the database starts answering there
-      try (ServerSocket server = new ServerSocket(port, 8, InetAddress.getLoopbackAddress())) {
-        Thread forwarder = new Thread(() -> forward(server, database), "late-database");
-        forwarder.setDaemon(true);
-        forwarder.start();
+        // When the database starts answering there
+        answering.set(true);
 
         // Then the listener connects, without a restart
         await().atMost(Duration.ofSeconds(10)).until(signals::listening);
+      } finally {
+        signals.stop(null);
       }
-    } finally {
-      signals.stop(null);
     }
   }
 
-  /** Forwards each connection {@code server} takes to the database, both ways. */
-  private static void forward(ServerSocket server, PgConnectOptions database) {
+  /**
+   * Closes each connection {@code server} takes until {@code answering}, then forwards them to the
+   * database, both ways.
+   */
+  private static void forward(
+      ServerSocket server,
+      java.util.concurrent.atomic.AtomicBoolean answering,
+      PgConnectOptions database) {
     while (!server.isClosed()) {
       try {
         Socket client = server.accept();
+        if (!answering.get()) {
+          client.close();
+          continue;
+        }
         Socket upstream = new Socket(database.getHost(), database.getPort());
         pipe(client.getInputStream(), upstream.getOutputStream());
         pipe(upstream.getInputStream(), client.getOutputStream());
