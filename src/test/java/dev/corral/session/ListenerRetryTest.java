@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.QuarkusTestProfile;
+import io.quarkus.test.junit.TestProfile;
 import io.vertx.mutiny.core.Vertx;
 import io.vertx.mutiny.sqlclient.Pool;
 import io.vertx.pgclient.PgConnectOptions;
@@ -19,9 +21,18 @@ import java.util.Optional;
 import org.eclipse.microprofile.config.inject.ConfigProperty;
 import org.junit.jupiter.api.Test;
 
-/** The listener for other replicas' appends holds once the database answers, however late. */
+/**
+ * The listener for other replicas' appends holds once the database answers, however late. Its own
+ * application: the second listener it starts says hello on the channel, and the server it runs
+ * beside would take it for another replica for a while after (which {@code ReplicaHelloTest} must
+ * not see).
+ */
 @QuarkusTest
+@TestProfile(ListenerRetryTest.OwnApplication.class)
 class ListenerRetryTest {
+
+  /** No setting of its own: a profile of its own starts an application of its own. */
+  public static class OwnApplication implements QuarkusTestProfile {}
 
   @Inject Vertx vertx;
   @Inject Pool pool;
