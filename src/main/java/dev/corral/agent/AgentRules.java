@@ -79,7 +79,6 @@ public final class AgentRules {
   /** MCP servers an agent may declare. */
   public static final int MAX_MCP_SERVERS = 20;
 
-  /** Names of MCP servers: the model sees their tools as mcp__<server>__<tool>. */
   static void name(String name) {
     InputRules.name("name", name, 1, MAX_NAME);
   }
@@ -103,6 +102,7 @@ public final class AgentRules {
     }
   }
 
+  /** Names of MCP servers: the model sees their tools as mcp__<server>__<tool>. */
   public static final Pattern MCP_SERVER_NAME = Pattern.compile("(?!.*__)[A-Za-z0-9_-]{1,32}");
 
   public static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");

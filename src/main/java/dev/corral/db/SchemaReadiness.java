@@ -27,16 +27,16 @@ class SchemaReadiness implements AsyncHealthCheck {
 
   private final Pool pool;
 
-  SchemaReadiness(Pool pool) {
-    this.pool = pool;
-    this.recent = query().memoize().atLeast(Duration.ofSeconds(1));
-  }
-
   /**
    * The last answer, for a second: probes need no credential, so however many come, the database
    * answers at most one query a second for them.
    */
   private final Uni<HealthCheckResponse> recent;
+
+  SchemaReadiness(Pool pool) {
+    this.pool = pool;
+    this.recent = query().memoize().atLeast(Duration.ofSeconds(1));
+  }
 
   @Override
   public Uni<HealthCheckResponse> call() {

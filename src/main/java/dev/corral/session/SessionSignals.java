@@ -99,7 +99,7 @@ public class SessionSignals {
   void start(@Observes StartupEvent event) {
     pollTimer = vertx.setPeriodic(config.pollInterval().toMillis(), id -> poll());
     if (config.listenNotify()) {
-      listen();
+      listen(0);
       helloTimer = vertx.setPeriodic(config.helloInterval().toMillis(), id -> hello());
     }
   }
@@ -258,10 +258,6 @@ public class SessionSignals {
     return Math.max(1, config.notifyLinger().toMillis());
   }
 
-  private void listen() {
-    listen(0);
-  }
-
   /** How long a listener whose connection failed or closed waits before it connects again. */
   static final long LISTEN_RETRY_MILLIS = 1000L;
 
@@ -298,11 +294,7 @@ public class SessionSignals {
               created.closeAndForget();
               vertx.setTimer(
                   LISTEN_RETRY_MILLIS,
-                  id -> {
-                    if (subscriber == created && !stopped) {
-                      listen(failures + 1);
-                    }
-                  });
+                  id -> listen(failures + 1)); // (which does nothing once stopped)
             });
   }
 

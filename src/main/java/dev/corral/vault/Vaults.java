@@ -24,7 +24,6 @@ import java.util.function.UnaryOperator;
 @ApplicationScoped
 public class Vaults implements VaultDirectory {
 
-  /** Vaults one session may name. */
   private final VaultRepository repository;
 
   Vaults(VaultRepository repository) {

@@ -86,20 +86,7 @@ class EgressTest {
             out.write(body);
           }
         });
-    web.createContext(
-        "/slow",
-        exchange -> {
-          exchange.sendResponseHeaders(200, 0);
-          try (OutputStream out = exchange.getResponseBody()) {
-            for (int i = 0; i < 300; i++) {
-              out.write(("tick " + i + "\n").getBytes(StandardCharsets.UTF_8));
-              out.flush();
-              Thread.sleep(100);
-            }
-          } catch (InterruptedException | IOException gone) {
-            // the client went away
-          }
-        });
+    web.createContext("/slow", dev.corral.testing.SlowAnswer.handler());
     web.start();
     port = web.getAddress().getPort();
   }

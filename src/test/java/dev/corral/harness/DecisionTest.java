@@ -412,20 +412,7 @@ class DecisionTest {
     history.add(EventsFactory.spanStart(span, "claude-test"));
     history.add(Event.newBuilder().setUserInterrupt(UserInterrupt.getDefaultInstance()).build());
     history.add(Fixtures.userMessage("sent meanwhile"));
-    history.add(
-        EventsFactory.block(
-            dev.corral.common.IdKind.EVENT.next(),
-            new ModelResponse.Text("answer"),
-            AGENT,
-            List.of()));
-    history.add(
-        EventsFactory.spanEnd(
-            span,
-            new ModelResponse(
-                "m",
-                List.of(new ModelResponse.Text("answer")),
-                "end_turn",
-                ModelUsage.getDefaultInstance())));
+    history.replyEnds(span, "answer");
     history.add(
         EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_INTERRUPTED)));
     assertThat(texts(history.state.context())).containsExactly("first", "answer", "sent meanwhile");
@@ -450,20 +437,7 @@ class DecisionTest {
     String answered = dev.corral.common.IdKind.EVENT.next();
     history.add(EventsFactory.spanStart(answered, "claude-test"));
     history.add(Fixtures.userMessage("the trigger"));
-    history.add(
-        EventsFactory.block(
-            dev.corral.common.IdKind.EVENT.next(),
-            new ModelResponse.Text("answer"),
-            AGENT,
-            List.of()));
-    history.add(
-        EventsFactory.spanEnd(
-            answered,
-            new ModelResponse(
-                "m",
-                List.of(new ModelResponse.Text("answer")),
-                "end_turn",
-                ModelUsage.getDefaultInstance())));
+    history.replyEnds(answered, "answer");
     assertThat(history.next()).isEqualTo(new Step.CallModel(1));
     String interrupted = dev.corral.common.IdKind.EVENT.next();
     history.add(EventsFactory.spanStart(interrupted, "claude-test"));
@@ -644,6 +618,24 @@ class DecisionTest {
               new ModelResponse(
                   "m", List.of(blocks), stopReason, ModelUsage.getDefaultInstance())));
       return ids;
+    }
+
+    /** The text reply of the call of span {@code span}, then its span's successful end. */
+    void replyEnds(String span, String text) {
+      add(
+          EventsFactory.block(
+              dev.corral.common.IdKind.EVENT.next(),
+              new ModelResponse.Text(text),
+              AGENT,
+              List.of()));
+      add(
+          EventsFactory.spanEnd(
+              span,
+              new ModelResponse(
+                  "m",
+                  List.of(new ModelResponse.Text(text)),
+                  "end_turn",
+                  ModelUsage.getDefaultInstance())));
     }
 
     String modelTurn(ModelResponse.Block block) {

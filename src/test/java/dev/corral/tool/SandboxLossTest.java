@@ -271,11 +271,11 @@ class SandboxLossTest {
 
   @Test
   void aCallTheSandboxHasNoRoomForSaysSoNotThatNoSandboxCouldBeProvisioned() {
-    // Given a reply of more calls at once than a sandbox holds waiting: a long one, then 65 more
-    FakeAnthropic.Stream many =
-        FakeAnthropic.Reply.stream().toolUse("toolu_long", "bash", "{\"command\":\"sleep 3\"}");
-    for (int i = 0; i < 65; i++) {
-      many.toolUse("toolu_quick" + i, "bash", "{\"command\":\"true\"}");
+    // Given a reply of more calls at once than a sandbox holds waiting, each long enough that
+    // all of them are sent before the first ends, in whatever order they start
+    FakeAnthropic.Stream many = FakeAnthropic.Reply.stream();
+    for (int i = 0; i < 66; i++) {
+      many.toolUse("toolu_call" + i, "bash", "{\"command\":\"sleep 0.2\"}");
     }
     model.enqueue(many.stop("tool_use"), FakeAnthropic.Reply.text("Done."));
 

@@ -968,20 +968,8 @@ class VaultTest {
                     .build())
             .getVault();
     assertThat(unchanged).isEqualTo(renamed);
-    var archivedOnce =
-        vault
-            .archiveVault(
-                dev.corral.proto.v1.ArchiveVaultRequest.newBuilder()
-                    .setVaultId(created.getId())
-                    .build())
-            .getVault();
-    var archivedTwice =
-        vault
-            .archiveVault(
-                dev.corral.proto.v1.ArchiveVaultRequest.newBuilder()
-                    .setVaultId(created.getId())
-                    .build())
-            .getVault();
+    var archivedOnce = archiveVault(created.getId());
+    var archivedTwice = archiveVault(created.getId());
     assertThat(archivedTwice).isEqualTo(archivedOnce);
     var archived =
         org.assertj.core.api.Assertions.catchThrowableOfType(
@@ -1011,6 +999,13 @@ class VaultTest {
                 .getCredential()
                 .getName())
         .isEqualTo("outside");
+  }
+
+  private dev.corral.proto.v1.Vault archiveVault(String vaultId) {
+    return vault
+        .archiveVault(
+            dev.corral.proto.v1.ArchiveVaultRequest.newBuilder().setVaultId(vaultId).build())
+        .getVault();
   }
 
   @Test

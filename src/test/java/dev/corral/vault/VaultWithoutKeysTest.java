@@ -1,7 +1,6 @@
 package dev.corral.vault;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.corral.proto.v1.AgentServiceGrpc;
 import dev.corral.proto.v1.CreateCredentialRequest;
@@ -38,35 +37,15 @@ class VaultWithoutKeysTest {
 
   @Test
   void theVaultRefusesClearlyAndNothingElseNotices() {
-    assertThatThrownBy(
-            () ->
-                vault.createCredential(
-                    CreateCredentialRequest.newBuilder()
-                        .setName("x")
-                        .setStaticHeader(
-                            StaticHeaderAuth.newBuilder()
-                                .setMcpServerUrl("https://mcp.example.com")
-                                .setValue("Bearer x"))
-                        .build()))
-        .isInstanceOfSatisfying(
-            StatusRuntimeException.class,
+    assertThat(refusedStaticHeader("https://mcp.example.com"))
+        .satisfies(
             e -> {
               assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
               assertThat(e.getStatus().getDescription()).contains("CORRAL_VAULT_KEYS");
             });
     // and a request that could never be stored names its field, whatever the server's keys
-    assertThatThrownBy(
-            () ->
-                vault.createCredential(
-                    CreateCredentialRequest.newBuilder()
-                        .setName("x")
-                        .setStaticHeader(
-                            StaticHeaderAuth.newBuilder()
-                                .setMcpServerUrl("ftp://mcp.example.com")
-                                .setValue("Bearer x"))
-                        .build()))
-        .isInstanceOfSatisfying(
-            StatusRuntimeException.class,
+    assertThat(refusedStaticHeader("ftp://mcp.example.com"))
+        .satisfies(
             e -> {
               assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
               assertThat(e.getStatus().getDescription()).contains("mcp_server_url");
@@ -77,5 +56,20 @@ class VaultWithoutKeysTest {
                 .getCredentialsCount())
         .isZero();
     assertThat(Fixtures.createAgent(agents)).startsWith("agent_");
+  }
+
+  /** How the vault refuses a static-header credential for {@code mcpServerUrl}. */
+  private StatusRuntimeException refusedStaticHeader(String mcpServerUrl) {
+    return org.assertj.core.api.Assertions.catchThrowableOfType(
+        StatusRuntimeException.class,
+        () ->
+            vault.createCredential(
+                CreateCredentialRequest.newBuilder()
+                    .setName("x")
+                    .setStaticHeader(
+                        StaticHeaderAuth.newBuilder()
+                            .setMcpServerUrl(mcpServerUrl)
+                            .setValue("Bearer x"))
+                    .build()));
   }
 }
