@@ -200,8 +200,19 @@ class SandboxLimitsTest {
 
   @Test
   void memoryThatNoProcessHoldsIsCountedAndTheModelIsToldWhatRanOut() {
-    // Given a sandbox whose memory is counted for the whole sandbox (its cgroup)
-    String sandbox = provision();
+    // Given a sandbox whose memory is counted for the whole sandbox (its cgroup), of the least
+    // memory there is and a call time limit far past what filling it takes, so that the memory
+    // limit ends the call and not the clock (at 256 MiB and 4 s, a busy machine reached the clock)
+    String sandbox =
+        sandboxes
+            .provision(
+                ProvisionRequest.newBuilder()
+                    .setResources(
+                        SMALL.toBuilder().setMemoryBytes(64L << 20).setCallTimeoutMs(120_000))
+                    .build())
+            .getSandbox()
+            .getId();
+    provisioned.add(sandbox);
     boolean perSandbox =
         get(sandbox).getLimitsEnforcedList().stream()
             .anyMatch(
