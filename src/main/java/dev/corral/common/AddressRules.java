@@ -129,6 +129,12 @@ public final class AddressRules {
             || NOT_PUBLIC.stream().anyMatch(range -> range.contains(checked)));
   }
 
+  /** Whether an operator's setting names a range that holds {@code address}. */
+  public boolean listed(InetAddress address) {
+    InetAddress checked = unmapped(address);
+    return allowedPrivate.stream().anyMatch(range -> range.contains(checked));
+  }
+
   private static boolean inRange(InetAddress address, String... ranges) {
     for (String range : ranges) {
       if (Cidr.parse(range).contains(address)) {

@@ -2,7 +2,9 @@ package dev.corral.common;
 
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
 import java.net.InetAddress;
+import java.net.SocketException;
 import java.net.URI;
 import java.time.Duration;
 import java.util.List;
@@ -16,7 +18,8 @@ import org.eclipse.microprofile.config.inject.ConfigProperty;
  * (169.254.169.254) or a private network and read what comes back. Every address the host resolves
  * to is checked before the call, and again by the {@link OutboundProxy} the call goes through,
  * which connects to the address it checked (so a name that changes its answer in between, DNS
- * rebinding, gets nowhere).
+ * rebinding, gets nowhere). The host's own addresses are refused too, public ones included (its
+ * services would be reached past any firewall outside), unless the setting names them.
  */
 @ApplicationScoped
 public class OutboundAddresses {
@@ -26,11 +29,19 @@ public class OutboundAddresses {
 
   private final NameLookups lookups;
   private final AddressRules rules;
+  private final HostAddresses host;
 
+  @Inject
   OutboundAddresses(
       NameLookups lookups, @ConfigProperty(name = SETTING) Optional<List<String>> allowedNetworks) {
+    this(lookups, allowedNetworks, HostAddresses.thisHost());
+  }
+
+  OutboundAddresses(
+      NameLookups lookups, Optional<List<String>> allowedNetworks, HostAddresses host) {
     this.lookups = lookups;
     this.rules = AddressRules.forServerCalls(allowedNetworks.orElse(List.of()));
+    this.host = host;
   }
 
   /**
@@ -68,7 +79,7 @@ public class OutboundAddresses {
         .map(
             addresses -> {
               for (InetAddress address : addresses) {
-                Optional<String> refusal = rules.refusal(address);
+                Optional<String> refusal = rules.refusal(address).or(() -> ownHost(address));
                 if (refusal.isPresent()) {
                   throw new FailedPreconditionException(
                       name
@@ -81,5 +92,20 @@ public class OutboundAddresses {
               }
               return addresses.get(0);
             });
+  }
+
+  /** Why {@code address} is refused as one of corral's own host's, if it is one. */
+  private Optional<String> ownHost(InetAddress address) {
+    if (rules.listed(address)) {
+      return Optional.empty();
+    }
+    try {
+      return host.reach(address)
+          ? Optional.of("an address of corral's own host")
+          : Optional.empty();
+    } catch (SocketException unlisted) {
+      return Optional.of(
+          "an address that may be corral's own host (its interfaces could not be listed)");
+    }
   }
 }

@@ -1,6 +1,7 @@
 package dev.corral.egress;
 
 import dev.corral.common.AddressRules;
+import dev.corral.common.HostAddresses;
 import dev.corral.common.IpLiteral;
 import dev.corral.common.NameLookups;
 import io.quarkus.vertx.http.HttpServerStart;
@@ -8,7 +9,6 @@ import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import java.net.InetAddress;
-import java.net.NetworkInterface;
 import java.net.SocketException;
 import java.util.List;
 import java.util.Locale;
@@ -173,7 +173,7 @@ public class Destinations {
           : Optional.empty();
     }
     try {
-      if (address.isAnyLocalAddress() || hostAddresses().contains(address)) {
+      if (HostAddresses.thisHost().reach(address)) {
         return Optional.of(
             new EgressRefusedException(
                 "corral",
@@ -189,31 +189,5 @@ public class Destinations {
               "corral", "whether " + address.getHostAddress() + " is this host is unknown"));
     }
     return Optional.empty();
-  }
-
-  /** How long the host's addresses are trusted before they are listed again. */
-  private static final long HOST_ADDRESSES_TTL_NANOS = 5_000_000_000L;
-
-  private volatile Set<InetAddress> hostAddresses;
-  private volatile long hostAddressesAt;
-
-  /**
-   * The addresses of this host's interfaces, listed at most every 5 s (listing them reads every
-   * interface, and egress connections ask for each).
-   */
-  private Set<InetAddress> hostAddresses() throws SocketException {
-    long now = System.nanoTime();
-    Set<InetAddress> known = hostAddresses;
-    if (known != null && now - hostAddressesAt < HOST_ADDRESSES_TTL_NANOS) {
-      return known;
-    }
-    Set<InetAddress> listed = new java.util.HashSet<>();
-    for (NetworkInterface nic :
-        java.util.Collections.list(NetworkInterface.getNetworkInterfaces())) {
-      listed.addAll(java.util.Collections.list(nic.getInetAddresses()));
-    }
-    hostAddresses = Set.copyOf(listed);
-    hostAddressesAt = now;
-    return hostAddresses;
   }
 }
