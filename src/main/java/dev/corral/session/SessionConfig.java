@@ -53,4 +53,18 @@ public interface SessionConfig {
   /** Events a live stream reads from the database at a time. */
   @WithDefault("256")
   int streamPageSize();
+
+  /**
+   * Page reads of one tenant's logs (GetEvents, ListEvents) that run at once on one replica; each
+   * holds a connection of the replica's pool while it runs. More wait for their turn.
+   */
+  @WithDefault("8")
+  int readsPerTenant();
+
+  /**
+   * Page reads of one tenant that wait for their turn on one replica; one more is refused with
+   * RESOURCE_EXHAUSTED.
+   */
+  @WithDefault("256")
+  int readsWaitingPerTenant();
 }

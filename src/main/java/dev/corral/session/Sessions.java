@@ -58,6 +58,7 @@ public class Sessions {
   private final dev.corral.common.CredentialBindings credentials;
   private final jakarta.enterprise.event.Event<SessionWorkArrived> workArrived;
   private final jakarta.enterprise.event.Event<SessionEnded> ended;
+  private final TenantReads reads;
 
   Sessions(
       SessionRepository repository,
@@ -74,8 +75,10 @@ public class Sessions {
       jakarta.enterprise.event.Event<SessionWorkArrived> workArrived,
       jakarta.enterprise.event.Event<SessionEnded> ended,
       TenantCaps caps,
-      TenantLimits limits) {
+      TenantLimits limits,
+      SessionConfig config) {
     this.caps = caps;
+    this.reads = new TenantReads(config.readsPerTenant(), config.readsWaitingPerTenant());
     this.limits = limits;
     this.ended = ended;
     this.repository = repository;
@@ -408,7 +411,8 @@ public class Sessions {
   }
 
   /**
-   * A positional slice of a log.
+   * A positional slice of a log, read once fewer than {@link SessionConfig#readsPerTenant()} of the
+   * tenant's reads run on this replica.
    *
    * @param seq the cursor of AFTER and BEFORE slices
    * @param pageSize 0 for the default
@@ -422,7 +426,7 @@ public class Sessions {
       List<String> types) {
     return Uni.createFrom()
         .item(() -> checkSlice(sessionId, position, seq, pageSize, types))
-        .flatMap(slice -> log.read(tenant, slice));
+        .flatMap(slice -> reads.run(tenant, () -> log.read(tenant, slice)));
   }
 
   /**
