@@ -102,20 +102,59 @@ public final class AgentRules {
     }
   }
 
-  /** Names of MCP servers: the model sees their tools as mcp__<server>__<tool>. */
-  public static final Pattern MCP_SERVER_NAME = Pattern.compile("(?!.*__)[A-Za-z0-9_-]{1,32}");
+  /** The longest name of an MCP server, as the Managed Agents API takes it. */
+  public static final int MAX_MCP_SERVER_NAME = 255;
 
+  /** Names of MCP tools, as the MCP specification has them. */
   public static final Pattern MCP_TOOL_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,128}");
 
   /** The prefix of the names under which MCP tools are offered to the model. */
   public static final String MCP_PREFIX = "mcp__";
 
-  /** The names MCP tools are offered to the model under, as {@link #mcpModelName} makes them. */
+  /** The names the Messages API takes for a tool. */
   public static final Pattern MCP_MODEL_NAME = Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
-  /** The name the model knows {@code server}'s {@code tool} by: {@code mcp__<server>__<tool>}. */
+  /**
+   * Server names that reach the model as they are: without "__", so that {@code
+   * mcp__<server>__<tool>} says where the server's name ends.
+   */
+  private static final Pattern PLAIN_MCP_SERVER_NAME =
+      Pattern.compile("(?!.*__)[A-Za-z0-9_-]{1,32}");
+
+  private static final Pattern NOT_IN_MODEL_NAMES = Pattern.compile("[^A-Za-z0-9_-]+");
+
+  /** The hexadecimal digits of the hash that tells two cut names apart. */
+  private static final int NAME_HASH_DIGITS = 12;
+
+  /**
+   * The name the model knows {@code server}'s {@code tool} by, always one the Messages API takes:
+   * {@code mcp__<server>__<tool>} when that is one, else its characters outside [A-Za-z0-9_-] made
+   * "-", cut to fit, and a hash of the server's and the tool's names (a server named "docs search",
+   * a tool named "files.read", or a long name).
+   */
   public static String mcpModelName(String server, String tool) {
-    return MCP_PREFIX + server + "__" + tool;
+    String plain = MCP_PREFIX + server + "__" + tool;
+    if (PLAIN_MCP_SERVER_NAME.matcher(server).matches()
+        && MCP_MODEL_NAME.matcher(plain).matches()) {
+      return plain;
+    }
+    byte[] digest;
+    try {
+      digest =
+          java.security.MessageDigest.getInstance("SHA-256")
+              .digest((server + '\0' + tool).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    } catch (java.security.NoSuchAlgorithmException impossible) {
+      throw new IllegalStateException("every JVM has SHA-256", impossible);
+    }
+    String hash = java.util.HexFormat.of().formatHex(digest, 0, NAME_HASH_DIGITS / 2);
+    String legible = NOT_IN_MODEL_NAMES.matcher(plain).replaceAll("-");
+    int room = 64 - 1 - NAME_HASH_DIGITS;
+    return legible.substring(0, Math.min(room, legible.length())) + "_" + hash;
+  }
+
+  /** Checks the name of an MCP server: 1 to 255 characters, none of them a control character. */
+  public static String mcpServerName(String field, String name) {
+    return InputRules.name(field, name, 1, MAX_MCP_SERVER_NAME);
   }
 
   /**
@@ -132,10 +171,7 @@ public final class AgentRules {
     for (int i = 0; i < servers.size(); i++) {
       String field = "mcp_servers[" + i + "]";
       McpServer server = servers.get(i);
-      if (!MCP_SERVER_NAME.matcher(server.getName()).matches()) {
-        throw new InvalidArgumentException(
-            field + ".name", "must be 1 to 32 characters of [A-Za-z0-9_-] without \"__\"");
-      }
+      mcpServerName(field + ".name", server.getName());
       if (!names.add(server.getName())) {
         throw new InvalidArgumentException(field + ".name", "names a server a second time");
       }
@@ -201,16 +237,6 @@ public final class AgentRules {
       if (!configured.add(config.getName())) {
         throw new InvalidArgumentException(
             at + ".name", "configures " + config.getName() + " a second time");
-      }
-      String modelName = mcpModelName(toolset.getMcpServerName(), config.getName());
-      if (!MCP_MODEL_NAME.matcher(modelName).matches()) {
-        // the model would never be offered it: a config of it could never apply
-        throw new InvalidArgumentException(
-            at + ".name",
-            "would reach the model as "
-                + modelName
-                + ", which is not a tool name the Messages API takes ([A-Za-z0-9_-], at most 64"
-                + " characters in all)");
       }
       policy(at + ".permission_policy", config);
     }

@@ -7,8 +7,8 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * How MCP tools are named to the model: {@code mcp__<server>__<tool>}, offered only when that name
- * is one the Messages API accepts, the agent declares the server, and its toolset enables the tool.
+ * How MCP tools are named to the model ({@link AgentRules#mcpModelName}), offered only when the
+ * tool's name is one MCP allows, the agent declares the server, and its toolset enables the tool.
  */
 final class McpNames {
 
@@ -20,17 +20,16 @@ final class McpNames {
 
   /**
    * The tools of {@code offered} the model may see, in their order. An MCP server's listing is not
-   * corral's to trust: a tool whose input is not an object, or whose schema is malformed, which the
-   * API refuses, is left out, and of two tools with one model name (servers "a" and "a_" listing
-   * "_x" and "x" both give mcp__a___x) only the first is seen.
+   * corral's to trust: a tool whose name MCP does not allow (of any length, with any character), or
+   * whose input is not an object, or whose schema is malformed, which the API refuses, is left out,
+   * and of two tools with one model name (servers "a" and "a_" listing "_x" and "x" both give
+   * mcp__a___x) only the first is seen.
    */
   static List<OfferedTools.Tool> enabled(Agent agent, List<OfferedTools.Tool> offered) {
     java.util.Set<String> names = new java.util.HashSet<>();
     long[] left = {MAX_DEFINITION_CHARS};
     return offered.stream()
-        .filter(
-            tool ->
-                AgentRules.MCP_MODEL_NAME.matcher(modelName(tool.server(), tool.name())).matches())
+        .filter(tool -> AgentRules.MCP_TOOL_NAME.matcher(tool.name()).matches())
         .filter(tool -> ToolPolicy.mcpEnabled(agent, tool.server(), tool.name()))
         // judged when listed, not at every request: a listing's schemas can be megabytes, and
         // requests are projected on an event loop

@@ -227,21 +227,7 @@ final class EventRules {
         var use = event.getAgentMcpToolUse();
         String at = field + ".agent_mcp_tool_use";
         toolUse(at, use.getCallId(), use.getName(), AgentRules.MCP_TOOL_NAME);
-        if (!AgentRules.MCP_SERVER_NAME.matcher(use.getMcpServerName()).matches()) {
-          throw new InvalidArgumentException(
-              at + ".mcp_server_name", "is not the name of an MCP server an agent may declare");
-        }
-        // the name the model knows the tool by, which every later request defines: a name the
-        // Messages API refuses (a dot, or too long) would fail every turn of the session after it
-        String modelName = AgentRules.mcpModelName(use.getMcpServerName(), use.getName());
-        if (!AgentRules.MCP_MODEL_NAME.matcher(modelName).matches()) {
-          throw new InvalidArgumentException(
-              at + ".name",
-              "makes the tool name "
-                  + modelName
-                  + ", which is not 1 to 64 letters, digits, _ or - (the names corral offers the"
-                  + " model)");
-        }
+        AgentRules.mcpServerName(at + ".mcp_server_name", use.getMcpServerName());
         Json.requireObject(at + ".input_json", use.getInputJson());
         permission(at + ".evaluated_permission", use.getEvaluatedPermission());
       }

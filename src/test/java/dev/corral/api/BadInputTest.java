@@ -568,7 +568,7 @@ class BadInputTest {
                 dev.corral.proto.v1.AgentMcpToolUse.newBuilder()
                     .setCallId("toolu_1")
                     .setMcpServerName("srv")
-                    .setName("a.b") // mcp__srv__a.b: every later request would be refused
+                    .setName("a b") // not a tool name MCP allows
                     .setInputJson("{}"))
             .build());
     harnessEvents.put(
@@ -1538,15 +1538,27 @@ class BadInputTest {
     List<Bad> bad =
         List.of(
             new Bad(
-                "an MCP server name with __",
+                "an MCP server name with a control character",
                 "mcp_servers[0].name",
                 withMcp.toBuilder()
-                    .setMcpServers(0, server.toBuilder().setName("g__h"))
+                    .setMcpServers(0, server.toBuilder().setName("g\u001bh"))
                     .setTools(
                         0,
                         toolset.toBuilder()
                             .setMcpToolset(
-                                toolset.getMcpToolset().toBuilder().setMcpServerName("g__h")))
+                                toolset.getMcpToolset().toBuilder().setMcpServerName("g\u001bh")))
+                    .build()),
+            new Bad(
+                "an MCP server name of 256 characters",
+                "mcp_servers[0].name",
+                withMcp.toBuilder()
+                    .setMcpServers(0, server.toBuilder().setName("g".repeat(256)))
+                    .setTools(
+                        0,
+                        toolset.toBuilder()
+                            .setMcpToolset(
+                                toolset.getMcpToolset().toBuilder()
+                                    .setMcpServerName("g".repeat(256))))
                     .build()),
             new Bad(
                 "two MCP servers of one name",
@@ -1579,7 +1591,7 @@ class BadInputTest {
                 "mcp_servers[0]",
                 ok.toBuilder().addMcpServers(server).build()),
             new Bad(
-                "a config of an MCP tool the model could never be offered",
+                "a config of an MCP tool whose name MCP does not allow",
                 "tools[0].mcp_toolset.configs[0].name",
                 withMcp.toBuilder()
                     .setTools(
@@ -1589,7 +1601,7 @@ class BadInputTest {
                                 toolset.getMcpToolset().toBuilder()
                                     .addConfigs(
                                         dev.corral.proto.v1.ToolConfig.newBuilder()
-                                            .setName("search.v2")
+                                            .setName("search v2")
                                             .setEnabled(false))))
                     .build()),
             new Bad(

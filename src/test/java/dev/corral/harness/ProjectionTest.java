@@ -3,6 +3,7 @@ package dev.corral.harness;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.corral.agent.AgentRules;
 import dev.corral.model.ModelResponse;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentToolset;
@@ -833,6 +834,32 @@ class ProjectionTest {
     assertThat(McpNames.called(agent, listed, "mcp__a___x").orElseThrow().description())
         .isEqualTo("first");
     assertThat(McpNames.called(agent, listed, "mcp__a__text")).isEmpty();
+  }
+
+  @Test
+  void anMcpToolOfAServerWithAnyNameIsOfferedUnderANameTheApiTakesAndItsCallFound() {
+    // Given a server whose name has a space, listing a tool with a dot in its name, and one whose
+    // name MCP does not allow
+    Agent agent = withMcpServer(AGENT, "docs search");
+    List<OfferedTools.Tool> listed =
+        List.of(
+            new OfferedTools.Tool(
+                "docs search", "files.read", "reads", "{\"type\":\"object\"}", false),
+            new OfferedTools.Tool(
+                "docs search", "has space", "no", "{\"type\":\"object\"}", false));
+
+    // When the tools are described to the model
+    JsonNode tools = Projection.tools(agent, listed);
+
+    // Then the first is offered under a name the API takes, and that name finds it again
+    String offered = AgentRules.mcpModelName("docs search", "files.read");
+    assertThat(tools.findValuesAsText("name")).contains(offered).doesNotContain("has space");
+    assertThat(offered).matches("[A-Za-z0-9_-]{1,64}");
+    assertThat(McpNames.called(agent, listed, offered).orElseThrow().name())
+        .isEqualTo("files.read");
+    assertThat(McpNames.enabled(agent, listed))
+        .extracting(OfferedTools.Tool::name)
+        .containsExactly("files.read");
   }
 
   @Test

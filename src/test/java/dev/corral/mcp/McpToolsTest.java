@@ -131,6 +131,39 @@ class McpToolsTest {
   }
 
   @Test
+  void aServerWhoseNameNoToolNameCanHoldReachesTheModelUnderANameTheApiTakes() {
+    // Given an agent whose MCP server's name has spaces, punctuation and a non-ASCII letter, and is
+    // longer than a tool name may be (the Managed Agents API takes 1 to 255 characters)
+    String serverName = "Ünïcode docs (work) " + "x".repeat(60);
+    String token = "tok-" + UUID.randomUUID();
+    server.requireAuthorization("Bearer " + token);
+    String credential = staticCredential(server.url(), "Bearer " + token);
+    String modelName = dev.corral.agent.AgentRules.mcpModelName(serverName, "echo");
+    model.enqueue(
+        Reply.toolUse("toolu_1", modelName, "{\"text\":\"hi\"}"), Reply.text("It said hi."));
+
+    // When a turn runs
+    Session session = start(agent(serverName, credential, ToolConfig.getDefaultInstance()), marker);
+    awaitIdle(sessions, session.getId(), StopReasonType.STOP_REASON_TYPE_END_TURN);
+
+    // Then the model was offered the server's tools under names the Messages API takes (the fake
+    // refuses others), and its call reached the server and is logged under the server's own name
+    JsonNode tools = model.requestsMentioning(marker).get(0).body().path("tools");
+    assertThat(tools.findValuesAsText("name"))
+        .contains(modelName)
+        .filteredOn(name -> name.startsWith("mcp"))
+        .hasSizeGreaterThan(1)
+        .allMatch(name -> name.matches("[A-Za-z0-9_-]{1,64}"));
+    Event use = only(log(sessions, session.getId()), "agent.mcp_tool_use");
+    assertThat(use.getAgentMcpToolUse().getMcpServerName()).isEqualTo(serverName);
+    assertThat(use.getAgentMcpToolUse().getName()).isEqualTo("echo");
+    assertThat(server.calls()).extracting(McpTestServer.ToolCall::tool).containsExactly("echo");
+    Event result = only(log(sessions, session.getId()), "agent.mcp_tool_result");
+    assertThat(result.getAgentMcpToolResult().getContent(0).getText().getText())
+        .isEqualTo("echo: hi");
+  }
+
+  @Test
   void oneTenantsMcpRequestsUnderWayLeaveRoomForOtherTenants() {
     // Given one tenant with as many MCP requests under way as it may have on this replica
     McpClients.Key hog = new McpClients.Key("hog", server.url(), "");
@@ -701,7 +734,11 @@ class McpToolsTest {
   }
 
   private String agent(String credentialId, ToolConfig config) {
-    McpToolset.Builder toolset = McpToolset.newBuilder().setMcpServerName("github");
+    return agent("github", credentialId, config);
+  }
+
+  private String agent(String serverName, String credentialId, ToolConfig config) {
+    McpToolset.Builder toolset = McpToolset.newBuilder().setMcpServerName(serverName);
     if (!config.getName().isEmpty()) {
       toolset.addConfigs(config);
     }
@@ -713,7 +750,7 @@ class McpToolsTest {
                 .addTools(Tool.newBuilder().setMcpToolset(toolset))
                 .addMcpServers(
                     McpServer.newBuilder()
-                        .setName("github")
+                        .setName(serverName)
                         .setUrl(server.url())
                         .setCredentialId(credentialId))
                 .build())
