@@ -60,11 +60,7 @@ public class Agents {
                       expectedVersion);
               // what a field holds is checked before the agent is looked up (its state, its
               // version); what depends on the other fields, with them, once it is
-              changes.name().ifPresent(AgentRules::name);
-              changes.description().ifPresent(AgentRules::description);
-              changes.model().ifPresent(AgentRules::model);
-              changes.system().ifPresent(AgentRules::system);
-              changes.metadata().ifPresent(metadata -> InputRules.metadata("metadata", metadata));
+              changes.checkFields();
               return id;
             })
         .call(
@@ -185,5 +181,19 @@ public class Agents {
       Optional<String> system,
       Optional<List<Tool>> tools,
       Optional<Map<String, String>> metadata,
-      Optional<List<dev.corral.proto.v1.McpServer>> mcpServers) {}
+      Optional<List<dev.corral.proto.v1.McpServer>> mcpServers) {
+
+    /**
+     * Checks what each field holds on its own (not what depends on the agent or the other fields).
+     *
+     * @throws InvalidArgumentException naming the first field that is not right
+     */
+    public void checkFields() {
+      name.ifPresent(AgentRules::name);
+      description.ifPresent(AgentRules::description);
+      model.ifPresent(AgentRules::model);
+      system.ifPresent(AgentRules::system);
+      metadata.ifPresent(entries -> InputRules.metadata("metadata", entries));
+    }
+  }
 }

@@ -2,6 +2,7 @@ package dev.corral.rest;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.corral.agent.Agents;
+import dev.corral.common.IdKind;
 import dev.corral.common.InvalidArgumentException;
 import dev.corral.proto.v1.Agent;
 import dev.corral.proto.v1.AgentServiceGrpc;
@@ -117,8 +118,21 @@ class AgentRoutes {
       throw new InvalidArgumentException("version", "must be 1 or more");
     }
     Optional<Map<String, String>> patch = Fields.metadata(body, "metadata", "metadata");
-    return agents
-        .get(call.tenant(), id, 0)
+    // what a field holds is checked before the agent is looked up, as gRPC's UpdateAgent does
+    Agents.AgentChanges scalars =
+        new Agents.AgentChanges(
+            Fields.optionalString(body, "name", "name"),
+            Fields.cleared(body, "description"),
+            AgentShapes.model(body),
+            Fields.cleared(body, "system"),
+            Optional.empty(),
+            Optional.empty(),
+            Optional.empty());
+    return restNamed(
+            Uni.createFrom()
+                .item(() -> IdKind.AGENT.require("agent_id", id))
+                .invoke(scalars::checkFields))
+        .flatMap(ignored -> agents.get(call.tenant(), id, 0))
         .flatMap(
             latest ->
                 restNamed(

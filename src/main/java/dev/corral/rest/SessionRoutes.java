@@ -108,29 +108,39 @@ class SessionRoutes {
             .map(AgentShapes::withoutNulls)
             .orElse(Map.of());
     String environment = Fields.optionalString(body, "environment_id", "environment_id").orElse("");
-    // the resources are checked before any token given with them is stored in the vault
+    // the request is checked before any token given with its resources is stored in the vault
     List<SessionResource> shapes = new ArrayList<>();
     for (int i = 0; i < requested.size(); i++) {
       shapes.add(SessionShapes.resource(requested.get(i), "resources[" + i + "]", ""));
     }
-    Sessions.checkResources(shapes);
+    java.util.function.Function<List<SessionResource>, Sessions.NewSession> newSession =
+        resources ->
+            new Sessions.NewSession(
+                agent.id(),
+                agent.version(),
+                title,
+                metadata,
+                initial,
+                budget,
+                environment,
+                resources,
+                vaultIds);
     List<String> stored = new ArrayList<>();
-    return repositories(call.tenant(), requested, "resources", stored, PENDING)
-        .flatMap(
-            resources ->
-                sessions.create(
-                    call.tenant(),
-                    call.principal().emitter(),
-                    new Sessions.NewSession(
-                        agent.id(),
-                        agent.version(),
-                        title,
-                        metadata,
-                        initial,
-                        budget,
-                        environment,
-                        resources,
-                        vaultIds)))
+    return restResourceNames(
+            Uni.createFrom()
+                .item(
+                    () -> {
+                      Sessions.checkNew(newSession.apply(shapes), call.principal().emitter());
+                      return shapes;
+                    })
+                .flatMap(
+                    checked -> repositories(call.tenant(), requested, "resources", stored, PENDING))
+                .flatMap(
+                    resources ->
+                        sessions.create(
+                            call.tenant(),
+                            call.principal().emitter(),
+                            newSession.apply(resources))))
         .onFailure()
         .call(failure -> forget(call.tenant(), stored))
         .call(session -> own(call.tenant(), stored, session.getId()))
@@ -207,10 +217,35 @@ class SessionRoutes {
                     .setUsername("x-access-token")
                     .setPassword(token.get()))
             .build();
-    return credentials
-        .create(tenant, request)
+    // the vault's rules name the credential's fields; the client sent the resource's
+    return FieldNames.of(
+            "basic.password", at + ".authorization_token",
+            "basic.hosts[0]", at + ".url",
+            "basic.hosts", at + ".url")
+        .on(credentials.create(tenant, request))
         .invoke(created -> stored.add(created.getId()))
         .map(created -> withCredential(shape, created.getId()));
+  }
+
+  private static final java.util.regex.Pattern GIT_REPOSITORY_FIELD =
+      java.util.regex.Pattern.compile(
+          "^(resources\\[[0-9]+\\]|resource)\\.git_repository(?=$|[.\\[])");
+
+  /**
+   * {@code call}, its INVALID_ARGUMENT naming a resource's field as a REST client sent it: {@code
+   * resources[0].credential_id}, which the session's rules call {@code
+   * resources[0].git_repository.credential_id}.
+   */
+  private static <T> Uni<T> restResourceNames(Uni<T> call) {
+    return call.onFailure(InvalidArgumentException.class)
+        .transform(
+            failure -> {
+              InvalidArgumentException invalid = (InvalidArgumentException) failure;
+              String field = GIT_REPOSITORY_FIELD.matcher(invalid.field()).replaceFirst("$1");
+              return field.equals(invalid.field())
+                  ? failure
+                  : new InvalidArgumentException(field, invalid.problem());
+            });
   }
 
   /**
@@ -218,10 +253,7 @@ class SessionRoutes {
    * characters, whatever the URL's length (up to 2,048).
    */
   static String credentialName(String url) {
-    String name = "repository " + url;
-    return name.codePointCount(0, name.length()) <= 256
-        ? name
-        : name.substring(0, name.offsetByCodePoints(0, 255)) + "\u2026";
+    return VaultShapes.fitName("repository " + url);
   }
 
   private static SessionResource withCredential(SessionResource resource, String credential) {
@@ -347,17 +379,25 @@ class SessionRoutes {
   private Uni<ObjectNode> addResource(RestCall call) {
     ObjectNode body = call.body();
     String sessionId = call.path("session_id");
-    // checked before any token given with it is stored in the vault, as at create
-    try {
-      Sessions.checkResources(List.of(SessionShapes.resource(body, "resource", "")));
-    } catch (InvalidArgumentException invalid) {
-      throw new InvalidArgumentException(
-          invalid.field().replaceFirst("^resources\\[0\\]\\.(git_repository\\.)?", "resource."),
-          invalid.problem());
-    }
     List<String> stored = new ArrayList<>();
-    return repository(call.tenant(), body, "resource", stored, sessionId)
-        .flatMap(resource -> sessions.addResource(call.tenant(), sessionId, resource))
+    return restResourceNames(
+            Uni.createFrom()
+                .item(
+                    () -> {
+                      // checked before any token given with it is stored in the vault, as at
+                      // create
+                      try {
+                        Sessions.checkResources(
+                            List.of(SessionShapes.resource(body, "resource", "")));
+                      } catch (InvalidArgumentException invalid) {
+                        throw new InvalidArgumentException(
+                            invalid.field().replaceFirst("^resources\\[0\\]", "resource"),
+                            invalid.problem());
+                      }
+                      return body;
+                    })
+                .flatMap(checked -> repository(call.tenant(), body, "resource", stored, sessionId))
+                .flatMap(resource -> sessions.addResource(call.tenant(), sessionId, resource)))
         .onFailure()
         .call(failure -> forget(call.tenant(), stored))
         .flatMap(

@@ -1,6 +1,7 @@
 package dev.corral.rest;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.corral.common.IdKind;
 import dev.corral.common.NotFoundException;
 import dev.corral.proto.v1.Credential;
 import dev.corral.proto.v1.VaultServiceGrpc;
@@ -116,12 +117,12 @@ class VaultRoutes {
   private Uni<ObjectNode> createCredential(RestCall call) {
     String vault = call.path("vault_id");
     ObjectNode body = call.body();
+    // the request's own fields are checked before the vault is looked up (as gRPC's
+    // CreateCredential does); an unknown or archived vault is refused by the creation itself
     return VaultShapes.fieldNames(body)
         .on(
-            vaults
-                .get(call.tenant(), vault)
-                .flatMap(
-                    found -> credentials.create(call.tenant(), VaultShapes.create(vault, body))))
+            Uni.createFrom()
+                .deferred(() -> credentials.create(call.tenant(), VaultShapes.create(vault, body))))
         .map(VaultShapes::credential);
   }
 
@@ -137,8 +138,9 @@ class VaultRoutes {
   private Uni<Credential> inVault(RestCall call) {
     String vault = call.path("vault_id");
     String id = call.path("credential_id");
-    return credentials
-        .get(call.tenant(), id)
+    return Uni.createFrom()
+        .item(() -> IdKind.VAULT.require("vault_id", vault))
+        .flatMap(ignored -> credentials.get(call.tenant(), id))
         .invoke(
             credential -> {
               if (!credential.getVaultId().equals(vault)) {

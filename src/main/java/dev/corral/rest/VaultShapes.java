@@ -13,6 +13,7 @@ import dev.corral.proto.v1.StaticHeaderAuth;
 import dev.corral.proto.v1.TokenEndpointAuth;
 import dev.corral.proto.v1.UpdateCredentialRequest;
 import dev.corral.proto.v1.Vault;
+import dev.corral.vault.Credentials;
 import java.time.OffsetDateTime;
 import java.time.format.DateTimeParseException;
 import java.util.Optional;
@@ -202,16 +203,39 @@ final class VaultShapes {
     return request.build();
   }
 
+  /** The name of a credential created without a display name: its server's URL, cut to fit. */
   private static String defaultName(ObjectNode auth) {
-    return Fields.optionalString(auth, "mcp_server_url", "auth.mcp_server_url")
-        .orElse("credential");
+    return fitName(
+        Fields.optionalString(auth, "mcp_server_url", "auth.mcp_server_url").orElse("credential"));
+  }
+
+  /** {@code name}, or its first characters and an ellipsis if it is longer than a name may be. */
+  static String fitName(String name) {
+    return name.codePointCount(0, name.length()) <= Credentials.MAX_NAME
+        ? name
+        : name.substring(0, name.offsetByCodePoints(0, Credentials.MAX_NAME - 1)) + "\u2026";
   }
 
   private static StaticHeaderAuth bearer(ObjectNode auth) {
+    String token = Fields.string(auth, "token", "auth.token");
+    if (token.length() > Credentials.MAX_SECRET - BEARER.length()) {
+      // the rules count the header value, which would name a length the client never sent
+      throw new InvalidArgumentException(
+          "auth.token",
+          "has "
+              + token.length()
+              + " characters; the limit is "
+              + (Credentials.MAX_SECRET - BEARER.length())
+              + " (the header value, \""
+              + BEARER
+              + "\" and the token, is at most "
+              + Credentials.MAX_SECRET
+              + ")");
+    }
     return StaticHeaderAuth.newBuilder()
         .setMcpServerUrl(Fields.string(auth, "mcp_server_url", "auth.mcp_server_url"))
         .setHeaderName("Authorization")
-        .setValue(BEARER + Fields.string(auth, "token", "auth.token"))
+        .setValue(BEARER + token)
         .build();
   }
 

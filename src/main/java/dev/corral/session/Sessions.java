@@ -591,7 +591,20 @@ public class Sessions {
     return eventTypes("types", types);
   }
 
-  private List<NewEvent> checkNewSession(NewSession request, EventEmitter emitter) {
+  /**
+   * Checks what a new session's request holds on its own, as {@link #create} does before any
+   * lookup: for a caller that must know before it stores anything for the session (a repository's
+   * token, in the vault).
+   *
+   * @throws InvalidArgumentException naming the first field that is not right
+   */
+  public static void checkNew(NewSession request, EventEmitter emitter) {
+    checkedResources(request.resources());
+    VaultDirectory.checkIds("vault_ids", request.vaultIds());
+    checkNewSession(request, emitter);
+  }
+
+  private static List<NewEvent> checkNewSession(NewSession request, EventEmitter emitter) {
     IdKind.AGENT.require("agent_id", request.agentId());
     if (request.agentVersion() < 0) {
       throw new InvalidArgumentException("agent_version", "must not be negative");

@@ -41,6 +41,12 @@ public class Credentials implements dev.corral.common.CredentialBindings {
 
   private static final Logger LOGGER = Logger.getLogger(Credentials.class);
 
+  /** The longest name of a credential, in characters. */
+  public static final int MAX_NAME = CredentialRules.MAX_NAME;
+
+  /** The longest secret value of a credential (a header value, a token, a password). */
+  public static final int MAX_SECRET = CredentialRules.MAX_SECRET;
+
   /** An OAuth access token closer than this to its expiry is refreshed before it is used. */
   static final Duration REFRESH_BEFORE = Duration.ofSeconds(60);
 

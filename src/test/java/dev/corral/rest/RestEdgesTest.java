@@ -986,6 +986,112 @@ class RestEdgesTest {
   }
 
   @Test
+  void aRepositoryTokensFaultsNameTheResourcesFieldsAsTheClientSentThem() throws Exception {
+    String agent = agent();
+    // When a session is asked for with a repository whose token is empty, or whose credential id
+    // is no credential's
+    HttpResponse<String> emptyToken =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\""
+                + agent
+                + "\",\"resources\":[{\"type\":\"github_repository\","
+                + "\"url\":\"https://github.com/acme/app.git\",\"authorization_token\":\"\"}]}",
+            TestCredentials.ADMIN_KEY);
+    HttpResponse<String> badCredential =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\""
+                + agent
+                + "\",\"resources\":[{\"type\":\"github_repository\","
+                + "\"url\":\"https://github.com/acme/app.git\",\"credential_id\":\"cred_x\"}]}",
+            TestCredentials.ADMIN_KEY);
+
+    // Then each error names the field of the resource the client sent, not a vault credential's
+    // or the gRPC resource's
+    assertThat(emptyToken.statusCode()).as(emptyToken.body()).isEqualTo(400);
+    assertThat(message(emptyToken)).startsWith("resources[0].authorization_token");
+    assertThat(badCredential.statusCode()).as(badCredential.body()).isEqualTo(400);
+    assertThat(message(badCredential)).startsWith("resources[0].credential_id");
+  }
+
+  @Test
+  void aFieldsOwnFaultIsToldBeforeAnUnknownAgentOrVault() throws Exception {
+    // When an agent or a vault that does not exist is given a field no request may hold
+    HttpResponse<String> agentUpdate =
+        call(
+            "POST",
+            "/v1/agents/" + dev.corral.common.IdKind.AGENT.next(),
+            "{\"name\":\"\"}",
+            TestCredentials.ADMIN_KEY);
+    HttpResponse<String> credential =
+        call(
+            "POST",
+            "/v1/vaults/" + dev.corral.common.IdKind.VAULT.next() + "/credentials",
+            "{\"display_name\":\"\",\"auth\":{\"type\":\"static_bearer\","
+                + "\"mcp_server_url\":\"https://mcp.example.com/mcp\",\"token\":\"t\"}}",
+            TestCredentials.ADMIN_KEY);
+    // or a credential is asked for under a vault id that is none
+    HttpResponse<String> underBadVault =
+        call(
+            "GET",
+            "/v1/vaults/not-a-vault/credentials/" + dev.corral.common.IdKind.CREDENTIAL.next(),
+            "",
+            TestCredentials.ADMIN_KEY);
+
+    // Then the field's fault is told (as gRPC tells it), not that the target is unknown
+    assertThat(agentUpdate.statusCode()).as(agentUpdate.body()).isEqualTo(400);
+    assertThat(message(agentUpdate)).startsWith("name");
+    assertThat(credential.statusCode()).as(credential.body()).isEqualTo(400);
+    assertThat(message(credential)).startsWith("display_name");
+    assertThat(underBadVault.statusCode()).as(underBadVault.body()).isEqualTo(400);
+    assertThat(message(underBadVault)).startsWith("vault_id");
+  }
+
+  @Test
+  void aCredentialWithoutADisplayNameIsNamedAfterItsServerCutToFit() throws Exception {
+    // Given a vault, and an MCP server URL longer than a credential's name may be
+    String vaultId =
+        JSON.readTree(
+                call("POST", "/v1/vaults", "{\"display_name\":\"v\"}", TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+    String url = "https://mcp.example.com/" + "p".repeat(300);
+
+    // When a bearer credential is made for it without a display name
+    HttpResponse<String> created =
+        call(
+            "POST",
+            "/v1/vaults/" + vaultId + "/credentials",
+            "{\"auth\":{\"type\":\"static_bearer\",\"mcp_server_url\":\""
+                + url
+                + "\",\"token\":\"t\"}}",
+            TestCredentials.ADMIN_KEY);
+    // and another with a token longer than a header value may hold
+    HttpResponse<String> tooLong =
+        call(
+            "POST",
+            "/v1/vaults/" + vaultId + "/credentials",
+            "{\"auth\":{\"type\":\"static_bearer\",\"mcp_server_url\":"
+                + "\"https://other.example.com/mcp\",\"token\":\""
+                + "t".repeat(8186)
+                + "\"}}",
+            TestCredentials.ADMIN_KEY);
+
+    // Then the first is made, named after the URL's first characters
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    String name = JSON.readTree(created.body()).path("display_name").asText();
+    assertThat(name).startsWith("https://mcp.example.com/ppp").endsWith("\u2026");
+    assertThat(name.codePointCount(0, name.length())).isEqualTo(256);
+    // and the second is refused naming the token and the token's own length
+    assertThat(tooLong.statusCode()).as(tooLong.body()).isEqualTo(400);
+    assertThat(message(tooLong)).startsWith("auth.token").contains("has 8186 characters");
+  }
+
+  @Test
   void aRepositoryTokenGivenTheApisWayGoesIntoTheVaultAndNowhereElse() throws Exception {
     // Given a session created with a GitHub repository and its token
     String token = "ghp_" + UUID.randomUUID().toString().replace("-", "");

@@ -58,6 +58,36 @@ class VaultWithoutKeysTest {
     assertThat(Fixtures.createAgent(agents)).startsWith("agent_");
   }
 
+  @Test
+  void aRestSessionThatCouldNeverBeMadeNamesItsFieldBeforeAnyTokenIsStored() throws Exception {
+    // When a session is asked for over REST with a title longer than a title may be, and a
+    // repository whose token would go into the vault
+    String agent = Fixtures.createAgent(agents);
+    java.net.http.HttpResponse<String> created =
+        java.net.http.HttpClient.newHttpClient()
+            .send(
+                java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create("http://localhost:18081/v1/sessions"))
+                    .header("x-api-key", dev.corral.testing.TestCredentials.ADMIN_KEY)
+                    .header("content-type", "application/json")
+                    .POST(
+                        java.net.http.HttpRequest.BodyPublishers.ofString(
+                            "{\"agent\":\""
+                                + agent
+                                + "\",\"title\":\""
+                                + "t".repeat(300)
+                                + "\",\"resources\":[{\"type\":\"github_repository\","
+                                + "\"url\":\"https://github.com/acme/app.git\","
+                                + "\"authorization_token\":\"ghp_x\"}]}"))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+
+    // Then the title is named (the session's own checks come before the token is stored, which
+    // this server could not do), and nothing is stored
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(400);
+    assertThat(created.body()).contains("title").doesNotContain("CORRAL_VAULT_KEYS");
+  }
+
   /** How the vault refuses a static-header credential for {@code mcpServerUrl}. */
   private StatusRuntimeException refusedStaticHeader(String mcpServerUrl) {
     return org.assertj.core.api.Assertions.catchThrowableOfType(
