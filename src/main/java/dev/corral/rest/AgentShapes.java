@@ -58,6 +58,8 @@ final class AgentShapes {
       }
     }
     node.putArray("skills");
+    // corral's server makes every call an agent's tools need as itself
+    node.putObject("execution_identity").put("type", "service_account");
     node.set("metadata", Shapes.metadata(agent.getMetadataMap()));
     node.put("version", agent.getVersion());
     node.set("created_at", Shapes.time(agent.hasCreatedAt(), agent.getCreatedAt()));
@@ -165,6 +167,17 @@ final class AgentShapes {
   static void refuseUnsupported(JsonNode body) {
     Fields.unsupported(body, "skills", "skills", "corral agents have no skills");
     Fields.unsupported(body, "multiagent", "multiagent", "corral agents are not multi-agent");
+    Fields.optionalObject(body, "execution_identity", "execution_identity")
+        .filter(identity -> !identity.isEmpty())
+        .ifPresent(
+            identity -> {
+              if (!"service_account".equals(identity.path("type").asText())) {
+                throw new InvalidArgumentException(
+                    "execution_identity.type",
+                    "corral's server makes an agent's calls as itself: only service_account is"
+                        + " supported");
+              }
+            });
   }
 
   static List<Tool> tools(JsonNode body) {

@@ -81,10 +81,19 @@ class EventRoutes {
             : page.isEmpty() ? EventSlice.Position.TAIL : EventSlice.Position.BEFORE;
     List<String> asked = call.queryAll("types");
     List<String> types = new ArrayList<>();
-    for (String type : asked) {
-      if (!NEVER_APPENDED.contains(type)) {
-        types.add(type.equals("agent.thread_context_compacted") ? "agent.context_compacted" : type);
+    for (int i = 0; i < asked.size(); i++) {
+      String type = asked.get(i);
+      if (NEVER_APPENDED.contains(type)) {
+        continue;
       }
+      String stored =
+          type.equals("agent.thread_context_compacted") ? "agent.context_compacted" : type;
+      // named by its place among the types the client sent
+      if (dev.corral.session.EventType.fromWireName(stored).isEmpty()) {
+        throw new InvalidArgumentException(
+            "types[" + i + "]", "'" + type + "' is not a known event type");
+      }
+      types.add(stored);
     }
     int limit = call.limit(MAX_LIMIT);
     if (!asked.isEmpty() && types.isEmpty()) {
@@ -108,7 +117,10 @@ class EventRoutes {
           "agent.thread_message_sent",
           "session.deleted",
           "session.thread_created",
+          "session.thread_status_idle",
+          "session.thread_status_rescheduled",
           "session.thread_status_running",
+          "session.thread_status_terminated",
           "session.updated",
           "session.usage",
           "span.outcome_evaluation_start",
@@ -116,7 +128,14 @@ class EventRoutes {
           "span.outcome_evaluation_end",
           "system.message",
           "user.define_outcome",
-          "user.tool_result");
+          "user.tool_result",
+          "workflow_run.created",
+          "workflow_run.error",
+          "workflow_run.phase_ended",
+          "workflow_run.phase_started",
+          "workflow_run.status_ended",
+          "workflow_run.status_idle",
+          "workflow_run.status_running");
 
   private static ObjectNode page(EventPage page, boolean descending) {
     List<Event> events = new ArrayList<>(page.events());

@@ -136,6 +136,12 @@ class AnthropicSdkTest {
         grpc.getSession(GetSessionRequest.newBuilder().setSessionId(session.id()).build())
             .getSession();
     BetaManagedAgentsSession overRest = client.beta().sessions().retrieve(session.id());
+    // every field the SDK requires is there (a missing one fails a user's validate())
+    environment.validate();
+    agent.validate();
+    session.validate();
+    overRest.validate();
+    client.beta().agents().retrieve(agent.id()).validate();
     assertThat(overRest.status()).isEqualTo(BetaManagedAgentsSession.Status.IDLE);
     assertThat(overRest._additionalProperties().get("last_seq").convert(Long.class))
         .isEqualTo(overGrpc.getLastSeq());
@@ -691,8 +697,14 @@ class AnthropicSdkTest {
           .until(
               () -> {
                 synchronized (events) {
-                  return events.subList(taken, events.size()).stream().anyMatch(end);
+                  if (events.subList(taken, events.size()).stream().anyMatch(end)) {
+                    return true;
+                  }
                 }
+                if (reader.isCompletedExceptionally()) {
+                  reader.join(); // the stream failed (an event the SDK could not read): say why
+                }
+                return false;
               });
       synchronized (events) {
         int stop = taken;

@@ -748,6 +748,32 @@ class RestEdgesTest {
     assertThat(JSON.readTree(some.body()).path("data")).hasSize(2);
     assertThat(unknown.statusCode()).isEqualTo(404);
     assertThat(badLimit.statusCode()).as(badLimit.body()).isEqualTo(400);
+
+    // And every type the Anthropic SDK has a name for may be asked for
+    for (java.lang.reflect.Field field :
+        com.anthropic.models.beta.sessions.events.BetaManagedAgentsSessionEventType.class
+            .getFields()) {
+      if (field.getType()
+          != com.anthropic.models.beta.sessions.events.BetaManagedAgentsSessionEventType.class) {
+        continue;
+      }
+      String type =
+          ((com.anthropic.models.beta.sessions.events.BetaManagedAgentsSessionEventType)
+                  field.get(null))
+              .asString();
+      HttpResponse<String> listed =
+          call("GET", events + "?types[]=" + type, "", TestCredentials.ADMIN_KEY);
+      assertThat(listed.statusCode()).as(type + ": " + listed.body()).isEqualTo(200);
+    }
+    // and an unknown one is named by its place among those the client sent
+    HttpResponse<String> third =
+        call(
+            "GET",
+            events + "?types[]=session.updated&types[]=user.message&types[]=user.nonsense",
+            "",
+            TestCredentials.ADMIN_KEY);
+    assertThat(third.statusCode()).isEqualTo(400);
+    assertThat(message(third)).startsWith("types[2]");
   }
 
   @Test
@@ -1048,6 +1074,30 @@ class RestEdgesTest {
     assertThat(message(credential)).startsWith("display_name");
     assertThat(underBadVault.statusCode()).as(underBadVault.body()).isEqualTo(400);
     assertThat(message(underBadVault)).startsWith("vault_id");
+  }
+
+  @Test
+  void anAgentRunsAsCorralsServiceAccountAndAnAwsRoleIsRefused() throws Exception {
+    HttpResponse<String> aws =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"a\",\"model\":\"claude-test\",\"execution_identity\":"
+                + "{\"type\":\"aws_role\",\"role_arn\":\"arn:aws:iam::1:role/r\"}}",
+            TestCredentials.ADMIN_KEY);
+    HttpResponse<String> service =
+        call(
+            "POST",
+            "/v1/agents",
+            "{\"name\":\"a\",\"model\":\"claude-test\",\"execution_identity\":"
+                + "{\"type\":\"service_account\"}}",
+            TestCredentials.ADMIN_KEY);
+
+    assertThat(aws.statusCode()).as(aws.body()).isEqualTo(400);
+    assertThat(message(aws)).startsWith("execution_identity.type");
+    assertThat(service.statusCode()).as(service.body()).isEqualTo(200);
+    assertThat(JSON.readTree(service.body()).path("execution_identity").path("type").asText())
+        .isEqualTo("service_account");
   }
 
   @Test
