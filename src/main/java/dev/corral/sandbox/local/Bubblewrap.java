@@ -22,8 +22,9 @@ import java.util.Optional;
  *       the sandbox could read) holds a variable of the server;
  *   <li>{@code setpriv} to the sandbox's own unprivileged user (when corral runs as root), with no
  *       groups and no capabilities;
- *   <li>{@code prlimit}: file size, open files, CPU time, no core dumps, processes per user, and
- *       the address space of each process when there is no cgroup to limit memory;
+ *   <li>{@code prlimit}: file size, open files, CPU time (never less than the lifetime allows), no
+ *       core dumps, processes per user, and the address space of each process when there is no
+ *       cgroup to limit memory;
  *   <li>{@code bwrap}: a {@link SyscallFilter} (asynchronous I/O contexts and io_uring refused),
  *       every namespace unshared (no network), no user namespace of the sandbox's own (which would
  *       give its code every capability inside it: mounts of unbounded tmpfs, a network namespace to
@@ -105,7 +106,7 @@ final class Bubblewrap {
             "/usr/bin/prlimit",
             "--nproc=" + resources.getMaxProcesses(),
             "--fsize=" + resources.getDiskBytes(),
-            "--cpu=" + Math.max(60, resources.getLifetimeSeconds()),
+            "--cpu=" + cpuSeconds(resources, !cgroupProcs.isEmpty()),
             "--nofile=4096",
             "--core=0"));
     if (cgroupProcs.isEmpty()) {
@@ -181,6 +182,20 @@ final class Bubblewrap {
   }
 
   /** Merged-/usr systems link /bin and friends into /usr; others need them bound read-only. */
+  /**
+   * The CPU time a process of the sandbox may use (prlimit's RLIMIT_CPU, which kills it there): as
+   * much as it can use in the sandbox's lifetime on every core it may use (its CPU quota's, or the
+   * host's without cgroups), so that only the lifetime ends it. A limit of the lifetime alone
+   * killed a process of four busy threads at a quarter of it, with no word of why.
+   */
+  static long cpuSeconds(SandboxResources resources, boolean cgroups) {
+    long cores =
+        cgroups && resources.getCpuMillis() > 0
+            ? (resources.getCpuMillis() + 999) / 1000
+            : Runtime.getRuntime().availableProcessors();
+    return Math.max(60, resources.getLifetimeSeconds()) * Math.max(1, cores);
+  }
+
   private static void systemDirectory(List<String> argv, Path path) {
     if (Files.isSymbolicLink(path)) {
       try {
