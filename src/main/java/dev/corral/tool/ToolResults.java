@@ -47,6 +47,10 @@ final class ToolResults {
           .append(whatNow(input));
       return ToolOutcome.error(text.toString().stripTrailing());
     }
+    if (result.refused()) {
+      // nothing ran: whatever the tool, the call failed
+      return ToolOutcome.error(text.toString().strip());
+    }
     // A file tool is one process of its own: one that exited 0 was not the one the kernel
     // stopped (a job an earlier call left running was), and did its work. A bash command's own
     // processes are what usually runs out: its call fails, whatever its last command's code.

@@ -286,7 +286,7 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
     ExecResult result(boolean timedOut, boolean outOfMemory) {
       if (refusal != null) {
         byte[] text = ("corral: " + refusal).getBytes(StandardCharsets.UTF_8);
-        return new ExecResult(126, text, text.length, false, outOfMemory);
+        return new ExecResult(126, text, text.length, false, outOfMemory, true);
       }
       int exitCode = code >= 0 ? code : 128 + signal;
       return new ExecResult(exitCode, output, total, timedOut, outOfMemory);
