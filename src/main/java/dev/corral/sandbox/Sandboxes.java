@@ -295,7 +295,11 @@ public class Sandboxes {
         .flatMap(
             lost ->
                 lost.isPresent()
-                    ? Uni.createFrom().<T>failure(failure)
+                    // what is left of it (its lifetime's timer, a pod) goes now, not at the
+                    // reconciler's next pass or at a lifetime days away
+                    ? stop(sandbox)
+                        .onItem()
+                        .transformToUni(ignored -> Uni.createFrom().<T>failure(failure))
                     : repository
                         .find(sandbox.getId())
                         .flatMap(
@@ -543,6 +547,11 @@ public class Sandboxes {
         .transformToUniAndConcatenate(this::endIfExpired)
         .collect()
         .asList();
+  }
+
+  /** Whether this replica holds a timer to end the sandbox when its lifetime does. */
+  public boolean endsAtItsLifetimeHere(String sandboxId) {
+    return lifetimes.containsKey(sandboxId);
   }
 
   /** Ends the sandbox when its lifetime does (on this replica; reads and the reconciler also). */

@@ -57,6 +57,8 @@ class SandboxLossTest {
 
   @Inject io.vertx.mutiny.sqlclient.Pool pool;
 
+  @jakarta.inject.Inject dev.corral.sandbox.Sandboxes sandboxTimers;
+
   @BeforeEach
   void reset() {
     model.reset();
@@ -109,6 +111,9 @@ class SandboxLossTest {
         .containsExactly(
             org.assertj.core.groups.Tuple.tuple(secondId, SandboxState.SANDBOX_STATE_READY),
             org.assertj.core.groups.Tuple.tuple(firstId, SandboxState.SANDBOX_STATE_LOST));
+    // and the lost one holds no timer to end it at its lifetime; the ready one does
+    assertThat(sandboxTimers.endsAtItsLifetimeHere(firstId)).isFalse();
+    assertThat(sandboxTimers.endsAtItsLifetimeHere(secondId)).isTrue();
   }
 
   @Test
