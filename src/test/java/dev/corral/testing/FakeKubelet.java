@@ -203,6 +203,24 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
             });
   }
 
+  /** Exec streams open now. */
+  public int openExecCount() {
+    return openExecs.values().stream().mapToInt(Set::size).sum();
+  }
+
+  /**
+   * Closes every open exec stream without a status frame, as a connection that breaks on the way (a
+   * load balancer's idle timeout) does; what each exec runs goes on, as in a real pod.
+   */
+  public void breakExecs() {
+    for (String key : List.copyOf(openExecs.keySet())) {
+      Set<WebSocket> sockets = openExecs.remove(key);
+      if (sockets != null) {
+        sockets.forEach(ws -> ws.close(1001, "the connection broke"));
+      }
+    }
+  }
+
   private boolean podExists(String ns, String pod) {
     return super.dispatch(
                 new RecordedRequest(

@@ -220,8 +220,29 @@ class PodExec {
         .recoverWithUni(
             failure ->
                 requireRunning(sandboxId, pod)
+                    .chain(() -> stopAbandoned(sandboxId, pod, started))
                     .chain(() -> Uni.createFrom().<KubernetesGateway.Exit>failure(failure)))
         .flatMap(exit -> result(sandboxId, pod, exit, output, started));
+  }
+
+  /**
+   * Stops what a call whose exec failed or broke without a status started: the kubelet leaves an
+   * exec's process running when its stream goes, and it would run on past the call's time limit,
+   * beside the next calls. A stop that does not say it is done gives the sandbox up.
+   */
+  private Uni<Void> stopAbandoned(String sandboxId, String pod, Started started) {
+    return stopSince(pod, started)
+        .onFailure()
+        .recoverWithItem(false)
+        .map(
+            stopped -> {
+              if (!stopped) {
+                throw new SandboxLostException(
+                    sandboxId,
+                    "the exec of a call broke, and what the call started could not be stopped");
+              }
+              return null;
+            });
   }
 
   private Uni<ExecResult> result(
@@ -248,6 +269,9 @@ class PodExec {
         exit.code() == null || exit.code() >= 128
             ? requireRunning(sandboxId, pod)
             : Uni.createFrom().voidItem();
+    if (exit.code() == null) {
+      checked = checked.chain(() -> stopAbandoned(sandboxId, pod, started));
+    }
     return checked.map(
         ignored -> {
           if (exit.code() == null) {

@@ -242,6 +242,34 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void aCallWhoseExecStreamBreaksIsStoppedInThePodNotLeftRunning() throws Exception {
+    // Given a long call under way
+    Sandbox sandbox = provision(environment(0), "");
+    java.util.concurrent.CompletableFuture<String> call =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return execute(
+                        sandbox,
+                        "bash",
+                        "{\"command\":\"echo begun; sleep 4; touch late\",\"timeout_ms\":60000}")
+                    .getOutput();
+              } catch (io.grpc.StatusRuntimeException failed) {
+                return failed.getStatus().getCode() + ": " + failed.getStatus().getDescription();
+              }
+            });
+    await().atMost(Duration.ofSeconds(20)).until(() -> kubelet.openExecCount() > 0);
+
+    // When its exec stream breaks without a status (the kubelet leaves its process running)
+    long broke = System.nanoTime();
+    kubelet.breakExecs();
+
+    // Then the call ends, and nothing of it runs on in the pod: no file appears after the sleep
+    assertThat(call.get(30, java.util.concurrent.TimeUnit.SECONDS)).isNotEmpty();
+    assertWorkspaceEmptyAfter(sandbox, broke + Duration.ofMillis(5_500).toNanos());
+  }
+
+  @Test
   void processesThatHideFromTheStopAreStoppedInThePodToo() throws Exception {
     // Given
     Sandbox sandbox = provision(environment(0), "");
