@@ -348,17 +348,42 @@ class SessionRoutes {
                             : Uni.createFrom().voidItem()));
   }
 
+  /**
+   * A session's resources in the order they were added: {@code limit} of them (all without one),
+   * after the resource whose id {@code page} is.
+   */
   private Uni<ObjectNode> resources(RestCall call) {
+    int limit = call.limit(100);
+    String page = call.page();
     return sessions
         .get(call.tenant(), call.path("session_id"))
         .map(
             session -> {
+              List<SessionResource> all = session.getResourcesList();
+              int from = 0;
+              if (!page.isEmpty()) {
+                from =
+                    java.util.stream.IntStream.range(0, all.size())
+                            .filter(i -> all.get(i).getId().equals(page))
+                            .findFirst()
+                            .orElseThrow(
+                                () ->
+                                    new InvalidArgumentException(
+                                        "page",
+                                        "is not a cursor of this list (a next_page it gave, whose"
+                                            + " resource is still there)"))
+                        + 1;
+              }
+              int to = limit == 0 ? all.size() : Math.min(all.size(), from + limit);
               ObjectNode node = Shapes.object();
               var data = node.putArray("data");
-              session
-                  .getResourcesList()
+              all.subList(from, to)
                   .forEach(resource -> data.add(SessionShapes.resource(resource, session)));
-              node.putNull("next_page");
+              if (to < all.size()) {
+                node.put("next_page", all.get(to - 1).getId());
+              } else {
+                node.putNull("next_page");
+              }
               return node;
             });
   }

@@ -1142,6 +1142,53 @@ class RestEdgesTest {
   }
 
   @Test
+  void aSessionsResourcesArePagedAsEveryOtherList() throws Exception {
+    // Given a session with three repositories
+    StringBuilder resources = new StringBuilder();
+    for (String name : List.of("a", "b", "c")) {
+      resources
+          .append(resources.length() == 0 ? "" : ",")
+          .append("{\"type\":\"github_repository\",\"url\":\"https://github.com/acme/")
+          .append(name)
+          .append(".git\",\"mount_path\":\"/workspace/")
+          .append(name)
+          .append("\"}");
+    }
+    HttpResponse<String> created =
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\"" + agent() + "\",\"resources\":[" + resources + "]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(created.statusCode()).as(created.body()).isEqualTo(200);
+    String path =
+        "/v1/sessions/" + JSON.readTree(created.body()).path("id").asText() + "/resources";
+
+    // When they are listed two at a time
+    JsonNode first =
+        JSON.readTree(call("GET", path + "?limit=2", "", TestCredentials.ADMIN_KEY).body());
+    JsonNode second =
+        JSON.readTree(
+            call(
+                    "GET",
+                    path + "?limit=2&page=" + first.path("next_page").asText(),
+                    "",
+                    TestCredentials.ADMIN_KEY)
+                .body());
+
+    // Then the pages hold them in order, the last says there is no more, and a limit or cursor
+    // that is none is refused
+    assertThat(first.path("data").findValuesAsText("mount_path"))
+        .containsExactly("/workspace/a", "/workspace/b");
+    assertThat(second.path("data").findValuesAsText("mount_path")).containsExactly("/workspace/c");
+    assertThat(second.path("next_page").isNull()).isTrue();
+    assertThat(call("GET", path + "?limit=0", "", TestCredentials.ADMIN_KEY).statusCode())
+        .isEqualTo(400);
+    assertThat(call("GET", path + "?page=nonsense", "", TestCredentials.ADMIN_KEY).statusCode())
+        .isEqualTo(400);
+  }
+
+  @Test
   void aRepositoryTokenGivenTheApisWayGoesIntoTheVaultAndNowhereElse() throws Exception {
     // Given a session created with a GitHub repository and its token
     String token = "ghp_" + UUID.randomUUID().toString().replace("-", "");
