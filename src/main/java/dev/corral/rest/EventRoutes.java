@@ -153,6 +153,11 @@ class EventRoutes {
     return node;
   }
 
+  private static final java.util.regex.Pattern SENT_PAYLOAD =
+      java.util.regex.Pattern.compile(
+          "^(events\\[[0-9]+\\])\\.(user_message|user_interrupt|user_tool_confirmation"
+              + "|user_custom_tool_result)(?=$|[.\\[])");
+
   /** {@code {"events":[…]}}: every event checked, then all appended in one append. */
   private Uni<ObjectNode> send(RestCall call) {
     ObjectNode body = call.body();
@@ -164,6 +169,16 @@ class EventRoutes {
     return sessions
         .emitAll(
             call.tenant(), call.principal().emitter(), call.path("session_id"), "events", events)
+        .onFailure(InvalidArgumentException.class)
+        .transform(
+            failure -> {
+              // the rules name an event's fields under its payload, as gRPC's Event has them
+              InvalidArgumentException invalid = (InvalidArgumentException) failure;
+              String field = SENT_PAYLOAD.matcher(invalid.field()).replaceFirst("$1");
+              return field.equals(invalid.field())
+                  ? failure
+                  : new InvalidArgumentException(field, invalid.problem());
+            })
         .map(
             appended -> {
               ObjectNode node = Shapes.object();

@@ -259,7 +259,7 @@ public class Sessions {
       Tenant tenant, EventEmitter emitter, String sessionId, String field, List<Event> events) {
     return Uni.createFrom()
         .item(() -> checkEmitAll(sessionId, field, events, emitter).within(tenant))
-        .call(this::checkAnsweredEvents)
+        .call(append -> checkAnsweredEvents(append, field))
         .map(this::withClaim)
         .flatMap(log::append)
         .invoke(appended -> announceWork(tenant, appended));
@@ -309,15 +309,29 @@ public class Sessions {
     };
   }
 
-  private Uni<Void> checkAnsweredEvents(AppendRequest append) {
+  /** As {@link #checkAnsweredEvent} for each event, a fault named by its place in {@code field}. */
+  private Uni<Void> checkAnsweredEvents(AppendRequest append, String field) {
     return Multi.createFrom()
-        .iterable(append.events())
+        .range(0, append.events().size())
         .onItem()
         .transformToUniAndConcatenate(
-            event ->
+            i ->
                 checkAnsweredEvent(
-                    new AppendRequest(
-                        append.sessionId(), List.of(event), null, null, null, append.tenant())))
+                        new AppendRequest(
+                            append.sessionId(),
+                            List.of(append.events().get(i)),
+                            null,
+                            null,
+                            null,
+                            append.tenant()))
+                    .onFailure(InvalidArgumentException.class)
+                    .transform(
+                        failure -> {
+                          InvalidArgumentException invalid = (InvalidArgumentException) failure;
+                          return new InvalidArgumentException(
+                              invalid.field().replaceFirst("^event", field + "[" + i + "]"),
+                              invalid.problem());
+                        }))
         .collect()
         .last()
         .replaceWithVoid();

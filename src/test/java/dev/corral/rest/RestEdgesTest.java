@@ -898,7 +898,20 @@ class RestEdgesTest {
                 + "\"content\":[{\"type\":\"text\",\"text\":\"b\"}]}]}",
             TestCredentials.ADMIN_KEY);
     assertThat(twice.statusCode()).as(twice.body()).isEqualTo(400);
-    assertThat(twice.body()).contains("events[1].").contains("custom_tool_use_id");
+    assertThat(message(twice)).startsWith("events[1].custom_tool_use_id");
+
+    // An answer to a call the session does not have is named by its place, as the client sent it
+    HttpResponse<String> unanswerable =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\","
+                + "\"text\":\"hi\"}]},"
+                + "{\"type\":\"user.custom_tool_result\",\"custom_tool_use_id\":\"sevt_aaaaaaaaaaaaaaaaaaaaaaaaaa\","
+                + "\"content\":[{\"type\":\"text\",\"text\":\"a\"}]}]}",
+            TestCredentials.ADMIN_KEY);
+    assertThat(unanswerable.statusCode()).as(unanswerable.body()).isEqualTo(400);
+    assertThat(message(unanswerable)).startsWith("events[1].custom_tool_use_id");
 
     // An event over the size limit fails the same way every time: too large (as the API says of
     // a body too large), not a rate limit, and the SDKs must not retry it
