@@ -617,16 +617,31 @@ public class Credentials implements dev.corral.common.CredentialBindings {
             "oauth2.mcp_server_url",
             current.getOauth2().getMcpServerUrl(),
             next.getOauth2().getMcpServerUrl());
-        same("oauth2.token_url", current.getOauth2().getTokenUrl(), next.getOauth2().getTokenUrl());
+        // as the URL reads once normalized (its case, a default port): the same endpoint
+        same(
+            "oauth2.token_url",
+            CredentialRules.normalized("oauth2.token_url", current.getOauth2().getTokenUrl()),
+            CredentialRules.normalized("oauth2.token_url", next.getOauth2().getTokenUrl()));
         same("oauth2.client_id", current.getOauth2().getClientId(), next.getOauth2().getClientId());
       }
-      case BASIC ->
+      case BASIC -> {
+        // the origins the hosts name, in any order and spelling (github.com is github.com:443)
+        if (!origins(current.getBasic().getHostsList())
+            .equals(origins(next.getBasic().getHostsList()))) {
           same(
               "basic.hosts",
               current.getBasic().getHostsList().toString(),
               next.getBasic().getHostsList().toString());
+        }
+      }
       default -> {}
     }
+  }
+
+  private static java.util.Set<BasicOrigin> origins(List<String> hosts) {
+    java.util.Set<BasicOrigin> origins = new java.util.HashSet<>();
+    hosts.forEach(host -> BasicOrigin.ofEntry(host).ifPresent(origins::add));
+    return origins;
   }
 
   private static void same(String field, String before, String after) {

@@ -189,6 +189,67 @@ class VaultTest {
   }
 
   @Test
+  void rotationTakesTheSameBindingsSpelledAnotherWay() {
+    // Given a basic credential for two hosts, and an OAuth credential
+    Credential basic =
+        create(
+            CreateCredentialRequest.newBuilder()
+                .setName("git")
+                .setBasic(
+                    BasicAuth.newBuilder()
+                        .addHosts("a.example.com")
+                        .addHosts("b.example.com")
+                        .setPassword("p1"))
+                .build());
+    Credential oauth =
+        create(
+            CreateCredentialRequest.newBuilder()
+                .setName("oauth")
+                .setOauth2(
+                    OAuth2Auth.newBuilder()
+                        .setMcpServerUrl("https://mcp.example.com/spelled")
+                        .setAccessToken("a1")
+                        .setTokenUrl("https://login.example.com/token")
+                        .setClientId("corral"))
+                .build());
+
+    // When each is rotated with its bindings in another order or spelling
+    vault.updateCredential(
+        UpdateCredentialRequest.newBuilder()
+            .setCredentialId(basic.getId())
+            .setBasic(
+                BasicAuth.newBuilder()
+                    .addHosts("b.example.com:443")
+                    .addHosts("a.example.com")
+                    .setPassword("p2"))
+            .build());
+    vault.updateCredential(
+        UpdateCredentialRequest.newBuilder()
+            .setCredentialId(oauth.getId())
+            .setOauth2(
+                OAuth2Auth.newBuilder()
+                    .setMcpServerUrl("https://mcp.example.com/spelled")
+                    .setAccessToken("a2")
+                    .setTokenUrl("https://LOGIN.example.com:443/token")
+                    .setClientId("corral"))
+            .build());
+
+    // Then both are taken; another host is still refused
+    assertInvalid(
+        () ->
+            vault.updateCredential(
+                UpdateCredentialRequest.newBuilder()
+                    .setCredentialId(basic.getId())
+                    .setBasic(
+                        BasicAuth.newBuilder()
+                            .addHosts("a.example.com")
+                            .addHosts("c.example.com")
+                            .setPassword("p3"))
+                    .build()),
+        "basic.hosts");
+  }
+
+  @Test
   void rotatingAHeadersValueKeepsTheHeaderItGoesIn() {
     // Given a credential sent as X-Api-Key
     Credential credential =
