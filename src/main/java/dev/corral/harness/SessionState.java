@@ -297,6 +297,13 @@ final class SessionState {
       }
       case SPAN_MODEL_REQUEST_END -> {
         var end = event.getSpanModelRequestEnd();
+        if (openSpanId == null
+            || !end.getModelRequestStartId().isEmpty()
+                && !end.getModelRequestStartId().equals(openSpanId)) {
+          // The end of no call under way (one a writer with the lease made up): it answers no
+          // input and refuses no turn, which would forget a turn whose calls still run.
+          break;
+        }
         var usage = end.getModelUsage();
         // Every token the model read or wrote: with prompt caching almost all of a call's input
         // is cache reads or writes, which input_tokens leaves out.

@@ -429,6 +429,30 @@ class DecisionTest {
   }
 
   @Test
+  void theEndOfNoCallUnderWayRefusesNoTurn() {
+    // Given a turn whose call runs, and a writer with the lease that appends a refused end of a
+    // call that is not under way (no span is open)
+    history.add(Fixtures.userMessage("list"));
+    String call = history.modelTurn(new ModelResponse.ToolUse("toolu_1", "bash", "{}"));
+    history.add(
+        EventsFactory.spanEnd(
+            dev.corral.common.IdKind.EVENT.next(),
+            new ModelResponse(
+                "m",
+                List.of(new ModelResponse.Text("No")),
+                SessionState.REFUSAL,
+                ModelUsage.getDefaultInstance())));
+
+    // When the call's result comes
+    history.add(EventsFactory.toolResult(call, "out", false));
+
+    // Then the model is called with the turn whole: its message, its call and the result
+    assertThat(history.next()).isEqualTo(new Step.CallModel(1));
+    assertThat(texts(history.state.context())).contains("list");
+    assertThat(history.state.context()).hasSize(3);
+  }
+
+  @Test
   void aRefusalForgetsAMessageSentDuringTheLastAnsweredCallThatAnInterruptGaveUp() {
     // Given a message sent while an answered call ran, whose own call was interrupted (it is
     // given up, but stays in the history)
