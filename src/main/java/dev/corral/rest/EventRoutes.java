@@ -166,19 +166,16 @@ class EventRoutes {
     for (int i = 0; i < requested.size(); i++) {
       events.add(EventShapes.sent(requested.get(i), "events[" + i + "]"));
     }
-    return sessions
-        .emitAll(
-            call.tenant(), call.principal().emitter(), call.path("session_id"), "events", events)
-        .onFailure(InvalidArgumentException.class)
-        .transform(
-            failure -> {
-              // the rules name an event's fields under its payload, as gRPC's Event has them
-              InvalidArgumentException invalid = (InvalidArgumentException) failure;
-              String field = SENT_PAYLOAD.matcher(invalid.field()).replaceFirst("$1");
-              return field.equals(invalid.field())
-                  ? failure
-                  : new InvalidArgumentException(field, invalid.problem());
-            })
+    // the rules name an event's fields under its payload, as gRPC's Event has them
+    return FieldNames.replacing(
+            sessions.emitAll(
+                call.tenant(),
+                call.principal().emitter(),
+                call.path("session_id"),
+                "events",
+                events),
+            SENT_PAYLOAD,
+            "$1")
         .map(
             appended -> {
               ObjectNode node = Shapes.object();

@@ -37,6 +37,23 @@ final class FieldNames {
     return call.onFailure(InvalidArgumentException.class).transform(this::renamed);
   }
 
+  /**
+   * {@code call}, its INVALID_ARGUMENT naming the field with the first match of {@code pattern}
+   * replaced by {@code replacement}: for names with an index ({@code
+   * events[2].user_message.content} to {@code events[2].content}).
+   */
+  static <T> Uni<T> replacing(Uni<T> call, java.util.regex.Pattern pattern, String replacement) {
+    return call.onFailure(InvalidArgumentException.class)
+        .transform(
+            failure -> {
+              InvalidArgumentException invalid = (InvalidArgumentException) failure;
+              String field = pattern.matcher(invalid.field()).replaceFirst(replacement);
+              return field.equals(invalid.field())
+                  ? failure
+                  : new InvalidArgumentException(field, invalid.problem());
+            });
+  }
+
   Throwable renamed(Throwable failure) {
     InvalidArgumentException invalid = (InvalidArgumentException) failure;
     String field = invalid.field();

@@ -237,15 +237,7 @@ class SessionRoutes {
    * resources[0].git_repository.credential_id}.
    */
   private static <T> Uni<T> restResourceNames(Uni<T> call) {
-    return call.onFailure(InvalidArgumentException.class)
-        .transform(
-            failure -> {
-              InvalidArgumentException invalid = (InvalidArgumentException) failure;
-              String field = GIT_REPOSITORY_FIELD.matcher(invalid.field()).replaceFirst("$1");
-              return field.equals(invalid.field())
-                  ? failure
-                  : new InvalidArgumentException(field, invalid.problem());
-            });
+    return FieldNames.replacing(call, GIT_REPOSITORY_FIELD, "$1");
   }
 
   /**

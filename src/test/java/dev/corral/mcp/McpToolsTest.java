@@ -416,7 +416,7 @@ class McpToolsTest {
             .subscribeAsCompletionStage();
     org.awaitility.Awaitility.await()
         .atMost(java.time.Duration.ofSeconds(10))
-        .until(this::aStatementWaitsForALock);
+        .until(() -> dev.corral.testing.SessionRows.statementsWaitingForALock(pool) > 0);
     server.releaseTokens();
 
     // Then one refreshed it, the second shared that refresh, and the third, finding it fresh under
@@ -709,17 +709,6 @@ class McpToolsTest {
                 .build())
         .getCredential()
         .getId();
-  }
-
-  private boolean aStatementWaitsForALock() {
-    return pool.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            .execute()
-            .await()
-            .atMost(java.time.Duration.ofSeconds(10))
-            .iterator()
-            .next()
-            .getLong(0)
-        > 0;
   }
 
   private String staticCredential(String url, String value) {

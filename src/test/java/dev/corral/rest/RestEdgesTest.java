@@ -698,8 +698,7 @@ class RestEdgesTest {
 
     assertThat(schema.statusCode()).as(schema.body()).isEqualTo(400);
     assertThat(message(schema)).startsWith("tools[0].input_schema: ").doesNotContain("custom");
-    assertThat(updatedSchema.statusCode()).as(updatedSchema.body()).isEqualTo(400);
-    assertThat(message(updatedSchema)).startsWith("tools[0].input_schema: ");
+    assertRefusedNaming(updatedSchema, "tools[0].input_schema: ");
     assertThat(config.statusCode()).as(config.body()).isEqualTo(400);
     assertThat(message(config)).startsWith("tools[0].configs[0]").doesNotContain("toolset.");
     assertThat(token.statusCode()).isEqualTo(400);
@@ -708,6 +707,13 @@ class RestEdgesTest {
     assertThat(message(endpoint)).startsWith("auth.refresh.token_endpoint: ");
     assertThat(memory.statusCode()).isEqualTo(400);
     assertThat(message(memory)).startsWith("config.resources.memory_bytes: ");
+  }
+
+  /** A 400 whose message starts with the field it names. */
+  private static void assertRefusedNaming(HttpResponse<String> response, String field)
+      throws Exception {
+    assertThat(response.statusCode()).as(response.body()).isEqualTo(400);
+    assertThat(message(response)).startsWith(field);
   }
 
   private static String message(HttpResponse<String> response) throws Exception {
@@ -897,8 +903,7 @@ class RestEdgesTest {
                 + "{\"type\":\"user.custom_tool_result\",\"custom_tool_use_id\":\"sevt_aaaaaaaaaaaaaaaaaaaaaaaaaa\","
                 + "\"content\":[{\"type\":\"text\",\"text\":\"b\"}]}]}",
             TestCredentials.ADMIN_KEY);
-    assertThat(twice.statusCode()).as(twice.body()).isEqualTo(400);
-    assertThat(message(twice)).startsWith("events[1].custom_tool_use_id");
+    assertRefusedNaming(twice, "events[1].custom_tool_use_id");
 
     // An answer to a call the session does not have is named by its place, as the client sent it
     HttpResponse<String> unanswerable =
@@ -910,8 +915,7 @@ class RestEdgesTest {
                 + "{\"type\":\"user.custom_tool_result\",\"custom_tool_use_id\":\"sevt_aaaaaaaaaaaaaaaaaaaaaaaaaa\","
                 + "\"content\":[{\"type\":\"text\",\"text\":\"a\"}]}]}",
             TestCredentials.ADMIN_KEY);
-    assertThat(unanswerable.statusCode()).as(unanswerable.body()).isEqualTo(400);
-    assertThat(message(unanswerable)).startsWith("events[1].custom_tool_use_id");
+    assertRefusedNaming(unanswerable, "events[1].custom_tool_use_id");
 
     // An event over the size limit fails the same way every time: too large (as the API says of
     // a body too large), not a rate limit, and the SDKs must not retry it
@@ -1050,10 +1054,8 @@ class RestEdgesTest {
 
     // Then each error names the field of the resource the client sent, not a vault credential's
     // or the gRPC resource's
-    assertThat(emptyToken.statusCode()).as(emptyToken.body()).isEqualTo(400);
-    assertThat(message(emptyToken)).startsWith("resources[0].authorization_token");
-    assertThat(badCredential.statusCode()).as(badCredential.body()).isEqualTo(400);
-    assertThat(message(badCredential)).startsWith("resources[0].credential_id");
+    assertRefusedNaming(emptyToken, "resources[0].authorization_token");
+    assertRefusedNaming(badCredential, "resources[0].credential_id");
   }
 
   @Test
@@ -1081,12 +1083,9 @@ class RestEdgesTest {
             TestCredentials.ADMIN_KEY);
 
     // Then the field's fault is told (as gRPC tells it), not that the target is unknown
-    assertThat(agentUpdate.statusCode()).as(agentUpdate.body()).isEqualTo(400);
-    assertThat(message(agentUpdate)).startsWith("name");
-    assertThat(credential.statusCode()).as(credential.body()).isEqualTo(400);
-    assertThat(message(credential)).startsWith("display_name");
-    assertThat(underBadVault.statusCode()).as(underBadVault.body()).isEqualTo(400);
-    assertThat(message(underBadVault)).startsWith("vault_id");
+    assertRefusedNaming(agentUpdate, "name");
+    assertRefusedNaming(credential, "display_name");
+    assertRefusedNaming(underBadVault, "vault_id");
   }
 
   @Test
@@ -1106,8 +1105,7 @@ class RestEdgesTest {
                 + "{\"type\":\"service_account\"}}",
             TestCredentials.ADMIN_KEY);
 
-    assertThat(aws.statusCode()).as(aws.body()).isEqualTo(400);
-    assertThat(message(aws)).startsWith("execution_identity.type");
+    assertRefusedNaming(aws, "execution_identity.type");
     assertThat(service.statusCode()).as(service.body()).isEqualTo(200);
     assertThat(JSON.readTree(service.body()).path("execution_identity").path("type").asText())
         .isEqualTo("service_account");

@@ -52,7 +52,7 @@ class DeleteSessionTest {
       deleteSecond = CompletableFuture.runAsync(() -> delete(second));
       Awaitility.await()
           .atMost(Duration.ofSeconds(10))
-          .until(() -> statementsWaitingForALock() == 2);
+          .until(() -> SessionRows.statementsWaitingForALock(pool) == 2);
 
       // When a third deletion is asked for
       // Then it is refused, saying why, and deletes nothing
@@ -127,15 +127,5 @@ class DeleteSessionTest {
       }
       throw e;
     }
-  }
-
-  private long statementsWaitingForALock() {
-    return pool.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        .execute()
-        .await()
-        .atMost(Duration.ofSeconds(5))
-        .iterator()
-        .next()
-        .getLong(0);
   }
 }

@@ -9,6 +9,7 @@ import dev.corral.proto.v1.GetEventsRequest;
 import dev.corral.proto.v1.GetEventsResponse;
 import dev.corral.proto.v1.SessionServiceGrpc;
 import dev.corral.testing.Fixtures;
+import dev.corral.testing.SessionRows;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.quarkus.grpc.GrpcClient;
@@ -51,7 +52,7 @@ class LogReadsPerTenantTest {
     // Given a session with an event, whose reads take long (another transaction locks the log)
     String id = createSession(agents, sessions).getId();
     sessions.emitEvent(Fixtures.emit(id, "hello"));
-    SqlConnection lock = lockTheLog();
+    SqlConnection lock = SessionRows.lockTheLog(pool);
     List<ListenableFuture<GetEventsResponse>> reads = new ArrayList<>();
     try {
       // When the tenant asks for 8 + 256 + 1 reads at once
@@ -76,10 +77,9 @@ class LogReadsPerTenantTest {
       Awaitility.await()
           .atMost(WAIT)
           .during(Duration.ofMillis(500))
-          .until(() -> statementsWaitingForALock() == 8);
+          .until(() -> SessionRows.statementsWaitingForALock(pool) == 8);
     } finally {
-      lock.query("ROLLBACK").execute().await().atMost(WAIT);
-      lock.close().await().atMost(WAIT);
+      SessionRows.rollback(lock);
     }
 
     // And once the log is free, every other read gets its page, in turn
@@ -104,28 +104,5 @@ class LogReadsPerTenantTest {
     } catch (InterruptedException e) {
       throw new AssertionError(e);
     }
-  }
-
-  /** Holds a lock on the events table that every read waits for, until it is rolled back. */
-  private SqlConnection lockTheLog() {
-    SqlConnection connection = pool.getConnection().await().atMost(WAIT);
-    connection.query("BEGIN").execute().await().atMost(WAIT);
-    connection
-        .query("SET LOCAL idle_in_transaction_session_timeout = 0")
-        .execute()
-        .await()
-        .atMost(WAIT);
-    connection.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE").execute().await().atMost(WAIT);
-    return connection;
-  }
-
-  private long statementsWaitingForALock() {
-    return pool.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        .execute()
-        .await()
-        .atMost(WAIT)
-        .iterator()
-        .next()
-        .getLong(0);
   }
 }

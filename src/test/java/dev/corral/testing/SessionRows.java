@@ -17,6 +17,27 @@ public final class SessionRows {
    * leaves alone; {@link #commit} or {@link #rollback} lets it go.
    */
   public static SqlConnection lock(Pool pool, String sessionId) {
+    SqlConnection connection = transaction(pool);
+    connection
+        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
+        .execute(Tuple.of(sessionId))
+        .await()
+        .atMost(WAIT);
+    return connection;
+  }
+
+  /**
+   * Holds a lock on the whole events table that every read and append of every session waits for,
+   * as {@link #lock} holds a session's row.
+   */
+  public static SqlConnection lockTheLog(Pool pool) {
+    SqlConnection connection = transaction(pool);
+    connection.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE").execute().await().atMost(WAIT);
+    return connection;
+  }
+
+  /** A connection in a transaction of its own, which the idle-in-transaction timeout leaves. */
+  private static SqlConnection transaction(Pool pool) {
     SqlConnection connection = pool.getConnection().await().atMost(WAIT);
     connection.query("BEGIN").execute().await().atMost(WAIT);
     connection
@@ -24,12 +45,18 @@ public final class SessionRows {
         .execute()
         .await()
         .atMost(WAIT);
-    connection
-        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
-        .execute(Tuple.of(sessionId))
-        .await()
-        .atMost(WAIT);
     return connection;
+  }
+
+  /** Statements of the database waiting for a lock now. */
+  public static long statementsWaitingForALock(Pool pool) {
+    return pool.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        .execute()
+        .await()
+        .atMost(WAIT)
+        .iterator()
+        .next()
+        .getLong(0);
   }
 
   public static void commit(SqlConnection connection) {
