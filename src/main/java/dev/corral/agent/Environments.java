@@ -16,6 +16,16 @@ import java.util.function.UnaryOperator;
 @ApplicationScoped
 public class Environments {
 
+  /**
+   * An environment that every field may change on its own: it has a name, and the kubernetes driver
+   * takes every field.
+   */
+  private static final Environment FIELDS_ALONE =
+      Environment.newBuilder()
+          .setName("fields-alone")
+          .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+          .build();
+
   private final EnvironmentRepository repository;
   private final EnvironmentAdmission admission;
 
@@ -71,7 +81,12 @@ public class Environments {
                 throw new dev.corral.common.InvalidArgumentException(
                     "expected_version", "must not be negative");
               }
-              return IdKind.ENVIRONMENT.require("environment_id", environmentId);
+              String id = IdKind.ENVIRONMENT.require("environment_id", environmentId);
+              // what each field holds is checked before the lookup, so that a bad field is
+              // INVALID_ARGUMENT whatever the environment's state; what depends on the
+              // environment's other fields (its driver, its admission) is checked with them
+              EnvironmentRules.check(withDefaults(change.apply(FIELDS_ALONE)));
+              return id;
             })
         .flatMap(
             id ->

@@ -72,11 +72,22 @@ public class Vaults implements VaultDirectory {
       String vaultId,
       Optional<String> displayName,
       Optional<Map<String, String>> metadata) {
-    return patch(
-        tenant,
-        vaultId,
-        displayName,
-        metadata.map(entries -> (UnaryOperator<Map<String, String>>) current -> entries));
+    // a whole new metadata map is checked before the lookup, as the name is
+    return Uni.createFrom()
+        .item(
+            () -> {
+              checkDisplayName(displayName);
+              metadata.ifPresent(entries -> InputRules.metadata("metadata", entries));
+              return vaultId;
+            })
+        .flatMap(
+            id ->
+                patch(
+                    tenant,
+                    vaultId,
+                    displayName,
+                    metadata.map(
+                        entries -> (UnaryOperator<Map<String, String>>) current -> entries)));
   }
 
   /**
@@ -91,7 +102,7 @@ public class Vaults implements VaultDirectory {
     return Uni.createFrom()
         .item(
             () -> {
-              displayName.ifPresent(name -> InputRules.name("display_name", name, 1, 256));
+              checkDisplayName(displayName);
               return IdKind.VAULT.require("vault_id", vaultId);
             })
         .flatMap(
@@ -141,5 +152,9 @@ public class Vaults implements VaultDirectory {
     return Uni.createFrom()
         .item(() -> VaultDirectory.checkIds(field, vaultIds))
         .flatMap(ids -> repository.requireUsable(tenant, ids));
+  }
+
+  private static void checkDisplayName(Optional<String> displayName) {
+    displayName.ifPresent(name -> InputRules.name("display_name", name, 1, 256));
   }
 }

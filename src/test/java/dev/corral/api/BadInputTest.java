@@ -987,6 +987,33 @@ class BadInputTest {
                     .setSetupCommands(
                         dev.corral.proto.v1.SetupCommands.newBuilder().addCommands(""))
                     .build()));
+    // what a field holds is checked before the environment is looked up: its state and version
+    // do not hide a bad field
+    add(
+        cases,
+        "update of no environment with a blank setup command",
+        Status.Code.INVALID_ARGUMENT,
+        "setup_commands.commands[0]",
+        () ->
+            environments.updateEnvironment(
+                dev.corral.proto.v1.UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(dev.corral.common.IdKind.ENVIRONMENT.next())
+                    .setSetupCommands(
+                        dev.corral.proto.v1.SetupCommands.newBuilder().addCommands(""))
+                    .build()));
+    add(
+        cases,
+        "update with a stale version to a negative call timeout",
+        Status.Code.INVALID_ARGUMENT,
+        "resources.call_timeout_ms",
+        () ->
+            environments.updateEnvironment(
+                dev.corral.proto.v1.UpdateEnvironmentRequest.newBuilder()
+                    .setEnvironmentId(environment)
+                    .setExpectedVersion(9)
+                    .setResources(
+                        dev.corral.proto.v1.SandboxResources.newBuilder().setCallTimeoutMs(-1))
+                    .build()));
     // 32 commands of 10,000 four-byte characters each are 1.3 MB: every list page and warm-pool
     // pass would read that for each of a tenant's environments
     add(

@@ -1038,6 +1038,25 @@ class VaultTest {
             () -> create(githubBasic("late", created.getId())));
     assertThat(archived.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
     assertThat(archived.getStatus().getDescription()).contains("archived");
+    // And an update of the archived vault, or of none, to metadata that no vault may hold names
+    // the field, not the vault's state
+    var seventeen = dev.corral.proto.v1.Metadata.newBuilder();
+    for (int i = 0; i < 17; i++) {
+      seventeen.putEntries("key" + i, "value");
+    }
+    for (String target : List.of(created.getId(), dev.corral.common.IdKind.VAULT.next())) {
+      var tooMany =
+          org.assertj.core.api.Assertions.catchThrowableOfType(
+              io.grpc.StatusRuntimeException.class,
+              () ->
+                  vault.updateVault(
+                      dev.corral.proto.v1.UpdateVaultRequest.newBuilder()
+                          .setVaultId(target)
+                          .setMetadata(seventeen)
+                          .build()));
+      assertThat(tooMany.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT);
+      assertThat(tooMany.getStatus().getDescription()).startsWith("metadata.entries");
+    }
 
     // And deleting the vault deletes its credentials, not others
     vault.deleteVault(
