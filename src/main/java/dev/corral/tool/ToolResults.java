@@ -33,11 +33,17 @@ final class ToolResults {
             .append("]");
       }
     }
-    if (result.outOfMemory()) {
+    if (result.memory() == ExecResult.OutOfMemory.SANDBOX_LIMIT) {
       text.append("\n[the sandbox ran out of memory (its limit is ")
           .append(memoryBytes >> 20)
           .append(" MiB for all its processes and files in /tmp and /workspace): the kernel")
           .append(" stopped a process]");
+    } else if (result.memory() == ExecResult.OutOfMemory.SHARED) {
+      text.append("\n[the host's memory for sandboxes ran out, which this sandbox shares with")
+          .append(" others (its own limit of ")
+          .append(memoryBytes >> 20)
+          .append(" MiB was not reached): the kernel stopped a process; the same call may")
+          .append(" work later]");
     }
     if (result.timedOut()) {
       text.append(text.isEmpty() ? "" : "\n")

@@ -19,7 +19,8 @@ class ToolResultsTest {
     byte[] said =
         "corral: the call could not start: its shell took none of its script for 2 s; nothing ran"
             .getBytes(StandardCharsets.UTF_8);
-    ExecResult refused = new ExecResult(126, said, said.length, false, false, true);
+    ExecResult refused =
+        new ExecResult(126, said, said.length, false, ExecResult.OutOfMemory.NO, true);
 
     // Then a bash call, like a file tool's, is an error, worded as the sandbox said it
     ToolOutcome bash =

@@ -135,6 +135,14 @@ public interface SandboxConfig {
     int maxSandboxes();
 
     /**
+     * Bytes of memory all local sandboxes of this replica share, whatever their own limits add up
+     * to (with cgroups: the limit of the replica's cgroup, so that sandboxes which together want
+     * more are stopped by the kernel among themselves, never corral or its database). Unset: the
+     * host's memory less a quarter of it (at least 1 GiB) left for everything else.
+     */
+    java.util.Optional<Long> memoryBudget();
+
+    /**
      * Give each local sandbox a cgroup of its own that carries its memory, process and CPU limits
      * for all its processes together (needs root, or a delegated cgroup v2 directory in {@code
      * cgroup-parent}). Without cgroups, limits fall back to per-process rlimits.

@@ -39,6 +39,7 @@ public class Cgroups {
 
   private final Optional<Layout> layout;
   private final String unavailable;
+  private final long budget;
 
   Cgroups(SandboxConfig config, Replica replica) {
     String name = "corral-" + shortHash(replica.id());
@@ -50,8 +51,22 @@ public class Cgroups {
     } catch (IOException | RuntimeException failure) {
       why = failure.getMessage();
     }
+    long budget = 0;
+    if (found != null) {
+      long wanted = memoryBudget(config);
+      try {
+        budget = share(found, wanted);
+      } catch (IOException | RuntimeException failure) {
+        // each sandbox keeps its own limits; only their sum is unbounded
+        LOGGER.warnf(
+            "local sandboxes get no shared memory limit (%s): together they may use more than"
+                + " the %d MiB meant for them",
+            failure.getMessage(), wanted >> 20);
+      }
+    }
     this.layout = Optional.ofNullable(found);
     this.unavailable = why;
+    this.budget = budget;
     if (found == null) {
       LOGGER.warnf(
           "local sandboxes get no cgroups (%s): memory_bytes is enforced per process (RLIMIT_AS),"
@@ -61,13 +76,20 @@ public class Cgroups {
           why);
     } else {
       removeLeftovers(found);
-      LOGGER.infof("local sandboxes get cgroups: %s", describe(found));
+      LOGGER.infof(
+          "local sandboxes get cgroups: %s; they share %d MiB of memory",
+          describe(found), budget >> 20);
     }
   }
 
   /** Whether sandboxes get cgroups; otherwise they fall back to rlimits. */
   public boolean available() {
     return layout.isPresent();
+  }
+
+  /** Bytes of memory all sandboxes of this replica share (0 without cgroups). */
+  long budget() {
+    return budget;
   }
 
   /** Why sandboxes get no cgroups, when they do not. */
@@ -191,6 +213,66 @@ public class Cgroups {
       }
     }
     return "";
+  }
+
+  /** The configured budget, or the host's memory less what everything else needs. */
+  static long memoryBudget(SandboxConfig config) {
+    if (config.local().memoryBudget().isPresent()) {
+      long configured = config.local().memoryBudget().get();
+      if (configured < (64L << 20)) {
+        throw new IllegalArgumentException(
+            "corral.sandbox.local.memory-budget must be at least 64 MiB, the least a sandbox has");
+      }
+      return configured;
+    }
+    long total = hostMemory();
+    return total - Math.max(1L << 30, total / 4);
+  }
+
+  /** The host's memory (MemTotal), in bytes. */
+  private static long hostMemory() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
+        if (line.startsWith("MemTotal:")) {
+          return Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      throw new IllegalStateException("/proc/meminfo could not be read: " + e.getMessage());
+    }
+    throw new IllegalStateException("/proc/meminfo has no MemTotal");
+  }
+
+  /**
+   * Gives the replica's cgroup the memory all its sandboxes share, and keeps their pages from swap
+   * as each sandbox's own limit does. Returns the budget.
+   */
+  private static long share(Layout layout, long budget) throws IOException {
+    if (budget < (64L << 20)) {
+      throw new IllegalStateException(
+          "the host has too little memory for a sandbox of 64 MiB beside corral ("
+              + (budget >> 20)
+              + " MiB would be left)");
+    }
+    if (layout.version() == SandboxCgroup.Version.V2) {
+      Files.writeString(layout.v2().resolve("memory.max"), Long.toString(budget));
+      Path swap = layout.v2().resolve("memory.swap.max");
+      if (Files.exists(swap)) {
+        Files.writeString(swap, "0");
+      }
+      return budget;
+    }
+    Path memory = layout.memory();
+    Files.writeString(memory.resolve("memory.limit_in_bytes"), Long.toString(budget));
+    Path memsw = memory.resolve("memory.memsw.limit_in_bytes");
+    if (Files.exists(memsw)) {
+      Files.writeString(memsw, Long.toString(budget));
+    }
+    Path swappiness = memory.resolve("memory.swappiness");
+    if (Files.exists(swappiness)) {
+      Files.writeString(swappiness, "0");
+    }
+    return budget;
   }
 
   private static String describe(Layout layout) {

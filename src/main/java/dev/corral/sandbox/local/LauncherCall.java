@@ -74,12 +74,13 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
   /** Blocking: sends the call, waits for its answer. */
   ExecResult execute() {
     before.run();
-    long oomKillsBefore = sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L);
+    sandbox.cgroup().ifPresent(SandboxCgroup::restartPeak);
+    MemoryCount memoryBefore = MemoryCount.of(sandbox);
     // What runs now is not the call's: listed before the launcher may start it.
     Stopper.Before listed = processesBefore();
     synchronized (this) {
       if (stop != null) {
-        return new ExecResult(137, new byte[0], 0, false, false);
+        return new ExecResult(137, new byte[0], 0, false, ExecResult.OutOfMemory.NO, false);
       }
       sandbox.requireAlive();
       earlier = listed;
@@ -102,17 +103,18 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
     try {
       Answer answer = read();
       Stop stopped = awaitStop();
-      boolean outOfMemory =
-          sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L) > oomKillsBefore;
-      return answer.result(stopped == Stop.TIMED_OUT, outOfMemory);
+      return answer.result(stopped == Stop.TIMED_OUT, memoryBefore.since(sandbox));
     } catch (IOException broken) {
-      boolean outOfMemory =
-          sandbox.cgroup().map(SandboxCgroup::oomKills).orElse(0L) > oomKillsBefore;
       throw sandbox.lost(
-          outOfMemory
-              ? "it ran out of memory and the kernel stopped its launcher (files in /workspace,"
-                  + " /tmp and /dev/shm count against its memory too, even empty ones)"
-              : "its launcher stopped answering");
+          switch (memoryBefore.since(sandbox)) {
+            case SANDBOX_LIMIT ->
+                "it ran out of memory and the kernel stopped its launcher (files in /workspace,"
+                    + " /tmp and /dev/shm count against its memory too, even empty ones)";
+            case SHARED ->
+                "the memory it shares with the host's other sandboxes ran out, below its own"
+                    + " limit, and the kernel stopped its launcher";
+            case NO -> "its launcher stopped answering";
+          });
     } finally {
       deadline.cancel(false);
       silent.cancel(false);
@@ -280,16 +282,41 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
     throw new IOException("an unexpected answer: " + String.join(" ", fields));
   }
 
+  /** The sandbox's counts of OOM kills and of hits on its own memory limit, at one moment. */
+  private record MemoryCount(long oomKills, long limitHits) {
+
+    static MemoryCount of(LocalSandbox sandbox) {
+      return sandbox
+          .cgroup()
+          .map(cgroup -> new MemoryCount(cgroup.oomKills(), cgroup.limitHits()))
+          .orElse(new MemoryCount(0, 0));
+    }
+
+    /**
+     * Whether the kernel stopped a process of the sandbox since this count, and whose memory ran
+     * out: the sandbox's own limit if it was reached meanwhile, else what it shares.
+     */
+    ExecResult.OutOfMemory since(LocalSandbox sandbox) {
+      MemoryCount now = of(sandbox);
+      if (now.oomKills <= oomKills) {
+        return ExecResult.OutOfMemory.NO;
+      }
+      return now.limitHits > limitHits
+          ? ExecResult.OutOfMemory.SANDBOX_LIMIT
+          : ExecResult.OutOfMemory.SHARED;
+    }
+  }
+
   /** What the launcher answered. */
   private record Answer(int code, int signal, long total, byte[] output, String refusal) {
 
-    ExecResult result(boolean timedOut, boolean outOfMemory) {
+    ExecResult result(boolean timedOut, ExecResult.OutOfMemory memory) {
       if (refusal != null) {
         byte[] text = ("corral: " + refusal).getBytes(StandardCharsets.UTF_8);
-        return new ExecResult(126, text, text.length, false, outOfMemory, true);
+        return new ExecResult(126, text, text.length, false, memory, true);
       }
       int exitCode = code >= 0 ? code : 128 + signal;
-      return new ExecResult(exitCode, output, total, timedOut, outOfMemory);
+      return new ExecResult(exitCode, output, total, timedOut, memory, false);
     }
   }
 }

@@ -127,6 +127,8 @@ public class LocalDriver implements SandboxDriver {
 
   /** Warms sandboxes with the default limits, the ones sessions without an environment use. */
   void warmUp(@Observes StartupEvent event) {
+    // the cgroups are set up now: a memory budget that cannot be stops the start, not a sandbox
+    cgroups.available();
     if (Files.isExecutable(Path.of(config.local().bwrap()))) {
       refill(limits.resolve(SandboxResources.getDefaultInstance()));
     }
@@ -470,7 +472,7 @@ public class LocalDriver implements SandboxDriver {
   private List<LimitEnforcement> enforcement(LocalSandbox sandbox) {
     List<LimitEnforcement> enforced = new ArrayList<>();
     if (sandbox.cgroup().isPresent()) {
-      enforced.addAll(sandbox.cgroup().get().enforcement());
+      enforced.addAll(sandbox.cgroup().get().enforcement(cgroups.budget()));
     } else {
       enforced.add(
           SandboxCgroup.limit(

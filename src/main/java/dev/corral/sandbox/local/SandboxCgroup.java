@@ -158,6 +158,56 @@ final class SandboxCgroup {
     return 0;
   }
 
+  /**
+   * Starts counting {@link #limitHits} afresh (v1: the peak of usage goes back to what is used
+   * now). Called as a call starts.
+   */
+  void restartPeak() {
+    if (version == Version.V1) {
+      for (String peak : List.of("memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes")) {
+        try {
+          writeIfPresent(memory.resolve(peak), "0");
+        } catch (IOException e) {
+          // the peak stays from before: a shared shortage may read as the sandbox's own
+        }
+      }
+    }
+  }
+
+  /**
+   * How many times the sandbox's memory reached its own limit (not a limit above it, nor the host's
+   * memory). v2 counts it as "max" in memory.events. v1's failcnt is not kept for every counter by
+   * every kernel (6.18 left it at 0 when memory and swap together ran out), so on v1 this is 1 when
+   * the peak since {@link #restartPeak} came within a step of the limit, else 0.
+   */
+  long limitHits() {
+    try {
+      if (version == Version.V1) {
+        for (String counter : List.of("memory", "memory.memsw")) {
+          Path peak = memory.resolve(counter + ".max_usage_in_bytes");
+          Path limit = memory.resolve(counter + ".limit_in_bytes");
+          if (Files.exists(peak) && Files.exists(limit)) {
+            long max = Long.parseLong(Files.readString(limit).strip());
+            long reached = Long.parseLong(Files.readString(peak).strip());
+            // the kernel charges in batches of pages: a full sandbox may stop short of its limit
+            if (reached >= max - Math.max(1L << 20, max / 64)) {
+              return 1;
+            }
+          }
+        }
+        return 0;
+      }
+      for (String line : Files.readAllLines(memory.resolve("memory.events"))) {
+        if (line.startsWith("max ")) {
+          return Long.parseLong(line.substring("max ".length()).strip());
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      return 0;
+    }
+    return 0;
+  }
+
   /** Removes the cgroup; false while processes are still in it. */
   boolean remove() {
     boolean removed = true;
@@ -171,8 +221,12 @@ final class SandboxCgroup {
     return removed;
   }
 
-  /** How this cgroup enforces {@code resources}. */
-  List<LimitEnforcement> enforcement() {
+  /**
+   * How this cgroup enforces {@code resources}.
+   *
+   * @param shared the memory all sandboxes of the replica share (0: unbounded)
+   */
+  List<LimitEnforcement> enforcement(long shared) {
     String v = version == Version.V2 ? "cgroup v2 " : "cgroup v1 ";
     return List.of(
         limit(
@@ -180,7 +234,11 @@ final class SandboxCgroup {
             LimitScope.LIMIT_SCOPE_SANDBOX,
             v
                 + (version == Version.V2 ? "memory.max" : "memory.limit_in_bytes")
-                + " (its in-memory /tmp and /workspace count too)"),
+                + " (its in-memory /tmp and /workspace count too"
+                + (shared > 0
+                    ? "; all local sandboxes of this replica share " + (shared >> 20) + " MiB"
+                    : "")
+                + ")"),
         limit("max_processes", LimitScope.LIMIT_SCOPE_SANDBOX, v + "pids.max"),
         limit(
             "cpu_millis",
