@@ -12,8 +12,10 @@ import java.util.regex.Pattern;
  * the site from the TLS server name, or from an HTTP request's {@code Host}: a tunnel to an allowed
  * host that names another one would reach that other site. So a tunnel under an allow-list carries
  * on only if its TLS ClientHello names the tunnel's host (or no host), or its first HTTP request's
- * {@code Host} is the tunnel's host, and then that request alone. Bytes that are neither (another
- * protocol) pass.
+ * {@code Host} is the tunnel's host, and then that request alone. Whatever a server might read as
+ * an HTTP request line (a word, then a space or tab) is judged as one, strictly; a PROXY protocol
+ * header, or a space before the first word, is refused. Bytes that no server reads as HTTP (an SSH
+ * banner, a binary handshake) pass.
  */
 final class TunnelOpening {
 
@@ -23,8 +25,10 @@ final class TunnelOpening {
   /** A method token's characters (RFC 9110, 5.6.2): servers accept more than upper case. */
   private static final String TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]";
 
-  private static final Pattern METHOD_SO_FAR = Pattern.compile(TOKEN + "{1,32}");
-  private static final Pattern METHOD = Pattern.compile("^" + TOKEN + "{1,32} ");
+  /** The signature that opens a PROXY protocol v2 header. */
+  private static final String PROXY_V2_TEXT = "\r\n\r\n\0\r\nQUIT\n";
+
+  private static final byte[] PROXY_V2 = PROXY_V2_TEXT.getBytes(StandardCharsets.ISO_8859_1);
 
   /** A request for a path (origin-form) or {@code *}: its Host header is all that names a site. */
   private static final Pattern REQUEST_LINE =
@@ -48,6 +52,9 @@ final class TunnelOpening {
 
   /** The empty lines skipped so far before an HTTP request line. */
   private int blank;
+
+  /** Where the run of token characters after the empty lines ends, as far as it was read. */
+  private int tokenEnd;
 
   /** Whether the opening starts as an HTTP request (its method and a space came). */
   private boolean request;
@@ -100,6 +107,13 @@ final class TunnelOpening {
       }
       return tls(hello, host);
     }
+    if (!request && startsWith(PROXY_V2)) {
+      return new Verdict.Refuse(
+          "it opens with a PROXY protocol header, which would name another client to the server");
+    }
+    if (!request && length < PROXY_V2.length && PROXY_V2_TEXT.startsWith(text(0, length))) {
+      return new Verdict.NeedMore();
+    }
     // servers skip empty lines before a request line (RFC 9112, 2.2), so this does too
     while (blank < length && (bytes[blank] == '\r' || bytes[blank] == '\n')) {
       blank++;
@@ -110,13 +124,24 @@ final class TunnelOpening {
           : new Verdict.NeedMore();
     }
     if (!request) {
-      // a method is at most 32 bytes, and a space ends it
-      String start = text(blank, Math.min(length, blank + 34));
-      if (METHOD_SO_FAR.matcher(start).matches()) {
-        return new Verdict.NeedMore(); // a method's first letters: a request may still follow
+      // What a server might read as a request line is judged as one, strictly (fail closed):
+      // servers differ in the methods they take (nginx takes a token of any length) and in the
+      // spaces between the parts (RFC 9112, 3: any whitespace), so any run of token characters
+      // that a space or tab ends starts a request. Only an opening no server reads as HTTP passes.
+      if (bytes[blank] == ' ' || bytes[blank] == '\t') {
+        return new Verdict.Refuse("it opens with a space, which a lenient server may skip");
       }
-      if (!METHOD.matcher(start).lookingAt()) {
-        return new Verdict.Pass(); // another protocol
+      tokenEnd = Math.max(tokenEnd, blank);
+      while (tokenEnd < length && isToken(bytes[tokenEnd])) {
+        tokenEnd++;
+      }
+      if (tokenEnd == length) {
+        return length >= MAX_BYTES
+            ? new Verdict.Refuse("its opening is " + MAX_BYTES + " bytes of one word")
+            : new Verdict.NeedMore(); // a method's first letters: a request may still follow
+      }
+      if (tokenEnd == blank || (bytes[tokenEnd] != ' ' && bytes[tokenEnd] != '\t')) {
+        return new Verdict.Pass(); // another protocol (an SSH banner, a binary handshake)
       }
       request = true;
     }
@@ -163,6 +188,26 @@ final class TunnelOpening {
         ? new Verdict.Request(end + 4, text(blank, end).split("\r\n"))
         : new Verdict.Refuse(
             "its HTTP request names the host '" + printable(value) + "', not " + host);
+  }
+
+  private boolean startsWith(byte[] prefix) {
+    if (length < prefix.length) {
+      return false;
+    }
+    for (int i = 0; i < prefix.length; i++) {
+      if (bytes[i] != prefix[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether {@code b} is a token character (RFC 9110, 5.6.2). */
+  private static boolean isToken(byte b) {
+    return (b >= 'a' && b <= 'z')
+        || (b >= 'A' && b <= 'Z')
+        || (b >= '0' && b <= '9')
+        || "!#$%&'*+-.^_`|~".indexOf(b) >= 0;
   }
 
   /** Where the first CR LF CR LF at or after {@code from} starts, or -1. */

@@ -173,6 +173,19 @@ class EgressRulesTest {
           {"GET / HTTP/1.1\r\nHost: allowed.example\r\n attacker.example\r\n\r\n", "refuse"},
           {"GET / HTTP/1.1\r\nHost: allowed.example\r\nHost : attacker.example\r\n\r\n", "refuse"},
           {"SSH-2.0-OpenSSH_9.2\r\n", "pass"},
+          // whatever a server might read as a request line is judged as one, strictly: a long
+          // method (nginx takes any), a tab between the parts, a space before the method
+          {"A".repeat(33) + " / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"A".repeat(33) + " / HTTP/1.1\r\nHost: allowed.example\r\n\r\n", "refuse"},
+          {"GET\t/ HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {" GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"\r\n\tGET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"A".repeat(100), "more"},
+          // a PROXY protocol header would name another client to the server
+          {"\r\n\r\n\0\r\nQUIT\n!\u0011\0\u000c", "refuse"},
+          {"\r\n\r\n\0\r\n", "more"},
+          // a binary handshake (PostgreSQL's) passes
+          {"\0\0\0\u0008\u0004\u00d2\u0016\u002f", "pass"},
         }) {
       byte[] bytes = opening[0].getBytes(StandardCharsets.ISO_8859_1);
       // however the client splits it
