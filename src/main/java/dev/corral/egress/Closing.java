@@ -35,6 +35,11 @@ final class Closing {
     action.run();
   }
 
+  /** Whether the connection has closed. */
+  synchronized boolean closed() {
+    return closed;
+  }
+
   private void run() {
     List<Runnable> due;
     synchronized (this) {

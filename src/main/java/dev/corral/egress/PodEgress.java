@@ -155,12 +155,14 @@ public class PodEgress {
             headRead(from);
           }
         };
-    connection.closeHandler(ignored -> headDone.run());
+    // the connection's one close handler, from now on: a client that leaves while its grant is
+    // looked up is counted off all the same
+    Closing closing = Closing.of(connection, headDone);
     proxy.readHead(
         connection,
         (head, rest) -> {
           headDone.run();
-          authenticate(connection, head, rest);
+          authenticate(connection, head, rest, closing);
         });
   }
 
@@ -169,7 +171,7 @@ public class PodEgress {
     unread.computeIfPresent(from, (address, count) -> count <= 1 ? null : count - 1);
   }
 
-  private void authenticate(NetSocket connection, String head, Buffer rest) {
+  private void authenticate(NetSocket connection, String head, Buffer rest, Closing closing) {
     String[] lines = head.split("\r\n");
     Optional<String> sandboxId = sandboxOf(lines);
     if (sandboxId.isEmpty()) {
@@ -194,21 +196,31 @@ public class PodEgress {
                     "sandbox " + id + " is not running, or its networking is none");
                 return;
               }
+              if (closing.closed()) {
+                return; // the client left while its grant was looked up
+              }
               AtomicInteger count = open.computeIfAbsent(id, ignored -> new AtomicInteger());
               if (!proxy.admitted(connection, count)) {
                 return;
               }
+              // registered in one step with the sweep's removal of a sandbox without connections
               Map<NetSocket, EgressGrant> mine =
-                  connections.computeIfAbsent(id, ignored -> new ConcurrentHashMap<>());
-              mine.put(connection, grant.get());
-              Closing closing =
-                  Closing.of(
-                      connection,
-                      () -> {
-                        count.decrementAndGet();
-                        mine.remove(connection);
+                  connections.compute(
+                      id,
+                      (ignored, sockets) -> {
+                        Map<NetSocket, EgressGrant> held =
+                            sockets == null ? new ConcurrentHashMap<>() : sockets;
+                        held.put(connection, grant.get());
+                        return held;
                       });
-              proxy.route(connection, grant.get(), head, rest, closing);
+              closing.add(
+                  () -> {
+                    count.decrementAndGet();
+                    mine.remove(connection);
+                  });
+              if (!closing.closed()) {
+                proxy.route(connection, grant.get(), head, rest, closing);
+              }
             },
             failure -> {
               LogFields.sandbox(id)
@@ -276,8 +288,17 @@ public class PodEgress {
     connections.forEach(
         (id, sockets) -> {
           if (sockets.isEmpty()) {
-            connections.remove(id, sockets);
-            open.remove(id);
+            // in one step with a registration (which may come meanwhile), and the count with it
+            // once nothing holds a place in it
+            connections.computeIfPresent(
+                id,
+                (ignored, held) -> {
+                  if (!held.isEmpty()) {
+                    return held;
+                  }
+                  open.computeIfPresent(id, (same, count) -> count.get() == 0 ? null : count);
+                  return null;
+                });
             return;
           }
           grant(id, true)

@@ -31,8 +31,17 @@ public final class SessionRows {
    * as {@link #lock} holds a session's row.
    */
   public static SqlConnection lockTheLog(Pool pool) {
+    return lockTable(pool, "events");
+  }
+
+  /** Locks {@code table} against every read and write until the connection is closed. */
+  public static SqlConnection lockTable(Pool pool, String table) {
     SqlConnection connection = transaction(pool);
-    connection.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE").execute().await().atMost(WAIT);
+    connection
+        .query("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE")
+        .execute()
+        .await()
+        .atMost(WAIT);
     return connection;
   }
 

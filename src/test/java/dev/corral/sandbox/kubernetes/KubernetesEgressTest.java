@@ -90,6 +90,10 @@ class KubernetesEgressTest {
   @GrpcClient("corral")
   EnvironmentServiceGrpc.EnvironmentServiceBlockingStub environments;
 
+  @org.eclipse.microprofile.config.inject.ConfigProperty(
+      name = "corral.egress.max-connections-per-sandbox")
+  int maxConnectionsPerSandbox;
+
   private HttpServer web;
   private String marker;
 
@@ -197,6 +201,56 @@ class KubernetesEgressTest {
                     .startsWith("HTTP/1.1 403")
                     .contains("is not running"));
     assertThat(request(allowed, second.getId(), otherToken)).endsWith(marker);
+  }
+
+  @Test
+  void clientsThatLeaveWhileTheirGrantIsLookedUpGiveTheirPlacesBack() throws Exception {
+    // Given a limited pod and its token, whose grant no request has looked up yet
+    int port = web.getAddress().getPort();
+    Sandbox pod = provision(environment(limited(EgressTestProfile.ALLOWED, port)));
+    URI proxy = URI.create(bash(pod, "echo \"$HTTP_PROXY\""));
+    String token = proxy.getUserInfo().substring(proxy.getUserInfo().indexOf(':') + 1);
+    String allowed = "http://" + EgressTestProfile.ALLOWED + ":" + port + "/hello";
+
+    // When as many clients as the sandbox may have connections send a request and leave while
+    // the grant is looked up (held up by a lock on the environments it reads)
+    io.vertx.mutiny.sqlclient.SqlConnection lock =
+        dev.corral.testing.SessionRows.lockTable(pool, "environments");
+    try {
+      for (int i = 0; i < maxConnectionsPerSandbox; i++) {
+        try (Socket socket = new Socket("127.0.0.1", PROXY_PORT)) {
+          send(
+              socket,
+              "GET "
+                  + allowed
+                  + " HTTP/1.1\r\nHost: "
+                  + EgressTestProfile.ALLOWED
+                  + "\r\nProxy-Authorization: "
+                  + basic(pod.getId(), token)
+                  + "\r\n\r\n");
+        }
+      }
+      // (asked on the lock's own connection: the lookups may hold all of the pool's others)
+      await()
+          .atMost(Duration.ofSeconds(10))
+          .until(
+              () ->
+                  lock.query(
+                              "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                                  + " 'Lock'")
+                          .executeAndAwait()
+                          .iterator()
+                          .next()
+                          .getLong(0)
+                      > 0);
+    } finally {
+      dev.corral.testing.SessionRows.rollback(lock);
+    }
+
+    // Then the sandbox has all its places again: a request of its own is served
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .untilAsserted(() -> assertThat(request(allowed, pod.getId(), token)).endsWith(marker));
   }
 
   @Test
