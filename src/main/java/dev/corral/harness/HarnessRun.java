@@ -370,6 +370,12 @@ final class HarnessRun {
     model.cancel();
     List<NewEvent> events = new ArrayList<>();
     for (ToolCallState call : interrupt.unanswered()) {
+      if (call.denied()) {
+        // denied (by the user, with their reason, or the agent's toolset) in the same fold as
+        // the interrupt: it never ran, and the model hears why, as it would have without it
+        events.add(EventsFactory.resultOf(call, denial(call), true));
+        continue;
+      }
       // a call that had started may have done its work before the interrupt stopped it
       NewEvent result =
           EventsFactory.resultOf(

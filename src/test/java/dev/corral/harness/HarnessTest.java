@@ -581,6 +581,45 @@ class HarnessTest {
   }
 
   @Test
+  void aDenialThatCameWithAnInterruptReachesTheModelWithItsReason() {
+    // Given a call waiting for confirmation
+    Event call =
+        callAwaitingConfirmation(
+            Reply.toolUse("toolu_denied", "bash", "{\"command\":\"echo never\"}"));
+    String sessionId = call.getSessionId();
+
+    // When the client denies it, with a reason, and interrupts, both in one append (a "deny and
+    // stop" button), so that the harness sees them together
+    eventLog
+        .append(
+            new dev.corral.session.AppendRequest(
+                sessionId,
+                List.of(
+                    dev.corral.session.NewEvent.of(
+                        confirmation(
+                                sessionId,
+                                call.getId(),
+                                ConfirmationResult.CONFIRMATION_RESULT_DENY,
+                                "not on the production host")
+                            .getEvent()),
+                    dev.corral.session.NewEvent.of(
+                        Event.newBuilder()
+                            .setUserInterrupt(UserInterrupt.getDefaultInstance())
+                            .build())),
+                null,
+                null))
+        .await()
+        .atMost(Duration.ofSeconds(10));
+
+    // Then the call's one result is the denial with its reason, not a call that may have run
+    awaitIdle(sessions, sessionId, StopReasonType.STOP_REASON_TYPE_INTERRUPTED);
+    Event result = only(log(sessions, sessionId), "agent.tool_result");
+    String said = result.getAgentToolResult().getContent(0).getText().getText();
+    assertThat(said).contains("not on the production host").doesNotContain("may have run");
+    assertThat(result.getAgentToolResult().getIsError()).isTrue();
+  }
+
+  @Test
   void aConfirmationRetriedWithItsKeyAfterTheCallRanGetsTheEventFirstSent() {
     // Given a confirmed call that has run, the confirmation sent with an idempotency key
     Event call =
