@@ -44,6 +44,14 @@ class PodExec {
   private final SandboxConfig config;
   private final Map<String, CallLane> lanes = new ConcurrentHashMap<>();
 
+  /**
+   * The last stop asked of each pod, while it runs: a stop waits for the one before it. Two stop
+   * scripts at once in one pod would each find the other started in its window and kill it, and a
+   * killed stop gives the sandbox up (an interrupt's stops and a call's own stop at its time limit,
+   * or after its exec broke, can come together).
+   */
+  private final Map<String, CompletableFuture<Void>> stops = new ConcurrentHashMap<>();
+
   PodExec(KubernetesGateway gateway, SandboxConfig config) {
     this.gateway = gateway;
     this.config = config;
@@ -185,20 +193,40 @@ class PodExec {
     }
   }
 
-  /** Kills what the pod started since {@code started}; true if it says none is left running. */
+  /**
+   * Kills what the pod started since {@code started}, once the pod's stop before it has ended; true
+   * if it says none is left running.
+   */
   private Uni<Boolean> stopSince(String pod, Started started) {
-    return gateway
-        .exec(
-            pod,
-            KubernetesScripts.stopSince(
-                java.time.Instant.ofEpochMilli(started.epochMillis()),
-                Duration.ofNanos(System.nanoTime() - started.nanos())),
-            KILL_TIMEOUT,
-            new OutputBuffer(1024, false))
-        // only the script's own word that it found nothing left: a script that was itself
-        // stopped (kill -STOP from the sandbox's code) or killed, or an exec that never ended,
-        // stopped nothing anyone knows of
-        .map(exit -> exit.code() != null && exit.code() == 0);
+    return Uni.createFrom()
+        .deferred(
+            () -> {
+              CompletableFuture<Void> mine = new CompletableFuture<>();
+              CompletableFuture<Void> before = stops.put(pod, mine);
+              Uni<Void> turn =
+                  before == null
+                      ? Uni.createFrom().voidItem()
+                      : Uni.createFrom().completionStage(before);
+              return turn.chain(
+                      () ->
+                          gateway.exec(
+                              pod,
+                              KubernetesScripts.stopSince(
+                                  java.time.Instant.ofEpochMilli(started.epochMillis()),
+                                  Duration.ofNanos(System.nanoTime() - started.nanos())),
+                              KILL_TIMEOUT,
+                              new OutputBuffer(1024, false)))
+                  // only the script's own word that it found nothing left: a script that was
+                  // itself stopped (kill -STOP from the sandbox's code) or killed, or an exec that
+                  // never ended, stopped nothing anyone knows of
+                  .map(exit -> exit.code() != null && exit.code() == 0)
+                  .onTermination()
+                  .invoke(
+                      () -> {
+                        stops.remove(pod, mine);
+                        mine.complete(null);
+                      });
+            });
   }
 
   /** Runs {@code command} unless {@code interrupted} says, once its arguments are in, not to. */

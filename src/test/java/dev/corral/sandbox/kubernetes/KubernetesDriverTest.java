@@ -378,6 +378,53 @@ class KubernetesDriverTest {
   }
 
   @Test
+  void anInterruptDuringTheStopAtTheTimeLimitWaitsForItAndTheSandboxStays() throws Exception {
+    // Given a pod whose stop execs take a second and a half to open, counted as they run
+    Sandbox sandbox = provision(environment(0), "");
+    java.util.concurrent.atomic.AtomicInteger stopping =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger most =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.CountDownLatch firstStop = new java.util.concurrent.CountDownLatch(1);
+    kubelet.execHandler =
+        (ns, pod, container, command, stdout, stderr) -> {
+          if (!String.join(" ", command).contains("/proc/uptime")) {
+            return kubelet.runInPodSandbox(ns, pod, container, command, stdout, stderr);
+          }
+          most.accumulateAndGet(stopping.incrementAndGet(), Math::max);
+          firstStop.countDown();
+          try {
+            java.util.concurrent.locks.LockSupport.parkNanos(1_500_000_000L);
+            return kubelet.runInPodSandbox(ns, pod, container, command, stdout, stderr);
+          } finally {
+            stopping.decrementAndGet();
+          }
+        };
+    java.util.concurrent.atomic.AtomicBoolean ended =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    io.smallrye.mutiny.subscription.Cancellable call =
+        tools
+            .run(
+                sandbox,
+                ToolInput.parse(
+                    "name", "bash", "input", "{\"command\":\"sleep 31.81\",\"timeout_ms\":500}"))
+            .subscribe()
+            .with(ignored -> {});
+
+    // When the call, at its time limit and being stopped, is interrupted too
+    assertThat(firstStop.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    call.cancel();
+
+    // Then the interrupt's stops wait for the one under way (two at once would each kill the
+    // other), and the sandbox goes on
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .until(() -> !Processes.running("sleep 31.81") && stopping.get() == 0);
+    assertThat(ok(sandbox, "bash", "{\"command\":\"echo next\"}")).isEqualTo("next");
+    assertThat(most.get()).isEqualTo(1);
+  }
+
+  @Test
   void aCallOutOfTimeIsStoppedEvenWhenTheStopsExecIsSlowToOpen() {
     // Given a pod whose stop exec opens a second and a half late (a pod at its CPU limit, a busy
     // API server), later than the call's own did
