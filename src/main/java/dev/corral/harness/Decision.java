@@ -1,6 +1,5 @@
 package dev.corral.harness;
 
-import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReason;
 import dev.corral.proto.v1.StopReasonType;
@@ -82,7 +81,7 @@ final class Decision {
       return alreadyIdle(state, requiresAction) ? new Step.Done() : new Step.Idle(requiresAction);
     }
     if (state.hasUnansweredInput()) {
-      if (budgetReached(state)) {
+      if (state.budgetReached()) {
         // input came after any earlier idle (that one answered all before it): say it again
         return new Step.Idle(stopReason(StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED));
       }
@@ -103,13 +102,6 @@ final class Decision {
 
   private static boolean readOnly(ToolCallState call) {
     return call.readOnly();
-  }
-
-  private static boolean budgetReached(SessionState state) {
-    SessionBudget budget = state.session().getBudget();
-    return (budget.getMaxTokens() > 0 && state.tokens() >= budget.getMaxTokens())
-        || (budget.getMaxModelRequests() > 0
-            && state.modelRequests() >= budget.getMaxModelRequests());
   }
 
   private static boolean alreadyIdle(SessionState state, StopReason reason) {

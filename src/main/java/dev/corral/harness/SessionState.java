@@ -5,6 +5,7 @@ import dev.corral.proto.v1.ContentBlock;
 import dev.corral.proto.v1.Event;
 import dev.corral.proto.v1.RetryStatus;
 import dev.corral.proto.v1.Session;
+import dev.corral.proto.v1.SessionBudget;
 import dev.corral.proto.v1.SessionStatus;
 import dev.corral.proto.v1.StopReason;
 import dev.corral.proto.v1.StopReasonType;
@@ -144,6 +145,21 @@ final class SessionState {
     return lastUserMessageSeq;
   }
 
+  /** {@code message} with a notice in place of its content, which no model call will read. */
+  private static Event withoutContent(Event message) {
+    return message.toBuilder()
+        .setUserMessage(
+            message.getUserMessage().toBuilder()
+                .clearContent()
+                .addContent(
+                    ContentBlock.newBuilder()
+                        .setText(
+                            TextBlock.newBuilder()
+                                .setText(
+                                    "[A message sent after the session's budget was spent.]"))))
+        .build();
+  }
+
   /** {@code message} itself, or a notice in its place when it would pass the budget. */
   private Event withinInputBudget(Event message) {
     while (!unansweredInput.isEmpty() && unansweredInput.peekFirst()[0] <= messagesAnsweredUpTo) {
@@ -188,7 +204,11 @@ final class SessionState {
     lastSeq = event.getSeq();
     switch (event.getPayloadCase()) {
       case USER_MESSAGE -> {
-        (openSpanId != null ? arrivedDuringCall : conversation).add(withinInputBudget(event));
+        // Once the budget is spent no model call will read it (a session's budget never grows):
+        // its content is not held, or a client could grow the state without bound, each message
+        // answered by an idle that needs no model call.
+        (openSpanId != null ? arrivedDuringCall : conversation)
+            .add(budgetReached() ? withoutContent(event) : withinInputBudget(event));
         if (!turnOpen) {
           turnOpen = true;
           turnStartSeq = event.getSeq();
@@ -694,6 +714,13 @@ final class SessionState {
 
   long tokens() {
     return tokens;
+  }
+
+  /** Whether the session's budget of tokens or model requests is spent: no model call comes. */
+  boolean budgetReached() {
+    SessionBudget budget = session.getBudget();
+    return (budget.getMaxTokens() > 0 && tokens >= budget.getMaxTokens())
+        || (budget.getMaxModelRequests() > 0 && modelRequests >= budget.getMaxModelRequests());
   }
 
   long lastUserMessageSeq() {

@@ -291,9 +291,32 @@ class DecisionTest {
   }
 
   @Test
-  void messagesThatPileUpWithoutATurnAreKeptWithinABudgetOfBytes() {
-    // Given a session whose budget is spent, sent 40 messages of 256 KiB that no turn answers
+  void messagesAnsweredOnlyByTheSpentBudgetAreNotHeld() {
+    // Given a session whose budget is spent, sent 40 messages of 256 KiB, each answered by the
+    // idle that says so (which needs no model call, and answers the message)
     History limited = oneModelRequest();
+    limited.add(Fixtures.userMessage("go"));
+    limited.modelTurn(new ModelResponse.Text("done"));
+    limited.add(EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
+    String big = "x".repeat(256 * 1024);
+    for (int i = 0; i < 40; i++) {
+      limited.add(Fixtures.userMessage(i + big));
+      assertThat(limited.next())
+          .isEqualTo(
+              new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED)));
+      limited.add(
+          EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED)));
+    }
+
+    // Then the state holds none of their content: no model call will ever read it
+    long held = limited.state.conversation().stream().mapToLong(Event::getSerializedSize).sum();
+    assertThat(held).isLessThan(64 * 1024);
+  }
+
+  @Test
+  void messagesThatPileUpWithoutATurnAreKeptWithinABudgetOfBytes() {
+    // Given a session sent 40 messages of 256 KiB that no turn has answered yet
+    History limited = new History(Session.newBuilder().setId("sesn_w").setAgent(AGENT).build());
     limited.add(Fixtures.userMessage("go"));
     limited.modelTurn(new ModelResponse.Text("done"));
     limited.add(EventsFactory.idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_END_TURN)));
@@ -307,10 +330,8 @@ class DecisionTest {
     assertThat(held).isLessThan(SessionState.MAX_UNANSWERED_INPUT_BYTES + 64 * 1024);
     Event last = limited.state.conversation().get(limited.state.conversation().size() - 1);
     assertThat(last.getUserMessage().getContent(0).getText().getText()).contains("is not shown");
-    // and the decision is unchanged: the budget is reached
-    assertThat(limited.next())
-        .isEqualTo(
-            new Step.Idle(Decision.stopReason(StopReasonType.STOP_REASON_TYPE_BUDGET_REACHED)));
+    // and the decision is unchanged: a model call for them
+    assertThat(limited.next()).isInstanceOf(Step.CallModel.class);
 
     // And once a turn has seen them, the next messages are whole again
     History fresh = new History(Session.newBuilder().setId("sesn_y").setAgent(AGENT).build());
