@@ -1,6 +1,7 @@
 package dev.corral.sandbox;
 
 import com.google.protobuf.InvalidProtocolBufferException;
+import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.NotFoundException;
 import dev.corral.common.Paging;
 import dev.corral.common.PermissionDeniedException;
@@ -46,9 +47,17 @@ public class SandboxRepository {
         + " AND (expires_at IS NULL OR expires_at > clock_timestamp())";
   }
 
+  /** The session ($1) is there, not archived and not terminated. */
+  private static String openSession(String sessionParameter) {
+    return "EXISTS (SELECT 1 FROM sessions WHERE id = "
+        + sessionParameter
+        + " AND archived_at IS NULL AND status <> 'terminated')";
+  }
+
   /**
    * Inserts unless the tenant runs {@code $11} sandboxes or is disabled, or the session ($3, if
-   * any) has a sandbox already.
+   * any) has a sandbox already or has ended (archived, terminated or deleted while a local
+   * sandbox's setup ran: the release that ended it found no record to release).
    */
   static final String INSERT =
       """
@@ -58,12 +67,17 @@ public class SandboxRepository {
       WHERE (SELECT count(*) FROM sandboxes
              WHERE tenant_id = $10 AND state IN ('provisioning', 'ready')) < $11
         AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = $10 AND disabled_at IS NOT NULL)
-        AND ($3::text IS NULL OR NOT EXISTS (SELECT 1 FROM sandboxes WHERE
+        AND ($3::text IS NULL OR (
       """
+          + openSession("$3")
+          + " AND NOT EXISTS (SELECT 1 FROM sandboxes WHERE "
           + holdsSession("$3")
-          + "))"
+          + ")))"
           + " RETURNING "
           + COLUMNS;
+
+  /** Whether session $1 is open (see {@link #openSession}). */
+  static final String SESSION_OPEN = "SELECT " + openSession("$1") + " AS open";
 
   /** The sandbox holding session $1, if any. */
   static final String HOLDING_SESSION =
@@ -221,7 +235,8 @@ public class SandboxRepository {
             rows ->
                 rows.size() == 0
                     // Refused: say why (the checks find it again unless it changed meanwhile)
-                    ? requireFree(sessionId)
+                    ? requireOpen(sessionId)
+                        .flatMap(open -> requireFree(sessionId))
                         .flatMap(free -> requireRoom(tenant, maxLive, () -> 0))
                         .map(
                             unchanged -> {
@@ -247,6 +262,28 @@ public class SandboxRepository {
                 Row row = rows.iterator().next();
                 throw new SessionSandboxExistsException(
                     sessionId, row.getString("id"), row.getString("state"));
+              }
+              return null;
+            });
+  }
+
+  /**
+   * Fails (FAILED_PRECONDITION) when session {@code sessionId} (none if empty) has ended since its
+   * sandbox began to be provisioned.
+   */
+  private Uni<Void> requireOpen(String sessionId) {
+    if (sessionId.isEmpty()) {
+      return Uni.createFrom().voidItem();
+    }
+    return pool.preparedQuery(SESSION_OPEN)
+        .execute(Tuple.of(sessionId))
+        .map(
+            rows -> {
+              if (!rows.iterator().next().getBoolean("open")) {
+                throw new FailedPreconditionException(
+                    "session "
+                        + sessionId
+                        + " was archived, terminated or deleted while its sandbox was provisioned");
               }
               return null;
             });

@@ -570,6 +570,59 @@ class SandboxApiTest {
   }
 
   @Test
+  void aSessionArchivedWhileItsSandboxIsSetUpGetsNoSandbox() throws Exception {
+    // Given a session whose environment's setup takes a while, and a provision for it under way
+    String setup = "sleep 3." + System.nanoTime() % 1000;
+    Environment slow =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("slow-setup")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .addSetupCommands(setup)
+                    .build())
+            .getEnvironment();
+    Session session = Fixtures.createSession(agents, sessions, slow.getId());
+    java.util.Set<String> hostedBefore = new java.util.HashSet<>(local.hosted().keySet());
+    var provisioning =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                return (Object)
+                    sandboxes
+                        .provision(
+                            ProvisionRequest.newBuilder().setSessionId(session.getId()).build())
+                        .getSandbox();
+              } catch (StatusRuntimeException e) {
+                return e;
+              }
+            });
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(20))
+        .until(() -> dev.corral.testing.Processes.running(setup));
+
+    // When the session is archived while the setup runs
+    sessions.archiveSession(
+        ArchiveSessionRequest.newBuilder().setSessionId(session.getId()).build());
+
+    // Then the provision is refused once the setup ends, and no sandbox is recorded or runs
+    Object answer = provisioning.get(60, java.util.concurrent.TimeUnit.SECONDS);
+    assertThat(answer).as(String.valueOf(answer)).isInstanceOf(StatusRuntimeException.class);
+    StatusRuntimeException refused = (StatusRuntimeException) answer;
+    assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(refused.getStatus().getDescription()).contains("archived");
+    assertThat(ofSession(session.getId(), true)).isEmpty();
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(10))
+        .untilAsserted(
+            () -> {
+              java.util.Set<String> hostedNow = new java.util.HashSet<>(local.hosted().keySet());
+              hostedNow.removeAll(hostedBefore);
+              assertThat(hostedNow).isEmpty();
+            });
+  }
+
+  @Test
   void archivingOrDeletingASessionReleasesItsSandboxes() {
     // Given two sessions with a sandbox each
     Session archived = Fixtures.createSession(agents, sessions);
