@@ -170,19 +170,15 @@ public class Authenticator {
     // key's entry expires, its concurrent calls would otherwise each update its row in turn.
     long generation = forgets.get();
     long keyGeneration = keyForgets.get();
-    if (!watched && inFlight.size() >= MAX_CHECKS_IN_FLIGHT && !inFlight.containsKey(key)) {
-      // A credential that worked a moment ago keeps working through a flood of made-up ones: its
-      // last check stands for a few intervals more, rather than its calls being turned away.
-      Checked known = checked.get(key);
-      if (known != null
-          && known.principal() != null
-          && known.fresh(nanoTime.getAsLong(), config.recheckInterval().toNanos() * 5)) {
-        try {
-          return Uni.createFrom().item(known.principalAt(clock.instant()));
-        } catch (CorralException expired) {
-          return Uni.createFrom().failure(expired);
-        }
-      }
+    Checked known = checked.get(key);
+    if (!watched
+        && inFlight.size() >= MAX_CHECKS_IN_FLIGHT
+        && !inFlight.containsKey(key)
+        && (known == null || known.principal() == null)) {
+      // A credential that worked before is checked again through a flood of made-up ones, past
+      // the bound (such checks are bounded by the credentials that ever worked, each once per
+      // interval): its calls are neither turned away nor let in on a stale check, which would
+      // keep a key revoked on another replica working for as long as the flood lasts.
       return Uni.createFrom()
           .failure(
               new dev.corral.common.UnavailableException(
