@@ -128,7 +128,7 @@ final class TunnelOpening {
       // servers differ in the methods they take (nginx takes a token of any length) and in the
       // spaces between the parts (RFC 9112, 3: any whitespace), so any run of token characters
       // that a space or tab ends starts a request. Only an opening no server reads as HTTP passes.
-      if (bytes[blank] == ' ' || bytes[blank] == '\t') {
+      if (isSpace(bytes[blank])) {
         return new Verdict.Refuse("it opens with a space, which a lenient server may skip");
       }
       tokenEnd = Math.max(tokenEnd, blank);
@@ -140,7 +140,12 @@ final class TunnelOpening {
             ? new Verdict.Refuse("its opening is " + MAX_BYTES + " bytes of one word")
             : new Verdict.NeedMore(); // a method's first letters: a request may still follow
       }
-      if (tokenEnd == blank || (bytes[tokenEnd] != ' ' && bytes[tokenEnd] != '\t')) {
+      if (tokenEnd > blank && bytes[tokenEnd] == '\r' && tokenEnd + 1 == length) {
+        return new Verdict.NeedMore(); // a CR alone may part a request line's words
+      }
+      boolean bareCr =
+          bytes[tokenEnd] == '\r' && tokenEnd + 1 < length && bytes[tokenEnd + 1] != '\n';
+      if (tokenEnd == blank || !(isSpace(bytes[tokenEnd]) || bareCr)) {
         return new Verdict.Pass(); // another protocol (an SSH banner, a binary handshake)
       }
       request = true;
@@ -200,6 +205,14 @@ final class TunnelOpening {
       }
     }
     return true;
+  }
+
+  /**
+   * Whether {@code b} is whitespace some server splits a request line at: SP and HTAB, and VT and
+   * FF (RFC 9112, 3, allows any whitespace; a split on Python's notion of it takes those too).
+   */
+  private static boolean isSpace(byte b) {
+    return b == ' ' || b == '\t' || b == 0x0b || b == 0x0c;
   }
 
   /** Whether {@code b} is a token character (RFC 9110, 5.6.2). */

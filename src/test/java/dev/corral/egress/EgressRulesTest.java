@@ -181,6 +181,10 @@ class EgressRulesTest {
           {" GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
           {"\r\n\tGET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
           {"A".repeat(100), "more"},
+          {"GET\u000b/\u000bHTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"GET\u000c/ HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"GET\r/ HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
+          {"\u000bGET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", "refuse"},
           // a PROXY protocol header would name another client to the server
           {"\r\n\r\n\0\r\nQUIT\n!\u0011\0\u000c", "refuse"},
           {"\r\n\r\n\0\r\n", "more"},
