@@ -263,10 +263,19 @@ public class Cgroups {
       return budget;
     }
     Path memory = layout.memory();
-    Files.writeString(memory.resolve("memory.limit_in_bytes"), Long.toString(budget));
+    Path limit = memory.resolve("memory.limit_in_bytes");
     Path memsw = memory.resolve("memory.memsw.limit_in_bytes");
-    if (Files.exists(memsw)) {
+    // memory may never pass memory and swap together: raising a smaller budget an earlier run
+    // left, memory and swap go first; lowering, memory does
+    if (Files.exists(memsw)
+        && budget > Long.parseLong(Files.readString(limit, StandardCharsets.US_ASCII).strip())) {
       Files.writeString(memsw, Long.toString(budget));
+      Files.writeString(limit, Long.toString(budget));
+    } else {
+      Files.writeString(limit, Long.toString(budget));
+      if (Files.exists(memsw)) {
+        Files.writeString(memsw, Long.toString(budget));
+      }
     }
     Path swappiness = memory.resolve("memory.swappiness");
     if (Files.exists(swappiness)) {

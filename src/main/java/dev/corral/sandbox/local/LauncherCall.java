@@ -74,8 +74,7 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
   /** Blocking: sends the call, waits for its answer. */
   ExecResult execute() {
     before.run();
-    sandbox.cgroup().ifPresent(SandboxCgroup::restartPeak);
-    MemoryCount memoryBefore = MemoryCount.of(sandbox);
+    MemoryCount memoryBefore = MemoryCount.atStart(sandbox);
     // What runs now is not the call's: listed before the launcher may start it.
     Stopper.Before listed = processesBefore();
     synchronized (this) {
@@ -284,6 +283,14 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
 
   /** The sandbox's counts of OOM kills and of hits on its own memory limit, at one moment. */
   private record MemoryCount(long oomKills, long limitHits) {
+
+    /** The counts as a call starts (the peak of usage restarted). */
+    static MemoryCount atStart(LocalSandbox sandbox) {
+      return sandbox
+          .cgroup()
+          .map(cgroup -> new MemoryCount(cgroup.oomKills(), cgroup.restartPeak()))
+          .orElse(new MemoryCount(0, 0));
+    }
 
     static MemoryCount of(LocalSandbox sandbox) {
       return sandbox

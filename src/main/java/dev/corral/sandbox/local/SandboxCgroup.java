@@ -159,10 +159,12 @@ final class SandboxCgroup {
   }
 
   /**
-   * Starts counting {@link #limitHits} afresh (v1: the peak of usage goes back to what is used
-   * now). Called as a call starts.
+   * Starts counting {@link #limitHits} afresh, as a call starts; returns the count to compare a
+   * later one with. v1: the peak of usage goes back to what is used now, and the count to compare
+   * with is 0 (a sandbox that starts a call at its limit, its page cache or files filling it, reads
+   * 1 at once: the call's own hit of its limit would not show as a change). v2: the count so far.
    */
-  void restartPeak() {
+  long restartPeak() {
     if (version == Version.V1) {
       for (String peak : List.of("memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes")) {
         try {
@@ -171,7 +173,9 @@ final class SandboxCgroup {
           // the peak stays from before: a shared shortage may read as the sandbox's own
         }
       }
+      return 0;
     }
+    return limitHits();
   }
 
   /**
