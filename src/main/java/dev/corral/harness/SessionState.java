@@ -147,16 +147,17 @@ final class SessionState {
 
   /** {@code message} with a notice in place of its content, which no model call will read. */
   private static Event withoutContent(Event message) {
+    return withNotice(message, "[A message sent after the session's budget was spent.]");
+  }
+
+  /** {@code message} with {@code notice} as its only content. */
+  private static Event withNotice(Event message, String notice) {
     return message.toBuilder()
         .setUserMessage(
             message.getUserMessage().toBuilder()
                 .clearContent()
                 .addContent(
-                    ContentBlock.newBuilder()
-                        .setText(
-                            TextBlock.newBuilder()
-                                .setText(
-                                    "[A message sent after the session's budget was spent.]"))))
+                    ContentBlock.newBuilder().setText(TextBlock.newBuilder().setText(notice))))
         .build();
   }
 
@@ -169,22 +170,13 @@ final class SessionState {
     long size = message.getSerializedSize();
     if (unansweredInputBytes + size > MAX_UNANSWERED_INPUT_BYTES) {
       kept =
-          message.toBuilder()
-              .setUserMessage(
-                  message.getUserMessage().toBuilder()
-                      .clearContent()
-                      .addContent(
-                          ContentBlock.newBuilder()
-                              .setText(
-                                  TextBlock.newBuilder()
-                                      .setText(
-                                          "[A message of "
-                                              + size
-                                              + " bytes is not shown: the messages waiting for an"
-                                              + " answer passed "
-                                              + MAX_UNANSWERED_INPUT_BYTES
-                                              + " bytes. Ask the user to send it again.]"))))
-              .build();
+          withNotice(
+              message,
+              "[A message of "
+                  + size
+                  + " bytes is not shown: the messages waiting for an answer passed "
+                  + MAX_UNANSWERED_INPUT_BYTES
+                  + " bytes. Ask the user to send it again.]");
       size = kept.getSerializedSize();
     }
     unansweredInput.addLast(new long[] {message.getSeq(), size});

@@ -72,22 +72,11 @@ public class Vaults implements VaultDirectory {
       String vaultId,
       Optional<String> displayName,
       Optional<Map<String, String>> metadata) {
-    // a whole new metadata map is checked before the lookup, as the name is
-    return Uni.createFrom()
-        .item(
-            () -> {
-              checkDisplayName(displayName);
-              metadata.ifPresent(entries -> InputRules.metadata("metadata", entries));
-              return vaultId;
-            })
-        .flatMap(
-            id ->
-                patch(
-                    tenant,
-                    vaultId,
-                    displayName,
-                    metadata.map(
-                        entries -> (UnaryOperator<Map<String, String>>) current -> entries)));
+    return patch(
+        tenant,
+        vaultId,
+        displayName,
+        metadata.map(entries -> (UnaryOperator<Map<String, String>>) current -> entries));
   }
 
   /**
@@ -102,7 +91,10 @@ public class Vaults implements VaultDirectory {
     return Uni.createFrom()
         .item(
             () -> {
-              checkDisplayName(displayName);
+              // what each field holds is checked before the lookup: the metadata as the change
+              // makes it of none (a whole new map, or what a patch adds), again under the lock
+              displayName.ifPresent(name -> InputRules.name("display_name", name, 1, 256));
+              metadata.ifPresent(change -> InputRules.metadata("metadata", change.apply(Map.of())));
               return IdKind.VAULT.require("vault_id", vaultId);
             })
         .flatMap(
@@ -152,9 +144,5 @@ public class Vaults implements VaultDirectory {
     return Uni.createFrom()
         .item(() -> VaultDirectory.checkIds(field, vaultIds))
         .flatMap(ids -> repository.requireUsable(tenant, ids));
-  }
-
-  private static void checkDisplayName(Optional<String> displayName) {
-    displayName.ifPresent(name -> InputRules.name("display_name", name, 1, 256));
   }
 }

@@ -1074,6 +1074,16 @@ class RestEdgesTest {
             "{\"display_name\":\"\",\"auth\":{\"type\":\"static_bearer\","
                 + "\"mcp_server_url\":\"https://mcp.example.com/mcp\",\"token\":\"t\"}}",
             TestCredentials.ADMIN_KEY);
+    StringBuilder seventeen = new StringBuilder("{\"metadata\":{");
+    for (int i = 0; i < 17; i++) {
+      seventeen.append(i == 0 ? "" : ",").append("\"k").append(i).append("\":\"v\"");
+    }
+    HttpResponse<String> vaultUpdate =
+        call(
+            "POST",
+            "/v1/vaults/" + dev.corral.common.IdKind.VAULT.next(),
+            seventeen.append("}}").toString(),
+            TestCredentials.ADMIN_KEY);
     // or a credential is asked for under a vault id that is none
     HttpResponse<String> underBadVault =
         call(
@@ -1085,6 +1095,7 @@ class RestEdgesTest {
     // Then the field's fault is told (as gRPC tells it), not that the target is unknown
     assertRefusedNaming(agentUpdate, "name");
     assertRefusedNaming(credential, "display_name");
+    assertRefusedNaming(vaultUpdate, "metadata");
     assertRefusedNaming(underBadVault, "vault_id");
   }
 
