@@ -511,16 +511,7 @@ class SandboxApiTest {
     // Given a session whose environment's setup takes a while (a sleep long enough that two
     // provisions both start before either is recorded)
     String setup = "sleep 2." + System.nanoTime() % 1000;
-    Environment slow =
-        environments
-            .createEnvironment(
-                CreateEnvironmentRequest.newBuilder()
-                    .setName("slow-setup")
-                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
-                    .addSetupCommands(setup)
-                    .build())
-            .getEnvironment();
-    Session session = Fixtures.createSession(agents, sessions, slow.getId());
+    Session session = slowSetupSession(setup);
     ProvisionRequest request = ProvisionRequest.newBuilder().setSessionId(session.getId()).build();
 
     // When two provisions for it run at once
@@ -573,16 +564,7 @@ class SandboxApiTest {
   void aSessionArchivedWhileItsSandboxIsSetUpGetsNoSandbox() throws Exception {
     // Given a session whose environment's setup takes a while, and a provision for it under way
     String setup = "sleep 3." + System.nanoTime() % 1000;
-    Environment slow =
-        environments
-            .createEnvironment(
-                CreateEnvironmentRequest.newBuilder()
-                    .setName("slow-setup")
-                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
-                    .addSetupCommands(setup)
-                    .build())
-            .getEnvironment();
-    Session session = Fixtures.createSession(agents, sessions, slow.getId());
+    Session session = slowSetupSession(setup);
     java.util.Set<String> hostedBefore = new java.util.HashSet<>(local.hosted().keySet());
     var provisioning =
         java.util.concurrent.CompletableFuture.supplyAsync(
@@ -620,6 +602,20 @@ class SandboxApiTest {
               hostedNow.removeAll(hostedBefore);
               assertThat(hostedNow).isEmpty();
             });
+  }
+
+  /** A session whose local environment's setup runs {@code setup}. */
+  private Session slowSetupSession(String setup) {
+    Environment slow =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("slow-setup")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_LOCAL)
+                    .addSetupCommands(setup)
+                    .build())
+            .getEnvironment();
+    return Fixtures.createSession(agents, sessions, slow.getId());
   }
 
   @Test

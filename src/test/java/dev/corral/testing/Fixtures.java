@@ -18,6 +18,19 @@ public final class Fixtures {
 
   private Fixtures() {}
 
+  /** Runs {@code command} with the bash tool in a sandbox (no quotes escaped but {@code "}). */
+  public static dev.corral.proto.v1.ExecuteResponse bash(
+      dev.corral.proto.v1.SandboxServiceGrpc.SandboxServiceBlockingStub sandboxes,
+      String sandboxId,
+      String command) {
+    return sandboxes.execute(
+        dev.corral.proto.v1.ExecuteRequest.newBuilder()
+            .setSandboxId(sandboxId)
+            .setName("bash")
+            .setInputJson("{\"command\":\"" + command.replace("\"", "\\\"") + "\"}")
+            .build());
+  }
+
   public static String createAgent(AgentServiceGrpc.AgentServiceBlockingStub agents) {
     return agents
         .createAgent(

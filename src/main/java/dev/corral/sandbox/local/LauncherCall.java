@@ -9,6 +9,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ScheduledFuture;
@@ -292,23 +293,18 @@ final class LauncherCall implements CallLane.Call<ExecResult> {
           .orElse(new MemoryCount(0, 0));
     }
 
-    static MemoryCount of(LocalSandbox sandbox) {
-      return sandbox
-          .cgroup()
-          .map(cgroup -> new MemoryCount(cgroup.oomKills(), cgroup.limitHits()))
-          .orElse(new MemoryCount(0, 0));
-    }
-
     /**
      * Whether the kernel stopped a process of the sandbox since this count, and whose memory ran
      * out: the sandbox's own limit if it was reached meanwhile, else what it shares.
      */
     ExecResult.OutOfMemory since(LocalSandbox sandbox) {
-      MemoryCount now = of(sandbox);
-      if (now.oomKills <= oomKills) {
+      // the limit's files are read only when the kernel stopped something: most calls end
+      // reading one file
+      Optional<SandboxCgroup> cgroup = sandbox.cgroup();
+      if (cgroup.isEmpty() || cgroup.get().oomKills() <= oomKills) {
         return ExecResult.OutOfMemory.NO;
       }
-      return now.limitHits > limitHits
+      return cgroup.get().limitHits() > limitHits
           ? ExecResult.OutOfMemory.SANDBOX_LIMIT
           : ExecResult.OutOfMemory.SHARED;
     }

@@ -3,7 +3,6 @@ package dev.corral.sandbox.local;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import dev.corral.proto.v1.ExecuteRequest;
 import dev.corral.proto.v1.ExecuteResponse;
 import dev.corral.proto.v1.GetSandboxRequest;
 import dev.corral.proto.v1.LimitEnforcement;
@@ -399,11 +398,6 @@ class SandboxLimitsTest {
   }
 
   private ExecuteResponse execute(String sandbox, String command) {
-    return sandboxes.execute(
-        ExecuteRequest.newBuilder()
-            .setSandboxId(sandbox)
-            .setName("bash")
-            .setInputJson("{\"command\":\"" + command.replace("\"", "\\\"") + "\"}")
-            .build());
+    return dev.corral.testing.Fixtures.bash(sandboxes, sandbox, command);
   }
 }

@@ -2,7 +2,6 @@ package dev.corral.sandbox.local;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.corral.proto.v1.ExecuteRequest;
 import dev.corral.proto.v1.ExecuteResponse;
 import dev.corral.proto.v1.GetSandboxRequest;
 import dev.corral.proto.v1.LimitEnforcement;
@@ -106,11 +105,6 @@ class SharedSandboxMemoryTest {
   }
 
   private ExecuteResponse execute(String sandbox, String command) {
-    return sandboxes.execute(
-        ExecuteRequest.newBuilder()
-            .setSandboxId(sandbox)
-            .setName("bash")
-            .setInputJson("{\"command\":\"" + command.replace("\"", "\\\"") + "\"}")
-            .build());
+    return dev.corral.testing.Fixtures.bash(sandboxes, sandbox, command);
   }
 }
