@@ -178,7 +178,7 @@ public class EventTail {
     return readAfter(cursor.sessionId, cursor.seq, cursor.types)
         .map(cursor::advance)
         .onFailure(NotFoundException.class)
-        .recoverWithItem(failure -> cursor.gone(failure));
+        .recoverWithUni(cursor::gone);
   }
 
   /**
@@ -259,11 +259,14 @@ public class EventTail {
       return new Page(events, false);
     }
 
-    Page gone(Throwable notFound) {
-      if (!started) {
-        throw (NotFoundException) notFound;
-      }
-      return new Page(List.of(), true);
+    /**
+     * The page after the session was found gone: the end, or the failure itself if the stream had
+     * not started (given back as it is, not thrown, which would wrap it with itself).
+     */
+    Uni<Page> gone(Throwable notFound) {
+      return started
+          ? Uni.createFrom().item(new Page(List.of(), true))
+          : Uni.createFrom().failure(notFound);
     }
   }
 
@@ -330,7 +333,7 @@ public class EventTail {
                 }
               })
           .onFailure(NotFoundException.class)
-          .recoverWithItem(failure -> cursor.gone(failure));
+          .recoverWithUni(cursor::gone);
     }
 
     /** Holding the lock: the first seq the window covers. */

@@ -110,6 +110,43 @@ class DeleteSessionTest {
     assertThat(get(id)).isFalse();
   }
 
+  @Test
+  void aStreamWhoseSessionIsDeletedBeforeItsFirstPageIsToldItWasDeleted() {
+    // Given a stream that found its session, and waits for the log to read its first page (the
+    // session has no events, so nothing else reads its log)
+    String id = createSession(agents, sessions).getId();
+    SqlConnection hold = SessionRows.lockTheLog(pool);
+    dev.corral.testing.StreamRecorder stream;
+    try {
+      stream =
+          dev.corral.testing.StreamRecorder.follow(
+              channel,
+              dev.corral.proto.v1.StreamEventsRequest.newBuilder().setSessionId(id).build());
+      Awaitility.await()
+          .atMost(Duration.ofSeconds(10))
+          .until(() -> SessionRows.statementsWaitingForALock(pool) >= 1);
+      // When the session is deleted before that page is read
+      hold.preparedQuery("DELETE FROM sessions WHERE id = $1")
+          .execute(io.vertx.mutiny.sqlclient.Tuple.of(id))
+          .await()
+          .atMost(Duration.ofSeconds(10));
+      SessionRows.commit(hold);
+    } catch (RuntimeException e) {
+      SessionRows.rollback(hold);
+      throw e;
+    }
+
+    // Then the stream ends as any stream of a deleted session does: it says so, and is not told
+    // that a session it already found does not exist
+    Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> stream.closedWith() != null);
+    assertThat(stream.closedWith().getCode())
+        .as(String.valueOf(stream.closedWith()))
+        .isEqualTo(Status.Code.OK);
+    var items = stream.items();
+    assertThat(items).isNotEmpty();
+    assertThat(items.get(items.size() - 1).getSessionDeleted().getSessionId()).isEqualTo(id);
+  }
+
   private void delete(String sessionId) {
     sessions
         .withDeadlineAfter(30, TimeUnit.SECONDS)
