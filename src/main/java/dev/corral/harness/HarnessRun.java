@@ -75,6 +75,9 @@ final class HarnessRun {
    */
   private final boolean tookOver;
 
+  /** This run closed a model call that the run before it left open, and has not called since. */
+  private boolean orphanClosed;
+
   /** From this many {@link #failuresBefore}, the run gives the turn up (see {@link #giveUp}). */
   private final int maxRunErrors;
 
@@ -342,6 +345,7 @@ final class HarnessRun {
     if (next instanceof Step.Interrupt interrupt) {
       interrupt(interrupt);
     } else if (next instanceof Step.CloseOrphanSpan orphan) {
+      orphanClosed = true;
       appends.add(
           EventsFactory.orphanClosed(
               orphan.spanId(),
@@ -357,7 +361,10 @@ final class HarnessRun {
     } else if (next instanceof Step.RunTools run) {
       runTools(run.calls());
     } else if (next instanceof Step.CallModel call) {
-      model.call(call.attempt());
+      // the call cut by the replica that died is made again at once: its end was no answer of
+      // the API's, which a backoff would spare (a take-over already waited out a lease)
+      model.call(call.attempt(), orphanClosed);
+      orphanClosed = false;
     } else if (next instanceof Step.Idle idle) {
       appends.add(List.of(status(idle.reason())), state.lastSeq());
     } else if (next instanceof Step.Done) {

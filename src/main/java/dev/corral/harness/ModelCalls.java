@@ -101,15 +101,17 @@ final class ModelCalls {
   }
 
   /**
-   * Starts attempt {@code attempt} (1 for the first), after a backoff when it is a retry. An agent
-   * with MCP servers first learns their tools (from the session's cache when it is fresh).
+   * Starts attempt {@code attempt} (1 for the first), after a backoff when it is a retry, unless
+   * {@code atOnce}: the attempt before it was cut by its replica's end, which says nothing of the
+   * API that a backoff would spare. An agent with MCP servers first learns their tools (from the
+   * session's cache when it is fresh).
    */
-  void call(int attempt) {
+  void call(int attempt, boolean atOnce) {
     Call call = new Call(IdKind.EVENT.next());
     current = call;
     SessionState now = state.get();
     if (now.session().getAgent().getMcpServersCount() == 0) {
-      prepare(call, attempt, OfferedTools.NONE);
+      prepare(call, attempt, atOnce, OfferedTools.NONE);
       return;
     }
     call.offering =
@@ -118,10 +120,10 @@ final class ModelCalls {
             .onFailure()
             .recoverWithItem(OfferedTools.NONE)
             .subscribe()
-            .with(offered -> context.execute(() -> prepare(call, attempt, offered)));
+            .with(offered -> context.execute(() -> prepare(call, attempt, atOnce, offered)));
   }
 
-  private void prepare(Call call, int attempt, OfferedTools offered) {
+  private void prepare(Call call, int attempt, boolean atOnce, OfferedTools offered) {
     if (stopped || call.cancelled) {
       return;
     }
@@ -129,7 +131,7 @@ final class ModelCalls {
     call.notices = offered.notices();
     SessionState now = state.get();
     byte[] request = body(call, now);
-    Duration delay = attempt == 1 ? Duration.ZERO : backoff(attempt - 1);
+    Duration delay = attempt == 1 || atOnce ? Duration.ZERO : backoff(attempt - 1);
     if (attempt > 1) {
       metrics
           .counter(

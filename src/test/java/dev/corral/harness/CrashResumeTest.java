@@ -45,8 +45,22 @@ import org.junit.jupiter.api.Test;
  * the turn without duplicating anything and without silently re-running a tool call.
  */
 @QuarkusTest
-@TestProfile(HarnessTestProfile.class)
+@TestProfile(CrashResumeTest.Profile.class)
 class CrashResumeTest {
+
+  /**
+   * The harness profile with retries an hour apart: a model call made again after a take-over must
+   * go at once, and the session would wait that long if it went after a backoff.
+   */
+  public static class Profile extends HarnessTestProfile {
+    @Override
+    public Map<String, String> getConfigOverrides() {
+      Map<String, String> overrides = new HashMap<>(super.getConfigOverrides());
+      overrides.put("corral.model.retry-initial-backoff", "1h");
+      overrides.put("corral.model.retry-max-backoff", "1h");
+      return overrides;
+    }
+  }
 
   private static final Duration WAIT = Duration.ofSeconds(10);
 
@@ -111,7 +125,8 @@ class CrashResumeTest {
     dead.dies();
 
     // Then the orphan call is closed as failed (a failed call: one of the turn's retries) and the
-    // call is issued again, once
+    // call is issued again, once, at once: the call was cut by its replica's end, not refused by
+    // the API, and the take-over already waited out a lease
     List<Event> events = finished();
     assertThat(types(events))
         .containsExactly(

@@ -85,6 +85,7 @@ class TakeOverIT {
                   return now.getStatus() == SessionStatus.SESSION_STATUS_IDLE
                       && now.getStopReason().getType() == StopReasonType.STOP_REASON_TYPE_END_TURN;
                 });
+        System.out.println("kill -9 to the survivor's model request: " + takeOver);
         assertThat(takeOver).isLessThanOrEqualTo(TAKE_OVER_BOUND);
         assertThat(SessionLogs.get(survivorSessions, session.getId()).getLease().getEpoch())
             .isGreaterThan(1);
