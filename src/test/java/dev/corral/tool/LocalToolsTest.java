@@ -95,6 +95,55 @@ class LocalToolsTest {
   }
 
   @Test
+  void noCallLeavesTheShellBrokenForTheNextOne() {
+    // Given a shell with a directory and a variable
+    bash("mkdir -p kept && cd kept && X=kept");
+
+    // When a call has unbalanced quotes (the next line of the wrapper failed to parse after it,
+    // and the shell was reset), then its state's path becomes a FIFO (every later call hung
+    // loading it), then IFS changes before options are set (they were dropped)
+    String unbalanced = bash("echo 'it's fine'");
+    String afterQuotes = bash("echo $X from $PWD");
+    bash("rm -f /tmp/.corral-shell; mkfifo /tmp/.corral-shell");
+    String afterFifo = bash("echo $X from $PWD");
+    bash("IFS=,; set -o pipefail");
+    String options = bash("false | true; echo $?");
+    bash("IFS=$' \\t\\n'");
+    // and calls that took the wrapper's own words: a function named eval, an alias, a read-only
+    // variable of the wrapper's, and set -v (which printed the wrapper's lines at every call)
+    bash("eval() { :; }");
+    String afterFunction = bash("echo ran");
+    bash("shopt -s expand_aliases; alias eval=true; alias hi='echo hi'");
+    String afterAlias = bash("echo ran; hi");
+    String readOnly = bash("readonly __corral_a; echo marked");
+    String afterReadOnly = bash("echo ran $PWD");
+    bash("set -v");
+    String verbose = bash("echo quiet");
+
+    // Then each mistake is the call's own, and the next call runs as asked
+    assertThat(unbalanced).contains("unexpected EOF").endsWith("[exit code 2]");
+    assertThat(unbalanced).doesNotContain("__corral").doesNotContain("fresh shell");
+    assertThat(afterQuotes).isEqualTo("kept from /workspace/kept");
+    assertThat(afterFifo).isEqualTo("kept from /workspace/kept");
+    assertThat(options).isEqualTo("1");
+    assertThat(afterFunction).isEqualTo("ran");
+    assertThat(afterAlias).isEqualTo("ran\nhi");
+    assertThat(readOnly).startsWith("marked").contains("fresh shell");
+    assertThat(afterReadOnly).isEqualTo("ran /workspace");
+    assertThat(verbose).isEqualTo("quiet");
+  }
+
+  /** Runs {@code command} with the bash tool, which must not fail as a call; its output. */
+  private String bash(String command) {
+    return ok(
+        "bash",
+        com.fasterxml.jackson.databind.node.JsonNodeFactory.instance
+            .objectNode()
+            .put("command", command)
+            .toString());
+  }
+
+  @Test
   void aCallThatRunsTooLongIsKilledAndTheShellStillAnswers() {
     // When
     long start = System.nanoTime();
