@@ -515,8 +515,10 @@ public class LocalDriver implements SandboxDriver {
 
   /** A started, never used sandbox with exactly these limits, if one waits. */
   private LocalSandbox claimWarm(SandboxResources resources) {
-    warmUsed.put(resources, System.nanoTime());
     Deque<LocalSandbox> pool = warm.get(resources);
+    if (pool != null) {
+      warmUsed.put(resources, System.nanoTime());
+    }
     for (LocalSandbox sandbox = pool == null ? null : pool.pollFirst();
         sandbox != null;
         sandbox = pool.pollFirst()) {
@@ -534,6 +536,11 @@ public class LocalDriver implements SandboxDriver {
   int warmFor(SandboxResources resources) {
     Deque<LocalSandbox> pool = warm.get(resources);
     return pool == null ? 0 : pool.size();
+  }
+
+  /** Kinds of limits that have a warm pool now, empty or not (for tests). */
+  int warmKinds() {
+    return warm.size();
   }
 
   private double warmCount() {
@@ -565,15 +572,44 @@ public class LocalDriver implements SandboxDriver {
               if (warmCount() >= 4.0 * size && !endIdlestWarm(resources)) {
                 return;
               }
+              LocalSandbox started;
               try {
-                pool.addLast(launch(resources));
+                started = launch(resources);
               } catch (RuntimeException failure) {
                 LOGGER.warnf("a warm local sandbox could not start: %s", failure.getMessage());
                 return;
               }
+              if (warm.get(resources) != pool) {
+                discard(started); // its pool was let go meanwhile: nobody would claim it
+                return;
+              }
+              pool.addLast(started);
             }
           }
         });
+    if (warm.size() > MAX_WARM_KINDS) {
+      io.execute(this::forgetEmptyWarmPools);
+    }
+  }
+
+  /** Kinds of limits whose (empty) warm pools are kept, beyond which the empty ones go. */
+  private static final int MAX_WARM_KINDS = 16;
+
+  /**
+   * Lets the empty warm pools go: a client that provisions with ever new limits would otherwise
+   * grow the pools' maps without bound. Each pool is let go under its lock, which its refill holds
+   * while it adds, so that no sandbox is added to a pool nobody claims from.
+   */
+  private void forgetEmptyWarmPools() {
+    for (Map.Entry<SandboxResources, Deque<LocalSandbox>> entry : warm.entrySet()) {
+      Deque<LocalSandbox> pool = entry.getValue();
+      synchronized (pool) {
+        if (pool.isEmpty() && warm.remove(entry.getKey(), pool)) {
+          warmUsed.remove(entry.getKey());
+        }
+      }
+    }
+    warmUsed.keySet().removeIf(kind -> !warm.containsKey(kind));
   }
 
   /**

@@ -202,7 +202,9 @@ sub start {
   reap();    # a standby that was killed (a shell restart) is replaced
   my $bash = $standby // standby();
   $standby = undef;
-  return refuse($id, 'the sandbox could not start a process: it runs as many as it may') unless $bash;
+  return refuse($id, 'the sandbox could not start a process: it runs as many as it may; processes'
+      . ' that earlier calls left running hold them, and a restart of the shell (restart: true)'
+      . ' stops them') unless $bash;
   my $fed = feed($bash, "$count\n" . $parts);
   unless ($fed eq 'fed') {
     kill 'KILL', -$bash->{pid};    # its session: the stopped bash and anything it forked

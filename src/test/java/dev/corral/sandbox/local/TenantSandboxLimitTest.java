@@ -270,6 +270,33 @@ class TenantSandboxLimitTest {
   }
 
   @Test
+  void provisionsWithEverNewLimitsDoNotGrowTheWarmPoolsWithoutBound() {
+    // When sandboxes are provisioned and released with 24 kinds of limits, one after the other
+    dev.corral.proto.v1.Environment plain =
+        dev.corral.proto.v1.Environment.newBuilder().setId("env_kinds").build();
+    for (int i = 0; i < 24; i++) {
+      var spec =
+          new dev.corral.sandbox.driver.SandboxDriver.SandboxSpec(
+              "sbx_kind" + i,
+              "",
+              plain,
+              dev.corral.proto.v1.SandboxResources.newBuilder()
+                  .setMaxProcesses(33)
+                  .setDiskBytes(16L << 20)
+                  .setMemoryBytes(128L << 20)
+                  .setCallTimeoutMs(10_000 + i)
+                  .build());
+      String host = local.provision(spec).await().atMost(java.time.Duration.ofSeconds(30)).host();
+      local.release(spec.sandboxId(), host).await().atMost(java.time.Duration.ofSeconds(30));
+    }
+
+    // Then the pools of the kinds asked for long ago, emptied to make room, are let go
+    org.awaitility.Awaitility.await()
+        .atMost(java.time.Duration.ofSeconds(30))
+        .until(() -> local.warmKinds() <= 17);
+  }
+
+  @Test
   void aProvisionGivenUpJustAsItTakesAWarmSandboxLeavesItRunningNowhere() {
     // Given a warm pool for these limits
     dev.corral.proto.v1.SandboxResources resources =
