@@ -191,8 +191,11 @@ final class ModelCalls {
       Projection.fit(compaction, context.subList(0, cut.getAsInt()), unscaledLimit);
       return estimated(compaction, window, 0);
     }
-    // One turn alone is too large (its tool results, say): its largest results are cut shorter
-    return Projection.fit(turn, context, unscaledLimit) ? estimated(turn, window, 0) : request;
+    // One turn alone is too large (its tool results, say): its largest results are cut shorter.
+    // Whether or not they could be, what the prompt leaves of the window is all the reply may ask
+    // for: a turn of messages alone has nothing to cut, and may still fit with a shorter reply.
+    boolean shortened = Projection.fit(turn, context, unscaledLimit);
+    return estimated(turn, window, shortened ? 0 : tokens);
   }
 
   /**

@@ -230,6 +230,26 @@ class LongSessionTest {
   }
 
   @Test
+  void aFirstMessageThatLeavesLessThanMaxTokensOfTheWindowIsAnsweredWithAShorterReply() {
+    // Given a new session on the 8,000-token model: nothing older to compact, no result to cut
+    Session session = sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("full"));
+
+    // When its first message takes about 6,300 of the window's tokens, so that the prompt and
+    // max_tokens (2,048) together pass the window, and the prompt alone does not
+    sayAndAwaitAnswer(session.getId(), "long: " + "a dense detail. ".repeat(1_575), 1);
+
+    // Then it is answered (it was sent with the whole max_tokens, refused at every try, and the
+    // message was dropped): the request asked for what the window had left
+    JsonNode request = model.requests().get(model.requests().size() - 1).body();
+    assertThat(request.path("max_tokens").asLong())
+        .isLessThan(HarnessTestProfile.MAX_TOKENS)
+        .isGreaterThanOrEqualTo(ContextBudget.MIN_REPLY_TOKENS);
+    assertThat(request.path("messages").toString()).contains("long: a dense detail.");
+    assertThat(log(sessions, session.getId())).noneMatch(Event::hasSessionError);
+    assertThat(model.violations()).isEmpty();
+  }
+
+  @Test
   void aMessageLargerThanTheWindowAloneFailsItsOwnTurnOnly() {
     // Given a session on the 8,000-token model that answered one turn
     Session session = sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("flooded"));
