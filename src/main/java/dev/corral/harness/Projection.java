@@ -181,7 +181,7 @@ final class Projection {
    * Images one request sends at most: the latest. The API takes 100, and past 20 only images of at
    * most 2000 pixels a side, so a session that gathered more would fail every later turn.
    */
-  static final int MAX_IMAGES = 20;
+  static final int MAX_IMAGES = dev.corral.session.EventRules.MAX_IMAGES;
 
   /** Turns every image of {@code messages} but the latest {@link #MAX_IMAGES} into a note. */
   private static void keepLatestImages(ArrayNode messages) {

@@ -18,9 +18,17 @@ import java.util.regex.Pattern;
  * What an emitted event must look like before it may enter a log. Checks that need the log itself
  * (the lease, the expected seq) happen in the append statement.
  */
-final class EventRules {
+public final class EventRules {
 
   static final int MAX_CONTENT_BLOCKS = 100;
+
+  /**
+   * The most images one event may carry: a request sends the latest 20 images of a session (the API
+   * takes more only of 2,000 pixels a side at most), so an event with more would lose some before
+   * the model ever saw them.
+   */
+  public static final int MAX_IMAGES = 20;
+
   static final int MAX_DENY_MESSAGE = 10_000;
 
   /** Event ids a requires_action idle may name. */
@@ -322,6 +330,18 @@ final class EventRules {
     if (blocks.size() > MAX_CONTENT_BLOCKS) {
       throw new InvalidArgumentException(
           field, "has " + blocks.size() + " blocks; the limit is " + MAX_CONTENT_BLOCKS);
+    }
+    long images = blocks.stream().filter(ContentBlock::hasImage).count();
+    if (images > MAX_IMAGES) {
+      throw new InvalidArgumentException(
+          field,
+          "has "
+              + images
+              + " images; an event takes at most "
+              + MAX_IMAGES
+              + " (the model is sent a session's latest "
+              + MAX_IMAGES
+              + ")");
     }
     for (int i = 0; i < blocks.size(); i++) {
       block(field + "[" + i + "]", blocks.get(i));

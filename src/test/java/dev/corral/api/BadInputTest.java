@@ -719,6 +719,22 @@ class BadInputTest {
                                 "not a chunk of any PNG")))));
     add(
         cases,
+        "emit a message of 21 images (the model is sent a session's latest 20)",
+        Status.Code.INVALID_ARGUMENT,
+        "event.user_message.content: has 21 images",
+        () -> {
+          UserMessage.Builder images = UserMessage.newBuilder();
+          for (int i = 0; i < 21; i++) {
+            images.addContent(
+                ContentBlock.newBuilder()
+                    .setImage(
+                        ImageBlock.newBuilder().setMediaType("image/png").setData(png(2, 2))));
+          }
+          sessions.emitEvent(
+              ok.toBuilder().setEvent(Event.newBuilder().setUserMessage(images)).build());
+        });
+    add(
+        cases,
         "emit a PNG 8001 pixels wide (the model takes at most 8000 on a side)",
         Status.Code.INVALID_ARGUMENT,
         "event.user_message.content[0].image.data",
