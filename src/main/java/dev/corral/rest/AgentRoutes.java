@@ -77,12 +77,13 @@ class AgentRoutes {
 
   private Uni<ObjectNode> list(RestCall call) {
     call.refuseFilters("created_at");
-    return agents
-        .list(
-            call.tenant(),
-            call.limit(Agents.MAX_PAGE_SIZE),
-            call.page(),
-            call.flag("include_archived"))
+    return RestCall.listing(
+            () ->
+                agents.list(
+                    call.tenant(),
+                    call.limit(Agents.MAX_PAGE_SIZE),
+                    call.page(),
+                    call.flag("include_archived")))
         .map(page -> Shapes.page(page, AgentShapes::agent));
   }
 
@@ -168,9 +169,13 @@ class AgentRoutes {
   }
 
   private Uni<ObjectNode> versions(RestCall call) {
-    return agents
-        .versions(
-            call.tenant(), call.path("agent_id"), call.limit(Agents.MAX_PAGE_SIZE), call.page())
+    return RestCall.listing(
+            () ->
+                agents.versions(
+                    call.tenant(),
+                    call.path("agent_id"),
+                    call.limit(Agents.MAX_PAGE_SIZE),
+                    call.page()))
         .map(page -> Shapes.page(page, AgentShapes::agent));
   }
 }

@@ -54,12 +54,13 @@ class EnvironmentRoutes {
   }
 
   private Uni<ObjectNode> list(RestCall call) {
-    return environments
-        .list(
-            call.tenant(),
-            call.limit(Agents.MAX_PAGE_SIZE),
-            call.page(),
-            call.flag("include_archived"))
+    return RestCall.listing(
+            () ->
+                environments.list(
+                    call.tenant(),
+                    call.limit(Agents.MAX_PAGE_SIZE),
+                    call.page(),
+                    call.flag("include_archived")))
         .map(page -> Shapes.page(page, EnvironmentShapes::environment));
   }
 

@@ -103,6 +103,10 @@ final class EnvironmentShapes {
   /** Applies an update's fields to {@code current}: left out means kept. */
   static Environment updated(Environment current, JsonNode body) {
     Environment.Builder environment = current.toBuilder();
+    if (body.has("name") && body.get("name").isNull()) {
+      throw new InvalidArgumentException(
+          "name", "cannot be cleared: an environment needs one (leave it out to keep it)");
+    }
     Fields.optionalString(body, "name", "name").ifPresent(environment::setName);
     Fields.cleared(body, "description").ifPresent(environment::setDescription);
     // (an environment's metadata patch deletes a key set to null or to "", as the SDKs say)

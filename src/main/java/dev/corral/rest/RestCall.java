@@ -16,6 +16,7 @@ import io.smallrye.mutiny.Uni;
 import io.vertx.core.Handler;
 import io.vertx.ext.web.RoutingContext;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.function.Function;
 
@@ -185,6 +186,16 @@ final class RestCall {
     return value;
   }
 
+  private static final FieldNames LIST_NAMES = FieldNames.of("page_token", "page");
+
+  /**
+   * A list's call, its bad cursor named as the client sent it: {@code page}, not the {@code
+   * page_token} of the gRPC request it becomes.
+   */
+  static <T> Uni<T> listing(java.util.function.Supplier<Uni<? extends T>> list) {
+    return LIST_NAMES.on(Uni.createFrom().deferred(list));
+  }
+
   /** {@code page}, the cursor a list answered as {@code next_page} (empty: the first page). */
   String page() {
     String page = query("page");
@@ -207,6 +218,12 @@ final class RestCall {
    * archive send).
    */
   ObjectNode body() {
+    String type = context.request().getHeader("content-type");
+    if (type != null && type.toLowerCase(Locale.ROOT).startsWith("multipart/")) {
+      // the web layer keeps a form's parts out of the body: read as JSON, it would look empty
+      throw new InvalidArgumentException(
+          "body", "must be JSON (Content-Type: application/json), not a multipart form");
+    }
     var buffer = context.body() == null ? null : context.body().buffer();
     if (buffer == null || buffer.length() == 0) {
       return JSON.createObjectNode();

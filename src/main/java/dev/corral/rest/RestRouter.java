@@ -122,11 +122,13 @@ class RestRouter {
     if (context.get(RestCall.REQUEST_ID) == null) {
       RestCall.authorizedNothing(context);
     }
-    if (context.failure() != null) {
+    int status = context.statusCode();
+    if (context.failure() != null && (status < 400 || status >= 500)) {
       RestErrors.answer(context, context.failure());
       return;
     }
-    int status = context.statusCode();
+    // a status of the web layer's own, with or without its cause (a form body it could not
+    // decode): the client's fault, whatever the cause's class
     if (status == 413) {
       RestErrors.answer(
           context,

@@ -126,21 +126,33 @@ class SessionRoutes {
                 resources,
                 vaultIds);
     List<String> stored = new ArrayList<>();
-    return restResourceNames(
-            Uni.createFrom()
-                .item(
-                    () -> {
-                      Sessions.checkNew(newSession.apply(shapes), call.principal().emitter());
-                      return shapes;
-                    })
-                .flatMap(
-                    checked -> repositories(call.tenant(), requested, "resources", stored, PENDING))
-                .flatMap(
-                    resources ->
-                        sessions.create(
-                            call.tenant(),
-                            call.principal().emitter(),
-                            newSession.apply(resources))))
+    // the session's rules name the gRPC request's fields; the client sent these
+    FieldNames names =
+        FieldNames.of(
+            "agent_id",
+            body.get("agent").isTextual() ? "agent" : "agent.id",
+            "agent_version",
+            "agent.version",
+            "budget",
+            "corral_budget");
+    return names
+        .on(
+            restResourceNames(
+                Uni.createFrom()
+                    .item(
+                        () -> {
+                          Sessions.checkNew(newSession.apply(shapes), call.principal().emitter());
+                          return shapes;
+                        })
+                    .flatMap(
+                        checked ->
+                            repositories(call.tenant(), requested, "resources", stored, PENDING))
+                    .flatMap(
+                        resources ->
+                            sessions.create(
+                                call.tenant(),
+                                call.principal().emitter(),
+                                newSession.apply(resources)))))
         .onFailure()
         .call(failure -> forget(call.tenant(), stored))
         .call(session -> own(call.tenant(), stored, session.getId()))
@@ -270,14 +282,15 @@ class SessionRoutes {
       statuses.add(SessionShapes.status(requested.get(i), "statuses[" + i + "]"));
     }
     String agent = call.query("agent_id");
-    return sessions
-        .list(
-            call.tenant(),
-            call.limit(Sessions.MAX_PAGE_SIZE),
-            call.page(),
-            agent == null ? "" : agent,
-            statuses,
-            call.flag("include_archived"))
+    return RestCall.listing(
+            () ->
+                sessions.list(
+                    call.tenant(),
+                    call.limit(Sessions.MAX_PAGE_SIZE),
+                    call.page(),
+                    agent == null ? "" : agent,
+                    statuses,
+                    call.flag("include_archived")))
         .map(
             page -> {
               ObjectNode node = Shapes.page(page, SessionShapes::session);

@@ -77,8 +77,10 @@ class VaultRoutes {
   }
 
   private Uni<ObjectNode> list(RestCall call) {
-    return vaults
-        .list(call.tenant(), call.limit(100), call.page(), call.flag("include_archived"))
+    return RestCall.listing(
+            () ->
+                vaults.list(
+                    call.tenant(), call.limit(100), call.page(), call.flag("include_archived")))
         .map(page -> Shapes.page(page, VaultShapes::vault));
   }
 
@@ -130,7 +132,10 @@ class VaultRoutes {
     String vault = call.path("vault_id");
     return vaults
         .get(call.tenant(), vault)
-        .flatMap(found -> credentials.list(call.tenant(), call.limit(100), call.page(), vault))
+        .flatMap(
+            found ->
+                RestCall.listing(
+                    () -> credentials.list(call.tenant(), call.limit(100), call.page(), vault)))
         .map(page -> Shapes.page(page, VaultShapes::credential));
   }
 

@@ -119,6 +119,7 @@ final class VaultShapes {
     boolean bearer = "static_bearer".equals(body.path("auth").path("type").asText());
     return FieldNames.of(
         "name", "display_name",
+        "metadata.entries", "metadata",
         "static_header.value", bearer ? "auth.token" : "auth.value",
         "static_header", "auth",
         "oauth2.refresh_token", "auth.refresh.refresh_token",

@@ -709,6 +709,126 @@ class RestEdgesTest {
     assertThat(message(memory)).startsWith("config.resources.memory_bytes: ");
   }
 
+  @Test
+  void aMistakeIsNamedAsTheClientSentItNotAsTheGrpcRequestItBecomes() throws Exception {
+    String vault =
+        JSON.readTree(
+                call("POST", "/v1/vaults", "{\"display_name\":\"v\"}", TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+    String credential =
+        JSON.readTree(
+                call(
+                        "POST",
+                        "/v1/vaults/" + vault + "/credentials",
+                        "{\"auth\":{\"type\":\"static_bearer\","
+                            + "\"mcp_server_url\":\"https://mcp.example.com/mcp\",\"token\":\"t\"}}",
+                        TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+    String environment =
+        JSON.readTree(
+                call("POST", "/v1/environments", "{\"name\":\"kept\"}", TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+
+    // a cursor that is none, in every list
+    for (String list :
+        List.of(
+            "/v1/agents",
+            "/v1/agents/" + agent() + "/versions",
+            "/v1/environments",
+            "/v1/sessions",
+            "/v1/vaults",
+            "/v1/vaults/" + vault + "/credentials")) {
+      assertRefusedNaming(
+          call("GET", list + "?page=garbage", "", TestCredentials.ADMIN_KEY), "page:");
+    }
+    // a session's agent, as an id or as an object, and its budget
+    assertRefusedNaming(
+        call("POST", "/v1/sessions", "{\"agent\":\"nope\"}", TestCredentials.ADMIN_KEY), "agent:");
+    assertRefusedNaming(
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":{\"type\":\"agent\",\"id\":\"nope\"}}",
+            TestCredentials.ADMIN_KEY),
+        "agent.id:");
+    assertRefusedNaming(
+        call(
+            "POST",
+            "/v1/sessions",
+            "{\"agent\":\"" + agent() + "\",\"corral_budget\":{\"max_tokens\":-1}}",
+            TestCredentials.ADMIN_KEY),
+        "corral_budget.max_tokens:");
+    // a credential's metadata
+    assertRefusedNaming(
+        call(
+            "POST",
+            "/v1/vaults/" + vault + "/credentials/" + credential,
+            "{\"metadata\":{\"k\":\"" + "v".repeat(513) + "\"}}",
+            TestCredentials.ADMIN_KEY),
+        "metadata[k]:");
+    // an environment's name, which cannot be cleared
+    assertRefusedNaming(
+        call(
+            "POST",
+            "/v1/environments/" + environment,
+            "{\"name\":null}",
+            TestCredentials.ADMIN_KEY),
+        "name:");
+    assertThat(
+            JSON.readTree(
+                    call("GET", "/v1/environments/" + environment, "", TestCredentials.ADMIN_KEY)
+                        .body())
+                .path("name")
+                .asText())
+        .isEqualTo("kept");
+  }
+
+  @Test
+  void aBodyThatIsNotJsonIsTheClientsMistakeAndChangesNothing() throws Exception {
+    String agent = agent();
+    String path = "/v1/agents/" + agent;
+    // a form body the web layer cannot decode, and a multipart form (whose parts never reach the
+    // body the routes read)
+    HttpResponse<String> form =
+        typed(path, "name=%zz&model=%", "application/x-www-form-urlencoded");
+    HttpResponse<String> multipart =
+        typed(
+            path,
+            "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nrenamed\r\n--b--\r\n",
+            "multipart/form-data; boundary=b");
+
+    assertThat(form.statusCode()).as(form.body()).isEqualTo(400);
+    assertThat(JSON.readTree(form.body()).path("error").path("type").asText())
+        .isEqualTo("invalid_request_error");
+    assertRefusedNaming(multipart, "body:");
+    JsonNode kept = JSON.readTree(call("GET", path, "", TestCredentials.ADMIN_KEY).body());
+    assertThat(kept.path("name").asText()).isEqualTo("edges");
+    assertThat(kept.path("version").asInt()).isEqualTo(1);
+    // while JSON sent as a form (curl -d's default type) is read as JSON
+    HttpResponse<String> curl =
+        typed(path, "{\"name\":\"100% renamed\"}", "application/x-www-form-urlencoded");
+    assertThat(curl.statusCode()).as(curl.body()).isEqualTo(200);
+    assertThat(JSON.readTree(curl.body()).path("name").asText()).isEqualTo("100% renamed");
+  }
+
+  private HttpResponse<String> typed(String path, String body, String contentType)
+      throws Exception {
+    return http.send(
+        HttpRequest.newBuilder(URI.create(BASE + path))
+            .timeout(Duration.ofSeconds(20))
+            .POST(HttpRequest.BodyPublishers.ofString(body))
+            .header("x-api-key", TestCredentials.ADMIN_KEY)
+            .header("content-type", contentType)
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
   /** A 400 whose message starts with the field it names. */
   private static void assertRefusedNaming(HttpResponse<String> response, String field)
       throws Exception {
