@@ -31,9 +31,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Two corral processes on one PostgreSQL. The one working a session is killed with -9 in the middle
- * of a turn; the other must finish the session within the take-over bound (lease TTL 3 s, one
- * scan of 0.5 s, and the call made again at once, not after a retry's backoff), and the log must
- * stay dense, duplicate-free, with one result per tool call.
+ * of a turn; the other must finish the session within the take-over bound (lease TTL 3 s, one scan
+ * of 0.5 s, and the call made again at once, not after a retry's backoff), and the log must stay
+ * dense, duplicate-free, with one result per tool call.
  */
 class TakeOverIT {
 
