@@ -186,7 +186,8 @@ class TurnReplayTest {
       List<ModelResponse.Block> blocks =
           modelCalls == 0
               ? List.of(
-                  new ModelResponse.Thinking("I should list the files", "sig-" + modelCalls),
+                  new ModelResponse.Thinking(
+                      "I should list the files", "sig-" + "I should list the files".length()),
                   new ModelResponse.ToolUse("toolu_" + modelCalls, "bash", "{\"command\":\"ls\"}"))
               : List.of(new ModelResponse.Text("answer " + modelCalls));
       for (int i = 0; i < blocks.size(); i++) {

@@ -33,6 +33,10 @@ public final class FakeAnthropic implements AutoCloseable {
   private final HttpServer server;
   private final BlockingQueue<Reply> script = new LinkedBlockingQueue<>();
   private final List<Received> received = new CopyOnWriteArrayList<>();
+
+  /** How the fake signs a thinking block: this, then the thinking's length. */
+  static final String SIGNATURE_PREFIX = "sig-";
+
   private final List<String> violations = new CopyOnWriteArrayList<>();
   private volatile Function<JsonNode, Reply> fallback = request -> Reply.text("ok");
 
@@ -233,7 +237,7 @@ public final class FakeAnthropic implements AutoCloseable {
       delta(
           JSON.createObjectNode()
               .put("type", "signature_delta")
-              .put("signature", "sig-" + thinking.length()));
+              .put("signature", SIGNATURE_PREFIX + thinking.length()));
       stopBlock();
       return this;
     }

@@ -131,9 +131,16 @@ public final class MessagesRules {
           switch (type) {
             case "text" -> checkText(block, where);
             case "thinking" -> {
+              String signature = block.path("signature").asText("");
+              require(!signature.isEmpty(), where + ".signature: Field required");
+              // the fake signs its own thinking as sig-<length>: a block sent back changed fails
+              // its signature, as the API's would
               require(
-                  !block.path("signature").asText("").isEmpty(),
-                  where + ".signature: Field required");
+                  !signature.startsWith(FakeAnthropic.SIGNATURE_PREFIX)
+                      || signature.equals(
+                          FakeAnthropic.SIGNATURE_PREFIX
+                              + block.path("thinking").asText().length()),
+                  where + ": Invalid `signature` in `thinking` block");
               require(
                   !block.has("cache_control"),
                   where + ".cache_control: thinking blocks cannot be cached directly");
