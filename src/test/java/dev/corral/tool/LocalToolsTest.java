@@ -117,6 +117,12 @@ class LocalToolsTest {
     String afterAlias = bash("echo ran; hi");
     String readOnly = bash("readonly __corral_a; echo marked");
     String afterReadOnly = bash("echo ran $PWD");
+    // a call under set -u (whose save stopped at a variable of its own, unset) and one that
+    // defines printf (which the save of that same call used)
+    String strict = bash("set -euo pipefail; Y=2; echo ok");
+    String afterStrict = bash("echo Y=$Y; set +euo pipefail");
+    bash("cd /workspace/kept; printf() { :; }");
+    String afterPrintf = bash("pwd");
     bash("set -v");
     String verbose = bash("echo quiet");
 
@@ -130,6 +136,9 @@ class LocalToolsTest {
     assertThat(afterAlias).isEqualTo("ran\nhi");
     assertThat(readOnly).startsWith("marked").contains("fresh shell");
     assertThat(afterReadOnly).isEqualTo("ran /workspace");
+    assertThat(strict).isEqualTo("ok");
+    assertThat(afterStrict).isEqualTo("Y=2");
+    assertThat(afterPrintf).isEqualTo("/workspace/kept");
     assertThat(verbose).isEqualTo("quiet");
   }
 

@@ -33,6 +33,9 @@ public final class ShellScripts {
           + "__corral_in=(\"${__corral_a[@]}\")\n"
           + "{ [[ -f $__corral_s && -r $__corral_s ]] && . \"$__corral_s\" >/dev/null; if [[ :$SHELLOPTS: == *:posix:* ]]; then unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; else POSIXLY_CORRECT=y; unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; unset POSIXLY_CORRECT; fi; __corral_x=${-//[!xv]/}; set +xv; __corral_e=; [[ :$BASHOPTS: == *:expand_aliases:* ]] && __corral_e=1; shopt -u expand_aliases; } 2>/dev/null\n"
           + "__corral_a=(\"${__corral_in[@]}\"); unset __corral_in\n"
+          + "__corral_own() {\n"
+          + "  if [[ :$SHELLOPTS: == *:posix:* ]]; then unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; else POSIXLY_CORRECT=y; unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; unset POSIXLY_CORRECT; fi\n"
+          + "}\n"
           + "__corral_exit() {\n"
           + "  if [[ -z ${__corral_done-} ]]; then\n"
           + "    { [[ -f $__corral_s && ! -L $__corral_s ]] && : >| \"$__corral_s\" || command rm -f -- \"$__corral_s\"; } 2>/dev/null\n"
@@ -40,13 +43,14 @@ public final class ShellScripts {
           + "  fi\n"
           + "}\n"
           + "__corral_save() {\n"
+          + "  __corral_own\n"
+          + "  set +e +u\n"
           + "  if [[ ${__corral_a@a}${__corral_in@a}${__corral_x@a}${__corral_e@a}${__corral_rc@a}${__corral_done@a}${__corral_s@a}${__corral_o@a}${__corral_b@a} == *r* ]]; then\n"
           + "    { [[ -f $__corral_s && ! -L $__corral_s ]] && : >| \"$__corral_s\" || command rm -f -- \"$__corral_s\"; } 2>/dev/null\n"
           + "    printf '\\n[the call made variables that keep the shell read-only: the next call starts a fresh shell in /workspace]\\n'\n"
           + "    return 0\n"
           + "  fi\n"
-          + "  local __corral_o=$SHELLOPTS __corral_b=$BASHOPTS\n"
-          + "  set +e +u\n"
+          + "  local __corral_o=$1 __corral_b=$2\n"
           + "  unset __corral_a BASH_EXECUTION_STRING\n"
           + "  [[ -f $__corral_s && ! -L $__corral_s ]] || command rm -f -- \"$__corral_s\"\n"
           + "  {\n"
@@ -57,10 +61,10 @@ public final class ShellScripts {
           + "    printf '__corral_opts %q %q\\ncd -- %q || cd /workspace\\nOLDPWD=%q\\n' \"$__corral_o\" \"$__corral_b\" \"$PWD\" \"${OLDPWD-}\"\n"
           + "  } >| \"$__corral_s\"\n"
           + "}\n"
-          + "trap '{ __corral_rc=$?; set +xv; __corral_exit; } 2>/dev/null' EXIT\n"
+          + "trap '{ __corral_rc=$?; __corral_own; set +xv; __corral_exit; } 2>/dev/null' EXIT\n"
           + "__corral_done=\n"
           + "eval \"${__corral_e:+shopt -s expand_aliases\n"
-          + "}${__corral_x:+set -$__corral_x; }${__corral_a[0]}\" </dev/null 2>&1; { __corral_rc=$?; __corral_done=1; __corral_save || printf '\\n[the shell could not keep its directory and variables: /tmp is full or not writable]\\n'; set +v; exit \"$__corral_rc\"; } 2>/dev/null\n";
+          + "}${__corral_x:+set -$__corral_x; }${__corral_a[0]}\" </dev/null 2>&1; { __corral_rc=$?; __corral_done=1; __corral_save \"$SHELLOPTS\" \"$BASHOPTS\" || printf '\\n[the shell could not keep its directory and variables: /tmp is full or not writable]\\n'; set +v; exit \"$__corral_rc\"; } 2>/dev/null\n";
 
   /**
    * Forgets the persistent shell's state: the next command starts a fresh shell. Whatever the
