@@ -588,7 +588,7 @@ public class LocalDriver implements SandboxDriver {
           }
         });
     if (warm.size() > MAX_WARM_KINDS) {
-      io.execute(this::forgetEmptyWarmPools);
+      io.execute(() -> forgetEmptyWarmPools(resources));
     }
   }
 
@@ -596,12 +596,15 @@ public class LocalDriver implements SandboxDriver {
   private static final int MAX_WARM_KINDS = 16;
 
   /**
-   * Lets the empty warm pools go: a client that provisions with ever new limits would otherwise
-   * grow the pools' maps without bound. Each pool is let go under its lock, which its refill holds
-   * while it adds, so that no sandbox is added to a pool nobody claims from.
+   * Lets the empty warm pools go, but {@code keep}'s: a client that provisions with ever new limits
+   * would otherwise grow the pools' maps without bound. Each pool is let go under its lock, which
+   * its refill holds while it adds, so that no sandbox is added to a pool nobody claims from.
    */
-  private void forgetEmptyWarmPools() {
+  private void forgetEmptyWarmPools(SandboxResources keep) {
     for (Map.Entry<SandboxResources, Deque<LocalSandbox>> entry : warm.entrySet()) {
+      if (entry.getKey().equals(keep)) {
+        continue; // being refilled: it was just asked for
+      }
       Deque<LocalSandbox> pool = entry.getValue();
       synchronized (pool) {
         if (pool.isEmpty() && warm.remove(entry.getKey(), pool)) {
@@ -609,7 +612,6 @@ public class LocalDriver implements SandboxDriver {
         }
       }
     }
-    warmUsed.keySet().removeIf(kind -> !warm.containsKey(kind));
   }
 
   /**
