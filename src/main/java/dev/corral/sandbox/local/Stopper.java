@@ -89,31 +89,42 @@ final class Stopper {
   }
 
   /**
-   * Every process of the sandbox but its launcher (a shell restart), and waits (up to 1 s) until
-   * they are gone, so that the launcher no longer counts on any of them.
+   * Every process of the sandbox but its launcher (a shell restart), and waits (up to 2 s) until
+   * they are gone, so that the launcher no longer counts on any of them; any still there then is
+   * reported as an IOException (the caller gives the sandbox up, as for a call's).
    */
   void all() throws IOException {
     // Every process killed, including any the launcher started meanwhile (a standby bash): the
-    // launcher must see them all dead before it is given the next call.
+    // launcher must see them all dead before it is given the next call. The processes are listed
+    // again once frozen or stopped, when none can fork: one forked after the first list was
+    // stopped with the rest, and would stay stopped for good if nothing killed it.
     java.util.Set<Long> killed = new java.util.HashSet<>(live().keySet());
     if (cgroup.isPresent()) {
       cgroup.get().freeze();
       try {
-        live().keySet().forEach(this::kill);
+        java.util.Set<Long> frozen = live().keySet();
+        killed.addAll(frozen);
+        frozen.forEach(this::kill);
       } finally {
         cgroup.get().thaw();
       }
     } else {
       suspend(Map::keySet);
+      killed.addAll(live().keySet());
     }
     killed.forEach(this::kill);
-    long deadline = System.nanoTime() + 1_000_000_000L;
+    long deadline = System.nanoTime() + 2_000_000_000L;
     while (killed.stream().anyMatch(this::isLiveVictim) && System.nanoTime() < deadline) {
       for (long pid : live().keySet()) {
         kill(pid);
         killed.add(pid);
       }
       LockSupport.parkNanos(1_000_000);
+    }
+    long left = killed.stream().filter(this::isLiveVictim).count();
+    if (left > 0) {
+      throw new IOException(
+          left + " of the sandbox's processes were still running 2 s after they were killed");
     }
   }
 
