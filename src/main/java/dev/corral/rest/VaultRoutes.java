@@ -166,7 +166,10 @@ class VaultRoutes {
             inVault(call)
                 .flatMap(
                     current ->
-                        credentials.update(call.tenant(), VaultShapes.update(id, current, body))))
+                        credentials.update(
+                            call.tenant(),
+                            VaultShapes.update(id, current, body),
+                            VaultShapes.metadataPatch(body))))
         .map(VaultShapes::credential);
   }
 

@@ -164,17 +164,23 @@ final class VaultShapes {
     return request.build();
   }
 
-  /** An update: a new display name, metadata, or new secret values of the same kind. */
+  /**
+   * An update's metadata patch (a null value deletes its key), to apply to the credential's
+   * metadata under its lock; null without one.
+   */
+  static java.util.function.UnaryOperator<java.util.Map<String, String>> metadataPatch(
+      JsonNode body) {
+    return Fields.metadata(body, "metadata", "metadata")
+        .<java.util.function.UnaryOperator<java.util.Map<String, String>>>map(
+            patch -> metadata -> AgentShapes.patched(metadata, patch))
+        .orElse(null);
+  }
+
+  /** An update: a new display name, or new secret values of the same kind. */
   static UpdateCredentialRequest update(String credentialId, Credential current, JsonNode body) {
     UpdateCredentialRequest.Builder request =
         UpdateCredentialRequest.newBuilder().setCredentialId(credentialId);
     Fields.optionalString(body, "display_name", "display_name").ifPresent(request::setName);
-    Fields.metadata(body, "metadata", "metadata")
-        .ifPresent(
-            patch ->
-                request.setMetadata(
-                    dev.corral.proto.v1.Metadata.newBuilder()
-                        .putAllEntries(AgentShapes.patched(current.getMetadataMap(), patch))));
     Optional<ObjectNode> auth = Fields.optionalObject(body, "auth", "auth");
     if (auth.isPresent()) {
       String type =

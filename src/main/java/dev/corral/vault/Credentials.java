@@ -248,6 +248,19 @@ public class Credentials implements dev.corral.common.CredentialBindings {
 
   /** Replaces the secret values (rotation), the name or the metadata. */
   public Uni<Credential> update(Tenant tenant, UpdateCredentialRequest request) {
+    return update(tenant, request, null);
+  }
+
+  /**
+   * {@link #update(Tenant, UpdateCredentialRequest)}, with {@code metadataPatch} (if not null)
+   * applied to the credential's metadata as it is under its lock, so that two patches of different
+   * keys both hold (REST's update patches metadata). What it makes of empty metadata is checked
+   * before the lookup, and what it makes of the credential's, under the lock.
+   */
+  public Uni<Credential> update(
+      Tenant tenant,
+      UpdateCredentialRequest request,
+      java.util.function.UnaryOperator<Map<String, String>> metadataPatch) {
     return Uni.createFrom()
         .item(
             () -> {
@@ -257,6 +270,9 @@ public class Credentials implements dev.corral.common.CredentialBindings {
               }
               if (request.hasMetadata()) {
                 InputRules.metadata("metadata.entries", request.getMetadata().getEntriesMap());
+              }
+              if (metadataPatch != null) {
+                InputRules.metadata("metadata.entries", metadataPatch.apply(Map.of()));
               }
               if (request.getAuthCase() != UpdateCredentialRequest.AuthCase.AUTH_NOT_SET) {
                 keys.requireConfigured();
@@ -268,7 +284,9 @@ public class Credentials implements dev.corral.common.CredentialBindings {
                 repository.underLock(
                     tenant,
                     id,
-                    stored -> Uni.createFrom().item(() -> updated(tenant, stored, request))));
+                    stored ->
+                        Uni.createFrom()
+                            .item(() -> updated(tenant, stored, request, metadataPatch))));
   }
 
   public Uni<Void> delete(Tenant tenant, String credentialId) {
@@ -419,7 +437,10 @@ public class Credentials implements dev.corral.common.CredentialBindings {
   }
 
   private CredentialRepository.Change<Credential> updated(
-      Tenant tenant, CredentialRepository.Stored stored, UpdateCredentialRequest request) {
+      Tenant tenant,
+      CredentialRepository.Stored stored,
+      UpdateCredentialRequest request,
+      java.util.function.UnaryOperator<Map<String, String>> metadataPatch) {
     Credential current = infoOf(stored.credential());
     Credential.Builder next = current.toBuilder();
     if (request.hasName()) {
@@ -427,6 +448,11 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     }
     if (request.hasMetadata()) {
       next.clearMetadata().putAllMetadata(request.getMetadata().getEntriesMap());
+    }
+    if (metadataPatch != null) {
+      Map<String, String> patched = metadataPatch.apply(current.getMetadataMap());
+      InputRules.metadata("metadata.entries", patched);
+      next.clearMetadata().putAllMetadata(patched);
     }
     Envelope.Box box = stored.box();
     boolean rotated = request.getAuthCase() != UpdateCredentialRequest.AuthCase.AUTH_NOT_SET;
@@ -599,11 +625,8 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     if (current.getKindCase() != next.getKindCase()) {
       throw new InvalidArgumentException(
           "auth",
-          "is "
-              + next.getKindCase().name().toLowerCase(java.util.Locale.ROOT)
-              + " but the credential is "
-              + current.getKindCase().name().toLowerCase(java.util.Locale.ROOT)
-              + "; a credential's kind cannot change");
+          "is of another kind than the credential's; a credential's kind cannot change (create"
+              + " another credential)");
     }
     switch (current.getKindCase()) {
       case STATIC_HEADER -> {

@@ -789,6 +789,64 @@ class RestEdgesTest {
         .isEqualTo("kept");
   }
 
+  @jakarta.inject.Inject io.vertx.mutiny.sqlclient.Pool pool;
+
+  @Test
+  void twoMetadataPatchesOfACredentialAtOnceBothHold() throws Exception {
+    // Given a credential whose row another transaction holds, so that two updates wait for it
+    String vault =
+        JSON.readTree(
+                call("POST", "/v1/vaults", "{\"display_name\":\"v\"}", TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+    String credential =
+        JSON.readTree(
+                call(
+                        "POST",
+                        "/v1/vaults/" + vault + "/credentials",
+                        "{\"auth\":{\"type\":\"static_bearer\","
+                            + "\"mcp_server_url\":\"https://mcp.example.com/mcp\",\"token\":\"t\"}}",
+                        TestCredentials.ADMIN_KEY)
+                    .body())
+            .path("id")
+            .asText();
+    String path = "/v1/vaults/" + vault + "/credentials/" + credential;
+    var hold = dev.corral.testing.SessionRows.lockRow(pool, "credentials", credential);
+    CompletableFuture<HttpResponse<String>> first;
+    CompletableFuture<HttpResponse<String>> second;
+    try {
+      // When two clients patch different keys of its metadata at once
+      first =
+          CompletableFuture.supplyAsync(
+              () -> uncheckedCall("POST", path, "{\"metadata\":{\"a\":\"1\"}}"));
+      second =
+          CompletableFuture.supplyAsync(
+              () -> uncheckedCall("POST", path, "{\"metadata\":{\"b\":\"2\"}}"));
+      await()
+          .atMost(Duration.ofSeconds(10))
+          .until(() -> dev.corral.testing.SessionRows.statementsWaitingForALock(pool) >= 2);
+    } finally {
+      dev.corral.testing.SessionRows.rollback(hold);
+    }
+
+    // Then both hold: each patch applies to the metadata as the other left it
+    assertThat(first.get(20, TimeUnit.SECONDS).statusCode()).isEqualTo(200);
+    assertThat(second.get(20, TimeUnit.SECONDS).statusCode()).isEqualTo(200);
+    JsonNode metadata =
+        JSON.readTree(call("GET", path, "", TestCredentials.ADMIN_KEY).body()).path("metadata");
+    assertThat(metadata.path("a").asText()).isEqualTo("1");
+    assertThat(metadata.path("b").asText()).isEqualTo("2");
+  }
+
+  private HttpResponse<String> uncheckedCall(String method, String path, String body) {
+    try {
+      return call(method, path, body, TestCredentials.ADMIN_KEY);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
   @Test
   void aBodyThatIsNotJsonIsTheClientsMistakeAndChangesNothing() throws Exception {
     String agent = agent();

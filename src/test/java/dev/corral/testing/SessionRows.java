@@ -17,10 +17,15 @@ public final class SessionRows {
    * leaves alone; {@link #commit} or {@link #rollback} lets it go.
    */
   public static SqlConnection lock(Pool pool, String sessionId) {
+    return lockRow(pool, "sessions", sessionId);
+  }
+
+  /** Holds the lock of the row of {@code table} whose id is {@code id}, as {@link #lock} does. */
+  public static SqlConnection lockRow(Pool pool, String table, String id) {
     SqlConnection connection = transaction(pool);
     connection
-        .preparedQuery("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
-        .execute(Tuple.of(sessionId))
+        .preparedQuery("SELECT 1 FROM " + table + " WHERE id = $1 FOR UPDATE")
+        .execute(Tuple.of(id))
         .await()
         .atMost(WAIT);
     return connection;
@@ -55,6 +60,19 @@ public final class SessionRows {
         .await()
         .atMost(WAIT);
     return connection;
+  }
+
+  /** Statements of the database waiting for a lock now whose text holds {@code part}. */
+  public static long statementsWaitingForALock(Pool pool, String part) {
+    return pool.preparedQuery(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                + " AND strpos(query, $1) > 0")
+        .execute(Tuple.of(part))
+        .await()
+        .atMost(WAIT)
+        .iterator()
+        .next()
+        .getLong(0);
   }
 
   /** Statements of the database waiting for a lock now. */
