@@ -44,11 +44,13 @@ public final class EnvironmentRules {
     if (mode != NetworkMode.NETWORK_MODE_LIMITED) {
       if (networking.getAllowedHostsCount() > 0) {
         throw new InvalidArgumentException(
-            field + ".allowed_hosts", "is only for networking mode LIMITED");
+            field + ".allowed_hosts",
+            "is only for limited networking with at least one allowed host");
       }
       if (networking.getAllowedPortsCount() > 0) {
         throw new InvalidArgumentException(
-            field + ".allowed_ports", "is only for networking mode LIMITED");
+            field + ".allowed_ports",
+            "is only for limited networking with at least one allowed host");
       }
       return;
     }
@@ -153,8 +155,8 @@ public final class EnvironmentRules {
     if (set) {
       throw new InvalidArgumentException(
           field,
-          "applies to the kubernetes driver only (set driver to SANDBOX_DRIVER_KUBERNETES); local"
-              + " sandboxes run the host's tools under bubblewrap");
+          "applies to the kubernetes driver only (set the driver to kubernetes); local sandboxes"
+              + " run the host's tools under bubblewrap");
     }
   }
 
