@@ -37,7 +37,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class TakeOverIT {
 
-  private static final Duration TAKE_OVER_BOUND = Duration.ofSeconds(4);
+  private static final Duration TAKE_OVER_BOUND = Duration.ofMillis(4_500);
 
   @TempDir Path home;
 

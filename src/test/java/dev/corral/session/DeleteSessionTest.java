@@ -124,7 +124,8 @@ class DeleteSessionTest {
               dev.corral.proto.v1.StreamEventsRequest.newBuilder().setSessionId(id).build());
       Awaitility.await()
           .atMost(Duration.ofSeconds(10))
-          .until(() -> SessionRows.statementsWaitingForALock(pool) >= 1);
+          .until(() -> SessionRows.statementsWaitingForALock(pool, "LEFT JOIN LATERAL") >= 1);
+
       // When the session is deleted before that page is read
       hold.preparedQuery("DELETE FROM sessions WHERE id = $1")
           .execute(io.vertx.mutiny.sqlclient.Tuple.of(id))
