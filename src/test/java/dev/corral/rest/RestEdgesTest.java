@@ -711,23 +711,8 @@ class RestEdgesTest {
 
   @Test
   void aMistakeIsNamedAsTheClientSentItNotAsTheGrpcRequestItBecomes() throws Exception {
-    String vault =
-        JSON.readTree(
-                call("POST", "/v1/vaults", "{\"display_name\":\"v\"}", TestCredentials.ADMIN_KEY)
-                    .body())
-            .path("id")
-            .asText();
-    String credential =
-        JSON.readTree(
-                call(
-                        "POST",
-                        "/v1/vaults/" + vault + "/credentials",
-                        "{\"auth\":{\"type\":\"static_bearer\","
-                            + "\"mcp_server_url\":\"https://mcp.example.com/mcp\",\"token\":\"t\"}}",
-                        TestCredentials.ADMIN_KEY)
-                    .body())
-            .path("id")
-            .asText();
+    String vault = vault();
+    String credential = bearerCredential(vault);
     String environment =
         JSON.readTree(
                 call("POST", "/v1/environments", "{\"name\":\"kept\"}", TestCredentials.ADMIN_KEY)
@@ -794,23 +779,8 @@ class RestEdgesTest {
   @Test
   void twoMetadataPatchesOfACredentialAtOnceBothHold() throws Exception {
     // Given a credential whose row another transaction holds, so that two updates wait for it
-    String vault =
-        JSON.readTree(
-                call("POST", "/v1/vaults", "{\"display_name\":\"v\"}", TestCredentials.ADMIN_KEY)
-                    .body())
-            .path("id")
-            .asText();
-    String credential =
-        JSON.readTree(
-                call(
-                        "POST",
-                        "/v1/vaults/" + vault + "/credentials",
-                        "{\"auth\":{\"type\":\"static_bearer\","
-                            + "\"mcp_server_url\":\"https://mcp.example.com/mcp\",\"token\":\"t\"}}",
-                        TestCredentials.ADMIN_KEY)
-                    .body())
-            .path("id")
-            .asText();
+    String vault = vault();
+    String credential = bearerCredential(vault);
     String path = "/v1/vaults/" + vault + "/credentials/" + credential;
     var hold = dev.corral.testing.SessionRows.lockRow(pool, "credentials", credential);
     CompletableFuture<HttpResponse<String>> first;
@@ -1303,12 +1273,7 @@ class RestEdgesTest {
   @Test
   void aCredentialWithoutADisplayNameIsNamedAfterItsServerCutToFit() throws Exception {
     // Given a vault, and an MCP server URL longer than a credential's name may be
-    String vaultId =
-        JSON.readTree(
-                call("POST", "/v1/vaults", "{\"display_name\":\"v\"}", TestCredentials.ADMIN_KEY)
-                    .body())
-            .path("id")
-            .asText();
+    String vaultId = vault();
     String url = "https://mcp.example.com/" + "p".repeat(300);
 
     // When a bearer credential is made for it without a display name
@@ -1615,6 +1580,28 @@ class RestEdgesTest {
 
   // --- helpers
   // ------------------------------------------------------------------------------------
+
+  private String vault() throws Exception {
+    return JSON.readTree(
+            call("POST", "/v1/vaults", "{\"display_name\":\"v\"}", TestCredentials.ADMIN_KEY)
+                .body())
+        .path("id")
+        .asText();
+  }
+
+  /** A bearer credential for an MCP server, in {@code vault}. */
+  private String bearerCredential(String vault) throws Exception {
+    return JSON.readTree(
+            call(
+                    "POST",
+                    "/v1/vaults/" + vault + "/credentials",
+                    "{\"auth\":{\"type\":\"static_bearer\","
+                        + "\"mcp_server_url\":\"https://mcp.example.com/mcp\",\"token\":\"t\"}}",
+                    TestCredentials.ADMIN_KEY)
+                .body())
+        .path("id")
+        .asText();
+  }
 
   private String agent() throws Exception {
     return JSON.readTree(

@@ -6,10 +6,21 @@ package dev.corral.sandbox.driver;
  * state lives in /tmp/.corral-shell: each command starts by restoring it (working directory,
  * variables with their attributes, exported or not, functions, aliases, umask, shell options) and
  * saves it when it ends. A command that is killed saves nothing, so the next one sees the state
- * from before it. A command that ends the shell ({@code exit}, or a failure under {@code set -e})
- * resets the state, and says so in its output.
+ * from before it. A command that ends the shell ({@code exit}, or a failure under {@code set -e}),
+ * or makes the wrapper's own variables read-only, resets the state, and says so in its output. No
+ * command's mistake reaches the next: the save is parsed with the command's {@code eval} (after a
+ * syntax error bash cannot parse the line that follows), only a regular file is loaded, options are
+ * restored whatever {@code IFS} is, and aliases and {@code -x}/{@code -v} are off while the
+ * wrapper's own lines run.
  */
 public final class ShellScripts {
+
+  /**
+   * The builtins the wrapper calls once a state is loaded: functions of these names are dropped as
+   * a state loads and before one is saved, so that no call's function stands in for them.
+   */
+  private static final String WRAPPER_BUILTINS =
+      "eval trap exit set unset shopt declare printf builtin local alias umask command";
 
   /** Where the persistent shell keeps its state. */
   public static final String STATE = "/tmp/.corral-shell";
@@ -18,8 +29,9 @@ public final class ShellScripts {
    * Runs {@code ${__corral_a[0]}} as shell code in the persistent shell, with stdin from /dev/null
    * and stderr into stdout. Its exit code is the command's. The state is a {@code declare -p} of
    * every variable (bash's read-only ones fail to restore, quietly), the functions, aliases, umask,
-   * options ({@code $SHELLOPTS}, {@code $BASHOPTS}), working directory and OLDPWD: builtins only,
-   * so that keeping the shell costs no process.
+   * options ({@code $SHELLOPTS}, {@code $BASHOPTS}), working directory and OLDPWD: builtins only
+   * (but {@code rm} of something other than a regular file at the state's path), so that keeping
+   * the shell costs no process.
    */
   static final String PERSISTENT =
       "__corral_s=/tmp/.corral-shell\n"
@@ -31,10 +43,18 @@ public final class ShellScripts {
           + "  for __corral_o in ${2//:/ }; do [[ :$BASHOPTS: == *:$__corral_o:* ]] || shopt -s \"$__corral_o\"; done\n"
           + "}\n"
           + "__corral_in=(\"${__corral_a[@]}\")\n"
-          + "{ [[ -f $__corral_s && -r $__corral_s ]] && . \"$__corral_s\" >/dev/null; if [[ :$SHELLOPTS: == *:posix:* ]]; then unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; else POSIXLY_CORRECT=y; unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; unset POSIXLY_CORRECT; fi; __corral_x=${-//[!xv]/}; set +xv; __corral_e=; [[ :$BASHOPTS: == *:expand_aliases:* ]] && __corral_e=1; shopt -u expand_aliases; } 2>/dev/null\n"
+          + "{ [[ -f $__corral_s && -r $__corral_s ]] && . \"$__corral_s\" >/dev/null; if [[ :$SHELLOPTS: == *:posix:* ]]; then unset -f "
+          + WRAPPER_BUILTINS
+          + "; else POSIXLY_CORRECT=y; unset -f "
+          + WRAPPER_BUILTINS
+          + "; unset POSIXLY_CORRECT; fi; __corral_x=${-//[!xv]/}; set +xv; __corral_e=; [[ :$BASHOPTS: == *:expand_aliases:* ]] && __corral_e=1; shopt -u expand_aliases; } 2>/dev/null\n"
           + "__corral_a=(\"${__corral_in[@]}\"); unset __corral_in\n"
           + "__corral_own() {\n"
-          + "  if [[ :$SHELLOPTS: == *:posix:* ]]; then unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; else POSIXLY_CORRECT=y; unset -f eval trap exit set unset shopt declare printf builtin local alias umask command; unset POSIXLY_CORRECT; fi\n"
+          + "  if [[ :$SHELLOPTS: == *:posix:* ]]; then unset -f "
+          + WRAPPER_BUILTINS
+          + "; else POSIXLY_CORRECT=y; unset -f "
+          + WRAPPER_BUILTINS
+          + "; unset POSIXLY_CORRECT; fi\n"
           + "}\n"
           + "__corral_exit() {\n"
           + "  if [[ -z ${__corral_done-} ]]; then\n"

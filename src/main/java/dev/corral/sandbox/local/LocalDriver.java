@@ -90,6 +90,9 @@ public class LocalDriver implements SandboxDriver {
   /** Started, never used sandboxes by their limits, claimed by provisioning. */
   private final Map<SandboxResources, Deque<LocalSandbox>> warm = new ConcurrentHashMap<>();
 
+  /** Kinds of limits whose (empty) warm pools are kept, beyond which the empty ones go. */
+  private static final int MAX_WARM_KINDS = 16;
+
   /** When each warm pool was last claimed from or asked for, to end the idlest first. */
   private final Map<SandboxResources, Long> warmUsed = new ConcurrentHashMap<>();
 
@@ -591,9 +594,6 @@ public class LocalDriver implements SandboxDriver {
       io.execute(() -> forgetEmptyWarmPools(resources));
     }
   }
-
-  /** Kinds of limits whose (empty) warm pools are kept, beyond which the empty ones go. */
-  private static final int MAX_WARM_KINDS = 16;
 
   /**
    * Lets the empty warm pools go, but {@code keep}'s: a client that provisions with ever new limits
