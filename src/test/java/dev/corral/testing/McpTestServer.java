@@ -313,6 +313,17 @@ public final class McpTestServer implements AutoCloseable {
                 McpSchema.CallToolResult.builder().addTextContent("boom").isError(true).build(),
             self),
         tool(
+            "refuse",
+            "Answers with a JSON-RPC error that quotes the Authorization header it received",
+            Map.of("type", "object"),
+            false,
+            (arguments) -> {
+              throw new io.modelcontextprotocol.spec.McpError(
+                  new McpSchema.JSONRPCResponse.JSONRPCError(
+                      -32001, "refused Authorization: " + self[0].lastAuthorization()));
+            },
+            self),
+        tool(
             "hang",
             "Answers when the test releases it",
             Map.of("type", "object"),

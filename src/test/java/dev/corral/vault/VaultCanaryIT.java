@@ -75,12 +75,14 @@ class VaultCanaryIT {
                 .getId();
         String agent = agent(first, mcp.url(), credential);
 
-        // When a session calls the server (succeeding, echoed, failing) and probes its sandbox
+        // When a session calls the server (succeeding, echoed, failing, refused with the canary in
+        // its JSON-RPC error) and probes its sandbox
         String used = "used-" + UUID.randomUUID();
         model.enqueue(
             Reply.toolUse("toolu_1", "mcp__svc__echo", "{\"text\":\"hello\"}"),
             Reply.toolUse("toolu_2", "mcp__svc__leak", "{}"),
             Reply.toolUse("toolu_3", "mcp__svc__fail", "{}"),
+            Reply.toolUse("toolu_3r", "mcp__svc__refuse", "{}"),
             Reply.toolUse("toolu_4", "bash", bash(probes())),
             Reply.text("All done."));
         Session session = start(first, agent, used);
@@ -108,7 +110,7 @@ class VaultCanaryIT {
         // Then the calls really were made with the canary
         assertThat(mcp.calls())
             .extracting(McpTestServer.ToolCall::tool)
-            .contains("echo", "leak", "fail", "hang");
+            .contains("echo", "leak", "fail", "refuse", "hang");
         assertThat(mcp.requests())
             .anyMatch(request -> ("Bearer " + canary).equals(request.authorization()));
         List<Event> events = new ArrayList<>();
