@@ -110,11 +110,13 @@ public class CredentialRepository {
   static final String USED =
       "UPDATE credentials SET last_used_at = clock_timestamp() WHERE id = $1 AND tenant_id = $2";
 
-  /** Data keys wrapped by another key than the active one (for re-wrapping), a batch at a time. */
+  /**
+   * Data keys wrapped by another key than the active one (for re-wrapping), a batch at a time. A
+   * row that another transaction holds (a change of its name, a refresh) is waited for, not
+   * skipped: a skipped row would stay under the old key while the re-wrap said it was done.
+   */
   static final String NOT_UNDER =
-      "SELECT "
-          + SEALED
-          + " FROM credentials WHERE key_id <> $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED";
+      "SELECT " + SEALED + " FROM credentials WHERE key_id <> $1 ORDER BY id LIMIT $2 FOR UPDATE";
 
   static final String REWRAP =
       "UPDATE credentials SET key_id = $2, wrapped_key = $3 WHERE id = $1 AND key_id = $4";
