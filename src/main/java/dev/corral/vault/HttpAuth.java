@@ -53,7 +53,11 @@ public record HttpAuth(
         continue;
       }
       forms.add(secret);
-      forms.add(new String(JSON_STRING.quoteAsString(secret)));
+      String json = new String(JSON_STRING.quoteAsString(secret));
+      forms.add(json);
+      // other encoders' JSON: PHP escapes '/', Go's HTML-safe escaping '&', '<' and '>'
+      forms.add(json.replace("/", "\\/"));
+      forms.add(json.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"));
       forms.add(java.net.URLEncoder.encode(secret, java.nio.charset.StandardCharsets.UTF_8));
       forms.add(
           java.net.URLEncoder.encode(secret, java.nio.charset.StandardCharsets.UTF_8)
