@@ -13,7 +13,6 @@ import dev.corral.proto.v1.UserCustomToolResult;
 import dev.corral.proto.v1.UserInterrupt;
 import dev.corral.proto.v1.UserMessage;
 import dev.corral.proto.v1.UserToolConfirmation;
-import java.util.Locale;
 import java.util.Set;
 
 /**
@@ -222,7 +221,7 @@ final class EventShapes {
                   .addAllContent(Shapes.content(event, "content", at + ".content")));
       case "user.interrupt" -> built.setUserInterrupt(UserInterrupt.getDefaultInstance());
       case "user.tool_confirmation" -> {
-        String result = Fields.string(event, "result", at + ".result").toLowerCase(Locale.ROOT);
+        String result = Fields.string(event, "result", at + ".result");
         if (!result.equals("allow") && !result.equals("deny")) {
           throw new InvalidArgumentException(at + ".result", "must be allow or deny");
         }

@@ -1039,6 +1039,16 @@ class RestEdgesTest {
     assertThat(threaded.statusCode()).isEqualTo(400);
     assertThat(threaded.body()).contains("session_thread_id");
 
+    // A confirmation's result is allow or deny, as the API spells them: ALLOW is not taken
+    HttpResponse<String> shouted =
+        call(
+            "POST",
+            "/v1/sessions/" + session + "/events",
+            "{\"events\":[{\"type\":\"user.tool_confirmation\","
+                + "\"tool_use_id\":\"sevt_aaaaaaaaaaaaaaaaaaaaaaaaaa\",\"result\":\"ALLOW\"}]}",
+            TestCredentials.ADMIN_KEY);
+    assertRefusedNaming(shouted, "events[0].result:");
+
     // Two answers to one call in one request are the client's mistake (400 naming the second),
     // not a call someone else answered first (409): nothing is appended
     HttpResponse<String> twice =
