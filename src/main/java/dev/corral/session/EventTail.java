@@ -68,8 +68,8 @@ public class EventTail {
 
   /**
    * Every event of {@code sessionId} after {@code afterSeq} whose type is in {@code types} (all
-   * when empty), then live ones; completes when the session is deleted. Fails with {@link
-   * NotFoundException} if the session does not exist when the stream starts.
+   * when empty), then live ones; completes when the session is deleted, or is found gone at its
+   * first page (its callers found it before they follow it, so it was deleted in between).
    */
   public Multi<Event> follow(String sessionId, long afterSeq, Set<String> types) {
     return follow(sessionId, afterSeq, types, false);
@@ -178,7 +178,7 @@ public class EventTail {
     return readAfter(cursor.sessionId, cursor.seq, cursor.types)
         .map(cursor::advance)
         .onFailure(NotFoundException.class)
-        .recoverWithUni(cursor::gone);
+        .recoverWithItem(Page.GONE);
   }
 
   /**
@@ -207,7 +207,6 @@ public class EventTail {
     private final Set<String> types;
     private long seq;
     private boolean caughtUp;
-    private boolean started;
 
     /** Its last page came from the shared window, which may hold more for it. */
     private boolean inWindow;
@@ -219,7 +218,6 @@ public class EventTail {
     }
 
     Page advance(EventPage page) {
-      started = true;
       inWindow = false;
       List<Event> events = page.events();
       // A full page may have more behind it; otherwise everything up to the head was scanned,
@@ -254,23 +252,15 @@ public class EventTail {
       }
       caughtUp = examined == Math.max(seq, head);
       seq = examined;
-      started = true;
       inWindow = true;
       return new Page(events, false);
-    }
-
-    /**
-     * The page after the session was found gone: the end, or the failure itself if the stream had
-     * not started (given back as it is, not thrown, which would wrap it with itself).
-     */
-    Uni<Page> gone(Throwable notFound) {
-      return started
-          ? Uni.createFrom().item(new Page(List.of(), true))
-          : Uni.createFrom().failure(notFound);
     }
   }
 
   record Page(List<Event> events, boolean sessionGone) {
+    /** The page of a session found gone: the stream's end. */
+    static final Page GONE = new Page(List.of(), true);
+
     /** The page ends with the session's terminal event, which is always the log's last. */
     boolean terminal() {
       return !events.isEmpty() && events.get(events.size() - 1).getType().equals(TERMINAL);
@@ -333,7 +323,7 @@ public class EventTail {
                 }
               })
           .onFailure(NotFoundException.class)
-          .recoverWithUni(cursor::gone);
+          .recoverWithItem(Page.GONE);
     }
 
     /** Holding the lock: the first seq the window covers. */

@@ -5,7 +5,6 @@ import dev.corral.common.FailedPreconditionException;
 import dev.corral.common.IdKind;
 import dev.corral.common.InputRules;
 import dev.corral.common.InvalidArgumentException;
-import dev.corral.common.NotFoundException;
 import dev.corral.common.Page;
 import dev.corral.common.Paging;
 import dev.corral.common.Tenant;
@@ -529,10 +528,6 @@ public class Sessions {
     AtomicBoolean terminated = new AtomicBoolean();
     Multi<Event> events =
         tail.follow(sessionId, afterSeq, types, true)
-            // the session was found before the tail started: one that is gone by its first page
-            // was deleted in between, and its stream ends as any deleted session's does
-            .onFailure(NotFoundException.class)
-            .recoverWithCompletion()
             .invoke(
                 event -> {
                   if (event.getType().equals(terminal)) {

@@ -55,10 +55,8 @@ class CrashResumeTest {
   public static class Profile extends HarnessTestProfile {
     @Override
     public Map<String, String> getConfigOverrides() {
-      Map<String, String> overrides = new HashMap<>(super.getConfigOverrides());
-      overrides.put("corral.model.retry-initial-backoff", "1h");
-      overrides.put("corral.model.retry-max-backoff", "1h");
-      return overrides;
+      return overriddenWith(
+          "corral.model.retry-initial-backoff", "1h", "corral.model.retry-max-backoff", "1h");
     }
   }
 

@@ -128,9 +128,7 @@ class TenantSlotsTest {
   public static class Profile extends HarnessTestProfile {
     @Override
     public Map<String, String> getConfigOverrides() {
-      Map<String, String> overrides = new HashMap<>(super.getConfigOverrides());
-      overrides.put("corral.harness.max-concurrent-sessions", "4");
-      return overrides;
+      return overriddenWith("corral.harness.max-concurrent-sessions", "4");
     }
   }
 }

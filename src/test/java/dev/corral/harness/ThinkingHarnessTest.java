@@ -25,7 +25,6 @@ import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -44,9 +43,7 @@ class ThinkingHarnessTest {
   public static class Profile extends HarnessTestProfile {
     @Override
     public Map<String, String> getConfigOverrides() {
-      Map<String, String> overrides = new HashMap<>(super.getConfigOverrides());
-      overrides.put("corral.model.thinking-budget-tokens", "1024");
-      return overrides;
+      return overriddenWith("corral.model.thinking-budget-tokens", "1024");
     }
   }
 

@@ -19,6 +19,19 @@ public class HarnessTestProfile implements QuarkusTestProfile {
 
   @Override
   public Map<String, String> getConfigOverrides() {
+    return harnessOverrides();
+  }
+
+  /** This profile's overrides, with {@code pairs} (a key, then its value) put over them. */
+  protected static Map<String, String> overriddenWith(String... pairs) {
+    Map<String, String> overrides = new java.util.HashMap<>(harnessOverrides());
+    for (int i = 0; i + 1 < pairs.length; i += 2) {
+      overrides.put(pairs[i], pairs[i + 1]);
+    }
+    return overrides;
+  }
+
+  private static Map<String, String> harnessOverrides() {
     return Map.ofEntries(
         // A small model to run past its window: see LongSessionTest.
         Map.entry("corral.model.context-windows.\"claude-small\"", Integer.toString(SMALL_WINDOW)),

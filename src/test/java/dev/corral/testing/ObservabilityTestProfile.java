@@ -1,6 +1,5 @@
 package dev.corral.testing;
 
-import java.util.HashMap;
 import java.util.Map;
 
 /**
@@ -13,12 +12,11 @@ public class ObservabilityTestProfile extends HarnessTestProfile {
 
   @Override
   public Map<String, String> getConfigOverrides() {
-    Map<String, String> config = new HashMap<>(super.getConfigOverrides());
-    config.put("quarkus.otel.sdk.disabled", "false");
-    config.put("quarkus.log.file.enabled", "true");
-    config.put("quarkus.log.file.path", JSON_LOG);
-    config.put("quarkus.log.file.json.enabled", "true");
-    config.put("quarkus.log.category.\"dev.corral\".level", "DEBUG");
-    return config;
+    return overriddenWith(
+        "quarkus.otel.sdk.disabled", "false",
+        "quarkus.log.file.enabled", "true",
+        "quarkus.log.file.path", JSON_LOG,
+        "quarkus.log.file.json.enabled", "true",
+        "quarkus.log.category.\"dev.corral\".level", "DEBUG");
   }
 }

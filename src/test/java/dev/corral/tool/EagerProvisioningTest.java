@@ -22,7 +22,6 @@ import dev.corral.testing.InjectFakeAnthropic;
 import io.quarkus.grpc.GrpcClient;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.TestProfile;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -40,9 +39,7 @@ class EagerProvisioningTest {
   public static class Eager extends HarnessTestProfile {
     @Override
     public Map<String, String> getConfigOverrides() {
-      Map<String, String> config = new HashMap<>(super.getConfigOverrides());
-      config.put("corral.sandbox.provisioning", "eager");
-      return config;
+      return overriddenWith("corral.sandbox.provisioning", "eager");
     }
   }
 

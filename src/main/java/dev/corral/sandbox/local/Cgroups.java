@@ -267,15 +267,14 @@ public class Cgroups {
     Path memsw = memory.resolve("memory.memsw.limit_in_bytes");
     // memory may never pass memory and swap together: raising a smaller budget an earlier run
     // left, memory and swap go first; lowering, memory does
-    if (Files.exists(memsw)
-        && budget > Long.parseLong(Files.readString(limit, StandardCharsets.US_ASCII).strip())) {
-      Files.writeString(memsw, Long.toString(budget));
-      Files.writeString(limit, Long.toString(budget));
-    } else {
-      Files.writeString(limit, Long.toString(budget));
-      if (Files.exists(memsw)) {
-        Files.writeString(memsw, Long.toString(budget));
-      }
+    List<Path> order =
+        !Files.exists(memsw)
+            ? List.of(limit)
+            : budget > Long.parseLong(Files.readString(limit, StandardCharsets.US_ASCII).strip())
+                ? List.of(memsw, limit)
+                : List.of(limit, memsw);
+    for (Path file : order) {
+      Files.writeString(file, Long.toString(budget));
     }
     Path swappiness = memory.resolve("memory.swappiness");
     if (Files.exists(swappiness)) {

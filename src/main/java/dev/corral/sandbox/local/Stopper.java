@@ -95,24 +95,23 @@ final class Stopper {
    */
   void all() throws IOException {
     // Every process killed, including any the launcher started meanwhile (a standby bash): the
-    // launcher must see them all dead before it is given the next call. The processes are listed
-    // again once frozen or stopped, when none can fork: one forked after the first list was
-    // stopped with the rest, and would stay stopped for good if nothing killed it.
-    java.util.Set<Long> killed = new java.util.HashSet<>(live().keySet());
+    // launcher must see them all dead before it is given the next call. They are listed once
+    // frozen or stopped, when none can fork: a list taken before would miss one forked after it,
+    // which would then stay frozen or stopped for good.
+    java.util.Set<Long> killed;
     if (cgroup.isPresent()) {
       cgroup.get().freeze();
       try {
-        java.util.Set<Long> frozen = live().keySet();
-        killed.addAll(frozen);
-        frozen.forEach(this::kill);
+        killed = new java.util.HashSet<>(live().keySet());
+        killed.forEach(this::kill);
       } finally {
         cgroup.get().thaw();
       }
     } else {
       suspend(Map::keySet);
-      killed.addAll(live().keySet());
+      killed = new java.util.HashSet<>(live().keySet());
+      killed.forEach(this::kill);
     }
-    killed.forEach(this::kill);
     long deadline = System.nanoTime() + 2_000_000_000L;
     while (killed.stream().anyMatch(this::isLiveVictim) && System.nanoTime() < deadline) {
       for (long pid : live().keySet()) {
