@@ -153,6 +153,33 @@ class LocalToolsTest {
   }
 
   @Test
+  void aCallKilledWhileItsStateIsSavedLeavesTheStateFromBeforeIt() {
+    // Given a shell with a directory, a variable and a function, saved twice (so that both of the
+    // state's files hold one)
+    bash("mkdir -p before && cd before && X=before && f() { echo kept; }");
+    bash("X=saved");
+
+    // When a call is killed in the middle of its save (a DEBUG trap, which functions inherit
+    // under set -T, kills the shell once the variables are written and before the functions
+    // are: the save's file was half written, and the next call loaded that half)
+    ExecuteResponse killed =
+        execute(
+            "bash",
+            com.fasterxml.jackson.databind.node.JsonNodeFactory.instance
+                .objectNode()
+                .put(
+                    "command",
+                    "mkdir -p /workspace/after && cd /workspace/after && X=killed && set -T &&"
+                        + " trap '[[ $BASH_COMMAND == \"declare -f\" ]] && kill -9 $$' DEBUG")
+                .toString());
+
+    // Then the next call sees the state saved before it, whole
+    assertThat(killed.getOutput()).endsWith("[exit code 137]");
+    assertThat(bash("echo $X from $(pwd); f; [[ -o functrace ]] || echo no trace"))
+        .isEqualTo("saved from /workspace/before\nkept\nno trace");
+  }
+
+  @Test
   void aCallThatRunsTooLongIsKilledAndTheShellStillAnswers() {
     // When
     long start = System.nanoTime();
