@@ -75,6 +75,12 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
   public volatile Integer exitCodeOnPodDelete =
       137; // null: just close the socket without a status frame
 
+  /**
+   * Whether reads of one pod are refused (403, as by a broken role binding): the exec API reads the
+   * pod first, so execs are refused too.
+   */
+  public volatile boolean podReadsFail;
+
   /** RuntimeClasses the cluster has (null: any); a pod of another is refused, as admission does. */
   public volatile Set<String> runtimeClasses;
 
@@ -88,6 +94,13 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
     Matcher m = EXEC.matcher(path);
     if (request.method() == HttpMethod.GET && m.matches()) {
       return exec(m.group(1), m.group(2), m.group(3));
+    }
+    if (podReadsFail && request.method() == HttpMethod.GET && POD.matcher(path).matches()) {
+      return new MockResponse()
+          .setResponseCode(403)
+          .setBody(
+              "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                  + "\"message\":\"pods is forbidden\",\"reason\":\"Forbidden\",\"code\":403}");
     }
     Set<String> known = runtimeClasses;
     if (known != null

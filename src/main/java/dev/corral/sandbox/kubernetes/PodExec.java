@@ -96,7 +96,27 @@ class PodExec {
       started = Started.now();
       return execute(sandboxId, pod, command, started, () -> interrupted)
           .onItemOrFailure()
-          .call((item, failure) -> Uni.createFrom().completionStage(end()));
+          .call((item, failure) -> Uni.createFrom().completionStage(end()))
+          .call(result -> interrupted && !result.timedOut() ? stoppedAfterInterrupt() : none());
+    }
+
+    /**
+     * What an interrupted call started is gone once it has ended, or the sandbox is given up: its
+     * stops run as the sandbox's own user, so its code can kill each of them (and then the call's
+     * shell), and a call that ends that way left its processes running. Nobody may be waiting for
+     * the call's answer (its caller cancelled), so the pod is deleted here, as the local driver
+     * ends a sandbox it gives up.
+     */
+    private Uni<Void> stoppedAfterInterrupt() {
+      return stopSince(pod, started)
+          .onFailure()
+          .recoverWithItem(false)
+          .flatMap(
+              stopped ->
+                  stopped
+                      ? none()
+                      : giveUp(
+                          sandboxId, pod, "what an interrupted call started could not be stopped"));
     }
 
     @Override
@@ -176,6 +196,28 @@ class PodExec {
         .replaceWithVoid();
   }
 
+  /**
+   * Gives the sandbox up: deletes its pod (the processes of its calls end with it) and fails with
+   * why; a pod the API could not delete now is the reconciler's, as a record with no pod is.
+   */
+  private Uni<Void> giveUp(String sandboxId, String pod, String why) {
+    LOGGER.warnf("pod %s: giving its sandbox up: %s", pod, why);
+    return gateway
+        .delete(pod)
+        .onFailure()
+        .invoke(
+            failure ->
+                LOGGER.warnf("pod %s: could not be deleted now: %s", pod, failure.getMessage()))
+        .onItemOrFailure()
+        .transformToUni(
+            (ignored, failure) ->
+                Uni.createFrom().<Void>failure(new SandboxLostException(sandboxId, why)));
+  }
+
+  private static Uni<Void> none() {
+    return Uni.createFrom().voidItem();
+  }
+
   /** Forgets the calls of a pod that is gone. */
   void forget(String pod) {
     lanes.remove(pod);
@@ -247,8 +289,7 @@ class PodExec {
         .onFailure(failure -> !(failure instanceof SandboxLostException))
         .recoverWithUni(
             failure ->
-                requireRunning(sandboxId, pod)
-                    .chain(() -> stopAbandoned(sandboxId, pod, started))
+                stopAbandoned(sandboxId, pod, started)
                     .chain(() -> Uni.createFrom().<KubernetesGateway.Exit>failure(failure)))
         .flatMap(exit -> result(sandboxId, pod, exit, output, started));
   }
@@ -256,21 +297,28 @@ class PodExec {
   /**
    * Stops what a call whose exec failed or broke without a status started: the kubelet leaves an
    * exec's process running when its stream goes, and it would run on past the call's time limit,
-   * beside the next calls. A stop that does not say it is done gives the sandbox up.
+   * beside the next calls. The stop comes first: an API server that cannot say whether the pod runs
+   * (it restarts, which is also what breaks an exec stream) must not hold it up. A stop that does
+   * not say it is done gives the sandbox up, for the pod's end if that is what the API says.
    */
   private Uni<Void> stopAbandoned(String sandboxId, String pod, Started started) {
     return stopSince(pod, started)
         .onFailure()
         .recoverWithItem(false)
-        .map(
-            stopped -> {
-              if (!stopped) {
-                throw new SandboxLostException(
-                    sandboxId,
-                    "the exec of a call broke, and what the call started could not be stopped");
-              }
-              return null;
-            });
+        .flatMap(
+            stopped ->
+                stopped
+                    ? none()
+                    : requireRunning(sandboxId, pod)
+                        .onFailure(unknown -> !(unknown instanceof SandboxLostException))
+                        .recoverWithItem(() -> null)
+                        .map(
+                            running -> {
+                              throw new SandboxLostException(
+                                  sandboxId,
+                                  "the exec of a call broke, and what the call started could not"
+                                      + " be stopped");
+                            }));
   }
 
   private Uni<ExecResult> result(
@@ -294,12 +342,9 @@ class PodExec {
               });
     }
     Uni<Void> checked =
-        exit.code() == null || exit.code() >= 128
-            ? requireRunning(sandboxId, pod)
-            : Uni.createFrom().voidItem();
-    if (exit.code() == null) {
-      checked = checked.chain(() -> stopAbandoned(sandboxId, pod, started));
-    }
+        exit.code() == null
+            ? stopAbandoned(sandboxId, pod, started)
+            : exit.code() >= 128 ? requireRunning(sandboxId, pod) : none();
     return checked.map(
         ignored -> {
           if (exit.code() == null) {

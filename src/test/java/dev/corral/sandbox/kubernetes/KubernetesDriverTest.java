@@ -86,6 +86,7 @@ class KubernetesDriverTest {
     kubelet.exitCodeOnPodDelete = 137;
     kubelet.execHandler = kubelet::runInPodSandbox;
     kubelet.runtimeClasses = null;
+    kubelet.podReadsFail = false;
     // Each test starts from an empty cluster: no live sandbox, no pool to keep filled.
     sandboxes
         .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
@@ -267,6 +268,38 @@ class KubernetesDriverTest {
     // Then the call ends, and nothing of it runs on in the pod: no file appears after the sleep
     assertThat(call.get(30, java.util.concurrent.TimeUnit.SECONDS)).isNotEmpty();
     assertWorkspaceEmptyAfter(sandbox, broke + Duration.ofMillis(5_500).toNanos());
+  }
+
+  @Test
+  void aCallWhoseExecBreaksWhenThePodCannotBeReadGivesItsSandboxUp() throws Exception {
+    // Given a long call under way
+    Sandbox sandbox = provision(environment(0), "");
+    CompletableFuture<ExecuteResponse> call =
+        CompletableFuture.supplyAsync(
+            () ->
+                execute(
+                    sandbox,
+                    "bash",
+                    "{\"command\":\"echo begun; sleep 4; touch late\",\"timeout_ms\":60000}"));
+    await().atMost(Duration.ofSeconds(20)).until(() -> kubelet.openExecCount() > 0);
+
+    // When its exec stream breaks while the API refuses to read the pod (and so to run a stop in
+    // it): nobody can say whether the pod runs, or stop what the call started
+    kubelet.podReadsFail = true;
+    long broke = System.nanoTime();
+    kubelet.breakExecs();
+
+    // Then the sandbox is given up (it was kept, with the call's processes running on): its pod
+    // is deleted, and with it, before its sleep ended, what the call started
+    assertThat(call.get(30, TimeUnit.SECONDS).getIsError()).isTrue();
+    kubelet.podReadsFail = false;
+    assertThat(state(sandbox)).isEqualTo(SandboxState.SANDBOX_STATE_LOST);
+    await()
+        .atMost(Duration.ofSeconds(10))
+        .until(
+            () -> cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).get() == null);
+    assertThat(System.nanoTime() - broke).isLessThan(Duration.ofSeconds(4).toNanos());
+    assertThat(Processes.running("sleep 4; touch late")).isFalse();
   }
 
   @Test
@@ -469,6 +502,36 @@ class KubernetesDriverTest {
                 .getSandbox()
                 .getState())
         .isEqualTo(dev.corral.proto.v1.SandboxState.SANDBOX_STATE_LOST);
+  }
+
+  @Test
+  void anInterruptedCallWhoseStopsAreKilledGivesItsSandboxUp() {
+    // Given a pod whose code kills every stop script once it has run (they run as the sandbox's
+    // own user), and with it the call's shell: the call ends, and what it started may run on
+    Sandbox sandbox = provision(environment(0), "");
+    kubelet.execHandler =
+        (ns, pod, container, command, stdout, stderr) -> {
+          int code = kubelet.runInPodSandbox(ns, pod, container, command, stdout, stderr);
+          return String.join(" ", command).contains("/proc/uptime") ? 137 : code;
+        };
+    io.smallrye.mutiny.subscription.Cancellable call =
+        tools
+            .run(sandbox, ToolInput.parse("name", "bash", "input", "{\"command\":\"sleep 31.83\"}"))
+            .subscribe()
+            .with(ignored -> {});
+    await().atMost(Duration.ofSeconds(10)).until(() -> Processes.running("sleep 31.83"));
+
+    // When it is interrupted
+    call.cancel();
+
+    // Then no stop said it was done, so the sandbox is given up: its pod goes (nobody waits for
+    // the call's answer to record it), and the next call finds it lost
+    await()
+        .atMost(Duration.ofSeconds(20))
+        .until(
+            () -> cluster.pods().inNamespace(NAMESPACE).withName(sandbox.getHost()).get() == null);
+    assertThat(execute(sandbox, "bash", "{\"command\":\"echo next\"}").getIsError()).isTrue();
+    assertThat(state(sandbox)).isEqualTo(SandboxState.SANDBOX_STATE_LOST);
   }
 
   @Test
