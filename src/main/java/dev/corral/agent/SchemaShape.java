@@ -166,12 +166,7 @@ public final class SchemaShape {
       return value.isArray() ? null : at(path) + "must be an array";
     }
     if (COUNTS.contains(name)) {
-      // 10.0 is an integer to JSON Schema
-      return value.isNumber()
-              && value.decimalValue().signum() >= 0
-              && value.decimalValue().stripTrailingZeros().scale() <= 0
-          ? null
-          : at(path) + "must be a non-negative integer";
+      return wholeAndNotNegative(value) ? null : at(path) + "must be a non-negative integer";
     }
     if (NUMBERS.contains(name)) {
       if (!value.isNumber()) {
@@ -185,6 +180,19 @@ public final class SchemaShape {
       return value.isTextual() ? null : at(path) + "must be a string";
     }
     return null; // other keywords (default, examples, const, annotations) take any value
+  }
+
+  /**
+   * Whether {@code value} is a number with no fraction, and not negative: 10.0 is an integer to
+   * JSON Schema, and so is 1e2147483647 (whose trailing zeros cannot be stripped: that overflows).
+   */
+  private static boolean wholeAndNotNegative(JsonNode value) {
+    if (!value.isNumber()) {
+      return false;
+    }
+    java.math.BigDecimal number = value.decimalValue();
+    return number.signum() >= 0
+        && (number.scale() <= 0 || number.stripTrailingZeros().scale() <= 0);
   }
 
   private static String type(JsonNode value, String path) {

@@ -640,11 +640,12 @@ public class Credentials implements dev.corral.common.CredentialBindings {
             "oauth2.mcp_server_url",
             current.getOauth2().getMcpServerUrl(),
             next.getOauth2().getMcpServerUrl());
-        // as the URL reads once normalized (its case, a default port): the same endpoint
+        // as the URL reads once normalized (its case, a default port): the same endpoint; a
+        // token with no refresh has none
         same(
             "oauth2.token_url",
-            CredentialRules.normalized("oauth2.token_url", current.getOauth2().getTokenUrl()),
-            CredentialRules.normalized("oauth2.token_url", next.getOauth2().getTokenUrl()));
+            tokenEndpoint(current.getOauth2().getTokenUrl()),
+            tokenEndpoint(next.getOauth2().getTokenUrl()));
         same("oauth2.client_id", current.getOauth2().getClientId(), next.getOauth2().getClientId());
       }
       case BASIC -> {
@@ -665,6 +666,11 @@ public class Credentials implements dev.corral.common.CredentialBindings {
     java.util.Set<BasicOrigin> origins = new java.util.HashSet<>();
     hosts.forEach(host -> BasicOrigin.ofEntry(host).ifPresent(origins::add));
     return origins;
+  }
+
+  /** A token URL as it reads once normalized, or "" when there is none. */
+  private static String tokenEndpoint(String url) {
+    return url.isEmpty() ? "" : CredentialRules.normalized("oauth2.token_url", url);
   }
 
   private static void same(String field, String before, String after) {

@@ -67,4 +67,26 @@ class SchemaShapeTest {
         .contains(expected);
     assertThat(SchemaShape.acceptsAsInput(schema.replace('\'', '"'))).isFalse();
   }
+
+  @ParameterizedTest
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        // parsed as corral parses input (decimals exact): stripping these numbers' trailing zeros
+        // overflowed, and the request failed as an internal error
+        "{'type':'object','properties':{'x':{'type':'string','maxLength':100e2147483647}}}|",
+        "{'type':'object','maxProperties':1.0e2147483647}|",
+        "{'type':'object','properties':{'x':{'type':'string','maxLength':15e-1}}}"
+            + "|at /properties/x/maxLength, must be a non-negative integer"
+      })
+  void countsOfAnyExponentAreCheckedNotThrown(String schema, String expected) {
+    String problem =
+        SchemaShape.inputProblem(
+            dev.corral.common.Json.requireObject("input_schema_json", schema.replace('\'', '"')));
+    if (expected == null) {
+      assertThat(problem).isNull();
+    } else {
+      assertThat(problem).contains(expected);
+    }
+  }
 }

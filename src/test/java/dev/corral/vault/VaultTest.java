@@ -250,6 +250,51 @@ class VaultTest {
   }
 
   @Test
+  void anAccessTokenWithoutRefreshIsRotatedLikeAnyOther() {
+    // Given an OAuth credential with an access token and nothing to refresh it with
+    Credential oauth =
+        create(
+            CreateCredentialRequest.newBuilder()
+                .setName("static bearer")
+                .setOauth2(
+                    OAuth2Auth.newBuilder()
+                        .setMcpServerUrl("https://mcp.example.com/bearer")
+                        .setAccessToken("a1"))
+                .build());
+
+    // When its token is rotated, with or without the server's URL
+    vault.updateCredential(
+        UpdateCredentialRequest.newBuilder()
+            .setCredentialId(oauth.getId())
+            .setOauth2(OAuth2Auth.newBuilder().setAccessToken("a2"))
+            .build());
+    vault.updateCredential(
+        UpdateCredentialRequest.newBuilder()
+            .setCredentialId(oauth.getId())
+            .setOauth2(
+                OAuth2Auth.newBuilder()
+                    .setMcpServerUrl("https://mcp.example.com/bearer")
+                    .setAccessToken("a3"))
+            .build());
+
+    // Then both are taken (they were refused for a token_url never sent); binding it to a token
+    // endpoint it never had is still a change of its binding
+    assertInvalid(
+        () ->
+            vault.updateCredential(
+                UpdateCredentialRequest.newBuilder()
+                    .setCredentialId(oauth.getId())
+                    .setOauth2(
+                        OAuth2Auth.newBuilder()
+                            .setAccessToken("a4")
+                            .setRefreshToken("r4")
+                            .setTokenUrl("https://login.example.com/token")
+                            .setClientId("corral"))
+                    .build()),
+        "oauth2.token_url");
+  }
+
+  @Test
   void rotatingAHeadersValueKeepsTheHeaderItGoesIn() {
     // Given a credential sent as X-Api-Key
     Credential credential =
