@@ -46,9 +46,15 @@ final class ResourceRules {
     InputRules.length(at + ".mount_path", mount, 1, MAX_MOUNT_PATH);
     for (String segment : mount.split("/", -1)) {
       if (!SEGMENT.matcher(segment).matches()) {
-        throw new InvalidArgumentException(
-            at + ".mount_path",
-            "must be a relative path of [A-Za-z0-9._-] segments under /workspace (no . or ..)");
+        throw repository.getMountPath().isEmpty()
+            ? new InvalidArgumentException(
+                at + ".mount_path",
+                "is needed: the url's last segment, which names the directory otherwise, is"
+                    + " not a name of [A-Za-z0-9._-]")
+            : new InvalidArgumentException(
+                at + ".mount_path",
+                "must be a relative path of [A-Za-z0-9._-] segments under /workspace (no . or"
+                    + " ..)");
       }
     }
     if (!repository.getCredentialId().isEmpty()) {

@@ -598,6 +598,11 @@ class SessionServiceTest {
         org.assertj.core.api.Assertions.catchThrowableOfType(
             StatusRuntimeException.class,
             () -> addRepository(session.getId(), "https://github.com/acme/in", "repos/r3/in"));
+    // and one with no mount path, whose URL's last segment names no directory
+    var unnamed =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            StatusRuntimeException.class,
+            () -> addRepository(session.getId(), "https://dev.azure.com/o/p/_git/My%20Repo", ""));
 
     // Then the first is RESOURCE_EXHAUSTED, the second names the request's own field, and the
     // session keeps what it had
@@ -605,6 +610,8 @@ class SessionServiceTest {
     assertThat(inside.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
     assertThat(inside.getStatus().getDescription())
         .startsWith("resource.git_repository.mount_path");
+    assertThat(unnamed.getStatus().getDescription())
+        .startsWith("resource.git_repository.mount_path: is needed: the url's last segment");
     assertThat(resources(session.getId())).hasSize(15);
   }
 

@@ -139,9 +139,13 @@ public class KubernetesDriver implements SandboxDriver {
         .map(address -> address + ":" + port);
   }
 
-  private static String resolve(String host) {
+  /** {@code host}'s address as a URL's authority writes it (an IPv6 address in brackets). */
+  static String resolve(String host) {
     try {
-      return java.net.InetAddress.getByName(host).getHostAddress();
+      java.net.InetAddress address = java.net.InetAddress.getByName(host);
+      return address instanceof java.net.Inet6Address
+          ? "[" + address.getHostAddress() + "]"
+          : address.getHostAddress();
     } catch (java.net.UnknownHostException e) {
       throw new FailedPreconditionException(
           "the egress proxy "
