@@ -145,16 +145,38 @@ public class GrpcErrors implements ExceptionHandlerProvider {
 
   /**
    * A message that fits in the trailers: a client refuses headers over 8 KiB (a stream error the
-   * caller reads as INTERNAL), and a message may quote the caller's input.
+   * caller reads as INTERNAL), and a message may quote the caller's input. It is weighed as it
+   * travels: {@code grpc-message} is percent-encoded, so a character outside printable ASCII costs
+   * three bytes per byte of its UTF-8 (a CJK character 9), and a bad request's details carry it
+   * twice more.
    */
   public static String bounded(String message) {
-    if (message == null || message.length() <= MAX_MESSAGE) {
+    if (message == null) {
+      return null;
+    }
+    int cost = 0;
+    int end = 0;
+    while (end < message.length()) {
+      int codePoint = message.codePointAt(end);
+      int bytes =
+          codePoint >= 0x20 && codePoint < 0x7f && codePoint != '%' ? 1 : 3 * utf8Length(codePoint);
+      if (cost + bytes > MAX_MESSAGE) {
+        break;
+      }
+      cost += bytes;
+      end += Character.charCount(codePoint);
+    }
+    if (end == message.length()) {
       return message;
     }
-    return message.substring(0, MAX_MESSAGE)
+    return message.substring(0, end)
         + "… ("
-        + (message.length() - MAX_MESSAGE)
+        + message.codePointCount(end, message.length())
         + " more characters)";
+  }
+
+  private static int utf8Length(int codePoint) {
+    return codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4;
   }
 
   private static Throwable unwrap(Throwable failure) {

@@ -192,6 +192,47 @@ class BadInputTest {
     }
   }
 
+  @Test
+  void aMistakeQuotingLongNonAsciiInputIsStillInvalidArgument() {
+    // Given input the error quotes, of characters that cost 9 bytes each once percent-encoded in
+    // grpc-message (and which its details carry twice more): its trailers outgrew the 8 KiB a
+    // client takes, and the client reset the stream, read as INTERNAL
+    String wide = "工".repeat(1_000);
+    String id = createSession(agents, sessions).getId();
+
+    // When it is sent as an event type to a read, a stream and a sandbox's tool
+    StatusRuntimeException read =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                sessions.getEvents(
+                    GetEventsRequest.newBuilder().setSessionId(id).addTypes(wide).build()));
+    StreamRecorder stream =
+        StreamRecorder.follow(
+            channel, StreamEventsRequest.newBuilder().setSessionId(id).addTypes(wide).build());
+    await().atMost(Duration.ofSeconds(10)).until(() -> stream.closedWith() != null);
+    StatusRuntimeException tool =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            StatusRuntimeException.class,
+            () ->
+                sandboxes.execute(
+                    dev.corral.proto.v1.ExecuteRequest.newBuilder()
+                        .setSandboxId("sbx_00000000000000000000000000")
+                        .setName(wide)
+                        .setInputJson("{}")
+                        .build()));
+
+    // Then each is the status of the mistake, its message cut to fit and saying so
+    assertThat(read.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(read.getStatus().getDescription())
+        .startsWith("types[0]")
+        .contains("more characters");
+    assertThat(fieldViolation(read)).isEqualTo("types[0]");
+    assertThat(stream.closedWith().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(tool.getStatus().getCode())
+        .isIn(Status.Code.INVALID_ARGUMENT, Status.Code.NOT_FOUND);
+  }
+
   private void sessionCases(List<Case> cases, String id, String agentId, String archivedAgent) {
     CreateSessionRequest create = CreateSessionRequest.newBuilder().setAgentId(agentId).build();
     add(
