@@ -79,6 +79,13 @@ public class GrpcErrors implements ExceptionHandlerProvider {
           .withDescription("the database is unavailable; retry later")
           .asRuntimeException();
     }
+    if (isPoolWait(cause)) {
+      // every connection of the pool stayed busy for as long as a caller may wait for one
+      LOGGER.warnf("No database connection came free in time");
+      return Status.UNAVAILABLE
+          .withDescription("the database is busy: no connection came free in time; retry later")
+          .asRuntimeException();
+    }
     if (cause instanceof PgException pg && QUERY_CANCELED.equals(pg.getSqlState())) {
       // corral.database.statement-timeout ran out (or an operator cancelled the statement); the
       // statement's transaction was rolled back
@@ -190,6 +197,15 @@ public class GrpcErrors implements ExceptionHandlerProvider {
   }
 
   private static final String QUERY_CANCELED = "57014";
+
+  /**
+   * The pool's wait for a connection ran out: the Vert.x SQL client fails it with a bare "Timeout",
+   * of no type of its own.
+   */
+  private static boolean isPoolWait(Throwable cause) {
+    return cause instanceof io.vertx.core.impl.NoStackTraceThrowable
+        && "Timeout".equals(cause.getMessage());
+  }
 
   private static boolean isDatabaseOutage(Throwable cause) {
     if (cause instanceof PgException pg) {

@@ -8,6 +8,8 @@ import jakarta.enterprise.context.ApplicationScoped;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * Follows a session's log: every event after a cursor, then new ones as they are appended.
@@ -72,16 +74,22 @@ public class EventTail {
    * first page (its callers found it before they follow it, so it was deleted in between).
    */
   public Multi<Event> follow(String sessionId, long afterSeq, Set<String> types) {
-    return follow(sessionId, afterSeq, types, false);
+    return follow(sessionId, afterSeq, types, false, Supplier::get);
   }
 
   /**
-   * As {@link #follow(String, long, Set)}; with {@code throughTermination} it also takes the
-   * session's {@code session.status_terminated} event, whatever {@code types}, and completes right
-   * after it (nothing can follow it in the log).
+   * How a subscriber's own reads of the log (catching up, or behind the shared window) run: a
+   * client's in its tenant's turn ({@link TenantReads}), as its page reads do.
    */
-  public Multi<Event> follow(
-      String sessionId, long afterSeq, Set<String> types, boolean throughTermination) {
+  interface Reads extends Function<Supplier<Uni<EventPage>>, Uni<EventPage>> {}
+
+  /**
+   * As {@link #follow(String, long, Set)}, with the subscriber's own reads run by {@code reads};
+   * with {@code throughTermination} it also takes the session's {@code session.status_terminated}
+   * event, whatever {@code types}, and completes right after it (nothing can follow it in the log).
+   */
+  Multi<Event> follow(
+      String sessionId, long afterSeq, Set<String> types, boolean throughTermination, Reads reads) {
     Set<String> read = types;
     if (throughTermination && !types.isEmpty() && !types.contains(TERMINAL)) {
       read = new java.util.HashSet<>(types);
@@ -94,7 +102,7 @@ public class EventTail {
               open.incrementAndGet();
               return new Following(signals.watch(sessionId), share(sessionId));
             },
-            following -> pages(following, sessionId, afterSeq, filter, throughTermination))
+            following -> pages(following, sessionId, afterSeq, filter, throughTermination, reads))
         .withFinalizer(
             following -> {
               open.decrementAndGet();
@@ -140,11 +148,12 @@ public class EventTail {
       String sessionId,
       long afterSeq,
       Set<String> types,
-      boolean throughTermination) {
+      boolean throughTermination,
+      Reads reads) {
     return new PagedEvents<Page, Event>(
         () ->
             new PagedEvents.Pages<>() {
-              private final Cursor cursor = new Cursor(sessionId, afterSeq, types);
+              private final Cursor cursor = new Cursor(sessionId, afterSeq, types, reads);
 
               @Override
               public Uni<Page> next() {
@@ -175,7 +184,9 @@ public class EventTail {
   }
 
   private Uni<Page> read(Cursor cursor) {
-    return readAfter(cursor.sessionId, cursor.seq, cursor.types)
+    return cursor
+        .reads
+        .apply(() -> readAfter(cursor.sessionId, cursor.seq, cursor.types))
         .map(cursor::advance)
         .onFailure(NotFoundException.class)
         .recoverWithItem(Page.GONE);
@@ -205,16 +216,18 @@ public class EventTail {
   static final class Cursor {
     private final String sessionId;
     private final Set<String> types;
+    private final Reads reads;
     private long seq;
     private boolean caughtUp;
 
     /** Its last page came from the shared window, which may hold more for it. */
     private boolean inWindow;
 
-    Cursor(String sessionId, long seq, Set<String> types) {
+    Cursor(String sessionId, long seq, Set<String> types, Reads reads) {
       this.sessionId = sessionId;
       this.seq = seq;
       this.types = types;
+      this.reads = reads;
     }
 
     Page advance(EventPage page) {

@@ -517,17 +517,19 @@ public class Sessions {
                   return session.getStatus() == SessionStatus.SESSION_STATUS_TERMINATED
                           && afterSeq == session.getLastSeq()
                       ? Multi.createFrom().<Tailed>empty() // its last event is behind
-                      : tailed(sessionId, afterSeq, filter, handle);
+                      : tailed(tenant, sessionId, afterSeq, filter, handle);
                 });
     return handle == null ? followed : followed.onTermination().invoke(handle::complete);
   }
 
   private Multi<Tailed> tailed(
-      String sessionId, long afterSeq, Set<String> types, LiveDeltas.Handle deltas) {
+      Tenant tenant, String sessionId, long afterSeq, Set<String> types, LiveDeltas.Handle deltas) {
     String terminal = EventType.SESSION_STATUS_TERMINATED.wireName();
     AtomicBoolean terminated = new AtomicBoolean();
     Multi<Event> events =
-        tail.follow(sessionId, afterSeq, types, true)
+        // a stream's own reads (catching up, or behind the shared window) take the tenant's turn
+        // as its page reads do: a filtered one walks the log, holding a connection
+        tail.follow(sessionId, afterSeq, types, true, read -> reads.runInTurn(tenant, read))
             .invoke(
                 event -> {
                   if (event.getType().equals(terminal)) {

@@ -18,8 +18,9 @@ import java.util.function.Supplier;
  * log: without a bound, one tenant's many reads at once held the pool that every tenant's appends
  * and reads need. A read past the bound waits for its turn, in order, holding no thread and no
  * connection, and a caller that goes away stops waiting; a read that finds {@code waiting} reads of
- * its tenant already waiting is refused (RESOURCE_EXHAUSTED). A read runs on its caller's Vert.x
- * context, whichever read's end lets it start.
+ * its tenant already waiting is refused (RESOURCE_EXHAUSTED), but for a live stream's, which waits
+ * (a tenant's streams are bounded on their own). A read runs on its caller's Vert.x context,
+ * whichever read's end lets it start.
  */
 final class TenantReads {
 
@@ -45,6 +46,19 @@ final class TenantReads {
 
   /** {@code read}, run once fewer than the bound of {@code tenant}'s reads run. */
   <T> Uni<T> run(Tenant tenant, Supplier<Uni<T>> read) {
+    return run(tenant, read, true);
+  }
+
+  /**
+   * As {@link #run(Tenant, Supplier)}, for a read that may always wait its turn: a live stream's
+   * own page, whose waiting is bounded by the tenant's streams, and which must not fail for another
+   * read's turn.
+   */
+  <T> Uni<T> runInTurn(Tenant tenant, Supplier<Uni<T>> read) {
+    return run(tenant, read, false);
+  }
+
+  private <T> Uni<T> run(Tenant tenant, Supplier<Uni<T>> read, boolean bounded) {
     return Uni.createFrom()
         .emitter(
             emitter -> {
@@ -56,7 +70,7 @@ final class TenantReads {
                 now = lane.running < running;
                 if (now) {
                   lane.running++;
-                } else if (lane.waiting.size() < waiting) {
+                } else if (!bounded || lane.waiting.size() < waiting) {
                   lane.waiting.add(entry);
                 } else {
                   emitter.fail(

@@ -20,7 +20,8 @@ class EventTailWindowTest {
   void aPageFromTheWindowHoldsAtMostThePageBytesOrOneEvent() {
     // Given a window of four events of 250 KiB each
     List<Event> window = events(1, 4, "user.message", 250 * 1024);
-    EventTail.Cursor cursor = new EventTail.Cursor("sesn_x", 0, Set.of());
+    EventTail.Cursor cursor =
+        new EventTail.Cursor("sesn_x", 0, Set.of(), java.util.function.Supplier::get);
 
     // When a stream takes its pages from it
     EventTail.Page first = cursor.advanceIn(window, 4, 256, BUDGET);
@@ -43,8 +44,10 @@ class EventTailWindowTest {
     for (int seq = 1; seq <= 100; seq++) {
       window.addAll(events(seq, seq, seq % 2 == 0 ? "agent.message" : "user.message", 4096));
     }
-    EventTail.Cursor all = new EventTail.Cursor("sesn_x", 0, Set.of());
-    EventTail.Cursor users = new EventTail.Cursor("sesn_x", 0, Set.of("user.message"));
+    EventTail.Cursor all =
+        new EventTail.Cursor("sesn_x", 0, Set.of(), java.util.function.Supplier::get);
+    EventTail.Cursor users =
+        new EventTail.Cursor("sesn_x", 0, Set.of("user.message"), java.util.function.Supplier::get);
 
     // When
     List<Event> page = all.advanceIn(window, 100, 256, BUDGET).events();

@@ -95,6 +95,45 @@ class LogReadsPerTenantTest {
     assertThat(answered).isEqualTo(8 + 256);
   }
 
+  @Test
+  void aTenantsStreamsReadTheLogInItsTurnTooWithoutBeingRefused() throws Exception {
+    // Given a session with an event, whose reads take long (another transaction locks the log)
+    String id = createSession(agents, sessions).getId();
+    sessions.emitEvent(Fixtures.emit(id, "hello"));
+    SqlConnection lock = SessionRows.lockTheLog(pool);
+    List<dev.corral.testing.StreamRecorder> streams = new ArrayList<>();
+    try {
+      // When the tenant opens 40 streams from the start, filtered by a type the log holds once
+      // (each catches up with a read of its own, which walks the log)
+      for (int i = 0; i < 40; i++) {
+        streams.add(
+            dev.corral.testing.StreamRecorder.follow(
+                channel,
+                dev.corral.proto.v1.StreamEventsRequest.newBuilder()
+                    .setSessionId(id)
+                    .addTypes("user.message")
+                    .build()));
+      }
+
+      // Then only 8 of their reads reach the database at once (each held a connection, and 40
+      // held more of the pool than every tenant's appends had left), and none is refused
+      Awaitility.await()
+          .atMost(WAIT)
+          .during(Duration.ofMillis(500))
+          .until(() -> SessionRows.statementsWaitingForALock(pool) == 8);
+      assertThat(streams).allSatisfy(stream -> assertThat(stream.closedWith()).isNull());
+    } finally {
+      SessionRows.rollback(lock);
+    }
+
+    // And once the log is free, every stream gets the event, in turn
+    Awaitility.await()
+        .atMost(WAIT)
+        .untilAsserted(
+            () -> assertThat(streams).allSatisfy(stream -> assertThat(stream.events()).hasSize(1)));
+    streams.forEach(dev.corral.testing.StreamRecorder::cancel);
+  }
+
   private static StatusRuntimeException refusal(ListenableFuture<GetEventsResponse> read) {
     try {
       read.get();
