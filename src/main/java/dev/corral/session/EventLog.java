@@ -434,20 +434,30 @@ public class EventLog {
             });
   }
 
-  static final String ANSWERED =
-      "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND result_for = $2)"
-          + " AND NOT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND idempotency_key = $3)"
-          + " AS answered";
+  static final String ANSWERS =
+      "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND result_for = $2) AS result,"
+          + " EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND confirmation_for = $2)"
+          + " AS confirmation,"
+          + " EXISTS (SELECT 1 FROM events WHERE session_id = $1 AND idempotency_key = $3)"
+          + " AS retry";
+
+  /** What a tool use's log holds of its answers, for an answer to it with a key (or null). */
+  record Answers(boolean result, boolean confirmation) {}
 
   /**
-   * Whether event {@code eventId} of session {@code sessionId} (a tool use) has its result, for an
+   * What event {@code eventId} of session {@code sessionId} (a tool use) has of its answers, for an
    * answer to it with idempotency key {@code key} (or null): an answer whose key the log already
-   * holds is a retry, which the append answers with the event first sent, so it counts as not.
+   * holds is a retry, which the append answers with the event first sent, so it finds none.
    */
-  Uni<Boolean> answered(String sessionId, String eventId, String key) {
-    return pool.preparedQuery(ANSWERED)
+  Uni<Answers> answers(String sessionId, String eventId, String key) {
+    return pool.preparedQuery(ANSWERS)
         .execute(Tuple.of(sessionId, eventId, key))
-        .map(rows -> rows.iterator().next().getBoolean("answered"));
+        .map(rows -> rows.iterator().next())
+        .map(
+            row ->
+                row.getBoolean("retry")
+                    ? new Answers(false, false)
+                    : new Answers(row.getBoolean("result"), row.getBoolean("confirmation")));
   }
 
   /** Reads a slice of the log of any tenant's session (for the harness and open streams). */
@@ -701,9 +711,14 @@ public class EventLog {
   }
 
   private static AlreadyAnsweredException secondAnswer(AppendRequest request, PgException failure) {
-    boolean confirmation = "events_confirmation_for_idx".equals(failure.getConstraint());
+    return secondAnswer(
+        request.sessionId(), "events_confirmation_for_idx".equals(failure.getConstraint()));
+  }
+
+  /** A second result, or confirmation, of a tool call of {@code sessionId}. */
+  static AlreadyAnsweredException secondAnswer(String sessionId, boolean confirmation) {
     return new AlreadyAnsweredException(
-        request.sessionId(),
+        sessionId,
         confirmation
             ? "confirmed, or given its result (the session was interrupted); a confirmation no"
                 + " longer applies to it"

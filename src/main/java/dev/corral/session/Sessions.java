@@ -393,7 +393,8 @@ public class Sessions {
 
   /**
    * A confirmation or a tool result of any kind must answer an event of this session that asks for
-   * it. (That it is the first answer is guaranteed by the append itself.)
+   * it, and be its first: a second one is refused here, before it joins a batch of appends that its
+   * unique index would roll back whole (that index stays, for answers that race).
    */
   private Uni<Void> checkAnsweredEvent(AppendRequest append) {
     NewEvent event = append.events().get(0);
@@ -401,26 +402,25 @@ public class Sessions {
     if (answered == null) {
       return Uni.createFrom().voidItem();
     }
+    boolean confirmation = event.confirmationFor() != null;
     return log.find(append.tenant(), append.sessionId(), answered)
         .invoke(found -> EventRules.checkAnswers(event, found))
-        .call(
-            found ->
-                event.confirmationFor() == null
-                    ? Uni.createFrom().voidItem()
-                    : log.answered(append.sessionId(), answered, event.idempotencyKey())
-                        .invoke(
-                            done -> {
-                              if (done) {
-                                // an interrupt (or a harness restart) answered the call: the
-                                // confirmation would change nothing, and the client must know
-                                throw new dev.corral.common.FailedPreconditionException(
-                                    "tool call "
-                                        + answered
-                                        + " already has its result (the session was interrupted"
-                                        + " or the call was closed); a confirmation no longer"
-                                        + " applies to it");
-                              }
-                            }))
+        .chain(found -> log.answers(append.sessionId(), answered, event.idempotencyKey()))
+        .invoke(
+            answers -> {
+              if (confirmation && answers.result()) {
+                // an interrupt (or a harness restart) answered the call: the confirmation would
+                // change nothing, and the client must know
+                throw new dev.corral.common.FailedPreconditionException(
+                    "tool call "
+                        + answered
+                        + " already has its result (the session was interrupted or the call was"
+                        + " closed); a confirmation no longer applies to it");
+              }
+              if (confirmation ? answers.confirmation() : answers.result()) {
+                throw EventLog.secondAnswer(append.sessionId(), confirmation);
+              }
+            })
         .replaceWithVoid();
   }
 

@@ -251,6 +251,46 @@ class LeaseTest {
     assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(2);
   }
 
+  @Test
+  void aSecondResultOfACustomToolIsRefusedBeforeItsAppendWaitsForAnything() {
+    // Given a custom tool call of an outside harness, with its result
+    String sessionId = Fixtures.createSession(agents, sessions).getId();
+    long epoch = heldElsewhere(sessionId);
+    String useId =
+        sessions.emitEvent(toolUse(sessionId, epoch, "toolu_custom", true)).getEvent().getId();
+    EmitEventRequest result =
+        EmitEventRequest.newBuilder()
+            .setSessionId(sessionId)
+            .setEvent(
+                Event.newBuilder()
+                    .setUserCustomToolResult(
+                        dev.corral.proto.v1.UserCustomToolResult.newBuilder()
+                            .setCustomToolUseId(useId)))
+            .build();
+    sessions.emitEvent(result);
+
+    // When a second result comes while the session's row is locked (its append would wait, and
+    // in a batch of other sessions' appends its unique index would roll them all back)
+    io.vertx.mutiny.sqlclient.SqlConnection lock =
+        dev.corral.testing.SessionRows.lock(pool, sessionId);
+    StatusRuntimeException refused;
+    try {
+      refused =
+          catchStatus(
+              () ->
+                  sessions
+                      .withDeadlineAfter(5, java.util.concurrent.TimeUnit.SECONDS)
+                      .emitEvent(result));
+    } finally {
+      dev.corral.testing.SessionRows.rollback(lock);
+    }
+
+    // Then it is refused before its append
+    assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(refused.getStatus().getDescription()).contains("was already answered");
+    assertThat(SessionLogs.get(sessions, sessionId).getLastSeq()).isEqualTo(2);
+  }
+
   private static EmitEventRequest toolUse(
       String sessionId, long epoch, String callId, boolean custom) {
     Event.Builder event = Event.newBuilder();
