@@ -23,6 +23,12 @@ public final class SandboxLabels {
   /** A hash of the spec the pod was made from; a pool pod of an older spec is replaced. */
   public static final String SPEC = "corral.dev/spec";
 
+  /**
+   * The annotation naming the replica that prepares a pool pod (starts it and runs its setup): only
+   * it does, since setup commands run twice at once in one pod fail, or break each other.
+   */
+  public static final String PREPARER = "corral.dev/preparer";
+
   private SandboxLabels() {}
 
   /** Labels of every sandbox pod. */

@@ -43,14 +43,18 @@ public class WarmPools {
 
   private final io.micrometer.core.instrument.MeterRegistry metrics;
 
+  private final String replicaId;
+
   WarmPools(
       KubernetesGateway gateway,
       PodExec exec,
       EnvironmentRepository environments,
       SandboxConfig config,
       Limits limits,
-      io.micrometer.core.instrument.MeterRegistry metrics) {
+      io.micrometer.core.instrument.MeterRegistry metrics,
+      dev.corral.common.Replica replica) {
     this.metrics = metrics;
+    this.replicaId = replica.id();
     this.gateway = gateway;
     this.exec = exec;
     this.environments = environments;
@@ -292,11 +296,41 @@ public class WarmPools {
     return Multi.createFrom()
         .iterable(pods)
         .onItem()
-        .transformToUniAndConcatenate(
-            pod -> gateway.delete(pod.getMetadata().getName()).replaceWith(Boolean.TRUE))
+        .transformToUniAndConcatenate(this::retire)
         .collect()
         .asList()
-        .map(deleted -> new Report(deleted.size(), 0));
+        .map(
+            retired -> new Report((int) retired.stream().filter(Boolean::booleanValue).count(), 0));
+  }
+
+  /**
+   * Deletes a pool pod as it was read, unless it changed since: it leaves the pool first (on its
+   * resource version, as a claim relabels it), so that a pod a provision claimed meanwhile is never
+   * deleted under its session. False if it changed, or is gone; the next pass looks again.
+   */
+  private Uni<Boolean> retire(Pod pod) {
+    return gateway
+        .update(
+            pod,
+            builder -> builder.editMetadata().removeFromLabels(SandboxLabels.POOL).endMetadata())
+        .flatMap(
+            unpooled ->
+                unpooled
+                    ? gateway.delete(pod.getMetadata().getName()).replaceWith(Boolean.TRUE)
+                    : Uni.createFrom().item(Boolean.FALSE));
+  }
+
+  /** As {@link #retire(Pod)}, for a pool pod known by name (read now). */
+  private Uni<Void> retire(String name) {
+    return gateway
+        .get(name)
+        .flatMap(
+            pod ->
+                pod.isPresent()
+                        && "warm"
+                            .equals(pod.get().getMetadata().getLabels().get(SandboxLabels.POOL))
+                    ? retire(pod.get()).replaceWithVoid()
+                    : Uni.createFrom().voidItem());
   }
 
   /**
@@ -317,17 +351,33 @@ public class WarmPools {
           "environment %s gets no warm pool: %s", environment.getId(), beyond.getMessage());
       return Uni.createFrom().item(new Report(0, 0));
     }
-    List<String> unready = new ArrayList<>();
+    List<String> mine = new ArrayList<>();
+    List<Pod> unclaimed = new ArrayList<>();
+    List<Pod> abandoned = new ArrayList<>();
+    java.time.Instant abandonedBefore =
+        java.time.Instant.now()
+            .minus(config.kubernetes().readyTimeout())
+            .minus(config.setupTimeout())
+            .minus(PREPARATION_MARGIN);
     for (Pod pod : pool) {
-      if (!"true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))) {
-        unready.add(pod.getMetadata().getName());
+      switch (preparation(pod, replicaId, abandonedBefore)) {
+        case MINE -> mine.add(pod.getMetadata().getName());
+        case ABANDONED -> abandoned.add(pod);
+        case UNCLAIMED -> unclaimed.add(pod);
+        case READY, THEIRS -> {}
       }
     }
     List<Pod> missing = new ArrayList<>();
     for (int i = pool.size(); i < size; i++) {
-      missing.add(SandboxPodFactory.warm(poolSpec(environment)));
+      missing.add(
+          new io.fabric8.kubernetes.api.model.PodBuilder(
+                  SandboxPodFactory.warm(poolSpec(environment)))
+              .editMetadata()
+              .addToAnnotations(SandboxLabels.PREPARER, replicaId)
+              .endMetadata()
+              .build());
     }
-    missing.forEach(pod -> unready.add(pod.getMetadata().getName()));
+    missing.forEach(pod -> mine.add(pod.getMetadata().getName()));
     // The pods start together; waiting for each in turn costs about one start.
     return Multi.createFrom()
         .iterable(missing)
@@ -335,11 +385,83 @@ public class WarmPools {
         .transformToUniAndConcatenate(gateway::create)
         .collect()
         .asList()
-        .map(
-            created -> {
-              unready.forEach(name -> prepareApart(name, environment));
-              return new Report(0, created.size());
-            });
+        .flatMap(
+            created ->
+                Multi.createFrom()
+                    .iterable(unclaimed)
+                    .onItem()
+                    .transformToUniAndConcatenate(this::claimToPrepare)
+                    .collect()
+                    .asList()
+                    .map(
+                        claimed -> {
+                          claimed.stream().flatMap(Optional::stream).forEach(mine::add);
+                          mine.forEach(name -> prepareApart(name, environment));
+                          return created.size();
+                        }))
+        .flatMap(
+            created ->
+                deleteAll(abandoned).map(retired -> new Report(retired.podsDeleted(), created)));
+  }
+
+  /**
+   * How long past its start and setup time limits a pool pod may stay unready before another
+   * replica takes it for abandoned.
+   */
+  static final java.time.Duration PREPARATION_MARGIN = java.time.Duration.ofMinutes(1);
+
+  /** Where a pool pod is in its preparation, seen from one replica. */
+  enum Preparation {
+    /** Set up: it may be claimed. */
+    READY,
+    /** This replica prepares it. */
+    MINE,
+    /** Another replica prepares it. */
+    THEIRS,
+    /** Unready past any preparation's time: its preparer is gone, or failed to remove it. */
+    ABANDONED,
+    /** No replica prepares it (a replica of an older version made it). */
+    UNCLAIMED
+  }
+
+  static Preparation preparation(Pod pod, String replicaId, java.time.Instant abandonedBefore) {
+    if ("true".equals(pod.getMetadata().getLabels().get(SandboxLabels.READY))) {
+      return Preparation.READY;
+    }
+    Map<String, String> annotations = pod.getMetadata().getAnnotations();
+    String preparer = annotations == null ? null : annotations.get(SandboxLabels.PREPARER);
+    if (replicaId.equals(preparer)) {
+      return Preparation.MINE;
+    }
+    if (createdBefore(pod, abandonedBefore)) {
+      return Preparation.ABANDONED;
+    }
+    return preparer == null ? Preparation.UNCLAIMED : Preparation.THEIRS;
+  }
+
+  private static boolean createdBefore(Pod pod, java.time.Instant instant) {
+    String created = pod.getMetadata().getCreationTimestamp();
+    try {
+      return created != null && java.time.Instant.parse(created).isBefore(instant);
+    } catch (java.time.format.DateTimeParseException unreadable) {
+      return false;
+    }
+  }
+
+  /**
+   * Takes an unready pool pod no replica prepares (one a replica of an older version left) for this
+   * one, on its resource version: the name if this replica won it.
+   */
+  private Uni<Optional<String>> claimToPrepare(Pod pod) {
+    return gateway
+        .update(
+            pod,
+            builder ->
+                builder
+                    .editMetadata()
+                    .addToAnnotations(SandboxLabels.PREPARER, replicaId)
+                    .endMetadata())
+        .map(won -> won ? Optional.of(pod.getMetadata().getName()) : Optional.<String>empty());
   }
 
   /** Pool pods one replica prepares at once. */
@@ -385,7 +507,9 @@ public class WarmPools {
               LOGGER.warnf(
                   "pool pod %s of %s failed to start or set up and is removed: %s",
                   name, environment.getId(), failure.getMessage());
-              return gateway.delete(name).onFailure().recoverWithNull();
+              // unless a provision claimed it meanwhile (its ready label may have been set by a
+              // call whose answer was lost)
+              return retire(name).onFailure().recoverWithNull();
             });
   }
 

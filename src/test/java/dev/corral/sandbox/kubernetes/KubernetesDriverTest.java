@@ -74,6 +74,8 @@ class KubernetesDriverTest {
 
   @Inject SandboxReconciler reconciler;
 
+  @Inject WarmPools warmPools;
+
   @Inject SandboxRepository repository;
 
   @Inject io.vertx.mutiny.sqlclient.Pool pool;
@@ -733,6 +735,50 @@ class KubernetesDriverTest {
     // and the pool refills
     reconciler.reconcile().await().atMost(Duration.ofSeconds(30));
     await().atMost(Duration.ofSeconds(15)).until(() -> readyPoolPods(environment).size() == 2);
+  }
+
+  @Test
+  void aPoolPodAnotherReplicaPreparesIsLeftToIt() {
+    // Given a pool pod another replica is preparing (two setups at once in one pod failed, and
+    // the one that failed deleted the pod, which a session may have claimed meanwhile)
+    Environment environment = environment(1, "echo prepared >> /workspace/setup.log");
+    poolPod(environment, "corral-pool-theirs", "replica-elsewhere");
+    await().atMost(Duration.ofSeconds(10)).until(() -> running("corral-pool-theirs"));
+
+    // When this replica's reconciler passes
+    reconciler.reconcile().await().atMost(Duration.ofSeconds(30));
+
+    // Then it leaves that pod to its preparer: it runs no setup in it, nor adds one
+    await()
+        .during(Duration.ofSeconds(3))
+        .atMost(Duration.ofSeconds(5))
+        .until(
+            () ->
+                readyPoolPods(environment).isEmpty()
+                    && pods().stream()
+                        .map(pod -> pod.getMetadata().getName())
+                        .toList()
+                        .equals(List.of("corral-pool-theirs")));
+    environments.archiveEnvironment(
+        ArchiveEnvironmentRequest.newBuilder().setEnvironmentId(environment.getId()).build());
+  }
+
+  /** A pool pod of {@code environment} as a replica makes it, prepared by {@code preparer}. */
+  private void poolPod(Environment environment, String name, String preparer) {
+    Pod pod =
+        new io.fabric8.kubernetes.api.model.PodBuilder(
+                SandboxPodFactory.warm(warmPools.poolSpec(environment)))
+            .editMetadata()
+            .withName(name)
+            .addToAnnotations(SandboxLabels.PREPARER, preparer)
+            .endMetadata()
+            .build();
+    cluster.pods().inNamespace(NAMESPACE).resource(pod).create();
+  }
+
+  private boolean running(String name) {
+    Pod pod = cluster.pods().inNamespace(NAMESPACE).withName(name).get();
+    return pod != null && pod.getStatus() != null && "Running".equals(pod.getStatus().getPhase());
   }
 
   @Test
