@@ -40,6 +40,12 @@ import org.jboss.logging.Logger;
  */
 final class ModelCalls {
 
+  /**
+   * Why a compaction call that answered no summary failed, as its span's end records it: the
+   * summary is asked for once more, and only such answers count toward that once.
+   */
+  static final String BLANK_SUMMARY = "the compaction call answered no summary";
+
   private static final Logger LOGGER = Logger.getLogger(ModelCalls.class);
 
   private final String sessionId;
@@ -393,12 +399,11 @@ final class ModelCalls {
       summary.append(Projection.SUMMARY_REFUSED);
     }
     if (dev.corral.common.InputRules.blank(summary.toString())) {
-      if (state.get().failedCompactions() == 0) {
+      if (state.get().blankSummaries() == 0) {
         // asked once more (the tokens of this answer still count toward the session's use)
         failed(
             call,
-            new ModelException(
-                200, "invalid_summary", "the compaction call answered no summary", true, null),
+            new ModelException(200, "invalid_summary", BLANK_SUMMARY, true, null),
             response.usage());
         return;
       }

@@ -110,8 +110,11 @@ final class SessionState {
   /** The last interrupt came while there was work to stop (see {@link #interruptCaughtWork()}). */
   private boolean interruptCaughtWork;
 
-  /** Compaction calls that failed since the last compaction (see {@link #failedCompactions()}). */
-  private int failedCompactions;
+  /**
+   * Compaction calls that answered no summary since the last compaction (see {@link
+   * #blankSummaries()}).
+   */
+  private int blankSummaries;
 
   private int failuresSinceInput;
   private int modelRequests;
@@ -295,7 +298,7 @@ final class SessionState {
         modelRequests++;
       }
       case AGENT_CONTEXT_COMPACTED -> {
-        failedCompactions = 0;
+        blankSummaries = 0;
         var compacted = event.getAgentContextCompacted();
         compaction =
             new Compaction(compacted.getFromSeq(), compacted.getUpToSeq(), compacted.getSummary());
@@ -328,8 +331,10 @@ final class SessionState {
         boolean turn = !openSpanCompacts;
         boolean compacted = openSpanCompacts;
         openSpanCompacts = false;
-        if (compacted && end.getIsError()) {
-          failedCompactions++;
+        if (compacted
+            && end.getIsError()
+            && ModelCalls.BLANK_SUMMARY.equals(end.getErrorMessage())) {
+          blankSummaries++; // not an overload, an interrupt or a crash: those ask again anyway
         }
         lastCallCompacted = compacted;
         // A compaction answers nothing: the turn's input waits for the call after it.
@@ -689,11 +694,11 @@ final class SessionState {
   }
 
   /**
-   * Compaction calls that failed since the last compaction, in this turn or earlier ones: a summary
-   * the model will not write is asked for once more, not at every turn.
+   * Compaction calls that answered no summary since the last compaction, in this turn or earlier
+   * ones: a summary the model will not write is asked for once more, not at every turn.
    */
-  int failedCompactions() {
-    return failedCompactions;
+  int blankSummaries() {
+    return blankSummaries;
   }
 
   int failuresSinceInput() {

@@ -349,6 +349,39 @@ class LongSessionTest {
   }
 
   @Test
+  void aSummaryCallThatFailedOtherwiseDoesNotUseUpTheSecondAskingOfABlankOne() {
+    // Given a model whose first summary call is overloaded, whose second answers blank text and
+    // whose third writes the summary
+    model.fallback(
+        request -> {
+          if (request.toString().contains("Answer with the summary only.")) {
+            return switch (summaries.incrementAndGet()) {
+              case 1 -> Reply.status(529, "overloaded_error", "Overloaded");
+              case 2 -> Reply.stream().text(" \n ").stop("end_turn");
+              default -> Reply.text("Summary: the user sent parts of a long text.");
+            };
+          }
+          return Reply.text("Noted.");
+        });
+    Session session = sessionOfSmallModel(CreateAgentRequest.newBuilder().setName("overloaded"));
+
+    // When the session outgrows its window
+    int turn = 0;
+    while (summaries.get() < 3 && turn < TURNS) {
+      turn++;
+      sayAndAwaitAnswer(session.getId(), "part " + turn + ": " + "detail. ".repeat(180), turn);
+    }
+
+    // Then the blank answer was asked again (the overload had counted as the one more asking,
+    // and the history was dropped with a note), and the history is the model's summary
+    assertThat(summaries.get()).isEqualTo(3);
+    List<AgentContextCompacted> compactions = compactions(session.getId());
+    assertThat(compactions).hasSize(1);
+    assertThat(compactions.get(0).getSummary()).contains("parts of a long text");
+    assertThat(model.violations()).isEmpty();
+  }
+
+  @Test
   void aBlankSummaryIsAskedForOnceMoreThenItsHistoryIsLeftOutWithANote() {
     // Given a model that answers every summary request with blank text (history can be written
     // to make it do so), each answer a paid call
