@@ -81,6 +81,9 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
    */
   public volatile boolean podReadsFail;
 
+  /** An image no registry serves (null: none): its pods wait in ImagePullBackOff for ever. */
+  public volatile String unpullableImage;
+
   /** RuntimeClasses the cluster has (null: any); a pod of another is refused, as admission does. */
   public volatile Set<String> runtimeClasses;
 
@@ -118,13 +121,26 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
                     + "\\\" not found\",\"reason\":\"Forbidden\",\"code\":403}");
       }
     }
+    String unpullable = unpullableImage;
+    boolean cannotPull =
+        unpullable != null
+            && request.method() == HttpMethod.POST
+            && POD_CREATE.matcher(path).matches()
+            // read before the CRUD store consumes the body
+            && new String(request.getBody().getBytes(), StandardCharsets.UTF_8)
+                .contains("\"image\":\"" + unpullable + "\"");
     final MockResponse response = super.dispatch(request); // CRUD or server.expect() expectations
     if (request.method() == HttpMethod.POST
         && response.code() == 201
         && (m = POD_CREATE.matcher(path)).matches()) {
       final String ns = m.group(1);
       final String name = extractName(response);
-      if (podStartDelayMs >= 0 && name != null) {
+      if (cannotPull && name != null) {
+        scheduler.schedule(
+            () -> markWaiting(ns, name, "ImagePullBackOff", "Back-off pulling image"),
+            200,
+            TimeUnit.MILLISECONDS);
+      } else if (podStartDelayMs >= 0 && name != null) {
         scheduler.schedule(() -> markRunning(ns, name), podStartDelayMs, TimeUnit.MILLISECONDS);
       }
     } else if (request.method() == HttpMethod.DELETE && (m = POD_CREATE.matcher(path)).matches()) {
@@ -246,6 +262,20 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
         == 200;
   }
 
+  /** The pod stays Pending, its container waiting for {@code reason}, as a kubelet reports. */
+  private void markWaiting(String ns, String name, String reason, String message) {
+    patchStatus(
+        ns,
+        name,
+        "{\"status\":{\"phase\":\"Pending\",\"containerStatuses\":[{\"name\":\"sandbox\","
+            + "\"ready\":false,\"started\":false,\"restartCount\":0,\"image\":\"x\",\"imageID\":\"\","
+            + "\"state\":{\"waiting\":{\"reason\":\""
+            + reason
+            + "\",\"message\":\""
+            + message
+            + "\"}}}]}}");
+  }
+
   private void markRunning(String ns, String name) {
     String now = Instant.now().toString();
     String patch =
@@ -257,6 +287,10 @@ public class FakeKubelet extends KubernetesMixedDispatcher {
             + "\"image\":\"x\",\"imageID\":\"\",\"state\":{\"running\":{\"startedAt\":\""
             + now
             + "\"}}}]}}";
+    patchStatus(ns, name, patch);
+  }
+
+  private void patchStatus(String ns, String name, String patch) {
     // JSON merge patch on the /status subresource, straight into the CRUD store (emits MODIFIED to
     // watchers)
     super.dispatch(

@@ -42,7 +42,22 @@ public class KubernetesGateway {
   /** Time limit of one API call (not of an exec, whose limit is the call's own). */
   static final Duration CALL_TIMEOUT = Duration.ofSeconds(30);
 
+  /** The first wait between two reads of a starting pod; it doubles up to {@link #POLL_MOST}. */
   private static final Duration POLL = Duration.ofMillis(100);
+
+  private static final Duration POLL_MOST = Duration.ofSeconds(1);
+
+  /**
+   * Why a container waits that no wait will mend: its image name is malformed, must not be pulled,
+   * failed to pull and is being retried with a back-off, or its configuration is wrong.
+   */
+  private static final java.util.Set<String> CANNOT_START =
+      java.util.Set.of(
+          "InvalidImageName",
+          "ErrImageNeverPull",
+          "ImagePullBackOff",
+          "CreateContainerConfigError");
+
   private static final int THREADS = 16;
   private static final int QUEUE = 1024;
 
@@ -144,7 +159,7 @@ public class KubernetesGateway {
    * ends, disappears or takes longer than {@code timeout}.
    */
   Uni<Pod> awaitRunning(String name, Duration timeout) {
-    return pollUntilRunning(name)
+    return pollUntilRunning(name, POLL)
         .ifNoItem()
         .after(timeout)
         .failWith(
@@ -153,7 +168,9 @@ public class KubernetesGateway {
                     "sandbox pod " + name + " was not ready after " + timeout, null));
   }
 
-  private Uni<Pod> pollUntilRunning(String name) {
+  private Uni<Pod> pollUntilRunning(String name, Duration wait) {
+    Duration next =
+        wait.multipliedBy(2).compareTo(POLL_MOST) > 0 ? POLL_MOST : wait.multipliedBy(2);
     return get(name)
         .map(found -> startedOrNull(name, found))
         .flatMap(
@@ -164,8 +181,8 @@ public class KubernetesGateway {
                         .voidItem()
                         .onItem()
                         .delayIt()
-                        .by(POLL)
-                        .flatMap(ignored -> pollUntilRunning(name)));
+                        .by(wait)
+                        .flatMap(ignored -> pollUntilRunning(name, next)));
   }
 
   /** How an exec ended: its exit code (null: the stream closed without one), or out of time. */
@@ -214,6 +231,20 @@ public class KubernetesGateway {
     if ("Failed".equals(phase) || "Succeeded".equals(phase)) {
       throw new FailedPreconditionException(
           "sandbox pod " + name + " ended while it started (" + phase + ")");
+    }
+    if (pod.getStatus() != null && pod.getStatus().getContainerStatuses() != null) {
+      for (var container : pod.getStatus().getContainerStatuses()) {
+        var waiting = container.getState() == null ? null : container.getState().getWaiting();
+        if (waiting != null && CANNOT_START.contains(waiting.getReason())) {
+          throw new FailedPreconditionException(
+              "sandbox pod "
+                  + name
+                  + " cannot start: "
+                  + waiting.getReason()
+                  + (waiting.getMessage() == null ? "" : " (" + waiting.getMessage() + ")")
+                  + "; check the environment's image and resources");
+        }
+      }
     }
     return running(pod) ? pod : null;
   }

@@ -89,6 +89,7 @@ class KubernetesDriverTest {
     kubelet.execHandler = kubelet::runInPodSandbox;
     kubelet.runtimeClasses = null;
     kubelet.podReadsFail = false;
+    kubelet.unpullableImage = null;
     // Each test starts from an empty cluster: no live sandbox, no pool to keep filled.
     sandboxes
         .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
@@ -148,6 +149,39 @@ class KubernetesDriverTest {
                 .listSandboxes(ListSandboxesRequest.newBuilder().setPageSize(100).build())
                 .getSandboxesList())
         .noneMatch(sandbox -> sandbox.getState() == SandboxState.SANDBOX_STATE_READY);
+  }
+
+  @Test
+  void aPodWhoseImageCannotBePulledFailsItsProvisionAtOnceSayingWhy() {
+    // Given an environment whose image no registry serves
+    kubelet.unpullableImage = "registry.example/nope:1";
+    Environment environment =
+        environments
+            .createEnvironment(
+                CreateEnvironmentRequest.newBuilder()
+                    .setName("unpullable")
+                    .setDriver(SandboxDriver.SANDBOX_DRIVER_KUBERNETES)
+                    .setImage("registry.example/nope:1")
+                    .build())
+            .getEnvironment();
+
+    // When a sandbox of it is provisioned
+    long start = System.nanoTime();
+    io.grpc.StatusRuntimeException refused =
+        org.assertj.core.api.Assertions.catchThrowableOfType(
+            io.grpc.StatusRuntimeException.class, () -> provision(environment, ""));
+    pods()
+        .forEach(
+            p ->
+                System.err.println(
+                    "POD " + p.getSpec().getContainers().get(0).getImage() + " " + p.getStatus()));
+
+    // Then it fails as soon as the kubelet says so, not at the ready timeout (20 s here, 2 min by
+    // default) as UNAVAILABLE, which clients retry; and its pod goes
+    assertThat((System.nanoTime() - start) / 1_000_000).isLessThan(10_000);
+    assertThat(refused.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
+    assertThat(refused.getStatus().getDescription()).contains("ImagePullBackOff");
+    await().atMost(Duration.ofSeconds(10)).until(() -> pods().isEmpty());
   }
 
   @Test
