@@ -84,6 +84,16 @@ public class SessionRepository {
 
   static final String DELETE = "DELETE FROM sessions WHERE id = $1 AND tenant_id = $2";
 
+  /**
+   * A session's log, deleted before its row so that the row's lock is held only at the end: an
+   * append of another session batched with one of this session waits for that lock, and a long log
+   * took as long to delete as the whole statement may run. Events appended meanwhile go with the
+   * row ({@code ON DELETE CASCADE}).
+   */
+  static final String DELETE_LOG =
+      "DELETE FROM events WHERE session_id = $1"
+          + " AND EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND tenant_id = $2)";
+
   static final String DELETE_TIMEOUT = "SET LOCAL statement_timeout = '15min'";
 
   static final String LOCK_RESOURCES =
@@ -178,9 +188,9 @@ public class SessionRepository {
   }
 
   /**
-   * Deletes the session and its log; fails with {@link NotFoundException} if there is none. The
-   * log's events go with the row ({@code ON DELETE CASCADE}); a long log may take longer than the
-   * pool's statement timeout, so this one statement gets {@link #DELETE_TIMEOUT} instead.
+   * Deletes the session and its log, in one transaction; fails with {@link NotFoundException} if
+   * there is none. The log goes first ({@link #DELETE_LOG}); a long log may take longer than the
+   * pool's statement timeout, so these statements get {@link #DELETE_TIMEOUT} instead.
    */
   Uni<Void> delete(Tenant tenant, String id) {
     return pool.withTransaction(
@@ -188,6 +198,9 @@ public class SessionRepository {
             connection
                 .query(DELETE_TIMEOUT)
                 .execute()
+                .flatMap(
+                    ignored ->
+                        connection.preparedQuery(DELETE_LOG).execute(Tuple.of(id, tenant.id())))
                 .flatMap(
                     ignored -> connection.preparedQuery(DELETE).execute(Tuple.of(id, tenant.id())))
                 .flatMap(

@@ -78,6 +78,47 @@ class DeleteSessionTest {
   }
 
   @Test
+  void aDeletionHoldsItsSessionsRowOnlyOnceItsLogIsGone() throws Exception {
+    // Given a session whose log takes long to delete (another transaction holds an event's row)
+    String id = createSession(agents, sessions).getId();
+    String first =
+        sessions.emitEvent(dev.corral.testing.Fixtures.emit(id, "one")).getEvent().getId();
+    SqlConnection hold = SessionRows.lockRow(pool, "events", first);
+    CompletableFuture<?> deletion;
+    try {
+      deletion = CompletableFuture.runAsync(() -> delete(id));
+      Awaitility.await()
+          .atMost(Duration.ofSeconds(10))
+          .until(() -> SessionRows.statementsWaitingForALock(pool) == 1);
+
+      // When the session is appended to meanwhile (an append of another session batched with it
+      // waited as long as the deletion ran, up to its whole statement timeout)
+      var appended =
+          sessions
+              .withDeadlineAfter(5, TimeUnit.SECONDS)
+              .emitEvent(dev.corral.testing.Fixtures.emit(id, "two"));
+
+      // Then the append did not wait for the deletion
+      assertThat(appended.getEvent().getSeq()).isEqualTo(2);
+    } finally {
+      SessionRows.rollback(hold);
+    }
+
+    // And the deletion takes that event too
+    deletion.get(20, TimeUnit.SECONDS);
+    assertThat(get(id)).isFalse();
+    assertThat(
+            pool.preparedQuery("SELECT count(*) FROM events WHERE session_id = $1")
+                .execute(io.vertx.mutiny.sqlclient.Tuple.of(id))
+                .await()
+                .atMost(Duration.ofSeconds(5))
+                .iterator()
+                .next()
+                .getLong(0))
+        .isZero();
+  }
+
+  @Test
   void aDeletionWhoseCallerGaveUpGoesOnAndEndsTheSessionsStreams() {
     // Given a session followed by a stream, whose deletion will take long
     String id = createSession(agents, sessions).getId();
