@@ -457,7 +457,13 @@ final class HarnessRun {
 
   private void refused(AppendQueue.Batch batch, Throwable failure) {
     batch.refused().run();
-    if (leaseLostWhileAppending) {
+    if (leaseLostWhileAppending || failure instanceof LeaseLostException) {
+      if (leaseGivenBack) {
+        // this run gave the lease back itself (an idle it appended), and a batch queued behind
+        // that idle (a sandbox's notice, say) was refused for it: a message that came meanwhile
+        // still asks for the restart appended() would have asked for
+        step();
+      }
       end(false, "lease lost");
       return;
     }
@@ -468,9 +474,6 @@ final class HarnessRun {
       // be folded in, unless it already is; then decide again. Waiting for a seq the log may
       // never reach would hold the lease until the next client event.
       waitForSeq = answeredInState(batch) ? 0 : state.lastSeq() + 1;
-    } else if (failure instanceof LeaseLostException) {
-      end(false, "lease lost");
-      return;
     } else if (failure instanceof SessionClosedException || failure instanceof NotFoundException) {
       end(false, failure.getMessage());
       return;
