@@ -8,12 +8,13 @@ package dev.corral.sandbox.driver;
  * saves it when it ends. A command that is killed saves nothing, so the next one sees the state
  * from before it, even when it was killed while saving: the state is kept in two files taken in
  * turn, each with its generation on its first line and an end mark on its last, and a command loads
- * the newest one that is whole (bash has no builtin to rename a file). A command that ends the
- * shell ({@code exit}, or a failure under {@code set -e}), or makes the wrapper's own variables
- * read-only, resets the state, and says so in its output. No command's mistake reaches the next:
- * the save is parsed with the command's {@code eval} (after a syntax error bash cannot parse the
- * line that follows), only a regular file is loaded, options are restored whatever {@code IFS} is,
- * and aliases and {@code -x}/{@code -v} are off while the wrapper's own lines run.
+ * the newest one that is whole (bash has no builtin to rename a file); a save that finds no room
+ * for the other file (a full /tmp) writes over the one it loaded, as every save once did. A command
+ * that ends the shell ({@code exit}, or a failure under {@code set -e}), or makes the wrapper's own
+ * variables read-only, resets the state, and says so in its output. No command's mistake reaches
+ * the next: the save is parsed with the command's {@code eval} (after a syntax error bash cannot
+ * parse the line that follows), only a regular file is loaded, options are restored whatever {@code
+ * IFS} is, and aliases and {@code -x}/{@code -v} are off while the wrapper's own lines run.
  */
 public final class ShellScripts {
 
@@ -34,8 +35,8 @@ public final class ShellScripts {
    * and stderr into stdout. Its exit code is the command's. The state is a {@code declare -p} of
    * every variable (bash's read-only ones fail to restore, quietly), the functions, aliases, umask,
    * options ({@code $SHELLOPTS}, {@code $BASHOPTS}), working directory and OLDPWD: builtins only
-   * (but {@code rm} of something other than a regular file at the state's path), so that keeping
-   * the shell costs no process.
+   * (but {@code rm} of something other than a regular file at the state's paths, when there is
+   * one), so that keeping the shell costs no process.
    */
   static final String PERSISTENT =
       "__corral_s=/tmp/.corral-shell\n"
@@ -83,7 +84,7 @@ public final class ShellScripts {
           + "__corral_forget() {\n"
           + "  local __corral_h\n"
           + "  for __corral_h in \"$__corral_s\" \"$__corral_s.b\"; do\n"
-          + "    { [[ -f $__corral_h && ! -L $__corral_h ]] && : >| \"$__corral_h\" || command rm -f -- \"$__corral_h\"; } 2>/dev/null\n"
+          + "    { [[ -f $__corral_h && ! -L $__corral_h ]] && : >| \"$__corral_h\" || { [[ -e $__corral_h || -L $__corral_h ]] && command rm -f -- \"$__corral_h\"; }; } 2>/dev/null\n"
           + "  done\n"
           + "}\n"
           + "__corral_exit() {\n"
@@ -91,6 +92,10 @@ public final class ShellScripts {
           + "    __corral_forget\n"
           + "    printf '\\n[the shell exited with code %d: the next call starts a fresh shell in /workspace, without the variables and functions of this one]\\n' \"$__corral_rc\"\n"
           + "  fi\n"
+          + "}\n"
+          + "__corral_state() {\n"
+          + "  printf '#corral-state %d\\n' \"$1\" && declare -p && declare -f && alias -p && umask -p &&\n"
+          + "  printf '__corral_opts %q %q\\ncd -- %q || cd /workspace\\nOLDPWD=%q\\n#corral-end\\n' \"$2\" \"$3\" \"$PWD\" \"${OLDPWD-}\"\n"
           + "}\n"
           + "__corral_save() {\n"
           + "  __corral_own\n"
@@ -100,19 +105,16 @@ public final class ShellScripts {
           + "    printf '\\n[the call made variables that keep the shell read-only: the next call starts a fresh shell in /workspace]\\n'\n"
           + "    return 0\n"
           + "  fi\n"
-          + "  local __corral_o=$1 __corral_b=$2 __corral_w=$__corral_s __corral_n\n"
+          + "  local __corral_o=$1 __corral_b=$2 __corral_w=$__corral_s __corral_n __corral_h=${__corral_f-}\n"
           + "  [[ ${__corral_g-} =~ ^[0-9]{1,18}$ ]] && __corral_n=$((10#$__corral_g + 1)) || __corral_n=1\n"
-          + "  [[ ${__corral_f-} == \"$__corral_s\" ]] && __corral_w=$__corral_s.b\n"
+          + "  [[ $__corral_h == \"$__corral_s\" ]] && __corral_w=$__corral_s.b\n"
           + "  unset __corral_a __corral_g __corral_f BASH_EXECUTION_STRING\n"
-          + "  [[ -f $__corral_w && ! -L $__corral_w ]] || command rm -f -- \"$__corral_w\"\n"
-          + "  {\n"
-          + "    printf '#corral-state %d\\n' \"$__corral_n\"\n"
-          + "    declare -p\n"
-          + "    declare -f\n"
-          + "    alias -p\n"
-          + "    umask -p\n"
-          + "    printf '__corral_opts %q %q\\ncd -- %q || cd /workspace\\nOLDPWD=%q\\n#corral-end\\n' \"$__corral_o\" \"$__corral_b\" \"$PWD\" \"${OLDPWD-}\"\n"
-          + "  } >| \"$__corral_w\"\n"
+          + "  [[ ! -L $__corral_w && ( ! -e $__corral_w || -f $__corral_w ) ]] || command rm -f -- \"$__corral_w\"\n"
+          + "  __corral_state \"$__corral_n\" \"$__corral_o\" \"$__corral_b\" >| \"$__corral_w\" && return\n"
+          + "  : >| \"$__corral_w\"\n"
+          + "  [[ -n $__corral_h ]] || return 1\n"
+          + "  [[ ! -L $__corral_h && ( ! -e $__corral_h || -f $__corral_h ) ]] || command rm -f -- \"$__corral_h\"\n"
+          + "  __corral_state \"$__corral_n\" \"$__corral_o\" \"$__corral_b\" >| \"$__corral_h\"\n"
           + "}\n"
           + "trap '{ __corral_rc=$?; __corral_own; set +xv; __corral_exit; } 2>/dev/null' EXIT\n"
           + "__corral_done=\n"
