@@ -199,12 +199,15 @@ public class GrpcErrors implements ExceptionHandlerProvider {
   private static final String QUERY_CANCELED = "57014";
 
   /**
-   * The pool's wait for a connection ran out: the Vert.x SQL client fails it with a bare "Timeout",
-   * of no type of its own.
+   * The pool's wait for a connection ran out. The Vert.x SQL client says so in two ways, of no type
+   * of their own: a statement run on the pool fails with "Timeout waiting for connection", a
+   * connection asked of it (a transaction) with a bare "Timeout".
    */
   private static boolean isPoolWait(Throwable cause) {
-    return cause instanceof io.vertx.core.impl.NoStackTraceThrowable
-        && "Timeout".equals(cause.getMessage());
+    return (cause instanceof io.vertx.core.impl.NoStackTraceThrowable
+            && "Timeout".equals(cause.getMessage()))
+        || (cause instanceof io.vertx.core.VertxException
+            && "Timeout waiting for connection".equals(cause.getMessage()));
   }
 
   private static boolean isDatabaseOutage(Throwable cause) {

@@ -23,7 +23,7 @@ public final class ShellScripts {
    * a state loads and before one is saved, so that no call's function stands in for them.
    */
   private static final String WRAPPER_BUILTINS =
-      "eval trap exit set unset shopt declare printf builtin local alias umask command";
+      "eval trap exit set unset shopt declare printf builtin local alias umask command return :";
 
   /**
    * Where the persistent shell keeps its state (and, in turn, in the same path with {@code .b}).
@@ -106,7 +106,7 @@ public final class ShellScripts {
           + "    return 0\n"
           + "  fi\n"
           + "  local __corral_o=$1 __corral_b=$2 __corral_w=$__corral_s __corral_n __corral_h=${__corral_f-}\n"
-          + "  [[ ${__corral_g-} =~ ^[0-9]{1,18}$ ]] && __corral_n=$((10#$__corral_g + 1)) || __corral_n=1\n"
+          + "  [[ -n ${__corral_g-} && $__corral_g != *[!0-9]* && ${#__corral_g} -le 18 ]] && __corral_n=$((10#$__corral_g + 1)) || __corral_n=1\n"
           + "  [[ $__corral_h == \"$__corral_s\" ]] && __corral_w=$__corral_s.b\n"
           + "  unset __corral_a __corral_g __corral_f BASH_EXECUTION_STRING\n"
           + "  [[ ! -L $__corral_w && ( ! -e $__corral_w || -f $__corral_w ) ]] || command rm -f -- \"$__corral_w\"\n"

@@ -170,11 +170,6 @@ class KubernetesDriverTest {
     io.grpc.StatusRuntimeException refused =
         org.assertj.core.api.Assertions.catchThrowableOfType(
             io.grpc.StatusRuntimeException.class, () -> provision(environment, ""));
-    pods()
-        .forEach(
-            p ->
-                System.err.println(
-                    "POD " + p.getSpec().getContainers().get(0).getImage() + " " + p.getStatus()));
 
     // Then it fails as soon as the kubelet says so, not at the ready timeout (20 s here, 2 min by
     // default) as UNAVAILABLE, which clients retry; and its pod goes
