@@ -48,15 +48,19 @@ public class KubernetesGateway {
   private static final Duration POLL_MOST = Duration.ofSeconds(1);
 
   /**
-   * Why a container waits that no wait will mend: its image name is malformed, must not be pulled,
-   * failed to pull and is being retried with a back-off, or its configuration is wrong.
+   * Why a container waits that no wait will mend: its image name is malformed or must not be
+   * pulled, or its configuration is wrong.
    */
   private static final java.util.Set<String> CANNOT_START =
-      java.util.Set.of(
-          "InvalidImageName",
-          "ErrImageNeverPull",
-          "ImagePullBackOff",
-          "CreateContainerConfigError");
+      java.util.Set.of("InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError");
+
+  /**
+   * Why a container waits that a registry may mend: a pull failed and is retried with a back-off
+   * (the kubelet says so about 10 s after the first failure; a rate limit or an outage of the
+   * registry may last longer). Past half the time a pod may take to be ready, the image is taken
+   * for one that cannot be pulled.
+   */
+  private static final String PULL_BACKING_OFF = "ImagePullBackOff";
 
   private static final int THREADS = 16;
   private static final int QUEUE = 1024;
@@ -137,6 +141,23 @@ public class KubernetesGateway {
         });
   }
 
+  /** Sets an annotation of the pod as it is now. */
+  Uni<Void> annotate(String name, String key, String value) {
+    return call(
+        "annotate pod " + name,
+        () -> {
+          pod(name)
+              .edit(
+                  current ->
+                      new PodBuilder(current)
+                          .editMetadata()
+                          .addToAnnotations(key, value)
+                          .endMetadata()
+                          .build());
+          return null;
+        });
+  }
+
   /** Adds a label to the pod as it is now. */
   Uni<Void> label(String name, String key, String value) {
     return call(
@@ -159,7 +180,7 @@ public class KubernetesGateway {
    * ends, disappears or takes longer than {@code timeout}.
    */
   Uni<Pod> awaitRunning(String name, Duration timeout) {
-    return pollUntilRunning(name, POLL)
+    return pollUntilRunning(name, POLL, timeout.dividedBy(2))
         .ifNoItem()
         .after(timeout)
         .failWith(
@@ -168,11 +189,11 @@ public class KubernetesGateway {
                     "sandbox pod " + name + " was not ready after " + timeout, null));
   }
 
-  private Uni<Pod> pollUntilRunning(String name, Duration wait) {
+  private Uni<Pod> pollUntilRunning(String name, Duration wait, Duration pullPatience) {
     Duration next =
         wait.multipliedBy(2).compareTo(POLL_MOST) > 0 ? POLL_MOST : wait.multipliedBy(2);
     return get(name)
-        .map(found -> startedOrNull(name, found))
+        .map(found -> startedOrNull(name, found, pullPatience))
         .flatMap(
             pod ->
                 pod != null
@@ -182,7 +203,17 @@ public class KubernetesGateway {
                         .onItem()
                         .delayIt()
                         .by(wait)
-                        .flatMap(ignored -> pollUntilRunning(name, next)));
+                        .flatMap(ignored -> pollUntilRunning(name, next, pullPatience)));
+  }
+
+  /**
+   * An exec that opened, then failed before its end: its process may run on in the pod (the kubelet
+   * leaves it when the stream goes). An exec that failed to open started nothing anyone knows of.
+   */
+  static final class ExecBroke extends UnavailableException {
+    ExecBroke(Throwable cause) {
+      super("the exec in the sandbox's pod failed", cause);
+    }
   }
 
   /** How an exec ended: its exit code (null: the stream closed without one), or out of time. */
@@ -215,13 +246,13 @@ public class KubernetesGateway {
         .transform(
             failure -> {
               LOGGER.warnf("a pod exec failed: %s", failure.getMessage());
-              return new UnavailableException("the exec in the sandbox's pod failed", failure);
+              return new ExecBroke(failure);
             })
         .onTermination()
         .invoke(watch::close);
   }
 
-  private static Pod startedOrNull(String name, Optional<Pod> found) {
+  private static Pod startedOrNull(String name, Optional<Pod> found, Duration pullPatience) {
     Pod pod =
         found.orElseThrow(
             () ->
@@ -235,7 +266,10 @@ public class KubernetesGateway {
     if (pod.getStatus() != null && pod.getStatus().getContainerStatuses() != null) {
       for (var container : pod.getStatus().getContainerStatuses()) {
         var waiting = container.getState() == null ? null : container.getState().getWaiting();
-        if (waiting != null && CANNOT_START.contains(waiting.getReason())) {
+        if (waiting != null
+            && (CANNOT_START.contains(waiting.getReason())
+                || (PULL_BACKING_OFF.equals(waiting.getReason())
+                    && olderThan(pod, pullPatience)))) {
           throw new FailedPreconditionException(
               "sandbox pod "
                   + name
@@ -247,6 +281,16 @@ public class KubernetesGateway {
       }
     }
     return running(pod) ? pod : null;
+  }
+
+  private static boolean olderThan(Pod pod, Duration age) {
+    String created = pod.getMetadata().getCreationTimestamp();
+    try {
+      return created != null
+          && java.time.Instant.parse(created).plus(age).isBefore(java.time.Instant.now());
+    } catch (java.time.format.DateTimeParseException unreadable) {
+      return false;
+    }
   }
 
   /** Whether the pod runs and all its containers are ready. */

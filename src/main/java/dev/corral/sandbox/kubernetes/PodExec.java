@@ -289,7 +289,14 @@ class PodExec {
         .onFailure(failure -> !(failure instanceof SandboxLostException))
         .recoverWithUni(
             failure ->
-                stopAbandoned(sandboxId, pod, started)
+                // an exec that broke may have left its process running: it is stopped, or the
+                // sandbox given up, whatever the API can say of the pod. One that never opened (or
+                // whose arguments did not upload) started nothing: an API that cannot say whether
+                // the pod runs fails the call, and the sandbox stays
+                (failure instanceof KubernetesGateway.ExecBroke
+                        ? stopAbandoned(sandboxId, pod, started)
+                        : requireRunning(sandboxId, pod)
+                            .chain(() -> stopAbandoned(sandboxId, pod, started)))
                     .chain(() -> Uni.createFrom().<KubernetesGateway.Exit>failure(failure)))
         .flatMap(exit -> result(sandboxId, pod, exit, output, started));
   }

@@ -29,6 +29,13 @@ public final class SandboxLabels {
    */
   public static final String PREPARER = "corral.dev/preparer";
 
+  /**
+   * The annotation saying when a pool pod's preparer last said it is at work on it (an instant,
+   * refreshed at each of its reconciler's passes): another replica takes a pod it has not heard of
+   * for a while for abandoned.
+   */
+  public static final String PREPARER_SEEN = "corral.dev/preparer-seen";
+
   private SandboxLabels() {}
 
   /** Labels of every sandbox pod. */

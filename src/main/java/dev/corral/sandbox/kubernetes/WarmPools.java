@@ -194,9 +194,41 @@ public class WarmPools {
   Uni<Report> reconcile() {
     return Uni.combine()
         .all()
-        .unis(activeKubernetesEnvironments(), gateway.list(Map.of(SandboxLabels.POOL, "warm")))
+        .unis(
+            activeKubernetesEnvironments(),
+            gateway.list(Map.of(SandboxLabels.POOL, "warm")),
+            gateway.list(Map.of(SandboxLabels.POOL, RETIRED)))
         .asTuple()
-        .flatMap(found -> reconcile(found.getItem1(), found.getItem2()));
+        .flatMap(
+            found ->
+                reconcile(found.getItem1(), found.getItem2())
+                    .flatMap(
+                        report ->
+                            deleteRetired(found.getItem3())
+                                .map(deleted -> report.plus(new Report(deleted, 0)))));
+  }
+
+  /** The pool label's value on a pool pod that left its pool to be deleted. */
+  static final String RETIRED = "retired";
+
+  /**
+   * Deletes retired pool pods, read at the start of the pass: those whose deletion failed (or whose
+   * replica stopped) after they left their pool.
+   */
+  private Uni<Integer> deleteRetired(List<Pod> retired) {
+    return Multi.createFrom()
+        .iterable(retired)
+        .onItem()
+        .transformToUniAndConcatenate(
+            pod ->
+                gateway
+                    .delete(pod.getMetadata().getName())
+                    .replaceWith(1)
+                    .onFailure()
+                    .recoverWithItem(0))
+        .collect()
+        .asList()
+        .map(deleted -> deleted.stream().mapToInt(Integer::intValue).sum());
   }
 
   private Uni<List<EnvironmentRepository.Owned>> activeKubernetesEnvironments() {
@@ -304,15 +336,17 @@ public class WarmPools {
   }
 
   /**
-   * Deletes a pool pod as it was read, unless it changed since: it leaves the pool first (on its
-   * resource version, as a claim relabels it), so that a pod a provision claimed meanwhile is never
-   * deleted under its session. False if it changed, or is gone; the next pass looks again.
+   * Deletes a pool pod as it was read, unless it changed since: it leaves the pool first, marked
+   * {@link #RETIRED} (on its resource version, as a claim relabels it), so that a pod a provision
+   * claimed meanwhile is never deleted under its session, and a retired pod whose deletion fails is
+   * deleted at a later pass. False if it changed, or is gone; the next pass looks again.
    */
   private Uni<Boolean> retire(Pod pod) {
     return gateway
         .update(
             pod,
-            builder -> builder.editMetadata().removeFromLabels(SandboxLabels.POOL).endMetadata())
+            builder ->
+                builder.editMetadata().addToLabels(SandboxLabels.POOL, RETIRED).endMetadata())
         .flatMap(
             unpooled ->
                 unpooled
@@ -354,11 +388,10 @@ public class WarmPools {
     List<String> mine = new ArrayList<>();
     List<Pod> unclaimed = new ArrayList<>();
     List<Pod> abandoned = new ArrayList<>();
+    java.time.Instant now = java.time.Instant.now();
+    java.time.Duration silence = config.reconcileInterval().multipliedBy(SILENT_PASSES);
     java.time.Instant abandonedBefore =
-        java.time.Instant.now()
-            .minus(config.kubernetes().readyTimeout())
-            .minus(config.setupTimeout())
-            .minus(PREPARATION_MARGIN);
+        now.minus(silence.compareTo(LEAST_SILENCE) > 0 ? silence : LEAST_SILENCE);
     for (Pod pod : pool) {
       switch (preparation(pod, replicaId, abandonedBefore)) {
         case MINE -> mine.add(pod.getMetadata().getName());
@@ -367,6 +400,8 @@ public class WarmPools {
         case READY, THEIRS -> {}
       }
     }
+    // this replica is still at work on its own (queued ones too): the others hear of it
+    List<String> seen = List.copyOf(mine);
     List<Pod> missing = new ArrayList<>();
     for (int i = pool.size(); i < size; i++) {
       missing.add(
@@ -374,17 +409,31 @@ public class WarmPools {
                   SandboxPodFactory.warm(poolSpec(environment)))
               .editMetadata()
               .addToAnnotations(SandboxLabels.PREPARER, replicaId)
+              .addToAnnotations(SandboxLabels.PREPARER_SEEN, now.toString())
               .endMetadata()
               .build());
     }
     missing.forEach(pod -> mine.add(pod.getMetadata().getName()));
     // The pods start together; waiting for each in turn costs about one start.
     return Multi.createFrom()
-        .iterable(missing)
+        .iterable(seen)
         .onItem()
-        .transformToUniAndConcatenate(gateway::create)
+        .transformToUniAndConcatenate(
+            name ->
+                gateway
+                    .annotate(name, SandboxLabels.PREPARER_SEEN, now.toString())
+                    .onFailure()
+                    .recoverWithNull())
         .collect()
         .asList()
+        .flatMap(
+            ignored ->
+                Multi.createFrom()
+                    .iterable(missing)
+                    .onItem()
+                    .transformToUniAndConcatenate(gateway::create)
+                    .collect()
+                    .asList())
         .flatMap(
             created ->
                 Multi.createFrom()
@@ -405,10 +454,12 @@ public class WarmPools {
   }
 
   /**
-   * How long past its start and setup time limits a pool pod may stay unready before another
-   * replica takes it for abandoned.
+   * Reconciler passes after which a replica not heard of for an unready pool pod it prepares is
+   * taken to have stopped (and at least {@link #LEAST_SILENCE}).
    */
-  static final java.time.Duration PREPARATION_MARGIN = java.time.Duration.ofMinutes(1);
+  static final int SILENT_PASSES = 5;
+
+  static final java.time.Duration LEAST_SILENCE = java.time.Duration.ofMinutes(2);
 
   /** Where a pool pod is in its preparation, seen from one replica. */
   enum Preparation {
@@ -418,7 +469,7 @@ public class WarmPools {
     MINE,
     /** Another replica prepares it. */
     THEIRS,
-    /** Unready past any preparation's time: its preparer is gone, or failed to remove it. */
+    /** Unready, and its preparer not heard of for a while: it stopped. */
     ABANDONED,
     /** No replica prepares it (a replica of an older version made it). */
     UNCLAIMED
@@ -433,16 +484,16 @@ public class WarmPools {
     if (replicaId.equals(preparer)) {
       return Preparation.MINE;
     }
-    if (createdBefore(pod, abandonedBefore)) {
+    String seen = annotations == null ? null : annotations.get(SandboxLabels.PREPARER_SEEN);
+    if (before(seen != null ? seen : pod.getMetadata().getCreationTimestamp(), abandonedBefore)) {
       return Preparation.ABANDONED;
     }
     return preparer == null ? Preparation.UNCLAIMED : Preparation.THEIRS;
   }
 
-  private static boolean createdBefore(Pod pod, java.time.Instant instant) {
-    String created = pod.getMetadata().getCreationTimestamp();
+  private static boolean before(String instant, java.time.Instant limit) {
     try {
-      return created != null && java.time.Instant.parse(created).isBefore(instant);
+      return instant != null && java.time.Instant.parse(instant).isBefore(limit);
     } catch (java.time.format.DateTimeParseException unreadable) {
       return false;
     }
@@ -460,6 +511,8 @@ public class WarmPools {
                 builder
                     .editMetadata()
                     .addToAnnotations(SandboxLabels.PREPARER, replicaId)
+                    .addToAnnotations(
+                        SandboxLabels.PREPARER_SEEN, java.time.Instant.now().toString())
                     .endMetadata())
         .map(won -> won ? Optional.of(pod.getMetadata().getName()) : Optional.<String>empty());
   }
