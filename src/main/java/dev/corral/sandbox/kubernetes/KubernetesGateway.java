@@ -143,34 +143,24 @@ public class KubernetesGateway {
 
   /** Sets an annotation of the pod as it is now. */
   Uni<Void> annotate(String name, String key, String value) {
-    return call(
+    return edit(
         "annotate pod " + name,
-        () -> {
-          pod(name)
-              .edit(
-                  current ->
-                      new PodBuilder(current)
-                          .editMetadata()
-                          .addToAnnotations(key, value)
-                          .endMetadata()
-                          .build());
-          return null;
-        });
+        name,
+        pod -> pod.editMetadata().addToAnnotations(key, value).endMetadata());
   }
 
   /** Adds a label to the pod as it is now. */
   Uni<Void> label(String name, String key, String value) {
+    return edit(
+        "label pod " + name, name, pod -> pod.editMetadata().addToLabels(key, value).endMetadata());
+  }
+
+  /** Applies {@code change} to the pod as it is now (a patch: no other change is lost). */
+  private Uni<Void> edit(String what, String name, UnaryOperator<PodBuilder> change) {
     return call(
-        "label pod " + name,
+        what,
         () -> {
-          pod(name)
-              .edit(
-                  current ->
-                      new PodBuilder(current)
-                          .editMetadata()
-                          .addToLabels(key, value)
-                          .endMetadata()
-                          .build());
+          pod(name).edit(current -> change.apply(new PodBuilder(current)).build());
           return null;
         });
   }

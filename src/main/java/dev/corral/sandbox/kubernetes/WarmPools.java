@@ -208,6 +208,17 @@ public class WarmPools {
                                 .map(deleted -> report.plus(new Report(deleted, 0)))));
   }
 
+  /** {@code step} of each of {@code items}, one after the other; their outcomes in order. */
+  private static <T, R> Uni<List<R>> eachInTurn(
+      List<T> items, java.util.function.Function<T, Uni<R>> step) {
+    return Multi.createFrom()
+        .iterable(items)
+        .onItem()
+        .<R>transformToUniAndConcatenate(item -> step.apply(item))
+        .collect()
+        .asList();
+  }
+
   /** The pool label's value on a pool pod that left its pool to be deleted. */
   static final String RETIRED = "retired";
 
@@ -216,18 +227,14 @@ public class WarmPools {
    * replica stopped) after they left their pool.
    */
   private Uni<Integer> deleteRetired(List<Pod> retired) {
-    return Multi.createFrom()
-        .iterable(retired)
-        .onItem()
-        .transformToUniAndConcatenate(
+    return eachInTurn(
+            retired,
             pod ->
                 gateway
                     .delete(pod.getMetadata().getName())
                     .replaceWith(1)
                     .onFailure()
                     .recoverWithItem(0))
-        .collect()
-        .asList()
         .map(deleted -> deleted.stream().mapToInt(Integer::intValue).sum());
   }
 
@@ -296,12 +303,7 @@ public class WarmPools {
         steps.add(fill(environment, size, pool));
       }
     }
-    return Multi.createFrom()
-        .iterable(steps)
-        .onItem()
-        .transformToUniAndConcatenate(step -> step)
-        .collect()
-        .asList()
+    return eachInTurn(steps, step -> step)
         .map(reports -> reports.stream().reduce(new Report(0, 0), Report::plus));
   }
 
@@ -325,12 +327,7 @@ public class WarmPools {
   }
 
   private Uni<Report> deleteAll(List<Pod> pods) {
-    return Multi.createFrom()
-        .iterable(pods)
-        .onItem()
-        .transformToUniAndConcatenate(this::retire)
-        .collect()
-        .asList()
+    return eachInTurn(pods, this::retire)
         .map(
             retired -> new Report((int) retired.stream().filter(Boolean::booleanValue).count(), 0));
   }
@@ -415,33 +412,17 @@ public class WarmPools {
     }
     missing.forEach(pod -> mine.add(pod.getMetadata().getName()));
     // The pods start together; waiting for each in turn costs about one start.
-    return Multi.createFrom()
-        .iterable(seen)
-        .onItem()
-        .transformToUniAndConcatenate(
+    return eachInTurn(
+            seen,
             name ->
                 gateway
                     .annotate(name, SandboxLabels.PREPARER_SEEN, now.toString())
                     .onFailure()
                     .recoverWithNull())
-        .collect()
-        .asList()
-        .flatMap(
-            ignored ->
-                Multi.createFrom()
-                    .iterable(missing)
-                    .onItem()
-                    .transformToUniAndConcatenate(gateway::create)
-                    .collect()
-                    .asList())
+        .flatMap(ignored -> eachInTurn(missing, gateway::create))
         .flatMap(
             created ->
-                Multi.createFrom()
-                    .iterable(unclaimed)
-                    .onItem()
-                    .transformToUniAndConcatenate(this::claimToPrepare)
-                    .collect()
-                    .asList()
+                eachInTurn(unclaimed, this::claimToPrepare)
                     .map(
                         claimed -> {
                           claimed.stream().flatMap(Optional::stream).forEach(mine::add);
