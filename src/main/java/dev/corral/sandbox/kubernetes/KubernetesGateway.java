@@ -259,7 +259,9 @@ public class KubernetesGateway {
         if (waiting != null
             && (CANNOT_START.contains(waiting.getReason())
                 || (PULL_BACKING_OFF.equals(waiting.getReason())
-                    && olderThan(pod, pullPatience)))) {
+                    && before(
+                        pod.getMetadata().getCreationTimestamp(),
+                        java.time.Instant.now().minus(pullPatience))))) {
           throw new FailedPreconditionException(
               "sandbox pod "
                   + name
@@ -273,11 +275,13 @@ public class KubernetesGateway {
     return running(pod) ? pod : null;
   }
 
-  private static boolean olderThan(Pod pod, Duration age) {
-    String created = pod.getMetadata().getCreationTimestamp();
+  /**
+   * Whether {@code instant}, as the API writes one (a creation timestamp, an annotation), is before
+   * {@code limit}; false when there is none or it cannot be read.
+   */
+  static boolean before(String instant, java.time.Instant limit) {
     try {
-      return created != null
-          && java.time.Instant.parse(created).plus(age).isBefore(java.time.Instant.now());
+      return instant != null && java.time.Instant.parse(instant).isBefore(limit);
     } catch (java.time.format.DateTimeParseException unreadable) {
       return false;
     }

@@ -108,9 +108,7 @@ class PodExec {
      * ends a sandbox it gives up.
      */
     private Uni<Void> stoppedAfterInterrupt() {
-      return stopSince(pod, started)
-          .onFailure()
-          .recoverWithItem(false)
+      return saysStopped(pod, started)
           .flatMap(
               stopped ->
                   stopped
@@ -271,6 +269,11 @@ class PodExec {
             });
   }
 
+  /** As {@link #stopSince}, a stop that failed saying nothing either. */
+  private Uni<Boolean> saysStopped(String pod, Started started) {
+    return stopSince(pod, started).onFailure().recoverWithItem(false);
+  }
+
   /** Runs {@code command} unless {@code interrupted} says, once its arguments are in, not to. */
   private Uni<ExecResult> execute(
       String sandboxId,
@@ -309,9 +312,7 @@ class PodExec {
    * not say it is done gives the sandbox up, for the pod's end if that is what the API says.
    */
   private Uni<Void> stopAbandoned(String sandboxId, String pod, Started started) {
-    return stopSince(pod, started)
-        .onFailure()
-        .recoverWithItem(false)
+    return saysStopped(pod, started)
         .flatMap(
             stopped ->
                 stopped

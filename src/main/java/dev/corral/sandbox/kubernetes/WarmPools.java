@@ -466,18 +466,11 @@ public class WarmPools {
       return Preparation.MINE;
     }
     String seen = annotations == null ? null : annotations.get(SandboxLabels.PREPARER_SEEN);
-    if (before(seen != null ? seen : pod.getMetadata().getCreationTimestamp(), abandonedBefore)) {
+    if (KubernetesGateway.before(
+        seen != null ? seen : pod.getMetadata().getCreationTimestamp(), abandonedBefore)) {
       return Preparation.ABANDONED;
     }
     return preparer == null ? Preparation.UNCLAIMED : Preparation.THEIRS;
-  }
-
-  private static boolean before(String instant, java.time.Instant limit) {
-    try {
-      return instant != null && java.time.Instant.parse(instant).isBefore(limit);
-    } catch (java.time.format.DateTimeParseException unreadable) {
-      return false;
-    }
   }
 
   /**
